@@ -1,0 +1,13 @@
+#include "client/cli.h"
+#include "client/commands/commands.h"
+
+namespace lpd::client {
+
+std::vector<Command> command_table() {
+  return {
+      status_command(),
+      ping_command(),
+  };
+}
+
+}  // namespace lpd::client

@@ -1,0 +1,37 @@
+#include <iostream>
+
+#include "client/cli.h"
+#include "client/commands/commands.h"
+
+namespace lpd::client {
+
+Command status_command() {
+  return {"status", "Show the daemon's version, pid, uptime, socket, state directory and connections",
+          [](CLI::App&) -> CommandRun {
+            return [](const GlobalOptions& global) {
+              auto connection = global.connect();
+              json status = connection.request("status");
+              if (global.json) {
+                print_json(status);
+                return kExitOk;
+              }
+              std::cout << "lpd " << status.value("version", "?") << " (protocol " << status.value("protocol", 0)
+                        << ")\n"
+                        << "pid:         " << status.value("pid", 0) << "\n"
+                        << "uptime:      " << format_duration(status.value("uptime_seconds", 0.0)) << "\n"
+                        << "socket:      " << status.value("socket", "") << "\n"
+                        << "state dir:   " << status.value("state_dir", "") << "\n";
+              const json connections = status.value("connections", json::object());
+              std::cout << "connections: " << connections.value("open", 0) << " open, "
+                        << connections.value("accepted_total", 0) << " since start\n";
+              if (status.contains("counts")) {
+                for (const auto& [name, count] : status["counts"].items())
+                  std::cout << name << ":" << std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') << count
+                            << "\n";
+              }
+              return kExitOk;
+            };
+          }};
+}
+
+}  // namespace lpd::client

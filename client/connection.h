@@ -1,0 +1,79 @@
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/line_reader.h"
+
+namespace lpd::client {
+
+using json = nlohmann::json;
+
+/// Thrown when nothing answers on the socket (absent, refused, or silent past
+/// the timeout). lpctl turns it into one line and exit code 2.
+class DaemonUnreachable : public std::runtime_error {
+ public:
+  DaemonUnreachable(std::string socket_path, std::string why)
+      : std::runtime_error("no lpd answering on " + socket_path + " (" + why + ")"),
+        socket_path_(std::move(socket_path)) {}
+  const std::string& socket_path() const { return socket_path_; }
+
+ private:
+  std::string socket_path_;
+};
+
+/// Connection is a blocking client for one daemon connection: it connects,
+/// says hello and then sends requests and reads their replies in order.
+/// Server pushes that arrive while a reply is awaited are kept for
+/// next_push(). Every wait is a poll() on the socket with a deadline.
+class Connection {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  /// Connects and performs the hello handshake within `timeout`.
+  static Connection open(const std::string& socket_path, std::chrono::milliseconds timeout,
+                         std::string_view role = "cli");
+
+  Connection(Connection&& other) noexcept;
+  Connection& operator=(Connection&&) = delete;
+  Connection(const Connection&) = delete;
+  ~Connection();
+
+  /// Sends a request and waits for its reply. Returns `result`, or throws
+  /// protocol::Error with the daemon's code and message. `timeout` of zero
+  /// means wait without limit (for operations that end on the daemon's own clock).
+  json request(std::string_view op, json fields = json::object(),
+               std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  /// Sends a notification: no reply comes back.
+  void notify(std::string_view op, json fields = json::object());
+
+  /// Waits for the next server push; nullopt on timeout. Throws
+  /// DaemonUnreachable when the daemon closes the connection.
+  std::optional<json> next_push(std::optional<std::chrono::milliseconds> timeout);
+
+  const json& hello_result() const { return hello_; }
+  const std::string& socket_path() const { return socket_path_; }
+  int fd() const { return fd_; }
+
+ private:
+  Connection(int fd, std::string socket_path, std::chrono::milliseconds timeout);
+  void send_line(const std::string& line);
+  /// Reads until one whole message is available or the deadline passes.
+  std::optional<json> read_message(std::optional<Clock::time_point> deadline);
+
+  int fd_ = -1;
+  std::string socket_path_;
+  std::chrono::milliseconds timeout_;
+  protocol::LineReader reader_;
+  std::deque<json> pushes_;
+  std::int64_t next_id_ = 1;
+  json hello_;
+};
+
+}  // namespace lpd::client

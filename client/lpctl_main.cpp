@@ -1,0 +1,65 @@
+// lpctl: the command-line client of lpd.
+#include <unistd.h>
+
+#include <iostream>
+#include <map>
+
+#include "client/cli.h"
+#include "protocol/error.h"
+#include "protocol/paths.h"
+#include "protocol/version.h"
+
+int main(int argc, char** argv) {
+  using namespace lpd::client;
+  CLI::App app{"lpctl: control lpd, the test-process supervisor.\n"
+               "Exit codes: 0 ok, 1 the operation failed, 2 no lpd answered, 64 bad command line."};
+  app.require_subcommand(0, 1);
+  app.fallthrough();
+  GlobalOptions global;
+  bool show_version = false;
+  app.add_flag("--version", show_version, "Print lpctl's version");
+  app.add_option("--socket", global.socket,
+                 "Daemon socket (default: $LPD_SOCKET, else /run/lpd/lpd.sock for root, "
+                 "else $XDG_RUNTIME_DIR/lpd/lpd.sock, else /tmp/lpd-$UID/lpd.sock)");
+  app.add_flag("--json", global.json, "Machine-readable output: one JSON document per line");
+  app.add_option("--timeout", global.timeout_seconds, "Seconds to wait for the daemon's answer (default 10)")
+      ->check(CLI::PositiveNumber);
+
+  std::map<CLI::App*, CommandRun> runs;
+  for (auto& command : command_table()) {
+    CLI::App* sub = app.add_subcommand(command.name, command.description);
+    runs[sub] = command.configure(*sub);
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  if (show_version) {
+    std::cout << "lpctl " << lpd::protocol::kLpdVersion << " (protocol " << lpd::protocol::kProtocolVersion << ")\n";
+    return kExitOk;
+  }
+  if (global.socket.empty())
+    global.socket = lpd::protocol::default_socket_path(::geteuid(), lpd::protocol::process_env());
+
+  for (auto& [sub, run] : runs) {
+    if (!sub->parsed()) continue;
+    try {
+      return run(global);
+    } catch (const DaemonUnreachable& e) {
+      std::cerr << "lpctl: " << e.what() << ". Start it with: lpd start --socket " << e.socket_path() << "\n";
+      return kExitUnreachable;
+    } catch (const lpd::protocol::Error& e) {
+      std::cerr << "lpctl: " << sub->get_name() << ": " << e.what() << " [" << lpd::protocol::to_string(e.code())
+                << "]\n";
+      return kExitFailed;
+    } catch (const std::exception& e) {
+      std::cerr << "lpctl: " << sub->get_name() << ": " << e.what() << "\n";
+      return kExitFailed;
+    }
+  }
+  std::cout << app.help();
+  return kExitUsage;
+}

@@ -1,0 +1,106 @@
+#include "daemon/daemon.h"
+
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/listen_socket.h"
+#include "daemon/operation_table.h"
+#include "daemon/readiness.h"
+
+namespace lpd::daemon {
+namespace {
+
+/// Many test workers connect at once; the default soft limit of 1024 fds is
+/// too tight for a daemon, and raising it to the hard limit costs nothing.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+}  // namespace
+
+Daemon::Daemon(DaemonConfig config)
+    : config_(std::move(config)),
+      started_at_(std::chrono::system_clock::now()),
+      dispatcher_(operation_table(*this)),
+      server_(io_, dispatcher_, config_.hello_timeout),
+      stop_signals_(io_, SIGTERM, SIGINT) {
+  server_.on_session_closed([this](const Peer& peer) { on_session_closed(peer); });
+}
+
+Daemon::~Daemon() = default;
+
+int Daemon::run(Readiness& readiness) {
+  const bool root = ::geteuid() == 0;
+  try {
+    make_directories(config_.state_dir, root ? 0755 : 0700);
+    const auto slash = config_.socket_path.rfind('/');
+    if (slash != std::string::npos && slash > 0)
+      make_directories(config_.socket_path.substr(0, slash), root ? 0755 : 0700);
+    pid_t holder = 0;
+    socket_lock_ = FileLock::try_acquire(config_.socket_path + ".lock", &holder);
+    if (!socket_lock_) {
+      throw AlreadyRunning("lpd is already running on socket " + config_.socket_path +
+                           (holder > 0 ? " (pid " + std::to_string(holder) + ")" : ""));
+    }
+    state_lock_ = FileLock::try_acquire(config_.state_dir + "/lpd.lock", &holder);
+    if (!state_lock_) {
+      throw AlreadyRunning("another lpd" + (holder > 0 ? " (pid " + std::to_string(holder) + ")" : std::string()) +
+                           " is using state directory " + config_.state_dir);
+    }
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    readiness.failed(e.what());
+    return 1;
+  }
+
+  int listen_fd = -1;
+  try {
+    listen_fd = bind_listening_socket(config_.socket_path, root ? 0755 : 0700, root ? 0660 : 0600);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    readiness.failed(e.what());
+    return 1;
+  }
+
+  raise_fd_limit();
+  std::signal(SIGPIPE, SIG_IGN);
+  stop_signals_.async_wait([this](boost::system::error_code ec, int signo) {
+    if (ec) return;
+    spdlog::info("received signal {}, shutting down", signo);
+    request_stop();
+  });
+
+  server_.start(listen_fd);
+  spdlog::info("lpd pid {} listening on {} (state {})", ::getpid(), config_.socket_path, config_.state_dir);
+  readiness.ready(::getpid());
+
+  io_.run();
+
+  ::unlink(config_.socket_path.c_str());
+  spdlog::info("lpd stopped");
+  return 0;
+}
+
+void Daemon::request_stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  stop_signals_.cancel();
+  server_.stop();
+  // Supervised processes are deliberately left running: the next lpd re-adopts them.
+  io_.stop();
+}
+
+void Daemon::on_session_closed(const Peer& peer) {
+  spdlog::debug("peer pid {} (session {}) left", peer.pid, peer.session_id);
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <sys/types.h>
+
+namespace lpd::daemon {
+
+/// FileLock is an exclusive flock on a file holding the owner's pid. The
+/// kernel drops it when the process dies, so unlike a pid file it can never
+/// go stale; the pid inside is only for the error message.
+class FileLock {
+ public:
+  /// Takes the lock without waiting. On failure returns nullopt and, when
+  /// another process holds it, sets `holder` to the pid written inside.
+  static std::optional<FileLock> try_acquire(const std::string& path, pid_t* holder);
+
+  FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  FileLock& operator=(FileLock&& other) noexcept;
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  ~FileLock();
+
+  /// Rewrites the pid inside (after a fork changed it).
+  void record_pid(pid_t pid);
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+}  // namespace lpd::daemon

@@ -1,0 +1,149 @@
+// lpd: the daemon. `lpd start` runs it; everything else talks to it over its socket.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "daemon/daemon.h"
+#include "daemon/logging.h"
+#include "daemon/readiness.h"
+#include "protocol/paths.h"
+#include "protocol/version.h"
+
+namespace {
+
+using lpd::daemon::DaemonConfig;
+using lpd::daemon::Readiness;
+
+void redirect_stdio_to_dev_null() {
+  int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd < 0) return;
+  ::dup2(null_fd, STDIN_FILENO);
+  ::dup2(null_fd, STDOUT_FILENO);
+  ::dup2(null_fd, STDERR_FILENO);
+  if (null_fd > STDERR_FILENO) ::close(null_fd);
+}
+
+int run_daemon(const DaemonConfig& config, Readiness& readiness) {
+  try {
+    lpd::daemon::setup_logging(config.foreground, config.state_dir, config.log_level);
+  } catch (const std::exception& e) {
+    // Most likely the state directory is not writable; the daemon cannot log.
+    readiness.failed(std::string("cannot open log: ") + e.what());
+    return 1;
+  }
+  lpd::daemon::Daemon daemon(config);
+  return daemon.run(readiness);
+}
+
+/// Forks twice so the daemon is not a session leader and not our child, and
+/// returns in the parent only once the daemon reported ready or failed.
+int start_in_background(const DaemonConfig& config) {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    std::perror("lpd: pipe");
+    return 1;
+  }
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  if (child < 0) {
+    std::perror("lpd: fork");
+    return 1;
+  }
+  if (child > 0) {
+    ::close(pipe_fds[1]);
+    const auto report = lpd::daemon::wait_for_readiness(pipe_fds[0]);
+    int ignored;
+    ::waitpid(child, &ignored, 0);
+    if (report.ready) {
+      std::cout << "lpd started (pid " << report.pid << ") on " << config.socket_path << "\n"
+                << "state: " << config.state_dir << ", log: " << config.state_dir << "/lpd.log\n";
+      return 0;
+    }
+    if (!report.error.empty())
+      std::cerr << "lpd: " << report.error << "\n";
+    else
+      std::cerr << "lpd: the daemon exited during startup; see " << config.state_dir << "/lpd.log\n";
+    return 1;
+  }
+  ::close(pipe_fds[0]);
+  ::setsid();
+  const pid_t grandchild = ::fork();
+  if (grandchild != 0) ::_exit(grandchild < 0 ? 1 : 0);
+  if (::chdir("/") != 0) ::_exit(1);
+  redirect_stdio_to_dev_null();
+  Readiness readiness(pipe_fds[1]);
+  return run_daemon(config, readiness);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lpd: supervisor daemon for test processes.\n"
+               "Spawns and tracks test runs and helper servers, holds live pauses and crash records,\n"
+               "and serves lpctl and the in-test shims over a Unix socket."};
+  app.require_subcommand(0, 1);
+  bool show_version = false;
+  app.add_flag("--version", show_version, "Print lpd's version and protocol version, then exit");
+
+  DaemonConfig config;
+  int ready_fd = -1;
+  auto* start = app.add_subcommand("start", "Start the daemon (in the background unless --foreground)");
+  start->add_flag("--foreground", config.foreground, "Stay in the foreground and log to stderr");
+  start->add_option("--socket", config.socket_path,
+                    "Socket path (default: $LPD_SOCKET, else /run/lpd/lpd.sock for root, "
+                    "else $XDG_RUNTIME_DIR/lpd/lpd.sock, else /tmp/lpd-$UID/lpd.sock)");
+  start->add_option("--state-dir", config.state_dir,
+                    "State directory (default: /var/lib/lpd for root, else $XDG_STATE_HOME/lpd "
+                    "or ~/.local/state/lpd)");
+  start->add_option("--log-level", config.log_level, "trace, debug, info, warn, error, critical or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->default_str("info");
+  start->add_option("--ready-fd", ready_fd,
+                    "With --foreground: write \"READY <pid>\" (or \"ERROR <why>\") to this fd once the "
+                    "socket accepts connections");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (show_version) {
+    std::cout << "lpd " << lpd::protocol::kLpdVersion << " (protocol " << lpd::protocol::kProtocolVersion << ")\n";
+    return 0;
+  }
+  if (!start->parsed()) {
+    std::cout << app.help();
+    return 64;
+  }
+
+  const auto env = lpd::protocol::process_env();
+  if (config.socket_path.empty()) config.socket_path = lpd::protocol::default_socket_path(::geteuid(), env);
+  if (config.state_dir.empty()) config.state_dir = lpd::protocol::default_state_dir(::geteuid(), env);
+  if (config.socket_path.front() != '/' || config.state_dir.front() != '/') {
+    // The daemon changes directory to /; relative paths would silently move.
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof(cwd)) == nullptr) {
+      std::cerr << "lpd: cannot resolve relative paths: getcwd failed\n";
+      return 1;
+    }
+    if (config.socket_path.front() != '/') config.socket_path = std::string(cwd) + "/" + config.socket_path;
+    if (config.state_dir.front() != '/') config.state_dir = std::string(cwd) + "/" + config.state_dir;
+  }
+
+  if (!config.foreground) {
+    if (ready_fd >= 0) {
+      std::cerr << "lpd: --ready-fd needs --foreground\n";
+      return 64;
+    }
+    return start_in_background(config);
+  }
+  Readiness readiness(ready_fd);
+  if (ready_fd >= 0) ::fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
+  return run_daemon(config, readiness);
+}

@@ -1,0 +1,54 @@
+#include "daemon/ops/daemon_ops.h"
+
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+#include "protocol/version.h"
+
+namespace lpd::daemon {
+
+using protocol::Error;
+using protocol::ErrorCode;
+
+json handle_hello(Daemon&, Call& call) {
+  if (call.peer.said_hello) throw Error(ErrorCode::kConflict, "hello was already received on this connection");
+  if (auto version = call.fields.optional_integer("protocol"); version && *version != protocol::kProtocolVersion) {
+    throw Error(ErrorCode::kBadRequest, "protocol version " + std::to_string(*version) +
+                                            " is not supported; this lpd speaks version " +
+                                            std::to_string(protocol::kProtocolVersion));
+  }
+  call.peer.role = call.fields.optional_string("role").value_or("unknown");
+  call.peer.client_name = call.fields.optional_string("client").value_or("");
+  call.peer.said_hello = true;
+  return {{"lpd_version", protocol::kLpdVersion},
+          {"protocol", protocol::kProtocolVersion},
+          {"server_pid", ::getpid()},
+          {"session", call.peer.session_id},
+          {"peer", {{"uid", call.peer.uid}, {"gid", call.peer.gid}, {"pid", call.peer.pid}}}};
+}
+
+json handle_ping(Daemon&, Call&) { return {{"pong", true}}; }
+
+json handle_status(Daemon& daemon, Call&) {
+  const auto now = std::chrono::system_clock::now();
+  const double uptime = std::chrono::duration<double>(now - daemon.started_at()).count();
+  return {{"version", protocol::kLpdVersion},
+          {"protocol", protocol::kProtocolVersion},
+          {"pid", ::getpid()},
+          {"uid", ::geteuid()},
+          {"started_at", std::chrono::duration<double>(daemon.started_at().time_since_epoch()).count()},
+          {"uptime_seconds", uptime},
+          {"socket", daemon.config().socket_path},
+          {"state_dir", daemon.config().state_dir},
+          {"connections",
+           {{"open", daemon.server().open_sessions()}, {"accepted_total", daemon.server().accepted_total()}}}};
+}
+
+json handle_operations(Daemon& daemon, Call&) {
+  json list = json::array();
+  for (const auto& op : daemon.dispatcher().operations())
+    list.push_back({{"op", op.name}, {"summary", op.summary}});
+  return {{"operations", list}};
+}
+
+}  // namespace lpd::daemon

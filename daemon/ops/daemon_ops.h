@@ -1,0 +1,15 @@
+#pragma once
+
+#include "daemon/dispatcher.h"
+
+namespace lpd::daemon {
+
+class Daemon;
+
+/// Connection-level operations: the handshake and daemon introspection.
+json handle_hello(Daemon& daemon, Call& call);
+json handle_ping(Daemon& daemon, Call& call);
+json handle_status(Daemon& daemon, Call& call);
+json handle_operations(Daemon& daemon, Call& call);
+
+}  // namespace lpd::daemon

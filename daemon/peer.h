@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <sys/types.h>
+
+namespace lpd::daemon {
+
+/// Peer is who is on the other end of one connection: the kernel's word on
+/// uid/gid/pid (SO_PEERCRED, taken at accept, never from the peer's own
+/// claims) plus what the peer said about itself in `hello`.
+struct Peer {
+  std::uint64_t session_id = 0;
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+  pid_t pid = 0;
+
+  bool said_hello = false;
+  std::string role;       // "cli", "shim", ... as declared in hello; informative only
+  std::string client_name;  // free text from hello, shown in logs
+};
+
+}  // namespace lpd::daemon

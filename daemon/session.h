@@ -1,0 +1,66 @@
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "daemon/dispatcher.h"
+#include "daemon/peer.h"
+#include "protocol/line_reader.h"
+
+namespace lpd::daemon {
+
+/// Session is one connection: it frames lines, hands them to the dispatcher
+/// and writes what comes back, in order. It holds no business state: the
+/// registries learn about it only through its Peer and its close callback.
+class Session : public ReplySink, public std::enable_shared_from_this<Session> {
+ public:
+  using Socket = boost::asio::local::stream_protocol::socket;
+  using ClosedCallback = std::function<void(Session&)>;
+
+  /// Outgoing bytes allowed to queue for a peer that does not read; past
+  /// this the peer is dropped rather than letting it grow the daemon.
+  static constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;
+
+  Session(Socket socket, Peer peer, Dispatcher& dispatcher,
+          std::chrono::milliseconds hello_timeout, ClosedCallback on_closed);
+
+  void start();
+  /// Stops reading and closes once everything queued has been written.
+  void close_after_flush();
+  void close();
+
+  void send(std::string line) override;
+  bool open() const override { return open_; }
+
+  Peer& peer() { return peer_; }
+  const Peer& peer() const { return peer_; }
+
+ private:
+  void read_more();
+  void handle_bytes(std::size_t n);
+  void write_more();
+
+  Socket socket_;
+  Peer peer_;
+  Dispatcher& dispatcher_;
+  boost::asio::steady_timer hello_timer_;
+  std::chrono::milliseconds hello_timeout_;
+  ClosedCallback on_closed_;
+
+  protocol::LineReader reader_;
+  std::array<char, 64 * 1024> read_buffer_{};
+  std::deque<std::string> outgoing_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  bool open_ = true;
+  bool closing_ = false;  // no more reads; close when outgoing_ drains
+};
+
+}  // namespace lpd::daemon

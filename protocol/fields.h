@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lpd::protocol {
+
+/// Typed access to a message's fields. Each getter throws Error(kBadRequest)
+/// naming the field and the type it wanted, so every handler rejects missing
+/// or mistyped input with the same clear wording.
+class Fields {
+ public:
+  explicit Fields(const nlohmann::json& body) : body_(body) {}
+
+  std::string string(std::string_view name) const;
+  std::optional<std::string> optional_string(std::string_view name) const;
+  std::int64_t integer(std::string_view name) const;
+  std::optional<std::int64_t> optional_integer(std::string_view name) const;
+  /// Seconds as a non-negative number (integer or fractional).
+  std::optional<double> optional_seconds(std::string_view name) const;
+  std::optional<bool> optional_boolean(std::string_view name) const;
+  std::vector<std::string> string_list(std::string_view name) const;  // absent -> empty
+  /// A JSON object of string values (like an environment), absent -> empty.
+  std::vector<std::pair<std::string, std::string>> string_map(std::string_view name) const;
+  bool has(std::string_view name) const;
+
+ private:
+  const nlohmann::json* find(std::string_view name) const;
+  const nlohmann::json& body_;
+};
+
+}  // namespace lpd::protocol

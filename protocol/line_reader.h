@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "protocol/limits.h"
+
+namespace lpd::protocol {
+
+/// LineReader turns a byte stream into complete lines with a hard bound on
+/// memory. Bytes are fed as they arrive; whole lines come out without their
+/// newline. A line that grows past the limit is reported once as oversized
+/// and its bytes are discarded up to the next newline, so a peer streaming
+/// an endless line costs at most `max_line` bytes.
+class LineReader {
+ public:
+  explicit LineReader(std::size_t max_line = kMaxLineBytes) : max_line_(max_line) {}
+
+  void feed(std::string_view bytes) { pending_.append(bytes); }
+
+  enum class Status { kLine, kNeedMore, kOversized };
+  struct Next {
+    Status status;
+    std::string line;  // set for kLine
+  };
+
+  /// Returns the next complete line, kNeedMore when none is buffered, or
+  /// kOversized (once per oversized line) when the current line broke the limit.
+  Next next();
+
+  /// Bytes of an incomplete line kept so far (0 while discarding an oversized one).
+  std::size_t buffered() const { return pending_.size() - scan_from_; }
+
+ private:
+  std::size_t max_line_;
+  std::string pending_;
+  std::size_t scan_from_ = 0;   // bytes already consumed at the front of pending_
+  std::size_t searched_ = 0;    // bytes after scan_from_ known to hold no newline
+  bool discarding_ = false;
+};
+
+}  // namespace lpd::protocol
