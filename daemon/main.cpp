@@ -104,6 +104,10 @@ int main(int argc, char** argv) {
   start->add_option("--log-level", config.log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->default_str("info");
+  double hello_timeout_seconds = 10;
+  start->add_option("--hello-timeout", hello_timeout_seconds,
+                    "Seconds a new connection may take to send hello before it is closed (default 10)")
+      ->check(CLI::Range(0.01, 3600.0));
   start->add_option("--ready-fd", ready_fd,
                     "With --foreground: write \"READY <pid>\" (or \"ERROR <why>\") to this fd once the "
                     "socket accepts connections");
@@ -122,6 +126,7 @@ int main(int argc, char** argv) {
     return 64;
   }
 
+  config.hello_timeout = std::chrono::milliseconds(static_cast<long long>(hello_timeout_seconds * 1000));
   const auto env = lpd::protocol::process_env();
   if (config.socket_path.empty()) config.socket_path = lpd::protocol::default_socket_path(::geteuid(), env);
   if (config.state_dir.empty()) config.state_dir = lpd::protocol::default_state_dir(::geteuid(), env);

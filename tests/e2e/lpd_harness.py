@@ -1,0 +1,202 @@
+"""Starts a real lpd on a private socket and state directory, and drives the
+real lpctl and raw sockets against it. Waits are events (a readiness pipe,
+socket reads, process exits), never sleeps."""
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+LPD_BIN = os.environ.get("LPD_BIN", "lpd")
+LPCTL_BIN = os.environ.get("LPCTL_BIN", "lpctl")
+SOURCE_DIR = os.environ.get("LPD_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def short_tempdir():
+    """Unix socket paths are limited to 107 bytes; pytest's tmp_path can be longer."""
+    return tempfile.mkdtemp(prefix="lpd-e2e-", dir="/tmp")
+
+
+class RawClient:
+    """A bare protocol peer: one JSON line out, one JSON line in."""
+
+    def __init__(self, path, timeout=10.0):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        self.next_id = 1
+
+    def send_raw(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def read_message(self, timeout=10.0):
+        """Next message as a dict; None when the daemon closed the connection."""
+        self.sock.settimeout(timeout)
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def request(self, op, **fields):
+        msg_id = self.next_id
+        self.next_id += 1
+        self.send_raw(json.dumps(dict(fields, id=msg_id, op=op)) + "\n")
+        while True:
+            msg = self.read_message()
+            assert msg is not None, f"connection closed while waiting for the reply to {op}"
+            if "event" in msg:
+                continue
+            return msg
+
+    def hello(self, **fields):
+        reply = self.request("hello", role=fields.pop("role", "test"), protocol=1, **fields)
+        assert reply["ok"], reply
+        return reply["result"]
+
+    def closed_by_peer(self, timeout=10.0):
+        """True once the daemon closed its end (after draining what it sent)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+class Lpd:
+    """One lpd under test, with its own socket, state directory and log."""
+
+    def __init__(self, root=None):
+        self.root = root or short_tempdir()
+        self.socket = os.path.join(self.root, "lpd.sock")
+        self.state_dir = os.path.join(self.root, "state")
+        self.log_path = os.path.join(self.root, "lpd-stderr.log")
+        self.proc = None
+        self.pid = None
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self, *extra, env=None):
+        read_fd, write_fd = os.pipe()
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [LPD_BIN, "start", "--foreground", "--socket", self.socket, "--state-dir", self.state_dir,
+             "--log-level", "debug", "--ready-fd", str(write_fd), *extra],
+            pass_fds=[write_fd], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            env=env if env is not None else self.env())
+        os.close(write_fd)
+        log.close()
+        report = self._read_all(read_fd)
+        assert report.startswith("READY "), f"lpd did not become ready: {report!r}\n{self.log_text()}"
+        self.pid = int(report.split()[1])
+        assert self.pid == self.proc.pid
+        # Readiness means the socket accepts: prove it with a real connection.
+        client = RawClient(self.socket)
+        client.hello()
+        client.close()
+        return self
+
+    @staticmethod
+    def _read_all(fd):
+        chunks = []
+        while True:
+            data = os.read(fd, 4096)
+            if not data:
+                break
+            chunks.append(data)
+        os.close(fd)
+        return b"".join(chunks).decode().strip()
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stops lpd and asserts it exited cleanly (0) with no sanitizer report."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=60)
+        self.proc = None
+        self.assert_no_sanitizer_errors()
+        assert code == 0, f"lpd exited with {code}\n{self.log_text()}"
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait(timeout=60)
+        self.proc = None
+
+    def env(self, **extra):
+        env = dict(os.environ)
+        env["LPD_SOCKET"] = self.socket
+        env.update(extra)
+        return env
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def assert_no_sanitizer_errors(self):
+        text = self.log_text()
+        for marker in SANITIZER_MARKERS:
+            assert marker not in text, f"sanitizer report in lpd's log:\n{text}"
+
+    # -- clients ---------------------------------------------------------
+    def lpctl(self, *args, check=True, timeout=60, input=None, env=None):
+        result = subprocess.run([LPCTL_BIN, "--socket", self.socket, *args], capture_output=True, text=True,
+                                timeout=timeout, input=input, env=env if env is not None else self.env())
+        if check:
+            assert result.returncode == 0, (
+                f"lpctl {' '.join(args)} exited {result.returncode}\nstdout: {result.stdout}\n"
+                f"stderr: {result.stderr}")
+        return result
+
+    def lpctl_json(self, *args, **kwargs):
+        result = self.lpctl("--json", *args, **kwargs)
+        return json.loads(result.stdout)
+
+    def client(self, hello=True):
+        c = RawClient(self.socket)
+        if hello:
+            c.hello()
+        return c
+
+    def ping(self):
+        c = self.client()
+        reply = c.request("ping")
+        c.close()
+        assert reply["ok"] and reply["result"] == {"pong": True}, reply
+        return True
+
+
+def wait_for_exit(proc, timeout=60):
+    """Waits for a subprocess.Popen to exit and returns its code."""
+    return proc.wait(timeout=timeout)
+
+
+def read_line_with_timeout(stream, timeout):
+    """Reads one line from a text pipe, waiting at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no line within timeout")
+        ready, _, _ = select.select([stream], [], [], left)
+        if ready:
+            return stream.readline()
