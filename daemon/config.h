@@ -3,6 +3,8 @@
 #include <chrono>
 #include <string>
 
+#include "daemon/access.h"
+
 namespace lpd::daemon {
 
 /// Everything `lpd start` was told, after defaults were applied.
@@ -13,6 +15,7 @@ struct DaemonConfig {
   bool foreground = false;
   /// A connection that has not said hello by then is closed.
   std::chrono::milliseconds hello_timeout{10'000};
+  AccessPolicy access;
 };
 
 }  // namespace lpd::daemon

@@ -30,10 +30,12 @@ void raise_fd_limit() {
 Daemon::Daemon(DaemonConfig config)
     : config_(std::move(config)),
       started_at_(std::chrono::system_clock::now()),
+      store_(config_.state_dir),
       dispatcher_(operation_table(*this)),
       server_(io_, dispatcher_, config_.hello_timeout),
       stop_signals_(io_, SIGTERM, SIGINT) {
   server_.on_session_closed([this](const Peer& peer) { on_session_closed(peer); });
+  on_peer_gone([this](const Peer& peer) { events_.drop_session(peer.session_id); });
 }
 
 Daemon::~Daemon() = default;
@@ -71,6 +73,15 @@ int Daemon::run(Readiness& readiness) {
     return 1;
   }
 
+  try {
+    restore_state();
+  } catch (const std::exception& e) {
+    spdlog::error("cannot restore state from {}: {}", config_.state_dir, e.what());
+    readiness.failed(std::string("cannot restore state: ") + e.what());
+    ::close(listen_fd);
+    return 1;
+  }
+
   raise_fd_limit();
   std::signal(SIGPIPE, SIG_IGN);
   stop_signals_.async_wait([this](boost::system::error_code ec, int signo) {
@@ -101,6 +112,11 @@ void Daemon::request_stop() {
 
 void Daemon::on_session_closed(const Peer& peer) {
   spdlog::debug("peer pid {} (session {}) left", peer.pid, peer.session_id);
+  for (auto& listener : peer_gone_) listener(peer);
+}
+
+void Daemon::restore_state() {
+  // (families restore their registries here, in dependency order)
 }
 
 }  // namespace lpd::daemon

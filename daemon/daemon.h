@@ -1,16 +1,21 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <vector>
 #include <optional>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "daemon/access.h"
 #include "daemon/config.h"
 #include "daemon/dispatcher.h"
+#include "daemon/event_bus.h"
 #include "daemon/file_lock.h"
 #include "daemon/server.h"
+#include "daemon/state_store.h"
 
 namespace lpd::daemon {
 
@@ -35,13 +40,28 @@ class Daemon {
   const Server& server() const { return server_; }
   const Dispatcher& dispatcher() const { return dispatcher_; }
   std::chrono::system_clock::time_point started_at() const { return started_at_; }
+  EventBus& events() { return events_; }
+  const StateStore& store() const { return store_; }
+  const AccessPolicy& access() const { return config_.access; }
+
+  /// Families that keep per-connection state (subscriptions, a shim's
+  /// current test, a waiting pause) learn here that a peer left.
+  void on_peer_gone(std::function<void(const Peer&)> listener) { peer_gone_.push_back(std::move(listener)); }
+
+  // -- services, one per operation family (each owns its registry) --------
+  // (families add their service members and accessors here)
 
  private:
   void on_session_closed(const Peer& peer);
+  /// Loads what a previous lpd left in the state directory, before serving.
+  void restore_state();
 
   DaemonConfig config_;
   boost::asio::io_context io_;
   std::chrono::system_clock::time_point started_at_;
+  EventBus events_;
+  StateStore store_;
+  std::vector<std::function<void(const Peer&)>> peer_gone_;
   Dispatcher dispatcher_;
   Server server_;
   boost::asio::signal_set stop_signals_;

@@ -2,6 +2,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/ops/daemon_ops.h"
+#include "daemon/ops/event_ops.h"
 
 namespace lpd::daemon {
 namespace {
@@ -20,6 +21,11 @@ std::vector<Operation> operation_table(Daemon& d) {
       {"ping", "Round-trip check", bind<handle_ping>(d)},
       {"status", "Daemon version, pid, uptime, socket, state directory, connection counts", bind<handle_status>(d)},
       {"ops", "List the operations this daemon serves", bind<handle_operations>(d)},
+      {"events.subscribe", "Push every matching event from now on (run_id, types, replay)",
+       bind<handle_events_subscribe>(d)},
+      {"events.list", "Events kept in memory, filtered by run_id and types", bind<handle_events_list>(d)},
+      // -- pauses and runs (issue 3) --
+      // -- supervised helper processes (issue 4) --
   };
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -15,6 +16,7 @@ struct Peer {
   uid_t uid = static_cast<uid_t>(-1);
   gid_t gid = static_cast<gid_t>(-1);
   pid_t pid = 0;
+  std::vector<gid_t> groups;  // supplementary groups (SO_PEERGROUPS)
 
   bool said_hello = false;
   std::string role;       // "cli", "shim", ... as declared in hello; informative only

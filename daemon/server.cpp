@@ -53,6 +53,10 @@ void Server::accept_next() {
       peer.gid = cred.gid;
       peer.pid = cred.pid;
     }
+    gid_t groups[256];
+    socklen_t groups_len = sizeof(groups);
+    if (getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERGROUPS, groups, &groups_len) == 0)
+      peer.groups.assign(groups, groups + groups_len / sizeof(gid_t));
     spdlog::debug("session {}: connected, pid {} uid {}", peer.session_id, peer.pid, peer.uid);
     auto session = std::make_shared<Session>(std::move(socket), std::move(peer), dispatcher_, hello_timeout_,
                                              [this](Session& s) {

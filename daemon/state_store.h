@@ -1,0 +1,46 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lpd::daemon {
+
+/// StateStore is the only code that writes the state directory. Every file
+/// is replaced atomically (write `<name>.new`, fsync, rename), so a reader
+/// or a restarted lpd never sees half a record; journals (`.jsonl`) grow by
+/// one write() per line. It persists what registries decided and never
+/// decides anything itself.
+class StateStore {
+ public:
+  explicit StateStore(std::string root) : root_(std::move(root)) {}
+
+  const std::string& root() const { return root_; }
+  /// Absolute path of a file under the state directory.
+  std::string path(std::string_view relative) const;
+
+  /// Creates missing parent directories. Throws std::system_error on failure.
+  void write_json(std::string_view relative, const nlohmann::json& value) const;
+  /// nullopt when the file is missing or not valid JSON.
+  std::optional<nlohmann::json> read_json(std::string_view relative) const;
+  /// Appends one line in one write(); `durable` fsyncs it (crash records).
+  void append_line(std::string_view relative, const nlohmann::json& value, bool durable) const;
+  /// Reads a .jsonl journal, skipping lines that do not parse (a torn tail).
+  std::vector<nlohmann::json> read_lines(std::string_view relative) const;
+  void remove(std::string_view relative) const;
+  /// Names of the regular files in a directory under the state dir (empty if absent).
+  std::vector<std::string> list(std::string_view relative_dir) const;
+  void make_dir(std::string_view relative) const;
+
+ private:
+  std::string root_;
+};
+
+/// Appends one JSON line to an absolute path in a single write(), creating
+/// the file; used for journals outside the state directory (--crash-log).
+void append_json_line(const std::string& path, const nlohmann::json& value, bool durable);
+
+}  // namespace lpd::daemon

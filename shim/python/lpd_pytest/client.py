@@ -1,0 +1,148 @@
+"""A blocking client for lpd's line protocol, in plain Python (no dependency
+beyond the standard library), used by the pytest plugin and its fixtures.
+
+One JSON object per line over a Unix socket; see protocol/README.md."""
+
+import itertools
+import json
+import os
+import select
+import socket
+import time
+
+PROTOCOL_VERSION = 1
+MAX_LINE_BYTES = 1024 * 1024
+
+
+class LpdUnavailable(Exception):
+    """No daemon answers on the socket."""
+
+    def __init__(self, socket_path, why):
+        super().__init__(f"no lpd answering on {socket_path} ({why}); start one with: lpd start")
+        self.socket_path = socket_path
+
+
+class LpdError(Exception):
+    """The daemon answered a request with an error reply."""
+
+    def __init__(self, code, message):
+        super().__init__(f"{message} [{code}]")
+        self.code = code
+        self.message = message
+
+
+def default_socket_path():
+    """Same rules as lpd: $LPD_SOCKET, root's /run/lpd, $XDG_RUNTIME_DIR, /tmp/lpd-$UID."""
+    path = os.environ.get("LPD_SOCKET")
+    if path:
+        return path
+    uid = os.geteuid()
+    if uid == 0:
+        return "/run/lpd/lpd.sock"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "lpd", "lpd.sock")
+    return f"/tmp/lpd-{uid}/lpd.sock"
+
+
+class Connection:
+    """One connection: hello on open, then requests answered in order.
+    Pushes that arrive while waiting for a reply are queued for next_push()."""
+
+    def __init__(self, path=None, role="shim", timeout=10.0, **hello_fields):
+        self.path = path or default_socket_path()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.connect(self.path)
+        except OSError as e:
+            self.sock.close()
+            raise LpdUnavailable(self.path, e.strerror or str(e)) from None
+        self._buf = b""
+        self._ids = itertools.count(1)
+        self._pushes = []
+        self.hello = self.request("hello", timeout=timeout, role=role, pid=os.getpid(),
+                                  protocol=PROTOCOL_VERSION, **hello_fields)
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _send(self, obj):
+        data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+        try:
+            self.sock.sendall(data)
+        except OSError as e:
+            raise LpdUnavailable(self.path, f"send failed: {e}") from None
+
+    def notify(self, op, **fields):
+        """A one-way message: no reply, no round trip."""
+        fields["op"] = op
+        self._send(fields)
+
+    def _read_message(self, deadline):
+        while b"\n" not in self._buf:
+            if deadline is None:
+                wait = None
+            else:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    return None
+            ready, _, _ = select.select([self.sock], [], [], wait)
+            if not ready:
+                return None
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError as e:
+                raise LpdUnavailable(self.path, f"receive failed: {e}") from None
+            if not chunk:
+                raise LpdUnavailable(self.path, "the daemon closed the connection")
+            self._buf += chunk
+            if len(self._buf) > MAX_LINE_BYTES + 1 and b"\n" not in self._buf:
+                raise LpdError("too_large", "the daemon sent a line over the protocol limit")
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def request(self, op, timeout=10.0, **fields):
+        """Sends a request and returns the reply's result, raising LpdError on
+        an error reply. timeout=None waits without limit (the daemon enforces
+        its own timeouts for operations that wait)."""
+        msg_id = next(self._ids)
+        fields["id"] = msg_id
+        fields["op"] = op
+        self._send(fields)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            msg = self._read_message(deadline)
+            if msg is None:
+                raise LpdError("timeout", f"no reply to {op!r} within {timeout} s")
+            if "event" in msg:
+                self._pushes.append(msg)
+                continue
+            if "ok" not in msg:
+                continue
+            if msg.get("id") is None and not msg["ok"]:
+                err = msg.get("error", {})
+                raise LpdError(err.get("code", "internal"), err.get("message", "request failed"))
+            if msg.get("id") != msg_id:
+                continue
+            if msg["ok"]:
+                return msg.get("result", {})
+            err = msg.get("error", {})
+            raise LpdError(err.get("code", "internal"), err.get("message", "request failed"))
+
+    def next_push(self, timeout=None):
+        """Next server push as {"event": ..., "data": ...}; None on timeout."""
+        if self._pushes:
+            return self._pushes.pop(0)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            msg = self._read_message(deadline)
+            if msg is None:
+                return None
+            if "event" in msg:
+                return msg
