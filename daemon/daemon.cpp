@@ -31,11 +31,15 @@ Daemon::Daemon(DaemonConfig config)
     : config_(std::move(config)),
       started_at_(std::chrono::system_clock::now()),
       store_(config_.state_dir),
+      runs_(io_, events_, store_),
+      pauses_(io_, events_, store_, runs_.registry(), config_.access),
       dispatcher_(operation_table(*this)),
       server_(io_, dispatcher_, config_.hello_timeout),
       stop_signals_(io_, SIGTERM, SIGINT) {
   server_.on_session_closed([this](const Peer& peer) { on_session_closed(peer); });
   on_peer_gone([this](const Peer& peer) { events_.drop_session(peer.session_id); });
+  on_peer_gone([this](const Peer& peer) { pauses_.peer_gone(peer); });
+  on_peer_gone([this](const Peer& peer) { runs_.peer_gone(peer); });
 }
 
 Daemon::~Daemon() = default;
@@ -117,6 +121,8 @@ void Daemon::on_session_closed(const Peer& peer) {
 
 void Daemon::restore_state() {
   // (families restore their registries here, in dependency order)
+  runs_.restore();
+  pauses_.restore();
 }
 
 }  // namespace lpd::daemon

@@ -14,6 +14,8 @@
 #include "daemon/dispatcher.h"
 #include "daemon/event_bus.h"
 #include "daemon/file_lock.h"
+#include "daemon/pauses/pause_service.h"
+#include "daemon/runs/run_service.h"
 #include "daemon/server.h"
 #include "daemon/state_store.h"
 
@@ -50,6 +52,8 @@ class Daemon {
 
   // -- services, one per operation family (each owns its registry) --------
   // (families add their service members and accessors here)
+  RunService& runs() { return runs_; }
+  PauseService& pauses() { return pauses_; }
 
  private:
   void on_session_closed(const Peer& peer);
@@ -62,6 +66,8 @@ class Daemon {
   EventBus events_;
   StateStore store_;
   std::vector<std::function<void(const Peer&)>> peer_gone_;
+  RunService runs_;
+  PauseService pauses_;
   Dispatcher dispatcher_;
   Server server_;
   boost::asio::signal_set stop_signals_;

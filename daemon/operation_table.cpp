@@ -25,6 +25,18 @@ std::vector<Operation> operation_table(Daemon& d) {
        bind<handle_events_subscribe>(d)},
       {"events.list", "Events kept in memory, filtered by run_id and types", bind<handle_events_list>(d)},
       // -- pauses and runs (issue 3) --
+      {"run.register", "Join a run (or start one): run_id?, worker_id?, argv, cwd, hostname",
+       [&d](Call& c) { return d.runs().handle_register(c); }},
+      {"run.end", "Say this connection's part of the run ended cleanly", [&d](Call& c) { return d.runs().handle_end(c); }},
+      {"run.list", "Runs (active; all with all=true)", [&d](Call& c) { return d.runs().handle_list(c); }},
+      {"pause.request", "Block until resumed, timed out or stale: run_id, kind, nodeid, task, timeout, pause_id?",
+       [&d](Call& c) { return d.pauses().handle_request(c); }},
+      {"pause.resume", "Resume a pending pause: pause_id (or unique prefix), result/reason or failure_reason",
+       [&d](Call& c) { return d.pauses().handle_resume(c); }},
+      {"pause.list", "Pauses (pending; all with all=true), optionally of one run_id",
+       [&d](Call& c) { return d.pauses().handle_list(c); }},
+      {"pause.watch", "Wait for the next pending pause of run_id (timeout?); fails if the run ends first",
+       [&d](Call& c) { return d.pauses().handle_watch(c); }},
       // -- supervised helper processes (issue 4) --
   };
 }

@@ -105,18 +105,31 @@ std::vector<nlohmann::json> StateStore::read_lines(std::string_view relative) co
 
 void StateStore::remove(std::string_view relative) const { ::unlink(path(relative).c_str()); }
 
-std::vector<std::string> StateStore::list(std::string_view relative_dir) const {
+namespace {
+
+std::vector<std::string> entries_of(const std::string& dir_path, bool directories) {
   std::vector<std::string> names;
-  DIR* dir = ::opendir(path(relative_dir).c_str());
+  DIR* dir = ::opendir(dir_path.c_str());
   if (!dir) return names;
   while (dirent* entry = ::readdir(dir)) {
-    if (entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN) continue;
     std::string name = entry->d_name;
     if (name == "." || name == "..") continue;
-    names.push_back(std::move(name));
+    struct stat st {};
+    if (::stat((dir_path + "/" + name).c_str(), &st) != 0) continue;
+    if (directories ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) names.push_back(std::move(name));
   }
   ::closedir(dir);
   return names;
+}
+
+}  // namespace
+
+std::vector<std::string> StateStore::list(std::string_view relative_dir) const {
+  return entries_of(path(relative_dir), false);
+}
+
+std::vector<std::string> StateStore::list_dirs(std::string_view relative_dir) const {
+  return entries_of(path(relative_dir), true);
 }
 
 }  // namespace lpd::daemon

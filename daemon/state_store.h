@@ -33,6 +33,8 @@ class StateStore {
   void remove(std::string_view relative) const;
   /// Names of the regular files in a directory under the state dir (empty if absent).
   std::vector<std::string> list(std::string_view relative_dir) const;
+  /// Names of the subdirectories of a directory under the state dir.
+  std::vector<std::string> list_dirs(std::string_view relative_dir) const;
   void make_dir(std::string_view relative) const;
 
  private:

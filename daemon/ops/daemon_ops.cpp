@@ -41,7 +41,10 @@ json handle_status(Daemon& daemon, Call&) {
           {"socket", daemon.config().socket_path},
           {"state_dir", daemon.config().state_dir},
           {"connections",
-           {{"open", daemon.server().open_sessions()}, {"accepted_total", daemon.server().accepted_total()}}}};
+           {{"open", daemon.server().open_sessions()}, {"accepted_total", daemon.server().accepted_total()}}},
+          {"counts",
+           {{"active_runs", daemon.runs().registry().active_count()},
+            {"pending_pauses", daemon.pauses().registry().pending_count()}}}};
 }
 
 json handle_operations(Daemon& daemon, Call&) {

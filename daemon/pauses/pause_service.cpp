@@ -1,0 +1,232 @@
+#include "daemon/pauses/pause_service.h"
+
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/clock.h"
+#include "daemon/process_identity.h"
+
+namespace lpd::daemon {
+
+using protocol::Error;
+using protocol::ErrorCode;
+
+namespace {
+
+constexpr double kDefaultTimeout = 300;
+
+std::string random_pause_id(std::mt19937_64& random) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(random()));
+  return buf;
+}
+
+std::string pause_path(const Pause& pause) {
+  return "runs/" + pause.run_id + "/pauses/" + pause.pause_id + ".json";
+}
+
+}  // namespace
+
+PauseService::PauseService(boost::asio::io_context& io, EventBus& events, const StateStore& store,
+                           RunRegistry& runs, const AccessPolicy& access)
+    : io_(io), events_(events), store_(store), runs_(runs), access_(access) {
+  events_.subscribe([this](const Event& e) { on_event(e); });
+}
+
+void PauseService::persist(const Pause& pause) {
+  try {
+    store_.write_json(pause_path(pause), pause.to_json());
+  } catch (const std::exception& e) {
+    spdlog::error("cannot write pause {}: {}", pause.pause_id, e.what());
+  }
+}
+
+void PauseService::arm(const Pause& pause) {
+  const std::string id = pause.pause_id;
+  auto timer = std::make_unique<boost::asio::steady_timer>(io_);
+  timer->expires_after(seconds_to_duration(pause.deadline() - wall_now()));
+  timer->async_wait([this, id](boost::system::error_code ec) {
+    if (ec) return;
+    Pause* p = registry_.find(id);
+    if (p && registry_.time_out(id, wall_now())) settle(*p, "pause.timed_out");
+  });
+  timers_[id] = std::move(timer);
+  exit_watches_[id] = ExitWatch::start(io_, pause.pid, [this, id] {
+    Pause* p = registry_.find(id);
+    if (!p) return;
+    // The pid ended; only a process with the recorded start time is "ours".
+    if (registry_.mark_stale(id, wall_now())) settle(*p, "pause.stale");
+  });
+}
+
+void PauseService::settle(Pause& pause, std::string_view event) {
+  persist(pause);
+  timers_.erase(pause.pause_id);
+  exit_watches_.erase(pause.pause_id);
+  spdlog::info("pause {} ({}): {}", pause.pause_id, pause.nodeid, to_string(pause.status));
+  events_.publish(std::string(event), pause.to_json(), pause.run_id, pause.owner);
+  auto waiting = waiting_.find(pause.pause_id);
+  if (waiting != waiting_.end()) {
+    waiting->second.ok(pause.outcome_json());
+    waiting_.erase(waiting);
+  }
+}
+
+json PauseService::handle_request(Call& call) {
+  const auto& f = call.fields;
+  const std::string run_id = f.string("run_id");
+  Run* run = runs_.find(run_id);
+  if (!run) throw Error(ErrorCode::kNotFound, "no run \"" + run_id + "\"; register the run first");
+  std::string pause_id = f.optional_string("pause_id").value_or("");
+  if (pause_id.empty()) pause_id = random_pause_id(random_);
+  if (!is_safe_id(pause_id))
+    throw Error(ErrorCode::kBadRequest, "pause_id \"" + pause_id + "\" is not valid: letters, digits, '.', '_', '-'");
+  const auto kind = pause_kind_from_string(f.optional_string("kind").value_or("failure"));
+  if (!kind) throw Error(ErrorCode::kBadRequest, "field \"kind\" must be \"failure\" or \"checkpoint\"");
+  const double timeout = f.optional_seconds("timeout").value_or(kDefaultTimeout);
+
+  if (Pause* existing = registry_.find(pause_id)) {
+    // A shim re-sending its pause after a reconnect (or a daemon restart).
+    require_may_act(call.peer, existing->owner, "pause " + pause_id, access_);
+    if (existing->run_id != run_id) throw Error(ErrorCode::kConflict, "pause " + pause_id + " belongs to another run");
+    if (existing->status != PauseStatus::kPending) return existing->outcome_json();
+    waiting_[pause_id] = call.defer();
+    spdlog::info("pause {} re-attached by pid {}", pause_id, call.peer.pid);
+    return json();
+  }
+  if (!run->active) throw Error(ErrorCode::kConflict, "run " + run_id + " has already ended");
+  require_may_act(call.peer, run->owner, "run " + run_id, access_);
+
+  Pause pause;
+  pause.pause_id = pause_id;
+  pause.run_id = run_id;
+  pause.kind = *kind;
+  pause.nodeid = f.optional_string("nodeid").value_or("");
+  pause.task = f.optional_string("task").value_or("");
+  pause.original_failure = f.optional_string("original_failure").value_or("");
+  pause.worker_id = f.optional_string("worker_id").value_or("");
+  pause.hostname = f.optional_string("hostname").value_or("");
+  pause.cwd = f.optional_string("cwd").value_or("");
+  pause.pid = call.peer.pid;
+  if (auto identity = read_process_identity(call.peer.pid)) pause.pid_start_time = identity->start_time;
+  pause.owner = call.peer.uid;
+  pause.timeout = timeout;
+  pause.created_at = wall_now();
+  Pause& added = registry_.add(std::move(pause), nullptr);
+  persist(added);
+  waiting_[pause_id] = call.defer();
+  arm(added);
+  spdlog::info("pause {} created for {} (run {}, pid {})", pause_id, added.nodeid, run_id, added.pid);
+  events_.publish("pause.created", added.to_json(), run_id, added.owner);
+  return json();
+}
+
+json PauseService::handle_resume(Call& call) {
+  const std::string id = call.fields.string("pause_id");
+  Pause& pause = registry_.lookup(id);
+  require_may_act(call.peer, pause.owner, "pause " + pause.pause_id, access_);
+  ResumeRequest request;
+  if (call.body.contains("result")) {
+    const json& r = call.body["result"];
+    if (!r.is_boolean() && !r.is_null())
+      throw Error(ErrorCode::kBadRequest, "field \"result\" must be true, false or null (none)");
+    request.has_result = true;
+    if (r.is_boolean()) request.result = r.get<bool>();
+  }
+  request.reason = call.fields.optional_string("reason");
+  request.failure_reason = call.fields.optional_string("failure_reason");
+  Pause& resumed = registry_.resume(pause.pause_id, request, wall_now());
+  settle(resumed, "pause.resumed");
+  return {{"pause", resumed.to_json()}};
+}
+
+json PauseService::handle_list(Call& call) {
+  const bool all = call.fields.optional_boolean("all").value_or(false);
+  const std::string run_id = call.fields.optional_string("run_id").value_or("");
+  json pauses = json::array();
+  for (const Pause* pause : registry_.list(all, run_id)) pauses.push_back(pause->to_json());
+  return {{"pauses", pauses}};
+}
+
+json PauseService::handle_watch(Call& call) {
+  const std::string run_id = call.fields.string("run_id");
+  const auto timeout = call.fields.optional_seconds("timeout");
+  Run* run = runs_.find(run_id);
+  if (!run) throw Error(ErrorCode::kNotFound, "no run \"" + run_id + "\"");
+  auto pending = registry_.list(false, run_id);
+  if (!pending.empty()) return {{"pause", pending.front()->to_json()}};
+  if (!run->active) throw Error(ErrorCode::kConflict, "run " + run_id + " is no longer active");
+
+  Watcher& watcher = watchers_.emplace_back();
+  watcher.run_id = run_id;
+  watcher.responder = call.defer();
+  watcher.session_id = call.peer.session_id;
+  if (timeout) {
+    watcher.timer = std::make_unique<boost::asio::steady_timer>(io_);
+    watcher.timer->expires_after(seconds_to_duration(*timeout));
+    Watcher* self = &watcher;
+    watcher.timer->async_wait([this, self](boost::system::error_code ec) {
+      if (ec) return;
+      self->responder.fail(ErrorCode::kTimeout, "no pause in run " + self->run_id + " within the timeout");
+      watchers_.remove_if([self](const Watcher& w) { return &w == self; });
+    });
+  }
+  return json();
+}
+
+void PauseService::answer_watchers(std::string_view run_id, const Pause* pause, std::string_view run_ended_message) {
+  for (auto it = watchers_.begin(); it != watchers_.end();) {
+    if (it->run_id != run_id) {
+      ++it;
+      continue;
+    }
+    if (pause)
+      it->responder.ok({{"pause", pause->to_json()}});
+    else
+      it->responder.fail(ErrorCode::kConflict, std::string(run_ended_message));
+    if (it->timer) it->timer->cancel();
+    it = watchers_.erase(it);
+  }
+}
+
+void PauseService::on_event(const Event& event) {
+  if (event.type == "pause.created") {
+    if (const Pause* pause = registry_.find(event.data.value("pause_id", "")))
+      answer_watchers(event.run_id, pause, "");
+  } else if (event.type == "run.ended") {
+    answer_watchers(event.run_id, nullptr, "run " + event.run_id + " is no longer active");
+  }
+}
+
+void PauseService::peer_gone(const Peer& peer) {
+  // A shim that lost its connection keeps its pause pending: it reconnects
+  // and re-sends it. Only its process's death (the pidfd) makes it stale.
+  watchers_.remove_if([&](const Watcher& w) { return w.session_id == peer.session_id; });
+}
+
+void PauseService::restore() {
+  const double now = wall_now();
+  std::size_t pending = 0;
+  for (const auto& run_dir : store_.list_dirs("runs")) {
+    for (const auto& file : store_.list("runs/" + run_dir + "/pauses")) {
+      if (file.size() < 6 || file.substr(file.size() - 5) != ".json") continue;
+      auto stored = store_.read_json("runs/" + run_dir + "/pauses/" + file);
+      if (!stored) continue;
+      Pause pause = Pause::from_json(*stored);
+      if (!is_safe_id(pause.pause_id) || pause.run_id != run_dir) continue;
+      Pause& added = registry_.add(std::move(pause), nullptr);
+      if (added.status != PauseStatus::kPending) continue;
+      if (!same_process_alive(added.pid, added.pid_start_time)) {
+        registry_.mark_stale(added.pause_id, now);
+        persist(added);
+        continue;
+      }
+      ++pending;
+      arm(added);  // a deadline already past fires at once
+    }
+  }
+  spdlog::info("restored {} pending pause(s)", pending);
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <list>
+#include <map>
+#include <memory>
+#include <random>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "daemon/access.h"
+#include "daemon/dispatcher.h"
+#include "daemon/event_bus.h"
+#include "daemon/exit_watch.h"
+#include "daemon/pauses/pause_registry.h"
+#include "daemon/runs/run_registry.h"
+#include "daemon/state_store.h"
+
+namespace lpd::daemon {
+
+/// PauseService is the I/O edge of live pauses. A shim's pause.request is
+/// answered only when the pause ends: resumed (pause.resume), timed out
+/// (a daemon timer, besides the shim's own), or stale (the test process's
+/// pidfd says it died). Each change is mirrored to
+/// runs/<run_id>/pauses/<pause_id>.json and published on the event bus.
+class PauseService {
+ public:
+  PauseService(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
+               const AccessPolicy& access);
+
+  json handle_request(Call& call);  // deferred until the pause ends
+  json handle_resume(Call& call);
+  json handle_list(Call& call);
+  json handle_watch(Call& call);  // deferred until a pause of the run is pending
+  void peer_gone(const Peer& peer);
+  /// Loads pauses; pending ones whose test process is gone become stale.
+  void restore();
+
+  const PauseRegistry& registry() const { return registry_; }
+
+ private:
+  /// A `lpctl watch` waiting for the next pause of a run.
+  struct Watcher {
+    std::string run_id;
+    Responder responder;
+    std::uint64_t session_id;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+
+  void arm(const Pause& pause);
+  void settle(Pause& pause, std::string_view event);
+  void persist(const Pause& pause);
+  void on_event(const Event& event);
+  void answer_watchers(std::string_view run_id, const Pause* pause, std::string_view run_ended_message);
+
+  boost::asio::io_context& io_;
+  EventBus& events_;
+  const StateStore& store_;
+  RunRegistry& runs_;
+  const AccessPolicy& access_;
+  PauseRegistry registry_;
+  std::mt19937_64 random_{std::random_device{}()};
+
+  std::map<std::string, Responder> waiting_;  // pause_id -> the shim blocked on it
+  std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> timers_;
+  std::map<std::string, std::shared_ptr<ExitWatch>> exit_watches_;
+  std::list<Watcher> watchers_;
+};
+
+}  // namespace lpd::daemon

@@ -1,0 +1,41 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include <nlohmann/json.hpp>
+
+namespace lpd::daemon {
+
+/// Worker is one process taking part in a run: the pytest controller
+/// ("controller") or an xdist worker ("gw0", ...), each on its own connection.
+struct Worker {
+  std::string worker_id;
+  pid_t pid = 0;
+  std::uint64_t session_id = 0;  // 0 once its connection is gone
+  bool finished = false;         // said run.end before leaving (a clean end)
+};
+
+/// Run is one test session: what pytest-live-pause calls a run, and what
+/// `lpctl run` supervises. It is active until its controller leaves.
+struct Run {
+  std::string run_id;
+  uid_t owner = static_cast<uid_t>(-1);
+  pid_t pid = 0;  // the controller's pid
+  std::string hostname;
+  std::string cwd;
+  std::vector<std::string> argv;
+  double created_at = 0;
+  double ended_at = 0;
+  bool active = true;
+  std::map<std::string, Worker> workers;
+
+  nlohmann::json to_json() const;
+  static Run from_json(const nlohmann::json& j);
+};
+
+}  // namespace lpd::daemon

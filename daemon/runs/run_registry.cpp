@@ -1,0 +1,126 @@
+#include "daemon/runs/run_registry.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+#include "protocol/error.h"
+
+namespace lpd::daemon {
+
+using protocol::Error;
+using protocol::ErrorCode;
+
+namespace {
+const std::string kController = "controller";
+}
+
+bool is_safe_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  if (!alnum(id[0])) return false;
+  return std::all_of(id.begin(), id.end(), [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '-'; });
+}
+
+std::string make_run_id(double now, std::uint32_t random) {
+  const std::time_t t = static_cast<std::time_t>(now);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d%02d%02d-%02d%02d%02d-%06x", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, random & 0xffffffu);
+  return buf;
+}
+
+Run& RunRegistry::join(const JoinRequest& request, const std::string& new_run_id, double now) {
+  const std::string& id = request.run_id.empty() ? new_run_id : request.run_id;
+  if (!is_safe_id(id))
+    throw Error(ErrorCode::kBadRequest,
+                "run id \"" + id + "\" is not valid: use letters, digits, '.', '_' and '-' (max 64)");
+  const std::string worker_id = request.worker_id.empty() ? kController : request.worker_id;
+  auto it = runs_.find(id);
+  if (it == runs_.end()) {
+    Run run;
+    run.run_id = id;
+    run.owner = request.uid;
+    run.pid = request.pid;
+    run.hostname = request.hostname;
+    run.cwd = request.cwd;
+    run.argv = request.argv;
+    run.created_at = now;
+    it = runs_.emplace(id, std::move(run)).first;
+  }
+  Run& run = it->second;
+  if (run.owner != request.uid && request.uid != 0)
+    throw Error(ErrorCode::kPermissionDenied, "run " + id + " belongs to uid " + std::to_string(run.owner));
+  if (!run.active) throw Error(ErrorCode::kConflict, "run " + id + " has already ended");
+  if (worker_id == kController) {
+    run.pid = request.pid;
+    if (!request.cwd.empty()) run.cwd = request.cwd;
+    if (!request.argv.empty()) run.argv = request.argv;
+    if (!request.hostname.empty()) run.hostname = request.hostname;
+  }
+  Worker& worker = run.workers[worker_id];
+  worker.worker_id = worker_id;
+  worker.pid = request.pid;
+  worker.session_id = request.session_id;
+  worker.finished = false;
+  return run;
+}
+
+Run* RunRegistry::find(std::string_view run_id) {
+  auto it = runs_.find(run_id);
+  return it == runs_.end() ? nullptr : &it->second;
+}
+
+void RunRegistry::restore(Run run) {
+  const std::string id = run.run_id;
+  for (auto& [_, worker] : run.workers) worker.session_id = 0;
+  runs_.insert_or_assign(id, std::move(run));
+}
+
+void RunRegistry::finish(std::uint64_t session_id) {
+  for (auto& [_, run] : runs_)
+    for (auto& [__, worker] : run.workers)
+      if (worker.session_id == session_id) worker.finished = true;
+}
+
+std::vector<Run*> RunRegistry::session_closed(std::uint64_t session_id, double now) {
+  std::vector<Run*> ended;
+  if (session_id == 0) return ended;
+  for (auto& [_, run] : runs_) {
+    for (auto& [worker_id, worker] : run.workers) {
+      if (worker.session_id != session_id) continue;
+      worker.session_id = 0;
+      if (worker_id == kController && run.active) {
+        run.active = false;
+        run.ended_at = now;
+        ended.push_back(&run);
+      }
+    }
+  }
+  return ended;
+}
+
+bool RunRegistry::end(std::string_view run_id, double now) {
+  Run* run = find(run_id);
+  if (!run || !run->active) return false;
+  run->active = false;
+  run->ended_at = now;
+  return true;
+}
+
+std::vector<const Run*> RunRegistry::list(bool include_ended) const {
+  std::vector<const Run*> out;
+  for (const auto& [_, run] : runs_)
+    if (include_ended || run.active) out.push_back(&run);
+  std::sort(out.begin(), out.end(), [](const Run* a, const Run* b) { return a->created_at < b->created_at; });
+  return out;
+}
+
+std::size_t RunRegistry::active_count() const {
+  return static_cast<std::size_t>(
+      std::count_if(runs_.begin(), runs_.end(), [](const auto& entry) { return entry.second.active; }));
+}
+
+}  // namespace lpd::daemon

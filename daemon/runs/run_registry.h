@@ -1,0 +1,59 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/runs/run.h"
+
+namespace lpd::daemon {
+
+/// What a process says when it joins a run (the controller, or an xdist
+/// worker naming its controller's run).
+struct JoinRequest {
+  std::string run_id;     // empty: start a new run
+  std::string worker_id;  // empty: the controller
+  pid_t pid = 0;
+  uid_t uid = static_cast<uid_t>(-1);
+  std::uint64_t session_id = 0;
+  std::string hostname;
+  std::string cwd;
+  std::vector<std::string> argv;
+};
+
+/// RunRegistry knows every run and which connection belongs to which
+/// worker. Plain data and rules; ids are made by the caller-supplied maker.
+class RunRegistry {
+ public:
+  /// Joins or creates a run. Throws permission_denied when the run belongs
+  /// to another user, conflict when it already ended.
+  Run& join(const JoinRequest& request, const std::string& new_run_id, double now);
+
+  Run* find(std::string_view run_id);
+  /// Adds a run restored from disk (ended runs are kept for listing).
+  void restore(Run run);
+
+  /// Marks a worker's clean end (run.end).
+  void finish(std::uint64_t session_id);
+  /// A connection closed: returns the runs that ended because their
+  /// controller left. Worker departures do not end a run.
+  std::vector<Run*> session_closed(std::uint64_t session_id, double now);
+  /// Ends a run explicitly; false when it was not active.
+  bool end(std::string_view run_id, double now);
+
+  std::vector<const Run*> list(bool include_ended) const;
+  std::size_t active_count() const;
+
+ private:
+  std::map<std::string, Run, std::less<>> runs_;
+};
+
+/// A fresh run id: "<YYYYmmdd-HHMMSS>-<6 hex>", safe as a directory name.
+std::string make_run_id(double now, std::uint32_t random);
+
+/// Ids and names used as file names must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}.
+bool is_safe_id(std::string_view id);
+
+}  // namespace lpd::daemon

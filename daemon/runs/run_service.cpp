@@ -1,0 +1,91 @@
+#include "daemon/runs/run_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/clock.h"
+#include "daemon/process_identity.h"
+
+namespace lpd::daemon {
+
+RunService::RunService(boost::asio::io_context& io, EventBus& events, const StateStore& store)
+    : io_(io), events_(events), store_(store) {}
+
+void RunService::persist(const Run& run) {
+  try {
+    store_.write_json("runs/" + run.run_id + "/run.json", run.to_json());
+  } catch (const std::exception& e) {
+    spdlog::error("cannot write run {}: {}", run.run_id, e.what());
+  }
+}
+
+json RunService::handle_register(Call& call) {
+  JoinRequest request;
+  request.run_id = call.fields.optional_string("run_id").value_or("");
+  request.worker_id = call.fields.optional_string("worker_id").value_or("");
+  request.hostname = call.fields.optional_string("hostname").value_or("");
+  request.cwd = call.fields.optional_string("cwd").value_or("");
+  request.argv = call.fields.string_list("argv");
+  request.pid = call.peer.pid;
+  request.uid = call.peer.uid;
+  request.session_id = call.peer.session_id;
+  if (!request.worker_id.empty() && !is_safe_id(request.worker_id))
+    throw protocol::Error(protocol::ErrorCode::kBadRequest, "worker_id \"" + request.worker_id + "\" is not valid");
+  const double now = wall_now();
+  const bool is_new = request.run_id.empty() || registry_.find(request.run_id) == nullptr;
+  Run& run = registry_.join(request, make_run_id(now, random_()), now);
+  controller_watches_.erase(run.run_id);  // it is connected again
+  persist(run);
+  if (is_new) events_.publish("run.started", run.to_json(), run.run_id, run.owner);
+  const std::string worker = request.worker_id.empty() ? "controller" : request.worker_id;
+  spdlog::info("run {}: {} (pid {}) joined", run.run_id, worker, request.pid);
+  return {{"run_id", run.run_id}, {"worker_id", worker}, {"new", is_new}};
+}
+
+json RunService::handle_end(Call& call) {
+  registry_.finish(call.peer.session_id);
+  return {{"ended", true}};
+}
+
+json RunService::handle_list(Call& call) {
+  const bool all = call.fields.optional_boolean("all").value_or(false);
+  json runs = json::array();
+  for (const Run* run : registry_.list(all)) runs.push_back(run->to_json());
+  return {{"runs", runs}};
+}
+
+void RunService::ended(Run& run) {
+  persist(run);
+  controller_watches_.erase(run.run_id);
+  spdlog::info("run {} ended", run.run_id);
+  events_.publish("run.ended", {{"run_id", run.run_id}, {"ended_at", run.ended_at}}, run.run_id, run.owner);
+}
+
+void RunService::peer_gone(const Peer& peer) {
+  for (Run* run : registry_.session_closed(peer.session_id, wall_now())) ended(*run);
+}
+
+void RunService::watch_controller(const Run& run) {
+  const std::string run_id = run.run_id;
+  controller_watches_[run_id] = ExitWatch::start(io_, run.pid, [this, run_id] {
+    Run* r = registry_.find(run_id);
+    if (!r || !r->active) return;
+    auto controller = r->workers.find("controller");
+    if (controller != r->workers.end() && controller->second.session_id != 0) return;  // reconnected
+    if (registry_.end(run_id, wall_now())) ended(*r);
+  });
+}
+
+void RunService::restore() {
+  for (const auto& dir : store_.list_dirs("runs")) {
+    auto json_run = store_.read_json("runs/" + dir + "/run.json");
+    if (!json_run) continue;
+    Run run = Run::from_json(*json_run);
+    if (run.run_id != dir || !is_safe_id(run.run_id)) continue;
+    registry_.restore(run);
+    Run* restored = registry_.find(run.run_id);
+    if (restored->active) watch_controller(*restored);
+  }
+  spdlog::info("restored {} active run(s)", registry_.active_count());
+}
+
+}  // namespace lpd::daemon
