@@ -7,6 +7,10 @@ std::vector<Command> command_table() {
   return {
       status_command(),
       ping_command(),
+      ls_command(),
+      watch_command(),
+      resume_command(),
+      runs_command(),
   };
 }
 

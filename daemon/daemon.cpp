@@ -33,6 +33,7 @@ Daemon::Daemon(DaemonConfig config)
       store_(config_.state_dir),
       runs_(io_, events_, store_),
       pauses_(io_, events_, store_, runs_.registry(), config_.access),
+      run_journal_(events_, store_),
       dispatcher_(operation_table(*this)),
       server_(io_, dispatcher_, config_.hello_timeout),
       stop_signals_(io_, SIGTERM, SIGINT) {

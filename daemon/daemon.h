@@ -15,6 +15,7 @@
 #include "daemon/event_bus.h"
 #include "daemon/file_lock.h"
 #include "daemon/pauses/pause_service.h"
+#include "daemon/runs/run_journal.h"
 #include "daemon/runs/run_service.h"
 #include "daemon/server.h"
 #include "daemon/state_store.h"
@@ -68,6 +69,7 @@ class Daemon {
   std::vector<std::function<void(const Peer&)>> peer_gone_;
   RunService runs_;
   PauseService pauses_;
+  RunJournal run_journal_;
   Dispatcher dispatcher_;
   Server server_;
   boost::asio::signal_set stop_signals_;

@@ -107,10 +107,14 @@ class Connection:
         line, self._buf = self._buf.split(b"\n", 1)
         return json.loads(line)
 
-    def request(self, op, timeout=10.0, **fields):
+    def request(self, op, fields_dict=None, timeout=10.0, **fields):
         """Sends a request and returns the reply's result, raising LpdError on
-        an error reply. timeout=None waits without limit (the daemon enforces
-        its own timeouts for operations that wait)."""
+        an error reply. `timeout` is how long to wait for the reply (None:
+        without limit, for operations the daemon times out itself). Fields
+        go as keywords, or as a dict when one is named like a keyword here
+        (a pause's own "timeout")."""
+        if fields_dict:
+            fields = dict(fields_dict, **fields)
         msg_id = next(self._ids)
         fields["id"] = msg_id
         fields["op"] = op

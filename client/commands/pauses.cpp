@@ -1,0 +1,178 @@
+// lpctl ls / watch / resume: live pauses.
+#include <sys/stat.h>
+
+#include <fstream>
+#include <iostream>
+
+#include "client/cli.h"
+#include "client/commands/commands.h"
+#include "protocol/error.h"
+
+namespace lpd::client {
+namespace {
+
+std::string describe(const json& pause) {
+  const std::string kind = pause.value("kind", "failure");
+  std::string what = pause.value("nodeid", "");
+  if (kind == "checkpoint" && !pause.value("task", "").empty()) what += (what.empty() ? "" : " ") + std::string("task: ") + pause.value("task", "");
+  return what;
+}
+
+void print_pause_table(const json& pauses) {
+  std::printf("%-16s  %-24s  %-10s  %-9s  %-8s  %s\n", "PAUSE", "RUN", "KIND", "STATUS", "AGE", "TEST");
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  for (const auto& p : pauses) {
+    std::printf("%-16s  %-24s  %-10s  %-9s  %-8s  %s\n", p.value("pause_id", "").c_str(), p.value("run_id", "").c_str(),
+                p.value("kind", "").c_str(), p.value("status", "").c_str(),
+                format_duration(now - p.value("created_at", now)).c_str(), describe(p).c_str());
+  }
+}
+
+void print_pause_details(const json& p) {
+  std::cout << "pause " << p.value("pause_id", "") << " (" << p.value("kind", "") << ") in run " << p.value("run_id", "")
+            << "\n"
+            << "  test:    " << p.value("nodeid", "") << "\n";
+  if (!p.value("task", "").empty()) std::cout << "  task:    " << p.value("task", "") << "\n";
+  if (!p.value("original_failure", "").empty())
+    std::cout << "  failure: " << p.value("original_failure", "") << "\n";
+  std::cout << "  pid:     " << p.value("pid", 0) << (p.value("worker_id", "").empty() ? "" : " worker " + p.value("worker_id", ""))
+            << "\n"
+            << "  timeout: " << p.value("timeout", 0.0) << " s\n"
+            << "  resume:  lpctl resume " << p.value("pause_id", "")
+            << (p.value("kind", "") == "checkpoint" ? " --result true|false|none [--reason TEXT]"
+                                                     : " [--failure-reason TEXT]")
+            << "\n";
+}
+
+/// `resume` accepts a pause id, a unique prefix, or the path of a mirrored
+/// pause file (runs/<run>/pauses/<id>.json), as pytest-live-pause users pass.
+std::string pause_id_of(const std::string& arg) {
+  struct stat st {};
+  if (arg.find('/') == std::string::npos && arg.find(".json") == std::string::npos) return arg;
+  if (::stat(arg.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return arg;
+  std::ifstream in(arg);
+  json file = json::parse(in, nullptr, false);
+  if (file.is_discarded() || !file.contains("pause_id") || !file["pause_id"].is_string())
+    throw protocol::Error(protocol::ErrorCode::kBadRequest, arg + " is not a pause file (no \"pause_id\")");
+  return file["pause_id"].get<std::string>();
+}
+
+}  // namespace
+
+Command ls_command() {
+  struct Options {
+    bool all = false;
+    std::string run_id;
+  };
+  auto o = std::make_shared<Options>();
+  return {"ls", "List pending pauses (-a: also resumed, timed out and stale)", [o](CLI::App& app) -> CommandRun {
+            app.add_flag("-a,--all", o->all, "Include resumed, timed_out and stale pauses");
+            app.add_option("--run-id", o->run_id, "Only pauses of this run");
+            return [o](const GlobalOptions& global) {
+              auto connection = global.connect();
+              json fields = {{"all", o->all}};
+              if (!o->run_id.empty()) fields["run_id"] = o->run_id;
+              json pauses = connection.request("pause.list", fields)["pauses"];
+              if (global.json) {
+                print_json(pauses);
+              } else if (pauses.empty()) {
+                std::cout << (o->all ? "no pauses\n" : "no pending pauses\n");
+              } else {
+                print_pause_table(pauses);
+              }
+              return kExitOk;
+            };
+          }};
+}
+
+Command watch_command() {
+  struct Options {
+    std::string run_id;
+    double timeout = 0;
+  };
+  auto o = std::make_shared<Options>();
+  return {"watch", "Wait for the next pending pause of a run and print it (exit 1 if the run ends first)",
+          [o](CLI::App& app) -> CommandRun {
+            app.add_option("--run-id", o->run_id, "The run to watch")->required();
+            app.add_option("--timeout", o->timeout, "Give up after this many seconds (exit 124)")
+                ->check(CLI::PositiveNumber);
+            return [o](const GlobalOptions& global) {
+              auto connection = global.connect();
+              json fields = {{"run_id", o->run_id}};
+              if (o->timeout > 0) fields["timeout"] = o->timeout;
+              json pause;
+              try {
+                // The daemon answers the moment a pause appears: no polling here.
+                pause = connection.request("pause.watch", fields, std::chrono::milliseconds(0))["pause"];
+              } catch (const protocol::Error& e) {
+                if (e.code() != protocol::ErrorCode::kTimeout) throw;
+                std::cerr << "lpctl: watch: " << e.what() << "\n";
+                return 124;
+              }
+              if (global.json)
+                print_json(pause);
+              else
+                print_pause_details(pause);
+              return kExitOk;
+            };
+          }};
+}
+
+Command resume_command() {
+  struct Options {
+    std::string target;
+    std::string result;
+    std::optional<std::string> reason;
+    std::optional<std::string> failure_reason;
+  };
+  auto o = std::make_shared<Options>();
+  return {"resume", "Resume a pending pause: a checkpoint with --result, a failure pause with --failure-reason",
+          [o](CLI::App& app) -> CommandRun {
+            app.add_option("pause", o->target, "Pause id, unique prefix of one, or path to its pause .json")
+                ->required();
+            app.add_option("--result", o->result, "Checkpoint decision: true, false or none")
+                ->check(CLI::IsMember({"true", "false", "none"}));
+            app.add_option("--reason", o->reason, "Checkpoint: why (returned to the test)");
+            app.add_option("--failure-reason", o->failure_reason,
+                           "Failure pause: text appended to the test's failure report");
+            return [o](const GlobalOptions& global) {
+              json fields = {{"pause_id", pause_id_of(o->target)}};
+              if (!o->result.empty()) fields["result"] = o->result == "none" ? json(nullptr) : json(o->result == "true");
+              if (o->reason) fields["reason"] = *o->reason;
+              if (o->failure_reason) fields["failure_reason"] = *o->failure_reason;
+              auto connection = global.connect();
+              json pause = connection.request("pause.resume", fields)["pause"];
+              if (global.json)
+                print_json(pause);
+              else
+                std::cout << "resumed " << pause.value("pause_id", "") << " (" << describe(pause) << ")\n";
+              return kExitOk;
+            };
+          }};
+}
+
+Command runs_command() {
+  auto all = std::make_shared<bool>(false);
+  return {"runs", "List active runs (-a: also ended ones)", [all](CLI::App& app) -> CommandRun {
+            app.add_flag("-a,--all", *all, "Include ended runs");
+            return [all](const GlobalOptions& global) {
+              auto connection = global.connect();
+              json runs = connection.request("run.list", {{"all", *all}})["runs"];
+              if (global.json) {
+                print_json(runs);
+                return kExitOk;
+              }
+              if (runs.empty()) {
+                std::cout << (*all ? "no runs\n" : "no active runs\n");
+                return kExitOk;
+              }
+              std::printf("%-24s  %-7s  %-8s  %-7s  %s\n", "RUN", "STATUS", "PID", "WORKERS", "CWD");
+              for (const auto& r : runs)
+                std::printf("%-24s  %-7s  %-8d  %-7zu  %s\n", r.value("run_id", "").c_str(), r.value("status", "").c_str(),
+                            r.value("pid", 0), r.value("workers", json::array()).size(), r.value("cwd", "").c_str());
+              return kExitOk;
+            };
+          }};
+}
+
+}  // namespace lpd::client

@@ -1,0 +1,148 @@
+"""lpd's pytest plugin: live pause and resume through the lpd daemon.
+
+Load it with no installation: PYTHONPATH=<lpd>/shim/python and either
+PYTEST_PLUGINS=lpd_pytest or `pytest -p lpd_pytest`. Installed, it loads by
+itself. Without its options and without a daemon it does nothing.
+
+    from lpd_pytest import checkpoint
+    decision = checkpoint(task="approve the screenshot", timeout=300)
+    assert decision.result is True, decision.reason
+"""
+
+import os
+
+import pytest
+
+from .client import LpdError, LpdUnavailable, default_socket_path
+from .live_pause import MOCK_VALUES, Decision, Shim, append_failure_reason, new_pause_id
+
+__all__ = ["checkpoint", "Decision", "LpdError", "LpdUnavailable"]
+
+_shim = None  # this process's Shim once pytest_configure ran
+
+
+def checkpoint(task="", timeout=300.0):
+    """Pauses the running test until someone resumes it with
+    `lpctl resume <id> --result true|false|none [--reason TEXT]`.
+    Returns a Decision (result, reason). Under --pause-checkpoint-mock X it
+    returns X at once with reason "Mock"."""
+    if _shim is None:
+        raise RuntimeError("lpd_pytest is not active: load it with -p lpd_pytest or PYTEST_PLUGINS=lpd_pytest")
+    return _shim.checkpoint(task=task, timeout=timeout)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("lpd", "live pause and resume through lpd")
+    group.addoption("--pause-on-failure", action="store_true", default=False,
+                    help="when a test fails, pause it before teardown until `lpctl resume` (needs a running lpd)")
+    group.addoption("--pause-timeout", type=float, default=300.0, metavar="SECONDS",
+                    help="how long a failure pause waits before the test goes on (default 300)")
+    group.addoption("--pause-checkpoint-mock", choices=sorted(MOCK_VALUES), default=None,
+                    help="make checkpoint() return this at once, with reason 'Mock', without a daemon")
+    group.addoption("--lpd-socket", default=None, metavar="PATH",
+                    help="lpd's socket (default: $LPD_SOCKET, else the per-user default path)")
+
+
+def pytest_configure(config):
+    global _shim
+    mock_text = config.getoption("pause_checkpoint_mock")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        run_id = workerinput.get("lpd_run_id")
+        shim = Shim(workerinput.get("lpd_socket"), run_id, workerinput.get("workerid"),
+                    MOCK_VALUES.get(mock_text))
+        _shim = shim
+        if run_id:
+            shim.try_connect()
+        return
+
+    socket_path = config.getoption("lpd_socket") or default_socket_path()
+    shim = Shim(socket_path, os.environ.get("LPD_RUN_ID") or None, None, MOCK_VALUES.get(mock_text))
+    _shim = shim
+    wants_daemon = config.getoption("pause_on_failure") or config.getoption("lpd_socket") or shim.run_id
+    if wants_daemon:
+        try:
+            shim.connect()
+        except (LpdUnavailable, LpdError) as e:
+            if config.getoption("pause_on_failure"):
+                raise pytest.UsageError(f"--pause-on-failure needs lpd: {e}") from None
+            config.issue_config_time_warning(pytest.PytestConfigWarning(f"lpd_pytest: {e}"), stacklevel=2)
+    elif os.path.exists(socket_path):
+        shim.try_connect()
+
+
+def pytest_unconfigure(config):
+    global _shim
+    if _shim is not None:
+        _shim.close(clean=True)
+        _shim = None
+
+
+def pytest_report_header(config):
+    if _shim is not None and _shim.conn is not None:
+        return f"lpd: run_id {_shim.run_id} (socket {_shim.socket_path})"
+    return None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist controller: tell each worker which run to join."""
+    if _shim is not None and _shim.run_id:
+        node.workerinput["lpd_run_id"] = _shim.run_id
+        node.workerinput["lpd_socket"] = _shim.socket_path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if _shim is not None:
+        _shim.current_nodeid = item.nodeid
+    yield
+    if _shim is not None:
+        _shim.current_nodeid = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if (_shim is None or report.when != "call" or not report.failed
+            or not item.config.getoption("pause_on_failure") or _shim.conn is None):
+        return
+    reprcrash = getattr(report.longrepr, "reprcrash", None)
+    original = reprcrash.message if reprcrash is not None else str(report.longrepr)[-2000:]
+    pause_id = new_pause_id()
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"lpd: {item.nodeid} failed; paused before teardown (run {_shim.run_id}). "
+                            f"Resume with: lpctl resume {pause_id} [--failure-reason TEXT]")
+    result = _shim.pause("failure", item.nodeid, item.config.getoption("pause_timeout"),
+                         original_failure=original, pause_id=pause_id)
+    reason = result.get("failure_reason")
+    if result.get("status") == "resumed" and reason:
+        append_failure_reason(report, reason)
+
+
+class LivePause:
+    """The `live_pause` fixture: the run id and checkpoint() for this test."""
+
+    def __init__(self, shim):
+        self._shim = shim
+
+    @property
+    def run_id(self):
+        return self._shim.run_id
+
+    def checkpoint(self, task="", timeout=300.0):
+        return self._shim.checkpoint(task=task, timeout=timeout)
+
+
+@pytest.fixture
+def live_pause():
+    if _shim is None:
+        pytest.skip("lpd_pytest is not active")
+    return LivePause(_shim)
+
+
+@pytest.fixture
+def pause_run_id():
+    return _shim.run_id if _shim is not None else None

@@ -1,0 +1,159 @@
+"""Live pause and resume over lpd's socket: the state one pytest process
+keeps (its connection, its run, the test it is in) and the blocking pause
+call that survives a daemon restart by reconnecting."""
+
+import os
+import sys
+import socket
+import time
+import uuid
+
+from .client import Connection, LpdError, LpdUnavailable, default_socket_path
+
+# Extra seconds the shim waits beyond a pause's timeout: the daemon's timer
+# answers first; this only guards against a daemon that never answers.
+REPLY_GRACE_SECONDS = 5.0
+RECONNECT_BACKOFF_START = 0.05
+RECONNECT_BACKOFF_MAX = 1.0
+
+MOCK_VALUES = {"true": True, "false": False, "none": None}
+
+
+def new_pause_id():
+    return uuid.uuid4().hex[:16]
+
+
+class Decision:
+    """What a checkpoint returns: result is True, False or None; reason is
+    the resumer's text. Unpacks as (result, reason)."""
+
+    __slots__ = ("result", "reason", "status", "pause_id")
+
+    def __init__(self, result, reason, status="resumed", pause_id=None):
+        self.result = result
+        self.reason = reason
+        self.status = status
+        self.pause_id = pause_id
+
+    def __iter__(self):
+        return iter((self.result, self.reason))
+
+    def __eq__(self, other):
+        if isinstance(other, Decision):
+            return (self.result, self.reason, self.status) == (other.result, other.reason, other.status)
+        return NotImplemented
+
+    def __repr__(self):
+        return f"Decision(result={self.result!r}, reason={self.reason!r}, status={self.status!r})"
+
+
+class Shim:
+    """One pytest process's link to lpd: controller or xdist worker."""
+
+    def __init__(self, socket_path=None, run_id=None, worker_id=None, mock=None):
+        self.socket_path = socket_path or default_socket_path()
+        self.run_id = run_id
+        self.worker_id = worker_id
+        self.mock = mock
+        self.conn = None
+        self.current_nodeid = None
+        self.hostname = socket.gethostname()
+
+    # -- connection -------------------------------------------------------
+    def connect(self):
+        """Connects and joins the run; raises LpdUnavailable."""
+        conn = Connection(self.socket_path, role="shim", client="lpd_pytest")
+        try:
+            fields = {"argv": list(sys.argv), "cwd": os.getcwd(), "hostname": self.hostname}
+            if self.run_id:
+                fields["run_id"] = self.run_id
+            if self.worker_id:
+                fields["worker_id"] = self.worker_id
+            result = conn.request("run.register", **fields)
+        except Exception:
+            conn.close()
+            raise
+        self.run_id = result["run_id"]
+        self.conn = conn
+        return self.run_id
+
+    def try_connect(self):
+        try:
+            self.connect()
+            return True
+        except (LpdUnavailable, LpdError):
+            return False
+
+    def close(self, clean=True):
+        if self.conn is None:
+            return
+        if clean:
+            try:
+                self.conn.request("run.end", timeout=5)
+            except (LpdUnavailable, LpdError):
+                pass
+        self.conn.close()
+        self.conn = None
+
+    def _drop_connection(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    # -- pauses ---------------------------------------------------------
+    def pause(self, kind, nodeid, timeout, task="", original_failure="", pause_id=None):
+        """Blocks until the pause is resumed, times out or is cancelled.
+        Returns the daemon's outcome: {"status", "result", "reason", "failure_reason"}.
+        If the connection drops (the daemon restarted), reconnects with
+        backoff and re-sends the same pause_id, so the wait goes on."""
+        pause_id = pause_id or new_pause_id()
+        fields = {
+            "pause_id": pause_id, "run_id": self.run_id, "kind": kind, "nodeid": nodeid or "",
+            "task": task or "", "original_failure": original_failure or "", "timeout": timeout,
+            "worker_id": self.worker_id or "", "hostname": self.hostname, "cwd": os.getcwd(),
+        }
+        deadline = time.monotonic() + timeout + REPLY_GRACE_SECONDS
+        backoff = RECONNECT_BACKOFF_START
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return {"status": "timed_out", "pause_id": pause_id}
+            try:
+                if self.conn is None:
+                    self.connect()
+                    fields["run_id"] = self.run_id
+                    backoff = RECONNECT_BACKOFF_START
+                return self.conn.request("pause.request", fields, timeout=left)
+            except LpdUnavailable:
+                self._drop_connection()
+                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
+            except LpdError as e:
+                if e.code == "timeout":
+                    return {"status": "timed_out", "pause_id": pause_id}
+                raise
+
+    def checkpoint(self, task="", timeout=300.0):
+        if self.mock is not None:
+            return Decision(self.mock, "Mock", status="mock")
+        if self.conn is None and not self.try_connect():
+            raise LpdUnavailable(self.socket_path, "cannot reach lpd for checkpoint()")
+        outcome = self.pause("checkpoint", self.current_nodeid, timeout, task=task)
+        status = outcome.get("status")
+        if status == "resumed":
+            return Decision(outcome.get("result"), outcome.get("reason", ""), status, outcome.get("pause_id"))
+        return Decision(None, f"checkpoint {status}", status, outcome.get("pause_id"))
+
+
+def append_failure_reason(report, reason):
+    """Adds the external failure reason to a failed report, where both the
+    terminal summary and --junitxml read it."""
+    title = "external failure reason (lpd)"
+    longrepr = report.longrepr
+    if hasattr(longrepr, "addsection"):
+        longrepr.addsection(title, reason)
+    elif isinstance(longrepr, tuple) and len(longrepr) == 3:
+        path, lineno, message = longrepr
+        report.longrepr = (path, lineno, f"{message}\n{title}: {reason}")
+    else:
+        report.longrepr = f"{longrepr}\n\n{title}: {reason}"
