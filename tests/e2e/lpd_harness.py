@@ -200,3 +200,74 @@ def read_line_with_timeout(stream, timeout):
         ready, _, _ = select.select([stream], [], [], left)
         if ready:
             return stream.readline()
+
+
+SHIM_PYTHONPATH = os.path.join(SOURCE_DIR, "shim", "python")
+PYTHON = "/usr/bin/python3"
+
+
+class EventWaiter:
+    """A subscription opened before the thing it waits for is started, so
+    no event can slip by: wait() blocks on the socket, never sleeps."""
+
+    def __init__(self, lpd, types=None, run_id=None):
+        self.client = lpd.client()
+        fields = {}
+        if types:
+            fields["types"] = types
+        if run_id:
+            fields["run_id"] = run_id
+        reply = self.client.request("events.subscribe", **fields)
+        assert reply["ok"], reply
+        self.seen = []
+
+    def wait(self, event_type, timeout=60, **match):
+        for data in self.seen:
+            if data["event"] == event_type and all(data["data"].get(k) == v for k, v in match.items()):
+                self.seen.remove(data)
+                return data["data"]
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {event_type} {match} within {timeout} s; saw {self.seen}")
+            msg = self.client.read_message(timeout=left)
+            assert msg is not None, "lpd closed the event stream"
+            if "event" not in msg:
+                continue
+            if msg["event"] == event_type and all(msg["data"].get(k) == v for k, v in match.items()):
+                return msg["data"]
+            self.seen.append(msg)
+
+    def close(self):
+        self.client.close()
+
+
+def write_tests(directory, name, source):
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(source)
+    return path
+
+
+def start_pytest(lpd, test_dir, *args, run_id=None, env_extra=None, socket_path=None, stdin=subprocess.DEVNULL):
+    """Starts Debian's pytest with the lpd plugin loaded the zero-install way."""
+    env = lpd.env() if lpd is not None else dict(os.environ)
+    env["PYTHONPATH"] = SHIM_PYTHONPATH
+    env["PYTEST_PLUGINS"] = "lpd_pytest"
+    env.pop("LPD_RUN_ID", None)
+    if socket_path is not None:
+        env["LPD_SOCKET"] = socket_path
+    if run_id:
+        env["LPD_RUN_ID"] = run_id
+    if env_extra:
+        env.update(env_extra)
+    return subprocess.Popen([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args], cwd=test_dir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=stdin)
+
+
+def finish(proc, timeout=120):
+    if proc.stdin is not None and proc.stdin.closed:
+        proc.stdin = None  # closed by the test on purpose
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out

@@ -78,10 +78,13 @@ def pytest_unconfigure(config):
         _shim = None
 
 
-def pytest_report_header(config):
-    if _shim is not None and _shim.conn is not None:
-        return f"lpd: run_id {_shim.run_id} (socket {_shim.socket_path})"
-    return None
+def pytest_sessionstart(session):
+    # Printed even under -q: whoever resumes pauses needs the run id.
+    if _shim is None or _shim.conn is None or _shim.worker_id:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"lpd: run_id {_shim.run_id} (socket {_shim.socket_path})")
 
 
 @pytest.hookimpl(optionalhook=True)
