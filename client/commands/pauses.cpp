@@ -102,6 +102,7 @@ Command watch_command() {
               if (o->timeout > 0) fields["timeout"] = o->timeout;
               json pause;
               try {
+                if (!global.json) std::cerr << "watching run " << o->run_id << " for pauses...\n";
                 // The daemon answers the moment a pause appears: no polling here.
                 pause = connection.request("pause.watch", fields, std::chrono::milliseconds(0))["pause"];
               } catch (const protocol::Error& e) {

@@ -1,0 +1,107 @@
+#include <catch2/catch.hpp>
+
+#include "daemon/runs/run_registry.h"
+#include "protocol/error.h"
+
+using namespace lpd::daemon;
+using lpd::protocol::Error;
+using lpd::protocol::ErrorCode;
+
+namespace {
+JoinRequest join_as(std::string run_id, std::string worker_id, std::uint64_t session, uid_t uid = 1000) {
+  JoinRequest r;
+  r.run_id = std::move(run_id);
+  r.worker_id = std::move(worker_id);
+  r.session_id = session;
+  r.uid = uid;
+  r.pid = static_cast<pid_t>(session * 10);
+  return r;
+}
+}  // namespace
+
+TEST_CASE("a controller starts a run; workers join it; only the controller's departure ends it") {
+  RunRegistry runs;
+  Run& run = runs.join(join_as("", "", 1), "20260101-000000-abcdef", 10);
+  CHECK(run.run_id == "20260101-000000-abcdef");
+  runs.join(join_as(run.run_id, "gw0", 2), "unused", 11);
+  runs.join(join_as(run.run_id, "gw1", 3), "unused", 11);
+  CHECK(runs.find(run.run_id)->workers.size() == 3);
+  CHECK(runs.session_closed(2, 12).empty());
+  CHECK(runs.find(run.run_id)->active);
+  auto ended = runs.session_closed(1, 13);
+  REQUIRE(ended.size() == 1);
+  CHECK_FALSE(ended[0]->active);
+  CHECK(ended[0]->ended_at == 13);
+  CHECK(runs.active_count() == 0);
+  CHECK(runs.list(false).empty());
+  CHECK(runs.list(true).size() == 1);
+}
+
+TEST_CASE("joining checks ids, owners and whether the run still runs") {
+  RunRegistry runs;
+  try {
+    runs.join(join_as("../escape", "", 1), "x", 1);
+    FAIL("must refuse");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kBadRequest);
+  }
+  runs.join(join_as("mine", "", 1, 1000), "x", 1);
+  try {
+    runs.join(join_as("mine", "gw0", 2, 2000), "x", 1);
+    FAIL("another user must not join");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kPermissionDenied);
+  }
+  runs.join(join_as("mine", "gw0", 3, 0), "x", 1);  // root may
+  runs.end("mine", 5);
+  try {
+    runs.join(join_as("mine", "gw1", 4, 1000), "x", 6);
+    FAIL("an ended run cannot be joined");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kConflict);
+  }
+}
+
+TEST_CASE("a restored run is rejoined by its reconnecting controller") {
+  RunRegistry runs;
+  Run stored;
+  stored.run_id = "r1";
+  stored.owner = 1000;
+  stored.active = true;
+  stored.workers["controller"] = Worker{"controller", 77, 5, false};
+  runs.restore(stored);
+  CHECK(runs.find("r1")->workers["controller"].session_id == 0);  // no connection yet
+  runs.join(join_as("r1", "", 9), "x", 2);
+  CHECK(runs.find("r1")->workers["controller"].session_id == 9);
+  CHECK(runs.session_closed(9, 3).size() == 1);
+}
+
+TEST_CASE("run ids are safe directory names") {
+  CHECK(is_safe_id("20260101-000000-abcdef"));
+  CHECK(is_safe_id("gw0"));
+  CHECK(is_safe_id("a.b_c-d"));
+  CHECK_FALSE(is_safe_id(""));
+  CHECK_FALSE(is_safe_id(".."));
+  CHECK_FALSE(is_safe_id("../x"));
+  CHECK_FALSE(is_safe_id("a/b"));
+  CHECK_FALSE(is_safe_id("-x"));
+  CHECK_FALSE(is_safe_id(std::string(65, 'a')));
+  CHECK(is_safe_id(std::string(64, 'a')));
+  CHECK(make_run_id(0, 0xabcdef) == "19700101-000000-abcdef");
+}
+
+TEST_CASE("Run JSON round-trips with its workers") {
+  Run r;
+  r.run_id = "r";
+  r.owner = 5;
+  r.pid = 9;
+  r.argv = {"pytest", "-x"};
+  r.workers["controller"] = Worker{"controller", 9, 1, false};
+  r.workers["gw0"] = Worker{"gw0", 10, 2, false};
+  Run back = Run::from_json(r.to_json());
+  CHECK(back.run_id == "r");
+  CHECK(back.owner == 5);
+  CHECK(back.argv == r.argv);
+  CHECK(back.active);
+  CHECK(back.workers.size() == 2);
+}
