@@ -8,6 +8,7 @@ import socket
 import time
 import uuid
 
+from . import messages
 from .client import Connection, LpdError, LpdUnavailable, default_socket_path
 
 # Extra seconds the shim waits beyond a pause's timeout: the daemon's timer
@@ -64,11 +65,7 @@ class Shim:
         """Connects and joins the run; raises LpdUnavailable."""
         conn = Connection(self.socket_path, role="shim", client="lpd_pytest")
         try:
-            fields = {"argv": list(sys.argv), "cwd": os.getcwd(), "hostname": self.hostname}
-            if self.run_id:
-                fields["run_id"] = self.run_id
-            if self.worker_id:
-                fields["worker_id"] = self.worker_id
+            fields = messages.run_register_fields(sys.argv, os.getcwd(), self.hostname, self.run_id, self.worker_id)
             result = conn.request("run.register", **fields)
         except Exception:
             conn.close()
@@ -107,11 +104,9 @@ class Shim:
         If the connection drops (the daemon restarted), reconnects with
         backoff and re-sends the same pause_id, so the wait goes on."""
         pause_id = pause_id or new_pause_id()
-        fields = {
-            "pause_id": pause_id, "run_id": self.run_id, "kind": kind, "nodeid": nodeid or "",
-            "task": task or "", "original_failure": original_failure or "", "timeout": timeout,
-            "worker_id": self.worker_id or "", "hostname": self.hostname, "cwd": os.getcwd(),
-        }
+        fields = messages.pause_request_fields(pause_id, self.run_id, kind, nodeid, timeout, task=task,
+                                               original_failure=original_failure, worker_id=self.worker_id,
+                                               hostname=self.hostname, cwd=os.getcwd())
         deadline = time.monotonic() + timeout + REPLY_GRACE_SECONDS
         backoff = RECONNECT_BACKOFF_START
         while True:

@@ -1,0 +1,55 @@
+"""The messages a shim sends, as plain dicts, built by pure functions.
+
+Both shims (this plugin and the native C ABI library in shim/native) must
+produce what protocol/examples/shim_messages.json shows: the same keys and
+value types. tests/e2e/test_shim_protocol_examples.py checks this side, and
+tests/native/shim_messages_test.cpp the native one.
+
+Requests get "id" and "op" added by client.Connection.request; the *_fields
+functions return what goes beside them. Notifications are complete."""
+
+PROTOCOL_VERSION = 1
+
+
+def request(msg_id, op, fields=None):
+    """A whole request as it goes on the wire."""
+    message = dict(fields or {})
+    message["id"] = msg_id
+    message["op"] = op
+    return message
+
+
+def hello_fields(pid, client, role="shim"):
+    return {"protocol": PROTOCOL_VERSION, "role": role, "client": client, "pid": pid}
+
+
+def run_register_fields(argv, cwd, hostname, run_id=None, worker_id=None):
+    """run_id / worker_id are left out when empty (a new run; the controller)."""
+    fields = {"argv": list(argv), "cwd": cwd, "hostname": hostname}
+    if run_id:
+        fields["run_id"] = run_id
+    if worker_id:
+        fields["worker_id"] = worker_id
+    return fields
+
+
+def pause_request_fields(pause_id, run_id, kind, nodeid, timeout, task="", original_failure="",
+                         worker_id="", hostname="", cwd=""):
+    return {
+        "pause_id": pause_id, "run_id": run_id, "kind": kind, "nodeid": nodeid or "",
+        "task": task or "", "original_failure": original_failure or "", "timeout": timeout,
+        "worker_id": worker_id or "", "hostname": hostname, "cwd": cwd,
+    }
+
+
+def test_start(nodeid):
+    return {"op": "test.start", "nodeid": nodeid}
+
+
+def test_finish(nodeid, outcome, duration, message="", phase="call"):
+    return {"op": "test.finish", "nodeid": nodeid, "outcome": outcome, "phase": phase,
+            "duration": float(duration), "message": message or ""}
+
+
+def crash_notice(signal, nodeid):
+    return {"op": "crash.notice", "signal": int(signal), "nodeid": nodeid or ""}
