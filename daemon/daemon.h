@@ -15,6 +15,9 @@
 #include "daemon/event_bus.h"
 #include "daemon/file_lock.h"
 #include "daemon/pauses/pause_service.h"
+#include "daemon/process/launcher.h"
+#include "daemon/process/process_service.h"
+#include "daemon/runs/job_service.h"
 #include "daemon/runs/run_journal.h"
 #include "daemon/runs/run_service.h"
 #include "daemon/server.h"
@@ -55,6 +58,8 @@ class Daemon {
   // (families add their service members and accessors here)
   RunService& runs() { return runs_; }
   PauseService& pauses() { return pauses_; }
+  ProcessService& processes() { return processes_; }
+  JobService& jobs() { return jobs_; }
 
  private:
   void on_session_closed(const Peer& peer);
@@ -70,6 +75,9 @@ class Daemon {
   RunService runs_;
   PauseService pauses_;
   RunJournal run_journal_;
+  SystemProcessLauncher process_launcher_;
+  ProcessService processes_;
+  JobService jobs_;
   Dispatcher dispatcher_;
   Server server_;
   boost::asio::signal_set stop_signals_;

@@ -1,0 +1,208 @@
+#include "daemon/ops/process_ops.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <memory>
+
+#include "daemon/access.h"
+#include "daemon/daemon.h"
+#include "daemon/process/pattern.h"
+#include "daemon/process/proc_stat.h"
+#include "daemon/process/process_name.h"
+#include "daemon/process/process_service.h"
+
+namespace lpd::daemon {
+namespace {
+
+using protocol::Error;
+using protocol::ErrorCode;
+
+constexpr double kDefaultEnsureTimeout = 120;
+
+std::string what(const std::string& name) { return "process " + name; }
+
+/// The name field, checked so it can become a file name.
+std::string name_field(const Call& call) {
+  std::string name = call.fields.string("name");
+  require_valid_process_name(name);
+  return name;
+}
+
+/// Supplementary groups of a user from the group database.
+std::vector<gid_t> groups_of(uid_t uid, gid_t gid) {
+  std::vector<gid_t> groups;
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (::getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) != 0 || !found) return {gid};
+  int count = 64;
+  groups.resize(static_cast<std::size_t>(count));
+  if (::getgrouplist(pw.pw_name, gid, groups.data(), &count) < 0) {
+    groups.resize(static_cast<std::size_t>(count));
+    if (::getgrouplist(pw.pw_name, gid, groups.data(), &count) < 0) return {gid};
+  }
+  groups.resize(static_cast<std::size_t>(count));
+  return groups;
+}
+
+/// As whom the peer's command runs: the peer itself. A root lpd switches to
+/// the peer's uid, gid and groups; it never runs a non-root peer's command
+/// as root. A non-root lpd can only run commands as itself.
+std::optional<Credentials> run_as(const Peer& peer) {
+  const uid_t self = ::geteuid();
+  if (peer.uid == static_cast<uid_t>(-1))
+    throw Error(ErrorCode::kPermissionDenied, "the caller's credentials are unknown");
+  if (self != 0) {
+    if (peer.uid != self)
+      throw Error(ErrorCode::kPermissionDenied, "this lpd runs as uid " + std::to_string(self) +
+                                                    " and cannot start processes for uid " +
+                                                    std::to_string(peer.uid));
+    return std::nullopt;
+  }
+  if (peer.uid == 0) return std::nullopt;
+  Credentials credentials{peer.uid, peer.gid, peer.groups};
+  if (credentials.groups.empty()) credentials.groups = groups_of(peer.uid, peer.gid);
+  return credentials;
+}
+
+std::chrono::milliseconds grace_field(const Call& call) {
+  const double seconds = call.fields.optional_seconds("grace").value_or(ProcessService::kDefaultGraceSeconds);
+  return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
+
+int signal_field(const Call& call) {
+  if (!call.fields.has("signal")) return SIGTERM;
+  std::optional<int> signo;
+  std::string shown;
+  if (call.body["signal"].is_number()) {
+    const auto n = call.fields.integer("signal");
+    shown = std::to_string(n);
+    if (n > 0 && n < NSIG) signo = static_cast<int>(n);
+  } else {
+    shown = call.fields.string("signal");
+    signo = parse_signal(shown);
+  }
+  if (!signo) throw Error(ErrorCode::kBadRequest, "unknown signal \"" + shown + "\"");
+  return *signo;
+}
+
+}  // namespace
+
+json handle_proc_ensure(Daemon& daemon, Call& call) {
+  const auto& f = call.fields;
+  EnsureRequest request;
+  request.name = name_field(call);
+  request.pattern = f.string("pattern");
+  Pattern::compile(request.pattern);  // a bad regex is refused before anything else happens
+  request.argv = f.string_list("argv");
+  if (request.argv.empty() || request.argv.front().empty())
+    throw Error(ErrorCode::kBadRequest, "field \"argv\" must name a command to run");
+  request.cwd = f.optional_string("cwd").value_or("/");
+  if (request.cwd.empty() || request.cwd.front() != '/')
+    throw Error(ErrorCode::kBadRequest, "field \"cwd\" must be an absolute path");
+  for (auto& [key, value] : f.string_map("env")) {
+    if (key.empty() || key.find('=') != std::string::npos)
+      throw Error(ErrorCode::kBadRequest, "environment variable name \"" + key + "\" is not valid");
+    request.env.push_back(key + "=" + value);
+  }
+  request.timeout = f.optional_seconds("timeout").value_or(kDefaultEnsureTimeout);
+  if (request.timeout <= 0) throw Error(ErrorCode::kBadRequest, "field \"timeout\" must be above 0");
+  request.max_read_lines = f.optional_integer("max_read_lines").value_or(0);
+  if (request.max_read_lines < 0) throw Error(ErrorCode::kBadRequest, "field \"max_read_lines\" must be 0 or more");
+  request.restart = f.optional_boolean("restart").value_or(false);
+  request.keep_on_timeout = f.optional_boolean("keep_on_timeout").value_or(false);
+  request.owner = call.peer.uid;
+  request.credentials = run_as(call.peer);
+
+  auto& service = daemon.processes();
+  if (const auto* existing = service.registry().find(request.name); existing && existing->owner != call.peer.uid)
+    require_may_act(call.peer, existing->owner, what(request.name), daemon.access());
+
+  Responder responder = call.defer();
+  service.ensure(std::move(request), [responder, &service](const SupervisedProcess* ready, bool reused,
+                                                           const StartFailure* failure) mutable {
+    if (failure) {
+      responder.fail(failure->code, failure->message);
+    } else {
+      responder.ok(service.ensure_result(*ready, reused));
+    }
+  });
+  return json();
+}
+
+json handle_proc_list(Daemon& daemon, Call& call) {
+  const bool all = call.fields.optional_boolean("all").value_or(false);
+  auto& service = daemon.processes();
+  json list = json::array();
+  for (const auto* record : service.registry().all())
+    if (all || is_running(record->state)) list.push_back(service.describe(*record));
+  return {{"processes", list}};
+}
+
+json handle_proc_info(Daemon& daemon, Call& call) {
+  const std::string name = name_field(call);
+  auto& service = daemon.processes();
+  const auto* record = service.registry().find(name);
+  if (!record) throw Error(ErrorCode::kNotFound, "no process named \"" + name + "\"");
+  json info = service.describe(*record);
+  info["alive"] = is_running(record->state) && check_liveness(record->pid, record->start_time) == Liveness::kAlive;
+  return info;
+}
+
+json handle_proc_kill(Daemon& daemon, Call& call) {
+  const std::string name = name_field(call);
+  const int signo = signal_field(call);
+  const auto grace = grace_field(call);
+  auto& service = daemon.processes();
+  const auto* record = service.registry().find(name);
+  if (!record) throw Error(ErrorCode::kNotFound, "no process named \"" + name + "\"");
+  require_may_act(call.peer, record->owner, what(name), daemon.access());
+  Responder responder = call.defer();
+  service.kill(name, signo, grace, [responder](const json& result) mutable { responder.ok(result); });
+  return json();
+}
+
+json handle_proc_kill_all(Daemon& daemon, Call& call) {
+  const int signo = signal_field(call);
+  const auto grace = grace_field(call);
+  auto& service = daemon.processes();
+  std::vector<std::string> names;
+  for (const auto* record : service.registry().all())
+    if (is_running(record->state) && may_act_on(call.peer, record->owner, daemon.access()))
+      names.push_back(record->name);
+  Responder responder = call.defer();
+  if (names.empty()) {
+    responder.ok({{"killed", json::array()}});
+    return json();
+  }
+  /// Collects the kills' results and answers once the last one is gone.
+  struct Gather {
+    Responder responder;
+    std::size_t left;
+    json killed = json::array();
+  };
+  auto gather = std::make_shared<Gather>(Gather{responder, names.size()});
+  for (const auto& name : names) {
+    service.kill(name, signo, grace, [gather](const json& result) {
+      gather->killed.push_back(result);
+      if (--gather->left == 0) gather->responder.ok({{"killed", gather->killed}});
+    });
+  }
+  return json();
+}
+
+json handle_proc_logs(Daemon& daemon, Call& call) {
+  const std::string name = name_field(call);
+  std::optional<std::uint64_t> lines;
+  if (auto n = call.fields.optional_integer("lines")) {
+    if (*n < 0) throw Error(ErrorCode::kBadRequest, "field \"lines\" must be 0 or more");
+    lines = static_cast<std::uint64_t>(*n);
+  }
+  const bool follow = call.fields.optional_boolean("follow").value_or(false);
+  return daemon.processes().stream_logs(name, lines, follow, call.peer.session_id, call.sink);
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,21 @@
+#pragma once
+
+#include "daemon/dispatcher.h"
+
+namespace lpd::daemon {
+
+class Daemon;
+
+/// Supervised helper processes (lpctl ensure/ps/logs/kill/kill-all).
+/// proc.ensure answers once the helper is ready or has failed (deferred);
+/// all callers ensuring one NAME at the same time share one start.
+json handle_proc_ensure(Daemon& daemon, Call& call);
+json handle_proc_list(Daemon& daemon, Call& call);
+json handle_proc_info(Daemon& daemon, Call& call);
+/// Answers once the whole process group is gone.
+json handle_proc_kill(Daemon& daemon, Call& call);
+json handle_proc_kill_all(Daemon& daemon, Call& call);
+/// Replies with the range, then pushes proc.log pieces and one proc.log_end.
+json handle_proc_logs(Daemon& daemon, Call& call);
+
+}  // namespace lpd::daemon

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+
+namespace lpd::daemon {
+
+/// Who a launched command runs as, applied in the child before exec.
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups
+};
+
+/// LaunchSpec is everything needed to start one command the way lpd starts
+/// commands: supervised helpers now, `lpctl run` jobs and commands run on
+/// behalf of another user later.
+struct LaunchSpec {
+  std::vector<std::string> argv;  // argv[0] is looked up in the PATH of `env`
+  std::string cwd;                // absolute; checked before spawning
+  std::vector<std::string> env;   // the child's whole environment, "K=V" each
+  int stdout_fd = -1;             // -1: /dev/null. Not closed by the launcher.
+  int stderr_fd = -1;             // -1: /dev/null
+  /// When set, the child switches to these before exec (setgroups, setgid,
+  /// setuid). Needs lpd to be root; unset means "as lpd itself".
+  std::optional<Credentials> credentials;
+  /// setsid(): its own session and process group, so lpd's death does not
+  /// take it along and a kill can reach its whole tree.
+  bool new_session = true;
+};
+
+/// A started process. lpd is its parent and must reap it (through `pidfd`).
+struct Launched {
+  pid_t pid = 0;
+  int pidfd = -1;                // owned by the caller; close-on-exec
+  std::uint64_t start_time = 0;  // from /proc/PID/stat, to tell it from a later reuse of its pid
+  std::string executable;        // the resolved path that was executed
+};
+
+/// The seam between lpd's rules and the operating system's process
+/// creation, so services can be tested with a fake that forks nothing.
+class ProcessLauncher {
+ public:
+  virtual ~ProcessLauncher() = default;
+  /// Throws protocol::Error: kNotFound when the command or the working
+  /// directory does not exist (checked before anything is spawned),
+  /// kPermissionDenied / kInternal when the exec itself fails.
+  virtual Launched launch(const LaunchSpec& spec) = 0;
+};
+
+/// The real launcher: Boost.Process v2's fork/exec with an exec-setup step
+/// that resets the signal mask and dispositions (lpd ignores SIGPIPE; a
+/// child must not inherit that), redirects stdio, calls setsid and drops
+/// credentials. The bp2 handle is detached so its destructor never kills.
+class SystemProcessLauncher : public ProcessLauncher {
+ public:
+  explicit SystemProcessLauncher(boost::asio::io_context& io) : io_(io) {}
+  Launched launch(const LaunchSpec& spec) override;
+
+ private:
+  boost::asio::io_context& io_;
+};
+
+/// Resolves argv[0] the way a shell would: a name with a slash relative to
+/// `cwd`, a bare name through the PATH found in `env` (not lpd's own PATH).
+/// Throws protocol::Error(kNotFound) "command not found: NAME".
+std::string resolve_executable(const std::string& command, const std::vector<std::string>& env,
+                               const std::string& cwd);
+
+}  // namespace lpd::daemon

@@ -1,0 +1,73 @@
+#include "daemon/process/log_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace lpd::daemon {
+
+void rotate_log(const std::string& path) {
+  if (::rename(path.c_str(), (path + ".1").c_str()) != 0 && errno != ENOENT)
+    throw std::system_error(errno, std::generic_category(), "cannot rotate " + path);
+}
+
+int open_log_for_append(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + path);
+  if (owner && ::fchown(fd, owner->first, owner->second) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw std::system_error(err, std::generic_category(), "cannot hand " + path + " to its owner");
+  }
+  return fd;
+}
+
+std::uint64_t file_size(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines, std::uint64_t end) {
+  if (lines == 0 || end == 0) return end;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  constexpr std::uint64_t kBlock = 64 * 1024;
+  std::vector<char> block(kBlock);
+  std::uint64_t pos = end;
+  std::uint64_t newlines = 0;
+  bool first_byte = true;  // the byte just before `end`
+  std::uint64_t result = 0;
+  bool found = false;
+  while (pos > 0 && !found) {
+    const std::uint64_t size = pos < kBlock ? pos : kBlock;
+    const std::uint64_t start = pos - size;
+    ssize_t n = ::pread(fd, block.data(), size, static_cast<off_t>(start));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (std::uint64_t i = static_cast<std::uint64_t>(n); i-- > 0;) {
+      if (block[i] == '\n') {
+        if (first_byte) {
+          first_byte = false;  // the terminator of the last line
+          continue;
+        }
+        if (++newlines == lines) {
+          result = start + i + 1;
+          found = true;
+          break;
+        }
+      }
+      first_byte = false;
+    }
+    pos = start;
+  }
+  ::close(fd);
+  return found ? result : 0;
+}
+
+}  // namespace lpd::daemon

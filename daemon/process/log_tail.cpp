@@ -1,0 +1,124 @@
+#include "daemon/process/log_tail.h"
+
+#include <fcntl.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <system_error>
+
+#include <boost/asio/post.hpp>
+
+namespace lpd::daemon {
+namespace {
+
+constexpr std::size_t kChunkBytes = 64 * 1024;
+/// Bytes read per turn of the event loop before yielding to other work.
+constexpr std::size_t kBytesPerTurn = 1024 * 1024;
+
+}  // namespace
+
+std::shared_ptr<LogTail> LogTail::open(boost::asio::io_context& io, const std::string& path, std::uint64_t offset,
+                                       OnChunk on_chunk) {
+  const int file_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file_fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + path);
+  const int inotify_fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd < 0) {
+    const int err = errno;
+    ::close(file_fd);
+    throw std::system_error(err, std::generic_category(), "inotify_init1");
+  }
+  // The watch exists before the first read, so no write can slip between
+  // "read to the end" and "wait for more".
+  if (::inotify_add_watch(inotify_fd, path.c_str(), IN_MODIFY) < 0) {
+    const int err = errno;
+    ::close(file_fd);
+    ::close(inotify_fd);
+    throw std::system_error(err, std::generic_category(), "cannot watch " + path);
+  }
+  return std::make_shared<LogTail>(io, file_fd, inotify_fd, offset, std::move(on_chunk));
+}
+
+LogTail::LogTail(boost::asio::io_context& io, int file_fd, int inotify_fd, std::uint64_t offset, OnChunk on_chunk)
+    : io_(io), file_fd_(file_fd), inotify_(io, inotify_fd), offset_(offset), on_chunk_(std::move(on_chunk)) {}
+
+LogTail::~LogTail() {
+  if (file_fd_ >= 0) ::close(file_fd_);
+}
+
+void LogTail::follow() { schedule_read(); }
+
+void LogTail::finish(std::function<void()> done, std::uint64_t until) {
+  if (stopped_) {
+    boost::asio::post(io_, std::move(done));
+    return;
+  }
+  on_finished_ = std::move(done);
+  until_ = until;
+  schedule_read();
+}
+
+void LogTail::stop() {
+  stopped_ = true;
+  on_chunk_ = nullptr;
+  on_finished_ = nullptr;
+  boost::system::error_code ignored;
+  inotify_.cancel(ignored);
+}
+
+void LogTail::schedule_read() {
+  if (stopped_ || read_scheduled_) return;
+  read_scheduled_ = true;
+  boost::asio::post(io_, [self = shared_from_this()] {
+    self->read_scheduled_ = false;
+    self->read_some();
+  });
+}
+
+void LogTail::read_some() {
+  if (stopped_) return;
+  std::array<char, kChunkBytes> buffer;
+  std::size_t this_turn = 0;
+  while (this_turn < kBytesPerTurn) {
+    const std::uint64_t wanted = std::min<std::uint64_t>(buffer.size(), until_ > offset_ ? until_ - offset_ : 0);
+    ssize_t n = 0;
+    if (wanted > 0) n = ::pread(file_fd_, buffer.data(), wanted, static_cast<off_t>(offset_));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      // At the end of what the writer wrote so far.
+      if (on_finished_) {
+        auto done = std::move(on_finished_);
+        stop();
+        done();
+        return;
+      }
+      wait_for_change();
+      return;
+    }
+    offset_ += static_cast<std::uint64_t>(n);
+    this_turn += static_cast<std::size_t>(n);
+    if (on_chunk_) on_chunk_(std::string_view(buffer.data(), static_cast<std::size_t>(n)), offset_);
+    if (stopped_) return;  // the callback may stop us
+  }
+  schedule_read();  // more may be there; let other work run first
+}
+
+void LogTail::wait_for_change() {
+  if (stopped_ || waiting_) return;
+  waiting_ = true;
+  inotify_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                      [self = shared_from_this()](boost::system::error_code ec) {
+                        self->waiting_ = false;
+                        if (ec || self->stopped_) return;
+                        // Drain the queued events; their content does not matter,
+                        // only that the file changed.
+                        std::array<char, 4096> events;
+                        while (::read(self->inotify_.native_handle(), events.data(), events.size()) > 0) {
+                        }
+                        self->read_some();
+                      });
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+namespace lpd::daemon {
+
+/// LogTail reads a file that another process appends to, from a byte
+/// offset on, and hands each new piece to a callback. It wakes on inotify
+/// (IN_MODIFY) rather than polling, and reads at most a bounded amount per
+/// turn of the event loop so a burst of output does not stall other peers.
+/// It holds the file open, so it keeps reading the same file after the
+/// log is rotated away by a restart.
+class LogTail : public std::enable_shared_from_this<LogTail> {
+ public:
+  using OnChunk = std::function<void(std::string_view bytes, std::uint64_t end_offset)>;
+
+  /// Throws std::system_error when the file cannot be opened or watched.
+  static std::shared_ptr<LogTail> open(boost::asio::io_context& io, const std::string& path,
+                                       std::uint64_t offset, OnChunk on_chunk);
+  ~LogTail();
+
+  /// Reads what is there and keeps reading as the file grows, until stop().
+  void follow();
+  /// Reads up to the end of the file (or up to offset `until`, whichever
+  /// comes first), then calls `done` once and stops. Used when the writer
+  /// has exited, so its last lines are seen before its exit is reported,
+  /// and to read a log once without following it.
+  void finish(std::function<void()> done, std::uint64_t until = UINT64_MAX);
+  /// No callback runs after this.
+  void stop();
+
+  std::uint64_t offset() const { return offset_; }
+
+  LogTail(boost::asio::io_context& io, int file_fd, int inotify_fd, std::uint64_t offset, OnChunk on_chunk);
+
+ private:
+  void schedule_read();
+  void read_some();
+  void wait_for_change();
+
+  boost::asio::io_context& io_;
+  int file_fd_;
+  boost::asio::posix::stream_descriptor inotify_;
+  std::uint64_t offset_;
+  OnChunk on_chunk_;
+  std::function<void()> on_finished_;
+  std::uint64_t until_ = UINT64_MAX;
+  bool stopped_ = false;
+  bool read_scheduled_ = false;
+  bool waiting_ = false;
+};
+
+}  // namespace lpd::daemon

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include "daemon/process/exit_status.h"
+
+namespace lpd::daemon {
+
+/// PidfdWatch calls back once when a process ends, from the event loop, by
+/// waiting for its pidfd to become readable: no polling and no SIGCHLD
+/// handler. For lpd's own children it also reaps them with
+/// waitid(P_PIDFD), which yields the real status and leaves no zombie; it
+/// never reaps anything else (no waitpid(-1)).
+class PidfdWatch : public std::enable_shared_from_this<PidfdWatch> {
+ public:
+  using OnExit = std::function<void(const ExitStatus&)>;
+
+  /// Takes ownership of `pidfd`. `own_child` says whether lpd is the parent.
+  PidfdWatch(boost::asio::io_context& io, int pidfd, bool own_child);
+
+  void async_wait(OnExit on_exit);
+  /// The callback will not run after this.
+  void cancel();
+  int pidfd() { return descriptor_.native_handle(); }
+
+ private:
+  ExitStatus collect();
+
+  boost::asio::posix::stream_descriptor descriptor_;
+  bool own_child_;
+  OnExit on_exit_;
+};
+
+/// pidfd_open(2) with close-on-exec; -1 with errno when there is no such process.
+int open_process_fd(pid_t pid);
+/// pidfd_send_signal(2): signals exactly the process the fd stands for,
+/// even if its pid number was reused since.
+bool signal_process_fd(int pidfd, int signo);
+
+}  // namespace lpd::daemon

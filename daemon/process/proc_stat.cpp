@@ -1,0 +1,101 @@
+#include "daemon/process/proc_stat.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <string>
+
+namespace lpd::daemon {
+namespace {
+
+/// Splits off the next space-separated field of `rest`.
+std::string_view next_field(std::string_view& rest) {
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  const auto end = rest.find(' ');
+  std::string_view field = rest.substr(0, end);
+  rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+  return field;
+}
+
+template <typename T>
+bool parse_number(std::string_view text, T& out) {
+  if (text.empty()) return false;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && ptr == text.data() + text.size();
+}
+
+std::optional<std::string> read_small_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string text(1024, '\0');
+  std::size_t used = 0;
+  for (;;) {
+    if (used == text.size()) text.resize(text.size() * 2);
+    const ssize_t n = ::read(fd, text.data() + used, text.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    used += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  if (used == 0) return std::nullopt;
+  text.resize(used);
+  return text;
+}
+
+}  // namespace
+
+std::optional<ProcStat> parse_proc_stat_text(std::string_view text) {
+  ProcStat stat;
+  const auto open_paren = text.find(" (");
+  const auto close_paren = text.rfind(')');
+  if (open_paren == std::string_view::npos || close_paren == std::string_view::npos || close_paren < open_paren)
+    return std::nullopt;
+  if (!parse_number(text.substr(0, open_paren), stat.pid)) return std::nullopt;
+  std::string_view rest = text.substr(close_paren + 1);
+  // Fields 3.. follow the command name; field 22 is the start time.
+  std::string_view fields[20];
+  for (auto& field : fields) field = next_field(rest);
+  if (fields[0].size() != 1) return std::nullopt;
+  stat.state = fields[0].front();
+  if (!parse_number(fields[1], stat.ppid) || !parse_number(fields[2], stat.pgrp) ||
+      !parse_number(fields[3], stat.session))
+    return std::nullopt;
+  auto start = fields[19];
+  while (!start.empty() && (start.back() == '\n' || start.back() == ' ')) start.remove_suffix(1);
+  if (!parse_number(start, stat.start_time)) return std::nullopt;
+  return stat;
+}
+
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
+  if (pid <= 0) return std::nullopt;
+  auto text = read_small_file("/proc/" + std::to_string(pid) + "/stat");
+  if (!text) return std::nullopt;
+  return parse_proc_stat_text(*text);
+}
+
+Liveness check_liveness(pid_t pid, std::uint64_t start_time) {
+  const auto stat = read_proc_stat(pid);
+  if (!stat) return Liveness::kGone;
+  if (stat->start_time != start_time) return Liveness::kReused;
+  return stat->gone() ? Liveness::kGone : Liveness::kAlive;
+}
+
+std::vector<pid_t> session_members(pid_t session) {
+  std::vector<pid_t> members;
+  if (session <= 0) return members;
+  DIR* dir = ::opendir("/proc");
+  if (!dir) return members;
+  while (dirent* entry = ::readdir(dir)) {
+    pid_t pid = 0;
+    const std::string_view name(entry->d_name);
+    if (!parse_number(name, pid)) continue;
+    const auto stat = read_proc_stat(pid);
+    if (stat && stat->session == session && !stat->gone()) members.push_back(pid);
+  }
+  ::closedir(dir);
+  return members;
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,80 @@
+#include "daemon/process/process_record_json.h"
+
+#include "daemon/process/process_name.h"
+
+namespace lpd::daemon {
+
+using nlohmann::json;
+
+json process_to_json(const SupervisedProcess& r, double now) {
+  json exit = nullptr;
+  if (r.state == ProcState::kExited || r.state == ProcState::kKilled) {
+    exit = {{"known", r.exit.known}, {"description", r.exit.describe()}};
+    if (r.exit.known) {
+      exit["code"] = r.exit.signal == 0 ? json(r.exit.code) : json(nullptr);
+      exit["signal"] = r.exit.signal == 0 ? json(nullptr) : json(r.exit.signal);
+    }
+  }
+  const bool running = is_running(r.state);
+  const double until = running ? now : (r.ended_at > 0 ? r.ended_at : now);
+  return {{"name", r.name},
+          {"pid", r.pid},
+          {"state", to_string(r.state)},
+          {"owner", r.owner},
+          {"start_time", r.start_time},
+          {"started_at", r.started_at},
+          {"ready_at", r.ready_at > 0 ? json(r.ready_at) : json(nullptr)},
+          {"ended_at", r.ended_at > 0 ? json(r.ended_at) : json(nullptr)},
+          {"uptime_seconds", r.started_at > 0 && until > r.started_at ? until - r.started_at : 0.0},
+          {"argv", r.argv},
+          {"cwd", r.cwd},
+          {"pattern", r.pattern},
+          {"log_path", r.log_path},
+          {"timeout", r.timeout},
+          {"max_read_lines", r.max_read_lines},
+          {"keep_on_timeout", r.keep_on_timeout},
+          {"ready_offset", r.ready_offset},
+          {"ready_line", r.ready_line},
+          {"exit_status", exit},
+          {"adopted", r.adopted},
+          {"failure", r.failure.empty() ? json(nullptr) : json(r.failure)}};
+}
+
+std::optional<SupervisedProcess> process_from_json(const json& v) {
+  try {
+    SupervisedProcess r;
+    r.name = v.at("name").get<std::string>();
+    if (!is_valid_process_name(r.name)) return std::nullopt;
+    auto state = proc_state_from_string(v.at("state").get<std::string>());
+    if (!state) return std::nullopt;
+    r.state = *state;
+    r.pid = v.at("pid").get<pid_t>();
+    r.owner = v.at("owner").get<uid_t>();
+    r.start_time = v.at("start_time").get<std::uint64_t>();
+    r.started_at = v.value("started_at", 0.0);
+    if (v.contains("ready_at") && v["ready_at"].is_number()) r.ready_at = v["ready_at"].get<double>();
+    if (v.contains("ended_at") && v["ended_at"].is_number()) r.ended_at = v["ended_at"].get<double>();
+    r.argv = v.value("argv", std::vector<std::string>{});
+    r.cwd = v.value("cwd", std::string());
+    r.pattern = v.value("pattern", std::string());
+    r.log_path = v.value("log_path", std::string());
+    r.timeout = v.value("timeout", 0.0);
+    r.max_read_lines = v.value("max_read_lines", std::int64_t{0});
+    r.keep_on_timeout = v.value("keep_on_timeout", false);
+    r.ready_offset = v.value("ready_offset", std::uint64_t{0});
+    r.ready_line = v.value("ready_line", std::string());
+    r.adopted = v.value("adopted", false);
+    if (v.contains("failure") && v["failure"].is_string()) r.failure = v["failure"].get<std::string>();
+    if (v.contains("exit_status") && v["exit_status"].is_object()) {
+      const auto& e = v["exit_status"];
+      r.exit.known = e.value("known", false);
+      if (e.contains("code") && e["code"].is_number_integer()) r.exit.code = e["code"].get<int>();
+      if (e.contains("signal") && e["signal"].is_number_integer()) r.exit.signal = e["signal"].get<int>();
+    }
+    return r;
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace lpd::daemon

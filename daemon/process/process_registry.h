@@ -1,0 +1,157 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <sys/types.h>
+
+#include "daemon/process/exit_status.h"
+#include "daemon/process/proc_stat.h"
+#include "protocol/error.h"
+
+namespace lpd::daemon {
+
+/// Where a supervised process is in its life. stopping is the short time
+/// between a kill being sent and the process being gone.
+enum class ProcState { kStarting, kReady, kStopping, kExited, kKilled, kLost };
+
+std::string_view to_string(ProcState state);
+std::optional<ProcState> proc_state_from_string(std::string_view name);
+/// starting, ready and stopping: a process lpd believes runs.
+bool is_running(ProcState state);
+
+/// What can happen to a supervised process.
+enum class ProcEvent {
+  kMatched,        // a log line matched its pattern
+  kExited,         // its pidfd said it is gone
+  kTimedOut,       // no match within the timeout
+  kTimedOutKept,   // same, with --keep-on-timeout
+  kLineLimit,      // max_read_lines lines read without a match
+  kKillRequested,  // lpctl kill / kill-all / ensure --restart
+};
+std::string_view to_string(ProcEvent event);
+
+/// What the service must do after a transition. The registry itself
+/// answers the waiting ensure callers; the service does the I/O part.
+enum class ProcAction {
+  kNone,
+  kAnswerReady,       // ensure waiters succeed; stop reading the log
+  kFailStart,         // ensure waiters fail; stop the pattern wait
+  kFailStartAndKill,  // ensure waiters fail, then kill the process group
+  kKill,              // signal the process group
+  kRecordEnd,         // note the end (status, time)
+};
+
+/// One row of the lifecycle: in `from`, `event` leads to `to` and `action`.
+struct Transition {
+  ProcState from;
+  ProcEvent event;
+  ProcState to;
+  ProcAction action;
+};
+
+/// The whole lifecycle in one table, in the spirit of s6: an event missing
+/// from it is ignored in that state (a timer that fires after the pattern
+/// matched, a second match, an exit already recorded).
+std::span<const Transition> lifecycle();
+std::optional<Transition> lifecycle_step(ProcState from, ProcEvent event);
+
+/// SupervisedProcess is the record of one named helper: what was started,
+/// as whom, and what became of it. It is what procs/NAME.json holds.
+struct SupervisedProcess {
+  std::string name;
+  uid_t owner = 0;
+  std::uint64_t generation = 0;  // one per start; stale timers and watches compare it
+  ProcState state = ProcState::kStarting;
+  pid_t pid = 0;
+  std::uint64_t start_time = 0;  // /proc start time: a pid is trusted only with it
+  double started_at = 0;         // wall-clock seconds
+  double ready_at = 0;
+  double ended_at = 0;
+  std::vector<std::string> argv;
+  std::string cwd;
+  std::string pattern;
+  std::string log_path;
+  double timeout = 0;
+  std::int64_t max_read_lines = 0;  // 0: no limit
+  bool keep_on_timeout = false;
+  std::uint64_t ready_offset = 0;   // log offset just after the matching line
+  std::string ready_line;
+  ExitStatus exit;
+  bool adopted = false;             // re-adopted after an lpd restart: not our child
+  std::string failure;              // why startup failed, for ps/info
+};
+
+/// Why a start failed, as the waiting callers will be told.
+struct StartFailure {
+  protocol::ErrorCode code;
+  std::string message;
+};
+
+/// What to do with an ensure call, from the record and its liveness.
+enum class EnsurePlan {
+  kReuse,            // alive and ready: answer at once
+  kJoin,             // a start is in progress: wait for the same readiness
+  kStart,            // nothing runs under this name: start it
+  kStopThenStart,    // --restart of a live one, or a kill in progress: start once it is gone
+};
+
+/// ProcessRegistry holds every supervised process by name and applies the
+/// lifecycle table. It touches no socket, file or process: liveness comes
+/// from a function it is given, so tests hand it a fake.
+class ProcessRegistry {
+ public:
+  using LivenessCheck = std::function<Liveness(pid_t, std::uint64_t)>;
+  /// An ensure caller waiting for readiness: gets the record, or the failure.
+  using Waiter = std::function<void(const SupervisedProcess&, const StartFailure*)>;
+
+  explicit ProcessRegistry(LivenessCheck liveness) : liveness_(std::move(liveness)) {}
+
+  const SupervisedProcess* find(std::string_view name) const;
+  std::vector<const SupervisedProcess*> all() const;
+
+  /// Decides an ensure for `name`. A ready record whose pid is gone or
+  /// reused is not reused: its end simply has not been reported yet.
+  EnsurePlan plan_ensure(std::string_view name, bool restart) const;
+
+  /// Records a new incarnation in state starting, replacing an ended one.
+  /// Waiters queued for it (kStopThenStart) stay. Returns its generation.
+  std::uint64_t begin(SupervisedProcess record);
+  /// Puts back a record read from disk, as it is.
+  void restore(SupervisedProcess record);
+  /// Changes a record without an event (restore's verdict, a failed spawn).
+  SupervisedProcess* mutable_record(std::string_view name);
+  void erase(std::string_view name);
+
+  void add_waiter(std::string_view name, Waiter waiter);
+  std::size_t waiters(std::string_view name) const;
+  /// Fails every waiter of `name` (a start that could not even spawn).
+  void fail_waiters(std::string_view name, const StartFailure& failure);
+
+  /// Applies `event` to the incarnation `generation` of `name`. Returns the
+  /// transition taken, or nullopt when the table ignores it (or the
+  /// generation is stale). Answers ensure waiters as the action says;
+  /// `failure` is what failing waiters are told.
+  std::optional<Transition> fire(std::string_view name, std::uint64_t generation, ProcEvent event,
+                                 const StartFailure* failure = nullptr);
+
+ private:
+  struct Entry {
+    SupervisedProcess record;
+    std::vector<Waiter> waiters;
+  };
+  Entry* entry(std::string_view name);
+  const Entry* entry(std::string_view name) const;
+
+  LivenessCheck liveness_;
+  std::map<std::string, Entry, std::less<>> entries_;
+  std::uint64_t next_generation_ = 1;
+};
+
+}  // namespace lpd::daemon
