@@ -11,6 +11,11 @@ std::vector<Command> command_table() {
       watch_command(),
       resume_command(),
       runs_command(),
+      ensure_command(),
+      ps_command(),
+      logs_command(),
+      kill_command(),
+      kill_all_command(),
   };
 }
 

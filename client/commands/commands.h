@@ -11,5 +11,11 @@ Command ls_command();
 Command watch_command();
 Command resume_command();
 Command runs_command();
+// supervised helper processes (issue 4)
+Command ensure_command();
+Command ps_command();
+Command logs_command();
+Command kill_command();
+Command kill_all_command();
 
 }  // namespace lpd::client

@@ -1,0 +1,66 @@
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "client/cli.h"
+#include "client/commands/commands.h"
+
+namespace lpd::client {
+namespace {
+
+/// "-" while running, "code 3", "SIGTERM", "unknown".
+std::string exit_column(const json& p) {
+  const json& exit = p.contains("exit_status") ? p["exit_status"] : json(nullptr);
+  if (!exit.is_object()) return "-";
+  if (!exit.value("known", false)) return "unknown";
+  if (exit.contains("signal") && exit["signal"].is_number()) {
+    const std::string description = exit.value("description", "");
+    const auto open = description.find('(');
+    if (open != std::string::npos) return description.substr(open + 1, description.size() - open - 2);
+    return "signal " + std::to_string(exit["signal"].get<int>());
+  }
+  return exit.contains("code") && exit["code"].is_number() ? "code " + std::to_string(exit["code"].get<int>()) : "-";
+}
+
+}  // namespace
+
+Command ps_command() {
+  auto all = std::make_shared<bool>(false);
+  return {"ps", "List supervised helper processes: name, pid, state, uptime, exit status, log, pattern",
+          [all](CLI::App& app) -> CommandRun {
+            app.add_flag("-a,--all", *all, "Include processes that have ended (exited, killed, lost)");
+            return [all](const GlobalOptions& global) {
+              auto connection = global.connect();
+              const json result = connection.request("proc.list", {{"all", *all}});
+              if (global.json) {
+                print_json(result);
+                return kExitOk;
+              }
+              const json& list = result["processes"];
+              if (list.empty()) {
+                std::cout << (*all ? "no supervised processes\n" : "no running supervised processes (-a shows ended ones)\n");
+                return kExitOk;
+              }
+              std::vector<std::vector<std::string>> rows{{"NAME", "PID", "STATE", "UPTIME", "EXIT", "LOG", "PATTERN"}};
+              for (const auto& p : list) {
+                rows.push_back({p.value("name", ""), std::to_string(p.value("pid", 0)), p.value("state", ""),
+                                format_duration(p.value("uptime_seconds", 0.0)), exit_column(p),
+                                p.value("log_path", ""), p.value("pattern", "")});
+              }
+              std::vector<std::size_t> widths(rows.front().size(), 0);
+              for (const auto& row : rows)
+                for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+              for (const auto& row : rows) {
+                std::string line;
+                for (std::size_t i = 0; i < row.size(); ++i) {
+                  line += row[i];
+                  if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+                }
+                std::cout << line << "\n";
+              }
+              return kExitOk;
+            };
+          }};
+}
+
+}  // namespace lpd::client
