@@ -28,6 +28,7 @@ from lpd_pytest import checkpoint
 
 def test_loop():
     count = int(sys.argv_count)
+    print("READY", flush=True)                        # the run is registered by now
     for i in range(count):
         sys.__stdin__.readline()                      # the bench says go
         print("CALL", time.monotonic_ns(), flush=True)
@@ -63,6 +64,9 @@ def main():
                             cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
     resume_ms, watch_ms = [], []
     try:
+        line = test.stdout.readline()
+        while line and not line.startswith("READY"):
+            line = test.stdout.readline()
         for _ in range(args.count):
             watch = subprocess.Popen([lpctl_bin, "--socket", sock, "watch", "--run-id", "bench-run"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)

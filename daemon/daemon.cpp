@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/install_paths.h"
 #include "daemon/listen_socket.h"
 #include "daemon/operation_table.h"
 #include "daemon/readiness.h"
@@ -36,13 +37,20 @@ Daemon::Daemon(DaemonConfig config)
       run_journal_(events_, store_),
       process_launcher_(io_),
       processes_(io_, store_, events_, process_launcher_),
+      jobs_(io_, events_, store_, runs_.registry(), process_launcher_, config_.access,
+            JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path}),
       dispatcher_(operation_table(*this)),
       server_(io_, dispatcher_, config_.hello_timeout),
       stop_signals_(io_, SIGTERM, SIGINT) {
   server_.on_session_closed([this](const Peer& peer) { on_session_closed(peer); });
   on_peer_gone([this](const Peer& peer) { events_.drop_session(peer.session_id); });
   on_peer_gone([this](const Peer& peer) { pauses_.peer_gone(peer); });
+  on_peer_gone([this](const Peer& peer) { jobs_.peer_gone(peer); });
   on_peer_gone([this](const Peer& peer) { runs_.peer_gone(peer); });
+  runs_.on_join = [this](const Run& run, const std::string& worker, const Peer& peer) {
+    jobs_.worker_joined(run, worker, peer);
+  };
+  runs_.on_clean_end = [this](const Peer& peer) { jobs_.worker_ended_cleanly(peer); };
   on_peer_gone([this](const Peer& peer) { processes_.drop_session(peer.session_id); });
 }
 
@@ -127,6 +135,7 @@ void Daemon::restore_state() {
   // (families restore their registries here, in dependency order)
   runs_.restore();
   pauses_.restore();
+  jobs_.restore();
   processes_.restore();
 }
 

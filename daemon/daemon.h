@@ -17,6 +17,7 @@
 #include "daemon/pauses/pause_service.h"
 #include "daemon/process/launcher.h"
 #include "daemon/process/process_service.h"
+#include "daemon/runs/job_service.h"
 #include "daemon/runs/run_journal.h"
 #include "daemon/runs/run_service.h"
 #include "daemon/server.h"
@@ -58,6 +59,7 @@ class Daemon {
   RunService& runs() { return runs_; }
   PauseService& pauses() { return pauses_; }
   ProcessService& processes() { return processes_; }
+  JobService& jobs() { return jobs_; }
 
  private:
   void on_session_closed(const Peer& peer);
@@ -75,6 +77,7 @@ class Daemon {
   RunJournal run_journal_;
   SystemProcessLauncher process_launcher_;
   ProcessService processes_;
+  JobService jobs_;
   Dispatcher dispatcher_;
   Server server_;
   boost::asio::signal_set stop_signals_;

@@ -23,6 +23,12 @@ class ReplySink {
   virtual ~ReplySink() = default;
   virtual void send(std::string line) = 0;
   virtual bool open() const = 0;
+  /// Hands every later byte of this connection to `on_bytes` instead of the
+  /// line protocol (a traceback stream). False when the sink cannot.
+  virtual bool switch_to_raw(std::function<void(std::string_view)> on_bytes) {
+    (void)on_bytes;
+    return false;
+  }
 };
 
 /// Responder answers one request exactly once, now or later. It holds the

@@ -44,7 +44,17 @@ void Session::read_more() {
                           });
 }
 
+bool Session::switch_to_raw(std::function<void(std::string_view)> on_bytes) {
+  raw_ = std::move(on_bytes);
+  return true;
+}
+
 void Session::handle_bytes(std::size_t n) {
+  if (raw_) {
+    raw_(std::string_view(read_buffer_.data(), n));
+    read_more();
+    return;
+  }
   reader_.feed(std::string_view(read_buffer_.data(), n));
   auto self = shared_from_this();  // a handler may close us while we loop
   while (open_ && !closing_) {
@@ -62,6 +72,12 @@ void Session::handle_bytes(std::size_t n) {
     if (next.line.empty()) continue;  // blank lines are harmless keep-alives
     dispatcher_.dispatch_line(next.line, peer_, self);
     if (peer_.said_hello) hello_timer_.cancel();
+    if (raw_) {
+      // The rest of what was read already belongs to the raw stream.
+      std::string rest = reader_.take_buffered();
+      if (!rest.empty()) raw_(rest);
+      break;
+    }
   }
   read_more();
 }

@@ -38,6 +38,7 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
 
   void send(std::string line) override;
   bool open() const override { return open_; }
+  bool switch_to_raw(std::function<void(std::string_view)> on_bytes) override;
 
   Peer& peer() { return peer_; }
   const Peer& peer() const { return peer_; }
@@ -55,6 +56,7 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   ClosedCallback on_closed_;
 
   protocol::LineReader reader_;
+  std::function<void(std::string_view)> raw_;  // set once the peer switched to a raw stream
   std::array<char, 64 * 1024> read_buffer_{};
   std::deque<std::string> outgoing_;
   std::size_t queued_bytes_ = 0;

@@ -46,7 +46,7 @@ std::string StateStore::path(std::string_view relative) const { return root_ + "
 
 void StateStore::make_dir(std::string_view relative) const { make_directories(path(relative), 0755); }
 
-void StateStore::write_json(std::string_view relative, const nlohmann::json& value) const {
+void StateStore::write_json(std::string_view relative, const nlohmann::json& value, bool durable) const {
   const std::string target = path(relative);
   make_directories(parent_of(target), 0755);
   const std::string temp = target + ".new";
@@ -54,7 +54,7 @@ void StateStore::write_json(std::string_view relative, const nlohmann::json& val
   if (fd < 0) fail("cannot create " + temp);
   try {
     write_all(fd, value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", temp);
-    if (::fsync(fd) != 0) fail("cannot fsync " + temp);
+    if (durable && ::fsync(fd) != 0) fail("cannot fsync " + temp);
   } catch (...) {
     ::close(fd);
     ::unlink(temp.c_str());

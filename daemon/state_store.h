@@ -23,7 +23,10 @@ class StateStore {
   std::string path(std::string_view relative) const;
 
   /// Creates missing parent directories. Throws std::system_error on failure.
-  void write_json(std::string_view relative, const nlohmann::json& value) const;
+  /// `durable` fsyncs before the rename (records that must survive a power
+  /// loss); without it the rename is still atomic for every reader and
+  /// survives lpd itself being killed.
+  void write_json(std::string_view relative, const nlohmann::json& value, bool durable = true) const;
   /// nullopt when the file is missing or not valid JSON.
   std::optional<nlohmann::json> read_json(std::string_view relative) const;
   /// Appends one line in one write(); `durable` fsyncs it (crash records).

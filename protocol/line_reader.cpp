@@ -2,6 +2,14 @@
 
 namespace lpd::protocol {
 
+std::string LineReader::take_buffered() {
+  std::string rest = discarding_ ? std::string() : pending_.substr(scan_from_);
+  pending_.clear();
+  scan_from_ = searched_ = 0;
+  discarding_ = false;
+  return rest;
+}
+
 LineReader::Next LineReader::next() {
   for (;;) {
     const std::size_t start = scan_from_ + searched_;

@@ -30,6 +30,10 @@ class LineReader {
   /// kOversized (once per oversized line) when the current line broke the limit.
   Next next();
 
+  /// Removes and returns every byte not yet returned as a line (for a
+  /// connection that switches from lines to a raw stream).
+  std::string take_buffered();
+
   /// Bytes of an incomplete line kept so far (0 while discarding an oversized one).
   std::size_t buffered() const { return pending_.size() - scan_from_; }
 

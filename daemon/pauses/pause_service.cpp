@@ -36,7 +36,9 @@ PauseService::PauseService(boost::asio::io_context& io, EventBus& events, const 
 
 void PauseService::persist(const Pause& pause) {
   try {
-    store_.write_json(pause_path(pause), pause.to_json());
+    // Not fsync'd: a pause cannot outlive a reboot (its test process does
+    // not), and an atomic rename already survives lpd being killed.
+    store_.write_json(pause_path(pause), pause.to_json(), /*durable=*/false);
   } catch (const std::exception& e) {
     spdlog::error("cannot write pause {}: {}", pause.pause_id, e.what());
   }
@@ -61,16 +63,18 @@ void PauseService::arm(const Pause& pause) {
 }
 
 void PauseService::settle(Pause& pause, std::string_view event) {
-  persist(pause);
-  timers_.erase(pause.pause_id);
-  exit_watches_.erase(pause.pause_id);
-  spdlog::info("pause {} ({}): {}", pause.pause_id, pause.nodeid, to_string(pause.status));
-  events_.publish(std::string(event), pause.to_json(), pause.run_id, pause.owner);
+  // The blocked test hears first; the mirror file follows. A crash in
+  // between loses nothing: the shim re-sends its pause_id on reconnect.
   auto waiting = waiting_.find(pause.pause_id);
   if (waiting != waiting_.end()) {
     waiting->second.ok(pause.outcome_json());
     waiting_.erase(waiting);
   }
+  timers_.erase(pause.pause_id);
+  exit_watches_.erase(pause.pause_id);
+  events_.publish(std::string(event), pause.to_json(), pause.run_id, pause.owner);
+  persist(pause);
+  spdlog::info("pause {} ({}): {}", pause.pause_id, pause.nodeid, to_string(pause.status));
 }
 
 json PauseService::handle_request(Call& call) {
@@ -114,11 +118,12 @@ json PauseService::handle_request(Call& call) {
   pause.timeout = timeout;
   pause.created_at = wall_now();
   Pause& added = registry_.add(std::move(pause), nullptr);
-  persist(added);
   waiting_[pause_id] = call.defer();
   arm(added);
-  spdlog::info("pause {} created for {} (run {}, pid {})", pause_id, added.nodeid, run_id, added.pid);
+  // On disk before anyone hears of it, so a restarted lpd knows it too.
+  persist(added);
   events_.publish("pause.created", added.to_json(), run_id, added.owner);
+  spdlog::info("pause {} created for {} (run {}, pid {})", pause_id, added.nodeid, run_id, added.pid);
   return json();
 }
 

@@ -11,7 +11,7 @@ json Run::to_json() const {
             {"hostname", hostname}, {"cwd", cwd},
             {"argv", argv},       {"created_at", created_at},
             {"status", active ? "active" : "ended"},
-            {"owner_uid", owner}, {"workers", workers_json}};
+            {"owner_uid", owner}, {"workers", workers_json}, {"supervised", supervised}};
   if (!active) j["ended_at"] = ended_at;
   return j;
 }
@@ -27,6 +27,7 @@ Run Run::from_json(const json& j) {
   r.ended_at = j.value("ended_at", 0.0);
   r.active = j.value("status", "ended") == "active";
   r.owner = j.value("owner_uid", static_cast<uid_t>(-1));
+  r.supervised = j.value("supervised", false);
   for (const auto& w : j.value("workers", json::array())) {
     Worker worker;
     worker.worker_id = w.value("worker_id", "");

@@ -32,6 +32,9 @@ struct Run {
   double created_at = 0;
   double ended_at = 0;
   bool active = true;
+  /// Started by `lpctl run`: the run ends when its job is done, not when
+  /// the controller's connection closes (pytest may be re-run for retries).
+  bool supervised = false;
   std::map<std::string, Worker> workers;
 
   nlohmann::json to_json() const;

@@ -92,7 +92,7 @@ std::vector<Run*> RunRegistry::session_closed(std::uint64_t session_id, double n
     for (auto& [worker_id, worker] : run.workers) {
       if (worker.session_id != session_id) continue;
       worker.session_id = 0;
-      if (worker_id == kController && run.active) {
+      if (worker_id == kController && run.active && !run.supervised) {
         run.active = false;
         run.ended_at = now;
         ended.push_back(&run);

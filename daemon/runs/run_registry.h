@@ -32,7 +32,8 @@ class RunRegistry {
   Run& join(const JoinRequest& request, const std::string& new_run_id, double now);
 
   Run* find(std::string_view run_id);
-  /// Adds a run restored from disk (ended runs are kept for listing).
+  /// Adds a run restored from disk (ended runs are kept for listing), or
+  /// a supervised run created by `lpctl run` before any process joins it.
   void restore(Run run);
 
   /// Marks a worker's clean end (run.end).

@@ -12,7 +12,7 @@ RunService::RunService(boost::asio::io_context& io, EventBus& events, const Stat
 
 void RunService::persist(const Run& run) {
   try {
-    store_.write_json("runs/" + run.run_id + "/run.json", run.to_json());
+    store_.write_json("runs/" + run.run_id + "/run.json", run.to_json(), /*durable=*/false);
   } catch (const std::exception& e) {
     spdlog::error("cannot write run {}: {}", run.run_id, e.what());
   }
@@ -37,12 +37,14 @@ json RunService::handle_register(Call& call) {
   persist(run);
   if (is_new) events_.publish("run.started", run.to_json(), run.run_id, run.owner);
   const std::string worker = request.worker_id.empty() ? "controller" : request.worker_id;
+  if (on_join) on_join(run, worker, call.peer);
   spdlog::info("run {}: {} (pid {}) joined", run.run_id, worker, request.pid);
   return {{"run_id", run.run_id}, {"worker_id", worker}, {"new", is_new}};
 }
 
 json RunService::handle_end(Call& call) {
   registry_.finish(call.peer.session_id);
+  if (on_clean_end) on_clean_end(call.peer);
   return {{"ended", true}};
 }
 

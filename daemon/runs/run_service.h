@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -29,6 +30,10 @@ class RunService {
   void restore();
 
   RunRegistry& registry() { return registry_; }
+
+  /// Told when a process joins a run and when one ends its part cleanly.
+  std::function<void(const Run&, const std::string& worker_id, const Peer&)> on_join;
+  std::function<void(const Peer&)> on_clean_end;
 
  private:
   void persist(const Run& run);

@@ -1,0 +1,88 @@
+#include "daemon/crashes/crash.h"
+
+#include <csignal>
+#include <cstring>
+#include <utility>
+
+namespace lpd::daemon {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::pair<int, const char*> kSignals[] = {
+    {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},   {SIGTRAP, "SIGTRAP"},
+    {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},   {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"},
+    {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"}, {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
+    {SIGCHLD, "SIGCHLD"}, {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"}, {SIGXCPU, "SIGXCPU"},
+    {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},
+};
+
+/// faulthandler's wording for each signal it handles.
+constexpr std::pair<const char*, int> kFaultHandlerNames[] = {
+    {"Segmentation fault", SIGSEGV}, {"Aborted", SIGABRT},          {"Bus error", SIGBUS},
+    {"Floating point exception", SIGFPE}, {"Illegal instruction", SIGILL},
+};
+
+}  // namespace
+
+std::string signal_name(int signo) {
+  for (const auto& [number, name] : kSignals)
+    if (number == signo) return name;
+  return "SIG" + std::to_string(signo);
+}
+
+std::optional<int> signal_from_name(std::string_view name) {
+  if (name.empty()) return std::nullopt;
+  if (name.find_first_not_of("0123456789") == std::string_view::npos) {
+    const int n = std::stoi(std::string(name));
+    return n > 0 && n < 65 ? std::optional<int>(n) : std::nullopt;
+  }
+  std::string upper;
+  for (char c : name) upper.push_back(static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c));
+  if (upper.rfind("SIG", 0) != 0) upper = "SIG" + upper;
+  for (const auto& [number, n] : kSignals)
+    if (upper == n) return number;
+  return std::nullopt;
+}
+
+std::optional<int> signal_from_traceback(std::string_view text) {
+  const auto marker = text.find("Fatal Python error: ");
+  if (marker == std::string_view::npos) return std::nullopt;
+  const auto line = text.substr(marker, text.find('\n', marker) - marker);
+  for (const auto& [words, signo] : kFaultHandlerNames)
+    if (line.find(words) != std::string_view::npos) return signo;
+  return std::nullopt;
+}
+
+json Crash::to_json() const {
+  json j = {{"run_id", run_id},       {"nodeid", nodeid},         {"where", where},
+            {"phase", phase},         {"worker_id", worker_id},   {"pid", pid},
+            {"signal", signal ? json(*signal) : json(nullptr)},
+            {"signal_name", signal ? json(signal_name(*signal)) : json(nullptr)},
+            {"exit_code", exit_code ? json(*exit_code) : json(nullptr)},
+            {"reason", reason},       {"traceback", traceback},   {"crash_time", crash_time},
+            {"duration", duration},   {"attempt", attempt},       {"owner_uid", owner}};
+  return j;
+}
+
+Crash Crash::from_json(const json& j) {
+  Crash c;
+  c.run_id = j.value("run_id", "");
+  c.nodeid = j.value("nodeid", "");
+  c.where = j.value("where", "");
+  c.phase = j.value("phase", "");
+  c.worker_id = j.value("worker_id", "");
+  c.pid = j.value("pid", 0);
+  if (j.contains("signal") && j["signal"].is_number_integer()) c.signal = j["signal"].get<int>();
+  if (j.contains("exit_code") && j["exit_code"].is_number_integer()) c.exit_code = j["exit_code"].get<int>();
+  c.reason = j.value("reason", "");
+  c.traceback = j.value("traceback", "");
+  c.crash_time = j.value("crash_time", 0.0);
+  c.duration = j.value("duration", 0.0);
+  c.attempt = j.value("attempt", 1);
+  c.owner = j.value("owner_uid", static_cast<uid_t>(-1));
+  return c;
+}
+
+}  // namespace lpd::daemon

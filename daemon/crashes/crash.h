@@ -1,0 +1,44 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <sys/types.h>
+
+#include <nlohmann/json.hpp>
+
+namespace lpd::daemon {
+
+/// Crash is one test process that died abnormally, pinned on the test that
+/// was running. Field names include pytest-abort's crash-log fields
+/// (nodeid, crash_time, duration, reason) so its tools read crashes.jsonl.
+struct Crash {
+  std::string run_id;
+  std::string nodeid;     // empty when no test was running
+  std::string where;      // "test", "collection" (before any test) or "session" (between/after tests)
+  std::string phase;      // the test phase when known ("setup", "call", "teardown")
+  std::string worker_id;
+  pid_t pid = 0;
+  std::optional<int> signal;
+  std::optional<int> exit_code;
+  std::string reason;
+  std::string traceback;
+  double crash_time = 0;
+  double duration = 0;  // seconds the test had run
+  int attempt = 1;      // which run of the command (retries count up)
+  uid_t owner = static_cast<uid_t>(-1);
+
+  nlohmann::json to_json() const;
+  static Crash from_json(const nlohmann::json& j);
+};
+
+/// "SIGSEGV" for 11, "SIG34" for an unnamed one.
+std::string signal_name(int signo);
+/// Parses "SIGSEGV", "SEGV", "segv" or "11"; nullopt when unknown.
+std::optional<int> signal_from_name(std::string_view name);
+/// Python's faulthandler names the fatal signal in its first line
+/// ("Fatal Python error: Segmentation fault"); returns it when present.
+std::optional<int> signal_from_traceback(std::string_view text);
+
+}  // namespace lpd::daemon

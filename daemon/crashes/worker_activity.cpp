@@ -1,0 +1,63 @@
+#include "daemon/crashes/worker_activity.h"
+
+namespace lpd::daemon {
+
+void WorkerActivity::test_started(const std::string& nodeid, double now) {
+  current_ = nodeid;
+  phase_ = "setup";
+  started_at_ = now;
+  any_test_ = true;
+}
+
+void WorkerActivity::test_finished(const std::string& nodeid) {
+  // A finish for another test (a shim that lost a message) still ends ours:
+  // the process is between tests now.
+  (void)nodeid;
+  current_.reset();
+  phase_.clear();
+}
+
+void WorkerActivity::add_traceback(std::string_view text) {
+  const std::size_t room = kMaxTraceback - std::min(kMaxTraceback, traceback_.size());
+  traceback_.append(text.substr(0, room));
+}
+
+std::optional<Crash> WorkerActivity::crash_on(const ProcessEnd& end, double now) const {
+  std::optional<int> signal = end.signal;
+  if (!signal) signal = notice_signal_;
+  if (!signal) signal = signal_from_traceback(traceback_);
+  if (!signal && clean_end_) return std::nullopt;  // an ordinary exit, whatever its code
+
+  Crash crash;
+  crash.run_id = run_id_;
+  crash.worker_id = worker_id_;
+  crash.pid = pid_;
+  crash.owner = owner_;
+  crash.attempt = attempt_;
+  crash.signal = signal;
+  crash.exit_code = signal ? std::nullopt : end.exit_code;
+  crash.traceback = traceback_;
+  crash.crash_time = now;
+  if (current_) {
+    crash.nodeid = *current_;
+    crash.where = "test";
+    crash.phase = phase_;
+    crash.duration = now - started_at_;
+  } else {
+    crash.where = any_test_ ? "session" : "collection";
+  }
+  if (signal) {
+    crash.reason = "killed by " + signal_name(*signal);
+  } else if (end.exit_code) {
+    crash.reason = "exited with code " + std::to_string(*end.exit_code) + " without finishing its session";
+  } else {
+    crash.reason = "connection closed without a clean session end";
+  }
+  if (crash.where == "test")
+    crash.reason += " while running " + crash.nodeid + (crash.phase.empty() ? "" : " (" + crash.phase + ")");
+  else
+    crash.reason += crash.where == "collection" ? " during collection" : " outside any test";
+  return crash;
+}
+
+}  // namespace lpd::daemon

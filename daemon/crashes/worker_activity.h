@@ -1,0 +1,65 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <sys/types.h>
+
+#include "daemon/crashes/crash.h"
+
+namespace lpd::daemon {
+
+/// How a test process ended, as far as anyone could tell: a wait status
+/// from its parent (lpd's run monitor, or the xdist controller), or nothing.
+struct ProcessEnd {
+  std::optional<int> signal;
+  std::optional<int> exit_code;
+};
+
+/// WorkerActivity is what one test process (a pytest controller, an xdist
+/// worker, a native test binary) told lpd about its tests, on one
+/// connection. It exists to pin a crash on the test that was running:
+/// test.start arrives before the test's setup and test.finish after its
+/// teardown, so a death in between belongs to that test.
+class WorkerActivity {
+ public:
+  WorkerActivity(std::string run_id, std::string worker_id, pid_t pid, uid_t owner, int attempt)
+      : run_id_(std::move(run_id)), worker_id_(std::move(worker_id)), pid_(pid), owner_(owner), attempt_(attempt) {}
+
+  void test_started(const std::string& nodeid, double now);
+  void phase(const std::string& phase) { phase_ = phase; }
+  void test_finished(const std::string& nodeid);
+  /// The process said its session ended cleanly (run.end).
+  void clean_end() { clean_end_ = true; }
+  /// Text written by faulthandler on the process's traceback connection (bounded).
+  void add_traceback(std::string_view text);
+  /// A native shim's crash handler named the signal before dying.
+  void crash_notice(int signo) { notice_signal_ = signo; }
+
+  /// Decides whether this ending was a crash and, if so, what to record.
+  std::optional<Crash> crash_on(const ProcessEnd& end, double now) const;
+
+  const std::string& run_id() const { return run_id_; }
+  const std::string& worker_id() const { return worker_id_; }
+  pid_t pid() const { return pid_; }
+  const std::optional<std::string>& current_test() const { return current_; }
+  bool ended_cleanly() const { return clean_end_; }
+
+  static constexpr std::size_t kMaxTraceback = 64 * 1024;
+
+ private:
+  std::string run_id_;
+  std::string worker_id_;
+  pid_t pid_;
+  uid_t owner_;
+  int attempt_;
+  std::optional<std::string> current_;
+  std::string phase_;
+  double started_at_ = 0;
+  bool any_test_ = false;
+  bool clean_end_ = false;
+  std::string traceback_;
+  std::optional<int> notice_signal_;
+};
+
+}  // namespace lpd::daemon

@@ -1,0 +1,103 @@
+#include "daemon/runs/job.h"
+
+namespace lpd::daemon {
+
+using nlohmann::json;
+
+namespace {
+constexpr std::pair<JobState, const char*> kStates[] = {
+    {JobState::kCreated, "created"},         {JobState::kCollected, "collected"},
+    {JobState::kInProgress, "in-progress"},  {JobState::kTerminating, "terminating"},
+    {JobState::kDone, "done"},
+};
+
+json optional_int(const std::optional<int>& v) { return v ? json(*v) : json(nullptr); }
+std::optional<int> int_or_null(const json& j, const char* key) {
+  if (j.contains(key) && j[key].is_number_integer()) return j[key].get<int>();
+  return std::nullopt;
+}
+}  // namespace
+
+std::string_view to_string(JobState state) {
+  for (const auto& [s, name] : kStates)
+    if (s == state) return name;
+  return "created";
+}
+
+JobState job_state_from_string(std::string_view text) {
+  for (const auto& [s, name] : kStates)
+    if (text == name) return s;
+  return JobState::kCreated;
+}
+
+json JobSpec::to_json() const {
+  return {{"argv", argv},           {"cwd", cwd},
+          {"env", env},             {"name", name},
+          {"retry_crashed", retry_crashed}, {"junit", junit_path},
+          {"crash_log", crash_log_path},   {"pause_on_failure", pause_on_failure}};
+}
+
+JobSpec JobSpec::from_json(const json& j) {
+  JobSpec s;
+  s.argv = j.value("argv", std::vector<std::string>{});
+  s.cwd = j.value("cwd", "");
+  s.env = j.value("env", std::vector<std::string>{});
+  s.name = j.value("name", "");
+  s.retry_crashed = j.value("retry_crashed", 0);
+  s.junit_path = j.value("junit", "");
+  s.crash_log_path = j.value("crash_log", "");
+  s.pause_on_failure = j.value("pause_on_failure", false);
+  return s;
+}
+
+json Job::payload(const std::string& run_id) const {
+  return {{"id", run_id}, {"state", to_string(state)}, {"returncode", optional_int(returncode)}, {"text", text}};
+}
+
+json Job::to_json() const {
+  return {{"spec", spec.to_json()},
+          {"state", to_string(state)},
+          {"attempt", attempt},
+          {"deselected", deselected},
+          {"monitor_pid", monitor_pid},
+          {"monitor_start_time", monitor_start_time},
+          {"returncode", optional_int(returncode)},
+          {"signal", optional_int(signal)},
+          {"text", text},
+          {"created_at", created_at},
+          {"ended_at", ended_at}};
+}
+
+Job Job::from_json(const json& j) {
+  Job job;
+  job.spec = JobSpec::from_json(j.value("spec", json::object()));
+  job.state = job_state_from_string(j.value("state", "created"));
+  job.attempt = j.value("attempt", 0);
+  job.deselected = j.value("deselected", std::vector<std::string>{});
+  job.monitor_pid = j.value("monitor_pid", 0);
+  job.monitor_start_time = j.value("monitor_start_time", std::uint64_t{0});
+  job.returncode = int_or_null(j, "returncode");
+  job.signal = int_or_null(j, "signal");
+  job.text = j.value("text", "");
+  job.created_at = j.value("created_at", 0.0);
+  job.ended_at = j.value("ended_at", 0.0);
+  return job;
+}
+
+std::vector<std::string> Job::attempt_argv() const {
+  std::vector<std::string> argv = spec.argv;
+  if (spec.pause_on_failure) argv.push_back("--pause-on-failure");
+  for (const auto& nodeid : deselected) {
+    argv.push_back("--deselect");
+    argv.push_back(nodeid);
+  }
+  return argv;
+}
+
+int final_returncode(std::optional<int> exit_code, std::optional<int> signal, bool any_crash) {
+  int code = signal ? 128 + *signal : exit_code.value_or(1);
+  if (any_crash && code == 0) code = 1;
+  return code;
+}
+
+}  // namespace lpd::daemon

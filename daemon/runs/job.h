@@ -1,0 +1,64 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include <nlohmann/json.hpp>
+
+namespace lpd::daemon {
+
+/// The states pytest-relay-run users consume, in order. `collected` only
+/// happens for a --collect-only run; `terminating` only after a stop.
+enum class JobState { kCreated, kCollected, kInProgress, kTerminating, kDone };
+
+std::string_view to_string(JobState state);
+JobState job_state_from_string(std::string_view text);
+
+/// What `lpctl run` asked for.
+struct JobSpec {
+  std::vector<std::string> argv;
+  std::string cwd;
+  std::vector<std::string> env;  // K=V, the caller's environment plus --env
+  std::string name;
+  int retry_crashed = 0;
+  std::string junit_path;      // written when the job is done (detached runs)
+  std::string crash_log_path;  // every crash is appended here too
+  bool pause_on_failure = false;
+
+  nlohmann::json to_json() const;
+  static JobSpec from_json(const nlohmann::json& j);
+};
+
+/// Job is the supervised command of a run and its attempts: the first run
+/// of the command and each re-run with the crashed tests deselected.
+struct Job {
+  JobSpec spec;
+  JobState state = JobState::kCreated;
+  int attempt = 0;                   // 1-based once started
+  std::vector<std::string> deselected;  // crashed nodeids, deselected in later attempts
+  pid_t monitor_pid = 0;
+  std::uint64_t monitor_start_time = 0;
+  std::optional<int> returncode;  // of the final attempt, crashes folded in
+  std::optional<int> signal;      // the final attempt died by this signal
+  std::string text;               // a human line about the latest state change
+  double created_at = 0;
+  double ended_at = 0;
+
+  /// {"id", "state", "returncode", "text"}: pytest-relay-run's job payload.
+  nlohmann::json payload(const std::string& run_id) const;
+  nlohmann::json to_json() const;
+  static Job from_json(const nlohmann::json& j);
+
+  /// The command line of the next attempt: the original plus a --deselect
+  /// for every test that crashed so far.
+  std::vector<std::string> attempt_argv() const;
+};
+
+/// The exit code `lpctl run` ends with: the command's own code, 128+N for
+/// a signal death, and at least 1 when any test crashed.
+int final_returncode(std::optional<int> exit_code, std::optional<int> signal, bool any_crash);
+
+}  // namespace lpd::daemon

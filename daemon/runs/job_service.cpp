@@ -1,0 +1,415 @@
+#include "daemon/runs/job_service.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include <boost/asio/post.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/clock.h"
+#include "daemon/process_identity.h"
+#include "daemon/reports/junit_report.h"
+#include "protocol/message.h"
+
+namespace lpd::daemon {
+
+using protocol::Error;
+using protocol::ErrorCode;
+
+namespace {
+
+constexpr double kDefaultStopGrace = 10;
+
+std::string env_value(const std::vector<std::string>& env, const std::string& key) {
+  for (const auto& kv : env)
+    if (kv.size() > key.size() && kv.compare(0, key.size(), key) == 0 && kv[key.size()] == '=')
+      return kv.substr(key.size() + 1);
+  return "";
+}
+
+void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value) {
+  for (auto& kv : env) {
+    if (kv.size() > key.size() && kv.compare(0, key.size(), key) == 0 && kv[key.size()] == '=') {
+      kv = key + "=" + value;
+      return;
+    }
+  }
+  env.push_back(key + "=" + value);
+}
+
+}  // namespace
+
+JobService::JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
+                       ProcessLauncher& launcher, const AccessPolicy& access, JobEnvironment environment)
+    : io_(io),
+      events_(events),
+      store_(store),
+      runs_(runs),
+      launcher_(launcher),
+      access_(access),
+      environment_(std::move(environment)) {}
+
+std::string JobService::output_path(const std::string& run_id) const {
+  return store_.path("runs/" + run_id + "/output.log");
+}
+std::string JobService::status_path(const std::string& run_id) const {
+  return store_.path("runs/" + run_id + "/exit.json");
+}
+
+JobService::Supervised* JobService::find(const std::string& run_id) {
+  auto it = jobs_.find(run_id);
+  return it == jobs_.end() ? nullptr : it->second.get();
+}
+
+JobService::Supervised& JobService::supervised(const std::string& run_id) {
+  auto* s = find(run_id);
+  if (!s) throw Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
+  return *s;
+}
+
+std::size_t JobService::active_jobs() const {
+  std::size_t n = 0;
+  for (const auto& [_, s] : jobs_) n += s->job.state != JobState::kDone;
+  return n;
+}
+
+void JobService::persist(const Supervised& s) {
+  try {
+    store_.write_json("runs/" + s.run_id + "/job.json", s.job.to_json());
+  } catch (const std::exception& e) {
+    spdlog::error("cannot write job of run {}: {}", s.run_id, e.what());
+  }
+}
+
+void JobService::set_state(Supervised& s, JobState state, std::string text) {
+  s.job.state = state;
+  s.job.text = std::move(text);
+  persist(s);
+  events_.publish("job", {{"type", "job"}, {"payload", s.job.payload(s.run_id)}}, s.run_id, s.owner);
+}
+
+std::vector<std::string> JobService::child_environment(const Supervised& s) const {
+  std::vector<std::string> env = s.job.spec.env;
+  // Load the pytest shim with no install step; harmless for other commands.
+  const std::string python_path = env_value(env, "PYTHONPATH");
+  set_env(env, "PYTHONPATH", environment_.python_shim_dir + (python_path.empty() ? "" : ":" + python_path));
+  const std::string plugins = env_value(env, "PYTEST_PLUGINS");
+  if (plugins.find("lpd_pytest") == std::string::npos)
+    set_env(env, "PYTEST_PLUGINS", plugins.empty() ? "lpd_pytest" : plugins + ",lpd_pytest");
+  set_env(env, "LPD_SOCKET", environment_.socket_path);
+  set_env(env, "LPD_RUN_ID", s.run_id);
+  set_env(env, "LPD_ATTEMPT", std::to_string(s.job.attempt));
+  if (s.job.spec.pause_on_failure) set_env(env, "LPD_PAUSE_ON_FAILURE", "1");
+  return env;
+}
+
+json JobService::handle_start(Call& call) {
+  const auto& f = call.fields;
+  JobSpec spec;
+  spec.argv = f.string_list("argv");
+  if (spec.argv.empty()) throw Error(ErrorCode::kBadRequest, "field \"argv\" must name a command");
+  spec.cwd = f.optional_string("cwd").value_or("/");
+  if (spec.cwd.empty() || spec.cwd.front() != '/') throw Error(ErrorCode::kBadRequest, "field \"cwd\" must be absolute");
+  for (auto& [k, v] : f.string_map("env")) spec.env.push_back(k + "=" + v);
+  spec.name = f.optional_string("name").value_or("");
+  spec.retry_crashed = static_cast<int>(f.optional_integer("retry_crashed").value_or(0));
+  if (spec.retry_crashed < 0 || spec.retry_crashed > 100)
+    throw Error(ErrorCode::kBadRequest, "field \"retry_crashed\" must be between 0 and 100");
+  spec.junit_path = f.optional_string("junit").value_or("");
+  spec.crash_log_path = f.optional_string("crash_log").value_or("");
+  spec.pause_on_failure = f.optional_boolean("pause_on_failure").value_or(false);
+  // Resolve the command before creating anything, so "not found" leaves no run behind.
+  resolve_executable(spec.argv.front(), spec.env, spec.cwd);
+
+  const double now = wall_now();
+  std::string prefix = spec.name.empty() ? "" : spec.name + "-";
+  if (!prefix.empty() && !is_safe_id(prefix + "x"))
+    throw Error(ErrorCode::kBadRequest, "run name \"" + spec.name + "\" must use letters, digits, '.', '_', '-'");
+  std::string run_id = prefix + make_run_id(now, random_());
+  if (run_id.size() > 64) run_id = run_id.substr(run_id.size() - 64);
+
+  Run run;
+  run.run_id = run_id;
+  run.owner = call.peer.uid;
+  run.pid = 0;
+  run.cwd = spec.cwd;
+  run.argv = spec.argv;
+  run.created_at = now;
+  run.supervised = true;
+  runs_.restore(run);
+  store_.write_json("runs/" + run_id + "/run.json", run.to_json());
+  events_.publish("run.started", run.to_json(), run_id, run.owner);
+
+  auto s = std::make_unique<Supervised>();
+  s->run_id = run_id;
+  s->owner = call.peer.uid;
+  s->job.spec = std::move(spec);
+  s->job.created_at = now;
+  Supervised& ref = *s;
+  jobs_[run_id] = std::move(s);
+  set_state(ref, JobState::kCreated, "created");
+  try {
+    start_attempt(ref);
+  } catch (...) {
+    finish_job(ref, 127, std::nullopt);
+    throw;
+  }
+  return {{"run_id", run_id}, {"log", output_path(run_id)}, {"job", ref.job.payload(run_id)}};
+}
+
+void JobService::start_attempt(Supervised& s) {
+  s.job.attempt += 1;
+  ::unlink(status_path(s.run_id).c_str());
+  const int log_fd = ::open(output_path(s.run_id).c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (log_fd < 0) throw Error(ErrorCode::kInternal, "cannot open the run's log " + output_path(s.run_id));
+  LaunchSpec spec;
+  spec.argv = {environment_.monitor_path, "--status", status_path(s.run_id), "--log", output_path(s.run_id), "--"};
+  for (const auto& arg : s.job.attempt_argv()) spec.argv.push_back(arg);
+  spec.cwd = s.job.spec.cwd;
+  spec.env = child_environment(s);
+  spec.stdout_fd = log_fd;
+  spec.stderr_fd = log_fd;
+  spec.new_session = true;
+  Launched launched;
+  try {
+    launched = launcher_.launch(spec);
+  } catch (...) {
+    ::close(log_fd);
+    throw;
+  }
+  ::close(log_fd);
+  s.job.monitor_pid = launched.pid;
+  s.job.monitor_start_time = launched.start_time;
+  const std::string run_id = s.run_id;
+  s.monitor_watch = std::make_shared<PidfdWatch>(io_, launched.pidfd, /*own_child=*/true);
+  s.monitor_watch->async_wait([this, run_id](const ExitStatus&) { attempt_ended(run_id); });
+  set_state(s, JobState::kInProgress,
+            s.job.attempt == 1 ? "running" : "re-running without " + std::to_string(s.job.deselected.size()) +
+                                                 " crashed test(s), attempt " + std::to_string(s.job.attempt));
+  spdlog::info("run {}: attempt {} started (monitor pid {})", run_id, s.job.attempt, launched.pid);
+}
+
+void JobService::attempt_ended(const std::string& run_id) {
+  Supervised* s = find(run_id);
+  if (!s || s->job.state == JobState::kDone) return;
+  s->monitor_watch.reset();
+  s->readopted_watch.reset();
+  if (s->kill_timer) s->kill_timer->cancel();
+  auto status = store_.read_json("runs/" + run_id + "/exit.json");
+  std::optional<int> exit_code, signal;
+  if (status && status->value("state", "") == "exited") {
+    if ((*status)["signal"].is_number_integer()) signal = (*status)["signal"].get<int>();
+    if ((*status)["exit_code"].is_number_integer()) exit_code = (*status)["exit_code"].get<int>();
+  } else {
+    spdlog::warn("run {}: the monitor left no exit status", run_id);
+  }
+  ProcessEnd end{signal, exit_code};
+  const std::size_t crashes_before = s->crashes.size();
+  finalize_pending_of(run_id, end);
+  // The controller may still hold its connection open in our queue; it is
+  // dead now, so whatever it was running crashed with the job's status.
+  for (auto it = activities_.begin(); it != activities_.end();) {
+    if (it->second.run_id() == run_id && it->second.worker_id() == "controller") {
+      if (auto crash = it->second.crash_on(end, wall_now())) record_crash(s, std::move(*crash));
+      it = activities_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+
+  std::vector<std::string> new_crashed;
+  for (std::size_t i = crashes_before; i < s->crashes.size(); ++i)
+    if (!s->crashes[i].nodeid.empty()) new_crashed.push_back(s->crashes[i].nodeid);
+  const int retries_done = s->job.attempt - 1;
+  if (!new_crashed.empty() && retries_done < s->job.spec.retry_crashed && s->job.state != JobState::kTerminating) {
+    for (auto& nodeid : new_crashed) s->job.deselected.push_back(nodeid);
+    try {
+      start_attempt(*s);
+      return;
+    } catch (const std::exception& e) {
+      spdlog::error("run {}: cannot start the retry: {}", run_id, e.what());
+    }
+  }
+  finish_job(*s, exit_code, signal);
+}
+
+void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal) {
+  bool any_test_crash = false;
+  for (const auto& c : s.crashes) any_test_crash |= !c.nodeid.empty() || c.where != "test";
+  s.job.signal = signal;
+  s.job.returncode = final_returncode(exit_code, signal, any_test_crash);
+  s.job.ended_at = wall_now();
+  std::string text = signal ? "killed by signal " + std::to_string(*signal)
+                            : "exited with code " + std::to_string(exit_code.value_or(-1));
+  if (!s.crashes.empty()) text += ", " + std::to_string(s.crashes.size()) + " crash(es)";
+  set_state(s, JobState::kDone, text);
+  if (runs_.end(s.run_id, s.job.ended_at)) {
+    if (Run* run = runs_.find(s.run_id)) store_.write_json("runs/" + s.run_id + "/run.json", run->to_json());
+    events_.publish("run.ended", {{"run_id", s.run_id}, {"ended_at", s.job.ended_at}}, s.run_id, s.owner);
+  }
+  if (!s.job.spec.junit_path.empty()) {
+    try {
+      const std::string xml = junit_report(s.job.spec.name.empty() ? "pytest" : s.job.spec.name, s.results,
+                                           s.crashes, "", s.job.created_at);
+      const std::string temp = s.job.spec.junit_path + ".lpd-new";
+      FILE* f = std::fopen(temp.c_str(), "w");
+      if (!f) throw std::runtime_error("cannot write " + temp);
+      std::fwrite(xml.data(), 1, xml.size(), f);
+      std::fclose(f);
+      std::rename(temp.c_str(), s.job.spec.junit_path.c_str());
+    } catch (const std::exception& e) {
+      spdlog::error("run {}: JUnit report: {}", s.run_id, e.what());
+    }
+  }
+  for (auto& a : s.attached) {
+    if (!a.tail) continue;
+    auto sink = a.sink;
+    Attached* attached = &a;
+    const std::string run_id = s.run_id;
+    // Drain the last output before saying done.
+    a.tail->finish([this, run_id, attached] {
+      if (Supervised* sv = find(run_id)) send_done(*sv, *attached);
+    });
+  }
+  spdlog::info("run {} done: {}", s.run_id, text);
+}
+
+void JobService::send_done(Supervised& s, Attached& a) {
+  auto sink = a.sink.lock();
+  if (!sink) return;
+  json crashes = json::array();
+  for (const auto& c : s.crashes) crashes.push_back(c.to_json());
+  sink->send(protocol::encode_push("run.done", {{"run_id", s.run_id},
+                                                {"returncode", s.job.returncode.value_or(1)},
+                                                {"signal", s.job.signal ? json(*s.job.signal) : json(nullptr)},
+                                                {"attempts", s.job.attempt},
+                                                {"crashes", crashes},
+                                                {"text", s.job.text}}));
+  a.tail.reset();
+}
+
+json JobService::handle_attach(Call& call) {
+  const std::string run_id = call.fields.string("run_id");
+  Supervised& s = supervised(run_id);
+  const auto offset = call.fields.optional_integer("offset").value_or(0);
+  if (offset < 0) throw Error(ErrorCode::kBadRequest, "field \"offset\" must not be negative");
+  Responder responder = call.defer();
+  responder.ok({{"run_id", run_id}, {"job", s.job.payload(run_id)}, {"log", output_path(run_id)}});
+  std::weak_ptr<ReplySink> weak = call.sink;
+  s.attached.push_back({weak, nullptr});
+  Attached& a = s.attached.back();
+  a.tail = LogTail::open(io_, output_path(run_id), static_cast<std::uint64_t>(offset),
+                         [weak](std::string_view bytes, std::uint64_t end_offset) {
+                           if (auto sink = weak.lock())
+                             sink->send(protocol::encode_push(
+                                 "run.output", {{"data", std::string(bytes)}, {"offset", end_offset}}));
+                         });
+  if (s.job.state == JobState::kDone) {
+    Attached* attached = &a;
+    a.tail->finish([this, run_id, attached] {
+      if (Supervised* sv = find(run_id)) send_done(*sv, *attached);
+    });
+  } else {
+    a.tail->follow();
+  }
+  return json();
+}
+
+json JobService::handle_stop(Call& call) {
+  Supervised& s = supervised(call.fields.string("run_id"));
+  require_may_act(call.peer, s.owner, "run " + s.run_id, access_);
+  if (s.job.state == JobState::kDone) throw Error(ErrorCode::kConflict, "run " + s.run_id + " is already done");
+  const double grace = call.fields.optional_seconds("grace").value_or(kDefaultStopGrace);
+  const int signo = static_cast<int>(call.fields.optional_integer("signal").value_or(SIGINT));
+  if (signo != SIGINT && signo != SIGTERM && signo != SIGHUP)
+    throw Error(ErrorCode::kBadRequest, "field \"signal\" must be SIGINT, SIGTERM or SIGHUP");
+  set_state(s, JobState::kTerminating, "stopping (signal " + std::to_string(signo) + ")");
+  // The monitor forwards the signal to the command's process group and,
+  // on SIGUSR2, kills that group; it survives to record the exit status.
+  ::kill(s.job.monitor_pid, signo);
+  s.kill_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  s.kill_timer->expires_after(seconds_to_duration(grace));
+  const pid_t monitor = s.job.monitor_pid;
+  const std::string run_id = s.run_id;
+  s.kill_timer->async_wait([this, run_id, monitor](boost::system::error_code ec) {
+    if (ec) return;
+    Supervised* sv = find(run_id);
+    if (sv && sv->job.state != JobState::kDone && sv->job.monitor_pid == monitor) ::kill(monitor, SIGUSR2);
+  });
+  return {{"run_id", s.run_id}, {"job", s.job.payload(s.run_id)}};
+}
+
+json JobService::handle_report(Call& call) {
+  Supervised& s = supervised(call.fields.string("run_id"));
+  return {{"run_id", s.run_id},
+          {"junit", junit_report(s.job.spec.name.empty() ? "pytest" : s.job.spec.name, s.results, s.crashes, "",
+                                 s.job.created_at)},
+          {"tests", s.results.size()},
+          {"crashes", s.crashes.size()}};
+}
+
+json JobService::handle_info(Call& call) {
+  Supervised& s = supervised(call.fields.string("run_id"));
+  json j = s.job.to_json();
+  j.erase("spec");
+  j["argv"] = s.job.spec.argv;
+  j["cwd"] = s.job.spec.cwd;
+  j["run_id"] = s.run_id;
+  j["tests"] = s.results.size();
+  j["crashes"] = s.crashes.size();
+  j["log"] = output_path(s.run_id);
+  return j;
+}
+
+json JobService::handle_crashes(Call& call) {
+  const std::string run_id = call.fields.optional_string("run_id").value_or("");
+  json out = json::array();
+  for (const auto& line : store_.read_lines("crashes.jsonl"))
+    if (run_id.empty() || line.value("run_id", "") == run_id) out.push_back(line);
+  return {{"crashes", out}};
+}
+
+void JobService::record_crash(Supervised* s, Crash crash) {
+  spdlog::warn("run {}: crash: {}", crash.run_id, crash.reason);
+  const json line = crash.to_json();
+  try {
+    store_.append_line("crashes.jsonl", line, /*durable=*/true);
+    if (s && !s->job.spec.crash_log_path.empty()) append_json_line(s->job.spec.crash_log_path, line, true);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot record crash: {}", e.what());
+  }
+  events_.publish("crash", line, crash.run_id, crash.owner);
+  if (s) s->crashes.push_back(std::move(crash));
+}
+
+void JobService::restore() {
+  std::size_t adopted = 0;
+  for (const auto& run_id : store_.list_dirs("runs")) {
+    auto stored = store_.read_json("runs/" + run_id + "/job.json");
+    if (!stored || !is_safe_id(run_id)) continue;
+    auto s = std::make_unique<Supervised>();
+    s->run_id = run_id;
+    s->job = Job::from_json(*stored);
+    if (Run* run = runs_.find(run_id)) s->owner = run->owner;
+    for (const auto& line : store_.read_lines("runs/" + run_id + "/events.jsonl"))
+      if (line.value("event", "") == "test.finish") s->results.push_back(TestResult::from_json(line));
+    for (const auto& line : store_.read_lines("crashes.jsonl"))
+      if (line.value("run_id", "") == run_id) s->crashes.push_back(Crash::from_json(line));
+    Supervised& ref = *s;
+    jobs_[run_id] = std::move(s);
+    if (ref.job.state == JobState::kDone) continue;
+    ++adopted;
+    if (same_process_alive(ref.job.monitor_pid, ref.job.monitor_start_time)) {
+      ref.readopted_watch = ExitWatch::start(io_, ref.job.monitor_pid, [this, run_id] { attempt_ended(run_id); });
+    } else {
+      // It ended while lpd was down; its status file says how.
+      boost::asio::post(io_, [this, run_id] { attempt_ended(run_id); });
+    }
+  }
+  spdlog::info("re-adopted {} unfinished job(s)", adopted);
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,128 @@
+#pragma once
+
+#include <list>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "daemon/access.h"
+#include "daemon/crashes/worker_activity.h"
+#include "daemon/dispatcher.h"
+#include "daemon/event_bus.h"
+#include "daemon/exit_watch.h"
+#include "daemon/process/launcher.h"
+#include "daemon/process/log_tail.h"
+#include "daemon/process/pidfd_watch.h"
+#include "daemon/reports/test_result.h"
+#include "daemon/runs/job.h"
+#include "daemon/runs/run_registry.h"
+#include "daemon/state_store.h"
+
+namespace lpd::daemon {
+
+/// Where JobService finds the pieces it starts: the monitor binary, the
+/// pytest shim it puts on PYTHONPATH, and the socket the shim calls back on.
+struct JobEnvironment {
+  std::string monitor_path;
+  std::string python_shim_dir;
+  std::string socket_path;
+};
+
+/// JobService supervises `lpctl run`: it starts each attempt of a command
+/// under lpd-monitor, streams its output to attached clients, hears from
+/// the shims which test each process is running, turns abnormal endings
+/// into crash records pinned on that test, re-runs without crashed tests,
+/// and builds the JUnit report. Its rules live in Job, WorkerActivity and
+/// junit_report; this class is their I/O edge.
+class JobService {
+ public:
+  JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
+             ProcessLauncher& launcher, const AccessPolicy& access, JobEnvironment environment);
+
+  // Operations (see protocol/README.md).
+  json handle_start(Call& call);
+  json handle_attach(Call& call);  // replies, then pushes run.output ... run.done
+  json handle_stop(Call& call);
+  json handle_report(Call& call);
+  json handle_crashes(Call& call);
+  json handle_info(Call& call);
+  // Notifications from shims.
+  json handle_test_start(Call& call);
+  json handle_test_finish(Call& call);
+  json handle_crash_notice(Call& call);
+  json handle_worker_down(Call& call);
+  json handle_collection_finish(Call& call);
+  json handle_traceback_attach(Call& call);
+
+  /// A shim's connection joined a run (run.register) or said run.end.
+  void worker_joined(const Run& run, const std::string& worker_id, const Peer& peer);
+  void worker_ended_cleanly(const Peer& peer);
+  void peer_gone(const Peer& peer);
+  /// Re-adopts monitors of unfinished jobs and reloads results and crashes.
+  void restore();
+
+  std::size_t active_jobs() const;
+
+ private:
+  struct Attached {
+    std::weak_ptr<ReplySink> sink;
+    std::shared_ptr<LogTail> tail;
+  };
+  /// Everything lpd holds about one supervised run while it lives.
+  struct Supervised {
+    std::string run_id;
+    uid_t owner = static_cast<uid_t>(-1);
+    Job job;
+    std::shared_ptr<PidfdWatch> monitor_watch;    // our child
+    std::shared_ptr<ExitWatch> readopted_watch;   // after a restart
+    std::unique_ptr<boost::asio::steady_timer> kill_timer;
+    std::list<Attached> attached;  // a list: finish callbacks hold pointers into it
+    std::vector<TestResult> results;
+    std::vector<Crash> crashes;
+  };
+  /// A process's activity once its connection is gone but its end is not
+  /// yet known: finalized by worker.down, the attempt's end, or its pidfd.
+  struct Pending {
+    WorkerActivity activity;
+    std::optional<ProcessEnd> end;
+    std::shared_ptr<ExitWatch> watch;
+  };
+
+  Supervised& supervised(const std::string& run_id);
+  Supervised* find(const std::string& run_id);
+  void persist(const Supervised& s);
+  void set_state(Supervised& s, JobState state, std::string text);
+  void start_attempt(Supervised& s);
+  void attempt_ended(const std::string& run_id);
+  void finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal);
+  void record_crash(Supervised* s, Crash crash);
+  void finalize(Pending& pending, const ProcessEnd& end);
+  void finalize_pending_of(const std::string& run_id, const std::optional<ProcessEnd>& controller_end);
+  void send_done(Supervised& s, Attached& a);
+  std::string output_path(const std::string& run_id) const;
+  std::string status_path(const std::string& run_id) const;
+  WorkerActivity* activity_of(const Peer& peer);
+  std::vector<std::string> child_environment(const Supervised& s) const;
+
+  boost::asio::io_context& io_;
+  EventBus& events_;
+  const StateStore& store_;
+  RunRegistry& runs_;
+  ProcessLauncher& launcher_;
+  const AccessPolicy& access_;
+  JobEnvironment environment_;
+  std::mt19937 random_{std::random_device{}()};
+
+  std::map<std::string, std::unique_ptr<Supervised>> jobs_;
+  std::map<std::uint64_t, WorkerActivity> activities_;  // by session id
+  std::map<pid_t, std::string> tracebacks_;              // by pid, from traceback connections
+  std::vector<std::unique_ptr<Pending>> pending_;
+};
+
+}  // namespace lpd::daemon
