@@ -9,7 +9,12 @@ namespace lpd::daemon {
 
 /// Pattern is the readiness regex of a supervised process, in Perl syntax
 /// (what Python `re` users write: \d, \s, (?P<name>...), lookarounds).
-/// It searches anywhere in a line, like `re.search`.
+/// It searches anywhere in a line, like `re.search`. Python's own group
+/// spellings, (?P<name>...) and (?P=name), are translated to Perl's.
+/// Rewrites Python-only syntax to what Boost's Perl mode understands,
+/// leaving escapes and character classes alone.
+std::string python_to_perl_syntax(const std::string& source);
+
 class Pattern {
  public:
   /// Throws protocol::Error(kBadRequest) with Boost's explanation and the
