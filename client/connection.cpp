@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -75,6 +76,7 @@ void Connection::send_line(const std::string& line) {
 }
 
 std::optional<json> Connection::read_message(std::optional<Clock::time_point> deadline) {
+  bool polled = false;  // a deadline already past still gets one look at the socket
   for (;;) {
     auto next = reader_.next();
     if (next.status == protocol::LineReader::Status::kOversized)
@@ -86,11 +88,12 @@ std::optional<json> Connection::read_message(std::optional<Clock::time_point> de
     int wait_ms = -1;
     if (deadline) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now()).count();
-      if (left <= 0) return std::nullopt;
-      wait_ms = static_cast<int>(std::min<long long>(left, 1 << 30));
+      if (left <= 0 && polled) return std::nullopt;
+      wait_ms = static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
     }
     pollfd pfd{fd_, POLLIN, 0};
     int ready = ::poll(&pfd, 1, wait_ms);
+    polled = true;
     if (ready < 0 && errno == EINTR) continue;
     if (ready < 0) throw DaemonUnreachable(socket_path_, std::strerror(errno));
     if (ready == 0) return std::nullopt;

@@ -11,6 +11,11 @@ Command ls_command();
 Command watch_command();
 Command resume_command();
 Command runs_command();
+Command run_command();
+Command stop_command();
+Command report_command();
+Command events_command();
+Command crashes_command();
 // supervised helper processes (issue 4)
 Command ensure_command();
 Command ps_command();

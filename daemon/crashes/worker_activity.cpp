@@ -4,7 +4,7 @@ namespace lpd::daemon {
 
 void WorkerActivity::test_started(const std::string& nodeid, double now) {
   current_ = nodeid;
-  phase_ = "setup";
+  phase_.clear();  // unknown until a shim says which phase it is in
   started_at_ = now;
   any_test_ = true;
 }

@@ -14,11 +14,13 @@ import os
 import pytest
 
 from .client import LpdError, LpdUnavailable, default_socket_path
+from .test_reporting import TestReporter
 from .live_pause import MOCK_VALUES, Decision, Shim, append_failure_reason, new_pause_id
 
 __all__ = ["checkpoint", "Decision", "LpdError", "LpdUnavailable"]
 
 _shim = None  # this process's Shim once pytest_configure ran
+_reporter = None  # its per-test messages, while connected
 
 
 def checkpoint(task="", timeout=300.0):
@@ -43,7 +45,16 @@ def pytest_addoption(parser):
                     help="lpd's socket (default: $LPD_SOCKET, else the per-user default path)")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own faulthandler setup, which we replace
 def pytest_configure(config):
+    global _reporter
+    _configure_shim(config)
+    if _shim is not None and _shim.conn is not None:
+        _reporter = TestReporter(_shim)
+        _reporter.attach_traceback()
+
+
+def _configure_shim(config):
     global _shim
     mock_text = config.getoption("pause_checkpoint_mock")
     workerinput = getattr(config, "workerinput", None)
@@ -72,10 +83,13 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    global _shim
+    global _shim, _reporter
     if _shim is not None:
         _shim.close(clean=True)
         _shim = None
+    if _reporter is not None:
+        _reporter.close()
+        _reporter = None
 
 
 def pytest_sessionstart(session):
@@ -95,13 +109,44 @@ def pytest_configure_node(node):
         node.workerinput["lpd_socket"] = _shim.socket_path
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist controller: a worker went down. Only its parent (us) can learn
+    how it ended, so reap it and tell lpd, which pins any crash on the test
+    that worker was running."""
+    if _reporter is None or error is None:
+        return
+    popen = getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)
+    if popen is None:
+        return
+    try:
+        returncode = popen.wait(timeout=30)
+    except Exception:
+        return
+    _reporter.worker_down(getattr(node.gateway, "id", ""), popen.pid, returncode)
+
+
+def pytest_collection_finish(session):
+    if _reporter is not None and _shim is not None and not _shim.worker_id:
+        _reporter.collection_finished(len(session.items))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     if _shim is not None:
         _shim.current_nodeid = item.nodeid
+    if _reporter is not None:
+        _reporter.test_started(item.nodeid)
     yield
+    if _reporter is not None:
+        _reporter.test_finished(item.nodeid)
     if _shim is not None:
         _shim.current_nodeid = None
+
+
+def pytest_runtest_logreport(report):
+    if _reporter is not None:
+        _reporter.report(report)
 
 
 @pytest.hookimpl(hookwrapper=True)

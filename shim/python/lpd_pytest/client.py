@@ -79,6 +79,14 @@ class Connection:
         except OSError as e:
             raise LpdUnavailable(self.path, f"send failed: {e}") from None
 
+    def send_line(self, line):
+        """Sends one already encoded message (no newline): the cheapest path,
+        for per-test notifications."""
+        try:
+            self.sock.sendall(line.encode() + b"\n")
+        except OSError as e:
+            raise LpdUnavailable(self.path, f"send failed: {e}") from None
+
     def notify(self, op, **fields):
         """A one-way message: no reply, no round trip."""
         fields["op"] = op

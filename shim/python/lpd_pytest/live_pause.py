@@ -92,7 +92,7 @@ class Shim:
         self.conn.close()
         self.conn = None
 
-    def _drop_connection(self):
+    def drop_connection(self):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -120,7 +120,7 @@ class Shim:
                     backoff = RECONNECT_BACKOFF_START
                 return self.conn.request("pause.request", fields, timeout=left)
             except LpdUnavailable:
-                self._drop_connection()
+                self.drop_connection()
                 time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
                 backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
             except LpdError as e:

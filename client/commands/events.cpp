@@ -1,0 +1,122 @@
+// lpctl events / crashes: what happened, as a stream or a list.
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+#include "client/cli.h"
+#include "client/commands/commands.h"
+
+namespace lpd::client {
+namespace {
+
+std::string clock_time(double t) {
+  const std::time_t secs = static_cast<std::time_t>(t);
+  std::tm tm{};
+  ::localtime_r(&secs, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>((t - static_cast<double>(secs)) * 1000));
+  return buf;
+}
+
+/// One human line per event: time, type, run, and the few fields that matter.
+void print_event(const std::string& type, const json& data) {
+  std::string detail;
+  if (type == "job") {
+    const json payload = data.value("payload", json::object());
+    detail = payload.value("state", "");
+    if (payload.contains("returncode") && !payload["returncode"].is_null())
+      detail += " returncode=" + std::to_string(payload["returncode"].get<int>());
+    if (!payload.value("text", "").empty()) detail += " (" + payload.value("text", "") + ")";
+  } else if (type == "crash") {
+    detail = data.value("nodeid", "") + " " + data.value("reason", "");
+  } else if (type.rfind("test.", 0) == 0) {
+    detail = data.value("nodeid", "") + (data.contains("outcome") ? " " + data.value("outcome", "") : "");
+    if (!data.value("worker_id", "").empty()) detail += " [" + data.value("worker_id", "") + "]";
+  } else if (type.rfind("pause.", 0) == 0) {
+    detail = data.value("pause_id", "") + " " + data.value("nodeid", "") + " " + data.value("status", "");
+  } else if (type.rfind("process.", 0) == 0) {
+    detail = data.value("name", "") + " pid " + std::to_string(data.value("pid", 0));
+  }
+  std::printf("%s  %-16s %-28s %s\n", clock_time(data.value("time", 0.0)).c_str(), type.c_str(),
+              data.value("run_id", "").c_str(), detail.c_str());
+  std::fflush(stdout);
+}
+
+void print(const GlobalOptions& global, const std::string& type, const json& data) {
+  if (global.json)
+    print_json({{"event", type}, {"data", data}});
+  else
+    print_event(type, data);
+}
+
+}  // namespace
+
+Command events_command() {
+  struct Options {
+    std::string run_id;
+    bool follow = false;
+    std::vector<std::string> types;
+  };
+  auto o = std::make_shared<Options>();
+  return {"events", "Show job, test, pause, process and crash events in order (--follow: keep streaming)",
+          [o](CLI::App& app) -> CommandRun {
+            app.add_option("--run-id", o->run_id, "Only events of this run");
+            app.add_flag("-f,--follow", o->follow,
+                         "Keep streaming as events happen (with --run-id: until the run ends)");
+            app.add_option("--type", o->types, "Only events whose type starts with this (repeatable)");
+            return [o](const GlobalOptions& global) {
+              auto connection = global.connect();
+              json filter = json::object();
+              if (!o->run_id.empty()) filter["run_id"] = o->run_id;
+              if (!o->types.empty()) filter["types"] = o->types;
+              if (!o->follow) {
+                const json events = connection.request("events.list", filter)["events"];
+                for (const auto& e : events) print(global, e.value("event", ""), e["data"]);
+                return kExitOk;
+              }
+              filter["replay"] = true;  // history first, then live, with nothing lost in between
+              connection.request("events.subscribe", filter);
+              for (;;) {
+                auto push = connection.next_push(std::nullopt);
+                if (!push) continue;
+                const std::string type = push->value("event", "");
+                print(global, type, (*push)["data"]);
+                if (!o->run_id.empty() && type == "run.ended") return kExitOk;
+              }
+            };
+          }};
+}
+
+Command crashes_command() {
+  auto run_id = std::make_shared<std::string>();
+  return {"crashes", "List crash records: the test that was running, the signal, the reason",
+          [run_id](CLI::App& app) -> CommandRun {
+            app.add_option("--run-id", *run_id, "Only crashes of this run");
+            return [run_id](const GlobalOptions& global) {
+              auto connection = global.connect();
+              json fields = json::object();
+              if (!run_id->empty()) fields["run_id"] = *run_id;
+              json crashes = connection.request("crash.list", fields)["crashes"];
+              if (global.json) {
+                print_json(crashes);
+                return kExitOk;
+              }
+              if (crashes.empty()) {
+                std::cout << "no crashes\n";
+                return kExitOk;
+              }
+              std::printf("%-12s  %-28s  %-8s  %s\n", "TIME", "RUN", "SIGNAL", "TEST / REASON");
+              for (const auto& c : crashes) {
+                const std::string test = c.value("nodeid", "").empty() ? "(" + c.value("where", "") + ")" : c.value("nodeid", "");
+                std::printf("%-12s  %-28s  %-8s  %s: %s\n", clock_time(c.value("crash_time", 0.0)).c_str(),
+                            c.value("run_id", "").c_str(),
+                            c["signal_name"].is_string() ? c["signal_name"].get<std::string>().c_str() : "-",
+                            test.c_str(), c.value("reason", "").c_str());
+              }
+              return kExitOk;
+            };
+          }};
+}
+
+}  // namespace lpd::client

@@ -1,0 +1,251 @@
+// lpctl run: run a command under lpd's supervision, streaming its output.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "client/cli.h"
+#include "client/commands/commands.h"
+#include "protocol/error.h"
+
+extern char** environ;
+
+namespace lpd::client {
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+void on_stop_signal(int signo) {
+  const char byte = static_cast<char>(signo);
+  (void)!::write(g_signal_pipe[1], &byte, 1);
+}
+
+std::string current_dir() {
+  char cwd[4096];
+  if (!::getcwd(cwd, sizeof(cwd))) throw std::runtime_error("cannot tell the current directory: getcwd failed");
+  return cwd;
+}
+
+std::string absolute(const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  return current_dir() + "/" + path;
+}
+
+/// Ends lpctl the way the run ended: with its code, or by its very signal,
+/// so a caller's wait status shows a real signal death.
+[[noreturn]] void exit_like(int returncode, const json& signal) {
+  std::cout.flush();
+  if (signal.is_number_integer()) {
+    const int signo = signal.get<int>();
+    rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    std::signal(signo, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signo);
+    ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+    ::raise(signo);
+  }
+  std::exit(returncode);
+}
+
+struct RunOptions {
+  std::vector<std::string> command;
+  std::string name;
+  std::string cwd;
+  std::vector<std::string> env;
+  int retry_crashed = 0;
+  std::string junit;
+  std::string crash_log;
+  bool pause_on_failure = false;
+  bool detach = false;
+  double grace = 10;
+};
+
+void print_crashes(const json& crashes) {
+  for (const auto& c : crashes) {
+    std::cerr << "lpctl: crash: " << (c.value("nodeid", "").empty() ? "(" + c.value("where", "") + ")" : c.value("nodeid", ""))
+              << ": " << c.value("reason", "") << "\n";
+  }
+}
+
+void write_report(const GlobalOptions& global, const std::string& run_id, const std::string& path) {
+  auto connection = global.connect();
+  json report = connection.request("run.report", {{"run_id", run_id}});
+  const std::string temp = path + ".lpctl-new";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write " + temp);
+    out << report.value("junit", "");
+  }
+  if (std::rename(temp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot write " + path);
+}
+
+/// Streams output until run.done. A lost daemon is waited for and the
+/// stream resumes from the last byte seen, so lpd can restart mid-run.
+json follow(const GlobalOptions& global, const std::string& run_id, double grace) {
+  std::uint64_t offset = 0;
+  int stops = 0;
+  auto backoff = std::chrono::milliseconds(50);
+  for (;;) {
+    std::optional<Connection> connection;
+    try {
+      connection.emplace(global.connect());
+      connection->request("run.attach", {{"run_id", run_id}, {"offset", offset}});
+      backoff = std::chrono::milliseconds(50);
+      for (;;) {
+        while (auto push = connection->next_push(std::chrono::milliseconds(0))) {
+          const std::string event = push->value("event", "");
+          const json& data = (*push)["data"];
+          if (event == "run.output") {
+            const std::string text = data.value("data", "");
+            std::cout.write(text.data(), static_cast<std::streamsize>(text.size()));
+            std::cout.flush();
+            offset = data.value("offset", offset);
+          } else if (event == "run.done") {
+            return data;
+          }
+        }
+        pollfd fds[2] = {{connection->fd(), POLLIN, 0}, {g_signal_pipe[0], POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) continue;
+        if (fds[1].revents & POLLIN) {
+          char signo = 0;
+          (void)!::read(g_signal_pipe[0], &signo, 1);
+          ++stops;
+          std::cerr << "\nlpctl: stopping run " << run_id
+                    << (stops == 1 ? " (again to kill it at once)" : ", killing it") << "\n";
+          auto stopper = global.connect();
+          try {
+            stopper.request("run.stop", {{"run_id", run_id}, {"grace", stops == 1 ? grace : 0.0}});
+          } catch (const protocol::Error& e) {
+            if (e.code() != protocol::ErrorCode::kConflict) throw;  // already done
+          }
+        }
+      }
+    } catch (const DaemonUnreachable& e) {
+      std::cerr << "lpctl: lost lpd (" << e.what() << "); waiting for it to come back\n";
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+    }
+  }
+}
+
+}  // namespace
+
+Command run_command() {
+  auto o = std::make_shared<RunOptions>();
+  return {"run", "Run a test command under supervision: live output, crash attribution, retries, JUnit",
+          [o](CLI::App& app) -> CommandRun {
+            app.add_option("--name", o->name, "A name for the run (prefix of its run id)");
+            app.add_option("--cwd", o->cwd, "Working directory (default: the current one)");
+            app.add_option("--env", o->env, "Extra environment variable K=V (repeatable)");
+            app.add_option("--retry-crashed", o->retry_crashed,
+                           "Re-run up to N times with every crashed test deselected")
+                ->check(CLI::Range(0, 100));
+            app.add_option("--junit", o->junit, "Write a JUnit XML report here (crashed tests included)");
+            app.add_option("--crash-log", o->crash_log, "Also append each crash record (JSON line) to this file");
+            app.add_flag("--pause-on-failure", o->pause_on_failure, "Pass --pause-on-failure to pytest");
+            app.add_flag("--detach", o->detach, "Print the run id and return at once");
+            app.add_option("--grace", o->grace, "Seconds between SIGINT and SIGKILL on Ctrl-C (default 10)")
+                ->check(CLI::NonNegativeNumber);
+            app.add_option("command", o->command, "The command, after --")->required();
+            return [o](const GlobalOptions& global) {
+              json env = json::object();
+              for (char** e = environ; *e; ++e) {
+                const std::string kv = *e;
+                const auto eq = kv.find('=');
+                if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+              }
+              for (const auto& kv : o->env) {
+                const auto eq = kv.find('=');
+                if (eq == std::string::npos || eq == 0)
+                  throw protocol::Error(protocol::ErrorCode::kBadRequest, "--env takes K=V, got \"" + kv + "\"");
+                env[kv.substr(0, eq)] = kv.substr(eq + 1);
+              }
+              json fields = {{"argv", o->command},
+                             {"cwd", o->cwd.empty() ? current_dir() : absolute(o->cwd)},
+                             {"env", env},
+                             {"retry_crashed", o->retry_crashed},
+                             {"pause_on_failure", o->pause_on_failure}};
+              if (!o->name.empty()) fields["name"] = o->name;
+              if (!o->crash_log.empty()) fields["crash_log"] = absolute(o->crash_log);
+              // Detached runs have nobody to write the report: lpd does, at the end.
+              if (o->detach && !o->junit.empty()) fields["junit"] = absolute(o->junit);
+
+              json started;
+              {
+                auto connection = global.connect();
+                started = connection.request("run.start", fields);
+              }
+              const std::string run_id = started.value("run_id", "");
+              if (o->detach) {
+                if (global.json)
+                  print_json(started);
+                else
+                  std::cout << run_id << "\n";
+                return kExitOk;
+              }
+              if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+              struct sigaction sa {};
+              sa.sa_handler = on_stop_signal;
+              sigemptyset(&sa.sa_mask);
+              ::sigaction(SIGINT, &sa, nullptr);
+              ::sigaction(SIGTERM, &sa, nullptr);
+              std::cerr << "lpctl: run " << run_id << " (log " << started.value("log", "") << ")\n";
+              const json done = follow(global, run_id, o->grace);
+              if (!o->junit.empty()) write_report(global, run_id, absolute(o->junit));
+              print_crashes(done.value("crashes", json::array()));
+              std::cerr << "lpctl: run " << run_id << " " << done.value("text", "") << "\n";
+              if (global.json) print_json(done);
+              exit_like(done.value("returncode", 1), done.value("signal", json()));
+            };
+          }};
+}
+
+Command stop_command() {
+  struct Options {
+    std::string run_id;
+    double grace = 10;
+  };
+  auto o = std::make_shared<Options>();
+  return {"stop", "Stop a supervised run: SIGINT to its process group, SIGKILL after --grace",
+          [o](CLI::App& app) -> CommandRun {
+            app.add_option("run", o->run_id, "Run id")->required();
+            app.add_option("--grace", o->grace, "Seconds before SIGKILL (default 10)")->check(CLI::NonNegativeNumber);
+            return [o](const GlobalOptions& global) {
+              auto connection = global.connect();
+              json result = connection.request("run.stop", {{"run_id", o->run_id}, {"grace", o->grace}});
+              if (global.json)
+                print_json(result);
+              else
+                std::cout << "stopping " << o->run_id << "\n";
+              return kExitOk;
+            };
+          }};
+}
+
+Command report_command() {
+  struct Options {
+    std::string run_id;
+    std::string junit;
+  };
+  auto o = std::make_shared<Options>();
+  return {"report", "Write a run's JUnit XML report (merged across workers and retries, crashes included)",
+          [o](CLI::App& app) -> CommandRun {
+            app.add_option("run", o->run_id, "Run id")->required();
+            app.add_option("--junit", o->junit, "Where to write the JUnit XML")->required();
+            return [o](const GlobalOptions& global) {
+              write_report(global, o->run_id, absolute(o->junit));
+              if (!global.json) std::cout << "wrote " << o->junit << "\n";
+              return kExitOk;
+            };
+          }};
+}
+
+}  // namespace lpd::client
