@@ -362,15 +362,17 @@ def _signal_matches(value, sig, name):
 ], ids=["gtest-segv", "gtest-abort", "catch2-segv", "catch2-abort"])
 def test_lpctl_run_attributes_the_crash_and_keeps_the_signal(lpd, argv, nodeid, sig, name):
     result = _lpctl_run(lpd, argv)
-    # The real signal: a shell-style 128+N exit, or the signal named in what lpctl prints.
-    assert result.returncode in (128 + sig, -sig) or name in result.stdout + result.stderr, (
-        result.returncode, result.stdout, result.stderr)
+    # lpctl run passes the real signal death on: it dies by the same signal.
+    assert result.returncode == -sig, (result.returncode, result.stdout, result.stderr)
+    assert f"killed by signal {sig}" in result.stderr, result.stderr
     crashes = lpd.lpctl_json("crashes")
     if isinstance(crashes, dict):
         crashes = crashes.get("crashes", [])
-    matching = [c for c in crashes if c.get("nodeid") == nodeid]
-    assert matching, crashes
-    assert _signal_matches(matching[-1].get("signal"), sig, name), matching
+    assert len(crashes) == 1, crashes
+    crash = crashes[0]
+    assert crash["nodeid"] == nodeid, crash
+    assert _signal_matches(crash["signal"], sig, name), crash
+    assert crash.get("signal_name", name) == name, crash
 
 
 @needs_lpctl_run
@@ -381,3 +383,52 @@ def test_lpctl_run_records_no_crash_for_passing_native_tests(lpd):
     if isinstance(crashes, dict):
         crashes = crashes.get("crashes", [])
     assert crashes == [], crashes
+
+
+def _start_lpctl_run(lpd, *args):
+    env = native_env(lpd)
+    return subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+
+
+@needs_lpctl_run
+def test_lpctl_run_checkpoint_in_a_native_test_resumed_false(lpd):
+    events = EventWaiter(lpd, types=["pause.created"])
+    proc = _start_lpctl_run(lpd, "--", GTEST_SAMPLE, "--gtest_filter=CheckpointTest.AsksAHuman")
+    pause = events.wait("pause.created")
+    assert pause["nodeid"] == "CheckpointTest.AsksAHuman" and pause["kind"] == "checkpoint"
+    lpd.lpctl("resume", pause["pause_id"], "--result", "false", "--reason", "not today")
+    code, out = finish(proc)
+    assert code == 0, out
+    assert "CHECKPOINT result=false reason='not today' status=ok" in out
+    events.close()
+
+
+@needs_lpctl_run
+def test_lpctl_run_pause_on_failure_reaches_the_native_adapter(lpd):
+    events = EventWaiter(lpd, types=["pause.created"])
+    proc = _start_lpctl_run(lpd, "--pause-on-failure", "--", GTEST_SAMPLE, "--gtest_filter=Sample.Fails")
+    pause = events.wait("pause.created")
+    assert pause["nodeid"] == "Sample.Fails" and pause["kind"] == "failure"
+    lpd.lpctl("resume", pause["pause_id"], "--failure-reason", "known flaky: ticket 44")
+    code, out = finish(proc)
+    assert code == 1, out
+    assert "external failure reason (lpd): known flaky: ticket 44" in out
+    events.close()
+
+
+@needs_lpctl_run
+def test_lpctl_run_junit_has_the_native_tests_and_the_crash(lpd):
+    workdir = short_tempdir()
+    junit = os.path.join(workdir, "junit.xml")
+    env = native_env(lpd)
+    result = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--junit", junit, "--", GTEST_SAMPLE,
+                             "--gtest_filter=Sample.Passes:CrashTest.NullDeref"], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == -11, (result.stdout, result.stderr)
+    cases = {c.get("name"): c for c in ET.parse(junit).iter("testcase")}
+    names = " ".join(f"{c.get('classname', '')} {n}" for n, c in cases.items())
+    assert "Passes" in names and "NullDeref" in names, names
+    crashed = [c for n, c in cases.items() if "NullDeref" in n]
+    assert crashed and (crashed[0].find("failure") is not None or crashed[0].find("error") is not None)
+    subprocess.run(["rm", "-rf", workdir])
