@@ -91,6 +91,7 @@ void write_report(const GlobalOptions& global, const std::string& run_id, const 
 /// stream resumes from the last byte seen, so lpd can restart mid-run.
 json follow(const GlobalOptions& global, const std::string& run_id, double grace) {
   std::uint64_t offset = 0;
+  bool ended_with_newline = true;
   int stops = 0;
   auto backoff = std::chrono::milliseconds(50);
   for (;;) {
@@ -107,8 +108,11 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
             const std::string text = data.value("data", "");
             std::cout.write(text.data(), static_cast<std::streamsize>(text.size()));
             std::cout.flush();
+            if (!text.empty()) ended_with_newline = text.back() == '\n';
             offset = data.value("offset", offset);
           } else if (event == "run.done") {
+            // A crashed command may stop mid-line; what we print next starts on its own.
+            if (offset > 0 && !ended_with_newline) std::cout << std::endl;
             return data;
           }
         }

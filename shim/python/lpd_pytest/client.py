@@ -79,6 +79,20 @@ class Connection:
         except OSError as e:
             raise LpdUnavailable(self.path, f"send failed: {e}") from None
 
+    def peer_closed(self):
+        """True when the daemon closed its end; costs one non-blocking poll.
+        A send to a closed peer may still 'succeed' once, so the per-test
+        path asks first rather than losing the message."""
+        ready, _, _ = select.select([self.sock], [], [], 0)
+        if not ready:
+            return False
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
     def send_line(self, line):
         """Sends one already encoded message (no newline): the cheapest path,
         for per-test notifications."""

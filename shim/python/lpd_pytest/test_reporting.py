@@ -38,6 +38,8 @@ class TestReporter:
 
     def _send(self, message):
         shim = self.shim
+        if shim.conn is not None and shim.conn.peer_closed():
+            shim.drop_connection()  # lpd went away (restarted): reconnect below
         if shim.conn is None:
             now = time.monotonic()
             if now < self.next_reconnect:

@@ -1,0 +1,280 @@
+"""Issue 5: supervised test runs with crash attribution, retries and reports."""
+
+import json
+import os
+import signal
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, short_tempdir, write_tests
+
+CORPUS = {
+    "segv": ("""
+import ctypes
+def test_fine():
+    pass
+def test_segv():
+    ctypes.string_at(0)
+""", "test_segv.py::test_segv", signal.SIGSEGV, None),
+    "abort": ("""
+import os
+def test_abort():
+    os.abort()
+""", "test_abort.py::test_abort", signal.SIGABRT, None),
+    "sigkill": ("""
+import os, signal
+def test_kill_self():
+    os.kill(os.getpid(), signal.SIGKILL)
+""", "test_sigkill.py::test_kill_self", signal.SIGKILL, None),
+    "exit": ("""
+import os
+def test_exit():
+    os._exit(3)
+""", "test_exit.py::test_exit", None, 3),
+    "fixture": ("""
+import ctypes
+import pytest
+@pytest.fixture
+def broken():
+    ctypes.string_at(0)
+    yield
+def test_uses_fixture(broken):
+    pass
+""", "test_fixture.py::test_uses_fixture", signal.SIGSEGV, None),
+}
+
+COLLECTION_CRASH = """
+import os
+os.abort()
+def test_never():
+    pass
+"""
+
+
+@pytest.fixture
+def work_dir():
+    d = short_tempdir()
+    yield d
+    subprocess.run(["rm", "-rf", d])
+
+
+def lpctl_run(lpd, cwd, *args, timeout=180):
+    """Runs `lpctl --json run ...`; returns (returncode, stdout, run.done)."""
+    result = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", *args], cwd=cwd,
+                            capture_output=True, text=True, timeout=timeout, env=lpd.env())
+    lines = [l for l in result.stdout.splitlines() if l.startswith("{")]
+    done = json.loads(lines[-1]) if lines else None
+    return result.returncode, result.stdout + result.stderr, done
+
+
+def pytest_args(*args):
+    return ["--", PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args]
+
+
+def crashes_of(lpd, run_id):
+    return lpd.lpctl_json("crashes", "--run-id", run_id)
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["single", "xdist"])
+@pytest.mark.parametrize("case", sorted(CORPUS))
+def test_crash_corpus_is_attributed(lpd, work_dir, case, xdist):
+    source, nodeid, signo, exit_code = CORPUS[case]
+    name = nodeid.split("::")[0]
+    write_tests(work_dir, name, source)
+    extra = ["-n", "2"] if xdist else []
+    code, output, done = lpctl_run(lpd, work_dir, *pytest_args(*extra, name))
+    assert done is not None, output
+    crashes = crashes_of(lpd, done["run_id"])
+    pinned = [c for c in crashes if c["nodeid"] == nodeid]
+    assert len(pinned) == 1, (crashes, output)
+    crash = pinned[0]
+    assert crash["where"] == "test"
+    assert crash["signal"] == (int(signo) if signo else None), crash
+    if signo:
+        assert crash["signal_name"] == signal.Signals(signo).name
+        assert signal.Signals(signo).name in crash["reason"]
+    else:
+        assert crash["exit_code"] == exit_code and f"code {exit_code}" in crash["reason"]
+    for field in ("nodeid", "run_id", "pid", "worker_id", "signal", "reason", "crash_time", "duration", "traceback"):
+        assert field in crash
+    assert crash["worker_id"] == ("controller" if not xdist else crash["worker_id"])
+    if xdist:
+        assert crash["worker_id"].startswith("gw")
+    if signo in (signal.SIGSEGV, signal.SIGABRT):
+        assert "Fatal Python error" in crash["traceback"]
+    # Nothing is pinned on a test that did not crash.
+    assert all(c["nodeid"] in ("", nodeid) for c in crashes)
+    # The same record is in the state directory's journal.
+    journal = [json.loads(l) for l in open(os.path.join(lpd.state_dir, "crashes.jsonl"))]
+    assert any(j["run_id"] == done["run_id"] and j["nodeid"] == nodeid for j in journal)
+    if not xdist:
+        # lpctl run ends the way the run did: the real signal, or the exit code.
+        assert code == (-int(signo) if signo else exit_code), output
+    else:
+        assert code != 0
+
+
+@pytest.mark.parametrize("xdist", [False, True], ids=["single", "xdist"])
+def test_crash_during_collection_is_not_pinned_on_a_test(lpd, work_dir, xdist):
+    write_tests(work_dir, "test_collect.py", COLLECTION_CRASH)
+    extra = ["-n", "2", "--max-worker-restart", "0"] if xdist else []
+    code, output, done = lpctl_run(lpd, work_dir, *pytest_args(*extra, "test_collect.py"))
+    crashes = crashes_of(lpd, done["run_id"])
+    assert crashes, output
+    assert all(c["nodeid"] == "" and c["where"] == "collection" for c in crashes), crashes
+    assert any(c["signal"] == int(signal.SIGABRT) for c in crashes)
+    assert code != 0
+
+
+def test_retry_crashed_converges_and_junit_is_complete(lpd, work_dir):
+    write_tests(work_dir, "test_mix.py", """
+import ctypes, os
+def test_a_ok():
+    pass
+def test_b_segv():
+    ctypes.string_at(0)
+def test_c_ok():
+    pass
+def test_d_abort():
+    os.abort()
+def test_e_ok():
+    pass
+""")
+    junit = os.path.join(work_dir, "report.xml")
+    crash_log = os.path.join(work_dir, "crashes.log")
+    code, output, done = lpctl_run(lpd, work_dir, "--retry-crashed", "3", "--junit", junit, "--crash-log", crash_log,
+                                   *pytest_args("test_mix.py"))
+    assert done["attempts"] == 3, output
+    assert code == 1, output  # crashed tests count as failures
+    assert {c["nodeid"] for c in done["crashes"]} == {"test_mix.py::test_b_segv", "test_mix.py::test_d_abort"}
+    cases = {tc.get("name"): tc for tc in ET.parse(junit).getroot().iter("testcase")}
+    assert set(cases) == {"test_a_ok", "test_b_segv", "test_c_ok", "test_d_abort", "test_e_ok"}
+    for ok in ("test_a_ok", "test_c_ok", "test_e_ok"):
+        assert list(cases[ok]) == [], ok  # passed: no failure, error or skipped child
+    segv = cases["test_b_segv"].find("error")
+    assert segv is not None and "SIGSEGV" in segv.get("message") and "Fatal Python error" in segv.text
+    assert "SIGABRT" in cases["test_d_abort"].find("error").get("message")
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite.get("tests") == "5" and suite.get("errors") == "2" and suite.get("failures") == "0"
+    logged = [json.loads(l) for l in open(crash_log)]
+    assert [l["nodeid"] for l in logged] == ["test_mix.py::test_b_segv", "test_mix.py::test_d_abort"]
+    for line in logged:  # pytest-abort's field names
+        assert {"nodeid", "crash_time", "duration", "reason"} <= set(line)
+    # lpctl report writes the same document later.
+    again = os.path.join(work_dir, "again.xml")
+    lpd.lpctl("report", done["run_id"], "--junit", again)
+    assert {tc.get("name") for tc in ET.parse(again).getroot().iter("testcase")} == set(cases)
+
+
+def test_events_follow_sees_job_states_in_order(lpd, work_dir):
+    write_tests(work_dir, "test_ok.py", "def test_ok():\n    pass\n")
+    result = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--detach",
+                             *pytest_args("test_ok.py")], cwd=work_dir, capture_output=True, text=True,
+                            env=lpd.env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    follow = lpd.lpctl("--json", "events", "--follow", "--run-id", run_id, timeout=120)
+    events = [json.loads(l) for l in follow.stdout.splitlines()]
+    jobs = [e["data"]["payload"] for e in events if e["event"] == "job"]
+    assert [j["state"] for j in jobs] == ["created", "in-progress", "done"]
+    assert jobs[-1]["returncode"] == 0 and all(j["id"] == run_id for j in jobs)
+    for e in events:
+        if e["event"] == "job":
+            assert e["data"]["type"] == "job" and set(e["data"]["payload"]) == {"id", "state", "returncode", "text"}
+    kinds = [e["event"] for e in events]
+    assert kinds.index("test.start") < kinds.index("test.finish") < kinds.index("run.ended")
+    finished = [e["data"] for e in events if e["event"] == "test.finish"]
+    assert finished[0]["nodeid"] == "test_ok.py::test_ok" and finished[0]["outcome"] == "passed"
+
+
+def test_collect_only_reports_collected(lpd, work_dir):
+    write_tests(work_dir, "test_ok.py", "def test_ok():\n    pass\n")
+    code, output, done = lpctl_run(lpd, work_dir, *pytest_args("--collect-only", "test_ok.py"))
+    assert code == 0, output
+    listed = lpd.lpctl("--json", "events", "--run-id", done["run_id"], "--type", "job").stdout.splitlines()
+    states = [json.loads(line)["data"]["payload"]["state"] for line in listed]
+    assert states == ["created", "in-progress", "collected", "done"]
+
+
+def test_output_streams_and_exit_code_passes_through(lpd, work_dir):
+    write_tests(work_dir, "test_fail.py", "def test_fail():\n    print('HELLO-FROM-TEST')\n    assert False\n")
+    code, output, done = lpctl_run(lpd, work_dir, *pytest_args("-s", "test_fail.py"))
+    assert code == 1 and done["returncode"] == 1 and done["crashes"] == []
+    assert "HELLO-FROM-TEST" in output and "1 failed" in output
+    log = open(os.path.join(lpd.state_dir, "runs", done["run_id"], "output.log")).read()
+    assert "HELLO-FROM-TEST" in log
+
+
+@pytest.mark.parametrize("ignores_sigint", [False, True], ids=["sigint", "sigkill-after-grace"])
+def test_ctrl_c_stops_the_run(lpd, work_dir, ignores_sigint):
+    write_tests(work_dir, "test_block.py", f"""
+import signal, time
+def test_block():
+    if {ignores_sigint}:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    time.sleep(600)
+""")
+    events = EventWaiter(lpd, types=["test.start", "job"])
+    proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--grace", "0.5",
+                             *pytest_args("test_block.py")], cwd=work_dir, env=lpd.env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    started = events.wait("test.start")
+    assert started["nodeid"] == "test_block.py::test_block"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    terminating = events.wait("job", run_id=started["run_id"])
+    while terminating["payload"]["state"] != "terminating":
+        terminating = events.wait("job", run_id=started["run_id"])
+    if ignores_sigint:
+        assert proc.returncode == -signal.SIGKILL, out
+    else:
+        assert proc.returncode == 2, out  # pytest's "interrupted"
+        assert "KeyboardInterrupt" in out
+
+
+def test_lpd_killed_mid_run_loses_nothing(lpd, work_dir):
+    fifo = os.path.join(work_dir, "go")
+    os.mkfifo(fifo)
+    write_tests(work_dir, "test_restart.py", f"""
+import ctypes
+def test_wait():
+    open({fifo!r}).read()
+def test_crash_later():
+    ctypes.string_at(0)
+""")
+    events = EventWaiter(lpd, types=["test.start"])
+    proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", *pytest_args("test_restart.py")],
+                            cwd=work_dir, env=lpd.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = events.wait("test.start")
+    run_id = started["run_id"]
+    events.close()
+    lpd.kill9()
+    lpd.start()
+    with open(fifo, "w") as f:
+        f.write("go")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGSEGV, out + err
+    done = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+    assert done["run_id"] == run_id and done["signal"] == int(signal.SIGSEGV)
+    crashes = crashes_of(lpd, run_id)
+    assert [c["nodeid"] for c in crashes] == ["test_restart.py::test_crash_later"]
+    assert crashes[0]["signal_name"] == "SIGSEGV"
+    info = lpd.lpctl_json("runs", "-a")
+    assert any(r["run_id"] == run_id and r["status"] == "ended" for r in info)
+
+
+def test_bad_run_requests(lpd, work_dir):
+    missing = lpd.lpctl("run", "--", "/no/such/command", check=False)
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    bad_env = lpd.lpctl("run", "--env", "NOEQUALS", "--", "true", check=False)
+    assert bad_env.returncode == 1 and "K=V" in bad_env.stderr
+    c = lpd.client()
+    assert c.request("run.start", argv=[])["error"]["code"] == "bad_request"
+    assert c.request("run.start", argv=["true"], cwd="relative")["error"]["code"] == "bad_request"
+    assert c.request("run.start", argv=["true"], name="../x")["error"]["code"] == "bad_request"
+    assert c.request("run.stop", run_id="nope")["error"]["code"] == "not_found"
+    assert c.request("run.attach", run_id="nope")["error"]["code"] == "not_found"
+    assert c.request("test.start", nodeid="x")["error"]["code"] == "bad_request"  # not registered
+    assert lpd.ping()
