@@ -87,11 +87,13 @@ void ensure_alt_stack() {
   stack_t current{};
   if (sigaltstack(nullptr, &current) != 0) return;
   if (!(current.ss_flags & SS_DISABLE)) return;  // someone (ASan, the user) set one already
+  // Kept for the life of the process, in a global so leak checkers see it reachable.
+  static void* memory = std::malloc(kAltStackBytes);
+  if (memory == nullptr) return;
   stack_t stack{};
-  stack.ss_sp = std::malloc(kAltStackBytes);  // kept for the life of the process
-  if (stack.ss_sp == nullptr) return;
+  stack.ss_sp = memory;
   stack.ss_size = kAltStackBytes;
-  if (sigaltstack(&stack, nullptr) != 0) std::free(stack.ss_sp);
+  sigaltstack(&stack, nullptr);
 }
 
 }  // namespace
