@@ -61,8 +61,9 @@ void LogTail::finish(std::function<void()> done, std::uint64_t until) {
 }
 
 void LogTail::stop() {
+  // on_chunk_ stays: stop() may be called from inside it, and stopped_
+  // keeps it from running again. on_finished_ may own our owner: drop it.
   stopped_ = true;
-  on_chunk_ = nullptr;
   on_finished_ = nullptr;
   boost::system::error_code ignored;
   inotify_.cancel(ignored);
@@ -90,6 +91,7 @@ void LogTail::read_some() {
       // At the end of what the writer wrote so far.
       if (on_finished_) {
         auto done = std::move(on_finished_);
+        on_finished_ = nullptr;
         stop();
         done();
         return;

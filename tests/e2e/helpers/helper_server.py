@@ -20,6 +20,16 @@ def say(text):
     sys.stdout.flush()
 
 
+def write_log(size):
+    """About `size` bytes of 100-byte log lines."""
+    line = "log " + "y" * 95 + "\n"
+    written = 0
+    while written < size:
+        sys.stdout.write(line * 1000)
+        written += len(line) * 1000
+    sys.stdout.flush()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--delay", type=float, default=0.0, help="seconds before the ready line")
@@ -34,6 +44,7 @@ def main():
     p.add_argument("--long-line", type=int, default=0, help="bytes of one line written before the ready line")
     p.add_argument("--serve", action="store_true", help="listen on TCP port 0 and print it in the ready line")
     p.add_argument("--log-bytes", type=int, default=0, help="write this many bytes of log after ready")
+    p.add_argument("--prefill-bytes", type=int, default=0, help="write this many bytes of log before ready")
     args = p.parse_args()
 
     if args.ignore_term:
@@ -56,6 +67,7 @@ def main():
             left -= len(chunk)
         sys.stdout.write("\n")
         sys.stdout.flush()
+    write_log(args.prefill_bytes)
     if args.delay:
         time.sleep(args.delay)  # a slow start, on purpose
     if args.exit is not None:
@@ -72,13 +84,7 @@ def main():
     if not args.never:
         port = f" port={server.getsockname()[1]}" if server else ""
         say(f"{args.ready}{port} t={time.monotonic():.9f}")
-    if args.log_bytes:
-        line = "log " + "y" * 95 + "\n"
-        written = 0
-        while written < args.log_bytes:
-            sys.stdout.write(line * 1000)
-            written += len(line) * 1000
-        sys.stdout.flush()
+    write_log(args.log_bytes)
     signal.signal(signal.SIGUSR1, lambda *_: say("got usr1"))
     if server:
         while True:
