@@ -80,12 +80,9 @@ class Connection:
             raise LpdUnavailable(self.path, f"send failed: {e}") from None
 
     def peer_closed(self):
-        """True when the daemon closed its end; costs one non-blocking poll.
+        """True when the daemon closed its end; costs one non-blocking peek.
         A send to a closed peer may still 'succeed' once, so the per-test
         path asks first rather than losing the message."""
-        ready, _, _ = select.select([self.sock], [], [], 0)
-        if not ready:
-            return False
         try:
             return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except BlockingIOError:
@@ -96,8 +93,11 @@ class Connection:
     def send_line(self, line):
         """Sends one already encoded message (no newline): the cheapest path,
         for per-test notifications."""
+        data = (line + "\n").encode()
         try:
-            self.sock.sendall(line.encode() + b"\n")
+            sent = self.sock.send(data)
+            if sent < len(data):
+                self.sock.sendall(data[sent:])
         except OSError as e:
             raise LpdUnavailable(self.path, f"send failed: {e}") from None
 

@@ -8,6 +8,8 @@ tests/native/shim_messages_test.cpp the native one.
 Requests get "id" and "op" added by client.Connection.request; the *_fields
 functions return what goes beside them. Notifications are complete."""
 
+import json
+
 PROTOCOL_VERSION = 1
 
 
@@ -53,3 +55,24 @@ def test_finish(nodeid, outcome, duration, message="", phase="call"):
 
 def crash_notice(signal, nodeid):
     return {"op": "crash.notice", "signal": int(signal), "nodeid": nodeid or ""}
+
+
+# The per-test messages again, as ready-to-send lines: the same objects as
+# test_start() / test_finish() (checked against the shared examples), built
+# with string formatting because json.dumps of a dict costs several
+# microseconds per test, and a suite of many tiny tests pays it twice each.
+def quote(text):
+    """A JSON string literal; json.dumps of a str is the cheap case."""
+    return _dumps_str(text)
+
+
+def encode_test_start(quoted_nodeid):
+    return '{"op":"test.start","nodeid":' + quoted_nodeid + '}'
+
+
+def encode_test_finish(quoted_nodeid, outcome, duration, message="", phase="call"):
+    return ('{"op":"test.finish","nodeid":' + quoted_nodeid + ',"outcome":"' + outcome + '","phase":"' + phase +
+            '","duration":' + repr(float(duration)) + ',"message":' + (_dumps_str(message) if message else '""') + '}')
+
+
+_dumps_str = json.dumps

@@ -22,6 +22,7 @@ class TestReporter:
         self.next_reconnect = 0.0
         self.reports = []
         self.started = None
+        self.quoted = None
 
     # -- connections ----------------------------------------------------
     def attach_traceback(self):
@@ -36,9 +37,9 @@ class TestReporter:
         self.traceback_conn = conn
         faulthandler.enable(file=conn.fileno(), all_threads=True)
 
-    def _send(self, message):
+    def _send(self, line, check_peer=False):
         shim = self.shim
-        if shim.conn is not None and shim.conn.peer_closed():
+        if check_peer and shim.conn is not None and shim.conn.peer_closed():
             shim.drop_connection()  # lpd went away (restarted): reconnect below
         if shim.conn is None:
             now = time.monotonic()
@@ -49,15 +50,18 @@ class TestReporter:
                 return
             self.attach_traceback()
         try:
-            shim.conn.send_line(json.dumps(message, separators=(",", ":")))
+            shim.conn.send_line(line)
         except LpdUnavailable:
             shim.drop_connection()
 
     # -- hooks ------------------------------------------------------------
     def test_started(self, nodeid):
         self.reports = []
+        self.quoted = messages.quote(nodeid)
         self.started = time.perf_counter()
-        self._send(messages.test_start(nodeid))
+        # Once per test, make sure lpd is still there: a restarted lpd must
+        # hear which test runs before it can crash.
+        self._send(messages.encode_test_start(self.quoted), check_peer=True)
 
     def report(self, report):
         # An xdist controller also sees its workers' reports: not ours.
@@ -78,15 +82,15 @@ class TestReporter:
                 longrepr = report.longrepr
                 message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
         duration = time.perf_counter() - self.started if self.started is not None else 0.0
-        self._send(messages.test_finish(nodeid, outcome, duration, message, phase))
+        self._send(messages.encode_test_finish(self.quoted, outcome, duration, message, phase))
         self.reports = []
         self.started = None
 
     def collection_finished(self, count):
-        self._send({"op": "collection.finish", "count": count})
+        self._send(json.dumps({"op": "collection.finish", "count": count}))
 
     def worker_down(self, worker_id, pid, returncode):
-        self._send({"op": "worker.down", "worker_id": worker_id, "pid": pid, "returncode": returncode})
+        self._send(json.dumps({"op": "worker.down", "worker_id": worker_id, "pid": pid, "returncode": returncode}))
 
     def close(self):
         if self.traceback_conn is not None:
