@@ -16,6 +16,9 @@ struct DaemonConfig {
   /// A connection that has not said hello by then is closed.
   std::chrono::milliseconds hello_timeout{10'000};
   AccessPolicy access;
+  /// Group given to a socket lpd binds itself as root ("" = none), so that
+  /// members (and only they) can connect. systemd's lpd.socket sets its own.
+  std::string socket_group;
 };
 
 }  // namespace lpd::daemon

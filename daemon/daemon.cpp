@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 
+#include <grp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include "daemon/listen_socket.h"
 #include "daemon/operation_table.h"
 #include "daemon/readiness.h"
+#include "daemon/systemd_integration.h"
 
 namespace lpd::daemon {
 namespace {
@@ -56,6 +58,29 @@ Daemon::Daemon(DaemonConfig config)
 
 Daemon::~Daemon() = default;
 
+int Daemon::open_listener(Readiness& readiness) {
+  const bool root = ::geteuid() == 0;
+  try {
+    if (systemd_fd_) {
+      if (auto path = socket_path_of(*systemd_fd_); !path.empty()) config_.socket_path = path;
+      return *systemd_fd_;
+    }
+    const int fd = bind_listening_socket(config_.socket_path, root ? 0755 : 0700, root ? 0660 : 0600);
+    if (root && !config_.socket_group.empty()) {
+      const group* g = ::getgrnam(config_.socket_group.c_str());
+      if (!g || ::chown(config_.socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
+        ::close(fd);
+        throw std::runtime_error("cannot give socket " + config_.socket_path + " to group " + config_.socket_group);
+      }
+    }
+    return fd;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    readiness.failed(e.what());
+    return -1;
+  }
+}
+
 int Daemon::run(Readiness& readiness) {
   const bool root = ::geteuid() == 0;
   try {
@@ -64,10 +89,15 @@ int Daemon::run(Readiness& readiness) {
     if (slash != std::string::npos && slash > 0)
       make_directories(config_.socket_path.substr(0, slash), root ? 0755 : 0700);
     pid_t holder = 0;
-    socket_lock_ = FileLock::try_acquire(config_.socket_path + ".lock", &holder);
-    if (!socket_lock_) {
-      throw AlreadyRunning("lpd is already running on socket " + config_.socket_path +
-                           (holder > 0 ? " (pid " + std::to_string(holder) + ")" : ""));
+    systemd_fd_ = systemd_listen_fd();
+    socket_from_systemd_ = systemd_fd_.has_value();
+    if (!socket_from_systemd_) {
+      // First the socket, so a second `lpd start` names what the user asked for.
+      socket_lock_ = FileLock::try_acquire(config_.socket_path + ".lock", &holder);
+      if (!socket_lock_) {
+        throw AlreadyRunning("lpd is already running on socket " + config_.socket_path +
+                             (holder > 0 ? " (pid " + std::to_string(holder) + ")" : ""));
+      }
     }
     state_lock_ = FileLock::try_acquire(config_.state_dir + "/lpd.lock", &holder);
     if (!state_lock_) {
@@ -80,14 +110,8 @@ int Daemon::run(Readiness& readiness) {
     return 1;
   }
 
-  int listen_fd = -1;
-  try {
-    listen_fd = bind_listening_socket(config_.socket_path, root ? 0755 : 0700, root ? 0660 : 0600);
-  } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
-    readiness.failed(e.what());
-    return 1;
-  }
+  const int listen_fd = open_listener(readiness);
+  if (listen_fd < 0) return 1;
 
   try {
     restore_state();
@@ -107,20 +131,34 @@ int Daemon::run(Readiness& readiness) {
   });
 
   server_.start(listen_fd);
-  spdlog::info("lpd pid {} listening on {} (state {})", ::getpid(), config_.socket_path, config_.state_dir);
+  spdlog::info("lpd pid {} listening on {}{} (state {})", ::getpid(), config_.socket_path,
+               socket_from_systemd_ ? " (socket from systemd)" : "", config_.state_dir);
   readiness.ready(::getpid());
+  notify_ready();
+  if (auto interval = watchdog_ping_interval()) ping_watchdog(*interval);
 
   io_.run();
 
-  ::unlink(config_.socket_path.c_str());
+  if (!socket_from_systemd_) ::unlink(config_.socket_path.c_str());
   spdlog::info("lpd stopped");
   return 0;
+}
+
+void Daemon::ping_watchdog(std::chrono::microseconds interval) {
+  notify_watchdog();
+  if (!watchdog_) watchdog_.emplace(io_);
+  watchdog_->expires_after(interval);
+  watchdog_->async_wait([this, interval](boost::system::error_code ec) {
+    if (!ec && !stopping_) ping_watchdog(interval);
+  });
 }
 
 void Daemon::request_stop() {
   if (stopping_) return;
   stopping_ = true;
+  notify_stopping();
   stop_signals_.cancel();
+  if (watchdog_) watchdog_->cancel();
   server_.stop();
   // Supervised processes are deliberately left running: the next lpd re-adopts them.
   io_.stop();

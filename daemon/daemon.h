@@ -49,6 +49,7 @@ class Daemon {
   EventBus& events() { return events_; }
   const StateStore& store() const { return store_; }
   const AccessPolicy& access() const { return config_.access; }
+  bool socket_from_systemd() const { return socket_from_systemd_; }
 
   /// Families that keep per-connection state (subscriptions, a shim's
   /// current test, a waiting pause) learn here that a peer left.
@@ -65,6 +66,9 @@ class Daemon {
   void on_session_closed(const Peer& peer);
   /// Loads what a previous lpd left in the state directory, before serving.
   void restore_state();
+  /// The listening fd: systemd's, or one lpd binds itself. -1 after reporting why not.
+  int open_listener(Readiness& readiness);
+  void ping_watchdog(std::chrono::microseconds interval);
 
   DaemonConfig config_;
   boost::asio::io_context io_;
@@ -82,6 +86,9 @@ class Daemon {
   Server server_;
   boost::asio::signal_set stop_signals_;
   std::optional<FileLock> socket_lock_;
+  std::optional<int> systemd_fd_;
+  bool socket_from_systemd_ = false;  // then systemd keeps it: never unlink it
+  std::optional<boost::asio::steady_timer> watchdog_;
   std::optional<FileLock> state_lock_;
   bool stopping_ = false;
 };

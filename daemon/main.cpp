@@ -1,5 +1,6 @@
 // lpd: the daemon. `lpd start` runs it; everything else talks to it over its socket.
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -104,6 +105,12 @@ int main(int argc, char** argv) {
   start->add_option("--log-level", config.log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->default_str("info");
+  std::string admin_group;
+  start->add_option("--admin-group", admin_group,
+                    "Members of this group may act on every user's runs, pauses and processes (like root)");
+  start->add_option("--socket-group", config.socket_group,
+                    "As root: give the socket to this group (mode 0660), so only its members can connect "
+                    "(default: lpd, if that group exists)");
   double hello_timeout_seconds = 10;
   start->add_option("--hello-timeout", hello_timeout_seconds,
                     "Seconds a new connection may take to send hello before it is closed (default 10)")
@@ -127,6 +134,15 @@ int main(int argc, char** argv) {
   }
 
   config.hello_timeout = std::chrono::milliseconds(static_cast<long long>(hello_timeout_seconds * 1000));
+  if (!admin_group.empty()) {
+    const group* g = ::getgrnam(admin_group.c_str());
+    if (!g) {
+      std::cerr << "lpd: --admin-group: no group named " << admin_group << "\n";
+      return 64;
+    }
+    config.access.admin_gid = g->gr_gid;
+  }
+  if (config.socket_group.empty() && ::geteuid() == 0 && ::getgrnam("lpd") != nullptr) config.socket_group = "lpd";
   const auto env = lpd::protocol::process_env();
   if (config.socket_path.empty()) config.socket_path = lpd::protocol::default_socket_path(::geteuid(), env);
   if (config.state_dir.empty()) config.state_dir = lpd::protocol::default_state_dir(::geteuid(), env);

@@ -39,6 +39,7 @@ json handle_status(Daemon& daemon, Call&) {
           {"started_at", std::chrono::duration<double>(daemon.started_at().time_since_epoch()).count()},
           {"uptime_seconds", uptime},
           {"socket", daemon.config().socket_path},
+          {"socket_activated", daemon.socket_from_systemd()},
           {"state_dir", daemon.config().state_dir},
           {"connections",
            {{"open", daemon.server().open_sessions()}, {"accepted_total", daemon.server().accepted_total()}}},

@@ -31,10 +31,12 @@ JobState job_state_from_string(std::string_view text) {
 }
 
 json JobSpec::to_json() const {
-  return {{"argv", argv},           {"cwd", cwd},
-          {"env", env},             {"name", name},
-          {"retry_crashed", retry_crashed}, {"junit", junit_path},
-          {"crash_log", crash_log_path},   {"pause_on_failure", pause_on_failure}};
+  json j = {{"argv", argv},           {"cwd", cwd},
+            {"env", env},             {"name", name},
+            {"retry_crashed", retry_crashed}, {"junit", junit_path},
+            {"crash_log", crash_log_path},   {"pause_on_failure", pause_on_failure}};
+  if (run_as) j["run_as"] = {{"uid", run_as->uid}, {"gid", run_as->gid}, {"groups", run_as->groups}};
+  return j;
 }
 
 JobSpec JobSpec::from_json(const json& j) {
@@ -47,6 +49,11 @@ JobSpec JobSpec::from_json(const json& j) {
   s.junit_path = j.value("junit", "");
   s.crash_log_path = j.value("crash_log", "");
   s.pause_on_failure = j.value("pause_on_failure", false);
+  if (j.contains("run_as") && j["run_as"].is_object()) {
+    const json& r = j["run_as"];
+    s.run_as = Credentials{r.value("uid", static_cast<uid_t>(-1)), r.value("gid", static_cast<gid_t>(-1)),
+                           r.value("groups", std::vector<gid_t>{})};
+  }
   return s;
 }
 

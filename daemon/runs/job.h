@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/process/launcher.h"
+
 namespace lpd::daemon {
 
 /// The states pytest-relay-run users consume, in order. `collected` only
@@ -27,6 +29,8 @@ struct JobSpec {
   std::string junit_path;      // written when the job is done (detached runs)
   std::string crash_log_path;  // every crash is appended here too
   bool pause_on_failure = false;
+  /// Whom the command runs as (a root lpd runs it as the requesting user).
+  std::optional<Credentials> run_as;
 
   nlohmann::json to_json() const;
   static JobSpec from_json(const nlohmann::json& j);

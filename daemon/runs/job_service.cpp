@@ -12,6 +12,7 @@
 #include "daemon/clock.h"
 #include "daemon/process_identity.h"
 #include "daemon/reports/junit_report.h"
+#include "daemon/run_as.h"
 #include "protocol/message.h"
 
 namespace lpd::daemon {
@@ -52,11 +53,13 @@ JobService::JobService(boost::asio::io_context& io, EventBus& events, const Stat
       access_(access),
       environment_(std::move(environment)) {}
 
+// The monitor runs as the run's user and writes only under runs/<id>/io/,
+// a directory that user owns; everything lpd itself trusts stays outside it.
 std::string JobService::output_path(const std::string& run_id) const {
-  return store_.path("runs/" + run_id + "/output.log");
+  return store_.path("runs/" + run_id + "/io/output.log");
 }
 std::string JobService::status_path(const std::string& run_id) const {
-  return store_.path("runs/" + run_id + "/exit.json");
+  return store_.path("runs/" + run_id + "/io/exit.json");
 }
 
 JobService::Supervised* JobService::find(const std::string& run_id) {
@@ -121,6 +124,7 @@ json JobService::handle_start(Call& call) {
   spec.junit_path = f.optional_string("junit").value_or("");
   spec.crash_log_path = f.optional_string("crash_log").value_or("");
   spec.pause_on_failure = f.optional_boolean("pause_on_failure").value_or(false);
+  spec.run_as = run_as(call.peer);
   // Resolve the command before creating anything, so "not found" leaves no run behind.
   resolve_executable(spec.argv.front(), spec.env, spec.cwd);
 
@@ -162,8 +166,16 @@ json JobService::handle_start(Call& call) {
 
 void JobService::start_attempt(Supervised& s) {
   s.job.attempt += 1;
+  store_.make_dir("runs/" + s.run_id + "/io");
+  if (const auto& who = s.job.spec.run_as) {
+    if (::chown(store_.path("runs/" + s.run_id + "/io").c_str(), who->uid, who->gid) != 0)
+      throw Error(ErrorCode::kInternal, "cannot hand the run's directory to uid " + std::to_string(who->uid));
+  }
   ::unlink(status_path(s.run_id).c_str());
-  const int log_fd = ::open(output_path(s.run_id).c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  int log_fd = -1;
+  with_file_identity(s.job.spec.run_as, [&] {
+    log_fd = ::open(output_path(s.run_id).c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  });
   if (log_fd < 0) throw Error(ErrorCode::kInternal, "cannot open the run's log " + output_path(s.run_id));
   LaunchSpec spec;
   spec.argv = {environment_.monitor_path, "--status", status_path(s.run_id), "--log", output_path(s.run_id), "--"};
@@ -173,6 +185,7 @@ void JobService::start_attempt(Supervised& s) {
   spec.stdout_fd = log_fd;
   spec.stderr_fd = log_fd;
   spec.new_session = true;
+  spec.credentials = s.job.spec.run_as;
   Launched launched;
   try {
     launched = launcher_.launch(spec);
@@ -198,7 +211,8 @@ void JobService::attempt_ended(const std::string& run_id) {
   s->monitor_watch.reset();
   s->readopted_watch.reset();
   if (s->kill_timer) s->kill_timer->cancel();
-  auto status = store_.read_json("runs/" + run_id + "/exit.json");
+  // Written by the user's own monitor: trusted for the exit status only.
+  auto status = store_.read_json("runs/" + run_id + "/io/exit.json");
   std::optional<int> exit_code, signal;
   if (status && status->value("state", "") == "exited") {
     if ((*status)["signal"].is_number_integer()) signal = (*status)["signal"].get<int>();
@@ -254,12 +268,16 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
     try {
       const std::string xml = junit_report(s.job.spec.name.empty() ? "pytest" : s.job.spec.name, s.results,
                                            s.crashes, "", s.job.created_at);
-      const std::string temp = s.job.spec.junit_path + ".lpd-new";
-      FILE* f = std::fopen(temp.c_str(), "w");
-      if (!f) throw std::runtime_error("cannot write " + temp);
-      std::fwrite(xml.data(), 1, xml.size(), f);
-      std::fclose(f);
-      std::rename(temp.c_str(), s.job.spec.junit_path.c_str());
+      // Written as the run's user: a root lpd never writes where they could not.
+      with_file_identity(s.job.spec.run_as, [&] {
+        const std::string temp = s.job.spec.junit_path + ".lpd-new";
+        FILE* f = std::fopen(temp.c_str(), "w");
+        if (!f) throw std::runtime_error("cannot write " + temp);
+        std::fwrite(xml.data(), 1, xml.size(), f);
+        std::fclose(f);
+        if (std::rename(temp.c_str(), s.job.spec.junit_path.c_str()) != 0)
+          throw std::runtime_error("cannot write " + s.job.spec.junit_path);
+      });
     } catch (const std::exception& e) {
       spdlog::error("run {}: JUnit report: {}", s.run_id, e.what());
     }
@@ -377,7 +395,8 @@ void JobService::record_crash(Supervised* s, Crash crash) {
   const json line = crash.to_json();
   try {
     store_.append_line("crashes.jsonl", line, /*durable=*/true);
-    if (s && !s->job.spec.crash_log_path.empty()) append_json_line(s->job.spec.crash_log_path, line, true);
+    if (s && !s->job.spec.crash_log_path.empty())
+      with_file_identity(s->job.spec.run_as, [&] { append_json_line(s->job.spec.crash_log_path, line, true); });
   } catch (const std::exception& e) {
     spdlog::error("cannot record crash: {}", e.what());
   }
