@@ -23,7 +23,7 @@ std::string executable_dir() {
 std::string monitor_path() { return executable_dir() + "/lpd-monitor"; }
 
 std::string python_shim_dir() {
-  const std::string installed = executable_dir() + "/../lib/lpd/python";
+  const std::string installed = executable_dir() + "/../lib/python3/dist-packages";
   if (is_dir(installed + "/lpd_pytest")) return installed;
   return LPD_SOURCE_SHIM_PYTHON_DIR;
 }

@@ -9,7 +9,7 @@ packages=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev catch2 libcli11-dev
   libsystemd-dev systemd libgtest-dev
   python3 python3-pytest python3-pytest-xdist python3-pytest-timeout python3-pytest-xprocess
-  socat procps
+  socat procps dpkg-dev passwd
 )
 
 missing=()
