@@ -1,5 +1,7 @@
 #include "daemon/ops/process_ops.h"
 
+#include "daemon/run_as.h"
+
 #include <grp.h>
 #include <pwd.h>
 #include <unistd.h>
@@ -32,42 +34,6 @@ std::string name_field(const Call& call) {
 }
 
 /// Supplementary groups of a user from the group database.
-std::vector<gid_t> groups_of(uid_t uid, gid_t gid) {
-  std::vector<gid_t> groups;
-  passwd pw{};
-  passwd* found = nullptr;
-  std::vector<char> buffer(16384);
-  if (::getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) != 0 || !found) return {gid};
-  int count = 64;
-  groups.resize(static_cast<std::size_t>(count));
-  if (::getgrouplist(pw.pw_name, gid, groups.data(), &count) < 0) {
-    groups.resize(static_cast<std::size_t>(count));
-    if (::getgrouplist(pw.pw_name, gid, groups.data(), &count) < 0) return {gid};
-  }
-  groups.resize(static_cast<std::size_t>(count));
-  return groups;
-}
-
-/// As whom the peer's command runs: the peer itself. A root lpd switches to
-/// the peer's uid, gid and groups; it never runs a non-root peer's command
-/// as root. A non-root lpd can only run commands as itself.
-std::optional<Credentials> run_as(const Peer& peer) {
-  const uid_t self = ::geteuid();
-  if (peer.uid == static_cast<uid_t>(-1))
-    throw Error(ErrorCode::kPermissionDenied, "the caller's credentials are unknown");
-  if (self != 0) {
-    if (peer.uid != self)
-      throw Error(ErrorCode::kPermissionDenied, "this lpd runs as uid " + std::to_string(self) +
-                                                    " and cannot start processes for uid " +
-                                                    std::to_string(peer.uid));
-    return std::nullopt;
-  }
-  if (peer.uid == 0) return std::nullopt;
-  Credentials credentials{peer.uid, peer.gid, peer.groups};
-  if (credentials.groups.empty()) credentials.groups = groups_of(peer.uid, peer.gid);
-  return credentials;
-}
-
 std::chrono::milliseconds grace_field(const Call& call) {
   const double seconds = call.fields.optional_seconds("grace").value_or(ProcessService::kDefaultGraceSeconds);
   return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));

@@ -54,10 +54,21 @@ void PauseService::arm(const Pause& pause) {
     if (p && registry_.time_out(id, wall_now())) settle(*p, "pause.timed_out");
   });
   timers_[id] = std::move(timer);
+  watch_test_process(pause);
+}
+
+void PauseService::watch_test_process(const Pause& pause) {
+  const std::string id = pause.pause_id;
   exit_watches_[id] = ExitWatch::start(io_, pause.pid, [this, id] {
     Pause* p = registry_.find(id);
-    if (!p) return;
-    // The pid ended; only a process with the recorded start time is "ours".
+    if (!p || p->status != PauseStatus::kPending) return;
+    // Stale means the test process is gone: confirm it with /proc (pid and
+    // start time) before saying so, and keep watching if it is not.
+    if (same_process_alive(p->pid, p->pid_start_time)) {
+      spdlog::warn("pause {}: exit watch fired but pid {} still runs; watching again", id, p->pid);
+      watch_test_process(*p);
+      return;
+    }
     if (registry_.mark_stale(id, wall_now())) settle(*p, "pause.stale");
   });
 }

@@ -48,6 +48,7 @@ class PauseService {
   };
 
   void arm(const Pause& pause);
+  void watch_test_process(const Pause& pause);
   void settle(Pause& pause, std::string_view event);
   void persist(const Pause& pause);
   void on_event(const Event& event);
