@@ -50,18 +50,19 @@ json Pause::to_json() const {
             {"task", task},
             {"owner_uid", owner},
             {"pid_start_time", pid_start_time}};
-  if (status != PauseStatus::kPending) {
-    j["resolved_at"] = resolved_at;
-    if (status == PauseStatus::kResumed) {
-      if (kind == PauseKind::kCheckpoint) {
-        j["result"] = result_json(decision.result);
-        j["reason"] = decision.reason;
-      } else {
-        j["failure_reason"] = decision.failure_reason;
-      }
-    }
-  }
+  if (status != PauseStatus::kPending) j["resolved_at"] = resolved_at;
+  add_decision(j);
   return j;
+}
+
+void Pause::add_decision(json& j) const {
+  if (status != PauseStatus::kResumed) return;
+  if (kind == PauseKind::kCheckpoint) {
+    j["result"] = result_json(decision.result);
+    j["reason"] = decision.reason;
+  } else {
+    j["failure_reason"] = decision.failure_reason;
+  }
 }
 
 Pause Pause::from_json(const json& j) {
@@ -90,14 +91,7 @@ Pause Pause::from_json(const json& j) {
 
 json Pause::outcome_json() const {
   json j = {{"pause_id", pause_id}, {"status", to_string(status)}, {"kind", to_string(kind)}};
-  if (status == PauseStatus::kResumed) {
-    if (kind == PauseKind::kCheckpoint) {
-      j["result"] = result_json(decision.result);
-      j["reason"] = decision.reason;
-    } else {
-      j["failure_reason"] = decision.failure_reason;
-    }
-  }
+  add_decision(j);
   return j;
 }
 

@@ -56,6 +56,10 @@ struct Pause {
   static Pause from_json(const nlohmann::json& j);
   /// The reply a waiting shim receives when the pause ends.
   nlohmann::json outcome_json() const;
+
+ private:
+  /// A resumed pause's decision fields, the same in the record and the reply.
+  void add_decision(nlohmann::json& j) const;
 };
 
 }  // namespace lpd::daemon
