@@ -1,13 +1,10 @@
 #include "daemon/exit_watch.h"
 
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "daemon/process/pidfd_watch.h"
 
 #include <boost/asio/post.hpp>
 
 namespace lpd::daemon {
-
-int open_pidfd(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
 ExitWatch::ExitWatch(boost::asio::io_context& io, int pidfd, std::function<void()> on_exit)
     : descriptor_(io), on_exit_(std::move(on_exit)) {
@@ -15,7 +12,7 @@ ExitWatch::ExitWatch(boost::asio::io_context& io, int pidfd, std::function<void(
 }
 
 std::shared_ptr<ExitWatch> ExitWatch::start(boost::asio::io_context& io, pid_t pid, std::function<void()> on_exit) {
-  const int fd = pid > 0 ? open_pidfd(pid) : -1;
+  const int fd = pid > 0 ? open_process_fd(pid) : -1;
   auto watch = std::make_shared<ExitWatch>(io, fd, std::move(on_exit));
   std::weak_ptr<ExitWatch> weak = watch;
   auto fire = [weak] {

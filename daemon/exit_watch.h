@@ -29,7 +29,4 @@ class ExitWatch : public std::enable_shared_from_this<ExitWatch> {
   std::function<void()> on_exit_;
 };
 
-/// pidfd_open(2); -1 with errno set when the process does not exist.
-int open_pidfd(pid_t pid);
-
 }  // namespace lpd::daemon
