@@ -53,6 +53,9 @@ Daemon::Daemon(DaemonConfig config)
     jobs_.worker_joined(run, worker, peer);
   };
   runs_.on_clean_end = [this](const Peer& peer) { jobs_.worker_ended_cleanly(peer); };
+  jobs_.drain_session = [this](std::uint64_t session_id) {
+    if (auto session = server_.session(session_id)) session->drain_ring();
+  };
   on_peer_gone([this](const Peer& peer) { processes_.drop_session(peer.session_id); });
 }
 

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/event_ring_mapping.h"
+
 namespace lpd::daemon {
 
 using protocol::Error;
@@ -24,6 +26,11 @@ bool Responder::connected() const {
   return sink && sink->open();
 }
 
+bool ReplySink::attach_ring(std::unique_ptr<MappedEventRing> ring) {
+  (void)ring;
+  return false;
+}
+
 Responder Call::defer() {
   deferred_ = true;
   return Responder(id, sink);
@@ -37,8 +44,8 @@ const Operation* Dispatcher::find(std::string_view name) const {
   return nullptr;
 }
 
-void Dispatcher::dispatch_line(std::string_view line, Peer& peer,
-                               const std::shared_ptr<ReplySink>& sink) {
+void Dispatcher::dispatch_line(std::string_view line, Peer& peer, const std::shared_ptr<ReplySink>& sink,
+                               bool one_way_only) {
   protocol::Message message;
   try {
     message = protocol::parse_message(line);
@@ -50,6 +57,11 @@ void Dispatcher::dispatch_line(std::string_view line, Peer& peer,
   if (message.kind == protocol::Kind::kReply || message.kind == protocol::Kind::kPush) {
     sink->send(protocol::encode_reply_error(
         nullptr, ErrorCode::kBadRequest, "the daemon accepts requests and notifications only"));
+    return;
+  }
+  if (one_way_only && message.kind == protocol::Kind::kRequest) {
+    sink->send(protocol::encode_reply_error(message.id(), ErrorCode::kBadRequest,
+                                            "the event ring carries one-way messages only; send requests on the socket"));
     return;
   }
   dispatch(message, peer, sink);

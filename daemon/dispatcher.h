@@ -15,6 +15,8 @@ namespace lpd::daemon {
 
 using protocol::json;
 
+class MappedEventRing;
+
 /// ReplySink is where the lines for one connection go. Sessions implement it;
 /// tests implement it with a vector. `open()` turns false once the peer left,
 /// so a deferred reply can tell nobody is waiting any more.
@@ -29,6 +31,12 @@ class ReplySink {
     (void)on_bytes;
     return false;
   }
+  /// The descriptor the peer passed (SCM_RIGHTS) with the message being
+  /// handled, now owned by the caller; -1 when there is none.
+  virtual int take_passed_fd() { return -1; }
+  /// From now on this connection's one-way messages also arrive through
+  /// `ring` (see protocol/event_ring.h). False when the sink cannot.
+  virtual bool attach_ring(std::unique_ptr<MappedEventRing> ring);
 };
 
 /// Responder answers one request exactly once, now or later. It holds the
@@ -85,7 +93,10 @@ class Dispatcher {
  public:
   explicit Dispatcher(std::vector<Operation> table);
 
-  void dispatch_line(std::string_view line, Peer& peer, const std::shared_ptr<ReplySink>& sink);
+  /// `one_way_only`: the line came through an event ring, where requests
+  /// have no place (their reply would wait for the ring to be read).
+  void dispatch_line(std::string_view line, Peer& peer, const std::shared_ptr<ReplySink>& sink,
+                     bool one_way_only = false);
   const std::vector<Operation>& operations() const { return table_; }
   const Operation* find(std::string_view name) const;
 

@@ -20,6 +20,8 @@ std::vector<Operation> operation_table(Daemon& d) {
   return {
       {"hello", "Handshake: protocol version in, daemon version and peer credentials out", bind<handle_hello>(d), true},
       {"ping", "Round-trip check", bind<handle_ping>(d)},
+      {"ring.attach", "Read this connection's one-way messages also from the memfd passed with this request",
+       bind<handle_ring_attach>(d)},
       {"status", "Daemon version, pid, uptime, socket, state directory, connection counts", bind<handle_status>(d)},
       {"ops", "List the operations this daemon serves", bind<handle_operations>(d)},
       {"events.subscribe", "Push every matching event from now on (run_id, types, replay)",

@@ -1,7 +1,15 @@
 #include "daemon/session.h"
 
+#include <cerrno>
+#include <cstring>
+
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
+
+#include "daemon/fd_passing.h"
 
 namespace lpd::daemon {
 
@@ -15,7 +23,8 @@ Session::Session(Socket socket, Peer peer, Dispatcher& dispatcher,
       dispatcher_(dispatcher),
       hello_timer_(socket_.get_executor()),
       hello_timeout_(hello_timeout),
-      on_closed_(std::move(on_closed)) {}
+      on_closed_(std::move(on_closed)),
+      ring_timer_(socket_.get_executor()) {}
 
 void Session::start() {
   hello_timer_.expires_after(hello_timeout_);
@@ -32,16 +41,85 @@ void Session::start() {
 
 void Session::read_more() {
   if (!open_ || closing_) return;
-  socket_.async_read_some(asio::buffer(read_buffer_),
-                          [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                            if (ec) {
-                              if (ec != asio::error::eof && ec != asio::error::operation_aborted)
-                                spdlog::debug("session {}: read: {}", self->peer_.session_id, ec.message());
-                              self->close();
-                              return;
-                            }
-                            self->handle_bytes(n);
-                          });
+  // recvmsg rather than async_read_some: only it hands over the descriptors
+  // a peer passes (an event ring); a plain read would drop them.
+  socket_.async_wait(Socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted)
+        spdlog::debug("session {}: wait: {}", self->peer_.session_id, ec.message());
+      self->close();
+      return;
+    }
+    self->read_available();
+  });
+}
+
+void Session::read_available() {
+  auto self = shared_from_this();  // a handler may close us while we loop
+  // The reactor reports readiness as an edge, so read until the socket is
+  // empty; but a few reads at most per turn, so one busy peer cannot starve
+  // the others.
+  for (int turn = 0; turn < 16; ++turn) {
+    if (!open_ || closing_) return;
+    Received received = receive_with_fds(socket_.native_handle(), read_buffer_);
+    for (int fd : received.fds) keep_passed_fd(fd);
+    if (received.bytes < 0) {
+      if (received.error == EAGAIN || received.error == EWOULDBLOCK || received.error == EINTR) {
+        read_more();
+        return;
+      }
+      spdlog::debug("session {}: read: {}", peer_.session_id, std::strerror(received.error));
+      close();
+      return;
+    }
+    if (received.bytes == 0) {
+      close();  // end of stream; close() reads the event ring one last time
+      return;
+    }
+    handle_bytes(static_cast<std::size_t>(received.bytes));
+  }
+  asio::post(socket_.get_executor(), [self] { self->read_available(); });
+}
+
+void Session::keep_passed_fd(int fd) {
+  close_passed_fd();  // one pending descriptor at most: a peer cannot pile them up in lpd
+  passed_fd_ = fd;
+}
+
+void Session::close_passed_fd() {
+  if (passed_fd_ >= 0) ::close(passed_fd_);
+  passed_fd_ = -1;
+}
+
+int Session::take_passed_fd() {
+  const int fd = passed_fd_;
+  passed_fd_ = -1;
+  return fd;
+}
+
+bool Session::attach_ring(std::unique_ptr<MappedEventRing> ring) {
+  if (raw_) return false;
+  ring_ = std::move(ring);
+  return true;
+}
+
+void Session::drain_ring() {
+  if (!ring_ || draining_) return;
+  draining_ = true;
+  auto self = shared_from_this();
+  auto ring = ring_;
+  auto drained = ring->reader().drain([this, &self](std::string_view record) {
+    dispatcher_.dispatch_line(record, peer_, self, /*one_way_only=*/true);
+  });
+  draining_ = false;
+  if (drained.error && ring_ == ring) {
+    spdlog::warn("session {}: event ring of pid {} is corrupt ({}); reading the socket only from now on",
+                 peer_.session_id, peer_.pid, *drained.error);
+    send(protocol::encode_reply_error(nullptr, ErrorCode::kBadRequest,
+                                      "event ring detached: " + *drained.error + "; send on the socket"));
+    ring_.reset();
+    ring_timer_.cancel();
+  }
 }
 
 bool Session::switch_to_raw(std::function<void(std::string_view)> on_bytes) {
@@ -52,8 +130,18 @@ bool Session::switch_to_raw(std::function<void(std::string_view)> on_bytes) {
 void Session::handle_bytes(std::size_t n) {
   if (raw_) {
     raw_(std::string_view(read_buffer_.data(), n));
-    read_more();
     return;
+  }
+  if (ring_) {
+    // Whatever the peer wrote into its ring came before these bytes.
+    drain_ring();
+    if (ring_) {
+      ring_timer_.expires_after(kRingWindow);
+      ring_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+        auto self = weak.lock();
+        if (!ec && self && self->open_) self->drain_ring();
+      });
+    }
   }
   reader_.feed(std::string_view(read_buffer_.data(), n));
   auto self = shared_from_this();  // a handler may close us while we loop
@@ -79,7 +167,9 @@ void Session::handle_bytes(std::size_t n) {
       break;
     }
   }
-  read_more();
+  // A descriptor arrives with the bytes of the message that claims it; one
+  // still unclaimed after them is not for us.
+  close_passed_fd();
 }
 
 void Session::send(std::string line) {
@@ -125,6 +215,12 @@ void Session::close_after_flush() {
 
 void Session::close() {
   if (!open_) return;
+  // What the peer wrote into its ring before it went counts: read it while
+  // this session still stands for the peer.
+  drain_ring();
+  ring_.reset();
+  ring_timer_.cancel();
+  close_passed_fd();
   open_ = false;
   hello_timer_.cancel();
   boost::system::error_code ignored;

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include "daemon/event_ring_mapping.h"
+#include "daemon/session.h"
 #include "protocol/version.h"
 
 namespace lpd::daemon {
@@ -28,6 +30,18 @@ json handle_hello(Daemon&, Call& call) {
 }
 
 json handle_ping(Daemon&, Call&) { return {{"pong", true}}; }
+
+json handle_ring_attach(Daemon&, Call& call) {
+  const int fd = call.sink->take_passed_fd();
+  if (fd < 0)
+    throw Error(ErrorCode::kBadRequest,
+                          "ring.attach needs the ring's memfd passed with SCM_RIGHTS in the same message");
+  auto ring = MappedEventRing::map(fd);
+  const auto capacity = ring->reader().capacity();
+  if (!call.sink->attach_ring(std::move(ring)))
+    throw Error(ErrorCode::kBadRequest, "this connection cannot take an event ring");
+  return {{"capacity", capacity}, {"window_ms", Session::kRingWindow.count()}};
+}
 
 json handle_status(Daemon& daemon, Call&) {
   const auto now = std::chrono::system_clock::now();

@@ -205,6 +205,14 @@ void JobService::start_attempt(Supervised& s) {
   spdlog::info("run {}: attempt {} started (monitor pid {})", run_id, s.job.attempt, launched.pid);
 }
 
+void JobService::drain_sessions_of(const std::string& run_id) {
+  if (!drain_session) return;
+  std::vector<std::uint64_t> sessions;
+  for (const auto& [session_id, activity] : activities_)
+    if (activity.run_id() == run_id) sessions.push_back(session_id);
+  for (auto session_id : sessions) drain_session(session_id);
+}
+
 void JobService::attempt_ended(const std::string& run_id) {
   Supervised* s = find(run_id);
   if (!s || s->job.state == JobState::kDone) return;
@@ -221,6 +229,9 @@ void JobService::attempt_ended(const std::string& run_id) {
     spdlog::warn("run {}: the monitor left no exit status", run_id);
   }
   ProcessEnd end{signal, exit_code};
+  drain_sessions_of(run_id);
+  s = find(run_id);  // draining dispatched messages; look again
+  if (!s) return;
   const std::size_t crashes_before = s->crashes.size();
   finalize_pending_of(run_id, end);
   // The controller may still hold its connection open in our queue; it is

@@ -67,9 +67,15 @@ class JobService {
   /// Re-adopts monitors of unfinished jobs and reloads results and crashes.
   void restore();
 
+  /// Reads what a connection's shim left in its event ring (see
+  /// Session::drain_ring). A process's end is judged only after this: its
+  /// last test.start may still sit there, written but not yet read.
+  std::function<void(std::uint64_t session_id)> drain_session;
+
   std::size_t active_jobs() const;
 
  private:
+  void drain_sessions_of(const std::string& run_id);
   struct Attached {
     std::weak_ptr<ReplySink> sink;
     std::shared_ptr<LogTail> tail;

@@ -49,9 +49,14 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     global _reporter
     _configure_shim(config)
+    if config.getoption("pause_on_failure"):
+        config.pluginmanager.register(FailurePause(), "lpd_pytest_failure_pause")
     if _shim is not None and _shim.conn is not None:
         _reporter = TestReporter(_shim)
         _reporter.attach_traceback()
+        # Its per-test hooks, only while a daemon listens: a run without
+        # lpd pays nothing per test.
+        config.pluginmanager.register(_reporter, TestReporter.PLUGIN_NAME)
 
 
 def _configure_shim(config):
@@ -131,43 +136,29 @@ def pytest_collection_finish(session):
         _reporter.collection_finished(len(session.items))
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
-    if _shim is not None:
-        _shim.current_nodeid = item.nodeid
-    if _reporter is not None:
-        _reporter.test_started(item.nodeid)
-    yield
-    if _reporter is not None:
-        _reporter.test_finished(item.nodeid)
-    if _shim is not None:
-        _shim.current_nodeid = None
+class FailurePause:
+    """--pause-on-failure: pauses a failed test before its teardown. A
+    plugin of its own, registered only with the option, so that runs without
+    it do not pay for a hook wrapped around every test phase."""
 
-
-def pytest_runtest_logreport(report):
-    if _reporter is not None:
-        _reporter.report(report)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if (_shim is None or report.when != "call" or not report.failed
-            or not item.config.getoption("pause_on_failure") or _shim.conn is None):
-        return
-    reprcrash = getattr(report.longrepr, "reprcrash", None)
-    original = reprcrash.message if reprcrash is not None else str(report.longrepr)[-2000:]
-    pause_id = new_pause_id()
-    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"lpd: {item.nodeid} failed; paused before teardown (run {_shim.run_id}). "
-                            f"Resume with: lpctl resume {pause_id} [--failure-reason TEXT]")
-    result = _shim.pause("failure", item.nodeid, item.config.getoption("pause_timeout"),
-                         original_failure=original, pause_id=pause_id)
-    reason = result.get("failure_reason")
-    if result.get("status") == "resumed" and reason:
-        append_failure_reason(report, reason)
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        if _shim is None or report.when != "call" or not report.failed or _shim.conn is None:
+            return
+        reprcrash = getattr(report.longrepr, "reprcrash", None)
+        original = reprcrash.message if reprcrash is not None else str(report.longrepr)[-2000:]
+        pause_id = new_pause_id()
+        reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"lpd: {item.nodeid} failed; paused before teardown (run {_shim.run_id}). "
+                                f"Resume with: lpctl resume {pause_id} [--failure-reason TEXT]")
+        result = _shim.pause("failure", item.nodeid, item.config.getoption("pause_timeout"),
+                             original_failure=original, pause_id=pause_id)
+        reason = result.get("failure_reason")
+        if result.get("status") == "resumed" and reason:
+            append_failure_reason(report, reason)
 
 
 class LivePause:

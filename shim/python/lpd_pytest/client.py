@@ -72,23 +72,18 @@ class Connection:
         except OSError:
             pass
 
-    def _send(self, obj):
+    def _send(self, obj, pass_fd=None):
         data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
         try:
-            self.sock.sendall(data)
+            if pass_fd is None:
+                self.sock.sendall(data)
+                return
+            # The descriptor travels with the message's bytes: one sendmsg.
+            sent = socket.send_fds(self.sock, [data], [pass_fd])
+            if sent < len(data):
+                self.sock.sendall(data[sent:])
         except OSError as e:
             raise LpdUnavailable(self.path, f"send failed: {e}") from None
-
-    def peer_closed(self):
-        """True when the daemon closed its end; costs one non-blocking peek.
-        A send to a closed peer may still 'succeed' once, so the per-test
-        path asks first rather than losing the message."""
-        try:
-            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
 
     def send_line(self, line):
         """Sends one already encoded message (no newline): the cheapest path,
@@ -129,18 +124,18 @@ class Connection:
         line, self._buf = self._buf.split(b"\n", 1)
         return json.loads(line)
 
-    def request(self, op, fields_dict=None, timeout=10.0, **fields):
+    def request(self, op, fields_dict=None, timeout=10.0, pass_fd=None, **fields):
         """Sends a request and returns the reply's result, raising LpdError on
         an error reply. `timeout` is how long to wait for the reply (None:
         without limit, for operations the daemon times out itself). Fields
         go as keywords, or as a dict when one is named like a keyword here
-        (a pause's own "timeout")."""
+        (a pause's own "timeout"). `pass_fd` goes along with SCM_RIGHTS."""
         if fields_dict:
             fields = dict(fields_dict, **fields)
         msg_id = next(self._ids)
         fields["id"] = msg_id
         fields["op"] = op
-        self._send(fields)
+        self._send(fields, pass_fd)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             msg = self._read_message(deadline)

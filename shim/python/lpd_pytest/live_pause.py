@@ -57,7 +57,6 @@ class Shim:
         self.worker_id = worker_id
         self.mock = mock
         self.conn = None
-        self.current_nodeid = None
         self.hostname = socket.gethostname()
 
     # -- connection -------------------------------------------------------
@@ -133,11 +132,21 @@ class Shim:
             return Decision(self.mock, "Mock", status="mock")
         if self.conn is None and not self.try_connect():
             raise LpdUnavailable(self.socket_path, "cannot reach lpd for checkpoint()")
-        outcome = self.pause("checkpoint", self.current_nodeid, timeout, task=task)
+        outcome = self.pause("checkpoint", current_nodeid(), timeout, task=task)
         status = outcome.get("status")
         if status == "resumed":
             return Decision(outcome.get("result"), outcome.get("reason", ""), status, outcome.get("pause_id"))
         return Decision(None, f"checkpoint {status}", status, outcome.get("pause_id"))
+
+
+def current_nodeid():
+    """The running test, from what pytest itself keeps in the environment
+    ("<nodeid> (<phase>)"), so that no hook has to track it."""
+    current = os.environ.get("PYTEST_CURRENT_TEST")
+    if not current:
+        return None
+    nodeid, _, _ = current.rpartition(" (")
+    return nodeid or current
 
 
 def append_failure_reason(report, reason):

@@ -71,8 +71,9 @@ def encode_test_start(quoted_nodeid):
 
 
 def encode_test_finish(quoted_nodeid, outcome, duration, message="", phase="call"):
-    return ('{"op":"test.finish","nodeid":' + quoted_nodeid + ',"outcome":"' + outcome + '","phase":"' + phase +
-            '","duration":' + repr(float(duration)) + ',"message":' + (_dumps_str(message) if message else '""') + '}')
+    return _TEST_FINISH % (quoted_nodeid, outcome, phase, float(duration),
+                           _dumps_str(message) if message else '""')
 
 
+_TEST_FINISH = '{"op":"test.finish","nodeid":%s,"outcome":"%s","phase":"%s","duration":%r,"message":%s}'
 _dumps_str = json.dumps

@@ -1,0 +1,77 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace lpd::protocol {
+
+/// The event ring is a second lane for a shim's one-way messages: shared
+/// memory the shim writes and lpd reads. A message sent on the socket wakes
+/// lpd, and on a virtual machine that wake-up costs the sender about ten
+/// microseconds: more than the rest of a trivial test's bookkeeping. Written
+/// into the ring it costs a memory copy, lpd reads it within the coalescing
+/// window, and a crash loses nothing because the memory outlives the process.
+///
+/// Layout (all integers little-endian; see protocol/README.md):
+///   0  u32 magic "LPDR"     4  u32 version (1)
+///   8  u64 write position (bytes ever written; only the shim moves it)
+///   16 u64 read position (bytes ever consumed; only lpd moves it)
+///   64 data, `capacity` bytes, a power of two; position p is data[p % capacity]
+/// Each record is a u32 length, then that many bytes of one JSON message
+/// (no newline), wrapping byte-wise at the end of the data.
+namespace event_ring {
+inline constexpr std::uint32_t kMagic = 0x5244504C;  // "LPDR" in memory order
+inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::size_t kHeaderBytes = 64;
+inline constexpr std::size_t kMagicOffset = 0;
+inline constexpr std::size_t kVersionOffset = 4;
+inline constexpr std::size_t kWriteOffset = 8;
+inline constexpr std::size_t kReadOffset = 16;
+inline constexpr std::size_t kMinCapacity = 4 * 1024;
+inline constexpr std::size_t kMaxCapacity = 16 * 1024 * 1024;
+/// A bigger message goes over the socket.
+inline constexpr std::uint32_t kMaxRecordBytes = 64 * 1024;
+}  // namespace event_ring
+
+/// EventRingReader is the consumer side over memory it does not trust: the
+/// producer may scribble anything at any time, so every position and length
+/// is checked and every record copied out before it is looked at.
+class EventRingReader {
+ public:
+  /// Why a region of `total_bytes` cannot be a ring, or nothing when it can.
+  static std::optional<std::string> check_size(std::size_t total_bytes);
+
+  /// `memory` is the whole mapping, header included; its size must pass
+  /// check_size(). The header must carry the magic and version, or this
+  /// throws protocol::Error (bad_request). Starts at the published read
+  /// position, so a ring handed to a restarted lpd resumes where the last
+  /// reader stopped.
+  explicit EventRingReader(std::span<std::byte> memory);
+
+  struct Drained {
+    std::size_t records = 0;
+    std::optional<std::string> error;  // set once the ring is corrupt: stop using it
+  };
+  /// Hands every complete record to `on_record`, in order, then publishes
+  /// the new read position so the producer can reuse the space.
+  Drained drain(const std::function<void(std::string_view)>& on_record);
+
+  std::size_t capacity() const { return capacity_; }
+  std::uint64_t read_position() const { return read_; }
+
+ private:
+  std::uint64_t load_position(std::size_t offset) const;
+  void store_position(std::size_t offset, std::uint64_t value);
+  void copy_out(std::uint64_t position, std::byte* out, std::size_t n) const;
+
+  std::span<std::byte> memory_;
+  std::size_t capacity_;
+  std::uint64_t read_;
+};
+
+}  // namespace lpd::protocol

@@ -1,0 +1,100 @@
+"""The shim's side of the event ring (protocol/event_ring.h): one-way
+messages written into shared memory that lpd reads, instead of one send()
+each. A send wakes lpd, and that wake-up costs the test process about ten
+microseconds on a virtual machine; a write into the ring costs about one.
+
+The ring is a sealed memfd passed to lpd once (ring.attach). The shim writes
+a record, then moves the write position; lpd reads up to it. Since the memory
+outlives the process, a crash loses no record: lpd reads the ring once more
+when the connection closes.
+
+Records must become visible to lpd in the order they were written, and
+Python cannot issue memory barriers; so the ring is only used where the CPU
+keeps stores in order (x86). Elsewhere the shim sends on the socket."""
+
+import fcntl
+import mmap
+import os
+import platform
+import struct
+
+MAGIC = 0x5244504C  # "LPDR"
+VERSION = 1
+HEADER_BYTES = 64
+WRITE_OFFSET = 8
+READ_OFFSET = 16
+MAX_RECORD_BYTES = 64 * 1024
+DEFAULT_CAPACITY = 256 * 1024
+
+_LENGTH = struct.Struct("<I")
+
+
+def supported():
+    """True where the ring is safe and possible: stores kept in order, memfds."""
+    return (platform.machine() in ("x86_64", "AMD64", "i386", "i686")
+            and hasattr(os, "memfd_create") and hasattr(fcntl, "F_ADD_SEALS"))
+
+
+class EventRing:
+    def __init__(self, capacity=DEFAULT_CAPACITY):
+        if capacity & (capacity - 1):
+            raise ValueError("the ring's capacity must be a power of two")
+        self.capacity = capacity
+        self.fd = os.memfd_create("lpd-event-ring", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            os.ftruncate(self.fd, HEADER_BYTES + capacity)
+            # lpd maps it too: a file that could shrink would crash lpd.
+            fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+            self.memory = mmap.mmap(self.fd, HEADER_BYTES + capacity)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        struct.pack_into("<II", self.memory, 0, MAGIC, VERSION)
+        # The positions are shared with lpd while it reads: each must move
+        # in one 8-byte store and be read in one load. Item access on a
+        # memoryview cast to "Q" does that; struct.pack_into does not (it
+        # zero-fills first, so lpd could see a position of 0).
+        self.positions = memoryview(self.memory)[:HEADER_BYTES].cast("Q")
+        self.write_position = 0
+        self.free = capacity  # at least this much room; re-read when short
+        self.mask = capacity - 1
+        self.limit = HEADER_BYTES + capacity
+
+    def fileno(self):
+        return self.fd
+
+    def try_write(self, line):
+        """Appends one message (a JSON line without its newline). False when
+        it does not fit now: too big for the ring, or lpd is behind."""
+        data = line.encode()
+        length = len(data)
+        size = 4 + length
+        position = self.write_position
+        if size > self.free:
+            # What lpd consumed since we last looked is free again.
+            read_position = self.positions[READ_OFFSET // 8]
+            self.free = self.capacity - (position - read_position)
+            if size > self.free or length > MAX_RECORD_BYTES:
+                return False
+        memory = self.memory
+        start = HEADER_BYTES + (position & self.mask)
+        if start + size <= self.limit:
+            _LENGTH.pack_into(memory, start, length)
+            memory[start + 4:start + size] = data
+        else:
+            record = _LENGTH.pack(length) + data
+            first = self.limit - start
+            memory[start:self.limit] = record[:first]
+            memory[HEADER_BYTES:HEADER_BYTES + size - first] = record[first:]
+        # Published last: lpd reads nothing past it.
+        self.write_position = position = position + size
+        self.free -= size
+        self.positions[WRITE_OFFSET // 8] = position
+        return True
+
+    def close(self):
+        try:
+            self.positions.release()
+            self.memory.close()
+        finally:
+            os.close(self.fd)
