@@ -96,6 +96,13 @@ class Connection:
         except OSError as e:
             raise LpdUnavailable(self.path, f"send failed: {e}") from None
 
+    def wake(self):
+        """A blank line: lpd reads this connection's event ring on any bytes."""
+        try:
+            self.sock.send(b"\n")
+        except OSError as e:
+            raise LpdUnavailable(self.path, f"send failed: {e}") from None
+
     def notify(self, op, **fields):
         """A one-way message: no reply, no round trip."""
         fields["op"] = op

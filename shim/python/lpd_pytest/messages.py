@@ -62,12 +62,13 @@ def crash_notice(signal, nodeid):
 # with string formatting because json.dumps of a dict costs several
 # microseconds per test, and a suite of many tiny tests pays it twice each.
 def quote(text):
-    """A JSON string literal; json.dumps of a str is the cheap case."""
+    """A JSON string literal, exactly as json.dumps writes a str, minus the
+    Python-level calls json.dumps makes before it gets there."""
     return _dumps_str(text)
 
 
 def encode_test_start(quoted_nodeid):
-    return '{"op":"test.start","nodeid":' + quoted_nodeid + '}'
+    return _TEST_START % quoted_nodeid
 
 
 def encode_test_finish(quoted_nodeid, outcome, duration, message="", phase="call"):
@@ -75,5 +76,6 @@ def encode_test_finish(quoted_nodeid, outcome, duration, message="", phase="call
                            _dumps_str(message) if message else '""')
 
 
+_TEST_START = '{"op":"test.start","nodeid":%s}'
 _TEST_FINISH = '{"op":"test.finish","nodeid":%s,"outcome":"%s","phase":"%s","duration":%r,"message":%s}'
-_dumps_str = json.dumps
+_dumps_str = json.encoder.encode_basestring_ascii

@@ -21,6 +21,24 @@ from .client import Connection, LpdError, LpdUnavailable
 RECONNECT_INTERVAL = 0.5
 
 
+_monotonic = time.monotonic
+_perf_counter = time.perf_counter
+_quote = messages.quote
+_encode_test_start = messages.encode_test_start
+_encode_test_finish = messages.encode_test_finish
+
+
+def outcome_of(report):
+    """(outcome, phase, message) of a test whose kept report did not pass."""
+    if report.failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        message = crash.message if crash is not None else str(report.longrepr)[-1000:]
+        return ("failed" if report.when == "call" else "error"), report.when, message
+    longrepr = report.longrepr
+    message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
+    return "skipped", report.when, message
+
+
 class TestReporter:
     """Also the pytest plugin (registered as PLUGIN_NAME) whose hooks send
     the per-test messages."""
@@ -31,7 +49,7 @@ class TestReporter:
         self.shim = shim
         self.traceback_conn = None
         self.next_reconnect = 0.0
-        self.reports = []
+        self.outcome_report = None  # the report that decides a non-passing outcome
         self.started = None
         self.quoted = None
         self.ring = None  # the event ring, once lpd took it
@@ -84,7 +102,24 @@ class TestReporter:
         return shim.conn
 
     def _send(self, line):
-        in_ring = False
+        # The path taken for nearly every message: into the attached ring,
+        # and a wake-up only when lpd's window has passed.
+        conn = self.shim.conn
+        if conn is not None and conn is self.ring_conn and self.ring.try_write(line):
+            now = _monotonic()
+            if now - self.last_wake < self.ring_window:
+                return
+            self.last_wake = now
+            try:
+                conn.wake()
+                return
+            except LpdUnavailable:
+                self.shim.drop_connection()
+            self._deliver(line, in_ring=True)
+            return
+        self._deliver(line, in_ring=False)
+
+    def _deliver(self, line, in_ring):
         # A second round after lpd went away (a restart): a send to a closed
         # Unix socket fails at once, so the message is never silently lost,
         # and a restarted lpd hears which test runs before it can crash.
@@ -120,48 +155,44 @@ class TestReporter:
     def _wake(self, conn):
         # lpd reads the ring on any bytes it receives, and once more a window
         # later: that covers whatever is written until the next wake-up.
-        now = time.monotonic()
+        now = _monotonic()
         if now - self.last_wake >= self.ring_window:
             self.last_wake = now
-            conn.send_line("")
+            conn.wake()
 
     # -- hooks ------------------------------------------------------------
+    # Run around every test of a suite that may have many thousands of tiny
+    # ones: kept to a few attribute reads and one ring write each.
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
         self.test_started(item.nodeid)
         yield
-        self.test_finished(item.nodeid)
+        self.test_finished()
 
     def pytest_runtest_logreport(self, report):
-        self.report(report)
+        # Passed phases say nothing the finish message would not. An xdist
+        # controller also sees its workers' reports: not ours.
+        if report.passed or self.started is None:
+            return
+        kept = self.outcome_report
+        if kept is None or (report.failed and not kept.failed):
+            self.outcome_report = report
 
     def test_started(self, nodeid):
-        self.reports = []
-        self.quoted = messages.quote(nodeid)
-        self.started = time.perf_counter()
-        self._send(messages.encode_test_start(self.quoted))
+        self.outcome_report = None
+        self.quoted = _quote(nodeid)
+        self.started = _perf_counter()
+        self._send(_encode_test_start(self.quoted))
 
-    def report(self, report):
-        # An xdist controller also sees its workers' reports: not ours.
-        if self.started is not None:
-            self.reports.append(report)
-
-    def test_finished(self, nodeid):
-        outcome, phase, message = "passed", "call", ""
-        for report in self.reports:
-            if report.failed:
-                outcome = "failed" if report.when == "call" else "error"
-                phase = report.when
-                crash = getattr(report.longrepr, "reprcrash", None)
-                message = crash.message if crash is not None else str(report.longrepr)[-1000:]
-                break
-            if report.skipped:
-                outcome, phase = "skipped", report.when
-                longrepr = report.longrepr
-                message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
-        duration = time.perf_counter() - self.started if self.started is not None else 0.0
-        self._send(messages.encode_test_finish(self.quoted, outcome, duration, message, phase))
-        self.reports = []
+    def test_finished(self):
+        duration = _perf_counter() - self.started if self.started is not None else 0.0
+        report = self.outcome_report
+        if report is None:
+            self._send(_encode_test_finish(self.quoted, "passed", duration))
+        else:
+            outcome, phase, message = outcome_of(report)
+            self._send(_encode_test_finish(self.quoted, outcome, duration, message, phase))
+        self.outcome_report = None
         self.started = None
 
     def collection_finished(self, count):
