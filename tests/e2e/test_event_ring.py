@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from lpd_harness import SHIM_PYTHONPATH, EventWaiter
+from lpd_harness import SHIM_PYTHONPATH, EventWaiter, finish, start_pytest
 
 sys.path.insert(0, SHIM_PYTHONPATH)
 
@@ -549,8 +549,6 @@ def test_a_second_connection_resumes_the_same_ring(lpd, ring_peer):
     controller.close()
 
 
-@pytest.mark.xfail(strict=True, reason="EventRing.try_write checks MAX_RECORD_BYTES only when the ring looks "
-                                       "full, so a huge message is written and lpd detaches the whole ring")
 def test_the_producer_refuses_a_record_over_the_limit():
     ring = EventRing()
     try:
@@ -559,3 +557,21 @@ def test_the_producer_refuses_a_record_over_the_limit():
         assert ring.write_position == 0
     finally:
         ring.close()
+
+
+def test_a_huge_failure_message_does_not_cost_the_ring(lpd, tmp_path):
+    # A failure message over a record's limit once made the shim write a
+    # record lpd had to refuse, and every later message was lost with the ring.
+    (tmp_path / "test_big.py").write_text(
+        "def test_big():\n    raise ValueError('x' * 70000)\n\n"
+        "def test_after_1():\n    pass\n\n"
+        "def test_after_2():\n    pass\n")
+    waiter = EventWaiter(lpd, types=["test."])
+    code, out = finish(start_pytest(lpd, tmp_path))
+    assert code == 1, out
+    failed = waiter.wait("test.finish", nodeid="test_big.py::test_big")
+    assert failed["outcome"] == "failed"
+    assert failed["message"].startswith("ValueError: xxx")
+    assert waiter.wait("test.finish", nodeid="test_big.py::test_after_1")["outcome"] == "passed"
+    assert waiter.wait("test.finish", nodeid="test_big.py::test_after_2")["outcome"] == "passed"
+    assert "corrupt" not in lpd.log_text()

@@ -60,6 +60,7 @@ class Connection:
         self._buf = b""
         self._ids = itertools.count(1)
         self._pushes = []
+        self.notices = []  # error lines with no id: about one-way messages
         self.hello = self.request("hello", timeout=timeout, role=role, pid=os.getpid(),
                                   protocol=PROTOCOL_VERSION, **hello_fields)
 
@@ -124,7 +125,10 @@ class Connection:
             except OSError as e:
                 raise LpdUnavailable(self.path, f"receive failed: {e}") from None
             if not chunk:
-                raise LpdUnavailable(self.path, "the daemon closed the connection")
+                why = "the daemon closed the connection"
+                if self.notices:
+                    why += f" after: {self.notices[-1].get('message', '')}"
+                raise LpdUnavailable(self.path, why)
             self._buf += chunk
             if len(self._buf) > MAX_LINE_BYTES + 1 and b"\n" not in self._buf:
                 raise LpdError("too_large", "the daemon sent a line over the protocol limit")
@@ -154,8 +158,11 @@ class Connection:
             if "ok" not in msg:
                 continue
             if msg.get("id") is None and not msg["ok"]:
-                err = msg.get("error", {})
-                raise LpdError(err.get("code", "internal"), err.get("message", "request failed"))
+                # About an earlier one-way message (or the connection as a
+                # whole), not this request: kept, and named if lpd then
+                # closes the connection.
+                self.notices.append(msg.get("error", {}))
+                continue
             if msg.get("id") != msg_id:
                 continue
             if msg["ok"]:

@@ -23,10 +23,13 @@ VERSION = 1
 HEADER_BYTES = 64
 WRITE_OFFSET = 8
 READ_OFFSET = 16
+WRITE_INDEX = WRITE_OFFSET // 8  # in the header seen as 8-byte words
+READ_INDEX = READ_OFFSET // 8
 MAX_RECORD_BYTES = 64 * 1024
 DEFAULT_CAPACITY = 256 * 1024
 
 _LENGTH = struct.Struct("<I")
+_MAX_RECORD_SIZE = _LENGTH.size + MAX_RECORD_BYTES
 
 
 def supported():
@@ -56,7 +59,7 @@ class EventRing:
         # zero-fills first, so lpd could see a position of 0).
         self.positions = memoryview(self.memory)[:HEADER_BYTES].cast("Q")
         self.write_position = 0
-        self.free = capacity  # at least this much room; re-read when short
+        self.free = min(capacity, _MAX_RECORD_SIZE)
         self.mask = capacity - 1
         self.limit = HEADER_BYTES + capacity
 
@@ -65,31 +68,34 @@ class EventRing:
 
     def try_write(self, line):
         """Appends one message (a JSON line without its newline). False when
-        it does not fit now: too big for the ring, or lpd is behind."""
+        it does not fit now: too big for a record, or lpd is behind."""
         data = line.encode()
         length = len(data)
-        size = 4 + length
-        position = self.write_position
+        size = _LENGTH.size + length
         if size > self.free:
-            # What lpd consumed since we last looked is free again.
-            read_position = self.positions[READ_OFFSET // 8]
-            self.free = self.capacity - (position - read_position)
-            if size > self.free or length > MAX_RECORD_BYTES:
+            if length > MAX_RECORD_BYTES:
                 return False
-        memory = self.memory
+            # What lpd consumed since we last looked is free again. Kept at
+            # most one largest record, so that any record that fits the
+            # cached figure is also within the record limit.
+            self.free = min(_MAX_RECORD_SIZE,
+                            self.capacity - (self.write_position - self.positions[READ_INDEX]))
+            if size > self.free:
+                return False
+        position = self.write_position
         start = HEADER_BYTES + (position & self.mask)
-        if start + size <= self.limit:
-            _LENGTH.pack_into(memory, start, length)
-            memory[start + 4:start + size] = data
+        end = start + size
+        if end <= self.limit:
+            self.memory[start:end] = _LENGTH.pack(length) + data
         else:
             record = _LENGTH.pack(length) + data
             first = self.limit - start
-            memory[start:self.limit] = record[:first]
-            memory[HEADER_BYTES:HEADER_BYTES + size - first] = record[first:]
-        # Published last: lpd reads nothing past it.
+            self.memory[start:self.limit] = record[:first]
+            self.memory[HEADER_BYTES:HEADER_BYTES + size - first] = record[first:]
+        # Published last, in one store: lpd reads nothing past it.
         self.write_position = position = position + size
         self.free -= size
-        self.positions[WRITE_OFFSET // 8] = position
+        self.positions[WRITE_INDEX] = position
         return True
 
     def close(self):

@@ -68,14 +68,19 @@ def quote(text):
 
 
 def encode_test_start(quoted_nodeid):
-    return _TEST_START % quoted_nodeid
+    return TEST_START_FORMAT % quoted_nodeid
 
 
 def encode_test_finish(quoted_nodeid, outcome, duration, message="", phase="call"):
+    if outcome == "passed" and phase == "call" and not message:
+        return TEST_PASSED_FORMAT % (quoted_nodeid, float(duration))
     return _TEST_FINISH % (quoted_nodeid, outcome, phase, float(duration),
                            _dumps_str(message) if message else '""')
 
 
-_TEST_START = '{"op":"test.start","nodeid":%s}'
+# The per-test hooks format these in place (a function call is a measurable
+# part of a trivial test's cost): the same lines as the functions above.
+TEST_START_FORMAT = '{"op":"test.start","nodeid":%s}'
+TEST_PASSED_FORMAT = '{"op":"test.finish","nodeid":%s,"outcome":"passed","phase":"call","duration":%r,"message":""}'
 _TEST_FINISH = '{"op":"test.finish","nodeid":%s,"outcome":"%s","phase":"%s","duration":%r,"message":%s}'
 _dumps_str = json.encoder.encode_basestring_ascii

@@ -24,19 +24,23 @@ RECONNECT_INTERVAL = 0.5
 _monotonic = time.monotonic
 _perf_counter = time.perf_counter
 _quote = messages.quote
-_encode_test_start = messages.encode_test_start
-_encode_test_finish = messages.encode_test_finish
+_TEST_START_FORMAT = messages.TEST_START_FORMAT
+_TEST_PASSED_FORMAT = messages.TEST_PASSED_FORMAT
+
+
+MAX_MESSAGE_CHARS = 4096
 
 
 def outcome_of(report):
-    """(outcome, phase, message) of a test whose kept report did not pass."""
+    """(outcome, phase, message) of a test whose kept report did not pass.
+    The message is cut to what lpd keeps (4096 bytes) anyway."""
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         message = crash.message if crash is not None else str(report.longrepr)[-1000:]
-        return ("failed" if report.when == "call" else "error"), report.when, message
+        return ("failed" if report.when == "call" else "error"), report.when, message[:MAX_MESSAGE_CHARS]
     longrepr = report.longrepr
     message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
-    return "skipped", report.when, message
+    return "skipped", report.when, message[:MAX_MESSAGE_CHARS]
 
 
 class TestReporter:
@@ -51,7 +55,6 @@ class TestReporter:
         self.next_reconnect = 0.0
         self.outcome_report = None  # the report that decides a non-passing outcome
         self.started = None
-        self.quoted = None
         self.ring = None  # the event ring, once lpd took it
         self.ring_conn = None  # the connection lpd reads the ring for
         self.ring_window = 0.0
@@ -165,9 +168,20 @@ class TestReporter:
     # ones: kept to a few attribute reads and one ring write each.
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
-        self.test_started(item.nodeid)
+        quoted = _quote(item.nodeid)
+        self.outcome_report = None
+        self.started = started = _perf_counter()
+        self._send(_TEST_START_FORMAT % quoted)
         yield
-        self.test_finished()
+        duration = _perf_counter() - started
+        report = self.outcome_report
+        if report is None:
+            self._send(_TEST_PASSED_FORMAT % (quoted, duration))
+        else:
+            outcome, phase, message = outcome_of(report)
+            self._send(messages.encode_test_finish(quoted, outcome, duration, message, phase))
+        self.outcome_report = None
+        self.started = None
 
     def pytest_runtest_logreport(self, report):
         # Passed phases say nothing the finish message would not. An xdist
@@ -177,23 +191,6 @@ class TestReporter:
         kept = self.outcome_report
         if kept is None or (report.failed and not kept.failed):
             self.outcome_report = report
-
-    def test_started(self, nodeid):
-        self.outcome_report = None
-        self.quoted = _quote(nodeid)
-        self.started = _perf_counter()
-        self._send(_encode_test_start(self.quoted))
-
-    def test_finished(self):
-        duration = _perf_counter() - self.started if self.started is not None else 0.0
-        report = self.outcome_report
-        if report is None:
-            self._send(_encode_test_finish(self.quoted, "passed", duration))
-        else:
-            outcome, phase, message = outcome_of(report)
-            self._send(_encode_test_finish(self.quoted, outcome, duration, message, phase))
-        self.outcome_report = None
-        self.started = None
 
     def collection_finished(self, count):
         self._send(json.dumps({"op": "collection.finish", "count": count}))
