@@ -25,6 +25,9 @@ std::string monitor_path() { return executable_dir() + "/lpd-monitor"; }
 std::string python_shim_dir() {
   const std::string installed = executable_dir() + "/../lib/python3/dist-packages";
   if (is_dir(installed + "/lpd_pytest")) return installed;
+  // The build tree: the plugin's sources, and beside lpd its C module.
+  const std::string built = executable_dir() + "/python";
+  if (is_dir(built)) return std::string(LPD_SOURCE_SHIM_PYTHON_DIR) + ":" + built;
   return LPD_SOURCE_SHIM_PYTHON_DIR;
 }
 

@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libboost-filesystem1.81-dev libboost-regex1.81-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev catch2 libcli11-dev
   libsystemd-dev systemd libgtest-dev
-  python3 python3-pytest python3-pytest-xdist python3-pytest-timeout python3-pytest-xprocess
+  python3 python3-dev python3-pytest python3-pytest-xdist python3-pytest-timeout python3-pytest-xprocess
   socat procps dpkg-dev passwd
 )
 

@@ -202,7 +202,11 @@ def read_line_with_timeout(stream, timeout):
             return stream.readline()
 
 
-SHIM_PYTHONPATH = os.path.join(SOURCE_DIR, "shim", "python")
+# The shim's sources, plus its C ring writer where this build made one
+# (beside lpd; not in sanitizer builds): a PYTHONPATH value.
+SHIM_MODULE_DIR = os.path.join(os.path.dirname(os.path.abspath(LPD_BIN)), "python")
+SHIM_PYTHONPATH = os.pathsep.join([os.path.join(SOURCE_DIR, "shim", "python")] +
+                                  ([SHIM_MODULE_DIR] if os.path.isdir(SHIM_MODULE_DIR) else []))
 PYTHON = "/usr/bin/python3"
 
 

@@ -15,9 +15,9 @@ import time
 
 import pytest
 
-from lpd_harness import SHIM_PYTHONPATH, EventWaiter, finish, start_pytest
+from lpd_harness import SHIM_MODULE_DIR, SHIM_PYTHONPATH, EventWaiter, finish, start_pytest
 
-sys.path.insert(0, SHIM_PYTHONPATH)
+sys.path[:0] = SHIM_PYTHONPATH.split(os.pathsep)
 
 from lpd_pytest import messages  # noqa: E402
 from lpd_pytest.event_ring import (  # noqa: E402
@@ -575,3 +575,42 @@ def test_a_huge_failure_message_does_not_cost_the_ring(lpd, tmp_path):
     assert waiter.wait("test.finish", nodeid="test_big.py::test_after_1")["outcome"] == "passed"
     assert waiter.wait("test.finish", nodeid="test_big.py::test_after_2")["outcome"] == "passed"
     assert "corrupt" not in lpd.log_text()
+
+
+def test_the_c_writer_is_used_where_it_was_built():
+    from lpd_pytest import event_ring
+    if not os.path.isdir(SHIM_MODULE_DIR):
+        pytest.skip("this build has no C ring writer (a sanitizer build)")
+    assert event_ring._lpd_ring is not None
+    ring = EventRing()
+    try:
+        assert ring.fast is not None
+    finally:
+        ring.close()
+
+
+def test_the_c_and_python_writers_write_the_same_bytes():
+    from lpd_pytest import event_ring
+    if event_ring._lpd_ring is None:
+        pytest.skip("no C ring writer in this build")
+    quoted = messages.quote('t.py::test_x["\\u00e9\n"]')
+    duration = 0.000123456789
+    lines = [messages.encode_test_start(quoted), messages.encode_test_finish(quoted, "passed", duration),
+             messages.encode_test_finish(quoted, "failed", 1.5, "boom", "call")]
+    in_c, in_python = EventRing(4096), EventRing(4096)
+    try:
+        in_python.fast.close()
+        in_python.fast = None
+        for _ in range(40):  # several laps round the 4 KiB ring, so records wrap
+            assert in_c.fast.start(quoted) >= 0
+            assert in_c.fast.passed(quoted, duration) >= 0
+            assert in_c.fast.write(lines[2]) >= 0
+            for line in lines:
+                assert in_python.try_write(line)
+            for ring in (in_c, in_python):  # play lpd: everything was read
+                ring.positions[READ_OFFSET // 8] = ring.write_position
+        assert in_c.write_position == in_python.write_position > 4096
+        assert bytes(in_c.memory) == bytes(in_python.memory)
+    finally:
+        in_c.close()
+        in_python.close()

@@ -10,7 +10,7 @@ import pytest
 
 from lpd_harness import SHIM_PYTHONPATH, SOURCE_DIR
 
-sys.path.insert(0, SHIM_PYTHONPATH)
+sys.path[:0] = SHIM_PYTHONPATH.split(os.pathsep)
 
 from lpd_pytest import messages  # noqa: E402
 

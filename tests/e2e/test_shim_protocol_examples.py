@@ -13,7 +13,7 @@ import pytest
 
 from lpd_harness import SHIM_PYTHONPATH, SOURCE_DIR, short_tempdir
 
-sys.path.insert(0, SHIM_PYTHONPATH)
+sys.path[:0] = SHIM_PYTHONPATH.split(os.pathsep)
 
 from lpd_pytest import messages  # noqa: E402
 from lpd_pytest.client import Connection  # noqa: E402

@@ -8,15 +8,22 @@ a record, then moves the write position; lpd reads up to it. Since the memory
 outlives the process, a crash loses no record: lpd reads the ring once more
 when the connection closes.
 
-Records must become visible to lpd in the order they were written, and
-Python cannot issue memory barriers; so the ring is only used where the CPU
-keeps stores in order (x86). Elsewhere the shim sends on the socket."""
+The writes go through the C module _lpd_ring when it was built (one call per
+record, with a release store: any CPU). Without it they are done here; but
+records must become visible to lpd in the order they were written, and
+Python cannot issue memory barriers, so then the ring is only used where the
+CPU keeps stores in order (x86), and elsewhere the shim sends on the socket."""
 
 import fcntl
 import mmap
 import os
 import platform
 import struct
+
+try:
+    import _lpd_ring
+except ImportError:  # not built here (a sanitizer build, no compiler): Python it is
+    _lpd_ring = None
 
 MAGIC = 0x5244504C  # "LPDR"
 VERSION = 1
@@ -33,9 +40,10 @@ _MAX_RECORD_SIZE = _LENGTH.size + MAX_RECORD_BYTES
 
 
 def supported():
-    """True where the ring is safe and possible: stores kept in order, memfds."""
-    return (platform.machine() in ("x86_64", "AMD64", "i386", "i686")
-            and hasattr(os, "memfd_create") and hasattr(fcntl, "F_ADD_SEALS"))
+    """True where the ring is safe and possible: memfds, and stores kept in
+    order (the C writer's release store, or an x86 CPU)."""
+    ordered = _lpd_ring is not None or platform.machine() in ("x86_64", "AMD64", "i386", "i686")
+    return ordered and hasattr(os, "memfd_create") and hasattr(fcntl, "F_ADD_SEALS")
 
 
 class EventRing:
@@ -58,7 +66,10 @@ class EventRing:
         # memoryview cast to "Q" does that; struct.pack_into does not (it
         # zero-fills first, so lpd could see a position of 0).
         self.positions = memoryview(self.memory)[:HEADER_BYTES].cast("Q")
-        self.write_position = 0
+        # The C writer, when built: start() / passed() / write() return -1
+        # (no room), 0 (written) or 1 (written, and lpd's window has passed).
+        self.fast = _lpd_ring.Writer(self.memory) if _lpd_ring is not None else None
+        self._write_position = 0
         self.free = min(capacity, _MAX_RECORD_SIZE)
         self.mask = capacity - 1
         self.limit = HEADER_BYTES + capacity
@@ -66,9 +77,15 @@ class EventRing:
     def fileno(self):
         return self.fd
 
+    @property
+    def write_position(self):
+        return self.positions[WRITE_INDEX]
+
     def try_write(self, line):
         """Appends one message (a JSON line without its newline). False when
         it does not fit now: too big for a record, or lpd is behind."""
+        if self.fast is not None:
+            return self.fast.write(line) >= 0
         data = line.encode()
         length = len(data)
         size = _LENGTH.size + length
@@ -79,10 +96,10 @@ class EventRing:
             # most one largest record, so that any record that fits the
             # cached figure is also within the record limit.
             self.free = min(_MAX_RECORD_SIZE,
-                            self.capacity - (self.write_position - self.positions[READ_INDEX]))
+                            self.capacity - (self._write_position - self.positions[READ_INDEX]))
             if size > self.free:
                 return False
-        position = self.write_position
+        position = self._write_position
         start = HEADER_BYTES + (position & self.mask)
         end = start + size
         if end <= self.limit:
@@ -93,13 +110,15 @@ class EventRing:
             self.memory[start:self.limit] = record[:first]
             self.memory[HEADER_BYTES:HEADER_BYTES + size - first] = record[first:]
         # Published last, in one store: lpd reads nothing past it.
-        self.write_position = position = position + size
+        self._write_position = position = position + size
         self.free -= size
         self.positions[WRITE_INDEX] = position
         return True
 
     def close(self):
         try:
+            if self.fast is not None:
+                self.fast.close()
             self.positions.release()
             self.memory.close()
         finally:

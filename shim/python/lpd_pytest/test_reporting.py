@@ -89,6 +89,8 @@ class TestReporter:
         self.ring_conn = conn
         self.ring_window = result.get("window_ms", 10) / 1000.0
         self.last_wake = 0.0
+        if self.ring.fast is not None:
+            self.ring.fast.set_window(self.ring_window)
 
     def _connection(self):
         """The shim's connection, reconnecting (at most every
@@ -108,19 +110,35 @@ class TestReporter:
         # The path taken for nearly every message: into the attached ring,
         # and a wake-up only when lpd's window has passed.
         conn = self.shim.conn
-        if conn is not None and conn is self.ring_conn and self.ring.try_write(line):
-            now = _monotonic()
-            if now - self.last_wake < self.ring_window:
+        if conn is not None and conn is self.ring_conn:
+            written = self._ring_write(line)
+            if written >= 0:
+                self._written(written)
                 return
-            self.last_wake = now
+        self._deliver(line, in_ring=False)
+
+    def _ring_write(self, line):
+        """-1: no room now; 0: written; 1: written, and lpd's window passed
+        since the last wake-up, so wake it (as the C writer answers)."""
+        ring = self.ring
+        if ring.fast is not None:
+            return ring.fast.write(line)
+        if not ring.try_write(line):
+            return -1
+        now = _monotonic()
+        if now - self.last_wake < self.ring_window:
+            return 0
+        self.last_wake = now
+        return 1
+
+    def _written(self, written):
+        """After a record went into the ring: wakes lpd when it is due."""
+        if written > 0:
             try:
-                conn.wake()
-                return
+                self.shim.conn.wake()
             except LpdUnavailable:
                 self.shim.drop_connection()
-            self._deliver(line, in_ring=True)
-            return
-        self._deliver(line, in_ring=False)
+                self._deliver(None, in_ring=True)  # reconnect: the re-attached ring brings the record
 
     def _deliver(self, line, in_ring):
         # A second round after lpd went away (a restart): a send to a closed
@@ -136,15 +154,16 @@ class TestReporter:
                 if self.ring_conn is conn:
                     in_ring = in_ring or self._write_to_ring(conn, line)
                     if in_ring:
-                        self._wake(conn)
+                        conn.wake()  # rare path (a new connection, a full ring): wake at once
                         return
-                conn.send_line(line)
+                if line is not None:
+                    conn.send_line(line)
                 return
             except LpdUnavailable:
                 self.shim.drop_connection()
 
     def _write_to_ring(self, conn, line):
-        if self.ring.try_write(line):
+        if self._ring_write(line) >= 0:
             return True
         # lpd is behind (or the message is huge): lpd reads the ring before
         # it answers any request, so one round trip makes room, and anything
@@ -153,15 +172,7 @@ class TestReporter:
             conn.request("ping")
         except LpdError:
             pass
-        return self.ring.try_write(line)
-
-    def _wake(self, conn):
-        # lpd reads the ring on any bytes it receives, and once more a window
-        # later: that covers whatever is written until the next wake-up.
-        now = _monotonic()
-        if now - self.last_wake >= self.ring_window:
-            self.last_wake = now
-            conn.wake()
+        return self._ring_write(line) >= 0
 
     # -- hooks ------------------------------------------------------------
     # Run around every test of a suite that may have many thousands of tiny
@@ -171,12 +182,23 @@ class TestReporter:
         quoted = _quote(item.nodeid)
         self.outcome_report = None
         self.started = started = _perf_counter()
-        self._send(_TEST_START_FORMAT % quoted)
+        # The C writer when the ring is attached to the live connection;
+        # otherwise (or when it says no room) the general way.
+        fast = self.ring.fast if self.ring is not None and self.shim.conn is self.ring_conn else None
+        written = fast.start(quoted) if fast is not None else -1
+        if written >= 0:
+            self._written(written)
+        else:
+            self._send(_TEST_START_FORMAT % quoted)
         yield
         duration = _perf_counter() - started
         report = self.outcome_report
         if report is None:
-            self._send(_TEST_PASSED_FORMAT % (quoted, duration))
+            written = fast.passed(quoted, duration) if fast is not None and self.shim.conn is self.ring_conn else -1
+            if written >= 0:
+                self._written(written)
+            else:
+                self._send(_TEST_PASSED_FORMAT % (quoted, duration))
         else:
             outcome, phase, message = outcome_of(report)
             self._send(messages.encode_test_finish(quoted, outcome, duration, message, phase))
