@@ -34,8 +34,7 @@ json handle_ping(Daemon&, Call&) { return {{"pong", true}}; }
 json handle_ring_attach(Daemon&, Call& call) {
   const int fd = call.sink->take_passed_fd();
   if (fd < 0)
-    throw Error(ErrorCode::kBadRequest,
-                          "ring.attach needs the ring's memfd passed with SCM_RIGHTS in the same message");
+    throw Error(ErrorCode::kBadRequest, "ring.attach needs the ring's memfd passed with SCM_RIGHTS in the same message");
   auto ring = MappedEventRing::map(fd);
   const auto capacity = ring->reader().capacity();
   if (!call.sink->attach_ring(std::move(ring)))

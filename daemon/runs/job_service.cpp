@@ -205,11 +205,12 @@ void JobService::start_attempt(Supervised& s) {
   spdlog::info("run {}: attempt {} started (monitor pid {})", run_id, s.job.attempt, launched.pid);
 }
 
-void JobService::drain_sessions_of(const std::string& run_id) {
+void JobService::drain_sessions_where(const std::function<bool(const WorkerActivity&)>& matches) {
   if (!drain_session) return;
+  // Draining dispatches messages that reach activities_: collect first.
   std::vector<std::uint64_t> sessions;
   for (const auto& [session_id, activity] : activities_)
-    if (activity.run_id() == run_id) sessions.push_back(session_id);
+    if (matches(activity)) sessions.push_back(session_id);
   for (auto session_id : sessions) drain_session(session_id);
 }
 
@@ -229,7 +230,7 @@ void JobService::attempt_ended(const std::string& run_id) {
     spdlog::warn("run {}: the monitor left no exit status", run_id);
   }
   ProcessEnd end{signal, exit_code};
-  drain_sessions_of(run_id);
+  drain_sessions_where([&](const WorkerActivity& a) { return a.run_id() == run_id; });
   s = find(run_id);  // draining dispatched messages; look again
   if (!s) return;
   const std::size_t crashes_before = s->crashes.size();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -75,7 +76,7 @@ class JobService {
   std::size_t active_jobs() const;
 
  private:
-  void drain_sessions_of(const std::string& run_id);
+  void drain_sessions_where(const std::function<bool(const WorkerActivity&)>& matches);
   struct Attached {
     std::weak_ptr<ReplySink> sink;
     std::shared_ptr<LogTail> tail;

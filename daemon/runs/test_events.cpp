@@ -99,14 +99,10 @@ json JobService::handle_worker_down(Call& call) {
   }
   // Its connection's end is still on its way: read what its ring holds, and
   // settle it with the status the controller saw.
-  if (drain_session) {
-    std::vector<std::uint64_t> sessions;
-    for (const auto& [session, activity] : activities_)
-      if (activity.pid() == pid && activity.run_id() == controller->run_id()) sessions.push_back(session);
-    for (auto session : sessions) drain_session(session);
-    controller = activity_of(call.peer);
-    if (!controller) return json();
-  }
+  const std::string run_id = controller->run_id();
+  drain_sessions_where([&](const WorkerActivity& a) { return a.pid() == pid && a.run_id() == run_id; });
+  controller = activity_of(call.peer);
+  if (!controller) return json();
   for (auto& [session, activity] : activities_) {
     if (activity.pid() == pid && activity.run_id() == controller->run_id()) {
       auto pending = std::make_unique<Pending>(Pending{activity, end, nullptr});

@@ -19,6 +19,7 @@ import mmap
 import os
 import platform
 import struct
+import time
 
 try:
     import _lpd_ring
@@ -69,6 +70,8 @@ class EventRing:
         # The C writer, when built: start() / passed() / write() return -1
         # (no room), 0 (written) or 1 (written, and lpd's window has passed).
         self.fast = _lpd_ring.Writer(self.memory) if _lpd_ring is not None else None
+        self.window = 0.0  # lpd's window, from ring.attach
+        self.last_wake = 0.0
         self._write_position = 0
         self.free = min(capacity, _MAX_RECORD_SIZE)
         self.mask = capacity - 1
@@ -80,6 +83,28 @@ class EventRing:
     @property
     def write_position(self):
         return self.positions[WRITE_INDEX]
+
+    def set_window(self, seconds):
+        """lpd's window, from ring.attach. Forgets the last wake-up, so the
+        next record wakes the (new) lpd at once."""
+        self.window = seconds
+        self.last_wake = 0.0
+        if self.fast is not None:
+            self.fast.set_window(seconds)
+
+    def write(self, line):
+        """Appends one message, as the C writer answers: -1 no room now, 0
+        written, 1 written and lpd's window has passed since the last
+        wake-up (the caller wakes lpd)."""
+        if self.fast is not None:
+            return self.fast.write(line)
+        if not self.try_write(line):
+            return -1
+        now = time.monotonic()
+        if now - self.last_wake < self.window:
+            return 0
+        self.last_wake = now
+        return 1
 
     def try_write(self, line):
         """Appends one message (a JSON line without its newline). False when

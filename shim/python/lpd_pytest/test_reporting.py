@@ -21,7 +21,6 @@ from .client import Connection, LpdError, LpdUnavailable
 RECONNECT_INTERVAL = 0.5
 
 
-_monotonic = time.monotonic
 _perf_counter = time.perf_counter
 _quote = messages.quote
 _TEST_START_FORMAT = messages.TEST_START_FORMAT
@@ -57,8 +56,6 @@ class TestReporter:
         self.started = None
         self.ring = None  # the event ring, once lpd took it
         self.ring_conn = None  # the connection lpd reads the ring for
-        self.ring_window = 0.0
-        self.last_wake = 0.0
 
     # -- connections ----------------------------------------------------
     def attach_traceback(self):
@@ -87,10 +84,7 @@ class TestReporter:
         except (OSError, LpdError, LpdUnavailable):
             return  # an older lpd, or no memfd here: the socket it is
         self.ring_conn = conn
-        self.ring_window = result.get("window_ms", 10) / 1000.0
-        self.last_wake = 0.0
-        if self.ring.fast is not None:
-            self.ring.fast.set_window(self.ring_window)
+        self.ring.set_window(result.get("window_ms", 10) / 1000.0)
 
     def _connection(self):
         """The shim's connection, reconnecting (at most every
@@ -111,25 +105,11 @@ class TestReporter:
         # and a wake-up only when lpd's window has passed.
         conn = self.shim.conn
         if conn is not None and conn is self.ring_conn:
-            written = self._ring_write(line)
+            written = self.ring.write(line)
             if written >= 0:
                 self._written(written)
                 return
         self._deliver(line, in_ring=False)
-
-    def _ring_write(self, line):
-        """-1: no room now; 0: written; 1: written, and lpd's window passed
-        since the last wake-up, so wake it (as the C writer answers)."""
-        ring = self.ring
-        if ring.fast is not None:
-            return ring.fast.write(line)
-        if not ring.try_write(line):
-            return -1
-        now = _monotonic()
-        if now - self.last_wake < self.ring_window:
-            return 0
-        self.last_wake = now
-        return 1
 
     def _written(self, written):
         """After a record went into the ring: wakes lpd when it is due."""
@@ -163,7 +143,7 @@ class TestReporter:
                 self.shim.drop_connection()
 
     def _write_to_ring(self, conn, line):
-        if self._ring_write(line) >= 0:
+        if self.ring.write(line) >= 0:
             return True
         # lpd is behind (or the message is huge): lpd reads the ring before
         # it answers any request, so one round trip makes room, and anything
@@ -172,7 +152,7 @@ class TestReporter:
             conn.request("ping")
         except LpdError:
             pass
-        return self._ring_write(line) >= 0
+        return self.ring.write(line) >= 0
 
     # -- hooks ------------------------------------------------------------
     # Run around every test of a suite that may have many thousands of tiny
