@@ -69,9 +69,28 @@ void Connection::send_line(const std::string& line) {
   while (left > 0) {
     ssize_t n = ::send(fd_, p, left, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw DaemonUnreachable(socket_path_, std::string("send failed: ") + std::strerror(errno));
+    if (n < 0) {
+      const int err = errno;
+      // lpd may have answered and closed first (out of descriptors, it
+      // turns newcomers away with one error line): that line says more
+      // than "broken pipe".
+      if (err == EPIPE || err == ECONNRESET) throw_connection_error_if_any();
+      throw DaemonUnreachable(socket_path_, std::string("send failed: ") + std::strerror(err));
+    }
     p += n;
     left -= static_cast<std::size_t>(n);
+  }
+}
+
+void Connection::throw_connection_error_if_any() {
+  try {
+    for (;;) {
+      auto message = read_message(Clock::now());
+      if (!message) return;
+      if (message->contains("ok") && (*message)["id"].is_null()) protocol::result_or_throw(*message);
+    }
+  } catch (const DaemonUnreachable&) {
+    // Nothing (more) to read: the caller reports the send failure.
   }
 }
 

@@ -64,6 +64,9 @@ class Connection {
  private:
   Connection(int fd, std::string socket_path, std::chrono::milliseconds timeout);
   void send_line(const std::string& line);
+  /// After a failed send: throws the daemon's connection-level error
+  /// (`"id": null`) if one is already waiting to be read, else returns.
+  void throw_connection_error_if_any();
   /// Reads until one whole message is available or the deadline passes.
   std::optional<json> read_message(std::optional<Clock::time_point> deadline);
 

@@ -87,10 +87,16 @@ int Daemon::open_listener(Readiness& readiness) {
 int Daemon::run(Readiness& readiness) {
   const bool root = ::geteuid() == 0;
   try {
-    make_directories(config_.state_dir, root ? 0755 : 0700);
+    make_directories(config_.state_dir, root ? 0711 : 0700);
     const auto slash = config_.socket_path.rfind('/');
     if (slash != std::string::npos && slash > 0)
       make_directories(config_.socket_path.substr(0, slash), root ? 0755 : 0700);
+    // From here on private unless said otherwise: lpd's files 0600, its
+    // directories 0711 (a user can reach a file of theirs by its path, but
+    // list nothing). The state tree holds every user's argv, environment
+    // and output. Children start with umask 022 again (the launcher,
+    // lpd-monitor).
+    ::umask(S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH);
     pid_t holder = 0;
     systemd_fd_ = systemd_listen_fd();
     socket_from_systemd_ = systemd_fd_.has_value();

@@ -1,5 +1,7 @@
 #include "daemon/dispatcher.h"
 
+#include <stdexcept>
+
 #include <spdlog/spdlog.h>
 
 #include "daemon/event_ring_mapping.h"
@@ -31,12 +33,60 @@ bool ReplySink::attach_ring(std::unique_ptr<MappedEventRing> ring) {
   return false;
 }
 
+bool may_send_now(const std::weak_ptr<ReplySink>& sink, std::function<void()> resume) {
+  auto s = sink.lock();
+  if (!s || !s->open() || !s->congested()) return true;
+  s->when_drained(std::move(resume));
+  return false;
+}
+
 Responder Call::defer() {
   deferred_ = true;
   return Responder(id, sink);
 }
 
-Dispatcher::Dispatcher(std::vector<Operation> table) : table_(std::move(table)) {}
+json Call::view(RecordKind kind, uid_t owner, json record) const {
+  return visible_to(peer, access, owner, kind, std::move(record));
+}
+
+bool Call::may_access(uid_t owner) const { return daemon::may_access(peer, owner, access); }
+
+std::string_view to_string(Gate gate) {
+  switch (gate) {
+    case Gate::kOpen: return "open";
+    case Gate::kOwn: return "own";
+    case Gate::kList: return "list";
+    case Gate::kRead: return "read";
+    case Gate::kAct: return "act";
+  }
+  return "open";
+}
+
+Dispatcher::Dispatcher(OperationTable table) : table_(std::move(table.operations)), access_(table.access) {
+  for (std::size_t i = 0; i < table_.size(); ++i) {
+    const Operation& op = table_[i];
+    const std::string name(op.name);
+    const bool one_object = op.gate == Gate::kRead || op.gate == Gate::kAct;
+    if (!op.handler) throw std::logic_error("operation " + name + " has no handler");
+    if (one_object && !op.owner_of)
+      throw std::logic_error("operation " + name + " is gated on one object but says no way to find its owner");
+    if (!one_object && op.owner_of)
+      throw std::logic_error("operation " + name + " has an owner lookup its gate never uses");
+    for (std::size_t j = 0; j < i; ++j)
+      if (table_[j].name == op.name) throw std::logic_error("operation " + name + " is listed twice");
+  }
+}
+
+void Dispatcher::check_gate(const Operation& op, const Call& call) const {
+  if (op.gate != Gate::kRead && op.gate != Gate::kAct) return;
+  const std::optional<Owned> object = op.owner_of(call);
+  if (!object) return;  // the call creates it: the caller becomes its owner
+  if (op.gate == Gate::kRead) {
+    require_may_read(call.peer, object->owner, object->what, access_);
+  } else {
+    require_may_act(call.peer, object->owner, object->what, access_);
+  }
+}
 
 const Operation* Dispatcher::find(std::string_view name) const {
   for (const auto& op : table_)
@@ -72,12 +122,14 @@ void Dispatcher::dispatch(const protocol::Message& message, Peer& peer,
   const bool notification = message.kind == protocol::Kind::kNotification;
   const json id = notification ? json(nullptr) : message.id();
   Call call{message.body, protocol::Fields(message.body), peer, sink, notification, id};
+  call.access = access_;
   Responder responder(id, sink);
   try {
     const Operation* op = find(message.op());
     if (!op) throw Error(ErrorCode::kUnknownOp, "unknown operation \"" + message.op() + "\"");
     if (!peer.said_hello && !op->allowed_before_hello)
       throw Error(ErrorCode::kBadRequest, "the first message on a connection must be \"hello\"");
+    check_gate(*op, call);
     json result = op->handler(call);
     if (!notification && !call.deferred()) responder.ok(std::move(result));
   } catch (const Error& e) {

@@ -2,10 +2,12 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "daemon/access.h"
 #include "daemon/peer.h"
 #include "protocol/error.h"
 #include "protocol/fields.h"
@@ -22,6 +24,10 @@ class MappedEventRing;
 /// so a deferred reply can tell nobody is waiting any more.
 class ReplySink {
  public:
+  /// Held by a long-lived stream (an attach, a log stream, a pause watch);
+  /// the connection's slot is free again once the last copy is gone.
+  using StreamSlot = std::shared_ptr<void>;
+
   virtual ~ReplySink() = default;
   virtual void send(std::string line) = 0;
   virtual bool open() const = 0;
@@ -37,7 +43,27 @@ class ReplySink {
   /// From now on this connection's one-way messages also arrive through
   /// `ring` (see protocol/event_ring.h). False when the sink cannot.
   virtual bool attach_ring(std::unique_ptr<MappedEventRing> ring);
+
+  // -- backpressure: what lpd produces at its own pace waits for the reader --
+  /// True while more is queued for the peer than producers may add to: a
+  /// stream lpd produces itself (log output, an event replay) waits for
+  /// when_drained() instead of sending.
+  virtual bool congested() const { return false; }
+  /// Calls `resume` once, after the queue drained below the mark (never
+  /// from inside this call); dropped unanswered when the connection closes.
+  virtual void when_drained(std::function<void()> resume) { (void)resume; }
+  /// Claims one of the connection's stream slots. Throws protocol::Error
+  /// limit_exceeded when all are taken (`what` names the stream).
+  virtual StreamSlot claim_stream(std::string_view what) {
+    (void)what;
+    return std::make_shared<int>(0);
+  }
 };
+
+/// For a producer about to send a piece to `sink`: true when it may send
+/// now (also when the peer is gone: the producer notices that itself);
+/// false when the sink is congested, and then `resume` runs once it drained.
+bool may_send_now(const std::weak_ptr<ReplySink>& sink, std::function<void()> resume);
 
 /// Responder answers one request exactly once, now or later. It holds the
 /// sink weakly: a request whose peer is gone is answered into the void.
@@ -70,28 +96,72 @@ struct Call {
   /// dispatcher does not reply when the handler returns.
   Responder defer();
   bool deferred() const { return deferred_; }
+  /// What this peer may see of a record owned by `owner` (visible_to()):
+  /// list and stream handlers pass every item through it.
+  json view(RecordKind kind, uid_t owner, json record) const;
+  bool may_access(uid_t owner) const;
 
   json id;
   bool deferred_ = false;
+  AccessPolicy access{};
 };
 
 using Handler = std::function<json(Call&)>;
+
+/// Who may call an operation; the dispatcher checks it before the handler
+/// runs (look up, check owner from peer credentials, call, reply). The
+/// table in protocol/README.md ("Who sees what") lists every operation's gate.
+enum class Gate {
+  kOpen,     // anyone who may connect; nothing of anyone's content in the reply
+  kOwn,      // the caller's own connection or what it creates (it becomes the owner)
+  kList,     // anyone; the handler passes each item through Call::view()
+  kRead,     // the content of one object: owner, root, admin group
+  kAct,      // act on one object: owner, root, admin group
+};
+
+std::string_view to_string(Gate gate);
+
+/// The object a kRead / kAct call names and who owns it, as found by the
+/// operation's resolver.
+struct Owned {
+  std::string what;  // "run 2026...", "process db", "pause 3f2a..." (for the error message)
+  uid_t owner;
+};
+
+/// Finds the object a call names. Throws protocol::Error (not_found,
+/// bad_request) when it names none; returns nullopt only where the call may
+/// create the object (proc.ensure of a new name): there is no owner to check.
+using OwnerOf = std::function<std::optional<Owned>(const Call&)>;
 
 /// One row of the daemon's operation table.
 struct Operation {
   std::string_view name;
   std::string_view summary;
+  Gate gate;
   Handler handler;
+  OwnerOf owner_of = nullptr;  // kRead and kAct only
   bool allowed_before_hello = false;
 };
 
+/// The whole table the dispatcher serves and the policy its gates apply.
+struct OperationTable {
+  std::vector<Operation> operations;
+  AccessPolicy access;
+};
+
 /// Dispatcher owns the operation table and runs every incoming line through
-/// the same gates in the same order: decode, hello first, look up, call,
-/// reply. Errors thrown by a handler become the error reply; nothing a peer
-/// sends can escape as an exception into the event loop.
+/// the same gates in the same order: decode, look up, hello first, check the
+/// gate (find the object's owner, compare with the peer's credentials),
+/// call, reply. Errors thrown by a handler become the error reply; nothing a
+/// peer sends can escape as an exception into the event loop.
 class Dispatcher {
  public:
-  explicit Dispatcher(std::vector<Operation> table);
+  /// Throws std::logic_error when a row has no gate it can check (a kRead
+  /// or kAct row without owner_of, or owner_of on another gate), a
+  /// duplicate name, or no handler: a table bug shows at startup.
+  explicit Dispatcher(OperationTable table);
+  explicit Dispatcher(std::vector<Operation> table, AccessPolicy access = {})
+      : Dispatcher(OperationTable{std::move(table), access}) {}
 
   /// `one_way_only`: the line came through an event ring, where requests
   /// have no place (their reply would wait for the ring to be read).
@@ -99,10 +169,14 @@ class Dispatcher {
                      bool one_way_only = false);
   const std::vector<Operation>& operations() const { return table_; }
   const Operation* find(std::string_view name) const;
+  const AccessPolicy& access() const { return access_; }
 
  private:
   void dispatch(const protocol::Message& message, Peer& peer, const std::shared_ptr<ReplySink>& sink);
+  /// Throws permission_denied when the peer may not pass `op`'s gate.
+  void check_gate(const Operation& op, const Call& call) const;
   std::vector<Operation> table_;
+  AccessPolicy access_;
 };
 
 }  // namespace lpd::daemon

@@ -1,29 +1,129 @@
 #include "daemon/event_bus.h"
 
+#include <algorithm>
 #include <chrono>
-#include <vector>
+
+#include "protocol/error.h"
 
 namespace lpd::daemon {
 
-nlohmann::json Event::push_data() const {
-  nlohmann::json out = data.is_object() ? data : nlohmann::json{{"value", data}};
+using protocol::Error;
+using protocol::ErrorCode;
+
+nlohmann::json Event::with_envelope(nlohmann::json view) const {
+  nlohmann::json out = view.is_object() ? std::move(view) : nlohmann::json{{"value", std::move(view)}};
   out["seq"] = seq;
   out["time"] = time;
   if (!run_id.empty() && !out.contains("run_id")) out["run_id"] = run_id;
   return out;
 }
 
+bool EventFilter::matches(const std::string& run, const std::string& type) const {
+  if (!run_id.empty() && run != run_id) return false;
+  if (prefixes.empty()) return true;
+  // Only the prefixes of `type` can match: a few set lookups, however many
+  // prefixes the filter holds.
+  for (std::size_t n = 0; n <= type.size(); ++n)
+    if (prefixes.count(type.substr(0, n))) return true;
+  return false;
+}
+
+EventFilter EventFilter::checked(std::string run_id, const std::vector<std::string>& types) {
+  if (types.size() > kMaxTypes)
+    throw Error(ErrorCode::kLimitExceeded, "an event filter may list at most " + std::to_string(kMaxTypes) +
+                                               " types; this one lists " + std::to_string(types.size()));
+  if (run_id.size() > kMaxFilterBytes)
+    throw Error(ErrorCode::kLimitExceeded,
+                "an event filter's run_id may be at most " + std::to_string(kMaxFilterBytes) + " bytes");
+  EventFilter filter;
+  filter.run_id = std::move(run_id);
+  for (const auto& type : types) {
+    if (type.size() > kMaxFilterBytes)
+      throw Error(ErrorCode::kLimitExceeded,
+                  "an event type filter may be at most " + std::to_string(kMaxFilterBytes) + " bytes");
+    filter.prefixes.insert(type);
+  }
+  // "" is a prefix of every type: the filter takes all of them.
+  if (filter.prefixes.count("")) filter.prefixes.clear();
+  return filter;
+}
+
 std::uint64_t EventBus::subscribe(Subscriber subscriber, std::uint64_t session) {
+  return subscribe(EventFilter{}, std::move(subscriber), session);
+}
+
+std::uint64_t EventBus::subscribe(EventFilter filter, Subscriber subscriber, std::uint64_t session) {
+  if (session != 0 && subscriptions_of(session) >= EventFilter::kMaxSubscriptionsPerSession)
+    throw Error(ErrorCode::kLimitExceeded, "a connection may hold at most " +
+                                               std::to_string(EventFilter::kMaxSubscriptionsPerSession) +
+                                               " event subscriptions");
   const auto token = next_token_++;
-  subscribers_.emplace(token, Subscription{std::move(subscriber), session});
+  if (filter.prefixes.empty()) {
+    index_[{filter.run_id, ""}].insert(token);
+  } else {
+    for (const auto& prefix : filter.prefixes) index_[{filter.run_id, prefix}].insert(token);
+  }
+  subscribers_.emplace(token, Subscription{std::move(subscriber), session, std::move(filter)});
+  if (session != 0) ++per_session_[session];
   return token;
 }
 
-void EventBus::unsubscribe(std::uint64_t token) { subscribers_.erase(token); }
+void EventBus::unsubscribe(std::uint64_t token) {
+  auto it = subscribers_.find(token);
+  if (it == subscribers_.end()) return;
+  const EventFilter& filter = it->second.filter;
+  auto unlist = [&](const std::string& prefix) {
+    auto entry = index_.find(IndexKey{filter.run_id, prefix});
+    if (entry == index_.end()) return;
+    entry->second.erase(token);
+    if (entry->second.empty()) index_.erase(entry);
+  };
+  if (filter.prefixes.empty()) unlist("");
+  for (const auto& prefix : filter.prefixes) unlist(prefix);
+  if (const auto session = it->second.session; session != 0) {
+    auto count = per_session_.find(session);
+    if (count != per_session_.end() && --count->second == 0) per_session_.erase(count);
+  }
+  subscribers_.erase(it);
+}
 
 void EventBus::drop_session(std::uint64_t session) {
   if (session == 0) return;
-  std::erase_if(subscribers_, [session](const auto& entry) { return entry.second.session == session; });
+  std::vector<std::uint64_t> tokens;
+  for (const auto& [token, subscription] : subscribers_)
+    if (subscription.session == session) tokens.push_back(token);
+  for (auto token : tokens) unsubscribe(token);
+}
+
+std::size_t EventBus::subscriptions_of(std::uint64_t session) const {
+  auto it = per_session_.find(session);
+  return it == per_session_.end() ? 0 : it->second;
+}
+
+bool EventBus::matches(std::uint64_t token, const Event& e) const {
+  auto it = subscribers_.find(token);
+  return it != subscribers_.end() && it->second.filter.matches(e);
+}
+
+const Event* EventBus::find(std::uint64_t seq) const {
+  if (history_.empty() || seq < history_.front().seq || seq > history_.back().seq) return nullptr;
+  return &history_[seq - history_.front().seq];
+}
+
+std::vector<std::uint64_t> EventBus::matching(const Event& e) const {
+  std::vector<std::uint64_t> tokens;
+  auto collect = [&](const std::string& run) {
+    for (std::size_t n = 0; n <= e.type.size(); ++n) {
+      auto entry = index_.find(IndexKey{run, e.type.substr(0, n)});
+      if (entry != index_.end()) tokens.insert(tokens.end(), entry->second.begin(), entry->second.end());
+    }
+  };
+  collect("");
+  if (!e.run_id.empty()) collect(e.run_id);
+  // Subscription order, each once (a filter may list "pause." and "pause.c").
+  std::sort(tokens.begin(), tokens.end());
+  tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+  return tokens;
 }
 
 const Event& EventBus::publish(std::string type, nlohmann::json data, std::string run_id, uid_t owner) {
@@ -36,12 +136,10 @@ const Event& EventBus::publish(std::string type, nlohmann::json data, std::strin
   event.data = std::move(data);
   history_.push_back(std::move(event));
   if (history_.size() > kHistory) history_.pop_front();
-  // A subscriber may unsubscribe (or subscribe) while being called.
-  std::vector<std::uint64_t> tokens;
-  tokens.reserve(subscribers_.size());
-  for (const auto& [token, _] : subscribers_) tokens.push_back(token);
   const Event& published = history_.back();
-  for (auto token : tokens) {
+  // A subscriber may unsubscribe (or subscribe) while being called: take
+  // the tokens first and look each up again.
+  for (auto token : matching(published)) {
     auto it = subscribers_.find(token);
     if (it != subscribers_.end()) it->second.callback(published);
   }

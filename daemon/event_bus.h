@@ -4,7 +4,11 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -23,7 +27,32 @@ struct Event {
   nlohmann::json data;
 
   /// The push a subscriber receives: {"event": type, "data": {...data, seq, time, run_id}}.
-  nlohmann::json push_data() const;
+  nlohmann::json push_data() const { return with_envelope(data); }
+  /// `view` (this event's data, or what a reader may see of it) plus seq,
+  /// time and run_id, which every reader sees.
+  nlohmann::json with_envelope(nlohmann::json view) const;
+};
+
+/// Which events one subscriber wants. Matching must stay cheap however many
+/// subscribers there are: the bus indexes filters by (run_id, prefix), so a
+/// published event costs a few lookups, not one comparison per filter.
+struct EventFilter {
+  /// A connection may hold at most this many subscriptions.
+  static constexpr std::size_t kMaxSubscriptionsPerSession = 16;
+  /// A filter may list at most this many type prefixes...
+  static constexpr std::size_t kMaxTypes = 64;
+  /// ...each (and the run_id) at most this long.
+  static constexpr std::size_t kMaxFilterBytes = 128;
+
+  std::string run_id;                 // empty: all runs
+  std::set<std::string> prefixes;     // empty: all types; "pause." matches pause.created etc.
+
+  bool matches(const std::string& run, const std::string& type) const;
+  bool matches(const Event& e) const { return matches(e.run_id, e.type); }
+
+  /// A filter from a peer's fields. Throws protocol::Error limit_exceeded
+  /// past kMaxTypes or kMaxFilterBytes (nothing is allocated for it then).
+  static EventFilter checked(std::string run_id, const std::vector<std::string>& types);
 };
 
 /// EventBus is the only way facts leave a registry. Subscribers are called
@@ -34,23 +63,43 @@ class EventBus {
   using Subscriber = std::function<void(const Event&)>;
   static constexpr std::size_t kHistory = 10'000;
 
-  /// Returns a token for unsubscribe(). `session` (0 for none) ties the
-  /// subscription to a connection so drop_session() ends it when the peer leaves.
+  /// Every event, for lpd's own listeners. Returns a token for unsubscribe().
+  /// `session` (0 for none) ties the subscription to a connection so
+  /// drop_session() ends it when the peer leaves.
   std::uint64_t subscribe(Subscriber subscriber, std::uint64_t session = 0);
+  /// The events `filter` matches. A session (not 0) may hold at most
+  /// EventFilter::kMaxSubscriptionsPerSession: past that, throws
+  /// protocol::Error limit_exceeded.
+  std::uint64_t subscribe(EventFilter filter, Subscriber subscriber, std::uint64_t session);
   void unsubscribe(std::uint64_t token);
   void drop_session(std::uint64_t session);
+  std::size_t subscriptions_of(std::uint64_t session) const;
+  /// Whether subscription `token`'s filter matches `e` (false once it is gone).
+  bool matches(std::uint64_t token, const Event& e) const;
 
   const Event& publish(std::string type, nlohmann::json data, std::string run_id = {},
                        uid_t owner = static_cast<uid_t>(-1));
 
   const std::deque<Event>& history() const { return history_; }
+  /// The event of `seq` while the history keeps it; nullptr otherwise.
+  const Event* find(std::uint64_t seq) const;
+  /// The seq of the latest event published (0 before the first).
+  std::uint64_t last_seq() const { return next_seq_ - 1; }
 
  private:
   struct Subscription {
     Subscriber callback;
     std::uint64_t session;
+    EventFilter filter;
   };
+  using IndexKey = std::pair<std::string, std::string>;  // (run_id or "", type prefix or "")
+
+  std::vector<std::uint64_t> matching(const Event& e) const;
+
   std::map<std::uint64_t, Subscription> subscribers_;
+  /// Each subscription is listed under every (run_id, prefix) of its filter.
+  std::map<IndexKey, std::set<std::uint64_t>> index_;
+  std::unordered_map<std::uint64_t, std::size_t> per_session_;
   std::uint64_t next_token_ = 1;
   std::uint64_t next_seq_ = 1;
   std::deque<Event> history_;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -7,26 +9,62 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 namespace lpd::daemon {
+
+/// How long an ExitWatch waits before its next attempt after `failures`
+/// attempts in a row could not look at the process (EMFILE and friends):
+/// 50 ms doubling to 2 s. A reaction to an error, not polling: a watch that
+/// got its pidfd waits on it alone.
+std::chrono::milliseconds watch_retry_delay(unsigned failures);
 
 /// ExitWatch calls back once when a process ends, by waiting for its pidfd
 /// to become readable in the event loop: no polling, works for processes
 /// lpd did not spawn (a shim, a re-adopted server). It does not reap.
+///
+/// The callback means a confirmed end: the pidfd of the recorded process
+/// became readable, or the kernel said there is no such process, or the
+/// pid now belongs to a process with another start time. When lpd cannot
+/// look (no descriptor for pidfd_open or /proc), that is no answer: the
+/// watch logs it and tries again after watch_retry_delay.
 class ExitWatch : public std::enable_shared_from_this<ExitWatch> {
  public:
-  /// Starts watching. When the pid is already gone the callback is posted
-  /// to run soon, so callers handle both cases the same way.
-  static std::shared_ptr<ExitWatch> start(boost::asio::io_context& io, pid_t pid, std::function<void()> on_exit);
+  using OnExit = std::function<void()>;
 
-  ExitWatch(boost::asio::io_context& io, int pidfd, std::function<void()> on_exit);
+  /// Starts watching `pid`; `start_time` (0: not known) tells it from a
+  /// later process with the same pid. When it is already gone the callback
+  /// is posted to run soon, so callers handle both cases the same way.
+  static std::shared_ptr<ExitWatch> start(boost::asio::io_context& io, pid_t pid, std::uint64_t start_time,
+                                          OnExit on_exit);
+  static std::shared_ptr<ExitWatch> start(boost::asio::io_context& io, pid_t pid, OnExit on_exit) {
+    return start(io, pid, 0, std::move(on_exit));
+  }
+  /// Watches through a pidfd the caller already opened and checked (see
+  /// pin_process); the watch owns it from now on.
+  static std::shared_ptr<ExitWatch> adopt(boost::asio::io_context& io, int pidfd, OnExit on_exit);
+
+  ExitWatch(boost::asio::io_context& io, pid_t pid, std::uint64_t start_time, OnExit on_exit);
   /// The callback will not run after this.
   void cancel();
   int pidfd() { return descriptor_.is_open() ? descriptor_.native_handle() : -1; }
+  /// Attempts in a row that could not look at the process (0 once watching).
+  unsigned failures() const { return failures_; }
 
  private:
+  void try_watch();
+  void wait_on(int pidfd);
+  void retry_later(int error);
+  void post_fire();
+  void fire();
+
+  boost::asio::io_context& io_;
+  pid_t pid_;
+  std::uint64_t start_time_;
   boost::asio::posix::stream_descriptor descriptor_;
-  std::function<void()> on_exit_;
+  boost::asio::steady_timer retry_;
+  unsigned failures_ = 0;
+  OnExit on_exit_;
 };
 
 }  // namespace lpd::daemon

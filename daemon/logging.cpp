@@ -1,7 +1,9 @@
 #include "daemon/logging.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <mutex>
 
 #include <spdlog/sinks/base_sink.h>
@@ -58,8 +60,17 @@ void setup_logging(bool foreground, const std::string& state_dir, const std::str
   if (foreground) {
     logger = std::make_shared<spdlog::logger>("lpd", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   } else {
+    // spdlog opens (and at each rotation reopens) lpd.log with fopen("ab"),
+    // which is not close-on-exec: every child would get a writable lpd.log.
+    // Set the flag as soon as it is open; lpd's one thread forks nothing in
+    // between.
+    spdlog::file_event_handlers handlers;
+    handlers.after_open = [](const spdlog::filename_t&, std::FILE* file) {
+      if (file) ::fcntl(::fileno(file), F_SETFD, FD_CLOEXEC);
+    };
     logger = std::make_shared<spdlog::logger>(
-        "lpd", std::make_shared<spdlog::sinks::rotating_file_sink_mt>(state_dir + "/lpd.log", 10 * 1024 * 1024, 3));
+        "lpd", std::make_shared<spdlog::sinks::rotating_file_sink_mt>(state_dir + "/lpd.log", 10 * 1024 * 1024, 3,
+                                                                      /*rotate_on_open=*/false, handlers));
   }
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%P] %v");
   logger->set_level(spdlog::level::from_str(level));

@@ -8,76 +8,121 @@
 namespace lpd::daemon {
 namespace {
 
+using protocol::Error;
+using protocol::ErrorCode;
+
 /// Binds a family handler `json f(Daemon&, Call&)` to this daemon.
 template <json (*F)(Daemon&, Call&)>
 Handler bind(Daemon& daemon) {
   return [&daemon](Call& call) { return F(daemon, call); };
 }
 
+/// Binds a family owner lookup `std::optional<Owned> f(Daemon&, const Call&)`.
+template <std::optional<Owned> (*F)(Daemon&, const Call&)>
+OwnerOf owner(Daemon& daemon) {
+  return [&daemon](const Call& call) { return F(daemon, call); };
+}
+
+/// The supervised run the call's run_id names (run.attach, run.info, ...).
+OwnerOf supervised_run(Daemon& d) {
+  return [&d](const Call& call) -> std::optional<Owned> {
+    const std::string run_id = call.fields.string("run_id");
+    return Owned{"run " + run_id, d.jobs().owner_of(run_id)};
+  };
+}
+
+/// The run the call's run_id names, when it exists: joining it, or pausing
+/// in it, acts on it. A run that does not exist yet is the caller's to
+/// create (run.register), or the handler refuses the call (pause.request).
+OwnerOf existing_run(Daemon& d) {
+  return [&d](const Call& call) -> std::optional<Owned> {
+    const std::string run_id = call.fields.optional_string("run_id").value_or("");
+    if (run_id.empty()) return std::nullopt;
+    const Run* run = d.runs().registry().find(run_id);
+    if (!run) return std::nullopt;
+    return Owned{"run " + run_id, run->owner};
+  };
+}
+
+/// The pause the call's pause_id (or a unique prefix of it) names.
+OwnerOf pause_named(Daemon& d) {
+  return [&d](const Call& call) -> std::optional<Owned> {
+    return d.pauses().owner_of(call.fields.string("pause_id"));
+  };
+}
+
 }  // namespace
 
-std::vector<Operation> operation_table(Daemon& d) {
-  return {
-      {"hello", "Handshake: protocol version in, daemon version and peer credentials out", bind<handle_hello>(d), true},
-      {"ping", "Round-trip check", bind<handle_ping>(d)},
+OperationTable operation_table(Daemon& d) {
+  using G = Gate;
+  std::vector<Operation> ops = {
+      {"hello", "Handshake: protocol version in, daemon version and peer credentials out", G::kOpen,
+       bind<handle_hello>(d), nullptr, true},
+      {"ping", "Round-trip check", G::kOpen, bind<handle_ping>(d)},
       {"ring.attach", "Read this connection's one-way messages also from the memfd passed with this request",
-       bind<handle_ring_attach>(d)},
-      {"status", "Daemon version, pid, uptime, socket, state directory, connection counts", bind<handle_status>(d)},
-      {"ops", "List the operations this daemon serves", bind<handle_operations>(d)},
-      {"events.subscribe", "Push every matching event from now on (run_id, types, replay)",
+       G::kOwn, bind<handle_ring_attach>(d)},
+      {"status", "Daemon version, pid, uptime, socket, state directory, connection counts", G::kOpen,
+       bind<handle_status>(d)},
+      {"ops", "List the operations this daemon serves", G::kOpen, bind<handle_operations>(d)},
+      {"events.subscribe", "Push every matching event from now on (run_id, types, replay)", G::kList,
        bind<handle_events_subscribe>(d)},
-      {"events.list", "Events kept in memory, filtered by run_id and types", bind<handle_events_list>(d)},
+      {"events.list", "Events kept in memory, filtered by run_id and types", G::kList, bind<handle_events_list>(d)},
       // -- pauses and runs (issue 3) --
-      {"run.register", "Join a run (or start one): run_id?, worker_id?, argv, cwd, hostname",
-       [&d](Call& c) { return d.runs().handle_register(c); }},
-      {"run.end", "Say this connection's part of the run ended cleanly", [&d](Call& c) { return d.runs().handle_end(c); }},
-      {"run.list", "Runs (active; all with all=true)", [&d](Call& c) { return d.runs().handle_list(c); }},
+      {"run.register", "Join a run (or start one): run_id?, worker_id?, argv, cwd, hostname", G::kAct,
+       [&d](Call& c) { return d.runs().handle_register(c); }, existing_run(d)},
+      {"run.end", "Say this connection's part of the run ended cleanly", G::kOwn,
+       [&d](Call& c) { return d.runs().handle_end(c); }},
+      {"run.list", "Runs (active; all with all=true)", G::kList, [&d](Call& c) { return d.runs().handle_list(c); }},
       {"pause.request", "Block until resumed, timed out or stale: run_id, kind, nodeid, task, timeout, pause_id?",
-       [&d](Call& c) { return d.pauses().handle_request(c); }},
+       G::kAct, [&d](Call& c) { return d.pauses().handle_request(c); }, existing_run(d)},
       {"pause.resume", "Resume a pending pause: pause_id (or unique prefix), result/reason or failure_reason",
-       [&d](Call& c) { return d.pauses().handle_resume(c); }},
-      {"pause.list", "Pauses (pending; all with all=true), optionally of one run_id",
+       G::kAct, [&d](Call& c) { return d.pauses().handle_resume(c); }, pause_named(d)},
+      {"pause.list", "Pauses (pending; all with all=true), optionally of one run_id", G::kList,
        [&d](Call& c) { return d.pauses().handle_list(c); }},
-      {"pause.watch", "Wait for the next pending pause of run_id (timeout?); fails if the run ends first",
+      {"pause.watch", "Wait for the next pending pause of run_id (timeout?); fails if the run ends first", G::kList,
        [&d](Call& c) { return d.pauses().handle_watch(c); }},
       // -- supervised test runs and crash attribution (issue 5) --
       {"run.start", "Run a command under supervision (lpctl run): argv, cwd, env, name, retry_crashed, junit, "
                     "crash_log, pause_on_failure",
-       [&d](Call& c) { return d.jobs().handle_start(c); }},
-      {"run.attach", "Stream a supervised run's output (run.output pushes) until run.done: run_id, offset?",
-       [&d](Call& c) { return d.jobs().handle_attach(c); }},
-      {"run.stop", "Stop a supervised run: SIGINT to its process group, SIGKILL after grace",
-       [&d](Call& c) { return d.jobs().handle_stop(c); }},
-      {"run.info", "A supervised run's job: state, attempts, returncode, log", [&d](Call& c) { return d.jobs().handle_info(c); }},
-      {"run.report", "JUnit XML of a supervised run, merged across workers and retries",
-       [&d](Call& c) { return d.jobs().handle_report(c); }},
-      {"crash.list", "Crash records, optionally of one run_id", [&d](Call& c) { return d.jobs().handle_crashes(c); }},
-      {"test.start", "Notification: this process starts nodeid (before its setup)",
+       G::kOwn, [&d](Call& c) { return d.jobs().handle_start(c); }},
+      {"run.attach", "Stream a supervised run's output (run.output pushes) until run.done: run_id, offset?", G::kRead,
+       [&d](Call& c) { return d.jobs().handle_attach(c); }, supervised_run(d)},
+      {"run.stop", "Stop a supervised run: SIGINT to its process group, SIGKILL after grace", G::kAct,
+       [&d](Call& c) { return d.jobs().handle_stop(c); }, supervised_run(d)},
+      {"run.info", "A supervised run's job: state, attempts, returncode, log", G::kRead,
+       [&d](Call& c) { return d.jobs().handle_info(c); }, supervised_run(d)},
+      {"run.report", "JUnit XML of a supervised run, merged across workers and retries", G::kRead,
+       [&d](Call& c) { return d.jobs().handle_report(c); }, supervised_run(d)},
+      {"crash.list", "Crash records, optionally of one run_id", G::kList,
+       [&d](Call& c) { return d.jobs().handle_crashes(c); }},
+      {"test.start", "Notification: this process starts nodeid (before its setup)", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_test_start(c); }},
-      {"test.finish", "Notification: nodeid finished (after teardown): outcome, phase, duration, message",
+      {"test.finish", "Notification: nodeid finished (after teardown): outcome, phase, duration, message", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_test_finish(c); }},
-      {"crash.notice", "Notification from a native crash handler: signal, nodeid",
+      {"crash.notice", "Notification from a native crash handler: signal, nodeid", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_crash_notice(c); }},
-      {"worker.down", "Notification from an xdist controller: a worker died: worker_id, pid, returncode",
+      {"worker.down", "Notification from an xdist controller: a worker died: worker_id, pid, returncode", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_worker_down(c); }},
-      {"collection.finish", "Notification from a pytest controller: collection done: count",
+      {"collection.finish", "Notification from a pytest controller: collection done: count", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_collection_finish(c); }},
       {"traceback.attach", "Turn this connection into a raw stream of this process's fatal-error traceback",
-       [&d](Call& c) { return d.jobs().handle_traceback_attach(c); }},
+       G::kOwn, [&d](Call& c) { return d.jobs().handle_traceback_attach(c); }},
       // -- supervised helper processes (issue 4) --
       {"proc.ensure",
        "Start NAME unless it runs, answer when its log matches pattern: name, pattern, argv, cwd, env, timeout, "
        "max_read_lines, restart, keep_on_timeout",
-       bind<handle_proc_ensure>(d)},
-      {"proc.list", "Supervised processes (running; all with all=true)", bind<handle_proc_list>(d)},
-      {"proc.info", "One supervised process: name", bind<handle_proc_info>(d)},
+       G::kAct, bind<handle_proc_ensure>(d), owner<existing_process_named>(d)},
+      {"proc.list", "Supervised processes (running; all with all=true)", G::kList, bind<handle_proc_list>(d)},
+      {"proc.info", "One supervised process: name", G::kRead, bind<handle_proc_info>(d),
+       owner<process_named>(d)},
       {"proc.kill", "Signal NAME's process group, SIGKILL after grace, answer when gone: name, signal?, grace?",
-       bind<handle_proc_kill>(d)},
-      {"proc.kill_all", "proc.kill for every process the caller may act on: signal?, grace?",
+       G::kAct, bind<handle_proc_kill>(d), owner<process_named>(d)},
+      {"proc.kill_all", "proc.kill for every process the caller may act on: signal?, grace?", G::kOwn,
        bind<handle_proc_kill_all>(d)},
-      {"proc.logs", "Push NAME's log as proc.log pieces then proc.log_end: name, lines?, follow?",
-       bind<handle_proc_logs>(d)},
+      {"proc.logs", "Push NAME's log as proc.log pieces then proc.log_end: name, lines?, follow?", G::kRead,
+       bind<handle_proc_logs>(d), owner<process_named>(d)},
   };
+  return {std::move(ops), d.access()};
 }
 
 }  // namespace lpd::daemon

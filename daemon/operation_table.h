@@ -8,8 +8,10 @@ namespace lpd::daemon {
 
 class Daemon;
 
-/// Every operation the daemon serves, in one explicit list: the table is the
-/// single place to look to see what the protocol offers.
-std::vector<Operation> operation_table(Daemon& daemon);
+/// Every operation the daemon serves, in one explicit list, with the gate
+/// each passes (and how to find the owner of the object it names) and the
+/// daemon's access policy: the single place to look to see what the
+/// protocol offers and to whom.
+OperationTable operation_table(Daemon& daemon);
 
 }  // namespace lpd::daemon

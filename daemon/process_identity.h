@@ -1,25 +1,10 @@
 #pragma once
 
-#include <cstdint>
-#include <optional>
-#include <string>
-
-#include <sys/types.h>
-
-namespace lpd::daemon {
-
-/// What /proc says about a pid: enough to tell "the same process is still
-/// there" from "gone" and from "the pid now belongs to someone else".
-struct ProcessIdentity {
-  std::uint64_t start_time = 0;  // clock ticks after boot (field 22 of /proc/PID/stat)
-  char state = '?';              // 'Z' (zombie) and 'X' count as gone
-};
-
-/// Parses the text of /proc/PID/stat (comm may contain spaces and parens).
-std::optional<ProcessIdentity> parse_proc_stat(const std::string& text);
-std::optional<ProcessIdentity> read_process_identity(pid_t pid);
-
-/// True when `pid` runs and, if `start_time` is non-zero, started then.
-bool same_process_alive(pid_t pid, std::uint64_t start_time);
-
-}  // namespace lpd::daemon
+// A process is known by its pid and its start time (a pid alone can be
+// reused). The one reading of /proc/PID/stat and the three-valued liveness
+// rule (alive, gone or reused, unknown) live with the process supervisor,
+// in daemon/process/proc_stat.h; pin_process in daemon/process/pidfd_watch.h
+// takes a pidfd and checks with the pid pinned. This header keeps the
+// daemon-level callers (pauses, runs) pointing at them.
+#include "daemon/process/pidfd_watch.h"
+#include "daemon/process/proc_stat.h"

@@ -2,7 +2,6 @@
 
 #include <grp.h>
 #include <pwd.h>
-#include <sys/fsuid.h>
 #include <unistd.h>
 
 #include <string>
@@ -45,28 +44,6 @@ std::optional<Credentials> run_as(const Peer& peer) {
   Credentials credentials{peer.uid, peer.gid, peer.groups};
   if (credentials.groups.empty()) credentials.groups = groups_of(peer.uid, peer.gid);
   return credentials;
-}
-
-}  // namespace lpd::daemon
-
-namespace lpd::daemon {
-
-void with_file_identity(const std::optional<Credentials>& who, const std::function<void()>& action) {
-  if (!who || ::geteuid() != 0) {
-    action();
-    return;
-  }
-  const gid_t old_gid = static_cast<gid_t>(::setfsgid(who->gid));
-  const uid_t old_uid = static_cast<uid_t>(::setfsuid(who->uid));
-  try {
-    action();
-  } catch (...) {
-    ::setfsuid(old_uid);
-    ::setfsgid(old_gid);
-    throw;
-  }
-  ::setfsuid(old_uid);
-  ::setfsgid(old_gid);
 }
 
 }  // namespace lpd::daemon

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <functional>
 #include <optional>
 #include <vector>
 
@@ -14,12 +13,6 @@ namespace lpd::daemon {
 /// peer's command as root. A non-root lpd can only run commands as itself
 /// (nullopt means "as lpd"). Throws permission_denied otherwise.
 std::optional<Credentials> run_as(const Peer& peer);
-
-/// Runs `action` with the filesystem identity of `who` (setfsuid/setfsgid),
-/// so files a root lpd writes for a user (a --junit report, a --crash-log)
-/// are created and checked as that user: lpd never writes where the user
-/// could not. nullopt runs it as lpd.
-void with_file_identity(const std::optional<Credentials>& who, const std::function<void()>& action);
 
 /// The groups a user belongs to per the user database (getgrouplist).
 std::vector<gid_t> groups_of(uid_t uid, gid_t gid);

@@ -1,8 +1,10 @@
 #include "daemon/session.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
@@ -15,6 +17,29 @@ namespace lpd::daemon {
 
 namespace asio = boost::asio;
 using protocol::ErrorCode;
+
+namespace {
+
+/// A connection that moved this much (read, or queued at once) leaves
+/// enough freed heap behind that glibc would keep it: see trim_heap_soon.
+constexpr std::size_t kHeavyBytes = 64 * 1024;
+
+/// Hands the heap pages freed by a closed connection back to the kernel,
+/// once the current turn has let go of them. glibc keeps freed small
+/// blocks (a queue of pushes, a long line's parse) for reuse, so without
+/// this a flood of connections leaves lpd tens of MB larger for good.
+/// Many connections closing in one turn cost one trim.
+void trim_heap_soon(const asio::any_io_executor& executor) {
+  static bool pending = false;  // one io_context, one thread
+  if (pending) return;
+  pending = true;
+  asio::post(executor, [] {
+    pending = false;
+    ::malloc_trim(0);
+  });
+}
+
+}  // namespace
 
 Session::Session(Socket socket, Peer peer, Dispatcher& dispatcher,
                  std::chrono::milliseconds hello_timeout, ClosedCallback on_closed)
@@ -60,7 +85,7 @@ void Session::read_available() {
   // empty; but a few reads at most per turn, so one busy peer cannot starve
   // the others.
   for (int turn = 0; turn < 16; ++turn) {
-    if (!open_ || closing_) return;
+    if (!open_ || closing_ || input_paused_) return;  // paused: resume_input() reads on
     Received received = receive_with_fds(socket_.native_handle(), read_buffer_);
     for (int fd : received.fds) keep_passed_fd(fd);
     if (received.bytes < 0) {
@@ -78,6 +103,7 @@ void Session::read_available() {
     }
     handle_bytes(static_cast<std::size_t>(received.bytes));
   }
+  if (input_paused_) return;
   asio::post(socket_.get_executor(), [self] { self->read_available(); });
 }
 
@@ -143,9 +169,20 @@ void Session::handle_bytes(std::size_t n) {
       });
     }
   }
+  received_bytes_ += n;
   reader_.feed(std::string_view(read_buffer_.data(), n));
+  process_lines();
+}
+
+bool Session::process_lines() {
   auto self = shared_from_this();  // a handler may close us while we loop
   while (open_ && !closing_) {
+    if (congested()) {
+      // The peer is not taking what it asked for: read nothing more from it
+      // (its lines wait here and in the socket) until it does.
+      pause_input();
+      return false;
+    }
     auto next = reader_.next();
     if (next.status == protocol::LineReader::Status::kNeedMore) break;
     if (next.status == protocol::LineReader::Status::kOversized) {
@@ -155,7 +192,7 @@ void Session::handle_bytes(std::size_t n) {
           nullptr, ErrorCode::kTooLarge,
           "line exceeds " + std::to_string(protocol::kMaxLineBytes) + " bytes; closing connection"));
       close_after_flush();
-      return;
+      return false;
     }
     if (next.line.empty()) continue;  // blank lines are harmless keep-alives
     dispatcher_.dispatch_line(next.line, peer_, self);
@@ -170,17 +207,56 @@ void Session::handle_bytes(std::size_t n) {
   // A descriptor arrives with the bytes of the message that claims it; one
   // still unclaimed after them is not for us.
   close_passed_fd();
+  return true;
+}
+
+void Session::pause_input() {
+  if (input_paused_) return;
+  input_paused_ = true;
+  when_drained([weak = weak_from_this()] {
+    if (auto self = weak.lock()) self->resume_input();
+  });
+}
+
+void Session::resume_input() {
+  input_paused_ = false;
+  if (!open_ || closing_) return;
+  if (process_lines() && open_ && !closing_ && !input_paused_) read_more();
+}
+
+void Session::when_drained(std::function<void()> resume) {
+  if (!open_) return;
+  if (!writing_ || queued_bytes_ <= kDrainedBytes) {
+    // Nothing in flight will call it: not from inside this call, though.
+    asio::post(socket_.get_executor(), std::move(resume));
+    return;
+  }
+  drain_waiters_.push_back(std::move(resume));
+}
+
+ReplySink::StreamSlot Session::claim_stream(std::string_view what) {
+  if (streams_ >= kMaxStreams)
+    throw protocol::Error(ErrorCode::kLimitExceeded,
+                          "a connection may hold at most " + std::to_string(kMaxStreams) +
+                              " streams (attaches, log streams, pause watches); " + std::string(what) +
+                              " is refused until one ends");
+  ++streams_;
+  return StreamSlot(nullptr, [weak = weak_from_this()](void*) {
+    if (auto self = weak.lock()) --self->streams_;
+  });
 }
 
 void Session::send(std::string line) {
   if (!open_) return;
-  queued_bytes_ += line.size();
-  if (queued_bytes_ > kMaxQueuedBytes) {
+  const std::size_t in_flight = writing_ ? outgoing_.front().size() : 0;
+  if (queued_bytes_ - in_flight >= kMaxQueuedBytes) {
     spdlog::warn("session {}: peer pid {} is not reading ({} bytes queued), dropping it",
                  peer_.session_id, peer_.pid, queued_bytes_);
     close();
     return;
   }
+  queued_bytes_ += line.size();
+  peak_queued_bytes_ = std::max(peak_queued_bytes_, queued_bytes_);
   outgoing_.push_back(std::move(line));
   write_more();
 }
@@ -203,6 +279,14 @@ void Session::write_more() {
                       self->queued_bytes_ -= self->outgoing_.front().size();
                       self->outgoing_.pop_front();
                       self->write_more();
+                      if (self->queued_bytes_ <= kDrainedBytes && !self->drain_waiters_.empty()) {
+                        auto waiters = std::move(self->drain_waiters_);
+                        self->drain_waiters_.clear();
+                        for (auto& resume : waiters) {
+                          if (!self->open_) break;
+                          resume();
+                        }
+                      }
                     });
 }
 
@@ -226,7 +310,10 @@ void Session::close() {
   boost::system::error_code ignored;
   socket_.close(ignored);
   outgoing_.clear();
+  outgoing_.shrink_to_fit();
   queued_bytes_ = 0;
+  drain_waiters_.clear();  // what waited for this peer never will now
+  if (received_bytes_ >= kHeavyBytes || peak_queued_bytes_ >= kHeavyBytes) trim_heap_soon(socket_.get_executor());
   if (on_closed_) on_closed_(*this);
 }
 

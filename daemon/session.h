@@ -1,6 +1,5 @@
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -21,14 +20,30 @@ namespace lpd::daemon {
 /// Session is one connection: it frames lines, hands them to the dispatcher
 /// and writes what comes back, in order. It holds no business state: the
 /// registries learn about it only through its Peer and its close callback.
+/// It paces its peer: while more than kCongestedBytes wait to be written,
+/// it reads no more requests, and the streams lpd produces for the peer
+/// wait (when_drained), so a peer that reads slowly, or never, holds lpd to
+/// about one queue's worth of memory.
 class Session : public ReplySink, public std::enable_shared_from_this<Session> {
  public:
   using Socket = boost::asio::local::stream_protocol::socket;
   using ClosedCallback = std::function<void(Session&)>;
 
-  /// Outgoing bytes allowed to queue for a peer that does not read; past
-  /// this the peer is dropped rather than letting it grow the daemon.
-  static constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;
+  /// From this many queued outgoing bytes on, the connection is congested:
+  /// lpd stops reading the peer's requests, and the streams it produces
+  /// itself (output, logs, event replays) wait (ReplySink::when_drained).
+  static constexpr std::size_t kCongestedBytes = 1024 * 1024;
+  /// ...and they go on once the queue is down to this.
+  static constexpr std::size_t kDrainedBytes = 256 * 1024;
+  /// Bytes allowed to wait behind the line being written. With the above,
+  /// only replies to requests already read and one-off pushes can pass
+  /// the congestion mark; a peer that lets them pile up past this is
+  /// dropped rather than growing the daemon. One line is always accepted
+  /// below the mark, however long (a big events.list).
+  static constexpr std::size_t kMaxQueuedBytes = 4 * 1024 * 1024;
+  /// Long-lived streams (attaches, log streams, pause watches) one
+  /// connection may hold at once; each costs descriptors and timers.
+  static constexpr std::size_t kMaxStreams = 32;
   /// How late an event-ring message may be read. The shim rings (sends a
   /// blank line) at most once per window; every ring is followed by one
   /// more read a window later, which catches what was written in between.
@@ -47,6 +62,9 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   bool switch_to_raw(std::function<void(std::string_view)> on_bytes) override;
   int take_passed_fd() override;
   bool attach_ring(std::unique_ptr<MappedEventRing> ring) override;
+  bool congested() const override { return queued_bytes_ >= kCongestedBytes; }
+  void when_drained(std::function<void()> resume) override;
+  StreamSlot claim_stream(std::string_view what) override;
   /// Dispatches whatever the peer wrote into its event ring so far. lpd
   /// calls it before judging how a process ended.
   void drain_ring();
@@ -58,6 +76,11 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   void read_more();
   void read_available();
   void handle_bytes(std::size_t n);
+  /// Dispatches the complete lines read so far; false when it stopped
+  /// because the connection is congested (it goes on once drained).
+  bool process_lines();
+  void pause_input();
+  void resume_input();
   void keep_passed_fd(int fd);
   void close_passed_fd();
   void write_more();
@@ -71,7 +94,9 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
 
   protocol::LineReader reader_;
   std::function<void(std::string_view)> raw_;  // set once the peer switched to a raw stream
-  std::array<char, 64 * 1024> read_buffer_{};
+  // On the heap: a closed session's storage stays pinned while anything
+  // still holds a weak_ptr to it (a deferred reply), and this is most of it.
+  std::vector<char> read_buffer_ = std::vector<char>(64 * 1024);
   int passed_fd_ = -1;  // SCM_RIGHTS descriptor not yet claimed by an operation
   std::shared_ptr<MappedEventRing> ring_;  // shared: a drain keeps it alive through a close()
   boost::asio::steady_timer ring_timer_;
@@ -79,6 +104,11 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   std::deque<std::string> outgoing_;
   std::size_t queued_bytes_ = 0;
   bool writing_ = false;
+  std::vector<std::function<void()>> drain_waiters_;
+  bool input_paused_ = false;  // congested: the peer's bytes wait in the socket
+  std::size_t streams_ = 0;    // stream slots claimed (claim_stream)
+  std::size_t received_bytes_ = 0;      // for the heap trim at close
+  std::size_t peak_queued_bytes_ = 0;   // likewise
   bool open_ = true;
   bool closing_ = false;  // no more reads; close when outgoing_ drains
 };

@@ -6,11 +6,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
-#include <sstream>
+#include <array>
 #include <system_error>
 
 #include "daemon/listen_socket.h"
+#include "daemon/untrusted_file.h"
 
 namespace lpd::daemon {
 namespace {
@@ -44,13 +44,17 @@ std::string dump_line(const nlohmann::json& value) {
 
 std::string StateStore::path(std::string_view relative) const { return root_ + "/" + std::string(relative); }
 
-void StateStore::make_dir(std::string_view relative) const { make_directories(path(relative), 0755); }
+// 0711 under lpd's umask: a user may reach a file of theirs by its path
+// (a run's output.log) but not list what others have.
+void StateStore::make_dir(std::string_view relative) const { make_directories(path(relative), 0711); }
 
 void StateStore::write_json(std::string_view relative, const nlohmann::json& value, bool durable) const {
   const std::string target = path(relative);
-  make_directories(parent_of(target), 0755);
+  make_directories(parent_of(target), 0711);
   const std::string temp = target + ".new";
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Mode 0600 (and lpd's umask 066): records hold other users' argv, paths
+  // and environments; users read them through lpd, which checks who asks.
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) fail("cannot create " + temp);
   try {
     write_all(fd, value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", temp);
@@ -65,18 +69,16 @@ void StateStore::write_json(std::string_view relative, const nlohmann::json& val
 }
 
 std::optional<nlohmann::json> StateStore::read_json(std::string_view relative) const {
-  std::ifstream in(path(relative));
-  if (!in) return std::nullopt;
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  auto value = nlohmann::json::parse(buffer.str(), nullptr, false);
+  auto text = read_untrusted_file(path(relative), kMaxRecordBytes);
+  if (!text) return std::nullopt;
+  auto value = nlohmann::json::parse(*text, nullptr, false);
   if (value.is_discarded()) return std::nullopt;
   return value;
 }
 
 void append_json_line(const std::string& path, const nlohmann::json& value, bool durable) {
-  make_directories(parent_of(path), 0755);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  make_directories(parent_of(path), 0711);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
   if (fd < 0) fail("cannot open " + path);
   try {
     write_all(fd, dump_line(value), path);
@@ -94,12 +96,42 @@ void StateStore::append_line(std::string_view relative, const nlohmann::json& va
 
 std::vector<nlohmann::json> StateStore::read_lines(std::string_view relative) const {
   std::vector<nlohmann::json> out;
-  std::ifstream in(path(relative));
-  std::string line;
-  while (std::getline(in, line)) {
+  UniqueFd fd;
+  try {
+    fd = open_untrusted(path(relative));
+  } catch (const std::system_error&) {
+    return out;  // missing (or not a plain file): nothing recorded
+  }
+  // Line by line, each at most one protocol line long: a journal someone
+  // filled with one endless line costs a bounded buffer, not lpd's memory.
+  std::string pending;
+  std::array<char, 64 * 1024> chunk;
+  bool skipping = false;  // inside a line too long to keep
+  auto take = [&](std::string_view line) {
     auto value = nlohmann::json::parse(line, nullptr, false);
     if (!value.is_discarded()) out.push_back(std::move(value));
+  };
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    std::string_view data(chunk.data(), static_cast<std::size_t>(n));
+    while (!data.empty()) {
+      const auto newline = data.find('\n');
+      const std::string_view piece = data.substr(0, newline);
+      if (!skipping) pending.append(piece);
+      if (pending.size() > kMaxRecordBytes) {
+        pending.clear();
+        skipping = true;
+      }
+      if (newline == std::string_view::npos) break;
+      if (!skipping) take(pending);
+      pending.clear();
+      skipping = false;
+      data.remove_prefix(newline + 1);
+    }
   }
+  if (!skipping && !pending.empty()) take(pending);  // a last line without its newline
   return out;
 }
 
@@ -115,7 +147,8 @@ std::vector<std::string> entries_of(const std::string& dir_path, bool directorie
     std::string name = entry->d_name;
     if (name == "." || name == "..") continue;
     struct stat st {};
-    if (::stat((dir_path + "/" + name).c_str(), &st) != 0) continue;
+    // lstat: a link planted in the tree is neither a file nor a directory of ours.
+    if (::lstat((dir_path + "/" + name).c_str(), &st) != 0) continue;
     if (directories ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) names.push_back(std::move(name));
   }
   ::closedir(dir);

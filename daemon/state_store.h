@@ -16,6 +16,10 @@ namespace lpd::daemon {
 /// decides anything itself.
 class StateStore {
  public:
+  /// The largest record (a .json file, or one line of a journal) lpd reads
+  /// back; larger ones are treated as absent (files) or skipped (lines).
+  static constexpr std::size_t kMaxRecordBytes = 16 * 1024 * 1024;
+
   explicit StateStore(std::string root) : root_(std::move(root)) {}
 
   const std::string& root() const { return root_; }
@@ -27,7 +31,8 @@ class StateStore {
   /// loss); without it the rename is still atomic for every reader and
   /// survives lpd itself being killed.
   void write_json(std::string_view relative, const nlohmann::json& value, bool durable = true) const;
-  /// nullopt when the file is missing or not valid JSON.
+  /// nullopt when the file is missing, not valid JSON, over kMaxRecordBytes,
+  /// or not a regular file (a link or FIFO is never followed or opened).
   std::optional<nlohmann::json> read_json(std::string_view relative) const;
   /// Appends one line in one write(); `durable` fsyncs it (crash records).
   void append_line(std::string_view relative, const nlohmann::json& value, bool durable) const;

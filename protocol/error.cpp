@@ -6,13 +6,14 @@
 namespace lpd::protocol {
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 9> kNames{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 10> kNames{{
     {ErrorCode::kBadRequest, "bad_request"},
     {ErrorCode::kUnknownOp, "unknown_op"},
     {ErrorCode::kNotFound, "not_found"},
     {ErrorCode::kPermissionDenied, "permission_denied"},
     {ErrorCode::kConflict, "conflict"},
     {ErrorCode::kTooLarge, "too_large"},
+    {ErrorCode::kLimitExceeded, "limit_exceeded"},
     {ErrorCode::kTimeout, "timeout"},
     {ErrorCode::kUnavailable, "unavailable"},
     {ErrorCode::kInternal, "internal"},

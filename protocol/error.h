@@ -16,6 +16,7 @@ enum class ErrorCode {
   kPermissionDenied,
   kConflict,
   kTooLarge,
+  kLimitExceeded,
   kTimeout,
   kUnavailable,
   kInternal,

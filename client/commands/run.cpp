@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <vector>
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
@@ -203,11 +204,26 @@ Command run_command() {
               ::sigaction(SIGTERM, &sa, nullptr);
               std::cerr << "lpctl: run " << run_id << " (log " << started.value("log", "") << ")\n";
               const json done = follow(global, run_id, o->grace);
-              if (!o->junit.empty()) write_report(global, run_id, absolute(o->junit));
+              // Files that could not be written (lpd's --crash-log, our
+              // --junit) are said last and make the exit non-zero: a green
+              // exit with a missing report would be a lie.
+              std::vector<std::string> report_errors;
+              for (const auto& e : done.value("report_errors", json::array()))
+                if (e.is_string()) report_errors.push_back(e.get<std::string>());
+              if (!o->junit.empty()) {
+                try {
+                  write_report(global, run_id, absolute(o->junit));
+                } catch (const std::exception& e) {
+                  report_errors.push_back(std::string("JUnit report: ") + e.what());
+                }
+              }
               print_crashes(done.value("crashes", json::array()));
               std::cerr << "lpctl: run " << run_id << " " << done.value("text", "") << "\n";
+              for (const auto& e : report_errors) std::cerr << "lpctl: error: " << e << "\n";
               if (global.json) print_json(done);
-              exit_like(done.value("returncode", 1), done.value("signal", json()));
+              int returncode = done.value("returncode", 1);
+              if (!report_errors.empty() && returncode == 0) returncode = 1;
+              exit_like(returncode, done.value("signal", json()));
             };
           }};
 }

@@ -1,18 +1,29 @@
 // lpd-monitor: the smallest, longest-lived process of a supervised run.
 //
 // lpd starts one monitor per attempt of `lpctl run`. The monitor starts the
-// command in its own process group with stdout/stderr appended to the run's
-// log, stays its parent, and when it ends writes its wait status to a file
-// (write temp, fsync, rename). lpd can therefore be killed and restarted
-// mid-run without losing the run, its output or its exit status: the next
-// lpd re-adopts the monitor by pid and reads the status file when it exits.
+// command in its own process group with stdout/stderr going to the run's
+// log (the monitor's own stdout/stderr, set up by lpd), stays its parent,
+// and when it ends writes its wait status to a file (write temp, fsync,
+// rename). lpd can therefore be killed and restarted mid-run without losing
+// the run, its output or its exit status: the next lpd re-adopts the
+// monitor by pid and reads the status file when it exits.
+//
+// Identity: a root lpd starts the monitor as root and the monitor drops to
+// the run's user (--uid/--gid/--groups) only in the command's process. So
+// the status file lives in a directory of lpd's that the run's user cannot
+// write: nothing the command does can plant a link or a FIFO where lpd
+// reads, nor forge the exit status (s6's supervise does the same split).
 //
 // Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the monitor are
 // forwarded to the command's process group; SIGUSR2 kills that group with
 // SIGKILL (lpd's "grace period over"). The monitor itself outlives both.
 //
-// Usage: lpd-monitor --status FILE --log FILE -- COMMAND [ARGS...]
+// Usage: lpd-monitor --status FILE [--cwd DIR] [--uid U --gid G
+//        [--groups G1,G2,...]] -- COMMAND [ARGS...]
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,7 +55,8 @@ double now_seconds() {
 /// Replaces `path` atomically with `text`.
 bool write_atomically(const std::string& path, const std::string& text) {
   const std::string temp = path + ".new";
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ::unlink(temp.c_str());
+  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return false;
   const char* p = text.data();
   std::size_t left = text.size();
@@ -81,21 +93,88 @@ std::string json_string(const std::string& s) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: lpd-monitor --status FILE --log FILE -- COMMAND [ARGS...]\n");
+  std::fprintf(stderr,
+               "usage: lpd-monitor --status FILE [--cwd DIR] [--uid U --gid G [--groups G1,G2,...]] -- COMMAND "
+               "[ARGS...]\n");
   return 64;
+}
+
+/// Parses a decimal id; false for anything else.
+bool parse_id(const char* text, unsigned* out) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long value = std::strtoul(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0' || value > 0xfffffffeUL) return false;
+  *out = static_cast<unsigned>(value);
+  return true;
+}
+
+/// Who the command runs as; unset fields mean "as the monitor itself".
+struct Identity {
+  bool set = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+};
+
+bool parse_groups(const std::string& list, std::vector<gid_t>* out) {
+  std::size_t start = 0;
+  while (start <= list.size() && !list.empty()) {
+    const auto comma = list.find(',', start);
+    const std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    unsigned id = 0;
+    if (!parse_id(item.c_str(), &id)) return false;
+    out->push_back(static_cast<gid_t>(id));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return true;
+}
+
+/// In the command's child, before exec: only the descriptors it is meant to
+/// have (0, 1, 2) survive, whatever the monitor inherited.
+void close_other_descriptors() {
+  if (::syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return;
+  const long max = ::sysconf(_SC_OPEN_MAX);
+  for (long fd = 3; fd < (max > 0 ? max : 65536); ++fd) ::close(static_cast<int>(fd));
+}
+
+/// In the command's child: becomes the run's user for good, then enters the
+/// working directory with that user's rights. Returns 0 or an errno value.
+int become(const Identity& who, const std::string& cwd) {
+  if (who.set) {
+    if (::setgroups(who.groups.size(), who.groups.data()) != 0) return errno;
+    if (::setgid(who.gid) != 0) return errno;
+    if (::setuid(who.uid) != 0) return errno;
+  }
+  if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) return errno;
+  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string status_path, log_path;
+  std::string status_path, cwd;
+  Identity who;
+  bool has_uid = false, has_gid = false;
   int i = 1;
   for (; i < argc; ++i) {
     const std::string arg = argv[i];
+    unsigned id = 0;
     if (arg == "--status" && i + 1 < argc) {
       status_path = argv[++i];
-    } else if (arg == "--log" && i + 1 < argc) {
-      log_path = argv[++i];
+    } else if (arg == "--cwd" && i + 1 < argc) {
+      cwd = argv[++i];
+    } else if (arg == "--uid" && i + 1 < argc && parse_id(argv[i + 1], &id)) {
+      who.uid = static_cast<uid_t>(id);
+      has_uid = true;
+      ++i;
+    } else if (arg == "--gid" && i + 1 < argc && parse_id(argv[i + 1], &id)) {
+      who.gid = static_cast<gid_t>(id);
+      has_gid = true;
+      ++i;
+    } else if (arg == "--groups" && i + 1 < argc && parse_groups(argv[i + 1], &who.groups)) {
+      ++i;
     } else if (arg == "--") {
       ++i;
       break;
@@ -103,15 +182,11 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
-  if (status_path.empty() || log_path.empty() || i >= argc) return usage();
+  if (status_path.empty() || i >= argc || has_uid != has_gid) return usage();
+  who.set = has_uid;
+  if (who.set && who.groups.empty()) who.groups.push_back(who.gid);
   std::vector<char*> command(argv + i, argv + argc);
   command.push_back(nullptr);
-
-  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (log_fd < 0) {
-    std::fprintf(stderr, "lpd-monitor: cannot open %s: %s\n", log_path.c_str(), std::strerror(errno));
-    return 1;
-  }
 
   struct sigaction forward {};
   forward.sa_handler = forward_signal;
@@ -134,8 +209,13 @@ int main(int argc, char** argv) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
-    ::dup2(log_fd, STDOUT_FILENO);
-    ::dup2(log_fd, STDERR_FILENO);
+    close_other_descriptors();  // stdout and stderr are already the run's log
+    if (const int err = become(who, cwd)) {
+      dprintf(STDERR_FILENO, "lpd-monitor: cannot start %s as uid %u in %s: %s\n", command[0],
+              static_cast<unsigned>(who.set ? who.uid : ::getuid()), cwd.empty() ? "." : cwd.c_str(),
+              std::strerror(err));
+      ::_exit(126);
+    }
     ::execvp(command[0], command.data());
     const int err = errno;
     dprintf(STDERR_FILENO, "lpd-monitor: cannot run %s: %s\n", command[0], std::strerror(err));

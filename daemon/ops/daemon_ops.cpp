@@ -64,7 +64,7 @@ json handle_status(Daemon& daemon, Call&) {
 json handle_operations(Daemon& daemon, Call&) {
   json list = json::array();
   for (const auto& op : daemon.dispatcher().operations())
-    list.push_back({{"op", op.name}, {"summary", op.summary}});
+    list.push_back({{"op", op.name}, {"summary", op.summary}, {"gate", to_string(op.gate)}});
   return {{"operations", list}};
 }
 

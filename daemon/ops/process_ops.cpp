@@ -83,10 +83,9 @@ json handle_proc_ensure(Daemon& daemon, Call& call) {
   request.owner = call.peer.uid;
   request.credentials = run_as(call.peer);
 
+  // Another user's process of this name: the dispatcher's gate refused
+  // before we got here (existing_process_named).
   auto& service = daemon.processes();
-  if (const auto* existing = service.registry().find(request.name); existing && existing->owner != call.peer.uid)
-    require_may_act(call.peer, existing->owner, what(request.name), daemon.access());
-
   Responder responder = call.defer();
   service.ensure(std::move(request), [responder, &service](const SupervisedProcess* ready, bool reused,
                                                            const StartFailure* failure) mutable {
@@ -104,7 +103,8 @@ json handle_proc_list(Daemon& daemon, Call& call) {
   auto& service = daemon.processes();
   json list = json::array();
   for (const auto* record : service.registry().all())
-    if (all || is_running(record->state)) list.push_back(service.describe(*record));
+    if (all || is_running(record->state))
+      list.push_back(call.view(RecordKind::kProcess, record->owner, service.describe(*record)));
   return {{"processes", list}};
 }
 
@@ -125,7 +125,6 @@ json handle_proc_kill(Daemon& daemon, Call& call) {
   auto& service = daemon.processes();
   const auto* record = service.registry().find(name);
   if (!record) throw Error(ErrorCode::kNotFound, "no process named \"" + name + "\"");
-  require_may_act(call.peer, record->owner, what(name), daemon.access());
   Responder responder = call.defer();
   service.kill(name, signo, grace, [responder](const json& result) mutable { responder.ok(result); });
   return json();
@@ -137,7 +136,7 @@ json handle_proc_kill_all(Daemon& daemon, Call& call) {
   auto& service = daemon.processes();
   std::vector<std::string> names;
   for (const auto* record : service.registry().all())
-    if (is_running(record->state) && may_act_on(call.peer, record->owner, daemon.access()))
+    if (is_running(record->state) && call.may_access(record->owner))
       names.push_back(record->name);
   Responder responder = call.defer();
   if (names.empty()) {
@@ -168,7 +167,22 @@ json handle_proc_logs(Daemon& daemon, Call& call) {
     lines = static_cast<std::uint64_t>(*n);
   }
   const bool follow = call.fields.optional_boolean("follow").value_or(false);
-  return daemon.processes().stream_logs(name, lines, follow, call.peer.session_id, call.sink);
+  auto slot = call.sink->claim_stream("log stream of process " + name);
+  return daemon.processes().stream_logs(name, lines, follow, call.peer.session_id, call.sink, std::move(slot));
+}
+
+std::optional<Owned> process_named(Daemon& daemon, const Call& call) {
+  const std::string name = name_field(call);
+  const auto* record = daemon.processes().registry().find(name);
+  if (!record) throw Error(ErrorCode::kNotFound, "no process named \"" + name + "\"");
+  return Owned{what(name), record->owner};
+}
+
+std::optional<Owned> existing_process_named(Daemon& daemon, const Call& call) {
+  const std::string name = name_field(call);
+  const auto* record = daemon.processes().registry().find(name);
+  if (!record) return std::nullopt;
+  return Owned{what(name), record->owner};
 }
 
 }  // namespace lpd::daemon

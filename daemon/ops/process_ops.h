@@ -18,4 +18,12 @@ json handle_proc_kill_all(Daemon& daemon, Call& call);
 /// Replies with the range, then pushes proc.log pieces and one proc.log_end.
 json handle_proc_logs(Daemon& daemon, Call& call);
 
+// Owner lookups for the dispatcher's gates (see Operation::owner_of).
+/// The process the call's "name" names. Throws bad_request (not a valid
+/// name) or not_found.
+std::optional<Owned> process_named(Daemon& daemon, const Call& call);
+/// proc.ensure: the process of that name when one exists; nullopt when the
+/// call would start a new one (the caller becomes its owner).
+std::optional<Owned> existing_process_named(Daemon& daemon, const Call& call);
+
 }  // namespace lpd::daemon

@@ -6,6 +6,7 @@
 
 #include "daemon/clock.h"
 #include "daemon/process_identity.h"
+#include "daemon/resource_shortage.h"
 
 namespace lpd::daemon {
 
@@ -44,7 +45,7 @@ void PauseService::persist(const Pause& pause) {
   }
 }
 
-void PauseService::arm(const Pause& pause) {
+void PauseService::arm(const Pause& pause, int pidfd) {
   const std::string id = pause.pause_id;
   auto timer = std::make_unique<boost::asio::steady_timer>(io_);
   timer->expires_after(seconds_to_duration(pause.deadline() - wall_now()));
@@ -54,23 +55,27 @@ void PauseService::arm(const Pause& pause) {
     if (p && registry_.time_out(id, wall_now())) settle(*p, "pause.timed_out");
   });
   timers_[id] = std::move(timer);
-  watch_test_process(pause);
+  watch_test_process(pause, pidfd);
 }
 
-void PauseService::watch_test_process(const Pause& pause) {
+void PauseService::watch_test_process(const Pause& pause, int pidfd) {
   const std::string id = pause.pause_id;
-  exit_watches_[id] = ExitWatch::start(io_, pause.pid, [this, id] {
+  auto on_exit = [this, id] {
     Pause* p = registry_.find(id);
     if (!p || p->status != PauseStatus::kPending) return;
-    // Stale means the test process is gone: confirm it with /proc (pid and
-    // start time) before saying so, and keep watching if it is not.
-    if (same_process_alive(p->pid, p->pid_start_time)) {
+    // The watch fires only on a confirmed end (its pidfd woke, or the
+    // kernel said "no such process"; a failure to look is retried, never
+    // taken for a death). /proc is asked once more only to catch a pidfd
+    // that woke while the process still runs: then keep watching.
+    if (check_liveness(p->pid, p->pid_start_time) == Liveness::kAlive) {
       spdlog::warn("pause {}: exit watch fired but pid {} still runs; watching again", id, p->pid);
-      watch_test_process(*p);
+      watch_test_process(*p, -1);
       return;
     }
     if (registry_.mark_stale(id, wall_now())) settle(*p, "pause.stale");
-  });
+  };
+  exit_watches_[id] = pidfd >= 0 ? ExitWatch::adopt(io_, pidfd, std::move(on_exit))
+                                 : ExitWatch::start(io_, pause.pid, pause.pid_start_time, std::move(on_exit));
 }
 
 void PauseService::settle(Pause& pause, std::string_view event) {
@@ -124,13 +129,23 @@ json PauseService::handle_request(Call& call) {
   pause.hostname = f.optional_string("hostname").value_or("");
   pause.cwd = f.optional_string("cwd").value_or("");
   pause.pid = call.peer.pid;
-  if (auto identity = read_process_identity(call.peer.pid)) pause.pid_start_time = identity->start_time;
+  // A pause lpd cannot watch could never become stale, and without the
+  // start time its pid could not be told from a later process: refuse it
+  // now, while the requester is there to hear why, rather than keep it on
+  // trust. A process already gone (or invisible: pid 0) is no such
+  // failure; its pause turns stale at once, as before.
+  const PinnedProcess pinned = pin_process(call.peer.pid, 0);
+  if (pinned.liveness == Liveness::kUnknown)
+    throw Error(ErrorCode::kUnavailable, describe_shortage(pinned.error) + ": lpd cannot watch the process asking (pid " +
+                                             std::to_string(call.peer.pid) +
+                                             "), so it could not tell if it died; nothing was paused, try again later");
+  pause.pid_start_time = pinned.start_time;
   pause.owner = call.peer.uid;
   pause.timeout = timeout;
   pause.created_at = wall_now();
   Pause& added = registry_.add(std::move(pause), nullptr);
   waiting_[pause_id] = call.defer();
-  arm(added);
+  arm(added, pinned.pidfd);
   // On disk before anyone hears of it, so a restarted lpd knows it too.
   persist(added);
   events_.publish("pause.created", added.to_json(), run_id, added.owner);
@@ -140,8 +155,7 @@ json PauseService::handle_request(Call& call) {
 
 json PauseService::handle_resume(Call& call) {
   const std::string id = call.fields.string("pause_id");
-  Pause& pause = registry_.lookup(id);
-  require_may_act(call.peer, pause.owner, "pause " + pause.pause_id, access_);
+  Pause& pause = registry_.lookup(id);  // its owner passed the dispatcher's gate (owner_of)
   ResumeRequest request;
   if (call.body.contains("result")) {
     const json& r = call.body["result"];
@@ -161,8 +175,14 @@ json PauseService::handle_list(Call& call) {
   const bool all = call.fields.optional_boolean("all").value_or(false);
   const std::string run_id = call.fields.optional_string("run_id").value_or("");
   json pauses = json::array();
-  for (const Pause* pause : registry_.list(all, run_id)) pauses.push_back(pause->to_json());
+  for (const Pause* pause : registry_.list(all, run_id))
+    pauses.push_back(call.view(RecordKind::kPause, pause->owner, pause->to_json()));
   return {{"pauses", pauses}};
+}
+
+Owned PauseService::owner_of(std::string_view id_or_prefix) {
+  const Pause& pause = registry_.lookup(id_or_prefix);
+  return {"pause " + pause.pause_id, pause.owner};
 }
 
 json PauseService::handle_watch(Call& call) {
@@ -170,14 +190,21 @@ json PauseService::handle_watch(Call& call) {
   const auto timeout = call.fields.optional_seconds("timeout");
   Run* run = runs_.find(run_id);
   if (!run) throw Error(ErrorCode::kNotFound, "no run \"" + run_id + "\"");
+  // Anyone may wait for a run's pauses; what they get of one is call.view's.
+  auto view = [peer = call.peer, access = call.access](const Pause& pause) {
+    return visible_to(peer, access, pause.owner, RecordKind::kPause, pause.to_json());
+  };
   auto pending = registry_.list(false, run_id);
-  if (!pending.empty()) return {{"pause", pending.front()->to_json()}};
+  if (!pending.empty()) return {{"pause", view(*pending.front())}};
   if (!run->active) throw Error(ErrorCode::kConflict, "run " + run_id + " is no longer active");
 
+  auto slot = call.sink->claim_stream("watch for pauses of run " + run_id);
   Watcher& watcher = watchers_.emplace_back();
   watcher.run_id = run_id;
   watcher.responder = call.defer();
   watcher.session_id = call.peer.session_id;
+  watcher.view = std::move(view);
+  watcher.slot = std::move(slot);
   if (timeout) {
     watcher.timer = std::make_unique<boost::asio::steady_timer>(io_);
     watcher.timer->expires_after(seconds_to_duration(*timeout));
@@ -198,7 +225,7 @@ void PauseService::answer_watchers(std::string_view run_id, const Pause* pause, 
       continue;
     }
     if (pause)
-      it->responder.ok({{"pause", pause->to_json()}});
+      it->responder.ok({{"pause", it->view(*pause)}});
     else
       it->responder.fail(ErrorCode::kConflict, std::string(run_ended_message));
     if (it->timer) it->timer->cancel();
@@ -233,13 +260,19 @@ void PauseService::restore() {
       if (!is_safe_id(pause.pause_id) || pause.run_id != run_dir) continue;
       Pause& added = registry_.add(std::move(pause), nullptr);
       if (added.status != PauseStatus::kPending) continue;
-      if (!same_process_alive(added.pid, added.pid_start_time)) {
+      const PinnedProcess pinned = pin_process(added.pid, added.pid_start_time);
+      if (pinned.liveness == Liveness::kGone || pinned.liveness == Liveness::kReused) {
         registry_.mark_stale(added.pause_id, now);
         persist(added);
         continue;
       }
+      // kUnknown (lpd could not look) is no death: the pause stays pending
+      // and its watch keeps trying until it can.
+      if (pinned.liveness == Liveness::kUnknown)
+        spdlog::warn("pause {}: cannot tell whether pid {} still runs ({}); kept pending and watched", added.pause_id,
+                     added.pid, describe_shortage(pinned.error));
       ++pending;
-      arm(added);  // a deadline already past fires at once
+      arm(added, pinned.pidfd);  // a deadline already past fires at once
     }
   }
   spdlog::info("restored {} pending pause(s)", pending);

@@ -32,6 +32,9 @@ class PauseService {
   json handle_resume(Call& call);
   json handle_list(Call& call);
   json handle_watch(Call& call);  // deferred until a pause of the run is pending
+  /// The pause `id_or_prefix` names and its owner, for the dispatcher's
+  /// gate of pause.resume. Throws not_found, or bad_request (ambiguous prefix).
+  Owned owner_of(std::string_view id_or_prefix);
   void peer_gone(const Peer& peer);
   /// Loads pauses; pending ones whose test process is gone become stale.
   void restore();
@@ -44,11 +47,16 @@ class PauseService {
     std::string run_id;
     Responder responder;
     std::uint64_t session_id;
+    /// What the watcher may see of the pause it gets (Call::view at watch time).
+    std::function<json(const Pause&)> view;
+    ReplySink::StreamSlot slot;
     std::unique_ptr<boost::asio::steady_timer> timer;
   };
 
-  void arm(const Pause& pause);
-  void watch_test_process(const Pause& pause);
+  /// Starts the pause's deadline and the watch of its test process,
+  /// through `pidfd` when the caller already pinned it (-1: open one).
+  void arm(const Pause& pause, int pidfd);
+  void watch_test_process(const Pause& pause, int pidfd);
   void settle(Pause& pause, std::string_view event);
   void persist(const Pause& pause);
   void on_event(const Event& event);

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/close_range.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <optional>
 
 #include <boost/process/v2/environment.hpp>
 #include <boost/process/v2/posix/default_launcher.hpp>
@@ -16,6 +19,7 @@
 
 #include "daemon/process/pidfd_watch.h"
 #include "daemon/process/proc_stat.h"
+#include "daemon/resource_shortage.h"
 #include "protocol/error.h"
 
 namespace lpd::daemon {
@@ -27,6 +31,28 @@ using protocol::ErrorCode;
 
 constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
 
+/// The error a failed launch answers with: `unavailable` when lpd ran
+/// short of descriptors, memory or processes (try again later),
+/// `permission_denied` / `not_found` for what the request asked, else
+/// `internal`.
+Error launch_error(const std::string& what, int error) {
+  if (is_resource_shortage(error)) return Error(ErrorCode::kUnavailable, what + ": " + describe_shortage(error));
+  const auto code = error == EACCES || error == EPERM ? ErrorCode::kPermissionDenied
+                    : error == ENOENT                 ? ErrorCode::kNotFound
+                                                      : ErrorCode::kInternal;
+  return Error(code, what + ": " + std::strerror(error));
+}
+
+/// The shortage that just made a call fail, found out afresh because
+/// libraries report it as a consequence (EBADF for the -1 they got): the
+/// errno of opening one descriptor now, or 0 when that works.
+int shortage_now() {
+  const int probe = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (probe < 0) return errno;
+  ::close(probe);
+  return 0;
+}
+
 bool is_executable_file(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
@@ -37,8 +63,25 @@ bool is_executable_file(const std::string& path) {
 struct ChildSetup {
   const LaunchSpec& spec;
   int null_fd;
+  rlim_t max_fds;  // RLIMIT_NOFILE's soft limit, read in the parent (lpd raises it to the hard one)
 
   static boost::system::error_code last_error() { return {errno, boost::system::system_category()}; }
+
+  /// Sets FD_CLOEXEC on every descriptor from `first` on. close_range
+  /// (Linux 5.11) does it in one call; before that, or where a seccomp
+  /// filter refuses it, one fcntl per slot up to the descriptor limit
+  /// `max_fds` (read before fork: getrlimit is not on the
+  /// async-signal-safe list).
+  static bool mark_cloexec_from(int first, rlim_t max_fds) {
+    if (::close_range(static_cast<unsigned>(first), ~0U, CLOSE_RANGE_CLOEXEC) == 0) return true;
+    if (errno != ENOSYS && errno != EINVAL && errno != EPERM) return false;
+    for (rlim_t fd = static_cast<rlim_t>(first); fd < max_fds; ++fd) {
+      const int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
+      if (flags >= 0 && !(flags & FD_CLOEXEC) && ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC) != 0)
+        return false;
+    }
+    return true;
+  }
 
   static bool move_fd(int from, int to) {
     if (from == to) return ::fcntl(to, F_SETFD, 0) == 0;  // keep it across exec
@@ -55,9 +98,16 @@ struct ChildSetup {
     dfl.sa_handler = SIG_DFL;
     ::sigemptyset(&dfl.sa_mask);
     for (int signo = 1; signo < NSIG; ++signo) ::sigaction(signo, &dfl, nullptr);  // KILL/STOP just fail
+    ::umask(022);  // lpd's own umask (066) keeps its state private; a command gets the usual one
     if (!move_fd(null_fd, STDIN_FILENO)) return last_error();
     if (!move_fd(spec.stdout_fd >= 0 ? spec.stdout_fd : null_fd, STDOUT_FILENO)) return last_error();
     if (!move_fd(spec.stderr_fd >= 0 ? spec.stderr_fd : null_fd, STDERR_FILENO)) return last_error();
+    // The second wall behind close-on-exec everywhere in lpd: whatever lpd
+    // holds (other users' connections, its log, pidfds) ends at exec, so
+    // the command starts with exactly stdin, stdout and stderr. CLOEXEC
+    // rather than closing: bp2 reports a failed exec through a pipe that
+    // must stay open until then.
+    if (!mark_cloexec_from(3, max_fds)) return last_error();
     if (spec.credentials) {
       const auto& c = *spec.credentials;
       // Groups first: after setuid we may no longer change them.
@@ -123,13 +173,32 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
   envp.push_back(nullptr);
 
   const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null_fd < 0) throw Error(ErrorCode::kInternal, std::string("cannot open /dev/null: ") + std::strerror(errno));
+  if (null_fd < 0) throw launch_error("cannot open /dev/null", errno);
+  rlimit fd_limit{};
+  const rlim_t max_fds = ::getrlimit(RLIMIT_NOFILE, &fd_limit) == 0 ? fd_limit.rlim_cur : 1024;
 
   bp2::posix::default_launcher launcher;
   launcher.env = envp.data();
   boost::system::error_code ec;
-  auto process = launcher(io_.get_executor(), ec, bp2::filesystem::path(executable), argv.data(),
-                          ChildSetup{spec, null_fd});
+  std::optional<bp2::process> started;
+  try {
+    started.emplace(launcher(io_.get_executor(), ec, bp2::filesystem::path(executable), argv.data(),
+                             ChildSetup{spec, null_fd, max_fds}));
+  } catch (const std::exception& e) {
+    // bp2 throws after the exec when it cannot open its own pidfd of the
+    // child (EMFILE): the command runs and nobody would watch it.
+    ::close(null_fd);
+    const int error = shortage_now();
+    if (launcher.pid > 0) {
+      if (spec.new_session) ::kill(-launcher.pid, SIGKILL);
+      ::kill(launcher.pid, SIGKILL);
+      int ignored;
+      ::waitpid(launcher.pid, &ignored, 0);
+    }
+    if (error != 0) throw launch_error("started " + executable + " but cannot watch it; stopped it again", error);
+    throw Error(ErrorCode::kInternal, "cannot start " + executable + ": " + e.what());
+  }
+  auto& process = *started;
   ::close(null_fd);
   if (ec) {
     // The child reported its errno through bp2's pipe and exited; reap it.
@@ -137,17 +206,27 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
       int ignored;
       ::waitpid(launcher.pid, &ignored, 0);
     }
-    const auto code = ec.value() == EACCES || ec.value() == EPERM ? ErrorCode::kPermissionDenied
-                      : ec.value() == ENOENT                      ? ErrorCode::kNotFound
-                                                                  : ErrorCode::kInternal;
-    throw Error(code, "cannot start " + executable + ": " + ec.message());
+    throw launch_error("cannot start " + executable, ec.value());
   }
   Launched launched;
   launched.pid = process.id();
   launched.executable = executable;
   // Our own pidfd: the child is not reaped yet, so the pid cannot have been reused.
   launched.pidfd = open_process_fd(launched.pid);
-  if (auto stat = read_proc_stat(launched.pid)) launched.start_time = stat->start_time;
+  int watch_error = launched.pidfd < 0 ? errno : 0;
+  if (auto stat = read_proc_stat(launched.pid))
+    launched.start_time = stat->start_time;
+  else if (watch_error == 0)
+    watch_error = errno;
+  if (watch_error != 0) {
+    // Started but impossible to watch or to tell from a later process with
+    // its pid: lpd could never say when it ends. Stop it (still our
+    // unreaped child, so its pid and group are its own) rather than leave
+    // it running unsupervised; bp2's destructor reaps it.
+    if (launched.pidfd >= 0) ::close(launched.pidfd);
+    if (spec.new_session) ::kill(-launched.pid, SIGKILL);
+    throw launch_error("started " + executable + " but cannot watch it; stopped it again", watch_error);
+  }
   process.detach();  // bp2's destructor would SIGKILL a running child
   return launched;
 }

@@ -9,6 +9,8 @@
 #include <system_error>
 #include <vector>
 
+#include "daemon/untrusted_file.h"
+
 namespace lpd::daemon {
 
 void rotate_log(const std::string& path) {
@@ -17,8 +19,15 @@ void rotate_log(const std::string& path) {
 }
 
 int open_log_for_append(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  // 0600: a helper's log is its owner's (and lpd's) to read. No link or
+  // FIFO is followed or opened, even if one was planted before logs/ was lpd's.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw std::system_error(EINVAL, std::generic_category(), path + " is not a regular file");
+  }
   if (owner && ::fchown(fd, owner->first, owner->second) != 0) {
     const int err = errno;
     ::close(fd);
@@ -29,14 +38,18 @@ int open_log_for_append(const std::string& path, std::optional<std::pair<uid_t, 
 
 std::uint64_t file_size(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return 0;
   return static_cast<std::uint64_t>(st.st_size);
 }
 
 std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines, std::uint64_t end) {
   if (lines == 0 || end == 0) return end;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+  int fd = -1;
+  try {
+    fd = open_untrusted(path).release();
+  } catch (const std::system_error&) {
+    return 0;
+  }
   constexpr std::uint64_t kBlock = 64 * 1024;
   std::vector<char> block(kBlock);
   std::uint64_t pos = end;

@@ -14,7 +14,8 @@ void rotate_log(const std::string& path);
 
 /// Opens (creating) a log for a child to append to: O_APPEND so lpd's
 /// readers and the child never disagree on the end, O_CLOEXEC so only the
-/// child it is handed to keeps it. Owned by `owner` when lpd runs as root.
+/// child it is handed to keeps it. Mode 0600, owned by `owner` when lpd runs
+/// as root; a link, FIFO or device at `path` is refused, never opened.
 /// Throws std::system_error.
 int open_log_for_append(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner);
 

@@ -27,6 +27,9 @@ std::shared_ptr<LogStream> LogStream::open(boost::asio::io_context& io, std::str
   stream->tail_ = LogTail::open(io, path, offset, [weak](std::string_view bytes, std::uint64_t end_offset) {
     if (auto self = weak.lock()) self->send_piece(bytes, end_offset);
   });
+  stream->tail_->set_throttle([sink = stream->sink_](std::function<void()> resume) {
+    return may_send_now(sink, std::move(resume));
+  });
   return stream;
 }
 
@@ -44,6 +47,7 @@ void LogStream::end() {
 void LogStream::cancel() {
   ended_ = true;
   tail_->stop();
+  slot_.reset();
 }
 
 void LogStream::send_piece(std::string_view bytes, std::uint64_t end_offset) {
@@ -66,6 +70,7 @@ void LogStream::send_piece(std::string_view bytes, std::uint64_t end_offset) {
 void LogStream::send_end() {
   if (ended_) return;
   ended_ = true;
+  slot_.reset();
   auto sink = sink_.lock();
   if (!sink) return;
   if (!carry_.empty()) {

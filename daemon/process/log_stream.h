@@ -17,7 +17,8 @@ namespace lpd::daemon {
 /// LogStream sends one helper's log to one peer as pushes, for `proc.logs`:
 /// `proc.log` {name, data, offset} per piece and one `proc.log_end` at the
 /// end. Pieces are cut at UTF-8 character boundaries so JSON never has to
-/// mangle a character split between two reads.
+/// mangle a character split between two reads. It reads no faster than the
+/// peer takes the pieces (LogTail::Throttle on the peer's queue).
 class LogStream : public std::enable_shared_from_this<LogStream> {
  public:
   using EndData = std::function<nlohmann::json()>;
@@ -37,6 +38,8 @@ class LogStream : public std::enable_shared_from_this<LogStream> {
   void end();
   /// The peer left: stop without sending anything more.
   void cancel();
+  /// Holds the connection's stream slot until the stream ends.
+  void hold(ReplySink::StreamSlot slot) { slot_ = std::move(slot); }
 
   bool ended() const { return ended_; }
   const std::string& name() const { return name_; }
@@ -49,6 +52,7 @@ class LogStream : public std::enable_shared_from_this<LogStream> {
   std::weak_ptr<ReplySink> sink_;
   EndData end_data_;
   std::shared_ptr<LogTail> tail_;
+  ReplySink::StreamSlot slot_;
   std::string carry_;  // an incomplete UTF-8 sequence held for the next piece
   std::uint64_t offset_ = 0;
   bool ended_ = false;

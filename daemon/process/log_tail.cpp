@@ -11,6 +11,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include "daemon/untrusted_file.h"
+
 namespace lpd::daemon {
 namespace {
 
@@ -22,8 +24,9 @@ constexpr std::size_t kBytesPerTurn = 1024 * 1024;
 
 std::shared_ptr<LogTail> LogTail::open(boost::asio::io_context& io, const std::string& path, std::uint64_t offset,
                                        OnChunk on_chunk) {
-  const int file_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (file_fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + path);
+  // A log lives where its process's user may write: never follow a link
+  // planted there, never block on a FIFO (open_untrusted).
+  const int file_fd = open_untrusted(path).release();
   const int inotify_fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_fd < 0) {
     const int err = errno;
@@ -32,7 +35,7 @@ std::shared_ptr<LogTail> LogTail::open(boost::asio::io_context& io, const std::s
   }
   // The watch exists before the first read, so no write can slip between
   // "read to the end" and "wait for more".
-  if (::inotify_add_watch(inotify_fd, path.c_str(), IN_MODIFY) < 0) {
+  if (::inotify_add_watch(inotify_fd, path.c_str(), IN_MODIFY | IN_DONT_FOLLOW) < 0) {
     const int err = errno;
     ::close(file_fd);
     ::close(inotify_fd);
@@ -65,6 +68,7 @@ void LogTail::stop() {
   // keeps it from running again. on_finished_ may own our owner: drop it.
   stopped_ = true;
   on_finished_ = nullptr;
+  throttle_ = nullptr;
   boost::system::error_code ignored;
   inotify_.cancel(ignored);
 }
@@ -83,6 +87,10 @@ void LogTail::read_some() {
   std::array<char, kChunkBytes> buffer;
   std::size_t this_turn = 0;
   while (this_turn < kBytesPerTurn) {
+    if (throttle_ && !throttle_([weak = weak_from_this()] {
+          if (auto self = weak.lock()) self->schedule_read();
+        }))
+      return;  // the reader is behind: read on once it caught up
     const std::uint64_t wanted = std::min<std::uint64_t>(buffer.size(), until_ > offset_ ? until_ - offset_ : 0);
     ssize_t n = 0;
     if (wanted > 0) n = ::pread(file_fd_, buffer.data(), wanted, static_cast<off_t>(offset_));

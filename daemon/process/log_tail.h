@@ -20,6 +20,11 @@ namespace lpd::daemon {
 class LogTail : public std::enable_shared_from_this<LogTail> {
  public:
   using OnChunk = std::function<void(std::string_view bytes, std::uint64_t end_offset)>;
+  /// Asked before each piece is read: true to go on now; false when the
+  /// reader's queue is full, and then the throttle calls `resume` once it
+  /// drained (see may_send_now in daemon/dispatcher.h). A slow reader
+  /// thus slows the reading instead of growing lpd.
+  using Throttle = std::function<bool(std::function<void()> resume)>;
 
   /// Throws std::system_error when the file cannot be opened or watched.
   static std::shared_ptr<LogTail> open(boost::asio::io_context& io, const std::string& path,
@@ -35,6 +40,8 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   void finish(std::function<void()> done, std::uint64_t until = UINT64_MAX);
   /// No callback runs after this.
   void stop();
+  /// Paces every later read by `throttle`.
+  void set_throttle(Throttle throttle) { throttle_ = std::move(throttle); }
 
   std::uint64_t offset() const { return offset_; }
 
@@ -50,6 +57,7 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   boost::asio::posix::stream_descriptor inotify_;
   std::uint64_t offset_;
   OnChunk on_chunk_;
+  Throttle throttle_;
   std::function<void()> on_finished_;
   std::uint64_t until_ = UINT64_MAX;
   bool stopped_ = false;

@@ -54,6 +54,27 @@ int open_process_fd(pid_t pid) {
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 }
 
+PinnedProcess pin_process(pid_t pid, std::uint64_t start_time) {
+  PinnedProcess pinned;
+  const int fd = pid > 0 ? open_process_fd(pid) : -1;
+  if (fd < 0) {
+    // pidfd_open says EINVAL for pid 0: no process has it.
+    pinned.error = pid > 0 ? errno : ESRCH;
+    pinned.liveness = is_no_such_process(pinned.error) ? Liveness::kGone : Liveness::kUnknown;
+    return pinned;
+  }
+  const auto stat = read_proc_stat(pid);
+  pinned.error = stat ? 0 : errno;
+  pinned.liveness = judge_liveness(stat, pinned.error, start_time);
+  if (pinned.liveness == Liveness::kAlive) {
+    pinned.pidfd = fd;
+    pinned.start_time = stat->start_time;
+  } else {
+    ::close(fd);
+  }
+  return pinned;
+}
+
 bool signal_process_fd(int pidfd, int signo) {
   return ::syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0) == 0;
 }

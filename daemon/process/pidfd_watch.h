@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "daemon/process/exit_status.h"
+#include "daemon/process/proc_stat.h"
 
 namespace lpd::daemon {
 
@@ -41,6 +43,21 @@ class PidfdWatch : public std::enable_shared_from_this<PidfdWatch> {
 
 /// pidfd_open(2) with close-on-exec; -1 with errno when there is no such process.
 int open_process_fd(pid_t pid);
+/// A pidfd for the process recorded as (pid, start time), taken before the
+/// check so that the pid cannot change hands between the two.
+struct PinnedProcess {
+  int pidfd = -1;     // open (close-on-exec, the caller owns it) only when kAlive
+  Liveness liveness = Liveness::kUnknown;
+  int error = 0;      // the errno behind kUnknown (EMFILE...): lpd could not look
+  std::uint64_t start_time = 0;  // read with the pid pinned (kAlive only)
+};
+
+/// Opens and checks: kAlive with a pidfd; kGone or kReused when the
+/// kernel says the recorded process is no more; kUnknown when a descriptor
+/// or a /proc read failed for any other reason. Never takes an error for a
+/// death.
+PinnedProcess pin_process(pid_t pid, std::uint64_t start_time);
+
 /// pidfd_send_signal(2): signals exactly the process the fd stands for,
 /// even if its pid number was reused since.
 bool signal_process_fd(int pidfd, int signo);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <string>
 
@@ -26,20 +27,28 @@ bool parse_number(std::string_view text, T& out) {
   return ec == std::errc() && ptr == text.data() + text.size();
 }
 
+/// The whole of a small /proc file; nullopt with errno set when it cannot
+/// be read (ESRCH when the process vanished between open and read).
 std::optional<std::string> read_small_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   std::string text(1024, '\0');
   std::size_t used = 0;
+  int read_error = 0;
   for (;;) {
     if (used == text.size()) text.resize(text.size() * 2);
     const ssize_t n = ::read(fd, text.data() + used, text.size() - used);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0) read_error = errno;
     if (n <= 0) break;
     used += static_cast<std::size_t>(n);
   }
   ::close(fd);
-  if (used == 0) return std::nullopt;
+  if (used == 0) {
+    // An empty stat file: the process went away while we read it.
+    errno = read_error != 0 ? read_error : ESRCH;
+    return std::nullopt;
+  }
   text.resize(used);
   return text;
 }
@@ -69,17 +78,38 @@ std::optional<ProcStat> parse_proc_stat_text(std::string_view text) {
 }
 
 std::optional<ProcStat> read_proc_stat(pid_t pid) {
-  if (pid <= 0) return std::nullopt;
+  if (pid <= 0) {
+    errno = ESRCH;  // no process has such a pid
+    return std::nullopt;
+  }
   auto text = read_small_file("/proc/" + std::to_string(pid) + "/stat");
   if (!text) return std::nullopt;
-  return parse_proc_stat_text(*text);
+  auto stat = parse_proc_stat_text(*text);
+  if (!stat) errno = EINVAL;  // garbled: we could not read it, which says nothing of the process
+  return stat;
+}
+
+std::string_view to_string(Liveness liveness) {
+  switch (liveness) {
+    case Liveness::kAlive: return "alive";
+    case Liveness::kGone: return "gone";
+    case Liveness::kReused: return "reused";
+    case Liveness::kUnknown: return "unknown";
+  }
+  return "unknown";
+}
+
+bool is_no_such_process(int error) { return error == ESRCH || error == ENOENT; }
+
+Liveness judge_liveness(const std::optional<ProcStat>& stat, int read_error, std::uint64_t start_time) {
+  if (!stat) return is_no_such_process(read_error) ? Liveness::kGone : Liveness::kUnknown;
+  if (start_time != 0 && stat->start_time != start_time) return Liveness::kReused;
+  return stat->gone() ? Liveness::kGone : Liveness::kAlive;
 }
 
 Liveness check_liveness(pid_t pid, std::uint64_t start_time) {
   const auto stat = read_proc_stat(pid);
-  if (!stat) return Liveness::kGone;
-  if (stat->start_time != start_time) return Liveness::kReused;
-  return stat->gone() ? Liveness::kGone : Liveness::kAlive;
+  return judge_liveness(stat, stat ? 0 : errno, start_time);
 }
 
 std::vector<pid_t> session_members(pid_t session) {

@@ -107,7 +107,11 @@ EnsurePlan ProcessRegistry::plan_ensure(std::string_view name, bool restart) con
       return EnsurePlan::kStopThenStart;
     case S::kReady:
       // Constant time whatever the log size: one read of /proc/PID/stat.
-      if (liveness_(e->record.pid, e->record.start_time) != Liveness::kAlive) return EnsurePlan::kStart;
+      // Only a confirmed end starts another; kUnknown (lpd could not look)
+      // leaves it to the exit watch, rather than run the server twice.
+      if (const auto liveness = liveness_(e->record.pid, e->record.start_time);
+          liveness == Liveness::kGone || liveness == Liveness::kReused)
+        return EnsurePlan::kStart;
       return restart ? EnsurePlan::kStopThenStart : EnsurePlan::kReuse;
     case S::kExited:
     case S::kKilled:

@@ -11,6 +11,8 @@
 #include "daemon/process/log_file.h"
 #include "daemon/process/proc_stat.h"
 #include "daemon/process/process_record_json.h"
+#include "daemon/exit_watch.h"
+#include "daemon/resource_shortage.h"
 
 namespace lpd::daemon {
 namespace {
@@ -237,6 +239,36 @@ void ProcessService::watch_exit(const std::string& name, std::uint64_t generatio
   watch->async_wait([this, name, generation](const ExitStatus& status) { on_exit(name, generation, status); });
 }
 
+void ProcessService::watch_exit_later(const std::string& name, std::uint64_t generation) {
+  auto& sup = supervision(name);
+  if (!sup.watch_retry) sup.watch_retry = std::make_unique<boost::asio::steady_timer>(io_);
+  sup.watch_retry->expires_after(watch_retry_delay(++sup.watch_failures));
+  sup.watch_retry->async_wait([this, name, generation](boost::system::error_code ec) {
+    if (ec) return;
+    const auto* record = registry_.find(name);
+    auto it = supervision_.find(name);
+    if (!record || it == supervision_.end() || it->second.generation != generation || !is_running(record->state))
+      return;
+    const PinnedProcess pinned = pin_process(record->pid, record->start_time);
+    switch (pinned.liveness) {
+      case Liveness::kAlive:
+        spdlog::info("process {} (pid {}): watched again", name, record->pid);
+        it->second.watch_failures = 0;
+        watch_exit(name, generation, pinned.pidfd, false);
+        return;
+      case Liveness::kGone:
+        on_exit(name, generation, ExitStatus{});  // not our child: its status is unknown
+        return;
+      case Liveness::kReused:
+        mark_lost(name);
+        return;
+      case Liveness::kUnknown:
+        watch_exit_later(name, generation);
+        return;
+    }
+  });
+}
+
 void ProcessService::watch_pattern(const std::string& name, std::uint64_t generation, std::uint64_t offset) {
   const auto* record = registry_.find(name);
   PatternWait::Callbacks callbacks;
@@ -446,7 +478,8 @@ void ProcessService::finish_kill_if_done(const std::string& name) {
 // -- logs ------------------------------------------------------------------
 
 nlohmann::json ProcessService::stream_logs(const std::string& name, std::optional<std::uint64_t> lines, bool follow,
-                                           std::uint64_t session, std::weak_ptr<ReplySink> sink) {
+                                           std::uint64_t session, std::weak_ptr<ReplySink> sink,
+                                           ReplySink::StreamSlot slot) {
   const auto* record = registry_.find(name);
   if (!record) throw Error(ErrorCode::kNotFound, "no process named " + in_quotes(name));
   const std::string path = record->log_path;
@@ -469,6 +502,7 @@ nlohmann::json ProcessService::stream_logs(const std::string& name, std::optiona
   } catch (const std::system_error& e) {
     throw Error(ErrorCode::kNotFound, std::string("the log of process ") + name + " cannot be read: " + e.what());
   }
+  stream->hold(std::move(slot));
   const bool following = follow && is_running(record->state);
   if (following) {
     stream->follow();
@@ -514,16 +548,13 @@ void ProcessService::restore() {
       registry_.restore(std::move(*record));
       continue;
     }
-    int pidfd = -1;
-    Liveness liveness = check_liveness(record->pid, record->start_time);
-    if (liveness == Liveness::kAlive) {
-      pidfd = open_process_fd(record->pid);
-      // The fd pins the pid; check again that it is still the same process.
-      liveness = pidfd < 0 ? Liveness::kGone : check_liveness(record->pid, record->start_time);
-    }
+    // The pidfd pins the pid, then /proc says whether it is still the same
+    // process. Only the kernel's "no such process" or another start time
+    // ends it; a failure to look (EMFILE...) re-adopts it all the same.
+    const PinnedProcess pinned = pin_process(record->pid, record->start_time);
+    const Liveness liveness = pinned.liveness;
     const ProcState was = record->state;
-    if (liveness != Liveness::kAlive) {
-      if (pidfd >= 0) ::close(pidfd);
+    if (liveness == Liveness::kGone || liveness == Liveness::kReused) {
       record->state = liveness == Liveness::kReused ? ProcState::kLost : ProcState::kExited;
       record->exit = ExitStatus{};  // not our child any more: unknown
       record->ended_at = wall_seconds();
@@ -547,7 +578,13 @@ void ProcessService::restore() {
     auto& sup = supervision(name);
     sup = Supervision{};
     sup.generation = stored->generation;
-    watch_exit(name, stored->generation, pidfd, false);
+    if (liveness == Liveness::kAlive) {
+      watch_exit(name, stored->generation, pinned.pidfd, false);
+    } else {
+      spdlog::warn("process {} (pid {}): cannot tell whether it still runs ({}); re-adopted, watching it once lpd can",
+                   name, stored->pid, describe_shortage(pinned.error));
+      watch_exit_later(name, stored->generation);
+    }
     // Still starting: watch its log again from the start; nobody waits,
     // so there is no timeout.
     if (stored->state == ProcState::kStarting) watch_pattern(name, stored->generation, 0);

@@ -76,10 +76,11 @@ class ProcessService {
   /// is gone (at once when it was not running). Throws not_found.
   void kill(const std::string& name, int signo, std::chrono::milliseconds grace, KillDone done);
 
-  /// Starts sending the log to `sink` (see LogStream) and returns what the
-  /// reply says: the range sent and whether it follows. Throws not_found.
+  /// Starts sending the log to `sink` (see LogStream), paced by the peer's
+  /// reading, holding `slot` until the stream ends; returns what the reply
+  /// says: the range sent and whether it follows. Throws not_found.
   nlohmann::json stream_logs(const std::string& name, std::optional<std::uint64_t> lines, bool follow,
-                             std::uint64_t session, std::weak_ptr<ReplySink> sink);
+                             std::uint64_t session, std::weak_ptr<ReplySink> sink, ReplySink::StreamSlot slot);
   /// Ends the log streams of a peer that left.
   void drop_session(std::uint64_t session);
 
@@ -101,6 +102,9 @@ class ProcessService {
     int kill_signal = 0;
     std::vector<KillDone> kill_waiters;
     std::optional<EnsureRequest> pending_start;  // --restart: start once the old one is gone
+    /// Re-adopted while lpd could not look at it (EMFILE...): the next try.
+    std::unique_ptr<boost::asio::steady_timer> watch_retry;
+    unsigned watch_failures = 0;
   };
   struct Follower {
     std::uint64_t session;
@@ -111,6 +115,9 @@ class ProcessService {
   void start_pending(const std::string& name);
   void arm_timeout(const std::string& name, std::uint64_t generation, double seconds, bool keeps);
   void watch_exit(const std::string& name, std::uint64_t generation, int pidfd, bool own_child);
+  /// Tries again (after watch_retry_delay) to pin and watch a re-adopted
+  /// process lpd could not look at; only a confirmed end ends it.
+  void watch_exit_later(const std::string& name, std::uint64_t generation);
   void watch_pattern(const std::string& name, std::uint64_t generation, std::uint64_t offset);
 
   void on_match(const std::string& name, std::uint64_t generation, const std::string& line, std::uint64_t offset);

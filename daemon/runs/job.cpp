@@ -71,6 +71,7 @@ json Job::to_json() const {
           {"returncode", optional_int(returncode)},
           {"signal", optional_int(signal)},
           {"text", text},
+          {"report_errors", report_errors},
           {"created_at", created_at},
           {"ended_at", ended_at}};
 }
@@ -86,6 +87,7 @@ Job Job::from_json(const json& j) {
   job.returncode = int_or_null(j, "returncode");
   job.signal = int_or_null(j, "signal");
   job.text = j.value("text", "");
+  job.report_errors = j.value("report_errors", std::vector<std::string>{});
   job.created_at = j.value("created_at", 0.0);
   job.ended_at = j.value("ended_at", 0.0);
   return job;

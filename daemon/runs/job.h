@@ -48,6 +48,9 @@ struct Job {
   std::optional<int> returncode;  // of the final attempt, crashes folded in
   std::optional<int> signal;      // the final attempt died by this signal
   std::string text;               // a human line about the latest state change
+  /// Files lpd could not write for the user (--junit, --crash-log), one
+  /// message each; lpctl prints them and exits non-zero.
+  std::vector<std::string> report_errors;
   double created_at = 0;
   double ended_at = 0;
 

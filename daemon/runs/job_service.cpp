@@ -1,9 +1,11 @@
 #include "daemon/runs/job_service.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cstring>
 
 #include <boost/asio/post.hpp>
 
@@ -12,7 +14,10 @@
 #include "daemon/clock.h"
 #include "daemon/process_identity.h"
 #include "daemon/reports/junit_report.h"
+#include "daemon/as_user.h"
 #include "daemon/run_as.h"
+#include "daemon/untrusted_file.h"
+#include "daemon/user_files.h"
 #include "protocol/message.h"
 
 namespace lpd::daemon {
@@ -53,13 +58,47 @@ JobService::JobService(boost::asio::io_context& io, EventBus& events, const Stat
       access_(access),
       environment_(std::move(environment)) {}
 
-// The monitor runs as the run's user and writes only under runs/<id>/io/,
-// a directory that user owns; everything lpd itself trusts stays outside it.
+// Both live in runs/<id>/, a directory of lpd's that the run's user cannot
+// write: the monitor writes the exit status there as lpd's user and drops to
+// the run's user only in the command, so nothing the command does can plant
+// a link or a FIFO where lpd reads, or forge how it ended. The output log is
+// handed to the run's user (mode 0600): it is theirs to read.
 std::string JobService::output_path(const std::string& run_id) const {
-  return store_.path("runs/" + run_id + "/io/output.log");
+  return store_.path("runs/" + run_id + "/output.log");
 }
 std::string JobService::status_path(const std::string& run_id) const {
-  return store_.path("runs/" + run_id + "/io/exit.json");
+  return store_.path("runs/" + run_id + "/exit.json");
+}
+
+void JobService::report_error(Supervised& s, std::string message) {
+  spdlog::error("run {}: {}", s.run_id, message);
+  s.job.report_errors.push_back(std::move(message));
+  persist(s);
+}
+
+UniqueFd JobService::open_output_log(const std::string& path, const std::optional<Credentials>& owner) {
+  // Appended across attempts. O_NOFOLLOW/O_NONBLOCK and the regular-file
+  // check hold even if something was planted before lpd made the directory.
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw Error(ErrorCode::kInternal, "cannot open the run's log " + path + ": " +
+                                          (fd ? "not a regular file" : std::strerror(errno)));
+  if (owner && ::fchown(fd.get(), owner->uid, owner->gid) != 0)
+    throw Error(ErrorCode::kInternal, "cannot hand the run's log " + path + " to uid " + std::to_string(owner->uid));
+  return fd;
+}
+
+std::optional<json> JobService::read_exit_status(const std::string& run_id) const {
+  // lpd-monitor writes a few hundred bytes; anything larger is not its file.
+  constexpr std::size_t kMaxStatusBytes = 64 * 1024;
+  auto text = read_untrusted_file(status_path(run_id), kMaxStatusBytes);
+  // A monitor started by an lpd older than this one wrote into io/.
+  if (!text) text = read_untrusted_file(store_.path("runs/" + run_id + "/io/exit.json"), kMaxStatusBytes);
+  if (!text) return std::nullopt;
+  auto value = json::parse(*text, nullptr, false);
+  if (value.is_discarded() || !value.is_object()) return std::nullopt;
+  return value;
 }
 
 JobService::Supervised* JobService::find(const std::string& run_id) {
@@ -125,8 +164,21 @@ json JobService::handle_start(Call& call) {
   spec.crash_log_path = f.optional_string("crash_log").value_or("");
   spec.pause_on_failure = f.optional_boolean("pause_on_failure").value_or(false);
   spec.run_as = run_as(call.peer);
-  // Resolve the command before creating anything, so "not found" leaves no run behind.
-  resolve_executable(spec.argv.front(), spec.env, spec.cwd);
+  // Resolve the command before creating anything, so "not found" leaves no
+  // run behind; as the caller, so a root lpd reveals nothing of paths they
+  // cannot see.
+  check_runnable_as(spec.run_as, spec.argv.front(), spec.env, spec.cwd);
+  // Files written for the caller must be theirs to write: say so now, not
+  // when the run is over (the crash log is created empty, as pytest-abort's is).
+  for (const auto& [path, mode] : {std::pair{spec.junit_path, UserWrite::kCheckWritable},
+                                   std::pair{spec.crash_log_path, UserWrite::kAppend}}) {
+    if (path.empty()) continue;
+    if (path.front() != '/') throw Error(ErrorCode::kBadRequest, "report path \"" + path + "\" must be absolute");
+    if (auto error = write_file_as(spec.run_as, path, "", mode))
+      throw Error(error->error == EACCES || error->error == EPERM ? ErrorCode::kPermissionDenied
+                                                                   : ErrorCode::kBadRequest,
+                  error->message);
+  }
 
   const double now = wall_now();
   std::string prefix = spec.name.empty() ? "" : spec.name + "-";
@@ -166,34 +218,32 @@ json JobService::handle_start(Call& call) {
 
 void JobService::start_attempt(Supervised& s) {
   s.job.attempt += 1;
-  store_.make_dir("runs/" + s.run_id + "/io");
-  if (const auto& who = s.job.spec.run_as) {
-    if (::chown(store_.path("runs/" + s.run_id + "/io").c_str(), who->uid, who->gid) != 0)
-      throw Error(ErrorCode::kInternal, "cannot hand the run's directory to uid " + std::to_string(who->uid));
-  }
+  store_.make_dir("runs/" + s.run_id);
   ::unlink(status_path(s.run_id).c_str());
-  int log_fd = -1;
-  with_file_identity(s.job.spec.run_as, [&] {
-    log_fd = ::open(output_path(s.run_id).c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  });
-  if (log_fd < 0) throw Error(ErrorCode::kInternal, "cannot open the run's log " + output_path(s.run_id));
+  UniqueFd log_fd = open_output_log(output_path(s.run_id), s.job.spec.run_as);
   LaunchSpec spec;
-  spec.argv = {environment_.monitor_path, "--status", status_path(s.run_id), "--log", output_path(s.run_id), "--"};
+  // The monitor runs as lpd; the command as the run's user (see output_path).
+  spec.argv = {environment_.monitor_path, "--status", status_path(s.run_id), "--cwd", s.job.spec.cwd};
+  if (const auto& who = s.job.spec.run_as) {
+    std::string groups;
+    for (gid_t g : who->groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
+    for (std::string arg : {std::string("--uid"), std::to_string(who->uid), std::string("--gid"),
+                            std::to_string(who->gid)})
+      spec.argv.push_back(std::move(arg));
+    if (!groups.empty()) {
+      spec.argv.push_back("--groups");
+      spec.argv.push_back(groups);
+    }
+  }
+  spec.argv.push_back("--");
   for (const auto& arg : s.job.attempt_argv()) spec.argv.push_back(arg);
   spec.cwd = s.job.spec.cwd;
   spec.env = child_environment(s);
-  spec.stdout_fd = log_fd;
-  spec.stderr_fd = log_fd;
+  spec.stdout_fd = log_fd.get();
+  spec.stderr_fd = log_fd.get();
   spec.new_session = true;
-  spec.credentials = s.job.spec.run_as;
-  Launched launched;
-  try {
-    launched = launcher_.launch(spec);
-  } catch (...) {
-    ::close(log_fd);
-    throw;
-  }
-  ::close(log_fd);
+  const Launched launched = launcher_.launch(spec);
+  log_fd.reset();
   s.job.monitor_pid = launched.pid;
   s.job.monitor_start_time = launched.start_time;
   const std::string run_id = s.run_id;
@@ -220,8 +270,7 @@ void JobService::attempt_ended(const std::string& run_id) {
   s->monitor_watch.reset();
   s->readopted_watch.reset();
   if (s->kill_timer) s->kill_timer->cancel();
-  // Written by the user's own monitor: trusted for the exit status only.
-  auto status = store_.read_json("runs/" + run_id + "/io/exit.json");
+  auto status = read_exit_status(run_id);
   std::optional<int> exit_code, signal;
   if (status && status->value("state", "") == "exited") {
     if ((*status)["signal"].is_number_integer()) signal = (*status)["signal"].get<int>();
@@ -271,28 +320,17 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
   std::string text = signal ? "killed by signal " + std::to_string(*signal)
                             : "exited with code " + std::to_string(exit_code.value_or(-1));
   if (!s.crashes.empty()) text += ", " + std::to_string(s.crashes.size()) + " crash(es)";
+  if (!s.job.spec.junit_path.empty()) {
+    // Before the run is done, so a failure is in the job and in run.done.
+    const std::string xml = junit_report(s.job.spec.name.empty() ? "pytest" : s.job.spec.name, s.results,
+                                         s.crashes, "", s.job.created_at);
+    if (auto error = write_file_as(s.job.spec.run_as, s.job.spec.junit_path, xml, UserWrite::kReplace))
+      report_error(s, "JUnit report: " + error->message);
+  }
   set_state(s, JobState::kDone, text);
   if (runs_.end(s.run_id, s.job.ended_at)) {
     if (Run* run = runs_.find(s.run_id)) store_.write_json("runs/" + s.run_id + "/run.json", run->to_json());
     events_.publish("run.ended", {{"run_id", s.run_id}, {"ended_at", s.job.ended_at}}, s.run_id, s.owner);
-  }
-  if (!s.job.spec.junit_path.empty()) {
-    try {
-      const std::string xml = junit_report(s.job.spec.name.empty() ? "pytest" : s.job.spec.name, s.results,
-                                           s.crashes, "", s.job.created_at);
-      // Written as the run's user: a root lpd never writes where they could not.
-      with_file_identity(s.job.spec.run_as, [&] {
-        const std::string temp = s.job.spec.junit_path + ".lpd-new";
-        FILE* f = std::fopen(temp.c_str(), "w");
-        if (!f) throw std::runtime_error("cannot write " + temp);
-        std::fwrite(xml.data(), 1, xml.size(), f);
-        std::fclose(f);
-        if (std::rename(temp.c_str(), s.job.spec.junit_path.c_str()) != 0)
-          throw std::runtime_error("cannot write " + s.job.spec.junit_path);
-      });
-    } catch (const std::exception& e) {
-      spdlog::error("run {}: JUnit report: {}", s.run_id, e.what());
-    }
   }
   for (auto& a : s.attached) {
     if (!a.tail) continue;
@@ -317,8 +355,21 @@ void JobService::send_done(Supervised& s, Attached& a) {
                                                 {"signal", s.job.signal ? json(*s.job.signal) : json(nullptr)},
                                                 {"attempts", s.job.attempt},
                                                 {"crashes", crashes},
+                                                {"report_errors", s.job.report_errors},
                                                 {"text", s.job.text}}));
   a.tail.reset();
+  // This attach is over: its entry goes, and with it the weak hold on the connection.
+  s.attached.remove_if([&a](const Attached& other) { return &other == &a; });
+}
+
+void JobService::drop_attaches(std::uint64_t session) {
+  for (auto& [_, s] : jobs_) {
+    s->attached.remove_if([session](const Attached& a) {
+      if (a.session != session) return false;
+      if (a.tail) a.tail->stop();  // no finish callback runs after this
+      return true;
+    });
+  }
 }
 
 json JobService::handle_attach(Call& call) {
@@ -326,17 +377,20 @@ json JobService::handle_attach(Call& call) {
   Supervised& s = supervised(run_id);
   const auto offset = call.fields.optional_integer("offset").value_or(0);
   if (offset < 0) throw Error(ErrorCode::kBadRequest, "field \"offset\" must not be negative");
+  auto slot = call.sink->claim_stream("attach to run " + run_id);
+  std::weak_ptr<ReplySink> weak = call.sink;
+  auto tail = LogTail::open(io_, output_path(run_id), static_cast<std::uint64_t>(offset),
+                            [weak](std::string_view bytes, std::uint64_t end_offset) {
+                              if (auto sink = weak.lock())
+                                sink->send(protocol::encode_push(
+                                    "run.output", {{"data", std::string(bytes)}, {"offset", end_offset}}));
+                            });
+  // Output is read no faster than this peer takes it.
+  tail->set_throttle([weak](std::function<void()> resume) { return may_send_now(weak, std::move(resume)); });
   Responder responder = call.defer();
   responder.ok({{"run_id", run_id}, {"job", s.job.payload(run_id)}, {"log", output_path(run_id)}});
-  std::weak_ptr<ReplySink> weak = call.sink;
-  s.attached.push_back({weak, nullptr});
+  s.attached.push_back({weak, std::move(tail), call.peer.session_id, std::move(slot)});
   Attached& a = s.attached.back();
-  a.tail = LogTail::open(io_, output_path(run_id), static_cast<std::uint64_t>(offset),
-                         [weak](std::string_view bytes, std::uint64_t end_offset) {
-                           if (auto sink = weak.lock())
-                             sink->send(protocol::encode_push(
-                                 "run.output", {{"data", std::string(bytes)}, {"offset", end_offset}}));
-                         });
   if (s.job.state == JobState::kDone) {
     Attached* attached = &a;
     a.tail->finish([this, run_id, attached] {
@@ -381,6 +435,12 @@ json JobService::handle_report(Call& call) {
           {"crashes", s.crashes.size()}};
 }
 
+uid_t JobService::owner_of(const std::string& run_id) const {
+  auto it = jobs_.find(run_id);
+  if (it == jobs_.end()) throw Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
+  return it->second->owner;
+}
+
 json JobService::handle_info(Call& call) {
   Supervised& s = supervised(call.fields.string("run_id"));
   json j = s.job.to_json();
@@ -397,8 +457,13 @@ json JobService::handle_info(Call& call) {
 json JobService::handle_crashes(Call& call) {
   const std::string run_id = call.fields.optional_string("run_id").value_or("");
   json out = json::array();
-  for (const auto& line : store_.read_lines("crashes.jsonl"))
-    if (run_id.empty() || line.value("run_id", "") == run_id) out.push_back(line);
+  for (const auto& line : store_.read_lines("crashes.jsonl")) {
+    if (!run_id.empty() && line.value("run_id", "") != run_id) continue;
+    // A record without a valid owner is nobody's: content for root and admins only.
+    uid_t owner = static_cast<uid_t>(-1);
+    if (auto it = line.find("owner_uid"); it != line.end() && it->is_number_unsigned()) owner = it->get<uid_t>();
+    out.push_back(call.view(RecordKind::kCrash, owner, line));
+  }
   return {{"crashes", out}};
 }
 
@@ -407,10 +472,13 @@ void JobService::record_crash(Supervised* s, Crash crash) {
   const json line = crash.to_json();
   try {
     store_.append_line("crashes.jsonl", line, /*durable=*/true);
-    if (s && !s->job.spec.crash_log_path.empty())
-      with_file_identity(s->job.spec.run_as, [&] { append_json_line(s->job.spec.crash_log_path, line, true); });
   } catch (const std::exception& e) {
     spdlog::error("cannot record crash: {}", e.what());
+  }
+  if (s && !s->job.spec.crash_log_path.empty()) {
+    std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    if (auto error = write_file_as(s->job.spec.run_as, s->job.spec.crash_log_path, text, UserWrite::kAppend))
+      report_error(*s, "crash log: " + error->message);
   }
   events_.publish("crash", line, crash.run_id, crash.owner);
   if (s) s->crashes.push_back(std::move(crash));
@@ -433,8 +501,10 @@ void JobService::restore() {
     jobs_[run_id] = std::move(s);
     if (ref.job.state == JobState::kDone) continue;
     ++adopted;
-    if (same_process_alive(ref.job.monitor_pid, ref.job.monitor_start_time)) {
-      ref.readopted_watch = ExitWatch::start(io_, ref.job.monitor_pid, [this, run_id] { attempt_ended(run_id); });
+    if (const auto alive = check_liveness(ref.job.monitor_pid, ref.job.monitor_start_time);
+        alive == Liveness::kAlive || alive == Liveness::kUnknown) {  // unknown: the watch retries until it can look
+      ref.readopted_watch = ExitWatch::start(io_, ref.job.monitor_pid, ref.job.monitor_start_time,
+                                             [this, run_id] { attempt_ended(run_id); });
     } else {
       // It ended while lpd was down; its status file says how.
       boost::asio::post(io_, [this, run_id] { attempt_ended(run_id); });

@@ -24,6 +24,7 @@
 #include "daemon/runs/job.h"
 #include "daemon/runs/run_registry.h"
 #include "daemon/state_store.h"
+#include "daemon/unique_fd.h"
 
 namespace lpd::daemon {
 
@@ -53,6 +54,9 @@ class JobService {
   json handle_report(Call& call);
   json handle_crashes(Call& call);
   json handle_info(Call& call);
+  /// The owner of supervised run `run_id`, for the dispatcher's gates
+  /// (run.attach, run.info, run.report, run.stop). Throws not_found.
+  uid_t owner_of(const std::string& run_id) const;
   // Notifications from shims.
   json handle_test_start(Call& call);
   json handle_test_finish(Call& call);
@@ -65,6 +69,8 @@ class JobService {
   void worker_joined(const Run& run, const std::string& worker_id, const Peer& peer);
   void worker_ended_cleanly(const Peer& peer);
   void peer_gone(const Peer& peer);
+  /// Ends the run.attach streams of a connection that closed.
+  void drop_attaches(std::uint64_t session);
   /// Re-adopts monitors of unfinished jobs and reloads results and crashes.
   void restore();
 
@@ -77,9 +83,14 @@ class JobService {
 
  private:
   void drain_sessions_where(const std::function<bool(const WorkerActivity&)>& matches);
+  /// One run.attach: its output tail, paced by the peer's reading. Erased
+  /// once run.done is sent or the peer leaves (drop_attaches): a weak sink
+  /// left behind would pin the closed connection's memory.
   struct Attached {
     std::weak_ptr<ReplySink> sink;
     std::shared_ptr<LogTail> tail;
+    std::uint64_t session = 0;
+    ReplySink::StreamSlot slot;
   };
   /// Everything lpd holds about one supervised run while it lives.
   struct Supervised {
@@ -112,6 +123,15 @@ class JobService {
   void finalize(Pending& pending, const ProcessEnd& end);
   void finalize_pending_of(const std::string& run_id, const std::optional<ProcessEnd>& controller_end);
   void send_done(Supervised& s, Attached& a);
+  /// A report file lpd could not write for the run's user: logged, kept in
+  /// the job (run.info) and sent with run.done, so lpctl prints it.
+  void report_error(Supervised& s, std::string message);
+  /// Opens (creating, 0600) the run's output log for the monitor to inherit,
+  /// owned by `owner` when set. Throws protocol::Error(kInternal).
+  static UniqueFd open_output_log(const std::string& path, const std::optional<Credentials>& owner);
+  /// lpd-monitor's status file, read as untrusted (bounded, no links, no
+  /// FIFOs); nullopt when it is missing or not a JSON object.
+  std::optional<json> read_exit_status(const std::string& run_id) const;
   std::string output_path(const std::string& run_id) const;
   std::string status_path(const std::string& run_id) const;
   WorkerActivity* activity_of(const Peer& peer);

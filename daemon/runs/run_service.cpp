@@ -51,7 +51,7 @@ json RunService::handle_end(Call& call) {
 json RunService::handle_list(Call& call) {
   const bool all = call.fields.optional_boolean("all").value_or(false);
   json runs = json::array();
-  for (const Run* run : registry_.list(all)) runs.push_back(run->to_json());
+  for (const Run* run : registry_.list(all)) runs.push_back(call.view(RecordKind::kRun, run->owner, run->to_json()));
   return {{"runs", runs}};
 }
 

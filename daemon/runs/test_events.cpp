@@ -148,6 +148,7 @@ void JobService::finalize_pending_of(const std::string& run_id, const std::optio
 }
 
 void JobService::peer_gone(const Peer& peer) {
+  drop_attaches(peer.session_id);
   auto it = activities_.find(peer.session_id);
   if (it == activities_.end()) return;
   WorkerActivity activity = std::move(it->second);

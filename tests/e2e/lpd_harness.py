@@ -4,6 +4,7 @@ socket reads, process exits), never sleeps."""
 
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -93,14 +94,20 @@ class Lpd:
         self.pid = None
 
     # -- lifecycle -------------------------------------------------------
-    def start(self, *extra, env=None):
+    def start(self, *extra, env=None, rlimit_nofile=None):
+        """`rlimit_nofile`: lpd's descriptor limit (soft and hard, so lpd
+        cannot raise it), to put it under descriptor pressure."""
         read_fd, write_fd = os.pipe()
         log = open(self.log_path, "ab")
+        preexec = None
+        if rlimit_nofile is not None:
+            def preexec():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (rlimit_nofile, rlimit_nofile))
         self.proc = subprocess.Popen(
             [LPD_BIN, "start", "--foreground", "--socket", self.socket, "--state-dir", self.state_dir,
              "--log-level", "debug", "--ready-fd", str(write_fd), *extra],
             pass_fds=[write_fd], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-            env=env if env is not None else self.env())
+            env=env if env is not None else self.env(), preexec_fn=preexec)
         os.close(write_fd)
         log.close()
         report = self._read_all(read_fd)

@@ -203,7 +203,7 @@ def test_output_streams_and_exit_code_passes_through(lpd, work_dir):
     code, output, done = lpctl_run(lpd, work_dir, *pytest_args("-s", "test_fail.py"))
     assert code == 1 and done["returncode"] == 1 and done["crashes"] == []
     assert "HELLO-FROM-TEST" in output and "1 failed" in output
-    log = open(os.path.join(lpd.state_dir, "runs", done["run_id"], "io", "output.log")).read()
+    log = open(os.path.join(lpd.state_dir, "runs", done["run_id"], "output.log")).read()
     assert "HELLO-FROM-TEST" in log
 
 

@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <map>
+#include <stdexcept>
+
 #include "daemon/dispatcher.h"
 
 using namespace lpd::daemon;
@@ -20,11 +23,12 @@ struct Fixture {
   Peer peer;
   std::optional<Responder> parked;
   Dispatcher dispatcher{{
-      {"hello", "", [](Call& c) { c.peer.said_hello = true; return json{{"hi", true}}; }, true},
-      {"echo", "", [](Call& c) { return json{{"text", c.fields.string("text")}}; }},
-      {"later", "", [this](Call& c) { parked = c.defer(); return json(); }},
-      {"boom", "", [](Call&) -> json { throw std::runtime_error("kaput"); }},
-      {"note", "", [](Call& c) { c.peer.role = c.fields.string("role"); return json(); }},
+      {"hello", "", Gate::kOpen, [](Call& c) { c.peer.said_hello = true; return json{{"hi", true}}; }, nullptr,
+       true},
+      {"echo", "", Gate::kOpen, [](Call& c) { return json{{"text", c.fields.string("text")}}; }},
+      {"later", "", Gate::kOpen, [this](Call& c) { parked = c.defer(); return json(); }},
+      {"boom", "", Gate::kOpen, [](Call&) -> json { throw std::runtime_error("kaput"); }},
+      {"note", "", Gate::kOwn, [](Call& c) { c.peer.role = c.fields.string("role"); return json(); }},
   }};
 
   void send(const std::string& line) { dispatcher.dispatch_line(line, peer, sink); }
@@ -95,4 +99,102 @@ TEST_CASE_METHOD(Fixture, "a deferred responder outlives its peer harmlessly") {
   sink.reset();
   parked->fail(ErrorCode::kTimeout, "gone");  // nobody to tell; must not crash
   CHECK(parked->answered());
+}
+
+// -- gates ------------------------------------------------------------------
+
+namespace {
+
+constexpr uid_t kOwner = 1000;
+constexpr gid_t kAdmins = 50;
+
+/// A table with one operation per gate kind over one object owned by
+/// kOwner, counting how often each handler actually ran.
+struct GateFixture {
+  std::shared_ptr<RecordingSink> sink = std::make_shared<RecordingSink>();
+  std::map<std::string, int> ran;
+  OwnerOf thing = [](const Call& c) -> std::optional<Owned> {
+    const std::string name = c.fields.string("name");
+    if (name == "new") return std::nullopt;  // does not exist yet: the call creates it
+    if (name != "x") throw lpd::protocol::Error(ErrorCode::kNotFound, "no thing \"" + name + "\"");
+    return Owned{"thing x", kOwner};
+  };
+  Handler counting(const std::string& op) {
+    return [this, op](Call&) { ++ran[op]; return json{{"secret", "s3cr3t"}}; };
+  }
+  Dispatcher dispatcher{std::vector<Operation>{
+                            {"peek", "", Gate::kRead, counting("peek"), thing},
+                            {"poke", "", Gate::kAct, counting("poke"), thing},
+                            {"list", "", Gate::kList,
+                             [](Call& c) {
+                               return json{{"items", json::array({c.view(RecordKind::kRun, kOwner,
+                                                                         {{"run_id", "r1"}, {"argv", {"s3cr3t"}}})})}};
+                             }},
+                        },
+                        AccessPolicy{kAdmins}};
+
+  json call(const Peer& who, const std::string& line) {
+    Peer peer = who;
+    peer.said_hello = true;
+    dispatcher.dispatch_line(line, peer, sink);
+    return sink->lines.back();
+  }
+};
+
+Peer peer_of(uid_t uid, std::vector<gid_t> groups = {}) {
+  Peer p;
+  p.uid = uid;
+  p.gid = uid;
+  p.groups = std::move(groups);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE_METHOD(GateFixture, "content of one object goes to its owner, root and the admin group only") {
+  const Peer other = peer_of(1001, {1001});
+  auto reply = call(other, R"({"id":1,"op":"peek","name":"x"})");
+  CHECK(reply["error"]["code"] == "permission_denied");
+  CHECK(reply["error"]["message"] == "thing x belongs to uid 1000; uid 1001 may not read its content");
+  reply = call(other, R"({"id":2,"op":"poke","name":"x"})");
+  CHECK(reply["error"]["code"] == "permission_denied");
+  CHECK(reply["error"]["message"] == "thing x belongs to uid 1000; uid 1001 may not act on it");
+  CHECK(ran.empty());  // refused before either handler ran
+
+  for (const Peer& allowed : {peer_of(kOwner), peer_of(0), peer_of(1002, {1002, kAdmins})}) {
+    CHECK(call(allowed, R"({"id":3,"op":"peek","name":"x"})")["result"]["secret"] == "s3cr3t");
+    CHECK(call(allowed, R"({"id":4,"op":"poke","name":"x"})")["ok"] == true);
+  }
+  CHECK(ran["peek"] == 3);
+  CHECK(ran["poke"] == 3);
+}
+
+TEST_CASE_METHOD(GateFixture, "the resolver's own errors come before the handler, and a new object has no owner") {
+  const Peer other = peer_of(1001);
+  CHECK(call(other, R"({"id":1,"op":"peek","name":"nope"})")["error"]["code"] == "not_found");
+  CHECK(call(other, R"({"id":2,"op":"peek"})")["error"]["code"] == "bad_request");
+  CHECK(ran.empty());
+  CHECK(call(other, R"({"id":3,"op":"poke","name":"new"})")["ok"] == true);
+  CHECK(ran["poke"] == 1);
+}
+
+TEST_CASE_METHOD(GateFixture, "a list gate lets anyone call, and reduces what they may not read") {
+  auto items = call(peer_of(1001), R"({"id":1,"op":"list"})")["result"]["items"];
+  CHECK(items[0] == json{{"run_id", "r1"}, {"redacted", true}});
+  items = call(peer_of(kOwner), R"({"id":2,"op":"list"})")["result"]["items"];
+  CHECK(items[0]["argv"][0] == "s3cr3t");
+  items = call(peer_of(1002, {kAdmins}), R"({"id":3,"op":"list"})")["result"]["items"];
+  CHECK(items[0]["argv"][0] == "s3cr3t");
+}
+
+TEST_CASE("a table row whose gate cannot be checked is refused at startup") {
+  Handler h = [](Call&) { return json(); };
+  OwnerOf o = [](const Call&) -> std::optional<Owned> { return std::nullopt; };
+  CHECK_THROWS_AS(Dispatcher(std::vector<Operation>{{"peek", "", Gate::kRead, h}}), std::logic_error);
+  CHECK_THROWS_AS(Dispatcher(std::vector<Operation>{{"poke", "", Gate::kAct, h}}), std::logic_error);
+  CHECK_THROWS_AS(Dispatcher(std::vector<Operation>{{"list", "", Gate::kList, h, o}}), std::logic_error);
+  CHECK_THROWS_AS(Dispatcher(std::vector<Operation>{{"a", "", Gate::kOpen, nullptr}}), std::logic_error);
+  CHECK_THROWS_AS(Dispatcher(std::vector<Operation>{{"a", "", Gate::kOpen, h}, {"a", "", Gate::kOpen, h}}),
+                  std::logic_error);
+  CHECK_NOTHROW(Dispatcher(std::vector<Operation>{{"peek", "", Gate::kRead, h, o}}));
 }

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "daemon/event_bus.h"
+#include "protocol/error.h"
 
 using namespace lpd::daemon;
 
@@ -38,4 +39,124 @@ TEST_CASE("history is bounded") {
   for (std::size_t i = 0; i < EventBus::kHistory + 5; ++i) bus.publish("e", {});
   CHECK(bus.history().size() == EventBus::kHistory);
   CHECK(bus.history().front().seq == 6);
+}
+
+// -- filters, limits, matching ------------------------------------------------
+
+TEST_CASE("filtered subscriptions get exactly the events their prefixes and run match") {
+  EventBus bus;
+  std::vector<std::string> pauses, run_a, everything;
+  bus.subscribe(EventFilter::checked("", {"pause.", "pause.c"}), [&](const Event& e) { pauses.push_back(e.type); }, 1);
+  bus.subscribe(EventFilter::checked("a", {}), [&](const Event& e) { run_a.push_back(e.type); }, 1);
+  bus.subscribe(EventFilter::checked("", {""}), [&](const Event& e) { everything.push_back(e.type); }, 2);
+  bus.publish("pause.created", {}, "a");
+  bus.publish("pause.resumed", {}, "b");
+  bus.publish("job", {}, "a");
+  bus.publish("paused", {});
+  CHECK(pauses == std::vector<std::string>{"pause.created", "pause.resumed"});  // once each, though two prefixes match
+  CHECK(run_a == std::vector<std::string>{"pause.created", "job"});
+  CHECK(everything.size() == 4);
+  CHECK(EventFilter::checked("", {"pause."}).matches("x", "pause.stale"));
+  CHECK_FALSE(EventFilter::checked("r", {"pause."}).matches("x", "pause.stale"));
+}
+
+TEST_CASE("subscribers are called in subscription order, each once") {
+  EventBus bus;
+  std::vector<int> order;
+  bus.subscribe(EventFilter::checked("r", {"a"}), [&](const Event&) { order.push_back(1); }, 1);
+  bus.subscribe([&](const Event&) { order.push_back(2); });
+  bus.subscribe(EventFilter::checked("", {"a.b", "a"}), [&](const Event&) { order.push_back(3); }, 1);
+  bus.publish("a.b", {}, "r");
+  CHECK(order == std::vector<int>{1, 2, 3});
+}
+
+namespace {
+
+lpd::protocol::ErrorCode code_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const lpd::protocol::Error& e) {
+    return e.code();
+  }
+  FAIL("no error thrown");
+  return lpd::protocol::ErrorCode::kInternal;
+}
+
+}  // namespace
+
+TEST_CASE("filters past the limits are refused with limit_exceeded") {
+  using lpd::protocol::ErrorCode;
+  std::vector<std::string> many(EventFilter::kMaxTypes + 1, "x.");
+  CHECK(code_of([&] { EventFilter::checked("", many); }) == ErrorCode::kLimitExceeded);
+  many.pop_back();
+  CHECK_NOTHROW(EventFilter::checked("", many));
+  const std::string long_type(EventFilter::kMaxFilterBytes + 1, 'p');
+  CHECK(code_of([&] { EventFilter::checked("", {long_type}); }) == ErrorCode::kLimitExceeded);
+  CHECK(code_of([&] { EventFilter::checked(long_type, {}); }) == ErrorCode::kLimitExceeded);
+  CHECK_NOTHROW(EventFilter::checked("", {long_type.substr(1)}));
+}
+
+TEST_CASE("a connection holds at most kMaxSubscriptionsPerSession; dropping it frees them all") {
+  EventBus bus;
+  int calls = 0;
+  for (std::size_t i = 0; i < EventFilter::kMaxSubscriptionsPerSession; ++i)
+    bus.subscribe(EventFilter::checked("", {"t" + std::to_string(i)}), [&](const Event&) { ++calls; }, 9);
+  CHECK(bus.subscriptions_of(9) == EventFilter::kMaxSubscriptionsPerSession);
+  CHECK(code_of([&] { bus.subscribe(EventFilter{}, [](const Event&) {}, 9); }) ==
+        lpd::protocol::ErrorCode::kLimitExceeded);
+  CHECK_NOTHROW(bus.subscribe(EventFilter{}, [](const Event&) {}, 10));  // another connection
+  for (int i = 0; i < 100; ++i) bus.subscribe([](const Event&) {});    // lpd's own listeners: no limit
+  bus.publish("t3", {});
+  CHECK(calls == 1);
+  bus.drop_session(9);
+  CHECK(bus.subscriptions_of(9) == 0);
+  bus.publish("t3", {});
+  CHECK(calls == 1);
+  CHECK_NOTHROW(bus.subscribe(EventFilter{}, [](const Event&) {}, 9));
+}
+
+TEST_CASE("the history is found by seq while it keeps the event") {
+  EventBus bus;
+  CHECK(bus.last_seq() == 0);
+  CHECK(bus.find(1) == nullptr);
+  for (std::size_t i = 0; i < EventBus::kHistory + 3; ++i) bus.publish("e", {{"i", i}});
+  CHECK(bus.last_seq() == EventBus::kHistory + 3);
+  CHECK(bus.find(3) == nullptr);
+  REQUIRE(bus.find(4) != nullptr);
+  CHECK(bus.find(4)->data["i"] == 3);
+  CHECK(bus.find(bus.last_seq())->seq == bus.last_seq());
+  CHECK(bus.find(bus.last_seq() + 1) == nullptr);
+}
+
+TEST_CASE("thousands of filters that never match: an event reaches only the one that does") {
+  // Many subscriptions whose filters never match: a published event must
+  // reach none of their callbacks and look at none of their prefixes.
+  EventBus bus;
+  int wrong = 0, right = 0;
+  for (int s = 0; s < 2000; ++s) {
+    std::vector<std::string> types;
+    for (std::size_t t = 0; t < EventFilter::kMaxTypes; ++t)
+      types.push_back("never." + std::to_string(s) + "." + std::to_string(t));
+    bus.subscribe(EventFilter::checked("", types), [&](const Event&) { ++wrong; }, 1000 + s);
+  }
+  bus.subscribe(EventFilter::checked("", {"job"}), [&](const Event&) { ++right; }, 1);
+  for (int i = 0; i < 1000; ++i) bus.publish("job", {});
+  CHECK(wrong == 0);
+  CHECK(right == 1000);
+}
+
+TEST_CASE("limit_exceeded is a stable error code name") {
+  CHECK(lpd::protocol::to_string(lpd::protocol::ErrorCode::kLimitExceeded) == "limit_exceeded");
+  CHECK(lpd::protocol::error_code_from_string("limit_exceeded") == lpd::protocol::ErrorCode::kLimitExceeded);
+}
+
+TEST_CASE("a subscription's filter is asked through its token, and matches nothing once it is gone") {
+  EventBus bus;
+  const auto token = bus.subscribe(EventFilter::checked("r", {"pause."}), [](const Event&) {}, 3);
+  const Event& pause = bus.publish("pause.created", {}, "r");
+  const Event& other = bus.publish("pause.created", {}, "s");
+  CHECK(bus.matches(token, pause));
+  CHECK_FALSE(bus.matches(token, other));
+  bus.unsubscribe(token);
+  CHECK_FALSE(bus.matches(token, pause));
 }

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -8,10 +10,12 @@
 #include <sstream>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "daemon/process/launcher.h"
 #include "daemon/process/pidfd_watch.h"
 #include "protocol/error.h"
+#include "tests/unit/descriptor_pressure.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::ErrorCode;
@@ -113,4 +117,53 @@ TEST_CASE("the fake launcher records the spec it was given") {
   REQUIRE(fake.launched.size() == 1);
   CHECK(fake.launched[0].credentials->groups.size() == 2);
   CHECK(fake.launched[0].new_session);
+}
+
+TEST_CASE("a command starts with stdin, stdout and stderr only, whatever lpd left inheritable") {
+  // Descriptors opened without close-on-exec, as a library might: the
+  // launcher's second wall must keep them from the command all the same.
+  int pair[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
+  const int file = ::open("/dev/null", O_RDONLY);
+  REQUIRE(file >= 0);
+  auto [status, out] = run({"sh", "-c", "exec ls /proc/self/fd"});
+  ::close(pair[0]);
+  ::close(pair[1]);
+  ::close(file);
+  CHECK(status.code == 0);
+  CHECK(out == "0\n1\n2\n3\n");  // 3: the directory ls itself lists
+}
+
+TEST_CASE("out of descriptors, a launch fails with unavailable and leaves nothing running") {
+  boost::asio::io_context io;
+  boost::asio::steady_timer reactor_made_before_the_pressure(io);
+  SystemProcessLauncher launcher(io);
+  LaunchSpec spec;
+  spec.argv = {"sleep", "60"};
+  spec.cwd = "/tmp";
+  spec.env = {"PATH=/usr/bin:/bin"};
+  // Short by every number of descriptors a launch needs, one after another
+  // (/dev/null, bp2's pipe, its pidfd, ours, the /proc read).
+  for (std::size_t free_slots = 0; free_slots < 8; ++free_slots) {
+    INFO(free_slots << " descriptor(s) free");
+    lpd::test::DescriptorPressure pressure(free_slots);
+    try {
+      const Launched launched = launcher.launch(spec);
+      pressure.release();
+      CHECK(launched.pidfd >= 0);
+      CHECK(launched.start_time > 0);
+      ::kill(launched.pid, SIGKILL);
+      int ignored;
+      ::waitpid(launched.pid, &ignored, 0);
+      ::close(launched.pidfd);
+    } catch (const lpd::protocol::Error& e) {
+      pressure.release();
+      CHECK(e.code() == ErrorCode::kUnavailable);
+      CHECK(std::string(e.what()).find("out of file descriptors (EMFILE)") != std::string::npos);
+    }
+    // Nothing started is left running or unreaped.
+    int ignored;
+    CHECK(::waitpid(-1, &ignored, WNOHANG) == -1);
+    CHECK(errno == ECHILD);
+  }
 }

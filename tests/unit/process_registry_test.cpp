@@ -80,6 +80,14 @@ TEST_CASE_METHOD(Fixture, "a ready process is reused only while alive") {
   CHECK(registry.plan_ensure("other", false) == EnsurePlan::kStart);
 }
 
+TEST_CASE_METHOD(Fixture, "a ready process lpd cannot look at (EMFILE) is reused, not started twice") {
+  const auto gen = start("db");
+  registry.fire("db", gen, ProcEvent::kMatched);
+  liveness = Liveness::kUnknown;
+  CHECK(registry.plan_ensure("db", false) == EnsurePlan::kReuse);
+  CHECK(registry.plan_ensure("db", true) == EnsurePlan::kStopThenStart);
+}
+
 TEST_CASE_METHOD(Fixture, "an exit before the pattern fails the waiters at once") {
   Answers answers;
   const auto gen = start("db");

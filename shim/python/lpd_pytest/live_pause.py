@@ -101,7 +101,8 @@ class Shim:
         """Blocks until the pause is resumed, times out or is cancelled.
         Returns the daemon's outcome: {"status", "result", "reason", "failure_reason"}.
         If the connection drops (the daemon restarted), reconnects with
-        backoff and re-sends the same pause_id, so the wait goes on."""
+        backoff and re-sends the same pause_id, so the wait goes on; an
+        `unavailable` answer (lpd out of descriptors) is retried the same way."""
         pause_id = pause_id or new_pause_id()
         fields = messages.pause_request_fields(pause_id, self.run_id, kind, nodeid, timeout, task=task,
                                                original_failure=original_failure, worker_id=self.worker_id,
@@ -125,7 +126,13 @@ class Shim:
             except LpdError as e:
                 if e.code == "timeout":
                     return {"status": "timed_out", "pause_id": pause_id}
-                raise
+                if e.code != "unavailable":
+                    raise
+                # lpd cannot watch this process right now (out of
+                # descriptors) and paused nothing: ask again, as after a
+                # dropped connection, until the pause's own deadline.
+                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
 
     def checkpoint(self, task="", timeout=300.0):
         if self.mock is not None:
