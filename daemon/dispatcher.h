@@ -40,6 +40,10 @@ class ReplySink {
   /// The descriptor the peer passed (SCM_RIGHTS) with the message being
   /// handled, now owned by the caller; -1 when there is none.
   virtual int take_passed_fd() { return -1; }
+  /// True when the peer passed descriptors with the message being handled
+  /// that never reached lpd: the kernel dropped them (MSG_CTRUNC), in
+  /// practice because lpd had no free descriptor slot (EMFILE).
+  virtual bool passed_fd_dropped() const { return false; }
   /// From now on this connection's one-way messages also arrive through
   /// `ring` (see protocol/event_ring.h). False when the sink cannot.
   virtual bool attach_ring(std::unique_ptr<MappedEventRing> ring);

@@ -21,6 +21,10 @@ Received receive_with_fds(int socket_fd, std::span<char> buffer) {
     received.error = errno;
     return received;
   }
+  // The kernel installs passed descriptors in lpd's table as it hands
+  // them over; one it cannot install (EMFILE) is closed and only this
+  // flag says it ever came.
+  received.fds_dropped = (msg.msg_flags & MSG_CTRUNC) != 0;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);

@@ -88,6 +88,7 @@ void Session::read_available() {
     if (!open_ || closing_ || input_paused_) return;  // paused: resume_input() reads on
     Received received = receive_with_fds(socket_.native_handle(), read_buffer_);
     for (int fd : received.fds) keep_passed_fd(fd);
+    if (received.fds_dropped) passed_fd_dropped_ = true;  // forgotten with the fd (close_passed_fd)
     if (received.bytes < 0) {
       if (received.error == EAGAIN || received.error == EWOULDBLOCK || received.error == EINTR) {
         read_more();
@@ -115,6 +116,7 @@ void Session::keep_passed_fd(int fd) {
 void Session::close_passed_fd() {
   if (passed_fd_ >= 0) ::close(passed_fd_);
   passed_fd_ = -1;
+  passed_fd_dropped_ = false;
 }
 
 int Session::take_passed_fd() {

@@ -61,6 +61,7 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   bool open() const override { return open_; }
   bool switch_to_raw(std::function<void(std::string_view)> on_bytes) override;
   int take_passed_fd() override;
+  bool passed_fd_dropped() const override { return passed_fd_dropped_; }
   bool attach_ring(std::unique_ptr<MappedEventRing> ring) override;
   bool congested() const override { return queued_bytes_ >= kCongestedBytes; }
   void when_drained(std::function<void()> resume) override;
@@ -98,6 +99,7 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   // still holds a weak_ptr to it (a deferred reply), and this is most of it.
   std::vector<char> read_buffer_ = std::vector<char>(64 * 1024);
   int passed_fd_ = -1;  // SCM_RIGHTS descriptor not yet claimed by an operation
+  bool passed_fd_dropped_ = false;  // ...or one the kernel dropped on the way (MSG_CTRUNC)
   std::shared_ptr<MappedEventRing> ring_;  // shared: a drain keeps it alive through a close()
   boost::asio::steady_timer ring_timer_;
   bool draining_ = false;

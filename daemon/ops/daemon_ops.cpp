@@ -4,6 +4,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/event_ring_mapping.h"
+#include "daemon/resource_shortage.h"
 #include "daemon/session.h"
 #include "protocol/version.h"
 
@@ -33,6 +34,15 @@ json handle_ping(Daemon&, Call&) { return {{"pong", true}}; }
 
 json handle_ring_attach(Daemon&, Call& call) {
   const int fd = call.sink->take_passed_fd();
+  if (fd < 0 && call.sink->passed_fd_dropped()) {
+    // The peer did pass it, but not one descriptor reached lpd: the kernel
+    // could not install the first in lpd's table, which in practice means
+    // the table is full (EMFILE). The request was right; lpd is short of
+    // descriptors, so "unavailable", and the shim goes on on the socket.
+    throw Error(ErrorCode::kUnavailable, "ring.attach: the ring's memfd was dropped on its way in: " +
+                                             describe_shortage(EMFILE) +
+                                             "; send on the socket, or attach again later");
+  }
   if (fd < 0)
     throw Error(ErrorCode::kBadRequest, "ring.attach needs the ring's memfd passed with SCM_RIGHTS in the same message");
   auto ring = MappedEventRing::map(fd);

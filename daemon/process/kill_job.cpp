@@ -2,22 +2,37 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 
 #include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
 
+#include "daemon/exit_watch.h"
 #include "daemon/process/pidfd_watch.h"
-#include "daemon/process/proc_stat.h"
+#include "daemon/resource_shortage.h"
 
 namespace lpd::daemon {
 
+MemberLook judge_member(int pidfd_error, const std::optional<ProcStat>& stat, int stat_error, pid_t session) {
+  if (pidfd_error != 0) return is_no_such_process(pidfd_error) ? MemberLook::kNotMember : MemberLook::kUnknown;
+  if (!stat) return is_no_such_process(stat_error) ? MemberLook::kNotMember : MemberLook::kUnknown;
+  // With the pid pinned, another session means the pid changed hands
+  // after the scan: the process the scan saw is gone.
+  if (stat->gone() || stat->session != session) return MemberLook::kNotMember;
+  return MemberLook::kMember;
+}
+
 KillJob::KillJob(boost::asio::io_context& io, pid_t leader, int signo, std::chrono::milliseconds grace)
-    : io_(io), leader_(leader), signo_(signo), grace_(grace), grace_timer_(io) {}
+    : io_(io), leader_(leader), signo_(signo), grace_(grace), grace_timer_(io), retry_timer_(io) {}
 
 void KillJob::start(OnDone on_done) {
   on_done_ = std::move(on_done);
   collect_members();
-  signal_all(signo_);
+  // Even when lpd could pin no member (out of descriptors) the group gets
+  // the signal: the caller has just checked the leader, so the group id is
+  // still its own.
+  signal_all(signo_, /*group_vouched=*/true);
   if (signo_ != SIGKILL) {
     grace_timer_.expires_after(grace_);
     grace_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -26,11 +41,15 @@ void KillJob::start(OnDone on_done) {
       self->signo_ = SIGKILL;
       self->collect_members();  // also whatever was forked meanwhile
       self->signal_all(SIGKILL);
+      // What is still unsure gets SIGKILL once it is pinned (signal_fresh).
+      self->settle();
     });
   }
-  if (members_.empty()) {
+  if (!unsure_.empty() || look_error_ != 0) {
+    retry_later();
+  } else if (members_.empty()) {
     // Already gone: report from the event loop, like every other outcome.
-    boost::asio::post(io_, [self = shared_from_this()] { self->member_gone(0); });
+    boost::asio::post(io_, [self = shared_from_this()] { self->look_again(); });
   }
 }
 
@@ -39,22 +58,49 @@ void KillJob::resignal(int signo) {
   signal_all(signo);
 }
 
-void KillJob::collect_members() {
-  auto pids = session_members(leader_);
-  // The leader may already be a zombie (not listed) or not yet reaped.
+// Why a member lpd cannot look at is kept and looked at again rather than
+// the kill failed with "unavailable": by then the kill is under way (the
+// record says stopping, the group has the signal, other members may be
+// gone) and cannot be taken back, so an error would leave the requester
+// with a half-killed tree and no way to learn when it ends. Waiting costs
+// nothing but a timer, the group signal reaches unpinned members anyway,
+// and the reply then says the truth: every member is gone.
+std::vector<KillJob::Fresh> KillJob::collect_members() {
+  int scan_error = 0;
+  auto pids = session_members(leader_, &scan_error);
+  // What could not be looked at before is looked at again, listed or not:
+  // the scan itself may have missed it for the same reason.
+  for (pid_t pid : unsure_) pids.push_back(pid);
+  std::set<pid_t> still_unsure;
+  int error = scan_error;
+  std::vector<Fresh> fresh;
   for (pid_t pid : pids) {
-    if (members_.count(pid)) continue;
+    if (members_.count(pid) || still_unsure.count(pid)) continue;
     const int fd = open_process_fd(pid);
-    if (fd < 0) continue;
-    // Between the /proc scan and pidfd_open the pid could have changed
-    // hands; now that the fd pins it, check it is still in the session.
-    const auto stat = read_proc_stat(pid);
-    if (!stat || stat->session != leader_) {
-      ::close(fd);
+    const int open_error = fd < 0 ? errno : 0;
+    std::optional<ProcStat> stat;
+    int stat_error = 0;
+    if (fd >= 0) {
+      // The fd pins the pid: whatever /proc says now is about the process
+      // the fd stands for.
+      stat = read_proc_stat(pid);
+      stat_error = stat ? 0 : errno;
+    }
+    const MemberLook look = judge_member(open_error, stat, stat_error, leader_);
+    if (look == MemberLook::kMember) {
+      watch(pid, fd);
+      fresh.push_back(Fresh{pid, stat->pgrp});
       continue;
     }
-    watch(pid, fd);
+    if (fd >= 0) ::close(fd);
+    if (look == MemberLook::kUnknown) {
+      still_unsure.insert(pid);
+      if (error == 0) error = open_error != 0 ? open_error : stat_error;
+    }
   }
+  unsure_ = std::move(still_unsure);
+  look_error_ = error;
+  return fresh;
 }
 
 void KillJob::watch(pid_t pid, int pidfd) {
@@ -68,25 +114,80 @@ void KillJob::watch(pid_t pid, int pidfd) {
                          });
 }
 
-void KillJob::signal_all(int signo) {
+void KillJob::signal_all(int signo, bool group_vouched) {
   for (const auto& [pid, descriptor] : members_) signal_process_fd(descriptor->native_handle(), signo);
-  // Members we have not seen yet (forked after the scan) are in the group.
-  // While any member lives the group id cannot be reused.
-  if (!members_.empty()) ::kill(-leader_, signo);
+  // Members we have not seen yet (forked after the scan, or not pinned
+  // for want of descriptors) are in the group. While any member lives the
+  // group id cannot be reused.
+  if (!members_.empty() || group_vouched) {
+    ::kill(-leader_, signo);
+    group_signo_ = signo;
+  }
+}
+
+void KillJob::signal_fresh(const std::vector<Fresh>& fresh) {
+  for (const Fresh& member : fresh) {
+    // A member of the group already had this signal: twice could make it
+    // act twice (a second SIGINT cuts a clean shutdown short).
+    if (member.pgrp == leader_ && group_signo_ == signo_) continue;
+    const auto it = members_.find(member.pid);
+    if (it != members_.end()) signal_process_fd(it->second->native_handle(), signo_);
+  }
 }
 
 void KillJob::member_gone(pid_t pid) {
   if (done_) return;
   members_.erase(pid);
-  if (!members_.empty()) return;
+  // The retry, when one is due, looks at everything again itself.
+  if (!members_.empty() || retry_pending_) return;
+  look_again();
+}
+
+void KillJob::look_again() {
+  if (done_) return;
   // Something may have been forked after the last scan: look once more.
   collect_members();
-  if (!members_.empty()) {
-    signal_all(signo_);
+  if (!members_.empty()) signal_all(signo_);  // only what this look found is pinned
+  settle();
+}
+
+void KillJob::settle() {
+  if (done_) return;
+  if (!unsure_.empty() || look_error_ != 0) {
+    retry_later();
     return;
   }
+  if (failures_ > 0) {
+    spdlog::info("kill of pid {}: sees every member of its session again after {} failed look(s)", leader_,
+                 failures_);
+    failures_ = 0;
+  }
+  if (members_.empty()) finish();
+}
+
+void KillJob::retry_later() {
+  if (retry_pending_) return;
+  ++failures_;
+  const auto delay = watch_retry_delay(failures_);
+  // Said once per outage, not at every attempt: a long one must not flood the log.
+  if (failures_ == 1)
+    spdlog::warn("kill of pid {}: cannot look at every member of its session ({}); not taking that for "
+                 "their end, looking again in {} ms",
+                 leader_, describe_shortage(look_error_), delay.count());
+  retry_pending_ = true;
+  retry_timer_.expires_after(delay);
+  retry_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    self->retry_pending_ = false;
+    if (ec || self->done_) return;
+    self->signal_fresh(self->collect_members());
+    self->settle();
+  });
+}
+
+void KillJob::finish() {
   done_ = true;
   grace_timer_.cancel();
+  retry_timer_.cancel();
   if (on_done_) {
     auto callback = std::move(on_done_);
     on_done_ = nullptr;

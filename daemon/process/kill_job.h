@@ -5,6 +5,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -12,7 +15,23 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "daemon/process/proc_stat.h"
+
 namespace lpd::daemon {
+
+/// What one look at a pid listed in the leader's session says of it.
+enum class MemberLook {
+  kMember,     // alive and still in the session: pinned by its pidfd
+  kNotMember,  // the kernel says it is gone, or its pid now belongs to a process outside the session
+  kUnknown,    // lpd could not look (EMFILE, ENFILE, ...): it may well still run
+};
+
+/// The membership rule, without I/O. `pidfd_error` is pidfd_open's errno
+/// (0 when it gave a pidfd); `stat` is /proc/PID/stat read after that, or
+/// nullopt with the read's errno in `stat_error`. Only the kernel's "no
+/// such process" (is_no_such_process), a zombie, or another session make
+/// a pid kNotMember; every other failure is kUnknown, never a death.
+MemberLook judge_member(int pidfd_error, const std::optional<ProcStat>& stat, int stat_error, pid_t session);
 
 /// KillJob stops a supervised process and everything it started: it finds
 /// every process in the leader's session (the leader called setsid), holds
@@ -20,6 +39,13 @@ namespace lpd::daemon {
 /// each and to the process group, sends SIGKILL to what is left after the
 /// grace period, and reports once every member is gone. Each wait is a
 /// pidfd or a timer in the event loop.
+///
+/// It reports only what it saw end. When lpd cannot look at a member (no
+/// descriptor for pidfd_open or /proc: EMFILE and friends) or cannot scan
+/// the whole session, the kill is not done: it looks again after
+/// watch_retry_delay (50 ms doubling to 2 s), pins what it finds then and
+/// signals it, and reports only once every member it ever saw is confirmed
+/// gone and a complete scan finds no other.
 class KillJob : public std::enable_shared_from_this<KillJob> {
  public:
   struct Result {
@@ -32,22 +58,52 @@ class KillJob : public std::enable_shared_from_this<KillJob> {
   /// (pid and start time), so its session id is its own pid.
   KillJob(boost::asio::io_context& io, pid_t leader, int signo, std::chrono::milliseconds grace);
 
+  /// Signals the session now and calls `on_done` once, from the event
+  /// loop, when every member is confirmed gone.
   void start(OnDone on_done);
   /// Sends the signal again (a second kill request with another signal).
   void resignal(int signo);
 
+  /// Looks in a row that could not see every member (EMFILE...); 0 once one could.
+  unsigned failures() const { return failures_; }
+  /// Members pinned and awaited now.
+  std::size_t members_pinned() const { return members_.size(); }
+
  private:
-  void collect_members();
+  struct Fresh {
+    pid_t pid;
+    pid_t pgrp;
+  };
+  /// Scans the session and pins every member not pinned yet; what it could
+  /// not look at goes to unsure_ (and look_error_). Returns what it pinned.
+  std::vector<Fresh> collect_members();
   void watch(pid_t pid, int pidfd);
-  void signal_all(int signo);
+  /// `group_vouched`: the caller's check of the leader, just made, vouches
+  /// for the group id even when no pinned member holds it.
+  void signal_all(int signo, bool group_vouched = false);
+  /// Signals members pinned late (after a failed look), unless the group
+  /// signal already reached them.
+  void signal_fresh(const std::vector<Fresh>& fresh);
   void member_gone(pid_t pid);
+  /// Scans again once nothing pinned is left, then settles.
+  void look_again();
+  /// After a look: retries what it could not see, or reports once nothing is left.
+  void settle();
+  void retry_later();
+  void finish();
 
   boost::asio::io_context& io_;
   pid_t leader_;
   int signo_;
   std::chrono::milliseconds grace_;
   boost::asio::steady_timer grace_timer_;
+  boost::asio::steady_timer retry_timer_;
   std::map<pid_t, std::shared_ptr<boost::asio::posix::stream_descriptor>> members_;
+  std::set<pid_t> unsure_;  // seen in the session, not pinned: lpd could not look
+  int look_error_ = 0;      // why the last look missed something (errno), 0 when it saw all
+  unsigned failures_ = 0;
+  bool retry_pending_ = false;
+  int group_signo_ = 0;     // the last signal the process group got
   std::size_t members_seen_ = 0;
   bool forced_ = false;
   bool done_ = false;

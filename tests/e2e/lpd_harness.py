@@ -282,3 +282,29 @@ def finish(proc, timeout=120):
         proc.stdin = None  # closed by the test on purpose
     out, _ = proc.communicate(timeout=timeout)
     return proc.returncode, out
+
+
+def exhaust_descriptors(lpd, most=500):
+    """Connects to `lpd` (started with a low `rlimit_nofile`) until it has no
+    descriptor left, as a flood of clients would. lpd answers the connection
+    that finds it out of descriptors "unavailable" and closes it, and is
+    then exactly full. Returns (the connections holding its descriptors,
+    that reply); closing the connections gives the descriptors back."""
+    held = []
+    for _ in range(most):
+        client = RawClient(lpd.socket)
+        try:
+            client.send_raw(json.dumps({"id": 1, "op": "hello", "role": "cli", "protocol": 1}) + "\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # turned away before the hello went out: its reply is still there to read
+        reply = client.read_message(timeout=30)
+        assert reply is not None, "lpd closed a connection without a word"
+        if reply["ok"]:
+            held.append(client)
+            continue
+        client.close()
+        assert reply["error"]["code"] == "unavailable", reply
+        return held, reply
+    for client in held:
+        client.close()
+    raise AssertionError(f"lpd did not run out of descriptors within {most} connections")

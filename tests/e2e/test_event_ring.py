@@ -8,6 +8,7 @@ ring's shared read position), never sleeps."""
 import fcntl
 import json
 import os
+import shutil
 import socket
 import struct
 import sys
@@ -15,11 +16,13 @@ import time
 
 import pytest
 
-from lpd_harness import SHIM_MODULE_DIR, SHIM_PYTHONPATH, EventWaiter, finish, start_pytest
+from lpd_harness import SHIM_MODULE_DIR, SHIM_PYTHONPATH, EventWaiter, Lpd, exhaust_descriptors, finish, start_pytest
 
 sys.path[:0] = SHIM_PYTHONPATH.split(os.pathsep)
 
 from lpd_pytest import messages  # noqa: E402
+from lpd_pytest import test_reporting as shim_reporting  # noqa: E402
+from lpd_pytest.client import Connection  # noqa: E402
 from lpd_pytest.event_ring import (  # noqa: E402
     HEADER_BYTES, MAGIC, MAX_RECORD_BYTES, READ_OFFSET, VERSION, WRITE_OFFSET, EventRing)
 
@@ -282,6 +285,61 @@ def test_attach_with_a_bad_header_is_refused(lpd, header, needle):
         assert_lpd_holds_nothing_of(lpd, "lpd-e2e-header")
     finally:
         os.close(fd)
+
+
+def test_attach_while_lpd_is_out_of_descriptors_is_unavailable_and_the_shim_stays_on_the_socket():
+    """The kernel drops a memfd that lpd has no slot for (MSG_CTRUNC): the
+    peer did nothing wrong, so the answer is "unavailable" with the reason,
+    not bad_request, and the shim goes on on the socket until lpd can take it."""
+    lpd = Lpd()
+    lpd.start(rlimit_nofile=64)
+    flood = []
+    fd = make_memfd("lpd-e2e-pressure", 4096)
+    raw = shim_conn = reporter = None
+    try:
+        raw = lpd.client()  # both connected while lpd has descriptors
+        shim_conn = Connection(lpd.socket, role="shim", client="lpd_pytest")
+        reporter = shim_reporting.TestReporter(shim=None)
+        flood, refused = exhaust_descriptors(lpd)
+        assert "out of file descriptors (EMFILE)" in refused["error"]["message"], refused
+
+        code, message = error_of(attach(raw, fd))
+        assert code == "unavailable", message
+        assert "memfd" in message and "out of file descriptors (EMFILE)" in message, message
+        assert_lpd_holds_nothing_of(lpd, "lpd-e2e-pressure")
+        assert raw.request("ping")["result"] == {"pong": True}
+        # The shim's own attach: refused the same way, it stays on the socket.
+        reporter._attach_ring(shim_conn)
+        assert reporter.ring is not None and reporter.ring_conn is None
+        assert shim_conn.request("ping") == {"pong": True}
+
+        for client in flood:
+            client.close()
+        flood = []
+        # lpd frees the descriptors as it reads the closes; until then an
+        # attach may still find it full. Each try waits for lpd's answer.
+        for _ in range(100):
+            reply = attach(raw, fd)
+            if reply["ok"] or reply["error"]["code"] != "unavailable":
+                break
+        assert reply["ok"], reply
+        assert reply["result"]["capacity"] == 4096
+        for _ in range(100):
+            reporter._attach_ring(shim_conn)
+            if reporter.ring_conn is shim_conn:
+                break
+        assert reporter.ring_conn is shim_conn
+    finally:
+        for client in flood:
+            client.close()
+        if reporter is not None:
+            reporter.close()
+        for conn in (raw, shim_conn):
+            if conn is not None:
+                conn.close()
+        os.close(fd)
+        lpd.stop()
+        shutil.rmtree(lpd.root, ignore_errors=True)
 
 
 # -- a valid ring --------------------------------------------------------------

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, SOURCE_DIR
+from lpd_harness import LPCTL_BIN, SOURCE_DIR, EventWaiter, exhaust_descriptors
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "helper_server.py")
 PY = sys.executable
@@ -276,6 +276,64 @@ def test_kill_all_stops_every_tree(lpd):
 def test_kill_unknown_name_is_not_found(lpd):
     r = lpd.lpctl("kill", "nothing", check=False)
     assert r.returncode == 1 and "[not_found]" in r.stderr
+
+
+# A leader that dies of SIGTERM and a child that ignores it (it says so only
+# once its trap is set, and that line is the ready line).
+STUBBORN_CHILD = "sh -c 'trap \"\" TERM; echo \"child $$\"; echo ready to accept; exec sleep 1000' & wait"
+
+
+def reply_with_id(client, msg_id, timeout=60):
+    while True:
+        msg = client.read_message(timeout=timeout)
+        assert msg is not None, f"lpd closed the connection before answering id {msg_id}"
+        if msg.get("id") == msg_id:
+            return msg
+
+
+def test_kill_out_of_descriptors_answers_only_once_every_member_is_seen_gone(lpd_unstarted):
+    """Out of descriptors, lpd can pin no member of the tree it kills (no
+    pidfd, no /proc scan). That is no evidence of their end: the group still
+    gets the signal, and the kill is answered only once lpd has seen every
+    member end, which it can once it has descriptors again."""
+    d = lpd_unstarted
+    d.start(rlimit_nofile=64)
+    leader = json.loads(d.lpctl("--json", "ensure", "stubborn", "--pattern", "ready to accept", "--",
+                                "sh", "-c", STUBBORN_CHILD).stdout)["pid"]
+    [child] = children_in_log(log_text(d, "stubborn"))
+    events = EventWaiter(d, types=["process.killed", "process.exited"])
+    keeper = d.client()  # connected while lpd has descriptors
+    flood = []
+    try:
+        flood, _ = exhaust_descriptors(d)
+        keeper.send_raw(json.dumps({"id": 100, "op": "proc.kill", "name": "stubborn", "grace": 0.2}) + "\n")
+        # The group had SIGTERM: the leader ends of it, the child ignores it.
+        events.wait("process.killed", timeout=30, name="stubborn")
+        keeper.send_raw(json.dumps({"id": 101, "op": "ping"}) + "\n")
+        first = keeper.read_message(timeout=30)
+        assert first is not None
+        if first.get("id") == 100:
+            # Only if lpd truly saw the child end (it found descriptors somehow).
+            assert gone(child), f"kill answered while its child {child} still runs: {first}"
+            killed = first
+        else:
+            assert first.get("id") == 101 and first["ok"], first
+            for client in flood:
+                client.close()
+            flood = []
+            killed = reply_with_id(keeper, 100)
+        assert killed["ok"], killed
+        assert killed["result"]["forced"] is True and killed["result"]["was_running"] is True, killed
+        assert gone(child)
+        assert "cannot look at every member of its session" in d.log_text()
+    finally:
+        for client in flood:
+            client.close()
+        keeper.close()
+        events.close()
+        for pid in (child, leader):
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 # -- logs -------------------------------------------------------------------------

@@ -611,6 +611,12 @@ def events_of(messages, event_type, **match):
             if m.get("event") == event_type and all(m["data"].get(k) == v for k, v in match.items())]
 
 
+def under_sanitizer(pid):
+    """ASan keeps freed memory in quarantine on purpose: RSS means nothing there."""
+    with open(f"/proc/{pid}/maps") as f:
+        return any(lib in f.read() for lib in ("libasan", "libtsan", "libmsan"))
+
+
 def vm_rss_bytes(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -859,7 +865,8 @@ def test_subscription_floods_are_refused_and_lpd_gives_the_memory_back(users, ro
     assert count > 0
     feeder.close()
     grown = vm_rss_bytes(root_lpd.pid) - rss_before
-    assert grown < 32 * 1024 * 1024, f"lpd kept {grown / 1e6:.1f} MB after the flooding connections closed"
+    if not under_sanitizer(root_lpd.pid):
+        assert grown < 32 * 1024 * 1024, f"lpd kept {grown / 1e6:.1f} MB after the flooding connections closed"
 
 
 def read_stream(client, until_event, data_key):

@@ -35,6 +35,11 @@ struct SessionFixture {
     int fds[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
     peer_fd = fds[1];
+    // Small kernel buffers, whatever the host's defaults: what lpd queues
+    // itself is then what the test sees.
+    const int small = 64 * 1024;
+    ::setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    ::setsockopt(peer_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     ::fcntl(peer_fd, F_SETFL, O_NONBLOCK);
     Session::Socket socket(io, boost::asio::local::stream_protocol(), fds[0]);
     socket.non_blocking(true);
