@@ -2,11 +2,14 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstring>
 
 #include "protocol/error.h"
@@ -29,7 +32,8 @@ void write_all(int fd, const std::string& text) {
 }  // namespace
 
 std::optional<std::string> check_as(const std::optional<Credentials>& who,
-                                    const std::function<std::optional<std::string>()>& check) {
+                                    const std::function<std::optional<std::string>()>& check,
+                                    std::chrono::milliseconds timeout) {
   if (!who || ::geteuid() != 0) return check();
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return std::string("cannot act as uid ") + std::to_string(who->uid) + ": " + std::strerror(errno);
@@ -43,8 +47,11 @@ std::optional<std::string> check_as(const std::optional<Credentials>& who,
   if (pid == 0) {
     ::close(pipe_fds[0]);
     std::string reply;
-    if (::setgroups(who->groups.size(), who->groups.data()) != 0 || ::setgid(who->gid) != 0 ||
-        ::setuid(who->uid) != 0) {
+    // Only the effective ids (and the groups): every path check uses them,
+    // but with real and saved ids still root the user cannot signal,
+    // stop or trace this child, and so cannot hold lpd, which waits for it.
+    if (::setgroups(who->groups.size(), who->groups.data()) != 0 || ::setresgid(-1, who->gid, -1) != 0 ||
+        ::setresuid(-1, who->uid, -1) != 0) {
       reply = std::string("!cannot become uid ") + std::to_string(who->uid) + ": " + std::strerror(errno);
     } else {
       ::umask(022);  // files made here are the user's, with the usual mode
@@ -61,7 +68,20 @@ std::optional<std::string> check_as(const std::optional<Credentials>& who,
   ::close(pipe_fds[1]);
   std::string reply;
   char buffer[4096];
+  // Bounded: a path on a hung filesystem (a user's FUSE mount) must not
+  // hold lpd's one thread for longer than this.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool timed_out = false;
   for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd pfd{pipe_fds[0], POLLIN, 0};
+    const int ready = left.count() > 0 ? ::poll(&pfd, 1, static_cast<int>(left.count())) : 0;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      timed_out = true;
+      ::kill(pid, SIGKILL);
+      break;
+    }
     const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
@@ -71,6 +91,9 @@ std::optional<std::string> check_as(const std::optional<Credentials>& who,
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  if (timed_out)
+    return "checking as uid " + std::to_string(who->uid) + " took over " + std::to_string(timeout.count()) +
+           " ms (a filesystem that does not answer?)";
   if (reply == "ok") return std::nullopt;
   if (!reply.empty() && reply.front() == '!') return reply.substr(1);
   return "the check as uid " + std::to_string(who->uid) + " ended without an answer";
@@ -91,7 +114,7 @@ void check_runnable_as(const std::optional<Credentials>& who, const std::string&
                   "working directory " + cwd + (errno == EACCES ? " cannot be entered: " + std::string(std::strerror(errno))
                                                                  : " does not exist"));
     if (!S_ISDIR(st.st_mode)) return fail(ErrorCode::kNotFound, "working directory " + cwd + " is not a directory");
-    if (::access(cwd.c_str(), X_OK) != 0)
+    if (::faccessat(AT_FDCWD, cwd.c_str(), X_OK, AT_EACCESS) != 0)
       return fail(ErrorCode::kPermissionDenied, "working directory " + cwd + " cannot be entered: " + std::strerror(errno));
     try {
       resolve_executable(command, env, cwd);

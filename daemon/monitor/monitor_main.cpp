@@ -18,8 +18,14 @@
 // forwarded to the command's process group; SIGUSR2 kills that group with
 // SIGKILL (lpd's "grace period over"). The monitor itself outlives both.
 //
-// Usage: lpd-monitor --status FILE [--cwd DIR] [--uid U --gid G
-//        [--groups G1,G2,...]] -- COMMAND [ARGS...]
+// Environment: the monitor itself runs with the fixed environment lpd gives
+// it. The command's environment (the user's, with the shim's variables)
+// comes in --env-file, read and removed at start and applied only in the
+// command's process after it became the user: a root monitor must never
+// run under a user's LD_PRELOAD or LD_LIBRARY_PATH.
+//
+// Usage: lpd-monitor --status FILE [--cwd DIR] [--env-file FILE] [--uid U
+//        --gid G [--groups G1,G2,...]] -- COMMAND [ARGS...]
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
@@ -94,9 +100,39 @@ std::string json_string(const std::string& s) {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: lpd-monitor --status FILE [--cwd DIR] [--uid U --gid G [--groups G1,G2,...]] -- COMMAND "
+               "usage: lpd-monitor --status FILE [--cwd DIR] [--env-file FILE] [--uid U --gid G [--groups G1,G2,...]] -- "
+               "COMMAND "
                "[ARGS...]\n");
   return 64;
+}
+
+/// Reads the NUL-separated "K=V" entries of `path` (written by lpd, 0600,
+/// in its own directory) and removes the file. False when unreadable.
+bool read_env_file(const std::string& path, std::vector<std::string>* out) {
+  constexpr std::size_t kMaxBytes = 16 * 1024 * 1024;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::string text;
+  char buffer[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > kMaxBytes) break;
+  }
+  ::close(fd);
+  ::unlink(path.c_str());
+  if (text.size() > kMaxBytes) return false;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const auto end = text.find('\0', start);
+    const std::string entry = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (entry.find('=') != std::string::npos) out->push_back(entry);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return true;
 }
 
 /// Parses a decimal id; false for anything else.
@@ -154,7 +190,7 @@ int become(const Identity& who, const std::string& cwd) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string status_path, cwd;
+  std::string status_path, cwd, env_file;
   Identity who;
   bool has_uid = false, has_gid = false;
   int i = 1;
@@ -165,6 +201,8 @@ int main(int argc, char** argv) {
       status_path = argv[++i];
     } else if (arg == "--cwd" && i + 1 < argc) {
       cwd = argv[++i];
+    } else if (arg == "--env-file" && i + 1 < argc) {
+      env_file = argv[++i];
     } else if (arg == "--uid" && i + 1 < argc && parse_id(argv[i + 1], &id)) {
       who.uid = static_cast<uid_t>(id);
       has_uid = true;
@@ -187,6 +225,14 @@ int main(int argc, char** argv) {
   if (who.set && who.groups.empty()) who.groups.push_back(who.gid);
   std::vector<char*> command(argv + i, argv + argc);
   command.push_back(nullptr);
+  std::vector<std::string> command_env;
+  if (!env_file.empty() && !read_env_file(env_file, &command_env)) {
+    std::fprintf(stderr, "lpd-monitor: cannot read %s: %s\n", env_file.c_str(), std::strerror(errno));
+    return 1;
+  }
+  std::vector<char*> command_envp;
+  for (auto& entry : command_env) command_envp.push_back(entry.data());
+  command_envp.push_back(nullptr);
 
   struct sigaction forward {};
   forward.sa_handler = forward_signal;
@@ -216,6 +262,8 @@ int main(int argc, char** argv) {
               std::strerror(err));
       ::_exit(126);
     }
+    // After becoming the user: execvp searches the PATH of `environ`.
+    if (!env_file.empty()) environ = command_envp.data();
     ::execvp(command[0], command.data());
     const int err = errno;
     dprintf(STDERR_FILENO, "lpd-monitor: cannot run %s: %s\n", command[0], std::strerror(err));

@@ -1,5 +1,6 @@
 #include "daemon/ops/process_ops.h"
 
+#include "daemon/as_user.h"
 #include "daemon/run_as.h"
 
 #include <grp.h>
@@ -82,6 +83,9 @@ json handle_proc_ensure(Daemon& daemon, Call& call) {
   request.keep_on_timeout = f.optional_boolean("keep_on_timeout").value_or(false);
   request.owner = call.peer.uid;
   request.credentials = run_as(call.peer);
+  // The command and working directory as the caller sees them: a root lpd
+  // tells nobody what lies in a directory they cannot read.
+  check_runnable_as(request.credentials, request.argv.front(), request.env, request.cwd);
 
   // Another user's process of this name: the dispatcher's gate refused
   // before we got here (existing_process_named).

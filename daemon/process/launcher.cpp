@@ -55,7 +55,9 @@ int shortage_now() {
 
 bool is_executable_file(const std::string& path) {
   struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+  // AT_EACCESS: by the effective ids, which is who asks when a check runs as
+  // a user (check_as) with lpd's real ids kept.
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::faccessat(AT_FDCWD, path.c_str(), X_OK, AT_EACCESS) == 0;
 }
 
 /// Runs in the child between fork and exec, so it sticks to
@@ -139,18 +141,31 @@ std::string resolve_executable(const std::string& command, const std::vector<std
     const std::string path = command.front() == '/' ? command : cwd + "/" + command;
     if (!is_executable_file(path)) {
       throw Error(ErrorCode::kNotFound, "command not found: " + command +
-                                            (::access(path.c_str(), F_OK) == 0 ? " (not an executable file)" : ""));
+                                            (::faccessat(AT_FDCWD, path.c_str(), F_OK, AT_EACCESS) == 0 ? " (not an executable file)" : ""));
     }
     return path;
   }
   std::string search_path = kDefaultPath;
   for (const auto& entry : env)
     if (entry.rfind("PATH=", 0) == 0) search_path = entry.substr(5);
-  std::vector<bp2::environment::key_value_pair> lookup;
-  lookup.emplace_back(bp2::environment::key("PATH"), bp2::environment::value(search_path));
-  const auto found = bp2::environment::find_executable(command, lookup);
+  // Our own walk rather than bp2's find_executable: bp2 asks access(),
+  // which answers for the real uid, and a check as a user keeps lpd's.
+  std::string found;
+  std::size_t start = 0;
+  // At most kMaxPathEntries directories: a PATH of a million entries must
+  // not cost lpd (or a check as a user it waits for) a million stat()s.
+  constexpr int kMaxPathEntries = 256;
+  for (int entries = 0; found.empty() && start <= search_path.size() && entries < kMaxPathEntries; ++entries) {
+    const auto colon = search_path.find(':', start);
+    std::string dir = search_path.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    if (dir.empty()) dir = ".";  // an empty PATH entry means the current directory, as in a shell
+    const std::string candidate = (dir.front() == '/' ? dir : cwd + "/" + dir) + "/" + command;
+    if (is_executable_file(candidate)) found = candidate;
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
   if (found.empty()) throw Error(ErrorCode::kNotFound, "command not found: " + command + " (PATH=" + search_path + ")");
-  return found.string();
+  return found;
 }
 
 Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {

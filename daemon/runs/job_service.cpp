@@ -76,6 +76,25 @@ void JobService::report_error(Supervised& s, std::string message) {
   persist(s);
 }
 
+void JobService::write_env_file(const std::string& path, const std::vector<std::string>& env) {
+  std::string text;
+  for (const auto& entry : env) {
+    if (entry.find('\0') != std::string::npos) continue;  // cannot be passed to exec anyway
+    text += entry;
+    text.push_back('\0');
+  }
+  ::unlink(path.c_str());
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) throw Error(ErrorCode::kInternal, "cannot write " + path + ": " + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(ErrorCode::kInternal, "cannot write " + path + ": " + std::strerror(errno));
+    done += static_cast<std::size_t>(n);
+  }
+}
+
 UniqueFd JobService::open_output_log(const std::string& path, const std::optional<Credentials>& owner) {
   // Appended across attempts. O_NOFOLLOW/O_NONBLOCK and the regular-file
   // check hold even if something was planted before lpd made the directory.
@@ -223,7 +242,13 @@ void JobService::start_attempt(Supervised& s) {
   UniqueFd log_fd = open_output_log(output_path(s.run_id), s.job.spec.run_as);
   LaunchSpec spec;
   // The monitor runs as lpd; the command as the run's user (see output_path).
-  spec.argv = {environment_.monitor_path, "--status", status_path(s.run_id), "--cwd", s.job.spec.cwd};
+  // The monitor may run as root: it gets a fixed environment, and the
+  // command's (the caller's LD_PRELOAD included) only reaches the command,
+  // after it became the caller (see lpd-monitor's header).
+  const std::string env_file = store_.path("runs/" + s.run_id + "/command.env");
+  write_env_file(env_file, child_environment(s));
+  spec.argv = {environment_.monitor_path, "--status", status_path(s.run_id), "--cwd", s.job.spec.cwd, "--env-file",
+               env_file};
   if (const auto& who = s.job.spec.run_as) {
     std::string groups;
     for (gid_t g : who->groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
@@ -238,7 +263,7 @@ void JobService::start_attempt(Supervised& s) {
   spec.argv.push_back("--");
   for (const auto& arg : s.job.attempt_argv()) spec.argv.push_back(arg);
   spec.cwd = s.job.spec.cwd;
-  spec.env = child_environment(s);
+  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
   spec.stdout_fd = log_fd.get();
   spec.stderr_fd = log_fd.get();
   spec.new_session = true;

@@ -126,6 +126,10 @@ class JobService {
   /// A report file lpd could not write for the run's user: logged, kept in
   /// the job (run.info) and sent with run.done, so lpctl prints it.
   void report_error(Supervised& s, std::string message);
+  /// Writes the command's environment for lpd-monitor (NUL-separated,
+  /// 0600, in the run's directory; the monitor removes it). Throws
+  /// protocol::Error(kInternal).
+  static void write_env_file(const std::string& path, const std::vector<std::string>& env);
   /// Opens (creating, 0600) the run's output log for the monitor to inherit,
   /// owned by `owner` when set. Throws protocol::Error(kInternal).
   static UniqueFd open_output_log(const std::string& path, const std::optional<Credentials>& owner);

@@ -1039,9 +1039,9 @@ def test_report_paths_that_are_fifos_links_or_devices_are_refused_without_blocki
     refusals = {
         ("--junit", "fifo"): "not a regular file",
         ("--crash-log", "fifo"): "not a regular file",
-        ("--crash-log", "shadow"): "Permission denied",
-        ("--crash-log", "zero"): "not a regular file",
-        ("--crash-log", "b-secret"): "Permission denied",
+        ("--crash-log", "shadow"): "is a symbolic link",
+        ("--crash-log", "zero"): "is a symbolic link",
+        ("--crash-log", "b-secret"): "is a symbolic link",
     }
     for (option, name), reason in refusals.items():
         result = as_user(a, root_lpd, tools, "run", "--detach", option, os.path.join(work, name), "--", "true",
@@ -1161,6 +1161,35 @@ def test_a_report_lpd_cannot_write_reaches_the_user(root_lpd, users, tools):
     shutil.rmtree(work, ignore_errors=True)
 
 
+def test_a_users_ld_preload_reaches_only_their_own_command_never_a_root_process(root_lpd, users, tools):
+    """lpd-monitor runs as root; the caller's environment (LD_PRELOAD
+    included) must reach only the command, after it became the caller."""
+    if shutil.which("cc") is None:
+        pytest.skip("needs a C compiler to build the preloaded library")
+    a = users["a"]
+    work = user_workdir(a)
+    os.chmod(work, 0o755)
+    source = os.path.join(work, "probe.c")
+    with open(source, "w") as f:
+        f.write('#include <stdio.h>\n#include <stdlib.h>\n#include <unistd.h>\n'
+                '__attribute__((constructor)) static void probe(void) {\n'
+                '  const char* out = getenv("PROBE_OUT"); if (!out) return;\n'
+                '  FILE* f = fopen(out, "a"); if (!f) return;\n'
+                '  fprintf(f, "%d\\n", (int)geteuid()); fclose(f);\n}\n')
+    library = os.path.join(work, "probe.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", library, source], check=True)
+    out = os.path.join(work, "euids")
+    run_as_user(a, lambda: open(out, "w").close() or True)
+    result = as_user(a, root_lpd, tools, "run", "--", "true", cwd=work,
+                     env=user_env(a, root_lpd, LD_PRELOAD=library, PROBE_OUT=out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(out) as f:
+        euids = [int(line) for line in f if line.strip()]
+    # lpctl itself and the command loaded it, as A; nothing as root.
+    assert euids and set(euids) == {a.pw_uid}, euids
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def test_paths_the_user_cannot_see_are_checked_as_the_user_not_as_root(root_lpd, users, tools):
     """The command and working directory are resolved as the caller: a root
     lpd neither enters a directory for them nor tells them whether a file
@@ -1186,6 +1215,19 @@ def test_paths_the_user_cannot_see_are_checked_as_the_user_not_as_root(root_lpd,
         assert result.returncode == 1 and "ran" not in result.stdout, (label, result.stdout, result.stderr)
         answers[label] = result.stderr.replace(hidden, "H").replace("exists", "X").replace("missing", "X") \
             .replace("tool", "Y").replace("nothing", "Y")
+    for label, args in {
+        "ensure cwd exists": ["--cwd", os.path.join(hidden, "exists"), "--", "true"],
+        "ensure cwd missing": ["--cwd", os.path.join(hidden, "missing"), "--", "true"],
+        "ensure command exists": ["--", os.path.join(hidden, "tool")],
+        "ensure command missing": ["--", os.path.join(hidden, "nothing")],
+    }.items():
+        result = as_user(a, root_lpd, tools, "ensure", "probe", "--pattern", "never", "--timeout", "5", *args,
+                         cwd=work)
+        assert result.returncode == 1, (label, result.stdout, result.stderr)
+        answers[label] = result.stderr.replace(hidden, "H").replace("exists", "X").replace("missing", "X") \
+            .replace("tool", "Y").replace("nothing", "Y")
+    assert answers["ensure cwd exists"] == answers["ensure cwd missing"], answers
+    assert answers["ensure command exists"] == answers["ensure command missing"], answers
     assert answers["cwd exists"] == answers["cwd missing"], answers
     assert answers["command exists"] == answers["command missing"], answers
     assert "permission_denied" in answers["cwd link"] or "not_found" in answers["cwd link"], answers

@@ -1,0 +1,76 @@
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "daemon/as_user.h"
+
+using namespace lpd::daemon;
+
+namespace {
+const Credentials kNobody{65534, 65534, {65534}};
+}
+
+TEST_CASE("a check as a user runs with that user's effective ids and groups, lpd's real and saved ids") {
+  if (::geteuid() != 0) {
+    WARN("needs root to change ids; not checked");
+    return;
+  }
+  auto seen = check_as(kNobody, []() -> std::optional<std::string> {
+    uid_t r, e, s;
+    gid_t rg, eg, sg;
+    ::getresuid(&r, &e, &s);
+    ::getresgid(&rg, &eg, &sg);
+    gid_t groups[8];
+    const int n = ::getgroups(8, groups);
+    return std::to_string(r) + " " + std::to_string(e) + " " + std::to_string(s) + " / " + std::to_string(eg) +
+           " / " + std::to_string(n) + ":" + std::to_string(n > 0 ? groups[0] : 0);
+  });
+  // Real and saved stay root: the user cannot signal or stop the child lpd waits for.
+  REQUIRE(seen);
+  CHECK(*seen == "0 65534 0 / 65534 / 1:65534");
+}
+
+TEST_CASE("a path the user cannot see is checked with the user's rights, not root's") {
+  if (::geteuid() != 0) {
+    WARN("needs root to change ids; not checked");
+    return;
+  }
+  // /root is not searchable by nobody: the same answer whether a name exists there or not.
+  auto exists = check_as(kNobody, []() -> std::optional<std::string> {
+    return ::faccessat(AT_FDCWD, "/root", X_OK, AT_EACCESS) == 0 ? "entered" : "refused";
+  });
+  REQUIRE(exists);
+  CHECK(*exists == "refused");
+  CHECK_THROWS_WITH(check_runnable_as(kNobody, "true", {"PATH=/usr/bin:/bin"}, "/root"),
+                    Catch::Contains("cannot be entered"));
+  CHECK_NOTHROW(check_runnable_as(kNobody, "true", {"PATH=/usr/bin:/bin"}, "/"));
+}
+
+TEST_CASE("a check that never answers is killed after its timeout and says so") {
+  if (::geteuid() != 0) {
+    WARN("needs root to change ids; not checked");
+    return;
+  }
+  int never[2];
+  REQUIRE(::pipe(never) == 0);
+  auto result = check_as(
+      kNobody,
+      [&]() -> std::optional<std::string> {
+        char byte;
+        (void)!::read(never[0], &byte, 1);  // nobody ever writes: a hung filesystem's stand-in
+        return std::nullopt;
+      },
+      std::chrono::milliseconds(50));
+  ::close(never[0]);
+  ::close(never[1]);
+  REQUIRE(result);
+  CHECK_THAT(*result, Catch::Contains("took over 50 ms"));
+}
+
+TEST_CASE("without an identity the check runs in lpd itself") {
+  CHECK(check_as(std::nullopt, []() -> std::optional<std::string> { return std::nullopt; }) == std::nullopt);
+  CHECK(check_as(std::nullopt, []() -> std::optional<std::string> { return "no"; }) == std::optional<std::string>("no"));
+}
