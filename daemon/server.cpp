@@ -102,6 +102,18 @@ void Server::accept_ready() {
   asio::post(io_, [this] { accept_ready(); });
 }
 
+void Server::say_and_close(int fd, const std::string& line) {
+  // Best effort and never blocking: a fresh socket's buffer takes one line.
+  (void)!::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
+  // Discard what the peer already sent (its hello), so that it reads our
+  // line and then a plain end of stream rather than a reset.
+  char discard[4096];
+  for (int i = 0; i < 16 && ::recv(fd, discard, sizeof(discard), MSG_DONTWAIT) > 0; ++i) {
+  }
+  ::close(fd);
+}
+
 Server::TurnAway Server::turn_away(int error) {
   if (spare_fd_ < 0) reopen_spare();
   if (spare_fd_ < 0) return TurnAway::kNoSpare;
@@ -110,19 +122,10 @@ Server::TurnAway Server::turn_away(int error) {
   const int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   const int accept_error = fd >= 0 ? 0 : errno;
   if (fd >= 0) {
-    const std::string line = protocol::encode_reply_error(
-        nullptr, protocol::ErrorCode::kUnavailable,
-        describe_shortage(error) + "; lpd keeps serving the connections it has and takes new ones again "
-                                   "once descriptors are free: try again later");
-    // Best effort and never blocking: a fresh socket's buffer takes one line.
-    (void)!::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    ::shutdown(fd, SHUT_WR);
-    // Discard what the peer already sent (its hello), so that it reads our
-    // line and then a plain end of stream rather than a reset.
-    char discard[4096];
-    for (int i = 0; i < 16 && ::recv(fd, discard, sizeof(discard), MSG_DONTWAIT) > 0; ++i) {
-    }
-    ::close(fd);
+    say_and_close(fd, protocol::encode_reply_error(
+                          nullptr, protocol::ErrorCode::kUnavailable,
+                          describe_shortage(error) + "; lpd keeps serving the connections it has and takes new ones "
+                                                     "again once descriptors are free: try again later"));
     ++turned_away_total_;
     if (turned_away_in_a_row_++ == 0)
       spdlog::warn("{}: answering new connections \"unavailable\" until descriptors are free",
@@ -173,11 +176,29 @@ void Server::start_session(int fd) {
   socklen_t groups_len = sizeof(groups);
   if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &groups_len) == 0)
     peer.groups.assign(groups, groups + groups_len / sizeof(gid_t));
+  // One user's connections are bounded, so that user cannot take every
+  // descriptor (and a read buffer each) from everyone else. Root is not.
+  std::size_t& of_user = connections_per_uid_[peer.uid];
+  if (peer.uid != 0 && of_user >= kMaxConnectionsPerUser) {
+    if (refused_in_a_row_++ == 0)
+      spdlog::warn("uid {} has {} connections open; refusing more until some close", peer.uid, of_user);
+    say_and_close(socket.release(), protocol::encode_reply_error(
+                                        nullptr, protocol::ErrorCode::kLimitExceeded,
+                                        "uid " + std::to_string(peer.uid) + " already has " +
+                                            std::to_string(kMaxConnectionsPerUser) +
+                                            " connections open to lpd, the most one user may have; close some"));
+    return;
+  }
+  refused_in_a_row_ = 0;
+  ++of_user;
   spdlog::debug("session {}: connected, pid {} uid {}", peer.session_id, peer.pid, peer.uid);
   auto session = std::make_shared<Session>(std::move(socket), std::move(peer), dispatcher_, hello_timeout_,
                                            [this](Session& s) {
                                              const Peer closed = s.peer();
                                              sessions_.erase(closed.session_id);
+                                             auto it = connections_per_uid_.find(closed.uid);
+                                             if (it != connections_per_uid_.end() && --it->second == 0)
+                                               connections_per_uid_.erase(it);
                                              spdlog::debug("session {}: closed", closed.session_id);
                                              if (on_closed_) on_closed_(closed);
                                            });

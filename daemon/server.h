@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <unordered_map>
 
@@ -45,6 +46,9 @@ class Server {
 
   void on_session_closed(SessionClosed callback) { on_closed_ = std::move(callback); }
 
+  /// Connections one non-root uid may hold open at once; past it a new one
+  /// gets one `limit_exceeded` line and is closed.
+  static constexpr std::size_t kMaxConnectionsPerUser = 1024;
   std::size_t open_sessions() const { return sessions_.size(); }
   std::uint64_t accepted_total() const { return next_session_id_ - 1; }
   /// Connections answered `unavailable` because lpd was out of descriptors.
@@ -64,6 +68,8 @@ class Server {
   /// Out of descriptors: spends the spare one on the next waiting
   /// connection, to tell it why it cannot be served, and takes it back.
   TurnAway turn_away(int error);
+  /// Writes `line` to a connection lpd will not serve, then closes it.
+  static void say_and_close(int fd, const std::string& line);
   void retry_accept_later(const char* why, int error);
   void reopen_spare();
 
@@ -75,6 +81,8 @@ class Server {
   std::unordered_map<std::uint64_t, std::shared_ptr<Session>> sessions_;
   std::uint64_t next_session_id_ = 1;
   int spare_fd_ = -1;  // /dev/null, held only to be given up under EMFILE
+  std::map<uid_t, std::size_t> connections_per_uid_;
+  std::size_t refused_in_a_row_ = 0;
   std::uint64_t turned_away_total_ = 0;
   std::uint64_t turned_away_in_a_row_ = 0;
   SessionClosed on_closed_;

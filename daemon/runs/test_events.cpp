@@ -28,10 +28,27 @@ void JobService::worker_ended_cleanly(const Peer& peer) {
   if (auto* a = activity_of(peer)) a->clean_end();
 }
 
+namespace {
+
+/// A nodeid is a name: metadata every user sees, kept in memory (10,000
+/// events), in the run's journal and in JUnit. Bounded so that one test
+/// process cannot grow lpd by hundreds of MB with a few events.
+constexpr std::size_t kMaxNodeidBytes = 16 * 1024;
+/// The outcome and phase words pytest uses ("passed", "call", ...).
+constexpr std::size_t kMaxWordBytes = 64;
+
+std::string bounded(const char* name, std::string value, std::size_t limit) {
+  if (value.size() > limit)
+    throw Error(ErrorCode::kTooLarge, std::string("field \"") + name + "\" is over " + std::to_string(limit) + " bytes");
+  return value;
+}
+
+}  // namespace
+
 json JobService::handle_test_start(Call& call) {
   auto* a = activity_of(call.peer);
   if (!a) throw Error(ErrorCode::kBadRequest, "test.start before run.register on this connection");
-  const std::string nodeid = call.fields.string("nodeid");
+  const std::string nodeid = bounded("nodeid", call.fields.string("nodeid"), kMaxNodeidBytes);
   a->test_started(nodeid, wall_now());
   events_.publish("test.start", {{"nodeid", nodeid}, {"worker_id", a->worker_id()}, {"pid", a->pid()}}, a->run_id(),
                   call.peer.uid);
@@ -42,9 +59,9 @@ json JobService::handle_test_finish(Call& call) {
   auto* a = activity_of(call.peer);
   if (!a) throw Error(ErrorCode::kBadRequest, "test.finish before run.register on this connection");
   TestResult r;
-  r.nodeid = call.fields.string("nodeid");
-  r.outcome = call.fields.optional_string("outcome").value_or("passed");
-  r.phase = call.fields.optional_string("phase").value_or("call");
+  r.nodeid = bounded("nodeid", call.fields.string("nodeid"), kMaxNodeidBytes);
+  r.outcome = bounded("outcome", call.fields.optional_string("outcome").value_or("passed"), kMaxWordBytes);
+  r.phase = bounded("phase", call.fields.optional_string("phase").value_or("call"), kMaxWordBytes);
   r.duration = call.fields.optional_seconds("duration").value_or(0);
   r.message = call.fields.optional_string("message").value_or("");
   if (r.message.size() > 4096) r.message.resize(4096);

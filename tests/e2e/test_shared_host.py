@@ -1190,6 +1190,56 @@ def test_a_users_ld_preload_reaches_only_their_own_command_never_a_root_process(
     shutil.rmtree(work, ignore_errors=True)
 
 
+def test_one_user_cannot_take_every_connection(root_lpd, users, tools):
+    """Idle connections cost lpd a descriptor and a read buffer each: one
+    user may hold a bounded number (1024); past it a new one is told
+    limit_exceeded, and other users connect as before."""
+    import resource
+    b, a = users["b"], users["a"]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 1200:
+        pytest.skip("the descriptor limit is too low to hold 1025 connections")
+    report_r, report_w = os.pipe()
+    release_r, release_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            os.setgroups(groups_of(b))
+            os.setgid(b.pw_gid)
+            os.setuid(b.pw_uid)
+            held = []
+            for _ in range(1024):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(root_lpd.socket)
+                held.append(s)
+            extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            extra.settimeout(60)
+            extra.connect(root_lpd.socket)
+            extra.sendall(b'{"id":1,"op":"hello","protocol":1}\n')
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = extra.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            os.write(report_w, answer or b"(nothing)\n")
+            os.read(release_r, 1)
+        finally:
+            os._exit(0)
+    os.close(report_w)
+    with os.fdopen(report_r, "rb") as f:
+        answer = json.loads(f.readline())
+    try:
+        assert answer["ok"] is False and answer["error"]["code"] == "limit_exceeded", answer
+        assert "1024 connections" in answer["error"]["message"]
+        assert as_user(a, root_lpd, tools, "ping", "-c", "1").returncode == 0
+        assert root_lpd.ping()
+    finally:
+        os.write(release_w, b"x")
+        os.waitpid(pid, 0)
+
+
 def test_paths_the_user_cannot_see_are_checked_as_the_user_not_as_root(root_lpd, users, tools):
     """The command and working directory are resolved as the caller: a root
     lpd neither enters a directory for them nor tells them whether a file
@@ -1234,6 +1284,276 @@ def test_paths_the_user_cannot_see_are_checked_as_the_user_not_as_root(root_lpd,
     assert json.loads(as_user(a, root_lpd, tools, "--json", "runs", "-a", check=True).stdout) == []
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(hidden, ignore_errors=True)
+
+
+# -- trust of paths and peers (hD) --
+import stat  # noqa: E402 - this section's own imports, kept beside it
+
+from lpd_harness import SHIM_PYTHONPATH  # noqa: E402
+
+
+def start_user_lpd(user, tools, *args, env):
+    """`lpd start --foreground` as `user`: returns (readiness line, Popen).
+    The caller ends a daemon that became ready."""
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen([tools["lpd"], "start", "--foreground", "--ready-fd", str(write_fd), *args],
+                            pass_fds=[write_fd], user=user.pw_uid, group=user.pw_gid, extra_groups=groups_of(user),
+                            cwd=user.pw_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as f:
+        return f.read().strip(), proc
+
+
+def end_user_lpd(proc):
+    if proc.poll() is None:
+        proc.terminate()
+    proc.communicate(timeout=60)
+
+
+def shared_group_dir():
+    """A directory a and b may both write (root's, group lpdsh, not sticky),
+    like a runners' shared reports directory."""
+    shared = short_tempdir()
+    os.chown(shared, 0, grp.getgrnam(GROUP).gr_gid)
+    os.chmod(shared, 0o770)
+    return shared
+
+
+def victim_file(user, text):
+    """A file of `user`'s that only they may write: what an attacker aims at."""
+    path = os.path.join(user_workdir(user), "precious")
+    os.chmod(os.path.dirname(path), 0o755)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chown(path, user.pw_uid, user.pw_gid)
+    os.chmod(path, 0o644)
+    return path
+
+
+@pytest.fixture
+def lpd_tool(tools):
+    """`tools` plus lpd itself, copied where the throwaway users may run it."""
+    where = tempfile.mkdtemp(prefix="lpd-sh-lpd-", dir="/tmp")
+    os.chmod(where, 0o755)
+    shutil.copy2(LPD_BIN, os.path.join(where, "lpd"))
+    yield dict(tools, lpd=os.path.join(where, "lpd"))
+    shutil.rmtree(where, ignore_errors=True)
+
+
+class ForeignServer:
+    """A socket `owner` listens on (listen() ran as them, so SO_PEERCRED
+    names them), accepted here: records every byte a client sends it, then
+    hangs up. What a user who got to a victim's socket path first sees."""
+
+    def __init__(self, owner, path):
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                parent.close()
+                os.setgroups(groups_of(owner))
+                os.setgid(owner.pw_gid)
+                os.setuid(owner.pw_uid)
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.bind(path)
+                os.chmod(path, 0o777)
+                s.listen(8)
+                socket.send_fds(child, [b"x"], [s.fileno()])
+            finally:
+                os._exit(0)
+        child.close()
+        _, fds, _, _ = socket.recv_fds(parent, 1, 1)
+        os.waitpid(pid, 0)
+        parent.close()
+        self.listener = socket.socket(fileno=fds[0])
+        self.listener.settimeout(0.2)
+        self.received = []
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            self.connections += 1
+            with conn:
+                conn.settimeout(10)
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    data = b""
+                if data:
+                    self.received.append(data)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.listener.close()
+
+
+def test_a_default_socket_directory_made_by_another_user_is_refused(users, lpd_tool):
+    """Issue 11 review: with no XDG_RUNTIME_DIR a user's lpd uses
+    /tmp/lpd-$UID. B made it first (0777) with lpd.sock.lock linked to A's
+    file: A's `lpd start` truncated that file, and B could swap in a fake
+    socket. lpd now refuses the directory, naming it, its owner and mode."""
+    a, b = users["a"], users["b"]
+    precious = victim_file(a, "A-DATA")
+    hijacked = f"/tmp/lpd-{a.pw_uid}"
+    shutil.rmtree(hijacked, ignore_errors=True)
+
+    def plant():
+        os.mkdir(hijacked)
+        os.chmod(hijacked, 0o777)
+        os.symlink(precious, os.path.join(hijacked, "lpd.sock.lock"))
+        return True
+    assert run_as_user(b, plant)
+    env = {"PATH": "/usr/bin:/bin", "HOME": a.pw_dir, "USER": a.pw_name}  # no XDG_RUNTIME_DIR, no LPD_SOCKET
+    try:
+        ready, proc = start_user_lpd(a, lpd_tool, env=env)
+        end_user_lpd(proc)
+        assert ready.startswith("ERROR"), ready
+        assert hijacked in ready and f"uid {b.pw_uid}" in ready and "0777" in ready, ready
+        with open(precious) as f:
+            assert f.read() == "A-DATA"
+        assert not os.path.exists(os.path.join(hijacked, "lpd.sock"))
+    finally:
+        shutil.rmtree(hijacked, ignore_errors=True)
+        shutil.rmtree(os.path.dirname(precious), ignore_errors=True)
+
+
+def test_a_lock_file_link_planted_beside_an_explicit_socket_is_not_followed(users, lpd_tool):
+    """An explicit --socket in a shared sticky directory (like /tmp) is
+    allowed, but a link B planted at its lock file is never followed: lpd
+    refuses to start and A's file is untouched. Without the link it starts."""
+    a, b = users["a"], users["b"]
+    precious = victim_file(a, "A-DATA")
+    shared = short_tempdir()
+    os.chmod(shared, 0o1777)
+    sock = os.path.join(shared, "lpd.sock")
+    state = os.path.join(user_workdir(a), "state")
+    run_as_user(b, lambda: os.symlink(precious, sock + ".lock") or True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": a.pw_dir, "USER": a.pw_name}
+    try:
+        ready, proc = start_user_lpd(a, lpd_tool, "--socket", sock, "--state-dir", state, env=env)
+        end_user_lpd(proc)
+        assert ready.startswith("ERROR") and "symbolic link" in ready and sock + ".lock" in ready, ready
+        with open(precious) as f:
+            assert f.read() == "A-DATA"
+        os.unlink(sock + ".lock")
+        ready, proc = start_user_lpd(a, lpd_tool, "--socket", sock, "--state-dir", state, env=env)
+        end_user_lpd(proc)
+        assert ready.startswith("READY"), ready
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+        shutil.rmtree(os.path.dirname(state), ignore_errors=True)
+        shutil.rmtree(os.path.dirname(precious), ignore_errors=True)
+
+
+def test_clients_tell_nothing_to_a_socket_another_user_serves(users, tools):
+    """B serves the socket path A's clients use. lpctl and the pytest shim
+    read SO_PEERCRED and hang up before saying anything (hello carries the
+    pid, run.start the whole environment): "no daemon", naming B's uid."""
+    a, b = users["a"], users["b"]
+    where = user_workdir(b)
+    os.chmod(where, 0o755)
+    path = os.path.join(where, "lpd.sock")
+    server = ForeignServer(b, path)
+    try:
+        env = {"PATH": "/usr/bin:/bin", "HOME": a.pw_dir, "USER": a.pw_name, "LPD_SOCKET": path,
+               "CI_TOKEN": "a-secret-token"}
+        cli = subprocess.run([tools["lpctl"], "run", "--", "true"], user=a.pw_uid, group=a.pw_gid,
+                             extra_groups=groups_of(a), cwd=a.pw_dir, env=env, capture_output=True, text=True,
+                             timeout=60)
+        assert cli.returncode == 2, cli.stdout + cli.stderr
+        assert path in cli.stderr and f"uid {b.pw_uid}" in cli.stderr, cli.stderr
+        probe = ("import warnings\n"
+                 "from lpd_pytest.client import Connection, LpdUnavailable\n"
+                 "try:\n    Connection()\n    print('CONNECTED')\n"
+                 "except LpdUnavailable as e:\n    print('UNAVAILABLE', e)\n")
+        shim = subprocess.run([PYTHON, "-c", probe], user=a.pw_uid, group=a.pw_gid, extra_groups=groups_of(a),
+                              cwd=a.pw_dir, env=dict(env, PYTHONPATH=SHIM_PYTHONPATH), capture_output=True,
+                              text=True, timeout=60)
+        assert shim.stdout.startswith("UNAVAILABLE") and f"uid {b.pw_uid}" in shim.stdout, shim.stdout + shim.stderr
+        assert "Warning" in shim.stderr and f"uid {b.pw_uid}" in shim.stderr, shim.stderr
+    finally:
+        server.stop()
+        shutil.rmtree(where, ignore_errors=True)
+    assert server.connections >= 2
+    assert server.received == [], server.received
+
+
+def test_an_attached_junit_temp_file_link_is_not_written_through(root_lpd, users, tools):
+    """B plants `report.xml.lpctl-new` in a directory both may write, linked
+    to A's file: lpctl used to truncate A's file and write the report into
+    it. The temp is now created afresh (O_EXCL|O_NOFOLLOW)."""
+    a, b = users["a"], users["b"]
+    precious = victim_file(a, "A-DATA")
+    shared = shared_group_dir()
+    report = os.path.join(shared, "report.xml")
+    run_as_user(b, lambda: os.symlink(precious, report + ".lpctl-new") or True)
+    work = user_workdir(a)
+    try:
+        result = as_user(a, root_lpd, tools, "run", "--junit", report, "--", "true", cwd=work)
+        with open(precious) as f:
+            assert f.read() == "A-DATA"
+        assert result.returncode == 0, result.stdout + result.stderr
+        st = os.lstat(report)
+        assert not os.path.islink(report) and st.st_uid == a.pw_uid
+        assert not os.path.lexists(report + ".lpctl-new")
+    finally:
+        for d in (shared, work, os.path.dirname(precious)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def test_an_attached_junit_path_that_cannot_be_written_is_refused_before_the_run(root_lpd, users, tools):
+    """A --junit lpctl cannot write (a directory A may not write, a FIFO at
+    the path) is refused at once with exit 1: the command never runs."""
+    a, b = users["a"], users["b"]
+    work = user_workdir(a)
+    os.chmod(work, 0o755)
+    theirs = user_workdir(b)
+    os.chmod(theirs, 0o755)
+    run_as_user(a, lambda: os.mkfifo(os.path.join(work, "fifo.xml")) or True)
+    marker = os.path.join(work, "ran")
+    try:
+        for junit, reason in ((os.path.join(theirs, "r.xml"), "Permission denied"),
+                              (os.path.join(work, "fifo.xml"), "not a regular file")):
+            result = as_user(a, root_lpd, tools, "run", "--junit", junit, "--", "touch", marker, cwd=work)
+            assert result.returncode == 1, (junit, result.stdout, result.stderr)
+            assert junit in result.stderr and reason in result.stderr, result.stderr
+            assert not os.path.exists(marker), "the run started"
+        assert stat.S_ISFIFO(os.lstat(os.path.join(work, "fifo.xml")).st_mode)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(theirs, ignore_errors=True)
+
+
+def test_a_crash_log_link_is_refused_not_appended_through(root_lpd, users, tools):
+    """B links the agreed --crash-log path in a shared directory to A's
+    file: A's run is refused ("is a symbolic link"), A's file untouched."""
+    a, b = users["a"], users["b"]
+    precious = victim_file(a, "A-DATA")
+    shared = shared_group_dir()
+    crash_log = os.path.join(shared, "crashes.jsonl")
+    run_as_user(b, lambda: os.symlink(precious, crash_log) or True)
+    work = user_workdir(a)
+    try:
+        result = as_user(a, root_lpd, tools, "run", "--detach", "--crash-log", crash_log, "--", "true", cwd=work)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert crash_log in result.stderr and "is a symbolic link" in result.stderr, result.stderr
+        with open(precious) as f:
+            assert f.read() == "A-DATA"
+    finally:
+        for d in (shared, work, os.path.dirname(precious)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+# -- end trust --
 
 
 # -- end state --------------------------------------------------------------------
