@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "protocol/error.h"
 #include "protocol/message.h"
@@ -51,6 +52,21 @@ Connection Connection::open(const std::string& socket_path, std::chrono::millise
     const int err = errno;
     ::close(fd);
     throw DaemonUnreachable(socket_path, err == ENOENT ? "no such socket" : std::strerror(err));
+  }
+  // Whoever can create the socket's path can serve it: in /tmp that may be
+  // another user, who would then see our requests (environment included)
+  // and forge replies. Only root's daemon or our own is trusted.
+  ucred peer{};
+  socklen_t peer_len = sizeof(peer);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw DaemonUnreachable(socket_path, std::string("cannot tell who serves the socket: ") + std::strerror(err));
+  }
+  if (peer.uid != 0 && peer.uid != ::geteuid()) {
+    ::close(fd);
+    throw DaemonUnreachable(socket_path, "the socket is served by uid " + std::to_string(peer.uid) +
+                                             ", neither root nor you; refusing to talk to it");
   }
   Connection connection(fd, socket_path, timeout);
   try {

@@ -87,10 +87,19 @@ int Daemon::open_listener(Readiness& readiness) {
 int Daemon::run(Readiness& readiness) {
   const bool root = ::geteuid() == 0;
   try {
-    make_directories(config_.state_dir, root ? 0711 : 0700);
+    // Whoever owns or may write these directories could plant links at our
+    // lock files and swap our socket for theirs (/tmp/lpd-$UID can be made
+    // by anyone first): refuse both unless they are ours (or root's). The
+    // socket may sit in root's sticky /tmp when asked: its lock is opened
+    // O_NOFOLLOW there, and clients check who serves the socket.
     const auto slash = config_.socket_path.rfind('/');
-    if (slash != std::string::npos && slash > 0)
-      make_directories(config_.socket_path.substr(0, slash), root ? 0755 : 0700);
+    if (slash != std::string::npos && slash > 0) {
+      const std::string socket_dir = config_.socket_path.substr(0, slash);
+      make_directories(socket_dir, root ? 0755 : 0700);
+      require_trusted_directory(socket_dir, /*allow_shared_sticky=*/true);
+    }
+    make_directories(config_.state_dir, root ? 0711 : 0700);
+    require_trusted_directory(config_.state_dir, /*allow_shared_sticky=*/false);
     // From here on private unless said otherwise: lpd's files 0600, its
     // directories 0711 (a user can reach a file of theirs by its path, but
     // list nothing). The state tree holds every user's argv, environment

@@ -2,18 +2,35 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
 namespace lpd::daemon {
 
 std::optional<FileLock> FileLock::try_acquire(const std::string& path, pid_t* holder) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open lock file " + path);
+  // Never through a link (planted in a shared directory, it would have us
+  // truncate its target and write our pid there) nor into a FIFO (which
+  // would block us in open).
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int err = errno;
+    // ELOOP, or EACCES from O_CREAT on a link in a sticky directory: say why.
+    struct stat link {};
+    const bool is_link = ::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode);
+    throw std::system_error(err, std::generic_category(),
+                            "cannot open lock file " + path + (is_link ? " (it is a symbolic link)" : ""));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw std::runtime_error("lock file " + path + " is not a regular file; refusing to use it");
+  }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     if (holder) {

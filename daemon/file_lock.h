@@ -14,6 +14,8 @@ class FileLock {
  public:
   /// Takes the lock without waiting. On failure returns nullopt and, when
   /// another process holds it, sets `holder` to the pid written inside.
+  /// Throws when `path` cannot be opened, is a symbolic link (never
+  /// followed) or is anything but a regular file.
   static std::optional<FileLock> try_acquire(const std::string& path, pid_t* holder);
 
   FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <system_error>
 
@@ -52,6 +53,38 @@ void make_directories(const std::string& path, mode_t mode) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) fail("cannot stat " + path);
   if (!S_ISDIR(st.st_mode)) throw std::runtime_error(path + " exists and is not a directory");
+}
+
+std::optional<std::string> directory_distrust(uid_t owner, mode_t mode, uid_t euid, bool allow_shared_sticky) {
+  if (owner != euid && owner != 0) return "it belongs to another user";
+  if ((mode & (S_IWGRP | S_IWOTH)) == 0) return std::nullopt;
+  // Sticky: others may add entries but not remove or rename ours. Only when
+  // root owns it: an owner may always replace entries in their directory.
+  if (allow_shared_sticky && owner == 0 && (mode & S_ISVTX)) return std::nullopt;
+  return "others may write in it";
+}
+
+void require_trusted_directory(const std::string& path, bool allow_shared_sticky) {
+  const uid_t euid = ::geteuid();
+  auto check = [&](const struct stat& st, mode_t mode, const char* what) {
+    if (auto why = directory_distrust(st.st_uid, mode, euid, allow_shared_sticky)) {
+      char octal[8];
+      std::snprintf(octal, sizeof(octal), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      throw std::runtime_error("refusing to use " + std::string(what) + path + " (owner uid " +
+                               std::to_string(st.st_uid) + ", mode " + octal + "): " + *why +
+                               "; lpd runs as uid " + std::to_string(euid));
+    }
+  };
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) fail("cannot examine directory " + path);
+  // A link's owner could point it elsewhere later, so it must be trusted
+  // too; its own mode bits mean nothing.
+  if (S_ISLNK(st.st_mode)) {
+    check(st, 0, "the link ");
+    if (::stat(path.c_str(), &st) != 0) fail("cannot examine directory " + path);
+  }
+  if (!S_ISDIR(st.st_mode)) throw std::runtime_error(path + " exists and is not a directory");
+  check(st, st.st_mode, "directory ");
 }
 
 int bind_listening_socket(const std::string& path, mode_t dir_mode, mode_t socket_mode) {

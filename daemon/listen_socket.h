@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -21,5 +22,18 @@ int bind_listening_socket(const std::string& path, mode_t dir_mode, mode_t socke
 
 /// Creates `path` and missing parents with `mode` (like mkdir -p).
 void make_directories(const std::string& path, mode_t mode);
+
+/// Why a directory (or a link to one) with `owner` and `mode` cannot hold
+/// lpd's socket, locks or state when lpd runs as `euid`; nullopt if it can.
+/// Trusted: owned by `euid` or root and writable by nobody else, or, when
+/// `allow_shared_sticky`, root's sticky directory such as /tmp (others may
+/// create there but not replace what is ours). Anyone else's directory is
+/// theirs to fill with links and fake sockets. A pure rule: no I/O.
+std::optional<std::string> directory_distrust(uid_t owner, mode_t mode, uid_t euid, bool allow_shared_sticky);
+
+/// Throws std::runtime_error naming `path`, its owner and mode unless the
+/// directory is trusted by directory_distrust() (a link at `path` is judged
+/// too, then what it points to), or when it cannot be examined.
+void require_trusted_directory(const std::string& path, bool allow_shared_sticky);
 
 }  // namespace lpd::daemon

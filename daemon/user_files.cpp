@@ -59,7 +59,8 @@ int perform(const Plan& plan) {
       return ::faccessat(AT_FDCWD, plan.parent, W_OK | X_OK, AT_EACCESS) == 0 ? 0 : errno;
     }
     case UserWrite::kAppend: {
-      if (int err = open_regular(plan.path, O_APPEND | O_CREAT, &fd)) return err;
+      // Appending through a link would write wherever it points: refused.
+      if (int err = open_regular(plan.path, O_APPEND | O_CREAT | O_NOFOLLOW, &fd)) return err;
       int err = write_all(fd, plan.bytes);
       if (!err && ::fsync(fd) != 0) err = errno;
       ::close(fd);
@@ -103,7 +104,10 @@ std::optional<UserWriteError> write_file_as(const std::optional<Credentials>& wh
   });
   if (!failure) return std::nullopt;
   err = std::atoi(failure->c_str());
-  const std::string reason = err == EINVAL ? "not a regular file" : err > 0 ? std::strerror(err) : *failure;
+  const std::string reason = err == EINVAL  ? "not a regular file"
+                             : err == ELOOP ? "is a symbolic link"  // O_NOFOLLOW met one
+                             : err > 0      ? std::strerror(err)
+                                            : *failure;
   return UserWriteError{
       err > 0 ? err : EPERM,
       "cannot write " + path + (as_other ? " as uid " + std::to_string(who->uid) : std::string()) + ": " + reason};

@@ -2,11 +2,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <thread>
 #include <vector>
@@ -76,16 +76,48 @@ void print_crashes(const json& crashes) {
   }
 }
 
+std::string parent_of(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+/// Throws unless a report can be written at `path`: its directory takes new
+/// files from us and what is there, if anything, is a regular file (a link
+/// to one is fine: the rename replaces the link, never writes through it).
+void check_report_path(const std::string& path) {
+  const std::string dir = parent_of(path);
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno) + " (directory " + dir + ")");
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    throw std::runtime_error("cannot write " + path + ": not a regular file");
+}
+
 void write_report(const GlobalOptions& global, const std::string& run_id, const std::string& path) {
   auto connection = global.connect();
   json report = connection.request("run.report", {{"run_id", run_id}});
+  const std::string xml = report.value("junit", "");
+  check_report_path(path);
+  // The temp file is created, never opened: a link or FIFO planted at its
+  // name (in /tmp, by anyone) makes the write fail instead of landing there.
   const std::string temp = path + ".lpctl-new";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write " + temp);
-    out << report.value("junit", "");
+  ::unlink(temp.c_str());  // a leftover of an interrupted write
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write " + temp + ": " + std::strerror(errno));
+  int err = 0;
+  for (std::size_t done = 0; done < xml.size() && !err;) {
+    const ssize_t n = ::write(fd, xml.data() + done, xml.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) err = n < 0 ? errno : EIO;
+    else done += static_cast<std::size_t>(n);
   }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot write " + path);
+  if (::close(fd) != 0 && !err) err = errno;
+  if (!err && std::rename(temp.c_str(), path.c_str()) != 0) err = errno;
+  if (err) {
+    ::unlink(temp.c_str());
+    throw std::runtime_error("cannot write " + path + ": " + std::strerror(err));
+  }
 }
 
 /// Streams output until run.done. A lost daemon is waited for and the
@@ -182,6 +214,9 @@ Command run_command() {
               if (!o->crash_log.empty()) fields["crash_log"] = absolute(o->crash_log);
               // Detached runs have nobody to write the report: lpd does, at the end.
               if (o->detach && !o->junit.empty()) fields["junit"] = absolute(o->junit);
+
+              // Refused now, not after a long run (the report is ours to write).
+              if (!o->detach && !o->junit.empty()) check_report_path(absolute(o->junit));
 
               json started;
               {

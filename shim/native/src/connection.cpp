@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -36,6 +37,19 @@ Connection::Connection(const std::string& path) : path_(path) {
     ::close(fd_);
     fd_ = -1;
     throw Unavailable(describe(path, "connect", err));
+  }
+  // Whoever can create the socket's path can serve it (in /tmp, another
+  // user): only root's daemon or our own is trusted.
+  ucred peer{};
+  socklen_t peer_len = sizeof(peer);
+  const bool known = ::getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) == 0;
+  const int err = errno;
+  if (!known || (peer.uid != 0 && peer.uid != ::geteuid())) {
+    ::close(fd_);
+    fd_ = -1;
+    if (!known) throw Unavailable(describe(path, "cannot tell who serves the socket", err));
+    throw Unavailable("lpd at " + path + ": the socket is served by uid " + std::to_string(peer.uid) +
+                      ", neither root nor you; refusing to talk to it");
   }
 }
 

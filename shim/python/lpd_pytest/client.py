@@ -8,7 +8,9 @@ import json
 import os
 import select
 import socket
+import struct
 import time
+import warnings
 
 PROTOCOL_VERSION = 1
 MAX_LINE_BYTES = 1024 * 1024
@@ -57,12 +59,29 @@ class Connection:
         except OSError as e:
             self.sock.close()
             raise LpdUnavailable(self.path, e.strerror or str(e)) from None
+        self._check_server()
         self._buf = b""
         self._ids = itertools.count(1)
         self._pushes = []
         self.notices = []  # error lines with no id: about one-way messages
         self.hello = self.request("hello", timeout=timeout, role=role, pid=os.getpid(),
                                   protocol=PROTOCOL_VERSION, **hello_fields)
+
+    def _check_server(self):
+        """Whoever can create the socket's path can serve it (in /tmp, another
+        user), and would see our requests and forge replies: only root's
+        daemon or our own is trusted. Anything else counts as no daemon."""
+        try:
+            creds = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            _pid, uid, _gid = struct.unpack("3i", creds)
+        except OSError as e:
+            self.sock.close()
+            raise LpdUnavailable(self.path, f"cannot tell who serves the socket: {e}") from None
+        if uid not in (0, os.geteuid()):
+            self.sock.close()
+            why = f"the socket is served by uid {uid}, neither root nor you; refusing to talk to it"
+            warnings.warn(f"lpd_pytest: {self.path}: {why}", RuntimeWarning, stacklevel=3)
+            raise LpdUnavailable(self.path, why)
 
     def fileno(self):
         return self.sock.fileno()
