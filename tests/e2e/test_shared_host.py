@@ -94,29 +94,9 @@ def as_user(user, lpd, tools, *args, cwd=None, check=False, timeout=60, env=None
 
 def user_client(user, lpd):
     """A raw protocol connection made by `user`'s own process (SO_PEERCRED is
-    theirs): a child that connects, then hands the socket back over a pipe."""
-    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            parent.close()
-            os.setgroups(groups_of(user))
-            os.setgid(user.pw_gid)
-            os.setuid(user.pw_uid)
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(lpd.socket)
-            socket.send_fds(child, [b"x"], [s.fileno()])
-        finally:
-            os._exit(0)
-    child.close()
-    _, fds, _, _ = socket.recv_fds(parent, 1, 1)
-    os.waitpid(pid, 0)
-    parent.close()
-    client = RawClient.__new__(RawClient)
-    client.sock = socket.socket(fileno=fds[0])
+    theirs), after hello (see user_socket)."""
+    client = user_socket(user, lpd)
     client.sock.settimeout(10)
-    client.buf = b""
-    client.next_id = 1
     client.hello()
     return client
 
