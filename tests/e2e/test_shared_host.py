@@ -210,8 +210,9 @@ def user_pytest(user, lpd, test_dir, *args, stdin=subprocess.DEVNULL):
                             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def user_socket(user, lpd):
-    """A bare connection made by `user`'s own process, before any hello."""
+def socket_made_by(user, make):
+    """A socket `make()` created in a child that became `user` (so the kernel
+    names them in SO_PEERCRED), handed back here over a socketpair."""
     parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:
@@ -220,17 +221,26 @@ def user_socket(user, lpd):
             os.setgroups(groups_of(user))
             os.setgid(user.pw_gid)
             os.setuid(user.pw_uid)
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(lpd.socket)
-            socket.send_fds(child, [b"x"], [s.fileno()])
+            made = make()  # held: a temporary would be closed before it is sent
+            socket.send_fds(child, [b"x"], [made.fileno()])
         finally:
             os._exit(0)
     child.close()
     _, fds, _, _ = socket.recv_fds(parent, 1, 1)
     os.waitpid(pid, 0)
     parent.close()
+    return socket.socket(fileno=fds[0])
+
+
+def user_socket(user, lpd):
+    """A bare connection made by `user`'s own process, before any hello."""
+    def connect():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(lpd.socket)
+        return s
+    sock = socket_made_by(user, connect)
     client = RawClient.__new__(RawClient)
-    client.sock = socket.socket(fileno=fds[0])
+    client.sock = sock
     client.buf = b""
     client.next_id = 1
     return client
@@ -1329,26 +1339,13 @@ class ForeignServer:
     hangs up. What a user who got to a victim's socket path first sees."""
 
     def __init__(self, owner, path):
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
-        if pid == 0:
-            try:
-                parent.close()
-                os.setgroups(groups_of(owner))
-                os.setgid(owner.pw_gid)
-                os.setuid(owner.pw_uid)
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.bind(path)
-                os.chmod(path, 0o777)
-                s.listen(8)
-                socket.send_fds(child, [b"x"], [s.fileno()])
-            finally:
-                os._exit(0)
-        child.close()
-        _, fds, _, _ = socket.recv_fds(parent, 1, 1)
-        os.waitpid(pid, 0)
-        parent.close()
-        self.listener = socket.socket(fileno=fds[0])
+        def listen():
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(path)
+            os.chmod(path, 0o777)
+            s.listen(8)
+            return s
+        self.listener = socket_made_by(owner, listen)
         self.listener.settimeout(0.2)
         self.received = []
         self.connections = 0
