@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 namespace lpd::client {
 
@@ -11,7 +12,14 @@ Connection GlobalOptions::connect(std::string_view role) const {
 }
 
 void print_json(const nlohmann::json& value) {
-  std::cout << value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  // One write per document, flushed at once: whoever reads lpctl's stdout
+  // through a pipe (`lpctl --json events --follow | jq`) gets each line as
+  // it happens, not when stdio's buffer fills. std::cout and stdout share
+  // the buffer (sync_with_stdio), so the order with other output holds.
+  std::string line = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  line += '\n';
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
 }
 
 std::string format_duration(double seconds) {

@@ -42,7 +42,7 @@ struct Command {
 /// Every lpctl command, in the order `lpctl --help` lists them.
 std::vector<Command> command_table();
 
-/// Prints `value` as one line of JSON (for --json output).
+/// Prints `value` as one line of JSON (for --json output) and flushes it.
 void print_json(const nlohmann::json& value);
 /// "3.2s", "4m05s", "2h07m", for human tables.
 std::string format_duration(double seconds);

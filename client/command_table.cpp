@@ -15,6 +15,7 @@ std::vector<Command> command_table() {
       stop_command(),
       events_command(),
       crashes_command(),
+      prune_command(),
       report_command(),
       ensure_command(),
       ps_command(),

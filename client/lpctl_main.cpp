@@ -1,6 +1,7 @@
 // lpctl: the command-line client of lpd.
 #include <unistd.h>
 
+#include <cstdio>
 #include <iostream>
 #include <map>
 
@@ -36,6 +37,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
+  }
+  if (global.json) {
+    // --json output is read by programs, often through a pipe, where stdio
+    // would otherwise buffer 4 KiB: every line goes out as it is written
+    // (print_json flushes too; this also covers a command that writes its
+    // JSON piece by piece). Set before anything is printed, as setvbuf asks.
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
   }
   if (show_version) {
     std::cout << "lpctl " << lpd::protocol::kLpdVersion << " (protocol " << lpd::protocol::kProtocolVersion << ")\n";

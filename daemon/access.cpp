@@ -30,7 +30,8 @@ const std::vector<std::string_view> kProcessFields = {
     "name",     "owner",          "pid",         "start_time", "state",          "started_at",
     "ready_at", "ended_at",       "uptime_seconds", "exit_status", "adopted",    "timeout",
     "max_read_lines", "keep_on_timeout", "ready_offset", "log_path"};
-const std::vector<std::string_view> kCrashFields = {"run_id",    "owner_uid", "nodeid",     "where",      "phase",
+const std::vector<std::string_view> kCrashFields = {"crash_id",  "flaky",     "run_id",    "owner_uid", "nodeid",
+                                                    "where",     "phase",
                                                     "worker_id", "pid",       "signal",     "signal_name", "exit_code",
                                                     "crash_time", "duration", "attempt"};
 const std::vector<std::string_view> kTestFields = {"nodeid", "worker_id", "pid", "outcome", "phase", "duration",
@@ -100,6 +101,7 @@ RecordKind record_kind_of_event(std::string_view type) {
   if (starts("process.")) return RecordKind::kProcess;
   if (type == "crash") return RecordKind::kCrash;
   if (starts("test.")) return RecordKind::kTest;
+  if (type == "session.error") return RecordKind::kTest;  // its phase, nodeid, worker: a test event's metadata
   return RecordKind::kOther;
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "daemon/access.h"
+#include "daemon/history/retention.h"
 
 namespace lpd::daemon {
 
@@ -19,6 +20,8 @@ struct DaemonConfig {
   /// Group given to a socket lpd binds itself as root ("" = none), so that
   /// members (and only they) can connect. systemd's lpd.socket sets its own.
   std::string socket_group;
+  /// How many ended runs, and how old, lpd keeps (--keep-runs, --keep-days).
+  RetentionLimits retention;
 };
 
 }  // namespace lpd::daemon

@@ -34,12 +34,13 @@ Daemon::Daemon(DaemonConfig config)
     : config_(std::move(config)),
       started_at_(std::chrono::system_clock::now()),
       store_(config_.state_dir),
+      crashes_(store_),
       runs_(io_, events_, store_),
       pauses_(io_, events_, store_, runs_.registry(), config_.access),
-      run_journal_(events_, store_),
+      history_(io_, events_, store_, runs_.registry(), config_.retention),
       process_launcher_(io_),
       processes_(io_, store_, events_, process_launcher_),
-      jobs_(io_, events_, store_, runs_.registry(), process_launcher_, config_.access,
+      jobs_(io_, events_, store_, crashes_, runs_.registry(), process_launcher_, config_.access,
             JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path}),
       dispatcher_(operation_table(*this)),
       server_(io_, dispatcher_, config_.hello_timeout),
@@ -57,6 +58,8 @@ Daemon::Daemon(DaemonConfig config)
     if (auto session = server_.session(session_id)) session->drain_ring();
   };
   on_peer_gone([this](const Peer& peer) { processes_.drop_session(peer.session_id); });
+  // Runs retention removed take their crash records with them.
+  history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { crashes_.forget_runs(run_ids); });
 }
 
 Daemon::~Daemon() = default;
@@ -189,10 +192,16 @@ void Daemon::on_session_closed(const Peer& peer) {
 
 void Daemon::restore_state() {
   // (families restore their registries here, in dependency order)
+  history_.open();  // first: event seqs go on past the previous lpd's
   runs_.restore();
   pauses_.restore();
+  // One pass over crashes.jsonl; jobs then find a run's crashes in its index.
+  const auto crashes = crashes_.load();
+  spdlog::info("loaded {} crash record(s){}", crashes.records,
+               crashes.renumbered ? " (" + std::to_string(crashes.renumbered) + " numbered now)" : std::string());
   jobs_.restore();
   processes_.restore();
+  history_.start();  // last: retention sees every restored run
 }
 
 }  // namespace lpd::daemon

@@ -11,6 +11,7 @@
 
 #include "daemon/access.h"
 #include "daemon/config.h"
+#include "daemon/crashes/crash_store.h"
 #include "daemon/dispatcher.h"
 #include "daemon/event_bus.h"
 #include "daemon/file_lock.h"
@@ -18,7 +19,7 @@
 #include "daemon/process/launcher.h"
 #include "daemon/process/process_service.h"
 #include "daemon/runs/job_service.h"
-#include "daemon/runs/run_journal.h"
+#include "daemon/history/history.h"
 #include "daemon/runs/run_service.h"
 #include "daemon/server.h"
 #include "daemon/state_store.h"
@@ -61,6 +62,10 @@ class Daemon {
   PauseService& pauses() { return pauses_; }
   ProcessService& processes() { return processes_; }
   JobService& jobs() { return jobs_; }
+  /// Journals, event seqs across restarts, paging of the past, retention.
+  History& history() { return history_; }
+  /// Every crash record (crashes.jsonl), loaded once at start.
+  CrashStore& crashes() { return crashes_; }
 
  private:
   void on_session_closed(const Peer& peer);
@@ -75,10 +80,11 @@ class Daemon {
   std::chrono::system_clock::time_point started_at_;
   EventBus events_;
   StateStore store_;
+  CrashStore crashes_;
   std::vector<std::function<void(const Peer&)>> peer_gone_;
   RunService runs_;
   PauseService pauses_;
-  RunJournal run_journal_;
+  History history_;
   SystemProcessLauncher process_launcher_;
   ProcessService processes_;
   JobService jobs_;

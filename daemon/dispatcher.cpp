@@ -1,4 +1,5 @@
 #include "daemon/dispatcher.h"
+#include "daemon/storage_failure.h"
 
 #include <stdexcept>
 
@@ -15,12 +16,14 @@ void Responder::ok(json result) {
   if (answered_) return;
   answered_ = true;
   if (auto sink = sink_.lock()) sink->send(protocol::encode_reply_ok(id_, std::move(result)));
+  if (owed_) owed_->reset();  // (issue 13) the owed reply is queued now
 }
 
 void Responder::fail(ErrorCode code, std::string_view message) {
   if (answered_) return;
   answered_ = true;
   if (auto sink = sink_.lock()) sink->send(protocol::encode_reply_error(id_, code, message));
+  if (owed_) owed_->reset();  // (issue 13) the owed reply is queued now
 }
 
 bool Responder::connected() const {
@@ -42,7 +45,9 @@ bool may_send_now(const std::weak_ptr<ReplySink>& sink, std::function<void()> re
 
 Responder Call::defer() {
   deferred_ = true;
-  return Responder(id, sink);
+  // (issue 13) The connection waits for this reply after a half-close; a
+  // notification gets none, so none is owed.
+  return Responder(id, sink, is_notification || !sink ? nullptr : sink->owe_reply());
 }
 
 json Call::view(RecordKind kind, uid_t owner, json record) const {
@@ -134,6 +139,11 @@ void Dispatcher::dispatch(const protocol::Message& message, Peer& peer,
     if (!notification && !call.deferred()) responder.ok(std::move(result));
   } catch (const Error& e) {
     responder.fail(e.code(), e.what());
+  } catch (const StorageFailure& e) {
+    // A full or failing disk is the machine's state, not a bug: the client
+    // hears which directory and why, and may retry once there is room.
+    spdlog::error("operation {} from pid {} failed: {}", message.op(), peer.pid, e.what());
+    responder.fail(e.is_resource_shortage() ? ErrorCode::kUnavailable : ErrorCode::kInternal, e.what());
   } catch (const std::exception& e) {
     spdlog::error("operation {} from pid {} failed: {}", message.op(), peer.pid, e.what());
     responder.fail(ErrorCode::kInternal, std::string("internal error: ") + e.what());

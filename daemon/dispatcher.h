@@ -62,6 +62,12 @@ class ReplySink {
     (void)what;
     return std::make_shared<int>(0);
   }
+  // -- (issue 13, connection layer) replies still owed after a half-close --
+  /// A request on this connection will be answered later (Call::defer).
+  /// The connection counts that reply as owed while the returned token
+  /// lives, so that a peer which ended its requests (shutdown(SHUT_WR)) is
+  /// kept until every owed reply was sent. Null where nobody counts.
+  virtual std::shared_ptr<void> owe_reply() { return nullptr; }
 };
 
 /// For a producer about to send a piece to `sink`: true when it may send
@@ -74,7 +80,11 @@ bool may_send_now(const std::weak_ptr<ReplySink>& sink, std::function<void()> re
 class Responder {
  public:
   Responder() = default;
-  Responder(json id, std::weak_ptr<ReplySink> sink) : id_(std::move(id)), sink_(std::move(sink)) {}
+  /// `owed`: the sink's owe_reply() token, released once this reply is sent.
+  Responder(json id, std::weak_ptr<ReplySink> sink, std::shared_ptr<void> owed = nullptr)
+      : id_(std::move(id)),
+        sink_(std::move(sink)),
+        owed_(owed ? std::make_shared<std::shared_ptr<void>>(std::move(owed)) : nullptr) {}
 
   void ok(json result);
   void fail(protocol::ErrorCode code, std::string_view message);
@@ -86,6 +96,9 @@ class Responder {
   json id_;
   std::weak_ptr<ReplySink> sink_;
   bool answered_ = false;
+  // Shared by every copy, so whichever copy answers releases the token
+  // (and an unanswered one goes with the last copy).
+  std::shared_ptr<std::shared_ptr<void>> owed_;
 };
 
 /// Call is one request (or notification) on its way through the dispatcher.

@@ -126,7 +126,14 @@ std::vector<std::uint64_t> EventBus::matching(const Event& e) const {
   return tokens;
 }
 
+void EventBus::continue_seqs(std::uint64_t next, std::function<std::uint64_t(std::uint64_t)> reserve) {
+  next_seq_ = std::max<std::uint64_t>(next, 1);
+  reserve_ = std::move(reserve);
+  seq_limit_ = reserve_ ? next_seq_ : UINT64_MAX;
+}
+
 const Event& EventBus::publish(std::string type, nlohmann::json data, std::string run_id, uid_t owner) {
+  if (next_seq_ >= seq_limit_) seq_limit_ = reserve_(next_seq_);
   Event event;
   event.seq = next_seq_++;
   event.time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();

@@ -19,7 +19,7 @@ namespace lpd::daemon {
 /// Event is one fact that left a registry: a job changed state, a test
 /// started, a pause was created, a process became ready, a crash happened.
 struct Event {
-  std::uint64_t seq = 0;  // strictly increasing within one daemon lifetime
+  std::uint64_t seq = 0;  // strictly increasing, across restarts too (see SeqReservation)
   double time = 0;        // seconds since the epoch
   std::string type;       // "pause.created", "job", "test.start", "process.ready", ...
   std::string run_id;     // empty when the event belongs to no run
@@ -86,6 +86,13 @@ class EventBus {
   /// The seq of the latest event published (0 before the first).
   std::uint64_t last_seq() const { return next_seq_ - 1; }
 
+  /// Seqs go on from `next` (a restarted lpd continues past its
+  /// predecessor's). Before a seq at or past the reserved limit is used,
+  /// `reserve(seq)` is called and returns the new limit (exclusive): it
+  /// records the reservation, so seqs are never handed out twice. Call
+  /// before the first publish.
+  void continue_seqs(std::uint64_t next, std::function<std::uint64_t(std::uint64_t seq)> reserve);
+
  private:
   struct Subscription {
     Subscriber callback;
@@ -102,6 +109,8 @@ class EventBus {
   std::unordered_map<std::uint64_t, std::size_t> per_session_;
   std::uint64_t next_token_ = 1;
   std::uint64_t next_seq_ = 1;
+  std::uint64_t seq_limit_ = UINT64_MAX;  // seqs below it are reserved
+  std::function<std::uint64_t(std::uint64_t)> reserve_;
   std::deque<Event> history_;
 };
 

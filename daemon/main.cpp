@@ -115,6 +115,14 @@ int main(int argc, char** argv) {
   start->add_option("--hello-timeout", hello_timeout_seconds,
                     "Seconds a new connection may take to send hello before it is closed (default 10)")
       ->check(CLI::Range(0.01, 3600.0));
+  start->add_option("--keep-runs", config.retention.keep_runs,
+                    "Keep at most this many runs: older ended runs are removed, with their directories, crash "
+                    "records and events, at start, when a run ends and hourly; active runs never (0 = no limit)")
+      ->default_val(lpd::daemon::RetentionLimits::kDefaultKeepRuns);
+  start->add_option("--keep-days", config.retention.keep_days,
+                    "Remove ended runs (and events of no run) older than this many days (0 = no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->default_val(lpd::daemon::RetentionLimits::kDefaultKeepDays);
   start->add_option("--ready-fd", ready_fd,
                     "With --foreground: write \"READY <pid>\" (or \"ERROR <why>\") to this fd once the "
                     "socket accepts connections");

@@ -64,15 +64,24 @@ OperationTable operation_table(Daemon& d) {
       {"status", "Daemon version, pid, uptime, socket, state directory, connection counts", G::kOpen,
        bind<handle_status>(d)},
       {"ops", "List the operations this daemon serves", G::kOpen, bind<handle_operations>(d)},
-      {"events.subscribe", "Push every matching event from now on (run_id, types, replay)", G::kList,
-       bind<handle_events_subscribe>(d)},
-      {"events.list", "Events kept in memory, filtered by run_id and types", G::kList, bind<handle_events_list>(d)},
+      {"events.subscribe", "Push every matching event from now on (run_id, types, replay, since: every kept event "
+                           "after that seq first)",
+       G::kList, bind<handle_events_subscribe>(d)},
+      {"events.list", "One page of the kept events after since (run_id, types, limit); replies events, next (the "
+                      "since of the next page, null at the end) and last_seq",
+       G::kList, bind<handle_events_list>(d)},
+      // -- history and retention (issue 13) --
+      {"prune", "Remove ended runs past keep_runs / keep_days (default: lpd's limits) among those the caller may "
+                "act on; dry_run lists them only",
+       G::kOwn, [&d](Call& c) { return d.history().handle_prune(c); }},
       // -- pauses and runs (issue 3) --
       {"run.register", "Join a run (or start one): run_id?, worker_id?, argv, cwd, hostname", G::kAct,
        [&d](Call& c) { return d.runs().handle_register(c); }, existing_run(d)},
       {"run.end", "Say this connection's part of the run ended cleanly", G::kOwn,
        [&d](Call& c) { return d.runs().handle_end(c); }},
-      {"run.list", "Runs (active; all with all=true)", G::kList, [&d](Call& c) { return d.runs().handle_list(c); }},
+      {"run.list", "One page of runs (active; all with all=true), oldest first: after (a previous reply's next), "
+                   "limit; replies runs and next (null at the end)",
+       G::kList, [&d](Call& c) { return d.runs().handle_list(c); }},
       {"pause.request", "Block until resumed, timed out or stale: run_id, kind, nodeid, task, timeout, pause_id?",
        G::kAct, [&d](Call& c) { return d.pauses().handle_request(c); }, existing_run(d)},
       {"pause.resume", "Resume a pending pause: pause_id (or unique prefix), result/reason or failure_reason",
@@ -82,8 +91,8 @@ OperationTable operation_table(Daemon& d) {
       {"pause.watch", "Wait for the next pending pause of run_id (timeout?); fails if the run ends first", G::kList,
        [&d](Call& c) { return d.pauses().handle_watch(c); }},
       // -- supervised test runs and crash attribution (issue 5) --
-      {"run.start", "Run a command under supervision (lpctl run): argv, cwd, env, name, retry_crashed, junit, "
-                    "crash_log, pause_on_failure",
+      {"run.start", "Run a command under supervision (lpctl run): argv, cwd, env, name, retry_crashed, "
+                    "rerun_crashed, fail_on_flaky, runner, junit, crash_log, pause_on_failure",
        G::kOwn, [&d](Call& c) { return d.jobs().handle_start(c); }},
       {"run.attach", "Stream a supervised run's output (run.output pushes) until run.done: run_id, offset?", G::kRead,
        [&d](Call& c) { return d.jobs().handle_attach(c); }, supervised_run(d)},
@@ -93,7 +102,8 @@ OperationTable operation_table(Daemon& d) {
        [&d](Call& c) { return d.jobs().handle_info(c); }, supervised_run(d)},
       {"run.report", "JUnit XML of a supervised run, merged across workers and retries", G::kRead,
        [&d](Call& c) { return d.jobs().handle_report(c); }, supervised_run(d)},
-      {"crash.list", "Crash records, optionally of one run_id", G::kList,
+      {"crash.list", "Crash records, oldest first, one page: run_id, after (a crash_id), limit (default 100, "
+                     "at most 1000); replies crashes and next (the cursor, or null at the end)", G::kList,
        [&d](Call& c) { return d.jobs().handle_crashes(c); }},
       {"test.start", "Notification: this process starts nodeid (before its setup)", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_test_start(c); }},
@@ -105,8 +115,17 @@ OperationTable operation_table(Daemon& d) {
        [&d](Call& c) { return d.jobs().handle_worker_down(c); }},
       {"collection.finish", "Notification from a pytest controller: collection done: count", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_collection_finish(c); }},
-      {"traceback.attach", "Turn this connection into a raw stream of this process's fatal-error traceback",
+      {"traceback.attach", "Turn this connection into a raw stream of this process's fatal-error traceback "
+                           "(echoed to the stderr descriptor passed with it, if any)",
        G::kOwn, [&d](Call& c) { return d.jobs().handle_traceback_attach(c); }},
+      // -- issue 12: what happened outside tests, and where a test was --
+      {"test.phase", "Notification: the running test entered phase (setup, call, teardown), or the session did "
+                     "(collection, sessionstart, sessionfinish, exit): nodeid?, phase",
+       G::kOwn, [&d](Call& c) { return d.jobs().handle_test_phase(c); }},
+      {"session.error", "Notification: a failure or crash outside any test: phase, nodeid, message, longrepr", G::kOwn,
+       [&d](Call& c) { return d.jobs().handle_session_error(c); }},
+      {"collection.items", "Notification: nodeids this process collected (chunks of at most 1000)", G::kOwn,
+       [&d](Call& c) { return d.jobs().handle_collection_items(c); }},
       // -- supervised helper processes (issue 4) --
       {"proc.ensure",
        "Start NAME unless it runs, answer when its log matches pattern: name, pattern, argv, cwd, env, timeout, "

@@ -1,10 +1,13 @@
 #include "daemon/session.h"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
+#include <span>
 
 #include <malloc.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
@@ -23,6 +26,12 @@ namespace {
 /// A connection that moved this much (read, or queued at once) leaves
 /// enough freed heap behind that glibc would keep it: see trim_heap_soon.
 constexpr std::size_t kHeavyBytes = 64 * 1024;
+/// Light connections leave a few KB each; this many closing (a crowd of
+/// shims that came and went) are worth one trim too.
+constexpr std::size_t kLightClosesPerTrim = 512;
+
+/// Light connections closed since the last trim.
+std::size_t light_closes = 0;  // one io_context, one thread
 
 /// Hands the heap pages freed by a closed connection back to the kernel,
 /// once the current turn has let go of them. glibc keeps freed small
@@ -35,11 +44,41 @@ void trim_heap_soon(const asio::any_io_executor& executor) {
   pending = true;
   asio::post(executor, [] {
     pending = false;
+    light_closes = 0;
     ::malloc_trim(0);
   });
 }
 
+/// Where every session's reads land. lpd runs one thread, and a read's
+/// bytes are copied into the session's line reader (or handed to its raw
+/// stream) before anything else runs, so one buffer serves all: an idle
+/// connection holds no read buffer (it used to hold 64 KiB each).
+std::span<char> read_buffer() {
+  static std::array<char, 64 * 1024> buffer;
+  return buffer;
+}
+
+/// A write queue that held more lines than this has grown its node map;
+/// once empty it is rebuilt small.
+constexpr std::size_t kQueueLinesKept = 16;
+
 }  // namespace
+
+struct Session::OwedReply {
+  std::weak_ptr<Session> session;
+  explicit OwedReply(std::weak_ptr<Session> s) : session(std::move(s)) {}
+  OwedReply(const OwedReply&) = delete;
+  OwedReply& operator=(const OwedReply&) = delete;
+  ~OwedReply() {
+    auto self = session.lock();
+    if (!self) return;
+    --self->owed_replies_;
+    // Let go of by a registry, possibly while it walks its own tables:
+    // closing (which tells every registry the peer left) waits for a turn.
+    if (self->input_ended_ && self->owed_replies_ == 0 && self->open_)
+      asio::post(self->socket_.get_executor(), [self] { self->close_if_done(); });
+  }
+};
 
 Session::Session(Socket socket, Peer peer, Dispatcher& dispatcher,
                  std::chrono::milliseconds hello_timeout, ClosedCallback on_closed)
@@ -65,7 +104,7 @@ void Session::start() {
 }
 
 void Session::read_more() {
-  if (!open_ || closing_) return;
+  if (!open_ || closing_ || input_ended_) return;
   // recvmsg rather than async_read_some: only it hands over the descriptors
   // a peer passes (an event ring); a plain read would drop them.
   socket_.async_wait(Socket::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
@@ -85,8 +124,8 @@ void Session::read_available() {
   // empty; but a few reads at most per turn, so one busy peer cannot starve
   // the others.
   for (int turn = 0; turn < 16; ++turn) {
-    if (!open_ || closing_ || input_paused_) return;  // paused: resume_input() reads on
-    Received received = receive_with_fds(socket_.native_handle(), read_buffer_);
+    if (!open_ || closing_ || input_ended_ || input_paused_) return;  // paused: resume_input() reads on
+    Received received = receive_with_fds(socket_.native_handle(), read_buffer());
     for (int fd : received.fds) keep_passed_fd(fd);
     if (received.fds_dropped) passed_fd_dropped_ = true;  // forgotten with the fd (close_passed_fd)
     if (received.bytes < 0) {
@@ -99,13 +138,59 @@ void Session::read_available() {
       return;
     }
     if (received.bytes == 0) {
-      close();  // end of stream; close() reads the event ring one last time
+      end_of_input();
       return;
     }
-    handle_bytes(static_cast<std::size_t>(received.bytes));
+    handle_bytes(std::string_view(read_buffer().data(), static_cast<std::size_t>(received.bytes)));
   }
   if (input_paused_) return;
   asio::post(socket_.get_executor(), [self] { self->read_available(); });
+}
+
+void Session::end_of_input() {
+  if (peer_hung_up()) {
+    close();  // nobody to deliver to; close() reads the event ring one last time
+    return;
+  }
+  // Half-closed: the peer still reads. What it asked for so far is answered
+  // (replies already queued, and deferred ones when they come); then close.
+  spdlog::debug("session {}: end of requests from pid {}; {} queued, {} replies owed", peer_.session_id,
+                peer_.pid, queued_bytes_, owed_replies_);
+  input_ended_ = true;
+  close_passed_fd();
+  watch_for_hangup();
+  close_if_done();
+}
+
+bool Session::peer_hung_up() {
+  // The kernel sets POLLHUP on a stream socket once both directions are
+  // shut: the peer closed it (or exited), not just shutdown(SHUT_WR).
+  pollfd p{socket_.native_handle(), POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
+}
+
+void Session::watch_for_hangup() {
+  // wait_error completes on POLLHUP/POLLERR (and out-of-band data, which a
+  // Unix socket has none of), not on the end-of-stream readability.
+  socket_.async_wait(Socket::wait_error, [self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || !self->open_) return;
+    if (self->peer_hung_up()) {
+      spdlog::debug("session {}: peer closed while replies were owed", self->peer_.session_id);
+      self->close();
+      return;
+    }
+    self->watch_for_hangup();
+  });
+}
+
+void Session::close_if_done() {
+  if (!open_ || writing_ || !outgoing_.empty() || owed_replies_ > 0) return;
+  close();
+}
+
+std::shared_ptr<void> Session::owe_reply() {
+  ++owed_replies_;
+  return std::make_shared<OwedReply>(weak_from_this());
 }
 
 void Session::keep_passed_fd(int fd) {
@@ -155,9 +240,9 @@ bool Session::switch_to_raw(std::function<void(std::string_view)> on_bytes) {
   return true;
 }
 
-void Session::handle_bytes(std::size_t n) {
+void Session::handle_bytes(std::string_view bytes) {
   if (raw_) {
-    raw_(std::string_view(read_buffer_.data(), n));
+    raw_(bytes);
     return;
   }
   if (ring_) {
@@ -171,8 +256,8 @@ void Session::handle_bytes(std::size_t n) {
       });
     }
   }
-  received_bytes_ += n;
-  reader_.feed(std::string_view(read_buffer_.data(), n));
+  received_bytes_ += bytes.size();
+  reader_.feed(bytes);  // copied: the read buffer is everyone's
   process_lines();
 }
 
@@ -260,13 +345,19 @@ void Session::send(std::string line) {
   queued_bytes_ += line.size();
   peak_queued_bytes_ = std::max(peak_queued_bytes_, queued_bytes_);
   outgoing_.push_back(std::move(line));
+  if (outgoing_.size() > kQueueLinesKept) queue_grew_ = true;
   write_more();
 }
 
 void Session::write_more() {
   if (writing_ || !open_) return;
   if (outgoing_.empty()) {
-    if (closing_) close();
+    if (queue_grew_) {
+      // A burst grew the queue's node map; an idle connection gives it back.
+      std::deque<std::string>().swap(outgoing_);
+      queue_grew_ = false;
+    }
+    if (closing_ || (input_ended_ && owed_replies_ == 0)) close();
     return;
   }
   writing_ = true;
@@ -315,7 +406,8 @@ void Session::close() {
   outgoing_.shrink_to_fit();
   queued_bytes_ = 0;
   drain_waiters_.clear();  // what waited for this peer never will now
-  if (received_bytes_ >= kHeavyBytes || peak_queued_bytes_ >= kHeavyBytes) trim_heap_soon(socket_.get_executor());
+  if (received_bytes_ >= kHeavyBytes || peak_queued_bytes_ >= kHeavyBytes || ++light_closes >= kLightClosesPerTrim)
+    trim_heap_soon(socket_.get_executor());
   if (on_closed_) on_closed_(*this);
 }
 

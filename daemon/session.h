@@ -24,6 +24,17 @@ namespace lpd::daemon {
 /// it reads no more requests, and the streams lpd produces for the peer
 /// wait (when_drained), so a peer that reads slowly, or never, holds lpd to
 /// about one queue's worth of memory.
+///
+/// End of stream from the peer means "no more requests", as for a shell
+/// pipe or `socat` (half-close, shutdown(SHUT_WR)): the session reads no
+/// more, but stays until every reply owed to requests already read has
+/// been written (owe_reply()), then closes. Pushes of subscriptions and
+/// streams go on only until then. A peer that closed both directions (it
+/// exited) can read nothing: the session closes at once.
+///
+/// Memory follows use: reads go through one buffer shared by all sessions
+/// (lpd has one thread), the line reader and the write queue give back what
+/// a big line took; an idle connection costs a few kilobytes.
 class Session : public ReplySink, public std::enable_shared_from_this<Session> {
  public:
   using Socket = boost::asio::local::stream_protocol::socket;
@@ -66,6 +77,11 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   bool congested() const override { return queued_bytes_ >= kCongestedBytes; }
   void when_drained(std::function<void()> resume) override;
   StreamSlot claim_stream(std::string_view what) override;
+  std::shared_ptr<void> owe_reply() override;
+  /// Replies owed to requests already read (deferred, not yet sent).
+  std::size_t owed_replies() const { return owed_replies_; }
+  /// True once the peer ended its requests (end of stream).
+  bool input_ended() const { return input_ended_; }
   /// Dispatches whatever the peer wrote into its event ring so far. lpd
   /// calls it before judging how a process ended.
   void drain_ring();
@@ -74,9 +90,20 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   const Peer& peer() const { return peer_; }
 
  private:
+  /// Released by the last holder of one owe_reply() token.
+  struct OwedReply;
+
   void read_more();
   void read_available();
-  void handle_bytes(std::size_t n);
+  void handle_bytes(std::string_view bytes);
+  /// The peer's end of stream: close, or deliver what is owed first.
+  void end_of_input();
+  /// True when the peer closed both directions (it can read nothing more).
+  bool peer_hung_up();
+  /// After a half-close: closes when the peer closes its reading side too.
+  void watch_for_hangup();
+  /// Closes once nothing is queued, being written, or owed.
+  void close_if_done();
   /// Dispatches the complete lines read so far; false when it stopped
   /// because the connection is congested (it goes on once drained).
   bool process_lines();
@@ -95,9 +122,6 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
 
   protocol::LineReader reader_;
   std::function<void(std::string_view)> raw_;  // set once the peer switched to a raw stream
-  // On the heap: a closed session's storage stays pinned while anything
-  // still holds a weak_ptr to it (a deferred reply), and this is most of it.
-  std::vector<char> read_buffer_ = std::vector<char>(64 * 1024);
   int passed_fd_ = -1;  // SCM_RIGHTS descriptor not yet claimed by an operation
   bool passed_fd_dropped_ = false;  // ...or one the kernel dropped on the way (MSG_CTRUNC)
   std::shared_ptr<MappedEventRing> ring_;  // shared: a drain keeps it alive through a close()
@@ -113,6 +137,9 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   std::size_t peak_queued_bytes_ = 0;   // likewise
   bool open_ = true;
   bool closing_ = false;  // no more reads; close when outgoing_ drains
+  bool input_ended_ = false;  // the peer half-closed: close when outgoing_ drains and nothing is owed
+  std::size_t owed_replies_ = 0;  // live owe_reply() tokens
+  bool queue_grew_ = false;       // outgoing_ held many lines: shrink it once empty
 };
 
 }  // namespace lpd::daemon

@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "daemon/listen_socket.h"
+#include "daemon/storage_failure.h"
 #include "daemon/untrusted_file.h"
 
 namespace lpd::daemon {
@@ -46,9 +47,26 @@ std::string StateStore::path(std::string_view relative) const { return root_ + "
 
 // 0711 under lpd's umask: a user may reach a file of theirs by its path
 // (a run's output.log) but not list what others have.
-void StateStore::make_dir(std::string_view relative) const { make_directories(path(relative), 0711); }
+void StateStore::make_dir(std::string_view relative) const {
+  guarded("creating " + std::string(relative), [&] { make_directories(path(relative), 0711); });
+}
+
+template <class Write>
+void StateStore::guarded(const std::string& doing, Write&& write) const {
+  try {
+    write();
+  } catch (const StorageFailure&) {
+    throw;
+  } catch (const std::system_error& e) {
+    throw StorageFailure(e.code().value(), root_, doing);
+  }
+}
 
 void StateStore::write_json(std::string_view relative, const nlohmann::json& value, bool durable) const {
+  guarded("writing " + std::string(relative), [&] { write_json_unguarded(relative, value, durable); });
+}
+
+void StateStore::write_json_unguarded(std::string_view relative, const nlohmann::json& value, bool durable) const {
   const std::string target = path(relative);
   make_directories(parent_of(target), 0711);
   const std::string temp = target + ".new";
@@ -91,7 +109,7 @@ void append_json_line(const std::string& path, const nlohmann::json& value, bool
 }
 
 void StateStore::append_line(std::string_view relative, const nlohmann::json& value, bool durable) const {
-  append_json_line(path(relative), value, durable);
+  guarded("appending to " + std::string(relative), [&] { append_json_line(path(relative), value, durable); });
 }
 
 std::vector<nlohmann::json> StateStore::read_lines(std::string_view relative) const {

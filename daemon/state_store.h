@@ -9,7 +9,11 @@
 
 namespace lpd::daemon {
 
-/// StateStore is the only code that writes the state directory. Every file
+/// StateStore is the only code that writes the state directory. A write
+/// that fails throws StorageFailure (daemon/storage_failure.h), naming the
+/// directory and the cause; callers either fail the request with it (the
+/// dispatcher answers `unavailable` on a full disk) or keep the record in
+/// memory and say so. Every file
 /// is replaced atomically (write `<name>.new`, fsync, rename), so a reader
 /// or a restarted lpd never sees half a record; journals (`.jsonl`) grow by
 /// one write() per line. It persists what registries decided and never
@@ -26,7 +30,7 @@ class StateStore {
   /// Absolute path of a file under the state directory.
   std::string path(std::string_view relative) const;
 
-  /// Creates missing parent directories. Throws std::system_error on failure.
+  /// Creates missing parent directories. Throws StorageFailure on failure.
   /// `durable` fsyncs before the rename (records that must survive a power
   /// loss); without it the rename is still atomic for every reader and
   /// survives lpd itself being killed.
@@ -46,6 +50,11 @@ class StateStore {
   void make_dir(std::string_view relative) const;
 
  private:
+  /// Runs `write`, turning a std::system_error into a StorageFailure about `doing`.
+  template <class Write>
+  void guarded(const std::string& doing, Write&& write) const;
+  void write_json_unguarded(std::string_view relative, const nlohmann::json& value, bool durable) const;
+
   std::string root_;
 };
 

@@ -4,10 +4,23 @@ namespace lpd::protocol {
 
 std::string LineReader::take_buffered() {
   std::string rest = discarding_ ? std::string() : pending_.substr(scan_from_);
-  pending_.clear();
-  scan_from_ = searched_ = 0;
+  drop_all();
   discarding_ = false;
   return rest;
+}
+
+void LineReader::drop_all() {
+  std::string().swap(pending_);  // clear() would keep up to a megabyte allocated
+  scan_from_ = searched_ = 0;
+}
+
+void LineReader::release_spare() {
+  if (pending_.capacity() <= kKeptCapacity) return;
+  if (pending_.size() - scan_from_ > kKeptCapacity / 2) return;  // still in use: a long line arriving
+  // A copy is allocated to its size; the old buffer goes with the swap.
+  std::string kept(pending_, scan_from_);
+  pending_.swap(kept);
+  scan_from_ = 0;
 }
 
 LineReader::Next LineReader::next() {
@@ -17,15 +30,13 @@ LineReader::Next LineReader::next() {
     if (nl == std::string::npos) {
       searched_ = pending_.size() - scan_from_;
       if (discarding_) {
-        pending_.clear();
-        scan_from_ = searched_ = 0;
+        drop_all();
         return {Status::kNeedMore, {}};
       }
       if (searched_ > max_line_) {
         // Drop what we have and skip the rest of this line when it arrives.
         discarding_ = true;
-        pending_.clear();
-        scan_from_ = searched_ = 0;
+        drop_all();
         return {Status::kOversized, {}};
       }
       // Compact once the consumed prefix dominates, keeping appends amortised O(1).
@@ -33,6 +44,7 @@ LineReader::Next LineReader::next() {
         pending_.erase(0, scan_from_);
         scan_from_ = 0;
       }
+      release_spare();
       return {Status::kNeedMore, {}};
     }
     const std::size_t length = nl - scan_from_;

@@ -71,10 +71,23 @@ std::string encode_push(std::string_view event, json data) {
 }
 
 json result_or_throw(const json& reply) {
-  if (reply.value("ok", false)) return reply.value("result", json::object());
-  const json err = reply.value("error", json::object());
-  const auto code = error_code_from_string(err.value("code", "internal"));
-  throw Error(code.value_or(ErrorCode::kInternal), err.value("message", "request failed"));
+  // The reply came from outside: any member may be missing or of another
+  // type, and that must end as an Error, never as a json::type_error.
+  auto member = [&](const json& object, const char* key) -> const json* {
+    const auto it = object.find(key);  // end() when `object` is not an object
+    return it == object.end() ? nullptr : &*it;
+  };
+  if (const json* ok = member(reply, "ok"); ok && ok->is_boolean() && ok->get<bool>()) {
+    const json* result = member(reply, "result");
+    return result ? *result : json::object();
+  }
+  std::optional<ErrorCode> code;
+  std::string message = "request failed";
+  if (const json* err = member(reply, "error")) {
+    if (const json* c = member(*err, "code"); c && c->is_string()) code = error_code_from_string(c->get<std::string>());
+    if (const json* m = member(*err, "message"); m && m->is_string()) message = m->get<std::string>();
+  }
+  throw Error(code.value_or(ErrorCode::kInternal), message);
 }
 
 }  // namespace lpd::protocol

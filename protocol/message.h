@@ -42,6 +42,8 @@ std::string encode_reply_error(const json& id, ErrorCode code, std::string_view 
 std::string encode_push(std::string_view event, json data);
 
 /// Throws the Error a failed reply carries; returns the result of a good one.
+/// Only ever throws Error: a reply with missing or mistyped members is a
+/// failure with code internal (and "request failed" when it has no message).
 json result_or_throw(const json& reply);
 
 }  // namespace lpd::protocol

@@ -9,7 +9,10 @@ packages=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev catch2 libcli11-dev
   libsystemd-dev systemd libgtest-dev
   python3 python3-dev python3-pytest python3-pytest-xdist python3-pytest-timeout python3-pytest-xprocess
+  python3-pytest-rerunfailures  # issue 12: flaky reruns reported once (tests/e2e/test_shim_outcomes.py)
   socat procps dpkg-dev passwd
+  # fuzzing (scripts/fuzz.sh): clang 14 and its runtime, which holds libFuzzer
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -16,6 +16,7 @@ Command stop_command();
 Command report_command();
 Command events_command();
 Command crashes_command();
+Command prune_command();  // retention (issue 13)
 // supervised helper processes (issue 4)
 Command ensure_command();
 Command ps_command();

@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <optional>
+#include <string_view>
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
@@ -57,6 +59,7 @@ Command events_command() {
     std::string run_id;
     bool follow = false;
     std::vector<std::string> types;
+    std::optional<std::uint64_t> since;
   };
   auto o = std::make_shared<Options>();
   return {"events", "Show job, test, pause, process and crash events in order (--follow: keep streaming)",
@@ -65,17 +68,33 @@ Command events_command() {
             app.add_flag("-f,--follow", o->follow,
                          "Keep streaming as events happen (with --run-id: until the run ends)");
             app.add_option("--type", o->types, "Only events whose type starts with this (repeatable)");
+            app.add_option("--since", o->since,
+                           "Only events after this seq (seqs keep increasing across lpd restarts); every kept "
+                           "event after it, then live with --follow");
             return [o](const GlobalOptions& global) {
               auto connection = global.connect();
               json filter = json::object();
               if (!o->run_id.empty()) filter["run_id"] = o->run_id;
               if (!o->types.empty()) filter["types"] = o->types;
               if (!o->follow) {
-                const json events = connection.request("events.list", filter)["events"];
-                for (const auto& e : events) print(global, e.value("event", ""), e["data"]);
-                return kExitOk;
+                // events.list answers a page at a time, each well under the
+                // protocol's line limit; each page is printed as it arrives.
+                if (o->since) filter["since"] = *o->since;
+                for (;;) {
+                  const json page = connection.request("events.list", filter);
+                  for (const auto& e : page.value("events", json::array())) print(global, e.value("event", ""), e["data"]);
+                  const auto next = page.find("next");
+                  // An lpd from before paging sends no cursor: its one reply was everything.
+                  if (next == page.end() || !next->is_number_unsigned()) return kExitOk;
+                  filter["since"] = *next;
+                }
               }
-              filter["replay"] = true;  // history first, then live, with nothing lost in between
+              // lpd sends the kept history, then live events, in one stream:
+              // nothing lost or repeated in between.
+              if (o->since)
+                filter["since"] = *o->since;
+              else
+                filter["replay"] = true;  // what lpd holds in memory first, then live
               connection.request("events.subscribe", filter);
               for (;;) {
                 auto push = connection.next_push(std::nullopt);
@@ -88,32 +107,70 @@ Command events_command() {
           }};
 }
 
+namespace {
+
+/// One crash record as a line of `lpctl crashes`.
+void print_crash(const json& c) {
+  std::string test = c.value("nodeid", "").empty() ? "(" + c.value("where", "") + ")" : c.value("nodeid", "");
+  if (c.contains("phase") && c["phase"].is_string() && !c["phase"].get<std::string>().empty())
+    test += " [" + c["phase"].get<std::string>() + "]";
+  if (c.value("flaky", false)) test += " (flaky: passed when re-run)";
+  std::printf("%-12s  %-28s  %-8s  %s: %s\n", clock_time(c.value("crash_time", 0.0)).c_str(),
+              c.value("run_id", "").c_str(),
+              c["signal_name"].is_string() ? c["signal_name"].get<std::string>().c_str() : "-",
+              test.c_str(), c.value("reason", "").c_str());
+  // The traceback the crash left (faulthandler's), indented under its line;
+  // withheld from those who may not read it (redacted records have none).
+  const auto tb = c.find("traceback");
+  if (tb == c.end() || !tb->is_string()) return;
+  std::string_view text = tb->get_ref<const std::string&>();
+  while (!text.empty()) {
+    const auto newline = text.find('\n');
+    const std::string_view line = text.substr(0, newline);
+    std::printf("    %.*s\n", static_cast<int>(line.size()), line.data());
+    if (newline == std::string_view::npos) break;
+    text.remove_prefix(newline + 1);
+  }
+}
+
+}  // namespace
+
 Command crashes_command() {
   auto run_id = std::make_shared<std::string>();
-  return {"crashes", "List crash records: the test that was running, the signal, the reason",
+  return {"crashes", "List crash records, oldest first: the test that was running, the signal, the reason",
           [run_id](CLI::App& app) -> CommandRun {
             app.add_option("--run-id", *run_id, "Only crashes of this run");
             return [run_id](const GlobalOptions& global) {
               auto connection = global.connect();
               json fields = json::object();
               if (!run_id->empty()) fields["run_id"] = *run_id;
-              json crashes = connection.request("crash.list", fields)["crashes"];
-              if (global.json) {
-                print_json(crashes);
-                return kExitOk;
+              // crash.list answers a page at a time (each reply well under the
+              // protocol's line limit); each page is printed as it arrives.
+              // --json stays one JSON array, written piece by piece.
+              std::size_t printed = 0;
+              for (;;) {
+                const json page = connection.request("crash.list", fields);
+                for (const auto& c : page.value("crashes", json::array())) {
+                  if (global.json) {
+                    std::cout << (printed == 0 ? "[" : ",") << c.dump(-1, ' ', false, json::error_handler_t::replace);
+                  } else {
+                    if (printed == 0)
+                      std::printf("%-12s  %-28s  %-8s  %s\n", "TIME", "RUN", "SIGNAL", "TEST / REASON");
+                    print_crash(c);
+                  }
+                  ++printed;
+                }
+                std::cout.flush();
+                std::fflush(stdout);
+                const auto next = page.find("next");
+                // An lpd from before paging sends no cursor: its one reply was everything.
+                if (next == page.end() || !next->is_number_unsigned()) break;
+                fields["after"] = *next;
               }
-              if (crashes.empty()) {
-                std::cout << "no crashes\n";
-                return kExitOk;
-              }
-              std::printf("%-12s  %-28s  %-8s  %s\n", "TIME", "RUN", "SIGNAL", "TEST / REASON");
-              for (const auto& c : crashes) {
-                const std::string test = c.value("nodeid", "").empty() ? "(" + c.value("where", "") + ")" : c.value("nodeid", "");
-                std::printf("%-12s  %-28s  %-8s  %s: %s\n", clock_time(c.value("crash_time", 0.0)).c_str(),
-                            c.value("run_id", "").c_str(),
-                            c["signal_name"].is_string() ? c["signal_name"].get<std::string>().c_str() : "-",
-                            test.c_str(), c.value("reason", "").c_str());
-              }
+              if (global.json)
+                std::cout << (printed == 0 ? "[" : "") << "]" << std::endl;
+              else if (printed == 0)
+                std::cout << "no crashes" << std::endl;
               return kExitOk;
             };
           }};

@@ -152,28 +152,4 @@ Command resume_command() {
           }};
 }
 
-Command runs_command() {
-  auto all = std::make_shared<bool>(false);
-  return {"runs", "List active runs (-a: also ended ones)", [all](CLI::App& app) -> CommandRun {
-            app.add_flag("-a,--all", *all, "Include ended runs");
-            return [all](const GlobalOptions& global) {
-              auto connection = global.connect();
-              json runs = connection.request("run.list", {{"all", *all}})["runs"];
-              if (global.json) {
-                print_json(runs);
-                return kExitOk;
-              }
-              if (runs.empty()) {
-                std::cout << (*all ? "no runs\n" : "no active runs\n");
-                return kExitOk;
-              }
-              std::printf("%-24s  %-7s  %-8s  %-7s  %s\n", "RUN", "STATUS", "PID", "WORKERS", "CWD");
-              for (const auto& r : runs)
-                std::printf("%-24s  %-7s  %-8d  %-7zu  %s\n", r.value("run_id", "").c_str(), r.value("status", "").c_str(),
-                            r.value("pid", 0), r.value("workers", json::array()).size(), r.value("cwd", "").c_str());
-              return kExitOk;
-            };
-          }};
-}
-
 }  // namespace lpd::client

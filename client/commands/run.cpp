@@ -62,6 +62,9 @@ struct RunOptions {
   std::string cwd;
   std::vector<std::string> env;
   int retry_crashed = 0;
+  int rerun_crashed = 0;
+  bool fail_on_flaky = false;
+  std::string runner;
   std::string junit;
   std::string crash_log;
   bool pause_on_failure = false;
@@ -71,8 +74,9 @@ struct RunOptions {
 
 void print_crashes(const json& crashes) {
   for (const auto& c : crashes) {
-    std::cerr << "lpctl: crash: " << (c.value("nodeid", "").empty() ? "(" + c.value("where", "") + ")" : c.value("nodeid", ""))
-              << ": " << c.value("reason", "") << "\n";
+    std::cerr << "lpctl: " << (c.value("flaky", false) ? "flaky crash (passed when re-run): " : "crash: ")
+              << (c.value("nodeid", "").empty() ? "(" + c.value("where", "") + ")" : c.value("nodeid", "")) << ": "
+              << c.value("reason", "") << "\n";
   }
 }
 
@@ -183,11 +187,22 @@ Command run_command() {
             app.add_option("--cwd", o->cwd, "Working directory (default: the current one)");
             app.add_option("--env", o->env, "Extra environment variable K=V (repeatable)");
             app.add_option("--retry-crashed", o->retry_crashed,
-                           "Re-run up to N times with every crashed test deselected")
+                           "Re-run the command up to N times without the tests that crashed (needs a runner: "
+                           "pytest, gtest, catch2, native)")
                 ->check(CLI::Range(0, 100));
+            app.add_option("--rerun-crashed", o->rerun_crashed,
+                           "Re-run each crashed test alone, in a new process, up to N times; one that passes is a "
+                           "flaky crash and does not fail the run")
+                ->check(CLI::Range(0, 100));
+            app.add_flag("--fail-on-flaky", o->fail_on_flaky, "Flaky crashes (passed when re-run) fail the run too");
+            app.add_option("--runner", o->runner,
+                           "How to leave tests out of the command or run one alone: pytest, gtest, catch2 or "
+                           "native (default: recognised from the command line; Catch2 and native must be named)")
+                ->check(CLI::IsMember({"pytest", "gtest", "catch2", "native"}));
             app.add_option("--junit", o->junit, "Write a JUnit XML report here (crashed tests included)");
             app.add_option("--crash-log", o->crash_log, "Also append each crash record (JSON line) to this file");
-            app.add_flag("--pause-on-failure", o->pause_on_failure, "Pass --pause-on-failure to pytest");
+            app.add_flag("--pause-on-failure", o->pause_on_failure,
+                         "Pause failed tests before teardown (LPD_PAUSE_ON_FAILURE=1 for the shims; argv is left alone)");
             app.add_flag("--detach", o->detach, "Print the run id and return at once");
             app.add_option("--grace", o->grace, "Seconds between SIGINT and SIGKILL on Ctrl-C (default 10)")
                 ->check(CLI::NonNegativeNumber);
@@ -209,8 +224,11 @@ Command run_command() {
                              {"cwd", o->cwd.empty() ? current_dir() : absolute(o->cwd)},
                              {"env", env},
                              {"retry_crashed", o->retry_crashed},
+                             {"rerun_crashed", o->rerun_crashed},
+                             {"fail_on_flaky", o->fail_on_flaky},
                              {"pause_on_failure", o->pause_on_failure}};
               if (!o->name.empty()) fields["name"] = o->name;
+              if (!o->runner.empty()) fields["runner"] = o->runner;
               if (!o->crash_log.empty()) fields["crash_log"] = absolute(o->crash_log);
               // Detached runs have nobody to write the report: lpd does, at the end.
               if (o->detach && !o->junit.empty()) fields["junit"] = absolute(o->junit);
@@ -253,6 +271,11 @@ Command run_command() {
                 }
               }
               print_crashes(done.value("crashes", json::array()));
+              // A command without a shim says nothing about its tests: say so,
+              // rather than let an empty report pass for a clean one.
+              if (done.contains("tests_reported") && !done.value("tests_reported", true))
+                std::cerr << "lpctl: no test events arrived from the command (no lpd shim in it?); its report is "
+                             "one testcase carrying its exit status\n";
               std::cerr << "lpctl: run " << run_id << " " << done.value("text", "") << "\n";
               for (const auto& e : report_errors) std::cerr << "lpctl: error: " << e << "\n";
               if (global.json) print_json(done);

@@ -56,18 +56,20 @@ std::optional<int> signal_from_traceback(std::string_view text) {
 }
 
 json Crash::to_json() const {
-  json j = {{"run_id", run_id},       {"nodeid", nodeid},         {"where", where},
+  json j = {{"crash_id", crash_id},   {"run_id", run_id},       {"nodeid", nodeid},         {"where", where},
             {"phase", phase},         {"worker_id", worker_id},   {"pid", pid},
             {"signal", signal ? json(*signal) : json(nullptr)},
             {"signal_name", signal ? json(signal_name(*signal)) : json(nullptr)},
             {"exit_code", exit_code ? json(*exit_code) : json(nullptr)},
             {"reason", reason},       {"traceback", traceback},   {"crash_time", crash_time},
-            {"duration", duration},   {"attempt", attempt},       {"owner_uid", owner}};
+            {"duration", duration},   {"attempt", attempt},       {"owner_uid", owner},
+            {"flaky", flaky}};
   return j;
 }
 
 Crash Crash::from_json(const json& j) {
   Crash c;
+  if (auto it = j.find("crash_id"); it != j.end() && it->is_number_unsigned()) c.crash_id = it->get<std::uint64_t>();
   c.run_id = j.value("run_id", "");
   c.nodeid = j.value("nodeid", "");
   c.where = j.value("where", "");
@@ -82,6 +84,7 @@ Crash Crash::from_json(const json& j) {
   c.duration = j.value("duration", 0.0);
   c.attempt = j.value("attempt", 1);
   c.owner = j.value("owner_uid", static_cast<uid_t>(-1));
+  if (auto it = j.find("flaky"); it != j.end() && it->is_boolean()) c.flaky = it->get<bool>();
   return c;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,9 @@ namespace lpd::daemon {
 /// was running. Field names include pytest-abort's crash-log fields
 /// (nodeid, crash_time, duration, reason) so its tools read crashes.jsonl.
 struct Crash {
+  /// Stable identity across restarts: CrashStore gives 1, 2, 3 ... in the
+  /// order records are made (0: not stored yet). crash.list pages by it.
+  std::uint64_t crash_id = 0;
   std::string run_id;
   std::string nodeid;     // empty when no test was running
   std::string where;      // "test", "collection" (before any test) or "session" (between/after tests)
@@ -28,6 +32,8 @@ struct Crash {
   double duration = 0;  // seconds the test had run
   int attempt = 1;      // which run of the command (retries count up)
   uid_t owner = static_cast<uid_t>(-1);
+  /// The test passed when run again (a flaky crash); see CrashStore::mark_flaky.
+  bool flaky = false;
 
   nlohmann::json to_json() const;
   static Crash from_json(const nlohmann::json& j);

@@ -4,7 +4,8 @@ namespace lpd::daemon {
 
 void WorkerActivity::test_started(const std::string& nodeid, double now) {
   current_ = nodeid;
-  phase_.clear();  // unknown until a shim says which phase it is in
+  phase_ = "setup";  // test.start comes before the setup; test.phase says when it moves on
+  session_phase_.clear();  // past collection: a crash between tests is no longer "collection"
   started_at_ = now;
   any_test_ = true;
 }
@@ -20,6 +21,12 @@ void WorkerActivity::test_finished(const std::string& nodeid) {
 void WorkerActivity::add_traceback(std::string_view text) {
   const std::size_t room = kMaxTraceback - std::min(kMaxTraceback, traceback_.size());
   traceback_.append(text.substr(0, room));
+}
+
+std::string WorkerActivity::outside_phase() const {
+  if (!session_phase_.empty()) return session_phase_;
+  if (clean_end_) return "exit";
+  return any_test_ ? "sessionfinish" : "collection";
 }
 
 std::optional<Crash> WorkerActivity::crash_on(const ProcessEnd& end, double now) const {
@@ -45,6 +52,7 @@ std::optional<Crash> WorkerActivity::crash_on(const ProcessEnd& end, double now)
     crash.duration = now - started_at_;
   } else {
     crash.where = any_test_ ? "session" : "collection";
+    crash.phase = outside_phase();
   }
   if (signal) {
     crash.reason = "killed by " + signal_name(*signal);
@@ -56,7 +64,7 @@ std::optional<Crash> WorkerActivity::crash_on(const ProcessEnd& end, double now)
   if (crash.where == "test")
     crash.reason += " while running " + crash.nodeid + (crash.phase.empty() ? "" : " (" + crash.phase + ")");
   else
-    crash.reason += crash.where == "collection" ? " during collection" : " outside any test";
+    crash.reason += crash.where == "collection" ? " during collection" : " outside any test (" + crash.phase + ")";
   return crash;
 }
 

@@ -26,8 +26,13 @@ class WorkerActivity {
   WorkerActivity(std::string run_id, std::string worker_id, pid_t pid, uid_t owner, int attempt)
       : run_id_(std::move(run_id)), worker_id_(std::move(worker_id)), pid_(pid), owner_(owner), attempt_(attempt) {}
 
+  /// A test starts: its setup runs until a phase says otherwise.
   void test_started(const std::string& nodeid, double now);
+  /// test.phase: the running test entered `phase` (setup, call, teardown).
   void phase(const std::string& phase) { phase_ = phase; }
+  /// test.phase outside any test: the session entered `phase`
+  /// (collection, sessionstart, sessionfinish, exit).
+  void session_phase(const std::string& phase) { session_phase_ = phase; }
   void test_finished(const std::string& nodeid);
   /// The process said its session ended cleanly (run.end).
   void clean_end() { clean_end_ = true; }
@@ -44,6 +49,14 @@ class WorkerActivity {
   pid_t pid() const { return pid_; }
   const std::optional<std::string>& current_test() const { return current_; }
   bool ended_cleanly() const { return clean_end_; }
+  /// The running test's phase ("" when no test runs).
+  const std::string& current_phase() const { return phase_; }
+  /// Seconds the running test has run at `now`.
+  double running_for(double now) const { return current_ ? now - started_at_ : 0; }
+  /// Where a crash outside any test happened: the phase the shim named, else
+  /// collection before the first test, exit after a clean session end,
+  /// sessionfinish after the last test.
+  std::string outside_phase() const;
 
   static constexpr std::size_t kMaxTraceback = 64 * 1024;
 
@@ -55,6 +68,7 @@ class WorkerActivity {
   int attempt_;
   std::optional<std::string> current_;
   std::string phase_;
+  std::string session_phase_;
   double started_at_ = 0;
   bool any_test_ = false;
   bool clean_end_ = false;

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <optional>
 
+#include <boost/asio/post.hpp>
+
 #include "daemon/daemon.h"
+#include "daemon/history/paging.h"
 #include "protocol/message.h"
 
 namespace lpd::daemon {
@@ -24,21 +27,25 @@ std::string push_line_for(const Event& e, const Peer& reader, const AccessPolicy
 
 /// One subscription's pushes to one peer. While the peer keeps up, each
 /// event goes out as it is published. When the peer's queue is full the
-/// stream falls back on the bus's history: it notes the next seq to send
-/// and, once the queue drained, sends on from the history until it caught
-/// up (a replay works the same way from the oldest event kept). So a slow
-/// reader holds lpd to one queue's worth of memory, and loses events only
-/// when it falls more than the whole history behind (the seqs show the gap).
+/// stream falls back on the kept history: it notes the next seq to send
+/// and, once the queue drained, sends on from the history (the journal on
+/// disk, then memory) until it caught up; a replay or a `since` starts the
+/// same way. So a slow reader holds lpd to one queue's worth of memory, and
+/// loses events only when they are no longer kept (the seqs show the gap).
+/// History and live never overlap or leave a gap: both run on the one event
+/// loop, and the stream goes live only once the history reached the last
+/// event published.
 class SubscriptionStream : public std::enable_shared_from_this<SubscriptionStream> {
  public:
-  SubscriptionStream(EventBus& bus, std::weak_ptr<ReplySink> sink, Peer reader, AccessPolicy access)
-      : bus_(bus), sink_(std::move(sink)), reader_(std::move(reader)), access_(access) {}
+  SubscriptionStream(EventBus& bus, History& history, boost::asio::io_context& io, std::weak_ptr<ReplySink> sink,
+                     Peer reader, AccessPolicy access)
+      : bus_(bus), history_(history), io_(io), sink_(std::move(sink)), reader_(std::move(reader)), access_(access) {}
 
-  /// Sends the kept events from `seq` on (nullopt: none) that subscription
+  /// Sends the kept events after `after` (nullopt: none) that subscription
   /// `token` matches, then goes live.
-  void start(std::uint64_t token, std::optional<std::uint64_t> seq) {
+  void start(std::uint64_t token, std::optional<std::uint64_t> after) {
     token_ = token;
-    behind_ = seq;
+    if (after) behind_ = *after + 1;
     pump();
   }
 
@@ -58,25 +65,34 @@ class SubscriptionStream : public std::enable_shared_from_this<SubscriptionStrea
  private:
   void pump() {
     waiting_ = false;
+    pump_posted_ = false;
     auto sink = sink_.lock();
-    if (!sink || !sink->open()) return;
-    while (behind_ && *behind_ <= bus_.last_seq()) {
+    if (!sink || !sink->open() || !behind_) return;
+    bool congested = false;
+    const auto walked = history_.walk(*behind_ - 1, PageLimits::kMaxScanBytes, [&](const Event& e) {
       if (sink->congested()) {
-        wait_for(*sink);
-        return;
+        congested = true;
+        return false;
       }
-      const Event* e = bus_.find(*behind_);
-      if (!e) {
-        // Fell out of the history while the reader was behind: go on from
-        // the oldest event still kept.
-        if (bus_.history().empty() || bus_.history().front().seq <= *behind_) break;
-        behind_ = bus_.history().front().seq;
-        continue;
-      }
-      ++*behind_;
-      if (bus_.matches(token_, *e)) sink->send(push_line_for(*e, reader_, access_));
+      if (bus_.matches(token_, e)) sink->send(push_line_for(e, reader_, access_));
+      return true;
+    });
+    behind_ = walked.last + 1;
+    if (congested) {
+      wait_for(*sink);
+      return;
     }
-    behind_.reset();  // caught up: live from the next event
+    if (walked.exhausted) {
+      behind_.reset();  // caught up (nothing is published meanwhile): live from the next event
+      return;
+    }
+    // More journal to read: let the loop serve others between two stretches.
+    if (!pump_posted_) {
+      pump_posted_ = true;
+      boost::asio::post(io_, [weak = weak_from_this()] {
+        if (auto self = weak.lock()) self->pump();
+      });
+    }
   }
 
   void wait_for(ReplySink& sink) {
@@ -88,21 +104,34 @@ class SubscriptionStream : public std::enable_shared_from_this<SubscriptionStrea
   }
 
   EventBus& bus_;
+  History& history_;
+  boost::asio::io_context& io_;
   std::uint64_t token_ = 0;  // the bus keeps the filter, under this token
   std::weak_ptr<ReplySink> sink_;
   const Peer reader_;
   const AccessPolicy access_;
   std::optional<std::uint64_t> behind_;  // next seq to send from the history; nullopt: live
   bool waiting_ = false;                 // a when_drained() is pending
+  bool pump_posted_ = false;             // a pump() is posted
 };
+
+/// The `since` field: events after this seq (nullopt when absent).
+std::optional<std::uint64_t> since_of(const Call& call) {
+  const auto since = call.fields.optional_integer("since");
+  if (since && *since < 0) throw protocol::Error(protocol::ErrorCode::kBadRequest, "field \"since\" must be 0 or more");
+  if (!since) return std::nullopt;
+  return static_cast<std::uint64_t>(*since);
+}
 
 }  // namespace
 
 json handle_events_subscribe(Daemon& daemon, Call& call) {
   EventFilter filter = filter_of(call);
   const bool replay = call.fields.optional_boolean("replay").value_or(false);
+  const auto since = since_of(call);
   auto& bus = daemon.events();
-  auto stream = std::make_shared<SubscriptionStream>(bus, call.sink, call.peer, call.access);
+  auto stream =
+      std::make_shared<SubscriptionStream>(bus, daemon.history(), daemon.io(), call.sink, call.peer, call.access);
   // Subscribing first: past the connection's limit it throws, and nothing was sent.
   const auto token = bus.subscribe(
       std::move(filter),
@@ -116,21 +145,31 @@ json handle_events_subscribe(Daemon& daemon, Call& call) {
   // Reply first, so the client sees the acknowledgement before any push.
   Responder responder = call.defer();
   responder.ok({{"subscribed", true}, {"last_seq", bus.last_seq()}});
-  std::optional<std::uint64_t> from;
-  if (replay && !bus.history().empty()) from = bus.history().front().seq;
-  stream->start(token, from);
+  std::optional<std::uint64_t> after = since;
+  if (!after && replay && !bus.history().empty()) after = bus.history().front().seq - 1;
+  stream->start(token, after);
   return json();
 }
 
 json handle_events_list(Daemon& daemon, Call& call) {
   const EventFilter filter = filter_of(call);
+  const std::size_t limit = PageLimits::items(call.fields.optional_integer("limit"));
+  // Without `since`: from the oldest event kept (journal included).
+  const std::uint64_t after = since_of(call).value_or(0);
+  PageBudget page(limit, PageLimits::kMaxReplyBytes);
   json events = json::array();
-  for (const auto& e : daemon.events().history()) {
-    if (!filter.matches(e)) continue;
-    events.push_back({{"event", e.type},
-                      {"data", e.with_envelope(call.view(record_kind_of_event(e.type), e.owner, e.data))}});
-  }
-  return {{"events", events}};
+  const auto walked = daemon.history().walk(after, PageLimits::kMaxScanBytes, [&](const Event& e) {
+    if (!filter.matches(e)) return true;
+    json item = {{"event", e.type},
+                 {"data", e.with_envelope(call.view(record_kind_of_event(e.type), e.owner, e.data))}};
+    if (!page.take(item.dump().size())) return false;
+    events.push_back(std::move(item));
+    return true;
+  });
+  // `next`: the `since` of the next page; null once the reader caught up.
+  return {{"events", std::move(events)},
+          {"next", walked.exhausted ? json(nullptr) : json(walked.last)},
+          {"last_seq", daemon.events().last_seq()}};
 }
 
 }  // namespace lpd::daemon

@@ -1,5 +1,8 @@
 #include "daemon/pauses/pause.h"
 
+#include <type_traits>
+#include <utility>
+
 namespace lpd::daemon {
 
 using nlohmann::json;
@@ -31,6 +34,31 @@ PauseStatus status_from_string(std::string_view text) {
 }
 
 json result_json(const std::optional<bool>& result) { return result ? json(*result) : json(nullptr); }
+
+/// One field of a stored pause record, or `fallback` when it is missing, of
+/// another JSON type, or an integer outside T's range. A damaged or
+/// hand-edited file must neither throw (restore would stop) nor convert out
+/// of range: nlohmann's get<int>() of 1e300 is undefined behaviour.
+template <typename T>
+T field_or(const json& j, const char* key, T fallback) {
+  const auto it = j.find(key);  // end() for a record that is not an object
+  if (it == j.end()) return fallback;
+  if constexpr (std::is_same_v<T, std::string>) {
+    return it->is_string() ? it->get<std::string>() : fallback;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return it->is_boolean() ? it->get<bool>() : fallback;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return it->is_number() ? it->get<T>() : fallback;
+  } else if (it->is_number_unsigned()) {
+    const auto value = it->get<std::uint64_t>();
+    return std::in_range<T>(value) ? static_cast<T>(value) : fallback;
+  } else if (it->is_number_integer()) {
+    const auto value = it->get<std::int64_t>();
+    return std::in_range<T>(value) ? static_cast<T>(value) : fallback;
+  } else {
+    return fallback;
+  }
+}
 
 }  // namespace
 
@@ -67,25 +95,25 @@ void Pause::add_decision(json& j) const {
 
 Pause Pause::from_json(const json& j) {
   Pause p;
-  p.pause_id = j.value("pause_id", "");
-  p.run_id = j.value("run_id", "");
-  p.kind = pause_kind_from_string(j.value("kind", "failure")).value_or(PauseKind::kFailure);
-  p.status = status_from_string(j.value("status", "stale"));
-  p.nodeid = j.value("nodeid", "");
-  p.task = j.value("task", "");
-  p.original_failure = j.value("original_failure", "");
-  p.worker_id = j.value("worker_id", "");
-  p.hostname = j.value("hostname", "");
-  p.cwd = j.value("cwd", "");
-  p.pid = j.value("pid", 0);
-  p.pid_start_time = j.value("pid_start_time", std::uint64_t{0});
-  p.owner = j.value("owner_uid", static_cast<uid_t>(-1));
-  p.timeout = j.value("timeout", 0.0);
-  p.created_at = j.value("created_at", 0.0);
-  p.resolved_at = j.value("resolved_at", 0.0);
-  if (j.contains("result") && j["result"].is_boolean()) p.decision.result = j["result"].get<bool>();
-  p.decision.reason = j.value("reason", "");
-  p.decision.failure_reason = j.value("failure_reason", "");
+  p.pause_id = field_or<std::string>(j, "pause_id", "");
+  p.run_id = field_or<std::string>(j, "run_id", "");
+  p.kind = pause_kind_from_string(field_or<std::string>(j, "kind", "failure")).value_or(PauseKind::kFailure);
+  p.status = status_from_string(field_or<std::string>(j, "status", "stale"));
+  p.nodeid = field_or<std::string>(j, "nodeid", "");
+  p.task = field_or<std::string>(j, "task", "");
+  p.original_failure = field_or<std::string>(j, "original_failure", "");
+  p.worker_id = field_or<std::string>(j, "worker_id", "");
+  p.hostname = field_or<std::string>(j, "hostname", "");
+  p.cwd = field_or<std::string>(j, "cwd", "");
+  p.pid = field_or<pid_t>(j, "pid", 0);
+  p.pid_start_time = field_or<std::uint64_t>(j, "pid_start_time", 0);
+  p.owner = field_or<uid_t>(j, "owner_uid", static_cast<uid_t>(-1));
+  p.timeout = field_or<double>(j, "timeout", 0.0);
+  p.created_at = field_or<double>(j, "created_at", 0.0);
+  p.resolved_at = field_or<double>(j, "resolved_at", 0.0);
+  if (auto it = j.find("result"); it != j.end() && it->is_boolean()) p.decision.result = it->get<bool>();
+  p.decision.reason = field_or<std::string>(j, "reason", "");
+  p.decision.failure_reason = field_or<std::string>(j, "failure_reason", "");
   return p;
 }
 

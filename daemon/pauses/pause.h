@@ -53,6 +53,9 @@ struct Pause {
 
   double deadline() const { return created_at + timeout; }
   nlohmann::json to_json() const;
+  /// Reads a stored record back. Never throws: a missing or mistyped field,
+  /// or an integer out of its range, reads as its default (a record that is
+  /// not an object reads as all defaults, and restore skips it by its id).
   static Pause from_json(const nlohmann::json& j);
   /// The reply a waiting shim receives when the pause ends.
   nlohmann::json outcome_json() const;

@@ -1,5 +1,7 @@
 #include "daemon/pauses/pause_service.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 
 #include <spdlog/spdlog.h>
@@ -143,11 +145,18 @@ json PauseService::handle_request(Call& call) {
   pause.owner = call.peer.uid;
   pause.timeout = timeout;
   pause.created_at = wall_now();
+  // On disk before anyone hears of it, so a restarted lpd knows it too. A
+  // pause lpd cannot record (a full disk) is refused now, while the test is
+  // there to hear why: kept on trust, it would vanish at the next restart.
+  try {
+    store_.write_json(pause_path(pause), pause.to_json(), /*durable=*/false);
+  } catch (...) {
+    if (pinned.pidfd >= 0) ::close(pinned.pidfd);
+    throw;
+  }
   Pause& added = registry_.add(std::move(pause), nullptr);
   waiting_[pause_id] = call.defer();
   arm(added, pinned.pidfd);
-  // On disk before anyone hears of it, so a restarted lpd knows it too.
-  persist(added);
   events_.publish("pause.created", added.to_json(), run_id, added.owner);
   spdlog::info("pause {} created for {} (run {}, pid {})", pause_id, added.nodeid, run_id, added.pid);
   return json();

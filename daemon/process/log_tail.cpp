@@ -71,6 +71,7 @@ void LogTail::stop() {
   throttle_ = nullptr;
   boost::system::error_code ignored;
   inotify_.cancel(ignored);
+  if (coalesce_timer_) coalesce_timer_->cancel();
 }
 
 void LogTail::schedule_read() {
@@ -127,8 +128,21 @@ void LogTail::wait_for_change() {
                         std::array<char, 4096> events;
                         while (::read(self->inotify_.native_handle(), events.data(), events.size()) > 0) {
                         }
-                        self->read_some();
+                        self->changed();
                       });
+}
+
+void LogTail::changed() {
+  if (coalescing_.count() <= 0) {
+    read_some();
+    return;
+  }
+  if (!coalesce_timer_) coalesce_timer_ = std::make_unique<boost::asio::steady_timer>(io_);
+  coalesce_timer_->expires_after(coalescing_);
+  coalesce_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->stopped_) return;
+    self->read_some();
+  });
 }
 
 }  // namespace lpd::daemon

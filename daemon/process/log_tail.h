@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -8,6 +9,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 namespace lpd::daemon {
 
@@ -42,6 +44,12 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   void stop();
   /// Paces every later read by `throttle`.
   void set_throttle(Throttle throttle) { throttle_ = std::move(throttle); }
+  /// After a change wakes it, waits `window` before reading, so a writer
+  /// that flushes many tiny pieces (pytest's progress dots, one write per
+  /// test) costs one wake-up and one read per window, not one per write.
+  /// For live output shown to a person; 0 (the default) reads at once, as
+  /// a helper's ready line must be seen (ensure).
+  void set_coalescing(std::chrono::milliseconds window) { coalescing_ = window; }
 
   std::uint64_t offset() const { return offset_; }
 
@@ -51,6 +59,7 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   void schedule_read();
   void read_some();
   void wait_for_change();
+  void changed();
 
   boost::asio::io_context& io_;
   int file_fd_;
@@ -63,6 +72,8 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   bool stopped_ = false;
   bool read_scheduled_ = false;
   bool waiting_ = false;
+  std::chrono::milliseconds coalescing_{0};
+  std::unique_ptr<boost::asio::steady_timer> coalesce_timer_;  // armed while a window runs
 };
 
 }  // namespace lpd::daemon

@@ -1,10 +1,33 @@
 #include "daemon/process/process_record_json.h"
 
+#include <utility>
+
 #include "daemon/process/process_name.h"
 
 namespace lpd::daemon {
 
 using nlohmann::json;
+
+namespace {
+
+/// An integer field in T's range, or nullopt (missing, another type, or out
+/// of range): nlohmann's get<int>() of 1e300 is undefined behaviour, and a
+/// wrapped pid would name another process.
+template <typename T>
+std::optional<T> integer_field(const json& v, const char* key) {
+  const auto it = v.find(key);
+  if (it == v.end()) return std::nullopt;
+  if (it->is_number_unsigned()) {
+    const auto value = it->get<std::uint64_t>();
+    if (std::in_range<T>(value)) return static_cast<T>(value);
+  } else if (it->is_number_integer()) {
+    const auto value = it->get<std::int64_t>();
+    if (std::in_range<T>(value)) return static_cast<T>(value);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 json process_to_json(const SupervisedProcess& r, double now) {
   json exit = nullptr;
@@ -48,9 +71,13 @@ std::optional<SupervisedProcess> process_from_json(const json& v) {
     auto state = proc_state_from_string(v.at("state").get<std::string>());
     if (!state) return std::nullopt;
     r.state = *state;
-    r.pid = v.at("pid").get<pid_t>();
-    r.owner = v.at("owner").get<uid_t>();
-    r.start_time = v.at("start_time").get<std::uint64_t>();
+    const auto pid = integer_field<pid_t>(v, "pid");
+    const auto owner = integer_field<uid_t>(v, "owner");
+    const auto start_time = integer_field<std::uint64_t>(v, "start_time");
+    if (!pid || !owner || !start_time) return std::nullopt;
+    r.pid = *pid;
+    r.owner = *owner;
+    r.start_time = *start_time;
     r.started_at = v.value("started_at", 0.0);
     if (v.contains("ready_at") && v["ready_at"].is_number()) r.ready_at = v["ready_at"].get<double>();
     if (v.contains("ended_at") && v["ended_at"].is_number()) r.ended_at = v["ended_at"].get<double>();
@@ -59,17 +86,17 @@ std::optional<SupervisedProcess> process_from_json(const json& v) {
     r.pattern = v.value("pattern", std::string());
     r.log_path = v.value("log_path", std::string());
     r.timeout = v.value("timeout", 0.0);
-    r.max_read_lines = v.value("max_read_lines", std::int64_t{0});
+    r.max_read_lines = integer_field<std::int64_t>(v, "max_read_lines").value_or(0);
     r.keep_on_timeout = v.value("keep_on_timeout", false);
-    r.ready_offset = v.value("ready_offset", std::uint64_t{0});
+    r.ready_offset = integer_field<std::uint64_t>(v, "ready_offset").value_or(0);
     r.ready_line = v.value("ready_line", std::string());
     r.adopted = v.value("adopted", false);
     if (v.contains("failure") && v["failure"].is_string()) r.failure = v["failure"].get<std::string>();
     if (v.contains("exit_status") && v["exit_status"].is_object()) {
       const auto& e = v["exit_status"];
       r.exit.known = e.value("known", false);
-      if (e.contains("code") && e["code"].is_number_integer()) r.exit.code = e["code"].get<int>();
-      if (e.contains("signal") && e["signal"].is_number_integer()) r.exit.signal = e["signal"].get<int>();
+      if (auto code = integer_field<int>(e, "code")) r.exit.code = *code;
+      if (auto signal = integer_field<int>(e, "signal")) r.exit.signal = *signal;
     }
     return r;
   } catch (const json::exception&) {

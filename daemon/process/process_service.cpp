@@ -13,6 +13,7 @@
 #include "daemon/process/process_record_json.h"
 #include "daemon/exit_watch.h"
 #include "daemon/resource_shortage.h"
+#include "daemon/storage_failure.h"
 
 namespace lpd::daemon {
 namespace {
@@ -97,6 +98,15 @@ std::string ProcessService::last_lines_of(const std::string& name) const {
 }
 
 StartFailure ProcessService::failure(ErrorCode code, const std::string& name, std::string what) const {
+  // A helper's output goes straight to its log file; on a full disk its
+  // writes fail in the helper, and its ready line never reaches lpd. Say
+  // so, rather than blame a helper that may well have printed it.
+  if (const auto full = space_shortage(store_.path("logs"))) {
+    code = ErrorCode::kUnavailable;
+    what = "the file system of lpd's state directory " + store_.root() + " is full (" + *full +
+           "): the output of process " + name + " may not have reached its log " + store_.path("logs/" + name + ".log") +
+           ", so lpd cannot tell what it printed; free some space and retry (" + what + ")";
+  }
   const std::string lines = last_lines_of(name);
   if (lines.empty()) {
     what += "; its log is empty";
@@ -158,7 +168,11 @@ void ProcessService::start(const EnsureRequest& request, const Pattern& pattern,
     std::optional<std::pair<uid_t, gid_t>> log_owner;
     if (request.credentials) log_owner.emplace(request.credentials->uid, request.credentials->gid);
     log_fd = open_log_for_append(log_path, log_owner);
+  } catch (const StorageFailure&) {
+    throw;  // unavailable, naming the directory and the cause
   } catch (const std::system_error& e) {
+    if (StorageFailure::is_resource_errno(e.code().value()))
+      throw StorageFailure(e.code().value(), store_.root(), "preparing the log logs/" + name + ".log");
     throw Error(ErrorCode::kInternal, std::string("cannot prepare the log: ") + e.what());
   }
   LaunchSpec spec;

@@ -1,155 +1,301 @@
 #include "daemon/reports/junit_report.h"
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <set>
 #include <sstream>
+#include <tuple>
+
+#include "daemon/reports/junit_names.h"
+#include "daemon/reports/xml_text.h"
 
 namespace lpd::daemon {
 namespace {
 
-/// pytest's mapping: "dir/test_x.py::TestC::test_a[1]" -> classname
-/// "dir.test_x.TestC", name "test_a[1]". A native test id "Suite.Test" has
-/// no "::" and splits at its last dot.
-std::pair<std::string, std::string> class_and_name(const std::string& nodeid) {
-  const auto sep = nodeid.rfind("::");
-  if (sep == std::string::npos) {
-    const auto dot = nodeid.rfind('.');
-    if (dot == std::string::npos) return {"", nodeid};
-    return {nodeid.substr(0, dot), nodeid.substr(dot + 1)};
-  }
-  std::string path = nodeid.substr(0, sep);
-  std::string name = nodeid.substr(sep + 2);
-  std::string classname;
-  std::string file = path.substr(0, path.find("::"));
-  if (file.size() > 3 && file.substr(file.size() - 3) == ".py") file.resize(file.size() - 3);
-  for (char& c : file)
-    if (c == '/') c = '.';
-  classname = file;
-  const auto rest = path.find("::");
-  if (rest != std::string::npos) {
-    std::string classes = path.substr(rest + 2);
-    std::size_t pos;
-    while ((pos = classes.find("::")) != std::string::npos) classes.replace(pos, 2, ".");
-    classname += "." + classes;
-  }
-  return {classname, name};
-}
+struct Counts {
+  int tests = 0, failures = 0, errors = 0, skipped = 0;
+};
 
 std::string seconds(double s) {
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.3f", s);
+  std::snprintf(buf, sizeof(buf), "%.3f", s < 0 ? 0.0 : s);
   return buf;
 }
 
-std::string iso_time(double t) {
-  const std::time_t secs = static_cast<std::time_t>(t);
-  std::tm tm{};
-  ::localtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  return buf;
+using Attributes = std::vector<std::pair<std::string, std::string>>;
+
+/// One child element of a <testcase>, as ElementTree writes it: "<tag a="v"
+/// />" without text, "<tag a="v">text</tag>" with it.
+std::string element(const std::string& tag, const Attributes& attributes, const std::optional<std::string>& text) {
+  std::string out = "<" + tag;
+  for (const auto& [key, value] : attributes) out += " " + key + "=\"" + xml_attribute(value) + "\"";
+  if (!text) return out + " />";
+  return out + ">" + xml_text(*text) + "</" + tag + ">";
 }
+
+/// Surefire's flakyError/rerunError: a run of the test that did not count,
+/// with its trace in <stackTrace> (surefire-test-report-3.0.xsd).
+std::string rerun_element(const std::string& tag, const std::string& message, const std::string& type,
+                          const std::string& trace) {
+  return "<" + tag + " message=\"" + xml_attribute(message) + "\" type=\"" + xml_attribute(type) +
+         "\"><stackTrace>" + xml_text(trace) + "</stackTrace></" + tag + ">";
+}
+
+/// A <testcase> with its children; counted by the outcome element it carries.
+class Testcase {
+ public:
+  Testcase(TestcaseName names, double time) : names_(std::move(names)), time_(time) {}
+
+  void location(const std::string& file, std::optional<long long> line) {
+    file_ = file;
+    line_ = line;
+  }
+  /// The one element that decides the outcome: failure, error or skipped.
+  void outcome(const std::string& tag, const Attributes& attributes, const std::optional<std::string>& text) {
+    tag_ = tag;
+    children_ += element(tag, attributes, text);
+  }
+  void extra(std::string xml) { extras_ += std::move(xml); }
+
+  std::string xml(Counts& counts) const {
+    ++counts.tests;
+    if (tag_ == "failure") ++counts.failures;
+    if (tag_ == "error") ++counts.errors;
+    if (tag_ == "skipped") ++counts.skipped;
+    std::string out = "    <testcase classname=\"" + xml_attribute(names_.classname) + "\" name=\"" +
+                      xml_attribute(names_.name) + "\"";
+    if (!file_.empty()) {
+      out += " file=\"" + xml_attribute(file_) + "\"";
+      if (line_) out += " line=\"" + std::to_string(*line_) + "\"";
+    }
+    out += " time=\"" + seconds(time_) + "\"";
+    const std::string children = children_ + extras_;
+    if (children.empty()) return out + " />\n";
+    return out + ">" + children + "</testcase>\n";
+  }
+
+ private:
+  TestcaseName names_;
+  double time_;
+  std::string file_;
+  std::optional<long long> line_;
+  std::string tag_;
+  std::string children_;
+  std::string extras_;
+};
+
+std::string crash_body(const Crash& c) { return c.traceback.empty() ? c.reason : c.traceback; }
+
+void add_crash(Testcase& t, const Crash& c) {
+  t.outcome("error", {{"type", "crash"}, {"message", c.reason}}, crash_body(c));
+}
+
+std::string rerun_message(const Crash& c) { return c.reason + " (attempt " + std::to_string(c.attempt) + ")"; }
+
+/// The outcome element pytest's junitxml writes for a test report, with
+/// pytest's message rules (_NodeReporter.append_failure, append_error,
+/// append_skipped), plus lpd's interrupted.
+void add_result(Testcase& t, const TestResult& r, bool pytest) {
+  std::string body = r.longrepr.empty() ? r.message : r.longrepr;
+  // The external failure reason, when the shim's text does not carry it
+  // already (pytest's longrepr has it as a section; a native shim's not).
+  if (!r.failure_reason.empty() && body.find(r.failure_reason) == std::string::npos)
+    body += (body.empty() ? "" : "\n") + std::string("external failure reason (lpd): ") + r.failure_reason;
+  if (r.outcome == "passed") return;
+  if (r.outcome == "failed") {
+    if (r.xfail_reason) {
+      // pytest writes this text as "None": _add_simple's data is None.
+      t.outcome("skipped", {{"message", "xfail-marked test passes unexpectedly"}}, "None");
+    } else {
+      t.outcome("failure", {{"message", r.message}}, body);
+    }
+  } else if (r.outcome == "error") {
+    std::string message = r.message;
+    if (r.phase == "teardown") message = "failed on teardown with \"" + r.message + "\"";
+    else if (r.phase == "setup" || pytest) message = "failed on setup with \"" + r.message + "\"";
+    t.outcome("error", {{"message", message}}, body);
+  } else if (r.outcome == "skipped") {
+    if (r.xfail_reason) {
+      t.outcome("skipped", {{"type", "pytest.xfail"}, {"message", *r.xfail_reason}}, std::nullopt);
+    } else if (pytest) {
+      t.outcome("skipped", {{"type", "pytest.skip"}, {"message", r.message}}, body);
+    } else {
+      t.outcome("skipped", {{"message", r.message}}, body.empty() ? std::nullopt : std::optional(body));
+    }
+  } else if (r.outcome == "interrupted") {
+    std::string message = "interrupted" + (r.phase.empty() ? std::string() : " during " + r.phase);
+    std::string detail = r.message;  // lpd's own says "interrupted: the run was stopped ..."
+    if (detail.rfind("interrupted:", 0) == 0) detail.erase(0, detail.find_first_not_of(' ', 12));
+    if (!detail.empty()) message += ": " + detail;
+    t.outcome("error", {{"type", "interrupted"}, {"message", message}}, body.empty() ? message : body);
+  } else {
+    // handle_test_finish admits only the words above; a journal from
+    // elsewhere may not: say what it held rather than call it passed.
+    t.outcome("error", {{"message", "unknown outcome \"" + r.outcome + "\""}}, body);
+  }
+}
+
+/// What lpd knows of one test across attempts and processes.
+struct TestHistory {
+  const TestResult* latest = nullptr;  // the latest attempt's last result
+  std::vector<const Crash*> crashes;   // in the order they happened
+};
+
+/// A crash is settled by a later run of its test that passed (lpd marks it
+/// flaky), or by any later run: one in a later attempt (a retry, an
+/// isolated rerun) or a pytest-rerunfailures rerun after it.
+bool superseded(const Crash& c, const TestResult* latest) {
+  return c.flaky ||
+         (latest && (latest->attempt > c.attempt || (latest->attempt == c.attempt && latest->reruns > 0)));
+}
+
+/// The testcase of one test: the latest run decides; the runs that did not
+/// count follow as Surefire's flakyError (the test passed in the end) or
+/// rerunError elements.
+std::string test_xml(const TestcaseName& names, const TestHistory& h, const JunitInput& in, bool pytest,
+                     Counts& counts) {
+  const TestResult* r = h.latest;
+  std::vector<const Crash*> live, settled;
+  for (const Crash* c : h.crashes) (superseded(*c, r) ? settled : live).push_back(c);
+  const double time = !live.empty() ? live.back()->duration : (r ? r->duration : 0);
+  Testcase t(names, time);
+  if (r && in.runner != "pytest" && !r->file.empty()) t.location(r->file, r->line);  // pytest's xunit2 writes neither
+  if (!live.empty()) {
+    add_crash(t, *live.back());
+    for (const Crash* c : h.crashes)
+      if (c != live.back()) t.extra(rerun_element("rerunError", rerun_message(*c), "crash", crash_body(*c)));
+    return t.xml(counts);
+  }
+  if (r) add_result(t, *r, pytest);
+  const bool flaky = !r || r->outcome == "passed";
+  for (const Crash* c : settled)
+    t.extra(rerun_element(flaky ? "flakyError" : "rerunError", rerun_message(*c), "crash", crash_body(*c)));
+  return t.xml(counts);
+}
+
+bool is_session_phase(const std::string& phase) {
+  return phase == "collection" || phase == "sessionstart" || phase == "sessionfinish" || phase == "exit";
+}
+
+/// A failure outside tests (session.error): pytest's own testcase for a
+/// collection error (append_collect_error), else one named for the phase.
+std::string session_error_xml(const TestResult& e, const JunitInput& in, Counts& counts) {
+  const std::string body = e.longrepr.empty() ? e.message : e.longrepr;
+  if (e.phase == "collection" && !e.nodeid.empty()) {
+    Testcase t(pytest_testcase_name(e.nodeid), 0);
+    t.outcome("error", {{"message", "collection failure"}}, body);
+    return t.xml(counts);
+  }
+  Testcase t({in.suite_name, e.phase}, e.duration);
+  std::string message = e.phase + " failure";
+  if (!e.message.empty()) message += ": " + e.message;
+  t.outcome("error", {{"message", message}}, body.empty() ? message : body);
+  return t.xml(counts);
+}
+
+std::string outside_crash_xml(const Crash& c, const JunitInput& in, Counts& counts) {
+  std::string name = (c.phase.empty() ? (c.where.empty() ? "session" : c.where) : c.phase) + " crash";
+  if (c.attempt > 1) name += " (attempt " + std::to_string(c.attempt) + ")";
+  Testcase t({in.suite_name, name}, c.duration);
+  add_crash(t, c);
+  return t.xml(counts);
+}
+
+bool early(const std::string& phase) { return phase == "collection" || phase == "sessionstart"; }
 
 }  // namespace
 
-std::string xml_escape(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (unsigned char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default:
-        if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-          out += "#x" + std::to_string(c);  // as pytest's bin_xml_escape shows them
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  return out;
-}
-
-std::string junit_report(const std::string& suite_name, const std::vector<TestResult>& results,
-                         const std::vector<Crash>& crashes, const std::string& hostname, double timestamp) {
-  // Latest attempt wins; within an attempt the last message wins.
-  std::map<std::string, TestResult> latest;
+std::string junit_report(const JunitInput& in) {
+  const bool pytest = in.runner == "pytest" && in.tests_reported;
+  std::map<std::string, TestHistory> tests;
   std::vector<std::string> order;
-  for (const auto& r : results) {
-    auto it = latest.find(r.nodeid);
-    if (it == latest.end()) {
-      order.push_back(r.nodeid);
-      latest.emplace(r.nodeid, r);
-    } else if (r.attempt >= it->second.attempt) {
-      it->second = r;
-    }
-  }
-  std::map<std::string, const Crash*> crash_of;
-  std::vector<const Crash*> outside;
-  for (const auto& c : crashes) {
-    if (c.nodeid.empty()) {
-      outside.push_back(&c);
-    } else {
-      if (!crash_of.count(c.nodeid) && !latest.count(c.nodeid)) order.push_back(c.nodeid);
-      crash_of[c.nodeid] = &c;
-    }
-  }
-
-  int failures = 0, errors = 0, skipped = 0, tests = 0;
-  double total = 0;
-  std::ostringstream cases;
-  auto crash_element = [](const Crash& c) {
-    std::string message = c.reason;
-    std::string body = c.traceback.empty() ? c.reason : c.traceback;
-    return "<error type=\"crash\" message=\"" + xml_escape(message) + "\">" + xml_escape(body) + "</error>";
+  auto history = [&](const std::string& nodeid) -> TestHistory& {
+    auto [it, added] = tests.try_emplace(nodeid);
+    if (added) order.push_back(nodeid);
+    return it->second;
   };
-  for (const auto& nodeid : order) {
-    ++tests;
-    const auto [classname, name] = class_and_name(nodeid);
-    auto result = latest.find(nodeid);
-    auto crash = crash_of.find(nodeid);
-    const double duration = crash != crash_of.end() ? crash->second->duration
-                                                    : (result != latest.end() ? result->second.duration : 0);
-    total += duration;
-    cases << "    <testcase classname=\"" << xml_escape(classname) << "\" name=\"" << xml_escape(name)
-          << "\" time=\"" << seconds(duration) << "\">";
-    if (crash != crash_of.end() && (result == latest.end() || result->second.attempt <= crash->second->attempt)) {
-      ++errors;
-      cases << crash_element(*crash->second);
-    } else if (result != latest.end()) {
-      const auto& r = result->second;
-      if (r.outcome == "failed") {
-        ++failures;
-        cases << "<failure message=\"" << xml_escape(r.message) << "\">" << xml_escape(r.message) << "</failure>";
-      } else if (r.outcome == "error") {
-        ++errors;
-        cases << "<error message=\"" << xml_escape(r.message) << "\">" << xml_escape(r.message) << "</error>";
-      } else if (r.outcome == "skipped") {
-        ++skipped;
-        cases << "<skipped message=\"" << xml_escape(r.message) << "\" />";
-      }
+  // One testcase per failure outside tests: the same one again in a retry
+  // is one (the latest attempt's).
+  std::map<std::tuple<std::string, std::string, std::string>, std::size_t> error_index;
+  std::vector<const TestResult*> errors;
+  for (const auto& r : in.results) {
+    if (is_session_phase(r.phase)) {
+      auto [it, added] = error_index.try_emplace({r.phase, r.nodeid, r.message}, errors.size());
+      if (added) errors.push_back(&r);
+      else if (r.attempt >= errors[it->second]->attempt) errors[it->second] = &r;
+      continue;
     }
-    cases << "</testcase>\n";
+    TestHistory& h = history(r.nodeid);
+    if (!h.latest || r.attempt >= h.latest->attempt) h.latest = &r;
   }
-  for (const Crash* c : outside) {
-    ++tests;
-    ++errors;
-    cases << "    <testcase classname=\"lpd\" name=\"" << xml_escape(c->where + " crash (attempt " +
-                                                                      std::to_string(c->attempt) + ")")
-          << "\" time=\"0.000\">" << crash_element(*c) << "</testcase>\n";
+  std::vector<const Crash*> outside;
+  for (const auto& c : in.crashes) {
+    if (c.nodeid.empty()) outside.push_back(&c);
+    else history(c.nodeid).crashes.push_back(&c);
   }
+  auto names_of = [&](const std::string& nodeid, const TestHistory& h) -> TestcaseName {
+    // A command without tests: its one testcase is named after it.
+    if (!in.tests_reported) return {in.suite_name, nodeid};
+    if (h.latest && !h.latest->name.empty()) return {h.latest->classname, h.latest->name};
+    return testcase_name_of(nodeid, in.runner, in.suite_name);
+  };
+
+  Counts counts;
+  std::ostringstream cases;
+  for (const TestResult* e : errors)
+    if (early(e->phase)) cases << session_error_xml(*e, in, counts);
+  for (const Crash* c : outside)
+    if (c->where == "collection") cases << outside_crash_xml(*c, in, counts);
+  for (const auto& nodeid : order) {
+    const TestHistory& h = tests.at(nodeid);
+    cases << test_xml(names_of(nodeid, h), h, in, pytest, counts);
+  }
+  std::set<std::string> listed(order.begin(), order.end());
+  for (const auto& nodeid : in.collected) {
+    if (!listed.insert(nodeid).second) continue;
+    Testcase t(testcase_name_of(nodeid, in.runner, in.suite_name), 0);
+    t.outcome("skipped", {{"type", "lpd.notrun"}, {"message", "not run: " + in.not_run_reason}}, std::nullopt);
+    cases << t.xml(counts);
+  }
+  for (const TestResult* e : errors)
+    if (!early(e->phase)) cases << session_error_xml(*e, in, counts);
+  for (const Crash* c : outside)
+    if (c->where != "collection") cases << outside_crash_xml(*c, in, counts);
 
   std::ostringstream xml;
-  xml << "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites>\n  <testsuite name=\"" << xml_escape(suite_name)
-      << "\" errors=\"" << errors << "\" failures=\"" << failures << "\" skipped=\"" << skipped << "\" tests=\""
-      << tests << "\" time=\"" << seconds(total) << "\" timestamp=\"" << iso_time(timestamp) << "\" hostname=\""
-      << xml_escape(hostname) << "\">\n"
+  xml << "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites>\n  <testsuite name=\""
+      << xml_attribute(in.suite_name) << "\" errors=\"" << counts.errors << "\" failures=\"" << counts.failures
+      << "\" skipped=\"" << counts.skipped << "\" tests=\"" << counts.tests << "\" time=\""
+      << seconds(in.ended_at - in.started_at) << "\" timestamp=\"" << iso_timestamp(in.started_at)
+      << "\" hostname=\"" << xml_attribute(in.hostname) << "\">\n"
       << cases.str() << "  </testsuite>\n</testsuites>\n";
   return xml.str();
+}
+
+std::string never_run_reason(bool stopped, std::optional<int> exit_code, std::optional<int> signal,
+                             const std::vector<Crash>& crashes) {
+  if (stopped) return "the run was stopped";
+  if (!crashes.empty()) return "a test process crashed (" + crashes.back().reason + ")";
+  if (signal) return "the command was killed by " + signal_name(*signal);
+  if (exit_code && *exit_code != 0) return "the command exited with code " + std::to_string(*exit_code) + " before running them";
+  return "the command ended before running them";
+}
+
+std::string iso_timestamp(double t) {
+  // Whole microseconds, rounded as Python's fromtimestamp rounds them.
+  const long long micros = std::llround(t * 1e6);
+  long long secs = micros / 1000000;
+  long long frac = micros % 1000000;
+  if (frac < 0) frac += 1000000, --secs;
+  const std::time_t whole = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  ::localtime_r(&whole, &tm);
+  char buf[48];
+  std::size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (frac) std::snprintf(buf + n, sizeof(buf) - n, ".%06lld", frac);
+  return buf;
 }
 
 }  // namespace lpd::daemon

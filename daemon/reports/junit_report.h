@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -8,15 +9,58 @@
 
 namespace lpd::daemon {
 
-/// Builds a JUnit XML document (the dialect pytest's --junitxml writes, read
-/// by Jenkins and GitLab) from live test results and crash records, merged
-/// across xdist workers and retries: the latest attempt of each test wins,
-/// and every crash is an <error> carrying the signal and the traceback, so
-/// the report is complete even when pytest itself died.
-std::string junit_report(const std::string& suite_name, const std::vector<TestResult>& results,
-                         const std::vector<Crash>& crashes, const std::string& hostname, double timestamp);
+/// Everything a JUnit report of one run is made of, gathered by its caller
+/// (JobService) so that junit_report is a plain function of data.
+struct JunitInput {
+  std::string suite_name;  // <testsuite name>: suite_name_for(argv, runner)
+  /// "pytest", "gtest", "catch2", or "" (unknown): how nodeids become
+  /// testcase names and whether file/line attributes are written.
+  std::string runner;
+  std::string hostname;   // the host's name (gethostname), as pytest's platform.node()
+  double started_at = 0;  // the suite's timestamp: the run's start (seconds since the epoch)
+  double ended_at = 0;    // suite time = ended_at - started_at: wall clock, as pytest's
+  /// Every test.finish of every attempt and process, in arrival order;
+  /// also the results lpd makes itself: session errors (phase collection,
+  /// sessionstart, sessionfinish or exit), tests interrupted by a stop,
+  /// and the one result of a command that reported no tests.
+  std::vector<TestResult> results;
+  std::vector<Crash> crashes;
+  /// Nodeids the run's processes collected (collection.items); those that
+  /// got no result and no crash are listed as skipped, "not run: <why>".
+  std::vector<std::string> collected;
+  std::string not_run_reason;
+  /// False when no connection of the run ever sent test.start: its results
+  /// and crashes are about the command itself (nodeid: its basename), one
+  /// testcase named after it.
+  bool tests_reported = true;
+};
 
-/// Escapes text for XML, dropping characters XML 1.0 cannot carry.
-std::string xml_escape(const std::string& text);
+/// Builds the JUnit XML of a run in the dialect of pytest's --junitxml
+/// (junit_family xunit2, read by Jenkins and GitLab), written so that each
+/// testcase of a pytest run has the classname, name, outcome element,
+/// message and text pytest itself writes (README: "JUnit report:
+/// differences from pytest's --junitxml" lists what differs on purpose).
+/// Rules beyond pytest's:
+///  - the latest attempt of each test wins (retries, xdist replacements);
+///  - a crash is an <error type="crash"> with the signal and the traceback;
+///    a crash a later run of the same test passed after is a flaky crash: the
+///    test passes and carries <flakyError> (Maven Surefire's form);
+///  - an interrupted test is an <error message="interrupted during PHASE ...">;
+///  - failures and crashes outside tests are testcases named for the phase;
+///  - collected tests that never ran are <skipped message="not run: ...">;
+///  - a command that reported no tests is one testcase carrying its exit
+///    status or its crash.
+std::string junit_report(const JunitInput& input);
+
+/// Why tests collected by a run never ran, for JunitInput::not_run_reason:
+/// "the run was stopped", "a test process crashed (SIGSEGV in NODEID)",
+/// "the command was killed by SIGKILL", "the command exited with code 2
+/// before running them" or "the command ended before running them".
+std::string never_run_reason(bool stopped, std::optional<int> exit_code, std::optional<int> signal,
+                             const std::vector<Crash>& crashes);
+
+/// datetime.fromtimestamp(t).isoformat(), as pytest writes the suite's
+/// timestamp: local time, microseconds only when not zero.
+std::string iso_timestamp(double t);
 
 }  // namespace lpd::daemon

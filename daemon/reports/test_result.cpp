@@ -1,22 +1,73 @@
 #include "daemon/reports/test_result.h"
 
+#include <type_traits>
+
 namespace lpd::daemon {
 
 nlohmann::json TestResult::to_json() const {
-  return {{"nodeid", nodeid},   {"outcome", outcome},     {"phase", phase},  {"duration", duration},
-          {"message", message}, {"worker_id", worker_id}, {"attempt", attempt}};
+  nlohmann::json j = {{"nodeid", nodeid},   {"outcome", outcome},     {"phase", phase},  {"duration", duration},
+                      {"message", message}, {"worker_id", worker_id}, {"attempt", attempt}};
+  // The JUnit fields only when set: the common passed test stays small in
+  // events and the journal.
+  if (!longrepr.empty()) j["longrepr"] = longrepr;
+  if (!file.empty()) j["file"] = file;
+  if (line) j["line"] = *line;
+  if (!classname.empty()) j["classname"] = classname;
+  if (!name.empty()) j["name"] = name;
+  if (reruns) j["reruns"] = reruns;
+  if (!failure_reason.empty()) j["failure_reason"] = failure_reason;
+  if (xfail_reason) j["xfail_reason"] = *xfail_reason;
+  return j;
 }
 
+namespace {
+
+template <typename T>
+T field(const nlohmann::json& j, const char* key, T fallback) {
+  auto it = j.find(key);
+  if (it == j.end()) return fallback;
+  if constexpr (std::is_same_v<T, std::string>) {
+    return it->is_string() ? it->get<std::string>() : fallback;
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return it->is_number() ? it->get<T>() : fallback;
+  } else {
+    return it->is_number_integer() ? it->get<T>() : fallback;
+  }
+}
+
+}  // namespace
+
 TestResult TestResult::from_json(const nlohmann::json& j) {
+  // A journal line may come from an older lpd or be damaged: every field
+  // is optional and a field of the wrong type reads as absent.
   TestResult r;
-  r.nodeid = j.value("nodeid", "");
-  r.outcome = j.value("outcome", "");
-  r.phase = j.value("phase", "");
-  r.duration = j.value("duration", 0.0);
-  r.message = j.value("message", "");
-  r.worker_id = j.value("worker_id", "");
-  r.attempt = j.value("attempt", 1);
+  r.nodeid = field<std::string>(j, "nodeid", "");
+  r.outcome = field<std::string>(j, "outcome", "");
+  r.phase = field<std::string>(j, "phase", "");
+  r.duration = field<double>(j, "duration", 0.0);
+  r.message = field<std::string>(j, "message", "");
+  r.worker_id = field<std::string>(j, "worker_id", "");
+  r.attempt = field<int>(j, "attempt", 1);
+  r.longrepr = field<std::string>(j, "longrepr", "");
+  r.file = field<std::string>(j, "file", "");
+  if (auto it = j.find("line"); it != j.end() && it->is_number_integer()) r.line = it->get<long long>();
+  r.classname = field<std::string>(j, "classname", "");
+  r.name = field<std::string>(j, "name", "");
+  r.reruns = field<int>(j, "reruns", 0);
+  r.failure_reason = field<std::string>(j, "failure_reason", "");
+  if (auto it = j.find("xfail_reason"); it != j.end() && it->is_string()) r.xfail_reason = it->get<std::string>();
   return r;
+}
+
+std::string truncated_text(std::string text, std::size_t limit) {
+  if (text.size() <= limit) return text;
+  const std::size_t total = text.size();
+  std::size_t cut = limit;
+  // Back up to the start of a UTF-8 character.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  text.resize(cut);
+  text += "\n[lpd: cut here, " + std::to_string(total - cut) + " more bytes not kept]";
+  return text;
 }
 
 }  // namespace lpd::daemon

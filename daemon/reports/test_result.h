@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -7,18 +8,48 @@
 namespace lpd::daemon {
 
 /// TestResult is one test.finish message: the whole outcome of one test
-/// (setup, call and teardown) in one attempt of a run.
+/// (setup, call and teardown) in one attempt of a run. The JUnit fields are
+/// what pytest's --junitxml would write for it, computed by the shim.
 struct TestResult {
   std::string nodeid;
-  std::string outcome;  // passed, failed, skipped, error (setup/teardown failed)
-  std::string phase;    // the phase that decided the outcome
+  std::string outcome;  // passed, failed, skipped, error (setup/teardown failed), interrupted
+  /// The phase that decided the outcome (or was running when interrupted):
+  /// setup, call, teardown; for a failure outside tests (session.error)
+  /// collection, sessionstart, sessionfinish or exit.
+  std::string phase;
   double duration = 0;
-  std::string message;  // short failure text
+  std::string message;  // short failure text (reprcrash.message), or the skip reason
   std::string worker_id;
   int attempt = 1;
+  /// The body of <failure>/<error>/<skipped> exactly as pytest writes it
+  /// (str(report.longrepr), with file:line); at most kMaxLongrepr bytes.
+  std::string longrepr;
+  /// The test's location (pytest's report.location, or gtest's/Catch2's own).
+  std::string file;
+  std::optional<long long> line;
+  /// The testcase names as the runner's own JUnit writes them; empty: lpd
+  /// derives them from the nodeid.
+  std::string classname;
+  std::string name;
+  /// pytest-rerunfailures reruns before this final outcome.
+  int reruns = 0;
+  /// `lpctl resume --failure-reason` text that decided the outcome.
+  std::string failure_reason;
+  /// Set when pytest marked the test as an expected failure (its report
+  /// had `wasxfail`): the reason as pytest's junitxml writes it in
+  /// <skipped type="pytest.xfail" message=...> (without "reason: ").
+  std::optional<std::string> xfail_reason;
 
   nlohmann::json to_json() const;
   static TestResult from_json(const nlohmann::json& j);
 };
+
+/// How much of a longrepr lpd keeps (64 KiB): a traceback of recursion
+/// depth 1000 is still shown in full by most CI pages at this size.
+constexpr std::size_t kMaxLongrepr = 64 * 1024;
+
+/// `text` cut to at most `limit` bytes at a UTF-8 character boundary, with
+/// a line saying how much was cut when it was.
+std::string truncated_text(std::string text, std::size_t limit);
 
 }  // namespace lpd::daemon

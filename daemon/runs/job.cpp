@@ -1,5 +1,7 @@
 #include "daemon/runs/job.h"
 
+#include <algorithm>
+
 namespace lpd::daemon {
 
 using nlohmann::json;
@@ -33,7 +35,9 @@ JobState job_state_from_string(std::string_view text) {
 json JobSpec::to_json() const {
   json j = {{"argv", argv},           {"cwd", cwd},
             {"env", env},             {"name", name},
-            {"retry_crashed", retry_crashed}, {"junit", junit_path},
+            {"retry_crashed", retry_crashed}, {"rerun_crashed", rerun_crashed},
+            {"fail_on_flaky", fail_on_flaky}, {"runner", std::string(to_string(runner))},
+            {"junit", junit_path},
             {"crash_log", crash_log_path},   {"pause_on_failure", pause_on_failure}};
   if (run_as) j["run_as"] = {{"uid", run_as->uid}, {"gid", run_as->gid}, {"groups", run_as->groups}};
   return j;
@@ -46,6 +50,9 @@ JobSpec JobSpec::from_json(const json& j) {
   s.env = j.value("env", std::vector<std::string>{});
   s.name = j.value("name", "");
   s.retry_crashed = j.value("retry_crashed", 0);
+  s.rerun_crashed = j.value("rerun_crashed", 0);
+  s.fail_on_flaky = j.value("fail_on_flaky", false);
+  s.runner = runner_from_name(j.value("runner", "none")).value_or(Runner::kNone);
   s.junit_path = j.value("junit", "");
   s.crash_log_path = j.value("crash_log", "");
   s.pause_on_failure = j.value("pause_on_failure", false);
@@ -65,7 +72,13 @@ json Job::to_json() const {
   return {{"spec", spec.to_json()},
           {"state", to_string(state)},
           {"attempt", attempt},
-          {"deselected", deselected},
+          {"attempt_kind", std::string(to_string(attempt_kind))},
+          {"attempt_only", attempt_only},
+          {"plan", plan.to_json()},
+          {"tests_reported", tests_reported},
+          {"command_exit_code", optional_int(command_exit_code)},
+          {"command_signal", optional_int(command_signal)},
+          {"stop_requested", stop_requested},
           {"monitor_pid", monitor_pid},
           {"monitor_start_time", monitor_start_time},
           {"returncode", optional_int(returncode)},
@@ -81,7 +94,19 @@ Job Job::from_json(const json& j) {
   job.spec = JobSpec::from_json(j.value("spec", json::object()));
   job.state = job_state_from_string(j.value("state", "created"));
   job.attempt = j.value("attempt", 0);
-  job.deselected = j.value("deselected", std::vector<std::string>{});
+  job.attempt_kind = attempt_kind_from_string(j.value("attempt_kind", "full"));
+  job.attempt_only = j.value("attempt_only", "");
+  job.plan = AttemptPlan::from_json(j.value("plan", json::object()));
+  // A job.json of an lpd before the plan: its deselected tests stay left out.
+  if (j.contains("deselected") && !j.contains("plan")) {
+    job.plan.excluded = j.value("deselected", std::vector<std::string>{});
+    job.plan.retry_crashed = job.spec.retry_crashed;
+    job.plan.retries_done = std::max(0, job.attempt - 1);
+  }
+  job.tests_reported = j.value("tests_reported", false);
+  job.command_exit_code = int_or_null(j, "command_exit_code");
+  job.command_signal = int_or_null(j, "command_signal");
+  job.stop_requested = j.value("stop_requested", false);
   job.monitor_pid = j.value("monitor_pid", 0);
   job.monitor_start_time = j.value("monitor_start_time", std::uint64_t{0});
   job.returncode = int_or_null(j, "returncode");
@@ -94,19 +119,20 @@ Job Job::from_json(const json& j) {
 }
 
 std::vector<std::string> Job::attempt_argv() const {
-  std::vector<std::string> argv = spec.argv;
-  if (spec.pause_on_failure) argv.push_back("--pause-on-failure");
-  for (const auto& nodeid : deselected) {
-    argv.push_back("--deselect");
-    argv.push_back(nodeid);
-  }
-  return argv;
+  AttemptSelection selection;
+  if (attempt_kind == AttemptKind::kIsolatedRerun)
+    selection.only = attempt_only;
+  else
+    selection.excluded = plan.excluded;
+  return daemon::attempt_argv(spec.runner, spec.argv, spec.env, selection);
 }
 
 int final_returncode(std::optional<int> exit_code, std::optional<int> signal, bool any_crash) {
-  int code = signal ? 128 + *signal : exit_code.value_or(1);
-  if (any_crash && code == 0) code = 1;
-  return code;
+  FinalFacts facts;
+  facts.exit_code = exit_code;
+  facts.signal = signal;
+  facts.test_crashes = any_crash ? 1 : 0;
+  return final_returncode(facts);
 }
 
 }  // namespace lpd::daemon

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/process/launcher.h"
+#include "daemon/runs/job_lifecycle.h"
+#include "daemon/runs/runner_adapter.h"
 
 namespace lpd::daemon {
 
@@ -26,6 +28,11 @@ struct JobSpec {
   std::vector<std::string> env;  // K=V, the caller's environment plus --env
   std::string name;
   int retry_crashed = 0;
+  int rerun_crashed = 0;       // each crashed test re-run alone up to N times
+  bool fail_on_flaky = false;  // a crash that passed on rerun still fails the run
+  /// How tests are left out or run alone (see runner_adapter.h): from
+  /// --runner, else recognised from argv when the run starts.
+  Runner runner = Runner::kNone;
   std::string junit_path;      // written when the job is done (detached runs)
   std::string crash_log_path;  // every crash is appended here too
   bool pause_on_failure = false;
@@ -37,12 +44,21 @@ struct JobSpec {
 };
 
 /// Job is the supervised command of a run and its attempts: the first run
-/// of the command and each re-run with the crashed tests deselected.
+/// of the command, each re-run with the crashed tests left out, and each
+/// crashed test re-run alone. Its rules are job_lifecycle.h's.
 struct Job {
   JobSpec spec;
   JobState state = JobState::kCreated;
   int attempt = 0;                   // 1-based once started
-  std::vector<std::string> deselected;  // crashed nodeids, deselected in later attempts
+  AttemptKind attempt_kind = AttemptKind::kFull;
+  std::string attempt_only;          // kIsolatedRerun: the test it runs
+  AttemptPlan plan;                  // retries and reruns: what is left out, what comes next
+  /// Some connection of the run sent test.start: the command reports tests.
+  bool tests_reported = false;
+  /// How the last run of the command itself ended (isolated reruns aside).
+  std::optional<int> command_exit_code;
+  std::optional<int> command_signal;
+  bool stop_requested = false;
   pid_t monitor_pid = 0;
   std::uint64_t monitor_start_time = 0;
   std::optional<int> returncode;  // of the final attempt, crashes folded in
@@ -59,13 +75,14 @@ struct Job {
   nlohmann::json to_json() const;
   static Job from_json(const nlohmann::json& j);
 
-  /// The command line of the next attempt: the original plus a --deselect
-  /// for every test that crashed so far.
+  /// The command line of the current attempt, from the runner's adapter:
+  /// the tests that crashed so far left out, or the rerun's test alone.
   std::vector<std::string> attempt_argv() const;
 };
 
-/// The exit code `lpctl run` ends with: the command's own code, 128+N for
-/// a signal death, and at least 1 when any test crashed.
+/// The exit code `lpctl run` ends with when nothing but crashes is known:
+/// the command's own code, 128+N for a signal death, and at least 1 when
+/// any test crashed (final_returncode(const FinalFacts&) in full).
 int final_returncode(std::optional<int> exit_code, std::optional<int> signal, bool any_crash);
 
 }  // namespace lpd::daemon

@@ -13,7 +13,7 @@
 
 #include "daemon/clock.h"
 #include "daemon/process_identity.h"
-#include "daemon/reports/junit_report.h"
+#include "daemon/reports/junit_of_job.h"
 #include "daemon/as_user.h"
 #include "daemon/run_as.h"
 #include "daemon/untrusted_file.h"
@@ -48,11 +48,13 @@ void set_env(std::vector<std::string>& env, const std::string& key, const std::s
 
 }  // namespace
 
-JobService::JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
-                       ProcessLauncher& launcher, const AccessPolicy& access, JobEnvironment environment)
+JobService::JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, CrashStore& crashes,
+                       RunRegistry& runs, ProcessLauncher& launcher, const AccessPolicy& access,
+                       JobEnvironment environment)
     : io_(io),
       events_(events),
       store_(store),
+      crashes_(crashes),
       runs_(runs),
       launcher_(launcher),
       access_(access),
@@ -128,7 +130,22 @@ JobService::Supervised* JobService::find(const std::string& run_id) {
 JobService::Supervised& JobService::supervised(const std::string& run_id) {
   auto* s = find(run_id);
   if (!s) throw Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
+  load_history(*s);
   return *s;
+}
+
+void JobService::load_history(Supervised& s) {
+  if (s.history_loaded) return;
+  s.history_loaded = true;
+  for (const auto& line : store_.read_lines("runs/" + s.run_id + "/events.jsonl")) {
+    if (!line.is_object() || line.value("event", "") != "test.finish") continue;
+    try {
+      s.results.push_back(TestResult::from_json(line));
+    } catch (const json::exception&) {
+      // a field of the wrong type: not a line lpd wrote
+    }
+  }
+  for (const Crash* crash : crashes_.of_run(s.run_id)) s.crashes.push_back(*crash);
 }
 
 std::size_t JobService::active_jobs() const {
@@ -163,7 +180,15 @@ std::vector<std::string> JobService::child_environment(const Supervised& s) cons
   set_env(env, "LPD_SOCKET", environment_.socket_path);
   set_env(env, "LPD_RUN_ID", s.run_id);
   set_env(env, "LPD_ATTEMPT", std::to_string(s.job.attempt));
+  // Pause-on-failure reaches the shims through the environment only: argv
+  // is the command's (make or a GoogleTest binary would reject a flag).
   if (s.job.spec.pause_on_failure) set_env(env, "LPD_PAUSE_ON_FAILURE", "1");
+  // Which tests to leave out or run alone, for shims that read them (the
+  // runner adapter puts what the runner reads itself in argv).
+  if (s.job.attempt_kind == AttemptKind::kIsolatedRerun)
+    set_env(env, "LPD_ONLY_NODEIDS_FILE", store_.path("runs/" + s.run_id + "/only-nodeids.txt"));
+  else if (!s.job.plan.excluded.empty())
+    set_env(env, "LPD_DESELECT_FILE", store_.path("runs/" + s.run_id + "/deselect.txt"));
   return env;
 }
 
@@ -179,6 +204,25 @@ json JobService::handle_start(Call& call) {
   spec.retry_crashed = static_cast<int>(f.optional_integer("retry_crashed").value_or(0));
   if (spec.retry_crashed < 0 || spec.retry_crashed > 100)
     throw Error(ErrorCode::kBadRequest, "field \"retry_crashed\" must be between 0 and 100");
+  spec.rerun_crashed = static_cast<int>(f.optional_integer("rerun_crashed").value_or(0));
+  if (spec.rerun_crashed < 0 || spec.rerun_crashed > 100)
+    throw Error(ErrorCode::kBadRequest, "field \"rerun_crashed\" must be between 0 and 100");
+  spec.fail_on_flaky = f.optional_boolean("fail_on_flaky").value_or(false);
+  std::optional<Runner> named_runner;
+  if (auto name = f.optional_string("runner"); name && !name->empty()) {
+    named_runner = runner_from_name(*name);
+    if (!named_runner)
+      throw Error(ErrorCode::kBadRequest, "unknown runner \"" + *name + "\"; lpd knows " +
+                                              std::string(supported_runners_text()));
+  }
+  spec.runner = detect_runner(spec.argv, named_runner);
+  // Refused now, not after the first crash: leaving tests out of a command
+  // lpd cannot steer would re-run the same crash (or break its command line).
+  if ((spec.retry_crashed > 0 || spec.rerun_crashed > 0) && spec.runner == Runner::kNone)
+    throw Error(ErrorCode::kBadRequest,
+                "--retry-crashed and --rerun-crashed need a test runner lpd can leave tests out of, and \"" +
+                    spec.argv.front() + "\" is none it recognises. Supported: " +
+                    std::string(supported_runners_text()) + ". Name it with --runner.");
   spec.junit_path = f.optional_string("junit").value_or("");
   spec.crash_log_path = f.optional_string("crash_log").value_or("");
   spec.pause_on_failure = f.optional_boolean("pause_on_failure").value_or(false);
@@ -222,6 +266,8 @@ json JobService::handle_start(Call& call) {
   s->run_id = run_id;
   s->owner = call.peer.uid;
   s->job.spec = std::move(spec);
+  s->job.plan.retry_crashed = s->job.spec.retry_crashed;
+  s->job.plan.rerun_crashed = s->job.spec.rerun_crashed;
   s->job.created_at = now;
   Supervised& ref = *s;
   jobs_[run_id] = std::move(s);
@@ -238,6 +284,7 @@ json JobService::handle_start(Call& call) {
 void JobService::start_attempt(Supervised& s) {
   s.job.attempt += 1;
   store_.make_dir("runs/" + s.run_id);
+  write_selection_files(s);
   ::unlink(status_path(s.run_id).c_str());
   UniqueFd log_fd = open_output_log(output_path(s.run_id), s.job.spec.run_as);
   LaunchSpec spec;
@@ -274,9 +321,16 @@ void JobService::start_attempt(Supervised& s) {
   const std::string run_id = s.run_id;
   s.monitor_watch = std::make_shared<PidfdWatch>(io_, launched.pidfd, /*own_child=*/true);
   s.monitor_watch->async_wait([this, run_id](const ExitStatus&) { attempt_ended(run_id); });
-  set_state(s, JobState::kInProgress,
-            s.job.attempt == 1 ? "running" : "re-running without " + std::to_string(s.job.deselected.size()) +
-                                                 " crashed test(s), attempt " + std::to_string(s.job.attempt));
+  std::string text = "running";
+  if (s.job.attempt_kind == AttemptKind::kRetry)
+    text = "re-running without " + std::to_string(s.job.plan.excluded.size()) + " crashed test(s), attempt " +
+           std::to_string(s.job.attempt);
+  else if (s.job.attempt_kind == AttemptKind::kIsolatedRerun)
+    text = "re-running crashed test " + s.job.attempt_only + " alone (rerun " +
+           std::to_string(s.job.plan.reruns_done[s.job.attempt_only] + 1) + " of " +
+           std::to_string(s.job.plan.rerun_crashed) + "), attempt " + std::to_string(s.job.attempt);
+  const auto step = job_step(s.job.state, JobEvent::kStarted);
+  set_state(s, step ? step->to : JobState::kInProgress, std::move(text));
   spdlog::info("run {}: attempt {} started (monitor pid {})", run_id, s.job.attempt, launched.pid);
 }
 
@@ -304,6 +358,7 @@ void JobService::attempt_ended(const std::string& run_id) {
     spdlog::warn("run {}: the monitor left no exit status", run_id);
   }
   ProcessEnd end{signal, exit_code};
+  const pid_t command_pid = status && (*status)["pid"].is_number_integer() ? (*status)["pid"].get<pid_t>() : 0;
   drain_sessions_where([&](const WorkerActivity& a) { return a.run_id() == run_id; });
   s = find(run_id);  // draining dispatched messages; look again
   if (!s) return;
@@ -313,42 +368,38 @@ void JobService::attempt_ended(const std::string& run_id) {
   // dead now, so whatever it was running crashed with the job's status.
   for (auto it = activities_.begin(); it != activities_.end();) {
     if (it->second.run_id() == run_id && it->second.worker_id() == "controller") {
-      if (auto crash = it->second.crash_on(end, wall_now())) record_crash(s, std::move(*crash));
+      settle_end(s, it->second, end);
       it = activities_.erase(it);
     } else {
       ++it;
     }
   }
 
-  std::vector<std::string> new_crashed;
-  for (std::size_t i = crashes_before; i < s->crashes.size(); ++i)
-    if (!s->crashes[i].nodeid.empty()) new_crashed.push_back(s->crashes[i].nodeid);
-  const int retries_done = s->job.attempt - 1;
-  if (!new_crashed.empty() && retries_done < s->job.spec.retry_crashed && s->job.state != JobState::kTerminating) {
-    for (auto& nodeid : new_crashed) s->job.deselected.push_back(nodeid);
-    try {
-      start_attempt(*s);
-      return;
-    } catch (const std::exception& e) {
-      spdlog::error("run {}: cannot start the retry: {}", run_id, e.what());
-    }
-  }
-  finish_job(*s, exit_code, signal);
+  after_attempt(*s, end, crashes_before, command_pid);
 }
 
 void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal) {
-  bool any_test_crash = false;
-  for (const auto& c : s.crashes) any_test_crash |= !c.nodeid.empty() || c.where != "test";
-  s.job.signal = signal;
-  s.job.returncode = final_returncode(exit_code, signal, any_test_crash);
+  if (!s.job.command_exit_code && !s.job.command_signal) {  // it never got to run (a failed start)
+    s.job.command_exit_code = exit_code;
+    s.job.command_signal = signal;
+  }
+  const FinalFacts facts = final_facts(s);
+  s.job.returncode = final_returncode(facts);
+  // lpctl ends by the signal only when that is the run's verdict (a flaky
+  // crash that passed on rerun is not).
+  s.job.signal = facts.signal && *s.job.returncode == 128 + *facts.signal ? facts.signal : std::nullopt;
   s.job.ended_at = wall_now();
-  std::string text = signal ? "killed by signal " + std::to_string(*signal)
-                            : "exited with code " + std::to_string(exit_code.value_or(-1));
+  std::string text = facts.signal ? "killed by signal " + std::to_string(*facts.signal)
+                                  : "exited with code " + std::to_string(facts.exit_code.value_or(-1));
   if (!s.crashes.empty()) text += ", " + std::to_string(s.crashes.size()) + " crash(es)";
+  if (facts.flaky_crashes > 0) text += ", " + std::to_string(facts.flaky_crashes) + " flaky";
+  if (facts.interrupted_tests > 0) text += ", " + std::to_string(facts.interrupted_tests) + " interrupted";
+  if (*s.job.returncode != facts.exit_code.value_or(-1) && !s.job.signal)
+    text += "; run exit code " + std::to_string(*s.job.returncode);
   if (!s.job.spec.junit_path.empty()) {
     // Before the run is done, so a failure is in the job and in run.done.
-    const std::string xml = junit_report(s.job.spec.name.empty() ? "pytest" : s.job.spec.name, s.results,
-                                         s.crashes, "", s.job.created_at);
+    const std::string xml =
+        junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), s.job.ended_at));
     if (auto error = write_file_as(s.job.spec.run_as, s.job.spec.junit_path, xml, UserWrite::kReplace))
       report_error(s, "JUnit report: " + error->message);
   }
@@ -379,6 +430,8 @@ void JobService::send_done(Supervised& s, Attached& a) {
                                                 {"returncode", s.job.returncode.value_or(1)},
                                                 {"signal", s.job.signal ? json(*s.job.signal) : json(nullptr)},
                                                 {"attempts", s.job.attempt},
+                                                {"tests_reported", s.job.tests_reported},
+                                                {"runner", std::string(to_string(s.job.spec.runner))},
                                                 {"crashes", crashes},
                                                 {"report_errors", s.job.report_errors},
                                                 {"text", s.job.text}}));
@@ -435,7 +488,9 @@ json JobService::handle_stop(Call& call) {
   const int signo = static_cast<int>(call.fields.optional_integer("signal").value_or(SIGINT));
   if (signo != SIGINT && signo != SIGTERM && signo != SIGHUP)
     throw Error(ErrorCode::kBadRequest, "field \"signal\" must be SIGINT, SIGTERM or SIGHUP");
-  set_state(s, JobState::kTerminating, "stopping (signal " + std::to_string(signo) + ")");
+  s.job.stop_requested = true;
+  const auto step = job_step(s.job.state, JobEvent::kStopRequested);
+  set_state(s, step ? step->to : JobState::kTerminating, "stopping (signal " + std::to_string(signo) + ")");
   // The monitor forwards the signal to the command's process group and,
   // on SIGUSR2, kills that group; it survives to record the exit status.
   ::kill(s.job.monitor_pid, signo);
@@ -454,8 +509,7 @@ json JobService::handle_stop(Call& call) {
 json JobService::handle_report(Call& call) {
   Supervised& s = supervised(call.fields.string("run_id"));
   return {{"run_id", s.run_id},
-          {"junit", junit_report(s.job.spec.name.empty() ? "pytest" : s.job.spec.name, s.results, s.crashes, "",
-                                 s.job.created_at)},
+          {"junit", junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), wall_now()))},
           {"tests", s.results.size()},
           {"crashes", s.crashes.size()}};
 }
@@ -481,50 +535,66 @@ json JobService::handle_info(Call& call) {
 
 json JobService::handle_crashes(Call& call) {
   const std::string run_id = call.fields.optional_string("run_id").value_or("");
+  const auto after = call.fields.optional_integer("after").value_or(0);
+  if (after < 0) throw Error(ErrorCode::kBadRequest, "field \"after\" must be a crash_id (0 or more)");
+  const auto limit = call.fields.optional_integer("limit").value_or(CrashStore::kDefaultPageLimit);
+  if (limit < 1 || limit > static_cast<std::int64_t>(CrashStore::kMaxPageLimit))
+    throw Error(ErrorCode::kBadRequest,
+                "field \"limit\" must be between 1 and " + std::to_string(CrashStore::kMaxPageLimit));
+  // From the in-memory index: O(page), no file read while others wait.
+  const auto page = crashes_.page(static_cast<std::uint64_t>(after), static_cast<std::size_t>(limit), run_id);
   json out = json::array();
-  for (const auto& line : store_.read_lines("crashes.jsonl")) {
-    if (!run_id.empty() && line.value("run_id", "") != run_id) continue;
-    // A record without a valid owner is nobody's: content for root and admins only.
-    uid_t owner = static_cast<uid_t>(-1);
-    if (auto it = line.find("owner_uid"); it != line.end() && it->is_number_unsigned()) owner = it->get<uid_t>();
-    out.push_back(call.view(RecordKind::kCrash, owner, line));
-  }
-  return {{"crashes", out}};
+  // A record without a valid owner is nobody's: content for root and admins only.
+  for (const Crash* crash : page.crashes) out.push_back(call.view(RecordKind::kCrash, crash->owner, crash->to_json()));
+  return {{"crashes", std::move(out)}, {"next", page.next ? json(*page.next) : json(nullptr)}};
 }
 
 void JobService::record_crash(Supervised* s, Crash crash) {
-  spdlog::warn("run {}: crash: {}", crash.run_id, crash.reason);
-  const json line = crash.to_json();
-  try {
-    store_.append_line("crashes.jsonl", line, /*durable=*/true);
-  } catch (const std::exception& e) {
-    spdlog::error("cannot record crash: {}", e.what());
+  // A restarted lpd may hear again of a death the previous one recorded (a
+  // shim replaying worker.down, a re-adopted attempt ending): one record,
+  // one crash-log line, one event per crash.
+  if (const Crash* same = crashes_.find_same(crash)) {
+    spdlog::info("run {}: crash of pid {} already recorded (crash {})", crash.run_id, crash.pid, same->crash_id);
+    return;
   }
+  const Crash& stored = crashes_.append(std::move(crash));
+  spdlog::warn("run {}: crash {}: {}", stored.run_id, stored.crash_id, stored.reason);
+  const json line = stored.to_json();
   if (s && !s->job.spec.crash_log_path.empty()) {
     std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     if (auto error = write_file_as(s->job.spec.run_as, s->job.spec.crash_log_path, text, UserWrite::kAppend))
       report_error(*s, "crash log: " + error->message);
   }
-  events_.publish("crash", line, crash.run_id, crash.owner);
-  if (s) s->crashes.push_back(std::move(crash));
+  events_.publish("crash", line, stored.run_id, stored.owner);
+  if (s) s->crashes.push_back(stored);
 }
 
 void JobService::restore() {
-  std::size_t adopted = 0;
+  std::size_t adopted = 0, ended = 0;
   for (const auto& run_id : store_.list_dirs("runs")) {
+    if (!is_safe_id(run_id)) continue;
     auto stored = store_.read_json("runs/" + run_id + "/job.json");
-    if (!stored || !is_safe_id(run_id)) continue;
+    if (!stored) continue;
     auto s = std::make_unique<Supervised>();
     s->run_id = run_id;
-    s->job = Job::from_json(*stored);
+    try {
+      s->job = Job::from_json(*stored);
+    } catch (const json::exception& e) {
+      spdlog::error("run {}: job.json is not a job lpd wrote ({}); not restored", run_id, e.what());
+      continue;
+    }
     if (Run* run = runs_.find(run_id)) s->owner = run->owner;
-    for (const auto& line : store_.read_lines("runs/" + run_id + "/events.jsonl"))
-      if (line.value("event", "") == "test.finish") s->results.push_back(TestResult::from_json(line));
-    for (const auto& line : store_.read_lines("crashes.jsonl"))
-      if (line.value("run_id", "") == run_id) s->crashes.push_back(Crash::from_json(line));
+    // An ended run's results stay on disk until someone asks (run.report,
+    // run.info): reading every journal of a long history is what made
+    // lpd's start take minutes.
+    s->history_loaded = false;
     Supervised& ref = *s;
     jobs_[run_id] = std::move(s);
-    if (ref.job.state == JobState::kDone) continue;
+    if (ref.job.state == JobState::kDone) {
+      ++ended;
+      continue;
+    }
+    load_history(ref);
     ++adopted;
     if (const auto alive = check_liveness(ref.job.monitor_pid, ref.job.monitor_start_time);
         alive == Liveness::kAlive || alive == Liveness::kUnknown) {  // unknown: the watch retries until it can look
@@ -535,7 +605,7 @@ void JobService::restore() {
       boost::asio::post(io_, [this, run_id] { attempt_ended(run_id); });
     }
   }
-  spdlog::info("re-adopted {} unfinished job(s)", adopted);
+  spdlog::info("re-adopted {} unfinished job(s); {} ended job(s) known", adopted, ended);
 }
 
 }  // namespace lpd::daemon

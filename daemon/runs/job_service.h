@@ -13,6 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "daemon/access.h"
+#include "daemon/crashes/crash_store.h"
 #include "daemon/crashes/worker_activity.h"
 #include "daemon/dispatcher.h"
 #include "daemon/event_bus.h"
@@ -21,6 +22,7 @@
 #include "daemon/process/log_tail.h"
 #include "daemon/process/pidfd_watch.h"
 #include "daemon/reports/test_result.h"
+#include "daemon/runs/console_echo.h"
 #include "daemon/runs/job.h"
 #include "daemon/runs/run_registry.h"
 #include "daemon/state_store.h"
@@ -44,7 +46,9 @@ struct JobEnvironment {
 /// junit_report; this class is their I/O edge.
 class JobService {
  public:
-  JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
+  /// `crashes` is loaded before restore() (see Daemon::restore_state).
+  JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, CrashStore& crashes,
+             RunRegistry& runs,
              ProcessLauncher& launcher, const AccessPolicy& access, JobEnvironment environment);
 
   // Operations (see protocol/README.md).
@@ -64,6 +68,9 @@ class JobService {
   json handle_worker_down(Call& call);
   json handle_collection_finish(Call& call);
   json handle_traceback_attach(Call& call);
+  json handle_test_phase(Call& call);        // the running test's (or the session's) phase
+  json handle_session_error(Call& call);     // a failure or crash outside any test
+  json handle_collection_items(Call& call);  // nodeids a process collected
 
   /// A shim's connection joined a run (run.register) or said run.end.
   void worker_joined(const Run& run, const std::string& worker_id, const Peer& peer);
@@ -71,7 +78,10 @@ class JobService {
   void peer_gone(const Peer& peer);
   /// Ends the run.attach streams of a connection that closed.
   void drop_attaches(std::uint64_t session);
-  /// Re-adopts monitors of unfinished jobs and reloads results and crashes.
+  /// One pass over runs/: each run's job.json; for an unfinished job also
+  /// its events.jsonl (its results so far) and its crashes (from the
+  /// CrashStore's index), then re-adopts its monitor. An ended run's
+  /// results stay on disk until asked for (load_history).
   void restore();
 
   /// Reads what a connection's shim left in its event ring (see
@@ -103,6 +113,11 @@ class JobService {
     std::list<Attached> attached;  // a list: finish callbacks hold pointers into it
     std::vector<TestResult> results;
     std::vector<Crash> crashes;
+    std::vector<std::string> collected;        // collection.items, each nodeid once
+    std::set<std::string> collected_index;
+    /// False for a run that had ended before this lpd started: `results`
+    /// and `crashes` are empty until load_history() reads them.
+    bool history_loaded = true;
   };
   /// A process's activity once its connection is gone but its end is not
   /// yet known: finalized by worker.down, the attempt's end, or its pidfd.
@@ -112,13 +127,41 @@ class JobService {
     std::shared_ptr<ExitWatch> watch;
   };
 
+  /// The run, its history loaded (load_history). Throws not_found.
   Supervised& supervised(const std::string& run_id);
+  /// Fills `results` from the run's journal (events.jsonl, one pass) and
+  /// `crashes` from the CrashStore, once, for a run restored as ended.
+  void load_history(Supervised& s);
   Supervised* find(const std::string& run_id);
   void persist(const Supervised& s);
   void set_state(Supervised& s, JobState state, std::string text);
   void start_attempt(Supervised& s);
   void attempt_ended(const std::string& run_id);
   void finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal);
+  /// Applies the job lifecycle (job_lifecycle.h) to an ended attempt: the
+  /// crash of a command that reported no tests, flaky crashes, then the
+  /// next rerun, retry, or the end. `crashes_before`: s.crashes' size when
+  /// the attempt's ends began to be settled; `command_pid`: the command's
+  /// pid from lpd-monitor's status (0 if unknown).
+  void after_attempt(Supervised& s, const ProcessEnd& end, std::size_t crashes_before, pid_t command_pid);
+  /// The one testcase of a command that reported no tests: its exit as a
+  /// result, and its signal death as a crash of it (unless a crash was
+  /// already recorded for this end, or the run was stopped).
+  void command_result(Supervised& s, const ProcessEnd& end, bool no_crash_yet, pid_t command_pid);
+  /// What the final exit code depends on (job_lifecycle.h's FinalFacts).
+  FinalFacts final_facts(const Supervised& s) const;
+  /// Judges a test process's end (worker_end_verdict): a crash record, an
+  /// interrupted result for the test it ran, or nothing.
+  void settle_end(Supervised* s, const WorkerActivity& activity, const ProcessEnd& end);
+  /// Sets `flaky` on every crash of the run whose test passed when run
+  /// again later (an isolated rerun, a retry, a pytest-rerunfailures rerun).
+  void mark_flaky_crashes(Supervised& s);
+  /// A result lpd itself makes (an interrupted test): kept and published
+  /// as a test.finish event, so a restarted lpd reads it back.
+  void add_result(Supervised& s, TestResult result);
+  /// LPD_DESELECT_FILE and LPD_ONLY_NODEIDS_FILE of the current attempt,
+  /// in the run's directory, readable by the run's user.
+  void write_selection_files(const Supervised& s) const;
   void record_crash(Supervised* s, Crash crash);
   void finalize(Pending& pending, const ProcessEnd& end);
   void finalize_pending_of(const std::string& run_id, const std::optional<ProcessEnd>& controller_end);
@@ -144,6 +187,7 @@ class JobService {
   boost::asio::io_context& io_;
   EventBus& events_;
   const StateStore& store_;
+  CrashStore& crashes_;  // every crash record; Supervised::crashes copies a run's own
   RunRegistry& runs_;
   ProcessLauncher& launcher_;
   const AccessPolicy& access_;

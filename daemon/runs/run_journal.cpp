@@ -12,47 +12,102 @@
 
 namespace lpd::daemon {
 
-RunJournal::RunJournal(EventBus& events, const StateStore& store) : store_(store) {
+RunJournal::RunJournal(boost::asio::io_context& io, EventBus& events, const StateStore& store, EventLog& log,
+                       std::function<bool(std::string_view)> forgotten)
+    : store_(store), log_(log), forgotten_(std::move(forgotten)), timer_(io) {
   events.subscribe([this](const Event& e) { append(e); });
 }
 
-RunJournal::~RunJournal() {
-  for (auto& [_, fd] : open_) ::close(fd);
-}
+RunJournal::~RunJournal() { flush(); }
 
-int RunJournal::journal_fd(const std::string& run_id) {
+RunJournal::Journal* RunJournal::open_journal(const std::string& run_id) {
   auto it = open_.find(run_id);
-  if (it != open_.end()) return it->second;
+  if (it != open_.end()) return &it->second;
   if (open_.size() >= kMaxOpen) {
-    ::close(open_.begin()->second);
-    open_.erase(open_.begin());
+    // Close the run that sorts first (any one will do); its lines go out first.
+    auto victim = open_.begin();
+    write_out(victim->first, victim->second);
+    open_.erase(victim);
   }
-  store_.make_dir("runs/" + run_id);
-  const std::string path = store_.path("runs/" + run_id + "/events.jsonl");
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return -1;
-  open_[run_id] = fd;
-  return fd;
+  Journal journal;
+  try {
+    store_.make_dir("runs/" + run_id);
+    const std::string path = store_.path("runs/" + run_id + "/events.jsonl");
+    journal.fd.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!journal.fd) spdlog::warn("cannot open the journal of run {}: {}", run_id, std::strerror(errno));
+  } catch (const std::exception& e) {
+    spdlog::warn("cannot open the journal of run {}: {}", run_id, e.what());
+  }
+  return &open_.emplace(run_id, std::move(journal)).first->second;
 }
 
-void RunJournal::close_journal(const std::string& run_id) {
+void RunJournal::write_out(const std::string& run_id, Journal& journal) {
+  if (journal.buffer.empty()) return;
+  buffered_ -= std::min(buffered_, journal.buffer.size());
+  std::string_view rest = journal.buffer;
+  // One write() per batch of whole lines: readers never see half a line
+  // unless the disk fills, and then only at the end.
+  while (journal.fd && !rest.empty()) {
+    const ssize_t n = ::write(journal.fd.get(), rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      spdlog::warn("cannot append to the journal of run {}: {}", run_id, std::strerror(errno));
+      break;
+    }
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+  journal.buffer.clear();
+}
+
+void RunJournal::flush() {
+  timer_.cancel();
+  armed_ = false;
+  for (auto& [run_id, journal] : open_) write_out(run_id, journal);
+  log_.flush();
+  buffered_ = 0;
+}
+
+void RunJournal::forget(std::string_view run_id) {
   auto it = open_.find(run_id);
   if (it == open_.end()) return;
-  ::close(it->second);
+  buffered_ -= std::min(buffered_, it->second.buffer.size());
   open_.erase(it);
 }
 
+void RunJournal::schedule() {
+  if (buffered_ + log_.pending_bytes() >= kFlushBytes) {
+    flush();
+    return;
+  }
+  if (armed_) return;
+  armed_ = true;
+  timer_.expires_after(kCoalesce);
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    armed_ = false;
+    flush();
+  });
+}
+
 void RunJournal::append(const Event& e) {
-  if (e.run_id.empty() || !is_safe_id(e.run_id)) return;
-  nlohmann::json line = e.push_data();
-  line["event"] = e.type;
-  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  text.push_back('\n');
-  const int fd = journal_fd(e.run_id);
-  // One write() per line: concurrent readers never see half a line.
-  if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-    spdlog::warn("cannot append to the journal of run {}: {}", e.run_id, std::strerror(errno));
-  if (e.type == "run.ended") close_journal(e.run_id);
+  log_.append(e);
+  if (!e.run_id.empty() && is_safe_id(e.run_id) && !(forgotten_ && forgotten_(e.run_id))) {
+    nlohmann::json line = e.push_data();
+    line["event"] = e.type;
+    std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    text.push_back('\n');
+    Journal* journal = open_journal(e.run_id);
+    journal->buffer += text;
+    buffered_ += text.size();
+  }
+  if (e.type == "run.ended") {
+    // Whoever hears of the end next (run.done, a restarted lpd) finds every
+    // line of the run written.
+    flush();
+    forget(e.run_id);
+    return;
+  }
+  schedule();
 }
 
 }  // namespace lpd::daemon

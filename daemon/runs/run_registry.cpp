@@ -48,6 +48,7 @@ Run& RunRegistry::join(const JoinRequest& request, const std::string& new_run_id
     run.cwd = request.cwd;
     run.argv = request.argv;
     run.created_at = now;
+    order_.emplace(run.created_at, id);
     it = runs_.emplace(id, std::move(run)).first;
   }
   Run& run = it->second;
@@ -76,6 +77,8 @@ Run* RunRegistry::find(std::string_view run_id) {
 void RunRegistry::restore(Run run) {
   const std::string id = run.run_id;
   for (auto& [_, worker] : run.workers) worker.session_id = 0;
+  if (auto old = runs_.find(id); old != runs_.end()) order_.erase({old->second.created_at, id});
+  order_.emplace(run.created_at, id);
   runs_.insert_or_assign(id, std::move(run));
 }
 
@@ -112,10 +115,29 @@ bool RunRegistry::end(std::string_view run_id, double now) {
 
 std::vector<const Run*> RunRegistry::list(bool include_ended) const {
   std::vector<const Run*> out;
-  for (const auto& [_, run] : runs_)
-    if (include_ended || run.active) out.push_back(&run);
-  std::sort(out.begin(), out.end(), [](const Run* a, const Run* b) { return a->created_at < b->created_at; });
+  visit_after(include_ended, std::nullopt, [&out](const Run& run) {
+    out.push_back(&run);
+    return true;
+  });
   return out;
+}
+
+void RunRegistry::visit_after(bool include_ended, const std::optional<Cursor>& after,
+                              const std::function<bool(const Run&)>& visit) const {
+  auto it = after ? order_.upper_bound({after->created_at, after->run_id}) : order_.begin();
+  for (; it != order_.end(); ++it) {
+    auto run = runs_.find(it->second);
+    if (run == runs_.end() || (!include_ended && !run->second.active)) continue;
+    if (!visit(run->second)) return;
+  }
+}
+
+bool RunRegistry::erase(std::string_view run_id) {
+  auto it = runs_.find(run_id);
+  if (it == runs_.end()) return false;
+  order_.erase({it->second.created_at, it->second.run_id});
+  runs_.erase(it);
+  return true;
 }
 
 std::size_t RunRegistry::active_count() const {

@@ -1,6 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
 #include <map>
 #include <string>
 #include <string_view>
@@ -47,8 +50,23 @@ class RunRegistry {
   std::vector<const Run*> list(bool include_ended) const;
   std::size_t active_count() const;
 
+  /// A place in the listing order of runs: by created_at, then run_id.
+  struct Cursor {
+    double created_at = 0;
+    std::string run_id;
+  };
+  /// Calls `visit` for each run after `after` (nullopt: from the first) in
+  /// listing order, active ones only unless `include_ended`, until visit
+  /// returns false. O(log runs) to find the start.
+  void visit_after(bool include_ended, const std::optional<Cursor>& after,
+                   const std::function<bool(const Run&)>& visit) const;
+  /// Forgets a run (retention removed it). False when it was not known.
+  bool erase(std::string_view run_id);
+
  private:
+  using OrderKey = std::pair<double, std::string>;
   std::map<std::string, Run, std::less<>> runs_;
+  std::set<OrderKey> order_;  // every run of runs_, in listing order
 };
 
 /// A fresh run id: "<YYYYmmdd-HHMMSS>-<6 hex>", safe as a directory name.

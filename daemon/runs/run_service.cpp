@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.h"
+#include "daemon/history/paging.h"
 #include "daemon/process_identity.h"
 
 namespace lpd::daemon {
@@ -50,9 +51,35 @@ json RunService::handle_end(Call& call) {
 
 json RunService::handle_list(Call& call) {
   const bool all = call.fields.optional_boolean("all").value_or(false);
+  const std::size_t limit = PageLimits::items(call.fields.optional_integer("limit"));
+  // The cursor is the previous page's "next": a place in the order, so a
+  // run removed between two pages does not lose the reader's place.
+  std::optional<RunRegistry::Cursor> after;
+  if (auto it = call.body.find("after"); it != call.body.end() && !it->is_null()) {
+    const auto created = it->is_object() ? it->find("created_at") : it->end();
+    const auto id = it->is_object() ? it->find("run_id") : it->end();
+    if (!it->is_object() || created == it->end() || !created->is_number() || id == it->end() || !id->is_string())
+      throw protocol::Error(protocol::ErrorCode::kBadRequest,
+                            "field \"after\" must be a previous reply's \"next\": {\"created_at\": ..., \"run_id\": ...}");
+    after = RunRegistry::Cursor{created->get<double>(), id->get<std::string>()};
+  }
+  PageBudget page(limit, PageLimits::kMaxReplyBytes);
   json runs = json::array();
-  for (const Run* run : registry_.list(all)) runs.push_back(call.view(RecordKind::kRun, run->owner, run->to_json()));
-  return {{"runs", runs}};
+  std::optional<RunRegistry::Cursor> last;
+  bool more = false;
+  registry_.visit_after(all, after, [&](const Run& run) {
+    json item = call.view(RecordKind::kRun, run.owner, run.to_json());
+    if (!page.take(item.dump().size())) {
+      more = true;
+      return false;
+    }
+    runs.push_back(std::move(item));
+    last = RunRegistry::Cursor{run.created_at, run.run_id};
+    return true;
+  });
+  json next = nullptr;
+  if (more && last) next = {{"created_at", last->created_at}, {"run_id", last->run_id}};
+  return {{"runs", std::move(runs)}, {"next", std::move(next)}};
 }
 
 void RunService::ended(Run& run) {

@@ -1,5 +1,7 @@
 // JobService's side of the shims' one-way messages: which test each process
 // is running, how each test ended, and what to record when a process dies.
+#include <set>
+
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.h"
@@ -36,6 +38,9 @@ namespace {
 constexpr std::size_t kMaxNodeidBytes = 16 * 1024;
 /// The outcome and phase words pytest uses ("passed", "call", ...).
 constexpr std::size_t kMaxWordBytes = 64;
+/// A test's short failure text (reprcrash.message), skip or xfail reason,
+/// and the external failure reason: cut, not refused, past this.
+constexpr std::size_t kMaxMessageBytes = 4096;
 
 std::string bounded(const char* name, std::string value, std::size_t limit) {
   if (value.size() > limit)
@@ -50,6 +55,10 @@ json JobService::handle_test_start(Call& call) {
   if (!a) throw Error(ErrorCode::kBadRequest, "test.start before run.register on this connection");
   const std::string nodeid = bounded("nodeid", call.fields.string("nodeid"), kMaxNodeidBytes);
   a->test_started(nodeid, wall_now());
+  if (Supervised* s = find(a->run_id()); s && !s->job.tests_reported) {
+    s->job.tests_reported = true;  // this command reports its tests: no testcase for the command itself
+    persist(*s);
+  }
   events_.publish("test.start", {{"nodeid", nodeid}, {"worker_id", a->worker_id()}, {"pid", a->pid()}}, a->run_id(),
                   call.peer.uid);
   return json();
@@ -58,13 +67,42 @@ json JobService::handle_test_start(Call& call) {
 json JobService::handle_test_finish(Call& call) {
   auto* a = activity_of(call.peer);
   if (!a) throw Error(ErrorCode::kBadRequest, "test.finish before run.register on this connection");
+  const auto& f = call.fields;
   TestResult r;
-  r.nodeid = bounded("nodeid", call.fields.string("nodeid"), kMaxNodeidBytes);
-  r.outcome = bounded("outcome", call.fields.optional_string("outcome").value_or("passed"), kMaxWordBytes);
-  r.phase = bounded("phase", call.fields.optional_string("phase").value_or("call"), kMaxWordBytes);
-  r.duration = call.fields.optional_seconds("duration").value_or(0);
-  r.message = call.fields.optional_string("message").value_or("");
-  if (r.message.size() > 4096) r.message.resize(4096);
+  r.nodeid = bounded("nodeid", f.string("nodeid"), kMaxNodeidBytes);
+  r.outcome = bounded("outcome", f.optional_string("outcome").value_or("passed"), kMaxWordBytes);
+  // An outcome lpd does not know would be reported as something it is not.
+  static const std::set<std::string, std::less<>> kOutcomes = {"passed", "failed", "error", "skipped", "interrupted"};
+  if (!kOutcomes.count(r.outcome))
+    throw Error(ErrorCode::kBadRequest,
+                "field \"outcome\" must be passed, failed, error, skipped or interrupted, not \"" + r.outcome + "\"");
+  r.phase = bounded("phase", f.optional_string("phase").value_or("call"), kMaxWordBytes);
+  r.duration = f.optional_seconds("duration").value_or(0);
+  r.message = truncated_text(f.optional_string("message").value_or(""), kMaxMessageBytes);
+  // The JUnit fields (the shim computes them as pytest's --junitxml would).
+  r.longrepr = truncated_text(f.optional_string("longrepr").value_or(""), kMaxLongrepr);
+  r.file = bounded("file", f.optional_string("file").value_or(""), kMaxNodeidBytes);
+  r.line = f.optional_integer("line");
+  r.classname = bounded("classname", f.optional_string("classname").value_or(""), kMaxNodeidBytes);
+  r.name = bounded("name", f.optional_string("name").value_or(""), kMaxNodeidBytes);
+  const auto reruns = f.optional_integer("reruns").value_or(0);
+  if (reruns < 0 || reruns > 1'000'000) throw Error(ErrorCode::kBadRequest, "field \"reruns\" must be 0..1000000");
+  r.reruns = static_cast<int>(reruns);
+  r.failure_reason = truncated_text(f.optional_string("failure_reason").value_or(""), kMaxMessageBytes);
+  // pytest's report.wasxfail as is (junitxml drops a leading "reason: "),
+  // or true with the reason in `message`.
+  if (auto it = call.body.find("wasxfail"); it != call.body.end()) {
+    const json* wasxfail = &*it;
+    if (wasxfail->is_string()) {
+      std::string reason = wasxfail->get<std::string>();
+      if (reason.rfind("reason: ", 0) == 0) reason.erase(0, 8);
+      r.xfail_reason = truncated_text(std::move(reason), kMaxMessageBytes);
+    } else if (wasxfail->is_boolean()) {
+      if (wasxfail->get<bool>()) r.xfail_reason = r.message;
+    } else if (!wasxfail->is_null()) {
+      throw Error(ErrorCode::kBadRequest, "field \"wasxfail\" must be a string or a boolean");
+    }
+  }
   r.worker_id = a->worker_id();
   if (Supervised* s = find(a->run_id())) {
     r.attempt = std::max(1, s->job.attempt);
@@ -135,7 +173,13 @@ json JobService::handle_traceback_attach(Call& call) {
   // From here on this connection carries faulthandler's raw text, not JSON.
   const pid_t pid = call.peer.pid;
   tracebacks_.erase(pid);
-  const bool switched = call.sink->switch_to_raw([this, pid](std::string_view bytes) {
+  // The process's stderr, when its shim passed it: the traceback goes to
+  // the console too, as plain pytest would print it. Written as the peer
+  // (the process the descriptor came from), never by lpd itself.
+  std::shared_ptr<ConsoleEcho> echo = ConsoleEcho::make(
+      io_, UniqueFd(call.sink->take_passed_fd()), Credentials{call.peer.uid, call.peer.gid, call.peer.groups});
+  const bool switched = call.sink->switch_to_raw([this, pid, echo](std::string_view bytes) {
+    if (echo) echo->write(bytes);
     std::string& text = tracebacks_[pid];
     if (text.size() < WorkerActivity::kMaxTraceback)
       text.append(bytes.substr(0, WorkerActivity::kMaxTraceback - text.size()));
@@ -145,12 +189,12 @@ json JobService::handle_traceback_attach(Call& call) {
       if (p->activity.pid() == pid) p->activity.add_traceback(bytes);
   });
   if (!switched) throw Error(ErrorCode::kInternal, "this connection cannot carry a raw stream");
-  return {{"raw", true}};
+  return {{"raw", true}, {"echo", echo != nullptr}};
 }
 
 void JobService::finalize(Pending& pending, const ProcessEnd& end) {
   Supervised* s = find(pending.activity.run_id());
-  if (auto crash = pending.activity.crash_on(end, wall_now())) record_crash(s, std::move(*crash));
+  settle_end(s, pending.activity, end);
   if (pending.watch) pending.watch->cancel();
   pending.activity = WorkerActivity("", "", 0, 0, 0);  // spent; erased by the caller
 }
@@ -170,7 +214,11 @@ void JobService::peer_gone(const Peer& peer) {
   if (it == activities_.end()) return;
   WorkerActivity activity = std::move(it->second);
   activities_.erase(it);
-  if (activity.ended_cleanly() && !activity.current_test()) return;
+  // A clean session end is not the process's end: an atexit handler or the
+  // interpreter's shutdown may still crash it. A supervised run's process is
+  // judged when its end is known (worker.down, the attempt's end); only an
+  // unsupervised one, whose exit status lpd never learns, is let go here.
+  if (activity.ended_cleanly() && !activity.current_test() && !find(activity.run_id())) return;
   // The process may be dead (a crash) or may only have lost its socket.
   // Its end is settled by worker.down, by its attempt's end, or (runs
   // that lpd does not supervise) by its pidfd.
@@ -184,6 +232,93 @@ void JobService::peer_gone(const Peer& peer) {
   }
   // A supervised run's processes are settled by worker.down or the attempt's end.
   pending_.push_back(std::move(pending));
+}
+
+}  // namespace lpd::daemon
+
+// -- issue 12: phases, failures outside tests, what was collected --------
+
+namespace lpd::daemon {
+
+namespace {
+
+constexpr std::string_view kTestPhases[] = {"setup", "call", "teardown"};
+constexpr std::string_view kSessionPhases[] = {"collection", "sessionstart", "sessionfinish", "exit"};
+
+template <std::size_t N>
+bool one_of(const std::string& word, const std::string_view (&words)[N]) {
+  for (auto w : words)
+    if (word == w) return true;
+  return false;
+}
+
+/// How many nodeids one collection.items message may carry (the shim sends
+/// chunks of 1000), and how many lpd keeps per run: a bound on memory.
+constexpr std::size_t kMaxItemsPerMessage = 10'000;
+constexpr std::size_t kMaxCollectedPerRun = 1'000'000;
+
+}  // namespace
+
+json JobService::handle_test_phase(Call& call) {
+  auto* a = activity_of(call.peer);
+  if (!a) throw Error(ErrorCode::kBadRequest, "test.phase before run.register on this connection");
+  const std::string phase = bounded("phase", call.fields.string("phase"), kMaxWordBytes);
+  const std::string nodeid = bounded("nodeid", call.fields.optional_string("nodeid").value_or(""), kMaxNodeidBytes);
+  if (one_of(phase, kTestPhases)) {
+    // A phase of a test other than the running one (a lost test.start) says nothing about it.
+    if (a->current_test() && (nodeid.empty() || nodeid == *a->current_test())) a->phase(phase);
+  } else if (one_of(phase, kSessionPhases)) {
+    a->session_phase(phase);
+  } else {
+    throw Error(ErrorCode::kBadRequest, "field \"phase\" must be setup, call, teardown, collection, "
+                                        "sessionstart, sessionfinish or exit, not \"" + phase + "\"");
+  }
+  return json();
+}
+
+json JobService::handle_session_error(Call& call) {
+  auto* a = activity_of(call.peer);
+  if (!a) throw Error(ErrorCode::kBadRequest, "session.error before run.register on this connection");
+  const auto& f = call.fields;
+  // Kept as a result whose phase is the session's: the JUnit report makes
+  // it a testcase named for the phase, and the final exit code non-zero.
+  TestResult r;
+  r.phase = bounded("phase", f.string("phase"), kMaxWordBytes);
+  if (!one_of(r.phase, kSessionPhases))
+    throw Error(ErrorCode::kBadRequest,
+                "field \"phase\" must be collection, sessionstart, sessionfinish or exit, not \"" + r.phase + "\"");
+  r.nodeid = bounded("nodeid", f.optional_string("nodeid").value_or(""), kMaxNodeidBytes);
+  r.outcome = "error";
+  r.message = truncated_text(f.optional_string("message").value_or(""), kMaxMessageBytes);
+  r.longrepr = truncated_text(f.optional_string("longrepr").value_or(""), kMaxLongrepr);
+  r.worker_id = a->worker_id();
+  a->session_phase(r.phase);
+  Supervised* s = find(a->run_id());
+  if (s) r.attempt = std::max(1, s->job.attempt);
+  // Published as a test.finish (marked), so a restarted lpd reads it back
+  // from the run's journal with the other results.
+  json data = r.to_json();
+  data["session_error"] = true;
+  events_.publish("test.finish", data, a->run_id(), call.peer.uid);
+  if (s) s->results.push_back(std::move(r));
+  return json();
+}
+
+json JobService::handle_collection_items(Call& call) {
+  auto* a = activity_of(call.peer);
+  if (!a) throw Error(ErrorCode::kBadRequest, "collection.items before run.register on this connection");
+  // One line is at most 1 MiB: that bounds each message; the run's total is bounded below.
+  const std::vector<std::string> nodeids = call.fields.string_list("nodeids");
+  if (nodeids.size() > kMaxItemsPerMessage)
+    throw Error(ErrorCode::kTooLarge, "field \"nodeids\" holds over " + std::to_string(kMaxItemsPerMessage) + " items");
+  for (const auto& nodeid : nodeids) bounded("nodeids", nodeid, kMaxNodeidBytes);
+  Supervised* s = find(a->run_id());
+  if (!s) return json();  // only a supervised run's report lists what never ran
+  for (const auto& nodeid : nodeids) {
+    if (s->collected.size() >= kMaxCollectedPerRun) break;
+    if (s->collected_index.insert(nodeid).second) s->collected.push_back(nodeid);
+  }
+  return json();
 }
 
 }  // namespace lpd::daemon

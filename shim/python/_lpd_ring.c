@@ -116,6 +116,30 @@ static PyObject* Writer_start(Writer* self, PyObject* quoted) {
   return PyLong_FromLong(append(self, kStartHead, sizeof kStartHead - 1, text, (size_t)n, "}", 1));
 }
 
+static const char kPhaseHead[] = "{\"op\":\"test.phase\",\"nodeid\":";
+static const char kPhaseMiddle[] = ",\"phase\":\"";
+
+/* phase(quoted_nodeid, phase): test.phase, the phase a plain word (call,
+ * teardown, setup): when a test enters it, so that lpd pins a crash on it. */
+static PyObject* Writer_phase(Writer* self, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 2) {
+    PyErr_SetString(PyExc_TypeError, "phase(quoted_nodeid, phase)");
+    return NULL;
+  }
+  Py_ssize_t n, pn;
+  const char* quoted = PyUnicode_AsUTF8AndSize(args[0], &n);
+  if (quoted == NULL) return NULL;
+  const char* phase = PyUnicode_AsUTF8AndSize(args[1], &pn);
+  if (phase == NULL) return NULL;
+  char rest[96];
+  if ((size_t)pn > sizeof rest - sizeof kPhaseMiddle - 2) return PyLong_FromLong(-1);
+  memcpy(rest, kPhaseMiddle, sizeof kPhaseMiddle - 1);
+  memcpy(rest + sizeof kPhaseMiddle - 1, phase, (size_t)pn);
+  memcpy(rest + sizeof kPhaseMiddle - 1 + pn, "\"}", 2);
+  const size_t rest_n = sizeof kPhaseMiddle - 1 + (size_t)pn + 2;
+  return PyLong_FromLong(append(self, kPhaseHead, sizeof kPhaseHead - 1, quoted, (size_t)n, rest, rest_n));
+}
+
 /* passed(quoted_nodeid, duration): the test.finish of a test that passed */
 static PyObject* Writer_passed(Writer* self, PyObject* const* args, Py_ssize_t nargs) {
   if (nargs != 2) {
@@ -162,6 +186,8 @@ static PyMethodDef Writer_methods[] = {
     {"start", (PyCFunction)Writer_start, METH_O, "start(quoted_nodeid): a test.start record; returns as write()"},
     {"passed", (PyCFunction)(void (*)(void))Writer_passed, METH_FASTCALL,
      "passed(quoted_nodeid, duration): a passed test.finish record; returns as write()"},
+    {"phase", (PyCFunction)(void (*)(void))Writer_phase, METH_FASTCALL,
+     "phase(quoted_nodeid, phase): a test.phase record; returns as write()"},
     {"set_window", (PyCFunction)Writer_set_window, METH_O, "set_window(seconds): lpd's window; next record wakes"},
     {"close", (PyCFunction)Writer_close, METH_NOARGS, "release the ring's memory"},
     {NULL, NULL, 0, NULL},

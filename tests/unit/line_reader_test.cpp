@@ -57,3 +57,46 @@ TEST_CASE("LineReader accepts a line of exactly the limit") {
   REQUIRE(next.status == Status::kLine);
   CHECK(next.line == "1234");
 }
+
+TEST_CASE("LineReader gives back the memory a big line took once it is consumed") {
+  LineReader reader;
+  const std::string big(512 * 1024, 'b');
+  reader.feed(big);
+  CHECK(reader.next().status == Status::kNeedMore);
+  CHECK(reader.capacity() >= big.size());  // still arriving: kept
+  reader.feed("\n{\"a\":1}\n{\"partial\"");
+  auto line = reader.next();
+  REQUIRE(line.status == Status::kLine);
+  CHECK(line.line.size() == big.size());
+  REQUIRE(reader.next().status == Status::kLine);
+  CHECK(reader.next().status == Status::kNeedMore);
+  // Only the partial line is left, in a buffer of about its size.
+  CHECK(reader.buffered() == std::string("{\"partial\"").size());
+  CHECK(reader.capacity() <= LineReader::kKeptCapacity);
+  reader.feed(":2}\n");
+  auto rest = reader.next();
+  REQUIRE(rest.status == Status::kLine);
+  CHECK(rest.line == "{\"partial\":2}");
+}
+
+TEST_CASE("LineReader frees an oversized line's buffer") {
+  LineReader reader(64 * 1024);
+  reader.feed(std::string(100 * 1024, 'x'));
+  CHECK(reader.next().status == Status::kOversized);
+  CHECK(reader.capacity() <= LineReader::kKeptCapacity);
+  reader.feed("rest of it\n{}\n");
+  auto next = reader.next();
+  REQUIRE(next.status == Status::kLine);
+  CHECK(next.line == "{}");
+  CHECK(reader.capacity() <= LineReader::kKeptCapacity);
+}
+
+TEST_CASE("LineReader keeps a small buffer across many small lines") {
+  LineReader reader;
+  for (int i = 0; i < 1000; ++i) {
+    reader.feed("{\"id\":" + std::to_string(i) + ",\"op\":\"ping\"}\n");
+    REQUIRE(reader.next().status == Status::kLine);
+    REQUIRE(reader.next().status == Status::kNeedMore);
+  }
+  CHECK(reader.capacity() <= LineReader::kKeptCapacity);
+}

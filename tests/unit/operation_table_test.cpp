@@ -71,6 +71,8 @@ TEST_CASE_METHOD(DaemonFixture, "every operation of the daemon has the gate prot
       {"collection.finish", Gate::kOwn}, {"traceback.attach", Gate::kOwn}, {"proc.ensure", Gate::kAct},
       {"proc.list", Gate::kList},       {"proc.info", Gate::kRead},      {"proc.kill", Gate::kAct},
       {"proc.kill_all", Gate::kOwn},    {"proc.logs", Gate::kRead},
+      // issue 12 (job helper): one-way notifications about the caller's own process
+      {"test.phase", Gate::kOwn},       {"session.error", Gate::kOwn},   {"collection.items", Gate::kOwn},
   };
   const auto& ops = daemon->dispatcher().operations();
   CHECK(ops.size() == documented.size());

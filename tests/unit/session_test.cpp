@@ -22,10 +22,16 @@ struct SessionFixture {
   boost::asio::io_context io;
   int peer_fd = -1;
   int calls = 0;
+  std::vector<Responder> deferred;  // requests of "later", not answered yet
   Dispatcher dispatcher{std::vector<Operation>{
       {"big", "", Gate::kOpen, [this](Call&) {
          ++calls;
          return json{{"blob", std::string(100 * 1024, 'x')}};
+       }},
+      {"ping", "", Gate::kOpen, [](Call&) { return json{{"pong", true}}; }},
+      {"later", "", Gate::kOpen, [this](Call& call) {
+         deferred.push_back(call.defer());
+         return json();
        }},
   }};
   std::shared_ptr<Session> session;
@@ -51,7 +57,18 @@ struct SessionFixture {
   }
   ~SessionFixture() {
     if (session) session->close();
-    ::close(peer_fd);
+    if (peer_fd >= 0) ::close(peer_fd);
+  }
+
+  void write_peer(const std::string& bytes) {
+    REQUIRE(::write(peer_fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
+  }
+
+  /// True once the session's end is closed: the peer reads end of stream.
+  bool peer_sees_end() {
+    char byte;
+    const ssize_t n = ::recv(peer_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0;
   }
 
   void run_ready() {
@@ -137,4 +154,101 @@ TEST_CASE_METHOD(SessionFixture, "when_drained never runs inside the call, and r
     run_ready();
   }
   CHECK(resumed == 2);
+}
+
+// -- issue 13, connection layer: end of stream means "no more requests" --
+
+TEST_CASE_METHOD(SessionFixture, "after a half-close, queued and deferred replies are delivered, then the session closes") {
+  write_peer("{\"id\":1,\"op\":\"ping\"}\n{\"id\":2,\"op\":\"later\"}\n{\"id\":3,\"op\":\"ping\"}\n");
+  REQUIRE(::shutdown(peer_fd, SHUT_WR) == 0);
+  run_ready();
+  auto lines = take_lines();
+  REQUIRE(lines.size() == 2);
+  CHECK(json::parse(lines[0])["id"] == 1);
+  CHECK(json::parse(lines[1])["id"] == 3);
+  // The deferred reply is still owed: the session waits for it.
+  CHECK(session->input_ended());
+  CHECK(session->owed_replies() == 1);
+  CHECK_FALSE(closed);
+  CHECK(session->open());
+  REQUIRE(deferred.size() == 1);
+  CHECK(deferred[0].connected());
+
+  deferred[0].ok({{"late", true}});
+  run_ready();
+  lines = take_lines();
+  REQUIRE(lines.size() == 1);
+  CHECK(json::parse(lines[0])["id"] == 2);
+  CHECK(json::parse(lines[0])["result"]["late"] == true);
+  CHECK(closed);
+  CHECK(peer_sees_end());
+}
+
+TEST_CASE_METHOD(SessionFixture, "a half-closed session with nothing owed closes once its replies are written") {
+  std::string requests;
+  for (int id = 1; id <= 200; ++id) requests += "{\"id\":" + std::to_string(id) + ",\"op\":\"big\"}\n";
+  write_peer(requests);
+  REQUIRE(::shutdown(peer_fd, SHUT_WR) == 0);
+  run_ready();
+  CHECK(calls < 30);  // congested: the rest wait in the socket, behind the end of stream
+  CHECK_FALSE(closed);
+  std::vector<int> ids;
+  for (int round = 0; round < 10'000 && !closed; ++round) {
+    for (const auto& line : take_lines()) ids.push_back(json::parse(line)["id"].get<int>());
+    run_ready();
+  }
+  for (const auto& line : take_lines()) ids.push_back(json::parse(line)["id"].get<int>());
+  REQUIRE(ids.size() == 200);
+  for (int i = 0; i < 200; ++i) CHECK(ids[static_cast<std::size_t>(i)] == i + 1);
+  CHECK(closed);
+  CHECK(peer_sees_end());
+}
+
+TEST_CASE_METHOD(SessionFixture, "a peer that closed both ways is let go at once, owed replies or not") {
+  write_peer("{\"id\":1,\"op\":\"later\"}\n");
+  ::close(peer_fd);
+  peer_fd = -1;
+  run_ready();
+  CHECK(closed);
+  REQUIRE(deferred.size() == 1);
+  CHECK_FALSE(deferred[0].connected());
+}
+
+TEST_CASE_METHOD(SessionFixture, "a half-closed peer that then closes is let go while a reply is still owed") {
+  write_peer("{\"id\":1,\"op\":\"later\"}\n");
+  REQUIRE(::shutdown(peer_fd, SHUT_WR) == 0);
+  run_ready();
+  CHECK_FALSE(closed);
+  ::close(peer_fd);
+  peer_fd = -1;
+  run_ready();
+  CHECK(closed);
+}
+
+TEST_CASE_METHOD(SessionFixture, "an owed reply that nobody will send any more does not hold the session") {
+  write_peer("{\"id\":1,\"op\":\"later\"}\n{\"id\":2,\"op\":\"later\"}\n");
+  REQUIRE(::shutdown(peer_fd, SHUT_WR) == 0);
+  run_ready();
+  REQUIRE(deferred.size() == 2);
+  CHECK(session->owed_replies() == 2);
+  // A copy answers: the one reply is paid, whichever copy sent it.
+  Responder copy = deferred[0];
+  copy.fail(ErrorCode::kConflict, "no");
+  run_ready();
+  CHECK(session->owed_replies() == 1);
+  CHECK_FALSE(closed);
+  deferred.clear();  // the other is dropped unanswered (its operation was abandoned)
+  run_ready();
+  CHECK(session->owed_replies() == 0);
+  CHECK(closed);
+  auto lines = take_lines();
+  REQUIRE(lines.size() == 1);
+  CHECK(json::parse(lines[0])["error"]["code"] == "conflict");
+}
+
+TEST_CASE_METHOD(SessionFixture, "notifications and immediate replies owe nothing") {
+  write_peer("{\"op\":\"later\"}\n{\"id\":1,\"op\":\"ping\"}\n");
+  run_ready();
+  CHECK(session->owed_replies() == 0);
+  CHECK(take_lines().size() == 1);
 }

@@ -14,7 +14,7 @@ import os
 import pytest
 
 from .client import LpdError, LpdUnavailable, default_socket_path
-from .test_reporting import TestReporter
+from .test_reporting import TestReporter, shim_failed
 from .live_pause import MOCK_VALUES, Decision, Shim, append_failure_reason, new_pause_id
 
 __all__ = ["checkpoint", "Decision", "LpdError", "LpdUnavailable"]
@@ -45,18 +45,28 @@ def pytest_addoption(parser):
                     help="lpd's socket (default: $LPD_SOCKET, else the per-user default path)")
 
 
+def pause_on_failure_wanted(config):
+    """--pause-on-failure, or LPD_PAUSE_ON_FAILURE (lpd sets it for
+    `lpctl run --pause-on-failure`: never an argv flag) set and not 0."""
+    return bool(config.getoption("pause_on_failure")) or os.environ.get("LPD_PAUSE_ON_FAILURE", "0") not in ("", "0")
+
+
 @pytest.hookimpl(trylast=True)  # after pytest's own faulthandler setup, which we replace
 def pytest_configure(config):
     global _reporter
     _configure_shim(config)
-    if config.getoption("pause_on_failure"):
+    if pause_on_failure_wanted(config):
         config.pluginmanager.register(FailurePause(), "lpd_pytest_failure_pause")
     if _shim is not None and _shim.conn is not None:
-        _reporter = TestReporter(_shim)
-        _reporter.attach_traceback()
+        try:
+            reporter = TestReporter(_shim, config)
+        except Exception as e:  # the shim's own failure: the tests still run
+            shim_failed("reporter", e)
+            return
+        _reporter = reporter
         # Its per-test hooks, only while a daemon listens: a run without
         # lpd pays nothing per test.
-        config.pluginmanager.register(_reporter, TestReporter.PLUGIN_NAME)
+        config.pluginmanager.register(reporter, TestReporter.PLUGIN_NAME)
 
 
 def _configure_shim(config):
@@ -75,26 +85,35 @@ def _configure_shim(config):
     socket_path = config.getoption("lpd_socket") or default_socket_path()
     shim = Shim(socket_path, os.environ.get("LPD_RUN_ID") or None, None, MOCK_VALUES.get(mock_text))
     _shim = shim
-    wants_daemon = config.getoption("pause_on_failure") or config.getoption("lpd_socket") or shim.run_id
+    pause_flag = config.getoption("pause_on_failure")
+    wants_daemon = pause_on_failure_wanted(config) or config.getoption("lpd_socket") or shim.run_id
     if wants_daemon:
         try:
             shim.connect()
         except (LpdUnavailable, LpdError) as e:
-            if config.getoption("pause_on_failure"):
+            if pause_flag:
                 raise pytest.UsageError(f"--pause-on-failure needs lpd: {e}") from None
             config.issue_config_time_warning(pytest.PytestConfigWarning(f"lpd_pytest: {e}"), stacklevel=2)
     elif os.path.exists(socket_path):
         shim.try_connect()
 
 
+@pytest.hookimpl(trylast=True)  # last: after pytest's faulthandler and every plugin are done
 def pytest_unconfigure(config):
     global _shim, _reporter
-    if _shim is not None:
-        _shim.close(clean=True)
-        _shim = None
-    if _reporter is not None:
-        _reporter.close()
-        _reporter = None
+    shim, reporter = _shim, _reporter
+    _shim = _reporter = None
+    try:
+        if reporter is not None:
+            reporter.finish()  # the exit marker, and everything still undelivered
+        if shim is not None:
+            shim.close(clean=True)
+        if reporter is not None:
+            reporter.close()
+    except Exception as e:
+        shim_failed("the end", e)
+    if reporter is not None:
+        reporter.after_close()
 
 
 def pytest_sessionstart(session):
@@ -121,19 +140,60 @@ def pytest_testnodedown(node, error):
     that worker was running."""
     if _reporter is None or error is None:
         return
-    popen = getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)
-    if popen is None:
+    try:
+        popen = getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)
+        if popen is None:
+            return
+        try:
+            returncode = popen.wait(timeout=30)
+        except Exception:
+            return
+        _reporter.worker_down(getattr(node.gateway, "id", ""), popen.pid, returncode)
+    except Exception as e:
+        shim_failed("worker.down", e)
+
+
+# Files lpd writes in the run's directory for a retry (crashed tests left
+# out) or an isolated rerun (only these tests): one nodeid a line.
+DESELECT_FILE_ENV = "LPD_DESELECT_FILE"
+ONLY_NODEIDS_FILE_ENV = "LPD_ONLY_NODEIDS_FILE"
+MAX_NODEIDS_FILE_BYTES = 16 * 1024 * 1024
+
+
+def read_nodeids_file(path):
+    """The nodeids listed in `path`, one a line; reads at most
+    MAX_NODEIDS_FILE_BYTES (a longer file is an error: a cut list would
+    select the wrong tests)."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_NODEIDS_FILE_BYTES + 1)
+    if len(data) > MAX_NODEIDS_FILE_BYTES:
+        raise pytest.UsageError(f"lpd_pytest: {path} is over {MAX_NODEIDS_FILE_BYTES} bytes")
+    return {line for line in data.decode("utf-8", "surrogateescape").splitlines() if line}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    """LPD_DESELECT_FILE: leaves those tests out; LPD_ONLY_NODEIDS_FILE: runs
+    only those. Exact nodeids; the tests left out are reported the pytest way
+    (pytest_deselected: "N deselected")."""
+    deselect_path = os.environ.get(DESELECT_FILE_ENV)
+    only_path = os.environ.get(ONLY_NODEIDS_FILE_ENV)
+    if not deselect_path and not only_path:
         return
     try:
-        returncode = popen.wait(timeout=30)
-    except Exception:
-        return
-    _reporter.worker_down(getattr(node.gateway, "id", ""), popen.pid, returncode)
-
-
-def pytest_collection_finish(session):
-    if _reporter is not None and _shim is not None and not _shim.worker_id:
-        _reporter.collection_finished(len(session.items))
+        deselect = read_nodeids_file(deselect_path) if deselect_path else set()
+        only = read_nodeids_file(only_path) if only_path else None
+    except OSError as e:
+        raise pytest.UsageError(f"lpd_pytest: cannot read the nodeids lpd listed: {e}") from None
+    kept, dropped = [], []
+    for item in items:
+        if item.nodeid in deselect or (only is not None and item.nodeid not in only):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 class FailurePause:
@@ -144,9 +204,22 @@ class FailurePause:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
+        if outcome.excinfo is not None:
+            return
         report = outcome.get_result()
         if _shim is None or report.when != "call" or not report.failed or _shim.conn is None:
             return
+        try:
+            self._pause(item, report)
+        except Exception as e:  # KeyboardInterrupt (lpctl stop while paused) goes on up
+            shim_failed("failure pause", e)
+
+    @staticmethod
+    def _pause(item, report):
+        if _reporter is not None:
+            # The test failed: so it is reported even if it is stopped
+            # while paused (never as passed, nor merely interrupted).
+            _reporter.keep(report)
         reprcrash = getattr(report.longrepr, "reprcrash", None)
         original = reprcrash.message if reprcrash is not None else str(report.longrepr)[-2000:]
         pause_id = new_pause_id()
@@ -159,6 +232,8 @@ class FailurePause:
         reason = result.get("failure_reason")
         if result.get("status") == "resumed" and reason:
             append_failure_reason(report, reason)
+            if _reporter is not None:
+                _reporter.failure_reason = reason
 
 
 class LivePause:

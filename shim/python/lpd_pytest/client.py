@@ -3,6 +3,7 @@ beyond the standard library), used by the pytest plugin and its fixtures.
 
 One JSON object per line over a Unix socket; see protocol/README.md."""
 
+import collections
 import itertools
 import json
 import os
@@ -63,7 +64,8 @@ class Connection:
         self._buf = b""
         self._ids = itertools.count(1)
         self._pushes = []
-        self.notices = []  # error lines with no id: about one-way messages
+        # Error lines with no id (about one-way messages): the latest few.
+        self.notices = collections.deque(maxlen=100)
         self.hello = self.request("hello", timeout=timeout, role=role, pid=os.getpid(),
                                   protocol=PROTOCOL_VERSION, **hello_fields)
 

@@ -84,6 +84,10 @@ class EventRing:
     def write_position(self):
         return self.positions[WRITE_INDEX]
 
+    @property
+    def read_position(self):
+        return self.positions[READ_INDEX]
+
     def set_window(self, seconds):
         """lpd's window, from ring.attach. Forgets the last wake-up, so the
         next record wakes the (new) lpd at once."""

@@ -58,6 +58,9 @@ class Shim:
         self.mock = mock
         self.conn = None
         self.hostname = socket.gethostname()
+        # Called with each new connection once it joined the run (the
+        # reporter's outbox: it hands lpd the event ring and replays).
+        self.on_connect = None
 
     # -- connection -------------------------------------------------------
     def connect(self):
@@ -71,6 +74,13 @@ class Shim:
             raise
         self.run_id = result["run_id"]
         self.conn = conn
+        if self.on_connect is not None:
+            try:
+                self.on_connect(conn)
+            except LpdUnavailable:
+                self.drop_connection()
+        if self.conn is not conn:
+            raise LpdUnavailable(self.socket_path, "the connection closed while the shim set it up")
         return self.run_id
 
     def try_connect(self):

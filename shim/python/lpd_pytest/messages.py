@@ -48,9 +48,58 @@ def test_start(nodeid):
     return {"op": "test.start", "nodeid": nodeid}
 
 
-def test_finish(nodeid, outcome, duration, message="", phase="call"):
-    return {"op": "test.finish", "nodeid": nodeid, "outcome": outcome, "phase": phase,
-            "duration": float(duration), "message": message or ""}
+def test_finish(nodeid, outcome, duration, message="", phase="call", **details):
+    """`details` (issue 12), each left out when None: longrepr, file, line,
+    classname, name, reruns, failure_reason, wasxfail; in that order on the
+    wire, after the fields every test.finish has."""
+    message = {"op": "test.finish", "nodeid": nodeid, "outcome": outcome, "phase": phase,
+               "duration": float(duration), "message": message or ""}
+    unknown = set(details) - set(TEST_FINISH_DETAILS)
+    if unknown:
+        raise TypeError(f"test_finish: unknown fields {sorted(unknown)}")
+    for key in TEST_FINISH_DETAILS:
+        value = details.get(key)
+        if value is not None:
+            message[key] = value
+    return message
+
+
+# The optional test.finish fields, in their order on the wire.
+TEST_FINISH_DETAILS = ("longrepr", "file", "line", "classname", "name", "reruns", "failure_reason", "wasxfail")
+
+
+def test_phase(nodeid, phase):
+    """The phase a test (or, with nodeid "", the session) enters: lpd pins
+    a crash on it. Test phases: call, teardown, setup (a rerun); session:
+    collection, exit."""
+    return {"op": "test.phase", "nodeid": nodeid or "", "phase": phase}
+
+
+def session_error(phase, nodeid, message, longrepr):
+    """A failure outside any test: phase collection | sessionstart |
+    sessionfinish | exit; nodeid is the collector's for a collection error."""
+    return {"op": "session.error", "phase": phase, "nodeid": nodeid or "", "message": message or "",
+            "longrepr": longrepr or ""}
+
+
+def collection_items(nodeids):
+    return {"op": "collection.items", "nodeids": list(nodeids)}
+
+
+def collection_item_chunks(nodeids, max_count=1000, max_bytes=60000):
+    """collection.items lines of at most `max_count` nodeids and about
+    `max_bytes` bytes each (so every chunk fits one event ring record)."""
+    head = '{"op":"collection.items","nodeids":['
+    chunk, size = [], len(head) + 2
+    for nodeid in nodeids:
+        quoted = _dumps_str(nodeid)
+        if chunk and (len(chunk) >= max_count or size + len(quoted) + 1 > max_bytes):
+            yield head + ",".join(chunk) + "]}"
+            chunk, size = [], len(head) + 2
+        chunk.append(quoted)
+        size += len(quoted) + 1
+    if chunk:
+        yield head + ",".join(chunk) + "]}"
 
 
 def crash_notice(signal, nodeid):
@@ -71,6 +120,15 @@ def encode_test_start(quoted_nodeid):
     return TEST_START_FORMAT % quoted_nodeid
 
 
+def encode_test_phase(quoted_nodeid, phase):
+    return TEST_PHASE_FORMAT % (quoted_nodeid, phase)
+
+
+def encode(message):
+    """Any message dict as one compact line (the rare, non per-test path)."""
+    return json.dumps(message, separators=(",", ":"))
+
+
 def encode_test_finish(quoted_nodeid, outcome, duration, message="", phase="call"):
     if outcome == "passed" and phase == "call" and not message:
         return TEST_PASSED_FORMAT % (quoted_nodeid, float(duration))
@@ -82,5 +140,6 @@ def encode_test_finish(quoted_nodeid, outcome, duration, message="", phase="call
 # part of a trivial test's cost): the same lines as the functions above.
 TEST_START_FORMAT = '{"op":"test.start","nodeid":%s}'
 TEST_PASSED_FORMAT = '{"op":"test.finish","nodeid":%s,"outcome":"passed","phase":"call","duration":%r,"message":""}'
+TEST_PHASE_FORMAT = '{"op":"test.phase","nodeid":%s,"phase":"%s"}'
 _TEST_FINISH = '{"op":"test.finish","nodeid":%s,"outcome":"%s","phase":"%s","duration":%r,"message":%s}'
 _dumps_str = json.encoder.encode_basestring_ascii

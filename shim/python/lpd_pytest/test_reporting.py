@@ -1,213 +1,396 @@
-"""Per-test messages for crash attribution: test.start before a test's
-setup, test.finish after its teardown, both one-way (no round trip), plus
-Python's faulthandler pointed at a connection of its own so a fatal signal
-delivers the traceback to lpd.
+"""Per-test messages for crash attribution and lpd's JUnit: test.start
+before a test's setup, test.phase as it enters call and teardown, test.finish
+after its teardown (with pytest's own failure text for anything but a pass),
+plus the session's own messages (collection items and errors, errors in
+session start and finish, the exit marker) and Python's faulthandler pointed
+at a connection of its own, so that a fatal signal delivers the traceback to
+lpd (and, through the stderr descriptor passed along, to the console).
 
-The one-way messages go into an event ring (event_ring.py) that lpd reads,
-with a blank line on the socket at most once per lpd's window to wake it:
-a few microseconds per test instead of a wake-up per message."""
+The one-way messages go through the outbox (outbox.py): into an event ring
+that lpd reads, kept there or in a replay queue while lpd is away. A test
+that passed costs a few microseconds: the C writer formats and writes each
+record. Nothing here raises into pytest: a failure of the shim is a warning
+on stderr, and the run goes on."""
 
 import faulthandler
-import json
+import os
+import sys
 import time
+import traceback
 
 import pytest
 
-from . import event_ring, messages
+from . import junit_fields, messages
 from .client import Connection, LpdError, LpdUnavailable
-
-# While lpd is unreachable, try to reconnect at most this often (checked on
-# the next message, never by a timer or a sleep).
-RECONNECT_INTERVAL = 0.5
-
+from .outbox import Outbox
+from .sigterm import SigtermGuard, TerminatedBySignal
 
 _perf_counter = time.perf_counter
 _quote = messages.quote
 _TEST_START_FORMAT = messages.TEST_START_FORMAT
 _TEST_PASSED_FORMAT = messages.TEST_PASSED_FORMAT
+_TEST_PHASE_FORMAT = messages.TEST_PHASE_FORMAT
+
+_warned = set()
+# The traceback connection of the last session, open until the process
+# ends: a crash at exit (an atexit handler, interpreter shutdown) still
+# sends its traceback to lpd.
+_exit_traceback = None
 
 
-MAX_MESSAGE_CHARS = 4096
+def shim_failed(where, error):
+    """A failure of the shim itself: one line on the real stderr (not a
+    Python warning, which -W error would turn into an exception), once per
+    place; never raises."""
+    if where in _warned:
+        return
+    _warned.add(where)
+    try:
+        stream = sys.__stderr__ or sys.stderr
+        stream.write(f"lpd_pytest: warning: {where}: {type(error).__name__}: {error} "
+                     "(the tests go on; lpd may miss some of this process's results)\n")
+        stream.flush()
+    except Exception:
+        pass
 
 
-def outcome_of(report):
-    """(outcome, phase, message) of a test whose kept report did not pass.
-    The message is cut to what lpd keeps (4096 bytes) anyway."""
-    if report.failed:
-        crash = getattr(report.longrepr, "reprcrash", None)
-        message = crash.message if crash is not None else str(report.longrepr)[-1000:]
-        return ("failed" if report.when == "call" else "error"), report.when, message[:MAX_MESSAGE_CHARS]
-    longrepr = report.longrepr
-    message = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
-    return "skipped", report.when, message[:MAX_MESSAGE_CHARS]
+def stderr_descriptor():
+    """A private copy of the real stderr (pytest's faulthandler picks it the
+    same way), or None."""
+    try:
+        fileno = sys.stderr.fileno()
+        if fileno < 0:
+            raise ValueError
+    except (AttributeError, ValueError, OSError):
+        try:
+            fileno = sys.__stderr__.fileno()
+        except (AttributeError, ValueError, OSError):
+            return None
+    try:
+        return os.dup(fileno)  # not inherited: Python's dup is close-on-exec
+    except OSError:
+        return None
+
+
+def describe_interruption(error):
+    if isinstance(error, TerminatedBySignal):
+        return "interrupted by SIGTERM"
+    if isinstance(error, pytest.exit.Exception):
+        return f"Exit: {error.msg}"
+    return "KeyboardInterrupt"
+
+
+def exception_text(excinfo):
+    try:
+        return "".join(traceback.format_exception(excinfo[0], excinfo[1], excinfo[2]))
+    except Exception:
+        return repr(excinfo[1])
+
+
+def short_collection_error(report):
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return crash.message
+    lines = [line for line in str(report.longrepr).splitlines() if line.strip()]
+    return lines[-1] if lines else "collection failure"
 
 
 class TestReporter:
     """Also the pytest plugin (registered as PLUGIN_NAME) whose hooks send
-    the per-test messages."""
+    the per-test and session messages. `shim` is connected (live_pause.Shim)."""
 
     PLUGIN_NAME = "lpd_pytest_reporter"
+    __test__ = False  # not a test class, whatever its name
 
-    def __init__(self, shim):
+    def __init__(self, shim, config=None):
         self.shim = shim
+        self.config = config
+        self.junit_prefix = getattr(getattr(config, "option", None), "junitprefix", None)
         self.traceback_conn = None
-        self.next_reconnect = 0.0
-        self.outcome_report = None  # the report that decides a non-passing outcome
+        self.stderr_fd = stderr_descriptor() if shim is not None else None
+        self.outbox = Outbox(shim, on_connect=self.attach_traceback, on_lost=self.traceback_lost)
+        # The test running here: set between its test.start and its
+        # test.finish (the SIGTERM guard reads `started`).
         self.started = None
-        self.ring = None  # the event ring, once lpd took it
-        self.ring_conn = None  # the connection lpd reads the ring for
+        self.quoted = None
+        self.phase = None
+        self.outcome_report = None  # the report that decides a non-passing outcome
+        self.reruns = 0
+        self.failure_reason = None
+        self.sigterm = SigtermGuard(lambda: self.started is not None)
+        if shim is not None and shim.conn is not None:
+            self.outbox.connected(shim.conn)
+            try:
+                self.sigterm.install()
+            except (ValueError, OSError) as e:
+                shim_failed("SIGTERM handler", e)
+
+    # The event ring, as earlier versions had it here.
+    @property
+    def ring(self):
+        return self.outbox.ring
+
+    @property
+    def ring_conn(self):
+        return self.outbox.ring_conn
+
+    def _attach_ring(self, conn):
+        self.outbox.attach_ring(conn)
 
     # -- connections ----------------------------------------------------
     def attach_traceback(self):
-        """Opens the raw traceback connection and points faulthandler at it."""
+        """Opens the raw traceback connection, hands lpd our stderr with it
+        (lpd copies the traceback there too: the console still shows it) and
+        points faulthandler at it. Without lpd, faulthandler stays where
+        pytest put it (stderr)."""
+        conn = None
         try:
             conn = Connection(self.shim.socket_path, role="traceback", client="lpd_pytest")
-            conn.request("traceback.attach")
-        except (LpdUnavailable, LpdError):
+            try:
+                conn.request("traceback.attach", pass_fd=self.stderr_fd)
+            except LpdError:
+                if self.stderr_fd is None:
+                    raise
+                conn.close()  # an lpd that takes no descriptor there: as before
+                conn = Connection(self.shim.socket_path, role="traceback", client="lpd_pytest")
+                conn.request("traceback.attach")
+        except (LpdUnavailable, LpdError, OSError):
+            if conn is not None:
+                conn.close()
             return
-        if self.traceback_conn is not None:
-            self.traceback_conn.close()
-        self.traceback_conn = conn
+        old, self.traceback_conn = self.traceback_conn, conn
         faulthandler.enable(file=conn.fileno(), all_threads=True)
+        if old is not None:
+            old.close()
 
-    def _attach_ring(self, conn):
-        """Hands the ring to lpd on this connection. The same ring again
-        after a reconnect: the new lpd reads on from where the old one
-        stopped, so nothing written meanwhile is lost."""
-        self.ring_conn = None
-        if not event_ring.supported():
+    def traceback_lost(self):
+        """lpd went away: until it is back, a crash's traceback goes to
+        stderr, as without lpd."""
+        conn, self.traceback_conn = self.traceback_conn, None
+        if conn is None:
             return
         try:
-            if self.ring is None:
-                self.ring = event_ring.EventRing()
-            result = conn.request("ring.attach", pass_fd=self.ring.fileno())
-        except (OSError, LpdError, LpdUnavailable):
-            return  # an older lpd, or no memfd here: the socket it is
-        self.ring_conn = conn
-        self.ring.set_window(result.get("window_ms", 10) / 1000.0)
-
-    def _connection(self):
-        """The shim's connection, reconnecting (at most every
-        RECONNECT_INTERVAL) when lpd went away; None while it is gone."""
-        shim = self.shim
-        if shim.conn is None:
-            now = time.monotonic()
-            if now < self.next_reconnect:
-                return None
-            self.next_reconnect = now + RECONNECT_INTERVAL
-            if not shim.try_connect():
-                return None
-            self.attach_traceback()
-        return shim.conn
+            if self.stderr_fd is not None:
+                faulthandler.enable(file=self.stderr_fd, all_threads=True)
+            else:
+                faulthandler.disable()
+        finally:
+            conn.close()
 
     def _send(self, line):
-        # The path taken for nearly every message: into the attached ring,
-        # and a wake-up only when lpd's window has passed.
-        conn = self.shim.conn
-        if conn is not None and conn is self.ring_conn:
-            written = self.ring.write(line)
-            if written >= 0:
-                self._written(written)
-                return
-        self._deliver(line, in_ring=False)
+        self.outbox.send(line)
 
-    def _written(self, written):
-        """After a record went into the ring: wakes lpd when it is due."""
-        if written > 0:
-            try:
-                self.shim.conn.wake()
-            except LpdUnavailable:
-                self.shim.drop_connection()
-                self._deliver(None, in_ring=True)  # reconnect: the re-attached ring brings the record
-
-    def _deliver(self, line, in_ring):
-        # A second round after lpd went away (a restart): a send to a closed
-        # Unix socket fails at once, so the message is never silently lost,
-        # and a restarted lpd hears which test runs before it can crash.
-        for _ in range(2):
-            conn = self._connection()
-            if conn is None:
-                return
-            try:
-                if self.ring_conn is not conn:
-                    self._attach_ring(conn)  # a ring re-attached brings what it holds
-                if self.ring_conn is conn:
-                    in_ring = in_ring or self._write_to_ring(conn, line)
-                    if in_ring:
-                        conn.wake()  # rare path (a new connection, a full ring): wake at once
-                        return
-                if line is not None:
-                    conn.send_line(line)
-                return
-            except LpdUnavailable:
-                self.shim.drop_connection()
-
-    def _write_to_ring(self, conn, line):
-        if self.ring.write(line) >= 0:
-            return True
-        # lpd is behind (or the message is huge): lpd reads the ring before
-        # it answers any request, so one round trip makes room, and anything
-        # sent on the socket after it stays in order.
-        try:
-            conn.request("ping")
-        except LpdError:
-            pass
-        return self.ring.write(line) >= 0
-
-    # -- hooks ------------------------------------------------------------
+    # -- per-test hooks -----------------------------------------------------
     # Run around every test of a suite that may have many thousands of tiny
-    # ones: kept to a few attribute reads and one ring write each.
+    # ones: kept to a few attribute reads and one C call per message.
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
-        quoted = _quote(item.nodeid)
-        self.outcome_report = None
-        self.started = started = _perf_counter()
-        # The C writer when the ring is attached to the live connection;
-        # otherwise (or when it says no room) the general way.
-        fast = self.ring.fast if self.ring is not None and self.shim.conn is self.ring_conn else None
-        written = fast.start(quoted) if fast is not None else -1
-        if written >= 0:
-            self._written(written)
-        else:
-            self._send(_TEST_START_FORMAT % quoted)
-        yield
-        duration = _perf_counter() - started
-        report = self.outcome_report
-        if report is None:
-            written = fast.passed(quoted, duration) if fast is not None and self.shim.conn is self.ring_conn else -1
-            if written >= 0:
-                self._written(written)
+        try:
+            quoted = self.quoted = _quote(item.nodeid)
+            self.outcome_report = None
+            self.reruns = 0
+            self.failure_reason = None
+            self.phase = "setup"
+            fast = self.outbox.fast
+            written = fast.start(quoted) if fast is not None else -1
+            if written > 0:
+                self.outbox.wake()
+            elif written < 0:
+                self.outbox.send(_TEST_START_FORMAT % quoted)
+            self.started = started = _perf_counter()
+        except Exception as e:
+            shim_failed("test.start", e)
+            quoted = started = None
+        outcome = yield
+        self.started = None  # a SIGTERM from here on is not "in a test"
+        if started is None:
+            return
+        try:
+            duration = _perf_counter() - started
+            if self.outcome_report is None and not self.reruns and outcome.excinfo is None:
+                fast = self.outbox.fast
+                written = fast.passed(quoted, duration) if fast is not None else -1
+                if written > 0:
+                    self.outbox.wake()
+                elif written < 0:
+                    self.outbox.send(_TEST_PASSED_FORMAT % (quoted, duration))
             else:
-                self._send(_TEST_PASSED_FORMAT % (quoted, duration))
-        else:
-            outcome, phase, message = outcome_of(report)
-            self._send(messages.encode_test_finish(quoted, outcome, duration, message, phase))
-        self.outcome_report = None
-        self.started = None
+                self.outbox.send(self._finish_line(item, duration, outcome.excinfo))
+        except Exception as e:
+            shim_failed("test.finish", e)
+        finally:
+            self.outcome_report = None
+            self.quoted = None
+
+    def _enter(self, phase):
+        self.phase = phase
+        quoted = self.quoted
+        if quoted is None:
+            return
+        fast = self.outbox.fast
+        written = fast.phase(quoted, phase) if fast is not None else -1
+        if written > 0:
+            self.outbox.wake()
+        elif written < 0:
+            self.outbox.send(_TEST_PHASE_FORMAT % (quoted, phase))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item):
+        try:
+            self._enter("call")
+        except Exception as e:
+            shim_failed("test.phase", e)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item, nextitem):
+        try:
+            self._enter("teardown")
+        except Exception as e:
+            shim_failed("test.phase", e)
+
+    def _finish_line(self, item, duration, excinfo):
+        """The full test.finish of a test that did not simply pass."""
+        report = self.outcome_report
+        wasxfail = None
+        if report is not None and (report.failed or excinfo is None):
+            # What it did decides, even if it was interrupted afterwards
+            # (paused on its failure, then stopped).
+            outcome, phase, message, longrepr, wasxfail = junit_fields.report_fields(report)
+            location = report.location
+        elif excinfo is not None:
+            error = excinfo[1]
+            if isinstance(error, (KeyboardInterrupt, pytest.exit.Exception)):
+                outcome, message = "interrupted", describe_interruption(error)
+            else:  # out of pytest's own machinery, not the test: still not a pass
+                outcome, message = "error", f"internal error: {type(error).__name__}: {error}"
+            phase, longrepr, location = self.phase, exception_text(excinfo), item.location
+        else:  # passed after pytest-rerunfailures reruns
+            outcome, phase, message, longrepr, location = "passed", "call", "", "", item.location
+        file, line = junit_fields.location_fields(location)
+        classname, name = junit_fields.testcase_names(item.nodeid, self.junit_prefix)
+        return messages.encode(messages.test_finish(
+            item.nodeid, outcome, duration, junit_fields.cut_message(message), phase,
+            longrepr=junit_fields.cut_longrepr(longrepr), file=file, line=line, classname=classname, name=name,
+            reruns=self.reruns, failure_reason=self.failure_reason, wasxfail=wasxfail))
 
     def pytest_runtest_logreport(self, report):
         # Passed phases say nothing the finish message would not. An xdist
         # controller also sees its workers' reports: not ours.
         if report.passed or self.started is None:
             return
+        try:
+            if report.outcome == "rerun":
+                # pytest-rerunfailures runs the test again: what this run
+                # did is not the outcome; only the count is.
+                self.reruns += 1
+                self.outcome_report = None
+                self.failure_reason = None
+                self._enter("setup")
+                return
+            self.keep(report)
+        except Exception as e:
+            shim_failed("test report", e)
+
+    def keep(self, report):
+        """Keeps the report that decides a test's outcome: the first failed
+        one, else the first skipped one."""
         kept = self.outcome_report
         if kept is None or (report.failed and not kept.failed):
             self.outcome_report = report
 
-    def collection_finished(self, count):
-        self._send(json.dumps({"op": "collection.finish", "count": count}))
+    # -- session hooks ------------------------------------------------------
+    # Innermost wrappers (trylast): an outer wrapper that re-raises the hook's
+    # exception (the terminal reporter's does) ends the hook call before the
+    # wrappers outside it see anything.
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_sessionstart(self, session):
+        outcome = yield
+        self._session_hook_failed("sessionstart", outcome.excinfo)
+
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        outcome = yield
+        self._session_hook_failed("sessionfinish", outcome.excinfo)
+
+    def _session_hook_failed(self, phase, excinfo, nodeid=""):
+        if excinfo is None or isinstance(excinfo[1], (KeyboardInterrupt, pytest.exit.Exception)):
+            return
+        try:
+            self.session_error(phase, nodeid, f"{type(excinfo[1]).__name__}: {excinfo[1]}", exception_text(excinfo))
+        except Exception as e:
+            shim_failed(phase, e)
+
+    def session_error(self, phase, nodeid, message, longrepr):
+        self._send(messages.encode(messages.session_error(
+            phase, nodeid, junit_fields.cut_message(message), junit_fields.cut_longrepr(longrepr))))
+
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_collection(self, session):
+        # An xdist controller collects nothing itself (its workers do).
+        collects = not session.config.pluginmanager.has_plugin("dsession")
+        if collects:
+            try:
+                self._send(messages.encode(messages.test_phase("", "collection")))
+            except Exception as e:
+                shim_failed("collection", e)
+        outcome = yield
+        if collects:
+            self._session_hook_failed("collection", outcome.excinfo)
+
+    def pytest_collectreport(self, report):
+        # An xdist controller hears each worker's collection errors once
+        # (xdist de-duplicates them); the workers' own would repeat them.
+        if not report.failed or self.shim.worker_id:
+            return
+        try:
+            self.session_error("collection", report.nodeid, short_collection_error(report), str(report.longrepr))
+        except Exception as e:
+            shim_failed("collection error", e)
+
+    def pytest_collection_finish(self, session):
+        try:
+            for line in messages.collection_item_chunks([item.nodeid for item in session.items]):
+                self._send(line)
+            if not self.shim.worker_id:
+                self._send(messages.encode({"op": "collection.finish", "count": len(session.items)}))
+        except Exception as e:
+            shim_failed("collection.items", e)
 
     def worker_down(self, worker_id, pid, returncode):
-        self._send(json.dumps({"op": "worker.down", "worker_id": worker_id, "pid": pid, "returncode": returncode}))
+        self._send(messages.encode({"op": "worker.down", "worker_id": worker_id, "pid": pid,
+                                    "returncode": returncode}))
+
+    # -- the end ------------------------------------------------------------
+    def finish(self):
+        """At the very end of pytest_unconfigure, before run.end: the exit
+        marker, then everything still undelivered (waiting a bounded time
+        for an lpd that is away)."""
+        self._send(messages.encode(messages.test_phase("", "exit")))
+        if not self.outbox.flush():
+            shim_failed("the end", LpdUnavailable(self.shim.socket_path, "lpd did not come back in time; "
+                                                  "its results of this process are incomplete"))
 
     def close(self):
-        if self.ring is not None:
-            self.ring.close()
-            self.ring = None
-            self.ring_conn = None
+        """After run.end: lets go of the ring; keeps the traceback connection
+        (and faulthandler on it) until the process ends, for a crash at exit."""
+        global _exit_traceback
+        self.outbox.close()
+        self.sigterm.uninstall()
         if self.traceback_conn is not None:
+            if _exit_traceback is not None and _exit_traceback is not self.traceback_conn:
+                _exit_traceback.close()  # an earlier session in this process (pytester)
+            _exit_traceback = self.traceback_conn
+            self.traceback_conn = None
             try:
-                faulthandler.disable()
-            finally:
-                self.traceback_conn.close()
-                self.traceback_conn = None
+                faulthandler.enable(file=_exit_traceback.fileno(), all_threads=True)
+            except (ValueError, OSError, RuntimeError) as e:
+                shim_failed("faulthandler at exit", e)
+        elif faulthandler.is_enabled():
+            return  # it may write to our copy of stderr (lpd went away): kept open
+        if self.stderr_fd is not None:
+            os.close(self.stderr_fd)
+            self.stderr_fd = None
+
+    def after_close(self):
+        """Last of all: a SIGTERM taken during a test ends the process now."""
+        self.sigterm.finish()

@@ -1,0 +1,51 @@
+// lpctl runs: the runs lpd knows, a page at a time.
+#include <cstdio>
+#include <iostream>
+
+#include "client/cli.h"
+#include "client/commands/commands.h"
+
+namespace lpd::client {
+
+Command runs_command() {
+  auto all = std::make_shared<bool>(false);
+  return {"runs", "List active runs (-a: also ended ones), oldest first", [all](CLI::App& app) -> CommandRun {
+            app.add_flag("-a,--all", *all, "Include ended runs");
+            return [all](const GlobalOptions& global) {
+              auto connection = global.connect();
+              json fields = {{"all", *all}};
+              // run.list answers a page at a time, each well under the
+              // protocol's line limit; each page is printed as it arrives.
+              // --json stays one JSON array, written piece by piece.
+              std::size_t printed = 0;
+              for (;;) {
+                const json page = connection.request("run.list", fields);
+                for (const auto& r : page.value("runs", json::array())) {
+                  if (global.json) {
+                    std::cout << (printed == 0 ? "[" : ",") << r.dump(-1, ' ', false, json::error_handler_t::replace);
+                  } else {
+                    if (printed == 0)
+                      std::printf("%-24s  %-7s  %-8s  %-7s  %s\n", "RUN", "STATUS", "PID", "WORKERS", "CWD");
+                    std::printf("%-24s  %-7s  %-8d  %-7zu  %s\n", r.value("run_id", "").c_str(),
+                                r.value("status", "").c_str(), r.value("pid", 0),
+                                r.value("workers", json::array()).size(), r.value("cwd", "").c_str());
+                  }
+                  ++printed;
+                }
+                std::cout.flush();
+                std::fflush(stdout);
+                const auto next = page.find("next");
+                // An lpd from before paging sends no cursor: its one reply was everything.
+                if (next == page.end() || !next->is_object()) break;
+                fields["after"] = *next;
+              }
+              if (global.json)
+                std::cout << (printed == 0 ? "[" : "") << "]" << std::endl;
+              else if (printed == 0)
+                std::cout << (*all ? "no runs" : "no active runs") << std::endl;
+              return kExitOk;
+            };
+          }};
+}
+
+}  // namespace lpd::client

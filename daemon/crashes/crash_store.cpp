@@ -1,0 +1,329 @@
+#include "daemon/crashes/crash_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/listen_socket.h"
+#include "daemon/unique_fd.h"
+#include "daemon/untrusted_file.h"
+#include "protocol/line_reader.h"
+
+namespace lpd::daemon {
+
+using nlohmann::json;
+
+namespace {
+
+/// The highest crash_id ever given, kept beside the journal: a compaction
+/// may drop the newest records, and ids must never be given twice.
+constexpr std::string_view kHighWaterFile = "crashes.json";
+constexpr std::uint64_t kMaxCrashId = std::uint64_t{1} << 53;
+
+std::string encode(const Crash& crash) {
+  std::string line = crash.to_json().dump(-1, ' ', false, json::error_handler_t::replace);
+  line.push_back('\n');
+  return line;
+}
+
+/// write() until done; false with errno set on failure.
+bool write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) {
+      errno = EIO;
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string crash_line(Crash& crash, std::size_t max_bytes) {
+  constexpr std::string_view kCut = "\n[lpd: cut here, the crash record was too large to keep whole]";
+  std::string line = encode(crash);
+  // The traceback is the bulk of any record; a reason or nodeid this large
+  // only comes from a hostile shim.
+  for (std::string* field : {&crash.traceback, &crash.reason, &crash.nodeid, &crash.phase, &crash.worker_id,
+                             &crash.where}) {
+    while (line.size() > max_bytes && field->size() > kCut.size()) {
+      // Every byte of text is at least one byte encoded, so dropping the
+      // excess (and room for the mark) fits unless escaping grew the rest.
+      const std::size_t drop = line.size() - max_bytes + kCut.size() + 8;
+      const std::size_t keep = field->size() > drop ? field->size() - drop : 0;
+      *field = field->substr(0, keep) + std::string(kCut);
+      line = encode(crash);
+    }
+  }
+  return line;
+}
+
+CrashStore::CrashStore(const StateStore& store) : store_(store) {}
+
+std::string CrashStore::path() const { return store_.path(kJournal); }
+
+void CrashStore::index(Crash crash, std::size_t bytes) {
+  const std::uint64_t id = crash.crash_id;
+  by_run_[crash.run_id].push_back(id);  // ids only grow: each run's list stays sorted
+  by_key_.emplace(key_of(crash), id);   // a duplicate an older lpd wrote keeps the first
+  records_.emplace(id, Entry{std::move(crash), bytes});
+}
+
+CrashStore::LoadReport CrashStore::load() {
+  LoadReport report;
+  std::uint64_t high_water = 0;
+  if (auto mark = store_.read_json(kHighWaterFile); mark && mark->is_object()) {
+    if (auto it = mark->find("last_crash_id"); it != mark->end() && it->is_number_unsigned())
+      high_water = it->get<std::uint64_t>();
+  }
+  last_id_ = 0;
+  UniqueFd fd;
+  try {
+    fd = open_untrusted(path());
+  } catch (const std::system_error& e) {
+    if (e.code().value() != ENOENT) spdlog::error("cannot read {}: {}; starting with no crash records", path(), e.what());
+    last_id_ = high_water;
+    return report;
+  }
+  auto take = [&](const std::string& line) {
+    if (line.empty()) return;
+    auto value = json::parse(line, nullptr, false);
+    if (value.is_discarded() || !value.is_object()) {
+      ++report.unreadable_lines;
+      return;
+    }
+    Crash crash;
+    try {
+      crash = Crash::from_json(value);
+    } catch (const json::exception&) {  // a field of the wrong type
+      ++report.unreadable_lines;
+      return;
+    }
+    // Records from before crash_id (or out of order) are numbered after
+    // the last one seen: the same numbers at every start, and always
+    // increasing, which paging relies on.
+    // (Past 2^53 a JSON client could not tell ids apart.)
+    if (crash.crash_id <= last_id_ || crash.crash_id > kMaxCrashId) {
+      ++report.renumbered;
+      crash.crash_id = last_id_ + 1;
+    }
+    last_id_ = crash.crash_id;
+    ++report.records;
+    index(std::move(crash), line.size() + 1);
+  };
+  protocol::LineReader reader(kMaxRecordBytes);
+  std::vector<char> chunk(1024 * 1024);
+  char last_byte = '\n';
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      spdlog::error("cannot read {}: {}; keeping the {} crash record(s) read so far", path(), std::strerror(errno),
+                    report.records);
+      break;
+    }
+    if (n == 0) break;
+    last_byte = chunk[static_cast<std::size_t>(n) - 1];
+    reader.feed(std::string_view(chunk.data(), static_cast<std::size_t>(n)));
+    for (;;) {
+      auto next = reader.next();
+      if (next.status == protocol::LineReader::Status::kNeedMore) break;
+      if (next.status == protocol::LineReader::Status::kOversized)
+        ++report.oversized_lines;
+      else
+        take(next.line);
+    }
+  }
+  last_id_ = std::max(last_id_, high_water);
+  if (last_byte != '\n') {
+    // lpd died (or the disk filled) in the middle of a line: what is there
+    // is not a record. The next append starts on a line of its own.
+    report.torn_tail = torn_tail_ = true;
+    reader.take_buffered();
+  }
+  if (report.unreadable_lines || report.oversized_lines || report.torn_tail)
+    spdlog::warn("{}: skipped {} unreadable line(s), {} line(s) over {} bytes{}", path(), report.unreadable_lines,
+                 report.oversized_lines, kMaxRecordBytes, report.torn_tail ? " and a torn last line" : "");
+  return report;
+}
+
+const Crash* CrashStore::find(std::uint64_t crash_id) const {
+  auto it = records_.find(crash_id);
+  return it == records_.end() ? nullptr : &it->second.crash;
+}
+
+const Crash* CrashStore::find_same(const Crash& crash) const {
+  auto it = by_key_.find(key_of(crash));
+  return it == by_key_.end() ? nullptr : find(it->second);
+}
+
+const Crash& CrashStore::append(Crash crash) {
+  if (const Crash* same = find_same(crash)) return *same;
+  crash.crash_id = ++last_id_;
+  const std::size_t bytes = crash_line(crash, kMaxRecordBytes).size();
+  const std::uint64_t id = crash.crash_id;
+  index(std::move(crash), bytes);
+  unwritten_.push_back(id);
+  flush();
+  return records_.at(id).crash;
+}
+
+std::vector<const Crash*> CrashStore::of_run(std::string_view run_id) const {
+  std::vector<const Crash*> out;
+  auto it = by_run_.find(run_id);
+  if (it == by_run_.end()) return out;
+  out.reserve(it->second.size());
+  for (std::uint64_t id : it->second) out.push_back(&records_.at(id).crash);
+  return out;
+}
+
+bool CrashStore::mark_flaky(std::uint64_t crash_id) {
+  auto it = records_.find(crash_id);
+  if (it == records_.end()) return false;
+  if (it->second.crash.flaky) return true;
+  it->second.crash.flaky = true;
+  it->second.bytes = encode(it->second.crash).size();
+  rewrite_needed_ = true;
+  flush();
+  return true;
+}
+
+void CrashStore::forget_runs(const std::set<std::string>& run_ids) {
+  bool removed = false;
+  for (const auto& run_id : run_ids) {
+    auto run = by_run_.find(run_id);
+    if (run == by_run_.end()) continue;
+    for (std::uint64_t id : run->second) {
+      auto record = records_.find(id);
+      if (record == records_.end()) continue;
+      auto key = by_key_.find(key_of(record->second.crash));
+      if (key != by_key_.end() && key->second == id) by_key_.erase(key);
+      records_.erase(record);
+      std::erase(unwritten_, id);
+      removed = true;
+    }
+    by_run_.erase(run);
+  }
+  if (!removed) return;
+  rewrite_needed_ = true;
+  flush();
+}
+
+CrashStore::Page CrashStore::page(std::uint64_t after, std::size_t limit, std::string_view run_id,
+                                  std::size_t max_bytes) const {
+  Page page;
+  std::size_t bytes = 0;
+  // Takes one record; false when the page is full and `id` is left for the next.
+  auto add = [&](std::uint64_t id) {
+    const Entry& entry = records_.at(id);
+    if (page.crashes.size() >= limit || (!page.crashes.empty() && bytes + entry.bytes > max_bytes)) {
+      page.next = page.crashes.empty() ? after : page.crashes.back()->crash_id;
+      return false;
+    }
+    bytes += entry.bytes;
+    page.crashes.push_back(&entry.crash);
+    return true;
+  };
+  if (run_id.empty()) {
+    for (auto it = records_.upper_bound(after); it != records_.end(); ++it)
+      if (!add(it->first)) break;
+  } else if (auto run = by_run_.find(run_id); run != by_run_.end()) {
+    const auto& ids = run->second;
+    for (auto it = std::upper_bound(ids.begin(), ids.end(), after); it != ids.end(); ++it)
+      if (!add(*it)) break;
+  }
+  return page;
+}
+
+bool CrashStore::flush() {
+  if (rewrite_needed_) return rewrite();  // it writes everything kept, the queued appends too
+  if (unwritten_.empty()) return true;
+  std::string lines = torn_tail_ ? "\n" : "";
+  for (std::uint64_t id : unwritten_) lines += crash_line(records_.at(id).crash, kMaxRecordBytes);
+  if (!append_lines(lines)) return false;
+  unwritten_.clear();
+  torn_tail_ = false;
+  return true;
+}
+
+bool CrashStore::append_lines(const std::string& lines) {
+  const std::string file = path();
+  make_directories(store_.root(), 0711);
+  UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    spdlog::error("cannot open {}: {}; {} crash record(s) kept in memory until it can be written", file,
+                  fd ? "not a regular file" : std::strerror(errno), unwritten_.size());
+    return false;
+  }
+  int error = fail_write_for_test ? fail_write_for_test(lines) : 0;
+  if (error == 0 && !write_all(fd.get(), lines)) error = errno;
+  if (error == 0 && ::fsync(fd.get()) != 0) error = errno;
+  if (error != 0) {
+    // Take back what part of the lines made it: a retry writes them whole.
+    if (::ftruncate(fd.get(), st.st_size) != 0) torn_tail_ = true;
+    spdlog::error("cannot write {}: {}; {} crash record(s) kept in memory until it can be written", file,
+                  std::strerror(error), unwritten_.size());
+    return false;
+  }
+  return true;
+}
+
+bool CrashStore::rewrite() {
+  const std::string file = path();
+  const std::string temp = file + ".new";
+  int error = 0;
+  {
+    UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) error = errno;
+    std::string buffer;
+    auto write_buffer = [&] {
+      if (error == 0 && fail_write_for_test) error = fail_write_for_test(buffer);
+      if (error == 0 && !write_all(fd.get(), buffer)) error = errno;
+      buffer.clear();
+    };
+    for (auto& [id, entry] : records_) {
+      if (error != 0) break;
+      std::string line = crash_line(entry.crash, kMaxRecordBytes);
+      entry.bytes = line.size();
+      buffer += line;
+      if (buffer.size() >= 1024 * 1024) write_buffer();
+    }
+    if (error == 0) write_buffer();
+    if (error == 0 && ::fsync(fd.get()) != 0) error = errno;
+  }
+  if (error == 0) {
+    try {
+      // Before the rename: the ids of records about to disappear stay given.
+      store_.write_json(kHighWaterFile, {{"last_crash_id", last_id_}});
+    } catch (const std::system_error& e) {
+      error = e.code().value();
+    }
+  }
+  if (error == 0 && ::rename(temp.c_str(), file.c_str()) != 0) error = errno;
+  if (error != 0) {
+    ::unlink(temp.c_str());
+    rewrite_needed_ = true;
+    spdlog::error("cannot rewrite {}: {}; the change is kept in memory until it can be written", file,
+                  std::strerror(error));
+    return false;
+  }
+  unwritten_.clear();
+  rewrite_needed_ = false;
+  torn_tail_ = false;
+  return true;
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,130 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+#include "daemon/crashes/crash.h"
+#include "daemon/state_store.h"
+
+namespace lpd::daemon {
+
+/// CrashStore owns crashes.jsonl: every crash record lpd made, one JSON line
+/// each, oldest first (pytest-abort's crash-log layout, plus `crash_id`).
+/// The whole journal is read once, at start (load()); from then on the
+/// records live in memory, indexed by crash_id and by run, so crash.list and
+/// a run's report never read the file again. Each record is about its line's
+/// size in memory (tracebacks are at most 64 KiB); retention (forget_runs)
+/// is what bounds it.
+///
+/// Writes: append() adds one line (one write(), fsync) and never twice for
+/// the same crash; mark_flaky() and forget_runs() rewrite the journal by
+/// write-new-and-rename from memory. lpd is single-threaded, so no append
+/// can slip in between the snapshot and the rename; the cost of a rewrite
+/// is one pass over the records kept (about 40 MB for 10,000 crashes with
+/// 4 KB tracebacks). A write that fails (ENOSPC, EIO) leaves the record in
+/// memory, served as usual, and queued: it is written, in order, by the
+/// next write that succeeds (flush()).
+class CrashStore {
+ public:
+  /// The longest line read back or written: a record larger than this on
+  /// disk is skipped at load; a new one is cut to fit (traceback first,
+  /// marking the cut). Small enough that one record always fits a reply.
+  static constexpr std::size_t kMaxRecordBytes = 256 * 1024;
+  /// A crash.list page stops before its records' encoded size passes this
+  /// (it always holds at least one record), far below the protocol's 1 MiB.
+  static constexpr std::size_t kPageBytes = 512 * 1024;
+  static constexpr std::size_t kDefaultPageLimit = 100;
+  static constexpr std::size_t kMaxPageLimit = 1000;
+  static constexpr std::string_view kJournal = "crashes.jsonl";
+
+  explicit CrashStore(const StateStore& store);
+
+  /// What load() found, for the log.
+  struct LoadReport {
+    std::size_t records = 0;
+    std::size_t unreadable_lines = 0;  // not JSON, not an object, or fields of the wrong type
+    std::size_t oversized_lines = 0;   // over kMaxRecordBytes
+    std::size_t renumbered = 0;        // records without a (valid, increasing) crash_id
+    bool torn_tail = false;            // the last line had no newline (lpd died mid-write)
+  };
+  /// Reads crashes.jsonl in one pass (bounded lines, no links or FIFOs
+  /// followed). Records written before crash_id existed are numbered in
+  /// file order, the same way at every start. A missing file is an empty
+  /// store. Throws nothing for bad content; call once, before append().
+  LoadReport load();
+
+  /// Stores a new crash: gives it the next crash_id and writes it durably.
+  /// Idempotent on (run_id, attempt, pid, nodeid): a crash already stored
+  /// is returned as it is and nothing is written (a restarted lpd hearing
+  /// about the same death again). The reference stays valid until the
+  /// record is forgotten.
+  const Crash& append(Crash crash);
+  /// The stored crash with the same key as `crash`, or nullptr.
+  const Crash* find_same(const Crash& crash) const;
+  const Crash* find(std::uint64_t crash_id) const;
+  /// A run's crashes, oldest first.
+  std::vector<const Crash*> of_run(std::string_view run_id) const;
+  /// Sets `flaky` on a record and persists it (a rewrite). False when no such record.
+  bool mark_flaky(std::uint64_t crash_id);
+  /// Drops every record of these runs and compacts the journal (a rewrite).
+  void forget_runs(const std::set<std::string>& run_ids);
+
+  /// One page of crash.list, oldest first: records with crash_id > `after`
+  /// (of `run_id` when not empty), at most `limit` of them and, past the
+  /// first, at most `max_bytes` of encoded records. `next` is the cursor
+  /// for the following page (the last crash_id given), nullopt at the end.
+  struct Page {
+    std::vector<const Crash*> crashes;
+    std::optional<std::uint64_t> next;
+  };
+  Page page(std::uint64_t after, std::size_t limit, std::string_view run_id = {},
+            std::size_t max_bytes = kPageBytes) const;
+
+  std::size_t size() const { return records_.size(); }
+  /// Records kept in memory that are not in the journal yet (a write failed).
+  std::size_t unwritten() const { return unwritten_.size() + (rewrite_needed_ ? 1 : 0); }
+  /// Writes what is pending (queued appends, a rewrite); true when nothing
+  /// is left pending. Called by every write; callers may retry it.
+  bool flush();
+
+  /// Test seam: called with every block of bytes about to be written to
+  /// the journal; returning an errno makes that write fail as if the file
+  /// system had (ENOSPC). Unset in lpd.
+  std::function<int(std::string_view bytes)> fail_write_for_test;
+
+ private:
+  using Key = std::tuple<std::string, int, pid_t, std::string>;  // run_id, attempt, pid, nodeid
+  static Key key_of(const Crash& crash) { return {crash.run_id, crash.attempt, crash.pid, crash.nodeid}; }
+  struct Entry {
+    Crash crash;
+    std::size_t bytes = 0;  // its line's length, newline included: the page budget's measure
+  };
+
+  void index(Crash crash, std::size_t bytes);
+  bool append_lines(const std::string& lines);
+  bool rewrite();
+  std::string path() const;
+
+  const StateStore& store_;
+  std::map<std::uint64_t, Entry> records_;  // by crash_id, oldest first
+  std::map<std::string, std::vector<std::uint64_t>, std::less<>> by_run_;
+  std::map<Key, std::uint64_t> by_key_;
+  std::uint64_t last_id_ = 0;
+  std::vector<std::uint64_t> unwritten_;  // appended in memory, not yet on disk, in order
+  bool rewrite_needed_ = false;           // a mark_flaky / forget_runs rewrite that failed
+  bool torn_tail_ = false;                // the journal's last line lacks its newline
+};
+
+/// The line a crash is stored as (its JSON, newline included), made to fit
+/// `max_bytes`: the traceback is cut first, then the reason, then the
+/// nodeid, each cut said in the text. Plain rule, no I/O.
+std::string crash_line(Crash& crash, std::size_t max_bytes);
+
+}  // namespace lpd::daemon

@@ -1,0 +1,70 @@
+#include "daemon/history/event_line.h"
+
+#include <charconv>
+
+namespace lpd::daemon {
+
+namespace {
+constexpr std::string_view kSeqPrefix = "{\"seq\":";
+
+std::string dump(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+}  // namespace
+
+std::string encode_event_line(const Event& e) {
+  std::string line;
+  line.reserve(128);
+  line += kSeqPrefix;
+  line += std::to_string(e.seq);
+  line += ",\"time\":";
+  line += dump(e.time);
+  line += ",\"event\":";
+  line += dump(e.type);
+  line += ",\"run_id\":";
+  line += dump(e.run_id);
+  line += ",\"owner\":";
+  line += std::to_string(e.owner);
+  line += ",\"data\":";
+  line += dump(e.data);
+  line += "}\n";
+  return line;
+}
+
+std::optional<std::uint64_t> seq_of_line(std::string_view line) {
+  if (line.substr(0, kSeqPrefix.size()) != kSeqPrefix) return std::nullopt;
+  const char* begin = line.data() + kSeqPrefix.size();
+  const char* end = line.data() + line.size();
+  std::uint64_t seq = 0;
+  auto [ptr, ec] = std::from_chars(begin, end, seq);
+  if (ec != std::errc() || ptr == begin || ptr == end || *ptr != ',') return std::nullopt;
+  return seq;
+}
+
+std::optional<Event> decode_event_line(std::string_view line) {
+  const auto seq = seq_of_line(line);
+  if (!seq) return std::nullopt;
+  auto parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_object()) return std::nullopt;
+  const auto time = parsed.find("time");
+  const auto type = parsed.find("event");
+  const auto run_id = parsed.find("run_id");
+  const auto owner = parsed.find("owner");
+  const auto data = parsed.find("data");
+  if (time == parsed.end() || !time->is_number() || type == parsed.end() || !type->is_string() ||
+      run_id == parsed.end() || !run_id->is_string() || owner == parsed.end() || !owner->is_number_unsigned() ||
+      data == parsed.end())
+    return std::nullopt;
+  Event e;
+  e.seq = *seq;
+  e.time = time->get<double>();
+  e.type = type->get<std::string>();
+  e.run_id = run_id->get<std::string>();
+  const auto owner_value = owner->get<std::uint64_t>();
+  if (owner_value > static_cast<uid_t>(-1)) return std::nullopt;
+  e.owner = static_cast<uid_t>(owner_value);
+  e.data = std::move(*data);
+  return e;
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "daemon/event_bus.h"
+
+namespace lpd::daemon {
+
+/// One event as a line of lpd's global events journal (events/*.jsonl):
+/// {"seq":N,"time":T,"event":TYPE,"run_id":R,"owner":U,"data":{...}}\n.
+/// `seq` comes first so a reader finds an event's place (seq_of_line)
+/// without parsing the whole line. Invalid UTF-8 in the data is replaced,
+/// as the per-run journals do.
+std::string encode_event_line(const Event& e);
+
+/// The event of one journal line (without its newline); nullopt when the
+/// line is not a complete record lpd wrote (a torn tail, a damaged byte).
+std::optional<Event> decode_event_line(std::string_view line);
+
+/// The seq at the start of a journal line, read from its `{"seq":N` prefix
+/// only; nullopt when the line does not start that way.
+std::optional<std::uint64_t> seq_of_line(std::string_view line);
+
+}  // namespace lpd::daemon

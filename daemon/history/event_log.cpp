@@ -1,0 +1,303 @@
+#include "daemon/history/event_log.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <system_error>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/history/event_line.h"
+#include "daemon/state_store.h"
+
+namespace lpd::daemon {
+namespace {
+
+constexpr std::size_t kNameDigits = 20;
+constexpr std::string_view kSuffix = ".jsonl";
+constexpr std::size_t kReadChunk = 256 * 1024;
+
+/// The first seq a segment's name gives ("00000000000000004097.jsonl"), or
+/// nullopt for any other name (lpd's own `.new` files, strangers).
+std::optional<std::uint64_t> segment_seq(std::string_view name) {
+  if (name.size() != kNameDigits + kSuffix.size() || name.substr(kNameDigits) != kSuffix) return std::nullopt;
+  std::uint64_t seq = 0;
+  auto [ptr, ec] = std::from_chars(name.data(), name.data() + kNameDigits, seq);
+  if (ec != std::errc() || ptr != name.data() + kNameDigits) return std::nullopt;
+  return seq;
+}
+
+std::string segment_name(std::uint64_t first_seq) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%020llu", static_cast<unsigned long long>(first_seq));
+  return std::string(buf) + std::string(kSuffix);
+}
+
+/// Writes all of `bytes`; false (errno set) on a failure.
+bool write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string EventLog::path_of(const Segment& s) const { return dir_ + "/" + segment_name(s.first_seq); }
+
+std::uint64_t EventLog::open() {
+  if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST)
+    throw std::system_error(errno, std::generic_category(), "cannot make " + dir_);
+  struct stat st {};
+  if (::lstat(dir_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw std::system_error(ENOTDIR, std::generic_category(), dir_ + " is not a directory");
+  const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir_fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + dir_);
+  DIR* listing = ::fdopendir(dir_fd);
+  if (!listing) {
+    ::close(dir_fd);
+    throw std::system_error(errno, std::generic_category(), "cannot list " + dir_);
+  }
+  segments_.clear();
+  while (const dirent* entry = ::readdir(listing)) {
+    const auto seq = segment_seq(entry->d_name);
+    if (!seq) continue;
+    struct stat file {};
+    if (::fstatat(dir_fd, entry->d_name, &file, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(file.st_mode)) continue;
+    Segment s;
+    s.first_seq = *seq;
+    s.size = static_cast<std::uint64_t>(file.st_size);
+    segments_.push_back(std::move(s));
+  }
+  ::closedir(listing);
+  std::sort(segments_.begin(), segments_.end(),
+            [](const Segment& a, const Segment& b) { return a.first_seq < b.first_seq; });
+
+  // The last seq: the last complete line of the last segment that has one.
+  last_seq_ = 0;
+  for (auto s = segments_.rbegin(); s != segments_.rend() && last_seq_ == 0; ++s) {
+    if (s->size == 0) continue;
+    const std::uint64_t window = std::min<std::uint64_t>(s->size, 2 * 1024 * 1024);
+    std::uint64_t last_in_window = 0;
+    scan(*s, s->size - window, [&](std::string_view line, std::uint64_t) {
+      if (auto seq = seq_of_line(line)) last_in_window = std::max(last_in_window, *seq);
+      return true;
+    });
+    last_seq_ = last_in_window;
+  }
+  return last_seq_;
+}
+
+void EventLog::append(const Event& e) {
+  pending_index_.emplace_back(e.seq, pending_.size());
+  pending_ += encode_event_line(e);
+  last_seq_ = e.seq;
+}
+
+void EventLog::start_segment(std::uint64_t first_seq) {
+  current_.reset();
+  if (segments_.empty() || segments_.back().first_seq != first_seq) {
+    Segment s;
+    s.first_seq = first_seq;
+    s.indexed = true;
+    segments_.push_back(std::move(s));
+  }
+  Segment& s = segments_.back();
+  if (!s.indexed) build_index(s);
+  const std::string path = path_of(s);
+  current_.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!current_) {
+    spdlog::warn("cannot open events journal {}: {}", path, std::strerror(errno));
+    return;
+  }
+  struct stat st {};
+  if (::fstat(current_.get(), &st) == 0) s.size = static_cast<std::uint64_t>(st.st_size);
+  next_index_at_ = s.size;
+}
+
+void EventLog::flush() {
+  if (pending_.empty()) return;
+  if (!current_ || segments_.back().size >= kSegmentBytes) start_segment(pending_index_.front().first);
+  std::string batch;
+  batch.swap(pending_);
+  auto index = std::move(pending_index_);
+  pending_index_.clear();
+  if (!current_) return;  // logged by start_segment; the batch is lost
+  Segment& s = segments_.back();
+  if (!write_all(current_.get(), batch)) {
+    spdlog::warn("cannot append to events journal {}: {}", path_of(s), std::strerror(errno));
+    // A torn line may be at the end now: the next batch starts a new segment.
+    current_.reset();
+    struct stat st {};
+    if (::stat(path_of(s).c_str(), &st) == 0) s.size = static_cast<std::uint64_t>(st.st_size);
+    s.indexed = false;
+    return;
+  }
+  for (const auto& [seq, offset] : index) {
+    if (s.size + offset < next_index_at_) continue;
+    s.index.emplace_back(seq, s.size + offset);
+    next_index_at_ = s.size + offset + kIndexStride;
+  }
+  s.size += batch.size();
+}
+
+std::uint64_t EventLog::scan(const Segment& s, std::uint64_t offset,
+                             const std::function<bool(std::string_view, std::uint64_t)>& line) const {
+  UniqueFd fd(::open(path_of(s).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return 0;
+  std::string carry;            // the start of a line that continues in the next chunk
+  std::uint64_t carry_at = offset;  // its offset in the file
+  std::string chunk(kReadChunk, '\0');
+  std::uint64_t at = offset;
+  bool skipping = false;  // inside a line longer than any record lpd reads
+  for (;;) {
+    const ssize_t n = ::pread(fd.get(), chunk.data(), chunk.size(), static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    std::string_view data(chunk.data(), static_cast<std::size_t>(n));
+    while (!data.empty()) {
+      const auto newline = data.find('\n');
+      if (newline == std::string_view::npos) {
+        if (!skipping) carry.append(data);
+        if (carry.size() > StateStore::kMaxRecordBytes) {
+          carry.clear();
+          skipping = true;
+        }
+        break;
+      }
+      std::string_view piece = data.substr(0, newline);
+      const std::uint64_t piece_end = at + (piece.data() - chunk.data()) + newline + 1;
+      if (skipping) {
+        skipping = false;
+      } else if (carry.empty()) {
+        if (!line(piece, piece_end - piece.size() - 1)) return piece_end - offset;
+      } else {
+        carry.append(piece);
+        if (!line(carry, carry_at)) return piece_end - offset;
+      }
+      carry.clear();
+      carry_at = piece_end;
+      data.remove_prefix(newline + 1);
+    }
+    at += static_cast<std::uint64_t>(n);
+  }
+  return at - offset;
+}
+
+void EventLog::build_index(Segment& s) {
+  s.index.clear();
+  std::uint64_t next = 0;
+  scan(s, 0, [&](std::string_view line, std::uint64_t offset) {
+    if (offset < next) return true;
+    if (auto seq = seq_of_line(line)) {
+      s.index.emplace_back(*seq, offset);
+      next = offset + kIndexStride;
+    }
+    return true;
+  });
+  s.indexed = true;
+}
+
+EventLog::Page EventLog::read(std::uint64_t after, std::size_t max_events, std::size_t max_scan_bytes,
+                              const std::function<bool(const Event&)>& keep) {
+  flush();
+  Page page;
+  page.last_scanned = after;
+  if (segments_.empty() || max_events == 0) {
+    page.exhausted = true;
+    return page;
+  }
+  // The last segment that starts at or before after + 1 holds it, if any does.
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), after + 1,
+                             [](std::uint64_t seq, const Segment& s) { return seq < s.first_seq; });
+  std::size_t i = it == segments_.begin() ? 0 : static_cast<std::size_t>(it - segments_.begin()) - 1;
+  std::uint64_t scanned = 0;
+  bool stopped = false;
+  for (; i < segments_.size() && !stopped; ++i) {
+    Segment& s = segments_[i];
+    if (!s.indexed) build_index(s);
+    std::uint64_t offset = 0;
+    for (const auto& [seq, at] : s.index) {
+      if (seq > after + 1) break;
+      offset = at;
+    }
+    scan(s, offset, [&](std::string_view line, std::uint64_t) {
+      const auto seq = seq_of_line(line);
+      if (!seq || *seq <= after || *seq <= page.last_scanned) return true;
+      if (scanned + line.size() > max_scan_bytes && page.last_scanned > after) {
+        stopped = true;
+        return false;
+      }
+      scanned += line.size() + 1;
+      auto e = decode_event_line(line);
+      page.last_scanned = *seq;
+      if (e && keep(*e)) page.events.push_back(std::move(*e));
+      if (page.events.size() >= max_events) {
+        stopped = true;
+        return false;
+      }
+      return true;
+    });
+  }
+  page.exhausted = !stopped;
+  page.bytes = scanned;
+  return page;
+}
+
+bool EventLog::compact_one(std::size_t& cursor, const std::function<bool(const Event&)>& dead) {
+  flush();
+  const std::size_t sealed = current_ ? segments_.size() - 1 : segments_.size();
+  if (cursor >= sealed) return false;
+  Segment& s = segments_[cursor];
+  std::string alive;
+  std::size_t dropped = 0;
+  scan(s, 0, [&](std::string_view line, std::uint64_t) {
+    auto e = decode_event_line(line);
+    if (!e || dead(*e)) {
+      ++dropped;
+    } else {
+      alive.append(line);
+      alive.push_back('\n');
+    }
+    return true;
+  });
+  const std::string path = path_of(s);
+  if (alive.empty()) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      spdlog::warn("cannot remove events journal {}: {}", path, std::strerror(errno));
+      ++cursor;
+      return true;
+    }
+    segments_.erase(segments_.begin() + static_cast<std::ptrdiff_t>(cursor));
+    return true;
+  }
+  ++cursor;
+  if (dropped == 0 && alive.size() == s.size) return true;
+  // Write the survivors beside it, then rename over it: a reader or a
+  // restarted lpd sees the old segment or the new one, never half of one.
+  const std::string fresh = path + ".new";
+  UniqueFd fd(::open(fresh.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd || !write_all(fd.get(), alive) || ::rename(fresh.c_str(), path.c_str()) != 0) {
+    spdlog::warn("cannot compact events journal {}: {}", path, std::strerror(errno));
+    ::unlink(fresh.c_str());
+    return true;
+  }
+  s.size = alive.size();
+  s.index.clear();
+  s.indexed = false;
+  return true;
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,96 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "daemon/event_bus.h"
+#include "daemon/unique_fd.h"
+
+namespace lpd::daemon {
+
+/// EventLog is lpd's global events journal: every event, in seq order, in
+/// segment files events/<first seq, 20 digits>.jsonl of about kSegmentBytes
+/// (see event_line.h for a line). It is what events.list and a subscription
+/// with `since` read once the in-memory history no longer holds an event,
+/// and where a restarted lpd finds the last seq. Writes are buffered by the
+/// caller's schedule (append, then flush): one write() per batch, not per
+/// event. Each lpd starts a new segment, so a line torn by kill -9 stays
+/// at the end of an old one, where readers skip it.
+class EventLog {
+ public:
+  static constexpr std::size_t kSegmentBytes = 8 * 1024 * 1024;
+  /// A sparse index entry every this many bytes of a segment.
+  static constexpr std::size_t kIndexStride = 64 * 1024;
+
+  /// `dir`: absolute path of the journal directory (created by open()).
+  explicit EventLog(std::string dir) : dir_(std::move(dir)) {}
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  /// Lists the segments and reads the tail of the last non-empty one.
+  /// Returns the last seq the journal holds (0 when empty). Throws
+  /// std::system_error when the directory cannot be made or read.
+  std::uint64_t open();
+
+  /// Buffers `e`; nothing is written before flush().
+  void append(const Event& e);
+  std::size_t pending_bytes() const { return pending_.size(); }
+  /// Writes what append() buffered, in one write(). A failure is logged and
+  /// the batch dropped (the events stay in memory and the per-run journals).
+  void flush();
+
+  /// One page read from the journal.
+  struct Page {
+    std::vector<Event> events;
+    std::uint64_t last_scanned = 0;  // the cursor for the next page (`after`)
+    bool exhausted = false;          // the journal holds nothing past last_scanned
+    std::size_t bytes = 0;           // journal bytes read
+  };
+  /// The events with seq > `after` that `keep` accepts, oldest first: at most
+  /// `max_events`, stopping once `max_scan_bytes` of journal were read.
+  /// Flushes first, so it sees every event appended.
+  Page read(std::uint64_t after, std::size_t max_events, std::size_t max_scan_bytes,
+            const std::function<bool(const Event&)>& keep);
+
+  /// The smallest seq the journal may hold (0 when empty).
+  std::uint64_t first_seq() const { return segments_.empty() ? 0 : segments_.front().first_seq; }
+
+  /// Compacts one sealed segment (never the one being written), the
+  /// `cursor`-th: a segment whose every event `dead` rejects is removed,
+  /// one with some dead events rewritten without them (write `.new`, then
+  /// rename over it). Returns false when there is no such segment (the pass
+  /// is over). Advances `cursor`.
+  bool compact_one(std::size_t& cursor, const std::function<bool(const Event&)>& dead);
+
+  const std::string& dir() const { return dir_; }
+
+ private:
+  struct Segment {
+    std::uint64_t first_seq = 0;  // from the name: no event in it is smaller
+    std::uint64_t size = 0;       // bytes written so far
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> index;  // (seq, offset of its line)
+    bool indexed = false;         // index covers the whole segment
+  };
+
+  std::string path_of(const Segment& s) const;
+  void start_segment(std::uint64_t first_seq);
+  void build_index(Segment& s);
+  /// Calls `line(text, offset)` for every complete line of `s` from `offset`
+  /// (a torn last line is not one) until it returns false. Returns the bytes
+  /// consumed.
+  std::uint64_t scan(const Segment& s, std::uint64_t offset,
+                     const std::function<bool(std::string_view, std::uint64_t)>& line) const;
+
+  std::string dir_;
+  std::vector<Segment> segments_;  // by first_seq; the last one is written
+  UniqueFd current_;               // O_APPEND fd of segments_.back(), once written to
+  std::string pending_;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> pending_index_;  // (seq, offset in pending_)
+  std::uint64_t last_seq_ = 0;
+  std::uint64_t next_index_at_ = 0;  // segment offset of the next index entry
+};
+
+}  // namespace lpd::daemon

@@ -1,0 +1,230 @@
+#include "daemon/history/history.h"
+
+#include <fcntl.h>
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "daemon/clock.h"
+#include "daemon/history/remove_tree.h"
+#include "daemon/unique_fd.h"
+#include "protocol/error.h"
+
+namespace lpd::daemon {
+namespace {
+
+constexpr auto kRetentionInterval = std::chrono::hours(1);
+/// Events one read of the journal decodes at most, within a walk.
+constexpr std::size_t kWalkPageEvents = 256;
+
+}  // namespace
+
+History::History(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
+                 RetentionLimits limits)
+    : io_(io),
+      events_(events),
+      store_(store),
+      runs_(runs),
+      limits_(limits),
+      log_(store.path("events")),
+      journal_(io, events, store, log_, [this](std::string_view run_id) { return forgotten(run_id); }),
+      hourly_(io) {}
+
+void History::open() {
+  const std::uint64_t last_logged = log_.open();
+  std::uint64_t recorded = 0;
+  if (auto seq = store_.read_json("events/seq.json"); seq && seq->is_object()) {
+    const auto next = seq->find("next_block");
+    if (next != seq->end() && next->is_number_unsigned()) recorded = next->get<std::uint64_t>();
+  }
+  reservation_.emplace(SeqReservation::first_seq(recorded, last_logged));
+  const std::uint64_t first = reservation_->limit();
+  events_.continue_seqs(first, [this](std::uint64_t seq) {
+    const auto limit = reservation_->needs_record(seq);
+    if (!limit) return reservation_->limit();
+    try {
+      // Not fsynced: it only has to outlive lpd (kill -9 included); after a
+      // power loss the journal's own last seq still keeps seqs increasing.
+      store_.write_json("events/seq.json", {{"next_block", *limit}}, /*durable=*/false);
+    } catch (const std::exception& e) {
+      spdlog::warn("cannot record the event seq reservation: {}", e.what());
+    }
+    reservation_->recorded(*limit);
+    return *limit;
+  });
+  spdlog::info("events journal {}: last seq {}, going on from {}", log_.dir(), last_logged, first);
+}
+
+void History::start() {
+  apply_limits();
+  events_.subscribe([this](const Event& e) {
+    if (e.type != "run.ended" || prune_posted_ || stopped_) return;
+    // Not inside publish: whoever published holds the run.
+    prune_posted_ = true;
+    boost::asio::post(io_, [this] {
+      prune_posted_ = false;
+      if (!stopped_) apply_limits();
+    });
+  });
+  arm_hourly();
+  request_compaction();
+}
+
+void History::stop() {
+  stopped_ = true;
+  hourly_.cancel();
+  journal_.flush();
+}
+
+void History::arm_hourly() {
+  hourly_.expires_after(kRetentionInterval);
+  hourly_.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopped_) return;
+    apply_limits();
+    request_compaction();  // run-less events age out by keep_days
+    arm_hourly();
+  });
+}
+
+History::Walk History::walk(std::uint64_t after, std::size_t max_scan_bytes,
+                            const std::function<bool(const Event&)>& visit) {
+  Walk w;
+  w.last = after;
+  const auto& memory = events_.history();
+  auto kept = [this](const Event& e) { return e.run_id.empty() || !forgotten(e.run_id); };
+  // The journal first, for what memory no longer holds.
+  std::size_t scanned = 0;
+  while (memory.empty() || w.last + 1 < memory.front().seq) {
+    if (scanned >= max_scan_bytes) return w;
+    auto page = log_.read(w.last, kWalkPageEvents, max_scan_bytes - scanned, kept);
+    scanned += page.bytes;
+    for (const auto& e : page.events) {
+      if (!memory.empty() && e.seq >= memory.front().seq) break;  // memory has it from here
+      if (!visit(e)) return w;
+      w.last = e.seq;
+    }
+    std::uint64_t scanned_to = page.last_scanned;
+    if (!memory.empty()) scanned_to = std::min(scanned_to, memory.front().seq - 1);
+    w.last = std::max(w.last, scanned_to);
+    if (page.exhausted) break;
+  }
+  // Then memory, from the first event past the cursor (its seqs are consecutive).
+  auto it = memory.begin();
+  if (!memory.empty() && w.last >= memory.front().seq) {
+    const std::uint64_t skip = w.last + 1 - memory.front().seq;
+    it = skip >= memory.size() ? memory.end() : memory.begin() + static_cast<std::ptrdiff_t>(skip);
+  }
+  for (; it != memory.end(); ++it) {
+    if (kept(*it) && !visit(*it)) return w;
+    w.last = it->seq;
+  }
+  w.exhausted = true;
+  return w;
+}
+
+std::vector<std::string> History::select(const RetentionLimits& limits, double now,
+                                         const std::function<bool(const Run&)>& may_prune) const {
+  std::vector<RunAge> ages;
+  for (const Run* run : runs_.list(true)) {
+    if (!may_prune(*run)) continue;
+    ages.push_back({run->run_id, run->created_at, run->ended_at, run->active});
+  }
+  return runs_to_prune(std::move(ages), now, limits);
+}
+
+json History::remove_runs(const std::vector<std::string>& ids, bool dry_run) {
+  json report = json::array();
+  UniqueFd runs_dir;
+  if (!dry_run)
+    runs_dir.reset(::open(store_.path("runs").c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  std::set<std::string> removed;
+  for (const auto& id : ids) {
+    const Run* run = runs_.find(id);
+    if (!run || run->active) continue;  // never an active run, whatever asked
+    json line = {{"run_id", id}, {"owner_uid", run->owner}, {"created_at", run->created_at},
+                 {"ended_at", run->ended_at}};
+    if (!dry_run) {
+      runs_.erase(id);
+      forgotten_[id] = events_.last_seq();
+      journal_.forget(id);
+      removed.insert(id);
+      if (!is_safe_id(id)) {
+        line["error"] = "not a valid run id; directory left alone";
+      } else if (!runs_dir) {
+        line["error"] = "cannot open " + store_.path("runs");
+      } else if (auto error = remove_tree_at(runs_dir.get(), id); !error.empty()) {
+        line["error"] = error;
+        spdlog::warn("retention: run {}: {}", id, error);
+      }
+    }
+    report.push_back(std::move(line));
+  }
+  if (!removed.empty()) {
+    spdlog::info("retention: removed {} run(s)", removed.size());
+    for (auto& listener : on_pruned) listener(removed);
+    request_compaction();
+  }
+  return report;
+}
+
+void History::apply_limits() {
+  const auto ids = select(limits_, wall_now(), [](const Run&) { return true; });
+  if (!ids.empty()) remove_runs(ids, /*dry_run=*/false);
+}
+
+json History::handle_prune(Call& call) {
+  RetentionLimits limits = limits_;
+  if (auto n = call.fields.optional_integer("keep_runs")) {
+    if (*n < 0) throw protocol::Error(protocol::ErrorCode::kBadRequest, "field \"keep_runs\" must be 0 or more");
+    limits.keep_runs = static_cast<std::size_t>(*n);
+  }
+  if (auto days = call.fields.optional_seconds("keep_days")) limits.keep_days = *days;
+  const bool dry_run = call.fields.optional_boolean("dry_run").value_or(false);
+  auto ids = select(limits, wall_now(), [&call](const Run& run) { return call.may_access(run.owner); });
+  const bool more = ids.size() > kMaxPrunedPerCall;
+  if (more) ids.resize(kMaxPrunedPerCall);
+  json report = remove_runs(ids, dry_run);
+  for (auto& line : report) line = call.view(RecordKind::kRun, line.value("owner_uid", static_cast<uid_t>(-1)), line);
+  return {{"runs", std::move(report)}, {"dry_run", dry_run}, {"more", more},
+          {"keep_runs", limits.keep_runs}, {"keep_days", limits.keep_days}};
+}
+
+void History::request_compaction() {
+  if (compacting_) {
+    compact_again_ = true;
+    return;
+  }
+  compacting_ = true;
+  compact_again_ = false;
+  compact_cursor_ = 0;
+  compact_started_at_seq_ = events_.last_seq();
+  boost::asio::post(io_, [this] { compact_step(); });
+}
+
+void History::compact_step() {
+  if (stopped_) return;
+  const double cutoff = limits_.keep_days > 0 ? wall_now() - limits_.keep_days * 86400.0 : 0;
+  auto dead = [this, cutoff](const Event& e) {
+    if (e.run_id.empty()) return cutoff > 0 && e.time < cutoff;
+    return forgotten(e.run_id) || runs_.find(e.run_id) == nullptr;
+  };
+  // One segment per turn of the event loop: clients are served in between.
+  if (log_.compact_one(compact_cursor_, dead)) {
+    boost::asio::post(io_, [this] { compact_step(); });
+    return;
+  }
+  // The pass is over: the journal holds no event of a run removed before it
+  // began. Forget those runs once memory no longer holds their events either.
+  const auto& memory = events_.history();
+  const std::uint64_t oldest_in_memory = memory.empty() ? events_.last_seq() + 1 : memory.front().seq;
+  for (auto it = forgotten_.begin(); it != forgotten_.end();) {
+    if (it->second <= compact_started_at_seq_ && it->second < oldest_in_memory)
+      it = forgotten_.erase(it);
+    else
+      ++it;
+  }
+  compacting_ = false;
+  if (compact_again_) request_compaction();
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,108 @@
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "daemon/dispatcher.h"
+#include "daemon/event_bus.h"
+#include "daemon/history/event_log.h"
+#include "daemon/history/retention.h"
+#include "daemon/history/seq_reservation.h"
+#include "daemon/runs/run_journal.h"
+#include "daemon/runs/run_registry.h"
+#include "daemon/state_store.h"
+
+namespace lpd::daemon {
+
+/// History is what lpd keeps of the past and how it is bounded: the
+/// journals (per run and global, see RunJournal and EventLog), event seqs
+/// that keep increasing across restarts (SeqReservation), reading the kept
+/// events in pages, and retention (`lpd start --keep-runs/--keep-days`,
+/// `lpctl prune`): removing ended runs' directories, records and events.
+class History {
+ public:
+  History(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
+          RetentionLimits limits);
+  History(const History&) = delete;
+  History& operator=(const History&) = delete;
+
+  /// Before anything publishes: opens the global journal and continues seqs
+  /// past the previous lpd's. Throws std::system_error when the journal
+  /// directory cannot be made or read.
+  void open();
+  /// After the registries are restored: applies retention once, then on each
+  /// run's end and hourly; starts compacting the journal.
+  void start();
+  /// Writes everything buffered and stops the timers (lpd is stopping).
+  void stop();
+
+  /// Where one walk over the kept events ended.
+  struct Walk {
+    std::uint64_t last = 0;  // the last seq visited: the cursor to go on from
+    bool exhausted = false;  // nothing kept after `last` (at the time of the walk)
+  };
+  /// Calls `visit` for every kept event with seq > `after`, oldest first,
+  /// from the journal on disk and then the in-memory history, until visit
+  /// returns false (that event is not counted as visited) or `max_scan_bytes`
+  /// of journal were read. Events of removed runs are skipped.
+  Walk walk(std::uint64_t after, std::size_t max_scan_bytes, const std::function<bool(const Event&)>& visit);
+
+  /// True for a run retention removed (its events are still being compacted away).
+  bool forgotten(std::string_view run_id) const { return forgotten_.count(run_id) != 0; }
+
+  /// prune: fields dry_run, keep_runs, keep_days (default: lpd's limits).
+  /// Removes the ended runs the limits select among those the caller may
+  /// act on (its own; every run for root and the admin group), at most
+  /// kMaxPrunedPerCall per call ("more": true then).
+  json handle_prune(Call& call);
+  static constexpr std::size_t kMaxPrunedPerCall = 1000;
+
+  /// Told which runs were removed (crash records, job results leave memory).
+  std::vector<std::function<void(const std::set<std::string>&)>> on_pruned;
+
+  const RetentionLimits& limits() const { return limits_; }
+  RunJournal& journal() { return journal_; }
+
+ private:
+  /// The runs `limits` select at `now` among those `may_prune` accepts.
+  std::vector<std::string> select(const RetentionLimits& limits, double now,
+                                  const std::function<bool(const Run&)>& may_prune) const;
+  /// Removes runs: registry, directory, journals, on_pruned. Returns, per run,
+  /// its report line (run_id, owner_uid, created_at, ended_at, error?).
+  json remove_runs(const std::vector<std::string>& ids, bool dry_run);
+  void apply_limits();
+  void arm_hourly();
+  void request_compaction();
+  void compact_step();
+
+  boost::asio::io_context& io_;
+  EventBus& events_;
+  const StateStore& store_;
+  RunRegistry& runs_;
+  RetentionLimits limits_;
+  EventLog log_;
+  std::optional<SeqReservation> reservation_;
+  /// Removed runs whose events may still sit in the journal or the memory
+  /// history, with the last seq published when they were removed.
+  std::map<std::string, std::uint64_t, std::less<>> forgotten_;
+  RunJournal journal_;
+  boost::asio::steady_timer hourly_;
+  bool prune_posted_ = false;
+  bool compacting_ = false;
+  bool compact_again_ = false;
+  std::size_t compact_cursor_ = 0;
+  std::uint64_t compact_started_at_seq_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace lpd::daemon

@@ -1,0 +1,27 @@
+#include "daemon/history/retention.h"
+
+#include <algorithm>
+#include <tuple>
+
+namespace lpd::daemon {
+
+std::vector<std::string> runs_to_prune(std::vector<RunAge> runs, double now, const RetentionLimits& limits) {
+  std::sort(runs.begin(), runs.end(), [](const RunAge& a, const RunAge& b) {
+    return std::tie(a.created_at, a.run_id) < std::tie(b.created_at, b.run_id);
+  });
+  const double cutoff = limits.keep_days > 0 ? now - limits.keep_days * 86400.0 : 0;
+  std::size_t remaining = runs.size();
+  std::vector<std::string> out;
+  for (const auto& run : runs) {
+    if (run.active) continue;
+    const double ended = run.ended_at > 0 ? run.ended_at : run.created_at;
+    const bool too_old = limits.keep_days > 0 && ended < cutoff;
+    const bool too_many = limits.keep_runs > 0 && remaining > limits.keep_runs;
+    if (!too_old && !too_many) continue;
+    out.push_back(run.run_id);
+    --remaining;
+  }
+  return out;
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,26 @@
+// Fuzz target: one test result (a test.finish line of a run's events.jsonl),
+// as JobService reads them back: a parsed JSON value, then
+// TestResult::from_json. Contracts checked:
+//   - no memory error or undefined behaviour (ASan, UBSan);
+//   - TestResult::from_json fails, if at all, with nlohmann::json::exception
+//     (a mistyped field; the caller must skip the record);
+//   - after one from_json, to_json -> from_json -> to_json is exact.
+
+#include <cstddef>
+#include <cstdint>
+
+#include "daemon/reports/test_result.h"
+#include "fuzz/state_file.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using lpd::daemon::TestResult;
+  const auto stored = lpd::fuzz::read_back("result.json", data, size);
+  if (!stored) return 0;
+  try {
+    const nlohmann::json once = TestResult::from_json(*stored).to_json();
+    if (TestResult::from_json(once).to_json() != once)
+      lpd::fuzz::violated("test_result", "to_json/from_json is not a round trip");
+  } catch (const nlohmann::json::exception&) {
+  }
+  return 0;
+}

@@ -1,0 +1,284 @@
+"""Issue 13, piece "history": events and runs history at scale. Lists page
+(no reply nears the 1 MiB line limit, lpctl pages transparently), seq keeps
+increasing across restarts, --since resumes across them, and retention
+removes old ended runs (never an active one) without following links."""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from lpd_harness import LPCTL_BIN, Lpd, RawClient, read_line_with_timeout
+
+MIB = 1 << 20
+BIG_ARG = "x" * 3000  # a run's argv is in run.list and in its run.started event
+
+
+def make_run(lpd, argv=("pytest", BIG_ARG), close=True):
+    """A run registered by a raw controller connection, like the pytest
+    shim's; closing the connection ends it. Returns (run_id, client)."""
+    client = lpd.client()
+    reply = client.request("run.register", argv=list(argv), cwd="/src", hostname="ci")
+    assert reply["ok"], reply
+    if close:
+        # run.ended is published once lpd saw the connection go: ping on a
+        # second connection after the close proves nothing, so wait for it.
+        client.close()
+        client = None
+    return reply["result"]["run_id"], client
+
+
+def wait_ended(lpd, run_ids):
+    """Waits, on an event stream, until every run of `run_ids` ended."""
+    waiting = set(run_ids)
+    client = lpd.client()
+    try:
+        assert client.request("events.subscribe", types=["run.ended"], since=0)["ok"]
+        while waiting:
+            msg = client.read_message(timeout=60)
+            assert msg is not None, "lpd closed the event stream"
+            if msg.get("event") == "run.ended":
+                waiting.discard(msg["data"]["run_id"])
+    finally:
+        client.close()
+
+
+def seed_run(state_dir, run_id, created_at, ended_at=None, owner=0, pid=0):
+    """A run as a previous lpd left it in the state directory (the format
+    RunService restores): the legitimate seam for history that is old."""
+    run_dir = os.path.join(state_dir, "runs", run_id)
+    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    record = {"run_id": run_id, "pid": pid, "hostname": "ci", "cwd": "/src", "argv": ["pytest"],
+              "created_at": created_at, "status": "ended" if ended_at else "active", "owner_uid": owner,
+              "workers": [{"worker_id": "controller", "pid": pid}], "supervised": False}
+    if ended_at:
+        record["ended_at"] = ended_at
+    with open(os.path.join(run_dir, "run.json"), "w") as f:
+        json.dump(record, f)
+    return run_dir
+
+
+def events_json(lpd, *args):
+    out = lpd.lpctl("--json", "events", *args, timeout=120).stdout
+    return out, [json.loads(line) for line in out.splitlines()]
+
+
+def seqs(events):
+    return [e["data"]["seq"] for e in events]
+
+
+def test_events_and_runs_page_over_a_history_larger_than_a_mib(lpd):
+    count = 400  # 400 x ~3 KB of argv: over 1 MiB of runs, and of events
+    run_ids = [make_run(lpd)[0] for _ in range(count)]
+    wait_ended(lpd, run_ids)
+
+    # One raw page: bounded however much history there is, with a cursor.
+    client = lpd.client()
+    page = client.request("events.list")
+    assert page["ok"], page
+    assert len(json.dumps(page)) < MIB // 2 + 64 * 1024
+    assert page["result"]["next"] is not None
+    runs_page = client.request("run.list", all=True)
+    assert len(json.dumps(runs_page)) < MIB // 2 + 64 * 1024
+    assert runs_page["result"]["next"] is not None
+    client.close()
+
+    for attempt in ("live", "after a restart: every event from the journal"):
+        out, events = events_json(lpd)
+        assert len(out) > MIB, attempt
+        started = [e["data"]["run_id"] for e in events if e["event"] == "run.started"]
+        assert started == run_ids, attempt
+        assert seqs(events) == sorted(set(seqs(events))), attempt  # increasing, none twice
+
+        listed = lpd.lpctl("--json", "runs", "-a", timeout=120).stdout
+        assert len(listed) > MIB
+        runs = json.loads(listed)  # one valid JSON array, written page by page
+        assert [r["run_id"] for r in runs] == run_ids
+        assert all(r["argv"][1] == BIG_ARG for r in runs)
+
+        human = lpd.lpctl("runs", "-a", timeout=120).stdout.splitlines()
+        assert len(human) == count + 1  # the header, once
+        lpd.stop()
+        lpd.start()
+
+
+def test_seq_keeps_increasing_across_graceful_and_kill9_restarts(lpd):
+    first, _ = make_run(lpd)
+    wait_ended(lpd, [first])
+    _, before = events_json(lpd)
+    last = max(seqs(before))
+
+    lpd.stop()  # graceful
+    lpd.start()
+    second, _ = make_run(lpd)
+    wait_ended(lpd, [second])
+    _, after_graceful = events_json(lpd, "--since", str(last))
+    assert [e["data"]["run_id"] for e in after_graceful] == [second, second]
+    assert min(seqs(after_graceful)) > last
+
+    last = max(seqs(after_graceful))
+    lpd.kill9()  # no chance to write anything more
+    lpd.start()
+    third, _ = make_run(lpd)
+    wait_ended(lpd, [third])
+    _, everything = events_json(lpd)
+    assert seqs(everything) == sorted(set(seqs(everything)))
+    assert [e["data"]["run_id"] for e in everything if e["event"] == "run.started"] == [first, second, third]
+    third_seqs = [e["data"]["seq"] for e in everything if e["data"].get("run_id") == third]
+    assert min(third_seqs) > last
+
+    # --since across both restarts: exactly the events after it, in order.
+    cut = seqs(before)[0]
+    _, since = events_json(lpd, "--since", str(cut))
+    assert since == [e for e in everything if e["data"]["seq"] > cut]
+
+
+def test_follow_since_sends_history_then_live_without_gap_or_repeat(lpd):
+    first, _ = make_run(lpd)
+    wait_ended(lpd, [first])
+    lpd.stop()
+    lpd.start()
+    second, _ = make_run(lpd)
+    wait_ended(lpd, [second])
+    follow = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "--json", "events", "--follow", "--since", "0"],
+                              stdout=subprocess.PIPE, text=True, env=lpd.env())
+    try:
+        got = []
+        while len(got) < 4:  # started and ended of both runs: the journal of two lifetimes
+            got.append(json.loads(read_line_with_timeout(follow.stdout, 60)))
+        assert [(e["event"], e["data"]["run_id"]) for e in got] == [
+            ("run.started", first), ("run.ended", first), ("run.started", second), ("run.ended", second)]
+        third, _ = make_run(lpd)  # live now
+        while len(got) < 6:
+            got.append(json.loads(read_line_with_timeout(follow.stdout, 60)))
+        assert [e["data"]["run_id"] for e in got[4:]] == [third, third]
+        assert seqs(got) == sorted(set(seqs(got)))
+    finally:
+        follow.kill()
+        follow.wait()
+
+
+def test_retention_at_start_removes_the_oldest_ended_runs_never_an_active_one(lpd_unstarted):
+    lpd = lpd_unstarted
+    now = time.time()
+    # The oldest run is still active: its controller (this test) is alive.
+    active = seed_run(lpd.state_dir, "active-oldest", now - 5000, pid=os.getpid())
+    ended = [seed_run(lpd.state_dir, f"ended-{n}", now - 4000 + n * 100, ended_at=now - 3900 + n * 100)
+             for n in range(4)]
+    lpd.start("--keep-runs", "2")
+    runs = {r["run_id"]: r["status"] for r in lpd.lpctl_json("runs", "-a")}
+    assert runs == {"active-oldest": "active", "ended-3": "ended"}
+    assert os.path.isdir(active) and os.path.isdir(ended[3])
+    for gone in ended[:3]:
+        assert not os.path.exists(gone)
+
+
+def test_retention_by_days_at_start(lpd_unstarted):
+    lpd = lpd_unstarted
+    now = time.time()
+    old = seed_run(lpd.state_dir, "old", now - 10 * 86400, ended_at=now - 9 * 86400)
+    recent = seed_run(lpd.state_dir, "recent", now - 3 * 86400, ended_at=now - 2 * 86400)
+    lpd.start("--keep-days", "7")
+    assert [r["run_id"] for r in lpd.lpctl_json("runs", "-a")] == ["recent"]
+    assert not os.path.exists(old) and os.path.isdir(recent)
+
+
+def test_prune_dry_run_removes_nothing_and_prune_removes_links_not_their_targets(lpd):
+    run_ids = [make_run(lpd, argv=["pytest", f"run{n}"])[0] for n in range(3)]
+    wait_ended(lpd, run_ids)
+    precious_dir = os.path.join(lpd.root, "precious")
+    os.makedirs(precious_dir)
+    precious = os.path.join(precious_dir, "file")
+    with open(precious, "w") as f:
+        f.write("keep me")
+    oldest = os.path.join(lpd.state_dir, "runs", run_ids[0])
+    os.symlink(precious, os.path.join(oldest, "link-to-file"))
+    os.symlink(precious_dir, os.path.join(oldest, "link-to-dir"))
+    os.makedirs(os.path.join(oldest, "nested", "deeper"))
+    os.symlink(precious_dir, os.path.join(oldest, "nested", "deeper", "link"))
+
+    dry = lpd.lpctl("prune", "--dry-run", "--keep-runs", "1").stdout
+    assert dry.splitlines() == [f"would remove {run_ids[0]}", f"would remove {run_ids[1]}"]
+    assert [r["run_id"] for r in lpd.lpctl_json("runs", "-a")] == run_ids
+    assert all(os.path.isdir(os.path.join(lpd.state_dir, "runs", r)) for r in run_ids)
+
+    removed = [json.loads(line) for line in lpd.lpctl("--json", "prune", "--keep-runs", "1").stdout.splitlines()]
+    assert [r["run_id"] for r in removed] == run_ids[:2]
+    assert all("error" not in r for r in removed)
+    assert [r["run_id"] for r in lpd.lpctl_json("runs", "-a")] == run_ids[2:]
+    assert not os.path.exists(oldest) and not os.path.exists(os.path.join(lpd.state_dir, "runs", run_ids[1]))
+    with open(precious) as f:
+        assert f.read() == "keep me"
+    assert os.listdir(precious_dir) == ["file"]
+    # Their events leave the history too.
+    _, events = events_json(lpd)
+    assert {e["data"]["run_id"] for e in events if "run_id" in e["data"]} == {run_ids[2]}
+    assert lpd.lpctl("prune", "--keep-runs", "1").stdout.strip() == "nothing to prune"
+
+
+def test_an_active_run_is_never_pruned(lpd):
+    ended, _ = make_run(lpd)
+    wait_ended(lpd, [ended])
+    active, controller = make_run(lpd, close=False)
+    try:
+        out = lpd.lpctl("prune", "--keep-runs", "1", "--keep-days", "0").stdout
+        assert out.splitlines() == [f"removed {ended}"]
+        runs = lpd.lpctl_json("runs", "-a")
+        assert [(r["run_id"], r["status"]) for r in runs] == [(active, "active")]
+        # Even asked to keep nothing... 0 means no limit; 1 with only an active run left: nothing.
+        assert lpd.lpctl("prune", "--keep-runs", "1").stdout.strip() == "nothing to prune"
+    finally:
+        controller.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs a root lpd and a throwaway user")
+def test_a_user_cannot_prune_another_users_runs():
+    import pwd
+    user = "lpdhist_b"
+    subprocess.run(["userdel", "-r", user], capture_output=True)
+    subprocess.run(["useradd", "-M", "-s", "/bin/sh", user], check=True)
+    lpd = Lpd()
+    tools = None
+    try:
+        entry = pwd.getpwnam(user)
+        os.chmod(lpd.root, 0o755)
+        now = time.time()
+        for n in range(3):  # root's ended runs
+            seed_run(lpd.state_dir, f"root-{n}", now - 1000 + n, ended_at=now - 900 + n, owner=0)
+        seed_run(lpd.state_dir, "b-old", now - 800, ended_at=now - 700, owner=entry.pw_uid)
+        seed_run(lpd.state_dir, "b-new", now - 600, ended_at=now - 500, owner=entry.pw_uid)
+        lpd.start()
+        os.chmod(lpd.socket, 0o666)  # only for this test: the throwaway user may connect
+        tools = os.path.join("/tmp", f"lpd-hist-tools-{os.getpid()}")
+        os.makedirs(tools, exist_ok=True)
+        os.chmod(tools, 0o755)
+        lpctl = os.path.join(tools, "lpctl")
+        shutil.copy2(LPCTL_BIN, lpctl)
+        os.chmod(lpctl, 0o755)
+
+        def as_b(*args):
+            return subprocess.run([lpctl, "--socket", lpd.socket, *args], user=entry.pw_uid, group=entry.pw_gid,
+                                  extra_groups=[], cwd="/", env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+                                  text=True, timeout=60)
+
+        dry = as_b("prune", "--dry-run", "--keep-runs", "1")
+        assert dry.returncode == 0, dry.stderr
+        assert dry.stdout.splitlines() == ["would remove b-old"]  # b's own runs only, counted among b's own
+        done = as_b("prune", "--keep-runs", "1")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == ["removed b-old"]
+        assert [r["run_id"] for r in lpd.lpctl_json("runs", "-a")] == ["root-0", "root-1", "root-2", "b-new"]
+        assert as_b("prune", "--keep-runs", "1").stdout.strip() == "nothing to prune"
+        # Root prunes everyone's.
+        assert lpd.lpctl("prune", "--keep-runs", "1").stdout.splitlines() == [
+            "removed root-0", "removed root-1", "removed root-2"]
+    finally:
+        if lpd.proc is not None:
+            lpd.stop()
+        shutil.rmtree(lpd.root, ignore_errors=True)
+        if tools:
+            shutil.rmtree(tools, ignore_errors=True)
+        subprocess.run(["userdel", "-r", user], capture_output=True)

@@ -1,0 +1,327 @@
+// CrashStore (issue 13): crashes.jsonl loaded once, indexed, paged, compacted.
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "daemon/crashes/crash_store.h"
+
+using lpd::daemon::Crash;
+using lpd::daemon::CrashStore;
+using lpd::daemon::StateStore;
+
+namespace {
+
+struct TempState {
+  std::string root;
+  TempState() {
+    char dir[] = "/tmp/lpd-crash-store-XXXXXX";
+    root = ::mkdtemp(dir);
+  }
+  ~TempState() { std::filesystem::remove_all(root); }
+  std::string journal() const { return root + "/crashes.jsonl"; }
+  std::string text() const {
+    std::ifstream in(journal());
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  void write(const std::string& text) const {
+    std::ofstream out(journal(), std::ios::binary | std::ios::app);
+    out << text;
+  }
+  std::size_t lines() const {
+    const std::string t = text();
+    return static_cast<std::size_t>(std::count(t.begin(), t.end(), '\n'));
+  }
+};
+
+Crash crash(const std::string& run_id, pid_t pid, const std::string& nodeid = "t.py::test", int attempt = 1,
+            std::size_t traceback_bytes = 100) {
+  Crash c;
+  c.run_id = run_id;
+  c.pid = pid;
+  c.nodeid = nodeid;
+  c.attempt = attempt;
+  c.where = "test";
+  c.signal = 11;
+  c.reason = "killed by SIGSEGV";
+  c.traceback = std::string(traceback_bytes, 'x');
+  c.owner = 1000;
+  return c;
+}
+
+std::vector<std::uint64_t> ids(const std::vector<const Crash*>& crashes) {
+  std::vector<std::uint64_t> out;
+  for (const Crash* c : crashes) out.push_back(c->crash_id);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("crash ids increase and survive a restart, one line per record") {
+  TempState dir;
+  StateStore store(dir.root);
+  {
+    CrashStore crashes(store);
+    crashes.load();
+    CHECK(crashes.append(crash("r1", 10)).crash_id == 1);
+    CHECK(crashes.append(crash("r1", 11)).crash_id == 2);
+    CHECK(crashes.append(crash("r2", 12)).crash_id == 3);
+  }
+  CHECK(dir.lines() == 3);
+  CrashStore again(store);
+  const auto report = again.load();
+  CHECK(report.records == 3);
+  CHECK(report.renumbered == 0);
+  CHECK(ids(again.of_run("r1")) == std::vector<std::uint64_t>{1, 2});
+  CHECK(again.append(crash("r2", 13)).crash_id == 4);
+  REQUIRE(again.find(4) != nullptr);
+  CHECK(again.find(4)->pid == 13);
+}
+
+TEST_CASE("the same crash heard twice is recorded once, also after a restart") {
+  TempState dir;
+  StateStore store(dir.root);
+  {
+    CrashStore crashes(store);
+    crashes.load();
+    const Crash& first = crashes.append(crash("r1", 10, "t.py::a"));
+    Crash again = crash("r1", 10, "t.py::a");
+    again.crash_time = 99;  // heard later: still the same death
+    CHECK(crashes.find_same(again) == &first);
+    CHECK(crashes.append(again).crash_id == first.crash_id);
+    // Another attempt, pid or test is another crash.
+    CHECK(crashes.append(crash("r1", 10, "t.py::a", 2)).crash_id == 2);
+    CHECK(crashes.append(crash("r1", 11, "t.py::a")).crash_id == 3);
+    CHECK(crashes.append(crash("r1", 10, "t.py::b")).crash_id == 4);
+  }
+  CrashStore restarted(store);
+  restarted.load();
+  CHECK(restarted.append(crash("r1", 10, "t.py::a")).crash_id == 1);
+  CHECK(restarted.size() == 4);
+  CHECK(dir.lines() == 4);
+}
+
+TEST_CASE("pages go oldest first by count, by run, and never past the byte budget") {
+  TempState dir;
+  StateStore store(dir.root);
+  CrashStore crashes(store);
+  crashes.load();
+  for (int i = 0; i < 25; ++i) crashes.append(crash(i % 2 ? "odd" : "even", 100 + i));
+
+  auto page = crashes.page(0, 10);
+  CHECK(ids(page.crashes) == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  REQUIRE(page.next);
+  CHECK(*page.next == 10);
+  page = crashes.page(*page.next, 10);
+  CHECK(page.crashes.front()->crash_id == 11);
+  page = crashes.page(*page.next, 10);
+  CHECK(ids(page.crashes) == std::vector<std::uint64_t>{21, 22, 23, 24, 25});
+  CHECK_FALSE(page.next);
+  // A last page exactly full says there is nothing after it.
+  CHECK_FALSE(crashes.page(15, 10).next);
+  CHECK(crashes.page(25, 10).crashes.empty());
+
+  page = crashes.page(0, 5, "odd");
+  CHECK(ids(page.crashes) == std::vector<std::uint64_t>{2, 4, 6, 8, 10});
+  page = crashes.page(*page.next, 100, "odd");
+  CHECK(page.crashes.size() == 7);
+  CHECK_FALSE(page.next);
+  CHECK(crashes.page(0, 10, "nobody").crashes.empty());
+
+  // Bytes: records of ~4 KiB under a 10 KiB budget go two at a time.
+  TempState big_dir;
+  StateStore big_store(big_dir.root);
+  CrashStore big(big_store);
+  big.load();
+  for (int i = 0; i < 5; ++i) big.append(crash("r", 200 + i, "t.py::test", 1, 4096));
+  page = big.page(0, 100, {}, 10 * 1024);
+  CHECK(page.crashes.size() == 2);
+  REQUIRE(page.next);
+  CHECK(*page.next == 2);
+  // One record larger than the budget still makes progress.
+  page = big.page(0, 100, {}, 100);
+  CHECK(page.crashes.size() == 1);
+  CHECK(*page.next == 1);
+}
+
+TEST_CASE("a default page of records with 64 KiB tracebacks stays under the protocol limit") {
+  TempState dir;
+  StateStore store(dir.root);
+  CrashStore crashes(store);
+  crashes.load();
+  for (int i = 0; i < 40; ++i) crashes.append(crash("r", 300 + i, "t.py::test", 1, 64 * 1024));
+  std::size_t total = 0, pages = 0;
+  std::uint64_t after = 0;
+  for (;;) {
+    auto page = crashes.page(after, CrashStore::kMaxPageLimit);
+    std::size_t bytes = 0;
+    for (const Crash* c : page.crashes) bytes += c->to_json().dump().size() + 1;
+    CHECK(bytes <= CrashStore::kPageBytes);
+    total += page.crashes.size();
+    ++pages;
+    if (!page.next) break;
+    after = *page.next;
+  }
+  CHECK(total == 40);
+  CHECK(pages >= 5);
+}
+
+TEST_CASE("forget_runs compacts the journal; ids are never given again") {
+  TempState dir;
+  StateStore store(dir.root);
+  {
+    CrashStore crashes(store);
+    crashes.load();
+    crashes.append(crash("keep", 1));
+    crashes.append(crash("drop", 2));
+    crashes.append(crash("keep", 3));
+    crashes.append(crash("drop", 4));  // the newest: its id must not come back
+    crashes.forget_runs({"drop", "never-seen"});
+    CHECK(crashes.size() == 2);
+    CHECK(crashes.of_run("drop").empty());
+    CHECK(crashes.find_same(crash("drop", 2)) == nullptr);
+    CHECK(dir.lines() == 2);
+    CHECK(dir.text().find("\"drop\"") == std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir.journal() + ".new"));
+  }
+  CrashStore restarted(store);
+  CHECK(restarted.load().records == 2);
+  CHECK(ids(restarted.of_run("keep")) == std::vector<std::uint64_t>{1, 3});
+  CHECK(restarted.append(crash("new", 5)).crash_id == 5);
+  // The same death as a forgotten one is a new record now (its run is gone).
+  CHECK(restarted.append(crash("drop", 2)).crash_id == 6);
+}
+
+TEST_CASE("mark_flaky persists") {
+  TempState dir;
+  StateStore store(dir.root);
+  {
+    CrashStore crashes(store);
+    crashes.load();
+    crashes.append(crash("r", 1));
+    crashes.append(crash("r", 2));
+    CHECK(crashes.mark_flaky(2));
+    CHECK_FALSE(crashes.mark_flaky(99));
+    CHECK(crashes.find(2)->flaky);
+    CHECK_FALSE(crashes.find(1)->flaky);
+  }
+  CrashStore restarted(store);
+  restarted.load();
+  CHECK(restarted.find(2)->flaky);
+  CHECK_FALSE(restarted.find(1)->flaky);
+}
+
+TEST_CASE("a torn last line is ignored and the next record starts on its own line") {
+  TempState dir;
+  StateStore store(dir.root);
+  {
+    CrashStore crashes(store);
+    crashes.load();
+    crashes.append(crash("r", 1));
+  }
+  dir.write(R"({"crash_id":2,"run_id":"r","pid":2,"nodeid":"t.py::torn","tra)");
+  {
+    CrashStore crashes(store);
+    const auto report = crashes.load();
+    CHECK(report.records == 1);
+    CHECK(report.torn_tail);
+    CHECK(crashes.append(crash("r", 3)).crash_id == 2);
+  }
+  CrashStore restarted(store);
+  const auto report = restarted.load();
+  CHECK(report.records == 2);
+  CHECK(report.unreadable_lines == 1);  // the torn piece, now a line of its own
+  CHECK_FALSE(report.torn_tail);
+  CHECK(restarted.find(2)->pid == 3);
+}
+
+TEST_CASE("lines over the record limit, not JSON or of the wrong types are skipped") {
+  TempState dir;
+  StateStore store(dir.root);
+  Crash first = crash("r", 1);
+  first.crash_id = 1;
+  Crash last = crash("r", 3);
+  last.crash_id = 3;
+  dir.write(first.to_json().dump() + "\n");
+  dir.write(R"({"crash_id":2,"run_id":"r","traceback":")" + std::string(CrashStore::kMaxRecordBytes + 10, 'y') +
+            "\"}\n");
+  dir.write("not json\n[1,2]\n{\"run_id\":\"r\",\"pid\":\"not a pid\"}\n\n");
+  dir.write(last.to_json().dump() + "\n");
+  CrashStore crashes(store);
+  const auto report = crashes.load();
+  CHECK(report.records == 2);
+  CHECK(report.oversized_lines == 1);
+  CHECK(report.unreadable_lines == 3);
+  CHECK(ids(crashes.of_run("r")) == std::vector<std::uint64_t>{1, 3});
+}
+
+TEST_CASE("records from before crash_id are numbered in file order, the same at every start") {
+  TempState dir;
+  StateStore store(dir.root);
+  for (pid_t pid : {1, 2, 3}) {
+    nlohmann::json legacy = crash("old", pid).to_json();
+    legacy.erase("crash_id");
+    legacy.erase("flaky");
+    dir.write(legacy.dump() + "\n");
+  }
+  for (int start = 0; start < 2; ++start) {
+    CrashStore crashes(store);
+    const auto report = crashes.load();
+    CHECK(report.renumbered == 3);
+    CHECK(crashes.find(1)->pid == 1);
+    CHECK(crashes.find(3)->pid == 3);
+  }
+  CrashStore crashes(store);
+  crashes.load();
+  CHECK(crashes.append(crash("new", 4)).crash_id == 4);
+}
+
+TEST_CASE("a new record too large for one line is cut, traceback first, saying so") {
+  Crash c = crash("r", 1, "t.py::test", 1, CrashStore::kMaxRecordBytes * 2);
+  const std::string line = lpd::daemon::crash_line(c, CrashStore::kMaxRecordBytes);
+  CHECK(line.size() <= CrashStore::kMaxRecordBytes);
+  CHECK(c.traceback.find("too large") != std::string::npos);
+  CHECK(c.nodeid == "t.py::test");
+}
+
+TEST_CASE("a write that fails keeps the record in memory and writes it, in order, once it can") {
+  TempState dir;
+  StateStore store(dir.root);
+  {
+    CrashStore crashes(store);
+    crashes.load();
+    crashes.append(crash("r", 1));
+    bool full = true;
+    crashes.fail_write_for_test = [&full](std::string_view) { return full ? ENOSPC : 0; };
+    CHECK(crashes.append(crash("r", 2)).crash_id == 2);
+    CHECK(crashes.append(crash("r", 3)).crash_id == 3);
+    CHECK(crashes.unwritten() == 2);
+    CHECK(crashes.page(0, 10).crashes.size() == 3);  // still served
+    CHECK(dir.lines() == 1);
+    full = false;
+    CHECK(crashes.flush());
+    CHECK(crashes.unwritten() == 0);
+    CHECK(dir.lines() == 3);
+    // A compaction that fails is retried the same way.
+    full = true;
+    crashes.forget_runs({"r"});
+    CHECK(crashes.unwritten() == 1);
+    CHECK(dir.lines() == 3);
+    CHECK_FALSE(std::filesystem::exists(dir.journal() + ".new"));
+    full = false;
+    CHECK(crashes.flush());
+    CHECK(dir.lines() == 0);
+  }
+  CrashStore restarted(store);
+  CHECK(restarted.load().records == 0);
+  CHECK(restarted.append(crash("r2", 9)).crash_id == 4);
+}

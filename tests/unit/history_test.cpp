@@ -1,0 +1,284 @@
+// History at scale (issue 13): paging rules, retention selection, seq
+// reservation, the global events journal and removing run directories.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "daemon/history/event_line.h"
+#include "daemon/history/event_log.h"
+#include "daemon/history/paging.h"
+#include "daemon/history/remove_tree.h"
+#include "daemon/history/retention.h"
+#include "daemon/history/seq_reservation.h"
+#include "daemon/runs/run_registry.h"
+#include "protocol/error.h"
+
+using namespace lpd::daemon;
+using nlohmann::json;
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char dir[] = "/tmp/lpd-history-XXXXXX";
+    path = ::mkdtemp(dir);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+Event event(std::uint64_t seq, std::string run_id = "r1", std::string type = "test.finish", double time = 1000) {
+  Event e;
+  e.seq = seq;
+  e.time = time;
+  e.type = std::move(type);
+  e.run_id = std::move(run_id);
+  e.owner = 1000;
+  e.data = {{"nodeid", "t.py::test_" + std::to_string(seq)}, {"outcome", "passed"}};
+  return e;
+}
+
+std::vector<std::uint64_t> seqs_of(const std::vector<Event>& events) {
+  std::vector<std::uint64_t> out;
+  for (const auto& e : events) out.push_back(e.seq);
+  return out;
+}
+
+auto keep_all = [](const Event&) { return true; };
+
+}  // namespace
+
+TEST_CASE("a page holds at most its item count and its bytes, but always one item") {
+  PageBudget page(3, 100);
+  CHECK(page.take(500));  // the first item always fits, however large
+  CHECK_FALSE(page.take(1));
+  CHECK(page.full());
+
+  PageBudget small(3, 100);
+  CHECK(small.take(40));
+  CHECK(small.take(40));
+  CHECK_FALSE(small.take(40));  // 120 > 100
+  CHECK_FALSE(small.take(1));   // a smaller one does not slip in after a refusal
+  CHECK(small.items() == 2);
+
+  PageBudget counted(2, 1000);
+  CHECK(counted.take(1));
+  CHECK(counted.take(1));
+  CHECK_FALSE(counted.take(1));
+}
+
+TEST_CASE("a page's item count: default, capped, and never below one") {
+  CHECK(PageLimits::items(std::nullopt) == PageLimits::kDefaultItems);
+  CHECK(PageLimits::items(5) == 5);
+  CHECK(PageLimits::items(1'000'000) == PageLimits::kMaxItems);
+  CHECK_THROWS_AS(PageLimits::items(0), lpd::protocol::Error);
+  CHECK_THROWS_AS(PageLimits::items(-3), lpd::protocol::Error);
+}
+
+TEST_CASE("retention keeps the newest runs and never an active one") {
+  const double now = 100 * 86400.0;
+  std::vector<RunAge> runs = {
+      {"a", 10, 20, false}, {"b", 30, 40, false}, {"c", 5, 0, true},  // c: the oldest, still active
+      {"d", 50, 60, false}, {"e", 70, 80, false},
+  };
+  RetentionLimits keep2{2, 0};
+  // Five runs, keep 2: the oldest ended ones go; c stays (active) and counts.
+  CHECK(runs_to_prune(runs, now, keep2) == std::vector<std::string>{"a", "b", "d"});
+  RetentionLimits unlimited{0, 0};
+  CHECK(runs_to_prune(runs, now, unlimited).empty());
+  RetentionLimits keep10{10, 0};
+  CHECK(runs_to_prune(runs, now, keep10).empty());
+  // Only active runs over the limit: nothing to remove.
+  CHECK(runs_to_prune({{"x", 1, 0, true}, {"y", 2, 0, true}}, now, RetentionLimits{1, 0}).empty());
+}
+
+TEST_CASE("retention by age counts from a run's end, or its start when the end is unknown") {
+  const double day = 86400;
+  const double now = 100 * day;
+  std::vector<RunAge> runs = {
+      {"old", 10 * day, 11 * day, false},        // ended 89 days ago
+      {"long", 10 * day, 95 * day, false},       // started long ago, ended 5 days ago
+      {"legacy", 20 * day, 0, false},            // no end recorded: its start counts
+      {"running", 1 * day, 0, true},             // active: never
+      {"fresh", 99 * day, 99.5 * day, false},
+  };
+  CHECK(runs_to_prune(runs, now, RetentionLimits{0, 30}) == std::vector<std::string>{"old", "legacy"});
+  // Both limits: either one selects.
+  CHECK(runs_to_prune(runs, now, RetentionLimits{2, 30}) == std::vector<std::string>{"long", "old", "legacy"});
+}
+
+TEST_CASE("seqs go on past what the previous lpd recorded or wrote, in reserved blocks") {
+  CHECK(SeqReservation::first_seq(0, 0) == 1);
+  CHECK(SeqReservation::first_seq(0, 41) == 42);
+  CHECK(SeqReservation::first_seq(8193, 5000) == 8193);  // killed -9 mid-block: past the whole block
+  CHECK(SeqReservation::first_seq(100, 5000) == 5001);   // a stale record: past the journal
+
+  SeqReservation r(SeqReservation::first_seq(0, 41));
+  REQUIRE(r.needs_record(42) == 42 + SeqReservation::kBlock);  // nothing reserved yet
+  r.recorded(42 + SeqReservation::kBlock);
+  for (std::uint64_t seq = 42; seq < 42 + SeqReservation::kBlock; ++seq) REQUIRE_FALSE(r.needs_record(seq));
+  CHECK(r.needs_record(42 + SeqReservation::kBlock) == 42 + 2 * SeqReservation::kBlock);
+}
+
+TEST_CASE("an event line keeps its seq first and reads back whole") {
+  Event e = event(12345, "run-1", "crash");
+  e.owner = static_cast<uid_t>(-1);
+  e.data = {{"reason", "bad \xff byte"}};
+  const std::string line = encode_event_line(e);
+  CHECK(line.rfind("{\"seq\":12345,", 0) == 0);
+  CHECK(line.back() == '\n');
+  const std::string_view text(line.data(), line.size() - 1);
+  CHECK(seq_of_line(text) == 12345u);
+  auto back = decode_event_line(text);
+  REQUIRE(back);
+  CHECK(back->seq == 12345);
+  CHECK(back->type == "crash");
+  CHECK(back->run_id == "run-1");
+  CHECK(back->owner == static_cast<uid_t>(-1));
+  CHECK(back->data["reason"].get<std::string>().find("bad") == 0);
+  CHECK_FALSE(decode_event_line(text.substr(0, text.size() / 2)));  // torn
+  CHECK_FALSE(seq_of_line("{\"seq\":x,"));
+  CHECK_FALSE(seq_of_line("{\"time\":1,\"seq\":2}"));
+}
+
+TEST_CASE("the events journal pages across segments and restarts, and finds its last seq") {
+  TempDir tmp;
+  const std::string dir = tmp.path + "/events";
+  {
+    EventLog log(dir);
+    CHECK(log.open() == 0);
+    for (std::uint64_t seq = 1; seq <= 100; ++seq) log.append(event(seq, seq % 2 ? "odd" : "even"));
+    log.flush();
+  }
+  {
+    EventLog log(dir);
+    CHECK(log.open() == 100);
+    // A second lpd writes a second segment; its seqs jumped past a reservation.
+    for (std::uint64_t seq = 4097; seq <= 4150; ++seq) log.append(event(seq));
+    // read() flushes first: a page sees what was appended.
+    auto page = log.read(0, 30, 1 << 20, keep_all);
+    CHECK(page.events.size() == 30);
+    CHECK(page.events.front().seq == 1);
+    CHECK(page.last_scanned == 30);
+    CHECK_FALSE(page.exhausted);
+
+    page = log.read(95, 10, 1 << 20, keep_all);
+    CHECK(seqs_of(page.events) == std::vector<std::uint64_t>{96, 97, 98, 99, 100, 4097, 4098, 4099, 4100, 4101});
+
+    page = log.read(4140, 100, 1 << 20, keep_all);
+    CHECK(page.events.size() == 10);
+    CHECK(page.exhausted);
+
+    // A filter that keeps little still answers within its scan budget, with a cursor.
+    page = log.read(0, 100, 2000, [](const Event& e) { return e.run_id == "none"; });
+    CHECK(page.events.empty());
+    CHECK(page.last_scanned > 0);
+    CHECK(page.last_scanned < 100);
+    CHECK_FALSE(page.exhausted);
+  }
+  EventLog log(dir);
+  CHECK(log.open() == 4150);
+}
+
+TEST_CASE("the events journal skips a torn last line and compacts by rewriting") {
+  TempDir tmp;
+  const std::string dir = tmp.path + "/events";
+  {
+    EventLog log(dir);
+    log.open();
+    for (std::uint64_t seq = 1; seq <= 10; ++seq) log.append(event(seq, seq <= 5 ? "gone" : "kept"));
+    log.flush();
+  }
+  // kill -9 in the middle of a write: half a line at the end.
+  {
+    std::ofstream out(dir + "/00000000000000000001.jsonl", std::ios::app);
+    out << "{\"seq\":11,\"time\":1,\"ev";
+  }
+  EventLog log(dir);
+  CHECK(log.open() == 10);
+  for (std::uint64_t seq = 20; seq <= 22; ++seq) log.append(event(seq, ""));
+  log.flush();
+  CHECK(log.read(0, 100, 1 << 20, keep_all).events.size() == 13);
+
+  std::size_t cursor = 0;
+  auto dead = [](const Event& e) { return e.run_id == "gone"; };
+  CHECK(log.compact_one(cursor, dead));       // the old segment: rewritten without "gone"
+  CHECK_FALSE(log.compact_one(cursor, dead));  // the one being written is left alone
+  auto page = log.read(0, 100, 1 << 20, keep_all);
+  CHECK(seqs_of(page.events) == std::vector<std::uint64_t>{6, 7, 8, 9, 10, 20, 21, 22});
+  CHECK_FALSE(std::filesystem::exists(dir + "/00000000000000000001.jsonl.new"));
+
+  cursor = 0;
+  CHECK(log.compact_one(cursor, [](const Event& e) { return !e.run_id.empty(); }));  // all dead: removed
+  CHECK_FALSE(std::filesystem::exists(dir + "/00000000000000000001.jsonl"));
+  CHECK(seqs_of(log.read(0, 100, 1 << 20, keep_all).events) == std::vector<std::uint64_t>{20, 21, 22});
+}
+
+TEST_CASE("runs are listed in pages that keep their place when a run goes") {
+  RunRegistry registry;
+  for (int i = 0; i < 5; ++i) {
+    Run run;
+    run.run_id = "r" + std::to_string(i);
+    run.created_at = 100 + i;
+    run.active = i == 4;
+    registry.restore(run);
+  }
+  std::vector<std::string> seen;
+  std::optional<RunRegistry::Cursor> after;
+  auto page = [&](bool all, std::size_t n) {
+    std::vector<std::string> ids;
+    registry.visit_after(all, after, [&](const Run& run) {
+      if (ids.size() == n) return false;
+      ids.push_back(run.run_id);
+      after = RunRegistry::Cursor{run.created_at, run.run_id};
+      return true;
+    });
+    return ids;
+  };
+  CHECK(page(true, 2) == std::vector<std::string>{"r0", "r1"});
+  CHECK(registry.erase("r1"));  // removed between two pages
+  CHECK_FALSE(registry.erase("r1"));
+  CHECK(page(true, 2) == std::vector<std::string>{"r2", "r3"});
+  CHECK(page(true, 2) == std::vector<std::string>{"r4"});
+  after.reset();
+  CHECK(page(false, 10) == std::vector<std::string>{"r4"});
+  CHECK(registry.list(true).size() == 4);
+}
+
+TEST_CASE("removing a run directory removes a planted link, never its target") {
+  TempDir tmp;
+  namespace fs = std::filesystem;
+  fs::create_directories(tmp.path + "/runs/r1/pauses/deep");
+  fs::create_directories(tmp.path + "/precious");
+  std::ofstream(tmp.path + "/precious/file") << "keep me";
+  std::ofstream(tmp.path + "/runs/r1/run.json") << "{}";
+  std::ofstream(tmp.path + "/runs/r1/pauses/deep/p.json") << "{}";
+  fs::create_symlink(tmp.path + "/precious", tmp.path + "/runs/r1/link-to-dir");
+  fs::create_symlink(tmp.path + "/precious/file", tmp.path + "/runs/r1/pauses/link-to-file");
+  ::mkfifo((tmp.path + "/runs/r1/fifo").c_str(), 0600);
+
+  const int runs_fd = ::open((tmp.path + "/runs").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  REQUIRE(runs_fd >= 0);
+  CHECK(remove_tree_at(runs_fd, "r1") == "");
+  CHECK_FALSE(fs::exists(tmp.path + "/runs/r1"));
+  CHECK(fs::exists(tmp.path + "/precious/file"));
+  CHECK(remove_tree_at(runs_fd, "r1") == "");  // already gone: nothing to do
+
+  // A link in place of the run directory itself: the link goes, not its target.
+  fs::create_symlink(tmp.path + "/precious", tmp.path + "/runs/r2");
+  CHECK(remove_tree_at(runs_fd, "r2") == "");
+  CHECK_FALSE(fs::exists(fs::symlink_status(tmp.path + "/runs/r2")));
+  CHECK(fs::exists(tmp.path + "/precious/file"));
+
+  // Nesting past the bound is left in place, and said so.
+  fs::create_directories(tmp.path + "/runs/r3/a/b/c");
+  CHECK(remove_tree_at(runs_fd, "r3", 1).find("nested too deep") != std::string::npos);
+  ::close(runs_fd);
+}

@@ -1,0 +1,58 @@
+// The JUnit input of a supervised job (piece "junit", issue 12).
+#include <catch2/catch.hpp>
+
+#include "daemon/reports/junit_of_job.h"
+
+using namespace lpd::daemon;
+
+namespace {
+
+TestResult result(std::string nodeid, std::string outcome, int attempt = 1, std::string message = "") {
+  TestResult r;
+  r.nodeid = std::move(nodeid);
+  r.outcome = std::move(outcome);
+  r.phase = "call";
+  r.attempt = attempt;
+  r.message = std::move(message);
+  return r;
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("a job's JUnit input: suite name, times, never-run reason", "[junit]") {
+  Job job;
+  job.spec.argv = {"/usr/bin/python3", "-m", "pytest", "tests"};
+  job.spec.runner = Runner::kPytest;
+  job.created_at = 100;
+  job.ended_at = 160;
+  job.tests_reported = true;
+  job.stop_requested = true;
+  job.state = JobState::kTerminating;
+  auto in = junit_input_of(job, {result("t.py::a", "passed")}, {}, {"t.py::a", "t.py::b"}, "host1", 999);
+  CHECK(in.suite_name == "pytest");
+  CHECK(in.runner == "pytest");
+  CHECK(in.hostname == "host1");
+  CHECK(in.ended_at - in.started_at == 60);
+  CHECK(in.collected.size() == 2);
+  CHECK(in.not_run_reason == "the run was stopped");
+  CHECK(in.tests_reported);
+
+  job.spec.name = "nightly";
+  job.ended_at = 0;  // still running: the report is as of now
+  job.state = JobState::kCollected;  // --collect-only runs no test on purpose
+  in = junit_input_of(job, {}, {}, {"t.py::a"}, "host1", 130);
+  CHECK(in.suite_name == "nightly");
+  CHECK(in.ended_at == 130);
+  CHECK(in.collected.empty());
+
+  Job make;
+  make.spec.argv = {"make", "check"};
+  auto command = result("make", "error", 1, "exited with code 2");
+  command.worker_id = "command";
+  in = junit_input_of(make, {command}, {}, {}, "h", 1);
+  CHECK(in.suite_name == "make");
+  CHECK_FALSE(in.tests_reported);
+  CHECK(has(junit_report(in), "<testcase classname=\"make\" name=\"make\""));
+}
