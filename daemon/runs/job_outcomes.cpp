@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -81,6 +82,7 @@ void JobService::settle_end(Supervised* s, const WorkerActivity& activity, const
     case WorkerEndVerdict::kNothing:
       return;
     case WorkerEndVerdict::kCrash:
+      if (s && !crash->nodeid.empty()) s->results_at_crash[crash->nodeid] = s->results.size();
       record_crash(s, std::move(*crash));
       return;
     case WorkerEndVerdict::kInterrupted:
@@ -107,7 +109,17 @@ void JobService::mark_flaky_crashes(Supervised& s) {
     const TestResult& r = *it->second;
     // Passed when run again after the crash: a later attempt (an isolated
     // rerun, a retry), or a pytest-rerunfailures rerun in the same one.
-    if (r.outcome != "passed" || !(r.attempt > c.attempt || (r.attempt == c.attempt && r.reruns > 0))) continue;
+    if (r.outcome != "passed") continue;
+    bool rerun_after = r.attempt > c.attempt || (r.attempt == c.attempt && r.reruns > 0);
+    if (!rerun_after && r.attempt == c.attempt) {
+      // Passed in the same attempt, reported after the crash: something
+      // ran it again (xdist never re-runs a crashed test by itself).
+      auto mark = s.results_at_crash.find(c.nodeid);
+      rerun_after = mark != s.results_at_crash.end() && mark->second <= s.results.size() &&
+                    std::any_of(s.results.begin() + static_cast<std::ptrdiff_t>(mark->second), s.results.end(),
+                                [&](const TestResult& later) { return &later == &r; });
+    }
+    if (!rerun_after) continue;
     c.flaky = true;
     if (c.crash_id != 0 && !crashes_.mark_flaky(c.crash_id))
       spdlog::warn("run {}: crash {} is not in the store", s.run_id, c.crash_id);

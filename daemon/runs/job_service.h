@@ -115,6 +115,11 @@ class JobService {
     std::vector<Crash> crashes;
     std::vector<std::string> collected;        // collection.items, each nodeid once
     std::set<std::string> collected_index;
+    /// How many results the run had when each test crashed (this lpd's
+    /// lifetime): a passed result of it after that mark, in the same
+    /// attempt, is a rerun (pytest-rerunfailures re-running an xdist
+    /// worker's crashed test in a new worker, whose shim counts no rerun).
+    std::map<std::string, std::size_t> results_at_crash;
     /// False for a run that had ended before this lpd started: `results`
     /// and `crashes` are empty until load_history() reads them.
     bool history_loaded = true;

@@ -286,7 +286,55 @@ def test_failure_reason_given_on_resume_is_in_both_reports(lpd):
     assert set(ours) == set(theirs) == {("test_f", "test_fails"), ("test_f", "test_passes")}
     our_failure, their_failure = outcome_of(ours[("test_f", "test_fails")][0]), outcome_of(theirs[("test_f", "test_fails")][0])
     assert our_failure == their_failure
-    assert our_failure[0] == "failure" and our_failure[1] == "AssertionError: wrong answer\nassert 42 == 43"
+    assert our_failure[0] == "failure" and our_failure[1] == "AssertionError: wrong answer\nassert (6 * 7) == 43"
     assert "external failure reason (lpd)" in our_failure[3]
     assert "known flaky: ticket <44> & co" in our_failure[3]
+    subprocess.run(["rm", "-rf", work_dir])
+
+
+CRASHING = """
+import ctypes
+
+
+def test_a_first():
+    pass
+
+
+def test_b_segv():
+    ctypes.string_at(0)
+
+
+def test_c_after():
+    pass
+
+
+def test_d_after():
+    pass
+"""
+
+
+def test_tests_a_crash_kept_from_running_are_listed_as_not_run(lpd):
+    """pytest's own report is never written when the process dies; lpd's
+    lists the crash with its traceback and the tests that never ran."""
+    work_dir = short_tempdir()
+    write_tests(work_dir, "test_crash.py", CRASHING)
+    lpd_xml = os.path.join(work_dir, "lpd.xml")
+    result = subprocess.run(
+        [LPCTL_BIN, "--socket", lpd.socket, "run", "--junit", lpd_xml, "--", PYTHON, "-m", "pytest",
+         "-p", "no:cacheprovider", "-q", "test_crash.py"],
+        cwd=work_dir, capture_output=True, text=True, timeout=240, env=lpd.env())
+    assert result.returncode != 0, result.stdout + result.stderr
+    root = ET.parse(lpd_xml).getroot()
+    cases = {name: outcome_of(c[0]) for (_, name), c in cases_of(root).items()}
+    assert set(cases) == {"test_a_first", "test_b_segv", "test_c_after", "test_d_after"}, cases
+    assert cases["test_a_first"][0] is None
+    tag, message, kind, text = cases["test_b_segv"]
+    assert (tag, kind) == ("error", "crash") and "SIGSEGV" in message, cases["test_b_segv"]
+    assert "Fatal Python error" in text and "test_crash.py" in text, text
+    for name in ("test_c_after", "test_d_after"):
+        tag, message, kind, _ = cases[name]
+        assert (tag, kind) == ("skipped", "lpd.notrun"), cases[name]
+        assert message.startswith("not run: a test process crashed (") and "SIGSEGV" in message, message
+    suite = root.find("testsuite")
+    assert (suite.get("tests"), suite.get("errors"), suite.get("skipped")) == ("4", "1", "2")
     subprocess.run(["rm", "-rf", work_dir])

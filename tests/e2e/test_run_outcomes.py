@@ -179,6 +179,26 @@ def test_gtest_retry_leaves_each_crashed_test_out_and_junit_lists_every_test(lpd
     events.close()
 
 
+def test_catch2_retry_excludes_each_crashed_test_from_every_filter_of_the_spec(lpd, work_dir):
+    junit = os.path.join(work_dir, "report.xml")
+    catch2 = os.path.join(BUILD_DIR, "tests", "native", "catch2_sample")
+    # Catch2 cannot be told from its argv: without --runner the retry is refused.
+    refused = lpd.lpctl("run", "--retry-crashed", "2", "--", catch2, check=False, env=run_env(lpd))
+    assert refused.returncode == 1 and "--runner" in refused.stderr
+    code, out, err, done = lpctl_run(lpd, work_dir, "--runner", "catch2", "--retry-crashed", "2", "--junit", junit,
+                                     "--", catch2, "CatchPasses,CatchNullDeref,CatchAbort")
+    assert done["attempts"] == 3 and done["runner"] == "catch2", (out, err)
+    crashes = crashes_of(lpd, done["run_id"])
+    assert sorted(c["nodeid"] for c in crashes) == ["CatchAbort", "CatchNullDeref"], crashes
+    started = [e["nodeid"] for e in events_of(lpd, done["run_id"], "test.start")]
+    assert started.count("CatchNullDeref") == 1 and started.count("CatchAbort") == 1, started
+    assert started.count("CatchPasses") == 3, started  # each OR-ed filter kept its own test
+    assert code == 1, (out, err)  # the last attempt passed; the crashed tests still fail the run
+    _, cases = junit_cases(junit)
+    assert sorted(c.get("name") for c in cases) == ["CatchAbort", "CatchNullDeref", "CatchPasses"], \
+        ET.tostring(ET.parse(junit).getroot())
+
+
 # -- interrupted ------------------------------------------------------------
 
 @pytest.mark.parametrize("ignores_sigint", [False, True], ids=["sigint", "killed-after-grace"])
