@@ -21,7 +21,7 @@ ap.add_argument("--lpd", default=os.environ.get("LPD_BIN", "lpd"))
 ap.add_argument("--lpctl", default=os.environ.get("LPCTL_BIN", "lpctl"))
 ap.add_argument("--tests", type=int, default=2000)
 args = ap.parse_args()
-args.lpd, args.lpctl = (shutil.which(p) or os.path.abspath(p) for p in (args.lpd, args.lpctl))
+args.lpd, args.lpctl = (os.path.abspath(shutil.which(p) or p) for p in (args.lpd, args.lpctl))
 
 root = tempfile.mkdtemp(prefix="lpd-sysc-", dir="/tmp")
 sock, state = os.path.join(root, "s.sock"), os.path.join(root, "state")

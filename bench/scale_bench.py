@@ -128,7 +128,8 @@ class Client:
 
 
 class Daemon:
-    def __init__(self, build, root):
+    def __init__(self, build, root, extra_args=()):
+        self.extra_args = list(extra_args)
         self.lpd = os.path.join(build, "lpd")
         self.lpctl = os.path.join(build, "lpctl")
         self.root = root
@@ -144,7 +145,7 @@ class Daemon:
         began = time.monotonic()
         self.proc = subprocess.Popen(
             [self.lpd, "start", "--foreground", "--socket", self.socket, "--state-dir", self.state,
-             "--log-level", "warn", "--ready-fd", str(write_fd)],
+             "--log-level", "warn", "--ready-fd", str(write_fd), *self.extra_args],
             pass_fds=[write_fd], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         os.close(write_fd)
         log.close()
@@ -239,7 +240,7 @@ def figure_crashes_first_page(daemon, repeat=20):
         proc.communicate()
         if not line:
             break
-    print(f"lpctl crashes, spawn to first line, median: {fmt_target(statistics.median(firsts), 'ms', FIRST_PAGE_TARGET_MS)}")
+    print(f"lpctl crashes, spawn to its first line, median: {fmt_target(statistics.median(firsts), 'ms', FIRST_PAGE_TARGET_MS)}")
 
 
 def figure_crashes_all(daemon, expected):
@@ -273,11 +274,16 @@ def main():
     parser.add_argument("--repeat", type=int, default=3, help="restarts to time")
     parser.add_argument("--timeout", type=float, default=600, help="give up on a start after this many seconds")
     parser.add_argument("--keep", help="build the state here and keep it (reused when it exists)")
+    parser.add_argument("--lpd-arg", action="append", default=None,
+                        help="extra `lpd start` argument (repeatable); default: --keep-runs 0 --keep-days 0, so "
+                             "retention does not prune the history being measured (an lpd without retention "
+                             "options: --lpd-arg=)")
     args = parser.parse_args()
 
     root = args.keep or tempfile.mkdtemp(prefix="lpd-scale-", dir="/tmp")
     os.makedirs(root, exist_ok=True)
-    daemon = Daemon(os.path.abspath(args.build), root)
+    extra = ["--keep-runs", "0", "--keep-days", "0"] if args.lpd_arg is None else [a for a in args.lpd_arg if a]
+    daemon = Daemon(os.path.abspath(args.build), root, extra)
     try:
         if not os.path.exists(os.path.join(daemon.state, "crashes.jsonl")):
             began = time.monotonic()

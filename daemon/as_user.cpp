@@ -1,4 +1,5 @@
 #include "daemon/as_user.h"
+#include "daemon/unique_fd.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -46,6 +47,7 @@ std::optional<std::string> check_as(const std::optional<Credentials>& who,
   }
   if (pid == 0) {
     ::close(pipe_fds[0]);
+    close_inherited_descriptors(pipe_fds[1]);
     std::string reply;
     // Only the effective ids (and the groups): every path check uses them,
     // but with real and saved ids still root the user cannot signal,

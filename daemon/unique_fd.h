@@ -34,4 +34,11 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+/// In a child forked without exec (as_user's checks, the console echo):
+/// closes every descriptor from 3 on except `keep`. Such a child would
+/// otherwise hold lpd's lock files and sockets: killed lpd could not be
+/// restarted ("already running") until the child ended, and a client would
+/// not see EOF. close_range(2) where the kernel has it, else one by one.
+void close_inherited_descriptors(int keep);
+
 }  // namespace lpd::daemon

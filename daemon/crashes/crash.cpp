@@ -1,4 +1,5 @@
 #include "daemon/crashes/crash.h"
+#include "daemon/record_field.h"
 
 #include <csignal>
 #include <cstring>
@@ -70,20 +71,20 @@ json Crash::to_json() const {
 Crash Crash::from_json(const json& j) {
   Crash c;
   if (auto it = j.find("crash_id"); it != j.end() && it->is_number_unsigned()) c.crash_id = it->get<std::uint64_t>();
-  c.run_id = j.value("run_id", "");
-  c.nodeid = j.value("nodeid", "");
-  c.where = j.value("where", "");
-  c.phase = j.value("phase", "");
-  c.worker_id = j.value("worker_id", "");
-  c.pid = j.value("pid", 0);
-  if (j.contains("signal") && j["signal"].is_number_integer()) c.signal = j["signal"].get<int>();
-  if (j.contains("exit_code") && j["exit_code"].is_number_integer()) c.exit_code = j["exit_code"].get<int>();
-  c.reason = j.value("reason", "");
-  c.traceback = j.value("traceback", "");
-  c.crash_time = j.value("crash_time", 0.0);
-  c.duration = j.value("duration", 0.0);
-  c.attempt = j.value("attempt", 1);
-  c.owner = j.value("owner_uid", static_cast<uid_t>(-1));
+  c.run_id = field_or(j, "run_id", "");
+  c.nodeid = field_or(j, "nodeid", "");
+  c.where = field_or(j, "where", "");
+  c.phase = field_or(j, "phase", "");
+  c.worker_id = field_or(j, "worker_id", "");
+  c.pid = field_or(j, "pid", 0);
+  c.signal = integer_field<int>(j, "signal");
+  c.exit_code = integer_field<int>(j, "exit_code");
+  c.reason = field_or(j, "reason", "");
+  c.traceback = field_or(j, "traceback", "");
+  c.crash_time = field_or(j, "crash_time", 0.0);
+  c.duration = field_or(j, "duration", 0.0);
+  c.attempt = field_or(j, "attempt", 1);
+  c.owner = field_or(j, "owner_uid", static_cast<uid_t>(-1));
   if (auto it = j.find("flaky"); it != j.end() && it->is_boolean()) c.flaky = it->get<bool>();
   return c;
 }

@@ -23,6 +23,21 @@ using nlohmann::json;
 
 namespace {
 
+/// Whether every field of a stored crash line that Crash knows has the JSON
+/// type Crash writes (numbers of any kind count as numbers): a line with a
+/// string for a pid is damaged, not a crash of pid 0.
+bool same_shape(const json& stored, const json& rebuilt) {
+  auto kind = [](const json& v) {
+    return v.is_number() ? json::value_t::number_integer : v.type();
+  };
+  for (const auto& [key, value] : stored.items()) {
+    const auto it = rebuilt.find(key);
+    if (it == rebuilt.end() || value.is_null()) continue;
+    if (kind(value) != kind(*it)) return false;
+  }
+  return true;
+}
+
 /// The highest crash_id ever given, kept beside the journal: a compaction
 /// may drop the newest records, and ids must never be given twice.
 constexpr std::string_view kHighWaterFile = "crashes.json";
@@ -104,10 +119,8 @@ CrashStore::LoadReport CrashStore::load() {
       ++report.unreadable_lines;
       return;
     }
-    Crash crash;
-    try {
-      crash = Crash::from_json(value);
-    } catch (const json::exception&) {  // a field of the wrong type
+    Crash crash = Crash::from_json(value);  // never throws: mistyped fields read as absent
+    if (!same_shape(value, crash.to_json())) {  // a field of the wrong type: a damaged line
       ++report.unreadable_lines;
       return;
     }

@@ -103,6 +103,10 @@ std::uint64_t EventLog::open() {
 void EventLog::append(const Event& e) {
   pending_index_.emplace_back(e.seq, pending_.size());
   pending_ += encode_event_line(e);
+  if (e.run_id.empty())
+    pending_summary_.oldest_runless = std::min(pending_summary_.oldest_runless, e.time);
+  else
+    pending_summary_.run_ids.insert(e.run_id);
   last_seq_ = e.seq;
 }
 
@@ -112,6 +116,7 @@ void EventLog::start_segment(std::uint64_t first_seq) {
     Segment s;
     s.first_seq = first_seq;
     s.indexed = true;
+    s.summary.emplace();  // empty, and every line of it goes through append()
     segments_.push_back(std::move(s));
   }
   Segment& s = segments_.back();
@@ -134,6 +139,8 @@ void EventLog::flush() {
   batch.swap(pending_);
   auto index = std::move(pending_index_);
   pending_index_.clear();
+  Summary summary = std::move(pending_summary_);
+  pending_summary_ = Summary{};
   if (!current_) return;  // logged by start_segment; the batch is lost
   Segment& s = segments_.back();
   if (!write_all(current_.get(), batch)) {
@@ -144,6 +151,10 @@ void EventLog::flush() {
     if (::stat(path_of(s).c_str(), &st) == 0) s.size = static_cast<std::uint64_t>(st.st_size);
     s.indexed = false;
     return;
+  }
+  if (s.summary) {
+    s.summary->run_ids.merge(summary.run_ids);
+    s.summary->oldest_runless = std::min(s.summary->oldest_runless, summary.oldest_runless);
   }
   for (const auto& [seq, offset] : index) {
     if (s.size + offset < next_index_at_) continue;
@@ -256,13 +267,19 @@ EventLog::Page EventLog::read(std::uint64_t after, std::size_t max_events, std::
   return page;
 }
 
-bool EventLog::compact_one(std::size_t& cursor, const std::function<bool(const Event&)>& dead) {
+bool EventLog::compact_one(std::size_t& cursor, const std::function<bool(const Event&)>& dead,
+                           const std::function<bool(const Summary&)>& may_hold_dead) {
   flush();
   const std::size_t sealed = current_ ? segments_.size() - 1 : segments_.size();
   if (cursor >= sealed) return false;
   Segment& s = segments_[cursor];
+  if (s.summary && !may_hold_dead(*s.summary)) {
+    ++cursor;  // nothing in it can be dead: not even read
+    return true;
+  }
   std::string alive;
   std::size_t dropped = 0;
+  Summary summary;
   scan(s, 0, [&](std::string_view line, std::uint64_t) {
     auto e = decode_event_line(line);
     if (!e || dead(*e)) {
@@ -270,9 +287,14 @@ bool EventLog::compact_one(std::size_t& cursor, const std::function<bool(const E
     } else {
       alive.append(line);
       alive.push_back('\n');
+      if (e->run_id.empty())
+        summary.oldest_runless = std::min(summary.oldest_runless, e->time);
+      else
+        summary.run_ids.insert(e->run_id);
     }
     return true;
   });
+  s.summary = std::move(summary);
   const std::string path = path_of(s);
   if (alive.empty()) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {

@@ -2,6 +2,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,12 +61,20 @@ class EventLog {
   /// The smallest seq the journal may hold (0 when empty).
   std::uint64_t first_seq() const { return segments_.empty() ? 0 : segments_.front().first_seq; }
 
+  /// What a segment holds, as far as retention asks: the runs it has events
+  /// of, and the time of its oldest event of no run.
+  struct Summary {
+    std::set<std::string> run_ids;
+    double oldest_runless = std::numeric_limits<double>::infinity();
+  };
   /// Compacts one sealed segment (never the one being written), the
   /// `cursor`-th: a segment whose every event `dead` rejects is removed,
   /// one with some dead events rewritten without them (write `.new`, then
-  /// rename over it). Returns false when there is no such segment (the pass
-  /// is over). Advances `cursor`.
-  bool compact_one(std::size_t& cursor, const std::function<bool(const Event&)>& dead);
+  /// rename over it). A segment already read once is skipped without
+  /// reading when `may_hold_dead(its summary)` says false. Returns false
+  /// when there is no such segment (the pass is over). Advances `cursor`.
+  bool compact_one(std::size_t& cursor, const std::function<bool(const Event&)>& dead,
+                   const std::function<bool(const Summary&)>& may_hold_dead);
 
   const std::string& dir() const { return dir_; }
 
@@ -73,6 +84,7 @@ class EventLog {
     std::uint64_t size = 0;       // bytes written so far
     std::vector<std::pair<std::uint64_t, std::uint64_t>> index;  // (seq, offset of its line)
     bool indexed = false;         // index covers the whole segment
+    std::optional<Summary> summary;  // known once read, or when written by this lpd from its start
   };
 
   std::string path_of(const Segment& s) const;
@@ -89,6 +101,7 @@ class EventLog {
   UniqueFd current_;               // O_APPEND fd of segments_.back(), once written to
   std::string pending_;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> pending_index_;  // (seq, offset in pending_)
+  Summary pending_summary_;
   std::uint64_t last_seq_ = 0;
   std::uint64_t next_index_at_ = 0;  // segment offset of the next index entry
 };

@@ -208,8 +208,15 @@ void History::compact_step() {
     if (e.run_id.empty()) return cutoff > 0 && e.time < cutoff;
     return forgotten(e.run_id) || runs_.find(e.run_id) == nullptr;
   };
-  // One segment per turn of the event loop: clients are served in between.
-  if (log_.compact_one(compact_cursor_, dead)) {
+  auto may_hold_dead = [this, cutoff](const EventLog::Summary& summary) {
+    if (summary.oldest_runless < cutoff) return true;
+    for (const auto& run_id : summary.run_ids)
+      if (forgotten(run_id) || runs_.find(run_id) == nullptr) return true;
+    return false;
+  };
+  // One segment per turn of the event loop: clients are served in between;
+  // a segment read once is only read again when a run of it was removed.
+  if (log_.compact_one(compact_cursor_, dead, may_hold_dead)) {
     boost::asio::post(io_, [this] { compact_step(); });
     return;
   }

@@ -31,16 +31,16 @@ class PageBudget {
 
   /// True (and counted) when the item fits; false once the page is full.
   bool take(std::size_t bytes) {
-    if (items_ >= max_items_) return false;
+    if (full()) return false;
     if (items_ > 0 && bytes_ + bytes > max_bytes_) {
-      items_ = max_items_;  // full: no smaller item may slip in after a refused one
+      refused_ = true;  // full: no smaller item may slip in after a refused one
       return false;
     }
     ++items_;
     bytes_ += bytes;
     return true;
   }
-  bool full() const { return items_ >= max_items_; }
+  bool full() const { return refused_ || items_ >= max_items_; }
   std::size_t items() const { return items_; }
 
  private:
@@ -48,6 +48,7 @@ class PageBudget {
   std::size_t max_bytes_;
   std::size_t items_ = 0;
   std::size_t bytes_ = 0;
+  bool refused_ = false;
 };
 
 }  // namespace lpd::daemon

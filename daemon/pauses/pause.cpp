@@ -1,4 +1,5 @@
 #include "daemon/pauses/pause.h"
+#include "daemon/record_field.h"
 
 #include <type_traits>
 #include <utility>
@@ -34,32 +35,6 @@ PauseStatus status_from_string(std::string_view text) {
 }
 
 json result_json(const std::optional<bool>& result) { return result ? json(*result) : json(nullptr); }
-
-/// One field of a stored pause record, or `fallback` when it is missing, of
-/// another JSON type, or an integer outside T's range. A damaged or
-/// hand-edited file must neither throw (restore would stop) nor convert out
-/// of range: nlohmann's get<int>() of 1e300 is undefined behaviour.
-template <typename T>
-T field_or(const json& j, const char* key, T fallback) {
-  const auto it = j.find(key);  // end() for a record that is not an object
-  if (it == j.end()) return fallback;
-  if constexpr (std::is_same_v<T, std::string>) {
-    return it->is_string() ? it->get<std::string>() : fallback;
-  } else if constexpr (std::is_same_v<T, bool>) {
-    return it->is_boolean() ? it->get<bool>() : fallback;
-  } else if constexpr (std::is_floating_point_v<T>) {
-    return it->is_number() ? it->get<T>() : fallback;
-  } else if (it->is_number_unsigned()) {
-    const auto value = it->get<std::uint64_t>();
-    return std::in_range<T>(value) ? static_cast<T>(value) : fallback;
-  } else if (it->is_number_integer()) {
-    const auto value = it->get<std::int64_t>();
-    return std::in_range<T>(value) ? static_cast<T>(value) : fallback;
-  } else {
-    return fallback;
-  }
-}
-
 }  // namespace
 
 json Pause::to_json() const {

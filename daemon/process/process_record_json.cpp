@@ -1,4 +1,5 @@
 #include "daemon/process/process_record_json.h"
+#include "daemon/record_field.h"
 
 #include <utility>
 
@@ -7,27 +8,6 @@
 namespace lpd::daemon {
 
 using nlohmann::json;
-
-namespace {
-
-/// An integer field in T's range, or nullopt (missing, another type, or out
-/// of range): nlohmann's get<int>() of 1e300 is undefined behaviour, and a
-/// wrapped pid would name another process.
-template <typename T>
-std::optional<T> integer_field(const json& v, const char* key) {
-  const auto it = v.find(key);
-  if (it == v.end()) return std::nullopt;
-  if (it->is_number_unsigned()) {
-    const auto value = it->get<std::uint64_t>();
-    if (std::in_range<T>(value)) return static_cast<T>(value);
-  } else if (it->is_number_integer()) {
-    const auto value = it->get<std::int64_t>();
-    if (std::in_range<T>(value)) return static_cast<T>(value);
-  }
-  return std::nullopt;
-}
-
-}  // namespace
 
 json process_to_json(const SupervisedProcess& r, double now) {
   json exit = nullptr;

@@ -1,4 +1,5 @@
 #include "daemon/reports/test_result.h"
+#include "daemon/record_field.h"
 
 #include <type_traits>
 
@@ -20,41 +21,24 @@ nlohmann::json TestResult::to_json() const {
   return j;
 }
 
-namespace {
-
-template <typename T>
-T field(const nlohmann::json& j, const char* key, T fallback) {
-  auto it = j.find(key);
-  if (it == j.end()) return fallback;
-  if constexpr (std::is_same_v<T, std::string>) {
-    return it->is_string() ? it->get<std::string>() : fallback;
-  } else if constexpr (std::is_floating_point_v<T>) {
-    return it->is_number() ? it->get<T>() : fallback;
-  } else {
-    return it->is_number_integer() ? it->get<T>() : fallback;
-  }
-}
-
-}  // namespace
-
 TestResult TestResult::from_json(const nlohmann::json& j) {
   // A journal line may come from an older lpd or be damaged: every field
   // is optional and a field of the wrong type reads as absent.
   TestResult r;
-  r.nodeid = field<std::string>(j, "nodeid", "");
-  r.outcome = field<std::string>(j, "outcome", "");
-  r.phase = field<std::string>(j, "phase", "");
-  r.duration = field<double>(j, "duration", 0.0);
-  r.message = field<std::string>(j, "message", "");
-  r.worker_id = field<std::string>(j, "worker_id", "");
-  r.attempt = field<int>(j, "attempt", 1);
-  r.longrepr = field<std::string>(j, "longrepr", "");
-  r.file = field<std::string>(j, "file", "");
+  r.nodeid = field_or<std::string>(j, "nodeid", "");
+  r.outcome = field_or<std::string>(j, "outcome", "");
+  r.phase = field_or<std::string>(j, "phase", "");
+  r.duration = field_or<double>(j, "duration", 0.0);
+  r.message = field_or<std::string>(j, "message", "");
+  r.worker_id = field_or<std::string>(j, "worker_id", "");
+  r.attempt = field_or<int>(j, "attempt", 1);
+  r.longrepr = field_or<std::string>(j, "longrepr", "");
+  r.file = field_or<std::string>(j, "file", "");
   if (auto it = j.find("line"); it != j.end() && it->is_number_integer()) r.line = it->get<long long>();
-  r.classname = field<std::string>(j, "classname", "");
-  r.name = field<std::string>(j, "name", "");
-  r.reruns = field<int>(j, "reruns", 0);
-  r.failure_reason = field<std::string>(j, "failure_reason", "");
+  r.classname = field_or<std::string>(j, "classname", "");
+  r.name = field_or<std::string>(j, "name", "");
+  r.reruns = field_or<int>(j, "reruns", 0);
+  r.failure_reason = field_or<std::string>(j, "failure_reason", "");
   if (auto it = j.find("xfail_reason"); it != j.end() && it->is_string()) r.xfail_reason = it->get<std::string>();
   return r;
 }

@@ -58,6 +58,7 @@ void ConsoleEcho::start_writer() {
   if (pid == 0) {
     // The child: the user's identity in full (it only writes to their
     // descriptor), a deadline, then exit without running lpd's destructors.
+    close_inherited_descriptors(fd_.get());  // not lpd's lock, sockets or journals
     signal(SIGALRM, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
     sigset_t set;

@@ -1,4 +1,5 @@
 #include "daemon/runs/job.h"
+#include "daemon/record_field.h"
 
 #include <algorithm>
 
@@ -14,10 +15,7 @@ constexpr std::pair<JobState, const char*> kStates[] = {
 };
 
 json optional_int(const std::optional<int>& v) { return v ? json(*v) : json(nullptr); }
-std::optional<int> int_or_null(const json& j, const char* key) {
-  if (j.contains(key) && j[key].is_number_integer()) return j[key].get<int>();
-  return std::nullopt;
-}
+std::optional<int> int_or_null(const json& j, const char* key) { return integer_field<int>(j, key); }
 }  // namespace
 
 std::string_view to_string(JobState state) {
@@ -45,21 +43,21 @@ json JobSpec::to_json() const {
 
 JobSpec JobSpec::from_json(const json& j) {
   JobSpec s;
-  s.argv = j.value("argv", std::vector<std::string>{});
-  s.cwd = j.value("cwd", "");
-  s.env = j.value("env", std::vector<std::string>{});
-  s.name = j.value("name", "");
-  s.retry_crashed = j.value("retry_crashed", 0);
-  s.rerun_crashed = j.value("rerun_crashed", 0);
-  s.fail_on_flaky = j.value("fail_on_flaky", false);
-  s.runner = runner_from_name(j.value("runner", "none")).value_or(Runner::kNone);
-  s.junit_path = j.value("junit", "");
-  s.crash_log_path = j.value("crash_log", "");
-  s.pause_on_failure = j.value("pause_on_failure", false);
+  s.argv = field_or(j, "argv", std::vector<std::string>{});
+  s.cwd = field_or(j, "cwd", "");
+  s.env = field_or(j, "env", std::vector<std::string>{});
+  s.name = field_or(j, "name", "");
+  s.retry_crashed = field_or(j, "retry_crashed", 0);
+  s.rerun_crashed = field_or(j, "rerun_crashed", 0);
+  s.fail_on_flaky = field_or(j, "fail_on_flaky", false);
+  s.runner = runner_from_name(field_or(j, "runner", "none")).value_or(Runner::kNone);
+  s.junit_path = field_or(j, "junit", "");
+  s.crash_log_path = field_or(j, "crash_log", "");
+  s.pause_on_failure = field_or(j, "pause_on_failure", false);
   if (j.contains("run_as") && j["run_as"].is_object()) {
     const json& r = j["run_as"];
-    s.run_as = Credentials{r.value("uid", static_cast<uid_t>(-1)), r.value("gid", static_cast<gid_t>(-1)),
-                           r.value("groups", std::vector<gid_t>{})};
+    s.run_as = Credentials{field_or(r, "uid", static_cast<uid_t>(-1)), field_or(r, "gid", static_cast<gid_t>(-1)),
+                           field_or(r, "groups", std::vector<gid_t>{})};
   }
   return s;
 }
@@ -91,30 +89,30 @@ json Job::to_json() const {
 
 Job Job::from_json(const json& j) {
   Job job;
-  job.spec = JobSpec::from_json(j.value("spec", json::object()));
-  job.state = job_state_from_string(j.value("state", "created"));
-  job.attempt = j.value("attempt", 0);
-  job.attempt_kind = attempt_kind_from_string(j.value("attempt_kind", "full"));
-  job.attempt_only = j.value("attempt_only", "");
-  job.plan = AttemptPlan::from_json(j.value("plan", json::object()));
+  job.spec = JobSpec::from_json(field_or(j, "spec", json::object()));
+  job.state = job_state_from_string(field_or(j, "state", "created"));
+  job.attempt = field_or(j, "attempt", 0);
+  job.attempt_kind = attempt_kind_from_string(field_or(j, "attempt_kind", "full"));
+  job.attempt_only = field_or(j, "attempt_only", "");
+  job.plan = AttemptPlan::from_json(field_or(j, "plan", json::object()));
   // A job.json of an lpd before the plan: its deselected tests stay left out.
   if (j.contains("deselected") && !j.contains("plan")) {
-    job.plan.excluded = j.value("deselected", std::vector<std::string>{});
+    job.plan.excluded = field_or(j, "deselected", std::vector<std::string>{});
     job.plan.retry_crashed = job.spec.retry_crashed;
     job.plan.retries_done = std::max(0, job.attempt - 1);
   }
-  job.tests_reported = j.value("tests_reported", false);
+  job.tests_reported = field_or(j, "tests_reported", false);
   job.command_exit_code = int_or_null(j, "command_exit_code");
   job.command_signal = int_or_null(j, "command_signal");
-  job.stop_requested = j.value("stop_requested", false);
-  job.monitor_pid = j.value("monitor_pid", 0);
-  job.monitor_start_time = j.value("monitor_start_time", std::uint64_t{0});
+  job.stop_requested = field_or(j, "stop_requested", false);
+  job.monitor_pid = field_or(j, "monitor_pid", 0);
+  job.monitor_start_time = field_or(j, "monitor_start_time", std::uint64_t{0});
   job.returncode = int_or_null(j, "returncode");
   job.signal = int_or_null(j, "signal");
-  job.text = j.value("text", "");
-  job.report_errors = j.value("report_errors", std::vector<std::string>{});
-  job.created_at = j.value("created_at", 0.0);
-  job.ended_at = j.value("ended_at", 0.0);
+  job.text = field_or(j, "text", "");
+  job.report_errors = field_or(j, "report_errors", std::vector<std::string>{});
+  job.created_at = field_or(j, "created_at", 0.0);
+  job.ended_at = field_or(j, "ended_at", 0.0);
   return job;
 }
 

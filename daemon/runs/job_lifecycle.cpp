@@ -1,4 +1,5 @@
 #include "daemon/runs/job_lifecycle.h"
+#include "daemon/record_field.h"
 
 #include <algorithm>
 #include <array>
@@ -118,14 +119,14 @@ nlohmann::json AttemptPlan::to_json() const {
 AttemptPlan AttemptPlan::from_json(const nlohmann::json& j) {
   AttemptPlan p;
   if (!j.is_object()) return p;
-  p.retry_crashed = j.value("retry_crashed", 0);
-  p.rerun_crashed = j.value("rerun_crashed", 0);
-  p.retries_done = j.value("retries_done", 0);
-  p.excluded = j.value("excluded", std::vector<std::string>{});
-  p.rerun_queue = j.value("rerun_queue", std::vector<std::string>{});
-  p.reruns_done = j.value("reruns_done", std::map<std::string, int>{});
-  p.passed_on_rerun = j.value("passed_on_rerun", std::vector<std::string>{});
-  p.retry_pending = j.value("retry_pending", false);
+  p.retry_crashed = field_or(j, "retry_crashed", 0);
+  p.rerun_crashed = field_or(j, "rerun_crashed", 0);
+  p.retries_done = field_or(j, "retries_done", 0);
+  p.excluded = field_or(j, "excluded", std::vector<std::string>{});
+  p.rerun_queue = field_or(j, "rerun_queue", std::vector<std::string>{});
+  p.reruns_done = field_or(j, "reruns_done", std::map<std::string, int>{});
+  p.passed_on_rerun = field_or(j, "passed_on_rerun", std::vector<std::string>{});
+  p.retry_pending = field_or(j, "retry_pending", false);
   return p;
 }
 

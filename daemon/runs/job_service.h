@@ -123,6 +123,9 @@ class JobService {
     /// False for a run that had ended before this lpd started: `results`
     /// and `crashes` are empty until load_history() reads them.
     bool history_loaded = true;
+    /// False while `job` is a stand-in (state done, nothing else) for a job
+    /// whose job.json said done at restore; load_history() reads it whole.
+    bool job_loaded = true;
   };
   /// A process's activity once its connection is gone but its end is not
   /// yet known: finalized by worker.down, the attempt's end, or its pidfd.
@@ -134,8 +137,9 @@ class JobService {
 
   /// The run, its history loaded (load_history). Throws not_found.
   Supervised& supervised(const std::string& run_id);
-  /// Fills `results` from the run's journal (events.jsonl, one pass) and
-  /// `crashes` from the CrashStore, once, for a run restored as ended.
+  /// Fills `job` from job.json, `results` from the run's journal
+  /// (events.jsonl, one pass) and `crashes` from the CrashStore, once, for
+  /// a run restored as ended.
   void load_history(Supervised& s);
   Supervised* find(const std::string& run_id);
   void persist(const Supervised& s);

@@ -1,4 +1,5 @@
 #include "daemon/runs/run.h"
+#include "daemon/record_field.h"
 
 namespace lpd::daemon {
 
@@ -18,20 +19,20 @@ json Run::to_json() const {
 
 Run Run::from_json(const json& j) {
   Run r;
-  r.run_id = j.value("run_id", "");
-  r.pid = j.value("pid", 0);
-  r.hostname = j.value("hostname", "");
-  r.cwd = j.value("cwd", "");
-  r.argv = j.value("argv", std::vector<std::string>{});
-  r.created_at = j.value("created_at", 0.0);
-  r.ended_at = j.value("ended_at", 0.0);
-  r.active = j.value("status", "ended") == "active";
-  r.owner = j.value("owner_uid", static_cast<uid_t>(-1));
-  r.supervised = j.value("supervised", false);
-  for (const auto& w : j.value("workers", json::array())) {
+  r.run_id = field_or(j, "run_id", "");
+  r.pid = field_or(j, "pid", 0);
+  r.hostname = field_or(j, "hostname", "");
+  r.cwd = field_or(j, "cwd", "");
+  r.argv = field_or(j, "argv", std::vector<std::string>{});
+  r.created_at = field_or(j, "created_at", 0.0);
+  r.ended_at = field_or(j, "ended_at", 0.0);
+  r.active = field_or(j, "status", "ended") == "active";
+  r.owner = field_or(j, "owner_uid", static_cast<uid_t>(-1));
+  r.supervised = field_or(j, "supervised", false);
+  for (const auto& w : field_or(j, "workers", json::array())) {
     Worker worker;
-    worker.worker_id = w.value("worker_id", "");
-    worker.pid = w.value("pid", 0);
+    worker.worker_id = field_or(w, "worker_id", "");
+    worker.pid = field_or(w, "pid", 0);
     r.workers.emplace(worker.worker_id, worker);
   }
   return r;

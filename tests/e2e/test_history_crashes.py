@@ -81,9 +81,9 @@ def all_pages(client, **fields):
 
 def test_crashes_larger_than_a_line_come_out_once_in_order(lpd_unstarted, work_dir):
     lpd = lpd_unstarted
-    # 300 records with 4 KB tracebacks and ten of 64 KiB: about 2 MB.
+    # 300 records with 4 KB tracebacks and ten of 64 KiB: about 1.9 MB.
     seeded = seed_crashes(lpd.state_dir, 300, big_every=30)
-    assert os.path.getsize(os.path.join(lpd.state_dir, "crashes.jsonl")) > 2 * LINE_LIMIT
+    assert os.path.getsize(os.path.join(lpd.state_dir, "crashes.jsonl")) > 1.5 * LINE_LIMIT
     lpd.start()
 
     # One real crash through lpctl run: the next id.
@@ -96,12 +96,14 @@ def test_crashes_larger_than_a_line_come_out_once_in_order(lpd_unstarted, work_d
     assert [r["nodeid"] for r in records] == expected
     assert [r["crash_id"] for r in records] == list(range(1, len(expected) + 1))
     assert records[-1]["run_id"] == done["run_id"]
-    assert len(records[10]["traceback"]) > 64 * 1024  # whole, not cut
+    assert len(records[30]["traceback"]) > 64 * 1024  # whole, not cut
 
     text = lpd.lpctl("crashes").stdout.splitlines()
     assert text[0].split()[:3] == ["TIME", "RUN", "SIGNAL"]
-    assert len(text) == 1 + len(expected)
-    for line, nodeid in zip(text[1:], expected):
+    # One line per record (its traceback follows, indented).
+    heads = [line for line in text[1:] if line and not line[0].isspace()]
+    assert len(heads) == len(expected)
+    for line, nodeid in zip(heads, expected):
         assert nodeid in line
 
     # --run-id pages too, and only that run's records come.
@@ -137,7 +139,10 @@ def test_crash_ids_survive_a_restart_and_keep_increasing(lpd_unstarted, work_dir
     lpd.stop()
     lpd.start()
     assert lpd.lpctl_json("crashes") == first
-    lpctl_run(lpd, work_dir, *pytest_args("test_real.py"))
+    # (A death without a traceback: no console echo child of lpd is alive
+    # at the kill, which would hold lpd's lock for a moment.)
+    write_tests(work_dir, "test_kill.py", "import os, signal\ndef test_kill():\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    lpctl_run(lpd, work_dir, *pytest_args("test_kill.py"))
     lpd.kill9()
     lpd.start()
     after = lpd.lpctl_json("crashes")

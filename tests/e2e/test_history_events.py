@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, Lpd, RawClient, read_line_with_timeout
+import select
+
+from lpd_harness import LPCTL_BIN, Lpd
 
 MIB = 1 << 20
 BIG_ARG = "x" * 3000  # a run's argv is in run.list and in its run.started event
@@ -59,6 +61,26 @@ def seed_run(state_dir, run_id, created_at, ended_at=None, owner=0, pid=0):
     with open(os.path.join(run_dir, "run.json"), "w") as f:
         json.dump(record, f)
     return run_dir
+
+
+class LineReader:
+    """Lines of a child's stdout pipe as they come (select on the raw fd: a
+    buffered file object would hide lines it already read ahead)."""
+
+    def __init__(self, fd):
+        self.fd, self.buf = fd, b""
+
+    def line(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            assert left > 0, "no line within timeout"
+            if select.select([self.fd], [], [], left)[0]:
+                chunk = os.read(self.fd, 65536)
+                assert chunk, "the stream ended"
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
 
 
 def events_json(lpd, *args):
@@ -144,16 +166,17 @@ def test_follow_since_sends_history_then_live_without_gap_or_repeat(lpd):
     second, _ = make_run(lpd)
     wait_ended(lpd, [second])
     follow = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "--json", "events", "--follow", "--since", "0"],
-                              stdout=subprocess.PIPE, text=True, env=lpd.env())
+                              stdout=subprocess.PIPE, env=lpd.env())
+    lines = LineReader(follow.stdout.fileno())
     try:
         got = []
         while len(got) < 4:  # started and ended of both runs: the journal of two lifetimes
-            got.append(json.loads(read_line_with_timeout(follow.stdout, 60)))
+            got.append(lines.line())
         assert [(e["event"], e["data"]["run_id"]) for e in got] == [
             ("run.started", first), ("run.ended", first), ("run.started", second), ("run.ended", second)]
         third, _ = make_run(lpd)  # live now
         while len(got) < 6:
-            got.append(json.loads(read_line_with_timeout(follow.stdout, 60)))
+            got.append(lines.line())
         assert [e["data"]["run_id"] for e in got[4:]] == [third, third]
         assert seqs(got) == sorted(set(seqs(got)))
     finally:
@@ -228,7 +251,7 @@ def test_an_active_run_is_never_pruned(lpd):
         assert out.splitlines() == [f"removed {ended}"]
         runs = lpd.lpctl_json("runs", "-a")
         assert [(r["run_id"], r["status"]) for r in runs] == [(active, "active")]
-        # Even asked to keep nothing... 0 means no limit; 1 with only an active run left: nothing.
+        # Only the active run is left: over no limit, and never removed anyway.
         assert lpd.lpctl("prune", "--keep-runs", "1").stdout.strip() == "nothing to prune"
     finally:
         controller.close()

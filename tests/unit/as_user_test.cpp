@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -54,18 +55,25 @@ TEST_CASE("a check that never answers is killed after its timeout and says so") 
     WARN("needs root to change ids; not checked");
     return;
   }
-  int never[2];
-  REQUIRE(::pipe(never) == 0);
+  // A FIFO nobody opens for writing: opening it blocks for good, a hung
+  // filesystem's stand-in. (An inherited pipe would not do: the child
+  // closes every descriptor it inherits.)
+  char dir_template[] = "/tmp/lpd-as-user-XXXXXX";
+  REQUIRE(::mkdtemp(dir_template) != nullptr);
+  REQUIRE(::chmod(dir_template, 0755) == 0);
+  const std::string fifo = std::string(dir_template) + "/never";
+  REQUIRE(::mkfifo(fifo.c_str(), 0666) == 0);
+  REQUIRE(::chmod(fifo.c_str(), 0666) == 0);
   auto result = check_as(
       kNobody,
       [&]() -> std::optional<std::string> {
-        char byte;
-        (void)!::read(never[0], &byte, 1);  // nobody ever writes: a hung filesystem's stand-in
+        const int fd = ::open(fifo.c_str(), O_RDONLY);  // never returns
+        if (fd >= 0) ::close(fd);
         return std::nullopt;
       },
       std::chrono::milliseconds(50));
-  ::close(never[0]);
-  ::close(never[1]);
+  ::unlink(fifo.c_str());
+  ::rmdir(dir_template);
   REQUIRE(result);
   CHECK_THAT(*result, Catch::Contains("took over 50 ms"));
 }

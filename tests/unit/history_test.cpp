@@ -209,14 +209,22 @@ TEST_CASE("the events journal skips a torn last line and compacts by rewriting")
 
   std::size_t cursor = 0;
   auto dead = [](const Event& e) { return e.run_id == "gone"; };
-  CHECK(log.compact_one(cursor, dead));       // the old segment: rewritten without "gone"
-  CHECK_FALSE(log.compact_one(cursor, dead));  // the one being written is left alone
+  auto any = [](const EventLog::Summary&) { return true; };
+  CHECK(log.compact_one(cursor, dead, any));       // the old segment: rewritten without "gone"
+  CHECK_FALSE(log.compact_one(cursor, dead, any));  // the one being written is left alone
   auto page = log.read(0, 100, 1 << 20, keep_all);
   CHECK(seqs_of(page.events) == std::vector<std::uint64_t>{6, 7, 8, 9, 10, 20, 21, 22});
   CHECK_FALSE(std::filesystem::exists(dir + "/00000000000000000001.jsonl.new"));
 
+  // Read once, a segment is skipped unless its summary may hold a dead event.
   cursor = 0;
-  CHECK(log.compact_one(cursor, [](const Event& e) { return !e.run_id.empty(); }));  // all dead: removed
+  auto everything_dead = [](const Event&) { return true; };
+  CHECK(log.compact_one(cursor, everything_dead, [](const EventLog::Summary& s) {
+    return s.run_ids.count("gone") != 0;  // "gone" was compacted away already
+  }));
+  CHECK(seqs_of(log.read(0, 100, 1 << 20, keep_all).events).size() == 8);
+  cursor = 0;
+  CHECK(log.compact_one(cursor, [](const Event& e) { return !e.run_id.empty(); }, any));  // all dead: removed
   CHECK_FALSE(std::filesystem::exists(dir + "/00000000000000000001.jsonl"));
   CHECK(seqs_of(log.read(0, 100, 1 << 20, keep_all).events) == std::vector<std::uint64_t>{20, 21, 22});
 }

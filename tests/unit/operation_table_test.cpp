@@ -73,6 +73,8 @@ TEST_CASE_METHOD(DaemonFixture, "every operation of the daemon has the gate prot
       {"proc.kill_all", Gate::kOwn},    {"proc.logs", Gate::kRead},
       // issue 12 (job helper): one-way notifications about the caller's own process
       {"test.phase", Gate::kOwn},       {"session.error", Gate::kOwn},   {"collection.items", Gate::kOwn},
+      // issue 13 (history): removes only runs the caller may act on, checked per run
+      {"prune", Gate::kOwn},
   };
   const auto& ops = daemon->dispatcher().operations();
   CHECK(ops.size() == documented.size());
