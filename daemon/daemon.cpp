@@ -59,6 +59,9 @@ Daemon::Daemon(DaemonConfig config)
   };
   on_peer_gone([this](const Peer& peer) { processes_.drop_session(peer.session_id); });
   // Runs retention removed take their crash records with them.
+  // Journals are written before a session's batch is committed (see
+  // Dispatcher::on_batch_end): one write per batch, none lost with lpd.
+  dispatcher_.on_batch_end = [this] { history_.journal().flush(); };
   history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { crashes_.forget_runs(run_ids); });
 }
 

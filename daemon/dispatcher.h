@@ -184,6 +184,14 @@ class Dispatcher {
   /// have no place (their reply would wait for the ring to be read).
   void dispatch_line(std::string_view line, Peer& peer, const std::shared_ptr<ReplySink>& sink,
                      bool one_way_only = false);
+  /// Called by a session after it dispatched a batch (one read of its
+  /// socket, one drain of its event ring), before the ring's records are
+  /// committed as read: lpd writes its buffered journals there, so nothing
+  /// a shim was told lpd has, or stopped keeping, is only in lpd's memory.
+  std::function<void()> on_batch_end;
+  void end_of_batch() const {
+    if (on_batch_end) on_batch_end();
+  }
   const std::vector<Operation>& operations() const { return table_; }
   const Operation* find(std::string_view name) const;
   const AccessPolicy& access() const { return access_; }

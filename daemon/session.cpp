@@ -221,9 +221,9 @@ void Session::drain_ring() {
   draining_ = true;
   auto self = shared_from_this();
   auto ring = ring_;
-  auto drained = ring->reader().drain([this, &self](std::string_view record) {
-    dispatcher_.dispatch_line(record, peer_, self, /*one_way_only=*/true);
-  });
+  auto drained = ring->reader().drain(
+      [this, &self](std::string_view record) { dispatcher_.dispatch_line(record, peer_, self, /*one_way_only=*/true); },
+      [this] { dispatcher_.end_of_batch(); });
   draining_ = false;
   if (drained.error && ring_ == ring) {
     spdlog::warn("session {}: event ring of pid {} is corrupt ({}); reading the socket only from now on",
@@ -259,6 +259,7 @@ void Session::handle_bytes(std::string_view bytes) {
   received_bytes_ += bytes.size();
   reader_.feed(bytes);  // copied: the read buffer is everyone's
   process_lines();
+  dispatcher_.end_of_batch();  // what these lines recorded is written before lpd reads on
 }
 
 bool Session::process_lines() {

@@ -61,7 +61,8 @@ void EventRingReader::copy_out(std::uint64_t position, std::byte* out, std::size
   std::memcpy(out + first, data, n - first);
 }
 
-EventRingReader::Drained EventRingReader::drain(const std::function<void(std::string_view)>& on_record) {
+EventRingReader::Drained EventRingReader::drain(const std::function<void(std::string_view)>& on_record,
+                                                const std::function<void()>& before_commit) {
   Drained result;
   const std::uint64_t write = load_position(ring::kWriteOffset);
   // Unsigned: a position moved backwards shows up as a huge distance.
@@ -88,6 +89,7 @@ EventRingReader::Drained EventRingReader::drain(const std::function<void(std::st
     ++result.records;
     on_record(record);
   }
+  if (result.records > 0 && before_commit) before_commit();
   store_position(ring::kReadOffset, read_);
   return result;
 }

@@ -57,9 +57,13 @@ class EventRingReader {
     std::size_t records = 0;
     std::optional<std::string> error;  // set once the ring is corrupt: stop using it
   };
-  /// Hands every complete record to `on_record`, in order, then publishes
-  /// the new read position so the producer can reuse the space.
-  Drained drain(const std::function<void(std::string_view)>& on_record);
+  /// Hands every complete record to `on_record`, in order, then calls
+  /// `before_commit` (when records were read) and only then publishes the
+  /// new read position so the producer can reuse the space. A reader killed
+  /// before the commit reads the records again after a restart: whatever
+  /// `before_commit` makes durable (lpd's journals) is never lost with them.
+  Drained drain(const std::function<void(std::string_view)>& on_record,
+                const std::function<void()>& before_commit = {});
 
   std::size_t capacity() const { return capacity_; }
   std::uint64_t read_position() const { return read_; }

@@ -60,6 +60,7 @@ void RunJournal::write_out(const std::string& run_id, Journal& journal) {
 }
 
 void RunJournal::flush() {
+  if (buffered_ == 0 && log_.pending_bytes() == 0) return;  // called after every batch: cheap when idle
   timer_.cancel();
   armed_ = false;
   for (auto& [run_id, journal] : open_) write_out(run_id, journal);

@@ -37,7 +37,7 @@ TEST_CASE("the job table: an attempt's verdict decides what JobService does next
   }
 }
 
-TEST_CASE("--retry-crashed: the command again without every crashed test, at most N times") {
+TEST_CASE("retry (--retry-crashed): the command again without every crashed test, at most N times") {
   AttemptPlan plan;
   plan.retry_crashed = 2;
   CHECK(plan.attempt_ended({AttemptKind::kFull, false, {"t::a"}, "", false}) == AttemptVerdict::kRetryDue);
@@ -62,7 +62,7 @@ TEST_CASE("no new crash, a crash outside tests, or a stop: no retry") {
   CHECK(again.attempt_ended({AttemptKind::kRetry, false, {"t::a"}, "", false}) == AttemptVerdict::kNothingMore);
 }
 
-TEST_CASE("--rerun-crashed: each crashed test alone, until it passes or N reruns, then the retry") {
+TEST_CASE("rerun (--rerun-crashed): each crashed test alone, until it passes or N reruns, then the retry") {
   AttemptPlan plan;
   plan.rerun_crashed = 2;
   plan.retry_crashed = 1;
