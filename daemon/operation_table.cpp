@@ -113,6 +113,10 @@ OperationTable operation_table(Daemon& d) {
        [&d](Call& c) { return d.jobs().handle_crash_notice(c); }},
       {"worker.down", "Notification from an xdist controller: a worker died: worker_id, pid, returncode", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_worker_down(c); }},
+      {"worker.results", "Notification from an xdist controller: what a dead worker reported: worker_id, results",
+       G::kOwn, [&d](Call& c) { return d.jobs().handle_worker_results(c); }},
+      {"worker.crashed", "Notification from an xdist controller: the test a dead worker was running: worker_id, pid, "
+       "returncode, nodeid", G::kOwn, [&d](Call& c) { return d.jobs().handle_worker_crashed(c); }},
       {"collection.finish", "Notification from a pytest controller: collection done: count", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_collection_finish(c); }},
       {"traceback.attach", "Turn this connection into a raw stream of this process's fatal-error traceback "

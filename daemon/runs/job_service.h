@@ -66,6 +66,12 @@ class JobService {
   json handle_test_finish(Call& call);
   json handle_crash_notice(Call& call);
   json handle_worker_down(Call& call);
+  /// worker.results / worker.crashed: an xdist controller's copy of what a
+  /// dead worker reported, and the test xdist says it was running. lpd
+  /// keeps only what it lacks: the worker may have died while lpd was away
+  /// (restarted), its unsent messages with it.
+  json handle_worker_results(Call& call);
+  json handle_worker_crashed(Call& call);
   json handle_collection_finish(Call& call);
   json handle_traceback_attach(Call& call);
   json handle_test_phase(Call& call);        // the running test's (or the session's) phase

@@ -169,6 +169,76 @@ json JobService::handle_worker_down(Call& call) {
   return json();
 }
 
+json JobService::handle_worker_results(Call& call) {
+  auto* controller = activity_of(call.peer);
+  if (!controller) throw Error(ErrorCode::kBadRequest, "worker.results before run.register on this connection");
+  const std::string worker_id = bounded("worker_id", call.fields.string("worker_id"), kMaxWordBytes);
+  const auto items = call.body.find("results");
+  if (items == call.body.end() || !items->is_array())
+    throw Error(ErrorCode::kBadRequest, "field \"results\" must be an array");
+  if (items->size() > 1000) throw Error(ErrorCode::kTooLarge, "field \"results\" holds over 1000 results");
+  Supervised* s = find(controller->run_id());
+  if (!s) return json();  // not a supervised run: lpd keeps no results for it
+  const int attempt = std::max(1, s->job.attempt);
+  std::set<std::string, std::less<>> known;
+  for (const auto& r : s->results)
+    if (r.attempt == attempt) known.insert(r.nodeid);
+  static const std::set<std::string, std::less<>> kOutcomes = {"passed", "failed", "error", "skipped", "interrupted"};
+  std::size_t added = 0;
+  for (const auto& item : *items) {
+    if (!item.is_object()) throw Error(ErrorCode::kBadRequest, "each of \"results\" must be an object");
+    const protocol::Fields f(item);
+    TestResult r;
+    r.nodeid = bounded("nodeid", f.string("nodeid"), kMaxNodeidBytes);
+    r.outcome = bounded("outcome", f.string("outcome"), kMaxWordBytes);
+    if (!kOutcomes.count(r.outcome)) throw Error(ErrorCode::kBadRequest, "unknown outcome \"" + r.outcome + "\"");
+    if (known.count(r.nodeid)) continue;  // lpd heard it from the worker itself
+    r.phase = bounded("phase", f.optional_string("phase").value_or("call"), kMaxWordBytes);
+    r.duration = f.optional_seconds("duration").value_or(0);
+    r.message = truncated_text(f.optional_string("message").value_or(""), kMaxMessageBytes);
+    r.longrepr = truncated_text(f.optional_string("longrepr").value_or(""), kMaxLongrepr);
+    r.worker_id = worker_id;
+    known.insert(r.nodeid);
+    add_result(*s, std::move(r));
+    ++added;
+  }
+  if (added > 0)
+    spdlog::info("run {}: {} result(s) of dead worker {} came from its controller only", s->run_id, added, worker_id);
+  return json();
+}
+
+json JobService::handle_worker_crashed(Call& call) {
+  auto* controller = activity_of(call.peer);
+  if (!controller) throw Error(ErrorCode::kBadRequest, "worker.crashed before run.register on this connection");
+  const std::string worker_id = bounded("worker_id", call.fields.string("worker_id"), kMaxWordBytes);
+  const std::string nodeid = bounded("nodeid", call.fields.string("nodeid"), kMaxNodeidBytes);
+  const auto pid = static_cast<pid_t>(call.fields.optional_integer("pid").value_or(0));
+  const auto returncode = call.fields.optional_integer("returncode");
+  Supervised* s = find(controller->run_id());
+  if (!s || s->job.stop_requested) return json();  // a stop's casualties are interrupted, not crashed
+  const int attempt = std::max(1, s->job.attempt);
+  for (const auto& c : s->crashes)
+    if (c.attempt == attempt && ((pid != 0 && c.pid == pid) || (c.nodeid == nodeid && c.worker_id == worker_id)))
+      return json();  // lpd saw this worker die itself
+  Crash c;
+  c.run_id = s->run_id;
+  c.nodeid = nodeid;
+  c.where = "test";
+  c.worker_id = worker_id;
+  c.pid = pid;
+  if (returncode && *returncode < 0) c.signal = static_cast<int>(-*returncode);
+  if (returncode && *returncode >= 0) c.exit_code = static_cast<int>(*returncode);
+  c.reason = (c.signal ? "killed by " + signal_name(*c.signal)
+                       : "exited with code " + (returncode ? std::to_string(*returncode) : std::string("?"))) +
+             " while running " + nodeid + " (told by the xdist controller: lpd did not see this worker end)";
+  c.crash_time = wall_now();
+  c.attempt = attempt;
+  c.owner = s->owner;
+  s->results_at_crash[nodeid] = s->results.size();
+  record_crash(s, std::move(c));
+  return json();
+}
+
 json JobService::handle_traceback_attach(Call& call) {
   // From here on this connection carries faulthandler's raw text, not JSON.
   const pid_t pid = call.peer.pid;

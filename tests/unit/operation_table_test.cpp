@@ -68,6 +68,7 @@ TEST_CASE_METHOD(DaemonFixture, "every operation of the daemon has the gate prot
       {"run.attach", Gate::kRead},      {"run.stop", Gate::kAct},        {"run.info", Gate::kRead},
       {"run.report", Gate::kRead},      {"crash.list", Gate::kList},     {"test.start", Gate::kOwn},
       {"test.finish", Gate::kOwn},      {"crash.notice", Gate::kOwn},    {"worker.down", Gate::kOwn},
+      {"worker.results", Gate::kOwn},   {"worker.crashed", Gate::kOwn},
       {"collection.finish", Gate::kOwn}, {"traceback.attach", Gate::kOwn}, {"proc.ensure", Gate::kAct},
       {"proc.list", Gate::kList},       {"proc.info", Gate::kRead},      {"proc.kill", Gate::kAct},
       {"proc.kill_all", Gate::kOwn},    {"proc.logs", Gate::kRead},

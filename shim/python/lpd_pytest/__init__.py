@@ -153,6 +153,19 @@ def pytest_testnodedown(node, error):
         shim_failed("worker.down", e)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem, report, sched):
+    """xdist controller: the test a dead worker was running (called right
+    after pytest_testnodedown)."""
+    if _reporter is None:
+        return
+    try:
+        worker_id = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "")
+        _reporter.worker_crashed(worker_id, crashitem)
+    except Exception as e:
+        shim_failed("worker.crashed", e)
+
+
 # Files lpd writes in the run's directory for a retry (crashed tests left
 # out) or an isolated rerun (only these tests): one nodeid a line.
 DESELECT_FILE_ENV = "LPD_DESELECT_FILE"

@@ -143,3 +143,22 @@ TEST_PASSED_FORMAT = '{"op":"test.finish","nodeid":%s,"outcome":"passed","phase"
 TEST_PHASE_FORMAT = '{"op":"test.phase","nodeid":%s,"phase":"%s"}'
 _TEST_FINISH = '{"op":"test.finish","nodeid":%s,"outcome":"%s","phase":"%s","duration":%r,"message":%s}'
 _dumps_str = json.encoder.encode_basestring_ascii
+
+
+def worker_results_chunks(worker_id, results, most=500, most_bytes=60000):
+    """worker.results lines (xdist controller, for a worker that died): the
+    outcome of each test it reported, `results` {nodeid: [outcome, phase,
+    message, duration, longrepr]}, at most `most` and about `most_bytes` a line so each
+    fits one event ring record."""
+    chunk, size = [], 0
+    for nodeid, (outcome, phase, message, duration, longrepr) in results.items():
+        item = {"nodeid": nodeid, "outcome": outcome, "phase": phase, "message": message[:1000],
+                "duration": float(duration), "longrepr": longrepr}
+        item_size = len(json.dumps(item))
+        if chunk and (len(chunk) >= most or size + item_size > most_bytes):
+            yield encode({"op": "worker.results", "worker_id": worker_id, "results": chunk})
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item_size
+    if chunk:
+        yield encode({"op": "worker.results", "worker_id": worker_id, "results": chunk})

@@ -117,6 +117,11 @@ class TestReporter:
         self.outcome_report = None  # the report that decides a non-passing outcome
         self.reruns = 0
         self.failure_reason = None
+        # xdist controller: what each worker reported, by worker id, so that
+        # a worker dying while lpd was away (its unsent results die with it)
+        # loses nothing: see worker_down.
+        self.worker_results = {}
+        self.down_workers = {}  # worker id -> (pid, returncode) of a worker that died
         self.sigterm = SigtermGuard(lambda: self.started is not None)
         if shim is not None and shim.conn is not None:
             self.outbox.connected(shim.conn)
@@ -275,7 +280,14 @@ class TestReporter:
 
     def pytest_runtest_logreport(self, report):
         # Passed phases say nothing the finish message would not. An xdist
-        # controller also sees its workers' reports: not ours.
+        # controller also sees its workers' reports: not ours to send, but
+        # kept (track_worker_report).
+        if self.started is None and getattr(report, "node", None) is not None:
+            try:
+                self.track_worker_report(report)
+            except Exception as e:
+                shim_failed("worker report", e)
+            return
         if report.passed or self.started is None:
             return
         try:
@@ -356,9 +368,44 @@ class TestReporter:
         except Exception as e:
             shim_failed("collection.items", e)
 
+    def track_worker_report(self, report):
+        """xdist controller: the outcome of each test a worker reported, as
+        the worker's own shim sent it (outcome, phase, message, duration,
+        and the last 4000 characters of the failure text)."""
+        if report.when not in ("setup", "call", "teardown"):
+            return  # xdist's own "crashed while running" report: lpd records the crash
+        worker = getattr(getattr(report.node, "gateway", None), "id", None)
+        if worker is None:
+            return
+        tests = self.worker_results.setdefault(worker, {})
+        if report.outcome == "rerun":
+            tests.pop(report.nodeid, None)
+            return
+        entry = tests.get(report.nodeid)
+        if entry is None:
+            entry = tests[report.nodeid] = ["passed", "call", "", 0.0, ""]
+        entry[3] += getattr(report, "duration", 0.0) or 0.0
+        if report.failed or report.skipped:
+            if entry[0] == "passed" or (report.failed and entry[0] == "skipped"):
+                fields = junit_fields.report_fields(report)
+                entry[0], entry[1], entry[2], entry[4] = fields[0], fields[1], fields[2], fields[3][-4000:]
+
     def worker_down(self, worker_id, pid, returncode):
+        # A worker that died may have died while lpd was away, its last
+        # results unsent: the controller's copy goes first (lpd keeps only
+        # those it lacks), then how it ended.
+        for line in messages.worker_results_chunks(worker_id, self.worker_results.pop(worker_id, {})):
+            self._send(line)
+        self.down_workers[worker_id] = (pid, returncode)
         self._send(messages.encode({"op": "worker.down", "worker_id": worker_id, "pid": pid,
                                     "returncode": returncode}))
+
+    def worker_crashed(self, worker_id, nodeid):
+        """xdist named the test a dead worker was running (pytest_handlecrashitem):
+        lpd pins the crash there unless it already did (it saw the worker)."""
+        pid, returncode = self.down_workers.get(worker_id, (0, None))
+        self._send(messages.encode({"op": "worker.crashed", "worker_id": worker_id, "pid": pid,
+                                    "returncode": returncode, "nodeid": nodeid}))
 
     # -- the end ------------------------------------------------------------
     def finish(self):
