@@ -131,12 +131,15 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
   bool ended_with_newline = true;
   int stops = 0;
   auto backoff = std::chrono::milliseconds(50);
+  bool lost = false;  // said once per outage, not once per try
   for (;;) {
     std::optional<Connection> connection;
     try {
       connection.emplace(global.connect());
       connection->request("run.attach", {{"run_id", run_id}, {"offset", offset}});
       backoff = std::chrono::milliseconds(50);
+      if (lost) std::cerr << "lpctl: lpd is back; following run " << run_id << " again\n";
+      lost = false;
       for (;;) {
         while (auto push = connection->next_push(std::chrono::milliseconds(0))) {
           const std::string event = push->value("event", "");
@@ -170,7 +173,8 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
         }
       }
     } catch (const DaemonUnreachable& e) {
-      std::cerr << "lpctl: lost lpd (" << e.what() << "); waiting for it to come back\n";
+      if (!lost) std::cerr << "lpctl: lost lpd (" << e.what() << "); waiting for it to come back\n";
+      lost = true;
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
     }

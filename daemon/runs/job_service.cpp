@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 
@@ -388,6 +389,29 @@ void JobService::attempt_ended(const std::string& run_id) {
     }
   }
 
+  // A command that died while lpd was away (restarted) and never came back
+  // to say which test it ran has still crashed: pinned on no test, so the
+  // report cannot come out green beside an exit by a signal.
+  if (end.signal && !s->job.stop_requested && s->job.tests_reported) {
+    const int attempt = std::max(1, s->job.attempt);
+    const bool pinned = std::any_of(s->crashes.begin(), s->crashes.end(), [&](const Crash& c) {
+      return c.attempt == attempt && (c.worker_id == "controller" || (command_pid != 0 && c.pid == command_pid));
+    });
+    if (!pinned) {
+      Crash c;
+      c.run_id = run_id;
+      c.where = "session";
+      c.worker_id = "controller";
+      c.pid = command_pid;
+      c.signal = end.signal;
+      c.reason = "killed by " + signal_name(*end.signal) +
+                 " while lpd was restarting: which test it was running is not known";
+      c.crash_time = wall_now();
+      c.attempt = attempt;
+      c.owner = s->owner;
+      record_crash(s, std::move(c));
+    }
+  }
   after_attempt(*s, end, crashes_before, command_pid);
 }
 
