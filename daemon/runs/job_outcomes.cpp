@@ -182,8 +182,15 @@ void JobService::after_attempt(Supervised& s, const ProcessEnd& end, std::size_t
   AttemptReport report;
   report.kind = job.attempt_kind;
   report.stopping = job.stop_requested;
-  for (std::size_t i = crashes_before; i < s.crashes.size(); ++i)
-    if (!s.crashes[i].nodeid.empty() && s.crashes[i].where != "command") report.crashed.push_back(s.crashes[i].nodeid);
+  // Every crash of this attempt, not only those settled at its end: an
+  // xdist worker's crash is recorded while the attempt still runs. One that
+  // already passed again (a pytest-rerunfailures rerun) needs no rerun.
+  (void)crashes_before;
+  const int attempt = std::max(1, job.attempt);
+  for (const auto& c : s.crashes)
+    if (c.attempt == attempt && !c.flaky && !c.nodeid.empty() && c.where != "command" &&
+        std::find(report.crashed.begin(), report.crashed.end(), c.nodeid) == report.crashed.end())
+      report.crashed.push_back(c.nodeid);
   if (job.attempt_kind == AttemptKind::kIsolatedRerun) {
     report.only = job.attempt_only;
     for (const auto& r : s.results)

@@ -297,14 +297,18 @@ def test_b_flaky():
 """
 
 
+@pytest.mark.parametrize("xdist", [False, True], ids=["single", "xdist"])
 @pytest.mark.parametrize("fail_on_flaky", [False, True], ids=["passes", "fail-on-flaky"])
-def test_a_crash_that_passes_when_rerun_alone_is_flaky(lpd, work_dir, fail_on_flaky):
+def test_a_crash_that_passes_when_rerun_alone_is_flaky(lpd, work_dir, fail_on_flaky, xdist):
+    # With xdist the crash is recorded while the attempt still runs (the
+    # worker dies, the controller goes on): the rerun must still follow.
     write_tests(work_dir, "test_flaky.py", FLAKY)
     junit = os.path.join(work_dir, "report.xml")
     crash_log = os.path.join(work_dir, "crashes.log")
     extra = ["--fail-on-flaky"] if fail_on_flaky else []
+    workers = ["-n", "2"] if xdist else []
     code, out, err, done = lpctl_run(lpd, work_dir, "--rerun-crashed", "2", "--junit", junit, "--crash-log",
-                                     crash_log, *extra, *pytest_cmd("test_flaky.py"))
+                                     crash_log, *extra, *pytest_cmd(*workers, "test_flaky.py"))
     assert done["attempts"] == 2, (out, err)  # the run, then test_b_flaky alone
     crashes = crashes_of(lpd, done["run_id"])
     assert [(c["nodeid"], c["flaky"]) for c in crashes] == [("test_flaky.py::test_b_flaky", True)], crashes
