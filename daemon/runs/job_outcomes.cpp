@@ -157,8 +157,11 @@ void JobService::command_result(Supervised& s, const ProcessEnd& end, bool no_cr
     r.outcome = s.job.stop_requested && !crashed ? "interrupted" : "error";
     r.message = "killed by " + signal_name(*end.signal);
   } else if (end.exit_code) {
-    r.outcome = *end.exit_code == 0 ? "passed" : "error";
-    r.message = "exited with code " + std::to_string(*end.exit_code);
+    // Stopped, it did not get to finish, whatever code it chose to exit
+    // with (a trap that exits 0): interrupted, never passed.
+    r.outcome = s.job.stop_requested ? "interrupted" : *end.exit_code == 0 ? "passed" : "error";
+    r.message = (s.job.stop_requested ? "interrupted: the run was stopped; " : "") + std::string("exited with code ") +
+                std::to_string(*end.exit_code);
   } else {
     r.outcome = "error";
     r.message = "ended, lpd could not tell how (no exit status)";

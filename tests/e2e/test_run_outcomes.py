@@ -238,6 +238,28 @@ def test_block():
     events.close()
 
 
+def test_a_stopped_command_without_a_shim_is_interrupted_even_if_it_exits_0(lpd, work_dir):
+    # Its trap turns the stop's SIGINT into a clean exit 0: it still did not
+    # get to finish, so it is interrupted and the run fails.
+    ready = os.path.join(work_dir, "ready")
+    os.mkfifo(ready)
+    junit = os.path.join(work_dir, "report.xml")
+    proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--junit", junit, "--", "sh", "-c",
+                             f"trap 'exit 0' INT; echo up > {ready}; sleep 100 & wait"],
+                            cwd=work_dir, env=run_env(lpd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(ready) as f:  # the trap is set
+        assert f.read().strip() == "up"
+    runs = lpd.lpctl_json("runs")
+    assert len(runs) == 1, runs
+    lpd.lpctl("stop", runs[0]["run_id"], "--grace", "5")
+    out, err = proc.communicate(timeout=120)
+    done = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    assert proc.returncode != 0 and done["returncode"] != 0, (out, err)
+    _, cases = junit_cases(junit)
+    assert len(cases) == 1 and cases[0].find("error") is not None, [ET.tostring(c) for c in cases]
+    assert cases[0].find("error").get("type") == "interrupted"
+
+
 # -- outside tests ----------------------------------------------------------
 
 def test_a_crash_during_collection_is_recorded_with_its_phase_and_never_exits_5(lpd, work_dir):
