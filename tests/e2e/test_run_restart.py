@@ -5,10 +5,12 @@ crash records must be there once each, and nothing may raise into pytest
 (issue 12, "Results survive lpd's restart").
 
 The kills are driven by events (the Nth test.finish seen by the lpd of
-the moment), never by time. A FIFO holds the last part of the suite until
-the third restart is done, so a slow machine cannot finish the suite before
-the third kill: tests from GATE on open it for reading, which blocks until
-the test opens it for writing."""
+the moment), never by time. The suite is cut in four parts by three FIFO
+gates: the tests of part k open gate k for reading, which blocks until this
+test opens it for writing, right after the k-th restart. So a slow machine
+(ASan) cannot run the suite ahead of the kills, and each new lpd hears from
+the workers (a shim re-attaches on its next message, at most every 0.5 s)
+before it is killed."""
 
 import collections
 import json
@@ -23,8 +25,8 @@ import pytest
 from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, short_tempdir, write_tests
 
 COUNT = 520
-GATE = 400
-CRASH = {90, 260, 450}  # two before the gate (lpd killed around them), one after
+GATES = (130, 260, 390)  # first test of each gated part
+CRASH = {90, 260, 450}  # in three of the four parts
 FAIL = {45, 300}
 SKIP = {10}
 
@@ -35,14 +37,17 @@ import time
 
 import pytest
 
-GATE_FIFO = os.environ["RESTART_GATE"]
+GATE_DIR = os.environ["RESTART_GATES"]
 
 
 @pytest.mark.parametrize("i", range({COUNT}))
 def test_many(i):
-    if i >= {GATE}:
-        os.close(os.open(GATE_FIFO, os.O_RDONLY))  # held until the test opens the writer
-    time.sleep(0.002)
+    part = sum(1 for first in {GATES!r} if i >= first)
+    if part:
+        os.close(os.open(os.path.join(GATE_DIR, str(part)), os.O_RDONLY))  # held until the test opens the writer
+    # A part lasts well over the shim's 0.5 s between reconnect attempts (it
+    # tries on its next message), so each new lpd hears from both workers.
+    time.sleep(0.01)
     if i in {sorted(CRASH)!r}:
         os.kill(os.getpid(), signal.SIGSEGV)
     if i in {sorted(FAIL)!r}:
@@ -79,36 +84,43 @@ def outcome_of(case):
 
 
 def test_lpd_killed_three_times_mid_run_loses_and_doubles_nothing(lpd, work_dir):
-    gate = os.path.join(work_dir, "gate")
-    os.mkfifo(gate)
+    gates = os.path.join(work_dir, "gates")
+    os.mkdir(gates)
+    for part in range(1, len(GATES) + 1):
+        os.mkfifo(os.path.join(gates, str(part)))
     write_tests(work_dir, "test_restart.py", SUITE)
     junit = os.path.join(work_dir, "lpd.xml")
     crash_log = os.path.join(work_dir, "crashes.jsonl")
-    env = lpd.env(RESTART_GATE=gate)
+    env = lpd.env(RESTART_GATES=gates)
     events = EventWaiter(lpd, types=["test.finish"])
     proc = subprocess.Popen(
         [LPCTL_BIN, "--socket", lpd.socket, "run", "--junit", junit, "--crash-log", crash_log, "--",
          PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2", "test_restart.py"],
         cwd=work_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    writer = None
+    writers = []
     try:
         run_id = None
-        for _ in range(3):
-            for _ in range(60):  # results the lpd of the moment has (replayed ones count too)
-                seen = events.wait("test.finish", timeout=120)
+        for part in range(1, len(GATES) + 1):
+            for n in range(60):  # results the lpd of the moment has (replayed ones count too)
+                try:
+                    seen = events.wait("test.finish", timeout=120)
+                except TimeoutError:
+                    raise AssertionError(f"part {part}: only {n} results reached lpd; its log:\n"
+                                         + lpd.log_text()[-3000:])
                 run_id = run_id or seen.get("run_id")
             events.close()
             lpd.kill9()
             lpd.start()
             events = EventWaiter(lpd, types=["test.finish"])
+            # The next part may run: kept open for good, so later opens pass at once.
+            writers.append(os.open(os.path.join(gates, str(part)), os.O_RDWR))
         events.close()
-        writer = os.open(gate, os.O_RDWR)  # lets the rest of the suite through, for good
         out, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-        if writer is not None:
+        for writer in writers:
             os.close(writer)
     console = out + err
     assert "INTERNALERROR" not in console, console[-4000:]
