@@ -118,8 +118,17 @@ def test_lpd_killed_three_times_mid_run_loses_and_doubles_nothing(lpd, work_dir)
         out, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+            # A failed check: stop the run too (workers held at a gate would
+            # outlive this test), not only lpctl.
+            for part in range(len(writers) + 1, len(GATES) + 1):
+                writers.append(os.open(os.path.join(gates, str(part)), os.O_RDWR))
+            if run_id:
+                lpd.lpctl("stop", run_id, "--grace", "1", check=False)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
         for writer in writers:
             os.close(writer)
     console = out + err
