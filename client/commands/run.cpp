@@ -100,8 +100,15 @@ void check_report_path(const std::string& path) {
 
 void write_report(const GlobalOptions& global, const std::string& run_id, const std::string& path) {
   auto connection = global.connect();
-  json report = connection.request("run.report", {{"run_id", run_id}});
-  const std::string xml = report.value("junit", "");
+  // In pieces: a report of many thousand tests is larger than one reply.
+  std::string xml;
+  for (json next = 0; !next.is_null();) {
+    json piece = connection.request("run.report", {{"run_id", run_id}, {"offset", next}});
+    xml += piece.value("junit", "");
+    next = piece.contains("next") ? piece["next"] : json(nullptr);
+    if (!next.is_null() && (!next.is_number_unsigned() || next.get<std::size_t>() != xml.size()))
+      throw std::runtime_error("lpd sent the report of run " + run_id + " out of order");
+  }
   check_report_path(path);
   // The temp file is created, never opened: a link or FIFO planted at its
   // name (in /tmp, by anyone) makes the write fail instead of landing there.

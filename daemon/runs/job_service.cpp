@@ -548,8 +548,42 @@ json JobService::handle_stop(Call& call) {
 
 json JobService::handle_report(Call& call) {
   Supervised& s = supervised(call.fields.string("run_id"));
+  // At most this much XML a reply: JSON escaping at most doubles it (quotes,
+  // newlines; XML carries no other control characters), so a reply stays
+  // far below the protocol's 1 MiB line.
+  constexpr std::int64_t kChunk = 256 * 1024;
+  std::string rendered;
+  const std::string* xml = nullptr;
+  if (s.job.state == JobState::kDone) {
+    if (!s.junit_cache)
+      s.junit_cache = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), s.job.ended_at));
+    xml = &*s.junit_cache;
+  } else {
+    rendered = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), wall_now()));
+    xml = &rendered;
+  }
+  const auto total = static_cast<std::int64_t>(xml->size());
+  const auto offset = call.fields.optional_integer("offset");
+  if (!offset && total > kChunk)
+    throw Error(ErrorCode::kTooLarge, "the report of run " + s.run_id + " is " + std::to_string(total) +
+                                          " bytes, more than one reply carries: ask for it in pieces with "
+                                          "\"offset\" and \"limit\" (lpctl report does)");
+  const std::int64_t from = offset.value_or(0);
+  if (from < 0 || from > total)
+    throw Error(ErrorCode::kBadRequest, "field \"offset\" must be between 0 and the report's size " + std::to_string(total));
+  const std::int64_t limit = call.fields.optional_integer("limit").value_or(kChunk);
+  if (limit < 1) throw Error(ErrorCode::kBadRequest, "field \"limit\" must be at least 1");
+  std::size_t end = static_cast<std::size_t>(std::min(total, from + std::min(limit, kChunk)));
+  // Never cut inside a UTF-8 sequence: each piece must be valid text.
+  while (end > static_cast<std::size_t>(from) && end < xml->size() &&
+         (static_cast<unsigned char>((*xml)[end]) & 0xC0) == 0x80)
+    --end;
+  if (end == static_cast<std::size_t>(from) && end < xml->size()) end = std::min(xml->size(), end + 4);
   return {{"run_id", s.run_id},
-          {"junit", junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), wall_now()))},
+          {"junit", xml->substr(static_cast<std::size_t>(from), end - static_cast<std::size_t>(from))},
+          {"offset", from},
+          {"total", total},
+          {"next", end < xml->size() ? json(end) : json(nullptr)},
           {"tests", s.results.size()},
           {"crashes", s.crashes.size()}};
 }

@@ -126,6 +126,9 @@ class JobService {
     /// attempt, is a rerun (pytest-rerunfailures re-running an xdist
     /// worker's crashed test in a new worker, whose shim counts no rerun).
     std::map<std::string, std::size_t> results_at_crash;
+    /// The JUnit of a done run, rendered once: run.report hands a large one
+    /// out in many pieces.
+    std::optional<std::string> junit_cache;
     /// False for a run that had ended before this lpd started: `results`
     /// and `crashes` are empty until load_history() reads them.
     bool history_loaded = true;

@@ -1,0 +1,61 @@
+"""Reports larger than one protocol line (1 MiB): `lpctl run --junit` and
+`lpctl report` fetch the JUnit from lpd in pieces (run.report with offset
+and next), and a client asking for it whole is told so (issue 13)."""
+
+import json
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from lpd_harness import LPCTL_BIN, PYTHON, short_tempdir, write_tests
+
+COUNT = 4000
+SUITE = f'''
+import pytest
+
+# Long names make a report of about 1.6 MB (pytest writes the é as \\xe9).
+@pytest.mark.parametrize("i", range({COUNT}), ids=lambda i: f"{{i:04d}}-é" + "x" * 300)
+def test_named(i):
+    pass
+'''
+
+
+@pytest.fixture
+def work_dir():
+    path = short_tempdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_junit_over_1_mib_comes_whole_through_run_and_report(lpd, work_dir):
+    write_tests(work_dir, "test_big.py", SUITE)
+    junit = os.path.join(work_dir, "run.xml")
+    proc = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--junit", junit, "--",
+                           PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_big.py"],
+                          cwd=work_dir, env=lpd.env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    run_id = done["run_id"]
+    assert os.path.getsize(junit) > 1024 * 1024
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    assert len(cases) == COUNT
+    assert {c.get("name") for c in cases} == {f"test_named[{i:04d}-\\xe9{'x' * 300}]" for i in range(COUNT)}
+
+    again = os.path.join(work_dir, "report.xml")
+    lpd.lpctl("report", run_id, "--junit", again)
+    with open(junit, "rb") as a, open(again, "rb") as b:
+        assert a.read() == b.read()  # a done run's report is the same every time
+
+    # Whole, it would not fit one reply: refused with a clear error, and no
+    # piece's reply comes near the limit.
+    c = lpd.client()
+    whole = c.request("run.report", run_id=run_id)
+    assert whole["error"]["code"] == "too_large" and "offset" in whole["error"]["message"], whole
+    piece = c.request("run.report", run_id=run_id, offset=0)
+    assert piece["ok"] and piece["result"]["next"] == len(piece["result"]["junit"].encode())
+    assert len(json.dumps(piece)) < 1024 * 1024
+    bad = c.request("run.report", run_id=run_id, offset=-1)
+    assert bad["error"]["code"] == "bad_request"
