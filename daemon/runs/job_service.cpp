@@ -1,4 +1,6 @@
 #include "daemon/runs/job_service.h"
+#include "daemon/history/remove_tree.h"
+#include "daemon/storage_failure.h"
 #include "daemon/record_field.h"
 
 #include <fcntl.h>
@@ -28,6 +30,11 @@ using protocol::Error;
 using protocol::ErrorCode;
 
 namespace {
+
+std::string parent_of_path(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
 
 constexpr double kDefaultStopGrace = 10;
 
@@ -94,6 +101,8 @@ void JobService::write_env_file(const std::string& path, const std::vector<std::
   while (done < text.size()) {
     const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 && StorageFailure::is_resource_errno(errno))
+      throw StorageFailure(errno, parent_of_path(path), "writing the command's environment");
     if (n <= 0) throw Error(ErrorCode::kInternal, "cannot write " + path + ": " + std::strerror(errno));
     done += static_cast<std::size_t>(n);
   }
@@ -271,8 +280,15 @@ json JobService::handle_start(Call& call) {
   run.argv = spec.argv;
   run.created_at = now;
   run.supervised = true;
+  // On disk before anything knows of it: on a full disk the request fails
+  // (unavailable, naming the directory) and leaves no ghost run behind.
+  try {
+    store_.write_json("runs/" + run_id + "/run.json", run.to_json());
+  } catch (...) {
+    forget_unstarted(run_id);
+    throw;
+  }
   runs_.restore(run);
-  store_.write_json("runs/" + run_id + "/run.json", run.to_json());
   events_.publish("run.started", run.to_json(), run_id, run.owner);
 
   auto s = std::make_unique<Supervised>();
@@ -287,11 +303,26 @@ json JobService::handle_start(Call& call) {
   set_state(ref, JobState::kCreated, "created");
   try {
     start_attempt(ref);
+  } catch (const StorageFailure&) {
+    // Nothing ran (the state directory failed before the launch): the run
+    // is forgotten, in memory and on disk, rather than left active.
+    jobs_.erase(run_id);
+    runs_.erase(run_id);
+    forget_unstarted(run_id);
+    events_.publish("run.ended", {{"run_id", run_id}, {"ended_at", wall_now()}}, run_id, call.peer.uid);
+    throw;
   } catch (...) {
     finish_job(ref, 127, std::nullopt);
     throw;
   }
   return {{"run_id", run_id}, {"log", output_path(run_id)}, {"job", ref.job.payload(run_id)}};
+}
+
+void JobService::forget_unstarted(const std::string& run_id) {
+  UniqueFd runs_dir(::open(store_.path("runs").c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!runs_dir) return;
+  if (const std::string why = remove_tree_at(runs_dir.get(), run_id); !why.empty())
+    spdlog::warn("run {}: could not remove what its failed start left: {}", run_id, why);
 }
 
 void JobService::start_attempt(Supervised& s) {

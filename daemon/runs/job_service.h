@@ -156,6 +156,9 @@ class JobService {
   void start_attempt(Supervised& s);
   void attempt_ended(const std::string& run_id);
   void finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal);
+  /// Removes runs/<run_id> of a run whose start failed before its command
+  /// ran (never following a link); logs what it could not remove.
+  void forget_unstarted(const std::string& run_id);
   /// Applies the job lifecycle (job_lifecycle.h) to an ended attempt: the
   /// crash of a command that reported no tests, flaky crashes, then the
   /// next rerun, retry, or the end. `crashes_before`: s.crashes' size when
