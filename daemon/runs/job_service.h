@@ -203,6 +203,9 @@ class JobService {
   std::string output_path(const std::string& run_id) const;
   std::string status_path(const std::string& run_id) const;
   WorkerActivity* activity_of(const Peer& peer);
+  /// The activity of `peer`'s run.register; throws bad_request naming `op`
+  /// when the connection never registered. Never null.
+  WorkerActivity* registered(const Peer& peer, const char* op);
   std::vector<std::string> child_environment(const Supervised& s) const;
 
   boost::asio::io_context& io_;

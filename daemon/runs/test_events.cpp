@@ -17,6 +17,12 @@ WorkerActivity* JobService::activity_of(const Peer& peer) {
   return it == activities_.end() ? nullptr : &it->second;
 }
 
+WorkerActivity* JobService::registered(const Peer& peer, const char* op) {
+  auto* activity = activity_of(peer);
+  if (!activity) throw Error(ErrorCode::kBadRequest, std::string(op) + " before run.register on this connection");
+  return activity;
+}
+
 void JobService::worker_joined(const Run& run, const std::string& worker_id, const Peer& peer) {
   int attempt = 1;
   if (Supervised* s = find(run.run_id)) attempt = std::max(1, s->job.attempt);
@@ -38,6 +44,9 @@ namespace {
 constexpr std::size_t kMaxNodeidBytes = 16 * 1024;
 /// The outcome and phase words pytest uses ("passed", "call", ...).
 constexpr std::size_t kMaxWordBytes = 64;
+/// The outcomes a test.finish (or a controller's worker.results) may say:
+/// one lpd does not know would be reported as something it is not.
+const std::set<std::string, std::less<>> kOutcomes = {"passed", "failed", "error", "skipped", "interrupted"};
 /// A test's short failure text (reprcrash.message), skip or xfail reason,
 /// and the external failure reason: cut, not refused, past this.
 constexpr std::size_t kMaxMessageBytes = 4096;
@@ -51,8 +60,7 @@ std::string bounded(const char* name, std::string value, std::size_t limit) {
 }  // namespace
 
 json JobService::handle_test_start(Call& call) {
-  auto* a = activity_of(call.peer);
-  if (!a) throw Error(ErrorCode::kBadRequest, "test.start before run.register on this connection");
+  auto* a = registered(call.peer, "test.start");
   const std::string nodeid = bounded("nodeid", call.fields.string("nodeid"), kMaxNodeidBytes);
   a->test_started(nodeid, wall_now());
   if (Supervised* s = find(a->run_id()); s && !s->job.tests_reported) {
@@ -65,14 +73,12 @@ json JobService::handle_test_start(Call& call) {
 }
 
 json JobService::handle_test_finish(Call& call) {
-  auto* a = activity_of(call.peer);
-  if (!a) throw Error(ErrorCode::kBadRequest, "test.finish before run.register on this connection");
+  auto* a = registered(call.peer, "test.finish");
   const auto& f = call.fields;
   TestResult r;
   r.nodeid = bounded("nodeid", f.string("nodeid"), kMaxNodeidBytes);
   r.outcome = bounded("outcome", f.optional_string("outcome").value_or("passed"), kMaxWordBytes);
   // An outcome lpd does not know would be reported as something it is not.
-  static const std::set<std::string, std::less<>> kOutcomes = {"passed", "failed", "error", "skipped", "interrupted"};
   if (!kOutcomes.count(r.outcome))
     throw Error(ErrorCode::kBadRequest,
                 "field \"outcome\" must be passed, failed, error, skipped or interrupted, not \"" + r.outcome + "\"");
@@ -114,8 +120,7 @@ json JobService::handle_test_finish(Call& call) {
 }
 
 json JobService::handle_crash_notice(Call& call) {
-  auto* a = activity_of(call.peer);
-  if (!a) throw Error(ErrorCode::kBadRequest, "crash.notice before run.register on this connection");
+  auto* a = registered(call.peer, "crash.notice");
   const auto signo = call.fields.integer("signal");
   if (signo <= 0 || signo >= 65) throw Error(ErrorCode::kBadRequest, "field \"signal\" must be a signal number");
   a->crash_notice(static_cast<int>(signo));
@@ -138,8 +143,7 @@ json JobService::handle_collection_finish(Call& call) {
 json JobService::handle_worker_down(Call& call) {
   // An xdist controller saw one of its workers die and reaped it: it alone
   // knows the wait status, and tells us.
-  auto* controller = activity_of(call.peer);
-  if (!controller) throw Error(ErrorCode::kBadRequest, "worker.down before run.register on this connection");
+  auto* controller = registered(call.peer, "worker.down");
   const auto pid = static_cast<pid_t>(call.fields.integer("pid"));
   const auto returncode = call.fields.optional_integer("returncode");
   ProcessEnd end;
@@ -170,8 +174,7 @@ json JobService::handle_worker_down(Call& call) {
 }
 
 json JobService::handle_worker_results(Call& call) {
-  auto* controller = activity_of(call.peer);
-  if (!controller) throw Error(ErrorCode::kBadRequest, "worker.results before run.register on this connection");
+  auto* controller = registered(call.peer, "worker.results");
   const std::string worker_id = bounded("worker_id", call.fields.string("worker_id"), kMaxWordBytes);
   const auto items = call.body.find("results");
   if (items == call.body.end() || !items->is_array())
@@ -183,7 +186,6 @@ json JobService::handle_worker_results(Call& call) {
   std::set<std::string, std::less<>> known;
   for (const auto& r : s->results)
     if (r.attempt == attempt) known.insert(r.nodeid);
-  static const std::set<std::string, std::less<>> kOutcomes = {"passed", "failed", "error", "skipped", "interrupted"};
   std::size_t added = 0;
   for (const auto& item : *items) {
     if (!item.is_object()) throw Error(ErrorCode::kBadRequest, "each of \"results\" must be an object");
@@ -208,8 +210,7 @@ json JobService::handle_worker_results(Call& call) {
 }
 
 json JobService::handle_worker_crashed(Call& call) {
-  auto* controller = activity_of(call.peer);
-  if (!controller) throw Error(ErrorCode::kBadRequest, "worker.crashed before run.register on this connection");
+  auto* controller = registered(call.peer, "worker.crashed");
   const std::string worker_id = bounded("worker_id", call.fields.string("worker_id"), kMaxWordBytes);
   const std::string nodeid = bounded("nodeid", call.fields.string("nodeid"), kMaxNodeidBytes);
   const auto pid = static_cast<pid_t>(call.fields.optional_integer("pid").value_or(0));
@@ -330,8 +331,7 @@ constexpr std::size_t kMaxCollectedPerRun = 1'000'000;
 }  // namespace
 
 json JobService::handle_test_phase(Call& call) {
-  auto* a = activity_of(call.peer);
-  if (!a) throw Error(ErrorCode::kBadRequest, "test.phase before run.register on this connection");
+  auto* a = registered(call.peer, "test.phase");
   const std::string phase = bounded("phase", call.fields.string("phase"), kMaxWordBytes);
   const std::string nodeid = bounded("nodeid", call.fields.optional_string("nodeid").value_or(""), kMaxNodeidBytes);
   if (one_of(phase, kTestPhases)) {
@@ -347,8 +347,7 @@ json JobService::handle_test_phase(Call& call) {
 }
 
 json JobService::handle_session_error(Call& call) {
-  auto* a = activity_of(call.peer);
-  if (!a) throw Error(ErrorCode::kBadRequest, "session.error before run.register on this connection");
+  auto* a = registered(call.peer, "session.error");
   const auto& f = call.fields;
   // Kept as a result whose phase is the session's: the JUnit report makes
   // it a testcase named for the phase, and the final exit code non-zero.
@@ -375,8 +374,7 @@ json JobService::handle_session_error(Call& call) {
 }
 
 json JobService::handle_collection_items(Call& call) {
-  auto* a = activity_of(call.peer);
-  if (!a) throw Error(ErrorCode::kBadRequest, "collection.items before run.register on this connection");
+  auto* a = registered(call.peer, "collection.items");
   // One line is at most 1 MiB: that bounds each message; the run's total is bounded below.
   const std::vector<std::string> nodeids = call.fields.string_list("nodeids");
   if (nodeids.size() > kMaxItemsPerMessage)
