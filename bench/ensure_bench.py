@@ -70,11 +70,16 @@ class LpdUnderBench:
         return self.conn.request("proc.ensure", self.fields(name, extra_args, restart), timeout=None)
 
     def lpctl_ensure(self, name, extra_args=()):
-        subprocess.run([self.lpctl, "--socket", self.socket, "ensure", name, "--pattern", PATTERN, "--",
+        # --scope '': the global scope, where the in-process ensure (no scope) puts it.
+        subprocess.run([self.lpctl, "--socket", self.socket, "ensure", name, "--scope", "", "--pattern", PATTERN, "--",
                         sys.executable, HELPER, *extra_args], check=True, stdout=subprocess.DEVNULL)
 
     def kill(self, name):
         self.conn.request("proc.kill", {"name": name, "grace": 5}, timeout=60)
+
+    def log_path(self, name):
+        """The current start's log (one log per start since issue 14)."""
+        return self.conn.request("proc.info", {"name": name})["log_path"]
 
     def close(self):
         self.conn.request("proc.kill_all", {}, timeout=60)
@@ -131,7 +136,7 @@ def bench_ready_latency(lpd, xp, runs):
         lpd.kill("a")
         lpd.lpctl_ensure("a")
         done = time.monotonic()
-        lpd_cli.append(done - ready_time(os.path.join(lpd.state, "logs", "a.log")))
+        lpd_cli.append(done - ready_time(lpd.log_path("a")))
         lpd.kill("a")
         pid, log = xp.ensure("a")
         xp_times.append(time.monotonic() - ready_time(str(log)))
@@ -156,7 +161,7 @@ def bench_reuse(lpd, xp, runs, name, extra_args):
         xp_times.append(time.monotonic() - t)
         xp.xp._force_clean_up()
         xp.xp.resources.clear()
-    size = os.path.getsize(os.path.join(lpd.state, "logs", name + ".log"))
+    size = os.path.getsize(lpd.log_path(name))
     return inproc, cli, xp_times, size
 
 

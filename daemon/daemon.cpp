@@ -35,6 +35,7 @@ Daemon::Daemon(DaemonConfig config)
       started_at_(std::chrono::system_clock::now()),
       store_(config_.state_dir),
       crashes_(store_),
+      crash_retry_(io_, crashes_),
       runs_(io_, events_, store_),
       pauses_(io_, events_, store_, runs_.registry(), config_.access),
       history_(io_, events_, store_, runs_.registry(), config_.retention),
@@ -163,6 +164,7 @@ int Daemon::run(Readiness& readiness) {
 
   io_.run();
 
+  crash_retry_.last_try();  // crash records a full disk refused: one more try
   if (!socket_from_systemd_) ::unlink(config_.socket_path.c_str());
   spdlog::info("lpd stopped");
   return 0;
@@ -189,6 +191,10 @@ void Daemon::request_stop() {
 }
 
 void Daemon::on_session_closed(const Peer& peer) {
+  // lpd stopping closes every session itself: those peers did not leave,
+  // and the next lpd takes them back as after a kill -9 (a shim's run stays
+  // active, its pause pending; issue 13, a pause surviving a restart).
+  if (stopping_) return;
   spdlog::debug("peer pid {} (session {}) left", peer.pid, peer.session_id);
   for (auto& listener : peer_gone_) listener(peer);
 }

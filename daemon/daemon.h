@@ -11,6 +11,7 @@
 
 #include "daemon/access.h"
 #include "daemon/config.h"
+#include "daemon/crashes/crash_retry.h"
 #include "daemon/crashes/crash_store.h"
 #include "daemon/dispatcher.h"
 #include "daemon/event_bus.h"
@@ -81,6 +82,7 @@ class Daemon {
   EventBus events_;
   StateStore store_;
   CrashStore crashes_;
+  CrashRetry crash_retry_;  // writes crash records a full disk refused, once it takes them
   std::vector<std::function<void(const Peer&)>> peer_gone_;
   RunService runs_;
   PauseService pauses_;

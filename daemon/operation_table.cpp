@@ -132,8 +132,8 @@ OperationTable operation_table(Daemon& d) {
        [&d](Call& c) { return d.jobs().handle_collection_items(c); }},
       // -- supervised helper processes (issue 4) --
       {"proc.ensure",
-       "Start NAME unless it runs, answer when its log matches pattern: name, pattern, argv, cwd, env, timeout, "
-       "max_read_lines, restart, keep_on_timeout",
+       "Start NAME unless it runs, answer when its log matches pattern: name, scope?, pattern?, argv, cwd, env, "
+       "timeout, max_read_lines, restart, keep_on_timeout, lease?, linger?, keep_logs?",
        G::kAct, bind<handle_proc_ensure>(d), owner<existing_process_named>(d)},
       {"proc.list", "Supervised processes (running; all with all=true)", G::kList, bind<handle_proc_list>(d)},
       {"proc.info", "One supervised process: name", G::kRead, bind<handle_proc_info>(d),
@@ -144,6 +144,9 @@ OperationTable operation_table(Daemon& d) {
        bind<handle_proc_kill_all>(d)},
       {"proc.logs", "Push NAME's log as proc.log pieces then proc.log_end: name, lines?, follow?", G::kRead,
        bind<handle_proc_logs>(d), owner<process_named>(d)},
+      // -- issue 14 (x14names): leases; every proc.* op naming a helper also takes scope?/full_name?/owner? --
+      {"proc.release", "This connection stops holding NAME (a lease from proc.ensure): name, scope?", G::kAct,
+       bind<handle_proc_release>(d), owner<process_named>(d)},
   };
   return {std::move(ops), d.access()};
 }

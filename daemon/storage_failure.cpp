@@ -16,14 +16,15 @@ bool StorageFailure::is_resource_errno(int error) {
   return error == ENOSPC || error == EDQUOT || error == EIO || error == EROFS || error == ENOMEM || error == EFBIG;
 }
 
-std::optional<std::string> space_shortage(const std::string& dir) {
+std::string SpaceShortage::describe() const { return std::string(std::strerror(error)) + ": " + detail; }
+
+std::optional<SpaceShortage> space_shortage(const std::string& dir) {
   struct statvfs fs {};
   if (::statvfs(dir.c_str(), &fs) != 0) return std::nullopt;
   const unsigned long long free_bytes = static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize;
   constexpr unsigned long long kRoomForLines = 64 * 1024;
-  if (fs.f_files > 0 && fs.f_favail == 0) return std::string(std::strerror(ENOSPC)) + ": no free inode";
-  if (free_bytes < kRoomForLines)
-    return std::string(std::strerror(ENOSPC)) + ": " + std::to_string(free_bytes / 1024) + " KiB free";
+  if (fs.f_files > 0 && fs.f_favail == 0) return SpaceShortage{ENOSPC, "no free inode"};
+  if (free_bytes < kRoomForLines) return SpaceShortage{ENOSPC, std::to_string(free_bytes / 1024) + " KiB free"};
   return std::nullopt;
 }
 

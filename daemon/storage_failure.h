@@ -32,11 +32,19 @@ class StorageFailure : public std::system_error {
   std::string message_;
 };
 
+/// A file system out of room for small writes, as statvfs tells it.
+struct SpaceShortage {
+  int error = 0;       // ENOSPC: what a write there would get
+  std::string detail;  // "12 KiB free", "no free inode"
+  /// "No space left on device: 12 KiB free".
+  std::string describe() const;
+};
+
 /// Whether the file system holding `dir` is out of room for small writes:
-/// under 64 KiB free for unprivileged writers, or no free inode. Returns a
-/// short cause ("No space left on device: 12 KiB free") or nullopt (room
-/// enough, or statvfs failed: no guess). Used to tell a helper whose output
-/// could not be written from one that printed nothing.
-std::optional<std::string> space_shortage(const std::string& dir);
+/// under 64 KiB free for unprivileged writers, or no free inode. nullopt
+/// when there is room enough, or statvfs failed (no guess). Used to refuse
+/// a helper whose output could not be written before it runs, and to tell
+/// one whose output was lost from one that printed nothing.
+std::optional<SpaceShortage> space_shortage(const std::string& dir);
 
 }  // namespace lpd::daemon

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev libboost-filesystem1.81-dev libboost-regex1.81-dev
+  libicu-dev  # issue 14: readiness patterns as Unicode text (boost::u32regex)
   nlohmann-json3-dev libspdlog-dev libfmt-dev catch2 libcli11-dev
   libsystemd-dev systemd libgtest-dev
   python3 python3-dev python3-pytest python3-pytest-xdist python3-pytest-timeout python3-pytest-xprocess

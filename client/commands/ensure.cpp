@@ -1,3 +1,4 @@
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <climits>
@@ -7,6 +8,7 @@
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
+#include "client/commands/helper_address.h"
 
 extern char** environ;
 
@@ -24,12 +26,25 @@ struct EnsureOptions {
   long long max_read_lines = 0;
   bool restart = false;
   bool keep_on_timeout = false;
+  std::optional<std::string> scope;  // default: the project of lpctl's working directory
+  bool lease = false;
+  double linger = 0;
+  long long keep_logs = 5;
   std::vector<std::string> command;
 };
 
-std::string current_directory() {
-  char buffer[PATH_MAX];
-  return ::getcwd(buffer, sizeof(buffer)) ? std::string(buffer) : std::string("/");
+/// --lease: the helper is held for as long as this lpctl lives. Its stdout
+/// is closed once the ready lines are out, so a script reading it (a pipe,
+/// `coproc`, `read`) knows the helper is ready; then lpctl waits on its
+/// connection until it is killed (the lease ends with it) or lpd goes away.
+[[noreturn]] void hold_lease(Connection& connection) {
+  std::fflush(stdout);
+  const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null >= 0) {
+    ::dup2(null, STDOUT_FILENO);
+    ::close(null);
+  }
+  for (;;) connection.next_push(std::nullopt);  // throws DaemonUnreachable when lpd closes it
 }
 
 /// lpctl's own environment (unless --clean-env) with --env on top.
@@ -58,8 +73,18 @@ Command ensure_command() {
       "ensure", "Start a helper process unless it already runs, and wait until a line of its log matches a pattern",
       [o](CLI::App& app) -> CommandRun {
         app.add_option("name", o->name, "Name of the process ([A-Za-z0-9][A-Za-z0-9._-]{0,63})")->required();
-        app.add_option("--pattern", o->pattern, "Regex (Perl/Python syntax) a log line must match to be ready")
-            ->required();
+        app.add_option("--pattern", o->pattern,
+                       "Regex (Perl/Python syntax, Unicode text) a log line must match to be ready; "
+                       "without it the process is ready once started");
+        app.add_option("--scope", o->scope,
+                       "Project the helper belongs to (default: the nearest ancestor of the working directory "
+                       "holding pytest.ini, pyproject.toml, setup.cfg, tox.ini, setup.py or .git; '' is global)");
+        app.add_flag("--lease", o->lease,
+                     "Hold the helper for as long as this lpctl runs; lpd stops it once its last holder is gone");
+        app.add_option("--linger", o->linger, "With --lease: seconds it outlives its last holder (default 0)")
+            ->check(CLI::NonNegativeNumber);
+        app.add_option("--keep-logs", o->keep_logs, "Keep the logs of this many starts (default 5)")
+            ->check(CLI::Range(1, 100));
         app.add_option("--timeout", o->timeout, "Seconds to wait for the pattern (default 120)")
             ->check(CLI::PositiveNumber);
         app.add_option("--cwd", o->cwd, "Working directory (default: the current one)");
@@ -74,8 +99,13 @@ Command ensure_command() {
         return [o](const GlobalOptions& global) {
           std::string cwd = o->cwd.empty() ? current_directory() : o->cwd;
           if (cwd.front() != '/') cwd = current_directory() + "/" + cwd;
+          const std::string scope = o->scope ? *o->scope : project_scope(current_directory());
           json fields = {{"name", o->name},
-                         {"pattern", o->pattern},
+                         {"scope", scope},
+                         {"pattern", o->pattern.empty() ? json(nullptr) : json(o->pattern)},
+                         {"lease", o->lease},
+                         {"linger", o->linger},
+                         {"keep_logs", o->keep_logs},
                          {"argv", o->command},
                          {"cwd", cwd},
                          {"env", environment_of(*o)},
@@ -91,6 +121,7 @@ Command ensure_command() {
           const json result = connection.request("proc.ensure", std::move(fields), limit);
           if (global.json) {
             print_json(result);
+            if (o->lease) hold_lease(connection);
             return kExitOk;
           }
           if (result.value("reused", false)) {
@@ -102,6 +133,12 @@ Command ensure_command() {
           }
           std::printf("log: %s (offset %llu)\n", result.value("log_path", "").c_str(),
                       static_cast<unsigned long long>(result.value("offset", 0ull)));
+          if (o->lease) {
+            std::printf("holding %s (lpctl pid %d; holders now: %d); end this lpctl to let go\n",
+                        result.value("full_name", o->name).c_str(), static_cast<int>(::getpid()),
+                        result.value("holders", 0));
+            hold_lease(connection);
+          }
           return kExitOk;
         };
       }};

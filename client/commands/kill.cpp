@@ -4,6 +4,7 @@
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
+#include "client/commands/helper_address.h"
 
 namespace lpd::client {
 namespace {
@@ -13,6 +14,8 @@ struct KillOptions {
   std::string name;
   std::string signal = "TERM";
   double grace = 5;
+  std::optional<std::string> scope;
+  bool force = false;
 };
 
 std::chrono::milliseconds kill_limit(const GlobalOptions& global, double grace) {
@@ -21,6 +24,10 @@ std::chrono::milliseconds kill_limit(const GlobalOptions& global, double grace) 
 
 void print_killed(const json& p) {
   const std::string name = p.value("name", "");
+  if (p.value("released", false)) {
+    std::printf("released %s: %d other holders keep it running\n", name.c_str(), p.value("holders", 0));
+    return;
+  }
   if (!p.value("was_running", false)) {
     std::printf("%s was not running (%s)\n", name.c_str(), p.value("state", "").c_str());
     return;
@@ -37,14 +44,17 @@ Command kill_command() {
   auto o = std::make_shared<KillOptions>();
   return {"kill", "Stop a helper process and its whole process group; returns once it is gone",
           [o](CLI::App& app) -> CommandRun {
-            app.add_option("name", o->name, "Name of the process")->required();
+            app.add_option("name", o->name, "Name of the process (in this project), or its full name SCOPE::NAME")
+                ->required();
+            app.add_option("--scope", o->scope, "Project directory of the process (default: this project's)");
             app.add_option("-s,--signal", o->signal, "Signal to send first (default TERM)");
             app.add_option("--grace", o->grace, "Seconds before SIGKILL (default 5)")->check(CLI::NonNegativeNumber);
+            app.add_flag("--force", o->force, "Kill it even while other connections hold it (leases)");
             return [o](const GlobalOptions& global) {
               auto connection = global.connect();
-              const json result = connection.request(
-                  "proc.kill", {{"name", o->name}, {"signal", o->signal}, {"grace", o->grace}},
-                  kill_limit(global, o->grace));
+              const json result = request_helper(connection, "proc.kill", o->name, o->scope,
+                                                 {{"signal", o->signal}, {"grace", o->grace}, {"force", o->force}},
+                                                 kill_limit(global, o->grace));
               if (global.json) {
                 print_json(result);
               } else {

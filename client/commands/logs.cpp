@@ -4,6 +4,7 @@
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
+#include "client/commands/helper_address.h"
 
 namespace lpd::client {
 namespace {
@@ -13,22 +14,25 @@ struct LogsOptions {
   std::string name;
   long long lines = -1;  // -1: the whole log
   bool follow = false;
+  std::optional<std::string> scope;
 };
 
 }  // namespace
 
 Command logs_command() {
   auto o = std::make_shared<LogsOptions>();
-  return {"logs", "Print a helper process's log; -f follows it until the process ends",
+  return {"logs", "Print a helper process's log (its current start's); -f follows it until the process ends",
           [o](CLI::App& app) -> CommandRun {
-            app.add_option("name", o->name, "Name of the process")->required();
+            app.add_option("name", o->name, "Name of the process (in this project), or its full name SCOPE::NAME")
+                ->required();
+            app.add_option("--scope", o->scope, "Project directory of the process (default: this project's)");
             app.add_option("-n,--lines", o->lines, "Only the last N lines")->check(CLI::NonNegativeNumber);
             app.add_flag("-f,--follow", o->follow, "Keep printing as the log grows; ends when the process ends");
             return [o](const GlobalOptions& global) {
               auto connection = global.connect();
-              json fields = {{"name", o->name}, {"follow", o->follow}};
+              json fields = {{"follow", o->follow}};
               if (o->lines >= 0) fields["lines"] = o->lines;
-              const json started = connection.request("proc.logs", fields);
+              const json started = request_helper(connection, "proc.logs", o->name, o->scope, fields);
               if (global.json) print_json({{"event", "proc.logs"}, {"data", started}});
               if (!global.json && started.value("skipped_bytes", 0ull) > 0) {
                 std::cerr << "lpctl: logs: the first " << started["skipped_bytes"].get<unsigned long long>()

@@ -4,6 +4,7 @@
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
+#include "client/commands/helper_address.h"
 
 namespace lpd::client {
 namespace {
@@ -26,7 +27,7 @@ std::string exit_column(const json& p) {
 
 Command ps_command() {
   auto all = std::make_shared<bool>(false);
-  return {"ps", "List supervised helper processes: name, pid, state, uptime, exit status, log, pattern",
+  return {"ps", "List supervised helper processes: name, scope, pid, state, holders, uptime, exit status, log, pattern",
           [all](CLI::App& app) -> CommandRun {
             app.add_flag("-a,--all", *all, "Include processes that have ended (exited, killed, lost)");
             return [all](const GlobalOptions& global) {
@@ -41,11 +42,20 @@ Command ps_command() {
                 std::cout << (*all ? "no supervised processes\n" : "no running supervised processes (-a shows ended ones)\n");
                 return kExitOk;
               }
-              std::vector<std::vector<std::string>> rows{{"NAME", "PID", "STATE", "UPTIME", "EXIT", "LOG", "PATTERN"}};
+              std::vector<std::vector<std::string>> rows{
+                  {"NAME", "SCOPE", "PID", "STATE", "HOLDERS", "UPTIME", "EXIT", "LOG", "PATTERN"}};
+              const std::string cwd = current_directory();
               for (const auto& p : list) {
-                rows.push_back({p.value("name", ""), std::to_string(p.value("pid", 0)), p.value("state", ""),
-                                format_duration(p.value("uptime_seconds", 0.0)), exit_column(p),
-                                p.value("log_path", ""), p.value("pattern", "")});
+                // Another user's helper comes without its scope (metadata only).
+                const std::string scope =
+                    p.contains("scope") && p["scope"].is_string() ? shown_scope(p["scope"], cwd) : "?";
+                const std::string holders =
+                    p.value("leased", false) || p.value("holders", 0) > 0 ? std::to_string(p.value("holders", 0)) : "-";
+                const std::string pattern =
+                    p.contains("pattern") && p["pattern"].is_string() ? p["pattern"].get<std::string>() : "-";
+                rows.push_back({p.value("name", ""), scope, std::to_string(p.value("pid", 0)), p.value("state", ""),
+                                holders, format_duration(p.value("uptime_seconds", 0.0)), exit_column(p),
+                                p.value("log_path", ""), pattern});
               }
               std::vector<std::size_t> widths(rows.front().size(), 0);
               for (const auto& row : rows)

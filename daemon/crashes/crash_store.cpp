@@ -261,24 +261,62 @@ CrashStore::Page CrashStore::page(std::uint64_t after, std::size_t limit, std::s
 }
 
 bool CrashStore::flush() {
-  if (rewrite_needed_) return rewrite();  // it writes everything kept, the queued appends too
+  const std::size_t records = unwritten_.size();
+  if (rewrite_needed_) {
+    // It writes everything kept, the queued appends too.
+    const bool written = rewrite();
+    note_flush(written, records, true);
+    return written;
+  }
   if (unwritten_.empty()) return true;
   std::string lines = torn_tail_ ? "\n" : "";
   for (std::uint64_t id : unwritten_) lines += crash_line(records_.at(id).crash, kMaxRecordBytes);
-  if (!append_lines(lines)) return false;
-  unwritten_.clear();
-  torn_tail_ = false;
-  return true;
+  const bool written = append_lines(lines);
+  if (written) {
+    unwritten_.clear();
+    torn_tail_ = false;
+  }
+  note_flush(written, records, false);
+  return written;
+}
+
+void CrashStore::note_flush(bool written, std::size_t records, bool rewrite) {
+  std::string what = records == 0 ? "a compaction of the crash records" : std::to_string(records) + " crash record(s)";
+  if (records != 0 && rewrite) what += " and a compaction";
+  if (!written && !waiting_) {
+    // Once per outage: a full disk must not flood the log at every retry.
+    spdlog::warn("{} kept in memory, not yet in {}: {}; lpd writes them as soon as it can (retrying, and at every "
+                 "new crash)",
+                 what, path(), cause_);
+  } else if (!written) {
+    spdlog::debug("still cannot write {} ({} waiting): {}", path(), what, cause_);
+  } else if (waiting_) {
+    spdlog::info("wrote {} kept in memory to {}", what, path());
+  }
+  waiting_ = !written;
+  if (written) cause_.clear();
+  if (on_flushed) on_flushed(written);
+}
+
+std::vector<const Crash*> CrashStore::unwritten_records() const {
+  std::vector<const Crash*> out;
+  out.reserve(unwritten_.size());
+  for (std::uint64_t id : unwritten_) out.push_back(&records_.at(id).crash);
+  return out;
 }
 
 bool CrashStore::append_lines(const std::string& lines) {
   const std::string file = path();
-  make_directories(store_.root(), 0711);
+  try {
+    make_directories(store_.root(), 0711);
+  } catch (const std::system_error& e) {
+    cause_ = e.what();
+    return false;
+  }
   UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
   struct stat st {};
   if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    spdlog::error("cannot open {}: {}; {} crash record(s) kept in memory until it can be written", file,
-                  fd ? "not a regular file" : std::strerror(errno), unwritten_.size());
+    cause_ = "cannot open " + file + ": " + (fd ? "not a regular file" : std::strerror(errno));
     return false;
   }
   int error = fail_write_for_test ? fail_write_for_test(lines) : 0;
@@ -287,8 +325,7 @@ bool CrashStore::append_lines(const std::string& lines) {
   if (error != 0) {
     // Take back what part of the lines made it: a retry writes them whole.
     if (::ftruncate(fd.get(), st.st_size) != 0) torn_tail_ = true;
-    spdlog::error("cannot write {}: {}; {} crash record(s) kept in memory until it can be written", file,
-                  std::strerror(error), unwritten_.size());
+    cause_ = "cannot write " + file + ": " + std::strerror(error);
     return false;
   }
   return true;
@@ -329,8 +366,7 @@ bool CrashStore::rewrite() {
   if (error != 0) {
     ::unlink(temp.c_str());
     rewrite_needed_ = true;
-    spdlog::error("cannot rewrite {}: {}; the change is kept in memory until it can be written", file,
-                  std::strerror(error));
+    cause_ = "cannot rewrite " + file + ": " + std::strerror(error);
     return false;
   }
   unwritten_.clear();

@@ -29,8 +29,10 @@ namespace lpd::daemon {
 /// can slip in between the snapshot and the rename; the cost of a rewrite
 /// is one pass over the records kept (about 40 MB for 10,000 crashes with
 /// 4 KB tracebacks). A write that fails (ENOSPC, EIO) leaves the record in
-/// memory, served as usual, and queued: it is written, in order, by the
-/// next write that succeeds (flush()).
+/// memory, served as usual, and queued: it is written, in order and once,
+/// by the next write that succeeds (flush(): at the next crash, or when
+/// CrashRetry tries again). The log says once that records wait (how
+/// many, why) and once that they were written.
 class CrashStore {
  public:
   /// The longest line read back or written: a record larger than this on
@@ -91,8 +93,23 @@ class CrashStore {
   /// Records kept in memory that are not in the journal yet (a write failed).
   std::size_t unwritten() const { return unwritten_.size() + (rewrite_needed_ ? 1 : 0); }
   /// Writes what is pending (queued appends, a rewrite); true when nothing
-  /// is left pending. Called by every write; callers may retry it.
+  /// is left pending. Called by every write; callers may retry it. Records
+  /// are written in crash_id order, each once: a write that failed midway
+  /// is cut back before the next try.
   bool flush();
+  /// Whether some write failed and has not been made good yet.
+  bool waiting() const { return waiting_; }
+  /// The last write failure ("cannot write D/crashes.jsonl: No space left
+  /// on device"), empty when none is waiting.
+  const std::string& cause() const { return cause_; }
+  /// Records kept in memory only, oldest first (for the log when lpd stops
+  /// with some still unwritten).
+  std::vector<const Crash*> unwritten_records() const;
+
+  /// Called after every flush that had something to write: true when all
+  /// of it is on disk now, false when some still waits. CrashRetry arms
+  /// its timer on false and stands down on true.
+  std::function<void(bool written)> on_flushed;
 
   /// Test seam: called with every block of bytes about to be written to
   /// the journal; returning an errno makes that write fail as if the file
@@ -110,6 +127,8 @@ class CrashStore {
   void index(Crash crash, std::size_t bytes);
   bool append_lines(const std::string& lines);
   bool rewrite();
+  /// Logs the start and the end of a wait (once each), tells on_flushed.
+  void note_flush(bool written, std::size_t records, bool rewrite);
   std::string path() const;
 
   const StateStore& store_;
@@ -120,6 +139,8 @@ class CrashStore {
   std::vector<std::uint64_t> unwritten_;  // appended in memory, not yet on disk, in order
   bool rewrite_needed_ = false;           // a mark_flaky / forget_runs rewrite that failed
   bool torn_tail_ = false;                // the journal's last line lacks its newline
+  bool waiting_ = false;                  // a failed write not yet made good (logged once)
+  std::string cause_;                     // why the last write failed
 };
 
 /// The line a crash is stored as (its JSON, newline included), made to fit

@@ -16,7 +16,17 @@
 //
 // Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the monitor are
 // forwarded to the command's process group; SIGUSR2 kills that group with
-// SIGKILL (lpd's "grace period over"). The monitor itself outlives both.
+// SIGKILL (lpd's "grace period over"), and the command's whole cgroup when
+// it has one. The monitor itself outlives both.
+//
+// The whole tree: the monitor is the child subreaper of everything the
+// command starts (PR_SET_CHILD_SUBREAPER), so a setsid'd or double-forked
+// descendant is re-parented to the monitor, not to init. With
+// --cgroup-base DIR (lpd could make cgroups) the command also runs in a
+// cgroup of its own, DIR/t<monitor pid>-1, which it cannot leave. When
+// the command ends, whatever it left running is stopped, recorded (pid and
+// argv, in the status file's "left_running") and killed, and the monitor
+// reaps until it has no child: nothing of the run outlives the run.
 //
 // Environment: the monitor itself runs with the fixed environment lpd gives
 // it. The command's environment (the user's, with the shim's variables)
@@ -25,10 +35,11 @@
 // run under a user's LD_PRELOAD or LD_LIBRARY_PATH.
 //
 // Usage: lpd-monitor --status FILE [--cwd DIR] [--env-file FILE] [--uid U
-//        --gid G [--groups G1,G2,...]] -- COMMAND [ARGS...]
+//        --gid G [--groups G1,G2,...]] [--cgroup-base DIR] -- COMMAND [ARGS...]
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -43,19 +54,52 @@
 #include <string>
 #include <vector>
 
+#include "daemon/process/cgroup.h"
+#include "daemon/process/descendants.h"
+
 namespace {
 
 volatile sig_atomic_t g_child_group = 0;
+volatile sig_atomic_t g_cgroup_kill_fd = -1;  // the command's cgroup.kill, -1: none
 
 void forward_signal(int signo) {
   const pid_t group = g_child_group;
   if (group > 0) ::kill(-group, signo == SIGUSR2 ? SIGKILL : signo);
+  // pwrite is async-signal-safe: the whole cgroup, setsid'd members too.
+  if (signo == SIGUSR2 && g_cgroup_kill_fd >= 0) (void)!::pwrite(g_cgroup_kill_fd, "1", 1, 0);
 }
 
 double now_seconds() {
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+/// (issue 13, full disk) Writes `text` over the "running" status file
+/// already at `path`, inside the block that file holds: on a full disk the
+/// temp file of write_atomically gets no block, and the exit status would
+/// be lost. Not atomic, but lpd reads the final status only once the
+/// monitor has exited. False (errno set) when even that fails.
+bool overwrite_in_place(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::pwrite(fd, text.data() + done, text.size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int error = n < 0 ? errno : EIO;
+      ::close(fd);
+      errno = error;
+      return false;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  const bool ok = ::ftruncate(fd, static_cast<off_t>(text.size())) == 0 && ::fsync(fd) == 0;
+  const int error = errno;
+  ::close(fd);
+  errno = error;
+  return ok;
 }
 
 /// Replaces `path` atomically with `text`.
@@ -100,7 +144,8 @@ std::string json_string(const std::string& s) {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: lpd-monitor --status FILE [--cwd DIR] [--env-file FILE] [--uid U --gid G [--groups G1,G2,...]] -- "
+               "usage: lpd-monitor --status FILE [--cwd DIR] [--env-file FILE] [--uid U --gid G [--groups G1,G2,...]] "
+               "[--cgroup-base DIR] -- "
                "COMMAND "
                "[ARGS...]\n");
   return 64;
@@ -189,8 +234,52 @@ int become(const Identity& who, const std::string& cwd) {
 
 }  // namespace
 
+namespace {
+
+/// The command's cgroup, made before the fork (BASE/t<monitor pid>-1).
+/// Empty `dir` when none could be made: the monitor is still the
+/// subreaper of the whole tree.
+struct CommandCgroup {
+  std::string dir;
+  int procs_fd = -1;
+  int kill_fd = -1;
+};
+
+CommandCgroup make_command_cgroup(const std::string& base_dir) {
+  CommandCgroup made;
+  if (base_dir.empty()) return made;
+  lpd::daemon::CgroupBase base;
+  base.dir = base_dir;
+  auto cgroup = lpd::daemon::make_launch_cgroup(base);
+  if (!cgroup) {
+    std::fprintf(stderr, "lpd-monitor: cannot create a cgroup in %s (%s); the run's tree is followed by ppid only\n",
+                 base_dir.c_str(), std::strerror(errno));
+    return made;
+  }
+  made.dir = cgroup->dir;
+  made.procs_fd = cgroup->procs_fd;
+  // cgroup.kill exists from Linux 5.14; before, the sweep's SIGKILLs do it.
+  made.kill_fd = ::open((made.dir + "/cgroup.kill").c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  return made;
+}
+
+/// The first 100 of them (lpd reads at most 64 KiB of this file; each is
+/// at most ~250 bytes); "left_running_count" says how many there were.
+std::string left_running_json(const std::vector<lpd::daemon::Leftover>& leftovers) {
+  std::string out = "[";
+  std::size_t written = 0;
+  for (const auto& l : leftovers) {
+    if (++written > 100) break;
+    if (out.size() > 1) out += ",";
+    out += "{\"pid\":" + std::to_string(l.pid) + ",\"argv\":" + json_string(l.argv) + "}";
+  }
+  return out + "]";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  std::string status_path, cwd, env_file;
+  std::string status_path, cwd, env_file, cgroup_base;
   Identity who;
   bool has_uid = false, has_gid = false;
   int i = 1;
@@ -203,6 +292,8 @@ int main(int argc, char** argv) {
       cwd = argv[++i];
     } else if (arg == "--env-file" && i + 1 < argc) {
       env_file = argv[++i];
+    } else if (arg == "--cgroup-base" && i + 1 < argc) {
+      cgroup_base = argv[++i];
     } else if (arg == "--uid" && i + 1 < argc && parse_id(argv[i + 1], &id)) {
       who.uid = static_cast<uid_t>(id);
       has_uid = true;
@@ -239,6 +330,13 @@ int main(int argc, char** argv) {
   sigemptyset(&forward.sa_mask);
   for (int signo : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2}) ::sigaction(signo, &forward, nullptr);
 
+  // Orphans of the command come to us, not to init: the whole tree stays
+  // below the monitor, whatever setsid or double fork it does.
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+    std::fprintf(stderr, "lpd-monitor: cannot become a child subreaper: %s\n", std::strerror(errno));
+  CommandCgroup cgroup = make_command_cgroup(cgroup_base);
+  g_cgroup_kill_fd = cgroup.kill_fd;
+
   const double started_at = now_seconds();
   const pid_t child = ::fork();
   if (child < 0) {
@@ -246,6 +344,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (child == 0) {
+    // Into the cgroup first, as the monitor (the user may not write there).
+    if (cgroup.procs_fd >= 0 && ::write(cgroup.procs_fd, "0", 1) != 1) {
+      dprintf(STDERR_FILENO, "lpd-monitor: cannot enter cgroup %s: %s\n", cgroup.dir.c_str(), std::strerror(errno));
+      ::_exit(126);
+    }
     ::setpgid(0, 0);
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
@@ -271,17 +374,32 @@ int main(int argc, char** argv) {
   }
   ::setpgid(child, child);  // both sides, so no signal can race the child's own setpgid
   g_child_group = child;
+  if (cgroup.procs_fd >= 0) ::close(cgroup.procs_fd);
   write_atomically(status_path, "{\"state\":\"running\",\"pid\":" + std::to_string(child) +
                                     ",\"monitor_pid\":" + std::to_string(::getpid()) +
                                     ",\"started_at\":" + std::to_string(started_at) + "}\n");
 
+  // Reaps every child, adopted orphans included (they would stay zombies
+  // otherwise), until the command itself has ended.
   int status = 0;
-  while (::waitpid(child, &status, 0) < 0) {
-    if (errno != EINTR) {
+  for (;;) {
+    int any_status = 0;
+    const pid_t reaped = ::waitpid(-1, &any_status, 0);
+    if (reaped == child) {
+      status = any_status;
+      break;
+    }
+    if (reaped < 0 && errno != EINTR) {
       std::fprintf(stderr, "lpd-monitor: waitpid: %s\n", std::strerror(errno));
       return 1;
     }
   }
+  // What the command left running: recorded, then killed and reaped.
+  const auto leftovers = lpd::daemon::kill_own_descendants(cgroup.kill_fd);
+  g_cgroup_kill_fd = -1;
+  if (cgroup.kill_fd >= 0) ::close(cgroup.kill_fd);
+  if (!cgroup.dir.empty() && ::rmdir(cgroup.dir.c_str()) != 0 && errno != ENOENT)
+    std::fprintf(stderr, "lpd-monitor: cannot remove cgroup %s: %s\n", cgroup.dir.c_str(), std::strerror(errno));
   std::string result = "{\"state\":\"exited\",\"pid\":" + std::to_string(child) +
                        ",\"started_at\":" + std::to_string(started_at) +
                        ",\"ended_at\":" + std::to_string(now_seconds());
@@ -289,8 +407,11 @@ int main(int argc, char** argv) {
     result += ",\"signal\":" + std::to_string(WTERMSIG(status)) + ",\"exit_code\":null";
   else
     result += ",\"signal\":null,\"exit_code\":" + std::to_string(WEXITSTATUS(status));
-  result += ",\"command\":" + json_string(command[0]) + "}\n";
-  if (!write_atomically(status_path, result)) {
+  result += ",\"command\":" + json_string(command[0]);
+  result += ",\"tree\":" + json_string(cgroup.dir.empty() ? "subreaper" : "cgroup");
+  result += ",\"left_running\":" + left_running_json(leftovers);
+  result += ",\"left_running_count\":" + std::to_string(leftovers.size()) + "}\n";
+  if (!write_atomically(status_path, result) && !overwrite_in_place(status_path, result)) {
     std::fprintf(stderr, "lpd-monitor: cannot write %s: %s\n", status_path.c_str(), std::strerror(errno));
     return 1;
   }

@@ -15,6 +15,7 @@
 #include "daemon/process/pattern.h"
 #include "daemon/process/proc_stat.h"
 #include "daemon/process/process_name.h"
+#include "daemon/process/process_record_json.h"
 #include "daemon/process/process_service.h"
 
 namespace lpd::daemon {
@@ -25,13 +26,40 @@ using protocol::ErrorCode;
 
 constexpr double kDefaultEnsureTimeout = 120;
 
-std::string what(const std::string& name) { return "process " + name; }
+std::string what(const ProcessKey& key) { return "process " + key.full_name(); }
 
 /// The name field, checked so it can become a file name.
 std::string name_field(const Call& call) {
   std::string name = call.fields.string("name");
   require_valid_process_name(name);
   return name;
+}
+
+/// How the call names a helper: `full_name` ("<scope>::<name>"), or
+/// `name` with an optional `scope`; `owner` (a uid) picks among users.
+ProcessAddress address_field(const Call& call) {
+  ProcessAddress address;
+  if (auto full = call.fields.optional_string("full_name")) {
+    auto [scope, name] = split_full_name(*full);
+    if (call.fields.has("name") && call.fields.string("name") != name)
+      throw Error(ErrorCode::kBadRequest, "fields \"name\" and \"full_name\" name different processes");
+    address.name = std::move(name);
+    address.scope = std::move(scope);
+  } else {
+    address.name = name_field(call);
+    if (auto scope = call.fields.optional_string("scope")) address.scope = normalize_scope(*scope);
+  }
+  if (auto owner = call.fields.optional_integer("owner")) {
+    if (*owner < 0 || *owner >= static_cast<std::int64_t>(static_cast<uid_t>(-1)))
+      throw Error(ErrorCode::kBadRequest, "field \"owner\" must be a uid");
+    address.owner = static_cast<uid_t>(*owner);
+  }
+  return address;
+}
+
+/// The helper the call names, for this caller (ProcessRegistry::resolve).
+ProcessKey key_field(Daemon& daemon, const Call& call) {
+  return daemon.processes().registry().resolve(address_field(call), call.peer.uid);
 }
 
 /// Supplementary groups of a user from the group database.
@@ -62,8 +90,12 @@ json handle_proc_ensure(Daemon& daemon, Call& call) {
   const auto& f = call.fields;
   EnsureRequest request;
   request.name = name_field(call);
-  request.pattern = f.string("pattern");
-  Pattern::compile(request.pattern);  // a bad regex is refused before anything else happens
+  request.scope = normalize_scope(f.optional_string("scope").value_or(""));
+  // Absent or null: ready once spawned. An empty text would match any line.
+  if (auto pattern = f.optional_string("pattern")) {
+    request.pattern = *pattern;
+    Pattern::compile(request.pattern);  // a bad regex is refused before anything else happens
+  }
   request.argv = f.string_list("argv");
   if (request.argv.empty() || request.argv.front().empty())
     throw Error(ErrorCode::kBadRequest, "field \"argv\" must name a command to run");
@@ -81,6 +113,14 @@ json handle_proc_ensure(Daemon& daemon, Call& call) {
   if (request.max_read_lines < 0) throw Error(ErrorCode::kBadRequest, "field \"max_read_lines\" must be 0 or more");
   request.restart = f.optional_boolean("restart").value_or(false);
   request.keep_on_timeout = f.optional_boolean("keep_on_timeout").value_or(false);
+  request.lease = f.optional_boolean("lease").value_or(false);
+  request.linger = f.optional_seconds("linger").value_or(0);
+  if (request.linger > kMaxLingerSeconds) throw Error(ErrorCode::kBadRequest, "field \"linger\" must be at most a day");
+  const auto keep_logs = f.optional_integer("keep_logs").value_or(static_cast<std::int64_t>(kDefaultKeptLogs));
+  if (keep_logs < 1 || keep_logs > static_cast<std::int64_t>(kMaxKeptLogs))
+    throw Error(ErrorCode::kBadRequest, "field \"keep_logs\" must be from 1 to " + std::to_string(kMaxKeptLogs));
+  request.keep_logs = static_cast<std::uint64_t>(keep_logs);
+  request.session = call.peer.session_id;
   request.owner = call.peer.uid;
   request.credentials = run_as(call.peer);
   // The command and working directory as the caller sees them: a root lpd
@@ -113,35 +153,40 @@ json handle_proc_list(Daemon& daemon, Call& call) {
 }
 
 json handle_proc_info(Daemon& daemon, Call& call) {
-  const std::string name = name_field(call);
+  const ProcessKey key = key_field(daemon, call);
   auto& service = daemon.processes();
-  const auto* record = service.registry().find(name);
-  if (!record) throw Error(ErrorCode::kNotFound, "no process named \"" + name + "\"");
+  const auto* record = service.registry().find(key);
   json info = service.describe(*record);
   info["alive"] = is_running(record->state) && check_liveness(record->pid, record->start_time) == Liveness::kAlive;
   return info;
 }
 
 json handle_proc_kill(Daemon& daemon, Call& call) {
-  const std::string name = name_field(call);
+  const ProcessKey key = key_field(daemon, call);
   const int signo = signal_field(call);
   const auto grace = grace_field(call);
+  const bool force = call.fields.optional_boolean("force").value_or(false);
   auto& service = daemon.processes();
-  const auto* record = service.registry().find(name);
-  if (!record) throw Error(ErrorCode::kNotFound, "no process named \"" + name + "\"");
+  // One holder's teardown only lets go while others hold it.
+  if (auto released = service.release_instead_of_kill(key, call.peer.session_id, force)) return *released;
   Responder responder = call.defer();
-  service.kill(name, signo, grace, [responder](const json& result) mutable { responder.ok(result); });
+  service.kill(key, signo, grace, [responder](const json& result) mutable { responder.ok(result); });
   return json();
+}
+
+json handle_proc_release(Daemon& daemon, Call& call) {
+  const ProcessKey key = key_field(daemon, call);
+  return daemon.processes().release(key, call.peer.session_id);
 }
 
 json handle_proc_kill_all(Daemon& daemon, Call& call) {
   const int signo = signal_field(call);
   const auto grace = grace_field(call);
   auto& service = daemon.processes();
-  std::vector<std::string> names;
+  std::vector<ProcessKey> names;
   for (const auto* record : service.registry().all())
     if (is_running(record->state) && call.may_access(record->owner))
-      names.push_back(record->name);
+      names.push_back(record->key());
   Responder responder = call.defer();
   if (names.empty()) {
     responder.ok({{"killed", json::array()}});
@@ -164,29 +209,31 @@ json handle_proc_kill_all(Daemon& daemon, Call& call) {
 }
 
 json handle_proc_logs(Daemon& daemon, Call& call) {
-  const std::string name = name_field(call);
+  const ProcessKey key = key_field(daemon, call);
   std::optional<std::uint64_t> lines;
   if (auto n = call.fields.optional_integer("lines")) {
     if (*n < 0) throw Error(ErrorCode::kBadRequest, "field \"lines\" must be 0 or more");
     lines = static_cast<std::uint64_t>(*n);
   }
   const bool follow = call.fields.optional_boolean("follow").value_or(false);
-  auto slot = call.sink->claim_stream("log stream of process " + name);
-  return daemon.processes().stream_logs(name, lines, follow, call.peer.session_id, call.sink, std::move(slot));
+  auto slot = call.sink->claim_stream("log stream of process " + key.full_name());
+  return daemon.processes().stream_logs(key, lines, follow, call.peer.session_id, call.sink, std::move(slot));
 }
 
 std::optional<Owned> process_named(Daemon& daemon, const Call& call) {
-  const std::string name = name_field(call);
-  const auto* record = daemon.processes().registry().find(name);
-  if (!record) throw Error(ErrorCode::kNotFound, "no process named \"" + name + "\"");
-  return Owned{what(name), record->owner};
+  const ProcessKey key = key_field(daemon, call);
+  // Another user's helper is named by its name alone, as before scopes
+  // ("process db belongs to uid N"): its scope is not the caller's to see.
+  return Owned{key.owner == call.peer.uid ? what(key) : "process " + key.name, key.owner};
 }
 
 std::optional<Owned> existing_process_named(Daemon& daemon, const Call& call) {
-  const std::string name = name_field(call);
-  const auto* record = daemon.processes().registry().find(name);
+  // An ensure only ever starts or reuses the caller's own helper: the key
+  // holds the caller's uid, so another user's of the same name is never it.
+  const ProcessKey key{call.peer.uid, normalize_scope(call.fields.optional_string("scope").value_or("")), name_field(call)};
+  const auto* record = daemon.processes().registry().find(key);
   if (!record) return std::nullopt;
-  return Owned{what(name), record->owner};
+  return Owned{what(key), record->owner};
 }
 
 }  // namespace lpd::daemon

@@ -12,15 +12,19 @@ class Daemon;
 json handle_proc_ensure(Daemon& daemon, Call& call);
 json handle_proc_list(Daemon& daemon, Call& call);
 json handle_proc_info(Daemon& daemon, Call& call);
-/// Answers once the whole process group is gone.
+/// Answers once the whole process group is gone; a holder of a leased
+/// helper that others hold only lets go ({"released": true, "holders": N}).
 json handle_proc_kill(Daemon& daemon, Call& call);
+/// The caller's connection stops holding the helper (see Leases).
+json handle_proc_release(Daemon& daemon, Call& call);
 json handle_proc_kill_all(Daemon& daemon, Call& call);
 /// Replies with the range, then pushes proc.log pieces and one proc.log_end.
 json handle_proc_logs(Daemon& daemon, Call& call);
 
 // Owner lookups for the dispatcher's gates (see Operation::owner_of).
-/// The process the call's "name" names. Throws bad_request (not a valid
-/// name) or not_found.
+/// The process the call's "name" (+ "scope", "owner") or "full_name"
+/// names (ProcessRegistry::resolve). Throws bad_request (not a valid
+/// name or scope), not_found or conflict.
 std::optional<Owned> process_named(Daemon& daemon, const Call& call);
 /// proc.ensure: the process of that name when one exists; nullopt when the
 /// call would start a new one (the caller becomes its owner).

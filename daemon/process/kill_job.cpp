@@ -4,11 +4,15 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <map>
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include "daemon/exit_watch.h"
+#include "daemon/process/cgroup.h"
+#include "daemon/process/descendants.h"
 #include "daemon/process/pidfd_watch.h"
 #include "daemon/resource_shortage.h"
 
@@ -23,8 +27,23 @@ MemberLook judge_member(int pidfd_error, const std::optional<ProcStat>& stat, in
   return MemberLook::kMember;
 }
 
+MemberLook judge_tree_member(int pidfd_error, const std::optional<ProcStat>& stat, int stat_error, pid_t session,
+                             std::uint64_t scanned_start_time) {
+  const MemberLook by_session = judge_member(pidfd_error, stat, stat_error, session);
+  if (by_session != MemberLook::kNotMember || !stat || stat->gone()) return by_session;
+  // Another session: still the very process the scan saw in the tree?
+  return scanned_start_time != 0 && stat->start_time == scanned_start_time ? MemberLook::kMember
+                                                                          : MemberLook::kNotMember;
+}
+
 KillJob::KillJob(boost::asio::io_context& io, pid_t leader, int signo, std::chrono::milliseconds grace)
-    : io_(io), leader_(leader), signo_(signo), grace_(grace), grace_timer_(io), retry_timer_(io) {}
+    : io_(io), leader_(leader), signo_(signo), grace_(grace), grace_timer_(io), retry_timer_(io) {
+  // The caller has just checked the leader: the cgroup it is in now is its
+  // tree's (the launcher made it; the leader cannot leave it unless root).
+  const auto& base = supervision_cgroup_base();
+  cgroup_dir_ = tree_cgroup_of(base, leader);
+  if (!cgroup_dir_.empty()) cgroup_relative_ = cgroup_dir_.substr(base.mount.size());
+}
 
 void KillJob::start(OnDone on_done) {
   on_done_ = std::move(on_done);
@@ -32,15 +51,20 @@ void KillJob::start(OnDone on_done) {
   // Even when lpd could pin no member (out of descriptors) the group gets
   // the signal: the caller has just checked the leader, so the group id is
   // still its own.
-  signal_all(signo_, /*group_vouched=*/true);
+  if (signo_ == SIGKILL) {
+    ::kill(-leader_, SIGKILL);
+    group_signo_ = SIGKILL;
+    kill_tree();
+  } else {
+    signal_all(signo_, /*group_vouched=*/true);
+  }
   if (signo_ != SIGKILL) {
     grace_timer_.expires_after(grace_);
     grace_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || self->done_) return;
       self->forced_ = true;
       self->signo_ = SIGKILL;
-      self->collect_members();  // also whatever was forked meanwhile
-      self->signal_all(SIGKILL);
+      self->kill_tree();  // also whatever was forked meanwhile
       // What is still unsure gets SIGKILL once it is pinned (signal_fresh).
       self->settle();
     });
@@ -55,6 +79,13 @@ void KillJob::start(OnDone on_done) {
 
 void KillJob::resignal(int signo) {
   if (done_) return;
+  if (signo == SIGKILL) {
+    forced_ = true;
+    signo_ = SIGKILL;
+    kill_tree();
+    settle();
+    return;
+  }
   signal_all(signo);
 }
 
@@ -67,14 +98,39 @@ void KillJob::resignal(int signo) {
 // and the reply then says the truth: every member is gone.
 std::vector<KillJob::Fresh> KillJob::collect_members() {
   int scan_error = 0;
-  auto pids = session_members(leader_, &scan_error);
+  // Candidates with the start time the scan saw (0: found by session or
+  // cgroup, checked afresh once pinned).
+  std::map<pid_t, std::uint64_t> candidates;
+  if (!cgroup_dir_.empty()) {
+    int error = 0;
+    for (pid_t pid : cgroup_members(cgroup_dir_, &error)) candidates.emplace(pid, 0);
+    // ENOENT: the cgroup is gone, and with it every member.
+    if (error != 0 && error != ENOENT) scan_error = error;
+  }
+  {
+    // The session (and, without a cgroup, the ppid tree under the leader
+    // and under every member pinned so far: a member's children re-parented
+    // to init once their parent died are still found from the member).
+    int snapshot_error = 0;
+    const auto snapshot = read_process_snapshot(&snapshot_error);
+    if (scan_error == 0) scan_error = snapshot_error;
+    std::vector<pid_t> roots{leader_};
+    if (cgroup_dir_.empty())
+      for (const auto& [pid, descriptor] : members_) roots.push_back(pid);
+    for (pid_t root : roots) {
+      for (const ProcStat& member : tree_of(snapshot, root, leader_)) {
+        if (!cgroup_dir_.empty() && member.session != leader_) continue;  // the cgroup says who else
+        candidates.emplace(member.pid, member.start_time);
+      }
+    }
+  }
   // What could not be looked at before is looked at again, listed or not:
   // the scan itself may have missed it for the same reason.
-  for (pid_t pid : unsure_) pids.push_back(pid);
+  for (pid_t pid : unsure_) candidates.emplace(pid, 0);
   std::set<pid_t> still_unsure;
   int error = scan_error;
   std::vector<Fresh> fresh;
-  for (pid_t pid : pids) {
+  for (const auto& [pid, scanned_start_time] : candidates) {
     if (members_.count(pid) || still_unsure.count(pid)) continue;
     const int fd = open_process_fd(pid);
     const int open_error = fd < 0 ? errno : 0;
@@ -86,7 +142,10 @@ std::vector<KillJob::Fresh> KillJob::collect_members() {
       stat = read_proc_stat(pid);
       stat_error = stat ? 0 : errno;
     }
-    const MemberLook look = judge_member(open_error, stat, stat_error, leader_);
+    MemberLook look = judge_tree_member(open_error, stat, stat_error, leader_, scanned_start_time);
+    if (look == MemberLook::kNotMember && stat && !stat->gone() && !cgroup_dir_.empty() &&
+        process_in_cgroup(pid, cgroup_relative_))
+      look = MemberLook::kMember;
     if (look == MemberLook::kMember) {
       watch(pid, fd);
       fresh.push_back(Fresh{pid, stat->pgrp});
@@ -101,6 +160,30 @@ std::vector<KillJob::Fresh> KillJob::collect_members() {
   unsure_ = std::move(still_unsure);
   look_error_ = error;
   return fresh;
+}
+
+void KillJob::kill_tree() {
+  if (!cgroup_dir_.empty()) {
+    // One write ends every member, and whatever they fork meanwhile.
+    if (!kill_cgroup(cgroup_dir_) && errno != ENOENT)
+      spdlog::warn("kill of pid {}: cannot kill cgroup {}: {}; signalling its members one by one", leader_,
+                   cgroup_dir_, std::strerror(errno));
+    collect_members();
+    signal_all(SIGKILL);
+    return;
+  }
+  // No freezer: stop every member top-down, rescan until a scan finds
+  // nothing new (a stopped process forks nothing), then SIGKILL them all.
+  for (const auto& [pid, descriptor] : members_) signal_process_fd(descriptor->native_handle(), SIGSTOP);
+  for (int round = 0; round < 1000; ++round) {
+    const auto fresh = collect_members();
+    if (fresh.empty()) break;
+    for (const Fresh& member : fresh) {
+      const auto it = members_.find(member.pid);
+      if (it != members_.end()) signal_process_fd(it->second->native_handle(), SIGSTOP);
+    }
+  }
+  signal_all(SIGKILL);
 }
 
 void KillJob::watch(pid_t pid, int pidfd) {
@@ -186,12 +269,16 @@ void KillJob::retry_later() {
 
 void KillJob::finish() {
   done_ = true;
+  // Empty now (every member seen gone, a last scan found none): the
+  // cgroup goes with its tree. A failure leaves an empty directory that
+  // the next launch's sweep removes.
+  if (!cgroup_dir_.empty()) ::rmdir(cgroup_dir_.c_str());
   grace_timer_.cancel();
   retry_timer_.cancel();
   if (on_done_) {
     auto callback = std::move(on_done_);
     on_done_ = nullptr;
-    callback(Result{forced_, members_seen_});
+    callback(Result{forced_, members_seen_, !cgroup_dir_.empty()});
   }
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include <sys/types.h>
@@ -33,8 +34,15 @@ enum class MemberLook {
 /// a pid kNotMember; every other failure is kUnknown, never a death.
 MemberLook judge_member(int pidfd_error, const std::optional<ProcStat>& stat, int stat_error, pid_t session);
 
+/// The same rule for a process a scan found in the tree (by ppid or in the
+/// tree's cgroup) rather than by session: with its pid pinned it is still
+/// a member when it is alive and its start time is the one the scan saw
+/// (`scanned_start_time`), or it holds the leader's session.
+MemberLook judge_tree_member(int pidfd_error, const std::optional<ProcStat>& stat, int stat_error, pid_t session,
+                             std::uint64_t scanned_start_time);
+
 /// KillJob stops a supervised process and everything it started: it finds
-/// every process in the leader's session (the leader called setsid), holds
+/// every process of its tree (see "Which processes" below), holds
 /// a pidfd for each so a reused pid can never be hit, sends the signal to
 /// each and to the process group, sends SIGKILL to what is left after the
 /// grace period, and reports once every member is gone. Each wait is a
@@ -46,11 +54,23 @@ MemberLook judge_member(int pidfd_error, const std::optional<ProcStat>& stat, in
 /// watch_retry_delay (50 ms doubling to 2 s), pins what it finds then and
 /// signals it, and reports only once every member it ever saw is confirmed
 /// gone and a complete scan finds no other.
+///
+/// Which processes: when the launcher put the leader in a cgroup of its
+/// own (cgroup.h; found from the leader's /proc/PID/cgroup, so a
+/// restarted lpd finds it too), every member of that cgroup, which no
+/// unprivileged descendant can leave; SIGKILL is then cgroup.kill, which
+/// also reaches what is forked during the kill. Elsewhere (no writable
+/// cgroup2: the leader was made the subreaper of its descendants instead),
+/// the leader's session plus every descendant of the leader and of each
+/// member already pinned, by ppid; SIGKILL then follows stop_order
+/// (SIGSTOP all, rescan until nothing new, then SIGKILL), so no child
+/// forked during the kill is orphaned out of sight.
 class KillJob : public std::enable_shared_from_this<KillJob> {
  public:
   struct Result {
     bool forced = false;  // SIGKILL was needed
     std::size_t members = 0;
+    bool cgroup = false;  // the tree was a cgroup (else ppid and session scans)
   };
   using OnDone = std::function<void(const Result&)>;
 
@@ -68,6 +88,8 @@ class KillJob : public std::enable_shared_from_this<KillJob> {
   unsigned failures() const { return failures_; }
   /// Members pinned and awaited now.
   std::size_t members_pinned() const { return members_.size(); }
+  /// The cgroup directory of the tree, "" when it has none.
+  const std::string& cgroup_dir() const { return cgroup_dir_; }
 
  private:
   struct Fresh {
@@ -91,6 +113,8 @@ class KillJob : public std::enable_shared_from_this<KillJob> {
   void settle();
   void retry_later();
   void finish();
+  /// The SIGKILL step: cgroup.kill with a cgroup, else stop_order.
+  void kill_tree();
 
   boost::asio::io_context& io_;
   pid_t leader_;
@@ -108,6 +132,8 @@ class KillJob : public std::enable_shared_from_this<KillJob> {
   bool forced_ = false;
   bool done_ = false;
   OnDone on_done_;
+  std::string cgroup_dir_;       // BASE/t<creator>-<n>, when the leader has one
+  std::string cgroup_relative_;  // the same inside the hierarchy (/proc/PID/cgroup)
 };
 
 }  // namespace lpd::daemon

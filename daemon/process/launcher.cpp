@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,10 +17,13 @@
 #include <boost/process/v2/environment.hpp>
 #include <boost/process/v2/posix/default_launcher.hpp>
 #include <boost/process/v2/process.hpp>
+#include <spdlog/spdlog.h>
 
+#include "daemon/process/cgroup.h"
 #include "daemon/process/pidfd_watch.h"
 #include "daemon/process/proc_stat.h"
 #include "daemon/resource_shortage.h"
+#include "daemon/unique_fd.h"
 #include "protocol/error.h"
 
 namespace lpd::daemon {
@@ -66,6 +70,7 @@ struct ChildSetup {
   const LaunchSpec& spec;
   int null_fd;
   rlim_t max_fds;  // RLIMIT_NOFILE's soft limit, read in the parent (lpd raises it to the hard one)
+  int cgroup_procs_fd;  // the new cgroup's cgroup.procs, -1: none (then a subreaper when contain_tree)
 
   static boost::system::error_code last_error() { return {errno, boost::system::system_category()}; }
 
@@ -92,6 +97,12 @@ struct ChildSetup {
 
   template <typename Launcher>
   boost::system::error_code on_exec_setup(Launcher&, const bp2::filesystem::path&, const char* const*&) {
+    // First, with lpd's rights (the cgroup is lpd's, not the user's):
+    // "0" moves the writer. Failing that the command does not start, rather
+    // than run outside its cgroup with nobody the wiser.
+    if (cgroup_procs_fd >= 0 && ::write(cgroup_procs_fd, "0", 1) != 1) return last_error();
+    if (cgroup_procs_fd < 0 && spec.contain_tree && ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
+      return last_error();
     if (spec.new_session && ::setsid() < 0) return last_error();
     sigset_t none;
     ::sigemptyset(&none);
@@ -168,6 +179,16 @@ std::string resolve_executable(const std::string& command, const std::vector<std
   return found;
 }
 
+SystemProcessLauncher::SystemProcessLauncher(boost::asio::io_context& io) : io_(io) {
+  const CgroupBase& base = supervision_cgroup_base();
+  if (base.usable())
+    spdlog::info("process trees: cgroups under {} (one per helper and per run)", base.dir);
+  else
+    spdlog::info("process trees: no cgroup ({}); each helper and each run's monitor is the subreaper of its "
+                 "descendants",
+                 base.why_not);
+}
+
 Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
   if (spec.argv.empty()) throw Error(ErrorCode::kBadRequest, "no command given");
   if (spec.cwd.empty() || spec.cwd.front() != '/')
@@ -192,13 +213,32 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
   rlimit fd_limit{};
   const rlim_t max_fds = ::getrlimit(RLIMIT_NOFILE, &fd_limit) == 0 ? fd_limit.rlim_cur : 1024;
 
+  // The tree's cgroup, made before the fork so the child joins it before
+  // it execs: nothing it runs is ever outside.
+  std::optional<NewCgroup> cgroup;
+  const CgroupBase& cgroup_base = supervision_cgroup_base();
+  if (spec.contain_tree && cgroup_base.usable()) {
+    remove_empty_cgroups(cgroup_base);  // what ended since the last launch
+    cgroup = make_launch_cgroup(cgroup_base);
+    if (!cgroup) {
+      const int error = errno;
+      ::close(null_fd);
+      throw launch_error("cannot create a cgroup for the command in " + cgroup_base.dir, error);
+    }
+  }
+  // Closed when the launch is over, whatever happens: the child has its own copy until exec.
+  const UniqueFd cgroup_fd(cgroup ? cgroup->procs_fd : -1);
+  auto drop_cgroup = [&cgroup] {
+    if (cgroup) ::rmdir(cgroup->dir.c_str());
+  };
+
   bp2::posix::default_launcher launcher;
   launcher.env = envp.data();
   boost::system::error_code ec;
   std::optional<bp2::process> started;
   try {
     started.emplace(launcher(io_.get_executor(), ec, bp2::filesystem::path(executable), argv.data(),
-                             ChildSetup{spec, null_fd, max_fds}));
+                             ChildSetup{spec, null_fd, max_fds, cgroup ? cgroup->procs_fd : -1}));
   } catch (const std::exception& e) {
     // bp2 throws after the exec when it cannot open its own pidfd of the
     // child (EMFILE): the command runs and nobody would watch it.
@@ -210,6 +250,7 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
       int ignored;
       ::waitpid(launcher.pid, &ignored, 0);
     }
+    drop_cgroup();
     if (error != 0) throw launch_error("started " + executable + " but cannot watch it; stopped it again", error);
     throw Error(ErrorCode::kInternal, "cannot start " + executable + ": " + e.what());
   }
@@ -221,6 +262,7 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
       int ignored;
       ::waitpid(launcher.pid, &ignored, 0);
     }
+    drop_cgroup();
     throw launch_error("cannot start " + executable, ec.value());
   }
   Launched launched;
@@ -239,6 +281,7 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
     // unreaped child, so its pid and group are its own) rather than leave
     // it running unsupervised; bp2's destructor reaps it.
     if (launched.pidfd >= 0) ::close(launched.pidfd);
+    if (cgroup) kill_cgroup(cgroup->dir);
     if (spec.new_session) ::kill(-launched.pid, SIGKILL);
     throw launch_error("started " + executable + " but cannot watch it; stopped it again", watch_error);
   }

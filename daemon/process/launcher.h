@@ -33,6 +33,13 @@ struct LaunchSpec {
   /// setsid(): its own session and process group, so lpd's death does not
   /// take it along and a kill can reach its whole tree.
   bool new_session = true;
+  /// Keep the command's whole tree where lpd can find and kill it: a
+  /// cgroup of its own when lpd can make one (cgroup.h), else the command becomes
+  /// the child subreaper of its descendants (PR_SET_CHILD_SUBREAPER is kept
+  /// across exec), so a double-forked or setsid'd descendant stays below it
+  /// by ppid instead of going to init. False for lpd-monitor, which does
+  /// both itself for its command.
+  bool contain_tree = true;
 };
 
 /// A started process. lpd is its parent and must reap it (through `pidfd`).
@@ -60,7 +67,8 @@ class ProcessLauncher {
 /// credentials. The bp2 handle is detached so its destructor never kills.
 class SystemProcessLauncher : public ProcessLauncher {
  public:
-  explicit SystemProcessLauncher(boost::asio::io_context& io) : io_(io) {}
+  /// Logs once how trees are kept here: cgroups (and where) or subreapers (and why).
+  explicit SystemProcessLauncher(boost::asio::io_context& io);
   Launched launch(const LaunchSpec& spec) override;
 
  private:

@@ -13,15 +13,41 @@
 
 namespace lpd::daemon {
 
-void rotate_log(const std::string& path) {
-  if (::rename(path.c_str(), (path + ".1").c_str()) != 0 && errno != ENOENT)
-    throw std::system_error(errno, std::generic_category(), "cannot rotate " + path);
+LogRotation rotate_logs(const std::vector<std::string>& kept_newest_first, const std::string& new_log,
+                        std::size_t keep) {
+  if (keep == 0) keep = 1;
+  LogRotation out;
+  out.kept.push_back(new_log);
+  for (const auto& path : kept_newest_first) {
+    if (path == new_log) continue;
+    (out.kept.size() < keep ? out.kept : out.removed).push_back(path);
+  }
+  return out;
 }
 
-int open_log_for_append(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner) {
+bool is_log_of(std::string_view path, std::string_view logs_dir, std::string_view stem) {
+  if (path.size() <= logs_dir.size() + 1 || path.substr(0, logs_dir.size()) != logs_dir ||
+      path[logs_dir.size()] != '/')
+    return false;
+  std::string_view file = path.substr(logs_dir.size() + 1);
+  if (file.size() <= stem.size() + 1 || file.substr(0, stem.size()) != stem || file[stem.size()] != '.') return false;
+  file.remove_prefix(stem.size() + 1);
+  constexpr std::string_view kSuffix = ".log";
+  if (file.size() <= kSuffix.size() || file.substr(file.size() - kSuffix.size()) != kSuffix) return false;
+  file.remove_suffix(kSuffix.size());
+  for (char c : file)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+namespace {
+
+int open_log(const std::string& path, int extra_flags, std::optional<std::pair<uid_t, gid_t>> owner) {
   // 0600: a helper's log is its owner's (and lpd's) to read. No link or
   // FIFO is followed or opened, even if one was planted before logs/ was lpd's.
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  const int fd =
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | extra_flags, 0600);
+  if (fd < 0 && errno == EEXIST && (extra_flags & O_EXCL)) return -1;
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + path);
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -34,6 +60,16 @@ int open_log_for_append(const std::string& path, std::optional<std::pair<uid_t, 
     throw std::system_error(err, std::generic_category(), "cannot hand " + path + " to its owner");
   }
   return fd;
+}
+
+}  // namespace
+
+int open_log_for_append(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner) {
+  return open_log(path, 0, owner);
+}
+
+int create_log(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner) {
+  return open_log(path, O_EXCL, owner);
 }
 
 std::uint64_t file_size(const std::string& path) {

@@ -3,14 +3,35 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <sys/types.h>
 
 namespace lpd::daemon {
 
-/// Moves `path` to `path.1` (replacing an older one), so each start of a
-/// helper begins a fresh log and the previous run's stays readable.
-void rotate_log(const std::string& path);
+/// What a new start does to a helper's kept logs.
+struct LogRotation {
+  std::vector<std::string> kept;     // newest first, the new start's log first
+  std::vector<std::string> removed;  // the oldest, beyond `keep`
+};
+
+/// Each start gets its own log, never renamed while anyone may read it
+/// (pytest-xprocess#91 lost a helper's log when the log of a restart took
+/// its name). The newest `keep` (at least 1) are kept; duplicates of
+/// `new_log` in `kept` are dropped.
+LogRotation rotate_logs(const std::vector<std::string>& kept_newest_first, const std::string& new_log,
+                        std::size_t keep);
+
+/// Whether `path` is a log of the helper whose file stem is `stem`: exactly
+/// `logs_dir`/STEM.N.log. Only such paths are ever removed, whatever a state
+/// file claims.
+bool is_log_of(std::string_view path, std::string_view logs_dir, std::string_view stem);
+
+/// Creates a new log (O_EXCL: never an existing file, never through a link)
+/// with the rules of open_log_for_append; -1 with errno EEXIST when `path`
+/// exists. Throws std::system_error otherwise.
+int create_log(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner);
 
 /// Opens (creating) a log for a child to append to: O_APPEND so lpd's
 /// readers and the child never disagree on the end, O_CLOEXEC so only the

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "daemon/process/process_name.h"
+#include "protocol/error.h"
 
 namespace lpd::daemon {
 
@@ -21,6 +22,8 @@ json process_to_json(const SupervisedProcess& r, double now) {
   const bool running = is_running(r.state);
   const double until = running ? now : (r.ended_at > 0 ? r.ended_at : now);
   return {{"name", r.name},
+          {"scope", r.scope},
+          {"full_name", r.key().full_name()},
           {"pid", r.pid},
           {"state", to_string(r.state)},
           {"owner", r.owner},
@@ -31,8 +34,13 @@ json process_to_json(const SupervisedProcess& r, double now) {
           {"uptime_seconds", r.started_at > 0 && until > r.started_at ? until - r.started_at : 0.0},
           {"argv", r.argv},
           {"cwd", r.cwd},
-          {"pattern", r.pattern},
+          {"pattern", r.pattern.empty() ? json(nullptr) : json(r.pattern)},
           {"log_path", r.log_path},
+          {"logs", r.logs},
+          {"start_number", r.start_number},
+          {"keep_logs", r.keep_logs},
+          {"leased", r.leased},
+          {"linger", r.linger},
           {"timeout", r.timeout},
           {"max_read_lines", r.max_read_lines},
           {"keep_on_timeout", r.keep_on_timeout},
@@ -48,6 +56,12 @@ std::optional<SupervisedProcess> process_from_json(const json& v) {
     SupervisedProcess r;
     r.name = v.at("name").get<std::string>();
     if (!is_valid_process_name(r.name)) return std::nullopt;
+    // Records from before scopes have none: the global scope "".
+    if (v.contains("scope")) {
+      const auto& scope = v["scope"];
+      if (!scope.is_string() || (r.scope = normalize_scope(scope.get<std::string>())) != scope.get<std::string>())
+        return std::nullopt;
+    }
     auto state = proc_state_from_string(v.at("state").get<std::string>());
     if (!state) return std::nullopt;
     r.state = *state;
@@ -63,8 +77,22 @@ std::optional<SupervisedProcess> process_from_json(const json& v) {
     if (v.contains("ended_at") && v["ended_at"].is_number()) r.ended_at = v["ended_at"].get<double>();
     r.argv = v.value("argv", std::vector<std::string>{});
     r.cwd = v.value("cwd", std::string());
-    r.pattern = v.value("pattern", std::string());
+    if (v.contains("pattern") && v["pattern"].is_string()) r.pattern = v["pattern"].get<std::string>();
     r.log_path = v.value("log_path", std::string());
+    if (v.contains("logs") && v["logs"].is_array()) {
+      for (const auto& path : v["logs"]) {
+        if (!path.is_string() || r.logs.size() >= kMaxKeptLogs) return std::nullopt;
+        r.logs.push_back(path.get<std::string>());
+      }
+    } else if (!r.log_path.empty()) {
+      r.logs.push_back(r.log_path);  // a record from before logs were kept per start
+    }
+    r.start_number = integer_field<std::uint64_t>(v, "start_number").value_or(0);
+    r.keep_logs = integer_field<std::uint64_t>(v, "keep_logs").value_or(kDefaultKeptLogs);
+    if (r.keep_logs < 1 || r.keep_logs > kMaxKeptLogs) r.keep_logs = kDefaultKeptLogs;
+    r.leased = v.value("leased", false);
+    r.linger = v.value("linger", 0.0);
+    if (!(r.linger >= 0 && r.linger <= kMaxLingerSeconds)) r.linger = 0;
     r.timeout = v.value("timeout", 0.0);
     r.max_read_lines = integer_field<std::int64_t>(v, "max_read_lines").value_or(0);
     r.keep_on_timeout = v.value("keep_on_timeout", false);
@@ -80,6 +108,8 @@ std::optional<SupervisedProcess> process_from_json(const json& v) {
     }
     return r;
   } catch (const json::exception&) {
+    return std::nullopt;
+  } catch (const protocol::Error&) {  // a scope that breaks normalize_scope's rules
     return std::nullopt;
   }
 }

@@ -70,24 +70,75 @@ std::optional<Transition> lifecycle_step(ProcState from, ProcEvent event) {
   return std::nullopt;
 }
 
-ProcessRegistry::Entry* ProcessRegistry::entry(std::string_view name) {
-  auto it = entries_.find(name);
+ProcessRegistry::Entry* ProcessRegistry::entry(const ProcessKey& key) {
+  auto it = entries_.find(key);
   return it == entries_.end() ? nullptr : &it->second;
 }
 
-const ProcessRegistry::Entry* ProcessRegistry::entry(std::string_view name) const {
-  auto it = entries_.find(name);
+const ProcessRegistry::Entry* ProcessRegistry::entry(const ProcessKey& key) const {
+  auto it = entries_.find(key);
   return it == entries_.end() ? nullptr : &it->second;
 }
 
-const SupervisedProcess* ProcessRegistry::find(std::string_view name) const {
-  const Entry* e = entry(name);
+const SupervisedProcess* ProcessRegistry::find(const ProcessKey& key) const {
+  const Entry* e = entry(key);
   return e ? &e->record : nullptr;
 }
 
-SupervisedProcess* ProcessRegistry::mutable_record(std::string_view name) {
-  Entry* e = entry(name);
+SupervisedProcess* ProcessRegistry::mutable_record(const ProcessKey& key) {
+  Entry* e = entry(key);
   return e ? &e->record : nullptr;
+}
+
+namespace {
+
+/// Picks among the keys that match an address: the caller's own when it
+/// has exactly one, else the only one. nullopt when none match; throws
+/// conflict when the choice is not the caller's to make implicitly.
+std::optional<ProcessKey> pick(const std::vector<ProcessKey>& matches, uid_t caller, const std::string& what) {
+  if (matches.empty()) return std::nullopt;
+  std::vector<ProcessKey> own;
+  for (const auto& k : matches)
+    if (k.owner == caller) own.push_back(k);
+  if (own.size() == 1) return own.front();
+  if (own.empty() && matches.size() == 1) return matches.front();
+  std::string message = std::to_string(matches.size()) + " processes match " + what + ": ";
+  if (!own.empty()) {
+    // The caller's own: their full names are the caller's to know.
+    for (std::size_t i = 0; i < own.size(); ++i) message += (i ? ", " : "") + own[i].full_name();
+    message += "; give one of these full names";
+  } else {
+    message += "they belong to other users; give the scope (or full_name) and the owner";
+  }
+  throw protocol::Error(protocol::ErrorCode::kConflict, message);
+}
+
+}  // namespace
+
+ProcessKey ProcessRegistry::resolve(const ProcessAddress& address, uid_t caller) const {
+  auto matching = [&](const std::optional<std::string>& scope) {
+    std::vector<ProcessKey> out;
+    for (const auto& [key, _] : entries_)
+      if (key.name == address.name && (!scope || key.scope == *scope) && (!address.owner || key.owner == *address.owner))
+        out.push_back(key);
+    return out;
+  };
+  const std::string scope = address.scope.value_or("");
+  const std::string in_scope = scope.empty() ? "" : " in scope " + scope;
+  if (auto key = pick(matching(scope), caller, "\"" + address.name + "\"" + in_scope)) return *key;
+  if (!address.scope) {
+    // An old client knows no scopes: the one helper of that name it can mean.
+    if (auto key = pick(matching(std::nullopt), caller, "\"" + address.name + "\"")) return *key;
+  }
+  std::string message = "no process named \"" + address.name + "\"" + in_scope;
+  std::vector<std::string> elsewhere;
+  for (const auto& key : matching(std::nullopt))
+    if (key.owner == caller) elsewhere.push_back(key.full_name());
+  if (!elsewhere.empty()) {
+    message += "; yours of that name: ";
+    for (std::size_t i = 0; i < elsewhere.size(); ++i) message += (i ? ", " : "") + elsewhere[i];
+  }
+  throw protocol::Error(protocol::ErrorCode::kNotFound, message);
 }
 
 std::vector<const SupervisedProcess*> ProcessRegistry::all() const {
@@ -97,8 +148,8 @@ std::vector<const SupervisedProcess*> ProcessRegistry::all() const {
   return out;
 }
 
-EnsurePlan ProcessRegistry::plan_ensure(std::string_view name, bool restart) const {
-  const Entry* e = entry(name);
+EnsurePlan ProcessRegistry::plan_ensure(const ProcessKey& key, bool restart) const {
+  const Entry* e = entry(key);
   if (!e) return EnsurePlan::kStart;
   switch (e->record.state) {
     case S::kStarting:
@@ -124,35 +175,35 @@ EnsurePlan ProcessRegistry::plan_ensure(std::string_view name, bool restart) con
 std::uint64_t ProcessRegistry::begin(SupervisedProcess record) {
   record.generation = next_generation_++;
   record.state = S::kStarting;
-  const std::string name = record.name;
-  Entry* e = entry(name);
-  if (!e) e = &entries_.emplace(name, Entry{}).first->second;
+  const ProcessKey key = record.key();
+  Entry* e = entry(key);
+  if (!e) e = &entries_.emplace(key, Entry{}).first->second;
   e->record = std::move(record);
   return e->record.generation;
 }
 
 void ProcessRegistry::restore(SupervisedProcess record) {
   record.generation = next_generation_++;
-  const std::string name = record.name;
-  entries_[name] = Entry{std::move(record), {}};
+  const ProcessKey key = record.key();
+  entries_[key] = Entry{std::move(record), {}};
 }
 
-void ProcessRegistry::erase(std::string_view name) {
-  auto it = entries_.find(name);
+void ProcessRegistry::erase(const ProcessKey& key) {
+  auto it = entries_.find(key);
   if (it != entries_.end()) entries_.erase(it);
 }
 
-void ProcessRegistry::add_waiter(std::string_view name, Waiter waiter) {
-  if (Entry* e = entry(name)) e->waiters.push_back(std::move(waiter));
+void ProcessRegistry::add_waiter(const ProcessKey& key, Waiter waiter) {
+  if (Entry* e = entry(key)) e->waiters.push_back(std::move(waiter));
 }
 
-std::size_t ProcessRegistry::waiters(std::string_view name) const {
-  const Entry* e = entry(name);
+std::size_t ProcessRegistry::waiters(const ProcessKey& key) const {
+  const Entry* e = entry(key);
   return e ? e->waiters.size() : 0;
 }
 
-void ProcessRegistry::fail_waiters(std::string_view name, const StartFailure& failure) {
-  Entry* e = entry(name);
+void ProcessRegistry::fail_waiters(const ProcessKey& key, const StartFailure& failure) {
+  Entry* e = entry(key);
   if (!e) return;
   auto waiters = std::move(e->waiters);
   e->waiters.clear();
@@ -160,9 +211,9 @@ void ProcessRegistry::fail_waiters(std::string_view name, const StartFailure& fa
   for (auto& waiter : waiters) waiter(snapshot, &failure);
 }
 
-std::optional<Transition> ProcessRegistry::fire(std::string_view name, std::uint64_t generation, ProcEvent event,
+std::optional<Transition> ProcessRegistry::fire(const ProcessKey& key, std::uint64_t generation, ProcEvent event,
                                                 const StartFailure* failure) {
-  Entry* e = entry(name);
+  Entry* e = entry(key);
   if (!e || e->record.generation != generation) return std::nullopt;
   const auto step = lifecycle_step(e->record.state, event);
   if (!step) return std::nullopt;

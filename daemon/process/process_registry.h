@@ -13,6 +13,7 @@
 
 #include "daemon/process/exit_status.h"
 #include "daemon/process/proc_stat.h"
+#include "daemon/process/process_name.h"
 #include "protocol/error.h"
 
 namespace lpd::daemon {
@@ -63,10 +64,12 @@ std::span<const Transition> lifecycle();
 std::optional<Transition> lifecycle_step(ProcState from, ProcEvent event);
 
 /// SupervisedProcess is the record of one named helper: what was started,
-/// as whom, and what became of it. It is what procs/NAME.json holds.
+/// as whom, and what became of it. It is what procs/STEM.json holds
+/// (process_file_stem).
 struct SupervisedProcess {
   std::string name;
   uid_t owner = 0;
+  std::string scope;             // the project (rootdir); "" is the global scope
   std::uint64_t generation = 0;  // one per start; stale timers and watches compare it
   ProcState state = ProcState::kStarting;
   pid_t pid = 0;
@@ -76,8 +79,13 @@ struct SupervisedProcess {
   double ended_at = 0;
   std::vector<std::string> argv;
   std::string cwd;
-  std::string pattern;
-  std::string log_path;
+  std::string pattern;            // "": none, ready as soon as it is spawned
+  std::string log_path;           // this start's log (logs/STEM.START.log)
+  std::vector<std::string> logs;  // the kept starts' logs, newest first (log_path first)
+  std::uint64_t start_number = 0; // how many times this key was started; names the log
+  std::uint64_t keep_logs = 5;    // how many starts' logs are kept
+  bool leased = false;            // started by a lease: stopped once its last holder is gone
+  double linger = 0;              // seconds it outlives its last holder
   double timeout = 0;
   std::int64_t max_read_lines = 0;  // 0: no limit
   bool keep_on_timeout = false;
@@ -86,6 +94,17 @@ struct SupervisedProcess {
   ExitStatus exit;
   bool adopted = false;             // re-adopted after an lpd restart: not our child
   std::string failure;              // why startup failed, for ps/info
+
+  ProcessKey key() const { return {owner, scope, name}; }
+};
+
+/// How a call names a helper: a NAME, maybe a scope (absent: the caller
+/// gave none, as old clients do), maybe an owner (root or an admin choosing
+/// among users who each have one of that scope and name).
+struct ProcessAddress {
+  std::string name;
+  std::optional<std::string> scope;
+  std::optional<uid_t> owner;
 };
 
 /// Why a start failed, as the waiting callers will be told.
@@ -102,7 +121,8 @@ enum class EnsurePlan {
   kStopThenStart,    // --restart of a live one, or a kill in progress: start once it is gone
 };
 
-/// ProcessRegistry holds every supervised process by name and applies the
+/// ProcessRegistry holds every supervised process by key (owner, scope,
+/// name) and applies the
 /// lifecycle table. It touches no socket, file or process: liveness comes
 /// from a function it is given, so tests hand it a fake.
 class ProcessRegistry {
@@ -113,12 +133,21 @@ class ProcessRegistry {
 
   explicit ProcessRegistry(LivenessCheck liveness) : liveness_(std::move(liveness)) {}
 
-  const SupervisedProcess* find(std::string_view name) const;
+  const SupervisedProcess* find(const ProcessKey& key) const;
   std::vector<const SupervisedProcess*> all() const;
 
-  /// Decides an ensure for `name`. A ready record whose pid is gone or
+  /// Which helper `address` names for `caller`. With a scope: that scope's
+  /// helper of that name, the caller's own first, else the only owner's
+  /// (the dispatcher's gate then decides whether the caller may touch it).
+  /// Without one: the global scope's, else the only helper of that name in
+  /// any scope, the caller's own first. Throws protocol::Error not_found
+  /// (naming the caller's own helpers of that name elsewhere), or conflict
+  /// when several match and the caller owns none or several of them.
+  ProcessKey resolve(const ProcessAddress& address, uid_t caller) const;
+
+  /// Decides an ensure for `key`. A ready record whose pid is gone or
   /// reused is not reused: its end simply has not been reported yet.
-  EnsurePlan plan_ensure(std::string_view name, bool restart) const;
+  EnsurePlan plan_ensure(const ProcessKey& key, bool restart) const;
 
   /// Records a new incarnation in state starting, replacing an ended one.
   /// Waiters queued for it (kStopThenStart) stay. Returns its generation.
@@ -126,19 +155,19 @@ class ProcessRegistry {
   /// Puts back a record read from disk, as it is.
   void restore(SupervisedProcess record);
   /// Changes a record without an event (restore's verdict, a failed spawn).
-  SupervisedProcess* mutable_record(std::string_view name);
-  void erase(std::string_view name);
+  SupervisedProcess* mutable_record(const ProcessKey& key);
+  void erase(const ProcessKey& key);
 
-  void add_waiter(std::string_view name, Waiter waiter);
-  std::size_t waiters(std::string_view name) const;
-  /// Fails every waiter of `name` (a start that could not even spawn).
-  void fail_waiters(std::string_view name, const StartFailure& failure);
+  void add_waiter(const ProcessKey& key, Waiter waiter);
+  std::size_t waiters(const ProcessKey& key) const;
+  /// Fails every waiter of `key` (a start that could not even spawn).
+  void fail_waiters(const ProcessKey& key, const StartFailure& failure);
 
-  /// Applies `event` to the incarnation `generation` of `name`. Returns the
+  /// Applies `event` to the incarnation `generation` of `key`. Returns the
   /// transition taken, or nullopt when the table ignores it (or the
   /// generation is stale). Answers ensure waiters as the action says;
   /// `failure` is what failing waiters are told.
-  std::optional<Transition> fire(std::string_view name, std::uint64_t generation, ProcEvent event,
+  std::optional<Transition> fire(const ProcessKey& key, std::uint64_t generation, ProcEvent event,
                                  const StartFailure* failure = nullptr);
 
  private:
@@ -146,11 +175,11 @@ class ProcessRegistry {
     SupervisedProcess record;
     std::vector<Waiter> waiters;
   };
-  Entry* entry(std::string_view name);
-  const Entry* entry(std::string_view name) const;
+  Entry* entry(const ProcessKey& key);
+  const Entry* entry(const ProcessKey& key) const;
 
   LivenessCheck liveness_;
-  std::map<std::string, Entry, std::less<>> entries_;
+  std::map<ProcessKey, Entry> entries_;
   std::uint64_t next_generation_ = 1;
 };
 

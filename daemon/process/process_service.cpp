@@ -15,8 +15,19 @@
 #include "daemon/resource_shortage.h"
 #include "daemon/storage_failure.h"
 
+/// Log lines name a helper by its full name ("<scope>::<name>").
+template <>
+struct fmt::formatter<lpd::daemon::ProcessKey> : fmt::formatter<std::string> {
+  auto format(const lpd::daemon::ProcessKey& key, format_context& ctx) const {
+    return fmt::formatter<std::string>::format(key.full_name(), ctx);
+  }
+};
+
 namespace lpd::daemon {
 namespace {
+
+/// procs/STEM.json: one file per (owner, scope, name).
+std::string record_file(const ProcessKey& key) { return "procs/" + process_file_stem(key) + ".json"; }
 
 using protocol::Error;
 using protocol::ErrorCode;
@@ -60,9 +71,9 @@ ProcessService::~ProcessService() = default;
 
 void ProcessService::persist(const SupervisedProcess& record) const {
   try {
-    store_.write_json("procs/" + record.name + ".json", process_to_json(record, wall_seconds()));
+    store_.write_json(record_file(record.key()), process_to_json(record, wall_seconds()));
   } catch (const std::exception& e) {
-    spdlog::error("cannot record process {}: {}", record.name, e.what());
+    spdlog::error("cannot record process {}: {}", record.key(), e.what());
   }
 }
 
@@ -71,7 +82,9 @@ void ProcessService::publish(const std::string& type, const SupervisedProcess& r
 }
 
 nlohmann::json ProcessService::describe(const SupervisedProcess& record) const {
-  return process_to_json(record, wall_seconds());
+  nlohmann::json out = process_to_json(record, wall_seconds());
+  out["holders"] = is_running(record.state) ? leases_.holders(record.key(), record.generation) : 0;
+  return out;
 }
 
 nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, bool reused) const {
@@ -79,10 +92,15 @@ nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, bool re
   // caller reading from it sees only what comes after this ensure.
   const std::uint64_t offset = reused ? file_size(r.log_path) : r.ready_offset;
   return {{"name", r.name},
+          {"scope", r.scope},
+          {"full_name", r.key().full_name()},
           {"pid", r.pid},
           {"state", to_string(r.state)},
           {"reused", reused},
           {"log_path", r.log_path},
+          {"logs", r.logs},
+          {"leased", r.leased},
+          {"holders", leases_.holders(r.key(), r.generation)},
           {"offset", offset},
           {"ready_offset", r.ready_offset},
           {"ready_line", r.ready_line},
@@ -91,23 +109,28 @@ nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, bool re
           {"startup_seconds", r.ready_at > r.started_at ? r.ready_at - r.started_at : 0.0}};
 }
 
-std::string ProcessService::last_lines_of(const std::string& name) const {
-  auto it = supervision_.find(name);
+std::string ProcessService::last_lines_of(const ProcessKey& key) const {
+  auto it = supervision_.find(key);
   if (it == supervision_.end() || !it->second.pattern_wait) return {};
   return it->second.pattern_wait->last_lines();
 }
 
-StartFailure ProcessService::failure(ErrorCode code, const std::string& name, std::string what) const {
+StartFailure ProcessService::failure(ErrorCode code, const ProcessKey& key, std::string what,
+                                     const std::string& fate) const {
   // A helper's output goes straight to its log file; on a full disk its
   // writes fail in the helper, and its ready line never reaches lpd. Say
   // so, rather than blame a helper that may well have printed it.
   if (const auto full = space_shortage(store_.path("logs"))) {
     code = ErrorCode::kUnavailable;
-    what = "the file system of lpd's state directory " + store_.root() + " is full (" + *full +
-           "): the output of process " + name + " may not have reached its log " + store_.path("logs/" + name + ".log") +
-           ", so lpd cannot tell what it printed; free some space and retry (" + what + ")";
+    const auto* record = registry_.find(key);
+    what = "cannot write lpd's state directory " + store_.root() + ": " + full->describe() +
+           "; the output of process " + key.name + " may not have reached its log " +
+           (record ? record->log_path : store_.path("logs")) + ", so lpd cannot tell what it printed; " +
+           (fate.empty() ? what : fate) + "; free some space and retry";
+  } else if (!fate.empty()) {
+    what += "; " + fate;
   }
-  const std::string lines = last_lines_of(name);
+  const std::string lines = last_lines_of(key);
   if (lines.empty()) {
     what += "; its log is empty";
   } else {
@@ -116,10 +139,66 @@ StartFailure ProcessService::failure(ErrorCode code, const std::string& name, st
   return {code, std::move(what)};
 }
 
+void ProcessService::persist_start(const ProcessKey& key, std::uint64_t generation) {
+  try {
+    store_.write_json(record_file(key), process_to_json(*registry_.find(key), wall_seconds()));
+    return;
+  } catch (const StorageFailure& e) {
+    // Unrecorded, a helper would outlive a restart unknown to lpd (never
+    // re-adopted, never killed): stop it now, and the caller hears why.
+    spdlog::error("process {}: {}; killing it", key, e.what());
+    const StartFailure why{e.is_resource_shortage() ? ErrorCode::kUnavailable : ErrorCode::kInternal, e.what()};
+    const auto step = registry_.fire(key, generation, ProcEvent::kKillRequested, &why);
+    if (!step) return;
+    auto& sup = supervision(key);
+    end_startup(sup);
+    registry_.mutable_record(key)->failure = "its record could not be written";
+    begin_kill(key, SIGKILL, std::chrono::milliseconds(0));
+  }
+}
+
 // -- ensure ----------------------------------------------------------------
 
 void ProcessService::ensure(EnsureRequest request, EnsureDone done) {
-  const Pattern pattern = Pattern::compile(request.pattern);  // refused before anything else
+  // Refused before anything else; no pattern: ready once spawned.
+  std::optional<Pattern> pattern;
+  if (!request.pattern.empty()) pattern = Pattern::compile(request.pattern);
+  const ProcessKey key = request.key();
+  // Two scopes of one owner share files only through a hash collision.
+  const std::string stem = process_file_stem(key);
+  for (const auto* other : registry_.all())
+    if (other->key() != key && process_file_stem(other->key()) == stem)
+      throw Error(ErrorCode::kConflict, "process " + key.full_name() + " would share its files (" + stem +
+                                            ") with " + other->key().full_name() + "; use another name");
+  if (request.lease) {
+    // The caller holds it from now on (waiting counts); its answer settles
+    // the hold, and a helper nobody holds any more is stopped.
+    const std::uint64_t session = request.session;
+    leases_.wait(key, session);
+    if (auto it = supervision_.find(key); it != supervision_.end() && it->second.linger_timer) {
+      it->second.linger_timer->cancel();
+      it->second.linger_timer.reset();
+    }
+    done = [this, key, session, done = std::move(done)](const SupervisedProcess* ready, bool reused,
+                                                        const StartFailure* failure) {
+      leases_.settle(key, session, ready ? ready->generation : 0, ready != nullptr);
+      done(ready, reused, failure);
+      if (ready) publish_holders(key);
+      stop_if_unheld(key);
+    };
+    try {
+      plan_and_run(std::move(request), pattern, done);
+    } catch (...) {
+      leases_.settle(key, session, 0, false);
+      stop_if_unheld(key);
+      throw;
+    }
+    return;
+  }
+  plan_and_run(std::move(request), pattern, std::move(done));
+}
+
+void ProcessService::plan_and_run(EnsureRequest request, const std::optional<Pattern>& pattern, EnsureDone done) {
   auto waiter = [done](const SupervisedProcess& record, const StartFailure* failure) {
     if (failure) {
       done(nullptr, false, failure);
@@ -127,27 +206,27 @@ void ProcessService::ensure(EnsureRequest request, EnsureDone done) {
       done(&record, false, nullptr);
     }
   };
-  const std::string name = request.name;
-  switch (registry_.plan_ensure(name, request.restart)) {
+  const ProcessKey key = request.key();
+  switch (registry_.plan_ensure(key, request.restart)) {
     case EnsurePlan::kReuse:
-      done(registry_.find(name), true, nullptr);
+      done(registry_.find(key), true, nullptr);
       return;
     case EnsurePlan::kJoin: {
-      registry_.add_waiter(name, std::move(waiter));
-      auto& sup = supervision(name);
+      registry_.add_waiter(key, std::move(waiter));
+      auto& sup = supervision(key);
       // After a --keep-on-timeout the start has no timer left; this caller
       // still deserves its own limit.
-      if (!sup.timer) arm_timeout(name, sup.generation, request.timeout, true);
+      if (!sup.timer) arm_timeout(key, sup.generation, request.timeout, true);
       return;
     }
     case EnsurePlan::kStopThenStart: {
       // Check now what would fail at the start, so the caller is not told
       // only after the old process was stopped.
       resolve_executable(request.argv.front(), request.env, request.cwd);
-      registry_.add_waiter(name, std::move(waiter));
-      auto& sup = supervision(name);
+      registry_.add_waiter(key, std::move(waiter));
+      auto& sup = supervision(key);
       if (!sup.pending_start) sup.pending_start = std::move(request);
-      if (registry_.find(name)->state == ProcState::kReady) kill(name, SIGTERM, to_millis(kDefaultGraceSeconds), nullptr);
+      if (registry_.find(key)->state == ProcState::kReady) kill(key, SIGTERM, to_millis(kDefaultGraceSeconds), nullptr);
       return;
     }
     case EnsurePlan::kStart:
@@ -156,23 +235,60 @@ void ProcessService::ensure(EnsureRequest request, EnsureDone done) {
   }
 }
 
-void ProcessService::start(const EnsureRequest& request, const Pattern& pattern, ProcessRegistry::Waiter waiter) {
-  const std::string& name = request.name;
-  // Fail before touching the old log when the command cannot run at all.
+int ProcessService::open_start_log(const EnsureRequest& request, SupervisedProcess& record) {
+  const ProcessKey key = request.key();
+  const std::string stem = process_file_stem(key);
+  const auto* previous = registry_.find(key);
+  std::uint64_t number = previous ? previous->start_number : 0;
+  std::vector<std::string> kept = previous ? previous->logs : std::vector<std::string>{};
+  std::optional<std::pair<uid_t, gid_t>> log_owner;
+  if (request.credentials) log_owner.emplace(request.credentials->uid, request.credentials->gid);
+  int log_fd = -1;
+  std::string log_path;
+  // A name already taken (a record lost with its logs kept) is skipped,
+  // never appended to: its old ready line would match at once.
+  for (int tries = 0; log_fd < 0; ++tries) {
+    if (tries == 1000) throw std::system_error(EEXIST, std::generic_category(), "no free log name for " + stem);
+    log_path = store_.path(process_log_name(stem, ++number));
+    log_fd = create_log(log_path, log_owner);
+  }
+  const LogRotation rotation = rotate_logs(kept, log_path, request.keep_logs);
+  const std::string logs_dir = store_.path("logs");
+  for (const auto& old : rotation.removed) {
+    // Only this helper's own logs/STEM.N.log, whatever a state file said;
+    // logs from before per-start logs are left where they are.
+    if (is_log_of(old, logs_dir, stem) && ::unlink(old.c_str()) != 0 && errno != ENOENT)
+      spdlog::warn("process {}: cannot remove its old log {}: {}", key, old, std::strerror(errno));
+  }
+  record.start_number = number;
+  record.log_path = log_path;
+  record.logs = rotation.kept;
+  record.keep_logs = request.keep_logs;
+  return log_fd;
+}
+
+void ProcessService::start(const EnsureRequest& request, const std::optional<Pattern>& pattern,
+                           ProcessRegistry::Waiter waiter) {
+  const ProcessKey key = request.key();
+  // Fail before touching the old logs when the command cannot run at all.
   resolve_executable(request.argv.front(), request.env, request.cwd);
-  const std::string log_path = store_.path("logs/" + name + ".log");
+  SupervisedProcess record;
   int log_fd = -1;
   try {
     store_.make_dir("logs");
-    rotate_log(log_path);
-    std::optional<std::pair<uid_t, gid_t>> log_owner;
-    if (request.credentials) log_owner.emplace(request.credentials->uid, request.credentials->gid);
-    log_fd = open_log_for_append(log_path, log_owner);
+    // The helper writes its output, ready line included, straight to its
+    // log: on a full disk that line could never arrive, and the start
+    // would end in a timeout blaming the helper. Refuse before anything
+    // runs, is rotated or is recorded.
+    if (const auto full = space_shortage(store_.path("logs")))
+      throw StorageFailure(full->error, store_.root(),
+                           "starting process " + key.name + ": its log would not fit, " + full->detail);
+    log_fd = open_start_log(request, record);
   } catch (const StorageFailure&) {
     throw;  // unavailable, naming the directory and the cause
   } catch (const std::system_error& e) {
     if (StorageFailure::is_resource_errno(e.code().value()))
-      throw StorageFailure(e.code().value(), store_.root(), "preparing the log logs/" + name + ".log");
+      throw StorageFailure(e.code().value(), store_.root(), "preparing the log of process " + key.name);
     throw Error(ErrorCode::kInternal, std::string("cannot prepare the log: ") + e.what());
   }
   LaunchSpec spec;
@@ -187,115 +303,132 @@ void ProcessService::start(const EnsureRequest& request, const Pattern& pattern,
     launched = launcher_.launch(spec);
   } catch (...) {
     ::close(log_fd);
+    ::unlink(record.log_path.c_str());  // no start, no log: it would belong to no record
     throw;
   }
   ::close(log_fd);
 
-  SupervisedProcess record;
-  record.name = name;
+  record.name = key.name;
+  record.scope = key.scope;
   record.owner = request.owner;
   record.pid = launched.pid;
   record.start_time = launched.start_time;
   record.started_at = wall_seconds();
   record.argv = request.argv;
   record.cwd = request.cwd;
-  record.pattern = pattern.source();
-  record.log_path = log_path;
+  record.pattern = pattern ? pattern->source() : std::string();
   record.timeout = request.timeout;
   record.max_read_lines = request.max_read_lines;
   record.keep_on_timeout = request.keep_on_timeout;
+  record.leased = request.lease;
+  record.linger = request.linger;
   const std::uint64_t generation = registry_.begin(std::move(record));
-  if (waiter) registry_.add_waiter(name, std::move(waiter));
+  if (waiter) registry_.add_waiter(key, std::move(waiter));
 
-  auto& sup = supervision(name);
+  auto& sup = supervision(key);
   sup = Supervision{};
   sup.generation = generation;
-  spdlog::info("process {} started: pid {} ({}), waiting for {}", name, launched.pid, launched.executable,
-               in_quotes(pattern.source()));
-  const auto* stored = registry_.find(name);
-  persist(*stored);
+  spdlog::info("process {} started: pid {} ({}), waiting for {}", key, launched.pid, launched.executable,
+               pattern ? in_quotes(pattern->source()) : std::string("nothing (no pattern)"));
+  watch_exit(key, generation, launched.pidfd, true);
+  persist_start(key, generation);
+  const auto* stored = registry_.find(key);
   publish("process.starting", *stored);
-
-  watch_exit(name, generation, launched.pidfd, true);
-  watch_pattern(name, generation, 0);
-  arm_timeout(name, generation, request.timeout, request.keep_on_timeout);
+  if (stored->state != ProcState::kStarting) return;  // its record could not be written: being killed
+  if (!pattern) {
+    // pytest-xprocess 1.0 allows a starter with no pattern: ready now.
+    on_match(key, generation, std::string(), 0);
+    return;
+  }
+  watch_pattern(key, generation, 0);
+  arm_timeout(key, generation, request.timeout, request.keep_on_timeout);
 }
 
-void ProcessService::start_pending(const std::string& name) {
-  auto it = supervision_.find(name);
+void ProcessService::start_pending(const ProcessKey& key) {
+  auto it = supervision_.find(key);
   if (it == supervision_.end() || !it->second.pending_start) return;
-  const auto* record = registry_.find(name);
+  const auto* record = registry_.find(key);
   if (record && is_running(record->state)) return;
   EnsureRequest request = std::move(*it->second.pending_start);
   it->second.pending_start.reset();
   try {
-    start(request, Pattern::compile(request.pattern), nullptr);
+    std::optional<Pattern> pattern;
+    if (!request.pattern.empty()) pattern = Pattern::compile(request.pattern);
+    start(request, pattern, nullptr);
   } catch (const Error& e) {
-    registry_.fail_waiters(name, StartFailure{e.code(), e.what()});
+    registry_.fail_waiters(key, StartFailure{e.code(), e.what()});
+  } catch (const StorageFailure& e) {
+    registry_.fail_waiters(key, StartFailure{e.is_resource_shortage() ? ErrorCode::kUnavailable : ErrorCode::kInternal,
+                                              e.what()});
   } catch (const std::exception& e) {
-    registry_.fail_waiters(name, StartFailure{ErrorCode::kInternal, e.what()});
+    registry_.fail_waiters(key, StartFailure{ErrorCode::kInternal, e.what()});
   }
 }
 
-void ProcessService::arm_timeout(const std::string& name, std::uint64_t generation, double seconds, bool keeps) {
-  auto& sup = supervision(name);
+void ProcessService::arm_timeout(const ProcessKey& key, std::uint64_t generation, double seconds, bool keeps) {
+  auto& sup = supervision(key);
   sup.timer = std::make_unique<boost::asio::steady_timer>(io_);
   sup.timer_keeps = keeps;
   sup.timer->expires_after(to_millis(seconds));
-  sup.timer->async_wait([this, name, generation](boost::system::error_code ec) {
-    if (!ec) on_timeout(name, generation);
+  sup.timer->async_wait([this, key, generation](boost::system::error_code ec) {
+    if (!ec) on_timeout(key, generation);
   });
 }
 
-void ProcessService::watch_exit(const std::string& name, std::uint64_t generation, int pidfd, bool own_child) {
+void ProcessService::watch_exit(const ProcessKey& key, std::uint64_t generation, int pidfd, bool own_child) {
   auto watch = std::make_shared<PidfdWatch>(io_, pidfd, own_child);
-  supervision(name).exit_watch = watch;
-  watch->async_wait([this, name, generation](const ExitStatus& status) { on_exit(name, generation, status); });
+  supervision(key).exit_watch = watch;
+  watch->async_wait([this, key, generation](const ExitStatus& status) { on_exit(key, generation, status); });
 }
 
-void ProcessService::watch_exit_later(const std::string& name, std::uint64_t generation) {
-  auto& sup = supervision(name);
+void ProcessService::watch_exit_later(const ProcessKey& key, std::uint64_t generation) {
+  auto& sup = supervision(key);
   if (!sup.watch_retry) sup.watch_retry = std::make_unique<boost::asio::steady_timer>(io_);
   sup.watch_retry->expires_after(watch_retry_delay(++sup.watch_failures));
-  sup.watch_retry->async_wait([this, name, generation](boost::system::error_code ec) {
+  sup.watch_retry->async_wait([this, key, generation](boost::system::error_code ec) {
     if (ec) return;
-    const auto* record = registry_.find(name);
-    auto it = supervision_.find(name);
+    const auto* record = registry_.find(key);
+    auto it = supervision_.find(key);
     if (!record || it == supervision_.end() || it->second.generation != generation || !is_running(record->state))
       return;
     const PinnedProcess pinned = pin_process(record->pid, record->start_time);
     switch (pinned.liveness) {
       case Liveness::kAlive:
-        spdlog::info("process {} (pid {}): watched again", name, record->pid);
+        spdlog::info("process {} (pid {}): watched again", key, record->pid);
         it->second.watch_failures = 0;
-        watch_exit(name, generation, pinned.pidfd, false);
+        watch_exit(key, generation, pinned.pidfd, false);
         return;
       case Liveness::kGone:
-        on_exit(name, generation, ExitStatus{});  // not our child: its status is unknown
+        on_exit(key, generation, ExitStatus{});  // not our child: its status is unknown
         return;
       case Liveness::kReused:
-        mark_lost(name);
+        mark_lost(key);
         return;
       case Liveness::kUnknown:
-        watch_exit_later(name, generation);
+        watch_exit_later(key, generation);
         return;
     }
   });
 }
 
-void ProcessService::watch_pattern(const std::string& name, std::uint64_t generation, std::uint64_t offset) {
-  const auto* record = registry_.find(name);
+void ProcessService::watch_pattern(const ProcessKey& key, std::uint64_t generation, std::uint64_t offset) {
+  const auto* record = registry_.find(key);
+  if (record->pattern.empty()) {
+    // No pattern (re-adopted while "starting"): it was ready once spawned.
+    on_match(key, generation, std::string(), 0);
+    return;
+  }
   PatternWait::Callbacks callbacks;
-  callbacks.on_match = [this, name, generation](const std::string& line, std::uint64_t end) {
-    on_match(name, generation, line, end);
+  callbacks.on_match = [this, key, generation](const std::string& line, std::uint64_t end) {
+    on_match(key, generation, line, end);
   };
-  callbacks.on_line_limit = [this, name, generation] { on_line_limit(name, generation); };
+  callbacks.on_line_limit = [this, key, generation] { on_line_limit(key, generation); };
   try {
-    supervision(name).pattern_wait = PatternWait::start(io_, record->log_path, offset, Pattern::compile(record->pattern),
+    supervision(key).pattern_wait = PatternWait::start(io_, record->log_path, offset, Pattern::compile(record->pattern),
                                                         record->max_read_lines, std::move(callbacks));
   } catch (const std::exception& e) {
     // Without its log the start can only end by exit or timeout.
-    spdlog::error("cannot watch the log of process {}: {}", name, e.what());
+    spdlog::error("cannot watch the log of process {}: {}", key, e.what());
   }
 }
 
@@ -307,126 +440,132 @@ void ProcessService::end_startup(Supervision& sup) {
   sup.timer.reset();
 }
 
-void ProcessService::on_match(const std::string& name, std::uint64_t generation, const std::string& line,
+void ProcessService::on_match(const ProcessKey& key, std::uint64_t generation, const std::string& line,
                               std::uint64_t offset) {
-  auto* record = registry_.mutable_record(name);
+  auto* record = registry_.mutable_record(key);
   if (!record || record->generation != generation || record->state != ProcState::kStarting) return;
   record->ready_offset = offset;
   record->ready_line = line;
   record->ready_at = wall_seconds();
   record->failure.clear();
   // Answering first: waiters are what this whole path is timed by.
-  const auto step = registry_.fire(name, generation, ProcEvent::kMatched);
+  const auto step = registry_.fire(key, generation, ProcEvent::kMatched);
   if (!step) return;
-  auto& sup = supervision(name);
+  auto& sup = supervision(key);
   end_startup(sup);
   sup.pattern_wait.reset();  // ready: the log is not read any more
-  const auto* stored = registry_.find(name);
-  spdlog::info("process {} ready (pid {}) after {:.3f}s", name, stored->pid, stored->ready_at - stored->started_at);
+  const auto* stored = registry_.find(key);
+  spdlog::info("process {} ready (pid {}) after {:.3f}s", key, stored->pid, stored->ready_at - stored->started_at);
   persist(*stored);
   publish("process.ready", *stored);
 }
 
-void ProcessService::on_line_limit(const std::string& name, std::uint64_t generation) {
-  const auto* record = registry_.find(name);
+void ProcessService::on_line_limit(const ProcessKey& key, std::uint64_t generation) {
+  const auto* record = registry_.find(key);
   if (!record || record->generation != generation) return;
-  const auto why = failure(ErrorCode::kUnavailable, name,
+  // x14py (issue 14): with keep_on_timeout (lpd's xprocess fixture always
+  // sends it) the process is left running, as pytest-xprocess leaves it.
+  const bool keep = record->keep_on_timeout;
+  const auto why = failure(ErrorCode::kUnavailable, key,
                            "none of the first " + std::to_string(record->max_read_lines) + " lines of process " +
-                               name + " (pid " + std::to_string(record->pid) + ") matched " +
-                               in_quotes(record->pattern) + "; it is being killed");
-  registry_.mutable_record(name)->failure = "no match within --max-read-lines " + std::to_string(record->max_read_lines);
-  const auto step = registry_.fire(name, generation, ProcEvent::kLineLimit, &why);
+                               key.name + " (pid " + std::to_string(record->pid) + ") matched " +
+                               in_quotes(record->pattern),
+                           keep ? "it is left running (--keep-on-timeout)" : "it is being killed");
+  registry_.mutable_record(key)->failure = "no match within --max-read-lines " + std::to_string(record->max_read_lines);
+  const auto step = registry_.fire(key, generation, keep ? ProcEvent::kTimedOutKept : ProcEvent::kLineLimit, &why);
   if (!step) return;
-  end_startup(supervision(name));
-  begin_kill(name, SIGTERM, to_millis(kDefaultGraceSeconds));
-  persist(*registry_.find(name));
+  end_startup(supervision(key));
+  if (!keep) begin_kill(key, SIGTERM, to_millis(kDefaultGraceSeconds));
+  persist(*registry_.find(key));
 }
 
-void ProcessService::on_timeout(const std::string& name, std::uint64_t generation) {
-  const auto* record = registry_.find(name);
+void ProcessService::on_timeout(const ProcessKey& key, std::uint64_t generation) {
+  const auto* record = registry_.find(key);
   if (!record || record->generation != generation) return;
-  auto& sup = supervision(name);
+  auto& sup = supervision(key);
   const bool keep = sup.timer_keeps;
   sup.timer.reset();
-  const auto why = failure(ErrorCode::kTimeout, name,
-                           "process " + name + " (pid " + std::to_string(record->pid) + ") printed no line matching " +
-                               in_quotes(record->pattern) + " within " + fmt::format("{:g}", record->timeout) + " s; " +
-                               (keep ? "it is left running (--keep-on-timeout)" : "it is being killed"));
-  const auto step = registry_.fire(name, generation, keep ? ProcEvent::kTimedOutKept : ProcEvent::kTimedOut, &why);
+  const auto why = failure(ErrorCode::kTimeout, key,
+                           "process " + key.name + " (pid " + std::to_string(record->pid) + ") printed no line matching " +
+                               in_quotes(record->pattern) + " within " + fmt::format("{:g}", record->timeout) + " s",
+                           keep ? "it is left running (--keep-on-timeout)" : "it is being killed");
+  const auto step = registry_.fire(key, generation, keep ? ProcEvent::kTimedOutKept : ProcEvent::kTimedOut, &why);
   if (!step) return;
-  registry_.mutable_record(name)->failure = "timed out waiting for its pattern";
+  registry_.mutable_record(key)->failure = "timed out waiting for its pattern";
   if (step->action == ProcAction::kFailStartAndKill) {
     end_startup(sup);
-    begin_kill(name, SIGTERM, to_millis(kDefaultGraceSeconds));
+    begin_kill(key, SIGTERM, to_millis(kDefaultGraceSeconds));
   }
-  persist(*registry_.find(name));
+  persist(*registry_.find(key));
 }
 
-void ProcessService::on_exit(const std::string& name, std::uint64_t generation, const ExitStatus& status) {
-  auto it = supervision_.find(name);
+void ProcessService::on_exit(const ProcessKey& key, std::uint64_t generation, const ExitStatus& status) {
+  auto it = supervision_.find(key);
   if (it == supervision_.end() || it->second.generation != generation) return;
   auto wait = it->second.pattern_wait;
-  const auto* record = registry_.find(name);
+  const auto* record = registry_.find(key);
   if (wait && record && record->state == ProcState::kStarting) {
     // Read what it wrote before dying: it may have printed the ready line
     // (then it was ready, briefly), and its last words go in the error.
-    wait->finish([this, name, generation, status] { after_exit(name, generation, status); });
+    wait->finish([this, key, generation, status] { after_exit(key, generation, status); });
     return;
   }
-  after_exit(name, generation, status);
+  after_exit(key, generation, status);
 }
 
-void ProcessService::after_exit(const std::string& name, std::uint64_t generation, const ExitStatus& status) {
-  auto* record = registry_.mutable_record(name);
+void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation, const ExitStatus& status) {
+  auto* record = registry_.mutable_record(key);
   if (!record || record->generation != generation) return;
   const ProcState before = record->state;
-  const auto why = failure(ErrorCode::kUnavailable, name,
-                           "process " + name + " (pid " + std::to_string(record->pid) + ") exited with " +
+  const auto why = failure(ErrorCode::kUnavailable, key,
+                           "process " + key.name + " (pid " + std::to_string(record->pid) + ") exited with " +
                                status.describe() + " before a line matched " + in_quotes(record->pattern));
   record->exit = status;
   record->ended_at = wall_seconds();
   if (before == ProcState::kStarting) record->failure = "exited before its pattern matched";
-  const auto step = registry_.fire(name, generation, ProcEvent::kExited, &why);
+  const auto step = registry_.fire(key, generation, ProcEvent::kExited, &why);
   if (!step) return;
-  auto& sup = supervision(name);
+  auto& sup = supervision(key);
   end_startup(sup);
   sup.pattern_wait.reset();
   sup.exit_watch.reset();
-  const auto* stored = registry_.find(name);
-  spdlog::info("process {} (pid {}) {}: {}", name, stored->pid, to_string(stored->state), status.describe());
+  const auto* stored = registry_.find(key);
+  spdlog::info("process {} (pid {}) {}: {}", key, stored->pid, to_string(stored->state), status.describe());
   persist(*stored);
   publish(stored->state == ProcState::kKilled ? "process.killed" : "process.exited", *stored);
-  end_followers(name);
-  finish_kill_if_done(name);
-  start_pending(name);
+  end_followers(key);
+  end_leases(key);
+  finish_kill_if_done(key);
+  start_pending(key);
 }
 
 // -- kill ------------------------------------------------------------------
 
-void ProcessService::mark_lost(const std::string& name) {
-  auto* record = registry_.mutable_record(name);
+void ProcessService::mark_lost(const ProcessKey& key) {
+  auto* record = registry_.mutable_record(key);
   if (!record) return;
-  auto& sup = supervision(name);
+  auto& sup = supervision(key);
   end_startup(sup);
   if (sup.exit_watch) sup.exit_watch->cancel();
   sup = Supervision{};
   sup.generation = record->generation;
   record->state = ProcState::kLost;
   record->ended_at = wall_seconds();
-  spdlog::warn("process {}: pid {} now belongs to another program; marked lost and left alone", name, record->pid);
+  spdlog::warn("process {}: pid {} now belongs to another program; marked lost and left alone", key, record->pid);
   // Anyone still waiting for its start or a restart will not get it.
-  registry_.fail_waiters(name, StartFailure{ErrorCode::kConflict, "process " + name + " was lost (its pid was reused)"});
+  registry_.fail_waiters(key, StartFailure{ErrorCode::kConflict, "process " + key.name + " was lost (its pid was reused)"});
   persist(*record);
   publish("process.lost", *record);
-  end_followers(name);
+  end_followers(key);
+  end_leases(key);
 }
 
-void ProcessService::kill(const std::string& name, int signo, std::chrono::milliseconds grace, KillDone done) {
-  const auto* record = registry_.find(name);
-  if (!record) throw Error(ErrorCode::kNotFound, "no process named " + in_quotes(name));
-  auto not_running = [this, &name, &done] {
+void ProcessService::kill(const ProcessKey& key, int signo, std::chrono::milliseconds grace, KillDone done) {
+  const auto* record = registry_.find(key);
+  if (!record) throw Error(ErrorCode::kNotFound, "no process named " + in_quotes(key.full_name()));
+  auto not_running = [this, &key, &done] {
     if (!done) return;
-    nlohmann::json result = describe(*registry_.find(name));
+    nlohmann::json result = describe(*registry_.find(key));
     result["was_running"] = false;
     done(result);
   };
@@ -435,14 +574,14 @@ void ProcessService::kill(const std::string& name, int signo, std::chrono::milli
     return;
   }
   if (check_liveness(record->pid, record->start_time) == Liveness::kReused) {
-    mark_lost(name);
+    mark_lost(key);
     not_running();
     return;
   }
-  auto& sup = supervision(name);
+  auto& sup = supervision(key);
   if (done) sup.kill_waiters.push_back(std::move(done));
-  const auto why = failure(ErrorCode::kConflict, name, "process " + name + " was killed while it was starting");
-  const auto step = registry_.fire(name, record->generation, ProcEvent::kKillRequested, &why);
+  const auto why = failure(ErrorCode::kConflict, key, "process " + key.name + " was killed while it was starting");
+  const auto step = registry_.fire(key, record->generation, ProcEvent::kKillRequested, &why);
   if (!step) return;
   if (step->action == ProcAction::kNone) {
     // A kill is already under way; a different signal is still delivered.
@@ -450,33 +589,33 @@ void ProcessService::kill(const std::string& name, int signo, std::chrono::milli
     return;
   }
   end_startup(sup);
-  begin_kill(name, signo, grace);
-  persist(*registry_.find(name));
+  begin_kill(key, signo, grace);
+  persist(*registry_.find(key));
 }
 
-void ProcessService::begin_kill(const std::string& name, int signo, std::chrono::milliseconds grace) {
-  const auto* record = registry_.find(name);
-  auto& sup = supervision(name);
+void ProcessService::begin_kill(const ProcessKey& key, int signo, std::chrono::milliseconds grace) {
+  const auto* record = registry_.find(key);
+  auto& sup = supervision(key);
   sup.kill_done = false;
   sup.kill_forced = false;
   sup.kill_signal = signo;
-  spdlog::info("killing process {} (pid {}) and its process group with signal {}", name, record->pid, signo);
+  spdlog::info("killing process {} (pid {}) and its process group with signal {}", key, record->pid, signo);
   sup.kill_job = std::make_shared<KillJob>(io_, record->pid, signo, grace);
   const std::uint64_t generation = record->generation;
-  sup.kill_job->start([this, name, generation](const KillJob::Result& result) {
-    auto it = supervision_.find(name);
+  sup.kill_job->start([this, key, generation](const KillJob::Result& result) {
+    auto it = supervision_.find(key);
     if (it == supervision_.end() || it->second.generation != generation) return;
     it->second.kill_done = true;
     it->second.kill_forced = result.forced;
-    finish_kill_if_done(name);
+    finish_kill_if_done(key);
   });
 }
 
-void ProcessService::finish_kill_if_done(const std::string& name) {
-  auto it = supervision_.find(name);
+void ProcessService::finish_kill_if_done(const ProcessKey& key) {
+  auto it = supervision_.find(key);
   if (it == supervision_.end()) return;
   auto& sup = it->second;
-  const auto* record = registry_.find(name);
+  const auto* record = registry_.find(key);
   // Both the whole group gone and the leader's end recorded, so the reply
   // and `ps` agree.
   if (!record || !sup.kill_done || is_running(record->state)) return;
@@ -489,13 +628,84 @@ void ProcessService::finish_kill_if_done(const std::string& name) {
   for (auto& waiter : waiters) waiter(result);
 }
 
+// -- leases ----------------------------------------------------------------
+
+std::optional<nlohmann::json> ProcessService::release_instead_of_kill(const ProcessKey& key, std::uint64_t session,
+                                                                      bool force) {
+  const auto* record = registry_.find(key);
+  if (!record || !is_running(record->state)) return std::nullopt;
+  const bool holds = leases_.holds(key, session);
+  if (kill_verdict(force, holds, leases_.holders(key, record->generation)) == KillVerdict::kKill) {
+    if (holds) leases_.release(key, session);
+    return std::nullopt;
+  }
+  return release(key, session);
+}
+
+nlohmann::json ProcessService::release(const ProcessKey& key, std::uint64_t session) {
+  const auto* record = registry_.find(key);
+  if (!record) throw Error(ErrorCode::kNotFound, "no process named " + in_quotes(key.full_name()));
+  const bool released = leases_.release(key, session);
+  const std::size_t holders = leases_.holders(key, record->generation);
+  if (released) {
+    spdlog::info("process {}: a holder let go, {} left", key, holders);
+    publish_holders(key);
+  }
+  stop_if_unheld(key);
+  return {{"name", key.name},           {"scope", key.scope},     {"full_name", key.full_name()},
+          {"released", released},       {"holders", holders},     {"state", to_string(record->state)},
+          {"pid", record->pid}};
+}
+
+void ProcessService::stop_if_unheld(const ProcessKey& key, double at_least) {
+  const auto* record = registry_.find(key);
+  if (!record || !record->leased) return;
+  if (record->state != ProcState::kStarting && record->state != ProcState::kReady) return;
+  if (leases_.holders(key, record->generation) > 0) return;
+  auto& sup = supervision(key);
+  if (sup.linger_timer) return;  // already counting down
+  const double delay = std::max(record->linger, at_least);
+  const std::uint64_t generation = record->generation;
+  spdlog::info("process {}: no holder left; stopping it in {:g} s", key, delay);
+  // Even with no linger the kill runs from the loop, never inside the
+  // answer to an ensure or the end of a connection that led here.
+  sup.linger_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  sup.linger_timer->expires_after(to_millis(delay));
+  sup.linger_timer->async_wait([this, key, generation](boost::system::error_code ec) {
+    if (ec) return;
+    auto it = supervision_.find(key);
+    if (it == supervision_.end() || it->second.generation != generation) return;
+    it->second.linger_timer.reset();
+    const auto* now = registry_.find(key);
+    if (!now || now->generation != generation || leases_.holders(key, generation) > 0) return;
+    if (now->state != ProcState::kStarting && now->state != ProcState::kReady) return;
+    spdlog::info("process {} (pid {}): its last holder is gone; stopping it", key, now->pid);
+    kill(key, SIGTERM, to_millis(kDefaultGraceSeconds), nullptr);
+  });
+}
+
+void ProcessService::publish_holders(const ProcessKey& key) {
+  const auto* record = registry_.find(key);
+  if (!record || !is_running(record->state)) return;
+  events_.publish("process.holders", describe(*record), {}, record->owner);
+}
+
+void ProcessService::end_leases(const ProcessKey& key) {
+  leases_.ended(key);
+  auto it = supervision_.find(key);
+  if (it != supervision_.end() && it->second.linger_timer) {
+    it->second.linger_timer->cancel();
+    it->second.linger_timer.reset();
+  }
+}
+
 // -- logs ------------------------------------------------------------------
 
-nlohmann::json ProcessService::stream_logs(const std::string& name, std::optional<std::uint64_t> lines, bool follow,
+nlohmann::json ProcessService::stream_logs(const ProcessKey& key, std::optional<std::uint64_t> lines, bool follow,
                                            std::uint64_t session, std::weak_ptr<ReplySink> sink,
                                            ReplySink::StreamSlot slot) {
-  const auto* record = registry_.find(name);
-  if (!record) throw Error(ErrorCode::kNotFound, "no process named " + in_quotes(name));
+  const auto* record = registry_.find(key);
+  if (!record) throw Error(ErrorCode::kNotFound, "no process named " + in_quotes(key.full_name()));
   const std::string path = record->log_path;
   const std::uint64_t size = file_size(path);
   std::uint64_t start = lines ? offset_of_last_lines(path, *lines, size) : 0;
@@ -504,38 +714,42 @@ nlohmann::json ProcessService::stream_logs(const std::string& name, std::optiona
     skipped = size - kMaxLogReplyBytes - start;
     start = size - kMaxLogReplyBytes;
   }
-  auto end_data = [this, name] {
-    const auto* r = registry_.find(name);
+  auto end_data = [this, key] {
+    const auto* r = registry_.find(key);
     if (!r) return nlohmann::json::object();
     const auto full = describe(*r);
     return nlohmann::json{{"state", full["state"]}, {"exit_status", full["exit_status"]}};
   };
   std::shared_ptr<LogStream> stream;
   try {
-    stream = LogStream::open(io_, name, path, start, std::move(sink), end_data);
+    stream = LogStream::open(io_, key.name, path, start, std::move(sink), end_data);
   } catch (const std::system_error& e) {
-    throw Error(ErrorCode::kNotFound, std::string("the log of process ") + name + " cannot be read: " + e.what());
+    throw Error(ErrorCode::kNotFound, std::string("the log of process ") + key.name + " cannot be read: " + e.what());
   }
   stream->hold(std::move(slot));
   const bool following = follow && is_running(record->state);
   if (following) {
     stream->follow();
-    followers_.emplace(name, Follower{session, stream});
+    followers_.emplace(key, Follower{session, stream});
   } else {
     stream->read_until(size);
   }
-  return {{"name", name},     {"log_path", path},           {"offset", start},
+  return {{"name", key.name}, {"scope", key.scope}, {"full_name", key.full_name()}, {"log_path", path}, {"offset", start},
           {"size", size},     {"skipped_bytes", skipped},   {"following", following},
           {"state", to_string(record->state)}};
 }
 
-void ProcessService::end_followers(const std::string& name) {
-  auto [first, last] = followers_.equal_range(name);
+void ProcessService::end_followers(const ProcessKey& key) {
+  auto [first, last] = followers_.equal_range(key);
   for (auto it = first; it != last; ++it) it->second.stream->end();
   followers_.erase(first, last);
 }
 
 void ProcessService::drop_session(std::uint64_t session) {
+  for (const auto& key : leases_.drop_session(session)) {
+    publish_holders(key);
+    stop_if_unheld(key);
+  }
   for (auto it = followers_.begin(); it != followers_.end();) {
     if (it->second.session == session) {
       it->second.stream->cancel();
@@ -553,11 +767,25 @@ void ProcessService::restore() {
     if (file.size() <= 5 || file.substr(file.size() - 5) != ".json") continue;
     const auto value = store_.read_json("procs/" + file);
     auto record = value ? process_from_json(*value) : std::nullopt;
-    if (!record || record->name + ".json" != file) {
+    // A record is only believed under its own file name: procs/STEM.json,
+    // or procs/NAME.json for one written before scopes (it has none).
+    const bool legacy = record && !value->contains("scope") && record->name + ".json" == file;
+    if (!record || (!legacy && record_file(record->key()) != "procs/" + file) ||
+        registry_.find(record->key())) {
       spdlog::warn("ignoring unreadable process record {}", store_.path("procs/" + file));
       continue;
     }
-    const std::string name = record->name;
+    const ProcessKey key = record->key();
+    if (legacy) {
+      // Moved to its new name; persist() below (or here) writes it.
+      spdlog::info("process record {} moves to {}", store_.path("procs/" + file), store_.path(record_file(key)));
+      persist(*record);
+      try {
+        store_.remove("procs/" + file);
+      } catch (const std::exception& e) {
+        spdlog::warn("cannot remove the old process record {}: {}", store_.path("procs/" + file), e.what());
+      }
+    }
     if (!is_running(record->state)) {
       registry_.restore(std::move(*record));
       continue;
@@ -573,12 +801,12 @@ void ProcessService::restore() {
       record->exit = ExitStatus{};  // not our child any more: unknown
       record->ended_at = wall_seconds();
       registry_.restore(std::move(*record));
-      const auto* stored = registry_.find(name);
+      const auto* stored = registry_.find(key);
       if (stored->state == ProcState::kLost) {
-        spdlog::warn("process {}: pid {} now belongs to another program; marked lost and left alone", name,
+        spdlog::warn("process {}: pid {} now belongs to another program; marked lost and left alone", key,
                      stored->pid);
       } else {
-        spdlog::info("process {} (pid {}) ended while lpd was down", name, stored->pid);
+        spdlog::info("process {} (pid {}) ended while lpd was down", key, stored->pid);
       }
       persist(*stored);
       publish(stored->state == ProcState::kLost ? "process.lost" : "process.exited", *stored);
@@ -588,22 +816,25 @@ void ProcessService::restore() {
     // A kill in progress died with the old lpd, and its requester with it.
     if (was == ProcState::kStopping) record->state = ProcState::kReady;
     registry_.restore(std::move(*record));
-    const auto* stored = registry_.find(name);
-    auto& sup = supervision(name);
+    const auto* stored = registry_.find(key);
+    auto& sup = supervision(key);
     sup = Supervision{};
     sup.generation = stored->generation;
     if (liveness == Liveness::kAlive) {
-      watch_exit(name, stored->generation, pinned.pidfd, false);
+      watch_exit(key, stored->generation, pinned.pidfd, false);
     } else {
       spdlog::warn("process {} (pid {}): cannot tell whether it still runs ({}); re-adopted, watching it once lpd can",
-                   name, stored->pid, describe_shortage(pinned.error));
-      watch_exit_later(name, stored->generation);
+                   key, stored->pid, describe_shortage(pinned.error));
+      watch_exit_later(key, stored->generation);
     }
     // Still starting: watch its log again from the start; nobody waits,
     // so there is no timeout.
-    if (stored->state == ProcState::kStarting) watch_pattern(name, stored->generation, 0);
-    spdlog::info("re-adopted process {} (pid {}, {})", name, stored->pid, to_string(stored->state));
+    if (stored->state == ProcState::kStarting) watch_pattern(key, stored->generation, 0);
+    spdlog::info("re-adopted process {} (pid {}, {})", key, stored->pid, to_string(stored->state));
     persist(*stored);
+    // Leases ended with the old lpd's connections: holders get a moment
+    // to come back (ensure with a lease) before a leased helper is stopped.
+    stop_if_unheld(key, kRestoreLeaseGraceSeconds);
   }
 }
 

@@ -21,6 +21,7 @@
 #include "daemon/process/pattern.h"
 #include "daemon/process/pattern_wait.h"
 #include "daemon/process/pidfd_watch.h"
+#include "daemon/process/process_lease.h"
 #include "daemon/process/process_registry.h"
 #include "daemon/state_store.h"
 
@@ -29,7 +30,8 @@ namespace lpd::daemon {
 /// One `ensure` as the service needs it, after the handler checked fields.
 struct EnsureRequest {
   std::string name;
-  std::string pattern;
+  std::string scope;    // "" or a normalized absolute directory (normalize_scope)
+  std::string pattern;  // "": ready as soon as it is spawned
   std::vector<std::string> argv;
   std::string cwd;
   std::vector<std::string> env;  // the whole environment, "K=V"
@@ -39,16 +41,26 @@ struct EnsureRequest {
   bool keep_on_timeout = false;
   std::optional<Credentials> credentials;
   uid_t owner = 0;
+  bool lease = false;          // the connection `session` holds the helper
+  double linger = 0;           // a leased helper outlives its last holder this long
+  std::uint64_t keep_logs = 5; // starts whose logs are kept
+  std::uint64_t session = 0;   // the caller's connection
+
+  ProcessKey key() const { return {owner, scope, name}; }
 };
 
 /// ProcessService is the I/O edge of supervised helpers: it glues the
 /// registry's rules to the launcher, the pidfd watches, the log tail and
-/// pattern wait, the timers, the state files (procs/NAME.json) and the
+/// pattern wait, the timers, the state files (procs/STEM.json), the logs
+/// (logs/STEM.START.log, the last keep_logs starts'), the leases and the
 /// event bus (process.starting|ready|exited|killed|lost). Stopping lpd
 /// leaves every helper running; restore() re-adopts them on the next start.
 class ProcessService {
  public:
   static constexpr double kDefaultGraceSeconds = 5;
+  /// After an lpd restart no connection holds anything: a leased helper is
+  /// given at least this long for its holders to lease it again.
+  static constexpr double kRestoreLeaseGraceSeconds = 30;
   /// `proc.logs` without -n sends at most this much (the newest part).
   static constexpr std::uint64_t kMaxLogReplyBytes = 32ull * 1024 * 1024;
 
@@ -63,27 +75,42 @@ class ProcessService {
   ProcessService& operator=(const ProcessService&) = delete;
 
   /// Re-adopts what procs/*.json records: same pid and start time -> watched
-  /// again; gone -> exited (status unknown); pid reused -> lost, never signalled.
+  /// again; gone -> exited (status unknown); pid reused -> lost, never
+  /// signalled. Records named after the old layout (procs/NAME.json, no
+  /// scope) are read as the global scope and moved to procs/STEM.json.
   void restore();
 
   const ProcessRegistry& registry() const { return registry_; }
 
   /// Throws protocol::Error for what is refused before any waiting (bad
   /// pattern, command or directory not found); otherwise `done` runs once.
+  /// With request.lease the caller's connection holds the helper once it
+  /// is ready (see Leases).
   void ensure(EnsureRequest request, EnsureDone done);
 
   /// Signals the process group, SIGKILL after `grace`, `done` once all of it
   /// is gone (at once when it was not running). Throws not_found.
-  void kill(const std::string& name, int signo, std::chrono::milliseconds grace, KillDone done);
+  void kill(const ProcessKey& key, int signo, std::chrono::milliseconds grace, KillDone done);
+  /// A kill from connection `session`: when it holds a leased helper that
+  /// others hold too (and not `force`), only its hold is dropped and this
+  /// returns the reply ({"released": true, "holders": N, ...}); nullopt
+  /// means kill as usual (its hold, if any, goes with the helper).
+  std::optional<nlohmann::json> release_instead_of_kill(const ProcessKey& key, std::uint64_t session, bool force);
+  /// proc.release: `session` lets go of `key`; a leased helper nobody holds
+  /// any more is stopped after its linger. Throws not_found.
+  nlohmann::json release(const ProcessKey& key, std::uint64_t session);
 
   /// Starts sending the log to `sink` (see LogStream), paced by the peer's
   /// reading, holding `slot` until the stream ends; returns what the reply
   /// says: the range sent and whether it follows. Throws not_found.
-  nlohmann::json stream_logs(const std::string& name, std::optional<std::uint64_t> lines, bool follow,
+  nlohmann::json stream_logs(const ProcessKey& key, std::optional<std::uint64_t> lines, bool follow,
                              std::uint64_t session, std::weak_ptr<ReplySink> sink, ReplySink::StreamSlot slot);
-  /// Ends the log streams of a peer that left.
+  /// A peer left: ends its log streams and its leases (a leased helper
+  /// nobody holds any more is stopped after its linger).
   void drop_session(std::uint64_t session);
 
+  /// The record as replies carry it, with `holders`: the connections that
+  /// hold it now (leases are not stored: they end with lpd).
   nlohmann::json describe(const SupervisedProcess& record) const;
   /// The ensure reply for a ready record.
   nlohmann::json ensure_result(const SupervisedProcess& record, bool reused) const;
@@ -105,47 +132,73 @@ class ProcessService {
     /// Re-adopted while lpd could not look at it (EMFILE...): the next try.
     std::unique_ptr<boost::asio::steady_timer> watch_retry;
     unsigned watch_failures = 0;
+    /// Armed while a leased helper has no holder: stops it when it fires.
+    std::unique_ptr<boost::asio::steady_timer> linger_timer;
   };
   struct Follower {
     std::uint64_t session;
     std::shared_ptr<LogStream> stream;
   };
 
-  void start(const EnsureRequest& request, const Pattern& pattern, ProcessRegistry::Waiter waiter);
-  void start_pending(const std::string& name);
-  void arm_timeout(const std::string& name, std::uint64_t generation, double seconds, bool keeps);
-  void watch_exit(const std::string& name, std::uint64_t generation, int pidfd, bool own_child);
+  /// ensure() once the lease bookkeeping is done: reuse, join, restart or start.
+  void plan_and_run(EnsureRequest request, const std::optional<Pattern>& pattern, EnsureDone done);
+  void start(const EnsureRequest& request, const std::optional<Pattern>& pattern, ProcessRegistry::Waiter waiter);
+  /// Creates this start's log (logs/STEM.N.log, N one past the last start,
+  /// skipping names that exist) and drops the logs beyond keep_logs.
+  /// Returns the open descriptor; fills the record's log fields.
+  int open_start_log(const EnsureRequest& request, SupervisedProcess& record);
+  void start_pending(const ProcessKey& key);
+  void arm_timeout(const ProcessKey& key, std::uint64_t generation, double seconds, bool keeps);
+  void watch_exit(const ProcessKey& key, std::uint64_t generation, int pidfd, bool own_child);
   /// Tries again (after watch_retry_delay) to pin and watch a re-adopted
   /// process lpd could not look at; only a confirmed end ends it.
-  void watch_exit_later(const std::string& name, std::uint64_t generation);
-  void watch_pattern(const std::string& name, std::uint64_t generation, std::uint64_t offset);
+  void watch_exit_later(const ProcessKey& key, std::uint64_t generation);
+  void watch_pattern(const ProcessKey& key, std::uint64_t generation, std::uint64_t offset);
 
-  void on_match(const std::string& name, std::uint64_t generation, const std::string& line, std::uint64_t offset);
-  void on_line_limit(const std::string& name, std::uint64_t generation);
-  void on_timeout(const std::string& name, std::uint64_t generation);
-  void on_exit(const std::string& name, std::uint64_t generation, const ExitStatus& status);
-  void after_exit(const std::string& name, std::uint64_t generation, const ExitStatus& status);
+  void on_match(const ProcessKey& key, std::uint64_t generation, const std::string& line, std::uint64_t offset);
+  void on_line_limit(const ProcessKey& key, std::uint64_t generation);
+  void on_timeout(const ProcessKey& key, std::uint64_t generation);
+  void on_exit(const ProcessKey& key, std::uint64_t generation, const ExitStatus& status);
+  void after_exit(const ProcessKey& key, std::uint64_t generation, const ExitStatus& status);
 
-  void begin_kill(const std::string& name, int signo, std::chrono::milliseconds grace);
-  void finish_kill_if_done(const std::string& name);
-  void mark_lost(const std::string& name);
+  void begin_kill(const ProcessKey& key, int signo, std::chrono::milliseconds grace);
+  void finish_kill_if_done(const ProcessKey& key);
+  void mark_lost(const ProcessKey& key);
   /// Stops the pattern wait and the timer of a start that is decided.
   void end_startup(Supervision& supervision);
-  void end_followers(const std::string& name);
+  void end_followers(const ProcessKey& key);
 
-  std::string last_lines_of(const std::string& name) const;
-  StartFailure failure(protocol::ErrorCode code, const std::string& name, std::string what) const;
+  /// A leased helper that nobody holds or waits for: stop it after its
+  /// linger (at least `at_least` seconds). Anything else: nothing.
+  void stop_if_unheld(const ProcessKey& key, double at_least = 0);
+  /// Publishes process.holders (the record with its `holders` count) when
+  /// a connection took or let go of a running helper.
+  void publish_holders(const ProcessKey& key);
+  /// The incarnation ended: its holds and its linger timer with it.
+  void end_leases(const ProcessKey& key);
+
+  std::string last_lines_of(const ProcessKey& key) const;
+  /// Why a start failed: `what` then `fate` ("it is being killed"). When
+  /// the state directory's file system is full the helper's output may be
+  /// lost: then the message says that (code `unavailable`) and gives only
+  /// the fate, never blaming the helper for a line lpd could not see.
+  StartFailure failure(protocol::ErrorCode code, const ProcessKey& key, std::string what,
+                       const std::string& fate = {}) const;
   void persist(const SupervisedProcess& record) const;
+  /// Records a just-started helper; when the state directory refuses
+  /// (ENOSPC, EIO) the helper is killed and its waiters get the failure.
+  void persist_start(const ProcessKey& key, std::uint64_t generation);
   void publish(const std::string& type, const SupervisedProcess& record);
-  Supervision& supervision(const std::string& name) { return supervision_[name]; }
+  Supervision& supervision(const ProcessKey& key) { return supervision_[key]; }
 
   boost::asio::io_context& io_;
   const StateStore& store_;
   EventBus& events_;
   ProcessLauncher& launcher_;
   ProcessRegistry registry_;
-  std::map<std::string, Supervision> supervision_;
-  std::multimap<std::string, Follower> followers_;
+  Leases leases_;
+  std::map<ProcessKey, Supervision> supervision_;
+  std::multimap<ProcessKey, Follower> followers_;
 };
 
 /// Parses "TERM", "SIGTERM", "15" (and the other common names); nullopt if unknown.

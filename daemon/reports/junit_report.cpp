@@ -58,6 +58,10 @@ class Testcase {
     children_ += element(tag, attributes, text);
   }
   void extra(std::string xml) { extras_ += std::move(xml); }
+  /// <system-out>, after every other child as the JUnit schema orders them.
+  void system_out(const std::string& text) {
+    if (!text.empty()) system_out_ = element("system-out", {}, text);
+  }
 
   std::string xml(Counts& counts) const {
     ++counts.tests;
@@ -71,7 +75,7 @@ class Testcase {
       if (line_) out += " line=\"" + std::to_string(*line_) + "\"";
     }
     out += " time=\"" + seconds(time_) + "\"";
-    const std::string children = children_ + extras_;
+    const std::string children = children_ + extras_ + system_out_;
     if (children.empty()) return out + " />\n";
     return out + ">" + children + "</testcase>\n";
   }
@@ -84,6 +88,7 @@ class Testcase {
   std::string tag_;
   std::string children_;
   std::string extras_;
+  std::string system_out_;
 };
 
 std::string crash_body(const Crash& c) { return c.traceback.empty() ? c.reason : c.traceback; }
@@ -168,7 +173,10 @@ std::string test_xml(const TestcaseName& names, const TestHistory& h, const Juni
       if (c != live.back()) t.extra(rerun_element("rerunError", rerun_message(*c), "crash", crash_body(*c)));
     return t.xml(counts);
   }
-  if (r) add_result(t, *r, pytest);
+  if (r) {
+    add_result(t, *r, pytest);
+    t.system_out(r->system_out);  // the test's helper log lines (issue 14)
+  }
   const bool flaky = !r || r->outcome == "passed";
   for (const Crash* c : settled)
     t.extra(rerun_element(flaky ? "flakyError" : "rerunError", rerun_message(*c), "crash", crash_body(*c)));

@@ -18,6 +18,7 @@ nlohmann::json TestResult::to_json() const {
   if (reruns) j["reruns"] = reruns;
   if (!failure_reason.empty()) j["failure_reason"] = failure_reason;
   if (xfail_reason) j["xfail_reason"] = *xfail_reason;
+  if (!system_out.empty()) j["system_out"] = system_out;
   return j;
 }
 
@@ -40,6 +41,7 @@ TestResult TestResult::from_json(const nlohmann::json& j) {
   r.reruns = field_or<int>(j, "reruns", 0);
   r.failure_reason = field_or<std::string>(j, "failure_reason", "");
   if (auto it = j.find("xfail_reason"); it != j.end() && it->is_string()) r.xfail_reason = it->get<std::string>();
+  r.system_out = field_or<std::string>(j, "system_out", "");
   return r;
 }
 

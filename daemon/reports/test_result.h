@@ -39,6 +39,10 @@ struct TestResult {
   /// had `wasxfail`): the reason as pytest's junitxml writes it in
   /// <skipped type="pytest.xfail" message=...> (without "reason: ").
   std::optional<std::string> xfail_reason;
+  /// What the test's helpers (supervised processes) wrote to their logs
+  /// while it ran, sent by the shim for a test that failed; written as
+  /// the testcase's <system-out>. At most kMaxSystemOut bytes.
+  std::string system_out;
 
   nlohmann::json to_json() const;
   static TestResult from_json(const nlohmann::json& j);
@@ -47,6 +51,9 @@ struct TestResult {
 /// How much of a longrepr lpd keeps (64 KiB): a traceback of recursion
 /// depth 1000 is still shown in full by most CI pages at this size.
 constexpr std::size_t kMaxLongrepr = 64 * 1024;
+
+/// How much of a failed test's helper log lines lpd keeps (64 KiB).
+constexpr std::size_t kMaxSystemOut = 64 * 1024;
 
 /// `text` cut to at most `limit` bytes at a UTF-8 character boundary, with
 /// a line saying how much was cut when it was.

@@ -83,6 +83,7 @@ json Job::to_json() const {
           {"signal", optional_int(signal)},
           {"text", text},
           {"report_errors", report_errors},
+          {"left_running", left_running},  // issue 14 (x14tree)
           {"created_at", created_at},
           {"ended_at", ended_at}};
 }
@@ -111,6 +112,7 @@ Job Job::from_json(const json& j) {
   job.signal = int_or_null(j, "signal");
   job.text = field_or(j, "text", "");
   job.report_errors = field_or(j, "report_errors", std::vector<std::string>{});
+  job.left_running = field_or(j, "left_running", std::vector<std::string>{});  // issue 14 (x14tree)
   job.created_at = field_or(j, "created_at", 0.0);
   job.ended_at = field_or(j, "ended_at", 0.0);
   return job;

@@ -67,6 +67,13 @@ struct Job {
   /// Files lpd could not write for the user (--junit, --crash-log), one
   /// message each; lpctl prints them and exits non-zero.
   std::vector<std::string> report_errors;
+  // -- issue 14 (x14tree): processes the command left running ----------------
+  /// "pid P: ARGV" for each process lpd-monitor found running once the
+  /// command had ended, over all attempts (at most kMaxLeftRunning); they
+  /// were killed. Said in the run's text and lpd's log.
+  std::vector<std::string> left_running;
+  static constexpr std::size_t kMaxLeftRunning = 100;
+  // -- end issue 14 ---------------------------------------------------------
   double created_at = 0;
   double ended_at = 0;
 

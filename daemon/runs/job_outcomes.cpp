@@ -131,7 +131,15 @@ void JobService::mark_flaky_crashes(Supervised& s) {
 void JobService::command_result(Supervised& s, const ProcessEnd& end, bool no_crash_yet, pid_t command_pid) {
   const std::string nodeid = command_test_name(s.job.spec.argv);
   const double now = wall_now();
-  const bool crashed = end.signal && no_crash_yet &&
+  // (issue 13, full disk) A previous lpd may have recorded this death
+  // already, pinned on its test, and lost only what it learned since (its
+  // journal and job.json writes failed): the same pid in the same attempt
+  // is the same crash, never a second one.
+  const int attempt = std::max(1, s.job.attempt);
+  const bool known = command_pid != 0 && std::any_of(s.crashes.begin(), s.crashes.end(), [&](const Crash& c) {
+    return c.attempt == attempt && c.pid == command_pid;
+  });
+  const bool crashed = end.signal && no_crash_yet && !known &&
                        worker_end_verdict(true, s.job.stop_requested, end.signal) == WorkerEndVerdict::kCrash;
   if (crashed) {
     Crash c;

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.h"
+#include "daemon/process/cgroup.h"  // issue 14 (x14tree)
 #include "daemon/process_identity.h"
 #include "daemon/reports/junit_of_job.h"
 #include "daemon/as_user.h"
@@ -340,6 +341,15 @@ void JobService::start_attempt(Supervised& s) {
   write_env_file(env_file, child_environment(s));
   spec.argv = {environment_.monitor_path, "--status", status_path(s.run_id), "--cwd", s.job.spec.cwd, "--env-file",
                env_file};
+  // -- issue 14 (x14tree): the monitor keeps the command's whole tree (its
+  // cgroup in lpd's cgroup base, else as subreaper), so the launcher does
+  // not put the monitor itself in one.
+  spec.contain_tree = false;
+  if (const auto& cgroups = supervision_cgroup_base(); cgroups.usable()) {
+    spec.argv.push_back("--cgroup-base");
+    spec.argv.push_back(cgroups.dir);
+  }
+  // -- end issue 14
   if (const auto& who = s.job.spec.run_as) {
     std::string groups;
     for (gid_t g : who->groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
@@ -404,6 +414,7 @@ void JobService::attempt_ended(const std::string& run_id) {
   }
   ProcessEnd end{signal, exit_code};
   const pid_t command_pid = status ? integer_field<pid_t>(*status, "pid").value_or(0) : 0;
+  if (status) note_left_running(*s, *status);  // issue 14 (x14tree)
   drain_sessions_where([&](const WorkerActivity& a) { return a.run_id() == run_id; });
   s = find(run_id);  // draining dispatched messages; look again
   if (!s) return;
@@ -446,6 +457,30 @@ void JobService::attempt_ended(const std::string& run_id) {
   after_attempt(*s, end, crashes_before, command_pid);
 }
 
+// -- issue 14 (x14tree) -------------------------------------------------------
+void JobService::note_left_running(Supervised& s, const json& status) {
+  const auto it = status.find("left_running");
+  if (it == status.end() || !it->is_array()) return;
+  for (const auto& entry : *it) {
+    if (!entry.is_object()) continue;
+    const auto pid = integer_field<pid_t>(entry, "pid");
+    const std::string argv = field_or(entry, "argv", "");
+    if (!pid) continue;
+    const std::string line = "pid " + std::to_string(*pid) + ": " + argv.substr(0, 200);
+    spdlog::warn("run {}: attempt {} left {} running when its command ended; killed it", s.run_id, s.job.attempt,
+                 line);
+    if (s.job.left_running.size() < Job::kMaxLeftRunning) s.job.left_running.push_back(line);
+  }
+  const auto count = integer_field<long long>(status, "left_running_count").value_or(0);
+  if (count > static_cast<long long>(it->size()) && s.job.left_running.size() < Job::kMaxLeftRunning) {
+    const std::string more = std::to_string(count - static_cast<long long>(it->size())) + " more not listed";
+    spdlog::warn("run {}: attempt {} left {} running when its command ended; killed them", s.run_id, s.job.attempt,
+                 more);
+    s.job.left_running.push_back(more);
+  }
+}
+// -- end issue 14 ---------------------------------------------------------------
+
 void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal) {
   if (!s.job.command_exit_code && !s.job.command_signal) {  // it never got to run (a failed start)
     s.job.command_exit_code = exit_code;
@@ -464,6 +499,11 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
   if (facts.interrupted_tests > 0) text += ", " + std::to_string(facts.interrupted_tests) + " interrupted";
   if (*s.job.returncode != facts.exit_code.value_or(-1) && !s.job.signal)
     text += "; run exit code " + std::to_string(*s.job.returncode);
+  // -- issue 14 (x14tree): what the command left running, killed by lpd-monitor
+  if (!s.job.left_running.empty()) {
+    text += "; " + std::to_string(s.job.left_running.size()) + " process(es) left running when the command ended, killed:";
+    for (const auto& line : s.job.left_running) text += " [" + line + "]";
+  }
   if (!s.job.spec.junit_path.empty()) {
     // Before the run is done, so a failure is in the job and in run.done.
     const std::string xml =
@@ -473,7 +513,16 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
   }
   set_state(s, JobState::kDone, text);
   if (runs_.end(s.run_id, s.job.ended_at)) {
-    if (Run* run = runs_.find(s.run_id)) store_.write_json("runs/" + s.run_id + "/run.json", run->to_json());
+    if (Run* run = runs_.find(s.run_id)) {
+      // (issue 13, full disk) Out of a request: a StorageFailure here would
+      // end lpd. The end is kept in memory and said; run.json says active
+      // until a later write, and a restarted lpd settles the run again.
+      try {
+        store_.write_json("runs/" + s.run_id + "/run.json", run->to_json());
+      } catch (const StorageFailure& e) {
+        spdlog::error("cannot record the end of run {}: {}", s.run_id, e.what());
+      }
+    }
     events_.publish("run.ended", {{"run_id", s.run_id}, {"ended_at", s.job.ended_at}}, s.run_id, s.owner);
   }
   for (auto& a : s.attached) {

@@ -155,6 +155,9 @@ class JobService {
   void set_state(Supervised& s, JobState state, std::string text);
   void start_attempt(Supervised& s);
   void attempt_ended(const std::string& run_id);
+  /// issue 14 (x14tree): logs and keeps lpd-monitor's "left_running"
+  /// (processes the command left behind, which the monitor killed).
+  void note_left_running(Supervised& s, const json& status);
   void finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal);
   /// Removes runs/<run_id> of a run whose start failed before its command
   /// ran (never following a link); logs what it could not remove.

@@ -5,6 +5,7 @@
 #include "daemon/clock.h"
 #include "daemon/history/paging.h"
 #include "daemon/process_identity.h"
+#include "daemon/storage_failure.h"
 
 namespace lpd::daemon {
 
@@ -35,7 +36,19 @@ json RunService::handle_register(Call& call) {
   const bool is_new = request.run_id.empty() || registry_.find(request.run_id) == nullptr;
   Run& run = registry_.join(request, make_run_id(now, random_()), now);
   controller_watches_.erase(run.run_id);  // it is connected again
-  persist(run);
+  if (is_new) {
+    // (issue 13, full disk) A new run lpd cannot record would vanish at
+    // the next restart, with its pauses: refuse it while the shim is there
+    // to hear why (`unavailable`, naming the directory and the cause).
+    try {
+      store_.write_json("runs/" + run.run_id + "/run.json", run.to_json(), /*durable=*/false);
+    } catch (const StorageFailure&) {
+      registry_.erase(run.run_id);
+      throw;
+    }
+  } else {
+    persist(run);
+  }
   if (is_new) events_.publish("run.started", run.to_json(), run.run_id, run.owner);
   const std::string worker = request.worker_id.empty() ? "controller" : request.worker_id;
   if (on_join) on_join(run, worker, call.peer);

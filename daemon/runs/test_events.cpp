@@ -95,6 +95,8 @@ json JobService::handle_test_finish(Call& call) {
   if (reruns < 0 || reruns > 1'000'000) throw Error(ErrorCode::kBadRequest, "field \"reruns\" must be 0..1000000");
   r.reruns = static_cast<int>(reruns);
   r.failure_reason = truncated_text(f.optional_string("failure_reason").value_or(""), kMaxMessageBytes);
+  // x14py (issue 14): a failed test's helper log lines, for its <system-out>.
+  r.system_out = truncated_text(f.optional_string("system_out").value_or(""), kMaxSystemOut);
   // pytest's report.wasxfail as is (junitxml drops a leading "reason: "),
   // or true with the reason in `message`.
   if (auto it = call.body.find("wasxfail"); it != call.body.end()) {

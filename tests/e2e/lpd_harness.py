@@ -308,3 +308,39 @@ def exhaust_descriptors(lpd, most=500):
     for client in held:
         client.close()
     raise AssertionError(f"lpd did not run out of descriptors within {most} connections")
+
+
+def proc_state(pid):
+    """'Z', 'S', ... from /proc/PID/stat, or None when the pid does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def gone(pid):
+    """True when `pid` no longer runs (absent, or a zombie nobody reaped yet)."""
+    return proc_state(pid) in (None, "Z", "X")
+
+
+def wait_gone(pid, timeout=60):
+    """Waits on a pidfd (an event, not a poll loop) for a process the test
+    did not start; True once it is gone."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    return gone(pid)
+
+
+def wait_all_gone(pids, timeout=30):
+    """wait_gone for several pids under one deadline; returns those still running."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        wait_gone(pid, max(0.0, deadline - time.monotonic()))
+    return [pid for pid in pids if not gone(pid)]

@@ -1,15 +1,31 @@
 """A full state directory (ENOSPC) on a real small file system: lpd's state
-directory is a 4 MiB tmpfs, filled up by the test. `lpctl run` then fails
-with `unavailable` naming the directory and the cause, leaves no ghost run,
-and works again once there is room (issue 13). Needs root (mount)."""
+directory is a 4 MiB tmpfs, filled up by the test (issue 13). Then:
+`lpctl run` and `lpctl ensure` fail with `unavailable` naming the directory
+and the cause, exit 1, and leave nothing half-created (no ghost run, no
+helper started); a pause is refused to the test, truthfully, and works once
+there is room, surviving a restart; a crash record is served from memory at
+once and written to crashes.jsonl, once, when space returns. lpd keeps
+serving throughout. Needs root (mount).
 
+EIO cannot be made on a tmpfs; lpd takes the same path for it (the message
+is strerror of whatever errno the write got): see the unit test "the
+full-disk message names the directory and the cause, whatever the errno"
+(tests/unit/crash_retry_test.cpp)."""
+
+import ctypes
+import json
 import os
+import re
+import select
 import shutil
+import signal
 import subprocess
+import time
+import uuid
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, Lpd, short_tempdir
+from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, Lpd, finish, short_tempdir, start_pytest, write_tests
 
 
 @pytest.fixture
@@ -53,8 +69,8 @@ def test_run_on_a_full_state_directory_is_unavailable_and_leaves_no_ghost(full_d
     proc = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", "true"], cwd=str(tmp_path),
                           env=lpd.env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
-    assert "No space left on device" in proc.stderr and lpd.state_dir in proc.stderr, proc.stderr
-    assert "[unavailable]" in proc.stderr, proc.stderr
+    expected = state_dir_failure(lpd, r"writing runs/[0-9]{8}-[0-9]{6}-[0-9a-f]{6}/run\.json")
+    assert re.fullmatch(r"lpctl: run: " + expected + r" \[unavailable\]\n", proc.stderr), proc.stderr
     assert lpd.lpctl_json("runs", "-a") == [], "a failed start left a run behind"
     assert lpd.ping()
 
@@ -63,3 +79,266 @@ def test_run_on_a_full_state_directory_is_unavailable_and_leaves_no_ghost(full_d
                            env=lpd.env(), capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
     assert len(lpd.lpctl_json("runs", "-a")) == 1
+
+
+# -- helpers ----------------------------------------------------------------
+
+NO_SPACE = "No space left on device"
+
+# The same fill() for the tests lpd runs: they fill the disk themselves, at
+# the moment that matters (inside a test, after the run has started).
+FILL_SOURCE = """
+import os
+
+def fill(directory):
+    path = os.path.join(directory, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\\0" * 65536)
+    except OSError as e:
+        assert e.errno == 28, e  # ENOSPC
+    finally:
+        os.close(fd)
+    return path
+"""
+
+
+def state_dir_failure(lpd, doing_pattern):
+    """A regular expression for lpd's full-disk message: everything exact
+    but what `doing_pattern` (itself a regular expression) leaves open."""
+    return re.escape(f"cannot write lpd's state directory {lpd.state_dir}: {NO_SPACE} (") + doing_pattern + r"\)"
+
+
+_IN_MODIFY, _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x8, 0x80, 0x100
+
+
+def wait_until_in_directory(directory, condition, timeout=120):
+    """Waits (inotify on `directory`: an event, no polling) until
+    `condition()` holds; checks it after every change of a file there.
+    Returns True, or False at the deadline."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    try:
+        mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
+        assert libc.inotify_add_watch(fd, os.fsencode(directory), mask) >= 0, os.strerror(ctypes.get_errno())
+        deadline = time.monotonic() + timeout
+        while not condition():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                try:
+                    os.read(fd, 64 * 1024)
+                except BlockingIOError:
+                    pass
+        return True
+    finally:
+        os.close(fd)
+
+
+def journal_lines(lpd, nodeid):
+    """The lines of crashes.jsonl about `nodeid`, parsed."""
+    try:
+        with open(os.path.join(lpd.state_dir, "crashes.jsonl")) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line and json.loads(line).get("nodeid") == nodeid]
+
+
+def lpd_runs(lpd):
+    return {r["run_id"]: r for r in lpd.lpctl_json("runs", "-a")}
+
+
+# -- lpctl ensure ---------------------------------------------------------------
+
+
+def test_ensure_on_a_full_state_directory_is_unavailable_and_starts_nothing(full_disk_lpd, tmp_path):
+    lpd = full_disk_lpd
+    started = tmp_path / "started"  # the helper's first act: it must never run
+    helper = ["--", "sh", "-c", f'touch "{started}"; echo ready; exec sleep 600']
+    filler = fill(lpd.state_dir)
+    r = lpd.lpctl("ensure", "web", "--pattern", "ready", "--timeout", "60", *helper, check=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    expected = state_dir_failure(lpd, re.escape("starting process web: its log would not fit, ") +
+                                 r"\d+ KiB free")
+    assert re.fullmatch(r"lpctl: ensure: " + expected + r" \[unavailable\]\n", r.stderr), r.stderr
+    assert "printed no line matching" not in r.stderr
+    assert r.stdout == ""
+    # Nothing half-created: no record, no process, no log.
+    assert lpd.lpctl_json("ps", "-a")["processes"] == []
+    assert not started.exists()
+    assert os.listdir(os.path.join(lpd.state_dir, "logs")) == []
+    assert lpd.ping()
+
+    os.unlink(filler)  # room again: the same command works
+    ready = lpd.lpctl_json("ensure", "web", "--pattern", "ready", "--timeout", "60", *helper)
+    assert ready["state"] == "ready" and ready["reused"] is False
+    assert started.exists()
+    assert [p["name"] for p in lpd.lpctl_json("ps", "-a")["processes"]] == ["web"]
+    lpd.lpctl("kill", "web")
+
+
+def test_ensure_whose_helper_fills_the_disk_is_not_blamed_for_its_lost_ready_line(full_disk_lpd, tmp_path):
+    """The disk fills after the start: the helper's ready line cannot reach
+    its log, so the timeout says that, not "printed no line matching"."""
+    lpd = full_disk_lpd
+    filler = os.path.join(lpd.state_dir, "filler")
+    helper = ["--", "sh", "-c", f'head -c 64M /dev/zero > "{filler}"; echo ready; exec sleep 600']
+    r = lpd.lpctl("ensure", "web", "--pattern", "ready", "--timeout", "3", *helper, check=False)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    log_path = lpd.lpctl_json("ps", "-a")["processes"][0]["log_path"]
+    expected = (re.escape(f"lpctl: ensure: cannot write lpd's state directory {lpd.state_dir}: {NO_SPACE}: ") +
+                r"\d+ KiB free" + re.escape(f"; the output of process web may not have reached its log {log_path}, "
+                                            "so lpd cannot tell what it printed; it is being killed; free some space "
+                                            "and retry; its log is empty [unavailable]\n"))
+    assert re.fullmatch(expected, r.stderr), r.stderr
+    assert "printed no line matching" not in r.stderr
+    # It is being killed: `kill` waits for that end (or finds it over), and
+    # then nothing claims it runs.
+    lpd.lpctl("kill", "web")
+    (web,) = lpd.lpctl_json("ps", "-a")["processes"]
+    assert web["state"] == "killed", web
+    assert not os.path.exists(f"/proc/{web['pid']}"), "the helper outlived its failed start"
+    assert lpd.ping()
+
+
+# -- pauses ---------------------------------------------------------------------
+
+PAUSES = FILL_SOURCE + """
+import json
+import pytest
+from lpd_pytest import LpdError, checkpoint
+
+def test_pause_on_a_full_disk_then_with_room():
+    filler = fill(os.environ["E2E_STATE_DIR"])
+    with pytest.raises(LpdError) as refused:
+        checkpoint(task="on a full disk", timeout=120)
+    with open(os.environ["E2E_REFUSED"], "w") as f:
+        json.dump({"code": refused.value.code, "message": refused.value.message}, f)
+    os.unlink(filler)
+    decision = checkpoint(task="with room", timeout=300)
+    assert decision.result is True, decision
+"""
+
+
+def test_pause_refused_on_a_full_disk_then_works_and_survives_a_restart(full_disk_lpd, tmp_path):
+    lpd = full_disk_lpd
+    refused_path = tmp_path / "refused.json"
+    write_tests(str(tmp_path), "test_full_pause.py", PAUSES)
+    run_id = "e2e-" + uuid.uuid4().hex[:10]
+    events = EventWaiter(lpd, types=["pause.created"], run_id=run_id)
+    proc = start_pytest(lpd, str(tmp_path), "-s", run_id=run_id,
+                        env_extra={"E2E_STATE_DIR": lpd.state_dir, "E2E_REFUSED": str(refused_path)})
+    try:
+        created = events.wait("pause.created", timeout=120)
+    finally:
+        events.close()
+    # The first checkpoint() heard why, at once, and was not paused.
+    refused = json.loads(refused_path.read_text())
+    assert refused["code"] == "unavailable"
+    assert re.fullmatch(state_dir_failure(lpd, re.escape(f"writing runs/{run_id}/pauses/") + r"[0-9a-f]{16}\.json"),
+                        refused["message"]), refused
+    # The second, with room again, is the only pause lpd knows.
+    assert created["task"] == "with room" and created["status"] == "pending"
+    listed = lpd.lpctl_json("ls", "-a", "--run-id", run_id)
+    assert [p["pause_id"] for p in listed] == [created["pause_id"]]
+    assert proc.poll() is None
+
+    lpd.stop()
+    lpd.start()
+    assert [(p["pause_id"], p["status"]) for p in lpd.lpctl_json("ls", "--run-id", run_id)] == [
+        (created["pause_id"], "pending")]
+    assert run_id in lpd_runs(lpd)
+    lpd.lpctl("resume", created["pause_id"], "--result", "true")
+    code, output = finish(proc)
+    assert code == 0, output
+    assert "1 passed" in output
+
+
+FAILURE_PAUSE = FILL_SOURCE + """
+def test_fails_on_a_full_disk():
+    fill(os.environ["E2E_STATE_DIR"])
+    assert 1 == 2, "wrong answer"
+"""
+
+
+def test_failure_pause_on_a_full_disk_says_it_was_not_paused(full_disk_lpd, tmp_path):
+    lpd = full_disk_lpd
+    write_tests(str(tmp_path), "test_full_failure.py", FAILURE_PAUSE)
+    run_id = "e2e-" + uuid.uuid4().hex[:10]
+    proc = start_pytest(lpd, str(tmp_path), "--pause-on-failure", run_id=run_id,
+                        env_extra={"E2E_STATE_DIR": lpd.state_dir})
+    code, output = finish(proc, timeout=120)  # not held until the pause timeout (300 s)
+    assert code == 1, output
+    nodeid = "test_full_failure.py::test_fails_on_a_full_disk"
+    expected = re.escape(f"lpd: {nodeid} was not paused: ") + state_dir_failure(
+        lpd, re.escape(f"writing runs/{run_id}/pauses/") + r"[0-9a-f]{16}\.json") + re.escape(" [unavailable]")
+    assert re.search("^" + expected + "$", output, re.MULTILINE), output
+    assert "1 failed" in output
+    assert lpd.lpctl_json("ls", "-a", "--run-id", run_id) == []
+    assert lpd.ping()
+
+
+def test_pytest_run_on_a_full_disk_is_refused_and_leaves_no_run(full_disk_lpd, tmp_path):
+    """A run the shim registers itself (pytest without lpctl run): lpd
+    cannot record it, so it refuses it rather than keep one that a restart
+    would forget with its pauses."""
+    lpd = full_disk_lpd
+    write_tests(str(tmp_path), "test_ok.py", "def test_ok():\n    pass\n")
+    run_id = "e2e-" + uuid.uuid4().hex[:10]
+    filler = fill(lpd.state_dir)
+    code, output = finish(start_pytest(lpd, str(tmp_path), "--pause-on-failure", run_id=run_id), timeout=120)
+    assert code == 4, output  # pytest's usage error: the option cannot be honoured
+    expected = re.escape("ERROR: --pause-on-failure needs lpd: ") + state_dir_failure(
+        lpd, re.escape(f"writing runs/{run_id}/run.json")) + re.escape(" [unavailable]")
+    assert re.search("^" + expected + "$", output, re.MULTILINE), output
+    assert lpd_runs(lpd) == {}
+    assert lpd.ping()
+    os.unlink(filler)
+    code, output = finish(start_pytest(lpd, str(tmp_path), "--pause-on-failure", run_id=run_id), timeout=120)
+    assert code == 0, output
+    assert run_id in lpd_runs(lpd)
+
+
+# -- crash records ----------------------------------------------------------------
+
+ABORTS = FILL_SOURCE + """
+def test_aborts_on_a_full_disk():
+    fill(os.environ["E2E_STATE_DIR"])
+    os.abort()
+"""
+
+
+def test_crash_on_a_full_disk_is_served_at_once_and_written_once_when_space_returns(full_disk_lpd, tmp_path):
+    lpd = full_disk_lpd
+    nodeid = "test_full_abort.py::test_aborts_on_a_full_disk"
+    write_tests(str(tmp_path), "test_full_abort.py", ABORTS)
+    run = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", PYTHON, "-m", "pytest", "-p",
+                          "no:cacheprovider", "-q", "test_full_abort.py"], cwd=str(tmp_path),
+                         env=lpd.env(E2E_STATE_DIR=lpd.state_dir), capture_output=True, text=True, timeout=180)
+    # The test itself died of SIGABRT: lpctl says so the way it always does.
+    assert run.returncode == -signal.SIGABRT, (run.returncode, run.stdout, run.stderr)
+
+    # Served from memory at once, though not on disk.
+    crashes = lpd.lpctl_json("crashes")
+    assert [c["nodeid"] for c in crashes] == [nodeid], crashes
+    crash = crashes[0]
+    assert crash["signal"] == signal.SIGABRT
+    assert journal_lines(lpd, nodeid) == []
+    assert "1 crash record(s) kept in memory, not yet in " in lpd.log_text()
+
+    os.unlink(os.path.join(lpd.state_dir, "filler"))
+    assert wait_until_in_directory(lpd.state_dir, lambda: journal_lines(lpd, nodeid)), lpd.log_text()
+    written = journal_lines(lpd, nodeid)
+    assert len(written) == 1 and written[0]["crash_id"] == crash["crash_id"], written
+    assert f"wrote 1 crash record(s) kept in memory to {lpd.state_dir}/crashes.jsonl" in lpd.log_text()
+    assert lpd.lpctl_json("crashes") == crashes  # the same record, once
+
+    lpd.stop()  # its last try has nothing left to write
+    assert len(journal_lines(lpd, nodeid)) == 1
+    lpd.start()
+    assert lpd.lpctl_json("crashes") == crashes

@@ -5,7 +5,6 @@ Every wait here is an event: the daemon's reply, a pipe read, a pidfd."""
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import time
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, SOURCE_DIR, EventWaiter, exhaust_descriptors
+from lpd_harness import LPCTL_BIN, SOURCE_DIR, EventWaiter, exhaust_descriptors, gone, proc_state, wait_gone
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "helper_server.py")
 PY = sys.executable
@@ -32,30 +31,7 @@ def ensure_json(lpd, name, *args, **kw):
     return json.loads(ensure(lpd, name, *args, **kw).stdout)
 
 
-def proc_state(pid):
-    """'Z', 'S', ... or None when the pid does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return None
 
-
-def gone(pid):
-    return proc_state(pid) in (None, "Z", "X")
-
-
-def wait_gone(pid, timeout=30):
-    """Waits on a pidfd (an event, not a poll loop) for a process we did not start."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        select.select([fd], [], [], timeout)
-    finally:
-        os.close(fd)
-    return gone(pid)
 
 
 def ps(lpd, all=True):
@@ -81,7 +57,10 @@ def test_delayed_ready_line_is_waited_for(lpd):
     assert result["ready_line"].startswith("ready to accept connections")
     assert result["startup_seconds"] >= 0.5
     assert not gone(result["pid"])
-    assert result["log_path"] == os.path.join(lpd.state_dir, "logs", "db.log")
+    # Issue 14: one log per start, logs/STEM.START.log, STEM naming the owner and the scope.
+    assert os.path.dirname(result["log_path"]) == os.path.join(lpd.state_dir, "logs")
+    assert os.path.basename(result["log_path"]).startswith(f"db.u{os.getuid()}.") and result["log_path"].endswith(".1.log")
+    stem = os.path.basename(result["log_path"])[:-len(".1.log")]
     with open(result["log_path"], "rb") as f:
         data = f.read()
     # The offset is just after the matching line.
@@ -90,7 +69,7 @@ def test_delayed_ready_line_is_waited_for(lpd):
     assert "db" in human and str(result["pid"]) in human and "ready" in human
     # The waiters are answered first and the record written right after, in
     # the same turn of lpd's loop: any later request (the ps above) sees it.
-    record = json.load(open(os.path.join(lpd.state_dir, "procs", "db.json")))
+    record = json.load(open(os.path.join(lpd.state_dir, "procs", stem + ".json")))
     assert record["pid"] == result["pid"] and record["state"] == "ready" and record["start_time"] > 0
     assert record["owner"] == os.getuid() and record["pattern"] == "ready to accept"
     lpd.lpctl("kill", "db")
@@ -111,7 +90,9 @@ def test_restart_replaces_a_live_one(lpd):
     second = ensure_json(lpd, "db", extra=("--restart",))
     assert second["reused"] is False and second["pid"] != first["pid"]
     assert gone(first["pid"])
-    assert os.path.exists(os.path.join(lpd.state_dir, "logs", "db.log.1"))
+    # Issue 14: the first start's log keeps its own name (no rename to db.log.1).
+    assert second["logs"] == [second["log_path"], first["log_path"]]
+    assert all(os.path.exists(path) for path in second["logs"])
     lpd.lpctl("kill", "db")
 
 

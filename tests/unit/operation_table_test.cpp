@@ -76,6 +76,8 @@ TEST_CASE_METHOD(DaemonFixture, "every operation of the daemon has the gate prot
       {"test.phase", Gate::kOwn},       {"session.error", Gate::kOwn},   {"collection.items", Gate::kOwn},
       // issue 13 (history): removes only runs the caller may act on, checked per run
       {"prune", Gate::kOwn},
+      // issue 14 (x14names): a connection lets go of its lease on the helper it names
+      {"proc.release", Gate::kAct},
   };
   const auto& ops = daemon->dispatcher().operations();
   CHECK(ops.size() == documented.size());

@@ -30,3 +30,28 @@ TEST_CASE("a bad pattern is a bad_request that says where") {
   }
   CHECK_THROWS_AS(Pattern::compile(""), lpd::protocol::Error);
 }
+
+// -- issue 14 (x14names): patterns and lines are Unicode text ----------------
+
+TEST_CASE("a pattern matches non-ASCII text as characters, as Python's re does on str") {
+  CHECK(Pattern::compile("pr.t").matches("serveur prêt"));
+  CHECK(Pattern::compile(R"(^\w+$)").matches("prêt"));
+  CHECK(Pattern::compile(R"(^\w{4}$)").matches("prêt"));  // four characters, five bytes
+  CHECK(Pattern::compile("(?i)PRÊT").matches("prêt"));
+  CHECK(Pattern::compile("готов").matches("сервер готов"));
+  CHECK(Pattern::compile(R"(^.$)").matches("🚀"));  // one character outside the BMP
+  CHECK(Pattern::compile(R"(\d+)").matches("port ٣"));  // Unicode digits, as Python
+  CHECK_FALSE(Pattern::compile("pr.t").matches("prt"));
+}
+
+TEST_CASE("lines that are not valid UTF-8 are matched with U+FFFD in place, never thrown on") {
+  CHECK(Pattern::compile("ready").matches(std::string("\xff\xfe ready \xc3")));
+  CHECK(Pattern::compile(R"(a.b)").matches(std::string("a\xff" "b")));  // one bad byte, one character
+  CHECK(Pattern::compile("\xEF\xBF\xBD").matches(std::string("x\x80y")));
+  CHECK(decode_utf8_lossy("pr\xc3\xaat") == U"prêt");
+  CHECK(decode_utf8_lossy(std::string("\xc0\xaf")) == U"\uFFFD\uFFFD");         // overlong '/'
+  CHECK(decode_utf8_lossy(std::string("\xed\xa0\x80")) == U"\uFFFD\uFFFD\uFFFD");  // a surrogate
+  CHECK(decode_utf8_lossy(std::string("\xf4\x90\x80\x80")).size() == 4);        // above U+10FFFF
+  CHECK(decode_utf8_lossy(std::string("\xe2\x82")) == U"\uFFFD\uFFFD");           // cut short
+  CHECK(decode_utf8_lossy(std::string("a\0b", 3)) == std::u32string(U"a\0b", 3));
+}

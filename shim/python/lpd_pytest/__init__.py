@@ -7,6 +7,13 @@ itself. Without its options and without a daemon it does nothing.
     from lpd_pytest import checkpoint
     decision = checkpoint(task="approve the screenshot", timeout=300)
     assert decision.result is True, decision.reason
+
+Helper processes: the `lpd_process` fixture, and pytest-xprocess's
+`xprocess` fixture with --xkill/--xshow when pytest-xprocess's own plugin
+is not active (process_plugin.py).
+
+PYTEST_DONT_REWRITE (pytest would warn, fatally under `filterwarnings =
+error`, when this package was imported before it marked it for rewriting)
 """
 
 import os
@@ -16,6 +23,7 @@ import pytest
 from .client import LpdError, LpdUnavailable, default_socket_path
 from .test_reporting import TestReporter, shim_failed
 from .live_pause import MOCK_VALUES, Decision, Shim, append_failure_reason, new_pause_id
+from . import process_plugin
 
 __all__ = ["checkpoint", "Decision", "LpdError", "LpdUnavailable"]
 
@@ -33,7 +41,8 @@ def checkpoint(task="", timeout=300.0):
     return _shim.checkpoint(task=task, timeout=timeout)
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser, pluginmanager):
+    process_plugin.register(pluginmanager)  # issue 14: lpd_process, and xprocess unless pytest-xprocess's is active
     group = parser.getgroup("lpd", "live pause and resume through lpd")
     group.addoption("--pause-on-failure", action="store_true", default=False,
                     help="when a test fails, pause it before teardown until `lpctl resume` (needs a running lpd)")
@@ -240,8 +249,14 @@ class FailurePause:
         if reporter is not None:
             reporter.write_line(f"lpd: {item.nodeid} failed; paused before teardown (run {_shim.run_id}). "
                                 f"Resume with: lpctl resume {pause_id} [--failure-reason TEXT]")
-        result = _shim.pause("failure", item.nodeid, item.config.getoption("pause_timeout"),
-                             original_failure=original, pause_id=pause_id)
+        try:
+            result = _shim.pause("failure", item.nodeid, item.config.getoption("pause_timeout"),
+                                 original_failure=original, pause_id=pause_id)
+        except LpdError as e:
+            # Said right under the line above: the test was not paused after all.
+            if reporter is not None:
+                reporter.write_line(f"lpd: {item.nodeid} was not paused: {e}")
+            raise
         reason = result.get("failure_reason")
         if result.get("status") == "resumed" and reason:
             append_failure_reason(report, reason)

@@ -109,3 +109,26 @@ def location_fields(location):
         return None, None
     line = location[1] if len(location) > 1 else None
     return location[0], line if isinstance(line, int) else None
+
+
+# Report sections process_plugin adds to a failed test: the lines each
+# helper wrote to its log while the test ran (issue 14).
+HELPER_SECTION_PREFIX = "lpd helper "
+MAX_SYSTEM_OUT_CHARS = 16 * 1024
+
+
+def system_out(report):
+    """The <system-out> of a failed test in lpd's JUnit: its helper log
+    sections, each under its title, at most MAX_SYSTEM_OUT_CHARS (the
+    newest part); None when there is none."""
+    if report is None or not report.failed:
+        return None
+    parts = [f"--- {title} ---\n{text}" for title, text in getattr(report, "sections", ())
+             if title.startswith(HELPER_SECTION_PREFIX)]
+    if not parts:
+        return None
+    text = "\n".join(parts)
+    if len(text) > MAX_SYSTEM_OUT_CHARS:
+        cut = len(text) - MAX_SYSTEM_OUT_CHARS
+        text = f"[... lpd_pytest cut {cut} characters ...]\n" + text[cut:]
+    return text

@@ -20,6 +20,11 @@ RECONNECT_BACKOFF_MAX = 1.0
 MOCK_VALUES = {"true": True, "false": False, "none": None}
 
 
+# How lpd's `unavailable` answer starts when its state directory refused a
+# write (ENOSPC, EIO): see daemon/storage_failure.h.
+STATE_DIR_FAILURE = "cannot write lpd's state directory "
+
+
 def new_pause_id():
     return uuid.uuid4().hex[:16]
 
@@ -136,7 +141,11 @@ class Shim:
             except LpdError as e:
                 if e.code == "timeout":
                     return {"status": "timed_out", "pause_id": pause_id}
-                if e.code != "unavailable":
+                if e.code != "unavailable" or e.message.startswith(STATE_DIR_FAILURE):
+                    # A full (or failing) state directory: lpd paused
+                    # nothing and cannot record a pause until someone frees
+                    # space. Waiting here in silence would look like a
+                    # pause; the test hears why instead.
                     raise
                 # lpd cannot watch this process right now (out of
                 # descriptors) and paused nothing: ask again, as after a

@@ -50,7 +50,7 @@ def test_start(nodeid):
 
 def test_finish(nodeid, outcome, duration, message="", phase="call", **details):
     """`details` (issue 12), each left out when None: longrepr, file, line,
-    classname, name, reruns, failure_reason, wasxfail; in that order on the
+    classname, name, reruns, failure_reason, wasxfail, system_out; in that order on the
     wire, after the fields every test.finish has."""
     message = {"op": "test.finish", "nodeid": nodeid, "outcome": outcome, "phase": phase,
                "duration": float(duration), "message": message or ""}
@@ -65,7 +65,8 @@ def test_finish(nodeid, outcome, duration, message="", phase="call", **details):
 
 
 # The optional test.finish fields, in their order on the wire.
-TEST_FINISH_DETAILS = ("longrepr", "file", "line", "classname", "name", "reruns", "failure_reason", "wasxfail")
+TEST_FINISH_DETAILS = ("longrepr", "file", "line", "classname", "name", "reruns", "failure_reason", "wasxfail",
+                       "system_out")  # x14py (issue 14): helper log lines of a failed test
 
 
 def test_phase(nodeid, phase):

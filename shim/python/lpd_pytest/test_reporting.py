@@ -276,7 +276,8 @@ class TestReporter:
         return messages.encode(messages.test_finish(
             item.nodeid, outcome, duration, junit_fields.cut_message(message), phase,
             longrepr=junit_fields.cut_longrepr(longrepr), file=file, line=line, classname=classname, name=name,
-            reruns=self.reruns, failure_reason=self.failure_reason, wasxfail=wasxfail))
+            reruns=self.reruns, failure_reason=self.failure_reason, wasxfail=wasxfail,
+            system_out=junit_fields.system_out(report)))  # x14py (issue 14): helper log lines
 
     def pytest_runtest_logreport(self, report):
         # Passed phases say nothing the finish message would not. An xdist

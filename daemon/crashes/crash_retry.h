@@ -1,0 +1,53 @@
+#pragma once
+
+#include <chrono>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "daemon/crashes/crash_store.h"
+
+namespace lpd::daemon {
+
+/// How long CrashRetry waits before its next try after `failures` tries in
+/// a row failed: 1 s doubling to 30 s. A full disk is freed by a person or
+/// a cleanup job, in seconds to hours; a try costs one open and one write,
+/// so 30 s bounds both the wasted work and the delay after space returns.
+/// Plain rule, no I/O.
+std::chrono::milliseconds crash_retry_delay(unsigned failures);
+
+/// CrashRetry writes the crash records CrashStore kept in memory (a full or
+/// failing state directory) once the disk takes them again. It waits on a
+/// timer (crash_retry_delay), never polls; a new crash tries at once anyway
+/// (CrashStore::append flushes what waits first, in order). The timer is
+/// armed only while records wait, and stands down as soon as a write,
+/// whoever made it, succeeded.
+class CrashRetry {
+ public:
+  /// Hooks itself into `crashes` (CrashStore::on_flushed); both must
+  /// outlive nothing else: CrashRetry unhooks in its destructor.
+  CrashRetry(boost::asio::io_context& io, CrashStore& crashes);
+  ~CrashRetry();
+  CrashRetry(const CrashRetry&) = delete;
+  CrashRetry& operator=(const CrashRetry&) = delete;
+
+  /// lpd is stopping: one more try, then what could still not be written
+  /// is logged one record a line (run, test, pid, reason), so a record the
+  /// disk refused to the end is not lost without a trace.
+  void last_try();
+
+  /// Tries so far in the current outage (0 when nothing waits).
+  unsigned failures() const { return failures_; }
+  bool armed() const { return armed_; }
+
+ private:
+  void flushed(bool written);
+  void arm();
+
+  CrashStore& crashes_;
+  boost::asio::steady_timer timer_;
+  unsigned failures_ = 0;
+  bool armed_ = false;
+};
+
+}  // namespace lpd::daemon

@@ -1,0 +1,440 @@
+"""pytest-xprocess's API with lpd doing the work: `XProcess` (what the
+`xprocess` and `lpd_process` fixtures give), `XProcessInfo` and
+`ProcessStarter`, with pytest-xprocess 1.0's semantics (its
+xprocess/xprocess.py and its tests/ define them) and these differences:
+
+- lpd starts the process in its own session, reads its log as it grows and
+  answers when the pattern matches (no 0.1 s sleep loop); an exit before
+  that is reported at once (RuntimeError) instead of after the timeout.
+- Helpers are keyed by the project (pytest's rootdir) as pytest-xprocess's
+  per-project cache directory keys them; `ensure(..., shared=True)` holds
+  a lease on the helper for this session's connection: lpd stops it after
+  its last holder is gone, and a holder's terminate() never kills it under
+  another holder (pytest-xprocess#144).
+- popen_kwargs: see POPEN_KWARGS_* below for what is honoured and why.
+
+PYTEST_DONT_REWRITE (no asserts of the user's here: rewriting would only
+cost, and warn when the module was imported before pytest marked it)."""
+
+import abc
+import os
+import re
+import select
+import signal
+import tempfile
+import time
+
+from .client import Connection, LpdError, LpdUnavailable, default_socket_path
+
+try:
+    import py
+
+    def as_path(path):
+        """pytest-xprocess gives py.path.local objects (its rootdir is one)."""
+        return py.path.local(path)
+except ImportError:  # pragma: no cover - pytest 7 ships py.path
+    import pathlib
+
+    def as_path(path):
+        return pathlib.Path(path)
+
+RUNNING_STATES = ("starting", "ready", "stopping")
+# How often a starter's startup_check() is asked again: it is the starter's
+# own probe, with no event to wait for (pytest-xprocess asks every 0.1 s).
+STARTUP_CHECK_INTERVAL = 0.02
+# A reply to proc.kill comes once the process is gone; beyond the grace and
+# the SIGKILL wait (pytest-xprocess waits `timeout` after each signal) this
+# much is allowed for lpd itself.
+KILL_REPLY_MARGIN = 30.0
+
+# Python's flags that have an inline form in lpd's (Perl) syntax.
+_INLINE_FLAGS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.VERBOSE, "x"))
+
+# popen_kwargs pytest-xprocess passes to Popen, under lpd:
+# honoured: the child gets them.
+POPEN_KWARGS_HONOURED = ("cwd", "env", "shell", "umask")
+# about the pipes or handle in the parent, which has none here (the
+# output goes to lpd's log), or what lpd always does (its own session,
+# descriptors closed, signals restored): accepted, nothing to do.
+POPEN_KWARGS_WITHOUT_EFFECT = ("universal_newlines", "text", "encoding", "errors", "bufsize",
+                               "start_new_session", "process_group", "startupinfo", "creationflags")
+# what lpd cannot do for a process it spawns itself, refused with the reason.
+POPEN_KWARGS_REFUSED = {
+    "stdin": "lpd gives the process /dev/null as its input",
+    "stdout": "lpd writes the output to its own log, which the pattern is matched against",
+    "stderr": "lpd writes the output to its own log, which the pattern is matched against",
+    "preexec_fn": "it would run in the test process, which does not spawn the helper (lpd does)",
+    "pass_fds": "descriptors of the test process do not reach a process lpd spawns",
+    "executable": "lpd runs argv[0] looked up in the PATH of the environment",
+    "user": "lpd runs the helper as the user who asks",
+    "group": "lpd runs the helper as the user who asks",
+    "extra_groups": "lpd runs the helper as the user who asks",
+}
+
+
+class ProcessStarter(abc.ABC):
+    """pytest-xprocess 1.0's ProcessStarter, for projects without it: set
+    `args` and `pattern` (a str or compiled regex) and/or override
+    startup_check(). Starters subclassing xprocess's own class work the same."""
+
+    env = None
+    timeout = 120
+    popen_kwargs = {}
+    max_read_lines = 50
+    terminate_on_interrupt = False
+
+    def __init__(self, control_dir, process):
+        self.control_dir = control_dir
+        self.process = process
+
+    @property
+    @abc.abstractmethod
+    def args(self):
+        """The args to start the process."""
+
+    @property
+    def pattern(self):
+        """The pattern a log line matches once the process has started."""
+        return None
+
+    def startup_check(self):
+        """Asked after the pattern matched (or at once without one) until it
+        returns true, within what is left of `timeout`."""
+        return True
+
+
+def pattern_text(pattern):
+    """The pattern as lpd takes it: text, with a compiled regex's flags as
+    inline flags ((?i) for re.IGNORECASE ...). None stays None. Raises
+    ValueError for re.ASCII/re.LOCALE, which lpd's engine has no form of."""
+    if pattern is None:
+        return None
+    flags = 0
+    if isinstance(pattern, re.Pattern):
+        flags, pattern = pattern.flags, pattern.pattern
+    if isinstance(pattern, bytes):
+        pattern = pattern.decode("utf-8")
+    if not isinstance(pattern, str):
+        raise TypeError(f"a starter's pattern must be a str or a compiled regex, not {type(pattern).__name__}")
+    if flags & (re.ASCII | re.LOCALE):
+        raise ValueError(f"pattern {pattern!r}: re.ASCII and re.LOCALE have no equivalent in lpd's matcher")
+    inline = "".join(letter for flag, letter in _INLINE_FLAGS if flags & flag)
+    return f"(?{inline}){pattern}" if inline else pattern
+
+
+def startup_check_of(starter):
+    """The starter's own startup_check, or None when it keeps the default
+    (pytest-xprocess's rule: a callback counts only when overridden)."""
+    check = getattr(type(starter), "startup_check", None)
+    if check is None or getattr(check, "__qualname__", "") == "ProcessStarter.startup_check":
+        return None
+    return starter.startup_check
+
+
+def child_fields(starter, controldir):
+    """argv, cwd and env for proc.ensure from the starter's args, env and
+    popen_kwargs, as pytest-xprocess's Popen(args, cwd=controldir,
+    env=starter.env, **popen_kwargs) would run it. Raises ValueError for a
+    popen_kwarg lpd cannot honour, naming why."""
+    kwargs = dict(getattr(starter, "popen_kwargs", None) or {})
+    for key in kwargs:
+        if key in POPEN_KWARGS_REFUSED:
+            raise ValueError(f"popen_kwargs[{key!r}] cannot be honoured under lpd: {POPEN_KWARGS_REFUSED[key]}")
+        if key not in POPEN_KWARGS_HONOURED and key not in POPEN_KWARGS_WITHOUT_EFFECT \
+                and key not in ("close_fds", "restore_signals"):
+            raise ValueError(f"popen_kwargs[{key!r}] is not supported by lpd")
+    if kwargs.get("close_fds", True) is False or kwargs.get("restore_signals", True) is False:
+        raise ValueError("popen_kwargs close_fds=False / restore_signals=False: lpd always closes other "
+                         "descriptors and restores signal dispositions in the helper")
+    args = starter.args
+    if kwargs.get("shell"):
+        # Popen(shell=True): the first item is the command line, the rest its $0, $1 ...
+        items = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+        argv = ["/bin/sh", "-c"] + [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in items]
+    else:
+        argv = [os.fsdecode(a) if isinstance(a, (bytes, os.PathLike)) else str(a) for a in args]
+    if kwargs.get("umask", -1) not in (-1, None):
+        argv = ["/bin/sh", "-c", 'umask "$0" && exec "$@"', format(int(kwargs["umask"]), "04o")] + argv
+    cwd = kwargs.get("cwd")
+    cwd = os.path.abspath(os.fsdecode(cwd)) if cwd is not None else str(controldir)
+    env = kwargs["env"] if kwargs.get("env") is not None else getattr(starter, "env", None)
+    # Like Popen(env=None): the test process's environment; else env replaces it.
+    env = dict(os.environ) if env is None else {os.fsdecode(k): os.fsdecode(v) for k, v in env.items()}
+    return argv, cwd, env
+
+
+class _Log:
+    """pytest-xprocess's starters may call self.process.log.debug()."""
+
+    def debug(self, msg, *args):
+        pass
+
+
+class XProcessResources:
+    """What pytest-xprocess keeps per ensure (xprocess.resources): the info
+    and its terminate_on_interrupt. `popen` is None: lpd spawned the
+    process, the test process has no Popen object of it."""
+
+    def __init__(self, info, terminate_on_interrupt):
+        self.info = (info, terminate_on_interrupt)
+        self.popen = None
+        self.fhandles = []
+
+    def release(self):
+        pass
+
+
+class XProcessInfo:
+    """getinfo(name): `pid` and `logpath` as lpd knows them now (None when
+    lpd knows no such helper in this project), `controldir`, isrunning(),
+    terminate()."""
+
+    def __init__(self, xprocess, name):
+        self._xprocess = xprocess
+        self.name = name
+        self.controldir = xprocess.controldir(name, make=False)
+        record = xprocess.record(name)
+        self.pid = record.get("pid") if record else None
+        self.logpath = as_path(record["log_path"]) if record and record.get("log_path") else None
+
+    def _live_record(self):
+        """lpd's record when it is running with this info's pid (lpd checks
+        pid and start time), else None."""
+        if not self.pid:
+            return None
+        record = self._xprocess.record(self.name)
+        if not record or record.get("pid") != self.pid:
+            return None
+        if record.get("state") not in RUNNING_STATES or not record.get("alive"):
+            return None
+        return record
+
+    def isrunning(self, ignore_zombies=True):
+        """True while the process runs (lpd reaps its helpers: no zombies)."""
+        return self._live_record() is not None
+
+    def terminate(self, *, kill_proc_tree=True, timeout=20):
+        """SIGTERM, SIGKILL after `timeout` s, like pytest-xprocess. Returns
+        1 (terminated), 0 (nothing to do: no pid, not running, or only this
+        session's lease on a shared helper dropped while others hold it),
+        -1 (still there after `timeout` s more; with timeout <= 0 both
+        signals are sent and -1 is answered at once, as xprocess does).
+        kill_proc_tree=False signals the process alone, not its children."""
+        if not self.pid or self._live_record() is None:
+            return 0
+        if not kill_proc_tree:
+            return self._terminate_alone(float(timeout))
+        return self._xprocess.kill(self.name, float(timeout))
+
+    def _terminate_alone(self, timeout):
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return 0
+        try:
+            # Checked again with the pidfd held: this pid cannot now be
+            # handed to another program before the signal goes.
+            if self._live_record() is None:
+                return 0
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    signal.pidfd_send_signal(pidfd, sig)
+                except ProcessLookupError:
+                    return 1
+                if timeout > 0 and select.select([pidfd], [], [], timeout)[0]:
+                    return 1
+            return -1
+        finally:
+            os.close(pidfd)
+
+
+class XProcess:
+    """The `xprocess` / `lpd_process` fixture's object: ensure(), getinfo(),
+    plus the attributes pytest-xprocess's object has (rootdir, resources,
+    proc_wait_timeout, log). One connection to lpd per object: it is what
+    holds the leases of `shared=True` helpers."""
+
+    def __init__(self, config=None, rootdir=None, socket_path=None, scope="", log=None, proc_wait_timeout=60):
+        self.config = config
+        self.rootdir = as_path(rootdir if rootdir is not None else tempfile.mkdtemp(prefix="lpd-xprocess-"))
+        self.socket_path = socket_path or default_socket_path()
+        self.scope = scope
+        self.log = log or _Log()
+        self.proc_wait_timeout = proc_wait_timeout
+        self.resources = []
+        self.interruptible = set()
+        self.log_paths = {}  # name -> log path of the start this session last saw
+        self.first_offsets = {}  # name -> where its log stood when this session first ensured this start
+        self.starts = {}  # name -> how many times this session started it (not reused)
+        self._connection = None
+
+    # -- talking to lpd ---------------------------------------------------
+
+    def request(self, op, fields, timeout=30.0):
+        if self._connection is None:
+            self._connection = Connection(self.socket_path, role="shim", client="lpd_xprocess")
+        try:
+            return self._connection.request(op, fields, timeout=timeout)
+        except LpdUnavailable:
+            self.close()  # the next request connects again (leases went with it)
+            raise
+
+    def _named(self, name, **fields):
+        fields["name"] = name
+        if self.scope:
+            fields["scope"] = self.scope
+        return fields
+
+    def record(self, name):
+        """lpd's record of `name` in this project (`alive` checked now), or None."""
+        try:
+            return self.request("proc.info", self._named(name))
+        except LpdError as e:
+            if e.code == "not_found":
+                return None
+            raise
+
+    def kill(self, name, timeout):
+        """proc.kill with pytest-xprocess's codes, see XProcessInfo.terminate."""
+        if timeout <= 0:
+            try:  # not waited for: the answer to a later request skips it
+                self.request("proc.kill", self._named(name, grace=0.0), timeout=0.0)
+            except LpdError as e:
+                if e.code != "timeout":
+                    return -1
+            return -1
+        try:
+            result = self.request("proc.kill", self._named(name, grace=timeout),
+                                  timeout=2 * timeout + KILL_REPLY_MARGIN)
+        except LpdError:
+            return -1
+        if result.get("released"):
+            return 0
+        return 1 if result.get("was_running") else 0
+
+    def close(self):
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    # -- pytest-xprocess's API --------------------------------------------
+
+    def controldir(self, name, make=True):
+        """rootdir/NAME, the starter's control_dir (made when missing and `make`)."""
+        if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\0" in name:
+            raise ValueError(f"bad helper name {name!r}")  # the rest of the rules are lpd's
+        path = self.rootdir.join(name) if hasattr(self.rootdir, "join") else self.rootdir / name
+        if make:
+            os.makedirs(str(path), exist_ok=True)
+        return path
+
+    def getinfo(self, name):
+        return XProcessInfo(self, name)
+
+    def ensure(self, name, preparefunc, restart=False, persist_logs=True, *, shared=False, linger=None):
+        """(pid, logpath) of the running process NAME of this project,
+        starting it when it does not run or `restart`, and answering once
+        its log matched the starter's pattern and its startup_check passed,
+        both within the starter's `timeout`. `shared=True`: this session
+        holds a lease on it until it ends (or terminate()); lpd stops it
+        `linger` s after its last holder is gone.
+
+        Raises TimeoutError (the pattern or startup_check did not come in
+        time: the process is left running, as pytest-xprocess leaves it),
+        RuntimeError (it exited first, or max_read_lines lines went by
+        without a match), ValueError (a popen_kwarg or pattern lpd cannot
+        honour; nothing started). persist_logs has no effect: lpd keeps
+        the logs of each of the last starts apart."""
+        controldir = self.controldir(name)
+        starter = preparefunc(controldir, self)
+        pattern = pattern_text(getattr(starter, "pattern", None))
+        check = startup_check_of(starter)
+        if pattern is None and check is None:
+            raise RuntimeError(f"could not start process {name!r}: its starter has neither a pattern "
+                               "nor a startup_check to know it started")
+        timeout = float(getattr(starter, "timeout", 120))
+        argv, cwd, env = child_fields(starter, controldir)
+        fields = self._named(name, argv=argv, cwd=cwd, env=env, timeout=timeout,
+                             max_read_lines=int(getattr(starter, "max_read_lines", 50) or 0),
+                             restart=bool(restart), keep_on_timeout=True)
+        if pattern is not None:
+            fields["pattern"] = pattern
+        if shared:
+            fields["lease"] = True
+            if linger is not None:
+                fields["linger"] = float(linger)
+        began = time.monotonic()
+        try:
+            result = self.request("proc.ensure", fields, timeout=None)  # lpd keeps the time
+        except LpdError as e:
+            if e.code == "timeout":
+                raise TimeoutError(f"could not start process {name!r}: {e.message}") from None
+            if e.code == "bad_request":
+                raise ValueError(f"could not start process {name!r}: {e.message}") from None
+            raise RuntimeError(f"could not start process {name!r}: {e.message}") from None
+        info = self.getinfo(name)
+        self.resources.append(XProcessResources(info, bool(getattr(starter, "terminate_on_interrupt", False))))
+        if getattr(starter, "terminate_on_interrupt", False):
+            self.interruptible.add(name)
+        if not result.get("reused"):
+            self.starts[name] = self.starts.get(name, 0) + 1
+            self.first_offsets[name] = 0
+        elif name not in self.first_offsets or self.log_paths.get(name) != result["log_path"]:
+            self.first_offsets[name] = int(result.get("offset", 0))
+        self.log_paths[name] = result["log_path"]
+        if not result.get("reused") and check is not None:
+            self._wait_startup_check(name, check, began + timeout, timeout)
+        return result["pid"], as_path(result["log_path"])
+
+    @staticmethod
+    def _wait_startup_check(name, check, deadline, timeout):
+        """Asks check() until it is true, up to the deadline the pattern
+        wait shared. An OSError from it (the port not open yet) counts as
+        not yet."""
+        last_error = None
+        while True:
+            try:
+                if check():
+                    return
+                last_error = None
+            except OSError as e:
+                last_error = e
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the startup_check of process {name!r} did not pass within "
+                                   f"{timeout:g} s (the process is left running)") from last_error
+            time.sleep(STARTUP_CHECK_INTERVAL)
+
+    def records(self):
+        """lpd's records of this project's helpers, ended ones too."""
+        result = self.request("proc.list", {"all": True})
+        return sorted((r for r in result.get("processes", []) if r.get("scope", "") == self.scope),
+                      key=lambda r: r.get("name", ""))
+
+    def terminate_interruptible(self):
+        for name in sorted(self.interruptible):
+            try:
+                self.getinfo(name).terminate()
+            except (LpdError, LpdUnavailable):
+                pass
+
+    def _xkill(self, tw):
+        """--xkill: terminates this project's helpers. Returns 1 when one
+        could not be terminated, else 0."""
+        failed = 0
+        for record in self.records():
+            info = self.getinfo(record["name"])
+            code = info.terminate() if record.get("state") in RUNNING_STATES else 0
+            failed = failed or code == -1
+            status = {1: "TERMINATED", -1: "FAILED TO TERMINATE", 0: "NO PROCESS FOUND"}[code]
+            tw.line(f"{record.get('pid')} {record['name']} {status}")
+        return 1 if failed else 0
+
+    def _xshow(self, tw):
+        """--xshow: pid, name, LIVE or DEAD and the log of this project's helpers."""
+        for record in self.records():
+            live = record.get("state") in RUNNING_STATES and self.getinfo(record["name"]).isrunning()
+            tw.line(f"{record.get('pid')} {record['name']} {'LIVE' if live else 'DEAD'} {record.get('log_path')}")
+        return 0
+
+    def _force_clean_up(self):
+        pass
