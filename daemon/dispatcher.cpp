@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/event_ring_mapping.h"
+#include "protocol/flat_message.h"
 
 namespace lpd::daemon {
 
@@ -101,6 +102,17 @@ const Operation* Dispatcher::find(std::string_view name) const {
 
 void Dispatcher::dispatch_line(std::string_view line, Peer& peer, const std::shared_ptr<ReplySink>& sink,
                                bool one_way_only) {
+  if (one_way_only) {
+    // The ring's per-test records: no JSON tree when the op allows it.
+    if (auto flat = protocol::parse_flat_message(line)) {
+      if (const Operation* op = find(flat->op); op && op->flat_fields) {
+        static const json kNoBody = json::object();  // flat_fields handlers never read it
+        Call call{kNoBody, protocol::Fields(*flat), peer, sink, /*is_notification=*/true, json(nullptr)};
+        run(flat->op, call);
+        return;
+      }
+    }
+  }
   protocol::Message message;
   try {
     message = protocol::parse_message(line);
@@ -127,11 +139,17 @@ void Dispatcher::dispatch(const protocol::Message& message, Peer& peer,
   const bool notification = message.kind == protocol::Kind::kNotification;
   const json id = notification ? json(nullptr) : message.id();
   Call call{message.body, protocol::Fields(message.body), peer, sink, notification, id};
+  run(message.op(), call);
+}
+
+void Dispatcher::run(const std::string& op_name, Call& call) {
+  Peer& peer = call.peer;
+  const bool notification = call.is_notification;
   call.access = access_;
-  Responder responder(id, sink);
+  Responder responder(call.id, call.sink);
   try {
-    const Operation* op = find(message.op());
-    if (!op) throw Error(ErrorCode::kUnknownOp, "unknown operation \"" + message.op() + "\"");
+    const Operation* op = find(op_name);
+    if (!op) throw Error(ErrorCode::kUnknownOp, "unknown operation \"" + op_name + "\"");
     if (!peer.said_hello && !op->allowed_before_hello)
       throw Error(ErrorCode::kBadRequest, "the first message on a connection must be \"hello\"");
     check_gate(*op, call);
@@ -142,10 +160,10 @@ void Dispatcher::dispatch(const protocol::Message& message, Peer& peer,
   } catch (const StorageFailure& e) {
     // A full or failing disk is the machine's state, not a bug: the client
     // hears which directory and why, and may retry once there is room.
-    spdlog::error("operation {} from pid {} failed: {}", message.op(), peer.pid, e.what());
+    spdlog::error("operation {} from pid {} failed: {}", op_name, peer.pid, e.what());
     responder.fail(e.is_resource_shortage() ? ErrorCode::kUnavailable : ErrorCode::kInternal, e.what());
   } catch (const std::exception& e) {
-    spdlog::error("operation {} from pid {} failed: {}", message.op(), peer.pid, e.what());
+    spdlog::error("operation {} from pid {} failed: {}", op_name, peer.pid, e.what());
     responder.fail(ErrorCode::kInternal, std::string("internal error: ") + e.what());
   }
 }

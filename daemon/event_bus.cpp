@@ -18,13 +18,19 @@ nlohmann::json Event::with_envelope(nlohmann::json view) const {
   return out;
 }
 
+const std::string& Event::data_text() const {
+  if (!data_text_) data_text_ = data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return *data_text_;
+}
+
 bool EventFilter::matches(const std::string& run, const std::string& type) const {
   if (!run_id.empty() && run != run_id) return false;
   if (prefixes.empty()) return true;
   // Only the prefixes of `type` can match: a few set lookups, however many
   // prefixes the filter holds.
-  for (std::size_t n = 0; n <= type.size(); ++n)
-    if (prefixes.count(type.substr(0, n))) return true;
+  const std::string_view view = type;
+  for (std::size_t n = 0; n <= view.size(); ++n)
+    if (prefixes.count(view.substr(0, n))) return true;
   return false;
 }
 
@@ -110,11 +116,12 @@ const Event* EventBus::find(std::uint64_t seq) const {
   return &history_[seq - history_.front().seq];
 }
 
-std::vector<std::uint64_t> EventBus::matching(const Event& e) const {
-  std::vector<std::uint64_t> tokens;
-  auto collect = [&](const std::string& run) {
-    for (std::size_t n = 0; n <= e.type.size(); ++n) {
-      auto entry = index_.find(IndexKey{run, e.type.substr(0, n)});
+EventBus::Tokens EventBus::matching(const Event& e) const {
+  Tokens tokens;
+  const std::string_view type = e.type;
+  auto collect = [&](std::string_view run) {
+    for (std::size_t n = 0; n <= type.size(); ++n) {
+      auto entry = index_.find(IndexView{run, type.substr(0, n)});
       if (entry != index_.end()) tokens.insert(tokens.end(), entry->second.begin(), entry->second.end());
     }
   };
@@ -150,6 +157,8 @@ const Event& EventBus::publish(std::string type, nlohmann::json data, std::strin
     auto it = subscribers_.find(token);
     if (it != subscribers_.end()) it->second.callback(published);
   }
+  // The history keeps 10,000 events: their data, not a second copy as text.
+  published.data_text_.reset();
   return history_.back();
 }
 

@@ -4,6 +4,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -11,6 +12,8 @@
 #include <vector>
 
 #include <sys/types.h>
+
+#include <boost/container/small_vector.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -31,6 +34,15 @@ struct Event {
   /// `view` (this event's data, or what a reader may see of it) plus seq,
   /// time and run_id, which every reader sees.
   nlohmann::json with_envelope(nlohmann::json view) const;
+
+  /// `data` as compact JSON, invalid UTF-8 replaced. Encoded on first use
+  /// and kept while the event is being published, so the two journals that
+  /// write every event encode it once (see EventBus::publish).
+  const std::string& data_text() const;
+
+ private:
+  friend class EventBus;
+  mutable std::optional<std::string> data_text_;
 };
 
 /// Which events one subscriber wants. Matching must stay cheap however many
@@ -45,7 +57,7 @@ struct EventFilter {
   static constexpr std::size_t kMaxFilterBytes = 128;
 
   std::string run_id;                 // empty: all runs
-  std::set<std::string> prefixes;     // empty: all types; "pause." matches pause.created etc.
+  std::set<std::string, std::less<>> prefixes;  // empty: all types; "pause." matches pause.created etc.
 
   bool matches(const std::string& run, const std::string& type) const;
   bool matches(const Event& e) const { return matches(e.run_id, e.type); }
@@ -100,12 +112,24 @@ class EventBus {
     EventFilter filter;
   };
   using IndexKey = std::pair<std::string, std::string>;  // (run_id or "", type prefix or "")
+  using IndexView = std::pair<std::string_view, std::string_view>;
+  /// Orders IndexKeys and finds them by IndexView: matching() looks up a
+  /// dozen (run, prefix) pairs per event without building a string.
+  struct IndexLess {
+    using is_transparent = void;
+    static IndexView view(const IndexKey& k) { return {k.first, k.second}; }
+    static IndexView view(const IndexView& k) { return k; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const { return view(a) < view(b); }
+  };
+  /// Tokens of the subscriptions an event reaches; a few, so kept inline.
+  using Tokens = boost::container::small_vector<std::uint64_t, 8>;
 
-  std::vector<std::uint64_t> matching(const Event& e) const;
+  Tokens matching(const Event& e) const;
 
   std::map<std::uint64_t, Subscription> subscribers_;
   /// Each subscription is listed under every (run_id, prefix) of its filter.
-  std::map<IndexKey, std::set<std::uint64_t>> index_;
+  std::map<IndexKey, std::set<std::uint64_t>, IndexLess> index_;
   std::unordered_map<std::uint64_t, std::size_t> per_session_;
   std::uint64_t next_token_ = 1;
   std::uint64_t next_seq_ = 1;

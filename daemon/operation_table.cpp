@@ -106,9 +106,9 @@ OperationTable operation_table(Daemon& d) {
                      "at most 1000); replies crashes and next (the cursor, or null at the end)", G::kList,
        [&d](Call& c) { return d.jobs().handle_crashes(c); }},
       {"test.start", "Notification: this process starts nodeid (before its setup)", G::kOwn,
-       [&d](Call& c) { return d.jobs().handle_test_start(c); }},
+       [&d](Call& c) { return d.jobs().handle_test_start(c); }, nullptr, false, /*flat_fields=*/true},
       {"test.finish", "Notification: nodeid finished (after teardown): outcome, phase, duration, message", G::kOwn,
-       [&d](Call& c) { return d.jobs().handle_test_finish(c); }},
+       [&d](Call& c) { return d.jobs().handle_test_finish(c); }, nullptr, false, /*flat_fields=*/true},
       {"crash.notice", "Notification from a native crash handler: signal, nodeid", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_crash_notice(c); }},
       {"worker.down", "Notification from an xdist controller: a worker died: worker_id, pid, returncode", G::kOwn,
@@ -125,7 +125,7 @@ OperationTable operation_table(Daemon& d) {
       // -- issue 12: what happened outside tests, and where a test was --
       {"test.phase", "Notification: the running test entered phase (setup, call, teardown), or the session did "
                      "(collection, sessionstart, sessionfinish, exit): nodeid?, phase",
-       G::kOwn, [&d](Call& c) { return d.jobs().handle_test_phase(c); }},
+       G::kOwn, [&d](Call& c) { return d.jobs().handle_test_phase(c); }, nullptr, false, /*flat_fields=*/true},
       {"session.error", "Notification: a failure or crash outside any test: phase, nodeid, message, longrepr", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_session_error(c); }},
       {"collection.items", "Notification: nodeids this process collected (chunks of at most 1000)", G::kOwn,

@@ -6,7 +6,6 @@
 #include <cstring>
 #include <span>
 
-#include <malloc.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/fd_passing.h"
+#include "daemon/heap_trim.h"
 
 namespace lpd::daemon {
 
@@ -32,22 +32,6 @@ constexpr std::size_t kLightClosesPerTrim = 512;
 
 /// Light connections closed since the last trim.
 std::size_t light_closes = 0;  // one io_context, one thread
-
-/// Hands the heap pages freed by a closed connection back to the kernel,
-/// once the current turn has let go of them. glibc keeps freed small
-/// blocks (a queue of pushes, a long line's parse) for reuse, so without
-/// this a flood of connections leaves lpd tens of MB larger for good.
-/// Many connections closing in one turn cost one trim.
-void trim_heap_soon(const asio::any_io_executor& executor) {
-  static bool pending = false;  // one io_context, one thread
-  if (pending) return;
-  pending = true;
-  asio::post(executor, [] {
-    pending = false;
-    light_closes = 0;
-    ::malloc_trim(0);
-  });
-}
 
 /// Where every session's reads land. lpd runs one thread, and a read's
 /// bytes are copied into the session's line reader (or handed to its raw
@@ -407,8 +391,10 @@ void Session::close() {
   outgoing_.shrink_to_fit();
   queued_bytes_ = 0;
   drain_waiters_.clear();  // what waited for this peer never will now
-  if (received_bytes_ >= kHeavyBytes || peak_queued_bytes_ >= kHeavyBytes || ++light_closes >= kLightClosesPerTrim)
+  if (received_bytes_ >= kHeavyBytes || peak_queued_bytes_ >= kHeavyBytes || ++light_closes >= kLightClosesPerTrim) {
+    light_closes = 0;
     trim_heap_soon(socket_.get_executor());
+  }
   if (on_closed_) on_closed_(*this);
 }
 

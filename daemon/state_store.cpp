@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <array>
 #include <system_error>
 
 #include "daemon/listen_socket.h"
 #include "daemon/storage_failure.h"
+#include "daemon/unique_fd.h"
 #include "daemon/untrusted_file.h"
 
 namespace lpd::daemon {
@@ -18,7 +20,7 @@ namespace {
 
 [[noreturn]] void fail(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
 
-void write_all(int fd, const std::string& data, const std::string& path) {
+void write_all(int fd, std::string_view data, const std::string& path) {
   const char* p = data.data();
   std::size_t left = data.size();
   while (left > 0) {
@@ -63,10 +65,36 @@ void StateStore::guarded(const std::string& doing, Write&& write) const {
 }
 
 void StateStore::write_json(std::string_view relative, const nlohmann::json& value, bool durable) const {
-  guarded("writing " + std::string(relative), [&] { write_json_unguarded(relative, value, durable); });
+  guarded("writing " + std::string(relative), [&] {
+    write_text_unguarded(relative, value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", durable);
+  });
 }
 
-void StateStore::write_json_unguarded(std::string_view relative, const nlohmann::json& value, bool durable) const {
+void StateStore::write_text(std::string_view relative, std::string_view text, bool durable) const {
+  guarded("writing " + std::string(relative), [&] { write_text_unguarded(relative, text, durable); });
+}
+
+std::optional<StateStore::Range> StateStore::read_range(std::string_view relative, std::uint64_t offset,
+                                                        std::size_t length) const {
+  UniqueFd fd(::open(path(relative).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+  Range range;
+  range.total = static_cast<std::uint64_t>(st.st_size);
+  if (offset >= range.total) return range;
+  range.bytes.resize(static_cast<std::size_t>(std::min<std::uint64_t>(length, range.total - offset)));
+  std::size_t done = 0;
+  while (done < range.bytes.size()) {
+    const ssize_t n = ::pread(fd.get(), range.bytes.data() + done, range.bytes.size() - done,
+                              static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    done += static_cast<std::size_t>(n);
+  }
+  return range;
+}
+
+void StateStore::write_text_unguarded(std::string_view relative, std::string_view text, bool durable) const {
   const std::string target = path(relative);
   make_directories(parent_of(target), 0711);
   const std::string temp = target + ".new";
@@ -75,7 +103,7 @@ void StateStore::write_json_unguarded(std::string_view relative, const nlohmann:
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) fail("cannot create " + temp);
   try {
-    write_all(fd, value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", temp);
+    write_all(fd, text, temp);
     if (durable && ::fsync(fd) != 0) fail("cannot fsync " + temp);
   } catch (...) {
     ::close(fd);

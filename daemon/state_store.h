@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,16 @@ class StateStore {
   /// loss); without it the rename is still atomic for every reader and
   /// survives lpd itself being killed.
   void write_json(std::string_view relative, const nlohmann::json& value, bool durable = true) const;
+  /// write_json for text that is not JSON (a rendered report), same rules.
+  void write_text(std::string_view relative, std::string_view text, bool durable = true) const;
+  /// Bytes [offset, offset + length) of a regular file under the state
+  /// directory (never a link or FIFO) and the file's size; nullopt when it
+  /// is missing or cannot be read.
+  struct Range {
+    std::string bytes;
+    std::uint64_t total = 0;
+  };
+  std::optional<Range> read_range(std::string_view relative, std::uint64_t offset, std::size_t length) const;
   /// nullopt when the file is missing, not valid JSON, over kMaxRecordBytes,
   /// or not a regular file (a link or FIFO is never followed or opened).
   std::optional<nlohmann::json> read_json(std::string_view relative) const;
@@ -53,7 +64,7 @@ class StateStore {
   /// Runs `write`, turning a std::system_error into a StorageFailure about `doing`.
   template <class Write>
   void guarded(const std::string& doing, Write&& write) const;
-  void write_json_unguarded(std::string_view relative, const nlohmann::json& value, bool durable) const;
+  void write_text_unguarded(std::string_view relative, std::string_view text, bool durable) const;
 
   std::string root_;
 };

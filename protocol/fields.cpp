@@ -19,9 +19,13 @@ namespace {
 }  // namespace
 
 const nlohmann::json* Fields::find(std::string_view name) const {
-  if (!body_.is_object()) return nullptr;
-  auto it = body_.find(name);
-  if (it == body_.end() || it->is_null()) return nullptr;
+  if (flat_) {
+    const nlohmann::json* value = flat_->find(name);
+    return value && !value->is_null() ? value : nullptr;
+  }
+  if (!body_ || !body_->is_object()) return nullptr;
+  auto it = body_->find(name);
+  if (it == body_->end() || it->is_null()) return nullptr;
   return &*it;
 }
 

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "protocol/flat_message.h"
+
 namespace lpd::protocol {
 
 /// Typed access to a message's fields. Each getter throws Error(kBadRequest)
@@ -15,7 +17,9 @@ namespace lpd::protocol {
 /// or mistyped input with the same clear wording.
 class Fields {
  public:
-  explicit Fields(const nlohmann::json& body) : body_(body) {}
+  explicit Fields(const nlohmann::json& body) : body_(&body) {}
+  /// The members of a message decoded without a tree (FlatMessage).
+  explicit Fields(const FlatMessage& flat) : flat_(&flat) {}
 
   std::string string(std::string_view name) const;
   std::optional<std::string> optional_string(std::string_view name) const;
@@ -28,10 +32,14 @@ class Fields {
   /// A JSON object of string values (like an environment), absent -> empty.
   std::vector<std::pair<std::string, std::string>> string_map(std::string_view name) const;
   bool has(std::string_view name) const;
+  /// The member's value as it came (nullptr when absent or null), for a
+  /// field that may have more than one type.
+  const nlohmann::json* raw(std::string_view name) const { return find(name); }
 
  private:
   const nlohmann::json* find(std::string_view name) const;
-  const nlohmann::json& body_;
+  const nlohmann::json* body_ = nullptr;
+  const FlatMessage* flat_ = nullptr;
 };
 
 }  // namespace lpd::protocol

@@ -16,6 +16,15 @@ namespace lpd::daemon {
 /// as the per-run journals do.
 std::string encode_event_line(const Event& e);
 
+/// One event as a line of its run's journal (runs/<run_id>/events.jsonl,
+/// pytest-live-pause's layout): the data's own fields plus "event", "seq",
+/// "time" and "run_id", the object a subscriber receives as `data` with the
+/// type beside it; ends with a newline. Spliced from Event::data_text(), so
+/// the data is encoded once for both journals; an event whose data is not an
+/// object or already has one of those four keys is encoded the long way with
+/// the same result (Event::with_envelope's rules).
+std::string encode_run_journal_line(const Event& e);
+
 /// The event of one journal line (without its newline); nullopt when the
 /// line is not a complete record lpd wrote (a torn tail, a damaged byte).
 std::optional<Event> decode_event_line(std::string_view line);

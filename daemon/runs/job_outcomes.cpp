@@ -10,6 +10,9 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -20,9 +23,12 @@
 namespace lpd::daemon {
 namespace {
 
-/// The latest result of each test (highest attempt; the last one within it).
-std::map<std::string, const TestResult*> latest_results(const std::vector<TestResult>& results) {
-  std::map<std::string, const TestResult*> latest;
+/// The latest result of each test (highest attempt; the last one within it),
+/// by nodeid. The keys view `results`' nodeids: use it before `results` changes.
+/// Hashed, not ordered: it is built once per attempt over every result.
+std::unordered_map<std::string_view, const TestResult*> latest_results(const std::vector<TestResult>& results) {
+  std::unordered_map<std::string_view, const TestResult*> latest;
+  latest.reserve(results.size());
   for (const auto& r : results) {
     auto& slot = latest[r.nodeid];
     if (!slot || r.attempt >= slot->attempt) slot = &r;
@@ -101,6 +107,8 @@ void JobService::settle_end(Supervised* s, const WorkerActivity& activity, const
 }
 
 void JobService::mark_flaky_crashes(Supervised& s) {
+  if (std::all_of(s.crashes.begin(), s.crashes.end(), [](const Crash& c) { return c.flaky || c.nodeid.empty(); }))
+    return;  // the usual case: nothing to look up
   const auto latest = latest_results(s.results);
   for (auto& c : s.crashes) {
     if (c.flaky || c.nodeid.empty()) continue;
@@ -230,7 +238,7 @@ FinalFacts JobService::final_facts(const Supervised& s) const {
   f.signal = s.job.command_signal;
   f.stopped = s.job.stop_requested;
   f.fail_on_flaky = s.job.spec.fail_on_flaky;
-  std::set<std::string> seen;
+  std::unordered_set<std::string_view> seen;  // views of s.crashes', s.results' nodeids
   for (const auto& c : s.crashes) {
     if (c.nodeid.empty()) {
       if (f.outside_crashes++ == 0) f.outside_signal = c.signal;

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.h"
+#include "daemon/heap_trim.h"
 #include "daemon/process/cgroup.h"  // issue 14 (x14tree)
 #include "daemon/process_identity.h"
 #include "daemon/reports/junit_of_job.h"
@@ -160,6 +161,11 @@ void JobService::load_history(Supervised& s) {
     }
     s.job.state = JobState::kDone;  // what restore saw in it
   }
+  // Whatever reached memory while the history was out (a late message) is
+  // in the journal and the crash store too: read back once, not twice.
+  s.results.clear();
+  s.crashes.clear();
+  s.unloaded_counts.reset();
   for (const auto& line : store_.read_lines("runs/" + s.run_id + "/events.jsonl")) {
     if (!line.is_object() || line.value("event", "") != "test.finish") continue;
     try {
@@ -504,11 +510,14 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
     text += "; " + std::to_string(s.job.left_running.size()) + " process(es) left running when the command ended, killed:";
     for (const auto& line : s.job.left_running) text += " [" + line + "]";
   }
+  // The done run's report, rendered once: kept in lpd's run directory (what
+  // run.report serves once the results leave memory, and after a restart:
+  // the never-run tests are nowhere else), and written where --junit asks.
+  s.junit_cache = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), s.job.ended_at));
+  write_done_report(s);
   if (!s.job.spec.junit_path.empty()) {
     // Before the run is done, so a failure is in the job and in run.done.
-    const std::string xml =
-        junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), s.job.ended_at));
-    if (auto error = write_file_as(s.job.spec.run_as, s.job.spec.junit_path, xml, UserWrite::kReplace))
+    if (auto error = write_file_as(s.job.spec.run_as, s.job.spec.junit_path, *s.junit_cache, UserWrite::kReplace))
       report_error(s, "JUnit report: " + error->message);
   }
   set_state(s, JobState::kDone, text);
@@ -536,6 +545,51 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
     });
   }
   spdlog::info("run {} done: {}", s.run_id, text);
+  unload_history_later(s);
+}
+
+void JobService::unload_history_later(Supervised& s) {
+  if (!s.unload_timer) s.unload_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  s.unload_timer->expires_after(kKeepDoneResults);
+  s.unload_timer->async_wait([this, run_id = s.run_id](boost::system::error_code ec) {
+    if (ec) return;
+    if (Supervised* sv = find(run_id)) unload_history(*sv);
+  });
+}
+
+bool JobService::write_done_report(Supervised& s) {
+  try {
+    if (!s.junit_cache)
+      s.junit_cache = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), s.job.ended_at));
+    store_.write_text("runs/" + s.run_id + "/junit.xml", *s.junit_cache, /*durable=*/false);
+    s.report_written = true;
+  } catch (const std::exception& e) {
+    spdlog::warn("run {}: cannot keep its report: {}", s.run_id, e.what());
+  }
+  return s.report_written;
+}
+
+void JobService::unload_history(Supervised& s) {
+  if (s.job.state != JobState::kDone || !s.history_loaded) return;
+  if (std::any_of(s.attached.begin(), s.attached.end(), [](const Attached& a) { return a.tail != nullptr; })) {
+    unload_history_later(s);  // an attach still drains the last output, then reads crashes
+    return;
+  }
+  if (!s.report_written && !write_done_report(s)) {
+    spdlog::warn("run {}: its results stay in memory until its report can be written", s.run_id);
+    unload_history_later(s);
+    return;
+  }
+  s.unloaded_counts = Supervised::Counts{s.results.size(), s.crashes.size()};
+  // Swapped with empty ones: clear() would keep the capacity.
+  std::vector<TestResult>().swap(s.results);
+  std::vector<Crash>().swap(s.crashes);
+  std::vector<std::string>().swap(s.collected);
+  std::set<std::string>().swap(s.collected_index);
+  std::map<std::string, std::size_t>().swap(s.results_at_crash);
+  s.junit_cache.reset();
+  s.history_loaded = false;
+  trim_heap_soon(io_.get_executor());
 }
 
 void JobService::send_done(Supervised& s, Attached& a) {
@@ -627,11 +681,57 @@ json JobService::handle_stop(Call& call) {
 }
 
 json JobService::handle_report(Call& call) {
-  Supervised& s = supervised(call.fields.string("run_id"));
+  const std::string run_id = call.fields.string("run_id");
+  Supervised* found = find(run_id);
+  if (!found) throw Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
+  Supervised& s = *found;
   // At most this much XML a reply: JSON escaping at most doubles it (quotes,
   // newlines; XML carries no other control characters), so a reply stays
   // far below the protocol's 1 MiB line.
   constexpr std::int64_t kChunk = 256 * 1024;
+  const auto offset = call.fields.optional_integer("offset");
+  const std::int64_t limit = call.fields.optional_integer("limit").value_or(kChunk);
+  if (limit < 1) throw Error(ErrorCode::kBadRequest, "field \"limit\" must be at least 1");
+  const std::int64_t from = offset.value_or(0);
+  if (from < 0) throw Error(ErrorCode::kBadRequest, "field \"offset\" must be between 0 and the report's size");
+  // The piece [from, end) of a report of `total` bytes, of which `window`
+  // holds [from, from + window.size()): never cut inside a UTF-8 sequence,
+  // so each piece is valid text.
+  auto piece = [&](std::string_view window, std::int64_t total, std::size_t tests, std::size_t crashes) {
+    if (!offset && total > kChunk)
+      throw Error(ErrorCode::kTooLarge, "the report of run " + s.run_id + " is " + std::to_string(total) +
+                                            " bytes, more than one reply carries: ask for it in pieces with "
+                                            "\"offset\" and \"limit\" (lpctl report does)");
+    if (from > total)
+      throw Error(ErrorCode::kBadRequest,
+                  "field \"offset\" must be between 0 and the report's size " + std::to_string(total));
+    std::size_t n = static_cast<std::size_t>(std::min(total - from, std::min(limit, kChunk)));
+    const std::size_t available = window.size();
+    while (n > 0 && n < available && (static_cast<unsigned char>(window[n]) & 0xC0) == 0x80) --n;
+    if (n == 0 && available > 0) n = std::min<std::size_t>(available, 4);
+    const std::int64_t end = from + static_cast<std::int64_t>(n);
+    return json{{"run_id", s.run_id},
+                {"junit", window.substr(0, n)},
+                {"offset", from},
+                {"total", total},
+                {"next", end < total ? json(end) : json(nullptr)},
+                {"tests", tests},
+                {"crashes", crashes}};
+  };
+  // A done run whose results left memory (this lpd's, or its
+  // predecessor's): the report lpd wrote when they left, a piece at a time.
+  // Its collected nodeids (never-run tests) are only in that file.
+  if (s.job.state == JobState::kDone && !s.junit_cache) {
+    // kChunk + 3: enough to see where the UTF-8 sequence at the cut ends.
+    if (auto range = store_.read_range("runs/" + s.run_id + "/junit.xml", static_cast<std::uint64_t>(from),
+                                       static_cast<std::size_t>(kChunk) + 3)) {
+      if (!s.unloaded_counts) load_history(s);  // a predecessor's run: count what its journal holds
+      const auto tests = s.unloaded_counts ? s.unloaded_counts->tests : s.results.size();
+      const auto crashes = s.unloaded_counts ? s.unloaded_counts->crashes : s.crashes.size();
+      return piece(range->bytes, static_cast<std::int64_t>(range->total), tests, crashes);
+    }
+  }
+  load_history(s);
   std::string rendered;
   const std::string* xml = nullptr;
   if (s.job.state == JobState::kDone) {
@@ -643,29 +743,9 @@ json JobService::handle_report(Call& call) {
     xml = &rendered;
   }
   const auto total = static_cast<std::int64_t>(xml->size());
-  const auto offset = call.fields.optional_integer("offset");
-  if (!offset && total > kChunk)
-    throw Error(ErrorCode::kTooLarge, "the report of run " + s.run_id + " is " + std::to_string(total) +
-                                          " bytes, more than one reply carries: ask for it in pieces with "
-                                          "\"offset\" and \"limit\" (lpctl report does)");
-  const std::int64_t from = offset.value_or(0);
-  if (from < 0 || from > total)
-    throw Error(ErrorCode::kBadRequest, "field \"offset\" must be between 0 and the report's size " + std::to_string(total));
-  const std::int64_t limit = call.fields.optional_integer("limit").value_or(kChunk);
-  if (limit < 1) throw Error(ErrorCode::kBadRequest, "field \"limit\" must be at least 1");
-  std::size_t end = static_cast<std::size_t>(std::min(total, from + std::min(limit, kChunk)));
-  // Never cut inside a UTF-8 sequence: each piece must be valid text.
-  while (end > static_cast<std::size_t>(from) && end < xml->size() &&
-         (static_cast<unsigned char>((*xml)[end]) & 0xC0) == 0x80)
-    --end;
-  if (end == static_cast<std::size_t>(from) && end < xml->size()) end = std::min(xml->size(), end + 4);
-  return {{"run_id", s.run_id},
-          {"junit", xml->substr(static_cast<std::size_t>(from), end - static_cast<std::size_t>(from))},
-          {"offset", from},
-          {"total", total},
-          {"next", end < xml->size() ? json(end) : json(nullptr)},
-          {"tests", s.results.size()},
-          {"crashes", s.crashes.size()}};
+  const std::string_view window =
+      from <= total ? std::string_view(*xml).substr(static_cast<std::size_t>(from)) : std::string_view();
+  return piece(window, total, s.results.size(), s.crashes.size());
 }
 
 uid_t JobService::owner_of(const std::string& run_id) const {
@@ -675,14 +755,18 @@ uid_t JobService::owner_of(const std::string& run_id) const {
 }
 
 json JobService::handle_info(Call& call) {
-  Supervised& s = supervised(call.fields.string("run_id"));
+  const std::string run_id = call.fields.string("run_id");
+  Supervised* found = find(run_id);
+  if (!found) throw Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
+  Supervised& s = *found;
+  if (!s.unloaded_counts) load_history(s);  // counts known: nothing to read back
   json j = s.job.to_json();
   j.erase("spec");
   j["argv"] = s.job.spec.argv;
   j["cwd"] = s.job.spec.cwd;
   j["run_id"] = s.run_id;
-  j["tests"] = s.results.size();
-  j["crashes"] = s.crashes.size();
+  j["tests"] = s.unloaded_counts ? s.unloaded_counts->tests : s.results.size();
+  j["crashes"] = s.unloaded_counts ? s.unloaded_counts->crashes : s.crashes.size();
   j["log"] = output_path(s.run_id);
   return j;
 }

@@ -3,7 +3,9 @@
 #include <functional>
 #include <list>
 #include <map>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -129,9 +131,21 @@ class JobService {
     /// The JUnit of a done run, rendered once: run.report hands a large one
     /// out in many pieces.
     std::optional<std::string> junit_cache;
-    /// False for a run that had ended before this lpd started: `results`
-    /// and `crashes` are empty until load_history() reads them.
+    /// False for a run that had ended before this lpd started, or whose
+    /// results left memory after it ended (unload_history): `results` and
+    /// `crashes` are empty until load_history() reads them.
     bool history_loaded = true;
+    /// What info and report tell of a run whose results left memory, without
+    /// reading them back: its testcases and crashes when they left.
+    struct Counts {
+      std::size_t tests = 0;
+      std::size_t crashes = 0;
+    };
+    std::optional<Counts> unloaded_counts;
+    /// runs/<id>/junit.xml holds the done run's report (write_done_report).
+    bool report_written = false;
+    /// Fires kKeepDoneResults after the end: the results then leave memory.
+    std::unique_ptr<boost::asio::steady_timer> unload_timer;
     /// False while `job` is a stand-in (state done, nothing else) for a job
     /// whose job.json said done at restore; load_history() reads it whole.
     bool job_loaded = true;
@@ -150,6 +164,20 @@ class JobService {
   /// (events.jsonl, one pass) and `crashes` from the CrashStore, once, for
   /// a run restored as ended.
   void load_history(Supervised& s);
+  /// How long a done run's results stay in memory: the requests that follow
+  /// a run's end (lpctl run --junit, a CI step's lpctl report) find them
+  /// there; later ones read the report lpd wrote (runs/<id>/junit.xml).
+  static constexpr std::chrono::seconds kKeepDoneResults{10};
+  /// Arms s.unload_timer; when it fires, unload_history(s).
+  void unload_history_later(Supervised& s);
+  /// Writes the done run's JUnit to runs/<id>/junit.xml and drops its
+  /// results, crashes, collected nodeids and report cache from memory (they
+  /// are on disk: the run's journal, the crash store, that file). Keeps them
+  /// when the file cannot be written, or while an attach is still draining.
+  void unload_history(Supervised& s);
+  /// Writes the done run's report (junit_cache, rendered if need be) to
+  /// runs/<id>/junit.xml; false, logged, when the state directory refuses.
+  bool write_done_report(Supervised& s);
   Supervised* find(const std::string& run_id);
   void persist(const Supervised& s);
   void set_state(Supervised& s, JobState state, std::string text);

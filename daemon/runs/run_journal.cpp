@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/history/event_line.h"
 #include "daemon/runs/run_registry.h"
 
 namespace lpd::daemon {
@@ -93,10 +94,7 @@ void RunJournal::schedule() {
 void RunJournal::append(const Event& e) {
   log_.append(e);
   if (!e.run_id.empty() && is_safe_id(e.run_id) && !(forgotten_ && forgotten_(e.run_id))) {
-    nlohmann::json line = e.push_data();
-    line["event"] = e.type;
-    std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    text.push_back('\n');
+    const std::string text = encode_run_journal_line(e);
     Journal* journal = open_journal(e.run_id);
     journal->buffer += text;
     buffered_ += text.size();

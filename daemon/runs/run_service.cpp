@@ -125,7 +125,9 @@ void RunService::restore() {
     if (run.run_id != dir || !is_safe_id(run.run_id)) continue;
     registry_.restore(run);
     Run* restored = registry_.find(run.run_id);
-    if (restored->active) watch_controller(*restored);
+    // A run no shim registered (a command under lpctl run that is not
+    // pytest) has no controller to watch: its job (JobService) ends it.
+    if (restored->active && restored->pid > 0) watch_controller(*restored);
   }
   spdlog::info("restored {} active run(s)", registry_.active_count());
 }

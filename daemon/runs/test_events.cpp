@@ -99,8 +99,7 @@ json JobService::handle_test_finish(Call& call) {
   r.system_out = truncated_text(f.optional_string("system_out").value_or(""), kMaxSystemOut);
   // pytest's report.wasxfail as is (junitxml drops a leading "reason: "),
   // or true with the reason in `message`.
-  if (auto it = call.body.find("wasxfail"); it != call.body.end()) {
-    const json* wasxfail = &*it;
+  if (const json* wasxfail = f.raw("wasxfail")) {
     if (wasxfail->is_string()) {
       std::string reason = wasxfail->get<std::string>();
       if (reason.rfind("reason: ", 0) == 0) reason.erase(0, 8);
@@ -112,12 +111,12 @@ json JobService::handle_test_finish(Call& call) {
     }
   }
   r.worker_id = a->worker_id();
-  if (Supervised* s = find(a->run_id())) {
-    r.attempt = std::max(1, s->job.attempt);
-    s->results.push_back(r);
-  }
+  Supervised* s = find(a->run_id());
+  if (s) r.attempt = std::max(1, s->job.attempt);
   a->test_finished(r.nodeid);
-  events_.publish("test.finish", r.to_json(), a->run_id(), call.peer.uid);
+  json data = r.to_json();
+  if (s) s->results.push_back(std::move(r));  // moved, not copied: this runs once per test
+  events_.publish("test.finish", std::move(data), a->run_id(), call.peer.uid);
   return json();
 }
 

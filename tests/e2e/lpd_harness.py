@@ -2,6 +2,7 @@
 real lpctl and raw sockets against it. Waits are events (a readiness pipe,
 socket reads, process exits), never sleeps."""
 
+import ctypes
 import json
 import os
 import resource
@@ -344,3 +345,32 @@ def wait_all_gone(pids, timeout=30):
     for pid in pids:
         wait_gone(pid, max(0.0, deadline - time.monotonic()))
     return [pid for pid in pids if not gone(pid)]
+
+
+_IN_MODIFY, _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x8, 0x80, 0x100
+
+
+def wait_until_in_directory(directory, condition, timeout=120):
+    """Waits (inotify on `directory`: an event, no polling) until
+    `condition()` holds; checks it after every change of a file there.
+    Returns True, or False at the deadline."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    try:
+        mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
+        assert libc.inotify_add_watch(fd, os.fsencode(directory), mask) >= 0, os.strerror(ctypes.get_errno())
+        deadline = time.monotonic() + timeout
+        while not condition():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                try:
+                    os.read(fd, 64 * 1024)
+                except BlockingIOError:
+                    pass
+        return True
+    finally:
+        os.close(fd)

@@ -12,20 +12,18 @@ is strerror of whatever errno the write got): see the unit test "the
 full-disk message names the directory and the cause, whatever the errno"
 (tests/unit/crash_retry_test.cpp)."""
 
-import ctypes
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, Lpd, finish, short_tempdir, start_pytest, write_tests
+from lpd_harness import (LPCTL_BIN, PYTHON, EventWaiter, Lpd, finish, short_tempdir, start_pytest,
+                         wait_until_in_directory, write_tests)
 
 
 @pytest.fixture
@@ -108,35 +106,6 @@ def state_dir_failure(lpd, doing_pattern):
     """A regular expression for lpd's full-disk message: everything exact
     but what `doing_pattern` (itself a regular expression) leaves open."""
     return re.escape(f"cannot write lpd's state directory {lpd.state_dir}: {NO_SPACE} (") + doing_pattern + r"\)"
-
-
-_IN_MODIFY, _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x8, 0x80, 0x100
-
-
-def wait_until_in_directory(directory, condition, timeout=120):
-    """Waits (inotify on `directory`: an event, no polling) until
-    `condition()` holds; checks it after every change of a file there.
-    Returns True, or False at the deadline."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
-    assert fd >= 0, os.strerror(ctypes.get_errno())
-    try:
-        mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
-        assert libc.inotify_add_watch(fd, os.fsencode(directory), mask) >= 0, os.strerror(ctypes.get_errno())
-        deadline = time.monotonic() + timeout
-        while not condition():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            ready, _, _ = select.select([fd], [], [], left)
-            if ready:
-                try:
-                    os.read(fd, 64 * 1024)
-                except BlockingIOError:
-                    pass
-        return True
-    finally:
-        os.close(fd)
 
 
 def journal_lines(lpd, nodeid):

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, short_tempdir, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, short_tempdir, wait_until_in_directory, write_tests
 
 COUNT = 4000
 SUITE = f'''
@@ -59,3 +59,53 @@ def test_a_junit_over_1_mib_comes_whole_through_run_and_report(lpd, work_dir):
     assert len(json.dumps(piece)) < 1024 * 1024
     bad = c.request("run.report", run_id=run_id, offset=-1)
     assert bad["error"]["code"] == "bad_request"
+
+
+STOPPING_SUITE = '''
+import pytest
+
+@pytest.mark.parametrize("i", range(30))
+def test_step(i):
+    assert i != 4, "step 4 fails and -x stops the session"
+'''
+
+
+def test_a_done_runs_results_leave_memory_and_its_report_stays_the_same(lpd, work_dir):
+    """Once a run is done its results leave lpd's memory (they are on disk:
+    the run's journal, and the JUnit lpd writes then). Its report must not
+    change: the same bytes, with the 25 tests that were collected but never
+    ran (-x), before, after, and after a restart."""
+    write_tests(work_dir, "test_stop.py", STOPPING_SUITE)
+    first = os.path.join(work_dir, "first.xml")
+    proc = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--junit", first, "--",
+                           PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-x", "test_stop.py"],
+                          cwd=work_dir, env=lpd.env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    run_id = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])["run_id"]
+    with open(first, "rb") as f:
+        expected = f.read()
+    cases = list(ET.parse(first).getroot().iter("testcase"))
+    assert len(cases) == 30  # 4 passed, 1 failed, 25 never ran
+    info_before = lpd.client().request("run.info", run_id=run_id)
+    assert info_before["ok"], info_before
+
+    def report():
+        path = os.path.join(work_dir, "again.xml")
+        lpd.lpctl("report", run_id, "--junit", path)
+        with open(path, "rb") as f:
+            return f.read()
+
+    assert report() == expected
+    run_dir = os.path.join(lpd.state_dir, "runs", run_id)
+    written = os.path.join(run_dir, "junit.xml")
+    assert wait_until_in_directory(run_dir, lambda: os.path.exists(written)), "the results never left memory"
+    with open(written, "rb") as f:
+        assert f.read() == expected
+    assert report() == expected
+    info_after = lpd.client().request("run.info", run_id=run_id)
+    assert (info_after["result"]["tests"], info_after["result"]["crashes"]) == \
+        (info_before["result"]["tests"], info_before["result"]["crashes"])
+
+    lpd.stop()
+    lpd.start()
+    assert report() == expected

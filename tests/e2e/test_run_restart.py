@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, short_tempdir, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, read_line_with_timeout, short_tempdir, write_tests
 
 COUNT = 520
 GATES = (130, 260, 390)  # first test of each gated part
@@ -161,3 +161,35 @@ def test_lpd_killed_three_times_mid_run_loses_and_doubles_nothing(lpd, work_dir)
     with open(crash_log) as f:
         logged = collections.Counter(json.loads(line)["nodeid"] for line in f if line.strip())
     assert set(logged) == want and all(k == 1 for k in logged.values()), logged
+
+
+def test_a_command_that_is_not_pytest_stays_active_across_a_kill9_restart(lpd, work_dir):
+    """No shim registers such a run, so nothing but its job may end it: after
+    lpd is killed and restarted it is still active (never pruned), and lpctl
+    run reports the command's own exit code when it ends."""
+    gate = os.path.join(work_dir, "gate")
+    os.mkfifo(gate)
+    proc = subprocess.Popen(
+        [LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--", "sh", "-c", f"echo started; read x < {gate}; exit 3"],
+        cwd=work_dir, env=lpd.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = None
+    try:
+        assert "started" in read_line_with_timeout(proc.stdout, 120)
+        (run,) = [r for r in lpd.lpctl_json("runs") if r.get("active", True)]
+        run_id = run["run_id"]
+        lpd.kill9()
+        lpd.start()
+        assert run_id in [r["run_id"] for r in lpd.lpctl_json("runs")], "the run was ended by the restart"
+        lpd.lpctl("run", "--", "true")  # a newer run, ended
+        lpd.lpctl("prune", "--keep-runs", "1")
+        assert os.path.isdir(os.path.join(lpd.state_dir, "runs", run_id)), "an active run was pruned"
+        writer = os.open(gate, os.O_RDWR)
+        os.write(writer, b"go\n")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if writer is not None:
+            os.close(writer)
+    assert proc.returncode == 3, out[-2000:] + err[-2000:]

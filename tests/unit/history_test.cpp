@@ -148,6 +148,36 @@ TEST_CASE("an event line keeps its seq first and reads back whole") {
   CHECK_FALSE(seq_of_line("{\"time\":1,\"seq\":2}"));
 }
 
+TEST_CASE("a run journal line is the subscriber's push data plus the event's type, however it is encoded") {
+  // The spliced encoding must read back as what Event::push_data() and the
+  // type give; the cases cover an empty object, a non-object, keys that
+  // collide with the envelope (encoded the long way), and a bad byte.
+  std::vector<nlohmann::json> datas = {
+      nlohmann::json::object(),
+      {{"nodeid", "t.py::test[\xff]"}, {"outcome", "passed"}, {"duration", 0.25}},
+      {{"run_id", "other"}, {"x", 1}},
+      {{"seq", 9}},
+      {{"event", "spoof"}, {"time", "later"}},
+      nlohmann::json::array({1, 2}),
+      nullptr,
+  };
+  for (const auto& data : datas) {
+    for (const std::string run : {"", "run-1"}) {
+      Event e = event(77, run, "test.finish");
+      e.time = 1764470000.123456;
+      e.data = data;
+      const std::string line = encode_run_journal_line(e);
+      REQUIRE(line.back() == '\n');
+      const auto parsed = nlohmann::json::parse(line);
+      nlohmann::json expected = e.push_data();
+      expected["event"] = e.type;
+      // The bad byte comes back replaced in both.
+      expected = nlohmann::json::parse(expected.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      CHECK(parsed == expected);
+    }
+  }
+}
+
 TEST_CASE("the events journal pages across segments and restarts, and finds its last seq") {
   TempDir tmp;
   const std::string dir = tmp.path + "/events";

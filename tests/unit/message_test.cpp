@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "protocol/fields.h"
+#include "protocol/flat_message.h"
 #include "protocol/message.h"
 
 using namespace lpd::protocol;
@@ -100,4 +102,51 @@ TEST_CASE("error codes have stable names both ways") {
     CHECK(error_code_from_string(name) == code);
   }
   CHECK_FALSE(error_code_from_string("nope").has_value());
+}
+
+// -- FlatMessage: the event ring's per-test records without a JSON tree --
+
+TEST_CASE("a flat notification reads the same through Fields as its JSON tree") {
+  const std::string line =
+      R"({"op":"test.finish","nodeid":"t.py::test_\u00e9[1]","outcome":"passed","duration":0.25,)"
+      R"("line":12,"big":18446744073709551615,"neg":-3,"wasxfail":false,"message":null})";
+  auto flat = parse_flat_message(line);
+  REQUIRE(flat);
+  CHECK(flat->op == "test.finish");
+  CHECK_FALSE(flat->find("op"));  // "op" is not one of the fields
+  const auto tree = parse_message(line);
+  Fields a(*flat), b(tree.body);
+  for (const char* name : {"nodeid", "outcome", "absent"}) CHECK(a.optional_string(name) == b.optional_string(name));
+  CHECK(a.optional_seconds("duration") == b.optional_seconds("duration"));
+  CHECK(a.optional_integer("line") == b.optional_integer("line"));
+  CHECK(a.optional_integer("neg") == b.optional_integer("neg"));
+  CHECK(a.optional_boolean("wasxfail") == b.optional_boolean("wasxfail"));
+  CHECK_FALSE(a.has("message"));  // null is absent, as in the tree
+  CHECK(*a.raw("big") == *b.raw("big"));
+  CHECK_THROWS_AS(a.string("absent"), Error);
+  CHECK_THROWS_AS(a.optional_integer("nodeid"), Error);  // same typed errors
+}
+
+TEST_CASE("a name given twice means its last value, as the JSON parser keeps it") {
+  const std::string line = R"({"op":"test.start","nodeid":"first","nodeid":"second"})";
+  auto flat = parse_flat_message(line);
+  REQUIRE(flat);
+  CHECK(Fields(*flat).string("nodeid") == parse_message(line).body["nodeid"]);
+}
+
+TEST_CASE("anything but a flat notification is left to parse_message") {
+  for (const char* line : {
+           R"({"op":"test.start","nodeid":{"nested":1}})",   // nested object
+           R"({"op":"test.start","items":[1,2]})",            // array
+           R"({"op":"test.start","id":1})",                   // a request
+           R"({"event":"x","op":"y"})",                       // a push
+           R"({"ok":true,"op":"y"})",                         // a reply
+           R"({"nodeid":"x"})",                               // no op
+           R"({"op":""})",                                    // empty op
+           R"({"op":7})",                                     // op not a string
+           R"({"op":"test.start",)",                          // torn
+           R"({"op":"test.start"} {"op":"test.start"})",      // two documents
+           R"("op")", "7", "null", "", "[]",                  // not an object
+       })
+    CHECK_FALSE(parse_flat_message(line));
 }
