@@ -29,6 +29,16 @@ void print_killed(const json& p) {
     return;
   }
   if (!p.value("was_running", false)) {
+    const auto left = p.find("left_running_killed");
+    if (left != p.end() && left->is_array() && !left->empty()) {
+      // Its leader had exited, its tree had not (a daemonizing server).
+      std::printf("%s had exited (%s); stopped the %zu process(es) it left running%s:\n", name.c_str(),
+                  p.value("state", "").c_str(), left->size(),
+                  p.value("forced", false) ? ", SIGKILL after the grace period" : "");
+      for (const auto& process : *left)
+        std::printf("  pid %d: %s\n", process.value("pid", 0), process.value("argv", "").c_str());
+      return;
+    }
     std::printf("%s was not running (%s)\n", name.c_str(), p.value("state", "").c_str());
     return;
   }
@@ -42,7 +52,7 @@ void print_killed(const json& p) {
 
 Command kill_command() {
   auto o = std::make_shared<KillOptions>();
-  return {"kill", "Stop a helper process and its whole process group; returns once it is gone",
+  return {"kill", "Stop a helper process and its whole tree (or what its tree left running after it exited); returns once it is gone",
           [o](CLI::App& app) -> CommandRun {
             app.add_option("name", o->name, "Name of the process (in this project), or its full name SCOPE::NAME")
                 ->required();

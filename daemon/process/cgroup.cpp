@@ -153,7 +153,18 @@ bool sweepable_cgroup_name(const std::string& name, pid_t self, bool (*creator_a
 
 namespace {
 bool pid_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+bool never_alive(pid_t) { return false; }
 }  // namespace
+
+bool is_launch_cgroup(const CgroupBase& base, const std::string& dir) {
+  const auto slash = dir.rfind('/');
+  if (!base.usable() || slash == std::string::npos || dir.compare(0, slash, base.dir) != 0 ||
+      slash != base.dir.size())
+    return false;
+  const std::string name = dir.substr(slash + 1);
+  // The shape of a launch's name ("t<pid>-<n>"), whoever made it.
+  return name.rfind("t", 0) == 0 && sweepable_cgroup_name(name, 0, never_alive);
+}
 
 void remove_empty_cgroups(const CgroupBase& base) {
   if (!base.usable()) return;

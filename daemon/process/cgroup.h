@@ -54,6 +54,10 @@ std::optional<NewCgroup> make_launch_cgroup(const CgroupBase& base);
 /// cgroup may be empty for an instant before its child joins: never swept.
 bool sweepable_cgroup_name(const std::string& name, pid_t self, bool (*creator_alive)(pid_t));
 
+/// True when `dir` is BASE/t<pid>-<n>, a name make_launch_cgroup gives,
+/// directly under a usable `base`: what a record read back may name.
+bool is_launch_cgroup(const CgroupBase& base, const std::string& dir);
+
 /// Removes every empty cgroup of `base` that sweepable_cgroup_name allows
 /// (rmdir refuses a populated one, which stays).
 void remove_empty_cgroups(const CgroupBase& base);

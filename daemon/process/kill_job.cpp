@@ -45,6 +45,13 @@ KillJob::KillJob(boost::asio::io_context& io, pid_t leader, int signo, std::chro
   if (!cgroup_dir_.empty()) cgroup_relative_ = cgroup_dir_.substr(base.mount.size());
 }
 
+KillJob::KillJob(boost::asio::io_context& io, std::string cgroup_dir, int signo, std::chrono::milliseconds grace)
+    : io_(io), leader_(0), signo_(signo), grace_(grace), grace_timer_(io), retry_timer_(io),
+      cgroup_dir_(std::move(cgroup_dir)) {
+  const auto& base = supervision_cgroup_base();
+  if (cgroup_dir_.rfind(base.mount, 0) == 0) cgroup_relative_ = cgroup_dir_.substr(base.mount.size());
+}
+
 void KillJob::start(OnDone on_done) {
   on_done_ = std::move(on_done);
   collect_members();
@@ -52,11 +59,11 @@ void KillJob::start(OnDone on_done) {
   // the signal: the caller has just checked the leader, so the group id is
   // still its own.
   if (signo_ == SIGKILL) {
-    ::kill(-leader_, SIGKILL);
+    if (leader_ > 0) ::kill(-leader_, SIGKILL);
     group_signo_ = SIGKILL;
     kill_tree();
   } else {
-    signal_all(signo_, /*group_vouched=*/true);
+    signal_all(signo_, /*group_vouched=*/leader_ > 0);
   }
   if (signo_ != SIGKILL) {
     grace_timer_.expires_after(grace_);
@@ -114,7 +121,8 @@ std::vector<KillJob::Fresh> KillJob::collect_members() {
     int snapshot_error = 0;
     const auto snapshot = read_process_snapshot(&snapshot_error);
     if (scan_error == 0) scan_error = snapshot_error;
-    std::vector<pid_t> roots{leader_};
+    std::vector<pid_t> roots;
+    if (leader_ > 0) roots.push_back(leader_);
     if (cgroup_dir_.empty())
       for (const auto& [pid, descriptor] : members_) roots.push_back(pid);
     for (pid_t root : roots) {
@@ -202,7 +210,8 @@ void KillJob::signal_all(int signo, bool group_vouched) {
   // Members we have not seen yet (forked after the scan, or not pinned
   // for want of descriptors) are in the group. While any member lives the
   // group id cannot be reused.
-  if (!members_.empty() || group_vouched) {
+  // No leader (an orphaned cgroup): no group either; kill(0) would be lpd's own.
+  if (leader_ > 0 && (!members_.empty() || group_vouched)) {
     ::kill(-leader_, signo);
     group_signo_ = signo;
   }

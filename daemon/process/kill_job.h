@@ -77,6 +77,11 @@ class KillJob : public std::enable_shared_from_this<KillJob> {
   /// The caller has checked that `leader` is still the process it started
   /// (pid and start time), so its session id is its own pid.
   KillJob(boost::asio::io_context& io, pid_t leader, int signo, std::chrono::milliseconds grace);
+  /// A tree whose leader has exited but whose cgroup still holds members
+  /// (a daemonizing server: `pg_ctl start` exits, postgres runs on): every
+  /// member of `cgroup_dir` (a cgroup the launcher made, cgroup.h), pinned
+  /// and signalled one by one; there is no process group to signal.
+  KillJob(boost::asio::io_context& io, std::string cgroup_dir, int signo, std::chrono::milliseconds grace);
 
   /// Signals the session now and calls `on_done` once, from the event
   /// loop, when every member is confirmed gone.
@@ -117,7 +122,7 @@ class KillJob : public std::enable_shared_from_this<KillJob> {
   void kill_tree();
 
   boost::asio::io_context& io_;
-  pid_t leader_;
+  pid_t leader_;  // 0: the leader is gone, only the cgroup is left
   int signo_;
   std::chrono::milliseconds grace_;
   boost::asio::steady_timer grace_timer_;

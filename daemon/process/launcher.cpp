@@ -268,6 +268,7 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
   Launched launched;
   launched.pid = process.id();
   launched.executable = executable;
+  if (cgroup) launched.cgroup_dir = cgroup->dir;
   // Our own pidfd: the child is not reaped yet, so the pid cannot have been reused.
   launched.pidfd = open_process_fd(launched.pid);
   int watch_error = launched.pidfd < 0 ? errno : 0;

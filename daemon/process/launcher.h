@@ -48,6 +48,9 @@ struct Launched {
   int pidfd = -1;                // owned by the caller; close-on-exec
   std::uint64_t start_time = 0;  // from /proc/PID/stat, to tell it from a later reuse of its pid
   std::string executable;        // the resolved path that was executed
+  /// The tree's own cgroup (cgroup.h), "" when it has none: what is left of
+  /// the tree after its leader exits (a daemonizing server) is found there.
+  std::string cgroup_dir;
 };
 
 /// The seam between lpd's rules and the operating system's process

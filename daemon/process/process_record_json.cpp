@@ -11,6 +11,8 @@ namespace lpd::daemon {
 using nlohmann::json;
 
 json process_to_json(const SupervisedProcess& r, double now) {
+  json left_running = json::array();
+  for (const auto& left : r.left_running) left_running.push_back({{"pid", left.pid}, {"argv", left.argv}});
   json exit = nullptr;
   if (r.state == ProcState::kExited || r.state == ProcState::kKilled) {
     exit = {{"known", r.exit.known}, {"description", r.exit.describe()}};
@@ -48,7 +50,9 @@ json process_to_json(const SupervisedProcess& r, double now) {
           {"ready_line", r.ready_line},
           {"exit_status", exit},
           {"adopted", r.adopted},
-          {"failure", r.failure.empty() ? json(nullptr) : json(r.failure)}};
+          {"failure", r.failure.empty() ? json(nullptr) : json(r.failure)},
+          {"cgroup", r.cgroup_dir},
+          {"left_running", left_running}};
 }
 
 std::optional<SupervisedProcess> process_from_json(const json& v) {
@@ -100,6 +104,16 @@ std::optional<SupervisedProcess> process_from_json(const json& v) {
     r.ready_line = v.value("ready_line", std::string());
     r.adopted = v.value("adopted", false);
     if (v.contains("failure") && v["failure"].is_string()) r.failure = v["failure"].get<std::string>();
+    // Checked against lpd's cgroup base by ProcessService::restore.
+    if (v.contains("cgroup") && v["cgroup"].is_string()) r.cgroup_dir = v["cgroup"].get<std::string>();
+    if (v.contains("left_running") && v["left_running"].is_array()) {
+      for (const auto& left : v["left_running"]) {
+        if (r.left_running.size() >= kMaxLeftRunning) break;
+        auto pid = left.is_object() ? integer_field<pid_t>(left, "pid") : std::nullopt;
+        if (!pid || *pid <= 0) continue;
+        r.left_running.push_back({*pid, left.value("argv", std::string())});
+      }
+    }
     if (v.contains("exit_status") && v["exit_status"].is_object()) {
       const auto& e = v["exit_status"];
       r.exit.known = e.value("known", false);

@@ -19,6 +19,10 @@ inline constexpr double kMaxLingerSeconds = 24 * 3600;
 /// it: one shape everywhere, so `lpctl ps --json` and the file agree.
 nlohmann::json process_to_json(const SupervisedProcess& record, double now);
 
+/// How many processes a record lists as left running by its tree (more are
+/// killed all the same, with the cgroup).
+constexpr std::size_t kMaxLeftRunning = 100;
+
 /// Reads a stored record back; nullopt when a field is missing or mistyped,
 /// the name is not a valid process name or the scope not a normalized one
 /// (a hand-edited file). A record without `scope` (written before scopes)

@@ -94,6 +94,16 @@ struct SupervisedProcess {
   ExitStatus exit;
   bool adopted = false;             // re-adopted after an lpd restart: not our child
   std::string failure;              // why startup failed, for ps/info
+  /// Its tree's cgroup (launcher), "" without one: after the leader exits,
+  /// what it left running (a daemonizing server) is still found there.
+  std::string cgroup_dir;
+  /// What its tree still ran when the leader exited (pid, argv): left
+  /// running, as a daemonizing server must be, until `lpctl kill` stops it.
+  struct LeftRunning {
+    pid_t pid = 0;
+    std::string argv;
+  };
+  std::vector<LeftRunning> left_running;
 
   ProcessKey key() const { return {owner, scope, name}; }
 };

@@ -8,6 +8,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/process/cgroup.h"
+#include "daemon/process/descendants.h"
 #include "daemon/process/log_file.h"
 #include "daemon/process/proc_stat.h"
 #include "daemon/process/process_record_json.h"
@@ -272,6 +274,16 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   const ProcessKey key = request.key();
   // Fail before touching the old logs when the command cannot run at all.
   resolve_executable(request.argv.front(), request.env, request.cwd);
+  if (const auto* previous = registry_.find(key); previous && !previous->cgroup_dir.empty()) {
+    // Its leader exited but its server did not (a daemonizing helper): a
+    // second one would run beside it, unseen; the user decides.
+    const auto left = left_running_in(previous->cgroup_dir);
+    if (!left.empty())
+      throw Error(ErrorCode::kConflict, "process " + key.name + " exited, but " + std::to_string(left.size()) +
+                                            " process(es) its last start left running still run (" +
+                                            describe_left(left) + "): `lpctl kill " + key.name +
+                                            "` stops them");
+  }
   SupervisedProcess record;
   int log_fd = -1;
   try {
@@ -322,6 +334,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   record.keep_on_timeout = request.keep_on_timeout;
   record.leased = request.lease;
   record.linger = request.linger;
+  record.cgroup_dir = launched.cgroup_dir;
   const std::uint64_t generation = registry_.begin(std::move(record));
   if (waiter) registry_.add_waiter(key, std::move(waiter));
 
@@ -529,6 +542,15 @@ void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation,
   end_startup(sup);
   sup.pattern_wait.reset();
   sup.exit_watch.reset();
+  if (auto* exited = registry_.mutable_record(key); exited && exited->state == ProcState::kExited && !sup.kill_job &&
+                                                    !exited->cgroup_dir.empty()) {
+    // A kill waits for the whole tree; an exit does not: what is left runs
+    // on (a daemonizing server must), listed, until `lpctl kill` stops it.
+    exited->left_running = left_running_in(exited->cgroup_dir);
+    if (!exited->left_running.empty())
+      spdlog::warn("process {} (pid {}) exited; its tree still runs {} process(es): {}; `lpctl kill {}` stops them",
+                   key, exited->pid, exited->left_running.size(), describe_left(exited->left_running), key.name);
+  }
   const auto* stored = registry_.find(key);
   spdlog::info("process {} (pid {}) {}: {}", key, stored->pid, to_string(stored->state), status.describe());
   persist(*stored);
@@ -570,7 +592,7 @@ void ProcessService::kill(const ProcessKey& key, int signo, std::chrono::millise
     done(result);
   };
   if (!is_running(record->state)) {
-    not_running();
+    if (!kill_left_running(key, signo, grace, done)) not_running();
     return;
   }
   if (check_liveness(record->pid, record->start_time) == Liveness::kReused) {
@@ -591,6 +613,59 @@ void ProcessService::kill(const ProcessKey& key, int signo, std::chrono::millise
   end_startup(sup);
   begin_kill(key, signo, grace);
   persist(*registry_.find(key));
+}
+
+std::vector<SupervisedProcess::LeftRunning> ProcessService::left_running_in(const std::string& cgroup_dir) {
+  std::vector<SupervisedProcess::LeftRunning> left;
+  for (pid_t pid : cgroup_members(cgroup_dir)) {
+    if (left.size() >= kMaxLeftRunning) break;
+    left.push_back({pid, read_cmdline(pid)});
+  }
+  return left;
+}
+
+std::string ProcessService::describe_left(const std::vector<SupervisedProcess::LeftRunning>& left) {
+  std::string text;
+  for (const auto& process : left) {
+    if (!text.empty()) text += ", ";
+    text += "pid " + std::to_string(process.pid) + ": " + process.argv;
+  }
+  return text;
+}
+
+bool ProcessService::kill_left_running(const ProcessKey& key, int signo, std::chrono::milliseconds grace,
+                                       KillDone& done) {
+  auto* record = registry_.mutable_record(key);
+  if (!record || record->cgroup_dir.empty()) return false;
+  auto left = left_running_in(record->cgroup_dir);
+  if (left.empty()) {
+    if (!record->left_running.empty()) {
+      record->left_running.clear();  // ended on their own meanwhile
+      persist(*record);
+    }
+    return false;
+  }
+  spdlog::info("process {} had exited; stopping the {} process(es) its tree left running: {}", key, left.size(),
+               describe_left(left));
+  auto job = std::make_shared<KillJob>(io_, record->cgroup_dir, signo, grace);
+  supervision(key).kill_job = job;
+  job->start([this, key, left, done = std::move(done)](const KillJob::Result& result) {
+    auto* r = registry_.mutable_record(key);
+    if (!r) return;
+    r->left_running.clear();
+    persist(*r);
+    publish("process.killed", *r);
+    if (!done) return;
+    nlohmann::json reply = describe(*r);
+    reply["was_running"] = false;
+    reply["forced"] = result.forced;
+    reply["signal"] = 0;
+    nlohmann::json killed = nlohmann::json::array();
+    for (const auto& process : left) killed.push_back({{"pid", process.pid}, {"argv", process.argv}});
+    reply["left_running_killed"] = std::move(killed);
+    done(reply);
+  });
+  return true;
 }
 
 void ProcessService::begin_kill(const ProcessKey& key, int signo, std::chrono::milliseconds grace) {
@@ -776,6 +851,13 @@ void ProcessService::restore() {
       continue;
     }
     const ProcessKey key = record->key();
+    if (!record->cgroup_dir.empty() && !is_launch_cgroup(supervision_cgroup_base(), record->cgroup_dir)) {
+      // Only a cgroup lpd's launcher makes is ever signalled.
+      spdlog::warn("process record {}: cgroup {} is not one lpd made; ignored", store_.path("procs/" + file),
+                   record->cgroup_dir);
+      record->cgroup_dir.clear();
+      record->left_running.clear();
+    }
     if (legacy) {
       // Moved to its new name; persist() below (or here) writes it.
       spdlog::info("process record {} moves to {}", store_.path("procs/" + file), store_.path(record_file(key)));

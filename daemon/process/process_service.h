@@ -143,6 +143,14 @@ class ProcessService {
   /// ensure() once the lease bookkeeping is done: reuse, join, restart or start.
   void plan_and_run(EnsureRequest request, const std::optional<Pattern>& pattern, EnsureDone done);
   void start(const EnsureRequest& request, const std::optional<Pattern>& pattern, ProcessRegistry::Waiter waiter);
+  /// The processes still in a tree's cgroup (at most kMaxLeftRunning), with argv.
+  static std::vector<SupervisedProcess::LeftRunning> left_running_in(const std::string& cgroup_dir);
+  /// "pid P: ARGV, ..." for messages.
+  static std::string describe_left(const std::vector<SupervisedProcess::LeftRunning>& left);
+  /// kill() of a helper whose leader exited: stops what its cgroup still
+  /// holds (KillJob of the cgroup) and answers `done` with the list, once
+  /// all is gone. False (done untouched) when nothing is left to stop.
+  bool kill_left_running(const ProcessKey& key, int signo, std::chrono::milliseconds grace, KillDone& done);
   /// Creates this start's log (logs/STEM.N.log, N one past the last start,
   /// skipping names that exist) and drops the logs beyond keep_logs.
   /// Returns the open descriptor; fills the record's log fields.

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, Lpd, read_line_with_timeout, gone, wait_all_gone
+from lpd_harness import LPCTL_BIN, EventWaiter, Lpd, gone, read_line_with_timeout, wait_all_gone
 
 SPAWN = os.path.join(os.path.dirname(__file__), "helpers", "spawn_descendants.py")
 PY = sys.executable
@@ -206,3 +206,38 @@ def test_lpctl_stop_ends_a_shell_background_child_and_escaped_descendants(tree_l
         if not passed:
             kill_leftovers(pids.values())
 
+
+
+def test_a_helper_that_daemonizes_leaves_its_server_listed_and_lpctl_kill_stops_it(tree_lpd, tmp_path):
+    """`pg_ctl start` style: the helper's own process exits once its server
+    runs detached. The server runs on (it must), lpd lists it under the
+    helper, refuses to start a second one beside it, and `lpctl kill` stops
+    it and says so. Only a cgroup can still find it once its parent is gone."""
+    if tree_lpd.mode != "cgroup":
+        pytest.skip("without a cgroup a daemonized server re-parents to init: documented, not tracked")
+    pidfile = tmp_path / "server.pid"
+    argv = ["sh", "-c", f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 100000' >/dev/null 2>&1 & "
+                        f"while [ ! -s {pidfile} ]; do sleep 0.01; done; echo up"]
+    events = EventWaiter(tree_lpd, types=["process.exited"])
+    try:
+        tree_lpd.lpctl("ensure", "dz", "--pattern", "up", "--", *argv)
+        events.wait("process.exited", timeout=60)
+    finally:
+        events.close()
+    server = int(pidfile.read_text())
+    assert not gone(server)
+    (record,) = [p for p in tree_lpd.lpctl_json("ps", "-a")["processes"] if p["name"] == "dz"]
+    assert record["state"] == "exited"
+    assert [left["pid"] for left in record["left_running"]] == [server], record
+    assert "sleep 100000" in record["left_running"][0]["argv"]
+
+    again = tree_lpd.lpctl("ensure", "dz", "--pattern", "up", "--", *argv, check=False)
+    assert again.returncode != 0 and f"pid {server}: sleep 100000" in again.stderr and "lpctl kill dz" in again.stderr, \
+        again.stdout + again.stderr
+
+    killed = tree_lpd.lpctl("kill", "dz")
+    assert "dz had exited" in killed.stdout and f"pid {server}: sleep 100000" in killed.stdout, killed.stdout
+    assert wait_all_gone([server]) == []
+    (record,) = [p for p in tree_lpd.lpctl_json("ps", "-a")["processes"] if p["name"] == "dz"]
+    assert record["left_running"] == []
+    assert "was not running" in tree_lpd.lpctl("kill", "dz").stdout

@@ -131,6 +131,19 @@ TEST_CASE("an empty cgroup is swept only when its creator cannot be launching in
     CHECK_FALSE(sweepable_cgroup_name(name, 1, alive_is_1234));
 }
 
+TEST_CASE("a record may name only a cgroup lpd's launcher makes, directly under the base") {
+  CgroupBase base;
+  base.mount = "/sys/fs/cgroup";
+  base.relative = "/system.slice/lpd.service/lpd.supervised";
+  base.dir = base.mount + base.relative;
+  CHECK(is_launch_cgroup(base, base.dir + "/t812-3"));
+  for (const std::string& dir : {base.dir, base.dir + "/", base.dir + "/t812-3/x", base.dir + "/../t812-3",
+                                 base.dir + "x/t812-3", std::string("/sys/fs/cgroup/t812-3"), base.dir + "/new-812-3",
+                                 base.dir + "/cgroup.procs", std::string("t812-3"), std::string()})
+    CHECK_FALSE(is_launch_cgroup(base, dir));
+  CHECK_FALSE(is_launch_cgroup(CgroupBase{}, "/t812-3"));  // no base: nothing is lpd's
+}
+
 TEST_CASE("a leftover's argv is one printable, valid UTF-8 line") {
   using namespace std::string_literals;
   CHECK(describe_cmdline("sleep\0" "100\0"s) == "sleep 100");

@@ -28,7 +28,7 @@ struct FakeLauncher : ProcessLauncher {
   std::vector<LaunchSpec> launched;
   Launched launch(const LaunchSpec& spec) override {
     launched.push_back(spec);
-    return Launched{4242, -1, 1, spec.argv.front()};
+    return Launched{4242, -1, 1, spec.argv.front(), ""};
   }
 };
 
