@@ -374,3 +374,20 @@ def wait_until_in_directory(directory, condition, timeout=120):
         return True
     finally:
         os.close(fd)
+
+
+USER_ADMIN_LOCK = "/tmp/lpd-e2e-user-admin.lock"
+
+
+def user_admin(argv, **kwargs):
+    """subprocess.run of useradd/userdel/groupadd, one at a time across every
+    test process: two at once fail on /etc/passwd's lock file ("cannot lock
+    /etc/passwd; try again later"), which ctest -j2 made happen. The wait is
+    a blocking flock, not a retry loop."""
+    import fcntl
+    fd = os.open(USER_ADMIN_LOCK, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return subprocess.run(argv, **kwargs)
+    finally:
+        os.close(fd)

@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, EventWaiter, Lpd, short_tempdir, write_tests
+from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, EventWaiter, Lpd, short_tempdir, write_tests, user_admin
 
 BUILD_DIR = os.environ.get("LPD_BUILD_DIR", "")
 GROUP = "lpde2e"
@@ -24,21 +24,21 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="creates users and run
 
 @pytest.fixture(scope="module")
 def users():
-    subprocess.run(["groupadd", "-f", GROUP], check=True)
+    user_admin(["groupadd", "-f", GROUP], check=True)
     for key, name in USERS.items():
         remove_user(name)
         extra = ["-G", GROUP] if key != "c" else []
-        subprocess.run(["useradd", "-m", "-s", "/bin/sh", *extra, name], check=True)
+        user_admin(["useradd", "-m", "-s", "/bin/sh", *extra, name], check=True)
     yield {key: pwd.getpwnam(name) for key, name in USERS.items()}
     for name in USERS.values():
         remove_user(name)
-    subprocess.run(["groupdel", GROUP], capture_output=True)
+    user_admin(["groupdel", GROUP], capture_output=True)
 
 
 def remove_user(name):
     """A user with live processes cannot be deleted: end them first."""
     subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-    subprocess.run(["userdel", "-r", name], capture_output=True)
+    user_admin(["userdel", "-r", name], capture_output=True)
 
 
 @pytest.fixture
@@ -194,7 +194,7 @@ def test_notify_protocol_ready_watchdog_stopping():
 @pytest.mark.skipif(not BUILD_DIR or shutil.which("systemd-analyze") is None, reason="needs the build and systemd")
 def test_units_pass_systemd_analyze_verify():
     if os.geteuid() == 0:
-        subprocess.run(["groupadd", "-f", "lpd"], check=True)  # SocketGroup=lpd must exist, as the package makes it
+        user_admin(["groupadd", "-f", "lpd"], check=True)  # SocketGroup=lpd must exist, as the package makes it
     verify = os.path.join(BUILD_DIR, "systemd", "verify")
     result = subprocess.run(["systemd-analyze", "verify", os.path.join(verify, "lpd.socket"),
                              os.path.join(verify, "lpd.service")], capture_output=True, text=True)

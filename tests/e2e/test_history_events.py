@@ -13,7 +13,7 @@ import pytest
 
 import select
 
-from lpd_harness import LPCTL_BIN, Lpd
+from lpd_harness import LPCTL_BIN, Lpd, user_admin
 
 MIB = 1 << 20
 BIG_ARG = "x" * 3000  # a run's argv is in run.list and in its run.started event
@@ -261,8 +261,8 @@ def test_an_active_run_is_never_pruned(lpd):
 def test_a_user_cannot_prune_another_users_runs():
     import pwd
     user = "lpdhist_b"
-    subprocess.run(["userdel", "-r", user], capture_output=True)
-    subprocess.run(["useradd", "-M", "-s", "/bin/sh", user], check=True)
+    user_admin(["userdel", "-r", user], capture_output=True)
+    user_admin(["useradd", "-M", "-s", "/bin/sh", user], check=True)
     lpd = Lpd()
     tools = None
     try:
@@ -304,4 +304,4 @@ def test_a_user_cannot_prune_another_users_runs():
         shutil.rmtree(lpd.root, ignore_errors=True)
         if tools:
             shutil.rmtree(tools, ignore_errors=True)
-        subprocess.run(["userdel", "-r", user], capture_output=True)
+        user_admin(["userdel", "-r", user], capture_output=True)

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, Lpd, wait_gone
+from lpd_harness import LPCTL_BIN, Lpd, wait_gone, user_admin
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users and runs a root lpd")
 
@@ -22,19 +22,19 @@ USERS = {"a": "lpdscope_a", "b": "lpdscope_b"}
 
 def remove_user(name):
     subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-    subprocess.run(["userdel", "-r", name], capture_output=True)
+    user_admin(["userdel", "-r", name], capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def users():
-    subprocess.run(["groupadd", "-f", GROUP], check=True)
+    user_admin(["groupadd", "-f", GROUP], check=True)
     for name in USERS.values():
         remove_user(name)
-        subprocess.run(["useradd", "-m", "-s", "/bin/sh", "-G", GROUP, name], check=True)
+        user_admin(["useradd", "-m", "-s", "/bin/sh", "-G", GROUP, name], check=True)
     yield {key: pwd.getpwnam(name) for key, name in USERS.items()}
     for name in USERS.values():
         remove_user(name)
-    subprocess.run(["groupdel", GROUP], capture_output=True)
+    user_admin(["groupdel", GROUP], capture_output=True)
 
 
 @pytest.fixture
