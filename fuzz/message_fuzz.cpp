@@ -7,7 +7,10 @@
 //     throws protocol::Error (bad_request) and nothing else;
 //   - result_or_throw on a reply throws protocol::Error or returns;
 //   - a reply lpd encodes for any id decodes again as a reply with that id
-//     (invalid UTF-8 is replaced, never thrown).
+//     (invalid UTF-8 is replaced, never thrown);
+//   - parse_flat_message (the event ring's per-test records) never throws,
+//     and what it accepts parse_message reads as a notification with the
+//     same op and the same value for every member.
 
 #include <cstddef>
 #include <cstdint>
@@ -18,6 +21,7 @@
 
 #include "protocol/error.h"
 #include "protocol/fields.h"
+#include "protocol/flat_message.h"
 #include "protocol/message.h"
 
 namespace {
@@ -56,6 +60,22 @@ void read_every_way(const protocol::Fields& fields, std::string_view name) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view line(reinterpret_cast<const char*>(data), size);
+  const auto flat = protocol::parse_flat_message(line);
+  if (flat) {
+    protocol::Message tree;
+    try {
+      tree = protocol::parse_message(line);
+    } catch (const protocol::Error&) {
+      violated("a flat message the envelope parser refuses");
+    }
+    if (tree.kind != protocol::Kind::kNotification || tree.op() != flat->op) violated("a flat message's op differs");
+    for (const auto& [key, value] : flat->fields) {
+      const auto* mine = flat->find(key);
+      if (!mine || !tree.body.contains(key) || tree.body[key] != *mine) violated("a flat member differs from the tree's");
+    }
+    const protocol::Fields flat_fields(*flat);
+    for (const auto& [key, value] : flat->fields) read_every_way(flat_fields, key);
+  }
   protocol::Message message;
   try {
     message = protocol::parse_message(line);
