@@ -28,7 +28,8 @@ History::History(boost::asio::io_context& io, EventBus& events, const StateStore
       limits_(limits),
       log_(store.path("events")),
       journal_(io, events, store, log_, [this](std::string_view run_id) { return forgotten(run_id); }),
-      hourly_(io) {}
+      hourly_(io),
+      first_compaction_(io) {}
 
 void History::open() {
   const std::uint64_t last_logged = log_.open();
@@ -56,6 +57,7 @@ void History::open() {
 }
 
 void History::start() {
+  compaction_deferred_ = true;  // retention's removals below are compacted with the first pass
   apply_limits();
   events_.subscribe([this](const Event& e) {
     if (e.type != "run.ended" || prune_posted_ || stopped_) return;
@@ -67,12 +69,18 @@ void History::start() {
     });
   });
   arm_hourly();
-  request_compaction();
+  first_compaction_.expires_after(kFirstCompactionDelay);
+  first_compaction_.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopped_) return;
+    compaction_deferred_ = false;
+    request_compaction();
+  });
 }
 
 void History::stop() {
   stopped_ = true;
   hourly_.cancel();
+  first_compaction_.cancel();
   journal_.flush();
 }
 
@@ -190,6 +198,7 @@ json History::handle_prune(Call& call) {
 }
 
 void History::request_compaction() {
+  if (compaction_deferred_) return;  // the first pass, soon, covers it
   if (compacting_) {
     compact_again_ = true;
     return;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -85,6 +86,11 @@ class History {
   void request_compaction();
   void compact_step();
 
+  /// How long after start the first compaction pass waits: reading every
+  /// segment of a large journal (80 MB: about half a second of CPU) would
+  /// otherwise come before the first client is answered after a restart.
+  static constexpr std::chrono::seconds kFirstCompactionDelay{5};
+
   boost::asio::io_context& io_;
   EventBus& events_;
   const StateStore& store_;
@@ -97,6 +103,8 @@ class History {
   std::map<std::string, std::uint64_t, std::less<>> forgotten_;
   RunJournal journal_;
   boost::asio::steady_timer hourly_;
+  boost::asio::steady_timer first_compaction_;
+  bool compaction_deferred_ = false;  // until first_compaction_ fires: requests wait for it
   bool prune_posted_ = false;
   bool compacting_ = false;
   bool compact_again_ = false;
