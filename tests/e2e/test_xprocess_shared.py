@@ -162,3 +162,62 @@ def test_shared_helper_under_xdist(lpd, tmp_path):
     assert ended["pid"] == started["pid"] == int(pids.pop())
     assert not [e for e in events.seen if e["event"] == "process.starting"], f"started again: {events.seen}"
     events.close()
+
+
+RESTART_TESTS = textwrap.dedent("""
+    from conftest import coordinator, talk
+
+    def test_keeps_its_helper_across_an_lpd_restart(server, xprocess):
+        assert talk(server, "before") == "ok before\\n"
+        coordinator("event holding 1")
+        # The outer test kills lpd (-9), starts it again, and says so once
+        # this session holds the helper again.
+        assert coordinator("wait restarted 1") != "timeout"
+        assert xprocess.getinfo("shared-server").isrunning()
+        assert talk(server, "after") == "ok after\\n"
+""")
+
+
+def test_a_shared_helpers_lease_is_taken_again_after_lpd_restarts(lpd, tmp_path):
+    """lpd keeps a leased helper 30 s after a restart for its holders to come
+    back: the session's xprocess takes its lease again on a new connection,
+    without a call of the test's, so the helper is not stopped under it."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
+    (project / "server.py").write_text(SERVER)
+    (project / "conftest.py").write_text(CONFTEST.replace("def server(xprocess, worker_id)", "def server(xprocess)")
+                                         .replace("{worker_id}", "main"))
+    (project / "test_restart.py").write_text(RESTART_TESTS)
+    coordinator = Coordinator(os.path.join(lpd.root, "coordinator.sock"))
+    threading.Thread(target=coordinator.serve_forever, daemon=True).start()
+    env = lpd.env(PYTHONPATH=os.path.join(SOURCE_DIR, "shim", "python"), PYTEST_PLUGINS="lpd_pytest",
+                  COORDINATOR=os.path.join(lpd.root, "coordinator.sock"))
+    env.pop("PYTEST_ADDOPTS", None)
+    proc = subprocess.Popen([PYTHON, "-m", "pytest", "-p", "no:xprocess", "-p", "no:cacheprovider", "-q", "-rA",
+                             "test_restart.py"], cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        with coordinator.changed:
+            assert coordinator.changed.wait_for(lambda: "holding" in coordinator.events, timeout=120)
+        lpd.kill9()
+        lpd.start()
+        events = EventWaiter(lpd, types=["process.holders"])
+        try:
+            info = lpd.client().request("proc.info", name="shared-server", scope=str(project))
+            assert info["ok"], info
+            while info["result"].get("holders", 0) < 1:
+                info = {"result": events.wait("process.holders", timeout=60, name="shared-server")}
+        finally:
+            events.close()
+        with coordinator.changed:
+            coordinator.events["restarted"] = ["1"]
+            coordinator.changed.notify_all()
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        coordinator.shutdown()
+        coordinator.server_close()
+    assert proc.returncode == 0 and "1 passed" in out, out

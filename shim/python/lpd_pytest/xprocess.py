@@ -21,7 +21,9 @@ import os
 import re
 import select
 import signal
+import socket
 import tempfile
+import threading
 import time
 
 from .client import Connection, LpdError, LpdUnavailable, default_socket_path
@@ -267,17 +269,92 @@ class XProcess:
         self.first_offsets = {}  # name -> where its log stood when this session first ensured this start
         self.starts = {}  # name -> how many times this session started it (not reused)
         self._connection = None
+        # Leases this session holds (name -> its proc.ensure fields): the
+        # connection holds them, so when lpd restarts they are taken again
+        # on the next one, within the grace lpd gives a restarted lease.
+        self.leases = {}
+        self._lock = threading.RLock()  # the connection: requests, and the keeper's look at it
+        self._keeper = None
+        self._control_read, self._control_write = None, None
 
     # -- talking to lpd ---------------------------------------------------
 
+    def _connect(self):
+        """A new connection, with this session's leases taken on it again."""
+        self._connection = Connection(self.socket_path, role="shim", client="lpd_xprocess")
+        if self._keeper is not None and threading.current_thread() is not self._keeper:
+            os.write(self._control_write, b"w")  # watch this one
+        for fields in list(self.leases.values()):
+            try:
+                self._connection.request("proc.ensure", fields, timeout=None)
+            except LpdError:
+                pass  # the helper cannot be had again: the next call about it says why
+
     def request(self, op, fields, timeout=30.0):
-        if self._connection is None:
-            self._connection = Connection(self.socket_path, role="shim", client="lpd_xprocess")
-        try:
-            return self._connection.request(op, fields, timeout=timeout)
-        except LpdUnavailable:
-            self.close()  # the next request connects again (leases went with it)
-            raise
+        with self._lock:
+            if self._connection is None:
+                self._connect()
+            try:
+                return self._connection.request(op, fields, timeout=timeout)
+            except LpdUnavailable:
+                # lpd went away (a restart): connect again once, leases
+                # included, and ask again; a second failure is the caller's.
+                self._drop_connection()
+                if timeout is not None and timeout <= 0:
+                    raise
+                self._connect()
+                return self._connection.request(op, fields, timeout=timeout)
+
+    def _drop_connection(self):
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _keep_leases(self):
+        """Keeper thread, while this session holds leases: waits (select) for
+        the connection to end while no request is under way, and then
+        connects again and takes the leases again. While lpd is away (a
+        restart, well under the 30 s grace lpd gives a restarted lease) it
+        tries again after 50 ms, doubling to 1 s; otherwise it sleeps in
+        select until the connection ends, a new one is made, or close()."""
+        delay = None
+        while True:
+            with self._lock:
+                conn = self._connection
+            watched = [self._control_read] + ([conn.fileno()] if conn is not None else [])
+            try:
+                ready, _, _ = select.select(watched, [], [], delay)
+            except (OSError, ValueError):
+                ready = []  # the connection was closed under us: look again
+            if self._control_read in ready and b"x" in os.read(self._control_read, 64):
+                return  # close()
+            with self._lock:
+                if conn is not None and conn is self._connection and conn.fileno() in ready:
+                    try:
+                        data = conn.sock.recv(65536, socket.MSG_DONTWAIT)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    if data:
+                        conn._buf += data  # a line no request waited for: kept for the next one
+                        continue
+                    self._drop_connection()
+                previous, delay = delay, None
+                if self._connection is None and self.leases:
+                    try:
+                        self._connect()
+                    except LpdUnavailable:
+                        self._drop_connection()
+                        delay = 0.05 if previous is None else min(previous * 2, 1.0)
+
+    def _start_keeper(self):
+        if self._keeper is not None:
+            return
+        # One byte wakes the keeper: b"w" a new connection to watch, b"x" close().
+        self._control_read, self._control_write = os.pipe()
+        self._keeper = threading.Thread(target=self._keep_leases, name="lpd-xprocess-leases", daemon=True)
+        self._keeper.start()
 
     def _named(self, name, **fields):
         fields["name"] = name
@@ -308,14 +385,20 @@ class XProcess:
                                   timeout=2 * timeout + KILL_REPLY_MARGIN)
         except LpdError:
             return -1
+        self.leases.pop(name, None)  # released, or the helper is gone
         if result.get("released"):
             return 0
         return 1 if result.get("was_running") else 0
 
     def close(self):
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self._keeper is not None:
+            os.write(self._control_write, b"x")
+            self._keeper.join(timeout=10)
+            os.close(self._control_read)
+            os.close(self._control_write)
+            self._keeper = None
+        with self._lock:
+            self._drop_connection()
 
     # -- pytest-xprocess's API --------------------------------------------
 
@@ -363,6 +446,7 @@ class XProcess:
             fields["lease"] = True
             if linger is not None:
                 fields["linger"] = float(linger)
+
         began = time.monotonic()
         try:
             result = self.request("proc.ensure", fields, timeout=None)  # lpd keeps the time
@@ -372,6 +456,11 @@ class XProcess:
             if e.code == "bad_request":
                 raise ValueError(f"could not start process {name!r}: {e.message}") from None
             raise RuntimeError(f"could not start process {name!r}: {e.message}") from None
+        if shared:
+            # Taken again on a new connection after an lpd restart: reused,
+            # never restarted (restart is for this call only).
+            self.leases[name] = dict(fields, restart=False)
+            self._start_keeper()
         info = self.getinfo(name)
         self.resources.append(XProcessResources(info, bool(getattr(starter, "terminate_on_interrupt", False))))
         if getattr(starter, "terminate_on_interrupt", False):
