@@ -1,10 +1,15 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <thread>
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
@@ -36,15 +41,47 @@ struct EnsureOptions {
 /// --lease: the helper is held for as long as this lpctl lives. Its stdout
 /// is closed once the ready lines are out, so a script reading it (a pipe,
 /// `coproc`, `read`) knows the helper is ready; then lpctl waits on its
-/// connection until it is killed (the lease ends with it) or lpd goes away.
-[[noreturn]] void hold_lease(Connection& connection) {
+/// connection until it is killed (the lease ends with it). When lpd goes
+/// away (a restart), it waits for lpd to come back (50 ms doubling to 1 s,
+/// as `lpctl run` does) and sends `request` again on a new connection
+/// (reused, never restarted), within the 30 s lpd keeps a restarted lease
+/// for its holders; stderr says so once per outage. Exits 1 when lpd
+/// refuses it then (the helper ended meanwhile and cannot start).
+[[noreturn]] void hold_lease(Connection connection, const GlobalOptions& global, json request,
+                             std::chrono::milliseconds limit) {
   std::fflush(stdout);
   const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
   if (null >= 0) {
     ::dup2(null, STDOUT_FILENO);
     ::close(null);
   }
-  for (;;) connection.next_push(std::nullopt);  // throws DaemonUnreachable when lpd closes it
+  request["restart"] = false;
+  const std::string name = request.value("name", "");
+  std::optional<Connection> held(std::move(connection));
+  auto backoff = std::chrono::milliseconds(50);
+  bool lost = false;  // said once per outage, not once per try
+  for (;;) {
+    try {
+      if (!held) {
+        held.emplace(global.connect());
+        held->request("proc.ensure", request, limit);
+        if (lost) std::fprintf(stderr, "lpctl: lpd is back; holding %s again\n", name.c_str());
+        lost = false;
+        backoff = std::chrono::milliseconds(50);
+      }
+      for (;;) held->next_push(std::nullopt);  // throws DaemonUnreachable when lpd closes it
+    } catch (const DaemonUnreachable& e) {
+      held.reset();
+      if (!lost) std::fprintf(stderr, "lpctl: lost lpd (%s); waiting for it to come back to hold %s again\n", e.what(),
+                              name.c_str());
+      lost = true;
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+    } catch (const protocol::Error& e) {
+      std::fprintf(stderr, "lpctl: cannot hold %s again: %s\n", name.c_str(), e.what());
+      std::exit(1);
+    }
+  }
 }
 
 /// lpctl's own environment (unless --clean-env) with --env on top.
@@ -118,10 +155,10 @@ Command ensure_command() {
           // only guards against a daemon that never answers.
           const auto limit = std::chrono::milliseconds(
               static_cast<long long>((o->timeout + global.timeout_seconds + 30) * 1000));
-          const json result = connection.request("proc.ensure", std::move(fields), limit);
+          const json result = connection.request("proc.ensure", fields, limit);
           if (global.json) {
             print_json(result);
-            if (o->lease) hold_lease(connection);
+            if (o->lease) hold_lease(std::move(connection), global, fields, limit);
             return kExitOk;
           }
           if (result.value("reused", false)) {
@@ -137,7 +174,7 @@ Command ensure_command() {
             std::printf("holding %s (lpctl pid %d; holders now: %d); end this lpctl to let go\n",
                         result.value("full_name", o->name).c_str(), static_cast<int>(::getpid()),
                         result.value("holders", 0));
-            hold_lease(connection);
+            hold_lease(std::move(connection), global, fields, limit);
           }
           return kExitOk;
         };

@@ -242,6 +242,43 @@ def test_lpctl_ensure_lease_holds_for_as_long_as_lpctl_runs(lpd, tmp_path):
         events.close()
 
 
+def test_lpctl_ensure_lease_takes_its_lease_again_after_lpd_restarts(lpd, tmp_path):
+    """lpd keeps a leased helper 30 s after a restart for its holders to come
+    back: lpctl ensure --lease reconnects and holds it again, so the helper
+    is not stopped under the script that holds it."""
+    scope = str(tmp_path)
+    holder = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "ensure", "--lease", "kept", "--pattern",
+                               "ready to accept", "--", PY, HELPER], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=lpd.env(), cwd=scope)
+    try:
+        out = holder.stdout.read()  # closed once it holds the helper
+        assert "holding " + scope + "::kept" in out, out + holder.stderr.read()
+        [before] = lpd.lpctl_json("ps")["processes"]
+        lpd.kill9()
+        lpd.start()
+        events = EventWaiter(lpd, types=["process.holders"])
+        try:
+            [p] = lpd.lpctl_json("ps")["processes"]
+            while p.get("holders", 0) < 1:
+                p = events.wait("process.holders", timeout=60, name="kept")
+        finally:
+            events.close()
+        assert p["pid"] == before["pid"] and holder.poll() is None
+        [p] = lpd.lpctl_json("ps")["processes"]
+        assert p["state"] == "ready" and p["holders"] == 1
+        events = EventWaiter(lpd, types=["process.killed"])
+        holder.terminate()
+        _, err = holder.communicate(timeout=60)
+        assert "lost lpd" in err and "lpd is back; holding kept again" in err, err
+        killed = events.wait("process.killed", name="kept")
+        events.close()
+        assert killed["pid"] == before["pid"] and wait_gone(before["pid"])
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.communicate()
+
+
 # -- logs per start ----------------------------------------------------------------------------
 
 
