@@ -6,7 +6,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from lpd_harness import Lpd  # noqa: E402
+from lpd_harness import Lpd, short_tempdir  # noqa: E402
 
 
 @pytest.fixture
@@ -26,3 +26,12 @@ def lpd_unstarted():
     if daemon.proc is not None:
         daemon.stop()
     shutil.rmtree(daemon.root, ignore_errors=True)
+
+
+@pytest.fixture
+def work_dir():
+    """A project directory for a test's inner suite, short enough for the
+    socket paths made inside it; removed afterwards."""
+    path = short_tempdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

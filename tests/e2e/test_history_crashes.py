@@ -10,16 +10,10 @@ import subprocess
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, short_tempdir, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, write_tests
 
 LINE_LIMIT = 1024 * 1024
 
-
-@pytest.fixture
-def work_dir():
-    d = short_tempdir()
-    yield d
-    subprocess.run(["rm", "-rf", d])
 
 
 def pytest_args(*args):

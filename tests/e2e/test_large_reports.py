@@ -4,13 +4,10 @@ and next), and a client asking for it whole is told so (issue 13)."""
 
 import json
 import os
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
-import pytest
-
-from lpd_harness import LPCTL_BIN, PYTHON, short_tempdir, wait_until_in_directory, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, wait_until_in_directory, write_tests
 
 COUNT = 4000
 SUITE = f'''
@@ -22,12 +19,6 @@ def test_named(i):
     pass
 '''
 
-
-@pytest.fixture
-def work_dir():
-    path = short_tempdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_a_junit_over_1_mib_comes_whole_through_run_and_report(lpd, work_dir):

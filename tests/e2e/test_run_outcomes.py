@@ -13,19 +13,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, short_tempdir, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, write_tests
 
 BUILD_DIR = os.environ.get("LPD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "default"))
 GTEST_SAMPLE = os.path.join(BUILD_DIR, "tests", "native", "gtest_sample")
 GTEST_PLAIN = os.path.join(BUILD_DIR, "tests", "gtest_plain")
 NO_SANITIZER_SIGNALS = "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:handle_abort=0"
 
-
-@pytest.fixture
-def work_dir():
-    d = short_tempdir()
-    yield d
-    subprocess.run(["rm", "-rf", d])
 
 
 def run_env(lpd):

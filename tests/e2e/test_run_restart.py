@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, read_line_with_timeout, short_tempdir, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, read_line_with_timeout, write_tests
 
 COUNT = 520
 GATES = (130, 260, 390)  # first test of each gated part
@@ -56,12 +56,6 @@ def test_many(i):
         pytest.skip("skipped on purpose")
 '''
 
-
-@pytest.fixture
-def work_dir():
-    path = short_tempdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def expected_outcome(i):

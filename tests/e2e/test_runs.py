@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, short_tempdir, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, write_tests
 
 CORPUS = {
     "segv": ("""
@@ -52,12 +52,6 @@ def test_never():
     pass
 """
 
-
-@pytest.fixture
-def work_dir():
-    d = short_tempdir()
-    yield d
-    subprocess.run(["rm", "-rf", d])
 
 
 def lpctl_run(lpd, cwd, *args, timeout=180):

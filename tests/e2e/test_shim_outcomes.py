@@ -35,12 +35,6 @@ from lpd_pytest import junit_fields, messages  # noqa: E402
 EXAMPLES_PATH = os.path.join(SOURCE_DIR, "protocol", "examples", "pytest_shim_messages.json")
 
 
-@pytest.fixture
-def work_dir():
-    d = short_tempdir()
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
 
 # -- the messages ----------------------------------------------------------------
 def build_like(e):
