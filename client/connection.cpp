@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "protocol/error.h"
 #include "protocol/message.h"
@@ -178,6 +180,19 @@ std::optional<json> Connection::next_push(std::optional<std::chrono::millisecond
     if (!message) return std::nullopt;
     if (message->contains("event")) return message;
   }
+}
+
+void DaemonOutage::wait(const DaemonUnreachable& e, const std::string& then) {
+  if (!lost_) std::fprintf(stderr, "lpctl: lost lpd (%s); waiting for it to come back%s\n", e.what(), then.c_str());
+  lost_ = true;
+  std::this_thread::sleep_for(backoff_);
+  backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(1000));
+}
+
+void DaemonOutage::over(const std::string& doing) {
+  if (lost_) std::fprintf(stderr, "lpctl: lpd is back; %s\n", doing.c_str());
+  lost_ = false;
+  backoff_ = std::chrono::milliseconds(50);
 }
 
 }  // namespace lpd::client

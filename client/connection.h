@@ -79,4 +79,22 @@ class Connection {
   json hello_;
 };
 
+/// How lpctl rides out an lpd restart while it follows or holds something
+/// (`lpctl run`'s output, `lpctl ensure --lease`'s hold): after each
+/// DaemonUnreachable, wait() says so on stderr once per outage and sleeps
+/// 50 ms, doubling to 1 s, before the caller connects again; over() says
+/// lpd is back (if it was gone) and resets the wait.
+class DaemonOutage {
+ public:
+  /// Prints "lpctl: lost lpd (WHY); waiting for it to come back" + `then`
+  /// the first time, then sleeps.
+  void wait(const DaemonUnreachable& e, const std::string& then = "");
+  /// Prints "lpctl: lpd is back; " + `doing` when lpd had been lost.
+  void over(const std::string& doing);
+
+ private:
+  std::chrono::milliseconds backoff_{50};
+  bool lost_ = false;
+};
+
 }  // namespace lpd::client

@@ -1,7 +1,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -9,7 +8,6 @@
 #include <iostream>
 #include <memory>
 #include <optional>
-#include <thread>
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
@@ -58,25 +56,18 @@ struct EnsureOptions {
   request["restart"] = false;
   const std::string name = request.value("name", "");
   std::optional<Connection> held(std::move(connection));
-  auto backoff = std::chrono::milliseconds(50);
-  bool lost = false;  // said once per outage, not once per try
+  DaemonOutage outage;
   for (;;) {
     try {
       if (!held) {
         held.emplace(global.connect());
         held->request("proc.ensure", request, limit);
-        if (lost) std::fprintf(stderr, "lpctl: lpd is back; holding %s again\n", name.c_str());
-        lost = false;
-        backoff = std::chrono::milliseconds(50);
+        outage.over("holding " + name + " again");
       }
       for (;;) held->next_push(std::nullopt);  // throws DaemonUnreachable when lpd closes it
     } catch (const DaemonUnreachable& e) {
       held.reset();
-      if (!lost) std::fprintf(stderr, "lpctl: lost lpd (%s); waiting for it to come back to hold %s again\n", e.what(),
-                              name.c_str());
-      lost = true;
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+      outage.wait(e, " to hold " + name + " again");
     } catch (const protocol::Error& e) {
       std::fprintf(stderr, "lpctl: cannot hold %s again: %s\n", name.c_str(), e.what());
       std::exit(1);

@@ -8,7 +8,6 @@
 #include <csignal>
 #include <cstring>
 #include <iostream>
-#include <thread>
 #include <vector>
 
 #include "client/cli.h"
@@ -137,16 +136,13 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
   std::uint64_t offset = 0;
   bool ended_with_newline = true;
   int stops = 0;
-  auto backoff = std::chrono::milliseconds(50);
-  bool lost = false;  // said once per outage, not once per try
+  DaemonOutage outage;
   for (;;) {
     std::optional<Connection> connection;
     try {
       connection.emplace(global.connect());
       connection->request("run.attach", {{"run_id", run_id}, {"offset", offset}});
-      backoff = std::chrono::milliseconds(50);
-      if (lost) std::cerr << "lpctl: lpd is back; following run " << run_id << " again\n";
-      lost = false;
+      outage.over("following run " + run_id + " again");
       for (;;) {
         while (auto push = connection->next_push(std::chrono::milliseconds(0))) {
           const std::string event = push->value("event", "");
@@ -180,10 +176,7 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
         }
       }
     } catch (const DaemonUnreachable& e) {
-      if (!lost) std::cerr << "lpctl: lost lpd (" << e.what() << "); waiting for it to come back\n";
-      lost = true;
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+      outage.wait(e);
     }
   }
 }

@@ -88,6 +88,21 @@ class Connection:
     def fileno(self):
         return self.sock.fileno()
 
+    def read_available(self):
+        """Takes what the socket holds now, without waiting, into the buffer
+        the next request reads from. False when lpd closed the connection
+        (or it failed); True otherwise, also when nothing was there."""
+        try:
+            data = self.sock.recv(65536, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        self._buf += data
+        return True
+
     def close(self):
         try:
             self.sock.close()

@@ -21,7 +21,6 @@ import os
 import re
 import select
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -330,15 +329,8 @@ class XProcess:
                 return  # close()
             with self._lock:
                 if conn is not None and conn is self._connection and conn.fileno() in ready:
-                    try:
-                        data = conn.sock.recv(65536, socket.MSG_DONTWAIT)
-                    except BlockingIOError:
-                        continue
-                    except OSError:
-                        data = b""
-                    if data:
-                        conn._buf += data  # a line no request waited for: kept for the next one
-                        continue
+                    if conn.read_available():
+                        continue  # a line no request waited for: kept for the next one
                     self._drop_connection()
                 previous, delay = delay, None
                 if self._connection is None and self.leases:
