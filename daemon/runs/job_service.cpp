@@ -140,11 +140,16 @@ JobService::Supervised* JobService::find(const std::string& run_id) {
   return it == jobs_.end() ? nullptr : it->second.get();
 }
 
-JobService::Supervised& JobService::supervised(const std::string& run_id) {
+JobService::Supervised& JobService::known(const std::string& run_id) {
   auto* s = find(run_id);
   if (!s) throw Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
-  load_history(*s);
   return *s;
+}
+
+JobService::Supervised& JobService::supervised(const std::string& run_id) {
+  Supervised& s = known(run_id);
+  load_history(s);
+  return s;
 }
 
 void JobService::load_history(Supervised& s) {
@@ -681,10 +686,7 @@ json JobService::handle_stop(Call& call) {
 }
 
 json JobService::handle_report(Call& call) {
-  const std::string run_id = call.fields.string("run_id");
-  Supervised* found = find(run_id);
-  if (!found) throw Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
-  Supervised& s = *found;
+  Supervised& s = known(call.fields.string("run_id"));  // loaded only if the report needs it
   // At most this much XML a reply: JSON escaping at most doubles it (quotes,
   // newlines; XML carries no other control characters), so a reply stays
   // far below the protocol's 1 MiB line.
@@ -755,10 +757,7 @@ uid_t JobService::owner_of(const std::string& run_id) const {
 }
 
 json JobService::handle_info(Call& call) {
-  const std::string run_id = call.fields.string("run_id");
-  Supervised* found = find(run_id);
-  if (!found) throw Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
-  Supervised& s = *found;
+  Supervised& s = known(call.fields.string("run_id"));
   if (!s.unloaded_counts) load_history(s);  // counts known: nothing to read back
   json j = s.job.to_json();
   j.erase("spec");

@@ -158,6 +158,8 @@ class JobService {
     std::shared_ptr<ExitWatch> watch;
   };
 
+  /// The run as it is in memory (its history maybe not loaded). Throws not_found.
+  Supervised& known(const std::string& run_id);
   /// The run, its history loaded (load_history). Throws not_found.
   Supervised& supervised(const std::string& run_id);
   /// Fills `job` from job.json, `results` from the run's journal
