@@ -18,9 +18,35 @@ nlohmann::json Event::with_envelope(nlohmann::json view) const {
   return out;
 }
 
+const nlohmann::json& Event::data() const {
+  if (!data_) {
+    // Only lpd's own encoding gets here (set_data_text): it always parses.
+    data_ = data_text_ ? nlohmann::json::parse(*data_text_, nullptr, /*allow_exceptions=*/false) : nlohmann::json();
+  }
+  return *data_;
+}
+
+void Event::set_data(nlohmann::json value) {
+  data_ = std::move(value);
+  data_text_.reset();
+  plain_text_ = false;
+}
+
+void Event::set_data_text(std::string object_text) {
+  data_text_ = std::move(object_text);
+  data_.reset();
+  plain_text_ = true;
+}
+
 const std::string& Event::data_text() const {
-  if (!data_text_) data_text_ = data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (!data_text_) data_text_ = data().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return *data_text_;
+}
+
+bool Event::data_is_plain_object() const {
+  if (plain_text_) return true;
+  const auto& d = data();
+  return d.is_object() && !d.contains("event") && !d.contains("seq") && !d.contains("time") && !d.contains("run_id");
 }
 
 bool EventFilter::matches(const std::string& run, const std::string& type) const {
@@ -140,14 +166,27 @@ void EventBus::continue_seqs(std::uint64_t next, std::function<std::uint64_t(std
 }
 
 const Event& EventBus::publish(std::string type, nlohmann::json data, std::string run_id, uid_t owner) {
-  if (next_seq_ >= seq_limit_) seq_limit_ = reserve_(next_seq_);
   Event event;
-  event.seq = next_seq_++;
-  event.time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   event.type = std::move(type);
   event.run_id = std::move(run_id);
   event.owner = owner;
-  event.data = std::move(data);
+  event.set_data(std::move(data));
+  return deliver(std::move(event));
+}
+
+const Event& EventBus::publish_text(std::string type, std::string data_object_text, std::string run_id, uid_t owner) {
+  Event event;
+  event.type = std::move(type);
+  event.run_id = std::move(run_id);
+  event.owner = owner;
+  event.set_data_text(std::move(data_object_text));
+  return deliver(std::move(event));
+}
+
+const Event& EventBus::deliver(Event event) {
+  if (next_seq_ >= seq_limit_) seq_limit_ = reserve_(next_seq_);
+  event.seq = next_seq_++;
+  event.time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   history_.push_back(std::move(event));
   if (history_.size() > kHistory) history_.pop_front();
   const Event& published = history_.back();
@@ -157,8 +196,9 @@ const Event& EventBus::publish(std::string type, nlohmann::json data, std::strin
     auto it = subscribers_.find(token);
     if (it != subscribers_.end()) it->second.callback(published);
   }
-  // The history keeps 10,000 events: their data, not a second copy as text.
-  published.data_text_.reset();
+  // The history keeps 10,000 events in one form, not two: the tree when
+  // someone built it, else the text (smaller than a tree).
+  if (published.data_) published.data_text_.reset();
   return history_.back();
 }
 

@@ -27,22 +27,36 @@ struct Event {
   std::string type;       // "pause.created", "job", "test.start", "process.ready", ...
   std::string run_id;     // empty when the event belongs to no run
   uid_t owner = static_cast<uid_t>(-1);
-  nlohmann::json data;
 
+  /// The event's facts, a JSON value (an object for every event lpd
+  /// publishes). An event published as text (EventBus::publish_text) is
+  /// parsed on first use: the per-test events are written to the journals
+  /// and usually read by nobody, so most never become a tree.
+  const nlohmann::json& data() const;
+  void set_data(nlohmann::json value);
+  /// `object_text` is one compact JSON object lpd encoded itself (valid
+  /// UTF-8), none of whose keys is "event", "seq", "time" or "run_id".
+  void set_data_text(std::string object_text);
   /// The push a subscriber receives: {"event": type, "data": {...data, seq, time, run_id}}.
-  nlohmann::json push_data() const { return with_envelope(data); }
+  nlohmann::json push_data() const { return with_envelope(data()); }
   /// `view` (this event's data, or what a reader may see of it) plus seq,
   /// time and run_id, which every reader sees.
   nlohmann::json with_envelope(nlohmann::json view) const;
-
   /// `data` as compact JSON, invalid UTF-8 replaced. Encoded on first use
   /// and kept while the event is being published, so the two journals that
   /// write every event encode it once (see EventBus::publish).
   const std::string& data_text() const;
+  /// Whether data_text() can be spliced into an envelope: an object none of
+  /// whose keys is "event", "seq", "time" or "run_id" (known without a tree
+  /// for an event published as text).
+  bool data_is_plain_object() const;
 
  private:
   friend class EventBus;
+  // At least one of the two is set; both while the event is being published.
+  mutable std::optional<nlohmann::json> data_;
   mutable std::optional<std::string> data_text_;
+  bool plain_text_ = false;  // data_text_ came from set_data_text()
 };
 
 /// Which events one subscriber wants. Matching must stay cheap however many
@@ -91,6 +105,10 @@ class EventBus {
 
   const Event& publish(std::string type, nlohmann::json data, std::string run_id = {},
                        uid_t owner = static_cast<uid_t>(-1));
+  /// publish() for data lpd encoded itself (see Event::set_data_text): the
+  /// per-test events, which would otherwise build a tree only to dump it.
+  const Event& publish_text(std::string type, std::string data_object_text, std::string run_id = {},
+                            uid_t owner = static_cast<uid_t>(-1));
 
   const std::deque<Event>& history() const { return history_; }
   /// The event of `seq` while the history keeps it; nullptr otherwise.
@@ -126,6 +144,7 @@ class EventBus {
   using Tokens = boost::container::small_vector<std::uint64_t, 8>;
 
   Tokens matching(const Event& e) const;
+  const Event& deliver(Event event);
 
   std::map<std::uint64_t, Subscription> subscribers_;
   /// Each subscription is listed under every (run_id, prefix) of its filter.

@@ -1,12 +1,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <sys/types.h>
 
 namespace lpd::daemon {
+
+class MappedEventRing;
 
 /// Peer is who is on the other end of one connection: the kernel's word on
 /// uid/gid/pid (SO_PEERCRED, taken at accept, never from the peer's own
@@ -21,6 +24,8 @@ struct Peer {
   bool said_hello = false;
   std::string role;       // "cli", "shim", ... as declared in hello; informative only
   std::string client_name;  // free text from hello, shown in logs
+  /// The event ring this connection attached (ring.attach), while lpd reads it.
+  std::shared_ptr<MappedEventRing> ring;
 };
 
 }  // namespace lpd::daemon

@@ -197,6 +197,7 @@ int Session::take_passed_fd() {
 bool Session::attach_ring(std::unique_ptr<MappedEventRing> ring) {
   if (raw_) return false;
   ring_ = std::move(ring);
+  peer_.ring = ring_;
   return true;
 }
 
@@ -215,6 +216,7 @@ void Session::drain_ring() {
     send(protocol::encode_reply_error(nullptr, ErrorCode::kBadRequest,
                                       "event ring detached: " + *drained.error + "; send on the socket"));
     ring_.reset();
+    peer_.ring.reset();
     ring_timer_.cancel();
   }
 }
@@ -381,6 +383,7 @@ void Session::close() {
   // this session still stands for the peer.
   drain_ring();
   ring_.reset();
+  peer_.ring.reset();
   ring_timer_.cancel();
   close_passed_fd();
   open_ = false;

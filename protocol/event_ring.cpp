@@ -13,6 +13,13 @@ namespace ring = event_ring;
 // The layout is little-endian; so is every host lpd builds for.
 static_assert(std::endian::native == std::endian::little);
 
+std::optional<PhaseMark> decode_phase_mark(std::uint64_t word) {
+  static constexpr std::string_view kPhases[] = {"setup", "call", "teardown"};
+  const std::uint64_t code = word & 0xff;
+  if (code < 1 || code > 3) return std::nullopt;
+  return PhaseMark{word >> 8, kPhases[code - 1]};
+}
+
 std::optional<std::string> EventRingReader::check_size(std::size_t total_bytes) {
   if (total_bytes <= ring::kHeaderBytes) return "the ring is smaller than its header";
   const std::size_t capacity = total_bytes - ring::kHeaderBytes;
@@ -85,9 +92,11 @@ EventRingReader::Drained EventRingReader::drain(const std::function<void(std::st
     }
     record.resize(length);
     copy_out(read_ + sizeof length, reinterpret_cast<std::byte*>(record.data()), length);
+    record_position_ = read_;
     read_ += sizeof length + length;
     ++result.records;
     on_record(record);
+    record_position_.reset();
   }
   if (result.records > 0 && before_commit) before_commit();
   store_position(ring::kReadOffset, read_);

@@ -21,6 +21,7 @@ namespace lpd::protocol {
 ///   0  u32 magic "LPDR"     4  u32 version (1)
 ///   8  u64 write position (bytes ever written; only the shim moves it)
 ///   16 u64 read position (bytes ever consumed; only lpd moves it)
+///   24 u64 phase mark (only the shim writes it; see PhaseMark)
 ///   64 data, `capacity` bytes, a power of two; position p is data[p % capacity]
 /// Each record is a u32 length, then that many bytes of one JSON message
 /// (no newline), wrapping byte-wise at the end of the data.
@@ -32,11 +33,30 @@ inline constexpr std::size_t kMagicOffset = 0;
 inline constexpr std::size_t kVersionOffset = 4;
 inline constexpr std::size_t kWriteOffset = 8;
 inline constexpr std::size_t kReadOffset = 16;
+inline constexpr std::size_t kPhaseMarkOffset = 24;
 inline constexpr std::size_t kMinCapacity = 4 * 1024;
 inline constexpr std::size_t kMaxCapacity = 16 * 1024 * 1024;
 /// A bigger message goes over the socket.
 inline constexpr std::uint32_t kMaxRecordBytes = 64 * 1024;
 }  // namespace event_ring
+
+/// The phase mark says which phase the running test is in without a
+/// record: pytest enters call and teardown once per test, and two records
+/// per test (a test.phase each) were half of what lpd read from the ring.
+/// The word is (P << 8) | code: P the ring position where the test's
+/// test.start record begins, code 1 setup, 2 call, 3 teardown. A shim sets
+/// it only when lpd said so in ring.attach's reply ("phase_mark": true) and
+/// only for a test whose test.start went into the ring; it is a hint over
+/// memory the shim controls, so lpd uses it only when P is the position of
+/// the test.start it read last from that ring.
+struct PhaseMark {
+  std::uint64_t start_position = 0;
+  std::string_view phase;  // "setup", "call" or "teardown"
+};
+
+/// The mark in `word`, or nullopt for a code that is none of the three
+/// (0: no mark yet).
+std::optional<PhaseMark> decode_phase_mark(std::uint64_t word);
 
 /// EventRingReader is the consumer side over memory it does not trust: the
 /// producer may scribble anything at any time, so every position and length
@@ -67,6 +87,11 @@ class EventRingReader {
 
   std::size_t capacity() const { return capacity_; }
   std::uint64_t read_position() const { return read_; }
+  /// While drain() hands a record to `on_record`: the ring position where
+  /// that record begins (its length word); nullopt at any other time.
+  std::optional<std::uint64_t> record_position() const { return record_position_; }
+  /// The phase mark as the shim last set it (see PhaseMark).
+  std::optional<PhaseMark> phase_mark() const { return decode_phase_mark(load_position(event_ring::kPhaseMarkOffset)); }
 
  private:
   std::uint64_t load_position(std::size_t offset) const;
@@ -76,6 +101,7 @@ class EventRingReader {
   std::span<std::byte> memory_;
   std::size_t capacity_;
   std::uint64_t read_;
+  std::optional<std::uint64_t> record_position_;
 };
 
 }  // namespace lpd::protocol

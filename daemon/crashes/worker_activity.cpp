@@ -2,8 +2,9 @@
 
 namespace lpd::daemon {
 
-void WorkerActivity::test_started(const std::string& nodeid, double now) {
+void WorkerActivity::test_started(const std::string& nodeid, double now, std::optional<std::uint64_t> ring_position) {
   current_ = nodeid;
+  ring_position_ = ring_position;
   phase_ = "setup";  // test.start comes before the setup; test.phase says when it moves on
   session_phase_.clear();  // past collection: a crash between tests is no longer "collection"
   started_at_ = now;
@@ -15,7 +16,17 @@ void WorkerActivity::test_finished(const std::string& nodeid) {
   // the process is between tests now.
   (void)nodeid;
   current_.reset();
+  ring_position_.reset();
   phase_.clear();
+}
+
+std::string WorkerActivity::current_phase() const {
+  if (current_ && ring_position_ && marks_) {
+    // The mark is the shim's word in memory it controls: believed only
+    // when it names the test.start lpd read last.
+    if (const auto mark = marks_(); mark && mark->start_position == *ring_position_) return std::string(mark->phase);
+  }
+  return phase_;
 }
 
 void WorkerActivity::add_traceback(std::string_view text) {
@@ -48,7 +59,7 @@ std::optional<Crash> WorkerActivity::crash_on(const ProcessEnd& end, double now)
   if (current_) {
     crash.nodeid = *current_;
     crash.where = "test";
-    crash.phase = phase_;
+    crash.phase = current_phase();
     crash.duration = now - started_at_;
   } else {
     crash.where = any_test_ ? "session" : "collection";

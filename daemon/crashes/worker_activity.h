@@ -1,11 +1,15 @@
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <sys/types.h>
 
 #include "daemon/crashes/crash.h"
+#include "protocol/event_ring.h"
 
 namespace lpd::daemon {
 
@@ -27,7 +31,15 @@ class WorkerActivity {
       : run_id_(std::move(run_id)), worker_id_(std::move(worker_id)), pid_(pid), owner_(owner), attempt_(attempt) {}
 
   /// A test starts: its setup runs until a phase says otherwise.
-  void test_started(const std::string& nodeid, double now);
+  /// `ring_position`: where its test.start record began in the process's
+  /// event ring, when it came through one (the phase mark names it).
+  void test_started(const std::string& nodeid, double now, std::optional<std::uint64_t> ring_position = {});
+  /// Reads the phase mark of the event ring this process writes
+  /// (protocol::PhaseMark); set once, when its first test.start comes
+  /// through a ring.
+  using PhaseMarkSource = std::function<std::optional<protocol::PhaseMark>()>;
+  void watch_phase_marks(PhaseMarkSource source) { marks_ = std::move(source); }
+  bool watches_phase_marks() const { return static_cast<bool>(marks_); }
   /// test.phase: the running test entered `phase` (setup, call, teardown).
   void phase(const std::string& phase) { phase_ = phase; }
   /// test.phase outside any test: the session entered `phase`
@@ -49,8 +61,9 @@ class WorkerActivity {
   pid_t pid() const { return pid_; }
   const std::optional<std::string>& current_test() const { return current_; }
   bool ended_cleanly() const { return clean_end_; }
-  /// The running test's phase ("" when no test runs).
-  const std::string& current_phase() const { return phase_; }
+  /// The running test's phase ("" when no test runs): the ring's phase
+  /// mark when it names this test's test.start, else what test.phase said.
+  std::string current_phase() const;
   /// Seconds the running test has run at `now`.
   double running_for(double now) const { return current_ ? now - started_at_ : 0; }
   /// Where a crash outside any test happened: the phase the shim named, else
@@ -68,6 +81,8 @@ class WorkerActivity {
   int attempt_;
   std::optional<std::string> current_;
   std::string phase_;
+  std::optional<std::uint64_t> ring_position_;  // of the running test's test.start
+  PhaseMarkSource marks_;
   std::string session_phase_;
   double started_at_ = 0;
   bool any_test_ = false;

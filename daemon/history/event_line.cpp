@@ -1,9 +1,8 @@
 #include "daemon/history/event_line.h"
 
-#include <algorithm>
 #include <charconv>
-#include <cmath>
-#include <iterator>
+
+#include "protocol/json_text.h"
 
 namespace lpd::daemon {
 
@@ -13,84 +12,57 @@ constexpr std::string_view kSeqPrefix = "{\"seq\":";
 std::string dump(const nlohmann::json& value) {
   return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
-
-/// Appends `text` as a JSON string. Event types and run ids are plain ASCII
-/// words, written as they are; anything else goes through the JSON library.
-void append_string(std::string& out, std::string_view text) {
-  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
-    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-  });
-  if (!plain) {
-    out += dump(std::string(text));
-    return;
-  }
-  out += '"';
-  out += text;
-  out += '"';
-}
-
-/// Appends `value` as a JSON number: the shortest text that reads back as it.
-void append_number(std::string& out, double value) {
-  if (!std::isfinite(value)) {
-    out += "null";  // what the JSON library writes for them
-    return;
-  }
-  char buffer[32];
-  const auto [end, ec] = std::to_chars(std::begin(buffer), std::end(buffer), value);
-  if (ec != std::errc()) {
-    out += dump(value);
-    return;
-  }
-  out.append(buffer, end);
-}
 }  // namespace
+
+void append_event_line(std::string& out, const Event& e) {
+  out += kSeqPrefix;
+  protocol::append_json_unsigned(out, e.seq);
+  out += ",\"time\":";
+  protocol::append_json_number(out, e.time);
+  out += ",\"event\":";
+  protocol::append_json_string(out, e.type);
+  out += ",\"run_id\":";
+  protocol::append_json_string(out, e.run_id);
+  out += ",\"owner\":";
+  protocol::append_json_unsigned(out, e.owner);
+  out += ",\"data\":";
+  out += e.data_text();
+  out += "}\n";
+}
 
 std::string encode_event_line(const Event& e) {
   std::string line;
-  line.reserve(128);
-  line += kSeqPrefix;
-  line += std::to_string(e.seq);
-  line += ",\"time\":";
-  append_number(line, e.time);
-  line += ",\"event\":";
-  append_string(line, e.type);
-  line += ",\"run_id\":";
-  append_string(line, e.run_id);
-  line += ",\"owner\":";
-  line += std::to_string(e.owner);
-  line += ",\"data\":";
-  line += e.data_text();
-  line += "}\n";
+  append_event_line(line, e);
   return line;
 }
 
-std::string encode_run_journal_line(const Event& e) {
-  const auto& data = e.data;
-  const bool spliceable = data.is_object() && !data.contains("event") && !data.contains("seq") &&
-                          !data.contains("time") && !data.contains("run_id");
-  if (!spliceable) {
+void append_run_journal_line(std::string& out, const Event& e) {
+  if (!e.data_is_plain_object()) {
     nlohmann::json line = e.push_data();
     line["event"] = e.type;
-    std::string text = dump(line);
-    text.push_back('\n');
-    return text;
+    out += dump(line);
+    out += '\n';
+    return;
   }
   const std::string& fields = e.data_text();  // "{...}"
-  std::string line;
-  line.reserve(fields.size() + 96);
-  line.append(fields, 0, fields.size() - 1);
-  if (!data.empty()) line += ',';
-  line += "\"event\":";
-  append_string(line, e.type);
-  line += ",\"seq\":";
-  line += std::to_string(e.seq);
-  line += ",\"time\":";
-  append_number(line, e.time);
+  out.append(fields, 0, fields.size() - 1);
+  if (fields.size() > 2) out += ',';  // not "{}"
+  out += "\"event\":";
+  protocol::append_json_string(out, e.type);
+  out += ",\"seq\":";
+  protocol::append_json_unsigned(out, e.seq);
+  out += ",\"time\":";
+  protocol::append_json_number(out, e.time);
   if (!e.run_id.empty()) {
-    line += ",\"run_id\":";
-    append_string(line, e.run_id);
+    out += ",\"run_id\":";
+    protocol::append_json_string(out, e.run_id);
   }
-  line += "}\n";
+  out += "}\n";
+}
+
+std::string encode_run_journal_line(const Event& e) {
+  std::string line;
+  append_run_journal_line(line, e);
   return line;
 }
 
@@ -126,7 +98,7 @@ std::optional<Event> decode_event_line(std::string_view line) {
   const auto owner_value = owner->get<std::uint64_t>();
   if (owner_value > static_cast<uid_t>(-1)) return std::nullopt;
   e.owner = static_cast<uid_t>(owner_value);
-  e.data = std::move(*data);
+  e.set_data(std::move(*data));
   return e;
 }
 

@@ -15,6 +15,8 @@ namespace lpd::daemon {
 /// without parsing the whole line. Invalid UTF-8 in the data is replaced,
 /// as the per-run journals do.
 std::string encode_event_line(const Event& e);
+/// encode_event_line() appended to `out`.
+void append_event_line(std::string& out, const Event& e);
 
 /// One event as a line of its run's journal (runs/<run_id>/events.jsonl,
 /// pytest-live-pause's layout): the data's own fields plus "event", "seq",
@@ -24,6 +26,8 @@ std::string encode_event_line(const Event& e);
 /// object or already has one of those four keys is encoded the long way with
 /// the same result (Event::with_envelope's rules).
 std::string encode_run_journal_line(const Event& e);
+/// encode_run_journal_line() appended to `out`.
+void append_run_journal_line(std::string& out, const Event& e);
 
 /// The event of one journal line (without its newline); nullopt when the
 /// line is not a complete record lpd wrote (a torn tail, a damaged byte).

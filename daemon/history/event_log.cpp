@@ -102,11 +102,11 @@ std::uint64_t EventLog::open() {
 
 void EventLog::append(const Event& e) {
   pending_index_.emplace_back(e.seq, pending_.size());
-  pending_ += encode_event_line(e);
+  append_event_line(pending_, e);
   if (e.run_id.empty())
     pending_summary_.oldest_runless = std::min(pending_summary_.oldest_runless, e.time);
-  else
-    pending_summary_.run_ids.insert(e.run_id);
+  else if (pending_summary_.run_ids.empty() || *last_run_id_ != e.run_id)  // events come in runs of one run
+    last_run_id_ = &*pending_summary_.run_ids.insert(e.run_id).first;
   last_seq_ = e.seq;
 }
 
@@ -144,6 +144,7 @@ void EventLog::flush() {
       log.pending_.clear();
       log.pending_index_.clear();
       log.pending_summary_ = Summary{};
+      log.last_run_id_ = nullptr;
     }
   } clear_pending{*this};
   const std::string& batch = pending_;

@@ -102,6 +102,7 @@ class EventLog {
   std::string pending_;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> pending_index_;  // (seq, offset in pending_)
   Summary pending_summary_;
+  const std::string* last_run_id_ = nullptr;  // in pending_summary_.run_ids: the last one append() saw
   std::uint64_t last_seq_ = 0;
   std::uint64_t next_index_at_ = 0;  // segment offset of the next index entry
 };

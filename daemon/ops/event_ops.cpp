@@ -22,7 +22,7 @@ EventFilter filter_of(const Call& call) {
 /// read its owner's content, its metadata for everyone else.
 std::string push_line_for(const Event& e, const Peer& reader, const AccessPolicy& access) {
   return protocol::encode_push(
-      e.type, e.with_envelope(visible_to(reader, access, e.owner, record_kind_of_event(e.type), e.data)));
+      e.type, e.with_envelope(visible_to(reader, access, e.owner, record_kind_of_event(e.type), e.data())));
 }
 
 /// One subscription's pushes to one peer. While the peer keeps up, each
@@ -161,7 +161,7 @@ json handle_events_list(Daemon& daemon, Call& call) {
   const auto walked = daemon.history().walk(after, PageLimits::kMaxScanBytes, [&](const Event& e) {
     if (!filter.matches(e)) return true;
     json item = {{"event", e.type},
-                 {"data", e.with_envelope(call.view(record_kind_of_event(e.type), e.owner, e.data))}};
+                 {"data", e.with_envelope(call.view(record_kind_of_event(e.type), e.owner, e.data()))}};
     if (!page.take(item.dump().size())) return false;
     events.push_back(std::move(item));
     return true;

@@ -244,7 +244,7 @@ void PauseService::answer_watchers(std::string_view run_id, const Pause* pause, 
 
 void PauseService::on_event(const Event& event) {
   if (event.type == "pause.created") {
-    if (const Pause* pause = registry_.find(event.data.value("pause_id", "")))
+    if (const Pause* pause = registry_.find(event.data().value("pause_id", "")))
       answer_watchers(event.run_id, pause, "");
   } else if (event.type == "run.ended") {
     answer_watchers(event.run_id, nullptr, "run " + event.run_id + " is no longer active");

@@ -1,5 +1,6 @@
 #include "daemon/reports/test_result.h"
 #include "daemon/record_field.h"
+#include "protocol/json_text.h"
 
 #include <type_traits>
 
@@ -20,6 +21,52 @@ nlohmann::json TestResult::to_json() const {
   if (xfail_reason) j["xfail_reason"] = *xfail_reason;
   if (!system_out.empty()) j["system_out"] = system_out;
   return j;
+}
+
+std::string TestResult::to_json_text() const {
+  using protocol::append_json_string;
+  std::string out;
+  out.reserve(96 + nodeid.size() + message.size() + longrepr.size() + system_out.size());
+  // nlohmann's object is a std::map: its keys in sorted order, as here.
+  out += "{\"attempt\":";
+  protocol::append_json_integer(out, attempt);
+  auto optional_text = [&out](const char* key, const std::string& value) {
+    if (value.empty()) return;
+    out += key;
+    append_json_string(out, value);
+  };
+  optional_text(",\"classname\":", classname);
+  out += ",\"duration\":";
+  protocol::append_json_number(out, duration);
+  optional_text(",\"failure_reason\":", failure_reason);
+  optional_text(",\"file\":", file);
+  if (line) {
+    out += ",\"line\":";
+    protocol::append_json_integer(out, *line);
+  }
+  optional_text(",\"longrepr\":", longrepr);
+  out += ",\"message\":";
+  append_json_string(out, message);
+  optional_text(",\"name\":", name);
+  out += ",\"nodeid\":";
+  append_json_string(out, nodeid);
+  out += ",\"outcome\":";
+  append_json_string(out, outcome);
+  out += ",\"phase\":";
+  append_json_string(out, phase);
+  if (reruns) {
+    out += ",\"reruns\":";
+    protocol::append_json_integer(out, reruns);
+  }
+  optional_text(",\"system_out\":", system_out);
+  out += ",\"worker_id\":";
+  append_json_string(out, worker_id);
+  if (xfail_reason) {
+    out += ",\"xfail_reason\":";
+    append_json_string(out, *xfail_reason);
+  }
+  out += '}';
+  return out;
 }
 
 TestResult TestResult::from_json(const nlohmann::json& j) {

@@ -45,6 +45,10 @@ struct TestResult {
   std::string system_out;
 
   nlohmann::json to_json() const;
+  /// to_json() as compact JSON text, written without building the tree
+  /// (the members in the same order): what test.finish publishes for
+  /// every test. Reads back equal to to_json().
+  std::string to_json_text() const;
   static TestResult from_json(const nlohmann::json& j);
 };
 

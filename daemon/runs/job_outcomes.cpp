@@ -96,7 +96,8 @@ void JobService::settle_end(Supervised* s, const WorkerActivity& activity, const
       TestResult r;
       r.nodeid = *activity.current_test();
       r.outcome = "interrupted";
-      r.phase = activity.current_phase().empty() ? "call" : activity.current_phase();
+      r.phase = activity.current_phase();
+      if (r.phase.empty()) r.phase = "call";
       r.duration = activity.running_for(now);
       r.message = "interrupted: the run was stopped" +
                   (crash->signal ? " (" + signal_name(*crash->signal) + ")" : std::string());

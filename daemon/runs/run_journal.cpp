@@ -22,12 +22,18 @@ RunJournal::RunJournal(boost::asio::io_context& io, EventBus& events, const Stat
 RunJournal::~RunJournal() { flush(); }
 
 RunJournal::Journal* RunJournal::open_journal(const std::string& run_id) {
+  // Events come in runs of the same run: one lookup per change of run.
+  if (last_ && last_->first == run_id) return &last_->second;
   auto it = open_.find(run_id);
-  if (it != open_.end()) return &it->second;
+  if (it != open_.end()) {
+    last_ = &*it;
+    return &it->second;
+  }
   if (open_.size() >= kMaxOpen) {
     // Close the run that sorts first (any one will do); its lines go out first.
     auto victim = open_.begin();
     write_out(victim->first, victim->second);
+    if (last_ == &*victim) last_ = nullptr;
     open_.erase(victim);
   }
   Journal journal;
@@ -39,7 +45,8 @@ RunJournal::Journal* RunJournal::open_journal(const std::string& run_id) {
   } catch (const std::exception& e) {
     spdlog::warn("cannot open the journal of run {}: {}", run_id, e.what());
   }
-  return &open_.emplace(run_id, std::move(journal)).first->second;
+  last_ = &*open_.emplace(run_id, std::move(journal)).first;
+  return &last_->second;
 }
 
 void RunJournal::write_out(const std::string& run_id, Journal& journal) {
@@ -73,6 +80,7 @@ void RunJournal::forget(std::string_view run_id) {
   auto it = open_.find(run_id);
   if (it == open_.end()) return;
   buffered_ -= std::min(buffered_, it->second.buffer.size());
+  if (last_ == &*it) last_ = nullptr;
   open_.erase(it);
 }
 
@@ -94,10 +102,10 @@ void RunJournal::schedule() {
 void RunJournal::append(const Event& e) {
   log_.append(e);
   if (!e.run_id.empty() && is_safe_id(e.run_id) && !(forgotten_ && forgotten_(e.run_id))) {
-    const std::string text = encode_run_journal_line(e);
     Journal* journal = open_journal(e.run_id);
-    journal->buffer += text;
-    buffered_ += text.size();
+    const std::size_t before = journal->buffer.size();
+    append_run_journal_line(journal->buffer, e);
+    buffered_ += journal->buffer.size() - before;
   }
   if (e.type == "run.ended") {
     // Whoever hears of the end next (run.done, a restarted lpd) finds every

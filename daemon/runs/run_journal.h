@@ -65,6 +65,7 @@ class RunJournal {
   EventLog& log_;
   std::function<bool(std::string_view)> forgotten_;
   std::map<std::string, Journal, std::less<>> open_;  // run_id -> O_APPEND fd and its unwritten lines
+  std::pair<const std::string, Journal>* last_ = nullptr;  // the one open_journal() found last
   std::size_t buffered_ = 0;
   boost::asio::steady_timer timer_;
   bool armed_ = false;

@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.h"
+#include "daemon/event_ring_mapping.h"
+#include "protocol/json_text.h"
 #include "daemon/runs/job_service.h"
 
 namespace lpd::daemon {
@@ -62,13 +64,28 @@ std::string bounded(const char* name, std::string value, std::size_t limit) {
 json JobService::handle_test_start(Call& call) {
   auto* a = registered(call.peer, "test.start");
   const std::string nodeid = bounded("nodeid", call.fields.string("nodeid"), kMaxNodeidBytes);
-  a->test_started(nodeid, wall_now());
+  // A test.start read from the event ring: its position is what the ring's
+  // phase mark names while this test runs (test.phase records no longer come).
+  std::optional<std::uint64_t> ring_position;
+  if (const auto& ring = call.peer.ring) {
+    ring_position = ring->reader().record_position();
+    if (ring_position && !a->watches_phase_marks())
+      a->watch_phase_marks([ring] { return ring->reader().phase_mark(); });
+  }
+  a->test_started(nodeid, wall_now(), ring_position);
   if (Supervised* s = find(a->run_id()); s && !s->job.tests_reported) {
     s->job.tests_reported = true;  // this command reports its tests: no testcase for the command itself
     persist(*s);
   }
-  events_.publish("test.start", {{"nodeid", nodeid}, {"worker_id", a->worker_id()}, {"pid", a->pid()}}, a->run_id(),
-                  call.peer.uid);
+  // {"nodeid":...,"pid":N,"worker_id":...}, written as text: one per test.
+  std::string data = "{\"nodeid\":";
+  protocol::append_json_string(data, nodeid);
+  data += ",\"pid\":";
+  protocol::append_json_integer(data, a->pid());
+  data += ",\"worker_id\":";
+  protocol::append_json_string(data, a->worker_id());
+  data += '}';
+  events_.publish_text("test.start", std::move(data), a->run_id(), call.peer.uid);
   return json();
 }
 
@@ -114,9 +131,9 @@ json JobService::handle_test_finish(Call& call) {
   Supervised* s = find(a->run_id());
   if (s) r.attempt = std::max(1, s->job.attempt);
   a->test_finished(r.nodeid);
-  json data = r.to_json();
+  std::string data = r.to_json_text();
   if (s) s->results.push_back(std::move(r));  // moved, not copied: this runs once per test
-  events_.publish("test.finish", std::move(data), a->run_id(), call.peer.uid);
+  events_.publish_text("test.finish", std::move(data), a->run_id(), call.peer.uid);
   return json();
 }
 
@@ -133,6 +150,11 @@ json JobService::handle_collection_finish(Call& call) {
   if (!a || a->worker_id() != "controller") return json();
   Supervised* s = find(a->run_id());
   if (!s || s->job.state != JobState::kInProgress) return json();
+  // Room for every result at once: growing by doubling moved each result
+  // about once more (6% of lpd's CPU per test). Only address space until
+  // used, and bounded whatever the count claims.
+  const auto count = call.fields.optional_integer("count").value_or(0);
+  if (count > 0) s->results.reserve(static_cast<std::size_t>(std::min<std::int64_t>(count, 250'000)));
   bool collect_only = false;
   for (const auto& arg : s->job.spec.argv) collect_only |= arg == "--collect-only" || arg == "--co";
   if (collect_only)

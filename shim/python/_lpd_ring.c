@@ -19,6 +19,7 @@ enum {
   kHeaderBytes = 64,
   kWriteOffset = 8,
   kReadOffset = 16,
+  kPhaseMarkOffset = 24,
   kMaxRecordBytes = 64 * 1024,
 };
 
@@ -28,6 +29,9 @@ typedef struct {
   uint64_t capacity;
   uint64_t window_ns;
   uint64_t last_wake_ns;
+  int phase_mark;          /* lpd reads phases from the header (ring.attach said "phase_mark") */
+  int start_in_ring;       /* the running test's test.start went into the ring... */
+  uint64_t start_position; /* ...beginning at this position */
 } Writer;
 
 static uint64_t monotonic_ns(void) {
@@ -52,6 +56,9 @@ static int Writer_init(Writer* self, PyObject* args, PyObject* kwargs) {
   self->capacity = capacity;
   self->window_ns = 0;
   self->last_wake_ns = 0;
+  self->phase_mark = 0;
+  self->start_in_ring = 0;
+  self->start_position = 0;
   return 0;
 }
 
@@ -113,7 +120,20 @@ static PyObject* Writer_start(Writer* self, PyObject* quoted) {
   Py_ssize_t n;
   const char* text = PyUnicode_AsUTF8AndSize(quoted, &n);
   if (text == NULL) return NULL;
-  return PyLong_FromLong(append(self, kStartHead, sizeof kStartHead - 1, text, (size_t)n, "}", 1));
+  const uint64_t position =
+      self->view.buf != NULL ? __atomic_load_n((uint64_t*)((char*)self->view.buf + kWriteOffset), __ATOMIC_RELAXED) : 0;
+  const int written = append(self, kStartHead, sizeof kStartHead - 1, text, (size_t)n, "}", 1);
+  self->start_in_ring = written >= 0;
+  self->start_position = position;
+  return PyLong_FromLong(written);
+}
+
+/* The phase mark's code for `phase` (protocol/event_ring.h PhaseMark), 0 for none. */
+static uint64_t phase_code(const char* phase, Py_ssize_t n) {
+  if (n == 5 && memcmp(phase, "setup", 5) == 0) return 1;
+  if (n == 4 && memcmp(phase, "call", 4) == 0) return 2;
+  if (n == 8 && memcmp(phase, "teardown", 8) == 0) return 3;
+  return 0;
 }
 
 static const char kPhaseHead[] = "{\"op\":\"test.phase\",\"nodeid\":";
@@ -131,6 +151,14 @@ static PyObject* Writer_phase(Writer* self, PyObject* const* args, Py_ssize_t na
   if (quoted == NULL) return NULL;
   const char* phase = PyUnicode_AsUTF8AndSize(args[1], &pn);
   if (phase == NULL) return NULL;
+  const uint64_t code = phase_code(phase, pn);
+  if (self->phase_mark && self->start_in_ring && code != 0 && self->view.buf != NULL) {
+    /* No record: one word in the header says it (0: written, no wake-up
+     * needed; lpd reads the mark when it needs the phase). */
+    uint64_t* mark = (uint64_t*)((char*)self->view.buf + kPhaseMarkOffset);
+    __atomic_store_n(mark, (self->start_position << 8) | code, __ATOMIC_RELEASE);
+    return PyLong_FromLong(0);
+  }
   char rest[96];
   if ((size_t)pn > sizeof rest - sizeof kPhaseMiddle - 2) return PyLong_FromLong(-1);
   memcpy(rest, kPhaseMiddle, sizeof kPhaseMiddle - 1);
@@ -171,6 +199,15 @@ static PyObject* Writer_set_window(Writer* self, PyObject* seconds) {
   Py_RETURN_NONE;
 }
 
+/* set_phase_mark(on): whether lpd reads a test's phases from the header's
+ * phase mark (ring.attach's "phase_mark") instead of test.phase records. */
+static PyObject* Writer_set_phase_mark(Writer* self, PyObject* on) {
+  const int value = PyObject_IsTrue(on);
+  if (value < 0) return NULL;
+  self->phase_mark = value;
+  Py_RETURN_NONE;
+}
+
 /* close(): lets go of the mapping, so that it can be closed */
 static PyObject* Writer_close(Writer* self, PyObject* unused) {
   (void)unused;
@@ -189,6 +226,8 @@ static PyMethodDef Writer_methods[] = {
     {"phase", (PyCFunction)(void (*)(void))Writer_phase, METH_FASTCALL,
      "phase(quoted_nodeid, phase): a test.phase record; returns as write()"},
     {"set_window", (PyCFunction)Writer_set_window, METH_O, "set_window(seconds): lpd's window; next record wakes"},
+    {"set_phase_mark", (PyCFunction)Writer_set_phase_mark, METH_O,
+     "set_phase_mark(on): say test phases in the header's phase mark, not in records"},
     {"close", (PyCFunction)Writer_close, METH_NOARGS, "release the ring's memory"},
     {NULL, NULL, 0, NULL},
 };

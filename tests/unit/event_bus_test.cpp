@@ -123,7 +123,7 @@ TEST_CASE("the history is found by seq while it keeps the event") {
   CHECK(bus.last_seq() == EventBus::kHistory + 3);
   CHECK(bus.find(3) == nullptr);
   REQUIRE(bus.find(4) != nullptr);
-  CHECK(bus.find(4)->data["i"] == 3);
+  CHECK(bus.find(4)->data()["i"] == 3);
   CHECK(bus.find(bus.last_seq())->seq == bus.last_seq());
   CHECK(bus.find(bus.last_seq() + 1) == nullptr);
 }

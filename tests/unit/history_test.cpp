@@ -41,7 +41,7 @@ Event event(std::uint64_t seq, std::string run_id = "r1", std::string type = "te
   e.type = std::move(type);
   e.run_id = std::move(run_id);
   e.owner = 1000;
-  e.data = {{"nodeid", "t.py::test_" + std::to_string(seq)}, {"outcome", "passed"}};
+  e.set_data({{"nodeid", "t.py::test_" + std::to_string(seq)}, {"outcome", "passed"}});
   return e;
 }
 
@@ -130,7 +130,7 @@ TEST_CASE("seqs go on past what the previous lpd recorded or wrote, in reserved 
 TEST_CASE("an event line keeps its seq first and reads back whole") {
   Event e = event(12345, "run-1", "crash");
   e.owner = static_cast<uid_t>(-1);
-  e.data = {{"reason", "bad \xff byte"}};
+  e.set_data({{"reason", "bad \xff byte"}});
   const std::string line = encode_event_line(e);
   CHECK(line.rfind("{\"seq\":12345,", 0) == 0);
   CHECK(line.back() == '\n');
@@ -142,7 +142,7 @@ TEST_CASE("an event line keeps its seq first and reads back whole") {
   CHECK(back->type == "crash");
   CHECK(back->run_id == "run-1");
   CHECK(back->owner == static_cast<uid_t>(-1));
-  CHECK(back->data["reason"].get<std::string>().find("bad") == 0);
+  CHECK(back->data()["reason"].get<std::string>().find("bad") == 0);
   CHECK_FALSE(decode_event_line(text.substr(0, text.size() / 2)));  // torn
   CHECK_FALSE(seq_of_line("{\"seq\":x,"));
   CHECK_FALSE(seq_of_line("{\"time\":1,\"seq\":2}"));
@@ -165,7 +165,7 @@ TEST_CASE("a run journal line is the subscriber's push data plus the event's typ
     for (const std::string run : {"", "run-1"}) {
       Event e = event(77, run, "test.finish");
       e.time = 1764470000.123456;
-      e.data = data;
+      e.set_data(data);
       const std::string line = encode_run_journal_line(e);
       REQUIRE(line.back() == '\n');
       const auto parsed = nlohmann::json::parse(line);

@@ -96,6 +96,13 @@ class EventRing:
         if self.fast is not None:
             self.fast.set_window(seconds)
 
+    def set_phase_mark(self, on):
+        """Whether lpd reads a test's phases from the header's phase mark
+        (ring.attach's "phase_mark"); only the C writer sets the mark, the
+        Python one keeps writing test.phase records."""
+        if self.fast is not None:
+            self.fast.set_phase_mark(bool(on))
+
     def write(self, line):
         """Appends one message, as the C writer answers: -1 no room now, 0
         written, 1 written and lpd's window has passed since the last

@@ -104,6 +104,7 @@ class Outbox:
             return False  # an older lpd, or none free for it now: the socket
         self.ring_conn = conn
         self.ring.set_window(result.get("window_ms", 10) / 1000.0)
+        self.ring.set_phase_mark(result.get("phase_mark", False))  # an older lpd reads test.phase records only
         return True
 
     def _set_up(self, conn):

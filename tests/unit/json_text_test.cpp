@@ -1,0 +1,129 @@
+// Text written without a JSON tree (protocol/json_text.h, TestResult::
+// to_json_text, EventBus::publish_text) must read back as what the tree
+// would have given: every consumer of events and journals parses it.
+#include <catch2/catch.hpp>
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/event_bus.h"
+#include "daemon/history/event_line.h"
+#include "daemon/reports/test_result.h"
+#include "protocol/json_text.h"
+
+using lpd::daemon::Event;
+using lpd::daemon::EventBus;
+using lpd::daemon::TestResult;
+using nlohmann::json;
+
+namespace {
+json parsed(const std::string& text) { return json::parse(text); }
+std::string string_text(std::string_view s) {
+  std::string out;
+  lpd::protocol::append_json_string(out, s);
+  return out;
+}
+std::string number_text(double v) {
+  std::string out;
+  lpd::protocol::append_json_number(out, v);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("strings are escaped as the JSON library escapes them, bad UTF-8 replaced") {
+  for (std::string s : {std::string(""), std::string("t.py::test_x[1-2]"), std::string("quote \" and \\ back"),
+                        std::string("tab\there\nnewline"), std::string("ctl \x01\x1f"), std::string("prêt ✓"),
+                        std::string("bad \xff\xfe byte"), std::string("nul \0 inside", 13)}) {
+    const std::string ours = string_text(s);
+    CHECK(ours == json(s).dump(-1, ' ', false, json::error_handler_t::replace));
+    CHECK(parsed(ours).is_string());
+  }
+}
+
+TEST_CASE("numbers read back as the same double, as floats; non-finite as null") {
+  for (double v : {0.0, -0.0, 1.0, 2.5, 0.0001, 1e-7, 123456789.125, 1764470000.123456, 1e21, -3.0,
+                   std::numeric_limits<double>::min(), std::numeric_limits<double>::max()}) {
+    const auto back = parsed(number_text(v));
+    INFO(number_text(v));
+    REQUIRE(back.is_number_float());
+    CHECK(back.get<double>() == v);
+  }
+  CHECK(number_text(std::numeric_limits<double>::infinity()) == "null");
+  CHECK(number_text(std::numeric_limits<double>::quiet_NaN()) == "null");
+}
+
+TEST_CASE("a test result's text reads back equal to its tree, field by field") {
+  std::vector<TestResult> results(5);
+  results[0].nodeid = "t.py::test_pass";
+  results[0].outcome = "passed";
+  results[0].phase = "call";
+  results[0].duration = 0.000123;
+  results[0].worker_id = "gw0";
+  results[1] = results[0];
+  results[1].outcome = "failed";
+  results[1].message = "assert 1 == 2";
+  results[1].longrepr = "def test():\n>   assert 1 == 2\nE   assert 1 == 2\n\nt.py:3: AssertionError";
+  results[1].file = "t.py";
+  results[1].line = 2;
+  results[1].classname = "t";
+  results[1].name = "test_pass";
+  results[1].reruns = 2;
+  results[1].failure_reason = "timed out in a pause";
+  results[1].system_out = "[db] ready \xff\n";
+  results[1].attempt = 3;
+  results[2] = results[0];
+  results[2].outcome = "skipped";
+  results[2].xfail_reason = "";  // an xfail without reason: the key, empty
+  results[3] = results[2];
+  results[3].xfail_reason = "known \"bug\"";
+  results[3].line = 0;
+  results[4].nodeid = "odd \x01 nodeid \xc3";  // control and truncated UTF-8
+  results[4].duration = 2.0;
+  for (const auto& r : results) {
+    const std::string text = r.to_json_text();
+    INFO(text);
+    const json tree = parsed(r.to_json().dump(-1, ' ', false, json::error_handler_t::replace));
+    CHECK(parsed(text) == tree);
+    CHECK(TestResult::from_json(parsed(text)).to_json() == TestResult::from_json(tree).to_json());
+  }
+}
+
+TEST_CASE("an event published as text is parsed only when asked, and journals it as the tree would") {
+  EventBus bus;
+  std::vector<std::string> run_lines, log_lines;
+  std::vector<bool> parsed_on_delivery;
+  bus.subscribe([&](const Event& e) {
+    run_lines.push_back(lpd::daemon::encode_run_journal_line(e));
+    log_lines.push_back(lpd::daemon::encode_event_line(e));
+  });
+  TestResult r;
+  r.nodeid = "t.py::test_a";
+  r.outcome = "passed";
+  r.phase = "call";
+  r.duration = 0.5;
+  const Event& text_event = bus.publish_text("test.finish", r.to_json_text(), "run-1", 1000);
+  const std::uint64_t text_seq = text_event.seq;
+  CHECK(text_event.data_is_plain_object());
+  CHECK(text_event.data() == r.to_json());
+  const Event& tree_event = bus.publish("test.finish", r.to_json(), "run-1", 1000);
+  REQUIRE(run_lines.size() == 2);
+  // The same facts, whichever way they were published (seq and time differ).
+  auto without_envelope = [](json j) {
+    j.erase("seq");
+    j.erase("time");
+    if (j.contains("data")) {
+      j["data"].erase("seq");
+      j["data"].erase("time");
+    }
+    return j;
+  };
+  CHECK(without_envelope(parsed(run_lines[0])) == without_envelope(parsed(run_lines[1])));
+  CHECK(without_envelope(parsed(log_lines[0])) == without_envelope(parsed(log_lines[1])));
+  CHECK(parsed(run_lines[0])["seq"] == text_seq);
+  // A subscriber's push is built from the parsed data.
+  CHECK(bus.find(text_seq)->push_data()["nodeid"] == "t.py::test_a");
+  CHECK(tree_event.push_data()["outcome"] == "passed");
+}
