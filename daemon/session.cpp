@@ -382,8 +382,7 @@ void Session::close() {
   // What the peer wrote into its ring before it went counts: read it while
   // this session still stands for the peer.
   drain_ring();
-  ring_.reset();
-  peer_.ring.reset();
+  ring_.reset();  // peer_.ring keeps it mapped until the listeners below had the peer
   ring_timer_.cancel();
   close_passed_fd();
   open_ = false;
@@ -399,6 +398,7 @@ void Session::close() {
     trim_heap_soon(socket_.get_executor());
   }
   if (on_closed_) on_closed_(*this);
+  peer_.ring.reset();
 }
 
 }  // namespace lpd::daemon

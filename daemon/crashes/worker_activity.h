@@ -40,6 +40,9 @@ class WorkerActivity {
   using PhaseMarkSource = std::function<std::optional<protocol::PhaseMark>()>;
   void watch_phase_marks(PhaseMarkSource source) { marks_ = std::move(source); }
   bool watches_phase_marks() const { return static_cast<bool>(marks_); }
+  /// Takes the phase the mark names now as the running test's phase, for
+  /// after the ring is gone (its connection ended).
+  void settle_phase() { phase_ = current_phase(); }
   /// test.phase: the running test entered `phase` (setup, call, teardown).
   void phase(const std::string& phase) { phase_ = phase; }
   /// test.phase outside any test: the session entered `phase`

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 #include <tuple>
+#include <unordered_map>
 
 #include "daemon/reports/junit_names.h"
 #include "daemon/reports/xml_text.h"
@@ -62,6 +63,10 @@ class Testcase {
   void system_out(const std::string& text) {
     if (!text.empty()) system_out_ = element("system-out", {}, text);
   }
+  /// <system-err>, after <system-out> (h14left: processes the test left running).
+  void system_err(const std::string& text) {
+    if (!text.empty()) system_err_ = element("system-err", {}, text);
+  }
 
   std::string xml(Counts& counts) const {
     ++counts.tests;
@@ -75,7 +80,7 @@ class Testcase {
       if (line_) out += " line=\"" + std::to_string(*line_) + "\"";
     }
     out += " time=\"" + seconds(time_) + "\"";
-    const std::string children = children_ + extras_ + system_out_;
+    const std::string children = children_ + extras_ + system_out_ + system_err_;
     if (children.empty()) return out + " />\n";
     return out + ">" + children + "</testcase>\n";
   }
@@ -89,6 +94,7 @@ class Testcase {
   std::string children_;
   std::string extras_;
   std::string system_out_;
+  std::string system_err_;  // h14left
 };
 
 std::string crash_body(const Crash& c) { return c.traceback.empty() ? c.reason : c.traceback; }
@@ -166,6 +172,11 @@ std::string test_xml(const TestcaseName& names, const TestHistory& h, const Juni
   for (const Crash* c : h.crashes) (superseded(*c, r) ? settled : live).push_back(c);
   const double time = !live.empty() ? live.back()->duration : (r ? r->duration : 0);
   Testcase t(names, time);
+  // h14left: processes this test left running, whatever its outcome.
+  if (!in.system_err.empty() && (r || !h.crashes.empty())) {
+    const auto err = in.system_err.find(r ? r->nodeid : h.crashes.front()->nodeid);
+    if (err != in.system_err.end()) t.system_err(err->second);
+  }
   if (r && in.runner != "pytest" && !r->file.empty()) t.location(r->file, r->line);  // pytest's xunit2 writes neither
   if (!live.empty()) {
     add_crash(t, *live.back());
@@ -217,9 +228,13 @@ bool early(const std::string& phase) { return phase == "collection" || phase == 
 
 std::string junit_report(const JunitInput& in) {
   const bool pytest = in.runner == "pytest" && in.tests_reported;
-  std::map<std::string, TestHistory> tests;
-  std::vector<std::string> order;
-  auto history = [&](const std::string& nodeid) -> TestHistory& {
+  // Keyed by views of the nodeids in `in`, which outlives this call: a
+  // report of 50,000 tests copied and compared every nodeid several times.
+  std::unordered_map<std::string_view, TestHistory> tests;
+  tests.reserve(in.results.size() + in.crashes.size());
+  std::vector<std::string_view> order;
+  order.reserve(in.results.size());
+  auto history = [&](std::string_view nodeid) -> TestHistory& {
     auto [it, added] = tests.try_emplace(nodeid);
     if (added) order.push_back(nodeid);
     return it->second;
@@ -243,34 +258,35 @@ std::string junit_report(const JunitInput& in) {
     if (c.nodeid.empty()) outside.push_back(&c);
     else history(c.nodeid).crashes.push_back(&c);
   }
-  auto names_of = [&](const std::string& nodeid, const TestHistory& h) -> TestcaseName {
+  auto names_of = [&](std::string_view nodeid, const TestHistory& h) -> TestcaseName {
     // A command without tests: its one testcase is named after it.
-    if (!in.tests_reported) return {in.suite_name, nodeid};
+    if (!in.tests_reported) return {in.suite_name, std::string(nodeid)};
     if (h.latest && !h.latest->name.empty()) return {h.latest->classname, h.latest->name};
     return testcase_name_of(nodeid, in.runner, in.suite_name);
   };
 
   Counts counts;
-  std::ostringstream cases;
+  std::string cases;
+  cases.reserve(in.results.size() * 160);
   for (const TestResult* e : errors)
-    if (early(e->phase)) cases << session_error_xml(*e, in, counts);
+    if (early(e->phase)) cases += session_error_xml(*e, in, counts);
   for (const Crash* c : outside)
-    if (c->where == "collection") cases << outside_crash_xml(*c, in, counts);
-  for (const auto& nodeid : order) {
+    if (c->where == "collection") cases += outside_crash_xml(*c, in, counts);
+  for (const auto nodeid : order) {
     const TestHistory& h = tests.at(nodeid);
-    cases << test_xml(names_of(nodeid, h), h, in, pytest, counts);
+    cases += test_xml(names_of(nodeid, h), h, in, pytest, counts);
   }
-  std::set<std::string> listed(order.begin(), order.end());
+  // Collected, never reported: each once, after those that ran.
   for (const auto& nodeid : in.collected) {
-    if (!listed.insert(nodeid).second) continue;
+    if (!tests.try_emplace(nodeid).second) continue;
     Testcase t(testcase_name_of(nodeid, in.runner, in.suite_name), 0);
     t.outcome("skipped", {{"type", "lpd.notrun"}, {"message", "not run: " + in.not_run_reason}}, std::nullopt);
-    cases << t.xml(counts);
+    cases += t.xml(counts);
   }
   for (const TestResult* e : errors)
-    if (!early(e->phase)) cases << session_error_xml(*e, in, counts);
+    if (!early(e->phase)) cases += session_error_xml(*e, in, counts);
   for (const Crash* c : outside)
-    if (c->where != "collection") cases << outside_crash_xml(*c, in, counts);
+    if (c->where != "collection") cases += outside_crash_xml(*c, in, counts);
 
   std::ostringstream xml;
   xml << "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites>\n  <testsuite name=\""
@@ -278,7 +294,7 @@ std::string junit_report(const JunitInput& in) {
       << "\" skipped=\"" << counts.skipped << "\" tests=\"" << counts.tests << "\" time=\""
       << seconds(in.ended_at - in.started_at) << "\" timestamp=\"" << iso_timestamp(in.started_at)
       << "\" hostname=\"" << xml_attribute(in.hostname) << "\">\n"
-      << cases.str() << "  </testsuite>\n</testsuites>\n";
+      << cases << "  </testsuite>\n</testsuites>\n";
   return xml.str();
 }
 

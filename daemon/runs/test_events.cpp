@@ -70,7 +70,12 @@ json JobService::handle_test_start(Call& call) {
   if (const auto& ring = call.peer.ring) {
     ring_position = ring->reader().record_position();
     if (ring_position && !a->watches_phase_marks())
-      a->watch_phase_marks([ring] { return ring->reader().phase_mark(); });
+      a->watch_phase_marks([weak = std::weak_ptr<MappedEventRing>(ring)]() -> std::optional<protocol::PhaseMark> {
+        // Weak: lpd lets go of a ring when its connection ends or it is
+        // found corrupt; peer_gone settles the phase before that.
+        if (const auto mapped = weak.lock()) return mapped->reader().phase_mark();
+        return std::nullopt;
+      });
   }
   a->test_started(nodeid, wall_now(), ring_position);
   if (Supervised* s = find(a->run_id()); s && !s->job.tests_reported) {
@@ -308,6 +313,7 @@ void JobService::peer_gone(const Peer& peer) {
   if (it == activities_.end()) return;
   WorkerActivity activity = std::move(it->second);
   activities_.erase(it);
+  activity.settle_phase();  // the ring's mark, while the peer still holds its mapping
   // A clean session end is not the process's end: an atexit handler or the
   // interpreter's shutdown may still crash it. A supervised run's process is
   // judged when its end is known (worker.down, the attempt's end); only an

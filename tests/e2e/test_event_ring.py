@@ -138,7 +138,7 @@ class RingPeer:
         self.ring = EventRing(capacity) if capacity else EventRing()
         reply = attach(self.client, self.ring.fileno())
         assert reply["ok"], reply
-        assert reply["result"] == {"capacity": self.ring.capacity, "window_ms": 25}
+        assert reply["result"] == {"capacity": self.ring.capacity, "window_ms": 25, "phase_mark": True}
 
     def write(self, line):
         assert self.ring.try_write(line), f"no room in the ring for {line!r}"

@@ -59,6 +59,14 @@ TEST_CASE("the running test's phase comes from the mark only when the mark names
     a.phase("call");  // a test.phase record (a start that went on the socket, an older shim)
     CHECK(a.current_phase() == "call");
   }
+  SECTION("settled when the connection ends, the phase outlives the ring's mapping") {
+    a.test_started("t.py::test_b", 11.0, /*ring_position=*/96);
+    word = (96u << 8) | 3;
+    a.settle_phase();
+    word.reset();  // the mapping is gone: the source has nothing to say
+    CHECK(a.current_phase() == "teardown");
+    CHECK(a.crash_on(ProcessEnd{6, std::nullopt}, 12.0)->phase == "teardown");
+  }
   SECTION("a test.start that came on the socket has no position: marks are not read for it") {
     word = (0u << 8) | 3;
     a.test_started("t.py::test_c", 11.0, std::nullopt);
