@@ -6,10 +6,11 @@ Debian's pytest-xprocess, on the same helper script, in one run.
     timestamp in that line) to ensure returning to the caller;
 (b) ensure when the helper already runs, with a small log and a 60 MB log.
 
-lpd is measured through the Python client (in-process, what the
-`lpd_process` fixture does) and through the `lpctl` command (a process
-started per call, included in the time). pytest-xprocess is driven
-in-process through its XProcess class, as its fixture does.
+lpd is measured in-process and through the `lpctl` command (a process
+started per call, included in the time). In-process, (a) uses the Python
+client's proc.ensure request; (b) makes the same call on both sides,
+`XProcess.ensure(name, Starter)` with one Starter class, through lpd's
+`xprocess`/`lpd_process` fixture object and pytest-xprocess's, interleaved.
 
 Usage: /usr/bin/python3 bench/ensure_bench.py [--build build/default] [--runs 30]"""
 
@@ -41,7 +42,7 @@ def pct(values, q):
 
 def fmt(values):
     ms = [v * 1000 for v in values]
-    return f"p50 {pct(ms, 0.5):8.2f} ms   p95 {pct(ms, 0.95):8.2f} ms   (n={len(ms)})"
+    return f"p50 {pct(ms, 0.5):9.3f} ms   p95 {pct(ms, 0.95):9.3f} ms   (n={len(ms)})"
 
 
 def ready_time(log_path):
@@ -61,6 +62,16 @@ class LpdUnderBench:
                        stdout=subprocess.DEVNULL)
         self.conn = Connection(self.socket, role="cli")
         self.pid = self.conn.request("status")["pid"]
+        # lpd's own `xprocess` fixture object, in the global scope as the
+        # other calls here (its control directories under self.root).
+        from lpd_pytest.xprocess import XProcess
+        self.fixture = XProcess(rootdir=os.path.join(self.root, "xprocess"), socket_path=self.socket, scope="")
+
+    def fixture_ensure(self, name, starter):
+        """What `xprocess.ensure(name, Starter)` costs under lpd's fixture."""
+        result = self.fixture.ensure(name, starter)
+        self.fixture.resources.clear()  # the fixture's teardown bookkeeping, not its ensure
+        return result
 
     def fields(self, name, extra_args=(), restart=False):
         return {"name": name, "pattern": PATTERN, "argv": [sys.executable, HELPER, *extra_args], "cwd": "/tmp",
@@ -71,7 +82,7 @@ class LpdUnderBench:
 
     def lpctl_ensure(self, name, extra_args=()):
         # --scope '': the global scope, where the in-process ensure (no scope) puts it.
-        subprocess.run([self.lpctl, "--socket", self.socket, "ensure", name, "--scope", "", "--pattern", PATTERN, "--",
+        subprocess.run([self.lpctl, "--socket", self.socket, "ensure", name, "--scope", "", "--cwd", "/tmp", "--pattern", PATTERN, "--",
                         sys.executable, HELPER, *extra_args], check=True, stdout=subprocess.DEVNULL)
 
     def kill(self, name):
@@ -83,6 +94,7 @@ class LpdUnderBench:
 
     def close(self):
         self.conn.request("proc.kill_all", {}, timeout=60)
+        self.fixture.close()
         self.conn.close()
         os.kill(self.pid, signal.SIGTERM)
         fd = os.pidfd_open(self.pid)
@@ -100,6 +112,7 @@ def make_starter(extra_args, max_lines):
         args = [sys.executable, HELPER, *extra_args]
         timeout = 120
         max_read_lines = max_lines
+        popen_kwargs = {"cwd": "/tmp"}  # where the other calls here run it
 
     return Starter
 
@@ -113,13 +126,18 @@ class XprocessUnderBench:
         self.xp = XProcess(types.SimpleNamespace(), py.path.local(self.root),
                            log=types.SimpleNamespace(debug=lambda *a: None))
 
-    def ensure(self, name, extra_args=(), max_lines=50):
-        return self.xp.ensure(name, make_starter(extra_args, max_lines))
+    def ensure(self, name, extra_args=(), max_lines=50, starter=None):
+        return self.xp.ensure(name, starter or make_starter(extra_args, max_lines))
+
+    def forget(self):
+        """Closes what an ensure opened (its log handles), as the fixture's
+        teardown does: pytest-xprocess's bookkeeping, not its ensure."""
+        self.xp._force_clean_up()
+        self.xp.resources.clear()
 
     def kill(self, name):
         self.xp.getinfo(name).terminate()
-        self.xp._force_clean_up()
-        self.xp.resources.clear()
+        self.forget()
 
     def close(self):
         for name in os.listdir(self.root):
@@ -145,24 +163,50 @@ def bench_ready_latency(lpd, xp, runs):
 
 
 def bench_reuse(lpd, xp, runs, name, extra_args):
-    lpd.ensure(name, extra_args)
-    xp.ensure(name, extra_args, max_lines=10**9)
-    inproc, cli, xp_times = [], [], []
-    for _ in range(runs):
+    """(b): the same call on both sides, `xprocess.ensure(name, Starter)`
+    with one Starter class, through lpd's fixture object and through
+    pytest-xprocess's, interleaved (the order alternating each round; each
+    side's per-call bookkeeping, the fixture teardown's part, left out of
+    the time); then the lpctl process per call in its own loop (a process
+    start just before an in-process call would slow that call, whichever
+    tool it is)."""
+    starter = make_starter(extra_args, 10**9)
+    lpd.fixture_ensure(name, starter)
+    xp.ensure(name, starter=starter)
+    xp.forget()
+    inproc, cli, xp_times, trip = [], [], [], []
+    # What the fixture sends when it must ask lpd (no environment: see
+    # XProcess.ensure), as one request on the Python client.
+    asked = lpd.fixture._named(name, argv=[sys.executable, HELPER, *extra_args], cwd="/tmp", timeout=120.0,
+                               max_read_lines=10**9, restart=False, keep_on_timeout=True, pattern=PATTERN,
+                               only_if_running=True)
+
+    def trip_once():
         t = time.monotonic()
-        assert lpd.ensure(name, extra_args)["reused"]
+        assert lpd.conn.request("proc.ensure", asked, timeout=None)["outcome"] == "reused"
+        trip.append(time.monotonic() - t)
+
+    def lpd_once():
+        t = time.monotonic()
+        lpd.fixture_ensure(name, starter)
         inproc.append(time.monotonic() - t)
+
+    def xp_once():
+        t = time.monotonic()
+        xp.ensure(name, starter=starter)
+        xp_times.append(time.monotonic() - t)
+        xp.forget()
+
+    for i in range(runs):
+        for once in ((lpd_once, xp_once, trip_once) if i % 2 == 0 else (trip_once, xp_once, lpd_once)):
+            once()
+    assert lpd.fixture.starts.get(name) == 1, "lpd's fixture started it again instead of reusing it"
+    for _ in range(runs):
         t = time.monotonic()
         lpd.lpctl_ensure(name, extra_args)
         cli.append(time.monotonic() - t)
-    for _ in range(max(3, runs // 10)):
-        t = time.monotonic()
-        xp.ensure(name, extra_args, max_lines=10**9)
-        xp_times.append(time.monotonic() - t)
-        xp.xp._force_clean_up()
-        xp.xp.resources.clear()
     size = os.path.getsize(lpd.log_path(name))
-    return inproc, cli, xp_times, size
+    return inproc, cli, xp_times, trip, size
 
 
 def main():
@@ -183,9 +227,10 @@ def main():
         print(f"  pytest-xprocess        {fmt(xpt)}")
         for label, name, extra in (("small log", "small", ()),
                                    ("60 MB log", "big", ("--prefill-bytes", str(60 * 1000 * 1000)))):
-            inproc, cli, xpt, size = bench_reuse(lpd, xp, args.runs, name, extra)
+            inproc, cli, xpt, trip, size = bench_reuse(lpd, xp, args.runs, name, extra)
             print(f"\n(b) ensure of a running helper, {label} ({size / 1e6:.1f} MB)")
-            print(f"  lpd, Python client     {fmt(inproc)}")
+            print(f"  lpd, xprocess fixture  {fmt(inproc)}")
+            print(f"  lpd, one request       {fmt(trip)}")
             print(f"  lpd, lpctl process     {fmt(cli)}")
             print(f"  pytest-xprocess        {fmt(xpt)}")
     finally:

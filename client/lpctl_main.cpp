@@ -6,6 +6,7 @@
 #include <map>
 
 #include "client/cli.h"
+#include "client/usage_error.h"
 #include "protocol/error.h"
 #include "protocol/paths.h"
 #include "protocol/version.h"
@@ -56,6 +57,9 @@ int main(int argc, char** argv) {
     if (!sub->parsed()) continue;
     try {
       return run(global);
+    } catch (const UsageError& e) {  // h14owner: refused before anything was sent
+      std::cerr << "lpctl: " << sub->get_name() << ": " << e.what() << "\n";
+      return kExitUsage;
     } catch (const DaemonUnreachable& e) {
       std::cerr << "lpctl: " << e.what() << ". Start it with: lpd start --socket " << e.socket_path() << "\n";
       return kExitUnreachable;

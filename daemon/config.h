@@ -5,6 +5,7 @@
 
 #include "daemon/access.h"
 #include "daemon/history/retention.h"
+#include "daemon/process/log_cap_rules.h"  // h14logcap
 
 namespace lpd::daemon {
 
@@ -22,6 +23,9 @@ struct DaemonConfig {
   std::string socket_group;
   /// How many ended runs, and how old, lpd keeps (--keep-runs, --keep-days).
   RetentionLimits retention;
+  /// h14logcap: how much disk helper logs may take (--helper-log-max,
+  /// --helper-logs-per-user-max, --helpers-per-user-max).
+  HelperLogLimits helper_logs;
 };
 
 }  // namespace lpd::daemon

@@ -40,7 +40,7 @@ Daemon::Daemon(DaemonConfig config)
       pauses_(io_, events_, store_, runs_.registry(), config_.access),
       history_(io_, events_, store_, runs_.registry(), config_.retention),
       process_launcher_(io_),
-      processes_(io_, store_, events_, process_launcher_),
+      processes_(io_, store_, events_, process_launcher_, config_.helper_logs /* h14logcap */),
       jobs_(io_, events_, store_, crashes_, runs_.registry(), process_launcher_, config_.access,
             JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path}),
       dispatcher_(operation_table(*this)),

@@ -123,6 +123,34 @@ int main(int argc, char** argv) {
                     "Remove ended runs (and events of no run) older than this many days (0 = no limit)")
       ->check(CLI::NonNegativeNumber)
       ->default_val(lpd::daemon::RetentionLimits::kDefaultKeepDays);
+  // h14logcap: the helper log cap.
+  auto bytes_or_zero = [](const std::string& text) -> std::string {
+    try {
+      std::size_t used = 0;
+      const auto n = std::stoull(text, &used);
+      if (used != text.size()) return "must be a number of bytes";
+      if (n != 0 && n < lpd::daemon::HelperLogLimits::kMinBytes)
+        return "must be 0 (no limit) or at least " + std::to_string(lpd::daemon::HelperLogLimits::kMinBytes);
+      return {};
+    } catch (const std::exception&) {
+      return "must be a number of bytes";
+    }
+  };
+  start->add_option("--helper-log-max", config.helper_logs.per_log,
+                    "Disk space one helper log (lpctl ensure, proc.ensure) may use, in bytes: past it, its oldest "
+                    "output is freed (down to half of it) while the helper writes on; 0 = no limit")
+      ->check(CLI::Validator(bytes_or_zero, "BYTES"))
+      ->default_val(lpd::daemon::HelperLogLimits::kDefaultPerLog);
+  start->add_option("--helper-logs-per-user-max", config.helper_logs.per_owner,
+                    "Disk space all helper logs of one user may use together, logs of earlier starts included: "
+                    "past it, that user's least recently written ended logs go first, then the running ones are "
+                    "cut; 0 = no limit")
+      ->check(CLI::Validator(bytes_or_zero, "BYTES"))
+      ->default_val(lpd::daemon::HelperLogLimits::kDefaultPerOwner);
+  start->add_option("--helpers-per-user-max", config.helper_logs.helpers_per_owner,
+                    "Helper records (running or ended) one user other than root may have: ended ones are forgotten, "
+                    "oldest first, to make room; a start past it with all running is refused; 0 = no limit")
+      ->default_val(lpd::daemon::HelperLogLimits::kDefaultHelpersPerOwner);
   start->add_option("--ready-fd", ready_fd,
                     "With --foreground: write \"READY <pid>\" (or \"ERROR <why>\") to this fd once the "
                     "socket accepts connections");

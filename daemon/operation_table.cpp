@@ -140,7 +140,7 @@ OperationTable operation_table(Daemon& d) {
        owner<process_named>(d)},
       {"proc.kill", "Signal NAME's process group, SIGKILL after grace, answer when gone: name, signal?, grace?",
        G::kAct, bind<handle_proc_kill>(d), owner<process_named>(d)},
-      {"proc.kill_all", "proc.kill for every process the caller may act on: signal?, grace?", G::kOwn,
+      {"proc.kill_all", "proc.kill for each of the caller's (or owner's) running helpers: scope?, owner?, force?, signal?, grace?", G::kOwn,
        bind<handle_proc_kill_all>(d)},
       {"proc.logs", "Push NAME's log as proc.log pieces then proc.log_end: name, lines?, follow?", G::kRead,
        bind<handle_proc_logs>(d), owner<process_named>(d)},

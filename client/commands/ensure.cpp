@@ -12,6 +12,7 @@
 #include "client/cli.h"
 #include "client/commands/commands.h"
 #include "client/commands/helper_address.h"
+#include "client/text_arguments.h"  // h14owner
 
 extern char** environ;
 
@@ -93,6 +94,48 @@ json environment_of(const EnsureOptions& o) {
   return env;
 }
 
+/// h14ensure: one line on stderr when the helper lpctl got (reused, or a
+/// start it joined) runs with another argv, pattern or cwd than asked:
+/// it is used all the same, as pytest-xprocess does, but not silently.
+void warn_if_differs(const std::string& name, const json& result) {
+  const auto differs = result.find("differs");
+  if (differs == result.end() || !differs->is_array() || differs->empty()) return;
+  std::string fields;
+  for (const auto& field : *differs) {
+    if (!field.is_string()) continue;
+    if (!fields.empty()) fields += ", ";
+    fields += field.get<std::string>();
+  }
+  std::fprintf(stderr,
+               "lpctl: warning: %s already runs (pid %d) with another %s than asked; it was %s as it runs "
+               "(--restart starts it with these)\n",
+               name.c_str(), result.value("pid", 0), fields.c_str(),
+               result.value("outcome", "") == "joined" ? "joined" : "reused");
+}
+
+/// What the reply says happened: started by this call, a start under way
+/// joined, or reused (replies from before `outcome`: started or reused).
+void print_outcome(const std::string& name, const json& result) {
+  std::string outcome = result.value("outcome", "");
+  if (outcome.empty()) outcome = result.value("reused", false) ? "reused" : "started";
+  const int pid = result.value("pid", 0);
+  if (outcome == "reused") {
+    std::printf("%s: already running (pid %d), reused\n", name.c_str(), pid);
+    return;
+  }
+  // "started" only for the call that started it.
+  const char* what = outcome == "joined" ? "joined a start already under way" : "started";
+  const auto pattern = result.find("pattern");
+  if (pattern != result.end() && pattern->is_null()) {
+    // Nothing was waited for: say so rather than "ready after".
+    std::printf("%s: %s (pid %d); no --pattern, so nothing was waited for: it was running when lpd answered\n",
+                name.c_str(), what, pid);
+    return;
+  }
+  std::printf("%s: %s (pid %d), ready after %s: %s\n", name.c_str(), what, pid,
+              format_duration(result.value("startup_seconds", 0.0)).c_str(), result.value("ready_line", "").c_str());
+}
+
 }  // namespace
 
 Command ensure_command() {
@@ -141,6 +184,7 @@ Command ensure_command() {
                          {"max_read_lines", o->max_read_lines},
                          {"restart", o->restart},
                          {"keep_on_timeout", o->keep_on_timeout}};
+          require_utf8_fields(fields);  // h14owner: what lpd runs is what was typed, or nothing
           auto connection = global.connect();
           // The daemon does the waiting and answers at its own timeout; ours
           // only guards against a daemon that never answers.
@@ -148,17 +192,13 @@ Command ensure_command() {
               static_cast<long long>((o->timeout + global.timeout_seconds + 30) * 1000));
           const json result = connection.request("proc.ensure", fields, limit);
           if (global.json) {
+            warn_if_differs(o->name, result);
             print_json(result);
             if (o->lease) hold_lease(std::move(connection), global, fields, limit);
             return kExitOk;
           }
-          if (result.value("reused", false)) {
-            std::printf("%s: already running (pid %d), reused\n", o->name.c_str(), result.value("pid", 0));
-          } else {
-            std::printf("%s: started (pid %d), ready after %s: %s\n", o->name.c_str(), result.value("pid", 0),
-                        format_duration(result.value("startup_seconds", 0.0)).c_str(),
-                        result.value("ready_line", "").c_str());
-          }
+          warn_if_differs(o->name, result);
+          print_outcome(o->name, result);
           std::printf("log: %s (offset %llu)\n", result.value("log_path", "").c_str(),
                       static_cast<unsigned long long>(result.value("offset", 0ull)));
           if (o->lease) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,10 +9,12 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "client/connection.h"
+#include "client/usage_error.h"
 #include "protocol/error.h"
 
 namespace lpd::client {
@@ -98,5 +101,39 @@ inline json request_helper(Connection& connection, std::string_view op, const st
     }
   }
 }
+
+// -- h14owner: --owner USER|UID ----------------------------------------------------
+
+/// The uid `text` names for --owner: all digits is a uid; else a user name
+/// looked up in the user database. Throws UsageError for an unknown name.
+inline uid_t parse_owner(const std::string& text) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos && text.size() <= 10) {
+    const unsigned long long uid = std::stoull(text);
+    if (uid < static_cast<unsigned long long>(static_cast<uid_t>(-1))) return static_cast<uid_t>(uid);
+  }
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (::getpwnam_r(text.c_str(), &pw, buffer.data(), buffer.size(), &found) != 0 || !found)
+    throw UsageError("--owner: no user named \"" + text + "\" (give a user name or a uid)");
+  return pw.pw_uid;
+}
+
+/// How lpctl shows an owner: the user's name, or the uid when the user
+/// database has no name for it (a deleted user, another container's uid).
+inline std::string owner_label(uid_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (::getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) != 0 || !found) return std::to_string(uid);
+  return pw.pw_name;
+}
+
+/// `fields` with "owner" added when --owner was given.
+inline json with_owner(json fields, const std::optional<std::string>& owner) {
+  if (owner) fields["owner"] = parse_owner(*owner);
+  return fields;
+}
+// -- end h14owner
 
 }  // namespace lpd::client

@@ -16,6 +16,8 @@ struct KillOptions {
   double grace = 5;
   std::optional<std::string> scope;
   bool force = false;
+  std::optional<std::string> owner;  // h14owner
+  bool all_projects = false;         // h14owner: kill-all in every scope
 };
 
 std::chrono::milliseconds kill_limit(const GlobalOptions& global, double grace) {
@@ -60,11 +62,14 @@ Command kill_command() {
             app.add_option("-s,--signal", o->signal, "Signal to send first (default TERM)");
             app.add_option("--grace", o->grace, "Seconds before SIGKILL (default 5)")->check(CLI::NonNegativeNumber);
             app.add_flag("--force", o->force, "Kill it even while other connections hold it (leases)");
+            app.add_option("--owner", o->owner,
+                           "Whose process (user name or uid), when several users have one of that name");
             return [o](const GlobalOptions& global) {
+              const json fields =
+                  with_owner({{"signal", o->signal}, {"grace", o->grace}, {"force", o->force}}, o->owner);
               auto connection = global.connect();
-              const json result = request_helper(connection, "proc.kill", o->name, o->scope,
-                                                 {{"signal", o->signal}, {"grace", o->grace}, {"force", o->force}},
-                                                 kill_limit(global, o->grace));
+              const json result =
+                  request_helper(connection, "proc.kill", o->name, o->scope, fields, kill_limit(global, o->grace));
               if (global.json) {
                 print_json(result);
               } else {
@@ -77,20 +82,38 @@ Command kill_command() {
 
 Command kill_all_command() {
   auto o = std::make_shared<KillOptions>();
-  return {"kill-all", "Stop every helper process you own (every one, for root) and print what was killed",
+  // h14owner: as pytest's --xkill, the current project's helpers of yours;
+  // ones other connections hold (leases) are left running unless --force.
+  return {"kill-all",
+          "Stop your helper processes in this project (--all-projects: in every one) and print what was done; "
+          "ones other connections hold (leases) are kept unless --force",
           [o](CLI::App& app) -> CommandRun {
             app.add_option("-s,--signal", o->signal, "Signal to send first (default TERM)");
             app.add_option("--grace", o->grace, "Seconds before SIGKILL (default 5)")->check(CLI::NonNegativeNumber);
+            app.add_option("--scope", o->scope, "Project directory whose helpers to stop (default: this project)");
+            app.add_flag("--all-projects", o->all_projects, "Stop your helpers in every project and the global scope")
+                ->excludes("--scope");
+            app.add_option("--owner", o->owner, "Stop this user's helpers (root and lpd's admin group only)");
+            app.add_flag("--force", o->force, "Stop helpers other connections hold (leases) too");
             return [o](const GlobalOptions& global) {
+              json fields = with_owner({{"signal", o->signal}, {"grace", o->grace}, {"force", o->force}}, o->owner);
+              if (!o->all_projects) fields["scope"] = o->scope ? *o->scope : project_scope(current_directory());
               auto connection = global.connect();
-              const json result = connection.request("proc.kill_all", {{"signal", o->signal}, {"grace", o->grace}},
-                                                     kill_limit(global, o->grace));
+              const json result = connection.request("proc.kill_all", fields, kill_limit(global, o->grace));
               if (global.json) {
                 print_json(result);
                 return kExitOk;
               }
-              if (result["killed"].empty()) std::printf("nothing to kill\n");
+              const json none = json::array();
+              const json& kept = result.contains("kept") ? result["kept"] : none;
+              const json& released = result.contains("released") ? result["released"] : none;
+              if (result["killed"].empty() && kept.empty() && released.empty()) std::printf("nothing to kill\n");
               for (const auto& p : result["killed"]) print_killed(p);
+              for (const auto& p : released) print_killed(p);
+              for (const auto& p : kept)
+                std::printf("kept %s (pid %d): %d other connection(s) hold it (leases); --force stops it\n",
+                            p.value("full_name", p.value("name", "")).c_str(), p.value("pid", 0),
+                            p.value("holders", 0));
               return kExitOk;
             };
           }};

@@ -15,6 +15,7 @@ struct LogsOptions {
   long long lines = -1;  // -1: the whole log
   bool follow = false;
   std::optional<std::string> scope;
+  std::optional<std::string> owner;  // h14owner
 };
 
 }  // namespace
@@ -26,17 +27,25 @@ Command logs_command() {
             app.add_option("name", o->name, "Name of the process (in this project), or its full name SCOPE::NAME")
                 ->required();
             app.add_option("--scope", o->scope, "Project directory of the process (default: this project's)");
+            app.add_option("--owner", o->owner,
+                           "Whose process (user name or uid), when several users have one of that name");
             app.add_option("-n,--lines", o->lines, "Only the last N lines")->check(CLI::NonNegativeNumber);
             app.add_flag("-f,--follow", o->follow, "Keep printing as the log grows; ends when the process ends");
             return [o](const GlobalOptions& global) {
-              auto connection = global.connect();
-              json fields = {{"follow", o->follow}};
+              json fields = with_owner({{"follow", o->follow}}, o->owner);
               if (o->lines >= 0) fields["lines"] = o->lines;
+              auto connection = global.connect();
               const json started = request_helper(connection, "proc.logs", o->name, o->scope, fields);
               if (global.json) print_json({{"event", "proc.logs"}, {"data", started}});
               if (!global.json && started.value("skipped_bytes", 0ull) > 0) {
                 std::cerr << "lpctl: logs: the first " << started["skipped_bytes"].get<unsigned long long>()
                           << " bytes of " << started.value("log_path", "the log") << " are not shown\n";
+              }
+              // h14logcap: say so when what is shown begins where the size cap cut.
+              if (const auto dropped = started.value("dropped_bytes", 0ull);
+                  !global.json && dropped > 0 && started.value("offset", 0ull) == dropped) {
+                std::cerr << "lpctl: logs: lpd dropped the oldest " << dropped << " bytes of "
+                          << started.value("log_path", "the log") << " (its size cap, lpd start --helper-log-max)\n";
               }
               for (;;) {
                 // The daemon ends the stream; nothing to time out on our side.

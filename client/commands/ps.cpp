@@ -1,6 +1,8 @@
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <optional>
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
@@ -27,23 +29,28 @@ std::string exit_column(const json& p) {
 
 Command ps_command() {
   auto all = std::make_shared<bool>(false);
-  return {"ps", "List supervised helper processes: name, scope, pid, state, holders, uptime, exit status, log, pattern",
-          [all](CLI::App& app) -> CommandRun {
+  auto owner = std::make_shared<std::optional<std::string>>();  // h14owner
+  return {"ps", "List supervised helper processes: name, owner, scope, pid, state, holders, uptime, exit status, log, pattern",
+          [all, owner](CLI::App& app) -> CommandRun {
             app.add_flag("-a,--all", *all, "Include processes that have ended (exited, killed, lost)");
-            return [all](const GlobalOptions& global) {
+            app.add_option("--owner", *owner, "Only the processes of this user (name or uid)");
+            return [all, owner](const GlobalOptions& global) {
+              const json fields = with_owner({{"all", *all}}, *owner);  // an unknown user is refused before connecting
               auto connection = global.connect();
-              const json result = connection.request("proc.list", {{"all", *all}});
+              const json result = connection.request("proc.list", fields);
               if (global.json) {
                 print_json(result);
                 return kExitOk;
               }
               const json& list = result["processes"];
               if (list.empty()) {
-                std::cout << (*all ? "no supervised processes\n" : "no running supervised processes (-a shows ended ones)\n");
+                std::cout << (*all ? "no supervised processes" : "no running supervised processes")
+                          << (*owner ? " of " + **owner : std::string()) << (*all ? "\n" : " (-a shows ended ones)\n");
                 return kExitOk;
               }
               std::vector<std::vector<std::string>> rows{
-                  {"NAME", "SCOPE", "PID", "STATE", "HOLDERS", "UPTIME", "EXIT", "LOG", "PATTERN"}};
+                  {"NAME", "OWNER", "SCOPE", "PID", "STATE", "HOLDERS", "UPTIME", "EXIT", "LOG", "PATTERN"}};
+              std::map<uid_t, std::string> owners;  // h14owner: one lookup per uid
               const std::string cwd = current_directory();
               for (const auto& p : list) {
                 // Another user's helper comes without its scope (metadata only).
@@ -53,7 +60,14 @@ Command ps_command() {
                     p.value("leased", false) || p.value("holders", 0) > 0 ? std::to_string(p.value("holders", 0)) : "-";
                 const std::string pattern =
                     p.contains("pattern") && p["pattern"].is_string() ? p["pattern"].get<std::string>() : "-";
-                rows.push_back({p.value("name", ""), scope, std::to_string(p.value("pid", 0)), p.value("state", ""),
+                std::string owner_shown = "?";
+                if (p.contains("owner") && p["owner"].is_number_unsigned()) {
+                  const auto uid = p["owner"].get<uid_t>();
+                  auto it = owners.find(uid);
+                  if (it == owners.end()) it = owners.emplace(uid, owner_label(uid)).first;
+                  owner_shown = it->second;
+                }
+                rows.push_back({p.value("name", ""), owner_shown, scope, std::to_string(p.value("pid", 0)), p.value("state", ""),
                                 holders, format_duration(p.value("uptime_seconds", 0.0)), exit_column(p),
                                 p.value("log_path", ""), pattern});
               }

@@ -12,6 +12,7 @@
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
+#include "client/text_arguments.h"  // h14owner
 #include "protocol/error.h"
 
 extern char** environ;
@@ -239,6 +240,7 @@ Command run_command() {
 
               // Refused now, not after a long run (the report is ours to write).
               if (!o->detach && !o->junit.empty()) check_report_path(absolute(o->junit));
+              require_utf8_fields(fields);  // h14owner: what lpd runs is what was typed, or nothing
 
               json started;
               {

@@ -26,8 +26,13 @@ Command runs_command() {
                   } else {
                     if (printed == 0)
                       std::printf("%-24s  %-7s  %-8s  %-7s  %s\n", "RUN", "STATUS", "PID", "WORKERS", "CWD");
-                    std::printf("%-24s  %-7s  %-8d  %-7zu  %s\n", r.value("run_id", "").c_str(),
-                                r.value("status", "").c_str(), r.value("pid", 0),
+                    // h14owner: "-" when lpd does not know the pid (null, or 0 from an older lpd).
+                    const auto pid = r.find("pid");
+                    const std::string pid_shown = pid != r.end() && pid->is_number_integer() && pid->get<long long>() > 0
+                                                      ? std::to_string(pid->get<long long>())
+                                                      : "-";
+                    std::printf("%-24s  %-7s  %-8s  %-7zu  %s\n", r.value("run_id", "").c_str(),
+                                r.value("status", "").c_str(), pid_shown.c_str(),
                                 r.value("workers", json::array()).size(), r.value("cwd", "").c_str());
                   }
                   ++printed;

@@ -24,8 +24,9 @@
 // descendant is re-parented to the monitor, not to init. With
 // --cgroup-base DIR (lpd could make cgroups) the command also runs in a
 // cgroup of its own, DIR/t<monitor pid>-1, which it cannot leave. When
-// the command ends, whatever it left running is stopped, recorded (pid and
-// argv, in the status file's "left_running") and killed, and the monitor
+// the command ends, whatever it left running is stopped, recorded (pid,
+// argv, start time and the pytest test it started in, in the status file's
+// "left_running") and killed, and the monitor
 // reaps until it has no child: nothing of the run outlives the run.
 //
 // Environment: the monitor itself runs with the fixed environment lpd gives
@@ -45,17 +46,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "daemon/process/cgroup.h"
 #include "daemon/process/descendants.h"
+#include "daemon/process/leftover_test.h"
 
 namespace {
 
@@ -263,17 +267,61 @@ CommandCgroup make_command_cgroup(const std::string& base_dir) {
   return made;
 }
 
-/// The first 100 of them (lpd reads at most 64 KiB of this file; each is
-/// at most ~250 bytes); "left_running_count" says how many there were.
-std::string left_running_json(const std::vector<lpd::daemon::Leftover>& leftovers) {
-  std::string out = "[";
-  std::size_t written = 0;
+// -- h14left: the test each leftover started in ----------------------------
+
+/// The clocks a leftover's start time is turned into wall-clock time with.
+struct StartClock {
+  long ticks_per_second = ::sysconf(_SC_CLK_TCK);
+  double boot_now = 0;
+  double real_now = 0;
+};
+
+StartClock read_start_clock() {
+  StartClock clock;
+  timespec boot{}, real{};
+  ::clock_gettime(CLOCK_BOOTTIME, &boot);  // what /proc/PID/stat's start time counts
+  ::clock_gettime(CLOCK_REALTIME, &real);
+  clock.boot_now = static_cast<double>(boot.tv_sec) + static_cast<double>(boot.tv_nsec) / 1e9;
+  clock.real_now = static_cast<double>(real.tv_sec) + static_cast<double>(real.tv_nsec) / 1e9;
+  return clock;
+}
+
+/// The status file's "left_running" (the first kMaxLeftoversDescribed,
+/// "left_running_count" says how many there were) and
+/// "left_running_tests" (each nodeid once; an entry's "test" is its index).
+/// An entry names a test only when its PYTEST_CURRENT_TEST is pytest's
+/// and is not `inherited`, the value the command itself was started with
+/// (lpctl run called from inside a test: that outer test started nothing).
+/// lpd reads at most 64 KiB of the status file: entries stop at kBudget.
+std::string left_running_fields(const std::vector<lpd::daemon::Leftover>& leftovers,
+                                const std::optional<std::string>& inherited, const StartClock& clock) {
+  constexpr std::size_t kBudget = 48 * 1024;
+  std::string entries, tests;
+  std::vector<std::string> nodeids;
+  std::size_t listed = 0;
   for (const auto& l : leftovers) {
-    if (++written > 100) break;
-    if (out.size() > 1) out += ",";
-    out += "{\"pid\":" + std::to_string(l.pid) + ",\"argv\":" + json_string(l.argv) + "}";
+    if (++listed > lpd::daemon::kMaxLeftoversDescribed) break;
+    const double started_at =
+        lpd::daemon::start_wall_time(l.start_time, clock.ticks_per_second, clock.boot_now, clock.real_now);
+    std::string entry = "{\"pid\":" + std::to_string(l.pid) + ",\"argv\":" + json_string(l.argv) +
+                        ",\"started_at\":" + std::to_string(started_at);
+    std::string new_test;  // a nodeid the table does not hold yet
+    if (l.pytest_current_test && l.pytest_current_test != inherited) {
+      if (auto test = lpd::daemon::parse_pytest_current_test(*l.pytest_current_test)) {
+        const auto it = std::find(nodeids.begin(), nodeids.end(), test->nodeid);
+        entry += ",\"test\":" + std::to_string(it - nodeids.begin()) + ",\"phase\":" + json_string(test->phase);
+        if (it == nodeids.end()) new_test = std::move(test->nodeid);
+      }
+    }
+    entry += "}";
+    const std::string table_entry = new_test.empty() ? "" : (nodeids.empty() ? "" : ",") + json_string(new_test);
+    if (entries.size() + tests.size() + entry.size() + table_entry.size() + 1 >= kBudget) break;
+    if (!new_test.empty()) nodeids.push_back(std::move(new_test));
+    entries += (entries.empty() ? "" : ",") + entry;
+    tests += table_entry;
   }
-  return out + "]";
+  return ",\"left_running\":[" + entries + "],\"left_running_tests\":[" + tests +
+         "],\"left_running_count\":" + std::to_string(leftovers.size());
 }
 
 }  // namespace
@@ -323,6 +371,18 @@ int main(int argc, char** argv) {
   }
   std::vector<char*> command_envp;
   for (auto& entry : command_env) command_envp.push_back(entry.data());
+  // h14left: a leftover whose PYTEST_CURRENT_TEST is this one got it from
+  // outside the run, not from a test of it.
+  std::optional<std::string> inherited_test;
+  if (env_file.empty()) {
+    if (const char* value = std::getenv("PYTEST_CURRENT_TEST")) inherited_test = value;
+  } else {
+    for (const auto& entry : command_env)
+      if (entry.rfind("PYTEST_CURRENT_TEST=", 0) == 0) {
+        inherited_test = entry.substr(std::strlen("PYTEST_CURRENT_TEST="));
+        break;
+      }
+  }
   command_envp.push_back(nullptr);
 
   struct sigaction forward {};
@@ -407,10 +467,11 @@ int main(int argc, char** argv) {
     result += ",\"signal\":" + std::to_string(WTERMSIG(status)) + ",\"exit_code\":null";
   else
     result += ",\"signal\":null,\"exit_code\":" + std::to_string(WEXITSTATUS(status));
-  result += ",\"command\":" + json_string(command[0]);
+  // Printable UTF-8 and bounded: lpd's JSON parser refuses anything else,
+  // and would lose the exit status with it (h14left).
+  result += ",\"command\":" + json_string(lpd::daemon::printable_utf8(command[0], 4096));
   result += ",\"tree\":" + json_string(cgroup.dir.empty() ? "subreaper" : "cgroup");
-  result += ",\"left_running\":" + left_running_json(leftovers);
-  result += ",\"left_running_count\":" + std::to_string(leftovers.size()) + "}\n";
+  result += left_running_fields(leftovers, inherited_test, read_start_clock()) + "}\n";
   if (!write_atomically(status_path, result) && !overwrite_in_place(status_path, result)) {
     std::fprintf(stderr, "lpd-monitor: cannot write %s: %s\n", status_path.c_str(), std::strerror(errno));
     return 1;

@@ -35,6 +35,15 @@ std::string name_field(const Call& call) {
   return name;
 }
 
+/// h14owner: the optional `owner` field (a uid), as proc.* calls take it.
+std::optional<uid_t> owner_field(const Call& call) {
+  const auto owner = call.fields.optional_integer("owner");
+  if (!owner) return std::nullopt;
+  if (*owner < 0 || *owner >= static_cast<std::int64_t>(static_cast<uid_t>(-1)))
+    throw Error(ErrorCode::kBadRequest, "field \"owner\" must be a uid");
+  return static_cast<uid_t>(*owner);
+}
+
 /// How the call names a helper: `full_name` ("<scope>::<name>"), or
 /// `name` with an optional `scope`; `owner` (a uid) picks among users.
 ProcessAddress address_field(const Call& call) {
@@ -49,18 +58,33 @@ ProcessAddress address_field(const Call& call) {
     address.name = name_field(call);
     if (auto scope = call.fields.optional_string("scope")) address.scope = normalize_scope(*scope);
   }
-  if (auto owner = call.fields.optional_integer("owner")) {
-    if (*owner < 0 || *owner >= static_cast<std::int64_t>(static_cast<uid_t>(-1)))
-      throw Error(ErrorCode::kBadRequest, "field \"owner\" must be a uid");
-    address.owner = static_cast<uid_t>(*owner);
-  }
+  address.owner = owner_field(call);  // h14owner: one reader of "owner"
   return address;
 }
 
-/// The helper the call names, for this caller (ProcessRegistry::resolve).
-ProcessKey key_field(Daemon& daemon, const Call& call) {
-  return daemon.processes().registry().resolve(address_field(call), call.peer.uid);
+// -- h14owner: owners by name, and which records count -------------------------
+/// "alice (uid 1000)", or "uid 1000" when the user database has no name
+/// for it (a deleted user): for messages that ask the caller to choose.
+std::string owner_name(uid_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (::getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) != 0 || !found) return uid_text(uid);
+  return std::string(pw.pw_name) + " (uid " + std::to_string(uid) + ")";
 }
+
+/// The helper the call names, for this caller (ProcessRegistry::resolve).
+/// Killing or releasing means a running helper: other users' ended records
+/// do not make the name ambiguous while one runs. Reading (info, logs)
+/// counts ended ones too: a crashed helper's log is a thing one reads.
+ProcessKey key_field(Daemon& daemon, const Call& call) {
+  ProcessAddress address = address_field(call);
+  const auto op = call.body.find("op");
+  if (op != call.body.end() && op->is_string())
+    address.running_first = *op == "proc.kill" || *op == "proc.release";
+  return daemon.processes().registry().resolve(address, call.peer.uid, owner_name);
+}
+// -- end h14owner
 
 /// Supplementary groups of a user from the group database.
 std::chrono::milliseconds grace_field(const Call& call) {
@@ -92,9 +116,11 @@ json handle_proc_ensure(Daemon& daemon, Call& call) {
   request.name = name_field(call);
   request.scope = normalize_scope(f.optional_string("scope").value_or(""));
   // Absent or null: ready once spawned. An empty text would match any line.
+  // h14ensure: compiled by the service (a bad regex is refused before
+  // anything else happens), except when it is the running helper's own.
   if (auto pattern = f.optional_string("pattern")) {
     request.pattern = *pattern;
-    Pattern::compile(request.pattern);  // a bad regex is refused before anything else happens
+    if (request.pattern.empty()) Pattern::compile(request.pattern);  // refused: it would match any line
   }
   request.argv = f.string_list("argv");
   if (request.argv.empty() || request.argv.front().empty())
@@ -114,6 +140,10 @@ json handle_proc_ensure(Daemon& daemon, Call& call) {
   request.restart = f.optional_boolean("restart").value_or(false);
   request.keep_on_timeout = f.optional_boolean("keep_on_timeout").value_or(false);
   request.lease = f.optional_boolean("lease").value_or(false);
+  // h14ensure: reuse or join only (the client sends its environment once a start is due).
+  request.only_if_running = f.optional_boolean("only_if_running").value_or(false);
+  if (request.only_if_running && request.restart)
+    throw Error(ErrorCode::kBadRequest, "fields \"only_if_running\" and \"restart\" contradict each other");
   request.linger = f.optional_seconds("linger").value_or(0);
   if (request.linger > kMaxLingerSeconds) throw Error(ErrorCode::kBadRequest, "field \"linger\" must be at most a day");
   const auto keep_logs = f.optional_integer("keep_logs").value_or(static_cast<std::int64_t>(kDefaultKeptLogs));
@@ -124,30 +154,39 @@ json handle_proc_ensure(Daemon& daemon, Call& call) {
   request.owner = call.peer.uid;
   request.credentials = run_as(call.peer);
   // The command and working directory as the caller sees them: a root lpd
-  // tells nobody what lies in a directory they cannot read.
-  check_runnable_as(request.credentials, request.argv.front(), request.env, request.cwd);
+  // tells nobody what lies in a directory they cannot read. h14ensure:
+  // checked only when this call may start something (the service says
+  // when); a reuse runs nothing and forks no checker.
+  auto check_start = [](const EnsureRequest& asked) {
+    check_runnable_as(asked.credentials, asked.argv.front(), asked.env, asked.cwd);
+  };
 
   // Another user's process of this name: the dispatcher's gate refused
   // before we got here (existing_process_named).
   auto& service = daemon.processes();
   Responder responder = call.defer();
-  service.ensure(std::move(request), [responder, &service](const SupervisedProcess* ready, bool reused,
-                                                           const StartFailure* failure) mutable {
+  auto answer = [responder, &service](const SupervisedProcess* ready, const ProcessService::EnsureAnswer& how,
+                                      const StartFailure* failure) mutable {
     if (failure) {
       responder.fail(failure->code, failure->message);
+    } else if (!ready) {
+      // only_if_running, and nothing runs: nothing was done.
+      responder.ok({{"outcome", to_string(how.outcome)}, {"reused", false}});
     } else {
-      responder.ok(service.ensure_result(*ready, reused));
+      responder.ok(service.ensure_result(*ready, how));
     }
-  });
+  };
+  service.ensure(std::move(request), std::move(answer), check_start);
   return json();
 }
 
 json handle_proc_list(Daemon& daemon, Call& call) {
   const bool all = call.fields.optional_boolean("all").value_or(false);
+  const auto owner = owner_field(call);  // h14owner: lpctl ps --owner
   auto& service = daemon.processes();
   json list = json::array();
   for (const auto* record : service.registry().all())
-    if (all || is_running(record->state))
+    if ((all || is_running(record->state)) && (!owner || record->owner == *owner))
       list.push_back(call.view(RecordKind::kProcess, record->owner, service.describe(*record)));
   return {{"processes", list}};
 }
@@ -182,14 +221,38 @@ json handle_proc_release(Daemon& daemon, Call& call) {
 json handle_proc_kill_all(Daemon& daemon, Call& call) {
   const int signo = signal_field(call);
   const auto grace = grace_field(call);
+  // h14owner: as pytest-xprocess's --xkill (every helper of the project's
+  // own .xprocess directory): the caller's own helpers, or `owner`'s for
+  // root and the admin group, in `scope` when given, else in every scope.
+  // Helpers other connections hold are left running unless `force`
+  // (kill_all_verdict); the reply lists them under "kept".
+  const uid_t owner = owner_field(call).value_or(call.peer.uid);
+  if (!call.may_access(owner))
+    throw Error(ErrorCode::kPermissionDenied, "the processes of " + owner_name(owner) + " are not uid " +
+                                                  std::to_string(call.peer.uid) + "'s to kill");
+  std::optional<std::string> scope;
+  if (auto s = call.fields.optional_string("scope")) scope = normalize_scope(*s);
+  const bool force = call.fields.optional_boolean("force").value_or(false);
   auto& service = daemon.processes();
   std::vector<ProcessKey> names;
+  json spared = json::array();
   for (const auto* record : service.registry().all())
-    if (is_running(record->state) && call.may_access(record->owner))
+    if (is_running(record->state) && record->owner == owner && (!scope || record->scope == *scope))
       names.push_back(record->key());
+  std::vector<ProcessKey> to_kill;
+  for (const auto& key : names) {
+    if (auto reply = service.spare_from_kill_all(key, call.peer.session_id, force))
+      spared.push_back(std::move(*reply));
+    else
+      to_kill.push_back(key);
+  }
+  names = std::move(to_kill);
+  json kept = json::array();
+  json released = json::array();
+  for (auto& reply : spared) (reply.value("kept", false) ? kept : released).push_back(std::move(reply));
   Responder responder = call.defer();
   if (names.empty()) {
-    responder.ok({{"killed", json::array()}});
+    responder.ok({{"killed", json::array()}, {"kept", kept}, {"released", released}});
     return json();
   }
   /// Collects the kills' results and answers once the last one is gone.
@@ -197,12 +260,15 @@ json handle_proc_kill_all(Daemon& daemon, Call& call) {
     Responder responder;
     std::size_t left;
     json killed = json::array();
+    json kept;
+    json released;
   };
-  auto gather = std::make_shared<Gather>(Gather{responder, names.size()});
+  auto gather = std::make_shared<Gather>(Gather{responder, names.size(), json::array(), kept, released});
   for (const auto& name : names) {
     service.kill(name, signo, grace, [gather](const json& result) {
       gather->killed.push_back(result);
-      if (--gather->left == 0) gather->responder.ok({{"killed", gather->killed}});
+      if (--gather->left == 0)
+        gather->responder.ok({{"killed", gather->killed}, {"kept", gather->kept}, {"released", gather->released}});
     });
   }
   return json();

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <map>
 
+#include "daemon/process/leftover_test.h"
 #include "daemon/resource_shortage.h"
 
 namespace lpd::daemon {
@@ -156,41 +157,9 @@ std::optional<std::string> parse_cgroup2_path(std::string_view proc_cgroup) {
 
 std::string describe_cmdline(std::string_view cmdline, std::size_t max_bytes) {
   while (!cmdline.empty() && cmdline.back() == '\0') cmdline.remove_suffix(1);
-  std::string out;
-  for (std::size_t i = 0; i < cmdline.size();) {
-    if (out.size() >= max_bytes) {
-      out += "...";
-      break;
-    }
-    const auto byte = static_cast<unsigned char>(cmdline[i]);
-    if (byte < 0x80) {
-      out += byte == 0 ? ' ' : (byte < 0x20 || byte == 0x7f) ? '?' : static_cast<char>(byte);
-      ++i;
-      continue;
-    }
-    // Valid UTF-8 is kept (the line goes into JSON records); any other
-    // byte becomes '?'.
-    const std::size_t length = byte >= 0xf0 && byte <= 0xf4 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc2 && byte < 0xe0 ? 2 : 0;
-    bool valid = length > 0 && i + length <= cmdline.size();
-    for (std::size_t k = 1; valid && k < length; ++k)
-      valid = (static_cast<unsigned char>(cmdline[i + k]) & 0xc0) == 0x80;
-    if (valid && length == 3) {
-      const auto second = static_cast<unsigned char>(cmdline[i + 1]);
-      valid = !(byte == 0xe0 && second < 0xa0) && !(byte == 0xed && second >= 0xa0);  // overlong, surrogates
-    }
-    if (valid && length == 4) {
-      const auto second = static_cast<unsigned char>(cmdline[i + 1]);
-      valid = !(byte == 0xf0 && second < 0x90) && !(byte == 0xf4 && second >= 0x90);
-    }
-    if (!valid) {
-      out += '?';
-      ++i;
-      continue;
-    }
-    out.append(cmdline.substr(i, length));
-    i += length;
-  }
-  return out;
+  // Valid UTF-8 is kept (the line goes into JSON records); NULs between
+  // the arguments become spaces.
+  return printable_utf8(cmdline, max_bytes, ' ');
 }
 
 // -- I/O ---------------------------------------------------------------------
@@ -235,6 +204,28 @@ std::string read_cmdline(pid_t pid) {
   return describe_cmdline(std::string_view(buffer, used));
 }
 
+std::optional<std::string> read_environ_value(pid_t pid, std::string_view name) {
+  // /proc/PID/... of a pid: no link to check; the process may be gone
+  // (ESRCH, ENOENT) or not ours to read (EACCES): then it is not known.
+  const std::string path = "/proc/" + std::to_string(pid) + "/environ";
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::nullopt;
+  std::string text(kMaxEnvironBytes + 1, '\0');  // one byte more: tells a cut read
+  std::size_t used = 0;
+  while (used < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + used, text.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    used += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  const bool cut = used > kMaxEnvironBytes;
+  text.resize(std::min(used, kMaxEnvironBytes));
+  const auto value = environ_value(text, name, cut);
+  if (!value) return std::nullopt;
+  return std::string(*value);
+}
+
 std::vector<Leftover> kill_own_descendants(int cgroup_kill_fd) {
   const pid_t self = ::getpid();
   std::vector<Leftover> found;
@@ -260,7 +251,12 @@ std::vector<Leftover> kill_own_descendants(int cgroup_kill_fd) {
         ::close(pidfd);
         continue;
       }
-      found.push_back(Leftover{pid, stat->start_time, read_cmdline(pid)});
+      Leftover leftover{pid, stat->start_time, read_cmdline(pid), std::nullopt};
+      // h14left: which test started it (pytest's variable, inherited at
+      // exec); read only for those a report lists: a fork bomb's thousands
+      // cost no more.
+      if (found.size() < kMaxLeftoversDescribed) leftover.pytest_current_test = read_environ_value(pid, "PYTEST_CURRENT_TEST");
+      found.push_back(std::move(leftover));
       ::syscall(SYS_pidfd_send_signal, pidfd, SIGSTOP, nullptr, 0);
       stopped.emplace(pid, pidfd);
       any = true;

@@ -63,7 +63,13 @@ struct Leftover {
   pid_t pid = 0;
   std::uint64_t start_time = 0;
   std::string argv;  // describe_cmdline of its /proc/PID/cmdline
+  /// h14left: PYTEST_CURRENT_TEST in its /proc/PID/environ, as found
+  /// (read only for the first kMaxLeftoversDescribed; see leftover_test.h).
+  std::optional<std::string> pytest_current_test;
 };
+
+/// How many leftovers a report lists (and whose environment is read).
+constexpr std::size_t kMaxLeftoversDescribed = 100;
 
 // -- I/O ---------------------------------------------------------------------
 
@@ -75,11 +81,16 @@ std::vector<ProcStat> read_process_snapshot(int* error = nullptr);
 /// /proc/PID/cmdline as a report line (describe_cmdline); "" when unreadable.
 std::string read_cmdline(pid_t pid);
 
+/// The value of `name` in /proc/PID/environ (the environment it was
+/// started with; at most kMaxEnvironBytes read); nullopt when absent, cut
+/// by that bound, or unreadable (gone, EACCES).
+std::optional<std::string> read_environ_value(pid_t pid, std::string_view name);
+
 /// Stops and kills every descendant of the calling process (not itself)
 /// by the stop_order rule, then reaps its children until it has none:
 /// what lpd-monitor does once the command it ran has ended, being the
 /// subreaper of everything the command left. Returns what was found
-/// running (pid, start time, argv), top-down. Blocks until all are reaped.
+/// running (pid, start time, argv, PYTEST_CURRENT_TEST), top-down. Blocks until all are reaped.
 /// `cgroup_kill_fd` (-1: none) is written "1" first, so a cgroup's members
 /// that moved away from the tree still die.
 std::vector<Leftover> kill_own_descendants(int cgroup_kill_fd);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string_view>
 #include <system_error>
@@ -78,6 +79,24 @@ std::uint64_t file_size(const std::string& path) {
   return static_cast<std::uint64_t>(st.st_size);
 }
 
+std::uint64_t next_data_offset(int fd, std::uint64_t offset) {
+  const off_t data = ::lseek(fd, static_cast<off_t>(offset), SEEK_DATA);
+  if (data >= 0) return static_cast<std::uint64_t>(data);
+  if (errno != ENXIO) return offset;  // EINVAL...: no SEEK_DATA here, and then no hole of lpd's either
+  // Only a hole from `offset` on (or `offset` at the end): the end.
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return offset;
+  return std::max(offset, static_cast<std::uint64_t>(st.st_size));
+}
+
+std::uint64_t first_kept_offset(const std::string& path) {
+  try {
+    return next_data_offset(open_untrusted(path).get(), 0);
+  } catch (const std::system_error&) {
+    return 0;
+  }
+}
+
 std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines, std::uint64_t end) {
   if (lines == 0 || end == 0) return end;
   int fd = -1;
@@ -86,6 +105,8 @@ std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines,
   } catch (const std::system_error&) {
     return 0;
   }
+  // h14logcap: nothing before the kept part is read or counted.
+  const std::uint64_t kept_from = std::min(next_data_offset(fd, 0), end);
   constexpr std::uint64_t kBlock = 64 * 1024;
   std::vector<char> block(kBlock);
   std::uint64_t pos = end;
@@ -93,8 +114,8 @@ std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines,
   bool first_byte = true;  // the byte just before `end`
   std::uint64_t result = 0;
   bool found = false;
-  while (pos > 0 && !found) {
-    const std::uint64_t size = pos < kBlock ? pos : kBlock;
+  while (pos > kept_from && !found) {
+    const std::uint64_t size = pos - kept_from < kBlock ? pos - kept_from : kBlock;
     const std::uint64_t start = pos - size;
     ssize_t n = ::pread(fd, block.data(), size, static_cast<off_t>(start));
     if (n < 0 && errno == EINTR) continue;
@@ -116,7 +137,7 @@ std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines,
     pos = start;
   }
   ::close(fd);
-  return found ? result : 0;
+  return found ? result : kept_from;
 }
 
 }  // namespace lpd::daemon

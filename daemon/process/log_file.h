@@ -45,7 +45,19 @@ std::uint64_t file_size(const std::string& path);
 
 /// Offset where the last `lines` lines before `end` begin, reading the file
 /// backwards in blocks (cost grows with the lines asked for, not the file).
-/// A final newline does not count as an empty last line.
+/// A final newline does not count as an empty last line. Never before the
+/// first byte the size cap kept (first_kept_offset): what was freed is no line.
 std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines, std::uint64_t end);
+
+/// h14logcap: the first offset at or after `offset` that holds data, for a
+/// reader of a log whose oldest part the size cap freed (a hole punched at
+/// its front reads as zeros, which no helper wrote). `offset` itself when
+/// it holds data or the file system cannot tell (no SEEK_DATA); the file's
+/// end when only a hole follows. Like `cp --sparse`, it asks lseek(SEEK_DATA).
+std::uint64_t next_data_offset(int fd, std::uint64_t offset);
+
+/// h14logcap: where the kept part of the log at `path` begins (0 when
+/// nothing was freed, or it cannot be read).
+std::uint64_t first_kept_offset(const std::string& path);
 
 }  // namespace lpd::daemon

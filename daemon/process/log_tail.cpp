@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "daemon/process/log_file.h"  // h14logcap: next_data_offset
 #include "daemon/untrusted_file.h"
 
 namespace lpd::daemon {
@@ -19,6 +21,12 @@ namespace {
 constexpr std::size_t kChunkBytes = 64 * 1024;
 /// Bytes read per turn of the event loop before yielding to other work.
 constexpr std::size_t kBytesPerTurn = 1024 * 1024;
+
+/// h14logcap: the size of the open file (0 when fstat fails).
+std::uint64_t file_size_of(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
 
 }  // namespace
 
@@ -92,10 +100,19 @@ void LogTail::read_some() {
           if (auto self = weak.lock()) self->schedule_read();
         }))
       return;  // the reader is behind: read on once it caught up
+    // h14logcap: the size cap may have freed the front of the log (a hole,
+    // read as zeros no helper wrote): go on from the first kept byte.
+    offset_ = next_data_offset(file_fd_, offset_);
     const std::uint64_t wanted = std::min<std::uint64_t>(buffer.size(), until_ > offset_ ? until_ - offset_ : 0);
     ssize_t n = 0;
     if (wanted > 0) n = ::pread(file_fd_, buffer.data(), wanted, static_cast<off_t>(offset_));
     if (n < 0 && errno == EINTR) continue;
+    if (n == 0 && wanted > 0 && file_size_of(file_fd_) < offset_) {
+      // h14logcap: emptied by the cap where holes cannot be punched
+      // (`tail -F` says "file truncated"): read it again from the start.
+      offset_ = 0;
+      continue;
+    }
     if (n <= 0) {
       // At the end of what the writer wrote so far.
       if (on_finished_) {

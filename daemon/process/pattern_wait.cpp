@@ -72,4 +72,10 @@ std::string PatternWait::last_lines() const {
   return out;
 }
 
+// h14logcap
+std::uint64_t PatternWait::read_offset() const {
+  // Decided (matched, out of lines, stopped): it reads nothing more, so it holds nothing back.
+  return decided_ || !tail_ ? UINT64_MAX : tail_->offset();
+}
+
 }  // namespace lpd::daemon

@@ -44,6 +44,10 @@ class PatternWait : public std::enable_shared_from_this<PatternWait> {
 
   /// The last lines read, oldest first, joined with newlines.
   std::string last_lines() const;
+  /// h14logcap: how far the log was read; the size cap frees nothing
+  /// beyond it while the wait runs, so the ready line is never freed
+  /// unread. UINT64_MAX once the wait is decided or stopped.
+  std::uint64_t read_offset() const;
 
   /// Feeds bytes directly (what the tail delivers); public for tests.
   void feed(std::string_view bytes);

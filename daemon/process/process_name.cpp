@@ -1,6 +1,7 @@
 #include "daemon/process/process_name.h"
 
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -41,12 +42,37 @@ std::string normalize_scope(std::string_view scope) {
   if (scope.size() > kMaxScopeBytes)
     throw Error(ErrorCode::kBadRequest, "scope \"" + shown + "...\" is longer than 4096 bytes");
   if (scope.front() != '/')
-    throw Error(ErrorCode::kBadRequest, "scope \"" + shown + "\" must be an absolute directory (or \"\", the global scope)");
+    throw Error(ErrorCode::kBadRequest, "scope \"" + shown +
+                                            "\" is relative: a scope is an absolute directory (the project's "
+                                            "root, as pytest's rootdir), or \"\" for the global scope");
   for (char c : scope)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
       throw Error(ErrorCode::kBadRequest, "scope \"" + shown + "\" holds a control character");
-  while (scope.size() > 1 && scope.back() == '/') scope.remove_suffix(1);
-  return std::string(scope);
+  // h14ensure: one project, one key. Lexical, as Python's
+  // os.path.normpath: "//" and "." go, ".." drops the part before it
+  // ("/.." is "/"), a trailing "/" goes. The scope is a key, never opened,
+  // so no link is followed (a link to the project is another scope).
+  std::vector<std::string_view> parts;
+  std::size_t at = 0;
+  while (at < scope.size()) {
+    const std::size_t slash = scope.find('/', at);
+    const std::size_t end = slash == std::string_view::npos ? scope.size() : slash;
+    const std::string_view part = scope.substr(at, end - at);
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    at = end + 1;
+  }
+  if (parts.empty()) return "/";
+  std::string normal;
+  normal.reserve(scope.size());
+  for (const auto part : parts) {
+    normal += '/';
+    normal += part;
+  }
+  return normal;
 }
 
 std::string ProcessKey::full_name() const { return scope.empty() ? name : scope + "::" + name; }

@@ -25,9 +25,12 @@ inline constexpr std::size_t kMaxScopeBytes = 4096;
 
 /// A helper's scope is the project it belongs to, as pytest-xprocess scopes
 /// helpers by the rootdir: "" (the global scope of old clients) or an
-/// absolute directory. Returns the scope with trailing slashes dropped ("/"
-/// stays "/"); throws protocol::Error(kBadRequest) for a relative path, a
-/// control character, or more than kMaxScopeBytes. lpd never opens it.
+/// absolute directory. Returns the scope normalized lexically (h14ensure),
+/// as os.path.normpath does (a leading "//" too): "//" and "." dropped, ".." removing the part
+/// before it ("/.." is "/"), no trailing slash ("/" stays "/"), so one
+/// project is one scope however it is spelled. Throws
+/// protocol::Error(kBadRequest) for a relative path, a control character,
+/// or more than kMaxScopeBytes. lpd never opens it: links are not followed.
 std::string normalize_scope(std::string_view scope);
 
 /// ProcessKey is what names one helper: two owners or two projects using

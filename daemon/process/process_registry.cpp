@@ -1,5 +1,6 @@
 #include "daemon/process/process_registry.h"
 
+#include <algorithm>
 #include <array>
 
 namespace lpd::daemon {
@@ -90,56 +91,88 @@ SupervisedProcess* ProcessRegistry::mutable_record(const ProcessKey& key) {
   return e ? &e->record : nullptr;
 }
 
+// -- h14owner: picking among owners ---------------------------------------------
+std::string uid_text(uid_t uid) { return "uid " + std::to_string(uid); }
+
 namespace {
 
-/// Picks among the keys that match an address: the caller's own when it
-/// has exactly one, else the only one. nullopt when none match; throws
-/// conflict when the choice is not the caller's to make implicitly.
-std::optional<ProcessKey> pick(const std::vector<ProcessKey>& matches, uid_t caller, const std::string& what) {
+/// Picks among the records that match an address: the caller's own when it
+/// has exactly one; else, among other users' (their running ones only when
+/// `running_first`, all are of one scope and one runs), the only one. nullopt when none match;
+/// throws conflict when the choice is not the caller's to make implicitly:
+/// several of the caller's own (listed by full name), one other user's in
+/// several scopes, or several owners (listed by name: who owns a helper of
+/// that name is metadata anyone may see in proc.list).
+std::optional<ProcessKey> pick(const std::vector<const SupervisedProcess*>& matches, uid_t caller,
+                               const ProcessAddress& address, const std::string& what, const OwnerNamer& owner_name) {
   if (matches.empty()) return std::nullopt;
   std::vector<ProcessKey> own;
-  for (const auto& k : matches)
-    if (k.owner == caller) own.push_back(k);
+  for (const auto* r : matches)
+    if (r->owner == caller) own.push_back(r->key());
   if (own.size() == 1) return own.front();
-  if (own.empty() && matches.size() == 1) return matches.front();
-  std::string message = std::to_string(matches.size()) + " processes match " + what + ": ";
   if (!own.empty()) {
-    // The caller's own: their full names are the caller's to know.
+    // The caller's own, in several scopes (no scope given), ended ones too:
+    // a kill from a third directory is not lpd's to aim at one project.
+    // Their full names are the caller's to know.
+    std::string message = std::to_string(own.size()) + " of your processes match " + what + ": ";
     for (std::size_t i = 0; i < own.size(); ++i) message += (i ? ", " : "") + own[i].full_name();
-    message += "; give one of these full names";
-  } else {
-    message += "they belong to other users; give the scope (or full_name) and the owner";
+    throw protocol::Error(protocol::ErrorCode::kConflict, message + "; give one of these full names");
   }
+  std::vector<const SupervisedProcess*> candidates = matches;
+  // Among owners of one scope only: across scopes (a name without one),
+  // ended helpers count, as the caller's own do above.
+  const bool one_scope = std::all_of(matches.begin(), matches.end(),
+                                     [&](const SupervisedProcess* r) { return r->scope == matches.front()->scope; });
+  if (address.running_first && one_scope) {
+    std::vector<const SupervisedProcess*> running;
+    for (const auto* r : matches)
+      if (is_running(r->state)) running.push_back(r);
+    if (!running.empty()) candidates = std::move(running);
+  }
+  if (candidates.size() == 1) return candidates.front()->key();
+  std::vector<uid_t> owners;
+  for (const auto* r : candidates)
+    if (std::find(owners.begin(), owners.end(), r->owner) == owners.end()) owners.push_back(r->owner);
+  std::sort(owners.begin(), owners.end());
+  if (owners.size() == 1)
+    throw protocol::Error(protocol::ErrorCode::kConflict,
+                          "ambiguous: " + owner_name(owners.front()) + " has " + std::to_string(candidates.size()) +
+                              " processes matching " + what + " in different scopes; give the scope (or full_name)");
+  std::string message = "ambiguous: " + what + " exists for users ";
+  for (std::size_t i = 0; i < owners.size(); ++i) message += (i ? ", " : "") + owner_name(owners[i]);
+  message += "; use --owner (field \"owner\") to say whose";
   throw protocol::Error(protocol::ErrorCode::kConflict, message);
 }
 
 }  // namespace
 
-ProcessKey ProcessRegistry::resolve(const ProcessAddress& address, uid_t caller) const {
+ProcessKey ProcessRegistry::resolve(const ProcessAddress& address, uid_t caller, const OwnerNamer& owner_name) const {
   auto matching = [&](const std::optional<std::string>& scope) {
-    std::vector<ProcessKey> out;
-    for (const auto& [key, _] : entries_)
+    std::vector<const SupervisedProcess*> out;
+    for (const auto& [key, e] : entries_)
       if (key.name == address.name && (!scope || key.scope == *scope) && (!address.owner || key.owner == *address.owner))
-        out.push_back(key);
+        out.push_back(&e.record);
     return out;
   };
   const std::string scope = address.scope.value_or("");
   const std::string in_scope = scope.empty() ? "" : " in scope " + scope;
-  if (auto key = pick(matching(scope), caller, "\"" + address.name + "\"" + in_scope)) return *key;
+  if (auto key = pick(matching(scope), caller, address, "\"" + address.name + "\"" + in_scope, owner_name)) return *key;
   if (!address.scope) {
     // An old client knows no scopes: the one helper of that name it can mean.
-    if (auto key = pick(matching(std::nullopt), caller, "\"" + address.name + "\"")) return *key;
+    if (auto key = pick(matching(std::nullopt), caller, address, "\"" + address.name + "\"", owner_name)) return *key;
   }
   std::string message = "no process named \"" + address.name + "\"" + in_scope;
+  if (address.owner) message += " owned by " + owner_name(*address.owner);
   std::vector<std::string> elsewhere;
-  for (const auto& key : matching(std::nullopt))
-    if (key.owner == caller) elsewhere.push_back(key.full_name());
+  for (const auto* record : matching(std::nullopt))
+    if (record->owner == caller) elsewhere.push_back(record->key().full_name());
   if (!elsewhere.empty()) {
     message += "; yours of that name: ";
     for (std::size_t i = 0; i < elsewhere.size(); ++i) message += (i ? ", " : "") + elsewhere[i];
   }
   throw protocol::Error(protocol::ErrorCode::kNotFound, message);
 }
+// -- end h14owner ------------------------------------------------------------------
 
 std::vector<const SupervisedProcess*> ProcessRegistry::all() const {
   std::vector<const SupervisedProcess*> out;

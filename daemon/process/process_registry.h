@@ -84,6 +84,9 @@ struct SupervisedProcess {
   std::vector<std::string> logs;  // the kept starts' logs, newest first (log_path first)
   std::uint64_t start_number = 0; // how many times this key was started; names the log
   std::uint64_t keep_logs = 5;    // how many starts' logs are kept
+  /// h14logcap: bytes of log_path's oldest output freed by the size cap
+  /// (HelperLogLimits); its offsets still count them.
+  std::uint64_t log_dropped_bytes = 0;
   bool leased = false;            // started by a lease: stopped once its last holder is gone
   double linger = 0;              // seconds it outlives its last holder
   double timeout = 0;
@@ -115,7 +118,19 @@ struct ProcessAddress {
   std::string name;
   std::optional<std::string> scope;
   std::optional<uid_t> owner;
+  // h14owner: which of other users' records count when several owners
+  // have a helper of this name. Acting on one (kill, release) means a
+  // running one: ended records are ignored while any of them runs.
+  // Reading (info, logs) means any record, ended ones too (a crashed
+  // helper's log is what one reads): none is picked over another.
+  bool running_first = false;
 };
+
+/// h14owner: how a uid is named in messages ("alice (uid 1000)"); the
+/// registry does no lookups of its own.
+using OwnerNamer = std::function<std::string(uid_t)>;
+/// "uid N": the namer when the caller has none.
+std::string uid_text(uid_t uid);
 
 /// Why a start failed, as the waiting callers will be told.
 struct StartFailure {
@@ -153,7 +168,12 @@ class ProcessRegistry {
   /// any scope, the caller's own first. Throws protocol::Error not_found
   /// (naming the caller's own helpers of that name elsewhere), or conflict
   /// when several match and the caller owns none or several of them.
-  ProcessKey resolve(const ProcessAddress& address, uid_t caller) const;
+  /// h14owner: among other users' helpers, several owners is a conflict
+  /// naming the owners (`owner_name`) and asking for one, whoever asks:
+  /// root and the admin group are never handed one user's helper over
+  /// another's. With `running_first`, ended records of other users in the
+  /// one scope named do not count while one of them runs.
+  ProcessKey resolve(const ProcessAddress& address, uid_t caller, const OwnerNamer& owner_name = uid_text) const;
 
   /// Decides an ensure for `key`. A ready record whose pid is gone or
   /// reused is not reused: its end simply has not been reported yet.

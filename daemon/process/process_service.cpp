@@ -1,16 +1,21 @@
 #include "daemon/process/process_service.h"
 
+#include <poll.h>
+#include <sys/stat.h>  // h14logcap
 #include <unistd.h>
 
 #include <csignal>
 #include <cstring>
+#include <set>
 #include <system_error>
 
+#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include "daemon/process/cgroup.h"
 #include "daemon/process/descendants.h"
 #include "daemon/process/log_file.h"
+#include "daemon/process/log_cap.h"  // h14logcap
 #include "daemon/process/proc_stat.h"
 #include "daemon/process/process_record_json.h"
 #include "daemon/exit_watch.h"
@@ -63,8 +68,15 @@ std::optional<int> parse_signal(const std::string& text) {
 }
 
 ProcessService::ProcessService(boost::asio::io_context& io, const StateStore& store, EventBus& events,
-                               ProcessLauncher& launcher)
-    : io_(io), store_(store), events_(events), launcher_(launcher), registry_(check_liveness) {}
+                               ProcessLauncher& launcher, HelperLogLimits log_limits)
+    : io_(io),
+      store_(store),
+      events_(events),
+      launcher_(launcher),
+      registry_(check_liveness),
+      // h14logcap
+      log_limits_(log_limits),
+      log_watch_(std::make_unique<HelperLogWatch>(io, kLogCapWindow, [this](uid_t owner) { enforce_log_caps(owner); })) {}
 
 // Deliberately kills nothing: helpers outlive lpd and are re-adopted.
 ProcessService::~ProcessService() = default;
@@ -89,11 +101,18 @@ nlohmann::json ProcessService::describe(const SupervisedProcess& record) const {
   return out;
 }
 
-nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, bool reused) const {
+nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, const EnsureAnswer& answer) const {
   // On reuse the offset is the end of the log (a stat, not a read), so a
   // caller reading from it sees only what comes after this ensure.
+  const bool reused = answer.outcome == EnsureOutcome::kReused;
   const std::uint64_t offset = reused ? file_size(r.log_path) : r.ready_offset;
+  // h14ensure: `outcome` and `differs` say what this call did and how the
+  // helper it got differs from what it asked; `pattern` null: it was
+  // ready once spawned (nothing was waited for).
   return {{"name", r.name},
+          {"outcome", to_string(answer.outcome)},
+          {"differs", answer.differs},
+          {"pattern", r.pattern.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.pattern)},
           {"scope", r.scope},
           {"full_name", r.key().full_name()},
           {"pid", r.pid},
@@ -161,17 +180,23 @@ void ProcessService::persist_start(const ProcessKey& key, std::uint64_t generati
 
 // -- ensure ----------------------------------------------------------------
 
-void ProcessService::ensure(EnsureRequest request, EnsureDone done) {
-  // Refused before anything else; no pattern: ready once spawned.
-  std::optional<Pattern> pattern;
-  if (!request.pattern.empty()) pattern = Pattern::compile(request.pattern);
+// h14ensure: the reuse path (the common one: every test of a session
+// asks for the helper) does only what a reuse needs: no as-user check,
+// no pattern compile when it is the running helper's, no scan of every
+// record; liveness (a poll of the exit watch's pidfd, else /proc/PID/stat)
+// and the owner's key (the dispatcher's gate) are still checked.
+void ProcessService::ensure(EnsureRequest request, EnsureDone done, const std::function<void(const EnsureRequest&)>& check_start) {
   const ProcessKey key = request.key();
-  // Two scopes of one owner share files only through a hash collision.
-  const std::string stem = process_file_stem(key);
-  for (const auto* other : registry_.all())
-    if (other->key() != key && process_file_stem(other->key()) == stem)
-      throw Error(ErrorCode::kConflict, "process " + key.full_name() + " would share its files (" + stem +
-                                            ") with " + other->key().full_name() + "; use another name");
+  // Two scopes of one owner share files only through a hash collision;
+  // a key already known was checked when it was first made (or restored
+  // under its own file name).
+  if (!registry_.find(key)) {
+    const std::string stem = process_file_stem(key);
+    for (const auto* other : registry_.all())
+      if (other->key() != key && process_file_stem(other->key()) == stem)
+        throw Error(ErrorCode::kConflict, "process " + key.full_name() + " would share its files (" + stem +
+                                              ") with " + other->key().full_name() + "; use another name");
+  }
   if (request.lease) {
     // The caller holds it from now on (waiting counts); its answer settles
     // the hold, and a helper nobody holds any more is stopped.
@@ -181,15 +206,15 @@ void ProcessService::ensure(EnsureRequest request, EnsureDone done) {
       it->second.linger_timer->cancel();
       it->second.linger_timer.reset();
     }
-    done = [this, key, session, done = std::move(done)](const SupervisedProcess* ready, bool reused,
+    done = [this, key, session, done = std::move(done)](const SupervisedProcess* ready, const EnsureAnswer& answer,
                                                         const StartFailure* failure) {
       leases_.settle(key, session, ready ? ready->generation : 0, ready != nullptr);
-      done(ready, reused, failure);
+      done(ready, answer, failure);
       if (ready) publish_holders(key);
       stop_if_unheld(key);
     };
     try {
-      plan_and_run(std::move(request), pattern, done);
+      plan_and_run(std::move(request), done, check_start);
     } catch (...) {
       leases_.settle(key, session, 0, false);
       stop_if_unheld(key);
@@ -197,24 +222,45 @@ void ProcessService::ensure(EnsureRequest request, EnsureDone done) {
     }
     return;
   }
-  plan_and_run(std::move(request), pattern, std::move(done));
+  plan_and_run(std::move(request), std::move(done), check_start);
 }
 
-void ProcessService::plan_and_run(EnsureRequest request, const std::optional<Pattern>& pattern, EnsureDone done) {
-  auto waiter = [done](const SupervisedProcess& record, const StartFailure* failure) {
-    if (failure) {
-      done(nullptr, false, failure);
-    } else {
-      done(&record, false, nullptr);
-    }
-  };
+void ProcessService::plan_and_run(EnsureRequest request, EnsureDone done, const std::function<void(const EnsureRequest&)>& check_start) {
   const ProcessKey key = request.key();
-  switch (registry_.plan_ensure(key, request.restart)) {
+  const auto* record = registry_.find(key);
+  const EnsurePlan plan = ready_and_watched(key) && !request.restart ? EnsurePlan::kReuse
+                                                                     : registry_.plan_ensure(key, request.restart);
+  const bool runs_nothing = plan == EnsurePlan::kReuse || plan == EnsurePlan::kJoin;
+  // A bad regex is refused whatever happens next; the running helper's own
+  // pattern compiled when it started. No pattern: ready once spawned.
+  std::optional<Pattern> pattern;
+  if (!request.pattern.empty() && !(runs_nothing && record && record->pattern == request.pattern))
+    pattern = Pattern::compile(request.pattern);
+  if (!runs_nothing && request.only_if_running) {
+    // Not started: the caller asks again with what a start needs.
+    done(nullptr, EnsureAnswer{EnsureOutcome::kNotRunning, {}}, nullptr);
+    return;
+  }
+  if (!runs_nothing && check_start) check_start(request);
+  auto answered = [done](EnsureAnswer answer) {
+    return [done, answer = std::move(answer)](const SupervisedProcess& ready, const StartFailure* failure) {
+      if (failure) {
+        done(nullptr, answer, failure);
+      } else {
+        done(&ready, answer, nullptr);
+      }
+    };
+  };
+  auto differences = [&request](const SupervisedProcess& running) {
+    return ensure_differences({running.argv, running.pattern, running.cwd},
+                              {request.argv, request.pattern, request.cwd});
+  };
+  switch (plan) {
     case EnsurePlan::kReuse:
-      done(registry_.find(key), true, nullptr);
+      done(record, EnsureAnswer{EnsureOutcome::kReused, differences(*record)}, nullptr);
       return;
     case EnsurePlan::kJoin: {
-      registry_.add_waiter(key, std::move(waiter));
+      registry_.add_waiter(key, answered({EnsureOutcome::kJoined, differences(*record)}));
       auto& sup = supervision(key);
       // After a --keep-on-timeout the start has no timer left; this caller
       // still deserves its own limit.
@@ -225,14 +271,22 @@ void ProcessService::plan_and_run(EnsureRequest request, const std::optional<Pat
       // Check now what would fail at the start, so the caller is not told
       // only after the old process was stopped.
       resolve_executable(request.argv.front(), request.env, request.cwd);
-      registry_.add_waiter(key, std::move(waiter));
       auto& sup = supervision(key);
-      if (!sup.pending_start) sup.pending_start = std::move(request);
+      if (sup.pending_start) {
+        // Another restart is already waiting: this one gets that start.
+        registry_.add_waiter(key, answered({EnsureOutcome::kJoined,
+                                            ensure_differences({sup.pending_start->argv, sup.pending_start->pattern,
+                                                                sup.pending_start->cwd},
+                                                               {request.argv, request.pattern, request.cwd})}));
+      } else {
+        registry_.add_waiter(key, answered({EnsureOutcome::kStarted, {}}));
+        sup.pending_start = std::move(request);
+      }
       if (registry_.find(key)->state == ProcState::kReady) kill(key, SIGTERM, to_millis(kDefaultGraceSeconds), nullptr);
       return;
     }
     case EnsurePlan::kStart:
-      start(request, pattern, std::move(waiter));
+      start(request, pattern, answered({EnsureOutcome::kStarted, {}}));
       return;
   }
 }
@@ -274,6 +328,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   const ProcessKey key = request.key();
   // Fail before touching the old logs when the command cannot run at all.
   resolve_executable(request.argv.front(), request.env, request.cwd);
+  if (!registry_.find(key)) make_room_for(key);  // h14logcap: a new record of its owner's
   if (const auto* previous = registry_.find(key); previous && !previous->cgroup_dir.empty()) {
     // Its leader exited but its server did not (a daemonizing helper): a
     // second one would run beside it, unseen; the user decides.
@@ -346,15 +401,44 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   watch_exit(key, generation, launched.pidfd, true);
   persist_start(key, generation);
   const auto* stored = registry_.find(key);
+  // h14logcap: its log counts from now on; its owner's kept logs may have
+  // to give way (from the loop: not on the start's own path).
+  if (is_running(stored->state)) watch_log(*stored);
+  boost::asio::post(io_, [this, owner = stored->owner] { enforce_log_caps(owner); });
   publish("process.starting", *stored);
   if (stored->state != ProcState::kStarting) return;  // its record could not be written: being killed
   if (!pattern) {
-    // pytest-xprocess 1.0 allows a starter with no pattern: ready now.
-    on_match(key, generation, std::string(), 0);
+    // pytest-xprocess 1.0 allows a starter with no pattern: ready once
+    // spawned. h14ensure: answered from the loop, and only if it has not
+    // already exited by then (a helper that dies at once is not called
+    // ready: its exit, with its status, is the answer).
+    boost::asio::post(io_, [this, key, generation] { ready_unless_exited(key, generation); });
     return;
   }
   watch_pattern(key, generation, 0);
   arm_timeout(key, generation, request.timeout, request.keep_on_timeout);
+}
+
+bool ProcessService::ready_and_watched(const ProcessKey& key) const {
+  const auto* record = registry_.find(key);
+  if (!record || record->state != ProcState::kReady) return false;
+  const auto it = supervision_.find(key);
+  if (it == supervision_.end() || it->second.generation != record->generation || !it->second.exit_watch) return false;
+  // The watch's pidfd stands for exactly this process (lpd's child, or
+  // pinned with its start time when re-adopted): not readable means it has
+  // not exited, and its pid cannot have passed to another program. One
+  // poll instead of opening /proc/PID/stat; readable, plan_ensure decides.
+  pollfd ended{it->second.exit_watch->pidfd(), POLLIN, 0};
+  return ::poll(&ended, 1, 0) == 0;
+}
+
+void ProcessService::ready_unless_exited(const ProcessKey& key, std::uint64_t generation) {
+  auto it = supervision_.find(key);
+  if (it == supervision_.end() || it->second.generation != generation || !it->second.exit_watch) return;
+  pollfd ended{it->second.exit_watch->pidfd(), POLLIN, 0};
+  // Readable: it has exited; the exit watch answers with its status.
+  if (::poll(&ended, 1, 0) > 0) return;
+  on_match(key, generation, std::string(), 0);
 }
 
 void ProcessService::start_pending(const ProcessKey& key) {
@@ -471,6 +555,14 @@ void ProcessService::on_match(const ProcessKey& key, std::uint64_t generation, c
   spdlog::info("process {} ready (pid {}) after {:.3f}s", key, stored->pid, stored->ready_at - stored->started_at);
   persist(*stored);
   publish("process.ready", *stored);
+  // h14logcap: while its pattern was awaited, the cap freed nothing unread;
+  // a log that grew large meanwhile is capped now (from the loop).
+  const std::uint64_t smallest_cap = std::min(log_limits_.per_log ? log_limits_.per_log : UINT64_MAX,
+                                              log_limits_.per_owner ? log_limits_.per_owner : UINT64_MAX);
+  struct stat st {};
+  if (::lstat(stored->log_path.c_str(), &st) == 0 &&
+      std::max<std::uint64_t>(st.st_size, static_cast<std::uint64_t>(st.st_blocks) * 512) > smallest_cap / 2)
+    boost::asio::post(io_, [this, owner = stored->owner] { enforce_log_caps(owner); });
 }
 
 void ProcessService::on_line_limit(const ProcessKey& key, std::uint64_t generation) {
@@ -530,12 +622,18 @@ void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation,
   auto* record = registry_.mutable_record(key);
   if (!record || record->generation != generation) return;
   const ProcState before = record->state;
+  // h14ensure: with no pattern, "starting" is the moment between its spawn and the answer.
+  const bool no_pattern = record->pattern.empty();
   const auto why = failure(ErrorCode::kUnavailable, key,
                            "process " + key.name + " (pid " + std::to_string(record->pid) + ") exited with " +
-                               status.describe() + " before a line matched " + in_quotes(record->pattern));
+                               status.describe() +
+                               (no_pattern ? std::string(" right after it started (no pattern was given: it counts as "
+                                                         "ready only while it runs)")
+                                           : " before a line matched " + in_quotes(record->pattern)));
   record->exit = status;
   record->ended_at = wall_seconds();
-  if (before == ProcState::kStarting) record->failure = "exited before its pattern matched";
+  if (before == ProcState::kStarting)
+    record->failure = no_pattern ? "exited right after it started" : "exited before its pattern matched";
   const auto step = registry_.fire(key, generation, ProcEvent::kExited, &why);
   if (!step) return;
   auto& sup = supervision(key);
@@ -557,6 +655,9 @@ void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation,
   publish(stored->state == ProcState::kKilled ? "process.killed" : "process.exited", *stored);
   end_followers(key);
   end_leases(key);
+  // h14logcap: nobody writes its log now; what it wrote last is capped too.
+  log_watch_->unwatch(stored->log_path);
+  enforce_log_caps(stored->owner);
   finish_kill_if_done(key);
   start_pending(key);
 }
@@ -580,6 +681,7 @@ void ProcessService::mark_lost(const ProcessKey& key) {
   publish("process.lost", *record);
   end_followers(key);
   end_leases(key);
+  log_watch_->unwatch(record->log_path);  // h14logcap
 }
 
 void ProcessService::kill(const ProcessKey& key, int signo, std::chrono::milliseconds grace, KillDone done) {
@@ -717,6 +819,36 @@ std::optional<nlohmann::json> ProcessService::release_instead_of_kill(const Proc
   return release(key, session);
 }
 
+// -- h14owner: proc.kill_all and leases -----------------------------------------
+BulkKillVerdict kill_all_verdict(bool force, bool caller_holds, std::size_t holders_including_caller) {
+  if (force) return BulkKillVerdict::kKill;
+  const std::size_t others = holders_including_caller - (caller_holds && holders_including_caller > 0 ? 1 : 0);
+  if (others == 0) return BulkKillVerdict::kKill;
+  return caller_holds ? BulkKillVerdict::kReleaseOnly : BulkKillVerdict::kKeep;
+}
+
+std::optional<nlohmann::json> ProcessService::spare_from_kill_all(const ProcessKey& key, std::uint64_t session,
+                                                                  bool force) {
+  const auto* record = registry_.find(key);
+  if (!record || !is_running(record->state)) return std::nullopt;
+  const bool holds = leases_.holds(key, session);
+  const std::size_t holders = leases_.holders(key, record->generation);
+  switch (kill_all_verdict(force, holds, holders)) {
+    case BulkKillVerdict::kKill:
+      if (holds) leases_.release(key, session);
+      return std::nullopt;
+    case BulkKillVerdict::kReleaseOnly:
+      return release(key, session);
+    case BulkKillVerdict::kKeep:
+      break;
+  }
+  spdlog::info("process {}: kill-all left it running: {} connection(s) hold it", key, holders);
+  return nlohmann::json{{"name", key.name}, {"scope", key.scope}, {"full_name", key.full_name()},
+                        {"kept", true},     {"holders", holders}, {"state", to_string(record->state)},
+                        {"pid", record->pid}, {"was_running", true}};
+}
+// -- end h14owner ------------------------------------------------------------------
+
 nlohmann::json ProcessService::release(const ProcessKey& key, std::uint64_t session) {
   const auto* record = registry_.find(key);
   if (!record) throw Error(ErrorCode::kNotFound, "no process named " + in_quotes(key.full_name()));
@@ -784,6 +916,9 @@ nlohmann::json ProcessService::stream_logs(const ProcessKey& key, std::optional<
   const std::string path = record->log_path;
   const std::uint64_t size = file_size(path);
   std::uint64_t start = lines ? offset_of_last_lines(path, *lines, size) : 0;
+  // h14logcap: what the size cap freed is neither sent nor counted as skipped.
+  const std::uint64_t dropped = std::min(first_kept_offset(path), size);
+  start = std::max(start, dropped);
   std::uint64_t skipped = 0;
   if (size - start > kMaxLogReplyBytes) {
     skipped = size - kMaxLogReplyBytes - start;
@@ -811,6 +946,7 @@ nlohmann::json ProcessService::stream_logs(const ProcessKey& key, std::optional<
   }
   return {{"name", key.name}, {"scope", key.scope}, {"full_name", key.full_name()}, {"log_path", path}, {"offset", start},
           {"size", size},     {"skipped_bytes", skipped},   {"following", following},
+          {"dropped_bytes", dropped},  // h14logcap
           {"state", to_string(record->state)}};
 }
 
@@ -917,6 +1053,156 @@ void ProcessService::restore() {
     // Leases ended with the old lpd's connections: holders get a moment
     // to come back (ensure with a lease) before a leased helper is stopped.
     stop_if_unheld(key, kRestoreLeaseGraceSeconds);
+    watch_log(*stored);  // h14logcap
+  }
+  // h14logcap: helpers wrote on while lpd was down; cap every owner's logs now.
+  std::set<uid_t> owners;
+  for (const auto* record : registry_.all()) owners.insert(record->owner);
+  for (uid_t owner : owners) enforce_log_caps(owner);
+}
+
+// -- h14logcap: the helper log cap ------------------------------------------
+
+void ProcessService::watch_log(const SupervisedProcess& record) {
+  if (log_limits_.per_log == 0 && log_limits_.per_owner == 0) return;
+  if (!log_watch_->watch(record.log_path, record.owner))
+    spdlog::warn("process {}: cannot watch its log {} for the size cap ({}); it is capped when it ends or lpd restarts",
+                 record.key(), record.log_path, std::strerror(errno));
+}
+
+void ProcessService::enforce_log_caps(uid_t owner) {
+  if (log_limits_.per_log == 0 && log_limits_.per_owner == 0) return;
+  const std::string logs_dir = store_.path("logs");
+  if (log_block_ == 0) log_block_ = log_block_size(logs_dir);
+  std::vector<LogUse> uses;
+  std::map<std::string, ProcessKey> whose;  // path -> the record that keeps it
+  for (const auto* record : registry_.all()) {
+    if (record->owner != owner) continue;
+    const std::string stem = process_file_stem(record->key());
+    for (const auto& path : record->logs) {
+      // Only lpd's own logs/STEM.N.log, whatever a state file says.
+      if (!is_log_of(path, logs_dir, stem) || whose.count(path)) continue;
+      auto use = measure_log(path);
+      if (!use) continue;
+      use->current = path == record->log_path;
+      use->live = use->current && is_running(record->state);
+      if (auto it = supervision_.find(record->key());
+          use->live && it != supervision_.end() && it->second.pattern_wait && record->state == ProcState::kStarting)
+        use->free_limit = it->second.pattern_wait->read_offset();  // its ready line may be ahead: keep it
+      whose.emplace(path, record->key());
+      uses.push_back(std::move(*use));
+    }
+  }
+  std::set<ProcessKey> changed;
+  // A restarted lpd learns from the file what an earlier one freed.
+  for (const auto& use : uses) {
+    auto* record = registry_.mutable_record(whose.at(use.path));
+    if (use.current && use.kept_from > record->log_dropped_bytes && use.kept_from <= use.size) {
+      record->log_dropped_bytes = use.kept_from;
+      changed.insert(record->key());
+    }
+  }
+  for (const auto& freeing : plan_log_freeing(uses, log_limits_, log_block_)) {
+    const ProcessKey key = whose.at(freeing.path);
+    auto* record = registry_.mutable_record(key);
+    if (freeing.how == LogFreeing::How::kRemove) {
+      if (::unlink(freeing.path.c_str()) != 0 && errno != ENOENT) {
+        spdlog::warn("process {}: cannot remove its old log {} (helper logs of uid {} are over {} bytes): {}", key,
+                     freeing.path, owner, log_limits_.per_owner, std::strerror(errno));
+        continue;
+      }
+      spdlog::info("process {}: removed its old log {}: helper logs of uid {} were over --helper-logs-per-user-max "
+                   "({} bytes)", key, freeing.path, owner, log_limits_.per_owner);
+      std::erase(record->logs, freeing.path);
+      persist(*record);  // the record must not name a file that is gone
+      changed.insert(key);
+      continue;
+    }
+    FrontFreed freed;
+    try {
+      freed = free_log_front(freeing.path, freeing.keep_from);
+    } catch (const std::system_error& e) {
+      spdlog::warn("process {}: its log is over its cap but cannot be cut: {}", key, e.what());
+      continue;
+    }
+    const bool current = freeing.path == record->log_path;
+    const std::uint64_t before = record->log_dropped_bytes;
+    if (current) record->log_dropped_bytes = dropped_after(before, freed.truncated, freed.bytes);
+    // The first cut of a start is worth a line in lpd's log; a chatty
+    // helper's next ones only at debug level, or lpd's own log would grow.
+    const auto level = current && before == 0 ? spdlog::level::warn : spdlog::level::debug;
+    spdlog::log(level, "process {}: log {} is over its cap (--helper-log-max {} bytes, --helper-logs-per-user-max {} "
+                       "bytes for uid {}): {} its oldest output, {} bytes dropped in all",
+                key, freeing.path, log_limits_.per_log, log_limits_.per_owner, owner,
+                freed.truncated ? "emptied (its file system cannot free part of a file), dropping" : "freed",
+                current ? record->log_dropped_bytes : freed.bytes);
+    if (current) changed.insert(key);
+  }
+  for (const auto& key : changed) note_dropped(key);
+}
+
+void ProcessService::note_dropped(const ProcessKey& key) {
+  auto& sup = supervision(key);
+  if (sup.drop_note_timer) return;  // one is due: it will carry this change too
+  auto send = [this](const ProcessKey& k) {
+    const auto* record = registry_.find(k);
+    if (!record) return;
+    auto& s = supervision(k);
+    s.last_drop_note = std::chrono::steady_clock::now();
+    persist(*record);
+    publish("process.log_dropped", *record);
+  };
+  const auto due = sup.last_drop_note + kDropNoteInterval;
+  if (std::chrono::steady_clock::now() >= due) {
+    send(key);
+    return;
+  }
+  const std::uint64_t generation = sup.generation;
+  sup.drop_note_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  sup.drop_note_timer->expires_at(due);
+  sup.drop_note_timer->async_wait([this, key, generation, send](boost::system::error_code ec) {
+    if (ec) return;
+    auto it = supervision_.find(key);
+    if (it == supervision_.end() || it->second.generation != generation) return;
+    it->second.drop_note_timer.reset();
+    send(key);
+  });
+}
+
+void ProcessService::make_room_for(const ProcessKey& key) {
+  if (key.owner == 0 || log_limits_.helpers_per_owner == 0) return;
+  std::vector<const SupervisedProcess*> mine;
+  std::vector<HelperAge> ages;
+  for (const auto* record : registry_.all()) {
+    if (record->owner != key.owner) continue;
+    mine.push_back(record);
+    ages.push_back({is_running(record->state), record->ended_at});
+  }
+  const HelperRoom room = make_room_for_helper(ages, log_limits_.helpers_per_owner);
+  if (room.refused)
+    throw Error(ErrorCode::kLimitExceeded,
+                "uid " + std::to_string(key.owner) + " already runs " + std::to_string(mine.size()) +
+                    " helper processes, lpd's limit per user (--helpers-per-user-max " +
+                    std::to_string(log_limits_.helpers_per_owner) + "); stop one (`lpctl kill NAME`) first");
+  std::vector<ProcessKey> forget;
+  for (std::size_t i : room.forget) forget.push_back(mine[i]->key());
+  const std::string logs_dir = store_.path("logs");
+  for (const auto& old : forget) {
+    const auto* record = registry_.find(old);
+    const std::string stem = process_file_stem(old);
+    for (const auto& path : record->logs)
+      if (is_log_of(path, logs_dir, stem) && ::unlink(path.c_str()) != 0 && errno != ENOENT)
+        spdlog::warn("process {}: cannot remove its log {}: {}", old, path, std::strerror(errno));
+    try {
+      store_.remove(record_file(old));
+    } catch (const std::exception& e) {
+      spdlog::warn("cannot remove the process record {}: {}", store_.path(record_file(old)), e.what());
+    }
+    spdlog::info("process {} ended long ago; forgotten (with its logs) to make room for {} (--helpers-per-user-max {})",
+                 old, key, log_limits_.helpers_per_owner);
+    end_followers(old);
+    supervision_.erase(old);
+    registry_.erase(old);
   }
 }
 

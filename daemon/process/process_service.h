@@ -15,8 +15,10 @@
 
 #include "daemon/dispatcher.h"
 #include "daemon/event_bus.h"
+#include "daemon/process/ensure_outcome.h"
 #include "daemon/process/kill_job.h"
 #include "daemon/process/launcher.h"
+#include "daemon/process/log_cap.h"  // h14logcap
 #include "daemon/process/log_stream.h"
 #include "daemon/process/pattern.h"
 #include "daemon/process/pattern_wait.h"
@@ -45,6 +47,10 @@ struct EnsureRequest {
   double linger = 0;           // a leased helper outlives its last holder this long
   std::uint64_t keep_logs = 5; // starts whose logs are kept
   std::uint64_t session = 0;   // the caller's connection
+  /// h14ensure: reuse or join only; never start (then the answer is
+  /// EnsureOutcome::kNotRunning). Lets a client leave its environment out
+  /// of the common call, the reuse, and send it only when a start is due.
+  bool only_if_running = false;
 
   ProcessKey key() const { return {owner, scope, name}; }
 };
@@ -64,12 +70,28 @@ class ProcessService {
   /// `proc.logs` without -n sends at most this much (the newest part).
   static constexpr std::uint64_t kMaxLogReplyBytes = 32ull * 1024 * 1024;
 
-  /// Gets the record when ready (`reused` says it was already running), or the failure.
-  using EnsureDone = std::function<void(const SupervisedProcess* ready, bool reused, const StartFailure* failure)>;
+  /// h14ensure: how an ensure was answered: whether this call started the
+  /// helper, joined a start under way or reused a ready one, and in which
+  /// fields (ensure_differences) a joined or reused helper differs from
+  /// what this call asked for.
+  struct EnsureAnswer {
+    EnsureOutcome outcome = EnsureOutcome::kStarted;
+    std::vector<std::string> differs;
+  };
+  /// Gets the record when ready with how it was answered, or the failure.
+  using EnsureDone =
+      std::function<void(const SupervisedProcess* ready, const EnsureAnswer& answer, const StartFailure* failure)>;
   using KillDone = std::function<void(const nlohmann::json& result)>;
 
+  /// h14logcap: at most one process.log_dropped event (and one rewrite of
+  /// the record) per helper this often, however fast its log is cut.
+  static constexpr std::chrono::milliseconds kDropNoteInterval{1000};
+  /// h14logcap: how long the log watch lets writes pile up before looking.
+  static constexpr std::chrono::milliseconds kLogCapWindow{50};
+
+  /// `log_limits` (h14logcap): how much disk helper logs may take.
   ProcessService(boost::asio::io_context& io, const StateStore& store, EventBus& events,
-                 ProcessLauncher& launcher);
+                 ProcessLauncher& launcher, HelperLogLimits log_limits = {});
   ~ProcessService();
   ProcessService(const ProcessService&) = delete;
   ProcessService& operator=(const ProcessService&) = delete;
@@ -86,7 +108,13 @@ class ProcessService {
   /// pattern, command or directory not found); otherwise `done` runs once.
   /// With request.lease the caller's connection holds the helper once it
   /// is ready (see Leases).
-  void ensure(EnsureRequest request, EnsureDone done);
+  /// h14ensure: `check_start` (the as-user check that the command and
+  /// directory can be run) is called only when this call may start a
+  /// process (no record, or a restart); reusing or joining a helper runs
+  /// nothing, so it costs nothing (pytest-xprocess reuses a running one
+  /// whatever its starter says). The pattern is compiled only when it is
+  /// not the running helper's (that one compiled when it started).
+  void ensure(EnsureRequest request, EnsureDone done, const std::function<void(const EnsureRequest&)>& check_start = {});
 
   /// Signals the process group, SIGKILL after `grace`, `done` once all of it
   /// is gone (at once when it was not running). Throws not_found.
@@ -96,6 +124,12 @@ class ProcessService {
   /// returns the reply ({"released": true, "holders": N, ...}); nullopt
   /// means kill as usual (its hold, if any, goes with the helper).
   std::optional<nlohmann::json> release_instead_of_kill(const ProcessKey& key, std::uint64_t session, bool force);
+  /// h14owner: what proc.kill_all does with `key` for connection
+  /// `session` (kill_all_verdict): nullopt means kill it (the caller's own
+  /// hold, if any, goes with it); otherwise the reply for a helper it only
+  /// let go of ({"released": true, "holders": N, ...}) or left running
+  /// because other connections hold it ({"kept": true, "holders": N, ...}).
+  std::optional<nlohmann::json> spare_from_kill_all(const ProcessKey& key, std::uint64_t session, bool force);
   /// proc.release: `session` lets go of `key`; a leased helper nobody holds
   /// any more is stopped after its linger. Throws not_found.
   nlohmann::json release(const ProcessKey& key, std::uint64_t session);
@@ -112,8 +146,10 @@ class ProcessService {
   /// The record as replies carry it, with `holders`: the connections that
   /// hold it now (leases are not stored: they end with lpd).
   nlohmann::json describe(const SupervisedProcess& record) const;
-  /// The ensure reply for a ready record.
-  nlohmann::json ensure_result(const SupervisedProcess& record, bool reused) const;
+  /// The ensure reply for a ready record: `outcome` (started, joined,
+  /// reused), `reused` (true only for reused, as before `outcome`) and
+  /// `differs` (h14ensure).
+  nlohmann::json ensure_result(const SupervisedProcess& record, const EnsureAnswer& answer) const;
 
  private:
   /// The I/O side of one incarnation of a named process.
@@ -134,6 +170,9 @@ class ProcessService {
     unsigned watch_failures = 0;
     /// Armed while a leased helper has no holder: stops it when it fires.
     std::unique_ptr<boost::asio::steady_timer> linger_timer;
+    /// h14logcap: the next process.log_dropped note, armed while one is due.
+    std::unique_ptr<boost::asio::steady_timer> drop_note_timer;
+    std::chrono::steady_clock::time_point last_drop_note{};
   };
   struct Follower {
     std::uint64_t session;
@@ -141,7 +180,7 @@ class ProcessService {
   };
 
   /// ensure() once the lease bookkeeping is done: reuse, join, restart or start.
-  void plan_and_run(EnsureRequest request, const std::optional<Pattern>& pattern, EnsureDone done);
+  void plan_and_run(EnsureRequest request, EnsureDone done, const std::function<void(const EnsureRequest&)>& check_start);
   void start(const EnsureRequest& request, const std::optional<Pattern>& pattern, ProcessRegistry::Waiter waiter);
   /// The processes still in a tree's cgroup (at most kMaxLeftRunning), with argv.
   static std::vector<SupervisedProcess::LeftRunning> left_running_in(const std::string& cgroup_dir);
@@ -156,6 +195,12 @@ class ProcessService {
   /// Returns the open descriptor; fills the record's log fields.
   int open_start_log(const EnsureRequest& request, SupervisedProcess& record);
   void start_pending(const ProcessKey& key);
+  /// h14ensure: a start with no pattern, from the loop: ready when it has
+  /// not exited yet; otherwise nothing (its exit watch answers).
+  void ready_unless_exited(const ProcessKey& key, std::uint64_t generation);
+  /// h14ensure: the helper is ready and its exit watch's pidfd says it has
+  /// not exited: a reuse, known with one poll(). False: ask plan_ensure.
+  bool ready_and_watched(const ProcessKey& key) const;
   void arm_timeout(const ProcessKey& key, std::uint64_t generation, double seconds, bool keeps);
   void watch_exit(const ProcessKey& key, std::uint64_t generation, int pidfd, bool own_child);
   /// Tries again (after watch_retry_delay) to pin and watch a re-adopted
@@ -197,6 +242,22 @@ class ProcessService {
   /// (ENOSPC, EIO) the helper is killed and its waiters get the failure.
   void persist_start(const ProcessKey& key, std::uint64_t generation);
   void publish(const std::string& type, const SupervisedProcess& record);
+
+  // h14logcap: the helper log cap (log_cap_rules.h).
+  /// Measures `owner`'s helper logs (running helpers' and kept ones, only
+  /// lpd's own logs/STEM.N.log) and frees what plan_log_freeing says;
+  /// records the dropped bytes and forgets removed logs.
+  void enforce_log_caps(uid_t owner);
+  /// Persists the record and publishes process.log_dropped, at most once
+  /// per kDropNoteInterval (the last change is always published).
+  void note_dropped(const ProcessKey& key);
+  /// Before a new helper record of a non-root owner: forgets that owner's
+  /// oldest ended helpers (records and logs) to stay within
+  /// helpers_per_owner. Throws protocol::Error limit_exceeded when its
+  /// running helpers alone fill it.
+  void make_room_for(const ProcessKey& key);
+  /// Watches a running helper's log for the cap.
+  void watch_log(const SupervisedProcess& record);
   Supervision& supervision(const ProcessKey& key) { return supervision_[key]; }
 
   boost::asio::io_context& io_;
@@ -207,7 +268,19 @@ class ProcessService {
   Leases leases_;
   std::map<ProcessKey, Supervision> supervision_;
   std::multimap<ProcessKey, Follower> followers_;
+  // h14logcap
+  HelperLogLimits log_limits_;
+  std::uint64_t log_block_ = 0;  // measured once logs/ exists
+  std::unique_ptr<HelperLogWatch> log_watch_;
 };
+
+/// h14owner: what proc.kill_all (lpctl kill-all, a bulk clean-up) does
+/// with one running helper. Unlike a kill by name, it leaves alone a
+/// helper other connections hold (a live session's shared server):
+/// kKeep, unless `force`. One the caller holds with others: kReleaseOnly
+/// (as proc.kill). Otherwise, or with `force`: kKill.
+enum class BulkKillVerdict { kKill, kReleaseOnly, kKeep };
+BulkKillVerdict kill_all_verdict(bool force, bool caller_holds, std::size_t holders_including_caller);
 
 /// Parses "TERM", "SIGTERM", "15" (and the other common names); nullopt if unknown.
 std::optional<int> parse_signal(const std::string& text);

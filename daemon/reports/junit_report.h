@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct JunitInput {
   /// and crashes are about the command itself (nodeid: its basename), one
   /// testcase named after it.
   bool tests_reported = true;
+  /// h14left: by nodeid, the <system-err> text of a test that left
+  /// processes running when the command ended (its outcome is unchanged).
+  std::map<std::string, std::string> system_err;
 };
 
 /// Builds the JUnit XML of a run in the dialect of pytest's --junitxml

@@ -16,6 +16,40 @@ constexpr std::pair<JobState, const char*> kStates[] = {
 
 json optional_int(const std::optional<int>& v) { return v ? json(*v) : json(nullptr); }
 std::optional<int> int_or_null(const json& j, const char* key) { return integer_field<int>(j, key); }
+
+// -- h14left: a left-running process and the test it started in ------------
+json left_process_json(const LeftProcess& l) {
+  json j = {{"pid", l.pid},
+            {"argv", l.argv},
+            {"attempt", l.attempt},
+            {"nodeid", l.tests.size() == 1 ? json(l.tests.front()) : json(nullptr)},
+            {"phase", l.phase.empty() ? json(nullptr) : json(l.phase)},
+            {"nodeids", l.tests},
+            {"known_by", l.known_by.empty() ? json(nullptr) : json(l.known_by)}};
+  if (l.tests.empty() && !l.unknown.empty()) j["no_test_reason"] = l.unknown;
+  return j;
+}
+
+std::vector<LeftProcess> left_processes_from(const json& j) {
+  std::vector<LeftProcess> out;
+  const auto it = j.find("left_running_processes");
+  if (it == j.end() || !it->is_array()) return out;
+  for (const auto& entry : *it) {
+    if (!entry.is_object() || out.size() >= Job::kMaxLeftRunning) continue;
+    LeftProcess l;
+    l.pid = integer_field<int>(entry, "pid").value_or(0);
+    l.argv = field_or(entry, "argv", "");
+    l.attempt = integer_field<int>(entry, "attempt").value_or(1);
+    l.tests = field_or(entry, "nodeids", std::vector<std::string>{});
+    if (l.tests.size() > LeftProcess::kMaxCandidates) l.tests.clear();
+    l.phase = field_or(entry, "phase", "");
+    l.known_by = field_or(entry, "known_by", "");
+    l.unknown = field_or(entry, "no_test_reason", "");
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+// -- end h14left ---------------------------------------------------------------
 }  // namespace
 
 std::string_view to_string(JobState state) {
@@ -84,6 +118,11 @@ json Job::to_json() const {
           {"text", text},
           {"report_errors", report_errors},
           {"left_running", left_running},  // issue 14 (x14tree)
+          {"left_running_processes", [this] {  // h14left
+             json all = json::array();
+             for (const auto& l : left_running_processes) all.push_back(left_process_json(l));
+             return all;
+           }()},
           {"created_at", created_at},
           {"ended_at", ended_at}};
 }
@@ -113,6 +152,7 @@ Job Job::from_json(const json& j) {
   job.text = field_or(j, "text", "");
   job.report_errors = field_or(j, "report_errors", std::vector<std::string>{});
   job.left_running = field_or(j, "left_running", std::vector<std::string>{});  // issue 14 (x14tree)
+  job.left_running_processes = left_processes_from(j);                         // h14left
   job.created_at = field_or(j, "created_at", 0.0);
   job.ended_at = field_or(j, "ended_at", 0.0);
   return job;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/process/launcher.h"
+#include "daemon/process/leftover_test.h"  // h14left
 #include "daemon/runs/job_lifecycle.h"
 #include "daemon/runs/runner_adapter.h"
 
@@ -73,6 +74,10 @@ struct Job {
   /// were killed. Said in the run's text and lpd's log.
   std::vector<std::string> left_running;
   static constexpr std::size_t kMaxLeftRunning = 100;
+  /// h14left: the same processes with the test each started in, for tools
+  /// (run.info's "left_running_processes") and the JUnit (<system-err> of
+  /// that test). At most kMaxLeftRunning.
+  std::vector<LeftProcess> left_running_processes;
   // -- end issue 14 ---------------------------------------------------------
   double created_at = 0;
   double ended_at = 0;

@@ -18,6 +18,7 @@
 #include "daemon/clock.h"
 #include "daemon/heap_trim.h"
 #include "daemon/process/cgroup.h"  // issue 14 (x14tree)
+#include "daemon/process/leftover_test.h"  // h14left
 #include "daemon/process_identity.h"
 #include "daemon/reports/junit_of_job.h"
 #include "daemon/as_user.h"
@@ -472,15 +473,91 @@ void JobService::attempt_ended(const std::string& run_id) {
 void JobService::note_left_running(Supervised& s, const json& status) {
   const auto it = status.find("left_running");
   if (it == status.end() || !it->is_array()) return;
+  // h14left: the test each started in. lpd-monitor names it from the
+  // process's PYTEST_CURRENT_TEST ("test": an index into
+  // "left_running_tests"); otherwise lpd compares its start time with the
+  // spans of the tests this attempt ran, from the event history, built
+  // here once (never on the per-test path) and only when needed.
+  const auto tests_it = status.find("left_running_tests");
+  const json no_tests = json::array();
+  const json& named = tests_it != status.end() && tests_it->is_array() ? *tests_it : no_tests;
+  const double attempt_started = field_or(status, "started_at", 0.0);
+  std::optional<std::vector<TestSpan>> spans;  // built on first need
+  bool history_reaches = true;
+  auto test_spans = [&]() -> const std::vector<TestSpan>& {
+    if (spans) return *spans;
+    TestSpanBuilder builder;
+    const auto& history = events_.history();
+    history_reaches = !history.empty() && history.front().time <= attempt_started;
+    for (const Event& e : history) {
+      if (e.run_id != s.run_id || e.time < attempt_started) continue;
+      const bool start = e.type == "test.start";
+      if (!start && e.type != "test.finish") continue;
+      // Parsed into a temporary: the history's events keep no tree.
+      const json data = json::parse(e.data_text(), nullptr, false);
+      const std::string worker = field_or(data, "worker_id", "");
+      const std::string nodeid = field_or(data, "nodeid", "");
+      if (start)
+        builder.started(worker, nodeid, e.time);
+      else
+        builder.finished(worker, nodeid, e.time);
+    }
+    spans = builder.spans();
+    return *spans;
+  };
+  // How late lpd may handle a test.start after the test began (the shim's
+  // event ring is read within ~25 ms; more under load), and one clock tick
+  // (/proc's start time is cut to whole ticks).
+  constexpr double kEventLag = 0.5;
+  const long ticks = ::sysconf(_SC_CLK_TCK);
+  const double tick = ticks > 0 ? 1.0 / static_cast<double>(ticks) : 0.01;
+  constexpr std::size_t kMaxNodeidBytesKept = 256 * 1024;  // run.info stays far below a 1 MiB reply
+  std::size_t nodeid_bytes = 0;
+  for (const auto& l : s.job.left_running_processes)
+    for (const auto& t : l.tests) nodeid_bytes += t.size();
   for (const auto& entry : *it) {
     if (!entry.is_object()) continue;
     const auto pid = integer_field<pid_t>(entry, "pid");
-    const std::string argv = field_or(entry, "argv", "");
     if (!pid) continue;
-    const std::string line = "pid " + std::to_string(*pid) + ": " + argv.substr(0, 200);
+    LeftProcess left;
+    left.pid = *pid;
+    left.argv = printable_utf8(field_or(entry, "argv", ""), 200);
+    left.attempt = std::max(1, s.job.attempt);
+    const auto index = integer_field<std::size_t>(entry, "test");
+    const std::string phase = field_or(entry, "phase", "");
+    if (index && *index < named.size() && named[*index].is_string() &&
+        (phase == "setup" || phase == "call" || phase == "teardown")) {
+      left.tests = {printable_utf8(named[*index].get<std::string>(), kMaxLeftoverNodeidBytes)};
+      left.phase = phase;
+      left.known_by = LeftProcess::kByEnvironment;
+    } else if (!s.job.tests_reported) {
+      // A command that reports no tests (a plain command): nothing to name.
+    } else if (const auto started = entry.find("started_at"); started != entry.end() && started->is_number()) {
+      const double started_at = started->get<double>();
+      const auto& all = test_spans();
+      if (history_reaches)
+        attribute_by_start_time(left, tests_running_between(all, started_at, started_at + tick, kEventLag),
+                                kEventLag);
+      else
+        left.unknown = "lpd's event history no longer reaches back to this attempt's start";
+    }
+    std::size_t bytes = 0;
+    for (const auto& t : left.tests) bytes += t.size();
+    if (nodeid_bytes + bytes > kMaxNodeidBytesKept) {
+      left.tests.clear();
+      left.phase.clear();
+      left.known_by.clear();
+      left.unknown = "its test's name is not kept: this run's leftovers named too many long nodeids";
+    } else {
+      nodeid_bytes += bytes;
+    }
+    const std::string line = left.line();
     spdlog::warn("run {}: attempt {} left {} running when its command ended; killed it", s.run_id, s.job.attempt,
                  line);
-    if (s.job.left_running.size() < Job::kMaxLeftRunning) s.job.left_running.push_back(line);
+    if (s.job.left_running.size() < Job::kMaxLeftRunning) {
+      s.job.left_running.push_back(line);
+      s.job.left_running_processes.push_back(std::move(left));
+    }
   }
   const auto count = integer_field<long long>(status, "left_running_count").value_or(0);
   if (count > static_cast<long long>(it->size()) && s.job.left_running.size() < Job::kMaxLeftRunning) {

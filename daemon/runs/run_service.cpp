@@ -6,6 +6,7 @@
 #include "daemon/history/paging.h"
 #include "daemon/process_identity.h"
 #include "daemon/storage_failure.h"
+#include "daemon/untrusted_file.h"
 
 namespace lpd::daemon {
 
@@ -62,6 +63,23 @@ json RunService::handle_end(Call& call) {
   return {{"ended", true}};
 }
 
+// -- h14owner: the pid run.list shows ------------------------------------------
+json RunService::command_pid(const Run& run) const {
+  // A run of a command without the shim has no controller pid; its
+  // command's pid is in lpd-monitor's status file (JobService's
+  // status_path: runs/ID/exit.json), written once the command is forked.
+  // A few hundred bytes; anything larger is not the monitor's file.
+  if (!run.supervised) return nullptr;
+  const auto text = read_untrusted_file(store_.path("runs/" + run.run_id + "/exit.json"), 64 * 1024);
+  if (!text) return nullptr;
+  const json status = json::parse(*text, nullptr, false);
+  if (!status.is_object()) return nullptr;
+  const auto pid = status.find("pid");
+  if (pid == status.end() || !pid->is_number_integer() || pid->get<long long>() <= 0) return nullptr;
+  return *pid;
+}
+// -- end h14owner
+
 json RunService::handle_list(Call& call) {
   const bool all = call.fields.optional_boolean("all").value_or(false);
   const std::size_t limit = PageLimits::items(call.fields.optional_integer("limit"));
@@ -81,7 +99,9 @@ json RunService::handle_list(Call& call) {
   std::optional<RunRegistry::Cursor> last;
   bool more = false;
   registry_.visit_after(all, after, [&](const Run& run) {
-    json item = call.view(RecordKind::kRun, run.owner, run.to_json());
+    json record = run.to_json();
+    if (run.pid == 0) record["pid"] = command_pid(run);  // h14owner: never a pid of 0
+    json item = call.view(RecordKind::kRun, run.owner, std::move(record));
     if (!page.take(item.dump().size())) {
       more = true;
       return false;

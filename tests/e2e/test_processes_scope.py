@@ -45,7 +45,9 @@ def project(tmp_path, name, marker):
 def ps_rows(lpd, cwd):
     """The human table: rows as lists of columns (split on runs of spaces)."""
     lines = lpctl(lpd, "ps", "-a", cwd=cwd).stdout.splitlines()
-    return [line.split() for line in lines[1:]]
+    # h14owner: the OWNER column (second) is left out here; test_lpctl_listings.py checks it.
+    assert lines[0].split()[:3] == ["NAME", "OWNER", "SCOPE"]
+    return [(lambda cells: cells[:1] + cells[2:])(line.split()) for line in lines[1:]]
 
 
 # -- scopes ---------------------------------------------------------------------------
@@ -230,7 +232,7 @@ def test_lpctl_ensure_lease_holds_for_as_long_as_lpctl_runs(lpd, tmp_path):
         assert holder.poll() is None
         [p] = lpd.lpctl_json("ps")["processes"]
         assert p["state"] == "ready" and p["holders"] == 1 and p["leased"] is True
-        assert lpctl(lpd, "ps", cwd=scope).stdout.splitlines()[1].split()[4] == "1"  # HOLDERS
+        assert lpctl(lpd, "ps", cwd=scope).stdout.splitlines()[1].split()[5] == "1"  # HOLDERS (after OWNER, h14owner)
         holder.terminate()
         holder.wait(timeout=60)
         killed = events.wait("process.killed", name="leased")
@@ -329,7 +331,7 @@ def test_a_line_of_invalid_utf8_is_matched_sensibly(lpd, tmp_path):
     r = lpctl(lpd, "ensure", "bytes1", "--timeout", "1", "--pattern", r"^ready . here$", "--", PY, "-c", script,
               cwd=str(tmp_path), check=False)
     assert r.returncode == 1 and "[timeout]" in r.stderr, r.stderr
-    lpctl(lpd, "kill-all")
+    lpctl(lpd, "kill-all", "--all-projects")  # h14owner: kill-all alone is this project's
 
 
 def test_no_pattern_means_ready_once_started(lpd, tmp_path):

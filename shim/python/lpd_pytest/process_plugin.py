@@ -12,6 +12,7 @@ carries as <system-out>).
 
 PYTEST_DONT_REWRITE"""
 
+import errno
 import importlib.metadata
 import os
 import sys
@@ -98,6 +99,17 @@ def _terminate_interruptible(config):
         xprocess.terminate_interruptible()
 
 
+def _first_kept(f, start, size):
+    """h14logcap: lpd's size cap frees the oldest part of a long helper log
+    (a hole, read as zeros the helper never wrote): the first offset from
+    `start` that holds data (`size` when none does; `start` where the file
+    system cannot tell)."""
+    try:
+        return max(start, os.lseek(f.fileno(), start, os.SEEK_DATA))
+    except OSError as e:
+        return size if e.errno == errno.ENXIO else start
+
+
 def read_since(path, offset, limit=MAX_SECTION_BYTES):
     """The log's text from `offset` to its end, at most its last `limit`
     bytes (cut at a line start when cut); '' when it cannot be read."""
@@ -105,6 +117,7 @@ def read_since(path, offset, limit=MAX_SECTION_BYTES):
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             start = max(offset, size - limit)
+            start = _first_kept(f, start, size)
             if start >= size:
                 return ""
             f.seek(start)

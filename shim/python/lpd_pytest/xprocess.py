@@ -21,6 +21,7 @@ import os
 import re
 import select
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -108,8 +109,8 @@ def pattern_text(pattern):
     """The pattern as lpd takes it: text, with a compiled regex's flags as
     inline flags ((?i) for re.IGNORECASE ...). None stays None. Raises
     ValueError for re.ASCII/re.LOCALE, which lpd's engine has no form of."""
-    if pattern is None:
-        return None
+    if pattern is None or type(pattern) is str:  # h14ensure: the common case, at once
+        return pattern
     flags = 0
     if isinstance(pattern, re.Pattern):
         flags, pattern = pattern.flags, pattern.pattern
@@ -132,11 +133,12 @@ def startup_check_of(starter):
     return starter.startup_check
 
 
-def child_fields(starter, controldir):
+def child_fields(starter, controldir, with_env=True):
     """argv, cwd and env for proc.ensure from the starter's args, env and
     popen_kwargs, as pytest-xprocess's Popen(args, cwd=controldir,
     env=starter.env, **popen_kwargs) would run it. Raises ValueError for a
-    popen_kwarg lpd cannot honour, naming why."""
+    popen_kwarg lpd cannot honour, naming why. with_env=False: env is None
+    (h14ensure: a reuse needs no environment, and copying it costs)."""
     kwargs = dict(getattr(starter, "popen_kwargs", None) or {})
     for key in kwargs:
         if key in POPEN_KWARGS_REFUSED:
@@ -158,10 +160,20 @@ def child_fields(starter, controldir):
         argv = ["/bin/sh", "-c", 'umask "$0" && exec "$@"', format(int(kwargs["umask"]), "04o")] + argv
     cwd = kwargs.get("cwd")
     cwd = os.path.abspath(os.fsdecode(cwd)) if cwd is not None else str(controldir)
+    if not with_env:
+        return argv, cwd, None
     env = kwargs["env"] if kwargs.get("env") is not None else getattr(starter, "env", None)
     # Like Popen(env=None): the test process's environment; else env replaces it.
     env = dict(os.environ) if env is None else {os.fsdecode(k): os.fsdecode(v) for k, v in env.items()}
     return argv, cwd, env
+
+
+def _ended(pidfd):
+    """Whether the process of `pidfd` has ended (readable), without
+    waiting; poll, not select: a descriptor may be above FD_SETSIZE."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class _Log:
@@ -190,11 +202,12 @@ class XProcessInfo:
     lpd knows no such helper in this project), `controldir`, isrunning(),
     terminate()."""
 
-    def __init__(self, xprocess, name):
+    def __init__(self, xprocess, name, record=None, controldir=None):
         self._xprocess = xprocess
         self.name = name
-        self.controldir = xprocess.controldir(name, make=False)
-        record = xprocess.record(name)
+        self.controldir = controldir if controldir is not None else xprocess.controldir(name, make=False)
+        if record is None:  # h14ensure: ensure() passes its reply's
+            record = xprocess.record(name)
         self.pid = record.get("pid") if record else None
         self.logpath = as_path(record["log_path"]) if record and record.get("log_path") else None
 
@@ -228,6 +241,7 @@ class XProcessInfo:
         return self._xprocess.kill(self.name, float(timeout))
 
     def _terminate_alone(self, timeout):
+        self._xprocess._forget(self.name)  # h14ensure: the next ensure asks lpd
         try:
             pidfd = os.pidfd_open(self.pid)
         except ProcessLookupError:
@@ -365,6 +379,7 @@ class XProcess:
 
     def kill(self, name, timeout):
         """proc.kill with pytest-xprocess's codes, see XProcessInfo.terminate."""
+        self._forget(name)  # h14ensure: the next ensure asks lpd
         if timeout <= 0:
             try:  # not waited for: the answer to a later request skips it
                 self.request("proc.kill", self._named(name, grace=0.0), timeout=0.0)
@@ -383,6 +398,7 @@ class XProcess:
         return 1 if result.get("was_running") else 0
 
     def close(self):
+        self._forget()  # h14ensure
         if self._keeper is not None:
             os.write(self._control_write, b"x")
             self._keeper.join(timeout=10)
@@ -399,7 +415,7 @@ class XProcess:
         if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\0" in name:
             raise ValueError(f"bad helper name {name!r}")  # the rest of the rules are lpd's
         path = self.rootdir.join(name) if hasattr(self.rootdir, "join") else self.rootdir / name
-        if make:
+        if make and not os.path.isdir(str(path)):  # h14ensure: one stat when it exists
             os.makedirs(str(path), exist_ok=True)
         return path
 
@@ -428,8 +444,8 @@ class XProcess:
             raise RuntimeError(f"could not start process {name!r}: its starter has neither a pattern "
                                "nor a startup_check to know it started")
         timeout = float(getattr(starter, "timeout", 120))
-        argv, cwd, env = child_fields(starter, controldir)
-        fields = self._named(name, argv=argv, cwd=cwd, env=env, timeout=timeout,
+        argv, cwd, _ = child_fields(starter, controldir, with_env=False)
+        fields = self._named(name, argv=argv, cwd=cwd, timeout=timeout,
                              max_read_lines=int(getattr(starter, "max_read_lines", 50) or 0),
                              restart=bool(restart), keep_on_timeout=True)
         if pattern is not None:
@@ -440,20 +456,35 @@ class XProcess:
                 fields["linger"] = float(linger)
 
         began = time.monotonic()
+        known = None if restart or shared else self._known_running(name, fields)
         try:
-            result = self.request("proc.ensure", fields, timeout=None)  # lpd keeps the time
+            result = known
+            if result is None and not restart:
+                # h14ensure: the common call (the helper runs) goes without
+                # the environment; lpd answers "not_running" when a start
+                # is due, and the whole request follows.
+                result = self.request("proc.ensure", dict(fields, only_if_running=True), timeout=None)
+                if result.get("outcome") == "not_running":
+                    result = None
+            if result is None or shared:
+                fields["env"] = child_fields(starter, controldir)[2]
+            if result is None:
+                result = self.request("proc.ensure", fields, timeout=None)  # lpd keeps the time
         except LpdError as e:
             if e.code == "timeout":
                 raise TimeoutError(f"could not start process {name!r}: {e.message}") from None
             if e.code == "bad_request":
                 raise ValueError(f"could not start process {name!r}: {e.message}") from None
             raise RuntimeError(f"could not start process {name!r}: {e.message}") from None
+        if known is None:
+            self._learn(name, fields, result)
         if shared:
             # Taken again on a new connection after an lpd restart: reused,
             # never restarted (restart is for this call only).
             self.leases[name] = dict(fields, restart=False)
             self._start_keeper()
-        info = self.getinfo(name)
+        # h14ensure: the info from the reply (no second request).
+        info = XProcessInfo(self, name, record=result, controldir=controldir)
         self.resources.append(XProcessResources(info, bool(getattr(starter, "terminate_on_interrupt", False))))
         if getattr(starter, "terminate_on_interrupt", False):
             self.interruptible.add(name)
@@ -463,9 +494,100 @@ class XProcess:
         elif name not in self.first_offsets or self.log_paths.get(name) != result["log_path"]:
             self.first_offsets[name] = int(result.get("offset", 0))
         self.log_paths[name] = result["log_path"]
+        self._warn_if_differs(name, result)
         if not result.get("reused") and check is not None:
             self._wait_startup_check(name, check, began + timeout, timeout)
         return result["pid"], as_path(result["log_path"])
+
+    # h14ensure: a helper this object was told twice is running, asked for
+    # again with the same fields, is answered here, as pytest-xprocess
+    # answers from its pid file: lpd would answer "reused" with the same
+    # pid. A pidfd (which names one process, never a later one with its
+    # pid) taken before lpd's second answer and still unreadable after it
+    # proves it is the very process lpd vouched for and that it still runs.
+    # Any other call about the name (terminate, kill), restart or shared
+    # goes to lpd, and so does anything once the process has ended.
+    def _known_running(self, name, fields):
+        known = self.__dict__.get("_known", {}).get(name)
+        if known is None or not known["confirmed"] or known["fields"] != fields:
+            return None
+        if _ended(known["pidfd"]):
+            self._forget(name)  # it ended: lpd decides what now
+            return None
+        try:
+            offset = os.stat(known["log_path"]).st_size  # lpd's reused offset: the log's end
+        except OSError:
+            return None
+        return {"outcome": "reused", "reused": True, "differs": [], "pid": known["pid"],
+                "log_path": known["log_path"], "offset": offset}
+
+    def _learn(self, name, fields, result):
+        """After lpd's answer: confirms the pidfd taken after the previous
+        answer when it names the same pid and still runs; otherwise takes
+        one for this answer's pid, to be confirmed by the next answer."""
+        known_all = self.__dict__.setdefault("_known", {})
+        known = known_all.get(name)
+        pid = result.get("pid")
+        if known is not None and known["pid"] == pid and not _ended(known["pidfd"]):
+            known.update(fields=dict(fields), log_path=result["log_path"], confirmed=True)
+            return
+        self._forget(name)
+        if not isinstance(pid, int) or pid <= 0 or not result.get("log_path"):
+            return
+        try:
+            pidfd = os.pidfd_open(pid)  # close-on-exec
+        except OSError:
+            return
+        known_all[name] = {"pid": pid, "pidfd": pidfd, "fields": dict(fields), "log_path": result["log_path"],
+                           "confirmed": False}
+
+    def _forget(self, name=None):
+        """Drops what _learn knew of `name` (of every name: None)."""
+        known_all = self.__dict__.get("_known", {})
+        for key in list(known_all) if name is None else [name]:
+            known = known_all.pop(key, None)
+            if known is not None:
+                os.close(known["pidfd"])
+
+    # h14ensure: a helper reused (or a start joined) with another argv,
+    # pattern or cwd than this starter's is used all the same, as
+    # pytest-xprocess reuses a running process whatever its starter says,
+    # but not silently: one line per name and difference, past pytest's
+    # capture. Not a Python warning: under `filterwarnings = error` it would
+    # fail suites that run unchanged under pytest-xprocess.
+    def _warn_if_differs(self, name, result):
+        differs = [str(d) for d in result.get("differs") or () if isinstance(d, str)]
+        if not differs:
+            return
+        key = (name, tuple(differs))
+        warned = self.__dict__.setdefault("_differs_warned", set())
+        if key in warned:
+            return
+        warned.add(key)
+        how = "joined a start under way" if result.get("outcome") == "joined" else "reused it"
+        line = (f"lpd_pytest: warning: helper {name!r} already runs (pid {result.get('pid')}) with another "
+                f"{' and '.join(differs)} than this starter's; {how}, as pytest-xprocess would "
+                "(restart=True starts it with this starter's)")
+        self._say(line)
+
+    def _say(self, line):
+        """Writes one line to the terminal pytest writes to, with its
+        capture suspended; stderr without pytest. Never raises."""
+        try:
+            plugins = getattr(self.config, "pluginmanager", None)
+            capman = plugins.getplugin("capturemanager") if plugins is not None else None
+            reporter = plugins.getplugin("terminalreporter") if plugins is not None else None
+            if capman is not None and reporter is not None:
+                with capman.global_and_fixture_disabled():
+                    if getattr(reporter._tw, "width_of_current_line", 0):
+                        reporter.write("\n")  # after the progress dots, on a line of its own
+                    reporter.write_line(line)
+                return
+            stream = sys.__stderr__ or sys.stderr
+            stream.write(line + "\n")
+            stream.flush()
+        except Exception:
+            pass
 
     @staticmethod
     def _wait_startup_check(name, check, deadline, timeout):

@@ -1,0 +1,95 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "daemon/process/log_cap_rules.h"
+
+namespace lpd::daemon {
+
+// h14logcap: the I/O edge of the helper log cap (the rules are in
+// log_cap_rules.h).
+//
+// Why free the front of the file in place (fallocate PUNCH_HOLE) rather
+// than pipe the helper's output through a small logger (s6-log style):
+// - the helper keeps writing to a plain file with O_APPEND: a write never
+//   blocks on, or fails because of, a logger that is slow, stopped or gone
+//   (lpd may be killed and restarted while helpers run on);
+// - the file keeps its size, so every offset lpd and the shim hold (ready
+//   offsets, where a test's excerpt begins, a follower's position) still
+//   means the same bytes; readers skip the freed front with SEEK_DATA;
+// - nothing has to outlive lpd: a restarted lpd measures the logs again.
+// Where the file system cannot punch holes (EOPNOTSUPP: vfat, NFSv3 ...),
+// the log is emptied instead (truncated to 0, then one line says how much
+// was dropped): less kept, but the disk stays bounded all the same.
+
+/// A log as measured now; nullopt when it is missing or not a regular file
+/// (never followed through a link).
+std::optional<LogUse> measure_log(const std::string& path);
+
+/// What free_log_front did.
+struct FrontFreed {
+  bool truncated = false;   // the file system cannot punch: the file was emptied
+  std::uint64_t bytes = 0;  // truncated: what the file held; else where the kept part begins now
+};
+
+/// Frees bytes [0, keep_from) of the log at `path` (fallocate
+/// PUNCH_HOLE|KEEP_SIZE): the writer's O_APPEND offset and the file size do
+/// not change. Throws std::system_error (a link, FIFO or device at `path`
+/// is refused, never opened).
+FrontFreed free_log_front(const std::string& path, std::uint64_t keep_from);
+
+/// The block size freeing works in for files under `dir` (4096 when it
+/// cannot tell).
+std::uint64_t log_block_size(const std::string& dir);
+
+/// HelperLogWatch tells which owners' live helper logs grew, without
+/// polling: one inotify descriptor for all of them (IN_MODIFY), and at most
+/// one wake-up per `window` however much the helpers write — after a
+/// change it stops listening for `window`, then reports every owner whose
+/// logs changed meanwhile (as LogTail coalesces for live output). The
+/// kernel merges a log's repeated events while nobody reads them.
+class HelperLogWatch {
+ public:
+  using OnGrown = std::function<void(uid_t owner)>;
+
+  HelperLogWatch(boost::asio::io_context& io, std::chrono::milliseconds window, OnGrown on_grown);
+  ~HelperLogWatch();
+  HelperLogWatch(const HelperLogWatch&) = delete;
+  HelperLogWatch& operator=(const HelperLogWatch&) = delete;
+
+  /// Watches `path` (not followed if a link) for `owner`. False (and the
+  /// reason logged by the caller) when inotify refuses (its watch limit).
+  bool watch(const std::string& path, uid_t owner);
+  /// Stops watching `path` (a helper ended).
+  void unwatch(const std::string& path);
+
+ private:
+  void wait();
+  void read_events();
+
+  boost::asio::io_context& io_;
+  std::chrono::milliseconds window_;
+  OnGrown on_grown_;
+  std::optional<boost::asio::posix::stream_descriptor> inotify_;
+  boost::asio::steady_timer timer_;
+  std::map<int, uid_t> owners_;           // watch descriptor -> owner
+  std::map<std::string, int> watches_;    // path -> watch descriptor
+  std::set<uid_t> grown_;                 // owners to report when the window ends
+  bool waiting_ = false;
+  bool window_open_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace lpd::daemon

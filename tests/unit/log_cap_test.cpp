@@ -1,0 +1,106 @@
+// h14logcap: freeing the front of a log in place, and readers skipping what
+// was freed (on the file system the tests run on; skipped where it cannot
+// punch holes).
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "daemon/process/log_cap.h"
+#include "daemon/process/log_file.h"
+
+using namespace lpd::daemon;
+
+namespace {
+
+/// A log in a fresh temporary directory, opened O_APPEND as a helper's.
+struct TempLog {
+  std::string dir;
+  std::string path;
+  int writer = -1;
+  TempLog() {
+    char pattern[] = "/tmp/lpd-log-cap-XXXXXX";
+    dir = ::mkdtemp(pattern);
+    path = dir + "/h.1.log";
+    writer = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  }
+  ~TempLog() {
+    ::close(writer);
+    ::unlink(path.c_str());
+    ::rmdir(dir.c_str());
+  }
+  void write_lines(int from, int count) {
+    std::string text;
+    for (int i = from; i < from + count; ++i) text += "line " + std::to_string(i) + " " + std::string(90, 'x') + "\n";
+    REQUIRE(::write(writer, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("freeing a log's front keeps its size and newest lines, and the writer appends on") {
+  TempLog log;
+  log.write_lines(0, 20000);  // about 2 MiB
+  ::fsync(log.writer);
+  const auto before = measure_log(log.path);
+  REQUIRE(before);
+  const std::uint64_t block = log_block_size(log.dir);
+  const std::uint64_t keep_from = (before->size / 2) / block * block;
+  const FrontFreed freed = free_log_front(log.path, keep_from);
+  if (freed.truncated) {
+    WARN("this file system cannot punch holes: not checked");
+    return;
+  }
+  CHECK(freed.bytes == keep_from);
+  const auto after = measure_log(log.path);
+  REQUIRE(after);
+  CHECK(after->size == before->size);
+  CHECK(after->kept_from == keep_from);
+  CHECK(after->disk_bytes <= before->size - keep_from + block);
+
+  // A reader of the last lines never steps into the freed front.
+  CHECK(offset_of_last_lines(log.path, 1'000'000, after->size) == keep_from);
+  CHECK(first_kept_offset(log.path) == keep_from);
+  const int reader = ::open(log.path.c_str(), O_RDONLY | O_CLOEXEC);
+  CHECK(next_data_offset(reader, 0) == keep_from);
+  CHECK(next_data_offset(reader, keep_from + 10) == keep_from + 10);
+
+  // The helper's next write lands at the end, as before.
+  log.write_lines(20000, 1);
+  const auto grown = measure_log(log.path);
+  REQUIRE(grown);
+  CHECK(grown->size > before->size);
+  std::string last(200, '\0');
+  const auto n = ::pread(reader, last.data(), last.size(), static_cast<off_t>(grown->size - 150));
+  CHECK(n == 150);
+  CHECK(std::string(last.data(), 150).find("line 20000") != std::string::npos);
+  ::close(reader);
+}
+
+TEST_CASE("a log freed whole reads as empty from its end") {
+  TempLog log;
+  log.write_lines(0, 100);
+  const auto use = measure_log(log.path);
+  REQUIRE(use);
+  const std::uint64_t block = log_block_size(log.dir);
+  const FrontFreed freed = free_log_front(log.path, (use->size + block - 1) / block * block);
+  if (freed.truncated) {
+    WARN("this file system cannot punch holes: not checked");
+    return;
+  }
+  CHECK(first_kept_offset(log.path) == use->size);
+  CHECK(offset_of_last_lines(log.path, 10, use->size) == use->size);
+}
+
+TEST_CASE("a link where a log should be is never freed through") {
+  TempLog log;
+  const std::string link = log.dir + "/link.log";
+  REQUIRE(::symlink(log.path.c_str(), link.c_str()) == 0);
+  CHECK_THROWS(free_log_front(link, 4096));
+  CHECK_FALSE(measure_log(link));
+  ::unlink(link.c_str());
+}
