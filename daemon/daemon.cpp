@@ -107,6 +107,7 @@ int Daemon::run(Readiness& readiness) {
     }
     make_directories(config_.state_dir, root ? 0711 : 0700);
     require_trusted_directory(config_.state_dir, /*allow_shared_sticky=*/false);
+    make_private(config_.state_dir, root ? 0711 : 0700);
     // From here on private unless said otherwise: lpd's files 0600, its
     // directories 0711 (a user can reach a file of theirs by its path, but
     // list nothing). The state tree holds every user's argv, environment

@@ -55,6 +55,21 @@ void make_directories(const std::string& path, mode_t mode) {
   if (!S_ISDIR(st.st_mode)) throw std::runtime_error(path + " exists and is not a directory");
 }
 
+void make_private(const std::string& path, mode_t mode) {
+  // A link is followed: require_trusted_directory judged it and its target.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail("cannot open directory " + path);
+  struct stat st {};
+  const bool ok = ::fstat(fd, &st) == 0 &&
+                  ((st.st_mode & 07777 & ~mode) == 0 || ::fchmod(fd, st.st_mode & 07777 & mode) == 0);
+  const int err = errno;
+  ::close(fd);
+  if (!ok) {
+    errno = err;
+    fail("cannot make " + path + " private");
+  }
+}
+
 std::optional<std::string> directory_distrust(uid_t owner, mode_t mode, uid_t euid, bool allow_shared_sticky) {
   if (owner != euid && owner != 0) return "it belongs to another user";
   if ((mode & (S_IWGRP | S_IWOTH)) == 0) return std::nullopt;

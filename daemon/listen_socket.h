@@ -36,4 +36,11 @@ std::optional<std::string> directory_distrust(uid_t owner, mode_t mode, uid_t eu
 /// too, then what it points to), or when it cannot be examined.
 void require_trusted_directory(const std::string& path, bool allow_shared_sticky);
 
+/// Narrows the mode of directory `path` (lpd's own: call after
+/// require_trusted_directory) to at most `mode`, when an older lpd or a
+/// laxer umask made it readable by others (a link at `path`, which
+/// require_trusted_directory judged with its target, is followed). Throws
+/// std::runtime_error when the directory cannot be opened or changed.
+void make_private(const std::string& path, mode_t mode);
+
 }  // namespace lpd::daemon

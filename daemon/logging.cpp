@@ -1,6 +1,7 @@
 #include "daemon/logging.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -66,7 +67,10 @@ void setup_logging(bool foreground, const std::string& state_dir, const std::str
     // between.
     spdlog::file_event_handlers handlers;
     handlers.after_open = [](const spdlog::filename_t&, std::FILE* file) {
-      if (file) ::fcntl(::fileno(file), F_SETFD, FD_CLOEXEC);
+      if (!file) return;
+      ::fcntl(::fileno(file), F_SETFD, FD_CLOEXEC);
+      // An lpd.log an older lpd (or a laxer umask) left readable is made private.
+      ::fchmod(::fileno(file), S_IRUSR | S_IWUSR);
     };
     logger = std::make_shared<spdlog::logger>(
         "lpd", std::make_shared<spdlog::sinks::rotating_file_sink_mt>(state_dir + "/lpd.log", 10 * 1024 * 1024, 3,

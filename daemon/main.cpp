@@ -1,5 +1,6 @@
 // lpd: the daemon. `lpd start` runs it; everything else talks to it over its socket.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +32,10 @@ void redirect_stdio_to_dev_null() {
 }
 
 int run_daemon(const DaemonConfig& config, Readiness& readiness) {
+  // Private from the first file on, whatever umask the shell that ran
+  // `lpd start` had: lpd.log and the state tree hold every user's argv,
+  // paths and output (files 0600, directories 0711; see Daemon::Daemon).
+  ::umask(S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH);
   try {
     lpd::daemon::setup_logging(config.foreground, config.state_dir, config.log_level);
   } catch (const std::exception& e) {

@@ -51,7 +51,9 @@ def pytest_addoption(parser, pluginmanager):
     group.addoption("--pause-checkpoint-mock", choices=sorted(MOCK_VALUES), default=None,
                     help="make checkpoint() return this at once, with reason 'Mock', without a daemon")
     group.addoption("--lpd-socket", default=None, metavar="PATH",
-                    help="lpd's socket (default: $LPD_SOCKET, else the per-user default path)")
+                    help="lpd's socket (default: $LPD_SOCKET, else the per-user default path); "
+                         "write --lpd-socket=PATH: as two words pytest takes PATH for a test path "
+                         "when it looks for the rootdir")
 
 
 def pause_on_failure_wanted(config):
