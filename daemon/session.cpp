@@ -382,7 +382,10 @@ void Session::close() {
   // What the peer wrote into its ring before it went counts: read it while
   // this session still stands for the peer.
   drain_ring();
-  ring_.reset();  // peer_.ring keeps it mapped until the listeners below had the peer
+  // Mapped until the listeners below had the peer (a test's phase mark is
+  // read then), held by a local: on_closed_ may destroy this session.
+  const auto ring_mapping = std::move(peer_.ring);
+  ring_.reset();
   ring_timer_.cancel();
   close_passed_fd();
   open_ = false;
@@ -398,7 +401,6 @@ void Session::close() {
     trim_heap_soon(socket_.get_executor());
   }
   if (on_closed_) on_closed_(*this);
-  peer_.ring.reset();
 }
 
 }  // namespace lpd::daemon
