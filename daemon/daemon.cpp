@@ -102,7 +102,13 @@ int Daemon::run(Readiness& readiness) {
     const auto slash = config_.socket_path.rfind('/');
     if (slash != std::string::npos && slash > 0) {
       const std::string socket_dir = config_.socket_path.substr(0, slash);
-      make_directories(socket_dir, root ? 0755 : 0700);
+      {
+        // lpd's umask (main.cpp) is private; root's socket directory is
+        // meant to be listable (0755), as systemd's RuntimeDirectory makes it.
+        const mode_t private_umask = ::umask(022);
+        make_directories(socket_dir, root ? 0755 : 0700);
+        ::umask(private_umask);
+      }
       require_trusted_directory(socket_dir, /*allow_shared_sticky=*/true);
     }
     make_directories(config_.state_dir, root ? 0711 : 0700);

@@ -135,7 +135,7 @@ OperationTable operation_table(Daemon& d) {
        "Start NAME unless it runs, answer when its log matches pattern: name, scope?, pattern?, argv, cwd, env, "
        "timeout, max_read_lines, restart, keep_on_timeout, lease?, linger?, keep_logs?",
        G::kAct, bind<handle_proc_ensure>(d), owner<existing_process_named>(d)},
-      {"proc.list", "Supervised processes (running; all with all=true)", G::kList, bind<handle_proc_list>(d)},
+      {"proc.list", "Supervised processes (running; all with all=true), a page at a time: scope?, owner?, limit?, after?", G::kList, bind<handle_proc_list>(d)},
       {"proc.info", "One supervised process: name", G::kRead, bind<handle_proc_info>(d),
        owner<process_named>(d)},
       {"proc.kill", "Signal NAME's process group, SIGKILL after grace, answer when gone: name, signal?, grace?",

@@ -121,6 +121,9 @@ void print_outcome(const std::string& name, const json& result) {
   const int pid = result.value("pid", 0);
   if (outcome == "reused") {
     std::printf("%s: already running (pid %d), reused\n", name.c_str(), pid);
+    // h14fixA: handed back after a start that failed but left it running.
+    if (const auto note = result.find("not_ready"); note != result.end() && note->is_string())
+      std::printf("%s: %s\n", name.c_str(), note->get<std::string>().c_str());
     return;
   }
   // "started" only for the call that started it.

@@ -2,6 +2,8 @@
 #include <iostream>
 #include <memory>
 
+#include <unistd.h>
+
 #include "client/cli.h"
 #include "client/commands/commands.h"
 #include "client/commands/helper_address.h"
@@ -25,7 +27,10 @@ std::chrono::milliseconds kill_limit(const GlobalOptions& global, double grace) 
 }
 
 void print_killed(const json& p) {
-  const std::string name = p.value("name", "");
+  // h14fixB: what was killed by its full name (SCOPE::NAME; the name alone
+  // in the global scope): a NAME may have reached another project.
+  const std::string name = p.contains("full_name") && p["full_name"].is_string() ? p["full_name"].get<std::string>()
+                                                                                 : p.value("name", "");
   if (p.value("released", false)) {
     std::printf("released %s: %d other holders keep it running\n", name.c_str(), p.value("holders", 0));
     return;
@@ -72,9 +77,26 @@ Command kill_command() {
                   request_helper(connection, "proc.kill", o->name, o->scope, fields, kill_limit(global, o->grace));
               if (global.json) {
                 print_json(result);
-              } else {
-                print_killed(result);
+                return kExitOk;
               }
+              // h14fixB: a NAME with no helper in this project reaches the
+              // one helper of that name elsewhere (request_helper's
+              // fallback, as ps and logs): say so before what was done.
+              const std::string project = project_scope(current_directory());
+              const std::string scope = result.contains("scope") && result["scope"].is_string()
+                                            ? result["scope"].get<std::string>()
+                                            : std::string();
+              if (!o->scope && o->name.find("::") == std::string::npos && scope != project) {
+                std::string whose = "the";
+                if (result.contains("owner") && result["owner"].is_number_unsigned()) {
+                  const auto uid = result["owner"].get<uid_t>();
+                  whose = uid == ::getuid() ? "your" : owner_label(uid) + "'s";
+                }
+                const std::string which = scope.empty() ? o->name + " (global scope)" : result.value("full_name", o->name);
+                std::printf("%s is not in this project (%s); it named %s helper %s:\n", o->name.c_str(),
+                            project.c_str(), whose.c_str(), which.c_str());
+              }
+              print_killed(result);
               return kExitOk;
             };
           }};
@@ -107,13 +129,25 @@ Command kill_all_command() {
               const json none = json::array();
               const json& kept = result.contains("kept") ? result["kept"] : none;
               const json& released = result.contains("released") ? result["released"] : none;
-              if (result["killed"].empty() && kept.empty() && released.empty()) std::printf("nothing to kill\n");
+              // h14fixB: the reply lists at most what fits in one line of
+              // the protocol; the counts are every helper's.
+              const auto count = [&](const char* kind, const json& list) {
+                const auto it = result.find(std::string(kind) + "_count");
+                return it != result.end() && it->is_number_unsigned() ? it->get<std::size_t>() : list.size();
+              };
+              const std::size_t killed_count = count("killed", result["killed"]);
+              const std::size_t kept_count = count("kept", kept);
+              const std::size_t released_count = count("released", released);
+              if (killed_count + kept_count + released_count == 0) std::printf("nothing to kill\n");
               for (const auto& p : result["killed"]) print_killed(p);
               for (const auto& p : released) print_killed(p);
               for (const auto& p : kept)
                 std::printf("kept %s (pid %d): %d other connection(s) hold it (leases); --force stops it\n",
                             p.value("full_name", p.value("name", "")).c_str(), p.value("pid", 0),
                             p.value("holders", 0));
+              if (result.value("omitted", 0) > 0)
+                std::printf("(%d more not listed: %zu killed, %zu released, %zu kept in all)\n",
+                            result.value("omitted", 0), killed_count, released_count, kept_count);
               return kExitOk;
             };
           }};

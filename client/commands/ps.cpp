@@ -25,6 +25,11 @@ std::string exit_column(const json& p) {
   return exit.contains("code") && exit["code"].is_number() ? "code " + std::to_string(exit["code"].get<int>()) : "-";
 }
 
+/// h14fixB: the states in which lpd's record says the helper runs.
+bool is_running_state(const std::string& state) {
+  return state == "starting" || state == "ready" || state == "stopping";
+}
+
 }  // namespace
 
 Command ps_command() {
@@ -35,14 +40,25 @@ Command ps_command() {
             app.add_flag("-a,--all", *all, "Include processes that have ended (exited, killed, lost)");
             app.add_option("--owner", *owner, "Only the processes of this user (name or uid)");
             return [all, owner](const GlobalOptions& global) {
-              const json fields = with_owner({{"all", *all}}, *owner);  // an unknown user is refused before connecting
+              json fields = with_owner({{"all", *all}}, *owner);  // an unknown user is refused before connecting
               auto connection = global.connect();
-              const json result = connection.request("proc.list", fields);
+              // h14fixB: proc.list answers a page at a time (each well
+              // under the protocol's line limit); the pages are joined
+              // here, so ps and --json show every record. An lpd from
+              // before paging sends no "next": its one reply was all.
+              json result = {{"processes", json::array()}};
+              json& list = result["processes"];
+              for (;;) {
+                json page = connection.request("proc.list", fields);
+                for (auto& p : page["processes"]) list.push_back(std::move(p));
+                const auto next = page.find("next");
+                if (next == page.end() || !next->is_object()) break;
+                fields["after"] = *next;
+              }
               if (global.json) {
                 print_json(result);
                 return kExitOk;
               }
-              const json& list = result["processes"];
               if (list.empty()) {
                 std::cout << (*all ? "no supervised processes" : "no running supervised processes")
                           << (*owner ? " of " + **owner : std::string()) << (*all ? "\n" : " (-a shows ended ones)\n");
@@ -67,7 +83,12 @@ Command ps_command() {
                   if (it == owners.end()) it = owners.emplace(uid, owner_label(uid)).first;
                   owner_shown = it->second;
                 }
-                rows.push_back({p.value("name", ""), owner_shown, scope, std::to_string(p.value("pid", 0)), p.value("state", ""),
+                // h14fixB: a helper whose leader exited while its tree runs on.
+                std::string state = p.value("state", "");
+                if (!is_running_state(state) && p.value("tree_running", false)) state += " (tree runs)";
+                // h14fixA: a start that failed (timeout, line limit) but left it running.
+                if (state == "starting" && p.contains("failure") && p["failure"].is_string()) state = "not_ready";
+                rows.push_back({p.value("name", ""), owner_shown, scope, std::to_string(p.value("pid", 0)), state,
                                 holders, format_duration(p.value("uptime_seconds", 0.0)), exit_column(p),
                                 p.value("log_path", ""), pattern});
               }

@@ -8,10 +8,13 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <map>
 #include <memory>
 
 #include "daemon/access.h"
 #include "daemon/daemon.h"
+#include "daemon/history/paging.h"  // h14fixB
+#include "daemon/process/process_list_view.h"  // h14fixB
 #include "daemon/process/pattern.h"
 #include "daemon/process/proc_stat.h"
 #include "daemon/process/process_name.h"
@@ -108,6 +111,41 @@ int signal_field(const Call& call) {
   return *signo;
 }
 
+/// h14fixB: proc.kill_all's reply: "killed", "kept", "released" (each
+/// entry as list_view cuts it) and "killed_count", "kept_count",
+/// "released_count" (all of them), "omitted" (entries left out so the
+/// reply stays within PageLimits::kMaxReplyBytes). A kill that was done is
+/// always counted: the reply never fails for its size.
+class KillAllReply {
+ public:
+  void add(const std::string& kind, json entry) {
+    ++counts_[kind];
+    json cut = list_view(std::move(entry));
+    if (!budget_.take(cut.dump(-1, ' ', false, json::error_handler_t::replace).size())) {
+      ++omitted_;
+      return;
+    }
+    lists_[kind].push_back(std::move(cut));
+  }
+  json result() const {
+    json out;
+    for (const char* kind : {"killed", "kept", "released"}) {
+      const auto list = lists_.find(kind);
+      out[kind] = list == lists_.end() ? json::array() : list->second;
+      const auto count = counts_.find(kind);
+      out[std::string(kind) + "_count"] = count == counts_.end() ? 0 : count->second;
+    }
+    out["omitted"] = omitted_;
+    return out;
+  }
+
+ private:
+  PageBudget budget_{PageLimits::kMaxItems, PageLimits::kMaxReplyBytes};
+  std::map<std::string, json> lists_;
+  std::map<std::string, std::size_t> counts_;
+  std::size_t omitted_ = 0;
+};
+
 }  // namespace
 
 json handle_proc_ensure(Daemon& daemon, Call& call) {
@@ -180,15 +218,45 @@ json handle_proc_ensure(Daemon& daemon, Call& call) {
   return json();
 }
 
+// h14fixB: a page at a time (as run.list), each record cut for a list
+// (list_view): thousands of helpers with long argv stay under the
+// protocol's line limit. The cursor is the last record's generation, so a
+// record forgotten between two pages does not lose the reader's place.
 json handle_proc_list(Daemon& daemon, Call& call) {
   const bool all = call.fields.optional_boolean("all").value_or(false);
   const auto owner = owner_field(call);  // h14owner: lpctl ps --owner
+  std::optional<std::string> scope;      // h14fixB: --xshow asks for its project's only
+  if (auto s = call.fields.optional_string("scope")) scope = normalize_scope(*s);
+  const std::size_t limit = PageLimits::items(call.fields.optional_integer("limit"));
+  std::uint64_t after = 0;
+  if (auto it = call.body.find("after"); it != call.body.end() && !it->is_null()) {
+    const auto generation = it->is_object() ? it->find("generation") : it->end();
+    if (!it->is_object() || generation == it->end() || !generation->is_number_unsigned())
+      throw Error(ErrorCode::kBadRequest, "field \"after\" must be a previous reply's \"next\": {\"generation\": N}");
+    after = generation->get<std::uint64_t>();
+  }
   auto& service = daemon.processes();
+  PageBudget page(limit, PageLimits::kMaxReplyBytes);
   json list = json::array();
-  for (const auto* record : service.registry().all())
-    if ((all || is_running(record->state)) && (!owner || record->owner == *owner))
-      list.push_back(call.view(RecordKind::kProcess, record->owner, service.describe(*record)));
-  return {{"processes", list}};
+  std::optional<std::uint64_t> last;
+  bool more = false;
+  for (const auto* record : service.registry().after_generation(after)) {
+    if (owner && record->owner != *owner) continue;
+    // A scope is content: another user's record is never matched by it
+    // (a filter would tell who has a helper in which directory).
+    if (scope && (record->scope != *scope || !call.may_access(record->owner))) continue;
+    if (!all && !service.tree_runs(*record)) continue;
+    json item = call.view(RecordKind::kProcess, record->owner, list_view(service.describe(*record)));
+    if (!page.take(item.dump(-1, ' ', false, json::error_handler_t::replace).size())) {
+      more = true;
+      break;
+    }
+    list.push_back(std::move(item));
+    last = record->generation;
+  }
+  json next = nullptr;
+  if (more && last) next = {{"generation", *last}};
+  return {{"processes", std::move(list)}, {"next", std::move(next)}};
 }
 
 json handle_proc_info(Daemon& daemon, Call& call) {
@@ -235,40 +303,40 @@ json handle_proc_kill_all(Daemon& daemon, Call& call) {
   const bool force = call.fields.optional_boolean("force").value_or(false);
   auto& service = daemon.processes();
   std::vector<ProcessKey> names;
-  json spared = json::array();
+  // h14fixB: a helper whose leader exited while its tree runs on (a
+  // daemonizing server) is running too: proc.kill stops what it left.
   for (const auto* record : service.registry().all())
-    if (is_running(record->state) && record->owner == owner && (!scope || record->scope == *scope))
+    if (record->owner == owner && (!scope || record->scope == *scope) && service.tree_runs(*record))
       names.push_back(record->key());
+  /// h14fixB: the reply lists what was done, bounded (KillAllReply): each
+  /// entry cut as a list cuts it, at most half the line limit of entries,
+  /// and the counts of every kind whatever was left out.
+  auto reply = std::make_shared<KillAllReply>();
   std::vector<ProcessKey> to_kill;
   for (const auto& key : names) {
-    if (auto reply = service.spare_from_kill_all(key, call.peer.session_id, force))
-      spared.push_back(std::move(*reply));
-    else
+    if (auto spared = service.spare_from_kill_all(key, call.peer.session_id, force)) {
+      const char* kind = spared->value("kept", false) ? "kept" : "released";
+      reply->add(kind, std::move(*spared));
+    } else {
       to_kill.push_back(key);
+    }
   }
-  names = std::move(to_kill);
-  json kept = json::array();
-  json released = json::array();
-  for (auto& reply : spared) (reply.value("kept", false) ? kept : released).push_back(std::move(reply));
   Responder responder = call.defer();
-  if (names.empty()) {
-    responder.ok({{"killed", json::array()}, {"kept", kept}, {"released", released}});
+  if (to_kill.empty()) {
+    responder.ok(reply->result());
     return json();
   }
   /// Collects the kills' results and answers once the last one is gone.
   struct Gather {
     Responder responder;
     std::size_t left;
-    json killed = json::array();
-    json kept;
-    json released;
+    std::shared_ptr<KillAllReply> reply;
   };
-  auto gather = std::make_shared<Gather>(Gather{responder, names.size(), json::array(), kept, released});
-  for (const auto& name : names) {
+  auto gather = std::make_shared<Gather>(Gather{responder, to_kill.size(), reply});
+  for (const auto& name : to_kill) {
     service.kill(name, signo, grace, [gather](const json& result) {
-      gather->killed.push_back(result);
-      if (--gather->left == 0)
-        gather->responder.ok({{"killed", gather->killed}, {"kept", gather->kept}, {"released", gather->released}});
+      gather->reply->add("killed", result);
+      if (--gather->left == 0) gather->responder.ok(gather->reply->result());
     });
   }
   return json();

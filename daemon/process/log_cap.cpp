@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -61,6 +62,30 @@ FrontFreed free_log_front(const std::string& path, std::uint64_t keep_from) {
   return {true, held};
 }
 
+// h14fixA
+std::uint64_t release_reserved_past_end(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) throw std::system_error(errno, std::generic_category(), "cannot open " + path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw std::system_error(EINVAL, std::generic_category(), path + " is not a regular file");
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  const auto disk = static_cast<std::uint64_t>(st.st_blocks) * 512;
+  const auto block = static_cast<std::uint64_t>(st.st_blksize > 0 ? st.st_blksize : 4096);
+  // Blocks up to the end, rounded up, plus one of slack: no reservation.
+  if (disk <= (size + block - 1) / block * block + block) return 0;
+  const struct timespec written = st.st_mtim;
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
+    throw std::system_error(errno, std::generic_category(), "cannot free the space reserved past the end of " + path);
+  // Its mtime orders the owner's logs for the cap (least recently written
+  // first): freeing is not writing.
+  const struct timespec times[2] = {{0, UTIME_OMIT}, written};
+  ::futimens(fd.get(), times);
+  if (::fstat(fd.get(), &st) != 0) return 0;
+  const auto after = static_cast<std::uint64_t>(st.st_blocks) * 512;
+  return disk > after ? disk - after : 0;
+}
+
 std::uint64_t log_block_size(const std::string& dir) {
   struct statvfs vfs {};
   if (::statvfs(dir.c_str(), &vfs) != 0 || vfs.f_bsize == 0) return 4096;
@@ -100,6 +125,8 @@ void HelperLogWatch::unwatch(const std::string& path) {
   watches_.erase(it);
 }
 
+void HelperLogWatch::hurry() { hurried_ = true; }  // h14fixA
+
 void HelperLogWatch::wait() {
   if (waiting_ || window_open_ || !inotify_) return;
   waiting_ = true;
@@ -111,7 +138,10 @@ void HelperLogWatch::wait() {
                          read_events();
                          // Quiet for one window: the writes meanwhile pile up as one event.
                          window_open_ = true;
-                         timer_.expires_after(window_);
+                         // h14fixA: short after a check that found logs far over their cap.
+                         timer_.expires_after(hurried_ ? std::max(window_ / 10, std::chrono::milliseconds(5))
+                                                       : window_);
+                         hurried_ = false;
                          timer_.async_wait([this, alive](boost::system::error_code timer_ec) {
                            if (!*alive || timer_ec) return;
                            window_open_ = false;

@@ -50,6 +50,15 @@ struct FrontFreed {
 /// is refused, never opened).
 FrontFreed free_log_front(const std::string& path, std::uint64_t keep_from);
 
+/// h14fixA (attack finding 6): gives back the space a helper reserved
+/// past the end of its log (`fallocate --keep-size` on its own output):
+/// the file is truncated to its own size, which frees the blocks beyond
+/// it and changes no byte. Only for a log nobody writes any more (its
+/// helper and every process of its tree ended): a concurrent append could
+/// otherwise be cut. Returns the bytes freed (0 when nothing was reserved);
+/// throws std::system_error (a link, FIFO or device is refused).
+std::uint64_t release_reserved_past_end(const std::string& path);
+
 /// The block size freeing works in for files under `dir` (4096 when it
 /// cannot tell).
 std::uint64_t log_block_size(const std::string& dir);
@@ -74,6 +83,11 @@ class HelperLogWatch {
   bool watch(const std::string& path, uid_t owner);
   /// Stops watching `path` (a helper ended).
   void unwatch(const std::string& path);
+  /// h14fixA (attack finding 7): the next window is a tenth as long (at
+  /// least 5 ms), for when the last check found logs far over their cap:
+  /// a log grows by what its helper writes in one window, so a helper
+  /// writing at disk speed is looked at more often, a quiet one never.
+  void hurry();
 
  private:
   void wait();
@@ -89,6 +103,7 @@ class HelperLogWatch {
   std::set<uid_t> grown_;                 // owners to report when the window ends
   bool waiting_ = false;
   bool window_open_ = false;
+  bool hurried_ = false;  // h14fixA: the next window is short
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

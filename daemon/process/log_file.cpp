@@ -140,4 +140,40 @@ std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines,
   return found ? result : kept_from;
 }
 
+// h14fixA
+std::optional<std::string> last_log_lines(const std::string& path, std::uint64_t lines, std::size_t max_bytes) {
+  UniqueFd fd;
+  try {
+    fd = open_untrusted(path);
+  } catch (const std::system_error&) {
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return std::nullopt;
+  const auto end = static_cast<std::uint64_t>(st.st_size);
+  std::uint64_t start = offset_of_last_lines(path, lines, end);
+  bool cut = false;
+  if (end - start > max_bytes) {
+    start = end - max_bytes;
+    cut = true;
+  }
+  std::string text(end - start, '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = ::pread(fd.get(), text.data() + got, text.size() - got, static_cast<off_t>(start + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  text.resize(got);
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (cut) {
+    // Start at the next whole line when there is one in what was read.
+    const auto newline = text.find('\n');
+    if (newline != std::string::npos && newline + 1 < text.size()) text.erase(0, newline + 1);
+    text.insert(0, "[...] ");
+  }
+  return text;
+}
+
 }  // namespace lpd::daemon

@@ -49,6 +49,15 @@ std::uint64_t file_size(const std::string& path);
 /// first byte the size cap kept (first_kept_offset): what was freed is no line.
 std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines, std::uint64_t end);
 
+/// h14fixA: the text of the last `lines` lines of the log at `path`, at
+/// most `max_bytes` of them (the newest; a line cut at the front starts
+/// with "[...] "), read backwards from its end as offset_of_last_lines, so
+/// an unterminated last line is included. What the size cap freed is not
+/// text. "" when the log is empty; nullopt when it cannot be read (missing,
+/// a link or not a regular file: opened as untrusted). Failure messages
+/// show this, never a copy kept elsewhere that could be behind the file.
+std::optional<std::string> last_log_lines(const std::string& path, std::uint64_t lines, std::size_t max_bytes);
+
 /// h14logcap: the first offset at or after `offset` that holds data, for a
 /// reader of a log whose oldest part the size cap freed (a hole punched at
 /// its front reads as zeros, which no helper wrote). `offset` itself when

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -18,6 +20,40 @@ namespace lpd::daemon {
 /// leaving escapes and character classes alone.
 std::string python_to_perl_syntax(const std::string& source);
 
+/// h14fixA: the work a pattern may spend searching one helper's log,
+/// counted in the regex machine's states (Boost.Regex's unit, about 10^8 a
+/// second here). Each line earns a little credit, more for each byte; a
+/// search may spend what is banked, at most kMax. Ordinary patterns spend
+/// a few states a byte and never run short; a catastrophic one
+/// (`(.*a){25}!x`) runs out and is given up. So whatever a helper prints,
+/// its pattern costs the daemon at most about kMax states plus kPerByte a
+/// byte of log (a few milliseconds per 64 KiB read), not seconds per line.
+class SearchCredit {
+ public:
+  static constexpr std::uint64_t kMax = 1'000'000;
+  static constexpr std::uint64_t kPerLine = 64;
+  static constexpr std::uint64_t kPerByte = 8;
+  /// Credits a line of `line_bytes` and returns what its search may spend.
+  std::uint64_t allowance_for(std::size_t line_bytes);
+  /// Takes off what a search spent.
+  void spend(std::uint64_t states);
+  std::uint64_t banked() const { return credit_; }
+
+ private:
+  std::uint64_t credit_ = kMax;
+};
+
+/// h14fixA: longer patterns are refused at compile.
+constexpr std::size_t kMaxPatternBytes = 4096;
+
+/// Thrown by Pattern::matches/search when a line's search exceeds its
+/// allowance (SearchCredit) or Boost's recursion limit; what() names the
+/// pattern.
+class PatternTooComplex : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class Pattern {
  public:
   /// Throws protocol::Error(kBadRequest) with Boost's explanation and the
@@ -26,8 +62,12 @@ class Pattern {
 
   /// `line` is decoded as UTF-8; a byte that is not part of valid UTF-8
   /// reads as U+FFFD (as Python's errors="replace"), so any line can be
-  /// searched and none throws.
+  /// searched. Throws PatternTooComplex when the search runs past a fresh
+  /// SearchCredit (h14fixA).
   bool matches(std::string_view line) const;
+  /// h14fixA: the same, spending from `credit` (one per helper's log);
+  /// throws PatternTooComplex when the search runs past what it holds.
+  bool search(std::string_view line, SearchCredit& credit) const;
   const std::string& source() const { return source_; }
 
  private:

@@ -32,7 +32,17 @@ void PatternWait::on_line(const LineSplitter::Line& line) {
   if (decided_) return;
   std::string_view text = line.text;
   if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-  if (pattern_.matches(text)) {
+  bool matched = false;
+  try {
+    matched = pattern_.search(text, credit_);
+  } catch (const PatternTooComplex& e) {
+    // h14fixA: one give-up decides the wait, so a hostile helper costs
+    // the daemon one budget, not one per line it prints.
+    decided_ = true;
+    if (callbacks_.on_too_complex) callbacks_.on_too_complex(e.what());
+    return;
+  }
+  if (matched) {
     decided_ = true;
     if (callbacks_.on_match) callbacks_.on_match(std::string(text.substr(0, kKeptLineBytes)), line.end_offset);
     return;

@@ -17,7 +17,8 @@ namespace lpd::daemon {
 /// PatternWait watches a freshly started helper's log for its readiness
 /// line: it tails the file (inotify), splits lines with a bounded buffer,
 /// searches each with the pattern and remembers the last lines so a failure
-/// can show them. It reports a match once, or that the line budget ran out.
+/// can show them. It reports a match once, or that the line budget ran out,
+/// or (h14fixA) that the pattern proved too complex for a line.
 class PatternWait : public std::enable_shared_from_this<PatternWait> {
  public:
   static constexpr std::size_t kMaxLineBytes = 64 * 1024;
@@ -27,6 +28,9 @@ class PatternWait : public std::enable_shared_from_this<PatternWait> {
   struct Callbacks {
     std::function<void(const std::string& line, std::uint64_t end_offset)> on_match;
     std::function<void()> on_line_limit;
+    /// h14fixA: a line's search ran past its budget (PatternTooComplex's
+    /// text); no further line is searched.
+    std::function<void(const std::string& why)> on_too_complex;
   };
 
   /// `max_lines` counts non-empty lines, as pytest-xprocess does; 0 is no limit.
@@ -56,6 +60,7 @@ class PatternWait : public std::enable_shared_from_this<PatternWait> {
   void on_line(const LineSplitter::Line& line);
 
   Pattern pattern_;
+  SearchCredit credit_;  // h14fixA: what searching this log may cost
   std::int64_t max_lines_;
   Callbacks callbacks_;
   LineSplitter splitter_;

@@ -181,6 +181,16 @@ std::vector<const SupervisedProcess*> ProcessRegistry::all() const {
   return out;
 }
 
+// h14fixB: proc.list pages.
+std::vector<const SupervisedProcess*> ProcessRegistry::after_generation(std::uint64_t after) const {
+  std::vector<const SupervisedProcess*> out;
+  for (const auto& [_, e] : entries_)
+    if (e.record.generation > after) out.push_back(&e.record);
+  std::sort(out.begin(), out.end(),
+            [](const SupervisedProcess* a, const SupervisedProcess* b) { return a->generation < b->generation; });
+  return out;
+}
+
 EnsurePlan ProcessRegistry::plan_ensure(const ProcessKey& key, bool restart) const {
   const Entry* e = entry(key);
   if (!e) return EnsurePlan::kStart;

@@ -160,6 +160,10 @@ class ProcessRegistry {
 
   const SupervisedProcess* find(const ProcessKey& key) const;
   std::vector<const SupervisedProcess*> all() const;
+  /// h14fixB: the records started (or restored) after `after_generation`,
+  /// in that order (by generation): proc.list's pages, whose cursor is the
+  /// last generation listed. A helper started again moves to the end.
+  std::vector<const SupervisedProcess*> after_generation(std::uint64_t after_generation) const;
 
   /// Which helper `address` names for `caller`. With a scope: that scope's
   /// helper of that name, the caller's own first, else the only owner's

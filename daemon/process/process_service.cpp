@@ -98,7 +98,19 @@ void ProcessService::publish(const std::string& type, const SupervisedProcess& r
 nlohmann::json ProcessService::describe(const SupervisedProcess& record) const {
   nlohmann::json out = process_to_json(record, wall_seconds());
   out["holders"] = is_running(record.state) ? leases_.holders(record.key(), record.generation) : 0;
+  out["tree_running"] = tree_runs(record);  // h14fixB
   return out;
+}
+
+// h14fixB: a record whose leader exited but whose tree runs on.
+bool ProcessService::tree_runs(const SupervisedProcess& record) const {
+  if (is_running(record.state)) return true;
+  // left_running is listed at the leader's exit (and at restore); a tree
+  // empty then cannot fill again: nothing of it is left to fork.
+  if (record.cgroup_dir.empty() || record.left_running.empty()) return false;
+  int error = 0;
+  const auto members = cgroup_members(record.cgroup_dir, &error);
+  return !members.empty() || (error != 0 && error != ENOENT);
 }
 
 nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, const EnsureAnswer& answer) const {
@@ -109,7 +121,7 @@ nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, const E
   // h14ensure: `outcome` and `differs` say what this call did and how the
   // helper it got differs from what it asked; `pattern` null: it was
   // ready once spawned (nothing was waited for).
-  return {{"name", r.name},
+  nlohmann::json out = {{"name", r.name},
           {"outcome", to_string(answer.outcome)},
           {"differs", answer.differs},
           {"pattern", r.pattern.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.pattern)},
@@ -128,12 +140,22 @@ nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, const E
           {"started_at", r.started_at},
           {"ready_at", r.ready_at},
           {"startup_seconds", r.ready_at > r.started_at ? r.ready_at - r.started_at : 0.0}};
+  // h14fixA: a helper whose start failed but which was left running is
+  // handed back (as pytest-xprocess does), saying it never became ready.
+  out["ready"] = r.state == ProcState::kReady;
+  if (r.state == ProcState::kStarting && !r.failure.empty())
+    out["not_ready"] = "it runs but never became ready: it printed no line matching " + in_quotes(r.pattern) + " (" +
+                       r.failure + ")";
+  return out;
 }
 
-std::string ProcessService::last_lines_of(const ProcessKey& key) const {
-  auto it = supervision_.find(key);
-  if (it == supervision_.end() || !it->second.pattern_wait) return {};
-  return it->second.pattern_wait->last_lines();
+// h14fixA: read from the log itself (the end of the file, bounded), so a
+// helper without a pattern, or one whose last line has no newline yet, is
+// never said to have an empty log.
+std::optional<std::string> ProcessService::last_lines_of(const ProcessKey& key) const {
+  const auto* record = registry_.find(key);
+  if (!record || record->log_path.empty()) return std::nullopt;
+  return last_log_lines(record->log_path, kFailureLogLines, kFailureLogBytes);
 }
 
 StartFailure ProcessService::failure(ErrorCode code, const ProcessKey& key, std::string what,
@@ -151,11 +173,13 @@ StartFailure ProcessService::failure(ErrorCode code, const ProcessKey& key, std:
   } else if (!fate.empty()) {
     what += "; " + fate;
   }
-  const std::string lines = last_lines_of(key);
-  if (lines.empty()) {
+  const auto lines = last_lines_of(key);  // h14fixA
+  if (!lines) {
+    what += "; its log cannot be read";
+  } else if (lines->empty()) {
     what += "; its log is empty";
   } else {
-    what += "; last log lines:\n" + lines;
+    what += "; last log lines:\n" + *lines;
   }
   return {code, std::move(what)};
 }
@@ -260,8 +284,16 @@ void ProcessService::plan_and_run(EnsureRequest request, EnsureDone done, const 
       done(record, EnsureAnswer{EnsureOutcome::kReused, differences(*record)}, nullptr);
       return;
     case EnsurePlan::kJoin: {
-      registry_.add_waiter(key, answered({EnsureOutcome::kJoined, differences(*record)}));
       auto& sup = supervision(key);
+      // h14fixA: its start already failed (timeout, line limit, a pattern
+      // too complex) and it was left running: pytest-xprocess hands such
+      // a process back on the next ensure (it runs), so this is a reuse,
+      // answered now, with `ready` false and the reason; not a new wait.
+      if (!sup.timer && !record->failure.empty()) {
+        done(record, EnsureAnswer{EnsureOutcome::kReused, differences(*record)}, nullptr);
+        return;
+      }
+      registry_.add_waiter(key, answered({EnsureOutcome::kJoined, differences(*record)}));
       // After a --keep-on-timeout the start has no timer left; this caller
       // still deserves its own limit.
       if (!sup.timer) arm_timeout(key, sup.generation, request.timeout, true);
@@ -520,6 +552,9 @@ void ProcessService::watch_pattern(const ProcessKey& key, std::uint64_t generati
     on_match(key, generation, line, end);
   };
   callbacks.on_line_limit = [this, key, generation] { on_line_limit(key, generation); };
+  callbacks.on_too_complex = [this, key, generation](const std::string& why) {  // h14fixA
+    on_pattern_too_complex(key, generation, why);
+  };
   try {
     supervision(key).pattern_wait = PatternWait::start(io_, record->log_path, offset, Pattern::compile(record->pattern),
                                                         record->max_read_lines, std::move(callbacks));
@@ -578,6 +613,25 @@ void ProcessService::on_line_limit(const ProcessKey& key, std::uint64_t generati
                            keep ? "it is left running (--keep-on-timeout)" : "it is being killed");
   registry_.mutable_record(key)->failure = "no match within --max-read-lines " + std::to_string(record->max_read_lines);
   const auto step = registry_.fire(key, generation, keep ? ProcEvent::kTimedOutKept : ProcEvent::kLineLimit, &why);
+  if (!step) return;
+  end_startup(supervision(key));
+  if (!keep) begin_kill(key, SIGTERM, to_millis(kDefaultGraceSeconds));
+  persist(*registry_.find(key));
+}
+
+// h14fixA: the pattern's search of a line was given up (ReDoS bound).
+// The start fails at once, as on a timeout: the helper is killed, or left
+// running with keep_on_timeout (as pytest-xprocess leaves it); its log is
+// not searched any more.
+void ProcessService::on_pattern_too_complex(const ProcessKey& key, std::uint64_t generation, const std::string& why) {
+  const auto* record = registry_.find(key);
+  if (!record || record->generation != generation) return;
+  const bool keep = record->keep_on_timeout;
+  const auto failed = failure(ErrorCode::kBadRequest, key,
+                              "process " + key.name + " (pid " + std::to_string(record->pid) + "): " + why,
+                              keep ? "it is left running (--keep-on-timeout)" : "it is being killed");
+  registry_.mutable_record(key)->failure = "its pattern was too complex for a line of its log";
+  const auto step = registry_.fire(key, generation, keep ? ProcEvent::kTimedOutKept : ProcEvent::kLineLimit, &failed);
   if (!step) return;
   end_startup(supervision(key));
   if (!keep) begin_kill(key, SIGTERM, to_millis(kDefaultGraceSeconds));
@@ -657,6 +711,11 @@ void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation,
   end_leases(key);
   // h14logcap: nobody writes its log now; what it wrote last is capped too.
   log_watch_->unwatch(stored->log_path);
+  if (!stored->cgroup_dir.empty()) {  // h14fixA: only a tree lpd can see has surely ended
+    int error = 0;
+    if (cgroup_members(stored->cgroup_dir, &error).empty() && (error == 0 || error == ENOENT))
+      release_reserved_log_space(*stored);
+  }
   enforce_log_caps(stored->owner);
   finish_kill_if_done(key);
   start_pending(key);
@@ -788,6 +847,19 @@ void ProcessService::begin_kill(const ProcessKey& key, int signo, std::chrono::m
   });
 }
 
+// h14fixA (attack finding 6): space a helper reserved past its log's end
+// (fallocate --keep-size) is given back once nothing of its tree can write
+// the log, so it does not count against its owner's other logs.
+void ProcessService::release_reserved_log_space(const SupervisedProcess& record) {
+  try {
+    if (const auto freed = release_reserved_past_end(record.log_path); freed > 0)
+      spdlog::info("process {}: freed {} bytes it had reserved past the end of its log {}", record.key(), freed,
+                   record.log_path);
+  } catch (const std::system_error& e) {
+    spdlog::warn("process {}: {}", record.key(), e.what());
+  }
+}
+
 void ProcessService::finish_kill_if_done(const ProcessKey& key) {
   auto it = supervision_.find(key);
   if (it == supervision_.end()) return;
@@ -796,6 +868,7 @@ void ProcessService::finish_kill_if_done(const ProcessKey& key) {
   // Both the whole group gone and the leader's end recorded, so the reply
   // and `ps` agree.
   if (!record || !sup.kill_done || is_running(record->state)) return;
+  release_reserved_log_space(*record);  // h14fixA: its whole group is gone
   auto waiters = std::move(sup.kill_waiters);
   sup.kill_waiters.clear();
   nlohmann::json result = describe(*record);
@@ -1005,6 +1078,15 @@ void ProcessService::restore() {
       }
     }
     if (!is_running(record->state)) {
+      // h14fixB: what an ended helper's tree still runs is listed again
+      // (its processes may have ended, or the leader ended while lpd was
+      // down): kill-all, ps and the record limit go by it.
+      if (!record->cgroup_dir.empty()) {
+        record->left_running = left_running_in(record->cgroup_dir);
+        if (!record->left_running.empty())
+          spdlog::warn("process {} exited, but its tree still runs {} process(es): {}; `lpctl kill {}` stops them",
+                       key, record->left_running.size(), describe_left(record->left_running), key.full_name());
+      }
       registry_.restore(std::move(*record));
       continue;
     }
@@ -1018,6 +1100,8 @@ void ProcessService::restore() {
       record->state = liveness == Liveness::kReused ? ProcState::kLost : ProcState::kExited;
       record->exit = ExitStatus{};  // not our child any more: unknown
       record->ended_at = wall_seconds();
+      // h14fixB: a daemonizing helper's server outlives its leader.
+      if (!record->cgroup_dir.empty()) record->left_running = left_running_in(record->cgroup_dir);
       registry_.restore(std::move(*record));
       const auto* stored = registry_.find(key);
       if (stored->state == ProcState::kLost) {
@@ -1102,6 +1186,7 @@ void ProcessService::enforce_log_caps(uid_t owner) {
       changed.insert(record->key());
     }
   }
+  std::uint64_t freed_now = 0;  // h14fixA: how far over its caps this owner got in one window
   for (const auto& freeing : plan_log_freeing(uses, log_limits_, log_block_)) {
     const ProcessKey key = whose.at(freeing.path);
     auto* record = registry_.mutable_record(key);
@@ -1127,6 +1212,9 @@ void ProcessService::enforce_log_caps(uid_t owner) {
     }
     const bool current = freeing.path == record->log_path;
     const std::uint64_t before = record->log_dropped_bytes;
+    if (auto it = std::find_if(uses.begin(), uses.end(), [&](const LogUse& u) { return u.path == freeing.path; });
+        it != uses.end())  // h14fixA
+      freed_now += freed.truncated ? freed.bytes : (freed.bytes > it->kept_from ? freed.bytes - it->kept_from : 0);
     if (current) record->log_dropped_bytes = dropped_after(before, freed.truncated, freed.bytes);
     // The first cut of a start is worth a line in lpd's log; a chatty
     // helper's next ones only at debug level, or lpd's own log would grow.
@@ -1139,6 +1227,11 @@ void ProcessService::enforce_log_caps(uid_t owner) {
     if (current) changed.insert(key);
   }
   for (const auto& key : changed) note_dropped(key);
+  // h14fixA (attack finding 7): more freed in one window than a whole cap
+  // holds: its helpers write faster than one window allows; look sooner.
+  const std::uint64_t smallest_cap = std::min(log_limits_.per_log ? log_limits_.per_log : UINT64_MAX,
+                                              log_limits_.per_owner ? log_limits_.per_owner : UINT64_MAX);
+  if (freed_now > smallest_cap) log_watch_->hurry();
 }
 
 void ProcessService::note_dropped(const ProcessKey& key) {
@@ -1176,7 +1269,7 @@ void ProcessService::make_room_for(const ProcessKey& key) {
   for (const auto* record : registry_.all()) {
     if (record->owner != key.owner) continue;
     mine.push_back(record);
-    ages.push_back({is_running(record->state), record->ended_at});
+    ages.push_back({tree_runs(*record), record->ended_at});  // h14fixB: a tree left running is never forgotten
   }
   const HelperRoom room = make_room_for_helper(ages, log_limits_.helpers_per_owner);
   if (room.refused)

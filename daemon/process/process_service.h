@@ -145,7 +145,15 @@ class ProcessService {
 
   /// The record as replies carry it, with `holders`: the connections that
   /// hold it now (leases are not stored: they end with lpd).
+  /// h14fixB: also `tree_running` (tree_runs).
   nlohmann::json describe(const SupervisedProcess& record) const;
+  /// h14fixB: whether anything of the record's tree still runs: its state
+  /// says it runs, or its leader exited and what it left running (a
+  /// daemonizing server, in its cgroup) is still there. Such a record
+  /// counts as running for kill-all, --xshow and the per-user record
+  /// limit. One read of the cgroup's member list; a cgroup lpd cannot read
+  /// (other than gone) counts as still running.
+  bool tree_runs(const SupervisedProcess& record) const;
   /// The ensure reply for a ready record: `outcome` (started, joined,
   /// reused), `reused` (true only for reused, as before `outcome`) and
   /// `differs` (h14ensure).
@@ -210,6 +218,9 @@ class ProcessService {
 
   void on_match(const ProcessKey& key, std::uint64_t generation, const std::string& line, std::uint64_t offset);
   void on_line_limit(const ProcessKey& key, std::uint64_t generation);
+  void on_pattern_too_complex(const ProcessKey& key, std::uint64_t generation, const std::string& why);  // h14fixA
+  /// h14fixA: frees what its helper reserved past its log's end (the tree is gone).
+  void release_reserved_log_space(const SupervisedProcess& record);
   void on_timeout(const ProcessKey& key, std::uint64_t generation);
   void on_exit(const ProcessKey& key, std::uint64_t generation, const ExitStatus& status);
   void after_exit(const ProcessKey& key, std::uint64_t generation, const ExitStatus& status);
@@ -230,7 +241,12 @@ class ProcessService {
   /// The incarnation ended: its holds and its linger timer with it.
   void end_leases(const ProcessKey& key);
 
-  std::string last_lines_of(const ProcessKey& key) const;
+  /// h14fixA: the last lines of its current log, read from the file
+  /// (at most kFailureLogLines lines, kFailureLogBytes bytes); "" for an
+  /// empty log, nullopt when it cannot be read.
+  std::optional<std::string> last_lines_of(const ProcessKey& key) const;
+  static constexpr std::uint64_t kFailureLogLines = 10;
+  static constexpr std::size_t kFailureLogBytes = 4096;
   /// Why a start failed: `what` then `fate` ("it is being killed"). When
   /// the state directory's file system is full the helper's output may be
   /// lost: then the message says that (code `unavailable`) and gives only

@@ -2,9 +2,11 @@
 real lpctl and raw sockets against it. Waits are events (a readiness pipe,
 socket reads, process exits), never sleeps."""
 
+import contextlib
 import ctypes
 import json
 import os
+import pwd
 import resource
 import select
 import signal
@@ -86,6 +88,11 @@ class RawClient:
 class Lpd:
     """One lpd under test, with its own socket, state directory and log."""
 
+    # h14fixC: every Lpd started in this test process since the last
+    # kill_started_helpers(): conftest's autouse fixture kills their helpers
+    # after each test (helpers outlive lpd on purpose, so stop() does not).
+    started = []
+
     def __init__(self, root=None):
         self.root = root or short_tempdir()
         self.socket = os.path.join(self.root, "lpd.sock")
@@ -93,6 +100,8 @@ class Lpd:
         self.log_path = os.path.join(self.root, "lpd-stderr.log")
         self.proc = None
         self.pid = None
+        self.pids = []  # h14fixC: each lpd process this object started (its helpers' cgroups are named by it)
+        self.helpers_seen = {}  # h14fixC: pid -> start_time of helpers running when stop() began
 
     # -- lifecycle -------------------------------------------------------
     def start(self, *extra, env=None, rlimit_nofile=None):
@@ -115,6 +124,14 @@ class Lpd:
         assert report.startswith("READY "), f"lpd did not become ready: {report!r}\n{self.log_text()}"
         self.pid = int(report.split()[1])
         assert self.pid == self.proc.pid
+        self.pids.append(self.pid)  # h14fixC
+        # h14fixC: without cgroups of its own (see kill_helpers) lpd is asked
+        # for its helpers when stopped; with them, stop() adds no request.
+        start_env = env if env is not None else self.env()
+        self.without_cgroups = (start_env.get("LPD_CGROUPS") == "off" or os.geteuid() != 0
+                                or supervision_cgroup_dir() is None)
+        if self not in Lpd.started:
+            Lpd.started.append(self)
         # Readiness means the socket accepts: prove it with a real connection.
         client = RawClient(self.socket)
         client.hello()
@@ -136,11 +153,85 @@ class Lpd:
         """Stops lpd and asserts it exited cleanly (0) with no sanitizer report."""
         if self.proc is None:
             return
+        if getattr(self, "without_cgroups", False):
+            self._note_helpers()  # h14fixC
         self.proc.send_signal(sig)
         code = self.proc.wait(timeout=60)
         self.proc = None
         self.assert_no_sanitizer_errors()
         assert code == 0, f"lpd exited with {code}\n{self.log_text()}"
+
+    # -- h14fixC: no helper outlives the test that started it ----------------
+    def kill_helpers(self):
+        """Kills every helper of this lpd, whoever owns it and whoever holds
+        it: through lpd while it runs (proc.kill, force), then every
+        process left in the cgroups lpd made for its helpers (named
+        t<lpd pid>-<n> under lpd.supervised; a test may have stopped or
+        killed lpd itself), and removes those cgroups. Waits for the
+        processes to be gone (pidfds, cgroup.events); never raises."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                client = RawClient(self.socket, timeout=60)
+                try:
+                    client.hello()
+                    reply = client.request("proc.list")
+                    for record in (reply.get("result") or {}).get("processes", []):
+                        fields = {"full_name": record.get("full_name") or record["name"],
+                                  "owner": record["owner"], "force": True, "grace": 5}
+                        client.request("proc.kill", **fields)
+                finally:
+                    client.close()
+            except (OSError, ValueError, KeyError, AssertionError):
+                pass  # lpd cannot say: the cgroups below still can
+        for directory in self._helper_cgroups():
+            kill_cgroup(directory)
+        # Where lpd made no cgroups (LPD_CGROUPS=off, an lpd that is not
+        # root): the helpers lpd listed when it was last stopped, each its
+        # own session leader, if that very process (start time) still runs.
+        seen, self.helpers_seen = self.helpers_seen, {}
+        left = []
+        for pid, start_time in seen.items():
+            if proc_start_time(pid) == start_time:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                    left.append(pid)
+                except OSError:
+                    pass
+        wait_all_gone(left)
+
+    def _note_helpers(self):
+        """Remembers the helpers lpd runs now (proc.list), for kill_helpers()
+        after lpd is gone. Never raises."""
+        try:
+            client = RawClient(self.socket, timeout=10)
+            try:
+                client.hello()
+                reply = client.request("proc.list")
+            finally:
+                client.close()
+            for record in (reply.get("result") or {}).get("processes", []):
+                if isinstance(record.get("pid"), int) and record["pid"] > 0:
+                    self.helpers_seen[record["pid"]] = record.get("start_time")
+        except (OSError, ValueError, KeyError, AssertionError):
+            pass
+
+    def _helper_cgroups(self):
+        base = supervision_cgroup_dir()
+        if base is None or not self.pids:
+            return []
+        prefixes = tuple(f"t{pid}-" for pid in self.pids)
+        try:
+            names = os.listdir(base)
+        except OSError:
+            return []
+        return [os.path.join(base, n) for n in names if n.startswith(prefixes)]
+
+    @classmethod
+    def kill_started_helpers(cls):
+        """kill_helpers() of every Lpd started since the last call."""
+        started, cls.started = cls.started, []
+        for daemon in started:
+            daemon.kill_helpers()
 
     def kill9(self):
         self.proc.kill()
@@ -191,6 +282,51 @@ class Lpd:
         c.close()
         assert reply["ok"] and reply["result"] == {"pong": True}, reply
         return True
+
+
+def supervision_cgroup_dir():
+    """h14fixC: <cgroup2 mount><this process's cgroup>/lpd.supervised, where
+    an lpd started from here makes its helpers' cgroups; None without one."""
+    mount = None
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split()
+                dash = fields.index("-")
+                if fields[dash + 1] == "cgroup2":
+                    mount = fields[4]
+                    break
+        with open("/proc/self/cgroup") as f:
+            own = next((line.strip()[3:] for line in f if line.startswith("0::")), None)
+    except (OSError, ValueError, IndexError):
+        return None
+    if mount is None or own is None:
+        return None
+    directory = mount + ("" if own == "/" else own) + "/lpd.supervised"
+    return directory if os.path.isdir(directory) else None
+
+
+def kill_cgroup(directory, timeout=30):
+    """h14fixC: SIGKILL to every process of a helper's cgroup (cgroup.kill),
+    waits (inotify on cgroup.events) until it is empty, then removes it
+    (lpd removes it itself when it sees the helper end: ENOENT is fine).
+    Returns True once the cgroup is empty or gone; never raises."""
+    def populated():
+        try:
+            with open(os.path.join(directory, "cgroup.events")) as f:
+                return "populated 1" in f.read()
+        except OSError:
+            return False
+    try:
+        if populated():
+            with open(os.path.join(directory, "cgroup.kill"), "w") as f:
+                f.write("1")
+            if populated():
+                wait_until_in_directory(directory, lambda: not populated(), timeout=timeout)
+        os.rmdir(directory)
+    except OSError:
+        pass
+    return not populated()
 
 
 def wait_for_exit(proc, timeout=60):
@@ -311,6 +447,16 @@ def exhaust_descriptors(lpd, most=500):
     raise AssertionError(f"lpd did not run out of descriptors within {most} connections")
 
 
+def proc_start_time(pid):
+    """h14fixC: the process's start time (clock ticks after boot, as lpd
+    records it), or None when the pid does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def proc_state(pid):
     """'Z', 'S', ... from /proc/PID/stat, or None when the pid does not exist."""
     try:
@@ -391,3 +537,32 @@ def user_admin(argv, **kwargs):
         return subprocess.run(argv, **kwargs)
     finally:
         os.close(fd)
+
+
+def remove_user(name):
+    """A user with live processes cannot be deleted: end them first."""
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+    user_admin(["userdel", "-r", name], capture_output=True)
+
+
+@contextlib.contextmanager
+def throwaway_users(users, group, admin_group=None, admins=(), outsiders=()):
+    """Creates `users` ({key: user name}) for one test module, removing any an
+    earlier run left first: each is in `group`, the keys in `admins` also in
+    `admin_group`, those in `outsiders` in neither. Yields {key: pwd entry};
+    removes the users and the groups afterwards, whatever the tests did."""
+    groups = [group] + ([admin_group] if admin_group else [])
+    for g in groups:
+        user_admin(["groupadd", "-f", g], check=True)
+    try:
+        for key, name in users.items():
+            remove_user(name)
+            member_of = [] if key in outsiders else [group] + ([admin_group] if key in admins else [])
+            extra = ["-G", ",".join(member_of)] if member_of else []
+            user_admin(["useradd", "-m", "-s", "/bin/sh", *extra, name], check=True)
+        yield {key: pwd.getpwnam(name) for key, name in users.items()}
+    finally:
+        for name in users.values():
+            remove_user(name)
+        for g in groups:
+            user_admin(["groupdel", g], capture_output=True)

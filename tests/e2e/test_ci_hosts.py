@@ -13,7 +13,8 @@ import tempfile
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, EventWaiter, Lpd, short_tempdir, write_tests, user_admin
+from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, EventWaiter, Lpd, short_tempdir, write_tests, user_admin, \
+    throwaway_users
 
 BUILD_DIR = os.environ.get("LPD_BUILD_DIR", "")
 GROUP = "lpde2e"
@@ -24,21 +25,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="creates users and run
 
 @pytest.fixture(scope="module")
 def users():
-    user_admin(["groupadd", "-f", GROUP], check=True)
-    for key, name in USERS.items():
-        remove_user(name)
-        extra = ["-G", GROUP] if key != "c" else []
-        user_admin(["useradd", "-m", "-s", "/bin/sh", *extra, name], check=True)
-    yield {key: pwd.getpwnam(name) for key, name in USERS.items()}
-    for name in USERS.values():
-        remove_user(name)
-    user_admin(["groupdel", GROUP], capture_output=True)
-
-
-def remove_user(name):
-    """A user with live processes cannot be deleted: end them first."""
-    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-    user_admin(["userdel", "-r", name], capture_output=True)
+    with throwaway_users(USERS, GROUP, outsiders=("c",)) as entries:
+        yield entries
 
 
 @pytest.fixture

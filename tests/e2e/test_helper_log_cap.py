@@ -19,7 +19,7 @@ import tempfile
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, SOURCE_DIR, Lpd, RawClient, user_admin
+from lpd_harness import LPCTL_BIN, SOURCE_DIR, Lpd, RawClient, user_admin, throwaway_users
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "chatty_server.py")
 MIB = 1024 * 1024
@@ -256,24 +256,12 @@ GROUP = "lpdlogcap"
 USERS = {"a": "lpdlogcap_a", "b": "lpdlogcap_b"}
 
 
-def remove_user(name):
-    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-    user_admin(["userdel", "-r", name], capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def users():
     if os.geteuid() != 0:
         pytest.skip("creates users and runs a root lpd")
-    user_admin(["groupadd", "-f", GROUP], check=True)
-    for name in USERS.values():
-        remove_user(name)
-        user_admin(["useradd", "-m", "-s", "/bin/sh", "-G", GROUP, name], check=True)
-    yield {key: pwd.getpwnam(name) for key, name in USERS.items()}
-    for name in USERS.values():
-        remove_user(name)
-    user_admin(["groupdel", GROUP], capture_output=True)
-
+    with throwaway_users(USERS, GROUP) as entries:
+        yield entries
 
 @pytest.fixture
 def shared_host(users):

@@ -15,7 +15,7 @@ import tempfile
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, Lpd, user_admin, wait_gone
+from lpd_harness import LPCTL_BIN, Lpd, user_admin, wait_gone, throwaway_users
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users and runs a root lpd")
 
@@ -24,25 +24,10 @@ ADMIN_GROUP = "lpdownadm"  # lpd's --admin-group
 USERS = {"a": "lpdown_a", "b": "lpdown_b", "admin": "lpdown_adm"}
 
 
-def remove_user(name):
-    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-    user_admin(["userdel", "-r", name], capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def users():
-    for group in (GROUP, ADMIN_GROUP):
-        user_admin(["groupadd", "-f", group], check=True)
-    for key, name in USERS.items():
-        remove_user(name)
-        groups = GROUP + ("," + ADMIN_GROUP if key == "admin" else "")
-        user_admin(["useradd", "-m", "-s", "/bin/sh", "-G", groups, name], check=True)
-    yield {key: pwd.getpwnam(name) for key, name in USERS.items()}
-    for name in USERS.values():
-        remove_user(name)
-    for group in (GROUP, ADMIN_GROUP):
-        user_admin(["groupdel", group], capture_output=True)
-
+    with throwaway_users(USERS, GROUP, ADMIN_GROUP, admins=("admin",)) as entries:
+        yield entries
 
 @pytest.fixture
 def setting(users):
@@ -182,7 +167,7 @@ def test_kill_all_stops_the_callers_own_helpers_of_this_project(users, setting):
 
     # A's kill-all in p1: A's helper of p1 only.
     out = run_lpctl(a, d, lpctl, "kill-all", cwd=p1).stdout
-    assert f"killed web (pid {a1['pid']})" in out, out
+    assert f"killed {a1['full_name']} (pid {a1['pid']})" in out, out  # h14fixB: by its full name
     assert wait_gone(a1["pid"]) and alive(a2["pid"]) and alive(b1["pid"])
 
     # An admin stops B's helpers by owner; A's in p2 stays.
@@ -192,5 +177,5 @@ def test_kill_all_stops_the_callers_own_helpers_of_this_project(users, setting):
     assert wait_gone(b1["pid"]) and alive(a2["pid"])
 
     out = run_lpctl(a, d, lpctl, "kill-all", "--all-projects", cwd=p1).stdout
-    assert f"killed web (pid {a2['pid']})" in out, out
+    assert f"killed {a2['full_name']} (pid {a2['pid']})" in out, out
     assert wait_gone(a2["pid"])

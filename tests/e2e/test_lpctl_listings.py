@@ -123,7 +123,7 @@ def test_kill_all_is_this_projects_and_keeps_what_others_hold(lpd, work_dir):
         # Without --force: this project's free helper is stopped, the held
         # one is kept (and said so), the other project's is not touched.
         out = lpctl(lpd, "kill-all", cwd=here).stdout
-        assert f"killed free (pid {free['pid']})" in out, out
+        assert f"killed {free['full_name']} (pid {free['pid']})" in out, out  # h14fixB: by its full name
         assert f"kept {here}::held (pid {held['pid']}): 1 other connection(s) hold it" in out, out
         assert wait_gone(free["pid"]) and alive(held["pid"]) and alive(elsewhere["pid"])
         result = json.loads(lpctl(lpd, "--json", "kill-all", cwd=here).stdout)
@@ -143,7 +143,7 @@ def test_kill_all_is_this_projects_and_keeps_what_others_hold(lpd, work_dir):
     # --all-projects: every project's (and --scope names one).
     assert "nothing to kill" in lpctl(lpd, "kill-all", "--scope", here, cwd=work_dir).stdout
     out = lpctl(lpd, "kill-all", "--all-projects", cwd=work_dir).stdout
-    assert f"killed free (pid {elsewhere['pid']})" in out and wait_gone(elsewhere["pid"])
+    assert f"killed {elsewhere['full_name']} (pid {elsewhere['pid']})" in out and wait_gone(elsewhere["pid"])
 
 
 def test_kill_all_from_one_holder_among_several_only_lets_go(lpd, work_dir):

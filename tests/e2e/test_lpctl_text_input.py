@@ -77,6 +77,6 @@ def test_lpd_refuses_a_message_that_is_not_utf8_and_keeps_serving(lpd):
                             + text + b']}\n')
             reply = client.read_message()
             assert reply["ok"] is False and reply["error"]["code"] == "bad_request", reply
-        assert client.request("proc.list", all=True)["result"] == {"processes": []}
+        assert client.request("proc.list", all=True)["result"]["processes"] == []
     finally:
         client.close()

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, Lpd, wait_gone, user_admin
+from lpd_harness import LPCTL_BIN, Lpd, wait_gone, user_admin, throwaway_users
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users and runs a root lpd")
 
@@ -20,22 +20,10 @@ GROUP = "lpdscope"
 USERS = {"a": "lpdscope_a", "b": "lpdscope_b"}
 
 
-def remove_user(name):
-    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-    user_admin(["userdel", "-r", name], capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def users():
-    user_admin(["groupadd", "-f", GROUP], check=True)
-    for name in USERS.values():
-        remove_user(name)
-        user_admin(["useradd", "-m", "-s", "/bin/sh", "-G", GROUP, name], check=True)
-    yield {key: pwd.getpwnam(name) for key, name in USERS.items()}
-    for name in USERS.values():
-        remove_user(name)
-    user_admin(["groupdel", GROUP], capture_output=True)
-
+    with throwaway_users(USERS, GROUP) as entries:
+        yield entries
 
 @pytest.fixture
 def setting(users):

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, EventWaiter, Lpd, RawClient, short_tempdir, write_tests, user_admin
+from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, EventWaiter, Lpd, RawClient, short_tempdir, write_tests, user_admin, throwaway_users
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users and runs a root lpd")
 
@@ -28,26 +28,10 @@ USERS = {"a": "lpdsh_a", "b": "lpdsh_b", "admin": "lpdsh_adm"}
 
 # -- users, the daemon, and acting as a user ---------------------------------
 
-def remove_user(name):
-    """A user with live processes cannot be deleted: end them first."""
-    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-    user_admin(["userdel", "-r", name], capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def users():
-    for group in (GROUP, ADMIN_GROUP):
-        user_admin(["groupadd", "-f", group], check=True)
-    for key, name in USERS.items():
-        remove_user(name)
-        groups = GROUP + ("," + ADMIN_GROUP if key == "admin" else "")
-        user_admin(["useradd", "-m", "-s", "/bin/sh", "-G", groups, name], check=True)
-    yield {key: pwd.getpwnam(name) for key, name in USERS.items()}
-    for name in USERS.values():
-        remove_user(name)
-    for group in (GROUP, ADMIN_GROUP):
-        user_admin(["groupdel", group], capture_output=True)
-
+    with throwaway_users(USERS, GROUP, ADMIN_GROUP, admins=("admin",)) as entries:
+        yield entries
 
 @pytest.fixture(scope="module")
 def tools():

@@ -66,8 +66,15 @@ class Connection:
         self._pushes = []
         # Error lines with no id (about one-way messages): the latest few.
         self.notices = collections.deque(maxlen=100)
-        self.hello = self.request("hello", timeout=timeout, role=role, pid=os.getpid(),
-                                  protocol=PROTOCOL_VERSION, **hello_fields)
+        try:
+            self.hello = self.request("hello", timeout=timeout, role=role, pid=os.getpid(),
+                                      protocol=PROTOCOL_VERSION, **hello_fields)
+        except BaseException:
+            # lpd went away during the hello (a restart): nobody will have
+            # this connection to close it (ResourceWarning under
+            # filterwarnings = error).
+            self.sock.close()
+            raise
 
     def _check_server(self):
         """Whoever can create the socket's path can serve it (in /tmp, another

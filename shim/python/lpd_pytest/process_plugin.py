@@ -76,7 +76,7 @@ def control_root(config):
     cache = getattr(config, "cache", None)
     if cache is not None:
         return cache.mkdir(".xprocess")
-    return tempfile.mkdtemp(prefix="lpd-xprocess-")
+    return None  # h14fixC: XProcess makes one, and removes it at close()
 
 
 def xprocess_of(config):

@@ -17,10 +17,13 @@ PYTEST_DONT_REWRITE (no asserts of the user's here: rewriting would only
 cost, and warn when the module was imported before pytest marked it)."""
 
 import abc
+import fcntl
 import os
 import re
 import select
+import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -176,6 +179,19 @@ def _ended(pidfd):
     return bool(poller.poll(0))
 
 
+def _own_cwds():
+    """h14fixC: the working directories of this user's processes (those
+    /proc lets this process read)."""
+    cwds = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cwds.add(os.readlink(f"/proc/{entry}/cwd"))
+            except OSError:
+                pass
+    return cwds
+
+
 class _Log:
     """pytest-xprocess's starters may call self.process.log.debug()."""
 
@@ -234,8 +250,27 @@ class XProcessInfo:
         -1 (still there after `timeout` s more; with timeout <= 0 both
         signals are sent and -1 is answered at once, as xprocess does).
         kill_proc_tree=False signals the process alone, not its children."""
-        if not self.pid or self._live_record() is None:
+        record = self._live_record()
+        if not self.pid or record is None:
             return 0
+        # h14fixC: a shared helper this session holds with others: only
+        # this session's hold goes (README, Leases), whatever
+        # kill_proc_tree and timeout say; the helper runs on for them.
+        if self.name in self._xprocess.leases:
+            if int(record.get("holders") or 0) > 1:
+                left = self._xprocess.release(self.name)
+                if left is None or int(left.get("holders") or 0) > 0:
+                    return 0
+                # The others went meanwhile: lpd stops it (after its linger).
+                if self._live_record() is None:
+                    return 1
+            elif not kill_proc_tree:
+                # Signalled alone (lpd would stop the tree as the last
+                # holder goes), then the lease goes: a lease kept would
+                # start it again on the next connection after an lpd restart.
+                code = self._terminate_alone(float(timeout))
+                self._xprocess.release(self.name)
+                return code
         if not kill_proc_tree:
             return self._terminate_alone(float(timeout))
         return self._xprocess.kill(self.name, float(timeout))
@@ -271,8 +306,13 @@ class XProcess:
 
     def __init__(self, config=None, rootdir=None, socket_path=None, scope="", log=None, proc_wait_timeout=60):
         self.config = config
-        self.rootdir = as_path(rootdir if rootdir is not None else tempfile.mkdtemp(prefix="lpd-xprocess-"))
+        # h14fixC: a directory made here (no pytest cache to put it in) is
+        # removed by close(), but for the control dirs of helpers still
+        # running (their cwd, their files).
+        self._made_rootdir = rootdir is None
+        self._rootdir_lock = None
         self.socket_path = socket_path or default_socket_path()
+        self.rootdir = as_path(rootdir if rootdir is not None else self._session_rootdir(scope))
         self.scope = scope
         self.log = log or _Log()
         self.proc_wait_timeout = proc_wait_timeout
@@ -369,26 +409,41 @@ class XProcess:
         return fields
 
     def record(self, name):
-        """lpd's record of `name` in this project (`alive` checked now), or None."""
+        """lpd's record of `name` in this project (`alive` checked now), or None.
+        h14fixC: this user's only (`owner`), as pytest-xprocess sees only
+        the helpers of its own cache directory: another user's helper of
+        that name in this scope is not this session's (lpd would answer
+        permission_denied), and ensure() starts the caller's own."""
         try:
-            return self.request("proc.info", self._named(name))
+            return self.request("proc.info", self._named(name, owner=os.geteuid()))
         except LpdError as e:
-            if e.code == "not_found":
+            if e.code in ("not_found", "permission_denied"):
                 return None
             raise
+
+    def release(self, name):
+        """h14fixC: proc.release of this session's lease on `name` (the
+        helper runs on while others hold it). Returns lpd's answer
+        (`holders`: how many hold it now), None when lpd could not say."""
+        self.leases.pop(name, None)
+        try:
+            return self.request("proc.release", self._named(name, owner=os.geteuid()))
+        except (LpdError, LpdUnavailable):
+            return None
 
     def kill(self, name, timeout):
         """proc.kill with pytest-xprocess's codes, see XProcessInfo.terminate."""
         self._forget(name)  # h14ensure: the next ensure asks lpd
         if timeout <= 0:
+            self.leases.pop(name, None)  # h14fixC: not taken again after an lpd restart
             try:  # not waited for: the answer to a later request skips it
-                self.request("proc.kill", self._named(name, grace=0.0), timeout=0.0)
+                self.request("proc.kill", self._named(name, grace=0.0, owner=os.geteuid()), timeout=0.0)  # h14fixC
             except LpdError as e:
                 if e.code != "timeout":
                     return -1
             return -1
         try:
-            result = self.request("proc.kill", self._named(name, grace=timeout),
+            result = self.request("proc.kill", self._named(name, grace=timeout, owner=os.geteuid()),  # h14fixC
                                   timeout=2 * timeout + KILL_REPLY_MARGIN)
         except LpdError:
             return -1
@@ -405,8 +460,141 @@ class XProcess:
             os.close(self._control_read)
             os.close(self._control_write)
             self._keeper = None
+        if self._made_rootdir:
+            self._remove_rootdir()  # h14fixC
         with self._lock:
             self._drop_connection()
+
+    # -- h14fixC: control dirs without pytest's cache -------------------------
+    # $TMPDIR/lpd-xprocess-u<uid>/ (0700, the user's) holds one directory per
+    # session, flock()ed while the session lives. At its end a session
+    # removes its own, but for the control dir of a helper still running
+    # (its cwd, its files), and the directories of ended sessions whose
+    # helpers have ended since: nothing piles up, and no live session's
+    # directory is touched. Links are removed, never followed
+    # (shutil.rmtree works on descriptors). Where the per-user directory
+    # cannot be had safely (someone else's, a link), a plain mkdtemp.
+    SCOPE_FILE = ".lpd-scope"
+
+    def _session_rootdir(self, scope):
+        base = tempfile.gettempdir()
+        parent = os.path.join(base, f"lpd-xprocess-u{os.geteuid()}")
+        try:
+            try:
+                os.mkdir(parent, 0o700)
+            except FileExistsError:
+                pass
+            st = os.lstat(parent)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+                raise PermissionError(f"{parent} is not a private directory of this user")
+            root = tempfile.mkdtemp(prefix="s-", dir=parent)
+            fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # a sweeper looking at it just now lets go at once
+                with open(os.path.join(root, self.SCOPE_FILE), "x") as f:
+                    f.write(f"{self.socket_path}\n{scope or ''}")  # whose lpd, which project
+            except OSError:
+                os.close(fd)
+                raise
+            self._rootdir_lock = fd
+            return root
+        except OSError:
+            return tempfile.mkdtemp(prefix="lpd-xprocess-")
+
+    def _remove_rootdir(self):
+        """Removes this session's rootdir (see above), then those of ended
+        sessions beside it. Never raises."""
+        root = str(self.rootdir)
+        self._remove_control_dirs(root, self.scope)
+        if self._rootdir_lock is not None:
+            os.close(self._rootdir_lock)
+            self._rootdir_lock = None
+            self._sweep_ended_sessions(os.path.dirname(root))
+
+    def _remove_control_dirs(self, root, scope, cwds=None):
+        """Removes `root` but for the control dirs of helpers of `scope`
+        still running (lpd says; with `cwds`, for a session of another lpd:
+        those that are a process's cwd or hold one); True when it is gone."""
+        try:
+            entries = os.listdir(root)
+        except OSError:
+            return False
+        kept = False
+        for entry in entries:
+            path = os.path.join(root, entry)
+            try:
+                is_dir = stat.S_ISDIR(os.lstat(path).st_mode)
+                running = False
+                if is_dir and cwds is not None:
+                    running = any(c == path or c.startswith(path + "/") for c in cwds)
+                elif is_dir:
+                    fields = {"name": entry, "owner": os.geteuid()}
+                    if scope:
+                        fields["scope"] = scope
+                    try:
+                        self.controldir(entry, make=False)  # a helper's name, or not ours
+                        record = self.request("proc.info", fields)
+                    except ValueError:
+                        record = None
+                    except LpdError as e:
+                        if e.code not in ("not_found", "permission_denied"):
+                            raise
+                        record = None
+                    running = bool(record) and record.get("state") in RUNNING_STATES and bool(record.get("alive"))
+                if running:
+                    kept = True
+                elif is_dir:
+                    shutil.rmtree(path)
+                elif entry != self.SCOPE_FILE:
+                    os.unlink(path)
+            except (OSError, LpdError, LpdUnavailable):
+                kept = True
+        if kept:
+            return False
+        try:
+            os.unlink(os.path.join(root, self.SCOPE_FILE))
+        except OSError:
+            pass
+        try:
+            os.rmdir(root)
+            return True
+        except OSError:
+            return False
+
+    def _sweep_ended_sessions(self, parent):
+        try:
+            entries = os.listdir(parent)
+        except OSError:
+            return
+        cwds = None
+        for entry in entries:
+            path = os.path.join(parent, entry)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue  # a session that still runs
+            try:
+                scope_fd = os.open(self.SCOPE_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                                   dir_fd=fd)
+                try:
+                    said = os.read(scope_fd, 65536).decode("utf-8", "replace")
+                finally:
+                    os.close(scope_fd)
+            except OSError:
+                os.close(fd)
+                continue  # a session starting (it has not said its project yet)
+            socket_path, _, scope = said.partition("\n")
+            if socket_path != self.socket_path and cwds is None:
+                cwds = _own_cwds()  # another lpd's helpers: this lpd cannot say whether they run
+            try:
+                self._remove_control_dirs(path, scope, cwds if socket_path != self.socket_path else None)
+            finally:
+                os.close(fd)
 
     # -- pytest-xprocess's API --------------------------------------------
 
@@ -609,9 +797,17 @@ class XProcess:
 
     def records(self):
         """lpd's records of this project's helpers, ended ones too."""
-        result = self.request("proc.list", {"all": True})
-        return sorted((r for r in result.get("processes", []) if r.get("scope", "") == self.scope),
-                      key=lambda r: r.get("name", ""))
+        # h14fixB: proc.list answers a page at a time (its "next" is the
+        # cursor; an lpd from before paging sends none), filtered by scope.
+        fields = {"all": True, "scope": self.scope}
+        found = []
+        while True:
+            result = self.request("proc.list", fields)
+            found.extend(r for r in result.get("processes", []) if r.get("scope", "") == self.scope)
+            if not isinstance(result.get("next"), dict):
+                break
+            fields["after"] = result["next"]
+        return sorted(found, key=lambda r: r.get("name", ""))
 
     def terminate_interruptible(self):
         for name in sorted(self.interruptible):
@@ -626,16 +822,37 @@ class XProcess:
         failed = 0
         for record in self.records():
             info = self.getinfo(record["name"])
-            code = info.terminate() if record.get("state") in RUNNING_STATES else 0
+            if record.get("state") in RUNNING_STATES:
+                code = info.terminate()
+            elif record.get("tree_running"):
+                # h14fixB: its leader exited, its tree runs on (a
+                # daemonizing server): proc.kill stops what it left.
+                code = self._kill_left_running(record["name"])
+            else:
+                code = 0
             failed = failed or code == -1
             status = {1: "TERMINATED", -1: "FAILED TO TERMINATE", 0: "NO PROCESS FOUND"}[code]
             tw.line(f"{record.get('pid')} {record['name']} {status}")
         return 1 if failed else 0
 
+    def _kill_left_running(self, name, timeout=20.0):
+        """h14fixB: proc.kill of a helper whose leader exited while its tree
+        runs on; 1 when lpd stopped what it left, 0 when nothing was left,
+        -1 when lpd could not."""
+        self._forget(name)
+        try:
+            result = self.request("proc.kill", self._named(name, grace=timeout),
+                                  timeout=2 * timeout + KILL_REPLY_MARGIN)
+        except LpdError:
+            return -1
+        return 1 if result.get("was_running") or result.get("left_running_killed") else 0
+
     def _xshow(self, tw):
         """--xshow: pid, name, LIVE or DEAD and the log of this project's helpers."""
         for record in self.records():
-            live = record.get("state") in RUNNING_STATES and self.getinfo(record["name"]).isrunning()
+            # h14fixB: a tree still running after its leader exited is LIVE.
+            live = (record.get("state") in RUNNING_STATES and self.getinfo(record["name"]).isrunning()) \
+                or (record.get("state") not in RUNNING_STATES and bool(record.get("tree_running")))
             tw.line(f"{record.get('pid')} {record['name']} {'LIVE' if live else 'DEAD'} {record.get('log_path')}")
         return 0
 
