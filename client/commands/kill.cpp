@@ -66,7 +66,12 @@ Command kill_command() {
             app.add_option("--scope", o->scope, "Project directory of the process (default: this project's)");
             app.add_option("-s,--signal", o->signal, "Signal to send first (default TERM)");
             app.add_option("--grace", o->grace, "Seconds before SIGKILL (default 5)")->check(CLI::NonNegativeNumber);
-            app.add_flag("--force", o->force, "Kill it even while other connections hold it (leases)");
+            // proc.kill from a connection that holds no lease (lpctl's) stops the
+            // helper whoever holds it; force only matters to a holder (the
+            // xprocess fixture), whose plain kill just drops its own lease.
+            app.add_flag("--force", o->force,
+                         "Kept for scripts: lpctl holds no lease, so kill stops the helper even while other "
+                         "connections hold it (pytest sessions' shared=True, lpctl ensure --lease)");
             app.add_option("--owner", o->owner,
                            "Whose process (user name or uid), when several users have one of that name");
             return [o](const GlobalOptions& global) {
