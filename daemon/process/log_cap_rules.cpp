@@ -31,7 +31,14 @@ std::vector<LogFreeing> plan_log_freeing(const std::vector<LogUse>& logs, const 
   std::map<std::size_t, LogFreeing> plan;  // by index: one entry per log
   auto drop_front = [&](std::size_t i, std::uint64_t keep_from) {
     const LogUse& log = logs[i];
-    keep_from = std::min(keep_from, round_down(log.free_limit, block));
+    // Unread output waits for a helper's pattern, but only up to one cap's
+    // worth: a helper that writes faster than lpd reads would otherwise
+    // fill the disk while it has not printed its ready line (attacker N1,
+    // 5 GB in 6 s); it loses its oldest unread output instead.
+    std::uint64_t limit = log.free_limit;
+    const std::uint64_t bound = limits.per_log > 0 ? limits.per_log : limits.per_owner;
+    if (bound > 0 && log.size > bound) limit = std::max(limit, log.size - bound);
+    keep_from = std::min(keep_from, round_down(limit, block));
     const auto it = plan.find(i);
     const std::uint64_t already = it == plan.end() ? log.kept_from : std::max(log.kept_from, it->second.keep_from);
     if (keep_from <= already) return;

@@ -27,12 +27,17 @@ std::string python_to_perl_syntax(const std::string& source);
 /// a few states a byte and never run short; a catastrophic one
 /// (`(.*a){25}!x`) runs out and is given up. So whatever a helper prints,
 /// its pattern costs the daemon at most about kMax states plus kPerByte a
-/// byte of log (a few milliseconds per 64 KiB read), not seconds per line.
+/// byte of log (tens of milliseconds per 64 KiB read), not seconds per
+/// line. A pattern quadratic in a line of thousands of characters
+/// (`\d+.*ready` over a 10,000-character line) is refused: anchor it.
 class SearchCredit {
  public:
   static constexpr std::uint64_t kMax = 1'000'000;
-  static constexpr std::uint64_t kPerLine = 64;
-  static constexpr std::uint64_t kPerByte = 8;
+  // Enough that `\w+.*ready to accept` over a log of 129-character lines
+  // (about 2,400 states a line) never runs short: with 8 a byte it did
+  // after 200 lines. Bounds a hostile pattern to about 40 ms per 64 KiB read.
+  static constexpr std::uint64_t kPerLine = 256;
+  static constexpr std::uint64_t kPerByte = 64;
   /// Credits a line of `line_bytes` and returns what its search may spend.
   std::uint64_t allowance_for(std::size_t line_bytes);
   /// Takes off what a search spent.

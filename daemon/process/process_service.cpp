@@ -436,7 +436,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   // h14logcap: its log counts from now on; its owner's kept logs may have
   // to give way (from the loop: not on the start's own path).
   if (is_running(stored->state)) watch_log(*stored);
-  boost::asio::post(io_, [this, owner = stored->owner] { enforce_log_caps(owner); });
+  request_log_caps(stored->owner);
   publish("process.starting", *stored);
   if (stored->state != ProcState::kStarting) return;  // its record could not be written: being killed
   if (!pattern) {
@@ -597,7 +597,7 @@ void ProcessService::on_match(const ProcessKey& key, std::uint64_t generation, c
   struct stat st {};
   if (::lstat(stored->log_path.c_str(), &st) == 0 &&
       std::max<std::uint64_t>(st.st_size, static_cast<std::uint64_t>(st.st_blocks) * 512) > smallest_cap / 2)
-    boost::asio::post(io_, [this, owner = stored->owner] { enforce_log_caps(owner); });
+    request_log_caps(stored->owner);
 }
 
 void ProcessService::on_line_limit(const ProcessKey& key, std::uint64_t generation) {
@@ -716,7 +716,7 @@ void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation,
     if (cgroup_members(stored->cgroup_dir, &error).empty() && (error == 0 || error == ENOENT))
       release_reserved_log_space(*stored);
   }
-  enforce_log_caps(stored->owner);
+  request_log_caps(stored->owner);
   finish_kill_if_done(key);
   start_pending(key);
 }
@@ -1152,6 +1152,18 @@ void ProcessService::watch_log(const SupervisedProcess& record) {
   if (!log_watch_->watch(record.log_path, record.owner))
     spdlog::warn("process {}: cannot watch its log {} for the size cap ({}); it is capped when it ends or lpd restarts",
                  record.key(), record.log_path, std::strerror(errno));
+}
+
+void ProcessService::request_log_caps(uid_t owner) {
+  log_caps_pending_.insert(owner);
+  if (log_caps_timer_) return;  // one check of each pending owner is on its way
+  log_caps_timer_ = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(20));
+  log_caps_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec) return;  // cancelled: the service is going away
+    log_caps_timer_.reset();
+    const auto owners = std::exchange(log_caps_pending_, {});
+    for (uid_t owner : owners) enforce_log_caps(owner);
+  });
 }
 
 void ProcessService::enforce_log_caps(uid_t owner) {

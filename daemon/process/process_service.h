@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -264,6 +265,11 @@ class ProcessService {
   /// lpd's own logs/STEM.N.log) and frees what plan_log_freeing says;
   /// records the dropped bytes and forgets removed logs.
   void enforce_log_caps(uid_t owner);
+  /// enforce_log_caps(owner) soon, once for however many starts, exits and
+  /// kills asked meanwhile: each check measures every log of the owner, and
+  /// a kill-all of 300 helpers ran 300 of them back to back (the loop was
+  /// held for 27 s; attacker N3).
+  void request_log_caps(uid_t owner);
   /// Persists the record and publishes process.log_dropped, at most once
   /// per kDropNoteInterval (the last change is always published).
   void note_dropped(const ProcessKey& key);
@@ -286,6 +292,8 @@ class ProcessService {
   std::multimap<ProcessKey, Follower> followers_;
   // h14logcap
   HelperLogLimits log_limits_;
+  std::set<uid_t> log_caps_pending_;  // owners request_log_caps() will check
+  std::unique_ptr<boost::asio::steady_timer> log_caps_timer_;
   std::uint64_t log_block_ = 0;  // measured once logs/ exists
   std::unique_ptr<HelperLogWatch> log_watch_;
 };

