@@ -151,6 +151,27 @@ def test_terminate_of_a_shared_helper_with_another_holder_only_drops_the_hold(lp
         second.close()
 
 
+@pytest.mark.parametrize("how", [{}, {"kill_proc_tree": False}], ids=["tree", "process-alone"])
+def test_terminate_by_a_session_that_holds_nothing_leaves_a_leased_helper_to_its_holders(lpd, work_dir, how):
+    """Second attack, N6: a session that never took the lease (no
+    shared=True) tearing down must not stop the helper under those that hold
+    it; pytest-xprocess, which has no leases, would."""
+    holder = XProcess(rootdir=work_dir, socket_path=lpd.socket, scope=work_dir)
+    bystander = XProcess(rootdir=work_dir, socket_path=lpd.socket, scope=work_dir)
+    try:
+        pid, _ = holder.ensure("srv", Server, shared=True)
+        again, _ = bystander.ensure("srv", Server)
+        assert again == pid
+        assert bystander.getinfo("srv").terminate(**how) == 0
+        assert alive(pid) and holder.getinfo("srv").isrunning()
+        assert [p["holders"] for p in running_in(lpd, work_dir)] == [1]
+        assert holder.getinfo("srv").terminate(**how) == 1  # the holder's own teardown stops it
+        assert wait_gone(pid)
+    finally:
+        holder.close()
+        bystander.close()
+
+
 # -- finding 15: no /tmp/lpd-xprocess-* left by a session without pytest's cache -----------
 
 def session_dirs(tmp):

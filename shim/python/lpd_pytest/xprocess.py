@@ -271,6 +271,14 @@ class XProcessInfo:
                 code = self._terminate_alone(float(timeout))
                 self._xprocess.release(self.name)
                 return code
+        elif int(record.get("holders") or 0) > 0:
+            # Held by other connections (their shared=True, `lpctl ensure
+            # --lease`) and not by this session: its teardown must not stop
+            # it under them (issue 14, leases); lpd stops it after the last
+            # holder. pytest-xprocess has no leases, so it would kill here.
+            self._xprocess._say(f"lpd_pytest: warning: helper {self.name!r} is held by {record.get('holders')} "
+                                "other connection(s) (leases); terminate() leaves it running for them")
+            return 0
         if not kill_proc_tree:
             return self._terminate_alone(float(timeout))
         return self._xprocess.kill(self.name, float(timeout))
