@@ -20,14 +20,10 @@
 namespace lpd::daemon {
 
 std::optional<LogUse> measure_log(const std::string& path) {
-  UniqueFd fd;
-  try {
-    fd = open_untrusted(path);
-  } catch (const std::system_error&) {
-    return std::nullopt;
-  }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return std::nullopt;
+  auto log = open_log_to_read(path);
+  if (!log) return std::nullopt;
+  const UniqueFd& fd = log->fd;
+  const struct stat& st = log->st;
   LogUse use;
   use.path = path;
   use.disk_bytes = static_cast<std::uint64_t>(st.st_blocks) * 512;

@@ -141,16 +141,22 @@ std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines,
 }
 
 // h14fixA
-std::optional<std::string> last_log_lines(const std::string& path, std::uint64_t lines, std::size_t max_bytes) {
-  UniqueFd fd;
+std::optional<OpenedLog> open_log_to_read(const std::string& path) {
+  OpenedLog log;
   try {
-    fd = open_untrusted(path);
+    log.fd = open_untrusted(path);
   } catch (const std::system_error&) {
     return std::nullopt;
   }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return std::nullopt;
-  const auto end = static_cast<std::uint64_t>(st.st_size);
+  if (::fstat(log.fd.get(), &log.st) != 0) return std::nullopt;
+  return log;
+}
+
+std::optional<std::string> last_log_lines(const std::string& path, std::uint64_t lines, std::size_t max_bytes) {
+  auto log = open_log_to_read(path);
+  if (!log) return std::nullopt;
+  UniqueFd& fd = log->fd;
+  const auto end = static_cast<std::uint64_t>(log->st.st_size);
   std::uint64_t start = offset_of_last_lines(path, lines, end);
   bool cut = false;
   if (end - start > max_bytes) {

@@ -6,7 +6,10 @@
 #include <string_view>
 #include <vector>
 
+#include <sys/stat.h>
 #include <sys/types.h>
+
+#include "daemon/unique_fd.h"
 
 namespace lpd::daemon {
 
@@ -56,6 +59,14 @@ std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines,
 /// text. "" when the log is empty; nullopt when it cannot be read (missing,
 /// a link or not a regular file: opened as untrusted). Failure messages
 /// show this, never a copy kept elsewhere that could be behind the file.
+/// A log opened to be read (open_untrusted: never through a link, never a
+/// FIFO), with its fstat; nullopt when it cannot be opened or examined.
+struct OpenedLog {
+  UniqueFd fd;
+  struct stat st {};
+};
+std::optional<OpenedLog> open_log_to_read(const std::string& path);
+
 std::optional<std::string> last_log_lines(const std::string& path, std::uint64_t lines, std::size_t max_bytes);
 
 /// h14logcap: the first offset at or after `offset` that holds data, for a
