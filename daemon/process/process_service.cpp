@@ -591,13 +591,16 @@ void ProcessService::on_match(const ProcessKey& key, std::uint64_t generation, c
   persist(*stored);
   publish("process.ready", *stored);
   // h14logcap: while its pattern was awaited, the cap freed nothing unread;
-  // a log that grew large meanwhile is capped now (from the loop).
+  // a log that grew large meanwhile is capped now, in this same turn of the
+  // loop, so whoever was told "ready" never sees it over the cap. One helper
+  // becomes ready once per start, so this is not the burst request_log_caps()
+  // coalesces.
   const std::uint64_t smallest_cap = std::min(log_limits_.per_log ? log_limits_.per_log : UINT64_MAX,
                                               log_limits_.per_owner ? log_limits_.per_owner : UINT64_MAX);
   struct stat st {};
   if (::lstat(stored->log_path.c_str(), &st) == 0 &&
       std::max<std::uint64_t>(st.st_size, static_cast<std::uint64_t>(st.st_blocks) * 512) > smallest_cap / 2)
-    request_log_caps(stored->owner);
+    enforce_log_caps(stored->owner);
 }
 
 void ProcessService::on_line_limit(const ProcessKey& key, std::uint64_t generation) {
