@@ -10,7 +10,13 @@ gates: the tests of part k open gate k for reading, which blocks until this
 test opens it for writing, right after the k-th restart. So a slow machine
 (ASan) cannot run the suite ahead of the kills, and each new lpd hears from
 the workers (a shim re-attaches on its next message, at most every 0.5 s)
-before it is killed."""
+before it is killed.
+
+A test's part is the order in which it started, not its index: xdist hands
+a crashed worker's tests to its replacement after the ones not yet handed
+out, so with parts by index both workers could wait at gate k+1 while tests
+of part k were still queued behind them, and no result would reach the lpd
+of the moment. By start order, part k has 130 tests whatever xdist does."""
 
 import collections
 import json
@@ -25,12 +31,13 @@ import pytest
 from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, read_line_with_timeout, write_tests
 
 COUNT = 520
-GATES = (130, 260, 390)  # first test of each gated part
-CRASH = {90, 260, 450}  # in three of the four parts
+GATES = (130, 260, 390)  # how many tests started before each gated part
+CRASH = {90, 260, 450}  # by index: where xdist runs them decides their part
 FAIL = {45, 300}
 SKIP = {10}
 
 SUITE = f'''
+import fcntl
 import os
 import signal
 import time
@@ -40,9 +47,22 @@ import pytest
 GATE_DIR = os.environ["RESTART_GATES"]
 
 
+def started_before():
+    """How many tests started before this one, on any worker."""
+    fd = os.open(os.path.join(GATE_DIR, "started"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        n = int(os.read(fd, 32) or b"0")
+        os.pwrite(fd, str(n + 1).encode().ljust(31), 0)
+        return n
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("i", range({COUNT}))
 def test_many(i):
-    part = sum(1 for first in {GATES!r} if i >= first)
+    n = started_before()
+    part = sum(1 for first in {GATES!r} if n >= first)
     if part:
         os.close(os.open(os.path.join(GATE_DIR, str(part)), os.O_RDONLY))  # held until the test opens the writer
     # A part lasts well over the shim's 0.5 s between reconnect attempts (it
@@ -75,6 +95,25 @@ def outcome_of(case):
         if child.tag in ("failure", "skipped"):
             return child.tag
     return "passed"
+
+
+def check_junit(junit, console, returncode):
+    """Every test in the JUnit once, with the outcome it had."""
+    assert "INTERNALERROR" not in console, console[-4000:]
+    assert "lpd_pytest: warning" not in console, console[-4000:]
+    assert returncode != 0, console[-4000:]  # tests crashed and failed
+    cases = ET.parse(junit).getroot().iter("testcase")
+    got = collections.Counter()
+    outcomes = {}
+    for case in cases:
+        name = case.get("name")
+        got[name] += 1
+        outcomes[name] = outcome_of(case)
+    expected = {f"test_many[{i}]": expected_outcome(i) for i in range(COUNT)}
+    assert not [n for n, k in got.items() if k > 1], "testcases listed twice"
+    assert set(outcomes) == set(expected), (sorted(set(expected) ^ set(outcomes))[:20], console[-1500:])
+    wrong = {n: (outcomes[n], expected[n]) for n in expected if outcomes[n] != expected[n]}
+    assert not wrong, (len(wrong), sorted(wrong.items(), key=lambda kv: int(kv[0][10:-1])), console[-1500:])
 
 
 def test_lpd_killed_three_times_mid_run_loses_and_doubles_nothing(lpd, work_dir):
@@ -126,27 +165,17 @@ def test_lpd_killed_three_times_mid_run_loses_and_doubles_nothing(lpd, work_dir)
         for writer in writers:
             os.close(writer)
     console = out + err
-    assert "INTERNALERROR" not in console, console[-4000:]
-    assert "lpd_pytest: warning" not in console, console[-4000:]
-    assert proc.returncode != 0, console[-4000:]  # tests crashed and failed
-
-    cases = ET.parse(junit).getroot().iter("testcase")
-    got = collections.Counter()
-    outcomes = {}
-    for case in cases:
-        name = case.get("name")
-        got[name] += 1
-        outcomes[name] = outcome_of(case)
-    expected = {f"test_many[{i}]": expected_outcome(i) for i in range(COUNT)}
-    assert not [n for n, k in got.items() if k > 1], "testcases listed twice"
-    assert set(outcomes) == set(expected), sorted(set(expected) ^ set(outcomes))[:20]
-    wrong = {n: (outcomes[n], expected[n]) for n in expected if outcomes[n] != expected[n]}
-    if wrong and os.environ.get("RESTART_DEBUG"):
-        with open(os.environ["RESTART_DEBUG"], "w") as f:
-            f.write(json.dumps(sorted(wrong.items(), key=lambda kv: int(kv[0][10:-1]))) + "\n" + console + "\n")
-            shutil.copy(junit, os.environ["RESTART_DEBUG"] + ".xml")
-            shutil.copytree(lpd.state_dir, os.environ["RESTART_DEBUG"] + ".state", dirs_exist_ok=True)
-    assert not wrong, (len(wrong), sorted(wrong.items(), key=lambda kv: int(kv[0][10:-1])), console[-1500:])
+    try:
+        check_junit(junit, console, proc.returncode)
+    except AssertionError:
+        if os.environ.get("RESTART_DEBUG"):  # what a failure needs to be understood
+            debug = os.environ["RESTART_DEBUG"]
+            with open(debug, "w") as f:
+                f.write(console)
+            shutil.copy(junit, debug + ".xml")
+            shutil.copytree(lpd.state_dir, debug + ".state", dirs_exist_ok=True)
+            shutil.copy(lpd.log_path, debug + ".lpd.log")
+        raise
 
     crashes = lpd.lpctl_json("crashes", "--run-id", run_id) if run_id else []
     crashed = collections.Counter(c["nodeid"] for c in crashes)
@@ -187,3 +216,79 @@ def test_a_command_that_is_not_pytest_stays_active_across_a_kill9_restart(lpd, w
         if writer is not None:
             os.close(writer)
     assert proc.returncode == 3, out[-2000:] + err[-2000:]
+
+
+AWAY_SUITE = '''
+import os
+
+import pytest
+
+
+def test_first():
+    # Tell the e2e test this worker is past its start-up, then wait for lpd.
+    with open(os.environ["AWAY_READY"], "w") as f:
+        f.write("running\\n")
+    os.close(os.open(os.environ["AWAY_GATE"], os.O_RDONLY))
+
+
+def test_passes():
+    pass
+
+
+def test_fails():
+    assert 0, "fails on purpose"
+
+
+@pytest.mark.skip(reason="skipped on purpose")
+def test_skipped():
+    pass
+'''
+
+
+def test_pytest_started_while_lpd_is_away_reports_once_it_is_back(lpd, work_dir):
+    """An xdist controller and worker that start while lpd restarts (a worker
+    xdist replaces after a crash, often) cannot join the run then; they must
+    still report every test once lpd is back, not run unseen and leave lpd
+    to call their tests not run."""
+    gate_start = os.path.join(work_dir, "start")
+    gate = os.path.join(work_dir, "gate")
+    ready = os.path.join(work_dir, "ready")
+    for fifo in (gate_start, gate, ready):
+        os.mkfifo(fifo)
+    write_tests(work_dir, "test_away.py", AWAY_SUITE)
+    junit = os.path.join(work_dir, "lpd.xml")
+    command = (f"echo started; read x < {gate_start}; "
+               f"exec {PYTHON} -m pytest -p no:cacheprovider -q -n 1 test_away.py")
+    proc = subprocess.Popen(
+        [LPCTL_BIN, "--socket", lpd.socket, "run", "--junit", junit, "--", "sh", "-c", command],
+        cwd=work_dir, env=lpd.env(AWAY_GATE=gate, AWAY_READY=ready),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    fds = []
+    try:
+        assert "started" in read_line_with_timeout(proc.stdout, 120)
+        (run,) = [r for r in lpd.lpctl_json("runs") if r.get("active", True)]
+        lpd.kill9()
+        ready_fd = os.open(ready, os.O_RDWR)  # never EOF: a line or nothing
+        fds.append(ready_fd)
+        fds.append(os.open(gate_start, os.O_RDWR))
+        os.write(fds[-1], b"go\n")  # pytest starts now, with lpd away
+        with os.fdopen(os.dup(ready_fd)) as ready_lines:
+            assert read_line_with_timeout(ready_lines, 120) == "running\n"
+        lpd.start()
+        fds.append(os.open(gate, os.O_RDWR))  # test_first goes on, and so does the rest
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for fd in fds:
+            os.close(fd)
+    console = out + err
+    assert "INTERNALERROR" not in console, console[-3000:]
+    outcomes = {case.get("name"): outcome_of(case) for case in ET.parse(junit).getroot().iter("testcase")}
+    assert outcomes == {"test_first": "passed", "test_passes": "passed", "test_fails": "failure",
+                        "test_skipped": "skipped"}, (outcomes, console[-3000:])
+    skipped = [case.find("skipped") for case in ET.parse(junit).getroot().iter("testcase")]
+    assert [s.get("type") for s in skipped if s is not None] != ["lpd.notrun"], console[-3000:]
+    assert proc.returncode == 1, console[-3000:]  # test_fails
+    assert "results are kept and sent to run " + run["run_id"] in console, console[-3000:]

@@ -68,15 +68,19 @@ def pytest_configure(config):
     _configure_shim(config)
     if pause_on_failure_wanted(config):
         config.pluginmanager.register(FailurePause(), "lpd_pytest_failure_pause")
-    if _shim is not None and _shim.conn is not None:
+    # Its per-test hooks only where lpd is wanted: a daemon listens, or this
+    # process belongs to an lpd run (`lpctl run`, or an xdist worker of a
+    # controller that joined one) even if lpd is away right now, restarting:
+    # the reporter queues and joins the run when lpd is back. A replacement
+    # worker xdist starts while lpd restarts would otherwise report nothing
+    # for its whole life. A pytest without lpd pays nothing per test.
+    if _shim is not None and (_shim.conn is not None or _shim.run_id):
         try:
             reporter = TestReporter(_shim, config)
         except Exception as e:  # the shim's own failure: the tests still run
             shim_failed("reporter", e)
             return
         _reporter = reporter
-        # Its per-test hooks, only while a daemon listens: a run without
-        # lpd pays nothing per test.
         config.pluginmanager.register(reporter, TestReporter.PLUGIN_NAME)
 
 
@@ -104,6 +108,8 @@ def _configure_shim(config):
         except (LpdUnavailable, LpdError) as e:
             if pause_flag:
                 raise pytest.UsageError(f"--pause-on-failure needs lpd: {e}") from None
+            if shim.run_id:  # an lpd run: lpd is restarting, most likely
+                e = f"{e}; results are kept and sent to run {shim.run_id} when lpd is back"
             config.issue_config_time_warning(pytest.PytestConfigWarning(f"lpd_pytest: {e}"), stacklevel=2)
     elif os.path.exists(socket_path):
         shim.try_connect()

@@ -123,8 +123,11 @@ class TestReporter:
         self.worker_results = {}
         self.down_workers = {}  # worker id -> (pid, returncode) of a worker that died
         self.sigterm = SigtermGuard(lambda: self.started is not None)
-        if shim is not None and shim.conn is not None:
-            self.outbox.connected(shim.conn)
+        if shim is not None:
+            if shim.conn is not None:
+                self.outbox.connected(shim.conn)
+            # else lpd is away (restarting): the outbox joins the run on
+            # the first message after it is back.
             try:
                 self.sigterm.install()
             except (ValueError, OSError) as e:
