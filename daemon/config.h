@@ -6,6 +6,7 @@
 #include "daemon/access.h"
 #include "daemon/history/retention.h"
 #include "daemon/process/log_cap_rules.h"  // h14logcap
+#include "daemon/runs/run_output_rules.h"  // h13out
 
 namespace lpd::daemon {
 
@@ -26,6 +27,9 @@ struct DaemonConfig {
   /// h14logcap: how much disk helper logs may take (--helper-log-max,
   /// --helper-logs-per-user-max, --helpers-per-user-max).
   HelperLogLimits helper_logs;
+  /// h13out: how much disk run outputs may take (--run-output-max,
+  /// --run-outputs-per-user-max).
+  RunOutputLimits run_output;
 };
 
 }  // namespace lpd::daemon

@@ -37,12 +37,12 @@ Daemon::Daemon(DaemonConfig config)
       crashes_(store_),
       crash_retry_(io_, crashes_),
       runs_(io_, events_, store_),
-      pauses_(io_, events_, store_, runs_.registry(), config_.access),
+      pauses_(io_, events_, store_, runs_.registry(), config_.access, config_.socket_path /* h15term */),
       history_(io_, events_, store_, runs_.registry(), config_.retention),
       process_launcher_(io_),
       processes_(io_, store_, events_, process_launcher_, config_.helper_logs /* h14logcap */),
       jobs_(io_, events_, store_, crashes_, runs_.registry(), process_launcher_, config_.access,
-            JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path}),
+            JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path, config_.run_output /* h13out */}),
       dispatcher_(operation_table(*this)),
       server_(io_, dispatcher_, config_.hello_timeout),
       stop_signals_(io_, SIGTERM, SIGINT) {
@@ -64,6 +64,7 @@ Daemon::Daemon(DaemonConfig config)
   // Dispatcher::on_batch_end): one write per batch, none lost with lpd.
   dispatcher_.on_batch_end = [this] { history_.journal().flush(); };
   history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { crashes_.forget_runs(run_ids); });
+  history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { jobs_.forget_outputs(run_ids); });  // h13out
 }
 
 Daemon::~Daemon() = default;

@@ -156,6 +156,20 @@ int main(int argc, char** argv) {
                     "Helper records (running or ended) one user other than root may have: ended ones are forgotten, "
                     "oldest first, to make room; a start past it with all running is refused; 0 = no limit")
       ->default_val(lpd::daemon::HelperLogLimits::kDefaultHelpersPerOwner);
+  // h13out: the run output cap (same rules as the helper log cap).
+  start->add_option("--run-output-max", config.run_output.per_run,
+                    "Disk space one run's output log (lpctl run, runs/ID/output.log) may use, in bytes: past it, "
+                    "lpd frees its middle while the command writes on, keeping its first lines (an eighth of "
+                    "this, at most 1 MiB) and its newest (down to half of this); readers are told how many bytes "
+                    "were dropped; 0 = no limit")
+      ->check(CLI::Validator(bytes_or_zero, "BYTES"))
+      ->default_val(lpd::daemon::RunOutputLimits::kDefaultPerRun);
+  start->add_option("--run-outputs-per-user-max", config.run_output.per_owner,
+                    "Disk space the output logs of all of one user's kept runs may use together: past it, the "
+                    "least recently written ended runs' outputs are emptied first, then the running ones cut; "
+                    "0 = no limit")
+      ->check(CLI::Validator(bytes_or_zero, "BYTES"))
+      ->default_val(lpd::daemon::RunOutputLimits::kDefaultPerOwner);
   start->add_option("--ready-fd", ready_fd,
                     "With --foreground: write \"READY <pid>\" (or \"ERROR <why>\") to this fd once the "
                     "socket accepts connections");

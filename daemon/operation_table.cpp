@@ -90,6 +90,10 @@ OperationTable operation_table(Daemon& d) {
        [&d](Call& c) { return d.pauses().handle_list(c); }},
       {"pause.watch", "Wait for the next pending pause of run_id (timeout?); fails if the run ends first", G::kList,
        [&d](Call& c) { return d.pauses().handle_watch(c); }},
+      // h15lp: pytest-live-pause's pause directory
+      {"pause.mirror", "Mirror run_id's run, events and pauses into pause_dir (pytest-live-pause's layout) and apply "
+                       "the <pause_id>.resume.json files written to its commands/",
+       G::kAct, [&d](Call& c) { return d.pauses().handle_mirror(c); }, existing_run(d)},
       // -- supervised test runs and crash attribution (issue 5) --
       {"run.start", "Run a command under supervision (lpctl run): argv, cwd, env, name, retry_crashed, "
                     "rerun_crashed, fail_on_flaky, runner, junit, crash_log, pause_on_failure",

@@ -8,11 +8,13 @@
 #include <csignal>
 #include <cstring>
 #include <iostream>
+#include <optional>  // h15term
 #include <vector>
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
 #include "client/text_arguments.h"  // h14owner
+#include "client/commands/report_patches.h"  // h15abort
 #include "protocol/error.h"
 
 extern char** environ;
@@ -131,6 +133,53 @@ void write_report(const GlobalOptions& global, const std::string& run_id, const 
   }
 }
 
+/// h15term (issue 15): the run's pause events, as lpd announces them (the
+/// events' `announcement`: the same lines a pytest controller prints), each
+/// on lines of its own in the output stream.
+class PauseLines {
+ public:
+  /// Subscribes `connection` to the run's pause events: on the first
+  /// connection those lpd still holds (the run may have paused before lpctl
+  /// got here), after a reconnect exactly those after the last one seen.
+  void subscribe(Connection& connection, const std::string& run_id) {
+    json fields = {{"run_id", run_id}, {"types", json::array({"pause."})}};
+    if (last_seq_)
+      fields["since"] = *last_seq_;
+    else
+      fields["replay"] = true;
+    json result;
+    try {
+      result = connection.request("events.subscribe", fields);
+    } catch (const protocol::Error& e) {
+      // lpd refused the subscription: the run's output still streams, and
+      // a pause still shows in `lpctl ls`; say once why its lines are missing.
+      if (!refused_) std::cerr << "lpctl: pause lines will not be shown: " << e.what() << "\n";
+      refused_ = true;
+      return;
+    }
+    if (!last_seq_ && result.contains("last_seq") && result["last_seq"].is_number_unsigned())
+      last_seq_ = result["last_seq"].get<std::uint64_t>();  // replayed ones come next, at or below it
+  }
+
+  /// Prints a pause event's lines; false for any other push.
+  /// `ended_with_newline` says whether the output so far left a line open.
+  bool print(const std::string& event, const json& data, bool& ended_with_newline) {
+    if (event.rfind("pause.", 0) != 0 || !data.is_object()) return false;
+    if (auto seq = data.find("seq"); seq != data.end() && seq->is_number_unsigned())
+      if (!last_seq_ || seq->get<std::uint64_t>() > *last_seq_) last_seq_ = seq->get<std::uint64_t>();
+    auto text = data.find("announcement");
+    if (text == data.end() || !text->is_string() || text->get_ref<const std::string&>().empty()) return true;
+    if (!ended_with_newline) std::cout << "\n";
+    std::cout << text->get_ref<const std::string&>() << std::endl;
+    ended_with_newline = true;
+    return true;
+  }
+
+ private:
+  std::optional<std::uint64_t> last_seq_;
+  bool refused_ = false;
+};
+
 /// Streams output until run.done. A lost daemon is waited for and the
 /// stream resumes from the last byte seen, so lpd can restart mid-run.
 json follow(const GlobalOptions& global, const std::string& run_id, double grace) {
@@ -138,17 +187,21 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
   bool ended_with_newline = true;
   int stops = 0;
   DaemonOutage outage;
+  PauseLines pause_lines;  // h15term
   for (;;) {
     std::optional<Connection> connection;
     try {
       connection.emplace(global.connect());
+      pause_lines.subscribe(*connection, run_id);  // h15term
       connection->request("run.attach", {{"run_id", run_id}, {"offset", offset}});
       outage.over("following run " + run_id + " again");
       for (;;) {
         while (auto push = connection->next_push(std::chrono::milliseconds(0))) {
           const std::string event = push->value("event", "");
           const json& data = (*push)["data"];
-          if (event == "run.output") {
+          if (pause_lines.print(event, data, ended_with_newline)) {  // h15term
+            continue;
+          } else if (event == "run.output") {
             const std::string text = data.value("data", "");
             std::cout.write(text.data(), static_cast<std::streamsize>(text.size()));
             std::cout.flush();
@@ -181,6 +234,17 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
     }
   }
 }
+
+// -- h15abort: pytest-abort's environment ------------------------------------
+/// The crash log lpd appends to: --crash-log, else pytest-abort's
+/// PYTEST_ABORT_CRASHED_TESTS_LOG from lpctl's environment (so its users'
+/// runners get the lines where they asked), else none.
+std::string crash_log_path(const std::string& option) {
+  if (!option.empty()) return option;
+  const char* from_env = std::getenv("PYTEST_ABORT_CRASHED_TESTS_LOG");
+  return from_env ? std::string(from_env) : std::string();
+}
+// -- end h15abort
 
 }  // namespace
 
@@ -234,7 +298,7 @@ Command run_command() {
                              {"pause_on_failure", o->pause_on_failure}};
               if (!o->name.empty()) fields["name"] = o->name;
               if (!o->runner.empty()) fields["runner"] = o->runner;
-              if (!o->crash_log.empty()) fields["crash_log"] = absolute(o->crash_log);
+              if (const auto log = crash_log_path(o->crash_log); !log.empty()) fields["crash_log"] = absolute(log);  // h15abort
               // Detached runs have nobody to write the report: lpd does, at the end.
               if (o->detach && !o->junit.empty()) fields["junit"] = absolute(o->junit);
 
@@ -318,16 +382,27 @@ Command report_command() {
   struct Options {
     std::string run_id;
     std::string junit;
+    ReportPatchOptions patches;  // h15abort
   };
   auto o = std::make_shared<Options>();
-  return {"report", "Write a run's JUnit XML report (merged across workers and retries, crashes included)",
+  return {"report",
+          "Write a run's JUnit XML report (merged across workers and retries, crashes included), or patch its crashed "
+          "tests into pytest-json-report, pytest-html and pytest-csv reports",
           [o](CLI::App& app) -> CommandRun {
-            app.add_option("run", o->run_id, "Run id")->required();
-            app.add_option("--junit", o->junit, "Where to write the JUnit XML")->required();
+            app.add_option("run", o->run_id, "Run id (not needed with --crash-log)");
+            app.add_option("--junit", o->junit, "Where to write the JUnit XML");
+            add_report_patch_options(app, o->patches);  // h15abort
             return [o](const GlobalOptions& global) {
-              write_report(global, o->run_id, absolute(o->junit));
-              if (!global.json) std::cout << "wrote " << o->junit << "\n";
-              return kExitOk;
+              // h15abort: a run id, unless the crashes come from a crash log; something to write.
+              if (o->junit.empty() && !o->patches.any())
+                throw UsageError("give --junit, --json-report, --html-report or --csv-report");
+              if (o->run_id.empty() && (!o->junit.empty() || o->patches.crash_log.empty()))
+                throw UsageError("a run id is needed (without one, --crash-log must name the crashes)");
+              if (!o->junit.empty()) {
+                write_report(global, o->run_id, absolute(o->junit));
+                if (!global.json) std::cout << "wrote " << o->junit << "\n";
+              }
+              return o->patches.any() ? patch_reports(global, o->run_id, o->patches) : kExitOk;  // h15abort
             };
           }};
 }

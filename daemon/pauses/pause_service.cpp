@@ -7,6 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.h"
+#include "daemon/pauses/pause_announcement.h"  // h15term
+#include "protocol/paths.h"                    // h15term
 #include "daemon/process_identity.h"
 #include "daemon/resource_shortage.h"
 
@@ -32,9 +34,35 @@ std::string pause_path(const Pause& pause) {
 }  // namespace
 
 PauseService::PauseService(boost::asio::io_context& io, EventBus& events, const StateStore& store,
-                           RunRegistry& runs, const AccessPolicy& access)
-    : io_(io), events_(events), store_(store), runs_(runs), access_(access) {
+                           RunRegistry& runs, const AccessPolicy& access, const std::string& socket_path)
+    : io_(io), events_(events), store_(store), runs_(runs), access_(access), socket_path_(socket_path) {
   events_.subscribe([this](const Event& e) { on_event(e); });
+  // h15lp: a command file in a run's --pause-dir resumes a pause of that
+  // run only, by the same rules as pause.resume.
+  dirs_ = std::make_unique<PauseDirs>(
+      io_, events_, runs_, registry_,
+      [this](const std::string& run_id, const std::string& pause_id, const ResumeRequest& request) {
+        Pause* pause = registry_.find(pause_id);
+        if (!pause || pause->run_id != run_id)
+          throw Error(ErrorCode::kNotFound, "no pause \"" + pause_id + "\" in run " + run_id);
+        settle(registry_.resume(pause_id, request, wall_now()), "pause.resumed");
+      });
+}
+
+void PauseService::publish(std::string_view event, const Pause& pause) {
+  // h15term: the terminal lines travel with the event (content: only the
+  // pause's owner sees them, as its failure text). The resume command names
+  // the socket unless lpctl of that user finds it by itself; lpd's own
+  // $LPD_SOCKET does not count, the terminal pasting may not have it.
+  const auto env = protocol::process_env();
+  const protocol::EnvLookup env_without_socket = [&env](const std::string& name) -> std::optional<std::string> {
+    if (name == "LPD_SOCKET") return std::nullopt;
+    return env(name);
+  };
+  json data = pause.to_json();
+  data["announcement"] = pause_announcement(
+      event, pause, socket_option(socket_path_, protocol::default_socket_path(pause.owner, env_without_socket)));
+  events_.publish(std::string(event), std::move(data), pause.run_id, pause.owner);
 }
 
 void PauseService::persist(const Pause& pause) {
@@ -90,7 +118,7 @@ void PauseService::settle(Pause& pause, std::string_view event) {
   }
   timers_.erase(pause.pause_id);
   exit_watches_.erase(pause.pause_id);
-  events_.publish(std::string(event), pause.to_json(), pause.run_id, pause.owner);
+  publish(event, pause);  // h15term
   persist(pause);
   spdlog::info("pause {} ({}): {}", pause.pause_id, pause.nodeid, to_string(pause.status));
 }
@@ -157,7 +185,7 @@ json PauseService::handle_request(Call& call) {
   Pause& added = registry_.add(std::move(pause), nullptr);
   waiting_[pause_id] = call.defer();
   arm(added, pinned.pidfd);
-  events_.publish("pause.created", added.to_json(), run_id, added.owner);
+  publish("pause.created", added);  // h15term
   spdlog::info("pause {} created for {} (run {}, pid {})", pause_id, added.nodeid, run_id, added.pid);
   return json();
 }

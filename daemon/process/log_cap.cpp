@@ -19,7 +19,7 @@
 
 namespace lpd::daemon {
 
-std::optional<LogUse> measure_log(const std::string& path) {
+std::optional<LogUse> measure_log(const std::string& path, std::uint64_t head) {
   auto log = open_log_to_read(path);
   if (!log) return std::nullopt;
   const UniqueFd& fd = log->fd;
@@ -28,12 +28,16 @@ std::optional<LogUse> measure_log(const std::string& path) {
   use.path = path;
   use.disk_bytes = static_cast<std::uint64_t>(st.st_blocks) * 512;
   use.size = static_cast<std::uint64_t>(st.st_size);
-  use.kept_from = next_data_offset(fd.get(), 0);
+  use.kept_from = next_data_offset(fd.get(), head);
   use.written_at = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
   return use;
 }
 
 FrontFreed free_log_front(const std::string& path, std::uint64_t keep_from) {
+  return free_log_range(path, 0, keep_from);
+}
+
+FrontFreed free_log_range(const std::string& path, std::uint64_t from, std::uint64_t keep_from) {
   // Opened for writing (fallocate needs it), never through a link, never
   // blocking on a FIFO; O_APPEND for the marker line of the fallback.
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
@@ -41,7 +45,9 @@ FrontFreed free_log_front(const std::string& path, std::uint64_t keep_from) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
     throw std::system_error(EINVAL, std::generic_category(), path + " is not a regular file");
-  if (::fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(keep_from)) == 0)
+  if (keep_from <= from) return {false, keep_from};
+  if (::fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
+                  static_cast<off_t>(keep_from - from)) == 0)
     return {false, keep_from};
   if (errno != EOPNOTSUPP && errno != ENOSYS)
     throw std::system_error(errno, std::generic_category(), "cannot free the start of " + path);
@@ -82,6 +88,20 @@ std::uint64_t release_reserved_past_end(const std::string& path) {
   return disk > after ? disk - after : 0;
 }
 
+// h13out
+std::optional<LogParts> log_parts(const std::string& path) {
+  auto log = open_log_to_read(path);
+  if (!log) return std::nullopt;
+  LogParts parts;
+  parts.size = static_cast<std::uint64_t>(log->st.st_size);
+  parts.disk_bytes = static_cast<std::uint64_t>(log->st.st_blocks) * 512;
+  const off_t hole = ::lseek(log->fd.get(), 0, SEEK_HOLE);
+  // No SEEK_HOLE (or an error): no hole of lpd's either.
+  parts.head_end = hole >= 0 ? std::min(static_cast<std::uint64_t>(hole), parts.size) : parts.size;
+  parts.kept_from = std::min(next_data_offset(log->fd.get(), parts.head_end), parts.size);
+  return parts;
+}
+
 std::uint64_t log_block_size(const std::string& dir) {
   struct statvfs vfs {};
   if (::statvfs(dir.c_str(), &vfs) != 0 || vfs.f_bsize == 0) return 4096;
@@ -90,15 +110,15 @@ std::uint64_t log_block_size(const std::string& dir) {
   return (block & (block - 1)) == 0 ? block : 4096;
 }
 
-HelperLogWatch::HelperLogWatch(boost::asio::io_context& io, std::chrono::milliseconds window, OnGrown on_grown)
+LogGrowthWatch::LogGrowthWatch(boost::asio::io_context& io, std::chrono::milliseconds window, OnGrown on_grown)
     : io_(io), window_(window), on_grown_(std::move(on_grown)), timer_(io) {}
 
-HelperLogWatch::~HelperLogWatch() {
+LogGrowthWatch::~LogGrowthWatch() {
   *alive_ = false;
   timer_.cancel();
 }
 
-bool HelperLogWatch::watch(const std::string& path, uid_t owner) {
+bool LogGrowthWatch::watch(const std::string& path, uid_t owner) {
   if (watches_.count(path)) return true;
   if (!inotify_) {
     const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -113,7 +133,7 @@ bool HelperLogWatch::watch(const std::string& path, uid_t owner) {
   return true;
 }
 
-void HelperLogWatch::unwatch(const std::string& path) {
+void LogGrowthWatch::unwatch(const std::string& path) {
   auto it = watches_.find(path);
   if (it == watches_.end()) return;
   ::inotify_rm_watch(inotify_->native_handle(), it->second);
@@ -121,9 +141,9 @@ void HelperLogWatch::unwatch(const std::string& path) {
   watches_.erase(it);
 }
 
-void HelperLogWatch::hurry() { hurried_ = true; }  // h14fixA
+void LogGrowthWatch::hurry() { hurried_ = true; }  // h14fixA
 
-void HelperLogWatch::wait() {
+void LogGrowthWatch::wait() {
   if (waiting_ || window_open_ || !inotify_) return;
   waiting_ = true;
   inotify_->async_wait(boost::asio::posix::stream_descriptor::wait_read,
@@ -150,7 +170,7 @@ void HelperLogWatch::wait() {
                        });
 }
 
-void HelperLogWatch::read_events() {
+void LogGrowthWatch::read_events() {
   alignas(struct inotify_event) std::array<char, 8192> buffer;
   for (;;) {
     const ssize_t n = ::read(inotify_->native_handle(), buffer.data(), buffer.size());

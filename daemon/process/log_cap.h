@@ -35,8 +35,9 @@ namespace lpd::daemon {
 // was dropped): less kept, but the disk stays bounded all the same.
 
 /// A log as measured now; nullopt when it is missing or not a regular file
-/// (never followed through a link).
-std::optional<LogUse> measure_log(const std::string& path);
+/// (never followed through a link). h13out: `head` is the start a cut keeps
+/// (LogCaps::keep_head): kept_from is then the first data at or after it.
+std::optional<LogUse> measure_log(const std::string& path, std::uint64_t head = 0);
 
 /// What free_log_front did.
 struct FrontFreed {
@@ -49,6 +50,25 @@ struct FrontFreed {
 /// not change. Throws std::system_error (a link, FIFO or device at `path`
 /// is refused, never opened).
 FrontFreed free_log_front(const std::string& path, std::uint64_t keep_from);
+
+/// h13out: as free_log_front, but frees [from, keep_from) and keeps the
+/// first `from` bytes (a run's first lines); from 0 is free_log_front.
+/// Where holes cannot be punched the log is emptied all the same.
+FrontFreed free_log_range(const std::string& path, std::uint64_t from, std::uint64_t keep_from);
+
+/// h13out: the parts of a log a cut left: [0, head_end) the kept head,
+/// [head_end, kept_from) freed, [kept_from, size) the kept newest output.
+/// No hole: head_end == kept_from == size. Reads the file's holes
+/// (SEEK_HOLE/SEEK_DATA, as `cp --sparse`), never its bytes.
+struct LogParts {
+  std::uint64_t size = 0;
+  std::uint64_t head_end = 0;
+  std::uint64_t kept_from = 0;
+  std::uint64_t disk_bytes = 0;  // st_blocks * 512
+  std::uint64_t dropped() const { return kept_from - head_end; }
+};
+/// nullopt when `path` cannot be read (missing, a link, not a regular file).
+std::optional<LogParts> log_parts(const std::string& path);
 
 /// h14fixA (attack finding 6): gives back the space a helper reserved
 /// past the end of its log (`fallocate --keep-size` on its own output):
@@ -63,20 +83,21 @@ std::uint64_t release_reserved_past_end(const std::string& path);
 /// cannot tell).
 std::uint64_t log_block_size(const std::string& dir);
 
-/// HelperLogWatch tells which owners' live helper logs grew, without
+/// LogGrowthWatch (h13out: named HelperLogWatch before run outputs used
+/// it too) tells which owners' live logs grew, without
 /// polling: one inotify descriptor for all of them (IN_MODIFY), and at most
 /// one wake-up per `window` however much the helpers write — after a
 /// change it stops listening for `window`, then reports every owner whose
 /// logs changed meanwhile (as LogTail coalesces for live output). The
 /// kernel merges a log's repeated events while nobody reads them.
-class HelperLogWatch {
+class LogGrowthWatch {
  public:
   using OnGrown = std::function<void(uid_t owner)>;
 
-  HelperLogWatch(boost::asio::io_context& io, std::chrono::milliseconds window, OnGrown on_grown);
-  ~HelperLogWatch();
-  HelperLogWatch(const HelperLogWatch&) = delete;
-  HelperLogWatch& operator=(const HelperLogWatch&) = delete;
+  LogGrowthWatch(boost::asio::io_context& io, std::chrono::milliseconds window, OnGrown on_grown);
+  ~LogGrowthWatch();
+  LogGrowthWatch(const LogGrowthWatch&) = delete;
+  LogGrowthWatch& operator=(const LogGrowthWatch&) = delete;
 
   /// Watches `path` (not followed if a link) for `owner`. False (and the
   /// reason logged by the caller) when inotify refuses (its watch limit).
@@ -106,5 +127,8 @@ class HelperLogWatch {
   bool hurried_ = false;  // h14fixA: the next window is short
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
+
+/// The helper log cap's name for it.
+using HelperLogWatch = LogGrowthWatch;
 
 }  // namespace lpd::daemon

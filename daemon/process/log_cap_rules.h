@@ -7,6 +7,19 @@
 
 namespace lpd::daemon {
 
+/// h13out: the caps plan_log_freeing applies, whatever the logs hold:
+/// helper logs (HelperLogLimits::caps) and run outputs (run_output_caps in
+/// daemon/runs/run_output_cap.h) share these rules.
+struct LogCaps {
+  std::uint64_t per_log = 0;    // disk use of one log; 0 = no limit
+  std::uint64_t per_owner = 0;  // disk use of all of an owner's logs; 0 = no limit
+  /// Bytes at the start of a log that a cut keeps: what is freed is then
+  /// [keep_head, keep_from), a hole in the middle. 0 for helper logs (their
+  /// front goes); a run's output keeps its first lines (pytest's collection
+  /// errors are there). A multiple of the block size.
+  std::uint64_t keep_head = 0;
+};
+
 /// How much of the state directory helper logs may take (`lpd start
 /// --helper-log-max`, `--helper-logs-per-user-max`, `--helpers-per-user-max`).
 /// A helper writes its log itself, straight into lpd's state directory: on a
@@ -24,6 +37,9 @@ struct HelperLogLimits {
   /// Records (running or ended) one non-root uid may have; ended ones are
   /// forgotten, oldest first, to make room. 0 = no limit.
   std::size_t helpers_per_owner = kDefaultHelpersPerOwner;
+
+  /// h13out: the caps plan_log_freeing applies to helper logs (no head kept).
+  LogCaps caps() const { return {per_log, per_owner, 0}; }
 };
 
 /// One helper log as the cap sees it.
@@ -31,7 +47,7 @@ struct LogUse {
   std::string path;
   std::uint64_t disk_bytes = 0;  // allocated (st_blocks * 512): what fills the disk
   std::uint64_t size = 0;        // st_size: freeing the front keeps it, so offsets stay valid
-  std::uint64_t kept_from = 0;   // first byte not freed yet (SEEK_DATA)
+  std::uint64_t kept_from = 0;   // first byte not freed yet at or after the kept head (SEEK_DATA)
   std::int64_t written_at = 0;   // mtime in ns: the least recently written goes first
   bool live = false;             // a running helper appends to it
   bool current = false;          // a record's log_path: `lpctl logs` names it, so it stays (emptied)
@@ -49,6 +65,9 @@ struct LogFreeing {
   How how = How::kDropFront;
   std::string path;
   std::uint64_t keep_from = 0;  // kDropFront: a multiple of the block size (or the size rounded up: all of it)
+  /// h13out: kDropFront frees [from, keep_from): the kept head ends at
+  /// `from` (0 for helper logs, and for an ended log emptied whole).
+  std::uint64_t from = 0;
 };
 
 /// What to free among one owner's logs so that they fit `limits`. Rules:
@@ -62,8 +81,14 @@ struct LogFreeing {
 ///    an equal share of half of per_owner is cut to that share.
 /// Freeing works in whole blocks of `block` bytes (a power of two). Logs
 /// already within the limits get nothing; the result lists each path once.
-std::vector<LogFreeing> plan_log_freeing(const std::vector<LogUse>& logs, const HelperLogLimits& limits,
-                                         std::uint64_t block);
+/// h13out: a cut by rule 1 or 3 keeps the first `caps.keep_head` bytes too
+/// (at most the share rule 3 leaves a log, halved); rule 2 frees all.
+std::vector<LogFreeing> plan_log_freeing(const std::vector<LogUse>& logs, const LogCaps& caps, std::uint64_t block);
+/// The helper logs' caps (HelperLogLimits::caps).
+inline std::vector<LogFreeing> plan_log_freeing(const std::vector<LogUse>& logs, const HelperLogLimits& limits,
+                                                std::uint64_t block) {
+  return plan_log_freeing(logs, limits.caps(), block);
+}
 
 /// One of an owner's helper records, for make_room_for_helper.
 struct HelperAge {

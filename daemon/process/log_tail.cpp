@@ -103,7 +103,12 @@ void LogTail::read_some() {
     // h14logcap: the size cap may have freed the front of the log (a hole,
     // read as zeros no helper wrote): go on from the first kept byte.
     offset_ = next_data_offset(file_fd_, offset_);
-    const std::uint64_t wanted = std::min<std::uint64_t>(buffer.size(), until_ > offset_ ? until_ - offset_ : 0);
+    std::uint64_t wanted = std::min<std::uint64_t>(buffer.size(), until_ > offset_ ? until_ - offset_ : 0);
+    // h13out: a run's output keeps its head and frees its middle: a read
+    // ends where the data does (SEEK_HOLE), never reading the hole's zeros.
+    if (const off_t hole = ::lseek(file_fd_, static_cast<off_t>(offset_), SEEK_HOLE);
+        hole > static_cast<off_t>(offset_))
+      wanted = std::min<std::uint64_t>(wanted, static_cast<std::uint64_t>(hole) - offset_);
     ssize_t n = 0;
     if (wanted > 0) n = ::pread(file_fd_, buffer.data(), wanted, static_cast<off_t>(offset_));
     if (n < 0 && errno == EINTR) continue;

@@ -183,6 +183,11 @@ void JobService::command_result(Supervised& s, const ProcessEnd& end, bool no_cr
     r.outcome = "error";
     r.message = "ended, lpd could not tell how (no exit status)";
   }
+  // -- h13out: a failed command's JUnit testcase carries its newest output
+  // (what a CI page shows of why it failed), saying what is left out and
+  // what the run output cap dropped; a passing one none (pytest's default).
+  if (r.outcome != "passed") r.system_out = run_output_excerpt(output_path(s.run_id), kMaxSystemOut).value_or("");
+  // -- end h13out
   add_result(s, std::move(r));
 }
 

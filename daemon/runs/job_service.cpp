@@ -70,7 +70,17 @@ JobService::JobService(boost::asio::io_context& io, EventBus& events, const Stat
       runs_(runs),
       launcher_(launcher),
       access_(access),
-      environment_(std::move(environment)) {}
+      environment_(std::move(environment)),
+      // -- h13out: the run output cap says what it dropped as an event.
+      output_cap_(io, environment_.run_output, store_.path("runs"), [this](const RunOutputCap::Dropped& d) {
+        events_.publish("run.output_dropped",
+                        {{"run_id", d.run_id},
+                         {"dropped_bytes", d.parts.dropped()},
+                         {"size", d.parts.size},
+                         {"disk_bytes", d.parts.disk_bytes},
+                         {"head_bytes", d.parts.head_end < d.parts.kept_from ? d.parts.head_end : 0}},
+                        d.run_id, d.owner);
+      }) {}
 
 // Both live in runs/<id>/, a directory of lpd's that the run's user cannot
 // write: the monitor writes the exit status there as lpd's user and drops to
@@ -321,6 +331,7 @@ json JobService::handle_start(Call& call) {
     // is forgotten, in memory and on disk, rather than left active.
     jobs_.erase(run_id);
     runs_.erase(run_id);
+    output_cap_.forget({run_id});  // h13out
     forget_unstarted(run_id);
     events_.publish("run.ended", {{"run_id", run_id}, {"ended_at", wall_now()}}, run_id, call.peer.uid);
     throw;
@@ -344,6 +355,7 @@ void JobService::start_attempt(Supervised& s) {
   write_selection_files(s);
   ::unlink(status_path(s.run_id).c_str());
   UniqueFd log_fd = open_output_log(output_path(s.run_id), s.job.spec.run_as);
+  output_cap_.started(s.run_id, s.owner, output_path(s.run_id));  // h13out: capped while it is written
   LaunchSpec spec;
   // The monitor runs as lpd; the command as the run's user (see output_path).
   // The monitor may run as root: it gets a fixed environment, and the
@@ -603,6 +615,7 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
       report_error(s, "JUnit report: " + error->message);
   }
   set_state(s, JobState::kDone, text);
+  output_cap_.ended(s.run_id);  // h13out: its last writes, then it counts towards its owner's total
   if (runs_.end(s.run_id, s.job.ended_at)) {
     if (Run* run = runs_.find(s.run_id)) {
       // (issue 13, full disk) Out of a request: a StorageFailure here would
@@ -677,6 +690,15 @@ void JobService::unload_history(Supervised& s) {
 void JobService::send_done(Supervised& s, Attached& a) {
   auto sink = a.sink.lock();
   if (!sink) return;
+  // h13out: output freed up to the end (an emptied log) sends no chunk to
+  // carry the note: it goes on its own before run.done.
+  if (const auto parts = a.gaps ? log_parts(output_path(s.run_id)) : std::nullopt) {
+    const std::uint64_t skipped_before = a.gaps->skipped();
+    if (std::string note = a.gaps->before("", parts->size); !note.empty())
+      sink->send(protocol::encode_push("run.output", {{"data", note},
+                                                      {"offset", parts->size},
+                                                      {"dropped_bytes", a.gaps->skipped() - skipped_before}}));
+  }
   json crashes = json::array();
   for (const auto& c : s.crashes) crashes.push_back(c.to_json());
   sink->send(protocol::encode_push("run.done", {{"run_id", s.run_id},
@@ -710,11 +732,20 @@ json JobService::handle_attach(Call& call) {
   if (offset < 0) throw Error(ErrorCode::kBadRequest, "field \"offset\" must not be negative");
   auto slot = call.sink->claim_stream("attach to run " + run_id);
   std::weak_ptr<ReplySink> weak = call.sink;
+  // h13out: where the reader jumps over output the cap freed, a line says
+  // how much (a replay never shows a log with a hole as if complete).
+  auto gaps = std::make_shared<OutputGaps>(static_cast<std::uint64_t>(offset));
   auto tail = LogTail::open(io_, output_path(run_id), static_cast<std::uint64_t>(offset),
-                            [weak](std::string_view bytes, std::uint64_t end_offset) {
-                              if (auto sink = weak.lock())
-                                sink->send(protocol::encode_push(
-                                    "run.output", {{"data", std::string(bytes)}, {"offset", end_offset}}));
+                            [weak, gaps](std::string_view bytes, std::uint64_t end_offset) {
+                              auto sink = weak.lock();
+                              if (!sink) return;
+                              const std::uint64_t skipped_before = gaps->skipped();
+                              std::string note = gaps->before(bytes, end_offset);
+                              json data{{"data", note.empty() ? std::string(bytes) : note.append(bytes)},
+                                        {"offset", end_offset}};
+                              if (gaps->skipped() > skipped_before)
+                                data["dropped_bytes"] = gaps->skipped() - skipped_before;
+                              sink->send(protocol::encode_push("run.output", data));
                             });
   // A person (or a CI log) watches this: pytest's progress dots, one write
   // per test, are read in one go per window instead of a wake-up each.
@@ -722,8 +753,11 @@ json JobService::handle_attach(Call& call) {
   // Output is read no faster than this peer takes it.
   tail->set_throttle([weak](std::function<void()> resume) { return may_send_now(weak, std::move(resume)); });
   Responder responder = call.defer();
-  responder.ok({{"run_id", run_id}, {"job", s.job.payload(run_id)}, {"log", output_path(run_id)}});
-  s.attached.push_back({weak, std::move(tail), call.peer.session_id, std::move(slot)});
+  json reply{{"run_id", run_id}, {"job", s.job.payload(run_id)}, {"log", output_path(run_id)}};
+  if (const auto parts = log_parts(output_path(run_id)))  // h13out
+    reply["output_dropped_bytes"] = parts->dropped();
+  responder.ok(reply);
+  s.attached.push_back({weak, std::move(tail), call.peer.session_id, std::move(slot), gaps});
   Attached& a = s.attached.back();
   if (s.job.state == JobState::kDone) {
     Attached* attached = &a;
@@ -844,6 +878,11 @@ json JobService::handle_info(Call& call) {
   j["tests"] = s.unloaded_counts ? s.unloaded_counts->tests : s.results.size();
   j["crashes"] = s.unloaded_counts ? s.unloaded_counts->crashes : s.crashes.size();
   j["log"] = output_path(s.run_id);
+  // h13out: how much of its output the cap freed (0: the log is whole).
+  if (const auto parts = log_parts(output_path(s.run_id))) {
+    j["output_bytes"] = parts->size;
+    j["output_dropped_bytes"] = parts->dropped();
+  }
   return j;
 }
 
@@ -925,9 +964,11 @@ void JobService::restore() {
     jobs_[run_id] = std::move(s);
     if (ref.job.state == JobState::kDone) {
       ++ended;
+      output_cap_.known(run_id, ref.owner, output_path(run_id));  // h13out: counts towards its owner's total
       continue;
     }
     load_history(ref);
+    output_cap_.started(run_id, ref.owner, output_path(run_id));  // h13out: cut what was written while lpd was away
     ++adopted;
     if (const auto alive = check_liveness(ref.job.monitor_pid, ref.job.monitor_start_time);
         alive == Liveness::kAlive || alive == Liveness::kUnknown) {  // unknown: the watch retries until it can look

@@ -26,6 +26,7 @@
 #include "daemon/reports/test_result.h"
 #include "daemon/runs/console_echo.h"
 #include "daemon/runs/job.h"
+#include "daemon/runs/run_output_cap.h"  // h13out
 #include "daemon/runs/run_registry.h"
 #include "daemon/state_store.h"
 #include "daemon/unique_fd.h"
@@ -38,6 +39,8 @@ struct JobEnvironment {
   std::string monitor_path;
   std::string python_shim_dir;
   std::string socket_path;
+  /// h13out: how much disk run outputs may take (--run-output-max, --run-outputs-per-user-max).
+  RunOutputLimits run_output;
 };
 
 /// JobService supervises `lpctl run`: it starts each attempt of a command
@@ -99,6 +102,10 @@ class JobService {
 
   std::size_t active_jobs() const;
 
+  /// h13out: runs removed (retention): their outputs no longer count
+  /// towards their owners' totals.
+  void forget_outputs(const std::set<std::string>& run_ids) { output_cap_.forget(run_ids); }
+
  private:
   void drain_sessions_where(const std::function<bool(const WorkerActivity&)>& matches);
   /// One run.attach: its output tail, paced by the peer's reading. Erased
@@ -109,6 +116,7 @@ class JobService {
     std::shared_ptr<LogTail> tail;
     std::uint64_t session = 0;
     ReplySink::StreamSlot slot;
+    std::shared_ptr<OutputGaps> gaps;  // h13out: what this reader jumped over
   };
   /// Everything lpd holds about one supervised run while it lives.
   struct Supervised {
@@ -255,6 +263,7 @@ class JobService {
   std::map<std::uint64_t, WorkerActivity> activities_;  // by session id
   std::map<pid_t, std::string> tracebacks_;              // by pid, from traceback connections
   std::vector<std::unique_ptr<Pending>> pending_;
+  RunOutputCap output_cap_;  // h13out: after what its callback uses
 };
 
 }  // namespace lpd::daemon

@@ -78,6 +78,8 @@ TEST_CASE_METHOD(DaemonFixture, "every operation of the daemon has the gate prot
       {"prune", Gate::kOwn},
       // issue 14 (x14names): a connection lets go of its lease on the helper it names
       {"proc.release", Gate::kAct},
+      // issue 15 (h15lp): pytest-live-pause's pause directory for a run the caller may act on
+      {"pause.mirror", Gate::kAct},
   };
   const auto& ops = daemon->dispatcher().operations();
   CHECK(ops.size() == documented.size());

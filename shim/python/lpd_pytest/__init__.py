@@ -24,11 +24,15 @@ from .client import LpdError, LpdUnavailable, default_socket_path
 from .test_reporting import TestReporter, shim_failed
 from .live_pause import MOCK_VALUES, Decision, Shim, append_failure_reason, new_pause_id
 from . import process_plugin
+from . import abort_env  # h15abort (issue 15): pytest-abort's environment
+from . import pause_announcer  # h15term (issue 15): every pause on the terminal
 
 __all__ = ["checkpoint", "Decision", "LpdError", "LpdUnavailable"]
 
 _shim = None  # this process's Shim once pytest_configure ran
+_crash_log_writer = None  # h15abort: appends the run's crashes to $PYTEST_ABORT_CRASHED_TESTS_LOG
 _reporter = None  # its per-test messages, while connected
+_announcer = None  # h15term: the run's pauses on this terminal (controller / plain pytest)
 
 
 def checkpoint(task="", timeout=300.0):
@@ -54,6 +58,11 @@ def pytest_addoption(parser, pluginmanager):
                     help="lpd's socket (default: $LPD_SOCKET, else the per-user default path); "
                          "write --lpd-socket=PATH: as two words pytest takes PATH for a test path "
                          "when it looks for the rootdir")
+    # h15lp: pytest-live-pause's pause directory
+    group.addoption("--pause-dir", default=None, metavar="DIR",
+                    help="also keep the run's state in DIR/runs/<run_id>/ (run.json, events.jsonl, "
+                         "pauses/<pause_id>.json) and resume pauses from command files written to its commands/ "
+                         "(pytest-live-pause's layout; default under -p pytest_live_pause: /tmp/pytest-live-pause-UID)")
 
 
 def pause_on_failure_wanted(config):
@@ -66,6 +75,7 @@ def pause_on_failure_wanted(config):
 def pytest_configure(config):
     global _reporter
     _configure_shim(config)
+    _start_crash_log_writer()  # h15abort
     if pause_on_failure_wanted(config):
         config.pluginmanager.register(FailurePause(), "lpd_pytest_failure_pause")
     # Its per-test hooks only where lpd is wanted: a daemon listens, or this
@@ -82,6 +92,27 @@ def pytest_configure(config):
             return
         _reporter = reporter
         config.pluginmanager.register(reporter, TestReporter.PLUGIN_NAME)
+    _keep_pause_dir_on_reconnect()
+
+
+def _keep_pause_dir_on_reconnect():
+    """h15lp: a shim that reconnects (lpd restarted) asks for its pause
+    directory again, after whatever else it does on a new connection."""
+    shim = _shim
+    mirror = getattr(shim, "pause_dir_mirror", None)
+    if mirror is None:
+        return
+    before = shim.on_connect
+
+    def connected(conn):
+        if before is not None:
+            before(conn)
+        try:
+            mirror.attach(conn, shim.run_id)
+        except LpdError as e:
+            shim_failed("--pause-dir", e)
+
+    shim.on_connect = connected
 
 
 def _configure_shim(config):
@@ -101,28 +132,62 @@ def _configure_shim(config):
     shim = Shim(socket_path, os.environ.get("LPD_RUN_ID") or None, None, MOCK_VALUES.get(mock_text))
     _shim = shim
     pause_flag = config.getoption("pause_on_failure")
-    wants_daemon = pause_on_failure_wanted(config) or config.getoption("lpd_socket") or shim.run_id
+    pause_dir, pause_dir_given = _pause_dir_wanted(config)  # h15lp
+    wants_daemon = pause_on_failure_wanted(config) or config.getoption("lpd_socket") or shim.run_id or pause_dir_given
     if wants_daemon:
         try:
             shim.connect()
         except (LpdUnavailable, LpdError) as e:
-            if pause_flag:
-                raise pytest.UsageError(f"--pause-on-failure needs lpd: {e}") from None
+            if pause_flag or pause_dir_given:
+                raise pytest.UsageError(f"{'--pause-on-failure' if pause_flag else '--pause-dir'} needs lpd: {e}") from None
             if shim.run_id:  # an lpd run: lpd is restarting, most likely
                 e = f"{e}; results are kept and sent to run {shim.run_id} when lpd is back"
             config.issue_config_time_warning(pytest.PytestConfigWarning(f"lpd_pytest: {e}"), stacklevel=2)
     elif os.path.exists(socket_path):
         shim.try_connect()
+    if pause_dir is not None and shim.conn is not None:
+        _attach_pause_dir(config, shim, pause_dir, pause_dir_given)
+
+
+def _pause_dir_wanted(config):
+    """h15lp: (DIR, given with --pause-dir) or (None, False)."""
+    import sys
+    compat_name_used = "pytest_live_pause" in sys.modules  # before the import below adds it
+    try:
+        from pytest_live_pause import pause_dir as live_pause_dir  # here: that package imports this one
+    except ImportError:  # lpd_pytest alone (installed without its compat package)
+        if config.getoption("pause_dir", None):
+            raise pytest.UsageError("--pause-dir needs the pytest_live_pause package beside lpd_pytest") from None
+        return None, False
+    return live_pause_dir.wanted(config, compat_name_used)
+
+
+def _attach_pause_dir(config, shim, pause_dir, given):
+    """h15lp: lpd keeps the run in DIR/runs/<run_id>/ (shim.pause_dir_mirror).
+    A directory lpd refuses (a link, another user's) is a usage error when
+    --pause-dir named it, a warning for the default one."""
+    from pytest_live_pause import pause_dir as live_pause_dir
+    mirror = live_pause_dir.Mirror(pause_dir, given)
+    try:
+        mirror.attach(shim.conn, shim.run_id)
+    except LpdError as e:
+        if given:
+            raise pytest.UsageError(e.message) from None
+        config.issue_config_time_warning(pytest.PytestConfigWarning(f"lpd_pytest: {e.message}"), stacklevel=2)
+        return
+    shim.pause_dir_mirror = mirror
 
 
 @pytest.hookimpl(trylast=True)  # last: after pytest's faulthandler and every plugin are done
 def pytest_unconfigure(config):
     global _shim, _reporter
+    _stop_announcer()  # h15term: a session that never finished (usage error) too
     shim, reporter = _shim, _reporter
     _shim = _reporter = None
     try:
         if reporter is not None:
             reporter.finish()  # the exit marker, and everything still undelivered
+        _finish_crash_log_writer()  # h15abort: lpd has every message now
         if shim is not None:
             shim.close(clean=True)
         if reporter is not None:
@@ -140,6 +205,59 @@ def pytest_sessionstart(session):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"lpd: run_id {_shim.run_id} (socket {_shim.socket_path})")
+        mirror = getattr(_shim, "pause_dir_mirror", None)
+        if mirror is not None:  # h15lp: pytest-live-pause's header line
+            reporter.write_line(mirror.header(_shim.run_id))
+            reporter.flush()  # now, also into a pipe: a script reads the run id from it to watch the run
+    _start_announcer(reporter)
+
+
+# -- h15abort (issue 15): pytest-abort's environment ------------------------
+def _start_crash_log_writer():
+    """PYTEST_ABORT_CRASHED_TESTS_LOG for a plain pytest (abort_env.py)."""
+    global _crash_log_writer
+    try:
+        _crash_log_writer = abort_env.start(_shim)
+    except Exception as e:  # the shim's own failure: the tests still run
+        shim_failed("crash log writer", e)
+
+
+def _finish_crash_log_writer():
+    global _crash_log_writer
+    writer, _crash_log_writer = _crash_log_writer, None
+    if writer is not None:
+        writer.finish()
+# -- end h15abort -------------------------------------------------------------
+
+
+# -- h15term (issue 15): pause lines on the terminal ------------------------
+def _start_announcer(reporter):
+    global _announcer
+    if _announcer is not None or not pause_announcer.wanted(_shim, reporter):
+        return
+    try:
+        announcer = pause_announcer.PauseAnnouncer(_shim.socket_path, _shim.run_id, reporter)
+        announcer.start()
+    except Exception as e:  # the shim's own failure: the tests still run
+        shim_failed("pause announcer", e)
+        return
+    _announcer = announcer
+
+
+def _stop_announcer():
+    global _announcer
+    announcer, _announcer = _announcer, None
+    if announcer is not None:
+        try:
+            announcer.stop()
+        except Exception as e:
+            shim_failed("pause announcer", e)
+
+
+@pytest.hookimpl(tryfirst=True)  # before the terminal summary: no pause line inside it
+def pytest_sessionfinish(session):
+    _stop_announcer()
+# -- end h15term -------------------------------------------------------------
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -254,7 +372,10 @@ class FailurePause:
         original = reprcrash.message if reprcrash is not None else str(report.longrepr)[-2000:]
         pause_id = new_pause_id()
         reporter = item.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
+        # h15term: lpd's own announcement of this pause (with the exact resume
+        # command) reaches the terminal through the announcer, or `lpctl run`.
+        announced = _announcer is not None or os.environ.get(pause_announcer.ATTEMPT_ENV)
+        if reporter is not None and not announced:
             reporter.write_line(f"lpd: {item.nodeid} failed; paused before teardown (run {_shim.run_id}). "
                                 f"Resume with: lpctl resume {pause_id} [--failure-reason TEXT]")
         try:

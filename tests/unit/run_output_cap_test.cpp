@@ -1,0 +1,210 @@
+// h13out (issue 13): the run output cap: the shared log cap rules with a
+// kept head, how a reader is told about a gap, the excerpt's note, and
+// freeing the middle of a file in place (on the file system the tests run
+// on; skipped where it cannot punch holes).
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "daemon/process/log_cap.h"
+#include "daemon/process/log_cap_rules.h"
+#include "daemon/runs/run_output_cap.h"
+#include "daemon/runs/run_output_rules.h"
+
+using namespace lpd::daemon;
+
+namespace {
+
+constexpr std::uint64_t kBlock = 4096;
+constexpr std::uint64_t kMiB = 1024 * 1024;
+
+LogUse output(std::string path, std::uint64_t size, bool live, std::int64_t written_at = 0) {
+  LogUse use;
+  use.path = std::move(path);
+  use.size = size;
+  use.disk_bytes = (size + kBlock - 1) / kBlock * kBlock;
+  use.live = live;
+  use.current = true;
+  use.written_at = written_at;
+  return use;
+}
+
+LogCaps caps(std::uint64_t per_log, std::uint64_t per_owner, std::uint64_t head) { return {per_log, per_owner, head}; }
+
+}  // namespace
+
+TEST_CASE("run output caps keep an eighth of the per-run cap as head, at most 1 MiB, in whole blocks") {
+  RunOutputLimits limits;
+  CHECK(run_output_caps(limits, kBlock).keep_head == kMiB);  // 64 MiB default
+  CHECK(run_output_caps(limits, kBlock).per_log == 64 * kMiB);
+  CHECK(run_output_caps(limits, kBlock).per_owner == 1024 * kMiB);
+  limits.per_run = kMiB;
+  CHECK(run_output_caps(limits, kBlock).keep_head == kMiB / 8);
+  limits.per_run = 100 * 1000;  // 12500 bytes: cut to whole blocks
+  CHECK(run_output_caps(limits, kBlock).keep_head == 12288);
+  limits.per_run = 0;  // no per-run cap: the head comes from the user's total
+  limits.per_owner = 4 * kMiB;
+  CHECK(run_output_caps(limits, kBlock).keep_head == kMiB / 2);
+}
+
+TEST_CASE("a run output over its cap keeps its head and its newest half-cap; the middle is freed") {
+  const auto plan = plan_log_freeing({output("o", 10 * kMiB + 100, true)}, caps(kMiB, 0, kMiB / 8), kBlock);
+  REQUIRE(plan.size() == 1);
+  CHECK(plan[0].how == LogFreeing::How::kDropFront);
+  CHECK(plan[0].from == kMiB / 8);
+  CHECK(plan[0].keep_from % kBlock == 0);
+  CHECK(10 * kMiB + 100 - plan[0].keep_from <= kMiB / 2 + kBlock);
+  CHECK(10 * kMiB + 100 - plan[0].keep_from >= kMiB / 2);
+  // Helper logs (no head) are cut from 0, as before.
+  const auto helper = plan_log_freeing({output("h", 10 * kMiB + 100, true)}, caps(kMiB, 0, 0), kBlock);
+  REQUIRE(helper.size() == 1);
+  CHECK(helper[0].from == 0);
+  CHECK(helper[0].keep_from == plan[0].keep_from);
+}
+
+TEST_CASE("a cut run output is judged by its disk use, head included") {
+  LogUse cut = output("o", 10 * kMiB, true);
+  cut.kept_from = 10 * kMiB - kMiB / 2;
+  cut.disk_bytes = kMiB / 8 + kMiB / 2;  // head + newest half
+  CHECK(plan_log_freeing({cut}, caps(kMiB, 0, kMiB / 8), kBlock).empty());
+  cut.size += kMiB;  // grew on: head + 1.5 MiB on disk, over the cap
+  cut.disk_bytes += kMiB;
+  const auto plan = plan_log_freeing({cut}, caps(kMiB, 0, kMiB / 8), kBlock);
+  REQUIRE(plan.size() == 1);
+  CHECK(plan[0].from == kMiB / 8);
+  CHECK(plan[0].keep_from > cut.kept_from);
+  CHECK(cut.size - plan[0].keep_from <= kMiB / 2 + kBlock);
+}
+
+TEST_CASE("over the user's total, ended outputs are emptied whole, head too, oldest first") {
+  // 3 ended outputs of 1 MiB and a live one of 1 MiB, a 3 MiB total.
+  std::vector<LogUse> logs{output("old", kMiB, false, 1), output("mid", kMiB, false, 2),
+                           output("new", kMiB, false, 3), output("live", kMiB, true, 4)};
+  const auto plan = plan_log_freeing(logs, caps(8 * kMiB, 3 * kMiB, kMiB / 8), kBlock);
+  REQUIRE(plan.size() == 1);
+  CHECK(plan[0].path == "old");
+  CHECK(plan[0].how == LogFreeing::How::kDropFront);  // a run's output is named by run.info: never removed
+  CHECK(plan[0].from == 0);
+  CHECK(plan[0].keep_from == kMiB);
+}
+
+TEST_CASE("live outputs alone over the user's total share half of it, each with a smaller head") {
+  std::vector<LogUse> logs{output("a", 4 * kMiB, true), output("b", 4 * kMiB, true)};
+  const auto plan = plan_log_freeing(logs, caps(0, 4 * kMiB, kMiB), kBlock);
+  REQUIRE(plan.size() == 2);
+  for (const auto& f : plan) {
+    // A share of 1 MiB each: a head of at most half of it, the rest newest output.
+    CHECK(f.from == kMiB / 2);
+    CHECK(f.from + (4 * kMiB - f.keep_from) <= kMiB + kBlock);
+  }
+}
+
+TEST_CASE("a reader following on sees no note; one that jumps a gap is told how many bytes") {
+  OutputGaps gaps(0);
+  CHECK(gaps.before("abc\n", 4).empty());
+  CHECK(gaps.before("def", 7).empty());
+  // Next chunk starts at 1007: 1000 bytes were freed; the last chunk ended mid-line.
+  const std::string note = gaps.before("xyz\n", 1011);
+  CHECK(note == "\n" + dropped_output_note(1000));
+  CHECK(note.find("1000 bytes of this run's output were dropped") != std::string::npos);
+  CHECK(gaps.skipped() == 1000);
+  CHECK(gaps.before("more\n", 1016).empty());
+  CHECK(gaps.before("late\n", 2021) == dropped_output_note(1000));  // at a line start: no extra newline
+  CHECK(gaps.skipped() == 2000);
+  // A log emptied where holes cannot be punched starts again at 0: no gap (the log says it itself).
+  CHECK(gaps.before("again\n", 6).empty());
+  CHECK(gaps.skipped() == 2000);
+}
+
+TEST_CASE("a replay from an offset inside the freed part starts with the note") {
+  OutputGaps gaps(10);
+  CHECK(gaps.before("tail\n", 5000) == dropped_output_note(4985));
+}
+
+TEST_CASE("an excerpt says what it leaves out and what the cap dropped") {
+  CHECK(excerpt_note(0, 0).empty());
+  const std::string cut = excerpt_note(500, 0);
+  CHECK(cut.find("first 500 bytes of the output are not shown") != std::string::npos);
+  CHECK(cut.find("dropped") == std::string::npos);
+  const std::string dropped = excerpt_note(100, 4000);
+  CHECK(dropped.find("first 4100 bytes") != std::string::npos);
+  CHECK(dropped.find("4000 of them were dropped") != std::string::npos);
+  CHECK(dropped.back() == '\n');
+}
+
+namespace {
+
+struct TempOutput {
+  std::string dir;
+  std::string path;
+  int writer = -1;
+  TempOutput() {
+    char pattern[] = "/tmp/lpd-run-output-XXXXXX";
+    dir = ::mkdtemp(pattern);
+    path = dir + "/output.log";
+    writer = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  }
+  ~TempOutput() {
+    ::close(writer);
+    ::unlink(path.c_str());
+    ::rmdir(dir.c_str());
+  }
+  void write_lines(int from, int count) {
+    std::string text;
+    for (int i = from; i < from + count; ++i) text += "line " + std::to_string(i) + " " + std::string(90, 'x') + "\n";
+    REQUIRE(::write(writer, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("freeing a run output's middle keeps its head, its size and its newest lines") {
+  TempOutput out;
+  out.write_lines(0, 20000);  // about 2 MiB
+  const std::uint64_t block = log_block_size(out.dir);
+  const auto whole = log_parts(out.path);
+  REQUIRE(whole);
+  CHECK(whole->dropped() == 0);
+  CHECK(whole->head_end == whole->size);
+  const std::uint64_t head = 4 * block;
+  const std::uint64_t keep_from = (whole->size / 2) / block * block;
+  const FrontFreed freed = free_log_range(out.path, head, keep_from);
+  if (freed.truncated) {
+    WARN("this file system cannot punch holes: not checked");
+    return;
+  }
+  const auto parts = log_parts(out.path);
+  REQUIRE(parts);
+  CHECK(parts->size == whole->size);
+  CHECK(parts->head_end == head);
+  CHECK(parts->kept_from == keep_from);
+  CHECK(parts->dropped() == keep_from - head);
+  CHECK(parts->disk_bytes < whole->disk_bytes);
+  const auto use = measure_log(out.path, head);
+  REQUIRE(use);
+  CHECK(use->kept_from == keep_from);
+  // The writer appends on; the excerpt is the newest output, with the note.
+  out.write_lines(20000, 1);
+  const auto excerpt = run_output_excerpt(out.path, 4096);
+  REQUIRE(excerpt);
+  CHECK(excerpt->size() <= 4096);
+  CHECK(excerpt->find('\0') == std::string::npos);
+  CHECK(excerpt->rfind("line 20000 ", std::string::npos) != std::string::npos);
+  CHECK(excerpt->find("were dropped when the log passed its size cap") != std::string::npos);
+  CHECK(excerpt->find(std::to_string(keep_from - head) + " of them") != std::string::npos);
+}
+
+TEST_CASE("a whole small run output is its own excerpt, with no note") {
+  TempOutput out;
+  out.write_lines(0, 3);
+  const auto excerpt = run_output_excerpt(out.path, 64 * 1024);
+  REQUIRE(excerpt);
+  CHECK(excerpt->rfind("line 0 ", 0) == 0);
+  CHECK(excerpt->find("[lpd:") == std::string::npos);
+  CHECK(!run_output_excerpt(out.dir + "/missing.log", 100));
+}
