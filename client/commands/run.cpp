@@ -269,7 +269,7 @@ Command run_command() {
                            "native (default: recognised from the command line; Catch2 and native must be named)")
                 ->check(CLI::IsMember({"pytest", "gtest", "catch2", "native"}));
             app.add_option("--junit", o->junit, "Write a JUnit XML report here (crashed tests included)");
-            app.add_option("--crash-log", o->crash_log, "Also append each crash record (JSON line) to this file");
+            app.add_option("--crash-log", o->crash_log, "Also append each crash record (JSON line) to this file (default: $PYTEST_ABORT_CRASHED_TESTS_LOG when set, as pytest-abort)");
             app.add_flag("--pause-on-failure", o->pause_on_failure,
                          "Pause failed tests before teardown (LPD_PAUSE_ON_FAILURE=1 for the shims; argv is left alone)");
             app.add_flag("--detach", o->detach, "Print the run id and return at once");

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -36,6 +37,8 @@ LINE = 100  # bytes per burst line
 WRITER = r'''
 import os, sys
 gate1, said, gate2, mib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+with open(said + ".pid", "w") as f:  # for the test's teardown, should it fail midway
+    f.write(str(os.getpid()))
 out = sys.stdout.buffer
 out.write(%r)
 out.flush()
@@ -100,6 +103,14 @@ class Fifos:
         fd = os.open(path, os.O_WRONLY)
         os.close(fd)
 
+    def kill_writer(self):
+        """Teardown: a writer left waiting on a FIFO by a failed test is killed."""
+        try:
+            with open(self.said + ".pid") as f:
+                os.kill(int(f.read()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
     def wait_said(self):
         with open(self.said) as f:  # blocks until the command opens it, then reads its word
             assert f.readline() == "burst done\n"
@@ -163,6 +174,13 @@ def assert_head_note_and_newest(text, last, dropped):
 
 
 @pytest.fixture
+def fifos(work_dir):
+    f = Fifos(work_dir)
+    yield f
+    f.kill_writer()
+
+
+@pytest.fixture
 def lpd_capped():
     d = Lpd()
     d.start("--run-output-max", str(CAP))
@@ -172,9 +190,8 @@ def lpd_capped():
     shutil.rmtree(d.root, ignore_errors=True)
 
 
-def test_a_flood_stays_within_the_cap_while_the_run_runs_and_readers_are_told(lpd_capped, work_dir):
+def test_a_flood_stays_within_the_cap_while_the_run_runs_and_readers_are_told(lpd_capped, work_dir, fifos):
     lpd = lpd_capped
-    fifos = Fifos(work_dir)
     watch = DropWatch(lpd)
     junit = os.path.join(work_dir, "out.xml")
     started = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--detach", "--junit", junit, "--",
@@ -219,9 +236,8 @@ def test_a_flood_stays_within_the_cap_while_the_run_runs_and_readers_are_told(lp
     watch.close()
 
 
-def test_the_cap_holds_across_a_kill9_restart_and_lpctl_run_replays_with_the_count(lpd_capped, work_dir):
+def test_the_cap_holds_across_a_kill9_restart_and_lpctl_run_replays_with_the_count(lpd_capped, work_dir, fifos):
     lpd = lpd_capped
-    fifos = Fifos(work_dir)
     junit = os.path.join(work_dir, "out.xml")
     proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--junit", junit, "--", *fifos.argv(16)],
                             cwd=work_dir, env=lpd.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
