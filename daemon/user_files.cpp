@@ -61,6 +61,14 @@ int perform(const Plan& plan) {
     case UserWrite::kAppend: {
       // Appending through a link would write wherever it points: refused.
       if (int err = open_regular(plan.path, O_APPEND | O_CREAT | O_NOFOLLOW, &fd)) return err;
+      // A file another user made (a world-writable one in /tmp, say) would
+      // get this user's crash records, tracebacks and all, and could feed
+      // them lines: only the user's own file is appended to.
+      struct stat st {};
+      if (::fstat(fd, &st) != 0 || st.st_uid != ::geteuid()) {
+        ::close(fd);
+        return EXDEV;  // reported as "owned by another user"
+      }
       int err = write_all(fd, plan.bytes);
       if (!err && ::fsync(fd) != 0) err = errno;
       ::close(fd);
@@ -106,6 +114,7 @@ std::optional<UserWriteError> write_file_as(const std::optional<Credentials>& wh
   err = std::atoi(failure->c_str());
   const std::string reason = err == EINVAL  ? "not a regular file"
                              : err == ELOOP ? "is a symbolic link"  // O_NOFOLLOW met one
+                             : err == EXDEV ? "the file belongs to another user"  // kAppend's owner check
                              : err > 0      ? std::strerror(err)
                                             : *failure;
   return UserWriteError{

@@ -1,5 +1,7 @@
 #include "daemon/pauses/pause_dir_command.h"
 
+#include <utility>
+
 #include <nlohmann/json.hpp>
 
 #include "daemon/runs/run_registry.h"
@@ -36,6 +38,19 @@ std::variant<ResumeRequest, std::string> parse_pause_command(std::string_view bo
     *slot = it->get<std::string>();
   }
   return request;
+}
+
+RejectionBudget::Verdict RejectionBudget::take(std::chrono::steady_clock::time_point now) {
+  if (used_ == 0 || now - window_start_ >= kWindow) {
+    window_start_ = now;
+    used_ = 0;
+  }
+  if (used_ >= kPerWindow) {
+    ++unreported_;
+    return {};
+  }
+  ++used_;
+  return {true, std::exchange(unreported_, 0)};
 }
 
 }  // namespace lpd::daemon

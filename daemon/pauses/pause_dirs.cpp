@@ -52,6 +52,7 @@ struct PauseDirs::Mirror {
   bool writing = false;
   bool overflow_logged = false;
   unsigned errors_logged = 0;
+  RejectionBudget rejections;  // refused command files reported
   boost::asio::local::stream_protocol::socket socket;
   boost::asio::steady_timer setup_timer;
   std::optional<Responder> reply;  // pause.mirror's, until the agent answers
@@ -193,14 +194,16 @@ void PauseDirs::on_command(Mirror& mirror, const json& message) {
   if (!pause_id) return;
   const std::string file = mirror.run_dir + "/commands/" + name;
   auto reject = [&](const std::string& why) {
+    const auto verdict = mirror.rejections.take(std::chrono::steady_clock::now());
+    if (!verdict.report) return;  // counted, and said with the next one reported
     spdlog::info("run {}: {} refused: {}", mirror.run_id, file, why);
     // `announcement`: the line a controller's terminal and `lpctl run` show for it.
-    events_.publish("pause.command_rejected",
-                    {{"pause_id", *pause_id},
-                     {"file", file},
-                     {"message", why},
-                     {"announcement", "lpd: command file refused, pause " + *pause_id + " still waits: " + why}},
-                    mirror.run_id, mirror.owner);
+    json data{{"pause_id", *pause_id},
+              {"file", file},
+              {"message", why},
+              {"announcement", "lpd: command file refused, pause " + *pause_id + " still waits: " + why}};
+    if (verdict.unreported_before > 0) data["unreported_before"] = verdict.unreported_before;
+    events_.publish("pause.command_rejected", std::move(data), mirror.run_id, mirror.owner);
   };
   if (message.contains("error")) return reject(file + " " + message.value("error", "cannot be read"));
   const auto parsed = parse_pause_command(message.value("text", ""));

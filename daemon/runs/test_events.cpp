@@ -244,14 +244,20 @@ json JobService::handle_worker_crashed(Call& call) {
   const std::string nodeid = bounded("nodeid", call.fields.string("nodeid"), kMaxNodeidBytes);
   const auto pid = static_cast<pid_t>(call.fields.optional_integer("pid").value_or(0));
   const auto returncode = call.fields.optional_integer("returncode");
-  Supervised* s = find(controller->run_id());
-  if (!s || s->job.stop_requested) return json();  // a stop's casualties are interrupted, not crashed
-  const int attempt = std::max(1, s->job.attempt);
-  for (const auto& c : s->crashes)
-    if (c.attempt == attempt && ((pid != 0 && c.pid == pid) || (c.nodeid == nodeid && c.worker_id == worker_id)))
+  const std::string run_id = controller->run_id();
+  Supervised* s = find(run_id);
+  if (s && s->job.stop_requested) return json();  // a stop's casualties are interrupted, not crashed
+  // A plain `pytest -n N` (no job) counts too: lpd may have been restarted
+  // while the worker ran, never hearing from it again; only the controller
+  // saw it die.
+  const Run* run = s ? nullptr : runs_.find(run_id);
+  if (!s && !run) return json();
+  const int attempt = s ? std::max(1, s->job.attempt) : 1;
+  for (const Crash* c : crashes_.of_run(run_id))
+    if (c->attempt == attempt && ((pid != 0 && c->pid == pid) || (c->nodeid == nodeid && c->worker_id == worker_id)))
       return json();  // lpd saw this worker die itself
   Crash c;
-  c.run_id = s->run_id;
+  c.run_id = run_id;
   c.nodeid = nodeid;
   c.where = "test";
   c.worker_id = worker_id;
@@ -263,8 +269,8 @@ json JobService::handle_worker_crashed(Call& call) {
              " while running " + nodeid + " (told by the xdist controller: lpd did not see this worker end)";
   c.crash_time = wall_now();
   c.attempt = attempt;
-  c.owner = s->owner;
-  s->results_at_crash[nodeid] = s->results.size();
+  c.owner = s ? s->owner : run->owner;
+  if (s) s->results_at_crash[nodeid] = s->results.size();
   record_crash(s, std::move(c));
   return json();
 }

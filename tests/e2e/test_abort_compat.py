@@ -156,6 +156,30 @@ def test_a_symlinked_crash_log_is_never_written_through(lpd, work_dir):
     assert os.path.islink(log)
 
 
+def test_a_crash_log_owned_by_another_user_is_never_written(lpd, work_dir):
+    """Someone else's file (say a world-writable /tmp/crashed_tests.jsonl
+    made first by another user) would get this user's tracebacks and could
+    feed lines to pytest-abort-postprocess: refused, by lpd under lpctl run
+    and by the plain pytest's writer alike."""
+    write_tests(work_dir, "test_mod.py", SUITE)
+    log = os.path.join(work_dir, "crashed_tests.jsonl")
+    with open(log, "w") as f:
+        f.write("planted\n")
+    os.chown(log, 65534, 65534)  # nobody's
+    os.chmod(log, 0o666)
+    proc = start_pytest(lpd, work_dir, "test_mod.py", env_extra={
+        "PYTEST_ABORT_CRASHED_TESTS_LOG": log, "ASAN_OPTIONS": NO_SANITIZER_SIGNALS})
+    code, out = finish(proc)
+    assert code == -signal.SIGSEGV, out
+    assert "PYTEST_ABORT_CRASHED_TESTS_LOG" in out and "another user" in out, out
+    result = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", PYTHON, "-m", "pytest", "-q",
+                             "test_mod.py"], cwd=work_dir, capture_output=True, text=True, timeout=240,
+                            env=compat_env(lpd, PYTEST_ABORT_CRASHED_TESTS_LOG=log))
+    assert result.returncode == 1 and "belongs to another user" in result.stderr, (result.stdout, result.stderr)
+    with open(log) as f:
+        assert f.read() == "planted\n"
+
+
 # -- pytest-abort-retry ---------------------------------------------------------
 
 ONCE = """

@@ -133,3 +133,28 @@ def test_a_command_file_reaches_only_the_runs_own_pauses(users, root_lpd):
         waiter.close()
         for d in (a_dir, b_dir):
             shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_default_pause_dir_squatted_by_another_user_warns_and_the_run_goes_on(users, root_lpd):
+    """b makes a's default /tmp/pytest-live-pause-<a's uid> first (world
+    writable): a's run, even with warnings as errors, gets one warning line
+    and runs its tests; nothing is written into b's directory."""
+    a, b = users["a"], users["b"]
+    a_dir = workdir_of(a)
+    squat = f"/tmp/pytest-live-pause-{a.pw_uid}"
+    shutil.rmtree(squat, ignore_errors=True)
+    os.mkdir(squat)
+    os.chown(squat, b.pw_uid, b.pw_gid)
+    os.chmod(squat, 0o777)
+    try:
+        user_file(a, os.path.join(a_dir, "test_ok.py"), "def test_ok():\n    pass\n")
+        proc = user_pytest(a, root_lpd, a_dir, "-W", "error")
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and "1 passed" in out, out
+        assert "INTERNALERROR" not in out, out
+        assert out.count("lpd_pytest: warning: ") == 1 and squat in out, out
+        assert os.listdir(squat) == []
+        root_lpd.ping()
+    finally:
+        shutil.rmtree(squat, ignore_errors=True)
+        shutil.rmtree(a_dir, ignore_errors=True)

@@ -104,6 +104,22 @@ def test_mock(live_pause):
     assert code == 0, output
 
 
+@pytest.mark.parametrize("value, expected", [("true", True), ("none", None)])
+def test_mock_mode_returns_each_value_at_once(test_dir, value, expected):
+    """`none` is a mocked result like the others (it once meant "no mock",
+    and the checkpoint really paused, or raised without a daemon)."""
+    write_tests(test_dir, "test_mock.py", f"""
+from lpd_pytest import checkpoint
+def test_mock():
+    d = checkpoint(task="anything")
+    assert d.result is {expected!r} and d.reason == "Mock", d
+""")
+    proc = start_pytest(None, test_dir, "--pause-checkpoint-mock", value,
+                        socket_path=os.path.join(test_dir, "no-daemon.sock"))
+    code, output = finish(proc)
+    assert code == 0, output
+
+
 def test_no_daemon_pause_on_failure_is_a_usage_error_naming_the_socket(test_dir):
     write_tests(test_dir, "test_f.py", FAILING)
     sock = os.path.join(test_dir, "no-daemon.sock")

@@ -28,7 +28,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, read_line_with_timeout, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, read_line_with_timeout, start_pytest, write_tests
 
 COUNT = 520
 GATES = (130, 260, 390)  # how many tests started before each gated part
@@ -292,3 +292,48 @@ def test_pytest_started_while_lpd_is_away_reports_once_it_is_back(lpd, work_dir)
     assert [s.get("type") for s in skipped if s is not None] != ["lpd.notrun"], console[-3000:]
     assert proc.returncode == 1, console[-3000:]  # test_fails
     assert "results are kept and sent to run " + run["run_id"] in console, console[-3000:]
+
+
+CRASH_AFTER_RESTART_SUITE = '''
+import ctypes
+import os
+
+
+def test_crashes():
+    os.close(os.open(os.environ["CRASH_GATE"], os.O_RDONLY))  # held until lpd was restarted
+    ctypes.string_at(0)
+
+
+def test_passes():
+    os.close(os.open(os.environ["CRASH_GATE"], os.O_RDONLY))
+'''
+
+
+def test_plain_xdist_worker_crash_after_a_restart_is_recorded(lpd, work_dir):
+    """A plain `pytest -n 2` (no lpctl run): lpd is restarted while a worker
+    runs a test, the worker never talks to the new lpd and dies; only its
+    controller saw it. The crash must still be recorded on that test."""
+    gate = os.path.join(work_dir, "gate")
+    os.mkfifo(gate)
+    write_tests(work_dir, "test_crash_late.py", CRASH_AFTER_RESTART_SUITE)
+    events = EventWaiter(lpd, types=["test.start"])
+    proc = start_pytest(lpd, work_dir, "-n", "2", "test_crash_late.py", env_extra={"CRASH_GATE": gate})
+    writer = None
+    try:
+        started = {events.wait("test.start", timeout=120)["nodeid"] for _ in range(2)}
+        assert started == {"test_crash_late.py::test_crashes", "test_crash_late.py::test_passes"}
+        events.close()
+        lpd.kill9()
+        lpd.start()
+        writer = os.open(gate, os.O_RDWR)  # both tests go on, with the new lpd
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if writer is not None:
+            os.close(writer)
+    assert "crashed while running 'test_crash_late.py::test_crashes'" in out, out[-3000:]
+    crashes = lpd.lpctl_json("crashes")
+    assert [(c["nodeid"], c.get("signal_name")) for c in crashes] == [
+        ("test_crash_late.py::test_crashes", "SIGSEGV")], (crashes, out[-3000:])

@@ -37,3 +37,23 @@ TEST_CASE("a malformed command body is refused with the reason", "[pause_dir]") 
   CHECK(std::get<std::string>(parse_pause_command(R"({"failure_reason": 3})")).find("failure_reason") !=
         std::string::npos);
 }
+
+TEST_CASE("refused command files: ten a minute per run are reported, the rest counted into the next", "[pause_dir]") {
+  using lpd::daemon::RejectionBudget;
+  RejectionBudget budget;
+  const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  for (unsigned i = 0; i < RejectionBudget::kPerWindow; ++i) {
+    const auto v = budget.take(t0 + std::chrono::milliseconds(i));
+    CHECK(v.report);
+    CHECK(v.unreported_before == 0);
+  }
+  // A user rewriting a bad file in a loop: counted, not published.
+  for (int i = 0; i < 5000; ++i) CHECK_FALSE(budget.take(t0 + std::chrono::seconds(1)).report);
+  // Still inside the window.
+  CHECK_FALSE(budget.take(t0 + RejectionBudget::kWindow - std::chrono::milliseconds(1)).report);
+  // The next window: reported, saying how many went unreported.
+  const auto next = budget.take(t0 + RejectionBudget::kWindow);
+  CHECK(next.report);
+  CHECK(next.unreported_before == 5001);
+  CHECK(budget.take(t0 + RejectionBudget::kWindow).unreported_before == 0);
+}

@@ -17,12 +17,13 @@ error`, when this package was imported before it marked it for rewriting)
 """
 
 import os
+import sys
 
 import pytest
 
 from .client import LpdError, LpdUnavailable, default_socket_path
 from .test_reporting import TestReporter, shim_failed
-from .live_pause import MOCK_VALUES, Decision, Shim, append_failure_reason, new_pause_id
+from .live_pause import MOCK_VALUES, NOT_MOCKED, Decision, Shim, append_failure_reason, new_pause_id
 from . import process_plugin
 from . import abort_env  # h15abort (issue 15): pytest-abort's environment
 from . import pause_announcer  # h15term (issue 15): every pause on the terminal
@@ -122,14 +123,14 @@ def _configure_shim(config):
     if workerinput is not None:
         run_id = workerinput.get("lpd_run_id")
         shim = Shim(workerinput.get("lpd_socket"), run_id, workerinput.get("workerid"),
-                    MOCK_VALUES.get(mock_text))
+                    MOCK_VALUES.get(mock_text, NOT_MOCKED))
         _shim = shim
         if run_id:
             shim.try_connect()
         return
 
     socket_path = config.getoption("lpd_socket") or default_socket_path()
-    shim = Shim(socket_path, os.environ.get("LPD_RUN_ID") or None, None, MOCK_VALUES.get(mock_text))
+    shim = Shim(socket_path, os.environ.get("LPD_RUN_ID") or None, None, MOCK_VALUES.get(mock_text, NOT_MOCKED))
     _shim = shim
     pause_flag = config.getoption("pause_on_failure")
     pause_dir, pause_dir_given = _pause_dir_wanted(config)  # h15lp
@@ -173,7 +174,12 @@ def _attach_pause_dir(config, shim, pause_dir, given):
     except LpdError as e:
         if given:
             raise pytest.UsageError(e.message) from None
-        config.issue_config_time_warning(pytest.PytestConfigWarning(f"lpd_pytest: {e.message}"), stacklevel=2)
+        # One line at once, not a Python warning: a `filterwarnings = error`
+        # suite must not end in INTERNALERROR because another user planted
+        # something at the default path.
+        sys.stderr.write(f"lpd_pytest: warning: {e.message}; this run's pauses get no files there "
+                         f"(give --pause-dir DIR to choose another directory)\n")
+        sys.stderr.flush()
         return
     shim.pause_dir_mirror = mirror
 

@@ -48,12 +48,15 @@ def crash_log_wanted(shim):
 
 def open_crash_log(path):
     """An O_APPEND descriptor of the user's crash log, created if missing
-    (as pytest-abort's is); raises OSError for a link, a FIFO or anything
-    but a regular file."""
+    (as pytest-abort's is); raises OSError for a link, a FIFO, anything
+    but a regular file, or another user's file."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise OSError(f"{path} is not a regular file")
+        if st.st_uid != os.geteuid():  # another user's file would get our tracebacks, and could feed us lines
+            raise OSError(f"{path} belongs to another user (uid {st.st_uid})")
     except BaseException:
         os.close(fd)
         raise

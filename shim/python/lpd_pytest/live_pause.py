@@ -18,6 +18,9 @@ RECONNECT_BACKOFF_START = 0.05
 RECONNECT_BACKOFF_MAX = 1.0
 
 MOCK_VALUES = {"true": True, "false": False, "none": None}
+# No --pause-checkpoint-mock: checkpoints really pause. Not None, which is
+# the mocked result of `--pause-checkpoint-mock none`.
+NOT_MOCKED = object()
 
 
 # How lpd's `unavailable` answer starts when its state directory refused a
@@ -56,7 +59,7 @@ class Decision:
 class Shim:
     """One pytest process's link to lpd: controller or xdist worker."""
 
-    def __init__(self, socket_path=None, run_id=None, worker_id=None, mock=None):
+    def __init__(self, socket_path=None, run_id=None, worker_id=None, mock=NOT_MOCKED):
         self.socket_path = socket_path or default_socket_path()
         self.run_id = run_id
         self.worker_id = worker_id
@@ -154,7 +157,7 @@ class Shim:
                 backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
 
     def checkpoint(self, task="", timeout=300.0):
-        if self.mock is not None:
+        if self.mock is not NOT_MOCKED:
             return Decision(self.mock, "Mock", status="mock")
         if self.conn is None and not self.try_connect():
             raise LpdUnavailable(self.socket_path, "cannot reach lpd for checkpoint()")

@@ -66,15 +66,30 @@ def pause_id_of(target):
 
 
 def find_pause(conn, pause_id):
-    """The pause `pause_id` (or the one pause it is a unique prefix of)."""
-    pauses = conn.request("pause.list", all=True)["pauses"]
+    """The pause `pause_id` (or the one pause it is a unique prefix of).
+    Pending pauses first: they are the ones a resume is for, and their list
+    is as short as the tests paused right now, while every pause a host
+    ever had may not fit in one answer. Only for an id that is not pending
+    does it ask about the others, to say what became of it."""
+    match = _one_match(conn.request("pause.list")["pauses"], pause_id)
+    if match is not None:
+        return match
+    try:
+        pauses = conn.request("pause.list", all=True)["pauses"]
+    except LpdError as e:
+        raise Refused(f"no pending pause {pause_id!r} (lpd could not list the others: {e.message})") from None
+    match = _one_match(pauses, pause_id)
+    if match is None:
+        raise Refused(f"no pause {pause_id!r}")
+    return match
+
+
+def _one_match(pauses, pause_id):
     exact = [p for p in pauses if p.get("pause_id") == pause_id]
     matches = exact or [p for p in pauses if p.get("pause_id", "").startswith(pause_id)]
-    if not matches:
-        raise Refused(f"no pause {pause_id!r}")
     if len(matches) > 1:
         raise Refused(f"{pause_id!r} matches {len(matches)} pauses; give more of the id")
-    return matches[0]
+    return matches[0] if matches else None
 
 
 def resume_fields(pause, args):
