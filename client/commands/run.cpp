@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <cstring>
 #include <iostream>
 #include <optional>  // h15term
@@ -240,9 +241,19 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
 /// PYTEST_ABORT_CRASHED_TESTS_LOG from lpctl's environment (so its users'
 /// runners get the lines where they asked), else none.
 std::string crash_log_path(const std::string& option) {
-  if (!option.empty()) return option;
-  const char* from_env = std::getenv("PYTEST_ABORT_CRASHED_TESTS_LOG");
-  return from_env ? std::string(from_env) : std::string();
+  std::string path = option;
+  if (path.empty()) {
+    const char* from_env = std::getenv("PYTEST_ABORT_CRASHED_TESTS_LOG");
+    if (!from_env) return {};
+    path = from_env;
+  }
+  // pytest-abort makes the log's directory (logs/crashed.jsonl in a fresh
+  // checkout): so does lpctl, as the user it runs as. lpd then refuses
+  // only what it cannot write for good reasons (a link, another's file).
+  std::error_code ignored;
+  const auto parent = std::filesystem::absolute(path, ignored).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
+  return path;
 }
 // -- end h15abort
 

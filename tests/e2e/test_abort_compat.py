@@ -279,3 +279,31 @@ def test_retry_command_line_errors_and_a_clean_run(lpd, work_dir):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
     assert os.path.getsize(log) == 0  # made (with its directory), and empty
+
+
+def test_retry_of_a_script_that_runs_pytest_takes_runner(lpd, work_dir):
+    """`pytest-abort-retry -- ./run_tests.sh`: lpd cannot tell a script runs
+    pytest; the advice names an option the wrapper itself has, --runner,
+    and with it the crashed test is left out of the second run."""
+    write_tests(work_dir, "test_once.py", ONCE)
+    script = os.path.join(work_dir, "run_tests.sh")
+    with open(script, "w") as f:
+        f.write(f"#!/bin/sh\nexec {PYTHON} -m pytest -q \"$@\"\n")
+    os.chmod(script, 0o755)
+    result = run_retry(lpd, work_dir, "--", "./run_tests.sh", "test_once.py")
+    assert result.returncode != 0 and "--runner" in result.stderr, result.stdout + result.stderr
+    assert "collected" not in result.stdout and "passed" not in result.stdout  # refused before running
+    result = run_retry(lpd, work_dir, "--runner", "pytest", "--", "./run_tests.sh", "test_once.py")
+    # test_2 crashes, then test_3 in the next run; the last run leaves both out.
+    assert "test_once.py::test_3_crashes_once_after_test_2" in result.stdout + result.stderr, result.stderr
+    assert "2 passed, 2 deselected" in result.stdout, result.stdout + result.stderr
+
+
+def test_lpctl_run_makes_the_crash_logs_directory_as_pytest_abort_does(lpd, work_dir):
+    write_tests(work_dir, "test_ok.py", "def test_ok():\n    pass\n")
+    log = os.path.join("logs", "crashed.jsonl")  # relative, in a directory not made yet
+    result = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", PYTHON, "-m", "pytest", "-q",
+                             "test_ok.py"], cwd=work_dir, capture_output=True, text=True, timeout=240,
+                            env=compat_env(lpd, PYTEST_ABORT_CRASHED_TESTS_LOG=log))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.path.getsize(os.path.join(work_dir, log)) == 0
