@@ -317,7 +317,9 @@ def test_plain_xdist_worker_crash_after_a_restart_is_recorded(lpd, work_dir):
     os.mkfifo(gate)
     write_tests(work_dir, "test_crash_late.py", CRASH_AFTER_RESTART_SUITE)
     events = EventWaiter(lpd, types=["test.start"])
-    proc = start_pytest(lpd, work_dir, "-n", "2", "test_crash_late.py", env_extra={"CRASH_GATE": gate})
+    crash_log = os.path.join(work_dir, "crashed_tests.jsonl")  # pytest-abort's, written by the shim's writer
+    proc = start_pytest(lpd, work_dir, "-n", "2", "test_crash_late.py",
+                        env_extra={"CRASH_GATE": gate, "PYTEST_ABORT_CRASHED_TESTS_LOG": crash_log})
     writer = None
     try:
         started = {events.wait("test.start", timeout=120)["nodeid"] for _ in range(2)}
@@ -337,3 +339,8 @@ def test_plain_xdist_worker_crash_after_a_restart_is_recorded(lpd, work_dir):
     crashes = lpd.lpctl_json("crashes")
     assert [(c["nodeid"], c.get("signal_name")) for c in crashes] == [
         ("test_crash_late.py::test_crashes", "SIGSEGV")], (crashes, out[-3000:])
+    # The crash log's writer lost lpd with it, came back and wrote the line once.
+    assert "lpd_pytest: warning" not in out, out[-3000:]
+    with open(crash_log) as f:
+        logged = [json.loads(line)["nodeid"] for line in f if line.strip()]
+    assert logged == ["test_crash_late.py::test_crashes"], (logged, out[-3000:])

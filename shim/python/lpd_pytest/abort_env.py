@@ -32,6 +32,11 @@ LAST_RUNNING_ENVS = ("PYTEST_ABORT_LAST_RUNNING_FILE", "PYTEST_ABORT_LAST_RUNNIN
 # writer at the end: lpd records a death as soon as the process is gone.
 DEATH_RECORD_WAIT = 10.0
 FINISH_WAIT = 15.0
+# lpd restarting under the writer: it reconnects after 50 ms, doubling to 1 s,
+# and gives up after 12 s away (within the controller's FINISH_WAIT).
+RECONNECT_START = 0.05
+RECONNECT_MAX = 1.0
+AWAY_LIMIT = 12.0
 
 
 def crash_log_wanted(shim):
@@ -177,13 +182,33 @@ def _writer_main(argv):
                 return
             fields["after"] = nxt
 
-    conn = client.Connection(args.socket, role="cli")
-    conn.request("events.subscribe", {"run_id": args.run_id, "types": ["crash"], "replay": True})
+    def connect():
+        """A subscription to the run's crash records (the kept ones replayed:
+        write() skips what it wrote), or None while lpd is away."""
+        try:
+            c = client.Connection(args.socket, role="cli")
+        except (client.LpdUnavailable, OSError):
+            return None
+        try:
+            c.request("events.subscribe", {"run_id": args.run_id, "types": ["crash"], "replay": True})
+            return c
+        except (client.LpdUnavailable, client.LpdError, OSError):
+            c.close()
+            return None
+
+    def give_up():
+        sys.stderr.write(f"lpd_pytest: warning: lpd went away and did not come back; {args.log} may lack "
+                         f"crashes of run {args.run_id} (see `lpctl crashes --run-id {args.run_id}`)\n")
+        return 1
+
+    conn = connect()
+    away_since = None if conn is not None else time.monotonic()
+    backoff = RECONNECT_START
     controller_ended_cleanly = None  # None: still running
     death_deadline = None
     stdin = sys.stdin.buffer.raw
     while True:
-        while True:  # pushes already read
+        while conn is not None:  # pushes already read
             push = conn.next_push(timeout=0)
             if push is None:
                 break
@@ -192,12 +217,22 @@ def _writer_main(argv):
                 write(data)
                 if controller_ended_cleanly is False and data.get("pid") == args.controller_pid:
                     death_deadline = time.monotonic()  # its death is recorded: done
-        if controller_ended_cleanly or (death_deadline is not None and time.monotonic() >= death_deadline):
-            write_all_recorded(conn)
-            return 0
-        watch = [conn.fileno()] + ([stdin] if controller_ended_cleanly is None else [])
-        timeout = None if death_deadline is None else max(0.0, death_deadline - time.monotonic())
-        ready, _, _ = select.select(watch, [], [], timeout)
+        done = controller_ended_cleanly or (death_deadline is not None and time.monotonic() >= death_deadline)
+        if done and conn is not None:
+            try:
+                write_all_recorded(conn)
+                return 0
+            except (client.LpdUnavailable, client.LpdError, OSError):
+                conn.close()
+                conn, away_since = None, time.monotonic()
+        if conn is None and away_since is not None and time.monotonic() - away_since > AWAY_LIMIT:
+            return give_up()
+        # lpd away (restarting): try again after a short, growing wait.
+        timeouts = [] if conn is not None else [backoff]
+        if death_deadline is not None and not done:
+            timeouts.append(max(0.0, death_deadline - time.monotonic()))
+        watch = ([conn.fileno()] if conn is not None else []) + ([stdin] if controller_ended_cleanly is None else [])
+        ready, _, _ = select.select(watch, [], [], min(timeouts) if timeouts else None)
         if stdin in ready:
             data = os.read(stdin.fileno(), 64)
             if data.startswith(b"end"):
@@ -205,10 +240,15 @@ def _writer_main(argv):
             elif not data:  # the controller died without ending its session
                 controller_ended_cleanly = False
                 death_deadline = time.monotonic() + DEATH_RECORD_WAIT
-        if conn.fileno() in ready and not conn.read_available():
-            sys.stderr.write(f"lpd_pytest: warning: lpd went away; {args.log} may lack crashes of run "
-                             f"{args.run_id} (see `lpctl crashes --run-id {args.run_id}`)\n")
-            return 1
+        if conn is not None and conn.fileno() in ready and not conn.read_available():
+            conn.close()
+            conn, away_since, backoff = None, time.monotonic(), RECONNECT_START
+        if conn is None:
+            conn = connect()
+            if conn is not None:
+                away_since = None
+            else:
+                backoff = min(backoff * 2, RECONNECT_MAX)
 
 
 if __name__ == "__main__":
