@@ -86,7 +86,7 @@ OperationTable operation_table(Daemon& d) {
        G::kAct, [&d](Call& c) { return d.pauses().handle_request(c); }, existing_run(d)},
       {"pause.resume", "Resume a pending pause: pause_id (or unique prefix), result/reason or failure_reason",
        G::kAct, [&d](Call& c) { return d.pauses().handle_resume(c); }, pause_named(d)},
-      {"pause.list", "Pauses (pending; all with all=true), optionally of one run_id", G::kList,
+      {"pause.list", "Pauses (pending; all with all=true), optionally of one run_id; a page at a time (limit, after)", G::kList,
        [&d](Call& c) { return d.pauses().handle_list(c); }},
       {"pause.watch", "Wait for the next pending pause of run_id (timeout?); fails if the run ends first", G::kList,
        [&d](Call& c) { return d.pauses().handle_watch(c); }},

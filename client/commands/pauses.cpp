@@ -72,7 +72,15 @@ Command ls_command() {
               auto connection = global.connect();
               json fields = {{"all", o->all}};
               if (!o->run_id.empty()) fields["run_id"] = o->run_id;
-              json pauses = connection.request("pause.list", fields)["pauses"];
+              // A page at a time: a host's whole history does not fit one reply.
+              json pauses = json::array();
+              while (true) {
+                json page = connection.request("pause.list", fields);
+                for (auto& p : page["pauses"]) pauses.push_back(std::move(p));
+                const auto next = page.find("next");
+                if (next == page.end() || !next->is_object()) break;  // the last page (or an lpd before paging)
+                fields["after"] = *next;
+              }
               if (global.json) {
                 print_json(pauses);
               } else if (pauses.empty()) {

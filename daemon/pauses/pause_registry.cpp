@@ -95,7 +95,10 @@ std::vector<const Pause*> PauseRegistry::list(bool include_resolved, std::string
     if (!run_id.empty() && pause.run_id != run_id) continue;
     out.push_back(&pause);
   }
-  std::sort(out.begin(), out.end(), [](const Pause* a, const Pause* b) { return a->created_at < b->created_at; });
+  // Oldest first; the id breaks a tie, so pause.list's cursor is exact.
+  std::sort(out.begin(), out.end(), [](const Pause* a, const Pause* b) {
+    return std::pair(a->created_at, a->pause_id) < std::pair(b->created_at, b->pause_id);
+  });
   return out;
 }
 

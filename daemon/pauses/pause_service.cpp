@@ -3,10 +3,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.h"
+#include "daemon/history/paging.h"
 #include "daemon/pauses/pause_announcement.h"  // h15term
 #include "protocol/paths.h"                    // h15term
 #include "daemon/process_identity.h"
@@ -211,10 +214,37 @@ json PauseService::handle_resume(Call& call) {
 json PauseService::handle_list(Call& call) {
   const bool all = call.fields.optional_boolean("all").value_or(false);
   const std::string run_id = call.fields.optional_string("run_id").value_or("");
+  // A page at a time (as run.list, proc.list): every pause a host kept can
+  // be far over the protocol's line limit (any user can make thousands).
+  // The cursor is the last pause's (created_at, pause_id), the list's order,
+  // so a pause forgotten between two pages does not lose the reader's place.
+  const std::size_t limit = PageLimits::items(call.fields.optional_integer("limit"));
+  std::optional<std::pair<double, std::string>> after;
+  if (auto it = call.body.find("after"); it != call.body.end() && !it->is_null()) {
+    const auto created = it->is_object() ? it->find("created_at") : it->end();
+    const auto id = it->is_object() ? it->find("pause_id") : it->end();
+    if (!it->is_object() || created == it->end() || !created->is_number() || id == it->end() || !id->is_string())
+      throw Error(ErrorCode::kBadRequest,
+                  "field \"after\" must be a previous reply's \"next\": {\"created_at\": T, \"pause_id\": ID}");
+    after.emplace(created->get<double>(), id->get<std::string>());
+  }
+  PageBudget page(limit, PageLimits::kMaxReplyBytes);
   json pauses = json::array();
-  for (const Pause* pause : registry_.list(all, run_id))
-    pauses.push_back(call.view(RecordKind::kPause, pause->owner, pause->to_json()));
-  return {{"pauses", pauses}};
+  const Pause* last = nullptr;
+  bool more = false;
+  for (const Pause* pause : registry_.list(all, run_id)) {
+    if (after && std::pair(pause->created_at, pause->pause_id) <= *after) continue;
+    json item = call.view(RecordKind::kPause, pause->owner, pause->to_json());
+    if (!page.take(item.dump(-1, ' ', false, json::error_handler_t::replace).size())) {
+      more = true;
+      break;
+    }
+    pauses.push_back(std::move(item));
+    last = pause;
+  }
+  json next = nullptr;
+  if (more && last) next = {{"created_at", last->created_at}, {"pause_id", last->pause_id}};
+  return {{"pauses", std::move(pauses)}, {"next", std::move(next)}};
 }
 
 Owned PauseService::owner_of(std::string_view id_or_prefix) {

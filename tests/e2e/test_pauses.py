@@ -368,3 +368,31 @@ def test_resume_of_another_users_pause_is_denied_with_bad_pause_ids(lpd):
     reply = c.request("run.register", run_id="../../x")
     assert reply["error"]["code"] == "bad_request"
     assert lpd.ping()
+
+
+def test_pause_list_comes_in_pages_that_lose_and_repeat_nothing(lpd, test_dir):
+    """Any user can leave thousands of pauses behind: pause.list answers a
+    page at a time, and lpctl ls -a reads every page."""
+    write_tests(test_dir, "test_many_pauses.py", """
+from lpd_pytest import checkpoint
+def test_many():
+    for i in range(7):
+        assert checkpoint(task=f"t{i}", timeout=0.001).status == "timed_out"
+""")
+    code, output = finish(start_pytest(lpd, test_dir, "test_many_pauses.py"))
+    assert code == 0, output
+    client = lpd.client()
+    seen, fields, pages = [], {"all": True, "limit": 3}, 0
+    while True:
+        reply = client.request("pause.list", **fields)
+        assert reply["ok"], reply
+        page = reply["result"]
+        pages += 1
+        seen += [p["pause_id"] for p in page["pauses"]]
+        if page["next"] is None:
+            break
+        fields["after"] = page["next"]
+    client.close()
+    assert pages == 3 and len(seen) == 7 and len(set(seen)) == 7, (pages, seen)
+    listed = lpd.lpctl_json("ls", "-a")
+    assert sorted(p["pause_id"] for p in listed) == sorted(seen)

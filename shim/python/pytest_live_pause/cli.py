@@ -65,17 +65,29 @@ def pause_id_of(target):
     return target
 
 
+def list_pauses(conn, **fields):
+    """pause.list, every page of it (a host's history does not fit one reply)."""
+    pauses = []
+    while True:
+        page = conn.request("pause.list", fields)
+        pauses.extend(page.get("pauses", []))
+        cursor = page.get("next")
+        if not isinstance(cursor, dict):
+            return pauses
+        fields["after"] = cursor
+
+
 def find_pause(conn, pause_id):
     """The pause `pause_id` (or the one pause it is a unique prefix of).
     Pending pauses first: they are the ones a resume is for, and their list
     is as short as the tests paused right now, while every pause a host
     ever had may not fit in one answer. Only for an id that is not pending
     does it ask about the others, to say what became of it."""
-    match = _one_match(conn.request("pause.list")["pauses"], pause_id)
+    match = _one_match(list_pauses(conn), pause_id)
     if match is not None:
         return match
     try:
-        pauses = conn.request("pause.list", all=True)["pauses"]
+        pauses = list_pauses(conn, all=True)
     except LpdError as e:
         raise Refused(f"no pending pause {pause_id!r} (lpd could not list the others: {e.message})") from None
     match = _one_match(pauses, pause_id)
@@ -147,7 +159,7 @@ def runs_in(pause_dir):
 
 def cmd_ls(args):
     with Session(args) as conn:
-        pauses = conn.request("pause.list", all=bool(args.all))["pauses"]
+        pauses = list_pauses(conn, all=bool(args.all))
     if args.pause_dir:
         runs = runs_in(os.path.abspath(args.pause_dir))
         pauses = [p for p in pauses if p.get("run_id") in runs]
