@@ -215,6 +215,25 @@ def test_no_daemon_says_how_to_start_one(work_dir):
         assert "no lpd answering" in result.stderr and "lpd start" in result.stderr
 
 
+@pytest.mark.parametrize("value, expected", [("false", False), ("true", True), ("none", None)])
+def test_the_seeds_checkpoint_mock_needs_no_daemon(work_dir, value, expected):
+    """The seed's `pytest --pause-checkpoint-mock false`, with its import:
+    every checkpoint returns the value at once, reason "Mock"."""
+    write_tests(work_dir, "test_mocked.py", f"""
+from pytest_live_pause import checkpoint
+
+def test_mocked():
+    decision = checkpoint(task="approve", timeout=300)
+    assert decision.result is {expected!r} and decision.reason == "Mock", decision
+""")
+    env = dict(os.environ, LPD_SOCKET=os.path.join(work_dir, "none.sock"), PYTHONPATH=SHIM_PYTHONPATH)
+    env.pop("PYTEST_PLUGINS", None)
+    proc = subprocess.run([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-p", "pytest_live_pause", "-q",
+                           "--pause-checkpoint-mock", value, "test_mocked.py"],
+                          cwd=work_dir, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout + proc.stderr
+
+
 PLUGIN_COUNT = """
 import lpd_pytest
 
