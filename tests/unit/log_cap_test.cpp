@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/unit/temp_append_log.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -17,27 +19,9 @@ using namespace lpd::daemon;
 
 namespace {
 
-/// A log in a fresh temporary directory, opened O_APPEND as a helper's.
-struct TempLog {
-  std::string dir;
-  std::string path;
-  int writer = -1;
-  TempLog() {
-    char pattern[] = "/tmp/lpd-log-cap-XXXXXX";
-    dir = ::mkdtemp(pattern);
-    path = dir + "/h.1.log";
-    writer = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  }
-  ~TempLog() {
-    ::close(writer);
-    ::unlink(path.c_str());
-    ::rmdir(dir.c_str());
-  }
-  void write_lines(int from, int count) {
-    std::string text;
-    for (int i = from; i < from + count; ++i) text += "line " + std::to_string(i) + " " + std::string(90, 'x') + "\n";
-    REQUIRE(::write(writer, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
-  }
+/// TempAppendLog named h.1.log.
+struct TempLog : TempAppendLog {
+  TempLog() : TempAppendLog("h.1.log") {}
 };
 
 }  // namespace

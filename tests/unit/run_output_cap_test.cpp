@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "tests/unit/temp_append_log.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -139,26 +141,9 @@ TEST_CASE("an excerpt says what it leaves out and what the cap dropped") {
 
 namespace {
 
-struct TempOutput {
-  std::string dir;
-  std::string path;
-  int writer = -1;
-  TempOutput() {
-    char pattern[] = "/tmp/lpd-run-output-XXXXXX";
-    dir = ::mkdtemp(pattern);
-    path = dir + "/output.log";
-    writer = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  }
-  ~TempOutput() {
-    ::close(writer);
-    ::unlink(path.c_str());
-    ::rmdir(dir.c_str());
-  }
-  void write_lines(int from, int count) {
-    std::string text;
-    for (int i = from; i < from + count; ++i) text += "line " + std::to_string(i) + " " + std::string(90, 'x') + "\n";
-    REQUIRE(::write(writer, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
-  }
+/// TempAppendLog named output.log.
+struct TempOutput : TempAppendLog {
+  TempOutput() : TempAppendLog("output.log") {}
 };
 
 }  // namespace
