@@ -1,5 +1,6 @@
 #include "daemon/process/pidfd_watch.h"
 
+#include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,9 +16,17 @@ PidfdWatch::PidfdWatch(boost::asio::io_context& io, int pidfd, bool own_child)
 
 void PidfdWatch::async_wait(OnExit on_exit) {
   on_exit_ = std::move(on_exit);
+  arm();
+}
+
+void PidfdWatch::arm() {
   descriptor_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                          [self = shared_from_this()](boost::system::error_code ec) {
                            if (ec || !self->on_exit_) return;
+                           if (!process_has_ended(self->descriptor_.native_handle())) {
+                             self->arm();  // another descriptor's event (see process_has_ended)
+                             return;
+                           }
                            auto callback = std::move(self->on_exit_);
                            self->on_exit_ = nullptr;
                            callback(self->collect());
@@ -47,6 +56,15 @@ ExitStatus PidfdWatch::collect() {
     status.signal = info.si_status;
   }
   return status;
+}
+
+bool process_has_ended(int pidfd) {
+  pollfd ended{pidfd, POLLIN, 0};
+  int ready;
+  do {
+    ready = ::poll(&ended, 1, 0);
+  } while (ready < 0 && errno == EINTR);
+  return ready > 0;
 }
 
 int open_process_fd(pid_t pid) {

@@ -28,18 +28,28 @@ class PidfdWatch : public std::enable_shared_from_this<PidfdWatch> {
   /// Takes ownership of `pidfd`. `own_child` says whether lpd is the parent.
   PidfdWatch(boost::asio::io_context& io, int pidfd, bool own_child);
 
+  /// Calls `on_exit` once the process has ended (never on a readiness the
+  /// pidfd does not confirm, see process_has_ended).
   void async_wait(OnExit on_exit);
   /// The callback will not run after this.
   void cancel();
   int pidfd() { return descriptor_.native_handle(); }
 
  private:
+  void arm();
   ExitStatus collect();
 
   boost::asio::posix::stream_descriptor descriptor_;
   bool own_child_;
   OnExit on_exit_;
 };
+
+/// Whether the process behind `pidfd` has ended: its pidfd polls readable
+/// now (a zombie, or reaped). One poll(2) with no wait. Every wait on a
+/// pidfd asks this before it believes the event loop: Boost 1.81's epoll
+/// reactor can hand a new descriptor the still-queued event of a destroyed
+/// one (it reuses the freed state at once), which looks like an exit.
+bool process_has_ended(int pidfd);
 
 /// pidfd_open(2) with close-on-exec; -1 with errno when there is no such process.
 int open_process_fd(pid_t pid);

@@ -1,6 +1,5 @@
 #include "daemon/process/process_service.h"
 
-#include <poll.h>
 #include <sys/stat.h>  // h14logcap
 #include <unistd.h>
 
@@ -460,16 +459,14 @@ bool ProcessService::ready_and_watched(const ProcessKey& key) const {
   // pinned with its start time when re-adopted): not readable means it has
   // not exited, and its pid cannot have passed to another program. One
   // poll instead of opening /proc/PID/stat; readable, plan_ensure decides.
-  pollfd ended{it->second.exit_watch->pidfd(), POLLIN, 0};
-  return ::poll(&ended, 1, 0) == 0;
+  return !process_has_ended(it->second.exit_watch->pidfd());
 }
 
 void ProcessService::ready_unless_exited(const ProcessKey& key, std::uint64_t generation) {
   auto it = supervision_.find(key);
   if (it == supervision_.end() || it->second.generation != generation || !it->second.exit_watch) return;
-  pollfd ended{it->second.exit_watch->pidfd(), POLLIN, 0};
-  // Readable: it has exited; the exit watch answers with its status.
-  if (::poll(&ended, 1, 0) > 0) return;
+  // Ended: the exit watch answers with its status.
+  if (process_has_ended(it->second.exit_watch->pidfd())) return;
   on_match(key, generation, std::string(), 0);
 }
 

@@ -28,7 +28,9 @@ def lpd():
             daemon.kill_helpers()  # h14fixC: through lpd while it runs
         daemon.stop()
     finally:
-        shutil.rmtree(daemon.root, ignore_errors=True)
+        # LPD_E2E_KEEP=1 keeps lpd's state and log for a post-mortem.
+        if not os.environ.get("LPD_E2E_KEEP"):
+            shutil.rmtree(daemon.root, ignore_errors=True)
 
 
 @pytest.fixture
