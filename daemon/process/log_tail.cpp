@@ -53,7 +53,12 @@ std::shared_ptr<LogTail> LogTail::open(boost::asio::io_context& io, const std::s
 }
 
 LogTail::LogTail(boost::asio::io_context& io, int file_fd, int inotify_fd, std::uint64_t offset, OnChunk on_chunk)
-    : io_(io), file_fd_(file_fd), inotify_(io, inotify_fd), offset_(offset), on_chunk_(std::move(on_chunk)) {}
+    : io_(io),
+      file_fd_(file_fd),
+      inotify_(io, inotify_fd),
+      offset_(offset),
+      reached_(offset == 0),
+      on_chunk_(std::move(on_chunk)) {}
 
 LogTail::~LogTail() {
   if (file_fd_ >= 0) ::close(file_fd_);
@@ -112,12 +117,21 @@ void LogTail::read_some() {
     ssize_t n = 0;
     if (wanted > 0) n = ::pread(file_fd_, buffer.data(), wanted, static_cast<off_t>(offset_));
     if (n < 0 && errno == EINTR) continue;
-    if (n == 0 && wanted > 0 && file_size_of(file_fd_) < offset_) {
-      // h14logcap: emptied by the cap where holes cannot be punched
-      // (`tail -F` says "file truncated"): read it again from the start.
-      offset_ = 0;
-      continue;
+    if (n == 0 && wanted > 0) {
+      if (file_size_of(file_fd_) < offset_) {
+        // h14logcap: emptied by the cap where holes cannot be punched
+        // (`tail -F` says "file truncated"): read it again from the start.
+        // Not before the file reached offset_: then it is only not written
+        // that far yet (an attach from past the end waits for it).
+        if (reached_) {
+          offset_ = 0;
+          continue;
+        }
+      } else {
+        reached_ = true;
+      }
     }
+    if (n > 0) reached_ = true;
     if (n <= 0) {
       // At the end of what the writer wrote so far.
       if (on_finished_) {

@@ -65,6 +65,7 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   int file_fd_;
   boost::asio::posix::stream_descriptor inotify_;
   std::uint64_t offset_;
+  bool reached_;  // the file was seen at least offset_ long: shorter now means truncated
   OnChunk on_chunk_;
   Throttle throttle_;
   std::function<void()> on_finished_;
