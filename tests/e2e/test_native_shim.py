@@ -219,6 +219,9 @@ def test_gtest_failure_paused_and_resumed_with_a_reason_in_the_output(lpd):
     code, out = finish(proc)
     assert code == 1, out
     assert "external failure reason (lpd): known flaky: ticket 42" in out
+    # h18docs: the adapter's line names the real pause, not a placeholder.
+    assert f"Resume with: lpctl resume {pause['pause_id']} [--failure-reason TEXT]" in out, out
+    assert "<pause_id>" not in out
     # Paused at the failing assertion, before teardown: the body went on afterwards.
     assert out.index("known flaky: ticket 42") < out.index("SAMPLE-FAILS-BODY-CONTINUED")
     failures = [f.get("message", "") + (f.text or "") for f in ET.parse(xml_path).iter("failure")]
@@ -238,6 +241,8 @@ def test_catch2_failure_paused_and_resumed_with_a_reason_in_the_output(lpd):
     code, out = finish(proc)
     assert code == 1, out
     assert "external failure reason (lpd): known flaky: ticket 43" in out
+    assert f"Resume with: lpctl resume {pause['pause_id']} [--failure-reason TEXT]" in out, out
+    assert "<pause_id>" not in out
     events.close()
 
 

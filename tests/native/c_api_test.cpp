@@ -38,3 +38,28 @@ TEST_CASE("an explicit path to no daemon is unavailable, with the path in the er
   CHECK(lpd_shim_close() == LPD_SHIM_OK);
   CHECK(lpd_shim_test_started("A.B") == LPD_SHIM_DISABLED);  // closed
 }
+
+// h18docs: the adapters print the pause id before they block, so they choose it.
+TEST_CASE("a caller-chosen pause id: new ids are 16 hex digits, bad ones are refused", "[shim][c_api]") {
+  char buf[17];
+  REQUIRE(lpd_shim_new_pause_id(buf, sizeof(buf)) == 16);
+  const std::string id(buf);
+  CHECK(id.size() == 16);
+  CHECK(id.find_first_not_of("0123456789abcdef") == std::string::npos);
+  CHECK(lpd::shim::new_pause_id() != id);
+  char small[5];
+  CHECK(lpd_shim_new_pause_id(small, sizeof(small)) == 16);
+  CHECK(std::string(small).size() == 4);  // truncated, still terminated
+  CHECK(lpd_shim_new_pause_id(nullptr, 0) == 16);
+
+  char* failure = reinterpret_cast<char*>(1);
+  int outcome = 7;
+  CHECK(lpd_shim_pause_on_failure_as("../x", nullptr, "boom", 1, &failure, &outcome) == LPD_SHIM_INVALID_ARGUMENT);
+  CHECK(std::string(lpd_shim_last_error()).find("pause_id") != std::string::npos);
+  CHECK(failure == nullptr);
+  CHECK(outcome == LPD_SHIM_OUTCOME_NOT_PAUSED);
+  CHECK(lpd_shim_pause_on_failure_as(std::string(65, 'a').c_str(), nullptr, "boom", 1, nullptr, nullptr) ==
+        LPD_SHIM_INVALID_ARGUMENT);
+  // A valid id goes on to the usual checks (closed or disabled here: nothing paused).
+  CHECK(lpd_shim_pause_on_failure_as(id.c_str(), nullptr, "boom", 1, nullptr, nullptr) == LPD_SHIM_DISABLED);
+}

@@ -129,6 +129,18 @@ LPD_SHIM_API int lpd_shim_checkpoint(const char *task, double timeout_seconds, i
 LPD_SHIM_API int lpd_shim_pause_on_failure(const char *nodeid, const char *failure_text, double timeout_seconds,
                                            char **failure_reason, int *outcome);
 
+/* A new pause id: 16 lower-case hex digits, copied into buf (NUL-terminated,
+ * truncated to fit: size 17 holds it). Returns its full length (16), 0 when
+ * no random source was available. With lpd_shim_pause_on_failure_as a
+ * caller can print the pause's real id ("lpctl resume ID") before blocking. */
+LPD_SHIM_API size_t lpd_shim_new_pause_id(char *buf, size_t size);
+
+/* lpd_shim_pause_on_failure under the pause id the caller chose. pause_id
+ * NULL or "": a new one; else 1 to 64 of letters, digits, '.', '_' and '-',
+ * starting with a letter or digit (else LPD_SHIM_INVALID_ARGUMENT). */
+LPD_SHIM_API int lpd_shim_pause_on_failure_as(const char *pause_id, const char *nodeid, const char *failure_text,
+                                              double timeout_seconds, char **failure_reason, int *outcome);
+
 /* Installs handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT that send
  * {"op":"crash.notice","signal":N,"nodeid":"<current test>"} over the open
  * connection with one send(2), then chain to the handler installed before

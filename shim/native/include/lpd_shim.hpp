@@ -62,12 +62,20 @@ inline Decision checkpoint(const std::string& task = {}, double timeout_seconds 
   return d;
 }
 
-/// Pauses a failed test; returns the external failure reason, if one was given.
+/// A new pause id (16 hex digits) for pause_on_failure: print it, then pause.
+inline std::string new_pause_id() {
+  char buf[32];
+  const std::size_t n = lpd_shim_new_pause_id(buf, sizeof(buf));
+  return std::string(buf, n < sizeof(buf) ? n : 0);
+}
+
+/// Pauses a failed test (under pause_id when given, else a new id); returns
+/// the external failure reason, if one was given.
 inline std::optional<std::string> pause_on_failure(const std::string& nodeid, const std::string& failure_text,
-                                                   double timeout_seconds = 300) {
+                                                   double timeout_seconds = 300, const std::string& pause_id = {}) {
   char* reason = nullptr;
-  lpd_shim_pause_on_failure(nodeid.empty() ? nullptr : nodeid.c_str(), failure_text.c_str(), timeout_seconds,
-                            &reason, nullptr);
+  lpd_shim_pause_on_failure_as(pause_id.empty() ? nullptr : pause_id.c_str(), nodeid.empty() ? nullptr : nodeid.c_str(),
+                               failure_text.c_str(), timeout_seconds, &reason, nullptr);
   if (reason == nullptr) return std::nullopt;
   return take_string(reason);
 }

@@ -69,10 +69,11 @@ class Catch2Listener : public Catch::TestEventListenerBase {
     if (first_failure_.empty()) first_failure_ = text.substr(0, 2000);
     if (!settings_.pause_on_failure || paused_ || !is_connected()) return true;
     paused_ = true;
-    std::printf("[lpd] %s failed; paused before teardown (run %s). Resume with: lpctl resume <pause_id> "
-                "[--failure-reason TEXT]\n", nodeid_.c_str(), run_id().c_str());
+    const std::string pause_id = new_pause_id();
+    std::printf("[lpd] %s failed; paused before teardown (run %s, pause %s). Resume with: lpctl resume %s "
+                "[--failure-reason TEXT]\n", nodeid_.c_str(), run_id().c_str(), pause_id.c_str(), pause_id.c_str());
     std::fflush(stdout);
-    if (auto reason = pause_on_failure(nodeid_, text, settings_.pause_timeout)) {
+    if (auto reason = pause_on_failure(nodeid_, text, settings_.pause_timeout, pause_id)) {
       std::printf("[lpd] %s: %s\n", nodeid_.c_str(), external_failure_text(*reason).c_str());
       std::fflush(stdout);
     }

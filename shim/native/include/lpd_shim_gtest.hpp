@@ -46,10 +46,11 @@ class GTestListener : public ::testing::EmptyTestEventListener {
     // added to the results in OnTestEnd.
     if (!settings_.pause_on_failure || paused_ || nodeid_.empty() || !is_connected()) return;
     paused_ = true;
-    std::printf("[   LPD    ] %s failed; paused before teardown (run %s). Resume with: lpctl resume <pause_id> "
-                "[--failure-reason TEXT]\n", nodeid_.c_str(), run_id().c_str());
+    const std::string pause_id = new_pause_id();
+    std::printf("[   LPD    ] %s failed; paused before teardown (run %s, pause %s). Resume with: lpctl resume %s "
+                "[--failure-reason TEXT]\n", nodeid_.c_str(), run_id().c_str(), pause_id.c_str(), pause_id.c_str());
     std::fflush(stdout);
-    failure_reason_ = pause_on_failure(nodeid_, text, settings_.pause_timeout);
+    failure_reason_ = pause_on_failure(nodeid_, text, settings_.pause_timeout, pause_id);
     if (failure_reason_) {
       std::printf("[   LPD    ] %s\n", external_failure_text(*failure_reason_).c_str());
       std::fflush(stdout);

@@ -2,11 +2,13 @@
 // catches everything, so no exception ever crosses into C.
 #include "lpd_shim.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
 #include "shim/native/src/crash_handler.h"
+#include "shim/native/src/messages.h"
 #include "shim/native/src/shim.h"
 
 using lpd::shim::PauseOutcome;
@@ -145,13 +147,40 @@ int lpd_shim_checkpoint(const char* task, double timeout_seconds, int* result, c
 
 int lpd_shim_pause_on_failure(const char* nodeid, const char* failure_text, double timeout_seconds,
                               char** failure_reason, int* outcome) {
+  return lpd_shim_pause_on_failure_as(nullptr, nodeid, failure_text, timeout_seconds, failure_reason, outcome);
+}
+
+size_t lpd_shim_new_pause_id(char* buf, size_t size) {
+  try {
+    const std::string id = lpd::shim::messages::new_pause_id();
+    if (buf != nullptr && size > 0) {
+      const size_t n = std::min(size - 1, id.size());
+      std::memcpy(buf, id.data(), n);
+      buf[n] = '\0';
+    }
+    return id.size();
+  } catch (...) {  // std::random_device may throw: no id
+    if (buf != nullptr && size > 0) buf[0] = '\0';
+    return 0;
+  }
+}
+
+int lpd_shim_pause_on_failure_as(const char* pause_id, const char* nodeid, const char* failure_text,
+                                 double timeout_seconds, char** failure_reason, int* outcome) {
   if (failure_reason) *failure_reason = nullptr;
   if (outcome) *outcome = LPD_SHIM_OUTCOME_NOT_PAUSED;
   return guarded([&]() -> int {
+    const std::string_view chosen = text_of(pause_id);
+    if (!chosen.empty() && !lpd::shim::messages::valid_pause_id(chosen)) {
+      lpd::shim::set_last_error("pause_id must be 1 to 64 of letters, digits, '.', '_', '-', starting with a "
+                                "letter or digit");
+      return static_cast<int>(LPD_SHIM_INVALID_ARGUMENT);
+    }
     PauseOutcome out;
     std::optional<std::string_view> id;
     if (nodeid) id = nodeid;
-    const Status status = Shim::instance().pause_on_failure(id, text_of(failure_text), timeout_seconds, out);
+    const Status status =
+        Shim::instance().pause_on_failure(id, text_of(failure_text), timeout_seconds, out, std::string(chosen));
     if (outcome) *outcome = to_c(out.how);
     if (failure_reason && out.failure_reason) *failure_reason = copy_out(*out.failure_reason);
     return to_c(status);

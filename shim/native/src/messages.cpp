@@ -54,6 +54,15 @@ std::string pause_request(std::int64_t id, const PauseRequest& r) {
                                    {"cwd", r.cwd}});
 }
 
+bool valid_pause_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  const auto alnum = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (!alnum(id.front())) return false;
+  for (char c : id)
+    if (!alnum(c) && c != '.' && c != '_' && c != '-') return false;
+  return true;
+}
+
 std::string new_pause_id() {
   static constexpr char kHex[] = "0123456789abcdef";
   std::random_device device;

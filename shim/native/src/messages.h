@@ -53,4 +53,8 @@ std::string pause_request(std::int64_t id, const PauseRequest& request);
 /// A fresh pause id: 16 lower-case hex characters.
 std::string new_pause_id();
 
+/// Whether lpd accepts `id` as a pause id: 1 to 64 of letters, digits, '.',
+/// '_' and '-', starting with a letter or digit (lpd's is_safe_id rule).
+bool valid_pause_id(std::string_view id);
+
 }  // namespace lpd::shim::messages

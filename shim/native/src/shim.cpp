@@ -223,7 +223,7 @@ Status Shim::checkpoint(std::string_view task, double timeout, PauseOutcome& out
 }
 
 Status Shim::pause_on_failure(std::optional<std::string_view> nodeid, std::string_view failure_text, double timeout,
-                              PauseOutcome& out) {
+                              PauseOutcome& out, std::string pause_id) {
   out = PauseOutcome{};
   if (ensure_configured() != Mode::kEnabled) return Status::kDisabled;
   std::string id;
@@ -233,18 +233,19 @@ Status Shim::pause_on_failure(std::optional<std::string_view> nodeid, std::strin
     std::lock_guard lock(mu_);
     id = current_nodeid_;
   }
-  return pause("failure", std::move(id), "", failure_text, timeout, out);
+  return pause("failure", std::move(id), "", failure_text, timeout, out, std::move(pause_id));
 }
 
 Status Shim::pause(std::string_view kind, std::string nodeid, std::string_view task,
-                   std::string_view original_failure, double timeout, PauseOutcome& out) {
+                   std::string_view original_failure, double timeout, PauseOutcome& out, std::string pause_id) {
   if (!(timeout > 0)) timeout = kDefaultPauseSeconds;
   std::lock_guard lock(mu_);
   if (!conn_ && open_locked() != Status::kOk) return Status::kUnavailable;
 
   const ProcessInfo info = current_process_info();
   messages::PauseRequest request{settings_.run_id, std::string(kind), std::move(nodeid), std::string(task),
-                                 std::string(original_failure), timeout, messages::new_pause_id(),
+                                 std::string(original_failure), timeout,
+                                 pause_id.empty() ? messages::new_pause_id() : std::move(pause_id),
                                  settings_.worker_id, info.hostname, info.cwd};
   out.pause_id = request.pause_id;
   const auto deadline =

@@ -52,8 +52,10 @@ class Shim {
   Status test_started(std::string_view nodeid);
   Status test_finished(std::string_view nodeid, std::string_view outcome, double duration, std::string_view message);
   Status checkpoint(std::string_view task, double timeout, PauseOutcome& out);
+  /// pause_id empty: a new one; else the caller's (already validated), so
+  /// that it could print it before this blocks (h18docs).
   Status pause_on_failure(std::optional<std::string_view> nodeid, std::string_view failure_text, double timeout,
-                          PauseOutcome& out);
+                          PauseOutcome& out, std::string pause_id = {});
   Status close();
 
   /// The child of a fork() must not speak on its parent's connection.
@@ -71,7 +73,7 @@ class Shim {
   void drop_locked();
   Status notify(std::string line);
   Status pause(std::string_view kind, std::string nodeid, std::string_view task, std::string_view original_failure,
-               double timeout, PauseOutcome& out);
+               double timeout, PauseOutcome& out, std::string pause_id = {});
   nlohmann::json request_locked(const std::string& line, std::int64_t id, std::optional<Clock::time_point> deadline);
 
   std::atomic<Mode> mode_{Mode::kUnconfigured};
