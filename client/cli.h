@@ -16,6 +16,16 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;       // the daemon said no, or the thing asked about failed
 inline constexpr int kExitUnreachable = 2;  // no daemon answered
 inline constexpr int kExitUsage = 64;       // bad command line
+inline constexpr int kExitTimedOut = 124;   // a wait gave up (lpctl watch --timeout), as timeout(1)
+
+/// h18cli (issue 18): makes `option` (a std::vector one) take one value
+/// each time it is given, so `--env A=1 --env B=2` collects both and
+/// `--env A=1 -- cmd -x` ends at `--`. CLI11 lets a vector option eat
+/// every word up to the next option and swallow a `--` after them: the
+/// command's own options (-x) were then read as lpctl's. Returns `option`.
+inline CLI::Option* repeatable(CLI::Option* option) {
+  return option->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+}
 
 /// Options every command understands.
 struct GlobalOptions {

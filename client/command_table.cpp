@@ -11,6 +11,7 @@ std::vector<Command> command_table() {
       watch_command(),
       resume_command(),
       run_command(),
+      attach_command(),  // h18cli
       runs_command(),
       stop_command(),
       events_command(),

@@ -3,18 +3,50 @@
 
 #include <cstdio>
 #include <iostream>
+#include <algorithm>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "client/cli.h"
+#include "client/cli_hints.h"  // h18cli
 #include "client/usage_error.h"
 #include "protocol/error.h"
 #include "protocol/paths.h"
 #include "protocol/version.h"
 
+namespace {
+
+/// h18cli (issue 18): after CLI11's own refusal, what the user most likely
+/// meant: a command near the mistyped one ("did you mean 'runs'?"), or the
+/// `--` that keeps a command's options (pytest -q) from being read as
+/// lpctl's (cli_hints.h has the rules).
+void print_usage_hints(const CLI::App& app, int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  const auto at = lpd::client::command_word_index(args);
+  if (!at) return;
+  const std::string& word = args[*at];
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) names.push_back(sub->get_name());
+  if (std::find(names.begin(), names.end(), word) == names.end()) {
+    if (const auto meant = lpd::client::suggest_command(word, names))
+      std::cerr << "lpctl: unknown command '" << word << "'; did you mean '" << *meant << "'?\n";
+    else
+      std::cerr << "lpctl: unknown command '" << word << "'; see lpctl --help for the commands\n";
+    return;
+  }
+  if (word != "run" && word != "ensure") return;
+  if (const auto hint = lpd::client::dashdash_hint(word, {args.begin() + static_cast<long>(*at) + 1, args.end()}))
+    std::cerr << "lpctl: hint: " << *hint << "\n";
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace lpd::client;
   CLI::App app{"lpctl: control lpd, the test-process supervisor.\n"
-               "Exit codes: 0 ok, 1 the operation failed, 2 no lpd answered, 64 bad command line."};
+               "Exit codes: 0 ok, 1 the operation failed, 2 no lpd answered, 64 bad command line, 124 a wait "
+               "timed out (watch --timeout); run and attach exit with the run's own code."};
   app.require_subcommand(0, 1);
   app.fallthrough();
   GlobalOptions global;
@@ -37,6 +69,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
+    if (code != 0) print_usage_hints(app, argc, argv);  // h18cli
     return code == 0 ? kExitOk : kExitUsage;
   }
   if (global.json) {

@@ -12,6 +12,7 @@ Command watch_command();
 Command resume_command();
 Command runs_command();
 Command run_command();
+Command attach_command();  // h18cli (issue 18)
 Command stop_command();
 Command report_command();
 Command events_command();

@@ -162,7 +162,7 @@ Command ensure_command() {
         app.add_option("--timeout", o->timeout, "Seconds to wait for the pattern (default 120)")
             ->check(CLI::PositiveNumber);
         app.add_option("--cwd", o->cwd, "Working directory (default: the current one)");
-        app.add_option("--env", o->env, "K=V added to the environment (repeatable)")->allow_extra_args(false);
+        repeatable(app.add_option("--env", o->env, "K=V added to the environment (repeatable)"));  // h18cli
         app.add_flag("--clean-env", o->clean_env, "Start from an empty environment, not lpctl's");
         app.add_option("--max-read-lines", o->max_read_lines,
                        "Give up after this many non-empty lines without a match (default: no limit)")

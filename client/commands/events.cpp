@@ -7,6 +7,7 @@
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
+#include "client/crash_line.h"  // h18cli
 
 namespace lpd::client {
 namespace {
@@ -67,7 +68,7 @@ Command events_command() {
             app.add_option("--run-id", o->run_id, "Only events of this run");
             app.add_flag("-f,--follow", o->follow,
                          "Keep streaming as events happen (with --run-id: until the run ends)");
-            app.add_option("--type", o->types, "Only events whose type starts with this (repeatable)");
+            repeatable(app.add_option("--type", o->types, "Only events whose type starts with this (repeatable)"));
             app.add_option("--since", o->since,
                            "Only events after this seq (seqs keep increasing across lpd restarts); every kept "
                            "event after it, then live with --follow");
@@ -109,16 +110,23 @@ Command events_command() {
 
 namespace {
 
-/// One crash record as a line of `lpctl crashes`.
-void print_crash(const json& c) {
-  std::string test = c.value("nodeid", "").empty() ? "(" + c.value("where", "") + ")" : c.value("nodeid", "");
-  if (c.contains("phase") && c["phase"].is_string() && !c["phase"].get<std::string>().empty())
-    test += " [" + c["phase"].get<std::string>() + "]";
+/// One crash record as a line of `lpctl crashes`; with `traceback` (-v)
+/// the traceback it left under it.
+void print_crash(const json& c, bool traceback) {
+  const std::string nodeid = c.value("nodeid", "");
+  const std::string phase = c.contains("phase") && c["phase"].is_string() ? c["phase"].get<std::string>() : "";
+  std::string test = nodeid.empty() ? "(" + c.value("where", "") + ")" : nodeid;
+  if (!phase.empty()) test += " [" + phase + "]";
   if (c.value("flaky", false)) test += " (flaky: passed when re-run)";
+  // h18cli: the nodeid once (the reason names it too).
+  const std::string reason = reason_beside_test(c.value("reason", ""), nodeid, phase);
+  const auto signal_name = c.find("signal_name");
   std::printf("%-12s  %-28s  %-8s  %s: %s\n", clock_time(c.value("crash_time", 0.0)).c_str(),
               c.value("run_id", "").c_str(),
-              c["signal_name"].is_string() ? c["signal_name"].get<std::string>().c_str() : "-",
-              test.c_str(), c.value("reason", "").c_str());
+              signal_name != c.end() && signal_name->is_string() ? signal_name->get_ref<const std::string&>().c_str()
+                                                                 : "-",
+              test.c_str(), reason.c_str());
+  if (!traceback) return;
   // The traceback the crash left (faulthandler's), indented under its line;
   // withheld from those who may not read it (redacted records have none).
   const auto tb = c.find("traceback");
@@ -136,11 +144,17 @@ void print_crash(const json& c) {
 }  // namespace
 
 Command crashes_command() {
-  auto run_id = std::make_shared<std::string>();
+  struct Options {
+    std::string run_id;
+    bool verbose = false;  // h18cli: tracebacks
+  };
+  auto o = std::make_shared<Options>();
+  auto run_id = std::shared_ptr<std::string>(o, &o->run_id);
   return {"crashes", "List crash records, oldest first: the test that was running, the signal, the reason",
-          [run_id](CLI::App& app) -> CommandRun {
+          [o, run_id](CLI::App& app) -> CommandRun {
             app.add_option("--run-id", *run_id, "Only crashes of this run");
-            return [run_id](const GlobalOptions& global) {
+            app.add_flag("-v,--verbose", o->verbose, "Also print the traceback each crash left (faulthandler's)");
+            return [o, run_id](const GlobalOptions& global) {
               auto connection = global.connect();
               json fields = json::object();
               if (!run_id->empty()) fields["run_id"] = *run_id;
@@ -156,7 +170,7 @@ Command crashes_command() {
                   } else {
                     if (printed == 0)
                       std::printf("%-12s  %-28s  %-8s  %s\n", "TIME", "RUN", "SIGNAL", "TEST / REASON");
-                    print_crash(c);
+                    print_crash(c, o->verbose);
                   }
                   ++printed;
                 }

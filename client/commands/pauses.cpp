@@ -116,7 +116,7 @@ Command watch_command() {
               } catch (const protocol::Error& e) {
                 if (e.code() != protocol::ErrorCode::kTimeout) throw;
                 std::cerr << "lpctl: watch: " << e.what() << "\n";
-                return 124;
+                return kExitTimedOut;  // h18cli: named in lpctl --help
               }
               if (global.json)
                 print_json(pause);

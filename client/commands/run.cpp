@@ -1,6 +1,7 @@
 // lpctl run: run a command under lpd's supervision, streaming its output.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>  // h18cli
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "client/cli.h"
 #include "client/commands/commands.h"
 #include "client/text_arguments.h"  // h14owner
+#include "client/crash_line.h"  // h18cli
 #include "client/commands/report_patches.h"  // h15abort
 #include "protocol/error.h"
 
@@ -77,9 +79,12 @@ struct RunOptions {
 
 void print_crashes(const json& crashes) {
   for (const auto& c : crashes) {
+    // h18cli: the nodeid once (the reason names it too), its phase beside it.
+    const std::string nodeid = c.value("nodeid", "");
+    const std::string phase = c.contains("phase") && c["phase"].is_string() ? c["phase"].get<std::string>() : "";
     std::cerr << "lpctl: " << (c.value("flaky", false) ? "flaky crash (passed when re-run): " : "crash: ")
-              << (c.value("nodeid", "").empty() ? "(" + c.value("where", "") + ")" : c.value("nodeid", "")) << ": "
-              << c.value("reason", "") << "\n";
+              << (nodeid.empty() ? "(" + c.value("where", "") + ")" : nodeid) << (phase.empty() ? "" : " [" + phase + "]")
+              << ": " << reason_beside_test(c.value("reason", ""), nodeid, phase) << "\n";
   }
 }
 
@@ -236,6 +241,26 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
   }
 }
 
+/// The end of `lpctl run` and `lpctl attach`: the run's crashes, its
+/// verdict and the reports that could not be written, on stderr; run.done
+/// itself with --json; then lpctl ends as the run did (exit_like), with 1
+/// for a green run whose report is missing.
+[[noreturn]] void end_like_the_run(const GlobalOptions& global, const std::string& run_id, const json& done,
+                                   std::vector<std::string> report_errors) {
+  print_crashes(done.value("crashes", json::array()));
+  // A command without a shim says nothing about its tests: say so,
+  // rather than let an empty report pass for a clean one.
+  if (done.contains("tests_reported") && !done.value("tests_reported", true))
+    std::cerr << "lpctl: no test events arrived from the command (no lpd shim in it?); its report is "
+                 "one testcase carrying its exit status\n";
+  std::cerr << "lpctl: run " << run_id << " " << done.value("text", "") << "\n";
+  for (const auto& e : report_errors) std::cerr << "lpctl: error: " << e << "\n";
+  if (global.json) print_json(done);
+  int returncode = done.value("returncode", 1);
+  if (!report_errors.empty() && returncode == 0) returncode = 1;
+  exit_like(returncode, done.value("signal", json()));
+}
+
 // -- h15abort: pytest-abort's environment ------------------------------------
 /// The crash log lpd appends to: --crash-log, else pytest-abort's
 /// PYTEST_ABORT_CRASHED_TESTS_LOG from lpctl's environment (so its users'
@@ -265,7 +290,7 @@ Command run_command() {
           [o](CLI::App& app) -> CommandRun {
             app.add_option("--name", o->name, "A name for the run (prefix of its run id)");
             app.add_option("--cwd", o->cwd, "Working directory (default: the current one)");
-            app.add_option("--env", o->env, "Extra environment variable K=V (repeatable)");
+            repeatable(app.add_option("--env", o->env, "Extra environment variable K=V (repeatable)"));  // h18cli
             app.add_option("--retry-crashed", o->retry_crashed,
                            "Re-run the command up to N times without the tests that crashed (needs a runner: "
                            "pytest, gtest, catch2, native)")
@@ -308,6 +333,15 @@ Command run_command() {
                              {"fail_on_flaky", o->fail_on_flaky},
                              {"pause_on_failure", o->pause_on_failure}};
               if (!o->name.empty()) fields["name"] = o->name;
+              // h18cli (issue 18): lpctl's stdout is a terminal: the command
+              // gets one of the same size (colours, line buffering), as if
+              // run there. Not for --detach: nobody is watching.
+              if (!o->detach && ::isatty(STDOUT_FILENO)) {
+                winsize size{};
+                if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) != 0 || size.ws_col == 0 || size.ws_row == 0)
+                  size = winsize{24, 80, 0, 0};
+                fields["terminal"] = {{"columns", size.ws_col}, {"rows", size.ws_row}};
+              }
               if (!o->runner.empty()) fields["runner"] = o->runner;
               if (const auto log = crash_log_path(o->crash_log); !log.empty()) fields["crash_log"] = absolute(log);  // h15abort
               // Detached runs have nobody to write the report: lpd does, at the end.
@@ -351,21 +385,32 @@ Command run_command() {
                   report_errors.push_back(std::string("JUnit report: ") + e.what());
                 }
               }
-              print_crashes(done.value("crashes", json::array()));
-              // A command without a shim says nothing about its tests: say so,
-              // rather than let an empty report pass for a clean one.
-              if (done.contains("tests_reported") && !done.value("tests_reported", true))
-                std::cerr << "lpctl: no test events arrived from the command (no lpd shim in it?); its report is "
-                             "one testcase carrying its exit status\n";
-              std::cerr << "lpctl: run " << run_id << " " << done.value("text", "") << "\n";
-              for (const auto& e : report_errors) std::cerr << "lpctl: error: " << e << "\n";
-              if (global.json) print_json(done);
-              int returncode = done.value("returncode", 1);
-              if (!report_errors.empty() && returncode == 0) returncode = 1;
-              exit_like(returncode, done.value("signal", json()));
+              end_like_the_run(global, run_id, done, std::move(report_errors));  // h18cli: shared with attach
             };
           }};
 }
+
+// -- h18cli (issue 18): lpctl attach ------------------------------------------
+Command attach_command() {
+  auto run_id = std::make_shared<std::string>();
+  return {"attach",
+          "Replay a supervised run's output from its start and follow it to the end (a run started with --detach, "
+          "or one already over); exit with the run's code",
+          [run_id](CLI::App& app) -> CommandRun {
+            app.add_option("run", *run_id, "Run id (lpctl runs -a lists them)")->required();
+            return [run_id](const GlobalOptions& global) -> int {
+              // Ctrl-C leaves the run alone and only ends lpctl (the default
+              // action: no handler, and follow() watches no signal pipe);
+              // lpctl stop RUN stops it.
+              const json done = follow(global, *run_id, 0);
+              std::vector<std::string> report_errors;
+              for (const auto& e : done.value("report_errors", json::array()))
+                if (e.is_string()) report_errors.push_back(e.get<std::string>());
+              end_like_the_run(global, *run_id, done, std::move(report_errors));
+            };
+          }};
+}
+// -- end h18cli
 
 Command stop_command() {
   struct Options {

@@ -25,15 +25,27 @@ Command runs_command() {
                     std::cout << (printed == 0 ? "[" : ",") << r.dump(-1, ' ', false, json::error_handler_t::replace);
                   } else {
                     if (printed == 0)
-                      std::printf("%-24s  %-7s  %-8s  %-7s  %s\n", "RUN", "STATUS", "PID", "WORKERS", "CWD");
+                      std::printf("%-24s  %-7s  %-8s  %-7s  %-4s  %-7s  %s\n", "RUN", "STATUS", "PID", "WORKERS",
+                                  "EXIT", "RESULT", "CWD");
                     // h14owner: "-" when lpd does not know the pid (null, or 0 from an older lpd).
                     const auto pid = r.find("pid");
                     const std::string pid_shown = pid != r.end() && pid->is_number_integer() && pid->get<long long>() > 0
                                                       ? std::to_string(pid->get<long long>())
                                                       : "-";
-                    std::printf("%-24s  %-7s  %-8s  %-7zu  %s\n", r.value("run_id", "").c_str(),
+                    // h18cli: how a supervised run ended; "-" while it runs, or when no one saw it end.
+                    const auto rc = r.find("returncode");
+                    const std::string exit_shown = rc != r.end() && rc->is_number_integer()
+                                                       ? std::to_string(rc->get<long long>())
+                                                       : "-";
+                    const auto result = r.find("result");
+                    const std::string result_shown = result != r.end() && result->is_string() &&
+                                                             !result->get_ref<const std::string&>().empty()
+                                                         ? result->get<std::string>()
+                                                         : "-";
+                    std::printf("%-24s  %-7s  %-8s  %-7zu  %-4s  %-7s  %s\n", r.value("run_id", "").c_str(),
                                 r.value("status", "").c_str(), pid_shown.c_str(),
-                                r.value("workers", json::array()).size(), r.value("cwd", "").c_str());
+                                r.value("workers", json::array()).size(), exit_shown.c_str(), result_shown.c_str(),
+                                r.value("cwd", "").c_str());
                   }
                   ++printed;
                 }

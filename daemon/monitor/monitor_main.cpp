@@ -35,19 +35,33 @@
 // command's process after it became the user: a root monitor must never
 // run under a user's LD_PRELOAD or LD_LIBRARY_PATH.
 //
+// Terminal (h18cli, issue 18): with --pty COLSxROWS the command's stdout
+// and stderr are a pseudo-terminal of that size (its stdin stays
+// /dev/null), so a test runner keeps its colours and line buffering, as in
+// the terminal of the `lpctl run` that asked; a thread copies what it
+// writes to the monitor's stdout (the run's log) until every holder of
+// the terminal is gone. Output processing is off (no "\r\n" in the log).
+//
 // Usage: lpd-monitor --status FILE [--cwd DIR] [--env-file FILE] [--uid U
-//        --gid G [--groups G1,G2,...]] [--cgroup-base DIR] -- COMMAND [ARGS...]
+//        --gid G [--groups G1,G2,...]] [--cgroup-base DIR] [--pty COLSxROWS]
+//        -- COMMAND [ARGS...]
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <sys/ioctl.h>  // h18cli
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>  // h18cli
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>              // h18cli
+#include <condition_variable>  // h18cli
+#include <mutex>               // h18cli
+#include <thread>              // h18cli
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -149,7 +163,7 @@ std::string json_string(const std::string& s) {
 int usage() {
   std::fprintf(stderr,
                "usage: lpd-monitor --status FILE [--cwd DIR] [--env-file FILE] [--uid U --gid G [--groups G1,G2,...]] "
-               "[--cgroup-base DIR] -- "
+               "[--cgroup-base DIR] [--pty COLSxROWS] -- "
                "COMMAND "
                "[ARGS...]\n");
   return 64;
@@ -324,12 +338,122 @@ std::string left_running_fields(const std::vector<lpd::daemon::Leftover>& leftov
          "],\"left_running_count\":" + std::to_string(leftovers.size());
 }
 
+// -- h18cli (issue 18): the command on a pseudo-terminal ---------------------
+
+/// Parses "COLSxROWS" (each 1..10000); false for anything else.
+bool parse_terminal_size(const std::string& text, winsize* out) {
+  const auto x = text.find('x');
+  if (x == std::string::npos) return false;
+  unsigned cols = 0, rows = 0;
+  if (!parse_id(text.substr(0, x).c_str(), &cols) || !parse_id(text.substr(x + 1).c_str(), &rows)) return false;
+  if (cols < 1 || cols > 10000 || rows < 1 || rows > 10000) return false;
+  *out = winsize{};
+  out->ws_col = static_cast<unsigned short>(cols);
+  out->ws_row = static_cast<unsigned short>(rows);
+  return true;
+}
+
+/// A new pseudo-terminal of `size`, output processing off: the master (kept
+/// by the monitor) and the slave (the command's stdout and stderr), both
+/// close-on-exec (the child dup2s the slave onto 1 and 2). False, errno set.
+bool open_terminal(const winsize& size, int* master, int* slave) {
+  *master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (*master < 0) return false;
+  char name[128];
+  if (::grantpt(*master) != 0 || ::unlockpt(*master) != 0 || ::ptsname_r(*master, name, sizeof name) != 0) {
+    const int error = errno;
+    ::close(*master);
+    errno = error;
+    return false;
+  }
+  *slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (*slave < 0) {
+    const int error = errno;
+    ::close(*master);
+    errno = error;
+    return false;
+  }
+  termios mode{};
+  if (::tcgetattr(*slave, &mode) == 0) {
+    mode.c_oflag &= ~static_cast<tcflag_t>(OPOST);  // "\n" stays "\n" in the log
+    ::tcsetattr(*slave, TCSANOW, &mode);
+  }
+  ::ioctl(*master, TIOCSWINSZ, &size);
+  return true;
+}
+
+/// Copies the terminal's output to the monitor's stdout (the run's log)
+/// on a thread of its own, until every holder of the slave has closed it
+/// (read gives EIO, after what was written: Linux hands the master the
+/// buffered bytes first).
+class TerminalCopy {
+ public:
+  explicit TerminalCopy(int master) : master_(master) {
+    // The thread takes no signal: they stay the main thread's (forwarding,
+    // the waitpid loop).
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    thread_ = std::thread([this] { run(); });
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+  ~TerminalCopy() {
+    if (thread_.joinable()) thread_.detach();  // an early return of main: the process ends now
+  }
+  TerminalCopy(const TerminalCopy&) = delete;
+  TerminalCopy& operator=(const TerminalCopy&) = delete;
+
+  /// Waits until the copy is over, at most `limit` (something outside the
+  /// run may hold the terminal open: the monitor still ends, and the
+  /// thread with it). True when it was over.
+  bool wait(std::chrono::seconds limit) {
+    std::unique_lock lock(mutex_);
+    const bool over = done_cv_.wait_for(lock, limit, [this] { return done_; });
+    if (over) {
+      lock.unlock();
+      thread_.join();
+    } else {
+      thread_.detach();
+    }
+    return over;
+  }
+
+ private:
+  void run() {
+    char buffer[65536];
+    for (;;) {
+      const ssize_t n = ::read(master_, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // EIO: no one holds the terminal any more
+      for (ssize_t done = 0; done < n;) {
+        const ssize_t w = ::write(STDOUT_FILENO, buffer + done, static_cast<std::size_t>(n - done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;  // the log refuses (full disk): what follows is lost, the run goes on
+        done += w;
+      }
+    }
+    std::lock_guard lock(mutex_);
+    done_ = true;
+    done_cv_.notify_all();
+  }
+
+  int master_;
+  std::mutex mutex_;
+  std::condition_variable done_cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+// -- end h18cli
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string status_path, cwd, env_file, cgroup_base;
   Identity who;
   bool has_uid = false, has_gid = false;
+  bool use_terminal = false;  // h18cli: --pty
+  winsize terminal_size{};
   int i = 1;
   for (; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -342,6 +466,9 @@ int main(int argc, char** argv) {
       env_file = argv[++i];
     } else if (arg == "--cgroup-base" && i + 1 < argc) {
       cgroup_base = argv[++i];
+    } else if (arg == "--pty" && i + 1 < argc && parse_terminal_size(argv[i + 1], &terminal_size)) {  // h18cli
+      use_terminal = true;
+      ++i;
     } else if (arg == "--uid" && i + 1 < argc && parse_id(argv[i + 1], &id)) {
       who.uid = static_cast<uid_t>(id);
       has_uid = true;
@@ -385,6 +512,13 @@ int main(int argc, char** argv) {
   }
   command_envp.push_back(nullptr);
 
+  // Blocked until there is a command to forward them to (lpd starts the
+  // monitor with them blocked already): one that comes sooner is pending,
+  // not lost, and is forwarded as soon as the command's group exists.
+  sigset_t forwarded;
+  sigemptyset(&forwarded);
+  for (int signo : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2}) sigaddset(&forwarded, signo);
+  ::sigprocmask(SIG_BLOCK, &forwarded, nullptr);
   struct sigaction forward {};
   forward.sa_handler = forward_signal;
   sigemptyset(&forward.sa_mask);
@@ -396,6 +530,19 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "lpd-monitor: cannot become a child subreaper: %s\n", std::strerror(errno));
   CommandCgroup cgroup = make_command_cgroup(cgroup_base);
   g_cgroup_kill_fd = cgroup.kill_fd;
+
+  // h18cli: the terminal, made before the fork (the child only dup2s).
+  int terminal_master = -1, terminal_slave = -1;
+  if (use_terminal && !open_terminal(terminal_size, &terminal_master, &terminal_slave)) {
+    std::fprintf(stderr, "lpd-monitor: cannot open a pseudo-terminal (%s); the command writes to the log directly\n",
+                 std::strerror(errno));
+    terminal_master = terminal_slave = -1;
+  }
+  // The terminal is the run's user's, as a login's is (a root monitor's
+  // grantpt gave it to root): `tty`, `stty` and ttyname() work as that user.
+  if (terminal_slave >= 0 && who.set && ::fchown(terminal_slave, who.uid, static_cast<gid_t>(-1)) != 0)
+    std::fprintf(stderr, "lpd-monitor: cannot hand the terminal to uid %u: %s\n", static_cast<unsigned>(who.uid),
+                 std::strerror(errno));
 
   const double started_at = now_seconds();
   const pid_t child = ::fork();
@@ -418,7 +565,11 @@ int main(int argc, char** argv) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
-    close_other_descriptors();  // stdout and stderr are already the run's log
+    if (terminal_slave >= 0) {  // h18cli: stdout and stderr on the terminal
+      ::dup2(terminal_slave, STDOUT_FILENO);
+      ::dup2(terminal_slave, STDERR_FILENO);
+    }
+    close_other_descriptors();  // stdout and stderr are the run's log, or its terminal
     if (const int err = become(who, cwd)) {
       dprintf(STDERR_FILENO, "lpd-monitor: cannot start %s as uid %u in %s: %s\n", command[0],
               static_cast<unsigned>(who.set ? who.uid : ::getuid()), cwd.empty() ? "." : cwd.c_str(),
@@ -434,6 +585,13 @@ int main(int argc, char** argv) {
   }
   ::setpgid(child, child);  // both sides, so no signal can race the child's own setpgid
   g_child_group = child;
+  ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr);  // a stop already pending is forwarded now
+  // h18cli: the command's tree holds the terminal now; the copy ends when it lets go.
+  std::optional<TerminalCopy> terminal_copy;
+  if (terminal_master >= 0) {
+    ::close(terminal_slave);
+    terminal_copy.emplace(terminal_master);
+  }
   if (cgroup.procs_fd >= 0) ::close(cgroup.procs_fd);
   write_atomically(status_path, "{\"state\":\"running\",\"pid\":" + std::to_string(child) +
                                     ",\"monitor_pid\":" + std::to_string(::getpid()) +
@@ -458,6 +616,10 @@ int main(int argc, char** argv) {
   const auto leftovers = lpd::daemon::kill_own_descendants(cgroup.kill_fd);
   g_cgroup_kill_fd = -1;
   if (cgroup.kill_fd >= 0) ::close(cgroup.kill_fd);
+  // h18cli: the whole tree is gone: the rest of its output, then the status.
+  if (terminal_copy && !terminal_copy->wait(std::chrono::seconds(10)))
+    std::fprintf(stderr, "lpd-monitor: the command's terminal is still held open by a process outside the run; "
+                         "its output after this point is not in the log\n");
   if (!cgroup.dir.empty() && ::rmdir(cgroup.dir.c_str()) != 0 && errno != ENOENT)
     std::fprintf(stderr, "lpd-monitor: cannot remove cgroup %s: %s\n", cgroup.dir.c_str(), std::strerror(errno));
   std::string result = "{\"state\":\"exited\",\"pid\":" + std::to_string(child) +

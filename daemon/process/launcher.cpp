@@ -104,9 +104,10 @@ struct ChildSetup {
     if (cgroup_procs_fd < 0 && spec.contain_tree && ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
       return last_error();
     if (spec.new_session && ::setsid() < 0) return last_error();
-    sigset_t none;
-    ::sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    sigset_t blocked;
+    ::sigemptyset(&blocked);
+    for (int signo : spec.blocked_signals) ::sigaddset(&blocked, signo);
+    ::sigprocmask(SIG_SETMASK, &blocked, nullptr);
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     ::sigemptyset(&dfl.sa_mask);

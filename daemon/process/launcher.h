@@ -40,6 +40,11 @@ struct LaunchSpec {
   /// by ppid instead of going to init. False for lpd-monitor, which does
   /// both itself for its command.
   bool contain_tree = true;
+  /// Signals the command starts with blocked (the mask is kept across
+  /// exec, and so are signals pending). For lpd-monitor: a stop that
+  /// arrives before it has a command to forward it to waits instead of
+  /// being lost, or killing the monitor itself. Empty: nothing blocked.
+  std::vector<int> blocked_signals;
 };
 
 /// A started process. lpd is its parent and must reap it (through `pidfd`).

@@ -72,6 +72,7 @@ json JobSpec::to_json() const {
             {"junit", junit_path},
             {"crash_log", crash_log_path},   {"pause_on_failure", pause_on_failure}};
   if (run_as) j["run_as"] = {{"uid", run_as->uid}, {"gid", run_as->gid}, {"groups", run_as->groups}};
+  if (terminal_columns > 0) j["terminal"] = {{"columns", terminal_columns}, {"rows", terminal_rows}};  // h18cli
   return j;
 }
 
@@ -88,6 +89,10 @@ JobSpec JobSpec::from_json(const json& j) {
   s.junit_path = field_or(j, "junit", "");
   s.crash_log_path = field_or(j, "crash_log", "");
   s.pause_on_failure = field_or(j, "pause_on_failure", false);
+  if (const auto t = j.find("terminal"); t != j.end() && t->is_object()) {  // h18cli
+    s.terminal_columns = field_or(*t, "columns", 0);
+    s.terminal_rows = field_or(*t, "rows", 0);
+  }
   if (j.contains("run_as") && j["run_as"].is_object()) {
     const json& r = j["run_as"];
     s.run_as = Credentials{field_or(r, "uid", static_cast<uid_t>(-1)), field_or(r, "gid", static_cast<gid_t>(-1)),

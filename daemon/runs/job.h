@@ -39,6 +39,11 @@ struct JobSpec {
   bool pause_on_failure = false;
   /// Whom the command runs as (a root lpd runs it as the requesting user).
   std::optional<Credentials> run_as;
+  /// h18cli (issue 18): the command's output goes to a pseudo-terminal of
+  /// this size (lpctl's stdout is a terminal: colours, line buffering);
+  /// 0: to the log directly (pipes and files see plain output).
+  int terminal_columns = 0;
+  int terminal_rows = 0;
 
   nlohmann::json to_json() const;
   static JobSpec from_json(const nlohmann::json& j);

@@ -21,6 +21,8 @@
 #include "daemon/process/leftover_test.h"  // h14left
 #include "daemon/process_identity.h"
 #include "daemon/reports/junit_of_job.h"
+#include "daemon/runs/attempt_banner.h"  // h18cli
+#include "daemon/runs/run_result.h"      // h18cli
 #include "daemon/as_user.h"
 #include "daemon/run_as.h"
 #include "daemon/untrusted_file.h"
@@ -253,6 +255,20 @@ json JobService::handle_start(Call& call) {
   if (spec.rerun_crashed < 0 || spec.rerun_crashed > 100)
     throw Error(ErrorCode::kBadRequest, "field \"rerun_crashed\" must be between 0 and 100");
   spec.fail_on_flaky = f.optional_boolean("fail_on_flaky").value_or(false);
+  // -- h18cli (issue 18): "terminal": {"columns": C, "rows": R} runs the
+  // command on a pseudo-terminal of that size (lpd-monitor --pty).
+  if (const auto t = call.body.find("terminal"); t != call.body.end() && !t->is_null()) {
+    const auto dimension = [&](const char* name) {
+      const auto v = t->is_object() ? t->find(name) : t->end();
+      if (v == t->end() || !v->is_number_integer() || v->get<std::int64_t>() < 1 || v->get<std::int64_t>() > 10000)
+        throw Error(ErrorCode::kBadRequest,
+                    "field \"terminal\" must be {\"columns\": N, \"rows\": M}, each between 1 and 10000");
+      return static_cast<int>(v->get<std::int64_t>());
+    };
+    spec.terminal_columns = dimension("columns");
+    spec.terminal_rows = dimension("rows");
+  }
+  // -- end h18cli
   std::optional<Runner> named_runner;
   if (auto name = f.optional_string("runner"); name && !name->empty()) {
     named_runner = runner_from_name(*name);
@@ -349,12 +365,35 @@ void JobService::forget_unstarted(const std::string& run_id) {
     spdlog::warn("run {}: could not remove what its failed start left: {}", run_id, why);
 }
 
+// -- h18cli (issue 18): the re-run banner, in the output itself ------------
+// In the log, not an event: every reader (lpctl run, attach, a replay, the
+// file) gets it exactly between the two attempts' output. On a line of its
+// own: the previous attempt may have died mid-line (pytest's progress dots).
+void JobService::write_attempt_banner(int log_fd, const std::string& path, const std::string& banner) {
+  if (banner.empty()) return;
+  std::string text = banner;
+  struct stat st {};
+  if (::fstat(log_fd, &st) == 0 && st.st_size > 0) {
+    // The last byte, read through a descriptor of its own (the command's is
+    // write-only); a hole the output cap punched reads as 0: a newline then.
+    UniqueFd reader(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    char last = 0;
+    if (!reader || ::pread(reader.get(), &last, 1, st.st_size - 1) != 1 || last != '\n') text.insert(0, "\n");
+  }
+  // O_APPEND, before the attempt starts: nothing else writes the log now.
+  if (::write(log_fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    spdlog::warn("cannot write the attempt banner into {}: {}", path, std::strerror(errno));
+}
+// -- end h18cli
+
 void JobService::start_attempt(Supervised& s) {
   s.job.attempt += 1;
   store_.make_dir("runs/" + s.run_id);
   write_selection_files(s);
   ::unlink(status_path(s.run_id).c_str());
   UniqueFd log_fd = open_output_log(output_path(s.run_id), s.job.spec.run_as);
+  write_attempt_banner(log_fd.get(), output_path(s.run_id),
+                       attempt_banner(s.job.attempt_kind, s.job.plan, s.job.attempt_only));  // h18cli
   output_cap_.started(s.run_id, s.owner, output_path(s.run_id));  // h13out: capped while it is written
   LaunchSpec spec;
   // The monitor runs as lpd; the command as the run's user (see output_path).
@@ -369,6 +408,9 @@ void JobService::start_attempt(Supervised& s) {
   // cgroup in lpd's cgroup base, else as subreaper), so the launcher does
   // not put the monitor itself in one.
   spec.contain_tree = false;
+  // Held until the monitor has forked the command and can forward them
+  // (lpd-monitor unblocks them then): a run.stop right after run.start.
+  spec.blocked_signals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2};
   if (const auto& cgroups = supervision_cgroup_base(); cgroups.usable()) {
     spec.argv.push_back("--cgroup-base");
     spec.argv.push_back(cgroups.dir);
@@ -384,6 +426,10 @@ void JobService::start_attempt(Supervised& s) {
       spec.argv.push_back("--groups");
       spec.argv.push_back(groups);
     }
+  }
+  if (s.job.spec.terminal_columns > 0) {  // h18cli: on a pseudo-terminal
+    spec.argv.push_back("--pty");
+    spec.argv.push_back(std::to_string(s.job.spec.terminal_columns) + "x" + std::to_string(s.job.spec.terminal_rows));
   }
   spec.argv.push_back("--");
   for (const auto& arg : s.job.attempt_argv()) spec.argv.push_back(arg);
@@ -616,6 +662,13 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
   }
   set_state(s, JobState::kDone, text);
   output_cap_.ended(s.run_id);  // h13out: its last writes, then it counts towards its owner's total
+  // -- h18cli (issue 18): how it ended, in run.list (lpctl runs -a)
+  if (Run* run = runs_.find(s.run_id)) {
+    run->returncode = s.job.returncode;
+    run->signal = s.job.signal;
+    run->result = run_result(facts, *s.job.returncode);
+  }
+  // -- end h18cli
   if (runs_.end(s.run_id, s.job.ended_at)) {
     if (Run* run = runs_.find(s.run_id)) {
       // (issue 13, full disk) Out of a request: a StorageFailure here would

@@ -235,6 +235,10 @@ class JobService {
   /// 0600, in the run's directory; the monitor removes it). Throws
   /// protocol::Error(kInternal).
   static void write_env_file(const std::string& path, const std::vector<std::string>& env);
+  /// h18cli: appends `banner` (attempt_banner) to the run's log `log_fd`
+  /// (at `path`), after a newline when the log does not end with one;
+  /// nothing for "". A failed write is logged, never thrown.
+  static void write_attempt_banner(int log_fd, const std::string& path, const std::string& banner);
   /// Opens (creating, 0600) the run's output log for the monitor to inherit,
   /// owned by `owner` when set. Throws protocol::Error(kInternal).
   static UniqueFd open_output_log(const std::string& path, const std::optional<Credentials>& owner);

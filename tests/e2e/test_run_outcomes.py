@@ -398,5 +398,5 @@ def test_the_crash_traceback_reaches_the_console_and_lpctl_crashes(lpd, work_dir
     code, out, err, done = lpctl_run(lpd, work_dir, *pytest_cmd("test_tb.py"))
     assert code == -signal.SIGSEGV
     assert "Fatal Python error" in out and "test_tb.py" in out, out  # the live stream: the run's output
-    text = lpd.lpctl("crashes", "--run-id", done["run_id"]).stdout
+    text = lpd.lpctl("crashes", "-v", "--run-id", done["run_id"]).stdout  # h18cli: -v prints the traceback
     assert "test_tb.py::test_segv_here" in text and "Fatal Python error" in text and "line 3" in text, text

@@ -1,0 +1,214 @@
+"""Issue 18 (h18cli): lpctl's rough edges. `lpctl attach` replays and follows
+a run's output and exits with its code; a command given without `--` gets a
+hint; `--env` stops at `--`; typos get a suggestion; `runs -a` shows how
+runs ended; `crashes` names the test once (-v: the traceback); a retry
+starts under a banner on a line of its own; under a terminal the command
+runs on a pseudo-terminal (pytest's colours). Waits are events (process
+exits, lines read, FIFOs), never sleeps."""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+
+import pytest
+
+from lpd_harness import LPCTL_BIN, PYTHON, read_line_with_timeout, write_tests
+
+
+def run_env(lpd):
+    env = lpd.env()
+    for name in ("LPD_RUN_ID", "LPD_WORKER_ID", "LPD_PAUSE_ON_FAILURE", "PYTEST_ADDOPTS"):
+        env.pop(name, None)
+    return env
+
+
+def lpctl(lpd, *args, cwd=None, timeout=240):
+    return subprocess.run([LPCTL_BIN, "--socket", lpd.socket, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=run_env(lpd))
+
+
+# -- lpctl attach ---------------------------------------------------------------
+
+def test_attach_follows_a_detached_run_and_exits_with_its_code(lpd, work_dir):
+    fifo = os.path.join(work_dir, "go")
+    os.mkfifo(fifo)
+    started = lpctl(lpd, "run", "--detach", "--", "sh", "-c", 'echo started; read word < "$1"; echo "after $word"; exit 5',
+                    "sh", fifo, cwd=work_dir)
+    assert started.returncode == 0, started
+    run_id = started.stdout.strip()
+    attach = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "attach", run_id], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=run_env(lpd))
+    try:
+        # The output so far arrives while the run still waits on the FIFO.
+        assert read_line_with_timeout(attach.stdout, 60) == "started\n"
+        with open(fifo, "w") as f:
+            f.write("go\n")
+        rest, err = attach.communicate(timeout=120)
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait()
+    assert attach.returncode == 5, (rest, err)
+    assert rest == "after go\n", rest
+    assert f"run {run_id} exited with code 5" in err, err
+
+
+def test_attach_replays_a_finished_run(lpd, work_dir):
+    done = lpctl(lpd, "run", "--", "sh", "-c", "echo one; echo two; exit 3", cwd=work_dir)
+    assert done.returncode == 3, done
+    run_id = lpctl(lpd, "--json", "runs", "-a").stdout
+    run_id = json.loads(run_id)[-1]["run_id"]
+    for _ in range(2):  # again: the whole output each time
+        again = lpctl(lpd, "attach", run_id)
+        assert again.returncode == 3, again
+        assert again.stdout == "one\ntwo\n", again.stdout
+
+
+def test_attach_to_an_unknown_run_fails(lpd):
+    r = lpctl(lpd, "attach", "no-such-run")
+    assert r.returncode == 1 and "no-such-run" in r.stderr, r
+
+
+# -- the command line ---------------------------------------------------------
+
+def test_a_command_without_dashdash_gets_the_hint(lpd, work_dir):
+    r = lpctl(lpd, "run", "pytest", "-q", cwd=work_dir)
+    assert r.returncode == 64, r
+    assert "-q" in r.stderr and "put -- before the command" in r.stderr, r.stderr
+    # lpctl's own unknown option after a -- is not the command's: no hint.
+    r = lpctl(lpd, "run", "--no-such-option", "--", "true", cwd=work_dir)
+    assert r.returncode == 64 and "put --" not in r.stderr, r.stderr
+
+
+def test_env_and_repeatable_options_stop_at_dashdash(lpd, work_dir):
+    r = lpctl(lpd, "run", "--env", "K=V", "--env", "L=W", "--", "sh", "-c", 'echo "$K $L $1"', "sh", "-x", cwd=work_dir)
+    assert r.returncode == 0, r
+    assert r.stdout == "V W -x\n", r.stdout
+    r = lpctl(lpd, "run", "--env=K=V", "--", "sh", "-c", 'echo "$K $1"', "sh", "--env", cwd=work_dir)
+    assert r.returncode == 0 and r.stdout == "V --env\n", r
+
+
+def test_a_mistyped_command_gets_a_suggestion(lpd):
+    r = lpctl(lpd, "rusn")
+    assert r.returncode == 64 and "did you mean 'runs'?" in r.stderr, r
+    r = lpctl(lpd, "--json", "crashs")
+    assert r.returncode == 64 and "did you mean 'crashes'?" in r.stderr, r
+    r = lpctl(lpd, "frobnicate")
+    assert r.returncode == 64 and "did you mean" not in r.stderr and "unknown command 'frobnicate'" in r.stderr, r
+
+
+def test_help_lists_every_exit_code(lpd):
+    text = lpctl(lpd, "--help").stdout
+    for code in ("0 ok", "1 the operation failed", "2 no lpd answered", "64 bad command line", "124 a wait timed out"):
+        assert code in text, text
+
+
+def test_runs_all_shows_exit_code_and_result(lpd, work_dir):
+    assert lpctl(lpd, "run", "--", "true", cwd=work_dir).returncode == 0
+    assert lpctl(lpd, "run", "--", "sh", "-c", "exit 7", cwd=work_dir).returncode == 7
+    runs = json.loads(lpctl(lpd, "--json", "runs", "-a").stdout)
+    assert [(r["returncode"], r["result"]) for r in runs] == [(0, "passed"), (7, "failed")], runs
+    lines = lpctl(lpd, "runs", "-a").stdout.splitlines()
+    header = lines[0].split()
+    assert header[:7] == ["RUN", "STATUS", "PID", "WORKERS", "EXIT", "RESULT", "CWD"], lines
+    rows = [dict(zip(header, line.split(None, len(header) - 1))) for line in lines[1:]]
+    assert [(r["EXIT"], r["RESULT"]) for r in rows] == [("0", "passed"), ("7", "failed")], lines
+
+
+# -- retries, crashes ---------------------------------------------------------
+
+CRASH_MID_LINE = """
+import os
+
+def test_a_passes():
+    pass
+
+def test_b_dies():
+    if not os.path.exists("retrying"):
+        open("retrying", "w").close()
+        os.write(1, b"partial line")
+        os.kill(os.getpid(), 9)
+
+def test_c_passes():
+    pass
+"""
+
+
+def test_a_retry_starts_under_a_banner_on_its_own_line(lpd, work_dir):
+    write_tests(work_dir, "test_mid.py", CRASH_MID_LINE)
+    r = lpctl(lpd, "--json", "run", "--retry-crashed", "2", "--", PYTHON, "-m", "pytest", "-p", "no:cacheprovider",
+              "-p", "no:faulthandler", "-q", "-s", "test_mid.py", cwd=work_dir)
+    lines = r.stdout.splitlines()
+    done = json.loads([line for line in lines if line.startswith("{")][-1])
+    assert done["attempts"] == 2, r
+    assert "lpd: attempt 2/3: re-running without 1 crashed test" in lines, r.stdout
+    banner_at = lines.index("lpd: attempt 2/3: re-running without 1 crashed test")
+    assert lines[banner_at - 1].endswith("partial line"), lines  # the dead attempt's line, ended before it
+    # The crash names its test once, the traceback only with -v.
+    text = lpctl(lpd, "crashes", "--run-id", done["run_id"]).stdout
+    assert text.count("test_mid.py::test_b_dies") == 1, text
+    assert "killed by SIGKILL" in text, text
+
+
+def test_crashes_verbose_prints_the_traceback(lpd, work_dir):
+    write_tests(work_dir, "test_tb.py", "import ctypes\ndef test_segv_here():\n    ctypes.string_at(0)\n")
+    r = lpctl(lpd, "--json", "run", "--", PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_tb.py",
+              cwd=work_dir)
+    run_id = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])["run_id"]
+    plain = lpctl(lpd, "crashes", "--run-id", run_id).stdout
+    assert plain.count("test_tb.py::test_segv_here") == 1 and "Fatal Python error" not in plain, plain
+    verbose = lpctl(lpd, "crashes", "-v", "--run-id", run_id).stdout
+    assert "Fatal Python error" in verbose and "line 3" in verbose, verbose
+    # lpctl run's own crash line names the test once too.
+    assert r.stderr.count("test_tb.py::test_segv_here") == 1, r.stderr
+    listed = {x["run_id"]: x for x in json.loads(lpctl(lpd, "--json", "runs", "-a").stdout)}[run_id]
+    assert listed["result"] == "crashed" and listed["signal"] == 11, listed
+
+
+# -- the terminal -------------------------------------------------------------
+
+COLOURED = """
+def test_passes():
+    pass
+
+def test_fails():
+    assert 1 == 2
+"""
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) from util-linux")
+def test_under_a_terminal_the_command_runs_on_one(lpd, work_dir):
+    write_tests(work_dir, "test_colour.py", COLOURED)
+    command = [LPCTL_BIN, "--socket", lpd.socket, "run", "--", PYTHON, "-m", "pytest", "-p", "no:cacheprovider",
+               "test_colour.py"]
+    env = run_env(lpd)
+    env.pop("NO_COLOR", None)
+    env.pop("PY_COLORS", None)
+    env["TERM"] = "xterm"
+    # script(1) gives lpctl a terminal for stdout; the log is the terminal's output.
+    r = subprocess.run(["script", "-qec", shlex.join(command), "/dev/null"], cwd=work_dir, capture_output=True,
+                       timeout=240, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r
+    assert b"\x1b[" in r.stdout, r.stdout  # pytest's colours: it saw a terminal
+    assert b"1 failed" in r.stdout, r.stdout
+    # Through a pipe: plain output, as pytest writes for a pipe.
+    piped = subprocess.run(command, cwd=work_dir, capture_output=True, timeout=240, env=env)
+    assert piped.returncode == 1, piped
+    assert b"1 failed" in piped.stdout and b"\x1b[" not in piped.stdout, piped.stdout
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) from util-linux")
+def test_the_terminal_has_a_size_and_carries_stdout_and_stderr(lpd, work_dir):
+    probe = ("import os, sys; size = os.get_terminal_size(1); "
+             "print('tty', os.isatty(1), os.isatty(2), size.columns > 0, size.lines > 0, os.ttyname(1).startswith('/dev/pts/'))")
+    command = [LPCTL_BIN, "--socket", lpd.socket, "run", "--", PYTHON, "-c", probe]
+    r = subprocess.run(["script", "-qec", shlex.join(command), "/dev/null"], cwd=work_dir, capture_output=True,
+                       timeout=240, env=run_env(lpd), stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r
+    assert b"tty True True True True True" in r.stdout, r.stdout
+    piped = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", PYTHON, "-c",
+                            "import os; print('tty', os.isatty(1), os.isatty(2))"],
+                           cwd=work_dir, capture_output=True, timeout=240, env=run_env(lpd))
+    assert piped.returncode == 0 and piped.stdout == b"tty False False\n", piped
