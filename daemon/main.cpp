@@ -14,6 +14,8 @@
 #include "daemon/daemon.h"
 #include "daemon/logging.h"
 #include "daemon/readiness.h"
+#include "daemon/stop_command.h"
+#include "daemon/stop_rules.h"
 #include "protocol/paths.h"
 #include "protocol/version.h"
 
@@ -174,14 +176,44 @@ int main(int argc, char** argv) {
                     "With --foreground: write \"READY <pid>\" (or \"ERROR <why>\") to this fd once the "
                     "socket accepts connections");
 
+  // issue 18 (h18try): `lpd stop`, the way out `lpd start` had lacked.
+  std::string stop_socket;
+  double stop_timeout_seconds = 30;
+  auto* stop = app.add_subcommand(
+      "stop",
+      "Stop the running daemon gracefully (SIGTERM, as systemctl stop does) and wait until it is gone.\n"
+      "Runs and helper servers it supervised keep running; the next `lpd start` takes them back.\n"
+      "Only the daemon's user or root may stop it. Exit codes: 0 stopped, 1 refused or still running\n"
+      "after --timeout, 2 no lpd was running on the socket, 64 bad command line.");
+  stop->add_option("--socket", stop_socket,
+                   "Socket of the daemon to stop (default: as `lpd start`: $LPD_SOCKET, else /run/lpd/lpd.sock "
+                   "for root, else $XDG_RUNTIME_DIR/lpd/lpd.sock, else /tmp/lpd-$UID/lpd.sock)");
+  stop->add_option("--timeout", stop_timeout_seconds, "Seconds to wait for it to be gone (default 30)")
+      ->check(CLI::Range(0.01, 3600.0));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help is 0; any other parse error is a bad command line: 64 (EX_USAGE,
+    // as lpctl), not CLI11's own numbers.
+    return app.exit(e) == 0 ? 0 : 64;
   }
   if (show_version) {
     std::cout << "lpd " << lpd::protocol::kLpdVersion << " (protocol " << lpd::protocol::kProtocolVersion << ")\n";
     return 0;
+  }
+  if (stop->parsed()) {
+    if (stop_socket.empty()) stop_socket = lpd::protocol::default_socket_path(::geteuid(), lpd::protocol::process_env());
+    if (stop_socket.front() != '/') {
+      char cwd[4096];
+      if (::getcwd(cwd, sizeof(cwd)) == nullptr) {
+        std::cerr << "lpd: cannot resolve the relative socket path: getcwd failed\n";
+        return lpd::daemon::kStopExitFailed;
+      }
+      stop_socket = std::string(cwd) + "/" + stop_socket;
+    }
+    return lpd::daemon::stop_daemon(stop_socket,
+                                    std::chrono::milliseconds(static_cast<long long>(stop_timeout_seconds * 1000)));
   }
   if (!start->parsed()) {
     std::cout << app.help();

@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds lpd, starts the daemon (unless one already
-# answers) and shows its status. Safe to run again.
+# The quick start: installs dependencies, builds lpd, starts the daemon
+# (unless one already answers), then shows lpd's main job on the sample
+# project in examples/ (examples/run-sample.sh): a pytest suite under
+# `lpctl run` where two tests share a helper server lpd starts once, a
+# failing test pauses and is resumed from outside with a reason, the last
+# test segfaults and lpd pins the crash on it with its traceback, and lpd
+# writes a JUnit report. It ends with what happened, where to look, and how
+# to stop the daemon (`lpd stop`). Every wait is on an event from lpd. Safe
+# to run again, from any directory. Exit 0 when the sample behaved as
+# described.
+# $LPD_SOCKET (and $LPD_STATE_DIR, for a daemon it starts) choose another
+# daemon than the default one (scripts/clone-check.sh keeps apart that way).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
 
 bash scripts/install-deps.sh
 cmake --preset default >/dev/null
 cmake --build --preset default
-if ! build/default/lpctl status >/dev/null 2>&1; then
-  build/default/lpd start
+
+bin="$repo/build/default"
+if ! "$bin/lpctl" status >/dev/null 2>&1; then
+  "$bin/lpd" start ${LPD_STATE_DIR:+--state-dir "$LPD_STATE_DIR"}
 fi
-build/default/lpctl status
+exec bash examples/run-sample.sh "$bin" "$bin/try"

@@ -93,7 +93,8 @@ class Lpd:
     # after each test (helpers outlive lpd on purpose, so stop() does not).
     started = []
 
-    def __init__(self, root=None):
+    def __init__(self, root=None, lpd_bin=None):
+        self.lpd_bin = lpd_bin or LPD_BIN  # h18try: staged_install()["lpd"] for tests run by other users
         self.root = root or short_tempdir()
         self.socket = os.path.join(self.root, "lpd.sock")
         self.state_dir = os.path.join(self.root, "state")
@@ -114,7 +115,7 @@ class Lpd:
             def preexec():
                 resource.setrlimit(resource.RLIMIT_NOFILE, (rlimit_nofile, rlimit_nofile))
         self.proc = subprocess.Popen(
-            [LPD_BIN, "start", "--foreground", "--socket", self.socket, "--state-dir", self.state_dir,
+            [self.lpd_bin, "start", "--foreground", "--socket", self.socket, "--state-dir", self.state_dir,
              "--log-level", "debug", "--ready-fd", str(write_fd), *extra],
             pass_fds=[write_fd], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             env=env if env is not None else self.env(), preexec_fn=preexec)
@@ -352,6 +353,57 @@ SHIM_MODULE_DIR = os.path.join(os.path.dirname(os.path.abspath(LPD_BIN)), "pytho
 SHIM_PYTHONPATH = os.pathsep.join([os.path.join(SOURCE_DIR, "shim", "python")] +
                                   ([SHIM_MODULE_DIR] if os.path.isdir(SHIM_MODULE_DIR) else []))
 PYTHON = "/usr/bin/python3"
+
+
+# -- h18try (issue 18): binaries other users may execute, wherever the clone is --
+_staged = {}
+
+
+def staged_install():
+    """lpd, lpd-monitor, lpctl and the pytest shim copied into a fresh
+    world-readable prefix under /tmp, in the layout `cmake --install` makes
+    (bin/, lib/python3/dist-packages/), once per test process and removed
+    at its exit. Tests that run lpctl, pytest or lpd as throwaway users use
+    these: the build and source trees may sit where only root may enter (a
+    clone in /root or in `mktemp -d`). An lpd started from bin/ finds its
+    lpd-monitor and the shim there (daemon/install_paths.cpp). Returns
+    {"prefix", "lpd", "lpctl", "lpd_monitor", "pythonpath"}."""
+    if _staged.get("pid") == os.getpid():
+        return _staged["paths"]
+    import atexit
+    import shutil
+    prefix = tempfile.mkdtemp(prefix="lpd-e2e-staged-", dir="/tmp")
+    os.chmod(prefix, 0o755)
+    bin_dir = os.path.join(prefix, "bin")
+    site = os.path.join(prefix, "lib", "python3", "dist-packages")
+    os.makedirs(bin_dir)
+    os.makedirs(site)
+    build_bin = os.path.dirname(os.path.abspath(LPD_BIN))
+    for source, name in ((LPD_BIN, "lpd"), (os.path.join(build_bin, "lpd-monitor"), "lpd-monitor"),
+                         (LPCTL_BIN, "lpctl")):
+        shutil.copy2(source, os.path.join(bin_dir, name))
+    shim_sources = os.path.join(SOURCE_DIR, "shim", "python")
+    for package in ("lpd_pytest", "pytest_live_pause"):
+        if os.path.isdir(os.path.join(shim_sources, package)):
+            shutil.copytree(os.path.join(shim_sources, package), os.path.join(site, package),
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if os.path.isdir(SHIM_MODULE_DIR):  # the C ring writer, where this build made one
+        for entry in os.listdir(SHIM_MODULE_DIR):
+            if entry.endswith(".so"):
+                shutil.copy2(os.path.join(SHIM_MODULE_DIR, entry), os.path.join(site, entry))
+    for directory, subdirs, files in os.walk(prefix):
+        for d in subdirs:
+            os.chmod(os.path.join(directory, d), 0o755)
+        for f in files:
+            path = os.path.join(directory, f)
+            os.chmod(path, 0o755 if os.access(path, os.X_OK) else 0o644)
+    paths = {"prefix": prefix, "lpd": os.path.join(bin_dir, "lpd"), "lpctl": os.path.join(bin_dir, "lpctl"),
+             "lpd_monitor": os.path.join(bin_dir, "lpd-monitor"), "pythonpath": site}
+    _staged.update(pid=os.getpid(), paths=paths)
+    owner = os.getpid()
+    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(prefix, ignore_errors=True))
+    return paths
+# -- end h18try
 
 
 class EventWaiter:

@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, EventWaiter, Lpd, short_tempdir, write_tests, user_admin, \
-    throwaway_users
+    throwaway_users, staged_install
 
 BUILD_DIR = os.environ.get("LPD_BUILD_DIR", "")
 GROUP = "lpde2e"
@@ -31,7 +31,10 @@ def users():
 
 @pytest.fixture
 def root_lpd(users):
-    d = Lpd()
+    # The users run lpctl and (in runs) the pytest shim: binaries and shim
+    # staged where they may execute and read them, wherever the clone is
+    # (h18try, issue 18).
+    d = Lpd(lpd_bin=staged_install()["lpd"])
     os.chmod(d.root, 0o755)  # users must reach the socket inside
     d.start("--socket-group", GROUP)
     yield d
@@ -43,7 +46,7 @@ def as_user(user, lpd, *args, cwd=None, check=False, timeout=60):
     """Runs lpctl as `user` (their uid, gid and groups), like a runner would."""
     groups = [g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem]
     env = {"PATH": "/usr/bin:/bin", "HOME": user.pw_dir, "USER": user.pw_name, "LPD_SOCKET": lpd.socket}
-    result = subprocess.run([LPCTL_BIN, *args], user=user.pw_uid, group=user.pw_gid, extra_groups=groups,
+    result = subprocess.run([staged_install()["lpctl"], *args], user=user.pw_uid, group=user.pw_gid, extra_groups=groups,
                             cwd=cwd or user.pw_dir, env=env, capture_output=True, text=True, timeout=timeout)
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -97,7 +100,7 @@ def test_users_act_only_on_their_own_objects(root_lpd, users):
     write_tests(work, "test_cp.py", "from lpd_pytest import checkpoint\n"
                                     "def test_cp():\n    assert checkpoint(task='t', timeout=120).result is True\n")
     events = EventWaiter(root_lpd, types=["pause.created"])
-    proc = subprocess.Popen([LPCTL_BIN, "run", "--", PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    proc = subprocess.Popen([staged_install()["lpctl"], "run", "--", PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              "test_cp.py"], user=a.pw_uid, group=a.pw_gid, cwd=work,
                             env={"PATH": "/usr/bin:/bin", "HOME": a.pw_dir, "LPD_SOCKET": root_lpd.socket},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -114,7 +117,7 @@ def test_users_act_only_on_their_own_objects(root_lpd, users):
 
 @needs_root
 def test_admin_group_members_act_like_root(users):
-    d = Lpd()
+    d = Lpd(lpd_bin=staged_install()["lpd"])
     os.chmod(d.root, 0o755)
     d.start("--socket-group", GROUP, "--admin-group", GROUP)
     try:

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from lpd_harness import EventWaiter, Lpd, PYTHON, SHIM_PYTHONPATH, throwaway_users
+from lpd_harness import EventWaiter, Lpd, PYTHON, staged_install, throwaway_users
 from live_pause_compat import read_run_id, wait_for_event_line, wait_for_file, write_command
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users and runs a root lpd")
@@ -59,7 +59,7 @@ def user_file(user, path, text):
 
 def user_pytest(user, lpd, test_dir, *args):
     env = {"PATH": "/usr/bin:/bin", "HOME": user.pw_dir, "USER": user.pw_name, "LPD_SOCKET": lpd.socket,
-           "PYTHONPATH": SHIM_PYTHONPATH}
+           "PYTHONPATH": staged_install()["pythonpath"]}  # h18try: readable wherever the clone is
     groups = [g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem]
     return subprocess.Popen([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-p", "pytest_live_pause", "-q", *args],
                             cwd=test_dir, user=user.pw_uid, group=user.pw_gid, extra_groups=groups, env=env,

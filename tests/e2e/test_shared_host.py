@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, EventWaiter, Lpd, RawClient, short_tempdir, write_tests, user_admin, throwaway_users
+from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, EventWaiter, Lpd, RawClient, short_tempdir, write_tests, user_admin, throwaway_users, \
+    staged_install
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users and runs a root lpd")
 
@@ -35,20 +36,15 @@ def users():
 
 @pytest.fixture(scope="module")
 def tools():
-    """lpctl copied where every throwaway user may execute it, wherever the
-    build lives (a clone under /root is not theirs to enter)."""
-    where = tempfile.mkdtemp(prefix="lpd-sh-tools-", dir="/tmp")
-    os.chmod(where, 0o755)
-    lpctl = os.path.join(where, "lpctl")
-    shutil.copy2(LPCTL_BIN, lpctl)
-    os.chmod(lpctl, 0o755)
-    yield {"lpctl": lpctl}
-    shutil.rmtree(where, ignore_errors=True)
+    """lpctl where every throwaway user may execute it, wherever the build
+    lives (a clone under /root is not theirs to enter): the staged prefix
+    (h18try, issue 18)."""
+    return {"lpctl": staged_install()["lpctl"]}
 
 
 @pytest.fixture
 def root_lpd(users):
-    d = Lpd()
+    d = Lpd(lpd_bin=staged_install()["lpd"])  # its runs load the staged shim (h18try)
     os.chmod(d.root, 0o755)  # users must reach the socket inside
     d.start("--socket-group", GROUP, "--admin-group", ADMIN_GROUP)
     yield d
@@ -132,7 +128,6 @@ class Pinger:
 import select  # noqa: E402 - this section's own imports, kept beside it
 import signal  # noqa: E402
 
-from lpd_harness import SHIM_PYTHONPATH  # noqa: E402
 
 # A command's view of its own descriptors: number -> what it points at
 # (None for the listing's own directory descriptor, closed by then).
@@ -188,7 +183,7 @@ def as_user_popen(user, lpd, tools, *args, cwd, stdin=subprocess.DEVNULL):
 
 def user_pytest(user, lpd, test_dir, *args, stdin=subprocess.DEVNULL):
     """`user`'s own pytest with the lpd plugin, talking to lpd directly."""
-    env = user_env(user, lpd, PYTHONPATH=SHIM_PYTHONPATH, PYTEST_PLUGINS="lpd_pytest")
+    env = user_env(user, lpd, PYTHONPATH=staged_install()["pythonpath"], PYTEST_PLUGINS="lpd_pytest")
     return subprocess.Popen([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-s", *args], cwd=test_dir,
                             user=user.pw_uid, group=user.pw_gid, extra_groups=groups_of(user), env=env,
                             stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -420,7 +415,7 @@ def test_late(live_pause):
 
 def test_descriptor_pressure_turns_newcomers_away_and_marks_no_pause_stale(users, tools):
     a, b = users["a"], users["b"]
-    lpd = Lpd()
+    lpd = Lpd(lpd_bin=staged_install()["lpd"])
     os.chmod(lpd.root, 0o755)
     lpd.start("--socket-group", GROUP, "--admin-group", ADMIN_GROUP, rlimit_nofile=64)
     work = user_workdir(a)
@@ -1265,7 +1260,6 @@ def test_paths_the_user_cannot_see_are_checked_as_the_user_not_as_root(root_lpd,
 # -- trust of paths and peers (hD) --
 import stat  # noqa: E402 - this section's own imports, kept beside it
 
-from lpd_harness import SHIM_PYTHONPATH  # noqa: E402
 
 
 def start_user_lpd(user, tools, *args, env):
@@ -1309,12 +1303,8 @@ def victim_file(user, text):
 
 @pytest.fixture
 def lpd_tool(tools):
-    """`tools` plus lpd itself, copied where the throwaway users may run it."""
-    where = tempfile.mkdtemp(prefix="lpd-sh-lpd-", dir="/tmp")
-    os.chmod(where, 0o755)
-    shutil.copy2(LPD_BIN, os.path.join(where, "lpd"))
-    yield dict(tools, lpd=os.path.join(where, "lpd"))
-    shutil.rmtree(where, ignore_errors=True)
+    """`tools` plus lpd itself, where the throwaway users may run it."""
+    return dict(tools, lpd=staged_install()["lpd"])
 
 
 class ForeignServer:
@@ -1439,7 +1429,7 @@ def test_clients_tell_nothing_to_a_socket_another_user_serves(users, tools):
                  "try:\n    Connection()\n    print('CONNECTED')\n"
                  "except LpdUnavailable as e:\n    print('UNAVAILABLE', e)\n")
         shim = subprocess.run([PYTHON, "-c", probe], user=a.pw_uid, group=a.pw_gid, extra_groups=groups_of(a),
-                              cwd=a.pw_dir, env=dict(env, PYTHONPATH=SHIM_PYTHONPATH), capture_output=True,
+                              cwd=a.pw_dir, env=dict(env, PYTHONPATH=staged_install()["pythonpath"]), capture_output=True,
                               text=True, timeout=60)
         assert shim.stdout.startswith("UNAVAILABLE") and f"uid {b.pw_uid}" in shim.stdout, shim.stdout + shim.stderr
         assert "Warning" in shim.stderr and f"uid {b.pw_uid}" in shim.stderr, shim.stderr

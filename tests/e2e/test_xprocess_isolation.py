@@ -15,8 +15,8 @@ import textwrap
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, SHIM_PYTHONPATH, SOURCE_DIR, Lpd, finish, start_pytest, throwaway_users, \
-    supervision_cgroup_dir, user_admin, wait_gone, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, SOURCE_DIR, Lpd, finish, start_pytest, throwaway_users, \
+    supervision_cgroup_dir, user_admin, wait_gone, write_tests, staged_install
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "shim", "python"))
 from lpd_pytest.xprocess import ProcessStarter, XProcess  # noqa: E402
@@ -109,7 +109,8 @@ def test_another_users_helper_of_that_name_is_not_running_for_me(users, shared_p
                                        "--", "sh", "-c", "echo ready $(id -u); exec sleep 600"], cwd=project).stdout)
     assert alive(theirs["pid"])
 
-    seen = json.loads(as_user(b, d, [PYTHON, "-c", AS_B, project], cwd=project, PYTHONPATH=SHIM_PYTHONPATH).stdout)
+    seen = json.loads(as_user(b, d, [PYTHON, "-c", AS_B, project], cwd=project,
+                              PYTHONPATH=staged_install()["pythonpath"]).stdout)  # h18try: readable wherever the clone is
     # As pytest-xprocess answers for a name it does not run: nothing, no error.
     assert seen["pid"] is None and seen["logpath"] is None and seen["running"] is False
     assert seen["terminate"] == 0 and seen["terminate_alone"] == 0
