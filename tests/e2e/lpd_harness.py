@@ -7,19 +7,53 @@ import ctypes
 import json
 import os
 import pwd
+import re
 import resource
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
 
+import pytest
+
 LPD_BIN = os.environ.get("LPD_BIN", "lpd")
 LPCTL_BIN = os.environ.get("LPCTL_BIN", "lpctl")
 SOURCE_DIR = os.environ.get("LPD_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def build_is_sanitized(build_dir):
+    """Whether the CMake build in `build_dir` is an ASan/UBSan one (its
+    cache says LPD_SANITIZE=ON); False when it cannot tell."""
+    try:
+        with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+            return re.search(r"^LPD_SANITIZE:BOOL=(ON|1|TRUE)$", f.read(), re.M | re.I) is not None
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def socket_activated_lpd(root):
+    """lpd started by systemd-socket-activate on ROOT/activated.sock (skips
+    the test when that tool is missing). Yields (process, socket path) once
+    the socket queues connections; stops lpd with SIGTERM afterwards and
+    asserts it exited 0."""
+    if shutil.which("systemd-socket-activate") is None:
+        pytest.skip("systemd-socket-activate is not installed")
+    sock = os.path.join(root, "activated.sock")
+    proc = subprocess.Popen(["systemd-socket-activate", "-l", sock, LPD_BIN, "start", "--foreground",
+                             "--state-dir", os.path.join(root, "state")], stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Listening on" in proc.stderr.readline()  # the socket exists and queues connections
+        yield proc, sock
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
 
 
 def short_tempdir():

@@ -13,7 +13,7 @@ import tempfile
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, EventWaiter, Lpd, short_tempdir, write_tests, user_admin, \
+from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, EventWaiter, Lpd, short_tempdir, socket_activated_lpd, write_tests, user_admin, \
     throwaway_users, staged_install
 
 BUILD_DIR = os.environ.get("LPD_BUILD_DIR", "")
@@ -130,24 +130,16 @@ def test_admin_group_members_act_like_root(users):
 
 
 def test_socket_activation_serves_on_the_passed_socket():
-    if shutil.which("systemd-socket-activate") is None:
-        pytest.skip("systemd-socket-activate is not installed")
     root = short_tempdir()
-    sock = os.path.join(root, "activated.sock")
-    proc = subprocess.Popen(["systemd-socket-activate", "-l", sock, LPD_BIN, "start", "--foreground",
-                             "--state-dir", os.path.join(root, "state")], stderr=subprocess.PIPE, text=True)
     try:
-        assert "Listening on" in proc.stderr.readline()  # the socket exists and queues connections
-        # This connection waits in the backlog while lpd is exec'd in the same pid.
-        status = json.loads(subprocess.run([LPCTL_BIN, "--socket", sock, "--json", "status"], capture_output=True,
-                                           text=True, timeout=60, check=True).stdout)
-        assert status["socket_activated"] is True
-        assert status["pid"] == proc.pid and status["socket"] == sock
+        with socket_activated_lpd(root) as (proc, sock):
+            # This connection waits in the backlog while lpd is exec'd in the same pid.
+            status = json.loads(subprocess.run([LPCTL_BIN, "--socket", sock, "--json", "status"], capture_output=True,
+                                               text=True, timeout=60, check=True).stdout)
+            assert status["socket_activated"] is True
+            assert status["pid"] == proc.pid and status["socket"] == sock
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    assert proc.returncode == 0
-    shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_notify_protocol_ready_watchdog_stopping():

@@ -5,13 +5,12 @@ daemon's user or root may stop it."""
 import grp
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 
 import pytest
 
-from lpd_harness import LPD_BIN, Lpd, gone, short_tempdir, staged_install, throwaway_users
+from lpd_harness import LPD_BIN, Lpd, gone, short_tempdir, socket_activated_lpd, staged_install, throwaway_users
 
 
 def lpd_stop(*args, env=None, **kwargs):
@@ -119,20 +118,12 @@ def test_another_user_may_not_stop_it():
 def test_a_socket_activated_daemon_is_left_to_systemctl():
     """systemd's lpd.socket would start lpd again on the next connection:
     `lpd stop` names the systemctl command instead of stopping it."""
-    if shutil.which("systemd-socket-activate") is None:
-        pytest.skip("systemd-socket-activate is not installed")
     root = short_tempdir()
-    sock = os.path.join(root, "activated.sock")
-    proc = subprocess.Popen(["systemd-socket-activate", "-l", sock, LPD_BIN, "start", "--foreground",
-                             "--state-dir", os.path.join(root, "state")], stderr=subprocess.PIPE, text=True)
     try:
-        assert "Listening on" in proc.stderr.readline()  # the socket queues connections from now on
-        result = lpd_stop("--socket", sock)
-        assert result.returncode == 1, result.stdout + result.stderr
-        assert "systemctl stop lpd.socket lpd.service" in result.stderr and f"pid {proc.pid}" in result.stderr
-        assert proc.poll() is None  # still serving
+        with socket_activated_lpd(root) as (proc, sock):
+            result = lpd_stop("--socket", sock)
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert "systemctl stop lpd.socket lpd.service" in result.stderr and f"pid {proc.pid}" in result.stderr
+            assert proc.poll() is None  # still serving
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
         shutil.rmtree(root, ignore_errors=True)
-    assert proc.returncode == 0

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, EventWaiter, finish, short_tempdir
+from lpd_harness import LPCTL_BIN, EventWaiter, build_is_sanitized, finish, short_tempdir
 
 BUILD_DIR = os.environ.get("LPD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "default"))
 NATIVE_DIR = os.path.join(BUILD_DIR, "tests", "native")
@@ -28,14 +28,6 @@ C_SAMPLE = os.path.join(NATIVE_DIR, "c_sample")
 NO_SANITIZER_SIGNALS = "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:handle_abort=0"
 
 
-def _build_is_sanitized():
-    try:
-        with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
-            return re.search(r"^LPD_SANITIZE:BOOL=(ON|1|TRUE)$", f.read(), re.M | re.I) is not None
-    except OSError:
-        return False
-
-
 def _lpctl_commands():
     """The subcommands `lpctl --help` lists (CLI11 prints them indented under "Subcommands:")."""
     try:
@@ -47,7 +39,7 @@ def _lpctl_commands():
     return set(re.findall(r"^\s+([a-z][a-z-]*)\b", section, re.M))
 
 
-SANITIZED = _build_is_sanitized()
+SANITIZED = build_is_sanitized(BUILD_DIR)
 LPCTL_COMMANDS = _lpctl_commands()
 HAS_LPCTL_RUN = {"run", "crashes"} <= LPCTL_COMMANDS
 needs_lpctl_run = pytest.mark.skipif(

@@ -14,24 +14,16 @@ import subprocess
 
 import pytest
 
-from lpd_harness import short_tempdir
+from lpd_harness import build_is_sanitized, short_tempdir
 
 BUILD_DIR = os.path.abspath(os.environ.get(
     "LPD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "default")))
 SHIM_BUILD_DIR = os.path.join(BUILD_DIR, "shim")
 
 
-def _build_is_sanitized():
-    try:
-        with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
-            return re.search(r"^LPD_SANITIZE:BOOL=(ON|1|TRUE)$", f.read(), re.M | re.I) is not None
-    except OSError:
-        return False
-
-
 # A sanitized liblpd_shim needs the sanitizer's runtime linked into the
 # consumer first; a plain consumer is what this is about.
-pytestmark = pytest.mark.skipif(_build_is_sanitized(), reason="sanitizer build: consumers would need -fsanitize too")
+pytestmark = pytest.mark.skipif(build_is_sanitized(BUILD_DIR), reason="sanitizer build: consumers would need -fsanitize too")
 
 C_CONSUMER = r"""
 #include <stdio.h>
