@@ -115,7 +115,11 @@ else
   how="see lpctl runs -a"
 fi
 stop_command="$lpd stop"
-if [ -n "${LPD_SOCKET:-}" ]; then stop_command="$lpd stop --socket $socket"; fi
+ctl="lpctl"  # as the reader will type it: with the socket when it is not the default one
+if [ -n "${LPD_SOCKET:-}" ]; then
+  stop_command="$lpd stop --socket $socket"
+  ctl="lpctl --socket $socket"
+fi
 say "what happened"
 cat <<EOF
 - run $run_id ended with exit code $run_code ($how)
@@ -129,11 +133,13 @@ cat <<EOF
 $summary
 
 Where to look (lpd and lpctl are in $bin: export PATH="$bin:\$PATH"):
-  lpctl runs -a                   every run, with its exit code
-  lpctl crashes -v                each crash: its test, signal and traceback
-  lpctl events --run-id $run_id
+  $ctl runs -a
+                                  every run, with its exit code
+  $ctl crashes -v
+                                  each crash: its test, signal and traceback
+  $ctl events --run-id $run_id
                                   what lpd saw of this run, in order
-  lpctl attach $run_id
+  $ctl attach $run_id
                                   this run's output again
   $sample/
                                   the sample's tests and its helper server

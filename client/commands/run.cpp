@@ -418,7 +418,9 @@ Command stop_command() {
     double grace = 10;
   };
   auto o = std::make_shared<Options>();
-  return {"stop", "Stop a supervised run: SIGINT to its process group, SIGKILL after --grace",
+  return {"stop",
+          "Stop a supervised run: SIGINT to its process group, SIGKILL after --grace. Returns once the signal "
+          "is sent, not when the run has ended: `lpctl attach RUN` waits for its end and exits with its code",
           [o](CLI::App& app) -> CommandRun {
             app.add_option("run", o->run_id, "Run id")->required();
             app.add_option("--grace", o->grace, "Seconds before SIGKILL (default 10)")->check(CLI::NonNegativeNumber);
@@ -428,7 +430,7 @@ Command stop_command() {
               if (global.json)
                 print_json(result);
               else
-                std::cout << "stopping " << o->run_id << "\n";
+                std::cout << "stopping " << o->run_id << " (lpctl attach " << o->run_id << " waits for its end)\n";
               return kExitOk;
             };
           }};
