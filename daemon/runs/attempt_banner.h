@@ -10,21 +10,25 @@
 namespace lpd::daemon {
 
 /// The banner of the attempt about to start, one line ending in '\n':
-/// "lpd: attempt 2/3: re-running without 1 crashed test" for a retry
-/// (attempt `plan.retries_done + 1` of `plan.retry_crashed + 1`), "lpd:
-/// rerun 1/2: re-running crashed test NODEID alone" for an isolated rerun
-/// of `only`; "" for the first attempt. `plan` as it is when the attempt
-/// starts (AttemptPlan::after_attempt has counted it).
-inline std::string attempt_banner(AttemptKind kind, const AttemptPlan& plan, const std::string& only) {
+/// "lpd: attempt 3: retry 1/2: re-running without 1 crashed test" for a
+/// retry (retry `plan.retries_done` of `plan.retry_crashed`: the plan has
+/// counted it when it starts), "lpd: attempt 2: rerun 1/2: re-running
+/// crashed test NODEID alone" for an isolated rerun of `only`
+/// (`plan.reruns_done` counts a rerun once it ended); "" for the first
+/// attempt. `attempt` is the job's attempt number (job.json's `attempt`,
+/// which counts every start of the command), so the banner and lpctl's
+/// records agree when retries and reruns mix.
+inline std::string attempt_banner(AttemptKind kind, const AttemptPlan& plan, const std::string& only, int attempt) {
+  const std::string head = "lpd: attempt " + std::to_string(attempt) + ": ";
   if (kind == AttemptKind::kRetry) {
     const std::size_t n = plan.excluded.size();
-    return "lpd: attempt " + std::to_string(plan.retries_done + 1) + "/" + std::to_string(plan.retry_crashed + 1) +
+    return head + "retry " + std::to_string(plan.retries_done) + "/" + std::to_string(plan.retry_crashed) +
            ": re-running without " + std::to_string(n) + " crashed test" + (n == 1 ? "" : "s") + "\n";
   }
   if (kind == AttemptKind::kIsolatedRerun) {
     const auto done = plan.reruns_done.find(only);
     const int number = (done == plan.reruns_done.end() ? 0 : done->second) + 1;
-    return "lpd: rerun " + std::to_string(number) + "/" + std::to_string(plan.rerun_crashed) +
+    return head + "rerun " + std::to_string(number) + "/" + std::to_string(plan.rerun_crashed) +
            ": re-running crashed test " + only + " alone\n";
   }
   return "";

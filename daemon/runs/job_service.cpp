@@ -393,7 +393,7 @@ void JobService::start_attempt(Supervised& s) {
   ::unlink(status_path(s.run_id).c_str());
   UniqueFd log_fd = open_output_log(output_path(s.run_id), s.job.spec.run_as);
   write_attempt_banner(log_fd.get(), output_path(s.run_id),
-                       attempt_banner(s.job.attempt_kind, s.job.plan, s.job.attempt_only));  // h18cli
+                       attempt_banner(s.job.attempt_kind, s.job.plan, s.job.attempt_only, s.job.attempt));  // h18cli
   output_cap_.started(s.run_id, s.owner, output_path(s.run_id));  // h13out: capped while it is written
   LaunchSpec spec;
   // The monitor runs as lpd; the command as the run's user (see output_path).

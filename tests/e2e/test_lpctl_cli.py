@@ -143,13 +143,39 @@ def test_a_retry_starts_under_a_banner_on_its_own_line(lpd, work_dir):
     lines = r.stdout.splitlines()
     done = json.loads([line for line in lines if line.startswith("{")][-1])
     assert done["attempts"] == 2, r
-    assert "lpd: attempt 2/3: re-running without 1 crashed test" in lines, r.stdout
-    banner_at = lines.index("lpd: attempt 2/3: re-running without 1 crashed test")
+    assert "lpd: attempt 2: retry 1/2: re-running without 1 crashed test" in lines, r.stdout
+    banner_at = lines.index("lpd: attempt 2: retry 1/2: re-running without 1 crashed test")
     assert lines[banner_at - 1].endswith("partial line"), lines  # the dead attempt's line, ended before it
     # The crash names its test once, the traceback only with -v.
     text = lpctl(lpd, "crashes", "--run-id", done["run_id"]).stdout
     assert text.count("test_mid.py::test_b_dies") == 1, text
     assert "killed by SIGKILL" in text, text
+
+
+ALWAYS_DIES = """
+import os
+
+def test_a_passes():
+    pass
+
+def test_b_dies():
+    os.kill(os.getpid(), 9)
+"""
+
+
+def test_banners_number_attempts_as_the_job_does_when_reruns_and_retries_mix(lpd, work_dir):
+    """Attack on issue 18 (F2): a rerun alone, then a retry, used to announce
+    the third start as "attempt 2/2". Each banner now names the job's own
+    attempt number and which retry or rerun it is."""
+    write_tests(work_dir, "test_dies.py", ALWAYS_DIES)
+    r = lpctl(lpd, "--json", "run", "--rerun-crashed", "1", "--retry-crashed", "1", "--", PYTHON, "-m", "pytest",
+              "-p", "no:cacheprovider", "-p", "no:faulthandler", "-q", "test_dies.py", cwd=work_dir)
+    lines = r.stdout.splitlines()
+    done = json.loads([line for line in lines if line.startswith("{")][-1])
+    assert done["attempts"] == 3, r
+    banners = [line for line in lines if line.startswith("lpd: attempt")]
+    assert banners == ["lpd: attempt 2: rerun 1/1: re-running crashed test test_dies.py::test_b_dies alone",
+                       "lpd: attempt 3: retry 1/1: re-running without 1 crashed test"], r.stdout
 
 
 def test_crashes_verbose_prints_the_traceback(lpd, work_dir):

@@ -86,19 +86,20 @@ TEST_CASE("the banner between attempts names the attempt and what is left out") 
   plan.retry_crashed = 2;
   plan.retries_done = 1;
   plan.excluded = {"t.py::test_a"};
-  CHECK(lpd::daemon::attempt_banner(AttemptKind::kRetry, plan, "") ==
-        "lpd: attempt 2/3: re-running without 1 crashed test\n");
+  CHECK(lpd::daemon::attempt_banner(AttemptKind::kRetry, plan, "", 2) ==
+        "lpd: attempt 2: retry 1/2: re-running without 1 crashed test\n");
   plan.retries_done = 2;
   plan.excluded.push_back("t.py::test_b");
-  CHECK(lpd::daemon::attempt_banner(AttemptKind::kRetry, plan, "") ==
-        "lpd: attempt 3/3: re-running without 2 crashed tests\n");
+  // After an isolated rerun the job's attempt runs ahead of the retries.
+  CHECK(lpd::daemon::attempt_banner(AttemptKind::kRetry, plan, "", 4) ==
+        "lpd: attempt 4: retry 2/2: re-running without 2 crashed tests\n");
   plan.rerun_crashed = 2;
-  CHECK(lpd::daemon::attempt_banner(AttemptKind::kIsolatedRerun, plan, "t.py::test_a") ==
-        "lpd: rerun 1/2: re-running crashed test t.py::test_a alone\n");
+  CHECK(lpd::daemon::attempt_banner(AttemptKind::kIsolatedRerun, plan, "t.py::test_a", 2) ==
+        "lpd: attempt 2: rerun 1/2: re-running crashed test t.py::test_a alone\n");
   plan.reruns_done["t.py::test_a"] = 1;
-  CHECK(lpd::daemon::attempt_banner(AttemptKind::kIsolatedRerun, plan, "t.py::test_a") ==
-        "lpd: rerun 2/2: re-running crashed test t.py::test_a alone\n");
-  CHECK(lpd::daemon::attempt_banner(AttemptKind::kFull, plan, "").empty());
+  CHECK(lpd::daemon::attempt_banner(AttemptKind::kIsolatedRerun, plan, "t.py::test_a", 3) ==
+        "lpd: attempt 3: rerun 2/2: re-running crashed test t.py::test_a alone\n");
+  CHECK(lpd::daemon::attempt_banner(AttemptKind::kFull, plan, "", 1).empty());
 }
 
 TEST_CASE("a supervised run's result word in run.list") {
