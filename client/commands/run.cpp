@@ -322,7 +322,7 @@ Command run_command() {
               for (const auto& kv : o->env) {
                 const auto eq = kv.find('=');
                 if (eq == std::string::npos || eq == 0)
-                  throw protocol::Error(protocol::ErrorCode::kBadRequest, "--env takes K=V, got \"" + kv + "\"");
+                  throw UsageError("--env takes K=V, got \"" + kv + "\"");  // a command-line error: exit 64
                 env[kv.substr(0, eq)] = kv.substr(eq + 1);
               }
               json fields = {{"argv", o->command},
