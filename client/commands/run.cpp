@@ -395,7 +395,7 @@ Command attach_command() {
   auto run_id = std::make_shared<std::string>();
   return {"attach",
           "Replay a supervised run's output from its start and follow it to the end (a run started with --detach, "
-          "or one already over); exit with the run's code",
+          "or one already over); exit with the run's code. Ctrl-C only detaches: the run goes on (lpctl stop RUN stops it)",
           [run_id](CLI::App& app) -> CommandRun {
             app.add_option("run", *run_id, "Run id (lpctl runs -a lists them)")->required();
             return [run_id](const GlobalOptions& global) -> int {
