@@ -132,6 +132,19 @@ def test_a_run_without_crashes_leaves_an_empty_crash_log(lpd, work_dir):
     assert not os.path.exists(os.path.join(work_dir, "l.json"))
 
 
+def run_with_crash_log(lpd, work_dir, log):
+    """test_mod.py with PYTEST_ABORT_CRASHED_TESTS_LOG=log twice: a plain
+    pytest (which must still run its tests and die in the SIGSEGV one) and
+    `lpctl run`. Returns (the plain pytest's output, lpctl's CompletedProcess)."""
+    proc = start_pytest(lpd, work_dir, "test_mod.py", env_extra={
+        "PYTEST_ABORT_CRASHED_TESTS_LOG": log, "ASAN_OPTIONS": NO_SANITIZER_SIGNALS})
+    code, out = finish(proc)
+    assert code == -signal.SIGSEGV, out
+    result = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", PYTHON, "-m", "pytest", "-q",
+                             "test_mod.py"], cwd=work_dir, capture_output=True, text=True, timeout=240,
+                            env=compat_env(lpd, PYTEST_ABORT_CRASHED_TESTS_LOG=log))
+    return out, result
+
 def test_a_symlinked_crash_log_is_never_written_through(lpd, work_dir):
     write_tests(work_dir, "test_mod.py", SUITE)
     target = os.path.join(work_dir, "precious.txt")
@@ -139,16 +152,10 @@ def test_a_symlinked_crash_log_is_never_written_through(lpd, work_dir):
         f.write("keep me\n")
     log = os.path.join(work_dir, "crashed_tests.jsonl")
     os.symlink(target, log)
+    out, result = run_with_crash_log(lpd, work_dir, log)
     # A plain pytest: one warning, the tests run, the link's target untouched.
-    proc = start_pytest(lpd, work_dir, "test_mod.py", env_extra={
-        "PYTEST_ABORT_CRASHED_TESTS_LOG": log, "ASAN_OPTIONS": NO_SANITIZER_SIGNALS})
-    code, out = finish(proc)
-    assert code == -signal.SIGSEGV, out
     assert "PYTEST_ABORT_CRASHED_TESTS_LOG" in out and "symbolic link" in out, out
     # Under lpctl run: refused before anything runs (lpd checks --crash-log as the user).
-    result = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", PYTHON, "-m", "pytest", "-q",
-                             "test_mod.py"], cwd=work_dir, capture_output=True, text=True, timeout=240,
-                            env=compat_env(lpd, PYTEST_ABORT_CRASHED_TESTS_LOG=log))
     assert result.returncode == 1 and "symbolic link" in result.stderr, (result.stdout, result.stderr)
     assert "collected" not in result.stdout
     with open(target) as f:
@@ -167,14 +174,8 @@ def test_a_crash_log_owned_by_another_user_is_never_written(lpd, work_dir):
         f.write("planted\n")
     os.chown(log, 65534, 65534)  # nobody's
     os.chmod(log, 0o666)
-    proc = start_pytest(lpd, work_dir, "test_mod.py", env_extra={
-        "PYTEST_ABORT_CRASHED_TESTS_LOG": log, "ASAN_OPTIONS": NO_SANITIZER_SIGNALS})
-    code, out = finish(proc)
-    assert code == -signal.SIGSEGV, out
+    out, result = run_with_crash_log(lpd, work_dir, log)
     assert "PYTEST_ABORT_CRASHED_TESTS_LOG" in out and "another user" in out, out
-    result = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", PYTHON, "-m", "pytest", "-q",
-                             "test_mod.py"], cwd=work_dir, capture_output=True, text=True, timeout=240,
-                            env=compat_env(lpd, PYTEST_ABORT_CRASHED_TESTS_LOG=log))
     assert result.returncode == 1 and "belongs to another user" in result.stderr, (result.stdout, result.stderr)
     with open(log) as f:
         assert f.read() == "planted\n"

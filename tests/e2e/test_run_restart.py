@@ -116,6 +116,17 @@ def check_junit(junit, console, returncode):
     assert not wrong, (len(wrong), sorted(wrong.items(), key=lambda kv: int(kv[0][10:-1])), console[-1500:])
 
 
+def end_leftovers(proc, fds):
+    """A test's cleanup: kills `proc` if it still runs (a failed check) and
+    closes the gate descriptors in `fds` (None: never opened)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+    for fd in fds:
+        if fd is not None:
+            os.close(fd)
+
+
 def test_lpd_killed_three_times_mid_run_loses_and_doubles_nothing(lpd, work_dir):
     gates = os.path.join(work_dir, "gates")
     os.mkdir(gates)
@@ -210,11 +221,7 @@ def test_a_command_that_is_not_pytest_stays_active_across_a_kill9_restart(lpd, w
         os.write(writer, b"go\n")
         out, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        if writer is not None:
-            os.close(writer)
+        end_leftovers(proc, [writer])
     assert proc.returncode == 3, out[-2000:] + err[-2000:]
 
 
@@ -278,11 +285,7 @@ def test_pytest_started_while_lpd_is_away_reports_once_it_is_back(lpd, work_dir)
         fds.append(os.open(gate, os.O_RDWR))  # test_first goes on, and so does the rest
         out, err = proc.communicate(timeout=240)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        for fd in fds:
-            os.close(fd)
+        end_leftovers(proc, fds)
     console = out + err
     assert "INTERNALERROR" not in console, console[-3000:]
     outcomes = {case.get("name"): outcome_of(case) for case in ET.parse(junit).getroot().iter("testcase")}
@@ -330,11 +333,7 @@ def test_plain_xdist_worker_crash_after_a_restart_is_recorded(lpd, work_dir):
         writer = os.open(gate, os.O_RDWR)  # both tests go on, with the new lpd
         out, _ = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        if writer is not None:
-            os.close(writer)
+        end_leftovers(proc, [writer])
     assert "crashed while running 'test_crash_late.py::test_crashes'" in out, out[-3000:]
     crashes = lpd.lpctl_json("crashes")
     assert [(c["nodeid"], c.get("signal_name")) for c in crashes] == [
