@@ -56,20 +56,10 @@ void ExitWatch::try_watch() {
 
 void ExitWatch::wait_on(int pidfd) {
   descriptor_.assign(pidfd);
-  arm();
-}
-
-void ExitWatch::arm() {
-  descriptor_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                         [weak = weak_from_this()](boost::system::error_code ec) {
-                           auto self = weak.lock();
-                           if (ec || !self) return;
-                           if (!process_has_ended(self->descriptor_.native_handle())) {
-                             self->arm();  // another descriptor's event (see process_has_ended)
-                             return;
-                           }
-                           self->fire();
-                         });
+  async_wait_for_end(descriptor_, [weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (!ec && self) self->fire();
+  });
 }
 
 void ExitWatch::retry_later(int error) {

@@ -54,7 +54,6 @@ class ExitWatch : public std::enable_shared_from_this<ExitWatch> {
  private:
   void try_watch();
   void wait_on(int pidfd);
-  void arm();
   void retry_later(int error);
   void post_fire();
   void fire();

@@ -198,20 +198,10 @@ void KillJob::watch(pid_t pid, int pidfd) {
   auto descriptor = std::make_shared<boost::asio::posix::stream_descriptor>(io_, pidfd);
   members_.emplace(pid, descriptor);
   ++members_seen_;
-  wait_for_end(pid, descriptor);
-}
-
-void KillJob::wait_for_end(pid_t pid, const std::shared_ptr<boost::asio::posix::stream_descriptor>& descriptor) {
-  descriptor->async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                         [self = shared_from_this(), pid, weak = std::weak_ptr(descriptor)](boost::system::error_code ec) {
-                           if (ec) return;
-                           auto descriptor = weak.lock();
-                           if (descriptor && !process_has_ended(descriptor->native_handle())) {
-                             self->wait_for_end(pid, descriptor);  // another descriptor's event (see process_has_ended)
-                             return;
-                           }
-                           self->member_gone(pid);
-                         });
+  async_wait_for_end(*descriptor, [self = shared_from_this(), pid](boost::system::error_code ec) {
+    if (ec) return;
+    self->member_gone(pid);
+  });
 }
 
 void KillJob::signal_all(int signo, bool group_vouched) {

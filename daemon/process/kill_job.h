@@ -105,8 +105,6 @@ class KillJob : public std::enable_shared_from_this<KillJob> {
   /// not look at goes to unsure_ (and look_error_). Returns what it pinned.
   std::vector<Fresh> collect_members();
   void watch(pid_t pid, int pidfd);
-  /// Calls member_gone(pid) once `descriptor` (its pidfd) confirms the end.
-  void wait_for_end(pid_t pid, const std::shared_ptr<boost::asio::posix::stream_descriptor>& descriptor);
   /// `group_vouched`: the caller's check of the leader, just made, vouches
   /// for the group id even when no pinned member holds it.
   void signal_all(int signo, bool group_vouched = false);

@@ -16,21 +16,12 @@ PidfdWatch::PidfdWatch(boost::asio::io_context& io, int pidfd, bool own_child)
 
 void PidfdWatch::async_wait(OnExit on_exit) {
   on_exit_ = std::move(on_exit);
-  arm();
-}
-
-void PidfdWatch::arm() {
-  descriptor_.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                         [self = shared_from_this()](boost::system::error_code ec) {
-                           if (ec || !self->on_exit_) return;
-                           if (!process_has_ended(self->descriptor_.native_handle())) {
-                             self->arm();  // another descriptor's event (see process_has_ended)
-                             return;
-                           }
-                           auto callback = std::move(self->on_exit_);
-                           self->on_exit_ = nullptr;
-                           callback(self->collect());
-                         });
+  async_wait_for_end(descriptor_, [self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || !self->on_exit_) return;
+    auto callback = std::move(self->on_exit_);
+    self->on_exit_ = nullptr;
+    callback(self->collect());
+  });
 }
 
 void PidfdWatch::cancel() {

@@ -36,7 +36,6 @@ class PidfdWatch : public std::enable_shared_from_this<PidfdWatch> {
   int pidfd() { return descriptor_.native_handle(); }
 
  private:
-  void arm();
   ExitStatus collect();
 
   boost::asio::posix::stream_descriptor descriptor_;
@@ -50,6 +49,23 @@ class PidfdWatch : public std::enable_shared_from_this<PidfdWatch> {
 /// reactor can hand a new descriptor the still-queued event of a destroyed
 /// one (it reuses the freed state at once), which looks like an exit.
 bool process_has_ended(int pidfd);
+
+/// Waits on `descriptor` (a pidfd) until its process has ended, then calls
+/// `on_end(error_code{})`; a readiness the pidfd does not confirm (see
+/// process_has_ended) waits again. On cancel or destruction of the
+/// descriptor `on_end` gets the error and must not touch the descriptor,
+/// which the caller keeps alive until then.
+template <typename OnEnd>
+void async_wait_for_end(boost::asio::posix::stream_descriptor& descriptor, OnEnd on_end) {
+  descriptor.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                        [&descriptor, on_end = std::move(on_end)](boost::system::error_code ec) mutable {
+                          if (!ec && !process_has_ended(descriptor.native_handle())) {
+                            async_wait_for_end(descriptor, std::move(on_end));  // another descriptor's event
+                            return;
+                          }
+                          on_end(ec);
+                        });
+}
 
 /// pidfd_open(2) with close-on-exec; -1 with errno when there is no such process.
 int open_process_fd(pid_t pid);
