@@ -191,6 +191,10 @@ class PauseLines {
 json follow(const GlobalOptions& global, const std::string& run_id, double grace) {
   std::uint64_t offset = 0;
   bool ended_with_newline = true;
+  // A run that keeps stderr apart (started where lpctl's stdout was no
+  // terminal) sends it as its own stream: it goes to lpctl's stderr.
+  std::uint64_t stderr_offset = 0;
+  bool stderr_ended_with_newline = true;
   int stops = 0;
   DaemonOutage outage;
   PauseLines pause_lines;  // h15term
@@ -199,7 +203,7 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
     try {
       connection.emplace(global.connect());
       pause_lines.subscribe(*connection, run_id);  // h15term
-      connection->request("run.attach", {{"run_id", run_id}, {"offset", offset}});
+      connection->request("run.attach", {{"run_id", run_id}, {"offset", offset}, {"stderr_offset", stderr_offset}});
       outage.over("following run " + run_id + " again");
       for (;;) {
         while (auto push = connection->next_push(std::chrono::milliseconds(0))) {
@@ -207,6 +211,12 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
           const json& data = (*push)["data"];
           if (pause_lines.print(event, data, ended_with_newline)) {  // h15term
             continue;
+          } else if (event == "run.output" && data.value("stream", "stdout") == "stderr") {
+            const std::string text = data.value("data", "");
+            std::cerr.write(text.data(), static_cast<std::streamsize>(text.size()));
+            std::cerr.flush();
+            if (!text.empty()) stderr_ended_with_newline = text.back() == '\n';
+            stderr_offset = data.value("offset", stderr_offset);
           } else if (event == "run.output") {
             const std::string text = data.value("data", "");
             std::cout.write(text.data(), static_cast<std::streamsize>(text.size()));
@@ -216,6 +226,7 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
           } else if (event == "run.done") {
             // A crashed command may stop mid-line; what we print next starts on its own.
             if (offset > 0 && !ended_with_newline) std::cout << std::endl;
+            if (stderr_offset > 0 && !stderr_ended_with_newline) std::cerr << std::endl;
             return data;
           }
         }
@@ -312,6 +323,11 @@ Command run_command() {
             app.add_option("--grace", o->grace, "Seconds between SIGINT and SIGKILL on Ctrl-C (default 10)")
                 ->check(CLI::NonNegativeNumber);
             app.add_option("command", o->command, "The command, after --")->required();
+            app.footer(
+                "Output: when lpctl's stdout is a terminal, the command runs on a pseudo-terminal of the same size "
+                "(colours, line buffering; its stdout and stderr merged, as a terminal shows them). Otherwise its "
+                "stdout goes to lpctl's stdout and its stderr to lpctl's stderr (lpctl attach does the same later). "
+                "Its stdin is /dev/null.");
             return [o](const GlobalOptions& global) {
               json env = json::object();
               for (char** e = environ; *e; ++e) {
@@ -341,6 +357,10 @@ Command run_command() {
                 if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) != 0 || size.ws_col == 0 || size.ws_row == 0)
                   size = winsize{24, 80, 0, 0};
                 fields["terminal"] = {{"columns", size.ws_col}, {"rows", size.ws_row}};
+              } else {
+                // No terminal to merge them: the command's stderr stays stderr
+                // (lpctl's, and a later lpctl attach's).
+                fields["separate_stderr"] = true;
               }
               if (!o->runner.empty()) fields["runner"] = o->runner;
               if (const auto log = crash_log_path(o->crash_log); !log.empty()) fields["crash_log"] = absolute(log);  // h15abort
@@ -370,7 +390,9 @@ Command run_command() {
               sigemptyset(&sa.sa_mask);
               ::sigaction(SIGINT, &sa, nullptr);
               ::sigaction(SIGTERM, &sa, nullptr);
-              std::cerr << "lpctl: run " << run_id << " (log " << started.value("log", "") << ")\n";
+              std::cerr << "lpctl: run " << run_id << " (log " << started.value("log", "");
+              if (started.contains("stderr_log")) std::cerr << ", stderr " << started.value("stderr_log", "");
+              std::cerr << ")\n";
               const json done = follow(global, run_id, o->grace);
               // Files that could not be written (lpd's --crash-log, our
               // --junit) are said last and make the exit non-zero: a green

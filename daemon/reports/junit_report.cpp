@@ -63,9 +63,12 @@ class Testcase {
   void system_out(const std::string& text) {
     if (!text.empty()) system_out_ = element("system-out", {}, text);
   }
-  /// <system-err>, after <system-out> (h14left: processes the test left running).
+  /// <system-err>, after <system-out>: processes the test left running
+  /// (h14left) and a failed command's stderr, one after the other.
   void system_err(const std::string& text) {
-    if (!text.empty()) system_err_ = element("system-err", {}, text);
+    if (text.empty()) return;
+    if (!system_err_text_.empty() && system_err_text_.back() != '\n') system_err_text_ += '\n';
+    system_err_text_ += text;
   }
 
   std::string xml(Counts& counts) const {
@@ -80,7 +83,8 @@ class Testcase {
       if (line_) out += " line=\"" + std::to_string(*line_) + "\"";
     }
     out += " time=\"" + seconds(time_) + "\"";
-    const std::string children = children_ + extras_ + system_out_ + system_err_;
+    const std::string system_err = system_err_text_.empty() ? "" : element("system-err", {}, system_err_text_);
+    const std::string children = children_ + extras_ + system_out_ + system_err;
     if (children.empty()) return out + " />\n";
     return out + ">" + children + "</testcase>\n";
   }
@@ -94,7 +98,7 @@ class Testcase {
   std::string children_;
   std::string extras_;
   std::string system_out_;
-  std::string system_err_;  // h14left
+  std::string system_err_text_;
 };
 
 std::string crash_body(const Crash& c) { return c.traceback.empty() ? c.reason : c.traceback; }
@@ -187,6 +191,7 @@ std::string test_xml(const TestcaseName& names, const TestHistory& h, const Juni
   if (r) {
     add_result(t, *r, pytest);
     t.system_out(r->system_out);  // the test's helper log lines (issue 14)
+    t.system_err(r->system_err);  // a failed command's stderr, kept apart
   }
   const bool flaky = !r || r->outcome == "passed";
   for (const Crash* c : settled)

@@ -20,13 +20,14 @@ nlohmann::json TestResult::to_json() const {
   if (!failure_reason.empty()) j["failure_reason"] = failure_reason;
   if (xfail_reason) j["xfail_reason"] = *xfail_reason;
   if (!system_out.empty()) j["system_out"] = system_out;
+  if (!system_err.empty()) j["system_err"] = system_err;
   return j;
 }
 
 std::string TestResult::to_json_text() const {
   using protocol::append_json_string;
   std::string out;
-  out.reserve(96 + nodeid.size() + message.size() + longrepr.size() + system_out.size());
+  out.reserve(96 + nodeid.size() + message.size() + longrepr.size() + system_out.size() + system_err.size());
   // nlohmann's object is a std::map: its keys in sorted order, as here.
   out += "{\"attempt\":";
   protocol::append_json_integer(out, attempt);
@@ -58,6 +59,7 @@ std::string TestResult::to_json_text() const {
     out += ",\"reruns\":";
     protocol::append_json_integer(out, reruns);
   }
+  optional_text(",\"system_err\":", system_err);
   optional_text(",\"system_out\":", system_out);
   out += ",\"worker_id\":";
   append_json_string(out, worker_id);
@@ -89,6 +91,7 @@ TestResult TestResult::from_json(const nlohmann::json& j) {
   r.failure_reason = field_or<std::string>(j, "failure_reason", "");
   if (auto it = j.find("xfail_reason"); it != j.end() && it->is_string()) r.xfail_reason = it->get<std::string>();
   r.system_out = field_or<std::string>(j, "system_out", "");
+  r.system_err = field_or<std::string>(j, "system_err", "");
   return r;
 }
 

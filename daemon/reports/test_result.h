@@ -43,6 +43,10 @@ struct TestResult {
   /// while it ran, sent by the shim for a test that failed; written as
   /// the testcase's <system-out>. At most kMaxSystemOut bytes.
   std::string system_out;
+  /// A failed command's stderr excerpt (a run that kept stderr apart, which
+  /// only a command without a shim reports as one testcase): the
+  /// testcase's <system-err>. At most kMaxSystemOut bytes.
+  std::string system_err;
 
   nlohmann::json to_json() const;
   /// to_json() as compact JSON text, written without building the tree

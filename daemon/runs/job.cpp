@@ -73,6 +73,7 @@ json JobSpec::to_json() const {
             {"crash_log", crash_log_path},   {"pause_on_failure", pause_on_failure}};
   if (run_as) j["run_as"] = {{"uid", run_as->uid}, {"gid", run_as->gid}, {"groups", run_as->groups}};
   if (terminal_columns > 0) j["terminal"] = {{"columns", terminal_columns}, {"rows", terminal_rows}};  // h18cli
+  if (separate_stderr) j["separate_stderr"] = true;
   return j;
 }
 
@@ -93,6 +94,7 @@ JobSpec JobSpec::from_json(const json& j) {
     s.terminal_columns = field_or(*t, "columns", 0);
     s.terminal_rows = field_or(*t, "rows", 0);
   }
+  s.separate_stderr = field_or(j, "separate_stderr", false) && s.terminal_columns == 0;
   if (j.contains("run_as") && j["run_as"].is_object()) {
     const json& r = j["run_as"];
     s.run_as = Credentials{field_or(r, "uid", static_cast<uid_t>(-1)), field_or(r, "gid", static_cast<gid_t>(-1)),

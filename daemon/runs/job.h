@@ -44,6 +44,12 @@ struct JobSpec {
   /// 0: to the log directly (pipes and files see plain output).
   int terminal_columns = 0;
   int terminal_rows = 0;
+  /// The command's stderr goes to its own log (runs/<id>/stderr.log), so a
+  /// reader (lpctl run, whose stdout is no terminal) can keep it on its own
+  /// stderr; false: stdout and stderr share output.log in the order written,
+  /// as a terminal shows them (and as pytest-relay-run's job text has them).
+  /// Never with a terminal, which merges them by nature.
+  bool separate_stderr = false;
 
   nlohmann::json to_json() const;
   static JobSpec from_json(const nlohmann::json& j);

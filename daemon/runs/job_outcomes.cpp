@@ -186,7 +186,11 @@ void JobService::command_result(Supervised& s, const ProcessEnd& end, bool no_cr
   // -- h13out: a failed command's JUnit testcase carries its newest output
   // (what a CI page shows of why it failed), saying what is left out and
   // what the run output cap dropped; a passing one none (pytest's default).
-  if (r.outcome != "passed") r.system_out = run_output_excerpt(output_path(s.run_id), kMaxSystemOut).value_or("");
+  if (r.outcome != "passed") {
+    r.system_out = run_output_excerpt(output_path(s.run_id), kMaxSystemOut).value_or("");
+    if (s.job.spec.separate_stderr)
+      r.system_err = run_output_excerpt(output_path(s.run_id, OutputStream::kStderr), kMaxSystemOut).value_or("");
+  }
   // -- end h13out
   add_result(s, std::move(r));
 }

@@ -77,6 +77,7 @@ JobService::JobService(boost::asio::io_context& io, EventBus& events, const Stat
       output_cap_(io, environment_.run_output, store_.path("runs"), [this](const RunOutputCap::Dropped& d) {
         events_.publish("run.output_dropped",
                         {{"run_id", d.run_id},
+                         {"stream", to_string(d.stream)},
                          {"dropped_bytes", d.parts.dropped()},
                          {"size", d.parts.size},
                          {"disk_bytes", d.parts.disk_bytes},
@@ -89,8 +90,8 @@ JobService::JobService(boost::asio::io_context& io, EventBus& events, const Stat
 // the run's user only in the command, so nothing the command does can plant
 // a link or a FIFO where lpd reads, or forge how it ended. The output log is
 // handed to the run's user (mode 0600): it is theirs to read.
-std::string JobService::output_path(const std::string& run_id) const {
-  return store_.path("runs/" + run_id + "/output.log");
+std::string JobService::output_path(const std::string& run_id, OutputStream stream) const {
+  return store_.path("runs/" + run_id + "/" + std::string(output_file_name(stream)));
 }
 std::string JobService::status_path(const std::string& run_id) const {
   return store_.path("runs/" + run_id + "/exit.json");
@@ -269,6 +270,8 @@ json JobService::handle_start(Call& call) {
     spec.terminal_rows = dimension("rows");
   }
   // -- end h18cli
+  // A terminal shows stdout and stderr as one stream: there is nothing to keep apart.
+  spec.separate_stderr = f.optional_boolean("separate_stderr").value_or(false) && spec.terminal_columns == 0;
   std::optional<Runner> named_runner;
   if (auto name = f.optional_string("runner"); name && !name->empty()) {
     named_runner = runner_from_name(*name);
@@ -355,7 +358,9 @@ json JobService::handle_start(Call& call) {
     finish_job(ref, 127, std::nullopt);
     throw;
   }
-  return {{"run_id", run_id}, {"log", output_path(run_id)}, {"job", ref.job.payload(run_id)}};
+  json reply = {{"run_id", run_id}, {"log", output_path(run_id)}, {"job", ref.job.payload(run_id)}};
+  if (ref.job.spec.separate_stderr) reply["stderr_log"] = output_path(run_id, OutputStream::kStderr);
+  return reply;
 }
 
 void JobService::forget_unstarted(const std::string& run_id) {
@@ -395,6 +400,12 @@ void JobService::start_attempt(Supervised& s) {
   write_attempt_banner(log_fd.get(), output_path(s.run_id),
                        attempt_banner(s.job.attempt_kind, s.job.plan, s.job.attempt_only, s.job.attempt));  // h18cli
   output_cap_.started(s.run_id, s.owner, output_path(s.run_id));  // h13out: capped while it is written
+  UniqueFd stderr_fd;
+  if (s.job.spec.separate_stderr) {
+    const std::string path = output_path(s.run_id, OutputStream::kStderr);
+    stderr_fd = open_output_log(path, s.job.spec.run_as);
+    output_cap_.started(s.run_id, s.owner, path, OutputStream::kStderr);
+  }
   LaunchSpec spec;
   // The monitor runs as lpd; the command as the run's user (see output_path).
   // The monitor may run as root: it gets a fixed environment, and the
@@ -436,10 +447,11 @@ void JobService::start_attempt(Supervised& s) {
   spec.cwd = s.job.spec.cwd;
   spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
   spec.stdout_fd = log_fd.get();
-  spec.stderr_fd = log_fd.get();
+  spec.stderr_fd = stderr_fd ? stderr_fd.get() : log_fd.get();
   spec.new_session = true;
   const Launched launched = launcher_.launch(spec);
   log_fd.reset();
+  stderr_fd.reset();
   s.job.monitor_pid = launched.pid;
   s.job.monitor_start_time = launched.start_time;
   const std::string run_id = s.run_id;
@@ -682,16 +694,9 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
     }
     events_.publish("run.ended", {{"run_id", s.run_id}, {"ended_at", s.job.ended_at}}, s.run_id, s.owner);
   }
-  for (auto& a : s.attached) {
-    if (!a.tail) continue;
-    auto sink = a.sink;
-    Attached* attached = &a;
-    const std::string run_id = s.run_id;
-    // Drain the last output before saying done.
-    a.tail->finish([this, run_id, attached] {
-      if (Supervised* sv = find(run_id)) send_done(*sv, *attached);
-    });
-  }
+  // Drain the last output before saying done.
+  for (auto& a : s.attached)
+    if (a.reading()) finish_attach(s, a);
   spdlog::info("run {} done: {}", s.run_id, text);
   unload_history_later(s);
 }
@@ -719,7 +724,7 @@ bool JobService::write_done_report(Supervised& s) {
 
 void JobService::unload_history(Supervised& s) {
   if (s.job.state != JobState::kDone || !s.history_loaded) return;
-  if (std::any_of(s.attached.begin(), s.attached.end(), [](const Attached& a) { return a.tail != nullptr; })) {
+  if (std::any_of(s.attached.begin(), s.attached.end(), [](const Attached& a) { return a.reading(); })) {
     unload_history_later(s);  // an attach still drains the last output, then reads crashes
     return;
   }
@@ -740,17 +745,30 @@ void JobService::unload_history(Supervised& s) {
   trim_heap_soon(io_.get_executor());
 }
 
+void JobService::finish_attach(Supervised& s, Attached& a) {
+  a.unfinished = a.streams.size();
+  Attached* attached = &a;
+  for (auto& stream : a.streams)
+    stream.tail->finish([this, run_id = s.run_id, attached] {
+      Supervised* sv = find(run_id);
+      if (sv && --attached->unfinished == 0) send_done(*sv, *attached);
+    });
+}
+
 void JobService::send_done(Supervised& s, Attached& a) {
   auto sink = a.sink.lock();
   if (!sink) return;
   // h13out: output freed up to the end (an emptied log) sends no chunk to
   // carry the note: it goes on its own before run.done.
-  if (const auto parts = a.gaps ? log_parts(output_path(s.run_id)) : std::nullopt) {
-    const std::uint64_t skipped_before = a.gaps->skipped();
-    if (std::string note = a.gaps->before("", parts->size); !note.empty())
+  for (const auto& stream : a.streams) {
+    const auto parts = log_parts(output_path(s.run_id, stream.stream));
+    if (!parts) continue;
+    const std::uint64_t skipped_before = stream.gaps->skipped();
+    if (std::string note = stream.gaps->before("", parts->size); !note.empty())
       sink->send(protocol::encode_push("run.output", {{"data", note},
+                                                      {"stream", to_string(stream.stream)},
                                                       {"offset", parts->size},
-                                                      {"dropped_bytes", a.gaps->skipped() - skipped_before}}));
+                                                      {"dropped_bytes", stream.gaps->skipped() - skipped_before}}));
   }
   json crashes = json::array();
   for (const auto& c : s.crashes) crashes.push_back(c.to_json());
@@ -763,7 +781,7 @@ void JobService::send_done(Supervised& s, Attached& a) {
                                                 {"crashes", crashes},
                                                 {"report_errors", s.job.report_errors},
                                                 {"text", s.job.text}}));
-  a.tail.reset();
+  a.streams.clear();
   // This attach is over: its entry goes, and with it the weak hold on the connection.
   s.attached.remove_if([&a](const Attached& other) { return &other == &a; });
 }
@@ -772,7 +790,7 @@ void JobService::drop_attaches(std::uint64_t session) {
   for (auto& [_, s] : jobs_) {
     s->attached.remove_if([session](const Attached& a) {
       if (a.session != session) return false;
-      if (a.tail) a.tail->stop();  // no finish callback runs after this
+      for (const auto& stream : a.streams) stream.tail->stop();  // no finish callback runs after this
       return true;
     });
   }
@@ -783,42 +801,51 @@ json JobService::handle_attach(Call& call) {
   Supervised& s = supervised(run_id);
   const auto offset = call.fields.optional_integer("offset").value_or(0);
   if (offset < 0) throw Error(ErrorCode::kBadRequest, "field \"offset\" must not be negative");
+  const auto stderr_offset = call.fields.optional_integer("stderr_offset").value_or(0);
+  if (stderr_offset < 0) throw Error(ErrorCode::kBadRequest, "field \"stderr_offset\" must not be negative");
   auto slot = call.sink->claim_stream("attach to run " + run_id);
   std::weak_ptr<ReplySink> weak = call.sink;
-  // h13out: where the reader jumps over output the cap freed, a line says
-  // how much (a replay never shows a log with a hole as if complete).
-  auto gaps = std::make_shared<OutputGaps>(static_cast<std::uint64_t>(offset));
-  auto tail = LogTail::open(io_, output_path(run_id), static_cast<std::uint64_t>(offset),
-                            [weak, gaps](std::string_view bytes, std::uint64_t end_offset) {
-                              auto sink = weak.lock();
-                              if (!sink) return;
-                              const std::uint64_t skipped_before = gaps->skipped();
-                              std::string note = gaps->before(bytes, end_offset);
-                              json data{{"data", note.empty() ? std::string(bytes) : note.append(bytes)},
-                                        {"offset", end_offset}};
-                              if (gaps->skipped() > skipped_before)
-                                data["dropped_bytes"] = gaps->skipped() - skipped_before;
-                              sink->send(protocol::encode_push("run.output", data));
-                            });
-  // A person (or a CI log) watches this: pytest's progress dots, one write
-  // per test, are read in one go per window instead of a wake-up each.
-  tail->set_coalescing(std::chrono::milliseconds(20));
-  // Output is read no faster than this peer takes it.
-  tail->set_throttle([weak](std::function<void()> resume) { return may_send_now(weak, std::move(resume)); });
+  std::vector<Attached::Stream> streams;
+  const auto open_stream = [&](OutputStream stream, std::int64_t from) {
+    // h13out: where the reader jumps over output the cap freed, a line says
+    // how much (a replay never shows a log with a hole as if complete).
+    auto gaps = std::make_shared<OutputGaps>(static_cast<std::uint64_t>(from));
+    auto tail = LogTail::open(io_, output_path(run_id, stream), static_cast<std::uint64_t>(from),
+                              [weak, gaps, stream](std::string_view bytes, std::uint64_t end_offset) {
+                                auto sink = weak.lock();
+                                if (!sink) return;
+                                const std::uint64_t skipped_before = gaps->skipped();
+                                std::string note = gaps->before(bytes, end_offset);
+                                json data{{"data", note.empty() ? std::string(bytes) : note.append(bytes)},
+                                          {"stream", to_string(stream)},
+                                          {"offset", end_offset}};
+                                if (gaps->skipped() > skipped_before)
+                                  data["dropped_bytes"] = gaps->skipped() - skipped_before;
+                                sink->send(protocol::encode_push("run.output", data));
+                              });
+    // A person (or a CI log) watches this: pytest's progress dots, one write
+    // per test, are read in one go per window instead of a wake-up each.
+    tail->set_coalescing(std::chrono::milliseconds(20));
+    // Output is read no faster than this peer takes it.
+    tail->set_throttle([weak](std::function<void()> resume) { return may_send_now(weak, std::move(resume)); });
+    streams.push_back({stream, std::move(tail), std::move(gaps)});
+  };
+  open_stream(OutputStream::kStdout, offset);
+  // A run whose job was read back after a restart knows its spec; a stand-in
+  // (job_loaded false) was loaded by supervised() above.
+  if (s.job.spec.separate_stderr) open_stream(OutputStream::kStderr, stderr_offset);
   Responder responder = call.defer();
   json reply{{"run_id", run_id}, {"job", s.job.payload(run_id)}, {"log", output_path(run_id)}};
+  if (s.job.spec.separate_stderr) reply["stderr_log"] = output_path(run_id, OutputStream::kStderr);
   if (const auto parts = log_parts(output_path(run_id)))  // h13out
     reply["output_dropped_bytes"] = parts->dropped();
   responder.ok(reply);
-  s.attached.push_back({weak, std::move(tail), call.peer.session_id, std::move(slot), gaps});
+  s.attached.push_back({weak, std::move(streams), call.peer.session_id, std::move(slot), 0});
   Attached& a = s.attached.back();
   if (s.job.state == JobState::kDone) {
-    Attached* attached = &a;
-    a.tail->finish([this, run_id, attached] {
-      if (Supervised* sv = find(run_id)) send_done(*sv, *attached);
-    });
+    finish_attach(s, a);
   } else {
-    a.tail->follow();
+    for (auto& stream : a.streams) stream.tail->follow();
   }
   return json();
 }
@@ -936,6 +963,13 @@ json JobService::handle_info(Call& call) {
     j["output_bytes"] = parts->size;
     j["output_dropped_bytes"] = parts->dropped();
   }
+  if (s.job.spec.separate_stderr) {
+    j["stderr_log"] = output_path(s.run_id, OutputStream::kStderr);
+    if (const auto parts = log_parts(output_path(s.run_id, OutputStream::kStderr))) {
+      j["stderr_bytes"] = parts->size;
+      j["stderr_dropped_bytes"] = parts->dropped();
+    }
+  }
   return j;
 }
 
@@ -1018,10 +1052,15 @@ void JobService::restore() {
     if (ref.job.state == JobState::kDone) {
       ++ended;
       output_cap_.known(run_id, ref.owner, output_path(run_id));  // h13out: counts towards its owner's total
+      // Its spec is not read yet (a stand-in job): a stderr log counts if it is there.
+      if (const std::string path = output_path(run_id, OutputStream::kStderr); ::access(path.c_str(), F_OK) == 0)
+        output_cap_.known(run_id, ref.owner, path, OutputStream::kStderr);
       continue;
     }
     load_history(ref);
     output_cap_.started(run_id, ref.owner, output_path(run_id));  // h13out: cut what was written while lpd was away
+    if (ref.job.spec.separate_stderr)
+      output_cap_.started(run_id, ref.owner, output_path(run_id, OutputStream::kStderr), OutputStream::kStderr);
     ++adopted;
     if (const auto alive = check_liveness(ref.job.monitor_pid, ref.job.monitor_start_time);
         alive == Liveness::kAlive || alive == Liveness::kUnknown) {  // unknown: the watch retries until it can look

@@ -112,11 +112,19 @@ class JobService {
   /// once run.done is sent or the peer leaves (drop_attaches): a weak sink
   /// left behind would pin the closed connection's memory.
   struct Attached {
+    /// One of the run's logs this reader follows: output.log, and
+    /// stderr.log for a run that keeps stderr apart.
+    struct Stream {
+      OutputStream stream = OutputStream::kStdout;
+      std::shared_ptr<LogTail> tail;
+      std::shared_ptr<OutputGaps> gaps;  // h13out: what this reader jumped over
+    };
     std::weak_ptr<ReplySink> sink;
-    std::shared_ptr<LogTail> tail;
+    std::vector<Stream> streams;  // empty once run.done was sent
     std::uint64_t session = 0;
     ReplySink::StreamSlot slot;
-    std::shared_ptr<OutputGaps> gaps;  // h13out: what this reader jumped over
+    std::size_t unfinished = 0;  // streams still draining towards run.done
+    bool reading() const { return !streams.empty(); }
   };
   /// Everything lpd holds about one supervised run while it lives.
   struct Supervised {
@@ -228,6 +236,8 @@ class JobService {
   void finalize(Pending& pending, const ProcessEnd& end);
   void finalize_pending_of(const std::string& run_id, const std::optional<ProcessEnd>& controller_end);
   void send_done(Supervised& s, Attached& a);
+  /// Reads the rest of each of `a`'s logs, then send_done once all are read.
+  void finish_attach(Supervised& s, Attached& a);
   /// A report file lpd could not write for the run's user: logged, kept in
   /// the job (run.info) and sent with run.done, so lpctl prints it.
   void report_error(Supervised& s, std::string message);
@@ -245,7 +255,8 @@ class JobService {
   /// lpd-monitor's status file, read as untrusted (bounded, no links, no
   /// FIFOs); nullopt when it is missing or not a JSON object.
   std::optional<json> read_exit_status(const std::string& run_id) const;
-  std::string output_path(const std::string& run_id) const;
+  /// runs/<id>/output.log, or stderr.log for OutputStream::kStderr.
+  std::string output_path(const std::string& run_id, OutputStream stream = OutputStream::kStdout) const;
   std::string status_path(const std::string& run_id) const;
   WorkerActivity* activity_of(const Peer& peer);
   /// The activity of `peer`'s run.register; throws bad_request naming `op`

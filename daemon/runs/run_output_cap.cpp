@@ -22,14 +22,21 @@ RunOutputCap::RunOutputCap(boost::asio::io_context& io, RunOutputLimits limits, 
       on_dropped_(std::move(on_dropped)),
       watch_(io, kWindow, [this](uid_t owner) { enforce(owner); }) {}
 
-void RunOutputCap::started(const std::string& run_id, uid_t owner, const std::string& path) {
+std::string RunOutputCap::output_key(const std::string& run_id, OutputStream stream) {
+  return stream == OutputStream::kStderr ? run_id + "/stderr" : run_id;
+}
+
+void RunOutputCap::started(const std::string& run_id, uid_t owner, const std::string& path, OutputStream stream) {
   if (unbounded()) return;
-  Output& out = outputs_[run_id];
+  const std::string key = output_key(run_id, stream);
+  Output& out = outputs_[key];
   if (out.live) return;
   Owned& owned = by_owner_[owner];
   if (out.use) owned.ended_disk -= std::min(owned.ended_disk, out.use->disk_bytes);
-  owned.ended.erase(run_id);
-  owned.live.insert(run_id);
+  owned.ended.erase(key);
+  owned.live.insert(key);
+  out.run_id = run_id;
+  out.stream = stream;
   out.owner = owner;
   out.path = path;
   out.live = true;
@@ -41,43 +48,53 @@ void RunOutputCap::started(const std::string& run_id, uid_t owner, const std::st
 }
 
 void RunOutputCap::ended(const std::string& run_id) {
-  auto it = outputs_.find(run_id);
+  for (const OutputStream stream : {OutputStream::kStdout, OutputStream::kStderr})
+    end_output(output_key(run_id, stream));
+}
+
+void RunOutputCap::end_output(const std::string& key) {
+  auto it = outputs_.find(key);
   if (it == outputs_.end() || !it->second.live) return;
   Output& out = it->second;
   out.live = false;
   watch_.unwatch(out.path);
   Owned& owned = by_owner_[out.owner];
-  owned.live.erase(run_id);
-  owned.ended.insert(run_id);
+  owned.live.erase(key);
+  owned.ended.insert(key);
   owned.unmeasured = true;
   enforce(out.owner);  // its last writes; measures it for the owner's total
 }
 
-void RunOutputCap::known(const std::string& run_id, uid_t owner, const std::string& path) {
+void RunOutputCap::known(const std::string& run_id, uid_t owner, const std::string& path, OutputStream stream) {
   if (unbounded()) return;
-  Output& out = outputs_[run_id];
+  const std::string key = output_key(run_id, stream);
+  Output& out = outputs_[key];
   if (out.live) return;
+  out.run_id = run_id;
+  out.stream = stream;
   out.owner = owner;
   out.path = path;
   Owned& owned = by_owner_[owner];
-  owned.ended.insert(run_id);
+  owned.ended.insert(key);
   owned.unmeasured = true;
 }
 
 void RunOutputCap::forget(const std::set<std::string>& run_ids) {
-  for (const auto& run_id : run_ids) {
-    auto it = outputs_.find(run_id);
-    if (it == outputs_.end()) continue;
-    Output& out = it->second;
-    if (out.live) watch_.unwatch(out.path);
-    if (auto owned = by_owner_.find(out.owner); owned != by_owner_.end()) {
-      owned->second.live.erase(run_id);
-      owned->second.ended.erase(run_id);
-      if (out.use) owned->second.ended_disk -= std::min(owned->second.ended_disk, out.use->disk_bytes);
-      if (owned->second.live.empty() && owned->second.ended.empty()) by_owner_.erase(owned);
+  for (const auto& run_id : run_ids)
+    for (const OutputStream stream : {OutputStream::kStdout, OutputStream::kStderr}) {
+      const std::string key = output_key(run_id, stream);
+      auto it = outputs_.find(key);
+      if (it == outputs_.end()) continue;
+      Output& out = it->second;
+      if (out.live) watch_.unwatch(out.path);
+      if (auto owned = by_owner_.find(out.owner); owned != by_owner_.end()) {
+        owned->second.live.erase(key);
+        owned->second.ended.erase(key);
+        if (out.use) owned->second.ended_disk -= std::min(owned->second.ended_disk, out.use->disk_bytes);
+        if (owned->second.live.empty() && owned->second.ended.empty()) by_owner_.erase(owned);
+      }
+      outputs_.erase(it);
     }
-    outputs_.erase(it);
-  }
 }
 
 void RunOutputCap::enforce(uid_t owner) {
@@ -88,49 +105,50 @@ void RunOutputCap::enforce(uid_t owner) {
   if (block_ == 0) block_ = log_block_size(runs_dir_);
   const LogCaps caps = run_output_caps(limits_, block_);
   std::vector<LogUse> uses;
-  std::map<std::string, std::string> whose;  // path -> run id
+  std::map<std::string, std::string> whose;  // path -> output key
   std::set<std::string> planned;
   if (owned.unmeasured) {
     // Ended outputs not yet measured (at their end, or first after a
     // restart): measured once; they are written no more.
-    for (const auto& run_id : owned.ended) {
-      Output& out = outputs_.at(run_id);
+    for (const auto& key : owned.ended) {
+      Output& out = outputs_.at(key);
       if (out.use) continue;
       out.use = measure_log(out.path, caps.keep_head).value_or(LogUse{});
       out.use->current = true;  // run.info names it: emptied, never removed
       owned.ended_disk += out.use->disk_bytes;
       // Its last writes may have passed the per-run cap: planned now, once.
       if (limits_.per_run > 0 && out.use->disk_bytes > limits_.per_run) {
-        whose.emplace(out.path, run_id);
+        whose.emplace(out.path, key);
         uses.push_back(*out.use);
-        planned.insert(run_id);
+        planned.insert(key);
       }
     }
     owned.unmeasured = false;
   }
   std::uint64_t total = owned.ended_disk;
-  for (const auto& run_id : owned.live) {
-    const Output& out = outputs_.at(run_id);
+  for (const auto& key : owned.live) {
+    const Output& out = outputs_.at(key);
     auto use = measure_log(out.path, caps.keep_head);
     if (!use) continue;
     use->live = true;
     use->current = true;
-    whose.emplace(out.path, run_id);
+    whose.emplace(out.path, key);
     total += use->disk_bytes;
     uses.push_back(std::move(*use));
   }
   // The owner's kept outputs are looked at one by one only past the total.
   if (limits_.per_owner > 0 && total > limits_.per_owner)
-    for (const auto& run_id : owned.ended) {
-      const Output& out = outputs_.at(run_id);
-      if (planned.count(run_id) || !out.use || out.use->disk_bytes == 0) continue;
-      whose.emplace(out.path, run_id);
+    for (const auto& key : owned.ended) {
+      const Output& out = outputs_.at(key);
+      if (planned.count(key) || !out.use || out.use->disk_bytes == 0) continue;
+      whose.emplace(out.path, key);
       uses.push_back(*out.use);
     }
   std::uint64_t freed_now = 0;
   for (const auto& freeing : plan_log_freeing(uses, caps, block_)) {
-    const std::string& run_id = whose.at(freeing.path);
-    Output& out = outputs_.at(run_id);
+    const std::string& key = whose.at(freeing.path);
+    Output& out = outputs_.at(key);
+    const std::string& run_id = out.run_id;
     const auto before = std::find_if(uses.begin(), uses.end(), [&](const LogUse& u) { return u.path == freeing.path; });
     FrontFreed freed;
     try {
@@ -155,7 +173,7 @@ void RunOutputCap::enforce(uid_t owner) {
                 "for uid {}): {}",
                 run_id, freeing.path, limits_.per_run, limits_.per_owner, owner,
                 freed.truncated ? "emptied (its file system cannot free part of a file)" : "its middle freed");
-    note_dropped(run_id);
+    note_dropped(key);
   }
   // As the helper log cap (h14fixA): more freed in one window than a whole
   // cap holds: the command writes faster than one window allows; look sooner.
@@ -164,32 +182,32 @@ void RunOutputCap::enforce(uid_t owner) {
   if (freed_now > smallest) watch_.hurry();
 }
 
-void RunOutputCap::note_dropped(const std::string& run_id) {
-  Output& out = outputs_.at(run_id);
+void RunOutputCap::note_dropped(const std::string& key) {
+  Output& out = outputs_.at(key);
   if (out.note_timer) return;  // one is due: it carries this change too
   const auto due = out.last_note + kNoteInterval;
   if (!out.noted_once || std::chrono::steady_clock::now() >= due) {
-    send_note(run_id);
+    send_note(key);
     return;
   }
   out.note_timer = std::make_unique<boost::asio::steady_timer>(io_);
   out.note_timer->expires_at(due);
-  out.note_timer->async_wait([this, run_id](boost::system::error_code ec) {
+  out.note_timer->async_wait([this, key](boost::system::error_code ec) {
     if (ec) return;  // cancelled: the cap (or this run's entry) is going away
-    auto it = outputs_.find(run_id);
+    auto it = outputs_.find(key);
     if (it == outputs_.end()) return;
     it->second.note_timer.reset();
-    send_note(run_id);
+    send_note(key);
   });
 }
 
-void RunOutputCap::send_note(const std::string& run_id) {
-  Output& out = outputs_.at(run_id);
+void RunOutputCap::send_note(const std::string& key) {
+  Output& out = outputs_.at(key);
   out.noted_once = true;
   out.last_note = std::chrono::steady_clock::now();
   auto parts = log_parts(out.path);  // as it is now, the latest cut included
   if (!parts || !on_dropped_) return;
-  on_dropped_({run_id, out.owner, *parts});
+  on_dropped_({out.run_id, out.stream, out.owner, *parts});
 }
 
 std::optional<std::string> run_output_excerpt(const std::string& path, std::size_t max_bytes) {

@@ -38,6 +38,7 @@ class RunOutputCap {
   /// What a cut left of one run's output, for run.output_dropped.
   struct Dropped {
     std::string run_id;
+    OutputStream stream = OutputStream::kStdout;
     uid_t owner = 0;
     LogParts parts;
   };
@@ -51,21 +52,29 @@ class RunOutputCap {
   /// `runs_dir`: where the outputs are (for the file system's block size).
   RunOutputCap(boost::asio::io_context& io, RunOutputLimits limits, std::string runs_dir, OnDropped on_dropped);
 
-  /// Run `run_id` of `owner` writes its output to `path` from now on; its
-  /// owner's outputs are capped at once. Again for a later attempt: no-op.
-  void started(const std::string& run_id, uid_t owner, const std::string& path);
-  /// Its command and every attempt are over: one last look, then it only
-  /// counts towards its owner's total.
+  /// Run `run_id` of `owner` writes its `stream` output to `path` from now
+  /// on; its owner's outputs are capped at once. Again for a later attempt:
+  /// no-op. A run's two logs (stdout, stderr) are each capped at the
+  /// per-run limit and both count towards its owner's total.
+  void started(const std::string& run_id, uid_t owner, const std::string& path,
+               OutputStream stream = OutputStream::kStdout);
+  /// Its command and every attempt are over: one last look at each of its
+  /// logs, then they only count towards its owner's total.
   void ended(const std::string& run_id);
-  /// An ended run found at restore: measured when first needed.
-  void known(const std::string& run_id, uid_t owner, const std::string& path);
+  /// An ended run's `stream` log found at restore: measured when first
+  /// needed (a log that does not exist counts as empty).
+  void known(const std::string& run_id, uid_t owner, const std::string& path,
+             OutputStream stream = OutputStream::kStdout);
   /// Runs removed (retention, a failed start): no longer counted.
   void forget(const std::set<std::string>& run_ids);
 
   const RunOutputLimits& limits() const { return limits_; }
 
  private:
+  /// One log of one run, keyed by output_key (run id, stream).
   struct Output {
+    std::string run_id;
+    OutputStream stream = OutputStream::kStdout;
     uid_t owner = 0;
     std::string path;
     bool live = false;
@@ -76,17 +85,21 @@ class RunOutputCap {
   };
 
   bool unbounded() const { return limits_.per_run == 0 && limits_.per_owner == 0; }
+  /// The key of a run's log in outputs_: the run id for stdout, the run id
+  /// and "/stderr" for stderr (a run id never holds '/').
+  static std::string output_key(const std::string& run_id, OutputStream stream);
+  void end_output(const std::string& key);
   void enforce(uid_t owner);
-  void note_dropped(const std::string& run_id);
-  void send_note(const std::string& run_id);
+  void note_dropped(const std::string& key);
+  void send_note(const std::string& key);
 
   boost::asio::io_context& io_;
   RunOutputLimits limits_;
   std::string runs_dir_;
   OnDropped on_dropped_;
   std::uint64_t block_ = 0;  // found on first need
-  /// One owner's outputs: a look at a chatty run costs its owner's live
-  /// runs, never a pass over its whole history (kept in ended_disk).
+  /// One owner's outputs (by output_key): a look at a chatty run costs its
+  /// owner's live runs, never a pass over its whole history (kept in ended_disk).
   struct Owned {
     std::set<std::string> live;
     std::set<std::string> ended;

@@ -46,4 +46,10 @@ std::string excerpt_note(std::uint64_t not_shown, std::uint64_t dropped) {
   return note;
 }
 
+std::string_view to_string(OutputStream stream) { return stream == OutputStream::kStderr ? "stderr" : "stdout"; }
+
+std::string_view output_file_name(OutputStream stream) {
+  return stream == OutputStream::kStderr ? "stderr.log" : "output.log";
+}
+
 }  // namespace lpd::daemon

@@ -16,6 +16,17 @@ namespace lpd::daemon {
 // then fail to be written. The helper log cap's rules (log_cap_rules.h)
 // bound it: these are what is particular to run output.
 
+/// Which of a run's two output logs: the command's stdout (runs/<id>/output.log,
+/// its stderr too unless the run keeps stderr apart) or its stderr
+/// (runs/<id>/stderr.log, for a run started with separate_stderr).
+enum class OutputStream { kStdout, kStderr };
+
+/// "stdout" or "stderr": the `stream` field of run.output and run.output_dropped.
+std::string_view to_string(OutputStream stream);
+
+/// The file name of `stream`'s log in the run's directory: "output.log" or "stderr.log".
+std::string_view output_file_name(OutputStream stream);
+
 /// How much of the state directory run outputs may take (`lpd start
 /// --run-output-max`, `--run-outputs-per-user-max`).
 struct RunOutputLimits {

@@ -73,6 +73,7 @@ TEST_CASE("a test result's text reads back equal to its tree, field by field") {
   results[1].reruns = 2;
   results[1].failure_reason = "timed out in a pause";
   results[1].system_out = "[db] ready \xff\n";
+  results[1].system_err = "warning: <stderr> \x01\n";
   results[1].attempt = 3;
   results[2] = results[0];
   results[2].outcome = "skipped";

@@ -53,3 +53,28 @@ TEST_CASE("system_out survives the journal's JSON, and is left out when empty", 
   CHECK_FALSE(r.to_json().contains("system_out"));
   CHECK(TestResult::from_json(nlohmann::json{{"system_out", 3}}).system_out.empty());
 }
+
+TEST_CASE("a failed command's stderr is its system-err, after system-out, beside what it left running",
+          "[junit][issue18]") {
+  JunitInput in;
+  in.suite_name = "sh";
+  in.runner = "none";
+  TestResult command;
+  command.nodeid = "sh";
+  command.outcome = "error";
+  command.phase = "call";
+  command.message = "exited with code 3";
+  command.system_out = "out\n";
+  command.system_err = "err <1>\n";
+  in.results = {command};
+  std::string xml = junit_report(in);
+  CHECK(has(xml, "<system-out>out\n</system-out><system-err>err &lt;1&gt;\n</system-err></testcase>"));
+  // Processes it left running (h14left) and its stderr share the one element.
+  in.system_err["sh"] = "left running: pid 7";
+  xml = junit_report(in);
+  CHECK(has(xml, "<system-err>left running: pid 7\nerr &lt;1&gt;\n</system-err>"));
+  // Through the journal's JSON, and absent when empty.
+  CHECK(TestResult::from_json(command.to_json()).system_err == "err <1>\n");
+  command.system_err.clear();
+  CHECK_FALSE(command.to_json().contains("system_err"));
+}

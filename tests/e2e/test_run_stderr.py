@@ -1,0 +1,228 @@
+"""Issue 18: when lpctl's stdout is not a terminal, a supervised command's
+stderr stays stderr. lpd keeps it in a log of its own (runs/<id>/stderr.log),
+run.attach streams it apart ("stream": "stderr", with its own offset), so
+`lpctl run` and `lpctl attach` write it to their own stderr, a restarted lpd
+resumes both streams where lpctl was, the failed command's JUnit testcase
+carries it as <system-err>, and the run output cap bounds it as it bounds
+stdout. A client that does not ask (pytest-relay-run's job text) still gets
+both in one log, in the order written. Waits are FIFOs and lines read,
+never durations."""
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from lpd_harness import LPCTL_BIN, Lpd, read_line_with_timeout
+
+
+def run_env(lpd):
+    env = lpd.env()
+    for name in ("LPD_RUN_ID", "LPD_WORKER_ID", "LPD_PAUSE_ON_FAILURE", "PYTEST_ADDOPTS"):
+        env.pop(name, None)
+    return env
+
+
+def lpctl(lpd, *args, cwd=None, timeout=240):
+    return subprocess.run([LPCTL_BIN, "--socket", lpd.socket, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=run_env(lpd))
+
+
+def run_info(lpd, run_id):
+    client = lpd.client()
+    try:
+        reply = client.request("run.info", run_id=run_id)
+        assert reply["ok"], reply
+        return reply["result"]
+    finally:
+        client.close()
+
+
+def last_run_id(lpd):
+    return lpd.lpctl_json("runs", "-a")[-1]["run_id"]
+
+
+class Lines:
+    """Every line of a text pipe, read by a thread into a queue: `wait_for`
+    can wait for a line while the next ones sit in the pipe's buffer (a
+    select() on a buffered stream would not see them)."""
+
+    def __init__(self, stream):
+        self.lines = queue.Queue()
+        self.seen = []
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream):
+        for line in stream:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, wanted, timeout=120):
+        while True:
+            line = self.lines.get(timeout=timeout)
+            assert line is not None, f"stream ended before {wanted!r}; read {self.seen!r}"
+            self.seen.append(line)
+            if line == wanted:
+                return
+
+    def rest(self, timeout=120):
+        """Everything read, once the stream ended."""
+        while True:
+            line = self.lines.get(timeout=timeout)
+            if line is None:
+                return "".join(self.seen)
+            self.seen.append(line)
+
+
+def test_through_pipes_stdout_and_stderr_stay_apart(lpd, work_dir):
+    junit = os.path.join(work_dir, "out.xml")
+    r = lpctl(lpd, "run", "--junit", junit, "--", "sh", "-c",
+              "echo out1; echo err1 >&2; echo out2; printf err-partial >&2; exit 3", cwd=work_dir)
+    assert r.returncode == 3, r
+    assert r.stdout == "out1\nout2\n", r.stdout
+    # The command's stderr, between lpctl's first line and its verdict; its
+    # unfinished last line is ended before lpctl's own lines follow.
+    assert "\nerr1\nerr-partial\nlpctl: " in r.stderr, r.stderr
+    assert r.stderr.startswith("lpctl: run "), r.stderr
+    assert ", stderr " in r.stderr.splitlines()[0]
+    run_id = last_run_id(lpd)
+    info = run_info(lpd, run_id)
+    assert info["stderr_log"].endswith(f"/runs/{run_id}/stderr.log"), info
+    assert info["stderr_bytes"] == len("err1\nerr-partial") and info["stderr_dropped_bytes"] == 0, info
+    with open(info["log"]) as f:
+        assert f.read() == "out1\nout2\n"
+    # The failed command's testcase: stdout as <system-out>, stderr as <system-err>.
+    (case,) = ET.parse(junit).getroot().iter("testcase")
+    assert case.find("error") is not None
+    assert case.find("system-out").text == "out1\nout2\n"
+    assert case.find("system-err").text == "err1\nerr-partial"
+
+
+def test_attach_follows_both_streams_live_and_replays_them_apart(lpd, work_dir):
+    fifo = os.path.join(work_dir, "go")
+    os.mkfifo(fifo)
+    started = lpctl(lpd, "run", "--detach", "--", "sh", "-c",
+                    'echo o1; echo e1 >&2; read word < "$1"; echo o2; echo "e2 $word" >&2; exit 4', "sh", fifo,
+                    cwd=work_dir)
+    assert started.returncode == 0, started
+    run_id = started.stdout.strip()
+    attach = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "attach", run_id], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=run_env(lpd))
+    try:
+        # Both arrive, each on its own stream, while the run waits on the FIFO.
+        assert read_line_with_timeout(attach.stdout, 60) == "o1\n"
+        assert read_line_with_timeout(attach.stderr, 60) == "e1\n"
+        with open(fifo, "w") as f:
+            f.write("go\n")
+        rest, err = attach.communicate(timeout=120)
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait()
+    assert attach.returncode == 4, (rest, err)
+    assert rest == "o2\n", rest
+    assert err.startswith("e2 go\n"), err
+    assert f"run {run_id} exited with code 4" in err
+    # A replay of the finished run: the whole of each stream, still apart.
+    again = lpctl(lpd, "attach", run_id)
+    assert again.returncode == 4, again
+    assert again.stdout == "o1\no2\n", again.stdout
+    assert again.stderr.startswith("e1\ne2 go\n"), again.stderr
+
+
+def test_a_restarted_lpd_resumes_both_streams_where_lpctl_was(lpd, work_dir):
+    fifo = os.path.join(work_dir, "go")
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--", "sh", "-c",
+                             'echo o1; echo e1 >&2; read word < "$1"; echo o2; echo e2 >&2; exit 6', "sh", fifo],
+                            cwd=work_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=run_env(lpd))
+    try:
+        assert read_line_with_timeout(proc.stdout, 120) == "o1\n"
+        err_lines = Lines(proc.stderr)
+        err_lines.wait_for("e1\n")
+        lpd.kill9()
+        lpd.start()
+        with open(fifo, "w") as f:  # the command goes on once lpd is back
+            f.write("go\n")
+        out = proc.stdout.read()
+        proc.wait(timeout=180)
+        err = err_lines.rest()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 6, err
+    # Nothing lost, nothing twice: lpctl asked for each stream from its own offset.
+    assert out == "o2\n", out
+    assert err.count("e1\n") == 1 and err.count("e2\n") == 1, err
+
+
+@pytest.fixture
+def lpd_capped():
+    d = Lpd()
+    d.start("--run-output-max", str(1024 * 1024))
+    yield d
+    if d.proc is not None:
+        d.stop()
+    shutil.rmtree(d.root, ignore_errors=True)
+
+
+def test_the_stderr_log_is_capped_as_stdout_is(lpd_capped, work_dir):
+    lpd = lpd_capped
+    watch = lpd.client()
+    assert watch.request("events.subscribe", types=["run.output_dropped"])["ok"]
+    # 8 MiB to stderr, under a 1 MiB cap per log.
+    script = "import sys\nline = 'e' * 1023 + '\\n'\nfor _ in range(8 * 1024): sys.stderr.write(line)\nprint('done')\n"
+    r = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", sys.executable, "-c", script], cwd=work_dir,
+                       capture_output=True, text=True, timeout=240, env=run_env(lpd))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout == "done\n"
+    assert "bytes of this run's output were dropped here" in r.stderr
+    run_id = last_run_id(lpd)
+    while True:
+        msg = watch.read_message(timeout=120)
+        assert msg is not None, "lpd closed the event stream"
+        if msg.get("event") == "run.output_dropped" and msg["data"]["run_id"] == run_id:
+            assert msg["data"]["stream"] == "stderr", msg
+            break
+    watch.close()
+    info = run_info(lpd, run_id)
+    assert info["stderr_bytes"] == 8 * 1024 * 1024
+    assert info["stderr_dropped_bytes"] >= 7 * 1024 * 1024, info
+    assert os.stat(info["stderr_log"]).st_blocks * 512 <= 1024 * 1024
+    assert info["output_dropped_bytes"] == 0
+
+
+def test_a_client_that_does_not_ask_gets_both_in_one_log(lpd, work_dir):
+    # run.start without separate_stderr (pytest-relay-run's job text, older
+    # clients): one log, in the order written, every push on "stdout".
+    client = lpd.client()
+    try:
+        reply = client.request("run.start", argv=["sh", "-c", "echo o1; echo e1 >&2; echo o2"], cwd=work_dir,
+                               env={"PATH": os.environ["PATH"]})
+        assert reply["ok"], reply
+        run_id = reply["result"]["run_id"]
+        assert "stderr_log" not in reply["result"]
+        assert client.request("run.attach", run_id=run_id)["ok"]
+        text, streams = "", set()
+        while True:
+            msg = client.read_message(timeout=120)
+            assert msg is not None, "lpd closed the stream"
+            if msg.get("event") == "run.output":
+                text += msg["data"]["data"]
+                streams.add(msg["data"]["stream"])
+            elif msg.get("event") == "run.done":
+                break
+    finally:
+        client.close()
+    assert text == "o1\ne1\no2\n", text
+    assert streams == {"stdout"}
+    assert not os.path.exists(os.path.join(lpd.state_dir, "runs", run_id, "stderr.log"))
