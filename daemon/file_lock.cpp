@@ -1,7 +1,6 @@
 #include "daemon/file_lock.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,15 +30,30 @@ std::optional<FileLock> FileLock::try_acquire(const std::string& path, pid_t* ho
     ::close(fd);
     throw std::runtime_error("lock file " + path + " is not a regular file; refusing to use it");
   }
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  // A record lock (fcntl), not flock: a flock belongs to the open file
+  // description, which every child lpd forks shares until it closes its
+  // copies (as_user's checks, the pause-dir agent) or execs (the launcher).
+  // Such a child, not yet run on a loaded machine when lpd is SIGKILLed,
+  // kept the lock, and the next `lpd start` said lpd was still running.
+  // A record lock belongs to the process alone and is never inherited.
+  struct flock whole {};
+  whole.l_type = F_WRLCK;
+  whole.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_SETLK, &whole) != 0) {
     const int err = errno;
     if (holder) {
-      char buf[32] = {};
-      ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
-      *holder = n > 0 ? static_cast<pid_t>(std::strtol(buf, nullptr, 10)) : 0;
+      struct flock held {};
+      held.l_type = F_WRLCK;
+      held.l_whence = SEEK_SET;
+      *holder = ::fcntl(fd, F_GETLK, &held) == 0 && held.l_type != F_UNLCK ? held.l_pid : 0;
+      if (*holder <= 0) {  // gone meanwhile, or another pid namespace: the pid it wrote
+        char buf[32] = {};
+        ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+        *holder = n > 0 ? static_cast<pid_t>(std::strtol(buf, nullptr, 10)) : 0;
+      }
     }
     ::close(fd);
-    if (err == EWOULDBLOCK) return std::nullopt;
+    if (err == EAGAIN || err == EACCES) return std::nullopt;
     throw std::system_error(err, std::generic_category(), "cannot lock " + path);
   }
   FileLock lock(fd);

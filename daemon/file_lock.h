@@ -7,9 +7,12 @@
 
 namespace lpd::daemon {
 
-/// FileLock is an exclusive flock on a file holding the owner's pid. The
-/// kernel drops it when the process dies, so unlike a pid file it can never
-/// go stale; the pid inside is only for the error message.
+/// FileLock is an exclusive record lock (fcntl F_SETLK, whole file) on a
+/// file holding the owner's pid. The kernel drops it when the process dies,
+/// so unlike a pid file it can never go stale, and no child inherits it
+/// (a flock would live on in a child forked just before lpd was killed).
+/// The pid inside is only for messages. The lock also goes if the process
+/// closes any other descriptor of the same file: nothing else opens it.
 class FileLock {
  public:
   /// Takes the lock without waiting. On failure returns nullopt and, when
