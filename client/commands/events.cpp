@@ -7,6 +7,7 @@
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
+#include "client/table_width.h"
 #include "client/crash_line.h"  // h18cli
 
 namespace lpd::client {
@@ -112,7 +113,7 @@ namespace {
 
 /// One crash record as a line of `lpctl crashes`; with `traceback` (-v)
 /// the traceback it left under it.
-void print_crash(const json& c, bool traceback) {
+void print_crash(const json& c, bool traceback, int run_width) {
   const std::string nodeid = c.value("nodeid", "");
   const std::string phase = c.contains("phase") && c["phase"].is_string() ? c["phase"].get<std::string>() : "";
   std::string test = nodeid.empty() ? "(" + c.value("where", "") + ")" : nodeid;
@@ -121,7 +122,7 @@ void print_crash(const json& c, bool traceback) {
   // h18cli: the nodeid once (the reason names it too).
   const std::string reason = reason_beside_test(c.value("reason", ""), nodeid, phase);
   const auto signal_name = c.find("signal_name");
-  std::printf("%-12s  %-28s  %-8s  %s: %s\n", clock_time(c.value("crash_time", 0.0)).c_str(),
+  std::printf("%-12s  %-*s  %-8s  %s: %s\n", clock_time(c.value("crash_time", 0.0)).c_str(), run_width,
               c.value("run_id", "").c_str(),
               signal_name != c.end() && signal_name->is_string() ? signal_name->get_ref<const std::string&>().c_str()
                                                                  : "-",
@@ -162,15 +163,17 @@ Command crashes_command() {
               // protocol's line limit); each page is printed as it arrives.
               // --json stays one JSON array, written piece by piece.
               std::size_t printed = 0;
+              int run_width = 28;  // grows with a page of longer (named) run ids; never shrinks
               for (;;) {
                 const json page = connection.request("crash.list", fields);
+                run_width = column_width(page.value("crashes", json::array()), "run_id", run_width);
                 for (const auto& c : page.value("crashes", json::array())) {
                   if (global.json) {
                     std::cout << (printed == 0 ? "[" : ",") << c.dump(-1, ' ', false, json::error_handler_t::replace);
                   } else {
                     if (printed == 0)
-                      std::printf("%-12s  %-28s  %-8s  %s\n", "TIME", "RUN", "SIGNAL", "TEST / REASON");
-                    print_crash(c, o->verbose);
+                      std::printf("%-12s  %-*s  %-8s  %s\n", "TIME", run_width, "RUN", "SIGNAL", "TEST / REASON");
+                    print_crash(c, o->verbose, run_width);
                   }
                   ++printed;
                 }

@@ -6,6 +6,7 @@
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
+#include "client/table_width.h"
 #include "protocol/error.h"
 
 namespace lpd::client {
@@ -19,10 +20,12 @@ std::string describe(const json& pause) {
 }
 
 void print_pause_table(const json& pauses) {
-  std::printf("%-16s  %-24s  %-10s  %-9s  %-8s  %s\n", "PAUSE", "RUN", "KIND", "STATUS", "AGE", "TEST");
+  const int run_width = column_width(pauses, "run_id", 24);
+  std::printf("%-16s  %-*s  %-10s  %-9s  %-8s  %s\n", "PAUSE", run_width, "RUN", "KIND", "STATUS", "AGE", "TEST");
   const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   for (const auto& p : pauses) {
-    std::printf("%-16s  %-24s  %-10s  %-9s  %-8s  %s\n", p.value("pause_id", "").c_str(), p.value("run_id", "").c_str(),
+    std::printf("%-16s  %-*s  %-10s  %-9s  %-8s  %s\n", p.value("pause_id", "").c_str(), run_width,
+                p.value("run_id", "").c_str(),
                 p.value("kind", "").c_str(), p.value("status", "").c_str(),
                 format_duration(now - p.value("created_at", now)).c_str(), describe(p).c_str());
   }

@@ -49,6 +49,11 @@ std::string absolute(const std::string& path) {
   std::cout.flush();
   if (signal.is_number_integer()) {
     const int signo = signal.get<int>();
+    // A shell then prints "Segmentation fault" for lpctl's line: say first
+    // that it is the run's death passed on, not lpctl crashing.
+    const char* abbrev = ::sigabbrev_np(signo);
+    std::cerr << "lpctl: ending by " << (abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(signo))
+              << ", as the run did (lpctl itself did not crash)" << std::endl;
     rlimit no_core{0, 0};
     ::setrlimit(RLIMIT_CORE, &no_core);
     std::signal(signo, SIG_DFL);

@@ -4,6 +4,7 @@
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
+#include "client/table_width.h"
 
 namespace lpd::client {
 
@@ -18,15 +19,17 @@ Command runs_command() {
               // protocol's line limit; each page is printed as it arrives.
               // --json stays one JSON array, written piece by piece.
               std::size_t printed = 0;
+              int run_width = 24;  // grows with a page of longer (named) run ids; never shrinks
               for (;;) {
                 const json page = connection.request("run.list", fields);
+                run_width = column_width(page.value("runs", json::array()), "run_id", run_width);
                 for (const auto& r : page.value("runs", json::array())) {
                   if (global.json) {
                     std::cout << (printed == 0 ? "[" : ",") << r.dump(-1, ' ', false, json::error_handler_t::replace);
                   } else {
                     if (printed == 0)
-                      std::printf("%-24s  %-7s  %-8s  %-7s  %-4s  %-7s  %s\n", "RUN", "STATUS", "PID", "WORKERS",
-                                  "EXIT", "RESULT", "CWD");
+                      std::printf("%-*s  %-7s  %-8s  %-7s  %-4s  %-7s  %s\n", run_width, "RUN", "STATUS", "PID",
+                                  "WORKERS", "EXIT", "RESULT", "CWD");
                     // h14owner: "-" when lpd does not know the pid (null, or 0 from an older lpd).
                     const auto pid = r.find("pid");
                     const std::string pid_shown = pid != r.end() && pid->is_number_integer() && pid->get<long long>() > 0
@@ -42,7 +45,7 @@ Command runs_command() {
                                                              !result->get_ref<const std::string&>().empty()
                                                          ? result->get<std::string>()
                                                          : "-";
-                    std::printf("%-24s  %-7s  %-8s  %-7zu  %-4s  %-7s  %s\n", r.value("run_id", "").c_str(),
+                    std::printf("%-*s  %-7s  %-8s  %-7zu  %-4s  %-7s  %s\n", run_width, r.value("run_id", "").c_str(),
                                 r.value("status", "").c_str(), pid_shown.c_str(),
                                 r.value("workers", json::array()).size(), exit_shown.c_str(), result_shown.c_str(),
                                 r.value("cwd", "").c_str());

@@ -2,10 +2,11 @@
 
 namespace lpd::daemon {
 
-void WorkerActivity::test_started(const std::string& nodeid, double now, std::optional<std::uint64_t> ring_position) {
+void WorkerActivity::test_started(const std::string& nodeid, double now, std::optional<std::uint64_t> ring_position,
+                                  std::string_view phase) {
   current_ = nodeid;
   ring_position_ = ring_position;
-  phase_ = "setup";  // test.start comes before the setup; test.phase says when it moves on
+  phase_ = phase;  // pytest's test.start comes before the setup; test.phase says when it moves on
   session_phase_.clear();  // past collection: a crash between tests is no longer "collection"
   started_at_ = now;
   any_test_ = true;

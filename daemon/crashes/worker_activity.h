@@ -33,7 +33,11 @@ class WorkerActivity {
   /// A test starts: its setup runs until a phase says otherwise.
   /// `ring_position`: where its test.start record began in the process's
   /// event ring, when it came through one (the phase mark names it).
-  void test_started(const std::string& nodeid, double now, std::optional<std::uint64_t> ring_position = {});
+  /// `phase`: the one it starts in; "setup" for pytest's shim (test.start
+  /// precedes the fixtures), "call" for a runner whose shim knows no phases
+  /// (the native shim: its test_started comes right before the body).
+  void test_started(const std::string& nodeid, double now, std::optional<std::uint64_t> ring_position = {},
+                    std::string_view phase = "setup");
   /// Reads the phase mark of the event ring this process writes
   /// (protocol::PhaseMark); set once, when its first test.start comes
   /// through a ring.

@@ -1,4 +1,6 @@
 #include "daemon/runs/job_lifecycle.h"
+
+#include "daemon/crashes/crash.h"
 #include "daemon/record_field.h"
 
 #include <algorithm>
@@ -162,6 +164,34 @@ int final_returncode(const FinalFacts& f) {
     return explained ? 0 : own;
   }
   return own;
+}
+
+std::string run_verdict_text(const FinalFacts& f, int returncode, bool signal_is_verdict, int attempts,
+                             std::size_t crashes) {
+  std::string text = attempts > 1 ? "last attempt " : "";
+  text += f.signal ? "killed by " + signal_name(*f.signal) : "exited with code " + std::to_string(f.exit_code.value_or(-1));
+  if (crashes > 0) text += ", " + std::to_string(crashes) + " crash(es)";
+  if (f.flaky_crashes > 0) text += ", " + std::to_string(f.flaky_crashes) + " flaky";
+  if (f.interrupted_tests > 0) text += ", " + std::to_string(f.interrupted_tests) + " interrupted";
+  const int own = f.signal ? 128 + *f.signal : f.exit_code.value_or(1);
+  if (returncode == own || signal_is_verdict) return text;
+  // The reason, in final_returncode's order.
+  std::string why;
+  if (returncode == 0)
+    why = "every crash passed when re-run";
+  else if (f.stopped)
+    why = f.interrupted_tests > 0 ? "it was stopped with tests unfinished" : "it was stopped after a test crashed";
+  else if (f.outside_crashes > 0 || f.session_errors > 0)
+    why = "a crash or error outside any test";
+  else if (f.test_crashes > 0 || (f.flaky_crashes > 0 && f.fail_on_flaky))
+    why = f.test_crashes > 0 ? "a test crashed" : "a flaky crash (--fail-on-flaky)";
+  else if (f.interrupted_tests > 0)
+    why = "tests were interrupted";
+  text += "; the run ";
+  text += returncode == 0 ? "passes" : "fails";
+  text += " with exit code " + std::to_string(returncode);
+  if (!why.empty()) text += ": " + why;
+  return text;
 }
 
 }  // namespace lpd::daemon

@@ -134,4 +134,14 @@ struct FinalFacts {
 ///   with --fail-on-flaky they count as crashes.
 int final_returncode(const FinalFacts& facts);
 
+/// The done run's one-line verdict (job text, run.done's `text`, the end
+/// of `lpctl run`): how the command's last full attempt ended ("last
+/// attempt" when there were `attempts` > 1, "killed by SIGSEGV" for a
+/// signal), its `crashes` and the flaky and interrupted counts, and when
+/// `returncode` (final_returncode's) is not the command's own, that code
+/// with the reason final_returncode had. `signal_is_verdict`: lpctl ends
+/// by the signal itself (its code then needs no saying).
+std::string run_verdict_text(const FinalFacts& facts, int returncode, bool signal_is_verdict, int attempts,
+                             std::size_t crashes);
+
 }  // namespace lpd::daemon

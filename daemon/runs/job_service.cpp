@@ -650,13 +650,8 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
   // crash that passed on rerun is not).
   s.job.signal = facts.signal && *s.job.returncode == 128 + *facts.signal ? facts.signal : std::nullopt;
   s.job.ended_at = wall_now();
-  std::string text = facts.signal ? "killed by signal " + std::to_string(*facts.signal)
-                                  : "exited with code " + std::to_string(facts.exit_code.value_or(-1));
-  if (!s.crashes.empty()) text += ", " + std::to_string(s.crashes.size()) + " crash(es)";
-  if (facts.flaky_crashes > 0) text += ", " + std::to_string(facts.flaky_crashes) + " flaky";
-  if (facts.interrupted_tests > 0) text += ", " + std::to_string(facts.interrupted_tests) + " interrupted";
-  if (*s.job.returncode != facts.exit_code.value_or(-1) && !s.job.signal)
-    text += "; run exit code " + std::to_string(*s.job.returncode);
+  std::string text = run_verdict_text(facts, *s.job.returncode, s.job.signal.has_value(), s.job.attempt,
+                                      s.crashes.size());
   // -- issue 14 (x14tree): what the command left running, killed by lpd-monitor
   if (!s.job.left_running.empty()) {
     text += "; " + std::to_string(s.job.left_running.size()) + " process(es) left running when the command ended, killed:";

@@ -77,7 +77,13 @@ json JobService::handle_test_start(Call& call) {
         return std::nullopt;
       });
   }
-  a->test_started(nodeid, wall_now(), ring_position);
+  // The phase it starts in: pytest's shim sends none (setup comes first);
+  // the native shim says "call" (its API has no phases: the body runs next).
+  const std::string phase = call.fields.optional_string("phase").value_or("setup");
+  if (phase != "setup" && phase != "call")
+    throw Error(ErrorCode::kBadRequest, "field \"phase\" of test.start must be setup or call, not \"" +
+                                            bounded("phase", phase, kMaxWordBytes) + "\"");
+  a->test_started(nodeid, wall_now(), ring_position, phase);
   if (Supervised* s = find(a->run_id()); s && !s->job.tests_reported) {
     s->job.tests_reported = true;  // this command reports its tests: no testcase for the command itself
     persist(*s);

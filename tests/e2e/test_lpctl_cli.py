@@ -117,6 +117,34 @@ def test_runs_all_shows_exit_code_and_result(lpd, work_dir):
     assert [(r["EXIT"], r["RESULT"]) for r in rows] == [("0", "passed"), ("7", "failed")], lines
 
 
+def test_tables_stay_aligned_with_long_run_names(lpd, work_dir):
+    """Attack on issue 18 (F6): a named run's id (up to 64 characters of
+    name) pushed its row out of line with the header."""
+    name = "a-rather-long-name-for-this-run-" + "x" * 30
+    assert lpctl(lpd, "run", "--", "true", cwd=work_dir).returncode == 0
+    assert lpctl(lpd, "run", "--name", name, "--", "sh", "-c", "kill -SEGV $$", cwd=work_dir).returncode == -11
+    long_id = json.loads(lpctl(lpd, "--json", "runs", "-a").stdout)[-1]["run_id"]
+    assert len(long_id) > 28, long_id  # wider than either column was
+    for argv, column in ((["runs", "-a"], "STATUS"), (["crashes"], "SIGNAL")):
+        lines = lpctl(lpd, *argv).stdout.splitlines()
+        at = lines[0].index(column)
+        assert lines[0][at - 2:at] == "  ", lines
+        for line in lines[1:]:
+            assert line[at - 2:at] == "  " and line[at] != " ", (argv, lines)
+        assert any(line.startswith(long_id + "  ") for line in lines[1:]) or argv == ["crashes"], lines
+        assert long_id in "\n".join(lines)
+
+
+def test_a_run_that_died_of_a_signal_says_lpctl_passes_it_on(lpd, work_dir):
+    """Attack on issue 18 (F3): lpctl ends by the run's signal, and a shell
+    then reports "Segmentation fault" for lpctl's command line: lpctl says
+    first that the signal is the run's."""
+    r = lpctl(lpd, "run", "--", "sh", "-c", "kill -SEGV $$", cwd=work_dir)
+    assert r.returncode == -11, r
+    assert "killed by SIGSEGV" in r.stderr, r.stderr
+    assert r.stderr.rstrip().endswith("lpctl: ending by SIGSEGV, as the run did (lpctl itself did not crash)"), r.stderr
+
+
 # -- retries, crashes ---------------------------------------------------------
 
 CRASH_MID_LINE = """
@@ -146,6 +174,9 @@ def test_a_retry_starts_under_a_banner_on_its_own_line(lpd, work_dir):
     assert "lpd: attempt 2: retry 1/2: re-running without 1 crashed test" in lines, r.stdout
     banner_at = lines.index("lpd: attempt 2: retry 1/2: re-running without 1 crashed test")
     assert lines[banner_at - 1].endswith("partial line"), lines  # the dead attempt's line, ended before it
+    # The verdict tells the last attempt's code from the run's (attack F7).
+    assert ("last attempt exited with code 0, 1 crash(es); the run fails with exit code 1: a test crashed"
+            in r.stderr), r.stderr
     # The crash names its test once, the traceback only with -v.
     text = lpctl(lpd, "crashes", "--run-id", done["run_id"]).stdout
     assert text.count("test_mid.py::test_b_dies") == 1, text

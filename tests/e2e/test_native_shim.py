@@ -291,7 +291,7 @@ def test_crash_notice_names_the_test_and_the_process_dies_by_the_signal(peer, ar
     assert code == -sig, out
     ops = [m["op"] for m in lines]
     assert ops[:2] == ["hello", "run.register"], lines
-    assert {"op": "test.start", "nodeid": nodeid} in lines
+    assert {"op": "test.start", "nodeid": nodeid, "phase": "call"} in lines
     assert lines[-1] == {"op": "crash.notice", "signal": sig, "nodeid": nodeid}, lines
     assert ops.index("test.start") < ops.index("crash.notice")
     assert "test.finish" not in ops and "run.end" not in ops
@@ -361,7 +361,9 @@ def test_lpctl_run_attributes_the_crash_and_keeps_the_signal(lpd, argv, nodeid, 
     result = _lpctl_run(lpd, argv)
     # lpctl run passes the real signal death on: it dies by the same signal.
     assert result.returncode == -sig, (result.returncode, result.stdout, result.stderr)
-    assert f"killed by signal {sig}" in result.stderr, result.stderr
+    assert f"killed by {name}" in result.stderr, result.stderr
+    # lpctl says it ends by that signal on purpose, so a shell's "Segmentation fault" is not read as lpctl's own.
+    assert f"lpctl: ending by {name}, as the run did" in result.stderr, result.stderr
     crashes = lpd.lpctl_json("crashes")
     if isinstance(crashes, dict):
         crashes = crashes.get("crashes", [])
@@ -370,6 +372,9 @@ def test_lpctl_run_attributes_the_crash_and_keeps_the_signal(lpd, argv, nodeid, 
     assert crash["nodeid"] == nodeid, crash
     assert _signal_matches(crash["signal"], sig, name), crash
     assert crash.get("signal_name", name) == name, crash
+    # The body crashed, after test_started: "call", never a fixture's "setup".
+    assert crash["phase"] == "call", crash
+    assert f"{nodeid} [call]" in result.stderr, result.stderr
 
 
 @needs_lpctl_run

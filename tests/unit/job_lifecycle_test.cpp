@@ -209,3 +209,34 @@ TEST_CASE("final exit code: the command's own, made truthful") {
     CHECK(final_returncode(7, std::nullopt, false) == 7);
   }
 }
+
+TEST_CASE("the verdict text says how the command ended and, when the run's code differs, why", "[job][issue18]") {
+  FinalFacts f;
+  f.exit_code = 3;
+  CHECK(run_verdict_text(f, final_returncode(f), false, 1, 0) == "exited with code 3");
+  // A retry that passed, after a crash that never passed again: the last
+  // attempt's 0 is not the run's.
+  f.exit_code = 0;
+  f.test_crashes = 1;
+  CHECK(run_verdict_text(f, final_returncode(f), false, 2, 1) ==
+        "last attempt exited with code 0, 1 crash(es); the run fails with exit code 1: a test crashed");
+  // A flaky crash alone: the command died of it, the run passes.
+  FinalFacts flaky;
+  flaky.signal = 11;
+  flaky.flaky_crashes = 1;
+  CHECK(run_verdict_text(flaky, final_returncode(flaky), false, 2, 1) ==
+        "last attempt killed by SIGSEGV, 1 crash(es), 1 flaky; the run passes with exit code 0: every crash "
+        "passed when re-run");
+  // The signal is the verdict: lpctl dies by it, nothing more to say.
+  FinalFacts killed;
+  killed.signal = 6;
+  killed.test_crashes = 1;
+  CHECK(run_verdict_text(killed, final_returncode(killed), true, 1, 1) == "killed by SIGABRT, 1 crash(es)");
+  // A crash outside any test turns pytest's 5 into 128+N.
+  FinalFacts outside;
+  outside.exit_code = 5;
+  outside.outside_crashes = 1;
+  outside.outside_signal = 11;
+  CHECK(run_verdict_text(outside, final_returncode(outside), false, 1, 1) ==
+        "exited with code 5, 1 crash(es); the run fails with exit code 139: a crash or error outside any test");
+}

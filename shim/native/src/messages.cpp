@@ -24,7 +24,9 @@ std::string run_register(std::int64_t id, std::string_view run_id, std::string_v
 std::string run_end(std::int64_t id) { return protocol::encode_request(id, "run.end"); }
 
 std::string test_start(std::string_view nodeid) {
-  return protocol::encode_notification("test.start", {{"nodeid", nodeid}});
+  // "call": the C API has no phases, and test_started comes right before
+  // the body; a crash after it is the test's own, not a fixture's.
+  return protocol::encode_notification("test.start", {{"nodeid", nodeid}, {"phase", "call"}});
 }
 
 std::string test_finish(std::string_view nodeid, std::string_view outcome, double duration_seconds,
