@@ -79,6 +79,23 @@ inline std::optional<std::size_t> command_word_index(const std::vector<std::stri
   return std::nullopt;
 }
 
+/// The one line for a command line whose command word is none of `names`
+/// (`program`'s subcommands, lpctl's or lpd's): "PROGRAM: unknown command
+/// 'X'; did you mean 'Y'?" (suggest_command), or "...; see PROGRAM --help
+/// for the commands". nullopt when the command word is known or absent:
+/// the parser's own message then says what is wrong. Said instead of the
+/// parser's "argument not expected", which would contradict it.
+inline std::optional<std::string> unknown_command_message(std::string_view program, const std::vector<std::string>& args,
+                                                          const std::vector<std::string>& names) {
+  const auto at = command_word_index(args);
+  if (!at) return std::nullopt;
+  const std::string& word = args[*at];
+  if (std::find(names.begin(), names.end(), word) != names.end()) return std::nullopt;
+  std::string text = std::string(program) + ": unknown command '" + word + "'; ";
+  if (const auto meant = suggest_command(word, names)) return text + "did you mean '" + *meant + "'?";
+  return text + "see " + std::string(program) + " --help for the commands";
+}
+
 /// The hint for a refused `lpctl run` (or `ensure`) line whose command was
 /// given without `--` before it, so lpctl read the command's options
 /// (pytest's -q) as its own. `args`: the words after the subcommand.

@@ -17,24 +17,20 @@
 
 namespace {
 
-/// h18cli (issue 18): after CLI11's own refusal, what the user most likely
-/// meant: a command near the mistyped one ("did you mean 'runs'?"), or the
+/// The names of `app`'s subcommands, in help order.
+std::vector<std::string> command_names(const CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) names.push_back(sub->get_name());
+  return names;
+}
+
+/// h18cli (issue 18): after CLI11's own refusal of a known command, the
 /// `--` that keeps a command's options (pytest -q) from being read as
 /// lpctl's (cli_hints.h has the rules).
-void print_usage_hints(const CLI::App& app, int argc, char** argv) {
-  const std::vector<std::string> args(argv + 1, argv + argc);
+void print_dashdash_hint(const std::vector<std::string>& args) {
   const auto at = lpd::client::command_word_index(args);
   if (!at) return;
   const std::string& word = args[*at];
-  std::vector<std::string> names;
-  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) names.push_back(sub->get_name());
-  if (std::find(names.begin(), names.end(), word) == names.end()) {
-    if (const auto meant = lpd::client::suggest_command(word, names))
-      std::cerr << "lpctl: unknown command '" << word << "'; did you mean '" << *meant << "'?\n";
-    else
-      std::cerr << "lpctl: unknown command '" << word << "'; see lpctl --help for the commands\n";
-    return;
-  }
   if (word != "run" && word != "ensure") return;
   if (const auto hint = lpd::client::dashdash_hint(word, {args.begin() + static_cast<long>(*at) + 1, args.end()}))
     std::cerr << "lpctl: hint: " << *hint << "\n";
@@ -68,8 +64,15 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    const std::vector<std::string> args(argv + 1, argv + argc);
+    // A mistyped command: one line with the suggestion, not CLI11's
+    // "argument not expected" before it.
+    if (const auto unknown = unknown_command_message("lpctl", args, command_names(app)); unknown && e.get_exit_code() != 0) {
+      std::cerr << *unknown << "\n";
+      return kExitUsage;
+    }
     const int code = app.exit(e);
-    if (code != 0) print_usage_hints(app, argc, argv);  // h18cli
+    if (code != 0) print_dashdash_hint(args);  // h18cli
     return code == 0 ? kExitOk : kExitUsage;
   }
   if (global.json) {

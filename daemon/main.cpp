@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "client/cli_hints.h"
 #include "daemon/daemon.h"
 #include "daemon/logging.h"
 #include "daemon/readiness.h"
@@ -194,6 +195,14 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // A mistyped command gets lpctl's one line with a suggestion ("lpd stpo").
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) names.push_back(sub->get_name());
+    if (const auto unknown = lpd::client::unknown_command_message("lpd", {argv + 1, argv + argc}, names);
+        unknown && e.get_exit_code() != 0) {
+      std::cerr << *unknown << "\n";
+      return 64;
+    }
     // --help is 0; any other parse error is a bad command line: 64 (EX_USAGE,
     // as lpctl), not CLI11's own numbers.
     return app.exit(e) == 0 ? 0 : 64;

@@ -154,9 +154,19 @@ JobService::Supervised* JobService::find(const std::string& run_id) {
   return it == jobs_.end() ? nullptr : it->second.get();
 }
 
+protocol::Error JobService::not_supervised(const std::string& run_id) const {
+  // A run that joined lpd by itself (plain pytest with the plugin) is in
+  // `lpctl runs -a` too: say why attach and report know nothing of it.
+  if (runs_.find(run_id))
+    return Error(ErrorCode::kNotFound, "run \"" + run_id + "\" was not started by lpctl run (its processes joined "
+                                       "lpd by themselves), so lpd holds no output, job or report of it; its tests "
+                                       "and crashes are in lpctl events --run-id and lpctl crashes --run-id");
+  return Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
+}
+
 JobService::Supervised& JobService::known(const std::string& run_id) {
   auto* s = find(run_id);
-  if (!s) throw Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
+  if (!s) throw not_supervised(run_id);
   return *s;
 }
 
@@ -938,7 +948,7 @@ json JobService::handle_report(Call& call) {
 
 uid_t JobService::owner_of(const std::string& run_id) const {
   auto it = jobs_.find(run_id);
-  if (it == jobs_.end()) throw Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
+  if (it == jobs_.end()) throw not_supervised(run_id);
   return it->second->owner;
 }
 

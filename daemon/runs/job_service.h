@@ -174,6 +174,9 @@ class JobService {
     std::shared_ptr<ExitWatch> watch;
   };
 
+  /// The not_found error for `run_id`, which lpd does not supervise: one
+  /// that saying so when the run exists but was not started by run.start.
+  protocol::Error not_supervised(const std::string& run_id) const;
   /// The run as it is in memory (its history maybe not loaded). Throws not_found.
   Supervised& known(const std::string& run_id);
   /// The run, its history loaded (load_history). Throws not_found.

@@ -35,6 +35,7 @@ class RunRegistry {
   Run& join(const JoinRequest& request, const std::string& new_run_id, double now);
 
   Run* find(std::string_view run_id);
+  const Run* find(std::string_view run_id) const { return const_cast<RunRegistry*>(this)->find(run_id); }
   /// Adds a run restored from disk (ended runs are kept for listing), or
   /// a supervised run created by `lpctl run` before any process joins it.
   void restore(Run run);

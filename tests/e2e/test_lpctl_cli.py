@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, read_line_with_timeout, write_tests
+from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, finish, read_line_with_timeout, start_pytest, write_tests
 
 
 def run_env(lpd):
@@ -73,6 +73,19 @@ def test_attach_to_an_unknown_run_fails(lpd):
 
 # -- the command line ---------------------------------------------------------
 
+def test_attach_to_a_run_lpctl_run_did_not_start_says_so(lpd, work_dir):
+    """Attack on issue 18 (F9): a plain pytest run (the plugin joined lpd)
+    is listed by `lpctl runs -a`; attach said only "no supervised run"."""
+    write_tests(work_dir, "test_plain.py", "def test_ok():\n    pass\n")
+    code, out = finish(start_pytest(lpd, work_dir, "test_plain.py", run_id="plain-run-1"))
+    assert code == 0, out
+    assert "plain-run-1" in [r["run_id"] for r in json.loads(lpctl(lpd, "--json", "runs", "-a").stdout)]
+    r = lpctl(lpd, "attach", "plain-run-1")
+    assert r.returncode == 1, r
+    assert "was not started by lpctl run" in r.stderr and "lpctl events --run-id" in r.stderr, r.stderr
+    assert "no supervised run" in lpctl(lpd, "attach", "never-was").stderr
+
+
 def test_a_command_without_dashdash_gets_the_hint(lpd, work_dir):
     r = lpctl(lpd, "run", "pytest", "-q", cwd=work_dir)
     assert r.returncode == 64, r
@@ -97,6 +110,12 @@ def test_a_mistyped_command_gets_a_suggestion(lpd):
     assert r.returncode == 64 and "did you mean 'crashes'?" in r.stderr, r
     r = lpctl(lpd, "frobnicate")
     assert r.returncode == 64 and "did you mean" not in r.stderr and "unknown command 'frobnicate'" in r.stderr, r
+    # One line, not CLI11's "argument not expected" before it (attack F9).
+    r = lpctl(lpd, "atach", "some-run")
+    assert r.returncode == 64 and r.stderr == "lpctl: unknown command 'atach'; did you mean 'attach'?\n", r
+    # lpd's own commands too.
+    r = subprocess.run([LPD_BIN, "stpo"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 64 and r.stderr == "lpd: unknown command 'stpo'; did you mean 'stop'?\n", r
 
 
 def test_help_lists_every_exit_code(lpd):
