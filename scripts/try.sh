@@ -22,5 +22,15 @@ cmake --build --preset default
 bin="$repo/build/default"
 if ! "$bin/lpctl" status >/dev/null 2>&1; then
   "$bin/lpd" start ${LPD_STATE_DIR:+--state-dir "$LPD_STATE_DIR"}
+else
+  # A daemon already answers: say so when it is not this build's (an older
+  # build, replaced since: its executable reads "(deleted)"), rather than
+  # show the sample on it silently. It may serve others: not stopped here.
+  pid="$("$bin/lpctl" --json status | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin).get("pid", ""))')"
+  exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+  if [ -n "$exe" ] && [ "$exe" != "$(readlink -f "$bin/lpd")" ]; then
+    echo "try.sh: note: the lpd already running (pid $pid) is $exe, not this build's $bin/lpd;" \
+         "the sample runs on it. To try this build's daemon: $bin/lpd stop, then run this again." >&2
+  fi
 fi
 exec bash examples/run-sample.sh "$bin" "$bin/try"
