@@ -191,9 +191,26 @@ class PauseLines {
   bool refused_ = false;
 };
 
+/// SIGINT and SIGTERM write their number to g_signal_pipe, which follow()
+/// watches beside lpd's socket.
+void catch_stop_signals() {
+  if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+/// What Ctrl-C (SIGINT, or SIGTERM) does while follow() streams a run.
+enum class OnStopSignal {
+  kStopRun,  // lpctl run: stop the run (run.stop after `grace`; again: at once)
+  kDetach,   // lpctl attach: say so, then end by the signal; the run goes on
+};
+
 /// Streams output until run.done. A lost daemon is waited for and the
 /// stream resumes from the last byte seen, so lpd can restart mid-run.
-json follow(const GlobalOptions& global, const std::string& run_id, double grace) {
+json follow(const GlobalOptions& global, const std::string& run_id, double grace, OnStopSignal on_stop) {
   std::uint64_t offset = 0;
   bool ended_with_newline = true;
   // A run that keeps stderr apart (started where lpctl's stdout was no
@@ -240,6 +257,13 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
         if (fds[1].revents & POLLIN) {
           char signo = 0;
           (void)!::read(g_signal_pipe[0], &signo, 1);
+          if (on_stop == OnStopSignal::kDetach) {
+            std::cout.flush();
+            std::cerr << "\nlpctl: detached from run " << run_id << "; it goes on (lpctl stop " << run_id
+                      << " stops it, lpctl attach " << run_id << " follows it again)" << std::endl;
+            std::signal(signo, SIG_DFL);
+            ::raise(signo);
+          }
           ++stops;
           std::cerr << "\nlpctl: stopping run " << run_id
                     << (stops == 1 ? " (again to kill it at once)" : ", killing it") << "\n";
@@ -389,16 +413,11 @@ Command run_command() {
                   std::cout << run_id << "\n";
                 return kExitOk;
               }
-              if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-              struct sigaction sa {};
-              sa.sa_handler = on_stop_signal;
-              sigemptyset(&sa.sa_mask);
-              ::sigaction(SIGINT, &sa, nullptr);
-              ::sigaction(SIGTERM, &sa, nullptr);
+              catch_stop_signals();
               std::cerr << "lpctl: run " << run_id << " (log " << started.value("log", "");
               if (started.contains("stderr_log")) std::cerr << ", stderr " << started.value("stderr_log", "");
               std::cerr << ")\n";
-              const json done = follow(global, run_id, o->grace);
+              const json done = follow(global, run_id, o->grace, OnStopSignal::kStopRun);
               // Files that could not be written (lpd's --crash-log, our
               // --junit) are said last and make the exit non-zero: a green
               // exit with a missing report would be a lie.
@@ -426,10 +445,10 @@ Command attach_command() {
           [run_id](CLI::App& app) -> CommandRun {
             app.add_option("run", *run_id, "Run id (lpctl runs -a lists them)")->required();
             return [run_id](const GlobalOptions& global) -> int {
-              // Ctrl-C leaves the run alone and only ends lpctl (the default
-              // action: no handler, and follow() watches no signal pipe);
+              // Ctrl-C leaves the run alone and only ends lpctl, saying so;
               // lpctl stop RUN stops it.
-              const json done = follow(global, *run_id, 0);
+              catch_stop_signals();
+              const json done = follow(global, *run_id, 0, OnStopSignal::kDetach);
               std::vector<std::string> report_errors;
               for (const auto& e : done.value("report_errors", json::array()))
                 if (e.is_string()) report_errors.push_back(e.get<std::string>());

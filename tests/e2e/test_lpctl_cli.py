@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -64,6 +65,32 @@ def test_attach_replays_a_finished_run(lpd, work_dir):
         again = lpctl(lpd, "attach", run_id)
         assert again.returncode == 3, again
         assert again.stdout == "one\ntwo\n", again.stdout
+
+
+def test_ctrl_c_on_attach_detaches_says_so_and_the_run_goes_on(lpd, work_dir):
+    """Attack on issue 18 (F5): Ctrl-C on attach ended lpctl without a word."""
+    fifo = os.path.join(work_dir, "go")
+    os.mkfifo(fifo)
+    started = lpctl(lpd, "run", "--detach", "--", "sh", "-c", 'echo started; read word < "$1"; echo "after $word"',
+                    "sh", fifo, cwd=work_dir)
+    run_id = started.stdout.strip()
+    attach = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "attach", run_id], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=run_env(lpd))
+    try:
+        assert read_line_with_timeout(attach.stdout, 60) == "started\n"
+        attach.send_signal(signal.SIGINT)
+        _, err = attach.communicate(timeout=60)
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait()
+    assert attach.returncode == -signal.SIGINT, err
+    assert f"lpctl: detached from run {run_id}; it goes on (lpctl stop {run_id} stops it" in err, err
+    # The run was left alone: it finishes once the FIFO opens, and a new attach sees all of it.
+    with open(fifo, "w") as f:
+        f.write("go\n")
+    again = lpctl(lpd, "attach", run_id)
+    assert again.returncode == 0 and again.stdout == "started\nafter go\n", again
 
 
 def test_attach_to_an_unknown_run_fails(lpd):
