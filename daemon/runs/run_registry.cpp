@@ -57,8 +57,10 @@ Run& RunRegistry::join(const JoinRequest& request, const std::string& new_run_id
   if (!run.active) throw Error(ErrorCode::kConflict, "run " + id + " has already ended");
   if (worker_id == kController) {
     run.pid = request.pid;
-    if (!request.cwd.empty()) run.cwd = request.cwd;
-    if (!request.argv.empty()) run.argv = request.argv;
+    // A supervised run keeps the command lpctl run started (what run.started
+    // said), not the argv of the pytest process inside it that joined.
+    if (!request.cwd.empty() && !run.supervised) run.cwd = request.cwd;
+    if (!request.argv.empty() && !run.supervised) run.argv = request.argv;
     if (!request.hostname.empty()) run.hostname = request.hostname;
   }
   Worker& worker = run.workers[worker_id];

@@ -105,3 +105,25 @@ TEST_CASE("Run JSON round-trips with its workers") {
   CHECK(back.active);
   CHECK(back.workers.size() == 2);
 }
+
+TEST_CASE("a supervised run keeps the command lpctl run started when its pytest joins") {
+  RunRegistry runs;
+  Run started;
+  started.run_id = "20260101-000000-feed01";
+  started.owner = 1000;
+  started.cwd = "/home/me/proj";
+  started.argv = {"python3", "-m", "pytest", "-n", "2"};
+  started.supervised = true;
+  runs.restore(started);
+  JoinRequest controller = join_as(started.run_id, "", 1);
+  controller.cwd = "/home/me/proj/sub";
+  controller.argv = {"/usr/lib/python3/dist-packages/pytest/__main__.py", "-n", "2"};
+  const Run& joined = runs.join(controller, "unused", 11);
+  CHECK(joined.argv == started.argv);
+  CHECK(joined.cwd == "/home/me/proj");
+  CHECK(joined.pid == controller.pid);
+  // A run the controller started itself takes what the controller says.
+  JoinRequest plain = join_as("", "", 2);
+  plain.argv = {"pytest", "-q"};
+  CHECK(runs.join(plain, "20260101-000000-feed02", 12).argv == plain.argv);
+}
