@@ -30,6 +30,10 @@ struct DaemonConfig {
   /// h13out: how much disk run outputs may take (--run-output-max,
   /// --run-outputs-per-user-max).
   RunOutputLimits run_output;
+  /// issue 16 (h16api): `--http ADDR:PORT` ("" = no HTTP server) and
+  /// `--http-allow-remote` (a non-loopback address is refused without it).
+  std::string http_listen;
+  bool http_allow_remote = false;
 };
 
 }  // namespace lpd::daemon

@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/http/http_server.h"  // issue 16 (h16api)
 #include "daemon/install_paths.h"
 #include "daemon/listen_socket.h"
 #include "daemon/operation_table.h"
@@ -163,6 +164,11 @@ int Daemon::run(Readiness& readiness) {
     request_stop();
   });
 
+  if (!start_http(readiness)) {  // issue 16 (h16api): before serving, so a refusal leaves nothing behind
+    ::close(listen_fd);
+    if (!socket_from_systemd_) ::unlink(config_.socket_path.c_str());
+    return 1;
+  }
   server_.start(listen_fd);
   spdlog::info("lpd pid {} listening on {}{} (state {})", ::getpid(), config_.socket_path,
                socket_from_systemd_ ? " (socket from systemd)" : "", config_.state_dir);
@@ -194,9 +200,31 @@ void Daemon::request_stop() {
   stop_signals_.cancel();
   if (watchdog_) watchdog_->cancel();
   server_.stop();
+  if (http_) http_->stop();  // issue 16 (h16api)
   // Supervised processes are deliberately left running: the next lpd re-adopts them.
   io_.stop();
 }
+
+// -- issue 16 (h16api): the HTTP and WebSocket server --------------------------
+bool Daemon::start_http(Readiness& readiness) {
+  if (config_.http_listen.empty()) return true;
+  try {
+    // Its requests and WebSockets leave as socket connections do.
+    http_ = std::make_unique<http::HttpServer>(io_, dispatcher_, events_, config_.access,
+                                               [this](const Peer& peer) { on_session_closed(peer); });
+    const std::string address = http_->start(config_.http_listen, config_.http_allow_remote, config_.state_dir);
+    spdlog::info("lpd HTTP and WebSocket API on http://{}/ (token in {}/http.token)", address, config_.state_dir);
+    return true;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    readiness.failed(e.what());
+    http_.reset();
+    return false;
+  }
+}
+
+std::string Daemon::http_address() const { return http_ ? http_->address() : std::string(); }
+// -- end issue 16
 
 void Daemon::on_session_closed(const Peer& peer) {
   // lpd stopping closes every session itself: those peers did not leave,

@@ -28,6 +28,9 @@
 namespace lpd::daemon {
 
 class Readiness;
+namespace http {
+class HttpServer;  // issue 16 (h16api): daemon/http/http_server.h
+}
 
 /// Daemon is the composition root: it owns the one io_context and wires the
 /// server, the dispatcher and the registries together. Handlers reach the
@@ -67,6 +70,10 @@ class Daemon {
   History& history() { return history_; }
   /// Every crash record (crashes.jsonl), loaded once at start.
   CrashStore& crashes() { return crashes_; }
+  // -- issue 16 (h16api): the HTTP and WebSocket server (lpd start --http) --
+  /// "127.0.0.1:8080" where it listens (port 0 resolved); "" when off.
+  std::string http_address() const;
+  // -- end issue 16
 
  private:
   void on_session_closed(const Peer& peer);
@@ -99,6 +106,11 @@ class Daemon {
   std::optional<boost::asio::steady_timer> watchdog_;
   std::optional<FileLock> state_lock_;
   bool stopping_ = false;
+  // -- issue 16 (h16api): last, so it goes first (its jobs listen to events_) --
+  std::unique_ptr<http::HttpServer> http_;
+  /// Starts http_ when --http was given; false after reporting why not.
+  bool start_http(Readiness& readiness);
+  // -- end issue 16
 };
 
 }  // namespace lpd::daemon

@@ -13,6 +13,7 @@
 
 #include "client/cli_hints.h"
 #include "daemon/daemon.h"
+#include "daemon/http/http_listen.h"  // issue 16 (h16api): --http checked before starting
 #include "daemon/logging.h"
 #include "daemon/readiness.h"
 #include "daemon/stop_command.h"
@@ -173,6 +174,15 @@ int main(int argc, char** argv) {
                     "0 = no limit")
       ->check(CLI::Validator(bytes_or_zero, "BYTES"))
       ->default_val(lpd::daemon::RunOutputLimits::kDefaultPerOwner);
+  // -- issue 16 (h16api): the HTTP and WebSocket API --
+  start->add_option("--http", config.http_listen,
+                    "Also serve the HTTP and WebSocket API (pytest-relay-run's /jobs, /api/op/OP, /ws) and the "
+                    "dashboard on ADDR:PORT, e.g. 127.0.0.1:8080 (port 0: any free port; `lpctl status` or the "
+                    "status op tells which). Clients send the token in <state-dir>/http.token. Off unless given")
+      ->type_name("ADDR:PORT");
+  start->add_flag("--http-allow-remote", config.http_allow_remote,
+                  "Let --http listen on an address that is not loopback (plain HTTP: put a TLS proxy in front)");
+  // -- end issue 16
   start->add_option("--ready-fd", ready_fd,
                     "With --foreground: write \"READY <pid>\" (or \"ERROR <why>\") to this fd once the "
                     "socket accepts connections");
@@ -253,6 +263,19 @@ int main(int argc, char** argv) {
     if (config.state_dir.front() != '/') config.state_dir = std::string(cwd) + "/" + config.state_dir;
   }
 
+  // -- issue 16 (h16api): a bad --http is a bad command line, said before starting --
+  if (!config.http_listen.empty()) {
+    try {
+      lpd::daemon::http::parse_listen_address(config.http_listen, config.http_allow_remote);
+    } catch (const std::invalid_argument& e) {
+      std::cerr << "lpd: " << e.what() << "\n";
+      return 64;
+    }
+  } else if (config.http_allow_remote) {
+    std::cerr << "lpd: --http-allow-remote needs --http ADDR:PORT\n";
+    return 64;
+  }
+  // -- end issue 16
   if (!config.foreground) {
     if (ready_fd >= 0) {
       std::cerr << "lpd: --ready-fd needs --foreground\n";

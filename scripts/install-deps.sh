@@ -12,6 +12,9 @@ packages=(
   python3 python3-dev python3-pytest python3-pytest-xdist python3-pytest-timeout python3-pytest-xprocess
   python3-pytest-rerunfailures  # issue 12: flaky reruns reported once (tests/e2e/test_shim_outcomes.py)
   socat procps dpkg-dev passwd
+  # issue 16: the WebSocket client of the HTTP API's tests, and the browser of the dashboard's
+  # test (tests/e2e/test_dashboard.py drives headless chromium over the DevTools protocol)
+  python3-websockets chromium
   # fuzzing (scripts/fuzz.sh): clang 14 and its runtime, which holds libFuzzer
   clang libclang-rt-14-dev
 )

@@ -1,0 +1,172 @@
+// issue 16 (h16api): what each HTTP request path does, without Beast.
+#include "daemon/http/http_routes.h"
+
+#include <array>
+
+#include "daemon/http/dashboard/dashboard_assets.h"
+#include "daemon/http/http_token.h"
+#include "daemon/http/local_call.h"
+
+namespace lpd::daemon::http {
+namespace {
+
+HttpResponse error_response(int status, const std::string& message) {
+  return json_response(status, json{{"error", message}, {"detail", message}});
+}
+
+/// The body as JSON: an empty body is {}; not JSON is nullopt and `why`.
+std::optional<json> parse_body(const std::string& body, std::string& why) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return json::object();
+  try {
+    return json::parse(body);
+  } catch (const json::parse_error& e) {
+    why = std::string("the request body is not valid JSON: ") + e.what();
+    return std::nullopt;
+  }
+}
+
+HttpResponse of_job_reply(JobReply reply) {
+  HttpResponse response;
+  response.status = reply.status;
+  if (reply.status == 204) {
+    response.content_type.clear();
+  } else {
+    response = json_response(reply.status, reply.body);
+  }
+  if (!reply.location.empty()) response.headers.emplace_back("Location", reply.location);
+  return response;
+}
+
+}  // namespace
+
+HttpResponse json_response(int status, const json& body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return response;
+}
+
+HttpRoutes::HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, std::string token, PeerGone peer_gone)
+    : dispatcher_(dispatcher), jobs_(jobs), token_(std::move(token)), peer_gone_(std::move(peer_gone)) {}
+
+Authorization HttpRoutes::authorize(const HttpRequest& request) const {
+  Authorization auth;
+  const auto offered = offered_token(request.authorization, request.cookie, request.query);
+  if (!offered || !token_matches(offered->token, token_)) return auth;
+  auth.ok = true;
+  auth.set_cookie = offered->from_query;
+  auth.from_cookie = !offered->from_query && request.authorization.empty();
+  return auth;
+}
+
+HttpResponse HttpRoutes::unauthorized() {
+  HttpResponse response = error_response(
+      401, "missing or wrong token: send \"Authorization: Bearer TOKEN\" with the token in <state-dir>/http.token");
+  response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lpd\"");
+  return response;
+}
+
+std::string HttpRoutes::cookie_header() const {
+  return "lpd_token=" + token_ + "; HttpOnly; SameSite=Strict; Path=/";
+}
+
+std::shared_ptr<Peer> HttpRoutes::new_peer(std::string client) const {
+  return std::make_shared<Peer>(http_peer(std::move(client)));
+}
+
+bool HttpRoutes::is_streaming_op(std::string_view op) {
+  static constexpr std::array<std::string_view, 9> kStreaming{
+      "run.attach", "events.subscribe", "proc.logs", "pause.request", "pause.watch",
+      "traceback.attach", "ring.attach", "notifications", "hello"};
+  for (auto name : kStreaming)
+    if (name == op) return true;
+  return false;
+}
+
+void HttpRoutes::handle(const HttpRequest& request, Respond respond) {
+  if (request.method == "GET") {
+    if (request.path != "/ws" && request.path.rfind("/api/", 0) != 0 && request.path.rfind("/jobs", 0) != 0) {
+      if (auto asset = dashboard_asset(request.path)) {
+        HttpResponse response;
+        response.content_type = std::string(asset->content_type);
+        response.body = std::string(asset->body);
+        return respond(std::move(response));
+      }
+    }
+  }
+  if (!authorize(request).ok) return respond(unauthorized());
+  auto peer = new_peer("http");
+  // Registries hear that this request's peer is gone once it was answered.
+  Respond done = [this, peer, respond = std::move(respond)](HttpResponse response) {
+    respond(std::move(response));
+    peer_done(*peer);
+  };
+  if (request.path == "/jobs" || request.path.rfind("/jobs/", 0) == 0) return handle_jobs(request, peer, std::move(done));
+  if (request.path.rfind("/api/op/", 0) == 0) {
+    if (request.method != "POST") return done(error_response(405, "use POST for /api/op/{op}"));
+    return handle_op(request.path.substr(8), request, peer, std::move(done));
+  }
+  if (request.path == "/ws") return done(error_response(400, "GET /ws is a WebSocket: send the upgrade headers"));
+  done(error_response(404, "no such path: " + request.path));
+}
+
+void HttpRoutes::handle_jobs(const HttpRequest& request, std::shared_ptr<Peer> peer, Respond respond) {
+  const std::string& path = request.path;
+  const std::string& method = request.method;
+  auto to_http = [respond](JobReply reply) { respond(of_job_reply(std::move(reply))); };
+  std::string why;
+  if (path == "/jobs" || path == "/jobs/") {
+    if (method == "GET") return to_http(jobs_.list(*peer));
+    if (method == "DELETE") return to_http(jobs_.remove_all(*peer));
+    if (method != "POST") return respond(error_response(405, "use GET, POST or DELETE on /jobs"));
+    auto body = parse_body(request.body, why);
+    if (!body) return respond(error_response(400, why));
+    return jobs_.create(*body, peer, to_http);
+  }
+  std::string rest = path.substr(6);  // after "/jobs/"
+  const auto slash = rest.find('/');
+  const std::string id = rest.substr(0, slash);
+  const std::string tail = slash == std::string::npos ? "" : rest.substr(slash);
+  if (tail == "/actions") {
+    if (method != "POST") return respond(error_response(405, "use POST on /jobs/{id}/actions"));
+    auto body = parse_body(request.body, why);
+    if (!body) return respond(error_response(400, why));
+    return jobs_.action(id, *body, peer, to_http);
+  }
+  if (!tail.empty()) return respond(error_response(404, "no such path: " + path));
+  if (method == "GET") return to_http(jobs_.get(id, *peer));
+  if (method == "DELETE") return to_http(jobs_.remove(id, *peer));
+  respond(error_response(405, "use GET or DELETE on /jobs/{id}"));
+}
+
+void HttpRoutes::handle_op(const std::string& op, const HttpRequest& request, std::shared_ptr<Peer> peer,
+                           Respond respond) {
+  if (op.empty() || op.find('/') != std::string::npos) return respond(error_response(404, "no such operation"));
+  if (is_streaming_op(op))
+    return respond(json_response(
+        400, json{{"ok", false},
+                  {"error",
+                   {{"code", "bad_request"},
+                    {"message", "\"" + op + "\" streams pushes or belongs to a socket connection: send it on GET /ws "
+                                            "as {\"id\": N, \"op\": \"" + op + "\", \"fields\": {...}}"}}}}));
+  std::string why;
+  auto body = parse_body(request.body, why);
+  if (!body) return respond(json_response(400, json{{"ok", false}, {"error", {{"code", "bad_request"}, {"message", why}}}}));
+  if (!body->is_object())
+    return respond(json_response(
+        400, json{{"ok", false}, {"error", {{"code", "bad_request"}, {"message", "the body must be a JSON object of the op's fields"}}}}));
+  body->erase("id");
+  body->erase("op");
+  call_op(dispatcher_, std::move(peer), op, std::move(*body), [respond](json reply) {
+    const bool ok = reply.value("ok", false);
+    json out{{"ok", ok}};
+    if (ok) {
+      out["result"] = reply.value("result", json::object());
+      return respond(json_response(200, out));
+    }
+    out["error"] = reply.value("error", json::object());
+    respond(json_response(http_status_of(out["error"].value("code", "internal")), out));
+  });
+}
+
+}  // namespace lpd::daemon::http

@@ -1,0 +1,472 @@
+// issue 16 (h16api): lpd's HTTP and WebSocket server. The one file that
+// includes Boost.Beast (compile cost: keep it that way); the rules it
+// applies live in http_routes, relay_job_service and ws_frames.
+#include "daemon/http/http_server.h"
+
+#include <fcntl.h>
+
+#include <deque>
+#include <map>
+#include <optional>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <spdlog/spdlog.h>
+
+#include "daemon/http/http_listen.h"
+#include "daemon/http/http_routes.h"
+#include "daemon/http/http_token.h"
+#include "daemon/http/relay_job_service.h"
+#include "daemon/http/ws_frames.h"
+
+namespace lpd::daemon::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace websocket = beast::websocket;
+using tcp = asio::ip::tcp;
+
+constexpr std::size_t kMaxConnections = 128;
+constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
+constexpr std::uint64_t kMaxBodyBytes = 1024 * 1024;
+/// A request must be complete this long after the connection (or the
+/// previous reply): a client that sends half a request and stays is closed.
+constexpr std::chrono::seconds kRequestTimeout{30};
+/// A reply (or one WebSocket frame) must be taken within this.
+constexpr std::chrono::seconds kWriteTimeout{60};
+/// A WebSocket silent this long (pings unanswered) is closed.
+constexpr std::chrono::seconds kWsIdleTimeout{60};
+constexpr std::size_t kMaxStreamsPerWs = 32;
+
+void set_cloexec(int fd) {
+  const int flags = ::fcntl(fd, F_GETFD);
+  if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+/// What every connection shares with the server, and which outlives it:
+/// handlers still queued when lpd stops are destroyed after the server.
+struct Shared {
+  HttpRoutes* routes = nullptr;
+  RelayJobService* jobs = nullptr;
+  const AccessPolicy* access = nullptr;
+  std::size_t connections = 0;
+  std::uint64_t next_id = 1;
+  std::map<std::uint64_t, std::function<void()>> closers;  // live connections' close()
+  bool stopped = false;
+};
+
+HttpRequest to_request(const bhttp::request<bhttp::string_body>& req) {
+  HttpRequest r;
+  r.method = std::string(req.method_string());
+  const std::string_view target = req.target();
+  const auto q = target.find('?');
+  r.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
+  r.body = req.body();
+  r.authorization = std::string(req[bhttp::field::authorization]);
+  r.cookie = std::string(req[bhttp::field::cookie]);
+  return r;
+}
+
+/// A browser's cookie from another site's page must not act: the Origin,
+/// when sent, names this server.
+bool origin_allowed(const bhttp::request<bhttp::string_body>& req) {
+  const std::string_view origin = req[bhttp::field::origin];
+  if (origin.empty()) return true;
+  return origin == "http://" + std::string(req[bhttp::field::host]);
+}
+
+// -- the WebSocket ----------------------------------------------------------
+
+class WsConnection : public ReplySink, public std::enable_shared_from_this<WsConnection> {
+ public:
+  WsConnection(std::shared_ptr<Shared> shared, beast::tcp_stream stream)
+      : shared_(std::move(shared)), ws_(std::move(stream)), write_timer_(ws_.get_executor()) {
+    ++shared_->connections;
+    id_ = shared_->next_id++;
+  }
+  ~WsConnection() override {
+    --shared_->connections;
+    shared_->closers.erase(id_);
+  }
+
+  void accept(bhttp::request<bhttp::string_body> request, std::string set_cookie) {
+    request_ = std::move(request);
+    shared_->closers[id_] = [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->close();
+    };
+    beast::get_lowest_layer(ws_).expires_never();  // the WebSocket's own timeouts rule from here
+    websocket::stream_base::timeout timeout{};
+    timeout.handshake_timeout = kRequestTimeout;
+    timeout.idle_timeout = kWsIdleTimeout;
+    timeout.keep_alive_pings = true;
+    ws_.set_option(timeout);
+    ws_.read_message_max(kMaxBodyBytes);
+    ws_.set_option(websocket::stream_base::decorator([set_cookie](websocket::response_type& res) {
+      res.set(bhttp::field::server, "lpd");
+      if (!set_cookie.empty()) res.set(bhttp::field::set_cookie, set_cookie);
+    }));
+    ws_.async_accept(request_, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->close();
+      self->opened();
+    });
+  }
+
+  // ReplySink: lines of the dispatcher (replies, pushes) become frames.
+  void send(std::string line) override {
+    if (!open_ || shared_->stopped) return;
+    auto f = frame_of_line(line, [this](const std::string& run_id) { return shared_->jobs->is_relay_run(run_id); });
+    if (f) offer(std::move(*f));
+  }
+  bool open() const override { return open_; }
+  bool congested() const override { return out_.congested(); }
+  void when_drained(std::function<void()> resume) override {
+    if (!open_) return;
+    if (!writing_ || out_.drained()) {
+      asio::post(ws_.get_executor(), std::move(resume));
+      return;
+    }
+    drain_waiters_.push_back(std::move(resume));
+  }
+  StreamSlot claim_stream(std::string_view what) override {
+    if (streams_ >= kMaxStreamsPerWs)
+      throw protocol::Error(protocol::ErrorCode::kLimitExceeded,
+                            "a WebSocket may hold at most " + std::to_string(kMaxStreamsPerWs) + " streams; " +
+                                std::string(what) + " is refused until one ends");
+    ++streams_;
+    return StreamSlot(nullptr, [weak = weak_from_this()](void*) {
+      if (auto self = weak.lock()) --self->streams_;
+    });
+  }
+
+  void close() {
+    if (!open_) return;
+    open_ = false;
+    write_timer_.cancel();
+    drain_waiters_.clear();
+    out_.clear();
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+    if (shared_->stopped) return;  // lpd stops: registries keep what they have for the next lpd
+    if (listener_) shared_->jobs->unlisten(listener_);
+    if (peer_) shared_->routes->peer_done(*peer_);
+  }
+
+ private:
+  void opened() {
+    if (!open_ || shared_->stopped) return;
+    peer_ = shared_->routes->new_peer("websocket");
+    listener_ = shared_->jobs->listen([weak = weak_from_this()](const json& payload, uid_t owner) {
+      auto self = weak.lock();
+      if (!self || !self->open_) return;
+      if (may_access(*self->peer_, owner, *self->shared_->access)) {
+        self->offer(frame("job", payload.dump(-1, ' ', false, json::error_handler_t::replace)));
+      } else {
+        json view = payload;
+        view["text"] = nullptr;
+        view["redacted"] = true;
+        self->offer(frame("job", view.dump(-1, ' ', false, json::error_handler_t::replace)));
+      }
+    });
+    // Every event this peer may see, through events.subscribe and its gates.
+    auto self = shared_from_this();
+    const json subscribe{{"id", std::string(kEventsRequestId)}, {"op", "events.subscribe"}};
+    shared_->routes->dispatcher().dispatch_line(subscribe.dump(), *peer_, self);
+    read_next();
+  }
+
+  void read_next() {
+    if (!open_) return;
+    ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->close();
+      std::string text = beast::buffers_to_string(self->in_.data());
+      self->in_.consume(self->in_.size());
+      self->handle_request(text);
+      // A client that does not read its replies is read no further until it does.
+      if (self->out_.congested())
+        self->when_drained([weak = self->weak_from_this()] {
+          if (auto s = weak.lock()) s->read_next();
+        });
+      else
+        self->read_next();
+    });
+  }
+
+  /// {"id": N, "op": "...", "fields": {...}} from the client, as one protocol line.
+  void handle_request(const std::string& text) {
+    if (!open_) return;
+    json message = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    auto refuse = [this](const json& id, const std::string& why) {
+      send(protocol::encode_reply_error(id, protocol::ErrorCode::kBadRequest, why));
+    };
+    if (!message.is_object() || !message.contains("op") || !message["op"].is_string())
+      return refuse(nullptr, "a WebSocket request is {\"id\": N, \"op\": \"...\", \"fields\": {...}}");
+    json line = json::object();
+    if (auto f = message.find("fields"); f != message.end() && !f->is_null()) {
+      if (!f->is_object()) return refuse(message.value("id", json()), "\"fields\" must be an object");
+      line = *f;
+    }
+    line.erase("id");
+    line["op"] = message["op"];
+    if (auto id = message.find("id"); id != message.end()) line["id"] = *id;
+    shared_->routes->dispatcher().dispatch_line(line.dump(-1, ' ', false, json::error_handler_t::replace), *peer_,
+                                                shared_from_this());
+    shared_->routes->dispatcher().end_of_batch();
+  }
+
+  void offer(std::string f) {
+    out_.offer(std::move(f));
+    write_more();
+  }
+
+  void write_more() {
+    if (writing_ || !open_ || !out_.front()) return;
+    writing_ = true;
+    ws_.text(true);
+    write_timer_.expires_after(kWriteTimeout);
+    write_timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      if (ec) return;
+      if (auto self = weak.lock()) {
+        spdlog::info("http: a WebSocket took no frame for {} s, closing it", kWriteTimeout.count());
+        self->close();
+      }
+    });
+    ws_.async_write(asio::buffer(*out_.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->writing_ = false;
+      self->write_timer_.cancel();
+      if (!self->open_) return;
+      if (ec) return self->close();
+      self->out_.written();
+      if (self->out_.drained() && !self->drain_waiters_.empty()) {
+        auto waiters = std::move(self->drain_waiters_);
+        self->drain_waiters_.clear();
+        for (auto& resume : waiters) asio::post(self->ws_.get_executor(), std::move(resume));
+      }
+      self->write_more();
+    });
+  }
+
+  std::shared_ptr<Shared> shared_;
+  websocket::stream<beast::tcp_stream> ws_;
+  asio::steady_timer write_timer_;
+  bhttp::request<bhttp::string_body> request_;
+  beast::flat_buffer in_;
+  WsOutbox out_;
+  bool writing_ = false;
+  bool open_ = true;
+  std::vector<std::function<void()>> drain_waiters_;
+  std::size_t streams_ = 0;
+  std::shared_ptr<Peer> peer_;
+  std::uint64_t listener_ = 0;
+  std::uint64_t id_ = 0;
+};
+
+// -- one HTTP connection ------------------------------------------------------
+
+class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
+ public:
+  HttpConnection(std::shared_ptr<Shared> shared, tcp::socket socket)
+      : shared_(std::move(shared)), stream_(std::move(socket)) {
+    ++shared_->connections;
+    id_ = shared_->next_id++;
+  }
+  ~HttpConnection() {
+    --shared_->connections;
+    shared_->closers.erase(id_);
+  }
+
+  void start() {
+    shared_->closers[id_] = [weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->close();
+    };
+    read_request();
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
+ private:
+  void read_request() {
+    if (closed_) return;
+    parser_.emplace();
+    parser_->header_limit(kMaxHeaderBytes);
+    parser_->body_limit(kMaxBodyBytes);
+    stream_.expires_after(kRequestTimeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (closed_ || shared_->stopped) return;
+    if (ec == bhttp::error::body_limit) return reply_and_close(413, "the request body is over 1 MiB");
+    if (ec == bhttp::error::header_limit) return reply_and_close(431, "the request headers are over 16 KiB");
+    if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
+        ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message)
+      return reply_and_close(400, "not an HTTP/1.1 request: " + ec.message());
+    if (ec) return close();  // the client left, or was too slow
+    auto& req = parser_->get();
+    HttpRequest request = to_request(req);
+    if (websocket::is_upgrade(req)) {
+      if (request.path != "/ws") return reply_and_close(404, "no WebSocket at " + request.path + "; use /ws");
+      const Authorization auth = shared_->routes->authorize(request);
+      if (!auth.ok) return write(HttpRoutes::unauthorized(), false);
+      if (auth.from_cookie && !origin_allowed(req))
+        return reply_and_close(403, "a WebSocket with the cookie must come from this server's own page");
+      closed_ = true;  // the stream is the WebSocket's now
+      shared_->closers.erase(id_);
+      auto ws = std::make_shared<WsConnection>(shared_, std::move(stream_));
+      ws->accept(parser_->release(), auth.set_cookie ? shared_->routes->cookie_header() : std::string());
+      return;
+    }
+    const bool keep_alive = req.keep_alive();
+    const Authorization auth = shared_->routes->authorize(request);
+    if (auth.ok && auth.from_cookie && req.method() != bhttp::verb::get && !origin_allowed(req))
+      return reply_and_close(403, "a request with the cookie must come from this server's own page");
+    const std::string cookie = auth.set_cookie ? shared_->routes->cookie_header() : std::string();
+    version_ = req.version();
+    stream_.expires_never();  // lpd works on it (a collect-only job answers once collected)
+    shared_->routes->handle(request, [self = shared_from_this(), keep_alive, cookie](HttpResponse response) {
+      if (!cookie.empty()) response.headers.emplace_back("Set-Cookie", cookie);
+      self->write(std::move(response), keep_alive);
+    });
+  }
+
+  void reply_and_close(int status, const std::string& message) {
+    write(json_response(status, json{{"error", message}, {"detail", message}}), false);
+  }
+
+  void write(HttpResponse response, bool keep_alive) {
+    if (closed_ || shared_->stopped) return;
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
+        static_cast<bhttp::status>(response.status), version_ ? version_ : 11);
+    res->set(bhttp::field::server, "lpd");
+    res->set(bhttp::field::cache_control, "no-store");
+    res->set("X-Content-Type-Options", "nosniff");
+    res->set("Referrer-Policy", "no-referrer");  // the ?token= never leaves in a Referer
+    res->set("X-Frame-Options", "DENY");
+    if (!response.content_type.empty()) res->set(bhttp::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) res->insert(name, value);
+    res->body() = std::move(response.body);
+    res->keep_alive(keep_alive);
+    res->prepare_payload();
+    stream_.expires_after(kWriteTimeout);
+    bhttp::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
+      if (ec || !keep_alive) return self->close();
+      self->read_request();
+    });
+  }
+
+  std::shared_ptr<Shared> shared_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_{kMaxHeaderBytes + 8192};
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  unsigned version_ = 11;
+  bool closed_ = false;
+  std::uint64_t id_ = 0;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Impl(asio::io_context& io, Dispatcher& dispatcher, EventBus& events, const AccessPolicy& access,
+       std::function<void(const Peer&)> peer_gone)
+      : io(io), dispatcher(dispatcher), events(events), access(access), peer_gone(std::move(peer_gone)),
+        retry(io) {}
+
+  void accept_next() {
+    acceptor->async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || shared->stopped) return;
+      if (ec) {
+        // Out of descriptors, most likely: try again in a while, not in a loop.
+        spdlog::warn("http: accept: {}; trying again in 1 s", ec.message());
+        retry.expires_after(std::chrono::seconds(1));
+        retry.async_wait([this](beast::error_code e) {
+          if (!e && !shared->stopped) accept_next();
+        });
+        return;
+      }
+      set_cloexec(socket.native_handle());
+      if (shared->connections >= kMaxConnections) {
+        spdlog::warn("http: {} connections open, closing a new one", shared->connections);
+        beast::error_code ignored;
+        socket.close(ignored);
+      } else {
+        std::make_shared<HttpConnection>(shared, std::move(socket))->start();
+      }
+      accept_next();
+    });
+  }
+
+  asio::io_context& io;
+  Dispatcher& dispatcher;
+  EventBus& events;
+  const AccessPolicy& access;
+  std::function<void(const Peer&)> peer_gone;
+  std::unique_ptr<RelayJobService> jobs;
+  std::unique_ptr<HttpRoutes> routes;
+  std::optional<tcp::acceptor> acceptor;
+  asio::steady_timer retry;
+  std::shared_ptr<Shared> shared = std::make_shared<Shared>();
+  std::string address;
+};
+
+HttpServer::HttpServer(asio::io_context& io, Dispatcher& dispatcher, EventBus& events, const AccessPolicy& access,
+                       std::function<void(const Peer&)> peer_gone)
+    : impl_(std::make_unique<Impl>(io, dispatcher, events, access, std::move(peer_gone))) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+std::string HttpServer::start(const std::string& listen, bool allow_remote, const std::string& state_dir) {
+  const ListenAddress where = parse_listen_address(listen, allow_remote);
+  Impl& s = *impl_;
+  s.jobs = std::make_unique<RelayJobService>(s.dispatcher, s.events, s.access);
+  s.routes = std::make_unique<HttpRoutes>(s.dispatcher, *s.jobs, load_or_make_token(state_dir), s.peer_gone);
+  s.shared->routes = s.routes.get();
+  s.shared->jobs = s.jobs.get();
+  s.shared->access = &s.access;
+  const tcp::endpoint endpoint(asio::ip::make_address(where.host), where.port);
+  s.acceptor.emplace(s.io);
+  beast::error_code ec;
+  s.acceptor->open(endpoint.protocol(), ec);
+  if (!ec) set_cloexec(s.acceptor->native_handle());
+  if (!ec) s.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor->bind(endpoint, ec);
+  if (!ec) s.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("--http " + listen + ": cannot listen: " + ec.message());
+  const tcp::endpoint bound = s.acceptor->local_endpoint();
+  s.address = bound.address().is_v6() ? "[" + bound.address().to_string() + "]:" + std::to_string(bound.port())
+                                      : bound.address().to_string() + ":" + std::to_string(bound.port());
+  s.accept_next();
+  return s.address;
+}
+
+void HttpServer::stop() {
+  Impl& s = *impl_;
+  if (s.shared->stopped) return;
+  s.shared->stopped = true;
+  beast::error_code ignored;
+  if (s.acceptor) s.acceptor->close(ignored);
+  s.retry.cancel();
+  auto closers = s.shared->closers;
+  for (auto& [id, close] : closers) close();
+  s.shared->routes = nullptr;
+  s.shared->jobs = nullptr;
+}
+
+const std::string& HttpServer::address() const { return impl_->address; }
+
+std::size_t HttpServer::open_connections() const { return impl_->shared->connections; }
+
+}  // namespace lpd::daemon::http

@@ -1,0 +1,78 @@
+// issue 16 (h16api): one request through lpd's dispatcher on behalf of an HTTP client.
+#include "daemon/http/local_call.h"
+
+#include <grp.h>
+#include <unistd.h>
+
+namespace lpd::daemon::http {
+namespace {
+
+std::uint64_t next_session = kFirstSession;  // one io_context, one thread
+
+/// Takes the one reply of one request and keeps itself alive until then
+/// (a Responder holds its sink weakly).
+class OneReply : public ReplySink, public std::enable_shared_from_this<OneReply> {
+ public:
+  OneReply(std::shared_ptr<Peer> peer, std::function<void(json)> done) : peer_(std::move(peer)), done_(std::move(done)) {}
+  void hold() { self_ = shared_from_this(); }
+  void send(std::string line) override {
+    if (!done_) return;
+    json message = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!message.is_object() || !message.contains("ok")) return;  // a push
+    auto done = std::move(done_);
+    done_ = nullptr;
+    auto keep = std::move(self_);  // gone when this call returns
+    done(std::move(message));
+  }
+  bool open() const override { return static_cast<bool>(done_); }
+  Peer& peer() { return *peer_; }
+
+ private:
+  std::shared_ptr<Peer> peer_;
+  std::function<void(json)> done_;
+  std::shared_ptr<OneReply> self_;
+};
+
+}  // namespace
+
+Peer http_peer(std::string client_name) {
+  Peer peer;
+  peer.session_id = next_session++;
+  peer.uid = ::geteuid();
+  peer.gid = ::getegid();
+  peer.pid = ::getpid();
+  const int count = ::getgroups(0, nullptr);
+  if (count > 0) {
+    peer.groups.resize(static_cast<std::size_t>(count));
+    const int got = ::getgroups(count, peer.groups.data());
+    peer.groups.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+  }
+  peer.said_hello = true;
+  peer.role = "http";
+  peer.client_name = std::move(client_name);
+  return peer;
+}
+
+void call_op(Dispatcher& dispatcher, std::shared_ptr<Peer> peer, std::string op, json fields,
+             std::function<void(json reply)> done) {
+  auto sink = std::make_shared<OneReply>(peer, std::move(done));
+  sink->hold();
+  json request = std::move(fields);
+  request["id"] = 1;
+  request["op"] = std::move(op);
+  dispatcher.dispatch_line(request.dump(-1, ' ', false, json::error_handler_t::replace), sink->peer(), sink);
+}
+
+int http_status_of(std::string_view code) {
+  if (code == "bad_request") return 400;
+  if (code == "permission_denied") return 403;
+  if (code == "not_found" || code == "unknown_op") return 404;
+  if (code == "conflict") return 409;
+  if (code == "too_large") return 413;
+  if (code == "limit_exceeded") return 429;
+  if (code == "unavailable") return 503;
+  if (code == "timeout") return 504;
+  return 500;
+}
+
+}  // namespace lpd::daemon::http

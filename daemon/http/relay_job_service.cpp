@@ -1,0 +1,285 @@
+// issue 16 (h16api): pytest-relay-run's job API, the I/O edge of RelayJobs.
+#include "daemon/http/relay_job_service.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/access.h"
+#include "daemon/http/job_text.h"
+#include "daemon/http/local_call.h"
+
+extern char** environ;
+
+namespace lpd::daemon::http {
+namespace {
+
+JobReply error_reply(int status, const std::string& message) {
+  // "detail" is what pytest-relay-run's FastAPI errors carry; "error" lpd's.
+  return {status, json{{"error", message}, {"detail", message}}, {}};
+}
+
+/// The environment of a job's pytest: lpd's own (as relay-run's server
+/// passes its own), with a PATH to find python3 in.
+json job_environment() {
+  json env = json::object();
+  for (char** e = environ; e && *e; ++e) {
+    const std::string entry(*e);
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) continue;
+    const std::string key = entry.substr(0, eq);
+    if (key.rfind("LPD_", 0) == 0) continue;  // lpd sets its own for the run
+    env[key] = entry.substr(eq + 1);
+  }
+  if (!env.contains("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  return env;
+}
+
+std::string home_of(uid_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  char buffer[4096];
+  if (::getpwuid_r(uid, &pw, buffer, sizeof(buffer), &found) == 0 && found && found->pw_dir && found->pw_dir[0] == '/')
+    return found->pw_dir;
+  return "/";
+}
+
+}  // namespace
+
+RelayJobService::RelayJobService(Dispatcher& dispatcher, EventBus& events, const AccessPolicy& access)
+    : dispatcher_(dispatcher), events_(events), access_(access) {
+  jobs_.on_change = [this](const RelayJob& job) { announce(job); };
+  subscription_ = events_.subscribe([this](const Event& e) { on_event(e); });
+}
+
+RelayJobService::~RelayJobService() { events_.unsubscribe(subscription_); }
+
+std::string RelayJobService::fresh_id() {
+  // A version-4 UUID, as relay-run makes when the client names none.
+  static std::mt19937_64 random{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (int i = 0; i < 32; ++i) {
+    int digit = static_cast<int>(random() & 15);
+    if (i == 12) digit = 4;
+    if (i == 16) digit = 8 | (digit & 3);
+    if (i == 8 || i == 12 || i == 16 || i == 20) id.push_back('-');
+    id.push_back(kHex[digit]);
+  }
+  return id;
+}
+
+json RelayJobService::payload(const RelayJob& job, std::size_t max_text) {
+  json text = !job.log.empty() ? json(job_output_text(job.log, max_text)) : job.failure.empty() ? json(nullptr) : json(job.failure);
+  return {{"id", job.id},
+          {"state", std::string(to_string(job.state))},
+          {"returncode", job.returncode ? json(*job.returncode) : json(nullptr)},
+          {"text", std::move(text)}};
+}
+
+std::uint64_t RelayJobService::listen(Listener listener) {
+  const std::uint64_t token = next_listener_++;
+  listeners_.emplace(token, std::move(listener));
+  return token;
+}
+
+void RelayJobService::announce(const RelayJob& job) {
+  const json p = payload(job);
+  // A listener may close its WebSocket (and unlisten) while we walk.
+  std::vector<std::uint64_t> tokens;
+  for (const auto& [token, listener] : listeners_) tokens.push_back(token);
+  for (auto token : tokens)
+    if (auto it = listeners_.find(token); it != listeners_.end()) it->second(p, job.owner);
+  if (job.state == RelayState::kCollected) {
+    auto range = waiting_.equal_range(job.id);
+    std::vector<Respond> waiting;
+    for (auto it = range.first; it != range.second; ++it) waiting.push_back(std::move(it->second));
+    waiting_.erase(range.first, range.second);
+    for (auto& respond : waiting) respond({201, p, "/jobs/" + job.id});
+  }
+}
+
+void RelayJobService::on_event(const Event& e) {
+  if (e.type == "run.started") {
+    if (launching_) launched_run_ = e.run_id;
+    return;
+  }
+  if (e.type != "job" || e.run_id.empty()) return;
+  if (!jobs_.find_by_run(e.run_id)) return;  // not a job's, or its launch is still being answered
+  const json& data = e.data();
+  const json payload = data.value("payload", json::object());
+  if (!payload.is_object()) return;
+  std::optional<int> returncode;
+  if (auto rc = payload.find("returncode"); rc != payload.end() && rc->is_number_integer()) returncode = rc->get<int>();
+  jobs_.run_changed(e.run_id, payload.value("state", std::string()), returncode);
+}
+
+bool RelayJobService::is_relay_run(const std::string& run_id) const {
+  return (launching_ && run_id == launched_run_) || jobs_.find_by_run(run_id) != nullptr;
+}
+
+void RelayJobService::create(const json& body, std::shared_ptr<Peer> peer, Respond respond) {
+  if (!body.is_object()) return respond(error_reply(400, "the request body must be a JSON object"));
+  std::vector<std::string> given;
+  if (auto a = body.find("args"); a != body.end() && !a->is_null()) {
+    if (!a->is_array()) return respond(error_reply(400, "field \"args\" must be a list of strings"));
+    for (const auto& arg : *a) {
+      if (!arg.is_string()) return respond(error_reply(400, "field \"args\" must be a list of strings"));
+      given.push_back(arg.get<std::string>());
+    }
+  }
+  std::string id;
+  if (auto i = body.find("id"); i != body.end() && !i->is_null()) {
+    if (!i->is_string()) return respond(error_reply(400, "field \"id\" must be a string"));
+    id = i->get<std::string>();
+    if (id.empty()) return respond(error_reply(400, "field \"id\" must not be empty"));
+  }
+  bool collect_only = false;
+  if (auto c = body.find("collect_only"); c != body.end() && !c->is_null()) {
+    if (!c->is_boolean()) return respond(error_reply(400, "field \"collect_only\" must be true or false"));
+    collect_only = c->get<bool>();
+  }
+  std::string cwd;
+  if (auto c = body.find("cwd"); c != body.end() && !c->is_null()) {
+    if (!c->is_string() || c->get<std::string>().empty() || c->get<std::string>().front() != '/')
+      return respond(error_reply(400, "field \"cwd\" must be an absolute path"));
+    cwd = c->get<std::string>();
+  } else {
+    cwd = home_of(peer->uid);
+  }
+  try {
+    if (given.size() > RelayJobs::kMaxArgs)
+      throw RelayError(400, "a job takes at most " + std::to_string(RelayJobs::kMaxArgs) + " arguments");
+    RelayArgs parsed = parse_relay_args(given, id);
+    RelayJob& job =
+        jobs_.create(parsed.id, fresh_id(), peer->uid, std::move(parsed.args), std::move(cwd), collect_only);
+    launch(job.id, collect_only, std::move(peer), 201, std::move(respond));
+  } catch (const RelayError& e) {
+    respond(error_reply(e.status(), e.what()));
+  }
+}
+
+void RelayJobService::launch(const std::string& id, bool collecting, std::shared_ptr<Peer> peer, int ok_status,
+                             Respond respond) {
+  RelayJob& job = jobs_.get(id);
+  json argv = json::array({"python3", "-m", "pytest"});
+  if (collecting) argv.push_back("--collect-only");
+  for (const auto& arg : job.args) argv.push_back(arg);
+  json fields{{"argv", std::move(argv)}, {"cwd", job.cwd}, {"env", job_environment()}};
+  if (job.id.size() <= 32) fields["name"] = job.id;  // the run id then starts with the job id
+  launching_ = true;
+  launched_run_.clear();
+  auto answer = [this, id, collecting, ok_status, respond = std::move(respond)](json reply) mutable {
+    RelayJob* job = jobs_.find(id);
+    if (!reply.value("ok", false)) {
+      const json error = reply.value("error", json::object());
+      const std::string code = error.value("code", "internal");
+      const std::string message = error.value("message", "run.start failed");
+      const std::string why = "cannot start job " + id + ": " + message;
+      jobs_.launch_failed(id, why);
+      // The job's cwd or python3 missing is the request's fault, not an unknown job.
+      return respond(error_reply(code == "not_found" ? 400 : http_status_of(code), why));
+    }
+    if (!job) return respond(error_reply(404, "Job with ID '" + id + "' not found"));
+    const json& result = reply["result"];
+    jobs_.launched(*job, result.value("run_id", ""), result.value("log", ""), collecting);
+    spdlog::info("http: job {} runs as run {}{}", id, job->run_id, collecting ? " (collect only)" : "");
+    if (collecting) {
+      waiting_.emplace(id, std::move(respond));
+      return;
+    }
+    respond({ok_status, payload(*job), ok_status == 201 ? "/jobs/" + id : std::string()});
+  };
+  call_op(dispatcher_, std::move(peer), "run.start", std::move(fields), std::move(answer));
+  launching_ = false;
+}
+
+void RelayJobService::action(const std::string& id, const json& body, std::shared_ptr<Peer> peer, Respond respond) {
+  if (!body.is_object() || !body.contains("action") || !body["action"].is_string())
+    return respond(error_reply(400, "the body must be {\"action\": \"start\"} or {\"action\": \"stop\"}"));
+  const std::string what = body["action"].get<std::string>();
+  try {
+    RelayJob& job = jobs_.get(id);
+    if (!may_access(*peer, job.owner, access_))
+      return respond(error_reply(403, "job " + id + " belongs to uid " + std::to_string(job.owner)));
+    if (what == "start") {
+      jobs_.check_start(job);
+      return launch(id, /*collecting=*/false, std::move(peer), 200, std::move(respond));
+    }
+    if (what != "stop") return respond(error_reply(400, "Unsupported action '" + what + "'"));
+    if (!job.running) return respond({200, payload(job), {}});  // relay-run: nothing to stop
+    call_op(dispatcher_, std::move(peer), "run.stop", json{{"run_id", job.run_id}, {"signal", 2}},
+            [this, id, respond = std::move(respond)](json reply) {
+              RelayJob* job = jobs_.find(id);
+              if (!job) return respond(error_reply(404, "Job with ID '" + id + "' not found"));
+              const json error = reply.value("error", json::object());
+              // conflict: the run ended meanwhile; the job says so.
+              if (!reply.value("ok", false) && error.value("code", "") != "conflict")
+                return respond(error_reply(http_status_of(error.value("code", "internal")),
+                                           "cannot stop job " + id + ": " + error.value("message", "")));
+              respond({200, payload(*job), {}});
+            });
+  } catch (const RelayError& e) {
+    respond(error_reply(e.status(), e.what()));
+  }
+}
+
+JobReply RelayJobService::get(const std::string& id, const Peer& peer) {
+  try {
+    const RelayJob& job = jobs_.get(id);
+    json p = payload(job);
+    if (!may_access(peer, job.owner, access_)) {
+      p["text"] = nullptr;
+      p["redacted"] = true;
+    }
+    return {200, std::move(p), {}};
+  } catch (const RelayError& e) {
+    return error_reply(e.status(), e.what());
+  }
+}
+
+JobReply RelayJobService::list(const Peer& peer) {
+  json all = json::array();
+  const auto jobs = jobs_.all();
+  const std::size_t share =
+      std::max<std::size_t>(64 * 1024, kMaxListTextBytes / std::max<std::size_t>(1, jobs.size()));
+  for (const RelayJob* job : jobs) {
+    json p = payload(*job, std::min(share, kMaxJobTextBytes));
+    if (!may_access(peer, job->owner, access_)) {
+      p["text"] = nullptr;
+      p["redacted"] = true;
+    }
+    all.push_back(std::move(p));
+  }
+  return {200, std::move(all), {}};
+}
+
+JobReply RelayJobService::remove(const std::string& id, const Peer& peer) {
+  try {
+    const RelayJob& job = jobs_.get(id);
+    if (!may_access(peer, job.owner, access_))
+      return error_reply(403, "job " + id + " belongs to uid " + std::to_string(job.owner));
+    jobs_.remove(id);
+    return {204, nullptr, {}};
+  } catch (const RelayError& e) {
+    return error_reply(e.status(), e.what());
+  }
+}
+
+JobReply RelayJobService::remove_all(const Peer& peer) {
+  for (const RelayJob* job : jobs_.all())
+    if (!may_access(peer, job->owner, access_))
+      return error_reply(403, "job " + job->id + " belongs to uid " + std::to_string(job->owner) + "; nothing deleted");
+  try {
+    jobs_.remove_all();
+    return {204, nullptr, {}};
+  } catch (const RelayError& e) {
+    return error_reply(e.status(), e.what());
+  }
+}
+
+}  // namespace lpd::daemon::http

@@ -1,0 +1,451 @@
+"""The dashboard at / (issue 16, h16dash) in Debian's headless chromium,
+driven over the Chrome DevTools Protocol (tests/e2e/chromium_cdp.py) against
+a real lpd started with --http 127.0.0.1:0 and real `lpctl run` pytest runs.
+
+Waits are events: MutationObserver promises evaluated in the page, CDP
+replies, process exits. Screenshots are saved under LPD_E2E_ARTIFACTS (or the
+test's tmp dir) and their paths printed."""
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+import chromium_cdp
+from lpd_harness import LPCTL_BIN, PYTHON, Lpd
+
+SUITE = '''
+def test_a_passes():
+    pass
+
+def test_b_passes():
+    pass
+
+def test_c_fails():
+    assert 6 * 7 == 41, "the answer is 42 <img src=x onerror=window.__injected=1>"
+
+def test_d_passes():
+    pass
+
+def test_e_passes():
+    pass
+'''
+
+CRASHING_SUITE = '''
+import ctypes
+
+def test_fine():
+    pass
+
+def test_segfaults():
+    ctypes.string_at(0)
+'''
+
+
+def chromium_or_skip():
+    """chromium's path once chromium and python3-websockets are there. When
+    they are missing, installs them with apt-get where this user may (CI
+    runs scripts/install-deps.sh first); skips, saying why, only when that
+    cannot be done."""
+    if chromium_cdp.find_chromium() and chromium_cdp.websockets_client():
+        return chromium_cdp.find_chromium()
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("chromium or python3-websockets is missing and this user cannot install them "
+                    "(scripts/install-deps.sh installs both)")
+    result = subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium",
+                             "python3-websockets"], capture_output=True, text=True, timeout=900,
+                            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    if result.returncode != 0 or not chromium_cdp.find_chromium() or not chromium_cdp.websockets_client():
+        pytest.skip("chromium or python3-websockets is missing and apt-get could not install them: "
+                    + (result.stderr or result.stdout)[-500:])
+    return chromium_cdp.find_chromium()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless chromium for the whole module, with a fresh profile;
+    yields (event loop, Browser)."""
+    path = chromium_or_skip()
+    loop = asyncio.new_event_loop()
+    b = loop.run_until_complete(chromium_cdp.Browser(path).start())
+    try:
+        yield loop, b
+    finally:
+        loop.run_until_complete(b.close())
+        loop.close()
+
+
+@pytest.fixture
+def lpd_http():
+    """A real lpd serving HTTP on a port the kernel picked; yields (lpd,
+    base URL, token)."""
+    daemon = Lpd().start("--http", "127.0.0.1:0")
+    try:
+        yield daemon, http_base_url(daemon), http_token(daemon)
+    finally:
+        daemon.kill_helpers()
+        daemon.stop()
+        if not os.environ.get("LPD_E2E_KEEP"):
+            shutil.rmtree(daemon.root, ignore_errors=True)
+
+
+def http_token(daemon):
+    path = os.path.join(daemon.state_dir, "http.token")
+    st = os.stat(path)
+    assert stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
+    with open(path) as f:
+        return f.read().strip()
+
+
+def http_base_url(daemon):
+    """http://127.0.0.1:PORT of lpd's HTTP server, as `lpctl status` gives it."""
+    status = daemon.lpctl_json("status")
+    http = status.get("http")
+    address = http.get("address") if isinstance(http, dict) else http
+    assert isinstance(address, str) and address, f"lpctl status names no HTTP address: {status}"
+    return f"http://{address}"
+
+
+def artifacts_dir(tmp_path):
+    directory = os.environ.get("LPD_E2E_ARTIFACTS") or str(tmp_path)
+    os.makedirs(directory, exist_ok=True)
+    return directory
+
+
+def show_artifact(capsys, path):
+    """Prints where an artefact was saved, past pytest's capture (ctest's -q run shows it)."""
+    with capsys.disabled():
+        print(f"\ntest_dashboard: saved {path}")
+
+
+def run(loop, coroutine):
+    return loop.run_until_complete(coroutine)
+
+
+async def open_dashboard(b, url):
+    """A tab in a browser context of its own (no cookie from another test)
+    showing the dashboard at `url`, its state loaded and live."""
+    page = await b.new_page(isolated=True)
+    await page.navigate(url)
+    await page.wait_for("document.body.dataset.loaded === 'true' && document.body.dataset.connection === 'live'",
+                        "the dashboard loaded and live")
+    return page
+
+
+def count_js(run_id, name):
+    return (f"(document.querySelector('li.run[data-run-id=\"{run_id}\"] [data-count=\"{name}\"]') || {{}})"
+            f".textContent")
+
+
+def test_run_appears_pauses_and_resumes_by_click(browser, lpd_http, work_dir, tmp_path, capsys):
+    loop, b = browser
+    lpd, base, token = lpd_http
+    out_dir = artifacts_dir(tmp_path)
+    with open(os.path.join(work_dir, "test_dash_suite.py"), "w") as f:
+        f.write(SUITE)
+
+    async def scenario():
+        page = await open_dashboard(b, f"{base}/?token={token}")
+        try:
+            # The token left the address bar; the cookie carries it now.
+            assert await page.evaluate("location.search") == ""
+            assert await page.evaluate("document.getElementById('runs-count').textContent") == "0"
+            await page.evaluate("window.__samePage = true")
+
+            log_path = os.path.join(out_dir, "lpctl-run.log")
+            with open(log_path, "w") as log:
+                proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--pause-on-failure", "--",
+                                         PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                                         "test_dash_suite.py"],
+                                        cwd=work_dir, env=lpd.env(), stdout=log, stderr=subprocess.STDOUT)
+            try:
+                # The run appears, live.
+                run_id = await page.wait_for("(document.querySelector('li.run') || {dataset: {}}).dataset.runId",
+                                             "a run card")
+                # The failing test pauses: its failure text is shown, as text.
+                pause_id = await page.wait_for(
+                    "(document.querySelector('li.pause[data-kind=\"failure\"]') || {dataset: {}}).dataset.pauseId",
+                    "a pending failure pause")
+                pause = f'li.pause[data-pause-id="{pause_id}"]'
+                card = await page.evaluate(f"""(() => {{
+                    const card = document.querySelector('{pause}');
+                    return {{title: card.querySelector('h3').textContent,
+                             failure: card.querySelector('pre.failure').textContent,
+                             elementsInFailure: card.querySelector('pre.failure').children.length,
+                             meta: card.querySelector('.meta').textContent}};
+                }})()""")
+                assert card["title"] == "test_dash_suite.py::test_c_fails", card
+                assert "the answer is 42 <img src=x onerror=window.__injected=1>" in card["failure"], card
+                assert card["elementsInFailure"] == 0, card  # text, never HTML
+                assert run_id in card["meta"], card
+
+                # Progress so far, live: two passed, the failed one still running (paused before teardown).
+                await page.wait_for(f"{count_js(run_id, 'passed')} === '2' && {count_js(run_id, 'failed')} === '0'"
+                                    f" && /test_c_fails/.test(document.querySelector('li.run[data-run-id=\"{run_id}\"]"
+                                    f" .running').textContent)", "2 passed, test_c_fails running")
+                latest = await page.evaluate(
+                    f"[...document.querySelectorAll('li.run[data-run-id=\"{run_id}\"] .latest li')]"
+                    ".map(li => li.dataset.outcome + ' ' + li.dataset.nodeid)")
+                assert latest == ["passed test_dash_suite.py::test_b_passes",
+                                  "passed test_dash_suite.py::test_a_passes"], latest
+
+                # Every control is labelled, and the keyboard reaches the Resume button with a visible focus.
+                unlabelled = await page.evaluate("""[...document.querySelectorAll('button, input')]
+                    .filter(e => !(e.getAttribute('aria-label') || (e.labels && e.labels.length) ||
+                                   e.textContent.trim())).map(e => e.outerHTML)""")
+                assert unlabelled == []
+                resume = f'{pause} button[data-action="resume"]'
+                focused = None
+                for _ in range(40):
+                    await page.press_key("Tab", key_code=9)
+                    focused = await page.evaluate(f"document.activeElement === document.querySelector('{resume}')")
+                    if focused:
+                        break
+                assert focused, "Tab never reached the Resume button"
+                outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+                assert outline not in ("", "none"), outline
+
+                shot = await page.screenshot(os.path.join(out_dir, "dashboard-paused.png"))
+                show_artifact(capsys, shot)
+
+                # Resume by a real mouse click on the button.
+                await page.click(resume)
+                await page.wait_for(f"!document.querySelector('{pause}')", "the pause card to go")
+                # The test goes on and the run finishes: 4 passed, 1 failed, job done.
+                await page.wait_for(
+                    f"{count_js(run_id, 'passed')} === '4' && {count_js(run_id, 'failed')} === '1' && "
+                    f"document.querySelector('li.run[data-run-id=\"{run_id}\"]').dataset.status === 'ended' && "
+                    f"document.querySelector('li.run[data-run-id=\"{run_id}\"]').dataset.jobState === 'done'",
+                    "4 passed, 1 failed, the run ended and its job done")
+                code = await loop.run_in_executor(None, proc.wait, 180)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            with open(log_path) as f:
+                output = f.read()
+            assert code == 1, output
+            assert re.search(r"\b1 failed, 4 passed\b", output), output
+            assert await page.evaluate("window.__samePage === true && window.__injected === undefined")
+            assert await page.evaluate("document.getElementById('pauses-count').textContent") == "0"
+            shot = await page.screenshot(os.path.join(out_dir, "dashboard-done.png"))
+            show_artifact(capsys, shot)
+            assert [line for line in page.console if line.startswith("exception")] == [], page.console
+        finally:
+            await page.close()
+
+    run(loop, scenario())
+
+
+def test_token_is_asked_for_and_taken_from_the_keyboard(browser, lpd_http):
+    loop, b = browser
+    lpd, base, token = lpd_http
+
+    async def scenario():
+        page = await b.new_page(isolated=True)
+        try:
+            # No token and no cookie: lpd answers 401 and the page says so.
+            await page.navigate(f"{base}/")
+            message = await page.wait_for(
+                "document.body.dataset.auth === 'refused' && !document.getElementById('auth').hidden && "
+                "document.getElementById('main').hidden && document.getElementById('auth-message').textContent",
+                "the token form")
+            assert message.strip(), message
+            # A wrong one: the same.
+            await page.navigate(f"{base}/?token=not-the-token")
+            await page.wait_for("document.body.dataset.auth === 'refused'", "the token form again")
+            # The form has the focus: type the token and press Enter.
+            assert await page.evaluate("document.activeElement.id") == "auth-token"
+            await page.type_text(token)
+            await page.press_key("Enter", text="\r", key_code=13)
+            await page.wait_for("document.body.dataset.loaded === 'true' && !document.getElementById('main').hidden "
+                                "&& document.getElementById('auth').hidden", "the dashboard after the token")
+            # lpd keeps serving the daemon's own clients meanwhile.
+            assert lpd.ping()
+        finally:
+            await page.close()
+
+    run(loop, scenario())
+
+
+def test_crash_traceback_and_helper_log_tail(browser, lpd_http, work_dir):
+    loop, b = browser
+    lpd, base, token = lpd_http
+    with open(os.path.join(work_dir, "test_crashing.py"), "w") as f:
+        f.write(CRASHING_SUITE)
+    fifo = os.path.join(work_dir, "helper.fifo")
+    os.mkfifo(fifo)
+
+    async def scenario():
+        page = await open_dashboard(b, f"{base}/?token={token}")
+        try:
+            # A helper process: listed live, its log followed in the panel.
+            await loop.run_in_executor(None, lambda: lpd.lpctl(
+                "ensure", "dashhelper", "--pattern", "ready", "--",
+                "sh", "-c", f'echo ready; read line < "{fifo}"; echo "got $line"; exec sleep 100000'))
+            await page.wait_for("document.querySelector('li.proc[data-proc$=\"dashhelper\"] .state')"
+                                ".textContent === 'ready'", "the helper listed as ready")
+            await page.click('li.proc[data-proc$="dashhelper"] button')
+            await page.wait_for("document.getElementById('log-text').textContent.includes('ready') && "
+                                "document.getElementById('log-status').textContent === 'following'",
+                                "the helper's log in the panel")
+
+            def write_fifo():
+                with open(fifo, "w") as f:
+                    f.write("hello from the test\n")
+            await loop.run_in_executor(None, write_fifo)
+            await page.wait_for("document.getElementById('log-text').textContent.includes('got hello from the test')",
+                                "the new log line, followed live")
+
+            # A test that segfaults: the crash and its traceback.
+            result = await loop.run_in_executor(None, lambda: subprocess.run(
+                [LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--", PYTHON, "-m", "pytest",
+                 "-p", "no:cacheprovider", "-q", "test_crashing.py"],
+                cwd=work_dir, env=lpd.env(), capture_output=True, text=True, timeout=180))
+            assert result.returncode != 0, result.stdout + result.stderr
+            run_id = json.loads([l for l in result.stdout.splitlines() if l.startswith("{")][-1])["run_id"]
+            crash = await page.wait_for(
+                "(document.querySelector('li.crash') || {dataset: {}}).dataset.crashId", "a crash card")
+            await page.click(f'li.crash[data-crash-id="{crash}"] summary')
+            details = await page.wait_for(f"""(() => {{
+                const c = document.querySelector('li.crash[data-crash-id="{crash}"]');
+                return c.querySelector('details').open && {{
+                    summary: c.querySelector('summary').textContent,
+                    traceback: (c.querySelector('pre.traceback') || {{}}).textContent || ''}};
+            }})()""", "the crash's details open")
+            assert "SIGSEGV" in details["summary"] and "test_crashing.py::test_segfaults" in details["summary"], details
+            assert "Segmentation fault" in details["traceback"], details
+            await page.wait_for(f"{count_js(run_id, 'crashed')} === '1' && {count_js(run_id, 'passed')} === '1'",
+                                "the run's counts: 1 passed, 1 crashed")
+
+            # Loaded again, without ?token= (lpd's cookie), the page shows
+            # the same from lpd's history: counts, latest tests, the crash.
+            await page.navigate(f"{base}/")
+            await page.wait_for("document.body.dataset.loaded === 'true'", "the dashboard loaded again")
+            again = await page.evaluate(f"""(() => {{
+                const run = document.querySelector('li.run[data-run-id="{run_id}"]');
+                return {{passed: {count_js(run_id, 'passed')}, crashed: {count_js(run_id, 'crashed')},
+                         status: run.dataset.status, running: run.querySelector('.running').textContent,
+                         latest: [...run.querySelectorAll('.latest li')].map(li => li.dataset.nodeid),
+                         crash: !!document.querySelector('li.crash[data-crash-id="{crash}"]'),
+                         log: !document.getElementById('log').hidden}};
+            }})()""")
+            assert again == {"passed": "1", "crashed": "1", "status": "ended", "running": "",
+                             "latest": ["test_crashing.py::test_fine"], "crash": True, "log": False}, again
+        finally:
+            await page.close()
+
+    run(loop, scenario())
+
+
+DECISIONS_SUITE = '''
+from lpd_pytest import checkpoint
+
+def test_approve_layout():
+    decision = checkpoint(task="approve the invoice layout", timeout=120)
+    assert decision.result is True and decision.reason == "looks right", decision
+
+def test_broken():
+    assert False, "broken on purpose"
+'''
+
+
+def test_checkpoint_result_and_failure_reason_from_the_page(browser, lpd_http, work_dir, tmp_path):
+    loop, b = browser
+    lpd, base, token = lpd_http
+    with open(os.path.join(work_dir, "test_decisions.py"), "w") as f:
+        f.write(DECISIONS_SUITE)
+
+    async def pause_card(kind):
+        pause_id = await page.wait_for(
+            f"(document.querySelector('li.pause[data-kind=\"{kind}\"]') || {{dataset: {{}}}}).dataset.pauseId",
+            f"a {kind} pause")
+        return f'li.pause[data-pause-id="{pause_id}"]'
+
+    async def scenario():
+        nonlocal page
+        page = await open_dashboard(b, f"{base}/?token={token}")
+        log_path = os.path.join(artifacts_dir(tmp_path), "lpctl-run-decisions.log")
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--pause-on-failure", "--",
+                                     PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_decisions.py"],
+                                    cwd=work_dir, env=lpd.env(), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            # A checkpoint: its task, a reason typed, then Pass (result true).
+            checkpoint = await pause_card("checkpoint")
+            assert await page.evaluate(f"document.querySelector('{checkpoint} .task').textContent") == \
+                "Checkpoint task: approve the invoice layout"
+            await page.click(f"{checkpoint} input")
+            await page.type_text("looks right")
+            await page.click(f'{checkpoint} button[data-action="result-true"]')
+            await page.wait_for(f"!document.querySelector('{checkpoint}')", "the checkpoint resumed")
+
+            # A failure pause: Fail with reason needs the reason first.
+            failure = await pause_card("failure")
+            await page.click(f'{failure} button[data-action="fail-with-reason"]')
+            refusal = await page.wait_for(f"document.querySelector('{failure} .error').textContent",
+                                          "the page asking for the reason")
+            assert "reason" in refusal, refusal
+            assert await page.evaluate(f"!!document.querySelector('{failure}')")  # still pending
+            await page.click(f"{failure} input")
+            await page.type_text("known bug #12")
+            await page.click(f'{failure} button[data-action="fail-with-reason"]')
+            await page.wait_for(f"!document.querySelector('{failure}')", "the failure pause resumed")
+            code = await loop.run_in_executor(None, proc.wait, 180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            await page.close()
+        with open(log_path) as f:
+            output = f.read()
+        assert code == 1, output
+        assert re.search(r"\b1 failed, 1 passed\b", output), output  # the checkpoint's decision reached the test
+        assert "external failure reason (lpd)" in output and "known bug #12" in output, output
+
+    page = None
+    run(loop, scenario())
+
+
+def test_reconnects_when_lpd_comes_back(browser, tmp_path):
+    """lpd stops and starts again on the same port: the page says the
+    connection is lost, reconnects by itself, and shows lpd's state again
+    (its cookie still holds: the token file is kept)."""
+    loop, b = browser
+    first = Lpd().start("--http", "127.0.0.1:0")
+    second = None
+    try:
+        base = http_base_url(first)
+        token = http_token(first)
+        port = base.rsplit(":", 1)[1]
+        # A run to see after the restart.
+        first.lpctl("run", "--", "true")
+
+        async def scenario():
+            nonlocal second
+            page = await open_dashboard(b, f"{base}/?token={token}")
+            try:
+                await page.wait_for("document.querySelectorAll('li.run').length === 1", "the run")
+                await page.evaluate("window.__samePage = true")
+                first.stop()
+                await page.wait_for("document.body.dataset.connection === 'down'", "the lost connection shown")
+                second = Lpd(root=first.root).start("--http", f"127.0.0.1:{port}")
+                await page.wait_for("document.body.dataset.connection === 'live' && "
+                                    "document.querySelectorAll('li.run[data-status=\"ended\"]').length === 1",
+                                    "the page live again with the run", timeout=90)
+                assert await page.evaluate("window.__samePage === true")
+            finally:
+                await page.close()
+
+        run(loop, scenario())
+    finally:
+        for daemon in (second, first):
+            if daemon is not None and daemon.proc is not None:
+                daemon.kill_helpers()
+                daemon.stop()
+        shutil.rmtree(first.root, ignore_errors=True)
