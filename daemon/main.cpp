@@ -14,6 +14,7 @@
 #include "client/cli_hints.h"
 #include "daemon/daemon.h"
 #include "daemon/http/http_listen.h"  // issue 16 (h16api): --http checked before starting
+#include "daemon/listen_socket.h"
 #include "daemon/logging.h"
 #include "daemon/readiness.h"
 #include "daemon/stop_command.h"
@@ -40,6 +41,18 @@ int run_daemon(const DaemonConfig& config, Readiness& readiness) {
   // `lpd start` had: lpd.log and the state tree hold every user's argv,
   // paths and output (files 0600, directories 0711; see Daemon::Daemon).
   ::umask(S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH);
+  // A state directory that is there already is judged before lpd.log is
+  // opened in it: another user's directory could hold an lpd.log linked to
+  // a file of the user starting lpd (root's, for a system lpd), and the
+  // log's first lines would be appended there before Daemon refused it.
+  if (struct stat st {}; ::lstat(config.state_dir.c_str(), &st) == 0) {
+    try {
+      lpd::daemon::require_trusted_directory(config.state_dir, /*allow_shared_sticky=*/false);
+    } catch (const std::exception& e) {
+      readiness.failed(e.what());
+      return 1;
+    }
+  }
   try {
     lpd::daemon::setup_logging(config.foreground, config.state_dir, config.log_level);
   } catch (const std::exception& e) {

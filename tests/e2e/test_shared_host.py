@@ -1379,6 +1379,37 @@ def test_a_default_socket_directory_made_by_another_user_is_refused(users, lpd_t
         shutil.rmtree(os.path.dirname(precious), ignore_errors=True)
 
 
+def test_a_log_link_in_another_users_state_directory_is_never_written(users, lpd_tool):
+    """Issue 16 attack (10): `lpd start --state-dir D` refused B's
+    directory, but only after appending its first log lines to lpd.log
+    there, which B had linked to A's file. The directory is judged first."""
+    a, b = users["a"], users["b"]
+    precious = victim_file(a, "A-DATA")
+    state = os.path.join(user_workdir(b), "state")
+
+    def plant():
+        os.makedirs(state)
+        os.symlink(precious, os.path.join(state, "lpd.log"))
+        return True
+    assert run_as_user(b, plant)
+    os.chmod(os.path.dirname(state), 0o755)  # A may look in: B's directory, open to all (0755)
+    os.chmod(state, 0o755)
+    env = {"PATH": "/usr/bin:/bin", "HOME": a.pw_dir, "USER": a.pw_name}
+    sock = os.path.join(user_workdir(a), "s.sock")
+    try:
+        # In the background, as a user starts it: lpd.log is where it logs.
+        r = subprocess.run([lpd_tool["lpd"], "start", "--socket", sock, "--state-dir", state], user=a.pw_uid,
+                           group=a.pw_gid, extra_groups=groups_of(a), cwd=a.pw_dir, env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1, r
+        assert state in r.stderr and f"uid {b.pw_uid}" in r.stderr, r.stderr
+        with open(precious) as f:
+            assert f.read() == "A-DATA"
+    finally:
+        shutil.rmtree(os.path.dirname(state), ignore_errors=True)
+        shutil.rmtree(os.path.dirname(precious), ignore_errors=True)
+
+
 def test_a_lock_file_link_planted_beside_an_explicit_socket_is_not_followed(users, lpd_tool):
     """An explicit --socket in a shared sticky directory (like /tmp) is
     allowed, but a link B planted at its lock file is never followed: lpd
