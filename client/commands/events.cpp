@@ -8,6 +8,7 @@
 #include "client/cli.h"
 #include "client/commands/commands.h"
 #include "client/table_width.h"
+#include "client/terminal_text.h"
 #include "client/crash_line.h"  // h18cli
 
 namespace lpd::client {
@@ -42,8 +43,9 @@ void print_event(const std::string& type, const json& data) {
   } else if (type.rfind("process.", 0) == 0) {
     detail = data.value("name", "") + " pid " + std::to_string(data.value("pid", 0));
   }
-  std::printf("%s  %-16s %-28s %s\n", clock_time(data.value("time", 0.0)).c_str(), type.c_str(),
-              data.value("run_id", "").c_str(), detail.c_str());
+  // Nodeids, reasons and texts are chosen by tests and other users: shown, never obeyed.
+  std::printf("%s  %-16s %-28s %s\n", clock_time(data.value("time", 0.0)).c_str(), terminal_text(type).c_str(),
+              terminal_text(data.value("run_id", "")).c_str(), terminal_text(detail).c_str());
   std::fflush(stdout);
 }
 
@@ -123,10 +125,11 @@ void print_crash(const json& c, bool traceback, int run_width) {
   const std::string reason = reason_beside_test(c.value("reason", ""), nodeid, phase);
   const auto signal_name = c.find("signal_name");
   std::printf("%-12s  %-*s  %-8s  %s: %s\n", clock_time(c.value("crash_time", 0.0)).c_str(), run_width,
-              c.value("run_id", "").c_str(),
-              signal_name != c.end() && signal_name->is_string() ? signal_name->get_ref<const std::string&>().c_str()
-                                                                 : "-",
-              test.c_str(), reason.c_str());
+              terminal_text(c.value("run_id", "")).c_str(),
+              signal_name != c.end() && signal_name->is_string()
+                  ? terminal_text(signal_name->get_ref<const std::string&>()).c_str()
+                  : "-",
+              terminal_text(test).c_str(), terminal_text(reason).c_str());
   if (!traceback) return;
   // The traceback the crash left (faulthandler's), indented under its line;
   // withheld from those who may not read it (redacted records have none).
@@ -136,7 +139,8 @@ void print_crash(const json& c, bool traceback, int run_width) {
   while (!text.empty()) {
     const auto newline = text.find('\n');
     const std::string_view line = text.substr(0, newline);
-    std::printf("    %.*s\n", static_cast<int>(line.size()), line.data());
+    const std::string shown = terminal_text(line);
+    std::printf("    %s\n", shown.c_str());
     if (newline == std::string_view::npos) break;
     text.remove_prefix(newline + 1);
   }

@@ -7,6 +7,7 @@
 #include "client/cli.h"
 #include "client/commands/commands.h"
 #include "client/table_width.h"
+#include "client/terminal_text.h"
 #include "protocol/error.h"
 
 namespace lpd::client {
@@ -24,24 +25,35 @@ void print_pause_table(const json& pauses) {
   std::printf("%-16s  %-*s  %-10s  %-9s  %-8s  %s\n", "PAUSE", run_width, "RUN", "KIND", "STATUS", "AGE", "TEST");
   const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   for (const auto& p : pauses) {
-    std::printf("%-16s  %-*s  %-10s  %-9s  %-8s  %s\n", p.value("pause_id", "").c_str(), run_width,
-                p.value("run_id", "").c_str(),
-                p.value("kind", "").c_str(), p.value("status", "").c_str(),
-                format_duration(now - p.value("created_at", now)).c_str(), describe(p).c_str());
+    std::printf("%-16s  %-*s  %-10s  %-9s  %-8s  %s\n", terminal_text(p.value("pause_id", "")).c_str(), run_width,
+                terminal_text(p.value("run_id", "")).c_str(), terminal_text(p.value("kind", "")).c_str(),
+                terminal_text(p.value("status", "")).c_str(), format_duration(now - p.value("created_at", now)).c_str(),
+                terminal_text(describe(p)).c_str());
   }
 }
 
 void print_pause_details(const json& p) {
-  std::cout << "pause " << p.value("pause_id", "") << " (" << p.value("kind", "") << ") in run " << p.value("run_id", "")
-            << "\n"
-            << "  test:    " << p.value("nodeid", "") << "\n";
-  if (!p.value("task", "").empty()) std::cout << "  task:    " << p.value("task", "") << "\n";
-  if (!p.value("original_failure", "").empty())
-    std::cout << "  failure: " << p.value("original_failure", "") << "\n";
-  std::cout << "  pid:     " << p.value("pid", 0) << (p.value("worker_id", "").empty() ? "" : " worker " + p.value("worker_id", ""))
+  // Every field but the numbers comes from a test or its user: shown, never
+  // obeyed by the terminal (a failure's lines each on their own, indented).
+  const auto text = [&p](const char* key) { return terminal_text(p.value(key, "")); };
+  std::cout << "pause " << text("pause_id") << " (" << text("kind") << ") in run " << text("run_id") << "\n"
+            << "  test:    " << text("nodeid") << "\n";
+  if (!p.value("task", "").empty()) std::cout << "  task:    " << text("task") << "\n";
+  if (const std::string failure = p.value("original_failure", ""); !failure.empty()) {
+    std::string_view rest = failure;
+    const char* label = "  failure: ";
+    while (!rest.empty()) {
+      const auto newline = rest.find('\n');
+      std::cout << label << terminal_text(rest.substr(0, newline)) << "\n";
+      label = "           ";
+      if (newline == std::string_view::npos) break;
+      rest.remove_prefix(newline + 1);
+    }
+  }
+  std::cout << "  pid:     " << p.value("pid", 0) << (p.value("worker_id", "").empty() ? "" : " worker " + text("worker_id"))
             << "\n"
             << "  timeout: " << p.value("timeout", 0.0) << " s\n"
-            << "  resume:  lpctl resume " << p.value("pause_id", "")
+            << "  resume:  lpctl resume " << text("pause_id")
             << (p.value("kind", "") == "checkpoint" ? " --result true|false|none [--reason TEXT]"
                                                      : " [--failure-reason TEXT]")
             << "\n";

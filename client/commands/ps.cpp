@@ -4,6 +4,7 @@
 #include <memory>
 #include <optional>
 
+#include "client/terminal_text.h"
 #include "client/cli.h"
 #include "client/commands/commands.h"
 #include "client/commands/helper_address.h"
@@ -92,6 +93,9 @@ Command ps_command() {
                                 holders, format_duration(p.value("uptime_seconds", 0.0)), exit_column(p),
                                 p.value("log_path", ""), pattern});
               }
+              // Names, scopes and argv come from other users: shown, never obeyed by the terminal.
+              for (auto& row : rows)
+                for (auto& cell : row) cell = terminal_text(cell);
               std::vector<std::size_t> widths(rows.front().size(), 0);
               for (const auto& row : rows)
                 for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());

@@ -17,6 +17,7 @@
 #include "client/commands/commands.h"
 #include "client/text_arguments.h"  // h14owner
 #include "client/crash_line.h"  // h18cli
+#include "client/terminal_text.h"
 #include "client/commands/report_patches.h"  // h15abort
 #include "protocol/error.h"
 
@@ -88,8 +89,10 @@ void print_crashes(const json& crashes) {
     const std::string nodeid = c.value("nodeid", "");
     const std::string phase = c.contains("phase") && c["phase"].is_string() ? c["phase"].get<std::string>() : "";
     std::cerr << "lpctl: " << (c.value("flaky", false) ? "flaky crash (passed when re-run): " : "crash: ")
-              << (nodeid.empty() ? "(" + c.value("where", "") + ")" : nodeid) << (phase.empty() ? "" : " [" + phase + "]")
-              << ": " << reason_beside_test(c.value("reason", ""), nodeid, phase) << "\n";
+              << terminal_text((nodeid.empty() ? "(" + c.value("where", "") + ")" : nodeid) +
+                               (phase.empty() ? "" : " [" + phase + "]") + ": " +
+                               reason_beside_test(c.value("reason", ""), nodeid, phase))
+              << "\n";
   }
 }
 

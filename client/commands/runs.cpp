@@ -5,6 +5,7 @@
 #include "client/cli.h"
 #include "client/commands/commands.h"
 #include "client/table_width.h"
+#include "client/terminal_text.h"
 
 namespace lpd::client {
 
@@ -45,10 +46,11 @@ Command runs_command() {
                                                              !result->get_ref<const std::string&>().empty()
                                                          ? result->get<std::string>()
                                                          : "-";
-                    std::printf("%-*s  %-7s  %-8s  %-7zu  %-4s  %-7s  %s\n", run_width, r.value("run_id", "").c_str(),
-                                r.value("status", "").c_str(), pid_shown.c_str(),
-                                r.value("workers", json::array()).size(), exit_shown.c_str(), result_shown.c_str(),
-                                r.value("cwd", "").c_str());
+                    // A cwd (any directory name a user chose) is shown, never obeyed by the terminal.
+                    std::printf("%-*s  %-7s  %-8s  %-7zu  %-4s  %-7s  %s\n", run_width,
+                                terminal_text(r.value("run_id", "")).c_str(), terminal_text(r.value("status", "")).c_str(),
+                                pid_shown.c_str(), r.value("workers", json::array()).size(), exit_shown.c_str(),
+                                terminal_text(result_shown).c_str(), terminal_text(r.value("cwd", "")).c_str());
                   }
                   ++printed;
                 }

@@ -181,6 +181,20 @@ def test_tables_stay_aligned_with_long_run_names(lpd, work_dir):
         assert long_id in "\n".join(lines)
 
 
+def test_listings_show_control_characters_as_question_marks(lpd, work_dir):
+    """Attack on issue 18 (2): a cwd (or nodeid) with escapes and a newline
+    cleared the screen of whoever ran `lpctl runs -a` and forged a row."""
+    evil = os.path.join(work_dir, "evil\x1b[2J\x1b[31mX\nFAKE-RUN  ended  1  0  0  passed")
+    os.makedirs(evil)
+    assert lpctl(lpd, "run", "--", "true", cwd=evil).returncode == 0
+    shown = lpctl(lpd, "runs", "-a").stdout
+    assert "\x1b" not in shown, shown
+    lines = shown.splitlines()
+    assert len(lines) == 2 and lines[1].endswith("evil?[2J?[31mX?FAKE-RUN  ended  1  0  0  passed"), lines
+    events = lpctl(lpd, "events").stdout
+    assert "\x1b" not in events
+
+
 def test_a_run_that_died_of_a_signal_says_lpctl_passes_it_on(lpd, work_dir):
     """Attack on issue 18 (F3): lpctl ends by the run's signal, and a shell
     then reports "Segmentation fault" for lpctl's command line: lpctl says
