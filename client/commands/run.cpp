@@ -331,7 +331,9 @@ Command run_command() {
   auto o = std::make_shared<RunOptions>();
   return {"run", "Run a test command under supervision: live output, crash attribution, retries, JUnit",
           [o](CLI::App& app) -> CommandRun {
-            app.add_option("--name", o->name, "A name for the run (prefix of its run id)");
+            app.add_option("--name", o->name,
+                           "A name for the run, the prefix of its run id: at most 41 characters, a letter or digit "
+                           "first, then letters, digits, '.', '_', '-'");
             app.add_option("--cwd", o->cwd, "Working directory (default: the current one)");
             repeatable(app.add_option("--env", o->env, "Extra environment variable K=V (repeatable)"));  // h18cli
             app.add_option("--retry-crashed", o->retry_crashed,

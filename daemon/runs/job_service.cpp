@@ -224,7 +224,11 @@ void JobService::set_state(Supervised& s, JobState state, std::string text) {
   s.job.state = state;
   s.job.text = std::move(text);
   persist(s);
-  events_.publish("job", {{"type", "job"}, {"payload", s.job.payload(s.run_id)}}, s.run_id, s.owner);
+  json data{{"type", "job"}, {"payload", s.job.payload(s.run_id)}};
+  // h16hard (issue 16): the signal a done run's returncode 128+N stands for,
+  // beside the payload, so the HTTP job API can report -N as relay-run does.
+  if (state == JobState::kDone && s.job.signal) data["signal"] = *s.job.signal;
+  events_.publish("job", std::move(data), s.run_id, s.owner);
 }
 
 std::vector<std::string> JobService::child_environment(const Supervised& s) const {
@@ -259,6 +263,19 @@ json JobService::handle_start(Call& call) {
   if (spec.cwd.empty() || spec.cwd.front() != '/') throw Error(ErrorCode::kBadRequest, "field \"cwd\" must be absolute");
   for (auto& [k, v] : f.string_map("env")) spec.env.push_back(k + "=" + v);
   spec.name = f.optional_string("name").value_or("");
+  // The run id is NAME-YYYYMMDD-HHMMSS-xxxxxx, a directory name of at most
+  // 64 characters: a longer name was cut from the front, which could leave
+  // an id starting with '-' that no restart would take back (the run lost).
+  if (!spec.name.empty()) {
+    constexpr std::size_t kMaxName = 64 - 1 - 22;
+    if (spec.name.size() > kMaxName)
+      throw Error(ErrorCode::kBadRequest, "run name \"" + spec.name + "\" is " + std::to_string(spec.name.size()) +
+                                              " characters; at most " + std::to_string(kMaxName) +
+                                              " (the run id, NAME-YYYYMMDD-HHMMSS-xxxxxx, has at most 64)");
+    if (!is_safe_id(spec.name))
+      throw Error(ErrorCode::kBadRequest, "run name \"" + spec.name + "\" must start with a letter or digit and hold "
+                                          "only letters, digits, '.', '_' and '-'");
+  }
   spec.retry_crashed = static_cast<int>(f.optional_integer("retry_crashed").value_or(0));
   if (spec.retry_crashed < 0 || spec.retry_crashed > 100)
     throw Error(ErrorCode::kBadRequest, "field \"retry_crashed\" must be between 0 and 100");
@@ -318,11 +335,7 @@ json JobService::handle_start(Call& call) {
   }
 
   const double now = wall_now();
-  std::string prefix = spec.name.empty() ? "" : spec.name + "-";
-  if (!prefix.empty() && !is_safe_id(prefix + "x"))
-    throw Error(ErrorCode::kBadRequest, "run name \"" + spec.name + "\" must use letters, digits, '.', '_', '-'");
-  std::string run_id = prefix + make_run_id(now, random_());
-  if (run_id.size() > 64) run_id = run_id.substr(run_id.size() - 64);
+  const std::string run_id = (spec.name.empty() ? "" : spec.name + "-") + make_run_id(now, random_());
 
   Run run;
   run.run_id = run_id;

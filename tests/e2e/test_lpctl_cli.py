@@ -166,7 +166,7 @@ def test_runs_all_shows_exit_code_and_result(lpd, work_dir):
 def test_tables_stay_aligned_with_long_run_names(lpd, work_dir):
     """Attack on issue 18 (F6): a named run's id (up to 64 characters of
     name) pushed its row out of line with the header."""
-    name = "a-rather-long-name-for-this-run-" + "x" * 30
+    name = "a-rather-long-name-for-this-run-" + "x" * 9  # 41, the longest a name may be
     assert lpctl(lpd, "run", "--", "true", cwd=work_dir).returncode == 0
     assert lpctl(lpd, "run", "--name", name, "--", "sh", "-c", "kill -SEGV $$", cwd=work_dir).returncode == -11
     long_id = json.loads(lpctl(lpd, "--json", "runs", "-a").stdout)[-1]["run_id"]
@@ -179,6 +179,21 @@ def test_tables_stay_aligned_with_long_run_names(lpd, work_dir):
             assert line[at - 2:at] == "  " and line[at] != " ", (argv, lines)
         assert any(line.startswith(long_id + "  ") for line in lines[1:]) or argv == ["crashes"], lines
         assert long_id in "\n".join(lines)
+
+
+def test_a_name_too_long_or_badly_formed_for_a_run_id_is_refused(lpd, work_dir):
+    """Attack on issue 18 (1): a 47-character name was cut from the front
+    into an id starting with '-', and an lpd restart then lost the run."""
+    r = lpctl(lpd, "run", "--name", "project-" + "x" * 40, "--", "true", cwd=work_dir)
+    assert r.returncode == 1 and "is 48 characters; at most 41" in r.stderr, r
+    for bad in ("-x", ".hidden", "a/b"):
+        r = lpctl(lpd, "run", "--name=" + bad, "--", "true", cwd=work_dir)
+        assert r.returncode == 1 and "must start with a letter or digit" in r.stderr, (bad, r)
+    assert json.loads(lpctl(lpd, "--json", "runs", "-a").stdout) == []  # nothing was started
+    ok = lpctl(lpd, "run", "--name", "p" * 41, "--", "true", cwd=work_dir)
+    assert ok.returncode == 0, ok
+    (run,) = json.loads(lpctl(lpd, "--json", "runs", "-a").stdout)
+    assert run["run_id"].startswith("p" * 41 + "-") and len(run["run_id"]) == 64, run
 
 
 def test_listings_show_control_characters_as_question_marks(lpd, work_dir):
