@@ -194,6 +194,14 @@ class PauseLines {
   bool refused_ = false;
 };
 
+/// Whether descriptors `a` and `b` are the same open file or pipe (a shell's
+/// `2>&1`, or one terminal): what the command writes to both is then read
+/// as one stream, in the order written.
+bool same_file(int a, int b) {
+  struct stat sa {}, sb {};
+  return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 /// SIGINT and SIGTERM write their number to g_signal_pipe, which follow()
 /// watches beside lpd's socket.
 void catch_stop_signals() {
@@ -220,6 +228,10 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
   // terminal) sends it as its own stream: it goes to lpctl's stderr.
   std::uint64_t stderr_offset = 0;
   bool stderr_ended_with_newline = true;
+  // lpctl's own closing lines go to its stderr: a newline ends the
+  // command's unfinished last line first only where they would share a line
+  // (a terminal, 2>&1); a file or pipe of stdout alone gets its bytes as written.
+  const bool stdout_meets_stderr = ::isatty(STDOUT_FILENO) || same_file(STDOUT_FILENO, STDERR_FILENO);
   int stops = 0;
   DaemonOutage outage;
   PauseLines pause_lines;  // h15term
@@ -250,7 +262,7 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
             offset = data.value("offset", offset);
           } else if (event == "run.done") {
             // A crashed command may stop mid-line; what we print next starts on its own.
-            if (offset > 0 && !ended_with_newline) std::cout << std::endl;
+            if (offset > 0 && !ended_with_newline && stdout_meets_stderr) std::cout << std::endl;
             if (stderr_offset > 0 && !stderr_ended_with_newline) std::cerr << std::endl;
             return data;
           }
@@ -391,9 +403,11 @@ Command run_command() {
                 if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) != 0 || size.ws_col == 0 || size.ws_row == 0)
                   size = winsize{24, 80, 0, 0};
                 fields["terminal"] = {{"columns", size.ws_col}, {"rows", size.ws_row}};
-              } else {
+              } else if (!same_file(STDOUT_FILENO, STDERR_FILENO)) {
                 // No terminal to merge them: the command's stderr stays stderr
-                // (lpctl's, and a later lpctl attach's).
+                // (lpctl's, and a later lpctl attach's). Not under `2>&1`
+                // (`lpctl run -- make check 2>&1 | tee log`): one log keeps
+                // the order the lines were written in, which two would lose.
                 fields["separate_stderr"] = true;
               }
               if (!o->runner.empty()) fields["runner"] = o->runner;

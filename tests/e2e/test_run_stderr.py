@@ -226,3 +226,25 @@ def test_a_client_that_does_not_ask_gets_both_in_one_log(lpd, work_dir):
     assert text == "o1\ne1\no2\n", text
     assert streams == {"stdout"}
     assert not os.path.exists(os.path.join(lpd.state_dir, "runs", run_id, "stderr.log"))
+
+
+def test_with_2_to_1_the_streams_stay_in_the_order_written(lpd, work_dir):
+    """Attack on issue 18 (4): `lpctl run -- make check 2>&1 | tee log` got all
+    of stdout, then all of stderr. When lpctl's stdout and stderr are one
+    file, the run keeps one log, in order."""
+    script = 'for i in 1 2 3 4 5 6; do echo "out $i"; echo "err $i" >&2; done'
+    r = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", "sh", "-c", script], cwd=work_dir,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=240, env=run_env(lpd))
+    assert r.returncode == 0, r.stdout
+    lines = [line for line in r.stdout.splitlines() if not line.startswith("lpctl: ")]
+    assert lines == [f"{s} {i}" for i in range(1, 7) for s in ("out", "err")], r.stdout
+    assert ", stderr " not in r.stdout  # one log: no stderr.log
+
+
+def test_stdout_alone_gets_its_bytes_as_written(lpd, work_dir):
+    """Attack on issue 18 (9): an unterminated last line got a newline added
+    even when lpctl's stdout was a pipe of its own."""
+    r = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", "printf", "abc"], cwd=work_dir,
+                       capture_output=True, timeout=240, env=run_env(lpd))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"abc", r.stdout
