@@ -228,10 +228,12 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
   // terminal) sends it as its own stream: it goes to lpctl's stderr.
   std::uint64_t stderr_offset = 0;
   bool stderr_ended_with_newline = true;
-  // lpctl's own closing lines go to its stderr: a newline ends the
-  // command's unfinished last line first only where they would share a line
-  // (a terminal, 2>&1); a file or pipe of stdout alone gets its bytes as written.
-  const bool stdout_meets_stderr = ::isatty(STDOUT_FILENO) || same_file(STDOUT_FILENO, STDERR_FILENO);
+  // lpctl's own closing lines go to its stderr (and with --json, run.done
+  // to its stdout): a newline ends the command's unfinished last line first
+  // only where one of them would share that line (--json, a terminal,
+  // 2>&1); a file or pipe of stdout alone gets its bytes as written.
+  const bool stdout_meets_stderr =
+      global.json || ::isatty(STDOUT_FILENO) || same_file(STDOUT_FILENO, STDERR_FILENO);
   int stops = 0;
   DaemonOutage outage;
   PauseLines pause_lines;  // h15term

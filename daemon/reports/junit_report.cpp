@@ -184,6 +184,12 @@ std::string test_xml(const TestcaseName& names, const TestHistory& h, const Juni
   if (r && in.runner != "pytest" && !r->file.empty()) t.location(r->file, r->line);  // pytest's xunit2 writes neither
   if (!live.empty()) {
     add_crash(t, *live.back());
+    // A command without a shim that died of a signal: its newest output
+    // (the result job_outcomes made for it) is where the crash shows most.
+    if (r) {
+      t.system_out(r->system_out);
+      t.system_err(r->system_err);
+    }
     for (const Crash* c : h.crashes)
       if (c != live.back()) t.extra(rerun_element("rerunError", rerun_message(*c), "crash", crash_body(*c)));
     return t.xml(counts);

@@ -105,6 +105,19 @@ def test_through_pipes_stdout_and_stderr_stay_apart(lpd, work_dir):
     assert case.find("system-err").text == "err1\nerr-partial"
 
 
+def test_a_command_killed_by_a_signal_keeps_its_output_in_the_junit(lpd, work_dir):
+    """Attack on issue 18 (5): a crashed command's testcase had only the
+    crash, none of the output it wrote before."""
+    junit = os.path.join(work_dir, "crash.xml")
+    r = lpctl(lpd, "run", "--junit", junit, "--", "sh", "-c", "echo before; echo errbefore >&2; kill -SEGV $$",
+              cwd=work_dir)
+    assert r.returncode == -11, r
+    (case,) = ET.parse(junit).getroot().iter("testcase")
+    assert case.find("error") is not None and case.find("error").get("type") == "crash", ET.tostring(case)
+    assert case.find("system-out").text == "before\n"
+    assert case.find("system-err").text == "errbefore\n"
+
+
 def test_attach_follows_both_streams_live_and_replays_them_apart(lpd, work_dir):
     fifo = os.path.join(work_dir, "go")
     os.mkfifo(fifo)
