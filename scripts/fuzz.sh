@@ -4,7 +4,7 @@
 # fuzz/corpus/<target>/. Exits non-zero when any target finds something;
 # the reproducer is left in build/fuzz/findings/.
 #
-# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]     (default 25)
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]     (default 12)
 #        scripts/fuzz.sh --merge [SECONDS]         also minimises what the run
 #                                                  found into fuzz/corpus/ (-set_cover_merge=1)
 # FUZZ_JOBS targets run side by side (default: the number of cores, at most 2).
@@ -14,7 +14,7 @@ root="$PWD"
 
 merge=0
 if [ "${1:-}" = "--merge" ]; then merge=1; shift; fi
-seconds="${1:-25}"
+seconds="${1:-12}"
 jobs="${FUZZ_JOBS:-$(nproc)}"
 [ "$jobs" -gt 2 ] && jobs=2
 
