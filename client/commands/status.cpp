@@ -23,7 +23,8 @@ Command status_command() {
                         << "state dir:   " << status.value("state_dir", "") << "\n";
               // issue 16 (h16api): where `lpd start --http` listens (port 0 resolved)
               if (const auto http = status.find("http"); http != status.end() && http->is_object())
-                std::cout << "http:        " << http->value("url", "") << " (token in <state dir>/http.token)\n";
+                std::cout << "http:        " << http->value("url", "") << " (token in "
+                          << status.value("state_dir", "") << "/http.token)\n";
               const json connections = status.value("connections", json::object());
               std::cout << "connections: " << connections.value("open", 0) << " open, "
                         << connections.value("accepted_total", 0) << " since start\n";

@@ -37,6 +37,18 @@ HttpResponse of_job_reply(JobReply reply) {
   return response;
 }
 
+/// Whether `method` is one of the comma-separated `allow` ("GET, HEAD").
+bool method_listed(std::string_view allow, std::string_view method) {
+  while (!allow.empty()) {
+    const auto comma = allow.find(',');
+    std::string_view one = allow.substr(0, comma);
+    while (one.starts_with(' ')) one.remove_prefix(1);
+    if (one == method) return true;
+    allow = comma == std::string_view::npos ? std::string_view() : allow.substr(comma + 1);
+  }
+  return false;
+}
+
 }  // namespace
 
 HttpResponse json_response(int status, const json& body) {
@@ -49,25 +61,44 @@ HttpResponse json_response(int status, const json& body) {
 HttpRoutes::HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, std::string token, PeerGone peer_gone)
     : dispatcher_(dispatcher), jobs_(jobs), token_(std::move(token)), peer_gone_(std::move(peer_gone)) {}
 
-Authorization HttpRoutes::authorize(const HttpRequest& request) const {
-  Authorization auth;
-  const auto offered = offered_token(request.authorization, request.cookie, request.query);
-  if (!offered || !token_matches(offered->token, token_)) return auth;
-  auth.ok = true;
-  auth.set_cookie = offered->from_query;
-  auth.from_cookie = !offered->from_query && request.authorization.empty();
-  return auth;
+bool HttpRoutes::authorized(const HttpRequest& request) const {
+  const bool websocket = request.path == "/ws" && request.method == "GET";
+  const auto offered = offered_token(request.authorization, request.query, websocket);
+  return offered && token_matches(offered->token, token_);
 }
 
 HttpResponse HttpRoutes::unauthorized() {
   HttpResponse response = error_response(
-      401, "missing or wrong token: send \"Authorization: Bearer TOKEN\" with the token in <state-dir>/http.token");
+      401,
+      "missing or wrong token: send \"Authorization: Bearer TOKEN\" with the token in <state-dir>/http.token "
+      "(lpctl status names the file). In a browser, open http://HOST:PORT/?token=TOKEN once, or paste the token "
+      "in the dashboard's form.");
   response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lpd\"");
   return response;
 }
 
-std::string HttpRoutes::cookie_header() const {
-  return "lpd_token=" + token_ + "; HttpOnly; SameSite=Strict; Path=/";
+std::string_view HttpRoutes::allowed_methods(std::string_view path) {
+  if (path == "/ws") return "GET";
+  if (path == "/jobs" || path == "/jobs/") return "GET, HEAD, POST, DELETE";
+  if (path.rfind("/jobs/", 0) == 0) {
+    const std::string_view rest = path.substr(6);
+    const auto slash = rest.find('/');
+    if (slash == std::string_view::npos) return "GET, HEAD, DELETE";
+    if (rest.substr(slash) == "/actions") return "POST";
+    return "";
+  }
+  if (path.rfind("/api/op/", 0) == 0) return "POST";
+  if (path.rfind("/api/", 0) != 0 && dashboard_asset(path)) return "GET, HEAD";
+  return "";
+}
+
+bool HttpRoutes::same_origin(std::string_view origin, std::string_view host) {
+  if (origin.empty()) return true;
+  if (host.empty()) return false;
+  for (std::string_view scheme : {"http://", "https://"})
+    if (origin.size() == scheme.size() + host.size() && origin.starts_with(scheme) && origin.ends_with(host))
+      return true;
+  return false;
 }
 
 std::shared_ptr<Peer> HttpRoutes::new_peer(std::string client) const {
@@ -83,18 +114,26 @@ bool HttpRoutes::is_streaming_op(std::string_view op) {
   return false;
 }
 
-void HttpRoutes::handle(const HttpRequest& request, Respond respond) {
-  if (request.method == "GET") {
-    if (request.path != "/ws" && request.path.rfind("/api/", 0) != 0 && request.path.rfind("/jobs", 0) != 0) {
-      if (auto asset = dashboard_asset(request.path)) {
-        HttpResponse response;
-        response.content_type = std::string(asset->content_type);
-        response.body = std::string(asset->body);
-        return respond(std::move(response));
-      }
+void HttpRoutes::handle(const HttpRequest& original, Respond respond) {
+  const std::string_view allow = allowed_methods(original.path);
+  if (!allow.empty() && !method_listed(allow, original.method)) {
+    HttpResponse response = error_response(405, "use " + std::string(allow) + " on " + original.path);
+    response.headers.emplace_back("Allow", std::string(allow));
+    return respond(std::move(response));
+  }
+  // HEAD is GET without the body (RFC 9110 section 9.3.2): the edge drops it.
+  HttpRequest request = original;
+  if (request.method == "HEAD") request.method = "GET";
+  if (request.method == "GET" && request.path.rfind("/api/", 0) != 0 && request.path.rfind("/jobs", 0) != 0 &&
+      request.path != "/ws") {
+    if (auto asset = dashboard_asset(request.path)) {
+      HttpResponse response;
+      response.content_type = std::string(asset->content_type);
+      response.body = std::string(asset->body);
+      return respond(std::move(response));
     }
   }
-  if (!authorize(request).ok) return respond(unauthorized());
+  if (!authorized(request)) return respond(unauthorized());
   auto peer = new_peer("http");
   // Registries hear that this request's peer is gone once it was answered.
   Respond done = [this, peer, respond = std::move(respond)](HttpResponse response) {
@@ -102,10 +141,7 @@ void HttpRoutes::handle(const HttpRequest& request, Respond respond) {
     peer_done(*peer);
   };
   if (request.path == "/jobs" || request.path.rfind("/jobs/", 0) == 0) return handle_jobs(request, peer, std::move(done));
-  if (request.path.rfind("/api/op/", 0) == 0) {
-    if (request.method != "POST") return done(error_response(405, "use POST for /api/op/{op}"));
-    return handle_op(request.path.substr(8), request, peer, std::move(done));
-  }
+  if (request.path.rfind("/api/op/", 0) == 0) return handle_op(request.path.substr(8), request, peer, std::move(done));
   if (request.path == "/ws") return done(error_response(400, "GET /ws is a WebSocket: send the upgrade headers"));
   done(error_response(404, "no such path: " + request.path));
 }

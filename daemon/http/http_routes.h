@@ -18,8 +18,7 @@ struct HttpRequest {
   std::string path;    // the target up to '?'
   std::string query;   // after '?', "" when none
   std::string body;
-  std::string authorization;
-  std::string cookie;
+  std::string authorization;  // the Authorization header ("" when none)
 };
 
 struct HttpResponse {
@@ -29,19 +28,18 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-/// The result of checking a request's token.
-struct Authorization {
-  bool ok = false;
-  bool set_cookie = false;   // the token came as ?token=: the reply sets lpd_token
-  bool from_cookie = false;  // a browser's cookie: the edge checks Origin
-};
-
 /// HttpRoutes maps requests to lpd (docs: protocol/README.md "HTTP and
 /// WebSocket"): pytest-relay-run's /jobs API (RelayJobService), POST
 /// /api/op/{op} (any non-streaming operation through the Dispatcher, as a
 /// Peer of the token's identity) and the dashboard's static files, which
 /// are served without a token (they hold no data). Everything else needs
-/// the token (401 JSON otherwise).
+/// the token (401 JSON otherwise). HEAD is answered as GET (the edge sends
+/// no body); a method a path does not take is 405 with `Allow`.
+///
+/// No cookie is read or set: a cookie for 127.0.0.1 goes to every port of
+/// it, so another local user's server would receive lpd's token from the
+/// browser. The dashboard keeps the token in its own origin's storage and
+/// sends it as `Authorization: Bearer` (and as ?token= on /ws).
 class HttpRoutes {
  public:
   using Respond = std::function<void(HttpResponse)>;
@@ -49,14 +47,24 @@ class HttpRoutes {
 
   HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, std::string token, PeerGone peer_gone);
 
-  Authorization authorize(const HttpRequest& request) const;
+  /// Whether `request` carries lpd's token: `Authorization: Bearer`, or
+  /// ?token= on GET /ws (a browser's WebSocket cannot send headers).
+  bool authorized(const HttpRequest& request) const;
   /// Answers `request` (not a WebSocket upgrade) through `respond`, once,
-  /// now or later.
+  /// now or later. A HEAD request is answered as its GET (the edge drops
+  /// the body).
   void handle(const HttpRequest& request, Respond respond);
-  /// The 401 reply.
+  /// The 401 reply: JSON saying where the token is and how to send it.
   static HttpResponse unauthorized();
-  /// The Set-Cookie header value that stores the token in the browser.
-  std::string cookie_header() const;
+  /// The methods `path` takes, as an `Allow` header value ("GET, HEAD",
+  /// "POST", ...); "" for a path lpd does not serve (404 once authorized).
+  static std::string_view allowed_methods(std::string_view path);
+  /// Whether a request with this `Origin` header may act on the server at
+  /// `host` (its Host header): no Origin (not a browser's cross-site
+  /// request), or the origin http(s)://HOST itself. Another site's page is
+  /// refused even with a token (defence in depth: lpd has no ambient
+  /// credential such a page could ride on).
+  static bool same_origin(std::string_view origin, std::string_view host);
   /// The Peer a request or WebSocket acts as; `peer_gone` must hear of it
   /// once it is done (registries drop what it held).
   std::shared_ptr<Peer> new_peer(std::string client) const;

@@ -4,6 +4,8 @@
 #include "daemon/http/http_server.h"
 
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <deque>
 #include <map>
@@ -17,9 +19,12 @@
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
+#include "daemon/http/connection_limits.h"
 #include "daemon/http/http_listen.h"
 #include "daemon/http/http_routes.h"
 #include "daemon/http/http_token.h"
+#include "daemon/http/json_depth.h"
+#include "daemon/http/peer_uid.h"
 #include "daemon/http/relay_job_service.h"
 #include "daemon/http/ws_frames.h"
 
@@ -32,12 +37,15 @@ namespace bhttp = beast::http;
 namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
-constexpr std::size_t kMaxConnections = 128;
 constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
 constexpr std::uint64_t kMaxBodyBytes = 1024 * 1024;
 /// A request must be complete this long after the connection (or the
 /// previous reply): a client that sends half a request and stays is closed.
 constexpr std::chrono::seconds kRequestTimeout{30};
+/// h16hard: the request's header (at most kMaxHeaderBytes) must be in this
+/// long after the connection or the previous reply: one byte a second no
+/// longer holds a connection for long.
+constexpr std::chrono::seconds kHeaderTimeout{10};
 /// A reply (or one WebSocket frame) must be taken within this.
 constexpr std::chrono::seconds kWriteTimeout{60};
 /// A WebSocket silent this long (pings unanswered) is closed.
@@ -52,6 +60,8 @@ void set_cloexec(int fd) {
 /// What every connection shares with the server, and which outlives it:
 /// handlers still queued when lpd stops are destroyed after the server.
 struct Shared {
+  ConnectionLimits limits{::geteuid()};  // h16hard: per peer uid
+  RefusalLog refusals;                   // h16hard: one line per 10 s
   HttpRoutes* routes = nullptr;
   RelayJobService* jobs = nullptr;
   const AccessPolicy* access = nullptr;
@@ -60,6 +70,18 @@ struct Shared {
   std::map<std::uint64_t, std::function<void()>> closers;  // live connections' close()
   bool stopped = false;
 };
+
+/// h16hard: the reply a request lpd was still working on gets when lpd
+/// stops (written straight into the socket, so whole and small).
+std::string stopping_reply_bytes(unsigned version) {
+  const std::string body = json{{"error", "lpd is stopping; send the request again once it is back"},
+                                {"detail", "lpd is stopping; send the request again once it is back"}}
+                               .dump();
+  return std::string(version == 10 ? "HTTP/1.0" : "HTTP/1.1") +
+         " 503 Service Unavailable\r\nServer: lpd\r\nContent-Type: application/json\r\n"
+         "Cache-Control: no-store\r\nConnection: close\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
 
 HttpRequest to_request(const bhttp::request<bhttp::string_body>& req) {
   HttpRequest r;
@@ -70,33 +92,32 @@ HttpRequest to_request(const bhttp::request<bhttp::string_body>& req) {
   if (q != std::string_view::npos) r.query = std::string(target.substr(q + 1));
   r.body = req.body();
   r.authorization = std::string(req[bhttp::field::authorization]);
-  r.cookie = std::string(req[bhttp::field::cookie]);
   return r;
 }
 
-/// A browser's cookie from another site's page must not act: the Origin,
-/// when sent, names this server.
+/// Another site's page must not act, even with a token (h16auth: defence
+/// in depth; lpd reads no cookie, so such a page has no credential to ride).
 bool origin_allowed(const bhttp::request<bhttp::string_body>& req) {
-  const std::string_view origin = req[bhttp::field::origin];
-  if (origin.empty()) return true;
-  return origin == "http://" + std::string(req[bhttp::field::host]);
+  return HttpRoutes::same_origin(req[bhttp::field::origin], req[bhttp::field::host]);
 }
 
 // -- the WebSocket ----------------------------------------------------------
 
 class WsConnection : public ReplySink, public std::enable_shared_from_this<WsConnection> {
  public:
-  WsConnection(std::shared_ptr<Shared> shared, beast::tcp_stream stream)
-      : shared_(std::move(shared)), ws_(std::move(stream)), write_timer_(ws_.get_executor()) {
+  /// `peer_uid`: the admission (ConnectionLimits) it takes over, authenticated.
+  WsConnection(std::shared_ptr<Shared> shared, beast::tcp_stream stream, std::optional<uid_t> peer_uid)
+      : shared_(std::move(shared)), ws_(std::move(stream)), write_timer_(ws_.get_executor()), peer_uid_(peer_uid) {
     ++shared_->connections;
     id_ = shared_->next_id++;
   }
   ~WsConnection() override {
     --shared_->connections;
     shared_->closers.erase(id_);
+    shared_->limits.release(peer_uid_, /*was_authenticated=*/true);
   }
 
-  void accept(bhttp::request<bhttp::string_body> request, std::string set_cookie) {
+  void accept(bhttp::request<bhttp::string_body> request) {
     request_ = std::move(request);
     shared_->closers[id_] = [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->close();
@@ -108,10 +129,8 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
     timeout.keep_alive_pings = true;
     ws_.set_option(timeout);
     ws_.read_message_max(kMaxBodyBytes);
-    ws_.set_option(websocket::stream_base::decorator([set_cookie](websocket::response_type& res) {
-      res.set(bhttp::field::server, "lpd");
-      if (!set_cookie.empty()) res.set(bhttp::field::set_cookie, set_cookie);
-    }));
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(bhttp::field::server, "lpd"); }));
     ws_.async_accept(request_, [self = shared_from_this()](beast::error_code ec) {
       if (ec) return self->close();
       self->opened();
@@ -122,7 +141,7 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
   void send(std::string line) override {
     if (!open_ || shared_->stopped) return;
     auto f = frame_of_line(line, [this](const std::string& run_id) { return shared_->jobs->is_relay_run(run_id); });
-    if (f) offer(std::move(*f));
+    if (f) offer(std::move(*f), FrameKind::kEvent);
   }
   bool open() const override { return open_; }
   bool congested() const override { return out_.congested(); }
@@ -148,6 +167,13 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
   void close() {
     if (!open_) return;
     open_ = false;
+    // h16hard: lpd stops: say so (1001 going away) when no frame is half
+    // written; one small frame into the socket's buffer, never waiting.
+    if (shared_->stopped && handshaken_ && !writing_) {
+      const std::string bye = close_frame_bytes(1001, "lpd is stopping");
+      (void)::send(beast::get_lowest_layer(ws_).socket().native_handle(), bye.data(), bye.size(),
+                   MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
     write_timer_.cancel();
     drain_waiters_.clear();
     out_.clear();
@@ -162,17 +188,19 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
  private:
   void opened() {
     if (!open_ || shared_->stopped) return;
+    handshaken_ = true;
     peer_ = shared_->routes->new_peer("websocket");
     listener_ = shared_->jobs->listen([weak = weak_from_this()](const json& payload, uid_t owner) {
       auto self = weak.lock();
       if (!self || !self->open_) return;
+      // h16hard: job messages are never dropped (FrameKind::kJob).
       if (may_access(*self->peer_, owner, *self->shared_->access)) {
-        self->offer(frame("job", payload.dump(-1, ' ', false, json::error_handler_t::replace)));
+        self->offer(frame("job", payload.dump(-1, ' ', false, json::error_handler_t::replace)), FrameKind::kJob);
       } else {
         json view = payload;
         view["text"] = nullptr;
         view["redacted"] = true;
-        self->offer(frame("job", view.dump(-1, ' ', false, json::error_handler_t::replace)));
+        self->offer(frame("job", view.dump(-1, ' ', false, json::error_handler_t::replace)), FrameKind::kJob);
       }
     });
     // Every event this peer may see, through events.subscribe and its gates.
@@ -202,10 +230,12 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
   /// {"id": N, "op": "...", "fields": {...}} from the client, as one protocol line.
   void handle_request(const std::string& text) {
     if (!open_) return;
-    json message = json::parse(text, nullptr, /*allow_exceptions=*/false);
     auto refuse = [this](const json& id, const std::string& why) {
       send(protocol::encode_reply_error(id, protocol::ErrorCode::kBadRequest, why));
     };
+    // h16hard: copying and re-serialising recurse per level: bounded first.
+    if (!json_depth_within(text)) return refuse(nullptr, std::string(kTooDeepMessage));
+    json message = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (!message.is_object() || !message.contains("op") || !message["op"].is_string())
       return refuse(nullptr, "a WebSocket request is {\"id\": N, \"op\": \"...\", \"fields\": {...}}");
     json line = json::object();
@@ -221,8 +251,19 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
     shared_->routes->dispatcher().end_of_batch();
   }
 
-  void offer(std::string f) {
-    out_.offer(std::move(f));
+  void offer(std::string f, FrameKind kind) {
+    std::string_view type;
+    if (kind == FrameKind::kEvent && f.rfind("{\"type\":\"", 0) == 0) {
+      const std::string_view rest = std::string_view(f).substr(9);
+      type = rest.substr(0, std::min<std::size_t>(rest.find('"'), 32));
+    }
+    out_.offer(std::move(f), kind, type);
+    if (out_.overflowing()) {
+      // Job frames are never dropped; a client that takes none is let go.
+      spdlog::info("http: a WebSocket took none of its last {} MiB of job messages, closing it",
+                   WsOutbox::kMaxJobBytes >> 20);
+      return close();
+    }
     write_more();
   }
 
@@ -266,20 +307,24 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
   std::shared_ptr<Peer> peer_;
   std::uint64_t listener_ = 0;
   std::uint64_t id_ = 0;
+  std::optional<uid_t> peer_uid_;
+  bool handshaken_ = false;
 };
 
 // -- one HTTP connection ------------------------------------------------------
 
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
-  HttpConnection(std::shared_ptr<Shared> shared, tcp::socket socket)
-      : shared_(std::move(shared)), stream_(std::move(socket)) {
+  /// `peer_uid`: whose connection ConnectionLimits admitted it as.
+  HttpConnection(std::shared_ptr<Shared> shared, tcp::socket socket, std::optional<uid_t> peer_uid)
+      : shared_(std::move(shared)), stream_(std::move(socket)), peer_uid_(peer_uid) {
     ++shared_->connections;
     id_ = shared_->next_id++;
   }
   ~HttpConnection() {
     --shared_->connections;
     shared_->closers.erase(id_);
+    if (!handed_over_) shared_->limits.release(peer_uid_, authenticated_);
   }
 
   void start() {
@@ -293,6 +338,13 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (closed_) return;
     closed_ = true;
     beast::error_code ignored;
+    // h16hard: lpd stops while this request is being worked on (a
+    // collect-only POST /jobs): a 503 rather than an empty reply; small,
+    // into the socket's buffer, never waiting.
+    if (shared_->stopped && answering_) {
+      const std::string reply = stopping_reply_bytes(version_);
+      (void)::send(stream_.socket().native_handle(), reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
   }
@@ -303,13 +355,27 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(kMaxBodyBytes);
-    stream_.expires_after(kRequestTimeout);
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+    // h16hard: the header within kHeaderTimeout, the whole request within kRequestTimeout.
+    stream_.expires_after(kHeaderTimeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec || self->closed_) return self->on_read(ec);
+      self->stream_.expires_after(kRequestTimeout);
+      bhttp::async_read(self->stream_, self->buffer_, *self->parser_,
+                        [self](beast::error_code e, std::size_t) { self->on_read(e); });
+    });
+  }
+
+  /// h16hard: the peer showed the token: it no longer counts as its uid's
+  /// unauthenticated connection.
+  void note_authenticated(const HttpRequest& request) {
+    if (authenticated_ || !shared_->routes->authorized(request)) return;
+    authenticated_ = true;
+    shared_->limits.authenticated(peer_uid_);
   }
 
   void on_read(beast::error_code ec) {
     if (closed_ || shared_->stopped) return;
+    head_ = false;  // h16auth: until this request says HEAD, replies carry their body
     if (ec == bhttp::error::body_limit) return reply_and_close(413, "the request body is over 1 MiB");
     if (ec == bhttp::error::header_limit) return reply_and_close(431, "the request headers are over 16 KiB");
     if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
@@ -320,25 +386,32 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     HttpRequest request = to_request(req);
     if (websocket::is_upgrade(req)) {
       if (request.path != "/ws") return reply_and_close(404, "no WebSocket at " + request.path + "; use /ws");
-      const Authorization auth = shared_->routes->authorize(request);
-      if (!auth.ok) return write(HttpRoutes::unauthorized(), false);
-      if (auth.from_cookie && !origin_allowed(req))
-        return reply_and_close(403, "a WebSocket with the cookie must come from this server's own page");
+      if (!origin_allowed(req)) return reply_and_close(403, "a WebSocket must come from this server's own page");
+      if (!shared_->routes->authorized(request)) return write(HttpRoutes::unauthorized(), false);
       closed_ = true;  // the stream is the WebSocket's now
       shared_->closers.erase(id_);
-      auto ws = std::make_shared<WsConnection>(shared_, std::move(stream_));
-      ws->accept(parser_->release(), auth.set_cookie ? shared_->routes->cookie_header() : std::string());
+      note_authenticated(request);
+      handed_over_ = true;  // its admission too
+      auto ws = std::make_shared<WsConnection>(shared_, std::move(stream_), peer_uid_);
+      ws->accept(parser_->release());
       return;
     }
     const bool keep_alive = req.keep_alive();
-    const Authorization auth = shared_->routes->authorize(request);
-    if (auth.ok && auth.from_cookie && req.method() != bhttp::verb::get && !origin_allowed(req))
-      return reply_and_close(403, "a request with the cookie must come from this server's own page");
-    const std::string cookie = auth.set_cookie ? shared_->routes->cookie_header() : std::string();
     version_ = req.version();
+    head_ = req.method() == bhttp::verb::head;
+    if (!origin_allowed(req))
+      return reply_and_close(403, "a request from another site's page is refused: use this server's own page");
+    note_authenticated(request);
+    // h16hard: parsing is iterative, but copying and dump() recurse per level.
+    if (authenticated_ && !json_depth_within(request.body)) {
+      json error = request.path.rfind("/api/op/", 0) == 0
+                       ? json{{"ok", false}, {"error", {{"code", "bad_request"}, {"message", kTooDeepMessage}}}}
+                       : json{{"error", kTooDeepMessage}, {"detail", kTooDeepMessage}};
+      return write(json_response(400, error), keep_alive);
+    }
     stream_.expires_never();  // lpd works on it (a collect-only job answers once collected)
-    shared_->routes->handle(request, [self = shared_from_this(), keep_alive, cookie](HttpResponse response) {
-      if (!cookie.empty()) response.headers.emplace_back("Set-Cookie", cookie);
+    answering_ = true;
+    shared_->routes->handle(request, [self = shared_from_this(), keep_alive](HttpResponse response) {
       self->write(std::move(response), keep_alive);
     });
   }
@@ -349,6 +422,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   void write(HttpResponse response, bool keep_alive) {
     if (closed_ || shared_->stopped) return;
+    answering_ = false;
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
         static_cast<bhttp::status>(response.status), version_ ? version_ : 11);
     res->set(bhttp::field::server, "lpd");
@@ -358,9 +432,15 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     res->set("X-Frame-Options", "DENY");
     if (!response.content_type.empty()) res->set(bhttp::field::content_type, response.content_type);
     for (const auto& [name, value] : response.headers) res->insert(name, value);
-    res->body() = std::move(response.body);
     res->keep_alive(keep_alive);
-    res->prepare_payload();
+    if (head_) {
+      // HEAD: GET's headers, Content-Length included, and no body (a body
+      // here would be read as the next reply on a kept-alive connection).
+      res->content_length(response.body.size());
+    } else {
+      res->body() = std::move(response.body);
+      res->prepare_payload();
+    }
     stream_.expires_after(kWriteTimeout);
     bhttp::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, std::size_t) {
       if (ec || !keep_alive) return self->close();
@@ -373,9 +453,27 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   beast::flat_buffer buffer_{kMaxHeaderBytes + 8192};
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   unsigned version_ = 11;
+  bool head_ = false;  // the request being answered is a HEAD
   bool closed_ = false;
   std::uint64_t id_ = 0;
+  std::optional<uid_t> peer_uid_;
+  bool authenticated_ = false;  // the token was shown on this connection
+  bool handed_over_ = false;    // to a WebSocket, with its admission
+  bool answering_ = false;      // lpd works on its request
 };
+
+TcpEnd tcp_end(const tcp::endpoint& endpoint) {
+  TcpEnd end;
+  end.port = endpoint.port();
+  if (endpoint.address().is_v6()) {
+    end.v6 = true;
+    end.address = endpoint.address().to_v6().to_bytes();
+  } else {
+    const auto bytes = endpoint.address().to_v4().to_bytes();
+    std::copy(bytes.begin(), bytes.end(), end.address.begin());
+  }
+  return end;
+}
 
 }  // namespace
 
@@ -398,12 +496,25 @@ struct HttpServer::Impl {
         return;
       }
       set_cloexec(socket.native_handle());
-      if (shared->connections >= kMaxConnections) {
-        spdlog::warn("http: {} connections open, closing a new one", shared->connections);
+      // h16hard: whose connection it is (a loopback peer's uid), and
+      // whether that user may hold one more (ConnectionLimits).
+      std::optional<uid_t> uid;
+      beast::error_code e1, e2;
+      const tcp::endpoint remote = socket.remote_endpoint(e1);
+      const tcp::endpoint local = socket.local_endpoint(e2);
+      if (!e1 && !e2) uid = loopback_peer_uid(tcp_end(remote), tcp_end(local));
+      if (!shared->limits.admit(uid)) {
+        const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+        if (const auto count = shared->refusals.refused(now))
+          spdlog::warn("http: refused {} new connection(s) in the last {} s ({} open; {} from uid {} not yet "
+                       "authenticated, at most {} each)",
+                       *count, static_cast<int>(RefusalLog::kInterval), shared->connections,
+                       shared->limits.unauthenticated(uid), uid ? std::to_string(*uid) : std::string("unknown"),
+                       ConnectionLimits::kMaxUnauthenticatedPerUid);
         beast::error_code ignored;
         socket.close(ignored);
       } else {
-        std::make_shared<HttpConnection>(shared, std::move(socket))->start();
+        std::make_shared<HttpConnection>(shared, std::move(socket), uid)->start();
       }
       accept_next();
     });

@@ -18,9 +18,11 @@ namespace lpd::daemon::http {
 /// thread, no locks). Beast stays inside http_server.cpp: this header is
 /// all the daemon sees.
 ///
-/// Bounded: request headers 16 KiB, bodies 1 MiB, 128 connections
-/// (more are closed at once), a request must arrive within 30 s of the
-/// connection or the previous reply, a reply be taken within 60 s; a
+/// Bounded: request headers 16 KiB, bodies 1 MiB, JSON 64 levels deep,
+/// 128 connections, 16 unauthenticated per local peer uid
+/// (ConnectionLimits, h16hard), a header must arrive within 10 s and the
+/// request within 30 s of the connection or the previous reply, a reply be
+/// taken within 60 s; a
 /// WebSocket is pinged when idle and dropped when silent for 60 s, its
 /// send queue is WsOutbox's. Every request is a Peer of the token's
 /// identity going through the Dispatcher.

@@ -129,17 +129,19 @@ std::optional<std::string> query_parameter(std::string_view query, std::string_v
   return std::nullopt;
 }
 
-std::optional<OfferedToken> offered_token(std::string_view authorization, std::string_view cookie,
-                                          std::string_view query) {
+std::optional<OfferedToken> offered_token(std::string_view authorization, std::string_view query,
+                                          bool query_allowed) {
   authorization = trim(authorization);
-  if (authorization.size() > 7 && (authorization.substr(0, 7) == "Bearer " || authorization.substr(0, 7) == "bearer "))
-    return OfferedToken{std::string(trim(authorization.substr(7))), false};
-  while (!cookie.empty()) {
-    const auto semi = cookie.find(';');
-    std::string_view pair = trim(cookie.substr(0, semi));
-    cookie = semi == std::string_view::npos ? std::string_view() : cookie.substr(semi + 1);
-    if (pair.substr(0, 10) == "lpd_token=") return OfferedToken{std::string(pair.substr(10)), false};
+  constexpr std::string_view kScheme = "bearer";
+  const bool spaced = authorization.size() > kScheme.size() &&
+                      (authorization[kScheme.size()] == ' ' || authorization[kScheme.size()] == '\t');
+  if (spaced) {
+    bool scheme = true;
+    for (std::size_t i = 0; i < kScheme.size(); ++i)
+      scheme = scheme && (authorization[i] | 0x20) == kScheme[i];  // ASCII letters: | 0x20 lowers them
+    if (scheme) return OfferedToken{std::string(trim(authorization.substr(kScheme.size()))), false};
   }
+  if (!query_allowed) return std::nullopt;
   if (auto token = query_parameter(query, "token")) return OfferedToken{*token, true};
   return std::nullopt;
 }

@@ -4,6 +4,8 @@
 #include <grp.h>
 #include <unistd.h>
 
+#include "daemon/http/json_depth.h"
+
 namespace lpd::daemon::http {
 namespace {
 
@@ -17,6 +19,17 @@ class OneReply : public ReplySink, public std::enable_shared_from_this<OneReply>
   void hold() { self_ = shared_from_this(); }
   void send(std::string line) override {
     if (!done_) return;
+    // h16hard: a reply nesting too deep for re-serialising is an error reply.
+    if (!json_depth_within(line)) {
+      if (line.find("\"ok\"") == std::string::npos) return;  // a push
+      json error{{"id", 1},
+                 {"ok", false},
+                 {"error", {{"code", "internal"}, {"message", std::string(kTooDeepMessage)}}}};
+      auto done = std::move(done_);
+      done_ = nullptr;
+      auto keep = std::move(self_);
+      return done(std::move(error));
+    }
     json message = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!message.is_object() || !message.contains("ok")) return;  // a push
     auto done = std::move(done_);

@@ -12,6 +12,7 @@
 #include "daemon/access.h"
 #include "daemon/http/job_text.h"
 #include "daemon/http/local_call.h"
+#include "daemon/http/ws_frames.h"
 
 extern char** environ;
 
@@ -88,13 +89,16 @@ std::uint64_t RelayJobService::listen(Listener listener) {
 }
 
 void RelayJobService::announce(const RelayJob& job) {
-  const json p = payload(job);
+  // h16hard: WebSockets get the newest kMaxWsJobTextBytes of the text (so
+  // job frames stay small and are never dropped); GET /jobs/{id} all of it.
+  const json ws_payload = payload(job, kMaxWsJobTextBytes);
   // A listener may close its WebSocket (and unlisten) while we walk.
   std::vector<std::uint64_t> tokens;
   for (const auto& [token, listener] : listeners_) tokens.push_back(token);
   for (auto token : tokens)
-    if (auto it = listeners_.find(token); it != listeners_.end()) it->second(p, job.owner);
+    if (auto it = listeners_.find(token); it != listeners_.end()) it->second(ws_payload, job.owner);
   if (job.state == RelayState::kCollected) {
+    const json p = payload(job);
     auto range = waiting_.equal_range(job.id);
     std::vector<Respond> waiting;
     for (auto it = range.first; it != range.second; ++it) waiting.push_back(std::move(it->second));
@@ -115,6 +119,9 @@ void RelayJobService::on_event(const Event& e) {
   if (!payload.is_object()) return;
   std::optional<int> returncode;
   if (auto rc = payload.find("returncode"); rc != payload.end() && rc->is_number_integer()) returncode = rc->get<int>();
+  std::optional<int> signal;
+  if (auto sig = data.find("signal"); sig != data.end() && sig->is_number_integer()) signal = sig->get<int>();
+  returncode = relay_returncode(returncode, signal);
   jobs_.run_changed(e.run_id, payload.value("state", std::string()), returncode);
 }
 

@@ -66,23 +66,35 @@ RelayArgs parse_relay_args(const std::vector<std::string>& given, const std::str
   for (const auto& element : given)
     for (auto& word : shell_split(element))
       if (word != "--collect-only") parsed.args.push_back(std::move(word));
+  // h16hard: `--session-id X` is pytest-relay's option (its plugin takes
+  // it); lpd's pytest has no such plugin and would stop at "unrecognized
+  // arguments": it names the job and is taken out, as --collect-only is.
   std::string session_id;
+  std::vector<std::string> kept;
   for (std::size_t i = 0; i < parsed.args.size(); ++i) {
     const std::string& arg = parsed.args[i];
     if (arg.rfind("--session-id=", 0) == 0) {
-      session_id = arg.substr(13);
-      break;
+      if (session_id.empty()) session_id = arg.substr(13);
+      continue;
     }
     if (arg == "--session-id") {
-      if (i + 1 < parsed.args.size()) session_id = parsed.args[i + 1];
-      break;
+      if (i + 1 < parsed.args.size() && session_id.empty()) session_id = parsed.args[i + 1];
+      ++i;
+      continue;
     }
+    kept.push_back(arg);
   }
+  parsed.args = std::move(kept);
   if (!id.empty() && !session_id.empty() && id != session_id)
     throw RelayError(400, "The provided job ID '" + id + "' does not match the session ID '" + session_id +
                               "' provided in the job's argument list.");
   parsed.id = id.empty() ? session_id : id;
   return parsed;
+}
+
+std::optional<int> relay_returncode(std::optional<int> returncode, std::optional<int> signal) {
+  if (returncode && signal && *signal > 0 && *returncode == 128 + *signal) return -*signal;
+  return returncode;
 }
 
 bool RelayJobs::valid_id(std::string_view id) {

@@ -34,8 +34,9 @@ class RelayError : public std::runtime_error {
 /// each element of `args` is split as a POSIX shell would (Python's
 /// shlex.split: quotes, backslashes; no expansion), `--collect-only` is
 /// taken out (a collect-only job gets it from lpd), and `--session-id X`
-/// (or `--session-id=X`) names the job when no id is given; an id that
-/// differs from it is 400. Throws RelayError 400 for an unclosed quote.
+/// (or `--session-id=X`) names the job when no id is given and is taken
+/// out too (pytest-relay's plugin option; lpd's pytest has no such
+/// plugin); an id that differs from it is 400. Throws RelayError 400 for an unclosed quote.
 struct RelayArgs {
   std::vector<std::string> args;
   std::string id;  // the id given, else the session id in args, else ""
@@ -45,6 +46,12 @@ RelayArgs parse_relay_args(const std::vector<std::string>& given, const std::str
 /// One element split as shlex.split (POSIX mode) does; throws RelayError
 /// 400 ("No closing quotation", "No escaped character").
 std::vector<std::string> shell_split(std::string_view text);
+
+/// h16hard: a job's returncode as pytest-relay-run gives it: Python's
+/// subprocess convention, -N for a pytest killed by signal N (lpd's own
+/// returncode says 128+N, as a shell does; `signal` is the signal lpd's
+/// job event names for such an end), else lpd's returncode.
+std::optional<int> relay_returncode(std::optional<int> returncode, std::optional<int> signal);
 
 /// One job of the HTTP job API: a pytest invocation lpd runs as a
 /// supervised run (run.start). A job may run twice: a collect-only job

@@ -175,7 +175,7 @@ class Browser:
         return reply.get("result", {})
 
     async def new_page(self, isolated=False):
-        """A new tab (in a context of its own, cookies included, when `isolated`)."""
+        """A new tab (in a context of its own, storage and cookies included, when `isolated`)."""
         params = {"url": "about:blank"}
         if isolated:
             params["browserContextId"] = (await self.send("Target.createBrowserContext"))["browserContextId"]
@@ -231,6 +231,15 @@ class Page:
 
     async def navigate(self, url, timeout=60):
         """Loads `url` and returns once its load event fired."""
+        async def go():
+            result = await self.send("Page.navigate", {"url": url})
+            if result.get("errorText"):
+                raise CdpError(f"navigating to {url}: {result['errorText']}")
+        await self.until_loaded(go, timeout)
+
+    async def until_loaded(self, action, timeout=60):
+        """Awaits `action()` (a navigation, a click on a link, ...), then
+        returns once the page it led to fired its load event."""
         loop = asyncio.get_running_loop()
         loaded = loop.create_future()
 
@@ -240,9 +249,7 @@ class Page:
                     loaded.set_result(True)
         self.browser._listeners.append(on_load)
         try:
-            result = await self.send("Page.navigate", {"url": url})
-            if result.get("errorText"):
-                raise CdpError(f"navigating to {url}: {result['errorText']}")
+            await action()
             await asyncio.wait_for(loaded, timeout)
         finally:
             self.browser._listeners.remove(on_load)

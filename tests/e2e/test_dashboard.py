@@ -7,12 +7,15 @@ replies, process exits. Screenshots are saved under LPD_E2E_ARTIFACTS (or the
 test's tmp dir) and their paths printed."""
 
 import asyncio
+import http.server
 import json
 import os
 import re
 import shutil
 import stat
 import subprocess
+import threading
+import urllib.request
 
 import pytest
 
@@ -128,7 +131,7 @@ def run(loop, coroutine):
 
 
 async def open_dashboard(b, url):
-    """A tab in a browser context of its own (no cookie from another test)
+    """A tab in a browser context of its own (no token stored by another test)
     showing the dashboard at `url`, its state loaded and live."""
     page = await b.new_page(isolated=True)
     await page.navigate(url)
@@ -152,7 +155,7 @@ def test_run_appears_pauses_and_resumes_by_click(browser, lpd_http, work_dir, tm
     async def scenario():
         page = await open_dashboard(b, f"{base}/?token={token}")
         try:
-            # The token left the address bar; the cookie carries it now.
+            # The token left the address bar; this origin's storage keeps it (never a cookie).
             assert await page.evaluate("location.search") == ""
             assert await page.evaluate("document.getElementById('runs-count').textContent") == "0"
             await page.evaluate("window.__samePage = true")
@@ -249,7 +252,7 @@ def test_token_is_asked_for_and_taken_from_the_keyboard(browser, lpd_http):
     async def scenario():
         page = await b.new_page(isolated=True)
         try:
-            # No token and no cookie: lpd answers 401 and the page says so.
+            # No token stored in this context: the page asks for one and says how.
             await page.navigate(f"{base}/")
             message = await page.wait_for(
                 "document.body.dataset.auth === 'refused' && !document.getElementById('auth').hidden && "
@@ -287,13 +290,18 @@ def test_crash_traceback_and_helper_log_tail(browser, lpd_http, work_dir):
             # A helper process: listed live, its log followed in the panel.
             await loop.run_in_executor(None, lambda: lpd.lpctl(
                 "ensure", "dashhelper", "--pattern", "ready", "--",
-                "sh", "-c", f'echo ready; read line < "{fifo}"; echo "got $line"; exec sleep 100000'))
+                "sh", "-c", "printf '\\033[1;31mcoloured\\033[0m text\\r\\n'; echo ready; "
+                f'read line < "{fifo}"; echo "got $line"; exec sleep 100000'))
             await page.wait_for("document.querySelector('li.proc[data-proc$=\"dashhelper\"] .state')"
                                 ".textContent === 'ready'", "the helper listed as ready")
             await page.click('li.proc[data-proc$="dashhelper"] button')
             await page.wait_for("document.getElementById('log-text').textContent.includes('ready') && "
                                 "document.getElementById('log-status').textContent === 'following'",
                                 "the helper's log in the panel")
+            # Terminal colours are dropped and CR LF is a line end: text, no escapes (h16auth).
+            log_text = await page.evaluate("document.getElementById('log-text').textContent")
+            assert "coloured text\nready\n" in log_text, repr(log_text)
+            assert not any(ord(c) < 32 and c not in "\n\t" for c in log_text), repr(log_text)
 
             def write_fifo():
                 with open(fifo, "w") as f:
@@ -323,7 +331,7 @@ def test_crash_traceback_and_helper_log_tail(browser, lpd_http, work_dir):
             await page.wait_for(f"{count_js(run_id, 'crashed')} === '1' && {count_js(run_id, 'passed')} === '1'",
                                 "the run's counts: 1 passed, 1 crashed")
 
-            # Loaded again, without ?token= (lpd's cookie), the page shows
+            # Loaded again, without ?token= (the token this origin stored), the page shows
             # the same from lpd's history: counts, latest tests, the crash.
             await page.navigate(f"{base}/")
             await page.wait_for("document.body.dataset.loaded === 'true'", "the dashboard loaded again")
@@ -415,7 +423,7 @@ def test_checkpoint_result_and_failure_reason_from_the_page(browser, lpd_http, w
 def test_reconnects_when_lpd_comes_back(browser, tmp_path):
     """lpd stops and starts again on the same port: the page says the
     connection is lost, reconnects by itself, and shows lpd's state again
-    (its cookie still holds: the token file is kept)."""
+    (its stored token still holds: the token file is kept)."""
     loop, b = browser
     first = Lpd().start("--http", "127.0.0.1:0")
     second = None
@@ -439,6 +447,170 @@ def test_reconnects_when_lpd_comes_back(browser, tmp_path):
                                     "document.querySelectorAll('li.run[data-status=\"ended\"]').length === 1",
                                     "the page live again with the run", timeout=90)
                 assert await page.evaluate("window.__samePage === true")
+            finally:
+                await page.close()
+
+        run(loop, scenario())
+    finally:
+        for daemon in (second, first):
+            if daemon is not None and daemon.proc is not None:
+                daemon.kill_helpers()
+                daemon.stop()
+        shutil.rmtree(first.root, ignore_errors=True)
+
+
+class HeaderRecorder:
+    """A second local HTTP server (another port of 127.0.0.1, as another
+    local user's would be): records every request's path and headers, and
+    serves a page. `got_request` is set at each request."""
+
+    def __init__(self):
+        recorder = self
+        self.requests = []  # (method, path, [(name, value)])
+        self.got_request = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                recorder.requests.append((self.command, self.path, list(self.headers.items())))
+                recorder.got_request.set()
+                body = b"<!doctype html><title>another server</title><p>not lpd</p>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def list_jobs(base, token):
+    """GET /jobs with the token (urllib): lpd's relay jobs."""
+    req = urllib.request.Request(f"{base}/jobs", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=60) as res:
+        return json.loads(res.read())
+
+
+def test_another_local_server_gets_no_token_from_the_browser(browser, lpd_http):
+    """h16auth, the attack: with the token in a cookie for 127.0.0.1, the
+    browser sent it to every port of 127.0.0.1, so any local user's server
+    the browser visited got lpd's token (root's lpd: anything as root). The
+    dashboard keeps the token in its own origin's storage instead: the
+    other server gets nothing, its page can neither read the token nor act
+    on lpd, and the dashboard still works after a reload."""
+    loop, b = browser
+    lpd, base, token = lpd_http
+    other = HeaderRecorder()
+
+    async def scenario():
+        page = await open_dashboard(b, f"{base}/?token={token}")
+        try:
+            assert await page.evaluate("location.search") == ""
+            # The user follows a link from the dashboard to the other server (same tab).
+            await page.evaluate(f"""(() => {{
+                const a = document.createElement('a');
+                a.href = {json.dumps(other.url + '/from-a-link')};
+                a.id = 'away';
+                a.textContent = 'away';
+                document.body.prepend(a);
+            }})()""")
+            await page.until_loaded(lambda: page.click("#away"))
+            assert other.got_request.is_set(), "the browser never reached the other server"
+            assert await page.evaluate("location.href") == other.url + "/from-a-link"
+            # Its page: no token in its own storage, and a no-cors POST /jobs
+            # to lpd (the attacker's move) carries no credential: lpd runs nothing.
+            assert await page.evaluate("localStorage.length") == 0
+            await page.evaluate(f"""fetch({json.dumps(base + '/jobs')}, {{method: 'POST', mode: 'no-cors',
+                credentials: 'include', body: JSON.stringify({{args: ['-q']}})}}).then(() => true)""")
+            # The user also types the other server's address.
+            other.got_request.clear()
+            await page.navigate(other.url + "/typed")
+            assert await loop.run_in_executor(None, other.got_request.wait, 60)
+            for method, path, headers in other.requests:
+                assert token not in path, path
+                for name, value in headers:
+                    assert token not in value, (path, name, value)
+                    assert name.lower() != "cookie", (path, name, value)
+            assert any(path == "/from-a-link" for _, path, _ in other.requests), other.requests
+            jobs = await loop.run_in_executor(None, lambda: list_jobs(base, token))
+            assert jobs == [], jobs
+
+            # Back to the dashboard in the same tab, without ?token=: signed in
+            # from its storage, live; then a reload, the same.
+            await page.navigate(f"{base}/")
+            await page.wait_for("document.body.dataset.loaded === 'true' && "
+                                "document.body.dataset.connection === 'live'", "the dashboard live again")
+            await page.evaluate("window.__beforeReload = true")
+            await page.until_loaded(lambda: page.send("Page.reload"))
+            assert await page.evaluate("window.__beforeReload === undefined")
+            await page.wait_for("document.readyState === 'complete' && document.body.dataset.loaded === 'true' && "
+                                "document.body.dataset.connection === 'live'", "the dashboard live after a reload")
+            assert await page.evaluate("document.getElementById('auth').hidden")
+        finally:
+            await page.close()
+
+    try:
+        run(loop, scenario())
+    finally:
+        other.close()
+
+
+def test_a_rotated_token_goes_back_to_the_sign_in_form_without_a_loop(browser, tmp_path):
+    """lpd restarts with a new token (http.token deleted): the page's stored
+    token is refused, so the page forgets it and shows the form, saying what
+    to do; a reload asks lpd nothing until a token is given; the new token
+    typed in works."""
+    loop, b = browser
+    first = Lpd().start("--http", "127.0.0.1:0")
+    second = None
+    try:
+        base = http_base_url(first)
+        old_token = http_token(first)
+        port = base.rsplit(":", 1)[1]
+
+        async def scenario():
+            nonlocal second
+            page = await open_dashboard(b, f"{base}/?token={old_token}")
+            try:
+                assert await page.evaluate("localStorage.getItem('lpd.http.token')") == old_token
+                first.stop()
+                os.unlink(os.path.join(first.state_dir, "http.token"))
+                await page.wait_for("document.body.dataset.connection === 'down'", "the lost connection shown")
+                second = Lpd(root=first.root).start("--http", f"127.0.0.1:{port}")
+                new_token = http_token(second)
+                assert new_token != old_token
+                message = await page.wait_for(
+                    "document.body.dataset.auth === 'refused' && !document.getElementById('auth').hidden && "
+                    "document.getElementById('auth-message').textContent", "the form after the refusal", timeout=90)
+                assert "refused" in message and "http.token" in message, message
+                text = await page.evaluate("document.getElementById('auth').textContent")
+                assert "http.token" in text and f"{base}/?token=TOKEN" in text, text
+                assert await page.evaluate("localStorage.getItem('lpd.http.token')") is None
+                assert await page.evaluate("document.activeElement.id") == "auth-token"
+
+                # A reload: the form at once, and no request to lpd's API (no loop).
+                await page.navigate(f"{base}/")
+                await page.wait_for("document.body.dataset.auth === 'refused' && "
+                                    "!document.getElementById('auth').hidden", "the form after a reload")
+                api_calls = await page.evaluate("performance.getEntriesByType('resource')"
+                                                ".map(e => e.name).filter(n => /\\/(api|ws|jobs)/.test(n))")
+                assert api_calls == [], api_calls
+
+                # The new token, typed: signed in, live, and kept.
+                await page.type_text(new_token)
+                await page.press_key("Enter", text="\r", key_code=13)
+                await page.wait_for("document.body.dataset.loaded === 'true' && "
+                                    "document.body.dataset.connection === 'live'", "the dashboard with the new token")
+                assert await page.evaluate("localStorage.getItem('lpd.http.token')") == new_token
             finally:
                 await page.close()
 

@@ -17,6 +17,7 @@ import urllib.request
 import pytest
 
 websockets = pytest.importorskip("websockets")
+import websockets.exceptions  # noqa: E402  (a lazy attribute until a client module loads it)
 
 from lpd_harness import Lpd, RawClient, short_tempdir, write_tests  # noqa: E402
 
@@ -260,23 +261,94 @@ def test_without_the_token_or_with_a_wrong_one_everything_but_the_page_is_401(ht
     assert http_lpd.ping()
 
 
-def test_token_in_the_query_once_sets_an_httponly_cookie_that_then_works(http_lpd, api):
-    status, headers, body = api.request("POST", f"/api/op/ping?token={api.token}", {}, token=None)
+def test_no_cookie_is_set_or_read_and_the_query_token_opens_only_the_websocket(http_lpd, api):
+    """h16auth: a cookie for 127.0.0.1 goes to every port of it (another
+    local user's server would get lpd's token), so lpd sets none and reads
+    none; a browser's WebSocket carries the token as ?token=."""
+    # The page with ?token=: served, and no cookie.
+    with urllib.request.urlopen(api.url(f"/?token={api.token}"), timeout=WAIT) as res:
+        assert res.status == 200 and res.headers.get_all("Set-Cookie") is None
+    status, headers, body = api.request("POST", "/api/op/ping", {})
     assert status == 200 and body == {"ok": True, "result": {"pong": True}}
-    cookie = headers["Set-Cookie"]
-    assert cookie.startswith(f"lpd_token={api.token};")
-    for attribute in ("HttpOnly", "SameSite=Strict", "Path=/"):
-        assert attribute in cookie
-    cookie_header = {"Cookie": f"lpd_token={api.token}"}
-    status, headers, body = api.request("GET", "/jobs", token=None, headers=cookie_header)
-    assert status == 200 and body == [] and "Set-Cookie" not in headers
-    assert api.request("GET", "/jobs", token=None, headers={"Cookie": "lpd_token=" + "1" * 64})[0] == 401
+    assert headers.get_all("Set-Cookie") is None
+    # ?token= opens the WebSocket only: the API wants the header.
+    assert api.request("POST", f"/api/op/ping?token={api.token}", {}, token=None)[0] == 401
+    assert api.request("GET", f"/jobs?token={api.token}", token=None)[0] == 401
+    # The right token in a cookie is no credential ...
+    right_cookie = {"Cookie": f"lpd_token={api.token}"}
+    assert api.request("GET", "/jobs", token=None, headers=right_cookie)[0] == 401
+    # ... and a stale one beside the right header changes nothing (it locked users out).
+    status, _, body = api.request("GET", "/jobs", headers={"Cookie": "lpd_token=" + "1" * 64})
+    assert status == 200 and body == []
 
-    async def by_cookie():
-        async with websockets.connect(api.ws_url(), extra_headers=cookie_header) as ws:
+    async def ping_on(url, headers):
+        async with websockets.connect(url, extra_headers=headers) as ws:
             await ws.send(json.dumps({"id": 1, "op": "ping"}))
             return await next_frame(ws, lambda f: f["type"] == "reply")
-    assert asyncio.run(by_cookie())["payload"] == {"id": 1, "ok": True, "result": {"pong": True}}
+
+    async def refused_status(url, headers):
+        with pytest.raises(websockets.exceptions.InvalidStatusCode) as e:
+            async with websockets.connect(url, extra_headers=headers):
+                pass
+        return e.value.status_code
+
+    pong = {"id": 1, "ok": True, "result": {"pong": True}}
+    own_page = {"Origin": f"http://{api.address}"}
+    assert asyncio.run(ping_on(api.ws_url(f"?token={api.token}"), own_page))["payload"] == pong
+    assert asyncio.run(ping_on(api.ws_url(f"?token={api.token}"), {}))["payload"] == pong
+    assert asyncio.run(refused_status(api.ws_url(), right_cookie)) == 401
+    assert asyncio.run(refused_status(api.ws_url("?token=" + "1" * 64), own_page)) == 401
+    # Another site's page (another port of the same host) is refused even with the token.
+    host, port = api.address.rsplit(":", 1)
+    other_site = {"Origin": f"http://{host}:{int(port) % 65535 + 1}"}
+    assert asyncio.run(refused_status(api.ws_url(f"?token={api.token}"), other_site)) == 403
+    assert api.request("POST", "/api/op/ping", {}, headers=other_site)[0] == 403
+    assert api.request("POST", "/api/op/ping", {}, headers={"Origin": "null"})[0] == 403
+    status, _, body = api.request("POST", "/api/op/ping", {}, headers=own_page)
+    assert status == 200 and body["ok"] is True
+    assert http_lpd.ping()
+
+
+def test_bearer_is_case_insensitive_and_head_and_unknown_methods_answer_as_http_says(http_lpd, api):
+    """h16auth: RFC 7235's scheme names are case-insensitive; HEAD is GET
+    without a body (a body desynced the next reply on the connection); a
+    method a path does not take is 405 with Allow."""
+    for scheme in ("bearer", "BEARER", "BeArEr"):
+        status, _, body = api.request("GET", "/jobs", token=None, headers={"Authorization": f"{scheme} {api.token}"})
+        assert (status, body) == (200, []), scheme
+
+    # HEAD of the page and of a file: no token needed, GET's headers, no body.
+    with urllib.request.urlopen(api.url("/style.css"), timeout=WAIT) as res:
+        css = res.read()
+    for path in ("/", "/style.css"):
+        req = urllib.request.Request(api.url(path), method="HEAD")
+        with urllib.request.urlopen(req, timeout=WAIT) as res:
+            assert res.status == 200 and res.read() == b""
+            if path == "/style.css":
+                assert int(res.headers["Content-Length"]) == len(css) and res.headers["Content-Type"].startswith("text/css")
+    # HEAD then GET on one kept-alive connection: the second reply is the
+    # GET's, right after the HEAD's headers (read until lpd closes).
+    raw = raw_http(api.address, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+                                b"GET /style.css HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, rest = raw.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 "), raw[:300]
+    assert rest.startswith(b"HTTP/1.1 200 "), raw[:600]
+    get_headers, get_body = rest.split(b"\r\n\r\n", 1)
+    assert b"text/css" in get_headers and get_body == css
+    # HEAD of the API wants the token like GET, and has no body either.
+    assert api.request("HEAD", "/jobs", token=None)[0] == 401
+    status, _, body = api.request("HEAD", "/jobs")
+    assert status == 200 and body is None
+
+    # Methods a path does not take: 405 and what it takes.
+    for method, path, allow in (("FOO", "/", "GET, HEAD"), ("PUT", "/style.css", "GET, HEAD"),
+                                ("PUT", "/jobs", "GET, HEAD, POST, DELETE"), ("PATCH", "/jobs/x", "GET, HEAD, DELETE"),
+                                ("GET", "/jobs/x/actions", "POST"), ("GET", "/api/op/ping", "POST"),
+                                ("OPTIONS", "/api/op/ping", "POST")):
+        status, headers, body = api.request(method, path, token=None)
+        assert status == 405 and headers["Allow"] == allow, (method, path, status, body)
+        assert "error" in body
+    assert http_lpd.ping()
 
 
 def test_bad_json_unknown_ids_and_conflicts_get_relay_runs_statuses(http_lpd, api, suite_dir):

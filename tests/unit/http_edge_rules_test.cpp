@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/http/http_listen.h"
+#include "daemon/http/http_routes.h"
 #include "daemon/http/http_token.h"
 #include "daemon/http/job_text.h"
 #include "daemon/http/ws_frames.h"
@@ -17,20 +18,29 @@
 using namespace lpd::daemon::http;
 using nlohmann::json;
 
-TEST_CASE("the token is taken from the Bearer header, the cookie, or ?token= (which sets the cookie)", "[http]") {
-  auto bearer = offered_token("Bearer abc", "", "");
+TEST_CASE("the token is taken from the Bearer header, or ?token= where allowed, never a cookie", "[http]") {
+  auto bearer = offered_token("Bearer abc", "", false);
   REQUIRE(bearer);
   CHECK(bearer->token == "abc");
   CHECK_FALSE(bearer->from_query);
-  auto cookie = offered_token("", "theme=dark; lpd_token=def", "");
-  REQUIRE(cookie);
-  CHECK(cookie->token == "def");
-  auto query = offered_token("", "", "x=1&token=a%62c");
+  // RFC 7235 section 2.1: the scheme's name is case-insensitive.
+  for (const char* header : {"bearer abc", "BEARER abc", "BeArEr abc", "  Bearer\tabc  "}) {
+    auto any_case = offered_token(header, "", false);
+    REQUIRE(any_case);
+    CHECK(any_case->token == "abc");
+  }
+  CHECK_FALSE(offered_token("Bearerabc", "", false));
+  CHECK_FALSE(offered_token("Basic abc", "", false));
+  CHECK_FALSE(offered_token("Bearer", "", false));
+  // The query counts only where the edge allows it (GET /ws).
+  CHECK_FALSE(offered_token("", "x=1&token=abc", false));
+  auto query = offered_token("", "x=1&token=a%62c", true);
   REQUIRE(query);
   CHECK(query->token == "abc");
   CHECK(query->from_query);
-  CHECK_FALSE(offered_token("Basic abc", "", ""));
-  CHECK_FALSE(offered_token("", "other=1", "tokens=2"));
+  CHECK_FALSE(offered_token("", "tokens=2", true));
+  // The header wins over the query.
+  CHECK(offered_token("Bearer one", "token=two", true)->token == "one");
 }
 
 TEST_CASE("token comparison: equal only when every byte is", "[http]") {
@@ -97,7 +107,8 @@ TEST_CASE("a WebSocket's queue drops past its bound and says how many once drain
     out.written();
   }
   REQUIRE(out.front());
-  CHECK(json::parse(*out.front()) == json{{"type", "lpd"}, {"payload", {{"notice", "dropped"}, {"count", 6}}}});
+  CHECK(json::parse(*out.front()) ==  // h16hard: the notice names what it dropped
+        json{{"type", "lpd"}, {"payload", {{"notice", "dropped"}, {"count", 6}, {"what", "event frames"}}}});
   out.written();
   CHECK(out.front() == nullptr);
   CHECK(out.offer(std::string(WsOutbox::kMaxQueuedBytes * 2, 'y')));  // an empty queue takes one frame, however long
@@ -120,4 +131,28 @@ TEST_CASE("a job's text is the newest part of its output, saying what it leaves 
   REQUIRE(::symlink(path.c_str(), link.c_str()) == 0);
   CHECK(job_output_text(link).empty());  // never through a link
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("methods a path takes: HEAD wherever GET is, the rest 405 with Allow", "[http]") {
+  CHECK(HttpRoutes::allowed_methods("/") == "GET, HEAD");
+  CHECK(HttpRoutes::allowed_methods("/style.css") == "GET, HEAD");
+  CHECK(HttpRoutes::allowed_methods("/jobs") == "GET, HEAD, POST, DELETE");
+  CHECK(HttpRoutes::allowed_methods("/jobs/j1") == "GET, HEAD, DELETE");
+  CHECK(HttpRoutes::allowed_methods("/jobs/j1/actions") == "POST");
+  CHECK(HttpRoutes::allowed_methods("/api/op/ping") == "POST");
+  CHECK(HttpRoutes::allowed_methods("/ws") == "GET");
+  CHECK(HttpRoutes::allowed_methods("/no-such-file").empty());  // 404 (with the token), not 405
+  CHECK(HttpRoutes::allowed_methods("/jobs/j1/other").empty());
+}
+
+TEST_CASE("only this server's own page, or no page at all, may act", "[http]") {
+  CHECK(HttpRoutes::same_origin("", "127.0.0.1:8080"));  // not a browser's cross-site request
+  CHECK(HttpRoutes::same_origin("http://127.0.0.1:8080", "127.0.0.1:8080"));
+  CHECK(HttpRoutes::same_origin("https://lpd.example:443", "lpd.example:443"));
+  // Another port of the same host is another site (another local user's server).
+  CHECK_FALSE(HttpRoutes::same_origin("http://127.0.0.1:9999", "127.0.0.1:8080"));
+  CHECK_FALSE(HttpRoutes::same_origin("http://127.0.0.1:8080.evil", "127.0.0.1:8080"));
+  CHECK_FALSE(HttpRoutes::same_origin("http://evil.127.0.0.1:8080", "127.0.0.1:8080"));
+  CHECK_FALSE(HttpRoutes::same_origin("null", "127.0.0.1:8080"));
+  CHECK_FALSE(HttpRoutes::same_origin("http://127.0.0.1:8080", ""));
 }

@@ -9,7 +9,9 @@
 // {"type", "payload"} frames. Frames that arrive while the state loads wait
 // in a queue and are applied after it, in order (model.js: applying a frame
 // the state already holds changes nothing).
-import { AuthError, allPages, eachEventPage, inPool, op, session, wsUrl } from './lpd_api.js';
+import {
+  AuthError, allPages, eachEventPage, forgetToken, inPool, op, session, storeToken, storedToken, wsUrl,
+} from './lpd_api.js';
 import { addCrash, applyFrame, applyTestEvent, procKey, resetState, runOf, shownRuns, state } from './model.js';
 import { $, announce, closeLog, initView, renderNow, scheduleRender, setConnection } from './view.js';
 
@@ -51,13 +53,8 @@ function connect() {
     link.live = false;
     // A browser does not say why an upgrade failed: ask lpd whether the
     // token is the reason before trying again.
-    op('ping', {}).then(() => {
-      // The token is good but the upgrade failed: without the cookie (a
-      // browser that refused it), send the token in the address.
-      if (!opened && session.token) session.wsNeedsToken = true;
-      scheduleReconnect(opened);
-    }, (e) => {
-      if (e instanceof AuthError) showAuth(e.message); else scheduleReconnect(opened);
+    op('ping', {}).then(() => scheduleReconnect(opened), (e) => {
+      if (e instanceof AuthError) refused(e); else scheduleReconnect(opened);
     });
   });
 }
@@ -155,7 +152,7 @@ async function load() {
   } catch (e) {
     if (!current()) return;
     if (e instanceof AuthError) {
-      showAuth(e.message);
+      refused(e);
     } else {
       setConnection('down', `loading failed: ${e.message}`);
       if (link.socket) link.socket.close();  // the close handler tries again
@@ -189,6 +186,8 @@ async function loadTestHistory(records, current) {
 }
 
 // -- signing in ----------------------------------------------------------------
+/// The sign-in form, saying `message`. The page stops talking to lpd until
+/// a token is given: nothing is retried on its own.
 function showAuth(message) {
   clearTimeout(link.reconnectTimer);
   if (link.socket) { const s = link.socket; link.socket = null; s.close(); }
@@ -202,37 +201,54 @@ function showAuth(message) {
   $('auth-token').focus();
 }
 
-/// With a token from ?token= or the form: one request carrying it as
-/// ?token= (lpd sets the cookie), then the WebSocket; without one, the
-/// WebSocket at once (the cookie of an earlier visit, else lpd's 401).
+/// lpd answered 401 to the token `e.token`: it is forgotten (kept, it would
+/// be refused again at every load) and the form asks for the current one.
+function refused(e) {
+  if (e.token) forgetToken(e.token);
+  if (session.token === e.token) session.token = null;
+  showAuth('lpd refused the token this page had: it is not the one in http.token now (lpd makes a new one '
+    + 'when the file is deleted and lpd restarts). Give the current token below.');
+}
+
+/// Checks the token with a ping, keeps it, then opens the WebSocket (and
+/// loads the state). A token lpd refuses goes back to the form; lpd not
+/// answering is tried again later.
 function signIn() {
-  if (!session.tokenInQuery) { connect(); return; }
+  if (!session.token) {
+    showAuth('This browser has no token for this lpd yet.');
+    return;
+  }
   setConnection('connecting', 'signing in…');
-  op('ping', {}).then(connect, (e) => {
-    if (e instanceof AuthError) showAuth(e.message);
+  const token = session.token;
+  op('ping', {}).then(() => {
+    if (session.token !== token) return;  // the form gave another one meanwhile
+    storeToken(token);
+    connect();
+  }, (e) => {
+    if (e instanceof AuthError) refused(e);
     else scheduleReconnect(false);
   });
 }
 
 function start() {
-  initView(showAuth);
+  initView(refused);
+  $('auth-url').textContent = `${location.origin}/?token=TOKEN`;
   const params = new URLSearchParams(location.search);
   const token = params.get('token');
   if (token) {
     session.token = token;
-    session.tokenInQuery = true;
     // The token leaves the address bar (and history) at once.
     params.delete('token');
     const rest = params.toString();
     history.replaceState(null, '', location.pathname + (rest ? '?' + rest : '') + location.hash);
+  } else {
+    session.token = storedToken();
   }
   $('auth-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const value = $('auth-token').value.trim();
     if (!value) return;
     session.token = value;
-    session.tokenInQuery = true;
-    session.wsNeedsToken = false;
     $('auth-token').value = '';
     delete document.body.dataset.auth;
     $('auth').hidden = true;

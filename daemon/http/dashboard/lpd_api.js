@@ -1,21 +1,43 @@
 // lpd dashboard: talking to lpd. POST /api/op/<op> for operations, the
 // WebSocket /ws for everything live, and the token that opens both.
 
-/// How this page proves who it is. The token comes from ?token= or the
-/// form; lpd answers a request carrying it as ?token= with an HttpOnly
-/// cookie, which the WebSocket and later loads of the page use. Requests
-/// from this page also send it as `Authorization: Bearer`.
+/// How this page proves who it is: lpd's token, sent as
+/// `Authorization: Bearer` on every request and as ?token= on the
+/// WebSocket's address (a browser sets no header on a WebSocket). It comes
+/// from ?token= on the first load or from the form, and is kept in this
+/// origin's localStorage (scheme, host and port: no other server on the
+/// host can read it). Never a cookie: a browser sends cookies for
+/// 127.0.0.1 to every port, so another local user's server would get them.
 export const session = {
   token: null,
-  tokenInQuery: false,  // the next request sends ?token= (so lpd sets the cookie)
-  wsNeedsToken: false,  // no cookie came: the WebSocket's address carries the token
 };
+
+const STORAGE_KEY = 'lpd.http.token';
+
+/// The token this browser kept for this lpd, or null.
+export function storedToken() {
+  try { return localStorage.getItem(STORAGE_KEY); } catch (e) { return null; }
+}
+
+/// Keeps `token` for the next loads of this page (not when storage is off).
+export function storeToken(token) {
+  try { localStorage.setItem(STORAGE_KEY, token); } catch (e) { /* this tab only */ }
+}
+
+/// Forgets the kept token when it is `token` (lpd refused it: a token
+/// typed in another tab since then stays).
+export function forgetToken(token) {
+  try { if (localStorage.getItem(STORAGE_KEY) === token) localStorage.removeItem(STORAGE_KEY); } catch (e) { /* none */ }
+}
 
 /// Pages of one list read at a time (a bound on a page's work, not a guess
 /// at the list's size).
 export const MAX_PAGES = 50;
 
-export class AuthError extends Error {}
+/// lpd refused `token` (HTTP 401).
+export class AuthError extends Error {
+  constructor(message, token) { super(message); this.token = token; }
+}
 export class OpError extends Error {
   constructor(message, code) { super(message); this.code = code; }
 }
@@ -25,14 +47,12 @@ export class OpError extends Error {
 /// message) or no answer.
 export async function op(name, fields) {
   const headers = { 'Content-Type': 'application/json' };
-  let url = '/api/op/' + encodeURIComponent(name);
-  if (session.token && session.tokenInQuery) url += '?token=' + encodeURIComponent(session.token);
-  else if (session.token) headers.Authorization = 'Bearer ' + session.token;
+  if (session.token) headers.Authorization = 'Bearer ' + session.token;
   let response;
   try {
-    response = await fetch(url, {
+    response = await fetch('/api/op/' + encodeURIComponent(name), {
       method: 'POST', headers, body: JSON.stringify(fields || {}),
-      credentials: 'same-origin', cache: 'no-store',
+      credentials: 'omit', cache: 'no-store',
     });
   } catch (e) {
     throw new OpError(`lpd did not answer ${name}: ${e.message}`, 'unavailable');
@@ -41,14 +61,13 @@ export async function op(name, fields) {
   try { body = await response.json(); } catch (e) { body = null; }
   if (response.status === 401) {
     const why = body && (typeof body.error === 'string' ? body.error : body.error && body.error.message);
-    throw new AuthError(why || 'lpd refused the token (HTTP 401)');
+    throw new AuthError(why || 'lpd refused the token (HTTP 401)', session.token);
   }
   if (!response.ok || !body || body.ok !== true) {
     const error = body && body.error;
     const message = error && typeof error === 'object' ? error.message : error;
     throw new OpError(`${name}: ${message || 'HTTP ' + response.status}`, error && error.code);
   }
-  session.tokenInQuery = false;
   return body.result || {};
 }
 
@@ -94,9 +113,9 @@ export async function inPool(tasks, limit) {
   await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
 }
 
-/// The address of lpd's WebSocket, beside this page.
+/// The address of lpd's WebSocket, beside this page, with the token.
 export function wsUrl() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const query = session.token && session.wsNeedsToken ? '?token=' + encodeURIComponent(session.token) : '';
+  const query = session.token ? '?token=' + encodeURIComponent(session.token) : '';
   return `${scheme}//${location.host}/ws${query}`;
 }

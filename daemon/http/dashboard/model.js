@@ -168,3 +168,27 @@ export function countsOf(run) {
   }
   return counts;
 }
+
+// Terminal escape sequences in a helper's log: CSI (colours, cursor moves),
+// OSC (titles, links; ended by BEL or ESC \), and ESC with one final byte.
+const ESCAPES = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[ -/]*[0-~]|\x9b[0-?]*[ -/]*[@-~]/g;
+// The start of one cut at the end of a chunk (or a CR whose LF may follow).
+const CUT_AT_END = /(?:\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[ -/]*)|\r)$/;
+const MAX_CARRIED = 256;
+
+/// A chunk of a helper's log as the page shows it: terminal escape
+/// sequences dropped, CR LF and a lone CR as LF, every other control
+/// character but tab and LF as U+FFFD (a terminal would act on them; the
+/// page shows text). Returns [shown, carried]: `carried` is a sequence or
+/// CR cut at the chunk's end, to put before the next chunk.
+export function printableLog(chunk) {
+  let carried = '';
+  const cut = CUT_AT_END.exec(chunk);
+  if (cut && cut[0].length <= MAX_CARRIED) {
+    carried = cut[0];
+    chunk = chunk.slice(0, chunk.length - carried.length);
+  }
+  const shown = chunk.replace(ESCAPES, '').replace(/\r\n?/g, '\n')
+    .replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, '\ufffd');
+  return [shown, carried];
+}

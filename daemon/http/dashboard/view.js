@@ -3,7 +3,9 @@
 // Every text from lpd goes in as textContent or an attribute value set
 // through the DOM, never as HTML.
 import { AuthError, op, wsUrl } from './lpd_api.js';
-import { COUNTED, MAX_CRASHES_SHOWN, MAX_RUNS_SHOWN, byShownOrder, countsOf, procKey, state } from './model.js';
+import {
+  COUNTED, MAX_CRASHES_SHOWN, MAX_RUNS_SHOWN, byShownOrder, countsOf, printableLog, procKey, state,
+} from './model.js';
 
 const LOG_TAIL_LINES = 200;
 const LOG_TAIL_CHARS = 256 * 1024;  // the log panel keeps this much of the newest text
@@ -12,7 +14,7 @@ export const $ = (id) => document.getElementById(id);
 
 let onAuthError = () => {};
 
-/// `authError(message)`: what to do when lpd refuses the token.
+/// `authError(error)`: what to do when lpd refuses the token (an AuthError).
 export function initView(authError) {
   onAuthError = authError;
   $('log-close').addEventListener('click', closeLog);
@@ -273,7 +275,7 @@ async function resume(pauseId, makeFields, card) {
     announce(`Resumed ${card.pause.nodeid || pauseId}.`);
     if (focused) $('pauses-title').focus();
   } catch (e) {
-    if (e instanceof AuthError) { onAuthError(e.message); return; }
+    if (e instanceof AuthError) { onAuthError(e); return; }
     card.error.textContent = e.message;
     for (const b of card.buttons) b.disabled = false;
   }
@@ -334,13 +336,14 @@ function renderProcs() {
 
 /// The log panel follows one helper's log on a WebSocket of its own
 /// (proc.logs with follow): closing that socket ends the stream in lpd.
-const logView = { key: null, socket: null, text: '' };
+const logView = { key: null, socket: null, text: '', carried: '' };
 
 function openLog(p) {
   closeLog();
   const name = p.full_name || p.name;
   logView.key = procKey(p);
   logView.text = '';
+  logView.carried = '';
   $('log').hidden = false;
   $('log-title').textContent = `Log of ${name}`;
   $('log-text').textContent = '';
@@ -379,7 +382,9 @@ function openLog(p) {
 function appendLog(text) {
   const pre = $('log-text');
   const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-  logView.text += text;
+  const [shown, carried] = printableLog(logView.carried + text);
+  logView.carried = carried;
+  logView.text += shown;
   if (logView.text.length > LOG_TAIL_CHARS) logView.text = logView.text.slice(-LOG_TAIL_CHARS);
   pre.textContent = logView.text;
   if (atBottom) pre.scrollTop = pre.scrollHeight;
