@@ -204,6 +204,9 @@ bool same_file(int a, int b) {
 
 /// SIGINT and SIGTERM write their number to g_signal_pipe, which follow()
 /// watches beside lpd's socket.
+/// SIGHUP too (the terminal went away). SIGPIPE is ignored: follow() sees
+/// a stdout that closed (`lpctl run -- yes | head -1`) as a failed write and
+/// treats it as that signal, as the command itself would have got it.
 void catch_stop_signals() {
   if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
   struct sigaction sa {};
@@ -211,6 +214,8 @@ void catch_stop_signals() {
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGHUP, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
 }
 
 /// What Ctrl-C (SIGINT, or SIGTERM) does while follow() streams a run.
@@ -234,6 +239,7 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
   // 2>&1); a file or pipe of stdout alone gets its bytes as written.
   const bool stdout_meets_stderr =
       global.json || ::isatty(STDOUT_FILENO) || same_file(STDOUT_FILENO, STDERR_FILENO);
+  bool stdout_lost = false;  // a write to stdout failed (its reader left)
   int stops = 0;
   DaemonOutage outage;
   PauseLines pause_lines;  // h15term
@@ -260,6 +266,11 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
             const std::string text = data.value("data", "");
             std::cout.write(text.data(), static_cast<std::streamsize>(text.size()));
             std::cout.flush();
+            if (!std::cout && !stdout_lost) {
+              // Nobody reads the output any more: as if the command had got SIGPIPE.
+              stdout_lost = true;
+              on_stop_signal(SIGPIPE);
+            }
             if (!text.empty()) ended_with_newline = text.back() == '\n';
             offset = data.value("offset", offset);
           } else if (event == "run.done") {
@@ -283,7 +294,11 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
           }
           ++stops;
           std::cerr << "\nlpctl: stopping run " << run_id
-                    << (stops == 1 ? " (again to kill it at once)" : ", killing it") << "\n";
+                    << (signo == SIGPIPE ? " (its output has no reader any more)"
+                        : signo == SIGHUP ? " (the terminal hung up)"
+                        : stops == 1     ? " (again to kill it at once)"
+                                         : ", killing it")
+                    << "\n";
           auto stopper = global.connect();
           try {
             stopper.request("run.stop", {{"run_id", run_id}, {"grace", stops == 1 ? grace : 0.0}});

@@ -168,11 +168,14 @@ int final_returncode(const FinalFacts& f) {
 
 std::string run_verdict_text(const FinalFacts& f, int returncode, bool signal_is_verdict, int attempts,
                              std::size_t crashes) {
-  std::string text = attempts > 1 ? "last attempt " : "";
+  // The facts are of the command's last full run: with isolated reruns
+  // after it, that is not the last attempt.
+  std::string text = attempts > 1 ? "its last full run " : "";
   text += f.signal ? "killed by " + signal_name(*f.signal) : "exited with code " + std::to_string(f.exit_code.value_or(-1));
   if (crashes > 0) text += ", " + std::to_string(crashes) + " crash(es)";
   if (f.flaky_crashes > 0) text += ", " + std::to_string(f.flaky_crashes) + " flaky";
   if (f.interrupted_tests > 0) text += ", " + std::to_string(f.interrupted_tests) + " interrupted";
+  if (f.never_ran > 0) text += ", " + std::to_string(f.never_ran) + " never ran";
   const int own = f.signal ? 128 + *f.signal : f.exit_code.value_or(1);
   if (returncode == own || signal_is_verdict) return text;
   // The reason, in final_returncode's order.

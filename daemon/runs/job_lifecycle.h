@@ -135,9 +135,9 @@ struct FinalFacts {
 int final_returncode(const FinalFacts& facts);
 
 /// The done run's one-line verdict (job text, run.done's `text`, the end
-/// of `lpctl run`): how the command's last full attempt ended ("last
-/// attempt" when there were `attempts` > 1, "killed by SIGSEGV" for a
-/// signal), its `crashes` and the flaky and interrupted counts, and when
+/// of `lpctl run`): how the command's last full run ended ("its last full
+/// run" when there were `attempts` > 1, "killed by SIGSEGV" for a signal),
+/// its `crashes` and the flaky, interrupted and never-run counts, and when
 /// `returncode` (final_returncode's) is not the command's own, that code
 /// with the reason final_returncode had. `signal_is_verdict`: lpctl ends
 /// by the signal itself (its code then needs no saying).

@@ -93,6 +93,37 @@ def test_ctrl_c_on_attach_detaches_says_so_and_the_run_goes_on(lpd, work_dir):
     assert again.returncode == 0 and again.stdout == "started\nafter go\n", again
 
 
+def test_a_run_whose_output_lost_its_reader_or_terminal_is_stopped(lpd, work_dir):
+    """Attack on issue 18 (3): `lpctl run -- yes | head -1` left `yes`
+    running (and filling the disk) with nobody watching; so did a SIGHUP."""
+    proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--grace", "2", "--", "yes"], cwd=work_dir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run_env(lpd))
+    try:
+        assert proc.stdout.readline() == b"y\n"
+        proc.stdout.close()  # as `head -1` does
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert b"(its output has no reader any more)" in err, err
+    hung = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--grace", "2", "--", "sh", "-c",
+                             "echo started; exec sleep 300"], cwd=work_dir, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=run_env(lpd))
+    try:
+        assert read_line_with_timeout(hung.stdout, 60) == "started\n"
+        hung.send_signal(signal.SIGHUP)
+        _, err = hung.communicate(timeout=120)
+    finally:
+        if hung.poll() is None:
+            hung.kill()
+            hung.wait()
+    assert "(the terminal hung up)" in err, err
+    runs = json.loads(lpctl(lpd, "--json", "runs", "-a").stdout)
+    assert [r["status"] for r in runs] == ["ended", "ended"], runs  # both stopped, nothing left running
+    assert all(r["result"] in ("stopped", "killed") for r in runs), runs
+
+
 def test_attach_to_an_unknown_run_fails(lpd):
     r = lpctl(lpd, "attach", "no-such-run")
     assert r.returncode == 1 and "no-such-run" in r.stderr, r
@@ -250,7 +281,7 @@ def test_a_retry_starts_under_a_banner_on_its_own_line(lpd, work_dir):
     banner_at = lines.index("lpd: attempt 2: retry 1/2: re-running without 1 crashed test")
     assert lines[banner_at - 1].endswith("partial line"), lines  # the dead attempt's line, ended before it
     # The verdict tells the last attempt's code from the run's (attack F7).
-    assert ("last attempt exited with code 0, 1 crash(es); the run fails with exit code 1: a test crashed"
+    assert ("its last full run exited with code 0, 1 crash(es); the run fails with exit code 1: a test crashed"
             in r.stderr), r.stderr
     # The crash names its test once, the traceback only with -v.
     text = lpctl(lpd, "crashes", "--run-id", done["run_id"]).stdout

@@ -219,13 +219,13 @@ TEST_CASE("the verdict text says how the command ended and, when the run's code 
   f.exit_code = 0;
   f.test_crashes = 1;
   CHECK(run_verdict_text(f, final_returncode(f), false, 2, 1) ==
-        "last attempt exited with code 0, 1 crash(es); the run fails with exit code 1: a test crashed");
+        "its last full run exited with code 0, 1 crash(es); the run fails with exit code 1: a test crashed");
   // A flaky crash alone: the command died of it, the run passes.
   FinalFacts flaky;
   flaky.signal = 11;
   flaky.flaky_crashes = 1;
   CHECK(run_verdict_text(flaky, final_returncode(flaky), false, 2, 1) ==
-        "last attempt killed by SIGSEGV, 1 crash(es), 1 flaky; the run passes with exit code 0: every crash "
+        "its last full run killed by SIGSEGV, 1 crash(es), 1 flaky; the run passes with exit code 0: every crash "
         "passed when re-run");
   // The signal is the verdict: lpctl dies by it, nothing more to say.
   FinalFacts killed;
@@ -239,4 +239,16 @@ TEST_CASE("the verdict text says how the command ended and, when the run's code 
   outside.outside_signal = 11;
   CHECK(run_verdict_text(outside, final_returncode(outside), false, 1, 1) ==
         "exited with code 5, 1 crash(es); the run fails with exit code 139: a crash or error outside any test");
+}
+
+TEST_CASE("the verdict counts the tests that never ran, the reason a flaky crash still fails", "[job][issue18]") {
+  // --rerun-crashed: the crashed test passed alone, but a test after it
+  // never ran in the full run: the command's own 139 stands.
+  FinalFacts f;
+  f.signal = 11;
+  f.flaky_crashes = 1;
+  f.never_ran = 1;
+  const int code = final_returncode(f);
+  CHECK(code == 139);
+  CHECK(run_verdict_text(f, code, true, 2, 1) == "its last full run killed by SIGSEGV, 1 crash(es), 1 flaky, 1 never ran");
 }
