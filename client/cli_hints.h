@@ -96,19 +96,28 @@ inline std::optional<std::string> unknown_command_message(std::string_view progr
   return text + "see " + std::string(program) + " --help for the commands";
 }
 
-/// The hint for a refused `lpctl run` (or `ensure`) line whose command was
-/// given without `--` before it, so lpctl read the command's options
-/// (pytest's -q) as its own. `args`: the words after the subcommand.
-/// Returns the line to print when no `--` is among them and an option
-/// follows a word that is not one (a command, then its options); nullopt
-/// otherwise (`lpctl run --bogus -- cmd` is lpctl's own unknown option).
-inline std::optional<std::string> dashdash_hint(std::string_view subcommand, const std::vector<std::string>& args) {
+/// The hint for an `lpctl run` (or `ensure`) line whose command was given
+/// without `--` before it, so lpctl read (or would read) the command's
+/// options (pytest's -q, --timeout 30) as its own. `args`: the words after
+/// the subcommand; `value_options`: lpctl's options there that take a value
+/// (their value is no command word). Returns the line to print when no
+/// `--` is among `args` and an option follows the first word that is not
+/// an option nor an option's value; nullopt otherwise (`lpctl run --bogus
+/// -- cmd` is lpctl's own unknown option).
+inline std::optional<std::string> dashdash_hint(std::string_view subcommand, const std::vector<std::string>& args,
+                                                const std::vector<std::string>& value_options = {}) {
   const auto is_option = [](const std::string& word) { return word.size() > 1 && word[0] == '-'; };
   if (std::find(args.begin(), args.end(), "--") != args.end()) return std::nullopt;
-  const auto first_word = std::find_if_not(args.begin(), args.end(), is_option);
-  if (first_word == args.end() || std::find_if(first_word, args.end(), is_option) == args.end()) return std::nullopt;
-  return "put -- before the command, so that its options are not read as lpctl's: lpctl " + std::string(subcommand) +
-         " [OPTIONS] -- COMMAND [ARGS...]";
+  std::size_t i = 0;
+  for (; i < args.size() && is_option(args[i]); ++i)
+    if (args[i].find('=') == std::string::npos &&
+        std::find(value_options.begin(), value_options.end(), args[i]) != value_options.end())
+      ++i;  // its value
+  if (i >= args.size()) return std::nullopt;
+  const auto first = std::find_if(args.begin() + static_cast<long>(i), args.end(), is_option);
+  if (first == args.end()) return std::nullopt;
+  return "put -- before the command, so that its options (" + *first + " here) are not read as lpctl's: lpctl " +
+         std::string(subcommand) + " [OPTIONS] -- COMMAND [ARGS...]";
 }
 
 }  // namespace lpd::client

@@ -61,6 +61,24 @@ int main(int argc, char** argv) {
     runs[sub] = command.configure(*sub);
   }
 
+  // A command given without `--` whose options CLI11 would take as lpctl's
+  // own (`lpctl run pytest tests/ --timeout 30` made pytest's timeout
+  // lpctl's): refused with the hint before anything runs.
+  {
+    const std::vector<std::string> args(argv + 1, argv + argc);
+    if (const auto at = command_word_index(args); at && args[*at] == "run") {
+      std::vector<std::string> value_options;
+      for (const CLI::Option* opt : app.get_subcommand("run")->get_options()) {
+        if (opt->get_items_expected_max() == 0) continue;  // a flag
+        for (const auto& name : opt->get_lnames()) value_options.push_back("--" + name);
+        for (const auto& name : opt->get_snames()) value_options.push_back("-" + name);
+      }
+      if (const auto hint = dashdash_hint("run", {args.begin() + static_cast<long>(*at) + 1, args.end()}, value_options)) {
+        std::cerr << "lpctl: " << *hint << "\n";
+        return kExitUsage;
+      }
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

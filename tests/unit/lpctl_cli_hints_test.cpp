@@ -67,6 +67,18 @@ TEST_CASE("no -- hint when -- is there or no option follows the command") {
   CHECK_FALSE(dashdash_hint("run", {}));
 }
 
+TEST_CASE("knowing which options take a value, a command's own options are caught before lpctl takes them") {
+  const std::vector<std::string> values = {"--name", "--env", "--grace", "--timeout"};
+  // Issue-18 attack (7): lpctl took pytest's --timeout 30, and --name hello, as its own.
+  CHECK(dashdash_hint("run", {"pytest", "tests/", "--timeout", "30"}, values));
+  CHECK(dashdash_hint("run", {"echo", "--name", "hello"}, values));
+  // lpctl's own options (and their values) before the command are fine.
+  CHECK_FALSE(dashdash_hint("run", {"--name", "x", "--detach", "pytest"}, values));
+  CHECK_FALSE(dashdash_hint("run", {"--name=x", "--detach", "pytest", "tests"}, values));
+  CHECK_FALSE(dashdash_hint("run", {"--name", "x", "--", "pytest", "-q"}, values));
+  CHECK(dashdash_hint("run", {"--name", "x", "pytest", "-q"}, values));
+}
+
 TEST_CASE("a crash reason drops the test lpctl already printed") {
   CHECK(reason_beside_test("killed by SIGSEGV while running t.py::test_a (call)", "t.py::test_a", "call") ==
         "killed by SIGSEGV");
