@@ -53,7 +53,8 @@ Connection Connection::open(const std::string& socket_path, std::chrono::millise
     if (errno == EINTR) continue;
     const int err = errno;
     ::close(fd);
-    throw DaemonUnreachable(socket_path, err == ENOENT ? "no such socket" : std::strerror(err));
+    throw DaemonUnreachable(socket_path, err == ENOENT ? "no such socket" : std::strerror(err),
+                            err == ENOENT || err == ECONNREFUSED);
   }
   // Whoever can create the socket's path can serve it: in /tmp that may be
   // another user, who would then see our requests (environment included)

@@ -19,13 +19,18 @@ using json = nlohmann::json;
 /// the timeout). lpctl turns it into one line and exit code 2.
 class DaemonUnreachable : public std::runtime_error {
  public:
-  DaemonUnreachable(std::string socket_path, std::string why)
+  /// `nobody_there`: no socket, or nothing listening on it (ENOENT,
+  /// ECONNREFUSED), as opposed to one that will not or cannot answer.
+  DaemonUnreachable(std::string socket_path, std::string why, bool nobody_there = false)
       : std::runtime_error("no lpd answering on " + socket_path + " (" + why + ")"),
-        socket_path_(std::move(socket_path)) {}
+        socket_path_(std::move(socket_path)),
+        nobody_there_(nobody_there) {}
   const std::string& socket_path() const { return socket_path_; }
+  bool nobody_there() const { return nobody_there_; }
 
  private:
   std::string socket_path_;
+  bool nobody_there_ = false;
 };
 
 /// Connection is a blocking client for one daemon connection: it connects,

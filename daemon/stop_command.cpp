@@ -4,6 +4,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -50,11 +51,17 @@ int stop_daemon(const std::string& socket_path, std::chrono::milliseconds timeou
   std::optional<client::Connection> connection;
   nlohmann::json status;
   try {
-    connection.emplace(client::Connection::open(socket_path, std::chrono::milliseconds(5000)));
+    connection.emplace(client::Connection::open(socket_path, std::min(timeout, std::chrono::milliseconds(5000))));
     status = connection->request("status");
   } catch (const client::DaemonUnreachable& e) {
-    std::cerr << "lpd: not running: " << e.what() << "; nothing to stop\n";
-    return kStopExitNotRunning;
+    // "Not running" only when nothing is there; a socket another user
+    // serves, or a daemon that does not answer (stopped), is not that.
+    if (e.nobody_there()) {
+      std::cerr << "lpd: not running: " << e.what() << "; nothing to stop\n";
+      return kStopExitNotRunning;
+    }
+    std::cerr << "lpd: cannot stop it: " << e.what() << "\n";
+    return kStopExitFailed;
   } catch (const std::exception& e) {
     std::cerr << "lpd: cannot ask the lpd on " << socket_path << " who it is: " << e.what() << "\n";
     return kStopExitFailed;

@@ -115,6 +115,21 @@ def test_another_user_may_not_stop_it():
             shutil.rmtree(d.root, ignore_errors=True)
 
 
+def test_a_daemon_that_does_not_answer_is_not_called_not_running(daemon):
+    """Attack on issue 18 (6): `lpd stop` said "not running ... nothing to
+    stop" (exit 2) of a daemon that was there but did not answer (stopped
+    with SIGSTOP), and waited 5 s whatever --timeout said."""
+    import signal
+    os.kill(daemon.pid, signal.SIGSTOP)
+    try:
+        result = lpd_stop("--socket", daemon.socket, "--timeout", "1")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "cannot stop it" in result.stderr and "not running" not in result.stderr, result.stderr
+    finally:
+        os.kill(daemon.pid, signal.SIGCONT)
+    assert daemon.ping()  # left alone
+
+
 def test_a_socket_activated_daemon_is_left_to_systemctl():
     """systemd's lpd.socket would start lpd again on the next connection:
     `lpd stop` names the systemctl command instead of stopping it."""
