@@ -24,57 +24,12 @@ websockets = pytest.importorskip("websockets")
 
 from lpd_harness import Lpd, RawClient, short_tempdir, throwaway_users, write_tests  # noqa: E402
 
-WAIT = 120  # seconds: an upper bound for a failure to show, never a sleep
-
-
-class Api:
-    """The HTTP side of one lpd: urllib requests with the token."""
-
-    def __init__(self, lpd):
-        self.lpd = lpd
-        client = RawClient(lpd.socket)
-        client.hello()
-        status = client.request("status")["result"]
-        client.close()
-        self.address = status["http"]["address"]
-        self.host, port = self.address.rsplit(":", 1)
-        self.port = int(port)
-        with open(os.path.join(lpd.state_dir, "http.token")) as f:
-            self.token = f.read().strip()
-
-    def request(self, method, path, body=None, data=None):
-        """(status, parsed JSON body or None)."""
-        h = {"Authorization": f"Bearer {self.token}"}
-        if body is not None:
-            data = json.dumps(body).encode()
-        if data is not None:
-            h["Content-Type"] = "application/json"
-        req = urllib.request.Request(f"http://{self.address}{path}", data=data, method=method, headers=h)
-        try:
-            with urllib.request.urlopen(req, timeout=WAIT) as res:
-                raw = res.read()
-                return res.status, (json.loads(raw) if raw else None)
-        except urllib.error.HTTPError as e:
-            raw = e.read()
-            return e.code, (json.loads(raw) if raw else None)
-
-    def ws(self):
-        return websockets.connect(f"ws://{self.address}/ws", extra_headers={"Authorization": f"Bearer {self.token}"},
-                                  max_size=8 * 1024 * 1024)
+from http_harness import WAIT, Api, started_http_lpd  # noqa: E402
 
 
 @pytest.fixture
 def http_lpd():
-    daemon = Lpd()
-    daemon.start("--http", "127.0.0.1:0", env=daemon.env(PATH="/usr/bin:/bin:" + os.environ.get("PATH", "")))
-    yield daemon
-    try:
-        daemon.kill_helpers()
-        if daemon.proc is not None:
-            daemon.stop()
-    finally:
-        if not os.environ.get("LPD_E2E_KEEP"):
-            shutil.rmtree(daemon.root, ignore_errors=True)
+    yield from started_http_lpd()
 
 
 @pytest.fixture
@@ -113,13 +68,13 @@ def deep(depth):
 # -- 1: nesting ----------------------------------------------------------------
 
 def test_deeply_nested_json_is_a_400_over_http_and_an_error_over_ws_and_lpd_lives(http_lpd, api):
-    status, body = api.request("POST", "/api/op/run.list", data=deep(90000).encode())
+    status, _, body = api.request("POST", "/api/op/run.list", data=deep(90000).encode())
     assert status == 400, body
     assert body["ok"] is False and "64 levels" in body["error"]["message"]
-    status, body = api.request("POST", "/jobs", data=('{"args": ' + "[" * 5000 + "]" * 5000 + "}").encode())
+    status, _, body = api.request("POST", "/jobs", data=('{"args": ' + "[" * 5000 + "]" * 5000 + "}").encode())
     assert status == 400 and "64 levels" in body["detail"], body
     # A reasonable body still works on the same lpd.
-    status, body = api.request("POST", "/api/op/run.list", {})
+    status, _, body = api.request("POST", "/api/op/run.list", {})
     assert status == 200 and body["ok"] is True, body
 
     async def over_ws():
@@ -199,7 +154,7 @@ def test_a_local_user_holding_slow_connections_does_not_keep_the_owner_out(http_
         assert held == 16 and refused == 124, first  # 16 unauthenticated connections per uid
         # The owner's authenticated requests are served meanwhile, on new connections.
         for _ in range(20):
-            status, body = api.request("GET", "/jobs")
+            status, _, body = api.request("GET", "/jobs")
             assert status == 200 and body == [], body
         # One warning line for the burst, not one per refused connection.
         lines = [l for l in http_lpd.log_text().splitlines() if "new connection(s)" in l][log_before:]
@@ -262,7 +217,7 @@ def test_a_collect_only_post_in_flight_gets_a_503_when_lpd_stops(http_lpd, api, 
     poster = asyncio.run(scenario())
     poster.join(WAIT)
     assert not poster.is_alive()
-    status, body = result["reply"]
+    status, _, body = result["reply"]
     assert status == 503, (status, body)
     assert "lpd is stopping" in body["detail"]
 
@@ -274,7 +229,7 @@ def test_session_id_names_the_job_and_is_not_passed_to_pytest(http_lpd, api, sui
 
     async def scenario():
         async with api.ws() as ws:
-            status, job = await asyncio.get_running_loop().run_in_executor(
+            status, _, job = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: api.request("POST", "/jobs", {"args": ["-q --session-id s-9", "test_one.py"],
                                                             "cwd": suite_dir}))
             assert status == 201 and job["id"] == "s-9", job
@@ -304,7 +259,7 @@ def test_a_websocket_that_does_not_read_still_gets_every_done_job_message(http_l
         async with api.ws() as slow, api.ws() as watcher:
             # `slow` is not read until every job is done (the watcher says when).
             for job_id in ids:
-                status, job = await asyncio.get_running_loop().run_in_executor(
+                status, _, job = await asyncio.get_running_loop().run_in_executor(
                     None, lambda j=job_id: api.request("POST", "/jobs", {"args": ["-s", "test_chatty.py"], "id": j,
                                                                          "cwd": suite_dir}))
                 assert status == 201, job
@@ -330,7 +285,7 @@ def test_a_websocket_that_does_not_read_still_gets_every_done_job_message(http_l
     notices = [f["payload"] for f in seen if f["type"] == "lpd" and f["payload"].get("notice") == "dropped"]
     for n in notices:
         assert n["what"] == "event frames" and n["count"] >= 1
-    status, whole = api.request("GET", f"/jobs/{ids[0]}")
+    status, _, whole = api.request("GET", f"/jobs/{ids[0]}")
     assert status == 200 and len(whole["text"]) > 1000 * 1024  # GET keeps the whole text (up to 1 MiB)
 
 
@@ -341,11 +296,11 @@ def test_a_job_whose_pytest_died_of_a_signal_reports_minus_the_signal(http_lpd, 
 
     async def scenario():
         async with api.ws() as ws:
-            status, job = await asyncio.get_running_loop().run_in_executor(
+            status, _, job = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: api.request("POST", "/jobs", {"args": ["test_die.py"], "id": "die", "cwd": suite_dir}))
             assert status == 201, job
             return await next_frame(ws, job_frame("die", "done"))
 
     done = asyncio.run(scenario())["payload"]
     assert done["returncode"] == -9, done
-    assert api.request("GET", "/jobs/die")[1]["returncode"] == -9
+    assert api.request("GET", "/jobs/die")[2]["returncode"] == -9

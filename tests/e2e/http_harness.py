@@ -1,0 +1,81 @@
+"""The HTTP side of lpd for the e2e tests of issue 16 (test_http_api.py,
+test_http_hostile.py): an lpd started with --http on a free loopback port,
+and a client of its API with the token (urllib and python3-websockets)."""
+
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+
+import websockets
+
+from lpd_harness import Lpd, RawClient
+
+WAIT = 120  # seconds: an upper bound for a failure to show, never a sleep
+
+
+def started_http_lpd():
+    """A generator for a fixture: an lpd with --http 127.0.0.1:0, ended afterwards."""
+    daemon = Lpd()
+    # The jobs' pytest is Debian's python3 (lpd passes its own environment on).
+    daemon.start("--http", "127.0.0.1:0", env=daemon.env(PATH="/usr/bin:/bin:" + os.environ.get("PATH", "")))
+    yield daemon
+    try:
+        if daemon.proc is not None:
+            daemon.kill_helpers()
+        daemon.stop()
+    finally:
+        if not os.environ.get("LPD_E2E_KEEP"):
+            shutil.rmtree(daemon.root, ignore_errors=True)
+
+
+class Api:
+    """The HTTP side of one lpd: urllib requests with the token."""
+
+    def __init__(self, lpd):
+        self.lpd = lpd
+        client = RawClient(lpd.socket)
+        client.hello()
+        status = client.request("status")["result"]
+        client.close()
+        assert status["http"] is not None, status
+        self.address = status["http"]["address"]
+        self.host, port = self.address.rsplit(":", 1)
+        self.port = int(port)
+        with open(os.path.join(lpd.state_dir, "http.token")) as f:
+            self.token = f.read().strip()
+
+    def url(self, path):
+        return f"http://{self.address}{path}"
+
+    def request(self, method, path, body=None, token="default", headers=None, data=None):
+        """(status, headers, parsed JSON body or None)."""
+        h = dict(headers or {})
+        if token == "default":
+            token = self.token
+        if token is not None:
+            h["Authorization"] = f"Bearer {token}"
+        if body is not None:
+            data = json.dumps(body).encode()
+        if data is not None:
+            h.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(self.url(path), data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=WAIT) as res:
+                raw = res.read()
+                return res.status, res.headers, (json.loads(raw) if raw else None)
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            return e.code, e.headers, (json.loads(raw) if raw else None)
+
+    def ws_url(self, query=""):
+        return f"ws://{self.address}/ws{query}"
+
+    def ws(self, token="default", extra_headers=None):
+        headers = dict(extra_headers or {})
+        if token == "default":
+            token = self.token
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return websockets.connect(self.ws_url(), extra_headers=headers, max_size=8 * 1024 * 1024)
