@@ -8,6 +8,7 @@ import shutil
 import urllib.error
 import urllib.request
 
+import pytest
 import websockets
 
 from lpd_harness import Lpd, RawClient
@@ -15,8 +16,9 @@ from lpd_harness import Lpd, RawClient
 WAIT = 120  # seconds: an upper bound for a failure to show, never a sleep
 
 
-def started_http_lpd():
-    """A generator for a fixture: an lpd with --http 127.0.0.1:0, ended afterwards."""
+@pytest.fixture
+def http_lpd():
+    """An lpd with --http 127.0.0.1:0, ended afterwards (import it into a test module)."""
     daemon = Lpd()
     # The jobs' pytest is Debian's python3 (lpd passes its own environment on).
     daemon.start("--http", "127.0.0.1:0", env=daemon.env(PATH="/usr/bin:/bin:" + os.environ.get("PATH", "")))
@@ -79,3 +81,9 @@ class Api:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         return websockets.connect(self.ws_url(), extra_headers=headers, max_size=8 * 1024 * 1024)
+
+
+@pytest.fixture
+def api(http_lpd):
+    """An Api for http_lpd (import it into a test module with http_lpd)."""
+    return Api(http_lpd)

@@ -21,7 +21,7 @@ import websockets.exceptions  # noqa: E402  (a lazy attribute until a client mod
 
 from lpd_harness import Lpd, RawClient, short_tempdir, write_tests  # noqa: E402
 
-from http_harness import WAIT, Api, started_http_lpd  # noqa: E402
+from http_harness import WAIT, Api, api, http_lpd  # noqa: E402,F401  (fixtures)
 
 QUICK_SUITE = """
 def test_ok():
@@ -39,16 +39,6 @@ import threading
 def test_forever():
     threading.Event().wait()
 """
-
-
-@pytest.fixture
-def http_lpd():
-    yield from started_http_lpd()
-
-
-@pytest.fixture
-def api(http_lpd):
-    return Api(http_lpd)
 
 
 @pytest.fixture

@@ -24,17 +24,7 @@ websockets = pytest.importorskip("websockets")
 
 from lpd_harness import Lpd, RawClient, short_tempdir, throwaway_users, write_tests  # noqa: E402
 
-from http_harness import WAIT, Api, started_http_lpd  # noqa: E402
-
-
-@pytest.fixture
-def http_lpd():
-    yield from started_http_lpd()
-
-
-@pytest.fixture
-def api(http_lpd):
-    return Api(http_lpd)
+from http_harness import WAIT, Api, api, http_lpd  # noqa: E402,F401  (fixtures)
 
 
 @pytest.fixture
