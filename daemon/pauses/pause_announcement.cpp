@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "client/terminal_text.h"
 #include "daemon/process/leftover_test.h"  // printable_utf8
 
 namespace lpd::daemon {
@@ -63,21 +64,10 @@ std::string shell_word(std::string_view word) {
 
 std::string terminal_line(std::string_view text, std::size_t max_bytes) {
   const auto end = text.find_first_of("\r\n");
-  std::string line = printable_utf8(text.substr(0, end), max_bytes);
   // printable_utf8 keeps C1 controls (U+0080..U+009F, bytes C2 80..C2 9F):
-  // some terminals act on them (U+009B is CSI), so they go too.
-  std::string out;
-  out.reserve(line.size());
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    const auto byte = static_cast<unsigned char>(line[i]);
-    const auto next = i + 1 < line.size() ? static_cast<unsigned char>(line[i + 1]) : 0;
-    if (byte == 0xc2 && next >= 0x80 && next <= 0x9f) {
-      out += '?';
-      ++i;
-    } else {
-      out += line[i];
-    }
-  }
+  // some terminals act on them (U+009B is CSI), so they go too, by lpctl's
+  // own rule for text it shows.
+  std::string out = client::terminal_text(printable_utf8(text.substr(0, end), max_bytes));
   const bool already_cut = out.size() >= 3 && out.compare(out.size() - 3, 3, "...") == 0;
   if (end != std::string_view::npos && !already_cut) out += " ...";  // more lines follow: say so
   return out;
