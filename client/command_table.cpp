@@ -23,6 +23,7 @@ std::vector<Command> command_table() {
       logs_command(),
       kill_command(),
       kill_all_command(),
+      dashboard_command(),  // h16tok (issue 16)
   };
 }
 

@@ -73,6 +73,8 @@ class Daemon {
   // -- issue 16 (h16api): the HTTP and WebSocket server (lpd start --http) --
   /// "127.0.0.1:8080" where it listens (port 0 resolved); "" when off.
   std::string http_address() const;
+  /// h16tok: the HTTP server (each user's token); nullptr when off.
+  http::HttpServer* http_server() { return http_.get(); }
   // -- end issue 16
 
  private:

@@ -3,6 +3,7 @@
 #include "daemon/daemon.h"
 #include "daemon/ops/daemon_ops.h"
 #include "daemon/ops/event_ops.h"
+#include "daemon/ops/http_token_ops.h"  // h16tok
 #include "daemon/ops/process_ops.h"
 
 namespace lpd::daemon {
@@ -151,6 +152,10 @@ OperationTable operation_table(Daemon& d) {
       // -- issue 14 (x14names): leases; every proc.* op naming a helper also takes scope?/full_name?/owner? --
       {"proc.release", "This connection stops holding NAME (a lease from proc.ensure): name, scope?", G::kAct,
        bind<handle_proc_release>(d), owner<process_named>(d)},
+      // -- issue 16 (h16tok): each user's own HTTP token (lpctl dashboard) --
+      {"http.token", "The caller's own HTTP token (made on first request, kept across restarts) and the URL to "
+                     "open: rotate? replaces it; unavailable without lpd start --http",
+       G::kOwn, bind<handle_http_token>(d)},
   };
   return {std::move(ops), d.access()};
 }

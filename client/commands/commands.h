@@ -24,5 +24,6 @@ Command ps_command();
 Command logs_command();
 Command kill_command();
 Command kill_all_command();
+Command dashboard_command();  // h16tok (issue 16): your own HTTP token and URL
 
 }  // namespace lpd::client

@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <iostream>
 
 #include "client/cli.h"
@@ -21,10 +23,16 @@ Command status_command() {
                         << "uptime:      " << format_duration(status.value("uptime_seconds", 0.0)) << "\n"
                         << "socket:      " << status.value("socket", "") << "\n"
                         << "state dir:   " << status.value("state_dir", "") << "\n";
-              // issue 16 (h16api): where `lpd start --http` listens (port 0 resolved)
-              if (const auto http = status.find("http"); http != status.end() && http->is_object())
-                std::cout << "http:        " << http->value("url", "") << " (token in "
-                          << status.value("state_dir", "") << "/http.token)\n";
+              // issue 16 (h16api): where `lpd start --http` listens (port 0 resolved);
+              // h16tok: the file is lpd's user's only: anyone else has a token of their own.
+              if (const auto http = status.find("http"); http != status.end() && http->is_object()) {
+                std::cout << "http:        " << http->value("url", "");
+                if (status.value("uid", -1) == static_cast<long long>(::geteuid()))
+                  std::cout << " (token in " << status.value("state_dir", "") << "/http.token; `lpctl dashboard` "
+                            << "prints the URL to open)\n";
+                else
+                  std::cout << " (your own token and the URL to open: `lpctl dashboard`)\n";
+              }
               const json connections = status.value("connections", json::object());
               std::cout << "connections: " << connections.value("open", 0) << " open, "
                         << connections.value("accepted_total", 0) << " since start\n";

@@ -58,21 +58,29 @@ HttpResponse json_response(int status, const json& body) {
   return response;
 }
 
-HttpRoutes::HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, std::string token, PeerGone peer_gone)
-    : dispatcher_(dispatcher), jobs_(jobs), token_(std::move(token)), peer_gone_(std::move(peer_gone)) {}
+HttpRoutes::HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, const UserTokens& tokens, PeerGone peer_gone)
+    : dispatcher_(dispatcher), jobs_(jobs), tokens_(tokens), peer_gone_(std::move(peer_gone)) {}
 
-bool HttpRoutes::authorized(const HttpRequest& request) const {
+std::optional<uid_t> HttpRoutes::token_uid(const HttpRequest& request) const {
   const bool websocket = request.path == "/ws" && request.method == "GET";
   const auto offered = offered_token(request.authorization, request.query, websocket);
-  return offered && token_matches(offered->token, token_);
+  if (!offered) return std::nullopt;
+  return tokens_.uid_of(offered->token);
 }
 
 HttpResponse HttpRoutes::unauthorized() {
   HttpResponse response = error_response(
       401,
-      "missing or wrong token: send \"Authorization: Bearer TOKEN\" with the token in <state-dir>/http.token "
-      "(lpctl status names the file). In a browser, open http://HOST:PORT/?token=TOKEN once, or paste the token "
-      "in the dashboard's form.");
+      "missing or wrong token: run \"lpctl dashboard\" on lpd's host for your own token and the URL to open "
+      "(each user has one; it acts as that user), then send \"Authorization: Bearer TOKEN\". In a browser, "
+      "open the URL it prints once, or paste the token in the dashboard's form.");
+  response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lpd\"");
+  return response;
+}
+
+HttpResponse HttpRoutes::unauthorized_user(uid_t uid) {
+  HttpResponse response = error_response(
+      401, "the token belongs to uid " + std::to_string(uid) + ", which is no longer in the user database");
   response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"lpd\"");
   return response;
 }
@@ -101,8 +109,10 @@ bool HttpRoutes::same_origin(std::string_view origin, std::string_view host) {
   return false;
 }
 
-std::shared_ptr<Peer> HttpRoutes::new_peer(std::string client) const {
-  return std::make_shared<Peer>(http_peer(std::move(client)));
+std::shared_ptr<Peer> HttpRoutes::new_peer(std::string client, uid_t uid) const {
+  auto peer = http_peer(std::move(client), uid);
+  if (!peer) return nullptr;
+  return std::make_shared<Peer>(std::move(*peer));
 }
 
 bool HttpRoutes::is_streaming_op(std::string_view op) {
@@ -133,8 +143,10 @@ void HttpRoutes::handle(const HttpRequest& original, Respond respond) {
       return respond(std::move(response));
     }
   }
-  if (!authorized(request)) return respond(unauthorized());
-  auto peer = new_peer("http");
+  const auto uid = token_uid(request);
+  if (!uid) return respond(unauthorized());
+  auto peer = new_peer("http", *uid);
+  if (!peer) return respond(unauthorized_user(*uid));
   // Registries hear that this request's peer is gone once it was answered.
   Respond done = [this, peer, respond = std::move(respond)](HttpResponse response) {
     respond(std::move(response));

@@ -9,6 +9,7 @@
 
 #include "daemon/dispatcher.h"
 #include "daemon/http/relay_job_service.h"
+#include "daemon/http/user_tokens.h"
 
 namespace lpd::daemon::http {
 
@@ -31,7 +32,7 @@ struct HttpResponse {
 /// HttpRoutes maps requests to lpd (docs: protocol/README.md "HTTP and
 /// WebSocket"): pytest-relay-run's /jobs API (RelayJobService), POST
 /// /api/op/{op} (any non-streaming operation through the Dispatcher, as a
-/// Peer of the token's identity) and the dashboard's static files, which
+/// Peer of the token's user: h16tok, UserTokens) and the dashboard's static files, which
 /// are served without a token (they hold no data). Everything else needs
 /// the token (401 JSON otherwise). HEAD is answered as GET (the edge sends
 /// no body); a method a path does not take is 405 with `Allow`.
@@ -45,11 +46,14 @@ class HttpRoutes {
   using Respond = std::function<void(HttpResponse)>;
   using PeerGone = std::function<void(const Peer&)>;
 
-  HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, std::string token, PeerGone peer_gone);
+  /// `tokens` outlives the routes.
+  HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, const UserTokens& tokens, PeerGone peer_gone);
 
-  /// Whether `request` carries lpd's token: `Authorization: Bearer`, or
-  /// ?token= on GET /ws (a browser's WebSocket cannot send headers).
-  bool authorized(const HttpRequest& request) const;
+  /// h16tok: the uid whose token `request` carries (`Authorization:
+  /// Bearer`, or ?token= on GET /ws: a browser's WebSocket cannot send
+  /// headers); nullopt when it carries none lpd gave out.
+  std::optional<uid_t> token_uid(const HttpRequest& request) const;
+  bool authorized(const HttpRequest& request) const { return token_uid(request).has_value(); }
   /// Answers `request` (not a WebSocket upgrade) through `respond`, once,
   /// now or later. A HEAD request is answered as its GET (the edge drops
   /// the body).
@@ -65,9 +69,13 @@ class HttpRoutes {
   /// refused even with a token (defence in depth: lpd has no ambient
   /// credential such a page could ride on).
   static bool same_origin(std::string_view origin, std::string_view host);
-  /// The Peer a request or WebSocket acts as; `peer_gone` must hear of it
-  /// once it is done (registries drop what it held).
-  std::shared_ptr<Peer> new_peer(std::string client) const;
+  /// The Peer a request or WebSocket with `uid`'s token acts as (that
+  /// user, http_peer); `peer_gone` must hear of it once it is done
+  /// (registries drop what it held). nullptr when `uid` is no longer a
+  /// user (answer unauthorized_user()).
+  std::shared_ptr<Peer> new_peer(std::string client, uid_t uid) const;
+  /// The 401 reply for a token whose user is gone from the user database.
+  static HttpResponse unauthorized_user(uid_t uid);
   void peer_done(const Peer& peer) const {
     if (peer_gone_) peer_gone_(peer);
   }
@@ -83,7 +91,7 @@ class HttpRoutes {
 
   Dispatcher& dispatcher_;
   RelayJobService& jobs_;
-  std::string token_;
+  const UserTokens& tokens_;
   PeerGone peer_gone_;
 };
 

@@ -26,6 +26,7 @@
 #include "daemon/http/json_depth.h"
 #include "daemon/http/peer_uid.h"
 #include "daemon/http/relay_job_service.h"
+#include "daemon/http/user_tokens.h"
 #include "daemon/http/ws_frames.h"
 
 namespace lpd::daemon::http {
@@ -68,6 +69,7 @@ struct Shared {
   std::size_t connections = 0;
   std::uint64_t next_id = 1;
   std::map<std::uint64_t, std::function<void()>> closers;  // live connections' close()
+  std::map<std::uint64_t, uid_t> websocket_users;  // h16tok: open WebSockets' token users (by closers' id)
   bool stopped = false;
 };
 
@@ -106,14 +108,19 @@ bool origin_allowed(const bhttp::request<bhttp::string_body>& req) {
 class WsConnection : public ReplySink, public std::enable_shared_from_this<WsConnection> {
  public:
   /// `peer_uid`: the admission (ConnectionLimits) it takes over, authenticated.
-  WsConnection(std::shared_ptr<Shared> shared, beast::tcp_stream stream, std::optional<uid_t> peer_uid)
-      : shared_(std::move(shared)), ws_(std::move(stream)), write_timer_(ws_.get_executor()), peer_uid_(peer_uid) {
+  /// `peer`: whom it acts as (h16tok: the token's user).
+  WsConnection(std::shared_ptr<Shared> shared, beast::tcp_stream stream, std::optional<uid_t> peer_uid,
+               std::shared_ptr<Peer> peer)
+      : shared_(std::move(shared)), ws_(std::move(stream)), write_timer_(ws_.get_executor()),
+        peer_(std::move(peer)), peer_uid_(peer_uid) {
     ++shared_->connections;
     id_ = shared_->next_id++;
+    shared_->websocket_users[id_] = peer_->uid;  // closed when that user's token is replaced
   }
   ~WsConnection() override {
     --shared_->connections;
     shared_->closers.erase(id_);
+    shared_->websocket_users.erase(id_);
     shared_->limits.release(peer_uid_, /*was_authenticated=*/true);
   }
 
@@ -189,7 +196,6 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
   void opened() {
     if (!open_ || shared_->stopped) return;
     handshaken_ = true;
-    peer_ = shared_->routes->new_peer("websocket");
     listener_ = shared_->jobs->listen([weak = weak_from_this()](const json& payload, uid_t owner) {
       auto self = weak.lock();
       if (!self || !self->open_) return;
@@ -387,12 +393,16 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (websocket::is_upgrade(req)) {
       if (request.path != "/ws") return reply_and_close(404, "no WebSocket at " + request.path + "; use /ws");
       if (!origin_allowed(req)) return reply_and_close(403, "a WebSocket must come from this server's own page");
-      if (!shared_->routes->authorized(request)) return write(HttpRoutes::unauthorized(), false);
+      // h16tok: the WebSocket acts as the token's user.
+      const auto token_user = shared_->routes->token_uid(request);
+      if (!token_user) return write(HttpRoutes::unauthorized(), false);
+      auto peer = shared_->routes->new_peer("websocket", *token_user);
+      if (!peer) return write(HttpRoutes::unauthorized_user(*token_user), false);
       closed_ = true;  // the stream is the WebSocket's now
       shared_->closers.erase(id_);
       note_authenticated(request);
       handed_over_ = true;  // its admission too
-      auto ws = std::make_shared<WsConnection>(shared_, std::move(stream_), peer_uid_);
+      auto ws = std::make_shared<WsConnection>(shared_, std::move(stream_), peer_uid_, std::move(peer));
       ws->accept(parser_->release());
       return;
     }
@@ -526,6 +536,7 @@ struct HttpServer::Impl {
   const AccessPolicy& access;
   std::function<void(const Peer&)> peer_gone;
   std::unique_ptr<RelayJobService> jobs;
+  std::unique_ptr<UserTokens> tokens;  // h16tok
   std::unique_ptr<HttpRoutes> routes;
   std::optional<tcp::acceptor> acceptor;
   asio::steady_timer retry;
@@ -542,8 +553,26 @@ HttpServer::~HttpServer() { stop(); }
 std::string HttpServer::start(const std::string& listen, bool allow_remote, const std::string& state_dir) {
   const ListenAddress where = parse_listen_address(listen, allow_remote);
   Impl& s = *impl_;
-  s.jobs = std::make_unique<RelayJobService>(s.dispatcher, s.events, s.access);
-  s.routes = std::make_unique<HttpRoutes>(s.dispatcher, *s.jobs, load_or_make_token(state_dir), s.peer_gone);
+  s.jobs = std::make_unique<RelayJobService>(s.dispatcher, s.events, s.access, state_dir);
+  // h16tok: lpd's own token (http.token) and every user's (http-tokens/<uid>).
+  s.tokens = std::make_unique<UserTokens>(state_dir, ::geteuid());
+  s.tokens->on_rotated = [&io = s.io, shared = s.shared](uid_t uid) {
+    // The old token stops at once: its user's open WebSockets are closed
+    // too (requests are checked one by one anyway). Posted: the rotation
+    // is an operation being handled, and closing tells the registries a
+    // peer left, which they hear from the event loop, not from inside it.
+    std::vector<std::uint64_t> ids;
+    for (const auto& [id, user] : shared->websocket_users)
+      if (user == uid) ids.push_back(id);
+    asio::post(io, [shared, ids = std::move(ids)] {
+      for (auto id : ids)
+        if (auto it = shared->closers.find(id); it != shared->closers.end()) {
+          auto close = it->second;
+          close();
+        }
+    });
+  };
+  s.routes = std::make_unique<HttpRoutes>(s.dispatcher, *s.jobs, *s.tokens, s.peer_gone);
   s.shared->routes = s.routes.get();
   s.shared->jobs = s.jobs.get();
   s.shared->access = &s.access;
@@ -577,6 +606,8 @@ void HttpServer::stop() {
 }
 
 const std::string& HttpServer::address() const { return impl_->address; }
+
+UserTokens* HttpServer::tokens() { return impl_->tokens.get(); }
 
 std::size_t HttpServer::open_connections() const { return impl_->shared->connections; }
 

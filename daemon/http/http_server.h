@@ -13,6 +13,8 @@
 
 namespace lpd::daemon::http {
 
+class UserTokens;  // h16tok: daemon/http/user_tokens.h
+
 /// HttpServer serves pytest-relay-run's job API, POST /api/op/{op}, the
 /// WebSocket GET /ws and the dashboard on lpd's own io_context (one
 /// thread, no locks). Beast stays inside http_server.cpp: this header is
@@ -25,7 +27,7 @@ namespace lpd::daemon::http {
 /// taken within 60 s; a
 /// WebSocket is pinged when idle and dropped when silent for 60 s, its
 /// send queue is WsOutbox's. Every request is a Peer of the token's
-/// identity going through the Dispatcher.
+/// user (h16tok: UserTokens) going through the Dispatcher.
 class HttpServer {
  public:
   /// `peer_gone`: the daemon's "a connection left" (registries drop what
@@ -45,6 +47,8 @@ class HttpServer {
   void stop();
   /// "" until started.
   const std::string& address() const;
+  /// h16tok: each user's token (the http.token operation); nullptr until started.
+  UserTokens* tokens();
   std::size_t open_connections() const;
 
  private:

@@ -18,47 +18,6 @@ namespace {
 
 constexpr std::size_t kTokenBytes = 32;
 
-bool is_hex_token(std::string_view text) {
-  if (text.size() != kTokenBytes * 2) return false;
-  for (char c : text)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
-
-std::optional<std::string> existing_token(const std::string& path) {
-  try {
-    UniqueFd fd = open_untrusted(path);
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0 || st.st_uid != ::geteuid() || (st.st_mode & 07777) != 0600) return std::nullopt;
-    std::string text = read_bounded(fd.get(), 256).bytes;
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    if (!is_hex_token(text)) return std::nullopt;
-    return text;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-std::string random_token() {
-  unsigned char bytes[kTokenBytes];
-  std::size_t got = 0;
-  while (got < sizeof(bytes)) {
-    const ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::runtime_error(std::string("cannot make the HTTP token: getrandom: ") + std::strerror(errno));
-    }
-    got += static_cast<std::size_t>(n);
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string token;
-  for (unsigned char b : bytes) {
-    token.push_back(kHex[b >> 4]);
-    token.push_back(kHex[b & 15]);
-  }
-  return token;
-}
-
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -89,23 +48,73 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-std::string load_or_make_token(const std::string& state_dir) {
-  const std::string path = state_dir + "/http.token";
-  if (auto token = existing_token(path)) return *token;
-  const std::string token = random_token();
-  const std::string temp = path + ".new." + std::to_string(::getpid());
-  ::unlink(temp.c_str());  // a leftover of an earlier try (never followed: O_EXCL below)
-  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) throw std::runtime_error("cannot write " + temp + ": " + std::strerror(errno));
+bool is_token_text(std::string_view text) {
+  if (text.size() != kTokenBytes * 2) return false;
+  for (char c : text)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+std::optional<std::string> read_token_file(int dir_fd, const std::string& name) {
+  // O_NONBLOCK: a FIFO planted there cannot hold lpd; O_NOFOLLOW: nor a link lead it elsewhere.
+  UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return std::nullopt;
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
+      (st.st_mode & 07777) != 0600)
+    return std::nullopt;
+  try {
+    std::string text = read_bounded(fd.get(), 256).bytes;
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (!is_token_text(text)) return std::nullopt;
+    return text;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::string random_token() {
+  unsigned char bytes[kTokenBytes];
+  std::size_t got = 0;
+  while (got < sizeof(bytes)) {
+    const ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(std::string("cannot make the HTTP token: getrandom: ") + std::strerror(errno));
+    }
+    got += static_cast<std::size_t>(n);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  for (unsigned char b : bytes) {
+    token.push_back(kHex[b >> 4]);
+    token.push_back(kHex[b & 15]);
+  }
+  return token;
+}
+
+void write_token_file(int dir_fd, const std::string& name, const std::string& token, const std::string& shown) {
+  const std::string temp = name + ".new." + std::to_string(::getpid());
+  ::unlinkat(dir_fd, temp.c_str(), 0);  // a leftover of an earlier try (never followed: O_EXCL below)
+  UniqueFd fd(::openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) throw std::runtime_error("cannot write " + shown + ".new: " + std::strerror(errno));
   const std::string line = token + "\n";
   const bool written = ::fchmod(fd.get(), 0600) == 0 &&
                        ::write(fd.get(), line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
                        ::fsync(fd.get()) == 0;
-  if (!written || ::rename(temp.c_str(), path.c_str()) != 0) {
+  // rename(2) replaces the name itself: a link planted there is gone, its target untouched.
+  if (!written || ::renameat(dir_fd, temp.c_str(), dir_fd, name.c_str()) != 0) {
     const int error = errno;
-    ::unlink(temp.c_str());
-    throw std::runtime_error("cannot write " + path + ": " + std::strerror(error));
+    ::unlinkat(dir_fd, temp.c_str(), 0);
+    throw std::runtime_error("cannot write " + shown + ": " + std::strerror(error));
   }
+}
+
+std::string load_or_make_token(const std::string& state_dir) {
+  const std::string path = state_dir + "/http.token";
+  if (auto token = read_token_file(AT_FDCWD, path)) return *token;
+  const std::string token = random_token();
+  write_token_file(AT_FDCWD, path, token, path);
   return token;
 }
 

@@ -15,6 +15,22 @@ namespace lpd::daemon::http {
 /// Throws std::runtime_error when no token can be made or written.
 std::string load_or_make_token(const std::string& state_dir);
 
+/// h16tok: the file rules load_or_make_token applies, for any token file.
+/// Whether `text` is a token as lpd makes them: 64 lowercase hex digits.
+bool is_token_text(std::string_view text);
+/// 256 random bits from getrandom(2) as 64 lowercase hex digits. Throws
+/// std::runtime_error when the kernel gives none.
+std::string random_token();
+/// The token in `name` under the directory `dir_fd` (AT_FDCWD: `name` is a
+/// path): nullopt unless it is a regular file of lpd's user, mode 0600, not a
+/// link (O_NOFOLLOW), holding one token (a trailing newline allowed).
+std::optional<std::string> read_token_file(int dir_fd, const std::string& name);
+/// Writes `token` to `name` under `dir_fd`: a new file (O_EXCL|O_NOFOLLOW,
+/// mode 0600, fsynced) renamed over the name, so a link planted there is
+/// replaced, never written through. Throws std::runtime_error naming
+/// `shown` (the path for messages) when it cannot.
+void write_token_file(int dir_fd, const std::string& name, const std::string& token, const std::string& shown);
+
 /// Whether `offered` equals `token`, in time independent of where they
 /// differ (no early exit on the first differing byte).
 bool token_matches(std::string_view offered, std::string_view token);

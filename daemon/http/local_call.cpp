@@ -2,14 +2,25 @@
 #include "daemon/http/local_call.h"
 
 #include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include "daemon/http/json_depth.h"
+#include "daemon/run_as.h"
 
 namespace lpd::daemon::http {
 namespace {
 
 std::uint64_t next_session = kFirstSession;  // one io_context, one thread
+
+/// `uid`'s primary group per the passwd database; nullopt when it has no entry.
+std::optional<gid_t> passwd_gid(uid_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (::getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) != 0 || !found) return std::nullopt;
+  return pw.pw_gid;
+}
 
 /// Takes the one reply of one request and keeps itself alive until then
 /// (a Responder holds its sink weakly).
@@ -48,23 +59,35 @@ class OneReply : public ReplySink, public std::enable_shared_from_this<OneReply>
 
 }  // namespace
 
-Peer http_peer(std::string client_name) {
+std::optional<Peer> http_peer(std::string client_name, uid_t uid) {
   Peer peer;
-  peer.session_id = next_session++;
-  peer.uid = ::geteuid();
-  peer.gid = ::getegid();
-  peer.pid = ::getpid();
-  const int count = ::getgroups(0, nullptr);
-  if (count > 0) {
-    peer.groups.resize(static_cast<std::size_t>(count));
-    const int got = ::getgroups(count, peer.groups.data());
-    peer.groups.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+  if (uid == ::geteuid()) {
+    peer.uid = uid;
+    peer.gid = ::getegid();
+    const int count = ::getgroups(0, nullptr);
+    if (count > 0) {
+      peer.groups.resize(static_cast<std::size_t>(count));
+      const int got = ::getgroups(count, peer.groups.data());
+      peer.groups.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
+    }
+  } else {
+    // h16tok: another user's token: that user as the databases say, the
+    // rights lpd gives them on the socket (may_access, run_as).
+    const auto gid = passwd_gid(uid);
+    if (!gid) return std::nullopt;
+    peer.uid = uid;
+    peer.gid = *gid;
+    peer.groups = groups_of(uid, *gid);
   }
+  peer.session_id = next_session++;
+  peer.pid = ::getpid();
   peer.said_hello = true;
   peer.role = "http";
   peer.client_name = std::move(client_name);
   return peer;
 }
+
+bool is_known_user(uid_t uid) { return uid == ::geteuid() || passwd_gid(uid).has_value(); }
 
 void call_op(Dispatcher& dispatcher, std::shared_ptr<Peer> peer, std::string op, json fields,
              std::function<void(json reply)> done) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "daemon/dispatcher.h"
@@ -11,12 +12,20 @@
 
 namespace lpd::daemon::http {
 
-/// The Peer an HTTP request or WebSocket acts as: the token's identity,
-/// which is lpd's own user (uid, gid, supplementary groups), with a session
-/// number of its own (counted from kFirstSession, apart from the Unix
-/// socket's), hello already said (role "http"). pid is lpd's: there is no
-/// process on the other end lpd could watch.
-Peer http_peer(std::string client_name);
+/// The Peer an HTTP request or WebSocket acts as: the token's user `uid`
+/// (h16tok: UserTokens says whose a token is). For lpd's own user, lpd's
+/// uid, gid and supplementary groups; for another user, the primary gid of
+/// the passwd database (getpwuid_r) and the groups of the group database
+/// (getgrouplist, as run_as's groups_of), as `id USER` shows them. A
+/// session number of its own (counted from kFirstSession, apart from the
+/// Unix socket's), hello already said (role "http"). pid is lpd's: there
+/// is no process on the other end lpd could watch. nullopt when `uid` is
+/// no user in the passwd database (the token's user was removed).
+std::optional<Peer> http_peer(std::string client_name, uid_t uid);
+
+/// h16tok: whether `uid` is lpd's own user or in the passwd database (one
+/// http_peer can act as).
+bool is_known_user(uid_t uid);
 
 /// Sessions of HTTP requests and WebSockets are numbered from here, so
 /// they never meet a Unix socket session's number.

@@ -12,6 +12,7 @@
 #include "daemon/access.h"
 #include "daemon/http/job_text.h"
 #include "daemon/http/local_call.h"
+#include "daemon/http/relay_job_record.h"
 #include "daemon/http/ws_frames.h"
 
 extern char** environ;
@@ -51,10 +52,59 @@ std::string home_of(uid_t uid) {
 
 }  // namespace
 
-RelayJobService::RelayJobService(Dispatcher& dispatcher, EventBus& events, const AccessPolicy& access)
-    : dispatcher_(dispatcher), events_(events), access_(access) {
+RelayJobService::RelayJobService(Dispatcher& dispatcher, EventBus& events, const AccessPolicy& access,
+                                 const std::string& state_dir)
+    : dispatcher_(dispatcher), events_(events), access_(access), store_(state_dir) {
   jobs_.on_change = [this](const RelayJob& job) { announce(job); };
   subscription_ = events_.subscribe([this](const Event& e) { on_event(e); });
+  restore();
+}
+
+namespace {
+constexpr std::string_view kJobsFile = "http/jobs.json";
+}  // namespace
+
+void RelayJobService::restore() {
+  const auto file = store_.read_json(kJobsFile);
+  if (!file) return;  // none yet, or not a file lpd would read (a link, over the size limit, not JSON)
+  std::size_t skipped = 0;
+  jobs_.restore(relay_jobs_from_file(*file, skipped));
+  if (skipped > 0) spdlog::warn("http: {} job record(s) in {} were not restored", skipped, store_.path(kJobsFile));
+  // The runs of jobs that were running may have ended, or be gone, while
+  // lpd was down: run.info says (answered at once: no run is deferred).
+  std::vector<std::string> running;
+  for (const RelayJob* job : jobs_.all())
+    if (job->running) running.push_back(job->run_id);
+  // As lpd's own user, who may read every run (a root lpd's or its only user's).
+  auto peer = std::make_shared<Peer>(*http_peer("lpd restoring HTTP jobs", ::geteuid()));
+  for (const std::string& run_id : running) {
+    call_op(dispatcher_, peer, "run.info", json{{"run_id", run_id}}, [this, run_id](json reply) {
+      if (!reply.value("ok", false)) {
+        const json error = reply.value("error", json::object());
+        jobs_.run_lost(run_id, "lpd no longer knows this job's run " + run_id + ": " +
+                                   error.value("message", std::string("run.info failed")));
+        return;
+      }
+      const json& info = reply["result"];
+      std::optional<int> returncode;
+      if (auto rc = info.find("returncode"); rc != info.end() && rc->is_number_integer()) returncode = rc->get<int>();
+      std::optional<int> signal;
+      if (auto sig = info.find("signal"); sig != info.end() && sig->is_number_integer()) signal = sig->get<int>();
+      jobs_.run_changed(run_id, info.value("state", std::string()), relay_returncode(returncode, signal));
+    });
+  }
+  spdlog::info("http: {} job(s) restored from {}, {} of them running", jobs_.size(), store_.path(kJobsFile),
+               running.size());
+  persist();
+}
+
+void RelayJobService::persist() {
+  try {
+    store_.write_json(kJobsFile, relay_jobs_file(jobs_.all()), /*durable=*/false);
+  } catch (const std::exception& e) {
+    spdlog::error("http: cannot keep the job table in {}: {}; a restarted lpd will not know these jobs",
+                  store_.path(kJobsFile), e.what());
+  }
 }
 
 RelayJobService::~RelayJobService() { events_.unsubscribe(subscription_); }
@@ -75,7 +125,12 @@ std::string RelayJobService::fresh_id() {
 }
 
 json RelayJobService::payload(const RelayJob& job, std::size_t max_text) {
-  json text = !job.log.empty() ? json(job_output_text(job.log, max_text)) : job.failure.empty() ? json(nullptr) : json(job.failure);
+  // The process's output; why the job has none, when lpd knows (its start
+  // failed, or its run is gone); null before its first run.
+  std::string output = job.log.empty() ? std::string() : job_output_text(job.log, max_text);
+  json text = !output.empty() || (job.failure.empty() && !job.log.empty()) ? json(std::move(output))
+              : job.failure.empty()                                         ? json(nullptr)
+                                                                            : json(job.failure);
   return {{"id", job.id},
           {"state", std::string(to_string(job.state))},
           {"returncode", job.returncode ? json(*job.returncode) : json(nullptr)},
@@ -122,7 +177,9 @@ void RelayJobService::on_event(const Event& e) {
   std::optional<int> signal;
   if (auto sig = data.find("signal"); sig != data.end() && sig->is_number_integer()) signal = sig->get<int>();
   returncode = relay_returncode(returncode, signal);
-  jobs_.run_changed(e.run_id, payload.value("state", std::string()), returncode);
+  const std::string state = payload.value("state", std::string());
+  jobs_.run_changed(e.run_id, state, returncode);
+  if (state == "terminating" || state == "done") persist();
 }
 
 bool RelayJobService::is_relay_run(const std::string& run_id) const {
@@ -188,12 +245,14 @@ void RelayJobService::launch(const std::string& id, bool collecting, std::shared
       const std::string message = error.value("message", "run.start failed");
       const std::string why = "cannot start job " + id + ": " + message;
       jobs_.launch_failed(id, why);
+      persist();
       // The job's cwd or python3 missing is the request's fault, not an unknown job.
       return respond(error_reply(code == "not_found" ? 400 : http_status_of(code), why));
     }
     if (!job) return respond(error_reply(404, "Job with ID '" + id + "' not found"));
     const json& result = reply["result"];
     jobs_.launched(*job, result.value("run_id", ""), result.value("log", ""), collecting);
+    persist();
     spdlog::info("http: job {} runs as run {}{}", id, job->run_id, collecting ? " (collect only)" : "");
     if (collecting) {
       waiting_.emplace(id, std::move(respond));
@@ -271,6 +330,7 @@ JobReply RelayJobService::remove(const std::string& id, const Peer& peer) {
     if (!may_access(peer, job.owner, access_))
       return error_reply(403, "job " + id + " belongs to uid " + std::to_string(job.owner));
     jobs_.remove(id);
+    persist();
     return {204, nullptr, {}};
   } catch (const RelayError& e) {
     return error_reply(e.status(), e.what());
@@ -283,6 +343,7 @@ JobReply RelayJobService::remove_all(const Peer& peer) {
       return error_reply(403, "job " + job->id + " belongs to uid " + std::to_string(job->owner) + "; nothing deleted");
   try {
     jobs_.remove_all();
+    persist();
     return {204, nullptr, {}};
   } catch (const RelayError& e) {
     return error_reply(e.status(), e.what());

@@ -12,6 +12,7 @@
 #include "daemon/event_bus.h"
 #include "daemon/http/job_text.h"
 #include "daemon/http/relay_jobs.h"
+#include "daemon/state_store.h"
 
 namespace lpd::daemon::http {
 
@@ -26,9 +27,13 @@ struct JobReply {
 /// each start is a run.start of `python3 -m pytest [--collect-only] ARGS`
 /// in the job's cwd, sent through the Dispatcher as the requesting peer
 /// (the same gates as `lpctl run`); each stop a run.stop (SIGINT, SIGKILL
-/// after lpd's grace). It follows the runs through lpd's own `job` events.
-/// Jobs live in memory (relay-run's do too): a restarted lpd has none, but
-/// their runs stay in `lpctl runs`.
+/// after lpd's grace).
+/// It follows the runs through lpd's own `job` events.
+/// The job table is kept in `<state-dir>/http/jobs.json` (written anew and
+/// renamed at each change) and read back when lpd starts with --http again:
+/// a restarted lpd answers for the jobs it ran, and a job whose run goes
+/// on keeps its id (a second POST of it is 409). relay-run's own jobs live
+/// in its server's memory only.
 class RelayJobService {
  public:
   using Respond = std::function<void(JobReply)>;
@@ -36,7 +41,11 @@ class RelayJobService {
   /// included) and its owner: WebSockets send it as {"type":"job",...}.
   using Listener = std::function<void(const json& payload, uid_t owner)>;
 
-  RelayJobService(Dispatcher& dispatcher, EventBus& events, const AccessPolicy& access);
+  /// Reads the jobs a previous lpd kept in `state_dir`/http/jobs.json and
+  /// asks run.info how each running one's run stands now (it may have
+  /// ended, or be gone, while lpd was down). Never throws for a missing or
+  /// damaged file: it starts with the jobs it could read, and logs the rest.
+  RelayJobService(Dispatcher& dispatcher, EventBus& events, const AccessPolicy& access, const std::string& state_dir);
   ~RelayJobService();
   RelayJobService(const RelayJobService&) = delete;
   RelayJobService& operator=(const RelayJobService&) = delete;
@@ -71,11 +80,17 @@ class RelayJobService {
   void on_event(const Event& event);
   void announce(const RelayJob& job);
   std::string fresh_id();
+  /// Reads http/jobs.json into the table and settles its running jobs.
+  void restore();
+  /// Writes the table to http/jobs.json; a refusal (full disk) is logged:
+  /// the jobs stay served from memory.
+  void persist();
 
   Dispatcher& dispatcher_;
   EventBus& events_;
   const AccessPolicy& access_;
   RelayJobs jobs_;
+  StateStore store_;
   std::uint64_t subscription_ = 0;
   std::map<std::uint64_t, Listener> listeners_;
   std::uint64_t next_listener_ = 1;

@@ -187,6 +187,29 @@ bool RelayJobs::run_changed(const std::string& run_id, std::string_view lpd_stat
   return true;
 }
 
+bool RelayJobs::run_lost(const std::string& run_id, const std::string& why) {
+  RelayJob* job = find_by_run(run_id);
+  if (!job || !job->running) return job != nullptr;
+  job->running = false;
+  job->collecting = false;
+  job->returncode.reset();
+  job->failure = why;
+  job->state = RelayState::kDone;
+  announce(*job);
+  return true;
+}
+
+void RelayJobs::restore(std::vector<RelayJob> jobs) {
+  jobs_.clear();
+  by_run_.clear();
+  for (auto& job : jobs) {
+    next_order_ = std::max(next_order_, job.order + 1);
+    if (!job.run_id.empty()) by_run_[job.run_id] = job.id;
+    const std::string id = job.id;
+    jobs_.insert_or_assign(id, std::move(job));
+  }
+}
+
 RelayJob* RelayJobs::find(const std::string& id) {
   auto it = jobs_.find(id);
   return it == jobs_.end() ? nullptr : &it->second;

@@ -117,6 +117,15 @@ class RelayJobs {
   /// False when no job has that run.
   bool run_changed(const std::string& run_id, std::string_view lpd_state, std::optional<int> returncode);
 
+  /// lpd no longer knows run `run_id` (lpd was restarted and the run is
+  /// gone, pruned or never written): its job, if running, is done with no
+  /// returncode and `why` as its failure (its text when the log is gone
+  /// too). Announced. False when no job has that run.
+  bool run_lost(const std::string& run_id, const std::string& why);
+  /// Replaces the table with `jobs` (read back at lpd's start, oldest
+  /// first, each id once, at most kMaxJobs): nothing is announced.
+  void restore(std::vector<RelayJob> jobs);
+
   RelayJob* find(const std::string& id);
   /// Throws RelayError 404 when there is no such job.
   RelayJob& get(const std::string& id);

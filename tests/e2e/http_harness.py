@@ -2,6 +2,7 @@
 test_http_hostile.py): an lpd started with --http on a free loopback port,
 and a client of its API with the token (urllib and python3-websockets)."""
 
+import asyncio
 import json
 import os
 import shutil
@@ -87,3 +88,31 @@ class Api:
 def api(http_lpd):
     """An Api for http_lpd (import it into a test module with http_lpd)."""
     return Api(http_lpd)
+
+
+# -- what a relay-run client does on the WebSocket -----------------------------
+async def call(function, *args, **kwargs):
+    """A blocking urllib call, run beside the WebSocket's reads."""
+    return await asyncio.get_running_loop().run_in_executor(None, lambda: function(*args, **kwargs))
+
+
+async def next_frame(ws, predicate, seen=None):
+    """The next frame (a dict) for which predicate holds; frames before it go to `seen`."""
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+        assert set(frame) == {"type", "payload"}, frame
+        if seen is not None:
+            seen.append(frame)
+        if predicate(frame):
+            return frame
+
+
+def job_frame(job_id, state=None):
+    def match(frame):
+        p = frame["payload"]
+        return frame["type"] == "job" and p.get("id") == job_id and (state is None or p.get("state") == state)
+    return match
+
+
+def relay_states(frames, job_id):
+    return [f["payload"]["state"] for f in frames if f["type"] == "job" and f["payload"].get("id") == job_id]

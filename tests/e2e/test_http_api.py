@@ -21,7 +21,8 @@ import websockets.exceptions  # noqa: E402  (a lazy attribute until a client mod
 
 from lpd_harness import Lpd, RawClient, short_tempdir, write_tests  # noqa: E402
 
-from http_harness import WAIT, Api, api, http_lpd  # noqa: E402,F401  (fixtures)
+from http_harness import (WAIT, Api, api, call, http_lpd, job_frame, next_frame,  # noqa: E402,F401  (fixtures)
+                          relay_states)
 
 QUICK_SUITE = """
 def test_ok():
@@ -48,33 +49,6 @@ def suite_dir():
     write_tests(path, "test_slow.py", SLOW_SUITE)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-async def call(function, *args, **kwargs):
-    """A blocking urllib call, run beside the WebSocket's reads."""
-    return await asyncio.get_running_loop().run_in_executor(None, lambda: function(*args, **kwargs))
-
-
-async def next_frame(ws, predicate, seen=None):
-    """The next frame (a dict) for which predicate holds; frames before it go to `seen`."""
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
-        assert set(frame) == {"type", "payload"}, frame
-        if seen is not None:
-            seen.append(frame)
-        if predicate(frame):
-            return frame
-
-
-def job_frame(job_id, state=None):
-    def match(frame):
-        p = frame["payload"]
-        return frame["type"] == "job" and p.get("id") == job_id and (state is None or p.get("state") == state)
-    return match
-
-
-def relay_states(frames, job_id):
-    return [f["payload"]["state"] for f in frames if f["type"] == "job" and f["payload"].get("id") == job_id]
 
 
 def test_a_job_runs_pytest_and_its_states_and_output_come_on_the_websocket(http_lpd, api, suite_dir):

@@ -80,6 +80,8 @@ TEST_CASE_METHOD(DaemonFixture, "every operation of the daemon has the gate prot
       {"proc.release", Gate::kAct},
       // issue 15 (h15lp): pytest-live-pause's pause directory for a run the caller may act on
       {"pause.mirror", Gate::kAct},
+      // issue 16 (h16tok): the caller's own HTTP token, for the uid of its connection
+      {"http.token", Gate::kOwn},
   };
   const auto& ops = daemon->dispatcher().operations();
   CHECK(ops.size() == documented.size());

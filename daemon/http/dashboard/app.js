@@ -206,8 +206,8 @@ function showAuth(message) {
 function refused(e) {
   if (e.token) forgetToken(e.token);
   if (session.token === e.token) session.token = null;
-  showAuth('lpd refused the token this page had: it is not the one in http.token now (lpd makes a new one '
-    + 'when the file is deleted and lpd restarts). Give the current token below.');
+  showAuth('lpd refused the token this page had: it was replaced (lpctl dashboard --rotate, or http.token '
+    + 'deleted and lpd restarted). Run lpctl dashboard for your current token and give it below.');
 }
 
 /// Checks the token with a ping, keeps it, then opens the WebSocket (and

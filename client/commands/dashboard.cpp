@@ -1,0 +1,48 @@
+// issue 16 (h16tok): lpctl dashboard: the caller's own HTTP token and the URL to open.
+#include <iostream>
+
+#include "client/cli.h"
+#include "client/commands/commands.h"
+
+namespace lpd::client {
+
+Command dashboard_command() {
+  auto rotate = std::make_shared<bool>(false);
+  return {"dashboard", "Print the URL of lpd's dashboard with your own HTTP token (lpd start --http)",
+          [rotate](CLI::App& app) -> CommandRun {
+            app.add_flag("--rotate", *rotate,
+                         "Replace your token with a new one: the old one is refused from now on (pages and "
+                         "WebSockets holding it are signed out)");
+            app.footer(
+                "lpd gives each user who asks on its socket a token of their own (256 random bits, made on the "
+                "first request and kept across restarts). A request with it acts as that user, with exactly the "
+                "rights `lpctl` has: a root lpd shared by a CI host's runners starts `POST /jobs` as you, and "
+                "shows you other users' runs without their output. Open the URL once: the page keeps the token "
+                "for that address and removes it from the address bar. Scripts send it as \"Authorization: "
+                "Bearer TOKEN\". lpd's own user's token is <state-dir>/http.token; another user's is kept by lpd "
+                "in <state-dir>/http-tokens/<uid> (readable by lpd only): run this command again to see it. "
+                "Fails with [unavailable] when lpd was started without --http.");
+            return [rotate](const GlobalOptions& global) {
+              auto connection = global.connect();
+              json fields = json::object();
+              if (*rotate) fields["rotate"] = true;
+              json reply = connection.request("http.token", fields);
+              if (global.json) {
+                print_json(reply);
+                return kExitOk;
+              }
+              const std::string token = reply.value("token", "");
+              std::cout << "Open in a browser on lpd's host (or through a tunnel to "
+                        << reply.value("address", "") << "):\n  " << reply.value("url", "") << "\n"
+                        << "token:  " << token << (reply.value("rotated", false) ? "  (new: the old one is refused)" : "")
+                        << "\n"
+                        << "acts as uid " << reply.value("uid", -1) << ", with your rights on lpd's socket; "
+                        << (reply.value("own_user", false) ? "also in " : "kept by lpd in ")
+                        << reply.value("token_file", "") << "\n"
+                        << "Scripts send \"Authorization: Bearer TOKEN\"; `lpctl dashboard --rotate` replaces it.\n";
+              return kExitOk;
+            };
+          }};
+}
+
+}  // namespace lpd::client

@@ -1,0 +1,20 @@
+// issue 16 (h16tok): the http.token operation (lpctl dashboard).
+#pragma once
+
+#include "daemon/dispatcher.h"
+
+namespace lpd::daemon {
+
+class Daemon;
+
+/// http.token: the caller's own HTTP token (the uid the kernel named for
+/// the connection, never a claim), made on its first request and kept;
+/// with rotate=true a new one replaces it (the old one is refused from
+/// then on, and WebSockets that showed it are closed). Replies token, uid,
+/// address, url (http://ADDR/?token=TOKEN, to open once in a browser),
+/// token_file (where lpd keeps it; readable by lpd's user only) and
+/// rotated. Throws unavailable when lpd serves no HTTP (no --http),
+/// internal when the token cannot be written.
+json handle_http_token(Daemon& daemon, Call& call);
+
+}  // namespace lpd::daemon
