@@ -213,7 +213,8 @@ bool Daemon::start_http(Readiness& readiness) {
     http_ = std::make_unique<http::HttpServer>(io_, dispatcher_, events_, config_.access,
                                                [this](const Peer& peer) { on_session_closed(peer); });
     const std::string address = http_->start(config_.http_listen, config_.http_allow_remote, config_.state_dir);
-    spdlog::info("lpd HTTP and WebSocket API on http://{}/ (token in {}/http.token)", address, config_.state_dir);
+    spdlog::info("lpd HTTP and WebSocket API on http://{}/ (lpd's user's token in {}/http.token; every user: lpctl dashboard)",
+                 address, config_.state_dir);
     return true;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
