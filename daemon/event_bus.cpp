@@ -90,6 +90,7 @@ std::uint64_t EventBus::subscribe(EventFilter filter, Subscriber subscriber, std
                                                std::to_string(EventFilter::kMaxSubscriptionsPerSession) +
                                                " event subscriptions");
   const auto token = next_token_++;
+  forget_matches();
   if (filter.prefixes.empty()) {
     index_[{filter.run_id, ""}].insert(token);
   } else {
@@ -103,6 +104,7 @@ std::uint64_t EventBus::subscribe(EventFilter filter, Subscriber subscriber, std
 void EventBus::unsubscribe(std::uint64_t token) {
   auto it = subscribers_.find(token);
   if (it == subscribers_.end()) return;
+  forget_matches();
   const EventFilter& filter = it->second.filter;
   auto unlist = [&](const std::string& prefix) {
     auto entry = index_.find(IndexKey{filter.run_id, prefix});
@@ -143,6 +145,8 @@ const Event* EventBus::find(std::uint64_t seq) const {
 }
 
 EventBus::Tokens EventBus::matching(const Event& e) const {
+  for (const auto& slot : memo_)
+    if (slot && slot->type == e.type && slot->run_id == e.run_id) return slot->tokens;
   Tokens tokens;
   const std::string_view type = e.type;
   auto collect = [&](std::string_view run) {
@@ -156,6 +160,8 @@ EventBus::Tokens EventBus::matching(const Event& e) const {
   // Subscription order, each once (a filter may list "pause." and "pause.c").
   std::sort(tokens.begin(), tokens.end());
   tokens.erase(std::unique(tokens.begin(), tokens.end()), tokens.end());
+  memo_[memo_next_] = MatchMemo{e.run_id, e.type, tokens};
+  memo_next_ = (memo_next_ + 1) % kMemoSlots;
   return tokens;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -145,6 +146,22 @@ class EventBus {
 
   Tokens matching(const Event& e) const;
   const Event& deliver(Event event);
+
+  /// The last few (run_id, type) pairs matched and their tokens: a run's
+  /// events are mostly test.start and test.finish by turns, and looking up
+  /// every prefix of the type under two runs was a tenth of publishing one.
+  /// Emptied whenever a subscription comes or goes.
+  struct MatchMemo {
+    std::string run_id;
+    std::string type;
+    Tokens tokens;
+  };
+  static constexpr std::size_t kMemoSlots = 4;
+  mutable std::array<std::optional<MatchMemo>, kMemoSlots> memo_;
+  mutable std::size_t memo_next_ = 0;  // the slot the next miss replaces
+  void forget_matches() {
+    for (auto& slot : memo_) slot.reset();
+  }
 
   std::map<std::uint64_t, Subscription> subscribers_;
   /// Each subscription is listed under every (run_id, prefix) of its filter.

@@ -48,7 +48,10 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   /// that flushes many tiny pieces (pytest's progress dots, one write per
   /// test) costs one wake-up and one read per window, not one per write.
   /// For live output shown to a person; 0 (the default) reads at once, as
-  /// a helper's ready line must be seen (ensure).
+  /// a helper's ready line must be seen (ensure). While every window finds
+  /// new bytes the next read is simply a window later (one wake-up per
+  /// window, not two); a window that finds none goes back to waiting for
+  /// a change.
   void set_coalescing(std::chrono::milliseconds window) { coalescing_ = window; }
 
   std::uint64_t offset() const { return offset_; }
@@ -60,6 +63,10 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   void read_some();
   void wait_for_change();
   void changed();
+  /// Reads the queued inotify events away (non-blocking).
+  void discard_changes();
+  /// Reads again once the coalescing window has passed.
+  void start_window();
 
   boost::asio::io_context& io_;
   int file_fd_;

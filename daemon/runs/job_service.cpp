@@ -1,4 +1,5 @@
 #include "daemon/runs/job_service.h"
+#include "daemon/runs/output_push.h"  // h13cpu
 #include "daemon/history/remove_tree.h"
 #include "daemon/storage_failure.h"
 #include "daemon/record_field.h"
@@ -599,7 +600,7 @@ void JobService::note_left_running(Supervised& s, const json& status) {
     return *spans;
   };
   // How late lpd may handle a test.start after the test began (the shim's
-  // event ring is read within ~25 ms; more under load), and one clock tick
+  // event ring is read within ~50 ms (session.h kRingWindow); more under load), and one clock tick
   // (/proc's start time is cut to whole ticks).
   constexpr double kEventLag = 0.5;
   const long ticks = ::sysconf(_SC_CLK_TCK);
@@ -833,17 +834,17 @@ json JobService::handle_attach(Call& call) {
                                 auto sink = weak.lock();
                                 if (!sink) return;
                                 const std::uint64_t skipped_before = gaps->skipped();
-                                std::string note = gaps->before(bytes, end_offset);
-                                json data{{"data", note.empty() ? std::string(bytes) : note.append(bytes)},
-                                          {"stream", to_string(stream)},
-                                          {"offset", end_offset}};
-                                if (gaps->skipped() > skipped_before)
-                                  data["dropped_bytes"] = gaps->skipped() - skipped_before;
-                                sink->send(protocol::encode_push("run.output", data));
+                                const std::string note = gaps->before(bytes, end_offset);
+                                std::optional<std::uint64_t> dropped;
+                                if (gaps->skipped() > skipped_before) dropped = gaps->skipped() - skipped_before;
+                                // h13cpu: written as text, no tree (one per window of output).
+                                sink->send(encode_output_push(note, bytes, to_string(stream), end_offset, dropped));
                               });
     // A person (or a CI log) watches this: pytest's progress dots, one write
     // per test, are read in one go per window instead of a wake-up each.
-    tail->set_coalescing(std::chrono::milliseconds(20));
+    // h13cpu: 100 ms, still immediate to a person; every window costs lpd a
+    // wake-up, a read and a push, and lpctl a wake-up, whatever it carries.
+    tail->set_coalescing(std::chrono::milliseconds(100));
     // Output is read no faster than this peer takes it.
     tail->set_throttle([weak](std::function<void()> resume) { return may_send_now(weak, std::move(resume)); });
     streams.push_back({stream, std::move(tail), std::move(gaps)});

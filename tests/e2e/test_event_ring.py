@@ -1,6 +1,6 @@
 """The event ring (protocol/event_ring.h): a sealed memfd passed to lpd with
 ring.attach (SCM_RIGHTS), into which a shim writes one-way messages that lpd
-reads on any bytes it receives, once more a window (25 ms) later, and at
+reads on any bytes it receives, once more a window (50 ms) later, and at
 close. Real lpd, real socket, the shim's own producer (event_ring.py).
 Waits are socket reads with timeouts (and, once, a bounded spin on the
 ring's shared read position), never sleeps."""
@@ -29,7 +29,7 @@ from lpd_pytest.event_ring import (  # noqa: E402
 pytestmark = pytest.mark.skipif(not (hasattr(os, "memfd_create") and hasattr(fcntl, "F_ADD_SEALS")),
                                 reason="needs memfd_create and file seals")
 
-WINDOW_S = 0.025  # Session::kRingWindow
+WINDOW_S = 0.050  # Session::kRingWindow
 EVENT_TIMEOUT = 30.0
 SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 RING_MAP_NAME = "memfd:lpd-event-ring"  # EventRing's memfd, as /proc shows it
@@ -138,7 +138,7 @@ class RingPeer:
         self.ring = EventRing(capacity) if capacity else EventRing()
         reply = attach(self.client, self.ring.fileno())
         assert reply["ok"], reply
-        assert reply["result"] == {"capacity": self.ring.capacity, "window_ms": 25, "phase_mark": True}
+        assert reply["result"] == {"capacity": self.ring.capacity, "window_ms": 50, "phase_mark": True}
 
     def write(self, line):
         assert self.ring.try_write(line), f"no room in the ring for {line!r}"
@@ -362,7 +362,7 @@ def test_records_arrive_in_order_after_one_wake_up(ring_peer):
 
 
 def test_a_record_written_after_the_wake_up_is_read_a_window_later(ring_peer):
-    """A wake-up is followed by one more read a window (25 ms) later: what the
+    """A wake-up is followed by one more read a window (50 ms) later: what the
     shim writes in between arrives with no further byte on the socket."""
     p = ring_peer()
     proven = False

@@ -160,3 +160,32 @@ TEST_CASE("a subscription's filter is asked through its token, and matches nothi
   bus.unsubscribe(token);
   CHECK_FALSE(bus.matches(token, pause));
 }
+
+// -- h13cpu (issue 13): the bus remembers the last matches, never stale ------
+
+TEST_CASE("a subscription that comes or goes changes who gets an event matched before") {
+  EventBus bus;
+  std::vector<std::string> first, second;
+  const auto a = bus.subscribe(EventFilter::checked("r", {"test."}), [&](const Event& e) { first.push_back(e.type); }, 1);
+  bus.publish("test.start", {}, "r");  // matched (and remembered) with one subscriber
+  bus.publish("test.start", {}, "other");
+  const auto b = bus.subscribe(EventFilter::checked("", {"test.start"}), [&](const Event& e) { second.push_back(e.run_id); }, 2);
+  bus.publish("test.start", {}, "r");
+  bus.publish("test.start", {}, "other");
+  bus.unsubscribe(a);
+  bus.publish("test.start", {}, "r");
+  bus.unsubscribe(b);
+  bus.publish("test.start", {}, "r");
+  // More (run, type) pairs than the bus remembers: each still matched right.
+  const auto c = bus.subscribe(EventFilter::checked("", {"t"}), [&](const Event& e) { first.push_back(e.type + "@" + e.run_id); }, 3);
+  for (int round = 0; round < 3; ++round)
+    for (const char* run : {"1", "2", "3", "4", "5", "6"}) bus.publish("t" + std::string(run), {}, run);
+  bus.unsubscribe(c);
+  bus.publish("t1", {}, "1");
+  CHECK(second == std::vector<std::string>{"r", "other", "r"});
+  REQUIRE(first.size() == 2 + 18);
+  CHECK(first[0] == "test.start");
+  CHECK(first[1] == "test.start");
+  CHECK(first[2] == "t1@1");
+  CHECK(first.back() == "t6@6");
+}

@@ -13,6 +13,8 @@
 #include "daemon/history/event_line.h"
 #include "daemon/reports/test_result.h"
 #include "protocol/json_text.h"
+#include "protocol/message.h"
+#include "daemon/runs/output_push.h"
 
 using lpd::daemon::Event;
 using lpd::daemon::EventBus;
@@ -40,6 +42,17 @@ TEST_CASE("strings are escaped as the JSON library escapes them, bad UTF-8 repla
     const std::string ours = string_text(s);
     CHECK(ours == json(s).dump(-1, ' ', false, json::error_handler_t::replace));
     CHECK(parsed(ours).is_string());
+  }
+}
+
+// h13cpu (issue 13): ASCII is escaped without the library, byte for byte as it would.
+TEST_CASE("every ASCII byte, alone and among others, is written as the JSON library writes it") {
+  for (int c = 0; c < 0x80; ++c) {
+    for (std::string s : {std::string(1, static_cast<char>(c)), "a" + std::string(1, static_cast<char>(c)) + "b\n",
+                          std::string(3, static_cast<char>(c)) + "\xc3\xa9"}) {
+      INFO(c);
+      CHECK(string_text(s) == json(s).dump(-1, ' ', false, json::error_handler_t::replace));
+    }
   }
 }
 
@@ -127,4 +140,22 @@ TEST_CASE("an event published as text is parsed only when asked, and journals it
   // A subscriber's push is built from the parsed data.
   CHECK(bus.find(text_seq)->push_data()["nodeid"] == "t.py::test_a");
   CHECK(tree_event.push_data()["outcome"] == "passed");
+}
+
+// h13cpu (issue 13): run.output pushes are written without a tree, as the tree would be.
+TEST_CASE("a run.output push reads byte for byte as encode_push writes it") {
+  for (const auto& [note, bytes] : std::vector<std::pair<std::string, std::string>>{
+           {"", ""}, {"", "....                [ 40%]\n"}, {"", "tab\t\"q\" \\ \x01 \x7f"},
+           {"[lpd: 12 bytes dropped]\n", "rest\n"}, {"", "pr\xc3\xaat \xe2\x9c\x93"},
+           {"", "bad \xff\xfe \xc3"}, {"note \xc3", "\xa9 split across"}, {"", std::string("nul \0 in", 9)}}) {
+    for (const std::string stream : {"stdout", "stderr"}) {
+      for (const std::optional<std::uint64_t> dropped : {std::optional<std::uint64_t>(), std::optional<std::uint64_t>(4096)}) {
+        INFO(bytes);
+        json data{{"data", note + bytes}, {"stream", stream}, {"offset", 123456789012ULL}};
+        if (dropped) data["dropped_bytes"] = *dropped;
+        CHECK(lpd::daemon::encode_output_push(note, bytes, stream, 123456789012ULL, dropped) ==
+              lpd::protocol::encode_push("run.output", data));
+      }
+    }
+  }
 }

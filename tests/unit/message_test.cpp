@@ -150,3 +150,108 @@ TEST_CASE("anything but a flat notification is left to parse_message") {
        })
     CHECK_FALSE(parse_flat_message(line));
 }
+
+// -- h13cpu (issue 13): parse_flat_message's fast path, checked against the tree --
+
+namespace {
+
+/// What the tree parser makes of `line` as a flat message: the members of a
+/// notification whose values are all scalars, or nullopt.
+std::optional<nlohmann::json> flat_by_tree(std::string_view line) {
+  Message m;
+  try {
+    m = parse_message(line);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  if (m.kind != Kind::kNotification || !m.body.is_object()) return std::nullopt;
+  if (!m.body["op"].is_string() || m.body["op"].get<std::string>().empty()) return std::nullopt;
+  for (const auto& [key, value] : m.body.items())
+    if (value.is_structured()) return std::nullopt;
+  return m.body;
+}
+
+void check_same_as_tree(const std::string& line) {
+  INFO(line);
+  const auto flat = parse_flat_message(line);
+  const auto tree = flat_by_tree(line);
+  REQUIRE(flat.has_value() == tree.has_value());
+  if (!flat) return;
+  CHECK(flat->op == (*tree)["op"].get<std::string>());
+  for (const auto& [key, value] : tree->items()) {
+    if (key == "op") continue;
+    const auto* mine = flat->find(key);
+    REQUIRE(mine);
+    CHECK(*mine == value);
+    CHECK(mine->type() == value.type());
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the fast path decodes what the shims write exactly as the JSON parser does") {
+  for (const char* line : {
+           R"({"op":"test.start","nodeid":"t.py::test_x[1]"})",
+           R"({"op":"test.finish","nodeid":"t.py::test_t[9]","outcome":"passed","phase":"call","duration":1.2345e-05,"message":""})",
+           R"({"op":"test.finish","nodeid":"t\"q\\b\/s\b\f\n\r\t","outcome":"failed","duration":0.5,"line":-12,"reruns":0})",
+           R"({"op":"test.start","nodeid":"\u00e9\u20ac\ud83d\ude00\u0000x"})",  // escapes, a surrogate pair, NUL
+           "{\"op\":\"test.start\",\"nodeid\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}",  // raw UTF-8
+           " {\t\"op\" : \"x\" ,\r\n\"a\" : true , \"b\":false,\"c\":null,\"d\":0,\"e\":-0,\"f\":1E+2,\"g\":-1.5e-3 } ",
+           R"({"op":"x","big":18446744073709551615,"neg":-9223372036854775808})",
+           R"({"op":"x","over":18446744073709551616,"under":-9223372036854775809,"tiny":1e-400})",  // doubles
+           R"({"op":"x","op":"y"})", R"({"op":5,"op":"y"})", R"({"op":"y","op":5})",
+           R"({"\u006fp":"escaped key"})",
+           // Refused, each for its own reason.
+           R"({"op":"x","id":null})", R"({"op":"x","ok":1})", R"({"op":"x","event":"e"})", R"({"op":""})",
+           R"({"op":"x","a":[1]})", R"({"op":"x","a":{}})", R"({"op":"x"} )" "x", R"({"op":"x",})",
+           R"({"op":"x","a":01})", R"({"op":"x","a":1.})", R"({"op":"x","a":.5})", R"({"op":"x","a":+1})",
+           R"({"op":"x","a":1e})", R"({"op":"x","a":-})", R"({"op":"x","a":1e400})", R"({"op":"x","a":tru})",
+           R"({"op":"x","a":"\ud800"})", R"({"op":"x","a":"\udc00"})", R"({"op":"x","a":"\ud800\u0041"})",
+           R"({"op":"x","a":"\x"})", R"({"op":"x","a":"\u12g4"})", "{\"op\":\"x\",\"a\":\"\t\"}",
+           "{\"op\":\"x\",\"a\":\"\xc0\xaf\"}", "{\"op\":\"x\",\"a\":\"\xed\xa0\x80\"}", "{\"op\":\"x\",\"a\":\"\xf4\x90\x80\x80\"}",
+           "{\"op\":\"x\",\"a\":\"\xe2\x82\"}", "{\"op\":\"x\",\"a\":\"\xff\"}", "\xef\xbb\xbf{\"op\":\"bom\"}",
+           R"({"op":"x","a":"unterminated)", "{", "", "{}", R"({"op"})", R"({"op":})", R"({op:"x"})",
+       })
+    check_same_as_tree(line);
+}
+
+TEST_CASE("the fast path agrees with the JSON parser on mangled records") {
+  // Every one-byte change, cut and insertion of a few records, and random
+  // lines built from JSON's pieces: accepted or not, the same members.
+  const std::vector<std::string> seeds = {
+      R"({"op":"test.finish","nodeid":"t.py::t[\u00e9]","outcome":"passed","duration":1.5e-05,"line":-3,"x":true})",
+      "{\"op\":\"test.start\",\"nodeid\":\"\xe2\x82\xac\\ud83d\\ude00\",\"n\":null,\"f\":false}",
+  };
+  const std::string bytes = "{}[]:,\"\\/ \t-+.0123456789eEabfnrtuxdDcC\x80\xbf\xc3\xed\xf0\xf4\xff";
+  for (const auto& seed : seeds) {
+    for (std::size_t i = 0; i < seed.size(); ++i) {
+      std::string cut = seed;
+      cut.erase(i, 1);
+      check_same_as_tree(cut);
+      check_same_as_tree(seed.substr(0, i));
+      for (char b : bytes) {
+        std::string changed = seed;
+        changed[i] = b;
+        check_same_as_tree(changed);
+        std::string inserted = seed;
+        inserted.insert(i, 1, b);
+        check_same_as_tree(inserted);
+      }
+    }
+  }
+  const std::vector<std::string> pieces = {"{", "}", "\"op\"", "\"a\"", ":", ",", "\"x\"", "\"\\u00e9\"",
+                                           "\"\\ud83d\\ude00\"", "1", "-2", "3.5e-1", "true", "null", " ",
+                                           "[", "\"\xc3\xa9\"", "\"id\"", "\"\""};
+  std::uint32_t state = 12345;
+  for (int n = 0; n < 20000; ++n) {
+    std::string line = "{\"op\":\"t\"";
+    const int count = static_cast<int>(state % 9);
+    for (int k = 0; k < count; ++k) {
+      state = state * 1664525u + 1013904223u;
+      line += pieces[(state >> 8) % pieces.size()];
+    }
+    state = state * 1664525u + 1013904223u;
+    if (state & 1) line += "}";
+    check_same_as_tree(line);
+  }
+}
