@@ -25,19 +25,39 @@ JobReply error_reply(int status, const std::string& message) {
   return {status, json{{"error", message}, {"detail", message}}, {}};
 }
 
-/// The environment of a job's pytest: lpd's own (as relay-run's server
-/// passes its own), with a PATH to find python3 in.
-json job_environment() {
+/// The environment of a job's pytest, as `lpctl run` gives its caller's:
+/// for lpd's own user, lpd's environment (relay-run's server passes its
+/// own); for any other user of a root lpd, a login's (HOME, USER, LOGNAME,
+/// SHELL from the passwd database, a plain PATH, the locale), never root
+/// lpd's variables, which may hold secrets. PWD is the job's cwd. The
+/// shim's "lpd: run_id" banner is left out: relay-run's `text` is pytest's
+/// own output (LPD_RUN_BANNER=0).
+json job_environment(const Peer& peer, const std::string& cwd) {
   json env = json::object();
+  const bool own_user = peer.uid == ::geteuid();
   for (char** e = environ; e && *e; ++e) {
     const std::string entry(*e);
     const auto eq = entry.find('=');
     if (eq == std::string::npos || eq == 0) continue;
     const std::string key = entry.substr(0, eq);
     if (key.rfind("LPD_", 0) == 0) continue;  // lpd sets its own for the run
-    env[key] = entry.substr(eq + 1);
+    const bool locale = key == "LANG" || key == "LANGUAGE" || key == "TZ" || key.rfind("LC_", 0) == 0;
+    if (own_user || locale) env[key] = entry.substr(eq + 1);
+  }
+  if (!own_user) {
+    passwd pw{};
+    passwd* found = nullptr;
+    std::vector<char> buffer(16384);
+    if (::getpwuid_r(peer.uid, &pw, buffer.data(), buffer.size(), &found) == 0 && found) {
+      env["HOME"] = found->pw_dir ? found->pw_dir : "/";
+      env["USER"] = env["LOGNAME"] = found->pw_name ? found->pw_name : "";
+      env["SHELL"] = found->pw_shell && found->pw_shell[0] ? found->pw_shell : "/bin/sh";
+    }
+    env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   }
   if (!env.contains("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  env["PWD"] = cwd;
+  env["LPD_RUN_BANNER"] = "0";
   return env;
 }
 
@@ -55,34 +75,83 @@ std::string home_of(uid_t uid) {
 RelayJobService::RelayJobService(Dispatcher& dispatcher, EventBus& events, const AccessPolicy& access,
                                  const std::string& state_dir)
     : dispatcher_(dispatcher), events_(events), access_(access), store_(state_dir) {
-  jobs_.on_change = [this](const RelayJob& job) { announce(job); };
   subscription_ = events_.subscribe([this](const Event& e) { on_event(e); });
   restore();
 }
 
 namespace {
-constexpr std::string_view kJobsFile = "http/jobs.json";
+/// Each user's job table: http/jobs/<uid>.json.
+constexpr std::string_view kJobsDir = "http/jobs";
+std::string jobs_file(uid_t owner) { return std::string(kJobsDir) + "/" + std::to_string(owner) + ".json"; }
+/// The uid of a table's file name ("1001.json"), nullopt for any other name.
+std::optional<uid_t> owner_of_file(std::string_view name) {
+  if (!name.ends_with(".json")) return std::nullopt;
+  name.remove_suffix(5);
+  if (name.empty() || name.size() > 10 || (name.size() > 1 && name.front() == '0')) return std::nullopt;
+  std::uint64_t value = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (value >= static_cast<std::uint64_t>(static_cast<uid_t>(-1))) return std::nullopt;
+  return static_cast<uid_t>(value);
+}
 }  // namespace
 
+RelayJobs& RelayJobService::table(uid_t owner) {
+  auto [it, fresh] = tables_.try_emplace(owner);
+  if (fresh) it->second.on_change = [this](const RelayJob& job) { announce(job); };
+  return it->second;
+}
+
+RelayJob* RelayJobService::find_by_run(const std::string& run_id) {
+  for (auto& [owner, jobs] : tables_)
+    if (RelayJob* job = jobs.find_by_run(run_id)) return job;
+  return nullptr;
+}
+
 void RelayJobService::restore() {
-  const auto file = store_.read_json(kJobsFile);
-  if (!file) return;  // none yet, or not a file lpd would read (a link, over the size limit, not JSON)
-  std::size_t skipped = 0;
-  jobs_.restore(relay_jobs_from_file(*file, skipped));
-  if (skipped > 0) spdlog::warn("http: {} job record(s) in {} were not restored", skipped, store_.path(kJobsFile));
+  std::size_t restored = 0;
+  std::vector<std::string> running;
+  for (const std::string& name : store_.list(kJobsDir)) {
+    const auto owner = owner_of_file(name);
+    if (!owner) continue;  // a leftover of a write (".new"), or not lpd's
+    const std::string relative = std::string(kJobsDir) + "/" + name;
+    const auto file = store_.read_json(relative);
+    if (!file) {
+      // Not JSON lpd wrote (cut short, edited): kept aside for a person to
+      // read, and said, not silently dropped.
+      const std::string aside = store_.path(relative) + ".damaged";
+      const bool moved = ::rename(store_.path(relative).c_str(), aside.c_str()) == 0;
+      spdlog::error("http: the job table of uid {} ({}) is not one lpd wrote; its jobs are not restored{}", *owner,
+                    store_.path(relative), moved ? " (moved to " + aside + ")" : "");
+      continue;
+    }
+    std::size_t skipped = 0;
+    std::vector<RelayJob> jobs = relay_jobs_from_file(*file, skipped);
+    // A record of another user in this user's file is not theirs to claim.
+    const auto others = std::erase_if(jobs, [&](const RelayJob& job) { return job.owner != *owner; });
+    skipped += others;
+    if (skipped > 0)
+      spdlog::warn("http: {} job record(s) in {} were not restored", skipped, store_.path(relative));
+    for (const RelayJob& job : jobs)
+      if (job.running) running.push_back(job.run_id);
+    restored += jobs.size();
+    table(*owner).restore(std::move(jobs));
+  }
   // The runs of jobs that were running may have ended, or be gone, while
   // lpd was down: run.info says (answered at once: no run is deferred).
-  std::vector<std::string> running;
-  for (const RelayJob* job : jobs_.all())
-    if (job->running) running.push_back(job->run_id);
   // As lpd's own user, who may read every run (a root lpd's or its only user's).
   auto peer = std::make_shared<Peer>(*http_peer("lpd restoring HTTP jobs", ::geteuid()));
   for (const std::string& run_id : running) {
     call_op(dispatcher_, peer, "run.info", json{{"run_id", run_id}}, [this, run_id](json reply) {
+      RelayJob* job = find_by_run(run_id);
+      if (!job) return;
+      RelayJobs& jobs = table(job->owner);
       if (!reply.value("ok", false)) {
         const json error = reply.value("error", json::object());
-        jobs_.run_lost(run_id, "lpd no longer knows this job's run " + run_id + ": " +
-                                   error.value("message", std::string("run.info failed")));
+        jobs.run_lost(run_id, "lpd no longer knows this job's run " + run_id + ": " +
+                                  error.value("message", std::string("run.info failed")));
         return;
       }
       const json& info = reply["result"];
@@ -90,20 +159,27 @@ void RelayJobService::restore() {
       if (auto rc = info.find("returncode"); rc != info.end() && rc->is_number_integer()) returncode = rc->get<int>();
       std::optional<int> signal;
       if (auto sig = info.find("signal"); sig != info.end() && sig->is_number_integer()) signal = sig->get<int>();
-      jobs_.run_changed(run_id, info.value("state", std::string()), relay_returncode(returncode, signal));
+      jobs.run_changed(run_id, info.value("state", std::string()), relay_returncode(returncode, signal));
     });
   }
-  spdlog::info("http: {} job(s) restored from {}, {} of them running", jobs_.size(), store_.path(kJobsFile),
-               running.size());
-  persist();
+  if (restored > 0)
+    spdlog::info("http: {} job(s) restored from {}, {} of them running", restored, store_.path(kJobsDir),
+                 running.size());
+  for (const auto& [owner, jobs] : tables_) persist(owner);
 }
 
-void RelayJobService::persist() {
+void RelayJobService::persist(uid_t owner) {
+  const std::string relative = jobs_file(owner);
   try {
-    store_.write_json(kJobsFile, relay_jobs_file(jobs_.all()), /*durable=*/false);
+    const auto it = tables_.find(owner);
+    if (it == tables_.end() || it->second.size() == 0) {
+      store_.remove(relative);
+      return;
+    }
+    store_.write_json(relative, relay_jobs_file(it->second.all()), /*durable=*/false);
   } catch (const std::exception& e) {
-    spdlog::error("http: cannot keep the job table in {}: {}; a restarted lpd will not know these jobs",
-                  store_.path(kJobsFile), e.what());
+    spdlog::error("http: cannot keep uid {}'s job table in {}: {}; a restarted lpd will not know these jobs", owner,
+                  store_.path(relative), e.what());
   }
 }
 
@@ -154,7 +230,7 @@ void RelayJobService::announce(const RelayJob& job) {
     if (auto it = listeners_.find(token); it != listeners_.end()) it->second(ws_payload, job.owner);
   if (job.state == RelayState::kCollected) {
     const json p = payload(job);
-    auto range = waiting_.equal_range(job.id);
+    auto range = waiting_.equal_range(waiting_key(job.owner, job.id));
     std::vector<Respond> waiting;
     for (auto it = range.first; it != range.second; ++it) waiting.push_back(std::move(it->second));
     waiting_.erase(range.first, range.second);
@@ -168,7 +244,8 @@ void RelayJobService::on_event(const Event& e) {
     return;
   }
   if (e.type != "job" || e.run_id.empty()) return;
-  if (!jobs_.find_by_run(e.run_id)) return;  // not a job's, or its launch is still being answered
+  RelayJob* job = find_by_run(e.run_id);
+  if (!job) return;  // not a job's, or its launch is still being answered
   const json& data = e.data();
   const json payload = data.value("payload", json::object());
   if (!payload.is_object()) return;
@@ -178,22 +255,34 @@ void RelayJobService::on_event(const Event& e) {
   if (auto sig = data.find("signal"); sig != data.end() && sig->is_number_integer()) signal = sig->get<int>();
   returncode = relay_returncode(returncode, signal);
   const std::string state = payload.value("state", std::string());
-  jobs_.run_changed(e.run_id, state, returncode);
-  if (state == "terminating" || state == "done") persist();
+  const uid_t owner = job->owner;
+  table(owner).run_changed(e.run_id, state, returncode);
+  if (state == "terminating" || state == "done") persist(owner);
 }
 
 bool RelayJobService::is_relay_run(const std::string& run_id) const {
-  return (launching_ && run_id == launched_run_) || jobs_.find_by_run(run_id) != nullptr;
+  if (launching_ && run_id == launched_run_) return true;
+  for (const auto& [owner, jobs] : tables_)
+    if (jobs.find_by_run(run_id)) return true;
+  return false;
 }
 
 void RelayJobService::create(const json& body, std::shared_ptr<Peer> peer, Respond respond) {
   if (!body.is_object()) return respond(error_reply(400, "the request body must be a JSON object"));
   std::vector<std::string> given;
+  std::size_t given_bytes = 0;
   if (auto a = body.find("args"); a != body.end() && !a->is_null()) {
     if (!a->is_array()) return respond(error_reply(400, "field \"args\" must be a list of strings"));
     for (const auto& arg : *a) {
       if (!arg.is_string()) return respond(error_reply(400, "field \"args\" must be a list of strings"));
       given.push_back(arg.get<std::string>());
+      // A C string ends at NUL: pytest would get another argument than the one sent.
+      if (given.back().find('\0') != std::string::npos)
+        return respond(error_reply(400, "field \"args\" must not hold a NUL character"));
+      given_bytes += given.back().size();
+      if (given_bytes > kMaxArgsBytes)
+        return respond(error_reply(400, "the args of a job hold at most " + std::to_string(kMaxArgsBytes / 1024) +
+                                            " KiB (lpd keeps every job's args across restarts)"));
     }
   }
   std::string id;
@@ -209,7 +298,8 @@ void RelayJobService::create(const json& body, std::shared_ptr<Peer> peer, Respo
   }
   std::string cwd;
   if (auto c = body.find("cwd"); c != body.end() && !c->is_null()) {
-    if (!c->is_string() || c->get<std::string>().empty() || c->get<std::string>().front() != '/')
+    if (!c->is_string() || c->get<std::string>().empty() || c->get<std::string>().front() != '/' ||
+        c->get<std::string>().find('\0') != std::string::npos)
       return respond(error_reply(400, "field \"cwd\" must be an absolute path"));
     cwd = c->get<std::string>();
   } else {
@@ -219,8 +309,8 @@ void RelayJobService::create(const json& body, std::shared_ptr<Peer> peer, Respo
     if (given.size() > RelayJobs::kMaxArgs)
       throw RelayError(400, "a job takes at most " + std::to_string(RelayJobs::kMaxArgs) + " arguments");
     RelayArgs parsed = parse_relay_args(given, id);
-    RelayJob& job =
-        jobs_.create(parsed.id, fresh_id(), peer->uid, std::move(parsed.args), std::move(cwd), collect_only);
+    RelayJob& job = table(peer->uid).create(parsed.id, fresh_id(), peer->uid, std::move(parsed.args), std::move(cwd),
+                                            collect_only);
     launch(job.id, collect_only, std::move(peer), 201, std::move(respond));
   } catch (const RelayError& e) {
     respond(error_reply(e.status(), e.what()));
@@ -229,33 +319,35 @@ void RelayJobService::create(const json& body, std::shared_ptr<Peer> peer, Respo
 
 void RelayJobService::launch(const std::string& id, bool collecting, std::shared_ptr<Peer> peer, int ok_status,
                              Respond respond) {
-  RelayJob& job = jobs_.get(id);
+  const uid_t owner = peer->uid;
+  RelayJob& job = table(owner).get(id);
   json argv = json::array({"python3", "-m", "pytest"});
   if (collecting) argv.push_back("--collect-only");
   for (const auto& arg : job.args) argv.push_back(arg);
-  json fields{{"argv", std::move(argv)}, {"cwd", job.cwd}, {"env", job_environment()}};
+  json fields{{"argv", std::move(argv)}, {"cwd", job.cwd}, {"env", job_environment(*peer, job.cwd)}};
   if (job.id.size() <= 32) fields["name"] = job.id;  // the run id then starts with the job id
   launching_ = true;
   launched_run_.clear();
-  auto answer = [this, id, collecting, ok_status, respond = std::move(respond)](json reply) mutable {
-    RelayJob* job = jobs_.find(id);
+  auto answer = [this, owner, id, collecting, ok_status, respond = std::move(respond)](json reply) mutable {
+    RelayJobs& jobs = table(owner);
+    RelayJob* job = jobs.find(id);
     if (!reply.value("ok", false)) {
       const json error = reply.value("error", json::object());
       const std::string code = error.value("code", "internal");
       const std::string message = error.value("message", "run.start failed");
       const std::string why = "cannot start job " + id + ": " + message;
-      jobs_.launch_failed(id, why);
-      persist();
+      jobs.launch_failed(id, why);
+      persist(owner);
       // The job's cwd or python3 missing is the request's fault, not an unknown job.
       return respond(error_reply(code == "not_found" ? 400 : http_status_of(code), why));
     }
     if (!job) return respond(error_reply(404, "Job with ID '" + id + "' not found"));
     const json& result = reply["result"];
-    jobs_.launched(*job, result.value("run_id", ""), result.value("log", ""), collecting);
-    persist();
+    jobs.launched(*job, result.value("run_id", ""), result.value("log", ""), collecting);
+    persist(owner);
     spdlog::info("http: job {} runs as run {}{}", id, job->run_id, collecting ? " (collect only)" : "");
     if (collecting) {
-      waiting_.emplace(id, std::move(respond));
+      waiting_.emplace(waiting_key(owner, id), std::move(respond));
       return;
     }
     respond({ok_status, payload(*job), ok_status == 201 ? "/jobs/" + id : std::string()});
@@ -269,18 +361,17 @@ void RelayJobService::action(const std::string& id, const json& body, std::share
     return respond(error_reply(400, "the body must be {\"action\": \"start\"} or {\"action\": \"stop\"}"));
   const std::string what = body["action"].get<std::string>();
   try {
-    RelayJob& job = jobs_.get(id);
-    if (!may_access(*peer, job.owner, access_))
-      return respond(error_reply(403, "job " + id + " belongs to uid " + std::to_string(job.owner)));
+    const uid_t owner = peer->uid;
+    RelayJob& job = table(owner).get(id);
     if (what == "start") {
-      jobs_.check_start(job);
+      table(owner).check_start(job);
       return launch(id, /*collecting=*/false, std::move(peer), 200, std::move(respond));
     }
     if (what != "stop") return respond(error_reply(400, "Unsupported action '" + what + "'"));
     if (!job.running) return respond({200, payload(job), {}});  // relay-run: nothing to stop
     call_op(dispatcher_, std::move(peer), "run.stop", json{{"run_id", job.run_id}, {"signal", 2}},
-            [this, id, respond = std::move(respond)](json reply) {
-              RelayJob* job = jobs_.find(id);
+            [this, owner, id, respond = std::move(respond)](json reply) {
+              RelayJob* job = table(owner).find(id);
               if (!job) return respond(error_reply(404, "Job with ID '" + id + "' not found"));
               const json error = reply.value("error", json::object());
               // conflict: the run ended meanwhile; the job says so.
@@ -296,13 +387,7 @@ void RelayJobService::action(const std::string& id, const json& body, std::share
 
 JobReply RelayJobService::get(const std::string& id, const Peer& peer) {
   try {
-    const RelayJob& job = jobs_.get(id);
-    json p = payload(job);
-    if (!may_access(peer, job.owner, access_)) {
-      p["text"] = nullptr;
-      p["redacted"] = true;
-    }
-    return {200, std::move(p), {}};
+    return {200, payload(table(peer.uid).get(id)), {}};
   } catch (const RelayError& e) {
     return error_reply(e.status(), e.what());
   }
@@ -310,27 +395,19 @@ JobReply RelayJobService::get(const std::string& id, const Peer& peer) {
 
 JobReply RelayJobService::list(const Peer& peer) {
   json all = json::array();
-  const auto jobs = jobs_.all();
+  const auto jobs = table(peer.uid).all();
   const std::size_t share =
       std::max<std::size_t>(64 * 1024, kMaxListTextBytes / std::max<std::size_t>(1, jobs.size()));
   for (const RelayJob* job : jobs) {
-    json p = payload(*job, std::min(share, kMaxJobTextBytes));
-    if (!may_access(peer, job->owner, access_)) {
-      p["text"] = nullptr;
-      p["redacted"] = true;
-    }
-    all.push_back(std::move(p));
+    all.push_back(payload(*job, std::min(share, kMaxJobTextBytes)));
   }
   return {200, std::move(all), {}};
 }
 
 JobReply RelayJobService::remove(const std::string& id, const Peer& peer) {
   try {
-    const RelayJob& job = jobs_.get(id);
-    if (!may_access(peer, job.owner, access_))
-      return error_reply(403, "job " + id + " belongs to uid " + std::to_string(job.owner));
-    jobs_.remove(id);
-    persist();
+    table(peer.uid).remove(id);
+    persist(peer.uid);
     return {204, nullptr, {}};
   } catch (const RelayError& e) {
     return error_reply(e.status(), e.what());
@@ -338,12 +415,9 @@ JobReply RelayJobService::remove(const std::string& id, const Peer& peer) {
 }
 
 JobReply RelayJobService::remove_all(const Peer& peer) {
-  for (const RelayJob* job : jobs_.all())
-    if (!may_access(peer, job->owner, access_))
-      return error_reply(403, "job " + job->id + " belongs to uid " + std::to_string(job->owner) + "; nothing deleted");
   try {
-    jobs_.remove_all();
-    persist();
+    table(peer.uid).remove_all();
+    persist(peer.uid);
     return {204, nullptr, {}};
   } catch (const RelayError& e) {
     return error_reply(e.status(), e.what());

@@ -29,11 +29,14 @@ struct JobReply {
 /// (the same gates as `lpctl run`); each stop a run.stop (SIGINT, SIGKILL
 /// after lpd's grace).
 /// It follows the runs through lpd's own `job` events.
-/// The job table is kept in `<state-dir>/http/jobs.json` (written anew and
-/// renamed at each change) and read back when lpd starts with --http again:
-/// a restarted lpd answers for the jobs it ran, and a job whose run goes
-/// on keeps its id (a second POST of it is 409). relay-run's own jobs live
-/// in its server's memory only.
+/// Each user has a job table of their own, as if each ran their own
+/// relay-run server: their ids, their 100 jobs, their DELETE /jobs; another
+/// user's jobs are not seen at all (their runs are, in lpd's listings, by
+/// lpd's access rules). A table is kept in `<state-dir>/http/jobs/<uid>.json`
+/// (written anew and renamed at each change) and read back when lpd starts
+/// with --http again: a restarted lpd answers for the jobs it ran, and a
+/// job whose run goes on keeps its id (a second POST of it is 409).
+/// relay-run's own jobs live in its server's memory only.
 class RelayJobService {
  public:
   using Respond = std::function<void(JobReply)>;
@@ -41,7 +44,7 @@ class RelayJobService {
   /// included) and its owner: WebSockets send it as {"type":"job",...}.
   using Listener = std::function<void(const json& payload, uid_t owner)>;
 
-  /// Reads the jobs a previous lpd kept in `state_dir`/http/jobs.json and
+  /// Reads the jobs a previous lpd kept in `state_dir`/http/jobs/ and
   /// asks run.info how each running one's run stands now (it may have
   /// ended, or be gone, while lpd was down). Never throws for a missing or
   /// damaged file: it starts with the jobs it could read, and logs the rest.
@@ -66,6 +69,9 @@ class RelayJobService {
   /// GET /jobs holds at most this much output in all: each job's newest
   /// kMaxListTextBytes / jobs (at least 64 KiB), so 100 jobs make no 100 MiB reply.
   static constexpr std::size_t kMaxListTextBytes = 8 * 1024 * 1024;
+  /// The bytes of one job's args: they are kept on disk (http/jobs/) and
+  /// rewritten with the table; pytest's command lines are far shorter.
+  static constexpr std::size_t kMaxArgsBytes = 64 * 1024;
 
   std::uint64_t listen(Listener listener);
   void unlisten(std::uint64_t token) { listeners_.erase(token); }
@@ -80,16 +86,22 @@ class RelayJobService {
   void on_event(const Event& event);
   void announce(const RelayJob& job);
   std::string fresh_id();
-  /// Reads http/jobs.json into the table and settles its running jobs.
+  /// Reads http/jobs/<uid>.json into each user's table and settles their
+  /// running jobs; a file lpd did not write is moved aside (.damaged) and logged.
   void restore();
-  /// Writes the table to http/jobs.json; a refusal (full disk) is logged:
-  /// the jobs stay served from memory.
-  void persist();
+  /// Writes `owner`'s table to http/jobs/<uid>.json (removes it when empty);
+  /// a refusal (full disk) is logged: the jobs stay served from memory.
+  void persist(uid_t owner);
+  /// `owner`'s job table, made empty on first use.
+  RelayJobs& table(uid_t owner);
+  /// The job (of any user) whose latest run is `run_id`; nullptr if none.
+  RelayJob* find_by_run(const std::string& run_id);
+  static std::string waiting_key(uid_t owner, const std::string& id) { return std::to_string(owner) + "/" + id; }
 
   Dispatcher& dispatcher_;
   EventBus& events_;
   const AccessPolicy& access_;
-  RelayJobs jobs_;
+  std::map<uid_t, RelayJobs> tables_;
   StateStore store_;
   std::uint64_t subscription_ = 0;
   std::map<std::uint64_t, Listener> listeners_;
@@ -98,7 +110,7 @@ class RelayJobService {
   /// before run.start's reply) names the job's new run.
   bool launching_ = false;
   std::string launched_run_;  // the run the launch in progress created
-  /// collect-only jobs' POST replies, sent once the job is collected.
+  /// collect-only jobs' POST replies (by waiting_key), sent once the job is collected.
   std::multimap<std::string, Respond> waiting_;
 };
 

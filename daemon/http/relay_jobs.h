@@ -89,6 +89,7 @@ class RelayJobs {
  public:
   /// pytest-relay-run keeps 100 jobs and evicts the oldest; lpd evicts the
   /// oldest job that is not running, and refuses a new one (409) when all run.
+  /// (A table is one user's: RelayJobService keeps one per user.)
   static constexpr std::size_t kMaxJobs = 100;
   /// Job ids are path segments of /jobs/{id}: lpd's run id characters.
   static constexpr std::size_t kMaxIdBytes = 64;

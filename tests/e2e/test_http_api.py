@@ -262,6 +262,13 @@ def test_bad_json_unknown_ids_and_conflicts_get_relay_runs_statuses(http_lpd, ap
     assert api.request("POST", "/jobs", {"args": "-q"})[0] == 400
     assert api.request("POST", "/jobs", {"args": [], "cwd": "relative"})[0] == 400
     assert api.request("POST", "/jobs", {"args": [], "id": "a/b"})[0] == 400
+    # pytest would get another argument than the one sent (a C string ends at NUL).
+    status, _, body = api.request("POST", "/jobs", {"args": ["a\u0000b"], "cwd": suite_dir})
+    assert status == 400 and "NUL" in body["error"], body
+    # Args are kept with the job across restarts: 64 KiB at most.
+    status, _, body = api.request("POST", "/jobs", {"args": ["x" * 40000, "y" * 40000], "cwd": suite_dir})
+    assert status == 400 and "64 KiB" in body["error"], body
+    assert api.request("GET", "/jobs")[2] == []  # neither became a job
     status, _, body = api.request("POST", "/jobs", {"args": [], "cwd": "/nonexistent-h16"})
     assert status == 400 and "/nonexistent-h16" in body["error"]
     for method, path, payload in (("GET", "/jobs/nope", None), ("DELETE", "/jobs/nope", None),

@@ -170,7 +170,7 @@ def test_a_damaged_job_table_is_left_out_and_lpd_serves(http_lpd, suite_dir):
     status, _, job = api.request("POST", "/jobs", {"args": ["-q", "test_quick.py"], "id": "kept", "cwd": suite_dir})
     assert status == 201, job
     http_lpd.stop()
-    table = os.path.join(http_lpd.state_dir, "http", "jobs.json")
+    table = os.path.join(http_lpd.state_dir, "http", "jobs", f"{os.geteuid()}.json")  # this user's table
     with open(table) as f:
         jobs = json.load(f)
     jobs["jobs"].append({"id": "../../etc", "owner": 0})  # not a record lpd writes
@@ -183,9 +183,20 @@ def test_a_damaged_job_table_is_left_out_and_lpd_serves(http_lpd, suite_dir):
     assert status == 200 and [j["id"] for j in jobs] == ["kept"]
     assert "1 job record(s)" in http_lpd.log_text() and "were not restored" in http_lpd.log_text()
 
+    # A table cut short is not one lpd wrote: set aside, said in the log, lpd serves.
+    http_lpd.stop()
+    with open(table, "r+") as f:
+        f.truncate(40)
+    http_lpd.start("--http", "127.0.0.1:0",
+                   env=http_lpd.env(PATH="/usr/bin:/bin:" + os.environ.get("PATH", "")))
+    api = Api(http_lpd)
+    assert api.request("GET", "/jobs")[2] == []
+    assert os.path.exists(table + ".damaged")
+    assert f"the job table of uid {os.geteuid()}" in http_lpd.log_text()
+    assert "is not one lpd wrote; its jobs are not restored (moved to" in http_lpd.log_text()
+
     # A link planted in its place is not followed: lpd starts with no jobs.
     http_lpd.stop()
-    os.unlink(table)
     os.symlink("/etc/passwd", table)
     http_lpd.start("--http", "127.0.0.1:0",
                    env=http_lpd.env(PATH="/usr/bin:/bin:" + os.environ.get("PATH", "")))

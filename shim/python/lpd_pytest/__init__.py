@@ -209,7 +209,9 @@ def pytest_sessionstart(session):
     if _shim is None or _shim.conn is None or _shim.worker_id:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    # LPD_RUN_BANNER=0: lpd's HTTP job API, whose job text is pytest's own
+    # output as pytest-relay-run gives it (the job already has its id).
+    if reporter is not None and os.environ.get("LPD_RUN_BANNER", "1") != "0":
         reporter.write_line(f"lpd: run_id {_shim.run_id} (socket {_shim.socket_path})")
         mirror = getattr(_shim, "pause_dir_mirror", None)
         if mirror is not None:  # h15lp: pytest-live-pause's header line
