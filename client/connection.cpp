@@ -54,7 +54,7 @@ Connection Connection::open(const std::string& socket_path, std::chrono::millise
     const int err = errno;
     ::close(fd);
     throw DaemonUnreachable(socket_path, err == ENOENT ? "no such socket" : std::strerror(err),
-                            err == ENOENT || err == ECONNREFUSED);
+                            err == ENOENT || err == ECONNREFUSED, err == EACCES || err == EPERM);
   }
   // Whoever can create the socket's path can serve it: in /tmp that may be
   // another user, who would then see our requests (environment included)

@@ -21,16 +21,24 @@ class DaemonUnreachable : public std::runtime_error {
  public:
   /// `nobody_there`: no socket, or nothing listening on it (ENOENT,
   /// ECONNREFUSED), as opposed to one that will not or cannot answer.
-  DaemonUnreachable(std::string socket_path, std::string why, bool nobody_there = false)
+  /// `denied` (h16srv): connect(2) said EACCES or EPERM: the socket is
+  /// there, but its mode or its directory's keeps this user out.
+  DaemonUnreachable(std::string socket_path, std::string why, bool nobody_there = false, bool denied = false)
       : std::runtime_error("no lpd answering on " + socket_path + " (" + why + ")"),
         socket_path_(std::move(socket_path)),
-        nobody_there_(nobody_there) {}
+        why_(std::move(why)),
+        nobody_there_(nobody_there),
+        denied_(denied) {}
   const std::string& socket_path() const { return socket_path_; }
+  const std::string& why() const { return why_; }
   bool nobody_there() const { return nobody_there_; }
+  bool denied() const { return denied_; }
 
  private:
   std::string socket_path_;
+  std::string why_;
   bool nobody_there_ = false;
+  bool denied_ = false;
 };
 
 /// Connection is a blocking client for one daemon connection: it connects,

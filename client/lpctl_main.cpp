@@ -1,7 +1,9 @@
 // lpctl: the command-line client of lpd.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <algorithm>
 #include <map>
@@ -10,6 +12,7 @@
 
 #include "client/cli.h"
 #include "client/cli_hints.h"  // h18cli
+#include "client/unreachable_text.h"  // h16srv
 #include "client/usage_error.h"
 #include "protocol/error.h"
 #include "protocol/paths.h"
@@ -34,6 +37,23 @@ void print_dashdash_hint(const std::vector<std::string>& args) {
   if (word != "run" && word != "ensure") return;
   if (const auto hint = lpd::client::dashdash_hint(word, {args.begin() + static_cast<long>(*at) + 1, args.end()}))
     std::cerr << "lpctl: hint: " << *hint << "\n";
+}
+
+}  // namespace
+
+namespace {
+
+/// h16srv: the group of the socket lpctl may not connect to, as
+/// group_label() names it from /etc/group (read up to 1 MiB); nullopt when
+/// the socket cannot be stat'ed (its directory keeps this user out too).
+std::optional<std::string> socket_group_of(const lpd::client::DaemonUnreachable& e) {
+  struct stat st {};
+  if (!e.denied() || ::stat(e.socket_path().c_str(), &st) != 0) return std::nullopt;
+  std::ifstream in("/etc/group");
+  std::string text(1024 * 1024, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  return lpd::client::group_label(st.st_gid, text);
 }
 
 }  // namespace
@@ -115,7 +135,7 @@ int main(int argc, char** argv) {
       std::cerr << "lpctl: " << sub->get_name() << ": " << e.what() << "\n";
       return kExitUsage;
     } catch (const DaemonUnreachable& e) {
-      std::cerr << "lpctl: " << e.what() << ". Start it with: lpd start --socket " << e.socket_path() << "\n";
+      std::cerr << "lpctl: " << lpd::client::unreachable_text(e, socket_group_of(e)) << "\n";
       return kExitUnreachable;
     } catch (const lpd::protocol::Error& e) {
       std::cerr << "lpctl: " << sub->get_name() << ": " << e.what() << " [" << lpd::protocol::to_string(e.code())

@@ -191,7 +191,10 @@ int main(int argc, char** argv) {
   start->add_option("--http", config.http_listen,
                     "Also serve the HTTP and WebSocket API (pytest-relay-run's /jobs, /api/op/OP, /ws) and the "
                     "dashboard on ADDR:PORT, e.g. 127.0.0.1:8080 (port 0: any free port; `lpctl status` or the "
-                    "status op tells which). Clients send the token in <state-dir>/http.token. Off unless given")
+                    "status op tells which). Each user gets a token of their own from `lpctl dashboard` (the URL to open "
+                    "and the token; a request with it acts as that user, with their rights on the socket) and sends "
+                    "it as \"Authorization: Bearer TOKEN\"; lpd's own user's is also in <state-dir>/http.token. Off "
+                    "unless given")
       ->type_name("ADDR:PORT");
   start->add_flag("--http-allow-remote", config.http_allow_remote,
                   "Let --http listen on an address that is not loopback (plain HTTP: put a TLS proxy in front)");

@@ -20,7 +20,9 @@ Command dashboard_command() {
                 "shows you other users' runs without their output. Open the URL once: the page keeps the token "
                 "for that address and removes it from the address bar. Scripts send it as \"Authorization: "
                 "Bearer TOKEN\". lpd's own user's token is <state-dir>/http.token; another user's is kept by lpd "
-                "in <state-dir>/http-tokens/<uid> (readable by lpd only): run this command again to see it. "
+                "in <state-dir>/http-tokens/<uid> (readable by lpd only): run this command again to see it. It is "
+                "bound to your user (name and home directory): should your uid be given to another user, it "
+                "stops working and they get a token of their own. "
                 "Fails with [unavailable] when lpd was started without --http.");
             return [rotate](const GlobalOptions& global) {
               auto connection = global.connect();

@@ -58,7 +58,7 @@ HttpResponse json_response(int status, const json& body) {
   return response;
 }
 
-HttpRoutes::HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, const UserTokens& tokens, PeerGone peer_gone)
+HttpRoutes::HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, UserTokens& tokens, PeerGone peer_gone)
     : dispatcher_(dispatcher), jobs_(jobs), tokens_(tokens), peer_gone_(std::move(peer_gone)) {}
 
 std::optional<uid_t> HttpRoutes::token_uid(const HttpRequest& request) const {

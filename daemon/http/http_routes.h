@@ -47,7 +47,7 @@ class HttpRoutes {
   using PeerGone = std::function<void(const Peer&)>;
 
   /// `tokens` outlives the routes.
-  HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, const UserTokens& tokens, PeerGone peer_gone);
+  HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, UserTokens& tokens, PeerGone peer_gone);
 
   /// h16tok: the uid whose token `request` carries (`Authorization:
   /// Bearer`, or ?token= on GET /ws: a browser's WebSocket cannot send
@@ -91,7 +91,7 @@ class HttpRoutes {
 
   Dispatcher& dispatcher_;
   RelayJobService& jobs_;
-  const UserTokens& tokens_;
+  UserTokens& tokens_;  // h16srv: not const: uid_of forgets a token whose user is gone
   PeerGone peer_gone_;
 };
 

@@ -52,24 +52,35 @@ constexpr std::chrono::seconds kWriteTimeout{60};
 /// A WebSocket silent this long (pings unanswered) is closed.
 constexpr std::chrono::seconds kWsIdleTimeout{60};
 constexpr std::size_t kMaxStreamsPerWs = 32;
+/// h16srv: a WebSocket lpd closes with a reason (its token was rotated)
+/// gets this long to answer the close frame before the socket is closed.
+constexpr std::chrono::seconds kCloseTimeout{10};
 
 void set_cloexec(int fd) {
   const int flags = ::fcntl(fd, F_GETFD);
   if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
 }
 
+class WsConnection;
+
 /// What every connection shares with the server, and which outlives it:
 /// handlers still queued when lpd stops are destroyed after the server.
 struct Shared {
-  ConnectionLimits limits{::geteuid()};  // h16hard: per peer uid
+  ConnectionLimits limits{::geteuid()};  // h16hard: per peer uid; h16srv: per token user once shown
   RefusalLog refusals;                   // h16hard: one line per 10 s
+  RefusalLog token_refusals;             // h16srv: the same, for a token user over its share
   HttpRoutes* routes = nullptr;
   RelayJobService* jobs = nullptr;
+  UserTokens* tokens = nullptr;  // h16srv: a WebSocket's token is checked again on each request
   const AccessPolicy* access = nullptr;
   std::size_t connections = 0;
   std::uint64_t next_id = 1;
   std::map<std::uint64_t, std::function<void()>> closers;  // live connections' close()
-  std::map<std::uint64_t, uid_t> websocket_users;  // h16tok: open WebSockets' token users (by closers' id)
+  struct OpenWebSocket {
+    uid_t user;  // whose token it showed
+    std::weak_ptr<WsConnection> connection;
+  };
+  std::map<std::uint64_t, OpenWebSocket> websockets;  // h16tok: open WebSockets (by closers' id)
   bool stopped = false;
 };
 
@@ -107,21 +118,21 @@ bool origin_allowed(const bhttp::request<bhttp::string_body>& req) {
 
 class WsConnection : public ReplySink, public std::enable_shared_from_this<WsConnection> {
  public:
-  /// `peer_uid`: the admission (ConnectionLimits) it takes over, authenticated.
-  /// `peer`: whom it acts as (h16tok: the token's user).
+  /// `peer_uid`, `token_user`: the admission (ConnectionLimits) it takes
+  /// over, authenticated as `token_user`'s. `peer`: whom it acts as
+  /// (h16tok: the token's user).
   WsConnection(std::shared_ptr<Shared> shared, beast::tcp_stream stream, std::optional<uid_t> peer_uid,
-               std::shared_ptr<Peer> peer)
+               uid_t token_user, std::shared_ptr<Peer> peer)
       : shared_(std::move(shared)), ws_(std::move(stream)), write_timer_(ws_.get_executor()),
-        peer_(std::move(peer)), peer_uid_(peer_uid) {
+        close_timer_(ws_.get_executor()), peer_(std::move(peer)), peer_uid_(peer_uid), token_user_(token_user) {
     ++shared_->connections;
     id_ = shared_->next_id++;
-    shared_->websocket_users[id_] = peer_->uid;  // closed when that user's token is replaced
   }
   ~WsConnection() override {
     --shared_->connections;
     shared_->closers.erase(id_);
-    shared_->websocket_users.erase(id_);
-    shared_->limits.release(peer_uid_, /*was_authenticated=*/true);
+    shared_->websockets.erase(id_);
+    shared_->limits.release(peer_uid_, token_user_);
   }
 
   void accept(bhttp::request<bhttp::string_body> request) {
@@ -129,6 +140,8 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
     shared_->closers[id_] = [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->close();
     };
+    // Closed with a reason when that user's token is replaced or forgotten.
+    shared_->websockets[id_] = Shared::OpenWebSocket{peer_->uid, weak_from_this()};
     beast::get_lowest_layer(ws_).expires_never();  // the WebSocket's own timeouts rule from here
     websocket::stream_base::timeout timeout{};
     timeout.handshake_timeout = kRequestTimeout;
@@ -172,7 +185,10 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
   }
 
   void close() {
-    if (!open_) return;
+    if (!open_) {
+      if (shared_->stopped) shut();  // lpd stops during close_with's handshake: no waiting for it
+      return;
+    }
     open_ = false;
     // h16hard: lpd stops: say so (1001 going away) when no frame is half
     // written; one small frame into the socket's buffer, never waiting.
@@ -187,12 +203,44 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
     beast::error_code ignored;
     beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
     beast::get_lowest_layer(ws_).socket().close(ignored);
-    if (shared_->stopped) return;  // lpd stops: registries keep what they have for the next lpd
+    leave_registries();
+  }
+
+  /// h16srv: closes with a close frame saying why (`code`, `reason`:
+  /// 1008 "token rotated"), sent after the frame being written, if any;
+  /// the socket is closed once the client answers, or kCloseTimeout later.
+  void close_with(websocket::close_code code, const std::string& reason) {
+    if (!open_ || shared_->stopped || !handshaken_) return close();
+    open_ = false;
+    drain_waiters_.clear();
+    leave_registries();
+    close_timer_.expires_after(kCloseTimeout);
+    close_timer_.async_wait([weak = weak_from_this()](beast::error_code ec) {
+      if (auto self = weak.lock(); self && !ec) self->shut();
+    });
+    ws_.async_close(websocket::close_reason(code, reason), [self = shared_from_this()](beast::error_code) {
+      self->close_timer_.cancel();
+      self->shut();
+    });
+  }
+
+ private:
+  /// The socket closed at once, whatever is pending (close_with's end).
+  void shut() {
+    write_timer_.cancel();
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+  /// What this WebSocket held in the registries is let go (once).
+  void leave_registries() {
+    if (shared_->stopped || left_) return;  // lpd stops: registries keep what they have for the next lpd
+    left_ = true;
     if (listener_) shared_->jobs->unlisten(listener_);
     if (peer_) shared_->routes->peer_done(*peer_);
   }
 
- private:
   void opened() {
     if (!open_ || shared_->stopped) return;
     handshaken_ = true;
@@ -232,6 +280,9 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
   /// {"id": N, "op": "...", "fields": {...}} from the client, as one protocol line.
   void handle_request(const std::string& text) {
     if (!open_) return;
+    // h16srv: the uid may have been given to another user since the upgrade.
+    if (!shared_->tokens->still_acts(peer_->uid))
+      return close_with(websocket::close_code::policy_error, "token's user is gone");
     auto refuse = [this](const json& id, const std::string& why) {
       send(protocol::encode_reply_error(id, protocol::ErrorCode::kBadRequest, why));
     };
@@ -299,6 +350,7 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
   std::shared_ptr<Shared> shared_;
   websocket::stream<beast::tcp_stream> ws_;
   asio::steady_timer write_timer_;
+  asio::steady_timer close_timer_;  // h16srv: close_with's bound
   bhttp::request<bhttp::string_body> request_;
   beast::flat_buffer in_;
   WsOutbox out_;
@@ -310,7 +362,9 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
   std::uint64_t listener_ = 0;
   std::uint64_t id_ = 0;
   std::optional<uid_t> peer_uid_;
+  uid_t token_user_;
   bool handshaken_ = false;
+  bool left_ = false;  // leave_registries() ran
 };
 
 // -- one HTTP connection ------------------------------------------------------
@@ -326,7 +380,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   ~HttpConnection() {
     --shared_->connections;
     shared_->closers.erase(id_);
-    if (!handed_over_) shared_->limits.release(peer_uid_, authenticated_);
+    if (!handed_over_) shared_->limits.release(peer_uid_, token_user_);
   }
 
   void start() {
@@ -367,12 +421,36 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     });
   }
 
-  /// h16hard: the peer showed the token: it no longer counts as its uid's
-  /// unauthenticated connection.
-  void note_authenticated(const HttpRequest& request) {
-    if (authenticated_ || !shared_->routes->authorized(request)) return;
-    authenticated_ = true;
-    shared_->limits.authenticated(peer_uid_);
+  /// h16hard: the peer showed a token: it no longer counts as its uid's
+  /// unauthenticated connection. h16srv: it counts as the token user's
+  /// instead; false (the request is refused) when that user holds its
+  /// share already (ConnectionLimits::authenticate), logged at most once
+  /// per RefusalLog::kInterval.
+  bool note_authenticated(std::optional<uid_t> token_user) {
+    if (token_user_ || !token_user) return true;
+    if (shared_->limits.authenticate(peer_uid_, *token_user)) {
+      token_user_ = token_user;
+      return true;
+    }
+    const double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (const auto count = shared_->token_refusals.refused(now))
+      spdlog::warn("http: refused {} request(s) with a valid token in the last {} s: uid {} holds {} connections "
+                   "(at most {} each), {} open in all",
+                   *count, static_cast<int>(RefusalLog::kInterval), *token_user,
+                   shared_->limits.authenticated(*token_user), ConnectionLimits::kMaxAuthenticatedPerUid,
+                   shared_->connections);
+    return false;
+  }
+
+  /// h16srv: the reply to a request note_authenticated() refused.
+  void refuse_over_share(uid_t token_user) {
+    const std::string message =
+        "uid " + std::to_string(token_user) + " holds " + std::to_string(ConnectionLimits::kMaxAuthenticatedPerUid) +
+        " connections to lpd's HTTP server already, the most one user may: close some (other dashboard tabs, "
+        "WebSockets) and try again";
+    HttpResponse response = json_response(503, json{{"error", message}, {"detail", message}});
+    response.headers.emplace_back("Retry-After", "10");
+    write(std::move(response), false);
   }
 
   void on_read(beast::error_code ec) {
@@ -394,11 +472,11 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       if (!token_user) return write(HttpRoutes::unauthorized(), false);
       auto peer = shared_->routes->new_peer("websocket", *token_user);
       if (!peer) return write(HttpRoutes::unauthorized_user(*token_user), false);
+      if (!note_authenticated(token_user)) return refuse_over_share(*token_user);
       closed_ = true;  // the stream is the WebSocket's now
       shared_->closers.erase(id_);
-      note_authenticated(request);
       handed_over_ = true;  // its admission too
-      auto ws = std::make_shared<WsConnection>(shared_, std::move(stream_), peer_uid_, std::move(peer));
+      auto ws = std::make_shared<WsConnection>(shared_, std::move(stream_), peer_uid_, *token_user_, std::move(peer));
       ws->accept(parser_->release());
       return;
     }
@@ -407,9 +485,12 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     head_ = req.method() == bhttp::verb::head;
     if (!origin_allowed(req))
       return reply_and_close(403, "a request from another site's page is refused: use this server's own page");
-    note_authenticated(request);
+    if (!token_user_) {
+      const auto token_user = shared_->routes->token_uid(request);
+      if (!note_authenticated(token_user)) return refuse_over_share(*token_user);
+    }
     // h16hard: parsing is iterative, but copying and dump() recurse per level.
-    if (authenticated_ && !json_depth_within(request.body)) {
+    if (token_user_ && !json_depth_within(request.body)) {
       json error = request.path.rfind("/api/op/", 0) == 0
                        ? json{{"ok", false}, {"error", {{"code", "bad_request"}, {"message", kTooDeepMessage}}}}
                        : json{{"error", kTooDeepMessage}, {"detail", kTooDeepMessage}};
@@ -463,7 +544,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool closed_ = false;
   std::uint64_t id_ = 0;
   std::optional<uid_t> peer_uid_;
-  bool authenticated_ = false;  // the token was shown on this connection
+  std::optional<uid_t> token_user_;  // whose token was shown on this connection (h16srv: counted as theirs)
   bool handed_over_ = false;    // to a WebSocket, with its admission
   bool answering_ = false;      // lpd works on its request
 };
@@ -552,25 +633,25 @@ std::string HttpServer::start(const std::string& listen, bool allow_remote, cons
   s.jobs = std::make_unique<RelayJobService>(s.dispatcher, s.events, s.access, state_dir);
   // h16tok: lpd's own token (http.token) and every user's (http-tokens/<uid>).
   s.tokens = std::make_unique<UserTokens>(state_dir, ::geteuid());
-  s.tokens->on_rotated = [&io = s.io, shared = s.shared](uid_t uid) {
+  s.tokens->on_revoked = [&io = s.io, shared = s.shared](uid_t uid, const std::string& why) {
     // The old token stops at once: its user's open WebSockets are closed
-    // too (requests are checked one by one anyway). Posted: the rotation
-    // is an operation being handled, and closing tells the registries a
-    // peer left, which they hear from the event loop, not from inside it.
-    std::vector<std::uint64_t> ids;
-    for (const auto& [id, user] : shared->websocket_users)
-      if (user == uid) ids.push_back(id);
-    asio::post(io, [shared, ids = std::move(ids)] {
-      for (auto id : ids)
-        if (auto it = shared->closers.find(id); it != shared->closers.end()) {
-          auto close = it->second;
-          close();
-        }
+    // too (requests are checked one by one anyway), h16srv: with a close
+    // frame, 1008 policy violation and the reason, so a client can tell
+    // it from a dropped connection. Posted: the rotation is an operation
+    // being handled, and closing tells the registries a peer left, which
+    // they hear from the event loop, not from inside it.
+    std::vector<std::weak_ptr<WsConnection>> open;
+    for (const auto& [id, ws] : shared->websockets)
+      if (ws.user == uid) open.push_back(ws.connection);
+    asio::post(io, [open = std::move(open), why] {
+      for (const auto& weak : open)
+        if (auto ws = weak.lock()) ws->close_with(websocket::close_code::policy_error, why);
     });
   };
   s.routes = std::make_unique<HttpRoutes>(s.dispatcher, *s.jobs, *s.tokens, s.peer_gone);
   s.shared->routes = s.routes.get();
   s.shared->jobs = s.jobs.get();
+  s.shared->tokens = s.tokens.get();
   s.shared->access = &s.access;
   const tcp::endpoint endpoint(asio::ip::make_address(where.host), where.port);
   s.acceptor.emplace(s.io);
@@ -599,6 +680,7 @@ void HttpServer::stop() {
   for (auto& [id, close] : closers) close();
   s.shared->routes = nullptr;
   s.shared->jobs = nullptr;
+  s.shared->tokens = nullptr;
 }
 
 const std::string& HttpServer::address() const { return impl_->address; }

@@ -22,12 +22,15 @@ class UserTokens;  // h16tok: daemon/http/user_tokens.h
 ///
 /// Bounded: request headers 16 KiB, bodies 1 MiB, JSON 64 levels deep,
 /// 128 connections, 16 unauthenticated per local peer uid
-/// (ConnectionLimits, h16hard), a header must arrive within 10 s and the
+/// (ConnectionLimits, h16hard), 32 per token user other than lpd's and
+/// root's (h16srv: 503 past that), a header must arrive within 10 s and the
 /// request within 30 s of the connection or the previous reply, a reply be
 /// taken within 60 s; a
 /// WebSocket is pinged when idle and dropped when silent for 60 s, its
-/// send queue is WsOutbox's. Every request is a Peer of the token's
-/// user (h16tok: UserTokens) going through the Dispatcher.
+/// send queue is WsOutbox's; it is closed with 1008 and a reason when
+/// its token is rotated or its user is gone (h16srv). Every request is a
+/// Peer of the token's user (h16tok: UserTokens) going through the
+/// Dispatcher.
 class HttpServer {
  public:
   /// `peer_gone`: the daemon's "a connection left" (registries drop what

@@ -14,6 +14,44 @@
 
 namespace lpd::daemon::http {
 
+/// h16srv: whom a per-user token was made for: the passwd entry of its uid
+/// then, by name and home directory. userdel and a later useradd given the
+/// same uid make another user (another name, or another home): the first
+/// user's token must not act as them.
+struct TokenOwner {
+  std::string user;
+  std::string home;
+  bool operator==(const TokenOwner&) const = default;
+};
+
+/// What the passwd database says of a uid now (getpwuid_r).
+struct PasswdAnswer {
+  bool answered = true;              // false: the lookup failed (NSS down), nothing known
+  std::optional<TokenOwner> entry;   // nullopt (answered): no such user
+};
+/// `uid`'s passwd entry now, through getpwuid_r.
+PasswdAnswer passwd_entry(uid_t uid);
+
+/// Whether a token made for `made_for` still acts: kSame when the passwd
+/// database names the same user now; kGone when it names another user or
+/// none (the token is forgotten and its file deleted); kUnknown when the
+/// lookup failed (refused now, kept for when the database answers again).
+enum class OwnerCheck { kSame, kGone, kUnknown };
+OwnerCheck check_owner(const TokenOwner& made_for, const PasswdAnswer& now);
+
+/// A per-user token file's text: one JSON object
+/// {"token": "<64 hex>", "user": NAME, "home": DIR}, so the token is bound
+/// to the user it was made for.
+std::string bound_token_text(const std::string& token, const TokenOwner& owner);
+/// What a per-user token file holds: the token, and whom it was made for
+/// (nullopt: a file of the first format, the token alone, bound to no one).
+/// nullopt when the text is neither.
+struct BoundToken {
+  std::string token;
+  std::optional<TokenOwner> owner;
+};
+std::optional<BoundToken> parse_bound_token(std::string_view text);
+
 /// The name of a user's token file in `<state-dir>/http-tokens/`: the uid
 /// in decimal ("1001").
 std::string token_file_name(uid_t uid);
@@ -30,6 +68,8 @@ class TokenBook {
  public:
   /// `uid`'s token from now on (the old one no longer matches).
   void set(uid_t uid, std::string token) { tokens_[uid] = std::move(token); }
+  /// `uid` has no token from now on.
+  void erase(uid_t uid) { tokens_.erase(uid); }
   /// `uid`'s token, nullptr when it has none.
   const std::string* find(uid_t uid) const;
   /// The uid whose token `offered` is: compared with every token in full
@@ -52,19 +92,31 @@ class TokenBook {
 /// link there is replaced on the next write and is no token meanwhile).
 /// The rule for who gets a token: whoever asks on lpd's Unix socket gets
 /// the one of the uid the kernel names for the connection (SO_PEERCRED),
-/// and a request with it acts with exactly that user's rights. On a
-/// non-root lpd that is its own user, or members of --socket-group, who
-/// get no more over HTTP than on the socket.
+/// and a request with it acts with exactly that user's rights. A non-root
+/// lpd's socket is its own user's only (--socket-group is for root), so
+/// there it is that user's http.token alone.
 class UserTokens {
  public:
+  using PasswdLookup = std::function<PasswdAnswer(uid_t)>;
   /// Loads (or makes) lpd's own token and loads every valid
   /// `http-tokens/<uid>` file; an invalid one is skipped with a warning
-  /// (its user gets a new token on request). Throws std::runtime_error when
-  /// lpd's own token cannot be made.
-  UserTokens(std::string state_dir, uid_t owner);
+  /// (its user gets a new token on request). h16srv: a file whose user is
+  /// gone (check_owner kGone), or of the first format (the token alone,
+  /// bound to no one: lpd cannot tell whether the uid changed hands since),
+  /// is deleted with a warning; its user gets a new token from `lpctl
+  /// dashboard`. `lookup`: the passwd database (tests pass their own).
+  /// Throws std::runtime_error when lpd's own token cannot be made.
+  UserTokens(std::string state_dir, uid_t owner, PasswdLookup lookup = passwd_entry);
 
-  /// The uid whose token `offered` is (TokenBook::owner_of).
-  std::optional<uid_t> uid_of(std::string_view offered) const { return book_.owner_of(offered); }
+  /// The uid whose token `offered` is (TokenBook::owner_of), when that
+  /// token's user is still the one it was made for (h16srv): a token whose
+  /// uid now names another user, or none, is forgotten, its file deleted,
+  /// on_revoked called and a warning logged; nullopt then (401).
+  std::optional<uid_t> uid_of(std::string_view offered);
+  /// Whether `uid`'s token still acts (uid_of's check, for a WebSocket
+  /// that showed it earlier and now sends a request): false when its user
+  /// is gone (forgotten as uid_of does) or the lookup failed.
+  bool still_acts(uid_t uid);
 
   struct Issued {
     std::string token;
@@ -77,9 +129,10 @@ class UserTokens {
   /// written (the directory is a link, not lpd's, ...).
   Issued token_for(uid_t uid, bool rotate);
 
-  /// Called with the uid whose token was just replaced (open WebSockets
-  /// that showed the old one are closed).
-  std::function<void(uid_t)> on_rotated;
+  /// Called with the uid whose token was just replaced or forgotten, and
+  /// why ("token rotated", "token's user is gone"): open WebSockets that
+  /// showed the old one are closed with that reason.
+  std::function<void(uid_t, const std::string& why)> on_revoked;
 
   uid_t owner() const { return owner_; }
   const std::string& directory() const { return directory_; }
@@ -91,11 +144,17 @@ class UserTokens {
   /// or not lpd's user's.
   UniqueFd open_directory(bool create) const;
   void load_user_tokens();
+  /// Forgets `uid`'s token and deletes its file (its user is gone).
+  void forget(uid_t uid, const std::string& why);
+  /// Whether `uid`'s token, if any, still acts (lpd's own always does).
+  OwnerCheck check(uid_t uid) const;
 
   std::string state_dir_;
   std::string directory_;
   uid_t owner_;
+  PasswdLookup lookup_;
   TokenBook book_;
+  std::map<uid_t, TokenOwner> made_for_;  // every per-user token's user (not lpd's own)
 };
 
 }  // namespace lpd::daemon::http

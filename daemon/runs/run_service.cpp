@@ -58,9 +58,19 @@ json RunService::handle_register(Call& call) {
 }
 
 json RunService::handle_end(Call& call) {
+  // h16srv: "ended" says whether this connection had a part in a run that
+  // it now ended; a connection in no run (another user naming someone's
+  // run) changes nothing and is told so.
+  bool had_part = false;
+  if (call.peer.session_id != 0)
+    registry_.visit_after(/*include_ended=*/true, std::nullopt, [&](const Run& run) {
+      for (const auto& [_, worker] : run.workers)
+        if (worker.session_id == call.peer.session_id) had_part = true;
+      return !had_part;
+    });
   registry_.finish(call.peer.session_id);
   if (on_clean_end) on_clean_end(call.peer);
-  return {{"ended", true}};
+  return {{"ended", had_part}};
 }
 
 // -- h14owner: the pid run.list shows ------------------------------------------

@@ -10,6 +10,7 @@ import asyncio
 import grp
 import json
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 websockets = pytest.importorskip("websockets")
 import websockets.exceptions  # noqa: E402  (a lazy attribute until a client module loads it)
 
-from lpd_harness import Lpd, staged_install, throwaway_users  # noqa: E402
+from lpd_harness import LPD_BIN, Lpd, RawClient, remove_user, staged_install, throwaway_users, user_admin  # noqa: E402
 
 from http_harness import WAIT, Api, call, job_frame, next_frame  # noqa: E402
 
@@ -129,8 +130,8 @@ def test_each_user_gets_a_token_of_their_own_kept_by_lpd(root_lpd, users):
         assert mine["token_file"] == path
         st = os.lstat(path)
         assert stat.S_ISREG(st.st_mode) and st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600
-        with open(path) as f:
-            assert f.read().strip() == mine["token"]
+        with open(path) as f:  # h16srv: bound to the user it was made for
+            assert json.loads(f.read()) == {"token": mine["token"], "user": user.pw_name, "home": user.pw_dir}
     assert stat.S_IMODE(os.stat(os.path.join(root_lpd.state_dir, "http-tokens")).st_mode) == 0o700
     assert dashboard(a, root_lpd)["token"] == mine_a["token"]  # asked again: the same one
     # lpd's own user (root) gets http.token.
@@ -153,6 +154,9 @@ def test_each_user_gets_a_token_of_their_own_kept_by_lpd(root_lpd, users):
 
 @needs_root
 def test_a_token_acts_as_its_user_and_sees_only_what_that_user_may(root_lpd, users):
+    """Each user has a job table of their own, as if each ran their own
+    relay-run server: another user's job is not found, its frames never come,
+    and the same id is free for each."""
     a, b = users["a"], users["b"]
     api_a = api_with(root_lpd, dashboard(a, root_lpd)["token"])
     api_b = api_with(root_lpd, dashboard(b, root_lpd)["token"])
@@ -228,12 +232,15 @@ def test_a_rotated_token_is_refused_at_once_and_its_websockets_closed(root_lpd, 
         async with api.ws() as ws:
             await opened(ws)
             new = await call(dashboard, a, root_lpd, "--rotate")
-            with pytest.raises(websockets.exceptions.ConnectionClosed):
+            with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
                 while True:
                     await asyncio.wait_for(ws.recv(), WAIT)
-            return new
+            return new, closed.value
 
-    new = asyncio.run(scenario())
+    new, closed = asyncio.run(scenario())
+    # h16srv: a close frame saying why (1008 policy violation), not a dropped connection (1006).
+    assert closed.rcvd is not None, closed
+    assert (closed.rcvd.code, closed.rcvd.reason) == (1008, "token rotated")
     assert new["rotated"] is True and new["token"] != old
     assert api.request("GET", "/jobs")[0] == 401
     assert api_with(root_lpd, new["token"]).request("GET", "/jobs")[0] == 200
@@ -288,7 +295,7 @@ def test_a_link_planted_at_a_token_file_is_never_followed(root_lpd, users):
     new_a = dashboard(a, root_lpd, "--rotate")["token"]
     assert not os.path.islink(path_a)
     with open(path_a) as f:
-        assert f.read().strip() == new_a
+        assert json.loads(f.read())["token"] == new_a  # h16srv: with the user it was made for
     with open(victim) as f:
         assert f.read() == "victim\n"
 
@@ -318,3 +325,166 @@ def test_dashboard_says_when_lpd_serves_no_http():
     finally:
         d.stop()
         shutil.rmtree(d.root, ignore_errors=True)
+
+
+# -- h16srv: attack findings 3, 4 and 12 ----------------------------------------------------
+
+
+@needs_root
+def test_a_deleted_users_token_does_not_act_for_the_next_user_of_its_uid(root_lpd, users):
+    gone, successor = "lpdtok_g", "lpdtok_s"
+    for name in (gone, successor):
+        remove_user(name)
+    try:
+        user_admin(["useradd", "-m", "-s", "/bin/sh", "-G", GROUP, gone], check=True)
+        g = pwd.getpwnam(gone)
+        old = dashboard(g, root_lpd)["token"]
+        api = api_with(root_lpd, old)
+        assert api.request("GET", "/jobs")[0] == 200
+        token_file = os.path.join(root_lpd.state_dir, "http-tokens", str(g.pw_uid))
+        with open(token_file) as f:
+            assert json.loads(f.read()) == {"token": old, "user": gone, "home": g.pw_dir}
+
+        async def scenario():
+            async with api.ws() as ws:
+                await opened(ws)
+                # userdel, and the uid given to the next user, while the WebSocket is open.
+                await call(remove_user, gone)
+                await call(user_admin, ["useradd", "-m", "-s", "/bin/sh", "-G", GROUP, "-u", str(g.pw_uid),
+                                        successor], check=True)
+                status = (await call(api.request, "GET", "/jobs"))[0]
+                with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                    while True:
+                        await asyncio.wait_for(ws.recv(), WAIT)
+                return status, closed.value
+
+        status, closed = asyncio.run(scenario())
+        assert status == 401
+        assert closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == (1008, "token's user is gone")
+        assert not os.path.exists(token_file)
+        assert f"made for user {gone}" in root_lpd.log_text()
+        s = pwd.getpwnam(successor)
+        assert s.pw_uid == g.pw_uid
+        mine = dashboard(s, root_lpd)
+        assert mine["token"] != old
+        assert api_with(root_lpd, mine["token"]).request("GET", "/jobs")[0] == 200
+        assert api.request("GET", "/jobs")[0] == 401
+        with open(token_file) as f:
+            assert json.loads(f.read())["user"] == successor
+        # A restart does not bring the old token back either.
+        root_lpd.stop()
+        start_root_lpd(root_lpd)
+        assert api_with(root_lpd, old).request("GET", "/jobs")[0] == 401  # a new port: a new Api
+        assert api_with(root_lpd, mine["token"]).request("GET", "/jobs")[0] == 200
+    finally:
+        for name in (gone, successor):
+            remove_user(name)
+
+
+@needs_root
+def test_a_token_file_of_the_first_format_is_refused_and_replaced(root_lpd, users):
+    a = users["a"]
+    # What an lpd before h16srv wrote: the token alone, bound to no one.
+    root_lpd.stop()
+    tokens_dir = os.path.join(root_lpd.state_dir, "http-tokens")
+    os.makedirs(tokens_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(tokens_dir, str(a.pw_uid))
+    unbound = "ab" * 32
+    with open(path, "w") as f:
+        f.write(unbound + "\n")
+    os.chmod(path, 0o600)
+    start_root_lpd(root_lpd)
+    assert api_with(root_lpd, unbound).request("GET", "/jobs")[0] == 401
+    assert not os.path.exists(path)
+    assert "bound to no user" in root_lpd.log_text()
+    mine = dashboard(a, root_lpd)["token"]
+    assert mine != unbound and api_with(root_lpd, mine).request("GET", "/jobs")[0] == 200
+
+
+@needs_root
+def test_one_users_websockets_leave_room_for_root_and_other_users(root_lpd, users):
+    a, b = users["a"], users["b"]
+    api_a = api_with(root_lpd, dashboard(a, root_lpd)["token"])
+    api_b = api_with(root_lpd, dashboard(b, root_lpd)["token"])
+    api_root = api_with(root_lpd, owner_token(root_lpd))
+    share = 32  # ConnectionLimits::kMaxAuthenticatedPerUid: a quarter of 128
+
+    async def scenario():
+        held, refused = [], []
+        try:
+            for _ in range(share + 8):
+                try:
+                    ws = await api_b.ws()
+                except websockets.exceptions.InvalidStatusCode as e:
+                    refused.append(e.status_code)
+                    continue
+                held.append(ws)
+                await opened(ws)
+            # b holds its share: root's and a's requests and WebSockets still go through.
+            root_status = (await call(api_root.request, "GET", "/jobs"))[0]
+            a_status = (await call(api_a.request, "GET", "/jobs"))[0]
+            async with api_a.ws() as ws_a:
+                await opened(ws_a)
+            async with api_root.ws() as ws_root:
+                await opened(ws_root)
+            b_reply = await call(api_b.request, "GET", "/jobs")
+            return len(held), refused, root_status, a_status, b_reply
+        finally:
+            for ws in held:
+                await ws.close()
+
+    held, refused, root_status, a_status, b_reply = asyncio.run(scenario())
+    assert held == share
+    assert refused == [503] * 8
+    assert (root_status, a_status) == (200, 200)
+    status, headers, body = b_reply
+    assert status == 503 and f"holds {share} connections" in body["error"], body
+    assert headers["Retry-After"] == "10"
+    assert "refused" in root_lpd.log_text() and "with a valid token" in root_lpd.log_text()
+    assert root_lpd.ping()
+
+
+@needs_root
+def test_a_user_kept_out_of_the_socket_is_told_lpd_runs_and_which_group_lets_them_in(root_lpd):
+    name = "lpdtok_o"
+    remove_user(name)
+    try:
+        user_admin(["useradd", "-m", "-s", "/bin/sh", name], check=True)  # not in GROUP
+        outsider = pwd.getpwnam(name)
+        gid = grp.getgrnam(GROUP).gr_gid
+        for args in (("dashboard",), ("status",)):
+            result = as_user(outsider, root_lpd, *args)
+            assert result.returncode == 2, result.stderr
+            assert f"lpd is running on {root_lpd.socket}, but you may not connect to it" in result.stderr, \
+                result.stderr
+            assert f"group {GROUP} (gid {gid})" in result.stderr, result.stderr
+            assert "Start it with" not in result.stderr
+    finally:
+        remove_user(name)
+
+
+def test_run_end_from_a_connection_in_no_run_changes_nothing_and_says_so():
+    d = Lpd()
+    d.start()
+    try:
+        shim = RawClient(d.socket)
+        shim.hello(role="shim")
+        run_id = shim.request("run.register", argv=["pytest"], cwd="/", hostname="h")["result"]["run_id"]
+        other = RawClient(d.socket)
+        other.hello()
+        reply = other.request("run.end", run_id=run_id)
+        assert reply["ok"] and reply["result"] == {"ended": False}, reply
+        runs = {r["run_id"]: r for r in other.request("run.list")["result"]["runs"]}
+        assert runs[run_id]["status"] == "active", runs
+        assert shim.request("run.end")["result"] == {"ended": True}
+        shim.close()
+        other.close()
+    finally:
+        d.stop()
+        shutil.rmtree(d.root, ignore_errors=True)
+
+
+def test_lpd_start_help_tells_each_user_to_ask_lpctl_dashboard_for_a_token():
+    result = subprocess.run([LPD_BIN, "start", "--help"], capture_output=True, text=True, timeout=WAIT)
+    help_text = " ".join(result.stdout.split())
+    assert "--http" in help_text and "`lpctl dashboard`" in help_text, help_text

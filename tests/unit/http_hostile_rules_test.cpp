@@ -43,10 +43,10 @@ TEST_CASE("one uid holds at most 16 unauthenticated connections; the owner keeps
   CHECK(limits.admit(std::nullopt));              // nor an unknown (remote) peer
   CHECK(limits.admit(1000u));                     // nor the owner
   CHECK(limits.admit(0u));                        // nor root
-  limits.authenticated(2000u);                    // one showed the token: it is no longer counted as 2000's
+  CHECK(limits.authenticate(2000u, 1000u));       // one showed the owner's token: it is no longer 2000's
   CHECK(limits.admit(2000u));
   CHECK_FALSE(limits.admit(2000u));
-  limits.release(2000u, false);
+  limits.release(2000u, std::nullopt);
   CHECK(limits.admit(2000u));
   CHECK(limits.total() == 21);
 }
@@ -59,8 +59,65 @@ TEST_CASE("other users together leave the owner kReservedForOwner connections", 
   CHECK(taken == ConnectionLimits::kMaxConnections - ConnectionLimits::kReservedForOwner);
   for (std::size_t i = 0; i < ConnectionLimits::kReservedForOwner; ++i) CHECK(limits.admit(1000u));
   CHECK_FALSE(limits.admit(1000u));  // the overall cap still holds
-  limits.release(1000u, false);
+  limits.release(1000u, std::nullopt);
   CHECK(limits.admit(1000u));
+}
+
+// h16srv: 140 authenticated WebSockets of one user used to take every connection.
+TEST_CASE("one user's token holds at most a quarter of the connections; root and others keep room",
+          "[http][hostile]") {
+  ConnectionLimits limits(0);  // a root lpd
+  const uid_t b = 1001, a = 1000;
+  std::size_t held = 0;
+  // b connects again and again, showing its token on each connection.
+  for (int i = 0; i < 200; ++i) {
+    if (!limits.admit(b)) continue;
+    if (limits.authenticate(b, b)) {
+      ++held;
+    } else {
+      limits.release(b, std::nullopt);  // refused (503): the connection closes
+    }
+  }
+  CHECK(held == ConnectionLimits::kMaxAuthenticatedPerUid);
+  CHECK(limits.authenticated(b) == ConnectionLimits::kMaxAuthenticatedPerUid);
+  CHECK(limits.unauthenticated(b) == 0);
+  // Through another peer uid (root's connection, a remote one) b's token gets no more.
+  REQUIRE(limits.admit(0u));
+  CHECK_FALSE(limits.authenticate(0u, b));
+  limits.release(0u, std::nullopt);
+  REQUIRE(limits.admit(std::nullopt));
+  CHECK_FALSE(limits.authenticate(std::nullopt, b));
+  limits.release(std::nullopt, std::nullopt);
+  // a and root still get in, and authenticate.
+  REQUIRE(limits.admit(a));
+  CHECK(limits.authenticate(a, a));
+  REQUIRE(limits.admit(0u));
+  CHECK(limits.authenticate(0u, 0u));
+  // One of b's closes: b may hold one more.
+  limits.release(b, b);
+  CHECK(limits.authenticated(b) == ConnectionLimits::kMaxAuthenticatedPerUid - 1);
+  REQUIRE(limits.admit(b));
+  CHECK(limits.authenticate(b, b));
+  CHECK(limits.total() == ConnectionLimits::kMaxConnections / 4 + 2);
+}
+
+TEST_CASE("users' tokens together leave root and the owner kReservedForOwner connections", "[http][hostile]") {
+  ConnectionLimits limits(0);
+  std::size_t held = 0;
+  for (uid_t uid = 2000; uid < 2010; ++uid)
+    for (std::size_t i = 0; i < ConnectionLimits::kMaxAuthenticatedPerUid; ++i)
+      if (limits.admit(uid)) {
+        if (limits.authenticate(uid, uid))
+          ++held;
+        else
+          limits.release(uid, std::nullopt);
+      }
+  CHECK(held == ConnectionLimits::kMaxConnections - ConnectionLimits::kReservedForOwner);
+  for (std::size_t i = 0; i < ConnectionLimits::kReservedForOwner; ++i) {
+    REQUIRE(limits.admit(0u));
+    CHECK(limits.authenticate(0u, 0u));
+  }
+  CHECK_FALSE(limits.admit(0u));  // the overall cap still holds
 }
 
 TEST_CASE("refused connections are logged once per 10 s with a count", "[http][hostile]") {
