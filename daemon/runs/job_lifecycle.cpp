@@ -171,13 +171,18 @@ std::string run_verdict_text(const FinalFacts& f, int returncode, bool signal_is
   // The facts are of the command's last full run: with isolated reruns
   // after it, that is not the last attempt.
   std::string text = attempts > 1 ? "its last full run " : "";
-  text += f.signal ? "killed by " + signal_name(*f.signal) : "exited with code " + std::to_string(f.exit_code.value_or(-1));
+  // Neither: lpd-monitor, which keeps the exit status, was killed too. No
+  // code is made up for it (a -1 read as the command's own).
+  const bool unknown_end = !f.signal && !f.exit_code;
+  text += f.signal      ? "killed by " + signal_name(*f.signal)
+          : unknown_end ? "ended with no exit status lpd could read (its lpd-monitor is gone)"
+                        : "exited with code " + std::to_string(*f.exit_code);
   if (crashes > 0) text += ", " + std::to_string(crashes) + " crash(es)";
   if (f.flaky_crashes > 0) text += ", " + std::to_string(f.flaky_crashes) + " flaky";
   if (f.interrupted_tests > 0) text += ", " + std::to_string(f.interrupted_tests) + " interrupted";
   if (f.never_ran > 0) text += ", " + std::to_string(f.never_ran) + " never ran";
   const int own = f.signal ? 128 + *f.signal : f.exit_code.value_or(1);
-  if (returncode == own || signal_is_verdict) return text;
+  if ((returncode == own && !unknown_end) || signal_is_verdict) return text;
   // The reason, in final_returncode's order.
   std::string why;
   if (returncode == 0)
@@ -190,6 +195,8 @@ std::string run_verdict_text(const FinalFacts& f, int returncode, bool signal_is
     why = f.test_crashes > 0 ? "a test crashed" : "a flaky crash (--fail-on-flaky)";
   else if (f.interrupted_tests > 0)
     why = "tests were interrupted";
+  else if (unknown_end)
+    why = "how the command ended is not known";
   text += "; the run ";
   text += returncode == 0 ? "passes" : "fails";
   text += " with exit code " + std::to_string(returncode);

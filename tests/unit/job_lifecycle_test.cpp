@@ -214,6 +214,12 @@ TEST_CASE("the verdict text says how the command ended and, when the run's code 
   FinalFacts f;
   f.exit_code = 3;
   CHECK(run_verdict_text(f, final_returncode(f), false, 1, 0) == "exited with code 3");
+  // No exit status at all (lpd-monitor killed with lpd): no code is made up.
+  FinalFacts lost;
+  CHECK(final_returncode(lost) == 1);
+  CHECK(run_verdict_text(lost, final_returncode(lost), false, 1, 0) ==
+        "ended with no exit status lpd could read (its lpd-monitor is gone); the run fails with exit code 1: how "
+        "the command ended is not known");
   // A retry that passed, after a crash that never passed again: the last
   // attempt's 0 is not the run's.
   f.exit_code = 0;
