@@ -87,9 +87,12 @@ struct Shared {
 /// h16hard: the reply a request lpd was still working on gets when lpd
 /// stops (written straight into the socket, so whole and small).
 std::string stopping_reply_bytes(unsigned version) {
-  const std::string body = json{{"error", "lpd is stopping; send the request again once it is back"},
-                                {"detail", "lpd is stopping; send the request again once it is back"}}
-                               .dump();
+  // A job this request made goes on (its run outlives lpd, its table is
+  // kept): what it did shows at GET /jobs once lpd is back.
+  constexpr const char* kText =
+      "lpd is stopping before it could answer; once it is back, GET /jobs shows whether this request made or "
+      "changed a job (jobs and their runs outlive lpd) before sending it again";
+  const std::string body = json{{"error", kText}, {"detail", kText}}.dump();
   return std::string(version == 10 ? "HTTP/1.0" : "HTTP/1.1") +
          " 503 Service Unavailable\r\nServer: lpd\r\nContent-Type: application/json\r\n"
          "Cache-Control: no-store\r\nConnection: close\r\nContent-Length: " +
