@@ -77,8 +77,9 @@ async def measure(args, base, token):
         page = await browser.new_page(isolated=True)
         first, loaded = [], []
         for i in range(args.loads + 1):
-            # The first load brings the token (lpd answers with the cookie) and warms the cache: not counted.
-            await page.navigate(f"{base}/?token={token}" if i == 0 else f"{base}/")
+            # Each load brings the token (the page keeps it in memory only); the first warms the cache: not counted.
+            # (?token=: the page is at {base}/ after a load, so #token= would change its fragment only.)
+            await page.navigate(f"{base}/?token={token}")
             await page.wait_for("document.body.dataset.loaded === 'true'", "the dashboard loaded", timeout=120)
             marks = await page.evaluate("""(() => {
                 const at = (name) => (performance.getEntriesByName(name)[0] || {}).startTime;

@@ -35,7 +35,8 @@ json handle_http_token(Daemon& daemon, Call& call) {
   return {{"uid", call.peer.uid},
           {"token", issued.token},
           {"address", address},
-          {"url", "http://" + address + "/?token=" + issued.token},
+          // h16dash2: the token in the fragment, which a browser never sends (no server log, no Referer).
+          {"url", "http://" + address + "/#token=" + issued.token},
           {"token_file", issued.path},
           {"own_user", call.peer.uid == tokens->owner()},
           {"rotated", issued.rotated}};

@@ -11,7 +11,7 @@ class Daemon;
 /// the connection, never a claim), made on its first request and kept;
 /// with rotate=true a new one replaces it (the old one is refused from
 /// then on, and WebSockets that showed it are closed). Replies token, uid,
-/// address, url (http://ADDR/?token=TOKEN, to open once in a browser),
+/// address, url (http://ADDR/#token=TOKEN, to paste into a browser),
 /// token_file (where lpd keeps it; readable by lpd's user only) and
 /// rotated. Throws unavailable when lpd serves no HTTP (no --http),
 /// internal when the token cannot be written.

@@ -140,6 +140,28 @@ async def open_dashboard(b, url):
     return page
 
 
+async def assert_token_nowhere(page, token):
+    """The token is in none of the places another page of this origin, or
+    whoever serves it later, could read: the address, the tab's history,
+    localStorage, sessionStorage, cookies (the page holds it in memory)."""
+    kept = await page.evaluate("""(() => {
+        const all = (s) => { const o = {}; for (let i = 0; i < s.length; i++) o[s.key(i)] = s.getItem(s.key(i)); return o; };
+        return {href: location.href, local: all(localStorage), session: all(sessionStorage), cookie: document.cookie};
+    })()""")
+    assert token not in json.dumps(kept), kept
+    assert kept["local"] == {} and kept["session"] == {} and kept["cookie"] == "", kept
+    history = await page.send("Page.getNavigationHistory")
+    urls = [entry["url"] for entry in history["entries"]]
+    assert not any(token in url for url in urls), urls
+
+
+async def paste_into_address_bar(page, url):
+    """What a user does with lpctl dashboard's link in a tab already showing
+    the page: the address changes (only its #fragment: no new load)."""
+    result = await page.send("Page.navigate", {"url": url})
+    assert not result.get("errorText"), result
+
+
 def count_js(run_id, name):
     return (f"(document.querySelector('li.run[data-run-id=\"{run_id}\"] [data-count=\"{name}\"]') || {{}})"
             f".textContent")
@@ -153,10 +175,12 @@ def test_run_appears_pauses_and_resumes_by_click(browser, lpd_http, work_dir, tm
         f.write(SUITE)
 
     async def scenario():
-        page = await open_dashboard(b, f"{base}/?token={token}")
+        # lpctl dashboard's link: the token in the fragment.
+        page = await open_dashboard(b, f"{base}/#token={token}")
         try:
-            # The token left the address bar; this origin's storage keeps it (never a cookie).
-            assert await page.evaluate("location.search") == ""
+            # The token left the address bar and history; the page keeps it in memory only.
+            assert await page.evaluate("location.search + location.hash") == ""
+            await assert_token_nowhere(page, token)
             assert await page.evaluate("document.getElementById('runs-count').textContent") == "0"
             await page.evaluate("window.__samePage = true")
 
@@ -239,6 +263,7 @@ def test_run_appears_pauses_and_resumes_by_click(browser, lpd_http, work_dir, tm
             shot = await page.screenshot(os.path.join(out_dir, "dashboard-done.png"))
             show_artifact(capsys, shot)
             assert [line for line in page.console if line.startswith("exception")] == [], page.console
+            await assert_token_nowhere(page, token)
         finally:
             await page.close()
 
@@ -331,9 +356,9 @@ def test_crash_traceback_and_helper_log_tail(browser, lpd_http, work_dir):
             await page.wait_for(f"{count_js(run_id, 'crashed')} === '1' && {count_js(run_id, 'passed')} === '1'",
                                 "the run's counts: 1 passed, 1 crashed")
 
-            # Loaded again, without ?token= (the token this origin stored), the page shows
+            # Loaded again (?token=, which works as #token= does), the page shows
             # the same from lpd's history: counts, latest tests, the crash.
-            await page.navigate(f"{base}/")
+            await page.navigate(f"{base}/?token={token}")
             await page.wait_for("document.body.dataset.loaded === 'true'", "the dashboard loaded again")
             again = await page.evaluate(f"""(() => {{
                 const run = document.querySelector('li.run[data-run-id="{run_id}"]');
@@ -423,7 +448,7 @@ def test_checkpoint_result_and_failure_reason_from_the_page(browser, lpd_http, w
 def test_reconnects_when_lpd_comes_back(browser, tmp_path):
     """lpd stops and starts again on the same port: the page says the
     connection is lost, reconnects by itself, and shows lpd's state again
-    (its stored token still holds: the token file is kept)."""
+    (the token it holds in memory still holds: the token file is kept)."""
     loop, b = browser
     first = Lpd().start("--http", "127.0.0.1:0")
     second = None
@@ -464,7 +489,7 @@ class HeaderRecorder:
     local user's would be): records every request's path and headers, and
     serves a page. `got_request` is set at each request."""
 
-    def __init__(self):
+    def __init__(self, port=0):
         recorder = self
         self.requests = []  # (method, path, [(name, value)])
         self.got_request = threading.Event()
@@ -483,7 +508,7 @@ class HeaderRecorder:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -504,9 +529,10 @@ def test_another_local_server_gets_no_token_from_the_browser(browser, lpd_http):
     """h16auth, the attack: with the token in a cookie for 127.0.0.1, the
     browser sent it to every port of 127.0.0.1, so any local user's server
     the browser visited got lpd's token (root's lpd: anything as root). The
-    dashboard keeps the token in its own origin's storage instead: the
-    other server gets nothing, its page can neither read the token nor act
-    on lpd, and the dashboard still works after a reload."""
+    dashboard keeps the token in memory instead: the other server gets
+    nothing, its page can neither read the token nor act on lpd; back on
+    the dashboard, a reload asks for the token again, and lpctl dashboard's
+    link pasted into the address bar signs the page in."""
     loop, b = browser
     lpd, base, token = lpd_http
     other = HeaderRecorder()
@@ -544,17 +570,24 @@ def test_another_local_server_gets_no_token_from_the_browser(browser, lpd_http):
             jobs = await loop.run_in_executor(None, lambda: list_jobs(base, token))
             assert jobs == [], jobs
 
-            # Back to the dashboard in the same tab, without ?token=: signed in
-            # from its storage, live; then a reload, the same.
+            # Back to the dashboard in the same tab, without the token: the form,
+            # saying to run lpctl dashboard for a fresh link; nothing asked of lpd.
             await page.navigate(f"{base}/")
-            await page.wait_for("document.body.dataset.loaded === 'true' && "
-                                "document.body.dataset.connection === 'live'", "the dashboard live again")
+            message = await page.wait_for("document.body.dataset.auth === 'refused' && "
+                                          "document.getElementById('auth-message').textContent", "the token form")
+            assert "lpctl dashboard" in message, message
+            # lpctl dashboard's link pasted into the address bar: signed in, live.
+            await paste_into_address_bar(page, f"{base}/#token={token}")
+            await page.wait_for("document.body.dataset.loaded === 'true' && document.body.dataset.connection === 'live'"
+                                " && document.getElementById('auth').hidden", "the dashboard live again")
+            await assert_token_nowhere(page, token)
+            # A reload: the form again (the token lived in the page only).
             await page.evaluate("window.__beforeReload = true")
             await page.until_loaded(lambda: page.send("Page.reload"))
             assert await page.evaluate("window.__beforeReload === undefined")
-            await page.wait_for("document.readyState === 'complete' && document.body.dataset.loaded === 'true' && "
-                                "document.body.dataset.connection === 'live'", "the dashboard live after a reload")
-            assert await page.evaluate("document.getElementById('auth').hidden")
+            await page.wait_for("document.body.dataset.auth === 'refused' && !document.getElementById('auth').hidden",
+                                "the token form after a reload")
+            await assert_token_nowhere(page, token)
         finally:
             await page.close()
 
@@ -565,8 +598,8 @@ def test_another_local_server_gets_no_token_from_the_browser(browser, lpd_http):
 
 
 def test_a_rotated_token_goes_back_to_the_sign_in_form_without_a_loop(browser, tmp_path):
-    """lpd restarts with a new token (http.token deleted): the page's stored
-    token is refused, so the page forgets it and shows the form, saying what
+    """lpd restarts with a new token (http.token deleted): the page's token
+    is refused, so the page forgets it and shows the form, saying what
     to do; a reload asks lpd nothing until a token is given; the new token
     typed in works."""
     loop, b = browser
@@ -581,7 +614,7 @@ def test_a_rotated_token_goes_back_to_the_sign_in_form_without_a_loop(browser, t
             nonlocal second
             page = await open_dashboard(b, f"{base}/?token={old_token}")
             try:
-                assert await page.evaluate("localStorage.getItem('lpd.http.token')") == old_token
+                await assert_token_nowhere(page, old_token)
                 first.stop()
                 os.unlink(os.path.join(first.state_dir, "http.token"))
                 await page.wait_for("document.body.dataset.connection === 'down'", "the lost connection shown")
@@ -593,8 +626,7 @@ def test_a_rotated_token_goes_back_to_the_sign_in_form_without_a_loop(browser, t
                     "document.getElementById('auth-message').textContent", "the form after the refusal", timeout=90)
                 assert "refused" in message and "http.token" in message, message
                 text = await page.evaluate("document.getElementById('auth').textContent")
-                assert "http.token" in text and f"{base}/?token=TOKEN" in text, text
-                assert await page.evaluate("localStorage.getItem('lpd.http.token')") is None
+                assert "http.token" in text and f"{base}/#token=TOKEN" in text, text
                 assert await page.evaluate("document.activeElement.id") == "auth-token"
 
                 # A reload: the form at once, and no request to lpd's API (no loop).
@@ -610,7 +642,7 @@ def test_a_rotated_token_goes_back_to_the_sign_in_form_without_a_loop(browser, t
                 await page.press_key("Enter", text="\r", key_code=13)
                 await page.wait_for("document.body.dataset.loaded === 'true' && "
                                     "document.body.dataset.connection === 'live'", "the dashboard with the new token")
-                assert await page.evaluate("localStorage.getItem('lpd.http.token')") == new_token
+                await assert_token_nowhere(page, new_token)
             finally:
                 await page.close()
 
@@ -621,3 +653,129 @@ def test_a_rotated_token_goes_back_to_the_sign_in_form_without_a_loop(browser, t
                 daemon.kill_helpers()
                 daemon.stop()
         shutil.rmtree(first.root, ignore_errors=True)
+
+
+def test_a_server_later_on_lpds_port_finds_no_token(browser, tmp_path):
+    """attack16b #2: the page kept the token in localStorage for
+    http://127.0.0.1:PORT. Once lpd stopped (or moved to another port),
+    another local user's server on that port served the same origin, read
+    the storage and had lpd's token, still valid. The page holds it in
+    memory only: the same tab, now on that server, finds nothing."""
+    loop, b = browser
+    daemon = Lpd().start("--http", "127.0.0.1:0")
+    other = None
+    try:
+        base = http_base_url(daemon)
+        token = http_token(daemon)
+        port = int(base.rsplit(":", 1)[1])
+
+        async def scenario():
+            nonlocal other
+            page = await b.new_page(isolated=True)
+            try:
+                # An older dashboard left the token in this origin's localStorage: removed at the next load.
+                await page.navigate(f"{base}/")
+                await page.evaluate(f"localStorage.setItem('lpd.http.token', {json.dumps(token)})")
+                await page.navigate(f"{base}/?token={token}")
+                await page.wait_for("document.body.dataset.loaded === 'true' && "
+                                    "document.body.dataset.connection === 'live'", "the dashboard loaded and live")
+                await assert_token_nowhere(page, token)
+                daemon.stop()
+                await page.wait_for("document.body.dataset.connection === 'down'", "the lost connection shown")
+                # Another local user binds lpd's old port: the same origin.
+                other = HeaderRecorder(port)
+                assert other.url == base
+                await page.navigate(f"{base}/")
+                assert await page.evaluate("document.title") == "another server"
+                await assert_token_nowhere(page, token)
+                for _method, path, headers in other.requests:
+                    assert token not in path and not any(token in value for _, value in headers), (path, headers)
+            finally:
+                await page.close()
+
+        run(loop, scenario())
+    finally:
+        if other is not None:
+            other.close()
+        if daemon.proc is not None:
+            daemon.kill_helpers()
+            daemon.stop()
+        shutil.rmtree(daemon.root, ignore_errors=True)
+
+
+LONG_NAME = "test_" + "a" * 5000
+HOSTILE_SUITE = f'''
+def {LONG_NAME}():
+    assert False, "\\x1b[31mred\\x1b[0m bell\\x07 end"
+'''
+
+
+def test_huge_argv_long_nodeid_and_escapes_leave_the_page_usable(browser, lpd_http, work_dir):
+    """attack16b #7 and #12: runs with megabytes of arguments made the page
+    never finish loading (it showed and re-rendered every argv whole); a
+    5000-character test id stretched its cards to the screen's height; a
+    failure text's ESC and BEL showed as boxes. The page shows argv cut to
+    300 characters, test ids to a few lines (the whole in the title), and
+    failure text as the helper log view does."""
+    loop, b = browser
+    lpd, base, token = lpd_http
+    with open(os.path.join(work_dir, "test_hostile.py"), "w") as f:
+        f.write(HOSTILE_SUITE)
+    # Runs with 7 arguments of 100 KB each (the kernel's limit is 128 KiB an argument).
+    big = ["x" * 100_000] * 7
+    for _ in range(4):
+        lpd.lpctl("run", "--", "true", *big)
+
+    async def scenario():
+        page = await open_dashboard(b, f"{base}/#token={token}")
+        try:
+            argv = await page.evaluate("[...document.querySelectorAll('li.run .argv')].map(p => p.textContent)")
+            assert len(argv) == 4, [len(a) for a in argv]
+            for line in argv:
+                assert line.startswith("true xxx") and line.endswith("…") and len(line) <= 301, len(line)
+
+            proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--pause-on-failure", "--",
+                                     PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_hostile.py"],
+                                    cwd=work_dir, env=lpd.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                pause_id = await page.wait_for(
+                    "(document.querySelector('li.pause') || {dataset: {}}).dataset.pauseId", "the pause")
+                pause = f'li.pause[data-pause-id="{pause_id}"]'
+                await page.wait_for(f"document.querySelector('li.run .running').textContent.includes('{LONG_NAME}')",
+                                    "the long test shown running")
+                seen = await page.evaluate(f"""(() => {{
+                    const card = document.querySelector('{pause}');
+                    const run = document.querySelector('li.run .running').closest('li.run');
+                    return {{failure: card.querySelector('pre.failure').textContent,
+                             title: card.querySelector('h3').getAttribute('title'),
+                             titleHeight: card.querySelector('h3').getBoundingClientRect().height,
+                             runHeight: run.getBoundingClientRect().height,
+                             running: run.querySelector('.running').getAttribute('title')}};
+                }})()""")
+                assert "red bell\ufffd end" in seen["failure"], repr(seen["failure"][:2000])
+                assert not any(ord(c) < 32 and c not in "\n\t" for c in seen["failure"]), repr(seen["failure"][:2000])
+                assert seen["title"] == f"test_hostile.py::{LONG_NAME}"
+                assert LONG_NAME in seen["running"]
+                # 5000 characters wrapped whole are some 60 lines (over 1000 px): a few lines are shown.
+                assert seen["titleHeight"] < 100, seen["titleHeight"]
+                assert seen["runHeight"] < 400, seen["runHeight"]
+
+                await page.click(f'{pause} button[data-action="resume"]')
+                await page.wait_for(f"document.querySelector('li.run .latest li[data-outcome=\"failed\"]')",
+                                    "the long test finished")
+                finished = await page.evaluate("""(() => {
+                    const li = document.querySelector('li.run .latest li[data-outcome="failed"]');
+                    return {height: li.closest('li.run').getBoundingClientRect().height,
+                            title: li.querySelector('.nodeid').getAttribute('title')};
+                })()""")
+                assert finished["title"] == f"test_hostile.py::{LONG_NAME}"
+                assert finished["height"] < 400, finished
+                await loop.run_in_executor(None, proc.wait, 180)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        finally:
+            await page.close()
+
+    run(loop, scenario())

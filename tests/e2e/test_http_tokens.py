@@ -125,7 +125,7 @@ def test_each_user_gets_a_token_of_their_own_kept_by_lpd(root_lpd, users):
     assert len({mine_a["token"], mine_b["token"], root}) == 3
     for user, mine in ((a, mine_a), (b, mine_b)):
         assert len(mine["token"]) == 64 and mine["uid"] == user.pw_uid and mine["own_user"] is False
-        assert mine["url"] == f"http://{mine['address']}/?token={mine['token']}"
+        assert mine["url"] == f"http://{mine['address']}/#token={mine['token']}"
         path = os.path.join(root_lpd.state_dir, "http-tokens", str(user.pw_uid))
         assert mine["token_file"] == path
         st = os.lstat(path)

@@ -9,10 +9,10 @@
 // {"type", "payload"} frames. Frames that arrive while the state loads wait
 // in a queue and are applied after it, in order (model.js: applying a frame
 // the state already holds changes nothing).
+import { AuthError, allPages, eachEventPage, inPool, op, session, wsUrl } from './lpd_api.js';
 import {
-  AuthError, allPages, eachEventPage, forgetToken, inPool, op, session, storeToken, storedToken, wsUrl,
-} from './lpd_api.js';
-import { addCrash, applyFrame, applyTestEvent, procKey, resetState, runOf, shownRuns, state } from './model.js';
+  addCrash, applyFrame, applyTestEvent, keptRunRecord, procKey, resetState, runOf, shownRuns, state,
+} from './model.js';
 import { $, announce, closeLog, initView, renderNow, scheduleRender, setConnection } from './view.js';
 
 const LOAD_CONCURRENCY = 4;  // per-run requests in flight at once while loading
@@ -91,7 +91,7 @@ async function load() {
     // runs shown: memory stays bounded however long lpd's history.
     let runs = [];
     await allPages('run.list', { all: true, limit: 1000 }, 'runs', (page) => {
-      runs = shownRuns(runs.concat(page));
+      runs = shownRuns(runs.concat(page.map(keptRunRecord)));
     }, Infinity);
     if (!current()) return;
     $('auth').hidden = true;
@@ -204,25 +204,24 @@ function showAuth(message) {
 /// lpd answered 401 to the token `e.token`: it is forgotten (kept, it would
 /// be refused again at every load) and the form asks for the current one.
 function refused(e) {
-  if (e.token) forgetToken(e.token);
   if (session.token === e.token) session.token = null;
   showAuth('lpd refused the token this page had: it was replaced (lpctl dashboard --rotate, or http.token '
     + 'deleted and lpd restarted). Run lpctl dashboard for your current token and give it below.');
 }
 
-/// Checks the token with a ping, keeps it, then opens the WebSocket (and
-/// loads the state). A token lpd refuses goes back to the form; lpd not
-/// answering is tried again later.
+/// Checks the token with a ping, then opens the WebSocket (and loads the
+/// state). A token lpd refuses goes back to the form; lpd not answering is
+/// tried again later.
 function signIn() {
   if (!session.token) {
-    showAuth('This browser has no token for this lpd yet.');
+    showAuth('This page has no token: it keeps none once it is reloaded or closed. Run lpctl dashboard '
+      + 'for a fresh link and paste it into the address bar, or paste the token below.');
     return;
   }
   setConnection('connecting', 'signing in…');
   const token = session.token;
   op('ping', {}).then(() => {
     if (session.token !== token) return;  // the form gave another one meanwhile
-    storeToken(token);
     connect();
   }, (e) => {
     if (e instanceof AuthError) refused(e);
@@ -230,29 +229,56 @@ function signIn() {
   });
 }
 
+/// The token in the address, `#token=` (lpctl dashboard's link: a fragment
+/// never reaches a server, a log or a Referer) or `?token=`, or null. Either
+/// leaves the address bar and this page's history entry at once.
+function tokenFromAddress() {
+  const query = new URLSearchParams(location.search);
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const token = fragment.get('token') || query.get('token');
+  if (!query.has('token') && !fragment.has('token')) return null;
+  query.delete('token');
+  fragment.delete('token');
+  const rest = query.toString();
+  const hash = fragment.toString();
+  history.replaceState(null, '', location.pathname + (rest ? '?' + rest : '') + (hash ? '#' + hash : ''));
+  return token || null;
+}
+
+/// A token given to the page: it replaces the one held, and signs in.
+function useToken(token) {
+  session.token = token;
+  delete document.body.dataset.auth;
+  $('auth').hidden = true;
+  clearTimeout(link.reconnectTimer);
+  if (link.socket) { const s = link.socket; link.socket = null; s.close(); }
+  link.loadGeneration++;
+  signIn();
+}
+
 function start() {
   initView(refused);
-  $('auth-url').textContent = `${location.origin}/?token=TOKEN`;
-  const params = new URLSearchParams(location.search);
-  const token = params.get('token');
-  if (token) {
-    session.token = token;
-    // The token leaves the address bar (and history) at once.
-    params.delete('token');
-    const rest = params.toString();
-    history.replaceState(null, '', location.pathname + (rest ? '?' + rest : '') + location.hash);
-  } else {
-    session.token = storedToken();
-  }
+  $('auth-url').textContent = `${location.origin}/#token=TOKEN`;
+  // The token lives in this variable only, for the page's life: never in
+  // localStorage, sessionStorage or a cookie, where whoever serves this
+  // origin next (another local user's server on lpd's old port, once lpd
+  // moved or stopped) could read it.
+  session.token = tokenFromAddress();
+  // Where an older version of this page kept it: gone, so the next server
+  // on this port finds nothing there either.
+  try { localStorage.removeItem('lpd.http.token'); } catch (e) { /* storage off */ }
+  // A link from lpctl dashboard pasted into this tab's address bar changes
+  // only the fragment: no reload, so it is taken here.
+  window.addEventListener('hashchange', () => {
+    const token = tokenFromAddress();
+    if (token) useToken(token);
+  });
   $('auth-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const value = $('auth-token').value.trim();
     if (!value) return;
-    session.token = value;
     $('auth-token').value = '';
-    delete document.body.dataset.auth;
-    $('auth').hidden = true;
-    signIn();
+    useToken(value);
   });
   signIn();
 }

@@ -4,31 +4,15 @@
 /// How this page proves who it is: lpd's token, sent as
 /// `Authorization: Bearer` on every request and as ?token= on the
 /// WebSocket's address (a browser sets no header on a WebSocket). It comes
-/// from ?token= on the first load or from the form, and is kept in this
-/// origin's localStorage (scheme, host and port: no other server on the
-/// host can read it). Never a cookie: a browser sends cookies for
-/// 127.0.0.1 to every port, so another local user's server would get them.
+/// from the address (#token= or ?token=) or the form, and is held here,
+/// in memory, for the page's life only. Never a cookie (a browser sends
+/// cookies for 127.0.0.1 to every port, so another local user's server
+/// would get them), nor this origin's storage: the origin is a port, and
+/// once lpd moves to another port or stops, whoever binds the old one
+/// serves this origin and reads its storage.
 export const session = {
   token: null,
 };
-
-const STORAGE_KEY = 'lpd.http.token';
-
-/// The token this browser kept for this lpd, or null.
-export function storedToken() {
-  try { return localStorage.getItem(STORAGE_KEY); } catch (e) { return null; }
-}
-
-/// Keeps `token` for the next loads of this page (not when storage is off).
-export function storeToken(token) {
-  try { localStorage.setItem(STORAGE_KEY, token); } catch (e) { /* this tab only */ }
-}
-
-/// Forgets the kept token when it is `token` (lpd refused it: a token
-/// typed in another tab since then stays).
-export function forgetToken(token) {
-  try { if (localStorage.getItem(STORAGE_KEY) === token) localStorage.removeItem(STORAGE_KEY); } catch (e) { /* none */ }
-}
 
 /// Pages of one list read at a time (a bound on a page's work, not a guess
 /// at the list's size).

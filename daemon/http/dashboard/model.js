@@ -39,6 +39,34 @@ function newRun(runId) {
   };
 }
 
+/// Characters of a run's command line the page keeps and shows: a run may
+/// have megabytes of arguments (lpctl run, POST /jobs), which would make
+/// every render of its card copy them.
+export const ARGV_SHOWN = 300;
+
+/// `argv` (a run record's) as one line of at most ARGV_SHOWN characters,
+/// "…" at the end when cut; reads only the elements it shows.
+export function argvLine(argv) {
+  if (!Array.isArray(argv)) return '';
+  let line = '';
+  for (const arg of argv) {
+    const piece = (line ? ' ' : '') + (typeof arg === 'string' ? arg : String(arg));
+    if (line.length + piece.length > ARGV_SHOWN) return line + piece.slice(0, ARGV_SHOWN - line.length) + '…';
+    line += piece;
+  }
+  return line;
+}
+
+/// A run record as the page keeps it: `argv` replaced by `argv_line`
+/// (argvLine's, shown as text), so no run's arguments stay in memory whole.
+export function keptRunRecord(record) {
+  const kept = Object.assign({}, record);
+  delete kept.argv;
+  kept.argv_line = printableText(argvLine(record.argv)).replace(/\n/g, ' ');
+  if (record.argv_truncated) kept.argv_line = kept.argv_line.replace(/…?$/, '…');
+  return kept;
+}
+
 export function runOf(runId) {
   let run = state.runs.get(runId);
   if (!run) {
@@ -94,7 +122,7 @@ export function applyJob(job, withText) {
 function applyRunEvent(p) {
   if (typeof p.run_id !== 'string') return;
   if (p.event === 'run.started') {
-    runOf(p.run_id).record = Object.assign({}, p);
+    runOf(p.run_id).record = keptRunRecord(p);
   } else if (p.event === 'run.ended') {
     const run = runOf(p.run_id);
     run.record = Object.assign({}, run.record, { status: 'ended', ended_at: p.ended_at });
@@ -176,11 +204,18 @@ const ESCAPES = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[
 const CUT_AT_END = /(?:\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?|[ -/]*)|\r)$/;
 const MAX_CARRIED = 256;
 
-/// A chunk of a helper's log as the page shows it: terminal escape
-/// sequences dropped, CR LF and a lone CR as LF, every other control
-/// character but tab and LF as U+FFFD (a terminal would act on them; the
-/// page shows text). Returns [shown, carried]: `carried` is a sequence or
-/// CR cut at the chunk's end, to put before the next chunk.
+/// Text from a program (a helper's log, a test's failure text) as the page
+/// shows it: terminal escape sequences dropped, CR LF and a lone CR as LF,
+/// every other control character but tab and LF as U+FFFD (a terminal
+/// would act on them; the page shows text).
+export function printableText(text) {
+  return String(text).replace(ESCAPES, '').replace(/\r\n?/g, '\n')
+    .replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, '\ufffd');
+}
+
+/// A chunk of a helper's log as printableText shows it. Returns [shown,
+/// carried]: `carried` is a sequence or CR cut at the chunk's end, to put
+/// before the next chunk.
 export function printableLog(chunk) {
   let carried = '';
   const cut = CUT_AT_END.exec(chunk);
@@ -188,7 +223,5 @@ export function printableLog(chunk) {
     carried = cut[0];
     chunk = chunk.slice(0, chunk.length - carried.length);
   }
-  const shown = chunk.replace(ESCAPES, '').replace(/\r\n?/g, '\n')
-    .replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, '\ufffd');
-  return [shown, carried];
+  return [printableText(chunk), carried];
 }

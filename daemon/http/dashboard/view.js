@@ -4,7 +4,7 @@
 // through the DOM, never as HTML.
 import { AuthError, op, wsUrl } from './lpd_api.js';
 import {
-  COUNTED, MAX_CRASHES_SHOWN, MAX_RUNS_SHOWN, byShownOrder, countsOf, printableLog, procKey, state,
+  COUNTED, MAX_CRASHES_SHOWN, MAX_RUNS_SHOWN, byShownOrder, countsOf, printableLog, printableText, procKey, state,
 } from './model.js';
 
 const LOG_TAIL_LINES = 200;
@@ -98,6 +98,10 @@ const fmtDuration = (seconds) => {
   return `${Math.round(seconds / 60)} min`;
 };
 
+/// `text` cut to 300 characters, "…" at the end when cut (the whole goes
+/// in the element's title).
+const shortLine = (text) => (text.length > 300 ? text.slice(0, 300) + '…' : text);
+
 function setCount(id, n) {
   $(id + '-count').textContent = String(n);
   $(id + '-empty').hidden = n > 0;
@@ -143,9 +147,11 @@ function updateRun(node, run) {
   node.querySelector('.badge.paused').hidden = !paused;
   node.querySelector('.job').textContent = jobText(run);
   node.dataset.jobState = run.job && run.job.state ? run.job.state : '';
+  // argv_line: model.js's keptRunRecord, a bounded line.
   const argv = node.querySelector('.argv');
-  argv.textContent = Array.isArray(run.record.argv) ? run.record.argv.join(' ') : '';
-  argv.hidden = !argv.textContent;
+  const argvLine = run.record.argv_line || '';
+  if (argv.textContent !== argvLine) argv.textContent = argvLine;
+  argv.hidden = !argvLine;
   const counts = countsOf(run);
   for (const name of COUNTED) {
     const dd = node.querySelector(`[data-count="${name}"]`);
@@ -154,12 +160,16 @@ function updateRun(node, run) {
   // An ended run runs nothing (a crashed test never finished).
   const running = status === 'active' ? [...run.running.values()].map((t) => t.nodeid) : [];
   const runningNode = node.querySelector('.running');
-  runningNode.textContent = running.length ? `running: ${running.join(', ')}` : '';
+  const runningText = running.length ? `running: ${running.join(', ')}` : '';
+  if (runningNode.textContent !== runningText) {
+    runningNode.textContent = runningText;
+    runningNode.title = runningText;  // the whole text where the card cuts it (style.css)
+  }
   runningNode.hidden = running.length === 0;
   syncList(node.querySelector('.latest'), run.latest, (t) => String(t.seq),
     (t) => el('li', { 'data-nodeid': t.nodeid, 'data-outcome': t.outcome },
       el('span', { class: `outcome ${t.outcome}` }, t.outcome || ''),
-      el('span', { class: 'nodeid mono' }, t.nodeid),
+      el('span', { class: 'nodeid mono', title: t.nodeid }, t.nodeid),
       el('span', { class: 'duration' }, fmtDuration(t.duration))));
 }
 
@@ -218,10 +228,11 @@ function makePause(p) {
   }
   const what = isCheckpoint
     ? el('p', { class: 'task' }, 'Checkpoint task: ', el('strong', {}, p.task || '(none given)'))
-    : el('pre', { class: 'failure', 'aria-label': `Failure of ${title}` }, p.original_failure || '(no failure text)');
+    : el('pre', { class: 'failure', 'aria-label': `Failure of ${title}` },
+      p.original_failure ? printableText(p.original_failure) : '(no failure text)');
   const node = el('li', { class: 'pause', 'data-pause-id': p.pause_id, 'data-kind': p.kind || 'failure',
     'aria-labelledby': `${id}-title` },
-  el('h3', { id: `${id}-title`, class: 'mono' }, title),
+  el('h3', { id: `${id}-title`, class: 'mono nodeid', title }, title),
   el('p', { class: 'meta' }),
   what,
   controls,
@@ -294,7 +305,7 @@ function makeCrash(c) {
   else body.push(el('p', { class: 'meta' }, 'No traceback came.'));
   return el('li', { class: 'crash', 'data-crash-id': c.crash_id },
     el('details', {},
-      el('summary', {}, el('span', { class: 'signal' }, what), ' ', el('span', { class: 'mono' }, where)),
+      el('summary', {}, el('span', { class: 'signal' }, what), ' ', el('span', { class: 'mono', title: where }, shortLine(where))),
       ...body));
 }
 
