@@ -17,9 +17,11 @@ Command dashboard_command() {
                 "lpd gives each user who asks on its socket a token of their own (256 random bits, made on the "
                 "first request and kept across restarts). A request with it acts as that user, with exactly the "
                 "rights `lpctl` has: a root lpd shared by a CI host's runners starts `POST /jobs` as you, and "
-                "shows you other users' runs without their output. Open the URL once: the page keeps the token "
-                "for that address and removes it from the address bar. Scripts send it as \"Authorization: "
-                "Bearer TOKEN\". lpd's own user's token is <state-dir>/http.token; another user's is kept by lpd "
+                "shows you other users' runs without their output. Paste the URL into a browser's address bar "
+                "(never pass it to xdg-open or a browser command: every local user can read a process's "
+                "arguments); the token is after '#', which the browser sends to no server, and the page holds "
+                "it in memory only, so after a reload run this command again. Scripts send it as "
+                "\"Authorization: Bearer TOKEN\" from a file (curl -H @FILE), never on a command line. lpd's own user's token is <state-dir>/http.token; another user's is kept by lpd "
                 "in <state-dir>/http-tokens/<uid> (readable by lpd only): run this command again to see it. It is "
                 "bound to your user (name and home directory): should your uid be given to another user, it "
                 "stops working and they get a token of their own. "
@@ -34,14 +36,15 @@ Command dashboard_command() {
                 return kExitOk;
               }
               const std::string token = reply.value("token", "");
-              std::cout << "Open in a browser on lpd's host (or through a tunnel to "
+              std::cout << "Paste into a browser's address bar on lpd's host (or through a tunnel to "
                         << reply.value("address", "") << "):\n  " << reply.value("url", "") << "\n"
                         << "token:  " << token << (reply.value("rotated", false) ? "  (new: the old one is refused)" : "")
                         << "\n"
                         << "acts as uid " << reply.value("uid", -1) << ", with your rights on lpd's socket; "
                         << (reply.value("own_user", false) ? "also in " : "kept by lpd in ")
                         << reply.value("token_file", "") << "\n"
-                        << "Scripts send \"Authorization: Bearer TOKEN\"; `lpctl dashboard --rotate` replaces it.\n";
+                        << "Scripts send \"Authorization: Bearer TOKEN\" from a file, never in a command's arguments; "
+                        << "`lpctl dashboard --rotate` replaces it.\n";
               return kExitOk;
             };
           }};

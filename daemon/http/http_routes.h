@@ -39,8 +39,9 @@ struct HttpResponse {
 ///
 /// No cookie is read or set: a cookie for 127.0.0.1 goes to every port of
 /// it, so another local user's server would receive lpd's token from the
-/// browser. The dashboard keeps the token in its own origin's storage and
-/// sends it as `Authorization: Bearer` (and as ?token= on /ws).
+/// browser. The dashboard holds the token in memory only (storage of an
+/// origin is read by whoever serves that port next) and sends it as
+/// `Authorization: Bearer` (and as ?token= on /ws).
 class HttpRoutes {
  public:
   using Respond = std::function<void(HttpResponse)>;
