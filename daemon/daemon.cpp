@@ -212,7 +212,8 @@ bool Daemon::start_http(Readiness& readiness) {
     // Its requests and WebSockets leave as socket connections do.
     http_ = std::make_unique<http::HttpServer>(io_, dispatcher_, events_, config_.access,
                                                [this](const Peer& peer) { on_session_closed(peer); });
-    const std::string address = http_->start(config_.http_listen, config_.http_allow_remote, config_.state_dir);
+    const std::string address = http_->start(config_.http_listen, config_.http_allow_remote, config_.state_dir,
+                                               config_.socket_path);
     spdlog::info("lpd HTTP and WebSocket API on http://{}/ (lpd's user's token in {}/http.token; every user: lpctl dashboard)",
                  address, config_.state_dir);
     return true;

@@ -26,6 +26,7 @@
 #include "daemon/http/json_depth.h"
 #include "daemon/http/peer_uid.h"
 #include "daemon/http/relay_job_service.h"
+#include "daemon/http/socket_admission.h"
 #include "daemon/http/user_tokens.h"
 #include "daemon/http/ws_frames.h"
 
@@ -630,12 +631,16 @@ HttpServer::HttpServer(asio::io_context& io, Dispatcher& dispatcher, EventBus& e
 
 HttpServer::~HttpServer() { stop(); }
 
-std::string HttpServer::start(const std::string& listen, bool allow_remote, const std::string& state_dir) {
+std::string HttpServer::start(const std::string& listen, bool allow_remote, const std::string& state_dir,
+                              const std::string& socket_path) {
   const ListenAddress where = parse_listen_address(listen, allow_remote);
   Impl& s = *impl_;
   s.jobs = std::make_unique<RelayJobService>(s.dispatcher, s.events, s.access, state_dir);
   // h16tok: lpd's own token (http.token) and every user's (http-tokens/<uid>).
   s.tokens = std::make_unique<UserTokens>(state_dir, ::geteuid());
+  // One permission model: a token acts only while its user may connect to
+  // the Unix socket (removed from --socket-group: refused at once).
+  s.tokens->may_connect = [socket_path](uid_t uid) { return socket_admits_now(socket_path, uid); };
   s.tokens->on_revoked = [&io = s.io, shared = s.shared](uid_t uid, const std::string& why) {
     // The old token stops at once: its user's open WebSockets are closed
     // too (requests are checked one by one anyway), h16srv: with a close

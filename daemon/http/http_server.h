@@ -45,7 +45,8 @@ class HttpServer {
   /// (see parse_listen_address) and starts accepting. Returns the bound
   /// address, "127.0.0.1:41234" (port 0 resolved). Throws
   /// std::runtime_error / std::invalid_argument saying why not.
-  std::string start(const std::string& listen, bool allow_remote, const std::string& state_dir);
+  std::string start(const std::string& listen, bool allow_remote, const std::string& state_dir,
+                    const std::string& socket_path);
   /// Stops accepting and closes every connection.
   void stop();
   /// "" until started.

@@ -2,6 +2,7 @@
 #include "daemon/http/relay_job_service.h"
 
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -204,6 +205,10 @@ json RelayJobService::payload(const RelayJob& job, std::size_t max_text) {
   // The process's output; why the job has none, when lpd knows (its start
   // failed, or its run is gone); null before its first run.
   std::string output = job.log.empty() ? std::string() : job_output_text(job.log, max_text);
+  struct stat st {};
+  if (!job.log.empty() && output.empty() && ::lstat(job.log.c_str(), &st) != 0 && job.failure.empty())
+    output = "[lpd: this job's output is gone: its run " + job.run_id +
+             " was removed (lpd's retention, --keep-runs or --keep-days, or lpctl prune)]";
   json text = !output.empty() || (job.failure.empty() && !job.log.empty()) ? json(std::move(output))
               : job.failure.empty()                                         ? json(nullptr)
                                                                             : json(job.failure);

@@ -207,6 +207,7 @@ std::optional<uid_t> UserTokens::uid_of(std::string_view offered) {
   if (!uid) return std::nullopt;
   switch (check(*uid)) {
     case OwnerCheck::kSame:
+      if (!admitted(*uid)) return std::nullopt;
       return uid;
     case OwnerCheck::kGone:
       forget(*uid, "whom the uid no longer names");
@@ -221,13 +222,20 @@ std::optional<uid_t> UserTokens::uid_of(std::string_view offered) {
 bool UserTokens::still_acts(uid_t uid) {
   switch (check(uid)) {
     case OwnerCheck::kSame:
-      return true;
+      return admitted(uid);
     case OwnerCheck::kGone:
       forget(uid, "whom the uid no longer names");
       return false;
     case OwnerCheck::kUnknown:
       return false;
   }
+  return false;
+}
+
+bool UserTokens::admitted(uid_t uid) const {
+  if (uid == owner_ || !may_connect || may_connect(uid)) return true;
+  spdlog::info("http: uid {} may not connect to lpd's socket (not in its group any more?): its token is refused",
+               uid);
   return false;
 }
 

@@ -117,6 +117,9 @@ class UserTokens {
   /// that showed it earlier and now sends a request): false when its user
   /// is gone (forgotten as uid_of does) or the lookup failed.
   bool still_acts(uid_t uid);
+  /// may_connect for `uid` (true for lpd's own user or when unset); a
+  /// refusal is logged.
+  bool admitted(uid_t uid) const;
 
   struct Issued {
     std::string token;
@@ -128,6 +131,12 @@ class UserTokens {
   /// old one working). Throws std::runtime_error when it cannot be
   /// written (the directory is a link, not lpd's, ...).
   Issued token_for(uid_t uid, bool rotate);
+
+  /// Whether `uid` may connect to lpd's Unix socket now (socket_admits_now);
+  /// unset: anyone. A token of a user who may not (removed from the
+  /// socket's group) is refused, not forgotten: it acts again once they
+  /// may. lpd's own user always may.
+  std::function<bool(uid_t)> may_connect;
 
   /// Called with the uid whose token was just replaced or forgotten, and
   /// why ("token rotated", "token's user is gone"): open WebSockets that

@@ -17,6 +17,10 @@ json handle_http_token(Daemon& daemon, Call& call) {
   if (!tokens)
     throw Error(ErrorCode::kUnavailable,
                 "this lpd serves no HTTP API or dashboard: start it with `lpd start --http 127.0.0.1:PORT`");
+  // Tokens are given on the Unix socket only: a token must not renew
+  // itself over HTTP past the socket's word on who may connect.
+  if (call.peer.session_id >= http::kFirstSession)
+    throw Error(ErrorCode::kPermissionDenied, "ask for an HTTP token on lpd's Unix socket (lpctl dashboard)");
   if (call.peer.uid == static_cast<uid_t>(-1))
     throw Error(ErrorCode::kPermissionDenied, "the caller's credentials are unknown");
   // A token lpd could not act on (no passwd entry: no groups, no home) is none.

@@ -300,7 +300,8 @@ json JobService::handle_traceback_attach(Call& call) {
     for (auto& p : pending_)
       if (p->activity.pid() == pid) p->activity.add_traceback(bytes);
   });
-  if (!switched) throw Error(ErrorCode::kInternal, "this connection cannot carry a raw stream");
+  if (!switched) throw Error(ErrorCode::kBadRequest, "this connection cannot carry a raw stream (traceback.attach is for "
+                                                  "the Unix socket; HTTP and WebSocket clients cannot use it)");
   return {{"raw", true}, {"echo", echo != nullptr}};
 }
 

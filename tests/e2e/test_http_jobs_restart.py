@@ -203,3 +203,23 @@ def test_a_damaged_job_table_is_left_out_and_lpd_serves(http_lpd, suite_dir):
     api = Api(http_lpd)
     assert api.request("GET", "/jobs")[2] == []
     assert http_lpd.ping()
+
+
+def test_a_job_whose_run_was_pruned_says_its_output_is_gone(http_lpd, suite_dir):
+    api = Api(http_lpd)
+
+    async def two_jobs():
+        async with api.ws() as ws:
+            for job_id in ("first", "second"):
+                status, _, job = await call(api.request, "POST", "/jobs",
+                                            {"args": ["-q", "test_quick.py"], "id": job_id, "cwd": suite_dir})
+                assert status == 201, job
+                await next_frame(ws, job_frame(job_id, "done"))
+
+    asyncio.run(two_jobs())
+    http_lpd.lpctl("prune", "--keep-runs", "1")  # the older run goes
+    status, _, first = api.request("GET", "/jobs/first")
+    assert status == 200 and first["state"] == "done" and first["returncode"] == 1, first
+    assert "this job's output is gone" in first["text"] and "removed" in first["text"], first
+    status, _, second = api.request("GET", "/jobs/second")
+    assert status == 200 and "1 failed, 1 passed" in second["text"], second

@@ -488,3 +488,29 @@ def test_lpd_start_help_tells_each_user_to_ask_lpctl_dashboard_for_a_token():
     result = subprocess.run([LPD_BIN, "start", "--help"], capture_output=True, text=True, timeout=WAIT)
     help_text = " ".join(result.stdout.split())
     assert "--http" in help_text and "`lpctl dashboard`" in help_text, help_text
+
+
+@needs_root
+def test_a_token_acts_only_while_its_user_may_connect_to_the_socket(root_lpd, users):
+    """One permission model: removed from the socket's group, a user's token is
+    refused at once (the socket refuses them too), and works again once they
+    are back; a token cannot renew itself over HTTP."""
+    b = users["b"]
+    token = dashboard(b, root_lpd)["token"]
+    api = api_with(root_lpd, token)
+    assert api.request("GET", "/jobs")[0] == 200
+    # Over HTTP, http.token is refused: tokens are given on the socket only.
+    status, _, body = api.request("POST", "/api/op/http.token", {"rotate": True})
+    assert status == 403 and "Unix socket" in body["error"]["message"], body
+    user_admin(["gpasswd", "-d", b.pw_name, GROUP], check=True)
+    try:
+        assert "may not connect" in as_user(b, root_lpd, "status").stderr
+        status, _, body = api.request("GET", "/jobs")
+        assert status == 401, body
+        status, _, body = api.request("POST", "/jobs", {"args": ["--version"], "id": "kicked", "cwd": "/tmp"})
+        assert status == 401, body
+        assert "may not connect to lpd's socket" in root_lpd.log_text()
+    finally:
+        user_admin(["gpasswd", "-a", b.pw_name, GROUP], check=True)
+    assert api.request("GET", "/jobs")[0] == 200
+    assert root_lpd.ping()

@@ -262,3 +262,23 @@ TEST_CASE("at start, tokens of users gone and tokens bound to no one are deleted
   CHECK(fresh.token != token_of('c'));
   CHECK(parse_bound_token(read_all(c_path))->owner == passwd.users[c]);
 }
+
+// -- the third attack: a token acts only while its user may connect ----------
+#include "daemon/http/socket_admission.h"
+
+TEST_CASE("a token's user may connect as the socket's mode and group say", "[http][tokens]") {
+  using lpd::daemon::http::socket_admits;
+  const uid_t owner = 0;
+  const gid_t group = 900;
+  const mode_t root_socket = 0660;  // a root lpd's socket, given to --socket-group
+  CHECK(socket_admits(0, 0, {}, owner, group, root_socket));                  // root
+  CHECK(socket_admits(1001, 1001, {group}, owner, group, root_socket));       // a member
+  CHECK(socket_admits(1001, group, {}, owner, group, root_socket));           // by primary group
+  CHECK_FALSE(socket_admits(1002, 1002, {}, owner, group, root_socket));      // removed from the group
+  CHECK_FALSE(socket_admits(1002, 1002, {901}, owner, group, root_socket));   // another group
+  CHECK_FALSE(socket_admits(1001, 1001, {group}, owner, group, 0640));        // the group may not write
+  const mode_t user_socket = 0600;  // a user's lpd
+  CHECK(socket_admits(1001, 1001, {}, 1001, 1001, user_socket));
+  CHECK_FALSE(socket_admits(1002, 1001, {1001}, 1001, 1001, user_socket));
+  CHECK(socket_admits(1002, 1002, {}, 1001, 1001, 0666));                     // others' bits
+}
