@@ -55,8 +55,7 @@ bool is_token_text(std::string_view text) {
   return true;
 }
 
-std::optional<std::string> read_token_file(int dir_fd, const std::string& name) {
-  // O_NONBLOCK: a FIFO planted there cannot hold lpd; O_NOFOLLOW: nor a link lead it elsewhere.
+std::optional<std::string> read_own_file(int dir_fd, const std::string& name, std::size_t max_bytes) {
   UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd) return std::nullopt;
   struct stat st {};
@@ -64,13 +63,20 @@ std::optional<std::string> read_token_file(int dir_fd, const std::string& name) 
       (st.st_mode & 07777) != 0600)
     return std::nullopt;
   try {
-    std::string text = read_bounded(fd.get(), 256).bytes;
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    if (!is_token_text(text)) return std::nullopt;
-    return text;
+    BoundedRead read = read_bounded(fd.get(), max_bytes);
+    if (read.truncated) return std::nullopt;
+    return std::move(read.bytes);
   } catch (const std::exception&) {
     return std::nullopt;
   }
+}
+
+std::optional<std::string> read_token_file(int dir_fd, const std::string& name) {
+  auto text = read_own_file(dir_fd, name, 256);
+  if (!text) return std::nullopt;
+  while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
+  if (!is_token_text(*text)) return std::nullopt;
+  return text;
 }
 
 std::string random_token() {

@@ -21,6 +21,11 @@ bool is_token_text(std::string_view text);
 /// 256 random bits from getrandom(2) as 64 lowercase hex digits. Throws
 /// std::runtime_error when the kernel gives none.
 std::string random_token();
+/// The text of `name` under `dir_fd` (AT_FDCWD: a path) when it is a file
+/// lpd wrote: a regular file of lpd's user, mode 0600, not a link
+/// (O_NOFOLLOW), not a FIFO that could hold lpd (O_NONBLOCK), at most
+/// `max_bytes`. nullopt else.
+std::optional<std::string> read_own_file(int dir_fd, const std::string& name, std::size_t max_bytes);
 /// The token in `name` under the directory `dir_fd` (AT_FDCWD: `name` is a
 /// path): nullopt unless it is a regular file of lpd's user, mode 0600, not a
 /// link (O_NOFOLLOW), holding one token (a trailing newline allowed).

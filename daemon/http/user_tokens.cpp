@@ -26,25 +26,6 @@ namespace {
 /// A name and home directory fit in a passwd line; a file larger is none of lpd's.
 constexpr std::size_t kMaxTokenFileBytes = 16 * 1024;
 
-/// The text of `name` under `dir_fd` when it is a file lpd wrote: a regular
-/// file of lpd's user, mode 0600, not a link (O_NOFOLLOW), not a FIFO that
-/// could hold lpd (O_NONBLOCK), at most kMaxTokenFileBytes. nullopt else.
-std::optional<std::string> read_own_file(int dir_fd, const std::string& name) {
-  UniqueFd fd(::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-  if (!fd) return std::nullopt;
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
-      (st.st_mode & 07777) != 0600)
-    return std::nullopt;
-  try {
-    BoundedRead read = read_bounded(fd.get(), kMaxTokenFileBytes);
-    if (read.truncated) return std::nullopt;
-    return std::move(read.bytes);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
 }  // namespace
 
 PasswdAnswer passwd_entry(uid_t uid) {
@@ -155,7 +136,7 @@ void UserTokens::load_user_tokens() {
     const std::string name = entry->d_name;
     const auto uid = uid_of_token_file(name);
     if (!uid || *uid == owner_) continue;  // lpd's own token is http.token
-    const auto text = read_own_file(dir.get(), name);
+    const auto text = read_own_file(dir.get(), name, kMaxTokenFileBytes);
     const auto bound = text ? parse_bound_token(*text) : std::nullopt;
     if (bound && !bound->owner) {
       // h16srv: made before tokens named their user: whether uid still is

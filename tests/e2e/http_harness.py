@@ -90,6 +90,25 @@ def api(http_lpd):
     return Api(http_lpd)
 
 
+# -- the suites the HTTP job tests run ------------------------------------------
+QUICK_SUITE = """
+def test_ok():
+    assert True
+
+def test_fail():
+    print("hello from test_fail")
+    assert 6 * 7 == 41
+"""
+
+# A test that runs until it is interrupted: stop (SIGINT) ends it.
+SLOW_SUITE = """
+import threading
+
+def test_forever():
+    threading.Event().wait()
+"""
+
+
 # -- what a relay-run client does on the WebSocket -----------------------------
 async def call(function, *args, **kwargs):
     """A blocking urllib call, run beside the WebSocket's reads."""

@@ -21,25 +21,8 @@ import websockets.exceptions  # noqa: E402  (a lazy attribute until a client mod
 
 from lpd_harness import Lpd, RawClient, short_tempdir, write_tests  # noqa: E402
 
-from http_harness import (WAIT, Api, api, call, http_lpd, job_frame, next_frame,  # noqa: E402,F401  (fixtures)
-                          relay_states)
-
-QUICK_SUITE = """
-def test_ok():
-    assert True
-
-def test_fail():
-    print("hello from test_fail")
-    assert 6 * 7 == 41
-"""
-
-# A test that runs until it is interrupted: stop (SIGINT) ends it.
-SLOW_SUITE = """
-import threading
-
-def test_forever():
-    threading.Event().wait()
-"""
+from http_harness import (QUICK_SUITE, SLOW_SUITE, WAIT, Api, api, call, http_lpd, job_frame,  # noqa: E402,F401
+                          next_frame, relay_states)
 
 
 @pytest.fixture

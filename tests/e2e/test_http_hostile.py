@@ -24,7 +24,7 @@ websockets = pytest.importorskip("websockets")
 
 from lpd_harness import Lpd, RawClient, short_tempdir, throwaway_users, write_tests  # noqa: E402
 
-from http_harness import WAIT, Api, api, http_lpd  # noqa: E402,F401  (fixtures)
+from http_harness import WAIT, Api, api, http_lpd, job_frame, next_frame  # noqa: E402,F401  (fixtures)
 
 
 @pytest.fixture
@@ -33,22 +33,6 @@ def suite_dir():
     os.chmod(path, 0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-async def next_frame(ws, predicate, seen=None):
-    while True:
-        frame = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
-        if seen is not None:
-            seen.append(frame)
-        if predicate(frame):
-            return frame
-
-
-def job_frame(job_id, state=None):
-    def match(frame):
-        p = frame["payload"]
-        return frame["type"] == "job" and p.get("id") == job_id and (state is None or p.get("state") == state)
-    return match
 
 
 def deep(depth):

@@ -18,24 +18,7 @@ pytest.importorskip("websockets")
 
 from lpd_harness import short_tempdir, write_tests  # noqa: E402
 
-from http_harness import WAIT, Api, call, http_lpd, job_frame, next_frame  # noqa: E402,F401  (fixtures)
-
-QUICK_SUITE = """
-def test_ok():
-    assert True
-
-def test_fail():
-    print("hello from test_fail")
-    assert 6 * 7 == 41
-"""
-
-# Runs until interrupted: the job that is still running after the restart.
-SLOW_SUITE = """
-import threading
-
-def test_forever():
-    threading.Event().wait()
-"""
+from http_harness import QUICK_SUITE, SLOW_SUITE, WAIT, Api, call, http_lpd, job_frame, next_frame  # noqa: E402,F401
 
 # Runs until the test opens its FIFO's other end: the test decides when the
 # job ends (while lpd is away).
