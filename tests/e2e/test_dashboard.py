@@ -162,6 +162,16 @@ async def paste_into_address_bar(page, url):
     assert not result.get("errorText"), result
 
 
+def end_restarted(first, second):
+    """Stops both lpds of a test that restarts lpd on one state directory
+    (the second may not have started), then removes that directory."""
+    for daemon in (second, first):
+        if daemon is not None and daemon.proc is not None:
+            daemon.kill_helpers()
+            daemon.stop()
+    shutil.rmtree(first.root, ignore_errors=True)
+
+
 def count_js(run_id, name):
     return (f"(document.querySelector('li.run[data-run-id=\"{run_id}\"] [data-count=\"{name}\"]') || {{}})"
             f".textContent")
@@ -477,11 +487,7 @@ def test_reconnects_when_lpd_comes_back(browser, tmp_path):
 
         run(loop, scenario())
     finally:
-        for daemon in (second, first):
-            if daemon is not None and daemon.proc is not None:
-                daemon.kill_helpers()
-                daemon.stop()
-        shutil.rmtree(first.root, ignore_errors=True)
+        end_restarted(first, second)
 
 
 class HeaderRecorder:
@@ -648,11 +654,7 @@ def test_a_rotated_token_goes_back_to_the_sign_in_form_without_a_loop(browser, t
 
         run(loop, scenario())
     finally:
-        for daemon in (second, first):
-            if daemon is not None and daemon.proc is not None:
-                daemon.kill_helpers()
-                daemon.stop()
-        shutil.rmtree(first.root, ignore_errors=True)
+        end_restarted(first, second)
 
 
 def test_a_server_later_on_lpds_port_finds_no_token(browser, tmp_path):
