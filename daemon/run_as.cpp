@@ -13,6 +13,15 @@ namespace lpd::daemon {
 using protocol::Error;
 using protocol::ErrorCode;
 
+std::optional<UserEntry> user_entry(uid_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (::getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) != 0 || !found) return std::nullopt;
+  return UserEntry{found->pw_name ? found->pw_name : "", found->pw_gid, found->pw_dir ? found->pw_dir : "",
+                   found->pw_shell ? found->pw_shell : ""};
+}
+
 std::vector<gid_t> groups_of(uid_t uid, gid_t gid) {
   passwd pw{};
   passwd* found = nullptr;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "daemon/peer.h"
@@ -16,5 +17,16 @@ std::optional<Credentials> run_as(const Peer& peer);
 
 /// The groups a user belongs to per the user database (getgrouplist).
 std::vector<gid_t> groups_of(uid_t uid, gid_t gid);
+
+/// A user's entry in the passwd database (getpwuid_r): name, primary
+/// group, home directory, login shell ("" when the entry has none).
+struct UserEntry {
+  std::string name;
+  gid_t gid = static_cast<gid_t>(-1);
+  std::string home;
+  std::string shell;
+};
+/// nullopt when the database has no such uid or does not answer.
+std::optional<UserEntry> user_entry(uid_t uid);
 
 }  // namespace lpd::daemon

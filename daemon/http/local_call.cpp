@@ -15,11 +15,9 @@ std::uint64_t next_session = kFirstSession;  // one io_context, one thread
 
 /// `uid`'s primary group per the passwd database; nullopt when it has no entry.
 std::optional<gid_t> passwd_gid(uid_t uid) {
-  passwd pw{};
-  passwd* found = nullptr;
-  std::vector<char> buffer(16384);
-  if (::getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) != 0 || !found) return std::nullopt;
-  return pw.pw_gid;
+  const auto entry = user_entry(uid);
+  if (!entry) return std::nullopt;
+  return entry->gid;
 }
 
 /// Takes the one reply of one request and keeps itself alive until then

@@ -14,6 +14,8 @@
 #include "daemon/http/job_text.h"
 #include "daemon/http/local_call.h"
 #include "daemon/http/relay_job_record.h"
+#include "daemon/http/user_tokens.h"
+#include "daemon/run_as.h"
 #include "daemon/http/ws_frames.h"
 
 extern char** environ;
@@ -46,13 +48,10 @@ json job_environment(const Peer& peer, const std::string& cwd) {
     if (own_user || locale) env[key] = entry.substr(eq + 1);
   }
   if (!own_user) {
-    passwd pw{};
-    passwd* found = nullptr;
-    std::vector<char> buffer(16384);
-    if (::getpwuid_r(peer.uid, &pw, buffer.data(), buffer.size(), &found) == 0 && found) {
-      env["HOME"] = found->pw_dir ? found->pw_dir : "/";
-      env["USER"] = env["LOGNAME"] = found->pw_name ? found->pw_name : "";
-      env["SHELL"] = found->pw_shell && found->pw_shell[0] ? found->pw_shell : "/bin/sh";
+    if (const auto user = user_entry(peer.uid)) {
+      env["HOME"] = user->home.empty() ? "/" : user->home;
+      env["USER"] = env["LOGNAME"] = user->name;
+      env["SHELL"] = user->shell.empty() ? "/bin/sh" : user->shell;
     }
     env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   }
@@ -63,12 +62,8 @@ json job_environment(const Peer& peer, const std::string& cwd) {
 }
 
 std::string home_of(uid_t uid) {
-  passwd pw{};
-  passwd* found = nullptr;
-  char buffer[4096];
-  if (::getpwuid_r(uid, &pw, buffer, sizeof(buffer), &found) == 0 && found && found->pw_dir && found->pw_dir[0] == '/')
-    return found->pw_dir;
-  return "/";
+  const auto user = user_entry(uid);
+  return user && user->home.starts_with('/') ? user->home : "/";
 }
 
 }  // namespace
@@ -84,18 +79,12 @@ namespace {
 /// Each user's job table: http/jobs/<uid>.json.
 constexpr std::string_view kJobsDir = "http/jobs";
 std::string jobs_file(uid_t owner) { return std::string(kJobsDir) + "/" + std::to_string(owner) + ".json"; }
-/// The uid of a table's file name ("1001.json"), nullopt for any other name.
+/// The uid of a table's file name ("1001.json"): a token file's rule
+/// (uid_of_token_file) before ".json"; nullopt for any other name.
 std::optional<uid_t> owner_of_file(std::string_view name) {
   if (!name.ends_with(".json")) return std::nullopt;
   name.remove_suffix(5);
-  if (name.empty() || name.size() > 10 || (name.size() > 1 && name.front() == '0')) return std::nullopt;
-  std::uint64_t value = 0;
-  for (char c : name) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  if (value >= static_cast<std::uint64_t>(static_cast<uid_t>(-1))) return std::nullopt;
-  return static_cast<uid_t>(value);
+  return uid_of_token_file(name);
 }
 }  // namespace
 

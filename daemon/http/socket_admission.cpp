@@ -1,7 +1,6 @@
 // Whether a user may still connect to lpd's Unix socket.
 #include "daemon/http/socket_admission.h"
 
-#include <pwd.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -22,11 +21,9 @@ bool socket_admits(uid_t uid, gid_t gid, const std::vector<gid_t>& groups, uid_t
 bool socket_admits_now(const std::string& socket_path, uid_t uid) {
   struct stat st {};
   if (socket_path.empty() || ::lstat(socket_path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
-  passwd pw{};
-  passwd* found = nullptr;
-  std::vector<char> buffer(16384);
-  if (::getpwuid_r(uid, &pw, buffer.data(), buffer.size(), &found) != 0 || !found) return false;
-  return socket_admits(uid, pw.pw_gid, groups_of(uid, pw.pw_gid), st.st_uid, st.st_gid, st.st_mode);
+  const auto entry = user_entry(uid);
+  if (!entry) return false;
+  return socket_admits(uid, entry->gid, groups_of(uid, entry->gid), st.st_uid, st.st_gid, st.st_mode);
 }
 
 }  // namespace lpd::daemon::http
