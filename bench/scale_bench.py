@@ -183,7 +183,7 @@ def crash_record(c, run_id, crash_time, uid):
 
 
 def build_state(state_dir, runs, crashes, tests_per_run=5, uid=None):
-    """Writes the layout lpd itself writes (daemon/state_store.h,
+    """Writes the layout lpd itself writes (daemon/core/state_store.h,
     daemon/history/event_log.h), checked against what a real `lpctl run`
     leaves. Crash records go to the runs in order (crash c to run
     c * runs // crashes), so crash ids, runs and seqs all grow with time.

@@ -3,10 +3,10 @@
 #include <chrono>
 #include <string>
 
-#include "daemon/access.h"
+#include "daemon/core/access.h"
 #include "daemon/history/retention.h"
-#include "daemon/process/log_cap_rules.h"  // h14logcap
-#include "daemon/runs/run_output_rules.h"  // h13out
+#include "daemon/logs/log_cap_rules.h"
+#include "daemon/jobs/run_output_rules.h"
 
 namespace lpd::daemon {
 

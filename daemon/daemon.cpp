@@ -9,12 +9,13 @@
 
 #include <spdlog/spdlog.h>
 
-#include "daemon/http/http_server.h"  // issue 16 (h16api)
-#include "daemon/install_paths.h"
-#include "daemon/listen_socket.h"
+#include "daemon/http/http_server.h"
+#include "daemon/host/install_paths.h"
+#include "daemon/core/directory_trust.h"
+#include "daemon/transport/listen_socket.h"
 #include "daemon/operation_table.h"
-#include "daemon/readiness.h"
-#include "daemon/systemd_integration.h"
+#include "daemon/host/readiness.h"
+#include "daemon/host/systemd_integration.h"
 
 namespace lpd::daemon {
 namespace {

@@ -9,21 +9,21 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
-#include "daemon/access.h"
+#include "daemon/core/access.h"
 #include "daemon/config.h"
 #include "daemon/crashes/crash_retry.h"
 #include "daemon/crashes/crash_store.h"
-#include "daemon/dispatcher.h"
-#include "daemon/event_bus.h"
-#include "daemon/file_lock.h"
+#include "daemon/transport/dispatcher.h"
+#include "daemon/core/event_bus.h"
+#include "daemon/host/file_lock.h"
 #include "daemon/pauses/pause_service.h"
-#include "daemon/process/launcher.h"
-#include "daemon/process/process_service.h"
-#include "daemon/runs/job_service.h"
+#include "daemon/os/launcher.h"
+#include "daemon/processes/process_service.h"
+#include "daemon/jobs/job_service.h"
 #include "daemon/history/history.h"
 #include "daemon/runs/run_service.h"
-#include "daemon/server.h"
-#include "daemon/state_store.h"
+#include "daemon/transport/server.h"
+#include "daemon/core/state_store.h"
 
 namespace lpd::daemon {
 

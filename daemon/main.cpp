@@ -13,12 +13,12 @@
 
 #include "client/cli_hints.h"
 #include "daemon/daemon.h"
-#include "daemon/http/http_listen.h"  // issue 16 (h16api): --http checked before starting
-#include "daemon/listen_socket.h"
-#include "daemon/logging.h"
-#include "daemon/readiness.h"
-#include "daemon/stop_command.h"
-#include "daemon/stop_rules.h"
+#include "daemon/http/http_listen.h"
+#include "daemon/core/directory_trust.h"
+#include "daemon/host/logging.h"
+#include "daemon/host/readiness.h"
+#include "daemon/host/stop_command.h"
+#include "daemon/host/stop_rules.h"
 #include "protocol/paths.h"
 #include "protocol/version.h"
 

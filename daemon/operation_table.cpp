@@ -1,10 +1,10 @@
 #include "daemon/operation_table.h"
 
 #include "daemon/daemon.h"
-#include "daemon/ops/daemon_ops.h"
-#include "daemon/ops/event_ops.h"
-#include "daemon/ops/http_token_ops.h"  // h16tok
-#include "daemon/ops/process_ops.h"
+#include "daemon/daemon_ops.h"
+#include "daemon/history/event_ops.h"
+#include "daemon/http/http_token_ops.h"
+#include "daemon/processes/process_ops.h"
 
 namespace lpd::daemon {
 namespace {
@@ -18,10 +18,16 @@ Handler bind(Daemon& daemon) {
   return [&daemon](Call& call) { return F(daemon, call); };
 }
 
-/// Binds a family owner lookup `std::optional<Owned> f(Daemon&, const Call&)`.
-template <std::optional<Owned> (*F)(Daemon&, const Call&)>
-OwnerOf owner(Daemon& daemon) {
-  return [&daemon](const Call& call) { return F(daemon, call); };
+/// Binds a processes-family handler `json f(ProcessService&, Call&)` to this daemon's service.
+template <json (*F)(ProcessService&, Call&)>
+Handler on_processes(Daemon& daemon) {
+  return [&daemon](Call& call) { return F(daemon.processes(), call); };
+}
+
+/// Binds a processes-family owner lookup to this daemon's service.
+template <std::optional<Owned> (*F)(ProcessService&, const Call&)>
+OwnerOf process_owner(Daemon& daemon) {
+  return [&daemon](const Call& call) { return F(daemon.processes(), call); };
 }
 
 /// The supervised run the call's run_id names (run.attach, run.info, ...).
@@ -67,10 +73,10 @@ OperationTable operation_table(Daemon& d) {
       {"ops", "List the operations this daemon serves", G::kOpen, bind<handle_operations>(d)},
       {"events.subscribe", "Push every matching event from now on (run_id, types, replay, since: every kept event "
                            "after that seq first)",
-       G::kList, bind<handle_events_subscribe>(d)},
+       G::kList, [&d](Call& c) { return handle_events_subscribe(d.events(), d.history(), d.io(), c); }},
       {"events.list", "One page of the kept events after since (run_id, types, limit); replies events, next (the "
                       "since of the next page, null at the end) and last_seq",
-       G::kList, bind<handle_events_list>(d)},
+       G::kList, [&d](Call& c) { return handle_events_list(d.events(), d.history(), c); }},
       // -- history and retention (issue 13) --
       {"prune", "Remove ended runs past keep_runs / keep_days (default: lpd's limits) among those the caller may "
                 "act on; dry_run lists them only",
@@ -139,23 +145,23 @@ OperationTable operation_table(Daemon& d) {
       {"proc.ensure",
        "Start NAME unless it runs, answer when its log matches pattern: name, scope?, pattern?, argv, cwd, env, "
        "timeout, max_read_lines, restart, keep_on_timeout, lease?, linger?, keep_logs?",
-       G::kAct, bind<handle_proc_ensure>(d), owner<existing_process_named>(d)},
-      {"proc.list", "Supervised processes (running; all with all=true), a page at a time: scope?, owner?, limit?, after?", G::kList, bind<handle_proc_list>(d)},
-      {"proc.info", "One supervised process: name", G::kRead, bind<handle_proc_info>(d),
-       owner<process_named>(d)},
+       G::kAct, on_processes<handle_proc_ensure>(d), process_owner<existing_process_named>(d)},
+      {"proc.list", "Supervised processes (running; all with all=true), a page at a time: scope?, owner?, limit?, after?", G::kList, on_processes<handle_proc_list>(d)},
+      {"proc.info", "One supervised process: name", G::kRead, on_processes<handle_proc_info>(d),
+       process_owner<process_named>(d)},
       {"proc.kill", "Signal NAME's process group, SIGKILL after grace, answer when gone: name, signal?, grace?",
-       G::kAct, bind<handle_proc_kill>(d), owner<process_named>(d)},
+       G::kAct, on_processes<handle_proc_kill>(d), process_owner<process_named>(d)},
       {"proc.kill_all", "proc.kill for each of the caller's (or owner's) running helpers: scope?, owner?, force?, signal?, grace?", G::kOwn,
-       bind<handle_proc_kill_all>(d)},
+       on_processes<handle_proc_kill_all>(d)},
       {"proc.logs", "Push NAME's log as proc.log pieces then proc.log_end: name, lines?, follow?", G::kRead,
-       bind<handle_proc_logs>(d), owner<process_named>(d)},
+       on_processes<handle_proc_logs>(d), process_owner<process_named>(d)},
       // -- issue 14 (x14names): leases; every proc.* op naming a helper also takes scope?/full_name?/owner? --
       {"proc.release", "This connection stops holding NAME (a lease from proc.ensure): name, scope?", G::kAct,
-       bind<handle_proc_release>(d), owner<process_named>(d)},
+       on_processes<handle_proc_release>(d), process_owner<process_named>(d)},
       // -- issue 16 (h16tok): each user's own HTTP token (lpctl dashboard) --
       {"http.token", "The caller's own HTTP token (made on first request, kept across restarts) and the URL to "
                      "open: rotate? replaces it; unavailable without lpd start --http",
-       G::kOwn, bind<handle_http_token>(d)},
+       G::kOwn, [&d](Call& c) { return handle_http_token(d.http_server(), d.http_address(), c); }},
   };
   return {std::move(ops), d.access()};
 }

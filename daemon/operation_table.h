@@ -2,7 +2,7 @@
 
 #include <vector>
 
-#include "daemon/dispatcher.h"
+#include "daemon/core/operation.h"
 
 namespace lpd::daemon {
 

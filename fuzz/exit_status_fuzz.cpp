@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <optional>
 
-#include "daemon/runs/job.h"
-#include "daemon/untrusted_file.h"
+#include "daemon/jobs/job.h"
+#include "daemon/core/untrusted_file.h"
 #include "fuzz/state_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

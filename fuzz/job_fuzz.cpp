@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "daemon/runs/job.h"
+#include "daemon/jobs/job.h"
 #include "fuzz/state_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

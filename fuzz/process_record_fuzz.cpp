@@ -8,8 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "daemon/process/process_name.h"
-#include "daemon/process/process_record_json.h"
+#include "daemon/processes/process_name.h"
+#include "daemon/processes/process_record_json.h"
 #include "fuzz/state_file.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -13,8 +13,8 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/listen_socket.h"
-#include "daemon/state_store.h"
+#include "daemon/core/directory_trust.h"
+#include "daemon/core/state_store.h"
 
 namespace lpd::fuzz {
 

@@ -1,5 +1,5 @@
 #include "daemon/crashes/crash.h"
-#include "daemon/record_field.h"
+#include "daemon/core/record_field.h"
 
 #include <csignal>
 #include <cstring>

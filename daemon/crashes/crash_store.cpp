@@ -12,9 +12,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "daemon/listen_socket.h"
-#include "daemon/unique_fd.h"
-#include "daemon/untrusted_file.h"
+#include "daemon/core/directory_trust.h"
+#include "daemon/core/unique_fd.h"
+#include "daemon/core/untrusted_file.h"
 #include "protocol/line_reader.h"
 
 namespace lpd::daemon {

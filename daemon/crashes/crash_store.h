@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "daemon/crashes/crash.h"
-#include "daemon/state_store.h"
+#include "daemon/core/state_store.h"
 
 namespace lpd::daemon {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/event_bus.h"
+#include "daemon/core/event_bus.h"
 
 namespace lpd::daemon {
 

@@ -15,7 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/history/event_line.h"
-#include "daemon/state_store.h"
+#include "daemon/core/state_store.h"
 
 namespace lpd::daemon {
 namespace {

@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/event_bus.h"
-#include "daemon/unique_fd.h"
+#include "daemon/core/event_bus.h"
+#include "daemon/core/unique_fd.h"
 
 namespace lpd::daemon {
 

@@ -5,9 +5,9 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
-#include "daemon/clock.h"
-#include "daemon/history/remove_tree.h"
-#include "daemon/unique_fd.h"
+#include "daemon/core/clock.h"
+#include "daemon/os/remove_tree.h"
+#include "daemon/core/unique_fd.h"
 #include "protocol/error.h"
 
 namespace lpd::daemon {

@@ -14,14 +14,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "daemon/dispatcher.h"
-#include "daemon/event_bus.h"
+#include "daemon/core/operation.h"
+#include "daemon/core/event_bus.h"
 #include "daemon/history/event_log.h"
 #include "daemon/history/retention.h"
 #include "daemon/history/seq_reservation.h"
-#include "daemon/runs/run_journal.h"
+#include "daemon/history/run_journal.h"
 #include "daemon/runs/run_registry.h"
-#include "daemon/state_store.h"
+#include "daemon/core/state_store.h"
 
 namespace lpd::daemon {
 

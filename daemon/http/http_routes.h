@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/dispatcher.h"
+#include "daemon/transport/dispatcher.h"
 #include "daemon/http/relay_job_service.h"
 #include "daemon/http/user_tokens.h"
 

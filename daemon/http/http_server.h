@@ -7,9 +7,9 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "daemon/access.h"
-#include "daemon/dispatcher.h"
-#include "daemon/event_bus.h"
+#include "daemon/core/access.h"
+#include "daemon/transport/dispatcher.h"
+#include "daemon/core/event_bus.h"
 
 namespace lpd::daemon::http {
 

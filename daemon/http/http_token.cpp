@@ -10,8 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "daemon/unique_fd.h"
-#include "daemon/untrusted_file.h"
+#include "daemon/core/unique_fd.h"
+#include "daemon/core/untrusted_file.h"
 
 namespace lpd::daemon::http {
 namespace {

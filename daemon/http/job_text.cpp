@@ -6,8 +6,8 @@
 
 #include <algorithm>
 
-#include "daemon/process/log_cap.h"
-#include "daemon/untrusted_file.h"
+#include "daemon/logs/log_cap.h"
+#include "daemon/core/untrusted_file.h"
 
 namespace lpd::daemon::http {
 

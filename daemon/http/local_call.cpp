@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "daemon/http/json_depth.h"
-#include "daemon/run_as.h"
+#include "daemon/os/run_as.h"
 
 namespace lpd::daemon::http {
 namespace {

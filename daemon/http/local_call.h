@@ -7,8 +7,8 @@
 #include <optional>
 #include <string>
 
-#include "daemon/dispatcher.h"
-#include "daemon/peer.h"
+#include "daemon/transport/dispatcher.h"
+#include "daemon/core/peer.h"
 
 namespace lpd::daemon::http {
 

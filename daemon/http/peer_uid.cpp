@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "daemon/unique_fd.h"
+#include "daemon/core/unique_fd.h"
 
 namespace lpd::daemon::http {
 namespace {

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <map>
 
-#include "daemon/record_field.h"
+#include "daemon/core/record_field.h"
 
 namespace lpd::daemon::http {
 namespace {

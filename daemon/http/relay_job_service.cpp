@@ -10,12 +10,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include "daemon/access.h"
+#include "daemon/core/access.h"
 #include "daemon/http/job_text.h"
 #include "daemon/http/local_call.h"
 #include "daemon/http/relay_job_record.h"
 #include "daemon/http/user_tokens.h"
-#include "daemon/run_as.h"
+#include "daemon/os/run_as.h"
 #include "daemon/http/ws_frames.h"
 
 extern char** environ;

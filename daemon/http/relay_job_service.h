@@ -8,11 +8,11 @@
 #include <set>
 #include <string>
 
-#include "daemon/dispatcher.h"
-#include "daemon/event_bus.h"
+#include "daemon/transport/dispatcher.h"
+#include "daemon/core/event_bus.h"
 #include "daemon/http/job_text.h"
 #include "daemon/http/relay_jobs.h"
-#include "daemon/state_store.h"
+#include "daemon/core/state_store.h"
 
 namespace lpd::daemon::http {
 

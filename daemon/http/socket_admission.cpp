@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "daemon/run_as.h"
+#include "daemon/os/run_as.h"
 
 namespace lpd::daemon::http {
 

@@ -18,7 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/http/http_token.h"
-#include "daemon/untrusted_file.h"
+#include "daemon/core/untrusted_file.h"
 
 namespace lpd::daemon::http {
 namespace {

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/unique_fd.h"
+#include "daemon/core/unique_fd.h"
 
 namespace lpd::daemon::http {
 

@@ -71,9 +71,9 @@
 #include <string>
 #include <vector>
 
-#include "daemon/process/cgroup.h"
-#include "daemon/process/descendants.h"
-#include "daemon/process/leftover_test.h"
+#include "daemon/os/cgroup.h"
+#include "daemon/os/descendants.h"
+#include "daemon/os/leftover_test.h"
 
 namespace {
 

@@ -1,5 +1,5 @@
 #include "daemon/pauses/pause.h"
-#include "daemon/record_field.h"
+#include "daemon/core/record_field.h"
 
 #include <type_traits>
 #include <utility>

@@ -4,7 +4,7 @@
 #include <cstdio>
 
 #include "client/terminal_text.h"
-#include "daemon/process/leftover_test.h"  // printable_utf8
+#include "daemon/os/leftover_test.h"  // printable_utf8
 
 namespace lpd::daemon {
 

@@ -17,10 +17,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/listen_socket.h"
+#include "daemon/core/directory_trust.h"
 #include "daemon/pauses/pause_dir_command.h"
 #include "daemon/runs/run_registry.h"
-#include "daemon/untrusted_file.h"
+#include "daemon/core/untrusted_file.h"
 
 namespace lpd::daemon {
 namespace {

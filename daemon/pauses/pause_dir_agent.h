@@ -5,8 +5,8 @@
 
 #include <sys/types.h>
 
-#include "daemon/process/launcher.h"
-#include "daemon/unique_fd.h"
+#include "daemon/os/launcher.h"
+#include "daemon/core/unique_fd.h"
 
 namespace lpd::daemon {
 

@@ -7,9 +7,9 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "daemon/dispatcher.h"
-#include "daemon/event_bus.h"
-#include "daemon/exit_watch.h"
+#include "daemon/core/operation.h"
+#include "daemon/core/event_bus.h"
+#include "daemon/os/exit_watch.h"
 #include "daemon/pauses/pause_registry.h"
 #include "daemon/runs/run_registry.h"
 

@@ -8,12 +8,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include "daemon/clock.h"
-#include "daemon/history/paging.h"
-#include "daemon/pauses/pause_announcement.h"  // h15term
+#include "daemon/core/clock.h"
+#include "daemon/core/paging.h"
+#include "daemon/pauses/pause_announcement.h"
 #include "protocol/paths.h"                    // h15term
-#include "daemon/process_identity.h"
-#include "daemon/resource_shortage.h"
+#include "daemon/os/process_identity.h"
+#include "daemon/core/resource_shortage.h"
 
 namespace lpd::daemon {
 

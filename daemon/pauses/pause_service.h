@@ -8,14 +8,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "daemon/access.h"
-#include "daemon/dispatcher.h"
-#include "daemon/event_bus.h"
-#include "daemon/exit_watch.h"
+#include "daemon/core/access.h"
+#include "daemon/core/operation.h"
+#include "daemon/core/event_bus.h"
+#include "daemon/os/exit_watch.h"
 #include "daemon/pauses/pause_dirs.h"
 #include "daemon/pauses/pause_registry.h"
 #include "daemon/runs/run_registry.h"
-#include "daemon/state_store.h"
+#include "daemon/core/state_store.h"
 
 namespace lpd::daemon {
 

@@ -1,5 +1,5 @@
 #include "daemon/reports/test_result.h"
-#include "daemon/record_field.h"
+#include "daemon/core/record_field.h"
 #include "protocol/json_text.h"
 
 #include <type_traits>

@@ -1,5 +1,5 @@
 #include "daemon/runs/run.h"
-#include "daemon/record_field.h"
+#include "daemon/core/record_field.h"
 
 namespace lpd::daemon {
 

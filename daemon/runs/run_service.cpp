@@ -2,11 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include "daemon/clock.h"
-#include "daemon/history/paging.h"
-#include "daemon/process_identity.h"
-#include "daemon/storage_failure.h"
-#include "daemon/untrusted_file.h"
+#include "daemon/core/clock.h"
+#include "daemon/core/paging.h"
+#include "daemon/os/process_identity.h"
+#include "daemon/core/storage_failure.h"
+#include "daemon/core/untrusted_file.h"
 
 namespace lpd::daemon {
 

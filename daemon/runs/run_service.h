@@ -7,11 +7,11 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "daemon/dispatcher.h"
-#include "daemon/event_bus.h"
-#include "daemon/exit_watch.h"
+#include "daemon/core/operation.h"
+#include "daemon/core/event_bus.h"
+#include "daemon/os/exit_watch.h"
 #include "daemon/runs/run_registry.h"
-#include "daemon/state_store.h"
+#include "daemon/core/state_store.h"
 
 namespace lpd::daemon {
 

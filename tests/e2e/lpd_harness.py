@@ -400,7 +400,7 @@ def staged_install():
     at its exit. Tests that run lpctl, pytest or lpd as throwaway users use
     these: the build and source trees may sit where only root may enter (a
     clone in /root or in `mktemp -d`). An lpd started from bin/ finds its
-    lpd-monitor and the shim there (daemon/install_paths.cpp). Returns
+    lpd-monitor and the shim there (daemon/host/install_paths.cpp). Returns
     {"prefix", "lpd", "lpctl", "lpd_monitor", "pythonpath"}."""
     if _staged.get("pid") == os.getpid():
         return _staged["paths"]

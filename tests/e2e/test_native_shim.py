@@ -5,7 +5,6 @@ events (pause pushes, process exits, socket EOF), never sleeps."""
 
 import json
 import os
-import re
 import socket
 import subprocess
 import threading
@@ -28,22 +27,7 @@ C_SAMPLE = os.path.join(NATIVE_DIR, "c_sample")
 NO_SANITIZER_SIGNALS = "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:handle_abort=0"
 
 
-def _lpctl_commands():
-    """The subcommands `lpctl --help` lists (CLI11 prints them indented under "Subcommands:")."""
-    try:
-        out = subprocess.run([LPCTL_BIN, "--help"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        return set()
-    parts = re.split(r"^subcommands:\s*$", out, maxsplit=1, flags=re.M | re.I)
-    section = parts[1] if len(parts) == 2 else ""
-    return set(re.findall(r"^\s+([a-z][a-z-]*)\b", section, re.M))
-
-
 SANITIZED = build_is_sanitized(BUILD_DIR)
-LPCTL_COMMANDS = _lpctl_commands()
-HAS_LPCTL_RUN = {"run", "crashes"} <= LPCTL_COMMANDS
-needs_lpctl_run = pytest.mark.skipif(
-    not HAS_LPCTL_RUN, reason="lpctl has no 'run' / 'crashes' command yet (issue 5, the lead's work)")
 
 
 def new_run_id():
@@ -350,7 +334,6 @@ def _signal_matches(value, sig, name):
     return value in (sig, name, name[3:]) or (isinstance(value, str) and value.upper().startswith(name))
 
 
-@needs_lpctl_run
 @pytest.mark.parametrize("argv,nodeid,sig,name", [
     ([GTEST_SAMPLE, "--gtest_filter=CrashTest.NullDeref"], "CrashTest.NullDeref", 11, "SIGSEGV"),
     ([GTEST_SAMPLE, "--gtest_filter=CrashTest.Abort"], "CrashTest.Abort", 6, "SIGABRT"),
@@ -377,7 +360,6 @@ def test_lpctl_run_attributes_the_crash_and_keeps_the_signal(lpd, argv, nodeid, 
     assert f"{nodeid} [call]" in result.stderr, result.stderr
 
 
-@needs_lpctl_run
 def test_lpctl_run_records_no_crash_for_passing_native_tests(lpd):
     result = _lpctl_run(lpd, [GTEST_SAMPLE, "--gtest_filter=Sample.*Passes:DeathTest.*"])
     assert result.returncode == 0, (result.stdout, result.stderr)
@@ -393,7 +375,6 @@ def _start_lpctl_run(lpd, *args):
                             stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
 
 
-@needs_lpctl_run
 def test_lpctl_run_checkpoint_in_a_native_test_resumed_false(lpd):
     events = EventWaiter(lpd, types=["pause.created"])
     proc = _start_lpctl_run(lpd, "--", GTEST_SAMPLE, "--gtest_filter=CheckpointTest.AsksAHuman")
@@ -406,7 +387,6 @@ def test_lpctl_run_checkpoint_in_a_native_test_resumed_false(lpd):
     events.close()
 
 
-@needs_lpctl_run
 def test_lpctl_run_pause_on_failure_reaches_the_native_adapter(lpd):
     events = EventWaiter(lpd, types=["pause.created"])
     proc = _start_lpctl_run(lpd, "--pause-on-failure", "--", GTEST_SAMPLE, "--gtest_filter=Sample.Fails")
@@ -419,7 +399,6 @@ def test_lpctl_run_pause_on_failure_reaches_the_native_adapter(lpd):
     events.close()
 
 
-@needs_lpctl_run
 def test_lpctl_run_junit_has_the_native_tests_and_the_crash(lpd):
     workdir = short_tempdir()
     junit = os.path.join(workdir, "junit.xml")

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "daemon/access.h"
+#include "daemon/core/access.h"
 #include "protocol/error.h"
 
 using namespace lpd::daemon;

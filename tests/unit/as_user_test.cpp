@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "daemon/as_user.h"
+#include "daemon/os/as_user.h"
 
 using namespace lpd::daemon;
 

@@ -15,7 +15,7 @@
 
 #include "daemon/crashes/crash_retry.h"
 #include "daemon/crashes/crash_store.h"
-#include "daemon/storage_failure.h"
+#include "daemon/core/storage_failure.h"
 
 using lpd::daemon::Crash;
 using lpd::daemon::CrashRetry;

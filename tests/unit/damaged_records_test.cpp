@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/pauses/pause.h"
-#include "daemon/process/process_record_json.h"
+#include "daemon/processes/process_record_json.h"
 
 using lpd::daemon::Pause;
 using lpd::daemon::PauseKind;

@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "daemon/listen_socket.h"
+#include "daemon/core/directory_trust.h"
 
 using lpd::daemon::directory_distrust;
 

@@ -3,7 +3,7 @@
 #include <map>
 #include <stdexcept>
 
-#include "daemon/dispatcher.h"
+#include "daemon/transport/dispatcher.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::ErrorCode;

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "daemon/event_bus.h"
+#include "daemon/core/event_bus.h"
 #include "protocol/error.h"
 
 using namespace lpd::daemon;

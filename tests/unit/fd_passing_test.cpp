@@ -12,8 +12,8 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "daemon/fd_passing.h"
-#include "daemon/session.h"
+#include "daemon/transport/fd_passing.h"
+#include "daemon/transport/session.h"
 #include "tests/unit/descriptor_pressure.h"
 
 using namespace lpd::daemon;

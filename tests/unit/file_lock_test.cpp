@@ -12,7 +12,7 @@
 #include <optional>
 #include <string>
 
-#include "daemon/file_lock.h"
+#include "daemon/host/file_lock.h"
 
 using lpd::daemon::FileLock;
 

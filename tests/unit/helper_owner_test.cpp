@@ -9,8 +9,8 @@
 
 #include "client/commands/helper_address.h"
 #include "client/text_arguments.h"
-#include "daemon/process/process_registry.h"
-#include "daemon/process/process_service.h"
+#include "daemon/processes/process_registry.h"
+#include "daemon/processes/process_service.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::ErrorCode;

@@ -13,8 +13,8 @@
 
 #include "daemon/history/event_line.h"
 #include "daemon/history/event_log.h"
-#include "daemon/history/paging.h"
-#include "daemon/history/remove_tree.h"
+#include "daemon/core/paging.h"
+#include "daemon/os/remove_tree.h"
 #include "daemon/history/retention.h"
 #include "daemon/history/seq_reservation.h"
 #include "daemon/runs/run_registry.h"

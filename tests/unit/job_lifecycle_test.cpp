@@ -1,11 +1,11 @@
-// The job lifecycle (daemon/runs/job_lifecycle.h): attempts, retries,
+// The job lifecycle (daemon/jobs/job_lifecycle.h): attempts, retries,
 // isolated reruns, how a process's end is judged, the final exit code.
 #include <csignal>
 
 #include <catch2/catch.hpp>
 
-#include "daemon/runs/job.h"
-#include "daemon/runs/job_lifecycle.h"
+#include "daemon/jobs/job.h"
+#include "daemon/jobs/job_lifecycle.h"
 
 using namespace lpd::daemon;
 

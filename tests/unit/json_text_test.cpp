@@ -9,12 +9,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/event_bus.h"
+#include "daemon/core/event_bus.h"
 #include "daemon/history/event_line.h"
 #include "daemon/reports/test_result.h"
 #include "protocol/json_text.h"
 #include "protocol/message.h"
-#include "daemon/runs/output_push.h"
+#include "daemon/jobs/output_push.h"
 
 using lpd::daemon::Event;
 using lpd::daemon::EventBus;

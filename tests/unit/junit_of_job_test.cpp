@@ -1,7 +1,7 @@
 // The JUnit input of a supervised job (piece "junit", issue 12).
 #include <catch2/catch.hpp>
 
-#include "daemon/reports/junit_of_job.h"
+#include "daemon/jobs/junit_of_job.h"
 
 using namespace lpd::daemon;
 

@@ -3,7 +3,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "daemon/process/log_cap_rules.h"
+#include "daemon/logs/log_cap_rules.h"
 
 using namespace lpd::daemon;
 

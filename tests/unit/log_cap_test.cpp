@@ -12,8 +12,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "daemon/process/log_cap.h"
-#include "daemon/process/log_file.h"
+#include "daemon/logs/log_cap.h"
+#include "daemon/logs/log_file.h"
 
 using namespace lpd::daemon;
 

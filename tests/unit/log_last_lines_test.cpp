@@ -8,7 +8,7 @@
 
 #include <unistd.h>
 
-#include "daemon/process/log_file.h"
+#include "daemon/logs/log_file.h"
 
 using namespace lpd::daemon;
 

@@ -11,7 +11,7 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "daemon/process/log_tail.h"
+#include "daemon/logs/log_tail.h"
 
 using namespace lpd::daemon;
 

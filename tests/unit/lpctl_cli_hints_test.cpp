@@ -4,8 +4,8 @@
 
 #include "client/cli_hints.h"
 #include "client/crash_line.h"
-#include "daemon/runs/attempt_banner.h"
-#include "daemon/runs/run_result.h"
+#include "daemon/jobs/attempt_banner.h"
+#include "daemon/jobs/run_result.h"
 
 using lpd::client::command_word_index;
 using lpd::client::dashdash_hint;

@@ -4,8 +4,8 @@
 #include <chrono>
 #include <string>
 
-#include "daemon/process/pattern.h"
-#include "daemon/process/pattern_wait.h"
+#include "daemon/logs/pattern.h"
+#include "daemon/logs/pattern_wait.h"
 #include "protocol/error.h"
 
 using namespace lpd::daemon;

@@ -13,10 +13,10 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "daemon/process/cgroup.h"
-#include "daemon/process/descendants.h"
-#include "daemon/process/kill_job.h"
-#include "daemon/process/proc_stat.h"
+#include "daemon/os/cgroup.h"
+#include "daemon/os/descendants.h"
+#include "daemon/os/kill_job.h"
+#include "daemon/os/proc_stat.h"
 
 using namespace lpd::daemon;
 

@@ -2,8 +2,8 @@
 // the one spelling of a helper scope.
 #include <catch2/catch.hpp>
 
-#include "daemon/process/ensure_outcome.h"
-#include "daemon/process/process_name.h"
+#include "daemon/processes/ensure_outcome.h"
+#include "daemon/processes/process_name.h"
 #include "protocol/error.h"
 
 using namespace lpd::daemon;

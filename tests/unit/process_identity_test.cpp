@@ -11,9 +11,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "daemon/exit_watch.h"
-#include "daemon/process_identity.h"
-#include "daemon/resource_shortage.h"
+#include "daemon/os/exit_watch.h"
+#include "daemon/os/process_identity.h"
+#include "daemon/core/resource_shortage.h"
 #include "tests/unit/descriptor_pressure.h"
 
 using namespace lpd::daemon;

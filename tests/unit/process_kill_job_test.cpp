@@ -11,8 +11,8 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "daemon/process/kill_job.h"
-#include "daemon/process/proc_stat.h"
+#include "daemon/os/kill_job.h"
+#include "daemon/os/proc_stat.h"
 #include "tests/unit/descriptor_pressure.h"
 
 using namespace lpd::daemon;

@@ -12,8 +12,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "daemon/process/launcher.h"
-#include "daemon/process/pidfd_watch.h"
+#include "daemon/os/launcher.h"
+#include "daemon/os/pidfd_watch.h"
 #include "protocol/error.h"
 #include "tests/unit/descriptor_pressure.h"
 

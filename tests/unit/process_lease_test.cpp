@@ -3,8 +3,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "daemon/process/log_file.h"
-#include "daemon/process/process_lease.h"
+#include "daemon/logs/log_file.h"
+#include "daemon/processes/process_lease.h"
 
 using namespace lpd::daemon;
 

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "daemon/process/leftover_test.h"
+#include "daemon/os/leftover_test.h"
 #include "daemon/reports/junit_report.h"
 
 using namespace lpd::daemon;

@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-#include "daemon/process/line_splitter.h"
-#include "daemon/process/log_stream.h"
+#include "daemon/logs/line_splitter.h"
+#include "daemon/logs/log_stream.h"
 
 using namespace lpd::daemon;
 

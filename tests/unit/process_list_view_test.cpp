@@ -6,8 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/process/process_list_view.h"
-#include "daemon/process/process_registry.h"
+#include "daemon/processes/process_list_view.h"
+#include "daemon/processes/process_registry.h"
 
 using namespace lpd::daemon;
 using nlohmann::json;

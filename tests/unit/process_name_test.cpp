@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "daemon/process/process_name.h"
+#include "daemon/processes/process_name.h"
 #include "protocol/error.h"
 
 using namespace lpd::daemon;

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "daemon/process/pattern.h"
+#include "daemon/logs/pattern.h"
 #include "protocol/error.h"
 
 using namespace lpd::daemon;

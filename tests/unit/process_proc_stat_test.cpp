@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <fstream>
 
-#include "daemon/process/log_file.h"
-#include "daemon/process/proc_stat.h"
+#include "daemon/logs/log_file.h"
+#include "daemon/os/proc_stat.h"
 
 using namespace lpd::daemon;
 

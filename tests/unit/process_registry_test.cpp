@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "daemon/process/process_registry.h"
+#include "daemon/processes/process_registry.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::ErrorCode;

@@ -13,10 +13,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "daemon/process/log_cap.h"
-#include "daemon/process/log_cap_rules.h"
-#include "daemon/runs/run_output_cap.h"
-#include "daemon/runs/run_output_rules.h"
+#include "daemon/logs/log_cap.h"
+#include "daemon/logs/log_cap_rules.h"
+#include "daemon/jobs/run_output_cap.h"
+#include "daemon/jobs/run_output_rules.h"
 
 using namespace lpd::daemon;
 

@@ -1,8 +1,8 @@
-// Runner adapters (daemon/runs/runner_adapter.h): which runner a command
+// Runner adapters (daemon/jobs/runner_adapter.h): which runner a command
 // is, and how each leaves tests out or runs one alone.
 #include <catch2/catch.hpp>
 
-#include "daemon/runs/runner_adapter.h"
+#include "daemon/jobs/runner_adapter.h"
 
 using namespace lpd::daemon;
 using V = std::vector<std::string>;

@@ -9,7 +9,7 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "daemon/session.h"
+#include "daemon/transport/session.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::ErrorCode;

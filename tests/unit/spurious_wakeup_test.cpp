@@ -23,8 +23,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
-#include "daemon/exit_watch.h"
-#include "daemon/process/pidfd_watch.h"
+#include "daemon/os/exit_watch.h"
+#include "daemon/os/pidfd_watch.h"
 
 using namespace lpd::daemon;
 

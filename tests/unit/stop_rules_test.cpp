@@ -1,7 +1,7 @@
 // `lpd stop`: who may stop which daemon (issue 18, h18try).
 #include <catch2/catch.hpp>
 
-#include "daemon/stop_rules.h"
+#include "daemon/host/stop_rules.h"
 
 using lpd::daemon::decide_stop;
 using nlohmann::json;

@@ -24,7 +24,7 @@ NOT_MOCKED = object()
 
 
 # How lpd's `unavailable` answer starts when its state directory refused a
-# write (ENOSPC, EIO): see daemon/storage_failure.h.
+# write (ENOSPC, EIO): see daemon/core/storage_failure.h.
 STATE_DIR_FAILURE = "cannot write lpd's state directory "
 
 

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "daemon/core/event_bus.h"
+#include "daemon/history/event_log.h"
+#include "daemon/core/state_store.h"
+#include "daemon/core/unique_fd.h"
+
+namespace lpd::daemon {
+
+/// RunJournal mirrors every event that belongs to a run into
+/// runs/<run_id>/events.jsonl, one line per event, for tools that read
+/// pytest-live-pause's layout and so a restarted lpd can rebuild a run's
+/// report; and every event into the global EventLog. It only listens; the
+/// socket stays the control channel.
+///
+/// Writes are batched: a suite of many small tests publishes two events per
+/// test, and a write() each cost more than the test. Lines wait in a buffer
+/// per journal until a short coalescing deadline (kCoalesce) passes or
+/// kFlushBytes pile up, and are always written before a run's end is
+/// published onwards (run.ended) and when lpd stops. A journal stays open
+/// while its run is active.
+class RunJournal {
+ public:
+  /// `forgotten(run_id)`: true for a run retention removed, whose late
+  /// events must not recreate its directory.
+  RunJournal(boost::asio::io_context& io, EventBus& events, const StateStore& store, EventLog& log,
+             std::function<bool(std::string_view run_id)> forgotten);
+  /// Writes what is still buffered.
+  ~RunJournal();
+  RunJournal(const RunJournal&) = delete;
+  RunJournal& operator=(const RunJournal&) = delete;
+
+  /// Open journals are capped; past this the oldest is closed (reopened on need).
+  static constexpr std::size_t kMaxOpen = 64;
+  /// How long an event may wait in memory before it is written.
+  static constexpr std::chrono::milliseconds kCoalesce{20};
+  /// Buffered bytes (all journals) that trigger a write at once.
+  static constexpr std::size_t kFlushBytes = 256 * 1024;
+
+  /// Writes every buffered line now (run journals and the global log).
+  void flush();
+  /// Drops the buffer and closes the journal of runs that were removed.
+  void forget(std::string_view run_id);
+
+ private:
+  struct Journal {
+    UniqueFd fd;
+    std::string buffer;
+  };
+  void append(const Event& e);
+  void schedule();
+  Journal* open_journal(const std::string& run_id);
+  void write_out(const std::string& run_id, Journal& journal);
+
+  const StateStore& store_;
+  EventLog& log_;
+  std::function<bool(std::string_view)> forgotten_;
+  std::map<std::string, Journal, std::less<>> open_;  // run_id -> O_APPEND fd and its unwritten lines
+  std::pair<const std::string, Journal>* last_ = nullptr;  // the one open_journal() found last
+  std::size_t buffered_ = 0;
+  boost::asio::steady_timer timer_;
+  bool armed_ = false;
+};
+
+}  // namespace lpd::daemon

@@ -1,0 +1,1096 @@
+#include "daemon/jobs/job_service.h"
+#include "daemon/jobs/output_push.h"
+#include "daemon/os/remove_tree.h"
+#include "daemon/core/storage_failure.h"
+#include "daemon/core/record_field.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+
+#include <boost/asio/post.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/core/clock.h"
+#include "daemon/os/heap_trim.h"
+#include "daemon/os/cgroup.h"
+#include "daemon/os/leftover_test.h"
+#include "daemon/os/process_identity.h"
+#include "daemon/jobs/junit_of_job.h"
+#include "daemon/jobs/attempt_banner.h"
+#include "daemon/jobs/run_result.h"
+#include "daemon/os/as_user.h"
+#include "daemon/os/run_as.h"
+#include "daemon/core/untrusted_file.h"
+#include "daemon/os/user_files.h"
+#include "protocol/message.h"
+
+namespace lpd::daemon {
+
+using protocol::Error;
+using protocol::ErrorCode;
+
+namespace {
+
+std::string parent_of_path(const std::string& path) {
+  const auto slash = path.rfind('/');
+  return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
+}
+
+constexpr double kDefaultStopGrace = 10;
+
+std::string env_value(const std::vector<std::string>& env, const std::string& key) {
+  for (const auto& kv : env)
+    if (kv.size() > key.size() && kv.compare(0, key.size(), key) == 0 && kv[key.size()] == '=')
+      return kv.substr(key.size() + 1);
+  return "";
+}
+
+void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value) {
+  for (auto& kv : env) {
+    if (kv.size() > key.size() && kv.compare(0, key.size(), key) == 0 && kv[key.size()] == '=') {
+      kv = key + "=" + value;
+      return;
+    }
+  }
+  env.push_back(key + "=" + value);
+}
+
+}  // namespace
+
+JobService::JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, CrashStore& crashes,
+                       RunRegistry& runs, ProcessLauncher& launcher, const AccessPolicy& access,
+                       JobEnvironment environment)
+    : io_(io),
+      events_(events),
+      store_(store),
+      crashes_(crashes),
+      runs_(runs),
+      launcher_(launcher),
+      access_(access),
+      environment_(std::move(environment)),
+      // -- h13out: the run output cap says what it dropped as an event.
+      output_cap_(io, environment_.run_output, store_.path("runs"), [this](const RunOutputCap::Dropped& d) {
+        events_.publish("run.output_dropped",
+                        {{"run_id", d.run_id},
+                         {"stream", to_string(d.stream)},
+                         {"dropped_bytes", d.parts.dropped()},
+                         {"size", d.parts.size},
+                         {"disk_bytes", d.parts.disk_bytes},
+                         {"head_bytes", d.parts.head_end < d.parts.kept_from ? d.parts.head_end : 0}},
+                        d.run_id, d.owner);
+      }) {}
+
+// Both live in runs/<id>/, a directory of lpd's that the run's user cannot
+// write: the monitor writes the exit status there as lpd's user and drops to
+// the run's user only in the command, so nothing the command does can plant
+// a link or a FIFO where lpd reads, or forge how it ended. The output log is
+// handed to the run's user (mode 0600): it is theirs to read.
+std::string JobService::output_path(const std::string& run_id, OutputStream stream) const {
+  return store_.path("runs/" + run_id + "/" + std::string(output_file_name(stream)));
+}
+std::string JobService::status_path(const std::string& run_id) const {
+  return store_.path("runs/" + run_id + "/exit.json");
+}
+
+void JobService::report_error(Supervised& s, std::string message) {
+  spdlog::error("run {}: {}", s.run_id, message);
+  s.job.report_errors.push_back(std::move(message));
+  persist(s);
+}
+
+void JobService::write_env_file(const std::string& path, const std::vector<std::string>& env) {
+  std::string text;
+  for (const auto& entry : env) {
+    if (entry.find('\0') != std::string::npos) continue;  // cannot be passed to exec anyway
+    text += entry;
+    text.push_back('\0');
+  }
+  ::unlink(path.c_str());
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) throw Error(ErrorCode::kInternal, "cannot write " + path + ": " + std::strerror(errno));
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 && StorageFailure::is_resource_errno(errno))
+      throw StorageFailure(errno, parent_of_path(path), "writing the command's environment");
+    if (n <= 0) throw Error(ErrorCode::kInternal, "cannot write " + path + ": " + std::strerror(errno));
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+UniqueFd JobService::open_output_log(const std::string& path, const std::optional<Credentials>& owner) {
+  // Appended across attempts. O_NOFOLLOW/O_NONBLOCK and the regular-file
+  // check hold even if something was planted before lpd made the directory.
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw Error(ErrorCode::kInternal, "cannot open the run's log " + path + ": " +
+                                          (fd ? "not a regular file" : std::strerror(errno)));
+  if (owner && ::fchown(fd.get(), owner->uid, owner->gid) != 0)
+    throw Error(ErrorCode::kInternal, "cannot hand the run's log " + path + " to uid " + std::to_string(owner->uid));
+  return fd;
+}
+
+std::optional<json> JobService::read_exit_status(const std::string& run_id) const {
+  // lpd-monitor writes a few hundred bytes; anything larger is not its file.
+  constexpr std::size_t kMaxStatusBytes = 64 * 1024;
+  auto text = read_untrusted_file(status_path(run_id), kMaxStatusBytes);
+  // A monitor started by an lpd older than this one wrote into io/.
+  if (!text) text = read_untrusted_file(store_.path("runs/" + run_id + "/io/exit.json"), kMaxStatusBytes);
+  if (!text) return std::nullopt;
+  auto value = json::parse(*text, nullptr, false);
+  if (value.is_discarded() || !value.is_object()) return std::nullopt;
+  return value;
+}
+
+JobService::Supervised* JobService::find(const std::string& run_id) {
+  auto it = jobs_.find(run_id);
+  return it == jobs_.end() ? nullptr : it->second.get();
+}
+
+protocol::Error JobService::not_supervised(const std::string& run_id) const {
+  // A run that joined lpd by itself (plain pytest with the plugin) is in
+  // `lpctl runs -a` too: say why attach and report know nothing of it.
+  if (runs_.find(run_id))
+    return Error(ErrorCode::kNotFound, "run \"" + run_id + "\" was not started by lpctl run (its processes joined "
+                                       "lpd by themselves), so lpd holds no output, job or report of it; its tests "
+                                       "and crashes are in lpctl events --run-id and lpctl crashes --run-id");
+  return Error(ErrorCode::kNotFound, "no supervised run \"" + run_id + "\"");
+}
+
+JobService::Supervised& JobService::known(const std::string& run_id) {
+  auto* s = find(run_id);
+  if (!s) throw not_supervised(run_id);
+  return *s;
+}
+
+JobService::Supervised& JobService::supervised(const std::string& run_id) {
+  Supervised& s = known(run_id);
+  load_history(s);
+  return s;
+}
+
+void JobService::load_history(Supervised& s) {
+  if (s.history_loaded) return;
+  s.history_loaded = true;
+  if (!s.job_loaded) {
+    s.job_loaded = true;
+    auto stored = store_.read_json("runs/" + s.run_id + "/job.json");
+    try {
+      if (!stored) throw std::runtime_error("unreadable");
+      s.job = Job::from_json(*stored);
+    } catch (const std::exception& e) {
+      spdlog::error("run {}: job.json is not a job lpd wrote ({}); only its end is known", s.run_id, e.what());
+    }
+    s.job.state = JobState::kDone;  // what restore saw in it
+  }
+  // Whatever reached memory while the history was out (a late message) is
+  // in the journal and the crash store too: read back once, not twice.
+  s.results.clear();
+  s.crashes.clear();
+  s.unloaded_counts.reset();
+  for (const auto& line : store_.read_lines("runs/" + s.run_id + "/events.jsonl")) {
+    if (!line.is_object() || line.value("event", "") != "test.finish") continue;
+    try {
+      s.results.push_back(TestResult::from_json(line));
+    } catch (const json::exception&) {
+      // a field of the wrong type: not a line lpd wrote
+    }
+  }
+  for (const Crash* crash : crashes_.of_run(s.run_id)) s.crashes.push_back(*crash);
+}
+
+std::size_t JobService::active_jobs() const {
+  std::size_t n = 0;
+  for (const auto& [_, s] : jobs_) n += s->job.state != JobState::kDone;
+  return n;
+}
+
+void JobService::persist(const Supervised& s) {
+  try {
+    store_.write_json("runs/" + s.run_id + "/job.json", s.job.to_json());
+  } catch (const std::exception& e) {
+    spdlog::error("cannot write job of run {}: {}", s.run_id, e.what());
+  }
+}
+
+void JobService::set_state(Supervised& s, JobState state, std::string text) {
+  s.job.state = state;
+  s.job.text = std::move(text);
+  persist(s);
+  json data{{"type", "job"}, {"payload", s.job.payload(s.run_id)}};
+  // h16hard (issue 16): the signal a done run's returncode 128+N stands for,
+  // beside the payload, so the HTTP job API can report -N as relay-run does.
+  if (state == JobState::kDone && s.job.signal) data["signal"] = *s.job.signal;
+  events_.publish("job", std::move(data), s.run_id, s.owner);
+}
+
+std::vector<std::string> JobService::child_environment(const Supervised& s) const {
+  std::vector<std::string> env = s.job.spec.env;
+  // Load the pytest shim with no install step; harmless for other commands.
+  const std::string python_path = env_value(env, "PYTHONPATH");
+  set_env(env, "PYTHONPATH", environment_.python_shim_dir + (python_path.empty() ? "" : ":" + python_path));
+  const std::string plugins = env_value(env, "PYTEST_PLUGINS");
+  if (plugins.find("lpd_pytest") == std::string::npos)
+    set_env(env, "PYTEST_PLUGINS", plugins.empty() ? "lpd_pytest" : plugins + ",lpd_pytest");
+  set_env(env, "LPD_SOCKET", environment_.socket_path);
+  set_env(env, "LPD_RUN_ID", s.run_id);
+  set_env(env, "LPD_ATTEMPT", std::to_string(s.job.attempt));
+  // Pause-on-failure reaches the shims through the environment only: argv
+  // is the command's (make or a GoogleTest binary would reject a flag).
+  if (s.job.spec.pause_on_failure) set_env(env, "LPD_PAUSE_ON_FAILURE", "1");
+  // Which tests to leave out or run alone, for shims that read them (the
+  // runner adapter puts what the runner reads itself in argv).
+  if (s.job.attempt_kind == AttemptKind::kIsolatedRerun)
+    set_env(env, "LPD_ONLY_NODEIDS_FILE", store_.path("runs/" + s.run_id + "/only-nodeids.txt"));
+  else if (!s.job.plan.excluded.empty())
+    set_env(env, "LPD_DESELECT_FILE", store_.path("runs/" + s.run_id + "/deselect.txt"));
+  return env;
+}
+
+json JobService::handle_start(Call& call) {
+  const auto& f = call.fields;
+  JobSpec spec;
+  spec.argv = f.string_list("argv");
+  if (spec.argv.empty()) throw Error(ErrorCode::kBadRequest, "field \"argv\" must name a command");
+  spec.cwd = f.optional_string("cwd").value_or("/");
+  if (spec.cwd.empty() || spec.cwd.front() != '/') throw Error(ErrorCode::kBadRequest, "field \"cwd\" must be absolute");
+  for (auto& [k, v] : f.string_map("env")) spec.env.push_back(k + "=" + v);
+  spec.name = f.optional_string("name").value_or("");
+  // The run id is NAME-YYYYMMDD-HHMMSS-xxxxxx, a directory name of at most
+  // 64 characters: a longer name was cut from the front, which could leave
+  // an id starting with '-' that no restart would take back (the run lost).
+  if (!spec.name.empty()) {
+    constexpr std::size_t kMaxName = 64 - 1 - 22;
+    if (spec.name.size() > kMaxName)
+      throw Error(ErrorCode::kBadRequest, "run name \"" + spec.name + "\" is " + std::to_string(spec.name.size()) +
+                                              " characters; at most " + std::to_string(kMaxName) +
+                                              " (the run id, NAME-YYYYMMDD-HHMMSS-xxxxxx, has at most 64)");
+    if (!is_safe_id(spec.name))
+      throw Error(ErrorCode::kBadRequest, "run name \"" + spec.name + "\" must start with a letter or digit and hold "
+                                          "only letters, digits, '.', '_' and '-'");
+  }
+  spec.retry_crashed = static_cast<int>(f.optional_integer("retry_crashed").value_or(0));
+  if (spec.retry_crashed < 0 || spec.retry_crashed > 100)
+    throw Error(ErrorCode::kBadRequest, "field \"retry_crashed\" must be between 0 and 100");
+  spec.rerun_crashed = static_cast<int>(f.optional_integer("rerun_crashed").value_or(0));
+  if (spec.rerun_crashed < 0 || spec.rerun_crashed > 100)
+    throw Error(ErrorCode::kBadRequest, "field \"rerun_crashed\" must be between 0 and 100");
+  spec.fail_on_flaky = f.optional_boolean("fail_on_flaky").value_or(false);
+  // -- h18cli (issue 18): "terminal": {"columns": C, "rows": R} runs the
+  // command on a pseudo-terminal of that size (lpd-monitor --pty).
+  if (const auto t = call.body.find("terminal"); t != call.body.end() && !t->is_null()) {
+    const auto dimension = [&](const char* name) {
+      const auto v = t->is_object() ? t->find(name) : t->end();
+      if (v == t->end() || !v->is_number_integer() || v->get<std::int64_t>() < 1 || v->get<std::int64_t>() > 10000)
+        throw Error(ErrorCode::kBadRequest,
+                    "field \"terminal\" must be {\"columns\": N, \"rows\": M}, each between 1 and 10000");
+      return static_cast<int>(v->get<std::int64_t>());
+    };
+    spec.terminal_columns = dimension("columns");
+    spec.terminal_rows = dimension("rows");
+  }
+  // -- end h18cli
+  // A terminal shows stdout and stderr as one stream: there is nothing to keep apart.
+  spec.separate_stderr = f.optional_boolean("separate_stderr").value_or(false) && spec.terminal_columns == 0;
+  std::optional<Runner> named_runner;
+  if (auto name = f.optional_string("runner"); name && !name->empty()) {
+    named_runner = runner_from_name(*name);
+    if (!named_runner)
+      throw Error(ErrorCode::kBadRequest, "unknown runner \"" + *name + "\"; lpd knows " +
+                                              std::string(supported_runners_text()));
+  }
+  spec.runner = detect_runner(spec.argv, named_runner);
+  // Refused now, not after the first crash: leaving tests out of a command
+  // lpd cannot steer would re-run the same crash (or break its command line).
+  if ((spec.retry_crashed > 0 || spec.rerun_crashed > 0) && spec.runner == Runner::kNone)
+    throw Error(ErrorCode::kBadRequest,
+                "--retry-crashed and --rerun-crashed need a test runner lpd can leave tests out of, and \"" +
+                    spec.argv.front() + "\" is none it recognises. Supported: " +
+                    std::string(supported_runners_text()) + ". Name it with --runner.");
+  spec.junit_path = f.optional_string("junit").value_or("");
+  spec.crash_log_path = f.optional_string("crash_log").value_or("");
+  spec.pause_on_failure = f.optional_boolean("pause_on_failure").value_or(false);
+  spec.run_as = run_as(call.peer);
+  // Resolve the command before creating anything, so "not found" leaves no
+  // run behind; as the caller, so a root lpd reveals nothing of paths they
+  // cannot see.
+  check_runnable_as(spec.run_as, spec.argv.front(), spec.env, spec.cwd);
+  // Files written for the caller must be theirs to write: say so now, not
+  // when the run is over (the crash log is created empty, as pytest-abort's is).
+  for (const auto& [path, mode] : {std::pair{spec.junit_path, UserWrite::kCheckWritable},
+                                   std::pair{spec.crash_log_path, UserWrite::kAppend}}) {
+    if (path.empty()) continue;
+    if (path.front() != '/') throw Error(ErrorCode::kBadRequest, "report path \"" + path + "\" must be absolute");
+    if (auto error = write_file_as(spec.run_as, path, "", mode))
+      throw Error(error->error == EACCES || error->error == EPERM ? ErrorCode::kPermissionDenied
+                                                                   : ErrorCode::kBadRequest,
+                  error->message);
+  }
+
+  const double now = wall_now();
+  const std::string run_id = (spec.name.empty() ? "" : spec.name + "-") + make_run_id(now, random_());
+
+  Run run;
+  run.run_id = run_id;
+  run.owner = call.peer.uid;
+  run.pid = 0;
+  run.cwd = spec.cwd;
+  run.argv = spec.argv;
+  run.created_at = now;
+  run.supervised = true;
+  // On disk before anything knows of it: on a full disk the request fails
+  // (unavailable, naming the directory) and leaves no ghost run behind.
+  try {
+    store_.write_json("runs/" + run_id + "/run.json", run.to_json());
+  } catch (...) {
+    forget_unstarted(run_id);
+    throw;
+  }
+  runs_.restore(run);
+  events_.publish("run.started", run.to_json(), run_id, run.owner);
+
+  auto s = std::make_unique<Supervised>();
+  s->run_id = run_id;
+  s->owner = call.peer.uid;
+  s->job.spec = std::move(spec);
+  s->job.plan.retry_crashed = s->job.spec.retry_crashed;
+  s->job.plan.rerun_crashed = s->job.spec.rerun_crashed;
+  s->job.created_at = now;
+  Supervised& ref = *s;
+  jobs_[run_id] = std::move(s);
+  set_state(ref, JobState::kCreated, "created");
+  try {
+    start_attempt(ref);
+  } catch (const StorageFailure&) {
+    // Nothing ran (the state directory failed before the launch): the run
+    // is forgotten, in memory and on disk, rather than left active.
+    jobs_.erase(run_id);
+    runs_.erase(run_id);
+    output_cap_.forget({run_id});  // h13out
+    forget_unstarted(run_id);
+    events_.publish("run.ended", {{"run_id", run_id}, {"ended_at", wall_now()}}, run_id, call.peer.uid);
+    throw;
+  } catch (...) {
+    finish_job(ref, 127, std::nullopt);
+    throw;
+  }
+  json reply = {{"run_id", run_id}, {"log", output_path(run_id)}, {"job", ref.job.payload(run_id)}};
+  if (ref.job.spec.separate_stderr) reply["stderr_log"] = output_path(run_id, OutputStream::kStderr);
+  return reply;
+}
+
+void JobService::forget_unstarted(const std::string& run_id) {
+  UniqueFd runs_dir(::open(store_.path("runs").c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!runs_dir) return;
+  if (const std::string why = remove_tree_at(runs_dir.get(), run_id); !why.empty())
+    spdlog::warn("run {}: could not remove what its failed start left: {}", run_id, why);
+}
+
+// -- h18cli (issue 18): the re-run banner, in the output itself ------------
+// In the log, not an event: every reader (lpctl run, attach, a replay, the
+// file) gets it exactly between the two attempts' output. On a line of its
+// own: the previous attempt may have died mid-line (pytest's progress dots).
+void JobService::write_attempt_banner(int log_fd, const std::string& path, const std::string& banner) {
+  if (banner.empty()) return;
+  std::string text = banner;
+  struct stat st {};
+  if (::fstat(log_fd, &st) == 0 && st.st_size > 0) {
+    // The last byte, read through a descriptor of its own (the command's is
+    // write-only); a hole the output cap punched reads as 0: a newline then.
+    UniqueFd reader(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    char last = 0;
+    if (!reader || ::pread(reader.get(), &last, 1, st.st_size - 1) != 1 || last != '\n') text.insert(0, "\n");
+  }
+  // O_APPEND, before the attempt starts: nothing else writes the log now.
+  if (::write(log_fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    spdlog::warn("cannot write the attempt banner into {}: {}", path, std::strerror(errno));
+}
+// -- end h18cli
+
+void JobService::start_attempt(Supervised& s) {
+  s.job.attempt += 1;
+  store_.make_dir("runs/" + s.run_id);
+  write_selection_files(s);
+  ::unlink(status_path(s.run_id).c_str());
+  UniqueFd log_fd = open_output_log(output_path(s.run_id), s.job.spec.run_as);
+  write_attempt_banner(log_fd.get(), output_path(s.run_id),
+                       attempt_banner(s.job.attempt_kind, s.job.plan, s.job.attempt_only, s.job.attempt));  // h18cli
+  output_cap_.started(s.run_id, s.owner, output_path(s.run_id));  // h13out: capped while it is written
+  UniqueFd stderr_fd;
+  if (s.job.spec.separate_stderr) {
+    const std::string path = output_path(s.run_id, OutputStream::kStderr);
+    stderr_fd = open_output_log(path, s.job.spec.run_as);
+    output_cap_.started(s.run_id, s.owner, path, OutputStream::kStderr);
+  }
+  LaunchSpec spec;
+  // The monitor runs as lpd; the command as the run's user (see output_path).
+  // The monitor may run as root: it gets a fixed environment, and the
+  // command's (the caller's LD_PRELOAD included) only reaches the command,
+  // after it became the caller (see lpd-monitor's header).
+  const std::string env_file = store_.path("runs/" + s.run_id + "/command.env");
+  write_env_file(env_file, child_environment(s));
+  spec.argv = {environment_.monitor_path, "--status", status_path(s.run_id), "--cwd", s.job.spec.cwd, "--env-file",
+               env_file};
+  // -- issue 14 (x14tree): the monitor keeps the command's whole tree (its
+  // cgroup in lpd's cgroup base, else as subreaper), so the launcher does
+  // not put the monitor itself in one.
+  spec.contain_tree = false;
+  // Held until the monitor has forked the command and can forward them
+  // (lpd-monitor unblocks them then): a run.stop right after run.start.
+  spec.blocked_signals = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR2};
+  if (const auto& cgroups = supervision_cgroup_base(); cgroups.usable()) {
+    spec.argv.push_back("--cgroup-base");
+    spec.argv.push_back(cgroups.dir);
+  }
+  // -- end issue 14
+  if (const auto& who = s.job.spec.run_as) {
+    std::string groups;
+    for (gid_t g : who->groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
+    for (std::string arg : {std::string("--uid"), std::to_string(who->uid), std::string("--gid"),
+                            std::to_string(who->gid)})
+      spec.argv.push_back(std::move(arg));
+    if (!groups.empty()) {
+      spec.argv.push_back("--groups");
+      spec.argv.push_back(groups);
+    }
+  }
+  if (s.job.spec.terminal_columns > 0) {  // h18cli: on a pseudo-terminal
+    spec.argv.push_back("--pty");
+    spec.argv.push_back(std::to_string(s.job.spec.terminal_columns) + "x" + std::to_string(s.job.spec.terminal_rows));
+  }
+  spec.argv.push_back("--");
+  for (const auto& arg : s.job.attempt_argv()) spec.argv.push_back(arg);
+  spec.cwd = s.job.spec.cwd;
+  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+  spec.stdout_fd = log_fd.get();
+  spec.stderr_fd = stderr_fd ? stderr_fd.get() : log_fd.get();
+  spec.new_session = true;
+  const Launched launched = launcher_.launch(spec);
+  log_fd.reset();
+  stderr_fd.reset();
+  s.job.monitor_pid = launched.pid;
+  s.job.monitor_start_time = launched.start_time;
+  const std::string run_id = s.run_id;
+  s.monitor_watch = std::make_shared<PidfdWatch>(io_, launched.pidfd, /*own_child=*/true);
+  s.monitor_watch->async_wait([this, run_id](const ExitStatus&) { attempt_ended(run_id); });
+  std::string text = "running";
+  if (s.job.attempt_kind == AttemptKind::kRetry)
+    text = "re-running without " + std::to_string(s.job.plan.excluded.size()) + " crashed test(s), attempt " +
+           std::to_string(s.job.attempt);
+  else if (s.job.attempt_kind == AttemptKind::kIsolatedRerun)
+    text = "re-running crashed test " + s.job.attempt_only + " alone (rerun " +
+           std::to_string(s.job.plan.reruns_done[s.job.attempt_only] + 1) + " of " +
+           std::to_string(s.job.plan.rerun_crashed) + "), attempt " + std::to_string(s.job.attempt);
+  const auto step = job_step(s.job.state, JobEvent::kStarted);
+  set_state(s, step ? step->to : JobState::kInProgress, std::move(text));
+  spdlog::info("run {}: attempt {} started (monitor pid {})", run_id, s.job.attempt, launched.pid);
+}
+
+void JobService::drain_sessions_where(const std::function<bool(const WorkerActivity&)>& matches) {
+  if (!drain_session) return;
+  // Draining dispatches messages that reach activities_: collect first.
+  std::vector<std::uint64_t> sessions;
+  for (const auto& [session_id, activity] : activities_)
+    if (matches(activity)) sessions.push_back(session_id);
+  for (auto session_id : sessions) drain_session(session_id);
+}
+
+void JobService::attempt_ended(const std::string& run_id) {
+  Supervised* s = find(run_id);
+  if (!s || s->job.state == JobState::kDone) return;
+  s->monitor_watch.reset();
+  s->readopted_watch.reset();
+  if (s->kill_timer) s->kill_timer->cancel();
+  auto status = read_exit_status(run_id);
+  std::optional<int> exit_code, signal;
+  // lpd-monitor's file, read as any record: a mistyped field is absent.
+  if (status && field_or(*status, "state", "") == "exited") {
+    signal = integer_field<int>(*status, "signal");
+    exit_code = integer_field<int>(*status, "exit_code");
+  } else {
+    spdlog::warn("run {}: the monitor left no exit status", run_id);
+  }
+  ProcessEnd end{signal, exit_code};
+  const pid_t command_pid = status ? integer_field<pid_t>(*status, "pid").value_or(0) : 0;
+  if (status) note_left_running(*s, *status);  // issue 14 (x14tree)
+  drain_sessions_where([&](const WorkerActivity& a) { return a.run_id() == run_id; });
+  s = find(run_id);  // draining dispatched messages; look again
+  if (!s) return;
+  const std::size_t crashes_before = s->crashes.size();
+  finalize_pending_of(run_id, end);
+  // The controller may still hold its connection open in our queue; it is
+  // dead now, so whatever it was running crashed with the job's status.
+  for (auto it = activities_.begin(); it != activities_.end();) {
+    if (it->second.run_id() == run_id && it->second.worker_id() == "controller") {
+      settle_end(s, it->second, end);
+      it = activities_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+
+  // A command that died while lpd was away (restarted) and never came back
+  // to say which test it ran has still crashed: pinned on no test, so the
+  // report cannot come out green beside an exit by a signal.
+  if (end.signal && !s->job.stop_requested && s->job.tests_reported) {
+    const int attempt = std::max(1, s->job.attempt);
+    const bool pinned = std::any_of(s->crashes.begin(), s->crashes.end(), [&](const Crash& c) {
+      return c.attempt == attempt && (c.worker_id == "controller" || (command_pid != 0 && c.pid == command_pid));
+    });
+    if (!pinned) {
+      Crash c;
+      c.run_id = run_id;
+      c.where = "session";
+      c.worker_id = "controller";
+      c.pid = command_pid;
+      c.signal = end.signal;
+      c.reason = "killed by " + signal_name(*end.signal) +
+                 " while lpd was restarting: which test it was running is not known";
+      c.crash_time = wall_now();
+      c.attempt = attempt;
+      c.owner = s->owner;
+      record_crash(s, std::move(c));
+    }
+  }
+  after_attempt(*s, end, crashes_before, command_pid);
+}
+
+// -- issue 14 (x14tree) -------------------------------------------------------
+void JobService::note_left_running(Supervised& s, const json& status) {
+  const auto it = status.find("left_running");
+  if (it == status.end() || !it->is_array()) return;
+  // h14left: the test each started in. lpd-monitor names it from the
+  // process's PYTEST_CURRENT_TEST ("test": an index into
+  // "left_running_tests"); otherwise lpd compares its start time with the
+  // spans of the tests this attempt ran, from the event history, built
+  // here once (never on the per-test path) and only when needed.
+  const auto tests_it = status.find("left_running_tests");
+  const json no_tests = json::array();
+  const json& named = tests_it != status.end() && tests_it->is_array() ? *tests_it : no_tests;
+  const double attempt_started = field_or(status, "started_at", 0.0);
+  std::optional<std::vector<TestSpan>> spans;  // built on first need
+  bool history_reaches = true;
+  auto test_spans = [&]() -> const std::vector<TestSpan>& {
+    if (spans) return *spans;
+    TestSpanBuilder builder;
+    const auto& history = events_.history();
+    history_reaches = !history.empty() && history.front().time <= attempt_started;
+    for (const Event& e : history) {
+      if (e.run_id != s.run_id || e.time < attempt_started) continue;
+      const bool start = e.type == "test.start";
+      if (!start && e.type != "test.finish") continue;
+      // Parsed into a temporary: the history's events keep no tree.
+      const json data = json::parse(e.data_text(), nullptr, false);
+      const std::string worker = field_or(data, "worker_id", "");
+      const std::string nodeid = field_or(data, "nodeid", "");
+      if (start)
+        builder.started(worker, nodeid, e.time);
+      else
+        builder.finished(worker, nodeid, e.time);
+    }
+    spans = builder.spans();
+    return *spans;
+  };
+  // How late lpd may handle a test.start after the test began (the shim's
+  // event ring is read within ~50 ms (session.h kRingWindow); more under load), and one clock tick
+  // (/proc's start time is cut to whole ticks).
+  constexpr double kEventLag = 0.5;
+  const long ticks = ::sysconf(_SC_CLK_TCK);
+  const double tick = ticks > 0 ? 1.0 / static_cast<double>(ticks) : 0.01;
+  constexpr std::size_t kMaxNodeidBytesKept = 256 * 1024;  // run.info stays far below a 1 MiB reply
+  std::size_t nodeid_bytes = 0;
+  for (const auto& l : s.job.left_running_processes)
+    for (const auto& t : l.tests) nodeid_bytes += t.size();
+  for (const auto& entry : *it) {
+    if (!entry.is_object()) continue;
+    const auto pid = integer_field<pid_t>(entry, "pid");
+    if (!pid) continue;
+    LeftProcess left;
+    left.pid = *pid;
+    left.argv = printable_utf8(field_or(entry, "argv", ""), 200);
+    left.attempt = std::max(1, s.job.attempt);
+    const auto index = integer_field<std::size_t>(entry, "test");
+    const std::string phase = field_or(entry, "phase", "");
+    if (index && *index < named.size() && named[*index].is_string() &&
+        (phase == "setup" || phase == "call" || phase == "teardown")) {
+      left.tests = {printable_utf8(named[*index].get<std::string>(), kMaxLeftoverNodeidBytes)};
+      left.phase = phase;
+      left.known_by = LeftProcess::kByEnvironment;
+    } else if (!s.job.tests_reported) {
+      // A command that reports no tests (a plain command): nothing to name.
+    } else if (const auto started = entry.find("started_at"); started != entry.end() && started->is_number()) {
+      const double started_at = started->get<double>();
+      const auto& all = test_spans();
+      if (history_reaches)
+        attribute_by_start_time(left, tests_running_between(all, started_at, started_at + tick, kEventLag),
+                                kEventLag);
+      else
+        left.unknown = "lpd's event history no longer reaches back to this attempt's start";
+    }
+    std::size_t bytes = 0;
+    for (const auto& t : left.tests) bytes += t.size();
+    if (nodeid_bytes + bytes > kMaxNodeidBytesKept) {
+      left.tests.clear();
+      left.phase.clear();
+      left.known_by.clear();
+      left.unknown = "its test's name is not kept: this run's leftovers named too many long nodeids";
+    } else {
+      nodeid_bytes += bytes;
+    }
+    const std::string line = left.line();
+    spdlog::warn("run {}: attempt {} left {} running when its command ended; killed it", s.run_id, s.job.attempt,
+                 line);
+    if (s.job.left_running.size() < Job::kMaxLeftRunning) {
+      s.job.left_running.push_back(line);
+      s.job.left_running_processes.push_back(std::move(left));
+    }
+  }
+  const auto count = integer_field<long long>(status, "left_running_count").value_or(0);
+  if (count > static_cast<long long>(it->size()) && s.job.left_running.size() < Job::kMaxLeftRunning) {
+    const std::string more = std::to_string(count - static_cast<long long>(it->size())) + " more not listed";
+    spdlog::warn("run {}: attempt {} left {} running when its command ended; killed them", s.run_id, s.job.attempt,
+                 more);
+    s.job.left_running.push_back(more);
+  }
+}
+// -- end issue 14 ---------------------------------------------------------------
+
+void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal) {
+  if (!s.job.command_exit_code && !s.job.command_signal) {  // it never got to run (a failed start)
+    s.job.command_exit_code = exit_code;
+    s.job.command_signal = signal;
+  }
+  const FinalFacts facts = final_facts(s);
+  s.job.returncode = final_returncode(facts);
+  // lpctl ends by the signal only when that is the run's verdict (a flaky
+  // crash that passed on rerun is not).
+  s.job.signal = facts.signal && *s.job.returncode == 128 + *facts.signal ? facts.signal : std::nullopt;
+  s.job.ended_at = wall_now();
+  std::string text = run_verdict_text(facts, *s.job.returncode, s.job.signal.has_value(), s.job.attempt,
+                                      s.crashes.size());
+  // -- issue 14 (x14tree): what the command left running, killed by lpd-monitor
+  if (!s.job.left_running.empty()) {
+    text += "; " + std::to_string(s.job.left_running.size()) + " process(es) left running when the command ended, killed:";
+    for (const auto& line : s.job.left_running) text += " [" + line + "]";
+  }
+  // The done run's report, rendered once: kept in lpd's run directory (what
+  // run.report serves once the results leave memory, and after a restart:
+  // the never-run tests are nowhere else), and written where --junit asks.
+  s.junit_cache = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), s.job.ended_at));
+  write_done_report(s);
+  if (!s.job.spec.junit_path.empty()) {
+    // Before the run is done, so a failure is in the job and in run.done.
+    if (auto error = write_file_as(s.job.spec.run_as, s.job.spec.junit_path, *s.junit_cache, UserWrite::kReplace))
+      report_error(s, "JUnit report: " + error->message);
+  }
+  set_state(s, JobState::kDone, text);
+  output_cap_.ended(s.run_id);  // h13out: its last writes, then it counts towards its owner's total
+  // -- h18cli (issue 18): how it ended, in run.list (lpctl runs -a)
+  if (Run* run = runs_.find(s.run_id)) {
+    run->returncode = s.job.returncode;
+    run->signal = s.job.signal;
+    run->result = run_result(facts, *s.job.returncode);
+  }
+  // -- end h18cli
+  if (runs_.end(s.run_id, s.job.ended_at)) {
+    if (Run* run = runs_.find(s.run_id)) {
+      // (issue 13, full disk) Out of a request: a StorageFailure here would
+      // end lpd. The end is kept in memory and said; run.json says active
+      // until a later write, and a restarted lpd settles the run again.
+      try {
+        store_.write_json("runs/" + s.run_id + "/run.json", run->to_json());
+      } catch (const StorageFailure& e) {
+        spdlog::error("cannot record the end of run {}: {}", s.run_id, e.what());
+      }
+    }
+    events_.publish("run.ended", {{"run_id", s.run_id}, {"ended_at", s.job.ended_at}}, s.run_id, s.owner);
+  }
+  // Drain the last output before saying done.
+  for (auto& a : s.attached)
+    if (a.reading()) finish_attach(s, a);
+  spdlog::info("run {} done: {}", s.run_id, text);
+  unload_history_later(s);
+}
+
+void JobService::unload_history_later(Supervised& s) {
+  if (!s.unload_timer) s.unload_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  s.unload_timer->expires_after(kKeepDoneResults);
+  s.unload_timer->async_wait([this, run_id = s.run_id](boost::system::error_code ec) {
+    if (ec) return;
+    if (Supervised* sv = find(run_id)) unload_history(*sv);
+  });
+}
+
+bool JobService::write_done_report(Supervised& s) {
+  try {
+    if (!s.junit_cache)
+      s.junit_cache = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), s.job.ended_at));
+    store_.write_text("runs/" + s.run_id + "/junit.xml", *s.junit_cache, /*durable=*/false);
+    s.report_written = true;
+  } catch (const std::exception& e) {
+    spdlog::warn("run {}: cannot keep its report: {}", s.run_id, e.what());
+  }
+  return s.report_written;
+}
+
+void JobService::unload_history(Supervised& s) {
+  if (s.job.state != JobState::kDone || !s.history_loaded) return;
+  if (std::any_of(s.attached.begin(), s.attached.end(), [](const Attached& a) { return a.reading(); })) {
+    unload_history_later(s);  // an attach still drains the last output, then reads crashes
+    return;
+  }
+  if (!s.report_written && !write_done_report(s)) {
+    spdlog::warn("run {}: its results stay in memory until its report can be written", s.run_id);
+    unload_history_later(s);
+    return;
+  }
+  s.unloaded_counts = Supervised::Counts{s.results.size(), s.crashes.size()};
+  // Swapped with empty ones: clear() would keep the capacity.
+  std::vector<TestResult>().swap(s.results);
+  std::vector<Crash>().swap(s.crashes);
+  std::vector<std::string>().swap(s.collected);
+  std::set<std::string>().swap(s.collected_index);
+  std::map<std::string, std::size_t>().swap(s.results_at_crash);
+  s.junit_cache.reset();
+  s.history_loaded = false;
+  trim_heap_soon(io_.get_executor());
+}
+
+void JobService::finish_attach(Supervised& s, Attached& a) {
+  a.unfinished = a.streams.size();
+  Attached* attached = &a;
+  for (auto& stream : a.streams)
+    stream.tail->finish([this, run_id = s.run_id, attached] {
+      Supervised* sv = find(run_id);
+      if (sv && --attached->unfinished == 0) send_done(*sv, *attached);
+    });
+}
+
+void JobService::send_done(Supervised& s, Attached& a) {
+  auto sink = a.sink.lock();
+  if (!sink) return;
+  // h13out: output freed up to the end (an emptied log) sends no chunk to
+  // carry the note: it goes on its own before run.done.
+  for (const auto& stream : a.streams) {
+    const auto parts = log_parts(output_path(s.run_id, stream.stream));
+    if (!parts) continue;
+    const std::uint64_t skipped_before = stream.gaps->skipped();
+    if (std::string note = stream.gaps->before("", parts->size); !note.empty())
+      sink->send(protocol::encode_push("run.output", {{"data", note},
+                                                      {"stream", to_string(stream.stream)},
+                                                      {"offset", parts->size},
+                                                      {"dropped_bytes", stream.gaps->skipped() - skipped_before}}));
+  }
+  json crashes = json::array();
+  for (const auto& c : s.crashes) crashes.push_back(c.to_json());
+  sink->send(protocol::encode_push("run.done", {{"run_id", s.run_id},
+                                                {"returncode", s.job.returncode.value_or(1)},
+                                                {"signal", s.job.signal ? json(*s.job.signal) : json(nullptr)},
+                                                {"attempts", s.job.attempt},
+                                                {"tests_reported", s.job.tests_reported},
+                                                {"runner", std::string(to_string(s.job.spec.runner))},
+                                                {"crashes", crashes},
+                                                {"report_errors", s.job.report_errors},
+                                                {"text", s.job.text}}));
+  a.streams.clear();
+  // This attach is over: its entry goes, and with it the weak hold on the connection.
+  s.attached.remove_if([&a](const Attached& other) { return &other == &a; });
+}
+
+void JobService::drop_attaches(std::uint64_t session) {
+  for (auto& [_, s] : jobs_) {
+    s->attached.remove_if([session](const Attached& a) {
+      if (a.session != session) return false;
+      for (const auto& stream : a.streams) stream.tail->stop();  // no finish callback runs after this
+      return true;
+    });
+  }
+}
+
+json JobService::handle_attach(Call& call) {
+  const std::string run_id = call.fields.string("run_id");
+  Supervised& s = supervised(run_id);
+  const auto offset = call.fields.optional_integer("offset").value_or(0);
+  if (offset < 0) throw Error(ErrorCode::kBadRequest, "field \"offset\" must not be negative");
+  const auto stderr_offset = call.fields.optional_integer("stderr_offset").value_or(0);
+  if (stderr_offset < 0) throw Error(ErrorCode::kBadRequest, "field \"stderr_offset\" must not be negative");
+  auto slot = call.sink->claim_stream("attach to run " + run_id);
+  std::weak_ptr<ReplySink> weak = call.sink;
+  std::vector<Attached::Stream> streams;
+  const auto open_stream = [&](OutputStream stream, std::int64_t from) {
+    // h13out: where the reader jumps over output the cap freed, a line says
+    // how much (a replay never shows a log with a hole as if complete).
+    auto gaps = std::make_shared<OutputGaps>(static_cast<std::uint64_t>(from));
+    auto tail = LogTail::open(io_, output_path(run_id, stream), static_cast<std::uint64_t>(from),
+                              [weak, gaps, stream](std::string_view bytes, std::uint64_t end_offset) {
+                                auto sink = weak.lock();
+                                if (!sink) return;
+                                const std::uint64_t skipped_before = gaps->skipped();
+                                const std::string note = gaps->before(bytes, end_offset);
+                                std::optional<std::uint64_t> dropped;
+                                if (gaps->skipped() > skipped_before) dropped = gaps->skipped() - skipped_before;
+                                // h13cpu: written as text, no tree (one per window of output).
+                                sink->send(encode_output_push(note, bytes, to_string(stream), end_offset, dropped));
+                              });
+    // A person (or a CI log) watches this: pytest's progress dots, one write
+    // per test, are read in one go per window instead of a wake-up each.
+    // h13cpu: 100 ms, still immediate to a person; every window costs lpd a
+    // wake-up, a read and a push, and lpctl a wake-up, whatever it carries.
+    tail->set_coalescing(std::chrono::milliseconds(100));
+    // Output is read no faster than this peer takes it.
+    tail->set_throttle([weak](std::function<void()> resume) { return may_send_now(weak, std::move(resume)); });
+    streams.push_back({stream, std::move(tail), std::move(gaps)});
+  };
+  open_stream(OutputStream::kStdout, offset);
+  // A run whose job was read back after a restart knows its spec; a stand-in
+  // (job_loaded false) was loaded by supervised() above.
+  if (s.job.spec.separate_stderr) open_stream(OutputStream::kStderr, stderr_offset);
+  Responder responder = call.defer();
+  json reply{{"run_id", run_id}, {"job", s.job.payload(run_id)}, {"log", output_path(run_id)}};
+  if (s.job.spec.separate_stderr) reply["stderr_log"] = output_path(run_id, OutputStream::kStderr);
+  if (const auto parts = log_parts(output_path(run_id)))  // h13out
+    reply["output_dropped_bytes"] = parts->dropped();
+  responder.ok(reply);
+  s.attached.push_back({weak, std::move(streams), call.peer.session_id, std::move(slot), 0});
+  Attached& a = s.attached.back();
+  if (s.job.state == JobState::kDone) {
+    finish_attach(s, a);
+  } else {
+    for (auto& stream : a.streams) stream.tail->follow();
+  }
+  return json();
+}
+
+json JobService::handle_stop(Call& call) {
+  Supervised& s = supervised(call.fields.string("run_id"));
+  require_may_act(call.peer, s.owner, "run " + s.run_id, access_);
+  if (s.job.state == JobState::kDone) throw Error(ErrorCode::kConflict, "run " + s.run_id + " is already done");
+  const double grace = call.fields.optional_seconds("grace").value_or(kDefaultStopGrace);
+  const int signo = static_cast<int>(call.fields.optional_integer("signal").value_or(SIGINT));
+  if (signo != SIGINT && signo != SIGTERM && signo != SIGHUP)
+    throw Error(ErrorCode::kBadRequest, "field \"signal\" must be SIGINT, SIGTERM or SIGHUP");
+  s.job.stop_requested = true;
+  const auto step = job_step(s.job.state, JobEvent::kStopRequested);
+  set_state(s, step ? step->to : JobState::kTerminating, "stopping (signal " + std::to_string(signo) + ")");
+  // The monitor forwards the signal to the command's process group and,
+  // on SIGUSR2, kills that group; it survives to record the exit status.
+  ::kill(s.job.monitor_pid, signo);
+  s.kill_timer = std::make_unique<boost::asio::steady_timer>(io_);
+  s.kill_timer->expires_after(seconds_to_duration(grace));
+  const pid_t monitor = s.job.monitor_pid;
+  const std::string run_id = s.run_id;
+  s.kill_timer->async_wait([this, run_id, monitor](boost::system::error_code ec) {
+    if (ec) return;
+    Supervised* sv = find(run_id);
+    if (sv && sv->job.state != JobState::kDone && sv->job.monitor_pid == monitor) ::kill(monitor, SIGUSR2);
+  });
+  return {{"run_id", s.run_id}, {"job", s.job.payload(s.run_id)}};
+}
+
+json JobService::handle_report(Call& call) {
+  Supervised& s = known(call.fields.string("run_id"));  // loaded only if the report needs it
+  // At most this much XML a reply: JSON escaping at most doubles it (quotes,
+  // newlines; XML carries no other control characters), so a reply stays
+  // far below the protocol's 1 MiB line.
+  constexpr std::int64_t kChunk = 256 * 1024;
+  const auto offset = call.fields.optional_integer("offset");
+  const std::int64_t limit = call.fields.optional_integer("limit").value_or(kChunk);
+  if (limit < 1) throw Error(ErrorCode::kBadRequest, "field \"limit\" must be at least 1");
+  const std::int64_t from = offset.value_or(0);
+  if (from < 0) throw Error(ErrorCode::kBadRequest, "field \"offset\" must be between 0 and the report's size");
+  // The piece [from, end) of a report of `total` bytes, of which `window`
+  // holds [from, from + window.size()): never cut inside a UTF-8 sequence,
+  // so each piece is valid text.
+  auto piece = [&](std::string_view window, std::int64_t total, std::size_t tests, std::size_t crashes) {
+    if (!offset && total > kChunk)
+      throw Error(ErrorCode::kTooLarge, "the report of run " + s.run_id + " is " + std::to_string(total) +
+                                            " bytes, more than one reply carries: ask for it in pieces with "
+                                            "\"offset\" and \"limit\" (lpctl report does)");
+    if (from > total)
+      throw Error(ErrorCode::kBadRequest,
+                  "field \"offset\" must be between 0 and the report's size " + std::to_string(total));
+    std::size_t n = static_cast<std::size_t>(std::min(total - from, std::min(limit, kChunk)));
+    const std::size_t available = window.size();
+    while (n > 0 && n < available && (static_cast<unsigned char>(window[n]) & 0xC0) == 0x80) --n;
+    if (n == 0 && available > 0) n = std::min<std::size_t>(available, 4);
+    const std::int64_t end = from + static_cast<std::int64_t>(n);
+    return json{{"run_id", s.run_id},
+                {"junit", window.substr(0, n)},
+                {"offset", from},
+                {"total", total},
+                {"next", end < total ? json(end) : json(nullptr)},
+                {"tests", tests},
+                {"crashes", crashes}};
+  };
+  // A done run whose results left memory (this lpd's, or its
+  // predecessor's): the report lpd wrote when they left, a piece at a time.
+  // Its collected nodeids (never-run tests) are only in that file.
+  if (s.job.state == JobState::kDone && !s.junit_cache) {
+    // kChunk + 3: enough to see where the UTF-8 sequence at the cut ends.
+    if (auto range = store_.read_range("runs/" + s.run_id + "/junit.xml", static_cast<std::uint64_t>(from),
+                                       static_cast<std::size_t>(kChunk) + 3)) {
+      if (!s.unloaded_counts) load_history(s);  // a predecessor's run: count what its journal holds
+      const auto tests = s.unloaded_counts ? s.unloaded_counts->tests : s.results.size();
+      const auto crashes = s.unloaded_counts ? s.unloaded_counts->crashes : s.crashes.size();
+      return piece(range->bytes, static_cast<std::int64_t>(range->total), tests, crashes);
+    }
+  }
+  load_history(s);
+  std::string rendered;
+  const std::string* xml = nullptr;
+  if (s.job.state == JobState::kDone) {
+    if (!s.junit_cache)
+      s.junit_cache = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), s.job.ended_at));
+    xml = &*s.junit_cache;
+  } else {
+    rendered = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), wall_now()));
+    xml = &rendered;
+  }
+  const auto total = static_cast<std::int64_t>(xml->size());
+  const std::string_view window =
+      from <= total ? std::string_view(*xml).substr(static_cast<std::size_t>(from)) : std::string_view();
+  return piece(window, total, s.results.size(), s.crashes.size());
+}
+
+uid_t JobService::owner_of(const std::string& run_id) const {
+  auto it = jobs_.find(run_id);
+  if (it == jobs_.end()) throw not_supervised(run_id);
+  return it->second->owner;
+}
+
+json JobService::handle_info(Call& call) {
+  Supervised& s = known(call.fields.string("run_id"));
+  if (!s.unloaded_counts) load_history(s);  // counts known: nothing to read back
+  json j = s.job.to_json();
+  j.erase("spec");
+  j["argv"] = s.job.spec.argv;
+  j["cwd"] = s.job.spec.cwd;
+  j["run_id"] = s.run_id;
+  j["tests"] = s.unloaded_counts ? s.unloaded_counts->tests : s.results.size();
+  j["crashes"] = s.unloaded_counts ? s.unloaded_counts->crashes : s.crashes.size();
+  j["log"] = output_path(s.run_id);
+  // h13out: how much of its output the cap freed (0: the log is whole).
+  if (const auto parts = log_parts(output_path(s.run_id))) {
+    j["output_bytes"] = parts->size;
+    j["output_dropped_bytes"] = parts->dropped();
+  }
+  if (s.job.spec.separate_stderr) {
+    j["stderr_log"] = output_path(s.run_id, OutputStream::kStderr);
+    if (const auto parts = log_parts(output_path(s.run_id, OutputStream::kStderr))) {
+      j["stderr_bytes"] = parts->size;
+      j["stderr_dropped_bytes"] = parts->dropped();
+    }
+  }
+  return j;
+}
+
+json JobService::handle_crashes(Call& call) {
+  const std::string run_id = call.fields.optional_string("run_id").value_or("");
+  const auto after = call.fields.optional_integer("after").value_or(0);
+  if (after < 0) throw Error(ErrorCode::kBadRequest, "field \"after\" must be a crash_id (0 or more)");
+  const auto limit = call.fields.optional_integer("limit").value_or(CrashStore::kDefaultPageLimit);
+  if (limit < 1 || limit > static_cast<std::int64_t>(CrashStore::kMaxPageLimit))
+    throw Error(ErrorCode::kBadRequest,
+                "field \"limit\" must be between 1 and " + std::to_string(CrashStore::kMaxPageLimit));
+  // From the in-memory index: O(page), no file read while others wait.
+  const auto page = crashes_.page(static_cast<std::uint64_t>(after), static_cast<std::size_t>(limit), run_id);
+  json out = json::array();
+  // A record without a valid owner is nobody's: content for root and admins only.
+  for (const Crash* crash : page.crashes) out.push_back(call.view(RecordKind::kCrash, crash->owner, crash->to_json()));
+  return {{"crashes", std::move(out)}, {"next", page.next ? json(*page.next) : json(nullptr)}};
+}
+
+void JobService::record_crash(Supervised* s, Crash crash) {
+  // A restarted lpd may hear again of a death the previous one recorded (a
+  // shim replaying worker.down, a re-adopted attempt ending): one record,
+  // one crash-log line, one event per crash.
+  if (const Crash* same = crashes_.find_same(crash)) {
+    spdlog::info("run {}: crash of pid {} already recorded (crash {})", crash.run_id, crash.pid, same->crash_id);
+    return;
+  }
+  const Crash& stored = crashes_.append(std::move(crash));
+  spdlog::warn("run {}: crash {}: {}", stored.run_id, stored.crash_id, stored.reason);
+  const json line = stored.to_json();
+  if (s && !s->job.spec.crash_log_path.empty()) {
+    std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    if (auto error = write_file_as(s->job.spec.run_as, s->job.spec.crash_log_path, text, UserWrite::kAppend))
+      report_error(*s, "crash log: " + error->message);
+  }
+  events_.publish("crash", line, stored.run_id, stored.owner);
+  if (s) s->crashes.push_back(stored);
+}
+
+namespace {
+
+/// Whether job.json's text, as lpd writes it (StateStore::write_json,
+/// indent 2), says the job is done: a top-level `"state": "done"` sits on a
+/// line of its own, which no string inside the job can fake (a newline in
+/// a string is escaped). Another layout answers false and is parsed.
+bool written_as_done(std::string_view job_json) { return job_json.find("\n  \"state\": \"done\"") != std::string_view::npos; }
+
+}  // namespace
+
+void JobService::restore() {
+  std::size_t adopted = 0, ended = 0;
+  for (const auto& run_id : store_.list_dirs("runs")) {
+    if (!is_safe_id(run_id)) continue;
+    auto text = read_untrusted_file(store_.path("runs/" + run_id + "/job.json"), StateStore::kMaxRecordBytes);
+    if (!text) continue;
+    auto s = std::make_unique<Supervised>();
+    s->run_id = run_id;
+    if (written_as_done(*text)) {
+      // Parsing thousands of ended jobs (each with its environment) would
+      // hold up the start; load_history() reads it when someone asks.
+      s->job.state = JobState::kDone;
+      s->job_loaded = false;
+    } else {
+      auto stored = json::parse(*text, nullptr, false);
+      try {
+        if (stored.is_discarded()) continue;
+        s->job = Job::from_json(stored);
+      } catch (const json::exception& e) {
+        spdlog::error("run {}: job.json is not a job lpd wrote ({}); not restored", run_id, e.what());
+        continue;
+      }
+    }
+    if (Run* run = runs_.find(run_id)) s->owner = run->owner;
+    // An ended run's results stay on disk until someone asks (run.report,
+    // run.info): reading every journal of a long history is what made
+    // lpd's start take minutes.
+    s->history_loaded = false;
+    Supervised& ref = *s;
+    jobs_[run_id] = std::move(s);
+    if (ref.job.state == JobState::kDone) {
+      ++ended;
+      output_cap_.known(run_id, ref.owner, output_path(run_id));  // h13out: counts towards its owner's total
+      // Its spec is not read yet (a stand-in job): a stderr log counts if it is there.
+      if (const std::string path = output_path(run_id, OutputStream::kStderr); ::access(path.c_str(), F_OK) == 0)
+        output_cap_.known(run_id, ref.owner, path, OutputStream::kStderr);
+      continue;
+    }
+    load_history(ref);
+    output_cap_.started(run_id, ref.owner, output_path(run_id));  // h13out: cut what was written while lpd was away
+    if (ref.job.spec.separate_stderr)
+      output_cap_.started(run_id, ref.owner, output_path(run_id, OutputStream::kStderr), OutputStream::kStderr);
+    ++adopted;
+    if (const auto alive = check_liveness(ref.job.monitor_pid, ref.job.monitor_start_time);
+        alive == Liveness::kAlive || alive == Liveness::kUnknown) {  // unknown: the watch retries until it can look
+      ref.readopted_watch = ExitWatch::start(io_, ref.job.monitor_pid, ref.job.monitor_start_time,
+                                             [this, run_id] { attempt_ended(run_id); });
+    } else {
+      // It ended while lpd was down; its status file says how.
+      boost::asio::post(io_, [this, run_id] { attempt_ended(run_id); });
+    }
+  }
+  spdlog::info("re-adopted {} unfinished job(s); {} ended job(s) known", adopted, ended);
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,287 @@
+#pragma once
+
+#include <functional>
+#include <list>
+#include <map>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "daemon/core/access.h"
+#include "daemon/crashes/crash_store.h"
+#include "daemon/crashes/worker_activity.h"
+#include "daemon/core/operation.h"
+#include "daemon/core/event_bus.h"
+#include "daemon/os/exit_watch.h"
+#include "daemon/os/launcher.h"
+#include "daemon/logs/log_tail.h"
+#include "daemon/os/pidfd_watch.h"
+#include "daemon/reports/test_result.h"
+#include "daemon/jobs/console_echo.h"
+#include "daemon/jobs/job.h"
+#include "daemon/jobs/run_output_cap.h"
+#include "daemon/runs/run_registry.h"
+#include "daemon/core/state_store.h"
+#include "daemon/core/unique_fd.h"
+
+namespace lpd::daemon {
+
+/// Where JobService finds the pieces it starts: the monitor binary, the
+/// pytest shim it puts on PYTHONPATH, and the socket the shim calls back on.
+struct JobEnvironment {
+  std::string monitor_path;
+  std::string python_shim_dir;
+  std::string socket_path;
+  /// h13out: how much disk run outputs may take (--run-output-max, --run-outputs-per-user-max).
+  RunOutputLimits run_output;
+};
+
+/// JobService supervises `lpctl run`: it starts each attempt of a command
+/// under lpd-monitor, streams its output to attached clients, hears from
+/// the shims which test each process is running, turns abnormal endings
+/// into crash records pinned on that test, re-runs without crashed tests,
+/// and builds the JUnit report. Its rules live in Job, WorkerActivity and
+/// junit_report; this class is their I/O edge.
+class JobService {
+ public:
+  /// `crashes` is loaded before restore() (see Daemon::restore_state).
+  JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, CrashStore& crashes,
+             RunRegistry& runs,
+             ProcessLauncher& launcher, const AccessPolicy& access, JobEnvironment environment);
+
+  // Operations (see protocol/README.md).
+  json handle_start(Call& call);
+  json handle_attach(Call& call);  // replies, then pushes run.output ... run.done
+  json handle_stop(Call& call);
+  json handle_report(Call& call);
+  json handle_crashes(Call& call);
+  json handle_info(Call& call);
+  /// The owner of supervised run `run_id`, for the dispatcher's gates
+  /// (run.attach, run.info, run.report, run.stop). Throws not_found.
+  uid_t owner_of(const std::string& run_id) const;
+  // Notifications from shims.
+  json handle_test_start(Call& call);
+  json handle_test_finish(Call& call);
+  json handle_crash_notice(Call& call);
+  json handle_worker_down(Call& call);
+  /// worker.results / worker.crashed: an xdist controller's copy of what a
+  /// dead worker reported, and the test xdist says it was running. lpd
+  /// keeps only what it lacks: the worker may have died while lpd was away
+  /// (restarted), its unsent messages with it.
+  json handle_worker_results(Call& call);
+  json handle_worker_crashed(Call& call);
+  json handle_collection_finish(Call& call);
+  json handle_traceback_attach(Call& call);
+  json handle_test_phase(Call& call);        // the running test's (or the session's) phase
+  json handle_session_error(Call& call);     // a failure or crash outside any test
+  json handle_collection_items(Call& call);  // nodeids a process collected
+
+  /// A shim's connection joined a run (run.register) or said run.end.
+  void worker_joined(const Run& run, const std::string& worker_id, const Peer& peer);
+  void worker_ended_cleanly(const Peer& peer);
+  void peer_gone(const Peer& peer);
+  /// Ends the run.attach streams of a connection that closed.
+  void drop_attaches(std::uint64_t session);
+  /// One pass over runs/: each run's job.json; for an unfinished job also
+  /// its events.jsonl (its results so far) and its crashes (from the
+  /// CrashStore's index), then re-adopts its monitor. An ended run's
+  /// results stay on disk until asked for (load_history).
+  void restore();
+
+  /// Reads what a connection's shim left in its event ring (see
+  /// Session::drain_ring). A process's end is judged only after this: its
+  /// last test.start may still sit there, written but not yet read.
+  std::function<void(std::uint64_t session_id)> drain_session;
+
+  std::size_t active_jobs() const;
+
+  /// h13out: runs removed (retention): their outputs no longer count
+  /// towards their owners' totals.
+  void forget_outputs(const std::set<std::string>& run_ids) { output_cap_.forget(run_ids); }
+
+ private:
+  void drain_sessions_where(const std::function<bool(const WorkerActivity&)>& matches);
+  /// One run.attach: its output tail, paced by the peer's reading. Erased
+  /// once run.done is sent or the peer leaves (drop_attaches): a weak sink
+  /// left behind would pin the closed connection's memory.
+  struct Attached {
+    /// One of the run's logs this reader follows: output.log, and
+    /// stderr.log for a run that keeps stderr apart.
+    struct Stream {
+      OutputStream stream = OutputStream::kStdout;
+      std::shared_ptr<LogTail> tail;
+      std::shared_ptr<OutputGaps> gaps;  // h13out: what this reader jumped over
+    };
+    std::weak_ptr<ReplySink> sink;
+    std::vector<Stream> streams;  // empty once run.done was sent
+    std::uint64_t session = 0;
+    ReplySink::StreamSlot slot;
+    std::size_t unfinished = 0;  // streams still draining towards run.done
+    bool reading() const { return !streams.empty(); }
+  };
+  /// Everything lpd holds about one supervised run while it lives.
+  struct Supervised {
+    std::string run_id;
+    uid_t owner = static_cast<uid_t>(-1);
+    Job job;
+    std::shared_ptr<PidfdWatch> monitor_watch;    // our child
+    std::shared_ptr<ExitWatch> readopted_watch;   // after a restart
+    std::unique_ptr<boost::asio::steady_timer> kill_timer;
+    std::list<Attached> attached;  // a list: finish callbacks hold pointers into it
+    std::vector<TestResult> results;
+    std::vector<Crash> crashes;
+    std::vector<std::string> collected;        // collection.items, each nodeid once
+    std::set<std::string> collected_index;
+    /// How many results the run had when each test crashed (this lpd's
+    /// lifetime): a passed result of it after that mark, in the same
+    /// attempt, is a rerun (pytest-rerunfailures re-running an xdist
+    /// worker's crashed test in a new worker, whose shim counts no rerun).
+    std::map<std::string, std::size_t> results_at_crash;
+    /// The JUnit of a done run, rendered once: run.report hands a large one
+    /// out in many pieces.
+    std::optional<std::string> junit_cache;
+    /// False for a run that had ended before this lpd started, or whose
+    /// results left memory after it ended (unload_history): `results` and
+    /// `crashes` are empty until load_history() reads them.
+    bool history_loaded = true;
+    /// What info and report tell of a run whose results left memory, without
+    /// reading them back: its testcases and crashes when they left.
+    struct Counts {
+      std::size_t tests = 0;
+      std::size_t crashes = 0;
+    };
+    std::optional<Counts> unloaded_counts;
+    /// runs/<id>/junit.xml holds the done run's report (write_done_report).
+    bool report_written = false;
+    /// Fires kKeepDoneResults after the end: the results then leave memory.
+    std::unique_ptr<boost::asio::steady_timer> unload_timer;
+    /// False while `job` is a stand-in (state done, nothing else) for a job
+    /// whose job.json said done at restore; load_history() reads it whole.
+    bool job_loaded = true;
+  };
+  /// A process's activity once its connection is gone but its end is not
+  /// yet known: finalized by worker.down, the attempt's end, or its pidfd.
+  struct Pending {
+    WorkerActivity activity;
+    std::optional<ProcessEnd> end;
+    std::shared_ptr<ExitWatch> watch;
+  };
+
+  /// The not_found error for `run_id`, which lpd does not supervise: one
+  /// that saying so when the run exists but was not started by run.start.
+  protocol::Error not_supervised(const std::string& run_id) const;
+  /// The run as it is in memory (its history maybe not loaded). Throws not_found.
+  Supervised& known(const std::string& run_id);
+  /// The run, its history loaded (load_history). Throws not_found.
+  Supervised& supervised(const std::string& run_id);
+  /// Fills `job` from job.json, `results` from the run's journal
+  /// (events.jsonl, one pass) and `crashes` from the CrashStore, once, for
+  /// a run restored as ended.
+  void load_history(Supervised& s);
+  /// How long a done run's results stay in memory: the requests that follow
+  /// a run's end (lpctl run --junit, a CI step's lpctl report) find them
+  /// there; later ones read the report lpd wrote (runs/<id>/junit.xml).
+  static constexpr std::chrono::seconds kKeepDoneResults{10};
+  /// Arms s.unload_timer; when it fires, unload_history(s).
+  void unload_history_later(Supervised& s);
+  /// Writes the done run's JUnit to runs/<id>/junit.xml and drops its
+  /// results, crashes, collected nodeids and report cache from memory (they
+  /// are on disk: the run's journal, the crash store, that file). Keeps them
+  /// when the file cannot be written, or while an attach is still draining.
+  void unload_history(Supervised& s);
+  /// Writes the done run's report (junit_cache, rendered if need be) to
+  /// runs/<id>/junit.xml; false, logged, when the state directory refuses.
+  bool write_done_report(Supervised& s);
+  Supervised* find(const std::string& run_id);
+  void persist(const Supervised& s);
+  void set_state(Supervised& s, JobState state, std::string text);
+  void start_attempt(Supervised& s);
+  void attempt_ended(const std::string& run_id);
+  /// issue 14 (x14tree): logs and keeps lpd-monitor's "left_running"
+  /// (processes the command left behind, which the monitor killed).
+  void note_left_running(Supervised& s, const json& status);
+  void finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal);
+  /// Removes runs/<run_id> of a run whose start failed before its command
+  /// ran (never following a link); logs what it could not remove.
+  void forget_unstarted(const std::string& run_id);
+  /// Applies the job lifecycle (job_lifecycle.h) to an ended attempt: the
+  /// crash of a command that reported no tests, flaky crashes, then the
+  /// next rerun, retry, or the end. `crashes_before`: s.crashes' size when
+  /// the attempt's ends began to be settled; `command_pid`: the command's
+  /// pid from lpd-monitor's status (0 if unknown).
+  void after_attempt(Supervised& s, const ProcessEnd& end, std::size_t crashes_before, pid_t command_pid);
+  /// The one testcase of a command that reported no tests: its exit as a
+  /// result, and its signal death as a crash of it (unless a crash was
+  /// already recorded for this end, or the run was stopped).
+  void command_result(Supervised& s, const ProcessEnd& end, bool no_crash_yet, pid_t command_pid);
+  /// What the final exit code depends on (job_lifecycle.h's FinalFacts).
+  FinalFacts final_facts(const Supervised& s) const;
+  /// Judges a test process's end (worker_end_verdict): a crash record, an
+  /// interrupted result for the test it ran, or nothing.
+  void settle_end(Supervised* s, const WorkerActivity& activity, const ProcessEnd& end);
+  /// Sets `flaky` on every crash of the run whose test passed when run
+  /// again later (an isolated rerun, a retry, a pytest-rerunfailures rerun).
+  void mark_flaky_crashes(Supervised& s);
+  /// A result lpd itself makes (an interrupted test): kept and published
+  /// as a test.finish event, so a restarted lpd reads it back.
+  void add_result(Supervised& s, TestResult result);
+  /// LPD_DESELECT_FILE and LPD_ONLY_NODEIDS_FILE of the current attempt,
+  /// in the run's directory, readable by the run's user.
+  void write_selection_files(const Supervised& s) const;
+  void record_crash(Supervised* s, Crash crash);
+  void finalize(Pending& pending, const ProcessEnd& end);
+  void finalize_pending_of(const std::string& run_id, const std::optional<ProcessEnd>& controller_end);
+  void send_done(Supervised& s, Attached& a);
+  /// Reads the rest of each of `a`'s logs, then send_done once all are read.
+  void finish_attach(Supervised& s, Attached& a);
+  /// A report file lpd could not write for the run's user: logged, kept in
+  /// the job (run.info) and sent with run.done, so lpctl prints it.
+  void report_error(Supervised& s, std::string message);
+  /// Writes the command's environment for lpd-monitor (NUL-separated,
+  /// 0600, in the run's directory; the monitor removes it). Throws
+  /// protocol::Error(kInternal).
+  static void write_env_file(const std::string& path, const std::vector<std::string>& env);
+  /// h18cli: appends `banner` (attempt_banner) to the run's log `log_fd`
+  /// (at `path`), after a newline when the log does not end with one;
+  /// nothing for "". A failed write is logged, never thrown.
+  static void write_attempt_banner(int log_fd, const std::string& path, const std::string& banner);
+  /// Opens (creating, 0600) the run's output log for the monitor to inherit,
+  /// owned by `owner` when set. Throws protocol::Error(kInternal).
+  static UniqueFd open_output_log(const std::string& path, const std::optional<Credentials>& owner);
+  /// lpd-monitor's status file, read as untrusted (bounded, no links, no
+  /// FIFOs); nullopt when it is missing or not a JSON object.
+  std::optional<json> read_exit_status(const std::string& run_id) const;
+  /// runs/<id>/output.log, or stderr.log for OutputStream::kStderr.
+  std::string output_path(const std::string& run_id, OutputStream stream = OutputStream::kStdout) const;
+  std::string status_path(const std::string& run_id) const;
+  WorkerActivity* activity_of(const Peer& peer);
+  /// The activity of `peer`'s run.register; throws bad_request naming `op`
+  /// when the connection never registered. Never null.
+  WorkerActivity* registered(const Peer& peer, const char* op);
+  std::vector<std::string> child_environment(const Supervised& s) const;
+
+  boost::asio::io_context& io_;
+  EventBus& events_;
+  const StateStore& store_;
+  CrashStore& crashes_;  // every crash record; Supervised::crashes copies a run's own
+  RunRegistry& runs_;
+  ProcessLauncher& launcher_;
+  const AccessPolicy& access_;
+  JobEnvironment environment_;
+  std::mt19937 random_{std::random_device{}()};
+
+  std::map<std::string, std::unique_ptr<Supervised>> jobs_;
+  std::map<std::uint64_t, WorkerActivity> activities_;  // by session id
+  std::map<pid_t, std::string> tracebacks_;              // by pid, from traceback connections
+  std::vector<std::unique_ptr<Pending>> pending_;
+  RunOutputCap output_cap_;  // h13out: after what its callback uses
+};
+
+}  // namespace lpd::daemon

@@ -1,0 +1,45 @@
+#include "daemon/jobs/junit_of_job.h"
+
+#include <unistd.h>
+
+#include <climits>
+
+#include "daemon/reports/junit_names.h"
+#include "daemon/jobs/runner_adapter.h"
+
+namespace lpd::daemon {
+
+JunitInput junit_input_of(const Job& job, const std::vector<TestResult>& results, const std::vector<Crash>& crashes,
+                          const std::vector<std::string>& collected, const std::string& hostname, double now) {
+  JunitInput in;
+  in.runner = job.spec.runner == Runner::kNone ? runner_of(job.spec.argv) : std::string(to_string(job.spec.runner));
+  in.suite_name = job.spec.name.empty() ? suite_name_for(job.spec.argv, in.runner) : job.spec.name;
+  in.hostname = hostname;
+  in.started_at = job.created_at;
+  in.ended_at = job.ended_at > 0 ? job.ended_at : now;
+  in.results = results;
+  in.crashes = crashes;
+  // --collect-only runs no test on purpose (its state is "collected" only
+  // until the job is done, hence the argv too).
+  bool collect_only = job.state == JobState::kCollected;
+  for (const auto& arg : job.spec.argv) collect_only |= arg == "--collect-only" || arg == "--co";
+  if (!collect_only) in.collected = collected;
+  in.not_run_reason = never_run_reason(job.stop_requested, job.command_exit_code, job.command_signal, crashes);
+  // A job from an lpd that did not record tests_reported: a test's result
+  // (not lpd's own for the command, not a failure outside tests) says so.
+  in.tests_reported = job.tests_reported;
+  for (const auto& r : results)
+    in.tests_reported |= r.worker_id != "command" && (r.phase == "setup" || r.phase == "call" || r.phase == "teardown");
+  // h14left: a process left running by the one test it started in.
+  for (const auto& left : job.left_running_processes)
+    if (left.tests.size() == 1) in.system_err[left.tests.front()] += left.junit_line();
+  return in;
+}
+
+std::string host_name() {
+  char name[HOST_NAME_MAX + 1] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0) return "";
+  return name;
+}
+
+}  // namespace lpd::daemon

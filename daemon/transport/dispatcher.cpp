@@ -1,0 +1,116 @@
+#include "daemon/transport/dispatcher.h"
+#include "daemon/core/storage_failure.h"
+
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon/core/event_ring_mapping.h"
+#include "protocol/flat_message.h"
+
+namespace lpd::daemon {
+
+using protocol::Error;
+using protocol::ErrorCode;
+
+Dispatcher::Dispatcher(OperationTable table) : table_(std::move(table.operations)), access_(table.access) {
+  for (std::size_t i = 0; i < table_.size(); ++i) {
+    const Operation& op = table_[i];
+    const std::string name(op.name);
+    const bool one_object = op.gate == Gate::kRead || op.gate == Gate::kAct;
+    if (!op.handler) throw std::logic_error("operation " + name + " has no handler");
+    if (one_object && !op.owner_of)
+      throw std::logic_error("operation " + name + " is gated on one object but says no way to find its owner");
+    if (!one_object && op.owner_of)
+      throw std::logic_error("operation " + name + " has an owner lookup its gate never uses");
+    for (std::size_t j = 0; j < i; ++j)
+      if (table_[j].name == op.name) throw std::logic_error("operation " + name + " is listed twice");
+  }
+}
+
+void Dispatcher::check_gate(const Operation& op, const Call& call) const {
+  if (op.gate != Gate::kRead && op.gate != Gate::kAct) return;
+  const std::optional<Owned> object = op.owner_of(call);
+  if (!object) return;  // the call creates it: the caller becomes its owner
+  if (op.gate == Gate::kRead) {
+    require_may_read(call.peer, object->owner, object->what, access_);
+  } else {
+    require_may_act(call.peer, object->owner, object->what, access_);
+  }
+}
+
+const Operation* Dispatcher::find(std::string_view name) const {
+  for (const auto& op : table_)
+    if (op.name == name) return &op;
+  return nullptr;
+}
+
+void Dispatcher::dispatch_line(std::string_view line, Peer& peer, const std::shared_ptr<ReplySink>& sink,
+                               bool one_way_only) {
+  if (one_way_only) {
+    // The ring's per-test records: no JSON tree when the op allows it.
+    if (auto flat = protocol::parse_flat_message(line)) {
+      if (const Operation* op = find(flat->op); op && op->flat_fields) {
+        static const json kNoBody = json::object();  // flat_fields handlers never read it
+        Call call{kNoBody, protocol::Fields(*flat), peer, sink, /*is_notification=*/true, json(nullptr)};
+        run(flat->op, call);
+        return;
+      }
+    }
+  }
+  protocol::Message message;
+  try {
+    message = protocol::parse_message(line);
+  } catch (const Error& e) {
+    // Not even an envelope: there is no id to answer to, so answer to null.
+    sink->send(protocol::encode_reply_error(nullptr, e.code(), e.what()));
+    return;
+  }
+  if (message.kind == protocol::Kind::kReply || message.kind == protocol::Kind::kPush) {
+    sink->send(protocol::encode_reply_error(
+        nullptr, ErrorCode::kBadRequest, "the daemon accepts requests and notifications only"));
+    return;
+  }
+  if (one_way_only && message.kind == protocol::Kind::kRequest) {
+    sink->send(protocol::encode_reply_error(message.id(), ErrorCode::kBadRequest,
+                                            "the event ring carries one-way messages only; send requests on the socket"));
+    return;
+  }
+  dispatch(message, peer, sink);
+}
+
+void Dispatcher::dispatch(const protocol::Message& message, Peer& peer,
+                          const std::shared_ptr<ReplySink>& sink) {
+  const bool notification = message.kind == protocol::Kind::kNotification;
+  const json id = notification ? json(nullptr) : message.id();
+  Call call{message.body, protocol::Fields(message.body), peer, sink, notification, id};
+  run(message.op(), call);
+}
+
+void Dispatcher::run(const std::string& op_name, Call& call) {
+  Peer& peer = call.peer;
+  const bool notification = call.is_notification;
+  call.access = access_;
+  Responder responder(call.id, call.sink);
+  try {
+    const Operation* op = find(op_name);
+    if (!op) throw Error(ErrorCode::kUnknownOp, "unknown operation \"" + op_name + "\"");
+    if (!peer.said_hello && !op->allowed_before_hello)
+      throw Error(ErrorCode::kBadRequest, "the first message on a connection must be \"hello\"");
+    check_gate(*op, call);
+    json result = op->handler(call);
+    if (!notification && !call.deferred()) responder.ok(std::move(result));
+  } catch (const Error& e) {
+    responder.fail(e.code(), e.what());
+  } catch (const StorageFailure& e) {
+    // A full or failing disk is the machine's state, not a bug: the client
+    // hears which directory and why, and may retry once there is room.
+    spdlog::error("operation {} from pid {} failed: {}", op_name, peer.pid, e.what());
+    responder.fail(e.is_resource_shortage() ? ErrorCode::kUnavailable : ErrorCode::kInternal, e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("operation {} from pid {} failed: {}", op_name, peer.pid, e.what());
+    responder.fail(ErrorCode::kInternal, std::string("internal error: ") + e.what());
+  }
+}
+
+}  // namespace lpd::daemon

@@ -1,0 +1,54 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/core/operation.h"
+#include "protocol/message.h"
+
+namespace lpd::daemon {
+
+/// Dispatcher owns the operation table and runs every incoming line through
+/// the same gates in the same order: decode, look up, hello first, check the
+/// gate (find the object's owner, compare with the peer's credentials),
+/// call, reply. Errors thrown by a handler become the error reply; nothing a
+/// peer sends can escape as an exception into the event loop.
+class Dispatcher {
+ public:
+  /// Throws std::logic_error when a row has no gate it can check (a kRead
+  /// or kAct row without owner_of, or owner_of on another gate), a
+  /// duplicate name, or no handler: a table bug shows at startup.
+  explicit Dispatcher(OperationTable table);
+  explicit Dispatcher(std::vector<Operation> table, AccessPolicy access = {})
+      : Dispatcher(OperationTable{std::move(table), access}) {}
+
+  /// `one_way_only`: the line came through an event ring, where requests
+  /// have no place (their reply would wait for the ring to be read).
+  void dispatch_line(std::string_view line, Peer& peer, const std::shared_ptr<ReplySink>& sink,
+                     bool one_way_only = false);
+  /// Called by a session after it dispatched a batch (one read of its
+  /// socket, one drain of its event ring), before the ring's records are
+  /// committed as read: lpd writes its buffered journals there, so nothing
+  /// a shim was told lpd has, or stopped keeping, is only in lpd's memory.
+  std::function<void()> on_batch_end;
+  void end_of_batch() const {
+    if (on_batch_end) on_batch_end();
+  }
+  const std::vector<Operation>& operations() const { return table_; }
+  const Operation* find(std::string_view name) const;
+  const AccessPolicy& access() const { return access_; }
+
+ private:
+  void dispatch(const protocol::Message& message, Peer& peer, const std::shared_ptr<ReplySink>& sink);
+  /// Looks `op_name` up, checks hello and the gate, calls the handler and
+  /// replies (unless a notification or deferred); every error becomes the reply.
+  void run(const std::string& op_name, Call& call);
+  /// Throws permission_denied when the peer may not pass `op`'s gate.
+  void check_gate(const Operation& op, const Call& call) const;
+  std::vector<Operation> table_;
+  AccessPolicy access_;
+};
+
+}  // namespace lpd::daemon

@@ -1,0 +1,150 @@
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "daemon/transport/dispatcher.h"
+#include "daemon/core/event_ring_mapping.h"
+#include "daemon/core/peer.h"
+#include "protocol/line_reader.h"
+
+namespace lpd::daemon {
+
+/// Session is one connection: it frames lines, hands them to the dispatcher
+/// and writes what comes back, in order. It holds no business state: the
+/// registries learn about it only through its Peer and its close callback.
+/// It paces its peer: while more than kCongestedBytes wait to be written,
+/// it reads no more requests, and the streams lpd produces for the peer
+/// wait (when_drained), so a peer that reads slowly, or never, holds lpd to
+/// about one queue's worth of memory.
+///
+/// End of stream from the peer means "no more requests", as for a shell
+/// pipe or `socat` (half-close, shutdown(SHUT_WR)): the session reads no
+/// more, but stays until every reply owed to requests already read has
+/// been written (owe_reply()), then closes. Pushes of subscriptions and
+/// streams go on only until then. A peer that closed both directions (it
+/// exited) can read nothing: the session closes at once.
+///
+/// Memory follows use: reads go through one buffer shared by all sessions
+/// (lpd has one thread), the line reader and the write queue give back what
+/// a big line took; an idle connection costs a few kilobytes.
+class Session : public ReplySink, public std::enable_shared_from_this<Session> {
+ public:
+  using Socket = boost::asio::local::stream_protocol::socket;
+  using ClosedCallback = std::function<void(Session&)>;
+
+  /// From this many queued outgoing bytes on, the connection is congested:
+  /// lpd stops reading the peer's requests, and the streams it produces
+  /// itself (output, logs, event replays) wait (ReplySink::when_drained).
+  static constexpr std::size_t kCongestedBytes = 1024 * 1024;
+  /// ...and they go on once the queue is down to this.
+  static constexpr std::size_t kDrainedBytes = 256 * 1024;
+  /// Bytes allowed to wait behind the line being written. With the above,
+  /// only replies to requests already read and one-off pushes can pass
+  /// the congestion mark; a peer that lets them pile up past this is
+  /// dropped rather than growing the daemon. One line is always accepted
+  /// below the mark, however long (a big events.list).
+  static constexpr std::size_t kMaxQueuedBytes = 4 * 1024 * 1024;
+  /// Long-lived streams (attaches, log streams, pause watches) one
+  /// connection may hold at once; each costs descriptors and timers.
+  static constexpr std::size_t kMaxStreams = 32;
+  /// How late an event-ring message may be read. The shim rings (sends a
+  /// blank line) at most once per window; every ring is followed by one
+  /// more read a window later, which catches what was written in between.
+  /// 50 ms (h13cpu, issue 13): a busy suite wakes lpd (and has it write its
+  /// journals) about 40 times a second per process, half what 25 ms cost
+  /// (each wake-up is a socket read, a drain, two journal writes and the
+  /// timer's own wake-up: 15% of lpd's CPU per test under `pytest -n 2`),
+  /// and a test event still reaches `lpctl events --follow` within 100 ms.
+  static constexpr std::chrono::milliseconds kRingWindow{50};
+
+  Session(Socket socket, Peer peer, Dispatcher& dispatcher,
+          std::chrono::milliseconds hello_timeout, ClosedCallback on_closed);
+
+  void start();
+  /// Stops reading and closes once everything queued has been written.
+  void close_after_flush();
+  void close();
+
+  void send(std::string line) override;
+  bool open() const override { return open_; }
+  bool switch_to_raw(std::function<void(std::string_view)> on_bytes) override;
+  int take_passed_fd() override;
+  bool passed_fd_dropped() const override { return passed_fd_dropped_; }
+  bool attach_ring(std::unique_ptr<MappedEventRing> ring) override;
+  bool congested() const override { return queued_bytes_ >= kCongestedBytes; }
+  void when_drained(std::function<void()> resume) override;
+  StreamSlot claim_stream(std::string_view what) override;
+  std::shared_ptr<void> owe_reply() override;
+  /// Replies owed to requests already read (deferred, not yet sent).
+  std::size_t owed_replies() const { return owed_replies_; }
+  /// True once the peer ended its requests (end of stream).
+  bool input_ended() const { return input_ended_; }
+  /// Dispatches whatever the peer wrote into its event ring so far. lpd
+  /// calls it before judging how a process ended.
+  void drain_ring();
+
+  Peer& peer() { return peer_; }
+  const Peer& peer() const { return peer_; }
+
+ private:
+  /// Released by the last holder of one owe_reply() token.
+  struct OwedReply;
+
+  void read_more();
+  void read_available();
+  void handle_bytes(std::string_view bytes);
+  /// The peer's end of stream: close, or deliver what is owed first.
+  void end_of_input();
+  /// True when the peer closed both directions (it can read nothing more).
+  bool peer_hung_up();
+  /// After a half-close: closes when the peer closes its reading side too.
+  void watch_for_hangup();
+  /// Closes once nothing is queued, being written, or owed.
+  void close_if_done();
+  /// Dispatches the complete lines read so far; false when it stopped
+  /// because the connection is congested (it goes on once drained).
+  bool process_lines();
+  void pause_input();
+  void resume_input();
+  void keep_passed_fd(int fd);
+  void close_passed_fd();
+  void write_more();
+
+  Socket socket_;
+  Peer peer_;
+  Dispatcher& dispatcher_;
+  boost::asio::steady_timer hello_timer_;
+  std::chrono::milliseconds hello_timeout_;
+  ClosedCallback on_closed_;
+
+  protocol::LineReader reader_;
+  std::function<void(std::string_view)> raw_;  // set once the peer switched to a raw stream
+  int passed_fd_ = -1;  // SCM_RIGHTS descriptor not yet claimed by an operation
+  bool passed_fd_dropped_ = false;  // ...or one the kernel dropped on the way (MSG_CTRUNC)
+  std::shared_ptr<MappedEventRing> ring_;  // shared: a drain keeps it alive through a close()
+  boost::asio::steady_timer ring_timer_;
+  bool draining_ = false;
+  std::deque<std::string> outgoing_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  std::vector<std::function<void()>> drain_waiters_;
+  bool input_paused_ = false;  // congested: the peer's bytes wait in the socket
+  std::size_t streams_ = 0;    // stream slots claimed (claim_stream)
+  std::size_t received_bytes_ = 0;      // for the heap trim at close
+  std::size_t peak_queued_bytes_ = 0;   // likewise
+  bool open_ = true;
+  bool closing_ = false;  // no more reads; close when outgoing_ drains
+  bool input_ended_ = false;  // the peer half-closed: close when outgoing_ drains and nothing is owed
+  std::size_t owed_replies_ = 0;  // live owe_reply() tokens
+  bool queue_grew_ = false;       // outgoing_ held many lines: shrink it once empty
+};
+
+}  // namespace lpd::daemon
