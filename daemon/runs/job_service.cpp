@@ -65,7 +65,7 @@ void set_env(std::vector<std::string>& env, const std::string& key, const std::s
 
 JobService::JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, CrashStore& crashes,
                        RunRegistry& runs, ProcessLauncher& launcher, const AccessPolicy& access,
-                       JobEnvironment environment)
+                       JobEnvironment environment, SessionDrain& drain)
     : io_(io),
       events_(events),
       store_(store),
@@ -74,6 +74,7 @@ JobService::JobService(boost::asio::io_context& io, EventBus& events, const Stat
       launcher_(launcher),
       access_(access),
       environment_(std::move(environment)),
+      drain_(drain),
       // -- h13out: the run output cap says what it dropped as an event.
       output_cap_(io, environment_.run_output, store_.path("runs"), [this](const RunOutputCap::Dropped& d) {
         events_.publish("run.output_dropped",
@@ -495,12 +496,11 @@ void JobService::start_attempt(Supervised& s) {
 }
 
 void JobService::drain_sessions_where(const std::function<bool(const WorkerActivity&)>& matches) {
-  if (!drain_session) return;
   // Draining dispatches messages that reach activities_: collect first.
   std::vector<std::uint64_t> sessions;
   for (const auto& [session_id, activity] : activities_)
     if (matches(activity)) sessions.push_back(session_id);
-  for (auto session_id : sessions) drain_session(session_id);
+  for (auto session_id : sessions) drain_.drain(session_id);
 }
 
 void JobService::attempt_ended(const std::string& run_id) {

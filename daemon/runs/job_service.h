@@ -28,6 +28,8 @@
 #include "daemon/runs/job.h"
 #include "daemon/runs/run_output_cap.h"  // h13out
 #include "daemon/runs/run_registry.h"
+#include "daemon/runs/run_watcher.h"
+#include "daemon/runs/session_drain.h"
 #include "daemon/state_store.h"
 #include "daemon/unique_fd.h"
 
@@ -49,12 +51,14 @@ struct JobEnvironment {
 /// into crash records pinned on that test, re-runs without crashed tests,
 /// and builds the JUnit report. Its rules live in Job, WorkerActivity and
 /// junit_report; this class is their I/O edge.
-class JobService {
+class JobService : public RunWatcher {
  public:
   /// `crashes` is loaded before restore() (see Daemon::restore_state).
+  /// `drain`: the back-edge to the connection layer (session_drain.h),
+  /// used before a process's end is judged.
   JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, CrashStore& crashes,
-             RunRegistry& runs,
-             ProcessLauncher& launcher, const AccessPolicy& access, JobEnvironment environment);
+             RunRegistry& runs, ProcessLauncher& launcher, const AccessPolicy& access, JobEnvironment environment,
+             SessionDrain& drain);
 
   // Operations (see protocol/README.md).
   json handle_start(Call& call);
@@ -83,9 +87,9 @@ class JobService {
   json handle_session_error(Call& call);     // a failure or crash outside any test
   json handle_collection_items(Call& call);  // nodeids a process collected
 
-  /// A shim's connection joined a run (run.register) or said run.end.
-  void worker_joined(const Run& run, const std::string& worker_id, const Peer& peer);
-  void worker_ended_cleanly(const Peer& peer);
+  // RunWatcher: a shim's connection joined a run (run.register) or said run.end.
+  void worker_joined(const Run& run, const std::string& worker_id, const Peer& peer) override;
+  void worker_ended_cleanly(const Peer& peer) override;
   void peer_gone(const Peer& peer);
   /// Ends the run.attach streams of a connection that closed.
   void drop_attaches(std::uint64_t session);
@@ -95,11 +99,6 @@ class JobService {
   /// results stay on disk until asked for (load_history).
   void restore();
 
-  /// Reads what a connection's shim left in its event ring (see
-  /// Session::drain_ring). A process's end is judged only after this: its
-  /// last test.start may still sit there, written but not yet read.
-  std::function<void(std::uint64_t session_id)> drain_session;
-
   std::size_t active_jobs() const;
 
   /// h13out: runs removed (retention): their outputs no longer count
@@ -107,6 +106,8 @@ class JobService {
   void forget_outputs(const std::set<std::string>& run_ids) { output_cap_.forget(run_ids); }
 
  private:
+  /// Drains (SessionDrain) every connection whose activity `matches`:
+  /// collected first, as draining dispatches messages into activities_.
   void drain_sessions_where(const std::function<bool(const WorkerActivity&)>& matches);
   /// One run.attach: its output tail, paced by the peer's reading. Erased
   /// once run.done is sent or the peer leaves (drop_attaches): a weak sink
@@ -275,6 +276,7 @@ class JobService {
   ProcessLauncher& launcher_;
   const AccessPolicy& access_;
   JobEnvironment environment_;
+  SessionDrain& drain_;
   std::mt19937 random_{std::random_device{}()};
 
   std::map<std::string, std::unique_ptr<Supervised>> jobs_;
