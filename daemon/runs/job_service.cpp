@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.h"
+#include "daemon/crashes/crash_rules.h"
 #include "daemon/heap_trim.h"
 #include "daemon/process/cgroup.h"  // issue 14 (x14tree)
 #include "daemon/process/leftover_test.h"  // h14left
@@ -543,22 +544,10 @@ void JobService::attempt_ended(const std::string& run_id) {
   if (end.signal && !s->job.stop_requested && s->job.tests_reported) {
     const int attempt = std::max(1, s->job.attempt);
     const bool pinned = std::any_of(s->crashes.begin(), s->crashes.end(), [&](const Crash& c) {
-      return c.attempt == attempt && (c.worker_id == "controller" || (command_pid != 0 && c.pid == command_pid));
+      return same_death(c, attempt, command_pid) || (c.attempt == attempt && c.worker_id == "controller");
     });
-    if (!pinned) {
-      Crash c;
-      c.run_id = run_id;
-      c.where = "session";
-      c.worker_id = "controller";
-      c.pid = command_pid;
-      c.signal = end.signal;
-      c.reason = "killed by " + signal_name(*end.signal) +
-                 " while lpd was restarting: which test it was running is not known";
-      c.crash_time = wall_now();
-      c.attempt = attempt;
-      c.owner = s->owner;
-      record_crash(s, std::move(c));
-    }
+    if (!pinned)
+      record_crash(s, unattributed_command_crash(run_id, command_pid, *end.signal, attempt, s->owner, wall_now()));
   }
   after_attempt(*s, end, crashes_before, command_pid);
 }
@@ -1009,6 +998,9 @@ json JobService::handle_crashes(Call& call) {
 }
 
 void JobService::record_crash(Supervised* s, Crash crash) {
+  // How many results the run had when the test crashed: a later pass of it
+  // in the same attempt is a rerun (mark_flaky_crashes).
+  if (s && !crash.nodeid.empty()) s->results_at_crash[crash.nodeid] = s->results.size();
   // A restarted lpd may hear again of a death the previous one recorded (a
   // shim replaying worker.down, a re-adopted attempt ending): one record,
   // one crash-log line, one event per crash.

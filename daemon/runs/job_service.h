@@ -224,8 +224,12 @@ class JobService : public RunWatcher {
   void command_result(Supervised& s, const ProcessEnd& end, bool no_crash_yet, pid_t command_pid);
   /// What the final exit code depends on (job_lifecycle.h's FinalFacts).
   FinalFacts final_facts(const Supervised& s) const;
-  /// Judges a test process's end (worker_end_verdict): a crash record, an
-  /// interrupted result for the test it ran, or nothing.
+  /// The one owner of a test process's end: every way an end becomes known
+  /// (finalize: worker.down, the attempt's end, an unsupervised process's
+  /// pidfd; attempt_ended: a controller still connected) comes here to be
+  /// judged (WorkerActivity::crash_on, worker_end_verdict): a crash record,
+  /// an interrupted result for the test it ran, or nothing. The command's
+  /// own end, when no test process reported, is command_result's.
   void settle_end(Supervised* s, const WorkerActivity& activity, const ProcessEnd& end);
   /// Sets `flaky` on every crash of the run whose test passed when run
   /// again later (an isolated rerun, a retry, a pytest-rerunfailures rerun).
@@ -236,6 +240,12 @@ class JobService : public RunWatcher {
   /// LPD_DESELECT_FILE and LPD_ONLY_NODEIDS_FILE of the current attempt,
   /// in the run's directory, readable by the run's user.
   void write_selection_files(const Supervised& s) const;
+  /// The one owner of crash records: every crash lpd records comes here
+  /// (from settle_end, command_result, attempt_ended and worker.crashed,
+  /// made by WorkerActivity::crash_on or crash_rules.h). A death recorded
+  /// before (CrashStore::find_same) is not recorded again; a new one goes
+  /// to the store (crashes.jsonl), the run's --crash-log, a `crash` event
+  /// and `s`'s copy. `s` is null for a run lpd does not supervise.
   void record_crash(Supervised* s, Crash crash);
   void finalize(Pending& pending, const ProcessEnd& end);
   void finalize_pending_of(const std::string& run_id, const std::optional<ProcessEnd>& controller_end);
