@@ -90,6 +90,10 @@ class JobService : public RunWatcher {
   // RunWatcher: a shim's connection joined a run (run.register) or said run.end.
   void worker_joined(const Run& run, const std::string& worker_id, const Peer& peer) override;
   void worker_ended_cleanly(const Peer& peer) override;
+  /// A connection closed: its run.attach streams end, and a shim's activity
+  /// waits (Pending) until its process's end is known (settle_end); one
+  /// that ended cleanly between tests of a run lpd does not supervise is
+  /// let go (lpd never learns that process's exit status).
   void peer_gone(const Peer& peer);
   /// Ends the run.attach streams of a connection that closed.
   void drop_attaches(std::uint64_t session);
