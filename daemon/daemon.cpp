@@ -38,29 +38,18 @@ Daemon::Daemon(DaemonConfig config)
       store_(config_.state_dir),
       crashes_(store_),
       crash_retry_(io_, crashes_),
-      runs_(io_, events_, store_),
-      pauses_(io_, events_, store_, runs_.registry(), config_.access, config_.socket_path /* h15term */),
-      history_(io_, events_, store_, runs_.registry(), config_.retention),
+      pauses_(io_, events_, store_, run_registry_, config_.access, config_.socket_path /* h15term */),
+      history_(io_, events_, store_, run_registry_, config_.retention),
       process_launcher_(io_),
       processes_(io_, store_, events_, process_launcher_, config_.helper_logs /* h14logcap */),
-      jobs_(io_, events_, store_, crashes_, runs_.registry(), process_launcher_, config_.access,
-            JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path, config_.run_output /* h13out */}),
+      jobs_(io_, events_, store_, crashes_, run_registry_, process_launcher_, config_.access,
+            JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path, config_.run_output /* h13out */},
+            /*drain=*/*this),
+      runs_(io_, events_, store_, run_registry_, /*watcher=*/jobs_),
       dispatcher_(operation_table(*this)),
       server_(io_, dispatcher_, config_.hello_timeout),
       stop_signals_(io_, SIGTERM, SIGINT) {
   server_.on_session_closed([this](const Peer& peer) { on_session_closed(peer); });
-  on_peer_gone([this](const Peer& peer) { events_.drop_session(peer.session_id); });
-  on_peer_gone([this](const Peer& peer) { pauses_.peer_gone(peer); });
-  on_peer_gone([this](const Peer& peer) { jobs_.peer_gone(peer); });
-  on_peer_gone([this](const Peer& peer) { runs_.peer_gone(peer); });
-  runs_.on_join = [this](const Run& run, const std::string& worker, const Peer& peer) {
-    jobs_.worker_joined(run, worker, peer);
-  };
-  runs_.on_clean_end = [this](const Peer& peer) { jobs_.worker_ended_cleanly(peer); };
-  jobs_.drain_session = [this](std::uint64_t session_id) {
-    if (auto session = server_.session(session_id)) session->drain_ring();
-  };
-  on_peer_gone([this](const Peer& peer) { processes_.drop_session(peer.session_id); });
   // Runs retention removed take their crash records with them.
   // Journals are written before a session's batch is committed (see
   // Dispatcher::on_batch_end): one write per batch, none lost with lpd.
@@ -235,7 +224,15 @@ void Daemon::on_session_closed(const Peer& peer) {
   // active, its pause pending; issue 13, a pause surviving a restart).
   if (stopping_) return;
   spdlog::debug("peer pid {} (session {}) left", peer.pid, peer.session_id);
-  for (auto& listener : peer_gone_) listener(peer);
+  events_.drop_session(peer.session_id);
+  pauses_.peer_gone(peer);
+  jobs_.peer_gone(peer);
+  runs_.peer_gone(peer);
+  processes_.drop_session(peer.session_id);
+}
+
+void Daemon::drain(std::uint64_t session_id) {
+  if (auto session = server_.session(session_id)) session->drain_ring();
 }
 
 void Daemon::restore_state() {

@@ -21,9 +21,11 @@
 #include "daemon/processes/process_service.h"
 #include "daemon/jobs/job_service.h"
 #include "daemon/history/history.h"
+#include "daemon/runs/run_registry.h"
 #include "daemon/runs/run_service.h"
 #include "daemon/transport/server.h"
 #include "daemon/core/state_store.h"
+#include "daemon/runs/session_drain.h"
 
 namespace lpd::daemon {
 
@@ -34,8 +36,11 @@ class HttpServer;  // issue 16 (h16api): daemon/http/http_server.h
 
 /// Daemon is the composition root: it owns the one io_context and wires the
 /// server, the dispatcher and the registries together. Handlers reach the
-/// parts they need through it; nothing here is global.
-class Daemon {
+/// parts they need through it; nothing here is global. RunService tells
+/// JobService of joins through the RunWatcher given to its constructor; the
+/// one edge from a family back to the connections is SessionDrain, which
+/// Daemon implements itself because the server is built after the families.
+class Daemon final : private SessionDrain {
  public:
   explicit Daemon(DaemonConfig config);
   ~Daemon();
@@ -56,10 +61,6 @@ class Daemon {
   const AccessPolicy& access() const { return config_.access; }
   bool socket_from_systemd() const { return socket_from_systemd_; }
 
-  /// Families that keep per-connection state (subscriptions, a shim's
-  /// current test, a waiting pause) learn here that a peer left.
-  void on_peer_gone(std::function<void(const Peer&)> listener) { peer_gone_.push_back(std::move(listener)); }
-
   // -- services, one per operation family (each owns its registry) --------
   // (families add their service members and accessors here)
   RunService& runs() { return runs_; }
@@ -78,7 +79,12 @@ class Daemon {
   // -- end issue 16
 
  private:
+  /// A connection left: each family that keeps per-connection state (event
+  /// subscriptions, a waiting pause, a shim's current test, a run's
+  /// worker, a helper's log streams and leases) lets go of it, in that order.
   void on_session_closed(const Peer& peer);
+  /// SessionDrain, for JobService: the connection's unread event ring.
+  void drain(std::uint64_t session_id) override;
   /// Loads what a previous lpd left in the state directory, before serving.
   void restore_state();
   /// The listening fd: systemd's, or one lpd binds itself. -1 after reporting why not.
@@ -92,13 +98,13 @@ class Daemon {
   StateStore store_;
   CrashStore crashes_;
   CrashRetry crash_retry_;  // writes crash records a full disk refused, once it takes them
-  std::vector<std::function<void(const Peer&)>> peer_gone_;
-  RunService runs_;
+  RunRegistry run_registry_;  // RunService is its I/O edge; other families read it
   PauseService pauses_;
   History history_;
   SystemProcessLauncher process_launcher_;
   ProcessService processes_;
   JobService jobs_;
+  RunService runs_;  // after jobs_, its RunWatcher
   Dispatcher dispatcher_;
   Server server_;
   boost::asio::signal_set stop_signals_;

@@ -18,6 +18,7 @@
 
 #include "daemon/core/clock.h"
 #include "daemon/jobs/job_service.h"
+#include "daemon/crashes/crash_rules.h"
 #include "protocol/error.h"
 
 namespace lpd::daemon {
@@ -88,7 +89,6 @@ void JobService::settle_end(Supervised* s, const WorkerActivity& activity, const
     case WorkerEndVerdict::kNothing:
       return;
     case WorkerEndVerdict::kCrash:
-      if (s && !crash->nodeid.empty()) s->results_at_crash[crash->nodeid] = s->results.size();
       record_crash(s, std::move(*crash));
       return;
     case WorkerEndVerdict::kInterrupted:
@@ -145,26 +145,12 @@ void JobService::command_result(Supervised& s, const ProcessEnd& end, bool no_cr
   // journal and job.json writes failed): the same pid in the same attempt
   // is the same crash, never a second one.
   const int attempt = std::max(1, s.job.attempt);
-  const bool known = command_pid != 0 && std::any_of(s.crashes.begin(), s.crashes.end(), [&](const Crash& c) {
-    return c.attempt == attempt && c.pid == command_pid;
-  });
+  const bool known = std::any_of(s.crashes.begin(), s.crashes.end(),
+                                 [&](const Crash& c) { return same_death(c, attempt, command_pid); });
   const bool crashed = end.signal && no_crash_yet && !known &&
                        worker_end_verdict(true, s.job.stop_requested, end.signal) == WorkerEndVerdict::kCrash;
-  if (crashed) {
-    Crash c;
-    c.run_id = s.run_id;
-    c.nodeid = nodeid;
-    c.where = "command";
-    c.worker_id = "command";
-    c.pid = command_pid;
-    c.signal = end.signal;
-    c.reason = "killed by " + signal_name(*end.signal) + " (the command reported no tests)";
-    c.crash_time = now;
-    c.duration = now - s.job.created_at;
-    c.attempt = std::max(1, s.job.attempt);
-    c.owner = s.owner;
-    record_crash(&s, std::move(c));
-  }
+  if (crashed)
+    record_crash(&s, command_crash(s.run_id, nodeid, command_pid, *end.signal, attempt, s.owner, s.job.created_at, now));
   TestResult r;
   r.nodeid = nodeid;
   r.phase = "call";

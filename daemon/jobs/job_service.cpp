@@ -28,6 +28,11 @@
 #include "daemon/os/run_as.h"
 #include "daemon/core/untrusted_file.h"
 #include "daemon/os/user_files.h"
+#include "daemon/crashes/crash_rules.h"
+#include "daemon/os/cgroup.h"  // issue 14 (x14tree)
+#include "daemon/os/leftover_test.h"  // h14left
+#include "daemon/jobs/attempt_banner.h"  // h18cli
+#include "daemon/jobs/run_result.h"      // h18cli
 #include "protocol/message.h"
 
 namespace lpd::daemon {
@@ -65,7 +70,7 @@ void set_env(std::vector<std::string>& env, const std::string& key, const std::s
 
 JobService::JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, CrashStore& crashes,
                        RunRegistry& runs, ProcessLauncher& launcher, const AccessPolicy& access,
-                       JobEnvironment environment)
+                       JobEnvironment environment, SessionDrain& drain)
     : io_(io),
       events_(events),
       store_(store),
@@ -74,6 +79,7 @@ JobService::JobService(boost::asio::io_context& io, EventBus& events, const Stat
       launcher_(launcher),
       access_(access),
       environment_(std::move(environment)),
+      drain_(drain),
       // -- h13out: the run output cap says what it dropped as an event.
       output_cap_(io, environment_.run_output, store_.path("runs"), [this](const RunOutputCap::Dropped& d) {
         events_.publish("run.output_dropped",
@@ -495,12 +501,11 @@ void JobService::start_attempt(Supervised& s) {
 }
 
 void JobService::drain_sessions_where(const std::function<bool(const WorkerActivity&)>& matches) {
-  if (!drain_session) return;
   // Draining dispatches messages that reach activities_: collect first.
   std::vector<std::uint64_t> sessions;
   for (const auto& [session_id, activity] : activities_)
     if (matches(activity)) sessions.push_back(session_id);
-  for (auto session_id : sessions) drain_session(session_id);
+  for (auto session_id : sessions) drain_.drain(session_id);
 }
 
 void JobService::attempt_ended(const std::string& run_id) {
@@ -543,22 +548,10 @@ void JobService::attempt_ended(const std::string& run_id) {
   if (end.signal && !s->job.stop_requested && s->job.tests_reported) {
     const int attempt = std::max(1, s->job.attempt);
     const bool pinned = std::any_of(s->crashes.begin(), s->crashes.end(), [&](const Crash& c) {
-      return c.attempt == attempt && (c.worker_id == "controller" || (command_pid != 0 && c.pid == command_pid));
+      return same_death(c, attempt, command_pid) || (c.attempt == attempt && c.worker_id == "controller");
     });
-    if (!pinned) {
-      Crash c;
-      c.run_id = run_id;
-      c.where = "session";
-      c.worker_id = "controller";
-      c.pid = command_pid;
-      c.signal = end.signal;
-      c.reason = "killed by " + signal_name(*end.signal) +
-                 " while lpd was restarting: which test it was running is not known";
-      c.crash_time = wall_now();
-      c.attempt = attempt;
-      c.owner = s->owner;
-      record_crash(s, std::move(c));
-    }
+    if (!pinned)
+      record_crash(s, unattributed_command_crash(run_id, command_pid, *end.signal, attempt, s->owner, wall_now()));
   }
   after_attempt(*s, end, crashes_before, command_pid);
 }
@@ -1009,6 +1002,9 @@ json JobService::handle_crashes(Call& call) {
 }
 
 void JobService::record_crash(Supervised* s, Crash crash) {
+  // How many results the run had when the test crashed: a later pass of it
+  // in the same attempt is a rerun (mark_flaky_crashes).
+  if (s && !crash.nodeid.empty()) s->results_at_crash[crash.nodeid] = s->results.size();
   // A restarted lpd may hear again of a death the previous one recorded (a
   // shim replaying worker.down, a re-adopted attempt ending): one record,
   // one crash-log line, one event per crash.

@@ -30,6 +30,8 @@
 #include "daemon/runs/run_registry.h"
 #include "daemon/core/state_store.h"
 #include "daemon/core/unique_fd.h"
+#include "daemon/runs/run_watcher.h"
+#include "daemon/runs/session_drain.h"
 
 namespace lpd::daemon {
 
@@ -49,12 +51,14 @@ struct JobEnvironment {
 /// into crash records pinned on that test, re-runs without crashed tests,
 /// and builds the JUnit report. Its rules live in Job, WorkerActivity and
 /// junit_report; this class is their I/O edge.
-class JobService {
+class JobService : public RunWatcher {
  public:
   /// `crashes` is loaded before restore() (see Daemon::restore_state).
+  /// `drain`: the back-edge to the connection layer (session_drain.h),
+  /// used before a process's end is judged.
   JobService(boost::asio::io_context& io, EventBus& events, const StateStore& store, CrashStore& crashes,
-             RunRegistry& runs,
-             ProcessLauncher& launcher, const AccessPolicy& access, JobEnvironment environment);
+             RunRegistry& runs, ProcessLauncher& launcher, const AccessPolicy& access, JobEnvironment environment,
+             SessionDrain& drain);
 
   // Operations (see protocol/README.md).
   json handle_start(Call& call);
@@ -83,9 +87,13 @@ class JobService {
   json handle_session_error(Call& call);     // a failure or crash outside any test
   json handle_collection_items(Call& call);  // nodeids a process collected
 
-  /// A shim's connection joined a run (run.register) or said run.end.
-  void worker_joined(const Run& run, const std::string& worker_id, const Peer& peer);
-  void worker_ended_cleanly(const Peer& peer);
+  // RunWatcher: a shim's connection joined a run (run.register) or said run.end.
+  void worker_joined(const Run& run, const std::string& worker_id, const Peer& peer) override;
+  void worker_ended_cleanly(const Peer& peer) override;
+  /// A connection closed: its run.attach streams end, and a shim's activity
+  /// waits (Pending) until its process's end is known (settle_end); one
+  /// that ended cleanly between tests of a run lpd does not supervise is
+  /// let go (lpd never learns that process's exit status).
   void peer_gone(const Peer& peer);
   /// Ends the run.attach streams of a connection that closed.
   void drop_attaches(std::uint64_t session);
@@ -95,11 +103,6 @@ class JobService {
   /// results stay on disk until asked for (load_history).
   void restore();
 
-  /// Reads what a connection's shim left in its event ring (see
-  /// Session::drain_ring). A process's end is judged only after this: its
-  /// last test.start may still sit there, written but not yet read.
-  std::function<void(std::uint64_t session_id)> drain_session;
-
   std::size_t active_jobs() const;
 
   /// h13out: runs removed (retention): their outputs no longer count
@@ -107,6 +110,8 @@ class JobService {
   void forget_outputs(const std::set<std::string>& run_ids) { output_cap_.forget(run_ids); }
 
  private:
+  /// Drains (SessionDrain) every connection whose activity `matches`:
+  /// collected first, as draining dispatches messages into activities_.
   void drain_sessions_where(const std::function<bool(const WorkerActivity&)>& matches);
   /// One run.attach: its output tail, paced by the peer's reading. Erased
   /// once run.done is sent or the peer leaves (drop_attaches): a weak sink
@@ -223,8 +228,12 @@ class JobService {
   void command_result(Supervised& s, const ProcessEnd& end, bool no_crash_yet, pid_t command_pid);
   /// What the final exit code depends on (job_lifecycle.h's FinalFacts).
   FinalFacts final_facts(const Supervised& s) const;
-  /// Judges a test process's end (worker_end_verdict): a crash record, an
-  /// interrupted result for the test it ran, or nothing.
+  /// The one owner of a test process's end: every way an end becomes known
+  /// (finalize: worker.down, the attempt's end, an unsupervised process's
+  /// pidfd; attempt_ended: a controller still connected) comes here to be
+  /// judged (WorkerActivity::crash_on, worker_end_verdict): a crash record,
+  /// an interrupted result for the test it ran, or nothing. The command's
+  /// own end, when no test process reported, is command_result's.
   void settle_end(Supervised* s, const WorkerActivity& activity, const ProcessEnd& end);
   /// Sets `flaky` on every crash of the run whose test passed when run
   /// again later (an isolated rerun, a retry, a pytest-rerunfailures rerun).
@@ -235,6 +244,12 @@ class JobService {
   /// LPD_DESELECT_FILE and LPD_ONLY_NODEIDS_FILE of the current attempt,
   /// in the run's directory, readable by the run's user.
   void write_selection_files(const Supervised& s) const;
+  /// The one owner of crash records: every crash lpd records comes here
+  /// (from settle_end, command_result, attempt_ended and worker.crashed,
+  /// made by WorkerActivity::crash_on or crash_rules.h). A death recorded
+  /// before (CrashStore::find_same) is not recorded again; a new one goes
+  /// to the store (crashes.jsonl), the run's --crash-log, a `crash` event
+  /// and `s`'s copy. `s` is null for a run lpd does not supervise.
   void record_crash(Supervised* s, Crash crash);
   void finalize(Pending& pending, const ProcessEnd& end);
   void finalize_pending_of(const std::string& run_id, const std::optional<ProcessEnd>& controller_end);
@@ -275,6 +290,7 @@ class JobService {
   ProcessLauncher& launcher_;
   const AccessPolicy& access_;
   JobEnvironment environment_;
+  SessionDrain& drain_;
   std::mt19937 random_{std::random_device{}()};
 
   std::map<std::string, std::unique_ptr<Supervised>> jobs_;

@@ -6,6 +6,8 @@
 
 #include "daemon/core/clock.h"
 #include "daemon/core/event_ring_mapping.h"
+#include "daemon/crashes/crash_rules.h"
+#include "daemon/core/event_ring_mapping.h"
 #include "protocol/json_text.h"
 #include "daemon/jobs/job_service.h"
 
@@ -260,24 +262,10 @@ json JobService::handle_worker_crashed(Call& call) {
   if (!s && !run) return json();
   const int attempt = s ? std::max(1, s->job.attempt) : 1;
   for (const Crash* c : crashes_.of_run(run_id))
-    if (c->attempt == attempt && ((pid != 0 && c->pid == pid) || (c->nodeid == nodeid && c->worker_id == worker_id)))
+    if (same_death(*c, attempt, pid) || (c->attempt == attempt && c->nodeid == nodeid && c->worker_id == worker_id))
       return json();  // lpd saw this worker die itself
-  Crash c;
-  c.run_id = run_id;
-  c.nodeid = nodeid;
-  c.where = "test";
-  c.worker_id = worker_id;
-  c.pid = pid;
-  if (returncode && *returncode < 0) c.signal = static_cast<int>(-*returncode);
-  if (returncode && *returncode >= 0) c.exit_code = static_cast<int>(*returncode);
-  c.reason = (c.signal ? "killed by " + signal_name(*c.signal)
-                       : "exited with code " + (returncode ? std::to_string(*returncode) : std::string("?"))) +
-             " while running " + nodeid + " (told by the xdist controller: lpd did not see this worker end)";
-  c.crash_time = wall_now();
-  c.attempt = attempt;
-  c.owner = s ? s->owner : run->owner;
-  if (s) s->results_at_crash[nodeid] = s->results.size();
-  record_crash(s, std::move(c));
+  record_crash(s, crash_told_by_controller(run_id, worker_id, nodeid, pid, returncode, attempt,
+                                           s ? s->owner : run->owner, wall_now()));
   return json();
 }
 

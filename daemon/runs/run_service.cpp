@@ -10,8 +10,9 @@
 
 namespace lpd::daemon {
 
-RunService::RunService(boost::asio::io_context& io, EventBus& events, const StateStore& store)
-    : io_(io), events_(events), store_(store) {}
+RunService::RunService(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& registry,
+                       RunWatcher& watcher)
+    : io_(io), events_(events), store_(store), registry_(registry), watcher_(watcher) {}
 
 void RunService::persist(const Run& run) {
   try {
@@ -52,7 +53,7 @@ json RunService::handle_register(Call& call) {
   }
   if (is_new) events_.publish("run.started", run.to_json(), run.run_id, run.owner);
   const std::string worker = request.worker_id.empty() ? "controller" : request.worker_id;
-  if (on_join) on_join(run, worker, call.peer);
+  watcher_.worker_joined(run, worker, call.peer);
   spdlog::info("run {}: {} (pid {}) joined", run.run_id, worker, request.pid);
   return {{"run_id", run.run_id}, {"worker_id", worker}, {"new", is_new}};
 }
@@ -69,7 +70,7 @@ json RunService::handle_end(Call& call) {
       return !had_part;
     });
   registry_.finish(call.peer.session_id);
-  if (on_clean_end) on_clean_end(call.peer);
+  watcher_.worker_ended_cleanly(call.peer);
   return {{"ended", had_part}};
 }
 

@@ -1,6 +1,5 @@
 #pragma once
 
-#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -12,6 +11,7 @@
 #include "daemon/os/exit_watch.h"
 #include "daemon/runs/run_registry.h"
 #include "daemon/core/state_store.h"
+#include "daemon/runs/run_watcher.h"
 
 namespace lpd::daemon {
 
@@ -20,7 +20,11 @@ namespace lpd::daemon {
 /// run to runs/<run_id>/run.json and publishes run.started / run.ended.
 class RunService {
  public:
-  RunService(boost::asio::io_context& io, EventBus& events, const StateStore& store);
+  /// `registry`: the runs, owned by the composition root (JobService and
+  /// the pause and history families read it too). `watcher` hears of each
+  /// process that joins a run or ends its session cleanly.
+  RunService(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& registry,
+             RunWatcher& watcher);
 
   json handle_register(Call& call);
   json handle_end(Call& call);
@@ -30,10 +34,6 @@ class RunService {
   void restore();
 
   RunRegistry& registry() { return registry_; }
-
-  /// Told when a process joins a run and when one ends its part cleanly.
-  std::function<void(const Run&, const std::string& worker_id, const Peer&)> on_join;
-  std::function<void(const Peer&)> on_clean_end;
 
  private:
   void persist(const Run& run);
@@ -47,7 +47,8 @@ class RunService {
   boost::asio::io_context& io_;
   EventBus& events_;
   const StateStore& store_;
-  RunRegistry registry_;
+  RunRegistry& registry_;
+  RunWatcher& watcher_;
   std::mt19937 random_{std::random_device{}()};
   /// Controllers of runs restored after a restart have no connection until
   /// they reconnect; their pidfd tells us if they die first.

@@ -258,3 +258,59 @@ TEST_CASE("the verdict counts the tests that never ran, the reason a flaky crash
   CHECK(code == 139);
   CHECK(run_verdict_text(f, code, true, 2, 1) == "its last full run killed by SIGSEGV, 1 crash(es), 1 flaky, 1 never ran");
 }
+
+TEST_CASE("the job table, every (state, event, verdict): where it goes and what JobService does", "[job]") {
+  using S = JobState;
+  using E = JobEvent;
+  using V = AttemptVerdict;
+  using A = JobAction;
+  struct Expect {
+    S to;
+    A action;
+  };
+  // What each (state, event, verdict) must give; nullopt: nothing moves.
+  const auto expected = [](S from, E event, V verdict) -> std::optional<Expect> {
+    switch (event) {
+      case E::kStarted:  // the verdict plays no part
+        if (from == S::kCreated || from == S::kInProgress || from == S::kCollected) return Expect{S::kInProgress, A::kNone};
+        return std::nullopt;  // a stopping or finished job starts nothing
+      case E::kCollected:
+        if (from == S::kInProgress) return Expect{S::kCollected, A::kNone};
+        return std::nullopt;
+      case E::kStopRequested:
+        if (from == S::kDone) return std::nullopt;
+        return Expect{S::kTerminating, A::kSignalStop};
+      case E::kAttemptEnded:
+        if (from == S::kDone) return Expect{S::kDone, A::kNone};
+        if (from != S::kInProgress) return Expect{S::kDone, A::kFinish};  // never started, collect-only, stopping
+        switch (verdict) {
+          case V::kRerunDue: return Expect{S::kInProgress, A::kStartRerun};
+          case V::kRetryDue: return Expect{S::kInProgress, A::kStartRetry};
+          case V::kNothingMore:
+          case V::kStopped: return Expect{S::kDone, A::kFinish};
+          case V::kAny: return std::nullopt;  // a running job's attempt end always has a verdict
+        }
+    }
+    return std::nullopt;
+  };
+  for (S from : {S::kCreated, S::kCollected, S::kInProgress, S::kTerminating, S::kDone})
+    for (E event : {E::kStarted, E::kCollected, E::kStopRequested, E::kAttemptEnded})
+      for (V verdict : {V::kAny, V::kStopped, V::kRerunDue, V::kRetryDue, V::kNothingMore}) {
+        INFO(to_string(from) << " " << to_string(event) << " verdict " << static_cast<int>(verdict));
+        const auto step = job_step(from, event, verdict);
+        const auto want = expected(from, event, verdict);
+        REQUIRE(step.has_value() == want.has_value());
+        if (!step) continue;
+        CHECK(step->from == from);
+        CHECK(step->event == event);
+        CHECK(step->to == want->to);
+        CHECK(step->action == want->action);
+      }
+  // ...and no row is shadowed by another: each is what its own key finds.
+  for (const auto& row : job_lifecycle()) {
+    const auto step = job_step(row.from, row.event, row.verdict);
+    REQUIRE(step);
+    CHECK(step->to == row.to);
+    CHECK(step->action == row.action);
+  }
+}

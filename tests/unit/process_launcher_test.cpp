@@ -16,21 +16,12 @@
 #include "daemon/os/pidfd_watch.h"
 #include "protocol/error.h"
 #include "tests/unit/descriptor_pressure.h"
+#include "tests/unit/fake_launcher.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::ErrorCode;
 
 namespace {
-
-/// A launcher that starts nothing and records what it was asked: the seam
-/// services are tested through.
-struct FakeLauncher : ProcessLauncher {
-  std::vector<LaunchSpec> launched;
-  Launched launch(const LaunchSpec& spec) override {
-    launched.push_back(spec);
-    return Launched{4242, -1, 1, spec.argv.front(), ""};
-  }
-};
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
