@@ -2,9 +2,8 @@
 before a test's setup, test.phase as it enters call and teardown, test.finish
 after its teardown (with pytest's own failure text for anything but a pass),
 plus the session's own messages (collection items and errors, errors in
-session start and finish, the exit marker) and Python's faulthandler pointed
-at a connection of its own, so that a fatal signal delivers the traceback to
-lpd (and, through the stderr descriptor passed along, to the console).
+session start and finish, the exit marker); a crash's traceback goes to lpd
+on a connection of its own (crash_traceback.py).
 
 The hooks only decide what to say: every one-way message goes through the
 channel (channel.py), which writes it into an event ring that lpd reads,
@@ -13,8 +12,6 @@ test that passed costs a few microseconds: the C writer formats and writes
 each record. Nothing here raises into pytest: a failure of the shim is a warning
 on stderr, and the run goes on."""
 
-import faulthandler
-import os
 import sys
 import time
 import traceback
@@ -22,18 +19,15 @@ import traceback
 import pytest
 
 from . import junit_fields, messages
-from .client import Connection, LpdError, LpdUnavailable
+from .client import LpdUnavailable
 from .channel import Channel
+from .crash_traceback import CrashTraceback
 from .sigterm import SigtermGuard, TerminatedBySignal
 
 _perf_counter = time.perf_counter
 _quote = messages.quote
 
 _warned = set()
-# The traceback connection of the last session, open until the process
-# ends: a crash at exit (an atexit handler, interpreter shutdown) still
-# sends its traceback to lpd.
-_exit_traceback = None
 
 
 def shim_failed(where, error):
@@ -50,24 +44,6 @@ def shim_failed(where, error):
         stream.flush()
     except Exception:
         pass
-
-
-def stderr_descriptor():
-    """A private copy of the real stderr (pytest's faulthandler picks it the
-    same way), or None."""
-    try:
-        fileno = sys.stderr.fileno()
-        if fileno < 0:
-            raise ValueError
-    except (AttributeError, ValueError, OSError):
-        try:
-            fileno = sys.__stderr__.fileno()
-        except (AttributeError, ValueError, OSError):
-            return None
-    try:
-        return os.dup(fileno)  # not inherited: Python's dup is close-on-exec
-    except OSError:
-        return None
 
 
 def describe_interruption(error):
@@ -106,8 +82,7 @@ class TestReporter:
         self.link = link
         self.config = config
         self.junit_prefix = getattr(getattr(config, "option", None), "junitprefix", None)
-        self.traceback_conn = None
-        self.stderr_fd = stderr_descriptor() if link is not None else None
+        self.crash_traceback = CrashTraceback(link.socket_path if link is not None else None, shim_failed)
         # The test running here: set between its test.start and its
         # test.finish (the SIGTERM guard reads `started`).
         self.started = None
@@ -125,52 +100,12 @@ class TestReporter:
         # Set up on the link's connection at once if there is one; else lpd
         # is away (restarting) and the channel joins the run on the first
         # message after it is back.
-        self.channel = Channel(link, on_connect=self.attach_traceback, on_lost=self.traceback_lost)
+        self.channel = Channel(link, on_connect=self.crash_traceback.attach, on_lost=self.crash_traceback.lost)
         if link is not None:
             try:
                 self.sigterm.install()
             except (ValueError, OSError) as e:
                 shim_failed("SIGTERM handler", e)
-
-    # -- connections ----------------------------------------------------
-    def attach_traceback(self):
-        """Opens the raw traceback connection, hands lpd our stderr with it
-        (lpd copies the traceback there too: the console still shows it) and
-        points faulthandler at it. Without lpd, faulthandler stays where
-        pytest put it (stderr)."""
-        conn = None
-        try:
-            conn = Connection(self.link.socket_path, role="traceback", client="lpd_pytest")
-            try:
-                conn.request("traceback.attach", pass_fd=self.stderr_fd)
-            except LpdError:
-                if self.stderr_fd is None:
-                    raise
-                conn.close()  # an lpd that takes no descriptor there: as before
-                conn = Connection(self.link.socket_path, role="traceback", client="lpd_pytest")
-                conn.request("traceback.attach")
-        except (LpdUnavailable, LpdError, OSError):
-            if conn is not None:
-                conn.close()
-            return
-        old, self.traceback_conn = self.traceback_conn, conn
-        faulthandler.enable(file=conn.fileno(), all_threads=True)
-        if old is not None:
-            old.close()
-
-    def traceback_lost(self):
-        """lpd went away: until it is back, a crash's traceback goes to
-        stderr, as without lpd."""
-        conn, self.traceback_conn = self.traceback_conn, None
-        if conn is None:
-            return
-        try:
-            if self.stderr_fd is not None:
-                faulthandler.enable(file=self.stderr_fd, all_threads=True)
-            else:
-                faulthandler.disable()
-        finally:
-            conn.close()
 
     # -- per-test hooks -----------------------------------------------------
     # Run around every test of a suite that may have many thousands of tiny
@@ -392,23 +327,9 @@ class TestReporter:
     def close(self):
         """After run.end: lets go of the ring; keeps the traceback connection
         (and faulthandler on it) until the process ends, for a crash at exit."""
-        global _exit_traceback
         self.channel.close()
         self.sigterm.uninstall()
-        if self.traceback_conn is not None:
-            if _exit_traceback is not None and _exit_traceback is not self.traceback_conn:
-                _exit_traceback.close()  # an earlier session in this process (pytester)
-            _exit_traceback = self.traceback_conn
-            self.traceback_conn = None
-            try:
-                faulthandler.enable(file=_exit_traceback.fileno(), all_threads=True)
-            except (ValueError, OSError, RuntimeError) as e:
-                shim_failed("faulthandler at exit", e)
-        elif faulthandler.is_enabled():
-            return  # it may write to our copy of stderr (lpd went away): kept open
-        if self.stderr_fd is not None:
-            os.close(self.stderr_fd)
-            self.stderr_fd = None
+        self.crash_traceback.keep_for_exit()
 
     def after_close(self):
         """Last of all: a SIGTERM taken during a test ends the process now."""
