@@ -57,7 +57,7 @@ _TEST_PHASE_FORMAT = messages.TEST_PHASE_FORMAT
 class Channel:
     """Sends one-way messages to lpd over `link` (link.LpdLink, or None: a
     channel that only holds its ring, for tests). `on_connect()` runs first
-    on each new connection the link joins (the reporter's traceback
+    on each new connection the link joins (crash_traceback.py's
     connection), `on_lost()` when lpd went away.
 
     Per-test messages: test_start(), test_phase(), test_passed(), each
@@ -229,31 +229,37 @@ class Channel:
         """test.start of the test whose quoted nodeid is `quoted`."""
         fast = self.fast
         written = fast.start(quoted) if fast is not None else -1
-        if written > 0:
-            self.wake()
-        elif written < 0:
-            self.send(_TEST_START_FORMAT % quoted)
+        if written:
+            self._after_fast(written, _TEST_START_FORMAT % quoted)
 
     def test_phase(self, quoted, phase):
-        """test.phase: the test enters `phase` (call, teardown, setup). The C
-        writer may only set the ring's phase mark (ring.attach said lpd
-        reads it) instead of writing a record."""
+        """test.phase: the test enters `phase` (call, teardown, setup); with
+        `quoted` None (no test.start went out) nothing. The C writer may
+        only set the ring's phase mark (ring.attach said lpd reads it)
+        instead of writing a record."""
+        if quoted is None:
+            return
         fast = self.fast
         written = fast.phase(quoted, phase) if fast is not None else -1
-        if written > 0:
-            self.wake()
-        elif written < 0:
-            self.send(_TEST_PHASE_FORMAT % (quoted, phase))
+        if written:
+            self._after_fast(written, _TEST_PHASE_FORMAT % (quoted, phase))
 
     def test_passed(self, quoted, duration):
         """test.finish of a test that passed in `duration` seconds, with no
         rerun and nothing more to say (anything else: send() the full line)."""
         fast = self.fast
         written = fast.passed(quoted, duration) if fast is not None else -1
+        if written:
+            self._after_fast(written, _TEST_PASSED_FORMAT % (quoted, duration))
+
+    def _after_fast(self, written, line):
+        """The C writer's answer when it is not 0 (written, nothing due): 1,
+        written and lpd's window has passed, wakes lpd; -1 (no C writer, or
+        no room) sends `line`, the same message, the ordinary way."""
         if written > 0:
             self.wake()
-        elif written < 0:
-            self.send(_TEST_PASSED_FORMAT % (quoted, duration))
+        else:
+            self.send(line)
 
     def wake(self):
         """After a record went into the ring and lpd's window has passed."""

@@ -142,31 +142,25 @@ class TestReporter:
     def _enter(self, phase):
         """The running test enters `phase` (a rerun's setup)."""
         self.phase = phase
-        quoted = self.quoted
-        if quoted is not None:
-            self.channel.test_phase(quoted, phase)
+        self.channel.test_phase(self.quoted, phase)
 
     # The two phases every test enters: _enter's lines in place (a call
     # less per phase, on the per-test path).
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item):
         self.phase = "call"
-        quoted = self.quoted
-        if quoted is not None:
-            try:
-                self.channel.test_phase(quoted, "call")
-            except Exception as e:
-                shim_failed("test.phase", e)
+        try:
+            self.channel.test_phase(self.quoted, "call")
+        except Exception as e:
+            shim_failed("test.phase", e)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(self, item, nextitem):
         self.phase = "teardown"
-        quoted = self.quoted
-        if quoted is not None:
-            try:
-                self.channel.test_phase(quoted, "teardown")
-            except Exception as e:
-                shim_failed("test.phase", e)
+        try:
+            self.channel.test_phase(self.quoted, "teardown")
+        except Exception as e:
+            shim_failed("test.phase", e)
 
     def _finish_line(self, item, duration, excinfo):
         """The full test.finish of a test that did not simply pass."""
