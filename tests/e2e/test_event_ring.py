@@ -299,7 +299,7 @@ def test_attach_while_lpd_is_out_of_descriptors_is_unavailable_and_the_shim_stay
     try:
         raw = lpd.client()  # both connected while lpd has descriptors
         shim_conn = Connection(lpd.socket, role="shim", client="lpd_pytest")
-        reporter = shim_reporting.TestReporter(shim=None)
+        reporter = shim_reporting.TestReporter(link=None)
         flood, refused = exhaust_descriptors(lpd)
         assert "out of file descriptors (EMFILE)" in refused["error"]["message"], refused
 
@@ -309,8 +309,8 @@ def test_attach_while_lpd_is_out_of_descriptors_is_unavailable_and_the_shim_stay
         assert_lpd_holds_nothing_of(lpd, "lpd-e2e-pressure")
         assert raw.request("ping")["result"] == {"pong": True}
         # The shim's own attach: refused the same way, it stays on the socket.
-        reporter._attach_ring(shim_conn)
-        assert reporter.ring is not None and reporter.ring_conn is None
+        reporter.channel.attach_ring(shim_conn)
+        assert reporter.channel.ring is not None and reporter.channel.ring_conn is None
         assert shim_conn.request("ping") == {"pong": True}
 
         for client in flood:
@@ -325,10 +325,10 @@ def test_attach_while_lpd_is_out_of_descriptors_is_unavailable_and_the_shim_stay
         assert reply["ok"], reply
         assert reply["result"]["capacity"] == 4096
         for _ in range(100):
-            reporter._attach_ring(shim_conn)
-            if reporter.ring_conn is shim_conn:
+            reporter.channel.attach_ring(shim_conn)
+            if reporter.channel.ring_conn is shim_conn:
                 break
-        assert reporter.ring_conn is shim_conn
+        assert reporter.channel.ring_conn is shim_conn
     finally:
         for client in flood:
             client.close()

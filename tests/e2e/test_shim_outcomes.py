@@ -575,7 +575,7 @@ def test_results_survive_lpd_killed_and_restarted_mid_run(work_dir, xdist):
         shutil.rmtree(lpd.root, ignore_errors=True)
 
 
-# -- the outbox, alone: lpd away, queue bound, replay in order -----------------------
+# -- the channel, alone: lpd away, queue bound, replay in order -----------------------
 class RecordingConn:
     def __init__(self, fail_after=None):
         self.lines = []
@@ -601,11 +601,11 @@ class RecordingConn:
 
 
 class ScriptedShim:
-    """A Shim whose lpd is there or not, as the test says."""
+    """A link (link.LpdLink) whose lpd is there or not, as the test says."""
 
     def __init__(self):
         self.conn = None
-        self.on_connect = None
+        self.joined = []
         self.reachable = False
         self.conns = []
         self.socket_path = "fake"
@@ -616,19 +616,22 @@ class ScriptedShim:
             return False
         self.conn = RecordingConn()
         self.conns.append(self.conn)
-        if self.on_connect is not None:
-            self.on_connect(self.conn)
+        for listener in self.joined:
+            listener(self.conn)
         return self.conn is not None
 
-    def drop_connection(self):
+    def when_joined(self, listener):
+        self.joined.append(listener)
+
+    def drop(self):
         self.conn = None
 
 
 def socket_outbox(shim, monkeypatch, **limits):
-    from lpd_pytest import outbox as outbox_module
+    from lpd_pytest import channel as channel_module
     for name, value in limits.items():
-        monkeypatch.setattr(outbox_module, name, value)
-    box = outbox_module.Outbox(shim)
+        monkeypatch.setattr(channel_module, name, value)
+    box = channel_module.Channel(shim)
     if box.ring is not None:  # the socket path, where every line is seen
         box.ring.close()
         box.ring = None
@@ -670,10 +673,10 @@ def test_socket_lines_lpd_may_not_have_read_are_sent_again_on_reconnect(monkeypa
 def test_the_shim_never_raises_when_lpd_vanishes_between_messages(monkeypatch):
     """The path of issue 12's `'NoneType' object has no attribute 'wake'`:
     the ring written, the connection gone, then a wake-up."""
-    from lpd_pytest import outbox as outbox_module
-    monkeypatch.setattr(outbox_module, "RECONNECT_INTERVAL", 0.0)
+    from lpd_pytest import channel as channel_module
+    monkeypatch.setattr(channel_module, "RECONNECT_INTERVAL", 0.0)
     shim = ScriptedShim()
-    box = outbox_module.Outbox(shim)
+    box = channel_module.Channel(shim)
     if box.ring is None:
         pytest.skip("no event ring here")
     try:

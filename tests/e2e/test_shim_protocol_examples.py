@@ -17,7 +17,8 @@ sys.path[:0] = SHIM_PYTHONPATH.split(os.pathsep)
 
 from lpd_pytest import messages  # noqa: E402
 from lpd_pytest.client import Connection  # noqa: E402
-from lpd_pytest.live_pause import Shim  # noqa: E402
+from lpd_pytest.link import LpdLink  # noqa: E402
+from lpd_pytest.live_pause import Pauses  # noqa: E402
 
 EXAMPLES_PATH = os.path.join(SOURCE_DIR, "protocol", "examples", "shim_messages.json")
 
@@ -148,13 +149,14 @@ class FakeDaemon:
 
 def test_the_plugin_code_paths_send_the_example_shapes():
     daemon = FakeDaemon()
-    shim = Shim(daemon.path, "20261123-185623-c82dc8", "gw0")
+    shim = LpdLink(daemon.path, "20261123-185623-c82dc8", "gw0")
+    pauses = Pauses(shim)
     try:
         shim.connect()
         shim.current_nodeid = "CheckpointTest.AsksAHuman"
-        decision = shim.checkpoint(task="approve the output", timeout=120.0)
+        decision = pauses.checkpoint(task="approve the output", timeout=120.0)
         assert (decision.result, decision.reason) == (False, "too slow")
-        outcome = shim.pause("failure", "Sample.Fails", 300.0, original_failure="6 * 7 != 41")
+        outcome = pauses.pause("failure", "Sample.Fails", 300.0, original_failure="6 * 7 != 41")
         assert outcome["failure_reason"] == "known flaky"
         # One-way messages go out through Connection.notify.
         for example_key in ("test.start", "test.finish", "crash.notice"):

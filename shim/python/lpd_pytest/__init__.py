@@ -21,16 +21,18 @@ import sys
 
 import pytest
 
-from .client import LpdError, LpdUnavailable, default_socket_path
+from .client import LpdError, LpdUnavailable
+from .link import link_for
 from .test_reporting import TestReporter, shim_failed
-from .live_pause import MOCK_VALUES, NOT_MOCKED, Decision, Shim, append_failure_reason, new_pause_id
+from .live_pause import MOCK_VALUES, NOT_MOCKED, Decision, Pauses, append_failure_reason, new_pause_id
 from . import process_plugin
 from . import abort_env  # h15abort (issue 15): pytest-abort's environment
 from . import pause_announcer  # h15term (issue 15): every pause on the terminal
 
 __all__ = ["checkpoint", "Decision", "LpdError", "LpdUnavailable"]
 
-_shim = None  # this process's Shim once pytest_configure ran
+_link = None  # this process's link to lpd (link.LpdLink) once pytest_configure ran
+_pauses = None  # its live pauses (live_pause.Pauses)
 _crash_log_writer = None  # h15abort: appends the run's crashes to $PYTEST_ABORT_CRASHED_TESTS_LOG
 _reporter = None  # its per-test messages, while connected
 _announcer = None  # h15term: the run's pauses on this terminal (controller / plain pytest)
@@ -41,9 +43,9 @@ def checkpoint(task="", timeout=300.0):
     `lpctl resume <id> --result true|false|none [--reason TEXT]`.
     Returns a Decision (result, reason). Under --pause-checkpoint-mock X it
     returns X at once with reason "Mock"."""
-    if _shim is None:
+    if _pauses is None:
         raise RuntimeError("lpd_pytest is not active: load it with -p lpd_pytest or PYTEST_PLUGINS=lpd_pytest")
-    return _shim.checkpoint(task=task, timeout=timeout)
+    return _pauses.checkpoint(task=task, timeout=timeout)
 
 
 def pytest_addoption(parser, pluginmanager):
@@ -75,7 +77,7 @@ def pause_on_failure_wanted(config):
 @pytest.hookimpl(trylast=True)  # after pytest's own faulthandler setup, which we replace
 def pytest_configure(config):
     global _reporter
-    _configure_shim(config)
+    _configure_link(config)
     _start_crash_log_writer()  # h15abort
     if pause_on_failure_wanted(config):
         config.pluginmanager.register(FailurePause(), "lpd_pytest_failure_pause")
@@ -85,9 +87,9 @@ def pytest_configure(config):
     # the reporter queues and joins the run when lpd is back. A replacement
     # worker xdist starts while lpd restarts would otherwise report nothing
     # for its whole life. A pytest without lpd pays nothing per test.
-    if _shim is not None and (_shim.conn is not None or _shim.run_id):
+    if _link is not None and (_link.conn is not None or _link.run_id):
         try:
-            reporter = TestReporter(_shim, config)
+            reporter = TestReporter(_link, config)
         except Exception as e:  # the shim's own failure: the tests still run
             shim_failed("reporter", e)
             return
@@ -97,57 +99,50 @@ def pytest_configure(config):
 
 
 def _keep_pause_dir_on_reconnect():
-    """h15lp: a shim that reconnects (lpd restarted) asks for its pause
-    directory again, after whatever else it does on a new connection."""
-    shim = _shim
-    mirror = getattr(shim, "pause_dir_mirror", None)
+    """h15lp: a link that reconnects (lpd restarted) asks for its pause
+    directory again, after the channel set the new connection up."""
+    link = _link
+    mirror = getattr(link, "pause_dir_mirror", None)
     if mirror is None:
         return
-    before = shim.on_connect
 
     def connected(conn):
-        if before is not None:
-            before(conn)
         try:
-            mirror.attach(conn, shim.run_id)
+            mirror.attach(conn, link.run_id)
         except LpdError as e:
             shim_failed("--pause-dir", e)
 
-    shim.on_connect = connected
+    link.when_joined(connected)
 
 
-def _configure_shim(config):
-    global _shim
-    mock_text = config.getoption("pause_checkpoint_mock")
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:
-        run_id = workerinput.get("lpd_run_id")
-        shim = Shim(workerinput.get("lpd_socket"), run_id, workerinput.get("workerid"),
-                    MOCK_VALUES.get(mock_text, NOT_MOCKED))
-        _shim = shim
-        if run_id:
-            shim.try_connect()
+def _configure_link(config):
+    """This process's link to lpd (link_for) and its pauses; connects when
+    lpd is wanted or there. An xdist worker connects only to join the run
+    its controller named."""
+    global _link, _pauses
+    link = _link = link_for(config)
+    _pauses = Pauses(link, MOCK_VALUES.get(config.getoption("pause_checkpoint_mock"), NOT_MOCKED))
+    if getattr(config, "workerinput", None) is not None:
+        if link.run_id:
+            link.try_connect()
         return
 
-    socket_path = config.getoption("lpd_socket") or default_socket_path()
-    shim = Shim(socket_path, os.environ.get("LPD_RUN_ID") or None, None, MOCK_VALUES.get(mock_text, NOT_MOCKED))
-    _shim = shim
     pause_flag = config.getoption("pause_on_failure")
     pause_dir, pause_dir_given = _pause_dir_wanted(config)  # h15lp
-    wants_daemon = pause_on_failure_wanted(config) or config.getoption("lpd_socket") or shim.run_id or pause_dir_given
+    wants_daemon = pause_on_failure_wanted(config) or config.getoption("lpd_socket") or link.run_id or pause_dir_given
     if wants_daemon:
         try:
-            shim.connect()
+            link.connect()
         except (LpdUnavailable, LpdError) as e:
             if pause_flag or pause_dir_given:
                 raise pytest.UsageError(f"{'--pause-on-failure' if pause_flag else '--pause-dir'} needs lpd: {e}") from None
-            if shim.run_id:  # an lpd run: lpd is restarting, most likely
-                e = f"{e}; results are kept and sent to run {shim.run_id} when lpd is back"
+            if link.run_id:  # an lpd run: lpd is restarting, most likely
+                e = f"{e}; results are kept and sent to run {link.run_id} when lpd is back"
             config.issue_config_time_warning(pytest.PytestConfigWarning(f"lpd_pytest: {e}"), stacklevel=2)
-    elif os.path.exists(socket_path):
-        shim.try_connect()
-    if pause_dir is not None and shim.conn is not None:
-        _attach_pause_dir(config, shim, pause_dir, pause_dir_given)
+    elif os.path.exists(link.socket_path):
+        link.try_connect()
+    if pause_dir is not None and link.conn is not None:
+        _attach_pause_dir(config, link, pause_dir, pause_dir_given)
 
 
 def _pause_dir_wanted(config):
@@ -163,14 +158,14 @@ def _pause_dir_wanted(config):
     return live_pause_dir.wanted(config, compat_name_used)
 
 
-def _attach_pause_dir(config, shim, pause_dir, given):
-    """h15lp: lpd keeps the run in DIR/runs/<run_id>/ (shim.pause_dir_mirror).
+def _attach_pause_dir(config, link, pause_dir, given):
+    """h15lp: lpd keeps the run in DIR/runs/<run_id>/ (link.pause_dir_mirror).
     A directory lpd refuses (a link, another user's) is a usage error when
     --pause-dir named it, a warning for the default one."""
     from pytest_live_pause import pause_dir as live_pause_dir
     mirror = live_pause_dir.Mirror(pause_dir, given)
     try:
-        mirror.attach(shim.conn, shim.run_id)
+        mirror.attach(link.conn, link.run_id)
     except LpdError as e:
         if given:
             raise pytest.UsageError(e.message) from None
@@ -181,21 +176,21 @@ def _attach_pause_dir(config, shim, pause_dir, given):
                          f"(give --pause-dir DIR to choose another directory)\n")
         sys.stderr.flush()
         return
-    shim.pause_dir_mirror = mirror
+    link.pause_dir_mirror = mirror
 
 
 @pytest.hookimpl(trylast=True)  # last: after pytest's faulthandler and every plugin are done
 def pytest_unconfigure(config):
-    global _shim, _reporter
+    global _link, _pauses, _reporter
     _stop_announcer()  # h15term: a session that never finished (usage error) too
-    shim, reporter = _shim, _reporter
-    _shim = _reporter = None
+    link, reporter = _link, _reporter
+    _link = _pauses = _reporter = None
     try:
         if reporter is not None:
             reporter.finish()  # the exit marker, and everything still undelivered
         _finish_crash_log_writer()  # h15abort: lpd has every message now
-        if shim is not None:
-            shim.close(clean=True)
+        if link is not None:
+            link.close(clean=True)
         if reporter is not None:
             reporter.close()
     except Exception as e:
@@ -206,16 +201,16 @@ def pytest_unconfigure(config):
 
 def pytest_sessionstart(session):
     # Printed even under -q: whoever resumes pauses needs the run id.
-    if _shim is None or _shim.conn is None or _shim.worker_id:
+    if _link is None or _link.conn is None or _link.worker_id:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     # LPD_RUN_BANNER=0: lpd's HTTP job API, whose job text is pytest's own
     # output as pytest-relay-run gives it (the job already has its id).
     if reporter is not None and os.environ.get("LPD_RUN_BANNER", "1") != "0":
-        reporter.write_line(f"lpd: run_id {_shim.run_id} (socket {_shim.socket_path})")
-        mirror = getattr(_shim, "pause_dir_mirror", None)
+        reporter.write_line(f"lpd: run_id {_link.run_id} (socket {_link.socket_path})")
+        mirror = getattr(_link, "pause_dir_mirror", None)
         if mirror is not None:  # h15lp: pytest-live-pause's header line
-            reporter.write_line(mirror.header(_shim.run_id))
+            reporter.write_line(mirror.header(_link.run_id))
             reporter.flush()  # now, also into a pipe: a script reads the run id from it to watch the run
     _start_announcer(reporter)
 
@@ -225,7 +220,7 @@ def _start_crash_log_writer():
     """PYTEST_ABORT_CRASHED_TESTS_LOG for a plain pytest (abort_env.py)."""
     global _crash_log_writer
     try:
-        _crash_log_writer = abort_env.start(_shim)
+        _crash_log_writer = abort_env.start(_link)
     except Exception as e:  # the shim's own failure: the tests still run
         shim_failed("crash log writer", e)
 
@@ -241,10 +236,10 @@ def _finish_crash_log_writer():
 # -- h15term (issue 15): pause lines on the terminal ------------------------
 def _start_announcer(reporter):
     global _announcer
-    if _announcer is not None or not pause_announcer.wanted(_shim, reporter):
+    if _announcer is not None or not pause_announcer.wanted(_link, reporter):
         return
     try:
-        announcer = pause_announcer.PauseAnnouncer(_shim.socket_path, _shim.run_id, reporter)
+        announcer = pause_announcer.PauseAnnouncer(_link.socket_path, _link.run_id, reporter)
         announcer.start()
     except Exception as e:  # the shim's own failure: the tests still run
         shim_failed("pause announcer", e)
@@ -271,9 +266,9 @@ def pytest_sessionfinish(session):
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     """xdist controller: tell each worker which run to join."""
-    if _shim is not None and _shim.run_id:
-        node.workerinput["lpd_run_id"] = _shim.run_id
-        node.workerinput["lpd_socket"] = _shim.socket_path
+    if _link is not None and _link.run_id:
+        node.workerinput["lpd_run_id"] = _link.run_id
+        node.workerinput["lpd_socket"] = _link.socket_path
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -363,7 +358,7 @@ class FailurePause:
         if outcome.excinfo is not None:
             return
         report = outcome.get_result()
-        if _shim is None or report.when != "call" or not report.failed or _shim.conn is None:
+        if _link is None or report.when != "call" or not report.failed or _link.conn is None:
             return
         try:
             self._pause(item, report)
@@ -384,10 +379,10 @@ class FailurePause:
         # command) reaches the terminal through the announcer, or `lpctl run`.
         announced = _announcer is not None or os.environ.get(pause_announcer.ATTEMPT_ENV)
         if reporter is not None and not announced:
-            reporter.write_line(f"lpd: {item.nodeid} failed; paused before teardown (run {_shim.run_id}). "
+            reporter.write_line(f"lpd: {item.nodeid} failed; paused before teardown (run {_link.run_id}). "
                                 f"Resume with: lpctl resume {pause_id} [--failure-reason TEXT]")
         try:
-            result = _shim.pause("failure", item.nodeid, item.config.getoption("pause_timeout"),
+            result = _pauses.pause("failure", item.nodeid, item.config.getoption("pause_timeout"),
                                  original_failure=original, pause_id=pause_id)
         except LpdError as e:
             # Said right under the line above: the test was not paused after all.
@@ -404,24 +399,24 @@ class FailurePause:
 class LivePause:
     """The `live_pause` fixture: the run id and checkpoint() for this test."""
 
-    def __init__(self, shim):
-        self._shim = shim
+    def __init__(self, pauses):
+        self._pauses = pauses
 
     @property
     def run_id(self):
-        return self._shim.run_id
+        return self._pauses.link.run_id
 
     def checkpoint(self, task="", timeout=300.0):
-        return self._shim.checkpoint(task=task, timeout=timeout)
+        return self._pauses.checkpoint(task=task, timeout=timeout)
 
 
 @pytest.fixture
 def live_pause():
-    if _shim is None:
+    if _pauses is None:
         pytest.skip("lpd_pytest is not active")
-    return LivePause(_shim)
+    return LivePause(_pauses)
 
 
 @pytest.fixture
 def pause_run_id():
-    return _shim.run_id if _shim is not None else None
+    return _link.run_id if _link is not None else None

@@ -39,12 +39,12 @@ RECONNECT_MAX = 1.0
 AWAY_LIMIT = 12.0
 
 
-def crash_log_wanted(shim):
+def crash_log_wanted(link):
     """The crash log to write for this process's run, or None: only the
     controller of a run lpd does not supervise (under `lpctl run` lpd writes
     it), connected to lpd."""
     path = os.environ.get(CRASH_LOG_ENV, "")
-    if not path or shim is None or shim.worker_id or shim.conn is None or not shim.run_id:
+    if not path or link is None or link.worker_id or link.conn is None or not link.run_id:
         return None
     if os.environ.get("LPD_RUN_ID"):
         return None
@@ -113,11 +113,11 @@ class CrashLogWriter:
             sys.stderr.write(f"lpd_pytest: warning: the crash log writer for {self.path} is still running\n")
 
 
-def start(shim):
+def start(link):
     """Starts the writer for this process's run when PYTEST_ABORT_CRASHED_TESTS_LOG
     asks for one; returns it, or None. A crash log that cannot be used (a
     link, a FIFO, no permission) is one warning line, and no writer."""
-    path = crash_log_wanted(shim)
+    path = crash_log_wanted(link)
     if path is None:
         return None
     try:
@@ -128,9 +128,9 @@ def start(shim):
         if e.errno == errno.ELOOP:
             why = "it is a symbolic link"
         sys.stderr.write(f"lpd_pytest: warning: {CRASH_LOG_ENV}={path} cannot be written ({why}); "
-                         f"crashes are in `lpctl crashes --run-id {shim.run_id}`\n")
+                         f"crashes are in `lpctl crashes --run-id {link.run_id}`\n")
         return None
-    return CrashLogWriter(shim.socket_path, shim.run_id, path)
+    return CrashLogWriter(link.socket_path, link.run_id, path)
 
 
 # -- the writer process ----------------------------------------------------

@@ -1,21 +1,18 @@
-"""Live pause and resume over lpd's socket: the state one pytest process
-keeps (its connection, its run, the test it is in) and the blocking pause
-call that survives a daemon restart by reconnecting."""
+"""Live pause and resume over lpd's socket: the blocking pause call that
+survives a daemon restart by reconnecting its link (link.py), checkpoint(),
+and what they return."""
 
 import os
-import sys
-import socket
 import time
 import uuid
 
 from . import messages
-from .client import Connection, LpdError, LpdUnavailable, default_socket_path
+from .client import LpdError, LpdUnavailable
+from .link import Backoff
 
 # Extra seconds the shim waits beyond a pause's timeout: the daemon's timer
 # answers first; this only guards against a daemon that never answers.
 REPLY_GRACE_SECONDS = 5.0
-RECONNECT_BACKOFF_START = 0.05
-RECONNECT_BACKOFF_MAX = 1.0
 
 MOCK_VALUES = {"true": True, "false": False, "none": None}
 # No --pause-checkpoint-mock: checkpoints really pause. Not None, which is
@@ -56,91 +53,41 @@ class Decision:
         return f"Decision(result={self.result!r}, reason={self.reason!r}, status={self.status!r})"
 
 
-class Shim:
-    """One pytest process's link to lpd: controller or xdist worker."""
+class Pauses:
+    """Live pauses of one pytest process: pause() and checkpoint() over
+    its link to lpd (link.LpdLink). `mock` is --pause-checkpoint-mock's
+    value (NOT_MOCKED: checkpoints really pause)."""
 
-    def __init__(self, socket_path=None, run_id=None, worker_id=None, mock=NOT_MOCKED):
-        self.socket_path = socket_path or default_socket_path()
-        self.run_id = run_id
-        self.worker_id = worker_id
+    def __init__(self, link, mock=NOT_MOCKED):
+        self.link = link
         self.mock = mock
-        self.conn = None
-        self.hostname = socket.gethostname()
-        # Called with each new connection once it joined the run (the
-        # reporter's outbox: it hands lpd the event ring and replays).
-        self.on_connect = None
 
-    # -- connection -------------------------------------------------------
-    def connect(self):
-        """Connects and joins the run; raises LpdUnavailable."""
-        conn = Connection(self.socket_path, role="shim", client="lpd_pytest")
-        try:
-            fields = messages.run_register_fields(sys.argv, os.getcwd(), self.hostname, self.run_id, self.worker_id)
-            result = conn.request("run.register", **fields)
-        except Exception:
-            conn.close()
-            raise
-        self.run_id = result["run_id"]
-        self.conn = conn
-        if self.on_connect is not None:
-            try:
-                self.on_connect(conn)
-            except LpdUnavailable:
-                self.drop_connection()
-        if self.conn is not conn:
-            raise LpdUnavailable(self.socket_path, "the connection closed while the shim set it up")
-        return self.run_id
-
-    def try_connect(self):
-        try:
-            self.connect()
-            return True
-        except (LpdUnavailable, LpdError):
-            return False
-
-    def close(self, clean=True):
-        if self.conn is None:
-            return
-        if clean:
-            try:
-                self.conn.request("run.end", timeout=5)
-            except (LpdUnavailable, LpdError):
-                pass
-        self.conn.close()
-        self.conn = None
-
-    def drop_connection(self):
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-    # -- pauses ---------------------------------------------------------
     def pause(self, kind, nodeid, timeout, task="", original_failure="", pause_id=None):
         """Blocks until the pause is resumed, times out or is cancelled.
         Returns the daemon's outcome: {"status", "result", "reason", "failure_reason"}.
         If the connection drops (the daemon restarted), reconnects with
         backoff and re-sends the same pause_id, so the wait goes on; an
         `unavailable` answer (lpd out of descriptors) is retried the same way."""
+        link = self.link
         pause_id = pause_id or new_pause_id()
-        fields = messages.pause_request_fields(pause_id, self.run_id, kind, nodeid, timeout, task=task,
-                                               original_failure=original_failure, worker_id=self.worker_id,
-                                               hostname=self.hostname, cwd=os.getcwd())
+        fields = messages.pause_request_fields(pause_id, link.run_id, kind, nodeid, timeout, task=task,
+                                               original_failure=original_failure, worker_id=link.worker_id,
+                                               hostname=link.hostname, cwd=os.getcwd())
         deadline = time.monotonic() + timeout + REPLY_GRACE_SECONDS
-        backoff = RECONNECT_BACKOFF_START
+        backoff = Backoff()
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return {"status": "timed_out", "pause_id": pause_id}
             try:
-                if self.conn is None:
-                    self.connect()
-                    fields["run_id"] = self.run_id
-                    backoff = RECONNECT_BACKOFF_START
-                return self.conn.request("pause.request", fields, timeout=left)
+                if link.conn is None:
+                    link.connect()
+                    fields["run_id"] = link.run_id
+                    backoff.reset()
+                return link.conn.request("pause.request", fields, timeout=left)
             except LpdUnavailable:
-                self.drop_connection()
-                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
+                link.drop()
+                backoff.wait(deadline)
             except LpdError as e:
                 if e.code == "timeout":
                     return {"status": "timed_out", "pause_id": pause_id}
@@ -153,14 +100,17 @@ class Shim:
                 # lpd cannot watch this process right now (out of
                 # descriptors) and paused nothing: ask again, as after a
                 # dropped connection, until the pause's own deadline.
-                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
-                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
+                backoff.wait(deadline)
 
     def checkpoint(self, task="", timeout=300.0):
+        """Pauses the running test (its nodeid from PYTEST_CURRENT_TEST)
+        until it is resumed; returns a Decision. Mocked: the mock value at
+        once. Raises LpdUnavailable when lpd cannot be reached to begin with,
+        LpdError when lpd refuses the pause."""
         if self.mock is not NOT_MOCKED:
             return Decision(self.mock, "Mock", status="mock")
-        if self.conn is None and not self.try_connect():
-            raise LpdUnavailable(self.socket_path, "cannot reach lpd for checkpoint()")
+        if self.link.conn is None and not self.link.try_connect():
+            raise LpdUnavailable(self.link.socket_path, "cannot reach lpd for checkpoint()")
         outcome = self.pause("checkpoint", current_nodeid(), timeout, task=task)
         status = outcome.get("status")
         if status == "resumed":

@@ -37,18 +37,17 @@ import threading
 import time
 
 from .client import Connection, LpdUnavailable
+from .link import BACKOFF_MAX, BACKOFF_START
 
 ATTEMPT_ENV = "LPD_ATTEMPT"  # set by lpd for the command of `lpctl run` only
-RECONNECT_BACKOFF_START = 0.05
-RECONNECT_BACKOFF_MAX = 1.0
 STOP_JOIN_SECONDS = 2.0
 
 
-def wanted(shim, reporter):
+def wanted(link, reporter):
     """Whether this process announces pauses: it owns the terminal (not an
     xdist worker), belongs to an lpd run, has a terminal reporter, and is
     not the command of `lpctl run` (which prints these lines itself)."""
-    return (shim is not None and shim.run_id and not shim.worker_id and reporter is not None
+    return (link is not None and link.run_id and not link.worker_id and reporter is not None
             and not os.environ.get(ATTEMPT_ENV))
 
 
@@ -112,15 +111,15 @@ class PauseAnnouncer:
 
     # -- the thread -------------------------------------------------------
     def _run(self):
-        backoff = RECONNECT_BACKOFF_START
+        backoff = BACKOFF_START
         while not self._stopping.is_set():
             try:
                 conn = self._subscribe()
             except Exception:  # lpd away, restarting, or refusing: try again
                 self._stopping.wait(backoff)
-                backoff = min(backoff * 2, RECONNECT_BACKOFF_MAX)
+                backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
-            backoff = RECONNECT_BACKOFF_START
+            backoff = BACKOFF_START
             try:
                 while True:  # until lpd closes (gone, or after stop()'s shutdown)
                     push = conn.next_push()

@@ -2,18 +2,16 @@
 before a test's setup, test.phase as it enters call and teardown, test.finish
 after its teardown (with pytest's own failure text for anything but a pass),
 plus the session's own messages (collection items and errors, errors in
-session start and finish, the exit marker) and Python's faulthandler pointed
-at a connection of its own, so that a fatal signal delivers the traceback to
-lpd (and, through the stderr descriptor passed along, to the console).
+session start and finish, the exit marker); a crash's traceback goes to lpd
+on a connection of its own (crash_traceback.py).
 
-The one-way messages go through the outbox (outbox.py): into an event ring
-that lpd reads, kept there or in a replay queue while lpd is away. A test
-that passed costs a few microseconds: the C writer formats and writes each
-record. Nothing here raises into pytest: a failure of the shim is a warning
+The hooks only decide what to say: every one-way message goes through the
+channel (channel.py), which writes it into an event ring that lpd reads,
+keeps it there or in a replay queue while lpd is away, and reconnects. A
+test that passed costs a few microseconds: the C writer formats and writes
+each record. Nothing here raises into pytest: a failure of the shim is a warning
 on stderr, and the run goes on."""
 
-import faulthandler
-import os
 import sys
 import time
 import traceback
@@ -21,21 +19,15 @@ import traceback
 import pytest
 
 from . import junit_fields, messages
-from .client import Connection, LpdError, LpdUnavailable
-from .outbox import Outbox
+from .client import LpdUnavailable
+from .channel import Channel
+from .crash_traceback import CrashTraceback
 from .sigterm import SigtermGuard, TerminatedBySignal
 
 _perf_counter = time.perf_counter
 _quote = messages.quote
-_TEST_START_FORMAT = messages.TEST_START_FORMAT
-_TEST_PASSED_FORMAT = messages.TEST_PASSED_FORMAT
-_TEST_PHASE_FORMAT = messages.TEST_PHASE_FORMAT
 
 _warned = set()
-# The traceback connection of the last session, open until the process
-# ends: a crash at exit (an atexit handler, interpreter shutdown) still
-# sends its traceback to lpd.
-_exit_traceback = None
 
 
 def shim_failed(where, error):
@@ -52,24 +44,6 @@ def shim_failed(where, error):
         stream.flush()
     except Exception:
         pass
-
-
-def stderr_descriptor():
-    """A private copy of the real stderr (pytest's faulthandler picks it the
-    same way), or None."""
-    try:
-        fileno = sys.stderr.fileno()
-        if fileno < 0:
-            raise ValueError
-    except (AttributeError, ValueError, OSError):
-        try:
-            fileno = sys.__stderr__.fileno()
-        except (AttributeError, ValueError, OSError):
-            return None
-    try:
-        return os.dup(fileno)  # not inherited: Python's dup is close-on-exec
-    except OSError:
-        return None
 
 
 def describe_interruption(error):
@@ -97,18 +71,18 @@ def short_collection_error(report):
 
 class TestReporter:
     """Also the pytest plugin (registered as PLUGIN_NAME) whose hooks send
-    the per-test and session messages. `shim` is connected (live_pause.Shim)."""
+    the per-test and session messages through its channel. `link` is this
+    process's link.LpdLink, connected or (lpd restarting) not yet; None
+    makes a reporter with a channel and no link, for tests."""
 
     PLUGIN_NAME = "lpd_pytest_reporter"
     __test__ = False  # not a test class, whatever its name
 
-    def __init__(self, shim, config=None):
-        self.shim = shim
+    def __init__(self, link, config=None):
+        self.link = link
         self.config = config
         self.junit_prefix = getattr(getattr(config, "option", None), "junitprefix", None)
-        self.traceback_conn = None
-        self.stderr_fd = stderr_descriptor() if shim is not None else None
-        self.outbox = Outbox(shim, on_connect=self.attach_traceback, on_lost=self.traceback_lost)
+        self.crash_traceback = CrashTraceback(link.socket_path if link is not None else None, shim_failed)
         # The test running here: set between its test.start and its
         # test.finish (the SIGTERM guard reads `started`).
         self.started = None
@@ -123,74 +97,19 @@ class TestReporter:
         self.worker_results = {}
         self.down_workers = {}  # worker id -> (pid, returncode) of a worker that died
         self.sigterm = SigtermGuard(lambda: self.started is not None)
-        if shim is not None:
-            if shim.conn is not None:
-                self.outbox.connected(shim.conn)
-            # else lpd is away (restarting): the outbox joins the run on
-            # the first message after it is back.
+        # Set up on the link's connection at once if there is one; else lpd
+        # is away (restarting) and the channel joins the run on the first
+        # message after it is back.
+        self.channel = Channel(link, on_connect=self.crash_traceback.attach, on_lost=self.crash_traceback.lost)
+        if link is not None:
             try:
                 self.sigterm.install()
             except (ValueError, OSError) as e:
                 shim_failed("SIGTERM handler", e)
 
-    # The event ring, as earlier versions had it here.
-    @property
-    def ring(self):
-        return self.outbox.ring
-
-    @property
-    def ring_conn(self):
-        return self.outbox.ring_conn
-
-    def _attach_ring(self, conn):
-        self.outbox.attach_ring(conn)
-
-    # -- connections ----------------------------------------------------
-    def attach_traceback(self):
-        """Opens the raw traceback connection, hands lpd our stderr with it
-        (lpd copies the traceback there too: the console still shows it) and
-        points faulthandler at it. Without lpd, faulthandler stays where
-        pytest put it (stderr)."""
-        conn = None
-        try:
-            conn = Connection(self.shim.socket_path, role="traceback", client="lpd_pytest")
-            try:
-                conn.request("traceback.attach", pass_fd=self.stderr_fd)
-            except LpdError:
-                if self.stderr_fd is None:
-                    raise
-                conn.close()  # an lpd that takes no descriptor there: as before
-                conn = Connection(self.shim.socket_path, role="traceback", client="lpd_pytest")
-                conn.request("traceback.attach")
-        except (LpdUnavailable, LpdError, OSError):
-            if conn is not None:
-                conn.close()
-            return
-        old, self.traceback_conn = self.traceback_conn, conn
-        faulthandler.enable(file=conn.fileno(), all_threads=True)
-        if old is not None:
-            old.close()
-
-    def traceback_lost(self):
-        """lpd went away: until it is back, a crash's traceback goes to
-        stderr, as without lpd."""
-        conn, self.traceback_conn = self.traceback_conn, None
-        if conn is None:
-            return
-        try:
-            if self.stderr_fd is not None:
-                faulthandler.enable(file=self.stderr_fd, all_threads=True)
-            else:
-                faulthandler.disable()
-        finally:
-            conn.close()
-
-    def _send(self, line):
-        self.outbox.send(line)
-
     # -- per-test hooks -----------------------------------------------------
     # Run around every test of a suite that may have many thousands of tiny
-    # ones: kept to a few attribute reads and one C call per message.
+    # ones: kept to a few attribute reads and one channel call per message.
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
         try:
@@ -199,12 +118,7 @@ class TestReporter:
             self.reruns = 0
             self.failure_reason = None
             self.phase = "setup"
-            fast = self.outbox.fast
-            written = fast.start(quoted) if fast is not None else -1
-            if written > 0:
-                self.outbox.wake()
-            elif written < 0:
-                self.outbox.send(_TEST_START_FORMAT % quoted)
+            self.channel.test_start(quoted)
             self.started = started = _perf_counter()
         except Exception as e:
             shim_failed("test.start", e)
@@ -216,14 +130,9 @@ class TestReporter:
         try:
             duration = _perf_counter() - started
             if self.outcome_report is None and not self.reruns and outcome.excinfo is None:
-                fast = self.outbox.fast
-                written = fast.passed(quoted, duration) if fast is not None else -1
-                if written > 0:
-                    self.outbox.wake()
-                elif written < 0:
-                    self.outbox.send(_TEST_PASSED_FORMAT % (quoted, duration))
+                self.channel.test_passed(quoted, duration)
             else:
-                self.outbox.send(self._finish_line(item, duration, outcome.excinfo))
+                self.channel.send(self._finish_line(item, duration, outcome.excinfo))
         except Exception as e:
             shim_failed("test.finish", e)
         finally:
@@ -231,28 +140,25 @@ class TestReporter:
             self.quoted = None
 
     def _enter(self, phase):
+        """The running test enters `phase` (a rerun's setup)."""
         self.phase = phase
-        quoted = self.quoted
-        if quoted is None:
-            return
-        fast = self.outbox.fast
-        written = fast.phase(quoted, phase) if fast is not None else -1
-        if written > 0:
-            self.outbox.wake()
-        elif written < 0:
-            self.outbox.send(_TEST_PHASE_FORMAT % (quoted, phase))
+        self.channel.test_phase(self.quoted, phase)
 
+    # The two phases every test enters: _enter's lines in place (a call
+    # less per phase, on the per-test path).
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_call(self, item):
+        self.phase = "call"
         try:
-            self._enter("call")
+            self.channel.test_phase(self.quoted, "call")
         except Exception as e:
             shim_failed("test.phase", e)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(self, item, nextitem):
+        self.phase = "teardown"
         try:
-            self._enter("teardown")
+            self.channel.test_phase(self.quoted, "teardown")
         except Exception as e:
             shim_failed("test.phase", e)
 
@@ -337,7 +243,7 @@ class TestReporter:
             shim_failed(phase, e)
 
     def session_error(self, phase, nodeid, message, longrepr):
-        self._send(messages.encode(messages.session_error(
+        self.channel.send(messages.encode(messages.session_error(
             phase, nodeid, junit_fields.cut_message(message), junit_fields.cut_longrepr(longrepr))))
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
@@ -346,7 +252,7 @@ class TestReporter:
         collects = not session.config.pluginmanager.has_plugin("dsession")
         if collects:
             try:
-                self._send(messages.encode(messages.test_phase("", "collection")))
+                self.channel.send(messages.encode(messages.test_phase("", "collection")))
             except Exception as e:
                 shim_failed("collection", e)
         outcome = yield
@@ -356,7 +262,7 @@ class TestReporter:
     def pytest_collectreport(self, report):
         # An xdist controller hears each worker's collection errors once
         # (xdist de-duplicates them); the workers' own would repeat them.
-        if not report.failed or self.shim.worker_id:
+        if not report.failed or self.link.worker_id:
             return
         try:
             self.session_error("collection", report.nodeid, short_collection_error(report), str(report.longrepr))
@@ -366,9 +272,9 @@ class TestReporter:
     def pytest_collection_finish(self, session):
         try:
             for line in messages.collection_item_chunks([item.nodeid for item in session.items]):
-                self._send(line)
-            if not self.shim.worker_id:
-                self._send(messages.encode({"op": "collection.finish", "count": len(session.items)}))
+                self.channel.send(line)
+            if not self.link.worker_id:
+                self.channel.send(messages.encode({"op": "collection.finish", "count": len(session.items)}))
         except Exception as e:
             shim_failed("collection.items", e)
 
@@ -399,16 +305,16 @@ class TestReporter:
         # results unsent: the controller's copy goes first (lpd keeps only
         # those it lacks), then how it ended.
         for line in messages.worker_results_chunks(worker_id, self.worker_results.pop(worker_id, {})):
-            self._send(line)
+            self.channel.send(line)
         self.down_workers[worker_id] = (pid, returncode)
-        self._send(messages.encode({"op": "worker.down", "worker_id": worker_id, "pid": pid,
+        self.channel.send(messages.encode({"op": "worker.down", "worker_id": worker_id, "pid": pid,
                                     "returncode": returncode}))
 
     def worker_crashed(self, worker_id, nodeid):
         """xdist named the test a dead worker was running (pytest_handlecrashitem):
         lpd pins the crash there unless it already did (it saw the worker)."""
         pid, returncode = self.down_workers.get(worker_id, (0, None))
-        self._send(messages.encode({"op": "worker.crashed", "worker_id": worker_id, "pid": pid,
+        self.channel.send(messages.encode({"op": "worker.crashed", "worker_id": worker_id, "pid": pid,
                                     "returncode": returncode, "nodeid": nodeid}))
 
     # -- the end ------------------------------------------------------------
@@ -416,31 +322,17 @@ class TestReporter:
         """At the very end of pytest_unconfigure, before run.end: the exit
         marker, then everything still undelivered (waiting a bounded time
         for an lpd that is away)."""
-        self._send(messages.encode(messages.test_phase("", "exit")))
-        if not self.outbox.flush():
-            shim_failed("the end", LpdUnavailable(self.shim.socket_path, "lpd did not come back in time; "
+        self.channel.send(messages.encode(messages.test_phase("", "exit")))
+        if not self.channel.flush():
+            shim_failed("the end", LpdUnavailable(self.link.socket_path, "lpd did not come back in time; "
                                                   "its results of this process are incomplete"))
 
     def close(self):
         """After run.end: lets go of the ring; keeps the traceback connection
         (and faulthandler on it) until the process ends, for a crash at exit."""
-        global _exit_traceback
-        self.outbox.close()
+        self.channel.close()
         self.sigterm.uninstall()
-        if self.traceback_conn is not None:
-            if _exit_traceback is not None and _exit_traceback is not self.traceback_conn:
-                _exit_traceback.close()  # an earlier session in this process (pytester)
-            _exit_traceback = self.traceback_conn
-            self.traceback_conn = None
-            try:
-                faulthandler.enable(file=_exit_traceback.fileno(), all_threads=True)
-            except (ValueError, OSError, RuntimeError) as e:
-                shim_failed("faulthandler at exit", e)
-        elif faulthandler.is_enabled():
-            return  # it may write to our copy of stderr (lpd went away): kept open
-        if self.stderr_fd is not None:
-            os.close(self.stderr_fd)
-            self.stderr_fd = None
+        self.crash_traceback.keep_for_exit()
 
     def after_close(self):
         """Last of all: a SIGTERM taken during a test ends the process now."""

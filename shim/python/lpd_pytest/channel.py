@@ -1,4 +1,5 @@
-"""Every one-way message a pytest process sends lpd, kept until lpd has it.
+"""The channel: every one-way message a pytest process sends lpd goes
+through one Channel, which keeps it until lpd has it.
 
 Where they go, in order of preference:
 - the event ring (event_ring.py), attached to the live connection: lpd
@@ -15,8 +16,13 @@ Where they go, in order of preference:
   it): each line sent is also kept ("unconfirmed") until a reply to a
   request proves lpd read it, and replayed if the connection dies first.
 
+lpd is woken (a blank line on the connection: lpd reads the ring on any
+bytes) at most once per lpd's window, as the ring's writer says; a message
+sent on the socket wakes lpd by itself.
+
 Reconnecting is event-driven: tried on the next message (at most every
-RECONNECT_INTERVAL seconds), never from a timer or a thread. Only at the very
+RECONNECT_INTERVAL seconds), never from a timer or a thread; the connection
+itself (hello, run.register, closing) is the link's (link.py). Only at the very
 end (flush()) does the shim wait, a bounded time, for an lpd that is away.
 
 The queue is bounded (MAX_QUEUED_MESSAGES, MAX_QUEUED_BYTES); past it the
@@ -30,6 +36,7 @@ import time
 
 from . import event_ring, messages
 from .client import LpdError, LpdUnavailable
+from .link import Backoff
 
 RECONNECT_INTERVAL = 0.5
 MAX_QUEUED_MESSAGES = 100_000
@@ -41,13 +48,27 @@ CONFIRM_EVERY_BYTES = 1024 * 1024
 # At the end, how long to wait for an lpd that is away with messages still
 # undelivered (a restart takes well under a second).
 FLUSH_TIMEOUT = 15.0
-FLUSH_BACKOFF_START = 0.05
-FLUSH_BACKOFF_MAX = 1.0
+
+_TEST_START_FORMAT = messages.TEST_START_FORMAT
+_TEST_PASSED_FORMAT = messages.TEST_PASSED_FORMAT
+_TEST_PHASE_FORMAT = messages.TEST_PHASE_FORMAT
 
 
-class Outbox:
-    def __init__(self, shim, on_connect=None, on_lost=None):
-        self.shim = shim
+class Channel:
+    """Sends one-way messages to lpd over `link` (link.LpdLink, or None: a
+    channel that only holds its ring, for tests). `on_connect()` runs first
+    on each new connection the link joins (crash_traceback.py's
+    connection), `on_lost()` when lpd went away.
+
+    Per-test messages: test_start(), test_phase(), test_passed(), each
+    taking the nodeid already quoted (messages.quote). Anything else:
+    send(line). None of them returns anything or raises LpdUnavailable:
+    while lpd is away, messages wait in the ring or the replay queue.
+    Errors of the shim's own (a bug, MemoryError) do propagate: the hooks
+    report them with shim_failed."""
+
+    def __init__(self, link, on_connect=None, on_lost=None):
+        self.link = link
         self.on_connect = on_connect  # more to do on each new connection (the traceback one)
         self.on_lost = on_lost  # and when lpd went away
         self.ring = None
@@ -68,8 +89,10 @@ class Outbox:
             except OSError:
                 self.ring = None
         self._update_fast()
-        if shim is not None:
-            shim.on_connect = self.connected
+        if link is not None:
+            link.when_joined(self.connected)
+            if link.conn is not None:  # joined before this channel existed
+                self.connected(link.conn)
 
     # -- connections ------------------------------------------------------
     def _ring_usable(self):
@@ -110,8 +133,7 @@ class Outbox:
     def _set_up(self, conn):
         if self.on_connect is not None:
             self.on_connect()
-        if not self.attach_ring(conn) and self.ring is not None \
-                and self.ring.write_position != self.ring.read_position:
+        if not self.attach_ring(conn) and self._ring_unread():
             # lpd cannot take the ring now (out of descriptors): what it
             # still holds must reach lpd before anything sent on the socket,
             # so lpd counts as away until it can.
@@ -127,8 +149,8 @@ class Outbox:
         self._replay(conn)
 
     def _lost(self, conn):
-        if self.shim is not None and conn is self.shim.conn:
-            self.shim.drop_connection()
+        if self.link is not None and conn is self.link.conn:
+            self.link.drop()
         if conn is self.conn:
             self.conn = None
             self.ring_conn = None
@@ -139,17 +161,17 @@ class Outbox:
     def _live(self):
         """The set-up live connection, reconnecting (at most every
         RECONNECT_INTERVAL) when lpd went away; None while it is away."""
-        conn = self.shim.conn
+        conn = self.link.conn
         if conn is not None:
             if conn is not self.conn:
                 self.connected(conn)  # the pause path reconnected on its own
-            return self.shim.conn
+            return self.link.conn
         now = time.monotonic()
         if now < self.next_reconnect:
             return None
         self.next_reconnect = now + RECONNECT_INTERVAL
-        self.shim.try_connect()  # calls connected() through shim.on_connect
-        return self.shim.conn
+        self.link.try_connect()  # calls connected() as the link's listener
+        return self.link.conn
 
     def _replay(self, conn):
         try:
@@ -166,7 +188,7 @@ class Outbox:
             return
         finally:
             self._update_fast()
-        if not self.queue and self.dropped and self.shim.conn is conn:
+        if not self.queue and self.dropped and self.link.conn is conn:
             dropped, self.dropped = self.dropped, 0
             self.send(messages.encode(messages.session_error(
                 "sessionfinish", "", f"lpd_pytest dropped {dropped} messages while lpd was unreachable "
@@ -199,9 +221,49 @@ class Outbox:
         self.unconfirmed_bytes = 0
 
     # -- sending ------------------------------------------------------------
+    # The per-test messages, called around every test of a suite that may
+    # have many thousands of tiny ones: one C call each while the ring can
+    # be written straight away (self.fast), a wake-up when lpd's window has
+    # passed, and send() with the same line formatted here otherwise.
+    def test_start(self, quoted):
+        """test.start of the test whose quoted nodeid is `quoted`."""
+        fast = self.fast
+        written = fast.start(quoted) if fast is not None else -1
+        if written:
+            self._after_fast(written, _TEST_START_FORMAT % quoted)
+
+    def test_phase(self, quoted, phase):
+        """test.phase: the test enters `phase` (call, teardown, setup); with
+        `quoted` None (no test.start went out) nothing. The C writer may
+        only set the ring's phase mark (ring.attach said lpd reads it)
+        instead of writing a record."""
+        if quoted is None:
+            return
+        fast = self.fast
+        written = fast.phase(quoted, phase) if fast is not None else -1
+        if written:
+            self._after_fast(written, _TEST_PHASE_FORMAT % (quoted, phase))
+
+    def test_passed(self, quoted, duration):
+        """test.finish of a test that passed in `duration` seconds, with no
+        rerun and nothing more to say (anything else: send() the full line)."""
+        fast = self.fast
+        written = fast.passed(quoted, duration) if fast is not None else -1
+        if written:
+            self._after_fast(written, _TEST_PASSED_FORMAT % (quoted, duration))
+
+    def _after_fast(self, written, line):
+        """The C writer's answer when it is not 0 (written, nothing due): 1,
+        written and lpd's window has passed, wakes lpd; -1 (no C writer, or
+        no room) sends `line`, the same message, the ordinary way."""
+        if written > 0:
+            self.wake()
+        else:
+            self.send(line)
+
     def wake(self):
         """After a record went into the ring and lpd's window has passed."""
-        conn = self.shim.conn
+        conn = self.link.conn
         if conn is not None and conn is self.ring_conn:
             try:
                 conn.wake()
@@ -215,17 +277,17 @@ class Outbox:
         """Any one-way message (a JSON line without its newline)."""
         if self._ring_usable() and self._ring_write(line):
             return
-        if self.queue or self.conn is None or self.shim.conn is not self.conn:
+        if self.queue or self.conn is None or self.link.conn is not self.conn:
             # The event that may bring lpd back (at most every
             # RECONNECT_INTERVAL), and what is queued goes first.
             self._live()
             conn = self.conn
-            if self.queue and conn is not None and conn is self.shim.conn:
+            if self.queue and conn is not None and conn is self.link.conn:
                 self._replay(conn)
             if self._ring_usable() and self._ring_write(line):
                 return
         conn = self.conn
-        if conn is not None and conn is self.shim.conn and not self.queue:
+        if conn is not None and conn is self.link.conn and not self.queue:
             try:
                 if self._deliver(conn, line):
                     if self.ring_conn is conn:
@@ -245,7 +307,7 @@ class Outbox:
         written = self.ring.write(line)
         if written < 0:
             return False
-        if written > 0 or self.shim.conn is not self.ring_conn:
+        if written > 0 or self.link.conn is not self.ring_conn:
             self.wake()
         return True
 
@@ -259,19 +321,21 @@ class Outbox:
 
     def pending(self):
         """True while something may not have reached lpd."""
-        ring_unread = self.ring is not None and self.ring.write_position != self.ring.read_position
-        return bool(self.queue or self.unconfirmed or ring_unread or self.dropped)
+        return bool(self.queue or self.unconfirmed or self._ring_unread() or self.dropped)
+
+    def _ring_unread(self):
+        return self.ring is not None and self.ring.write_position != self.ring.read_position
 
     def flush(self, timeout=FLUSH_TIMEOUT):
         """At the end: waits, at most `timeout` seconds, for lpd to be back
         if anything is undelivered, and replays it. True when lpd has all."""
         deadline = time.monotonic() + timeout
-        backoff = FLUSH_BACKOFF_START
+        backoff = Backoff()
         while True:
             conn = self._live()
             if conn is not None and self.queue:
                 self._replay(conn)
-            if conn is not None and self.shim.conn is conn and not self.queue:
+            if conn is not None and self.link.conn is conn and not self.queue:
                 try:
                     self._ping(conn)  # lpd read the ring and the socket up to here
                 except LpdUnavailable:
@@ -280,14 +344,14 @@ class Outbox:
                 return True
             if not self.pending():
                 return True
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if time.monotonic() >= deadline:
                 return False
-            time.sleep(min(backoff, left))
-            backoff = min(backoff * 2, FLUSH_BACKOFF_MAX)
+            backoff.wait(deadline)
             self.next_reconnect = 0.0
 
     def close(self):
+        """Lets go of the ring (after run.end: lpd has read it all or never
+        will). Sending after this goes on the socket or the queue."""
         if self.ring is not None:
             self.ring.close()
             self.ring = None

@@ -1,0 +1,134 @@
+"""This pytest process's link to lpd: which socket and run it belongs to,
+the connection that says hello and registers or joins that run, who is told
+when a new connection has joined, and how the link ends (run.end).
+
+Sending one-way messages over it is channel.py's job; pauses are
+live_pause.py's. Nothing here waits or retries on its own: the callers
+decide when to reconnect (the channel on its next message, a pause at once
+with Backoff)."""
+
+import os
+import socket
+import sys
+import time
+
+from . import messages
+from .client import Connection, LpdError, LpdUnavailable, default_socket_path
+
+# lpd away: the first wait before trying again, doubled up to the most. A
+# restart takes well under a second, so a few tries find the new lpd.
+BACKOFF_START = 0.05
+BACKOFF_MAX = 1.0
+
+
+class Backoff:
+    """Waits between tries to reach an lpd that is away: BACKOFF_START
+    seconds, doubling up to BACKOFF_MAX, never past a deadline. Shared by
+    the pause path and the channel's final flush, so both retry alike."""
+
+    __slots__ = ("delay",)
+
+    def __init__(self):
+        self.delay = BACKOFF_START
+
+    def reset(self):
+        """After a success: the next wait is short again."""
+        self.delay = BACKOFF_START
+
+    def wait(self, deadline):
+        """Sleeps the current delay, at most until `deadline` (a
+        time.monotonic() value), then doubles the delay. Returns nothing."""
+        time.sleep(min(self.delay, max(0.0, deadline - time.monotonic())))
+        self.delay = min(self.delay * 2, BACKOFF_MAX)
+
+
+class LpdLink:
+    """One pytest process's link to lpd, as controller (or plain pytest) or
+    as an xdist worker.
+
+    `socket_path` (None: default_socket_path()), `run_id` (None: connect()
+    registers a new run; else it joins that one) and `worker_id` (xdist's
+    gateway id, None for a controller). `conn` is the live, registered
+    Connection or None while lpd is away (or was never reached)."""
+
+    def __init__(self, socket_path=None, run_id=None, worker_id=None):
+        self.socket_path = socket_path or default_socket_path()
+        self.run_id = run_id
+        self.worker_id = worker_id
+        self.conn = None
+        self.hostname = socket.gethostname()
+        self._joined = []
+
+    def when_joined(self, listener):
+        """Adds `listener(conn)`, called with each new connection once it
+        joined the run, in the order listeners were added (the channel
+        first: it hands lpd the event ring and replays what lpd missed, so
+        that lpd has this process's messages before anything else the new
+        connection carries). A listener may raise LpdUnavailable: lpd went
+        away again, and the connection is dropped."""
+        self._joined.append(listener)
+
+    def connect(self):
+        """Connects, says hello and registers (or joins) the run; tells the
+        listeners. Returns the run id. Raises LpdUnavailable (no lpd, or it
+        went away while being set up) or LpdError (lpd refused the run)."""
+        conn = Connection(self.socket_path, role="shim", client="lpd_pytest")
+        try:
+            fields = messages.run_register_fields(sys.argv, os.getcwd(), self.hostname, self.run_id, self.worker_id)
+            result = conn.request("run.register", **fields)
+        except Exception:
+            conn.close()
+            raise
+        self.run_id = result["run_id"]
+        self.conn = conn
+        try:
+            for listener in self._joined:
+                listener(conn)
+                if self.conn is not conn:
+                    break
+        except LpdUnavailable:
+            self.drop()
+        if self.conn is not conn:
+            raise LpdUnavailable(self.socket_path, "the connection closed while the shim set it up")
+        return self.run_id
+
+    def try_connect(self):
+        """connect(), answering True or False instead of raising."""
+        try:
+            self.connect()
+            return True
+        except (LpdUnavailable, LpdError):
+            return False
+
+    def drop(self):
+        """Closes the connection without a word (lpd is gone, or the
+        connection is no good any more); the run stays lpd's."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def close(self, clean=True):
+        """The end of this process's part of the run: run.end (when `clean`,
+        waiting at most 5 s; an lpd that is away is not waited for), then
+        the connection closed. Never raises."""
+        if self.conn is None:
+            return
+        if clean:
+            try:
+                self.conn.request("run.end", timeout=5)
+            except (LpdUnavailable, LpdError):
+                pass
+        self.conn.close()
+        self.conn = None
+
+
+def link_for(config):
+    """The link this pytest process uses (not yet connected), from pytest's
+    `config`: an xdist worker joins the run its controller named
+    (workerinput's lpd_run_id and lpd_socket, pytest_configure_node);
+    anything else uses --lpd-socket, else $LPD_SOCKET and the per-user
+    default, and joins $LPD_RUN_ID (set by `lpctl run`) or a new run."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        return LpdLink(workerinput.get("lpd_socket"), workerinput.get("lpd_run_id"), workerinput.get("workerid"))
+    return LpdLink(config.getoption("lpd_socket") or default_socket_path(), os.environ.get("LPD_RUN_ID") or None)

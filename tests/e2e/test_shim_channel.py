@@ -1,0 +1,120 @@
+"""The pytest shim's channel (shim/python/lpd_pytest/channel.py) against a
+real lpd and a real pytest: what it does when the event ring fills while
+lpd is away.
+
+The suite is held at two FIFO gates, so the kill and the restart happen at
+known points of the run whatever the machine's speed: the first test
+finished, lpd is SIGKILLed, then the gate opens and the tests in between
+write far more than the ring holds (long nodeids) while nobody reads it;
+the last test waits at the second gate until a new lpd is up."""
+
+import os
+import shutil
+import sys
+import threading
+
+from lpd_harness import SHIM_PYTHONPATH, EventWaiter, Lpd, start_pytest, write_tests
+from test_shim_outcomes import journal_finishes
+
+sys.path[:0] = SHIM_PYTHONPATH.split(os.pathsep)
+
+from lpd_pytest import event_ring, messages  # noqa: E402
+
+FLOOD = 300
+ID_LENGTH = 1000
+
+SUITE = f'''
+import os
+
+import pytest
+
+GATES = os.environ["CHANNEL_GATES"]
+
+
+def test_a_first():
+    pass
+
+
+def test_b_gate_after_the_kill():
+    with open(os.path.join(GATES, "killed")) as gate:  # blocks until lpd is gone
+        gate.read()
+
+
+@pytest.mark.parametrize("i", range({FLOOD}), ids=lambda i: f"{{i:04d}}-" + "x" * {ID_LENGTH})
+def test_c_flood(i):
+    pass
+
+
+def test_d_gate_until_lpd_is_back():
+    with open(os.path.join(GATES, "restarted")) as gate:  # blocks until a new lpd is up
+        gate.read()
+'''
+
+
+def open_when_read(fifo, timeout=120):
+    """Opens `fifo` for writing, which returns once the suite opened it for
+    reading (the test at that gate has come); returns the descriptor. If
+    no test comes within `timeout` seconds (the run broke before it),
+    TimeoutError instead of a hang."""
+    opened = []
+    opener = threading.Thread(target=lambda: opened.append(os.open(fifo, os.O_WRONLY)))
+    opener.start()
+    opener.join(timeout)
+    if opener.is_alive():
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # lets the opener return
+        opener.join()
+        os.close(reader)
+        os.close(opened[0])
+        raise TimeoutError(f"no test opened {fifo} within {timeout} s")
+    return opened[0]
+
+
+def flood_nodeids():
+    return [f"test_channel.py::test_c_flood[{i:04d}-{'x' * ID_LENGTH}]" for i in range(FLOOD)]
+
+
+def test_a_ring_filled_while_lpd_is_away_is_delivered_with_the_queue_in_order(work_dir):
+    """Ring full and lpd away: the channel queues behind the ring; the new
+    lpd gets the same ring (read on from where the old one stopped), then
+    the queue, so every test.finish is recorded once, in the order the
+    tests ran, and pytest hears nothing of it."""
+    nodeids = (["test_channel.py::test_a_first", "test_channel.py::test_b_gate_after_the_kill"]
+               + flood_nodeids() + ["test_channel.py::test_d_gate_until_lpd_is_back"])
+    # What the flood writes while nobody reads: far more than one ring, so
+    # the replay queue is used, not only the ring.
+    flood_bytes = sum(len(messages.encode_test_start(messages.quote(n)))
+                      + len(messages.encode_test_finish(messages.quote(n), "passed", 0.001)) + 8
+                      for n in flood_nodeids())
+    assert flood_bytes > 2 * event_ring.DEFAULT_CAPACITY
+    write_tests(work_dir, "test_channel.py", SUITE)
+    gates = os.path.join(work_dir, "gates")
+    os.mkdir(gates)
+    for name in ("killed", "restarted"):
+        os.mkfifo(os.path.join(gates, name))
+    lpd = Lpd().start()
+    proc = None
+    try:
+        events = EventWaiter(lpd, types=["test.finish"])
+        proc = start_pytest(lpd, work_dir, "test_channel.py", env_extra={"CHANNEL_GATES": gates})
+        run_id = events.wait("test.finish", nodeid="test_channel.py::test_a_first")["run_id"]
+        events.close()
+        lpd.kill9()
+        # Opening a FIFO for writing waits for its reader: test_b, then,
+        # after the whole flood, test_d.
+        os.close(open_when_read(os.path.join(gates, "killed")))
+        gate = open_when_read(os.path.join(gates, "restarted"))
+        try:
+            lpd.start()
+        finally:
+            os.close(gate)
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out
+        assert "INTERNALERROR" not in out and "lpd_pytest: warning" not in out, out
+        assert f"{len(nodeids)} passed" in out, out
+        assert journal_finishes(lpd.state_dir, run_id) == nodeids
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        lpd.stop()
+        shutil.rmtree(lpd.root, ignore_errors=True)
