@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include "daemon/crashes/crash_store.h"
+#include "tests/unit/temp_dir.h"
 
 using lpd::daemon::Crash;
 using lpd::daemon::CrashStore;
@@ -19,13 +20,10 @@ using lpd::daemon::StateStore;
 
 namespace {
 
+/// A fresh state directory and its crash journal's text.
 struct TempState {
-  std::string root;
-  TempState() {
-    char dir[] = "/tmp/lpd-crash-store-XXXXXX";
-    root = ::mkdtemp(dir);
-  }
-  ~TempState() { std::filesystem::remove_all(root); }
+  TempDir dir{"lpd-crash-store"};
+  const std::string& root = dir.path;
   std::string journal() const { return root + "/crashes.jsonl"; }
   std::string text() const {
     std::ifstream in(journal());
