@@ -18,9 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto stored = lpd::fuzz::read_back("runs/r/job.json", data, size);
   if (!stored) return 0;
   try {
-    const Job job = Job::from_json(*stored);
-    const nlohmann::json once = job.to_json();
-    if (Job::from_json(once).to_json() != once) lpd::fuzz::violated("job", "to_json/from_json is not a round trip");
+    const Job job = lpd::fuzz::round_trip<Job>("job", *stored);
     (void)job.payload("r");
     (void)job.attempt_argv();
   } catch (const nlohmann::json::exception&) {

@@ -74,4 +74,16 @@ inline std::optional<nlohmann::json> read_back(const std::string& relative, cons
   std::abort();
 }
 
+/// Reads `stored` as a `Record` (its static from_json, as at restore) and
+/// checks that what lpd writes of it (to_json) reads back to the same JSON;
+/// aborts through violated(`target`, …) when not. Returns the record, for
+/// the target's further calls; throws what Record::from_json throws.
+template <class Record>
+Record round_trip(const char* target, const nlohmann::json& stored) {
+  Record record = Record::from_json(stored);
+  const nlohmann::json once = record.to_json();
+  if (Record::from_json(once).to_json() != once) violated(target, "to_json/from_json is not a round trip");
+  return record;
+}
+
 }  // namespace lpd::fuzz

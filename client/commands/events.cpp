@@ -7,7 +7,7 @@
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
-#include "client/table_width.h"
+#include "client/paged_listing.h"
 #include "client/terminal_text.h"
 #include "client/crash_line.h"  // h18cli
 
@@ -163,36 +163,19 @@ Command crashes_command() {
               auto connection = global.connect();
               json fields = json::object();
               if (!run_id->empty()) fields["run_id"] = *run_id;
-              // crash.list answers a page at a time (each reply well under the
-              // protocol's line limit); each page is printed as it arrives.
-              // --json stays one JSON array, written piece by piece.
-              std::size_t printed = 0;
-              int run_width = 28;  // grows with a page of longer (named) run ids; never shrinks
-              for (;;) {
-                const json page = connection.request("crash.list", fields);
-                run_width = column_width(page.value("crashes", json::array()), "run_id", run_width);
-                for (const auto& c : page.value("crashes", json::array())) {
-                  if (global.json) {
-                    std::cout << (printed == 0 ? "[" : ",") << c.dump(-1, ' ', false, json::error_handler_t::replace);
-                  } else {
-                    if (printed == 0)
-                      std::printf("%-12s  %-*s  %-8s  %s\n", "TIME", run_width, "RUN", "SIGNAL", "TEST / REASON");
-                    print_crash(c, o->verbose, run_width);
-                  }
-                  ++printed;
-                }
-                std::cout.flush();
-                std::fflush(stdout);
-                const auto next = page.find("next");
-                // An lpd from before paging sends no cursor: its one reply was everything.
-                if (next == page.end() || !next->is_number_unsigned()) break;
-                fields["after"] = *next;
-              }
-              if (global.json)
-                std::cout << (printed == 0 ? "[" : "") << "]" << std::endl;
-              else if (printed == 0)
-                std::cout << "no crashes" << std::endl;
-              return kExitOk;
+              PagedListing listing;
+              listing.op = "crash.list";
+              listing.items = "crashes";
+              listing.run_width_at_least = 28;
+              listing.is_cursor = [](const json& next) { return next.is_number_unsigned(); };
+              listing.print_header = [](int run_width) {
+                std::printf("%-12s  %-*s  %-8s  %s\n", "TIME", run_width, "RUN", "SIGNAL", "TEST / REASON");
+              };
+              listing.print_row = [verbose = o->verbose](const json& c, int run_width) {
+                print_crash(c, verbose, run_width);
+              };
+              listing.none = "no crashes";
+              return print_paged_listing(connection, fields, listing, global.json);
             };
           }};
 }

@@ -7,6 +7,7 @@
 #include "client/cli.h"
 #include "client/commands/commands.h"
 #include "client/commands/helper_address.h"
+#include "client/commands/helper_name_options.h"
 
 namespace lpd::client {
 namespace {
@@ -61,9 +62,7 @@ Command kill_command() {
   auto o = std::make_shared<KillOptions>();
   return {"kill", "Stop a helper process and its whole tree (or what its tree left running after it exited); returns once it is gone",
           [o](CLI::App& app) -> CommandRun {
-            app.add_option("name", o->name, "Name of the process (in this project), or its full name SCOPE::NAME")
-                ->required();
-            app.add_option("--scope", o->scope, "Project directory of the process (default: this project's)");
+            add_helper_name_options(app, o->name, o->scope);
             app.add_option("-s,--signal", o->signal, "Signal to send first (default TERM)");
             app.add_option("--grace", o->grace, "Seconds before SIGKILL (default 5)")->check(CLI::NonNegativeNumber);
             // proc.kill from a connection that holds no lease (lpctl's) stops the

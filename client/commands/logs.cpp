@@ -5,6 +5,7 @@
 #include "client/cli.h"
 #include "client/commands/commands.h"
 #include "client/commands/helper_address.h"
+#include "client/commands/helper_name_options.h"
 
 namespace lpd::client {
 namespace {
@@ -24,9 +25,7 @@ Command logs_command() {
   auto o = std::make_shared<LogsOptions>();
   return {"logs", "Print a helper process's log (its current start's); -f follows it until the process ends",
           [o](CLI::App& app) -> CommandRun {
-            app.add_option("name", o->name, "Name of the process (in this project), or its full name SCOPE::NAME")
-                ->required();
-            app.add_option("--scope", o->scope, "Project directory of the process (default: this project's)");
+            add_helper_name_options(app, o->name, o->scope);
             app.add_option("--owner", o->owner,
                            "Whose process (user name or uid), when several users have one of that name");
             app.add_option("-n,--lines", o->lines, "Only the last N lines")->check(CLI::NonNegativeNumber);

@@ -19,6 +19,7 @@
 #include "client/crash_line.h"  // h18cli
 #include "client/terminal_text.h"
 #include "client/commands/report_patches.h"  // h15abort
+#include "client/report_patch/report_file.h"
 #include "protocol/error.h"
 
 extern char** environ;
@@ -132,13 +133,7 @@ void write_report(const GlobalOptions& global, const std::string& run_id, const 
   ::unlink(temp.c_str());  // a leftover of an interrupted write
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error("cannot write " + temp + ": " + std::strerror(errno));
-  int err = 0;
-  for (std::size_t done = 0; done < xml.size() && !err;) {
-    const ssize_t n = ::write(fd, xml.data() + done, xml.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) err = n < 0 ? errno : EIO;
-    else done += static_cast<std::size_t>(n);
-  }
+  int err = report_patch::write_all(fd, xml);
   if (::close(fd) != 0 && !err) err = errno;
   if (!err && std::rename(temp.c_str(), path.c_str()) != 0) err = errno;
   if (err) {

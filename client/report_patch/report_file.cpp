@@ -66,6 +66,16 @@ ReportFile read_report(const std::string& path, std::size_t max_bytes) {
   return report;
 }
 
+int write_all(int fd, std::string_view text) {
+  for (std::size_t done = 0; done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    done += static_cast<std::size_t>(n);
+  }
+  return 0;
+}
+
 void replace_report(const std::string& path, const std::string& text, unsigned mode,
                     const std::optional<std::pair<unsigned, unsigned>>& owner) {
   std::random_device random;
@@ -77,13 +87,7 @@ void replace_report(const std::string& path, const std::string& text, unsigned m
     if (fd < 0 && errno != EEXIST) throw failure(path, std::string("cannot create ") + temp + ": " + std::strerror(errno));
   }
   if (fd < 0) throw failure(path, "cannot create a temporary file beside it");
-  int err = 0;
-  for (std::size_t done = 0; done < text.size() && !err;) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) err = n < 0 ? errno : EIO;
-    else done += static_cast<std::size_t>(n);
-  }
+  int err = write_all(fd, text);
   if (!err && owner && ::geteuid() == 0 && ::fchown(fd, owner->first, owner->second) != 0) err = errno;
   if (!err && ::fchmod(fd, mode) != 0) err = errno;
   if (!err && ::fsync(fd) != 0) err = errno;

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace lpd::client::report_patch {
@@ -35,5 +36,11 @@ ReportFile read_report(const std::string& path, std::size_t max_bytes = kMaxRepo
 /// patching a user's report leaves it the user's.
 void replace_report(const std::string& path, const std::string& text, unsigned mode,
                     const std::optional<std::pair<unsigned, unsigned>>& owner = std::nullopt);
+
+/// Writes all of `text` to `fd`, as many write(2) calls as it takes (a call
+/// EINTR cut short is made again). Returns 0, or the errno of the call that
+/// failed (EIO for a write that took nothing); throws nothing, so the caller
+/// can still remove its temp file.
+int write_all(int fd, std::string_view text);
 
 }  // namespace lpd::client::report_patch

@@ -8,7 +8,7 @@ import select
 import subprocess
 import time
 
-from lpd_harness import LPCTL_BIN, PYTHON, SHIM_PYTHONPATH, wait_until_in_directory
+from lpd_harness import LPCTL_BIN, PYTHON, SHIM_PYTHONPATH, EventWaiter, wait_until_in_directory, write_tests
 
 BUILD_DIR = os.environ.get("LPD_BUILD_DIR") or os.path.dirname(os.path.abspath(LPCTL_BIN))
 COMMAND = os.path.join(BUILD_DIR, "pytest-live-pause")
@@ -33,6 +33,20 @@ def start_compat_pytest(lpd, test_dir, *args, env=None, plugin_args=("-p", "pyte
     return subprocess.Popen([PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *plugin_args, "-q", *args],
                             cwd=test_dir, env=env if env is not None else compat_env(lpd),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def start_checkpoint_session(lpd, work_dir, tests, pause_dir, env=None):
+    """Writes `tests` as test_cp.py in `work_dir`, subscribes to pause
+    events (before pytest starts, so none slips by) and starts pytest on it
+    with pytest-live-pause's --pause-dir `pause_dir` (`env`: as
+    start_compat_pytest's). Returns (waiter, proc, seen, run_id): `seen`
+    holds pytest's output up to the line naming the run."""
+    write_tests(work_dir, "test_cp.py", tests)
+    waiter = EventWaiter(lpd, types=["pause."])
+    proc = start_compat_pytest(lpd, work_dir, "--pause-dir", pause_dir, env=env)
+    seen = []
+    run_id = read_run_id(proc, seen)
+    return waiter, proc, seen, run_id
 
 
 def read_run_id(proc, seen, timeout=120):

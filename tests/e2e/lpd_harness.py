@@ -4,6 +4,7 @@ socket reads, process exits), never sleeps."""
 
 import contextlib
 import ctypes
+import grp
 import json
 import os
 import pwd
@@ -311,6 +312,16 @@ class Lpd:
             c.hello()
         return c
 
+    def run_info(self, run_id):
+        """run.info's result for `run_id`, asserted ok, over a connection of its own."""
+        c = self.client()
+        try:
+            reply = c.request("run.info", run_id=run_id)
+        finally:
+            c.close()
+        assert reply["ok"], reply
+        return reply["result"]
+
     def ping(self):
         c = self.client()
         reply = c.request("ping")
@@ -362,6 +373,92 @@ def kill_cgroup(directory, timeout=30):
     except OSError:
         pass
     return not populated()
+
+
+def fake_lpd_listener(name, backlog):
+    """Where a fake lpd listens: a Unix socket named `name` in a fresh
+    directory with a short path (sun_path holds 108 bytes), listening with
+    `backlog`. Returns (directory, socket path, listening socket)."""
+    directory = short_tempdir()
+    path = os.path.join(directory, name)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(backlog)
+    return directory, path, listener
+
+
+def answer_as_lpd(conn, result_for, record, allow_blank_lines=False):
+    """Plays lpd on one accepted socket `conn` (a fake lpd in front of a
+    shim) until the peer closes it: each line is a JSON message, handed to
+    `record`; a request (a message with an id) is answered ok with
+    `result_for(message)` as its result. A blank line is an error unless
+    `allow_blank_lines` (lpd allows them; the crash line starts with one).
+    Closes `conn`."""
+    buf = b""
+    with conn:
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if allow_blank_lines and not line.strip():
+                    continue
+                msg = json.loads(line)
+                record(msg)
+                if "id" in msg:
+                    reply = {"id": msg["id"], "ok": True, "result": result_for(msg)}
+                    conn.sendall((json.dumps(reply) + "\n").encode())
+
+
+def restart_while_waiting(lpd, fifo):
+    """Kills `lpd` with SIGKILL and starts it again while a run's test is
+    blocked reading `fifo` (a named pipe), then lets that test go on by
+    writing to the pipe: the run ends under the new lpd."""
+    lpd.kill9()
+    lpd.start()
+    with open(fifo, "w") as f:
+        f.write("go")
+
+
+def standalone_env(lpd):
+    """`lpd.env()` without what would make a process part of a run that
+    runs this test (LPD_RUN_ID, LPD_WORKER_ID, LPD_PAUSE_ON_FAILURE,
+    PYTEST_ADDOPTS): an `lpctl run` started with it is a run of its own."""
+    env = lpd.env()
+    for name in ("LPD_RUN_ID", "LPD_WORKER_ID", "LPD_PAUSE_ON_FAILURE", "PYTEST_ADDOPTS"):
+        env.pop(name, None)
+    return env
+
+
+def standalone_lpctl(lpd, *args, cwd=None, timeout=240):
+    """`lpctl ARGS` on `lpd` in `cwd` with standalone_env(); the
+    subprocess.CompletedProcess (text), whatever its exit code."""
+    return subprocess.run([LPCTL_BIN, "--socket", lpd.socket, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=standalone_env(lpd))
+
+
+def start_attach(lpd, run_id, env):
+    """Starts `lpctl attach RUN_ID` on `lpd` with `env`, its stdout and
+    stderr text pipes (the run's output, then lpctl's end line); returns
+    the subprocess.Popen."""
+    return subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "attach", run_id], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+@contextlib.contextmanager
+def killed_if_left_running(proc):
+    """`with killed_if_left_running(proc):` around the lines that drive a
+    subprocess.Popen: when they end with `proc` still running (an assertion
+    failed, a wait timed out), it is killed and reaped, so no test leaves
+    one behind. Yields `proc`."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def wait_for_exit(proc, timeout=60):
@@ -455,9 +552,16 @@ class EventWaiter:
         assert reply["ok"], reply
         self.seen = []
 
-    def wait(self, event_type, timeout=60, **match):
+    def wait(self, event_type, timeout=60, condition=None, **match):
+        """The data of the first `event_type` event (one seen earlier and
+        not taken yet, else the next to come) whose fields equal `match`
+        and, given a `condition`, whose data meets it. Raises TimeoutError
+        after `timeout` seconds."""
+        def wanted(msg):
+            return (msg["event"] == event_type and all(msg["data"].get(k) == v for k, v in match.items())
+                    and (condition is None or condition(msg["data"])))
         for data in self.seen:
-            if data["event"] == event_type and all(data["data"].get(k) == v for k, v in match.items()):
+            if wanted(data):
                 self.seen.remove(data)
                 return data["data"]
         deadline = time.monotonic() + timeout
@@ -469,12 +573,32 @@ class EventWaiter:
             assert msg is not None, "lpd closed the event stream"
             if "event" not in msg:
                 continue
-            if msg["event"] == event_type and all(msg["data"].get(k) == v for k, v in match.items()):
+            if wanted(msg):
                 return msg["data"]
             self.seen.append(msg)
 
     def close(self):
         self.client.close()
+
+
+def strict_project(directory, files):
+    """Makes `directory` (a pathlib.Path) a pytest project that turns every
+    warning into an error, as strict projects do (so a warning of the shim
+    fails its session), holding `files` ({file name: text}). Returns it."""
+    directory.mkdir()
+    (directory / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    return directory
+
+
+def source_shim_env(lpd, **extra):
+    """`lpd.env(**extra)` for an inner pytest session that loads the shim
+    from the source tree (PYTHONPATH), without the outer session's
+    PYTEST_ADDOPTS."""
+    env = lpd.env(PYTHONPATH=os.path.join(SOURCE_DIR, "shim", "python"), **extra)
+    env.pop("PYTEST_ADDOPTS", None)
+    return env
 
 
 def write_tests(directory, name, source):
@@ -557,6 +681,18 @@ def gone(pid):
     return proc_state(pid) in (None, "Z", "X")
 
 
+def kill_leftovers(pids):
+    """Kills (SIGKILL) each of `pids` that still runs: what a failed check
+    left running must not outlive the test. Only after a failure: a pid
+    confirmed gone may since belong to someone else."""
+    for pid in pids:
+        if not gone(pid):
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+
+
 def wait_gone(pid, timeout=60):
     """Waits on a pidfd (an event, not a poll loop) for a process the test
     did not start; True once it is gone."""
@@ -606,6 +742,53 @@ def wait_until_in_directory(directory, condition, timeout=120):
         return True
     finally:
         os.close(fd)
+
+
+def run_as_user(user, group, argv, socket, cwd=None, check=True, **env):
+    """Runs `argv` as `user` (a pwd entry) with `group` as an extra group,
+    in `cwd` (default: the user's home), with nothing of root's environment:
+    PATH, HOME, LPD_SOCKET=`socket` and `env`. Asserts it exited 0 when
+    `check`; returns the subprocess.CompletedProcess (text)."""
+    result = subprocess.run(argv, user=user.pw_uid, group=user.pw_gid, extra_groups=[grp.getgrnam(group).gr_gid],
+                            cwd=cwd or user.pw_dir,
+                            env={"PATH": "/usr/bin:/bin", "HOME": user.pw_dir, "LPD_SOCKET": socket, **env},
+                            capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@contextlib.contextmanager
+def lpd_for_group(group, *extra):
+    """A root lpd the members of `group` may use: its directory open to
+    them and --socket-group `group`, started with `extra` arguments. Yields
+    it; afterwards kills its helpers, stops it (asserting a clean exit) and
+    removes its directory."""
+    d = Lpd()
+    os.chmod(d.root, 0o755)  # users must reach the socket inside
+    d.start("--socket-group", group, *extra)
+    try:
+        yield d
+    finally:
+        d.kill_helpers()
+        d.stop()
+        shutil.rmtree(d.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def project_for_users(prefix):
+    """One project directory every user may work in, inside a fresh
+    directory under /tmp that others may enter (pytest's tmp_path is
+    root's alone). Yields its path; removes it afterwards."""
+    where = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    try:
+        os.chmod(where, 0o755)
+        project = os.path.join(where, "project")
+        os.mkdir(project)
+        os.chmod(project, 0o777)
+        yield project
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
 
 
 USER_ADMIN_LOCK = "/tmp/lpd-e2e-user-admin.lock"

@@ -12,18 +12,17 @@ Only a cgroup finds a server whose parent is gone: these tests need lpd's
 cgroups (root, or a delegated cgroup2 subtree) and are skipped without.
 Every wait is an event (a pattern reply, lpd's process.exited, a pidfd)."""
 
-import grp
 import json
 import os
 import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, SOURCE_DIR, EventWaiter, Lpd, gone, user_admin, wait_all_gone
+from lpd_harness import (SOURCE_DIR, EventWaiter, Lpd, gone, run_as_user, staged_install, user_admin,
+                         wait_all_gone)
 
 PYTHON = sys.executable
 
@@ -43,6 +42,18 @@ def cgroup_lpd(*extra):
 def tree_lpd():
     d = cgroup_lpd()
     yield d
+    if d.proc is not None:
+        d.kill_helpers()
+        d.stop()
+    shutil.rmtree(d.root, ignore_errors=True)
+
+
+def end_all(d, server):
+    """After a test of `d` (a cgroup_lpd), passed or failed: kills the
+    daemonized `server` (a pid, or None) if it still runs, then `d`'s
+    helpers and `d`, and removes its directory."""
+    if server and not gone(server):
+        os.kill(server, 9)
     if d.proc is not None:
         d.kill_helpers()
         d.stop()
@@ -129,12 +140,7 @@ def test_a_daemonized_server_outlives_an_lpd_restart_as_a_killable_record(tmp_pa
         assert f"pid {server}: sleep 100000" in out, out
         assert wait_all_gone([server]) == []
     finally:
-        if server and not gone(server):
-            os.kill(server, 9)
-        if d.proc is not None:
-            d.kill_helpers()
-            d.stop()
-        shutil.rmtree(d.root, ignore_errors=True)
+        end_all(d, server)
 
 
 # -- the per-user record limit, as a non-root user of a root lpd -----------------
@@ -156,21 +162,11 @@ def user():
 
 def test_the_record_limit_never_forgets_a_helper_whose_server_runs(user):
     d = cgroup_lpd("--socket-group", GROUP, "--helpers-per-user-max", "2")
-    where = tempfile.mkdtemp(prefix="lpd-fixb-")  # pytest's tmp_path is root's alone
-    os.chmod(where, 0o755)
-    lpctl = os.path.join(where, "lpctl")
-    shutil.copy2(LPCTL_BIN, lpctl)
-    os.chmod(lpctl, 0o755)
+    lpctl = staged_install()["lpctl"]  # one the user may run
     server = None
 
     def as_user(*args, check=True):
-        r = subprocess.run([lpctl, "--socket", d.socket, *args], user=user.pw_uid, group=user.pw_gid,
-                           extra_groups=[grp.getgrnam(GROUP).gr_gid], cwd=user.pw_dir,
-                           env={"PATH": "/usr/bin:/bin", "HOME": user.pw_dir, "LPD_SOCKET": d.socket},
-                           capture_output=True, text=True, timeout=120)
-        if check:
-            assert r.returncode == 0, r.stdout + r.stderr
-        return r
+        return run_as_user(user, GROUP, [lpctl, "--socket", d.socket, *args], d.socket, check=check)
 
     try:
         pidfile = os.path.join(user.pw_dir, "dmx.pid")
@@ -199,10 +195,4 @@ def test_the_record_limit_never_forgets_a_helper_whose_server_runs(user):
         as_user("kill", "s1")
         assert wait_all_gone([server, started["pid"]]) == []
     finally:
-        if server and not gone(server):
-            os.kill(server, 9)
-        if d.proc is not None:
-            d.kill_helpers()
-            d.stop()
-        shutil.rmtree(d.root, ignore_errors=True)
-        shutil.rmtree(where, ignore_errors=True)
+        end_all(d, server)

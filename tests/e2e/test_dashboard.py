@@ -20,7 +20,7 @@ import urllib.request
 import pytest
 
 import chromium_cdp
-from lpd_harness import LPCTL_BIN, PYTHON, Lpd
+from lpd_harness import LPCTL_BIN, Lpd, PYTHON, killed_if_left_running
 
 SUITE = '''
 def test_a_passes():
@@ -162,6 +162,18 @@ async def paste_into_address_bar(page, url):
     assert not result.get("errorText"), result
 
 
+def restartable_http_lpd():
+    """The first lpd of a test that restarts lpd on one state directory and
+    one HTTP port: (that lpd, its base URL, its token, its port)."""
+    first = Lpd().start("--http", "127.0.0.1:0")
+    try:
+        base = http_base_url(first)
+        return first, base, http_token(first), base.rsplit(":", 1)[1]
+    except BaseException:
+        end_restarted(first, None)
+        raise
+
+
 def end_restarted(first, second):
     """Stops both lpds of a test that restarts lpd on one state directory
     (the second may not have started), then removes that directory."""
@@ -200,7 +212,7 @@ def test_run_appears_pauses_and_resumes_by_click(browser, lpd_http, work_dir, tm
                                          PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                                          "test_dash_suite.py"],
                                         cwd=work_dir, env=lpd.env(), stdout=log, stderr=subprocess.STDOUT)
-            try:
+            with killed_if_left_running(proc):
                 # The run appears, live.
                 run_id = await page.wait_for("(document.querySelector('li.run') || {dataset: {}}).dataset.runId",
                                              "a run card")
@@ -260,10 +272,6 @@ def test_run_appears_pauses_and_resumes_by_click(browser, lpd_http, work_dir, tm
                     f"document.querySelector('li.run[data-run-id=\"{run_id}\"]').dataset.jobState === 'done'",
                     "4 passed, 1 failed, the run ended and its job done")
                 code = await loop.run_in_executor(None, proc.wait, 180)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
             with open(log_path) as f:
                 output = f.read()
             assert code == 1, output
@@ -460,12 +468,9 @@ def test_reconnects_when_lpd_comes_back(browser, tmp_path):
     connection is lost, reconnects by itself, and shows lpd's state again
     (the token it holds in memory still holds: the token file is kept)."""
     loop, b = browser
-    first = Lpd().start("--http", "127.0.0.1:0")
+    first, base, token, port = restartable_http_lpd()
     second = None
     try:
-        base = http_base_url(first)
-        token = http_token(first)
-        port = base.rsplit(":", 1)[1]
         # A run to see after the restart.
         first.lpctl("run", "--", "true")
 
@@ -609,12 +614,9 @@ def test_a_rotated_token_goes_back_to_the_sign_in_form_without_a_loop(browser, t
     to do; a reload asks lpd nothing until a token is given; the new token
     typed in works."""
     loop, b = browser
-    first = Lpd().start("--http", "127.0.0.1:0")
+    first, base, old_token, port = restartable_http_lpd()
     second = None
     try:
-        base = http_base_url(first)
-        old_token = http_token(first)
-        port = base.rsplit(":", 1)[1]
 
         async def scenario():
             nonlocal second
@@ -739,7 +741,7 @@ def test_huge_argv_long_nodeid_and_escapes_leave_the_page_usable(browser, lpd_ht
             proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--pause-on-failure", "--",
                                      PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_hostile.py"],
                                     cwd=work_dir, env=lpd.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
+            with killed_if_left_running(proc):
                 pause_id = await page.wait_for(
                     "(document.querySelector('li.pause') || {dataset: {}}).dataset.pauseId", "the pause")
                 pause = f'li.pause[data-pause-id="{pause_id}"]'
@@ -773,10 +775,6 @@ def test_huge_argv_long_nodeid_and_escapes_leave_the_page_usable(browser, lpd_ht
                 assert finished["title"] == f"test_hostile.py::{LONG_NAME}"
                 assert finished["height"] < 400, finished
                 await loop.run_in_executor(None, proc.wait, 180)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
         finally:
             await page.close()
 

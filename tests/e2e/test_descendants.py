@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, EventWaiter, Lpd, gone, read_line_with_timeout, wait_all_gone
+from lpd_harness import EventWaiter, LPCTL_BIN, Lpd, gone, kill_leftovers, read_line_with_timeout, wait_all_gone
 
 SPAWN = os.path.join(os.path.dirname(__file__), "helpers", "spawn_descendants.py")
 PY = sys.executable
@@ -65,18 +65,6 @@ def in_lpd_cgroup(pid):
     return bool(unified) and "/lpd.supervised/t" in unified[0]
 
 
-def kill_leftovers(pids):
-    """Whatever a failed check left running must not outlive the test.
-    Called only after a failure: a pid confirmed gone may since belong to
-    someone else."""
-    for pid in pids:
-        if not gone(pid):
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
-
-
 @pytest.mark.parametrize("ignore_term", [False, True], ids=["dies-on-term", "ignores-term"])
 def test_lpctl_kill_ends_setsid_and_double_forked_descendants_of_a_helper(tree_lpd, tmp_path, ignore_term):
     pidfile = str(tmp_path / "pids")
@@ -116,14 +104,6 @@ def run_id_of(stderr_line):
     return stderr_line.split()[2]
 
 
-def run_info(lpd, run_id):
-    c = lpd.client()
-    reply = c.request("run.info", run_id=run_id)
-    c.close()
-    assert reply["ok"], reply
-    return reply["result"]
-
-
 def test_normal_end_of_a_run_kills_and_reports_what_it_left_running(tree_lpd, tmp_path):
     pidfile = str(tmp_path / "pids")
     r = tree_lpd.lpctl("run", "--", PY, SPAWN, pidfile, "--ignore-term", "--then", "exit", check=False)
@@ -139,7 +119,7 @@ def test_normal_end_of_a_run_kills_and_reports_what_it_left_running(tree_lpd, tm
         # run.done came after the monitor reaped them: gone already.
         assert [pid for pid in pids.values() if not gone(pid)] == []
         run_id = run_id_of(r.stderr.splitlines()[0])
-        info = run_info(tree_lpd, run_id)
+        info = tree_lpd.run_info(run_id)
         assert sorted(int(line.split()[1].rstrip(":")) for line in info["left_running"]) == sorted(pids.values())
         assert "left running" in info["text"]
         log = tree_lpd.log_text()

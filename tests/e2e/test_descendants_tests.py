@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, gone, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, gone, kill_leftovers, write_tests
 
 LEAKY_TESTS = r'''
 import os
@@ -103,14 +103,6 @@ def lpctl_run(lpd, cwd, *args, env=None):
     return result.returncode, result.stderr, first.split()[2]
 
 
-def run_info(lpd, run_id):
-    c = lpd.client()
-    reply = c.request("run.info", run_id=run_id)
-    c.close()
-    assert reply["ok"], reply
-    return reply["result"]
-
-
 def left_item(line, pid):
     """The "[pid P: ARGV (...)]" item of lpctl's last line, without brackets.
     ARGV may still be the shell's (the child had not exec'd sleep yet)."""
@@ -121,16 +113,6 @@ def left_item(line, pid):
 def read_pids(path):
     with open(path) as f:
         return {kind: int(pid) for kind, pid in (line.split() for line in f if line.strip())}
-
-
-def kill_if_left(pids):
-    """Only after a failed check: whatever it left must not outlive the test."""
-    for pid in pids:
-        if not gone(pid):
-            try:
-                os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
 
 
 def junit_testcases(junit_path):
@@ -162,7 +144,7 @@ def test_each_leftover_names_the_test_and_phase_that_started_it(lpd, work_dir, w
             assert left_item(last, pid).endswith(f" (started during {nodeid}, {phase})"), (kind, last)
 
         # run.info: the structured form, and the old lines.
-        info = run_info(lpd, run_id)
+        info = lpd.run_info(run_id)
         by_pid = {entry["pid"]: entry for entry in info["left_running_processes"]}
         assert sorted(by_pid) == sorted(pids.values()), info
         for kind, pid in pids.items():
@@ -198,7 +180,7 @@ def test_each_leftover_names_the_test_and_phase_that_started_it(lpd, work_dir, w
         passed = True
     finally:
         if not passed:
-            kill_if_left(pids.values())
+            kill_leftovers(pids.values())
 
 
 def test_a_command_without_tests_names_no_test(lpd, work_dir):
@@ -215,7 +197,7 @@ def test_a_command_without_tests_names_no_test(lpd, work_dir):
         assert code == 0, stderr
         assert gone(pid)
         assert left_item(stderr.strip().splitlines()[-1], pid).endswith(" (no test known)"), stderr
-        info = run_info(lpd, run_id)
+        info = lpd.run_info(run_id)
         (entry,) = info["left_running_processes"]
         assert entry["pid"] == pid
         assert entry["nodeid"] is None and entry["nodeids"] == [] and entry["known_by"] is None, entry
@@ -223,7 +205,7 @@ def test_a_command_without_tests_names_no_test(lpd, work_dir):
         passed = True
     finally:
         if not passed:
-            kill_if_left([pid])
+            kill_leftovers([pid])
 
 
 SPAWNS_WITHOUT_PYTEST_ENV = r'''
@@ -266,9 +248,9 @@ def test_without_pytest_s_variable_the_start_time_names_the_test(lpd, work_dir):
         nodeid = "test_own_env.py::test_spawns_with_its_own_env"
         assert left_item(stderr.strip().splitlines()[-1], pid).endswith(
             f" (started during {nodeid}, by its start time)"), stderr
-        (entry,) = run_info(lpd, run_id)["left_running_processes"]
+        (entry,) = lpd.run_info(run_id)["left_running_processes"]
         assert (entry["nodeid"], entry["phase"], entry["known_by"]) == (nodeid, None, "start time"), entry
         passed = True
     finally:
         if not passed:
-            kill_if_left(pids.values())
+            kill_leftovers(pids.values())

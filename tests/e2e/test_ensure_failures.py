@@ -19,7 +19,9 @@ import os
 import subprocess
 import sys
 
-from lpd_harness import SOURCE_DIR
+import pytest
+
+from lpd_harness import source_shim_env, strict_project
 
 PY = sys.executable
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "helper_server.py")
@@ -36,22 +38,23 @@ def ensure(lpd, name, scope, *argv, pattern=None, timeout=None, keep=False, chec
     return lpd.lpctl(*args, "--", *argv, check=check)
 
 
-def test_early_exit_shows_its_log(lpd, work_dir):
+# A helper whose last line has no newline yet when its start times out.
+UNTERMINATED = "import sys,time\nprint('first line')\nsys.stdout.write('almost ready')\nsys.stdout.flush()\ntime.sleep(600)\n"
+
+
+@pytest.mark.parametrize("name,argv,pattern,timeout,why,last_lines", [
     # With a pattern, so the exit is surely seen before any answer: without
     # one lpd may answer "ready" first (the helper was running then).
-    r = ensure(lpd, "e1", work_dir, "sh", "-c", "echo some error text >&2; exit 1", pattern="ready")
+    ("e1", ["sh", "-c", "echo some error text >&2; exit 1"], "ready", None, "exited with exit code 1",
+     "some error text"),
+    ("nonl", [PY, "-c", UNTERMINATED], "ready$", 1, "printed no line matching", "first line\nalmost ready"),
+], ids=["early-exit", "timeout-with-an-unterminated-last-line"])
+def test_a_failed_start_shows_why_and_its_last_log_lines(lpd, work_dir, name, argv, pattern, timeout, why,
+                                                         last_lines):
+    r = ensure(lpd, name, work_dir, *argv, pattern=pattern, timeout=timeout)
     assert r.returncode != 0
-    assert "exited with exit code 1" in r.stderr, r.stderr
-    assert "last log lines:\nsome error text" in r.stderr, r.stderr
-    assert "its log is empty" not in r.stderr
-
-
-def test_timeout_shows_an_unterminated_last_line(lpd, work_dir):
-    script = "import sys,time\nprint('first line')\nsys.stdout.write('almost ready')\nsys.stdout.flush()\ntime.sleep(600)\n"
-    r = ensure(lpd, "nonl", work_dir, PY, "-c", script, pattern="ready$", timeout=1)
-    assert r.returncode != 0
-    assert "printed no line matching" in r.stderr, r.stderr
-    assert "last log lines:\nfirst line\nalmost ready" in r.stderr, r.stderr
+    assert why in r.stderr, r.stderr
+    assert "last log lines:\n" + last_lines in r.stderr, r.stderr
     assert "its log is empty" not in r.stderr
 
 
@@ -122,12 +125,8 @@ def test_timed_out_then_reused(xprocess):
 
 
 def test_xprocess_fixture_returns_a_timed_out_running_process(lpd, tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
-    (project / "test_inner.py").write_text(INNER.format(helper=HELPER))
-    env = lpd.env(PYTHONPATH=os.path.join(SOURCE_DIR, "shim", "python"), PYTEST_PLUGINS="lpd_pytest")
-    env.pop("PYTEST_ADDOPTS", None)
+    project = strict_project(tmp_path / "project", {"test_inner.py": INNER.format(helper=HELPER)})
+    env = source_shim_env(lpd, PYTEST_PLUGINS="lpd_pytest")
     r = subprocess.run([PY, "-m", "pytest", "-p", "no:xprocess", "-p", "no:cacheprovider", "-q", "test_inner.py"],
                        cwd=project, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "1 passed" in r.stdout, r.stdout[-5000:] + r.stderr[-3000:]

@@ -16,7 +16,7 @@ import sys
 import textwrap
 import threading
 
-from lpd_harness import LPCTL_BIN, SOURCE_DIR, EventWaiter, RawClient
+from lpd_harness import EventWaiter, LPCTL_BIN, RawClient, source_shim_env, strict_project
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "helper_server.py")
 PY = sys.executable
@@ -286,12 +286,8 @@ def test_a_helper_answered_in_process_that_dies_is_started_again(xprocess):
 
 
 def test_xprocess_fixture_warns_on_a_differing_reuse_under_filterwarnings_error(lpd, tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
-    (project / "test_differs.py").write_text(textwrap.dedent(INNER.format(helper=HELPER)))
-    env = lpd.env(PYTHONPATH=os.path.join(SOURCE_DIR, "shim", "python"), PYTEST_PLUGINS="lpd_pytest")
-    env.pop("PYTEST_ADDOPTS", None)
+    project = strict_project(tmp_path / "project", {"test_differs.py": textwrap.dedent(INNER.format(helper=HELPER))})
+    env = source_shim_env(lpd, PYTEST_PLUGINS="lpd_pytest")
     r = subprocess.run(["/usr/bin/python3", "-m", "pytest", "-p", "no:xprocess", "-p", "no:cacheprovider", "-q",
                         "test_differs.py"], cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "3 passed" in r.stdout, r.stdout[-5000:] + r.stderr[-3000:]

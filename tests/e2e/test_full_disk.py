@@ -12,6 +12,7 @@ is strerror of whatever errno the write got): see the unit test "the
 full-disk message names the directory and the cause, whatever the errno"
 (tests/unit/crash_retry_test.cpp)."""
 
+import inspect
 import json
 import os
 import re
@@ -85,21 +86,7 @@ NO_SPACE = "No space left on device"
 
 # The same fill() for the tests lpd runs: they fill the disk themselves, at
 # the moment that matters (inside a test, after the run has started).
-FILL_SOURCE = """
-import os
-
-def fill(directory):
-    path = os.path.join(directory, "filler")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\\0" * 65536)
-    except OSError as e:
-        assert e.errno == 28, e  # ENOSPC
-    finally:
-        os.close(fd)
-    return path
-"""
+FILL_SOURCE = "import os\n\n" + inspect.getsource(fill)
 
 
 def state_dir_failure(lpd, doing_pattern):

@@ -7,7 +7,6 @@ dropped; the bound holds across an lpd killed with SIGKILL and restarted.
 Every wait is an event: the helper's answer (given once its writes are
 done), or lpd's process.log_dropped event."""
 
-import grp
 import json
 import os
 import pwd
@@ -15,11 +14,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, SOURCE_DIR, Lpd, RawClient, user_admin, throwaway_users
+from lpd_harness import (SOURCE_DIR, EventWaiter, Lpd, lpd_for_group, run_as_user, staged_install, throwaway_users,
+                         user_admin)
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "chatty_server.py")
 MIB = 1024 * 1024
@@ -67,25 +66,15 @@ def burst(sock, mib):
     return int(answer.split()[1])
 
 
-class DropWatch:
+class DropWatch(EventWaiter):
     """A subscription to process.log_dropped, opened before the writes."""
 
     def __init__(self, lpd):
-        self.client = RawClient(lpd.socket)
-        self.client.hello()
-        reply = self.client.request("events.subscribe", types=["process.log_dropped"])
-        assert reply["ok"], reply
+        super().__init__(lpd, types=["process.log_dropped"])
 
-    def wait_for(self, name, condition, timeout=120):
+    def wait_for(self, name, condition, timeout=300):
         """The first process.log_dropped of `name` whose record meets `condition`."""
-        while True:
-            msg = self.client.read_message(timeout=timeout)
-            assert msg is not None, "lpd closed the event stream"
-            if msg.get("event") == "process.log_dropped" and msg["data"]["name"] == name and condition(msg["data"]):
-                return msg["data"]
-
-    def close(self):
-        self.client.close()
+        return self.wait("process.log_dropped", timeout=timeout, condition=condition, name=name)
 
 
 def dropped_at(path):
@@ -267,29 +256,13 @@ def users():
 def shared_host(users):
     """A root lpd with a 1 MiB cap per log, 2 MiB per user, 2 helpers per
     user, and lpctl where the users may run it."""
-    where = tempfile.mkdtemp(prefix="lpd-logcap-", dir="/tmp")
-    os.chmod(where, 0o755)
-    lpctl = os.path.join(where, "lpctl")
-    shutil.copy2(LPCTL_BIN, lpctl)
-    os.chmod(lpctl, 0o755)
-    d = Lpd()
-    os.chmod(d.root, 0o755)
-    d.start("--socket-group", GROUP, "--helper-log-max", str(CAP), "--helper-logs-per-user-max", str(2 * MIB),
-            "--helpers-per-user-max", "2")
-    yield d, lpctl
-    d.stop()
-    shutil.rmtree(d.root, ignore_errors=True)
-    shutil.rmtree(where, ignore_errors=True)
+    with lpd_for_group(GROUP, "--helper-log-max", str(CAP), "--helper-logs-per-user-max", str(2 * MIB),
+                       "--helpers-per-user-max", "2") as d:
+        yield d, staged_install()["lpctl"]
 
 
 def as_user(user, lpd, lpctl, *args, check=True):
-    result = subprocess.run([lpctl, "--socket", lpd.socket, *args], user=user.pw_uid, group=user.pw_gid,
-                            extra_groups=[grp.getgrnam(GROUP).gr_gid], cwd=user.pw_dir,
-                            env={"PATH": "/usr/bin:/bin", "HOME": user.pw_dir, "LPD_SOCKET": lpd.socket},
-                            capture_output=True, text=True, timeout=120)
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
+    return run_as_user(user, GROUP, [lpctl, "--socket", lpd.socket, *args], lpd.socket, check=check)
 
 
 def ensure_writer(user, lpd, lpctl, name, kib, check=True):

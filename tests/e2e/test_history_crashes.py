@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, write_tests
+from lpd_harness import EventWaiter, LPCTL_BIN, PYTHON, restart_while_waiting, write_tests
 
 LINE_LIMIT = 1024 * 1024
 
@@ -172,10 +172,7 @@ def test_wait():
     run_id = crash["run_id"]
     events.wait("test.start", nodeid="test_restart.py::test_wait", run_id=run_id)
     events.close()
-    lpd.kill9()
-    lpd.start()
-    with open(fifo, "w") as f:
-        f.write("go")
+    restart_while_waiting(lpd, fifo)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0, out + err
     records = lpd.lpctl_json("crashes", "--run-id", run_id)

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, short_tempdir, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, killed_if_left_running, short_tempdir, write_tests
 
 CONFTEST = '''
 import pytest
@@ -271,14 +271,12 @@ def test_failure_reason_given_on_resume_is_in_both_reports(lpd):
          "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={pytest_xml}", "test_f.py"],
         cwd=work_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=lpd.env())
     try:
-        created = events.wait("pause.created", timeout=120)
-        assert created["nodeid"] == "test_f.py::test_fails"
-        lpd.lpctl("resume", created["pause_id"], "--failure-reason", "known flaky: ticket <44> & co")
-        output, _ = run.communicate(timeout=120)
+        with killed_if_left_running(run):
+            created = events.wait("pause.created", timeout=120)
+            assert created["nodeid"] == "test_f.py::test_fails"
+            lpd.lpctl("resume", created["pause_id"], "--failure-reason", "known flaky: ticket <44> & co")
+            output, _ = run.communicate(timeout=120)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
         events.close()
     assert run.returncode == 1, output
     ours = cases_of(ET.parse(lpd_xml).getroot())

@@ -10,9 +10,10 @@ import subprocess
 
 import pytest
 
-from lpd_harness import EventWaiter, PYTHON, SHIM_PYTHONPATH, write_tests
+from lpd_harness import EventWaiter, PYTHON, SHIM_PYTHONPATH, killed_if_left_running, write_tests
 from live_pause_compat import (COMMAND, compat_env, events_lines, live_pause, read_json, read_run_id,
-                               start_compat_pytest, wait_for_event_line, wait_for_file, write_command)
+                               start_checkpoint_session, start_compat_pytest, wait_for_event_line, wait_for_file,
+                               write_command)
 
 FAILING = """
 def test_failure():
@@ -81,12 +82,8 @@ def test_failure_pause_files_and_resume_by_pause_file_path(lpd, work_dir):
 
 
 def test_checkpoints_by_import_and_fixture_resumed_by_id(lpd, work_dir):
-    write_tests(work_dir, "test_cp.py", CHECKPOINTS)
     pause_dir = os.path.join(work_dir, "pauses")
-    waiter = EventWaiter(lpd, types=["pause."])
-    proc = start_compat_pytest(lpd, work_dir, "--pause-dir", pause_dir)
-    seen = []
-    run_id = read_run_id(proc, seen)
+    waiter, proc, seen, run_id = start_checkpoint_session(lpd, work_dir, CHECKPOINTS, pause_dir)
     for nodeid in ("test_cp.py::test_example", "test_cp.py::test_fixture_example"):
         created = waiter.wait("pause.created", run_id=run_id, nodeid=nodeid)
         assert created["kind"] == "checkpoint"
@@ -280,20 +277,18 @@ def test_default_pause_dir_and_header_line(lpd, work_dir):
     run_id = read_run_id(proc, seen)
     run_dir = os.path.join(f"/tmp/pytest-live-pause-{os.geteuid()}", "runs", run_id)
     try:
-        assert f"pause files in {run_dir}" in seen[-1]
-        pause_id = waiter.wait("pause.created", run_id=run_id)["pause_id"]
-        record = wait_for_file(os.path.join(run_dir, "pauses", pause_id + ".json"))
-        assert record["nodeid"] == "test_sample.py::test_failure"
-        st = os.lstat(os.path.dirname(os.path.dirname(run_dir)))
-        assert st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0
-        # The seed's resume by pause_id, no --pause-dir: the default one.
-        assert live_pause(lpd, "resume", pause_id, "--failure-reason", "manually confirmed").returncode == 0
-        out = "".join(seen) + proc.communicate(timeout=120)[0]
-        assert "manually confirmed" in out
+        with killed_if_left_running(proc):
+            assert f"pause files in {run_dir}" in seen[-1]
+            pause_id = waiter.wait("pause.created", run_id=run_id)["pause_id"]
+            record = wait_for_file(os.path.join(run_dir, "pauses", pause_id + ".json"))
+            assert record["nodeid"] == "test_sample.py::test_failure"
+            st = os.lstat(os.path.dirname(os.path.dirname(run_dir)))
+            assert st.st_uid == os.geteuid() and st.st_mode & 0o077 == 0
+            # The seed's resume by pause_id, no --pause-dir: the default one.
+            assert live_pause(lpd, "resume", pause_id, "--failure-reason", "manually confirmed").returncode == 0
+            out = "".join(seen) + proc.communicate(timeout=120)[0]
+            assert "manually confirmed" in out
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
         shutil.rmtree(run_dir, ignore_errors=True)
     waiter.close()
 

@@ -7,9 +7,9 @@ serving; the victim files stay untouched."""
 import json
 import os
 
-from lpd_harness import EventWaiter, write_tests
-from live_pause_compat import (compat_env, live_pause, read_run_id, start_compat_pytest, wait_for_event_line,
-                               wait_for_file, write_command)
+from lpd_harness import write_tests
+from live_pause_compat import (compat_env, live_pause, start_checkpoint_session, start_compat_pytest,
+                               wait_for_event_line, wait_for_file, write_command)
 
 CHECKPOINTS = """
 from pytest_live_pause import checkpoint
@@ -82,12 +82,9 @@ def test_links_and_fifos_where_lpd_writes_are_replaced_not_followed(lpd, work_di
     os.chmod(os.path.join(pause_dir, "runs"), 0o700)
     os.symlink(victim, os.path.join(run_dir, "run.json"))
     os.mkfifo(os.path.join(run_dir, "events.jsonl"))  # nobody reads it: a blocking open would hang lpd
-    write_tests(work_dir, "test_cp.py", CHECKPOINTS)
-    waiter = EventWaiter(lpd, types=["pause."])
-    proc = start_compat_pytest(lpd, work_dir, "--pause-dir", pause_dir,
-                               env=compat_env(lpd, LPD_RUN_ID="planted-files"))
-    seen = []
-    assert read_run_id(proc, seen) == "planted-files"
+    waiter, proc, seen, run_id = start_checkpoint_session(lpd, work_dir, CHECKPOINTS, pause_dir,
+                                                         env=compat_env(lpd, LPD_RUN_ID="planted-files"))
+    assert run_id == "planted-files"
     pauses = os.path.join(run_dir, "pauses")
     for plant in ("link", "fifo"):
         pause_id = waiter.wait("pause.created", run_id="planted-files")["pause_id"]
@@ -117,12 +114,8 @@ def test_hostile_command_files_are_refused_and_the_pause_waits(lpd, work_dir):
     victim_command = os.path.join(work_dir, "decision.json")
     with open(victim_command, "w") as f:
         json.dump({"result": False, "reason": "through a link"}, f)
-    write_tests(work_dir, "test_cp.py", CHECKPOINTS)
     pause_dir = os.path.join(work_dir, "pd")
-    waiter = EventWaiter(lpd, types=["pause."])
-    proc = start_compat_pytest(lpd, work_dir, "--pause-dir", pause_dir)
-    seen = []
-    run_id = read_run_id(proc, seen)
+    waiter, proc, seen, run_id = start_checkpoint_session(lpd, work_dir, CHECKPOINTS, pause_dir)
     run_dir = os.path.join(pause_dir, "runs", run_id)
     commands = os.path.join(run_dir, "commands")
     pause_id = waiter.wait("pause.created", run_id=run_id)["pause_id"]
@@ -162,12 +155,8 @@ def test_the_agent_holds_no_descriptor_of_lpds(lpd, work_dir):
     stdio, its line to lpd, its inotify and the run's directories: nothing
     else of lpd's (its socket, state, log, other connections)."""
     import re
-    write_tests(work_dir, "test_cp.py", CHECKPOINTS)
     pause_dir = os.path.join(work_dir, "pd")
-    waiter = EventWaiter(lpd, types=["pause."])
-    proc = start_compat_pytest(lpd, work_dir, "--pause-dir", pause_dir)
-    seen = []
-    run_id = read_run_id(proc, seen)
+    waiter, proc, seen, run_id = start_checkpoint_session(lpd, work_dir, CHECKPOINTS, pause_dir)
     match = re.search(rf"run {run_id}: pauses mirrored into \S+ \(agent pid (\d+)\)", lpd.log_text())
     assert match, lpd.log_text()
     agent = int(match.group(1))

@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from lpd_harness import EventWaiter, Lpd, PYTHON, staged_install, throwaway_users
+from lpd_harness import EventWaiter, PYTHON, lpd_for_group, staged_install, throwaway_users
 from live_pause_compat import read_run_id, wait_for_event_line, wait_for_file, write_command
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users and runs a root lpd")
@@ -36,12 +36,8 @@ def users():
 
 @pytest.fixture
 def root_lpd(users):
-    d = Lpd()
-    os.chmod(d.root, 0o755)  # users must reach the socket inside
-    d.start("--socket-group", GROUP)
-    yield d
-    d.stop()
-    shutil.rmtree(d.root, ignore_errors=True)
+    with lpd_for_group(GROUP) as d:
+        yield d
 
 
 def workdir_of(user, mode=0o700):

@@ -15,19 +15,9 @@ import subprocess
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, finish, read_line_with_timeout, start_pytest, write_tests
-
-
-def run_env(lpd):
-    env = lpd.env()
-    for name in ("LPD_RUN_ID", "LPD_WORKER_ID", "LPD_PAUSE_ON_FAILURE", "PYTEST_ADDOPTS"):
-        env.pop(name, None)
-    return env
-
-
-def lpctl(lpd, *args, cwd=None, timeout=240):
-    return subprocess.run([LPCTL_BIN, "--socket", lpd.socket, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=run_env(lpd))
+from lpd_harness import (LPCTL_BIN, LPD_BIN, PYTHON, finish, killed_if_left_running, read_line_with_timeout,
+                         start_attach, start_pytest, write_tests)
+from lpd_harness import standalone_env as run_env, standalone_lpctl as lpctl
 
 
 # -- lpctl attach ---------------------------------------------------------------
@@ -39,18 +29,12 @@ def test_attach_follows_a_detached_run_and_exits_with_its_code(lpd, work_dir):
                     "sh", fifo, cwd=work_dir)
     assert started.returncode == 0, started
     run_id = started.stdout.strip()
-    attach = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "attach", run_id], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=run_env(lpd))
-    try:
+    with killed_if_left_running(start_attach(lpd, run_id, run_env(lpd))) as attach:
         # The output so far arrives while the run still waits on the FIFO.
         assert read_line_with_timeout(attach.stdout, 60) == "started\n"
         with open(fifo, "w") as f:
             f.write("go\n")
         rest, err = attach.communicate(timeout=120)
-    finally:
-        if attach.poll() is None:
-            attach.kill()
-            attach.wait()
     assert attach.returncode == 5, (rest, err)
     assert rest == "after go\n", rest
     assert f"run {run_id} exited with code 5" in err, err
@@ -74,16 +58,10 @@ def test_ctrl_c_on_attach_detaches_says_so_and_the_run_goes_on(lpd, work_dir):
     started = lpctl(lpd, "run", "--detach", "--", "sh", "-c", 'echo started; read word < "$1"; echo "after $word"',
                     "sh", fifo, cwd=work_dir)
     run_id = started.stdout.strip()
-    attach = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "attach", run_id], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=run_env(lpd))
-    try:
+    with killed_if_left_running(start_attach(lpd, run_id, run_env(lpd))) as attach:
         assert read_line_with_timeout(attach.stdout, 60) == "started\n"
         attach.send_signal(signal.SIGINT)
         _, err = attach.communicate(timeout=60)
-    finally:
-        if attach.poll() is None:
-            attach.kill()
-            attach.wait()
     assert attach.returncode == -signal.SIGINT, err
     assert f"lpctl: detached from run {run_id}; it goes on (lpctl stop {run_id} stops it" in err, err
     # The run was left alone: it finishes once the FIFO opens, and a new attach sees all of it.
@@ -98,26 +76,18 @@ def test_a_run_whose_output_lost_its_reader_or_terminal_is_stopped(lpd, work_dir
     running (and filling the disk) with nobody watching; so did a SIGHUP."""
     proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--grace", "2", "--", "yes"], cwd=work_dir,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run_env(lpd))
-    try:
+    with killed_if_left_running(proc):
         assert proc.stdout.readline() == b"y\n"
         proc.stdout.close()  # as `head -1` does
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert b"(its output has no reader any more)" in err, err
     hung = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--grace", "2", "--", "sh", "-c",
                              "echo started; exec sleep 300"], cwd=work_dir, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=run_env(lpd))
-    try:
+    with killed_if_left_running(hung):
         assert read_line_with_timeout(hung.stdout, 60) == "started\n"
         hung.send_signal(signal.SIGHUP)
         _, err = hung.communicate(timeout=120)
-    finally:
-        if hung.poll() is None:
-            hung.kill()
-            hung.wait()
     assert "(the terminal hung up)" in err, err
     runs = json.loads(lpctl(lpd, "--json", "runs", "-a").stdout)
     assert [r["status"] for r in runs] == ["ended", "ended"], runs  # both stopped, nothing left running

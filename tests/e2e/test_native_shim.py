@@ -3,9 +3,7 @@ adapters, driven through the sample binaries in tests/native against a real
 lpd, a fake peer that records the wire, or no daemon at all. Waits are
 events (pause pushes, process exits, socket EOF), never sleeps."""
 
-import json
 import os
-import socket
 import subprocess
 import threading
 import uuid
@@ -13,7 +11,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, EventWaiter, build_is_sanitized, finish, short_tempdir
+from lpd_harness import (LPCTL_BIN, EventWaiter, answer_as_lpd, build_is_sanitized, fake_lpd_listener, finish,
+                         short_tempdir)
 
 BUILD_DIR = os.environ.get("LPD_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "default"))
 NATIVE_DIR = os.path.join(BUILD_DIR, "tests", "native")
@@ -64,11 +63,7 @@ class RecordingPeer:
     (also by dying), so `lines()` waits on EOF, not on time."""
 
     def __init__(self):
-        self.dir = short_tempdir()
-        self.path = os.path.join(self.dir, "peer.sock")
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(self.path)
-        self.listener.listen(4)
+        self.dir, self.path, self.listener = fake_lpd_listener("peer.sock", 4)
         self.listener.settimeout(120)
         self._lines = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -80,22 +75,8 @@ class RecordingPeer:
         except OSError:
             return
         conn.settimeout(120)
-        buf = b""
-        with conn:
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if not line.strip():
-                        continue  # blank lines are allowed (the crash line starts with one)
-                    msg = json.loads(line)
-                    self._lines.append(msg)
-                    if "id" in msg:
-                        result = {"run_id": "peer-run"} if msg["op"] == "run.register" else {}
-                        conn.sendall((json.dumps({"id": msg["id"], "ok": True, "result": result}) + "\n").encode())
+        answer_as_lpd(conn, lambda msg: {"run_id": "peer-run"} if msg["op"] == "run.register" else {},
+                      self._lines.append, allow_blank_lines=True)
 
     def lines(self):
         self.thread.join(timeout=120)
@@ -153,31 +134,38 @@ def _wait_pause(lpd, argv, run_id, env):
     return events, proc, pause
 
 
-def test_gtest_checkpoint_resumed_false_returns_false_and_the_reason(lpd):
+@pytest.mark.parametrize("argv,nodeid,task,result,reason", [
+    ([GTEST_SAMPLE, "--gtest_filter=CheckpointTest.AsksAHuman"], "CheckpointTest.AsksAHuman", "approve native",
+     "false", "too slow"),
+    ([CATCH2_SAMPLE, "CatchCheckpoint"], "CatchCheckpoint", "approve catch2", "true", "looks good"),
+], ids=["gtest-resumed-false", "catch2-resumed-true"])
+def test_a_checkpoint_returns_the_result_and_the_reason_it_was_resumed_with(lpd, argv, nodeid, task, result, reason):
     run_id = new_run_id()
-    events, proc, pause = _wait_pause(lpd, [GTEST_SAMPLE, "--gtest_filter=CheckpointTest.AsksAHuman"], run_id,
-                                      native_env(lpd, run_id=run_id))
+    events, proc, pause = _wait_pause(lpd, argv, run_id, native_env(lpd, run_id=run_id))
     assert pause["kind"] == "checkpoint"
-    assert pause["nodeid"] == "CheckpointTest.AsksAHuman"
-    assert pause["task"] == "approve native"
+    assert pause["nodeid"] == nodeid
+    assert pause["task"] == task
     assert pause["pid"] == proc.pid
     assert proc.poll() is None  # blocked in the test body
-    lpd.lpctl("resume", pause["pause_id"], "--result", "false", "--reason", "too slow")
+    lpd.lpctl("resume", pause["pause_id"], "--result", result, "--reason", reason)
     code, out = finish(proc)
     assert code == 0, out
-    assert "CHECKPOINT result=false reason='too slow' status=ok" in out
+    assert f"CHECKPOINT result={result} reason='{reason}' status=ok" in out
     events.close()
 
 
-def test_catch2_checkpoint_resumed_true(lpd):
-    run_id = new_run_id()
-    events, proc, pause = _wait_pause(lpd, [CATCH2_SAMPLE, "CatchCheckpoint"], run_id, native_env(lpd, run_id=run_id))
-    assert pause["kind"] == "checkpoint" and pause["nodeid"] == "CatchCheckpoint" and pause["task"] == "approve catch2"
-    lpd.lpctl("resume", pause["pause_id"], "--result", "true", "--reason", "looks good")
+def _resume_failure(lpd, proc, pause, reason):
+    """Resumes the failure `pause` of `proc` with `reason`; checks what the
+    test's output then says (the reason, and the resume line naming the
+    pause) and returns that output."""
+    lpd.lpctl("resume", pause["pause_id"], "--failure-reason", reason)
     code, out = finish(proc)
-    assert code == 0, out
-    assert "CHECKPOINT result=true reason='looks good' status=ok" in out
-    events.close()
+    assert code == 1, out
+    assert f"external failure reason (lpd): {reason}" in out
+    # h18docs: the adapter's line names the real pause, not a placeholder.
+    assert f"Resume with: lpctl resume {pause['pause_id']} [--failure-reason TEXT]" in out, out
+    assert "<pause_id>" not in out
+    return out
 
 
 def test_gtest_failure_paused_and_resumed_with_a_reason_in_the_output(lpd):
@@ -191,13 +179,7 @@ def test_gtest_failure_paused_and_resumed_with_a_reason_in_the_output(lpd):
     assert pause["nodeid"] == "Sample.Fails"
     assert "wrong answer" in pause["original_failure"]
     assert proc.poll() is None
-    lpd.lpctl("resume", pause["pause_id"], "--failure-reason", "known flaky: ticket 42")
-    code, out = finish(proc)
-    assert code == 1, out
-    assert "external failure reason (lpd): known flaky: ticket 42" in out
-    # h18docs: the adapter's line names the real pause, not a placeholder.
-    assert f"Resume with: lpctl resume {pause['pause_id']} [--failure-reason TEXT]" in out, out
-    assert "<pause_id>" not in out
+    out = _resume_failure(lpd, proc, pause, "known flaky: ticket 42")
     # Paused at the failing assertion, before teardown: the body went on afterwards.
     assert out.index("known flaky: ticket 42") < out.index("SAMPLE-FAILS-BODY-CONTINUED")
     failures = [f.get("message", "") + (f.text or "") for f in ET.parse(xml_path).iter("failure")]
@@ -213,12 +195,7 @@ def test_catch2_failure_paused_and_resumed_with_a_reason_in_the_output(lpd):
                                       native_env(lpd, run_id=run_id, LPD_PAUSE_ON_FAILURE="1"))
     assert pause["kind"] == "failure" and pause["nodeid"] == "CatchFails"
     assert "answer == 41" in pause["original_failure"]
-    lpd.lpctl("resume", pause["pause_id"], "--failure-reason", "known flaky: ticket 43")
-    code, out = finish(proc)
-    assert code == 1, out
-    assert "external failure reason (lpd): known flaky: ticket 43" in out
-    assert f"Resume with: lpctl resume {pause['pause_id']} [--failure-reason TEXT]" in out, out
-    assert "<pause_id>" not in out
+    _resume_failure(lpd, proc, pause, "known flaky: ticket 43")
     events.close()
 
 

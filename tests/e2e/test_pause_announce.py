@@ -18,8 +18,8 @@ import uuid
 
 import pytest
 
-from lpd_harness import (EventWaiter, LPCTL_BIN, PYTHON, Lpd, finish, short_tempdir, start_pytest,
-                         write_tests)
+from lpd_harness import (EventWaiter, LPCTL_BIN, PYTHON, Lpd, finish, killed_if_left_running, short_tempdir,
+                         start_pytest, write_tests)
 
 WAIT = 120  # seconds: generous, for a loaded 2-core machine; waits end on the event
 
@@ -161,7 +161,7 @@ def test_xdist_controller_announces_each_workers_pause_with_a_command_that_works
     write_tests(test_dir, "test_xdist_pauses.py", XDIST_TESTS)
     proc = start_pytest(lpd, test_dir, "-n", "2", "--dist", "loadgroup", "--pause-on-failure", run_id=new_run_id())
     out = Output(proc.stdout)
-    try:
+    with killed_if_left_running(proc):
         # Both workers fail at once and pause: both announced, each with its worker.
         first = out.wait_for_pause()
         second = out.wait_for_pause()
@@ -196,9 +196,6 @@ def test_xdist_controller_announces_each_workers_pause_with_a_command_that_works
         out.wait_for(rf"^lpd: {y.group('worker')} resumed test_xdist_pauses.py::test_y_fails(?:@y)? "
                      rf"\(pause {y.group('pause_id')}; failure reason: y: known flake, see #42\)$")
         output = out.rest()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     code, _ = finish(proc)
     assert code == 1, output
     assert re.search(r"\b2 failed, 1 passed\b", output), output
@@ -279,7 +276,7 @@ def test_fails():
 """)
     proc = start_pytest(lpd, test_dir, "-q", "--pause-on-failure", run_id=new_run_id())
     out = Output(proc.stdout)
-    try:
+    with killed_if_left_running(proc):
         cp, cp_command = out.wait_for_pause()
         assert cp.group("worker") is None and cp.group("nodeid") == "test_single.py::test_checkpoint"
         # Any decision may replace the printed one: the command ends in it.
@@ -289,9 +286,6 @@ def test_fails():
         assert failed.group("nodeid") == "test_single.py::test_fails"
         paste(failed_command)
         output = out.rest()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     code, _ = finish(proc)
     assert code == 1, output
     assert " resumed " not in output  # -qq
@@ -311,7 +305,7 @@ def test_lpctl_run_streams_the_same_lines_once(lpd, test_dir):
                             cwd=test_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL)
     out = Output(proc.stdout)
-    try:
+    with killed_if_left_running(proc):
         run_id = out.wait_for(r"^lpctl: run (\S+) \(log ").group(1)
         pauses = [out.wait_for_pause(), out.wait_for_pause()]
         assert {p.group("worker") for p, _ in pauses} == {"gw0", "gw1"}
@@ -324,9 +318,6 @@ def test_lpctl_run_streams_the_same_lines_once(lpd, test_dir):
         assert nodeid_of(cp) == "test_xdist_pauses.py::test_x_checkpoint"
         paste(cp_command)
         output = out.rest()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     code, _ = finish(proc)
     assert code == 1, output
     # Once each: pytest under `lpctl run` leaves the announcing to lpctl.
@@ -351,7 +342,7 @@ def test_fails():
 """)
     proc = start_pytest(lpd, test_dir, "--pause-on-failure", run_id=new_run_id())
     out = Output(proc.stdout)
-    try:
+    with killed_if_left_running(proc):
         cp, cp_command = out.wait_for_pause()
         lpd.kill9()
         lpd.start()
@@ -362,9 +353,6 @@ def test_fails():
         paste(failed_command)
         out.wait_for(rf"^lpd: resumed test_restart.py::test_fails \(pause {failed.group('pause_id')}; ")
         output = out.rest()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     code, _ = finish(proc)
     assert code == 1, output
     assert re.search(r"\b1 failed, 1 passed\b", output), output
@@ -379,15 +367,12 @@ def test_a_socket_path_with_spaces_and_quotes_is_quoted_for_the_shell(test_dir):
         write_tests(test_dir, "test_quoted.py", "def test_fails():\n    assert False, 'quoted'\n")
         proc = start_pytest(daemon, test_dir, "--pause-on-failure", run_id=new_run_id())
         out = Output(proc.stdout)
-        try:
+        with killed_if_left_running(proc):
             paused, command = out.wait_for_pause()
             assert command == (f"lpctl --socket '{root}/lpd.sock'".replace("'q'", "'\\''q'\\''") +
                                f" resume {paused.group('pause_id')}"), command
             paste(command + " --failure-reason 'pasted through sh'")
             output = out.rest()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
         code, _ = finish(proc)
         assert code == 1, output
         assert "pasted through sh" in output

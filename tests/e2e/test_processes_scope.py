@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, EventWaiter, gone, wait_gone
+from lpd_harness import LPCTL_BIN, EventWaiter, gone, killed_if_left_running, wait_gone
 
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "helper_server.py")
 PY = sys.executable
@@ -226,21 +226,20 @@ def test_lpctl_ensure_lease_holds_for_as_long_as_lpctl_runs(lpd, tmp_path):
                                "ready to accept", "--", PY, HELPER], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=lpd.env(), cwd=scope)
     try:
-        # lpctl closes its stdout once the helper is ready and it holds it.
-        out = holder.stdout.read()
-        assert "leased: started" in out and "holding " + scope + "::leased" in out, out + holder.stderr.read()
-        assert holder.poll() is None
-        [p] = lpd.lpctl_json("ps")["processes"]
-        assert p["state"] == "ready" and p["holders"] == 1 and p["leased"] is True
-        assert lpctl(lpd, "ps", cwd=scope).stdout.splitlines()[1].split()[5] == "1"  # HOLDERS (after OWNER, h14owner)
-        holder.terminate()
-        holder.wait(timeout=60)
-        killed = events.wait("process.killed", name="leased")
-        assert killed["pid"] == p["pid"] and wait_gone(p["pid"])
+        with killed_if_left_running(holder):
+            # lpctl closes its stdout once the helper is ready and it holds it.
+            out = holder.stdout.read()
+            assert "leased: started" in out and "holding " + scope + "::leased" in out, out + holder.stderr.read()
+            assert holder.poll() is None
+            [p] = lpd.lpctl_json("ps")["processes"]
+            assert p["state"] == "ready" and p["holders"] == 1 and p["leased"] is True
+            # HOLDERS (after OWNER, h14owner)
+            assert lpctl(lpd, "ps", cwd=scope).stdout.splitlines()[1].split()[5] == "1"
+            holder.terminate()
+            holder.wait(timeout=60)
+            killed = events.wait("process.killed", name="leased")
+            assert killed["pid"] == p["pid"] and wait_gone(p["pid"])
     finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait()
         events.close()
 
 
@@ -252,7 +251,7 @@ def test_lpctl_ensure_lease_takes_its_lease_again_after_lpd_restarts(lpd, tmp_pa
     holder = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "ensure", "--lease", "kept", "--pattern",
                                "ready to accept", "--", PY, HELPER], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=lpd.env(), cwd=scope)
-    try:
+    with killed_if_left_running(holder):
         out = holder.stdout.read()  # closed once it holds the helper
         assert "holding " + scope + "::kept" in out, out + holder.stderr.read()
         [before] = lpd.lpctl_json("ps")["processes"]
@@ -275,10 +274,6 @@ def test_lpctl_ensure_lease_takes_its_lease_again_after_lpd_restarts(lpd, tmp_pa
         killed = events.wait("process.killed", name="kept")
         events.close()
         assert killed["pid"] == before["pid"] and wait_gone(before["pid"])
-    finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.communicate()
 
 
 # -- logs per start ----------------------------------------------------------------------------

@@ -2,17 +2,14 @@
 two helpers; neither's ensure reuses, nor its kill touches, the other's.
 Throwaway users and a root lpd, as in test_shared_host.py."""
 
-import grp
 import json
 import os
 import pwd
-import shutil
-import subprocess
-import tempfile
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, Lpd, wait_gone, user_admin, throwaway_users
+from lpd_harness import (lpd_for_group, project_for_users, run_as_user, staged_install, throwaway_users, user_admin,
+                         wait_gone)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users and runs a root lpd")
 
@@ -29,32 +26,13 @@ def users():
 def setting(users):
     """A root lpd, lpctl where the users may run it, and one project
     directory both users work in."""
-    where = tempfile.mkdtemp(prefix="lpd-scope-", dir="/tmp")
-    os.chmod(where, 0o755)
-    lpctl = os.path.join(where, "lpctl")
-    shutil.copy2(LPCTL_BIN, lpctl)
-    os.chmod(lpctl, 0o755)
-    shared = os.path.join(where, "project")
-    os.mkdir(shared)
-    os.chmod(shared, 0o777)
-    open(os.path.join(shared, "pyproject.toml"), "w").close()
-    d = Lpd()
-    os.chmod(d.root, 0o755)
-    d.start("--socket-group", GROUP)
-    yield d, lpctl, shared
-    d.stop()
-    shutil.rmtree(d.root, ignore_errors=True)
-    shutil.rmtree(where, ignore_errors=True)
+    with project_for_users("lpd-scope-") as shared, lpd_for_group(GROUP) as d:
+        open(os.path.join(shared, "pyproject.toml"), "w").close()
+        yield d, staged_install()["lpctl"], shared
 
 
 def as_user(user, d, lpctl, *args, cwd, check=True):
-    r = subprocess.run([lpctl, *args], user=user.pw_uid, group=user.pw_gid,
-                       extra_groups=[grp.getgrnam(GROUP).gr_gid], cwd=cwd,
-                       env={"PATH": "/usr/bin:/bin", "HOME": user.pw_dir, "LPD_SOCKET": d.socket},
-                       capture_output=True, text=True, timeout=120)
-    if check:
-        assert r.returncode == 0, r.stdout + r.stderr
-    return r
+    return run_as_user(user, GROUP, [lpctl, *args], d.socket, cwd=cwd, check=check)
 
 
 

@@ -1,8 +1,8 @@
 """Issue 12 (job): every outcome `lpctl run` reports is what happened, for any
 command: commands without a shim (sh, make, a GoogleTest binary without the
 listener), runner adapters for retries, interrupted tests, crashes outside
-tests, flaky crashes re-run alone, and a crash never recorded twice across an
-lpd restart. Asserts on JUnit, the crash log, events, lpctl's console and exit
+tests and flaky crashes re-run alone (a crash never recorded twice across an
+lpd restart: test_history_crashes.py). Asserts on JUnit, the crash log, events, lpctl's console and exit
 code. Waits are events (subscriptions, FIFOs, process exits), never sleeps."""
 
 import json
@@ -357,38 +357,6 @@ def test_a_pytest_rerunfailures_rerun_that_passed_after_a_crash_is_flaky(lpd, wo
     crashes = crashes_of(lpd, done["run_id"])
     assert [(c["nodeid"], c["flaky"]) for c in crashes] == [("test_flaky.py::test_b_flaky", True)], (crashes, out)
     assert code == 0, (out, err)
-
-
-# -- restart ----------------------------------------------------------------
-
-def test_a_crash_recorded_before_lpd_restarts_is_not_recorded_again(lpd, work_dir):
-    fifo = os.path.join(work_dir, "go")
-    os.mkfifo(fifo)
-    write_tests(work_dir, "test_restart.py", f"""
-import ctypes
-def test_crash():
-    ctypes.string_at(0)
-def test_wait():
-    open({fifo!r}).read()
-""")
-    crash_log = os.path.join(work_dir, "crashes.log")
-    events = EventWaiter(lpd, types=["crash", "test.start"])
-    proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--crash-log", crash_log,
-                             *pytest_cmd("-n", "2", "test_restart.py")], cwd=work_dir, env=run_env(lpd),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    crash = events.wait("crash")
-    events.wait("test.start", nodeid="test_restart.py::test_wait")
-    run_id = crash["run_id"]
-    events.close()
-    lpd.kill9()
-    lpd.start()
-    with open(fifo, "w") as f:
-        f.write("go")
-    out, err = proc.communicate(timeout=180)
-    crashes = crashes_of(lpd, run_id)
-    assert [c["nodeid"] for c in crashes] == ["test_restart.py::test_crash"], (crashes, err)
-    assert len(read_jsonl(crash_log)) == 1
-    assert proc.returncode != 0
 
 
 # -- console traceback --------------------------------------------------------

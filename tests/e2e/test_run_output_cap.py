@@ -23,7 +23,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, LPD_BIN, Lpd, read_line_with_timeout
+from lpd_harness import LPCTL_BIN, LPD_BIN, EventWaiter, Lpd, killed_if_left_running, read_line_with_timeout
 
 MIB = 1024 * 1024
 CAP = 1 * MIB
@@ -116,23 +116,15 @@ class Fifos:
             assert f.readline() == "burst done\n"
 
 
-class DropWatch:
+class DropWatch(EventWaiter):
     """A subscription to run.output_dropped, opened before the writes."""
 
     def __init__(self, lpd):
-        self.client = lpd.client()
-        reply = self.client.request("events.subscribe", types=["run.output_dropped"])
-        assert reply["ok"], reply
+        super().__init__(lpd, types=["run.output_dropped"])
 
-    def wait_for(self, run_id, condition, timeout=120):
-        while True:
-            msg = self.client.read_message(timeout=timeout)
-            assert msg is not None, "lpd closed the event stream"
-            if msg.get("event") == "run.output_dropped" and msg["data"]["run_id"] == run_id and condition(msg["data"]):
-                return msg["data"]
-
-    def close(self):
-        self.client.close()
+    def wait_for(self, run_id, condition, timeout=300):
+        """The first run.output_dropped of `run_id` whose record meets `condition`."""
+        return self.wait("run.output_dropped", timeout=timeout, condition=condition, run_id=run_id)
 
 
 def attach_until(lpd, run_id, marker, offset=0):
@@ -242,7 +234,7 @@ def test_the_cap_holds_across_a_kill9_restart_and_lpctl_run_replays_with_the_cou
     proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--junit", junit, "--", *fifos.argv(16)],
                             cwd=work_dir, env=lpd.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out_chunks = []
-    try:
+    with killed_if_left_running(proc):
         first = read_line_with_timeout(proc.stdout, 120)
         assert first == FIRST, first
         out_chunks.append(first)
@@ -267,10 +259,6 @@ def test_the_cap_holds_across_a_kill9_restart_and_lpctl_run_replays_with_the_cou
         fifos.open_gate(fifos.gate2)
         proc.wait(timeout=120)
         reader.join(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 3, proc.stderr.read().decode()[-2000:]
     text = b"".join(out_chunks).decode()
     assert text.endswith("last line\n")

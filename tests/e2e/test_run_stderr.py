@@ -19,29 +19,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, Lpd, read_line_with_timeout
-
-
-def run_env(lpd):
-    env = lpd.env()
-    for name in ("LPD_RUN_ID", "LPD_WORKER_ID", "LPD_PAUSE_ON_FAILURE", "PYTEST_ADDOPTS"):
-        env.pop(name, None)
-    return env
-
-
-def lpctl(lpd, *args, cwd=None, timeout=240):
-    return subprocess.run([LPCTL_BIN, "--socket", lpd.socket, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=run_env(lpd))
-
-
-def run_info(lpd, run_id):
-    client = lpd.client()
-    try:
-        reply = client.request("run.info", run_id=run_id)
-        assert reply["ok"], reply
-        return reply["result"]
-    finally:
-        client.close()
+from lpd_harness import LPCTL_BIN, Lpd, killed_if_left_running, read_line_with_timeout, start_attach
+from lpd_harness import standalone_env as run_env, standalone_lpctl as lpctl
 
 
 def last_run_id(lpd):
@@ -93,7 +72,7 @@ def test_through_pipes_stdout_and_stderr_stay_apart(lpd, work_dir):
     assert r.stderr.startswith("lpctl: run "), r.stderr
     assert ", stderr " in r.stderr.splitlines()[0]
     run_id = last_run_id(lpd)
-    info = run_info(lpd, run_id)
+    info = lpd.run_info(run_id)
     assert info["stderr_log"].endswith(f"/runs/{run_id}/stderr.log"), info
     assert info["stderr_bytes"] == len("err1\nerr-partial") and info["stderr_dropped_bytes"] == 0, info
     with open(info["log"]) as f:
@@ -126,19 +105,13 @@ def test_attach_follows_both_streams_live_and_replays_them_apart(lpd, work_dir):
                     cwd=work_dir)
     assert started.returncode == 0, started
     run_id = started.stdout.strip()
-    attach = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "attach", run_id], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=run_env(lpd))
-    try:
+    with killed_if_left_running(start_attach(lpd, run_id, run_env(lpd))) as attach:
         # Both arrive, each on its own stream, while the run waits on the FIFO.
         assert read_line_with_timeout(attach.stdout, 60) == "o1\n"
         assert read_line_with_timeout(attach.stderr, 60) == "e1\n"
         with open(fifo, "w") as f:
             f.write("go\n")
         rest, err = attach.communicate(timeout=120)
-    finally:
-        if attach.poll() is None:
-            attach.kill()
-            attach.wait()
     assert attach.returncode == 4, (rest, err)
     assert rest == "o2\n", rest
     assert err.startswith("e2 go\n"), err
@@ -157,7 +130,7 @@ def test_a_restarted_lpd_resumes_both_streams_where_lpctl_was(lpd, work_dir):
                              'echo o1; echo e1 >&2; read word < "$1"; echo o2; echo e2 >&2; exit 6', "sh", fifo],
                             cwd=work_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=run_env(lpd))
-    try:
+    with killed_if_left_running(proc):
         assert read_line_with_timeout(proc.stdout, 120) == "o1\n"
         err_lines = Lines(proc.stderr)
         err_lines.wait_for("e1\n")
@@ -168,10 +141,6 @@ def test_a_restarted_lpd_resumes_both_streams_where_lpctl_was(lpd, work_dir):
         out = proc.stdout.read()
         proc.wait(timeout=180)
         err = err_lines.rest()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 6, err
     # Nothing lost, nothing twice: lpctl asked for each stream from its own offset.
     assert out == "o2\n", out
@@ -207,7 +176,7 @@ def test_the_stderr_log_is_capped_as_stdout_is(lpd_capped, work_dir):
             assert msg["data"]["stream"] == "stderr", msg
             break
     watch.close()
-    info = run_info(lpd, run_id)
+    info = lpd.run_info(run_id)
     assert info["stderr_bytes"] == 8 * 1024 * 1024
     assert info["stderr_dropped_bytes"] >= 7 * 1024 * 1024, info
     assert os.stat(info["stderr_log"]).st_blocks * 512 <= 1024 * 1024

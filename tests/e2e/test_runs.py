@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, write_tests
+from lpd_harness import EventWaiter, LPCTL_BIN, PYTHON, restart_while_waiting, write_tests
 
 CORPUS = {
     "segv": ("""
@@ -273,10 +273,7 @@ def test_crash_later():
     started = events.wait("test.start")
     run_id = started["run_id"]
     events.close()
-    lpd.kill9()
-    lpd.start()
-    with open(fifo, "w") as f:
-        f.write("go")
+    restart_while_waiting(lpd, fifo)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGSEGV, out + err
     done = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])

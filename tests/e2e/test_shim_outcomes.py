@@ -25,7 +25,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import (LPCTL_BIN, PYTHON, SHIM_PYTHONPATH, SOURCE_DIR, EventWaiter, Lpd, finish, short_tempdir,
+from lpd_harness import (LPCTL_BIN, PYTHON, SHIM_PYTHONPATH, SOURCE_DIR, EventWaiter, Lpd, fake_lpd_listener, finish,
                          start_pytest, write_tests)
 
 sys.path[:0] = SHIM_PYTHONPATH.split(os.pathsep)
@@ -94,11 +94,7 @@ class FakeDaemon:
     sees each one, in order."""
 
     def __init__(self):
-        self.dir = short_tempdir()
-        self.path = os.path.join(self.dir, "fake.sock")
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(self.path)
-        self.listener.listen(16)
+        self.dir, self.path, self.listener = fake_lpd_listener("fake.sock", 16)
         self.lock = threading.Lock()
         self.lines = []  # (connection number, message)
         self.passed_fds = []  # (st_dev, st_ino) of descriptors that came with traceback.attach

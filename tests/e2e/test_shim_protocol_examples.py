@@ -5,13 +5,12 @@ a fake peer on a socketpair-like Unix socket answers the requests."""
 
 import json
 import os
-import socket
 import sys
 import threading
 
 import pytest
 
-from lpd_harness import SHIM_PYTHONPATH, SOURCE_DIR, short_tempdir
+from lpd_harness import SHIM_PYTHONPATH, SOURCE_DIR, answer_as_lpd, fake_lpd_listener
 
 sys.path[:0] = SHIM_PYTHONPATH.split(os.pathsep)
 
@@ -101,11 +100,7 @@ class FakeDaemon:
     way lpd does, so the real Shim and Connection code paths can run."""
 
     def __init__(self, failure_reason="known flaky"):
-        self.dir = short_tempdir()
-        self.path = os.path.join(self.dir, "fake.sock")
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(self.path)
-        self.listener.listen(1)
+        self.dir, self.path, self.listener = fake_lpd_listener("fake.sock", 1)
         self.lines = []
         self.failure_reason = failure_reason
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -125,20 +120,7 @@ class FakeDaemon:
 
     def _serve(self):
         conn, _ = self.listener.accept()
-        buf = b""
-        with conn:
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    msg = json.loads(line)
-                    self.lines.append(msg)
-                    if "id" in msg:
-                        reply = {"id": msg["id"], "ok": True, "result": self._result_for(msg)}
-                        conn.sendall((json.dumps(reply) + "\n").encode())
+        answer_as_lpd(conn, self._result_for, self.lines.append)
 
     def close(self):
         self.listener.close()

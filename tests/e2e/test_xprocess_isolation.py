@@ -3,20 +3,19 @@ object sees only its own user's helpers, a terminate() never kills a
 shared helper under another holder, and a session without pytest's cache
 leaves no /tmp/lpd-xprocess-* directory behind."""
 
-import grp
 import json
 import os
 import pwd
 import shutil
-import subprocess
 import sys
 import tempfile
 import textwrap
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, SOURCE_DIR, Lpd, finish, start_pytest, throwaway_users, \
-    supervision_cgroup_dir, user_admin, wait_gone, write_tests, staged_install
+from lpd_harness import PYTHON, SOURCE_DIR, Lpd, finish, start_pytest, throwaway_users, \
+    supervision_cgroup_dir, user_admin, wait_gone, write_tests, staged_install, lpd_for_group, project_for_users, \
+    run_as_user
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "shim", "python"))
 from lpd_pytest.xprocess import ProcessStarter, XProcess  # noqa: E402
@@ -52,30 +51,12 @@ def users():
 def shared_project(users):
     """A root lpd both users may reach, lpctl they may run, one project
     directory both work in."""
-    where = tempfile.mkdtemp(prefix="lpd-xiso-", dir="/tmp")
-    os.chmod(where, 0o755)
-    lpctl = os.path.join(where, "lpctl")
-    shutil.copy2(LPCTL_BIN, lpctl)
-    os.chmod(lpctl, 0o755)
-    project = os.path.join(where, "project")
-    os.mkdir(project)
-    os.chmod(project, 0o777)
-    d = Lpd()
-    os.chmod(d.root, 0o755)
-    d.start("--socket-group", GROUP)
-    yield d, lpctl, project
-    d.kill_helpers()
-    d.stop()
-    shutil.rmtree(d.root, ignore_errors=True)
-    shutil.rmtree(where, ignore_errors=True)
+    with project_for_users("lpd-xiso-") as project, lpd_for_group(GROUP) as d:
+        yield d, staged_install()["lpctl"], project
 
 
 def as_user(user, d, argv, cwd, **env):
-    r = subprocess.run(argv, user=user.pw_uid, group=user.pw_gid, extra_groups=[grp.getgrnam(GROUP).gr_gid],
-                       cwd=cwd, env={"PATH": "/usr/bin:/bin", "HOME": user.pw_dir, "LPD_SOCKET": d.socket, **env},
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return r
+    return run_as_user(user, GROUP, argv, d.socket, cwd=cwd, **env)
 
 
 # Run as B: getinfo, terminate and ensure of the name A's helper has.

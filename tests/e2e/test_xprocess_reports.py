@@ -10,72 +10,34 @@ import subprocess
 import textwrap
 import xml.etree.ElementTree as ET
 
-from lpd_harness import LPCTL_BIN, SOURCE_DIR
+from lpd_harness import LPCTL_BIN, source_shim_env, strict_project
+from xprocess_port_server import SERVER, STARTER
 
 PYTHON = "/usr/bin/python3"
 
-SERVER = textwrap.dedent("""
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(16)
-    print(f"ready port={s.getsockname()[1]}", flush=True)
-    while True:
-        c, _ = s.accept()
-        data = c.recv(100).decode().strip()
-        print(f"helper served {data}", flush=True)  # in the log before the answer
-        c.sendall(b"ok\\n")
-        c.close()
-""")
-
-TESTS = textwrap.dedent("""
-    import os
-    import re
-    import socket
-    import sys
-
-    import pytest
-    from xprocess import ProcessStarter
-
-    HERE = os.path.dirname(os.path.abspath(__file__))
-
-    class Starter(ProcessStarter):
-        pattern = r"ready port=\\d+"
-        args = [sys.executable, os.path.join(HERE, "server.py")]
-        timeout = 60
-
+TESTS = STARTER + textwrap.dedent("""
     @pytest.fixture(scope="session")
     def port(xprocess):
         pid, log = xprocess.ensure("srv", Starter)
         yield int(re.search(r"ready port=(\\d+)", log.read()).group(1))
         xprocess.getinfo("srv").terminate()
 
-    def talk(port, text):
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-            s.sendall(text.encode() + b"\\n")
-            return s.recv(100)
-
     def test_passes(port):
-        assert talk(port, "request-of-the-passing-test") == b"ok\\n"
+        assert talk(port, "request-of-the-passing-test") == "ok request-of-the-passing-test\\n"
 
     def test_fails(port):
         talk(port, "request-of-the-failing-test é")
         assert False, "the failing test"
 
     def test_passes_too(port):
-        assert talk(port, "request-after") == b"ok\\n"
+        assert talk(port, "request-after") == "ok request-after\\n"
 """)
 
 
 def test_helper_log_lines_in_the_report_of_a_failing_test(lpd, tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
-    (project / "server.py").write_text(SERVER)
-    (project / "test_reports.py").write_text(TESTS)
+    project = strict_project(tmp_path / "project", {"server.py": SERVER, "test_reports.py": TESTS})
     junit = tmp_path / "lpd.xml"
-    env = lpd.env(PYTHONPATH=os.path.join(SOURCE_DIR, "shim", "python"))
-    env.pop("PYTEST_ADDOPTS", None)
+    env = source_shim_env(lpd)
     r = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--junit", str(junit), "--", PYTHON, "-m",
                         "pytest", "-p", "no:xprocess", "-p", "no:cacheprovider", "-q", "test_reports.py"],
                        cwd=project, env=env, capture_output=True, text=True, timeout=300)
@@ -114,8 +76,7 @@ HOLDER = textwrap.dedent("""
 
 def test_two_projects_with_the_same_helper_name(lpd, tmp_path):
     helper = os.path.join(os.path.dirname(__file__), "helpers", "helper_server.py")
-    env = lpd.env(PYTHONPATH=os.path.join(SOURCE_DIR, "shim", "python"), PYTEST_PLUGINS="lpd_pytest")
-    env.pop("PYTEST_ADDOPTS", None)
+    env = source_shim_env(lpd, PYTEST_PLUGINS="lpd_pytest")
 
     def pytest(project, *args):
         r = subprocess.run([PYTHON, "-m", "pytest", "-p", "no:xprocess", "-p", "no:cacheprovider", "-q", "-s", *args],

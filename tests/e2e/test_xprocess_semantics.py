@@ -13,7 +13,7 @@ import os
 import subprocess
 import textwrap
 
-from lpd_harness import SOURCE_DIR
+from lpd_harness import source_shim_env, strict_project
 
 PYTHON = "/usr/bin/python3"
 HELPER = os.path.join(os.path.dirname(__file__), "helpers", "helper_server.py")
@@ -261,12 +261,8 @@ def test_max_read_lines_raises_runtimeerror_and_leaves_it_running(xprocess):
 
 
 def test_xprocess_semantics(lpd, tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
-    (project / "test_semantics.py").write_text(INNER_TESTS.format(helper=HELPER))
-    env = lpd.env(PYTHONPATH=os.path.join(SOURCE_DIR, "shim", "python"), PYTEST_PLUGINS="lpd_pytest")
-    env.pop("PYTEST_ADDOPTS", None)
+    project = strict_project(tmp_path / "project", {"test_semantics.py": INNER_TESTS.format(helper=HELPER)})
+    env = source_shim_env(lpd, PYTEST_PLUGINS="lpd_pytest")
     r = subprocess.run([PYTHON, "-m", "pytest", "-p", "no:xprocess", "-p", "no:cacheprovider", "-rA", "-q",
                         "test_semantics.py"],
                        cwd=project, env=env, capture_output=True, text=True, timeout=600)

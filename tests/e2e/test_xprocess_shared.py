@@ -16,40 +16,12 @@ import subprocess
 import textwrap
 import threading
 
-from lpd_harness import SOURCE_DIR, EventWaiter
+from lpd_harness import EventWaiter, killed_if_left_running, source_shim_env, strict_project
+from xprocess_port_server import SERVER, STARTER
 
 PYTHON = "/usr/bin/python3"
 
-SERVER = textwrap.dedent("""
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(16)
-    print(f"ready port={s.getsockname()[1]}", flush=True)
-    while True:
-        c, _ = s.accept()
-        data = c.recv(100).decode().strip()
-        print(f"helper served {data}", flush=True)
-        c.sendall(b"ok " + data.encode() + b"\\n")
-        c.close()
-""")
-
-CONFTEST = textwrap.dedent("""
-    import os
-    import re
-    import socket
-    import sys
-
-    import pytest
-    from xprocess import ProcessStarter
-
-    HERE = os.path.dirname(os.path.abspath(__file__))
-
-    class Starter(ProcessStarter):
-        pattern = r"ready port=\\d+"
-        args = [sys.executable, os.path.join(HERE, "server.py")]
-        timeout = 60
-
+CONFTEST = STARTER + textwrap.dedent("""
     def coordinator(line):
         \"\"\"One request to the outer test's coordinator; its answer.\"\"\"
         with socket.socket(socket.AF_UNIX) as s:
@@ -64,11 +36,6 @@ CONFTEST = textwrap.dedent("""
         yield int(re.search(r"ready port=(\\d+)", log.read()).group(1))
         code = xprocess.getinfo("shared-server").terminate()
         coordinator(f"event released {worker_id}:terminate={code}")
-
-    def talk(port, text):
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
-            s.sendall(text.encode() + b"\\n")
-            return s.recv(100).decode()
 """)
 
 TESTS = textwrap.dedent("""
@@ -130,18 +97,12 @@ class CoordinatorHandler(socketserver.StreamRequestHandler):
 
 
 def test_shared_helper_under_xdist(lpd, tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
-    (project / "server.py").write_text(SERVER)
-    (project / "conftest.py").write_text(CONFTEST)
-    (project / "test_shared.py").write_text(TESTS)
+    project = strict_project(tmp_path / "project", {"server.py": SERVER, "conftest.py": CONFTEST,
+                                                    "test_shared.py": TESTS})
     coordinator = Coordinator(os.path.join(lpd.root, "coordinator.sock"))
     threading.Thread(target=coordinator.serve_forever, daemon=True).start()
     events = EventWaiter(lpd, types=["process.starting", "process.killed", "process.exited"])
-    env = lpd.env(PYTHONPATH=os.path.join(SOURCE_DIR, "shim", "python"), PYTEST_PLUGINS="lpd_pytest",
-                  COORDINATOR=os.path.join(lpd.root, "coordinator.sock"))
-    env.pop("PYTEST_ADDOPTS", None)
+    env = source_shim_env(lpd, PYTEST_PLUGINS="lpd_pytest", COORDINATOR=os.path.join(lpd.root, "coordinator.sock"))
     try:
         r = subprocess.run([PYTHON, "-m", "pytest", "-p", "no:xprocess", "-p", "no:cacheprovider", "-q", "-rA",
                             "-n", "3", "--dist", "loadgroup", "test_shared.py"],
@@ -183,41 +144,36 @@ def test_a_shared_helpers_lease_is_taken_again_after_lpd_restarts(lpd, tmp_path)
     back: the session's xprocess takes its lease again on a new connection,
     without a call of the test's, so the helper is not stopped under it."""
     project = tmp_path / "project"
-    project.mkdir()
-    (project / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
-    (project / "server.py").write_text(SERVER)
-    (project / "conftest.py").write_text(CONFTEST.replace("def server(xprocess, worker_id)", "def server(xprocess)")
-                                         .replace("{worker_id}", "main"))
-    (project / "test_restart.py").write_text(RESTART_TESTS)
+    strict_project(project, {
+        "server.py": SERVER,
+        "conftest.py": CONFTEST.replace("def server(xprocess, worker_id)", "def server(xprocess)")
+                               .replace("{worker_id}", "main"),
+        "test_restart.py": RESTART_TESTS})
     coordinator = Coordinator(os.path.join(lpd.root, "coordinator.sock"))
     threading.Thread(target=coordinator.serve_forever, daemon=True).start()
-    env = lpd.env(PYTHONPATH=os.path.join(SOURCE_DIR, "shim", "python"), PYTEST_PLUGINS="lpd_pytest",
-                  COORDINATOR=os.path.join(lpd.root, "coordinator.sock"))
-    env.pop("PYTEST_ADDOPTS", None)
+    env = source_shim_env(lpd, PYTEST_PLUGINS="lpd_pytest", COORDINATOR=os.path.join(lpd.root, "coordinator.sock"))
     proc = subprocess.Popen([PYTHON, "-m", "pytest", "-p", "no:xprocess", "-p", "no:cacheprovider", "-q", "-rA",
                              "test_restart.py"], cwd=project, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        with coordinator.changed:
-            assert coordinator.changed.wait_for(lambda: "holding" in coordinator.events, timeout=120)
-        lpd.kill9()
-        lpd.start()
-        events = EventWaiter(lpd, types=["process.holders"])
-        try:
-            info = lpd.client().request("proc.info", name="shared-server", scope=str(project))
-            assert info["ok"], info
-            while info["result"].get("holders", 0) < 1:
-                info = {"result": events.wait("process.holders", timeout=60, name="shared-server")}
-        finally:
-            events.close()
-        with coordinator.changed:
-            coordinator.events["restarted"] = ["1"]
-            coordinator.changed.notify_all()
-        out, _ = proc.communicate(timeout=300)
+        with killed_if_left_running(proc):
+            with coordinator.changed:
+                assert coordinator.changed.wait_for(lambda: "holding" in coordinator.events, timeout=120)
+            lpd.kill9()
+            lpd.start()
+            events = EventWaiter(lpd, types=["process.holders"])
+            try:
+                info = lpd.client().request("proc.info", name="shared-server", scope=str(project))
+                assert info["ok"], info
+                while info["result"].get("holders", 0) < 1:
+                    info = {"result": events.wait("process.holders", timeout=60, name="shared-server")}
+            finally:
+                events.close()
+            with coordinator.changed:
+                coordinator.events["restarted"] = ["1"]
+                coordinator.changed.notify_all()
+            out, _ = proc.communicate(timeout=300)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
         coordinator.shutdown()
         coordinator.server_close()
     assert proc.returncode == 0 and "1 passed" in out, out

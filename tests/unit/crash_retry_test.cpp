@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "daemon/crashes/crash_retry.h"
 #include "daemon/crashes/crash_store.h"
 #include "daemon/core/storage_failure.h"
+#include "tests/unit/temp_dir.h"
 
 using lpd::daemon::Crash;
 using lpd::daemon::CrashRetry;
@@ -27,16 +29,21 @@ using std::chrono::milliseconds;
 
 namespace {
 
-struct TempState {
-  std::string root;
-  TempState() {
-    char dir[] = "/tmp/lpd-crash-retry-XXXXXX";
-    root = ::mkdtemp(dir);
+/// A loaded crash journal in a fresh state directory, with its retry on a
+/// loop the test runs by hand.
+struct RetryFixture {
+  TempDir dir{"lpd-crash-retry"};
+  StateStore store{dir.path};
+  boost::asio::io_context io;
+  CrashStore crashes{store};
+  std::optional<CrashRetry> retry;
+  RetryFixture() {
+    crashes.load();
+    retry.emplace(io, crashes);
   }
-  ~TempState() { std::filesystem::remove_all(root); }
   /// The crash_ids in crashes.jsonl, in file order.
   std::vector<std::uint64_t> ids() const {
-    std::ifstream in(root + "/crashes.jsonl");
+    std::ifstream in(dir.path + "/crashes.jsonl");
     std::vector<std::uint64_t> out;
     for (std::string line; std::getline(in, line);)
       out.push_back(nlohmann::json::parse(line).at("crash_id").get<std::uint64_t>());
@@ -69,14 +76,8 @@ TEST_CASE("crash records wait 1 s, doubling to 30 s, between tries", "[fulldisk]
   CHECK(crash_retry_delay(1000) == milliseconds(30000));
 }
 
-TEST_CASE("a refused crash record arms one retry, a later write stands it down, each lands once in order",
+TEST_CASE_METHOD(RetryFixture, "a refused crash record arms one retry, a later write stands it down, each lands once in order",
           "[fulldisk]") {
-  TempState dir;
-  StateStore store(dir.root);
-  boost::asio::io_context io;
-  CrashStore crashes(store);
-  crashes.load();
-  CrashRetry retry(io, crashes);
   int full = ENOSPC;
   std::vector<std::string> written;  // every block the journal was asked to take
   crashes.fail_write_for_test = [&](std::string_view bytes) {
@@ -86,78 +87,66 @@ TEST_CASE("a refused crash record arms one retry, a later write stands it down, 
 
   CHECK(crashes.append(crash(1)).crash_id == 1);
   CHECK(crashes.waiting());
-  CHECK(crashes.cause() == "cannot write " + dir.root + "/crashes.jsonl: No space left on device");
-  CHECK(retry.armed());
-  CHECK(retry.failures() == 1);
+  CHECK(crashes.cause() == "cannot write " + dir.path + "/crashes.jsonl: No space left on device");
+  CHECK(retry->armed());
+  CHECK(retry->failures() == 1);
   // A second crash on the full disk: both wait, still one retry planned.
   CHECK(crashes.append(crash(2)).crash_id == 2);
-  CHECK(retry.armed());
-  CHECK(retry.failures() == 2);
+  CHECK(retry->armed());
+  CHECK(retry->failures() == 2);
   CHECK(crashes.unwritten() == 2);
   CHECK(crashes.page(0, 10).crashes.size() == 2);  // served from memory meanwhile
-  CHECK(dir.ids().empty());
+  CHECK(ids().empty());
 
   // Room again: the next crash writes what waits first, then itself.
   full = 0;
   CHECK(crashes.append(crash(3)).crash_id == 3);
   CHECK_FALSE(crashes.waiting());
   CHECK(crashes.cause().empty());
-  CHECK_FALSE(retry.armed());
-  CHECK(retry.failures() == 0);
-  CHECK(dir.ids() == std::vector<std::uint64_t>{1, 2, 3});
+  CHECK_FALSE(retry->armed());
+  CHECK(retry->failures() == 0);
+  CHECK(ids() == std::vector<std::uint64_t>{1, 2, 3});
   REQUIRE(written.size() == 1);
 
   // Nothing waits any more: a retry (the timer, or lpd stopping) writes nothing.
   CHECK(crashes.flush());
-  retry.last_try();
+  retry->last_try();
   io.poll();
   CHECK(written.size() == 1);
-  CHECK(dir.ids() == std::vector<std::uint64_t>{1, 2, 3});
+  CHECK(ids() == std::vector<std::uint64_t>{1, 2, 3});
 }
 
-TEST_CASE("the retry timer writes what waits once the disk takes it, then stops", "[fulldisk]") {
-  TempState dir;
-  StateStore store(dir.root);
-  boost::asio::io_context io;
-  CrashStore crashes(store);
-  crashes.load();
-  CrashRetry retry(io, crashes);
+TEST_CASE_METHOD(RetryFixture, "the retry timer writes what waits once the disk takes it, then stops", "[fulldisk]") {
   int full = EIO;
   crashes.fail_write_for_test = [&](std::string_view) { return full; };
   crashes.append(crash(1));
   crashes.append(crash(2));
-  CHECK(crashes.cause() == "cannot write " + dir.root + "/crashes.jsonl: Input/output error");
-  REQUIRE(retry.armed());
+  CHECK(crashes.cause() == "cannot write " + dir.path + "/crashes.jsonl: Input/output error");
+  REQUIRE(retry->armed());
   full = 0;
   // The try armed at the first failure (crash_retry_delay(1) = 1 s; the
   // second failed append did not push it later): run the loop until the
   // timer has fired (its handler is the only work queued).
   io.run_one_for(std::chrono::seconds(10));
-  CHECK_FALSE(retry.armed());
-  CHECK(retry.failures() == 0);
+  CHECK_FALSE(retry->armed());
+  CHECK(retry->failures() == 0);
   CHECK(crashes.unwritten() == 0);
-  CHECK(dir.ids() == std::vector<std::uint64_t>{1, 2});
+  CHECK(ids() == std::vector<std::uint64_t>{1, 2});
   CHECK(io.poll() == 0);  // nothing re-armed
 }
 
-TEST_CASE("a failing retry backs off: each failed try arms the next, longer one", "[fulldisk]") {
-  TempState dir;
-  StateStore store(dir.root);
-  boost::asio::io_context io;
-  CrashStore crashes(store);
-  crashes.load();
-  CrashRetry retry(io, crashes);
+TEST_CASE_METHOD(RetryFixture, "a failing retry backs off: each failed try arms the next, longer one", "[fulldisk]") {
   crashes.fail_write_for_test = [](std::string_view) { return ENOSPC; };
   crashes.append(crash(1));
-  CHECK(retry.failures() == 1);
+  CHECK(retry->failures() == 1);
   CHECK_FALSE(crashes.flush());  // a try that fails, as the timer's would
-  CHECK(retry.failures() == 2);
-  CHECK(retry.armed());
-  CHECK(crash_retry_delay(retry.failures()) == milliseconds(2000));
+  CHECK(retry->failures() == 2);
+  CHECK(retry->armed());
+  CHECK(crash_retry_delay(retry->failures()) == milliseconds(2000));
   crashes.fail_write_for_test = nullptr;
-  retry.last_try();  // lpd stops: the last try writes it
-  CHECK_FALSE(retry.armed());
-  CHECK(dir.ids() == std::vector<std::uint64_t>{1});
+  retry->last_try();  // lpd stops: the last try writes it
+  CHECK_FALSE(retry->armed());
+  CHECK(ids() == std::vector<std::uint64_t>{1});
 }
 
 TEST_CASE("the full-disk message names the directory and the cause, whatever the errno", "[fulldisk]") {

@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include "daemon/crashes/crash_store.h"
+#include "tests/unit/temp_dir.h"
 
 using lpd::daemon::Crash;
 using lpd::daemon::CrashStore;
@@ -19,13 +20,10 @@ using lpd::daemon::StateStore;
 
 namespace {
 
+/// A fresh state directory and its crash journal's text.
 struct TempState {
-  std::string root;
-  TempState() {
-    char dir[] = "/tmp/lpd-crash-store-XXXXXX";
-    root = ::mkdtemp(dir);
-  }
-  ~TempState() { std::filesystem::remove_all(root); }
+  TempDir dir{"lpd-crash-store"};
+  const std::string& root = dir.path;
   std::string journal() const { return root + "/crashes.jsonl"; }
   std::string text() const {
     std::ifstream in(journal());
@@ -41,6 +39,13 @@ struct TempState {
     const std::string t = text();
     return static_cast<std::size_t>(std::count(t.begin(), t.end(), '\n'));
   }
+};
+
+/// A fresh state directory and the StateStore on it, where each case
+/// opens (and reopens, as lpd does at a restart) its CrashStore.
+struct StateDir {
+  TempState dir;
+  StateStore store{dir.root};
 };
 
 Crash crash(const std::string& run_id, pid_t pid, const std::string& nodeid = "t.py::test", int attempt = 1,
@@ -66,9 +71,7 @@ std::vector<std::uint64_t> ids(const std::vector<const Crash*>& crashes) {
 
 }  // namespace
 
-TEST_CASE("crash ids increase and survive a restart, one line per record") {
-  TempState dir;
-  StateStore store(dir.root);
+TEST_CASE_METHOD(StateDir, "crash ids increase and survive a restart, one line per record") {
   {
     CrashStore crashes(store);
     crashes.load();
@@ -87,9 +90,7 @@ TEST_CASE("crash ids increase and survive a restart, one line per record") {
   CHECK(again.find(4)->pid == 13);
 }
 
-TEST_CASE("the same crash heard twice is recorded once, also after a restart") {
-  TempState dir;
-  StateStore store(dir.root);
+TEST_CASE_METHOD(StateDir, "the same crash heard twice is recorded once, also after a restart") {
   {
     CrashStore crashes(store);
     crashes.load();
@@ -110,9 +111,7 @@ TEST_CASE("the same crash heard twice is recorded once, also after a restart") {
   CHECK(dir.lines() == 4);
 }
 
-TEST_CASE("pages go oldest first by count, by run, and never past the byte budget") {
-  TempState dir;
-  StateStore store(dir.root);
+TEST_CASE_METHOD(StateDir, "pages go oldest first by count, by run, and never past the byte budget") {
   CrashStore crashes(store);
   crashes.load();
   for (int i = 0; i < 25; ++i) crashes.append(crash(i % 2 ? "odd" : "even", 100 + i));
@@ -153,9 +152,7 @@ TEST_CASE("pages go oldest first by count, by run, and never past the byte budge
   CHECK(*page.next == 1);
 }
 
-TEST_CASE("a default page of records with 64 KiB tracebacks stays under the protocol limit") {
-  TempState dir;
-  StateStore store(dir.root);
+TEST_CASE_METHOD(StateDir, "a default page of records with 64 KiB tracebacks stays under the protocol limit") {
   CrashStore crashes(store);
   crashes.load();
   for (int i = 0; i < 40; ++i) crashes.append(crash("r", 300 + i, "t.py::test", 1, 64 * 1024));
@@ -175,9 +172,7 @@ TEST_CASE("a default page of records with 64 KiB tracebacks stays under the prot
   CHECK(pages >= 5);
 }
 
-TEST_CASE("forget_runs compacts the journal; ids are never given again") {
-  TempState dir;
-  StateStore store(dir.root);
+TEST_CASE_METHOD(StateDir, "forget_runs compacts the journal; ids are never given again") {
   {
     CrashStore crashes(store);
     crashes.load();
@@ -201,9 +196,7 @@ TEST_CASE("forget_runs compacts the journal; ids are never given again") {
   CHECK(restarted.append(crash("drop", 2)).crash_id == 6);
 }
 
-TEST_CASE("mark_flaky persists") {
-  TempState dir;
-  StateStore store(dir.root);
+TEST_CASE_METHOD(StateDir, "mark_flaky persists") {
   {
     CrashStore crashes(store);
     crashes.load();
@@ -220,9 +213,7 @@ TEST_CASE("mark_flaky persists") {
   CHECK_FALSE(restarted.find(1)->flaky);
 }
 
-TEST_CASE("a torn last line is ignored and the next record starts on its own line") {
-  TempState dir;
-  StateStore store(dir.root);
+TEST_CASE_METHOD(StateDir, "a torn last line is ignored and the next record starts on its own line") {
   {
     CrashStore crashes(store);
     crashes.load();
@@ -244,9 +235,7 @@ TEST_CASE("a torn last line is ignored and the next record starts on its own lin
   CHECK(restarted.find(2)->pid == 3);
 }
 
-TEST_CASE("lines over the record limit, not JSON or of the wrong types are skipped") {
-  TempState dir;
-  StateStore store(dir.root);
+TEST_CASE_METHOD(StateDir, "lines over the record limit, not JSON or of the wrong types are skipped") {
   Crash first = crash("r", 1);
   first.crash_id = 1;
   Crash last = crash("r", 3);
@@ -264,9 +253,7 @@ TEST_CASE("lines over the record limit, not JSON or of the wrong types are skipp
   CHECK(ids(crashes.of_run("r")) == std::vector<std::uint64_t>{1, 3});
 }
 
-TEST_CASE("records from before crash_id are numbered in file order, the same at every start") {
-  TempState dir;
-  StateStore store(dir.root);
+TEST_CASE_METHOD(StateDir, "records from before crash_id are numbered in file order, the same at every start") {
   for (pid_t pid : {1, 2, 3}) {
     nlohmann::json legacy = crash("old", pid).to_json();
     legacy.erase("crash_id");
@@ -293,9 +280,7 @@ TEST_CASE("a new record too large for one line is cut, traceback first, saying s
   CHECK(c.nodeid == "t.py::test");
 }
 
-TEST_CASE("a write that fails keeps the record in memory and writes it, in order, once it can") {
-  TempState dir;
-  StateStore store(dir.root);
+TEST_CASE_METHOD(StateDir, "a write that fails keeps the record in memory and writes it, in order, once it can") {
   {
     CrashStore crashes(store);
     crashes.load();

@@ -11,6 +11,7 @@
 #include "client/text_arguments.h"
 #include "daemon/processes/process_registry.h"
 #include "daemon/processes/process_service.h"
+#include "tests/unit/started_helpers.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::ErrorCode;
@@ -18,17 +19,9 @@ using lpd::protocol::ErrorCode;
 namespace {
 
 /// A registry of helpers in given states; owners are named "user<uid>".
-struct Owners {
-  ProcessRegistry registry{[](pid_t, std::uint64_t) { return Liveness::kAlive; }};
+struct Owners : StartedHelpers {
   void add(uid_t owner, const std::string& scope, const std::string& name, ProcState state = ProcState::kReady) {
-    SupervisedProcess record;
-    record.owner = owner;
-    record.scope = scope;
-    record.name = name;
-    record.pid = 100;
-    record.start_time = 1;
-    registry.begin(record);
-    registry.mutable_record(record.key())->state = state;
+    registry.mutable_record(StartedHelpers::add(owner, scope, name))->state = state;
   }
   ProcessKey resolve(const std::string& name, std::optional<std::string> scope, uid_t caller,
                      std::optional<uid_t> owner = std::nullopt, bool running_first = false) const {

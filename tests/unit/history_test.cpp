@@ -19,20 +19,12 @@
 #include "daemon/history/seq_reservation.h"
 #include "daemon/runs/run_registry.h"
 #include "protocol/error.h"
+#include "tests/unit/temp_dir.h"
 
 using namespace lpd::daemon;
 using nlohmann::json;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char dir[] = "/tmp/lpd-history-XXXXXX";
-    path = ::mkdtemp(dir);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 Event event(std::uint64_t seq, std::string run_id = "r1", std::string type = "test.finish", double time = 1000) {
   Event e;
@@ -179,7 +171,7 @@ TEST_CASE("a run journal line is the subscriber's push data plus the event's typ
 }
 
 TEST_CASE("the events journal pages across segments and restarts, and finds its last seq") {
-  TempDir tmp;
+  TempDir tmp{"lpd-history"};
   const std::string dir = tmp.path + "/events";
   {
     EventLog log(dir);
@@ -218,7 +210,7 @@ TEST_CASE("the events journal pages across segments and restarts, and finds its 
 }
 
 TEST_CASE("the events journal skips a torn last line and compacts by rewriting") {
-  TempDir tmp;
+  TempDir tmp{"lpd-history"};
   const std::string dir = tmp.path + "/events";
   {
     EventLog log(dir);
@@ -291,7 +283,7 @@ TEST_CASE("runs are listed in pages that keep their place when a run goes") {
 }
 
 TEST_CASE("removing a run directory removes a planted link, never its target") {
-  TempDir tmp;
+  TempDir tmp{"lpd-history"};
   namespace fs = std::filesystem;
   fs::create_directories(tmp.path + "/runs/r1/pauses/deep");
   fs::create_directories(tmp.path + "/precious");

@@ -13,6 +13,7 @@
 
 #include "daemon/http/http_token.h"
 #include "daemon/http/user_tokens.h"
+#include "tests/unit/temp_dir.h"
 
 using namespace lpd::daemon::http;
 
@@ -20,15 +21,6 @@ namespace {
 
 std::string token_of(char c) { return std::string(64, c); }
 
-/// A fresh directory under TMPDIR, removed afterwards.
-struct TempDir {
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "lpd-tok-XXXXXX").string();
-    path = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string path;
-};
 
 std::string read_all(const std::string& path) {
   std::ifstream in(path);
@@ -101,7 +93,7 @@ TEST_CASE("lpd's tokens are 64 lowercase hex digits from getrandom", "[http][tok
 
 TEST_CASE("each user's token is kept in its own file, and a link there is replaced, not followed",
           "[http][tokens]") {
-  TempDir state;
+  TempDir state{"lpd-tok"};
   const uid_t self = ::geteuid();
   const uid_t other = self == 4242 ? 4243 : 4242;
   FakePasswd passwd;
@@ -176,7 +168,7 @@ TEST_CASE("a per-user token file names the user it was made for", "[http][tokens
 }
 
 TEST_CASE("a deleted user's token does not act for the next user given its uid", "[http][tokens]") {
-  TempDir state;
+  TempDir state{"lpd-tok"};
   const uid_t self = ::geteuid();
   const uid_t uid = self == 4242 ? 4243 : 4242;
   const std::string path = state.path + "/http-tokens/" + std::to_string(uid);
@@ -215,7 +207,7 @@ TEST_CASE("a deleted user's token does not act for the next user given its uid",
 }
 
 TEST_CASE("asking for a token never hands on the one of the uid's earlier user", "[http][tokens]") {
-  TempDir state;
+  TempDir state{"lpd-tok"};
   const uid_t self = ::geteuid();
   const uid_t uid = self == 4242 ? 4243 : 4242;
   FakePasswd passwd;
@@ -234,7 +226,7 @@ TEST_CASE("asking for a token never hands on the one of the uid's earlier user",
 }
 
 TEST_CASE("at start, tokens of users gone and tokens bound to no one are deleted", "[http][tokens]") {
-  TempDir state;
+  TempDir state{"lpd-tok"};
   const uid_t self = ::geteuid();
   const uid_t b = self == 4242 ? 4243 : 4242, c = b + 10, e = b + 20;
   FakePasswd passwd;

@@ -2,20 +2,11 @@
 #include <catch2/catch.hpp>
 
 #include "daemon/jobs/junit_of_job.h"
+#include "tests/unit/call_result.h"
 
 using namespace lpd::daemon;
 
 namespace {
-
-TestResult result(std::string nodeid, std::string outcome, int attempt = 1, std::string message = "") {
-  TestResult r;
-  r.nodeid = std::move(nodeid);
-  r.outcome = std::move(outcome);
-  r.phase = "call";
-  r.attempt = attempt;
-  r.message = std::move(message);
-  return r;
-}
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -30,7 +21,7 @@ TEST_CASE("a job's JUnit input: suite name, times, never-run reason", "[junit]")
   job.tests_reported = true;
   job.stop_requested = true;
   job.state = JobState::kTerminating;
-  auto in = junit_input_of(job, {result("t.py::a", "passed")}, {}, {"t.py::a", "t.py::b"}, "host1", 999);
+  auto in = junit_input_of(job, {call_result("t.py::a", "passed")}, {}, {"t.py::a", "t.py::b"}, "host1", 999);
   CHECK(in.suite_name == "pytest");
   CHECK(in.runner == "pytest");
   CHECK(in.hostname == "host1");
@@ -49,7 +40,7 @@ TEST_CASE("a job's JUnit input: suite name, times, never-run reason", "[junit]")
 
   Job make;
   make.spec.argv = {"make", "check"};
-  auto command = result("make", "error", 1, "exited with code 2");
+  auto command = call_result("make", "error", 1, "exited with code 2");
   command.worker_id = "command";
   in = junit_input_of(make, {command}, {}, {}, "h", 1);
   CHECK(in.suite_name == "make");

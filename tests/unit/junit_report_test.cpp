@@ -6,20 +6,11 @@
 #include "daemon/reports/junit_names.h"
 #include "daemon/reports/junit_report.h"
 #include "daemon/reports/xml_text.h"
+#include "tests/unit/call_result.h"
 
 using namespace lpd::daemon;
 
 namespace {
-
-TestResult result(std::string nodeid, std::string outcome, int attempt = 1, std::string message = "") {
-  TestResult r;
-  r.nodeid = std::move(nodeid);
-  r.outcome = std::move(outcome);
-  r.phase = "call";
-  r.attempt = attempt;
-  r.message = std::move(message);
-  return r;
-}
 
 Crash crash(std::string nodeid, int attempt, std::string reason = "killed by SIGSEGV") {
   Crash c;
@@ -109,7 +100,7 @@ TEST_CASE("the suite is named for its runner", "[junit]") {
 
 TEST_CASE("the suite carries host, ISO timestamp and wall-clock time", "[junit]") {
   auto in = pytest_input();
-  in.results = {result("t.py::a", "passed"), result("t.py::b", "passed")};
+  in.results = {call_result("t.py::a", "passed"), call_result("t.py::b", "passed")};
   in.results[0].duration = 1;
   in.results[1].duration = 1;
   const std::string xml = junit_report(in);
@@ -122,17 +113,17 @@ TEST_CASE("the suite carries host, ISO timestamp and wall-clock time", "[junit]"
 
 TEST_CASE("failure, error and skip text are pytest's", "[junit]") {
   auto in = pytest_input();
-  auto failed = result("t.py::f", "failed", 1, "AssertionError: one\ntwo");
+  auto failed = call_result("t.py::f", "failed", 1, "AssertionError: one\ntwo");
   failed.longrepr = "def test_f():\n>   assert False, 'one\\ntwo'\nE   AssertionError: one\n\nt.py:3: AssertionError";
-  auto setup = result("t.py::s", "error", 1, "RuntimeError: boom");
+  auto setup = call_result("t.py::s", "error", 1, "RuntimeError: boom");
   setup.phase = "setup";
   setup.longrepr = "conftest.py:5: RuntimeError";
-  auto teardown = result("t.py::td", "error", 1, "ValueError: x");
+  auto teardown = call_result("t.py::td", "error", 1, "ValueError: x");
   teardown.phase = "teardown";
-  auto skipped = result("t.py::k", "skipped", 1, "not on linux");
+  auto skipped = call_result("t.py::k", "skipped", 1, "not on linux");
   skipped.phase = "setup";
   skipped.longrepr = "/src/t.py:9: not on linux";
-  auto xfail = result("t.py::x", "skipped", 1, "known bug");
+  auto xfail = call_result("t.py::x", "skipped", 1, "known bug");
   xfail.xfail_reason = "known bug";
   in.results = {failed, setup, teardown, skipped, xfail};
   const std::string xml = junit_report(in);
@@ -151,10 +142,10 @@ TEST_CASE("failure, error and skip text are pytest's", "[junit]") {
 
 TEST_CASE("the external failure reason is in the failure text once", "[junit]") {
   auto in = pytest_input();
-  auto with_section = result("t.py::a", "failed", 1, "boom");
+  auto with_section = call_result("t.py::a", "failed", 1, "boom");
   with_section.longrepr = "E boom\n----- external failure reason (lpd) -----\nticket 44";
   with_section.failure_reason = "ticket 44";
-  auto native = result("t.py::b", "failed", 1, "boom");
+  auto native = call_result("t.py::b", "failed", 1, "boom");
   native.failure_reason = "ticket 45";
   in.results = {with_section, native};
   const std::string xml = junit_report(in);
@@ -166,12 +157,12 @@ TEST_CASE("shim-given names and runner file/line", "[junit]") {
   JunitInput in;
   in.suite_name = "AllTests";
   in.runner = "gtest";
-  auto r = result("Suite.Fails", "failed", 1, "Expected: 1");
+  auto r = call_result("Suite.Fails", "failed", 1, "Expected: 1");
   r.file = "sample_test.cpp";
   r.line = 42;
   in.results = {r};
   auto py = pytest_input();
-  auto named = result("t.py::x", "passed");
+  auto named = call_result("t.py::x", "passed");
   named.classname = "prefix.t";
   named.name = "x";
   named.file = "t.py";
@@ -183,10 +174,10 @@ TEST_CASE("shim-given names and runner file/line", "[junit]") {
 
 TEST_CASE("the latest attempt of each test wins", "[junit]") {
   auto in = pytest_input();
-  in.results = {result("t.py::a", "failed", 1, "first"), result("t.py::b", "passed", 1),
-                result("t.py::a", "passed", 2)};
+  in.results = {call_result("t.py::a", "failed", 1, "first"), call_result("t.py::b", "passed", 1),
+                call_result("t.py::a", "passed", 2)};
   in.crashes = {crash("t.py::c", 1)};
-  in.results.push_back(result("t.py::c", "failed", 2, "after the crash"));
+  in.results.push_back(call_result("t.py::c", "failed", 2, "after the crash"));
   const std::string xml = junit_report(in);
   CHECK(testcase(xml, "a") == "<testcase classname=\"t\" name=\"a\" time=\"0.000\" />");
   CHECK(has(testcase(xml, "c"), "<failure message=\"after the crash\">"));
@@ -197,7 +188,7 @@ TEST_CASE("the latest attempt of each test wins", "[junit]") {
 
 TEST_CASE("a crash is an error with the signal and the traceback", "[junit]") {
   auto in = pytest_input();
-  in.results = {result("t.py::a", "passed")};
+  in.results = {call_result("t.py::a", "passed")};
   in.crashes = {crash("t.py::boom", 1, "killed by SIGSEGV while running t.py::boom (call)")};
   const std::string xml = junit_report(in);
   CHECK(has(testcase(xml, "boom"), "<error type=\"crash\" message=\"killed by SIGSEGV while running t.py::boom "
@@ -208,9 +199,9 @@ TEST_CASE("a crash is an error with the signal and the traceback", "[junit]") {
 TEST_CASE("a crash that passed when run again is a flaky crash", "[junit]") {
   auto in = pytest_input();
   in.crashes = {crash("t.py::flaky", 1), crash("t.py::rerunfailures", 1)};
-  auto rerun = result("t.py::rerunfailures", "passed", 1);
+  auto rerun = call_result("t.py::rerunfailures", "passed", 1);
   rerun.reruns = 1;  // pytest-rerunfailures ran it again in the same attempt
-  in.results = {result("t.py::flaky", "passed", 2), rerun};
+  in.results = {call_result("t.py::flaky", "passed", 2), rerun};
   const std::string xml = junit_report(in);
   CHECK(testcase(xml, "flaky") ==
         "<testcase classname=\"t\" name=\"flaky\" time=\"0.000\"><flakyError message=\"killed by SIGSEGV (attempt 1)\""
@@ -223,15 +214,15 @@ TEST_CASE("a crash that passed when run again is a flaky crash", "[junit]") {
   auto marked = pytest_input();
   marked.crashes = {crash("t.py::m", 1)};
   marked.crashes[0].flaky = true;
-  marked.results = {result("t.py::m", "passed", 1)};
+  marked.results = {call_result("t.py::m", "passed", 1)};
   CHECK(has(testcase(junit_report(marked), "m"), "<flakyError"));
 }
 
 TEST_CASE("an interrupted test is an error saying so, with its phase", "[junit]") {
   auto in = pytest_input();
-  auto by_shim = result("t.py::a", "interrupted", 1, "KeyboardInterrupt");
+  auto by_shim = call_result("t.py::a", "interrupted", 1, "KeyboardInterrupt");
   by_shim.longrepr = "t.py:4: KeyboardInterrupt";
-  auto by_lpd = result("t.py::b", "interrupted", 1, "interrupted: the run was stopped");
+  auto by_lpd = call_result("t.py::b", "interrupted", 1, "interrupted: the run was stopped");
   by_lpd.phase = "teardown";
   in.results = {by_shim, by_lpd};
   const std::string xml = junit_report(in);
@@ -243,7 +234,7 @@ TEST_CASE("an interrupted test is an error saying so, with its phase", "[junit]"
 
 TEST_CASE("collected tests that never ran are skipped with the reason", "[junit]") {
   auto in = pytest_input();
-  in.results = {result("t.py::a", "passed")};
+  in.results = {call_result("t.py::a", "passed")};
   in.crashes = {crash("t.py::b", 1)};
   in.collected = {"t.py::a", "t.py::b", "t.py::c", "t.py::c", "t.py::d[1]"};
   Crash c = crash("t.py::b", 1, "killed by SIGSEGV while running t.py::b (call)");
@@ -262,15 +253,15 @@ TEST_CASE("collected tests that never ran are skipped with the reason", "[junit]
 
 TEST_CASE("failures outside tests are testcases named for the phase", "[junit]") {
   auto in = pytest_input();
-  auto collection = result("tests/test_bad.py", "error", 1, "ImportError: no module x");
+  auto collection = call_result("tests/test_bad.py", "error", 1, "ImportError: no module x");
   collection.phase = "collection";
   collection.longrepr = "ImportError while importing test module";
   auto again = collection;  // the same error again in a retry: one testcase
   again.attempt = 2;
-  auto finish = result("", "error", 1, "RuntimeError: hook");
+  auto finish = call_result("", "error", 1, "RuntimeError: hook");
   finish.phase = "sessionfinish";
   finish.longrepr = "Traceback ...";
-  in.results = {collection, result("t.py::a", "passed"), again, finish};
+  in.results = {collection, call_result("t.py::a", "passed"), again, finish};
   Crash at_exit = crash("", 1, "killed by SIGSEGV outside any test");
   at_exit.phase = "exit";
   in.crashes = {at_exit};
@@ -290,14 +281,14 @@ TEST_CASE("a command that reported no tests is one testcase with its exit", "[ju
   JunitInput in;
   in.suite_name = "make";
   in.tests_reported = false;
-  in.results = {result("make", "error", 1, "exited with code 2")};
+  in.results = {call_result("make", "error", 1, "exited with code 2")};
   std::string xml = junit_report(in);
   CHECK(has(xml, "<testcase classname=\"make\" name=\"make\" time=\"0.000\"><error message=\"exited with code 2\">"
                  "exited with code 2</error></testcase>"));
   CHECK(has(xml, "errors=\"1\" failures=\"0\" skipped=\"0\" tests=\"1\""));
 
   in.suite_name = "sh.x";
-  in.results = {result("sh.x", "error", 1, "killed by SIGSEGV")};
+  in.results = {call_result("sh.x", "error", 1, "killed by SIGSEGV")};
   Crash c = crash("sh.x", 1, "killed by SIGSEGV");
   c.where = "command";
   in.crashes = {c};
@@ -306,7 +297,7 @@ TEST_CASE("a command that reported no tests is one testcase with its exit", "[ju
                  "message=\"killed by SIGSEGV\">Fatal Python error"));
   CHECK(has(xml, "tests=\"1\""));
 
-  in.results = {result("sh.x", "passed")};
+  in.results = {call_result("sh.x", "passed")};
   in.crashes.clear();
   CHECK(has(junit_report(in), "<testcase classname=\"sh.x\" name=\"sh.x\" time=\"0.000\" />"));
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "daemon/processes/process_registry.h"
+#include "tests/unit/started_helpers.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::ErrorCode;
@@ -176,17 +177,7 @@ TEST_CASE_METHOD(Fixture, "a kill while starting fails the waiters") {
 namespace {
 
 /// A registry holding one started record per key.
-struct Scoped {
-  ProcessRegistry registry{[](pid_t, std::uint64_t) { return Liveness::kAlive; }};
-  void add(uid_t owner, const std::string& scope, const std::string& name) {
-    SupervisedProcess record;
-    record.owner = owner;
-    record.scope = scope;
-    record.name = name;
-    record.pid = 100;
-    record.start_time = 1;
-    registry.begin(record);
-  }
+struct Scoped : StartedHelpers {
   ProcessKey resolve(const std::string& name, std::optional<std::string> scope, uid_t caller,
                      std::optional<uid_t> owner = std::nullopt) const {
     return registry.resolve(ProcessAddress{name, std::move(scope), owner}, caller);

@@ -1,0 +1,42 @@
+#include "client/paged_listing.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include "client/cli.h"
+#include "client/table_width.h"
+
+namespace lpd::client {
+
+using nlohmann::json;
+
+int print_paged_listing(Connection& connection, json fields, const PagedListing& listing, bool as_json) {
+  std::size_t printed = 0;
+  int run_width = listing.run_width_at_least;  // never shrinks, so the columns of later pages stay put
+  for (;;) {
+    const json page = connection.request(listing.op, fields);
+    const json rows = page.value(listing.items, json::array());
+    run_width = column_width(rows, "run_id", run_width);
+    for (const auto& row : rows) {
+      if (as_json) {
+        std::cout << (printed == 0 ? "[" : ",") << row.dump(-1, ' ', false, json::error_handler_t::replace);
+      } else {
+        if (printed == 0) listing.print_header(run_width);
+        listing.print_row(row, run_width);
+      }
+      ++printed;
+    }
+    std::cout.flush();
+    std::fflush(stdout);
+    const auto next = page.find("next");
+    if (next == page.end() || !listing.is_cursor(*next)) break;
+    fields["after"] = *next;
+  }
+  if (as_json)
+    std::cout << (printed == 0 ? "[" : "") << "]" << std::endl;
+  else if (printed == 0)
+    std::cout << listing.none << std::endl;
+  return kExitOk;
+}
+
+}  // namespace lpd::client
