@@ -1,10 +1,12 @@
 #include "daemon/operation_table.h"
 
 #include "daemon/daemon.h"
+#include "daemon/crashes/crash_ops.h"
 #include "daemon/daemon_ops.h"
 #include "daemon/history/event_ops.h"
 #include "daemon/history/history_ops.h"
 #include "daemon/http/http_token_ops.h"
+#include "daemon/jobs/job_ops.h"
 #include "daemon/pauses/pause_ops.h"
 #include "daemon/processes/process_ops.h"
 #include "daemon/runs/run_ops.h"
@@ -93,14 +95,14 @@ OperationTable operation_table(Daemon& d) {
       {"run.attach", "Stream a supervised run's output (run.output pushes) until run.done: run_id, offset?", G::kRead,
        [&d](Call& c) { return d.jobs().handle_attach(c); }, supervised_run(d)},
       {"run.stop", "Stop a supervised run: SIGINT to its process group, SIGKILL after grace", G::kAct,
-       [&d](Call& c) { return d.jobs().handle_stop(c); }, supervised_run(d)},
+       on<&Daemon::jobs, handle_run_stop>(d), supervised_run(d)},
       {"run.info", "A supervised run's job: state, attempts, returncode, log", G::kRead,
-       [&d](Call& c) { return d.jobs().handle_info(c); }, supervised_run(d)},
+       on<&Daemon::jobs, handle_run_info>(d), supervised_run(d)},
       {"run.report", "JUnit XML of a supervised run, merged across workers and retries", G::kRead,
-       [&d](Call& c) { return d.jobs().handle_report(c); }, supervised_run(d)},
+       on<&Daemon::jobs, handle_run_report>(d), supervised_run(d)},
       {"crash.list", "Crash records, oldest first, one page: run_id, after (a crash_id), limit (default 100, "
                      "at most 1000); replies crashes and next (the cursor, or null at the end)", G::kList,
-       [&d](Call& c) { return d.jobs().handle_crashes(c); }},
+       on<&Daemon::crashes, handle_crash_list>(d)},
       {"test.start", "Notification: this process starts nodeid (before its setup)", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_test_start(c); }, nullptr, false, /*flat_fields=*/true},
       {"test.finish", "Notification: nodeid finished (after teardown): outcome, phase, duration, message", G::kOwn,
