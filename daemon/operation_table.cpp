@@ -1,10 +1,15 @@
 #include "daemon/operation_table.h"
 
 #include "daemon/daemon.h"
+#include "daemon/crashes/crash_ops.h"
 #include "daemon/daemon_ops.h"
 #include "daemon/history/event_ops.h"
+#include "daemon/history/history_ops.h"
 #include "daemon/http/http_token_ops.h"
+#include "daemon/jobs/job_ops.h"
+#include "daemon/pauses/pause_ops.h"
 #include "daemon/processes/process_ops.h"
+#include "daemon/runs/run_ops.h"
 
 namespace lpd::daemon {
 namespace {
@@ -18,16 +23,18 @@ Handler bind(Daemon& daemon) {
   return [&daemon](Call& call) { return F(daemon, call); };
 }
 
-/// Binds a processes-family handler `json f(ProcessService&, Call&)` to this daemon's service.
-template <json (*F)(ProcessService&, Call&)>
-Handler on_processes(Daemon& daemon) {
-  return [&daemon](Call& call) { return F(daemon.processes(), call); };
+/// Binds a family handler `json f(Service&, Call&)` to the service the
+/// daemon's accessor `Get` (&Daemon::processes, &Daemon::pauses, ...) gives.
+template <auto Get, auto F>
+Handler on(Daemon& daemon) {
+  return [&daemon](Call& call) { return F((daemon.*Get)(), call); };
 }
 
-/// Binds a processes-family owner lookup to this daemon's service.
-template <std::optional<Owned> (*F)(ProcessService&, const Call&)>
-OwnerOf process_owner(Daemon& daemon) {
-  return [&daemon](const Call& call) { return F(daemon.processes(), call); };
+/// Binds a family's owner lookup `std::optional<Owned> f(Service&, const
+/// Call&)` to the service `Get` gives: the table's owner column.
+template <auto Get, auto F>
+OwnerOf owner(Daemon& daemon) {
+  return [&daemon](const Call& call) { return F((daemon.*Get)(), call); };
 }
 
 /// The supervised run the call's run_id names (run.attach, run.info, ...).
@@ -35,26 +42,6 @@ OwnerOf supervised_run(Daemon& d) {
   return [&d](const Call& call) -> std::optional<Owned> {
     const std::string run_id = call.fields.string("run_id");
     return Owned{"run " + run_id, d.jobs().owner_of(run_id)};
-  };
-}
-
-/// The run the call's run_id names, when it exists: joining it, or pausing
-/// in it, acts on it. A run that does not exist yet is the caller's to
-/// create (run.register), or the handler refuses the call (pause.request).
-OwnerOf existing_run(Daemon& d) {
-  return [&d](const Call& call) -> std::optional<Owned> {
-    const std::string run_id = call.fields.optional_string("run_id").value_or("");
-    if (run_id.empty()) return std::nullopt;
-    const Run* run = d.runs().registry().find(run_id);
-    if (!run) return std::nullopt;
-    return Owned{"run " + run_id, run->owner};
-  };
-}
-
-/// The pause the call's pause_id (or a unique prefix of it) names.
-OwnerOf pause_named(Daemon& d) {
-  return [&d](const Call& call) -> std::optional<Owned> {
-    return d.pauses().owner_of(call.fields.string("pause_id"));
   };
 }
 
@@ -80,27 +67,27 @@ OperationTable operation_table(Daemon& d) {
       // -- history and retention (issue 13) --
       {"prune", "Remove ended runs past keep_runs / keep_days (default: lpd's limits) among those the caller may "
                 "act on; dry_run lists them only",
-       G::kOwn, [&d](Call& c) { return d.history().handle_prune(c); }},
+       G::kOwn, on<&Daemon::history, handle_prune>(d)},
       // -- pauses and runs (issue 3) --
       {"run.register", "Join a run (or start one): run_id?, worker_id?, argv, cwd, hostname", G::kAct,
-       [&d](Call& c) { return d.runs().handle_register(c); }, existing_run(d)},
+       on<&Daemon::runs, handle_run_register>(d), owner<&Daemon::runs, existing_run>(d)},
       {"run.end", "Say this connection's part of the run ended cleanly", G::kOwn,
-       [&d](Call& c) { return d.runs().handle_end(c); }},
+       on<&Daemon::runs, handle_run_end>(d)},
       {"run.list", "One page of runs (active; all with all=true), oldest first: after (a previous reply's next), "
                    "limit; replies runs and next (null at the end)",
-       G::kList, [&d](Call& c) { return d.runs().handle_list(c); }},
+       G::kList, on<&Daemon::runs, handle_run_list>(d)},
       {"pause.request", "Block until resumed, timed out or stale: run_id, kind, nodeid, task, timeout, pause_id?",
-       G::kAct, [&d](Call& c) { return d.pauses().handle_request(c); }, existing_run(d)},
+       G::kAct, on<&Daemon::pauses, handle_pause_request>(d), owner<&Daemon::runs, existing_run>(d)},
       {"pause.resume", "Resume a pending pause: pause_id (or unique prefix), result/reason or failure_reason",
-       G::kAct, [&d](Call& c) { return d.pauses().handle_resume(c); }, pause_named(d)},
+       G::kAct, on<&Daemon::pauses, handle_pause_resume>(d), owner<&Daemon::pauses, pause_named>(d)},
       {"pause.list", "Pauses (pending; all with all=true), optionally of one run_id; a page at a time (limit, after)", G::kList,
-       [&d](Call& c) { return d.pauses().handle_list(c); }},
+       on<&Daemon::pauses, handle_pause_list>(d)},
       {"pause.watch", "Wait for the next pending pause of run_id (timeout?); fails if the run ends first", G::kList,
-       [&d](Call& c) { return d.pauses().handle_watch(c); }},
+       on<&Daemon::pauses, handle_pause_watch>(d)},
       // h15lp: pytest-live-pause's pause directory
       {"pause.mirror", "Mirror run_id's run, events and pauses into pause_dir (pytest-live-pause's layout) and apply "
                        "the <pause_id>.resume.json files written to its commands/",
-       G::kAct, [&d](Call& c) { return d.pauses().handle_mirror(c); }, existing_run(d)},
+       G::kAct, on<&Daemon::pauses, handle_pause_mirror>(d), owner<&Daemon::runs, existing_run>(d)},
       // -- supervised test runs and crash attribution (issue 5) --
       {"run.start", "Run a command under supervision (lpctl run): argv, cwd, env, name, retry_crashed, "
                     "rerun_crashed, fail_on_flaky, runner, junit, crash_log, pause_on_failure",
@@ -108,14 +95,14 @@ OperationTable operation_table(Daemon& d) {
       {"run.attach", "Stream a supervised run's output (run.output pushes) until run.done: run_id, offset?", G::kRead,
        [&d](Call& c) { return d.jobs().handle_attach(c); }, supervised_run(d)},
       {"run.stop", "Stop a supervised run: SIGINT to its process group, SIGKILL after grace", G::kAct,
-       [&d](Call& c) { return d.jobs().handle_stop(c); }, supervised_run(d)},
+       on<&Daemon::jobs, handle_run_stop>(d), supervised_run(d)},
       {"run.info", "A supervised run's job: state, attempts, returncode, log", G::kRead,
-       [&d](Call& c) { return d.jobs().handle_info(c); }, supervised_run(d)},
+       on<&Daemon::jobs, handle_run_info>(d), supervised_run(d)},
       {"run.report", "JUnit XML of a supervised run, merged across workers and retries", G::kRead,
-       [&d](Call& c) { return d.jobs().handle_report(c); }, supervised_run(d)},
+       on<&Daemon::jobs, handle_run_report>(d), supervised_run(d)},
       {"crash.list", "Crash records, oldest first, one page: run_id, after (a crash_id), limit (default 100, "
                      "at most 1000); replies crashes and next (the cursor, or null at the end)", G::kList,
-       [&d](Call& c) { return d.jobs().handle_crashes(c); }},
+       on<&Daemon::crashes, handle_crash_list>(d)},
       {"test.start", "Notification: this process starts nodeid (before its setup)", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_test_start(c); }, nullptr, false, /*flat_fields=*/true},
       {"test.finish", "Notification: nodeid finished (after teardown): outcome, phase, duration, message", G::kOwn,
@@ -145,19 +132,19 @@ OperationTable operation_table(Daemon& d) {
       {"proc.ensure",
        "Start NAME unless it runs, answer when its log matches pattern: name, scope?, pattern?, argv, cwd, env, "
        "timeout, max_read_lines, restart, keep_on_timeout, lease?, linger?, keep_logs?",
-       G::kAct, on_processes<handle_proc_ensure>(d), process_owner<existing_process_named>(d)},
-      {"proc.list", "Supervised processes (running; all with all=true), a page at a time: scope?, owner?, limit?, after?", G::kList, on_processes<handle_proc_list>(d)},
-      {"proc.info", "One supervised process: name", G::kRead, on_processes<handle_proc_info>(d),
-       process_owner<process_named>(d)},
+       G::kAct, on<&Daemon::processes, handle_proc_ensure>(d), owner<&Daemon::processes, existing_process_named>(d)},
+      {"proc.list", "Supervised processes (running; all with all=true), a page at a time: scope?, owner?, limit?, after?", G::kList, on<&Daemon::processes, handle_proc_list>(d)},
+      {"proc.info", "One supervised process: name", G::kRead, on<&Daemon::processes, handle_proc_info>(d),
+       owner<&Daemon::processes, process_named>(d)},
       {"proc.kill", "Signal NAME's process group, SIGKILL after grace, answer when gone: name, signal?, grace?",
-       G::kAct, on_processes<handle_proc_kill>(d), process_owner<process_named>(d)},
+       G::kAct, on<&Daemon::processes, handle_proc_kill>(d), owner<&Daemon::processes, process_named>(d)},
       {"proc.kill_all", "proc.kill for each of the caller's (or owner's) running helpers: scope?, owner?, force?, signal?, grace?", G::kOwn,
-       on_processes<handle_proc_kill_all>(d)},
+       on<&Daemon::processes, handle_proc_kill_all>(d)},
       {"proc.logs", "Push NAME's log as proc.log pieces then proc.log_end: name, lines?, follow?", G::kRead,
-       on_processes<handle_proc_logs>(d), process_owner<process_named>(d)},
+       on<&Daemon::processes, handle_proc_logs>(d), owner<&Daemon::processes, process_named>(d)},
       // -- issue 14 (x14names): leases; every proc.* op naming a helper also takes scope?/full_name?/owner? --
       {"proc.release", "This connection stops holding NAME (a lease from proc.ensure): name, scope?", G::kAct,
-       on_processes<handle_proc_release>(d), process_owner<process_named>(d)},
+       on<&Daemon::processes, handle_proc_release>(d), owner<&Daemon::processes, process_named>(d)},
       // -- issue 16 (h16tok): each user's own HTTP token (lpctl dashboard) --
       {"http.token", "The caller's own HTTP token (made on first request, kept across restarts) and the URL to "
                      "open: rotate? replaces it; unavailable without lpd start --http",

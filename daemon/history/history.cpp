@@ -180,21 +180,16 @@ void History::apply_limits() {
   if (!ids.empty()) remove_runs(ids, /*dry_run=*/false);
 }
 
-json History::handle_prune(Call& call) {
-  RetentionLimits limits = limits_;
-  if (auto n = call.fields.optional_integer("keep_runs")) {
-    if (*n < 0) throw protocol::Error(protocol::ErrorCode::kBadRequest, "field \"keep_runs\" must be 0 or more");
-    limits.keep_runs = static_cast<std::size_t>(*n);
-  }
-  if (auto days = call.fields.optional_seconds("keep_days")) limits.keep_days = *days;
-  const bool dry_run = call.fields.optional_boolean("dry_run").value_or(false);
-  auto ids = select(limits, wall_now(), [&call](const Run& run) { return call.may_access(run.owner); });
-  const bool more = ids.size() > kMaxPrunedPerCall;
-  if (more) ids.resize(kMaxPrunedPerCall);
-  json report = remove_runs(ids, dry_run);
-  for (auto& line : report) line = call.view(RecordKind::kRun, line.value("owner_uid", static_cast<uid_t>(-1)), line);
-  return {{"runs", std::move(report)}, {"dry_run", dry_run}, {"more", more},
-          {"keep_runs", limits.keep_runs}, {"keep_days", limits.keep_days}};
+History::Pruned History::prune(const PruneRequest& request, const std::function<bool(const Run&)>& may_prune) {
+  Pruned pruned;
+  pruned.limits = limits_;
+  if (request.keep_runs) pruned.limits.keep_runs = *request.keep_runs;
+  if (request.keep_days) pruned.limits.keep_days = *request.keep_days;
+  auto ids = select(pruned.limits, wall_now(), may_prune);
+  pruned.more = ids.size() > kMaxPrunedPerCall;
+  if (pruned.more) ids.resize(kMaxPrunedPerCall);
+  for (auto& line : remove_runs(ids, request.dry_run)) pruned.runs.push_back(std::move(line));
+  return pruned;
 }
 
 void History::request_compaction() {

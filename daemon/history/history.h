@@ -61,11 +61,24 @@ class History {
   /// True for a run retention removed (its events are still being compacted away).
   bool forgotten(std::string_view run_id) const { return forgotten_.count(run_id) != 0; }
 
-  /// prune: fields dry_run, keep_runs, keep_days (default: lpd's limits).
-  /// Removes the ended runs the limits select among those the caller may
-  /// act on (its own; every run for root and the admin group), at most
-  /// kMaxPrunedPerCall per call ("more": true then).
-  json handle_prune(Call& call);
+  /// What `lpctl prune` asks: limits in place of lpd's own (nullopt: lpd's).
+  struct PruneRequest {
+    std::optional<std::size_t> keep_runs;
+    std::optional<double> keep_days;
+    bool dry_run = false;  // list what would go, remove nothing
+  };
+  /// What prune did: per run its report line (run_id, owner_uid,
+  /// created_at, ended_at, error?), whether more runs are selected than
+  /// one call removes, and the limits applied.
+  struct Pruned {
+    std::vector<json> runs;
+    bool more = false;
+    RetentionLimits limits;
+  };
+  /// Removes the ended runs the limits select among those `may_prune`
+  /// accepts (the caller's own; every run for root and the admin group),
+  /// at most kMaxPrunedPerCall per call (`more` then).
+  Pruned prune(const PruneRequest& request, const std::function<bool(const Run&)>& may_prune);
   static constexpr std::size_t kMaxPrunedPerCall = 1000;
 
   /// Told which runs were removed (crash records, job results leave memory).

@@ -862,12 +862,12 @@ json JobService::handle_attach(Call& call) {
   return json();
 }
 
-json JobService::handle_stop(Call& call) {
-  Supervised& s = supervised(call.fields.string("run_id"));
-  require_may_act(call.peer, s.owner, "run " + s.run_id, access_);
+json JobService::stop(const std::string& id, std::optional<double> grace_seconds, std::int64_t signal) {
+  // Who may stop it is the operation table's gate (supervised_run).
+  Supervised& s = supervised(id);
   if (s.job.state == JobState::kDone) throw Error(ErrorCode::kConflict, "run " + s.run_id + " is already done");
-  const double grace = call.fields.optional_seconds("grace").value_or(kDefaultStopGrace);
-  const int signo = static_cast<int>(call.fields.optional_integer("signal").value_or(SIGINT));
+  const double grace = grace_seconds.value_or(kDefaultStopGrace);
+  const int signo = static_cast<int>(signal);
   if (signo != SIGINT && signo != SIGTERM && signo != SIGHUP)
     throw Error(ErrorCode::kBadRequest, "field \"signal\" must be SIGINT, SIGTERM or SIGHUP");
   s.job.stop_requested = true;
@@ -888,14 +888,10 @@ json JobService::handle_stop(Call& call) {
   return {{"run_id", s.run_id}, {"job", s.job.payload(s.run_id)}};
 }
 
-json JobService::handle_report(Call& call) {
-  Supervised& s = known(call.fields.string("run_id"));  // loaded only if the report needs it
-  // At most this much XML a reply: JSON escaping at most doubles it (quotes,
-  // newlines; XML carries no other control characters), so a reply stays
-  // far below the protocol's 1 MiB line.
-  constexpr std::int64_t kChunk = 256 * 1024;
-  const auto offset = call.fields.optional_integer("offset");
-  const std::int64_t limit = call.fields.optional_integer("limit").value_or(kChunk);
+json JobService::report(const std::string& id, std::optional<std::int64_t> offset, std::optional<std::int64_t> limit_asked) {
+  Supervised& s = known(id);  // loaded only if the report needs it
+  constexpr std::int64_t kChunk = kReportPieceBytes;
+  const std::int64_t limit = limit_asked.value_or(kChunk);
   if (limit < 1) throw Error(ErrorCode::kBadRequest, "field \"limit\" must be at least 1");
   const std::int64_t from = offset.value_or(0);
   if (from < 0) throw Error(ErrorCode::kBadRequest, "field \"offset\" must be between 0 and the report's size");
@@ -959,8 +955,8 @@ uid_t JobService::owner_of(const std::string& run_id) const {
   return it->second->owner;
 }
 
-json JobService::handle_info(Call& call) {
-  Supervised& s = known(call.fields.string("run_id"));
+json JobService::info(const std::string& id) {
+  Supervised& s = known(id);
   if (!s.unloaded_counts) load_history(s);  // counts known: nothing to read back
   json j = s.job.to_json();
   j.erase("spec");
@@ -983,22 +979,6 @@ json JobService::handle_info(Call& call) {
     }
   }
   return j;
-}
-
-json JobService::handle_crashes(Call& call) {
-  const std::string run_id = call.fields.optional_string("run_id").value_or("");
-  const auto after = call.fields.optional_integer("after").value_or(0);
-  if (after < 0) throw Error(ErrorCode::kBadRequest, "field \"after\" must be a crash_id (0 or more)");
-  const auto limit = call.fields.optional_integer("limit").value_or(CrashStore::kDefaultPageLimit);
-  if (limit < 1 || limit > static_cast<std::int64_t>(CrashStore::kMaxPageLimit))
-    throw Error(ErrorCode::kBadRequest,
-                "field \"limit\" must be between 1 and " + std::to_string(CrashStore::kMaxPageLimit));
-  // From the in-memory index: O(page), no file read while others wait.
-  const auto page = crashes_.page(static_cast<std::uint64_t>(after), static_cast<std::size_t>(limit), run_id);
-  json out = json::array();
-  // A record without a valid owner is nobody's: content for root and admins only.
-  for (const Crash* crash : page.crashes) out.push_back(call.view(RecordKind::kCrash, crash->owner, crash->to_json()));
-  return {{"crashes", std::move(out)}, {"next", page.next ? json(*page.next) : json(nullptr)}};
 }
 
 void JobService::record_crash(Supervised* s, Crash crash) {

@@ -63,10 +63,26 @@ class JobService : public RunWatcher {
   // Operations (see protocol/README.md).
   json handle_start(Call& call);
   json handle_attach(Call& call);  // replies, then pushes run.output ... run.done
-  json handle_stop(Call& call);
-  json handle_report(Call& call);
-  json handle_crashes(Call& call);
-  json handle_info(Call& call);
+  /// Stops supervised run `run_id` (run.stop): `signal` (SIGINT, SIGTERM or
+  /// SIGHUP) to its command's process group, SIGKILL after `grace` seconds
+  /// (default 10). Returns {"run_id", "job"}. Throws not_found, conflict
+  /// (already done), bad_request (another signal).
+  json stop(const std::string& run_id, std::optional<double> grace, std::int64_t signal);
+  /// The JUnit XML of supervised run `run_id` (run.report), merged across
+  /// workers and retries: the piece from `offset` of at most `limit` bytes
+  /// (and kReportPieceBytes), never cut inside a UTF-8 sequence, as
+  /// {"run_id", "junit", "offset", "total", "next", "tests", "crashes"}.
+  /// Without an offset the whole report, or too_large past one piece.
+  /// Throws not_found, bad_request (offset, limit).
+  json report(const std::string& run_id, std::optional<std::int64_t> offset, std::optional<std::int64_t> limit);
+  /// At most this much XML a report piece: JSON escaping at most doubles it
+  /// (quotes, newlines; XML carries no other control characters), so a
+  /// reply stays far below the protocol's 1 MiB line.
+  static constexpr std::int64_t kReportPieceBytes = 256 * 1024;
+  /// Supervised run `run_id`'s job (run.info): state, attempts, returncode,
+  /// argv, cwd, tests and crashes counted, its log(s) and how much of them
+  /// the cap dropped. Throws not_found.
+  json info(const std::string& run_id);
   /// The owner of supervised run `run_id`, for the dispatcher's gates
   /// (run.attach, run.info, run.report, run.stop). Throws not_found.
   uid_t owner_of(const std::string& run_id) const;

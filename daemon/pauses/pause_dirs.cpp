@@ -78,9 +78,8 @@ PauseDirs::~PauseDirs() {
   }
 }
 
-json PauseDirs::handle_mirror(Call& call) {
-  const std::string run_id = call.fields.string("run_id");
-  const std::string path = call.fields.string("pause_dir");
+json PauseDirs::mirror(const std::string& run_id, const std::string& path, const Credentials& who,
+                       const DeferReply& defer) {
   const Run* run = runs_.find(run_id);
   if (!run) throw Error(ErrorCode::kNotFound, "no run \"" + run_id + "\"");
   if (!run->active) throw Error(ErrorCode::kConflict, "run " + run_id + " has already ended");
@@ -93,7 +92,7 @@ json PauseDirs::handle_mirror(Call& call) {
     if (!existing.ready) throw Error(ErrorCode::kConflict, "the pause directory of run " + run_id + " is being set up");
     return {{"pause_dir", path}, {"run_dir", existing.run_dir}};
   }
-  PauseDirSetup setup{path, run_id, Credentials{call.peer.uid, call.peer.gid, call.peer.groups}};
+  PauseDirSetup setup{path, run_id, who};
   PauseDirAgent agent;
   try {
     agent = start_pause_dir_agent(setup);
@@ -117,7 +116,7 @@ json PauseDirs::handle_mirror(Call& call) {
     ::kill(pid, SIGKILL);
     throw Error(ErrorCode::kUnavailable, "cannot watch the pause directory agent: " + ec.message());
   }
-  mirror->reply = call.defer();
+  mirror->reply = defer();
   mirror->setup_timer.expires_after(kSetupTimeout);
   mirror->setup_timer.async_wait([this, run_id, pid](boost::system::error_code e) {
     if (e) return;

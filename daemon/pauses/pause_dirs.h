@@ -7,9 +7,11 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "daemon/core/defer_reply.h"
 #include "daemon/core/operation.h"
 #include "daemon/core/event_bus.h"
 #include "daemon/os/exit_watch.h"
+#include "daemon/os/launcher.h"
 #include "daemon/pauses/pause_registry.h"
 #include "daemon/runs/run_registry.h"
 
@@ -42,12 +44,16 @@ class PauseDirs {
   PauseDirs(const PauseDirs&) = delete;
   PauseDirs& operator=(const PauseDirs&) = delete;
 
-  /// pause.mirror {run_id, pause_dir}: answered once the agent made the
-  /// directories ({"pause_dir","run_dir"}), or with its refusal
+  /// pause.mirror: mirrors run `run_id` into `pause_dir`, made as user
+  /// `who`. The reply is deferred (`defer`; then null is returned) until the
+  /// agent made the directories ({"pause_dir","run_dir"}), or refused
   /// (permission_denied: a link, another user's directory; bad_request).
   /// The same directory again (a shim that reconnected) is answered at
-  /// once; another one for the same run is `conflict`.
-  json handle_mirror(Call& call);
+  /// once; another one for the same run is `conflict`. Throws not_found (no
+  /// such run), conflict (the run ended), bad_request (not an absolute path),
+  /// unavailable (no agent could be started).
+  json mirror(const std::string& run_id, const std::string& pause_dir, const Credentials& who,
+              const DeferReply& defer);
 
  private:
   struct Mirror;

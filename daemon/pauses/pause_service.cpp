@@ -22,8 +22,6 @@ using protocol::ErrorCode;
 
 namespace {
 
-constexpr double kDefaultTimeout = 300;
-
 std::string random_pause_id(std::mt19937_64& random) {
   char buf[17];
   std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(random()));
@@ -126,55 +124,55 @@ void PauseService::settle(Pause& pause, std::string_view event) {
   spdlog::info("pause {} ({}): {}", pause.pause_id, pause.nodeid, to_string(pause.status));
 }
 
-json PauseService::handle_request(Call& call) {
-  const auto& f = call.fields;
-  const std::string run_id = f.string("run_id");
+json PauseService::request(const PauseRequest& request, const Peer& requester, const DeferReply& defer) {
+  const std::string& run_id = request.run_id;
   Run* run = runs_.find(run_id);
   if (!run) throw Error(ErrorCode::kNotFound, "no run \"" + run_id + "\"; register the run first");
-  std::string pause_id = f.optional_string("pause_id").value_or("");
+  std::string pause_id = request.pause_id;
   if (pause_id.empty()) pause_id = random_pause_id(random_);
   if (!is_safe_id(pause_id))
     throw Error(ErrorCode::kBadRequest, "pause_id \"" + pause_id + "\" is not valid: letters, digits, '.', '_', '-'");
-  const auto kind = pause_kind_from_string(f.optional_string("kind").value_or("failure"));
+  const auto kind = pause_kind_from_string(request.kind);
   if (!kind) throw Error(ErrorCode::kBadRequest, "field \"kind\" must be \"failure\" or \"checkpoint\"");
-  const double timeout = f.optional_seconds("timeout").value_or(kDefaultTimeout);
 
   if (Pause* existing = registry_.find(pause_id)) {
     // A shim re-sending its pause after a reconnect (or a daemon restart).
-    require_may_act(call.peer, existing->owner, "pause " + pause_id, access_);
+    // The operation table's gate checked the run; the pause is a second
+    // object, which another user (the admin group) may have made in it.
+    require_may_act(requester, existing->owner, "pause " + pause_id, access_);
     if (existing->run_id != run_id) throw Error(ErrorCode::kConflict, "pause " + pause_id + " belongs to another run");
     if (existing->status != PauseStatus::kPending) return existing->outcome_json();
-    waiting_[pause_id] = call.defer();
-    spdlog::info("pause {} re-attached by pid {}", pause_id, call.peer.pid);
+    waiting_[pause_id] = defer();
+    spdlog::info("pause {} re-attached by pid {}", pause_id, requester.pid);
     return json();
   }
+  // Who may pause in the run is the operation table's gate (existing_run).
   if (!run->active) throw Error(ErrorCode::kConflict, "run " + run_id + " has already ended");
-  require_may_act(call.peer, run->owner, "run " + run_id, access_);
 
   Pause pause;
   pause.pause_id = pause_id;
   pause.run_id = run_id;
   pause.kind = *kind;
-  pause.nodeid = f.optional_string("nodeid").value_or("");
-  pause.task = f.optional_string("task").value_or("");
-  pause.original_failure = f.optional_string("original_failure").value_or("");
-  pause.worker_id = f.optional_string("worker_id").value_or("");
-  pause.hostname = f.optional_string("hostname").value_or("");
-  pause.cwd = f.optional_string("cwd").value_or("");
-  pause.pid = call.peer.pid;
+  pause.nodeid = request.nodeid;
+  pause.task = request.task;
+  pause.original_failure = request.original_failure;
+  pause.worker_id = request.worker_id;
+  pause.hostname = request.hostname;
+  pause.cwd = request.cwd;
+  pause.pid = requester.pid;
   // A pause lpd cannot watch could never become stale, and without the
   // start time its pid could not be told from a later process: refuse it
   // now, while the requester is there to hear why, rather than keep it on
   // trust. A process already gone (or invisible: pid 0) is no such
   // failure; its pause turns stale at once, as before.
-  const PinnedProcess pinned = pin_process(call.peer.pid, 0);
+  const PinnedProcess pinned = pin_process(requester.pid, 0);
   if (pinned.liveness == Liveness::kUnknown)
     throw Error(ErrorCode::kUnavailable, describe_shortage(pinned.error) + ": lpd cannot watch the process asking (pid " +
-                                             std::to_string(call.peer.pid) +
+                                             std::to_string(requester.pid) +
                                              "), so it could not tell if it died; nothing was paused, try again later");
   pause.pid_start_time = pinned.start_time;
-  pause.owner = call.peer.uid;
-  pause.timeout = timeout;
+  pause.owner = requester.uid;
+  pause.timeout = request.timeout;
   pause.created_at = wall_now();
   // On disk before anyone hears of it, so a restarted lpd knows it too. A
   // pause lpd cannot record (a full disk) is refused now, while the test is
@@ -186,65 +184,43 @@ json PauseService::handle_request(Call& call) {
     throw;
   }
   Pause& added = registry_.add(std::move(pause), nullptr);
-  waiting_[pause_id] = call.defer();
+  waiting_[pause_id] = defer();
   arm(added, pinned.pidfd);
   publish("pause.created", added);  // h15term
   spdlog::info("pause {} created for {} (run {}, pid {})", pause_id, added.nodeid, run_id, added.pid);
   return json();
 }
 
-json PauseService::handle_resume(Call& call) {
-  const std::string id = call.fields.string("pause_id");
-  Pause& pause = registry_.lookup(id);  // its owner passed the dispatcher's gate (owner_of)
-  ResumeRequest request;
-  if (call.body.contains("result")) {
-    const json& r = call.body["result"];
-    if (!r.is_boolean() && !r.is_null())
-      throw Error(ErrorCode::kBadRequest, "field \"result\" must be true, false or null (none)");
-    request.has_result = true;
-    if (r.is_boolean()) request.result = r.get<bool>();
-  }
-  request.reason = call.fields.optional_string("reason");
-  request.failure_reason = call.fields.optional_string("failure_reason");
+json PauseService::resume(std::string_view id_or_prefix, const ResumeRequest& request) {
+  Pause& pause = registry_.lookup(id_or_prefix);  // its owner passed the dispatcher's gate (owner_of)
   Pause& resumed = registry_.resume(pause.pause_id, request, wall_now());
   settle(resumed, "pause.resumed");
-  return {{"pause", resumed.to_json()}};
+  return resumed.to_json();
 }
 
-json PauseService::handle_list(Call& call) {
-  const bool all = call.fields.optional_boolean("all").value_or(false);
-  const std::string run_id = call.fields.optional_string("run_id").value_or("");
+PausePage PauseService::list(bool all, const std::string& run_id, std::size_t limit,
+                             const std::optional<PauseCursor>& after, const PauseView& view) const {
   // A page at a time (as run.list, proc.list): every pause a host kept can
   // be far over the protocol's line limit (any user can make thousands).
   // The cursor is the last pause's (created_at, pause_id), the list's order,
   // so a pause forgotten between two pages does not lose the reader's place.
-  const std::size_t limit = PageLimits::items(call.fields.optional_integer("limit"));
-  std::optional<std::pair<double, std::string>> after;
-  if (auto it = call.body.find("after"); it != call.body.end() && !it->is_null()) {
-    const auto created = it->is_object() ? it->find("created_at") : it->end();
-    const auto id = it->is_object() ? it->find("pause_id") : it->end();
-    if (!it->is_object() || created == it->end() || !created->is_number() || id == it->end() || !id->is_string())
-      throw Error(ErrorCode::kBadRequest,
-                  "field \"after\" must be a previous reply's \"next\": {\"created_at\": T, \"pause_id\": ID}");
-    after.emplace(created->get<double>(), id->get<std::string>());
-  }
   PageBudget page(limit, PageLimits::kMaxReplyBytes);
-  json pauses = json::array();
+  PausePage out;
   const Pause* last = nullptr;
   bool more = false;
   for (const Pause* pause : registry_.list(all, run_id)) {
-    if (after && std::pair(pause->created_at, pause->pause_id) <= *after) continue;
-    json item = call.view(RecordKind::kPause, pause->owner, pause->to_json());
+    if (after && std::pair(pause->created_at, pause->pause_id) <= std::pair(after->created_at, after->pause_id))
+      continue;
+    json item = view(*pause);
     if (!page.take(item.dump(-1, ' ', false, json::error_handler_t::replace).size())) {
       more = true;
       break;
     }
-    pauses.push_back(std::move(item));
+    out.pauses.push_back(std::move(item));
     last = pause;
   }
-  json next = nullptr;
-  if (more && last) next = {{"created_at", last->created_at}, {"pause_id", last->pause_id}};
-  return {{"pauses", std::move(pauses)}, {"next", std::move(next)}};
+  if (more && last) out.next = PauseCursor{last->created_at, last->pause_id};
+  return out;
 }
 
 Owned PauseService::owner_of(std::string_view id_or_prefix) {
@@ -252,24 +228,21 @@ Owned PauseService::owner_of(std::string_view id_or_prefix) {
   return {"pause " + pause.pause_id, pause.owner};
 }
 
-json PauseService::handle_watch(Call& call) {
-  const std::string run_id = call.fields.string("run_id");
-  const auto timeout = call.fields.optional_seconds("timeout");
-  Run* run = runs_.find(run_id);
+std::optional<json> PauseService::pending_pause_of(const std::string& run_id, const PauseView& view) const {
+  const Run* run = runs_.find(run_id);
   if (!run) throw Error(ErrorCode::kNotFound, "no run \"" + run_id + "\"");
-  // Anyone may wait for a run's pauses; what they get of one is call.view's.
-  auto view = [peer = call.peer, access = call.access](const Pause& pause) {
-    return visible_to(peer, access, pause.owner, RecordKind::kPause, pause.to_json());
-  };
   auto pending = registry_.list(false, run_id);
-  if (!pending.empty()) return {{"pause", view(*pending.front())}};
+  if (!pending.empty()) return view(*pending.front());
   if (!run->active) throw Error(ErrorCode::kConflict, "run " + run_id + " is no longer active");
+  return std::nullopt;
+}
 
-  auto slot = call.sink->claim_stream("watch for pauses of run " + run_id);
+void PauseService::wait_for_pause(const std::string& run_id, std::optional<double> timeout, std::uint64_t session_id,
+                                  PauseView view, ReplySink::StreamSlot slot, Responder responder) {
   Watcher& watcher = watchers_.emplace_back();
   watcher.run_id = run_id;
-  watcher.responder = call.defer();
-  watcher.session_id = call.peer.session_id;
+  watcher.responder = std::move(responder);
+  watcher.session_id = session_id;
   watcher.view = std::move(view);
   watcher.slot = std::move(slot);
   if (timeout) {
@@ -282,7 +255,6 @@ json PauseService::handle_watch(Call& call) {
       watchers_.remove_if([self](const Watcher& w) { return &w == self; });
     });
   }
-  return json();
 }
 
 void PauseService::answer_watchers(std::string_view run_id, const Pause* pause, std::string_view run_ended_message) {

@@ -293,6 +293,9 @@ json handle_proc_kill_all(ProcessService& processes, Call& call) {
   // root and the admin group, in `scope` when given, else in every scope.
   // Helpers other connections hold are left running unless `force`
   // (kill_all_verdict); the reply lists them under "kept".
+  // Checked here, not in the operation table's owner column: the call
+  // names no one helper but every helper of `owner` (the caller by
+  // default: its gate is kOwn), and the refusal names that user.
   const uid_t owner = owner_field(call).value_or(call.peer.uid);
   if (!call.may_access(owner))
     throw Error(ErrorCode::kPermissionDenied, "the processes of " + owner_name(owner) + " are not uid " +

@@ -22,16 +22,10 @@ void RunService::persist(const Run& run) {
   }
 }
 
-json RunService::handle_register(Call& call) {
-  JoinRequest request;
-  request.run_id = call.fields.optional_string("run_id").value_or("");
-  request.worker_id = call.fields.optional_string("worker_id").value_or("");
-  request.hostname = call.fields.optional_string("hostname").value_or("");
-  request.cwd = call.fields.optional_string("cwd").value_or("");
-  request.argv = call.fields.string_list("argv");
-  request.pid = call.peer.pid;
-  request.uid = call.peer.uid;
-  request.session_id = call.peer.session_id;
+RunJoined RunService::join(JoinRequest request, const Peer& peer) {
+  request.pid = peer.pid;
+  request.uid = peer.uid;
+  request.session_id = peer.session_id;
   if (!request.worker_id.empty() && !is_safe_id(request.worker_id))
     throw protocol::Error(protocol::ErrorCode::kBadRequest, "worker_id \"" + request.worker_id + "\" is not valid");
   const double now = wall_now();
@@ -53,25 +47,25 @@ json RunService::handle_register(Call& call) {
   }
   if (is_new) events_.publish("run.started", run.to_json(), run.run_id, run.owner);
   const std::string worker = request.worker_id.empty() ? "controller" : request.worker_id;
-  watcher_.worker_joined(run, worker, call.peer);
+  watcher_.worker_joined(run, worker, peer);
   spdlog::info("run {}: {} (pid {}) joined", run.run_id, worker, request.pid);
-  return {{"run_id", run.run_id}, {"worker_id", worker}, {"new", is_new}};
+  return {run.run_id, worker, is_new};
 }
 
-json RunService::handle_end(Call& call) {
+bool RunService::end_part(const Peer& peer) {
   // h16srv: "ended" says whether this connection had a part in a run that
   // it now ended; a connection in no run (another user naming someone's
   // run) changes nothing and is told so.
   bool had_part = false;
-  if (call.peer.session_id != 0)
+  if (peer.session_id != 0)
     registry_.visit_after(/*include_ended=*/true, std::nullopt, [&](const Run& run) {
       for (const auto& [_, worker] : run.workers)
-        if (worker.session_id == call.peer.session_id) had_part = true;
+        if (worker.session_id == peer.session_id) had_part = true;
       return !had_part;
     });
-  registry_.finish(call.peer.session_id);
-  watcher_.worker_ended_cleanly(call.peer);
-  return {{"ended", had_part}};
+  registry_.finish(peer.session_id);
+  watcher_.worker_ended_cleanly(peer);
+  return had_part;
 }
 
 // -- h14owner: the pid run.list shows ------------------------------------------
@@ -91,39 +85,28 @@ json RunService::command_pid(const Run& run) const {
 }
 // -- end h14owner
 
-json RunService::handle_list(Call& call) {
-  const bool all = call.fields.optional_boolean("all").value_or(false);
-  const std::size_t limit = PageLimits::items(call.fields.optional_integer("limit"));
+RunPage RunService::list(bool all, std::size_t limit, const std::optional<RunRegistry::Cursor>& after,
+                         const RunView& view) const {
   // The cursor is the previous page's "next": a place in the order, so a
   // run removed between two pages does not lose the reader's place.
-  std::optional<RunRegistry::Cursor> after;
-  if (auto it = call.body.find("after"); it != call.body.end() && !it->is_null()) {
-    const auto created = it->is_object() ? it->find("created_at") : it->end();
-    const auto id = it->is_object() ? it->find("run_id") : it->end();
-    if (!it->is_object() || created == it->end() || !created->is_number() || id == it->end() || !id->is_string())
-      throw protocol::Error(protocol::ErrorCode::kBadRequest,
-                            "field \"after\" must be a previous reply's \"next\": {\"created_at\": ..., \"run_id\": ...}");
-    after = RunRegistry::Cursor{created->get<double>(), id->get<std::string>()};
-  }
   PageBudget page(limit, PageLimits::kMaxReplyBytes);
-  json runs = json::array();
+  RunPage out;
   std::optional<RunRegistry::Cursor> last;
   bool more = false;
   registry_.visit_after(all, after, [&](const Run& run) {
     json record = run.to_json();
     if (run.pid == 0) record["pid"] = command_pid(run);  // h14owner: never a pid of 0
-    json item = call.view(RecordKind::kRun, run.owner, std::move(record));
+    json item = view(run, std::move(record));
     if (!page.take(item.dump().size())) {
       more = true;
       return false;
     }
-    runs.push_back(std::move(item));
+    out.runs.push_back(std::move(item));
     last = RunRegistry::Cursor{run.created_at, run.run_id};
     return true;
   });
-  json next = nullptr;
-  if (more && last) next = {{"created_at", last->created_at}, {"run_id", last->run_id}};
-  return {{"runs", std::move(runs)}, {"next", std::move(next)}};
+  if (more) out.next = last;
+  return out;
 }
 
 void RunService::ended(Run& run) {

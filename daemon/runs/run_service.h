@@ -2,7 +2,10 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
+#include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 
@@ -15,9 +18,27 @@
 
 namespace lpd::daemon {
 
+/// What run.register answers: the run joined, as whom, and whether it began now.
+struct RunJoined {
+  std::string run_id;
+  std::string worker_id;  // "controller" for the process that started the run
+  bool is_new = false;
+};
+
+/// One page of run.list: the runs as the caller may see them, and where
+/// the next page starts (nullopt: this was the last).
+struct RunPage {
+  std::vector<json> runs;
+  std::optional<RunRegistry::Cursor> next;
+};
+
+/// What the caller may see of a run's record (Call::view).
+using RunView = std::function<json(const Run& run, json record)>;
+
 /// RunService is the I/O edge of the run registry: it turns run.register /
 /// run.end and departing connections into registry changes, mirrors each
 /// run to runs/<run_id>/run.json and publishes run.started / run.ended.
+/// Its API is typed; run_ops.h decodes the operations into it.
 class RunService {
  public:
   /// `registry`: the runs, owned by the composition root (JobService and
@@ -26,9 +47,18 @@ class RunService {
   RunService(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& registry,
              RunWatcher& watcher);
 
-  json handle_register(Call& call);
-  json handle_end(Call& call);
-  json handle_list(Call& call);
+  /// `peer` joins run `request.run_id` (a new run when empty or unknown) as
+  /// `request.worker_id` (the controller when empty); the request's pid,
+  /// uid and session are the peer's. Throws bad_request (worker_id),
+  /// permission_denied / conflict (RunRegistry::join), unavailable (a new
+  /// run lpd cannot record).
+  RunJoined join(JoinRequest request, const Peer& peer);
+  /// `peer`'s part in its runs ended cleanly (run.end); true when it had one.
+  bool end_part(const Peer& peer);
+  /// Active runs (every run with `all`) after `after` in listing order: at
+  /// most `limit` of them and PageLimits::kMaxReplyBytes.
+  RunPage list(bool all, std::size_t limit, const std::optional<RunRegistry::Cursor>& after,
+               const RunView& view) const;
   void peer_gone(const Peer& peer);
   /// Loads runs/*/run.json; an active run whose controller is gone is ended.
   void restore();

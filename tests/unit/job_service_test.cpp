@@ -99,8 +99,7 @@ struct Jobs : SessionDrain {
   }
 
   json info(const std::string& run_id) {
-    Peer cli = peer(1, ::getpid());
-    return call(&JobService::handle_info, cli, {{"run_id", run_id}});
+    return jobs->info(run_id);
   }
 
   /// A shim's connection joins the run (what RunService tells its watcher).
@@ -277,8 +276,7 @@ TEST_CASE("a stopped job: the running test is interrupted, no crash, no rerun", 
   const std::string run_id = j.start({"python3", "-m", "pytest", "tests"}, {{"rerun_crashed", 2}});
   Peer controller = j.join(run_id, "controller", 30, 7000);
   j.test_start(controller, "t.py::test_slow");
-  Peer cli = Jobs::peer(1, ::getpid());
-  const json stopped = j.call(&JobService::handle_stop, cli, {{"run_id", run_id}, {"grace", 60}});
+  const json stopped = j.jobs->stop(run_id, 60.0, SIGINT);
   CHECK(stopped.at("job").at("state") == "terminating");
   j.end_attempt(run_id, 0, {{"signal", SIGINT}, {"pid", 7000}});
   REQUIRE(j.done(run_id));
@@ -289,7 +287,7 @@ TEST_CASE("a stopped job: the running test is interrupted, no crash, no rerun", 
   CHECK(info.at("text") == "killed by SIGINT, 1 interrupted");
   CHECK(info.at("tests") == 1);
   // A second stop of a done run changes nothing.
-  CHECK_THROWS_AS(j.call(&JobService::handle_stop, cli, {{"run_id", run_id}}), lpd::protocol::Error);
+  CHECK_THROWS_AS(j.jobs->stop(run_id, std::nullopt, SIGINT), lpd::protocol::Error);
 }
 
 TEST_CASE("a command that reports no tests is one testcase; its signal death is its crash", "[job][jobservice]") {

@@ -1,0 +1,29 @@
+#include "daemon/history/history_ops.h"
+
+#include "daemon/history/history.h"
+
+namespace lpd::daemon {
+
+json handle_prune(History& history, Call& call) {
+  History::PruneRequest request;
+  if (auto n = call.fields.optional_integer("keep_runs")) {
+    if (*n < 0) throw protocol::Error(protocol::ErrorCode::kBadRequest, "field \"keep_runs\" must be 0 or more");
+    request.keep_runs = static_cast<std::size_t>(*n);
+  }
+  request.keep_days = call.fields.optional_seconds("keep_days");
+  request.dry_run = call.fields.optional_boolean("dry_run").value_or(false);
+  // Which runs the caller may remove is a filter over many runs, each with
+  // its own owner: the operation table's gate (kOwn) cannot check it, so
+  // it stays here, per run.
+  History::Pruned pruned =
+      history.prune(request, [&call](const Run& run) { return call.may_access(run.owner); });
+  json report = json::array();
+  for (auto& line : pruned.runs) {
+    const uid_t owner = line.value("owner_uid", static_cast<uid_t>(-1));
+    report.push_back(call.view(RecordKind::kRun, owner, std::move(line)));
+  }
+  return {{"runs", std::move(report)}, {"dry_run", request.dry_run}, {"more", pruned.more},
+          {"keep_runs", pruned.limits.keep_runs}, {"keep_days", pruned.limits.keep_days}};
+}
+
+}  // namespace lpd::daemon
