@@ -51,7 +51,14 @@ json handle_ring_attach(Daemon&, Call& call) {
     throw Error(ErrorCode::kBadRequest, "this connection cannot take an event ring");
   // phase_mark: the shim may say a test's call and teardown in the ring's
   // header instead of a test.phase record each (protocol::PhaseMark).
-  return {{"capacity", capacity}, {"window_ms", Session::kRingWindow.count()}, {"phase_mark", true}};
+  // read_by: lpd keeps the ring's read-by word (RingPoller), and
+  // monotonic_ns is its clock now, so the shim can tell whether that word
+  // is on its own clock (a time namespace would shift it) and how closely.
+  return {{"capacity", capacity},
+          {"window_ms", Session::kRingWindow.count()},
+          {"phase_mark", true},
+          {"read_by", true},
+          {"monotonic_ns", RingPoller::monotonic_ns(RingPoller::Clock::now())}};
 }
 
 json handle_status(Daemon& daemon, Call&) {

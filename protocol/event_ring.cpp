@@ -70,7 +70,18 @@ void EventRingReader::copy_out(std::uint64_t position, std::byte* out, std::size
 
 EventRingReader::Drained EventRingReader::drain(const std::function<void(std::string_view)>& on_record,
                                                 const std::function<void()>& before_commit) {
+  Drained result = read(on_record);
+  if (result.records > 0 && before_commit) before_commit();
+  commit();
+  return result;
+}
+
+EventRingReader::Drained EventRingReader::read(const std::function<void(std::string_view)>& on_record) {
   Drained result;
+  // Pairs with the shim's fence between publishing a record and reading its
+  // clock against the read-by promise: a record published before the time
+  // this read starts is seen by it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   const std::uint64_t write = load_position(ring::kWriteOffset);
   // Unsigned: a position moved backwards shows up as a huge distance.
   if (write - read_ > capacity_) {
@@ -98,9 +109,9 @@ EventRingReader::Drained EventRingReader::drain(const std::function<void(std::st
     on_record(record);
     record_position_.reset();
   }
-  if (result.records > 0 && before_commit) before_commit();
-  store_position(ring::kReadOffset, read_);
   return result;
 }
+
+void EventRingReader::commit() { store_position(ring::kReadOffset, read_); }
 
 }  // namespace lpd::protocol

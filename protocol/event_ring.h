@@ -22,6 +22,7 @@ namespace lpd::protocol {
 ///   8  u64 write position (bytes ever written; only the shim moves it)
 ///   16 u64 read position (bytes ever consumed; only lpd moves it)
 ///   24 u64 phase mark (only the shim writes it; see PhaseMark)
+///   32 u64 read-by (only lpd writes it; see EventRingReader::promise_read_by)
 ///   64 data, `capacity` bytes, a power of two; position p is data[p % capacity]
 /// Each record is a u32 length, then that many bytes of one JSON message
 /// (no newline), wrapping byte-wise at the end of the data.
@@ -34,6 +35,7 @@ inline constexpr std::size_t kVersionOffset = 4;
 inline constexpr std::size_t kWriteOffset = 8;
 inline constexpr std::size_t kReadOffset = 16;
 inline constexpr std::size_t kPhaseMarkOffset = 24;
+inline constexpr std::size_t kReadByOffset = 32;
 inline constexpr std::size_t kMinCapacity = 4 * 1024;
 inline constexpr std::size_t kMaxCapacity = 16 * 1024 * 1024;
 /// A bigger message goes over the socket.
@@ -84,6 +86,21 @@ class EventRingReader {
   /// `before_commit` makes durable (lpd's journals) is never lost with them.
   Drained drain(const std::function<void(std::string_view)>& on_record,
                 const std::function<void()>& before_commit = {});
+  /// drain() in two steps, for a reader that reads several rings and makes
+  /// their records durable once: read() hands every complete record to
+  /// `on_record` and moves the read position in memory only; commit()
+  /// publishes it. Until commit() the producer cannot reuse the space.
+  Drained read(const std::function<void(std::string_view)>& on_record);
+  void commit();
+
+  /// Promises the producer that lpd starts another read of the ring at or
+  /// after `monotonic_ns` (CLOCK_MONOTONIC, nanoseconds; 0: no promise), so
+  /// that a record published before then needs no wake-up. A shim that
+  /// checked lpd's clock is its own (ring.attach's `monotonic_ns`) skips the
+  /// wake-up while its clock, plus the uncertainty of that check, is before
+  /// it. lpd only moves it forward while it keeps the promise, and sets 0
+  /// when it stops reading (a closed connection, a ring handed over).
+  void promise_read_by(std::uint64_t monotonic_ns) { store_position(event_ring::kReadByOffset, monotonic_ns); }
 
   std::size_t capacity() const { return capacity_; }
   std::uint64_t read_position() const { return read_; }

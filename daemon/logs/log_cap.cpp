@@ -152,30 +152,43 @@ void LogGrowthWatch::wait() {
                          waiting_ = false;
                          if (ec) return;
                          read_events();
-                         // Quiet for one window: the writes meanwhile pile up as one event.
-                         window_open_ = true;
-                         // h14fixA: short after a check that found logs far over their cap.
-                         timer_.expires_after(hurried_ ? std::max(window_ / 10, std::chrono::milliseconds(5))
-                                                       : window_);
-                         hurried_ = false;
-                         timer_.async_wait([this, alive](boost::system::error_code timer_ec) {
-                           if (!*alive || timer_ec) return;
-                           window_open_ = false;
-                           read_events();
-                           auto grown = std::move(grown_);
-                           grown_.clear();
-                           for (uid_t owner : grown) on_grown_(owner);
-                           if (*alive) wait();
-                         });
+                         open_window();
                        });
 }
 
-void LogGrowthWatch::read_events() {
+void LogGrowthWatch::open_window() {
+  // Quiet for one window: the writes meanwhile pile up as one event.
+  window_open_ = true;
+  // h14fixA: short after a check that found logs far over their cap.
+  timer_.expires_after(hurried_ ? std::max(window_ / 10, std::chrono::milliseconds(5)) : window_);
+  hurried_ = false;
+  timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (!*alive || ec) return;
+    // Logs that grew during this window will likely grow during the next
+    // (a test suite's output): then look again a window on, one wake-up per
+    // window, instead of waking on the next write and then waiting out a
+    // window (two). A window without a write goes back to inotify.
+    const bool grew_meanwhile = read_events();
+    window_open_ = grew_meanwhile;  // while still open, a watch() added meanwhile waits for it
+    auto grown = std::move(grown_);
+    grown_.clear();
+    for (uid_t owner : grown) on_grown_(owner);
+    if (!*alive) return;
+    if (grew_meanwhile)
+      open_window();
+    else
+      wait();
+  });
+}
+
+bool LogGrowthWatch::read_events() {
   alignas(struct inotify_event) std::array<char, 8192> buffer;
+  bool any = false;
   for (;;) {
     const ssize_t n = ::read(inotify_->native_handle(), buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
+    if (n <= 0) return any;
+    any = true;
     for (ssize_t at = 0; at < n;) {
       const auto* event = reinterpret_cast<const struct inotify_event*>(buffer.data() + at);
       at += static_cast<ssize_t>(sizeof(struct inotify_event) + event->len);

@@ -88,8 +88,10 @@ std::uint64_t log_block_size(const std::string& dir);
 /// polling: one inotify descriptor for all of them (IN_MODIFY), and at most
 /// one wake-up per `window` however much the helpers write — after a
 /// change it stops listening for `window`, then reports every owner whose
-/// logs changed meanwhile (as LogTail coalesces for live output). The
-/// kernel merges a log's repeated events while nobody reads them.
+/// logs changed meanwhile (as LogTail coalesces for live output). While
+/// logs keep changing it looks once per window on its timer alone; a
+/// window without a change goes back to waiting on inotify. The kernel
+/// merges a log's repeated events while nobody reads them.
 class LogGrowthWatch {
  public:
   using OnGrown = std::function<void(uid_t owner)>;
@@ -112,7 +114,10 @@ class LogGrowthWatch {
 
  private:
   void wait();
-  void read_events();
+  /// The window after a change: report what grew when it ends.
+  void open_window();
+  /// Reads every pending inotify event into grown_; true when there was one.
+  bool read_events();
 
   boost::asio::io_context& io_;
   std::chrono::milliseconds window_;

@@ -19,7 +19,12 @@ namespace asio = boost::asio;
 using stream = asio::local::stream_protocol;
 
 Server::Server(asio::io_context& io, Dispatcher& dispatcher, std::chrono::milliseconds hello_timeout)
-    : io_(io), dispatcher_(dispatcher), hello_timeout_(hello_timeout), acceptor_(io), accept_retry_(io) {}
+    : io_(io),
+      dispatcher_(dispatcher),
+      hello_timeout_(hello_timeout),
+      acceptor_(io),
+      accept_retry_(io),
+      ring_poller_(io.get_executor(), Session::kRingWindow, [&dispatcher] { dispatcher.end_of_batch(); }) {}
 
 Server::~Server() {
   if (spare_fd_ >= 0) ::close(spare_fd_);
@@ -201,7 +206,8 @@ void Server::start_session(int fd) {
                                                connections_per_uid_.erase(it);
                                              spdlog::debug("session {}: closed", closed.session_id);
                                              if (on_closed_) on_closed_(closed);
-                                           });
+                                           },
+                                           &ring_poller_);
   sessions_.emplace(session->peer().session_id, session);
   session->start();
 }

@@ -78,6 +78,7 @@ class Server {
   std::chrono::milliseconds hello_timeout_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;
+  RingPoller ring_poller_;  // every connection's event ring, on one tick
   std::unordered_map<std::uint64_t, std::shared_ptr<Session>> sessions_;
   std::uint64_t next_session_id_ = 1;
   int spare_fd_ = -1;  // /dev/null, held only to be given up under EMFILE

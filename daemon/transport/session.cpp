@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <span>
+#include <utility>
 
 #include <poll.h>
 #include <unistd.h>
@@ -65,14 +66,14 @@ struct Session::OwedReply {
 };
 
 Session::Session(Socket socket, Peer peer, Dispatcher& dispatcher,
-                 std::chrono::milliseconds hello_timeout, ClosedCallback on_closed)
+                 std::chrono::milliseconds hello_timeout, ClosedCallback on_closed, RingPoller* ring_poller)
     : socket_(std::move(socket)),
       peer_(std::move(peer)),
       dispatcher_(dispatcher),
       hello_timer_(socket_.get_executor()),
       hello_timeout_(hello_timeout),
       on_closed_(std::move(on_closed)),
-      ring_timer_(socket_.get_executor()) {}
+      ring_poller_(ring_poller) {}
 
 void Session::start() {
   hello_timer_.expires_after(hello_timeout_);
@@ -196,6 +197,8 @@ int Session::take_passed_fd() {
 
 bool Session::attach_ring(std::unique_ptr<MappedEventRing> ring) {
   if (raw_) return false;
+  // A ring handed over by a killed lpd may still promise that one's read.
+  ring->reader().promise_read_by(0);
   ring_ = std::move(ring);
   peer_.ring = ring_;
   return true;
@@ -210,15 +213,49 @@ void Session::drain_ring() {
       [this, &self](std::string_view record) { dispatcher_.dispatch_line(record, peer_, self, /*one_way_only=*/true); },
       [this] { dispatcher_.end_of_batch(); });
   draining_ = false;
-  if (drained.error && ring_ == ring) {
-    spdlog::warn("session {}: event ring of pid {} is corrupt ({}); reading the socket only from now on",
-                 peer_.session_id, peer_.pid, *drained.error);
-    send(protocol::encode_reply_error(nullptr, ErrorCode::kBadRequest,
-                                      "event ring detached: " + *drained.error + "; send on the socket"));
-    ring_.reset();
-    peer_.ring.reset();
-    ring_timer_.cancel();
+  if (drained.error) detach_ring(ring, *drained.error);
+}
+
+std::optional<std::size_t> Session::read_ring() {
+  if (!ring_ || !open_) return std::nullopt;
+  if (draining_) return 0;  // a drain is under way further up this stack
+  draining_ = true;
+  auto self = shared_from_this();
+  auto ring = ring_;
+  auto read = ring->reader().read(
+      [this, &self](std::string_view record) { dispatcher_.dispatch_line(record, peer_, self, /*one_way_only=*/true); });
+  draining_ = false;
+  uncommitted_ring_ = ring;  // committed by commit_ring(), even if the connection closes meanwhile
+  if (read.error) detach_ring(ring, *read.error);
+  return read.records;
+}
+
+void Session::commit_ring() {
+  if (auto ring = std::exchange(uncommitted_ring_, nullptr)) ring->reader().commit();
+}
+
+void Session::promise_ring_read_by(std::uint64_t monotonic_ns) {
+  if (ring_) ring_->reader().promise_read_by(monotonic_ns);
+}
+
+RingPoller& Session::ring_poller() {
+  if (!ring_poller_) {
+    own_ring_poller_ =
+        std::make_unique<RingPoller>(socket_.get_executor(), kRingWindow, [this] { dispatcher_.end_of_batch(); });
+    ring_poller_ = own_ring_poller_.get();
   }
+  return *ring_poller_;
+}
+
+void Session::detach_ring(const std::shared_ptr<MappedEventRing>& ring, const std::string& why) {
+  if (ring_ != ring) return;
+  spdlog::warn("session {}: event ring of pid {} is corrupt ({}); reading the socket only from now on",
+               peer_.session_id, peer_.pid, why);
+  send(protocol::encode_reply_error(nullptr, ErrorCode::kBadRequest,
+                                    "event ring detached: " + why + "; send on the socket"));
+  ring_->reader().promise_read_by(0);
+  ring_.reset();
+  peer_.ring.reset();
 }
 
 bool Session::switch_to_raw(std::function<void(std::string_view)> on_bytes) {
@@ -234,13 +271,8 @@ void Session::handle_bytes(std::string_view bytes) {
   if (ring_) {
     // Whatever the peer wrote into its ring came before these bytes.
     drain_ring();
-    if (ring_) {
-      ring_timer_.expires_after(kRingWindow);
-      ring_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-        auto self = weak.lock();
-        if (!ec && self && self->open_) self->drain_ring();
-      });
-    }
+    // ...and what it writes next is read on the poller's ticks.
+    if (ring_) ring_poller().keep_reading(shared_from_this());
   }
   received_bytes_ += bytes.size();
   reader_.feed(bytes);  // copied: the read buffer is everyone's
@@ -380,13 +412,14 @@ void Session::close_after_flush() {
 void Session::close() {
   if (!open_) return;
   // What the peer wrote into its ring before it went counts: read it while
-  // this session still stands for the peer.
+  // this session still stands for the peer. No read is promised after it:
+  // a shim that writes on wakes lpd, and learns that this connection ended.
+  if (ring_) ring_->reader().promise_read_by(0);
   drain_ring();
   // Mapped until the listeners below had the peer (a test's phase mark is
   // read then), held by a local: on_closed_ may destroy this session.
   const auto ring_mapping = std::move(peer_.ring);
   ring_.reset();
-  ring_timer_.cancel();
   close_passed_fd();
   open_ = false;
   hello_timer_.cancel();

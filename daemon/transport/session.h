@@ -13,6 +13,8 @@
 #include "daemon/transport/dispatcher.h"
 #include "daemon/core/event_ring_mapping.h"
 #include "daemon/core/peer.h"
+#include "daemon/core/event_ring_mapping.h"
+#include "daemon/transport/ring_poller.h"
 #include "protocol/line_reader.h"
 
 namespace lpd::daemon {
@@ -35,7 +37,7 @@ namespace lpd::daemon {
 /// Memory follows use: reads go through one buffer shared by all sessions
 /// (lpd has one thread), the line reader and the write queue give back what
 /// a big line took; an idle connection costs a few kilobytes.
-class Session : public ReplySink, public std::enable_shared_from_this<Session> {
+class Session : public ReplySink, public RingPoller::Source, public std::enable_shared_from_this<Session> {
  public:
   using Socket = boost::asio::local::stream_protocol::socket;
   using ClosedCallback = std::function<void(Session&)>;
@@ -55,18 +57,20 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   /// Long-lived streams (attaches, log streams, pause watches) one
   /// connection may hold at once; each costs descriptors and timers.
   static constexpr std::size_t kMaxStreams = 32;
-  /// How late an event-ring message may be read. The shim rings (sends a
-  /// blank line) at most once per window; every ring is followed by one
-  /// more read a window later, which catches what was written in between.
-  /// 50 ms (h13cpu, issue 13): a busy suite wakes lpd (and has it write its
-  /// journals) about 40 times a second per process, half what 25 ms cost
-  /// (each wake-up is a socket read, a drain, two journal writes and the
-  /// timer's own wake-up: 15% of lpd's CPU per test under `pytest -n 2`),
-  /// and a test event still reaches `lpctl events --follow` within 100 ms.
+  /// How late an event-ring message may be read. lpd reads a ring whenever
+  /// its connection wakes it (a blank line will do) and then on the ring
+  /// poller's tick every window until a tick finds nothing new, and says in
+  /// the ring's read-by word when the next tick is; the shim wakes lpd only
+  /// when no tick is promised and a window passed since its last wake-up
+  /// (see RingPoller). 50 ms: a test event still reaches `lpctl events
+  /// --follow` within 100 ms, and a busy suite costs lpd 20 ticks a second
+  /// (a read of each ring and one journal write each) for all its processes.
   static constexpr std::chrono::milliseconds kRingWindow{50};
 
+  /// `ring_poller`: the daemon's, shared by every connection; none: the
+  /// session makes its own when a ring is attached.
   Session(Socket socket, Peer peer, Dispatcher& dispatcher,
-          std::chrono::milliseconds hello_timeout, ClosedCallback on_closed);
+          std::chrono::milliseconds hello_timeout, ClosedCallback on_closed, RingPoller* ring_poller = nullptr);
 
   void start();
   /// Stops reading and closes once everything queued has been written.
@@ -97,6 +101,14 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
  private:
   /// Released by the last holder of one owe_reply() token.
   struct OwedReply;
+
+  // RingPoller::Source: the poller's tick.
+  std::optional<std::size_t> read_ring() override;
+  void commit_ring() override;
+  void promise_ring_read_by(std::uint64_t monotonic_ns) override;
+  RingPoller& ring_poller();
+  /// Stops reading `ring` (when it is still this session's): a corrupt ring.
+  void detach_ring(const std::shared_ptr<MappedEventRing>& ring, const std::string& why);
 
   void read_more();
   void read_available();
@@ -130,7 +142,9 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   int passed_fd_ = -1;  // SCM_RIGHTS descriptor not yet claimed by an operation
   bool passed_fd_dropped_ = false;  // ...or one the kernel dropped on the way (MSG_CTRUNC)
   std::shared_ptr<MappedEventRing> ring_;  // shared: a drain keeps it alive through a close()
-  boost::asio::steady_timer ring_timer_;
+  std::shared_ptr<MappedEventRing> uncommitted_ring_;  // read on a tick, its position not yet published
+  RingPoller* ring_poller_;                  // the daemon's, or own_ring_poller_
+  std::unique_ptr<RingPoller> own_ring_poller_;
   bool draining_ = false;
   std::deque<std::string> outgoing_;
   std::size_t queued_bytes_ = 0;

@@ -20,6 +20,7 @@ enum {
   kWriteOffset = 8,
   kReadOffset = 16,
   kPhaseMarkOffset = 24,
+  kReadByOffset = 32,
   kMaxRecordBytes = 64 * 1024,
 };
 
@@ -29,6 +30,7 @@ typedef struct {
   uint64_t capacity;
   uint64_t window_ns;
   uint64_t last_wake_ns;
+  uint64_t read_by_margin_ns; /* 0: lpd's read-by word is not used (see set_read_by_margin) */
   int phase_mark;          /* lpd reads phases from the header (ring.attach said "phase_mark") */
   int start_in_ring;       /* the running test's test.start went into the ring... */
   uint64_t start_position; /* ...beginning at this position */
@@ -56,6 +58,7 @@ static int Writer_init(Writer* self, PyObject* args, PyObject* kwargs) {
   self->capacity = capacity;
   self->window_ns = 0;
   self->last_wake_ns = 0;
+  self->read_by_margin_ns = 0;
   self->phase_mark = 0;
   self->start_in_ring = 0;
   self->start_position = 0;
@@ -77,8 +80,9 @@ static void copy_in(Writer* self, uint64_t position, const char* bytes, size_t n
 
 /* Appends one record made of up to three pieces. Returns -1 when it does
  * not fit now (lpd is behind, or it is over the record limit), 1 when it was
- * written and lpd's window has passed since the last wake-up (the caller
- * sends one), 0 when it was written and no wake-up is due. */
+ * written, lpd's window has passed since the last wake-up and lpd promised
+ * no read after now (the caller sends a wake-up), 0 when it was written and
+ * no wake-up is due. */
 static int append(Writer* self, const char* a, size_t an, const char* b, size_t bn, const char* c, size_t cn) {
   const size_t length = an + bn + cn;
   if (self->view.buf == NULL || length == 0 || length > kMaxRecordBytes) return -1;
@@ -96,8 +100,17 @@ static int append(Writer* self, const char* a, size_t an, const char* b, size_t 
   copy_in(self, position + 4 + an + bn, c, cn);
   /* Released last: lpd reads nothing past it, and sees all before it. */
   __atomic_store_n(write_word, position + size, __ATOMIC_RELEASE);
+  /* The record is visible to lpd before the clock is read: a read lpd
+   * starts after that time sees it (lpd fences before it reads too). */
+  if (self->read_by_margin_ns != 0) __atomic_thread_fence(__ATOMIC_SEQ_CST);
   const uint64_t now = monotonic_ns();
   if (now - self->last_wake_ns < self->window_ns) return 0;
+  if (self->read_by_margin_ns != 0) {
+    /* lpd starts another read at or after this time (its clock, which is
+     * ours within the margin): it will find the record without a wake-up. */
+    const uint64_t read_by = __atomic_load_n((uint64_t*)(header + kReadByOffset), __ATOMIC_ACQUIRE);
+    if (now + self->read_by_margin_ns < read_by) return 0;
+  }
   self->last_wake_ns = now;
   return 1;
 }
@@ -199,6 +212,16 @@ static PyObject* Writer_set_window(Writer* self, PyObject* seconds) {
   Py_RETURN_NONE;
 }
 
+/* set_read_by_margin(ns): use lpd's read-by word (ring.attach said
+ * "read_by"), with `ns` for how far lpd's clock may be from ours; 0: do not
+ * use it (wake lpd once per window, as before). */
+static PyObject* Writer_set_read_by_margin(Writer* self, PyObject* ns) {
+  const unsigned long long value = PyLong_AsUnsignedLongLong(ns);
+  if (value == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+  self->read_by_margin_ns = (uint64_t)value;
+  Py_RETURN_NONE;
+}
+
 /* set_phase_mark(on): whether lpd reads a test's phases from the header's
  * phase mark (ring.attach's "phase_mark") instead of test.phase records. */
 static PyObject* Writer_set_phase_mark(Writer* self, PyObject* on) {
@@ -226,6 +249,8 @@ static PyMethodDef Writer_methods[] = {
     {"phase", (PyCFunction)(void (*)(void))Writer_phase, METH_FASTCALL,
      "phase(quoted_nodeid, phase): a test.phase record; returns as write()"},
     {"set_window", (PyCFunction)Writer_set_window, METH_O, "set_window(seconds): lpd's window; next record wakes"},
+    {"set_read_by_margin", (PyCFunction)Writer_set_read_by_margin, METH_O,
+     "set_read_by_margin(ns): skip wake-ups while lpd's read-by word is ns past our clock; 0: never"},
     {"set_phase_mark", (PyCFunction)Writer_set_phase_mark, METH_O,
      "set_phase_mark(on): say test phases in the header's phase mark, not in records"},
     {"close", (PyCFunction)Writer_close, METH_NOARGS, "release the ring's memory"},

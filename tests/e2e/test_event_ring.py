@@ -26,6 +26,8 @@ from lpd_pytest.client import Connection  # noqa: E402
 from lpd_pytest.event_ring import (  # noqa: E402
     HEADER_BYTES, MAGIC, MAX_RECORD_BYTES, READ_OFFSET, VERSION, WRITE_OFFSET, EventRing)
 
+READ_BY_OFFSET = 32  # protocol/event_ring.h kReadByOffset
+
 pytestmark = pytest.mark.skipif(not (hasattr(os, "memfd_create") and hasattr(fcntl, "F_ADD_SEALS")),
                                 reason="needs memfd_create and file seals")
 
@@ -136,9 +138,14 @@ class RingPeer:
         self.run_id = register(self.client, run_id, worker_id)
         self.waiter = EventWaiter(lpd, types=["test."], run_id=self.run_id)
         self.ring = EventRing(capacity) if capacity else EventRing()
+        before = time.monotonic_ns()
         reply = attach(self.client, self.ring.fileno())
+        after = time.monotonic_ns()
         assert reply["ok"], reply
-        assert reply["result"] == {"capacity": self.ring.capacity, "window_ms": 50, "phase_mark": True}
+        # lpd's clock at the reply is ours (CLOCK_MONOTONIC): between the two reads.
+        assert before <= reply["result"].pop("monotonic_ns") <= after, reply
+        assert reply["result"] == {"capacity": self.ring.capacity, "window_ms": 50, "phase_mark": True,
+                                   "read_by": True}
 
     def write(self, line):
         assert self.ring.try_write(line), f"no room in the ring for {line!r}"
@@ -154,6 +161,11 @@ class RingPeer:
 
     def read_position(self):
         return self.ring.positions[READ_OFFSET // 8]
+
+    def read_by(self):
+        """lpd's promise: it starts a read of the ring at or after this
+        CLOCK_MONOTONIC time (ns); in the past when it promises none."""
+        return self.ring.positions[READ_BY_OFFSET // 8]
 
     def events(self, count, timeout=EVENT_TIMEOUT):
         """The next `count` test.* events of this run, as (type, nodeid, data)."""
@@ -392,6 +404,71 @@ def test_a_record_written_after_the_wake_up_is_read_a_window_later(ring_peer):
     assert proven, "never managed to write B within lpd's window after its first read"
     p.ping_same_connection()
     assert p.read_position() == p.ring.write_position
+
+
+def test_while_records_come_lpd_reads_on_its_promise_without_wake_ups(ring_peer):
+    """After one wake-up lpd reads the ring every window while it finds
+    records, and its read-by word says when the next read starts: each
+    record written before that time is read with no byte on the socket.
+    Once the records stop, the promise lapses (the next record must wake)."""
+    p = ring_peer()
+    p.start("t.py::first")
+    p.wake()
+    assert p.kinds(1) == [("test.start", "t.py::first")]
+    promised = 0
+    for i in range(20):
+        nodeid = f"t.py::kept_{i}"
+        p.start(nodeid)
+        now = time.monotonic_ns()
+        read_by = p.read_by()
+        if now >= read_by:
+            # This machine stalled us past the promise: lpd may have stopped
+            # reading; a wake-up is what a shim sends now.
+            p.wake()
+        else:
+            promised += 1
+            assert read_by - now <= WINDOW_S * 1e9, "a promise further than a window away"
+        # Read without a wake-up: within about a window of the promise.
+        assert p.kinds(1, timeout=EVENT_TIMEOUT) == [("test.start", nodeid)]
+    assert promised > 0, "lpd never promised a read while records came"
+    # No more records: after an empty read a window on, the promise is in the past.
+    deadline = time.monotonic() + EVENT_TIMEOUT
+    while p.read_by() > time.monotonic_ns():
+        assert time.monotonic() < deadline, "lpd kept promising reads of an idle ring"
+        try:  # a bounded wait on the event stream, where nothing comes
+            unexpected = p.waiter.client.read_message(timeout=WINDOW_S)
+        except socket.timeout:
+            continue
+        raise AssertionError(f"nothing was written, yet the event stream gave {unexpected}")
+    p.start("t.py::after_the_lapse")
+    p.wake()
+    assert p.kinds(1) == [("test.start", "t.py::after_the_lapse")]
+
+
+def test_the_c_writer_wakes_lpd_only_when_no_read_is_promised():
+    """The C writer's decision (what the shim sends a wake-up on): a record
+    written while the read-by word is more than the margin ahead needs none;
+    one written after it does, once per window; margin 0 is the old rule."""
+    ring = EventRing(4096)
+    if ring.fast is None:
+        ring.close()
+        pytest.skip("the C writer _lpd_ring was not built")
+    try:
+        words = ring.positions
+        ring.set_window(WINDOW_S)
+        ring.fast.set_read_by_margin(1_000_000)
+        words[READ_BY_OFFSET // 8] = time.monotonic_ns() + 10 * 1_000_000_000
+        assert ring.write(start_line("t.py::promised")) == 0
+        words[READ_BY_OFFSET // 8] = 0
+        assert ring.write(start_line("t.py::lapsed")) == 1
+        assert ring.write(start_line("t.py::same_window")) == 0
+        # Without the word (margin 0, an older lpd): the window alone decides.
+        ring.set_window(WINDOW_S)  # forgets the last wake-up
+        ring.fast.set_read_by_margin(0)
+        words[READ_BY_OFFSET // 8] = time.monotonic_ns() + 10 * 1_000_000_000
+        assert ring.write(start_line("t.py::old_rule")) == 1
+    finally:
+        ring.close()
 
 
 def test_a_request_in_the_ring_gets_an_error_on_the_socket(ring_peer):

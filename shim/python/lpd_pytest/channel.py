@@ -3,7 +3,8 @@ through one Channel, which keeps it until lpd has it.
 
 Where they go, in order of preference:
 - the event ring (event_ring.py), attached to the live connection: lpd
-  reads it; the shim wakes lpd at most once per window. The ring is our
+  reads it; the shim wakes lpd at most once per window, and not while the
+  ring's read-by word promises a read. The ring is our
   memory, so it outlives lpd: while lpd is away (killed, restarting) the
   shim goes on writing into it, and the next lpd, handed the same ring,
   reads on from the stored read position. Nothing written there is lost or
@@ -122,12 +123,16 @@ class Channel:
         if self.ring is None:
             return False
         try:
+            before = time.monotonic_ns()
             result = conn.request("ring.attach", pass_fd=self.ring.fileno())
+            after = time.monotonic_ns()
         except (LpdError, OSError):
             return False  # an older lpd, or none free for it now: the socket
         self.ring_conn = conn
         self.ring.set_window(result.get("window_ms", 10) / 1000.0)
         self.ring.set_phase_mark(result.get("phase_mark", False))  # an older lpd reads test.phase records only
+        # An older lpd keeps no read-by word: then a wake-up once per window.
+        self.ring.set_read_by(result.get("monotonic_ns") if result.get("read_by") else None, before, after)
         return True
 
     def _set_up(self, conn):

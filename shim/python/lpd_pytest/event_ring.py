@@ -35,6 +35,9 @@ WRITE_INDEX = WRITE_OFFSET // 8  # in the header seen as 8-byte words
 READ_INDEX = READ_OFFSET // 8
 MAX_RECORD_BYTES = 64 * 1024
 DEFAULT_CAPACITY = 256 * 1024
+# Added to the read-by margin: the clock reads around ring.attach and the
+# record's publication are not instants.
+READ_BY_SLACK_NS = 100_000
 
 _LENGTH = struct.Struct("<I")
 _MAX_RECORD_SIZE = _LENGTH.size + MAX_RECORD_BYTES
@@ -95,6 +98,25 @@ class EventRing:
         self.last_wake = 0.0
         if self.fast is not None:
             self.fast.set_window(seconds)
+
+    def set_read_by(self, lpd_clock_ns, before_ns, after_ns):
+        """Whether the writer may skip a wake-up while lpd's read-by word
+        promises a read (ring.attach's "read_by"; `lpd_clock_ns` its
+        "monotonic_ns", None from an lpd without it). Only the C writer does:
+        the word is only safe with a fence between publishing a record and
+        reading the clock, which Python cannot issue. And only when lpd's
+        clock at the reply fell between ours before the request
+        (`before_ns`) and after it (`after_ns`): then the two clocks are at
+        most that round trip apart (a time namespace could shift lpd's),
+        which becomes the writer's margin. A margin of half a window or more
+        would save little: off."""
+        margin = 0
+        if self.fast is not None and lpd_clock_ns is not None and before_ns <= lpd_clock_ns <= after_ns:
+            margin = after_ns - before_ns + READ_BY_SLACK_NS
+            if margin * 2 >= self.window * 1e9:
+                margin = 0
+        if self.fast is not None:
+            self.fast.set_read_by_margin(margin)
 
     def set_phase_mark(self, on):
         """Whether lpd reads a test's phases from the header's phase mark
