@@ -39,12 +39,12 @@ Daemon::Daemon(DaemonConfig config)
       crashes_(store_),
       crash_retry_(io_, crashes_),
       runs_(io_, events_, store_),
-      pauses_(io_, events_, store_, runs_.registry(), config_.access, config_.socket_path /* h15term */),
+      pauses_(io_, events_, store_, runs_.registry(), config_.access, config_.socket_path),
       history_(io_, events_, store_, runs_.registry(), config_.retention),
       process_launcher_(io_),
-      processes_(io_, store_, events_, process_launcher_, config_.helper_logs /* h14logcap */),
+      processes_(io_, store_, events_, process_launcher_, config_.helper_logs),
       jobs_(io_, events_, store_, crashes_, runs_.registry(), process_launcher_, config_.access,
-            JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path, config_.run_output /* h13out */}),
+            JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path, config_.run_output}),
       dispatcher_(operation_table(*this)),
       server_(io_, dispatcher_, config_.hello_timeout),
       stop_signals_(io_, SIGTERM, SIGINT) {
@@ -66,7 +66,7 @@ Daemon::Daemon(DaemonConfig config)
   // Dispatcher::on_batch_end): one write per batch, none lost with lpd.
   dispatcher_.on_batch_end = [this] { history_.journal().flush(); };
   history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { crashes_.forget_runs(run_ids); });
-  history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { jobs_.forget_outputs(run_ids); });  // h13out
+  history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { jobs_.forget_outputs(run_ids); });
 }
 
 Daemon::~Daemon() = default;
@@ -165,7 +165,7 @@ int Daemon::run(Readiness& readiness) {
     request_stop();
   });
 
-  if (!start_http(readiness)) {  // issue 16 (h16api): before serving, so a refusal leaves nothing behind
+  if (!start_http(readiness)) {  // before serving, so a refusal leaves nothing behind
     ::close(listen_fd);
     if (!socket_from_systemd_) ::unlink(config_.socket_path.c_str());
     return 1;
@@ -201,12 +201,12 @@ void Daemon::request_stop() {
   stop_signals_.cancel();
   if (watchdog_) watchdog_->cancel();
   server_.stop();
-  if (http_) http_->stop();  // issue 16 (h16api)
+  if (http_) http_->stop();
   // Supervised processes are deliberately left running: the next lpd re-adopts them.
   io_.stop();
 }
 
-// -- issue 16 (h16api): the HTTP and WebSocket server --------------------------
+// -- the HTTP and WebSocket server --------------------------
 bool Daemon::start_http(Readiness& readiness) {
   if (config_.http_listen.empty()) return true;
   try {
@@ -227,12 +227,11 @@ bool Daemon::start_http(Readiness& readiness) {
 }
 
 std::string Daemon::http_address() const { return http_ ? http_->address() : std::string(); }
-// -- end issue 16
 
 void Daemon::on_session_closed(const Peer& peer) {
   // lpd stopping closes every session itself: those peers did not leave,
   // and the next lpd takes them back as after a kill -9 (a shim's run stays
-  // active, its pause pending; issue 13, a pause surviving a restart).
+  // active, its pause pending; a pause surviving a restart).
   if (stopping_) return;
   spdlog::debug("peer pid {} (session {}) left", peer.pid, peer.session_id);
   for (auto& listener : peer_gone_) listener(peer);

@@ -29,7 +29,7 @@ namespace lpd::daemon {
 
 class Readiness;
 namespace http {
-class HttpServer;  // issue 16 (h16api): daemon/http/http_server.h
+class HttpServer;  // daemon/http/http_server.h
 }
 
 /// Daemon is the composition root: it owns the one io_context and wires the
@@ -70,12 +70,11 @@ class Daemon {
   History& history() { return history_; }
   /// Every crash record (crashes.jsonl), loaded once at start.
   CrashStore& crashes() { return crashes_; }
-  // -- issue 16 (h16api): the HTTP and WebSocket server (lpd start --http) --
+  // -- the HTTP and WebSocket server (lpd start --http) --
   /// "127.0.0.1:8080" where it listens (port 0 resolved); "" when off.
   std::string http_address() const;
-  /// h16tok: the HTTP server (each user's token); nullptr when off.
+  /// the HTTP server (each user's token); nullptr when off.
   http::HttpServer* http_server() { return http_.get(); }
-  // -- end issue 16
 
  private:
   void on_session_closed(const Peer& peer);
@@ -108,11 +107,10 @@ class Daemon {
   std::optional<boost::asio::steady_timer> watchdog_;
   std::optional<FileLock> state_lock_;
   bool stopping_ = false;
-  // -- issue 16 (h16api): last, so it goes first (its jobs listen to events_) --
+  // -- last, so it goes first (its jobs listen to events_) --
   std::unique_ptr<http::HttpServer> http_;
   /// Starts http_ when --http was given; false after reporting why not.
   bool start_http(Readiness& readiness);
-  // -- end issue 16
 };
 
 }  // namespace lpd::daemon

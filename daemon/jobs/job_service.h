@@ -39,7 +39,7 @@ struct JobEnvironment {
   std::string monitor_path;
   std::string python_shim_dir;
   std::string socket_path;
-  /// h13out: how much disk run outputs may take (--run-output-max, --run-outputs-per-user-max).
+  /// how much disk run outputs may take (--run-output-max, --run-outputs-per-user-max).
   RunOutputLimits run_output;
 };
 
@@ -102,7 +102,7 @@ class JobService {
 
   std::size_t active_jobs() const;
 
-  /// h13out: runs removed (retention): their outputs no longer count
+  /// runs removed (retention): their outputs no longer count
   /// towards their owners' totals.
   void forget_outputs(const std::set<std::string>& run_ids) { output_cap_.forget(run_ids); }
 
@@ -117,7 +117,7 @@ class JobService {
     struct Stream {
       OutputStream stream = OutputStream::kStdout;
       std::shared_ptr<LogTail> tail;
-      std::shared_ptr<OutputGaps> gaps;  // h13out: what this reader jumped over
+      std::shared_ptr<OutputGaps> gaps;  // what this reader jumped over
     };
     std::weak_ptr<ReplySink> sink;
     std::vector<Stream> streams;  // empty once run.done was sent
@@ -204,7 +204,7 @@ class JobService {
   void set_state(Supervised& s, JobState state, std::string text);
   void start_attempt(Supervised& s);
   void attempt_ended(const std::string& run_id);
-  /// issue 14 (x14tree): logs and keeps lpd-monitor's "left_running"
+  /// logs and keeps lpd-monitor's "left_running"
   /// (processes the command left behind, which the monitor killed).
   void note_left_running(Supervised& s, const json& status);
   void finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal);
@@ -248,7 +248,7 @@ class JobService {
   /// 0600, in the run's directory; the monitor removes it). Throws
   /// protocol::Error(kInternal).
   static void write_env_file(const std::string& path, const std::vector<std::string>& env);
-  /// h18cli: appends `banner` (attempt_banner) to the run's log `log_fd`
+  /// appends `banner` (attempt_banner) to the run's log `log_fd`
   /// (at `path`), after a newline when the log does not end with one;
   /// nothing for "". A failed write is logged, never thrown.
   static void write_attempt_banner(int log_fd, const std::string& path, const std::string& banner);
@@ -281,7 +281,7 @@ class JobService {
   std::map<std::uint64_t, WorkerActivity> activities_;  // by session id
   std::map<pid_t, std::string> tracebacks_;              // by pid, from traceback connections
   std::vector<std::unique_ptr<Pending>> pending_;
-  RunOutputCap output_cap_;  // h13out: after what its callback uses
+  RunOutputCap output_cap_;  // after what its callback uses
 };
 
 }  // namespace lpd::daemon

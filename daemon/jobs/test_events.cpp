@@ -123,7 +123,7 @@ json JobService::handle_test_finish(Call& call) {
   if (reruns < 0 || reruns > 1'000'000) throw Error(ErrorCode::kBadRequest, "field \"reruns\" must be 0..1000000");
   r.reruns = static_cast<int>(reruns);
   r.failure_reason = truncated_text(f.optional_string("failure_reason").value_or(""), kMaxMessageBytes);
-  // x14py (issue 14): a failed test's helper log lines, for its <system-out>.
+  // a failed test's helper log lines, for its <system-out>.
   r.system_out = truncated_text(f.optional_string("system_out").value_or(""), kMaxSystemOut);
   // pytest's report.wasxfail as is (junitxml drops a leading "reason: "),
   // or true with the reason in `message`.
@@ -350,7 +350,7 @@ void JobService::peer_gone(const Peer& peer) {
 
 }  // namespace lpd::daemon
 
-// -- issue 12: phases, failures outside tests, what was collected --------
+// -- phases, failures outside tests, what was collected --------
 
 namespace lpd::daemon {
 
@@ -422,7 +422,7 @@ json JobService::handle_collection_items(Call& call) {
   const std::vector<std::string> nodeids = call.fields.string_list("nodeids");
   if (nodeids.size() > kMaxItemsPerMessage)
     throw Error(ErrorCode::kTooLarge, "field \"nodeids\" holds over " + std::to_string(kMaxItemsPerMessage) + " items");
-  // h13cpu: checked in place (bounded() takes a copy: every xdist worker
+  // checked in place (bounded() takes a copy: every xdist worker
   // lists the whole suite, tens of thousands of nodeids each).
   for (const auto& nodeid : nodeids)
     if (nodeid.size() > kMaxNodeidBytes) bounded("nodeids", nodeid, kMaxNodeidBytes);

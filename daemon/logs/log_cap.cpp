@@ -64,7 +64,6 @@ FrontFreed free_log_range(const std::string& path, std::uint64_t from, std::uint
   return {true, held};
 }
 
-// h14fixA
 std::uint64_t release_reserved_past_end(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd) throw std::system_error(errno, std::generic_category(), "cannot open " + path);
@@ -88,7 +87,6 @@ std::uint64_t release_reserved_past_end(const std::string& path) {
   return disk > after ? disk - after : 0;
 }
 
-// h13out
 std::optional<LogParts> log_parts(const std::string& path) {
   auto log = open_log_to_read(path);
   if (!log) return std::nullopt;
@@ -141,7 +139,7 @@ void LogGrowthWatch::unwatch(const std::string& path) {
   watches_.erase(it);
 }
 
-void LogGrowthWatch::hurry() { hurried_ = true; }  // h14fixA
+void LogGrowthWatch::hurry() { hurried_ = true; }
 
 void LogGrowthWatch::wait() {
   if (waiting_ || window_open_ || !inotify_) return;
@@ -154,7 +152,7 @@ void LogGrowthWatch::wait() {
                          read_events();
                          // Quiet for one window: the writes meanwhile pile up as one event.
                          window_open_ = true;
-                         // h14fixA: short after a check that found logs far over their cap.
+                         // short after a check that found logs far over their cap.
                          timer_.expires_after(hurried_ ? std::max(window_ / 10, std::chrono::milliseconds(5))
                                                        : window_);
                          hurried_ = false;

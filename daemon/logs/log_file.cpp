@@ -105,7 +105,7 @@ std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines,
   } catch (const std::system_error&) {
     return 0;
   }
-  // h14logcap: nothing before the kept part is read or counted.
+  // nothing before the kept part is read or counted.
   const std::uint64_t kept_from = std::min(next_data_offset(fd, 0), end);
   constexpr std::uint64_t kBlock = 64 * 1024;
   std::vector<char> block(kBlock);
@@ -140,7 +140,6 @@ std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines,
   return found ? result : kept_from;
 }
 
-// h14fixA
 std::optional<OpenedLog> open_log_to_read(const std::string& path) {
   OpenedLog log;
   try {

@@ -52,7 +52,7 @@ std::uint64_t file_size(const std::string& path);
 /// first byte the size cap kept (first_kept_offset): what was freed is no line.
 std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines, std::uint64_t end);
 
-/// h14fixA: the text of the last `lines` lines of the log at `path`, at
+/// the text of the last `lines` lines of the log at `path`, at
 /// most `max_bytes` of them (the newest; a line cut at the front starts
 /// with "[...] "), read backwards from its end as offset_of_last_lines, so
 /// an unterminated last line is included. What the size cap freed is not
@@ -69,14 +69,14 @@ std::optional<OpenedLog> open_log_to_read(const std::string& path);
 
 std::optional<std::string> last_log_lines(const std::string& path, std::uint64_t lines, std::size_t max_bytes);
 
-/// h14logcap: the first offset at or after `offset` that holds data, for a
+/// the first offset at or after `offset` that holds data, for a
 /// reader of a log whose oldest part the size cap freed (a hole punched at
 /// its front reads as zeros, which no helper wrote). `offset` itself when
 /// it holds data or the file system cannot tell (no SEEK_DATA); the file's
 /// end when only a hole follows. Like `cp --sparse`, it asks lseek(SEEK_DATA).
 std::uint64_t next_data_offset(int fd, std::uint64_t offset);
 
-/// h14logcap: where the kept part of the log at `path` begins (0 when
+/// where the kept part of the log at `path` begins (0 when
 /// nothing was freed, or it cannot be read).
 std::uint64_t first_kept_offset(const std::string& path);
 

@@ -12,7 +12,7 @@
 
 #include <boost/asio/post.hpp>
 
-#include "daemon/logs/log_file.h"  // h14logcap: next_data_offset
+#include "daemon/logs/log_file.h"  // next_data_offset
 #include "daemon/core/untrusted_file.h"
 
 namespace lpd::daemon {
@@ -22,7 +22,7 @@ constexpr std::size_t kChunkBytes = 64 * 1024;
 /// Bytes read per turn of the event loop before yielding to other work.
 constexpr std::size_t kBytesPerTurn = 1024 * 1024;
 
-/// h14logcap: the size of the open file (0 when fstat fails).
+/// the size of the open file (0 when fstat fails).
 std::uint64_t file_size_of(int fd) {
   struct stat st {};
   return ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
@@ -105,11 +105,11 @@ void LogTail::read_some() {
           if (auto self = weak.lock()) self->schedule_read();
         }))
       return;  // the reader is behind: read on once it caught up
-    // h14logcap: the size cap may have freed the front of the log (a hole,
+    // the size cap may have freed the front of the log (a hole,
     // read as zeros no helper wrote): go on from the first kept byte.
     offset_ = next_data_offset(file_fd_, offset_);
     std::uint64_t wanted = std::min<std::uint64_t>(buffer.size(), until_ > offset_ ? until_ - offset_ : 0);
-    // h13out: a run's output keeps its head and frees its middle: a read
+    // a run's output keeps its head and frees its middle: a read
     // ends where the data does (SEEK_HOLE), never reading the hole's zeros.
     if (const off_t hole = ::lseek(file_fd_, static_cast<off_t>(offset_), SEEK_HOLE);
         hole > static_cast<off_t>(offset_))
@@ -119,7 +119,7 @@ void LogTail::read_some() {
     if (n < 0 && errno == EINTR) continue;
     if (n == 0 && wanted > 0) {
       if (file_size_of(file_fd_) < offset_) {
-        // h14logcap: emptied by the cap where holes cannot be punched
+        // emptied by the cap where holes cannot be punched
         // (`tail -F` says "file truncated"): read it again from the start.
         // Not before the file reached offset_: then it is only not written
         // that far yet (an attach from past the end waits for it).
@@ -142,7 +142,7 @@ void LogTail::read_some() {
         return;
       }
       if (coalescing_.count() > 0 && this_turn > 0) {
-        // h13cpu: output is flowing (a test suite's progress): read again
+        // output is flowing (a test suite's progress): read again
         // after one window instead of waking on the next write and then
         // waiting out a window, which was two wake-ups per window. A window
         // that finds nothing goes back to waiting for a change.

@@ -36,7 +36,7 @@ void PatternWait::on_line(const LineSplitter::Line& line) {
   try {
     matched = pattern_.search(text, credit_);
   } catch (const PatternTooComplex& e) {
-    // h14fixA: one give-up decides the wait, so a hostile helper costs
+    // one give-up decides the wait, so a hostile helper costs
     // the daemon one budget, not one per line it prints.
     decided_ = true;
     if (callbacks_.on_too_complex) callbacks_.on_too_complex(e.what());
@@ -82,7 +82,6 @@ std::string PatternWait::last_lines() const {
   return out;
 }
 
-// h14logcap
 std::uint64_t PatternWait::read_offset() const {
   // Decided (matched, out of lines, stopped): it reads nothing more, so it holds nothing back.
   return decided_ || !tail_ ? UINT64_MAX : tail_->offset();

@@ -18,7 +18,7 @@ namespace lpd::daemon {
 /// line: it tails the file (inotify), splits lines with a bounded buffer,
 /// searches each with the pattern and remembers the last lines so a failure
 /// can show them. It reports a match once, or that the line budget ran out,
-/// or (h14fixA) that the pattern proved too complex for a line.
+/// or that the pattern proved too complex for a line.
 class PatternWait : public std::enable_shared_from_this<PatternWait> {
  public:
   static constexpr std::size_t kMaxLineBytes = 64 * 1024;
@@ -28,7 +28,7 @@ class PatternWait : public std::enable_shared_from_this<PatternWait> {
   struct Callbacks {
     std::function<void(const std::string& line, std::uint64_t end_offset)> on_match;
     std::function<void()> on_line_limit;
-    /// h14fixA: a line's search ran past its budget (PatternTooComplex's
+    /// a line's search ran past its budget (PatternTooComplex's
     /// text); no further line is searched.
     std::function<void(const std::string& why)> on_too_complex;
   };
@@ -48,7 +48,7 @@ class PatternWait : public std::enable_shared_from_this<PatternWait> {
 
   /// The last lines read, oldest first, joined with newlines.
   std::string last_lines() const;
-  /// h14logcap: how far the log was read; the size cap frees nothing
+  /// how far the log was read; the size cap frees nothing
   /// beyond it while the wait runs, so the ready line is never freed
   /// unread. UINT64_MAX once the wait is decided or stopped.
   std::uint64_t read_offset() const;
@@ -60,7 +60,7 @@ class PatternWait : public std::enable_shared_from_this<PatternWait> {
   void on_line(const LineSplitter::Line& line);
 
   Pattern pattern_;
-  SearchCredit credit_;  // h14fixA: what searching this log may cost
+  SearchCredit credit_;  // what searching this log may cost
   std::int64_t max_lines_;
   Callbacks callbacks_;
   LineSplitter splitter_;

@@ -35,7 +35,7 @@
 // command's process after it became the user: a root monitor must never
 // run under a user's LD_PRELOAD or LD_LIBRARY_PATH.
 //
-// Terminal (h18cli, issue 18): with --pty COLSxROWS the command's stdout
+// Terminal: with --pty COLSxROWS the command's stdout
 // and stderr are a pseudo-terminal of that size (its stdin stays
 // /dev/null), so a test runner keeps its colours and line buffering, as in
 // the terminal of the `lpctl run` that asked; a thread copies what it
@@ -48,20 +48,20 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
-#include <sys/ioctl.h>  // h18cli
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <termios.h>  // h18cli
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>              // h18cli
-#include <condition_variable>  // h18cli
-#include <mutex>               // h18cli
-#include <thread>              // h18cli
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -93,7 +93,7 @@ double now_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
-/// (issue 13, full disk) Writes `text` over the "running" status file
+/// (full disk) Writes `text` over the "running" status file
 /// already at `path`, inside the block that file holds: on a full disk the
 /// temp file of write_atomically gets no block, and the exit status would
 /// be lost. Not atomic, but lpd reads the final status only once the
@@ -281,7 +281,7 @@ CommandCgroup make_command_cgroup(const std::string& base_dir) {
   return made;
 }
 
-// -- h14left: the test each leftover started in ----------------------------
+// -- the test each leftover started in ----------------------------
 
 /// The clocks a leftover's start time is turned into wall-clock time with.
 struct StartClock {
@@ -338,7 +338,7 @@ std::string left_running_fields(const std::vector<lpd::daemon::Leftover>& leftov
          "],\"left_running_count\":" + std::to_string(leftovers.size());
 }
 
-// -- h18cli (issue 18): the command on a pseudo-terminal ---------------------
+// -- the command on a pseudo-terminal ---------------------
 
 /// Parses "COLSxROWS" (each 1..10000); false for anything else.
 bool parse_terminal_size(const std::string& text, winsize* out) {
@@ -444,7 +444,6 @@ class TerminalCopy {
   bool done_ = false;
   std::thread thread_;
 };
-// -- end h18cli
 
 }  // namespace
 
@@ -452,7 +451,7 @@ int main(int argc, char** argv) {
   std::string status_path, cwd, env_file, cgroup_base;
   Identity who;
   bool has_uid = false, has_gid = false;
-  bool use_terminal = false;  // h18cli: --pty
+  bool use_terminal = false;  // --pty
   winsize terminal_size{};
   int i = 1;
   for (; i < argc; ++i) {
@@ -466,7 +465,7 @@ int main(int argc, char** argv) {
       env_file = argv[++i];
     } else if (arg == "--cgroup-base" && i + 1 < argc) {
       cgroup_base = argv[++i];
-    } else if (arg == "--pty" && i + 1 < argc && parse_terminal_size(argv[i + 1], &terminal_size)) {  // h18cli
+    } else if (arg == "--pty" && i + 1 < argc && parse_terminal_size(argv[i + 1], &terminal_size)) {
       use_terminal = true;
       ++i;
     } else if (arg == "--uid" && i + 1 < argc && parse_id(argv[i + 1], &id)) {
@@ -498,7 +497,7 @@ int main(int argc, char** argv) {
   }
   std::vector<char*> command_envp;
   for (auto& entry : command_env) command_envp.push_back(entry.data());
-  // h14left: a leftover whose PYTEST_CURRENT_TEST is this one got it from
+  // a leftover whose PYTEST_CURRENT_TEST is this one got it from
   // outside the run, not from a test of it.
   std::optional<std::string> inherited_test;
   if (env_file.empty()) {
@@ -531,7 +530,7 @@ int main(int argc, char** argv) {
   CommandCgroup cgroup = make_command_cgroup(cgroup_base);
   g_cgroup_kill_fd = cgroup.kill_fd;
 
-  // h18cli: the terminal, made before the fork (the child only dup2s).
+  // the terminal, made before the fork (the child only dup2s).
   int terminal_master = -1, terminal_slave = -1;
   if (use_terminal && !open_terminal(terminal_size, &terminal_master, &terminal_slave)) {
     std::fprintf(stderr, "lpd-monitor: cannot open a pseudo-terminal (%s); the command writes to the log directly\n",
@@ -565,7 +564,7 @@ int main(int argc, char** argv) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
-    if (terminal_slave >= 0) {  // h18cli: stdout and stderr on the terminal
+    if (terminal_slave >= 0) {  // stdout and stderr on the terminal
       ::dup2(terminal_slave, STDOUT_FILENO);
       ::dup2(terminal_slave, STDERR_FILENO);
     }
@@ -586,7 +585,7 @@ int main(int argc, char** argv) {
   ::setpgid(child, child);  // both sides, so no signal can race the child's own setpgid
   g_child_group = child;
   ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr);  // a stop already pending is forwarded now
-  // h18cli: the command's tree holds the terminal now; the copy ends when it lets go.
+  // the command's tree holds the terminal now; the copy ends when it lets go.
   std::optional<TerminalCopy> terminal_copy;
   if (terminal_master >= 0) {
     ::close(terminal_slave);
@@ -616,7 +615,7 @@ int main(int argc, char** argv) {
   const auto leftovers = lpd::daemon::kill_own_descendants(cgroup.kill_fd);
   g_cgroup_kill_fd = -1;
   if (cgroup.kill_fd >= 0) ::close(cgroup.kill_fd);
-  // h18cli: the whole tree is gone: the rest of its output, then the status.
+  // the whole tree is gone: the rest of its output, then the status.
   if (terminal_copy && !terminal_copy->wait(std::chrono::seconds(10)))
     std::fprintf(stderr, "lpd-monitor: the command's terminal is still held open by a process outside the run; "
                          "its output after this point is not in the log\n");
@@ -630,7 +629,7 @@ int main(int argc, char** argv) {
   else
     result += ",\"signal\":null,\"exit_code\":" + std::to_string(WEXITSTATUS(status));
   // Printable UTF-8 and bounded: lpd's JSON parser refuses anything else,
-  // and would lose the exit status with it (h14left).
+  // and would lose the exit status with it.
   result += ",\"command\":" + json_string(lpd::daemon::printable_utf8(command[0], 4096));
   result += ",\"tree\":" + json_string(cgroup.dir.empty() ? "subreaper" : "cgroup");
   result += left_running_fields(leftovers, inherited_test, read_start_clock()) + "}\n";

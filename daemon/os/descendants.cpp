@@ -252,7 +252,7 @@ std::vector<Leftover> kill_own_descendants(int cgroup_kill_fd) {
         continue;
       }
       Leftover leftover{pid, stat->start_time, read_cmdline(pid), std::nullopt};
-      // h14left: which test started it (pytest's variable, inherited at
+      // which test started it (pytest's variable, inherited at
       // exec); read only for those a report lists: a fork bomb's thousands
       // cost no more.
       if (found.size() < kMaxLeftoversDescribed) leftover.pytest_current_test = read_environ_value(pid, "PYTEST_CURRENT_TEST");

@@ -11,7 +11,7 @@
 #include "daemon/core/clock.h"
 #include "daemon/core/paging.h"
 #include "daemon/pauses/pause_announcement.h"
-#include "protocol/paths.h"                    // h15term
+#include "protocol/paths.h"
 #include "daemon/os/process_identity.h"
 #include "daemon/core/resource_shortage.h"
 
@@ -40,7 +40,7 @@ PauseService::PauseService(boost::asio::io_context& io, EventBus& events, const 
                            RunRegistry& runs, const AccessPolicy& access, const std::string& socket_path)
     : io_(io), events_(events), store_(store), runs_(runs), access_(access), socket_path_(socket_path) {
   events_.subscribe([this](const Event& e) { on_event(e); });
-  // h15lp: a command file in a run's --pause-dir resumes a pause of that
+  // a command file in a run's --pause-dir resumes a pause of that
   // run only, by the same rules as pause.resume.
   dirs_ = std::make_unique<PauseDirs>(
       io_, events_, runs_, registry_,
@@ -53,7 +53,7 @@ PauseService::PauseService(boost::asio::io_context& io, EventBus& events, const 
 }
 
 void PauseService::publish(std::string_view event, const Pause& pause) {
-  // h15term: the terminal lines travel with the event (content: only the
+  // the terminal lines travel with the event (content: only the
   // pause's owner sees them, as its failure text). The resume command names
   // the socket unless lpctl of that user finds it by itself; lpd's own
   // $LPD_SOCKET does not count, the terminal pasting may not have it.
@@ -121,7 +121,7 @@ void PauseService::settle(Pause& pause, std::string_view event) {
   }
   timers_.erase(pause.pause_id);
   exit_watches_.erase(pause.pause_id);
-  publish(event, pause);  // h15term
+  publish(event, pause);
   persist(pause);
   spdlog::info("pause {} ({}): {}", pause.pause_id, pause.nodeid, to_string(pause.status));
 }
@@ -188,7 +188,7 @@ json PauseService::handle_request(Call& call) {
   Pause& added = registry_.add(std::move(pause), nullptr);
   waiting_[pause_id] = call.defer();
   arm(added, pinned.pidfd);
-  publish("pause.created", added);  // h15term
+  publish("pause.created", added);
   spdlog::info("pause {} created for {} (run {}, pid {})", pause_id, added.nodeid, run_id, added.pid);
   return json();
 }

@@ -26,7 +26,7 @@ namespace lpd::daemon {
 /// runs/<run_id>/pauses/<pause_id>.json and published on the event bus.
 class PauseService {
  public:
-  /// `socket_path` (h15term): where lpd listens, read when a pause event is
+  /// `socket_path`: where lpd listens, read when a pause event is
   /// published (the caller keeps it; systemd may set it after construction),
   /// for the resume command the events' `announcement` shows.
   PauseService(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
@@ -36,7 +36,7 @@ class PauseService {
   json handle_resume(Call& call);
   json handle_list(Call& call);
   json handle_watch(Call& call);  // deferred until a pause of the run is pending
-  /// h15lp: pause.mirror, pytest-live-pause's pause directory (PauseDirs).
+  /// pause.mirror, pytest-live-pause's pause directory (PauseDirs).
   json handle_mirror(Call& call) { return dirs_->handle_mirror(call); }
   /// The pause `id_or_prefix` names and its owner, for the dispatcher's
   /// gate of pause.resume. Throws not_found, or bad_request (ambiguous prefix).
@@ -66,7 +66,7 @@ class PauseService {
   void settle(Pause& pause, std::string_view event);
   void persist(const Pause& pause);
   void on_event(const Event& event);
-  /// h15term: publishes pause event `event` with the lines a terminal shows
+  /// publishes pause event `event` with the lines a terminal shows
   /// for it (`announcement`, see pause_announcement.h).
   void publish(std::string_view event, const Pause& pause);
   void answer_watchers(std::string_view run_id, const Pause* pause, std::string_view run_ended_message);
@@ -76,7 +76,7 @@ class PauseService {
   const StateStore& store_;
   RunRegistry& runs_;
   const AccessPolicy& access_;
-  const std::string& socket_path_;  // h15term
+  const std::string& socket_path_;
   PauseRegistry registry_;
   std::mt19937_64 random_{std::random_device{}()};
 
@@ -84,7 +84,7 @@ class PauseService {
   std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> timers_;
   std::map<std::string, std::shared_ptr<ExitWatch>> exit_watches_;
   std::list<Watcher> watchers_;
-  std::unique_ptr<PauseDirs> dirs_;  // h15lp: after the registry it reads
+  std::unique_ptr<PauseDirs> dirs_;  // after the registry it reads
 };
 
 }  // namespace lpd::daemon

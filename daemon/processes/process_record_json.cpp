@@ -41,7 +41,7 @@ json process_to_json(const SupervisedProcess& r, double now) {
           {"logs", r.logs},
           {"start_number", r.start_number},
           {"keep_logs", r.keep_logs},
-          {"log_dropped_bytes", r.log_dropped_bytes},  // h14logcap
+          {"log_dropped_bytes", r.log_dropped_bytes},
           {"leased", r.leased},
           {"linger", r.linger},
           {"timeout", r.timeout},
@@ -94,7 +94,7 @@ std::optional<SupervisedProcess> process_from_json(const json& v) {
     }
     r.start_number = integer_field<std::uint64_t>(v, "start_number").value_or(0);
     r.keep_logs = integer_field<std::uint64_t>(v, "keep_logs").value_or(kDefaultKeptLogs);
-    r.log_dropped_bytes = integer_field<std::uint64_t>(v, "log_dropped_bytes").value_or(0);  // h14logcap
+    r.log_dropped_bytes = integer_field<std::uint64_t>(v, "log_dropped_bytes").value_or(0);
     if (r.keep_logs < 1 || r.keep_logs > kMaxKeptLogs) r.keep_logs = kDefaultKeptLogs;
     r.leased = v.value("leased", false);
     r.linger = v.value("linger", 0.0);

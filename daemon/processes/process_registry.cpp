@@ -91,7 +91,7 @@ SupervisedProcess* ProcessRegistry::mutable_record(const ProcessKey& key) {
   return e ? &e->record : nullptr;
 }
 
-// -- h14owner: picking among owners ---------------------------------------------
+// -- picking among owners ---------------------------------------------
 std::string uid_text(uid_t uid) { return "uid " + std::to_string(uid); }
 
 namespace {
@@ -172,7 +172,6 @@ ProcessKey ProcessRegistry::resolve(const ProcessAddress& address, uid_t caller,
   }
   throw protocol::Error(protocol::ErrorCode::kNotFound, message);
 }
-// -- end h14owner ------------------------------------------------------------------
 
 std::vector<const SupervisedProcess*> ProcessRegistry::all() const {
   std::vector<const SupervisedProcess*> out;
@@ -181,7 +180,7 @@ std::vector<const SupervisedProcess*> ProcessRegistry::all() const {
   return out;
 }
 
-// h14fixB: proc.list pages.
+// proc.list pages.
 std::vector<const SupervisedProcess*> ProcessRegistry::after_generation(std::uint64_t after) const {
   std::vector<const SupervisedProcess*> out;
   for (const auto& [_, e] : entries_)

@@ -84,7 +84,7 @@ struct SupervisedProcess {
   std::vector<std::string> logs;  // the kept starts' logs, newest first (log_path first)
   std::uint64_t start_number = 0; // how many times this key was started; names the log
   std::uint64_t keep_logs = 5;    // how many starts' logs are kept
-  /// h14logcap: bytes of log_path's oldest output freed by the size cap
+  /// bytes of log_path's oldest output freed by the size cap
   /// (HelperLogLimits); its offsets still count them.
   std::uint64_t log_dropped_bytes = 0;
   bool leased = false;            // started by a lease: stopped once its last holder is gone
@@ -118,7 +118,7 @@ struct ProcessAddress {
   std::string name;
   std::optional<std::string> scope;
   std::optional<uid_t> owner;
-  // h14owner: which of other users' records count when several owners
+  // which of other users' records count when several owners
   // have a helper of this name. Acting on one (kill, release) means a
   // running one: ended records are ignored while any of them runs.
   // Reading (info, logs) means any record, ended ones too (a crashed
@@ -126,7 +126,7 @@ struct ProcessAddress {
   bool running_first = false;
 };
 
-/// h14owner: how a uid is named in messages ("alice (uid 1000)"); the
+/// how a uid is named in messages ("alice (uid 1000)"); the
 /// registry does no lookups of its own.
 using OwnerNamer = std::function<std::string(uid_t)>;
 /// "uid N": the namer when the caller has none.
@@ -160,7 +160,7 @@ class ProcessRegistry {
 
   const SupervisedProcess* find(const ProcessKey& key) const;
   std::vector<const SupervisedProcess*> all() const;
-  /// h14fixB: the records started (or restored) after `after_generation`,
+  /// the records started (or restored) after `after_generation`,
   /// in that order (by generation): proc.list's pages, whose cursor is the
   /// last generation listed. A helper started again moves to the end.
   std::vector<const SupervisedProcess*> after_generation(std::uint64_t after_generation) const;
@@ -172,7 +172,7 @@ class ProcessRegistry {
   /// any scope, the caller's own first. Throws protocol::Error not_found
   /// (naming the caller's own helpers of that name elsewhere), or conflict
   /// when several match and the caller owns none or several of them.
-  /// h14owner: among other users' helpers, several owners is a conflict
+  /// among other users' helpers, several owners is a conflict
   /// naming the owners (`owner_name`) and asking for one, whoever asks:
   /// root and the admin group are never handed one user's helper over
   /// another's. With `running_first`, ended records of other users in the

@@ -1,6 +1,6 @@
 #include "daemon/processes/process_service.h"
 
-#include <sys/stat.h>  // h14logcap
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -73,7 +73,6 @@ ProcessService::ProcessService(boost::asio::io_context& io, const StateStore& st
       events_(events),
       launcher_(launcher),
       registry_(check_liveness),
-      // h14logcap
       log_limits_(log_limits),
       log_watch_(std::make_unique<HelperLogWatch>(io, kLogCapWindow, [this](uid_t owner) { enforce_log_caps(owner); })) {}
 
@@ -97,11 +96,11 @@ void ProcessService::publish(const std::string& type, const SupervisedProcess& r
 nlohmann::json ProcessService::describe(const SupervisedProcess& record) const {
   nlohmann::json out = process_to_json(record, wall_seconds());
   out["holders"] = is_running(record.state) ? leases_.holders(record.key(), record.generation) : 0;
-  out["tree_running"] = tree_runs(record);  // h14fixB
+  out["tree_running"] = tree_runs(record);
   return out;
 }
 
-// h14fixB: a record whose leader exited but whose tree runs on.
+// a record whose leader exited but whose tree runs on.
 bool ProcessService::tree_runs(const SupervisedProcess& record) const {
   if (is_running(record.state)) return true;
   // left_running is listed at the leader's exit (and at restore); a tree
@@ -117,7 +116,7 @@ nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, const E
   // caller reading from it sees only what comes after this ensure.
   const bool reused = answer.outcome == EnsureOutcome::kReused;
   const std::uint64_t offset = reused ? file_size(r.log_path) : r.ready_offset;
-  // h14ensure: `outcome` and `differs` say what this call did and how the
+  // `outcome` and `differs` say what this call did and how the
   // helper it got differs from what it asked; `pattern` null: it was
   // ready once spawned (nothing was waited for).
   nlohmann::json out = {{"name", r.name},
@@ -139,7 +138,7 @@ nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, const E
           {"started_at", r.started_at},
           {"ready_at", r.ready_at},
           {"startup_seconds", r.ready_at > r.started_at ? r.ready_at - r.started_at : 0.0}};
-  // h14fixA: a helper whose start failed but which was left running is
+  // a helper whose start failed but which was left running is
   // handed back (as pytest-xprocess does), saying it never became ready.
   out["ready"] = r.state == ProcState::kReady;
   if (r.state == ProcState::kStarting && !r.failure.empty())
@@ -148,7 +147,7 @@ nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, const E
   return out;
 }
 
-// h14fixA: read from the log itself (the end of the file, bounded), so a
+// read from the log itself (the end of the file, bounded), so a
 // helper without a pattern, or one whose last line has no newline yet, is
 // never said to have an empty log.
 std::optional<std::string> ProcessService::last_lines_of(const ProcessKey& key) const {
@@ -172,7 +171,7 @@ StartFailure ProcessService::failure(ErrorCode code, const ProcessKey& key, std:
   } else if (!fate.empty()) {
     what += "; " + fate;
   }
-  const auto lines = last_lines_of(key);  // h14fixA
+  const auto lines = last_lines_of(key);
   if (!lines) {
     what += "; its log cannot be read";
   } else if (lines->empty()) {
@@ -203,7 +202,7 @@ void ProcessService::persist_start(const ProcessKey& key, std::uint64_t generati
 
 // -- ensure ----------------------------------------------------------------
 
-// h14ensure: the reuse path (the common one: every test of a session
+// the reuse path (the common one: every test of a session
 // asks for the helper) does only what a reuse needs: no as-user check,
 // no pattern compile when it is the running helper's, no scan of every
 // record; liveness (a poll of the exit watch's pidfd, else /proc/PID/stat)
@@ -284,7 +283,7 @@ void ProcessService::plan_and_run(EnsureRequest request, EnsureDone done, const 
       return;
     case EnsurePlan::kJoin: {
       auto& sup = supervision(key);
-      // h14fixA: its start already failed (timeout, line limit, a pattern
+      // its start already failed (timeout, line limit, a pattern
       // too complex) and it was left running: pytest-xprocess hands such
       // a process back on the next ensure (it runs), so this is a reuse,
       // answered now, with `ready` false and the reason; not a new wait.
@@ -359,7 +358,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   const ProcessKey key = request.key();
   // Fail before touching the old logs when the command cannot run at all.
   resolve_executable(request.argv.front(), request.env, request.cwd);
-  if (!registry_.find(key)) make_room_for(key);  // h14logcap: a new record of its owner's
+  if (!registry_.find(key)) make_room_for(key);  // a new record of its owner's
   if (const auto* previous = registry_.find(key); previous && !previous->cgroup_dir.empty()) {
     // Its leader exited but its server did not (a daemonizing helper): a
     // second one would run beside it, unseen; the user decides.
@@ -432,7 +431,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   watch_exit(key, generation, launched.pidfd, true);
   persist_start(key, generation);
   const auto* stored = registry_.find(key);
-  // h14logcap: its log counts from now on; its owner's kept logs may have
+  // its log counts from now on; its owner's kept logs may have
   // to give way (from the loop: not on the start's own path).
   if (is_running(stored->state)) watch_log(*stored);
   request_log_caps(stored->owner);
@@ -440,7 +439,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   if (stored->state != ProcState::kStarting) return;  // its record could not be written: being killed
   if (!pattern) {
     // pytest-xprocess 1.0 allows a starter with no pattern: ready once
-    // spawned. h14ensure: answered from the loop, and only if it has not
+    // spawned. Answered from the loop, and only if it has not
     // already exited by then (a helper that dies at once is not called
     // ready: its exit, with its status, is the answer).
     boost::asio::post(io_, [this, key, generation] { ready_unless_exited(key, generation); });
@@ -549,7 +548,7 @@ void ProcessService::watch_pattern(const ProcessKey& key, std::uint64_t generati
     on_match(key, generation, line, end);
   };
   callbacks.on_line_limit = [this, key, generation] { on_line_limit(key, generation); };
-  callbacks.on_too_complex = [this, key, generation](const std::string& why) {  // h14fixA
+  callbacks.on_too_complex = [this, key, generation](const std::string& why) {
     on_pattern_too_complex(key, generation, why);
   };
   try {
@@ -587,7 +586,7 @@ void ProcessService::on_match(const ProcessKey& key, std::uint64_t generation, c
   spdlog::info("process {} ready (pid {}) after {:.3f}s", key, stored->pid, stored->ready_at - stored->started_at);
   persist(*stored);
   publish("process.ready", *stored);
-  // h14logcap: while its pattern was awaited, the cap freed nothing unread;
+  // while its pattern was awaited, the cap freed nothing unread;
   // a log that grew large meanwhile is capped now, in this same turn of the
   // loop, so whoever was told "ready" never sees it over the cap. One helper
   // becomes ready once per start, so this is not the burst request_log_caps()
@@ -603,7 +602,7 @@ void ProcessService::on_match(const ProcessKey& key, std::uint64_t generation, c
 void ProcessService::on_line_limit(const ProcessKey& key, std::uint64_t generation) {
   const auto* record = registry_.find(key);
   if (!record || record->generation != generation) return;
-  // x14py (issue 14): with keep_on_timeout (lpd's xprocess fixture always
+  // with keep_on_timeout (lpd's xprocess fixture always
   // sends it) the process is left running, as pytest-xprocess leaves it.
   const bool keep = record->keep_on_timeout;
   const auto why = failure(ErrorCode::kUnavailable, key,
@@ -619,7 +618,7 @@ void ProcessService::on_line_limit(const ProcessKey& key, std::uint64_t generati
   persist(*registry_.find(key));
 }
 
-// h14fixA: the pattern's search of a line was given up (ReDoS bound).
+// the pattern's search of a line was given up (ReDoS bound).
 // The start fails at once, as on a timeout: the helper is killed, or left
 // running with keep_on_timeout (as pytest-xprocess leaves it); its log is
 // not searched any more.
@@ -676,7 +675,7 @@ void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation,
   auto* record = registry_.mutable_record(key);
   if (!record || record->generation != generation) return;
   const ProcState before = record->state;
-  // h14ensure: with no pattern, "starting" is the moment between its spawn and the answer.
+  // with no pattern, "starting" is the moment between its spawn and the answer.
   const bool no_pattern = record->pattern.empty();
   const auto why = failure(ErrorCode::kUnavailable, key,
                            "process " + key.name + " (pid " + std::to_string(record->pid) + ") exited with " +
@@ -709,9 +708,9 @@ void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation,
   publish(stored->state == ProcState::kKilled ? "process.killed" : "process.exited", *stored);
   end_followers(key);
   end_leases(key);
-  // h14logcap: nobody writes its log now; what it wrote last is capped too.
+  // nobody writes its log now; what it wrote last is capped too.
   log_watch_->unwatch(stored->log_path);
-  if (!stored->cgroup_dir.empty()) {  // h14fixA: only a tree lpd can see has surely ended
+  if (!stored->cgroup_dir.empty()) {  // only a tree lpd can see has surely ended
     int error = 0;
     if (cgroup_members(stored->cgroup_dir, &error).empty() && (error == 0 || error == ENOENT))
       release_reserved_log_space(*stored);
@@ -740,7 +739,7 @@ void ProcessService::mark_lost(const ProcessKey& key) {
   publish("process.lost", *record);
   end_followers(key);
   end_leases(key);
-  log_watch_->unwatch(record->log_path);  // h14logcap
+  log_watch_->unwatch(record->log_path);
 }
 
 void ProcessService::kill(const ProcessKey& key, int signo, std::chrono::milliseconds grace, KillDone done) {
@@ -847,7 +846,7 @@ void ProcessService::begin_kill(const ProcessKey& key, int signo, std::chrono::m
   });
 }
 
-// h14fixA (attack finding 6): space a helper reserved past its log's end
+// (attack finding 6): space a helper reserved past its log's end
 // (fallocate --keep-size) is given back once nothing of its tree can write
 // the log, so it does not count against its owner's other logs.
 void ProcessService::release_reserved_log_space(const SupervisedProcess& record) {
@@ -868,7 +867,7 @@ void ProcessService::finish_kill_if_done(const ProcessKey& key) {
   // Both the whole group gone and the leader's end recorded, so the reply
   // and `ps` agree.
   if (!record || !sup.kill_done || is_running(record->state)) return;
-  release_reserved_log_space(*record);  // h14fixA: its whole group is gone
+  release_reserved_log_space(*record);  // its whole group is gone
   auto waiters = std::move(sup.kill_waiters);
   sup.kill_waiters.clear();
   nlohmann::json result = describe(*record);
@@ -892,7 +891,7 @@ std::optional<nlohmann::json> ProcessService::release_instead_of_kill(const Proc
   return release(key, session);
 }
 
-// -- h14owner: proc.kill_all and leases -----------------------------------------
+// -- proc.kill_all and leases -----------------------------------------
 BulkKillVerdict kill_all_verdict(bool force, bool caller_holds, std::size_t holders_including_caller) {
   if (force) return BulkKillVerdict::kKill;
   const std::size_t others = holders_including_caller - (caller_holds && holders_including_caller > 0 ? 1 : 0);
@@ -920,7 +919,6 @@ std::optional<nlohmann::json> ProcessService::spare_from_kill_all(const ProcessK
                         {"kept", true},     {"holders", holders}, {"state", to_string(record->state)},
                         {"pid", record->pid}, {"was_running", true}};
 }
-// -- end h14owner ------------------------------------------------------------------
 
 nlohmann::json ProcessService::release(const ProcessKey& key, std::uint64_t session) {
   const auto* record = registry_.find(key);
@@ -989,7 +987,7 @@ nlohmann::json ProcessService::stream_logs(const ProcessKey& key, std::optional<
   const std::string path = record->log_path;
   const std::uint64_t size = file_size(path);
   std::uint64_t start = lines ? offset_of_last_lines(path, *lines, size) : 0;
-  // h14logcap: what the size cap freed is neither sent nor counted as skipped.
+  // what the size cap freed is neither sent nor counted as skipped.
   const std::uint64_t dropped = std::min(first_kept_offset(path), size);
   start = std::max(start, dropped);
   std::uint64_t skipped = 0;
@@ -1019,7 +1017,7 @@ nlohmann::json ProcessService::stream_logs(const ProcessKey& key, std::optional<
   }
   return {{"name", key.name}, {"scope", key.scope}, {"full_name", key.full_name()}, {"log_path", path}, {"offset", start},
           {"size", size},     {"skipped_bytes", skipped},   {"following", following},
-          {"dropped_bytes", dropped},  // h14logcap
+          {"dropped_bytes", dropped},
           {"state", to_string(record->state)}};
 }
 
@@ -1078,7 +1076,7 @@ void ProcessService::restore() {
       }
     }
     if (!is_running(record->state)) {
-      // h14fixB: what an ended helper's tree still runs is listed again
+      // what an ended helper's tree still runs is listed again
       // (its processes may have ended, or the leader ended while lpd was
       // down): kill-all, ps and the record limit go by it.
       if (!record->cgroup_dir.empty()) {
@@ -1100,7 +1098,7 @@ void ProcessService::restore() {
       record->state = liveness == Liveness::kReused ? ProcState::kLost : ProcState::kExited;
       record->exit = ExitStatus{};  // not our child any more: unknown
       record->ended_at = wall_seconds();
-      // h14fixB: a daemonizing helper's server outlives its leader.
+      // a daemonizing helper's server outlives its leader.
       if (!record->cgroup_dir.empty()) record->left_running = left_running_in(record->cgroup_dir);
       registry_.restore(std::move(*record));
       const auto* stored = registry_.find(key);
@@ -1137,15 +1135,15 @@ void ProcessService::restore() {
     // Leases ended with the old lpd's connections: holders get a moment
     // to come back (ensure with a lease) before a leased helper is stopped.
     stop_if_unheld(key, kRestoreLeaseGraceSeconds);
-    watch_log(*stored);  // h14logcap
+    watch_log(*stored);
   }
-  // h14logcap: helpers wrote on while lpd was down; cap every owner's logs now.
+  // helpers wrote on while lpd was down; cap every owner's logs now.
   std::set<uid_t> owners;
   for (const auto* record : registry_.all()) owners.insert(record->owner);
   for (uid_t owner : owners) enforce_log_caps(owner);
 }
 
-// -- h14logcap: the helper log cap ------------------------------------------
+// -- the helper log cap ------------------------------------------
 
 void ProcessService::watch_log(const SupervisedProcess& record) {
   if (log_limits_.per_log == 0 && log_limits_.per_owner == 0) return;
@@ -1198,7 +1196,7 @@ void ProcessService::enforce_log_caps(uid_t owner) {
       changed.insert(record->key());
     }
   }
-  std::uint64_t freed_now = 0;  // h14fixA: how far over its caps this owner got in one window
+  std::uint64_t freed_now = 0;  // how far over its caps this owner got in one window
   for (const auto& freeing : plan_log_freeing(uses, log_limits_, log_block_)) {
     const ProcessKey key = whose.at(freeing.path);
     auto* record = registry_.mutable_record(key);
@@ -1225,7 +1223,7 @@ void ProcessService::enforce_log_caps(uid_t owner) {
     const bool current = freeing.path == record->log_path;
     const std::uint64_t before = record->log_dropped_bytes;
     if (auto it = std::find_if(uses.begin(), uses.end(), [&](const LogUse& u) { return u.path == freeing.path; });
-        it != uses.end())  // h14fixA
+        it != uses.end())
       freed_now += freed.truncated ? freed.bytes : (freed.bytes > it->kept_from ? freed.bytes - it->kept_from : 0);
     if (current) record->log_dropped_bytes = dropped_after(before, freed.truncated, freed.bytes);
     // The first cut of a start is worth a line in lpd's log; a chatty
@@ -1239,7 +1237,7 @@ void ProcessService::enforce_log_caps(uid_t owner) {
     if (current) changed.insert(key);
   }
   for (const auto& key : changed) note_dropped(key);
-  // h14fixA (attack finding 7): more freed in one window than a whole cap
+  // (attack finding 7): more freed in one window than a whole cap
   // holds: its helpers write faster than one window allows; look sooner.
   const std::uint64_t smallest_cap = std::min(log_limits_.per_log ? log_limits_.per_log : UINT64_MAX,
                                               log_limits_.per_owner ? log_limits_.per_owner : UINT64_MAX);
@@ -1281,7 +1279,7 @@ void ProcessService::make_room_for(const ProcessKey& key) {
   for (const auto* record : registry_.all()) {
     if (record->owner != key.owner) continue;
     mine.push_back(record);
-    ages.push_back({tree_runs(*record), record->ended_at});  // h14fixB: a tree left running is never forgotten
+    ages.push_back({tree_runs(*record), record->ended_at});  // a tree left running is never forgotten
   }
   const HelperRoom room = make_room_for_helper(ages, log_limits_.helpers_per_owner);
   if (room.refused)

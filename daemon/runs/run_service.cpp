@@ -38,7 +38,7 @@ json RunService::handle_register(Call& call) {
   Run& run = registry_.join(request, make_run_id(now, random_()), now);
   controller_watches_.erase(run.run_id);  // it is connected again
   if (is_new) {
-    // (issue 13, full disk) A new run lpd cannot record would vanish at
+    // (full disk) A new run lpd cannot record would vanish at
     // the next restart, with its pauses: refuse it while the shim is there
     // to hear why (`unavailable`, naming the directory and the cause).
     try {
@@ -58,7 +58,7 @@ json RunService::handle_register(Call& call) {
 }
 
 json RunService::handle_end(Call& call) {
-  // h16srv: "ended" says whether this connection had a part in a run that
+  // "ended" says whether this connection had a part in a run that
   // it now ended; a connection in no run (another user naming someone's
   // run) changes nothing and is told so.
   bool had_part = false;
@@ -73,7 +73,7 @@ json RunService::handle_end(Call& call) {
   return {{"ended", had_part}};
 }
 
-// -- h14owner: the pid run.list shows ------------------------------------------
+// -- the pid run.list shows ------------------------------------------
 json RunService::command_pid(const Run& run) const {
   // A run of a command without the shim has no controller pid; its
   // command's pid is in lpd-monitor's status file (JobService's
@@ -88,7 +88,6 @@ json RunService::command_pid(const Run& run) const {
   if (pid == status.end() || !pid->is_number_integer() || pid->get<long long>() <= 0) return nullptr;
   return *pid;
 }
-// -- end h14owner
 
 json RunService::handle_list(Call& call) {
   const bool all = call.fields.optional_boolean("all").value_or(false);
@@ -110,7 +109,7 @@ json RunService::handle_list(Call& call) {
   bool more = false;
   registry_.visit_after(all, after, [&](const Run& run) {
     json record = run.to_json();
-    if (run.pid == 0) record["pid"] = command_pid(run);  // h14owner: never a pid of 0
+    if (run.pid == 0) record["pid"] = command_pid(run);  // never a pid of 0
     json item = call.view(RecordKind::kRun, run.owner, std::move(record));
     if (!page.take(item.dump().size())) {
       more = true;

@@ -58,7 +58,7 @@ class Session : public ReplySink, public std::enable_shared_from_this<Session> {
   /// How late an event-ring message may be read. The shim rings (sends a
   /// blank line) at most once per window; every ring is followed by one
   /// more read a window later, which catches what was written in between.
-  /// 50 ms (h13cpu, issue 13): a busy suite wakes lpd (and has it write its
+  /// 50 ms: a busy suite wakes lpd (and has it write its
   /// journals) about 40 times a second per process, half what 25 ms cost
   /// (each wake-up is a socket read, a drain, two journal writes and the
   /// timer's own wake-up: 15% of lpd's CPU per test under `pytest -n 2`),
