@@ -695,6 +695,5 @@ const std::string& HttpServer::address() const { return impl_->address; }
 
 UserTokens* HttpServer::tokens() { return impl_->tokens.get(); }
 
-std::size_t HttpServer::open_connections() const { return impl_->shared->connections; }
 
 }  // namespace lpd::daemon::http

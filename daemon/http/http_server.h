@@ -53,7 +53,6 @@ class HttpServer {
   const std::string& address() const;
   /// each user's token (the http.token operation); nullptr until started.
   UserTokens* tokens();
-  std::size_t open_connections() const;
 
  private:
   struct Impl;

@@ -207,12 +207,6 @@ void JobService::load_history(Supervised& s) {
   for (const Crash* crash : crashes_.of_run(s.run_id)) s.crashes.push_back(*crash);
 }
 
-std::size_t JobService::active_jobs() const {
-  std::size_t n = 0;
-  for (const auto& [_, s] : jobs_) n += s->job.state != JobState::kDone;
-  return n;
-}
-
 void JobService::persist(const Supervised& s) {
   try {
     store_.write_json("runs/" + s.run_id + "/job.json", s.job.to_json());

@@ -100,8 +100,6 @@ class JobService {
   /// last test.start may still sit there, written but not yet read.
   std::function<void(std::uint64_t session_id)> drain_session;
 
-  std::size_t active_jobs() const;
-
   /// runs removed (retention): their outputs no longer count
   /// towards their owners' totals.
   void forget_outputs(const std::set<std::string>& run_ids) { output_cap_.forget(run_ids); }

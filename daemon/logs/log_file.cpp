@@ -65,10 +65,6 @@ int open_log(const std::string& path, int extra_flags, std::optional<std::pair<u
 
 }  // namespace
 
-int open_log_for_append(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner) {
-  return open_log(path, 0, owner);
-}
-
 int create_log(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner) {
   return open_log(path, O_EXCL, owner);
 }

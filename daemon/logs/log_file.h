@@ -31,17 +31,13 @@ LogRotation rotate_logs(const std::vector<std::string>& kept_newest_first, const
 /// file claims.
 bool is_log_of(std::string_view path, std::string_view logs_dir, std::string_view stem);
 
-/// Creates a new log (O_EXCL: never an existing file, never through a link)
-/// with the rules of open_log_for_append; -1 with errno EEXIST when `path`
-/// exists. Throws std::system_error otherwise.
+/// Creates a new log for a child to append to (O_EXCL: never an existing
+/// file, never through a link): O_APPEND so lpd's readers and the child
+/// never disagree on the end, O_CLOEXEC so only the child it is handed to
+/// keeps it. Mode 0600, owned by `owner` when lpd runs as root; a link,
+/// FIFO or device at `path` is refused, never opened. -1 with errno EEXIST
+/// when `path` exists. Throws std::system_error otherwise.
 int create_log(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner);
-
-/// Opens (creating) a log for a child to append to: O_APPEND so lpd's
-/// readers and the child never disagree on the end, O_CLOEXEC so only the
-/// child it is handed to keeps it. Mode 0600, owned by `owner` when lpd runs
-/// as root; a link, FIFO or device at `path` is refused, never opened.
-/// Throws std::system_error.
-int open_log_for_append(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner);
 
 /// Size in bytes; 0 when missing.
 std::uint64_t file_size(const std::string& path);

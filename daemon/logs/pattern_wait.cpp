@@ -25,10 +25,6 @@ void PatternWait::feed(std::string_view bytes) {
 }
 
 void PatternWait::on_line(const LineSplitter::Line& line) {
-  std::string kept(line.text.substr(0, kKeptLineBytes));
-  if (line.text.size() > kKeptLineBytes || line.truncated) kept += " [...]";
-  kept_.push_back(std::move(kept));
-  if (kept_.size() > kKeptLines) kept_.pop_front();
   if (decided_) return;
   std::string_view text = line.text;
   if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
@@ -71,15 +67,6 @@ void PatternWait::finish(std::function<void()> done) {
 void PatternWait::stop() {
   decided_ = true;
   if (tail_) tail_->stop();
-}
-
-std::string PatternWait::last_lines() const {
-  std::string out;
-  for (const auto& line : kept_) {
-    if (!out.empty()) out.push_back('\n');
-    out += line;
-  }
-  return out;
 }
 
 std::uint64_t PatternWait::read_offset() const {

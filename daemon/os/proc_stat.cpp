@@ -114,31 +114,4 @@ Liveness check_liveness(pid_t pid, std::uint64_t start_time) {
   return judge_liveness(stat, stat ? 0 : errno, start_time);
 }
 
-std::vector<pid_t> session_members(pid_t session, int* error) {
-  std::vector<pid_t> members;
-  int missed = 0;
-  // Only a shortage hides a member: another user's process that lpd may
-  // not read (EACCES under hidepid) is in no session lpd started.
-  auto note = [&missed](int e) {
-    if (missed == 0 && is_resource_shortage(e)) missed = e;
-  };
-  if (session > 0) {
-    if (DIR* dir = ::opendir("/proc")) {
-      while (dirent* entry = ::readdir(dir)) {
-        pid_t pid = 0;
-        const std::string_view name(entry->d_name);
-        if (!parse_number(name, pid)) continue;
-        const auto stat = read_proc_stat(pid);
-        if (!stat) note(errno);
-        if (stat && stat->session == session && !stat->gone()) members.push_back(pid);
-      }
-      ::closedir(dir);
-    } else {
-      note(errno);
-    }
-  }
-  if (error) *error = missed;
-  return members;
-}
-
 }  // namespace lpd::daemon
