@@ -15,6 +15,7 @@
 #include "daemon/daemon.h"
 #include "daemon/http/http_listen.h"
 #include "daemon/core/directory_trust.h"
+#include "daemon/core/unique_fd.h"
 #include "daemon/host/logging.h"
 #include "daemon/host/readiness.h"
 #include "daemon/host/stop_command.h"
@@ -33,7 +34,7 @@ void redirect_stdio_to_dev_null() {
   ::dup2(null_fd, STDIN_FILENO);
   ::dup2(null_fd, STDOUT_FILENO);
   ::dup2(null_fd, STDERR_FILENO);
-  if (null_fd > STDERR_FILENO) ::close(null_fd);
+  if (null_fd > STDERR_FILENO) ::close(null_fd);  // one of 0-2 (they were closed) stays: it is a standard stream now
 }
 
 int run_daemon(const DaemonConfig& config, Readiness& readiness) {
@@ -72,6 +73,8 @@ int start_in_background(const DaemonConfig& config) {
     std::perror("lpd: pipe");
     return 1;
   }
+  lpd::daemon::UniqueFd read_end(pipe_fds[0]);
+  lpd::daemon::UniqueFd write_end(pipe_fds[1]);
   std::fflush(nullptr);
   const pid_t child = ::fork();
   if (child < 0) {
@@ -79,8 +82,8 @@ int start_in_background(const DaemonConfig& config) {
     return 1;
   }
   if (child > 0) {
-    ::close(pipe_fds[1]);
-    const auto report = lpd::daemon::wait_for_readiness(pipe_fds[0]);
+    write_end.reset();  // the daemon's copy is the only writer: its end is our end of file
+    const auto report = lpd::daemon::wait_for_readiness(read_end.get());
     int ignored;
     ::waitpid(child, &ignored, 0);
     if (report.ready) {
@@ -94,13 +97,13 @@ int start_in_background(const DaemonConfig& config) {
       std::cerr << "lpd: the daemon exited during startup; see " << config.state_dir << "/lpd.log\n";
     return 1;
   }
-  ::close(pipe_fds[0]);
+  read_end.reset();
   ::setsid();
   const pid_t grandchild = ::fork();
   if (grandchild != 0) ::_exit(grandchild < 0 ? 1 : 0);
   if (::chdir("/") != 0) ::_exit(1);
   redirect_stdio_to_dev_null();
-  Readiness readiness(pipe_fds[1]);
+  Readiness readiness(write_end.release());
   return run_daemon(config, readiness);
 }
 

@@ -100,17 +100,16 @@ void StateStore::write_text_unguarded(std::string_view relative, std::string_vie
   const std::string temp = target + ".new";
   // Mode 0600 (and lpd's umask 066): records hold other users' argv, paths
   // and environments; users read them through lpd, which checks who asks.
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) fail("cannot create " + temp);
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) fail("cannot create " + temp);
   try {
-    write_all(fd, text, temp);
-    if (durable && ::fsync(fd) != 0) fail("cannot fsync " + temp);
+    write_all(fd.get(), text, temp);
+    if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync " + temp);
   } catch (...) {
-    ::close(fd);
-    ::unlink(temp.c_str());
+    ::unlink(temp.c_str());  // a half-written record never replaces the whole one
     throw;
   }
-  ::close(fd);
+  fd.reset();
   if (::rename(temp.c_str(), target.c_str()) != 0) fail("cannot rename " + temp + " to " + target);
 }
 

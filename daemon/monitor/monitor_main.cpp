@@ -71,6 +71,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/core/unique_fd.h"
 #include "daemon/os/cgroup.h"
 #include "daemon/os/descendants.h"
 #include "daemon/os/leftover_test.h"
@@ -99,23 +100,23 @@ double now_seconds() {
 /// be lost. Not atomic, but lpd reads the final status only once the
 /// monitor has exited. False (errno set) when even that fails.
 bool overwrite_in_place(const std::string& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return false;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return false;
   std::size_t done = 0;
   while (done < text.size()) {
-    ssize_t n = ::pwrite(fd, text.data() + done, text.size() - done, static_cast<off_t>(done));
+    ssize_t n = ::pwrite(fd.get(), text.data() + done, text.size() - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int error = n < 0 ? errno : EIO;
-      ::close(fd);
+      fd.reset();
       errno = error;
       return false;
     }
     done += static_cast<std::size_t>(n);
   }
-  const bool ok = ::ftruncate(fd, static_cast<off_t>(text.size())) == 0 && ::fsync(fd) == 0;
+  const bool ok = ::ftruncate(fd.get(), static_cast<off_t>(text.size())) == 0 && ::fsync(fd.get()) == 0;
   const int error = errno;
-  ::close(fd);
+  fd.reset();
   errno = error;
   return ok;
 }
@@ -124,22 +125,19 @@ bool overwrite_in_place(const std::string& path, const std::string& text) {
 bool write_atomically(const std::string& path, const std::string& text) {
   const std::string temp = path + ".new";
   ::unlink(temp.c_str());
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return false;
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) return false;
   const char* p = text.data();
   std::size_t left = text.size();
   while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
+    ssize_t n = ::write(fd.get(), p, left);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      return false;
-    }
+    if (n <= 0) return false;
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-  ::fsync(fd);
-  ::close(fd);
+  ::fsync(fd.get());
+  fd.reset();
   return ::rename(temp.c_str(), path.c_str()) == 0;
 }
 
@@ -173,18 +171,18 @@ int usage() {
 /// in its own directory) and removes the file. False when unreadable.
 bool read_env_file(const std::string& path, std::vector<std::string>* out) {
   constexpr std::size_t kMaxBytes = 16 * 1024 * 1024;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return false;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return false;
   std::string text;
   char buffer[65536];
   for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     text.append(buffer, static_cast<std::size_t>(n));
     if (text.size() > kMaxBytes) break;
   }
-  ::close(fd);
+  fd.reset();
   ::unlink(path.c_str());
   if (text.size() > kMaxBytes) return false;
   std::size_t start = 0;
@@ -357,22 +355,24 @@ bool parse_terminal_size(const std::string& text, winsize* out) {
 /// by the monitor) and the slave (the command's stdout and stderr), both
 /// close-on-exec (the child dup2s the slave onto 1 and 2). False, errno set.
 bool open_terminal(const winsize& size, int* master, int* slave) {
-  *master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (*master < 0) return false;
+  UniqueFd owned_master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!owned_master) return false;
   char name[128];
-  if (::grantpt(*master) != 0 || ::unlockpt(*master) != 0 || ::ptsname_r(*master, name, sizeof name) != 0) {
+  if (::grantpt(owned_master.get()) != 0 || ::unlockpt(owned_master.get()) != 0 ||
+      ::ptsname_r(owned_master.get(), name, sizeof name) != 0) {
     const int error = errno;
-    ::close(*master);
+    owned_master.reset();
     errno = error;
     return false;
   }
   *slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (*slave < 0) {
     const int error = errno;
-    ::close(*master);
+    owned_master.reset();
     errno = error;
     return false;
   }
+  *master = owned_master.release();
   termios mode{};
   if (::tcgetattr(*slave, &mode) == 0) {
     mode.c_oflag &= ~static_cast<tcflag_t>(OPOST);  // "\n" stays "\n" in the log
@@ -588,6 +588,7 @@ int main(int argc, char** argv) {
   // the command's tree holds the terminal now; the copy ends when it lets go.
   std::optional<TerminalCopy> terminal_copy;
   if (terminal_master >= 0) {
+    // Raw descriptors up to here: the forked child used them until exec, when no destructor runs.
     ::close(terminal_slave);
     terminal_copy.emplace(terminal_master);
   }
@@ -614,7 +615,7 @@ int main(int argc, char** argv) {
   // What the command left running: recorded, then killed and reaped.
   const auto leftovers = lpd::daemon::kill_own_descendants(cgroup.kill_fd);
   g_cgroup_kill_fd = -1;
-  if (cgroup.kill_fd >= 0) ::close(cgroup.kill_fd);
+  if (cgroup.kill_fd >= 0) ::close(cgroup.kill_fd);  // raw: the SIGUSR2 handler wrote to it until just above
   // the whole tree is gone: the rest of its output, then the status.
   if (terminal_copy && !terminal_copy->wait(std::chrono::seconds(10)))
     std::fprintf(stderr, "lpd-monitor: the command's terminal is still held open by a process outside the run; "
