@@ -20,6 +20,7 @@
 #include "client/terminal_text.h"
 #include "client/commands/report_patches.h"
 #include "protocol/error.h"
+#include "protocol/signal_names.h"
 
 extern char** environ;
 
@@ -52,8 +53,8 @@ std::string absolute(const std::string& path) {
     const int signo = signal.get<int>();
     // A shell then prints "Segmentation fault" for lpctl's line: say first
     // that it is the run's death passed on, not lpctl crashing.
-    const char* abbrev = ::sigabbrev_np(signo);
-    std::cerr << "lpctl: ending by " << (abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(signo))
+    const auto name = protocol::known_signal_name(signo);
+    std::cerr << "lpctl: ending by " << name.value_or("signal " + std::to_string(signo))
               << ", as the run did (lpctl itself did not crash)" << std::endl;
     rlimit no_core{0, 0};
     ::setrlimit(RLIMIT_CORE, &no_core);

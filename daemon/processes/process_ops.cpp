@@ -19,6 +19,7 @@
 #include "daemon/processes/process_name.h"
 #include "daemon/processes/process_record_json.h"
 #include "daemon/processes/process_service.h"
+#include "protocol/signal_names.h"
 
 namespace lpd::daemon {
 namespace {
@@ -103,7 +104,7 @@ int signal_field(const Call& call) {
     if (n > 0 && n < NSIG) signo = static_cast<int>(n);
   } else {
     shown = call.fields.string("signal");
-    signo = parse_signal(shown);
+    signo = protocol::signal_number(shown);
   }
   if (!signo) throw Error(ErrorCode::kBadRequest, "unknown signal \"" + shown + "\"");
   return *signo;

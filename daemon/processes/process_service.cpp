@@ -50,22 +50,6 @@ std::string in_quotes(const std::string& text) { return "\"" + text + "\""; }
 
 }  // namespace
 
-std::optional<int> parse_signal(const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  if (text.find_first_not_of("0123456789") == std::string::npos) {
-    const int n = std::stoi(text.substr(0, 3));
-    return n > 0 && n < NSIG ? std::optional<int>(n) : std::nullopt;
-  }
-  std::string name = text;
-  for (auto& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (name.rfind("SIG", 0) == 0) name = name.substr(3);
-  for (int signo = 1; signo < NSIG; ++signo) {
-    const char* abbrev = ::sigabbrev_np(signo);
-    if (abbrev && name == abbrev) return signo;
-  }
-  return std::nullopt;
-}
-
 ProcessService::ProcessService(boost::asio::io_context& io, const StateStore& store, EventBus& events,
                                ProcessLauncher& launcher, HelperLogLimits log_limits)
     : io_(io),

@@ -305,7 +305,4 @@ class ProcessService {
 enum class BulkKillVerdict { kKill, kReleaseOnly, kKeep };
 BulkKillVerdict kill_all_verdict(bool force, bool caller_holds, std::size_t holders_including_caller);
 
-/// Parses "TERM", "SIGTERM", "15" (and the other common names); nullopt if unknown.
-std::optional<int> parse_signal(const std::string& text);
-
 }  // namespace lpd::daemon
