@@ -48,8 +48,8 @@ Daemon::Daemon(DaemonConfig config)
       dispatcher_(operation_table(*this)),
       server_(io_, dispatcher_, config_.hello_timeout),
       stop_signals_(io_, SIGTERM, SIGINT) {
-  server_.on_session_closed([this](const Peer& peer) { on_session_closed(peer); });
-  on_peer_gone([this](const Peer& peer) { events_.drop_session(peer.session_id); });
+  server_.on_peer_gone([this](const Peer& peer) { peer_gone(peer); });
+  on_peer_gone([this](const Peer& peer) { events_.peer_gone(peer); });
   on_peer_gone([this](const Peer& peer) { pauses_.peer_gone(peer); });
   on_peer_gone([this](const Peer& peer) { jobs_.peer_gone(peer); });
   on_peer_gone([this](const Peer& peer) { runs_.peer_gone(peer); });
@@ -60,7 +60,7 @@ Daemon::Daemon(DaemonConfig config)
   jobs_.drain_session = [this](std::uint64_t session_id) {
     if (auto session = server_.session(session_id)) session->drain_ring();
   };
-  on_peer_gone([this](const Peer& peer) { processes_.drop_session(peer.session_id); });
+  on_peer_gone([this](const Peer& peer) { processes_.peer_gone(peer); });
   // Runs retention removed take their crash records with them.
   // Journals are written before a session's batch is committed (see
   // Dispatcher::on_batch_end): one write per batch, none lost with lpd.
@@ -212,7 +212,7 @@ bool Daemon::start_http(Readiness& readiness) {
   try {
     // Its requests and WebSockets leave as socket connections do.
     http_ = std::make_unique<http::HttpServer>(io_, dispatcher_, events_, config_.access,
-                                               [this](const Peer& peer) { on_session_closed(peer); });
+                                               [this](const Peer& peer) { peer_gone(peer); });
     const std::string address = http_->start(config_.http_listen, config_.http_allow_remote, config_.state_dir,
                                                config_.socket_path);
     spdlog::info("lpd HTTP and WebSocket API on http://{}/ (lpd's user's token in {}/http.token; every user: lpctl dashboard)",
@@ -228,7 +228,7 @@ bool Daemon::start_http(Readiness& readiness) {
 
 std::string Daemon::http_address() const { return http_ ? http_->address() : std::string(); }
 
-void Daemon::on_session_closed(const Peer& peer) {
+void Daemon::peer_gone(const Peer& peer) {
   // lpd stopping closes every session itself: those peers did not leave,
   // and the next lpd takes them back as after a kill -9 (a shim's run stays
   // active, its pause pending; a pause surviving a restart).

@@ -77,7 +77,8 @@ class Daemon {
   http::HttpServer* http_server() { return http_.get(); }
 
  private:
-  void on_session_closed(const Peer& peer);
+  /// A connection (socket or HTTP) is gone: tells every on_peer_gone listener.
+  void peer_gone(const Peer& peer);
   /// Loads what a previous lpd left in the state directory, before serving.
   void restore_state();
   /// The listening fd: systemd's, or one lpd binds itself. -1 after reporting why not.

@@ -1011,8 +1011,9 @@ void ProcessService::end_followers(const ProcessKey& key) {
   followers_.erase(first, last);
 }
 
-void ProcessService::drop_session(std::uint64_t session) {
-  for (const auto& key : leases_.drop_session(session)) {
+void ProcessService::peer_gone(const Peer& peer) {
+  const std::uint64_t session = peer.session_id;
+  for (const auto& key : leases_.peer_gone(session)) {
     publish_holders(key);
     stop_if_unheld(key);
   }

@@ -142,7 +142,7 @@ class ProcessService {
                              std::uint64_t session, std::weak_ptr<ReplySink> sink, ReplySink::StreamSlot slot);
   /// A peer left: ends its log streams and its leases (a leased helper
   /// nobody holds any more is stopped after its linger).
-  void drop_session(std::uint64_t session);
+  void peer_gone(const Peer& peer);
 
   /// The record as replies carry it, with `holders`: the connections that
   /// hold it now (leases are not stored: they end with lpd).

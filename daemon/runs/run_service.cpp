@@ -132,7 +132,7 @@ void RunService::ended(Run& run) {
 }
 
 void RunService::peer_gone(const Peer& peer) {
-  for (Run* run : registry_.session_closed(peer.session_id, wall_now())) ended(*run);
+  for (Run* run : registry_.peer_gone(peer.session_id, wall_now())) ended(*run);
 }
 
 void RunService::watch_controller(const Run& run) {

@@ -40,7 +40,7 @@ void Server::stop() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   accept_retry_.cancel();
-  // close() calls back into on_closed, which erases; iterate over a copy.
+  // close() calls back into the session's closed callback, which erases; iterate over a copy.
   auto sessions = sessions_;
   for (auto& [id, session] : sessions) session->close();
 }
@@ -200,7 +200,7 @@ void Server::start_session(int fd) {
                                              if (it != connections_per_uid_.end() && --it->second == 0)
                                                connections_per_uid_.erase(it);
                                              spdlog::debug("session {}: closed", closed.session_id);
-                                             if (on_closed_) on_closed_(closed);
+                                             if (on_peer_gone_) on_peer_gone_(closed);
                                            });
   sessions_.emplace(session->peer().session_id, session);
   session->start();

@@ -27,7 +27,8 @@ namespace lpd::daemon {
 /// close it, instead of leaving every newcomer hanging in the backlog.
 class Server {
  public:
-  using SessionClosed = std::function<void(const Peer&)>;
+  /// Told once a connection is gone (the peer left or lpd closed it).
+  using PeerGone = std::function<void(const Peer&)>;
 
   /// Connections accepted (or turned away) in one turn of the event loop
   /// before the other work gets its turn.
@@ -44,7 +45,7 @@ class Server {
   /// Stops accepting and closes every session.
   void stop();
 
-  void on_session_closed(SessionClosed callback) { on_closed_ = std::move(callback); }
+  void on_peer_gone(PeerGone callback) { on_peer_gone_ = std::move(callback); }
 
   /// Connections one non-root uid may hold open at once; past it a new one
   /// gets one `limit_exceeded` line and is closed.
@@ -85,7 +86,7 @@ class Server {
   std::size_t refused_in_a_row_ = 0;
   std::uint64_t turned_away_total_ = 0;
   std::uint64_t turned_away_in_a_row_ = 0;
-  SessionClosed on_closed_;
+  PeerGone on_peer_gone_;
 };
 
 }  // namespace lpd::daemon

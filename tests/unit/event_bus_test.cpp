@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "daemon/core/event_bus.h"
+#include "daemon/core/peer.h"
 #include "protocol/error.h"
 
 using namespace lpd::daemon;
@@ -16,7 +17,7 @@ TEST_CASE("events reach subscribers in order with increasing sequence numbers") 
   CHECK(data["run_id"] == "run");
   CHECK(data["x"] == 1);
   CHECK(data["seq"] == 1);
-  bus.drop_session(7);
+  bus.peer_gone(Peer{.session_id = 7});
   bus.publish("c", {});
   CHECK(seen.size() == 2);
 }
@@ -108,7 +109,7 @@ TEST_CASE("a connection holds at most kMaxSubscriptionsPerSession; dropping it f
   for (int i = 0; i < 100; ++i) bus.subscribe([](const Event&) {});    // lpd's own listeners: no limit
   bus.publish("t3", {});
   CHECK(calls == 1);
-  bus.drop_session(9);
+  bus.peer_gone(Peer{.session_id = 9});
   CHECK(bus.subscriptions_of(9) == 0);
   bus.publish("t3", {});
   CHECK(calls == 1);
