@@ -14,7 +14,7 @@ json process_to_json(const SupervisedProcess& r, double now) {
   json left_running = json::array();
   for (const auto& left : r.left_running) left_running.push_back({{"pid", left.pid}, {"argv", left.argv}});
   json exit = nullptr;
-  if (r.state == ProcState::kExited || r.state == ProcState::kKilled) {
+  if (r.state == ProcessState::kExited || r.state == ProcessState::kKilled) {
     exit = {{"known", r.exit.known}, {"description", r.exit.describe()}};
     if (r.exit.known) {
       exit["code"] = r.exit.signal == 0 ? json(r.exit.code) : json(nullptr);

@@ -20,15 +20,15 @@ namespace lpd::daemon {
 
 /// Where a supervised process is in its life. stopping is the short time
 /// between a kill being sent and the process being gone.
-enum class ProcState { kStarting, kReady, kStopping, kExited, kKilled, kLost };
+enum class ProcessState { kStarting, kReady, kStopping, kExited, kKilled, kLost };
 
-std::string_view to_string(ProcState state);
-std::optional<ProcState> proc_state_from_string(std::string_view name);
+std::string_view to_string(ProcessState state);
+std::optional<ProcessState> proc_state_from_string(std::string_view name);
 /// starting, ready and stopping: a process lpd believes runs.
-bool is_running(ProcState state);
+bool is_running(ProcessState state);
 
 /// What can happen to a supervised process.
-enum class ProcEvent {
+enum class ProcessEvent {
   kMatched,        // a log line matched its pattern
   kExited,         // its pidfd said it is gone
   kTimedOut,       // no match within the timeout
@@ -36,11 +36,11 @@ enum class ProcEvent {
   kLineLimit,      // max_read_lines lines read without a match
   kKillRequested,  // lpctl kill / kill-all / ensure --restart
 };
-std::string_view to_string(ProcEvent event);
+std::string_view to_string(ProcessEvent event);
 
 /// What the service must do after a transition. The registry itself
 /// answers the waiting ensure callers; the service does the I/O part.
-enum class ProcAction {
+enum class ProcessAction {
   kNone,
   kAnswerReady,       // ensure waiters succeed; stop reading the log
   kFailStart,         // ensure waiters fail; stop the pattern wait
@@ -51,17 +51,17 @@ enum class ProcAction {
 
 /// One row of the lifecycle: in `from`, `event` leads to `to` and `action`.
 struct Transition {
-  ProcState from;
-  ProcEvent event;
-  ProcState to;
-  ProcAction action;
+  ProcessState from;
+  ProcessEvent event;
+  ProcessState to;
+  ProcessAction action;
 };
 
 /// The whole lifecycle in one table, in the spirit of s6: an event missing
 /// from it is ignored in that state (a timer that fires after the pattern
 /// matched, a second match, an exit already recorded).
 std::span<const Transition> lifecycle();
-std::optional<Transition> lifecycle_step(ProcState from, ProcEvent event);
+std::optional<Transition> lifecycle_step(ProcessState from, ProcessEvent event);
 
 /// SupervisedProcess is the record of one named helper: what was started,
 /// as whom, and what became of it. It is what procs/STEM.json holds
@@ -71,7 +71,7 @@ struct SupervisedProcess {
   uid_t owner = 0;
   std::string scope;             // the project (rootdir); "" is the global scope
   std::uint64_t generation = 0;  // one per start; stale timers and watches compare it
-  ProcState state = ProcState::kStarting;
+  ProcessState state = ProcessState::kStarting;
   pid_t pid = 0;
   std::uint64_t start_time = 0;  // /proc start time: a pid is trusted only with it
   double started_at = 0;         // wall-clock seconds
@@ -201,7 +201,7 @@ class ProcessRegistry {
   /// transition taken, or nullopt when the table ignores it (or the
   /// generation is stale). Answers ensure waiters as the action says;
   /// `failure` is what failing waiters are told.
-  std::optional<Transition> fire(const ProcessKey& key, std::uint64_t generation, ProcEvent event,
+  std::optional<Transition> fire(const ProcessKey& key, std::uint64_t generation, ProcessEvent event,
                                  const StartFailure* failure = nullptr);
 
  private:

@@ -124,8 +124,8 @@ nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, const E
           {"startup_seconds", r.ready_at > r.started_at ? r.ready_at - r.started_at : 0.0}};
   // a helper whose start failed but which was left running is
   // handed back (as pytest-xprocess does), saying it never became ready.
-  out["ready"] = r.state == ProcState::kReady;
-  if (r.state == ProcState::kStarting && !r.failure.empty())
+  out["ready"] = r.state == ProcessState::kReady;
+  if (r.state == ProcessState::kStarting && !r.failure.empty())
     out["not_ready"] = "it runs but never became ready: it printed no line matching " + in_quotes(r.pattern) + " (" +
                        r.failure + ")";
   return out;
@@ -175,7 +175,7 @@ void ProcessService::persist_start(const ProcessKey& key, std::uint64_t generati
     // re-adopted, never killed): stop it now, and the caller hears why.
     spdlog::error("process {}: {}; killing it", key, e.what());
     const StartFailure why{e.is_resource_shortage() ? ErrorCode::kUnavailable : ErrorCode::kInternal, e.what()};
-    const auto step = registry_.fire(key, generation, ProcEvent::kKillRequested, &why);
+    const auto step = registry_.fire(key, generation, ProcessEvent::kKillRequested, &why);
     if (!step) return;
     auto& sup = supervision(key);
     end_startup(sup);
@@ -296,7 +296,7 @@ void ProcessService::plan_and_run(EnsureRequest request, EnsureDone done, const 
         registry_.add_waiter(key, answered({EnsureOutcome::kStarted, {}}));
         sup.pending_start = std::move(request);
       }
-      if (registry_.find(key)->state == ProcState::kReady) kill(key, SIGTERM, to_millis(kDefaultGraceSeconds), nullptr);
+      if (registry_.find(key)->state == ProcessState::kReady) kill(key, SIGTERM, to_millis(kDefaultGraceSeconds), nullptr);
       return;
     }
     case EnsurePlan::kStart:
@@ -420,7 +420,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   if (is_running(stored->state)) watch_log(*stored);
   request_log_caps(stored->owner);
   publish("process.starting", *stored);
-  if (stored->state != ProcState::kStarting) return;  // its record could not be written: being killed
+  if (stored->state != ProcessState::kStarting) return;  // its record could not be written: being killed
   if (!pattern) {
     // pytest-xprocess 1.0 allows a starter with no pattern: ready once
     // spawned. Answered from the loop, and only if it has not
@@ -435,7 +435,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
 
 bool ProcessService::ready_and_watched(const ProcessKey& key) const {
   const auto* record = registry_.find(key);
-  if (!record || record->state != ProcState::kReady) return false;
+  if (!record || record->state != ProcessState::kReady) return false;
   const auto it = supervision_.find(key);
   if (it == supervision_.end() || it->second.generation != record->generation || !it->second.exit_watch) return false;
   // The watch's pidfd stands for exactly this process (lpd's child, or
@@ -555,13 +555,13 @@ void ProcessService::end_startup(Supervision& sup) {
 void ProcessService::on_match(const ProcessKey& key, std::uint64_t generation, const std::string& line,
                               std::uint64_t offset) {
   auto* record = registry_.mutable_record(key);
-  if (!record || record->generation != generation || record->state != ProcState::kStarting) return;
+  if (!record || record->generation != generation || record->state != ProcessState::kStarting) return;
   record->ready_offset = offset;
   record->ready_line = line;
   record->ready_at = wall_seconds();
   record->failure.clear();
   // Answering first: waiters are what this whole path is timed by.
-  const auto step = registry_.fire(key, generation, ProcEvent::kMatched);
+  const auto step = registry_.fire(key, generation, ProcessEvent::kMatched);
   if (!step) return;
   auto& sup = supervision(key);
   end_startup(sup);
@@ -595,7 +595,7 @@ void ProcessService::on_line_limit(const ProcessKey& key, std::uint64_t generati
                                in_quotes(record->pattern),
                            keep ? "it is left running (--keep-on-timeout)" : "it is being killed");
   registry_.mutable_record(key)->failure = "no match within --max-read-lines " + std::to_string(record->max_read_lines);
-  const auto step = registry_.fire(key, generation, keep ? ProcEvent::kTimedOutKept : ProcEvent::kLineLimit, &why);
+  const auto step = registry_.fire(key, generation, keep ? ProcessEvent::kTimedOutKept : ProcessEvent::kLineLimit, &why);
   if (!step) return;
   end_startup(supervision(key));
   if (!keep) begin_kill(key, SIGTERM, to_millis(kDefaultGraceSeconds));
@@ -614,7 +614,7 @@ void ProcessService::on_pattern_too_complex(const ProcessKey& key, std::uint64_t
                               "process " + key.name + " (pid " + std::to_string(record->pid) + "): " + why,
                               keep ? "it is left running (--keep-on-timeout)" : "it is being killed");
   registry_.mutable_record(key)->failure = "its pattern was too complex for a line of its log";
-  const auto step = registry_.fire(key, generation, keep ? ProcEvent::kTimedOutKept : ProcEvent::kLineLimit, &failed);
+  const auto step = registry_.fire(key, generation, keep ? ProcessEvent::kTimedOutKept : ProcessEvent::kLineLimit, &failed);
   if (!step) return;
   end_startup(supervision(key));
   if (!keep) begin_kill(key, SIGTERM, to_millis(kDefaultGraceSeconds));
@@ -631,10 +631,10 @@ void ProcessService::on_timeout(const ProcessKey& key, std::uint64_t generation)
                            "process " + key.name + " (pid " + std::to_string(record->pid) + ") printed no line matching " +
                                in_quotes(record->pattern) + " within " + fmt::format("{:g}", record->timeout) + " s",
                            keep ? "it is left running (--keep-on-timeout)" : "it is being killed");
-  const auto step = registry_.fire(key, generation, keep ? ProcEvent::kTimedOutKept : ProcEvent::kTimedOut, &why);
+  const auto step = registry_.fire(key, generation, keep ? ProcessEvent::kTimedOutKept : ProcessEvent::kTimedOut, &why);
   if (!step) return;
   registry_.mutable_record(key)->failure = "timed out waiting for its pattern";
-  if (step->action == ProcAction::kFailStartAndKill) {
+  if (step->action == ProcessAction::kFailStartAndKill) {
     end_startup(sup);
     begin_kill(key, SIGTERM, to_millis(kDefaultGraceSeconds));
   }
@@ -646,7 +646,7 @@ void ProcessService::on_exit(const ProcessKey& key, std::uint64_t generation, co
   if (it == supervision_.end() || it->second.generation != generation) return;
   auto wait = it->second.pattern_wait;
   const auto* record = registry_.find(key);
-  if (wait && record && record->state == ProcState::kStarting) {
+  if (wait && record && record->state == ProcessState::kStarting) {
     // Read what it wrote before dying: it may have printed the ready line
     // (then it was ready, briefly), and its last words go in the error.
     wait->finish([this, key, generation, status] { after_exit(key, generation, status); });
@@ -658,7 +658,7 @@ void ProcessService::on_exit(const ProcessKey& key, std::uint64_t generation, co
 void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation, const ExitStatus& status) {
   auto* record = registry_.mutable_record(key);
   if (!record || record->generation != generation) return;
-  const ProcState before = record->state;
+  const ProcessState before = record->state;
   // with no pattern, "starting" is the moment between its spawn and the answer.
   const bool no_pattern = record->pattern.empty();
   const auto why = failure(ErrorCode::kUnavailable, key,
@@ -669,15 +669,15 @@ void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation,
                                            : " before a line matched " + in_quotes(record->pattern)));
   record->exit = status;
   record->ended_at = wall_seconds();
-  if (before == ProcState::kStarting)
+  if (before == ProcessState::kStarting)
     record->failure = no_pattern ? "exited right after it started" : "exited before its pattern matched";
-  const auto step = registry_.fire(key, generation, ProcEvent::kExited, &why);
+  const auto step = registry_.fire(key, generation, ProcessEvent::kExited, &why);
   if (!step) return;
   auto& sup = supervision(key);
   end_startup(sup);
   sup.pattern_wait.reset();
   sup.exit_watch.reset();
-  if (auto* exited = registry_.mutable_record(key); exited && exited->state == ProcState::kExited && !sup.kill_job &&
+  if (auto* exited = registry_.mutable_record(key); exited && exited->state == ProcessState::kExited && !sup.kill_job &&
                                                     !exited->cgroup_dir.empty()) {
     // A kill waits for the whole tree; an exit does not: what is left runs
     // on (a daemonizing server must), listed, until `lpctl kill` stops it.
@@ -689,7 +689,7 @@ void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation,
   const auto* stored = registry_.find(key);
   spdlog::info("process {} (pid {}) {}: {}", key, stored->pid, to_string(stored->state), status.describe());
   persist(*stored);
-  publish(stored->state == ProcState::kKilled ? "process.killed" : "process.exited", *stored);
+  publish(stored->state == ProcessState::kKilled ? "process.killed" : "process.exited", *stored);
   end_followers(key);
   end_leases(key);
   // nobody writes its log now; what it wrote last is capped too.
@@ -714,7 +714,7 @@ void ProcessService::mark_lost(const ProcessKey& key) {
   if (sup.exit_watch) sup.exit_watch->cancel();
   sup = Supervision{};
   sup.generation = record->generation;
-  record->state = ProcState::kLost;
+  record->state = ProcessState::kLost;
   record->ended_at = wall_seconds();
   spdlog::warn("process {}: pid {} now belongs to another program; marked lost and left alone", key, record->pid);
   // Anyone still waiting for its start or a restart will not get it.
@@ -747,9 +747,9 @@ void ProcessService::kill(const ProcessKey& key, int signo, std::chrono::millise
   auto& sup = supervision(key);
   if (done) sup.kill_waiters.push_back(std::move(done));
   const auto why = failure(ErrorCode::kConflict, key, "process " + key.name + " was killed while it was starting");
-  const auto step = registry_.fire(key, record->generation, ProcEvent::kKillRequested, &why);
+  const auto step = registry_.fire(key, record->generation, ProcessEvent::kKillRequested, &why);
   if (!step) return;
-  if (step->action == ProcAction::kNone) {
+  if (step->action == ProcessAction::kNone) {
     // A kill is already under way; a different signal is still delivered.
     if (sup.kill_job && signo != sup.kill_signal) sup.kill_job->resignal(signo);
     return;
@@ -922,7 +922,7 @@ nlohmann::json ProcessService::release(const ProcessKey& key, std::uint64_t sess
 void ProcessService::stop_if_unheld(const ProcessKey& key, double at_least) {
   const auto* record = registry_.find(key);
   if (!record || !record->leased) return;
-  if (record->state != ProcState::kStarting && record->state != ProcState::kReady) return;
+  if (record->state != ProcessState::kStarting && record->state != ProcessState::kReady) return;
   if (leases_.holders(key, record->generation) > 0) return;
   auto& sup = supervision(key);
   if (sup.linger_timer) return;  // already counting down
@@ -940,7 +940,7 @@ void ProcessService::stop_if_unheld(const ProcessKey& key, double at_least) {
     it->second.linger_timer.reset();
     const auto* now = registry_.find(key);
     if (!now || now->generation != generation || leases_.holders(key, generation) > 0) return;
-    if (now->state != ProcState::kStarting && now->state != ProcState::kReady) return;
+    if (now->state != ProcessState::kStarting && now->state != ProcessState::kReady) return;
     spdlog::info("process {} (pid {}): its last holder is gone; stopping it", key, now->pid);
     kill(key, SIGTERM, to_millis(kDefaultGraceSeconds), nullptr);
   });
@@ -1078,28 +1078,28 @@ void ProcessService::restore() {
     // ends it; a failure to look (EMFILE...) re-adopts it all the same.
     const PinnedProcess pinned = pin_process(record->pid, record->start_time);
     const Liveness liveness = pinned.liveness;
-    const ProcState was = record->state;
+    const ProcessState was = record->state;
     if (liveness == Liveness::kGone || liveness == Liveness::kReused) {
-      record->state = liveness == Liveness::kReused ? ProcState::kLost : ProcState::kExited;
+      record->state = liveness == Liveness::kReused ? ProcessState::kLost : ProcessState::kExited;
       record->exit = ExitStatus{};  // not our child any more: unknown
       record->ended_at = wall_seconds();
       // a daemonizing helper's server outlives its leader.
       if (!record->cgroup_dir.empty()) record->left_running = left_running_in(record->cgroup_dir);
       registry_.restore(std::move(*record));
       const auto* stored = registry_.find(key);
-      if (stored->state == ProcState::kLost) {
+      if (stored->state == ProcessState::kLost) {
         spdlog::warn("process {}: pid {} now belongs to another program; marked lost and left alone", key,
                      stored->pid);
       } else {
         spdlog::info("process {} (pid {}) ended while lpd was down", key, stored->pid);
       }
       persist(*stored);
-      publish(stored->state == ProcState::kLost ? "process.lost" : "process.exited", *stored);
+      publish(stored->state == ProcessState::kLost ? "process.lost" : "process.exited", *stored);
       continue;
     }
     record->adopted = true;
     // A kill in progress died with the old lpd, and its requester with it.
-    if (was == ProcState::kStopping) record->state = ProcState::kReady;
+    if (was == ProcessState::kStopping) record->state = ProcessState::kReady;
     registry_.restore(std::move(*record));
     const auto* stored = registry_.find(key);
     auto& sup = supervision(key);
@@ -1114,7 +1114,7 @@ void ProcessService::restore() {
     }
     // Still starting: watch its log again from the start; nobody waits,
     // so there is no timeout.
-    if (stored->state == ProcState::kStarting) watch_pattern(key, stored->generation, 0);
+    if (stored->state == ProcessState::kStarting) watch_pattern(key, stored->generation, 0);
     spdlog::info("re-adopted process {} (pid {}, {})", key, stored->pid, to_string(stored->state));
     persist(*stored);
     // Leases ended with the old lpd's connections: holders get a moment
@@ -1166,7 +1166,7 @@ void ProcessService::enforce_log_caps(uid_t owner) {
       use->current = path == record->log_path;
       use->live = use->current && is_running(record->state);
       if (auto it = supervision_.find(record->key());
-          use->live && it != supervision_.end() && it->second.pattern_wait && record->state == ProcState::kStarting)
+          use->live && it != supervision_.end() && it->second.pattern_wait && record->state == ProcessState::kStarting)
         use->free_limit = it->second.pattern_wait->read_offset();  // its ready line may be ahead: keep it
       whose.emplace(path, record->key());
       uses.push_back(std::move(*use));
