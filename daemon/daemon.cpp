@@ -12,6 +12,7 @@
 #include "daemon/http/http_server.h"
 #include "daemon/host/install_paths.h"
 #include "daemon/core/directory_trust.h"
+#include "daemon/core/unique_fd.h"
 #include "daemon/transport/listen_socket.h"
 #include "daemon/operation_table.h"
 #include "daemon/host/readiness.h"
@@ -78,15 +79,13 @@ int Daemon::open_listener(Readiness& readiness) {
       if (auto path = socket_path_of(*systemd_fd_); !path.empty()) config_.socket_path = path;
       return *systemd_fd_;
     }
-    const int fd = bind_listening_socket(config_.socket_path, root ? 0755 : 0700, root ? 0660 : 0600);
+    UniqueFd fd(bind_listening_socket(config_.socket_path, root ? 0755 : 0700, root ? 0660 : 0600));
     if (root && !config_.socket_group.empty()) {
       const group* g = ::getgrnam(config_.socket_group.c_str());
-      if (!g || ::chown(config_.socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
-        ::close(fd);
+      if (!g || ::chown(config_.socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
         throw std::runtime_error("cannot give socket " + config_.socket_path + " to group " + config_.socket_group);
-      }
     }
-    return fd;
+    return fd.release();
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     readiness.failed(e.what());
@@ -145,15 +144,14 @@ int Daemon::run(Readiness& readiness) {
     return 1;
   }
 
-  const int listen_fd = open_listener(readiness);
-  if (listen_fd < 0) return 1;
+  UniqueFd listen_fd(open_listener(readiness));
+  if (!listen_fd) return 1;
 
   try {
     restore_state();
   } catch (const std::exception& e) {
     spdlog::error("cannot restore state from {}: {}", config_.state_dir, e.what());
     readiness.failed(std::string("cannot restore state: ") + e.what());
-    ::close(listen_fd);
     return 1;
   }
 
@@ -166,11 +164,11 @@ int Daemon::run(Readiness& readiness) {
   });
 
   if (!start_http(readiness)) {  // before serving, so a refusal leaves nothing behind
-    ::close(listen_fd);
+    listen_fd.reset();
     if (!socket_from_systemd_) ::unlink(config_.socket_path.c_str());
     return 1;
   }
-  server_.start(listen_fd);
+  server_.start(listen_fd.release());
   spdlog::info("lpd pid {} listening on {}{} (state {})", ::getpid(), config_.socket_path,
                socket_from_systemd_ ? " (socket from systemd)" : "", config_.state_dir);
   readiness.ready(::getpid());

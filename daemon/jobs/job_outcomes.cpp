@@ -80,7 +80,7 @@ void JobService::add_result(Supervised& s, TestResult result) {
   s.results.push_back(std::move(result));
 }
 
-void JobService::settle_end(Supervised* s, const WorkerActivity& activity, const ProcessEnd& end) {
+void JobService::settle_end(Supervised* s, const WorkerActivity& activity, const ExitStatus& end) {
   const double now = wall_now();
   auto crash = activity.crash_on(end, now);
   const bool stopping = s && s->job.stop_requested;
@@ -137,7 +137,7 @@ void JobService::mark_flaky_crashes(Supervised& s) {
   }
 }
 
-void JobService::command_result(Supervised& s, const ProcessEnd& end, bool no_crash_yet, pid_t command_pid) {
+void JobService::command_result(Supervised& s, const ExitStatus& end, bool no_crash_yet, pid_t command_pid) {
   const std::string nodeid = command_test_name(s.job.spec.argv);
   const double now = wall_now();
   // (full disk) A previous lpd may have recorded this death
@@ -194,7 +194,7 @@ void JobService::command_result(Supervised& s, const ProcessEnd& end, bool no_cr
   add_result(s, std::move(r));
 }
 
-void JobService::after_attempt(Supervised& s, const ProcessEnd& end, std::size_t crashes_before, pid_t command_pid) {
+void JobService::after_attempt(Supervised& s, const ExitStatus& end, std::size_t crashes_before, pid_t command_pid) {
   Job& job = s.job;
   if (job.attempt_kind != AttemptKind::kIsolatedRerun) {
     job.command_exit_code = end.exit_code;

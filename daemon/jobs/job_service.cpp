@@ -470,8 +470,7 @@ void JobService::start_attempt(Supervised& s) {
   s.job.monitor_pid = launched.pid;
   s.job.monitor_start_time = launched.start_time;
   const std::string run_id = s.run_id;
-  s.monitor_watch = std::make_shared<PidfdWatch>(io_, launched.pidfd, /*own_child=*/true);
-  s.monitor_watch->async_wait([this, run_id](const ExitStatus&) { attempt_ended(run_id); });
+  s.monitor_watch = ExitWatch::child(io_, launched.pidfd, [this, run_id](const ExitStatus&) { attempt_ended(run_id); });
   std::string text = "running";
   if (s.job.attempt_kind == AttemptKind::kRetry)
     text = "re-running without " + std::to_string(s.job.plan.excluded.size()) + " crashed test(s), attempt " +
@@ -509,7 +508,7 @@ void JobService::attempt_ended(const std::string& run_id) {
   } else {
     spdlog::warn("run {}: the monitor left no exit status", run_id);
   }
-  ProcessEnd end{signal, exit_code};
+  ExitStatus end{signal, exit_code};
   const pid_t command_pid = status ? integer_field<pid_t>(*status, "pid").value_or(0) : 0;
   if (status) note_left_running(*s, *status);
   drain_sessions_where([&](const WorkerActivity& a) { return a.run_id() == run_id; });
@@ -1072,7 +1071,7 @@ void JobService::restore() {
     if (const auto alive = check_liveness(ref.job.monitor_pid, ref.job.monitor_start_time);
         alive == Liveness::kAlive || alive == Liveness::kUnknown) {  // unknown: the watch retries until it can look
       ref.readopted_watch = ExitWatch::start(io_, ref.job.monitor_pid, ref.job.monitor_start_time,
-                                             [this, run_id] { attempt_ended(run_id); });
+                                             [this, run_id](const ExitStatus&) { attempt_ended(run_id); });
     } else {
       // It ended while lpd was down; its status file says how.
       boost::asio::post(io_, [this, run_id] { attempt_ended(run_id); });

@@ -129,7 +129,7 @@ class JobService {
     std::string run_id;
     uid_t owner = static_cast<uid_t>(-1);
     Job job;
-    std::shared_ptr<PidfdWatch> monitor_watch;    // our child
+    std::shared_ptr<ExitWatch> monitor_watch;     // our child
     std::shared_ptr<ExitWatch> readopted_watch;   // after a restart
     std::unique_ptr<boost::asio::steady_timer> kill_timer;
     std::list<Attached> attached;  // a list: finish callbacks hold pointers into it
@@ -168,7 +168,7 @@ class JobService {
   /// yet known: finalized by worker.down, the attempt's end, or its pidfd.
   struct Pending {
     WorkerActivity activity;
-    std::optional<ProcessEnd> end;
+    std::optional<ExitStatus> end;
     std::shared_ptr<ExitWatch> watch;
   };
 
@@ -214,16 +214,16 @@ class JobService {
   /// next rerun, retry, or the end. `crashes_before`: s.crashes' size when
   /// the attempt's ends began to be settled; `command_pid`: the command's
   /// pid from lpd-monitor's status (0 if unknown).
-  void after_attempt(Supervised& s, const ProcessEnd& end, std::size_t crashes_before, pid_t command_pid);
+  void after_attempt(Supervised& s, const ExitStatus& end, std::size_t crashes_before, pid_t command_pid);
   /// The one testcase of a command that reported no tests: its exit as a
   /// result, and its signal death as a crash of it (unless a crash was
   /// already recorded for this end, or the run was stopped).
-  void command_result(Supervised& s, const ProcessEnd& end, bool no_crash_yet, pid_t command_pid);
+  void command_result(Supervised& s, const ExitStatus& end, bool no_crash_yet, pid_t command_pid);
   /// What the final exit code depends on (job_lifecycle.h's FinalFacts).
   FinalFacts final_facts(const Supervised& s) const;
   /// Judges a test process's end (worker_end_verdict): a crash record, an
   /// interrupted result for the test it ran, or nothing.
-  void settle_end(Supervised* s, const WorkerActivity& activity, const ProcessEnd& end);
+  void settle_end(Supervised* s, const WorkerActivity& activity, const ExitStatus& end);
   /// Sets `flaky` on every crash of the run whose test passed when run
   /// again later (an isolated rerun, a retry, a pytest-rerunfailures rerun).
   void mark_flaky_crashes(Supervised& s);
@@ -234,8 +234,8 @@ class JobService {
   /// in the run's directory, readable by the run's user.
   void write_selection_files(const Supervised& s) const;
   void record_crash(Supervised* s, Crash crash);
-  void finalize(Pending& pending, const ProcessEnd& end);
-  void finalize_pending_of(const std::string& run_id, const std::optional<ProcessEnd>& controller_end);
+  void finalize(Pending& pending, const ExitStatus& end);
+  void finalize_pending_of(const std::string& run_id, const std::optional<ExitStatus>& controller_end);
   void send_done(Supervised& s, Attached& a);
   /// Reads the rest of each of `a`'s logs, then send_done once all are read.
   void finish_attach(Supervised& s, Attached& a);

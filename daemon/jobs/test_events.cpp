@@ -181,7 +181,7 @@ json JobService::handle_worker_down(Call& call) {
   auto* controller = registered(call.peer, "worker.down");
   const auto pid = static_cast<pid_t>(call.fields.integer("pid"));
   const auto returncode = call.fields.optional_integer("returncode");
-  ProcessEnd end;
+  ExitStatus end;
   if (returncode && *returncode < 0) end.signal = static_cast<int>(-*returncode);
   if (returncode && *returncode >= 0) end.exit_code = static_cast<int>(*returncode);
   for (auto& p : pending_) {
@@ -305,18 +305,18 @@ json JobService::handle_traceback_attach(Call& call) {
   return {{"raw", true}, {"echo", echo != nullptr}};
 }
 
-void JobService::finalize(Pending& pending, const ProcessEnd& end) {
+void JobService::finalize(Pending& pending, const ExitStatus& end) {
   Supervised* s = find(pending.activity.run_id());
   settle_end(s, pending.activity, end);
   if (pending.watch) pending.watch->cancel();
   pending.activity = WorkerActivity("", "", 0, 0, 0);  // spent; erased by the caller
 }
 
-void JobService::finalize_pending_of(const std::string& run_id, const std::optional<ProcessEnd>& controller_end) {
+void JobService::finalize_pending_of(const std::string& run_id, const std::optional<ExitStatus>& controller_end) {
   for (auto& p : pending_) {
     if (p->activity.run_id() != run_id) continue;
     const bool controller = p->activity.worker_id() == "controller";
-    finalize(*p, controller && controller_end ? *controller_end : p->end.value_or(ProcessEnd{}));
+    finalize(*p, controller && controller_end ? *controller_end : p->end.value_or(ExitStatus{}));
   }
   std::erase_if(pending_, [](const auto& p) { return p->activity.run_id().empty(); });
 }
@@ -339,8 +339,8 @@ void JobService::peer_gone(const Peer& peer) {
   auto pending = std::make_unique<Pending>(Pending{std::move(activity), std::nullopt, nullptr});
   Pending* raw = pending.get();
   if (!find(raw->activity.run_id())) {
-    raw->watch = ExitWatch::start(io_, raw->activity.pid(), [this, raw] {
-      finalize(*raw, ProcessEnd{});
+    raw->watch = ExitWatch::start(io_, raw->activity.pid(), [this, raw](const ExitStatus&) {
+      finalize(*raw, ExitStatus{});
       std::erase_if(pending_, [](const auto& p) { return p->activity.run_id().empty(); });
     });
   }

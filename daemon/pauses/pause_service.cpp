@@ -93,7 +93,7 @@ void PauseService::arm(const Pause& pause, int pidfd) {
 
 void PauseService::watch_test_process(const Pause& pause, int pidfd) {
   const std::string id = pause.pause_id;
-  auto on_exit = [this, id] {
+  auto on_exit = [this, id](const ExitStatus&) {
     Pause* p = registry_.find(id);
     if (!p || p->status != PauseStatus::kPending) return;
     // The watch fires only on a confirmed end (its pidfd woke, or the
@@ -167,7 +167,7 @@ json PauseService::handle_request(Call& call) {
   // now, while the requester is there to hear why, rather than keep it on
   // trust. A process already gone (or invisible: pid 0) is no such
   // failure; its pause turns stale at once, as before.
-  const PinnedProcess pinned = pin_process(call.peer.pid, 0);
+  PinnedProcess pinned = pin_process(call.peer.pid, 0);
   if (pinned.liveness == Liveness::kUnknown)
     throw Error(ErrorCode::kUnavailable, describe_shortage(pinned.error) + ": lpd cannot watch the process asking (pid " +
                                              std::to_string(call.peer.pid) +
@@ -179,15 +179,10 @@ json PauseService::handle_request(Call& call) {
   // On disk before anyone hears of it, so a restarted lpd knows it too. A
   // pause lpd cannot record (a full disk) is refused now, while the test is
   // there to hear why: kept on trust, it would vanish at the next restart.
-  try {
-    store_.write_json(pause_path(pause), pause.to_json(), /*durable=*/false);
-  } catch (...) {
-    if (pinned.pidfd >= 0) ::close(pinned.pidfd);
-    throw;
-  }
+  store_.write_json(pause_path(pause), pause.to_json(), /*durable=*/false);
   Pause& added = registry_.add(std::move(pause), nullptr);
   waiting_[pause_id] = call.defer();
-  arm(added, pinned.pidfd);
+  arm(added, pinned.pidfd.release());
   publish("pause.created", added);
   spdlog::info("pause {} created for {} (run {}, pid {})", pause_id, added.nodeid, run_id, added.pid);
   return json();
@@ -327,7 +322,7 @@ void PauseService::restore() {
       if (!is_safe_id(pause.pause_id) || pause.run_id != run_dir) continue;
       Pause& added = registry_.add(std::move(pause), nullptr);
       if (added.status != PauseStatus::kPending) continue;
-      const PinnedProcess pinned = pin_process(added.pid, added.pid_start_time);
+      PinnedProcess pinned = pin_process(added.pid, added.pid_start_time);
       if (pinned.liveness == Liveness::kGone || pinned.liveness == Liveness::kReused) {
         registry_.mark_stale(added.pause_id, now);
         persist(added);
@@ -339,7 +334,7 @@ void PauseService::restore() {
         spdlog::warn("pause {}: cannot tell whether pid {} still runs ({}); kept pending and watched", added.pause_id,
                      added.pid, describe_shortage(pinned.error));
       ++pending;
-      arm(added, pinned.pidfd);  // a deadline already past fires at once
+      arm(added, pinned.pidfd.release());  // a deadline already past fires at once
     }
   }
   spdlog::info("restored {} pending pause(s)", pending);

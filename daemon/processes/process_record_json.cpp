@@ -15,10 +15,10 @@ json process_to_json(const SupervisedProcess& r, double now) {
   for (const auto& left : r.left_running) left_running.push_back({{"pid", left.pid}, {"argv", left.argv}});
   json exit = nullptr;
   if (r.state == ProcessState::kExited || r.state == ProcessState::kKilled) {
-    exit = {{"known", r.exit.known}, {"description", r.exit.describe()}};
-    if (r.exit.known) {
-      exit["code"] = r.exit.signal == 0 ? json(r.exit.code) : json(nullptr);
-      exit["signal"] = r.exit.signal == 0 ? json(nullptr) : json(r.exit.signal);
+    exit = {{"known", r.exit.known()}, {"description", r.exit.describe()}};
+    if (r.exit.known()) {
+      exit["code"] = r.exit.signal ? json(nullptr) : json(*r.exit.exit_code);
+      exit["signal"] = r.exit.signal ? json(*r.exit.signal) : json(nullptr);
     }
   }
   const bool running = is_running(r.state);
@@ -118,9 +118,10 @@ std::optional<SupervisedProcess> process_from_json(const json& v) {
     }
     if (v.contains("exit_status") && v["exit_status"].is_object()) {
       const auto& e = v["exit_status"];
-      r.exit.known = e.value("known", false);
-      if (auto code = integer_field<int>(e, "code")) r.exit.code = *code;
-      if (auto signal = integer_field<int>(e, "signal")) r.exit.signal = *signal;
+      if (e.value("known", false)) {
+        r.exit.exit_code = integer_field<int>(e, "code");
+        r.exit.signal = integer_field<int>(e, "signal");
+      }
     }
     return r;
   } catch (const json::exception&) {

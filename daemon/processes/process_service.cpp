@@ -18,6 +18,7 @@
 #include "daemon/os/proc_stat.h"
 #include "daemon/processes/process_record_json.h"
 #include "daemon/os/exit_watch.h"
+#include "daemon/os/pidfd_watch.h"
 #include "daemon/core/resource_shortage.h"
 #include "daemon/core/storage_failure.h"
 
@@ -305,7 +306,7 @@ void ProcessService::plan_and_run(EnsureRequest request, EnsureDone done, const 
   }
 }
 
-int ProcessService::open_start_log(const EnsureRequest& request, SupervisedProcess& record) {
+UniqueFd ProcessService::open_start_log(const EnsureRequest& request, SupervisedProcess& record) {
   const ProcessKey key = request.key();
   const std::string stem = process_file_stem(key);
   const auto* previous = registry_.find(key);
@@ -313,14 +314,14 @@ int ProcessService::open_start_log(const EnsureRequest& request, SupervisedProce
   std::vector<std::string> kept = previous ? previous->logs : std::vector<std::string>{};
   std::optional<std::pair<uid_t, gid_t>> log_owner;
   if (request.credentials) log_owner.emplace(request.credentials->uid, request.credentials->gid);
-  int log_fd = -1;
+  UniqueFd log_fd;
   std::string log_path;
   // A name already taken (a record lost with its logs kept) is skipped,
   // never appended to: its old ready line would match at once.
-  for (int tries = 0; log_fd < 0; ++tries) {
+  for (int tries = 0; !log_fd; ++tries) {
     if (tries == 1000) throw std::system_error(EEXIST, std::generic_category(), "no free log name for " + stem);
     log_path = store_.path(process_log_name(stem, ++number));
-    log_fd = create_log(log_path, log_owner);
+    log_fd.reset(create_log(log_path, log_owner));
   }
   const LogRotation rotation = rotate_logs(kept, log_path, request.keep_logs);
   const std::string logs_dir = store_.path("logs");
@@ -354,7 +355,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
                                             "` stops them");
   }
   SupervisedProcess record;
-  int log_fd = -1;
+  UniqueFd log_fd;
   try {
     store_.make_dir("logs");
     // The helper writes its output, ready line included, straight to its
@@ -376,18 +377,18 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   spec.argv = request.argv;
   spec.cwd = request.cwd;
   spec.env = request.env;
-  spec.stdout_fd = log_fd;
-  spec.stderr_fd = log_fd;
+  spec.stdout_fd = log_fd.get();
+  spec.stderr_fd = log_fd.get();
   spec.credentials = request.credentials;
   Launched launched;
   try {
     launched = launcher_.launch(spec);
   } catch (...) {
-    ::close(log_fd);
+    log_fd.reset();
     ::unlink(record.log_path.c_str());  // no start, no log: it would belong to no record
     throw;
   }
-  ::close(log_fd);
+  log_fd.reset();
 
   record.name = key.name;
   record.scope = key.scope;
@@ -485,9 +486,9 @@ void ProcessService::arm_timeout(const ProcessKey& key, std::uint64_t generation
 }
 
 void ProcessService::watch_exit(const ProcessKey& key, std::uint64_t generation, int pidfd, bool own_child) {
-  auto watch = std::make_shared<PidfdWatch>(io_, pidfd, own_child);
-  supervision(key).exit_watch = watch;
-  watch->async_wait([this, key, generation](const ExitStatus& status) { on_exit(key, generation, status); });
+  auto on_end = [this, key, generation](const ExitStatus& status) { on_exit(key, generation, status); };
+  supervision(key).exit_watch =
+      own_child ? ExitWatch::child(io_, pidfd, std::move(on_end)) : ExitWatch::adopt(io_, pidfd, std::move(on_end));
 }
 
 void ProcessService::watch_exit_later(const ProcessKey& key, std::uint64_t generation) {
@@ -500,12 +501,12 @@ void ProcessService::watch_exit_later(const ProcessKey& key, std::uint64_t gener
     auto it = supervision_.find(key);
     if (!record || it == supervision_.end() || it->second.generation != generation || !is_running(record->state))
       return;
-    const PinnedProcess pinned = pin_process(record->pid, record->start_time);
+    PinnedProcess pinned = pin_process(record->pid, record->start_time);
     switch (pinned.liveness) {
       case Liveness::kAlive:
         spdlog::info("process {} (pid {}): watched again", key, record->pid);
         it->second.watch_failures = 0;
-        watch_exit(key, generation, pinned.pidfd, false);
+        watch_exit(key, generation, pinned.pidfd.release(), false);
         return;
       case Liveness::kGone:
         on_exit(key, generation, ExitStatus{});  // not our child: its status is unknown
@@ -1076,7 +1077,7 @@ void ProcessService::restore() {
     // The pidfd pins the pid, then /proc says whether it is still the same
     // process. Only the kernel's "no such process" or another start time
     // ends it; a failure to look (EMFILE...) re-adopts it all the same.
-    const PinnedProcess pinned = pin_process(record->pid, record->start_time);
+    PinnedProcess pinned = pin_process(record->pid, record->start_time);
     const Liveness liveness = pinned.liveness;
     const ProcessState was = record->state;
     if (liveness == Liveness::kGone || liveness == Liveness::kReused) {
@@ -1106,7 +1107,7 @@ void ProcessService::restore() {
     sup = Supervision{};
     sup.generation = stored->generation;
     if (liveness == Liveness::kAlive) {
-      watch_exit(key, stored->generation, pinned.pidfd, false);
+      watch_exit(key, stored->generation, pinned.pidfd.release(), false);
     } else {
       spdlog::warn("process {} (pid {}): cannot tell whether it still runs ({}); re-adopted, watching it once lpd can",
                    key, stored->pid, describe_shortage(pinned.error));

@@ -23,10 +23,11 @@
 #include "daemon/logs/log_stream.h"
 #include "daemon/logs/pattern.h"
 #include "daemon/logs/pattern_wait.h"
-#include "daemon/os/pidfd_watch.h"
+#include "daemon/os/exit_watch.h"
 #include "daemon/processes/process_lease.h"
 #include "daemon/processes/process_registry.h"
 #include "daemon/core/state_store.h"
+#include "daemon/core/unique_fd.h"
 
 namespace lpd::daemon {
 
@@ -164,7 +165,7 @@ class ProcessService {
   /// The I/O side of one incarnation of a named process.
   struct Supervision {
     std::uint64_t generation = 0;
-    std::shared_ptr<PidfdWatch> exit_watch;
+    std::shared_ptr<ExitWatch> exit_watch;
     std::shared_ptr<PatternWait> pattern_wait;
     std::unique_ptr<boost::asio::steady_timer> timer;
     bool timer_keeps = false;  // the armed timeout leaves the process running
@@ -202,7 +203,7 @@ class ProcessService {
   /// Creates this start's log (logs/STEM.N.log, N one past the last start,
   /// skipping names that exist) and drops the logs beyond keep_logs.
   /// Returns the open descriptor; fills the record's log fields.
-  int open_start_log(const EnsureRequest& request, SupervisedProcess& record);
+  UniqueFd open_start_log(const EnsureRequest& request, SupervisedProcess& record);
   void start_pending(const ProcessKey& key);
   /// a start with no pattern, from the loop: ready when it has
   /// not exited yet; otherwise nothing (its exit watch answers).

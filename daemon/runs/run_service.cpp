@@ -137,7 +137,7 @@ void RunService::peer_gone(const Peer& peer) {
 
 void RunService::watch_controller(const Run& run) {
   const std::string run_id = run.run_id;
-  controller_watches_[run_id] = ExitWatch::start(io_, run.pid, [this, run_id] {
+  controller_watches_[run_id] = ExitWatch::start(io_, run.pid, [this, run_id](const ExitStatus&) {
     Run* r = registry_.find(run_id);
     if (!r || !r->active) return;
     auto controller = r->workers.find("controller");

@@ -70,7 +70,7 @@ class Server {
   /// connection, to tell it why it cannot be served, and takes it back.
   TurnAway turn_away(int error);
   /// Writes `line` to a connection lpd will not serve, then closes it.
-  static void say_and_close(int fd, const std::string& line);
+  static void say_and_close(UniqueFd fd, const std::string& line);
   void retry_accept_later(const char* why, int error);
   void reopen_spare();
 
@@ -81,7 +81,7 @@ class Server {
   boost::asio::steady_timer accept_retry_;
   std::unordered_map<std::uint64_t, std::shared_ptr<Session>> sessions_;
   std::uint64_t next_session_id_ = 1;
-  int spare_fd_ = -1;  // /dev/null, held only to be given up under EMFILE
+  UniqueFd spare_fd_;  // /dev/null, held only to be given up under EMFILE
   std::map<uid_t, std::size_t> connections_per_uid_;
   std::size_t refused_in_a_row_ = 0;
   std::uint64_t turned_away_total_ = 0;
