@@ -78,6 +78,8 @@
 
 namespace {
 
+using lpd::daemon::UniqueFd;
+
 volatile sig_atomic_t g_child_group = 0;
 volatile sig_atomic_t g_cgroup_kill_fd = -1;  // the command's cgroup.kill, -1: none
 
