@@ -18,7 +18,7 @@ inline constexpr int kExitUnreachable = 2;  // no daemon answered
 inline constexpr int kExitUsage = 64;       // bad command line
 inline constexpr int kExitTimedOut = 124;   // a wait gave up (lpctl watch --timeout), as timeout(1)
 
-/// h18cli (issue 18): makes `option` (a std::vector one) take one value
+/// makes `option` (a std::vector one) take one value
 /// each time it is given, so `--env A=1 --env B=2` collects both and
 /// `--env A=1 -- cmd -x` ends at `--`. CLI11 lets a vector option eat
 /// every word up to the next option and swallow a `--` after them: the

@@ -1,5 +1,5 @@
 #pragma once
-// h18cli (issue 18): what lpctl adds to a refused command line, so the
+// what lpctl adds to a refused command line, so the
 // user learns the fix from the error itself. Plain rules, no I/O.
 
 #include <algorithm>

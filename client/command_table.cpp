@@ -11,7 +11,7 @@ std::vector<Command> command_table() {
       watch_command(),
       resume_command(),
       run_command(),
-      attach_command(),  // h18cli
+      attach_command(),
       runs_command(),
       stop_command(),
       events_command(),
@@ -23,7 +23,7 @@ std::vector<Command> command_table() {
       logs_command(),
       kill_command(),
       kill_all_command(),
-      dashboard_command(),  // h16tok (issue 16)
+      dashboard_command(),
   };
 }
 

@@ -21,7 +21,7 @@ class DaemonUnreachable : public std::runtime_error {
  public:
   /// `nobody_there`: no socket, or nothing listening on it (ENOENT,
   /// ECONNREFUSED), as opposed to one that will not or cannot answer.
-  /// `denied` (h16srv): connect(2) said EACCES or EPERM: the socket is
+  /// `denied`: connect(2) said EACCES or EPERM: the socket is
   /// there, but its mode or its directory's keeps this user out.
   DaemonUnreachable(std::string socket_path, std::string why, bool nobody_there = false, bool denied = false)
       : std::runtime_error("no lpd answering on " + socket_path + " (" + why + ")"),

@@ -1,5 +1,5 @@
 #pragma once
-// h18cli (issue 18): a crash record's reason as lpctl shows it beside the
+// a crash record's reason as lpctl shows it beside the
 // test it names. Plain rules, no I/O.
 
 #include <string>

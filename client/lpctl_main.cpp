@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "client/cli.h"
-#include "client/cli_hints.h"  // h18cli
-#include "client/unreachable_text.h"  // h16srv
+#include "client/cli_hints.h"
+#include "client/unreachable_text.h"
 #include "client/usage_error.h"
 #include "protocol/error.h"
 #include "protocol/paths.h"
@@ -27,7 +27,7 @@ std::vector<std::string> command_names(const CLI::App& app) {
   return names;
 }
 
-/// h18cli (issue 18): after CLI11's own refusal of a known command, the
+/// after CLI11's own refusal of a known command, the
 /// `--` that keeps a command's options (pytest -q) from being read as
 /// lpctl's (cli_hints.h has the rules).
 void print_dashdash_hint(const std::vector<std::string>& args) {
@@ -43,7 +43,7 @@ void print_dashdash_hint(const std::vector<std::string>& args) {
 
 namespace {
 
-/// h16srv: the group of the socket lpctl may not connect to, as
+/// the group of the socket lpctl may not connect to, as
 /// group_label() names it from /etc/group (read up to 1 MiB); nullopt when
 /// the socket cannot be stat'ed (its directory keeps this user out too).
 std::optional<std::string> socket_group_of(const lpd::client::DaemonUnreachable& e) {
@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     const int code = app.exit(e);
-    if (code != 0) print_dashdash_hint(args);  // h18cli
+    if (code != 0) print_dashdash_hint(args);
     return code == 0 ? kExitOk : kExitUsage;
   }
   if (global.json) {
@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
     if (!sub->parsed()) continue;
     try {
       return run(global);
-    } catch (const UsageError& e) {  // h14owner: refused before anything was sent
+    } catch (const UsageError& e) {  // refused before anything was sent
       std::cerr << "lpctl: " << sub->get_name() << ": " << e.what() << "\n";
       return kExitUsage;
     } catch (const DaemonUnreachable& e) {

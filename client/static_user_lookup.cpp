@@ -1,4 +1,4 @@
-// h18speed (issue 18): user-database lookups for a statically linked lpctl.
+// user-database lookups for a statically linked lpctl.
 //
 // In a static program, glibc's getpwnam_r/getpwuid_r dlopen the NSS modules
 // nsswitch.conf lists besides "files" (Debian 12: "files systemd"); such a

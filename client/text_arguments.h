@@ -1,5 +1,5 @@
 #pragma once
-// h14owner: lpctl refuses a command line lpd would not run as given.
+// lpctl refuses a command line lpd would not run as given.
 
 #include <cstddef>
 #include <optional>

@@ -1,5 +1,5 @@
 #pragma once
-// h16srv (issue 16): what lpctl says when lpd does not answer on its
+// what lpctl says when lpd does not answer on its
 // socket, the one place every command's connection error is phrased
 // (lpctl_main.cpp). Plain rules, no I/O.
 

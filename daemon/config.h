@@ -24,13 +24,13 @@ struct DaemonConfig {
   std::string socket_group;
   /// How many ended runs, and how old, lpd keeps (--keep-runs, --keep-days).
   RetentionLimits retention;
-  /// h14logcap: how much disk helper logs may take (--helper-log-max,
+  /// how much disk helper logs may take (--helper-log-max,
   /// --helper-logs-per-user-max, --helpers-per-user-max).
   HelperLogLimits helper_logs;
-  /// h13out: how much disk run outputs may take (--run-output-max,
+  /// how much disk run outputs may take (--run-output-max,
   /// --run-outputs-per-user-max).
   RunOutputLimits run_output;
-  /// issue 16 (h16api): `--http ADDR:PORT` ("" = no HTTP server) and
+  /// `--http ADDR:PORT` ("" = no HTTP server) and
   /// `--http-allow-remote` (a non-loopback address is refused without it).
   std::string http_listen;
   bool http_allow_remote = false;

@@ -12,6 +12,7 @@
 #include "daemon/http/http_server.h"
 #include "daemon/host/install_paths.h"
 #include "daemon/core/directory_trust.h"
+#include "daemon/core/unique_fd.h"
 #include "daemon/transport/listen_socket.h"
 #include "daemon/operation_table.h"
 #include "daemon/host/readiness.h"
@@ -38,24 +39,24 @@ Daemon::Daemon(DaemonConfig config)
       store_(config_.state_dir),
       crashes_(store_),
       crash_retry_(io_, crashes_),
-      pauses_(io_, events_, store_, run_registry_, config_.access, config_.socket_path /* h15term */),
+      pauses_(io_, events_, store_, run_registry_, config_.access, config_.socket_path),
       history_(io_, events_, store_, run_registry_, config_.retention),
       process_launcher_(io_),
-      processes_(io_, store_, events_, process_launcher_, config_.helper_logs /* h14logcap */),
+      processes_(io_, store_, events_, process_launcher_, config_.helper_logs),
       jobs_(io_, events_, store_, crashes_, run_registry_, process_launcher_, config_.access,
-            JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path, config_.run_output /* h13out */},
+            JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path, config_.run_output},
             /*drain=*/*this),
       runs_(io_, events_, store_, run_registry_, /*watcher=*/jobs_),
       dispatcher_(operation_table(*this)),
       server_(io_, dispatcher_, config_.hello_timeout),
       stop_signals_(io_, SIGTERM, SIGINT) {
-  server_.on_session_closed([this](const Peer& peer) { on_session_closed(peer); });
+  server_.on_peer_gone([this](const Peer& peer) { peer_gone(peer); });
   // Runs retention removed take their crash records with them.
   // Journals are written before a session's batch is committed (see
   // Dispatcher::on_batch_end): one write per batch, none lost with lpd.
   dispatcher_.on_batch_end = [this] { history_.journal().flush(); };
   history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { crashes_.forget_runs(run_ids); });
-  history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { jobs_.forget_outputs(run_ids); });  // h13out
+  history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { jobs_.forget_outputs(run_ids); });
 }
 
 Daemon::~Daemon() = default;
@@ -67,15 +68,13 @@ int Daemon::open_listener(Readiness& readiness) {
       if (auto path = socket_path_of(*systemd_fd_); !path.empty()) config_.socket_path = path;
       return *systemd_fd_;
     }
-    const int fd = bind_listening_socket(config_.socket_path, root ? 0755 : 0700, root ? 0660 : 0600);
+    UniqueFd fd(bind_listening_socket(config_.socket_path, root ? 0755 : 0700, root ? 0660 : 0600));
     if (root && !config_.socket_group.empty()) {
       const group* g = ::getgrnam(config_.socket_group.c_str());
-      if (!g || ::chown(config_.socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
-        ::close(fd);
+      if (!g || ::chown(config_.socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
         throw std::runtime_error("cannot give socket " + config_.socket_path + " to group " + config_.socket_group);
-      }
     }
-    return fd;
+    return fd.release();
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     readiness.failed(e.what());
@@ -134,15 +133,14 @@ int Daemon::run(Readiness& readiness) {
     return 1;
   }
 
-  const int listen_fd = open_listener(readiness);
-  if (listen_fd < 0) return 1;
+  UniqueFd listen_fd(open_listener(readiness));
+  if (!listen_fd) return 1;
 
   try {
     restore_state();
   } catch (const std::exception& e) {
     spdlog::error("cannot restore state from {}: {}", config_.state_dir, e.what());
     readiness.failed(std::string("cannot restore state: ") + e.what());
-    ::close(listen_fd);
     return 1;
   }
 
@@ -154,12 +152,12 @@ int Daemon::run(Readiness& readiness) {
     request_stop();
   });
 
-  if (!start_http(readiness)) {  // issue 16 (h16api): before serving, so a refusal leaves nothing behind
-    ::close(listen_fd);
+  if (!start_http(readiness)) {  // before serving, so a refusal leaves nothing behind
+    listen_fd.reset();
     if (!socket_from_systemd_) ::unlink(config_.socket_path.c_str());
     return 1;
   }
-  server_.start(listen_fd);
+  server_.start(listen_fd.release());
   spdlog::info("lpd pid {} listening on {}{} (state {})", ::getpid(), config_.socket_path,
                socket_from_systemd_ ? " (socket from systemd)" : "", config_.state_dir);
   readiness.ready(::getpid());
@@ -190,18 +188,18 @@ void Daemon::request_stop() {
   stop_signals_.cancel();
   if (watchdog_) watchdog_->cancel();
   server_.stop();
-  if (http_) http_->stop();  // issue 16 (h16api)
+  if (http_) http_->stop();
   // Supervised processes are deliberately left running: the next lpd re-adopts them.
   io_.stop();
 }
 
-// -- issue 16 (h16api): the HTTP and WebSocket server --------------------------
+// -- the HTTP and WebSocket server --------------------------
 bool Daemon::start_http(Readiness& readiness) {
   if (config_.http_listen.empty()) return true;
   try {
     // Its requests and WebSockets leave as socket connections do.
     http_ = std::make_unique<http::HttpServer>(io_, dispatcher_, events_, config_.access,
-                                               [this](const Peer& peer) { on_session_closed(peer); });
+                                               [this](const Peer& peer) { peer_gone(peer); });
     const std::string address = http_->start(config_.http_listen, config_.http_allow_remote, config_.state_dir,
                                                config_.socket_path);
     spdlog::info("lpd HTTP and WebSocket API on http://{}/ (lpd's user's token in {}/http.token; every user: lpctl dashboard)",
@@ -216,19 +214,18 @@ bool Daemon::start_http(Readiness& readiness) {
 }
 
 std::string Daemon::http_address() const { return http_ ? http_->address() : std::string(); }
-// -- end issue 16
 
-void Daemon::on_session_closed(const Peer& peer) {
+void Daemon::peer_gone(const Peer& peer) {
   // lpd stopping closes every session itself: those peers did not leave,
   // and the next lpd takes them back as after a kill -9 (a shim's run stays
-  // active, its pause pending; issue 13, a pause surviving a restart).
+  // active, its pause pending; a pause surviving a restart).
   if (stopping_) return;
   spdlog::debug("peer pid {} (session {}) left", peer.pid, peer.session_id);
-  events_.drop_session(peer.session_id);
+  events_.peer_gone(peer);
   pauses_.peer_gone(peer);
   jobs_.peer_gone(peer);
   runs_.peer_gone(peer);
-  processes_.drop_session(peer.session_id);
+  processes_.peer_gone(peer);
 }
 
 void Daemon::drain(std::uint64_t session_id) {

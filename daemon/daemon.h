@@ -31,7 +31,7 @@ namespace lpd::daemon {
 
 class Readiness;
 namespace http {
-class HttpServer;  // issue 16 (h16api): daemon/http/http_server.h
+class HttpServer;  // daemon/http/http_server.h
 }
 
 /// Daemon is the composition root: it owns the one io_context and wires the
@@ -71,18 +71,17 @@ class Daemon final : private SessionDrain {
   History& history() { return history_; }
   /// Every crash record (crashes.jsonl), loaded once at start.
   CrashStore& crashes() { return crashes_; }
-  // -- issue 16 (h16api): the HTTP and WebSocket server (lpd start --http) --
+  // -- the HTTP and WebSocket server (lpd start --http) --
   /// "127.0.0.1:8080" where it listens (port 0 resolved); "" when off.
   std::string http_address() const;
-  /// h16tok: the HTTP server (each user's token); nullptr when off.
+  /// the HTTP server (each user's token); nullptr when off.
   http::HttpServer* http_server() { return http_.get(); }
-  // -- end issue 16
 
  private:
   /// A connection left: each family that keeps per-connection state (event
   /// subscriptions, a waiting pause, a shim's current test, a run's
   /// worker, a helper's log streams and leases) lets go of it, in that order.
-  void on_session_closed(const Peer& peer);
+  void peer_gone(const Peer& peer);
   /// SessionDrain, for JobService: the connection's unread event ring.
   void drain(std::uint64_t session_id) override;
   /// Loads what a previous lpd left in the state directory, before serving.
@@ -114,11 +113,10 @@ class Daemon final : private SessionDrain {
   std::optional<boost::asio::steady_timer> watchdog_;
   std::optional<FileLock> state_lock_;
   bool stopping_ = false;
-  // -- issue 16 (h16api): last, so it goes first (its jobs listen to events_) --
+  // -- last, so it goes first (its jobs listen to events_) --
   std::unique_ptr<http::HttpServer> http_;
   /// Starts http_ when --http was given; false after reporting why not.
   bool start_http(Readiness& readiness);
-  // -- end issue 16
 };
 
 }  // namespace lpd::daemon

@@ -73,7 +73,7 @@ json handle_status(Daemon& daemon, Call&) {
           {"socket", daemon.config().socket_path},
           {"socket_activated", daemon.socket_from_systemd()},
           {"state_dir", daemon.config().state_dir},
-          // issue 16 (h16api): where the HTTP API listens (lpd start --http), null when off
+          // where the HTTP API listens (lpd start --http), null when off
           {"http", daemon.http_address().empty() ? json(nullptr) : json{{"address", daemon.http_address()},
                                                                          {"url", "http://" + daemon.http_address() + "/"}}},
           {"connections",

@@ -15,6 +15,7 @@
 #include "daemon/daemon.h"
 #include "daemon/http/http_listen.h"
 #include "daemon/core/directory_trust.h"
+#include "daemon/core/unique_fd.h"
 #include "daemon/host/logging.h"
 #include "daemon/host/readiness.h"
 #include "daemon/host/stop_command.h"
@@ -33,7 +34,7 @@ void redirect_stdio_to_dev_null() {
   ::dup2(null_fd, STDIN_FILENO);
   ::dup2(null_fd, STDOUT_FILENO);
   ::dup2(null_fd, STDERR_FILENO);
-  if (null_fd > STDERR_FILENO) ::close(null_fd);
+  if (null_fd > STDERR_FILENO) ::close(null_fd);  // one of 0-2 (they were closed) stays: it is a standard stream now
 }
 
 int run_daemon(const DaemonConfig& config, Readiness& readiness) {
@@ -72,6 +73,8 @@ int start_in_background(const DaemonConfig& config) {
     std::perror("lpd: pipe");
     return 1;
   }
+  lpd::daemon::UniqueFd read_end(pipe_fds[0]);
+  lpd::daemon::UniqueFd write_end(pipe_fds[1]);
   std::fflush(nullptr);
   const pid_t child = ::fork();
   if (child < 0) {
@@ -79,8 +82,8 @@ int start_in_background(const DaemonConfig& config) {
     return 1;
   }
   if (child > 0) {
-    ::close(pipe_fds[1]);
-    const auto report = lpd::daemon::wait_for_readiness(pipe_fds[0]);
+    write_end.reset();  // the daemon's copy is the only writer: its end is our end of file
+    const auto report = lpd::daemon::wait_for_readiness(read_end.get());
     int ignored;
     ::waitpid(child, &ignored, 0);
     if (report.ready) {
@@ -94,13 +97,13 @@ int start_in_background(const DaemonConfig& config) {
       std::cerr << "lpd: the daemon exited during startup; see " << config.state_dir << "/lpd.log\n";
     return 1;
   }
-  ::close(pipe_fds[0]);
+  read_end.reset();
   ::setsid();
   const pid_t grandchild = ::fork();
   if (grandchild != 0) ::_exit(grandchild < 0 ? 1 : 0);
   if (::chdir("/") != 0) ::_exit(1);
   redirect_stdio_to_dev_null();
-  Readiness readiness(pipe_fds[1]);
+  Readiness readiness(write_end.release());
   return run_daemon(config, readiness);
 }
 
@@ -145,7 +148,7 @@ int main(int argc, char** argv) {
                     "Remove ended runs (and events of no run) older than this many days (0 = no limit)")
       ->check(CLI::NonNegativeNumber)
       ->default_val(lpd::daemon::RetentionLimits::kDefaultKeepDays);
-  // h14logcap: the helper log cap.
+  // the helper log cap.
   auto bytes_or_zero = [](const std::string& text) -> std::string {
     try {
       std::size_t used = 0;
@@ -173,7 +176,7 @@ int main(int argc, char** argv) {
                     "Helper records (running or ended) one user other than root may have: ended ones are forgotten, "
                     "oldest first, to make room; a start past it with all running is refused; 0 = no limit")
       ->default_val(lpd::daemon::HelperLogLimits::kDefaultHelpersPerOwner);
-  // h13out: the run output cap (same rules as the helper log cap).
+  // the run output cap (same rules as the helper log cap).
   start->add_option("--run-output-max", config.run_output.per_run,
                     "Disk space one run's output log (lpctl run, runs/ID/output.log) may use, in bytes: past it, "
                     "lpd frees its middle while the command writes on, keeping its first lines (an eighth of "
@@ -187,7 +190,7 @@ int main(int argc, char** argv) {
                     "0 = no limit")
       ->check(CLI::Validator(bytes_or_zero, "BYTES"))
       ->default_val(lpd::daemon::RunOutputLimits::kDefaultPerOwner);
-  // -- issue 16 (h16api): the HTTP and WebSocket API --
+  // -- the HTTP and WebSocket API --
   start->add_option("--http", config.http_listen,
                     "Also serve the HTTP and WebSocket API (pytest-relay-run's /jobs, /api/op/OP, /ws) and the "
                     "dashboard on ADDR:PORT, e.g. 127.0.0.1:8080 (port 0: any free port; `lpctl status` or the "
@@ -198,12 +201,11 @@ int main(int argc, char** argv) {
       ->type_name("ADDR:PORT");
   start->add_flag("--http-allow-remote", config.http_allow_remote,
                   "Let --http listen on an address that is not loopback (plain HTTP: put a TLS proxy in front)");
-  // -- end issue 16
   start->add_option("--ready-fd", ready_fd,
                     "With --foreground: write \"READY <pid>\" (or \"ERROR <why>\") to this fd once the "
                     "socket accepts connections");
 
-  // issue 18 (h18try): `lpd stop`, the way out `lpd start` had lacked.
+  // `lpd stop`, the way out `lpd start` had lacked.
   std::string stop_socket;
   double stop_timeout_seconds = 30;
   auto* stop = app.add_subcommand(
@@ -279,7 +281,7 @@ int main(int argc, char** argv) {
     if (config.state_dir.front() != '/') config.state_dir = std::string(cwd) + "/" + config.state_dir;
   }
 
-  // -- issue 16 (h16api): a bad --http is a bad command line, said before starting --
+  // -- a bad --http is a bad command line, said before starting --
   if (!config.http_listen.empty()) {
     try {
       lpd::daemon::http::parse_listen_address(config.http_listen, config.http_allow_remote);
@@ -291,7 +293,6 @@ int main(int argc, char** argv) {
     std::cerr << "lpd: --http-allow-remote needs --http ADDR:PORT\n";
     return 64;
   }
-  // -- end issue 16
   if (!config.foreground) {
     if (ready_fd >= 0) {
       std::cerr << "lpd: --ready-fd needs --foreground\n";

@@ -64,11 +64,11 @@ OperationTable operation_table(Daemon& d) {
       {"events.list", "One page of the kept events after since (run_id, types, limit); replies events, next (the "
                       "since of the next page, null at the end) and last_seq",
        G::kList, [&d](Call& c) { return handle_events_list(d.events(), d.history(), c); }},
-      // -- history and retention (issue 13) --
+      // -- history and retention --
       {"prune", "Remove ended runs past keep_runs / keep_days (default: lpd's limits) among those the caller may "
                 "act on; dry_run lists them only",
        G::kOwn, on<&Daemon::history, handle_prune>(d)},
-      // -- pauses and runs (issue 3) --
+      // -- pauses and runs --
       {"run.register", "Join a run (or start one): run_id?, worker_id?, argv, cwd, hostname", G::kAct,
        on<&Daemon::runs, handle_run_register>(d), owner<&Daemon::runs, existing_run>(d)},
       {"run.end", "Say this connection's part of the run ended cleanly", G::kOwn,
@@ -84,11 +84,11 @@ OperationTable operation_table(Daemon& d) {
        on<&Daemon::pauses, handle_pause_list>(d)},
       {"pause.watch", "Wait for the next pending pause of run_id (timeout?); fails if the run ends first", G::kList,
        on<&Daemon::pauses, handle_pause_watch>(d)},
-      // h15lp: pytest-live-pause's pause directory
+      // pytest-live-pause's pause directory
       {"pause.mirror", "Mirror run_id's run, events and pauses into pause_dir (pytest-live-pause's layout) and apply "
                        "the <pause_id>.resume.json files written to its commands/",
        G::kAct, on<&Daemon::pauses, handle_pause_mirror>(d), owner<&Daemon::runs, existing_run>(d)},
-      // -- supervised test runs and crash attribution (issue 5) --
+      // -- supervised test runs and crash attribution --
       {"run.start", "Run a command under supervision (lpctl run): argv, cwd, env, name, retry_crashed, "
                     "rerun_crashed, fail_on_flaky, runner, junit, crash_log, pause_on_failure",
        G::kOwn, [&d](Call& c) { return d.jobs().handle_start(c); }},
@@ -120,7 +120,7 @@ OperationTable operation_table(Daemon& d) {
       {"traceback.attach", "Turn this connection into a raw stream of this process's fatal-error traceback "
                            "(echoed to the stderr descriptor passed with it, if any)",
        G::kOwn, [&d](Call& c) { return d.jobs().handle_traceback_attach(c); }},
-      // -- issue 12: what happened outside tests, and where a test was --
+      // -- what happened outside tests, and where a test was --
       {"test.phase", "Notification: the running test entered phase (setup, call, teardown), or the session did "
                      "(collection, sessionstart, sessionfinish, exit): nodeid?, phase",
        G::kOwn, [&d](Call& c) { return d.jobs().handle_test_phase(c); }, nullptr, false, /*flat_fields=*/true},
@@ -128,7 +128,7 @@ OperationTable operation_table(Daemon& d) {
        [&d](Call& c) { return d.jobs().handle_session_error(c); }},
       {"collection.items", "Notification: nodeids this process collected (chunks of at most 1000)", G::kOwn,
        [&d](Call& c) { return d.jobs().handle_collection_items(c); }},
-      // -- supervised helper processes (issue 4) --
+      // -- supervised helper processes --
       {"proc.ensure",
        "Start NAME unless it runs, answer when its log matches pattern: name, scope?, pattern?, argv, cwd, env, "
        "timeout, max_read_lines, restart, keep_on_timeout, lease?, linger?, keep_logs?",
@@ -142,10 +142,10 @@ OperationTable operation_table(Daemon& d) {
        on<&Daemon::processes, handle_proc_kill_all>(d)},
       {"proc.logs", "Push NAME's log as proc.log pieces then proc.log_end: name, lines?, follow?", G::kRead,
        on<&Daemon::processes, handle_proc_logs>(d), owner<&Daemon::processes, process_named>(d)},
-      // -- issue 14 (x14names): leases; every proc.* op naming a helper also takes scope?/full_name?/owner? --
+      // -- leases; every proc.* op naming a helper also takes scope?/full_name?/owner? --
       {"proc.release", "This connection stops holding NAME (a lease from proc.ensure): name, scope?", G::kAct,
        on<&Daemon::processes, handle_proc_release>(d), owner<&Daemon::processes, process_named>(d)},
-      // -- issue 16 (h16tok): each user's own HTTP token (lpctl dashboard) --
+      // -- each user's own HTTP token (lpctl dashboard) --
       {"http.token", "The caller's own HTTP token (made on first request, kept across restarts) and the URL to "
                      "open: rotate? replaces it; unavailable without lpd start --http",
        G::kOwn, [&d](Call& c) { return handle_http_token(d.http_server(), d.http_address(), c); }},

@@ -12,18 +12,18 @@ Command watch_command();
 Command resume_command();
 Command runs_command();
 Command run_command();
-Command attach_command();  // h18cli (issue 18)
+Command attach_command();
 Command stop_command();
 Command report_command();
 Command events_command();
 Command crashes_command();
-Command prune_command();  // retention (issue 13)
-// supervised helper processes (issue 4)
+Command prune_command();  // retention
+// supervised helper processes
 Command ensure_command();
 Command ps_command();
 Command logs_command();
 Command kill_command();
 Command kill_all_command();
-Command dashboard_command();  // h16tok (issue 16): your own HTTP token and URL
+Command dashboard_command();  // your own HTTP token and URL
 
 }  // namespace lpd::client

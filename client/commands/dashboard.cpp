@@ -1,4 +1,4 @@
-// issue 16 (h16tok): lpctl dashboard: the caller's own HTTP token and the URL to open.
+// lpctl dashboard: the caller's own HTTP token and the URL to open.
 #include <iostream>
 
 #include "client/cli.h"

@@ -12,7 +12,7 @@
 #include "client/cli.h"
 #include "client/commands/commands.h"
 #include "client/commands/helper_address.h"
-#include "client/text_arguments.h"  // h14owner
+#include "client/text_arguments.h"
 
 extern char** environ;
 
@@ -94,7 +94,7 @@ json environment_of(const EnsureOptions& o) {
   return env;
 }
 
-/// h14ensure: one line on stderr when the helper lpctl got (reused, or a
+/// one line on stderr when the helper lpctl got (reused, or a
 /// start it joined) runs with another argv, pattern or cwd than asked:
 /// it is used all the same, as pytest-xprocess does, but not silently.
 void warn_if_differs(const std::string& name, const json& result) {
@@ -121,7 +121,7 @@ void print_outcome(const std::string& name, const json& result) {
   const int pid = result.value("pid", 0);
   if (outcome == "reused") {
     std::printf("%s: already running (pid %d), reused\n", name.c_str(), pid);
-    // h14fixA: handed back after a start that failed but left it running.
+    // handed back after a start that failed but left it running.
     if (const auto note = result.find("not_ready"); note != result.end() && note->is_string())
       std::printf("%s: %s\n", name.c_str(), note->get<std::string>().c_str());
     return;
@@ -162,7 +162,7 @@ Command ensure_command() {
         app.add_option("--timeout", o->timeout, "Seconds to wait for the pattern (default 120)")
             ->check(CLI::PositiveNumber);
         app.add_option("--cwd", o->cwd, "Working directory (default: the current one)");
-        repeatable(app.add_option("--env", o->env, "K=V added to the environment (repeatable)"));  // h18cli
+        repeatable(app.add_option("--env", o->env, "K=V added to the environment (repeatable)"));
         app.add_flag("--clean-env", o->clean_env, "Start from an empty environment, not lpctl's");
         app.add_option("--max-read-lines", o->max_read_lines,
                        "Give up after this many non-empty lines without a match (default: no limit)")
@@ -187,7 +187,7 @@ Command ensure_command() {
                          {"max_read_lines", o->max_read_lines},
                          {"restart", o->restart},
                          {"keep_on_timeout", o->keep_on_timeout}};
-          require_utf8_fields(fields);  // h14owner: what lpd runs is what was typed, or nothing
+          require_utf8_fields(fields);  // what lpd runs is what was typed, or nothing
           auto connection = global.connect();
           // The daemon does the waiting and answers at its own timeout; ours
           // only guards against a daemon that never answers.

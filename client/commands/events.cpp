@@ -9,7 +9,7 @@
 #include "client/commands/commands.h"
 #include "client/paged_listing.h"
 #include "client/terminal_text.h"
-#include "client/crash_line.h"  // h18cli
+#include "client/crash_line.h"
 
 namespace lpd::client {
 namespace {
@@ -121,7 +121,7 @@ void print_crash(const json& c, bool traceback, int run_width) {
   std::string test = nodeid.empty() ? "(" + c.value("where", "") + ")" : nodeid;
   if (!phase.empty()) test += " [" + phase + "]";
   if (c.value("flaky", false)) test += " (flaky: passed when re-run)";
-  // h18cli: the nodeid once (the reason names it too).
+  // the nodeid once (the reason names it too).
   const std::string reason = reason_beside_test(c.value("reason", ""), nodeid, phase);
   const auto signal_name = c.find("signal_name");
   std::printf("%-12s  %-*s  %-8s  %s: %s\n", clock_time(c.value("crash_time", 0.0)).c_str(), run_width,
@@ -151,7 +151,7 @@ void print_crash(const json& c, bool traceback, int run_width) {
 Command crashes_command() {
   struct Options {
     std::string run_id;
-    bool verbose = false;  // h18cli: tracebacks
+    bool verbose = false;  // tracebacks
   };
   auto o = std::make_shared<Options>();
   auto run_id = std::shared_ptr<std::string>(o, &o->run_id);

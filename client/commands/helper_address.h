@@ -102,7 +102,7 @@ inline json request_helper(Connection& connection, std::string_view op, const st
   }
 }
 
-// -- h14owner: --owner USER|UID ----------------------------------------------------
+// -- --owner USER|UID ----------------------------------------------------
 
 /// The uid `text` names for --owner: all digits is a uid; else a user name
 /// looked up in the user database. Throws UsageError for an unknown name.
@@ -134,6 +134,5 @@ inline json with_owner(json fields, const std::optional<std::string>& owner) {
   if (owner) fields["owner"] = parse_owner(*owner);
   return fields;
 }
-// -- end h14owner
 
 }  // namespace lpd::client

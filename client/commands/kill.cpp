@@ -19,8 +19,8 @@ struct KillOptions {
   double grace = 5;
   std::optional<std::string> scope;
   bool force = false;
-  std::optional<std::string> owner;  // h14owner
-  bool all_projects = false;         // h14owner: kill-all in every scope
+  std::optional<std::string> owner;
+  bool all_projects = false;         // kill-all in every scope
 };
 
 std::chrono::milliseconds kill_limit(const GlobalOptions& global, double grace) {
@@ -28,7 +28,7 @@ std::chrono::milliseconds kill_limit(const GlobalOptions& global, double grace) 
 }
 
 void print_killed(const json& p) {
-  // h14fixB: what was killed by its full name (SCOPE::NAME; the name alone
+  // what was killed by its full name (SCOPE::NAME; the name alone
   // in the global scope): a NAME may have reached another project.
   const std::string name = p.contains("full_name") && p["full_name"].is_string() ? p["full_name"].get<std::string>()
                                                                                  : p.value("name", "");
@@ -83,7 +83,7 @@ Command kill_command() {
                 print_json(result);
                 return kExitOk;
               }
-              // h14fixB: a NAME with no helper in this project reaches the
+              // a NAME with no helper in this project reaches the
               // one helper of that name elsewhere (request_helper's
               // fallback, as ps and logs): say so before what was done.
               const std::string project = project_scope(current_directory());
@@ -108,7 +108,7 @@ Command kill_command() {
 
 Command kill_all_command() {
   auto o = std::make_shared<KillOptions>();
-  // h14owner: as pytest's --xkill, the current project's helpers of yours;
+  // as pytest's --xkill, the current project's helpers of yours;
   // ones other connections hold (leases) are left running unless --force.
   return {"kill-all",
           "Stop your helper processes in this project (--all-projects: in every one) and print what was done; "
@@ -133,7 +133,7 @@ Command kill_all_command() {
               const json none = json::array();
               const json& kept = result.contains("kept") ? result["kept"] : none;
               const json& released = result.contains("released") ? result["released"] : none;
-              // h14fixB: the reply lists at most what fits in one line of
+              // the reply lists at most what fits in one line of
               // the protocol; the counts are every helper's.
               const auto count = [&](const char* kind, const json& list) {
                 const auto it = result.find(std::string(kind) + "_count");

@@ -16,7 +16,7 @@ struct LogsOptions {
   long long lines = -1;  // -1: the whole log
   bool follow = false;
   std::optional<std::string> scope;
-  std::optional<std::string> owner;  // h14owner
+  std::optional<std::string> owner;
 };
 
 }  // namespace
@@ -40,7 +40,7 @@ Command logs_command() {
                 std::cerr << "lpctl: logs: the first " << started["skipped_bytes"].get<unsigned long long>()
                           << " bytes of " << started.value("log_path", "the log") << " are not shown\n";
               }
-              // h14logcap: say so when what is shown begins where the size cap cut.
+              // say so when what is shown begins where the size cap cut.
               if (const auto dropped = started.value("dropped_bytes", 0ull);
                   !global.json && dropped > 0 && started.value("offset", 0ull) == dropped) {
                 std::cerr << "lpctl: logs: lpd dropped the oldest " << dropped << " bytes of "

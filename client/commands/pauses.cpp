@@ -131,7 +131,7 @@ Command watch_command() {
               } catch (const protocol::Error& e) {
                 if (e.code() != protocol::ErrorCode::kTimeout) throw;
                 std::cerr << "lpctl: watch: " << e.what() << "\n";
-                return kExitTimedOut;  // h18cli: named in lpctl --help
+                return kExitTimedOut;  // named in lpctl --help
               }
               if (global.json)
                 print_json(pause);

@@ -26,7 +26,7 @@ std::string exit_column(const json& p) {
   return exit.contains("code") && exit["code"].is_number() ? "code " + std::to_string(exit["code"].get<int>()) : "-";
 }
 
-/// h14fixB: the states in which lpd's record says the helper runs.
+/// the states in which lpd's record says the helper runs.
 bool is_running_state(const std::string& state) {
   return state == "starting" || state == "ready" || state == "stopping";
 }
@@ -35,7 +35,7 @@ bool is_running_state(const std::string& state) {
 
 Command ps_command() {
   auto all = std::make_shared<bool>(false);
-  auto owner = std::make_shared<std::optional<std::string>>();  // h14owner
+  auto owner = std::make_shared<std::optional<std::string>>();
   return {"ps", "List supervised helper processes: name, owner, scope, pid, state, holders, uptime, exit status, log, pattern",
           [all, owner](CLI::App& app) -> CommandRun {
             app.add_flag("-a,--all", *all, "Include processes that have ended (exited, killed, lost)");
@@ -43,7 +43,7 @@ Command ps_command() {
             return [all, owner](const GlobalOptions& global) {
               json fields = with_owner({{"all", *all}}, *owner);  // an unknown user is refused before connecting
               auto connection = global.connect();
-              // h14fixB: proc.list answers a page at a time (each well
+              // proc.list answers a page at a time (each well
               // under the protocol's line limit); the pages are joined
               // here, so ps and --json show every record. An lpd from
               // before paging sends no "next": its one reply was all.
@@ -67,7 +67,7 @@ Command ps_command() {
               }
               std::vector<std::vector<std::string>> rows{
                   {"NAME", "OWNER", "SCOPE", "PID", "STATE", "HOLDERS", "UPTIME", "EXIT", "LOG", "PATTERN"}};
-              std::map<uid_t, std::string> owners;  // h14owner: one lookup per uid
+              std::map<uid_t, std::string> owners;  // one lookup per uid
               const std::string cwd = current_directory();
               for (const auto& p : list) {
                 // Another user's helper comes without its scope (metadata only).
@@ -84,10 +84,10 @@ Command ps_command() {
                   if (it == owners.end()) it = owners.emplace(uid, owner_label(uid)).first;
                   owner_shown = it->second;
                 }
-                // h14fixB: a helper whose leader exited while its tree runs on.
+                // a helper whose leader exited while its tree runs on.
                 std::string state = p.value("state", "");
                 if (!is_running_state(state) && p.value("tree_running", false)) state += " (tree runs)";
-                // h14fixA: a start that failed (timeout, line limit) but left it running.
+                // a start that failed (timeout, line limit) but left it running.
                 if (state == "starting" && p.contains("failure") && p["failure"].is_string()) state = "not_ready";
                 rows.push_back({p.value("name", ""), owner_shown, scope, std::to_string(p.value("pid", 0)), state,
                                 holders, format_duration(p.value("uptime_seconds", 0.0)), exit_column(p),

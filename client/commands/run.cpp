@@ -1,7 +1,7 @@
 // lpctl run: run a command under lpd's supervision, streaming its output.
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/ioctl.h>  // h18cli
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,17 +10,18 @@
 #include <filesystem>
 #include <cstring>
 #include <iostream>
-#include <optional>  // h15term
+#include <optional>
 #include <vector>
 
 #include "client/cli.h"
 #include "client/commands/commands.h"
-#include "client/text_arguments.h"  // h14owner
-#include "client/crash_line.h"  // h18cli
+#include "client/text_arguments.h"
+#include "client/crash_line.h"
 #include "client/terminal_text.h"
-#include "client/commands/report_patches.h"  // h15abort
+#include "client/commands/report_patches.h"
 #include "client/report_patch/report_file.h"
 #include "protocol/error.h"
+#include "protocol/signal_names.h"
 
 extern char** environ;
 
@@ -53,8 +54,8 @@ std::string absolute(const std::string& path) {
     const int signo = signal.get<int>();
     // A shell then prints "Segmentation fault" for lpctl's line: say first
     // that it is the run's death passed on, not lpctl crashing.
-    const char* abbrev = ::sigabbrev_np(signo);
-    std::cerr << "lpctl: ending by " << (abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(signo))
+    const auto name = protocol::known_signal_name(signo);
+    std::cerr << "lpctl: ending by " << name.value_or("signal " + std::to_string(signo))
               << ", as the run did (lpctl itself did not crash)" << std::endl;
     rlimit no_core{0, 0};
     ::setrlimit(RLIMIT_CORE, &no_core);
@@ -86,7 +87,7 @@ struct RunOptions {
 
 void print_crashes(const json& crashes) {
   for (const auto& c : crashes) {
-    // h18cli: the nodeid once (the reason names it too), its phase beside it.
+    // the nodeid once (the reason names it too), its phase beside it.
     const std::string nodeid = c.value("nodeid", "");
     const std::string phase = c.contains("phase") && c["phase"].is_string() ? c["phase"].get<std::string>() : "";
     std::cerr << "lpctl: " << (c.value("flaky", false) ? "flaky crash (passed when re-run): " : "crash: ")
@@ -142,7 +143,7 @@ void write_report(const GlobalOptions& global, const std::string& run_id, const 
   }
 }
 
-/// h15term (issue 15): the run's pause events, as lpd announces them (the
+/// the run's pause events, as lpd announces them (the
 /// events' `announcement`: the same lines a pytest controller prints), each
 /// on lines of its own in the output stream.
 class PauseLines {
@@ -237,19 +238,19 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
   bool stdout_lost = false;  // a write to stdout failed (its reader left)
   int stops = 0;
   DaemonOutage outage;
-  PauseLines pause_lines;  // h15term
+  PauseLines pause_lines;
   for (;;) {
     std::optional<Connection> connection;
     try {
       connection.emplace(global.connect());
-      pause_lines.subscribe(*connection, run_id);  // h15term
+      pause_lines.subscribe(*connection, run_id);
       connection->request("run.attach", {{"run_id", run_id}, {"offset", offset}, {"stderr_offset", stderr_offset}});
       outage.over("following run " + run_id + " again");
       for (;;) {
         while (auto push = connection->next_push(std::chrono::milliseconds(0))) {
           const std::string event = push->value("event", "");
           const json& data = (*push)["data"];
-          if (pause_lines.print(event, data, ended_with_newline)) {  // h15term
+          if (pause_lines.print(event, data, ended_with_newline)) {
             continue;
           } else if (event == "run.output" && data.value("stream", "stdout") == "stderr") {
             const std::string text = data.value("data", "");
@@ -328,7 +329,7 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
   exit_like(returncode, done.value("signal", json()));
 }
 
-// -- h15abort: pytest-abort's environment ------------------------------------
+// -- pytest-abort's environment ------------------------------------
 /// The crash log lpd appends to: --crash-log, else pytest-abort's
 /// PYTEST_ABORT_CRASHED_TESTS_LOG from lpctl's environment (so its users'
 /// runners get the lines where they asked), else none.
@@ -347,7 +348,6 @@ std::string crash_log_path(const std::string& option) {
   if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
   return path;
 }
-// -- end h15abort
 
 }  // namespace
 
@@ -359,7 +359,7 @@ Command run_command() {
                            "A name for the run, the prefix of its run id: at most 41 characters, a letter or digit "
                            "first, then letters, digits, '.', '_', '-'");
             app.add_option("--cwd", o->cwd, "Working directory (default: the current one)");
-            repeatable(app.add_option("--env", o->env, "Extra environment variable K=V (repeatable)"));  // h18cli
+            repeatable(app.add_option("--env", o->env, "Extra environment variable K=V (repeatable)"));
             app.add_option("--retry-crashed", o->retry_crashed,
                            "Re-run the command up to N times without the tests that crashed (needs a runner: "
                            "pytest, gtest, catch2, native)")
@@ -407,7 +407,7 @@ Command run_command() {
                              {"fail_on_flaky", o->fail_on_flaky},
                              {"pause_on_failure", o->pause_on_failure}};
               if (!o->name.empty()) fields["name"] = o->name;
-              // h18cli (issue 18): lpctl's stdout is a terminal: the command
+              // lpctl's stdout is a terminal: the command
               // gets one of the same size (colours, line buffering), as if
               // run there. Not for --detach: nobody is watching.
               if (!o->detach && ::isatty(STDOUT_FILENO)) {
@@ -423,13 +423,13 @@ Command run_command() {
                 fields["separate_stderr"] = true;
               }
               if (!o->runner.empty()) fields["runner"] = o->runner;
-              if (const auto log = crash_log_path(o->crash_log); !log.empty()) fields["crash_log"] = absolute(log);  // h15abort
+              if (const auto log = crash_log_path(o->crash_log); !log.empty()) fields["crash_log"] = absolute(log);
               // Detached runs have nobody to write the report: lpd does, at the end.
               if (o->detach && !o->junit.empty()) fields["junit"] = absolute(o->junit);
 
               // Refused now, not after a long run (the report is ours to write).
               if (!o->detach && !o->junit.empty()) check_report_path(absolute(o->junit));
-              require_utf8_fields(fields);  // h14owner: what lpd runs is what was typed, or nothing
+              require_utf8_fields(fields);  // what lpd runs is what was typed, or nothing
 
               json started;
               {
@@ -462,12 +462,12 @@ Command run_command() {
                   report_errors.push_back(std::string("JUnit report: ") + e.what());
                 }
               }
-              end_like_the_run(global, run_id, done, std::move(report_errors));  // h18cli: shared with attach
+              end_like_the_run(global, run_id, done, std::move(report_errors));  // shared with attach
             };
           }};
 }
 
-// -- h18cli (issue 18): lpctl attach ------------------------------------------
+// -- lpctl attach ------------------------------------------
 Command attach_command() {
   auto run_id = std::make_shared<std::string>();
   return {"attach",
@@ -487,7 +487,6 @@ Command attach_command() {
             };
           }};
 }
-// -- end h18cli
 
 Command stop_command() {
   struct Options {
@@ -517,7 +516,7 @@ Command report_command() {
   struct Options {
     std::string run_id;
     std::string junit;
-    ReportPatchOptions patches;  // h15abort
+    ReportPatchOptions patches;
   };
   auto o = std::make_shared<Options>();
   return {"report",
@@ -526,9 +525,9 @@ Command report_command() {
           [o](CLI::App& app) -> CommandRun {
             app.add_option("run", o->run_id, "Run id (not needed with --crash-log)");
             app.add_option("--junit", o->junit, "Where to write the JUnit XML");
-            add_report_patch_options(app, o->patches);  // h15abort
+            add_report_patch_options(app, o->patches);
             return [o](const GlobalOptions& global) {
-              // h15abort: a run id, unless the crashes come from a crash log; something to write.
+              // a run id, unless the crashes come from a crash log; something to write.
               if (o->junit.empty() && !o->patches.any())
                 throw UsageError("give --junit, --json-report, --html-report or --csv-report");
               if (o->run_id.empty() && (!o->junit.empty() || o->patches.crash_log.empty()))
@@ -537,7 +536,7 @@ Command report_command() {
                 write_report(global, o->run_id, absolute(o->junit));
                 if (!global.json) std::cout << "wrote " << o->junit << "\n";
               }
-              return o->patches.any() ? patch_reports(global, o->run_id, o->patches) : kExitOk;  // h15abort
+              return o->patches.any() ? patch_reports(global, o->run_id, o->patches) : kExitOk;
             };
           }};
 }

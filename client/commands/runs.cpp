@@ -25,12 +25,12 @@ Command runs_command() {
                             "EXIT", "RESULT", "CWD");
               };
               listing.print_row = [](const json& r, int run_width) {
-                // h14owner: "-" when lpd does not know the pid (null, or 0 from an older lpd).
+                // "-" when lpd does not know the pid (null, or 0 from an older lpd).
                 const auto pid = r.find("pid");
                 const std::string pid_shown = pid != r.end() && pid->is_number_integer() && pid->get<long long>() > 0
                                                   ? std::to_string(pid->get<long long>())
                                                   : "-";
-                // h18cli: how a supervised run ended; "-" while it runs, or when no one saw it end.
+                // How a supervised run ended; "-" while it runs, or when no one saw it end.
                 const auto rc = r.find("returncode");
                 const std::string exit_shown =
                     rc != r.end() && rc->is_number_integer() ? std::to_string(rc->get<long long>()) : "-";

@@ -23,8 +23,8 @@ Command status_command() {
                         << "uptime:      " << format_duration(status.value("uptime_seconds", 0.0)) << "\n"
                         << "socket:      " << status.value("socket", "") << "\n"
                         << "state dir:   " << status.value("state_dir", "") << "\n";
-              // issue 16 (h16api): where `lpd start --http` listens (port 0 resolved);
-              // h16tok: the file is lpd's user's only: anyone else has a token of their own.
+              // where `lpd start --http` listens (port 0 resolved);
+              // the file is lpd's user's only: anyone else has a token of their own.
               if (const auto http = status.find("http"); http != status.end() && http->is_object()) {
                 std::cout << "http:        " << http->value("url", "");
                 if (status.value("uid", -1) == static_cast<long long>(::geteuid()))

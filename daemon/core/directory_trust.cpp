@@ -8,6 +8,8 @@
 #include <cstring>
 #include <system_error>
 
+#include "daemon/core/unique_fd.h"
+
 namespace lpd::daemon {
 namespace {
 
@@ -34,17 +36,12 @@ void make_directories(const std::string& path, mode_t mode) {
 
 void make_private(const std::string& path, mode_t mode) {
   // A link is followed: require_trusted_directory judged it and its target.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) fail("cannot open directory " + path);
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) fail("cannot open directory " + path);
   struct stat st {};
-  const bool ok = ::fstat(fd, &st) == 0 &&
-                  ((st.st_mode & 07777 & ~mode) == 0 || ::fchmod(fd, st.st_mode & 07777 & mode) == 0);
-  const int err = errno;
-  ::close(fd);
-  if (!ok) {
-    errno = err;
-    fail("cannot make " + path + " private");
-  }
+  const bool ok = ::fstat(fd.get(), &st) == 0 &&
+                  ((st.st_mode & 07777 & ~mode) == 0 || ::fchmod(fd.get(), st.st_mode & 07777 & mode) == 0);
+  if (!ok) fail("cannot make " + path + " private");
 }
 
 std::optional<std::string> directory_distrust(uid_t owner, mode_t mode, uid_t euid, bool allow_shared_sticky) {

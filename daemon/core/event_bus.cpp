@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "daemon/core/peer.h"
 #include "protocol/error.h"
 
 namespace lpd::daemon {
@@ -121,7 +122,8 @@ void EventBus::unsubscribe(std::uint64_t token) {
   subscribers_.erase(it);
 }
 
-void EventBus::drop_session(std::uint64_t session) {
+void EventBus::peer_gone(const Peer& peer) {
+  const std::uint64_t session = peer.session_id;
   if (session == 0) return;
   std::vector<std::uint64_t> tokens;
   for (const auto& [token, subscription] : subscribers_)

@@ -20,6 +20,8 @@
 
 namespace lpd::daemon {
 
+struct Peer;
+
 /// Event is one fact that left a registry: a job changed state, a test
 /// started, a pause was created, a process became ready, a crash happened.
 struct Event {
@@ -92,14 +94,15 @@ class EventBus {
 
   /// Every event, for lpd's own listeners. Returns a token for unsubscribe().
   /// `session` (0 for none) ties the subscription to a connection so
-  /// drop_session() ends it when the peer leaves.
+  /// peer_gone() ends it when the peer leaves.
   std::uint64_t subscribe(Subscriber subscriber, std::uint64_t session = 0);
   /// The events `filter` matches. A session (not 0) may hold at most
   /// EventFilter::kMaxSubscriptionsPerSession: past that, throws
   /// protocol::Error limit_exceeded.
   std::uint64_t subscribe(EventFilter filter, Subscriber subscriber, std::uint64_t session);
   void unsubscribe(std::uint64_t token);
-  void drop_session(std::uint64_t session);
+  /// The connection is gone: its subscriptions end.
+  void peer_gone(const Peer& peer);
   std::size_t subscriptions_of(std::uint64_t session) const;
   /// Whether subscription `token`'s filter matches `e` (false once it is gone).
   bool matches(std::uint64_t token, const Event& e) const;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/core/unique_fd.h"
 #include "protocol/error.h"
 
 namespace lpd::daemon {
@@ -15,17 +16,8 @@ namespace lpd::daemon {
 using protocol::Error;
 using protocol::ErrorCode;
 
-namespace {
-
-struct FdCloser {
-  int fd;
-  ~FdCloser() { ::close(fd); }
-};
-
-}  // namespace
-
 std::unique_ptr<MappedEventRing> MappedEventRing::map(int fd) {
-  FdCloser closer{fd};  // the mapping outlives the descriptor
+  const UniqueFd owned(fd);  // the mapping outlives the descriptor
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
     throw Error(ErrorCode::kBadRequest, "the event ring must be a memfd (got something that is not a file)");

@@ -11,14 +11,14 @@ void Responder::ok(json result) {
   if (answered_) return;
   answered_ = true;
   if (auto sink = sink_.lock()) sink->send(protocol::encode_reply_ok(id_, std::move(result)));
-  if (owed_) owed_->reset();  // (issue 13) the owed reply is queued now
+  if (owed_) owed_->reset();  // the owed reply is queued now
 }
 
 void Responder::fail(ErrorCode code, std::string_view message) {
   if (answered_) return;
   answered_ = true;
   if (auto sink = sink_.lock()) sink->send(protocol::encode_reply_error(id_, code, message));
-  if (owed_) owed_->reset();  // (issue 13) the owed reply is queued now
+  if (owed_) owed_->reset();  // the owed reply is queued now
 }
 
 bool Responder::connected() const {
@@ -40,7 +40,7 @@ bool may_send_now(const std::weak_ptr<ReplySink>& sink, std::function<void()> re
 
 Responder Call::defer() {
   deferred_ = true;
-  // (issue 13) The connection waits for this reply after a half-close; a
+  // The connection waits for this reply after a half-close; a
   // notification gets none, so none is owed.
   return Responder(id, sink, is_notification || !sink ? nullptr : sink->owe_reply());
 }

@@ -67,7 +67,7 @@ class ReplySink {
     (void)what;
     return std::make_shared<int>(0);
   }
-  // -- (issue 13, connection layer) replies still owed after a half-close --
+  // -- (connection layer) replies still owed after a half-close --
   /// A request on this connection will be answered later (Call::defer).
   /// The connection counts that reply as owed while the returned token
   /// lives, so that a peer which ended its requests (shutdown(SHUT_WR)) is

@@ -100,17 +100,16 @@ void StateStore::write_text_unguarded(std::string_view relative, std::string_vie
   const std::string temp = target + ".new";
   // Mode 0600 (and lpd's umask 066): records hold other users' argv, paths
   // and environments; users read them through lpd, which checks who asks.
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) fail("cannot create " + temp);
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) fail("cannot create " + temp);
   try {
-    write_all(fd, text, temp);
-    if (durable && ::fsync(fd) != 0) fail("cannot fsync " + temp);
+    write_all(fd.get(), text, temp);
+    if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync " + temp);
   } catch (...) {
-    ::close(fd);
-    ::unlink(temp.c_str());
+    ::unlink(temp.c_str());  // a half-written record never replaces the whole one
     throw;
   }
-  ::close(fd);
+  fd.reset();
   if (::rename(temp.c_str(), target.c_str()) != 0) fail("cannot rename " + temp + " to " + target);
 }
 
@@ -124,20 +123,10 @@ std::optional<nlohmann::json> StateStore::read_json(std::string_view relative) c
 
 void append_json_line(const std::string& path, const nlohmann::json& value, bool durable) {
   make_directories(parent_of(path), 0711);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-  if (fd < 0) fail("cannot open " + path);
-  try {
-    write_all(fd, dump_line(value), path);
-    if (durable && ::fsync(fd) != 0) fail("cannot fsync " + path);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
-}
-
-void StateStore::append_line(std::string_view relative, const nlohmann::json& value, bool durable) const {
-  guarded("appending to " + std::string(relative), [&] { append_json_line(path(relative), value, durable); });
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+  if (!fd) fail("cannot open " + path);
+  write_all(fd.get(), dump_line(value), path);
+  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync " + path);
 }
 
 std::vector<nlohmann::json> StateStore::read_lines(std::string_view relative) const {

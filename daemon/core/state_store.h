@@ -49,8 +49,6 @@ class StateStore {
   /// nullopt when the file is missing, not valid JSON, over kMaxRecordBytes,
   /// or not a regular file (a link or FIFO is never followed or opened).
   std::optional<nlohmann::json> read_json(std::string_view relative) const;
-  /// Appends one line in one write(); `durable` fsyncs it (crash records).
-  void append_line(std::string_view relative, const nlohmann::json& value, bool durable) const;
   /// Reads a .jsonl journal, skipping lines that do not parse (a torn tail).
   std::vector<nlohmann::json> read_lines(std::string_view relative) const;
   void remove(std::string_view relative) const;

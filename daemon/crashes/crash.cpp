@@ -11,14 +11,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::pair<int, const char*> kSignals[] = {
-    {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},   {SIGTRAP, "SIGTRAP"},
-    {SIGABRT, "SIGABRT"}, {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},   {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"},
-    {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"}, {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
-    {SIGCHLD, "SIGCHLD"}, {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"}, {SIGXCPU, "SIGXCPU"},
-    {SIGXFSZ, "SIGXFSZ"}, {SIGSYS, "SIGSYS"},
-};
-
 /// faulthandler's wording for each signal it handles.
 constexpr std::pair<const char*, int> kFaultHandlerNames[] = {
     {"Segmentation fault", SIGSEGV}, {"Aborted", SIGABRT},          {"Bus error", SIGBUS},
@@ -26,26 +18,6 @@ constexpr std::pair<const char*, int> kFaultHandlerNames[] = {
 };
 
 }  // namespace
-
-std::string signal_name(int signo) {
-  for (const auto& [number, name] : kSignals)
-    if (number == signo) return name;
-  return "SIG" + std::to_string(signo);
-}
-
-std::optional<int> signal_from_name(std::string_view name) {
-  if (name.empty()) return std::nullopt;
-  if (name.find_first_not_of("0123456789") == std::string_view::npos) {
-    const int n = std::stoi(std::string(name));
-    return n > 0 && n < 65 ? std::optional<int>(n) : std::nullopt;
-  }
-  std::string upper;
-  for (char c : name) upper.push_back(static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c));
-  if (upper.rfind("SIG", 0) != 0) upper = "SIG" + upper;
-  for (const auto& [number, n] : kSignals)
-    if (upper == n) return number;
-  return std::nullopt;
-}
 
 std::optional<int> signal_from_traceback(std::string_view text) {
   const auto marker = text.find("Fatal Python error: ");

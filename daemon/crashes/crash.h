@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "protocol/signal_names.h"
+
 namespace lpd::daemon {
 
 /// Crash is one test process that died abnormally, pinned on the test that
@@ -39,10 +41,9 @@ struct Crash {
   static Crash from_json(const nlohmann::json& j);
 };
 
-/// "SIGSEGV" for 11, "SIG34" for an unnamed one.
-std::string signal_name(int signo);
-/// Parses "SIGSEGV", "SEGV", "segv" or "11"; nullopt when unknown.
-std::optional<int> signal_from_name(std::string_view name);
+/// "SIGSEGV" for 11, "SIG34" for an unnamed one: crash reasons and
+/// records name signals as lpctl does (protocol/signal_names.h).
+using protocol::signal_name;
 /// Python's faulthandler names the fatal signal in its first line
 /// ("Fatal Python error: Segmentation fault"); returns it when present.
 std::optional<int> signal_from_traceback(std::string_view text);

@@ -41,7 +41,7 @@ std::string WorkerActivity::outside_phase() const {
   return any_test_ ? "sessionfinish" : "collection";
 }
 
-std::optional<Crash> WorkerActivity::crash_on(const ProcessEnd& end, double now) const {
+std::optional<Crash> WorkerActivity::crash_on(const ExitStatus& end, double now) const {
   std::optional<int> signal = end.signal;
   if (!signal) signal = notice_signal_;
   if (!signal) signal = signal_from_traceback(traceback_);

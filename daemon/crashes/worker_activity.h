@@ -9,16 +9,10 @@
 #include <sys/types.h>
 
 #include "daemon/crashes/crash.h"
+#include "daemon/os/exit_status.h"
 #include "protocol/event_ring.h"
 
 namespace lpd::daemon {
-
-/// How a test process ended, as far as anyone could tell: a wait status
-/// from its parent (lpd's run monitor, or the xdist controller), or nothing.
-struct ProcessEnd {
-  std::optional<int> signal;
-  std::optional<int> exit_code;
-};
 
 /// WorkerActivity is what one test process (a pytest controller, an xdist
 /// worker, a native test binary) told lpd about its tests, on one
@@ -61,7 +55,7 @@ class WorkerActivity {
   void crash_notice(int signo) { notice_signal_ = signo; }
 
   /// Decides whether this ending was a crash and, if so, what to record.
-  std::optional<Crash> crash_on(const ProcessEnd& end, double now) const;
+  std::optional<Crash> crash_on(const ExitStatus& end, double now) const;
 
   const std::string& run_id() const { return run_id_; }
   const std::string& worker_id() const { return worker_id_; }

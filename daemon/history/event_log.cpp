@@ -63,13 +63,11 @@ std::uint64_t EventLog::open() {
   struct stat st {};
   if (::lstat(dir_.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw std::system_error(ENOTDIR, std::generic_category(), dir_ + " is not a directory");
-  const int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dir_fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + dir_);
-  DIR* listing = ::fdopendir(dir_fd);
-  if (!listing) {
-    ::close(dir_fd);
-    throw std::system_error(errno, std::generic_category(), "cannot list " + dir_);
-  }
+  UniqueFd dir_owned(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir_owned) throw std::system_error(errno, std::generic_category(), "cannot open " + dir_);
+  DIR* listing = ::fdopendir(dir_owned.get());
+  if (!listing) throw std::system_error(errno, std::generic_category(), "cannot list " + dir_);
+  const int dir_fd = dir_owned.release();  // closedir closes it
   segments_.clear();
   while (const dirent* entry = ::readdir(listing)) {
     const auto seq = segment_seq(entry->d_name);

@@ -16,8 +16,8 @@ std::optional<FileLock> FileLock::try_acquire(const std::string& path, pid_t* ho
   // Never through a link (planted in a shared directory, it would have us
   // truncate its target and write our pid there) nor into a FIFO (which
   // would block us in open).
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
-  if (fd < 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644));
+  if (!fd) {
     const int err = errno;
     // ELOOP, or EACCES from O_CREAT on a link in a sticky directory: say why.
     struct stat link {};
@@ -26,10 +26,8 @@ std::optional<FileLock> FileLock::try_acquire(const std::string& path, pid_t* ho
                             "cannot open lock file " + path + (is_link ? " (it is a symbolic link)" : ""));
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
     throw std::runtime_error("lock file " + path + " is not a regular file; refusing to use it");
-  }
   // A record lock (fcntl), not flock: a flock belongs to the open file
   // description, which every child lpd forks shares until it closes its
   // copies (as_user's checks, the pause-dir agent) or execs (the launcher).
@@ -39,45 +37,31 @@ std::optional<FileLock> FileLock::try_acquire(const std::string& path, pid_t* ho
   struct flock whole {};
   whole.l_type = F_WRLCK;
   whole.l_whence = SEEK_SET;
-  if (::fcntl(fd, F_SETLK, &whole) != 0) {
+  if (::fcntl(fd.get(), F_SETLK, &whole) != 0) {
     const int err = errno;
     if (holder) {
       struct flock held {};
       held.l_type = F_WRLCK;
       held.l_whence = SEEK_SET;
-      *holder = ::fcntl(fd, F_GETLK, &held) == 0 && held.l_type != F_UNLCK ? held.l_pid : 0;
+      *holder = ::fcntl(fd.get(), F_GETLK, &held) == 0 && held.l_type != F_UNLCK ? held.l_pid : 0;
       if (*holder <= 0) {  // gone meanwhile, or another pid namespace: the pid it wrote
         char buf[32] = {};
-        ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+        ssize_t n = ::pread(fd.get(), buf, sizeof(buf) - 1, 0);
         *holder = n > 0 ? static_cast<pid_t>(std::strtol(buf, nullptr, 10)) : 0;
       }
     }
-    ::close(fd);
     if (err == EAGAIN || err == EACCES) return std::nullopt;
     throw std::system_error(err, std::generic_category(), "cannot lock " + path);
   }
-  FileLock lock(fd);
+  FileLock lock(std::move(fd));
   lock.record_pid(::getpid());
   return lock;
 }
 
-FileLock& FileLock::operator=(FileLock&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = other.fd_;
-    other.fd_ = -1;
-  }
-  return *this;
-}
-
-FileLock::~FileLock() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 void FileLock::record_pid(pid_t pid) {
   const std::string text = std::to_string(pid) + "\n";
-  if (::ftruncate(fd_, 0) != 0) return;
-  (void)!::pwrite(fd_, text.data(), text.size(), 0);
+  if (::ftruncate(fd_.get(), 0) != 0) return;
+  (void)!::pwrite(fd_.get(), text.data(), text.size(), 0);
 }
 
 }  // namespace lpd::daemon

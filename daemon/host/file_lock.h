@@ -5,6 +5,8 @@
 
 #include <sys/types.h>
 
+#include "daemon/core/unique_fd.h"
+
 namespace lpd::daemon {
 
 /// FileLock is an exclusive record lock (fcntl F_SETLK, whole file) on a
@@ -21,18 +23,15 @@ class FileLock {
   /// followed) or is anything but a regular file.
   static std::optional<FileLock> try_acquire(const std::string& path, pid_t* holder);
 
-  FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-  FileLock& operator=(FileLock&& other) noexcept;
-  FileLock(const FileLock&) = delete;
-  FileLock& operator=(const FileLock&) = delete;
-  ~FileLock();
+  FileLock(FileLock&&) noexcept = default;
+  FileLock& operator=(FileLock&&) noexcept = default;
 
   /// Rewrites the pid inside (after a fork changed it).
   void record_pid(pid_t pid);
 
  private:
-  explicit FileLock(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;
 };
 
 }  // namespace lpd::daemon

@@ -45,10 +45,6 @@ class JournalStderrSink : public spdlog::sinks::base_sink<std::mutex> {
 
 }  // namespace
 
-bool is_log_level(const std::string& level) {
-  return spdlog::level::from_str(level) != spdlog::level::off || level == "off";
-}
-
 void setup_logging(bool foreground, const std::string& state_dir, const std::string& level) {
   std::shared_ptr<spdlog::logger> logger;
   if (foreground && stderr_is_journal()) {

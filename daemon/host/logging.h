@@ -4,9 +4,6 @@
 
 namespace lpd::daemon {
 
-/// Valid values for --log-level, in spdlog's words.
-bool is_log_level(const std::string& level);
-
 /// Foreground: stderr. Daemonized: `<state_dir>/lpd.log`, rotated at 10 MiB.
 void setup_logging(bool foreground, const std::string& state_dir, const std::string& level);
 

@@ -7,27 +7,22 @@
 
 namespace lpd::daemon {
 
-Readiness::~Readiness() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 void Readiness::ready(pid_t pid) { say("READY " + std::to_string(pid) + "\n"); }
 
 void Readiness::failed(std::string_view message) { say("ERROR " + std::string(message) + "\n"); }
 
 void Readiness::say(std::string line) {
-  if (fd_ < 0) return;
+  if (!fd_) return;
   const char* p = line.data();
   std::size_t left = line.size();
   while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
+    ssize_t n = ::write(fd_.get(), p, left);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-  ::close(fd_);
-  fd_ = -1;
+  fd_.reset();  // one line only: the starting side reads to the end
 }
 
 ReadinessReport wait_for_readiness(int read_fd) {

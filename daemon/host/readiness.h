@@ -5,6 +5,8 @@
 
 #include <sys/types.h>
 
+#include "daemon/core/unique_fd.h"
+
 namespace lpd::daemon {
 
 /// Readiness tells whoever started lpd that the socket accepts connections,
@@ -14,17 +16,15 @@ namespace lpd::daemon {
 class Readiness {
  public:
   Readiness() = default;
+  /// Takes over `fd`, the pipe's write end (-1: nobody waits).
   explicit Readiness(int fd) : fd_(fd) {}
-  Readiness(const Readiness&) = delete;
-  Readiness& operator=(const Readiness&) = delete;
-  ~Readiness();
 
   void ready(pid_t pid);
   void failed(std::string_view message);
 
  private:
   void say(std::string line);
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 /// What the starting side read from the pipe.

@@ -1,4 +1,4 @@
-// issue 16 (h16hard): who may hold how many of lpd's HTTP connections.
+// who may hold how many of lpd's HTTP connections.
 #include "daemon/http/connection_limits.h"
 
 namespace lpd::daemon::http {

@@ -1,4 +1,4 @@
-// issue 16 (h16hard): who may hold how many of lpd's HTTP connections.
+// who may hold how many of lpd's HTTP connections.
 #pragma once
 
 #include <sys/types.h>
@@ -13,7 +13,7 @@ namespace lpd::daemon::http {
 /// local user cannot keep the HTTP server from everyone else (140 slow
 /// connections used to fill the one 128 cap). A connection is counted by
 /// the uid of its peer (peer_uid.h; nullopt: unknown, a remote peer) until
-/// it authenticates, then by the uid of the token it showed (h16srv: 140
+/// it authenticates, then by the uid of the token it showed (140
 /// authenticated WebSockets of one user used to fill it too):
 ///   - at most kMaxConnections in all;
 ///   - the daemon owner's and root's connections (by peer uid before the

@@ -1,4 +1,4 @@
-// issue 16 (h16api): `lpd start --http ADDR:PORT`, parsed and checked.
+// `lpd start --http ADDR:PORT`, parsed and checked.
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// issue 16 (h16api): what each HTTP request path does, without Beast.
+// what each HTTP request path does, without Beast.
 #include "daemon/http/http_routes.h"
 
 #include <array>

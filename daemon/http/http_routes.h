@@ -1,4 +1,4 @@
-// issue 16 (h16api): what each HTTP request path does, without Beast.
+// what each HTTP request path does, without Beast.
 #pragma once
 
 #include <functional>
@@ -32,7 +32,7 @@ struct HttpResponse {
 /// HttpRoutes maps requests to lpd (docs: protocol/README.md "HTTP and
 /// WebSocket"): pytest-relay-run's /jobs API (RelayJobService), POST
 /// /api/op/{op} (any non-streaming operation through the Dispatcher, as a
-/// Peer of the token's user: h16tok, UserTokens) and the dashboard's static files, which
+/// Peer of the token's user: UserTokens) and the dashboard's static files, which
 /// are served without a token (they hold no data). Everything else needs
 /// the token (401 JSON otherwise). HEAD is answered as GET (the edge sends
 /// no body); a method a path does not take is 405 with `Allow`.
@@ -50,7 +50,7 @@ class HttpRoutes {
   /// `tokens` outlives the routes.
   HttpRoutes(Dispatcher& dispatcher, RelayJobService& jobs, UserTokens& tokens, PeerGone peer_gone);
 
-  /// h16tok: the uid whose token `request` carries (`Authorization:
+  /// the uid whose token `request` carries (`Authorization:
   /// Bearer`, or ?token= on GET /ws: a browser's WebSocket cannot send
   /// headers); nullopt when it carries none lpd gave out.
   std::optional<uid_t> token_uid(const HttpRequest& request) const;
@@ -92,7 +92,7 @@ class HttpRoutes {
 
   Dispatcher& dispatcher_;
   RelayJobService& jobs_;
-  UserTokens& tokens_;  // h16srv: not const: uid_of forgets a token whose user is gone
+  UserTokens& tokens_;  // not const: uid_of forgets a token whose user is gone
   PeerGone peer_gone_;
 };
 

@@ -1,4 +1,4 @@
-// issue 16 (h16api): lpd's HTTP and WebSocket server. The one file that
+// lpd's HTTP and WebSocket server. The one file that
 // includes Boost.Beast (compile cost: keep it that way); the rules it
 // applies live in http_routes, relay_job_service and ws_frames.
 #include "daemon/http/http_server.h"
@@ -44,7 +44,7 @@ constexpr std::uint64_t kMaxBodyBytes = 1024 * 1024;
 /// A request must be complete this long after the connection (or the
 /// previous reply): a client that sends half a request and stays is closed.
 constexpr std::chrono::seconds kRequestTimeout{30};
-/// h16hard: the request's header (at most kMaxHeaderBytes) must be in this
+/// the request's header (at most kMaxHeaderBytes) must be in this
 /// long after the connection or the previous reply: one byte a second no
 /// longer holds a connection for long.
 constexpr std::chrono::seconds kHeaderTimeout{10};
@@ -53,7 +53,7 @@ constexpr std::chrono::seconds kWriteTimeout{60};
 /// A WebSocket silent this long (pings unanswered) is closed.
 constexpr std::chrono::seconds kWsIdleTimeout{60};
 constexpr std::size_t kMaxStreamsPerWs = 32;
-/// h16srv: a WebSocket lpd closes with a reason (its token was rotated)
+/// a WebSocket lpd closes with a reason (its token was rotated)
 /// gets this long to answer the close frame before the socket is closed.
 constexpr std::chrono::seconds kCloseTimeout{10};
 
@@ -67,12 +67,12 @@ class WsConnection;
 /// What every connection shares with the server, and which outlives it:
 /// handlers still queued when lpd stops are destroyed after the server.
 struct Shared {
-  ConnectionLimits limits{::geteuid()};  // h16hard: per peer uid; h16srv: per token user once shown
-  RefusalLog refusals;                   // h16hard: one line per 10 s
-  RefusalLog token_refusals;             // h16srv: the same, for a token user over its share
+  ConnectionLimits limits{::geteuid()};  // per peer uid; per token user once shown
+  RefusalLog refusals;                   // one line per 10 s
+  RefusalLog token_refusals;             // the same, for a token user over its share
   HttpRoutes* routes = nullptr;
   RelayJobService* jobs = nullptr;
-  UserTokens* tokens = nullptr;  // h16srv: a WebSocket's token is checked again on each request
+  UserTokens* tokens = nullptr;  // a WebSocket's token is checked again on each request
   const AccessPolicy* access = nullptr;
   std::size_t connections = 0;
   std::uint64_t next_id = 1;
@@ -81,11 +81,11 @@ struct Shared {
     uid_t user;  // whose token it showed
     std::weak_ptr<WsConnection> connection;
   };
-  std::map<std::uint64_t, OpenWebSocket> websockets;  // h16tok: open WebSockets (by closers' id)
+  std::map<std::uint64_t, OpenWebSocket> websockets;  // open WebSockets (by closers' id)
   bool stopped = false;
 };
 
-/// h16hard: the reply a request lpd was still working on gets when lpd
+/// the reply a request lpd was still working on gets when lpd
 /// stops (written straight into the socket, so whole and small).
 std::string stopping_reply_bytes(unsigned version) {
   // A job this request made goes on (its run outlives lpd, its table is
@@ -112,7 +112,7 @@ HttpRequest to_request(const bhttp::request<bhttp::string_body>& req) {
   return r;
 }
 
-/// Another site's page must not act, even with a token (h16auth: defence
+/// Another site's page must not act, even with a token (defence
 /// in depth; lpd reads no cookie, so such a page has no credential to ride).
 bool origin_allowed(const bhttp::request<bhttp::string_body>& req) {
   return HttpRoutes::same_origin(req[bhttp::field::origin], req[bhttp::field::host]);
@@ -124,7 +124,7 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
  public:
   /// `peer_uid`, `token_user`: the admission (ConnectionLimits) it takes
   /// over, authenticated as `token_user`'s. `peer`: whom it acts as
-  /// (h16tok: the token's user).
+  /// (the token's user).
   WsConnection(std::shared_ptr<Shared> shared, beast::tcp_stream stream, std::optional<uid_t> peer_uid,
                uid_t token_user, std::shared_ptr<Peer> peer)
       : shared_(std::move(shared)), ws_(std::move(stream)), write_timer_(ws_.get_executor()),
@@ -194,7 +194,7 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
       return;
     }
     open_ = false;
-    // h16hard: lpd stops: say so (1001 going away) when no frame is half
+    // lpd stops: say so (1001 going away) when no frame is half
     // written; one small frame into the socket's buffer, never waiting.
     if (shared_->stopped && handshaken_ && !writing_) {
       const std::string bye = close_frame_bytes(1001, "lpd is stopping");
@@ -210,7 +210,7 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
     leave_registries();
   }
 
-  /// h16srv: closes with a close frame saying why (`code`, `reason`:
+  /// closes with a close frame saying why (`code`, `reason`:
   /// 1008 "token rotated"), sent after the frame being written, if any;
   /// the socket is closed once the client answers, or kCloseTimeout later.
   void close_with(websocket::close_code code, const std::string& reason) {
@@ -251,7 +251,7 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
     listener_ = shared_->jobs->listen([weak = weak_from_this()](const json& payload, uid_t owner) {
       auto self = weak.lock();
       if (!self || !self->open_) return;
-      // h16hard: job messages are never dropped (FrameKind::kJob). Only the
+      // job messages are never dropped (FrameKind::kJob). Only the
       // owner's: job ids are each user's own (RelayJobService), so another
       // user's "smoke" must not look like this client's.
       if (self->peer_->uid == owner)
@@ -284,13 +284,13 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
   /// {"id": N, "op": "...", "fields": {...}} from the client, as one protocol line.
   void handle_request(const std::string& text) {
     if (!open_) return;
-    // h16srv: the uid may have been given to another user since the upgrade.
+    // the uid may have been given to another user since the upgrade.
     if (!shared_->tokens->still_acts(peer_->uid))
       return close_with(websocket::close_code::policy_error, "token's user is gone");
     auto refuse = [this](const json& id, const std::string& why) {
       send(protocol::encode_reply_error(id, protocol::ErrorCode::kBadRequest, why));
     };
-    // h16hard: copying and re-serialising recurse per level: bounded first.
+    // copying and re-serialising recurse per level: bounded first.
     if (!json_depth_within(text)) return refuse(nullptr, std::string(kTooDeepMessage));
     json message = json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (!message.is_object() || !message.contains("op") || !message["op"].is_string())
@@ -354,7 +354,7 @@ class WsConnection : public ReplySink, public std::enable_shared_from_this<WsCon
   std::shared_ptr<Shared> shared_;
   websocket::stream<beast::tcp_stream> ws_;
   asio::steady_timer write_timer_;
-  asio::steady_timer close_timer_;  // h16srv: close_with's bound
+  asio::steady_timer close_timer_;  // close_with's bound
   bhttp::request<bhttp::string_body> request_;
   beast::flat_buffer in_;
   WsOutbox out_;
@@ -398,7 +398,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (closed_) return;
     closed_ = true;
     beast::error_code ignored;
-    // h16hard: lpd stops while this request is being worked on (a
+    // lpd stops while this request is being worked on (a
     // collect-only POST /jobs): a 503 rather than an empty reply; small,
     // into the socket's buffer, never waiting.
     if (shared_->stopped && answering_) {
@@ -415,7 +415,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     parser_.emplace();
     parser_->header_limit(kMaxHeaderBytes);
     parser_->body_limit(kMaxBodyBytes);
-    // h16hard: the header within kHeaderTimeout, the whole request within kRequestTimeout.
+    // the header within kHeaderTimeout, the whole request within kRequestTimeout.
     stream_.expires_after(kHeaderTimeout);
     bhttp::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec || self->closed_) return self->on_read(ec);
@@ -425,8 +425,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     });
   }
 
-  /// h16hard: the peer showed a token: it no longer counts as its uid's
-  /// unauthenticated connection. h16srv: it counts as the token user's
+  /// the peer showed a token: it no longer counts as its uid's
+  /// unauthenticated connection. It counts as the token user's
   /// instead; false (the request is refused) when that user holds its
   /// share already (ConnectionLimits::authenticate), logged at most once
   /// per RefusalLog::kInterval.
@@ -446,7 +446,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     return false;
   }
 
-  /// h16srv: the reply to a request note_authenticated() refused.
+  /// the reply to a request note_authenticated() refused.
   void refuse_over_share(uid_t token_user) {
     const std::string message =
         "uid " + std::to_string(token_user) + " holds " + std::to_string(ConnectionLimits::kMaxAuthenticatedPerUid) +
@@ -459,7 +459,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   void on_read(beast::error_code ec) {
     if (closed_ || shared_->stopped) return;
-    head_ = false;  // h16auth: until this request says HEAD, replies carry their body
+    head_ = false;  // until this request says HEAD, replies carry their body
     if (ec == bhttp::error::body_limit) return reply_and_close(413, "the request body is over 1 MiB");
     if (ec == bhttp::error::header_limit) return reply_and_close(431, "the request headers are over 16 KiB");
     if (ec && ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
@@ -471,7 +471,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     if (websocket::is_upgrade(req)) {
       if (request.path != "/ws") return reply_and_close(404, "no WebSocket at " + request.path + "; use /ws");
       if (!origin_allowed(req)) return reply_and_close(403, "a WebSocket must come from this server's own page");
-      // h16tok: the WebSocket acts as the token's user.
+      // the WebSocket acts as the token's user.
       const auto token_user = shared_->routes->token_uid(request);
       if (!token_user) return write(HttpRoutes::unauthorized(), false);
       auto peer = shared_->routes->new_peer("websocket", *token_user);
@@ -493,7 +493,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
       const auto token_user = shared_->routes->token_uid(request);
       if (!note_authenticated(token_user)) return refuse_over_share(*token_user);
     }
-    // h16hard: parsing is iterative, but copying and dump() recurse per level.
+    // parsing is iterative, but copying and dump() recurse per level.
     if (token_user_ && !json_depth_within(request.body)) {
       json error = request.path.rfind("/api/op/", 0) == 0
                        ? json{{"ok", false}, {"error", {{"code", "bad_request"}, {"message", kTooDeepMessage}}}}
@@ -548,7 +548,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool closed_ = false;
   std::uint64_t id_ = 0;
   std::optional<uid_t> peer_uid_;
-  std::optional<uid_t> token_user_;  // whose token was shown on this connection (h16srv: counted as theirs)
+  std::optional<uid_t> token_user_;  // whose token was shown on this connection (counted as theirs)
   bool handed_over_ = false;    // to a WebSocket, with its admission
   bool answering_ = false;      // lpd works on its request
 };
@@ -587,7 +587,7 @@ struct HttpServer::Impl {
         return;
       }
       set_cloexec(socket.native_handle());
-      // h16hard: whose connection it is (a loopback peer's uid), and
+      // whose connection it is (a loopback peer's uid), and
       // whether that user may hold one more (ConnectionLimits).
       std::optional<uid_t> uid;
       beast::error_code e1, e2;
@@ -617,7 +617,7 @@ struct HttpServer::Impl {
   const AccessPolicy& access;
   std::function<void(const Peer&)> peer_gone;
   std::unique_ptr<RelayJobService> jobs;
-  std::unique_ptr<UserTokens> tokens;  // h16tok
+  std::unique_ptr<UserTokens> tokens;
   std::unique_ptr<HttpRoutes> routes;
   std::optional<tcp::acceptor> acceptor;
   asio::steady_timer retry;
@@ -636,14 +636,14 @@ std::string HttpServer::start(const std::string& listen, bool allow_remote, cons
   const ListenAddress where = parse_listen_address(listen, allow_remote);
   Impl& s = *impl_;
   s.jobs = std::make_unique<RelayJobService>(s.dispatcher, s.events, s.access, state_dir);
-  // h16tok: lpd's own token (http.token) and every user's (http-tokens/<uid>).
+  // lpd's own token (http.token) and every user's (http-tokens/<uid>).
   s.tokens = std::make_unique<UserTokens>(state_dir, ::geteuid());
   // One permission model: a token acts only while its user may connect to
   // the Unix socket (removed from --socket-group: refused at once).
   s.tokens->may_connect = [socket_path](uid_t uid) { return socket_admits_now(socket_path, uid); };
   s.tokens->on_revoked = [&io = s.io, shared = s.shared](uid_t uid, const std::string& why) {
     // The old token stops at once: its user's open WebSockets are closed
-    // too (requests are checked one by one anyway), h16srv: with a close
+    // too (requests are checked one by one anyway), with a close
     // frame, 1008 policy violation and the reason, so a client can tell
     // it from a dropped connection. Posted: the rotation is an operation
     // being handled, and closing tells the registries a peer left, which
@@ -695,6 +695,5 @@ const std::string& HttpServer::address() const { return impl_->address; }
 
 UserTokens* HttpServer::tokens() { return impl_->tokens.get(); }
 
-std::size_t HttpServer::open_connections() const { return impl_->shared->connections; }
 
 }  // namespace lpd::daemon::http

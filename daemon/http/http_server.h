@@ -1,4 +1,4 @@
-// issue 16 (h16api): lpd's HTTP and WebSocket server (Boost.Beast, in http_server.cpp only).
+// lpd's HTTP and WebSocket server (Boost.Beast, in http_server.cpp only).
 #pragma once
 
 #include <functional>
@@ -13,7 +13,7 @@
 
 namespace lpd::daemon::http {
 
-class UserTokens;  // h16tok: daemon/http/user_tokens.h
+class UserTokens;  // daemon/http/user_tokens.h
 
 /// HttpServer serves pytest-relay-run's job API, POST /api/op/{op}, the
 /// WebSocket GET /ws and the dashboard on lpd's own io_context (one
@@ -22,14 +22,14 @@ class UserTokens;  // h16tok: daemon/http/user_tokens.h
 ///
 /// Bounded: request headers 16 KiB, bodies 1 MiB, JSON 64 levels deep,
 /// 128 connections, 16 unauthenticated per local peer uid
-/// (ConnectionLimits, h16hard), 32 per token user other than lpd's and
-/// root's (h16srv: 503 past that), a header must arrive within 10 s and the
+/// (ConnectionLimits), 32 per token user other than lpd's and
+/// root's (503 past that), a header must arrive within 10 s and the
 /// request within 30 s of the connection or the previous reply, a reply be
 /// taken within 60 s; a
 /// WebSocket is pinged when idle and dropped when silent for 60 s, its
 /// send queue is WsOutbox's; it is closed with 1008 and a reason when
-/// its token is rotated or its user is gone (h16srv). Every request is a
-/// Peer of the token's user (h16tok: UserTokens) going through the
+/// its token is rotated or its user is gone. Every request is a
+/// Peer of the token's user (UserTokens) going through the
 /// Dispatcher.
 class HttpServer {
  public:
@@ -51,9 +51,8 @@ class HttpServer {
   void stop();
   /// "" until started.
   const std::string& address() const;
-  /// h16tok: each user's token (the http.token operation); nullptr until started.
+  /// each user's token (the http.token operation); nullptr until started.
   UserTokens* tokens();
-  std::size_t open_connections() const;
 
  private:
   struct Impl;

@@ -1,4 +1,4 @@
-// issue 16 (h16api): the HTTP API's bearer token.
+// the HTTP API's bearer token.
 #include "daemon/http/http_token.h"
 
 #include <fcntl.h>

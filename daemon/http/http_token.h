@@ -1,4 +1,4 @@
-// issue 16 (h16api): the HTTP API's bearer token.
+// the HTTP API's bearer token.
 #pragma once
 
 #include <optional>
@@ -15,7 +15,7 @@ namespace lpd::daemon::http {
 /// Throws std::runtime_error when no token can be made or written.
 std::string load_or_make_token(const std::string& state_dir);
 
-/// h16tok: the file rules load_or_make_token applies, for any token file.
+/// the file rules load_or_make_token applies, for any token file.
 /// Whether `text` is a token as lpd makes them: 64 lowercase hex digits.
 bool is_token_text(std::string_view text);
 /// 256 random bits from getrandom(2) as 64 lowercase hex digits. Throws

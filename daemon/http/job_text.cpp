@@ -1,4 +1,4 @@
-// issue 16 (h16api): a job's `text`, the run's output, bounded.
+// a job's `text`, the run's output, bounded.
 #include "daemon/http/job_text.h"
 
 #include <sys/stat.h>

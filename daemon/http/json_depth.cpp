@@ -1,4 +1,4 @@
-// issue 16 (h16hard): how deeply a JSON text nests, before anyone parses it.
+// how deeply a JSON text nests, before anyone parses it.
 #include "daemon/http/json_depth.h"
 
 namespace lpd::daemon::http {

@@ -1,4 +1,4 @@
-// issue 16 (h16api): one request through lpd's dispatcher on behalf of an HTTP client.
+// one request through lpd's dispatcher on behalf of an HTTP client.
 #include "daemon/http/local_call.h"
 
 #include <grp.h>
@@ -28,7 +28,7 @@ class OneReply : public ReplySink, public std::enable_shared_from_this<OneReply>
   void hold() { self_ = shared_from_this(); }
   void send(std::string line) override {
     if (!done_) return;
-    // h16hard: a reply nesting too deep for re-serialising is an error reply.
+    // a reply nesting too deep for re-serialising is an error reply.
     if (!json_depth_within(line)) {
       if (line.find("\"ok\"") == std::string::npos) return;  // a push
       json error{{"id", 1},
@@ -69,7 +69,7 @@ std::optional<Peer> http_peer(std::string client_name, uid_t uid) {
       peer.groups.resize(got > 0 ? static_cast<std::size_t>(got) : 0);
     }
   } else {
-    // h16tok: another user's token: that user as the databases say, the
+    // another user's token: that user as the databases say, the
     // rights lpd gives them on the socket (may_access, run_as).
     const auto gid = passwd_gid(uid);
     if (!gid) return std::nullopt;

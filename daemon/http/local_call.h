@@ -1,4 +1,4 @@
-// issue 16 (h16api): one request through lpd's dispatcher on behalf of an HTTP client.
+// one request through lpd's dispatcher on behalf of an HTTP client.
 #pragma once
 
 #include <cstdint>
@@ -13,7 +13,7 @@
 namespace lpd::daemon::http {
 
 /// The Peer an HTTP request or WebSocket acts as: the token's user `uid`
-/// (h16tok: UserTokens says whose a token is). For lpd's own user, lpd's
+/// (UserTokens says whose a token is). For lpd's own user, lpd's
 /// uid, gid and supplementary groups; for another user, the primary gid of
 /// the passwd database (getpwuid_r) and the groups of the group database
 /// (getgrouplist, as run_as's groups_of), as `id USER` shows them. A
@@ -23,7 +23,7 @@ namespace lpd::daemon::http {
 /// no user in the passwd database (the token's user was removed).
 std::optional<Peer> http_peer(std::string client_name, uid_t uid);
 
-/// h16tok: whether `uid` is lpd's own user or in the passwd database (one
+/// whether `uid` is lpd's own user or in the passwd database (one
 /// http_peer can act as).
 bool is_known_user(uid_t uid);
 

@@ -1,4 +1,4 @@
-// issue 16 (h16hard): the local user on the other end of a loopback TCP connection.
+// the local user on the other end of a loopback TCP connection.
 #include "daemon/http/peer_uid.h"
 
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// issue 16 (h16hard): the local user on the other end of a loopback TCP connection.
+// the local user on the other end of a loopback TCP connection.
 #pragma once
 
 #include <sys/types.h>

@@ -1,4 +1,4 @@
-// issue 16 (h16api): pytest-relay-run's job API, the I/O edge of RelayJobs.
+// pytest-relay-run's job API, the I/O edge of RelayJobs.
 #include "daemon/http/relay_job_service.h"
 
 #include <pwd.h>
@@ -214,7 +214,7 @@ std::uint64_t RelayJobService::listen(Listener listener) {
 }
 
 void RelayJobService::announce(const RelayJob& job) {
-  // h16hard: WebSockets get the newest kMaxWsJobTextBytes of the text (so
+  // WebSockets get the newest kMaxWsJobTextBytes of the text (so
   // job frames stay small and are never dropped); GET /jobs/{id} all of it.
   const json ws_payload = payload(job, kMaxWsJobTextBytes);
   // A listener may close its WebSocket (and unlisten) while we walk.

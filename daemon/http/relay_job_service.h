@@ -1,4 +1,4 @@
-// issue 16 (h16api): pytest-relay-run's job API, the I/O edge of RelayJobs.
+// pytest-relay-run's job API, the I/O edge of RelayJobs.
 #pragma once
 
 #include <cstdint>

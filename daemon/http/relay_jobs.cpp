@@ -1,4 +1,4 @@
-// issue 16 (h16api): pytest-relay-run's jobs, as plain rules (no I/O).
+// pytest-relay-run's jobs, as plain rules (no I/O).
 #include "daemon/http/relay_jobs.h"
 
 #include <algorithm>
@@ -66,7 +66,7 @@ RelayArgs parse_relay_args(const std::vector<std::string>& given, const std::str
   for (const auto& element : given)
     for (auto& word : shell_split(element))
       if (word != "--collect-only") parsed.args.push_back(std::move(word));
-  // h16hard: `--session-id X` is pytest-relay's option (its plugin takes
+  // `--session-id X` is pytest-relay's option (its plugin takes
   // it); lpd's pytest has no such plugin and would stop at "unrecognized
   // arguments": it names the job and is taken out, as --collect-only is.
   std::string session_id;

@@ -1,4 +1,4 @@
-// issue 16 (h16api): pytest-relay-run's jobs, as plain rules (no I/O).
+// pytest-relay-run's jobs, as plain rules (no I/O).
 #pragma once
 
 #include <cstddef>
@@ -47,7 +47,7 @@ RelayArgs parse_relay_args(const std::vector<std::string>& given, const std::str
 /// 400 ("No closing quotation", "No escaped character").
 std::vector<std::string> shell_split(std::string_view text);
 
-/// h16hard: a job's returncode as pytest-relay-run gives it: Python's
+/// a job's returncode as pytest-relay-run gives it: Python's
 /// subprocess convention, -N for a pytest killed by signal N (lpd's own
 /// returncode says 128+N, as a shell does; `signal` is the signal lpd's
 /// job event names for such an end), else lpd's returncode.

@@ -1,4 +1,4 @@
-// issue 16 (h16tok): one HTTP token per user.
+// one HTTP token per user.
 #include "daemon/http/user_tokens.h"
 
 #include <dirent.h>
@@ -139,7 +139,7 @@ void UserTokens::load_user_tokens() {
     const auto text = read_own_file(dir.get(), name, kMaxTokenFileBytes);
     const auto bound = text ? parse_bound_token(*text) : std::nullopt;
     if (bound && !bound->owner) {
-      // h16srv: made before tokens named their user: whether uid still is
+      // made before tokens named their user: whether uid still is
       // that user is unknowable, so it is refused; `lpctl dashboard` makes a
       // bound one (binding it now would hand it to whoever holds the uid).
       spdlog::warn("http: {}/{} holds a token bound to no user (written by an earlier lpd); deleted: uid {} "
@@ -225,7 +225,7 @@ UserTokens::Issued UserTokens::token_for(uid_t uid, bool rotate) {
   const std::string path = own ? state_dir_ + "/http.token" : directory_ + "/" + token_file_name(uid);
   std::optional<TokenOwner> owner;
   if (!own) {
-    // h16srv: the token is bound to the user asking now; one made for an
+    // the token is bound to the user asking now; one made for an
     // earlier holder of the uid is never handed on (its maker knows it).
     const PasswdAnswer now = lookup_(uid);
     if (!now.answered) throw std::runtime_error("the passwd database did not answer for uid " + std::to_string(uid));

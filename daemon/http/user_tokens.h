@@ -1,4 +1,4 @@
-// issue 16 (h16tok): one HTTP token per user, so a system lpd's dashboard
+// one HTTP token per user, so a system lpd's dashboard
 // and API act as the user who asked for the token, never as lpd.
 #pragma once
 
@@ -14,7 +14,7 @@
 
 namespace lpd::daemon::http {
 
-/// h16srv: whom a per-user token was made for: the passwd entry of its uid
+/// whom a per-user token was made for: the passwd entry of its uid
 /// then, by name and home directory. userdel and a later useradd given the
 /// same uid make another user (another name, or another home): the first
 /// user's token must not act as them.
@@ -100,7 +100,7 @@ class UserTokens {
   using PasswdLookup = std::function<PasswdAnswer(uid_t)>;
   /// Loads (or makes) lpd's own token and loads every valid
   /// `http-tokens/<uid>` file; an invalid one is skipped with a warning
-  /// (its user gets a new token on request). h16srv: a file whose user is
+  /// (its user gets a new token on request). A file whose user is
   /// gone (check_owner kGone), or of the first format (the token alone,
   /// bound to no one: lpd cannot tell whether the uid changed hands since),
   /// is deleted with a warning; its user gets a new token from `lpctl
@@ -109,7 +109,7 @@ class UserTokens {
   UserTokens(std::string state_dir, uid_t owner, PasswdLookup lookup = passwd_entry);
 
   /// The uid whose token `offered` is (TokenBook::owner_of), when that
-  /// token's user is still the one it was made for (h16srv): a token whose
+  /// token's user is still the one it was made for: a token whose
   /// uid now names another user, or none, is forgotten, its file deleted,
   /// on_revoked called and a warning logged; nullopt then (401).
   std::optional<uid_t> uid_of(std::string_view offered);

@@ -1,4 +1,4 @@
-// issue 16 (h16api): what the WebSocket (GET /ws) sends, as plain rules.
+// what the WebSocket (GET /ws) sends, as plain rules.
 #include "daemon/http/ws_frames.h"
 
 #include <nlohmann/json.hpp>
@@ -31,7 +31,7 @@ std::string close_frame_bytes(std::uint16_t code, std::string_view reason) {
 
 std::optional<std::string> frame_of_line(std::string_view line,
                                          const std::function<bool(const std::string& run_id)>& is_relay_run) {
-  // h16hard: re-serialising recurses per level; a line nesting deeper is
+  // re-serialising recurses per level; a line nesting deeper is
   // not re-framed, and the client hears that something was left out.
   if (!json_depth_within(line))
     return frame("lpd", json{{"notice", "unshown"}, {"why", std::string(kTooDeepMessage)}}.dump());

@@ -1,4 +1,4 @@
-// issue 16 (h16api): what the WebSocket (GET /ws) sends, as plain rules.
+// what the WebSocket (GET /ws) sends, as plain rules.
 #pragma once
 
 #include <cstddef>
@@ -28,7 +28,7 @@ inline constexpr std::string_view kEventsRequestId = "lpd-ws-events";
 std::optional<std::string> frame_of_line(std::string_view line,
                                          const std::function<bool(const std::string& run_id)>& is_relay_run);
 
-/// h16hard: a whole WebSocket close frame as a server sends it (FIN,
+/// a whole WebSocket close frame as a server sends it (FIN,
 /// opcode 8, unmasked, `code` then `reason`, at most 123 bytes of it), to
 /// write straight into the socket when lpd stops (1001 going away).
 std::string close_frame_bytes(std::uint16_t code, std::string_view reason);
@@ -48,7 +48,7 @@ enum class FrameKind {
 /// need ever be dropped.
 inline constexpr std::size_t kMaxWsJobTextBytes = 64 * 1024;
 
-/// WsOutbox is one WebSocket's send queue, bounded (h16hard: job messages
+/// WsOutbox is one WebSocket's send queue, bounded (job messages
 /// first and never dropped). Job frames wait in a queue of their own,
 /// written before any event frame. Past kMaxQueuedBytes (both queues) an
 /// event frame is dropped (counted by its type), and once the queue

@@ -1,5 +1,5 @@
 #pragma once
-// h18cli (issue 18): the line lpd writes into a run's output before each
+// the line lpd writes into a run's output before each
 // re-run of its command, so whoever reads the output (lpctl run, lpctl
 // attach, the log file) sees where one attempt ends and the next begins.
 

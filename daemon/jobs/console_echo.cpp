@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/os/exit_watch.h"
 #include "daemon/os/pidfd_watch.h"
 
 namespace lpd::daemon {
@@ -102,8 +103,8 @@ void ConsoleEcho::start_writer() {
     writing_ = false;
     return;
   }
-  auto watch = std::make_shared<PidfdWatch>(io_, pidfd, /*own_child=*/true);
-  watch->async_wait([self = shared_from_this()](const ExitStatus&) { self->start_writer(); });
+  // The watch keeps itself (and so this echo) alive until the child is reaped.
+  ExitWatch::child(io_, pidfd, [self = shared_from_this()](const ExitStatus&) { self->start_writer(); });
 }
 
 }  // namespace lpd::daemon

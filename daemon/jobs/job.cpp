@@ -17,7 +17,7 @@ constexpr std::pair<JobState, const char*> kStates[] = {
 json optional_int(const std::optional<int>& v) { return v ? json(*v) : json(nullptr); }
 std::optional<int> int_or_null(const json& j, const char* key) { return integer_field<int>(j, key); }
 
-// -- h14left: a left-running process and the test it started in ------------
+// -- a left-running process and the test it started in ------------
 json left_process_json(const LeftProcess& l) {
   json j = {{"pid", l.pid},
             {"argv", l.argv},
@@ -49,7 +49,6 @@ std::vector<LeftProcess> left_processes_from(const json& j) {
   }
   return out;
 }
-// -- end h14left ---------------------------------------------------------------
 }  // namespace
 
 std::string_view to_string(JobState state) {
@@ -72,7 +71,7 @@ json JobSpec::to_json() const {
             {"junit", junit_path},
             {"crash_log", crash_log_path},   {"pause_on_failure", pause_on_failure}};
   if (run_as) j["run_as"] = {{"uid", run_as->uid}, {"gid", run_as->gid}, {"groups", run_as->groups}};
-  if (terminal_columns > 0) j["terminal"] = {{"columns", terminal_columns}, {"rows", terminal_rows}};  // h18cli
+  if (terminal_columns > 0) j["terminal"] = {{"columns", terminal_columns}, {"rows", terminal_rows}};
   if (separate_stderr) j["separate_stderr"] = true;
   return j;
 }
@@ -90,7 +89,7 @@ JobSpec JobSpec::from_json(const json& j) {
   s.junit_path = field_or(j, "junit", "");
   s.crash_log_path = field_or(j, "crash_log", "");
   s.pause_on_failure = field_or(j, "pause_on_failure", false);
-  if (const auto t = j.find("terminal"); t != j.end() && t->is_object()) {  // h18cli
+  if (const auto t = j.find("terminal"); t != j.end() && t->is_object()) {
     s.terminal_columns = field_or(*t, "columns", 0);
     s.terminal_rows = field_or(*t, "rows", 0);
   }
@@ -124,8 +123,8 @@ json Job::to_json() const {
           {"signal", optional_int(signal)},
           {"text", text},
           {"report_errors", report_errors},
-          {"left_running", left_running},  // issue 14 (x14tree)
-          {"left_running_processes", [this] {  // h14left
+          {"left_running", left_running},
+          {"left_running_processes", [this] {
              json all = json::array();
              for (const auto& l : left_running_processes) all.push_back(left_process_json(l));
              return all;
@@ -158,8 +157,8 @@ Job Job::from_json(const json& j) {
   job.signal = int_or_null(j, "signal");
   job.text = field_or(j, "text", "");
   job.report_errors = field_or(j, "report_errors", std::vector<std::string>{});
-  job.left_running = field_or(j, "left_running", std::vector<std::string>{});  // issue 14 (x14tree)
-  job.left_running_processes = left_processes_from(j);                         // h14left
+  job.left_running = field_or(j, "left_running", std::vector<std::string>{});
+  job.left_running_processes = left_processes_from(j);
   job.created_at = field_or(j, "created_at", 0.0);
   job.ended_at = field_or(j, "ended_at", 0.0);
   return job;

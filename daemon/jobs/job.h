@@ -39,7 +39,7 @@ struct JobSpec {
   bool pause_on_failure = false;
   /// Whom the command runs as (a root lpd runs it as the requesting user).
   std::optional<Credentials> run_as;
-  /// h18cli (issue 18): the command's output goes to a pseudo-terminal of
+  /// the command's output goes to a pseudo-terminal of
   /// this size (lpctl's stdout is a terminal: colours, line buffering);
   /// 0: to the log directly (pipes and files see plain output).
   int terminal_columns = 0;
@@ -79,17 +79,16 @@ struct Job {
   /// Files lpd could not write for the user (--junit, --crash-log), one
   /// message each; lpctl prints them and exits non-zero.
   std::vector<std::string> report_errors;
-  // -- issue 14 (x14tree): processes the command left running ----------------
+  // -- processes the command left running ----------------
   /// "pid P: ARGV" for each process lpd-monitor found running once the
   /// command had ended, over all attempts (at most kMaxLeftRunning); they
   /// were killed. Said in the run's text and lpd's log.
   std::vector<std::string> left_running;
   static constexpr std::size_t kMaxLeftRunning = 100;
-  /// h14left: the same processes with the test each started in, for tools
+  /// the same processes with the test each started in, for tools
   /// (run.info's "left_running_processes") and the JUnit (<system-err> of
   /// that test). At most kMaxLeftRunning.
   std::vector<LeftProcess> left_running_processes;
-  // -- end issue 14 ---------------------------------------------------------
   double created_at = 0;
   double ended_at = 0;
 

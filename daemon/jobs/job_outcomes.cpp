@@ -81,7 +81,7 @@ void JobService::add_result(Supervised& s, TestResult result) {
   s.results.push_back(std::move(result));
 }
 
-void JobService::settle_end(Supervised* s, const WorkerActivity& activity, const ProcessEnd& end) {
+void JobService::settle_end(Supervised* s, const WorkerActivity& activity, const ExitStatus& end) {
   const double now = wall_now();
   auto crash = activity.crash_on(end, now);
   const bool stopping = s && s->job.stop_requested;
@@ -137,10 +137,10 @@ void JobService::mark_flaky_crashes(Supervised& s) {
   }
 }
 
-void JobService::command_result(Supervised& s, const ProcessEnd& end, bool no_crash_yet, pid_t command_pid) {
+void JobService::command_result(Supervised& s, const ExitStatus& end, bool no_crash_yet, pid_t command_pid) {
   const std::string nodeid = command_test_name(s.job.spec.argv);
   const double now = wall_now();
-  // (issue 13, full disk) A previous lpd may have recorded this death
+  // (full disk) A previous lpd may have recorded this death
   // already, pinned on its test, and lost only what it learned since (its
   // journal and job.json writes failed): the same pid in the same attempt
   // is the same crash, never a second one.
@@ -169,7 +169,7 @@ void JobService::command_result(Supervised& s, const ProcessEnd& end, bool no_cr
     r.outcome = "error";
     r.message = "ended, lpd could not tell how (no exit status)";
   }
-  // -- h13out: a failed command's JUnit testcase carries its newest output
+  // -- a failed command's JUnit testcase carries its newest output
   // (what a CI page shows of why it failed), saying what is left out and
   // what the run output cap dropped; a passing one none (pytest's default).
   if (r.outcome != "passed") {
@@ -177,11 +177,10 @@ void JobService::command_result(Supervised& s, const ProcessEnd& end, bool no_cr
     if (s.job.spec.separate_stderr)
       r.system_err = run_output_excerpt(output_path(s.run_id, OutputStream::kStderr), kMaxSystemOut).value_or("");
   }
-  // -- end h13out
   add_result(s, std::move(r));
 }
 
-void JobService::after_attempt(Supervised& s, const ProcessEnd& end, std::size_t crashes_before, pid_t command_pid) {
+void JobService::after_attempt(Supervised& s, const ExitStatus& end, std::size_t crashes_before, pid_t command_pid) {
   Job& job = s.job;
   if (job.attempt_kind != AttemptKind::kIsolatedRerun) {
     job.command_exit_code = end.exit_code;

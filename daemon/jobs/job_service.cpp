@@ -80,7 +80,7 @@ JobService::JobService(boost::asio::io_context& io, EventBus& events, const Stat
       access_(access),
       environment_(std::move(environment)),
       drain_(drain),
-      // -- h13out: the run output cap says what it dropped as an event.
+      // -- the run output cap says what it dropped as an event.
       output_cap_(io, environment_.run_output, store_.path("runs"), [this](const RunOutputCap::Dropped& d) {
         events_.publish("run.output_dropped",
                         {{"run_id", d.run_id},
@@ -213,12 +213,6 @@ void JobService::load_history(Supervised& s) {
   for (const Crash* crash : crashes_.of_run(s.run_id)) s.crashes.push_back(*crash);
 }
 
-std::size_t JobService::active_jobs() const {
-  std::size_t n = 0;
-  for (const auto& [_, s] : jobs_) n += s->job.state != JobState::kDone;
-  return n;
-}
-
 void JobService::persist(const Supervised& s) {
   try {
     store_.write_json("runs/" + s.run_id + "/job.json", s.job.to_json());
@@ -232,7 +226,7 @@ void JobService::set_state(Supervised& s, JobState state, std::string text) {
   s.job.text = std::move(text);
   persist(s);
   json data{{"type", "job"}, {"payload", s.job.payload(s.run_id)}};
-  // h16hard (issue 16): the signal a done run's returncode 128+N stands for,
+  // the signal a done run's returncode 128+N stands for,
   // beside the payload, so the HTTP job API can report -N as relay-run does.
   if (state == JobState::kDone && s.job.signal) data["signal"] = *s.job.signal;
   events_.publish("job", std::move(data), s.run_id, s.owner);
@@ -290,7 +284,7 @@ json JobService::handle_start(Call& call) {
   if (spec.rerun_crashed < 0 || spec.rerun_crashed > 100)
     throw Error(ErrorCode::kBadRequest, "field \"rerun_crashed\" must be between 0 and 100");
   spec.fail_on_flaky = f.optional_boolean("fail_on_flaky").value_or(false);
-  // -- h18cli (issue 18): "terminal": {"columns": C, "rows": R} runs the
+  // -- "terminal": {"columns": C, "rows": R} runs the
   // command on a pseudo-terminal of that size (lpd-monitor --pty).
   if (const auto t = call.body.find("terminal"); t != call.body.end() && !t->is_null()) {
     const auto dimension = [&](const char* name) {
@@ -303,7 +297,6 @@ json JobService::handle_start(Call& call) {
     spec.terminal_columns = dimension("columns");
     spec.terminal_rows = dimension("rows");
   }
-  // -- end h18cli
   // A terminal shows stdout and stderr as one stream: there is nothing to keep apart.
   spec.separate_stderr = f.optional_boolean("separate_stderr").value_or(false) && spec.terminal_columns == 0;
   std::optional<Runner> named_runner;
@@ -380,7 +373,7 @@ json JobService::handle_start(Call& call) {
     // is forgotten, in memory and on disk, rather than left active.
     jobs_.erase(run_id);
     runs_.erase(run_id);
-    output_cap_.forget({run_id});  // h13out
+    output_cap_.forget({run_id});
     forget_unstarted(run_id);
     events_.publish("run.ended", {{"run_id", run_id}, {"ended_at", wall_now()}}, run_id, call.peer.uid);
     throw;
@@ -400,7 +393,7 @@ void JobService::forget_unstarted(const std::string& run_id) {
     spdlog::warn("run {}: could not remove what its failed start left: {}", run_id, why);
 }
 
-// -- h18cli (issue 18): the re-run banner, in the output itself ------------
+// -- the re-run banner, in the output itself ------------
 // In the log, not an event: every reader (lpctl run, attach, a replay, the
 // file) gets it exactly between the two attempts' output. On a line of its
 // own: the previous attempt may have died mid-line (pytest's progress dots).
@@ -419,7 +412,6 @@ void JobService::write_attempt_banner(int log_fd, const std::string& path, const
   if (::write(log_fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
     spdlog::warn("cannot write the attempt banner into {}: {}", path, std::strerror(errno));
 }
-// -- end h18cli
 
 void JobService::start_attempt(Supervised& s) {
   s.job.attempt += 1;
@@ -428,8 +420,8 @@ void JobService::start_attempt(Supervised& s) {
   ::unlink(status_path(s.run_id).c_str());
   UniqueFd log_fd = open_output_log(output_path(s.run_id), s.job.spec.run_as);
   write_attempt_banner(log_fd.get(), output_path(s.run_id),
-                       attempt_banner(s.job.attempt_kind, s.job.plan, s.job.attempt_only, s.job.attempt));  // h18cli
-  output_cap_.started(s.run_id, s.owner, output_path(s.run_id));  // h13out: capped while it is written
+                       attempt_banner(s.job.attempt_kind, s.job.plan, s.job.attempt_only, s.job.attempt));
+  output_cap_.started(s.run_id, s.owner, output_path(s.run_id));  // capped while it is written
   UniqueFd stderr_fd;
   if (s.job.spec.separate_stderr) {
     const std::string path = output_path(s.run_id, OutputStream::kStderr);
@@ -445,7 +437,7 @@ void JobService::start_attempt(Supervised& s) {
   write_env_file(env_file, child_environment(s));
   spec.argv = {environment_.monitor_path, "--status", status_path(s.run_id), "--cwd", s.job.spec.cwd, "--env-file",
                env_file};
-  // -- issue 14 (x14tree): the monitor keeps the command's whole tree (its
+  // -- the monitor keeps the command's whole tree (its
   // cgroup in lpd's cgroup base, else as subreaper), so the launcher does
   // not put the monitor itself in one.
   spec.contain_tree = false;
@@ -456,7 +448,6 @@ void JobService::start_attempt(Supervised& s) {
     spec.argv.push_back("--cgroup-base");
     spec.argv.push_back(cgroups.dir);
   }
-  // -- end issue 14
   if (const auto& who = s.job.spec.run_as) {
     std::string groups;
     for (gid_t g : who->groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
@@ -468,7 +459,7 @@ void JobService::start_attempt(Supervised& s) {
       spec.argv.push_back(groups);
     }
   }
-  if (s.job.spec.terminal_columns > 0) {  // h18cli: on a pseudo-terminal
+  if (s.job.spec.terminal_columns > 0) {  // on a pseudo-terminal
     spec.argv.push_back("--pty");
     spec.argv.push_back(std::to_string(s.job.spec.terminal_columns) + "x" + std::to_string(s.job.spec.terminal_rows));
   }
@@ -485,8 +476,7 @@ void JobService::start_attempt(Supervised& s) {
   s.job.monitor_pid = launched.pid;
   s.job.monitor_start_time = launched.start_time;
   const std::string run_id = s.run_id;
-  s.monitor_watch = std::make_shared<PidfdWatch>(io_, launched.pidfd, /*own_child=*/true);
-  s.monitor_watch->async_wait([this, run_id](const ExitStatus&) { attempt_ended(run_id); });
+  s.monitor_watch = ExitWatch::child(io_, launched.pidfd, [this, run_id](const ExitStatus&) { attempt_ended(run_id); });
   std::string text = "running";
   if (s.job.attempt_kind == AttemptKind::kRetry)
     text = "re-running without " + std::to_string(s.job.plan.excluded.size()) + " crashed test(s), attempt " +
@@ -523,9 +513,9 @@ void JobService::attempt_ended(const std::string& run_id) {
   } else {
     spdlog::warn("run {}: the monitor left no exit status", run_id);
   }
-  ProcessEnd end{signal, exit_code};
+  ExitStatus end{signal, exit_code};
   const pid_t command_pid = status ? integer_field<pid_t>(*status, "pid").value_or(0) : 0;
-  if (status) note_left_running(*s, *status);  // issue 14 (x14tree)
+  if (status) note_left_running(*s, *status);
   drain_sessions_where([&](const WorkerActivity& a) { return a.run_id() == run_id; });
   s = find(run_id);  // draining dispatched messages; look again
   if (!s) return;
@@ -556,11 +546,10 @@ void JobService::attempt_ended(const std::string& run_id) {
   after_attempt(*s, end, crashes_before, command_pid);
 }
 
-// -- issue 14 (x14tree) -------------------------------------------------------
 void JobService::note_left_running(Supervised& s, const json& status) {
   const auto it = status.find("left_running");
   if (it == status.end() || !it->is_array()) return;
-  // h14left: the test each started in. lpd-monitor names it from the
+  // the test each started in. lpd-monitor names it from the
   // process's PYTEST_CURRENT_TEST ("test": an index into
   // "left_running_tests"); otherwise lpd compares its start time with the
   // spans of the tests this attempt ran, from the event history, built
@@ -654,7 +643,6 @@ void JobService::note_left_running(Supervised& s, const json& status) {
     s.job.left_running.push_back(more);
   }
 }
-// -- end issue 14 ---------------------------------------------------------------
 
 void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal) {
   if (!s.job.command_exit_code && !s.job.command_signal) {  // it never got to run (a failed start)
@@ -669,7 +657,7 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
   s.job.ended_at = wall_now();
   std::string text = run_verdict_text(facts, *s.job.returncode, s.job.signal.has_value(), s.job.attempt,
                                       s.crashes.size());
-  // -- issue 14 (x14tree): what the command left running, killed by lpd-monitor
+  // -- what the command left running, killed by lpd-monitor
   if (!s.job.left_running.empty()) {
     text += "; " + std::to_string(s.job.left_running.size()) + " process(es) left running when the command ended, killed:";
     for (const auto& line : s.job.left_running) text += " [" + line + "]";
@@ -685,17 +673,16 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
       report_error(s, "JUnit report: " + error->message);
   }
   set_state(s, JobState::kDone, text);
-  output_cap_.ended(s.run_id);  // h13out: its last writes, then it counts towards its owner's total
-  // -- h18cli (issue 18): how it ended, in run.list (lpctl runs -a)
+  output_cap_.ended(s.run_id);  // its last writes, then it counts towards its owner's total
+  // -- how it ended, in run.list (lpctl runs -a)
   if (Run* run = runs_.find(s.run_id)) {
     run->returncode = s.job.returncode;
     run->signal = s.job.signal;
     run->result = run_result(facts, *s.job.returncode);
   }
-  // -- end h18cli
   if (runs_.end(s.run_id, s.job.ended_at)) {
     if (Run* run = runs_.find(s.run_id)) {
-      // (issue 13, full disk) Out of a request: a StorageFailure here would
+      // (full disk) Out of a request: a StorageFailure here would
       // end lpd. The end is kept in memory and said; run.json says active
       // until a later write, and a restarted lpd settles the run again.
       try {
@@ -770,7 +757,7 @@ void JobService::finish_attach(Supervised& s, Attached& a) {
 void JobService::send_done(Supervised& s, Attached& a) {
   auto sink = a.sink.lock();
   if (!sink) return;
-  // h13out: output freed up to the end (an emptied log) sends no chunk to
+  // output freed up to the end (an emptied log) sends no chunk to
   // carry the note: it goes on its own before run.done.
   for (const auto& stream : a.streams) {
     const auto parts = log_parts(output_path(s.run_id, stream.stream));
@@ -819,7 +806,7 @@ json JobService::handle_attach(Call& call) {
   std::weak_ptr<ReplySink> weak = call.sink;
   std::vector<Attached::Stream> streams;
   const auto open_stream = [&](OutputStream stream, std::int64_t from) {
-    // h13out: where the reader jumps over output the cap freed, a line says
+    // where the reader jumps over output the cap freed, a line says
     // how much (a replay never shows a log with a hole as if complete).
     auto gaps = std::make_shared<OutputGaps>(static_cast<std::uint64_t>(from));
     auto tail = LogTail::open(io_, output_path(run_id, stream), static_cast<std::uint64_t>(from),
@@ -830,12 +817,12 @@ json JobService::handle_attach(Call& call) {
                                 const std::string note = gaps->before(bytes, end_offset);
                                 std::optional<std::uint64_t> dropped;
                                 if (gaps->skipped() > skipped_before) dropped = gaps->skipped() - skipped_before;
-                                // h13cpu: written as text, no tree (one per window of output).
+                                // written as text, no tree (one per window of output).
                                 sink->send(encode_output_push(note, bytes, to_string(stream), end_offset, dropped));
                               });
     // A person (or a CI log) watches this: pytest's progress dots, one write
     // per test, are read in one go per window instead of a wake-up each.
-    // h13cpu: 100 ms, still immediate to a person; every window costs lpd a
+    // 100 ms, still immediate to a person; every window costs lpd a
     // wake-up, a read and a push, and lpctl a wake-up, whatever it carries.
     tail->set_coalescing(std::chrono::milliseconds(100));
     // Output is read no faster than this peer takes it.
@@ -849,7 +836,7 @@ json JobService::handle_attach(Call& call) {
   Responder responder = call.defer();
   json reply{{"run_id", run_id}, {"job", s.job.payload(run_id)}, {"log", output_path(run_id)}};
   if (s.job.spec.separate_stderr) reply["stderr_log"] = output_path(run_id, OutputStream::kStderr);
-  if (const auto parts = log_parts(output_path(run_id)))  // h13out
+  if (const auto parts = log_parts(output_path(run_id)))
     reply["output_dropped_bytes"] = parts->dropped();
   responder.ok(reply);
   s.attached.push_back({weak, std::move(streams), call.peer.session_id, std::move(slot), 0});
@@ -966,7 +953,7 @@ json JobService::info(const std::string& id) {
   j["tests"] = s.unloaded_counts ? s.unloaded_counts->tests : s.results.size();
   j["crashes"] = s.unloaded_counts ? s.unloaded_counts->crashes : s.crashes.size();
   j["log"] = output_path(s.run_id);
-  // h13out: how much of its output the cap freed (0: the log is whole).
+  // how much of its output the cap freed (0: the log is whole).
   if (const auto parts = log_parts(output_path(s.run_id))) {
     j["output_bytes"] = parts->size;
     j["output_dropped_bytes"] = parts->dropped();
@@ -1046,21 +1033,21 @@ void JobService::restore() {
     jobs_[run_id] = std::move(s);
     if (ref.job.state == JobState::kDone) {
       ++ended;
-      output_cap_.known(run_id, ref.owner, output_path(run_id));  // h13out: counts towards its owner's total
+      output_cap_.known(run_id, ref.owner, output_path(run_id));  // counts towards its owner's total
       // Its spec is not read yet (a stand-in job): a stderr log counts if it is there.
       if (const std::string path = output_path(run_id, OutputStream::kStderr); ::access(path.c_str(), F_OK) == 0)
         output_cap_.known(run_id, ref.owner, path, OutputStream::kStderr);
       continue;
     }
     load_history(ref);
-    output_cap_.started(run_id, ref.owner, output_path(run_id));  // h13out: cut what was written while lpd was away
+    output_cap_.started(run_id, ref.owner, output_path(run_id));  // cut what was written while lpd was away
     if (ref.job.spec.separate_stderr)
       output_cap_.started(run_id, ref.owner, output_path(run_id, OutputStream::kStderr), OutputStream::kStderr);
     ++adopted;
     if (const auto alive = check_liveness(ref.job.monitor_pid, ref.job.monitor_start_time);
         alive == Liveness::kAlive || alive == Liveness::kUnknown) {  // unknown: the watch retries until it can look
       ref.readopted_watch = ExitWatch::start(io_, ref.job.monitor_pid, ref.job.monitor_start_time,
-                                             [this, run_id] { attempt_ended(run_id); });
+                                             [this, run_id](const ExitStatus&) { attempt_ended(run_id); });
     } else {
       // It ended while lpd was down; its status file says how.
       boost::asio::post(io_, [this, run_id] { attempt_ended(run_id); });

@@ -41,7 +41,7 @@ struct JobEnvironment {
   std::string monitor_path;
   std::string python_shim_dir;
   std::string socket_path;
-  /// h13out: how much disk run outputs may take (--run-output-max, --run-outputs-per-user-max).
+  /// how much disk run outputs may take (--run-output-max, --run-outputs-per-user-max).
   RunOutputLimits run_output;
 };
 
@@ -119,9 +119,8 @@ class JobService : public RunWatcher {
   /// results stay on disk until asked for (load_history).
   void restore();
 
-  std::size_t active_jobs() const;
 
-  /// h13out: runs removed (retention): their outputs no longer count
+  /// runs removed (retention): their outputs no longer count
   /// towards their owners' totals.
   void forget_outputs(const std::set<std::string>& run_ids) { output_cap_.forget(run_ids); }
 
@@ -138,7 +137,7 @@ class JobService : public RunWatcher {
     struct Stream {
       OutputStream stream = OutputStream::kStdout;
       std::shared_ptr<LogTail> tail;
-      std::shared_ptr<OutputGaps> gaps;  // h13out: what this reader jumped over
+      std::shared_ptr<OutputGaps> gaps;  // what this reader jumped over
     };
     std::weak_ptr<ReplySink> sink;
     std::vector<Stream> streams;  // empty once run.done was sent
@@ -152,7 +151,7 @@ class JobService : public RunWatcher {
     std::string run_id;
     uid_t owner = static_cast<uid_t>(-1);
     Job job;
-    std::shared_ptr<PidfdWatch> monitor_watch;    // our child
+    std::shared_ptr<ExitWatch> monitor_watch;     // our child
     std::shared_ptr<ExitWatch> readopted_watch;   // after a restart
     std::unique_ptr<boost::asio::steady_timer> kill_timer;
     std::list<Attached> attached;  // a list: finish callbacks hold pointers into it
@@ -191,7 +190,7 @@ class JobService : public RunWatcher {
   /// yet known: finalized by worker.down, the attempt's end, or its pidfd.
   struct Pending {
     WorkerActivity activity;
-    std::optional<ProcessEnd> end;
+    std::optional<ExitStatus> end;
     std::shared_ptr<ExitWatch> watch;
   };
 
@@ -225,7 +224,7 @@ class JobService : public RunWatcher {
   void set_state(Supervised& s, JobState state, std::string text);
   void start_attempt(Supervised& s);
   void attempt_ended(const std::string& run_id);
-  /// issue 14 (x14tree): logs and keeps lpd-monitor's "left_running"
+  /// logs and keeps lpd-monitor's "left_running"
   /// (processes the command left behind, which the monitor killed).
   void note_left_running(Supervised& s, const json& status);
   void finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal);
@@ -237,11 +236,11 @@ class JobService : public RunWatcher {
   /// next rerun, retry, or the end. `crashes_before`: s.crashes' size when
   /// the attempt's ends began to be settled; `command_pid`: the command's
   /// pid from lpd-monitor's status (0 if unknown).
-  void after_attempt(Supervised& s, const ProcessEnd& end, std::size_t crashes_before, pid_t command_pid);
+  void after_attempt(Supervised& s, const ExitStatus& end, std::size_t crashes_before, pid_t command_pid);
   /// The one testcase of a command that reported no tests: its exit as a
   /// result, and its signal death as a crash of it (unless a crash was
   /// already recorded for this end, or the run was stopped).
-  void command_result(Supervised& s, const ProcessEnd& end, bool no_crash_yet, pid_t command_pid);
+  void command_result(Supervised& s, const ExitStatus& end, bool no_crash_yet, pid_t command_pid);
   /// What the final exit code depends on (job_lifecycle.h's FinalFacts).
   FinalFacts final_facts(const Supervised& s) const;
   /// The one owner of a test process's end: every way an end becomes known
@@ -250,7 +249,7 @@ class JobService : public RunWatcher {
   /// judged (WorkerActivity::crash_on, worker_end_verdict): a crash record,
   /// an interrupted result for the test it ran, or nothing. The command's
   /// own end, when no test process reported, is command_result's.
-  void settle_end(Supervised* s, const WorkerActivity& activity, const ProcessEnd& end);
+  void settle_end(Supervised* s, const WorkerActivity& activity, const ExitStatus& end);
   /// Sets `flaky` on every crash of the run whose test passed when run
   /// again later (an isolated rerun, a retry, a pytest-rerunfailures rerun).
   void mark_flaky_crashes(Supervised& s);
@@ -267,8 +266,8 @@ class JobService : public RunWatcher {
   /// to the store (crashes.jsonl), the run's --crash-log, a `crash` event
   /// and `s`'s copy. `s` is null for a run lpd does not supervise.
   void record_crash(Supervised* s, Crash crash);
-  void finalize(Pending& pending, const ProcessEnd& end);
-  void finalize_pending_of(const std::string& run_id, const std::optional<ProcessEnd>& controller_end);
+  void finalize(Pending& pending, const ExitStatus& end);
+  void finalize_pending_of(const std::string& run_id, const std::optional<ExitStatus>& controller_end);
   void send_done(Supervised& s, Attached& a);
   /// Reads the rest of each of `a`'s logs, then send_done once all are read.
   void finish_attach(Supervised& s, Attached& a);
@@ -279,7 +278,7 @@ class JobService : public RunWatcher {
   /// 0600, in the run's directory; the monitor removes it). Throws
   /// protocol::Error(kInternal).
   static void write_env_file(const std::string& path, const std::vector<std::string>& env);
-  /// h18cli: appends `banner` (attempt_banner) to the run's log `log_fd`
+  /// appends `banner` (attempt_banner) to the run's log `log_fd`
   /// (at `path`), after a newline when the log does not end with one;
   /// nothing for "". A failed write is logged, never thrown.
   static void write_attempt_banner(int log_fd, const std::string& path, const std::string& banner);
@@ -313,7 +312,7 @@ class JobService : public RunWatcher {
   std::map<std::uint64_t, WorkerActivity> activities_;  // by session id
   std::map<pid_t, std::string> tracebacks_;              // by pid, from traceback connections
   std::vector<std::unique_ptr<Pending>> pending_;
-  RunOutputCap output_cap_;  // h13out: after what its callback uses
+  RunOutputCap output_cap_;  // after what its callback uses
 };
 
 }  // namespace lpd::daemon

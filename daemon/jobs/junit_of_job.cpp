@@ -30,7 +30,7 @@ JunitInput junit_input_of(const Job& job, const std::vector<TestResult>& results
   in.tests_reported = job.tests_reported;
   for (const auto& r : results)
     in.tests_reported |= r.worker_id != "command" && (r.phase == "setup" || r.phase == "call" || r.phase == "teardown");
-  // h14left: a process left running by the one test it started in.
+  // a process left running by the one test it started in.
   for (const auto& left : job.left_running_processes)
     if (left.tests.size() == 1) in.system_err[left.tests.front()] += left.junit_line();
   return in;

@@ -175,7 +175,7 @@ void RunOutputCap::enforce(uid_t owner) {
                 freed.truncated ? "emptied (its file system cannot free part of a file)" : "its middle freed");
     note_dropped(key);
   }
-  // As the helper log cap (h14fixA): more freed in one window than a whole
+  // As the helper log cap: more freed in one window than a whole
   // cap holds: the command writes faster than one window allows; look sooner.
   const std::uint64_t smallest = std::min(limits_.per_run ? limits_.per_run : UINT64_MAX,
                                           limits_.per_owner ? limits_.per_owner : UINT64_MAX);

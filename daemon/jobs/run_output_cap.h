@@ -19,7 +19,7 @@
 
 namespace lpd::daemon {
 
-/// h13out (issue 13): RunOutputCap keeps run outputs (runs/<id>/output.log)
+/// RunOutputCap keeps run outputs (runs/<id>/output.log)
 /// within RunOutputLimits, with the helper log cap's machinery: the same
 /// rules (plan_log_freeing), the same freeing in place (holes punched with
 /// fallocate, so the command's O_APPEND writes and every reader's offsets

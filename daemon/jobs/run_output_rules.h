@@ -8,7 +8,7 @@
 
 namespace lpd::daemon {
 
-// h13out (issue 13): a run's output log (runs/<id>/output.log) is written by
+// a run's output log (runs/<id>/output.log) is written by
 // the command itself, straight into lpd's state directory (lpd relays
 // nothing: the monitor hands the command the file as its stdout and
 // stderr). `lpctl run -- yes` wrote 3.8 GB there in 3 s; on a shared host

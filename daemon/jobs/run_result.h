@@ -1,5 +1,5 @@
 #pragma once
-// h18cli (issue 18): the one word run.list (lpctl runs -a) gives for how a
+// the one word run.list (lpctl runs -a) gives for how a
 // supervised run ended.
 
 #include <string>

@@ -125,7 +125,7 @@ json JobService::handle_test_finish(Call& call) {
   if (reruns < 0 || reruns > 1'000'000) throw Error(ErrorCode::kBadRequest, "field \"reruns\" must be 0..1000000");
   r.reruns = static_cast<int>(reruns);
   r.failure_reason = truncated_text(f.optional_string("failure_reason").value_or(""), kMaxMessageBytes);
-  // x14py (issue 14): a failed test's helper log lines, for its <system-out>.
+  // a failed test's helper log lines, for its <system-out>.
   r.system_out = truncated_text(f.optional_string("system_out").value_or(""), kMaxSystemOut);
   // pytest's report.wasxfail as is (junitxml drops a leading "reason: "),
   // or true with the reason in `message`.
@@ -183,7 +183,7 @@ json JobService::handle_worker_down(Call& call) {
   auto* controller = registered(call.peer, "worker.down");
   const auto pid = static_cast<pid_t>(call.fields.integer("pid"));
   const auto returncode = call.fields.optional_integer("returncode");
-  ProcessEnd end;
+  ExitStatus end;
   if (returncode && *returncode < 0) end.signal = static_cast<int>(-*returncode);
   if (returncode && *returncode >= 0) end.exit_code = static_cast<int>(*returncode);
   for (auto& p : pending_) {
@@ -293,18 +293,18 @@ json JobService::handle_traceback_attach(Call& call) {
   return {{"raw", true}, {"echo", echo != nullptr}};
 }
 
-void JobService::finalize(Pending& pending, const ProcessEnd& end) {
+void JobService::finalize(Pending& pending, const ExitStatus& end) {
   Supervised* s = find(pending.activity.run_id());
   settle_end(s, pending.activity, end);
   if (pending.watch) pending.watch->cancel();
   pending.activity = WorkerActivity("", "", 0, 0, 0);  // spent; erased by the caller
 }
 
-void JobService::finalize_pending_of(const std::string& run_id, const std::optional<ProcessEnd>& controller_end) {
+void JobService::finalize_pending_of(const std::string& run_id, const std::optional<ExitStatus>& controller_end) {
   for (auto& p : pending_) {
     if (p->activity.run_id() != run_id) continue;
     const bool controller = p->activity.worker_id() == "controller";
-    finalize(*p, controller && controller_end ? *controller_end : p->end.value_or(ProcessEnd{}));
+    finalize(*p, controller && controller_end ? *controller_end : p->end.value_or(ExitStatus{}));
   }
   std::erase_if(pending_, [](const auto& p) { return p->activity.run_id().empty(); });
 }
@@ -327,8 +327,8 @@ void JobService::peer_gone(const Peer& peer) {
   auto pending = std::make_unique<Pending>(Pending{std::move(activity), std::nullopt, nullptr});
   Pending* raw = pending.get();
   if (!find(raw->activity.run_id())) {
-    raw->watch = ExitWatch::start(io_, raw->activity.pid(), [this, raw] {
-      finalize(*raw, ProcessEnd{});
+    raw->watch = ExitWatch::start(io_, raw->activity.pid(), [this, raw](const ExitStatus&) {
+      finalize(*raw, ExitStatus{});
       std::erase_if(pending_, [](const auto& p) { return p->activity.run_id().empty(); });
     });
   }
@@ -338,7 +338,7 @@ void JobService::peer_gone(const Peer& peer) {
 
 }  // namespace lpd::daemon
 
-// -- issue 12: phases, failures outside tests, what was collected --------
+// -- phases, failures outside tests, what was collected --------
 
 namespace lpd::daemon {
 
@@ -410,7 +410,7 @@ json JobService::handle_collection_items(Call& call) {
   const std::vector<std::string> nodeids = call.fields.string_list("nodeids");
   if (nodeids.size() > kMaxItemsPerMessage)
     throw Error(ErrorCode::kTooLarge, "field \"nodeids\" holds over " + std::to_string(kMaxItemsPerMessage) + " items");
-  // h13cpu: checked in place (bounded() takes a copy: every xdist worker
+  // checked in place (bounded() takes a copy: every xdist worker
   // lists the whole suite, tens of thousands of nodeids each).
   for (const auto& nodeid : nodeids)
     if (nodeid.size() > kMaxNodeidBytes) bounded("nodeids", nodeid, kMaxNodeidBytes);

@@ -64,7 +64,6 @@ FrontFreed free_log_range(const std::string& path, std::uint64_t from, std::uint
   return {true, held};
 }
 
-// h14fixA
 std::uint64_t release_reserved_past_end(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd) throw std::system_error(errno, std::generic_category(), "cannot open " + path);
@@ -88,7 +87,6 @@ std::uint64_t release_reserved_past_end(const std::string& path) {
   return disk > after ? disk - after : 0;
 }
 
-// h13out
 std::optional<LogParts> log_parts(const std::string& path) {
   auto log = open_log_to_read(path);
   if (!log) return std::nullopt;
@@ -141,7 +139,7 @@ void LogGrowthWatch::unwatch(const std::string& path) {
   watches_.erase(it);
 }
 
-void LogGrowthWatch::hurry() { hurried_ = true; }  // h14fixA
+void LogGrowthWatch::hurry() { hurried_ = true; }
 
 void LogGrowthWatch::wait() {
   if (waiting_ || window_open_ || !inotify_) return;

@@ -18,7 +18,7 @@
 
 namespace lpd::daemon {
 
-// h14logcap: the I/O edge of the helper log cap (the rules are in
+// the I/O edge of the helper log cap (the rules are in
 // log_cap_rules.h).
 //
 // Why free the front of the file in place (fallocate PUNCH_HOLE) rather
@@ -35,7 +35,7 @@ namespace lpd::daemon {
 // was dropped): less kept, but the disk stays bounded all the same.
 
 /// A log as measured now; nullopt when it is missing or not a regular file
-/// (never followed through a link). h13out: `head` is the start a cut keeps
+/// (never followed through a link). `head` is the start a cut keeps
 /// (LogCaps::keep_head): kept_from is then the first data at or after it.
 std::optional<LogUse> measure_log(const std::string& path, std::uint64_t head = 0);
 
@@ -51,12 +51,12 @@ struct FrontFreed {
 /// is refused, never opened).
 FrontFreed free_log_front(const std::string& path, std::uint64_t keep_from);
 
-/// h13out: as free_log_front, but frees [from, keep_from) and keeps the
+/// as free_log_front, but frees [from, keep_from) and keeps the
 /// first `from` bytes (a run's first lines); from 0 is free_log_front.
 /// Where holes cannot be punched the log is emptied all the same.
 FrontFreed free_log_range(const std::string& path, std::uint64_t from, std::uint64_t keep_from);
 
-/// h13out: the parts of a log a cut left: [0, head_end) the kept head,
+/// the parts of a log a cut left: [0, head_end) the kept head,
 /// [head_end, kept_from) freed, [kept_from, size) the kept newest output.
 /// No hole: head_end == kept_from == size. Reads the file's holes
 /// (SEEK_HOLE/SEEK_DATA, as `cp --sparse`), never its bytes.
@@ -70,7 +70,7 @@ struct LogParts {
 /// nullopt when `path` cannot be read (missing, a link, not a regular file).
 std::optional<LogParts> log_parts(const std::string& path);
 
-/// h14fixA (attack finding 6): gives back the space a helper reserved
+/// (attack finding 6): gives back the space a helper reserved
 /// past the end of its log (`fallocate --keep-size` on its own output):
 /// the file is truncated to its own size, which frees the blocks beyond
 /// it and changes no byte. Only for a log nobody writes any more (its
@@ -83,7 +83,7 @@ std::uint64_t release_reserved_past_end(const std::string& path);
 /// cannot tell).
 std::uint64_t log_block_size(const std::string& dir);
 
-/// LogGrowthWatch (h13out: named HelperLogWatch before run outputs used
+/// LogGrowthWatch (named HelperLogWatch before run outputs used
 /// it too) tells which owners' live logs grew, without
 /// polling: one inotify descriptor for all of them (IN_MODIFY), and at most
 /// one wake-up per `window` however much the helpers write — after a
@@ -106,7 +106,7 @@ class LogGrowthWatch {
   bool watch(const std::string& path, uid_t owner);
   /// Stops watching `path` (a helper ended).
   void unwatch(const std::string& path);
-  /// h14fixA (attack finding 7): the next window is a tenth as long (at
+  /// (attack finding 7): the next window is a tenth as long (at
   /// least 5 ms), for when the last check found logs far over their cap:
   /// a log grows by what its helper writes in one window, so a helper
   /// writing at disk speed is looked at more often, a quiet one never.
@@ -129,7 +129,7 @@ class LogGrowthWatch {
   std::set<uid_t> grown_;                 // owners to report when the window ends
   bool waiting_ = false;
   bool window_open_ = false;
-  bool hurried_ = false;  // h14fixA: the next window is short
+  bool hurried_ = false;  // the next window is short
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

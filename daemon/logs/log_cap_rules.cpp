@@ -28,10 +28,10 @@ std::uint64_t cut_for(const LogUse& log, std::uint64_t keep, std::uint64_t block
 std::vector<LogFreeing> plan_log_freeing(const std::vector<LogUse>& logs, const LogCaps& limits,
                                          std::uint64_t block) {
   if (block == 0) block = 1;
-  const std::uint64_t head = round_down(limits.keep_head, block);  // h13out
+  const std::uint64_t head = round_down(limits.keep_head, block);
   std::vector<std::uint64_t> use(logs.size());
   std::map<std::size_t, LogFreeing> plan;  // by index: one entry per log
-  // h13out: frees [from, keep_from); `from` is the kept head (0: none).
+  // frees [from, keep_from); `from` is the kept head (0: none).
   auto drop_front = [&](std::size_t i, std::uint64_t keep_from, std::uint64_t from) {
     const LogUse& log = logs[i];
     // Unread output waits for a helper's pattern, but only up to one cap's
@@ -45,7 +45,7 @@ std::vector<LogFreeing> plan_log_freeing(const std::vector<LogUse>& logs, const 
     from = std::min(from, keep_from);
     const auto it = plan.find(i);
     const std::uint64_t already = it == plan.end() ? log.kept_from : std::max(log.kept_from, it->second.keep_from);
-    // h13out: a smaller head than the one kept so far still frees something.
+    // a smaller head than the one kept so far still frees something.
     const std::uint64_t head_now = it == plan.end() ? head : it->second.from;
     if (keep_from <= already && from >= head_now) return;
     plan[i] = {LogFreeing::How::kDropFront, log.path, std::max(keep_from, already), std::min(from, head_now)};
@@ -86,7 +86,7 @@ std::vector<LogFreeing> plan_log_freeing(const std::vector<LogUse>& logs, const 
   //    the cap (half, so that the next freeing is half a cap of output away).
   if (over_owner_cap() && live > 0) {
     const std::uint64_t share = limits.per_owner / 2 / live;
-    // h13out: a kept head takes at most half of that share.
+    // a kept head takes at most half of that share.
     const std::uint64_t share_head = std::min(head, round_down(share / 2, block));
     for (std::size_t i = 0; i < logs.size(); ++i)
       if (logs[i].live && use[i] > share)

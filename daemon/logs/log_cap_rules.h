@@ -7,7 +7,7 @@
 
 namespace lpd::daemon {
 
-/// h13out: the caps plan_log_freeing applies, whatever the logs hold:
+/// the caps plan_log_freeing applies, whatever the logs hold:
 /// helper logs (HelperLogLimits::caps) and run outputs (run_output_caps in
 /// daemon/jobs/run_output_cap.h) share these rules.
 struct LogCaps {
@@ -38,7 +38,7 @@ struct HelperLogLimits {
   /// forgotten, oldest first, to make room. 0 = no limit.
   std::size_t helpers_per_owner = kDefaultHelpersPerOwner;
 
-  /// h13out: the caps plan_log_freeing applies to helper logs (no head kept).
+  /// the caps plan_log_freeing applies to helper logs (no head kept).
   LogCaps caps() const { return {per_log, per_owner, 0}; }
 };
 
@@ -65,7 +65,7 @@ struct LogFreeing {
   How how = How::kDropFront;
   std::string path;
   std::uint64_t keep_from = 0;  // kDropFront: a multiple of the block size (or the size rounded up: all of it)
-  /// h13out: kDropFront frees [from, keep_from): the kept head ends at
+  /// kDropFront frees [from, keep_from): the kept head ends at
   /// `from` (0 for helper logs, and for an ended log emptied whole).
   std::uint64_t from = 0;
 };
@@ -81,7 +81,7 @@ struct LogFreeing {
 ///    an equal share of half of per_owner is cut to that share.
 /// Freeing works in whole blocks of `block` bytes (a power of two). Logs
 /// already within the limits get nothing; the result lists each path once.
-/// h13out: a cut by rule 1 or 3 keeps the first `caps.keep_head` bytes too
+/// a cut by rule 1 or 3 keeps the first `caps.keep_head` bytes too
 /// (at most the share rule 3 leaves a log, halved); rule 2 frees all.
 std::vector<LogFreeing> plan_log_freeing(const std::vector<LogUse>& logs, const LogCaps& caps, std::uint64_t block);
 /// The helper logs' caps (HelperLogLimits::caps).

@@ -46,28 +46,19 @@ namespace {
 int open_log(const std::string& path, int extra_flags, std::optional<std::pair<uid_t, gid_t>> owner) {
   // 0600: a helper's log is its owner's (and lpd's) to read. No link or
   // FIFO is followed or opened, even if one was planted before logs/ was lpd's.
-  const int fd =
-      ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | extra_flags, 0600);
-  if (fd < 0 && errno == EEXIST && (extra_flags & O_EXCL)) return -1;
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "cannot open " + path);
+  UniqueFd fd(
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | extra_flags, 0600));
+  if (!fd && errno == EEXIST && (extra_flags & O_EXCL)) return -1;
+  if (!fd) throw std::system_error(errno, std::generic_category(), "cannot open " + path);
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
     throw std::system_error(EINVAL, std::generic_category(), path + " is not a regular file");
-  }
-  if (owner && ::fchown(fd, owner->first, owner->second) != 0) {
-    const int err = errno;
-    ::close(fd);
-    throw std::system_error(err, std::generic_category(), "cannot hand " + path + " to its owner");
-  }
-  return fd;
+  if (owner && ::fchown(fd.get(), owner->first, owner->second) != 0)
+    throw std::system_error(errno, std::generic_category(), "cannot hand " + path + " to its owner");
+  return fd.release();
 }
 
 }  // namespace
-
-int open_log_for_append(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner) {
-  return open_log(path, 0, owner);
-}
 
 int create_log(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner) {
   return open_log(path, O_EXCL, owner);
@@ -99,14 +90,14 @@ std::uint64_t first_kept_offset(const std::string& path) {
 
 std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines, std::uint64_t end) {
   if (lines == 0 || end == 0) return end;
-  int fd = -1;
+  UniqueFd fd;
   try {
-    fd = open_untrusted(path).release();
+    fd = open_untrusted(path);
   } catch (const std::system_error&) {
     return 0;
   }
-  // h14logcap: nothing before the kept part is read or counted.
-  const std::uint64_t kept_from = std::min(next_data_offset(fd, 0), end);
+  // nothing before the kept part is read or counted.
+  const std::uint64_t kept_from = std::min(next_data_offset(fd.get(), 0), end);
   constexpr std::uint64_t kBlock = 64 * 1024;
   std::vector<char> block(kBlock);
   std::uint64_t pos = end;
@@ -117,7 +108,7 @@ std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines,
   while (pos > kept_from && !found) {
     const std::uint64_t size = pos - kept_from < kBlock ? pos - kept_from : kBlock;
     const std::uint64_t start = pos - size;
-    ssize_t n = ::pread(fd, block.data(), size, static_cast<off_t>(start));
+    ssize_t n = ::pread(fd.get(), block.data(), size, static_cast<off_t>(start));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     for (std::uint64_t i = static_cast<std::uint64_t>(n); i-- > 0;) {
@@ -136,11 +127,9 @@ std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines,
     }
     pos = start;
   }
-  ::close(fd);
   return found ? result : kept_from;
 }
 
-// h14fixA
 std::optional<OpenedLog> open_log_to_read(const std::string& path) {
   OpenedLog log;
   try {

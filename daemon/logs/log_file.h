@@ -31,17 +31,13 @@ LogRotation rotate_logs(const std::vector<std::string>& kept_newest_first, const
 /// file claims.
 bool is_log_of(std::string_view path, std::string_view logs_dir, std::string_view stem);
 
-/// Creates a new log (O_EXCL: never an existing file, never through a link)
-/// with the rules of open_log_for_append; -1 with errno EEXIST when `path`
-/// exists. Throws std::system_error otherwise.
+/// Creates a new log for a child to append to (O_EXCL: never an existing
+/// file, never through a link): O_APPEND so lpd's readers and the child
+/// never disagree on the end, O_CLOEXEC so only the child it is handed to
+/// keeps it. Mode 0600, owned by `owner` when lpd runs as root; a link,
+/// FIFO or device at `path` is refused, never opened. -1 with errno EEXIST
+/// when `path` exists. Throws std::system_error otherwise.
 int create_log(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner);
-
-/// Opens (creating) a log for a child to append to: O_APPEND so lpd's
-/// readers and the child never disagree on the end, O_CLOEXEC so only the
-/// child it is handed to keeps it. Mode 0600, owned by `owner` when lpd runs
-/// as root; a link, FIFO or device at `path` is refused, never opened.
-/// Throws std::system_error.
-int open_log_for_append(const std::string& path, std::optional<std::pair<uid_t, gid_t>> owner);
 
 /// Size in bytes; 0 when missing.
 std::uint64_t file_size(const std::string& path);
@@ -52,7 +48,7 @@ std::uint64_t file_size(const std::string& path);
 /// first byte the size cap kept (first_kept_offset): what was freed is no line.
 std::uint64_t offset_of_last_lines(const std::string& path, std::uint64_t lines, std::uint64_t end);
 
-/// h14fixA: the text of the last `lines` lines of the log at `path`, at
+/// the text of the last `lines` lines of the log at `path`, at
 /// most `max_bytes` of them (the newest; a line cut at the front starts
 /// with "[...] "), read backwards from its end as offset_of_last_lines, so
 /// an unterminated last line is included. What the size cap freed is not
@@ -69,14 +65,14 @@ std::optional<OpenedLog> open_log_to_read(const std::string& path);
 
 std::optional<std::string> last_log_lines(const std::string& path, std::uint64_t lines, std::size_t max_bytes);
 
-/// h14logcap: the first offset at or after `offset` that holds data, for a
+/// the first offset at or after `offset` that holds data, for a
 /// reader of a log whose oldest part the size cap freed (a hole punched at
 /// its front reads as zeros, which no helper wrote). `offset` itself when
 /// it holds data or the file system cannot tell (no SEEK_DATA); the file's
 /// end when only a hole follows. Like `cp --sparse`, it asks lseek(SEEK_DATA).
 std::uint64_t next_data_offset(int fd, std::uint64_t offset);
 
-/// h14logcap: where the kept part of the log at `path` begins (0 when
+/// where the kept part of the log at `path` begins (0 when
 /// nothing was freed, or it cannot be read).
 std::uint64_t first_kept_offset(const std::string& path);
 

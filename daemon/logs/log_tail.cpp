@@ -12,7 +12,7 @@
 
 #include <boost/asio/post.hpp>
 
-#include "daemon/logs/log_file.h"  // h14logcap: next_data_offset
+#include "daemon/logs/log_file.h"  // next_data_offset
 #include "daemon/core/untrusted_file.h"
 
 namespace lpd::daemon {
@@ -22,7 +22,7 @@ constexpr std::size_t kChunkBytes = 64 * 1024;
 /// Bytes read per turn of the event loop before yielding to other work.
 constexpr std::size_t kBytesPerTurn = 1024 * 1024;
 
-/// h14logcap: the size of the open file (0 when fstat fails).
+/// the size of the open file (0 when fstat fails).
 std::uint64_t file_size_of(int fd) {
   struct stat st {};
   return ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
@@ -34,35 +34,26 @@ std::shared_ptr<LogTail> LogTail::open(boost::asio::io_context& io, const std::s
                                        OnChunk on_chunk) {
   // A log lives where its process's user may write: never follow a link
   // planted there, never block on a FIFO (open_untrusted).
-  const int file_fd = open_untrusted(path).release();
-  const int inotify_fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (inotify_fd < 0) {
-    const int err = errno;
-    ::close(file_fd);
-    throw std::system_error(err, std::generic_category(), "inotify_init1");
-  }
+  UniqueFd file_fd = open_untrusted(path);
+  UniqueFd inotify_fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (!inotify_fd) throw std::system_error(errno, std::generic_category(), "inotify_init1");
   // The watch exists before the first read, so no write can slip between
   // "read to the end" and "wait for more".
-  if (::inotify_add_watch(inotify_fd, path.c_str(), IN_MODIFY | IN_DONT_FOLLOW) < 0) {
-    const int err = errno;
-    ::close(file_fd);
-    ::close(inotify_fd);
-    throw std::system_error(err, std::generic_category(), "cannot watch " + path);
-  }
-  return std::make_shared<LogTail>(io, file_fd, inotify_fd, offset, std::move(on_chunk));
+  if (::inotify_add_watch(inotify_fd.get(), path.c_str(), IN_MODIFY | IN_DONT_FOLLOW) < 0)
+    throw std::system_error(errno, std::generic_category(), "cannot watch " + path);
+  return std::make_shared<LogTail>(io, std::move(file_fd), std::move(inotify_fd), offset, std::move(on_chunk));
 }
 
-LogTail::LogTail(boost::asio::io_context& io, int file_fd, int inotify_fd, std::uint64_t offset, OnChunk on_chunk)
+LogTail::LogTail(boost::asio::io_context& io, UniqueFd file_fd, UniqueFd inotify_fd, std::uint64_t offset,
+                 OnChunk on_chunk)
     : io_(io),
-      file_fd_(file_fd),
-      inotify_(io, inotify_fd),
+      file_fd_(std::move(file_fd)),
+      inotify_(io, inotify_fd.release()),
       offset_(offset),
       reached_(offset == 0),
       on_chunk_(std::move(on_chunk)) {}
 
-LogTail::~LogTail() {
-  if (file_fd_ >= 0) ::close(file_fd_);
-}
+LogTail::~LogTail() = default;
 
 void LogTail::follow() { schedule_read(); }
 
@@ -105,21 +96,21 @@ void LogTail::read_some() {
           if (auto self = weak.lock()) self->schedule_read();
         }))
       return;  // the reader is behind: read on once it caught up
-    // h14logcap: the size cap may have freed the front of the log (a hole,
+    // the size cap may have freed the front of the log (a hole,
     // read as zeros no helper wrote): go on from the first kept byte.
-    offset_ = next_data_offset(file_fd_, offset_);
+    offset_ = next_data_offset(file_fd_.get(), offset_);
     std::uint64_t wanted = std::min<std::uint64_t>(buffer.size(), until_ > offset_ ? until_ - offset_ : 0);
-    // h13out: a run's output keeps its head and frees its middle: a read
+    // a run's output keeps its head and frees its middle: a read
     // ends where the data does (SEEK_HOLE), never reading the hole's zeros.
-    if (const off_t hole = ::lseek(file_fd_, static_cast<off_t>(offset_), SEEK_HOLE);
+    if (const off_t hole = ::lseek(file_fd_.get(), static_cast<off_t>(offset_), SEEK_HOLE);
         hole > static_cast<off_t>(offset_))
       wanted = std::min<std::uint64_t>(wanted, static_cast<std::uint64_t>(hole) - offset_);
     ssize_t n = 0;
-    if (wanted > 0) n = ::pread(file_fd_, buffer.data(), wanted, static_cast<off_t>(offset_));
+    if (wanted > 0) n = ::pread(file_fd_.get(), buffer.data(), wanted, static_cast<off_t>(offset_));
     if (n < 0 && errno == EINTR) continue;
     if (n == 0 && wanted > 0) {
-      if (file_size_of(file_fd_) < offset_) {
-        // h14logcap: emptied by the cap where holes cannot be punched
+      if (file_size_of(file_fd_.get()) < offset_) {
+        // emptied by the cap where holes cannot be punched
         // (`tail -F` says "file truncated"): read it again from the start.
         // Not before the file reached offset_: then it is only not written
         // that far yet (an attach from past the end waits for it).
@@ -142,7 +133,7 @@ void LogTail::read_some() {
         return;
       }
       if (coalescing_.count() > 0 && this_turn > 0) {
-        // h13cpu: output is flowing (a test suite's progress): read again
+        // output is flowing (a test suite's progress): read again
         // after one window instead of waking on the next write and then
         // waiting out a window, which was two wake-ups per window. A window
         // that finds nothing goes back to waiting for a change.

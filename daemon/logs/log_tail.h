@@ -11,6 +11,8 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "daemon/core/unique_fd.h"
+
 namespace lpd::daemon {
 
 /// LogTail reads a file that another process appends to, from a byte
@@ -56,7 +58,8 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
 
   std::uint64_t offset() const { return offset_; }
 
-  LogTail(boost::asio::io_context& io, int file_fd, int inotify_fd, std::uint64_t offset, OnChunk on_chunk);
+  /// Takes over both descriptors (use open()).
+  LogTail(boost::asio::io_context& io, UniqueFd file_fd, UniqueFd inotify_fd, std::uint64_t offset, OnChunk on_chunk);
 
  private:
   void schedule_read();
@@ -69,7 +72,7 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   void start_window();
 
   boost::asio::io_context& io_;
-  int file_fd_;
+  UniqueFd file_fd_;
   boost::asio::posix::stream_descriptor inotify_;
   std::uint64_t offset_;
   bool reached_;  // the file was seen at least offset_ long: shorter now means truncated

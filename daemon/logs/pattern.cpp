@@ -9,7 +9,7 @@
 
 #include "protocol/error.h"
 
-// h14fixA (ReDoS): Boost.Regex gives up on a search once it has visited
+// (ReDoS): Boost.Regex gives up on a search once it has visited
 // more states than perl_matcher::estimate_max_state_count allows, but its
 // own estimate grows with the line length times the square of the
 // pattern's size (over 10^9 for `(.*a){25}!x` on a 60000-character line:

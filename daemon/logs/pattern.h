@@ -20,7 +20,7 @@ namespace lpd::daemon {
 /// leaving escapes and character classes alone.
 std::string python_to_perl_syntax(const std::string& source);
 
-/// h14fixA: the work a pattern may spend searching one helper's log,
+/// the work a pattern may spend searching one helper's log,
 /// counted in the regex machine's states (Boost.Regex's unit, about 10^8 a
 /// second here). Each line earns a little credit, more for each byte; a
 /// search may spend what is banked, at most kMax. Ordinary patterns spend
@@ -48,7 +48,7 @@ class SearchCredit {
   std::uint64_t credit_ = kMax;
 };
 
-/// h14fixA: longer patterns are refused at compile.
+/// longer patterns are refused at compile.
 constexpr std::size_t kMaxPatternBytes = 4096;
 
 /// Thrown by Pattern::matches/search when a line's search exceeds its
@@ -68,9 +68,9 @@ class Pattern {
   /// `line` is decoded as UTF-8; a byte that is not part of valid UTF-8
   /// reads as U+FFFD (as Python's errors="replace"), so any line can be
   /// searched. Throws PatternTooComplex when the search runs past a fresh
-  /// SearchCredit (h14fixA).
+  /// SearchCredit.
   bool matches(std::string_view line) const;
-  /// h14fixA: the same, spending from `credit` (one per helper's log);
+  /// the same, spending from `credit` (one per helper's log);
   /// throws PatternTooComplex when the search runs past what it holds.
   bool search(std::string_view line, SearchCredit& credit) const;
   const std::string& source() const { return source_; }

@@ -25,10 +25,6 @@ void PatternWait::feed(std::string_view bytes) {
 }
 
 void PatternWait::on_line(const LineSplitter::Line& line) {
-  std::string kept(line.text.substr(0, kKeptLineBytes));
-  if (line.text.size() > kKeptLineBytes || line.truncated) kept += " [...]";
-  kept_.push_back(std::move(kept));
-  if (kept_.size() > kKeptLines) kept_.pop_front();
   if (decided_) return;
   std::string_view text = line.text;
   if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
@@ -36,7 +32,7 @@ void PatternWait::on_line(const LineSplitter::Line& line) {
   try {
     matched = pattern_.search(text, credit_);
   } catch (const PatternTooComplex& e) {
-    // h14fixA: one give-up decides the wait, so a hostile helper costs
+    // one give-up decides the wait, so a hostile helper costs
     // the daemon one budget, not one per line it prints.
     decided_ = true;
     if (callbacks_.on_too_complex) callbacks_.on_too_complex(e.what());
@@ -73,16 +69,6 @@ void PatternWait::stop() {
   if (tail_) tail_->stop();
 }
 
-std::string PatternWait::last_lines() const {
-  std::string out;
-  for (const auto& line : kept_) {
-    if (!out.empty()) out.push_back('\n');
-    out += line;
-  }
-  return out;
-}
-
-// h14logcap
 std::uint64_t PatternWait::read_offset() const {
   // Decided (matched, out of lines, stopped): it reads nothing more, so it holds nothing back.
   return decided_ || !tail_ ? UINT64_MAX : tail_->offset();

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -16,19 +15,19 @@ namespace lpd::daemon {
 
 /// PatternWait watches a freshly started helper's log for its readiness
 /// line: it tails the file (inotify), splits lines with a bounded buffer,
-/// searches each with the pattern and remembers the last lines so a failure
-/// can show them. It reports a match once, or that the line budget ran out,
-/// or (h14fixA) that the pattern proved too complex for a line.
+/// and searches each with the pattern. It reports a match once, or that the
+/// line budget ran out, or that the pattern proved too complex for a line.
+/// (A failure shows the log's last lines read from the file itself:
+/// ProcessService::last_lines_of.)
 class PatternWait : public std::enable_shared_from_this<PatternWait> {
  public:
   static constexpr std::size_t kMaxLineBytes = 64 * 1024;
-  static constexpr std::size_t kKeptLines = 20;
-  static constexpr std::size_t kKeptLineBytes = 1000;  // per kept line, so errors stay small
+  static constexpr std::size_t kKeptLineBytes = 1000;  // of the matched line, so replies stay small
 
   struct Callbacks {
     std::function<void(const std::string& line, std::uint64_t end_offset)> on_match;
     std::function<void()> on_line_limit;
-    /// h14fixA: a line's search ran past its budget (PatternTooComplex's
+    /// a line's search ran past its budget (PatternTooComplex's
     /// text); no further line is searched.
     std::function<void(const std::string& why)> on_too_complex;
   };
@@ -46,9 +45,7 @@ class PatternWait : public std::enable_shared_from_this<PatternWait> {
   void finish(std::function<void()> done);
   void stop();
 
-  /// The last lines read, oldest first, joined with newlines.
-  std::string last_lines() const;
-  /// h14logcap: how far the log was read; the size cap frees nothing
+  /// how far the log was read; the size cap frees nothing
   /// beyond it while the wait runs, so the ready line is never freed
   /// unread. UINT64_MAX once the wait is decided or stopped.
   std::uint64_t read_offset() const;
@@ -60,12 +57,11 @@ class PatternWait : public std::enable_shared_from_this<PatternWait> {
   void on_line(const LineSplitter::Line& line);
 
   Pattern pattern_;
-  SearchCredit credit_;  // h14fixA: what searching this log may cost
+  SearchCredit credit_;  // what searching this log may cost
   std::int64_t max_lines_;
   Callbacks callbacks_;
   LineSplitter splitter_;
   std::shared_ptr<LogTail> tail_;
-  std::deque<std::string> kept_;
   std::int64_t lines_seen_ = 0;
   bool decided_ = false;  // matched or out of lines: nothing more to report
 };

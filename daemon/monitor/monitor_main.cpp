@@ -35,7 +35,7 @@
 // command's process after it became the user: a root monitor must never
 // run under a user's LD_PRELOAD or LD_LIBRARY_PATH.
 //
-// Terminal (h18cli, issue 18): with --pty COLSxROWS the command's stdout
+// Terminal: with --pty COLSxROWS the command's stdout
 // and stderr are a pseudo-terminal of that size (its stdin stays
 // /dev/null), so a test runner keeps its colours and line buffering, as in
 // the terminal of the `lpctl run` that asked; a thread copies what it
@@ -48,20 +48,20 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
-#include <sys/ioctl.h>  // h18cli
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <termios.h>  // h18cli
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>              // h18cli
-#include <condition_variable>  // h18cli
-#include <mutex>               // h18cli
-#include <thread>              // h18cli
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -71,11 +71,14 @@
 #include <string>
 #include <vector>
 
+#include "daemon/core/unique_fd.h"
 #include "daemon/os/cgroup.h"
 #include "daemon/os/descendants.h"
 #include "daemon/os/leftover_test.h"
 
 namespace {
+
+using lpd::daemon::UniqueFd;
 
 volatile sig_atomic_t g_child_group = 0;
 volatile sig_atomic_t g_cgroup_kill_fd = -1;  // the command's cgroup.kill, -1: none
@@ -93,29 +96,29 @@ double now_seconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
-/// (issue 13, full disk) Writes `text` over the "running" status file
+/// (full disk) Writes `text` over the "running" status file
 /// already at `path`, inside the block that file holds: on a full disk the
 /// temp file of write_atomically gets no block, and the exit status would
 /// be lost. Not atomic, but lpd reads the final status only once the
 /// monitor has exited. False (errno set) when even that fails.
 bool overwrite_in_place(const std::string& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return false;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return false;
   std::size_t done = 0;
   while (done < text.size()) {
-    ssize_t n = ::pwrite(fd, text.data() + done, text.size() - done, static_cast<off_t>(done));
+    ssize_t n = ::pwrite(fd.get(), text.data() + done, text.size() - done, static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int error = n < 0 ? errno : EIO;
-      ::close(fd);
+      fd.reset();
       errno = error;
       return false;
     }
     done += static_cast<std::size_t>(n);
   }
-  const bool ok = ::ftruncate(fd, static_cast<off_t>(text.size())) == 0 && ::fsync(fd) == 0;
+  const bool ok = ::ftruncate(fd.get(), static_cast<off_t>(text.size())) == 0 && ::fsync(fd.get()) == 0;
   const int error = errno;
-  ::close(fd);
+  fd.reset();
   errno = error;
   return ok;
 }
@@ -124,22 +127,19 @@ bool overwrite_in_place(const std::string& path, const std::string& text) {
 bool write_atomically(const std::string& path, const std::string& text) {
   const std::string temp = path + ".new";
   ::unlink(temp.c_str());
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return false;
+  UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) return false;
   const char* p = text.data();
   std::size_t left = text.size();
   while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
+    ssize_t n = ::write(fd.get(), p, left);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      return false;
-    }
+    if (n <= 0) return false;
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-  ::fsync(fd);
-  ::close(fd);
+  ::fsync(fd.get());
+  fd.reset();
   return ::rename(temp.c_str(), path.c_str()) == 0;
 }
 
@@ -173,18 +173,18 @@ int usage() {
 /// in its own directory) and removes the file. False when unreadable.
 bool read_env_file(const std::string& path, std::vector<std::string>* out) {
   constexpr std::size_t kMaxBytes = 16 * 1024 * 1024;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return false;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) return false;
   std::string text;
   char buffer[65536];
   for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     text.append(buffer, static_cast<std::size_t>(n));
     if (text.size() > kMaxBytes) break;
   }
-  ::close(fd);
+  fd.reset();
   ::unlink(path.c_str());
   if (text.size() > kMaxBytes) return false;
   std::size_t start = 0;
@@ -281,7 +281,7 @@ CommandCgroup make_command_cgroup(const std::string& base_dir) {
   return made;
 }
 
-// -- h14left: the test each leftover started in ----------------------------
+// -- the test each leftover started in ----------------------------
 
 /// The clocks a leftover's start time is turned into wall-clock time with.
 struct StartClock {
@@ -338,7 +338,7 @@ std::string left_running_fields(const std::vector<lpd::daemon::Leftover>& leftov
          "],\"left_running_count\":" + std::to_string(leftovers.size());
 }
 
-// -- h18cli (issue 18): the command on a pseudo-terminal ---------------------
+// -- the command on a pseudo-terminal ---------------------
 
 /// Parses "COLSxROWS" (each 1..10000); false for anything else.
 bool parse_terminal_size(const std::string& text, winsize* out) {
@@ -357,22 +357,24 @@ bool parse_terminal_size(const std::string& text, winsize* out) {
 /// by the monitor) and the slave (the command's stdout and stderr), both
 /// close-on-exec (the child dup2s the slave onto 1 and 2). False, errno set.
 bool open_terminal(const winsize& size, int* master, int* slave) {
-  *master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (*master < 0) return false;
+  UniqueFd owned_master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!owned_master) return false;
   char name[128];
-  if (::grantpt(*master) != 0 || ::unlockpt(*master) != 0 || ::ptsname_r(*master, name, sizeof name) != 0) {
+  if (::grantpt(owned_master.get()) != 0 || ::unlockpt(owned_master.get()) != 0 ||
+      ::ptsname_r(owned_master.get(), name, sizeof name) != 0) {
     const int error = errno;
-    ::close(*master);
+    owned_master.reset();
     errno = error;
     return false;
   }
   *slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (*slave < 0) {
     const int error = errno;
-    ::close(*master);
+    owned_master.reset();
     errno = error;
     return false;
   }
+  *master = owned_master.release();
   termios mode{};
   if (::tcgetattr(*slave, &mode) == 0) {
     mode.c_oflag &= ~static_cast<tcflag_t>(OPOST);  // "\n" stays "\n" in the log
@@ -444,7 +446,6 @@ class TerminalCopy {
   bool done_ = false;
   std::thread thread_;
 };
-// -- end h18cli
 
 }  // namespace
 
@@ -452,7 +453,7 @@ int main(int argc, char** argv) {
   std::string status_path, cwd, env_file, cgroup_base;
   Identity who;
   bool has_uid = false, has_gid = false;
-  bool use_terminal = false;  // h18cli: --pty
+  bool use_terminal = false;  // --pty
   winsize terminal_size{};
   int i = 1;
   for (; i < argc; ++i) {
@@ -466,7 +467,7 @@ int main(int argc, char** argv) {
       env_file = argv[++i];
     } else if (arg == "--cgroup-base" && i + 1 < argc) {
       cgroup_base = argv[++i];
-    } else if (arg == "--pty" && i + 1 < argc && parse_terminal_size(argv[i + 1], &terminal_size)) {  // h18cli
+    } else if (arg == "--pty" && i + 1 < argc && parse_terminal_size(argv[i + 1], &terminal_size)) {
       use_terminal = true;
       ++i;
     } else if (arg == "--uid" && i + 1 < argc && parse_id(argv[i + 1], &id)) {
@@ -498,7 +499,7 @@ int main(int argc, char** argv) {
   }
   std::vector<char*> command_envp;
   for (auto& entry : command_env) command_envp.push_back(entry.data());
-  // h14left: a leftover whose PYTEST_CURRENT_TEST is this one got it from
+  // a leftover whose PYTEST_CURRENT_TEST is this one got it from
   // outside the run, not from a test of it.
   std::optional<std::string> inherited_test;
   if (env_file.empty()) {
@@ -531,7 +532,7 @@ int main(int argc, char** argv) {
   CommandCgroup cgroup = make_command_cgroup(cgroup_base);
   g_cgroup_kill_fd = cgroup.kill_fd;
 
-  // h18cli: the terminal, made before the fork (the child only dup2s).
+  // the terminal, made before the fork (the child only dup2s).
   int terminal_master = -1, terminal_slave = -1;
   if (use_terminal && !open_terminal(terminal_size, &terminal_master, &terminal_slave)) {
     std::fprintf(stderr, "lpd-monitor: cannot open a pseudo-terminal (%s); the command writes to the log directly\n",
@@ -565,7 +566,7 @@ int main(int argc, char** argv) {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
-    if (terminal_slave >= 0) {  // h18cli: stdout and stderr on the terminal
+    if (terminal_slave >= 0) {  // stdout and stderr on the terminal
       ::dup2(terminal_slave, STDOUT_FILENO);
       ::dup2(terminal_slave, STDERR_FILENO);
     }
@@ -586,9 +587,10 @@ int main(int argc, char** argv) {
   ::setpgid(child, child);  // both sides, so no signal can race the child's own setpgid
   g_child_group = child;
   ::sigprocmask(SIG_UNBLOCK, &forwarded, nullptr);  // a stop already pending is forwarded now
-  // h18cli: the command's tree holds the terminal now; the copy ends when it lets go.
+  // the command's tree holds the terminal now; the copy ends when it lets go.
   std::optional<TerminalCopy> terminal_copy;
   if (terminal_master >= 0) {
+    // Raw descriptors up to here: the forked child used them until exec, when no destructor runs.
     ::close(terminal_slave);
     terminal_copy.emplace(terminal_master);
   }
@@ -615,8 +617,8 @@ int main(int argc, char** argv) {
   // What the command left running: recorded, then killed and reaped.
   const auto leftovers = lpd::daemon::kill_own_descendants(cgroup.kill_fd);
   g_cgroup_kill_fd = -1;
-  if (cgroup.kill_fd >= 0) ::close(cgroup.kill_fd);
-  // h18cli: the whole tree is gone: the rest of its output, then the status.
+  if (cgroup.kill_fd >= 0) ::close(cgroup.kill_fd);  // raw: the SIGUSR2 handler wrote to it until just above
+  // the whole tree is gone: the rest of its output, then the status.
   if (terminal_copy && !terminal_copy->wait(std::chrono::seconds(10)))
     std::fprintf(stderr, "lpd-monitor: the command's terminal is still held open by a process outside the run; "
                          "its output after this point is not in the log\n");
@@ -630,7 +632,7 @@ int main(int argc, char** argv) {
   else
     result += ",\"signal\":null,\"exit_code\":" + std::to_string(WEXITSTATUS(status));
   // Printable UTF-8 and bounded: lpd's JSON parser refuses anything else,
-  // and would lose the exit status with it (h14left).
+  // and would lose the exit status with it.
   result += ",\"command\":" + json_string(lpd::daemon::printable_utf8(command[0], 4096));
   result += ",\"tree\":" + json_string(cgroup.dir.empty() ? "subreaper" : "cgroup");
   result += left_running_fields(leftovers, inherited_test, read_start_clock()) + "}\n";

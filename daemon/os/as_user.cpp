@@ -38,16 +38,13 @@ std::optional<std::string> check_as(const std::optional<Credentials>& who,
   if (!who || ::geteuid() != 0) return check();
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return std::string("cannot act as uid ") + std::to_string(who->uid) + ": " + std::strerror(errno);
+  UniqueFd read_end(pipe_fds[0]);
+  UniqueFd write_end(pipe_fds[1]);
   const pid_t pid = ::fork();
-  if (pid < 0) {
-    const int err = errno;
-    ::close(pipe_fds[0]);
-    ::close(pipe_fds[1]);
-    return std::string("cannot act as uid ") + std::to_string(who->uid) + ": " + std::strerror(err);
-  }
+  if (pid < 0) return std::string("cannot act as uid ") + std::to_string(who->uid) + ": " + std::strerror(errno);
   if (pid == 0) {
-    ::close(pipe_fds[0]);
-    close_inherited_descriptors(pipe_fds[1]);
+    read_end.reset();
+    close_inherited_descriptors(write_end.get());
     std::string reply;
     // Only the effective ids (and the groups): every path check uses them,
     // but with real and saved ids still root the user cannot signal,
@@ -64,10 +61,10 @@ std::optional<std::string> check_as(const std::optional<Credentials>& who,
       }
     }
     if (reply.empty()) reply = "ok";
-    write_all(pipe_fds[1], reply.substr(0, kMaxMessage));
+    write_all(write_end.get(), reply.substr(0, kMaxMessage));
     ::_exit(0);  // no atexit handlers, no sanitizer report of lpd's heap
   }
-  ::close(pipe_fds[1]);
+  write_end.reset();
   std::string reply;
   char buffer[4096];
   // Bounded: a path on a hung filesystem (a user's FUSE mount) must not
@@ -76,7 +73,7 @@ std::optional<std::string> check_as(const std::optional<Credentials>& who,
   bool timed_out = false;
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    pollfd pfd{pipe_fds[0], POLLIN, 0};
+    pollfd pfd{read_end.get(), POLLIN, 0};
     const int ready = left.count() > 0 ? ::poll(&pfd, 1, static_cast<int>(left.count())) : 0;
     if (ready < 0 && errno == EINTR) continue;
     if (ready == 0) {
@@ -84,12 +81,12 @@ std::optional<std::string> check_as(const std::optional<Credentials>& who,
       ::kill(pid, SIGKILL);
       break;
     }
-    const ssize_t n = ::read(pipe_fds[0], buffer, sizeof buffer);
+    const ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     if (reply.size() < kMaxMessage) reply.append(buffer, static_cast<std::size_t>(n));
   }
-  ::close(pipe_fds[0]);
+  read_end.reset();
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "daemon/core/unique_fd.h"
 #include "daemon/os/descendants.h"
 
 namespace lpd::daemon {
@@ -21,19 +22,19 @@ namespace {
 /// A small kernel file (cgroup.procs, /proc/self/mountinfo...), bounded:
 /// at most `limit` bytes. nullopt with errno when it cannot be opened.
 std::optional<std::string> read_kernel_file(const std::string& path, std::size_t limit = 1 << 20) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return std::nullopt;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return std::nullopt;
   std::string text;
   char buffer[8192];
   int error = 0;
   while (text.size() < limit) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) error = errno;
     if (n <= 0) break;
     text.append(buffer, static_cast<std::size_t>(n));
   }
-  ::close(fd);
+  fd.reset();
   if (error != 0) {
     errno = error;
     return std::nullopt;
@@ -42,22 +43,19 @@ std::optional<std::string> read_kernel_file(const std::string& path, std::size_t
 }
 
 bool write_kernel_file(const std::string& path, const char* text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return false;
-  const ssize_t n = ::write(fd, text, std::strlen(text));
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return false;
+  const ssize_t n = ::write(fd.get(), text, std::strlen(text));
   const int error = errno;
-  ::close(fd);
+  fd.reset();
   errno = error;
   return n == static_cast<ssize_t>(std::strlen(text));
 }
 
 bool is_cgroup2_dir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return false;
+  const UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
   struct statfs fs {};
-  const bool ok = ::fstatfs(fd, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
-  ::close(fd);
-  return ok;
+  return fd && ::fstatfs(fd.get(), &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC;
 }
 
 CgroupBase detect() {

@@ -13,6 +13,7 @@
 
 #include "daemon/os/leftover_test.h"
 #include "daemon/core/resource_shortage.h"
+#include "daemon/core/unique_fd.h"
 
 namespace lpd::daemon {
 
@@ -190,17 +191,16 @@ std::vector<ProcStat> read_process_snapshot(int* error) {
 
 std::string read_cmdline(pid_t pid) {
   const std::string path = "/proc/" + std::to_string(pid) + "/cmdline";
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return "";
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return "";
   char buffer[512];  // bounded: a report line, not the whole argv
   std::size_t used = 0;
   while (used < sizeof buffer) {
-    const ssize_t n = ::read(fd, buffer + used, sizeof buffer - used);
+    const ssize_t n = ::read(fd.get(), buffer + used, sizeof buffer - used);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     used += static_cast<std::size_t>(n);
   }
-  ::close(fd);
   return describe_cmdline(std::string_view(buffer, used));
 }
 
@@ -208,17 +208,17 @@ std::optional<std::string> read_environ_value(pid_t pid, std::string_view name) 
   // /proc/PID/... of a pid: no link to check; the process may be gone
   // (ESRCH, ENOENT) or not ours to read (EACCES): then it is not known.
   const std::string path = "/proc/" + std::to_string(pid) + "/environ";
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return std::nullopt;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return std::nullopt;
   std::string text(kMaxEnvironBytes + 1, '\0');  // one byte more: tells a cut read
   std::size_t used = 0;
   while (used < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + used, text.size() - used);
+    const ssize_t n = ::read(fd.get(), text.data() + used, text.size() - used);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     used += static_cast<std::size_t>(n);
   }
-  ::close(fd);
+  fd.reset();
   const bool cut = used > kMaxEnvironBytes;
   text.resize(std::min(used, kMaxEnvironBytes));
   const auto value = environ_value(text, name, cut);
@@ -232,7 +232,7 @@ std::vector<Leftover> kill_own_descendants(int cgroup_kill_fd) {
   // Each member is pinned by a pidfd before it is stopped, so the SIGKILL
   // at the end reaches the process that was stopped even if its pid were
   // freed and reused meanwhile.
-  std::map<pid_t, int> stopped;
+  std::map<pid_t, UniqueFd> stopped;
   std::set<pid_t> stopped_pids;
   // A fork bomb could keep one step ahead for a while; each round stops a
   // whole level, so the bound is only against garbled /proc.
@@ -242,31 +242,28 @@ std::vector<Leftover> kill_own_descendants(int cgroup_kill_fd) {
     for (pid_t pid : stop_order(tree, stopped_pids)) {
       if (pid == self) continue;
       stopped_pids.insert(pid);
-      const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-      if (pidfd < 0) continue;  // already gone
+      UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+      if (!pidfd) continue;  // already gone
       // With the pid pinned: still the process the scan saw?
       const auto stat = read_proc_stat(pid);
       const auto it = std::find_if(tree.begin(), tree.end(), [pid](const ProcStat& m) { return m.pid == pid; });
-      if (!stat || stat->gone() || it == tree.end() || stat->start_time != it->start_time) {
-        ::close(pidfd);
-        continue;
-      }
+      if (!stat || stat->gone() || it == tree.end() || stat->start_time != it->start_time) continue;
       Leftover leftover{pid, stat->start_time, read_cmdline(pid), std::nullopt};
-      // h14left: which test started it (pytest's variable, inherited at
+      // which test started it (pytest's variable, inherited at
       // exec); read only for those a report lists: a fork bomb's thousands
       // cost no more.
       if (found.size() < kMaxLeftoversDescribed) leftover.pytest_current_test = read_environ_value(pid, "PYTEST_CURRENT_TEST");
       found.push_back(std::move(leftover));
-      ::syscall(SYS_pidfd_send_signal, pidfd, SIGSTOP, nullptr, 0);
-      stopped.emplace(pid, pidfd);
+      ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGSTOP, nullptr, 0);
+      stopped.emplace(pid, std::move(pidfd));
       any = true;
     }
     if (!any) break;
   }
   if (cgroup_kill_fd >= 0) (void)!::pwrite(cgroup_kill_fd, "1", 1, 0);
-  for (const auto& [pid, pidfd] : stopped) {
-    ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-    ::close(pidfd);
+  for (auto& [pid, pidfd] : stopped) {
+    ::syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+    pidfd.reset();
   }
   // Every descendant is ours to reap now or becomes ours when its parent
   // dies (we are their subreaper): ECHILD means the whole tree is gone.

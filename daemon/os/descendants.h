@@ -63,7 +63,7 @@ struct Leftover {
   pid_t pid = 0;
   std::uint64_t start_time = 0;
   std::string argv;  // describe_cmdline of its /proc/PID/cmdline
-  /// h14left: PYTEST_CURRENT_TEST in its /proc/PID/environ, as found
+  /// PYTEST_CURRENT_TEST in its /proc/PID/environ, as found
   /// (read only for the first kMaxLeftoversDescribed; see leftover_test.h).
   std::optional<std::string> pytest_current_test;
 };

@@ -1,16 +1,16 @@
 #include "daemon/os/exit_status.h"
 
-#include <cstring>
+#include "protocol/signal_names.h"
 
 namespace lpd::daemon {
 
 std::string ExitStatus::describe() const {
-  if (!known) return "unknown exit status (lpd was restarted, so it is not the parent)";
-  if (signal != 0) {
-    const char* name = ::sigabbrev_np(signal);
-    return "signal " + std::to_string(signal) + (name ? std::string(" (SIG") + name + ")" : std::string());
+  if (signal) {
+    const auto name = protocol::known_signal_name(*signal);
+    return "signal " + std::to_string(*signal) + (name ? " (" + *name + ")" : std::string());
   }
-  return "exit code " + std::to_string(code);
+  if (exit_code) return "exit code " + std::to_string(*exit_code);
+  return "unknown exit status (lpd was restarted, so it is not the parent)";
 }
 
 }  // namespace lpd::daemon

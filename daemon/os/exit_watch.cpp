@@ -1,8 +1,9 @@
 #include "daemon/os/exit_watch.h"
 
-#include <unistd.h>
+#include <sys/wait.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include <boost/asio/post.hpp>
@@ -19,30 +20,43 @@ std::chrono::milliseconds watch_retry_delay(unsigned failures) {
   return std::min(kFirst * (1u << doublings), kMost);
 }
 
-ExitWatch::ExitWatch(boost::asio::io_context& io, pid_t pid, std::uint64_t start_time, OnExit on_exit)
-    : io_(io), pid_(pid), start_time_(start_time), descriptor_(io), retry_(io), on_exit_(std::move(on_exit)) {}
+ExitWatch::ExitWatch(boost::asio::io_context& io, pid_t pid, std::uint64_t start_time, bool own_child,
+                     OnExit on_exit)
+    : io_(io),
+      pid_(pid),
+      start_time_(start_time),
+      own_child_(own_child),
+      descriptor_(io),
+      retry_(io),
+      on_exit_(std::move(on_exit)) {}
 
-std::shared_ptr<ExitWatch> ExitWatch::start(boost::asio::io_context& io, pid_t pid, std::uint64_t start_time,
-                                            OnExit on_exit) {
-  auto watch = std::make_shared<ExitWatch>(io, pid, start_time, std::move(on_exit));
-  watch->try_watch();
+std::shared_ptr<ExitWatch> ExitWatch::child(boost::asio::io_context& io, int pidfd, OnExit on_exit) {
+  auto watch = std::make_shared<ExitWatch>(io, 0, 0, /*own_child=*/true, std::move(on_exit));
+  watch->wait_on(pidfd);
   return watch;
 }
 
 std::shared_ptr<ExitWatch> ExitWatch::adopt(boost::asio::io_context& io, int pidfd, OnExit on_exit) {
-  auto watch = std::make_shared<ExitWatch>(io, 0, 0, std::move(on_exit));
+  auto watch = std::make_shared<ExitWatch>(io, 0, 0, /*own_child=*/false, std::move(on_exit));
   watch->wait_on(pidfd);
+  return watch;
+}
+
+std::shared_ptr<ExitWatch> ExitWatch::start(boost::asio::io_context& io, pid_t pid, std::uint64_t start_time,
+                                            OnExit on_exit) {
+  auto watch = std::make_shared<ExitWatch>(io, pid, start_time, /*own_child=*/false, std::move(on_exit));
+  watch->try_watch();
   return watch;
 }
 
 void ExitWatch::try_watch() {
   if (!on_exit_) return;
-  const auto pinned = pin_process(pid_, start_time_);
+  auto pinned = pin_process(pid_, start_time_);
   switch (pinned.liveness) {
     case Liveness::kAlive:
       if (failures_ > 0) spdlog::info("watching pid {} again after {} failed attempt(s)", pid_, failures_);
       failures_ = 0;
-      wait_on(pinned.pidfd);
+      wait_on(pinned.pidfd.release());
       return;
     case Liveness::kGone:
     case Liveness::kReused:
@@ -56,7 +70,10 @@ void ExitWatch::try_watch() {
 
 void ExitWatch::wait_on(int pidfd) {
   descriptor_.assign(pidfd);
-  async_wait_for_end(descriptor_, [weak = weak_from_this()](boost::system::error_code ec) {
+  // A child's watch holds itself until the child is reaped; any other
+  // watch lives only as long as its owner holds it.
+  async_wait_for_end(descriptor_, [weak = weak_from_this(), keep = own_child_ ? shared_from_this() : nullptr](
+                                      boost::system::error_code ec) {
     auto self = weak.lock();
     if (!ec && self) self->fire();
   });
@@ -88,7 +105,25 @@ void ExitWatch::fire() {
   on_exit_ = nullptr;
   // The callback may drop the last other reference to this watch.
   auto keep_alive = shared_from_this();
-  callback();
+  callback(reap());
+}
+
+ExitStatus ExitWatch::reap() {
+  ExitStatus status;
+  if (!own_child_ || !descriptor_.is_open()) return status;
+  siginfo_t info{};
+  int rc;
+  do {
+    rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(descriptor_.native_handle()), &info,
+                  WEXITED | WNOHANG);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0 || info.si_pid == 0) return status;
+  if (info.si_code == CLD_EXITED) {
+    status.exit_code = info.si_status;
+  } else {
+    status.signal = info.si_status;
+  }
+  return status;
 }
 
 void ExitWatch::cancel() {

@@ -15,6 +15,7 @@
 #include "daemon/os/descendants.h"
 #include "daemon/os/pidfd_watch.h"
 #include "daemon/core/resource_shortage.h"
+#include "daemon/core/unique_fd.h"
 
 namespace lpd::daemon {
 
@@ -140,11 +141,11 @@ std::vector<KillJob::Fresh> KillJob::collect_members() {
   std::vector<Fresh> fresh;
   for (const auto& [pid, scanned_start_time] : candidates) {
     if (members_.count(pid) || still_unsure.count(pid)) continue;
-    const int fd = open_process_fd(pid);
-    const int open_error = fd < 0 ? errno : 0;
+    UniqueFd fd(open_process_fd(pid));
+    const int open_error = fd ? 0 : errno;
     std::optional<ProcStat> stat;
     int stat_error = 0;
-    if (fd >= 0) {
+    if (fd) {
       // The fd pins the pid: whatever /proc says now is about the process
       // the fd stands for.
       stat = read_proc_stat(pid);
@@ -155,11 +156,11 @@ std::vector<KillJob::Fresh> KillJob::collect_members() {
         process_in_cgroup(pid, cgroup_relative_))
       look = MemberLook::kMember;
     if (look == MemberLook::kMember) {
-      watch(pid, fd);
+      watch(pid, fd.release());
       fresh.push_back(Fresh{pid, stat->pgrp});
       continue;
     }
-    if (fd >= 0) ::close(fd);
+    fd.reset();
     if (look == MemberLook::kUnknown) {
       still_unsure.insert(pid);
       if (error == 0) error = open_error != 0 ? open_error : stat_error;

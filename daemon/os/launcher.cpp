@@ -51,10 +51,8 @@ Error launch_error(const std::string& what, int error) {
 /// libraries report it as a consequence (EBADF for the -1 they got): the
 /// errno of opening one descriptor now, or 0 when that works.
 int shortage_now() {
-  const int probe = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (probe < 0) return errno;
-  ::close(probe);
-  return 0;
+  const UniqueFd probe(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  return probe ? 0 : errno;
 }
 
 bool is_executable_file(const std::string& path) {
@@ -209,8 +207,8 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
   for (const auto& entry : spec.env) envp.push_back(entry.c_str());
   envp.push_back(nullptr);
 
-  const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null_fd < 0) throw launch_error("cannot open /dev/null", errno);
+  UniqueFd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!null_fd) throw launch_error("cannot open /dev/null", errno);
   rlimit fd_limit{};
   const rlim_t max_fds = ::getrlimit(RLIMIT_NOFILE, &fd_limit) == 0 ? fd_limit.rlim_cur : 1024;
 
@@ -221,11 +219,7 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
   if (spec.contain_tree && cgroup_base.usable()) {
     remove_empty_cgroups(cgroup_base);  // what ended since the last launch
     cgroup = make_launch_cgroup(cgroup_base);
-    if (!cgroup) {
-      const int error = errno;
-      ::close(null_fd);
-      throw launch_error("cannot create a cgroup for the command in " + cgroup_base.dir, error);
-    }
+    if (!cgroup) throw launch_error("cannot create a cgroup for the command in " + cgroup_base.dir, errno);
   }
   // Closed when the launch is over, whatever happens: the child has its own copy until exec.
   const UniqueFd cgroup_fd(cgroup ? cgroup->procs_fd : -1);
@@ -239,11 +233,11 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
   std::optional<bp2::process> started;
   try {
     started.emplace(launcher(io_.get_executor(), ec, bp2::filesystem::path(executable), argv.data(),
-                             ChildSetup{spec, null_fd, max_fds, cgroup ? cgroup->procs_fd : -1}));
+                             ChildSetup{spec, null_fd.get(), max_fds, cgroup ? cgroup->procs_fd : -1}));
   } catch (const std::exception& e) {
     // bp2 throws after the exec when it cannot open its own pidfd of the
     // child (EMFILE): the command runs and nobody would watch it.
-    ::close(null_fd);
+    null_fd.reset();
     const int error = shortage_now();
     if (launcher.pid > 0) {
       if (spec.new_session) ::kill(-launcher.pid, SIGKILL);
@@ -256,7 +250,7 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
     throw Error(ErrorCode::kInternal, "cannot start " + executable + ": " + e.what());
   }
   auto& process = *started;
-  ::close(null_fd);
+  null_fd.reset();
   if (ec) {
     // The child reported its errno through bp2's pipe and exited; reap it.
     if (launcher.pid > 0) {
@@ -271,8 +265,8 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
   launched.executable = executable;
   if (cgroup) launched.cgroup_dir = cgroup->dir;
   // Our own pidfd: the child is not reaped yet, so the pid cannot have been reused.
-  launched.pidfd = open_process_fd(launched.pid);
-  int watch_error = launched.pidfd < 0 ? errno : 0;
+  UniqueFd pidfd(open_process_fd(launched.pid));
+  int watch_error = pidfd ? 0 : errno;
   if (auto stat = read_proc_stat(launched.pid))
     launched.start_time = stat->start_time;
   else if (watch_error == 0)
@@ -282,12 +276,13 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
     // its pid: lpd could never say when it ends. Stop it (still our
     // unreaped child, so its pid and group are its own) rather than leave
     // it running unsupervised; bp2's destructor reaps it.
-    if (launched.pidfd >= 0) ::close(launched.pidfd);
+    pidfd.reset();
     if (cgroup) kill_cgroup(cgroup->dir);
     if (spec.new_session) ::kill(-launched.pid, SIGKILL);
     throw launch_error("started " + executable + " but cannot watch it; stopped it again", watch_error);
   }
   process.detach();  // bp2's destructor would SIGKILL a running child
+  launched.pidfd = pidfd.release();
   return launched;
 }
 

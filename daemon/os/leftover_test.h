@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-// Issue 14 (h14left): which test was running when a process that a run
+// which test was running when a process that a run
 // left running was started. Two sources, both plain rules over data:
 //  - the process's own environment: pytest sets PYTEST_CURRENT_TEST
 //    ("NODEID (PHASE)") during each phase of each test, and whatever a test

@@ -1,47 +1,16 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
-#include <memory>
 #include <optional>
-#include <string>
 
 #include <sys/types.h>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
-#include "daemon/os/exit_status.h"
+#include "daemon/core/unique_fd.h"
 #include "daemon/os/proc_stat.h"
 
 namespace lpd::daemon {
-
-/// PidfdWatch calls back once when a process ends, from the event loop, by
-/// waiting for its pidfd to become readable: no polling and no SIGCHLD
-/// handler. For lpd's own children it also reaps them with
-/// waitid(P_PIDFD), which yields the real status and leaves no zombie; it
-/// never reaps anything else (no waitpid(-1)).
-class PidfdWatch : public std::enable_shared_from_this<PidfdWatch> {
- public:
-  using OnExit = std::function<void(const ExitStatus&)>;
-
-  /// Takes ownership of `pidfd`. `own_child` says whether lpd is the parent.
-  PidfdWatch(boost::asio::io_context& io, int pidfd, bool own_child);
-
-  /// Calls `on_exit` once the process has ended (never on a readiness the
-  /// pidfd does not confirm, see process_has_ended).
-  void async_wait(OnExit on_exit);
-  /// The callback will not run after this.
-  void cancel();
-  int pidfd() { return descriptor_.native_handle(); }
-
- private:
-  ExitStatus collect();
-
-  boost::asio::posix::stream_descriptor descriptor_;
-  bool own_child_;
-  OnExit on_exit_;
-};
 
 /// Whether the process behind `pidfd` has ended: its pidfd polls readable
 /// now (a zombie, or reaped). One poll(2) with no wait. Every wait on a
@@ -72,7 +41,7 @@ int open_process_fd(pid_t pid);
 /// A pidfd for the process recorded as (pid, start time), taken before the
 /// check so that the pid cannot change hands between the two.
 struct PinnedProcess {
-  int pidfd = -1;     // open (close-on-exec, the caller owns it) only when kAlive
+  UniqueFd pidfd;     // open (close-on-exec) only when kAlive
   Liveness liveness = Liveness::kUnknown;
   int error = 0;      // the errno behind kUnknown (EMFILE...): lpd could not look
   std::uint64_t start_time = 0;  // read with the pid pinned (kAlive only)

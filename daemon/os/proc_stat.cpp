@@ -9,6 +9,7 @@
 #include <string>
 
 #include "daemon/core/resource_shortage.h"
+#include "daemon/core/unique_fd.h"
 
 namespace lpd::daemon {
 namespace {
@@ -32,20 +33,20 @@ bool parse_number(std::string_view text, T& out) {
 /// The whole of a small /proc file; nullopt with errno set when it cannot
 /// be read (ESRCH when the process vanished between open and read).
 std::optional<std::string> read_small_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return std::nullopt;
   std::string text(1024, '\0');
   std::size_t used = 0;
   int read_error = 0;
   for (;;) {
     if (used == text.size()) text.resize(text.size() * 2);
-    const ssize_t n = ::read(fd, text.data() + used, text.size() - used);
+    const ssize_t n = ::read(fd.get(), text.data() + used, text.size() - used);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) read_error = errno;
     if (n <= 0) break;
     used += static_cast<std::size_t>(n);
   }
-  ::close(fd);
+  fd.reset();
   if (used == 0) {
     // An empty stat file: the process went away while we read it.
     errno = read_error != 0 ? read_error : ESRCH;
@@ -112,33 +113,6 @@ Liveness judge_liveness(const std::optional<ProcStat>& stat, int read_error, std
 Liveness check_liveness(pid_t pid, std::uint64_t start_time) {
   const auto stat = read_proc_stat(pid);
   return judge_liveness(stat, stat ? 0 : errno, start_time);
-}
-
-std::vector<pid_t> session_members(pid_t session, int* error) {
-  std::vector<pid_t> members;
-  int missed = 0;
-  // Only a shortage hides a member: another user's process that lpd may
-  // not read (EACCES under hidepid) is in no session lpd started.
-  auto note = [&missed](int e) {
-    if (missed == 0 && is_resource_shortage(e)) missed = e;
-  };
-  if (session > 0) {
-    if (DIR* dir = ::opendir("/proc")) {
-      while (dirent* entry = ::readdir(dir)) {
-        pid_t pid = 0;
-        const std::string_view name(entry->d_name);
-        if (!parse_number(name, pid)) continue;
-        const auto stat = read_proc_stat(pid);
-        if (!stat) note(errno);
-        if (stat && stat->session == session && !stat->gone()) members.push_back(pid);
-      }
-      ::closedir(dir);
-    } else {
-      note(errno);
-    }
-  }
-  if (error) *error = missed;
-  return members;
 }
 
 }  // namespace lpd::daemon

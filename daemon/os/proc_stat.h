@@ -57,12 +57,4 @@ Liveness judge_liveness(const std::optional<ProcStat>& stat, int read_error, std
 /// Reads /proc/PID/stat and judges it (see judge_liveness).
 Liveness check_liveness(pid_t pid, std::uint64_t start_time);
 
-/// Every live process whose session is `session` (the supervised process
-/// called setsid, so its pid is the session id of its whole tree). One scan
-/// of /proc; used when killing, not on any hot path. `error`, when given,
-/// is set to the errno of the first look that failed for want of something
-/// (is_resource_shortage: EMFILE, ENFILE, ENOMEM...), and then members may
-/// be missing; 0 when the scan saw every process it could ever see.
-std::vector<pid_t> session_members(pid_t session, int* error = nullptr);
-
 }  // namespace lpd::daemon

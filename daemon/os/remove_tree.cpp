@@ -9,20 +9,19 @@
 #include <cstring>
 #include <vector>
 
+#include "daemon/core/unique_fd.h"
+
 namespace lpd::daemon {
 namespace {
 
 std::string failure(const std::string& what, int error) { return what + ": " + std::strerror(error); }
 
-/// Empties the directory open as `dir_fd` (taken over and closed), whose
-/// device is `device`. Returns "" or the first failure.
-std::string empty_directory(int dir_fd, dev_t device, const std::string& shown, int depth_left) {
-  DIR* listing = ::fdopendir(dir_fd);
-  if (!listing) {
-    const int error = errno;
-    ::close(dir_fd);
-    return failure(shown, error);
-  }
+/// Empties the directory open as `dir_fd`, whose device is `device`.
+/// Returns "" or the first failure.
+std::string empty_directory(UniqueFd dir_fd, dev_t device, const std::string& shown, int depth_left) {
+  DIR* listing = ::fdopendir(dir_fd.get());
+  if (!listing) return failure(shown, errno);
+  dir_fd.release();  // closedir closes it
   std::vector<std::string> names;
   while (const dirent* entry = ::readdir(listing)) {
     const std::string name = entry->d_name;
@@ -45,12 +44,12 @@ std::string empty_directory(int dir_fd, dev_t device, const std::string& shown, 
         if (first_error.empty()) first_error = child + ": nested too deep; not entered";
         continue;
       }
-      const int sub = ::openat(::dirfd(listing), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub < 0) {
+      UniqueFd sub(::openat(::dirfd(listing), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub) {
         if (first_error.empty()) first_error = failure(child, errno);
         continue;
       }
-      auto error = empty_directory(sub, device, child, depth_left - 1);
+      auto error = empty_directory(std::move(sub), device, child, depth_left - 1);
       if (!error.empty()) {
         if (first_error.empty()) first_error = error;
         continue;
@@ -69,8 +68,8 @@ std::string empty_directory(int dir_fd, dev_t device, const std::string& shown, 
 }  // namespace
 
 std::string remove_tree_at(int parent_fd, const std::string& name, int max_depth) {
-  const int dir_fd = ::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dir_fd < 0) {
+  UniqueFd dir_fd(::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir_fd) {
     if (errno == ENOENT) return "";
     if (errno == ENOTDIR || errno == ELOOP) {
       // Not a directory (a link planted in place of it): remove the name only.
@@ -79,12 +78,8 @@ std::string remove_tree_at(int parent_fd, const std::string& name, int max_depth
     return failure(name, errno);
   }
   struct stat st {};
-  if (::fstat(dir_fd, &st) != 0) {
-    const int error = errno;
-    ::close(dir_fd);
-    return failure(name, error);
-  }
-  auto error = empty_directory(dir_fd, st.st_dev, name, max_depth);
+  if (::fstat(dir_fd.get(), &st) != 0) return failure(name, errno);
+  auto error = empty_directory(std::move(dir_fd), st.st_dev, name, max_depth);
   if (!error.empty()) return error;
   if (::unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) return failure(name, errno);
   return "";

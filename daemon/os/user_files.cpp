@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "daemon/core/unique_fd.h"
 #include "daemon/os/as_user.h"
 
 namespace lpd::daemon {
@@ -37,21 +38,18 @@ int write_all(int fd, std::string_view bytes) {
 }
 
 /// Opens for writing without blocking on a FIFO, then insists on a regular file.
-int open_regular(const char* path, int flags, int* fd_out) {
-  const int fd = ::open(path, flags | O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
-  if (fd < 0) return errno == ENXIO ? EINVAL : errno;  // ENXIO: a FIFO or socket nobody reads
+int open_regular(const char* path, int flags, UniqueFd* fd_out) {
+  UniqueFd fd(::open(path, flags | O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644));
+  if (!fd) return errno == ENXIO ? EINVAL : errno;  // ENXIO: a FIFO or socket nobody reads
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return EINVAL;
-  }
-  *fd_out = fd;
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return EINVAL;
+  *fd_out = std::move(fd);
   return 0;
 }
 
 /// The write itself, as whoever runs it. Returns 0 or an errno value.
 int perform(const Plan& plan) {
-  int fd = -1;
+  UniqueFd fd;
   switch (plan.mode) {
     case UserWrite::kCheckWritable: {
       struct stat st {};
@@ -65,21 +63,17 @@ int perform(const Plan& plan) {
       // get this user's crash records, tracebacks and all, and could feed
       // them lines: only the user's own file is appended to.
       struct stat st {};
-      if (::fstat(fd, &st) != 0 || st.st_uid != ::geteuid()) {
-        ::close(fd);
-        return EXDEV;  // reported as "owned by another user"
-      }
-      int err = write_all(fd, plan.bytes);
-      if (!err && ::fsync(fd) != 0) err = errno;
-      ::close(fd);
+      if (::fstat(fd.get(), &st) != 0 || st.st_uid != ::geteuid()) return EXDEV;  // "owned by another user"
+      int err = write_all(fd.get(), plan.bytes);
+      if (!err && ::fsync(fd.get()) != 0) err = errno;
       return err;
     }
     case UserWrite::kReplace: {
       ::unlink(plan.temp);  // a leftover of an interrupted write
       if (int err = open_regular(plan.temp, O_CREAT | O_EXCL | O_NOFOLLOW, &fd)) return err;
-      int err = write_all(fd, plan.bytes);
-      if (!err && ::fsync(fd) != 0) err = errno;
-      ::close(fd);
+      int err = write_all(fd.get(), plan.bytes);
+      if (!err && ::fsync(fd.get()) != 0) err = errno;
+      fd.reset();
       if (!err && ::rename(plan.temp, plan.path) != 0) err = errno;
       if (err) ::unlink(plan.temp);
       return err;

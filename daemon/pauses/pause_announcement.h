@@ -5,7 +5,7 @@
 
 #include "daemon/pauses/pause.h"
 
-// Issue 15 (h15term): the lines a terminal shows when a pause starts or
+// the lines a terminal shows when a pause starts or
 // ends. Built here, once, and sent as the pause events' `announcement`
 // field, so that every front end prints the very same text: the pytest
 // process that owns the terminal (an xdist controller, or a plain pytest)

@@ -247,13 +247,11 @@ class Agent {
   }
 
   void scan_commands() {
-    const int copy = ::openat(dirs_.commands.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (copy < 0) return;
-    DIR* dir = ::fdopendir(copy);
-    if (!dir) {
-      ::close(copy);
-      return;
-    }
+    UniqueFd copy(::openat(dirs_.commands.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!copy) return;
+    DIR* dir = ::fdopendir(copy.get());
+    if (!dir) return;
+    copy.release();  // closedir closes it
     std::vector<std::string> names;
     while (const dirent* entry = ::readdir(dir))
       if (pause_id_of_command_file(entry->d_name)) names.emplace_back(entry->d_name);
@@ -300,7 +298,7 @@ class Agent {
   // user's: /dev/null instead, before the agent takes the user's ids.
   const int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   for (int fd = 0; fd <= 2 && null_fd >= 0; ++fd) (void)::dup2(null_fd, fd);  // dup2 clears CLOEXEC on 0-2
-  if (null_fd > 2) ::close(null_fd);
+  if (null_fd > 2) ::close(null_fd);  // one of 0-2 (they were closed) stays: it is stdin, stdout or stderr now
   // lpd's handlers and mask mean nothing here: default actions, nothing blocked.
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2}) ::signal(sig, SIG_DFL);
   ::signal(SIGPIPE, SIG_IGN);  // a write to a gone lpd is an error, not a death mid-file

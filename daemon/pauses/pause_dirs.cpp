@@ -107,7 +107,7 @@ json PauseDirs::mirror(const std::string& run_id, const std::string& path, const
   boost::system::error_code ec;
   mirror->socket.assign(boost::asio::local::stream_protocol(), agent.socket.release(), ec);
   const pid_t pid = agent.pid;
-  agents_[pid] = ExitWatch::start(io_, pid, [this, pid] {
+  agents_[pid] = ExitWatch::start(io_, pid, [this, pid](const ExitStatus&) {
     int status = 0;
     (void)::waitpid(pid, &status, WNOHANG);  // this agent only: lpd has other children
     boost::asio::post(io_, [this, pid] { agents_.erase(pid); });

@@ -11,7 +11,7 @@
 #include "daemon/core/clock.h"
 #include "daemon/core/paging.h"
 #include "daemon/pauses/pause_announcement.h"
-#include "protocol/paths.h"                    // h15term
+#include "protocol/paths.h"
 #include "daemon/os/process_identity.h"
 #include "daemon/core/resource_shortage.h"
 
@@ -38,7 +38,7 @@ PauseService::PauseService(boost::asio::io_context& io, EventBus& events, const 
                            RunRegistry& runs, const AccessPolicy& access, const std::string& socket_path)
     : io_(io), events_(events), store_(store), runs_(runs), access_(access), socket_path_(socket_path) {
   events_.subscribe([this](const Event& e) { on_event(e); });
-  // h15lp: a command file in a run's --pause-dir resumes a pause of that
+  // a command file in a run's --pause-dir resumes a pause of that
   // run only, by the same rules as pause.resume.
   dirs_ = std::make_unique<PauseDirs>(
       io_, events_, runs_, registry_,
@@ -51,7 +51,7 @@ PauseService::PauseService(boost::asio::io_context& io, EventBus& events, const 
 }
 
 void PauseService::publish(std::string_view event, const Pause& pause) {
-  // h15term: the terminal lines travel with the event (content: only the
+  // the terminal lines travel with the event (content: only the
   // pause's owner sees them, as its failure text). The resume command names
   // the socket unless lpctl of that user finds it by itself; lpd's own
   // $LPD_SOCKET does not count, the terminal pasting may not have it.
@@ -91,7 +91,7 @@ void PauseService::arm(const Pause& pause, int pidfd) {
 
 void PauseService::watch_test_process(const Pause& pause, int pidfd) {
   const std::string id = pause.pause_id;
-  auto on_exit = [this, id] {
+  auto on_exit = [this, id](const ExitStatus&) {
     Pause* p = registry_.find(id);
     if (!p || p->status != PauseStatus::kPending) return;
     // The watch fires only on a confirmed end (its pidfd woke, or the
@@ -119,7 +119,7 @@ void PauseService::settle(Pause& pause, std::string_view event) {
   }
   timers_.erase(pause.pause_id);
   exit_watches_.erase(pause.pause_id);
-  publish(event, pause);  // h15term
+  publish(event, pause);
   persist(pause);
   spdlog::info("pause {} ({}): {}", pause.pause_id, pause.nodeid, to_string(pause.status));
 }
@@ -165,7 +165,7 @@ json PauseService::request(const PauseRequest& request, const Peer& requester, c
   // now, while the requester is there to hear why, rather than keep it on
   // trust. A process already gone (or invisible: pid 0) is no such
   // failure; its pause turns stale at once, as before.
-  const PinnedProcess pinned = pin_process(requester.pid, 0);
+  PinnedProcess pinned = pin_process(requester.pid, 0);
   if (pinned.liveness == Liveness::kUnknown)
     throw Error(ErrorCode::kUnavailable, describe_shortage(pinned.error) + ": lpd cannot watch the process asking (pid " +
                                              std::to_string(requester.pid) +
@@ -177,16 +177,11 @@ json PauseService::request(const PauseRequest& request, const Peer& requester, c
   // On disk before anyone hears of it, so a restarted lpd knows it too. A
   // pause lpd cannot record (a full disk) is refused now, while the test is
   // there to hear why: kept on trust, it would vanish at the next restart.
-  try {
-    store_.write_json(pause_path(pause), pause.to_json(), /*durable=*/false);
-  } catch (...) {
-    if (pinned.pidfd >= 0) ::close(pinned.pidfd);
-    throw;
-  }
+  store_.write_json(pause_path(pause), pause.to_json(), /*durable=*/false);
   Pause& added = registry_.add(std::move(pause), nullptr);
   waiting_[pause_id] = defer();
-  arm(added, pinned.pidfd);
-  publish("pause.created", added);  // h15term
+  arm(added, pinned.pidfd.release());
+  publish("pause.created", added);
   spdlog::info("pause {} created for {} (run {}, pid {})", pause_id, added.nodeid, run_id, added.pid);
   return json();
 }
@@ -299,7 +294,7 @@ void PauseService::restore() {
       if (!is_safe_id(pause.pause_id) || pause.run_id != run_dir) continue;
       Pause& added = registry_.add(std::move(pause), nullptr);
       if (added.status != PauseStatus::kPending) continue;
-      const PinnedProcess pinned = pin_process(added.pid, added.pid_start_time);
+      PinnedProcess pinned = pin_process(added.pid, added.pid_start_time);
       if (pinned.liveness == Liveness::kGone || pinned.liveness == Liveness::kReused) {
         registry_.mark_stale(added.pause_id, now);
         persist(added);
@@ -311,7 +306,7 @@ void PauseService::restore() {
         spdlog::warn("pause {}: cannot tell whether pid {} still runs ({}); kept pending and watched", added.pause_id,
                      added.pid, describe_shortage(pinned.error));
       ++pending;
-      arm(added, pinned.pidfd);  // a deadline already past fires at once
+      arm(added, pinned.pidfd.release());  // a deadline already past fires at once
     }
   }
   spdlog::info("restored {} pending pause(s)", pending);

@@ -62,7 +62,7 @@ using PauseView = std::function<json(const Pause&)>;
 /// Its API is typed; pause_ops.h decodes the operations into it.
 class PauseService {
  public:
-  /// `socket_path` (h15term): where lpd listens, read when a pause event is
+  /// `socket_path`: where lpd listens, read when a pause event is
   /// published (the caller keeps it; systemd may set it after construction),
   /// for the resume command the events' `announcement` shows.
   PauseService(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
@@ -93,7 +93,7 @@ class PauseService {
   /// ends first. `slot` is held until then; `session_id`'s end drops it.
   void wait_for_pause(const std::string& run_id, std::optional<double> timeout, std::uint64_t session_id,
                       PauseView view, ReplySink::StreamSlot slot, Responder responder);
-  /// h15lp: pause.mirror, pytest-live-pause's pause directory (PauseDirs::mirror).
+  /// pause.mirror, pytest-live-pause's pause directory (PauseDirs::mirror).
   json mirror(const std::string& run_id, const std::string& pause_dir, const Credentials& who,
                              const DeferReply& defer) {
     return dirs_->mirror(run_id, pause_dir, who, defer);
@@ -126,7 +126,7 @@ class PauseService {
   void settle(Pause& pause, std::string_view event);
   void persist(const Pause& pause);
   void on_event(const Event& event);
-  /// h15term: publishes pause event `event` with the lines a terminal shows
+  /// publishes pause event `event` with the lines a terminal shows
   /// for it (`announcement`, see pause_announcement.h).
   void publish(std::string_view event, const Pause& pause);
   void answer_watchers(std::string_view run_id, const Pause* pause, std::string_view run_ended_message);
@@ -136,7 +136,7 @@ class PauseService {
   const StateStore& store_;
   RunRegistry& runs_;
   const AccessPolicy& access_;
-  const std::string& socket_path_;  // h15term
+  const std::string& socket_path_;
   PauseRegistry registry_;
   std::mt19937_64 random_{std::random_device{}()};
 
@@ -144,7 +144,7 @@ class PauseService {
   std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> timers_;
   std::map<std::string, std::shared_ptr<ExitWatch>> exit_watches_;
   std::list<Watcher> watchers_;
-  std::unique_ptr<PauseDirs> dirs_;  // h15lp: after the registry it reads
+  std::unique_ptr<PauseDirs> dirs_;  // after the registry it reads
 };
 
 }  // namespace lpd::daemon

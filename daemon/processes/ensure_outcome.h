@@ -6,7 +6,7 @@
 
 namespace lpd::daemon {
 
-/// h14ensure: what an answered `proc.ensure` did, so a reply never says
+/// what an answered `proc.ensure` did, so a reply never says
 /// "started" for a caller that started nothing.
 enum class EnsureOutcome {
   kStarted,  // this call started the helper

@@ -29,7 +29,7 @@ bool Leases::release(const ProcessKey& key, std::uint64_t session) {
   return held;
 }
 
-std::vector<ProcessKey> Leases::drop_session(std::uint64_t session) {
+std::vector<ProcessKey> Leases::peer_gone(std::uint64_t session) {
   std::vector<ProcessKey> touched;
   for (auto it = entries_.begin(); it != entries_.end();) {
     Entry& e = it->second;

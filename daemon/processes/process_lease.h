@@ -23,14 +23,14 @@ class Leases {
   void wait(const ProcessKey& key, std::uint64_t session);
   /// That ensure was answered. When `ready`, `session` holds incarnation
   /// `generation` (holds of an older incarnation are forgotten), unless the
-  /// connection left meanwhile (drop_session took its wait away): then it
+  /// connection left meanwhile (peer_gone took its wait away): then it
   /// holds nothing.
   void settle(const ProcessKey& key, std::uint64_t session, std::uint64_t generation, bool ready);
   /// proc.release: `session` stops holding `key`. Returns whether it held it.
   bool release(const ProcessKey& key, std::uint64_t session);
   /// The connection is gone: every hold and wait of it ends. Returns the
   /// helpers it held or waited for, so the caller can check each.
-  std::vector<ProcessKey> drop_session(std::uint64_t session);
+  std::vector<ProcessKey> peer_gone(std::uint64_t session);
   /// The incarnation ended (exited, killed, lost): nobody holds it any
   /// more; waits stay, they are for the next start.
   void ended(const ProcessKey& key);

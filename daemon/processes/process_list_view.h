@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-// h14fixB: a helper's record as a list shows it (proc.list, proc.kill_all).
+// a helper's record as a list shows it (proc.list, proc.kill_all).
 // A record holds what its user gave (argv, a pattern, the ready line), of
 // any size: a list of thousands must stay under the protocol's 1 MiB line
 // limit, so each record in it is cut to a bounded size. proc.info of one

@@ -48,7 +48,7 @@ std::string normalize_scope(std::string_view scope) {
   for (char c : scope)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
       throw Error(ErrorCode::kBadRequest, "scope \"" + shown + "\" holds a control character");
-  // h14ensure: one project, one key. Lexical, as Python's
+  // one project, one key. Lexical, as Python's
   // os.path.normpath: "//" and "." go, ".." drops the part before it
   // ("/.." is "/"), a trailing "/" goes. The scope is a key, never opened,
   // so no link is followed (a link to the project is another scope).

@@ -25,7 +25,7 @@ inline constexpr std::size_t kMaxScopeBytes = 4096;
 
 /// A helper's scope is the project it belongs to, as pytest-xprocess scopes
 /// helpers by the rootdir: "" (the global scope of old clients) or an
-/// absolute directory. Returns the scope normalized lexically (h14ensure),
+/// absolute directory. Returns the scope normalized lexically,
 /// as os.path.normpath does (a leading "//" too): "//" and "." dropped, ".." removing the part
 /// before it ("/.." is "/"), no trailing slash ("/" stays "/"), so one
 /// project is one scope however it is spelled. Throws

@@ -19,6 +19,7 @@
 #include "daemon/processes/process_name.h"
 #include "daemon/processes/process_record_json.h"
 #include "daemon/processes/process_service.h"
+#include "protocol/signal_names.h"
 
 namespace lpd::daemon {
 namespace {
@@ -37,7 +38,7 @@ std::string name_field(const Call& call) {
   return name;
 }
 
-/// h14owner: the optional `owner` field (a uid), as proc.* calls take it.
+/// the optional `owner` field (a uid), as proc.* calls take it.
 std::optional<uid_t> owner_field(const Call& call) {
   const auto owner = call.fields.optional_integer("owner");
   if (!owner) return std::nullopt;
@@ -60,11 +61,11 @@ ProcessAddress address_field(const Call& call) {
     address.name = name_field(call);
     if (auto scope = call.fields.optional_string("scope")) address.scope = normalize_scope(*scope);
   }
-  address.owner = owner_field(call);  // h14owner: one reader of "owner"
+  address.owner = owner_field(call);  // one reader of "owner"
   return address;
 }
 
-// -- h14owner: owners by name, and which records count -------------------------
+// -- owners by name, and which records count -------------------------
 /// "alice (uid 1000)", or "uid 1000" when the user database has no name
 /// for it (a deleted user): for messages that ask the caller to choose.
 std::string owner_name(uid_t uid) {
@@ -86,7 +87,6 @@ ProcessKey key_field(ProcessService& processes, const Call& call) {
     address.running_first = *op == "proc.kill" || *op == "proc.release";
   return processes.registry().resolve(address, call.peer.uid, owner_name);
 }
-// -- end h14owner
 
 /// Supplementary groups of a user from the group database.
 std::chrono::milliseconds grace_field(const Call& call) {
@@ -104,13 +104,13 @@ int signal_field(const Call& call) {
     if (n > 0 && n < NSIG) signo = static_cast<int>(n);
   } else {
     shown = call.fields.string("signal");
-    signo = parse_signal(shown);
+    signo = protocol::signal_number(shown);
   }
   if (!signo) throw Error(ErrorCode::kBadRequest, "unknown signal \"" + shown + "\"");
   return *signo;
 }
 
-/// h14fixB: proc.kill_all's reply: "killed", "kept", "released" (each
+/// proc.kill_all's reply: "killed", "kept", "released" (each
 /// entry as list_view cuts it) and "killed_count", "kept_count",
 /// "released_count" (all of them), "omitted" (entries left out so the
 /// reply stays within PageLimits::kMaxReplyBytes). A kill that was done is
@@ -153,7 +153,7 @@ json handle_proc_ensure(ProcessService& processes, Call& call) {
   request.name = name_field(call);
   request.scope = normalize_scope(f.optional_string("scope").value_or(""));
   // Absent or null: ready once spawned. An empty text would match any line.
-  // h14ensure: compiled by the service (a bad regex is refused before
+  // compiled by the service (a bad regex is refused before
   // anything else happens), except when it is the running helper's own.
   if (auto pattern = f.optional_string("pattern")) {
     request.pattern = *pattern;
@@ -177,7 +177,7 @@ json handle_proc_ensure(ProcessService& processes, Call& call) {
   request.restart = f.optional_boolean("restart").value_or(false);
   request.keep_on_timeout = f.optional_boolean("keep_on_timeout").value_or(false);
   request.lease = f.optional_boolean("lease").value_or(false);
-  // h14ensure: reuse or join only (the client sends its environment once a start is due).
+  // reuse or join only (the client sends its environment once a start is due).
   request.only_if_running = f.optional_boolean("only_if_running").value_or(false);
   if (request.only_if_running && request.restart)
     throw Error(ErrorCode::kBadRequest, "fields \"only_if_running\" and \"restart\" contradict each other");
@@ -191,7 +191,7 @@ json handle_proc_ensure(ProcessService& processes, Call& call) {
   request.owner = call.peer.uid;
   request.credentials = run_as(call.peer);
   // The command and working directory as the caller sees them: a root lpd
-  // tells nobody what lies in a directory they cannot read. h14ensure:
+  // tells nobody what lies in a directory they cannot read.
   // checked only when this call may start something (the service says
   // when); a reuse runs nothing and forks no checker.
   auto check_start = [](const EnsureRequest& asked) {
@@ -217,14 +217,14 @@ json handle_proc_ensure(ProcessService& processes, Call& call) {
   return json();
 }
 
-// h14fixB: a page at a time (as run.list), each record cut for a list
+// a page at a time (as run.list), each record cut for a list
 // (list_view): thousands of helpers with long argv stay under the
 // protocol's line limit. The cursor is the last record's generation, so a
 // record forgotten between two pages does not lose the reader's place.
 json handle_proc_list(ProcessService& processes, Call& call) {
   const bool all = call.fields.optional_boolean("all").value_or(false);
-  const auto owner = owner_field(call);  // h14owner: lpctl ps --owner
-  std::optional<std::string> scope;      // h14fixB: --xshow asks for its project's only
+  const auto owner = owner_field(call);  // lpctl ps --owner
+  std::optional<std::string> scope;      // --xshow asks for its project's only
   if (auto s = call.fields.optional_string("scope")) scope = normalize_scope(*s);
   const std::size_t limit = PageLimits::items(call.fields.optional_integer("limit"));
   std::uint64_t after = 0;
@@ -288,7 +288,7 @@ json handle_proc_release(ProcessService& processes, Call& call) {
 json handle_proc_kill_all(ProcessService& processes, Call& call) {
   const int signo = signal_field(call);
   const auto grace = grace_field(call);
-  // h14owner: as pytest-xprocess's --xkill (every helper of the project's
+  // as pytest-xprocess's --xkill (every helper of the project's
   // own .xprocess directory): the caller's own helpers, or `owner`'s for
   // root and the admin group, in `scope` when given, else in every scope.
   // Helpers other connections hold are left running unless `force`
@@ -305,12 +305,12 @@ json handle_proc_kill_all(ProcessService& processes, Call& call) {
   const bool force = call.fields.optional_boolean("force").value_or(false);
   auto& service = processes;
   std::vector<ProcessKey> names;
-  // h14fixB: a helper whose leader exited while its tree runs on (a
+  // a helper whose leader exited while its tree runs on (a
   // daemonizing server) is running too: proc.kill stops what it left.
   for (const auto* record : service.registry().all())
     if (record->owner == owner && (!scope || record->scope == *scope) && service.tree_runs(*record))
       names.push_back(record->key());
-  /// h14fixB: the reply lists what was done, bounded (KillAllReply): each
+  /// the reply lists what was done, bounded (KillAllReply): each
   /// entry cut as a list cuts it, at most half the line limit of entries,
   /// and the counts of every kind whatever was left out.
   auto reply = std::make_shared<KillAllReply>();

@@ -14,11 +14,11 @@ json process_to_json(const SupervisedProcess& r, double now) {
   json left_running = json::array();
   for (const auto& left : r.left_running) left_running.push_back({{"pid", left.pid}, {"argv", left.argv}});
   json exit = nullptr;
-  if (r.state == ProcState::kExited || r.state == ProcState::kKilled) {
-    exit = {{"known", r.exit.known}, {"description", r.exit.describe()}};
-    if (r.exit.known) {
-      exit["code"] = r.exit.signal == 0 ? json(r.exit.code) : json(nullptr);
-      exit["signal"] = r.exit.signal == 0 ? json(nullptr) : json(r.exit.signal);
+  if (r.state == ProcessState::kExited || r.state == ProcessState::kKilled) {
+    exit = {{"known", r.exit.known()}, {"description", r.exit.describe()}};
+    if (r.exit.known()) {
+      exit["code"] = r.exit.signal ? json(nullptr) : json(*r.exit.exit_code);
+      exit["signal"] = r.exit.signal ? json(*r.exit.signal) : json(nullptr);
     }
   }
   const bool running = is_running(r.state);
@@ -41,7 +41,7 @@ json process_to_json(const SupervisedProcess& r, double now) {
           {"logs", r.logs},
           {"start_number", r.start_number},
           {"keep_logs", r.keep_logs},
-          {"log_dropped_bytes", r.log_dropped_bytes},  // h14logcap
+          {"log_dropped_bytes", r.log_dropped_bytes},
           {"leased", r.leased},
           {"linger", r.linger},
           {"timeout", r.timeout},
@@ -94,7 +94,7 @@ std::optional<SupervisedProcess> process_from_json(const json& v) {
     }
     r.start_number = integer_field<std::uint64_t>(v, "start_number").value_or(0);
     r.keep_logs = integer_field<std::uint64_t>(v, "keep_logs").value_or(kDefaultKeptLogs);
-    r.log_dropped_bytes = integer_field<std::uint64_t>(v, "log_dropped_bytes").value_or(0);  // h14logcap
+    r.log_dropped_bytes = integer_field<std::uint64_t>(v, "log_dropped_bytes").value_or(0);
     if (r.keep_logs < 1 || r.keep_logs > kMaxKeptLogs) r.keep_logs = kDefaultKeptLogs;
     r.leased = v.value("leased", false);
     r.linger = v.value("linger", 0.0);
@@ -118,9 +118,10 @@ std::optional<SupervisedProcess> process_from_json(const json& v) {
     }
     if (v.contains("exit_status") && v["exit_status"].is_object()) {
       const auto& e = v["exit_status"];
-      r.exit.known = e.value("known", false);
-      if (auto code = integer_field<int>(e, "code")) r.exit.code = *code;
-      if (auto signal = integer_field<int>(e, "signal")) r.exit.signal = *signal;
+      if (e.value("known", false)) {
+        r.exit.exit_code = integer_field<int>(e, "code");
+        r.exit.signal = integer_field<int>(e, "signal");
+      }
     }
     return r;
   } catch (const json::exception&) {

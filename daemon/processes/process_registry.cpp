@@ -6,9 +6,9 @@
 namespace lpd::daemon {
 namespace {
 
-using S = ProcState;
-using E = ProcEvent;
-using A = ProcAction;
+using S = ProcessState;
+using E = ProcessEvent;
+using A = ProcessAction;
 
 constexpr std::array<Transition, 10> kLifecycle{{
     // from        event               to           action
@@ -24,7 +24,7 @@ constexpr std::array<Transition, 10> kLifecycle{{
     {S::kStopping, E::kKillRequested,  S::kStopping, A::kNone},      // joins the kill in progress
 }};
 
-constexpr std::array<std::pair<ProcState, std::string_view>, 6> kStateNames{{
+constexpr std::array<std::pair<ProcessState, std::string_view>, 6> kStateNames{{
     {S::kStarting, "starting"},
     {S::kReady, "ready"},
     {S::kStopping, "stopping"},
@@ -35,23 +35,23 @@ constexpr std::array<std::pair<ProcState, std::string_view>, 6> kStateNames{{
 
 }  // namespace
 
-std::string_view to_string(ProcState state) {
+std::string_view to_string(ProcessState state) {
   for (const auto& [s, name] : kStateNames)
     if (s == state) return name;
   return "unknown";
 }
 
-std::optional<ProcState> proc_state_from_string(std::string_view name) {
+std::optional<ProcessState> proc_state_from_string(std::string_view name) {
   for (const auto& [s, n] : kStateNames)
     if (n == name) return s;
   return std::nullopt;
 }
 
-bool is_running(ProcState state) {
+bool is_running(ProcessState state) {
   return state == S::kStarting || state == S::kReady || state == S::kStopping;
 }
 
-std::string_view to_string(ProcEvent event) {
+std::string_view to_string(ProcessEvent event) {
   switch (event) {
     case E::kMatched: return "matched";
     case E::kExited: return "exited";
@@ -65,7 +65,7 @@ std::string_view to_string(ProcEvent event) {
 
 std::span<const Transition> lifecycle() { return kLifecycle; }
 
-std::optional<Transition> lifecycle_step(ProcState from, ProcEvent event) {
+std::optional<Transition> lifecycle_step(ProcessState from, ProcessEvent event) {
   for (const auto& t : kLifecycle)
     if (t.from == from && t.event == event) return t;
   return std::nullopt;
@@ -91,7 +91,7 @@ SupervisedProcess* ProcessRegistry::mutable_record(const ProcessKey& key) {
   return e ? &e->record : nullptr;
 }
 
-// -- h14owner: picking among owners ---------------------------------------------
+// -- picking among owners ---------------------------------------------
 std::string uid_text(uid_t uid) { return "uid " + std::to_string(uid); }
 
 namespace {
@@ -172,7 +172,6 @@ ProcessKey ProcessRegistry::resolve(const ProcessAddress& address, uid_t caller,
   }
   throw protocol::Error(protocol::ErrorCode::kNotFound, message);
 }
-// -- end h14owner ------------------------------------------------------------------
 
 std::vector<const SupervisedProcess*> ProcessRegistry::all() const {
   std::vector<const SupervisedProcess*> out;
@@ -181,7 +180,7 @@ std::vector<const SupervisedProcess*> ProcessRegistry::all() const {
   return out;
 }
 
-// h14fixB: proc.list pages.
+// proc.list pages.
 std::vector<const SupervisedProcess*> ProcessRegistry::after_generation(std::uint64_t after) const {
   std::vector<const SupervisedProcess*> out;
   for (const auto& [_, e] : entries_)
@@ -254,7 +253,7 @@ void ProcessRegistry::fail_waiters(const ProcessKey& key, const StartFailure& fa
   for (auto& waiter : waiters) waiter(snapshot, &failure);
 }
 
-std::optional<Transition> ProcessRegistry::fire(const ProcessKey& key, std::uint64_t generation, ProcEvent event,
+std::optional<Transition> ProcessRegistry::fire(const ProcessKey& key, std::uint64_t generation, ProcessEvent event,
                                                 const StartFailure* failure) {
   Entry* e = entry(key);
   if (!e || e->record.generation != generation) return std::nullopt;

@@ -20,15 +20,15 @@ namespace lpd::daemon {
 
 /// Where a supervised process is in its life. stopping is the short time
 /// between a kill being sent and the process being gone.
-enum class ProcState { kStarting, kReady, kStopping, kExited, kKilled, kLost };
+enum class ProcessState { kStarting, kReady, kStopping, kExited, kKilled, kLost };
 
-std::string_view to_string(ProcState state);
-std::optional<ProcState> proc_state_from_string(std::string_view name);
+std::string_view to_string(ProcessState state);
+std::optional<ProcessState> proc_state_from_string(std::string_view name);
 /// starting, ready and stopping: a process lpd believes runs.
-bool is_running(ProcState state);
+bool is_running(ProcessState state);
 
 /// What can happen to a supervised process.
-enum class ProcEvent {
+enum class ProcessEvent {
   kMatched,        // a log line matched its pattern
   kExited,         // its pidfd said it is gone
   kTimedOut,       // no match within the timeout
@@ -36,11 +36,11 @@ enum class ProcEvent {
   kLineLimit,      // max_read_lines lines read without a match
   kKillRequested,  // lpctl kill / kill-all / ensure --restart
 };
-std::string_view to_string(ProcEvent event);
+std::string_view to_string(ProcessEvent event);
 
 /// What the service must do after a transition. The registry itself
 /// answers the waiting ensure callers; the service does the I/O part.
-enum class ProcAction {
+enum class ProcessAction {
   kNone,
   kAnswerReady,       // ensure waiters succeed; stop reading the log
   kFailStart,         // ensure waiters fail; stop the pattern wait
@@ -51,17 +51,17 @@ enum class ProcAction {
 
 /// One row of the lifecycle: in `from`, `event` leads to `to` and `action`.
 struct Transition {
-  ProcState from;
-  ProcEvent event;
-  ProcState to;
-  ProcAction action;
+  ProcessState from;
+  ProcessEvent event;
+  ProcessState to;
+  ProcessAction action;
 };
 
 /// The whole lifecycle in one table, in the spirit of s6: an event missing
 /// from it is ignored in that state (a timer that fires after the pattern
 /// matched, a second match, an exit already recorded).
 std::span<const Transition> lifecycle();
-std::optional<Transition> lifecycle_step(ProcState from, ProcEvent event);
+std::optional<Transition> lifecycle_step(ProcessState from, ProcessEvent event);
 
 /// SupervisedProcess is the record of one named helper: what was started,
 /// as whom, and what became of it. It is what procs/STEM.json holds
@@ -71,7 +71,7 @@ struct SupervisedProcess {
   uid_t owner = 0;
   std::string scope;             // the project (rootdir); "" is the global scope
   std::uint64_t generation = 0;  // one per start; stale timers and watches compare it
-  ProcState state = ProcState::kStarting;
+  ProcessState state = ProcessState::kStarting;
   pid_t pid = 0;
   std::uint64_t start_time = 0;  // /proc start time: a pid is trusted only with it
   double started_at = 0;         // wall-clock seconds
@@ -84,7 +84,7 @@ struct SupervisedProcess {
   std::vector<std::string> logs;  // the kept starts' logs, newest first (log_path first)
   std::uint64_t start_number = 0; // how many times this key was started; names the log
   std::uint64_t keep_logs = 5;    // how many starts' logs are kept
-  /// h14logcap: bytes of log_path's oldest output freed by the size cap
+  /// bytes of log_path's oldest output freed by the size cap
   /// (HelperLogLimits); its offsets still count them.
   std::uint64_t log_dropped_bytes = 0;
   bool leased = false;            // started by a lease: stopped once its last holder is gone
@@ -118,7 +118,7 @@ struct ProcessAddress {
   std::string name;
   std::optional<std::string> scope;
   std::optional<uid_t> owner;
-  // h14owner: which of other users' records count when several owners
+  // which of other users' records count when several owners
   // have a helper of this name. Acting on one (kill, release) means a
   // running one: ended records are ignored while any of them runs.
   // Reading (info, logs) means any record, ended ones too (a crashed
@@ -126,7 +126,7 @@ struct ProcessAddress {
   bool running_first = false;
 };
 
-/// h14owner: how a uid is named in messages ("alice (uid 1000)"); the
+/// how a uid is named in messages ("alice (uid 1000)"); the
 /// registry does no lookups of its own.
 using OwnerNamer = std::function<std::string(uid_t)>;
 /// "uid N": the namer when the caller has none.
@@ -160,7 +160,7 @@ class ProcessRegistry {
 
   const SupervisedProcess* find(const ProcessKey& key) const;
   std::vector<const SupervisedProcess*> all() const;
-  /// h14fixB: the records started (or restored) after `after_generation`,
+  /// the records started (or restored) after `after_generation`,
   /// in that order (by generation): proc.list's pages, whose cursor is the
   /// last generation listed. A helper started again moves to the end.
   std::vector<const SupervisedProcess*> after_generation(std::uint64_t after_generation) const;
@@ -172,7 +172,7 @@ class ProcessRegistry {
   /// any scope, the caller's own first. Throws protocol::Error not_found
   /// (naming the caller's own helpers of that name elsewhere), or conflict
   /// when several match and the caller owns none or several of them.
-  /// h14owner: among other users' helpers, several owners is a conflict
+  /// among other users' helpers, several owners is a conflict
   /// naming the owners (`owner_name`) and asking for one, whoever asks:
   /// root and the admin group are never handed one user's helper over
   /// another's. With `running_first`, ended records of other users in the
@@ -201,7 +201,7 @@ class ProcessRegistry {
   /// transition taken, or nullopt when the table ignores it (or the
   /// generation is stale). Answers ensure waiters as the action says;
   /// `failure` is what failing waiters are told.
-  std::optional<Transition> fire(const ProcessKey& key, std::uint64_t generation, ProcEvent event,
+  std::optional<Transition> fire(const ProcessKey& key, std::uint64_t generation, ProcessEvent event,
                                  const StartFailure* failure = nullptr);
 
  private:

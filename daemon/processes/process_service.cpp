@@ -1,6 +1,6 @@
 #include "daemon/processes/process_service.h"
 
-#include <sys/stat.h>  // h14logcap
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -18,6 +18,7 @@
 #include "daemon/os/proc_stat.h"
 #include "daemon/processes/process_record_json.h"
 #include "daemon/os/exit_watch.h"
+#include "daemon/os/pidfd_watch.h"
 #include "daemon/core/resource_shortage.h"
 #include "daemon/core/storage_failure.h"
 
@@ -50,22 +51,6 @@ std::string in_quotes(const std::string& text) { return "\"" + text + "\""; }
 
 }  // namespace
 
-std::optional<int> parse_signal(const std::string& text) {
-  if (text.empty()) return std::nullopt;
-  if (text.find_first_not_of("0123456789") == std::string::npos) {
-    const int n = std::stoi(text.substr(0, 3));
-    return n > 0 && n < NSIG ? std::optional<int>(n) : std::nullopt;
-  }
-  std::string name = text;
-  for (auto& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (name.rfind("SIG", 0) == 0) name = name.substr(3);
-  for (int signo = 1; signo < NSIG; ++signo) {
-    const char* abbrev = ::sigabbrev_np(signo);
-    if (abbrev && name == abbrev) return signo;
-  }
-  return std::nullopt;
-}
-
 ProcessService::ProcessService(boost::asio::io_context& io, const StateStore& store, EventBus& events,
                                ProcessLauncher& launcher, HelperLogLimits log_limits)
     : io_(io),
@@ -73,7 +58,6 @@ ProcessService::ProcessService(boost::asio::io_context& io, const StateStore& st
       events_(events),
       launcher_(launcher),
       registry_(check_liveness),
-      // h14logcap
       log_limits_(log_limits),
       log_watch_(std::make_unique<HelperLogWatch>(io, kLogCapWindow, [this](uid_t owner) { enforce_log_caps(owner); })) {}
 
@@ -97,11 +81,11 @@ void ProcessService::publish(const std::string& type, const SupervisedProcess& r
 nlohmann::json ProcessService::describe(const SupervisedProcess& record) const {
   nlohmann::json out = process_to_json(record, wall_seconds());
   out["holders"] = is_running(record.state) ? leases_.holders(record.key(), record.generation) : 0;
-  out["tree_running"] = tree_runs(record);  // h14fixB
+  out["tree_running"] = tree_runs(record);
   return out;
 }
 
-// h14fixB: a record whose leader exited but whose tree runs on.
+// a record whose leader exited but whose tree runs on.
 bool ProcessService::tree_runs(const SupervisedProcess& record) const {
   if (is_running(record.state)) return true;
   // left_running is listed at the leader's exit (and at restore); a tree
@@ -117,7 +101,7 @@ nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, const E
   // caller reading from it sees only what comes after this ensure.
   const bool reused = answer.outcome == EnsureOutcome::kReused;
   const std::uint64_t offset = reused ? file_size(r.log_path) : r.ready_offset;
-  // h14ensure: `outcome` and `differs` say what this call did and how the
+  // `outcome` and `differs` say what this call did and how the
   // helper it got differs from what it asked; `pattern` null: it was
   // ready once spawned (nothing was waited for).
   nlohmann::json out = {{"name", r.name},
@@ -139,16 +123,16 @@ nlohmann::json ProcessService::ensure_result(const SupervisedProcess& r, const E
           {"started_at", r.started_at},
           {"ready_at", r.ready_at},
           {"startup_seconds", r.ready_at > r.started_at ? r.ready_at - r.started_at : 0.0}};
-  // h14fixA: a helper whose start failed but which was left running is
+  // a helper whose start failed but which was left running is
   // handed back (as pytest-xprocess does), saying it never became ready.
-  out["ready"] = r.state == ProcState::kReady;
-  if (r.state == ProcState::kStarting && !r.failure.empty())
+  out["ready"] = r.state == ProcessState::kReady;
+  if (r.state == ProcessState::kStarting && !r.failure.empty())
     out["not_ready"] = "it runs but never became ready: it printed no line matching " + in_quotes(r.pattern) + " (" +
                        r.failure + ")";
   return out;
 }
 
-// h14fixA: read from the log itself (the end of the file, bounded), so a
+// read from the log itself (the end of the file, bounded), so a
 // helper without a pattern, or one whose last line has no newline yet, is
 // never said to have an empty log.
 std::optional<std::string> ProcessService::last_lines_of(const ProcessKey& key) const {
@@ -172,7 +156,7 @@ StartFailure ProcessService::failure(ErrorCode code, const ProcessKey& key, std:
   } else if (!fate.empty()) {
     what += "; " + fate;
   }
-  const auto lines = last_lines_of(key);  // h14fixA
+  const auto lines = last_lines_of(key);
   if (!lines) {
     what += "; its log cannot be read";
   } else if (lines->empty()) {
@@ -192,7 +176,7 @@ void ProcessService::persist_start(const ProcessKey& key, std::uint64_t generati
     // re-adopted, never killed): stop it now, and the caller hears why.
     spdlog::error("process {}: {}; killing it", key, e.what());
     const StartFailure why{e.is_resource_shortage() ? ErrorCode::kUnavailable : ErrorCode::kInternal, e.what()};
-    const auto step = registry_.fire(key, generation, ProcEvent::kKillRequested, &why);
+    const auto step = registry_.fire(key, generation, ProcessEvent::kKillRequested, &why);
     if (!step) return;
     auto& sup = supervision(key);
     end_startup(sup);
@@ -203,7 +187,7 @@ void ProcessService::persist_start(const ProcessKey& key, std::uint64_t generati
 
 // -- ensure ----------------------------------------------------------------
 
-// h14ensure: the reuse path (the common one: every test of a session
+// the reuse path (the common one: every test of a session
 // asks for the helper) does only what a reuse needs: no as-user check,
 // no pattern compile when it is the running helper's, no scan of every
 // record; liveness (a poll of the exit watch's pidfd, else /proc/PID/stat)
@@ -284,7 +268,7 @@ void ProcessService::plan_and_run(EnsureRequest request, EnsureDone done, const 
       return;
     case EnsurePlan::kJoin: {
       auto& sup = supervision(key);
-      // h14fixA: its start already failed (timeout, line limit, a pattern
+      // its start already failed (timeout, line limit, a pattern
       // too complex) and it was left running: pytest-xprocess hands such
       // a process back on the next ensure (it runs), so this is a reuse,
       // answered now, with `ready` false and the reason; not a new wait.
@@ -313,7 +297,7 @@ void ProcessService::plan_and_run(EnsureRequest request, EnsureDone done, const 
         registry_.add_waiter(key, answered({EnsureOutcome::kStarted, {}}));
         sup.pending_start = std::move(request);
       }
-      if (registry_.find(key)->state == ProcState::kReady) kill(key, SIGTERM, to_millis(kDefaultGraceSeconds), nullptr);
+      if (registry_.find(key)->state == ProcessState::kReady) kill(key, SIGTERM, to_millis(kDefaultGraceSeconds), nullptr);
       return;
     }
     case EnsurePlan::kStart:
@@ -322,7 +306,7 @@ void ProcessService::plan_and_run(EnsureRequest request, EnsureDone done, const 
   }
 }
 
-int ProcessService::open_start_log(const EnsureRequest& request, SupervisedProcess& record) {
+UniqueFd ProcessService::open_start_log(const EnsureRequest& request, SupervisedProcess& record) {
   const ProcessKey key = request.key();
   const std::string stem = process_file_stem(key);
   const auto* previous = registry_.find(key);
@@ -330,14 +314,14 @@ int ProcessService::open_start_log(const EnsureRequest& request, SupervisedProce
   std::vector<std::string> kept = previous ? previous->logs : std::vector<std::string>{};
   std::optional<std::pair<uid_t, gid_t>> log_owner;
   if (request.credentials) log_owner.emplace(request.credentials->uid, request.credentials->gid);
-  int log_fd = -1;
+  UniqueFd log_fd;
   std::string log_path;
   // A name already taken (a record lost with its logs kept) is skipped,
   // never appended to: its old ready line would match at once.
-  for (int tries = 0; log_fd < 0; ++tries) {
+  for (int tries = 0; !log_fd; ++tries) {
     if (tries == 1000) throw std::system_error(EEXIST, std::generic_category(), "no free log name for " + stem);
     log_path = store_.path(process_log_name(stem, ++number));
-    log_fd = create_log(log_path, log_owner);
+    log_fd.reset(create_log(log_path, log_owner));
   }
   const LogRotation rotation = rotate_logs(kept, log_path, request.keep_logs);
   const std::string logs_dir = store_.path("logs");
@@ -359,7 +343,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   const ProcessKey key = request.key();
   // Fail before touching the old logs when the command cannot run at all.
   resolve_executable(request.argv.front(), request.env, request.cwd);
-  if (!registry_.find(key)) make_room_for(key);  // h14logcap: a new record of its owner's
+  if (!registry_.find(key)) make_room_for(key);  // a new record of its owner's
   if (const auto* previous = registry_.find(key); previous && !previous->cgroup_dir.empty()) {
     // Its leader exited but its server did not (a daemonizing helper): a
     // second one would run beside it, unseen; the user decides.
@@ -371,7 +355,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
                                             "` stops them");
   }
   SupervisedProcess record;
-  int log_fd = -1;
+  UniqueFd log_fd;
   try {
     store_.make_dir("logs");
     // The helper writes its output, ready line included, straight to its
@@ -393,18 +377,18 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   spec.argv = request.argv;
   spec.cwd = request.cwd;
   spec.env = request.env;
-  spec.stdout_fd = log_fd;
-  spec.stderr_fd = log_fd;
+  spec.stdout_fd = log_fd.get();
+  spec.stderr_fd = log_fd.get();
   spec.credentials = request.credentials;
   Launched launched;
   try {
     launched = launcher_.launch(spec);
   } catch (...) {
-    ::close(log_fd);
+    log_fd.reset();
     ::unlink(record.log_path.c_str());  // no start, no log: it would belong to no record
     throw;
   }
-  ::close(log_fd);
+  log_fd.reset();
 
   record.name = key.name;
   record.scope = key.scope;
@@ -432,15 +416,15 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
   watch_exit(key, generation, launched.pidfd, true);
   persist_start(key, generation);
   const auto* stored = registry_.find(key);
-  // h14logcap: its log counts from now on; its owner's kept logs may have
+  // its log counts from now on; its owner's kept logs may have
   // to give way (from the loop: not on the start's own path).
   if (is_running(stored->state)) watch_log(*stored);
   request_log_caps(stored->owner);
   publish("process.starting", *stored);
-  if (stored->state != ProcState::kStarting) return;  // its record could not be written: being killed
+  if (stored->state != ProcessState::kStarting) return;  // its record could not be written: being killed
   if (!pattern) {
     // pytest-xprocess 1.0 allows a starter with no pattern: ready once
-    // spawned. h14ensure: answered from the loop, and only if it has not
+    // spawned. Answered from the loop, and only if it has not
     // already exited by then (a helper that dies at once is not called
     // ready: its exit, with its status, is the answer).
     boost::asio::post(io_, [this, key, generation] { ready_unless_exited(key, generation); });
@@ -452,7 +436,7 @@ void ProcessService::start(const EnsureRequest& request, const std::optional<Pat
 
 bool ProcessService::ready_and_watched(const ProcessKey& key) const {
   const auto* record = registry_.find(key);
-  if (!record || record->state != ProcState::kReady) return false;
+  if (!record || record->state != ProcessState::kReady) return false;
   const auto it = supervision_.find(key);
   if (it == supervision_.end() || it->second.generation != record->generation || !it->second.exit_watch) return false;
   // The watch's pidfd stands for exactly this process (lpd's child, or
@@ -502,9 +486,9 @@ void ProcessService::arm_timeout(const ProcessKey& key, std::uint64_t generation
 }
 
 void ProcessService::watch_exit(const ProcessKey& key, std::uint64_t generation, int pidfd, bool own_child) {
-  auto watch = std::make_shared<PidfdWatch>(io_, pidfd, own_child);
-  supervision(key).exit_watch = watch;
-  watch->async_wait([this, key, generation](const ExitStatus& status) { on_exit(key, generation, status); });
+  auto on_end = [this, key, generation](const ExitStatus& status) { on_exit(key, generation, status); };
+  supervision(key).exit_watch =
+      own_child ? ExitWatch::child(io_, pidfd, std::move(on_end)) : ExitWatch::adopt(io_, pidfd, std::move(on_end));
 }
 
 void ProcessService::watch_exit_later(const ProcessKey& key, std::uint64_t generation) {
@@ -517,12 +501,12 @@ void ProcessService::watch_exit_later(const ProcessKey& key, std::uint64_t gener
     auto it = supervision_.find(key);
     if (!record || it == supervision_.end() || it->second.generation != generation || !is_running(record->state))
       return;
-    const PinnedProcess pinned = pin_process(record->pid, record->start_time);
+    PinnedProcess pinned = pin_process(record->pid, record->start_time);
     switch (pinned.liveness) {
       case Liveness::kAlive:
         spdlog::info("process {} (pid {}): watched again", key, record->pid);
         it->second.watch_failures = 0;
-        watch_exit(key, generation, pinned.pidfd, false);
+        watch_exit(key, generation, pinned.pidfd.release(), false);
         return;
       case Liveness::kGone:
         on_exit(key, generation, ExitStatus{});  // not our child: its status is unknown
@@ -549,7 +533,7 @@ void ProcessService::watch_pattern(const ProcessKey& key, std::uint64_t generati
     on_match(key, generation, line, end);
   };
   callbacks.on_line_limit = [this, key, generation] { on_line_limit(key, generation); };
-  callbacks.on_too_complex = [this, key, generation](const std::string& why) {  // h14fixA
+  callbacks.on_too_complex = [this, key, generation](const std::string& why) {
     on_pattern_too_complex(key, generation, why);
   };
   try {
@@ -572,13 +556,13 @@ void ProcessService::end_startup(Supervision& sup) {
 void ProcessService::on_match(const ProcessKey& key, std::uint64_t generation, const std::string& line,
                               std::uint64_t offset) {
   auto* record = registry_.mutable_record(key);
-  if (!record || record->generation != generation || record->state != ProcState::kStarting) return;
+  if (!record || record->generation != generation || record->state != ProcessState::kStarting) return;
   record->ready_offset = offset;
   record->ready_line = line;
   record->ready_at = wall_seconds();
   record->failure.clear();
   // Answering first: waiters are what this whole path is timed by.
-  const auto step = registry_.fire(key, generation, ProcEvent::kMatched);
+  const auto step = registry_.fire(key, generation, ProcessEvent::kMatched);
   if (!step) return;
   auto& sup = supervision(key);
   end_startup(sup);
@@ -587,7 +571,7 @@ void ProcessService::on_match(const ProcessKey& key, std::uint64_t generation, c
   spdlog::info("process {} ready (pid {}) after {:.3f}s", key, stored->pid, stored->ready_at - stored->started_at);
   persist(*stored);
   publish("process.ready", *stored);
-  // h14logcap: while its pattern was awaited, the cap freed nothing unread;
+  // while its pattern was awaited, the cap freed nothing unread;
   // a log that grew large meanwhile is capped now, in this same turn of the
   // loop, so whoever was told "ready" never sees it over the cap. One helper
   // becomes ready once per start, so this is not the burst request_log_caps()
@@ -603,7 +587,7 @@ void ProcessService::on_match(const ProcessKey& key, std::uint64_t generation, c
 void ProcessService::on_line_limit(const ProcessKey& key, std::uint64_t generation) {
   const auto* record = registry_.find(key);
   if (!record || record->generation != generation) return;
-  // x14py (issue 14): with keep_on_timeout (lpd's xprocess fixture always
+  // with keep_on_timeout (lpd's xprocess fixture always
   // sends it) the process is left running, as pytest-xprocess leaves it.
   const bool keep = record->keep_on_timeout;
   const auto why = failure(ErrorCode::kUnavailable, key,
@@ -612,14 +596,14 @@ void ProcessService::on_line_limit(const ProcessKey& key, std::uint64_t generati
                                in_quotes(record->pattern),
                            keep ? "it is left running (--keep-on-timeout)" : "it is being killed");
   registry_.mutable_record(key)->failure = "no match within --max-read-lines " + std::to_string(record->max_read_lines);
-  const auto step = registry_.fire(key, generation, keep ? ProcEvent::kTimedOutKept : ProcEvent::kLineLimit, &why);
+  const auto step = registry_.fire(key, generation, keep ? ProcessEvent::kTimedOutKept : ProcessEvent::kLineLimit, &why);
   if (!step) return;
   end_startup(supervision(key));
   if (!keep) begin_kill(key, SIGTERM, to_millis(kDefaultGraceSeconds));
   persist(*registry_.find(key));
 }
 
-// h14fixA: the pattern's search of a line was given up (ReDoS bound).
+// the pattern's search of a line was given up (ReDoS bound).
 // The start fails at once, as on a timeout: the helper is killed, or left
 // running with keep_on_timeout (as pytest-xprocess leaves it); its log is
 // not searched any more.
@@ -631,7 +615,7 @@ void ProcessService::on_pattern_too_complex(const ProcessKey& key, std::uint64_t
                               "process " + key.name + " (pid " + std::to_string(record->pid) + "): " + why,
                               keep ? "it is left running (--keep-on-timeout)" : "it is being killed");
   registry_.mutable_record(key)->failure = "its pattern was too complex for a line of its log";
-  const auto step = registry_.fire(key, generation, keep ? ProcEvent::kTimedOutKept : ProcEvent::kLineLimit, &failed);
+  const auto step = registry_.fire(key, generation, keep ? ProcessEvent::kTimedOutKept : ProcessEvent::kLineLimit, &failed);
   if (!step) return;
   end_startup(supervision(key));
   if (!keep) begin_kill(key, SIGTERM, to_millis(kDefaultGraceSeconds));
@@ -648,10 +632,10 @@ void ProcessService::on_timeout(const ProcessKey& key, std::uint64_t generation)
                            "process " + key.name + " (pid " + std::to_string(record->pid) + ") printed no line matching " +
                                in_quotes(record->pattern) + " within " + fmt::format("{:g}", record->timeout) + " s",
                            keep ? "it is left running (--keep-on-timeout)" : "it is being killed");
-  const auto step = registry_.fire(key, generation, keep ? ProcEvent::kTimedOutKept : ProcEvent::kTimedOut, &why);
+  const auto step = registry_.fire(key, generation, keep ? ProcessEvent::kTimedOutKept : ProcessEvent::kTimedOut, &why);
   if (!step) return;
   registry_.mutable_record(key)->failure = "timed out waiting for its pattern";
-  if (step->action == ProcAction::kFailStartAndKill) {
+  if (step->action == ProcessAction::kFailStartAndKill) {
     end_startup(sup);
     begin_kill(key, SIGTERM, to_millis(kDefaultGraceSeconds));
   }
@@ -663,7 +647,7 @@ void ProcessService::on_exit(const ProcessKey& key, std::uint64_t generation, co
   if (it == supervision_.end() || it->second.generation != generation) return;
   auto wait = it->second.pattern_wait;
   const auto* record = registry_.find(key);
-  if (wait && record && record->state == ProcState::kStarting) {
+  if (wait && record && record->state == ProcessState::kStarting) {
     // Read what it wrote before dying: it may have printed the ready line
     // (then it was ready, briefly), and its last words go in the error.
     wait->finish([this, key, generation, status] { after_exit(key, generation, status); });
@@ -675,8 +659,8 @@ void ProcessService::on_exit(const ProcessKey& key, std::uint64_t generation, co
 void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation, const ExitStatus& status) {
   auto* record = registry_.mutable_record(key);
   if (!record || record->generation != generation) return;
-  const ProcState before = record->state;
-  // h14ensure: with no pattern, "starting" is the moment between its spawn and the answer.
+  const ProcessState before = record->state;
+  // with no pattern, "starting" is the moment between its spawn and the answer.
   const bool no_pattern = record->pattern.empty();
   const auto why = failure(ErrorCode::kUnavailable, key,
                            "process " + key.name + " (pid " + std::to_string(record->pid) + ") exited with " +
@@ -686,15 +670,15 @@ void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation,
                                            : " before a line matched " + in_quotes(record->pattern)));
   record->exit = status;
   record->ended_at = wall_seconds();
-  if (before == ProcState::kStarting)
+  if (before == ProcessState::kStarting)
     record->failure = no_pattern ? "exited right after it started" : "exited before its pattern matched";
-  const auto step = registry_.fire(key, generation, ProcEvent::kExited, &why);
+  const auto step = registry_.fire(key, generation, ProcessEvent::kExited, &why);
   if (!step) return;
   auto& sup = supervision(key);
   end_startup(sup);
   sup.pattern_wait.reset();
   sup.exit_watch.reset();
-  if (auto* exited = registry_.mutable_record(key); exited && exited->state == ProcState::kExited && !sup.kill_job &&
+  if (auto* exited = registry_.mutable_record(key); exited && exited->state == ProcessState::kExited && !sup.kill_job &&
                                                     !exited->cgroup_dir.empty()) {
     // A kill waits for the whole tree; an exit does not: what is left runs
     // on (a daemonizing server must), listed, until `lpctl kill` stops it.
@@ -706,12 +690,12 @@ void ProcessService::after_exit(const ProcessKey& key, std::uint64_t generation,
   const auto* stored = registry_.find(key);
   spdlog::info("process {} (pid {}) {}: {}", key, stored->pid, to_string(stored->state), status.describe());
   persist(*stored);
-  publish(stored->state == ProcState::kKilled ? "process.killed" : "process.exited", *stored);
+  publish(stored->state == ProcessState::kKilled ? "process.killed" : "process.exited", *stored);
   end_followers(key);
   end_leases(key);
-  // h14logcap: nobody writes its log now; what it wrote last is capped too.
+  // nobody writes its log now; what it wrote last is capped too.
   log_watch_->unwatch(stored->log_path);
-  if (!stored->cgroup_dir.empty()) {  // h14fixA: only a tree lpd can see has surely ended
+  if (!stored->cgroup_dir.empty()) {  // only a tree lpd can see has surely ended
     int error = 0;
     if (cgroup_members(stored->cgroup_dir, &error).empty() && (error == 0 || error == ENOENT))
       release_reserved_log_space(*stored);
@@ -731,7 +715,7 @@ void ProcessService::mark_lost(const ProcessKey& key) {
   if (sup.exit_watch) sup.exit_watch->cancel();
   sup = Supervision{};
   sup.generation = record->generation;
-  record->state = ProcState::kLost;
+  record->state = ProcessState::kLost;
   record->ended_at = wall_seconds();
   spdlog::warn("process {}: pid {} now belongs to another program; marked lost and left alone", key, record->pid);
   // Anyone still waiting for its start or a restart will not get it.
@@ -740,7 +724,7 @@ void ProcessService::mark_lost(const ProcessKey& key) {
   publish("process.lost", *record);
   end_followers(key);
   end_leases(key);
-  log_watch_->unwatch(record->log_path);  // h14logcap
+  log_watch_->unwatch(record->log_path);
 }
 
 void ProcessService::kill(const ProcessKey& key, int signo, std::chrono::milliseconds grace, KillDone done) {
@@ -764,9 +748,9 @@ void ProcessService::kill(const ProcessKey& key, int signo, std::chrono::millise
   auto& sup = supervision(key);
   if (done) sup.kill_waiters.push_back(std::move(done));
   const auto why = failure(ErrorCode::kConflict, key, "process " + key.name + " was killed while it was starting");
-  const auto step = registry_.fire(key, record->generation, ProcEvent::kKillRequested, &why);
+  const auto step = registry_.fire(key, record->generation, ProcessEvent::kKillRequested, &why);
   if (!step) return;
-  if (step->action == ProcAction::kNone) {
+  if (step->action == ProcessAction::kNone) {
     // A kill is already under way; a different signal is still delivered.
     if (sup.kill_job && signo != sup.kill_signal) sup.kill_job->resignal(signo);
     return;
@@ -847,7 +831,7 @@ void ProcessService::begin_kill(const ProcessKey& key, int signo, std::chrono::m
   });
 }
 
-// h14fixA (attack finding 6): space a helper reserved past its log's end
+// (attack finding 6): space a helper reserved past its log's end
 // (fallocate --keep-size) is given back once nothing of its tree can write
 // the log, so it does not count against its owner's other logs.
 void ProcessService::release_reserved_log_space(const SupervisedProcess& record) {
@@ -868,7 +852,7 @@ void ProcessService::finish_kill_if_done(const ProcessKey& key) {
   // Both the whole group gone and the leader's end recorded, so the reply
   // and `ps` agree.
   if (!record || !sup.kill_done || is_running(record->state)) return;
-  release_reserved_log_space(*record);  // h14fixA: its whole group is gone
+  release_reserved_log_space(*record);  // its whole group is gone
   auto waiters = std::move(sup.kill_waiters);
   sup.kill_waiters.clear();
   nlohmann::json result = describe(*record);
@@ -892,7 +876,7 @@ std::optional<nlohmann::json> ProcessService::release_instead_of_kill(const Proc
   return release(key, session);
 }
 
-// -- h14owner: proc.kill_all and leases -----------------------------------------
+// -- proc.kill_all and leases -----------------------------------------
 BulkKillVerdict kill_all_verdict(bool force, bool caller_holds, std::size_t holders_including_caller) {
   if (force) return BulkKillVerdict::kKill;
   const std::size_t others = holders_including_caller - (caller_holds && holders_including_caller > 0 ? 1 : 0);
@@ -920,7 +904,6 @@ std::optional<nlohmann::json> ProcessService::spare_from_kill_all(const ProcessK
                         {"kept", true},     {"holders", holders}, {"state", to_string(record->state)},
                         {"pid", record->pid}, {"was_running", true}};
 }
-// -- end h14owner ------------------------------------------------------------------
 
 nlohmann::json ProcessService::release(const ProcessKey& key, std::uint64_t session) {
   const auto* record = registry_.find(key);
@@ -940,7 +923,7 @@ nlohmann::json ProcessService::release(const ProcessKey& key, std::uint64_t sess
 void ProcessService::stop_if_unheld(const ProcessKey& key, double at_least) {
   const auto* record = registry_.find(key);
   if (!record || !record->leased) return;
-  if (record->state != ProcState::kStarting && record->state != ProcState::kReady) return;
+  if (record->state != ProcessState::kStarting && record->state != ProcessState::kReady) return;
   if (leases_.holders(key, record->generation) > 0) return;
   auto& sup = supervision(key);
   if (sup.linger_timer) return;  // already counting down
@@ -958,7 +941,7 @@ void ProcessService::stop_if_unheld(const ProcessKey& key, double at_least) {
     it->second.linger_timer.reset();
     const auto* now = registry_.find(key);
     if (!now || now->generation != generation || leases_.holders(key, generation) > 0) return;
-    if (now->state != ProcState::kStarting && now->state != ProcState::kReady) return;
+    if (now->state != ProcessState::kStarting && now->state != ProcessState::kReady) return;
     spdlog::info("process {} (pid {}): its last holder is gone; stopping it", key, now->pid);
     kill(key, SIGTERM, to_millis(kDefaultGraceSeconds), nullptr);
   });
@@ -989,7 +972,7 @@ nlohmann::json ProcessService::stream_logs(const ProcessKey& key, std::optional<
   const std::string path = record->log_path;
   const std::uint64_t size = file_size(path);
   std::uint64_t start = lines ? offset_of_last_lines(path, *lines, size) : 0;
-  // h14logcap: what the size cap freed is neither sent nor counted as skipped.
+  // what the size cap freed is neither sent nor counted as skipped.
   const std::uint64_t dropped = std::min(first_kept_offset(path), size);
   start = std::max(start, dropped);
   std::uint64_t skipped = 0;
@@ -1019,7 +1002,7 @@ nlohmann::json ProcessService::stream_logs(const ProcessKey& key, std::optional<
   }
   return {{"name", key.name}, {"scope", key.scope}, {"full_name", key.full_name()}, {"log_path", path}, {"offset", start},
           {"size", size},     {"skipped_bytes", skipped},   {"following", following},
-          {"dropped_bytes", dropped},  // h14logcap
+          {"dropped_bytes", dropped},
           {"state", to_string(record->state)}};
 }
 
@@ -1029,8 +1012,9 @@ void ProcessService::end_followers(const ProcessKey& key) {
   followers_.erase(first, last);
 }
 
-void ProcessService::drop_session(std::uint64_t session) {
-  for (const auto& key : leases_.drop_session(session)) {
+void ProcessService::peer_gone(const Peer& peer) {
+  const std::uint64_t session = peer.session_id;
+  for (const auto& key : leases_.peer_gone(session)) {
     publish_holders(key);
     stop_if_unheld(key);
   }
@@ -1078,7 +1062,7 @@ void ProcessService::restore() {
       }
     }
     if (!is_running(record->state)) {
-      // h14fixB: what an ended helper's tree still runs is listed again
+      // what an ended helper's tree still runs is listed again
       // (its processes may have ended, or the leader ended while lpd was
       // down): kill-all, ps and the record limit go by it.
       if (!record->cgroup_dir.empty()) {
@@ -1093,37 +1077,37 @@ void ProcessService::restore() {
     // The pidfd pins the pid, then /proc says whether it is still the same
     // process. Only the kernel's "no such process" or another start time
     // ends it; a failure to look (EMFILE...) re-adopts it all the same.
-    const PinnedProcess pinned = pin_process(record->pid, record->start_time);
+    PinnedProcess pinned = pin_process(record->pid, record->start_time);
     const Liveness liveness = pinned.liveness;
-    const ProcState was = record->state;
+    const ProcessState was = record->state;
     if (liveness == Liveness::kGone || liveness == Liveness::kReused) {
-      record->state = liveness == Liveness::kReused ? ProcState::kLost : ProcState::kExited;
+      record->state = liveness == Liveness::kReused ? ProcessState::kLost : ProcessState::kExited;
       record->exit = ExitStatus{};  // not our child any more: unknown
       record->ended_at = wall_seconds();
-      // h14fixB: a daemonizing helper's server outlives its leader.
+      // a daemonizing helper's server outlives its leader.
       if (!record->cgroup_dir.empty()) record->left_running = left_running_in(record->cgroup_dir);
       registry_.restore(std::move(*record));
       const auto* stored = registry_.find(key);
-      if (stored->state == ProcState::kLost) {
+      if (stored->state == ProcessState::kLost) {
         spdlog::warn("process {}: pid {} now belongs to another program; marked lost and left alone", key,
                      stored->pid);
       } else {
         spdlog::info("process {} (pid {}) ended while lpd was down", key, stored->pid);
       }
       persist(*stored);
-      publish(stored->state == ProcState::kLost ? "process.lost" : "process.exited", *stored);
+      publish(stored->state == ProcessState::kLost ? "process.lost" : "process.exited", *stored);
       continue;
     }
     record->adopted = true;
     // A kill in progress died with the old lpd, and its requester with it.
-    if (was == ProcState::kStopping) record->state = ProcState::kReady;
+    if (was == ProcessState::kStopping) record->state = ProcessState::kReady;
     registry_.restore(std::move(*record));
     const auto* stored = registry_.find(key);
     auto& sup = supervision(key);
     sup = Supervision{};
     sup.generation = stored->generation;
     if (liveness == Liveness::kAlive) {
-      watch_exit(key, stored->generation, pinned.pidfd, false);
+      watch_exit(key, stored->generation, pinned.pidfd.release(), false);
     } else {
       spdlog::warn("process {} (pid {}): cannot tell whether it still runs ({}); re-adopted, watching it once lpd can",
                    key, stored->pid, describe_shortage(pinned.error));
@@ -1131,21 +1115,21 @@ void ProcessService::restore() {
     }
     // Still starting: watch its log again from the start; nobody waits,
     // so there is no timeout.
-    if (stored->state == ProcState::kStarting) watch_pattern(key, stored->generation, 0);
+    if (stored->state == ProcessState::kStarting) watch_pattern(key, stored->generation, 0);
     spdlog::info("re-adopted process {} (pid {}, {})", key, stored->pid, to_string(stored->state));
     persist(*stored);
     // Leases ended with the old lpd's connections: holders get a moment
     // to come back (ensure with a lease) before a leased helper is stopped.
     stop_if_unheld(key, kRestoreLeaseGraceSeconds);
-    watch_log(*stored);  // h14logcap
+    watch_log(*stored);
   }
-  // h14logcap: helpers wrote on while lpd was down; cap every owner's logs now.
+  // helpers wrote on while lpd was down; cap every owner's logs now.
   std::set<uid_t> owners;
   for (const auto* record : registry_.all()) owners.insert(record->owner);
   for (uid_t owner : owners) enforce_log_caps(owner);
 }
 
-// -- h14logcap: the helper log cap ------------------------------------------
+// -- the helper log cap ------------------------------------------
 
 void ProcessService::watch_log(const SupervisedProcess& record) {
   if (log_limits_.per_log == 0 && log_limits_.per_owner == 0) return;
@@ -1183,7 +1167,7 @@ void ProcessService::enforce_log_caps(uid_t owner) {
       use->current = path == record->log_path;
       use->live = use->current && is_running(record->state);
       if (auto it = supervision_.find(record->key());
-          use->live && it != supervision_.end() && it->second.pattern_wait && record->state == ProcState::kStarting)
+          use->live && it != supervision_.end() && it->second.pattern_wait && record->state == ProcessState::kStarting)
         use->free_limit = it->second.pattern_wait->read_offset();  // its ready line may be ahead: keep it
       whose.emplace(path, record->key());
       uses.push_back(std::move(*use));
@@ -1198,7 +1182,7 @@ void ProcessService::enforce_log_caps(uid_t owner) {
       changed.insert(record->key());
     }
   }
-  std::uint64_t freed_now = 0;  // h14fixA: how far over its caps this owner got in one window
+  std::uint64_t freed_now = 0;  // how far over its caps this owner got in one window
   for (const auto& freeing : plan_log_freeing(uses, log_limits_, log_block_)) {
     const ProcessKey key = whose.at(freeing.path);
     auto* record = registry_.mutable_record(key);
@@ -1225,7 +1209,7 @@ void ProcessService::enforce_log_caps(uid_t owner) {
     const bool current = freeing.path == record->log_path;
     const std::uint64_t before = record->log_dropped_bytes;
     if (auto it = std::find_if(uses.begin(), uses.end(), [&](const LogUse& u) { return u.path == freeing.path; });
-        it != uses.end())  // h14fixA
+        it != uses.end())
       freed_now += freed.truncated ? freed.bytes : (freed.bytes > it->kept_from ? freed.bytes - it->kept_from : 0);
     if (current) record->log_dropped_bytes = dropped_after(before, freed.truncated, freed.bytes);
     // The first cut of a start is worth a line in lpd's log; a chatty
@@ -1239,7 +1223,7 @@ void ProcessService::enforce_log_caps(uid_t owner) {
     if (current) changed.insert(key);
   }
   for (const auto& key : changed) note_dropped(key);
-  // h14fixA (attack finding 7): more freed in one window than a whole cap
+  // (attack finding 7): more freed in one window than a whole cap
   // holds: its helpers write faster than one window allows; look sooner.
   const std::uint64_t smallest_cap = std::min(log_limits_.per_log ? log_limits_.per_log : UINT64_MAX,
                                               log_limits_.per_owner ? log_limits_.per_owner : UINT64_MAX);
@@ -1281,7 +1265,7 @@ void ProcessService::make_room_for(const ProcessKey& key) {
   for (const auto* record : registry_.all()) {
     if (record->owner != key.owner) continue;
     mine.push_back(record);
-    ages.push_back({tree_runs(*record), record->ended_at});  // h14fixB: a tree left running is never forgotten
+    ages.push_back({tree_runs(*record), record->ended_at});  // a tree left running is never forgotten
   }
   const HelperRoom room = make_room_for_helper(ages, log_limits_.helpers_per_owner);
   if (room.refused)

@@ -23,10 +23,11 @@
 #include "daemon/logs/log_stream.h"
 #include "daemon/logs/pattern.h"
 #include "daemon/logs/pattern_wait.h"
-#include "daemon/os/pidfd_watch.h"
+#include "daemon/os/exit_watch.h"
 #include "daemon/processes/process_lease.h"
 #include "daemon/processes/process_registry.h"
 #include "daemon/core/state_store.h"
+#include "daemon/core/unique_fd.h"
 
 namespace lpd::daemon {
 
@@ -48,7 +49,7 @@ struct EnsureRequest {
   double linger = 0;           // a leased helper outlives its last holder this long
   std::uint64_t keep_logs = 5; // starts whose logs are kept
   std::uint64_t session = 0;   // the caller's connection
-  /// h14ensure: reuse or join only; never start (then the answer is
+  /// reuse or join only; never start (then the answer is
   /// EnsureOutcome::kNotRunning). Lets a client leave its environment out
   /// of the common call, the reuse, and send it only when a start is due.
   bool only_if_running = false;
@@ -71,7 +72,7 @@ class ProcessService {
   /// `proc.logs` without -n sends at most this much (the newest part).
   static constexpr std::uint64_t kMaxLogReplyBytes = 32ull * 1024 * 1024;
 
-  /// h14ensure: how an ensure was answered: whether this call started the
+  /// how an ensure was answered: whether this call started the
   /// helper, joined a start under way or reused a ready one, and in which
   /// fields (ensure_differences) a joined or reused helper differs from
   /// what this call asked for.
@@ -84,13 +85,13 @@ class ProcessService {
       std::function<void(const SupervisedProcess* ready, const EnsureAnswer& answer, const StartFailure* failure)>;
   using KillDone = std::function<void(const nlohmann::json& result)>;
 
-  /// h14logcap: at most one process.log_dropped event (and one rewrite of
+  /// at most one process.log_dropped event (and one rewrite of
   /// the record) per helper this often, however fast its log is cut.
   static constexpr std::chrono::milliseconds kDropNoteInterval{1000};
-  /// h14logcap: how long the log watch lets writes pile up before looking.
+  /// how long the log watch lets writes pile up before looking.
   static constexpr std::chrono::milliseconds kLogCapWindow{50};
 
-  /// `log_limits` (h14logcap): how much disk helper logs may take.
+  /// `log_limits`: how much disk helper logs may take.
   ProcessService(boost::asio::io_context& io, const StateStore& store, EventBus& events,
                  ProcessLauncher& launcher, HelperLogLimits log_limits = {});
   ~ProcessService();
@@ -109,7 +110,7 @@ class ProcessService {
   /// pattern, command or directory not found); otherwise `done` runs once.
   /// With request.lease the caller's connection holds the helper once it
   /// is ready (see Leases).
-  /// h14ensure: `check_start` (the as-user check that the command and
+  /// `check_start` (the as-user check that the command and
   /// directory can be run) is called only when this call may start a
   /// process (no record, or a restart); reusing or joining a helper runs
   /// nothing, so it costs nothing (pytest-xprocess reuses a running one
@@ -125,7 +126,7 @@ class ProcessService {
   /// returns the reply ({"released": true, "holders": N, ...}); nullopt
   /// means kill as usual (its hold, if any, goes with the helper).
   std::optional<nlohmann::json> release_instead_of_kill(const ProcessKey& key, std::uint64_t session, bool force);
-  /// h14owner: what proc.kill_all does with `key` for connection
+  /// what proc.kill_all does with `key` for connection
   /// `session` (kill_all_verdict): nullopt means kill it (the caller's own
   /// hold, if any, goes with it); otherwise the reply for a helper it only
   /// let go of ({"released": true, "holders": N, ...}) or left running
@@ -142,13 +143,13 @@ class ProcessService {
                              std::uint64_t session, std::weak_ptr<ReplySink> sink, ReplySink::StreamSlot slot);
   /// A peer left: ends its log streams and its leases (a leased helper
   /// nobody holds any more is stopped after its linger).
-  void drop_session(std::uint64_t session);
+  void peer_gone(const Peer& peer);
 
   /// The record as replies carry it, with `holders`: the connections that
   /// hold it now (leases are not stored: they end with lpd).
-  /// h14fixB: also `tree_running` (tree_runs).
+  /// also `tree_running` (tree_runs).
   nlohmann::json describe(const SupervisedProcess& record) const;
-  /// h14fixB: whether anything of the record's tree still runs: its state
+  /// whether anything of the record's tree still runs: its state
   /// says it runs, or its leader exited and what it left running (a
   /// daemonizing server, in its cgroup) is still there. Such a record
   /// counts as running for kill-all, --xshow and the per-user record
@@ -157,14 +158,14 @@ class ProcessService {
   bool tree_runs(const SupervisedProcess& record) const;
   /// The ensure reply for a ready record: `outcome` (started, joined,
   /// reused), `reused` (true only for reused, as before `outcome`) and
-  /// `differs` (h14ensure).
+  /// `differs`.
   nlohmann::json ensure_result(const SupervisedProcess& record, const EnsureAnswer& answer) const;
 
  private:
   /// The I/O side of one incarnation of a named process.
   struct Supervision {
     std::uint64_t generation = 0;
-    std::shared_ptr<PidfdWatch> exit_watch;
+    std::shared_ptr<ExitWatch> exit_watch;
     std::shared_ptr<PatternWait> pattern_wait;
     std::unique_ptr<boost::asio::steady_timer> timer;
     bool timer_keeps = false;  // the armed timeout leaves the process running
@@ -179,7 +180,7 @@ class ProcessService {
     unsigned watch_failures = 0;
     /// Armed while a leased helper has no holder: stops it when it fires.
     std::unique_ptr<boost::asio::steady_timer> linger_timer;
-    /// h14logcap: the next process.log_dropped note, armed while one is due.
+    /// the next process.log_dropped note, armed while one is due.
     std::unique_ptr<boost::asio::steady_timer> drop_note_timer;
     std::chrono::steady_clock::time_point last_drop_note{};
   };
@@ -202,12 +203,12 @@ class ProcessService {
   /// Creates this start's log (logs/STEM.N.log, N one past the last start,
   /// skipping names that exist) and drops the logs beyond keep_logs.
   /// Returns the open descriptor; fills the record's log fields.
-  int open_start_log(const EnsureRequest& request, SupervisedProcess& record);
+  UniqueFd open_start_log(const EnsureRequest& request, SupervisedProcess& record);
   void start_pending(const ProcessKey& key);
-  /// h14ensure: a start with no pattern, from the loop: ready when it has
+  /// a start with no pattern, from the loop: ready when it has
   /// not exited yet; otherwise nothing (its exit watch answers).
   void ready_unless_exited(const ProcessKey& key, std::uint64_t generation);
-  /// h14ensure: the helper is ready and its exit watch's pidfd says it has
+  /// the helper is ready and its exit watch's pidfd says it has
   /// not exited: a reuse, known with one poll(). False: ask plan_ensure.
   bool ready_and_watched(const ProcessKey& key) const;
   void arm_timeout(const ProcessKey& key, std::uint64_t generation, double seconds, bool keeps);
@@ -219,8 +220,8 @@ class ProcessService {
 
   void on_match(const ProcessKey& key, std::uint64_t generation, const std::string& line, std::uint64_t offset);
   void on_line_limit(const ProcessKey& key, std::uint64_t generation);
-  void on_pattern_too_complex(const ProcessKey& key, std::uint64_t generation, const std::string& why);  // h14fixA
-  /// h14fixA: frees what its helper reserved past its log's end (the tree is gone).
+  void on_pattern_too_complex(const ProcessKey& key, std::uint64_t generation, const std::string& why);
+  /// frees what its helper reserved past its log's end (the tree is gone).
   void release_reserved_log_space(const SupervisedProcess& record);
   void on_timeout(const ProcessKey& key, std::uint64_t generation);
   void on_exit(const ProcessKey& key, std::uint64_t generation, const ExitStatus& status);
@@ -242,7 +243,7 @@ class ProcessService {
   /// The incarnation ended: its holds and its linger timer with it.
   void end_leases(const ProcessKey& key);
 
-  /// h14fixA: the last lines of its current log, read from the file
+  /// the last lines of its current log, read from the file
   /// (at most kFailureLogLines lines, kFailureLogBytes bytes); "" for an
   /// empty log, nullopt when it cannot be read.
   std::optional<std::string> last_lines_of(const ProcessKey& key) const;
@@ -260,7 +261,7 @@ class ProcessService {
   void persist_start(const ProcessKey& key, std::uint64_t generation);
   void publish(const std::string& type, const SupervisedProcess& record);
 
-  // h14logcap: the helper log cap (log_cap_rules.h).
+  // the helper log cap (log_cap_rules.h).
   /// Measures `owner`'s helper logs (running helpers' and kept ones, only
   /// lpd's own logs/STEM.N.log) and frees what plan_log_freeing says;
   /// records the dropped bytes and forgets removed logs.
@@ -290,7 +291,6 @@ class ProcessService {
   Leases leases_;
   std::map<ProcessKey, Supervision> supervision_;
   std::multimap<ProcessKey, Follower> followers_;
-  // h14logcap
   HelperLogLimits log_limits_;
   std::set<uid_t> log_caps_pending_;  // owners request_log_caps() will check
   std::unique_ptr<boost::asio::steady_timer> log_caps_timer_;
@@ -298,15 +298,12 @@ class ProcessService {
   std::unique_ptr<HelperLogWatch> log_watch_;
 };
 
-/// h14owner: what proc.kill_all (lpctl kill-all, a bulk clean-up) does
+/// what proc.kill_all (lpctl kill-all, a bulk clean-up) does
 /// with one running helper. Unlike a kill by name, it leaves alone a
 /// helper other connections hold (a live session's shared server):
 /// kKeep, unless `force`. One the caller holds with others: kReleaseOnly
 /// (as proc.kill). Otherwise, or with `force`: kKill.
 enum class BulkKillVerdict { kKill, kReleaseOnly, kKeep };
 BulkKillVerdict kill_all_verdict(bool force, bool caller_holds, std::size_t holders_including_caller);
-
-/// Parses "TERM", "SIGTERM", "15" (and the other common names); nullopt if unknown.
-std::optional<int> parse_signal(const std::string& text);
 
 }  // namespace lpd::daemon

@@ -64,7 +64,7 @@ class Testcase {
     if (!text.empty()) system_out_ = element("system-out", {}, text);
   }
   /// <system-err>, after <system-out>: processes the test left running
-  /// (h14left) and a failed command's stderr, one after the other.
+  /// and a failed command's stderr, one after the other.
   void system_err(const std::string& text) {
     if (text.empty()) return;
     if (!system_err_text_.empty() && system_err_text_.back() != '\n') system_err_text_ += '\n';
@@ -176,7 +176,7 @@ std::string test_xml(const TestcaseName& names, const TestHistory& h, const Juni
   for (const Crash* c : h.crashes) (superseded(*c, r) ? settled : live).push_back(c);
   const double time = !live.empty() ? live.back()->duration : (r ? r->duration : 0);
   Testcase t(names, time);
-  // h14left: processes this test left running, whatever its outcome.
+  // processes this test left running, whatever its outcome.
   if (!in.system_err.empty() && (r || !h.crashes.empty())) {
     const auto err = in.system_err.find(r ? r->nodeid : h.crashes.front()->nodeid);
     if (err != in.system_err.end()) t.system_err(err->second);
@@ -196,7 +196,7 @@ std::string test_xml(const TestcaseName& names, const TestHistory& h, const Juni
   }
   if (r) {
     add_result(t, *r, pytest);
-    t.system_out(r->system_out);  // the test's helper log lines (issue 14)
+    t.system_out(r->system_out);  // the test's helper log lines
     t.system_err(r->system_err);  // a failed command's stderr, kept apart
   }
   const bool flaky = !r || r->outcome == "passed";

@@ -34,7 +34,7 @@ struct JunitInput {
   /// and crashes are about the command itself (nodeid: its basename), one
   /// testcase named after it.
   bool tests_reported = true;
-  /// h14left: by nodeid, the <system-err> text of a test that left
+  /// by nodeid, the <system-err> text of a test that left
   /// processes running when the command ended (its outcome is unchanged).
   std::map<std::string, std::string> system_err;
 };

@@ -14,7 +14,7 @@ json Run::to_json() const {
             {"status", active ? "active" : "ended"},
             {"owner_uid", owner}, {"workers", workers_json}, {"supervised", supervised}};
   if (!active) j["ended_at"] = ended_at;
-  if (returncode) {  // h18cli: how a supervised run ended
+  if (returncode) {  // how a supervised run ended
     j["returncode"] = *returncode;
     j["signal"] = signal ? json(*signal) : json(nullptr);
     j["result"] = result;
@@ -34,7 +34,7 @@ Run Run::from_json(const json& j) {
   r.active = field_or(j, "status", "ended") == "active";
   r.owner = field_or(j, "owner_uid", static_cast<uid_t>(-1));
   r.supervised = field_or(j, "supervised", false);
-  // h18cli: a mistyped field is absent, as for every record field.
+  // a mistyped field is absent, as for every record field.
   if (const auto rc = j.find("returncode"); rc != j.end() && rc->is_number_integer()) {
     r.returncode = rc->get<int>();
     if (const auto sig = j.find("signal"); sig != j.end() && sig->is_number_integer()) r.signal = sig->get<int>();

@@ -37,14 +37,13 @@ struct Run {
   /// the controller's connection closes (pytest may be re-run for retries).
   bool supervised = false;
   std::map<std::string, Worker> workers;
-  // -- h18cli (issue 18): how a supervised run ended, for run.list (lpctl
+  // -- how a supervised run ended, for run.list (lpctl
   // runs -a): its exit code (lpctl run's), the signal lpctl ends by, and
   // one word: passed, failed, crashed, killed or stopped. Unset for a run
   // not yet done, or not started by lpctl run (no one saw its exit).
   std::optional<int> returncode;
   std::optional<int> signal;
   std::string result;
-  // -- end h18cli
 
   nlohmann::json to_json() const;
   static Run from_json(const nlohmann::json& j);

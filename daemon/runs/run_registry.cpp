@@ -90,7 +90,7 @@ void RunRegistry::finish(std::uint64_t session_id) {
       if (worker.session_id == session_id) worker.finished = true;
 }
 
-std::vector<Run*> RunRegistry::session_closed(std::uint64_t session_id, double now) {
+std::vector<Run*> RunRegistry::peer_gone(std::uint64_t session_id, double now) {
   std::vector<Run*> ended;
   if (session_id == 0) return ended;
   for (auto& [_, run] : runs_) {

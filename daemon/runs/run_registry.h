@@ -44,7 +44,7 @@ class RunRegistry {
   void finish(std::uint64_t session_id);
   /// A connection closed: returns the runs that ended because their
   /// controller left. Worker departures do not end a run.
-  std::vector<Run*> session_closed(std::uint64_t session_id, double now);
+  std::vector<Run*> peer_gone(std::uint64_t session_id, double now);
   /// Ends a run explicitly; false when it was not active.
   bool end(std::string_view run_id, double now);
 

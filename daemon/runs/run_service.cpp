@@ -33,7 +33,7 @@ RunJoined RunService::join(JoinRequest request, const Peer& peer) {
   Run& run = registry_.join(request, make_run_id(now, random_()), now);
   controller_watches_.erase(run.run_id);  // it is connected again
   if (is_new) {
-    // (issue 13, full disk) A new run lpd cannot record would vanish at
+    // (full disk) A new run lpd cannot record would vanish at
     // the next restart, with its pauses: refuse it while the shim is there
     // to hear why (`unavailable`, naming the directory and the cause).
     try {
@@ -53,7 +53,7 @@ RunJoined RunService::join(JoinRequest request, const Peer& peer) {
 }
 
 bool RunService::end_part(const Peer& peer) {
-  // h16srv: "ended" says whether this connection had a part in a run that
+  // "ended" says whether this connection had a part in a run that
   // it now ended; a connection in no run (another user naming someone's
   // run) changes nothing and is told so.
   bool had_part = false;
@@ -68,7 +68,7 @@ bool RunService::end_part(const Peer& peer) {
   return had_part;
 }
 
-// -- h14owner: the pid run.list shows ------------------------------------------
+// -- the pid run.list shows ------------------------------------------
 json RunService::command_pid(const Run& run) const {
   // A run of a command without the shim has no controller pid; its
   // command's pid is in lpd-monitor's status file (JobService's
@@ -83,7 +83,6 @@ json RunService::command_pid(const Run& run) const {
   if (pid == status.end() || !pid->is_number_integer() || pid->get<long long>() <= 0) return nullptr;
   return *pid;
 }
-// -- end h14owner
 
 RunPage RunService::list(bool all, std::size_t limit, const std::optional<RunRegistry::Cursor>& after,
                          const RunView& view) const {
@@ -95,7 +94,7 @@ RunPage RunService::list(bool all, std::size_t limit, const std::optional<RunReg
   bool more = false;
   registry_.visit_after(all, after, [&](const Run& run) {
     json record = run.to_json();
-    if (run.pid == 0) record["pid"] = command_pid(run);  // h14owner: never a pid of 0
+    if (run.pid == 0) record["pid"] = command_pid(run);  // never a pid of 0
     json item = view(run, std::move(record));
     if (!page.take(item.dump().size())) {
       more = true;
@@ -117,12 +116,12 @@ void RunService::ended(Run& run) {
 }
 
 void RunService::peer_gone(const Peer& peer) {
-  for (Run* run : registry_.session_closed(peer.session_id, wall_now())) ended(*run);
+  for (Run* run : registry_.peer_gone(peer.session_id, wall_now())) ended(*run);
 }
 
 void RunService::watch_controller(const Run& run) {
   const std::string run_id = run.run_id;
-  controller_watches_[run_id] = ExitWatch::start(io_, run.pid, [this, run_id] {
+  controller_watches_[run_id] = ExitWatch::start(io_, run.pid, [this, run_id](const ExitStatus&) {
     Run* r = registry_.find(run_id);
     if (!r || !r->active) return;
     auto controller = r->workers.find("controller");

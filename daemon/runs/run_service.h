@@ -69,7 +69,7 @@ class RunService {
   void persist(const Run& run);
   void ended(Run& run);
   void watch_controller(const Run& run);
-  /// h14owner: the pid run.list shows for a run no shim registered (pid
+  /// the pid run.list shows for a run no shim registered (pid
   /// 0): its command's, from lpd-monitor's status file; null when lpd does
   /// not know it (not started yet, or not a supervised run).
   json command_pid(const Run& run) const;

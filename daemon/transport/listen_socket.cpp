@@ -1,6 +1,7 @@
 #include "daemon/transport/listen_socket.h"
 
 #include "daemon/core/directory_trust.h"
+#include "daemon/core/unique_fd.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -33,11 +34,8 @@ sockaddr_un address_of(const std::string& path) {
 }
 
 bool something_answers(const sockaddr_un& addr) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  const bool answers = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return answers;
+  const UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  return fd && ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
 }
 
 }  // namespace
@@ -56,24 +54,20 @@ int bind_listening_socket(const std::string& path, mode_t dir_mode, mode_t socke
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) fail("cannot remove stale socket " + path);
   }
 
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) fail("socket");
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) fail("socket");
   // Bind under a restrictive umask so the socket is never briefly open to all.
   const mode_t old_umask = ::umask(0777 & ~socket_mode);
-  const int bound = ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  const int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
   const int bind_errno = errno;
   ::umask(old_umask);
   if (bound != 0) {
-    ::close(fd);
     errno = bind_errno;
     fail("cannot bind " + path);
   }
   if (::chmod(path.c_str(), socket_mode) != 0) spdlog::warn("cannot chmod {}: {}", path, std::strerror(errno));
-  if (::listen(fd, SOMAXCONN) != 0) {
-    ::close(fd);
-    fail("cannot listen on " + path);
-  }
-  return fd;
+  if (::listen(fd.get(), SOMAXCONN) != 0) fail("cannot listen on " + path);
+  return fd.release();
 }
 
 }  // namespace lpd::daemon

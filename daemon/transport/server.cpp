@@ -26,9 +26,7 @@ Server::Server(asio::io_context& io, Dispatcher& dispatcher, std::chrono::millis
       accept_retry_(io),
       ring_poller_(io.get_executor(), Session::kRingWindow, [&dispatcher] { dispatcher.end_of_batch(); }) {}
 
-Server::~Server() {
-  if (spare_fd_ >= 0) ::close(spare_fd_);
-}
+Server::~Server() = default;
 
 void Server::start(int listen_fd) {
   // lpd's own socket is close-on-exec already; one systemd passes is not,
@@ -45,7 +43,7 @@ void Server::stop() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   accept_retry_.cancel();
-  // close() calls back into on_closed, which erases; iterate over a copy.
+  // close() calls back into the session's closed callback, which erases; iterate over a copy.
   auto sessions = sessions_;
   for (auto& [id, session] : sessions) session->close();
 }
@@ -56,7 +54,7 @@ std::shared_ptr<Session> Server::session(std::uint64_t id) const {
 }
 
 void Server::reopen_spare() {
-  if (spare_fd_ < 0) spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (!spare_fd_) spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
 
 void Server::accept_next() {
@@ -107,27 +105,26 @@ void Server::accept_ready() {
   asio::post(io_, [this] { accept_ready(); });
 }
 
-void Server::say_and_close(int fd, const std::string& line) {
+void Server::say_and_close(UniqueFd fd, const std::string& line) {
   // Best effort and never blocking: a fresh socket's buffer takes one line.
-  (void)!::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-  ::shutdown(fd, SHUT_WR);
+  (void)!::send(fd.get(), line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::shutdown(fd.get(), SHUT_WR);
   // Discard what the peer already sent (its hello), so that it reads our
   // line and then a plain end of stream rather than a reset.
   char discard[4096];
-  for (int i = 0; i < 16 && ::recv(fd, discard, sizeof(discard), MSG_DONTWAIT) > 0; ++i) {
+  for (int i = 0; i < 16 && ::recv(fd.get(), discard, sizeof(discard), MSG_DONTWAIT) > 0; ++i) {
   }
-  ::close(fd);
 }
 
 Server::TurnAway Server::turn_away(int error) {
-  if (spare_fd_ < 0) reopen_spare();
-  if (spare_fd_ < 0) return TurnAway::kNoSpare;
-  ::close(spare_fd_);
-  spare_fd_ = -1;
-  const int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  const int accept_error = fd >= 0 ? 0 : errno;
-  if (fd >= 0) {
-    say_and_close(fd, protocol::encode_reply_error(
+  if (!spare_fd_) reopen_spare();
+  if (!spare_fd_) return TurnAway::kNoSpare;
+  spare_fd_.reset();
+  UniqueFd fd(::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  const int accept_error = fd ? 0 : errno;
+  const bool accepted = static_cast<bool>(fd);
+  if (accepted) {
+    say_and_close(std::move(fd), protocol::encode_reply_error(
                           nullptr, protocol::ErrorCode::kUnavailable,
                           describe_shortage(error) + "; lpd keeps serving the connections it has and takes new ones "
                                                      "again once descriptors are free: try again later"));
@@ -137,7 +134,7 @@ Server::TurnAway Server::turn_away(int error) {
                    describe_shortage(error));
   }
   reopen_spare();
-  if (fd >= 0) return spare_fd_ >= 0 ? TurnAway::kAnswered : TurnAway::kNoSpare;
+  if (accepted) return spare_fd_ ? TurnAway::kAnswered : TurnAway::kNoSpare;
   if (accept_error == EAGAIN || accept_error == EWOULDBLOCK) return TurnAway::kNobodyWaiting;
   // The one who waited gave up (ECONNABORTED...): look for the next.
   if (accept_error == EINTR || accept_error == ECONNABORTED || accept_error == EPROTO) return TurnAway::kAnswered;
@@ -156,14 +153,15 @@ void Server::retry_accept_later(const char* why, int error) {
 }
 
 void Server::start_session(int fd) {
+  UniqueFd owned(fd);
   stream::socket socket(io_);
   boost::system::error_code ec;
-  socket.assign(stream(), fd, ec);
+  socket.assign(stream(), owned.get(), ec);
   if (ec) {
     spdlog::warn("cannot serve a new connection: {}", ec.message());
-    ::close(fd);
     return;
   }
+  owned.release();  // the socket has it now
   if (turned_away_in_a_row_ > 0) {
     spdlog::info("accepting connections again, after turning {} away", turned_away_in_a_row_);
     turned_away_in_a_row_ = 0;
@@ -187,7 +185,7 @@ void Server::start_session(int fd) {
   if (peer.uid != 0 && of_user >= kMaxConnectionsPerUser) {
     if (refused_in_a_row_++ == 0)
       spdlog::warn("uid {} has {} connections open; refusing more until some close", peer.uid, of_user);
-    say_and_close(socket.release(), protocol::encode_reply_error(
+    say_and_close(UniqueFd(socket.release()), protocol::encode_reply_error(
                                         nullptr, protocol::ErrorCode::kLimitExceeded,
                                         "uid " + std::to_string(peer.uid) + " already has " +
                                             std::to_string(kMaxConnectionsPerUser) +
@@ -205,7 +203,7 @@ void Server::start_session(int fd) {
                                              if (it != connections_per_uid_.end() && --it->second == 0)
                                                connections_per_uid_.erase(it);
                                              spdlog::debug("session {}: closed", closed.session_id);
-                                             if (on_closed_) on_closed_(closed);
+                                             if (on_peer_gone_) on_peer_gone_(closed);
                                            },
                                            &ring_poller_);
   sessions_.emplace(session->peer().session_id, session);

@@ -27,7 +27,8 @@ namespace lpd::daemon {
 /// close it, instead of leaving every newcomer hanging in the backlog.
 class Server {
  public:
-  using SessionClosed = std::function<void(const Peer&)>;
+  /// Told once a connection is gone (the peer left or lpd closed it).
+  using PeerGone = std::function<void(const Peer&)>;
 
   /// Connections accepted (or turned away) in one turn of the event loop
   /// before the other work gets its turn.
@@ -44,7 +45,7 @@ class Server {
   /// Stops accepting and closes every session.
   void stop();
 
-  void on_session_closed(SessionClosed callback) { on_closed_ = std::move(callback); }
+  void on_peer_gone(PeerGone callback) { on_peer_gone_ = std::move(callback); }
 
   /// Connections one non-root uid may hold open at once; past it a new one
   /// gets one `limit_exceeded` line and is closed.
@@ -69,7 +70,7 @@ class Server {
   /// connection, to tell it why it cannot be served, and takes it back.
   TurnAway turn_away(int error);
   /// Writes `line` to a connection lpd will not serve, then closes it.
-  static void say_and_close(int fd, const std::string& line);
+  static void say_and_close(UniqueFd fd, const std::string& line);
   void retry_accept_later(const char* why, int error);
   void reopen_spare();
 
@@ -81,12 +82,12 @@ class Server {
   RingPoller ring_poller_;  // every connection's event ring, on one tick
   std::unordered_map<std::uint64_t, std::shared_ptr<Session>> sessions_;
   std::uint64_t next_session_id_ = 1;
-  int spare_fd_ = -1;  // /dev/null, held only to be given up under EMFILE
+  UniqueFd spare_fd_;  // /dev/null, held only to be given up under EMFILE
   std::map<uid_t, std::size_t> connections_per_uid_;
   std::size_t refused_in_a_row_ = 0;
   std::uint64_t turned_away_total_ = 0;
   std::uint64_t turned_away_in_a_row_ = 0;
-  SessionClosed on_closed_;
+  PeerGone on_peer_gone_;
 };
 
 }  // namespace lpd::daemon

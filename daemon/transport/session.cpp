@@ -180,19 +180,16 @@ std::shared_ptr<void> Session::owe_reply() {
 
 void Session::keep_passed_fd(int fd) {
   close_passed_fd();  // one pending descriptor at most: a peer cannot pile them up in lpd
-  passed_fd_ = fd;
+  passed_fd_.reset(fd);
 }
 
 void Session::close_passed_fd() {
-  if (passed_fd_ >= 0) ::close(passed_fd_);
-  passed_fd_ = -1;
+  passed_fd_.reset();
   passed_fd_dropped_ = false;
 }
 
 int Session::take_passed_fd() {
-  const int fd = passed_fd_;
-  passed_fd_ = -1;
-  return fd;
+  return passed_fd_.release();
 }
 
 bool Session::attach_ring(std::unique_ptr<MappedEventRing> ring) {

@@ -15,6 +15,7 @@
 #include "daemon/core/peer.h"
 #include "daemon/core/event_ring_mapping.h"
 #include "daemon/transport/ring_poller.h"
+#include "daemon/core/unique_fd.h"
 #include "protocol/line_reader.h"
 
 namespace lpd::daemon {
@@ -139,7 +140,7 @@ class Session : public ReplySink, public RingPoller::Source, public std::enable_
 
   protocol::LineReader reader_;
   std::function<void(std::string_view)> raw_;  // set once the peer switched to a raw stream
-  int passed_fd_ = -1;  // SCM_RIGHTS descriptor not yet claimed by an operation
+  UniqueFd passed_fd_;  // SCM_RIGHTS descriptor not yet claimed by an operation
   bool passed_fd_dropped_ = false;  // ...or one the kernel dropped on the way (MSG_CTRUNC)
   std::shared_ptr<MappedEventRing> ring_;  // shared: a drain keeps it alive through a close()
   std::shared_ptr<MappedEventRing> uncommitted_ring_;  // read on a tick, its position not yet published

@@ -18,7 +18,7 @@ namespace lpd::daemon {
 ///
 /// With `end_descriptors`, each launch hands out an eventfd where a pidfd
 /// would be; end(i) makes it readable, as a pidfd becomes when its process
-/// ends, so a service's PidfdWatch (or ExitWatch::adopt) fires from the
+/// ends, so a service's ExitWatch (child or adopt) fires from the
 /// event loop as it would for a real child. Its reap (waitid) finds no
 /// child: the status is unknown, as for a child lpd did not reap itself.
 struct FakeLauncher : ProcessLauncher {

@@ -20,7 +20,7 @@ namespace {
 
 /// A registry of helpers in given states; owners are named "user<uid>".
 struct Owners : StartedHelpers {
-  void add(uid_t owner, const std::string& scope, const std::string& name, ProcState state = ProcState::kReady) {
+  void add(uid_t owner, const std::string& scope, const std::string& name, ProcessState state = ProcessState::kReady) {
     registry.mutable_record(StartedHelpers::add(owner, scope, name))->state = state;
   }
   ProcessKey resolve(const std::string& name, std::optional<std::string> scope, uid_t caller,
@@ -59,22 +59,22 @@ TEST_CASE_METHOD(Owners, "root never gets one user's helper over another's: the 
 
 TEST_CASE_METHOD(Owners, "killing counts running helpers only; reading counts ended ones too") {
   add(1001, "/p", "db");
-  add(1002, "/p", "db", ProcState::kExited);
+  add(1002, "/p", "db", ProcessState::kExited);
   // kill/release: the one that runs; the other user's ended record is no rival.
   CHECK(resolve("db", "/p", 0, std::nullopt, /*running_first=*/true) == ProcessKey{1001, "/p", "db"});
   // info/logs: the crashed helper's log is a thing one reads: say whose.
   CHECK(conflict("db", "/p", 0).find("user1001, user1002") != std::string::npos);
   // Nothing runs: every ended one counts again, even for a kill.
-  add(1001, "/p", "db", ProcState::kKilled);
+  add(1001, "/p", "db", ProcessState::kKilled);
   CHECK(conflict("db", "/p", 0, true).find("user1001, user1002") != std::string::npos);
   // Two running: a kill is ambiguous too.
-  add(1001, "/p", "db", ProcState::kStarting);
-  add(1002, "/p", "db", ProcState::kReady);
+  add(1001, "/p", "db", ProcessState::kStarting);
+  add(1002, "/p", "db", ProcessState::kReady);
   CHECK(conflict("db", "/p", 0, true).find("user1001, user1002") != std::string::npos);
 }
 
 TEST_CASE_METHOD(Owners, "without a scope, the caller's own in several projects are named, ended ones too") {
-  add(1001, "/p", "db", ProcState::kExited);
+  add(1001, "/p", "db", ProcessState::kExited);
   add(1001, "/q", "db");
   // Only other users' ended records step aside for a kill: the caller's own
   // in another project is not lpd's to pick (test_processes_scope.py).
@@ -83,7 +83,7 @@ TEST_CASE_METHOD(Owners, "without a scope, the caller's own in several projects 
   CHECK(message.find("/q::db") != std::string::npos);
   // The same for other users' across projects: root gets no one project's
   // helper because the other project's has ended.
-  add(1002, "/p", "web", ProcState::kExited);
+  add(1002, "/p", "web", ProcessState::kExited);
   add(1003, "/q", "web");
   CHECK(conflict("web", std::nullopt, 0, true).find("user1002, user1003") != std::string::npos);
   CHECK(resolve("web", "/q", 0, std::nullopt, true) == ProcessKey{1003, "/q", "web"});

@@ -8,7 +8,7 @@
 #include "daemon/crashes/worker_activity.h"
 #include "protocol/event_ring.h"
 
-using lpd::daemon::ProcessEnd;
+using lpd::daemon::ExitStatus;
 using lpd::daemon::WorkerActivity;
 using lpd::protocol::decode_phase_mark;
 using lpd::protocol::PhaseMark;
@@ -45,12 +45,12 @@ TEST_CASE("the running test's phase comes from the mark only when the mark names
   SECTION("a mark left by the test before is not the next test's") {
     a.test_started("t.py::test_b", 11.0, /*ring_position=*/96);
     CHECK(a.current_phase() == "setup");  // the word still names test_a's start
-    const auto crash = a.crash_on(ProcessEnd{11, std::nullopt}, 12.0);
+    const auto crash = a.crash_on(ExitStatus{11, std::nullopt}, 12.0);
     REQUIRE(crash);
     CHECK(crash->nodeid == "t.py::test_b");
     CHECK(crash->phase == "setup");
     word = (96u << 8) | 2;
-    CHECK(a.crash_on(ProcessEnd{11, std::nullopt}, 12.0)->phase == "call");
+    CHECK(a.crash_on(ExitStatus{11, std::nullopt}, 12.0)->phase == "call");
   }
   SECTION("a forged mark naming another position is ignored; test.phase still counts") {
     a.test_started("t.py::test_b", 11.0, /*ring_position=*/96);
@@ -65,7 +65,7 @@ TEST_CASE("the running test's phase comes from the mark only when the mark names
     a.settle_phase();
     word.reset();  // the mapping is gone: the source has nothing to say
     CHECK(a.current_phase() == "teardown");
-    CHECK(a.crash_on(ProcessEnd{6, std::nullopt}, 12.0)->phase == "teardown");
+    CHECK(a.crash_on(ExitStatus{6, std::nullopt}, 12.0)->phase == "teardown");
   }
   SECTION("a test.start that came on the socket has no position: marks are not read for it") {
     word = (0u << 8) | 3;

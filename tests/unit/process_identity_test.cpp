@@ -101,14 +101,13 @@ TEST_CASE("pinning a live process gives its pidfd and start time; a reaped one i
     const auto pinned = pin_process(child.pid, start_time);
     CHECK(pinned.liveness == Liveness::kAlive);
     CHECK(pinned.start_time == start_time);
-    REQUIRE(pinned.pidfd >= 0);
-    CHECK((::fcntl(pinned.pidfd, F_GETFD) & FD_CLOEXEC) != 0);
-    ::close(pinned.pidfd);
+    REQUIRE(pinned.pidfd.get() >= 0);
+    CHECK((::fcntl(pinned.pidfd.get(), F_GETFD) & FD_CLOEXEC) != 0);
   }
   const auto pinned = pin_process(pid, start_time);
   CHECK(pinned.liveness != Liveness::kAlive);
   CHECK(pinned.liveness != Liveness::kUnknown);
-  CHECK(pinned.pidfd < 0);
+  CHECK(pinned.pidfd.get() < 0);
 }
 
 TEST_CASE("out of descriptors, a live process is unknown, never gone") {
@@ -121,7 +120,7 @@ TEST_CASE("out of descriptors, a live process is unknown, never gone") {
   const auto pinned = pin_process(child.pid, stat->start_time);
   CHECK(pinned.liveness == Liveness::kUnknown);
   CHECK(pinned.error == EMFILE);
-  CHECK(pinned.pidfd < 0);
+  CHECK(pinned.pidfd.get() < 0);
   pressure.release();
   CHECK(check_liveness(child.pid, stat->start_time) == Liveness::kAlive);
 }
@@ -149,7 +148,7 @@ TEST_CASE("an exit watch without descriptors keeps trying and reports only the r
   std::shared_ptr<ExitWatch> watch;
   {
     DescriptorPressure pressure;
-    watch = ExitWatch::start(io, child.pid, stat->start_time, [&] { fired = true; });
+    watch = ExitWatch::start(io, child.pid, stat->start_time, [&](const ExitStatus&) { fired = true; });
     // Each failed attempt is an event of the loop (its backoff timer).
     while (watch->failures() < 3) io.run_one();
     CHECK_FALSE(fired);
@@ -167,13 +166,13 @@ TEST_CASE("an exit watch without descriptors keeps trying and reports only the r
 TEST_CASE("an exit watch of a process already gone fires soon, and of a reused pid too") {
   boost::asio::io_context io;
   bool fired = false;
-  auto gone = ExitWatch::start(io, 0, 0, [&] { fired = true; });
+  auto gone = ExitWatch::start(io, 0, 0, [&](const ExitStatus&) { fired = true; });
   while (!fired) io.run_one();
   fired = false;
   io.restart();  // it stopped when it ran out of work
   const auto self = read_proc_stat(::getpid());
   REQUIRE(self);
-  auto reused = ExitWatch::start(io, ::getpid(), self->start_time + 1, [&] { fired = true; });
+  auto reused = ExitWatch::start(io, ::getpid(), self->start_time + 1, [&](const ExitStatus&) { fired = true; });
   while (!fired) io.run_one();
   CHECK(reused->pidfd() < 0);
 }

@@ -13,7 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "daemon/os/launcher.h"
-#include "daemon/os/pidfd_watch.h"
+#include "daemon/os/exit_watch.h"
 #include "protocol/error.h"
 #include "tests/unit/descriptor_pressure.h"
 #include "tests/unit/fake_launcher.h"
@@ -50,8 +50,7 @@ std::pair<ExitStatus, std::string> run(const std::vector<std::string>& argv, std
   REQUIRE(launched.pidfd >= 0);
   CHECK(launched.start_time > 0);
   ExitStatus status;
-  auto watch = std::make_shared<PidfdWatch>(io, launched.pidfd, true);
-  watch->async_wait([&](const ExitStatus& s) { status = s; });
+  auto watch = ExitWatch::child(io, launched.pidfd, [&](const ExitStatus& s) { status = s; });
   io.run();
   std::string out = read_file(path);
   ::unlink(path);
@@ -77,12 +76,12 @@ TEST_CASE("a command that is not there is refused before anything is spawned") {
 
 TEST_CASE("the real launcher reports exit codes and signals apart, from the pidfd") {
   auto [exited, out1] = run({"sh", "-c", "echo hi; exit 11"});
-  CHECK(exited.known);
-  CHECK(exited.code == 11);
-  CHECK(exited.signal == 0);
+  CHECK(exited.known());
+  CHECK(exited.exit_code == 11);
+  CHECK_FALSE(exited.signal);
   CHECK(out1 == "hi\n");
   auto [killed, out2] = run({"sh", "-c", "kill -SEGV $$"});
-  CHECK(killed.known);
+  CHECK(killed.known());
   CHECK(killed.signal == SIGSEGV);
 }
 
@@ -91,7 +90,7 @@ TEST_CASE("children get their own session, the given environment and default sig
   auto [status, out] = run({"sh", "-c", "echo FOO=$FOO; grep SigIgn /proc/self/status"},
                            {"PATH=/usr/bin:/bin", "FOO=bar"});
   std::signal(SIGPIPE, previous);
-  CHECK(status.code == 0);
+  CHECK(status.exit_code == 0);
   CHECK(out.find("FOO=bar\n") != std::string::npos);
   // sh itself ignores nothing, so no inherited SIGPIPE-ignore shows up.
   CHECK(out.find("SigIgn:\t0000000000000000") != std::string::npos);
@@ -121,7 +120,7 @@ TEST_CASE("a command starts with stdin, stdout and stderr only, whatever lpd lef
   ::close(pair[0]);
   ::close(pair[1]);
   ::close(file);
-  CHECK(status.code == 0);
+  CHECK(status.exit_code == 0);
   CHECK(out == "0\n1\n2\n3\n");  // 3: the directory ls itself lists
 }
 

@@ -23,18 +23,18 @@ TEST_CASE("a lease counts from the ensure and ends with the connection") {
   leases.settle(kDb, 2, 7, true);
   CHECK(leases.holders(kDb, 7) == 2);
   CHECK(leases.holds(kDb, 1));
-  CHECK(leases.drop_session(1) == std::vector<ProcessKey>{kDb});
+  CHECK(leases.peer_gone(1) == std::vector<ProcessKey>{kDb});
   CHECK(leases.holders(kDb, 7) == 1);
   CHECK(leases.release(kDb, 2));
   CHECK_FALSE(leases.release(kDb, 2));
   CHECK(leases.holders(kDb, 7) == 0);
-  CHECK(leases.drop_session(3).empty());
+  CHECK(leases.peer_gone(3).empty());
 }
 
 TEST_CASE("a connection gone before the helper was ready holds nothing") {
   Leases leases;
   leases.wait(kDb, 1);
-  leases.drop_session(1);
+  leases.peer_gone(1);
   leases.settle(kDb, 1, 7, true);
   CHECK(leases.holders(kDb, 7) == 0);
   CHECK_FALSE(leases.holds(kDb, 1));

@@ -56,8 +56,8 @@ TEST_CASE("the lifecycle table has one row per (state, event) and no row leaves 
 }
 
 TEST_CASE("state names round-trip") {
-  for (auto s : {ProcState::kStarting, ProcState::kReady, ProcState::kStopping, ProcState::kExited,
-                 ProcState::kKilled, ProcState::kLost})
+  for (auto s : {ProcessState::kStarting, ProcessState::kReady, ProcessState::kStopping, ProcessState::kExited,
+                 ProcessState::kKilled, ProcessState::kLost})
     CHECK(proc_state_from_string(to_string(s)) == s);
   CHECK_FALSE(proc_state_from_string("zombie"));
 }
@@ -67,17 +67,17 @@ TEST_CASE_METHOD(Fixture, "all waiters of one start share its readiness") {
   const auto gen = start("db");
   for (int i = 0; i < 4; ++i) registry.add_waiter(K("db"), answers.waiter());
   CHECK(registry.plan_ensure(K("db"), false) == EnsurePlan::kJoin);
-  const auto step = registry.fire(K("db"), gen, ProcEvent::kMatched);
+  const auto step = registry.fire(K("db"), gen, ProcessEvent::kMatched);
   REQUIRE(step);
-  CHECK(step->action == ProcAction::kAnswerReady);
+  CHECK(step->action == ProcessAction::kAnswerReady);
   CHECK(answers.ready == 4);
-  CHECK(registry.find(K("db"))->state == ProcState::kReady);
+  CHECK(registry.find(K("db"))->state == ProcessState::kReady);
   CHECK(registry.waiters(K("db")) == 0);
 }
 
 TEST_CASE_METHOD(Fixture, "a ready process is reused only while alive") {
   const auto gen = start("db");
-  registry.fire(K("db"), gen, ProcEvent::kMatched);
+  registry.fire(K("db"), gen, ProcessEvent::kMatched);
   CHECK(registry.plan_ensure(K("db"), false) == EnsurePlan::kReuse);
   CHECK(registry.plan_ensure(K("db"), true) == EnsurePlan::kStopThenStart);
   liveness = Liveness::kGone;
@@ -89,7 +89,7 @@ TEST_CASE_METHOD(Fixture, "a ready process is reused only while alive") {
 
 TEST_CASE_METHOD(Fixture, "a ready process lpd cannot look at (EMFILE) is reused, not started twice") {
   const auto gen = start("db");
-  registry.fire(K("db"), gen, ProcEvent::kMatched);
+  registry.fire(K("db"), gen, ProcessEvent::kMatched);
   liveness = Liveness::kUnknown;
   CHECK(registry.plan_ensure(K("db"), false) == EnsurePlan::kReuse);
   CHECK(registry.plan_ensure(K("db"), true) == EnsurePlan::kStopThenStart);
@@ -100,10 +100,10 @@ TEST_CASE_METHOD(Fixture, "an exit before the pattern fails the waiters at once"
   const auto gen = start("db");
   registry.add_waiter(K("db"), answers.waiter());
   const StartFailure why{ErrorCode::kUnavailable, "exited with exit code 3"};
-  const auto step = registry.fire(K("db"), gen, ProcEvent::kExited, &why);
+  const auto step = registry.fire(K("db"), gen, ProcessEvent::kExited, &why);
   REQUIRE(step);
-  CHECK(step->action == ProcAction::kFailStart);
-  CHECK(step->to == ProcState::kExited);
+  CHECK(step->action == ProcessAction::kFailStart);
+  CHECK(step->to == ProcessState::kExited);
   REQUIRE(answers.failures.size() == 1);
   CHECK(answers.failures[0] == "exited with exit code 3");
   CHECK(registry.plan_ensure(K("db"), false) == EnsurePlan::kStart);
@@ -113,51 +113,51 @@ TEST_CASE_METHOD(Fixture, "a timeout kills unless kept, and a kill ends as kille
   Answers answers;
   auto gen = start("db");
   registry.add_waiter(K("db"), answers.waiter());
-  auto step = registry.fire(K("db"), gen, ProcEvent::kTimedOut);
+  auto step = registry.fire(K("db"), gen, ProcessEvent::kTimedOut);
   REQUIRE(step);
-  CHECK(step->action == ProcAction::kFailStartAndKill);
-  CHECK(registry.find(K("db"))->state == ProcState::kStopping);
+  CHECK(step->action == ProcessAction::kFailStartAndKill);
+  CHECK(registry.find(K("db"))->state == ProcessState::kStopping);
   CHECK(answers.failures.size() == 1);
   CHECK(registry.plan_ensure(K("db"), false) == EnsurePlan::kStopThenStart);
-  step = registry.fire(K("db"), gen, ProcEvent::kExited);
+  step = registry.fire(K("db"), gen, ProcessEvent::kExited);
   REQUIRE(step);
-  CHECK(step->to == ProcState::kKilled);
+  CHECK(step->to == ProcessState::kKilled);
 
   gen = start("db");
-  step = registry.fire(K("db"), gen, ProcEvent::kTimedOutKept);
+  step = registry.fire(K("db"), gen, ProcessEvent::kTimedOutKept);
   REQUIRE(step);
-  CHECK(step->to == ProcState::kStarting);
-  CHECK(step->action == ProcAction::kFailStart);
+  CHECK(step->to == ProcessState::kStarting);
+  CHECK(step->action == ProcessAction::kFailStart);
   // It may still become ready later.
-  CHECK(registry.fire(K("db"), gen, ProcEvent::kMatched));
-  CHECK(registry.find(K("db"))->state == ProcState::kReady);
+  CHECK(registry.fire(K("db"), gen, ProcessEvent::kMatched));
+  CHECK(registry.find(K("db"))->state == ProcessState::kReady);
 }
 
 TEST_CASE_METHOD(Fixture, "events the table does not list, and stale generations, are ignored") {
   const auto old_gen = start("db");
-  registry.fire(K("db"), old_gen, ProcEvent::kMatched);
-  CHECK_FALSE(registry.fire(K("db"), old_gen, ProcEvent::kMatched));   // a second match
-  CHECK_FALSE(registry.fire(K("db"), old_gen, ProcEvent::kTimedOut));  // a timer that lost the race
-  registry.fire(K("db"), old_gen, ProcEvent::kExited);
+  registry.fire(K("db"), old_gen, ProcessEvent::kMatched);
+  CHECK_FALSE(registry.fire(K("db"), old_gen, ProcessEvent::kMatched));   // a second match
+  CHECK_FALSE(registry.fire(K("db"), old_gen, ProcessEvent::kTimedOut));  // a timer that lost the race
+  registry.fire(K("db"), old_gen, ProcessEvent::kExited);
   const auto new_gen = start("db");
   CHECK(new_gen != old_gen);
-  CHECK_FALSE(registry.fire(K("db"), old_gen, ProcEvent::kExited));  // the old incarnation's watch
-  CHECK(registry.find(K("db"))->state == ProcState::kStarting);
+  CHECK_FALSE(registry.fire(K("db"), old_gen, ProcessEvent::kExited));  // the old incarnation's watch
+  CHECK(registry.find(K("db"))->state == ProcessState::kStarting);
 }
 
 TEST_CASE_METHOD(Fixture, "waiters queued while stopping survive into the next start") {
   Answers answers;
   auto gen = start("db");
-  registry.fire(K("db"), gen, ProcEvent::kMatched);
-  CHECK(registry.fire(K("db"), gen, ProcEvent::kKillRequested)->action == ProcAction::kKill);
-  CHECK(registry.fire(K("db"), gen, ProcEvent::kKillRequested)->action == ProcAction::kNone);
+  registry.fire(K("db"), gen, ProcessEvent::kMatched);
+  CHECK(registry.fire(K("db"), gen, ProcessEvent::kKillRequested)->action == ProcessAction::kKill);
+  CHECK(registry.fire(K("db"), gen, ProcessEvent::kKillRequested)->action == ProcessAction::kNone);
   registry.add_waiter(K("db"), answers.waiter());
-  registry.fire(K("db"), gen, ProcEvent::kExited);
+  registry.fire(K("db"), gen, ProcessEvent::kExited);
   CHECK(answers.failures.empty());
   CHECK(answers.ready == 0);
   gen = start("db");
   CHECK(registry.waiters(K("db")) == 1);
-  registry.fire(K("db"), gen, ProcEvent::kMatched);
+  registry.fire(K("db"), gen, ProcessEvent::kMatched);
   CHECK(answers.ready == 1);
 }
 
@@ -166,9 +166,9 @@ TEST_CASE_METHOD(Fixture, "a kill while starting fails the waiters") {
   const auto gen = start("db");
   registry.add_waiter(K("db"), answers.waiter());
   const StartFailure why{ErrorCode::kConflict, "killed while starting"};
-  const auto step = registry.fire(K("db"), gen, ProcEvent::kKillRequested, &why);
+  const auto step = registry.fire(K("db"), gen, ProcessEvent::kKillRequested, &why);
   REQUIRE(step);
-  CHECK(step->action == ProcAction::kFailStartAndKill);
+  CHECK(step->action == ProcessAction::kFailStartAndKill);
   CHECK(answers.failures == std::vector<std::string>{"killed while starting"});
 }
 

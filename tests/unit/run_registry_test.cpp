@@ -26,9 +26,9 @@ TEST_CASE("a controller starts a run; workers join it; only the controller's dep
   runs.join(join_as(run.run_id, "gw0", 2), "unused", 11);
   runs.join(join_as(run.run_id, "gw1", 3), "unused", 11);
   CHECK(runs.find(run.run_id)->workers.size() == 3);
-  CHECK(runs.session_closed(2, 12).empty());
+  CHECK(runs.peer_gone(2, 12).empty());
   CHECK(runs.find(run.run_id)->active);
-  auto ended = runs.session_closed(1, 13);
+  auto ended = runs.peer_gone(1, 13);
   REQUIRE(ended.size() == 1);
   CHECK_FALSE(ended[0]->active);
   CHECK(ended[0]->ended_at == 13);
@@ -73,7 +73,7 @@ TEST_CASE("a restored run is rejoined by its reconnecting controller") {
   CHECK(runs.find("r1")->workers["controller"].session_id == 0);  // no connection yet
   runs.join(join_as("r1", "", 9), "x", 2);
   CHECK(runs.find("r1")->workers["controller"].session_id == 9);
-  CHECK(runs.session_closed(9, 3).size() == 1);
+  CHECK(runs.peer_gone(9, 3).size() == 1);
 }
 
 TEST_CASE("run ids are safe directory names") {

@@ -88,14 +88,13 @@ bool exited(int pidfd) {
 
 }  // namespace
 
-TEST_CASE("a PidfdWatch does not take a queued event of a destroyed descriptor for its child's exit") {
+TEST_CASE("a child's ExitWatch does not take a queued event of a destroyed descriptor for its exit") {
   const pid_t child = start_sleeper();
   QueuedEventOfADestroyedDescriptor loop;
-  std::shared_ptr<PidfdWatch> watch;
+  std::shared_ptr<ExitWatch> watch;
   std::optional<ExitStatus> seen;
   loop.run([&] {
-    watch = std::make_shared<PidfdWatch>(loop.io, open_process_fd(child), /*own_child=*/true);
-    watch->async_wait([&](const ExitStatus& status) { seen = status; });
+    watch = ExitWatch::child(loop.io, open_process_fd(child), [&](const ExitStatus& status) { seen = status; });
   });
   CHECK_FALSE(exited(watch->pidfd()));
   CHECK_FALSE(seen.has_value());
@@ -103,18 +102,17 @@ TEST_CASE("a PidfdWatch does not take a queued event of a destroyed descriptor f
   // Its real end still comes, reaped, with its real status.
   ::kill(child, SIGKILL);
   while (!seen) loop.io.run_one();
-  CHECK(seen->known);
+  CHECK(seen->known());
   CHECK(seen->signal == SIGKILL);
 }
 
-TEST_CASE("a PidfdWatch of a process lpd did not start ignores the queued event of a destroyed descriptor too") {
+TEST_CASE("an adopted ExitWatch (a process lpd did not start) ignores the queued event of a destroyed descriptor too") {
   const pid_t child = start_sleeper();
   QueuedEventOfADestroyedDescriptor loop;
-  std::shared_ptr<PidfdWatch> watch;
+  std::shared_ptr<ExitWatch> watch;
   bool fired = false;
   loop.run([&] {
-    watch = std::make_shared<PidfdWatch>(loop.io, open_process_fd(child), /*own_child=*/false);
-    watch->async_wait([&](const ExitStatus&) { fired = true; });
+    watch = ExitWatch::adopt(loop.io, open_process_fd(child), [&](const ExitStatus&) { fired = true; });
   });
   CHECK_FALSE(fired);
   ::kill(child, SIGKILL);
@@ -128,7 +126,7 @@ TEST_CASE("an ExitWatch does not take a queued event of a destroyed descriptor f
   QueuedEventOfADestroyedDescriptor loop;
   std::shared_ptr<ExitWatch> watch;
   bool fired = false;
-  loop.run([&] { watch = ExitWatch::start(loop.io, child, [&] { fired = true; }); });
+  loop.run([&] { watch = ExitWatch::start(loop.io, child, [&](const ExitStatus&) { fired = true; }); });
   CHECK_FALSE(fired);
   ::kill(child, SIGKILL);
   while (!fired) loop.io.run_one();

@@ -20,7 +20,7 @@ namespace {
 struct Row {
   const char* what;
   std::function<void(WorkerActivity&)> told;
-  ProcessEnd end;
+  ExitStatus end;
   struct Expected {
     std::string where;
     std::string nodeid;
@@ -45,64 +45,64 @@ void ran_a(WorkerActivity& a) {
 TEST_CASE("crash attribution: a death is pinned on the running test, its phase, or the session", "[crash]") {
   const std::vector<Row> rows = {
       {"a clean session end is no crash, whatever the code",
-       [](WorkerActivity& a) { ran_a(a); a.clean_end(); }, ProcessEnd{std::nullopt, 0}, std::nullopt},
+       [](WorkerActivity& a) { ran_a(a); a.clean_end(); }, ExitStatus{std::nullopt, 0}, std::nullopt},
       {"a clean end with a failing code (pytest's 1) is pytest's verdict, not a crash",
-       [](WorkerActivity& a) { ran_a(a); a.clean_end(); }, ProcessEnd{std::nullopt, 1}, std::nullopt},
+       [](WorkerActivity& a) { ran_a(a); a.clean_end(); }, ExitStatus{std::nullopt, 1}, std::nullopt},
       {"a clean end then a signal (an atexit handler crashed): a crash at exit",
-       [](WorkerActivity& a) { ran_a(a); a.clean_end(); }, ProcessEnd{SIGSEGV, std::nullopt},
+       [](WorkerActivity& a) { ran_a(a); a.clean_end(); }, ExitStatus{SIGSEGV, std::nullopt},
        Row::Expected{"session", "", "exit", SIGSEGV, std::nullopt, "killed by SIGSEGV outside any test (exit)"}},
       {"a signal during a test's setup (test.start precedes the fixtures)",
-       [](WorkerActivity& a) { a.test_started("t.py::test_b", kStart); }, ProcessEnd{SIGSEGV, std::nullopt},
+       [](WorkerActivity& a) { a.test_started("t.py::test_b", kStart); }, ExitStatus{SIGSEGV, std::nullopt},
        Row::Expected{"test", "t.py::test_b", "setup", SIGSEGV, std::nullopt,
                      "killed by SIGSEGV while running t.py::test_b (setup)"}},
       {"test.phase moves the test on to its call",
        [](WorkerActivity& a) { a.test_started("t.py::test_b", kStart); a.phase("call"); },
-       ProcessEnd{SIGABRT, std::nullopt},
+       ExitStatus{SIGABRT, std::nullopt},
        Row::Expected{"test", "t.py::test_b", "call", SIGABRT, std::nullopt,
                      "killed by SIGABRT while running t.py::test_b (call)"}},
       {"a native shim's test starts in its call (its API has no phases)",
        [](WorkerActivity& a) { a.test_started("Suite.Case", kStart, std::nullopt, "call"); },
-       ProcessEnd{SIGSEGV, std::nullopt},
+       ExitStatus{SIGSEGV, std::nullopt},
        Row::Expected{"test", "Suite.Case", "call", SIGSEGV, std::nullopt,
                      "killed by SIGSEGV while running Suite.Case (call)"}},
       {"an exit mid-test without a clean end (os._exit, sys.exit in a fixture) is a crash with its code",
        [](WorkerActivity& a) { a.test_started("t.py::test_b", kStart); a.phase("teardown"); },
-       ProcessEnd{std::nullopt, 3},
+       ExitStatus{std::nullopt, 3},
        Row::Expected{"test", "t.py::test_b", "teardown", std::nullopt, 3,
                      "exited with code 3 without finishing its session while running t.py::test_b (teardown)"}},
       {"no status at all (an unsupervised process's connection closed mid-test)",
-       [](WorkerActivity& a) { a.test_started("t.py::test_b", kStart); }, ProcessEnd{},
+       [](WorkerActivity& a) { a.test_started("t.py::test_b", kStart); }, ExitStatus{},
        Row::Expected{"test", "t.py::test_b", "setup", std::nullopt, std::nullopt,
                      "connection closed without a clean session end while running t.py::test_b (setup)"}},
       {"before any test: a crash during collection",
-       [](WorkerActivity&) {}, ProcessEnd{SIGSEGV, std::nullopt},
+       [](WorkerActivity&) {}, ExitStatus{SIGSEGV, std::nullopt},
        Row::Expected{"collection", "", "collection", SIGSEGV, std::nullopt, "killed by SIGSEGV during collection"}},
       {"between tests, after the last finished: sessionfinish",
-       [](WorkerActivity& a) { ran_a(a); }, ProcessEnd{SIGKILL, std::nullopt},
+       [](WorkerActivity& a) { ran_a(a); }, ExitStatus{SIGKILL, std::nullopt},
        Row::Expected{"session", "", "sessionfinish", SIGKILL, std::nullopt,
                      "killed by SIGKILL outside any test (sessionfinish)"}},
       {"the session phase the shim named wins over the guess",
        [](WorkerActivity& a) { ran_a(a); a.session_phase("sessionfinish"); a.session_phase("exit"); },
-       ProcessEnd{SIGBUS, std::nullopt},
+       ExitStatus{SIGBUS, std::nullopt},
        Row::Expected{"session", "", "exit", SIGBUS, std::nullopt, "killed by SIGBUS outside any test (exit)"}},
       {"a test.start ends the collection phase: the death is the test's",
        [](WorkerActivity& a) { a.session_phase("collection"); a.test_started("t.py::test_c", kStart); },
-       ProcessEnd{SIGSEGV, std::nullopt},
+       ExitStatus{SIGSEGV, std::nullopt},
        Row::Expected{"test", "t.py::test_c", "setup", SIGSEGV, std::nullopt,
                      "killed by SIGSEGV while running t.py::test_c (setup)"}},
       {"a finish naming another test (a lost message) still ends the running one",
        [](WorkerActivity& a) { a.test_started("t.py::test_c", kStart); a.test_finished("t.py::other"); },
-       ProcessEnd{SIGSEGV, std::nullopt},
+       ExitStatus{SIGSEGV, std::nullopt},
        Row::Expected{"session", "", "sessionfinish", SIGSEGV, std::nullopt,
                      "killed by SIGSEGV outside any test (sessionfinish)"}},
       {"a native crash notice names the signal the exit status lacks (the handler _exit()ed)",
        [](WorkerActivity& a) { a.test_started("Suite.Case", kStart, std::nullopt, "call"); a.crash_notice(SIGFPE); },
-       ProcessEnd{std::nullopt, 1},
+       ExitStatus{std::nullopt, 1},
        Row::Expected{"test", "Suite.Case", "call", SIGFPE, std::nullopt,
                      "killed by SIGFPE while running Suite.Case (call)"}},
       {"the wait status's signal wins over a notice",
        [](WorkerActivity& a) { a.test_started("Suite.Case", kStart); a.crash_notice(SIGFPE); },
-       ProcessEnd{SIGKILL, std::nullopt},
+       ExitStatus{SIGKILL, std::nullopt},
        Row::Expected{"test", "Suite.Case", "setup", SIGKILL, std::nullopt,
                      "killed by SIGKILL while running Suite.Case (setup)"}},
       {"faulthandler's first line names the signal when nothing else does",
@@ -110,7 +110,7 @@ TEST_CASE("crash attribution: a death is pinned on the running test, its phase, 
          a.test_started("t.py::test_d", kStart);
          a.add_traceback("Fatal Python error: Aborted\n\nCurrent thread ...\n");
        },
-       ProcessEnd{std::nullopt, 1},
+       ExitStatus{std::nullopt, 1},
        Row::Expected{"test", "t.py::test_d", "setup", SIGABRT, std::nullopt,
                      "killed by SIGABRT while running t.py::test_d (setup)"}},
       {"a notice wins over the traceback's words",
@@ -119,15 +119,15 @@ TEST_CASE("crash attribution: a death is pinned on the running test, its phase, 
          a.add_traceback("Fatal Python error: Aborted\n");
          a.crash_notice(SIGSEGV);
        },
-       ProcessEnd{}, Row::Expected{"test", "t.py::test_d", "setup", SIGSEGV, std::nullopt,
+       ExitStatus{}, Row::Expected{"test", "t.py::test_d", "setup", SIGSEGV, std::nullopt,
                                    "killed by SIGSEGV while running t.py::test_d (setup)"}},
       {"a fatal traceback after a clean session end is still a crash",
        [](WorkerActivity& a) { ran_a(a); a.clean_end(); a.add_traceback("Fatal Python error: Segmentation fault\n"); },
-       ProcessEnd{std::nullopt, 0},
+       ExitStatus{std::nullopt, 0},
        Row::Expected{"session", "", "exit", SIGSEGV, std::nullopt, "killed by SIGSEGV outside any test (exit)"}},
       {"a traceback that names no fatal signal does not make a clean end a crash",
        [](WorkerActivity& a) { ran_a(a); a.clean_end(); a.add_traceback("Timeout (0:00:05)!\nThread 0x1\n"); },
-       ProcessEnd{std::nullopt, 0}, std::nullopt},
+       ExitStatus{std::nullopt, 0}, std::nullopt},
   };
   for (const auto& row : rows) {
     INFO(row.what);
@@ -161,7 +161,7 @@ TEST_CASE("crash attribution keeps the traceback, bounded, from before the proce
   a.test_started("t.py::test_e", kStart);
   a.add_traceback("Fatal Python error: Segmentation fault\n\n");
   a.add_traceback("  File \"t.py\", line 3 in test_e\n");
-  auto crash = a.crash_on(ProcessEnd{SIGSEGV, std::nullopt}, kEnd);
+  auto crash = a.crash_on(ExitStatus{SIGSEGV, std::nullopt}, kEnd);
   REQUIRE(crash);
   CHECK(crash->traceback == "Fatal Python error: Segmentation fault\n\n  File \"t.py\", line 3 in test_e\n");
 
@@ -170,7 +170,7 @@ TEST_CASE("crash attribution keeps the traceback, bounded, from before the proce
   flood.add_traceback(std::string(WorkerActivity::kMaxTraceback - 3, 'x'));
   flood.add_traceback("abcdef");
   flood.add_traceback("more");
-  crash = flood.crash_on(ProcessEnd{SIGSEGV, std::nullopt}, kEnd);
+  crash = flood.crash_on(ExitStatus{SIGSEGV, std::nullopt}, kEnd);
   REQUIRE(crash);
   CHECK(crash->traceback.size() == WorkerActivity::kMaxTraceback);
   CHECK(crash->traceback.substr(crash->traceback.size() - 3) == "abc");

@@ -1,4 +1,4 @@
-// lpd dashboard (issue 16): plain JavaScript modules, no framework, no
+// lpd dashboard: plain JavaScript modules, no framework, no
 // network but lpd. This one signs in, keeps the WebSocket, and loads the
 // state; lpd_api.js talks to lpd, model.js holds what the page knows,
 // view.js draws it.

@@ -1,4 +1,4 @@
-// The dashboard's static files, built into lpd (issue 16): what GET / serves.
+// The dashboard's static files, built into lpd: what GET / serves.
 #pragma once
 
 #include <optional>
