@@ -4,13 +4,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/core/backoff.h"
+
 namespace lpd::daemon {
 
 std::chrono::milliseconds crash_retry_delay(unsigned failures) {
-  constexpr std::chrono::milliseconds kFirst{1000};
-  constexpr std::chrono::milliseconds kMost{30000};
-  const unsigned doublings = std::min(failures == 0 ? 0u : failures - 1, 5u);
-  return std::min(kFirst * (1u << doublings), kMost);
+  return doubling_delay(failures, std::chrono::milliseconds(1000), std::chrono::milliseconds(30000));
 }
 
 CrashRetry::CrashRetry(boost::asio::io_context& io, CrashStore& crashes) : crashes_(crashes), timer_(io) {

@@ -9,15 +9,13 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "daemon/core/backoff.h"
 #include "daemon/os/pidfd_watch.h"
 
 namespace lpd::daemon {
 
 std::chrono::milliseconds watch_retry_delay(unsigned failures) {
-  constexpr std::chrono::milliseconds kFirst{50};
-  constexpr std::chrono::milliseconds kMost{2000};
-  const unsigned doublings = std::min(failures == 0 ? 0u : failures - 1, 6u);
-  return std::min(kFirst * (1u << doublings), kMost);
+  return doubling_delay(failures, std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
 }
 
 ExitWatch::ExitWatch(boost::asio::io_context& io, pid_t pid, std::uint64_t start_time, bool own_child,
