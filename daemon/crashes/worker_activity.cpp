@@ -63,8 +63,11 @@ std::optional<Crash> WorkerActivity::crash_on(const ExitStatus& end, double now)
     crash.phase = current_phase();
     crash.duration = now - started_at_;
   } else {
-    crash.where = any_test_ ? "session" : "collection";
+    // "collection" only when the death came while collecting: a session
+    // that ran no test but got past collection (sessionstart, or a clean
+    // end and a crash at exit) died in the session, not "during collection".
     crash.phase = outside_phase();
+    crash.where = crash.phase == "collection" ? "collection" : "session";
   }
   if (signal) {
     crash.reason = "killed by " + signal_name(*signal);
