@@ -3,6 +3,7 @@
 #include "daemon/core/event_bus.h"
 #include "daemon/core/peer.h"
 #include "protocol/error.h"
+#include "tests/unit/code_of.h"
 
 using namespace lpd::daemon;
 
@@ -84,15 +85,6 @@ TEST_CASE("subscribers are called in subscription order, each once") {
 
 namespace {
 
-lpd::protocol::ErrorCode code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const lpd::protocol::Error& e) {
-    return e.code();
-  }
-  FAIL("no error thrown");
-  return lpd::protocol::ErrorCode::kInternal;
-}
 
 }  // namespace
 

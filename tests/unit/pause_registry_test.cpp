@@ -2,6 +2,7 @@
 
 #include "daemon/pauses/pause_registry.h"
 #include "protocol/error.h"
+#include "tests/unit/code_of.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::Error;
@@ -20,15 +21,6 @@ Pause make_pause(std::string id, PauseKind kind, double created_at = 100) {
   return p;
 }
 
-ErrorCode code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  FAIL("expected an error");
-  return ErrorCode::kInternal;
-}
 
 ResumeRequest with_result(std::optional<bool> result, std::optional<std::string> reason = std::nullopt) {
   ResumeRequest r;

@@ -17,6 +17,7 @@
 #include "daemon/pauses/pause_service.h"
 #include "daemon/runs/run_registry.h"
 #include "protocol/error.h"
+#include "tests/unit/code_of.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::Error;
@@ -85,15 +86,6 @@ struct PauseFixture {
   }
 };
 
-ErrorCode code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  FAIL("expected an error");
-  return ErrorCode::kInternal;
-}
 
 PauseRequest request_in(std::string run_id, std::string pause_id = "p1", std::string kind = "failure") {
   PauseRequest r;

@@ -7,6 +7,7 @@
 
 #include "daemon/processes/process_registry.h"
 #include "tests/unit/started_helpers.h"
+#include "tests/unit/code_of.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::ErrorCode;
@@ -184,15 +185,6 @@ struct Scoped : StartedHelpers {
   }
 };
 
-ErrorCode code_of(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const lpd::protocol::Error& e) {
-    return e.code();
-  }
-  FAIL("no error");
-  return ErrorCode::kInternal;
-}
 
 }  // namespace
 

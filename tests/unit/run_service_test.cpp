@@ -18,6 +18,7 @@
 #include "daemon/runs/run_service.h"
 #include "daemon/runs/run_watcher.h"
 #include "protocol/error.h"
+#include "tests/unit/code_of.h"
 
 using namespace lpd::daemon;
 using lpd::protocol::Error;
@@ -88,15 +89,6 @@ struct RunFixture {
   }
 };
 
-ErrorCode code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  FAIL("expected an error");
-  return ErrorCode::kInternal;
-}
 
 const RunView kWhole = [](const Run&, json record) { return record; };
 
