@@ -20,7 +20,6 @@
 #include "tests/unit/code_of.h"
 
 using namespace lpd::daemon;
-using lpd::protocol::Error;
 using lpd::protocol::ErrorCode;
 using nlohmann::json;
 
