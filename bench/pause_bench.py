@@ -22,18 +22,21 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+# The markers go to stderr: stdout is pytest's terminal, where lpd_pytest
+# announces each pause and resume from a thread of its own, and a print to
+# it is not one write, so an announcement can land inside a marker line.
 TEST_SOURCE = """
 import sys, time
 from lpd_pytest import checkpoint
 
 def test_loop():
     count = int(sys.argv_count)
-    print("READY", flush=True)                        # the run is registered by now
+    print("READY", file=sys.stderr, flush=True)                        # the run is registered by now
     for i in range(count):
         sys.__stdin__.readline()                      # the bench says go
-        print("CALL", time.monotonic_ns(), flush=True)
+        print("CALL", time.monotonic_ns(), file=sys.stderr, flush=True)
         checkpoint(task=f"step {i}", timeout=60)
-        print("CONT", time.monotonic_ns(), flush=True)
+        print("CONT", time.monotonic_ns(), file=sys.stderr, flush=True)
 """
 
 
@@ -61,12 +64,13 @@ def main():
     with open(os.path.join(root, "test_bench.py"), "w") as f:
         f.write(TEST_SOURCE)
     test = subprocess.Popen(["/usr/bin/python3", "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "test_bench.py"],
-                            cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+                            cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
     resume_ms, watch_ms = [], []
     try:
-        line = test.stdout.readline()
+        line = test.stderr.readline()
         while line and not line.startswith("READY"):
-            line = test.stdout.readline()
+            line = test.stderr.readline()
         for _ in range(args.count):
             watch = subprocess.Popen([lpctl_bin, "--socket", sock, "watch", "--run-id", "bench-run"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
@@ -77,18 +81,18 @@ def main():
             printed = time.monotonic_ns()
             pause_id = first.split()[1]
             watch.communicate()
-            line = test.stdout.readline()
+            line = test.stderr.readline()
             while not line.startswith("CALL"):
-                line = test.stdout.readline()
+                line = test.stderr.readline()
             called = int(line.split()[1])
             watch_ms.append((printed - called) / 1e6)
 
             started = time.monotonic_ns()
             subprocess.run([lpctl_bin, "--socket", sock, "resume", pause_id, "--result", "true"], check=True,
                            stdout=subprocess.DEVNULL)
-            line = test.stdout.readline()
+            line = test.stderr.readline()
             while not line.startswith("CONT"):
-                line = test.stdout.readline()
+                line = test.stderr.readline()
             resume_ms.append((int(line.split()[1]) - started) / 1e6)
         test.stdin.close()
         test.wait(timeout=60)
