@@ -11,6 +11,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <poll.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -31,6 +32,7 @@ typedef struct {
   uint64_t window_ns;
   uint64_t last_wake_ns;
   uint64_t read_by_margin_ns; /* 0: lpd's read-by word is not used (see set_read_by_margin) */
+  int reader_fd;              /* the connection of the lpd that writes the read-by word; -1: none */
   int phase_mark;          /* lpd reads phases from the header (ring.attach said "phase_mark") */
   int start_in_ring;       /* the running test's test.start went into the ring... */
   uint64_t start_position; /* ...beginning at this position */
@@ -59,6 +61,7 @@ static int Writer_init(Writer* self, PyObject* args, PyObject* kwargs) {
   self->window_ns = 0;
   self->last_wake_ns = 0;
   self->read_by_margin_ns = 0;
+  self->reader_fd = -1;
   self->phase_mark = 0;
   self->start_in_ring = 0;
   self->start_position = 0;
@@ -83,6 +86,20 @@ static void copy_in(Writer* self, uint64_t position, const char* bytes, size_t n
  * written, lpd's window has passed since the last wake-up and lpd promised
  * no read after now (the caller sends a wake-up), 0 when it was written and
  * no wake-up is due. */
+
+/* Whether the lpd that promised a read still holds its end of reader_fd.
+ * A killed lpd's promise outlives it in the header; trusted, the shim would
+ * not wake anyone, so it would not notice lpd is gone and would not hand
+ * the ring to the next lpd: a crash then would lose what the ring holds,
+ * however long ago lpd died. Asked for every record that would rely on a
+ * promise: one poll() with no wait (a fraction of a microsecond), much
+ * cheaper than the wake-up it saves lpd and the shim. */
+static int reader_alive(const Writer* self) {
+  if (self->reader_fd < 0) return 0;
+  struct pollfd p = {.fd = self->reader_fd, .events = POLLRDHUP, .revents = 0};
+  return poll(&p, 1, 0) >= 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) == 0;
+}
+
 static int append(Writer* self, const char* a, size_t an, const char* b, size_t bn, const char* c, size_t cn) {
   const size_t length = an + bn + cn;
   if (self->view.buf == NULL || length == 0 || length > kMaxRecordBytes) return -1;
@@ -107,9 +124,10 @@ static int append(Writer* self, const char* a, size_t an, const char* b, size_t 
   if (now - self->last_wake_ns < self->window_ns) return 0;
   if (self->read_by_margin_ns != 0) {
     /* lpd starts another read at or after this time (its clock, which is
-     * ours within the margin): it will find the record without a wake-up. */
+     * ours within the margin): it will find the record without a wake-up,
+     * if that lpd still lives. */
     const uint64_t read_by = __atomic_load_n((uint64_t*)(header + kReadByOffset), __ATOMIC_ACQUIRE);
-    if (now + self->read_by_margin_ns < read_by) return 0;
+    if (now + self->read_by_margin_ns < read_by && reader_alive(self)) return 0;
   }
   self->last_wake_ns = now;
   return 1;
@@ -222,6 +240,16 @@ static PyObject* Writer_set_read_by_margin(Writer* self, PyObject* ns) {
   Py_RETURN_NONE;
 }
 
+/* set_reader(fd): the socket of the connection the ring is attached to,
+ * whose lpd writes the read-by word; -1 when there is none (lpd away): then
+ * no promise is trusted. The caller keeps `fd` open while it is set. */
+static PyObject* Writer_set_reader(Writer* self, PyObject* fd) {
+  const long value = PyLong_AsLong(fd);
+  if (value == -1 && PyErr_Occurred()) return NULL;
+  self->reader_fd = value < 0 || value > INT32_MAX ? -1 : (int)value;
+  Py_RETURN_NONE;
+}
+
 /* set_phase_mark(on): whether lpd reads a test's phases from the header's
  * phase mark (ring.attach's "phase_mark") instead of test.phase records. */
 static PyObject* Writer_set_phase_mark(Writer* self, PyObject* on) {
@@ -251,6 +279,8 @@ static PyMethodDef Writer_methods[] = {
     {"set_window", (PyCFunction)Writer_set_window, METH_O, "set_window(seconds): lpd's window; next record wakes"},
     {"set_read_by_margin", (PyCFunction)Writer_set_read_by_margin, METH_O,
      "set_read_by_margin(ns): skip wake-ups while lpd's read-by word is ns past our clock; 0: never"},
+    {"set_reader", (PyCFunction)Writer_set_reader, METH_O,
+     "set_reader(fd): the attached connection's socket, whose lpd's read-by word is trusted while it is open; -1: none"},
     {"set_phase_mark", (PyCFunction)Writer_set_phase_mark, METH_O,
      "set_phase_mark(on): say test phases in the header's phase mark, not in records"},
     {"close", (PyCFunction)Writer_close, METH_NOARGS, "release the ring's memory"},

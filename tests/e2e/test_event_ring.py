@@ -447,28 +447,46 @@ def test_while_records_come_lpd_reads_on_its_promise_without_wake_ups(ring_peer)
 
 def test_the_c_writer_wakes_lpd_only_when_no_read_is_promised():
     """The C writer's decision (what the shim sends a wake-up on): a record
-    written while the read-by word is more than the margin ahead needs none;
+    written while the read-by word is more than the margin ahead needs none,
+    as long as the lpd that promised it holds its end of the connection;
     one written after it does, once per window; margin 0 is the old rule."""
     ring = EventRing(4096)
     if ring.fast is None:
         ring.close()
         pytest.skip("the C writer _lpd_ring was not built")
+    shim_end, lpd_end = socket.socketpair()
     try:
         words = ring.positions
         ring.set_window(WINDOW_S)
         ring.fast.set_read_by_margin(1_000_000)
+        ring.set_reader(shim_end.fileno())
         words[READ_BY_OFFSET // 8] = time.monotonic_ns() + 10 * 1_000_000_000
         assert ring.write(start_line("t.py::promised")) == 0
         words[READ_BY_OFFSET // 8] = 0
         assert ring.write(start_line("t.py::lapsed")) == 1
         assert ring.write(start_line("t.py::same_window")) == 0
+        # The lpd that promised is gone (killed: the kernel closed its end):
+        # its promise is not trusted, so the shim wakes, finds it gone and
+        # hands the ring to the next lpd.
+        ring.set_window(WINDOW_S)
+        words[READ_BY_OFFSET // 8] = time.monotonic_ns() + 10 * 1_000_000_000
+        assert ring.write(start_line("t.py::still_promised")) == 0
+        lpd_end.close()
+        assert ring.write(start_line("t.py::promised_by_the_dead")) == 1
+        # Attached to no connection (lpd away): no promise is trusted either.
+        ring.set_window(WINDOW_S)
+        ring.set_reader(-1)
+        assert ring.write(start_line("t.py::no_reader")) == 1
         # Without the word (margin 0, an older lpd): the window alone decides.
         ring.set_window(WINDOW_S)  # forgets the last wake-up
         ring.fast.set_read_by_margin(0)
+        ring.set_reader(shim_end.fileno())
         words[READ_BY_OFFSET // 8] = time.monotonic_ns() + 10 * 1_000_000_000
         assert ring.write(start_line("t.py::old_rule")) == 1
     finally:
         ring.close()
+        shim_end.close()
+        lpd_end.close()
 
 
 def test_a_request_in_the_ring_gets_an_error_on_the_socket(ring_peer):

@@ -602,6 +602,7 @@ class ScriptedShim:
     def __init__(self):
         self.conn = None
         self.joined = []
+        self.dropping = []
         self.reachable = False
         self.conns = []
         self.socket_path = "fake"
@@ -619,7 +620,13 @@ class ScriptedShim:
     def when_joined(self, listener):
         self.joined.append(listener)
 
+    def when_dropping(self, listener):
+        self.dropping.append(listener)
+
     def drop(self):
+        if self.conn is not None:
+            for listener in self.dropping:
+                listener(self.conn)
         self.conn = None
 
 

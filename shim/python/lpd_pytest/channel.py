@@ -92,6 +92,7 @@ class Channel:
         self._update_fast()
         if link is not None:
             link.when_joined(self.connected)
+            link.when_dropping(self._closing)
             if link.conn is not None:  # joined before this channel existed
                 self.connected(link.conn)
 
@@ -109,7 +110,7 @@ class Channel:
         """A new connection that did run.register (ours or the pause path's):
         hands it the ring, then replays what is queued."""
         self.conn = conn
-        self.ring_conn = None
+        self._detach_ring()
         try:
             self._set_up(conn)
         except LpdUnavailable:
@@ -129,6 +130,7 @@ class Channel:
         except (LpdError, OSError):
             return False  # an older lpd, or none free for it now: the socket
         self.ring_conn = conn
+        self.ring.set_reader(conn.fileno())
         self.ring.set_window(result.get("window_ms", 10) / 1000.0)
         self.ring.set_phase_mark(result.get("phase_mark", False))  # an older lpd reads test.phase records only
         # An older lpd keeps no read-by word: then a wake-up once per window.
@@ -158,10 +160,22 @@ class Channel:
             self.link.drop()
         if conn is self.conn:
             self.conn = None
-            self.ring_conn = None
+            self._detach_ring()
             if self.on_lost is not None:
                 self.on_lost()
         self._update_fast()
+
+    def _detach_ring(self):
+        """The ring is attached to no connection (lpd away, or a new one
+        not yet set up): no read lpd promised is trusted."""
+        self.ring_conn = None
+        if self.ring is not None:
+            self.ring.set_reader(-1)
+
+    def _closing(self, conn):
+        """The link closes `conn`: the C writer lets go of its descriptor."""
+        if conn is self.ring_conn:
+            self._detach_ring()
 
     def _live(self):
         """The set-up live connection, reconnecting (at most every

@@ -118,6 +118,14 @@ class EventRing:
         if self.fast is not None:
             self.fast.set_read_by_margin(margin)
 
+    def set_reader(self, fd):
+        """The socket (`fd`) of the connection the ring is attached to: the
+        C writer trusts lpd's read-by word only while lpd holds the other
+        end (a killed lpd's promise stays in the header). -1: attached to
+        none, no promise is trusted. The caller keeps `fd` open while set."""
+        if self.fast is not None:
+            self.fast.set_reader(fd)
+
     def set_phase_mark(self, on):
         """Whether lpd reads a test's phases from the header's phase mark
         (ring.attach's "phase_mark"); only the C writer sets the mark, the

@@ -58,6 +58,7 @@ class LpdLink:
         self.conn = None
         self.hostname = socket.gethostname()
         self._joined = []
+        self._dropping = []
 
     def when_joined(self, listener):
         """Adds `listener(conn)`, called with each new connection once it
@@ -67,6 +68,17 @@ class LpdLink:
         connection carries). A listener may raise LpdUnavailable: lpd went
         away again, and the connection is dropped."""
         self._joined.append(listener)
+
+    def when_dropping(self, listener):
+        """Adds `listener(conn)`, called just before the link closes its
+        connection `conn` (drop(), close()): whoever uses its descriptor
+        lets go of it first. Must not raise."""
+        self._dropping.append(listener)
+
+    def _closing(self, conn):
+        for listener in self._dropping:
+            listener(conn)
+        conn.close()
 
     def connect(self):
         """Connects, says hello and registers (or joins) the run; tells the
@@ -104,7 +116,7 @@ class LpdLink:
         """Closes the connection without a word (lpd is gone, or the
         connection is no good any more); the run stays lpd's."""
         if self.conn is not None:
-            self.conn.close()
+            self._closing(self.conn)
             self.conn = None
 
     def close(self, clean=True):
@@ -118,7 +130,7 @@ class LpdLink:
                 self.conn.request("run.end", timeout=5)
             except (LpdUnavailable, LpdError):
                 pass
-        self.conn.close()
+        self._closing(self.conn)
         self.conn = None
 
 
