@@ -665,7 +665,7 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
   // The done run's report, rendered once: kept in lpd's run directory (what
   // run.report serves once the results leave memory, and after a restart:
   // the never-run tests are nowhere else), and written where --junit asks.
-  s.junit_cache = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), s.job.ended_at));
+  s.junit_cache = render_junit(s, s.job.ended_at);
   write_done_report(s);
   if (!s.job.spec.junit_path.empty()) {
     // Before the run is done, so a failure is in the job and in run.done.
@@ -709,10 +709,21 @@ void JobService::unload_history_later(Supervised& s) {
   });
 }
 
+std::string JobService::render_junit(Supervised& s, double now) {
+  JunitInput in =
+      junit_input_of(s.job, std::move(s.results), std::move(s.crashes), std::move(s.collected), host_name(), now);
+  struct GiveBack {
+    JunitInput& in;
+    Supervised& s;
+    ~GiveBack() { lend_back(in, s.results, s.crashes, s.collected); }
+  } give_back{in, s};
+  return junit_report(in);
+}
+
 bool JobService::write_done_report(Supervised& s) {
   try {
     if (!s.junit_cache)
-      s.junit_cache = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), s.job.ended_at));
+      s.junit_cache = render_junit(s, s.job.ended_at);
     store_.write_text("runs/" + s.run_id + "/junit.xml", *s.junit_cache, /*durable=*/false);
     s.report_written = true;
   } catch (const std::exception& e) {
@@ -737,7 +748,7 @@ void JobService::unload_history(Supervised& s) {
   std::vector<TestResult>().swap(s.results);
   std::vector<Crash>().swap(s.crashes);
   std::vector<std::string>().swap(s.collected);
-  std::set<std::string>().swap(s.collected_index);
+  std::unordered_set<std::string>().swap(s.collected_index);
   std::map<std::string, std::size_t>().swap(s.results_at_crash);
   s.junit_cache.reset();
   s.history_loaded = false;
@@ -924,10 +935,10 @@ json JobService::report(const std::string& id, std::optional<std::int64_t> offse
   const std::string* xml = nullptr;
   if (s.job.state == JobState::kDone) {
     if (!s.junit_cache)
-      s.junit_cache = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), s.job.ended_at));
+      s.junit_cache = render_junit(s, s.job.ended_at);
     xml = &*s.junit_cache;
   } else {
-    rendered = junit_report(junit_input_of(s.job, s.results, s.crashes, s.collected, host_name(), wall_now()));
+    rendered = render_junit(s, wall_now());
     xml = &rendered;
   }
   const auto total = static_cast<std::int64_t>(xml->size());

@@ -8,6 +8,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -158,7 +159,7 @@ class JobService : public RunWatcher {
     std::vector<TestResult> results;
     std::vector<Crash> crashes;
     std::vector<std::string> collected;        // collection.items, each nodeid once
-    std::set<std::string> collected_index;
+    std::unordered_set<std::string> collected_index;  // hashed: every xdist worker lists the whole suite
     /// How many results the run had when each test crashed (this lpd's
     /// lifetime): a passed result of it after that mark, in the same
     /// attempt, is a rerun (pytest-rerunfailures re-running an xdist
@@ -216,6 +217,10 @@ class JobService : public RunWatcher {
   /// are on disk: the run's journal, the crash store, that file). Keeps them
   /// when the file cannot be written, or while an attach is still draining.
   void unload_history(Supervised& s);
+  /// The run's JUnit as it stands at `now` (wall clock, seconds; the end
+  /// for a done run): its results, crashes and collected nodeids are lent
+  /// to junit_report, not copied, and given back however it ends.
+  std::string render_junit(Supervised& s, double now);
   /// Writes the done run's report (junit_cache, rendered if need be) to
   /// runs/<id>/junit.xml; false, logged, when the state directory refuses.
   bool write_done_report(Supervised& s);

@@ -47,3 +47,36 @@ TEST_CASE("a job's JUnit input: suite name, times, never-run reason", "[junit]")
   CHECK_FALSE(in.tests_reported);
   CHECK(has(junit_report(in), "<testcase classname=\"make\" name=\"make\""));
 }
+
+TEST_CASE("a run's results are lent to its JUnit input and given back whole", "[junit]") {
+  Job job;
+  job.spec.argv = {"pytest"};
+  job.tests_reported = true;
+  std::vector<TestResult> results = {call_result("t.py::a", "passed"), call_result("t.py::b", "failed")};
+  Crash boom;
+  boom.nodeid = "t.py::c";
+  std::vector<Crash> crashes = {boom};
+  std::vector<std::string> collected = {"t.py::a", "t.py::b", "t.py::c", "t.py::d"};
+
+  auto in = junit_input_of(job, std::move(results), std::move(crashes), std::move(collected), "h", 1);
+  REQUIRE(in.results.size() == 2);
+  REQUIRE(in.crashes.size() == 1);
+  REQUIRE(in.collected.size() == 4);
+  CHECK(has(junit_report(in), "not run"));  // t.py::d never ran
+  lend_back(in, results, crashes, collected);
+  REQUIRE(results.size() == 2);
+  CHECK(results[1].nodeid == "t.py::b");
+  REQUIRE(crashes.size() == 1);
+  CHECK(crashes[0].nodeid == "t.py::c");
+  CHECK(collected == std::vector<std::string>{"t.py::a", "t.py::b", "t.py::c", "t.py::d"});
+
+  // --collect-only: the collected nodeids are not taken, so they stay.
+  job.spec.argv = {"pytest", "--collect-only"};
+  in = junit_input_of(job, std::move(results), std::move(crashes), std::move(collected), "h", 1);
+  CHECK(in.collected.empty());
+  CHECK(collected.size() == 4);
+  lend_back(in, results, crashes, collected);
+  CHECK(results.size() == 2);
+  CHECK(crashes.size() == 1);
+  CHECK(collected.size() == 4);
+}
