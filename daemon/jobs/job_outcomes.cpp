@@ -233,7 +233,7 @@ FinalFacts JobService::final_facts(const Supervised& s) const {
   f.signal = s.job.command_signal;
   f.stopped = s.job.stop_requested;
   f.fail_on_flaky = s.job.spec.fail_on_flaky;
-  std::unordered_set<std::string_view> seen;  // views of s.crashes', s.results' nodeids
+  std::unordered_set<std::string_view> crashed;  // views of s.crashes' nodeids (a few)
   for (const auto& c : s.crashes) {
     if (c.nodeid.empty()) {
       if (f.outside_crashes++ == 0) f.outside_signal = c.signal;
@@ -242,17 +242,23 @@ FinalFacts JobService::final_facts(const Supervised& s) const {
     } else {
       ++f.test_crashes;
     }
-    seen.insert(c.nodeid);
+    crashed.insert(c.nodeid);
   }
   for (const auto& r : s.results)
     if (r.outcome == "error" && is_session_phase(r.phase)) ++f.session_errors;
-  for (const auto& [nodeid, r] : latest_results(s.results)) {
+  const auto latest = latest_results(s.results);
+  for (const auto& [nodeid, r] : latest) {
     if (is_session_phase(r->phase)) continue;
-    seen.insert(nodeid);
     if (r->outcome == "interrupted") ++f.interrupted_tests;
     if (r->outcome == "failed" || r->outcome == "error") ++f.failed_tests;
   }
-  for (const auto& nodeid : s.collected) f.never_ran += seen.count(nodeid) ? 0 : 1;
+  // A collected test ran when it crashed or its latest result is a test's
+  // (not a failure outside tests): looked up, not copied into a third set.
+  for (const auto& nodeid : s.collected) {
+    const auto it = latest.find(nodeid);
+    const bool ran = (it != latest.end() && !is_session_phase(it->second->phase)) || crashed.count(nodeid);
+    f.never_ran += ran ? 0 : 1;
+  }
   return f;
 }
 

@@ -45,7 +45,18 @@ void append_mark(std::string& out, unsigned long value) {
   out += buf;
 }
 
+/// Printable ASCII with nothing to escape: most nodeids, names and
+/// messages, which then are copied as they are (one pass, no second copy).
+bool plain(std::string_view text) {
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7E || c == '&' || c == '<' || c == '>' || c == '"') return false;
+  }
+  return true;
+}
+
 std::string escaped(std::string_view text, bool attribute) {
+  if (plain(text)) return std::string(text);
   const std::string visible = visible_xml_chars(text);
   std::string out;
   out.reserve(visible.size() + visible.size() / 8);

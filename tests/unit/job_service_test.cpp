@@ -349,3 +349,24 @@ TEST_CASE("a command dead by a signal with no process left to say which test ran
   CHECK(info.at("returncode") == 128 + SIGSEGV);
   CHECK(info.at("text") == "killed by SIGSEGV, 1 crash(es)");
 }
+
+TEST_CASE("tests collected but never run are counted in the verdict: not those that ran or crashed", "[job][jobservice]") {
+  Jobs j;
+  const std::string run_id = j.start({"python3", "-m", "pytest", "tests"});
+  Peer controller = j.join(run_id, "controller", 10, 5001);
+  // Collected five; a collection error names a module (a failure outside
+  // tests: its nodeid is no test that ran).
+  j.call(&JobService::handle_collection_items, controller,
+         {{"nodeids", {"t.py::a", "t.py::b", "t.py::c", "t.py::d", "u.py"}}});
+  j.call(&JobService::handle_session_error, controller,
+         {{"phase", "collection"}, {"nodeid", "u.py"}, {"message", "ImportError"}});
+  j.test_start(controller, "t.py::a");
+  j.test_finish(controller, "t.py::a", "passed");
+  j.test_start(controller, "t.py::b");  // crashes here
+  j.end_attempt(run_id, 0, {{"signal", SIGSEGV}, {"pid", 5001}});
+  REQUIRE(j.done(run_id));
+  REQUIRE(j.crashes_of(run_id).size() == 1);
+  // Ran: a (passed), b (crashed). Never ran: c, d, and u.py (only its
+  // collection error is known).
+  CHECK(j.info(run_id).at("text") == "killed by SIGSEGV, 1 crash(es), 3 never ran");
+}

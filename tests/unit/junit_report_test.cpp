@@ -1,6 +1,8 @@
 // JUnit report rules (piece "junit", issue 12): pytest's names and escaping,
 // latest attempt wins, crashes, interrupted, never-run, flaky, session
 // errors and a command without tests.
+#include <cstdio>
+
 #include <catch2/catch.hpp>
 
 #include "daemon/reports/junit_names.h"
@@ -307,4 +309,31 @@ TEST_CASE("truncated_text cuts at a character and says so", "[junit]") {
   const std::string cut = truncated_text(text, 11);
   CHECK(cut.rfind(std::string(10, 'a') + "\n[lpd: cut here, 12 more bytes not kept]", 0) == 0);
   CHECK(truncated_text("short", 10) == "short");
+}
+
+TEST_CASE("testcase times are written as pytest's \"%.3f\" writes them, halfway cases included", "[junit]") {
+  const std::vector<double> durations = {0, 0.0005, 0.0015, 0.0025, 1.0005, 2.675, 123.4565, 1e-9, 0.9995, 86400.123456};
+  auto in = pytest_input();
+  for (std::size_t i = 0; i < durations.size(); ++i) {
+    auto r = call_result("t.py::test_" + std::to_string(i), "passed");
+    r.duration = durations[i];
+    in.results.push_back(r);
+  }
+  const std::string xml = junit_report(in);
+  for (std::size_t i = 0; i < durations.size(); ++i) {
+    char printf_text[64];
+    std::snprintf(printf_text, sizeof(printf_text), "%.3f", durations[i]);
+    INFO("duration " << durations[i]);
+    CHECK(testcase(xml, "test_" + std::to_string(i)).find(std::string("time=\"") + printf_text + "\"") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("text with nothing to escape is written as it is; anything else is escaped", "[junit]") {
+  CHECK(xml_attribute("t.py::test_a[1-2] (x, y)") == "t.py::test_a[1-2] (x, y)");
+  CHECK(xml_text("plain words 123") == "plain words 123");
+  CHECK(xml_attribute("a\"b<c>&d\ne") == "a&quot;b&lt;c&gt;&amp;d&#10;e");
+  CHECK(xml_text("a\"b<c>&d\ne") == "a\"b&lt;c&gt;&amp;d\ne");
+  CHECK(xml_text(std::string("bad \x01 byte")) == "bad #x01 byte");
+  CHECK(xml_text("caf\xc3\xa9") == "caf\xc3\xa9");
 }
