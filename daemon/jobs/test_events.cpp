@@ -410,8 +410,8 @@ json JobService::handle_collection_items(Call& call) {
   const std::vector<std::string> nodeids = call.fields.string_list("nodeids");
   if (nodeids.size() > kMaxItemsPerMessage)
     throw Error(ErrorCode::kTooLarge, "field \"nodeids\" holds over " + std::to_string(kMaxItemsPerMessage) + " items");
-  // checked in place (bounded() takes a copy: every xdist worker
-  // lists the whole suite, tens of thousands of nodeids each).
+  // checked in place (bounded() takes a copy: a list may hold tens of
+  // thousands of nodeids; older shims send one per xdist worker).
   for (const auto& nodeid : nodeids)
     if (nodeid.size() > kMaxNodeidBytes) bounded("nodeids", nodeid, kMaxNodeidBytes);
   Supervised* s = find(a->run_id());
@@ -420,10 +420,11 @@ json JobService::handle_collection_items(Call& call) {
     if (s->collected.size() >= kMaxCollectedPerRun) break;
     if (s->collected_index.insert(nodeid).second) s->collected.push_back(nodeid);
   }
-  // Room for a result per collected test before the first result (xdist's
-  // controller sends no count, its workers list the suite): nothing to move yet.
-  if (s->results.empty())
-    s->results.reserve(std::min<std::size_t>(s->collected.size(), 250'000));
+  // Room for a result per collected test (an xdist controller sends no
+  // count, and its list may arrive after its workers' first results): at
+  // least doubling, so chunks arriving among results move them rarely.
+  if (s->results.capacity() < s->collected.size())
+    s->results.reserve(std::min<std::size_t>(std::max(s->collected.size(), 2 * s->results.capacity()), 250'000));
   return json();
 }
 

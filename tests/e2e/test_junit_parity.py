@@ -336,3 +336,50 @@ def test_tests_a_crash_kept_from_running_are_listed_as_not_run(lpd):
     suite = root.find("testsuite")
     assert (suite.get("tests"), suite.get("errors"), suite.get("skipped")) == ("4", "1", "2")
     subprocess.run(["rm", "-rf", work_dir])
+
+
+BLOCKING = """
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("i", range(12))
+def test_block(i):
+    time.sleep(600)
+"""
+
+
+def test_under_xdist_the_tests_that_never_ran_are_listed_once_each(lpd):
+    """pytest -n 2, stopped while each worker is in its first test: the
+    other ten never ran, and the report lists each of the twelve once. lpd
+    hears the collected nodeids from the xdist controller, once for the run
+    (its workers send none): without them the ten would be missing."""
+    work_dir = short_tempdir()
+    write_tests(work_dir, "test_block.py", BLOCKING)
+    lpd_xml = os.path.join(work_dir, "lpd.xml")
+    events = EventWaiter(lpd, types=["test.start"])
+    run = subprocess.Popen(
+        [LPCTL_BIN, "--socket", lpd.socket, "run", "--junit", lpd_xml, "--", PYTHON, "-m", "pytest",
+         "-p", "no:cacheprovider", "-q", "-n", "2", "test_block.py"],
+        cwd=work_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=lpd.env())
+    with killed_if_left_running(run):
+        first = events.wait("test.start", timeout=120)
+        second = events.wait("test.start", timeout=120)
+        assert first["worker_id"] != second["worker_id"], (first, second)
+        lpd.lpctl("stop", first["run_id"], "--grace", "0")
+        out, _ = run.communicate(timeout=240)
+    assert run.returncode != 0, out
+    root = ET.parse(lpd_xml).getroot()
+    names = sorted(case.get("name") for case in root.iter("testcase"))
+    assert names == sorted(f"test_block[{i}]" for i in range(12)), names
+    outcomes = [outcome_of(case) for case in root.iter("testcase")]
+    running = {first["nodeid"], second["nodeid"]}
+    for case, (tag, message, kind, _) in zip(root.iter("testcase"), outcomes):
+        nodeid = f"test_block.py::{case.get('name')}"
+        if nodeid in running:
+            assert (tag, kind) == ("error", "interrupted"), (nodeid, tag, message, kind)
+        else:
+            assert (tag, kind) == ("skipped", "lpd.notrun"), (nodeid, tag, message, kind)
+            assert message == "not run: the run was stopped", message
+    subprocess.run(["rm", "-rf", work_dir])

@@ -23,7 +23,7 @@ import pytest
 
 from .client import LpdError, LpdUnavailable
 from .link import link_for
-from .test_reporting import TestReporter, shim_failed
+from .test_reporting import CONTROLLER_COLLECTS, TestReporter, shim_failed
 from .live_pause import MOCK_VALUES, NOT_MOCKED, Decision, Pauses, append_failure_reason, new_pause_id
 from . import process_plugin
 from . import abort_env  # h15abort (issue 15): pytest-abort's environment
@@ -269,6 +269,20 @@ def pytest_configure_node(node):
     if _link is not None and _link.run_id:
         node.workerinput["lpd_run_id"] = _link.run_id
         node.workerinput["lpd_socket"] = _link.socket_path
+        if _reporter is not None:
+            node.workerinput[CONTROLLER_COLLECTS] = True
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """xdist controller: a worker finished collecting; lpd hears the run's
+    collected nodeids from here, once (TestReporter.worker_collected)."""
+    if _reporter is None:
+        return
+    try:
+        _reporter.worker_collected(ids)
+    except Exception as e:
+        shim_failed("collection.items", e)
 
 
 @pytest.hookimpl(optionalhook=True)

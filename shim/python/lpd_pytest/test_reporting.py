@@ -69,6 +69,11 @@ def short_collection_error(report):
     return lines[-1] if lines else "collection failure"
 
 
+# workerinput key: the controller sends lpd the collected nodeids for its
+# workers (TestReporter.worker_collected), so they send none.
+CONTROLLER_COLLECTS = "lpd_controller_collects"
+
+
 class TestReporter:
     """Also the pytest plugin (registered as PLUGIN_NAME) whose hooks send
     the per-test and session messages through its channel. `link` is this
@@ -96,6 +101,11 @@ class TestReporter:
         # loses nothing: see worker_down.
         self.worker_results = {}
         self.down_workers = {}  # worker id -> (pid, returncode) of a worker that died
+        # xdist: the controller sends the run's collected nodeids (see
+        # worker_collected); a worker its controller said so of sends none.
+        workerinput = getattr(config, "workerinput", None) or {}
+        self.controller_collects = bool(workerinput.get(CONTROLLER_COLLECTS))
+        self.sent_collection = None
         self.sigterm = SigtermGuard(lambda: self.started is not None)
         # Set up on the link's connection at once if there is one; else lpd
         # is away (restarting) and the channel joins the run on the first
@@ -271,12 +281,26 @@ class TestReporter:
 
     def pytest_collection_finish(self, session):
         try:
-            for line in messages.collection_item_chunks([item.nodeid for item in session.items]):
-                self.channel.send(line)
+            if not self.controller_collects:
+                for line in messages.collection_item_chunks([item.nodeid for item in session.items]):
+                    self.channel.send(line)
             if not self.link.worker_id:
                 self.channel.send(messages.encode({"op": "collection.finish", "count": len(session.items)}))
         except Exception as e:
             shim_failed("collection.items", e)
+
+    def worker_collected(self, ids):
+        """xdist controller: a worker's collected nodeids (`ids`, in its
+        order). lpd needs the run's once (to list the tests that never ran);
+        every worker collects the same ones (xdist stops the run otherwise),
+        so the first list goes to lpd and a later one only if it differs
+        (lpd keeps each nodeid once): one list, not one per worker."""
+        if self.sent_collection is not None and ids == self.sent_collection:
+            return
+        for line in messages.collection_item_chunks(ids):
+            self.channel.send(line)
+        if self.sent_collection is None:
+            self.sent_collection = list(ids)
 
     def track_worker_report(self, report):
         """xdist controller: the outcome of each test a worker reported, as
