@@ -467,11 +467,13 @@ def test_the_c_writer_wakes_lpd_only_when_no_read_is_promised():
         assert ring.write(start_line("t.py::same_window")) == 0
         # The lpd that promised is gone (killed: the kernel closed its end):
         # its promise is not trusted, so the shim wakes, finds it gone and
-        # hands the ring to the next lpd.
+        # hands the ring to the next lpd. (The writer looks at the socket
+        # at most once a millisecond; a reader just set is looked at first.)
         ring.set_window(WINDOW_S)
         words[READ_BY_OFFSET // 8] = time.monotonic_ns() + 10 * 1_000_000_000
         assert ring.write(start_line("t.py::still_promised")) == 0
         lpd_end.close()
+        ring.set_reader(shim_end.fileno())
         assert ring.write(start_line("t.py::promised_by_the_dead")) == 1
         # Attached to no connection (lpd away): no promise is trusted either.
         ring.set_window(WINDOW_S)
