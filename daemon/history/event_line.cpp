@@ -14,15 +14,32 @@ std::string dump(const nlohmann::json& value) {
 }
 }  // namespace
 
-void append_event_line(std::string& out, const Event& e) {
+EventLineParts::EventLineParts(const Event& e) {
+  text_.reserve(64 + e.type.size() + e.run_id.size());
+  protocol::append_json_unsigned(text_, e.seq);
+  const std::size_t time_at = text_.size();
+  protocol::append_json_number(text_, e.time);
+  const std::size_t type_at = text_.size();
+  protocol::append_json_string(text_, e.type);
+  const std::size_t run_id_at = text_.size();
+  protocol::append_json_string(text_, e.run_id);
+  // Views taken once the buffer is complete: it does not move after this.
+  const std::string_view all = text_;
+  seq = all.substr(0, time_at);
+  time = all.substr(time_at, type_at - time_at);
+  type = all.substr(type_at, run_id_at - type_at);
+  run_id = all.substr(run_id_at);
+}
+
+void append_event_line(std::string& out, const Event& e, const EventLineParts& parts) {
   out += kSeqPrefix;
-  protocol::append_json_unsigned(out, e.seq);
+  out += parts.seq;
   out += ",\"time\":";
-  protocol::append_json_number(out, e.time);
+  out += parts.time;
   out += ",\"event\":";
-  protocol::append_json_string(out, e.type);
+  out += parts.type;
   out += ",\"run_id\":";
-  protocol::append_json_string(out, e.run_id);
+  out += parts.run_id;
   out += ",\"owner\":";
   protocol::append_json_unsigned(out, e.owner);
   out += ",\"data\":";
@@ -30,13 +47,15 @@ void append_event_line(std::string& out, const Event& e) {
   out += "}\n";
 }
 
+void append_event_line(std::string& out, const Event& e) { append_event_line(out, e, EventLineParts(e)); }
+
 std::string encode_event_line(const Event& e) {
   std::string line;
   append_event_line(line, e);
   return line;
 }
 
-void append_run_journal_line(std::string& out, const Event& e) {
+void append_run_journal_line(std::string& out, const Event& e, const EventLineParts& parts) {
   if (!e.data_is_plain_object()) {
     nlohmann::json line = e.push_data();
     line["event"] = e.type;
@@ -48,17 +67,19 @@ void append_run_journal_line(std::string& out, const Event& e) {
   out.append(fields, 0, fields.size() - 1);
   if (fields.size() > 2) out += ',';  // not "{}"
   out += "\"event\":";
-  protocol::append_json_string(out, e.type);
+  out += parts.type;
   out += ",\"seq\":";
-  protocol::append_json_unsigned(out, e.seq);
+  out += parts.seq;
   out += ",\"time\":";
-  protocol::append_json_number(out, e.time);
+  out += parts.time;
   if (!e.run_id.empty()) {
     out += ",\"run_id\":";
-    protocol::append_json_string(out, e.run_id);
+    out += parts.run_id;
   }
   out += "}\n";
 }
+
+void append_run_journal_line(std::string& out, const Event& e) { append_run_journal_line(out, e, EventLineParts(e)); }
 
 std::string encode_run_journal_line(const Event& e) {
   std::string line;

@@ -9,13 +9,33 @@
 
 namespace lpd::daemon {
 
+/// The text both journal lines of one event share, formatted once: its
+/// seq, time, type and run id as JSON (every event goes to both journals,
+/// two per test of a run). Views into its own buffer: neither copied nor
+/// moved.
+class EventLineParts {
+ public:
+  explicit EventLineParts(const Event& e);
+  EventLineParts(const EventLineParts&) = delete;
+  EventLineParts& operator=(const EventLineParts&) = delete;
+
+  std::string_view seq;     // 17
+  std::string_view time;    // 1764555555.123456
+  std::string_view type;    // "test.finish"
+  std::string_view run_id;  // "20261201-014558-110d3f"
+
+ private:
+  std::string text_;
+};
+
 /// One event as a line of lpd's global events journal (events/*.jsonl):
 /// {"seq":N,"time":T,"event":TYPE,"run_id":R,"owner":U,"data":{...}}\n.
 /// `seq` comes first so a reader finds an event's place (seq_of_line)
 /// without parsing the whole line. Invalid UTF-8 in the data is replaced,
 /// as the per-run journals do.
 std::string encode_event_line(const Event& e);
-/// encode_event_line() appended to `out`.
+/// encode_event_line() appended to `out`; `parts` are `e`'s.
+void append_event_line(std::string& out, const Event& e, const EventLineParts& parts);
 void append_event_line(std::string& out, const Event& e);
 
 /// One event as a line of its run's journal (runs/<run_id>/events.jsonl,
@@ -26,7 +46,8 @@ void append_event_line(std::string& out, const Event& e);
 /// object or already has one of those four keys is encoded the long way with
 /// the same result (Event::with_envelope's rules).
 std::string encode_run_journal_line(const Event& e);
-/// encode_run_journal_line() appended to `out`.
+/// encode_run_journal_line() appended to `out`; `parts` are `e`'s.
+void append_run_journal_line(std::string& out, const Event& e, const EventLineParts& parts);
 void append_run_journal_line(std::string& out, const Event& e);
 
 /// The event of one journal line (without its newline); nullopt when the

@@ -98,9 +98,11 @@ std::uint64_t EventLog::open() {
   return last_seq_;
 }
 
-void EventLog::append(const Event& e) {
+void EventLog::append(const Event& e) { append(e, EventLineParts(e)); }
+
+void EventLog::append(const Event& e, const EventLineParts& parts) {
   pending_index_.emplace_back(e.seq, pending_.size());
-  append_event_line(pending_, e);
+  append_event_line(pending_, e, parts);
   if (e.run_id.empty())
     pending_summary_.oldest_runless = std::min(pending_summary_.oldest_runless, e.time);
   else if (pending_summary_.run_ids.empty() || *last_run_id_ != e.run_id)  // events come in runs of one run

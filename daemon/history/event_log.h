@@ -11,6 +11,7 @@
 
 #include "daemon/core/event_bus.h"
 #include "daemon/core/unique_fd.h"
+#include "daemon/history/event_line.h"
 
 namespace lpd::daemon {
 
@@ -40,6 +41,8 @@ class EventLog {
 
   /// Buffers `e`; nothing is written before flush().
   void append(const Event& e);
+  /// append() with `e`'s line parts already formatted (RunJournal's).
+  void append(const Event& e, const EventLineParts& parts);
   std::size_t pending_bytes() const { return pending_.size(); }
   /// Writes what append() buffered, in one write(). A failure is logged and
   /// the batch dropped (the events stay in memory and the per-run journals).

@@ -100,11 +100,12 @@ void RunJournal::schedule() {
 }
 
 void RunJournal::append(const Event& e) {
-  log_.append(e);
+  const EventLineParts parts(e);  // both lines share them
+  log_.append(e, parts);
   if (!e.run_id.empty() && is_safe_id(e.run_id) && !(forgotten_ && forgotten_(e.run_id))) {
     Journal* journal = open_journal(e.run_id);
     const std::size_t before = journal->buffer.size();
-    append_run_journal_line(journal->buffer, e);
+    append_run_journal_line(journal->buffer, e, parts);
     buffered_ += journal->buffer.size() - before;
   }
   if (e.type == "run.ended") {
