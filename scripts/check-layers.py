@@ -54,7 +54,22 @@ UPPER = {
 }
 TOP = "."  # files directly in daemon/
 OPS_EXTRA = {"transport", "host"}
-INCLUDE = re.compile(r'^\s*#\s*include\s*"daemon/([^"]+)"')
+INCLUDE = re.compile(r'^\s*#\s*include\s*["<]([^">]+)[">]')
+
+
+def daemon_target(include, including_dir, source_dir, daemon_dir):
+    """The path inside daemon/ an include names, or None when it names no
+    file of daemon/. Quoted includes are looked up beside the including file
+    first (as the compiler does), so `"../transport/session.h"` counts;
+    `<daemon/...>` counts as much as `"daemon/..."`; `a/../b` is folded."""
+    candidates = [os.path.join(including_dir, include), os.path.join(source_dir, include)]
+    for candidate in candidates:
+        if os.path.exists(candidate):
+            rel = os.path.relpath(os.path.realpath(candidate), os.path.realpath(daemon_dir))
+            return None if rel.startswith("..") else rel
+    if include.startswith("daemon/"):  # a file not (yet) there: judge it by its name
+        return os.path.normpath(include)[len("daemon/"):]
+    return None
 
 
 def allowed(folder, is_ops):
@@ -100,7 +115,9 @@ def check_tree(source_dir):
                     m = INCLUDE.match(line)
                     if not m:
                         continue
-                    target = m.group(1)
+                    target = daemon_target(m.group(1), dirpath, source_dir, daemon_dir)
+                    if target is None:
+                        continue
                     target_folder = folder_of(target)
                     where = f"daemon/{rel}:{number}"
                     if target_folder == TOP:

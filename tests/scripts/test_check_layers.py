@@ -82,3 +82,28 @@ def test_a_folder_without_a_place_in_the_rule_is_refused(tree):
     r = run(tree)
     assert r.returncode == 2, r.stdout
     assert "misc" in r.stdout
+
+
+@pytest.mark.parametrize("file,line,include", [
+    # the compiler finds these as well as "daemon/...": -I is the source root,
+    # and a quoted include is looked up beside the including file first
+    ("jobs/job_service.cpp", '#include <daemon/transport/session.h>', "transport/session.h"),
+    ("jobs/job_service.cpp", '#include "../transport/session.h"', "transport/session.h"),
+    ("core/event_bus.cpp", '#include "../jobs/job.h"', "jobs/job.h"),
+    ("jobs/job_service.cpp", '#include "daemon/jobs/../transport/session.h"', "transport/session.h"),
+    ("os/run_as.cpp", '#include "../daemon.h"', "daemon.h"),
+])
+def test_an_include_spelled_another_way_fails_too(tree, file, line, include):
+    path = tree / "daemon" / file
+    path.write_text(path.read_text() + "\n" + line + "\n")
+    r = run(tree)
+    assert r.returncode == 1, r.stdout
+    assert f"daemon/{include}" in r.stdout
+    assert "1 include(s) break the layer rule" in r.stdout
+
+
+def test_a_same_folder_include_without_the_prefix_passes(tree):
+    path = tree / "daemon" / "transport" / "server.cpp"
+    path.write_text(path.read_text() + '\n#include "session.h"\n')
+    r = run(tree)
+    assert r.returncode == 0, r.stdout
