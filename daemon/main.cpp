@@ -103,6 +103,10 @@ int start_in_background(const DaemonConfig& config) {
   if (grandchild != 0) ::_exit(grandchild < 0 ? 1 : 0);
   if (::chdir("/") != 0) ::_exit(1);
   redirect_stdio_to_dev_null();
+  // What the shell that ran `lpd start` left open (a CI runner's output
+  // pipe as fd 7, say) is not the daemon's: held, that pipe would not end
+  // until lpd did, and the CI step would hang waiting for it.
+  lpd::daemon::close_inherited_descriptors(write_end.get());
   Readiness readiness(write_end.release());
   return run_daemon(config, readiness);
 }

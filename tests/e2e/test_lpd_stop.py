@@ -142,3 +142,26 @@ def test_a_socket_activated_daemon_is_left_to_systemctl():
             assert proc.poll() is None  # still serving
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_lpd_start_in_the_background_keeps_none_of_the_callers_descriptors():
+    """A CI step runs `lpd start` with its output on a pipe and that pipe
+    also open as fd 7: the daemon keeps neither, so whoever reads the pipe
+    sees its end once `lpd start` returned (a daemon holding it would hang
+    the step until lpd stopped)."""
+    root = short_tempdir()
+    sock, state = os.path.join(root, "lpd.sock"), os.path.join(root, "state")
+    script = f'"{LPD_BIN}" start --socket "{sock}" --state-dir "{state}" 7>&1 >/dev/null 2>&1; echo "start: $?"'
+    step = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        the_pipe = f"pipe:[{os.fstat(step.stdout.fileno()).st_ino}]"
+        out, _ = step.communicate(timeout=120)  # returns at the pipe's end of file
+        assert out == "start: 0\n", out
+        pid = int(open(os.path.join(state, "lpd.lock")).read())
+        held = [fd for fd in os.listdir(f"/proc/{pid}/fd") if os.readlink(f"/proc/{pid}/fd/{fd}") == the_pipe]
+        assert not held, f"lpd holds the step's pipe as fd {held}"
+    finally:
+        if step.poll() is None:
+            step.kill()
+        lpd_stop("--socket", sock)
+        shutil.rmtree(root, ignore_errors=True)
