@@ -273,7 +273,7 @@ def test_non_passed_tests_carry_what_pytest_junitxml_writes(fake, work_dir):
     assert (param["classname"], param["name"]) == ("test_mixed.TestGroup", "test_param[a::b]")
 
 
-def test_phases_collection_items_and_the_exit_marker_in_order(fake, work_dir):
+def test_session_phases_collection_items_and_the_exit_marker_in_order(fake, work_dir):
     write_tests(work_dir, "test_two.py", "def test_a():\n    pass\n\ndef test_b():\n    assert False\n")
     code, out = run_pytest_against(fake, work_dir, "test_two.py")
     assert code == 1, out
@@ -282,6 +282,7 @@ def test_phases_collection_items_and_the_exit_marker_in_order(fake, work_dir):
                            "run.end")]
     a, b = "test_two.py::test_a", "test_two.py::test_b"
     assert sent == [
+        ("test.phase", "", "sessionstart"),
         ("test.phase", "", "collection"),
         ("collection.items", None, None), ("collection.finish", None, None),
         ("test.start", a, None), ("test.phase", a, "call"), ("test.phase", a, "teardown"),

@@ -72,7 +72,7 @@ TEST_FINISH_DETAILS = ("longrepr", "file", "line", "classname", "name", "reruns"
 def test_phase(nodeid, phase):
     """The phase a test (or, with nodeid "", the session) enters: lpd pins
     a crash on it. Test phases: call, teardown, setup (a rerun); session:
-    collection, exit."""
+    sessionstart, collection, exit."""
     return {"op": "test.phase", "nodeid": nodeid or "", "phase": phase}
 
 

@@ -236,6 +236,12 @@ class TestReporter:
     # wrappers outside it see anything.
     @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_sessionstart(self, session):
+        # Before every plugin's and conftest's sessionstart (wrappers come
+        # first): a crash in one of them is the session's, not collection's.
+        try:
+            self.channel.send(messages.encode(messages.test_phase("", "sessionstart")))
+        except Exception as e:
+            shim_failed("sessionstart", e)
         outcome = yield
         self._session_hook_failed("sessionstart", outcome.excinfo)
 
