@@ -37,26 +37,29 @@ Daemon::Daemon(DaemonConfig config)
     : config_(std::move(config)),
       started_at_(std::chrono::system_clock::now()),
       store_(config_.state_dir),
-      crashes_(store_),
+      crashes_(store_, /*flushes=*/&crash_retry_),  // built next; only its address is kept
       crash_retry_(io_, crashes_),
       pauses_(io_, events_, store_, run_registry_, config_.access, config_.socket_path),
-      history_(io_, events_, store_, run_registry_, config_.retention),
+      history_(io_, events_, store_, run_registry_, config_.retention, /*pruned=*/this),
       process_launcher_(io_),
       processes_(io_, store_, events_, process_launcher_, config_.helper_logs),
       jobs_(io_, events_, store_, crashes_, run_registry_, process_launcher_, config_.access,
             JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path, config_.run_output},
             /*drain=*/*this),
       runs_(io_, events_, store_, run_registry_, /*watcher=*/jobs_),
-      dispatcher_(operation_table(*this)),
-      server_(io_, dispatcher_, config_.hello_timeout),
+      dispatcher_(operation_table(*this), /*batches=*/this),
+      server_(io_, dispatcher_, config_.hello_timeout, /*peers=*/*this),
       stop_signals_(io_, SIGTERM, SIGINT) {
-  server_.on_peer_gone([this](const Peer& peer) { peer_gone(peer); });
-  // Runs retention removed take their crash records with them.
-  // Journals are written before a session's batch is committed (see
-  // Dispatcher::on_batch_end): one write per batch, none lost with lpd.
-  dispatcher_.on_batch_end = [this] { history_.journal().flush(); };
-  history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { crashes_.forget_runs(run_ids); });
-  history_.on_pruned.push_back([this](const std::set<std::string>& run_ids) { jobs_.forget_outputs(run_ids); });
+}
+
+void Daemon::batch_ended() {
+  // Before the session commits its ring's records as read.
+  history_.journal().flush();
+}
+
+void Daemon::runs_pruned(const std::set<std::string>& run_ids) {
+  crashes_.forget_runs(run_ids);
+  jobs_.forget_outputs(run_ids);
 }
 
 Daemon::~Daemon() = default;

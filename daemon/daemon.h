@@ -36,11 +36,18 @@ class HttpServer;  // daemon/http/http_server.h
 
 /// Daemon is the composition root: it owns the one io_context and wires the
 /// server, the dispatcher and the registries together. Handlers reach the
-/// parts they need through it; nothing here is global. RunService tells
-/// JobService of joins through the RunWatcher given to its constructor; the
-/// one edge from a family back to the connections is SessionDrain, which
-/// Daemon implements itself because the server is built after the families.
-class Daemon final : private SessionDrain {
+/// parts they need through it; nothing here is global. Every link between
+/// parts is an interface given to a constructor: RunService tells JobService
+/// of joins (RunWatcher); the server tells Daemon a connection ended
+/// (Server::PeerWatcher), the dispatcher that a batch ended (BatchWatcher:
+/// the journals are written), History which runs retention removed
+/// (PruneWatcher). The one edge from a family back to the connections is
+/// SessionDrain, which Daemon implements itself because the server is built
+/// after the families.
+class Daemon final : private SessionDrain,
+                     private Server::PeerWatcher,
+                     private BatchWatcher,
+                     private PruneWatcher {
  public:
   explicit Daemon(DaemonConfig config);
   ~Daemon();
@@ -81,9 +88,13 @@ class Daemon final : private SessionDrain {
   /// A connection left: each family that keeps per-connection state (event
   /// subscriptions, a waiting pause, a shim's current test, a run's
   /// worker, a helper's log streams and leases) lets go of it, in that order.
-  void peer_gone(const Peer& peer);
+  void peer_gone(const Peer& peer) override;
   /// SessionDrain, for JobService: the connection's unread event ring.
   void drain(std::uint64_t session_id) override;
+  /// BatchWatcher: writes the journals (one write per batch, none lost with lpd).
+  void batch_ended() override;
+  /// PruneWatcher: the removed runs' crash records and kept outputs go too.
+  void runs_pruned(const std::set<std::string>& run_ids) override;
   /// Loads what a previous lpd left in the state directory, before serving.
   void restore_state();
   /// The listening fd: systemd's, or one lpd binds itself. -1 after reporting why not.

@@ -12,11 +12,7 @@ std::chrono::milliseconds crash_retry_delay(unsigned failures) {
   return doubling_delay(failures, std::chrono::milliseconds(1000), std::chrono::milliseconds(30000));
 }
 
-CrashRetry::CrashRetry(boost::asio::io_context& io, CrashStore& crashes) : crashes_(crashes), timer_(io) {
-  crashes_.on_flushed = [this](bool written) { flushed(written); };
-}
-
-CrashRetry::~CrashRetry() { crashes_.on_flushed = nullptr; }
+CrashRetry::CrashRetry(boost::asio::io_context& io, CrashStore& crashes) : crashes_(crashes), timer_(io) {}
 
 void CrashRetry::flushed(bool written) {
   if (written) {

@@ -22,12 +22,11 @@ std::chrono::milliseconds crash_retry_delay(unsigned failures);
 /// (CrashStore::append flushes what waits first, in order). The timer is
 /// armed only while records wait, and stands down as soon as a write,
 /// whoever made it, succeeded.
-class CrashRetry {
+class CrashRetry : public CrashStore::FlushWatcher {
  public:
-  /// Hooks itself into `crashes` (CrashStore::on_flushed); both must
-  /// outlive nothing else: CrashRetry unhooks in its destructor.
+  /// `crashes` tells it of each flush: give this to its constructor
+  /// (CrashStore's `flushes`).
   CrashRetry(boost::asio::io_context& io, CrashStore& crashes);
-  ~CrashRetry();
   CrashRetry(const CrashRetry&) = delete;
   CrashRetry& operator=(const CrashRetry&) = delete;
 
@@ -40,8 +39,10 @@ class CrashRetry {
   unsigned failures() const { return failures_; }
   bool armed() const { return armed_; }
 
+  /// CrashStore::FlushWatcher: arms the timer on false, stands down on true.
+  void flushed(bool written) override;
+
  private:
-  void flushed(bool written);
   void arm();
 
   CrashStore& crashes_;

@@ -85,7 +85,7 @@ std::string crash_line(Crash& crash, std::size_t max_bytes) {
   return line;
 }
 
-CrashStore::CrashStore(const StateStore& store) : store_(store) {}
+CrashStore::CrashStore(const StateStore& store, FlushWatcher* flushes) : store_(store), flushes_(flushes) {}
 
 std::string CrashStore::path() const { return store_.path(kJournal); }
 
@@ -295,7 +295,7 @@ void CrashStore::note_flush(bool written, std::size_t records, bool rewrite) {
   }
   waiting_ = !written;
   if (written) cause_.clear();
-  if (on_flushed) on_flushed(written);
+  if (flushes_) flushes_->flushed(written);
 }
 
 std::vector<const Crash*> CrashStore::unwritten_records() const {

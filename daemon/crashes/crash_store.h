@@ -46,7 +46,17 @@ class CrashStore {
   static constexpr std::size_t kMaxPageLimit = 1000;
   static constexpr std::string_view kJournal = "crashes.jsonl";
 
-  explicit CrashStore(const StateStore& store);
+  /// Told after every flush that had something to write: true when all of
+  /// it is on disk now, false when some still waits (CrashRetry).
+  class FlushWatcher {
+   public:
+    virtual ~FlushWatcher() = default;
+    virtual void flushed(bool written) = 0;
+  };
+
+  /// `flushes`: told of each flush (null: nobody, in tests); only its
+  /// address is kept here, so it may be built after the store.
+  explicit CrashStore(const StateStore& store, FlushWatcher* flushes = nullptr);
 
   /// What load() found, for the log.
   struct LoadReport {
@@ -106,11 +116,6 @@ class CrashStore {
   /// with some still unwritten).
   std::vector<const Crash*> unwritten_records() const;
 
-  /// Called after every flush that had something to write: true when all
-  /// of it is on disk now, false when some still waits. CrashRetry arms
-  /// its timer on false and stands down on true.
-  std::function<void(bool written)> on_flushed;
-
   /// Test seam: called with every block of bytes about to be written to
   /// the journal; returning an errno makes that write fail as if the file
   /// system had (ENOSPC). Unset in lpd.
@@ -127,11 +132,12 @@ class CrashStore {
   void index(Crash crash, std::size_t bytes);
   bool append_lines(const std::string& lines);
   bool rewrite();
-  /// Logs the start and the end of a wait (once each), tells on_flushed.
+  /// Logs the start and the end of a wait (once each), tells the FlushWatcher.
   void note_flush(bool written, std::size_t records, bool rewrite);
   std::string path() const;
 
   const StateStore& store_;
+  FlushWatcher* flushes_;
   std::map<std::uint64_t, Entry> records_;  // by crash_id, oldest first
   std::map<std::string, std::vector<std::uint64_t>, std::less<>> by_run_;
   std::map<Key, std::uint64_t> by_key_;

@@ -20,12 +20,13 @@ constexpr std::size_t kWalkPageEvents = 256;
 }  // namespace
 
 History::History(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
-                 RetentionLimits limits)
+                 RetentionLimits limits, PruneWatcher* pruned)
     : io_(io),
       events_(events),
       store_(store),
       runs_(runs),
       limits_(limits),
+      pruned_(pruned),
       log_(store.path("events")),
       journal_(io, events, store, log_, [this](std::string_view run_id) { return forgotten(run_id); }),
       hourly_(io),
@@ -169,7 +170,7 @@ json History::remove_runs(const std::vector<std::string>& ids, bool dry_run) {
   }
   if (!removed.empty()) {
     spdlog::info("retention: removed {} run(s)", removed.size());
-    for (auto& listener : on_pruned) listener(removed);
+    if (pruned_) pruned_->runs_pruned(removed);
     request_compaction();
   }
   return report;

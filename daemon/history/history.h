@@ -25,6 +25,15 @@
 
 namespace lpd::daemon {
 
+/// Told which ended runs retention removed, so what else lpd keeps of them
+/// (crash records, a done run's results and output) goes too.
+class PruneWatcher {
+ public:
+  virtual ~PruneWatcher() = default;
+  /// `run_ids`: the runs just removed (registry, directory, journals).
+  virtual void runs_pruned(const std::set<std::string>& run_ids) = 0;
+};
+
 /// History is what lpd keeps of the past and how it is bounded: the
 /// journals (per run and global, see RunJournal and EventLog), event seqs
 /// that keep increasing across restarts (SeqReservation), reading the kept
@@ -32,8 +41,9 @@ namespace lpd::daemon {
 /// `lpctl prune`): removing ended runs' directories, records and events.
 class History {
  public:
+  /// `pruned`: told of every removal (null: nobody to tell, in tests).
   History(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
-          RetentionLimits limits);
+          RetentionLimits limits, PruneWatcher* pruned = nullptr);
   History(const History&) = delete;
   History& operator=(const History&) = delete;
 
@@ -81,9 +91,6 @@ class History {
   Pruned prune(const PruneRequest& request, const std::function<bool(const Run&)>& may_prune);
   static constexpr std::size_t kMaxPrunedPerCall = 1000;
 
-  /// Told which runs were removed (crash records, job results leave memory).
-  std::vector<std::function<void(const std::set<std::string>&)>> on_pruned;
-
   const RetentionLimits& limits() const { return limits_; }
   RunJournal& journal() { return journal_; }
 
@@ -91,7 +98,7 @@ class History {
   /// The runs `limits` select at `now` among those `may_prune` accepts.
   std::vector<std::string> select(const RetentionLimits& limits, double now,
                                   const std::function<bool(const Run&)>& may_prune) const;
-  /// Removes runs: registry, directory, journals, on_pruned. Returns, per run,
+  /// Removes runs: registry, directory, journals, then tells pruned_. Returns, per run,
   /// its report line (run_id, owner_uid, created_at, ended_at, error?).
   json remove_runs(const std::vector<std::string>& ids, bool dry_run);
   void apply_limits();
@@ -109,6 +116,7 @@ class History {
   const StateStore& store_;
   RunRegistry& runs_;
   RetentionLimits limits_;
+  PruneWatcher* pruned_;
   EventLog log_;
   std::optional<SeqReservation> reservation_;
   /// Removed runs whose events may still sit in the journal or the memory

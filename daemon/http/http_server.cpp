@@ -566,6 +566,38 @@ TcpEnd tcp_end(const tcp::endpoint& endpoint) {
   return end;
 }
 
+/// The HTTP side's answers to UserTokens: one permission model (a token
+/// acts only while its user may connect to the Unix socket: removed from
+/// --socket-group, refused at once), and a revoked token's WebSockets close.
+class TokenWatcher final : public UserTokens::Watcher {
+ public:
+  TokenWatcher(asio::io_context& io, std::shared_ptr<Shared> shared, std::string socket_path)
+      : io_(io), shared_(std::move(shared)), socket_path_(std::move(socket_path)) {}
+
+  bool may_connect(uid_t uid) override { return socket_admits_now(socket_path_, uid); }
+
+  void revoked(uid_t uid, const std::string& why) override {
+    // The old token stops at once: its user's open WebSockets are closed
+    // too (requests are checked one by one anyway), with a close
+    // frame, 1008 policy violation and the reason, so a client can tell
+    // it from a dropped connection. Posted: the rotation is an operation
+    // being handled, and closing tells the registries a peer left, which
+    // they hear from the event loop, not from inside it.
+    std::vector<std::weak_ptr<WsConnection>> open;
+    for (const auto& [id, ws] : shared_->websockets)
+      if (ws.user == uid) open.push_back(ws.connection);
+    asio::post(io_, [open = std::move(open), why] {
+      for (const auto& weak : open)
+        if (auto ws = weak.lock()) ws->close_with(websocket::close_code::policy_error, why);
+    });
+  }
+
+ private:
+  asio::io_context& io_;
+  std::shared_ptr<Shared> shared_;
+  std::string socket_path_;
+};
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -617,6 +649,7 @@ struct HttpServer::Impl {
   const AccessPolicy& access;
   std::function<void(const Peer&)> peer_gone;
   std::unique_ptr<RelayJobService> jobs;
+  std::unique_ptr<TokenWatcher> token_watcher;  // before tokens: it outlives them
   std::unique_ptr<UserTokens> tokens;
   std::unique_ptr<HttpRoutes> routes;
   std::optional<tcp::acceptor> acceptor;
@@ -637,25 +670,8 @@ std::string HttpServer::start(const std::string& listen, bool allow_remote, cons
   Impl& s = *impl_;
   s.jobs = std::make_unique<RelayJobService>(s.dispatcher, s.events, s.access, state_dir);
   // lpd's own token (http.token) and every user's (http-tokens/<uid>).
-  s.tokens = std::make_unique<UserTokens>(state_dir, ::geteuid());
-  // One permission model: a token acts only while its user may connect to
-  // the Unix socket (removed from --socket-group: refused at once).
-  s.tokens->may_connect = [socket_path](uid_t uid) { return socket_admits_now(socket_path, uid); };
-  s.tokens->on_revoked = [&io = s.io, shared = s.shared](uid_t uid, const std::string& why) {
-    // The old token stops at once: its user's open WebSockets are closed
-    // too (requests are checked one by one anyway), with a close
-    // frame, 1008 policy violation and the reason, so a client can tell
-    // it from a dropped connection. Posted: the rotation is an operation
-    // being handled, and closing tells the registries a peer left, which
-    // they hear from the event loop, not from inside it.
-    std::vector<std::weak_ptr<WsConnection>> open;
-    for (const auto& [id, ws] : shared->websockets)
-      if (ws.user == uid) open.push_back(ws.connection);
-    asio::post(io, [open = std::move(open), why] {
-      for (const auto& weak : open)
-        if (auto ws = weak.lock()) ws->close_with(websocket::close_code::policy_error, why);
-    });
-  };
+  s.token_watcher = std::make_unique<TokenWatcher>(s.io, s.shared, socket_path);
+  s.tokens = std::make_unique<UserTokens>(state_dir, ::geteuid(), passwd_entry, s.token_watcher.get());
   s.routes = std::make_unique<HttpRoutes>(s.dispatcher, *s.jobs, *s.tokens, s.peer_gone);
   s.shared->routes = s.routes.get();
   s.shared->jobs = s.jobs.get();

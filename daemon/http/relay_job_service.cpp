@@ -89,9 +89,7 @@ std::optional<uid_t> owner_of_file(std::string_view name) {
 }  // namespace
 
 RelayJobs& RelayJobService::table(uid_t owner) {
-  auto [it, fresh] = tables_.try_emplace(owner);
-  if (fresh) it->second.on_change = [this](const RelayJob& job) { announce(job); };
-  return it->second;
+  return tables_.try_emplace(owner, static_cast<RelayJobs::Watcher*>(this)).first->second;
 }
 
 RelayJob* RelayJobService::find_by_run(const std::string& run_id) {

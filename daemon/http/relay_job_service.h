@@ -37,7 +37,7 @@ struct JobReply {
 /// with --http again: a restarted lpd answers for the jobs it ran, and a
 /// job whose run goes on keeps its id (a second POST of it is 409).
 /// relay-run's own jobs live in its server's memory only.
-class RelayJobService {
+class RelayJobService : private RelayJobs::Watcher {
  public:
   using Respond = std::function<void(JobReply)>;
   /// Called for each job transition with the job's relay payload (text
@@ -85,6 +85,8 @@ class RelayJobService {
   void launch(const std::string& id, bool collecting, std::shared_ptr<Peer> peer, int ok_status, Respond respond);
   void on_event(const Event& event);
   void announce(const RelayJob& job);
+  /// RelayJobs::Watcher: a job of one of the tables changed.
+  void changed(const RelayJob& job) override { announce(job); }
   std::string fresh_id();
   /// Reads http/jobs/<uid>.json into each user's table and settles their
   /// running jobs; a file lpd did not write is moved aside (.damaged) and logged.

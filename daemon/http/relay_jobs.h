@@ -87,6 +87,16 @@ struct RelayJob {
 /// see or stop any more): stop it first.
 class RelayJobs {
  public:
+  /// Told each time a job's state is to be announced (RelayJobService
+  /// sends it to the owner's WebSockets).
+  class Watcher {
+   public:
+    virtual ~Watcher() = default;
+    virtual void changed(const RelayJob& job) = 0;
+  };
+  /// `watcher`: told of every announced change (null: nobody).
+  explicit RelayJobs(Watcher* watcher = nullptr) : watcher_(watcher) {}
+
   /// pytest-relay-run keeps 100 jobs and evicts the oldest; lpd evicts the
   /// oldest job that is not running, and refuses a new one (409) when all run.
   /// (A table is one user's: RelayJobService keeps one per user.)
@@ -95,9 +105,6 @@ class RelayJobs {
   static constexpr std::size_t kMaxIdBytes = 64;
   /// Arguments of one job, and bytes of one argument.
   static constexpr std::size_t kMaxArgs = 1000;
-
-  /// Called with a job each time its state is to be announced.
-  std::function<void(const RelayJob&)> on_change;
 
   /// Makes a job (not running yet) and announces `created` unless it is
   /// collect-only. `id` empty: `fresh_id` is used. Throws RelayError 400
@@ -145,8 +152,9 @@ class RelayJobs {
 
  private:
   void announce(const RelayJob& job) {
-    if (on_change) on_change(job);
+    if (watcher_) watcher_->changed(job);
   }
+  Watcher* watcher_;
   std::map<std::string, RelayJob> jobs_;
   std::map<std::string, std::string> by_run_;  // run_id -> job id
   std::uint64_t next_order_ = 1;

@@ -90,9 +90,9 @@ std::optional<uid_t> TokenBook::owner_of(std::string_view offered) const {
   return found;
 }
 
-UserTokens::UserTokens(std::string state_dir, uid_t owner, PasswdLookup lookup)
+UserTokens::UserTokens(std::string state_dir, uid_t owner, PasswdLookup lookup, Watcher* watcher)
     : state_dir_(std::move(state_dir)), directory_(state_dir_ + "/http-tokens"), owner_(owner),
-      lookup_(std::move(lookup)) {
+      lookup_(std::move(lookup)), watcher_(watcher) {
   book_.set(owner_, load_or_make_token(state_dir_));
   try {
     load_user_tokens();
@@ -180,7 +180,7 @@ void UserTokens::forget(uid_t uid, const std::string& why) {
   } catch (const std::exception& e) {
     spdlog::warn("http: {}", e.what());  // forgotten all the same: the file is read at the next start only
   }
-  if (on_revoked) on_revoked(uid, "token's user is gone");
+  if (watcher_) watcher_->revoked(uid, "token's user is gone");
 }
 
 std::optional<uid_t> UserTokens::uid_of(std::string_view offered) {
@@ -214,7 +214,7 @@ bool UserTokens::still_acts(uid_t uid) {
 }
 
 bool UserTokens::admitted(uid_t uid) const {
-  if (uid == owner_ || !may_connect || may_connect(uid)) return true;
+  if (uid == owner_ || !watcher_ || watcher_->may_connect(uid)) return true;
   spdlog::info("http: uid {} may not connect to lpd's socket (not in its group any more?): its token is refused",
                uid);
   return false;
@@ -247,7 +247,7 @@ UserTokens::Issued UserTokens::token_for(uid_t uid, bool rotate) {
   }
   const bool replaced = current != nullptr;
   book_.set(uid, token);
-  if (replaced && on_revoked) on_revoked(uid, "token rotated");
+  if (replaced && watcher_) watcher_->revoked(uid, "token rotated");
   return Issued{std::move(token), path, replaced};
 }
 

@@ -97,6 +97,21 @@ class TokenBook {
 /// there it is that user's http.token alone.
 class UserTokens {
  public:
+  /// What the HTTP side answers and hears (HttpServer's).
+  class Watcher {
+   public:
+    virtual ~Watcher() = default;
+    /// Whether `uid` may connect to lpd's Unix socket now
+    /// (socket_admits_now). A token of a user who may not (removed from
+    /// the socket's group) is refused, not forgotten: it acts again once
+    /// they may. lpd's own user is not asked: it always may.
+    virtual bool may_connect(uid_t uid) = 0;
+    /// `uid`'s token was just replaced or forgotten, and why ("token
+    /// rotated", "token's user is gone"): open WebSockets that showed the
+    /// old one are closed with that reason.
+    virtual void revoked(uid_t uid, const std::string& why) = 0;
+  };
+
   using PasswdLookup = std::function<PasswdAnswer(uid_t)>;
   /// Loads (or makes) lpd's own token and loads every valid
   /// `http-tokens/<uid>` file; an invalid one is skipped with a warning
@@ -106,7 +121,9 @@ class UserTokens {
   /// is deleted with a warning; its user gets a new token from `lpctl
   /// dashboard`. `lookup`: the passwd database (tests pass their own).
   /// Throws std::runtime_error when lpd's own token cannot be made.
-  UserTokens(std::string state_dir, uid_t owner, PasswdLookup lookup = passwd_entry);
+  /// `watcher`: asked whether a user may connect and told of revoked
+  /// tokens (null: anyone may, nobody is told).
+  UserTokens(std::string state_dir, uid_t owner, PasswdLookup lookup = passwd_entry, Watcher* watcher = nullptr);
 
   /// The uid whose token `offered` is (TokenBook::owner_of), when that
   /// token's user is still the one it was made for: a token whose
@@ -132,16 +149,6 @@ class UserTokens {
   /// written (the directory is a link, not lpd's, ...).
   Issued token_for(uid_t uid, bool rotate);
 
-  /// Whether `uid` may connect to lpd's Unix socket now (socket_admits_now);
-  /// unset: anyone. A token of a user who may not (removed from the
-  /// socket's group) is refused, not forgotten: it acts again once they
-  /// may. lpd's own user always may.
-  std::function<bool(uid_t)> may_connect;
-
-  /// Called with the uid whose token was just replaced or forgotten, and
-  /// why ("token rotated", "token's user is gone"): open WebSockets that
-  /// showed the old one are closed with that reason.
-  std::function<void(uid_t, const std::string& why)> on_revoked;
 
   uid_t owner() const { return owner_; }
   const std::string& directory() const { return directory_; }
@@ -162,6 +169,7 @@ class UserTokens {
   std::string directory_;
   uid_t owner_;
   PasswdLookup lookup_;
+  Watcher* watcher_;
   TokenBook book_;
   std::map<uid_t, TokenOwner> made_for_;  // every per-user token's user (not lpd's own)
 };

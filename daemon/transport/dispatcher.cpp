@@ -13,7 +13,8 @@ namespace lpd::daemon {
 using protocol::Error;
 using protocol::ErrorCode;
 
-Dispatcher::Dispatcher(OperationTable table) : table_(std::move(table.operations)), access_(table.access) {
+Dispatcher::Dispatcher(OperationTable table, BatchWatcher* batches)
+    : table_(std::move(table.operations)), access_(table.access), batches_(batches) {
   for (std::size_t i = 0; i < table_.size(); ++i) {
     const Operation& op = table_[i];
     const std::string name(op.name);

@@ -10,6 +10,16 @@
 
 namespace lpd::daemon {
 
+/// Told after a session dispatched a batch (one read of its socket, one
+/// drain of its event ring), before the ring's records are committed as
+/// read: lpd writes its buffered journals there, so nothing a shim was told
+/// lpd has, or stopped keeping, is only in lpd's memory.
+class BatchWatcher {
+ public:
+  virtual ~BatchWatcher() = default;
+  virtual void batch_ended() = 0;
+};
+
 /// Dispatcher owns the operation table and runs every incoming line through
 /// the same gates in the same order: decode, look up, hello first, check the
 /// gate (find the object's owner, compare with the peer's credentials),
@@ -20,7 +30,8 @@ class Dispatcher {
   /// Throws std::logic_error when a row has no gate it can check (a kRead
   /// or kAct row without owner_of, or owner_of on another gate), a
   /// duplicate name, or no handler: a table bug shows at startup.
-  explicit Dispatcher(OperationTable table);
+  /// `batches`: told at each end_of_batch() (null: nobody, in tests).
+  explicit Dispatcher(OperationTable table, BatchWatcher* batches = nullptr);
   explicit Dispatcher(std::vector<Operation> table, AccessPolicy access = {})
       : Dispatcher(OperationTable{std::move(table), access}) {}
 
@@ -28,13 +39,10 @@ class Dispatcher {
   /// have no place (their reply would wait for the ring to be read).
   void dispatch_line(std::string_view line, Peer& peer, const std::shared_ptr<ReplySink>& sink,
                      bool one_way_only = false);
-  /// Called by a session after it dispatched a batch (one read of its
-  /// socket, one drain of its event ring), before the ring's records are
-  /// committed as read: lpd writes its buffered journals there, so nothing
-  /// a shim was told lpd has, or stopped keeping, is only in lpd's memory.
-  std::function<void()> on_batch_end;
+  /// Called by a session after it dispatched a batch: tells the
+  /// BatchWatcher (see there).
   void end_of_batch() const {
-    if (on_batch_end) on_batch_end();
+    if (batches_) batches_->batch_ended();
   }
   const std::vector<Operation>& operations() const { return table_; }
   const Operation* find(std::string_view name) const;
@@ -49,6 +57,7 @@ class Dispatcher {
   void check_gate(const Operation& op, const Call& call) const;
   std::vector<Operation> table_;
   AccessPolicy access_;
+  BatchWatcher* batches_;
 };
 
 }  // namespace lpd::daemon

@@ -18,13 +18,15 @@ namespace lpd::daemon {
 namespace asio = boost::asio;
 using stream = asio::local::stream_protocol;
 
-Server::Server(asio::io_context& io, Dispatcher& dispatcher, std::chrono::milliseconds hello_timeout)
+Server::Server(asio::io_context& io, Dispatcher& dispatcher, std::chrono::milliseconds hello_timeout,
+               PeerWatcher& peers)
     : io_(io),
       dispatcher_(dispatcher),
       hello_timeout_(hello_timeout),
       acceptor_(io),
       accept_retry_(io),
-      ring_poller_(io.get_executor(), Session::kRingWindow, [&dispatcher] { dispatcher.end_of_batch(); }) {}
+      ring_poller_(io.get_executor(), Session::kRingWindow, [&dispatcher] { dispatcher.end_of_batch(); }),
+      peers_(peers) {}
 
 Server::~Server() = default;
 
@@ -203,7 +205,7 @@ void Server::start_session(int fd) {
                                              if (it != connections_per_uid_.end() && --it->second == 0)
                                                connections_per_uid_.erase(it);
                                              spdlog::debug("session {}: closed", closed.session_id);
-                                             if (on_peer_gone_) on_peer_gone_(closed);
+                                             peers_.peer_gone(closed);
                                            },
                                            &ring_poller_);
   sessions_.emplace(session->peer().session_id, session);

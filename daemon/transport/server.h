@@ -28,13 +28,20 @@ namespace lpd::daemon {
 class Server {
  public:
   /// Told once a connection is gone (the peer left or lpd closed it).
-  using PeerGone = std::function<void(const Peer&)>;
+  class PeerWatcher {
+   public:
+    virtual ~PeerWatcher() = default;
+    /// `peer`: whose connection it was (its session id is not reused).
+    virtual void peer_gone(const Peer& peer) = 0;
+  };
 
   /// Connections accepted (or turned away) in one turn of the event loop
   /// before the other work gets its turn.
   static constexpr int kAcceptsPerTurn = 32;
 
-  Server(boost::asio::io_context& io, Dispatcher& dispatcher, std::chrono::milliseconds hello_timeout);
+  /// `peers`: told of every connection that ends.
+  Server(boost::asio::io_context& io, Dispatcher& dispatcher, std::chrono::milliseconds hello_timeout,
+         PeerWatcher& peers);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -44,8 +51,6 @@ class Server {
   void start(int listen_fd);
   /// Stops accepting and closes every session.
   void stop();
-
-  void on_peer_gone(PeerGone callback) { on_peer_gone_ = std::move(callback); }
 
   /// Connections one non-root uid may hold open at once; past it a new one
   /// gets one `limit_exceeded` line and is closed.
@@ -87,7 +92,7 @@ class Server {
   std::size_t refused_in_a_row_ = 0;
   std::uint64_t turned_away_total_ = 0;
   std::uint64_t turned_away_in_a_row_ = 0;
-  PeerGone on_peer_gone_;
+  PeerWatcher& peers_;
 };
 
 }  // namespace lpd::daemon

@@ -35,12 +35,9 @@ struct RetryFixture {
   TempDir dir{"lpd-crash-retry"};
   StateStore store{dir.path};
   boost::asio::io_context io;
-  CrashStore crashes{store};
-  std::optional<CrashRetry> retry;
-  RetryFixture() {
-    crashes.load();
-    retry.emplace(io, crashes);
-  }
+  CrashStore crashes{store, &retry};  // built next; only its address is kept
+  CrashRetry retry{io, crashes};
+  RetryFixture() { crashes.load(); }
   /// The crash_ids in crashes.jsonl, in file order.
   std::vector<std::uint64_t> ids() const {
     std::ifstream in(dir.path + "/crashes.jsonl");
@@ -88,12 +85,12 @@ TEST_CASE_METHOD(RetryFixture, "a refused crash record arms one retry, a later w
   CHECK(crashes.append(crash(1)).crash_id == 1);
   CHECK(crashes.waiting());
   CHECK(crashes.cause() == "cannot write " + dir.path + "/crashes.jsonl: No space left on device");
-  CHECK(retry->armed());
-  CHECK(retry->failures() == 1);
+  CHECK(retry.armed());
+  CHECK(retry.failures() == 1);
   // A second crash on the full disk: both wait, still one retry planned.
   CHECK(crashes.append(crash(2)).crash_id == 2);
-  CHECK(retry->armed());
-  CHECK(retry->failures() == 2);
+  CHECK(retry.armed());
+  CHECK(retry.failures() == 2);
   CHECK(crashes.unwritten() == 2);
   CHECK(crashes.page(0, 10).crashes.size() == 2);  // served from memory meanwhile
   CHECK(ids().empty());
@@ -103,14 +100,14 @@ TEST_CASE_METHOD(RetryFixture, "a refused crash record arms one retry, a later w
   CHECK(crashes.append(crash(3)).crash_id == 3);
   CHECK_FALSE(crashes.waiting());
   CHECK(crashes.cause().empty());
-  CHECK_FALSE(retry->armed());
-  CHECK(retry->failures() == 0);
+  CHECK_FALSE(retry.armed());
+  CHECK(retry.failures() == 0);
   CHECK(ids() == std::vector<std::uint64_t>{1, 2, 3});
   REQUIRE(written.size() == 1);
 
   // Nothing waits any more: a retry (the timer, or lpd stopping) writes nothing.
   CHECK(crashes.flush());
-  retry->last_try();
+  retry.last_try();
   io.poll();
   CHECK(written.size() == 1);
   CHECK(ids() == std::vector<std::uint64_t>{1, 2, 3});
@@ -122,14 +119,14 @@ TEST_CASE_METHOD(RetryFixture, "the retry timer writes what waits once the disk 
   crashes.append(crash(1));
   crashes.append(crash(2));
   CHECK(crashes.cause() == "cannot write " + dir.path + "/crashes.jsonl: Input/output error");
-  REQUIRE(retry->armed());
+  REQUIRE(retry.armed());
   full = 0;
   // The try armed at the first failure (crash_retry_delay(1) = 1 s; the
   // second failed append did not push it later): run the loop until the
   // timer has fired (its handler is the only work queued).
   io.run_one_for(std::chrono::seconds(10));
-  CHECK_FALSE(retry->armed());
-  CHECK(retry->failures() == 0);
+  CHECK_FALSE(retry.armed());
+  CHECK(retry.failures() == 0);
   CHECK(crashes.unwritten() == 0);
   CHECK(ids() == std::vector<std::uint64_t>{1, 2});
   CHECK(io.poll() == 0);  // nothing re-armed
@@ -138,14 +135,14 @@ TEST_CASE_METHOD(RetryFixture, "the retry timer writes what waits once the disk 
 TEST_CASE_METHOD(RetryFixture, "a failing retry backs off: each failed try arms the next, longer one", "[fulldisk]") {
   crashes.fail_write_for_test = [](std::string_view) { return ENOSPC; };
   crashes.append(crash(1));
-  CHECK(retry->failures() == 1);
+  CHECK(retry.failures() == 1);
   CHECK_FALSE(crashes.flush());  // a try that fails, as the timer's would
-  CHECK(retry->failures() == 2);
-  CHECK(retry->armed());
-  CHECK(crash_retry_delay(retry->failures()) == milliseconds(2000));
+  CHECK(retry.failures() == 2);
+  CHECK(retry.armed());
+  CHECK(crash_retry_delay(retry.failures()) == milliseconds(2000));
   crashes.fail_write_for_test = nullptr;
-  retry->last_try();  // lpd stops: the last try writes it
-  CHECK_FALSE(retry->armed());
+  retry.last_try();  // lpd stops: the last try writes it
+  CHECK_FALSE(retry.armed());
   CHECK(ids() == std::vector<std::uint64_t>{1});
 }
 

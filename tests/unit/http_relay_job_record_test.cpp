@@ -125,9 +125,12 @@ TEST_CASE("a restored table keeps ids taken, follows runs, and settles lost ones
   std::size_t skipped = 0;
   const json file = relay_jobs_file(before.all());
 
-  RelayJobs after;
-  std::vector<std::string> seen;
-  after.on_change = [&](const RelayJob& job) { seen.push_back(job.id + ":" + std::string(to_string(job.state))); };
+  struct Announced : RelayJobs::Watcher {
+    std::vector<std::string> seen;
+    void changed(const RelayJob& job) override { seen.push_back(job.id + ":" + std::string(to_string(job.state))); }
+  } announced;
+  RelayJobs after{&announced};
+  const std::vector<std::string>& seen = announced.seen;
   after.restore(relay_jobs_from_file(json::parse(file.dump()), skipped));
   CHECK(skipped == 0);
   CHECK(seen.empty());  // restoring announces nothing

@@ -14,11 +14,9 @@ using lpd::daemon::http::to_string;
 namespace {
 
 /// The states announced, in order ("id:state").
-struct Announced {
+struct Announced : RelayJobs::Watcher {
   std::vector<std::string> seen;
-  void attach(RelayJobs& jobs) {
-    jobs.on_change = [this](const RelayJob& job) { seen.push_back(job.id + ":" + std::string(to_string(job.state))); };
-  }
+  void changed(const RelayJob& job) override { seen.push_back(job.id + ":" + std::string(to_string(job.state))); }
 };
 
 int status_of(const std::function<void()>& f) {
@@ -33,9 +31,8 @@ int status_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST_CASE("a job goes created, in-progress, terminating, done, each announced once", "[http][jobs]") {
-  RelayJobs jobs;
   Announced a;
-  a.attach(jobs);
+  RelayJobs jobs{&a};
   RelayJob& job = jobs.create("j1", "unused", 1000, {"-q"}, "/src", false);
   CHECK(job.state == RelayState::kCreated);
   jobs.launched(job, "run-1", "/state/runs/run-1/output.log", false);
@@ -51,9 +48,8 @@ TEST_CASE("a job goes created, in-progress, terminating, done, each announced on
 }
 
 TEST_CASE("a collect-only job announces only collected, and can then be started for real", "[http][jobs]") {
-  RelayJobs jobs;
   Announced a;
-  a.attach(jobs);
+  RelayJobs jobs{&a};
   RelayJob& job = jobs.create("c", "unused", 1000, {}, "/src", true);
   jobs.launched(job, "run-c1", "/log1", /*collecting=*/true);
   CHECK(job.state == RelayState::kCreated);
@@ -112,9 +108,8 @@ TEST_CASE("past kMaxJobs the oldest job that is not running goes; all running: 4
 }
 
 TEST_CASE("a failed first launch ends the job (done, announced) and forgets it", "[http][jobs]") {
-  RelayJobs jobs;
   Announced a;
-  a.attach(jobs);
+  RelayJobs jobs{&a};
   jobs.create("f", "x", 0, {}, "/nope", false);
   jobs.launch_failed("f", "cannot start job f: working directory /nope does not exist");
   CHECK(a.seen == std::vector<std::string>{"f:created", "f:done"});

@@ -19,6 +19,17 @@ using namespace lpd::daemon::http;
 
 namespace {
 
+/// What UserTokens told its watcher; every user may connect.
+struct Revocations : UserTokens::Watcher {
+  std::vector<std::pair<uid_t, std::string>> seen;
+  int count = 0;
+  bool may_connect(uid_t) override { return true; }
+  void revoked(uid_t uid, const std::string& why) override {
+    seen.emplace_back(uid, why);
+    ++count;
+  }
+};
+
 std::string token_of(char c) { return std::string(64, c); }
 
 
@@ -124,10 +135,10 @@ TEST_CASE("each user's token is kept in its own file, and a link there is replac
   std::ofstream(victim) << "victim\n";
   std::filesystem::remove(path);
   std::filesystem::create_symlink(victim, path);
-  UserTokens after(state.path, self, passwd.lookup());
+  Revocations revocations;
+  UserTokens after(state.path, self, passwd.lookup(), &revocations);
   CHECK_FALSE(after.uid_of(token));
-  int rotations = 0;
-  after.on_revoked = [&](uid_t, const std::string&) { ++rotations; };
+  const auto& rotations = revocations.count;
   const auto fresh = after.token_for(other, false);
   CHECK(fresh.token != token);
   CHECK(rotations == 0);  // a first token replaces none
@@ -174,9 +185,9 @@ TEST_CASE("a deleted user's token does not act for the next user given its uid",
   const std::string path = state.path + "/http-tokens/" + std::to_string(uid);
   FakePasswd passwd;
   passwd.users[uid] = TokenOwner{"lpdtok_b", "/home/lpdtok_b"};
-  UserTokens tokens(state.path, self, passwd.lookup());
-  std::vector<std::pair<uid_t, std::string>> revoked;
-  tokens.on_revoked = [&](uid_t who, const std::string& why) { revoked.emplace_back(who, why); };
+  Revocations revocations;
+  UserTokens tokens(state.path, self, passwd.lookup(), &revocations);
+  const auto& revoked = revocations.seen;
   const std::string b_token = tokens.token_for(uid, false).token;
   CHECK(tokens.uid_of(b_token) == uid);
   CHECK(parse_bound_token(read_all(path))->owner == passwd.users[uid]);
