@@ -109,9 +109,9 @@ class JobService : public RunWatcher {
   /// (run.attach, run.info, run.report, run.stop). Throws not_found.
   uid_t owner_of(const std::string& run_id) const;
   // Notifications from shims, decoded by shim_ops.cpp (shim_fields.h).
-  // Each is for a connection that said run.register: from any other
-  // `peer` it throws bad_request ("<op> before run.register on this
-  // connection"), except collection.finish, which is then ignored.
+  // Each but traceback.attach is for a connection that said run.register:
+  // from any other `peer` it throws bad_request ("<op> before run.register
+  // on this connection"), except collection.finish, which is then ignored.
   /// test.start: `peer`'s process starts `start.nodeid`; published as a
   /// test.start event. Read from the event ring, its record's position is
   /// what the ring's phase mark names while the test runs.
