@@ -7,6 +7,7 @@
 #include "daemon/history/history_ops.h"
 #include "daemon/http/http_token_ops.h"
 #include "daemon/jobs/job_ops.h"
+#include "daemon/jobs/shim_ops.h"
 #include "daemon/pauses/pause_ops.h"
 #include "daemon/processes/process_ops.h"
 #include "daemon/runs/run_ops.h"
@@ -91,9 +92,9 @@ OperationTable operation_table(Daemon& d) {
       // -- supervised test runs and crash attribution --
       {"run.start", "Run a command under supervision (lpctl run): argv, cwd, env, name, retry_crashed, "
                     "rerun_crashed, fail_on_flaky, runner, junit, crash_log, pause_on_failure",
-       G::kOwn, [&d](Call& c) { return d.jobs().handle_start(c); }},
+       G::kOwn, on<&Daemon::jobs, handle_run_start>(d)},
       {"run.attach", "Stream a supervised run's output (run.output pushes) until run.done: run_id, offset?", G::kRead,
-       [&d](Call& c) { return d.jobs().handle_attach(c); }, supervised_run(d)},
+       on<&Daemon::jobs, handle_run_attach>(d), supervised_run(d)},
       {"run.stop", "Stop a supervised run: SIGINT to its process group, SIGKILL after grace", G::kAct,
        on<&Daemon::jobs, handle_run_stop>(d), supervised_run(d)},
       {"run.info", "A supervised run's job: state, attempts, returncode, log", G::kRead,
@@ -104,30 +105,30 @@ OperationTable operation_table(Daemon& d) {
                      "at most 1000); replies crashes and next (the cursor, or null at the end)", G::kList,
        on<&Daemon::crashes, handle_crash_list>(d)},
       {"test.start", "Notification: this process starts nodeid (before its setup)", G::kOwn,
-       [&d](Call& c) { return d.jobs().handle_test_start(c); }, nullptr, false, /*flat_fields=*/true},
+       on<&Daemon::jobs, handle_test_start>(d), nullptr, false, /*flat_fields=*/true},
       {"test.finish", "Notification: nodeid finished (after teardown): outcome, phase, duration, message", G::kOwn,
-       [&d](Call& c) { return d.jobs().handle_test_finish(c); }, nullptr, false, /*flat_fields=*/true},
+       on<&Daemon::jobs, handle_test_finish>(d), nullptr, false, /*flat_fields=*/true},
       {"crash.notice", "Notification from a native crash handler: signal, nodeid", G::kOwn,
-       [&d](Call& c) { return d.jobs().handle_crash_notice(c); }},
+       on<&Daemon::jobs, handle_crash_notice>(d)},
       {"worker.down", "Notification from an xdist controller: a worker died: worker_id, pid, returncode", G::kOwn,
-       [&d](Call& c) { return d.jobs().handle_worker_down(c); }},
+       on<&Daemon::jobs, handle_worker_down>(d)},
       {"worker.results", "Notification from an xdist controller: what a dead worker reported: worker_id, results",
-       G::kOwn, [&d](Call& c) { return d.jobs().handle_worker_results(c); }},
+       G::kOwn, on<&Daemon::jobs, handle_worker_results>(d)},
       {"worker.crashed", "Notification from an xdist controller: the test a dead worker was running: worker_id, pid, "
-       "returncode, nodeid", G::kOwn, [&d](Call& c) { return d.jobs().handle_worker_crashed(c); }},
+       "returncode, nodeid", G::kOwn, on<&Daemon::jobs, handle_worker_crashed>(d)},
       {"collection.finish", "Notification from a pytest controller: collection done: count", G::kOwn,
-       [&d](Call& c) { return d.jobs().handle_collection_finish(c); }},
+       on<&Daemon::jobs, handle_collection_finish>(d)},
       {"traceback.attach", "Turn this connection into a raw stream of this process's fatal-error traceback "
                            "(echoed to the stderr descriptor passed with it, if any)",
-       G::kOwn, [&d](Call& c) { return d.jobs().handle_traceback_attach(c); }},
+       G::kOwn, on<&Daemon::jobs, handle_traceback_attach>(d)},
       // -- what happened outside tests, and where a test was --
       {"test.phase", "Notification: the running test entered phase (setup, call, teardown), or the session did "
                      "(collection, sessionstart, sessionfinish, exit): nodeid?, phase",
-       G::kOwn, [&d](Call& c) { return d.jobs().handle_test_phase(c); }, nullptr, false, /*flat_fields=*/true},
+       G::kOwn, on<&Daemon::jobs, handle_test_phase>(d), nullptr, false, /*flat_fields=*/true},
       {"session.error", "Notification: a failure or crash outside any test: phase, nodeid, message, longrepr", G::kOwn,
-       [&d](Call& c) { return d.jobs().handle_session_error(c); }},
+       on<&Daemon::jobs, handle_session_error>(d)},
       {"collection.items", "Notification: nodeids this process collected (chunks of at most 1000)", G::kOwn,
-       [&d](Call& c) { return d.jobs().handle_collection_items(c); }},
+       on<&Daemon::jobs, handle_collection_items>(d)},
       // -- supervised helper processes --
       {"proc.ensure",
        "Start NAME unless it runs, answer when its log matches pattern: name, scope?, pattern?, argv, cwd, env, "

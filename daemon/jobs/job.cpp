@@ -181,4 +181,11 @@ int final_returncode(std::optional<int> exit_code, std::optional<int> signal, bo
   return final_returncode(facts);
 }
 
+bool Job::collect_only() const {
+  if (state == JobState::kCollected) return true;
+  for (const auto& arg : spec.argv)
+    if (arg == "--collect-only" || arg == "--co") return true;
+  return false;
+}
+
 }  // namespace lpd::daemon

@@ -97,6 +97,11 @@ struct Job {
   nlohmann::json to_json() const;
   static Job from_json(const nlohmann::json& j);
 
+  /// pytest's --collect-only (--co): the command runs no test on purpose,
+  /// so none of those it collected "never ran". Its state is `collected`
+  /// only until the job is done, hence the argv too.
+  bool collect_only() const;
+
   /// The command line of the current attempt, from the runner's adapter:
   /// the tests that crashed so far left out, or the rerun's test alone.
   std::vector<std::string> attempt_argv() const;

@@ -17,7 +17,7 @@ using E = JobEvent;
 using V = AttemptVerdict;
 using A = JobAction;
 
-constexpr std::array<JobTransition, 16> kJobLifecycle{{
+constexpr std::array<JobTransition, 18> kJobLifecycle{{
     // from            event               verdict          to               action
     {S::kCreated,     E::kStarted,        V::kAny,         S::kInProgress,  A::kNone},
     {S::kInProgress,  E::kStarted,        V::kAny,         S::kInProgress,  A::kNone},  // a retry or rerun
@@ -35,6 +35,8 @@ constexpr std::array<JobTransition, 16> kJobLifecycle{{
     {S::kCollected,   E::kAttemptEnded,   V::kAny,         S::kDone,        A::kFinish},  // --collect-only: no retry
     {S::kTerminating, E::kAttemptEnded,   V::kAny,         S::kDone,        A::kFinish},
     {S::kDone,        E::kAttemptEnded,   V::kAny,         S::kDone,        A::kNone},  // already settled
+    {S::kCreated,     E::kStartFailed,    V::kAny,         S::kDone,        A::kFinish},  // run.start's launch failed
+    {S::kInProgress,  E::kStartFailed,    V::kAny,         S::kDone,        A::kFinish},  // a retry or rerun's did
 }};
 
 constexpr std::pair<AttemptKind, std::string_view> kKindNames[] = {
@@ -64,6 +66,7 @@ std::string_view to_string(JobEvent event) {
     case E::kCollected: return "collected";
     case E::kStopRequested: return "stop_requested";
     case E::kAttemptEnded: return "attempt_ended";
+    case E::kStartFailed: return "start_failed";
   }
   return "unknown";
 }

@@ -28,6 +28,7 @@ enum class JobEvent {
   kCollected,      // a --collect-only run finished collecting
   kStopRequested,  // lpctl stop, or Ctrl-C on lpctl run
   kAttemptEnded,   // the attempt's monitor is gone (its status read)
+  kStartFailed,    // an attempt could not be spawned (the launch or the state directory failed)
 };
 std::string_view to_string(JobEvent event);
 
@@ -59,8 +60,8 @@ struct JobTransition {
 };
 
 /// The job lifecycle in one table, as ProcessRegistry's: an (state, event,
-/// verdict) missing from it changes nothing (a second attempt end, a stop of
-/// a finished job).
+/// verdict) missing from it changes nothing (a stop of a finished job); every
+/// state change of a job is a row of it (JobService never sets one itself).
 std::span<const JobTransition> job_lifecycle();
 std::optional<JobTransition> job_step(JobState from, JobEvent event, AttemptVerdict verdict = AttemptVerdict::kAny);
 

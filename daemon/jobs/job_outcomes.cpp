@@ -211,8 +211,11 @@ void JobService::after_attempt(Supervised& s, const ExitStatus& end, std::size_t
       report.only_passed |= r.attempt == job.attempt && r.nodeid == job.attempt_only && r.outcome == "passed";
   }
   const AttemptVerdict verdict = job.plan.attempt_ended(report);
-  const auto step = job_step(job.state, JobEvent::kAttemptEnded, verdict);
-  const JobAction action = step ? step->action : JobAction::kFinish;
+  // Every state an attempt can end in has a row for every verdict
+  // (job_lifecycle_test); none is logged and changes nothing.
+  const auto step = lifecycle_row(s, JobEvent::kAttemptEnded, verdict);
+  if (!step) return;
+  const JobAction action = step->action;
   if (action == JobAction::kStartRerun || action == JobAction::kStartRetry) {
     job.attempt_kind = action == JobAction::kStartRerun ? AttemptKind::kIsolatedRerun : AttemptKind::kRetry;
     job.attempt_only = action == JobAction::kStartRerun ? job.plan.next_rerun() : "";
@@ -222,9 +225,12 @@ void JobService::after_attempt(Supervised& s, const ExitStatus& end, std::size_t
     } catch (const std::exception& e) {
       spdlog::error("run {}: cannot start attempt {}: {}", s.run_id, job.attempt, e.what());
     }
+    // The next attempt could not be spawned: the job ends with what it has.
+    if (const auto failed = lifecycle_row(s, JobEvent::kStartFailed)) finish_job(s, *failed, end.exit_code, end.signal);
+    return;
   }
-  if (action == JobAction::kNone) return;
-  finish_job(s, end.exit_code, end.signal);
+  if (action != JobAction::kFinish) return;
+  finish_job(s, *step, end.exit_code, end.signal);
 }
 
 FinalFacts JobService::final_facts(const Supervised& s) const {
@@ -254,6 +260,8 @@ FinalFacts JobService::final_facts(const Supervised& s) const {
   }
   // A collected test ran when it crashed or its latest result is a test's
   // (not a failure outside tests): looked up, not copied into a third set.
+  // A --collect-only run ran none on purpose: none "never ran".
+  if (s.job.collect_only()) return f;
   for (const auto& nodeid : s.collected) {
     const auto it = latest.find(nodeid);
     const bool ran = (it != latest.end() && !is_session_phase(it->second->phase)) || crashed.count(nodeid);

@@ -232,6 +232,22 @@ void JobService::set_state(Supervised& s, JobState state, std::string text) {
   events_.publish("job", std::move(data), s.run_id, s.owner);
 }
 
+std::optional<JobTransition> JobService::lifecycle_row(const Supervised& s, JobEvent event,
+                                                       AttemptVerdict verdict) const {
+  const auto step = job_step(s.job.state, event, verdict);
+  if (!step)
+    spdlog::error("run {}: the job lifecycle has no row for {} while {}; its state is left as it is", s.run_id,
+                  to_string(event), to_string(s.job.state));
+  return step;
+}
+
+std::optional<JobTransition> JobService::step_job(Supervised& s, JobEvent event, std::string text,
+                                                  AttemptVerdict verdict) {
+  const auto step = lifecycle_row(s, event, verdict);
+  if (step) set_state(s, step->to, std::move(text));
+  return step;
+}
+
 std::vector<std::string> JobService::child_environment(const Supervised& s) const {
   std::vector<std::string> env = s.job.spec.env;
   // Load the pytest shim with no install step; harmless for other commands.
@@ -255,69 +271,8 @@ std::vector<std::string> JobService::child_environment(const Supervised& s) cons
   return env;
 }
 
-json JobService::handle_start(Call& call) {
-  const auto& f = call.fields;
-  JobSpec spec;
-  spec.argv = f.string_list("argv");
-  if (spec.argv.empty()) throw Error(ErrorCode::kBadRequest, "field \"argv\" must name a command");
-  spec.cwd = f.optional_string("cwd").value_or("/");
-  if (spec.cwd.empty() || spec.cwd.front() != '/') throw Error(ErrorCode::kBadRequest, "field \"cwd\" must be absolute");
-  for (auto& [k, v] : f.string_map("env")) spec.env.push_back(k + "=" + v);
-  spec.name = f.optional_string("name").value_or("");
-  // The run id is NAME-YYYYMMDD-HHMMSS-xxxxxx, a directory name of at most
-  // 64 characters: a longer name was cut from the front, which could leave
-  // an id starting with '-' that no restart would take back (the run lost).
-  if (!spec.name.empty()) {
-    constexpr std::size_t kMaxName = 64 - 1 - 22;
-    if (spec.name.size() > kMaxName)
-      throw Error(ErrorCode::kBadRequest, "run name \"" + spec.name + "\" is " + std::to_string(spec.name.size()) +
-                                              " characters; at most " + std::to_string(kMaxName) +
-                                              " (the run id, NAME-YYYYMMDD-HHMMSS-xxxxxx, has at most 64)");
-    if (!is_safe_id(spec.name))
-      throw Error(ErrorCode::kBadRequest, "run name \"" + spec.name + "\" must start with a letter or digit and hold "
-                                          "only letters, digits, '.', '_' and '-'");
-  }
-  spec.retry_crashed = static_cast<int>(f.optional_integer("retry_crashed").value_or(0));
-  if (spec.retry_crashed < 0 || spec.retry_crashed > 100)
-    throw Error(ErrorCode::kBadRequest, "field \"retry_crashed\" must be between 0 and 100");
-  spec.rerun_crashed = static_cast<int>(f.optional_integer("rerun_crashed").value_or(0));
-  if (spec.rerun_crashed < 0 || spec.rerun_crashed > 100)
-    throw Error(ErrorCode::kBadRequest, "field \"rerun_crashed\" must be between 0 and 100");
-  spec.fail_on_flaky = f.optional_boolean("fail_on_flaky").value_or(false);
-  // -- "terminal": {"columns": C, "rows": R} runs the
-  // command on a pseudo-terminal of that size (lpd-monitor --pty).
-  if (const auto t = call.body.find("terminal"); t != call.body.end() && !t->is_null()) {
-    const auto dimension = [&](const char* name) {
-      const auto v = t->is_object() ? t->find(name) : t->end();
-      if (v == t->end() || !v->is_number_integer() || v->get<std::int64_t>() < 1 || v->get<std::int64_t>() > 10000)
-        throw Error(ErrorCode::kBadRequest,
-                    "field \"terminal\" must be {\"columns\": N, \"rows\": M}, each between 1 and 10000");
-      return static_cast<int>(v->get<std::int64_t>());
-    };
-    spec.terminal_columns = dimension("columns");
-    spec.terminal_rows = dimension("rows");
-  }
-  // A terminal shows stdout and stderr as one stream: there is nothing to keep apart.
-  spec.separate_stderr = f.optional_boolean("separate_stderr").value_or(false) && spec.terminal_columns == 0;
-  std::optional<Runner> named_runner;
-  if (auto name = f.optional_string("runner"); name && !name->empty()) {
-    named_runner = runner_from_name(*name);
-    if (!named_runner)
-      throw Error(ErrorCode::kBadRequest, "unknown runner \"" + *name + "\"; lpd knows " +
-                                              std::string(supported_runners_text()));
-  }
-  spec.runner = detect_runner(spec.argv, named_runner);
-  // Refused now, not after the first crash: leaving tests out of a command
-  // lpd cannot steer would re-run the same crash (or break its command line).
-  if ((spec.retry_crashed > 0 || spec.rerun_crashed > 0) && spec.runner == Runner::kNone)
-    throw Error(ErrorCode::kBadRequest,
-                "--retry-crashed and --rerun-crashed need a test runner lpd can leave tests out of, and \"" +
-                    spec.argv.front() + "\" is none it recognises. Supported: " +
-                    std::string(supported_runners_text()) + ". Name it with --runner.");
-  spec.junit_path = f.optional_string("junit").value_or("");
-  spec.crash_log_path = f.optional_string("crash_log").value_or("");
-  spec.pause_on_failure = f.optional_boolean("pause_on_failure").value_or(false);
-  spec.run_as = run_as(call.peer);
+json JobService::start(JobSpec spec, const Peer& caller) {
+  spec.run_as = run_as(caller);
   // Resolve the command before creating anything, so "not found" leaves no
   // run behind; as the caller, so a root lpd reveals nothing of paths they
   // cannot see.
@@ -327,7 +282,6 @@ json JobService::handle_start(Call& call) {
   for (const auto& [path, mode] : {std::pair{spec.junit_path, UserWrite::kCheckWritable},
                                    std::pair{spec.crash_log_path, UserWrite::kAppend}}) {
     if (path.empty()) continue;
-    if (path.front() != '/') throw Error(ErrorCode::kBadRequest, "report path \"" + path + "\" must be absolute");
     if (auto error = write_file_as(spec.run_as, path, "", mode))
       throw Error(error->error == EACCES || error->error == EPERM ? ErrorCode::kPermissionDenied
                                                                    : ErrorCode::kBadRequest,
@@ -339,7 +293,7 @@ json JobService::handle_start(Call& call) {
 
   Run run;
   run.run_id = run_id;
-  run.owner = call.peer.uid;
+  run.owner = caller.uid;
   run.pid = 0;
   run.cwd = spec.cwd;
   run.argv = spec.argv;
@@ -358,7 +312,7 @@ json JobService::handle_start(Call& call) {
 
   auto s = std::make_unique<Supervised>();
   s->run_id = run_id;
-  s->owner = call.peer.uid;
+  s->owner = caller.uid;
   s->job.spec = std::move(spec);
   s->job.plan.retry_crashed = s->job.spec.retry_crashed;
   s->job.plan.rerun_crashed = s->job.spec.rerun_crashed;
@@ -375,10 +329,10 @@ json JobService::handle_start(Call& call) {
     runs_.erase(run_id);
     output_cap_.forget({run_id});
     forget_unstarted(run_id);
-    events_.publish("run.ended", {{"run_id", run_id}, {"ended_at", wall_now()}}, run_id, call.peer.uid);
+    events_.publish("run.ended", {{"run_id", run_id}, {"ended_at", wall_now()}}, run_id, caller.uid);
     throw;
   } catch (...) {
-    finish_job(ref, 127, std::nullopt);
+    if (const auto failed = lifecycle_row(ref, JobEvent::kStartFailed)) finish_job(ref, *failed, 127, std::nullopt);
     throw;
   }
   json reply = {{"run_id", run_id}, {"log", output_path(run_id)}, {"job", ref.job.payload(run_id)}};
@@ -414,6 +368,12 @@ void JobService::write_attempt_banner(int log_fd, const std::string& path, const
 }
 
 void JobService::start_attempt(Supervised& s) {
+  // Looked up before anything is spawned: a job the table does not let
+  // start an attempt (terminating, done) gets none.
+  const auto step = lifecycle_row(s, JobEvent::kStarted);
+  if (!step)
+    throw Error(ErrorCode::kInternal, "run " + s.run_id + " cannot start an attempt while " +
+                                          std::string(to_string(s.job.state)));
   s.job.attempt += 1;
   store_.make_dir("runs/" + s.run_id);
   write_selection_files(s);
@@ -485,8 +445,7 @@ void JobService::start_attempt(Supervised& s) {
     text = "re-running crashed test " + s.job.attempt_only + " alone (rerun " +
            std::to_string(s.job.plan.reruns_done[s.job.attempt_only] + 1) + " of " +
            std::to_string(s.job.plan.rerun_crashed) + "), attempt " + std::to_string(s.job.attempt);
-  const auto step = job_step(s.job.state, JobEvent::kStarted);
-  set_state(s, step ? step->to : JobState::kInProgress, std::move(text));
+  set_state(s, step->to, std::move(text));
   spdlog::info("run {}: attempt {} started (monitor pid {})", run_id, s.job.attempt, launched.pid);
 }
 
@@ -644,7 +603,8 @@ void JobService::note_left_running(Supervised& s, const json& status) {
   }
 }
 
-void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal) {
+void JobService::finish_job(Supervised& s, const JobTransition& step, std::optional<int> exit_code,
+                            std::optional<int> signal) {
   if (!s.job.command_exit_code && !s.job.command_signal) {  // it never got to run (a failed start)
     s.job.command_exit_code = exit_code;
     s.job.command_signal = signal;
@@ -672,7 +632,7 @@ void JobService::finish_job(Supervised& s, std::optional<int> exit_code, std::op
     if (auto error = write_file_as(s.job.spec.run_as, s.job.spec.junit_path, *s.junit_cache, UserWrite::kReplace))
       report_error(s, "JUnit report: " + error->message);
   }
-  set_state(s, JobState::kDone, text);
+  set_state(s, step.to, text);
   output_cap_.ended(s.run_id);  // its last writes, then it counts towards its owner's total
   // -- how it ended, in run.list (lpctl runs -a)
   if (Run* run = runs_.find(s.run_id)) {
@@ -806,15 +766,11 @@ void JobService::drop_attaches(std::uint64_t session) {
   }
 }
 
-json JobService::handle_attach(Call& call) {
-  const std::string run_id = call.fields.string("run_id");
+json JobService::attach(const std::string& run_id, AttachFrom from, const std::shared_ptr<ReplySink>& sink,
+                        std::uint64_t session, const DeferReply& defer) {
   Supervised& s = supervised(run_id);
-  const auto offset = call.fields.optional_integer("offset").value_or(0);
-  if (offset < 0) throw Error(ErrorCode::kBadRequest, "field \"offset\" must not be negative");
-  const auto stderr_offset = call.fields.optional_integer("stderr_offset").value_or(0);
-  if (stderr_offset < 0) throw Error(ErrorCode::kBadRequest, "field \"stderr_offset\" must not be negative");
-  auto slot = call.sink->claim_stream("attach to run " + run_id);
-  std::weak_ptr<ReplySink> weak = call.sink;
+  auto slot = sink->claim_stream("attach to run " + run_id);
+  std::weak_ptr<ReplySink> weak = sink;
   std::vector<Attached::Stream> streams;
   const auto open_stream = [&](OutputStream stream, std::int64_t from) {
     // where the reader jumps over output the cap freed, a line says
@@ -840,17 +796,17 @@ json JobService::handle_attach(Call& call) {
     tail->set_throttle([weak](std::function<void()> resume) { return may_send_now(weak, std::move(resume)); });
     streams.push_back({stream, std::move(tail), std::move(gaps)});
   };
-  open_stream(OutputStream::kStdout, offset);
+  open_stream(OutputStream::kStdout, from.offset);
   // A run whose job was read back after a restart knows its spec; a stand-in
   // (job_loaded false) was loaded by supervised() above.
-  if (s.job.spec.separate_stderr) open_stream(OutputStream::kStderr, stderr_offset);
-  Responder responder = call.defer();
+  if (s.job.spec.separate_stderr) open_stream(OutputStream::kStderr, from.stderr_offset);
+  Responder responder = defer();
   json reply{{"run_id", run_id}, {"job", s.job.payload(run_id)}, {"log", output_path(run_id)}};
   if (s.job.spec.separate_stderr) reply["stderr_log"] = output_path(run_id, OutputStream::kStderr);
   if (const auto parts = log_parts(output_path(run_id)))
     reply["output_dropped_bytes"] = parts->dropped();
   responder.ok(reply);
-  s.attached.push_back({weak, std::move(streams), call.peer.session_id, std::move(slot), 0});
+  s.attached.push_back({weak, std::move(streams), session, std::move(slot), 0});
   Attached& a = s.attached.back();
   if (s.job.state == JobState::kDone) {
     finish_attach(s, a);
@@ -868,9 +824,14 @@ json JobService::stop(const std::string& id, std::optional<double> grace_seconds
   const int signo = static_cast<int>(signal);
   if (signo != SIGINT && signo != SIGTERM && signo != SIGHUP)
     throw Error(ErrorCode::kBadRequest, "field \"signal\" must be SIGINT, SIGTERM or SIGHUP");
+  // Every state but done has a row (job_lifecycle_test): none is a job
+  // the table does not let stop, left as it is.
+  const auto step = lifecycle_row(s, JobEvent::kStopRequested);
+  if (!step)
+    throw Error(ErrorCode::kConflict, "run " + s.run_id + " cannot be stopped while " +
+                                          std::string(to_string(s.job.state)));
   s.job.stop_requested = true;
-  const auto step = job_step(s.job.state, JobEvent::kStopRequested);
-  set_state(s, step ? step->to : JobState::kTerminating, "stopping (signal " + std::to_string(signo) + ")");
+  set_state(s, step->to, "stopping (signal " + std::to_string(signo) + ")");
   // The monitor forwards the signal to the command's process group and,
   // on SIGUSR2, kills that group; it survives to record the exit status.
   ::kill(s.job.monitor_pid, signo);

@@ -18,6 +18,7 @@
 #include "daemon/core/access.h"
 #include "daemon/crashes/crash_store.h"
 #include "daemon/crashes/worker_activity.h"
+#include "daemon/core/defer_reply.h"
 #include "daemon/core/operation.h"
 #include "daemon/core/event_bus.h"
 #include "daemon/os/exit_watch.h"
@@ -28,6 +29,7 @@
 #include "daemon/jobs/console_echo.h"
 #include "daemon/jobs/job.h"
 #include "daemon/jobs/run_output_cap.h"
+#include "daemon/jobs/shim_fields.h"
 #include "daemon/runs/run_registry.h"
 #include "daemon/core/state_store.h"
 #include "daemon/core/unique_fd.h"
@@ -61,9 +63,28 @@ class JobService : public RunWatcher {
              RunRegistry& runs, ProcessLauncher& launcher, const AccessPolicy& access, JobEnvironment environment,
              SessionDrain& drain);
 
-  // Operations (see protocol/README.md).
-  json handle_start(Call& call);
-  json handle_attach(Call& call);  // replies, then pushes run.output ... run.done
+  // Operations (see protocol/README.md); job_ops.cpp decodes their fields.
+  /// Starts supervised run (run.start) of `spec` (decoded and checked by
+  /// job_spec_of) for `caller`, who owns it; a root lpd runs the command as
+  /// them. Returns {"run_id", "log", "job", "stderr_log"?}. Throws not_found
+  /// or permission_denied (the command, as the caller), permission_denied /
+  /// bad_request (a report file the caller cannot write), unavailable (the
+  /// state directory), internal (the launch).
+  json start(JobSpec spec, const Peer& caller);
+  /// Where a run.attach starts reading: byte offsets into output.log and
+  /// stderr.log (non-negative, checked by the decoder).
+  struct AttachFrom {
+    std::int64_t offset = 0;
+    std::int64_t stderr_offset = 0;
+  };
+  /// Follows supervised run `run_id`'s output for the connection `sink`
+  /// (session `session`) (run.attach): answers through `defer` with
+  /// {"run_id", "job", "log", "stderr_log"?, "output_dropped_bytes"?}, then
+  /// pushes run.output from `from` on, paced by the reader, and run.done
+  /// once the run is done and its output read; returns null (the reply is
+  /// deferred). Throws not_found, limit_exceeded (the connection's streams).
+  json attach(const std::string& run_id, AttachFrom from, const std::shared_ptr<ReplySink>& sink,
+              std::uint64_t session, const DeferReply& defer);
   /// Stops supervised run `run_id` (run.stop): `signal` (SIGINT, SIGTERM or
   /// SIGHUP) to its command's process group, SIGKILL after `grace` seconds
   /// (default 10). Returns {"run_id", "job"}. Throws not_found, conflict
@@ -87,22 +108,47 @@ class JobService : public RunWatcher {
   /// The owner of supervised run `run_id`, for the dispatcher's gates
   /// (run.attach, run.info, run.report, run.stop). Throws not_found.
   uid_t owner_of(const std::string& run_id) const;
-  // Notifications from shims.
-  json handle_test_start(Call& call);
-  json handle_test_finish(Call& call);
-  json handle_crash_notice(Call& call);
-  json handle_worker_down(Call& call);
+  // Notifications from shims, decoded by shim_ops.cpp (shim_fields.h).
+  // Each but traceback.attach is for a connection that said run.register:
+  // from any other `peer` it throws bad_request ("<op> before run.register
+  // on this connection"), except collection.finish, which is then ignored.
+  /// test.start: `peer`'s process starts `start.nodeid`; published as a
+  /// test.start event. Read from the event ring, its record's position is
+  /// what the ring's phase mark names while the test runs.
+  void test_started(const Peer& peer, TestStart start);
+  /// test.finish: `result` (worker_id and attempt filled here) is kept,
+  /// moved, and published as a test.finish event.
+  void test_finished(const Peer& peer, TestResult result);
+  /// crash.notice: a native crash handler in `peer`'s process caught `signo`.
+  void crash_noticed(const Peer& peer, int signo);
+  /// worker.down: an xdist controller reaped one of its workers: that
+  /// process's end is settled with the status the controller saw.
+  void worker_down(const Peer& peer, const WorkerDown& down);
   /// worker.results / worker.crashed: an xdist controller's copy of what a
   /// dead worker reported, and the test xdist says it was running. lpd
   /// keeps only what it lacks: the worker may have died while lpd was away
   /// (restarted), its unsent messages with it.
-  json handle_worker_results(Call& call);
-  json handle_worker_crashed(Call& call);
-  json handle_collection_finish(Call& call);
-  json handle_traceback_attach(Call& call);
-  json handle_test_phase(Call& call);        // the running test's (or the session's) phase
-  json handle_session_error(Call& call);     // a failure or crash outside any test
-  json handle_collection_items(Call& call);  // nodeids a process collected
+  void worker_results(const Peer& peer, WorkerResults told);
+  void worker_crashed(const Peer& peer, const WorkerCrashed& told);
+  /// collection.finish: a controller collected `count` tests (room is made
+  /// for their results); a --collect-only run steps to `collected`
+  /// (JobEvent::kCollected). Ignored from an unregistered connection or a
+  /// run not in progress.
+  void collection_finished(const Peer& peer, std::int64_t count);
+  /// traceback.attach: `sink`'s connection carries `peer`'s process's
+  /// faulthandler text from now on, echoed to the stderr descriptor passed
+  /// with the message, if any (true when there is one to echo to). Throws
+  /// bad_request when the connection cannot carry a raw stream.
+  bool attach_traceback(const Peer& peer, ReplySink& sink);
+  /// test.phase: the running test's (or the session's) phase.
+  void phase_changed(const Peer& peer, const PhaseChange& change);
+  /// session.error: a failure or crash outside any test, kept as a result
+  /// (`error`, worker_id and attempt filled here) and published as a
+  /// test.finish event marked session_error.
+  void session_error(const Peer& peer, TestResult error);
+  /// collection.items: nodeids a process collected, each kept once per run
+  /// (at most a million).
+  void collected(const Peer& peer, std::vector<std::string> nodeids);
 
   // RunWatcher: a shim's connection joined a run (run.register) or said run.end.
   void worker_joined(const Run& run, const std::string& worker_id, const Peer& peer) override;
@@ -227,12 +273,24 @@ class JobService : public RunWatcher {
   Supervised* find(const std::string& run_id);
   void persist(const Supervised& s);
   void set_state(Supervised& s, JobState state, std::string text);
+  /// The lifecycle row (job_step) for `event` in `s`'s job's state; none is
+  /// logged as the impossible case it is (the caller leaves the state alone).
+  std::optional<JobTransition> lifecycle_row(const Supervised& s, JobEvent event,
+                                             AttemptVerdict verdict = AttemptVerdict::kAny) const;
+  /// Steps `s`'s job through the lifecycle table (job_step) on `event`:
+  /// the state the row names, with `text`, and the row. With no row the
+  /// state is left as it is, logged as the impossible case it is, and
+  /// nullopt returned.
+  std::optional<JobTransition> step_job(Supervised& s, JobEvent event, std::string text,
+                                        AttemptVerdict verdict = AttemptVerdict::kAny);
   void start_attempt(Supervised& s);
   void attempt_ended(const std::string& run_id);
   /// logs and keeps lpd-monitor's "left_running"
   /// (processes the command left behind, which the monitor killed).
   void note_left_running(Supervised& s, const json& status);
-  void finish_job(Supervised& s, std::optional<int> exit_code, std::optional<int> signal);
+  /// Ends the job: its final exit code, reports and run.done; its state
+  /// becomes `step`'s (a kFinish row of the lifecycle).
+  void finish_job(Supervised& s, const JobTransition& step, std::optional<int> exit_code, std::optional<int> signal);
   /// Removes runs/<run_id> of a run whose start failed before its command
   /// ran (never following a link); logs what it could not remove.
   void forget_unstarted(const std::string& run_id);

@@ -19,11 +19,7 @@ JunitInput junit_input_of(const Job& job, std::vector<TestResult>&& results, std
   in.ended_at = job.ended_at > 0 ? job.ended_at : now;
   in.results = std::move(results);
   in.crashes = std::move(crashes);
-  // --collect-only runs no test on purpose (its state is "collected" only
-  // until the job is done, hence the argv too).
-  bool collect_only = job.state == JobState::kCollected;
-  for (const auto& arg : job.spec.argv) collect_only |= arg == "--collect-only" || arg == "--co";
-  if (!collect_only) in.collected = std::move(collected);
+  if (!job.collect_only()) in.collected = std::move(collected);
   in.not_run_reason = never_run_reason(job.stop_requested, job.command_exit_code, job.command_signal, in.crashes);
   // A job from an lpd that did not record tests_reported: a test's result
   // (not lpd's own for the command, not a failure outside tests) says so.

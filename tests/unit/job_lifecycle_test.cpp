@@ -290,11 +290,15 @@ TEST_CASE("the job table, every (state, event, verdict): where it goes and what 
           case V::kStopped: return Expect{S::kDone, A::kFinish};
           case V::kAny: return std::nullopt;  // a running job's attempt end always has a verdict
         }
+        return std::nullopt;
+      case E::kStartFailed:  // run.start's launch, or a retry's or rerun's, failed: the job ends
+        if (from == S::kCreated || from == S::kInProgress) return Expect{S::kDone, A::kFinish};
+        return std::nullopt;  // no other state starts an attempt
     }
     return std::nullopt;
   };
   for (S from : {S::kCreated, S::kCollected, S::kInProgress, S::kTerminating, S::kDone})
-    for (E event : {E::kStarted, E::kCollected, E::kStopRequested, E::kAttemptEnded})
+    for (E event : {E::kStarted, E::kCollected, E::kStopRequested, E::kAttemptEnded, E::kStartFailed})
       for (V verdict : {V::kAny, V::kStopped, V::kRerunDue, V::kRetryDue, V::kNothingMore}) {
         INFO(to_string(from) << " " << to_string(event) << " verdict " << static_cast<int>(verdict));
         const auto step = job_step(from, event, verdict);

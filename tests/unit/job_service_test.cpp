@@ -19,7 +19,9 @@
 #include "daemon/core/access.h"
 #include "daemon/crashes/crash_store.h"
 #include "daemon/core/event_bus.h"
+#include "daemon/jobs/job_ops.h"
 #include "daemon/jobs/job_service.h"
+#include "daemon/jobs/shim_ops.h"
 #include "daemon/runs/run_registry.h"
 #include "daemon/runs/session_drain.h"
 #include "daemon/core/state_store.h"
@@ -85,9 +87,10 @@ struct Jobs : SessionDrain {
     return p;
   }
 
-  json call(json (JobService::*handler)(Call&), Peer& from, json body) {
+  /// `handler` (an ops function of the jobs family) of `body` from `from`.
+  json call(json (*handler)(JobService&, Call&), Peer& from, json body) {
     Call c{body, lpd::protocol::Fields(body), from, nullptr, false, json(), false, AccessPolicy{}};
-    return (jobs.get()->*handler)(c);
+    return handler(*jobs, c);
   }
 
   /// run.start of `argv` in the state directory; returns the run id.
@@ -95,7 +98,7 @@ struct Jobs : SessionDrain {
     Peer cli = peer(1, ::getpid());
     json body = {{"argv", argv}, {"cwd", root}, {"env", {{"PATH", "/usr/bin:/bin"}}}};
     body.update(extra);
-    return call(&JobService::handle_start, cli, body).at("run_id").get<std::string>();
+    return call(handle_run_start, cli, body).at("run_id").get<std::string>();
   }
 
   json info(const std::string& run_id) {
@@ -110,9 +113,9 @@ struct Jobs : SessionDrain {
     jobs->worker_joined(*run, worker, p);
     return p;
   }
-  void test_start(Peer& p, const std::string& nodeid) { call(&JobService::handle_test_start, p, {{"nodeid", nodeid}}); }
+  void test_start(Peer& p, const std::string& nodeid) { call(handle_test_start, p, {{"nodeid", nodeid}}); }
   void test_finish(Peer& p, const std::string& nodeid, const std::string& outcome) {
-    call(&JobService::handle_test_finish, p, {{"nodeid", nodeid}, {"outcome", outcome}});
+    call(handle_test_finish, p, {{"nodeid", nodeid}, {"outcome", outcome}});
   }
 
   /// Attempt `index` (0-based launch) ends as lpd-monitor says in `status`.
@@ -238,14 +241,14 @@ TEST_CASE("an xdist worker's crash, told by worker.down, then a retry without it
   j.jobs->peer_gone(gw0);
   CHECK(j.crashes_of(run_id).empty());
   // Its controller reaped it and says how it ended.
-  j.call(&JobService::handle_worker_down, controller, {{"pid", 6001}, {"returncode", -SIGABRT}});
+  j.call(handle_worker_down, controller, {{"pid", 6001}, {"returncode", -SIGABRT}});
   auto crashes = j.crashes_of(run_id);
   REQUIRE(crashes.size() == 1);
   CHECK(crashes[0].nodeid == "t.py::test_b");
   CHECK(crashes[0].worker_id == "gw0");
   CHECK(crashes[0].signal == SIGABRT);
   // The same death told again by the controller (worker.crashed) is not a second record.
-  j.call(&JobService::handle_worker_crashed, controller,
+  j.call(handle_worker_crashed, controller,
          {{"worker_id", "gw0"}, {"nodeid", "t.py::test_b"}, {"pid", 6001}, {"returncode", -SIGABRT}});
   CHECK(j.crashes_of(run_id).size() == 1);
   j.test_finish(controller, "t.py::test_b", "failed");  // xdist's own report of the crashed test
@@ -356,9 +359,9 @@ TEST_CASE("tests collected but never run are counted in the verdict: not those t
   Peer controller = j.join(run_id, "controller", 10, 5001);
   // Collected five; a collection error names a module (a failure outside
   // tests: its nodeid is no test that ran).
-  j.call(&JobService::handle_collection_items, controller,
+  j.call(handle_collection_items, controller,
          {{"nodeids", {"t.py::a", "t.py::b", "t.py::c", "t.py::d", "u.py"}}});
-  j.call(&JobService::handle_session_error, controller,
+  j.call(handle_session_error, controller,
          {{"phase", "collection"}, {"nodeid", "u.py"}, {"message", "ImportError"}});
   j.test_start(controller, "t.py::a");
   j.test_finish(controller, "t.py::a", "passed");
@@ -369,4 +372,33 @@ TEST_CASE("tests collected but never run are counted in the verdict: not those t
   // Ran: a (passed), b (crashed). Never ran: c, d, and u.py (only its
   // collection error is known).
   CHECK(j.info(run_id).at("text") == "killed by SIGSEGV, 1 crash(es), 3 never ran");
+}
+
+TEST_CASE("a --collect-only run steps to collected on its controller's collection.finish, then done", "[job][jobservice]") {
+  Jobs j;
+  const std::string run_id = j.start({"python3", "-m", "pytest", "--collect-only", "tests"}, {{"retry_crashed", 1}});
+  Peer worker = j.join(run_id, "gw0", 11, 5002);
+  Peer controller = j.join(run_id, "controller", 10, 5001);
+  j.call(handle_collection_items, controller, {{"nodeids", {"t.py::a", "t.py::b", "t.py::c"}}});
+  // A worker's count makes room for results; only the controller's says collection is over.
+  j.call(handle_collection_finish, worker, {{"count", 3}});
+  CHECK(j.info(run_id).at("state") == "in-progress");
+  j.call(handle_collection_finish, controller, {{"count", 3}});
+  json info = j.info(run_id);
+  CHECK(info.at("state") == "collected");
+  CHECK(info.at("text") == "collected 3 test(s)");
+  // The table has no (collected, collected) row: a second one moves nothing.
+  j.call(handle_collection_finish, controller, {{"count", 5}});
+  CHECK(j.info(run_id).at("text") == "collected 3 test(s)");
+  // Both end their sessions; the command exits 0: a collected job runs no
+  // retry, and none of what it collected "never ran".
+  j.jobs->worker_ended_cleanly(worker);
+  j.jobs->worker_ended_cleanly(controller);
+  j.end_attempt(run_id, 0, {{"exit_code", 0}, {"pid", 5001}});
+  REQUIRE(j.done(run_id));
+  info = j.info(run_id);
+  CHECK(info.at("returncode") == 0);
+  CHECK(info.at("attempt") == 1);
+  CHECK(info.at("text") == "exited with code 0");
+  CHECK(j.launcher.launched.size() == 1);
 }
