@@ -211,6 +211,15 @@ void JobService::load_history(Supervised& s) {
     }
   }
   for (const Crash* crash : crashes_.of_run(s.run_id)) s.crashes.push_back(*crash);
+  if (s.collected.empty()) {
+    for (const auto& line : store_.read_lines("runs/" + s.run_id + "/" + std::string(kCollectedFile))) {
+      if (!line.is_array()) continue;  // not a line lpd wrote
+      for (const auto& nodeid : line) {
+        if (!nodeid.is_string() || s.collected.size() >= kMaxCollectedPerRun) continue;
+        if (s.collected_index.insert(nodeid.get<std::string>()).second) s.collected.push_back(nodeid.get<std::string>());
+      }
+    }
+  }
 }
 
 void JobService::persist(const Supervised& s) {

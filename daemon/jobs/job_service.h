@@ -146,6 +146,10 @@ class JobService : public RunWatcher {
   /// (`error`, worker_id and attempt filled here) and published as a
   /// test.finish event marked session_error.
   void session_error(const Peer& peer, TestResult error);
+  /// runs/<id>/ file of a run's collected nodeids: one JSON array a line.
+  static constexpr std::string_view kCollectedFile = "collected.jsonl";
+  /// At most this many collected nodeids per run (memory and the file).
+  static constexpr std::size_t kMaxCollectedPerRun = 1'000'000;
   /// collection.items: nodeids a process collected, each kept once per run
   /// (at most a million).
   void collected(const Peer& peer, std::vector<std::string> nodeids);
@@ -252,6 +256,9 @@ class JobService : public RunWatcher {
   /// (events.jsonl, one pass) and `crashes` from the CrashStore, once, for
   /// a run restored as ended.
   void load_history(Supervised& s);
+  /// Appends s.collected from index `from` on to the run's kCollectedFile
+  /// (a failed write is logged: the run goes on).
+  void keep_collected(const Supervised& s, std::size_t from);
   /// How long a done run's results stay in memory: the requests that follow
   /// a run's end (lpctl run --junit, a CI step's lpctl report) find them
   /// there; later ones read the report lpd wrote (runs/<id>/junit.xml).

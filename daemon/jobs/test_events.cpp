@@ -239,13 +239,6 @@ void JobService::peer_gone(const Peer& peer) {
 
 namespace lpd::daemon {
 
-namespace {
-
-/// How many nodeids lpd keeps per run (collection.items): a bound on memory.
-constexpr std::size_t kMaxCollectedPerRun = 1'000'000;
-
-}  // namespace
-
 void JobService::phase_changed(const Peer& peer, const PhaseChange& change) {
   auto* a = registered(peer, "test.phase");
   if (change.of_test) {
@@ -270,14 +263,31 @@ void JobService::session_error(const Peer& peer, TestResult r) {
   if (s) s->results.push_back(std::move(r));
 }
 
+void JobService::keep_collected(const Supervised& s, std::size_t from) {
+  if (from >= s.collected.size()) return;
+  // One line per message, a JSON array: a restarted lpd reads them back
+  // (load_history), so the tests that never ran are still listed then.
+  json added = json::array();
+  for (std::size_t i = from; i < s.collected.size(); ++i) added.push_back(s.collected[i]);
+  try {
+    append_json_line(store_.path("runs/" + s.run_id + "/" + std::string(kCollectedFile)), added, /*durable=*/false);
+  } catch (const std::exception& e) {
+    spdlog::warn("run {}: cannot keep its collected nodeids: {}; a restarted lpd would not list the tests "
+                 "that never ran",
+                 s.run_id, e.what());
+  }
+}
+
 void JobService::collected(const Peer& peer, std::vector<std::string> nodeids) {
   auto* a = registered(peer, "collection.items");
   Supervised* s = find(a->run_id());
   if (!s) return;  // only a supervised run's report lists what never ran
+  const std::size_t before = s->collected.size();
   for (auto& nodeid : nodeids) {
     if (s->collected.size() >= kMaxCollectedPerRun) break;
     if (s->collected_index.insert(nodeid).second) s->collected.push_back(std::move(nodeid));
   }
+  keep_collected(*s, before);
   // Room for a result per collected test (an xdist controller sends no
   // count, and its list may arrive after its workers' first results): at
   // least doubling, so chunks arriving among results move them rarely.

@@ -257,6 +257,43 @@ def test_block():
         assert "KeyboardInterrupt" in out
 
 
+def test_a_restarted_lpd_still_lists_the_tests_that_never_ran(lpd, work_dir):
+    """lpd is killed while a test waits and started again; a later test
+    crashes the process. The report has every test: the passes from before
+    and after the restart, the crash, and the test the crash kept from
+    running, which only the collection (heard by the first lpd) names."""
+    fifo = os.path.join(work_dir, "go")
+    os.mkfifo(fifo)
+    write_tests(work_dir, "test_restart.py", f"""
+import ctypes
+def test_a_before():
+    pass
+def test_b_wait():
+    open({fifo!r}).read()
+def test_c_crash():
+    ctypes.string_at(0)
+def test_d_never():
+    pass
+""")
+    junit = os.path.join(work_dir, "report.xml")
+    events = EventWaiter(lpd, types=["test.start"])
+    proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--junit", junit,
+                             *pytest_args("test_restart.py")],
+                            cwd=work_dir, env=lpd.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = events.wait("test.start")
+    while started["nodeid"] != "test_restart.py::test_b_wait":
+        started = events.wait("test.start")
+    events.close()
+    restart_while_waiting(lpd, fifo)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGSEGV, out + err
+    cases = {case.get("name"): [child.tag for child in case] for case in ET.parse(junit).getroot().iter("testcase")}
+    assert set(cases) == {"test_a_before", "test_b_wait", "test_c_crash", "test_d_never"}, cases
+    assert cases["test_a_before"] == [] and cases["test_b_wait"] == [], cases
+    assert "error" in cases["test_c_crash"], cases
+    assert cases["test_d_never"] == ["skipped"], cases
+
+
 def test_lpd_killed_mid_run_loses_nothing(lpd, work_dir):
     fifo = os.path.join(work_dir, "go")
     os.mkfifo(fifo)

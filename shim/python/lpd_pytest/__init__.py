@@ -121,7 +121,8 @@ def _configure_link(config):
     its controller named."""
     global _link, _pauses
     link = _link = link_for(config)
-    _pauses = Pauses(link, MOCK_VALUES.get(config.getoption("pause_checkpoint_mock"), NOT_MOCKED))
+    _pauses = Pauses(link, MOCK_VALUES.get(config.getoption("pause_checkpoint_mock"), NOT_MOCKED),
+                     ended=_pause_ended)
     if getattr(config, "workerinput", None) is not None:
         if link.run_id:
             link.try_connect()
@@ -245,6 +246,13 @@ def _start_announcer(reporter):
         shim_failed("pause announcer", e)
         return
     _announcer = announcer
+
+
+def _pause_ended(pause_id):
+    """A pause of this process ended: its line on the terminal first."""
+    announcer = _announcer
+    if announcer is not None:
+        announcer.wait_end_shown(pause_id)
 
 
 def _stop_announcer():

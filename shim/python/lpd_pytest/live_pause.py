@@ -58,9 +58,12 @@ class Pauses:
     its link to lpd (link.LpdLink). `mock` is --pause-checkpoint-mock's
     value (NOT_MOCKED: checkpoints really pause)."""
 
-    def __init__(self, link, mock=NOT_MOCKED):
+    def __init__(self, link, mock=NOT_MOCKED, ended=None):
         self.link = link
         self.mock = mock
+        # ended(pause_id): called once a pause of ours ended, before the
+        # test goes on (the terminal's announcement of it comes first).
+        self.ended = ended
 
     def pause(self, kind, nodeid, timeout, task="", original_failure="", pause_id=None):
         """Blocks until the pause is resumed, times out or is cancelled.
@@ -84,7 +87,10 @@ class Pauses:
                     link.connect()
                     fields["run_id"] = link.run_id
                     backoff.reset()
-                return link.conn.request("pause.request", fields, timeout=left)
+                outcome = link.conn.request("pause.request", fields, timeout=left)
+                if self.ended is not None:
+                    self.ended(pause_id)
+                return outcome
             except LpdUnavailable:
                 link.drop()
                 backoff.wait(deadline)

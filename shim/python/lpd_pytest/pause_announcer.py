@@ -41,6 +41,10 @@ from .link import BACKOFF_MAX, BACKOFF_START
 
 ATTEMPT_ENV = "LPD_ATTEMPT"  # set by lpd for the command of `lpctl run` only
 STOP_JOIN_SECONDS = 2.0
+# How long a test that paused in this process waits, once resumed, for the
+# line that says so: lpd pushes it as it replies, so it comes in about a
+# millisecond; the bound only matters when lpd went away in between.
+END_SHOWN_WAIT_SECONDS = 2.0
 
 
 def wanted(link, reporter):
@@ -72,6 +76,8 @@ class PauseAnnouncer:
         self._last_seq = None
         self._announced = set()  # pause ids whose "PAUSED" lines were shown
         self._shown = set()  # (event, pause_id): nothing is shown twice
+        self._ended = set()  # pause ids whose end line is on the terminal (or was left out: -qq)
+        self._ended_cond = threading.Condition()
         self._fd = self._terminal_fd()
         self._line_after_us = None  # pytest's current line as our last lines left it
         self._thread = threading.Thread(target=self._run, name="lpd-pause-announcer", daemon=True)
@@ -178,8 +184,26 @@ class PauseAnnouncer:
         elif pause_id not in self._announced:
             return  # the end of a pause this session never showed
         if event == "pause.resumed" and self.verbosity <= -2:
+            self._end_shown(pause_id)
             return
         self._write_lines(text.split("\n"))
+        if event != "pause.created":
+            self._end_shown(pause_id)
+
+    def _end_shown(self, pause_id):
+        with self._ended_cond:
+            self._ended.add(pause_id)
+            self._ended_cond.notify_all()
+
+    def wait_end_shown(self, pause_id, timeout=END_SHOWN_WAIT_SECONDS):
+        """For a pause of this process that just ended: returns once its end
+        line is on the terminal (or `timeout` seconds passed, or the thread
+        stopped). A test printing after its checkpoint (pytest -s) would
+        otherwise race this thread's line, which could land inside one of
+        the test's lines."""
+        with self._ended_cond:
+            self._ended_cond.wait_for(
+                lambda: pause_id in self._ended or self._silenced or not self._thread.is_alive(), timeout)
 
     # -- the terminal -----------------------------------------------------
     def _terminal_fd(self):
