@@ -1,4 +1,6 @@
 // user-database lookups for a statically linked lpctl.
+
+#include "protocol/split.h"
 //
 // In a static program, glibc's getpwnam_r/getpwuid_r dlopen the NSS modules
 // nsswitch.conf lists besides "files" (Debian 12: "files systemd"); such a
@@ -88,13 +90,7 @@ std::string getent_passwd(const std::string& key, int& error) {
 /// Fills `pw` from one passwd(5) line, its strings copied into `buffer`.
 /// Returns 0, ERANGE when `buffer` is too small, EIO for a malformed line.
 int fill_passwd(std::string_view line, passwd* pw, char* buffer, std::size_t size) {
-  std::vector<std::string_view> fields;
-  for (std::size_t start = 0;;) {
-    const auto colon = line.find(':', start);
-    fields.push_back(line.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start));
-    if (colon == std::string_view::npos) break;
-    start = colon + 1;
-  }
+  const std::vector<std::string_view> fields = lpd::protocol::split(line, ":");
   if (fields.size() != 7) return EIO;
   auto number = [](std::string_view text, unsigned long& value) {
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);

@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "protocol/name_table.h"
+
 namespace lpd::protocol {
 namespace {
 
@@ -21,16 +23,8 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 10> kNames{{
 
 }  // namespace
 
-std::string_view to_string(ErrorCode code) {
-  for (const auto& [c, name] : kNames)
-    if (c == code) return name;
-  return "internal";
-}
+std::string_view to_string(ErrorCode code) { return name_in(kNames, code, "internal"); }
 
-std::optional<ErrorCode> error_code_from_string(std::string_view name) {
-  for (const auto& [c, n] : kNames)
-    if (n == name) return c;
-  return std::nullopt;
-}
+std::optional<ErrorCode> error_code_from_string(std::string_view name) { return value_named(kNames, name); }
 
 }  // namespace lpd::protocol

@@ -1,5 +1,7 @@
 #include "protocol/flat_message.h"
 
+#include "protocol/utf8.h"
+
 #include <charconv>
 #include <cmath>
 
@@ -198,28 +200,8 @@ class FastScanner {
 
   /// One UTF-8 sequence as RFC 3629 allows it (what nlohmann's lexer accepts).
   bool utf8_sequence(std::string& out) {
-    const auto byte = [&](std::size_t k) -> unsigned {
-      return at_ + k < text_.size() ? static_cast<unsigned char>(text_[at_ + k]) : 0u;
-    };
-    const unsigned lead = byte(0);
-    std::size_t length = 0;
-    unsigned low = 0x80, high = 0xBF;  // the second byte's range
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0) low = 0xA0;
-      if (lead == 0xED) high = 0x9F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0) low = 0x90;
-      if (lead == 0xF4) high = 0x8F;
-    } else {
-      return false;
-    }
-    if (byte(1) < low || byte(1) > high) return false;
-    for (std::size_t k = 2; k < length; ++k)
-      if (byte(k) < 0x80 || byte(k) > 0xBF) return false;
+    const std::size_t length = utf8_sequence_length(text_, at_);
+    if (length == 0) return false;
     out.append(text_.data() + at_, length);
     at_ += length;
     return true;

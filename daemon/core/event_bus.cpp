@@ -173,20 +173,24 @@ void EventBus::continue_seqs(std::uint64_t next, std::function<std::uint64_t(std
   seq_limit_ = reserve_ ? next_seq_ : UINT64_MAX;
 }
 
-const Event& EventBus::publish(std::string type, nlohmann::json data, std::string run_id, uid_t owner) {
+namespace {
+Event event_of(std::string type, std::string run_id, uid_t owner) {
   Event event;
   event.type = std::move(type);
   event.run_id = std::move(run_id);
   event.owner = owner;
+  return event;
+}
+}  // namespace
+
+const Event& EventBus::publish(std::string type, nlohmann::json data, std::string run_id, uid_t owner) {
+  Event event = event_of(std::move(type), std::move(run_id), owner);
   event.set_data(std::move(data));
   return deliver(std::move(event));
 }
 
 const Event& EventBus::publish_text(std::string type, std::string data_object_text, std::string run_id, uid_t owner) {
-  Event event;
-  event.type = std::move(type);
-  event.run_id = std::move(run_id);
-  event.owner = owner;
+  Event event = event_of(std::move(type), std::move(run_id), owner);
   event.set_data_text(std::move(data_object_text));
   return deliver(std::move(event));
 }

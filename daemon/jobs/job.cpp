@@ -1,4 +1,6 @@
 #include "daemon/jobs/job.h"
+
+#include "protocol/name_table.h"
 #include "daemon/core/record_field.h"
 
 #include <algorithm>
@@ -51,16 +53,10 @@ std::vector<LeftProcess> left_processes_from(const json& j) {
 }
 }  // namespace
 
-std::string_view to_string(JobState state) {
-  for (const auto& [s, name] : kStates)
-    if (s == state) return name;
-  return "created";
-}
+std::string_view to_string(JobState state) { return protocol::name_in(kStates, state, "created"); }
 
 JobState job_state_from_string(std::string_view text) {
-  for (const auto& [s, name] : kStates)
-    if (text == name) return s;
-  return JobState::kCreated;
+  return protocol::value_named(kStates, text).value_or(JobState::kCreated);
 }
 
 json JobSpec::to_json() const {

@@ -1,5 +1,7 @@
 #include "daemon/jobs/job_lifecycle.h"
 
+#include "protocol/name_table.h"
+
 #include "daemon/crashes/crash.h"
 #include "daemon/core/record_field.h"
 
@@ -48,16 +50,10 @@ bool contains(const std::vector<std::string>& list, const std::string& value) {
 
 }  // namespace
 
-std::string_view to_string(AttemptKind kind) {
-  for (const auto& [k, name] : kKindNames)
-    if (k == kind) return name;
-  return "full";
-}
+std::string_view to_string(AttemptKind kind) { return protocol::name_in(kKindNames, kind, "full"); }
 
 AttemptKind attempt_kind_from_string(std::string_view text) {
-  for (const auto& [k, name] : kKindNames)
-    if (name == text) return k;
-  return AttemptKind::kFull;
+  return protocol::value_named(kKindNames, text).value_or(AttemptKind::kFull);
 }
 
 std::string_view to_string(JobEvent event) {

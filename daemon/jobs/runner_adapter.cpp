@@ -1,5 +1,7 @@
 #include "daemon/jobs/runner_adapter.h"
 
+#include "protocol/name_table.h"
+
 #include <algorithm>
 #include <array>
 
@@ -177,16 +179,11 @@ std::vector<std::string> gtest_argv(const std::vector<std::string>& argv, const 
 
 }  // namespace
 
-std::string_view to_string(Runner runner) {
-  for (const auto& [r, name] : kNames)
-    if (r == runner) return name;
-  return "none";
-}
+std::string_view to_string(Runner runner) { return protocol::name_in(kNames, runner, "none"); }
 
 std::optional<Runner> runner_from_name(std::string_view name) {
   if (name == "googletest") return Runner::kGtest;
-  for (const auto& [r, n] : kNames)
-    if (n == name && r != Runner::kNone) return r;
+  if (const auto runner = protocol::value_named(kNames, name); runner && *runner != Runner::kNone) return runner;
   return std::nullopt;
 }
 

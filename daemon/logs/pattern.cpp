@@ -8,6 +8,7 @@
 #include <boost/regex/icu.hpp>
 
 #include "protocol/error.h"
+#include "protocol/utf8.h"
 
 // (ReDoS): Boost.Regex gives up on a search once it has visited
 // more states than perl_matcher::estimate_max_state_count allows, but its
@@ -90,25 +91,9 @@ std::u32string decode_utf8_lossy(std::string_view bytes) {
       ++i;
       continue;
     }
-    std::size_t length = 0;
     char32_t cp = 0;
-    char32_t min = 0;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2, cp = lead & 0x1F, min = 0x80;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3, cp = lead & 0x0F, min = 0x800;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4, cp = lead & 0x07, min = 0x10000;
-    }
-    bool valid = length > 0 && i + length <= n;
-    for (std::size_t k = 1; valid && k < length; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) {
-        valid = false;
-      } else {
-        cp = (cp << 6) | (p[i + k] & 0x3F);
-      }
-    }
-    if (valid && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) valid = false;
+    const std::size_t length = protocol::utf8_sequence_length(bytes, i, &cp);
+    const bool valid = length > 0;
     if (valid) {
       out.push_back(cp);
       i += length;

@@ -1,5 +1,7 @@
 #include "daemon/processes/process_registry.h"
 
+#include "protocol/name_table.h"
+
 #include <algorithm>
 #include <array>
 
@@ -35,16 +37,10 @@ constexpr std::array<std::pair<ProcessState, std::string_view>, 6> kStateNames{{
 
 }  // namespace
 
-std::string_view to_string(ProcessState state) {
-  for (const auto& [s, name] : kStateNames)
-    if (s == state) return name;
-  return "unknown";
-}
+std::string_view to_string(ProcessState state) { return protocol::name_in(kStateNames, state, "unknown"); }
 
 std::optional<ProcessState> proc_state_from_string(std::string_view name) {
-  for (const auto& [s, n] : kStateNames)
-    if (n == name) return s;
-  return std::nullopt;
+  return protocol::value_named(kStateNames, name);
 }
 
 bool is_running(ProcessState state) {

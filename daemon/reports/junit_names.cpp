@@ -1,5 +1,7 @@
 #include "daemon/reports/junit_names.h"
 
+#include "protocol/split.h"
+
 namespace lpd::daemon {
 namespace {
 
@@ -17,12 +19,7 @@ TestcaseName pytest_testcase_name(std::string_view nodeid) {
   const std::string_view path = nodeid.substr(0, bracket);
   const std::string_view params = bracket == std::string_view::npos ? std::string_view() : nodeid.substr(bracket);
   std::vector<std::string> names;
-  for (std::size_t start = 0;;) {
-    const auto sep = path.find("::", start);
-    names.emplace_back(path.substr(start, sep == std::string_view::npos ? std::string_view::npos : sep - start));
-    if (sep == std::string_view::npos) break;
-    start = sep + 2;
-  }
+  for (const std::string_view name : protocol::split(path, "::")) names.emplace_back(name);
   std::string& file = names.front();
   for (char& c : file)
     if (c == '/') c = '.';

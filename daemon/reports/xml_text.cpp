@@ -2,37 +2,10 @@
 
 #include <cstdio>
 
+#include "protocol/utf8.h"
+
 namespace lpd::daemon {
 namespace {
-
-/// The length of the UTF-8 sequence starting at text[i] and its code
-/// point, or 0 when the bytes there are not valid UTF-8 (overlong forms,
-/// surrogates and values past U+10FFFF included).
-std::size_t decode(std::string_view text, std::size_t i, char32_t& code) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char lead = byte(i);
-  std::size_t length;
-  char32_t min;
-  if (lead < 0x80) {
-    code = lead;
-    return 1;
-  } else if ((lead & 0xE0) == 0xC0) {
-    length = 2, code = lead & 0x1F, min = 0x80;
-  } else if ((lead & 0xF0) == 0xE0) {
-    length = 3, code = lead & 0x0F, min = 0x800;
-  } else if ((lead & 0xF8) == 0xF0) {
-    length = 4, code = lead & 0x07, min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (i + length > text.size()) return 0;
-  for (std::size_t k = 1; k < length; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    code = (code << 6) | (byte(i + k) & 0x3F);
-  }
-  if (code < min || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
-  return length;
-}
 
 /// The characters pytest's bin_xml_escape leaves as they are.
 bool kept_by_pytest(char32_t c) {
@@ -82,7 +55,7 @@ std::string visible_xml_chars(std::string_view text) {
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size();) {
     char32_t code = 0;
-    const std::size_t length = decode(text, i, code);
+    const std::size_t length = protocol::utf8_sequence_length(text, i, &code);
     if (length == 0) {
       append_mark(out, static_cast<unsigned char>(text[i]));
       ++i;

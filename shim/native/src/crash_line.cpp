@@ -2,29 +2,10 @@
 
 #include <cstdint>
 
+#include "protocol/utf8.h"
+
 namespace lpd::shim {
 namespace {
-
-/// Length of the valid UTF-8 sequence starting at text[i], or 0 if invalid.
-std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<std::uint8_t>(text[k]); };
-  const std::uint8_t b0 = byte(i);
-  std::size_t length;
-  std::uint32_t min;
-  std::uint32_t cp;
-  if (b0 < 0x80) return 1;
-  if ((b0 & 0xe0) == 0xc0) length = 2, min = 0x80, cp = b0 & 0x1f;
-  else if ((b0 & 0xf0) == 0xe0) length = 3, min = 0x800, cp = b0 & 0x0f;
-  else if ((b0 & 0xf8) == 0xf0) length = 4, min = 0x10000, cp = b0 & 0x07;
-  else return 0;
-  if (i + length > text.size()) return 0;
-  for (std::size_t k = 1; k < length; ++k) {
-    if ((byte(i + k) & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3f);
-  }
-  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-  return length;
-}
 
 std::size_t append(char* out, std::size_t capacity, std::size_t at, const char* bytes, std::size_t n) {
   if (at + n > capacity) return SIZE_MAX;
@@ -60,7 +41,7 @@ std::size_t json_escape_into(std::string_view text, char* out, std::size_t capac
     } else if (c < 0x80) {
       buf[0] = static_cast<char>(c), len = 1;
     } else {
-      const std::size_t seq = utf8_sequence_length(text, i);
+      const std::size_t seq = protocol::utf8_sequence_length(text, i);
       if (seq == 0) {
         buf[0] = '\xef', buf[1] = '\xbf', buf[2] = '\xbd', len = 3;  // U+FFFD
       } else {

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace lpd::protocol {
+
+/// The length (1 to 4) of the UTF-8 sequence starting at text[at], when it
+/// is one RFC 3629 allows: no overlong form, no surrogate (U+D800..DFFF),
+/// nothing past U+10FFFF, not cut off by the end of `text`; 0 otherwise
+/// (also for a stray continuation byte). The code point goes to `*code`
+/// when `code` is given. What Python's and nlohmann's decoders accept, so
+/// every place lpd judges UTF-8 (XML text, log patterns, JSON strings, the
+/// native shim's crash line) judges it alike. `at` must be < text.size().
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at, char32_t* code = nullptr);
+
+}  // namespace lpd::protocol
