@@ -1,5 +1,7 @@
 #include "daemon/os/descendants.h"
 
+#include "protocol/split.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/syscall.h>
@@ -122,12 +124,7 @@ std::vector<std::string_view> split_spaces(std::string_view line) {
 }  // namespace
 
 std::optional<std::string> parse_cgroup2_mount(std::string_view mountinfo) {
-  std::size_t start = 0;
-  while (start < mountinfo.size()) {
-    auto end = mountinfo.find('\n', start);
-    if (end == std::string_view::npos) end = mountinfo.size();
-    const std::string_view line = mountinfo.substr(start, end - start);
-    start = end + 1;
+  for (const std::string_view line : protocol::split(mountinfo, "\n")) {
     // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER"
     const auto separator = line.find(" - ");
     if (separator == std::string_view::npos) continue;
@@ -141,12 +138,7 @@ std::optional<std::string> parse_cgroup2_mount(std::string_view mountinfo) {
 }
 
 std::optional<std::string> parse_cgroup2_path(std::string_view proc_cgroup) {
-  std::size_t start = 0;
-  while (start < proc_cgroup.size()) {
-    auto end = proc_cgroup.find('\n', start);
-    if (end == std::string_view::npos) end = proc_cgroup.size();
-    const std::string_view line = proc_cgroup.substr(start, end - start);
-    start = end + 1;
+  for (const std::string_view line : protocol::split(proc_cgroup, "\n")) {
     if (line.rfind("0::", 0) == 0 && line.size() > 3 && line[3] == '/') {
       // " (deleted)" would follow a removed cgroup: not a place to work in.
       if (line.find(" (deleted)") != std::string_view::npos) return std::nullopt;
