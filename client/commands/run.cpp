@@ -318,9 +318,13 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
   print_crashes(done.value("crashes", json::array()));
   // A command without a shim says nothing about its tests: say so,
   // rather than let an empty report pass for a clean one.
-  if (done.contains("tests_reported") && !done.value("tests_reported", true))
-    std::cerr << "lpctl: no test events arrived from the command (no lpd shim in it?); its report is "
-                 "one testcase carrying its exit status\n";
+  if (done.contains("tests_reported") && !done.value("tests_reported", true)) {
+    if (!done.value("shim_joined", false))
+      std::cerr << "lpctl: no test events arrived from the command (no lpd shim in it?); its report is "
+                   "one testcase carrying its exit status\n";
+    else
+      std::cerr << "lpctl: the command's lpd shim saw no test run before the command ended\n";
+  }
   std::cerr << "lpctl: run " << run_id << " " << done.value("text", "") << "\n";
   for (const auto& e : report_errors) std::cerr << "lpctl: error: " << e << "\n";
   if (global.json) print_json(done);

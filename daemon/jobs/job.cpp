@@ -110,6 +110,7 @@ json Job::to_json() const {
           {"attempt_only", attempt_only},
           {"plan", plan.to_json()},
           {"tests_reported", tests_reported},
+          {"shim_joined", shim_joined},
           {"command_exit_code", optional_int(command_exit_code)},
           {"command_signal", optional_int(command_signal)},
           {"stop_requested", stop_requested},
@@ -144,6 +145,7 @@ Job Job::from_json(const json& j) {
     job.plan.retries_done = std::max(0, job.attempt - 1);
   }
   job.tests_reported = field_or(j, "tests_reported", false);
+  job.shim_joined = field_or(j, "shim_joined", false);
   job.command_exit_code = int_or_null(j, "command_exit_code");
   job.command_signal = int_or_null(j, "command_signal");
   job.stop_requested = field_or(j, "stop_requested", false);

@@ -67,6 +67,9 @@ struct Job {
   AttemptPlan plan;                  // retries and reruns: what is left out, what comes next
   /// Some connection of the run sent test.start: the command reports tests.
   bool tests_reported = false;
+  /// Some shim joined the run (run.register): a command without tests
+  /// reported then ran an lpd shim that saw none run (not a plain command).
+  bool shim_joined = false;
   /// How the last run of the command itself ended (isolated reruns aside).
   std::optional<int> command_exit_code;
   std::optional<int> command_signal;

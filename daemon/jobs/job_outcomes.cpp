@@ -138,6 +138,10 @@ void JobService::mark_flaky_crashes(Supervised& s) {
 }
 
 void JobService::command_result(Supervised& s, const ExitStatus& end, bool no_crash_yet, pid_t command_pid) {
+  // The command's shim pinned its death on the session already (a crash in
+  // a conftest's pytest_sessionstart, say): that crash's testcase says how
+  // the command ended; a second testcase would count one death twice.
+  if (!no_crash_yet && s.job.shim_joined) return;
   const std::string nodeid = command_test_name(s.job.spec.argv);
   const double now = wall_now();
   // (full disk) A previous lpd may have recorded this death

@@ -756,6 +756,7 @@ void JobService::send_done(Supervised& s, Attached& a) {
                                                 {"signal", s.job.signal ? json(*s.job.signal) : json(nullptr)},
                                                 {"attempts", s.job.attempt},
                                                 {"tests_reported", s.job.tests_reported},
+                                                {"shim_joined", s.job.shim_joined},
                                                 {"runner", std::string(to_string(s.job.spec.runner))},
                                                 {"crashes", crashes},
                                                 {"report_errors", s.job.report_errors},

@@ -29,7 +29,13 @@ WorkerActivity* JobService::registered(const Peer& peer, const char* op) {
 
 void JobService::worker_joined(const Run& run, const std::string& worker_id, const Peer& peer) {
   int attempt = 1;
-  if (Supervised* s = find(run.run_id)) attempt = std::max(1, s->job.attempt);
+  if (Supervised* s = find(run.run_id)) {
+    attempt = std::max(1, s->job.attempt);
+    if (!s->job.shim_joined) {
+      s->job.shim_joined = true;  // lpctl then does not ask whether the command has a shim
+      persist(*s);
+    }
+  }
   activities_.erase(peer.session_id);
   activities_.emplace(peer.session_id, WorkerActivity(run.run_id, worker_id, peer.pid, peer.uid, attempt));
   auto tb = tracebacks_.find(peer.pid);

@@ -257,6 +257,31 @@ def test_block():
         assert "KeyboardInterrupt" in out
 
 
+def test_a_crash_in_a_conftests_sessionstart_is_the_sessions_one_testcase(lpd, work_dir):
+    """pytest dies in a conftest's pytest_sessionstart, before any test: the
+    shim said the session entered sessionstart, so the crash is pinned
+    there; it is the report's one testcase (not a second one for the same
+    death), and lpctl does not ask whether the command has a shim."""
+    write_tests(work_dir, "conftest.py", "import os, signal\n\n\ndef pytest_sessionstart(session):\n"
+                                         "    os.kill(os.getpid(), signal.SIGSEGV)\n")
+    write_tests(work_dir, "test_x.py", "def test_x():\n    pass\n")
+    junit = os.path.join(work_dir, "report.xml")
+    proc = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--junit", junit,
+                           *pytest_args("test_x.py")],
+                          cwd=work_dir, env=lpd.env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGSEGV, proc.stdout + proc.stderr
+    assert "outside any test (sessionstart)" in proc.stderr, proc.stderr
+    assert "no lpd shim in it?" not in proc.stderr, proc.stderr
+    assert "shim saw no test run" in proc.stderr, proc.stderr
+    done = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    assert done["tests_reported"] is False and done["shim_joined"] is True, done
+    crashes = crashes_of(lpd, done["run_id"])
+    assert [(c["nodeid"], c["phase"]) for c in crashes] == [("", "sessionstart")], crashes
+    cases = [(case.get("name"), [child.tag for child in case if child.tag in ("error", "failure", "skipped")])
+             for case in ET.parse(junit).getroot().iter("testcase")]
+    assert cases == [("sessionstart crash", ["error"])], cases
+
+
 def test_a_restarted_lpd_still_lists_the_tests_that_never_ran(lpd, work_dir):
     """lpd is killed while a test waits and started again; a later test
     crashes the process. The report has every test: the passes from before
