@@ -214,10 +214,8 @@ void JobService::load_history(Supervised& s) {
   if (s.collected.empty()) {
     for (const auto& line : store_.read_lines("runs/" + s.run_id + "/" + std::string(kCollectedFile))) {
       if (!line.is_array()) continue;  // not a line lpd wrote
-      for (const auto& nodeid : line) {
-        if (!nodeid.is_string() || s.collected.size() >= kMaxCollectedPerRun) continue;
-        if (s.collected_index.insert(nodeid.get<std::string>()).second) s.collected.push_back(nodeid.get<std::string>());
-      }
+      for (const auto& nodeid : line)
+        if (nodeid.is_string() && !add_collected(s, nodeid.get<std::string>())) break;
     }
   }
 }
@@ -718,6 +716,8 @@ void JobService::unload_history(Supervised& s) {
   std::vector<Crash>().swap(s.crashes);
   std::vector<std::string>().swap(s.collected);
   std::unordered_set<std::string>().swap(s.collected_index);
+  s.collected_bytes = 0;
+  s.collected_full = false;
   std::map<std::string, std::size_t>().swap(s.results_at_crash);
   s.junit_cache.reset();
   s.history_loaded = false;

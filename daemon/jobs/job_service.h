@@ -150,6 +150,9 @@ class JobService : public RunWatcher {
   static constexpr std::string_view kCollectedFile = "collected.jsonl";
   /// At most this many collected nodeids per run (memory and the file).
   static constexpr std::size_t kMaxCollectedPerRun = 1'000'000;
+  /// And at most this many bytes of them (a nodeid may be 16 KiB): a shim
+  /// cannot grow lpd's memory or state directory by gigabytes this way.
+  static constexpr std::size_t kMaxCollectedBytesPerRun = 64 * 1024 * 1024;
   /// collection.items: nodeids a process collected, each kept once per run
   /// (at most a million).
   void collected(const Peer& peer, std::vector<std::string> nodeids);
@@ -210,6 +213,8 @@ class JobService : public RunWatcher {
     std::vector<Crash> crashes;
     std::vector<std::string> collected;        // collection.items, each nodeid once
     std::unordered_set<std::string> collected_index;  // hashed: every xdist worker lists the whole suite
+    std::size_t collected_bytes = 0;                  // of the nodeids in `collected`
+    bool collected_full = false;                      // a bound was reached (said once)
     /// How many results the run had when each test crashed (this lpd's
     /// lifetime): a passed result of it after that mark, in the same
     /// attempt, is a rerun (pytest-rerunfailures re-running an xdist
@@ -259,6 +264,10 @@ class JobService : public RunWatcher {
   /// Appends s.collected from index `from` on to the run's kCollectedFile
   /// (a failed write is logged: the run goes on).
   void keep_collected(const Supervised& s, std::size_t from);
+  /// Adds `nodeid` to s.collected unless it is there already or the run's
+  /// bounds (kMaxCollectedPerRun, kMaxCollectedBytesPerRun) are reached
+  /// (logged once). False once they are: nothing more is taken.
+  bool add_collected(Supervised& s, std::string nodeid);
   /// How long a done run's results stay in memory: the requests that follow
   /// a run's end (lpctl run --junit, a CI step's lpctl report) find them
   /// there; later ones read the report lpd wrote (runs/<id>/junit.xml).

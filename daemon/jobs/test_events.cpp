@@ -284,15 +284,28 @@ void JobService::keep_collected(const Supervised& s, std::size_t from) {
   }
 }
 
+bool JobService::add_collected(Supervised& s, std::string nodeid) {
+  if (s.collected.size() >= kMaxCollectedPerRun || s.collected_bytes + nodeid.size() > kMaxCollectedBytesPerRun) {
+    if (!s.collected_full) {
+      s.collected_full = true;
+      spdlog::warn("run {}: collected {} nodeids ({} bytes): the rest are not kept, and tests among them that "
+                   "never ran are not listed in its report", s.run_id, s.collected.size(), s.collected_bytes);
+    }
+    return false;
+  }
+  if (!s.collected_index.insert(nodeid).second) return true;
+  s.collected_bytes += nodeid.size();
+  s.collected.push_back(std::move(nodeid));
+  return true;
+}
+
 void JobService::collected(const Peer& peer, std::vector<std::string> nodeids) {
   auto* a = registered(peer, "collection.items");
   Supervised* s = find(a->run_id());
   if (!s) return;  // only a supervised run's report lists what never ran
   const std::size_t before = s->collected.size();
-  for (auto& nodeid : nodeids) {
-    if (s->collected.size() >= kMaxCollectedPerRun) break;
-    if (s->collected_index.insert(nodeid).second) s->collected.push_back(std::move(nodeid));
-  }
+  for (auto& nodeid : nodeids)
+    if (!add_collected(*s, std::move(nodeid))) break;
   keep_collected(*s, before);
   // Room for a result per collected test (an xdist controller sends no
   // count, and its list may arrive after its workers' first results): at
