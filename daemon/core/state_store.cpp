@@ -37,12 +37,6 @@ std::string parent_of(const std::string& path) {
   return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
 }
 
-std::string dump_line(const nlohmann::json& value) {
-  std::string line = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  line.push_back('\n');
-  return line;
-}
-
 }  // namespace
 
 std::string StateStore::path(std::string_view relative) const { return root_ + "/" + std::string(relative); }
@@ -121,11 +115,13 @@ std::optional<nlohmann::json> StateStore::read_json(std::string_view relative) c
   return value;
 }
 
-void append_json_line(const std::string& path, const nlohmann::json& value, bool durable) {
+void append_line(const std::string& path, std::string_view line, bool durable) {
   make_directories(parent_of(path), 0711);
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
   if (!fd) fail("cannot open " + path);
-  write_all(fd.get(), dump_line(value), path);
+  std::string text(line);
+  text.push_back('\n');
+  write_all(fd.get(), text, path);
   if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync " + path);
 }
 

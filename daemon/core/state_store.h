@@ -67,8 +67,9 @@ class StateStore {
   std::string root_;
 };
 
-/// Appends one JSON line to an absolute path in a single write(), creating
-/// the file; used for journals outside the state directory (--crash-log).
-void append_json_line(const std::string& path, const nlohmann::json& value, bool durable);
+/// Appends `line` (one line of text; the newline is added) to an absolute
+/// path in a single write(), creating the file and its directories, never
+/// through a link. Throws std::system_error (errno: a full disk, a link).
+void append_line(const std::string& path, std::string_view line, bool durable);
 
 }  // namespace lpd::daemon

@@ -273,10 +273,15 @@ void JobService::keep_collected(const Supervised& s, std::size_t from) {
   if (from >= s.collected.size()) return;
   // One line per message, a JSON array: a restarted lpd reads them back
   // (load_history), so the tests that never ran are still listed then.
-  json added = json::array();
-  for (std::size_t i = from; i < s.collected.size(); ++i) added.push_back(s.collected[i]);
+  // Written as text: no JSON tree of every nodeid (one per test of a run).
+  std::string line = "[";
+  for (std::size_t i = from; i < s.collected.size(); ++i) {
+    if (i > from) line += ',';
+    protocol::append_json_string(line, s.collected[i]);
+  }
+  line += ']';
   try {
-    append_json_line(store_.path("runs/" + s.run_id + "/" + std::string(kCollectedFile)), added, /*durable=*/false);
+    append_line(store_.path("runs/" + s.run_id + "/" + std::string(kCollectedFile)), line, /*durable=*/false);
   } catch (const std::exception& e) {
     spdlog::warn("run {}: cannot keep its collected nodeids: {}; a restarted lpd would not list the tests "
                  "that never ran",
