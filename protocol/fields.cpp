@@ -19,29 +19,50 @@ namespace {
 }  // namespace
 
 const nlohmann::json* Fields::find(std::string_view name) const {
-  if (flat_) {
-    const nlohmann::json* value = flat_->find(name);
-    return value && !value->is_null() ? value : nullptr;
-  }
+  if (flat_) return nullptr;  // a flat message has no tree: find_flat
   if (!body_ || !body_->is_object()) return nullptr;
   auto it = body_->find(name);
   if (it == body_->end() || it->is_null()) return nullptr;
   return &*it;
 }
 
-bool Fields::has(std::string_view name) const { return find(name) != nullptr; }
+const FlatValue* Fields::find_flat(std::string_view name) const {
+  const FlatValue* value = flat_->find(name);
+  return value && !value->is_null() ? value : nullptr;
+}
+
+const nlohmann::json* Fields::raw(std::string_view name) const {
+  if (!flat_) return find(name);
+  const FlatValue* value = find_flat(name);
+  if (!value) return nullptr;
+  return &made_.emplace_back(value->to_json());
+}
+
+bool Fields::has(std::string_view name) const { return flat_ ? find_flat(name) != nullptr : find(name) != nullptr; }
 
 std::string Fields::string(std::string_view name) const {
-  auto value = optional_string(name);
+  auto value = optional_string_view(name);
   if (!value) missing(name);
-  return *value;
+  return std::string(*value);
 }
 
 std::optional<std::string> Fields::optional_string(std::string_view name) const {
+  auto value = optional_string_view(name);
+  if (!value) return std::nullopt;
+  return std::string(*value);
+}
+
+std::optional<std::string_view> Fields::optional_string_view(std::string_view name) const {
+  if (flat_) {
+    const FlatValue* v = find_flat(name);
+    if (!v) return std::nullopt;
+    if (v->kind != FlatValue::Kind::kString) wrong(name, "a string");
+    return std::string_view(v->text);
+  }
   const auto* v = find(name);
   if (!v) return std::nullopt;
   if (!v->is_string()) wrong(name, "a string");
-  return v->get<std::string>();
+  return std::string_view(v->get_ref<const std::string&>());
 }
 
 std::int64_t Fields::integer(std::string_view name) const {
@@ -50,27 +71,61 @@ std::int64_t Fields::integer(std::string_view name) const {
   return *value;
 }
 
-std::optional<std::int64_t> Fields::optional_integer(std::string_view name) const {
-  const auto* v = find(name);
-  if (!v) return std::nullopt;
-  if (v->is_number_unsigned()) {
-    if (v->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) wrong(name, "an integer in range");
-    return static_cast<std::int64_t>(v->get<std::uint64_t>());
+namespace {
+
+/// The checks every integer field gets, on the value's kind and numbers
+/// (a flat value or a JSON one).
+std::int64_t integer_in_range(std::string_view name, bool is_unsigned, std::uint64_t unsigned_value, bool is_signed,
+                              std::int64_t signed_value) {
+  if (is_unsigned) {
+    if (unsigned_value > static_cast<std::uint64_t>(INT64_MAX)) wrong(name, "an integer in range");
+    return static_cast<std::int64_t>(unsigned_value);
   }
-  if (!v->is_number_integer()) wrong(name, "an integer");
-  return v->get<std::int64_t>();
+  if (!is_signed) wrong(name, "an integer");
+  return signed_value;
 }
 
-std::optional<double> Fields::optional_seconds(std::string_view name) const {
-  const auto* v = find(name);
-  if (!v) return std::nullopt;
-  if (!v->is_number()) wrong(name, "a number of seconds");
-  const double s = v->get<double>();
+double seconds_in_range(std::string_view name, double s) {
   if (!std::isfinite(s) || s < 0 || s > 365.0 * 24 * 3600) wrong(name, "a number of seconds between 0 and one year");
   return s;
 }
 
+}  // namespace
+
+std::optional<std::int64_t> Fields::optional_integer(std::string_view name) const {
+  if (flat_) {
+    const FlatValue* v = find_flat(name);
+    if (!v) return std::nullopt;
+    return integer_in_range(name, v->kind == FlatValue::Kind::kUnsigned, v->unsigned_integer,
+                            v->kind == FlatValue::Kind::kInteger, v->integer);
+  }
+  const auto* v = find(name);
+  if (!v) return std::nullopt;
+  const bool is_unsigned = v->is_number_unsigned();
+  return integer_in_range(name, is_unsigned, is_unsigned ? v->get<std::uint64_t>() : 0, v->is_number_integer(),
+                          v->is_number_integer() && !is_unsigned ? v->get<std::int64_t>() : 0);
+}
+
+std::optional<double> Fields::optional_seconds(std::string_view name) const {
+  if (flat_) {
+    const FlatValue* v = find_flat(name);
+    if (!v) return std::nullopt;
+    if (!v->is_number()) wrong(name, "a number of seconds");
+    return seconds_in_range(name, v->as_double());
+  }
+  const auto* v = find(name);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) wrong(name, "a number of seconds");
+  return seconds_in_range(name, v->get<double>());
+}
+
 std::optional<bool> Fields::optional_boolean(std::string_view name) const {
+  if (flat_) {
+    const FlatValue* v = find_flat(name);
+    if (!v) return std::nullopt;
+    if (v->kind != FlatValue::Kind::kBoolean) wrong(name, "true or false");
+    return v->boolean;
+  }
   const auto* v = find(name);
   if (!v) return std::nullopt;
   if (!v->is_boolean()) wrong(name, "true or false");
@@ -79,7 +134,7 @@ std::optional<bool> Fields::optional_boolean(std::string_view name) const {
 
 std::vector<std::string> Fields::string_list(std::string_view name) const {
   std::vector<std::string> out;
-  const auto* v = find(name);
+  const auto* v = raw(name);  // a flat message has no arrays: then "must be an array"
   if (!v) return out;
   if (!v->is_array()) wrong(name, "an array of strings");
   for (const auto& item : *v) {
@@ -91,7 +146,7 @@ std::vector<std::string> Fields::string_list(std::string_view name) const {
 
 std::vector<std::pair<std::string, std::string>> Fields::string_map(std::string_view name) const {
   std::vector<std::pair<std::string, std::string>> out;
-  const auto* v = find(name);
+  const auto* v = raw(name);
   if (!v) return out;
   if (!v->is_object()) wrong(name, "an object of string values");
   for (const auto& [key, value] : v->items()) {

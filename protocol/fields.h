@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,9 @@ class Fields {
 
   std::string string(std::string_view name) const;
   std::optional<std::string> optional_string(std::string_view name) const;
+  /// optional_string() without a copy: a view into the message, valid
+  /// while the message this Fields reads lives.
+  std::optional<std::string_view> optional_string_view(std::string_view name) const;
   std::int64_t integer(std::string_view name) const;
   std::optional<std::int64_t> optional_integer(std::string_view name) const;
   /// Seconds as a non-negative number (integer or fractional).
@@ -33,13 +37,17 @@ class Fields {
   std::vector<std::pair<std::string, std::string>> string_map(std::string_view name) const;
   bool has(std::string_view name) const;
   /// The member's value as it came (nullptr when absent or null), for a
-  /// field that may have more than one type.
-  const nlohmann::json* raw(std::string_view name) const { return find(name); }
+  /// field that may have more than one type. For a flat message the value
+  /// is made into JSON on first use and kept as long as this Fields.
+  const nlohmann::json* raw(std::string_view name) const;
 
  private:
   const nlohmann::json* find(std::string_view name) const;
+  const FlatValue* find_flat(std::string_view name) const;
   const nlohmann::json* body_ = nullptr;
   const FlatMessage* flat_ = nullptr;
+  /// raw()'s values of a flat message (a list: pointers to them stay valid).
+  mutable std::list<nlohmann::json> made_;
 };
 
 }  // namespace lpd::protocol

@@ -16,25 +16,50 @@ class FlatCollector {
  public:
   explicit FlatCollector(FlatMessage& out) : out_(out) {}
 
-  bool null() { return value(json(nullptr)); }
-  bool boolean(bool v) { return value(json(v)); }
-  bool number_integer(json::number_integer_t v) { return value(json(v)); }
-  bool number_unsigned(json::number_unsigned_t v) { return value(json(v)); }
-  bool number_float(json::number_float_t v, const json::string_t&) { return value(json(v)); }
-  bool string(json::string_t& v) { return value(json(std::move(v))); }
+  bool null() { return value(FlatValue{}); }
+  bool boolean(bool v) {
+    FlatValue f;
+    f.kind = FlatValue::Kind::kBoolean;
+    f.boolean = v;
+    return value(std::move(f));
+  }
+  bool number_integer(json::number_integer_t v) {
+    FlatValue f;
+    f.kind = FlatValue::Kind::kInteger;
+    f.integer = v;
+    return value(std::move(f));
+  }
+  bool number_unsigned(json::number_unsigned_t v) {
+    FlatValue f;
+    f.kind = FlatValue::Kind::kUnsigned;
+    f.unsigned_integer = v;
+    return value(std::move(f));
+  }
+  bool number_float(json::number_float_t v, const json::string_t&) {
+    FlatValue f;
+    f.kind = FlatValue::Kind::kFloat;
+    f.number = v;
+    return value(std::move(f));
+  }
+  bool string(json::string_t& v) {
+    FlatValue f;
+    f.kind = FlatValue::Kind::kString;
+    f.text = std::move(v);
+    return value(std::move(f));
+  }
   bool binary(json::binary_t&) { return false; }
   bool start_object(std::size_t) { return !std::exchange(in_object_, true); }
   bool end_object() { return true; }
   bool start_array(std::size_t) { return false; }
   bool end_array() { return false; }
   bool key(json::string_t& name) {
-    out_.fields.emplace_back(std::move(name), json());
+    out_.fields.emplace_back(std::move(name), FlatValue());
     return true;
   }
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
 
  private:
-  bool value(json v) {
+  bool value(FlatValue v) {
     if (!in_object_ || out_.fields.empty()) return false;  // a scalar document, not an object
     out_.fields.back().second = std::move(v);
     return true;
@@ -66,16 +91,16 @@ class FastScanner {
       if (!take(':')) return false;
       skip_space();
       if (key == std::string_view("op")) {
-        json op;
+        FlatValue op;
         if (!value(op)) return false;
-        has_op_ = op.is_string();
-        if (has_op_) out.op = std::move(op.get_ref<std::string&>());
+        has_op_ = op.kind == FlatValue::Kind::kString;
+        if (has_op_) out.op = std::move(op.text);
       } else {
         // A request, push or reply is never flat; the rest of the line is
         // still checked, so that "refused" only ever follows a valid line.
         if (key == std::string_view("id") || key == std::string_view("event") || key == std::string_view("ok"))
           refused = true;
-        out.fields.emplace_back(std::move(key), json());
+        out.fields.emplace_back(std::move(key), FlatValue());
         if (!value(out.fields.back().second)) return false;
       }
       skip_space();
@@ -108,21 +133,23 @@ class FastScanner {
     return true;
   }
 
-  bool value(json& out) {
+  bool value(FlatValue& out) {
     if (at_ >= text_.size()) return false;
     const char c = text_[at_];
     if (c == '"') {
       ++at_;
-      std::string s;
-      if (!string(s)) return false;
-      out = std::move(s);
-      return true;
+      out.kind = FlatValue::Kind::kString;
+      return string(out.text);
     }
     if (c == 't' || c == 'f' || c == 'n') {
-      if (literal("true")) out = true;
-      else if (literal("false")) out = false;
-      else if (literal("null")) out = nullptr;
-      else return false;
+      if (literal("true") || literal("false")) {
+        out.kind = FlatValue::Kind::kBoolean;
+        out.boolean = c == 't';
+      } else if (literal("null")) {
+        out.kind = FlatValue::Kind::kNull;
+      } else {
+        return false;
+      }
       return true;
     }
     return number(out);
@@ -130,7 +157,7 @@ class FastScanner {
 
   /// JSON's number grammar exactly; the value as nlohmann's parser keeps it
   /// (unsigned when not negative, signed when negative, else a double).
-  bool number(json& out) {
+  bool number(FlatValue& out) {
     const std::size_t start = at_;
     const auto digits = [&] {
       const std::size_t from = at_;
@@ -158,17 +185,20 @@ class FastScanner {
       std::int64_t v = 0;
       const auto [ptr, ec] = std::from_chars(begin, end, v);
       if (ec != std::errc() || ptr != end) return false;  // out of range: a double, left to the parser
-      out = v;
+      out.kind = FlatValue::Kind::kInteger;
+      out.integer = v;
     } else if (integral) {
       std::uint64_t v = 0;
       const auto [ptr, ec] = std::from_chars(begin, end, v);
       if (ec != std::errc() || ptr != end) return false;
-      out = v;
+      out.kind = FlatValue::Kind::kUnsigned;
+      out.unsigned_integer = v;
     } else {
       double v = 0;
       const auto [ptr, ec] = std::from_chars(begin, end, v);
       if (ec != std::errc() || ptr != end || !std::isfinite(v)) return false;
-      out = v;
+      out.kind = FlatValue::Kind::kFloat;
+      out.number = v;
     }
     return true;
   }
@@ -272,7 +302,28 @@ class FastScanner {
 
 }  // namespace
 
-const nlohmann::json* FlatMessage::find(std::string_view name) const {
+double FlatValue::as_double() const {
+  switch (kind) {
+    case Kind::kInteger: return static_cast<double>(integer);
+    case Kind::kUnsigned: return static_cast<double>(unsigned_integer);
+    case Kind::kFloat: return number;
+    default: return 0;
+  }
+}
+
+json FlatValue::to_json() const {
+  switch (kind) {
+    case Kind::kNull: return json(nullptr);
+    case Kind::kBoolean: return json(boolean);
+    case Kind::kInteger: return json(integer);
+    case Kind::kUnsigned: return json(unsigned_integer);
+    case Kind::kFloat: return json(number);
+    case Kind::kString: return json(text);
+  }
+  return json(nullptr);
+}
+
+const FlatValue* FlatMessage::find(std::string_view name) const {
   for (auto it = fields.rbegin(); it != fields.rend(); ++it)
     if (it->first == name) return &it->second;
   return nullptr;
@@ -296,9 +347,9 @@ std::optional<FlatMessage> parse_flat_message(std::string_view line) {
   FlatCollector collector(message);
   if (!json::sax_parse(line, &collector, json::input_format_t::json, /*strict=*/true)) return std::nullopt;
   if (message.find("id") || message.find("event") || message.find("ok")) return std::nullopt;
-  const json* op = message.find("op");
-  if (!op || !op->is_string() || op->get_ref<const std::string&>().empty()) return std::nullopt;
-  message.op = op->get<std::string>();
+  const FlatValue* op = message.find("op");
+  if (!op || op->kind != FlatValue::Kind::kString || op->text.empty()) return std::nullopt;
+  message.op = op->text;
   std::erase_if(message.fields, [](const auto& field) { return field.first == "op"; });
   return message;
 }

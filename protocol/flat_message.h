@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,15 +17,37 @@ namespace lpd::protocol {
 /// ({"op":"test.finish","nodeid":"t.py::test_x","outcome":"passed",...}),
 /// tens of thousands per run, and a tree per message was most of what lpd
 /// spent on them.
+/// FlatValue is one member's scalar value, kept as plain C++ (a JSON value
+/// per member was a heap node per string, made and freed for every record).
+struct FlatValue {
+  /// JSON's scalar kinds, split as nlohmann's parser splits numbers:
+  /// kUnsigned for a non-negative integer, kInteger for a negative one,
+  /// kFloat for anything with a fraction or exponent.
+  enum class Kind : unsigned char { kNull, kBoolean, kInteger, kUnsigned, kFloat, kString };
+  Kind kind = Kind::kNull;
+  bool boolean = false;
+  std::int64_t integer = 0;
+  std::uint64_t unsigned_integer = 0;
+  double number = 0;
+  std::string text;  // kString: the decoded string (UTF-8)
+
+  bool is_null() const { return kind == Kind::kNull; }
+  bool is_number() const { return kind == Kind::kInteger || kind == Kind::kUnsigned || kind == Kind::kFloat; }
+  /// The number as a double (kInteger, kUnsigned or kFloat), as json's get<double>().
+  double as_double() const;
+  /// The same value as a JSON value (what the JSON parser makes of it).
+  nlohmann::json to_json() const;
+};
+
 struct FlatMessage {
   std::string op;
   /// Every member but "op", in line order; values are null, booleans,
   /// numbers or strings.
-  std::vector<std::pair<std::string, nlohmann::json>> fields;
+  std::vector<std::pair<std::string, FlatValue>> fields;
 
   /// The value of member `name`, or nullptr. A name given twice means its
   /// last value, as the JSON parser keeps it.
-  const nlohmann::json* find(std::string_view name) const;
+  const FlatValue* find(std::string_view name) const;
 };
 
 /// `line` as a FlatMessage when it is one JSON object of scalar values with

@@ -24,8 +24,7 @@ Dispatcher::Dispatcher(OperationTable table, BatchWatcher* batches)
       throw std::logic_error("operation " + name + " is gated on one object but says no way to find its owner");
     if (!one_object && op.owner_of)
       throw std::logic_error("operation " + name + " has an owner lookup its gate never uses");
-    for (std::size_t j = 0; j < i; ++j)
-      if (table_[j].name == op.name) throw std::logic_error("operation " + name + " is listed twice");
+    if (!by_name_.emplace(op.name, &op).second) throw std::logic_error("operation " + name + " is listed twice");
   }
 }
 
@@ -41,9 +40,8 @@ void Dispatcher::check_gate(const Operation& op, const Call& call) const {
 }
 
 const Operation* Dispatcher::find(std::string_view name) const {
-  for (const auto& op : table_)
-    if (op.name == name) return &op;
-  return nullptr;
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
 }
 
 void Dispatcher::dispatch_line(std::string_view line, Peer& peer, const std::shared_ptr<ReplySink>& sink,
@@ -54,7 +52,7 @@ void Dispatcher::dispatch_line(std::string_view line, Peer& peer, const std::sha
       if (const Operation* op = find(flat->op); op && op->flat_fields) {
         static const json kNoBody = json::object();  // flat_fields handlers never read it
         Call call{kNoBody, protocol::Fields(*flat), peer, sink, /*is_notification=*/true, json(nullptr)};
-        run(flat->op, call);
+        run(op, flat->op, call);
         return;
       }
     }
@@ -85,17 +83,17 @@ void Dispatcher::dispatch(const protocol::Message& message, Peer& peer,
   const bool notification = message.kind == protocol::Kind::kNotification;
   const json id = notification ? json(nullptr) : message.id();
   Call call{message.body, protocol::Fields(message.body), peer, sink, notification, id};
-  run(message.op(), call);
+  const std::string& op_name = message.op();
+  run(find(op_name), op_name, call);
 }
 
-void Dispatcher::run(const std::string& op_name, Call& call) {
+void Dispatcher::run(const Operation* op, std::string_view op_name, Call& call) {
   Peer& peer = call.peer;
   const bool notification = call.is_notification;
   call.access = access_;
   Responder responder(call.id, call.sink);
   try {
-    const Operation* op = find(op_name);
-    if (!op) throw Error(ErrorCode::kUnknownOp, "unknown operation \"" + op_name + "\"");
+    if (!op) throw Error(ErrorCode::kUnknownOp, "unknown operation \"" + std::string(op_name) + "\"");
     if (!peer.said_hello && !op->allowed_before_hello)
       throw Error(ErrorCode::kBadRequest, "the first message on a connection must be \"hello\"");
     check_gate(*op, call);

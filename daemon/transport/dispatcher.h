@@ -3,6 +3,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "daemon/core/operation.h"
@@ -32,6 +33,8 @@ class Dispatcher {
   /// duplicate name, or no handler: a table bug shows at startup.
   /// `batches`: told at each end_of_batch() (null: nobody, in tests).
   explicit Dispatcher(OperationTable table, BatchWatcher* batches = nullptr);
+  Dispatcher(const Dispatcher&) = delete;  // by_name_ points into table_
+  Dispatcher& operator=(const Dispatcher&) = delete;
   explicit Dispatcher(std::vector<Operation> table, AccessPolicy access = {})
       : Dispatcher(OperationTable{std::move(table), access}) {}
 
@@ -50,12 +53,15 @@ class Dispatcher {
 
  private:
   void dispatch(const protocol::Message& message, Peer& peer, const std::shared_ptr<ReplySink>& sink);
-  /// Looks `op_name` up, checks hello and the gate, calls the handler and
-  /// replies (unless a notification or deferred); every error becomes the reply.
-  void run(const std::string& op_name, Call& call);
+  /// Checks hello and the gate of `op` (nullptr: no such operation, named
+  /// `op_name`), calls the handler and replies (unless a notification or
+  /// deferred); every error becomes the reply.
+  void run(const Operation* op, std::string_view op_name, Call& call);
   /// Throws permission_denied when the peer may not pass `op`'s gate.
   void check_gate(const Operation& op, const Call& call) const;
   std::vector<Operation> table_;
+  /// table_ by name: two records a test look their op up.
+  std::unordered_map<std::string_view, const Operation*> by_name_;
   AccessPolicy access_;
   BatchWatcher* batches_;
 };

@@ -13,16 +13,25 @@ std::uint64_t RingPoller::monotonic_ns(Clock::time_point t) {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
 }
 
+void RingPoller::promise(Member& member, Source& source, Clock::time_point at) {
+  member.promised = at;
+  source.promise_ring_read_by(monotonic_ns(at));
+}
+
 void RingPoller::keep_reading(const std::shared_ptr<Source>& source) {
   const auto hold_until = Clock::now() + window_;
   auto it = std::find_if(members_.begin(), members_.end(),
                          [&](const Member& m) { return m.source.lock() == source; });
-  if (it == members_.end())
-    members_.push_back(Member{source, hold_until});
-  else
+  if (it == members_.end()) {
+    members_.push_back(Member{source, hold_until, {}});
+    it = members_.end() - 1;
+  } else {
     it->hold_until = std::max(it->hold_until, hold_until);
+  }
   if (!next_tick_) arm(hold_until);
-  source->promise_ring_read_by(monotonic_ns(*next_tick_));
+  // The bare next tick: a word already further out was read at this
+  // tick or will be (the ring stays until an empty read past its word).
+  promise(*it, *source, *next_tick_);
 }
 
 void RingPoller::arm(Clock::time_point at) {
@@ -41,6 +50,8 @@ void RingPoller::tick() {
   struct Read {
     std::shared_ptr<Source> source;
     bool stays;
+    bool had_records;
+    Clock::time_point hold_until;
   };
   std::vector<Read> reads;
   reads.reserve(members_.size());
@@ -51,22 +62,34 @@ void RingPoller::tick() {
     const auto records = source->read_ring();
     if (!records) continue;  // its ring is gone (closed, or detached as corrupt)
     any_records |= *records > 0;
-    // An empty read only ends the polling a window after the last wake-up.
-    reads.push_back(Read{std::move(source), *records > 0 || now < member.hold_until});
-    const auto& kept = reads.back().source;
-    if (reads.back().stays && std::none_of(members_.begin(), members_.end(),
-                                           [&](const Member& m) { return m.source.lock() == kept; }))
-      members_.push_back(Member{kept, member.hold_until});
+    // An empty read only ends the polling a window after the last wake-up,
+    // and once no promise is pending (the word is past).
+    const bool stays = *records > 0 || now < member.hold_until || now < member.promised;
+    reads.push_back(Read{std::move(source), stays, *records > 0, member.hold_until});
   }
   // One journal write for every ring's records, then their read positions.
   if (any_records && end_of_batch_) end_of_batch_();
   for (const auto& read : reads) read.source->commit_ring();
+  // Reading may have woken more rings (keep_reading while dispatching): they
+  // are members already, with their promise.
+  for (const auto& read : reads) {
+    if (!read.stays) continue;
+    if (std::any_of(members_.begin(), members_.end(),
+                    [&](const Member& m) { return m.source.lock() == read.source; }))
+      continue;
+    members_.push_back(Member{read.source, read.hold_until, {}});
+  }
   if (members_.empty()) return;
   if (!next_tick_) arm(Clock::now() + window_);
   // Promised after the read: a record the read missed was published after
   // the previous promise had passed, so its shim woke lpd or is told to wait.
-  for (const auto& read : reads)
-    if (read.stays) read.source->promise_ring_read_by(monotonic_ns(*next_tick_));
+  for (const auto& read : reads) {
+    if (!read.stays) continue;
+    auto it = std::find_if(members_.begin(), members_.end(),
+                           [&](const Member& m) { return m.source.lock() == read.source; });
+    if (it == members_.end()) continue;
+    promise(*it, *read.source, read.had_records ? *next_tick_ + grace() : *next_tick_);
+  }
 }
 
 }  // namespace lpd::daemon

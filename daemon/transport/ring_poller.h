@@ -27,10 +27,17 @@ namespace lpd::daemon {
 ///   until one that finds nothing new at least a window after the wake-up:
 ///   a shim that wakes lpd at most once per window (one that cannot use
 ///   the read-by word) has what it wrote after a wake-up read then.
-/// - While a ring is read on the ticks, its read-by word says when the next
-///   tick is (lpd starts a read at or after it), so its shim sends nothing.
-///   A ring that leaves keeps the time of its last tick: past, so the next
-///   record wakes lpd.
+/// - While a ring is read on the ticks, its read-by word says when a read
+///   will start (at or after it), so its shim sends nothing. After a tick
+///   that found records, the word is the tick after next's start minus a
+///   window, plus grace() (a fifth of a window): the next tick starts a
+///   little late and its read a little later still, and a shim writing
+///   then would otherwise see the word pass and wake lpd just before a
+///   read it did not need (one extra wake-up and journal write per tick
+///   for every busy ring); the tick after next is that promise's read.
+/// - A ring leaves only after an empty read once its word is past: after
+///   an empty tick the word is the bare next tick, so a ring that leaves
+///   keeps a past time, and the next record wakes lpd.
 class RingPoller {
  public:
   using Clock = std::chrono::steady_clock;
@@ -65,11 +72,18 @@ class RingPoller {
   /// `t` as the read-by word says it: CLOCK_MONOTONIC in nanoseconds.
   static std::uint64_t monotonic_ns(Clock::time_point t);
 
+  /// How far past the next tick a busy ring's read-by word may be (a fifth
+  /// of the window): less than a window, so the tick after next keeps it.
+  std::chrono::milliseconds grace() const { return window_ / 5; }
+
  private:
   struct Member {
     std::weak_ptr<Source> source;
     Clock::time_point hold_until;  // read on every tick until an empty one at or after this
+    Clock::time_point promised;    // the read-by word last written
   };
+  /// Writes `member`'s read-by word and remembers it.
+  static void promise(Member& member, Source& source, Clock::time_point at);
   void arm(Clock::time_point at);
   void tick();
 

@@ -427,7 +427,9 @@ def test_while_records_come_lpd_reads_on_its_promise_without_wake_ups(ring_peer)
             p.wake()
         else:
             promised += 1
-            assert read_by - now <= WINDOW_S * 1e9, "a promise further than a window away"
+            # The next tick, plus a fifth of a window after a tick that
+            # found records (ring_poller.h: the grace for a late tick).
+            assert read_by - now <= WINDOW_S * 1.2 * 1e9, "a promise further than a window and its grace away"
         # Read without a wake-up: within about a window of the promise.
         assert p.kinds(1, timeout=EVENT_TIMEOUT) == [("test.start", nodeid)]
     assert promised > 0, "lpd never promised a read while records came"

@@ -123,6 +123,26 @@ TEST_CASE("a flat notification reads the same through Fields as its JSON tree") 
   CHECK(a.optional_boolean("wasxfail") == b.optional_boolean("wasxfail"));
   CHECK_FALSE(a.has("message"));  // null is absent, as in the tree
   CHECK(*a.raw("big") == *b.raw("big"));
+  CHECK(a.optional_string_view("nodeid") == b.optional_string_view("nodeid"));
+  CHECK_FALSE(a.optional_string_view("message"));
+  // The same wording for the same wrong input, whichever way it was decoded.
+  const auto error_of = [](auto&& get) -> std::string {
+    try {
+      get();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  for (const char* name : {"big", "nodeid", "duration", "wasxfail"}) {
+    INFO(name);
+    CHECK(error_of([&] { a.optional_integer(name); }) == error_of([&] { b.optional_integer(name); }));
+    CHECK(error_of([&] { a.optional_string(name); }) == error_of([&] { b.optional_string(name); }));
+    CHECK(error_of([&] { a.optional_seconds(name); }) == error_of([&] { b.optional_seconds(name); }));
+    CHECK(error_of([&] { a.optional_boolean(name); }) == error_of([&] { b.optional_boolean(name); }));
+    CHECK(error_of([&] { a.string_list(name); }) == error_of([&] { b.string_list(name); }));
+  }
+  CHECK(error_of([&] { a.optional_integer("big"); }) == "field \"big\" must be an integer in range");
   CHECK_THROWS_AS(a.string("absent"), Error);
   CHECK_THROWS_AS(a.optional_integer("nodeid"), Error);  // same typed errors
 }
@@ -182,8 +202,8 @@ void check_same_as_tree(const std::string& line) {
     if (key == "op") continue;
     const auto* mine = flat->find(key);
     REQUIRE(mine);
-    CHECK(*mine == value);
-    CHECK(mine->type() == value.type());
+    CHECK(mine->to_json() == value);
+    CHECK(mine->to_json().type() == value.type());
   }
 }
 

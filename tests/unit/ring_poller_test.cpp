@@ -111,6 +111,58 @@ TEST_CASE("a ring that keeps getting records stays on the ticks", "[ring_poller]
   CHECK(a->reads == 5);
 }
 
+TEST_CASE("a busy ring is promised the next tick plus grace; it leaves only once that promise is past",
+          "[ring_poller]") {
+  boost::asio::io_context io;
+  std::vector<std::string> log;
+  RingPoller poller(io.get_executor(), 20ms, [] {});
+  REQUIRE(poller.grace() == 4ms);
+  auto a = std::make_shared<FakeSource>("a", log);
+  poller.keep_reading(a);
+  const auto first_tick = a->read_by;  // a wake-up: the bare next tick
+  a->pending = 3;
+  run_until(io, [&] { return a->reads == 1; });
+  REQUIRE(a->reads == 1);
+  // Records were read: the word is the next tick (a window after this one
+  // began, or later) plus grace, so a shim writing while that tick is late
+  // does not wake lpd for it.
+  const auto busy_promise = a->read_by;
+  CHECK(busy_promise >= first_tick + 20'000'000 + 4'000'000);
+  // The next tick finds nothing, but the promise may still be ahead of it:
+  // the ring stays, now promised the bare tick after.
+  run_until(io, [&] { return a->reads == 2; });
+  REQUIRE(a->reads == 2);
+  if (poller.polled() == 1) {
+    CHECK(a->read_by > busy_promise);
+    CHECK(a->read_by >= RingPoller::monotonic_ns(RingPoller::Clock::now()));
+  }
+  // It leaves on an empty read once its word is past, and keeps that past
+  // word: the next record wakes lpd.
+  run_until(io, [&] { return poller.polled() == 0; });
+  REQUIRE(poller.polled() == 0);
+  CHECK(a->read_by <= RingPoller::monotonic_ns(RingPoller::Clock::now()));
+  // Every read after the busy one started at or after the word it kept.
+  CHECK(a->reads >= 2);
+}
+
+TEST_CASE("a ring is never let go while its read-by word is ahead", "[ring_poller]") {
+  // Whatever the ticks' timing: each time the poller lets a ring go, its
+  // word is already past, so a record published after that last read woke
+  // lpd (the shim's rule), and one published before was read.
+  boost::asio::io_context io;
+  std::vector<std::string> log;
+  RingPoller poller(io.get_executor(), 5ms, [] {});
+  auto a = std::make_shared<FakeSource>("a", log);
+  for (int round = 0; round < 20; ++round) {
+    a->pending = 1 + round % 3;
+    poller.keep_reading(a);
+    run_until(io, [&] { return poller.polled() == 0; });
+    REQUIRE(poller.polled() == 0);
+    CHECK(a->read_by <= RingPoller::monotonic_ns(RingPoller::Clock::now()));
+    CHECK(a->pending == 0);
+  }
+}
+
 TEST_CASE("a closed connection or a detached ring drops out", "[ring_poller]") {
   boost::asio::io_context io;
   std::vector<std::string> log;
