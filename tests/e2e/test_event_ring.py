@@ -21,7 +21,7 @@ from lpd_harness import SHIM_MODULE_DIR, SHIM_PYTHONPATH, EventWaiter, Lpd, exha
 sys.path[:0] = SHIM_PYTHONPATH.split(os.pathsep)
 
 from lpd_pytest import messages  # noqa: E402
-from lpd_pytest import test_reporting as shim_reporting  # noqa: E402
+from lpd_pytest import reporter as shim_reporting  # noqa: E402
 from lpd_pytest.client import Connection  # noqa: E402
 from lpd_pytest.event_ring import (  # noqa: E402
     HEADER_BYTES, MAGIC, MAX_RECORD_BYTES, READ_OFFSET, VERSION, WRITE_OFFSET, EventRing)

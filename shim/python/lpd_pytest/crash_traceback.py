@@ -40,7 +40,7 @@ def stderr_descriptor():
 class CrashTraceback:
     """faulthandler's target for one session: lpd on `socket_path` while it
     is there, the real stderr otherwise. `warn(where, error)` reports a
-    failure of the shim's own (test_reporting.shim_failed). With
+    failure of the shim's own (reporter.shim_failed). With
     `socket_path` None it holds nothing (a reporter made for tests)."""
 
     def __init__(self, socket_path, warn):
