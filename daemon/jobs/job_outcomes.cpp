@@ -37,10 +37,6 @@ std::unordered_map<std::string_view, const TestResult*> latest_results(const std
   return latest;
 }
 
-bool is_session_phase(const std::string& phase) {
-  return phase == "collection" || phase == "sessionstart" || phase == "sessionfinish" || phase == "exit";
-}
-
 /// Writes `lines` to `path` (lpd's own run directory), one per line, 0600,
 /// handed to `owner` so the command running as them can read it.
 void write_lines_for(const std::string& path, const std::vector<std::string>& lines,

@@ -16,7 +16,6 @@ using protocol::ErrorCode;
 const std::set<std::string, std::less<>> kOutcomes = {"passed", "failed", "error", "skipped", "interrupted"};
 
 constexpr std::string_view kTestPhases[] = {"setup", "call", "teardown"};
-constexpr std::string_view kSessionPhases[] = {"collection", "sessionstart", "sessionfinish", "exit"};
 
 template <std::size_t N>
 bool one_of(const std::string& word, const std::string_view (&words)[N]) {
@@ -135,7 +134,7 @@ PhaseChange phase_change_of(const protocol::Fields& f) {
   change.phase = bounded("phase", f.string("phase"), kMaxWordBytes);
   change.nodeid = bounded("nodeid", f.optional_string("nodeid").value_or(""), kMaxNodeidBytes);
   change.of_test = one_of(change.phase, kTestPhases);
-  if (!change.of_test && !one_of(change.phase, kSessionPhases))
+  if (!change.of_test && !is_session_phase(change.phase))
     throw Error(ErrorCode::kBadRequest, "field \"phase\" must be setup, call, teardown, collection, "
                                         "sessionstart, sessionfinish or exit, not \"" + change.phase + "\"");
   return change;
@@ -146,7 +145,7 @@ TestResult session_error_of(const protocol::Fields& f) {
   // it a testcase named for the phase, and the final exit code non-zero.
   TestResult r;
   r.phase = bounded("phase", f.string("phase"), kMaxWordBytes);
-  if (!one_of(r.phase, kSessionPhases))
+  if (!is_session_phase(r.phase))
     throw Error(ErrorCode::kBadRequest,
                 "field \"phase\" must be collection, sessionstart, sessionfinish or exit, not \"" + r.phase + "\"");
   r.nodeid = bounded("nodeid", f.optional_string("nodeid").value_or(""), kMaxNodeidBytes);

@@ -15,21 +15,36 @@ bool starts_with_python(std::string_view base) { return base.rfind("python", 0) 
 }  // namespace
 
 TestcaseName pytest_testcase_name(std::string_view nodeid) {
+  // Written without splitting into a vector of strings: it runs once per
+  // testcase of every JUnit report. The parts are what splitting the path
+  // at each "::", left to right, gives.
   const auto bracket = nodeid.find('[');
   const std::string_view path = nodeid.substr(0, bracket);
   const std::string_view params = bracket == std::string_view::npos ? std::string_view() : nodeid.substr(bracket);
-  std::vector<std::string> names;
-  for (const std::string_view name : protocol::split(path, "::")) names.emplace_back(name);
-  std::string& file = names.front();
+  const std::size_t first_end = path.find("::");
+  std::size_t last_start = 0;  // where the last part begins
+  for (std::size_t at = first_end; at != std::string_view::npos; at = path.find("::", at + 2)) last_start = at + 2;
+  // The file part, a dotted module: "dir/test_x.py" -> "dir.test_x".
+  std::string file(path.substr(0, first_end));
   for (char& c : file)
     if (c == '/') c = '.';
   if (file.size() >= 3 && file.compare(file.size() - 3, 3, ".py") == 0) file.resize(file.size() - 3);
-  names.back() += params;
   TestcaseName out;
-  out.name = names.back();
-  for (std::size_t i = 0; i + 1 < names.size(); ++i) {
-    if (i) out.classname += '.';
-    out.classname += names[i];
+  if (first_end == std::string_view::npos) {  // one part: it is the name
+    out.name = std::move(file);
+    out.name += params;
+    return out;
+  }
+  out.name.reserve(path.size() - last_start + params.size());
+  out.name.append(path.substr(last_start));
+  out.name.append(params);
+  out.classname = std::move(file);
+  // The parts between the first and the last, each after a ".".
+  for (std::size_t at = first_end; at + 2 < last_start;) {
+    const std::size_t next = path.find("::", at + 2);
+    out.classname += '.';
+    out.classname.append(path.substr(at + 2, next - (at + 2)));
+    at = next;
   }
   return out;
 }

@@ -231,10 +231,6 @@ std::string test_xml(const TestcaseName& names, const TestHistory& h, const Juni
   return t.xml(counts);
 }
 
-bool is_session_phase(const std::string& phase) {
-  return phase == "collection" || phase == "sessionstart" || phase == "sessionfinish" || phase == "exit";
-}
-
 /// A failure outside tests (session.error): pytest's own testcase for a
 /// collection error (append_collect_error), else one named for the phase.
 std::string session_error_xml(const TestResult& e, const JunitInput& in, Counts& counts) {

@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -62,6 +63,13 @@ constexpr std::size_t kMaxLongrepr = 64 * 1024;
 
 /// How much of a failed test's helper log lines lpd keeps (64 KiB).
 constexpr std::size_t kMaxSystemOut = 64 * 1024;
+
+/// Whether `phase` is a failure outside any test (session.error's phases:
+/// collection, sessionstart, sessionfinish, exit) rather than setup, call
+/// or teardown. Compared as views: once per result at a run's end.
+inline bool is_session_phase(std::string_view phase) {
+  return phase == "collection" || phase == "sessionstart" || phase == "sessionfinish" || phase == "exit";
+}
 
 /// `text` cut to at most `limit` bytes at a UTF-8 character boundary, with
 /// a line saying how much was cut when it was.

@@ -2,6 +2,9 @@
 // latest attempt wins, crashes, interrupted, never-run, flaky, session
 // errors and a command without tests.
 #include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -64,6 +67,51 @@ TEST_CASE("attributes keep newlines as references, text keeps them as they are",
   CHECK(xml_attribute("a\nb\r\tc <&> \"q\" 'a'") == "a&#10;b&#13;&#09;c &lt;&amp;&gt; &quot;q&quot; 'a'");
   CHECK(xml_text("a\nb <&> \"q\"") == "a\nb &lt;&amp;&gt; \"q\"");
   CHECK(xml_attribute("x\x01y") == "x#x01y");
+}
+
+namespace {
+
+/// pytest's mangle_test_address written as pytest writes it (split the path
+/// at "::", dot the file, join all but the last): what the one-pass
+/// pytest_testcase_name must equal, whatever the nodeid.
+lpd::daemon::TestcaseName mangle_as_pytest(std::string_view nodeid) {
+  const auto bracket = nodeid.find('[');
+  const std::string_view path = nodeid.substr(0, bracket);
+  std::vector<std::string> names;
+  for (std::size_t from = 0;;) {
+    const auto at = path.find("::", from);
+    names.emplace_back(path.substr(from, at == std::string_view::npos ? std::string_view::npos : at - from));
+    if (at == std::string_view::npos) break;
+    from = at + 2;
+  }
+  for (char& c : names.front())
+    if (c == '/') c = '.';
+  if (names.front().size() >= 3 && names.front().ends_with(".py")) names.front().resize(names.front().size() - 3);
+  if (bracket != std::string_view::npos) names.back() += nodeid.substr(bracket);
+  lpd::daemon::TestcaseName out;
+  out.name = names.back();
+  for (std::size_t i = 0; i + 1 < names.size(); ++i) out.classname += (i ? "." : "") + names[i];
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("testcase names equal pytest's split-and-join for any nodeid", "[junit]") {
+  // Every string of up to 7 characters from these pieces, and some longer.
+  const std::vector<std::string> pieces = {":", "::", "/", ".py", "a", "[", "]", "b.py", "x/"};
+  std::vector<std::string> nodeids = {"", "::", ":::", "::::", "a::::b", "a:::b", "a.py::", "::a", "p.py::C::[x::y]",
+                                      "d/e.py::C::D::t[1]", ".py", "a/.py::t"};
+  for (const auto& a : pieces)
+    for (const auto& b : pieces)
+      for (const auto& c : pieces)
+        for (const auto& d : pieces) nodeids.push_back(a + b + c + d);
+  for (const auto& nodeid : nodeids) {
+    INFO(nodeid);
+    const auto mine = pytest_testcase_name(nodeid);
+    const auto theirs = mangle_as_pytest(nodeid);
+    CHECK(mine.classname == theirs.classname);
+    CHECK(mine.name == theirs.name);
+  }
 }
 
 TEST_CASE("testcase names follow pytest's mangle_test_address", "[junit]") {
