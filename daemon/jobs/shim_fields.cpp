@@ -34,7 +34,7 @@ std::string bounded(const char* name, std::string value, std::size_t limit) {
 
 TestStart test_start_of(const protocol::Fields& f) {
   TestStart start;
-  start.nodeid = bounded("nodeid", f.string("nodeid"), kMaxNodeidBytes);
+  start.nodeid = protocol::shortened_nodeid(f.string("nodeid"));
   start.phase = f.optional_string("phase").value_or("setup");
   if (start.phase != "setup" && start.phase != "call")
     throw Error(ErrorCode::kBadRequest, "field \"phase\" of test.start must be setup or call, not \"" +
@@ -44,7 +44,7 @@ TestStart test_start_of(const protocol::Fields& f) {
 
 TestResult test_result_of(const protocol::Fields& f) {
   TestResult r;
-  r.nodeid = bounded("nodeid", f.string("nodeid"), kMaxNodeidBytes);
+  r.nodeid = protocol::shortened_nodeid(f.string("nodeid"));
   r.outcome = bounded("outcome", f.optional_string("outcome").value_or("passed"), kMaxWordBytes);
   if (!kOutcomes.count(r.outcome))
     throw Error(ErrorCode::kBadRequest,
@@ -54,10 +54,10 @@ TestResult test_result_of(const protocol::Fields& f) {
   r.message = truncated_text(f.optional_string("message").value_or(""), kMaxMessageBytes);
   // The JUnit fields (the shim computes them as pytest's --junitxml would).
   r.longrepr = truncated_text(f.optional_string("longrepr").value_or(""), kMaxLongrepr);
-  r.file = bounded("file", f.optional_string("file").value_or(""), kMaxNodeidBytes);
+  r.file = protocol::shortened_nodeid(f.optional_string("file").value_or(""));
   r.line = f.optional_integer("line");
-  r.classname = bounded("classname", f.optional_string("classname").value_or(""), kMaxNodeidBytes);
-  r.name = bounded("name", f.optional_string("name").value_or(""), kMaxNodeidBytes);
+  r.classname = protocol::shortened_nodeid(f.optional_string("classname").value_or(""));
+  r.name = protocol::shortened_nodeid(f.optional_string("name").value_or(""));
   const auto reruns = f.optional_integer("reruns").value_or(0);
   if (reruns < 0 || reruns > 1'000'000) throw Error(ErrorCode::kBadRequest, "field \"reruns\" must be 0..1000000");
   r.reruns = static_cast<int>(reruns);
@@ -107,7 +107,7 @@ WorkerResults worker_results_of(const protocol::Fields& f) {
     if (!item.is_object()) throw Error(ErrorCode::kBadRequest, "each of \"results\" must be an object");
     const protocol::Fields fields(item);
     TestResult r;
-    r.nodeid = bounded("nodeid", fields.string("nodeid"), kMaxNodeidBytes);
+    r.nodeid = protocol::shortened_nodeid(fields.string("nodeid"));
     r.outcome = bounded("outcome", fields.string("outcome"), kMaxWordBytes);
     if (!kOutcomes.count(r.outcome)) throw Error(ErrorCode::kBadRequest, "unknown outcome \"" + r.outcome + "\"");
     r.phase = bounded("phase", fields.optional_string("phase").value_or("call"), kMaxWordBytes);
@@ -123,7 +123,7 @@ WorkerResults worker_results_of(const protocol::Fields& f) {
 WorkerCrashed worker_crashed_of(const protocol::Fields& f) {
   WorkerCrashed crashed;
   crashed.worker_id = bounded("worker_id", f.string("worker_id"), kMaxWordBytes);
-  crashed.nodeid = bounded("nodeid", f.string("nodeid"), kMaxNodeidBytes);
+  crashed.nodeid = protocol::shortened_nodeid(f.string("nodeid"));
   crashed.pid = static_cast<pid_t>(f.optional_integer("pid").value_or(0));
   crashed.returncode = f.optional_integer("returncode");
   return crashed;
@@ -132,7 +132,7 @@ WorkerCrashed worker_crashed_of(const protocol::Fields& f) {
 PhaseChange phase_change_of(const protocol::Fields& f) {
   PhaseChange change;
   change.phase = bounded("phase", f.string("phase"), kMaxWordBytes);
-  change.nodeid = bounded("nodeid", f.optional_string("nodeid").value_or(""), kMaxNodeidBytes);
+  change.nodeid = protocol::shortened_nodeid(f.optional_string("nodeid").value_or(""));
   change.of_test = one_of(change.phase, kTestPhases);
   if (!change.of_test && !is_session_phase(change.phase))
     throw Error(ErrorCode::kBadRequest, "field \"phase\" must be setup, call, teardown, collection, "
@@ -148,7 +148,7 @@ TestResult session_error_of(const protocol::Fields& f) {
   if (!is_session_phase(r.phase))
     throw Error(ErrorCode::kBadRequest,
                 "field \"phase\" must be collection, sessionstart, sessionfinish or exit, not \"" + r.phase + "\"");
-  r.nodeid = bounded("nodeid", f.optional_string("nodeid").value_or(""), kMaxNodeidBytes);
+  r.nodeid = protocol::shortened_nodeid(f.optional_string("nodeid").value_or(""));
   r.outcome = "error";
   r.message = truncated_text(f.optional_string("message").value_or(""), kMaxMessageBytes);
   r.longrepr = truncated_text(f.optional_string("longrepr").value_or(""), kMaxLongrepr);
@@ -161,10 +161,10 @@ std::vector<std::string> collected_nodeids_of(const protocol::Fields& f) {
   std::vector<std::string> nodeids = f.string_list("nodeids");
   if (nodeids.size() > kMaxItemsPerMessage)
     throw Error(ErrorCode::kTooLarge, "field \"nodeids\" holds over " + std::to_string(kMaxItemsPerMessage) + " items");
-  // checked in place (bounded() takes a copy: a list may hold tens of
-  // thousands of nodeids; older shims send one per xdist worker).
-  for (const auto& nodeid : nodeids)
-    if (nodeid.size() > kMaxNodeidBytes) bounded("nodeids", nodeid, kMaxNodeidBytes);
+  // Shortened in place, as test.start and test.finish shorten them, so the
+  // list names the same tests (a copy only of the rare long one).
+  for (auto& nodeid : nodeids)
+    if (nodeid.size() > kMaxNodeidBytes) nodeid = protocol::shortened_nodeid(std::move(nodeid));
   return nodeids;
 }
 

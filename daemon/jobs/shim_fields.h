@@ -16,13 +16,12 @@
 #include "daemon/os/exit_status.h"
 #include "daemon/reports/test_result.h"
 #include "protocol/fields.h"
+#include "protocol/nodeid.h"
 
 namespace lpd::daemon {
 
-/// A nodeid is a name: metadata every user sees, kept in memory (10,000
-/// events), in the run's journal and in JUnit. Bounded so that one test
-/// process cannot grow lpd by hundreds of MB with a few events.
-constexpr std::size_t kMaxNodeidBytes = 16 * 1024;
+/// A nodeid's bound: longer ones are shortened (protocol/nodeid.h).
+using protocol::kMaxNodeidBytes;
 /// The outcome and phase words pytest uses ("passed", "call", ...).
 constexpr std::size_t kMaxWordBytes = 64;
 /// A test's short failure text (reprcrash.message), skip or xfail reason,

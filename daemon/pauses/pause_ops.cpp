@@ -5,6 +5,7 @@
 
 #include "daemon/core/paging.h"
 #include "daemon/pauses/pause_service.h"
+#include "protocol/nodeid.h"
 
 namespace lpd::daemon {
 namespace {
@@ -45,7 +46,7 @@ json handle_pause_request(PauseService& pauses, Call& call) {
   request.pause_id = f.optional_string("pause_id").value_or("");
   request.kind = f.optional_string("kind").value_or("failure");
   request.timeout = f.optional_seconds("timeout").value_or(request.timeout);
-  request.nodeid = f.optional_string("nodeid").value_or("");
+  request.nodeid = protocol::shortened_nodeid(f.optional_string("nodeid").value_or(""));  // as its test.start shortens it
   request.task = f.optional_string("task").value_or("");
   request.original_failure = f.optional_string("original_failure").value_or("");
   request.worker_id = f.optional_string("worker_id").value_or("");

@@ -51,8 +51,15 @@ TEST_CASE("test.finish as a TestResult: defaults, wasxfail, and what is refused"
         std::pair{ErrorCode::kBadRequest, std::string("field \"reruns\" must be 0..1000000")});
   CHECK(refusal({{"nodeid", "t.py::a"}, {"wasxfail", 3}}, test_result_of) ==
         std::pair{ErrorCode::kBadRequest, std::string("field \"wasxfail\" must be a string or a boolean")});
-  CHECK(refusal({{"nodeid", std::string(kMaxNodeidBytes + 1, 'x')}}, test_result_of) ==
-        std::pair{ErrorCode::kTooLarge, std::string("field \"nodeid\" is over 16384 bytes")});
+  // A long nodeid (pytest makes one of a long parametrize value) is
+  // shortened, not refused: refusing lost the test's result.
+  const std::string long_id = "t.py::test_x[" + std::string(kMaxNodeidBytes, 'x') + "]";
+  const TestResult kept = test_result_of(Fields(json{{"nodeid", long_id}, {"outcome", "failed"}, {"name", long_id}}));
+  CHECK(kept.nodeid == lpd::protocol::shortened_nodeid(long_id));
+  CHECK(kept.nodeid.size() <= kMaxNodeidBytes);
+  CHECK(kept.name == kept.nodeid);
+  CHECK(kept.outcome == "failed");
+  CHECK(test_start_of(Fields(json{{"nodeid", long_id}})).nodeid == kept.nodeid);  // still matches its start
   // A long message is cut, not refused.
   const json chatty = {{"nodeid", "t.py::a"}, {"outcome", "failed"}, {"message", std::string(10'000, 'm')}};
   CHECK(test_result_of(Fields(chatty)).message.size() <= kMaxMessageBytes + 64);

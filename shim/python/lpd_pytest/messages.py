@@ -12,6 +12,38 @@ import json
 
 PROTOCOL_VERSION = 1
 
+# The most bytes of a test's name lpd keeps (protocol/nodeid.h kMaxNodeidBytes).
+MAX_NODEID_BYTES = 16 * 1024
+# No str of this many characters or fewer can pass MAX_NODEID_BYTES in UTF-8.
+_SURELY_SHORT = MAX_NODEID_BYTES // 4
+
+
+def fnv1a_64(data):
+    """FNV-1a, 64 bits, over `data` (bytes), as lpd's protocol::fnv1a_64."""
+    h = 0xcbf29ce484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def wire_nodeid(name):
+    """`name` (a nodeid, or a JUnit classname, name or file) as lpd keeps
+    it, exactly as lpd's protocol::shortened_nodeid makes it: itself up to
+    MAX_NODEID_BYTES bytes of UTF-8; longer (pytest makes such ids of long
+    parametrize values), its first bytes cut at a character boundary and
+    "[lpd: cut, N bytes, fnv1a-64 HHHHHHHHHHHHHHHH]". Shortened here too so
+    that a record always fits the event ring and a line the socket."""
+    if len(name) <= _SURELY_SHORT:
+        return name
+    data = name.encode("utf-8", "surrogatepass")
+    if len(data) <= MAX_NODEID_BYTES:
+        return name
+    tag = "[lpd: cut, %d bytes, fnv1a-64 %016x]" % (len(data), fnv1a_64(data))
+    cut = MAX_NODEID_BYTES - len(tag)
+    while cut > 0 and (data[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return data[:cut].decode("utf-8", "surrogatepass") + tag
+
 
 def request(msg_id, op, fields=None):
     """A whole request as it goes on the wire."""
@@ -38,21 +70,21 @@ def run_register_fields(argv, cwd, hostname, run_id=None, worker_id=None):
 def pause_request_fields(pause_id, run_id, kind, nodeid, timeout, task="", original_failure="",
                          worker_id="", hostname="", cwd=""):
     return {
-        "pause_id": pause_id, "run_id": run_id, "kind": kind, "nodeid": nodeid or "",
+        "pause_id": pause_id, "run_id": run_id, "kind": kind, "nodeid": wire_nodeid(nodeid or ""),
         "task": task or "", "original_failure": original_failure or "", "timeout": timeout,
         "worker_id": worker_id or "", "hostname": hostname, "cwd": cwd,
     }
 
 
 def test_start(nodeid):
-    return {"op": "test.start", "nodeid": nodeid}
+    return {"op": "test.start", "nodeid": wire_nodeid(nodeid)}
 
 
 def test_finish(nodeid, outcome, duration, message="", phase="call", **details):
     """`details` (issue 12), each left out when None: longrepr, file, line,
     classname, name, reruns, failure_reason, wasxfail, system_out; in that order on the
     wire, after the fields every test.finish has."""
-    message = {"op": "test.finish", "nodeid": nodeid, "outcome": outcome, "phase": phase,
+    message = {"op": "test.finish", "nodeid": wire_nodeid(nodeid), "outcome": outcome, "phase": phase,
                "duration": float(duration), "message": message or ""}
     unknown = set(details) - set(TEST_FINISH_DETAILS)
     if unknown:
@@ -60,31 +92,33 @@ def test_finish(nodeid, outcome, duration, message="", phase="call", **details):
     for key in TEST_FINISH_DETAILS:
         value = details.get(key)
         if value is not None:
-            message[key] = value
+            message[key] = wire_nodeid(value) if key in _NAME_DETAILS else value
     return message
 
 
 # The optional test.finish fields, in their order on the wire.
 TEST_FINISH_DETAILS = ("longrepr", "file", "line", "classname", "name", "reruns", "failure_reason", "wasxfail",
                        "system_out")  # x14py (issue 14): helper log lines of a failed test
+# The details that are names: shortened as the nodeid is.
+_NAME_DETAILS = frozenset(("file", "classname", "name"))
 
 
 def test_phase(nodeid, phase):
     """The phase a test (or, with nodeid "", the session) enters: lpd pins
     a crash on it. Test phases: call, teardown, setup (a rerun); session:
     sessionstart, collection, exit."""
-    return {"op": "test.phase", "nodeid": nodeid or "", "phase": phase}
+    return {"op": "test.phase", "nodeid": wire_nodeid(nodeid or ""), "phase": phase}
 
 
 def session_error(phase, nodeid, message, longrepr):
     """A failure outside any test: phase collection | sessionstart |
     sessionfinish | exit; nodeid is the collector's for a collection error."""
-    return {"op": "session.error", "phase": phase, "nodeid": nodeid or "", "message": message or "",
+    return {"op": "session.error", "phase": phase, "nodeid": wire_nodeid(nodeid or ""), "message": message or "",
             "longrepr": longrepr or ""}
 
 
 def collection_items(nodeids):
-    return {"op": "collection.items", "nodeids": list(nodeids)}
+    return {"op": "collection.items", "nodeids": [wire_nodeid(n) for n in nodeids]}
 
 
 def collection_item_chunks(nodeids, max_count=1000, max_bytes=60000):
@@ -93,7 +127,7 @@ def collection_item_chunks(nodeids, max_count=1000, max_bytes=60000):
     head = '{"op":"collection.items","nodeids":['
     chunk, size = [], len(head) + 2
     for nodeid in nodeids:
-        quoted = _dumps_str(nodeid)
+        quoted = _dumps_str(wire_nodeid(nodeid))
         if chunk and (len(chunk) >= max_count or size + len(quoted) + 1 > max_bytes):
             yield head + ",".join(chunk) + "]}"
             chunk, size = [], len(head) + 2
@@ -104,7 +138,7 @@ def collection_item_chunks(nodeids, max_count=1000, max_bytes=60000):
 
 
 def crash_notice(signal, nodeid):
-    return {"op": "crash.notice", "signal": int(signal), "nodeid": nodeid or ""}
+    return {"op": "crash.notice", "signal": int(signal), "nodeid": wire_nodeid(nodeid or "")}
 
 
 # The per-test messages again, as ready-to-send lines: the same objects as
@@ -115,6 +149,12 @@ def quote(text):
     """A JSON string literal, exactly as json.dumps writes a str, minus the
     Python-level calls json.dumps makes before it gets there."""
     return _dumps_str(text)
+
+
+def quote_nodeid(nodeid):
+    """quote(wire_nodeid(nodeid)): a nodeid as a JSON string literal, as
+    lpd keeps it (the per-test hooks' one quoting of each test)."""
+    return _dumps_str(wire_nodeid(nodeid))
 
 
 def encode_test_start(quoted_nodeid):
@@ -153,7 +193,7 @@ def worker_results_chunks(worker_id, results, most=500, most_bytes=60000):
     fits one event ring record."""
     chunk, size = [], 0
     for nodeid, (outcome, phase, message, duration, longrepr) in results.items():
-        item = {"nodeid": nodeid, "outcome": outcome, "phase": phase, "message": message[:1000],
+        item = {"nodeid": wire_nodeid(nodeid), "outcome": outcome, "phase": phase, "message": message[:1000],
                 "duration": float(duration), "longrepr": longrepr}
         item_size = len(json.dumps(item))
         if chunk and (len(chunk) >= most or size + item_size > most_bytes):

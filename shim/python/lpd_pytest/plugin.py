@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from . import messages
 from .client import LpdError, LpdUnavailable
 from .link import link_for
 from .reporter import CONTROLLER_COLLECTS, TestReporter, shim_failed
@@ -349,7 +350,8 @@ def pytest_collection_modifyitems(session, config, items):
         raise pytest.UsageError(f"lpd_pytest: cannot read the nodeids lpd listed: {e}") from None
     kept, dropped = [], []
     for item in items:
-        if item.nodeid in deselect or (only is not None and item.nodeid not in only):
+        nodeid = messages.wire_nodeid(item.nodeid)  # lpd lists them as it keeps them
+        if nodeid in deselect or (only is not None and nodeid not in only):
             dropped.append(item)
         else:
             kept.append(item)

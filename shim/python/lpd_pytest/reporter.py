@@ -25,7 +25,7 @@ from .crash_traceback import CrashTraceback
 from .sigterm import SigtermGuard, TerminatedBySignal
 
 _perf_counter = time.perf_counter
-_quote = messages.quote
+_quote = messages.quote_nodeid
 
 _warned = set()
 
@@ -345,7 +345,7 @@ class TestReporter:
         lpd pins the crash there unless it already did (it saw the worker)."""
         pid, returncode = self.down_workers.get(worker_id, (0, None))
         self.channel.send(messages.encode({"op": "worker.crashed", "worker_id": worker_id, "pid": pid,
-                                    "returncode": returncode, "nodeid": nodeid}))
+                                    "returncode": returncode, "nodeid": messages.wire_nodeid(nodeid)}))
 
     # -- the end ------------------------------------------------------------
     def finish(self):
