@@ -200,8 +200,14 @@ const Event& EventBus::deliver(Event event) {
   event.seq = next_seq_++;
   event.time = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   history_.push_back(std::move(event));
-  if (history_.size() > kHistory) history_.pop_front();
-  const Event& published = history_.back();
+  // Oldest first, never one still being published (kept_bytes_ 0: this one,
+  // or one whose subscriber published this).
+  while (history_.size() > kHistory ||
+         (history_bytes_ > kHistoryBytes && history_.size() > 1 && history_.front().kept_bytes_ != 0)) {
+    history_bytes_ -= std::min(history_bytes_, history_.front().kept_bytes_);
+    history_.pop_front();
+  }
+  Event& published = history_.back();
   // A subscriber may unsubscribe (or subscribe) while being called: take
   // the tokens first and look each up again.
   for (auto token : matching(published)) {
@@ -210,8 +216,13 @@ const Event& EventBus::deliver(Event event) {
   }
   // The history keeps 10,000 events in one form, not two: the tree when
   // someone built it, else the text (smaller than a tree).
+  const std::size_t text_bytes = published.data_text_ ? published.data_text_->size() : 0;
   if (published.data_) published.data_text_.reset();
-  return history_.back();
+  // A tree takes about three times its text.
+  published.kept_bytes_ = sizeof(Event) + published.type.size() + published.run_id.size() +
+                          (published.data_ ? 3 * text_bytes : text_bytes);
+  history_bytes_ += published.kept_bytes_;
+  return published;
 }
 
 }  // namespace lpd::daemon

@@ -60,6 +60,9 @@ struct Event {
   mutable std::optional<nlohmann::json> data_;
   mutable std::optional<std::string> data_text_;
   bool plain_text_ = false;  // data_text_ came from set_data_text()
+  /// What this event holds in the bus's history (estimated, bytes); 0 while
+  /// it is being published.
+  std::size_t kept_bytes_ = 0;
 };
 
 /// Which events one subscriber wants. Matching must stay cheap however many
@@ -91,6 +94,10 @@ class EventBus {
  public:
   using Subscriber = std::function<void(const Event&)>;
   static constexpr std::size_t kHistory = 10'000;
+  /// The history is also bounded in bytes (64 MiB, estimated): 10,000
+  /// events of failed tests with long tracebacks took hundreds of MB.
+  /// Older events are in the journals (events.list reads them there).
+  static constexpr std::size_t kHistoryBytes = 64u << 20;
 
   /// Every event, for lpd's own listeners. Returns a token for unsubscribe().
   /// `session` (0 for none) ties the subscription to a connection so
@@ -175,6 +182,7 @@ class EventBus {
   std::uint64_t seq_limit_ = UINT64_MAX;  // seqs below it are reserved
   std::function<std::uint64_t(std::uint64_t)> reserve_;
   std::deque<Event> history_;
+  std::size_t history_bytes_ = 0;  // the kept_bytes_ of the events in history_
 };
 
 }  // namespace lpd::daemon

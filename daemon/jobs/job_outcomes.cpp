@@ -73,6 +73,7 @@ void JobService::write_selection_files(const Supervised& s) const {
 
 void JobService::add_result(Supervised& s, TestResult result) {
   result.attempt = std::max(1, s.job.attempt);
+  keep_within_budget(result, s.failure_text_bytes);
   events_.publish("test.finish", result.to_json(), s.run_id, s.owner);
   s.results.push_back(std::move(result));
 }

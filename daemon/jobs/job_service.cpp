@@ -200,12 +200,14 @@ void JobService::load_history(Supervised& s) {
   // Whatever reached memory while the history was out (a late message) is
   // in the journal and the crash store too: read back once, not twice.
   s.results.clear();
+  s.failure_text_bytes = 0;
   s.crashes.clear();
   s.unloaded_counts.reset();
   for (const auto& line : store_.read_lines("runs/" + s.run_id + "/events.jsonl")) {
     if (!line.is_object() || line.value("event", "") != "test.finish") continue;
     try {
       s.results.push_back(TestResult::from_json(line));
+      keep_within_budget(s.results.back(), s.failure_text_bytes);
     } catch (const json::exception&) {
       // a field of the wrong type: not a line lpd wrote
     }
@@ -713,6 +715,7 @@ void JobService::unload_history(Supervised& s) {
   s.unloaded_counts = Supervised::Counts{s.results.size(), s.crashes.size()};
   // Swapped with empty ones: clear() would keep the capacity.
   std::vector<TestResult>().swap(s.results);
+  s.failure_text_bytes = 0;
   std::vector<Crash>().swap(s.crashes);
   std::vector<std::string>().swap(s.collected);
   std::unordered_set<std::string>().swap(s.collected_index);

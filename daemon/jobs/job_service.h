@@ -210,6 +210,7 @@ class JobService : public RunWatcher {
     std::unique_ptr<boost::asio::steady_timer> kill_timer;
     std::list<Attached> attached;  // a list: finish callbacks hold pointers into it
     std::vector<TestResult> results;
+    std::size_t failure_text_bytes = 0;  // kept in `results` (keep_within_budget)
     std::vector<Crash> crashes;
     std::vector<std::string> collected;        // collection.items, each nodeid once
     std::unordered_set<std::string> collected_index;  // hashed: every xdist worker lists the whole suite

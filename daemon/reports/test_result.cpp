@@ -106,4 +106,12 @@ std::string truncated_text(std::string text, std::size_t limit) {
   return text;
 }
 
+void keep_within_budget(TestResult& r, std::size_t& used, std::size_t budget) {
+  constexpr std::size_t kCut = 4096;
+  for (std::string* text : {&r.longrepr, &r.system_out, &r.system_err}) {
+    if (used + text->size() > budget && text->size() > kCut) *text = truncated_text(std::move(*text), kCut);
+    used += text->size();
+  }
+}
+
 }  // namespace lpd::daemon

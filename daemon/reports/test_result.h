@@ -71,6 +71,16 @@ inline bool is_session_phase(std::string_view phase) {
   return phase == "collection" || phase == "sessionstart" || phase == "sessionfinish" || phase == "exit";
 }
 
+/// How much failure text (longrepr, system_out, system_err) one run keeps
+/// in memory in all (256 MiB): past it, each further result's texts are
+/// cut to 4 KiB, saying so. A suite of thousands of failures with 64 KiB
+/// tracebacks took lpd to hundreds of MB per run.
+constexpr std::size_t kMaxRunFailureText = 256u << 20;
+
+/// Counts `r`'s failure texts into `used` (the run's total so far) and,
+/// once the total is past `budget`, cuts them (truncated_text, 4 KiB each).
+void keep_within_budget(TestResult& r, std::size_t& used, std::size_t budget = kMaxRunFailureText);
+
 /// `text` cut to at most `limit` bytes at a UTF-8 character boundary, with
 /// a line saying how much was cut when it was.
 std::string truncated_text(std::string text, std::size_t limit);

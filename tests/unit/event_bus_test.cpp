@@ -56,6 +56,30 @@ TEST_CASE("history is bounded") {
 
 // -- filters, limits, matching ------------------------------------------------
 
+TEST_CASE("history is bounded in bytes too, oldest first, and find() says what it no longer holds") {
+  EventBus bus;
+  std::size_t seen = 0;
+  bus.subscribe([&](const Event& e) { seen += e.data_text().size(); });  // as the journals read every event
+  const std::string big = "{\"longrepr\":\"" + std::string(1 << 20, 'x') + "\"}";  // 1 MiB of text each
+  std::uint64_t first = 0, last = 0;
+  for (int i = 0; i < 200; ++i) {
+    const Event& e = bus.publish_text("test.finish", big, "r1");
+    if (i == 0) first = e.seq;
+    last = e.seq;
+    CHECK(e.seq == first + static_cast<std::uint64_t>(i));  // the event just published is what it returns
+  }
+  CHECK(seen == 200 * big.size());  // every subscriber saw every event
+  // Far fewer than 200 kept, about 64 MiB worth, the newest among them.
+  CHECK(bus.history().size() < 70);
+  CHECK(bus.history().size() > 50);
+  CHECK(bus.history().back().seq == last);
+  CHECK(bus.find(last) != nullptr);
+  CHECK(bus.find(first) == nullptr);
+  // Small events are still kept by the count alone.
+  for (int i = 0; i < 100; ++i) bus.publish("job", {{"n", i}}, "r2");
+  CHECK(bus.find(last + 100) != nullptr);
+}
+
 TEST_CASE("filtered subscriptions get exactly the events their prefixes and run match") {
   EventBus bus;
   std::vector<std::string> pauses, run_a, everything;

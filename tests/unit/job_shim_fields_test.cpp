@@ -148,3 +148,20 @@ TEST_CASE("run.start's spec: defaults, names, ranges, runners and report paths",
   const json merged = {{"argv", {"true"}}, {"terminal", {{"columns", 80}, {"rows", 24}}}, {"separate_stderr", true}};
   CHECK_FALSE(job_spec_of(Fields(merged), merged).separate_stderr);
 }
+
+TEST_CASE("a run's kept failure texts are cut past their budget, saying so", "[job][shimfields]") {
+  std::size_t used = 0;
+  TestResult first;
+  first.longrepr = std::string(6000, 'a');
+  lpd::daemon::keep_within_budget(first, used, 10'000);
+  CHECK(first.longrepr.size() == 6000);  // within the budget: as it came
+  CHECK(used == 6000);
+  TestResult second;
+  second.longrepr = std::string(6000, 'b');
+  second.system_out = "short";
+  lpd::daemon::keep_within_budget(second, used, 10'000);
+  CHECK(second.longrepr.size() < 6000);  // past it: cut, with the note
+  CHECK(second.longrepr.find("[lpd: cut here") != std::string::npos);
+  CHECK(second.system_out == "short");  // a short text is never cut
+  CHECK(used == 6000 + second.longrepr.size() + 5);
+}
