@@ -50,7 +50,7 @@ bool Event::data_is_plain_object() const {
   return d.is_object() && !d.contains("event") && !d.contains("seq") && !d.contains("time") && !d.contains("run_id");
 }
 
-bool EventFilter::matches(const std::string& run, const std::string& type) const {
+bool EventFilter::matches(std::string_view run, std::string_view type) const {
   if (!run_id.empty() && run != run_id) return false;
   if (prefixes.empty()) return true;
   // Only the prefixes of `type` can match: a few set lookups, however many

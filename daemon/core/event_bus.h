@@ -79,7 +79,7 @@ struct EventFilter {
   std::string run_id;                 // empty: all runs
   std::set<std::string, std::less<>> prefixes;  // empty: all types; "pause." matches pause.created etc.
 
-  bool matches(const std::string& run, const std::string& type) const;
+  bool matches(std::string_view run, std::string_view type) const;
   bool matches(const Event& e) const { return matches(e.run_id, e.type); }
 
   /// A filter from a peer's fields. Throws protocol::Error limit_exceeded

@@ -123,4 +123,32 @@ std::optional<Event> decode_event_line(std::string_view line) {
   return e;
 }
 
+namespace {
+/// The JSON string (no escapes) at the start of `rest` after `key`; moves `rest` past it.
+std::optional<std::string_view> plain_string_after(std::string_view& rest, std::string_view key) {
+  if (rest.substr(0, key.size()) != key) return std::nullopt;
+  rest.remove_prefix(key.size());
+  const auto end = rest.find('"');
+  if (end == std::string_view::npos) return std::nullopt;
+  const std::string_view value = rest.substr(0, end);
+  if (value.find('\\') != std::string_view::npos) return std::nullopt;
+  rest.remove_prefix(end + 1);
+  return value;
+}
+}  // namespace
+
+std::optional<LineHead> head_of_event_line(std::string_view line) {
+  if (!seq_of_line(line)) return std::nullopt;
+  std::string_view rest = line.substr(kSeqPrefix.size());
+  rest.remove_prefix(std::min(rest.size(), rest.find(',')));  // past the seq
+  constexpr std::string_view kTime = ",\"time\":";
+  if (rest.substr(0, kTime.size()) != kTime) return std::nullopt;
+  rest.remove_prefix(std::min(rest.size(), rest.find(',', kTime.size())));  // past the time
+  const auto type = plain_string_after(rest, ",\"event\":\"");
+  if (!type) return std::nullopt;
+  const auto run_id = plain_string_after(rest, ",\"run_id\":\"");
+  if (!run_id) return std::nullopt;
+  return LineHead{*type, *run_id};
+}
+
 }  // namespace lpd::daemon

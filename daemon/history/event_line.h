@@ -58,4 +58,15 @@ std::optional<Event> decode_event_line(std::string_view line);
 /// only; nullopt when the line does not start that way.
 std::optional<std::uint64_t> seq_of_line(std::string_view line);
 
+/// The type and run_id of a global journal line as lpd writes it
+/// ({"seq":N,"time":T,"event":"TYPE","run_id":"RUN",...}), read off its
+/// beginning without parsing it: a filtered scan skips most lines so.
+/// nullopt for a line not in that shape (or with an escape in either
+/// string): then only decode_event_line can tell.
+struct LineHead {
+  std::string_view type;
+  std::string_view run_id;
+};
+std::optional<LineHead> head_of_event_line(std::string_view line);
+
 }  // namespace lpd::daemon

@@ -231,7 +231,8 @@ void EventLog::build_index(Segment& s) {
 }
 
 EventLog::Page EventLog::read(std::uint64_t after, std::size_t max_events, std::size_t max_scan_bytes,
-                              const std::function<bool(const Event&)>& keep) {
+                              const std::function<bool(const Event&)>& keep,
+                              const std::function<bool(const LineHead&)>& wanted) {
   flush();
   Page page;
   page.last_scanned = after;
@@ -261,8 +262,12 @@ EventLog::Page EventLog::read(std::uint64_t after, std::size_t max_events, std::
         return false;
       }
       scanned += line.size() + 1;
-      auto e = decode_event_line(line);
       page.last_scanned = *seq;
+      if (wanted) {
+        const auto head = head_of_event_line(line);
+        if (head && !wanted(*head)) return true;  // not parsed at all
+      }
+      auto e = decode_event_line(line);
       if (e && keep(*e)) page.events.push_back(std::move(*e));
       if (page.events.size() >= max_events) {
         stopped = true;

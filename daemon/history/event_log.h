@@ -57,9 +57,12 @@ class EventLog {
   };
   /// The events with seq > `after` that `keep` accepts, oldest first: at most
   /// `max_events`, stopping once `max_scan_bytes` of journal were read.
-  /// Flushes first, so it sees every event appended.
+  /// Flushes first, so it sees every event appended. `wanted` (optional)
+  /// rejects a line by its type and run id before it is parsed (a narrow
+  /// filter over a long journal: most lines are only looked at).
   Page read(std::uint64_t after, std::size_t max_events, std::size_t max_scan_bytes,
-            const std::function<bool(const Event&)>& keep);
+            const std::function<bool(const Event&)>& keep,
+            const std::function<bool(const LineHead&)>& wanted = {});
 
   /// The smallest seq the journal may hold (0 when empty).
   std::uint64_t first_seq() const { return segments_.empty() ? 0 : segments_.front().first_seq; }

@@ -165,7 +165,7 @@ json handle_events_list(const EventBus& bus, History& history, Call& call) {
     if (!page.take(item.dump().size())) return false;
     events.push_back(std::move(item));
     return true;
-  });
+  }, &filter);
   // `next`: the `since` of the next page; null once the reader caught up.
   return {{"events", std::move(events)},
           {"next", walked.exhausted ? json(nullptr) : json(walked.last)},

@@ -96,7 +96,7 @@ void History::arm_hourly() {
 }
 
 History::Walk History::walk(std::uint64_t after, std::size_t max_scan_bytes,
-                            const std::function<bool(const Event&)>& visit) {
+                            const std::function<bool(const Event&)>& visit, const EventFilter* filter) {
   Walk w;
   w.last = after;
   const auto& memory = events_.history();
@@ -105,7 +105,9 @@ History::Walk History::walk(std::uint64_t after, std::size_t max_scan_bytes,
   std::size_t scanned = 0;
   while (memory.empty() || w.last + 1 < memory.front().seq) {
     if (scanned >= max_scan_bytes) return w;
-    auto page = log_.read(w.last, kWalkPageEvents, max_scan_bytes - scanned, kept);
+    std::function<bool(const LineHead&)> wanted;
+    if (filter) wanted = [filter](const LineHead& head) { return filter->matches(head.run_id, head.type); };
+    auto page = log_.read(w.last, kWalkPageEvents, max_scan_bytes - scanned, kept, wanted);
     scanned += page.bytes;
     for (const auto& e : page.events) {
       if (!memory.empty() && e.seq >= memory.front().seq) break;  // memory has it from here

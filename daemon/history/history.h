@@ -65,8 +65,11 @@ class History {
   /// Calls `visit` for every kept event with seq > `after`, oldest first,
   /// from the journal on disk and then the in-memory history, until visit
   /// returns false (that event is not counted as visited) or `max_scan_bytes`
-  /// of journal were read. Events of removed runs are skipped.
-  Walk walk(std::uint64_t after, std::size_t max_scan_bytes, const std::function<bool(const Event&)>& visit);
+  /// of journal were read. Events of removed runs are skipped. `filter`
+  /// (optional): journal lines it cannot match are skipped unparsed (visit
+  /// must still check it: lines of another shape are parsed and passed).
+  Walk walk(std::uint64_t after, std::size_t max_scan_bytes, const std::function<bool(const Event&)>& visit,
+            const EventFilter* filter = nullptr);
 
   /// True for a run retention removed (its events are still being compacted away).
   bool forgotten(std::string_view run_id) const { return forgotten_.count(run_id) != 0; }

@@ -170,6 +170,48 @@ TEST_CASE("a run journal line is the subscriber's push data plus the event's typ
   }
 }
 
+TEST_CASE("a journal line's type and run id are read off its head, or not at all") {
+  Event e = event(77, "20261201-000000-abcdef", "test.finish");
+  e.set_data_text("{\"nodeid\":\"t.py::x\",\"event\":\"decoy\"}");
+  const std::string line = encode_event_line(e);
+  const auto head = head_of_event_line(std::string_view(line.data(), line.size() - 1));
+  REQUIRE(head);
+  CHECK(head->type == "test.finish");
+  CHECK(head->run_id == "20261201-000000-abcdef");
+  Event no_run = event(78, "", "pause.created");
+  const std::string line2 = encode_event_line(no_run);
+  REQUIRE(head_of_event_line(line2));
+  CHECK(head_of_event_line(line2)->run_id.empty());
+  // Not lpd's shape, or an escape in a name: nothing said (the caller parses).
+  CHECK_FALSE(head_of_event_line("{\"seq\":1,\"event\":\"x\",\"time\":1,\"run_id\":\"r\"}"));
+  CHECK_FALSE(head_of_event_line("{\"seq\":1,\"time\":1,\"event\":\"a\\\"b\",\"run_id\":\"r\"}"));
+  CHECK_FALSE(head_of_event_line("{\"seq\":1,\"time\":1,\"event\":\"x"));
+  CHECK_FALSE(head_of_event_line("not json"));
+}
+
+TEST_CASE("a filtered journal read skips lines unparsed and finds what a full read finds") {
+  TempDir tmp{"lpd-history-filter"};
+  EventLog log(tmp.path + "/events");
+  log.open();
+  for (std::uint64_t seq = 1; seq <= 300; ++seq) log.append(event(seq, seq % 7 ? "run-a" : "run-b", seq % 3 ? "test.start" : "job"));
+  const auto all = log.read(0, 1000, 1 << 20, keep_all);
+  std::vector<std::uint64_t> expected;
+  for (const auto& ev : all.events)
+    if (ev.run_id == "run-b" && ev.type == "job") expected.push_back(ev.seq);
+  EventFilter filter = EventFilter::checked("run-b", {"job"});
+  int asked = 0;
+  const auto filtered = log.read(0, 1000, 1 << 20, keep_all, [&](const LineHead& h) {
+    ++asked;
+    return filter.matches(h.run_id, h.type);
+  });
+  std::vector<std::uint64_t> got;
+  for (const auto& ev : filtered.events) got.push_back(ev.seq);
+  CHECK(got == expected);
+  CHECK(asked == 300);  // every line's head was read
+  CHECK(filtered.last_scanned == all.last_scanned);  // and the cursor goes as far
+  CHECK(filtered.exhausted);
+}
+
 TEST_CASE("the events journal pages across segments and restarts, and finds its last seq") {
   TempDir tmp{"lpd-history"};
   const std::string dir = tmp.path + "/events";
