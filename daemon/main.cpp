@@ -145,8 +145,9 @@ int main(int argc, char** argv) {
                     "Seconds a new connection may take to send hello before it is closed (default 10)")
       ->check(CLI::Range(0.01, 3600.0));
   start->add_option("--keep-runs", config.retention.keep_runs,
-                    "Keep at most this many runs: older ended runs are removed, with their directories, crash "
-                    "records and events, at start, when a run ends and hourly; active runs never (0 = no limit)")
+                    "Keep at most this many runs per user: each user's older ended runs are removed, with their "
+                    "directories, crash records and events, at start, when a run ends and hourly; active runs "
+                    "never; one user's runs never push out another's (0 = no limit)")
       ->default_val(lpd::daemon::RetentionLimits::kDefaultKeepRuns);
   start->add_option("--keep-days", config.retention.keep_days,
                     "Remove ended runs (and events of no run) older than this many days (0 = no limit)")

@@ -20,7 +20,7 @@ Command prune_command() {
           "for root and the admin group",
           [o](CLI::App& app) -> CommandRun {
             app.add_flag("-n,--dry-run", o->dry_run, "Only list what would be removed");
-            app.add_option("--keep-runs", o->keep_runs, "Keep this many runs (default: lpd's --keep-runs; 0 = all)")
+            app.add_option("--keep-runs", o->keep_runs, "Keep this many runs per user (default: lpd's --keep-runs; 0 = all)")
                 ->check(CLI::NonNegativeNumber);
             app.add_option("--keep-days", o->keep_days,
                            "Keep ended runs younger than this many days (default: lpd's --keep-days; 0 = all)")

@@ -138,7 +138,7 @@ std::vector<std::string> History::select(const RetentionLimits& limits, double n
   std::vector<RunAge> ages;
   for (const Run* run : runs_.list(true)) {
     if (!may_prune(*run)) continue;
-    ages.push_back({run->run_id, run->created_at, run->ended_at, run->active});
+    ages.push_back({run->run_id, run->created_at, run->ended_at, run->active, run->owner});
   }
   return runs_to_prune(std::move(ages), now, limits);
 }

@@ -1,5 +1,7 @@
 #include "daemon/history/retention.h"
 
+#include <map>
+
 #include <algorithm>
 #include <tuple>
 
@@ -10,16 +12,20 @@ std::vector<std::string> runs_to_prune(std::vector<RunAge> runs, double now, con
     return std::tie(a.created_at, a.run_id) < std::tie(b.created_at, b.run_id);
   });
   const double cutoff = limits.keep_days > 0 ? now - limits.keep_days * 86400.0 : 0;
-  std::size_t remaining = runs.size();
+  // Per owner: on a shared host one user's many runs must not push out
+  // another user's (their crash records and reports went with them).
+  std::map<uid_t, std::size_t> remaining;
+  for (const auto& run : runs) ++remaining[run.owner];
   std::vector<std::string> out;
   for (const auto& run : runs) {
     if (run.active) continue;
     const double ended = run.ended_at > 0 ? run.ended_at : run.created_at;
     const bool too_old = limits.keep_days > 0 && ended < cutoff;
-    const bool too_many = limits.keep_runs > 0 && remaining > limits.keep_runs;
+    std::size_t& owners = remaining[run.owner];
+    const bool too_many = limits.keep_runs > 0 && owners > limits.keep_runs;
     if (!too_old && !too_many) continue;
     out.push_back(run.run_id);
-    --remaining;
+    --owners;
   }
   return out;
 }

@@ -14,7 +14,7 @@ struct RetentionLimits {
   static constexpr std::size_t kDefaultKeepRuns = 1000;
   static constexpr double kDefaultKeepDays = 30;
 
-  std::size_t keep_runs = kDefaultKeepRuns;  // the newest N runs (active ones count) are kept
+  std::size_t keep_runs = kDefaultKeepRuns;  // each owner's newest N runs (active ones count) are kept
   double keep_days = kDefaultKeepDays;       // ended runs older than this are removed
 };
 
@@ -24,6 +24,7 @@ struct RunAge {
   double created_at = 0;
   double ended_at = 0;  // 0 when unknown (an ended run from an old lpd): created_at stands in
   bool active = false;
+  uid_t owner = 0;  // keep_runs counts each owner's runs apart
 };
 
 /// The runs to remove under `limits` at time `now` (seconds since the

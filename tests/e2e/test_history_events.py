@@ -295,9 +295,11 @@ def test_a_user_cannot_prune_another_users_runs():
         assert done.stdout.splitlines() == ["removed b-old"]
         assert [r["run_id"] for r in lpd.lpctl_json("runs", "-a")] == ["root-0", "root-1", "root-2", "b-new"]
         assert as_b("prune", "--keep-runs", "1").stdout.strip() == "nothing to prune"
-        # Root prunes everyone's.
+        # Root prunes everyone's, each user's runs counted apart: root keeps its
+        # newest, and b's one run is not pushed out by root's.
         assert lpd.lpctl("prune", "--keep-runs", "1").stdout.splitlines() == [
-            "removed root-0", "removed root-1", "removed root-2"]
+            "removed root-0", "removed root-1"]
+        assert [r["run_id"] for r in lpd.lpctl_json("runs", "-a")] == ["root-2", "b-new"]
     finally:
         if lpd.proc is not None:
             lpd.stop()

@@ -91,6 +91,15 @@ TEST_CASE("retention keeps the newest runs and never an active one") {
   CHECK(runs_to_prune({{"x", 1, 0, true}, {"y", 2, 0, true}}, now, RetentionLimits{1, 0}).empty());
 }
 
+TEST_CASE("retention counts each user's runs apart: one user's many runs never push out another's") {
+  const double now = 100 * 86400.0;
+  std::vector<RunAge> runs = {{"a1", 1, 2, false, 1001}};  // user 1001's one old run, with its crash record
+  for (int i = 0; i < 6; ++i) runs.push_back({"b" + std::to_string(i), 10.0 + i, 11.0 + i, false, 1002});
+  // Keep 5: user 1002's oldest goes; user 1001's run stays, however old.
+  CHECK(runs_to_prune(runs, now, RetentionLimits{5, 0}) == std::vector<std::string>{"b0"});
+  CHECK(runs_to_prune(runs, now, RetentionLimits{1, 0}) == std::vector<std::string>{"b0", "b1", "b2", "b3", "b4"});
+}
+
 TEST_CASE("retention by age counts from a run's end, or its start when the end is unknown") {
   const double day = 86400;
   const double now = 100 * day;
