@@ -132,35 +132,53 @@ void EventLog::start_segment(std::uint64_t first_seq) {
   next_index_at_ = s.size;
 }
 
-void EventLog::flush() {
-  if (pending_.empty()) return;
+bool EventLog::flush() {
+  if (pending_.empty()) return true;
   if (!current_ || segments_.back().size >= kSegmentBytes) start_segment(pending_index_.front().first);
-  // The buffers are cleared, not released, whichever way this returns: the
+  // The buffers are cleared, not released, once written or given up: the
   // next batch reuses them (a fresh buffer per batch cost a page fault for
   // every 4 KiB it grew through, several per test).
+  bool keep = false;
   struct ClearPending {
     EventLog& log;
+    bool& keep;
     ~ClearPending() {
+      if (keep) return;
       log.pending_.clear();
       log.pending_index_.clear();
       log.pending_summary_ = Summary{};
       log.last_run_id_ = nullptr;
     }
-  } clear_pending{*this};
+  } clear_pending{*this, keep};
   const std::string& batch = pending_;
   const auto& index = pending_index_;
   Summary& summary = pending_summary_;
-  if (!current_) return;  // logged by start_segment; the batch is lost
+  if (!current_) return false;  // logged by start_segment; the batch is lost
   Segment& s = segments_.back();
   if (!write_all(current_.get(), batch)) {
-    spdlog::warn("cannot append to events journal {}: {}", path_of(s), std::strerror(errno));
-    // A torn line may be at the end now: the next batch starts a new segment.
-    current_.reset();
-    struct stat st {};
-    if (::stat(path_of(s).c_str(), &st) == 0) s.size = static_cast<std::uint64_t>(st.st_size);
-    s.indexed = false;
-    return;
+    const int err = errno;
+    // What part of the batch made it is cut off again: no torn line stays,
+    // and the whole batch goes in at the next try.
+    if (::ftruncate(current_.get(), static_cast<off_t>(s.size)) != 0) {
+      spdlog::warn("cannot append to events journal {}: {}; nor cut a torn line: a new segment follows",
+                   path_of(s), std::strerror(err));
+      current_.reset();
+      struct stat st {};
+      if (::stat(path_of(s).c_str(), &st) == 0) s.size = static_cast<std::uint64_t>(st.st_size);
+      s.indexed = false;
+      failing_ = true;
+      return false;
+    }
+    keep = pending_.size() <= kMaxPendingBytes;
+    if (!failing_ || !keep)
+      spdlog::warn("cannot append to events journal {}: {}; {}", path_of(s), std::strerror(err),
+                   keep ? "its events are kept in memory and written when it can be"
+                        : "over 64 MiB of events waited: they are dropped (lpctl events no longer lists them)");
+    failing_ = true;
+    return false;
   }
+  if (failing_) spdlog::info("events journal {} written again", path_of(s));
+  failing_ = false;
   if (s.summary) {
     s.summary->run_ids.merge(summary.run_ids);
     s.summary->oldest_runless = std::min(s.summary->oldest_runless, summary.oldest_runless);
@@ -171,6 +189,7 @@ void EventLog::flush() {
     next_index_at_ = s.size + offset + kIndexStride;
   }
   s.size += batch.size();
+  return true;
 }
 
 std::uint64_t EventLog::scan(const Segment& s, std::uint64_t offset,

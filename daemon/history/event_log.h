@@ -44,9 +44,16 @@ class EventLog {
   /// append() with `e`'s line parts already formatted (RunJournal's).
   void append(const Event& e, const EventLineParts& parts);
   std::size_t pending_bytes() const { return pending_.size(); }
-  /// Writes what append() buffered, in one write(). A failure is logged and
-  /// the batch dropped (the events stay in memory and the per-run journals).
-  void flush();
+  /// Writes what append() buffered, in one write(). Returns false when the
+  /// write failed (a full disk, EIO): then any part of the batch that made
+  /// it is cut off again (no torn line stays) and the batch is kept for the
+  /// next flush (the first failure and the recovery are logged), up to
+  /// kMaxPendingBytes, past which the oldest batch is dropped, logged.
+  bool flush();
+  /// Unwritten events kept across failed flushes, at most (64 MiB).
+  static constexpr std::size_t kMaxPendingBytes = 64u << 20;
+  /// True while flushes fail (since the last one that wrote).
+  bool failing() const { return failing_; }
 
   /// One page read from the journal.
   struct Page {
@@ -111,6 +118,7 @@ class EventLog {
   const std::string* last_run_id_ = nullptr;  // in pending_summary_.run_ids: the last one append() saw
   std::uint64_t last_seq_ = 0;
   std::uint64_t next_index_at_ = 0;  // segment offset of the next index entry
+  bool failing_ = false;
 };
 
 }  // namespace lpd::daemon

@@ -49,34 +49,69 @@ RunJournal::Journal* RunJournal::open_journal(const std::string& run_id) {
   return &last_->second;
 }
 
-void RunJournal::write_out(const std::string& run_id, Journal& journal) {
-  if (journal.buffer.empty()) return;
-  buffered_ -= std::min(buffered_, journal.buffer.size());
-  std::string_view rest = journal.buffer;
+bool RunJournal::write_out(const std::string& run_id, Journal& journal) {
+  if (journal.buffer.empty()) return true;
+  std::size_t written = 0;
+  bool ok = true;
   // One write() per batch of whole lines: readers never see half a line
-  // unless the disk fills, and then only at the end.
-  while (journal.fd && !rest.empty()) {
-    const ssize_t n = ::write(journal.fd.get(), rest.data(), rest.size());
+  // unless the disk fills, and then the rest follows when it can.
+  while (journal.fd && written < journal.buffer.size()) {
+    const ssize_t n = ::write(journal.fd.get(), journal.buffer.data() + written, journal.buffer.size() - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      spdlog::warn("cannot append to the journal of run {}: {}", run_id, std::strerror(errno));
+      ok = false;
+      if (!failing_)
+        spdlog::warn("cannot append to the journal of run {}: {}; its lines are kept and written when they can be",
+                     run_id, std::strerror(errno));
       break;
     }
-    rest.remove_prefix(static_cast<std::size_t>(n));
+    written += static_cast<std::size_t>(n);
   }
-  journal.buffer.clear();
+  if (!journal.fd) written = journal.buffer.size();  // no journal to write to (logged when opening)
+  buffered_ -= std::min(buffered_, written);
+  if (ok || written == journal.buffer.size()) {
+    journal.buffer.clear();
+    return true;
+  }
+  journal.buffer.erase(0, written);
+  if (journal.buffer.size() > kMaxUnwrittenBytes) {
+    spdlog::warn("run {}: over 64 MiB of its journal could not be written: dropped", run_id);
+    buffered_ -= std::min(buffered_, journal.buffer.size());
+    journal.buffer.clear();
+  }
+  return false;
 }
 
 void RunJournal::flush() {
   if (buffered_ == 0 && log_.pending_bytes() == 0) return;  // called after every batch: cheap when idle
   timer_.cancel();
   armed_ = false;
-  for (auto& [run_id, journal] : open_) write_out(run_id, journal);
-  log_.flush();
-  buffered_ = 0;
+  bool all = true;
+  for (auto& [run_id, journal] : open_) all &= write_out(run_id, journal);
+  all &= log_.flush();
+  if (all && failing_) spdlog::info("the run journals are written again");
+  failing_ = !all;
+  // Ended runs close once their last lines are out.
+  std::vector<std::string> written;
+  for (const auto& run_id : closing_) {
+    auto journal = open_.find(run_id);
+    if (journal == open_.end() || journal->second.buffer.empty()) written.push_back(run_id);
+  }
+  for (const auto& run_id : written) forget(run_id);  // also leaves closing_
+  if (failing_) {
+    // Tried again on a timer of its own pace, not at every batch.
+    armed_ = true;
+    timer_.expires_after(kRetry);
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (ec) return;
+      armed_ = false;
+      flush();
+    });
+  }
 }
 
 void RunJournal::forget(std::string_view run_id) {
+  if (auto closing = closing_.find(std::string(run_id)); closing != closing_.end()) closing_.erase(closing);
   auto it = open_.find(run_id);
   if (it == open_.end()) return;
   buffered_ -= std::min(buffered_, it->second.buffer.size());
@@ -85,6 +120,7 @@ void RunJournal::forget(std::string_view run_id) {
 }
 
 void RunJournal::schedule() {
+  if (failing_) return;  // the retry timer is armed
   if (buffered_ + log_.pending_bytes() >= kFlushBytes) {
     flush();
     return;
@@ -110,9 +146,9 @@ void RunJournal::append(const Event& e) {
   }
   if (e.type == "run.ended") {
     // Whoever hears of the end next (run.done, a restarted lpd) finds every
-    // line of the run written.
+    // line of the run written; on a full disk, once it can be.
+    closing_.insert(e.run_id);
     flush();
-    forget(e.run_id);
     return;
   }
   schedule();

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -47,7 +48,14 @@ class RunJournal {
   static constexpr std::size_t kFlushBytes = 256 * 1024;
 
   /// Writes every buffered line now (run journals and the global log).
+  /// What a full disk (or EIO) refuses stays buffered, up to
+  /// kMaxUnwrittenBytes a journal, and is tried again every kRetry until
+  /// written; a run's journal is closed only once its lines are written.
   void flush();
+  /// How often writes are tried again while they fail.
+  static constexpr std::chrono::milliseconds kRetry{1000};
+  /// Unwritten lines kept per run journal while writes fail (64 MiB).
+  static constexpr std::size_t kMaxUnwrittenBytes = 64u << 20;
   /// Drops the buffer and closes the journal of runs that were removed.
   void forget(std::string_view run_id);
 
@@ -59,7 +67,9 @@ class RunJournal {
   void append(const Event& e);
   void schedule();
   Journal* open_journal(const std::string& run_id);
-  void write_out(const std::string& run_id, Journal& journal);
+  /// Writes `journal`'s buffer; false (keeping what was not written) when
+  /// the write failed.
+  bool write_out(const std::string& run_id, Journal& journal);
 
   const StateStore& store_;
   EventLog& log_;
@@ -69,6 +79,8 @@ class RunJournal {
   std::size_t buffered_ = 0;
   boost::asio::steady_timer timer_;
   bool armed_ = false;
+  bool failing_ = false;              // the last flush could not write everything
+  std::set<std::string> closing_;     // ended runs whose journal closes once written
 };
 
 }  // namespace lpd::daemon

@@ -80,6 +80,7 @@ JobService::JobService(boost::asio::io_context& io, EventBus& events, const Stat
       access_(access),
       environment_(std::move(environment)),
       drain_(drain),
+      persist_retry_(io),
       // -- the run output cap says what it dropped as an event.
       output_cap_(io, environment_.run_output, store_.path("runs"), [this](const RunOutputCap::Dropped& d) {
         events_.publish("run.output_dropped",
@@ -226,8 +227,49 @@ void JobService::persist(const Supervised& s) {
   try {
     store_.write_json("runs/" + s.run_id + "/job.json", s.job.to_json());
   } catch (const std::exception& e) {
-    spdlog::error("cannot write job of run {}: {}", s.run_id, e.what());
+    if (!unpersisted_.count(s.run_id))
+      spdlog::error("cannot write job of run {}: {}; written again when it can be", s.run_id, e.what());
+    retry_persist_later(s.run_id);
   }
+}
+
+bool JobService::persist_run(const std::string& run_id) {
+  const Run* run = runs_.find(run_id);
+  if (!run) return true;
+  try {
+    store_.write_json("runs/" + run_id + "/run.json", run->to_json());
+    return true;
+  } catch (const std::exception& e) {
+    if (!unpersisted_.count(run_id))
+      spdlog::error("cannot record the end of run {}: {}; written again when it can be", run_id, e.what());
+    retry_persist_later(run_id);
+    return false;
+  }
+}
+
+void JobService::retry_persist_later(const std::string& run_id) {
+  const bool armed = !unpersisted_.empty();
+  unpersisted_.insert(run_id);
+  if (armed) return;
+  persist_retry_.expires_after(kPersistRetry);
+  persist_retry_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    std::set<std::string> waiting;
+    waiting.swap(unpersisted_);
+    for (const auto& run_id : waiting) {
+      bool written = true;
+      if (Supervised* s = find(run_id)) {
+        try {
+          store_.write_json("runs/" + run_id + "/job.json", s->job.to_json());
+        } catch (const std::exception&) {
+          written = false;
+        }
+      }
+      if (written) written = persist_run(run_id);  // re-arms itself when refused
+      if (!written) retry_persist_later(run_id);
+      else spdlog::info("run {}: its job.json and run.json are written now", run_id);
+    }
+  });
 }
 
 void JobService::set_state(Supervised& s, JobState state, std::string text) {
@@ -650,16 +692,10 @@ void JobService::finish_job(Supervised& s, const JobTransition& step, std::optio
     run->result = run_result(facts, *s.job.returncode);
   }
   if (runs_.end(s.run_id, s.job.ended_at)) {
-    if (Run* run = runs_.find(s.run_id)) {
-      // (full disk) Out of a request: a StorageFailure here would
-      // end lpd. The end is kept in memory and said; run.json says active
-      // until a later write, and a restarted lpd settles the run again.
-      try {
-        store_.write_json("runs/" + s.run_id + "/run.json", run->to_json());
-      } catch (const StorageFailure& e) {
-        spdlog::error("cannot record the end of run {}: {}", s.run_id, e.what());
-      }
-    }
+    // (full disk) Out of a request: a refusal here must not end lpd. The
+    // end is kept in memory and said, and run.json written again every
+    // second until it goes in (a restart before that settles the run again).
+    persist_run(s.run_id);
     events_.publish("run.ended", {{"run_id", s.run_id}, {"ended_at", s.job.ended_at}}, s.run_id, s.owner);
   }
   // Drain the last output before saying done.

@@ -288,7 +288,16 @@ class JobService : public RunWatcher {
   /// runs/<id>/junit.xml; false, logged, when the state directory refuses.
   bool write_done_report(Supervised& s);
   Supervised* find(const std::string& run_id);
+  /// Writes runs/<id>/job.json. A refusal (full disk, EIO) is logged once
+  /// and the run's job.json and run.json are written again every
+  /// kPersistRetry until they go in (retry_persist): a restarted lpd must
+  /// not find a run it saw end still running, and judge it again.
   void persist(const Supervised& s);
+  /// runs/<id>/run.json of `run_id` from the registry; false when refused
+  /// (then retried as persist's).
+  bool persist_run(const std::string& run_id);
+  void retry_persist_later(const std::string& run_id);
+  static constexpr std::chrono::milliseconds kPersistRetry{1000};
   void set_state(Supervised& s, JobState state, std::string text);
   /// The lifecycle row (job_step) for `event` in `s`'s job's state; none is
   /// logged as the impossible case it is (the caller leaves the state alone).
@@ -392,6 +401,8 @@ class JobService : public RunWatcher {
   std::map<std::uint64_t, WorkerActivity> activities_;  // by session id
   std::map<pid_t, std::string> tracebacks_;              // by pid, from traceback connections
   std::vector<std::unique_ptr<Pending>> pending_;
+  std::set<std::string> unpersisted_;  // runs whose job.json / run.json wait for room
+  boost::asio::steady_timer persist_retry_;
   RunOutputCap output_cap_;  // after what its callback uses
 };
 

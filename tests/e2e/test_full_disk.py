@@ -20,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -303,3 +304,77 @@ def test_crash_on_a_full_disk_is_served_at_once_and_written_once_when_space_retu
     assert len(journal_lines(lpd, nodeid)) == 1
     lpd.start()
     assert lpd.lpctl_json("crashes") == crashes
+
+
+FILLS_THEN_PASSES = FILL_SOURCE + """
+import pytest
+
+
+def test_a_fills_the_disk():
+    fill(os.environ["E2E_STATE_DIR"])
+
+
+@pytest.mark.parametrize("i", range(60))
+def test_b_passes_on_a_full_disk(i):
+    pass
+"""
+
+
+def run_journal_finishes(lpd, run_id):
+    """The test.finish lines of the run's own journal, parsed (torn or not)."""
+    path = os.path.join(lpd.state_dir, "runs", run_id, "events.jsonl")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.split("\n") if '"event":"test.finish"' in line and line.endswith("}")]
+
+
+def test_results_journaled_on_a_full_disk_are_written_when_space_returns_and_survive_a_restart(full_disk_lpd,
+                                                                                              tmp_path):
+    """The attack on issue 13: tests that finished while the disk was full
+    were lost from the journals for good, and a restart then judged the run
+    again from what was left (passed tests became "never ran")."""
+    lpd = full_disk_lpd
+    write_tests(str(tmp_path), "test_fills.py", FILLS_THEN_PASSES)
+    run = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--", PYTHON, "-m", "pytest", "-p",
+                          "no:cacheprovider", "-p", "no:terminal", "test_fills.py"], cwd=str(tmp_path),
+                         env=lpd.env(E2E_STATE_DIR=lpd.state_dir), capture_output=True, text=True, timeout=180)
+    done = json.loads([line for line in run.stdout.splitlines() if line.startswith("{")][-1])
+    run_id = done["run_id"]
+    before = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "report", run_id, "--junit", str(tmp_path / "a.xml")],
+                            capture_output=True, text=True, timeout=60)
+    assert before.returncode in (0, 1), before.stderr
+    cases_before = sorted((tc.get("name"), [c.tag for c in tc]) for tc in ET.parse(tmp_path / "a.xml").iter("testcase"))
+    assert sum(1 for name, _ in cases_before if name.startswith("test_b_passes")) == 60, cases_before
+    assert len(run_journal_finishes(lpd, run_id)) < 61  # the disk refused some
+
+    os.unlink(os.path.join(lpd.state_dir, "filler"))
+    # Written once there is room (tried again every second), each line once.
+    assert wait_until_in_directory(os.path.join(lpd.state_dir, "runs", run_id),
+                                   lambda: len(run_journal_finishes(lpd, run_id)) == 61), \
+        (len(run_journal_finishes(lpd, run_id)), lpd.log_text()[-3000:])
+    assert sorted(e["nodeid"] for e in run_journal_finishes(lpd, run_id)) == sorted(
+        ["test_fills.py::test_a_fills_the_disk"] + [f"test_fills.py::test_b_passes_on_a_full_disk[{i}]" for i in range(60)])
+    assert "its lines are kept and written when they can be" in lpd.log_text()
+
+    def job_done():
+        try:
+            with open(os.path.join(lpd.state_dir, "runs", run_id, "job.json")) as f:
+                return json.load(f).get("state") == "done"
+        except (OSError, ValueError):
+            return False
+    # The run's end too (job.json, run.json), tried again every second.
+    assert wait_until_in_directory(os.path.join(lpd.state_dir, "runs", run_id), job_done), lpd.log_text()[-3000:]
+
+    lpd.stop()
+    lpd.start()
+    after = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "report", run_id, "--junit", str(tmp_path / "b.xml")],
+                           capture_output=True, text=True, timeout=60)
+    assert after.returncode == before.returncode, (before.stdout, after.stdout, after.stderr)
+    cases_after = sorted((tc.get("name"), [c.tag for c in tc]) for tc in ET.parse(tmp_path / "b.xml").iter("testcase"))
+    assert cases_after == cases_before  # the same tests, the same outcomes: nothing "never ran"
+    finishes = [json.loads(line)["data"]["nodeid"] for line in lpd.lpctl(
+        "--json", "events", "--run-id", run_id, "--type", "test.finish").stdout.splitlines()]
+    assert len(finishes) == 61 and len(set(finishes)) == 61
