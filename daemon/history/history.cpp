@@ -106,7 +106,8 @@ History::Walk History::walk(std::uint64_t after, std::size_t max_scan_bytes,
   while (memory.empty() || w.last + 1 < memory.front().seq) {
     if (scanned >= max_scan_bytes) return w;
     std::function<bool(const LineHead&)> wanted;
-    if (filter) wanted = [filter](const LineHead& head) { return filter->matches(head.run_id, head.type); };
+    if (filter && (!filter->run_id.empty() || !filter->prefixes.empty()))  // one that can reject a line
+      wanted = [filter](const LineHead& head) { return filter->matches(head.run_id, head.type); };
     auto page = log_.read(w.last, kWalkPageEvents, max_scan_bytes - scanned, kept, wanted);
     scanned += page.bytes;
     for (const auto& e : page.events) {
