@@ -52,8 +52,6 @@ class EventLog {
   bool flush();
   /// Unwritten events kept across failed flushes, at most (64 MiB).
   static constexpr std::size_t kMaxPendingBytes = 64u << 20;
-  /// True while flushes fail (since the last one that wrote).
-  bool failing() const { return failing_; }
 
   /// One page read from the journal.
   struct Page {
@@ -118,7 +116,7 @@ class EventLog {
   const std::string* last_run_id_ = nullptr;  // in pending_summary_.run_ids: the last one append() saw
   std::uint64_t last_seq_ = 0;
   std::uint64_t next_index_at_ = 0;  // segment offset of the next index entry
-  bool failing_ = false;
+  bool failing_ = false;  // flushes fail (since the last one that wrote): logged once
 };
 
 }  // namespace lpd::daemon

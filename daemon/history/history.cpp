@@ -103,11 +103,11 @@ History::Walk History::walk(std::uint64_t after, std::size_t max_scan_bytes,
   auto kept = [this](const Event& e) { return e.run_id.empty() || !forgotten(e.run_id); };
   // The journal first, for what memory no longer holds.
   std::size_t scanned = 0;
+  std::function<bool(const LineHead&)> wanted;
+  if (filter && (!filter->run_id.empty() || !filter->prefixes.empty()))  // one that can reject a line
+    wanted = [filter](const LineHead& head) { return filter->matches(head.run_id, head.type); };
   while (memory.empty() || w.last + 1 < memory.front().seq) {
     if (scanned >= max_scan_bytes) return w;
-    std::function<bool(const LineHead&)> wanted;
-    if (filter && (!filter->run_id.empty() || !filter->prefixes.empty()))  // one that can reject a line
-      wanted = [filter](const LineHead& head) { return filter->matches(head.run_id, head.type); };
     auto page = log_.read(w.last, kWalkPageEvents, max_scan_bytes - scanned, kept, wanted);
     scanned += page.bytes;
     for (const auto& e : page.events) {

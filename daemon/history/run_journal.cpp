@@ -98,16 +98,17 @@ void RunJournal::flush() {
     if (journal == open_.end() || journal->second.buffer.empty()) written.push_back(run_id);
   }
   for (const auto& run_id : written) forget(run_id);  // also leaves closing_
-  if (failing_) {
-    // Tried again on a timer of its own pace, not at every batch.
-    armed_ = true;
-    timer_.expires_after(kRetry);
-    timer_.async_wait([this](boost::system::error_code ec) {
-      if (ec) return;
-      armed_ = false;
-      flush();
-    });
-  }
+  if (failing_) arm(kRetry);  // tried again at a pace of its own, not at every batch
+}
+
+void RunJournal::arm(std::chrono::milliseconds after) {
+  armed_ = true;
+  timer_.expires_after(after);
+  timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    armed_ = false;
+    flush();
+  });
 }
 
 void RunJournal::forget(std::string_view run_id) {
@@ -125,14 +126,7 @@ void RunJournal::schedule() {
     flush();
     return;
   }
-  if (armed_) return;
-  armed_ = true;
-  timer_.expires_after(kCoalesce);
-  timer_.async_wait([this](boost::system::error_code ec) {
-    if (ec) return;
-    armed_ = false;
-    flush();
-  });
+  if (!armed_) arm(kCoalesce);
 }
 
 void RunJournal::append(const Event& e) {

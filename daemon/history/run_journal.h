@@ -66,6 +66,8 @@ class RunJournal {
   };
   void append(const Event& e);
   void schedule();
+  /// Flushes `after` from now, on timer_.
+  void arm(std::chrono::milliseconds after);
   Journal* open_journal(const std::string& run_id);
   /// Writes `journal`'s buffer; false (keeping what was not written) when
   /// the write failed.

@@ -227,48 +227,44 @@ void JobService::persist(const Supervised& s) {
   try {
     store_.write_json("runs/" + s.run_id + "/job.json", s.job.to_json());
   } catch (const std::exception& e) {
-    if (!unpersisted_.count(s.run_id))
-      spdlog::error("cannot write job of run {}: {}; written again when it can be", s.run_id, e.what());
-    retry_persist_later(s.run_id);
+    unwritten(s.run_id, "cannot write job of run " + s.run_id, e.what());
   }
 }
 
-bool JobService::persist_run(const std::string& run_id) {
+void JobService::persist_run(const std::string& run_id) {
   const Run* run = runs_.find(run_id);
-  if (!run) return true;
+  if (!run) return;
   try {
     store_.write_json("runs/" + run_id + "/run.json", run->to_json());
-    return true;
   } catch (const std::exception& e) {
-    if (!unpersisted_.count(run_id))
-      spdlog::error("cannot record the end of run {}: {}; written again when it can be", run_id, e.what());
-    retry_persist_later(run_id);
-    return false;
+    unwritten(run_id, "cannot record the end of run " + run_id, e.what());
   }
 }
 
-void JobService::retry_persist_later(const std::string& run_id) {
-  const bool armed = !unpersisted_.empty();
-  unpersisted_.insert(run_id);
-  if (armed) return;
+void JobService::unwritten(const std::string& run_id, const std::string& what, const std::string& why) {
+  // Logged once per outage of the run, not at every retry.
+  if (!unpersisted_.insert(run_id).second) return;
+  spdlog::error("{}: {}; written again when it can be", what, why);
+  if (unpersisted_.size() == 1) arm_persist_retry();
+}
+
+void JobService::arm_persist_retry() {
   persist_retry_.expires_after(kPersistRetry);
   persist_retry_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
-    std::set<std::string> waiting;
-    waiting.swap(unpersisted_);
-    for (const auto& run_id : waiting) {
-      bool written = true;
-      if (Supervised* s = find(run_id)) {
-        try {
-          store_.write_json("runs/" + run_id + "/job.json", s->job.to_json());
-        } catch (const std::exception&) {
-          written = false;
-        }
+    for (auto it = unpersisted_.begin(); it != unpersisted_.end();) {
+      const std::string& run_id = *it;
+      try {
+        if (const Supervised* s = find(run_id)) store_.write_json("runs/" + run_id + "/job.json", s->job.to_json());
+        if (const Run* run = runs_.find(run_id)) store_.write_json("runs/" + run_id + "/run.json", run->to_json());
+      } catch (const std::exception&) {
+        ++it;  // still refused: the next retry
+        continue;
       }
-      if (written) written = persist_run(run_id);  // re-arms itself when refused
-      if (!written) retry_persist_later(run_id);
-      else spdlog::info("run {}: its job.json and run.json are written now", run_id);
+      spdlog::info("run {}: its job.json and run.json are written now", run_id);
+      it = unpersisted_.erase(it);
     }
+    if (!unpersisted_.empty()) arm_persist_retry();
   });
 }
 

@@ -290,13 +290,15 @@ class JobService : public RunWatcher {
   Supervised* find(const std::string& run_id);
   /// Writes runs/<id>/job.json. A refusal (full disk, EIO) is logged once
   /// and the run's job.json and run.json are written again every
-  /// kPersistRetry until they go in (retry_persist): a restarted lpd must
-  /// not find a run it saw end still running, and judge it again.
+  /// kPersistRetry until they go in (unwritten): a restarted lpd must not
+  /// find a run it saw end still running, and judge it again.
   void persist(const Supervised& s);
-  /// runs/<id>/run.json of `run_id` from the registry; false when refused
-  /// (then retried as persist's).
-  bool persist_run(const std::string& run_id);
-  void retry_persist_later(const std::string& run_id);
+  /// runs/<id>/run.json of `run_id` from the registry; refused, as persist's.
+  void persist_run(const std::string& run_id);
+  /// `run_id`'s state files were refused (`what` failed because of `why`):
+  /// logged the first time, then retried on persist_retry_.
+  void unwritten(const std::string& run_id, const std::string& what, const std::string& why);
+  void arm_persist_retry();
   static constexpr std::chrono::milliseconds kPersistRetry{1000};
   void set_state(Supervised& s, JobState state, std::string text);
   /// The lifecycle row (job_step) for `event` in `s`'s job's state; none is

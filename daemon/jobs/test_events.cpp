@@ -81,8 +81,10 @@ void JobService::test_finished(const Peer& peer, TestResult r) {
   auto* a = registered(peer, "test.finish");
   r.worker_id = a->worker_id();
   Supervised* s = find(a->run_id());
-  if (s) r.attempt = std::max(1, s->job.attempt);
-  if (s) keep_within_budget(r, s->failure_text_bytes);
+  if (s) {
+    r.attempt = std::max(1, s->job.attempt);
+    keep_within_budget(r, s->failure_text_bytes);
+  }
   a->test_finished(r.nodeid);
   std::string data = r.to_json_text();
   if (s) s->results.push_back(std::move(r));  // moved, not copied: this runs once per test
@@ -261,8 +263,10 @@ void JobService::session_error(const Peer& peer, TestResult r) {
   r.worker_id = a->worker_id();
   a->session_phase(r.phase);
   Supervised* s = find(a->run_id());
-  if (s) r.attempt = std::max(1, s->job.attempt);
-  if (s) keep_within_budget(r, s->failure_text_bytes);
+  if (s) {
+    r.attempt = std::max(1, s->job.attempt);
+    keep_within_budget(r, s->failure_text_bytes);
+  }
   // Published as a test.finish (marked), so a restarted lpd reads it back
   // from the run's journal with the other results.
   json data = r.to_json();

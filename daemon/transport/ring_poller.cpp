@@ -70,24 +70,18 @@ void RingPoller::tick() {
   // One journal write for every ring's records, then their read positions.
   if (any_records && end_of_batch_) end_of_batch_();
   for (const auto& read : reads) read.source->commit_ring();
-  // Reading may have woken more rings (keep_reading while dispatching): they
-  // are members already, with their promise.
-  for (const auto& read : reads) {
-    if (!read.stays) continue;
-    if (std::any_of(members_.begin(), members_.end(),
-                    [&](const Member& m) { return m.source.lock() == read.source; }))
-      continue;
-    members_.push_back(Member{read.source, read.hold_until, {}});
-  }
-  if (members_.empty()) return;
+  const bool any_stays = std::any_of(reads.begin(), reads.end(), [](const Read& r) { return r.stays; });
+  if (members_.empty() && !any_stays) return;
   if (!next_tick_) arm(Clock::now() + window_);
   // Promised after the read: a record the read missed was published after
   // the previous promise had passed, so its shim woke lpd or is told to wait.
+  // Reading may have woken a ring (keep_reading while dispatching): it is a
+  // member already.
   for (const auto& read : reads) {
     if (!read.stays) continue;
     auto it = std::find_if(members_.begin(), members_.end(),
                            [&](const Member& m) { return m.source.lock() == read.source; });
-    if (it == members_.end()) continue;
+    if (it == members_.end()) it = members_.insert(members_.end(), Member{read.source, read.hold_until, {}});
     promise(*it, *read.source, read.had_records ? *next_tick_ + grace() : *next_tick_);
   }
 }
