@@ -128,7 +128,7 @@ OperationTable operation_table(Daemon& d) {
       {"session.error", "Notification: a failure or crash outside any test: phase, nodeid, message, longrepr", G::kOwn,
        on<&Daemon::jobs, handle_session_error>(d)},
       {"collection.items", "Notification: nodeids this process collected (chunks of at most 1000)", G::kOwn,
-       on<&Daemon::jobs, handle_collection_items>(d)},
+       on<&Daemon::jobs, handle_collection_items>(d), nullptr, false, /*flat_fields=*/true},
       // -- supervised helper processes --
       {"proc.ensure",
        "Start NAME unless it runs, answer when its log matches pattern: name, scope?, pattern?, argv, cwd, env, "

@@ -134,7 +134,13 @@ std::optional<bool> Fields::optional_boolean(std::string_view name) const {
 
 std::vector<std::string> Fields::string_list(std::string_view name) const {
   std::vector<std::string> out;
-  const auto* v = raw(name);  // a flat message has no arrays: then "must be an array"
+  if (flat_) {
+    const FlatValue* v = find_flat(name);
+    if (!v) return out;
+    if (v->kind != FlatValue::Kind::kStrings) wrong(name, "an array of strings");
+    return v->strings;
+  }
+  const auto* v = find(name);
   if (!v) return out;
   if (!v->is_array()) wrong(name, "an array of strings");
   for (const auto& item : *v) {

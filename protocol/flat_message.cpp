@@ -1,5 +1,6 @@
 #include "protocol/flat_message.h"
 
+#include "protocol/json_text.h"
 #include "protocol/utf8.h"
 
 #include <charconv>
@@ -10,8 +11,8 @@ namespace {
 
 using json = nlohmann::json;
 
-/// Collects the members of one object of scalars; refuses (returns false,
-/// which stops the parse) at the first nested object or array.
+/// Collects the members of one object of scalars and arrays of strings;
+/// refuses (returns false, which stops the parse) at any other nesting.
 class FlatCollector {
  public:
   explicit FlatCollector(FlatMessage& out) : out_(out) {}
@@ -42,6 +43,10 @@ class FlatCollector {
     return value(std::move(f));
   }
   bool string(json::string_t& v) {
+    if (in_array_) {
+      out_.fields.back().second.strings.push_back(std::move(v));
+      return true;
+    }
     FlatValue f;
     f.kind = FlatValue::Kind::kString;
     f.text = std::move(v);
@@ -50,8 +55,15 @@ class FlatCollector {
   bool binary(json::binary_t&) { return false; }
   bool start_object(std::size_t) { return !std::exchange(in_object_, true); }
   bool end_object() { return true; }
-  bool start_array(std::size_t) { return false; }
-  bool end_array() { return false; }
+  bool start_array(std::size_t) {
+    // Only as a member's value, and not within another array.
+    if (in_array_ || !in_object_ || out_.fields.empty()) return false;
+    FlatValue& value = out_.fields.back().second;
+    value.kind = FlatValue::Kind::kStrings;
+    in_array_ = true;
+    return true;
+  }
+  bool end_array() { return std::exchange(in_array_, false); }
   bool key(json::string_t& name) {
     out_.fields.emplace_back(std::move(name), FlatValue());
     return true;
@@ -60,12 +72,14 @@ class FlatCollector {
 
  private:
   bool value(FlatValue v) {
-    if (!in_object_ || out_.fields.empty()) return false;  // a scalar document, not an object
+    // A scalar document (not an object), or an array item that is not a string.
+    if (!in_object_ || in_array_ || out_.fields.empty()) return false;
     out_.fields.back().second = std::move(v);
     return true;
   }
   FlatMessage& out_;
   bool in_object_ = false;
+  bool in_array_ = false;
 };
 
 /// The fast path: one pass over the line, no JSON library. It knows the
@@ -141,6 +155,11 @@ class FastScanner {
       out.kind = FlatValue::Kind::kString;
       return string(out.text);
     }
+    if (c == '[') {
+      ++at_;
+      out.kind = FlatValue::Kind::kStrings;
+      return strings(out.strings);
+    }
     if (c == 't' || c == 'f' || c == 'n') {
       if (literal("true") || literal("false")) {
         out.kind = FlatValue::Kind::kBoolean;
@@ -203,15 +222,25 @@ class FastScanner {
     return true;
   }
 
+  /// The rest of an array of strings after its '[', decoded into `out`.
+  bool strings(std::vector<std::string>& out) {
+    skip_space();
+    if (take(']')) return true;
+    for (;;) {
+      if (!take('"')) return false;  // not a string: left to the SAX parser
+      if (!string(out.emplace_back())) return false;
+      skip_space();
+      if (take(']')) return true;
+      if (!take(',')) return false;
+      skip_space();
+    }
+  }
+
   /// The rest of a string after its opening quote, decoded into `out`.
   bool string(std::string& out) {
     for (;;) {
       const std::size_t run = at_;
-      while (at_ < text_.size()) {
-        const auto c = static_cast<unsigned char>(text_[at_]);
-        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
-        ++at_;
-      }
+      at_ += plain_json_prefix(text_.substr(at_));
       out.append(text_.data() + run, at_ - run);
       if (at_ >= text_.size()) return false;
       const auto c = static_cast<unsigned char>(text_[at_]);
@@ -319,6 +348,7 @@ json FlatValue::to_json() const {
     case Kind::kUnsigned: return json(unsigned_integer);
     case Kind::kFloat: return json(number);
     case Kind::kString: return json(text);
+    case Kind::kStrings: return json(strings);
   }
   return json(nullptr);
 }

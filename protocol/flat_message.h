@@ -17,19 +17,23 @@ namespace lpd::protocol {
 /// ({"op":"test.finish","nodeid":"t.py::test_x","outcome":"passed",...}),
 /// tens of thousands per run, and a tree per message was most of what lpd
 /// spent on them.
-/// FlatValue is one member's scalar value, kept as plain C++ (a JSON value
-/// per member was a heap node per string, made and freed for every record).
+/// FlatValue is one member's value, kept as plain C++ (a JSON value per
+/// member was a heap node per string, made and freed for every record): a
+/// scalar, or an array of strings (collection.items' nodeids, thousands a
+/// run).
 struct FlatValue {
   /// JSON's scalar kinds, split as nlohmann's parser splits numbers:
   /// kUnsigned for a non-negative integer, kInteger for a negative one,
-  /// kFloat for anything with a fraction or exponent.
-  enum class Kind : unsigned char { kNull, kBoolean, kInteger, kUnsigned, kFloat, kString };
+  /// kFloat for anything with a fraction or exponent; kStrings for an
+  /// array whose items are all strings (empty included).
+  enum class Kind : unsigned char { kNull, kBoolean, kInteger, kUnsigned, kFloat, kString, kStrings };
   Kind kind = Kind::kNull;
   bool boolean = false;
   std::int64_t integer = 0;
   std::uint64_t unsigned_integer = 0;
   double number = 0;
   std::string text;  // kString: the decoded string (UTF-8)
+  std::vector<std::string> strings;  // kStrings: the decoded items, in order
 
   bool is_null() const { return kind == Kind::kNull; }
   bool is_number() const { return kind == Kind::kInteger || kind == Kind::kUnsigned || kind == Kind::kFloat; }
@@ -42,7 +46,7 @@ struct FlatValue {
 struct FlatMessage {
   std::string op;
   /// Every member but "op", in line order; values are null, booleans,
-  /// numbers or strings.
+  /// numbers, strings or arrays of strings.
   std::vector<std::pair<std::string, FlatValue>> fields;
 
   /// The value of member `name`, or nullptr. A name given twice means its
@@ -50,9 +54,10 @@ struct FlatMessage {
   const FlatValue* find(std::string_view name) const;
 };
 
-/// `line` as a FlatMessage when it is one JSON object of scalar values with
-/// a non-empty string "op" and none of "id", "event", "ok"; nullopt for
-/// anything else, valid or not (nested values, requests, replies, bad JSON):
+/// `line` as a FlatMessage when it is one JSON object of scalar values (or
+/// arrays of strings) with a non-empty string "op" and none of "id",
+/// "event", "ok"; nullopt for anything else, valid or not (objects or other
+/// arrays as values, requests, replies, bad JSON):
 /// the caller then decodes it with parse_message(), which says what is wrong.
 std::optional<FlatMessage> parse_flat_message(std::string_view line);
 

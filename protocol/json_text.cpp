@@ -1,13 +1,39 @@
 #include "protocol/json_text.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <iterator>
 
 #include <nlohmann/json.hpp>
 
 namespace lpd::protocol {
+
+std::size_t plain_json_prefix(std::string_view text) {
+  std::size_t i = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    // Each test flags a byte's top bit; the lowest flagged byte is exact
+    // (a borrow only ever runs towards the higher bytes, past a true one).
+    constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+    const auto zero_byte = [](std::uint64_t v) { return (v - kOnes) & ~v & kHigh; };
+    for (; i + 8 <= text.size(); i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, text.data() + i, 8);
+      const std::uint64_t special = ((w - 0x20 * kOnes) & ~w & kHigh)  // below 0x20
+                                    | (w & kHigh)                       // 0x80 and up
+                                    | zero_byte(w ^ ('"' * kOnes)) | zero_byte(w ^ ('\\' * kOnes));
+      if (special) return i + static_cast<std::size_t>(std::countr_zero(special)) / 8;
+    }
+  }
+  for (; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return i;
+  }
+  return i;
+}
 
 void append_json_string(std::string& out, std::string_view text) {
   // ASCII is escaped here as nlohmann escapes it (a run's output is mostly
@@ -17,9 +43,8 @@ void append_json_string(std::string& out, std::string_view text) {
   const std::size_t start = out.size();
   out += '"';
   std::size_t run = 0;  // start of the bytes not yet copied
-  for (std::size_t i = 0; i < text.size(); ++i) {
+  for (std::size_t i = plain_json_prefix(text); i < text.size(); i = run + plain_json_prefix(text.substr(run))) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') continue;
     if (c >= 0x80) {
       out.resize(start);
       out += nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -50,6 +75,26 @@ void append_json_number(std::string& out, double value) {
   if (!std::isfinite(value)) {
     out += "null";  // what the JSON library writes for them
     return;
+  }
+  // A whole number of microseconds (an event's time): fixed notation. The
+  // decimal r/10^6 reads back as the double nearest to it, which is r / 1e6
+  // (IEEE division rounds correctly), so the check makes it exact.
+  if (!std::signbit(value) && value < 9e9) {
+    const auto micros = std::llround(value * 1e6);
+    if (static_cast<double>(micros) / 1e6 == value) {
+      append_json_integer(out, micros / 1'000'000);
+      auto fraction = static_cast<int>(micros % 1'000'000);
+      if (fraction == 0) {
+        out += ".0";
+        return;
+      }
+      char digits[7] = {'.', '0', '0', '0', '0', '0', '0'};
+      std::size_t length = 7;
+      for (std::size_t k = 6; k >= 1; --k, fraction /= 10) digits[k] = static_cast<char>('0' + fraction % 10);
+      while (digits[length - 1] == '0') --length;
+      out.append(digits, length);
+      return;
+    }
   }
   char buffer[40];
   const auto [end, ec] = std::to_chars(std::begin(buffer), std::end(buffer) - 2, value);

@@ -26,7 +26,7 @@ struct Peer;
 /// started, a pause was created, a process became ready, a crash happened.
 struct Event {
   std::uint64_t seq = 0;  // strictly increasing, across restarts too (see SeqReservation)
-  double time = 0;        // seconds since the epoch
+  double time = 0;        // seconds since the epoch, in whole microseconds
   std::string type;       // "pause.created", "job", "test.start", "process.ready", ...
   std::string run_id;     // empty when the event belongs to no run
   uid_t owner = static_cast<uid_t>(-1);

@@ -132,8 +132,12 @@ void RunJournal::schedule() {
 void RunJournal::append(const Event& e) {
   const EventLineParts parts(e);  // both lines share them
   log_.append(e, parts);
-  if (!e.run_id.empty() && is_safe_id(e.run_id) && !(forgotten_ && forgotten_(e.run_id))) {
-    Journal* journal = open_journal(e.run_id);
+  // The run of the last event passed the checks when its journal opened,
+  // and forget() lets go of it: most events skip them.
+  Journal* journal = last_ && last_->first == e.run_id ? &last_->second : nullptr;
+  if (!journal && !e.run_id.empty() && is_safe_id(e.run_id) && !(forgotten_ && forgotten_(e.run_id)))
+    journal = open_journal(e.run_id);
+  if (journal) {
     const std::size_t before = journal->buffer.size();
     append_run_journal_line(journal->buffer, e, parts);
     buffered_ += journal->buffer.size() - before;

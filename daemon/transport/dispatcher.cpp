@@ -46,15 +46,15 @@ const Operation* Dispatcher::find(std::string_view name) const {
 
 void Dispatcher::dispatch_line(std::string_view line, Peer& peer, const std::shared_ptr<ReplySink>& sink,
                                bool one_way_only) {
-  if (one_way_only) {
-    // The ring's per-test records: no JSON tree when the op allows it.
-    if (auto flat = protocol::parse_flat_message(line)) {
-      if (const Operation* op = find(flat->op); op && op->flat_fields) {
-        static const json kNoBody = json::object();  // flat_fields handlers never read it
-        Call call{kNoBody, protocol::Fields(*flat), peer, sink, /*is_notification=*/true, json(nullptr)};
-        run(op, flat->op, call);
-        return;
-      }
+  // The per-test notifications (from the ring, or on the socket from the
+  // native shim and a shim without a ring): no JSON tree when the op allows
+  // it. A request is never flat (it has an id): the scan costs it little.
+  if (auto flat = protocol::parse_flat_message(line)) {
+    if (const Operation* op = find(flat->op); op && op->flat_fields) {
+      static const json kNoBody = json::object();  // flat_fields handlers never read it
+      Call call{kNoBody, protocol::Fields(*flat), peer, sink, /*is_notification=*/true, json(nullptr)};
+      run(op, flat->op, call);
+      return;
     }
   }
   protocol::Message message;

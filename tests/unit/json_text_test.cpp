@@ -56,6 +56,63 @@ TEST_CASE("every ASCII byte, alone and among others, is written as the JSON libr
   }
 }
 
+// h13cpu (issue 13): the scan for bytes a JSON string must escape reads
+// eight at a time; it must find the first one wherever it is.
+TEST_CASE("plain_json_prefix stops at the first byte a JSON string cannot hold as it is") {
+  const auto reference = [](std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
+      ++i;
+    }
+    return i;
+  };
+  for (int c = 0; c < 256; ++c)
+    for (std::size_t at = 0; at < 20; ++at)
+      for (std::size_t length : {at + 1, at + 3, at + 9, std::size_t{40}}) {
+        std::string s(std::max(length, at + 1), 'a');
+        s[at] = static_cast<char>(c);
+        INFO(c << " at " << at << " of " << s.size());
+        CHECK(lpd::protocol::plain_json_prefix(s) == reference(s));
+      }
+  std::uint32_t state = 7;
+  const std::string bytes = "az09 ~\x7f\"\\\x00\x1f\x20\x80\xff\xc3";
+  for (int n = 0; n < 20000; ++n) {
+    std::string s;
+    state = state * 1664525u + 1013904223u;
+    const std::size_t length = (state >> 8) % 50;
+    for (std::size_t k = 0; k < length; ++k) {
+      state = state * 1664525u + 1013904223u;
+      // Mostly plain letters, so that the special byte falls anywhere.
+      s += (state >> 24) % 8 ? 'x' : bytes[(state >> 8) % bytes.size()];
+    }
+    INFO(json(s).dump(-1, ' ', false, json::error_handler_t::replace));
+    CHECK(lpd::protocol::plain_json_prefix(s) == reference(s));
+  }
+}
+
+// h13cpu: an event's time (whole microseconds) is written in fixed notation;
+// it must still read back as exactly the same double.
+TEST_CASE("whole microseconds are written in fixed notation and read back as the same double") {
+  CHECK(number_text(1764470000.123456) == "1764470000.123456");
+  CHECK(number_text(1764470000.1) == "1764470000.1");
+  CHECK(number_text(2.0) == "2.0");
+  CHECK(number_text(0.000001) == "0.000001");
+  CHECK(number_text(-0.0) == "-0.0");  // the sign is kept: not the fixed path
+  std::uint64_t state = 99;
+  for (int n = 0; n < 100000; ++n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    const auto micros = static_cast<std::int64_t>((state >> 11) % 9'000'000'000'000'000ULL);
+    const double v = static_cast<double>(micros) / 1e6;
+    const std::string text = number_text(v);
+    INFO(text << " for " << micros);
+    const auto back = parsed(text);
+    REQUIRE(back.is_number_float());
+    CHECK(back.get<double>() == v);
+  }
+}
+
 TEST_CASE("numbers read back as the same double, as floats; non-finite as null") {
   for (double v : {0.0, -0.0, 1.0, 2.5, 0.0001, 1e-7, 123456789.125, 1764470000.123456, 1e21, -3.0,
                    std::numeric_limits<double>::min(), std::numeric_limits<double>::max()}) {

@@ -147,6 +147,22 @@ TEST_CASE("a flat notification reads the same through Fields as its JSON tree") 
   CHECK_THROWS_AS(a.optional_integer("nodeid"), Error);  // same typed errors
 }
 
+// h13cpu (issue 13): collection.items' nodeids, thousands a run, come flat too.
+TEST_CASE("an array of strings reads the same through Fields as its JSON tree") {
+  const std::string line = R"({"op":"collection.items","nodeids":["t.py::a","t.py::b[\u00e9]"],"none":[],"n":3})";
+  auto flat = parse_flat_message(line);
+  REQUIRE(flat);
+  const auto tree = parse_message(line);
+  Fields a(*flat), b(tree.body);
+  CHECK(a.string_list("nodeids") == std::vector<std::string>{"t.py::a", "t.py::b[\u00e9]"});
+  CHECK(a.string_list("nodeids") == b.string_list("nodeids"));
+  CHECK(a.string_list("none").empty());
+  CHECK(a.string_list("absent").empty());
+  CHECK(*a.raw("nodeids") == *b.raw("nodeids"));
+  CHECK_THROWS_AS(a.string_list("n"), Error);
+  CHECK_THROWS_AS(a.optional_string("nodeids"), Error);
+}
+
 TEST_CASE("a name given twice means its last value, as the JSON parser keeps it") {
   const std::string line = R"({"op":"test.start","nodeid":"first","nodeid":"second"})";
   auto flat = parse_flat_message(line);
@@ -157,7 +173,7 @@ TEST_CASE("a name given twice means its last value, as the JSON parser keeps it"
 TEST_CASE("anything but a flat notification is left to parse_message") {
   for (const char* line : {
            R"({"op":"test.start","nodeid":{"nested":1}})",   // nested object
-           R"({"op":"test.start","items":[1,2]})",            // array
+           R"({"op":"test.start","items":[1,2]})",            // an array not of strings
            R"({"op":"test.start","id":1})",                   // a request
            R"({"event":"x","op":"y"})",                       // a push
            R"({"ok":true,"op":"y"})",                         // a reply
@@ -186,8 +202,13 @@ std::optional<nlohmann::json> flat_by_tree(std::string_view line) {
   }
   if (m.kind != Kind::kNotification || !m.body.is_object()) return std::nullopt;
   if (!m.body["op"].is_string() || m.body["op"].get<std::string>().empty()) return std::nullopt;
-  for (const auto& [key, value] : m.body.items())
-    if (value.is_structured()) return std::nullopt;
+  // Values are scalars or arrays of strings (collection.items' nodeids).
+  for (const auto& [key, value] : m.body.items()) {
+    if (value.is_object()) return std::nullopt;
+    if (value.is_array())
+      for (const auto& item : value)
+        if (!item.is_string()) return std::nullopt;
+  }
   return m.body;
 }
 
@@ -221,9 +242,14 @@ TEST_CASE("the fast path decodes what the shims write exactly as the JSON parser
            R"({"op":"x","over":18446744073709551616,"under":-9223372036854775809,"tiny":1e-400})",  // doubles
            R"({"op":"x","op":"y"})", R"({"op":5,"op":"y"})", R"({"op":"y","op":5})",
            R"({"\u006fp":"escaped key"})",
+           // Arrays of strings: collection.items.
+           R"({"op":"collection.items","nodeids":["t.py::a","t.py::b[\u00e9]", "c\n" ]})", R"({"op":"x","a":[]})",
+           R"({"op":"x","a":[ ],"b":["x"],"a":["y"]})",
            // Refused, each for its own reason.
            R"({"op":"x","id":null})", R"({"op":"x","ok":1})", R"({"op":"x","event":"e"})", R"({"op":""})",
-           R"({"op":"x","a":[1]})", R"({"op":"x","a":{}})", R"({"op":"x"} )" "x", R"({"op":"x",})",
+           R"({"op":"x","a":[1]})", R"({"op":"x","a":{}})", R"({"op":"x","a":["b",1]})", R"({"op":"x","a":[["b"]]})",
+           R"({"op":"x","a":["b",]})", R"({"op":"x","a":[,"b"]})", R"({"op":"x","a":["b"})", R"({"op":"x","a":["b",{}]})",
+           R"({"op":["x"]})", R"({"op":"x","a":[null]})", R"({"op":"x"} )" "x", R"({"op":"x",})",
            R"({"op":"x","a":01})", R"({"op":"x","a":1.})", R"({"op":"x","a":.5})", R"({"op":"x","a":+1})",
            R"({"op":"x","a":1e})", R"({"op":"x","a":-})", R"({"op":"x","a":1e400})", R"({"op":"x","a":tru})",
            R"({"op":"x","a":"\ud800"})", R"({"op":"x","a":"\udc00"})", R"({"op":"x","a":"\ud800\u0041"})",
@@ -241,6 +267,7 @@ TEST_CASE("the fast path agrees with the JSON parser on mangled records") {
   const std::vector<std::string> seeds = {
       R"({"op":"test.finish","nodeid":"t.py::t[\u00e9]","outcome":"passed","duration":1.5e-05,"line":-3,"x":true})",
       "{\"op\":\"test.start\",\"nodeid\":\"\xe2\x82\xac\\ud83d\\ude00\",\"n\":null,\"f\":false}",
+      R"({"op":"collection.items","nodeids":["t.py::a","b\u00e9",""],"n":1})",
   };
   const std::string bytes = "{}[]:,\"\\/ \t-+.0123456789eEabfnrtuxdDcC\x80\xbf\xc3\xed\xf0\xf4\xff";
   for (const auto& seed : seeds) {
@@ -261,7 +288,7 @@ TEST_CASE("the fast path agrees with the JSON parser on mangled records") {
   }
   const std::vector<std::string> pieces = {"{", "}", "\"op\"", "\"a\"", ":", ",", "\"x\"", "\"\\u00e9\"",
                                            "\"\\ud83d\\ude00\"", "1", "-2", "3.5e-1", "true", "null", " ",
-                                           "[", "\"\xc3\xa9\"", "\"id\"", "\"\""};
+                                           "[", "]", "\"\xc3\xa9\"", "\"id\"", "\"\""};
   std::uint32_t state = 12345;
   for (int n = 0; n < 20000; ++n) {
     std::string line = "{\"op\":\"t\"";
