@@ -66,11 +66,13 @@ Command events_command() {
     std::optional<std::uint64_t> since;
   };
   auto o = std::make_shared<Options>();
-  return {"events", "Show job, test, pause, process and crash events in order (--follow: keep streaming)",
+  return {"events", "Show job, test, pause, process and crash events in order (--follow: keep streaming, "
+                    "across lpd restarts)",
           [o](CLI::App& app) -> CommandRun {
             app.add_option("--run-id", o->run_id, "Only events of this run");
             app.add_flag("-f,--follow", o->follow,
-                         "Keep streaming as events happen (with --run-id: until the run ends)");
+                         "Keep streaming as events happen (with --run-id: until the run ends); if lpd restarts, "
+                         "wait for it and go on after the last event shown, nothing missed or repeated");
             repeatable(app.add_option("--type", o->types, "Only events whose type starts with this (repeatable)"));
             app.add_option("--since", o->since,
                            "Only events after this seq (seqs keep increasing across lpd restarts); every kept "
@@ -99,13 +101,33 @@ Command events_command() {
                 filter["since"] = *o->since;
               else
                 filter["replay"] = true;  // what lpd holds in memory first, then live
-              connection.request("events.subscribe", filter);
+              std::optional<Connection> live(std::move(connection));
+              DaemonOutage outage;
               for (;;) {
-                auto push = connection.next_push(std::nullopt);
-                if (!push) continue;
-                const std::string type = push->value("event", "");
-                print(global, type, (*push)["data"]);
-                if (!o->run_id.empty() && type == "run.ended") return kExitOk;
+                try {
+                  if (!live) live.emplace(global.connect());
+                  live->request("events.subscribe", filter);
+                  outage.over("following events again");
+                  for (;;) {
+                    auto push = live->next_push(std::nullopt);
+                    if (!push) continue;
+                    const std::string type = push->value("event", "");
+                    const json& data = (*push)["data"];
+                    print(global, type, data);
+                    if (!o->run_id.empty() && type == "run.ended") return kExitOk;
+                    // Where to take up after a restart: seqs keep growing
+                    // across restarts, and the journal has what came meanwhile.
+                    if (const auto seq = data.find("seq"); seq != data.end() && seq->is_number_unsigned()) {
+                      filter.erase("replay");
+                      filter["since"] = seq->get<std::uint64_t>();
+                    }
+                  }
+                } catch (const DaemonUnreachable& e) {
+                  // lpd restarted (or was stopped): wait for it as `lpctl
+                  // run` does, then carry on from the last event printed.
+                  live.reset();
+                  outage.wait(e);
+                }
               }
             };
           }};

@@ -184,6 +184,45 @@ def test_follow_since_sends_history_then_live_without_gap_or_repeat(lpd):
         follow.wait()
 
 
+def test_follow_rides_out_restarts_without_gap_or_repeat(lpd):
+    """`lpctl events --follow` keeps following when lpd restarts (gracefully,
+    or killed with -9): it waits for lpd, says so on stderr, and goes on
+    after the last event it printed: the events of runs that came and went
+    while it was reconnecting are there, none twice."""
+    first, _ = make_run(lpd)
+    wait_ended(lpd, [first])
+    follow = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "--json", "events", "--follow",
+                               "--type", "run."], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=lpd.env())
+    lines = LineReader(follow.stdout.fileno())
+    try:
+        got = [lines.line(), lines.line()]  # the replay: first's started and ended
+        assert [(e["event"], e["data"]["run_id"]) for e in got] == [("run.started", first), ("run.ended", first)]
+        expected = [first, first]
+        for restart in (lpd.stop, lpd.kill9):
+            restart()
+            lpd.start()
+            # Made before lpctl is back (it retries within a second): it
+            # gets these from the journal, not live.
+            run_id, _ = make_run(lpd)
+            wait_ended(lpd, [run_id])
+            expected += [run_id, run_id]
+            while len(got) < len(expected):
+                got.append(lines.line())
+        live, _ = make_run(lpd)  # and live again afterwards
+        expected += [live, live]
+        while len(got) < len(expected):
+            got.append(lines.line())
+        assert [e["data"]["run_id"] for e in got] == expected
+        assert [e["event"] for e in got] == ["run.started", "run.ended"] * (len(expected) // 2)
+        assert seqs(got) == sorted(set(seqs(got)))
+    finally:
+        follow.kill()
+        _, err = follow.communicate(timeout=60)
+    text = err.decode()
+    assert "lpctl: lost lpd" in text and "waiting for it to come back" in text, text
+    assert "lpctl: lpd is back; following events again" in text, text
+
+
 def test_retention_at_start_removes_the_oldest_ended_runs_never_an_active_one(lpd_unstarted):
     lpd = lpd_unstarted
     now = time.time()
