@@ -169,7 +169,45 @@ CrashStore::LoadReport CrashStore::load() {
   if (report.unreadable_lines || report.oversized_lines || report.torn_tail)
     spdlog::warn("{}: skipped {} unreadable line(s), {} line(s) over {} bytes{}", path(), report.unreadable_lines,
                  report.oversized_lines, kMaxRecordBytes, report.torn_tail ? " and a torn last line" : "");
+  load_flaky_marks();
   return report;
+}
+
+void CrashStore::load_flaky_marks() {
+  const std::string file = store_.path(kFlakyMarks);
+  // Each line is about 20 bytes: a file past this bound was not written by lpd.
+  constexpr std::size_t kMaxBytes = kMaxFlakyMarks * 32;
+  const auto text = read_untrusted_file(file, kMaxBytes);
+  if (!text) {
+    if (::access(file.c_str(), F_OK) == 0)
+      spdlog::warn("{}: not a regular file lpd can read, or over {} bytes: flaky marks in it are not applied", file,
+                   kMaxBytes);
+    return;
+  }
+  std::size_t skipped = 0;
+  std::string_view rest = *text;
+  while (!rest.empty()) {
+    const auto newline = rest.find('\n');
+    if (newline == std::string_view::npos) {
+      marks_torn_ = true;  // lpd died mid-line: not a mark
+      break;
+    }
+    const std::string_view line = rest.substr(0, newline);
+    rest.remove_prefix(newline + 1);
+    ++marks_;
+    const auto value = json::parse(line, nullptr, false);
+    const auto id = value.is_object() ? value.find("crash_id") : value.end();
+    if (!value.is_object() || id == value.end() || !id->is_number_unsigned()) {
+      ++skipped;
+      continue;
+    }
+    auto record = records_.find(id->get<std::uint64_t>());
+    if (record == records_.end()) continue;  // removed since (a rewrite died before emptying this file)
+    record->second.crash.flaky = true;
+    record->second.bytes = encode(record->second.crash).size();
+  }
+  if (skipped || marks_torn_)
+    spdlog::warn("{}: skipped {} unreadable line(s){}", file, skipped, marks_torn_ ? " and a torn last line" : "");
 }
 
 const Crash* CrashStore::find(std::uint64_t crash_id) const {
@@ -208,7 +246,13 @@ bool CrashStore::mark_flaky(std::uint64_t crash_id) {
   if (it->second.crash.flaky) return true;
   it->second.crash.flaky = true;
   it->second.bytes = encode(it->second.crash).size();
-  rewrite_needed_ = true;
+  // A line in the side file, not a rewrite of the journal on the event loop
+  // (hundreds of milliseconds at tens of MB); a rewrite only once the marks
+  // pile up.
+  if (marks_ + unwritten_marks_.size() >= kMaxFlakyMarks)
+    rewrite_needed_ = true;
+  else
+    unwritten_marks_.push_back(crash_id);
   flush();
   return true;
 }
@@ -262,27 +306,45 @@ CrashStore::Page CrashStore::page(std::uint64_t after, std::size_t limit, std::s
 
 bool CrashStore::flush() {
   const std::size_t records = unwritten_.size();
+  const std::size_t marks = unwritten_marks_.size();
   if (rewrite_needed_) {
     // It writes everything kept, the queued appends too.
     const bool written = rewrite();
     note_flush(written, records, true);
     return written;
   }
-  if (unwritten_.empty()) return true;
-  std::string lines = torn_tail_ ? "\n" : "";
-  for (std::uint64_t id : unwritten_) lines += crash_line(records_.at(id).crash, kMaxRecordBytes);
-  const bool written = append_lines(lines);
-  if (written) {
-    unwritten_.clear();
-    torn_tail_ = false;
+  if (unwritten_.empty() && unwritten_marks_.empty()) return true;
+  bool written = true;
+  if (!unwritten_.empty()) {
+    std::string lines = torn_tail_ ? "\n" : "";
+    for (std::uint64_t id : unwritten_) lines += crash_line(records_.at(id).crash, kMaxRecordBytes);
+    written = append_lines(path(), lines, torn_tail_);
+    if (written) {
+      unwritten_.clear();
+      torn_tail_ = false;
+    }
   }
-  note_flush(written, records, false);
+  // A mark goes after its record: a mark of a record not yet written would
+  // name nothing at the next start.
+  if (written && !unwritten_marks_.empty()) {
+    std::string lines = marks_torn_ ? "\n" : "";
+    for (std::uint64_t id : unwritten_marks_) lines += "{\"crash_id\":" + std::to_string(id) + "}\n";
+    written = append_lines(store_.path(kFlakyMarks), lines, marks_torn_);
+    if (written) {
+      marks_ += unwritten_marks_.size();
+      unwritten_marks_.clear();
+      marks_torn_ = false;
+    }
+  }
+  note_flush(written, records, false, marks);
   return written;
 }
 
-void CrashStore::note_flush(bool written, std::size_t records, bool rewrite) {
-  std::string what = records == 0 ? "a compaction of the crash records" : std::to_string(records) + " crash record(s)";
+void CrashStore::note_flush(bool written, std::size_t records, bool rewrite, std::size_t marks) {
+  std::string what = records == 0 ? (rewrite ? "a compaction of the crash records" : "")
+                                  : std::to_string(records) + " crash record(s)";
   if (records != 0 && rewrite) what += " and a compaction";
+  if (marks != 0 && !rewrite) what += (what.empty() ? "" : " and ") + std::to_string(marks) + " flaky mark(s)";
   if (!written && !waiting_) {
     // Once per outage: a full disk must not flood the log at every retry.
     spdlog::warn("{} kept in memory, not yet in {}: {}; lpd writes them as soon as it can (retrying, and at every "
@@ -305,8 +367,7 @@ std::vector<const Crash*> CrashStore::unwritten_records() const {
   return out;
 }
 
-bool CrashStore::append_lines(const std::string& lines) {
-  const std::string file = path();
+bool CrashStore::append_lines(const std::string& file, const std::string& lines, bool& torn) {
   try {
     make_directories(store_.root(), 0711);
   } catch (const std::system_error& e) {
@@ -324,7 +385,7 @@ bool CrashStore::append_lines(const std::string& lines) {
   if (error == 0 && ::fsync(fd.get()) != 0) error = errno;
   if (error != 0) {
     // Take back what part of the lines made it: a retry writes them whole.
-    if (::ftruncate(fd.get(), st.st_size) != 0) torn_tail_ = true;
+    if (::ftruncate(fd.get(), st.st_size) != 0) torn = true;
     cause_ = "cannot write " + file + ": " + std::strerror(error);
     return false;
   }
@@ -372,6 +433,13 @@ bool CrashStore::rewrite() {
   unwritten_.clear();
   rewrite_needed_ = false;
   torn_tail_ = false;
+  // The journal holds every flag now: the marks are folded in. Should this
+  // fail, the marks left name records already flagged (or gone): harmless.
+  if (::unlink(store_.path(kFlakyMarks).c_str()) != 0 && errno != ENOENT)
+    spdlog::warn("cannot remove {}: {}", store_.path(kFlakyMarks), std::strerror(errno));
+  marks_ = 0;
+  unwritten_marks_.clear();
+  marks_torn_ = false;
   return true;
 }
 

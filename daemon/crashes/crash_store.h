@@ -24,8 +24,12 @@ namespace lpd::daemon {
 /// is what bounds it.
 ///
 /// Writes: append() adds one line (one write(), fsync) and never twice for
-/// the same crash; mark_flaky() and forget_runs() rewrite the journal by
-/// write-new-and-rename from memory. lpd is single-threaded, so no append
+/// the same crash; mark_flaky() appends the record's id to a side file
+/// (crashes.flaky.jsonl, read back at load), since any user whose crashed
+/// test passes on a rerun causes one and a rewrite of a large journal
+/// blocks lpd for everyone; forget_runs() (retention) rewrites the journal
+/// by write-new-and-rename from memory, folding the flaky marks into the
+/// records and emptying the side file. lpd is single-threaded, so no append
 /// can slip in between the snapshot and the rename; the cost of a rewrite
 /// is one pass over the records kept (about 40 MB for 10,000 crashes with
 /// 4 KB tracebacks). A write that fails (ENOSPC, EIO) leaves the record in
@@ -45,6 +49,12 @@ class CrashStore {
   static constexpr std::size_t kDefaultPageLimit = 100;
   static constexpr std::size_t kMaxPageLimit = 1000;
   static constexpr std::string_view kJournal = "crashes.jsonl";
+  /// mark_flaky()'s side file: {"crash_id":N} per line, until a rewrite
+  /// folds them into the journal.
+  static constexpr std::string_view kFlakyMarks = "crashes.flaky.jsonl";
+  /// Marks kept in the side file before mark_flaky() compacts instead (and
+  /// the most load() reads back: about 2 MiB of them).
+  static constexpr std::size_t kMaxFlakyMarks = 65536;
 
   /// Told after every flush that had something to write: true when all of
   /// it is on disk now, false when some still waits (CrashRetry).
@@ -83,7 +93,8 @@ class CrashStore {
   const Crash* find(std::uint64_t crash_id) const;
   /// A run's crashes, oldest first.
   std::vector<const Crash*> of_run(std::string_view run_id) const;
-  /// Sets `flaky` on a record and persists it (a rewrite). False when no such record.
+  /// Sets `flaky` on a record and persists it (a line in kFlakyMarks, or
+  /// a rewrite past kMaxFlakyMarks). False when no such record.
   bool mark_flaky(std::uint64_t crash_id);
   /// Drops every record of these runs and compacts the journal (a rewrite).
   void forget_runs(const std::set<std::string>& run_ids);
@@ -101,7 +112,9 @@ class CrashStore {
 
   std::size_t size() const { return records_.size(); }
   /// Records kept in memory that are not in the journal yet (a write failed).
-  std::size_t unwritten() const { return unwritten_.size() + (rewrite_needed_ ? 1 : 0); }
+  std::size_t unwritten() const {
+    return unwritten_.size() + unwritten_marks_.size() + (rewrite_needed_ ? 1 : 0);
+  }
   /// Writes what is pending (queued appends, a rewrite); true when nothing
   /// is left pending. Called by every write; callers may retry it. Records
   /// are written in crash_id order, each once: a write that failed midway
@@ -130,10 +143,15 @@ class CrashStore {
   };
 
   void index(Crash crash, std::size_t bytes);
-  bool append_lines(const std::string& lines);
+  /// Appends `lines` to `file` (created 0600), fsynced; on failure cuts
+  /// back what was written and sets cause_. `torn`: set when a cut back
+  /// failed (the file's last line may lack its newline).
+  bool append_lines(const std::string& file, const std::string& lines, bool& torn);
+  /// Reads kFlakyMarks back (after the journal): flags the records named.
+  void load_flaky_marks();
   bool rewrite();
   /// Logs the start and the end of a wait (once each), tells the FlushWatcher.
-  void note_flush(bool written, std::size_t records, bool rewrite);
+  void note_flush(bool written, std::size_t records, bool rewrite, std::size_t marks = 0);
   std::string path() const;
 
   const StateStore& store_;
@@ -143,7 +161,10 @@ class CrashStore {
   std::map<Key, std::uint64_t> by_key_;
   std::uint64_t last_id_ = 0;
   std::vector<std::uint64_t> unwritten_;  // appended in memory, not yet on disk, in order
-  bool rewrite_needed_ = false;           // a mark_flaky / forget_runs rewrite that failed
+  std::vector<std::uint64_t> unwritten_marks_;  // flaky marks not yet in kFlakyMarks
+  std::size_t marks_ = 0;                 // lines in kFlakyMarks since the last rewrite
+  bool marks_torn_ = false;               // kFlakyMarks' last line lacks its newline
+  bool rewrite_needed_ = false;           // a forget_runs rewrite (or one past kMaxFlakyMarks) not yet done
   bool torn_tail_ = false;                // the journal's last line lacks its newline
   bool waiting_ = false;                  // a failed write not yet made good (logged once)
   std::string cause_;                     // why the last write failed

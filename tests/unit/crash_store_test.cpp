@@ -213,6 +213,88 @@ TEST_CASE_METHOD(StateDir, "mark_flaky persists") {
   CHECK_FALSE(restarted.find(1)->flaky);
 }
 
+// h13fix7 (issue 13): marking a crash flaky (any user's rerun that passed)
+// must not rewrite a journal of tens of MB on the event loop.
+TEST_CASE_METHOD(StateDir, "a flaky mark is a line in the side file, folded into the journal by the next compaction") {
+  const std::string marks = dir.root + "/crashes.flaky.jsonl";
+  auto marks_text = [&] {
+    std::ifstream in(marks);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  {
+    CrashStore crashes(store);
+    crashes.load();
+    crashes.append(crash("r", 1));
+    crashes.append(crash("r", 2));
+    crashes.append(crash("gone", 3));
+    const std::string journal = dir.text();
+    struct stat before {};
+    REQUIRE(::stat(dir.journal().c_str(), &before) == 0);
+    CHECK(crashes.mark_flaky(2));
+    CHECK(crashes.mark_flaky(2));  // once is enough: no second line
+    CHECK(crashes.mark_flaky(3));
+    struct stat after {};
+    REQUIRE(::stat(dir.journal().c_str(), &after) == 0);
+    CHECK(after.st_ino == before.st_ino);  // not rewritten
+    CHECK(dir.text() == journal);
+    CHECK(marks_text() == "{\"crash_id\":2}\n{\"crash_id\":3}\n");
+    CHECK(crashes.unwritten() == 0);
+  }
+  {
+    CrashStore restarted(store);
+    restarted.load();
+    CHECK(restarted.find(2)->flaky);
+    CHECK(restarted.find(3)->flaky);
+    CHECK_FALSE(restarted.find(1)->flaky);
+    // Retention compacts: the flags go into the journal, the side file away.
+    restarted.forget_runs({"gone"});
+    CHECK_FALSE(std::filesystem::exists(marks));
+    CHECK(dir.text().find("\"flaky\":true") != std::string::npos);
+  }
+  CrashStore again(store);
+  again.load();
+  CHECK(again.find(2)->flaky);
+  CHECK_FALSE(again.find(1)->flaky);
+  CHECK_FALSE(again.find(3));
+}
+
+TEST_CASE_METHOD(StateDir, "flaky marks that are damaged, torn, planted as a link or name no record are skipped") {
+  {
+    CrashStore crashes(store);
+    crashes.load();
+    crashes.append(crash("r", 1));
+    crashes.append(crash("r", 2));
+  }
+  const std::string marks = dir.root + "/crashes.flaky.jsonl";
+  {
+    std::ofstream out(marks, std::ios::binary);
+    out << "not json\n{\"crash_id\":\"2\"}\n{\"crash_id\":99}\n{\"crash_id\":1}\n{\"crash_id\":2";  // torn
+  }
+  {
+    CrashStore restarted(store);
+    restarted.load();
+    CHECK(restarted.find(1)->flaky);
+    CHECK_FALSE(restarted.find(2)->flaky);
+    // The next mark starts on a line of its own.
+    CHECK(restarted.mark_flaky(2));
+  }
+  {
+    CrashStore restarted(store);
+    restarted.load();
+    CHECK(restarted.find(2)->flaky);
+  }
+  // A link lpd did not make is not followed (not even to a file of marks).
+  const std::string elsewhere = dir.root + "/elsewhere.jsonl";
+  std::filesystem::rename(marks, elsewhere);
+  std::filesystem::create_symlink(elsewhere, marks);
+  CrashStore linked(store);
+  linked.load();
+  CHECK_FALSE(linked.find(1)->flaky);
+  CHECK_FALSE(linked.find(2)->flaky);
+}
+
 TEST_CASE_METHOD(StateDir, "a torn last line is ignored and the next record starts on its own line") {
   {
     CrashStore crashes(store);
