@@ -29,14 +29,16 @@ target beside it. No pass/fail: run it on demand and read the numbers.
              (10,000) idle connections (target <= 100 MB)
   e. cost    figure_run_overhead(): --overhead-tests (10,000) trivial tests
              under `pytest -n 2`, in three arms that alternate in one
-             bench run, --overhead-repeat (5) rounds of: plain pytest,
+             bench run, --overhead-repeat (9) rounds of: plain pytest,
              `lpctl run -- pytest`, pytest with pytest-abort (the real
              plugin, from the checkout given by --pytest-abort). Per test:
              lpd's CPU (target <= 10 us) and the wall time over plain
              pytest, lpd's against pytest-abort's (target: under a fifth),
              and the CPU of all of an arm's processes over plain pytest
              (steadier than the wall time on a busy machine); medians over
-             the rounds.
+             the rounds, whose arm order turns each round, with each
+             round's figures and a bootstrap 90% interval of the wall-cost
+             ratio (a verdict only when the interval is on one side).
 
 The bench talks to lpd only between measurements: lpd's CPU is read from
 /proc around runs in which only lpctl and the tests' shim talk to it, so
@@ -46,7 +48,7 @@ Usage: bench/scale_bench.py [--build build/default] [--quick]
        [--figures restart,lists,junit,idle,overhead]
        [--runs 10000] [--crashes 10000] [--repeat 3] [--keep DIR]
        [--junit-tests 50000] [--connections 10000]
-       [--overhead-tests 10000] [--overhead-repeat 5] [--workers 2]
+       [--overhead-tests 10000] [--overhead-repeat 9] [--workers 2]
        [--pytest-abort CHECKOUT]
 
 pytest-abort is not a Debian package: give a checkout of its repository
@@ -88,7 +90,7 @@ FIGURES = ("restart", "lists", "junit", "idle", "overhead")
 
 # Sizes: the issue's, and --quick's (a smoke check of every figure in a minute or two).
 FULL = {"runs": 10000, "crashes": 10000, "repeat": 3, "junit_tests": 50000, "connections": 10000,
-        "heavy": 1000, "overhead_tests": 10000, "overhead_repeat": 5}
+        "heavy": 1000, "overhead_tests": 10000, "overhead_repeat": 9}
 QUICK = {"runs": 1000, "crashes": 1000, "repeat": 1, "junit_tests": 2000, "connections": 1000,
          "heavy": 50, "overhead_tests": 1000, "overhead_repeat": 1}
 
@@ -672,9 +674,14 @@ def figure_run_overhead(daemon, work, tests, rounds, workers, checkout):
 
     pid = daemon.proc.pid
     table = []
+    names = list(arms)
     for r in range(rounds):
         row = {}
-        for arm, (cmd, env) in arms.items():
+        # The order turns each round (plain, lpd, abort; lpd, abort, plain;
+        # ...): a machine that slows down or speeds up during the bench
+        # then favours no arm.
+        for arm in names[r % len(names):] + names[:r % len(names)]:
+            cmd, env = arms[arm]
             if arm == "lpd":
                 own0, children0 = cpu_seconds(pid), children_cpu_seconds(pid)
             wall, rc, output, waited_cpu = run_logged(cmd, work, env, os.path.join(work, f"overhead-{arm}-{r}.log"))
@@ -700,8 +707,12 @@ def figure_run_overhead(daemon, work, tests, rounds, workers, checkout):
     def per_test_us(key):
         return statistics.median(row[key] for row in table) / tests * 1e6
 
+    def over_plain(arm, unit=""):
+        """Per round: the arm's cost over plain pytest in the same round, us/test."""
+        return [(row[arm + unit] - row["plain" + unit]) / tests * 1e6 for row in table]
+
     def over_plain_us(arm, unit=""):
-        return statistics.median((row[arm + unit] - row["plain" + unit]) / tests * 1e6 for row in table)
+        return statistics.median(over_plain(arm, unit))
 
     print(f"e. plain pytest -n {workers}, median: {per_test_us('plain'):.1f} us/test wall, "
           f"{per_test_us('plain_cpu'):.1f} us/test CPU")
@@ -711,13 +722,48 @@ def figure_run_overhead(daemon, work, tests, rounds, workers, checkout):
           f"{fmt_target(per_test_us('lpd_cpu_after'), 'us', CPU_PER_TEST_TARGET_US)}")
     print(f"   lpctl's own CPU per test (its live output; not lpd's), median: {per_test_us('lpctl_cpu'):.1f} us")
     lpd_cost, abort_cost = over_plain_us("lpd"), over_plain_us("abort")
+    lpd_costs, abort_costs = over_plain("lpd"), over_plain("abort")
     print(f"e. wall time over plain pytest, median: lpctl run {lpd_cost:+.1f} us/test, "
           f"{abort_label} {abort_cost:+.1f} us/test")
+    print(f"   per round, lpctl run: {' '.join(f'{c:+.0f}' for c in lpd_costs)}; "
+          f"{abort_label}: {' '.join(f'{c:+.0f}' for c in abort_costs)} (us/test)")
     print(f"e. lpctl run's wall cost / {abort_label}'s: {cost_ratio(lpd_cost, abort_cost, abort_label)}")
+    print(f"   {ratio_interval(lpd_costs, abort_costs)}")
     lpd_cpu, abort_cpu = over_plain_us("lpd", "_cpu"), over_plain_us("abort", "_cpu")
     print(f"   CPU of all the arm's processes over plain pytest, median: lpctl run {lpd_cpu:+.1f} us/test "
           f"(lpd, lpd-monitor, pytest, lpctl), {abort_label} {abort_cpu:+.1f} us/test; "
           f"ratio {cost_ratio(lpd_cpu, abort_cpu, abort_label, target=False)}")
+
+
+def ratio_interval(costs, references, resamples=2000, seed=13):
+    """How far noise could move the wall-cost ratio: the 5th and 95th
+    percentiles of median(costs) / median(references) over `resamples`
+    bootstrap resamples of the rounds (a round's pair of costs stays
+    together), and what they say of the target. A verdict needs the whole
+    interval on one side of the target: the wall time of a few seconds on a
+    shared 2-core machine moves by more than the cost being measured."""
+    import random
+    rng = random.Random(seed)
+    n = len(costs)
+    if n < 3:
+        return "interval: needs 3 rounds or more (--overhead-repeat)"
+    ratios = []
+    for _ in range(resamples):
+        picked = [rng.randrange(n) for _ in range(n)]
+        reference = statistics.median(references[i] for i in picked)
+        if reference > 0:
+            ratios.append(statistics.median(costs[i] for i in picked) / reference)
+    if len(ratios) < resamples * 0.9:
+        return "interval: the reference measured no cost in too many resamples (noise: take more rounds)"
+    ratios.sort()
+    low, high = ratios[int(0.05 * len(ratios))], ratios[int(0.95 * len(ratios)) - 1]
+    if high < WALL_COST_TARGET_RATIO:
+        verdict = f"met: the whole interval is under {WALL_COST_TARGET_RATIO:g}"
+    elif low >= WALL_COST_TARGET_RATIO:
+        verdict = f"NOT MET: the whole interval is at or over {WALL_COST_TARGET_RATIO:g}"
+    else:
+        verdict = f"not shown either way: the interval spans {WALL_COST_TARGET_RATIO:g} (take more rounds)"
+    return f"90% interval of the ratio (bootstrap over the {n} rounds): {low:.2f} .. {high:.2f}; {verdict}"
 
 
 def cost_ratio(cost, reference, reference_label, target=True):
