@@ -102,7 +102,7 @@ void append_json_number(std::string& out, double value) {
     out += nlohmann::json(value).dump();
     return;
   }
-  out.append(buffer, end);
+  out.append(buffer, static_cast<std::size_t>(end - buffer));
   // 2.0 is written "2": say ".0" as nlohmann does, so it reads back as a float.
   if (std::none_of(buffer, end, [](char c) { return c == '.' || c == 'e' || c == 'E'; })) out += ".0";
 }
@@ -110,13 +110,13 @@ void append_json_number(std::string& out, double value) {
 void append_json_integer(std::string& out, std::int64_t value) {
   char buffer[24];
   const auto [end, ec] = std::to_chars(std::begin(buffer), std::end(buffer), value);
-  out.append(buffer, end);
+  out.append(buffer, static_cast<std::size_t>(end - buffer));
 }
 
 void append_json_unsigned(std::string& out, std::uint64_t value) {
   char buffer[24];
   const auto [end, ec] = std::to_chars(std::begin(buffer), std::end(buffer), value);
-  out.append(buffer, end);
+  out.append(buffer, static_cast<std::size_t>(end - buffer));
 }
 
 }  // namespace lpd::protocol

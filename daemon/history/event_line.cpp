@@ -14,17 +14,18 @@ std::string dump(const nlohmann::json& value) {
 }
 }  // namespace
 
-EventLineParts::EventLineParts(const Event& e) {
-  text_.reserve(64 + e.type.size() + e.run_id.size());
-  protocol::append_json_unsigned(text_, e.seq);
-  const std::size_t time_at = text_.size();
-  protocol::append_json_number(text_, e.time);
-  const std::size_t type_at = text_.size();
-  protocol::append_json_string(text_, e.type);
-  const std::size_t run_id_at = text_.size();
-  protocol::append_json_string(text_, e.run_id);
+EventLineParts::EventLineParts(const Event& e, std::string& buffer) {
+  buffer.clear();
+  buffer.reserve(64 + e.type.size() + e.run_id.size());
+  protocol::append_json_unsigned(buffer, e.seq);
+  const std::size_t time_at = buffer.size();
+  protocol::append_json_number(buffer, e.time);
+  const std::size_t type_at = buffer.size();
+  protocol::append_json_string(buffer, e.type);
+  const std::size_t run_id_at = buffer.size();
+  protocol::append_json_string(buffer, e.run_id);
   // Views taken once the buffer is complete: it does not move after this.
-  const std::string_view all = text_;
+  const std::string_view all = buffer;
   seq = all.substr(0, time_at);
   time = all.substr(time_at, type_at - time_at);
   type = all.substr(type_at, run_id_at - type_at);

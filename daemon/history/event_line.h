@@ -11,11 +11,14 @@ namespace lpd::daemon {
 
 /// The text both journal lines of one event share, formatted once: its
 /// seq, time, type and run id as JSON (every event goes to both journals,
-/// two per test of a run). Views into its own buffer: neither copied nor
+/// two per test of a run). Views into its own buffer, or into `buffer`
+/// (the caller's, reused from event to event: no allocation per event; it
+/// must outlive the parts and not change meanwhile): neither copied nor
 /// moved.
 class EventLineParts {
  public:
-  explicit EventLineParts(const Event& e);
+  explicit EventLineParts(const Event& e) : EventLineParts(e, text_) {}
+  EventLineParts(const Event& e, std::string& buffer);
   EventLineParts(const EventLineParts&) = delete;
   EventLineParts& operator=(const EventLineParts&) = delete;
 

@@ -130,7 +130,7 @@ void RunJournal::schedule() {
 }
 
 void RunJournal::append(const Event& e) {
-  const EventLineParts parts(e);  // both lines share them
+  const EventLineParts parts(e, parts_buffer_);  // both lines share them
   log_.append(e, parts);
   // The run of the last event passed the checks when its journal opened,
   // and forget() lets go of it: most events skip them.

@@ -78,6 +78,9 @@ class RunJournal {
   std::function<bool(std::string_view)> forgotten_;
   std::map<std::string, Journal, std::less<>> open_;  // run_id -> O_APPEND fd and its unwritten lines
   std::pair<const std::string, Journal>* last_ = nullptr;  // the one open_journal() found last
+  // EventLineParts' text, reused by every event (append() is never
+  // re-entered: it publishes nothing).
+  std::string parts_buffer_;
   std::size_t buffered_ = 0;
   boost::asio::steady_timer timer_;
   bool armed_ = false;
