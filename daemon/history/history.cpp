@@ -146,20 +146,30 @@ std::vector<std::string> History::select(const RetentionLimits& limits, double n
 
 json History::remove_runs(const std::vector<std::string>& ids, bool dry_run) {
   json report = json::array();
-  UniqueFd runs_dir;
-  if (!dry_run)
-    runs_dir.reset(::open(store_.path("runs").c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  std::set<std::string> removed;
+  std::vector<std::string> removable;
   for (const auto& id : ids) {
     const Run* run = runs_.find(id);
     if (!run || run->active) continue;  // never an active run, whatever asked
+    removable.push_back(id);
+  }
+  if (!dry_run && !removable.empty() && pruned_) {
+    // Their crash records go first (a compaction of crashes.jsonl), then
+    // their directories: lpd killed in between leaves old runs that the
+    // next retention removes again, never crash records of runs that are
+    // gone.
+    pruned_->runs_pruned(std::set<std::string>(removable.begin(), removable.end()));
+  }
+  UniqueFd runs_dir;
+  if (!dry_run)
+    runs_dir.reset(::open(store_.path("runs").c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  for (const auto& id : removable) {
+    const Run* run = runs_.find(id);
     json line = {{"run_id", id}, {"owner_uid", run->owner}, {"created_at", run->created_at},
                  {"ended_at", run->ended_at}};
     if (!dry_run) {
       runs_.erase(id);
       forgotten_[id] = events_.last_seq();
       journal_.forget(id);
-      removed.insert(id);
       if (!is_safe_id(id)) {
         line["error"] = "not a valid run id; directory left alone";
       } else if (!runs_dir) {
@@ -171,9 +181,8 @@ json History::remove_runs(const std::vector<std::string>& ids, bool dry_run) {
     }
     report.push_back(std::move(line));
   }
-  if (!removed.empty()) {
-    spdlog::info("retention: removed {} run(s)", removed.size());
-    if (pruned_) pruned_->runs_pruned(removed);
+  if (!dry_run && !removable.empty()) {
+    spdlog::info("retention: removed {} run(s)", removable.size());
     request_compaction();
   }
   return report;

@@ -30,7 +30,9 @@ namespace lpd::daemon {
 class PruneWatcher {
  public:
   virtual ~PruneWatcher() = default;
-  /// `run_ids`: the runs just removed (registry, directory, journals).
+  /// `run_ids`: the runs retention is removing, told before their registry
+  /// entries, directories and journals go (their crash records must go
+  /// first: see History::remove_runs).
   virtual void runs_pruned(const std::set<std::string>& run_ids) = 0;
 };
 

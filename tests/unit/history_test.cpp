@@ -13,6 +13,7 @@
 
 #include "daemon/history/event_line.h"
 #include "daemon/history/event_log.h"
+#include "daemon/history/history.h"
 #include "daemon/core/paging.h"
 #include "daemon/os/remove_tree.h"
 #include "daemon/history/retention.h"
@@ -362,4 +363,47 @@ TEST_CASE("removing a run directory removes a planted link, never its target") {
   fs::create_directories(tmp.path + "/runs/r3/a/b/c");
   CHECK(remove_tree_at(runs_fd, "r3", 1).find("nested too deep") != std::string::npos);
   ::close(runs_fd);
+}
+
+// h13fix6 (issue 13): lpd killed with -9 in the middle of retention must not
+// leave crash records of runs that are gone: whoever forgets a run's
+// records (crashes.jsonl's compaction) is told before the directory goes.
+TEST_CASE("retention forgets a run's records before its directory goes") {
+  TempDir dir("lpd-history-order");
+  boost::asio::io_context io;
+  EventBus events;
+  StateStore store(dir.path);
+  RunRegistry runs;
+  Run old;
+  old.run_id = "20200101-000000-aaaaaa";
+  old.owner = 0;
+  old.created_at = 1;
+  old.ended_at = 2;
+  old.active = false;
+  runs.restore(old);
+  std::filesystem::create_directories(dir.path + "/runs/" + old.run_id);
+  struct Watcher : PruneWatcher {
+    std::string root;
+    std::vector<std::pair<std::string, bool>> told;  // run id, its directory still there
+    void runs_pruned(const std::set<std::string>& ids) override {
+      for (const auto& id : ids) told.emplace_back(id, std::filesystem::exists(root + "/runs/" + id));
+    }
+  } watcher;
+  watcher.root = dir.path;
+  History history(io, events, store, runs, RetentionLimits{0, 1.0}, &watcher);
+  history.open();
+  const auto pruned = history.prune({std::nullopt, 1.0, /*dry_run=*/false}, [](const Run&) { return true; });
+  REQUIRE(pruned.runs.size() == 1);
+  CHECK(watcher.told == std::vector<std::pair<std::string, bool>>{{old.run_id, true}});
+  CHECK_FALSE(std::filesystem::exists(dir.path + "/runs/" + old.run_id));
+  CHECK(runs.find(old.run_id) == nullptr);
+  // A dry run tells nobody and removes nothing.
+  Run other = old;
+  other.run_id = "20200101-000000-bbbbbb";
+  runs.restore(other);
+  std::filesystem::create_directories(dir.path + "/runs/" + other.run_id);
+  history.prune({std::nullopt, 1.0, /*dry_run=*/true}, [](const Run&) { return true; });
+  CHECK(watcher.told.size() == 1);
+  CHECK(std::filesystem::exists(dir.path + "/runs/" + other.run_id));
+  history.stop();
 }
