@@ -146,12 +146,13 @@ void print_crash(const json& c, bool traceback, int run_width) {
   // the nodeid once (the reason names it too).
   const std::string reason = reason_beside_test(c.value("reason", ""), nodeid, phase);
   const auto signal_name = c.find("signal_name");
-  std::printf("%-12s  %-*s  %-8s  %s: %s\n", clock_time(c.value("crash_time", 0.0)).c_str(), run_width,
+  // A record redacted for this reader has no reason: no dangling ": ".
+  std::printf("%-12s  %-*s  %-8s  %s%s%s\n", clock_time(c.value("crash_time", 0.0)).c_str(), run_width,
               terminal_text(c.value("run_id", "")).c_str(),
               signal_name != c.end() && signal_name->is_string()
                   ? terminal_text(signal_name->get_ref<const std::string&>()).c_str()
                   : "-",
-              terminal_text(test).c_str(), terminal_text(reason).c_str());
+              terminal_text(test).c_str(), reason.empty() ? "" : ": ", terminal_text(reason).c_str());
   if (!traceback) return;
   // The traceback the crash left (faulthandler's), indented under its line;
   // withheld from those who may not read it (redacted records have none).
