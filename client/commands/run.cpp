@@ -85,7 +85,7 @@ struct RunOptions {
   double grace = 10;
 };
 
-void print_crashes(const json& crashes) {
+void print_crashes(const json& crashes, std::size_t omitted, const std::string& run_id) {
   for (const auto& c : crashes) {
     // the nodeid once (the reason names it too), its phase beside it.
     const std::string nodeid = c.value("nodeid", "");
@@ -96,6 +96,9 @@ void print_crashes(const json& crashes) {
                                reason_beside_test(c.value("reason", ""), nodeid, phase))
               << "\n";
   }
+  if (omitted > 0)
+    std::cerr << "lpctl: " << omitted << " more crash(es), not listed here: lpctl crashes --run-id " << run_id
+              << "\n";
 }
 
 std::string parent_of(const std::string& path) {
@@ -315,7 +318,9 @@ json follow(const GlobalOptions& global, const std::string& run_id, double grace
 /// for a green run whose report is missing.
 [[noreturn]] void end_like_the_run(const GlobalOptions& global, const std::string& run_id, const json& done,
                                    std::vector<std::string> report_errors) {
-  print_crashes(done.value("crashes", json::array()));
+  const auto omitted = done.find("crashes_omitted");
+  print_crashes(done.value("crashes", json::array()),
+                omitted != done.end() && omitted->is_number_unsigned() ? omitted->get<std::size_t>() : 0, run_id);
   // A command without a shim says nothing about its tests: say so,
   // rather than let an empty report pass for a clean one.
   if (done.contains("tests_reported") && !done.value("tests_reported", true)) {

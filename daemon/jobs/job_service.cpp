@@ -784,8 +784,25 @@ void JobService::send_done(Supervised& s, Attached& a) {
                                                       {"offset", parts->size},
                                                       {"dropped_bytes", stream.gaps->skipped() - skipped_before}}));
   }
+  // The crashes for lpctl's summary lines: without their tracebacks (up to
+  // 64 KiB each; crash.list and `lpctl crashes -v` have them), and only as
+  // many as fit kDoneCrashBytes, the rest counted: run.done is one line,
+  // and a line over the protocol's limit would cost lpctl the whole end of
+  // the run (its verdict, its JUnit).
   json crashes = json::array();
-  for (const auto& c : s.crashes) crashes.push_back(c.to_json());
+  std::size_t crash_bytes = 0;
+  std::size_t omitted = 0;
+  for (const auto& c : s.crashes) {
+    json line = c.to_json();
+    line.erase("traceback");
+    const std::size_t bytes = line.dump(-1, ' ', false, json::error_handler_t::replace).size();
+    if (crash_bytes + bytes > kDoneCrashBytes) {
+      ++omitted;
+      continue;
+    }
+    crash_bytes += bytes;
+    crashes.push_back(std::move(line));
+  }
   sink->send(protocol::encode_push("run.done", {{"run_id", s.run_id},
                                                 {"returncode", s.job.returncode.value_or(1)},
                                                 {"signal", s.job.signal ? json(*s.job.signal) : json(nullptr)},
@@ -794,6 +811,7 @@ void JobService::send_done(Supervised& s, Attached& a) {
                                                 {"shim_joined", s.job.shim_joined},
                                                 {"runner", std::string(to_string(s.job.spec.runner))},
                                                 {"crashes", crashes},
+                                                {"crashes_omitted", omitted},
                                                 {"report_errors", s.job.report_errors},
                                                 {"text", s.job.text}}));
   a.streams.clear();

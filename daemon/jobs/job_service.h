@@ -101,6 +101,9 @@ class JobService : public RunWatcher {
   /// (quotes, newlines; XML carries no other control characters), so a
   /// reply stays far below the protocol's 1 MiB line.
   static constexpr std::int64_t kReportPieceBytes = 256 * 1024;
+  /// At most this much encoded crash records (tracebacks left out) in a
+  /// run.done push; the rest are counted in its `crashes_omitted`.
+  static constexpr std::size_t kDoneCrashBytes = 256 * 1024;
   /// Supervised run `run_id`'s job (run.info): state, attempts, returncode,
   /// argv, cwd, tests and crashes counted, its log(s) and how much of them
   /// the cap dropped. Throws not_found.

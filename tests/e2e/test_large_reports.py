@@ -100,3 +100,61 @@ def test_a_done_runs_results_leave_memory_and_its_report_stays_the_same(lpd, wor
     lpd.stop()
     lpd.start()
     assert report() == expected
+
+
+# Each test dies with 60 threads 120 frames deep: faulthandler's dump of
+# every thread is cut to lpd's 64 KiB per record, so 18 crashes hold over
+# 1 MiB of tracebacks.
+DEEP_CRASHES = 18
+DEEP_CRASH_SUITE = f'''
+import ctypes
+import threading
+import time
+
+import pytest
+
+
+def deep(n, ready, stop):
+    if n == 0:
+        ready.release()
+        stop.wait()
+        return
+    return deep(n - 1, ready, stop)
+
+
+@pytest.mark.parametrize("i", range({DEEP_CRASHES}))
+def test_deep(i):
+    ready, stop = threading.Semaphore(0), threading.Event()
+    for _ in range(60):
+        threading.Thread(target=deep, args=(120, ready, stop), daemon=True).start()
+    for _ in range(60):
+        ready.acquire()  # every thread is at its deepest: its whole stack is dumped
+    ctypes.string_at(0)
+'''
+
+
+def test_a_run_whose_crash_records_pass_1_mib_still_ends_with_its_verdict_and_junit(lpd, work_dir):
+    """h13fixA (issue 13): run.done is one line; with every crash record's
+    traceback in it, 18 deep crashes took it past 1 MiB and lpctl lost the
+    end of the run: no verdict, no JUnit, exit 1. Now it carries no
+    tracebacks, and at most 256 KiB of records."""
+    write_tests(work_dir, "test_deep.py", DEEP_CRASH_SUITE)
+    junit = os.path.join(work_dir, "deep.xml")
+    proc = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--junit", junit, "--",
+                           PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2",
+                           "--max-worker-restart", str(DEEP_CRASHES * 2), "test_deep.py"],
+                          cwd=work_dir, env=lpd.env(), capture_output=True, text=True, timeout=600)
+    assert "too_large" not in proc.stderr, proc.stderr[-3000:]
+    done = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    assert proc.returncode == done["returncode"] != 0, proc.stderr[-3000:]
+    run_id = done["run_id"]
+    # The records themselves keep their tracebacks: together over 1 MiB.
+    records = lpd.lpctl_json("crashes", "--run-id", run_id)
+    assert len(records) == DEEP_CRASHES, [r.get("nodeid") for r in records]
+    assert sum(len(r["traceback"]) for r in records) > 1024 * 1024
+    assert all("traceback" not in c for c in done["crashes"])
+    assert len(done["crashes"]) + done["crashes_omitted"] == DEEP_CRASHES
+    assert len(json.dumps(done)) < 300 * 1024
+    assert proc.stderr.count("lpctl: crash: test_deep.py::test_deep[") == len(done["crashes"])
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    assert len([c for c in cases if c.find("error") is not None or c.find("failure") is not None]) == DEEP_CRASHES
