@@ -1,5 +1,7 @@
 #include "protocol/message.h"
 
+#include "protocol/limits.h"
+
 namespace lpd::protocol {
 namespace {
 
@@ -68,6 +70,23 @@ std::string encode_reply_error(const json& id, ErrorCode code, std::string_view 
 
 std::string encode_push(std::string_view event, json data) {
   return line_of({{"event", event}, {"data", std::move(data)}});
+}
+
+std::string within_line_limit(std::string line) {
+  const std::size_t length = !line.empty() && line.back() == '\n' ? line.size() - 1 : line.size();
+  if (length <= kMaxLineBytes) return line;
+  // Which message it was, read off the line itself (a rare path: a parse is fine).
+  const json message = json::parse(line, nullptr, false);
+  const std::string size = std::to_string(length) + " bytes, over the protocol's " +
+                           std::to_string(kMaxLineBytes) + "-byte line limit";
+  if (message.is_object() && message.contains("id") && message.contains("ok"))
+    return encode_reply_error(message["id"], ErrorCode::kTooLarge,
+                              "lpd's reply would have been " + size + "; it was not sent (a bug in lpd)");
+  std::string what = "a message";
+  if (message.is_object() && message.contains("event") && message["event"].is_string())
+    what = "a " + message["event"].get<std::string>() + " push";
+  return encode_reply_error(nullptr, ErrorCode::kTooLarge,
+                            "lpd dropped " + what + " of " + size + " (a bug in lpd)");
 }
 
 json result_or_throw(const json& reply) {

@@ -41,6 +41,15 @@ std::string encode_reply_ok(const json& id, json result);
 std::string encode_reply_error(const json& id, ErrorCode code, std::string_view message);
 std::string encode_push(std::string_view event, json data);
 
+/// `line` (one encoded line, newline included) when it is within
+/// kMaxLineBytes; else what to send instead, since no peer can read it: a
+/// reply becomes a too_large error reply to the same id, anything else (a
+/// push) a too_large error with a null id naming it. Every sender of lpd's
+/// lines passes them through this: a list or push that grew past the limit
+/// is a bug in lpd, and the peer should hear what it lost, not fail to
+/// frame the stream.
+std::string within_line_limit(std::string line);
+
 /// Throws the Error a failed reply carries; returns the result of a good one.
 /// Only ever throws Error: a reply with missing or mistyped members is a
 /// failure with code internal (and "request failed" when it has no message).

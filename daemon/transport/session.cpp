@@ -15,6 +15,8 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/transport/fd_passing.h"
+#include "protocol/limits.h"
+#include "protocol/message.h"
 #include "daemon/os/heap_trim.h"
 
 namespace lpd::daemon {
@@ -351,6 +353,14 @@ ReplySink::StreamSlot Session::claim_stream(std::string_view what) {
 
 void Session::send(std::string line) {
   if (!open_) return;
+  if (line.size() > protocol::kMaxLineBytes) {
+    const std::size_t size = line.size();
+    line = protocol::within_line_limit(std::move(line));
+    if (line.size() != size)
+      spdlog::error("session {}: a line of {} bytes for peer pid {} is over the protocol's limit: sent an error "
+                    "instead",
+                    peer_.session_id, size, peer_.pid);
+  }
   const std::size_t in_flight = writing_ ? outgoing_.front().size() : 0;
   if (queued_bytes_ - in_flight >= kMaxQueuedBytes) {
     spdlog::warn("session {}: peer pid {} is not reading ({} bytes queued), dropping it",

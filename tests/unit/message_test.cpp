@@ -2,6 +2,7 @@
 
 #include "protocol/fields.h"
 #include "protocol/flat_message.h"
+#include "protocol/limits.h"
 #include "protocol/message.h"
 
 using namespace lpd::protocol;
@@ -301,4 +302,25 @@ TEST_CASE("the fast path agrees with the JSON parser on mangled records") {
     if (state & 1) line += "}";
     check_same_as_tree(line);
   }
+}
+
+// h13fixA (issue 13): no line over the limit ever leaves lpd; the peer
+// hears what it lost instead.
+TEST_CASE("a line over the limit becomes a too_large error naming it") {
+  using lpd::protocol::kMaxLineBytes;
+  using lpd::protocol::within_line_limit;
+  const std::string small = encode_push("run.done", {{"x", 1}});
+  CHECK(within_line_limit(small) == small);
+  const std::string at_limit = std::string(kMaxLineBytes, 'x') + "\n";  // exactly the limit, newline aside
+  CHECK(within_line_limit(at_limit) == at_limit);
+  const std::string big_text(kMaxLineBytes, 'y');
+  const auto reply = nlohmann::json::parse(within_line_limit(encode_reply_ok(7, {{"junit", big_text}})));
+  CHECK(reply["id"] == 7);
+  CHECK(reply["ok"] == false);
+  CHECK(reply["error"]["code"] == "too_large");
+  const auto push = nlohmann::json::parse(within_line_limit(encode_push("run.done", {{"junit", big_text}})));
+  CHECK(push["id"].is_null());
+  CHECK(push["error"]["code"] == "too_large");
+  CHECK(push["error"]["message"].get<std::string>().find("run.done push") != std::string::npos);
+  CHECK(within_line_limit(std::string(kMaxLineBytes + 5, '{')).size() < 1024);  // not JSON at all: still bounded
 }
