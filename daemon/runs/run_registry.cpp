@@ -63,6 +63,11 @@ Run& RunRegistry::join(const JoinRequest& request, const std::string& new_run_id
     if (!request.argv.empty() && !run.supervised) run.argv = request.argv;
     if (!request.hostname.empty()) run.hostname = request.hostname;
   }
+  // Ended workers stay on the run (run.list shows them) and each join
+  // rewrites run.json: without a bound one user could grow both without end.
+  if (!run.workers.count(worker_id) && run.workers.size() >= kMaxWorkersPerRun)
+    throw Error(ErrorCode::kLimitExceeded, "run " + id + " already has " + std::to_string(kMaxWorkersPerRun) +
+                                               " workers, the most one run may have");
   Worker& worker = run.workers[worker_id];
   worker.worker_id = worker_id;
   worker.pid = request.pid;

@@ -31,8 +31,12 @@ struct JoinRequest {
 class RunRegistry {
  public:
   /// Joins or creates a run. Throws permission_denied when the run belongs
-  /// to another user, conflict when it already ended.
+  /// to another user, conflict when it already ended, limit_exceeded for a
+  /// new worker of a run that has kMaxWorkersPerRun (ended ones count).
   Run& join(const JoinRequest& request, const std::string& new_run_id, double now);
+  /// Workers one run may have had: pytest -n 256 restarting each worker
+  /// three times fits.
+  static constexpr std::size_t kMaxWorkersPerRun = 1024;
 
   Run* find(std::string_view run_id);
   const Run* find(std::string_view run_id) const { return const_cast<RunRegistry*>(this)->find(run_id); }

@@ -62,6 +62,26 @@ TEST_CASE("joining checks ids, owners and whether the run still runs") {
   }
 }
 
+// h13fix3 (issue 13): ended workers stay on their run and each join rewrites
+// run.json: one user joining thousands of workers stalled lpd for everyone.
+TEST_CASE("a run takes at most kMaxWorkersPerRun workers; a known one may always rejoin") {
+  RunRegistry runs;
+  runs.join(join_as("big", "", 1), "x", 1);
+  for (std::size_t i = 1; i < RunRegistry::kMaxWorkersPerRun; ++i)
+    runs.join(join_as("big", "gw" + std::to_string(i), i + 1), "x", 1);
+  CHECK(runs.find("big")->workers.size() == RunRegistry::kMaxWorkersPerRun);
+  try {
+    runs.join(join_as("big", "one-too-many", 99999), "x", 1);
+    FAIL("must refuse");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kLimitExceeded);
+    CHECK(std::string(e.what()).find("1024 workers") != std::string::npos);
+  }
+  CHECK(runs.find("big")->workers.size() == RunRegistry::kMaxWorkersPerRun);
+  runs.join(join_as("big", "gw7", 100000), "x", 2);  // a restarted worker of the same id
+  runs.join(join_as("big", "", 100001), "x", 2);     // the controller reconnecting
+}
+
 TEST_CASE("a restored run is rejoined by its reconnecting controller") {
   RunRegistry runs;
   Run stored;
