@@ -104,7 +104,12 @@ void StateStore::write_text_unguarded(std::string_view relative, std::string_vie
     throw;
   }
   fd.reset();
-  if (::rename(temp.c_str(), target.c_str()) != 0) fail("cannot rename " + temp + " to " + target);
+  if (::rename(temp.c_str(), target.c_str()) != 0) {
+    const int error = errno;
+    ::unlink(temp.c_str());
+    errno = error;
+    fail("cannot rename " + temp + " to " + target);
+  }
 }
 
 std::optional<nlohmann::json> StateStore::read_json(std::string_view relative) const {

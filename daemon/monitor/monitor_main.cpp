@@ -131,16 +131,27 @@ bool write_atomically(const std::string& path, const std::string& text) {
   if (!fd) return false;
   const char* p = text.data();
   std::size_t left = text.size();
+  // A write that fails (a full disk) leaves no half-made file behind: the
+  // caller then overwrites the status in place, and nothing else reads it.
+  const auto give_up = [&] {
+    const int error = errno;
+    fd.reset();
+    ::unlink(temp.c_str());
+    errno = error;
+    return false;
+  };
   while (left > 0) {
     ssize_t n = ::write(fd.get(), p, left);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
+    if (n == 0) errno = EIO;
+    if (n <= 0) return give_up();
     p += n;
     left -= static_cast<std::size_t>(n);
   }
   ::fsync(fd.get());
   fd.reset();
-  return ::rename(temp.c_str(), path.c_str()) == 0;
+  if (::rename(temp.c_str(), path.c_str()) != 0) return give_up();
+  return true;
 }
 
 std::string json_string(const std::string& s) {

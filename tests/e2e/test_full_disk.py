@@ -378,3 +378,7 @@ def test_results_journaled_on_a_full_disk_are_written_when_space_returns_and_sur
     finishes = [json.loads(line)["data"]["nodeid"] for line in lpd.lpctl(
         "--json", "events", "--run-id", run_id, "--type", "test.finish").stdout.splitlines()]
     assert len(finishes) == 61 and len(set(finishes)) == 61
+    # Nothing half-made is left of the writes the full disk refused (the
+    # attacker found lpd-monitor's exit.json.new).
+    leftovers = [os.path.join(d, f) for d, _, files in os.walk(lpd.state_dir) for f in files if f.endswith(".new")]
+    assert leftovers == []
