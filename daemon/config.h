@@ -18,6 +18,8 @@ struct DaemonConfig {
   bool foreground = false;
   /// A connection that has not said hello by then is closed.
   std::chrono::milliseconds hello_timeout{10'000};
+  /// Connections one user other than root may hold open (0: no limit).
+  std::size_t connections_per_user = 1024;
   AccessPolicy access;
   /// Group given to a socket lpd binds itself as root ("" = none), so that
   /// members (and only they) can connect. systemd's lpd.socket sets its own.

@@ -160,6 +160,7 @@ int Daemon::run(Readiness& readiness) {
     if (!socket_from_systemd_) ::unlink(config_.socket_path.c_str());
     return 1;
   }
+  server_.set_connections_per_user(config_.connections_per_user);
   server_.start(listen_fd.release());
   spdlog::info("lpd pid {} listening on {}{} (state {})", ::getpid(), config_.socket_path,
                socket_from_systemd_ ? " (socket from systemd)" : "", config_.state_dir);

@@ -144,6 +144,10 @@ int main(int argc, char** argv) {
   start->add_option("--hello-timeout", hello_timeout_seconds,
                     "Seconds a new connection may take to send hello before it is closed (default 10)")
       ->check(CLI::Range(0.01, 3600.0));
+  start->add_option("--connections-per-user-max", config.connections_per_user,
+                    "Connections one user other than root may hold open at once (each pytest process holds two "
+                    "or three): past it lpd answers a new one limit_exceeded and closes it; 0 = no limit")
+      ->default_val(1024);
   start->add_option("--keep-runs", config.retention.keep_runs,
                     "Keep at most this many runs per user: each user's older ended runs are removed, with their "
                     "directories, crash records and events, at start, when a run ends and hourly; active runs "

@@ -151,9 +151,16 @@ void JobService::worker_results(const Peer& peer, WorkerResults told) {
     add_result(*s, std::move(r));
     ++added;
   }
-  if (added > 0)
-    spdlog::info("run {}: {} result(s) of dead worker {} came from its controller only", s->run_id, added,
+  if (added > 0) {
+    // The command reports its tests, though lpd heard them only this way
+    // (workers lpd refused, or that died while it was away).
+    if (!s->job.tests_reported) {
+      s->job.tests_reported = true;
+      persist(*s);
+    }
+    spdlog::info("run {}: {} result(s) of worker {} came from its controller only", s->run_id, added,
                  told.worker_id);
+  }
 }
 
 void JobService::worker_crashed(const Peer& peer, const WorkerCrashed& told) {

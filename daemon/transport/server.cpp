@@ -184,14 +184,15 @@ void Server::start_session(int fd) {
   // One user's connections are bounded, so that user cannot take every
   // descriptor (and a read buffer each) from everyone else. Root is not.
   std::size_t& of_user = connections_per_uid_[peer.uid];
-  if (peer.uid != 0 && of_user >= kMaxConnectionsPerUser) {
+  if (peer.uid != 0 && connections_per_user_ > 0 && of_user >= connections_per_user_) {
     if (refused_in_a_row_++ == 0)
       spdlog::warn("uid {} has {} connections open; refusing more until some close", peer.uid, of_user);
     say_and_close(UniqueFd(socket.release()), protocol::encode_reply_error(
                                         nullptr, protocol::ErrorCode::kLimitExceeded,
                                         "uid " + std::to_string(peer.uid) + " already has " +
-                                            std::to_string(kMaxConnectionsPerUser) +
-                                            " connections open to lpd, the most one user may have; close some"));
+                                            std::to_string(connections_per_user_) +
+                                            " connections open to lpd, the most one user may have (lpd start "
+                                            "--connections-per-user-max); close some"));
     return;
   }
   refused_in_a_row_ = 0;

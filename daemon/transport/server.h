@@ -52,9 +52,12 @@ class Server {
   /// Stops accepting and closes every session.
   void stop();
 
-  /// Connections one non-root uid may hold open at once; past it a new one
-  /// gets one `limit_exceeded` line and is closed.
+  /// Connections one non-root uid may hold open at once by default
+  /// (`lpd start --connections-per-user-max`); past it a new one gets one
+  /// `limit_exceeded` line and is closed.
   static constexpr std::size_t kMaxConnectionsPerUser = 1024;
+  /// Sets that limit; 0: none.
+  void set_connections_per_user(std::size_t limit) { connections_per_user_ = limit; }
   std::size_t open_sessions() const { return sessions_.size(); }
   std::uint64_t accepted_total() const { return next_session_id_ - 1; }
   /// Connections answered `unavailable` because lpd was out of descriptors.
@@ -82,6 +85,7 @@ class Server {
   boost::asio::io_context& io_;
   Dispatcher& dispatcher_;
   std::chrono::milliseconds hello_timeout_;
+  std::size_t connections_per_user_ = kMaxConnectionsPerUser;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;
   RingPoller ring_poller_;  // every connection's event ring, on one tick

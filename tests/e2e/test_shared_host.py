@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -1541,3 +1542,38 @@ def test_a_crash_log_link_is_refused_not_appended_through(root_lpd, users, tools
 
 
 # -- end state --------------------------------------------------------------------
+
+
+def test_workers_refused_by_the_connection_limit_still_report_what_ran(users, tools):
+    """h13fix2 (issue 13): a user at lpd's per-user connection limit
+    (--connections-per-user-max) gets lpd's reason from the shim, not "no lpd
+    answering ... start one", and the tests its refused xdist workers ran
+    reach the report through their controller: none reported as never run."""
+    a = users["a"]
+    d = Lpd(lpd_bin=staged_install()["lpd"])
+    os.chmod(d.root, 0o755)
+    # lpctl's connection and the controller's (its link and its traceback
+    # connection) fit; every connection of the workers is refused.
+    d.start("--socket-group", GROUP, "--connections-per-user-max", "3")
+    work = user_workdir(a)
+    try:
+        write_tests(work, "test_many.py", "import pytest\n\n\n@pytest.mark.parametrize('i', range(12))\n"
+                                          "def test_ok(i):\n    pass\n")
+        junit = os.path.join(work, "report.xml")
+        # --basetemp in the user's own directory: /tmp/pytest-of-USER may be
+        # left by an earlier user of the same name (throwaway users come and go).
+        result = as_user(a, d, tools, "--json", "run", "--junit", junit, "--", PYTHON, "-m", "pytest", "-q",
+                         "-p", "no:cacheprovider", "-n", "2", "--basetemp", os.path.join(work, "tmp"),
+                         "test_many.py", cwd=work, timeout=180)
+        out = result.stdout + result.stderr
+        assert "refused the connection" in out and "--connections-per-user-max" in out, out[-3000:]
+        assert "start one with" not in out, out[-3000:]
+        assert result.returncode == 0, out[-3000:]
+        cases = list(ET.parse(junit).getroot().iter("testcase"))
+        assert sorted(c.get("name") for c in cases) == sorted(f"test_ok[{i}]" for i in range(12)), \
+            ET.tostring(ET.parse(junit).getroot()).decode()[-3000:]
+        assert all(len(c) == 0 for c in cases), ET.tostring(ET.parse(junit).getroot()).decode()[-3000:]
+    finally:
+        d.stop()
+        shutil.rmtree(d.root, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)

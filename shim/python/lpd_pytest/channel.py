@@ -338,6 +338,13 @@ class Channel:
             self.queued_bytes -= len(self.queue.popleft())
             self.dropped += 1
 
+    def undelivered(self):
+        """True when some message could not go to lpd at all (queued while
+        lpd was away or refused this process, or dropped): what an xdist
+        worker tells its controller, which then sends lpd its own copy of
+        the worker's results (TestReporter.worker_unsent)."""
+        return bool(self.queue or self.dropped or self.conn is None)
+
     def pending(self):
         """True while something may not have reached lpd."""
         return bool(self.queue or self.unconfirmed or self._ring_unread() or self.dropped)

@@ -18,11 +18,18 @@ MAX_LINE_BYTES = 1024 * 1024
 
 
 class LpdUnavailable(Exception):
-    """No daemon answers on the socket."""
+    """No daemon answers on the socket, or (`refused`) the daemon said why
+    it closed the connection (a per-user connection limit): then starting
+    one is not the advice."""
 
-    def __init__(self, socket_path, why):
-        super().__init__(f"no lpd answering on {socket_path} ({why}); start one with: lpd start")
+    def __init__(self, socket_path, why, refused=False):
+        if refused:
+            text = f"lpd on {socket_path} refused the connection: {why}"
+        else:
+            text = f"no lpd answering on {socket_path} ({why}); start one with: lpd start"
+        super().__init__(text)
         self.socket_path = socket_path
+        self.refused = refused
 
 
 class LpdError(Exception):
@@ -127,7 +134,36 @@ class Connection:
             if sent < len(data):
                 self.sock.sendall(data[sent:])
         except OSError as e:
-            raise LpdUnavailable(self.path, f"send failed: {e}") from None
+            raise self._unavailable(f"send failed: {e}") from None
+
+    def _unavailable(self, why):
+        """The LpdUnavailable for a connection that failed: what lpd said
+        before closing it (an error line with a null id, e.g. the per-user
+        connection limit), if it said anything, else `why`."""
+        said = None
+        try:
+            while len(self._buf) <= MAX_LINE_BYTES:
+                chunk = self.sock.recv(65536, socket.MSG_DONTWAIT)
+                if not chunk:
+                    break
+                self._buf += chunk
+        except OSError:
+            pass
+        for line in self._buf.split(b"\n"):
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(msg, dict) and msg.get("ok") is False and msg.get("id") is None:
+                said = msg.get("error") or {}
+        if said is None and self.notices:
+            said = self.notices[-1]
+        if said is None:
+            return LpdUnavailable(self.path, why)
+        if not isinstance(said, dict):
+            said = {}
+        return LpdUnavailable(self.path, f"{said.get('message', why)} [{said.get('code', 'internal')}]",
+                              refused=True)
 
     def send_line(self, line):
         """Sends one already encoded message (no newline): the cheapest path,
@@ -168,10 +204,7 @@ class Connection:
             except OSError as e:
                 raise LpdUnavailable(self.path, f"receive failed: {e}") from None
             if not chunk:
-                why = "the daemon closed the connection"
-                if self.notices:
-                    why += f" after: {self.notices[-1].get('message', '')}"
-                raise LpdUnavailable(self.path, why)
+                raise self._unavailable("the daemon closed the connection")
             self._buf += chunk
             if len(self._buf) > MAX_LINE_BYTES + 1 and b"\n" not in self._buf:
                 raise LpdError("too_large", "the daemon sent a line over the protocol limit")

@@ -56,6 +56,7 @@ class LpdLink:
         self.run_id = run_id
         self.worker_id = worker_id
         self.conn = None
+        self.last_error = None  # why the last try_connect() failed
         self.hostname = socket.gethostname()
         self._joined = []
         self._dropping = []
@@ -105,11 +106,14 @@ class LpdLink:
         return self.run_id
 
     def try_connect(self):
-        """connect(), answering True or False instead of raising."""
+        """connect(), answering True or False instead of raising; why it
+        failed stays in `last_error` (text)."""
         try:
             self.connect()
+            self.last_error = None
             return True
-        except (LpdUnavailable, LpdError):
+        except (LpdUnavailable, LpdError) as e:
+            self.last_error = str(e)
             return False
 
     def drop(self):

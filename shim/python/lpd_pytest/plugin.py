@@ -258,7 +258,25 @@ def _stop_announcer():
 @pytest.hookimpl(tryfirst=True)  # before the terminal summary: no pause line inside it
 def pytest_sessionfinish(session):
     _stop_announcer()
+    # An xdist worker whose results did not all reach lpd (lpd refused its
+    # connection, or was away to the end) says so to its controller, in the
+    # workeroutput xdist sends after this hook: the controller then sends
+    # lpd its own copy (pytest_testnodedown), and no test that ran is
+    # reported as never run.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and _reporter is not None:
+        try:
+            if _reporter.channel.undelivered():
+                # Why, for the controller to print: a worker's own warnings
+                # never reach the terminal.
+                workeroutput[UNSENT_RESULTS] = getattr(_link, "last_error", None) or "lpd was away"
+        except Exception as e:
+            shim_failed("worker output", e)
 # -- end h15term -------------------------------------------------------------
+
+
+# The workeroutput key of an xdist worker some of whose results did not reach lpd.
+UNSENT_RESULTS = "lpd_unsent_results"
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -288,7 +306,22 @@ def pytest_testnodedown(node, error):
     """xdist controller: a worker went down. Only its parent (us) can learn
     how it ended, so reap it and tell lpd, which pins any crash on the test
     that worker was running."""
-    if _reporter is None or error is None:
+    if _reporter is None:
+        return
+    if error is None:
+        # Ended cleanly; but its own results may not all have reached lpd.
+        why = (getattr(node, "workeroutput", None) or {}).get(UNSENT_RESULTS)
+        if why:
+            worker_id = getattr(getattr(node, "gateway", None), "id", "")
+            try:
+                _reporter.worker_unsent(worker_id)
+            except Exception as e:
+                shim_failed("worker.results", e)
+            else:
+                # Said once per worker, where the user sees it (the
+                # controller's stderr): lpd's reason, and that nothing is lost.
+                sys.stderr.write(f"lpd_pytest: worker {worker_id} could not report its own results ({why}); "
+                                 f"the controller sent them to lpd instead\n")
         return
     try:
         popen = getattr(getattr(getattr(node, "gateway", None), "_io", None), "popen", None)

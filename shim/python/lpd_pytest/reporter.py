@@ -340,6 +340,13 @@ class TestReporter:
         self.channel.send(messages.encode({"op": "worker.down", "worker_id": worker_id, "pid": pid,
                                     "returncode": returncode}))
 
+    def worker_unsent(self, worker_id):
+        """xdist controller: a worker that ended cleanly said some of its
+        results never reached lpd (refused, or lpd away to its end): the
+        controller's copy goes instead (lpd keeps only what it lacks)."""
+        for line in messages.worker_results_chunks(worker_id, self.worker_results.pop(worker_id, {})):
+            self.channel.send(line)
+
     def worker_crashed(self, worker_id, nodeid):
         """xdist named the test a dead worker was running (pytest_handlecrashitem):
         lpd pins the crash there unless it already did (it saw the worker)."""
