@@ -23,7 +23,6 @@ Needs valgrind (Debian's package).
 import argparse
 import os
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from ready_pipe import read_readiness  # noqa: E402 - beside this file
 PYTHON = "/usr/bin/python3"
 
 
@@ -48,18 +49,10 @@ def lpd_instructions(build, work, tests, workers, timeout=600):
          "--state-dir", os.path.join(root, "state"), "--log-level", "warn", "--ready-fd", str(write_fd)],
         pass_fds=[write_fd], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_fd)
-    report = b""
-    deadline = time.monotonic() + timeout
-    while True:  # lpd's readiness pipe: READY, then closed
-        ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            lpd.kill()
-            raise SystemExit("lpd under valgrind did not get ready in time")
-        data = os.read(read_fd, 4096)
-        if not data:
-            break
-        report += data
-    os.close(read_fd)
+    report = read_readiness(read_fd, time.monotonic() + timeout)
+    if report is None:
+        lpd.kill()
+        raise SystemExit("lpd under valgrind did not get ready in time")
     if not report.startswith(b"READY"):
         raise SystemExit(f"lpd did not start: {report!r}")
     test_file = os.path.join(root, "test_trivial.py")

@@ -63,7 +63,6 @@ and says so in the output.
 import argparse
 import json
 import os
-import select
 import shutil
 import socket
 import statistics
@@ -74,6 +73,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from proc_status import status_kib  # beside this file
+from ready_pipe import read_readiness  # beside this file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -356,18 +356,10 @@ class Daemon:
             pass_fds=[write_fd], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         os.close(write_fd)
         log.close()
-        report = b""
-        while True:
-            ready, _, _ = select.select([read_fd], [], [], max(0.0, began + timeout - time.monotonic()))
-            if not ready:
-                os.close(read_fd)
-                self.kill()
-                return None  # gave up
-            data = os.read(read_fd, 4096)
-            if not data:
-                break
-            report += data
-        os.close(read_fd)
+        report = read_readiness(read_fd, began + timeout)
+        if report is None:
+            self.kill()
+            return None  # gave up
         if not report.startswith(b"READY"):
             raise RuntimeError(f"lpd did not start: {report!r}")
         client = Client(self.socket)
