@@ -335,6 +335,7 @@ json JobService::start(JobSpec spec, const Peer& caller) {
                   error->message);
   }
 
+  runs_.check_room_for_run(caller.uid);  // before anything is made for it
   const double now = wall_now();
   const std::string run_id = (spec.name.empty() ? "" : spec.name + "-") + make_run_id(now, random_());
 

@@ -40,6 +40,7 @@ Run& RunRegistry::join(const JoinRequest& request, const std::string& new_run_id
   const std::string worker_id = request.worker_id.empty() ? kController : request.worker_id;
   auto it = runs_.find(id);
   if (it == runs_.end()) {
+    check_room_for_run(request.uid);
     Run run;
     run.run_id = id;
     run.owner = request.uid;
@@ -145,6 +146,15 @@ bool RunRegistry::erase(std::string_view run_id) {
   order_.erase({it->second.created_at, it->second.run_id});
   runs_.erase(it);
   return true;
+}
+
+void RunRegistry::check_room_for_run(uid_t uid) const {
+  if (uid == 0) return;
+  const auto active = static_cast<std::size_t>(std::count_if(
+      runs_.begin(), runs_.end(), [uid](const auto& entry) { return entry.second.active && entry.second.owner == uid; }));
+  if (active >= kMaxActiveRunsPerUser)
+    throw Error(ErrorCode::kLimitExceeded, "uid " + std::to_string(uid) + " already has " + std::to_string(active) +
+                                               " active runs, the most one user may have; end some first");
 }
 
 std::size_t RunRegistry::active_count() const {

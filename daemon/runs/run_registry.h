@@ -37,6 +37,14 @@ class RunRegistry {
   /// Workers one run may have had: pytest -n 256 restarting each worker
   /// three times fits.
   static constexpr std::size_t kMaxWorkersPerRun = 1024;
+  /// Runs one user other than root may have active at once (each pytest
+  /// session and `lpctl run` is one): past it a new one is refused. Every
+  /// active run holds a directory, journals and memory, and ends with work
+  /// on lpd's one thread.
+  static constexpr std::size_t kMaxActiveRunsPerUser = 256;
+  /// Throws limit_exceeded when `uid` (not root) already has
+  /// kMaxActiveRunsPerUser active runs. O(runs).
+  void check_room_for_run(uid_t uid) const;
 
   Run* find(std::string_view run_id);
   const Run* find(std::string_view run_id) const { return const_cast<RunRegistry*>(this)->find(run_id); }

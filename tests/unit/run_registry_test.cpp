@@ -82,6 +82,27 @@ TEST_CASE("a run takes at most kMaxWorkersPerRun workers; a known one may always
   runs.join(join_as("big", "", 100001), "x", 2);     // the controller reconnecting
 }
 
+// h13fix5 (issue 13): one connection registered 12,000 runs; their ends
+// and removal held lpd's one thread for seconds to tens of seconds.
+TEST_CASE("a user may have at most kMaxActiveRunsPerUser active runs; root is not limited") {
+  RunRegistry runs;
+  for (std::size_t i = 0; i < RunRegistry::kMaxActiveRunsPerUser; ++i)
+    runs.join(join_as("r" + std::to_string(i), "", i + 1, 1000), "x", 1);
+  try {
+    runs.join(join_as("one-more", "", 9999, 1000), "x", 1);
+    FAIL("must refuse");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kLimitExceeded);
+    CHECK(std::string(e.what()).find("256 active runs") != std::string::npos);
+  }
+  CHECK(runs.find("one-more") == nullptr);
+  runs.join(join_as("r3", "gw0", 10000, 1000), "x", 1);       // joining one of them is fine
+  runs.join(join_as("other-user", "", 10001, 2000), "x", 1);  // so is another user's
+  runs.join(join_as("roots", "", 10002, 0), "x", 1);          // and root's
+  runs.end("r0", 2);
+  runs.join(join_as("one-more", "", 10003, 1000), "x", 3);  // an ended run makes room
+}
+
 TEST_CASE("a restored run is rejoined by its reconnecting controller") {
   RunRegistry runs;
   Run stored;
