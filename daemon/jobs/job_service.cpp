@@ -983,6 +983,17 @@ json JobService::info(const std::string& id) {
   if (!s.unloaded_counts) load_history(s);  // counts known: nothing to read back
   json j = s.job.to_json();
   j.erase("spec");
+  // The plan's nodeid lists grow with the crashes (90 crashed tests with
+  // 16 KB ids passed 1 MiB): the first kInfoNodeids of each, and each
+  // list's length in "<name>_total" (job.json and deselect.txt keep them all).
+  if (auto plan = j.find("plan"); plan != j.end() && plan->is_object()) {
+    for (const char* list : {"excluded", "rerun_queue", "passed_on_rerun"}) {
+      auto it = plan->find(list);
+      if (it == plan->end() || !it->is_array()) continue;
+      (*plan)[std::string(list) + "_total"] = it->size();
+      if (it->size() > kInfoNodeids) it->erase(it->begin() + kInfoNodeids, it->end());
+    }
+  }
   j["argv"] = s.job.spec.argv;
   j["cwd"] = s.job.spec.cwd;
   j["run_id"] = s.run_id;

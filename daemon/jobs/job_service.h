@@ -104,6 +104,10 @@ class JobService : public RunWatcher {
   /// At most this much encoded crash records (tracebacks left out) in a
   /// run.done push; the rest are counted in its `crashes_omitted`.
   static constexpr std::size_t kDoneCrashBytes = 256 * 1024;
+  /// At most this many nodeids of each of a plan's lists in run.info (the
+  /// rest counted in "<list>_total"): with nodeids of up to 16 KiB, 20 of
+  /// each stay far under the protocol's line.
+  static constexpr std::size_t kInfoNodeids = 20;
   /// Supervised run `run_id`'s job (run.info): state, attempts, returncode,
   /// argv, cwd, tests and crashes counted, its log(s) and how much of them
   /// the cap dropped. Throws not_found.

@@ -158,3 +158,40 @@ def test_a_run_whose_crash_records_pass_1_mib_still_ends_with_its_verdict_and_ju
     assert proc.stderr.count("lpctl: crash: test_deep.py::test_deep[") == len(done["crashes"])
     cases = list(ET.parse(junit).getroot().iter("testcase"))
     assert len([c for c in cases if c.find("error") is not None or c.find("failure") is not None]) == DEEP_CRASHES
+
+
+LONG_ID_CRASHES = 70
+LONG_ID_CRASH_SUITE = f'''
+import os
+
+import pytest
+
+
+@pytest.mark.parametrize("name", ["%02d-" % i + "x" * 16000 for i in range({LONG_ID_CRASHES})])
+def test_dies(name):
+    os.abort()
+
+
+def test_passes():
+    pass
+'''
+
+
+def test_run_info_of_a_retry_that_left_out_over_1_mib_of_nodeids_fits_one_reply(lpd, work_dir):
+    """h13fixB (issue 13, second attack): run.info's plan listed every
+    crashed nodeid a retry left out: 70 of 16 KB took the reply past 1 MiB,
+    and every client of run.info lost the run. Now each list holds its first
+    20 nodeids and its length."""
+    write_tests(work_dir, "test_long_crashes.py", LONG_ID_CRASH_SUITE)
+    proc = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--retry-crashed", "1", "--",
+                           PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2",
+                           "--max-worker-restart", str(LONG_ID_CRASHES * 2), "test_long_crashes.py"],
+                          cwd=work_dir, env=lpd.env(), capture_output=True, text=True, timeout=600)
+    done = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+    assert done["attempts"] == 2, proc.stderr[-3000:]
+    reply = lpd.client().request("run.info", run_id=done["run_id"])
+    assert reply["ok"], reply.get("error")
+    plan = reply["result"]["plan"]
+    assert plan["excluded_total"] == LONG_ID_CRASHES
+    assert len(plan["excluded"]) == 20
+    assert len(json.dumps(reply)) < 1024 * 1024
