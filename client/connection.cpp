@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "protocol/error.h"
+#include "protocol/limits.h"
 #include "protocol/message.h"
 #include "protocol/version.h"
 
@@ -145,7 +146,14 @@ std::optional<json> Connection::read_message(std::optional<Clock::time_point> de
 
 json Connection::request(std::string_view op, json fields, std::optional<std::chrono::milliseconds> timeout) {
   const std::int64_t id = next_id_++;
-  send_line(protocol::encode_request(id, op, std::move(fields)));
+  std::string line = protocol::encode_request(id, op, std::move(fields));
+  // lpd would refuse it and close the connection with a line that names no
+  // cause: say which request, and how large, before sending anything.
+  if (line.size() - 1 > protocol::kMaxLineBytes)
+    throw Error(ErrorCode::kTooLarge, "the \"" + std::string(op) + "\" request is " + std::to_string(line.size() - 1) +
+                                          " bytes as JSON, over lpd's " + std::to_string(protocol::kMaxLineBytes) +
+                                          "-byte line limit");
+  send_line(line);
   const auto limit = timeout.value_or(timeout_);
   std::optional<Clock::time_point> deadline;
   if (limit.count() > 0) deadline = Clock::now() + limit;

@@ -101,6 +101,22 @@ void print_crashes(const json& crashes, std::size_t omitted, const std::string& 
               << "\n";
 }
 
+/// "the largest are env HOME (12 bytes), argv[1] (3 bytes)": the three
+/// largest environment variables and arguments of a run.start's `fields`,
+/// as JSON text, for a request too large to send.
+std::string largest_fields(const json& fields) {
+  std::vector<std::pair<std::size_t, std::string>> sizes;
+  if (const auto env = fields.find("env"); env != fields.end() && env->is_object())
+    for (const auto& [name, value] : env->items()) sizes.emplace_back(value.dump().size() + name.size(), "env " + name);
+  if (const auto argv = fields.find("argv"); argv != fields.end() && argv->is_array())
+    for (std::size_t i = 0; i < argv->size(); ++i) sizes.emplace_back((*argv)[i].dump().size(), "argv[" + std::to_string(i) + "]");
+  std::sort(sizes.begin(), sizes.end(), std::greater<>());
+  std::string out = "the largest are";
+  for (std::size_t i = 0; i < sizes.size() && i < 3; ++i)
+    out += (i ? ", " : " ") + terminal_text(sizes[i].second) + " (" + std::to_string(sizes[i].first) + " bytes)";
+  return out;
+}
+
 std::string parent_of(const std::string& path) {
   const auto slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -443,7 +459,15 @@ Command run_command() {
               json started;
               {
                 auto connection = global.connect();
-                started = connection.request("run.start", fields);
+                try {
+                  started = connection.request("run.start", fields);
+                } catch (const protocol::Error& e) {
+                  if (e.code() != protocol::ErrorCode::kTooLarge) throw;
+                  // Most often the environment: lpd runs the command with it.
+                  throw protocol::Error(protocol::ErrorCode::kTooLarge,
+                                        std::string(e.what()) + "; the command's arguments and environment go in it, " +
+                                            largest_fields(fields) + ": pass fewer or smaller ones");
+                }
               }
               const std::string run_id = started.value("run_id", "");
               if (o->detach) {

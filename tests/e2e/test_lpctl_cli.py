@@ -345,3 +345,17 @@ def test_the_terminal_has_a_size_and_carries_stdout_and_stderr(lpd, work_dir):
                             "import os; print('tty', os.isatty(1), os.isatty(2))"],
                            cwd=work_dir, capture_output=True, timeout=240, env=run_env(lpd))
     assert piped.returncode == 0 and piped.stdout == b"tty False False\n", piped
+
+
+def test_a_run_whose_environment_passes_the_line_limit_is_refused_naming_it(lpd, work_dir):
+    """h13fixC (second attack, finding 4): nine 120 KB environment variables
+    made run.start over 1 MiB, and lpctl only relayed lpd's "line exceeds
+    1048576 bytes; closing connection". lpctl now refuses before sending,
+    naming the request, its size and the largest variables."""
+    env = lpd.env(**{f"BIG_{i}": chr(ord("a") + i) * 120_000 for i in range(9)})
+    result = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", "true"], cwd=work_dir, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert 'the "run.start" request is' in result.stderr and "over lpd's 1048576-byte line limit" in result.stderr
+    assert "env BIG_" in result.stderr and "pass fewer or smaller ones [too_large]" in result.stderr
+    assert lpd.lpctl_json("runs", "-a") == []  # nothing was started
