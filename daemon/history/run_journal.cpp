@@ -1,6 +1,7 @@
 #include "daemon/history/run_journal.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +13,36 @@
 #include "daemon/runs/run_registry.h"
 
 namespace lpd::daemon {
+
+namespace {
+
+/// Cuts a torn last line off the journal `fd` (lpd killed with -9 in the
+/// middle of a write of several pages: the kernel stops between pages):
+/// the next line would otherwise be glued to the fragment, and both lost to
+/// every reader. Only lpd writes run journals. Returns the bytes cut.
+off_t cut_torn_tail(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || st.st_size == 0) return 0;
+  char last = '\n';
+  if (::pread(fd, &last, 1, st.st_size - 1) != 1 || last == '\n') return 0;
+  // Back to the last newline, a block at a time.
+  char block[65536];
+  off_t end = st.st_size;
+  while (end > 0) {
+    const off_t from = end > static_cast<off_t>(sizeof block) ? end - static_cast<off_t>(sizeof block) : 0;
+    const ssize_t n = ::pread(fd, block, static_cast<std::size_t>(end - from), from);
+    if (n <= 0) return 0;
+    for (ssize_t i = n; i > 0; --i)
+      if (block[i - 1] == '\n') {
+        const off_t keep = from + i;
+        return ::ftruncate(fd, keep) == 0 ? st.st_size - keep : 0;
+      }
+    end = from;
+  }
+  return ::ftruncate(fd, 0) == 0 ? st.st_size : 0;
+}
+
+}  // namespace
 
 RunJournal::RunJournal(boost::asio::io_context& io, EventBus& events, const StateStore& store, EventLog& log,
                        std::function<bool(std::string_view)> forgotten)
@@ -40,8 +71,12 @@ RunJournal::Journal* RunJournal::open_journal(const std::string& run_id) {
   try {
     store_.make_dir("runs/" + run_id);
     const std::string path = store_.path("runs/" + run_id + "/events.jsonl");
-    journal.fd.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+    journal.fd.reset(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (!journal.fd) spdlog::warn("cannot open the journal of run {}: {}", run_id, std::strerror(errno));
+    if (journal.fd)
+      if (const off_t cut = cut_torn_tail(journal.fd.get()); cut > 0)
+        spdlog::warn("run {}: its journal ended in a torn line ({} bytes, lpd was killed mid-write): cut off",
+                     run_id, cut);
   } catch (const std::exception& e) {
     spdlog::warn("cannot open the journal of run {}: {}", run_id, e.what());
   }

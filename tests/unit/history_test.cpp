@@ -407,3 +407,32 @@ TEST_CASE("retention forgets a run's records before its directory goes") {
   CHECK(std::filesystem::exists(dir.path + "/runs/" + other.run_id));
   history.stop();
 }
+
+// h13fixD (issue 13): lpd killed with -9 in the middle of a journal write
+// of several pages leaves a torn last line; the next lpd's lines were glued
+// to it, and readers lost both (seen under load in the restart e2e test).
+TEST_CASE("a run journal's torn last line is cut off before the next lpd appends") {
+  TempDir dir("lpd-journal-torn");
+  boost::asio::io_context io;
+  EventBus events;
+  StateStore store(dir.path);
+  RunRegistry runs;
+  const std::string run_id = "20261201-101553-894a2e";
+  const std::string path = dir.path + "/runs/" + run_id + "/events.jsonl";
+  std::filesystem::create_directories(dir.path + "/runs/" + run_id);
+  const std::string whole = R"({"nodeid":"t.py::a","event":"test.start","seq":1,"time":1.0,"run_id":")" + run_id + "\"}\n";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << whole << R"({"nodeid":"t.py::b","pid":1,"worker_id":"co)";  // torn
+  }
+  History history(io, events, store, runs, RetentionLimits{0, 0});
+  history.open();
+  events.publish_text("test.finish", R"({"nodeid":"t.py::a","outcome":"passed"})", run_id, 0);
+  history.stop();  // writes what is buffered
+  std::ifstream in(path, std::ios::binary);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] + "\n" == whole);
+  CHECK(json::parse(lines[1])["event"] == "test.finish");
+}
