@@ -80,7 +80,11 @@ json handle_status(Daemon& daemon, Call&) {
            {{"open", daemon.server().open_sessions()}, {"accepted_total", daemon.server().accepted_total()}}},
           {"counts",
            {{"active_runs", daemon.runs().registry().active_count()},
-            {"pending_pauses", daemon.pauses().registry().pending_count()}}}};
+            {"pending_pauses", daemon.pauses().registry().pending_count()}}},
+          // Crash records held in memory because the state directory refused
+          // them (full disk): `lpd stop` warns that a stop now loses them.
+          {"unwritten_crash_records",
+           {{"count", daemon.crashes().unwritten()}, {"cause", daemon.crashes().cause()}}}};
 }
 
 json handle_operations(Daemon& daemon, Call&) {

@@ -72,6 +72,15 @@ int stop_daemon(const std::string& socket_path, std::chrono::milliseconds timeou
     return kStopExitFailed;
   }
   const std::string who = "lpd (pid " + std::to_string(decision.pid) + ") on " + socket_path;
+  if (const auto unwritten = status.find("unwritten_crash_records");
+      unwritten != status.end() && unwritten->is_object() && unwritten->value("count", 0) > 0) {
+    // Said here, not only in lpd.log: the user stopping it can still free
+    // space first (lpd writes them within a second of it returning).
+    std::cerr << "lpd: warning: " << unwritten->value("count", 0)
+              << " crash record(s) are only in lpd's memory (" << unwritten->value("cause", std::string("not written"))
+              << ") and are lost with this stop; free space in " << status.value("state_dir", std::string("its state directory"))
+              << " and stop it after they are written to keep them\n";
+  }
 
   // The pid came from the daemon; a pidfd pins that process. It is the
   // daemon's only if the daemon still answers once the pidfd is open (had
