@@ -365,15 +365,26 @@ TEST_CASE("removing a run directory removes a planted link, never its target") {
   ::close(runs_fd);
 }
 
+namespace {
+
+/// What a History needs around it, on a fresh state directory.
+struct HistoryWorld {
+  explicit HistoryWorld(const char* name) : dir(name), store(dir.path) {}
+  TempDir dir;
+  boost::asio::io_context io;
+  EventBus events;
+  StateStore store;
+  RunRegistry runs;
+};
+
+}  // namespace
+
 // h13fix6 (issue 13): lpd killed with -9 in the middle of retention must not
 // leave crash records of runs that are gone: whoever forgets a run's
 // records (crashes.jsonl's compaction) is told before the directory goes.
 TEST_CASE("retention forgets a run's records before its directory goes") {
-  TempDir dir("lpd-history-order");
-  boost::asio::io_context io;
-  EventBus events;
-  StateStore store(dir.path);
-  RunRegistry runs;
+  HistoryWorld world("lpd-history-order");
+  auto& [dir, io, events, store, runs] = world;
   Run old;
   old.run_id = "20200101-000000-aaaaaa";
   old.owner = 0;
@@ -412,11 +423,8 @@ TEST_CASE("retention forgets a run's records before its directory goes") {
 // of several pages leaves a torn last line; the next lpd's lines were glued
 // to it, and readers lost both (seen under load in the restart e2e test).
 TEST_CASE("a run journal's torn last line is cut off before the next lpd appends") {
-  TempDir dir("lpd-journal-torn");
-  boost::asio::io_context io;
-  EventBus events;
-  StateStore store(dir.path);
-  RunRegistry runs;
+  HistoryWorld world("lpd-journal-torn");
+  auto& [dir, io, events, store, runs] = world;
   const std::string run_id = "20261201-101553-894a2e";
   const std::string path = dir.path + "/runs/" + run_id + "/events.jsonl";
   std::filesystem::create_directories(dir.path + "/runs/" + run_id);

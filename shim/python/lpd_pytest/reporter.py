@@ -334,16 +334,16 @@ class TestReporter:
         # A worker that died may have died while lpd was away, its last
         # results unsent: the controller's copy goes first (lpd keeps only
         # those it lacks), then how it ended.
-        for line in messages.worker_results_chunks(worker_id, self.worker_results.pop(worker_id, {})):
-            self.channel.send(line)
+        self.worker_unsent(worker_id)
         self.down_workers[worker_id] = (pid, returncode)
         self.channel.send(messages.encode({"op": "worker.down", "worker_id": worker_id, "pid": pid,
                                     "returncode": returncode}))
 
     def worker_unsent(self, worker_id):
-        """xdist controller: a worker that ended cleanly said some of its
-        results never reached lpd (refused, or lpd away to its end): the
-        controller's copy goes instead (lpd keeps only what it lacks)."""
+        """xdist controller: the controller's copy of a worker's results goes
+        to lpd (which keeps only what it lacks): the worker died, or ended
+        cleanly saying some of its results never reached lpd (refused, or
+        lpd away to its end)."""
         for line in messages.worker_results_chunks(worker_id, self.worker_results.pop(worker_id, {})):
             self.channel.send(line)
 
