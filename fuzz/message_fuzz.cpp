@@ -10,7 +10,10 @@
 //     (invalid UTF-8 is replaced, never thrown);
 //   - parse_flat_message (the event ring's per-test records) never throws,
 //     and what it accepts parse_message reads as a notification with the
-//     same op and the same value for every member.
+//     same op and the same value for every member;
+//   - parse_test_record (the shim's two per-test records read off the line)
+//     takes only what parse_flat_message also takes, with the same op,
+//     nodeid, outcome "passed", phase "call" and duration.
 
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +26,7 @@
 #include "protocol/fields.h"
 #include "protocol/flat_message.h"
 #include "protocol/message.h"
+#include "protocol/test_record.h"
 
 namespace {
 
@@ -61,6 +65,24 @@ void read_every_way(const protocol::Fields& fields, std::string_view name) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view line(reinterpret_cast<const char*>(data), size);
   const auto flat = protocol::parse_flat_message(line);
+  if (const auto record = protocol::parse_test_record(line)) {
+    if (!flat || flat->op != record->op()) violated("a test record the flat decoder reads otherwise");
+    const auto* nodeid = flat->find("nodeid");
+    if (!nodeid || nodeid->kind != protocol::FlatValue::Kind::kString || nodeid->text != record->nodeid)
+      violated("a test record's nodeid differs");
+    if (record->kind == protocol::TestRecord::Kind::kStart) {
+      if (flat->fields.size() != 1) violated("a test.start record with more than its nodeid");
+    } else {
+      const auto* outcome = flat->find("outcome");
+      const auto* phase = flat->find("phase");
+      const auto* duration = flat->find("duration");
+      const auto* message = flat->find("message");
+      if (flat->fields.size() != 5 || !outcome || outcome->text != "passed" || !phase || phase->text != "call" ||
+          !duration || !duration->is_number() || duration->as_double() != record->duration || !message ||
+          message->kind != protocol::FlatValue::Kind::kString || !message->text.empty())
+        violated("a passed test.finish record differs from its flat reading");
+    }
+  }
   if (flat) {
     protocol::Message tree;
     try {

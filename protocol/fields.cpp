@@ -85,12 +85,12 @@ std::int64_t integer_in_range(std::string_view name, bool is_unsigned, std::uint
   return signed_value;
 }
 
+}  // namespace
+
 double seconds_in_range(std::string_view name, double s) {
   if (!std::isfinite(s) || s < 0 || s > 365.0 * 24 * 3600) wrong(name, "a number of seconds between 0 and one year");
   return s;
 }
-
-}  // namespace
 
 std::optional<std::int64_t> Fields::optional_integer(std::string_view name) const {
   if (flat_) {

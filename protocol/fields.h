@@ -50,4 +50,9 @@ class Fields {
   mutable std::list<nlohmann::json> made_;
 };
 
+/// `s` when it is a number of seconds a field may hold (finite, 0 to one
+/// year); else throws Error(kBadRequest) naming field `name`, in
+/// optional_seconds()'s words.
+double seconds_in_range(std::string_view name, double s);
+
 }  // namespace lpd::protocol

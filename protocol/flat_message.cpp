@@ -177,27 +177,15 @@ class FastScanner {
   /// JSON's number grammar exactly; the value as nlohmann's parser keeps it
   /// (unsigned when not negative, signed when negative, else a double).
   bool number(FlatValue& out) {
+    // A shorter number than the text holds ("01", "1.", "1e5x") leaves the
+    // next byte to the caller, who finds no ',' or '}' there: unsure.
     const std::size_t start = at_;
-    const auto digits = [&] {
-      const std::size_t from = at_;
-      while (at_ < text_.size() && text_[at_] >= '0' && text_[at_] <= '9') ++at_;
-      return at_ - from;
-    };
-    const bool negative = take('-');
-    const std::size_t first = at_;
-    const std::size_t whole = digits();
-    if (whole == 0 || (whole > 1 && text_[first] == '0')) return false;
-    bool integral = true;
-    if (take('.')) {
-      integral = false;
-      if (digits() == 0) return false;
-    }
-    if (at_ < text_.size() && (text_[at_] == 'e' || text_[at_] == 'E')) {
-      integral = false;
-      ++at_;
-      if (!take('+')) take('-');
-      if (digits() == 0) return false;
-    }
+    const std::size_t length = json_number_prefix(text_.substr(at_));
+    if (length == 0) return false;
+    at_ += length;
+    const std::string_view spelled = text_.substr(start, length);
+    const bool negative = spelled.front() == '-';
+    const bool integral = spelled.find_first_of(".eE") == std::string_view::npos;
     const char* begin = text_.data() + start;
     const char* end = text_.data() + at_;
     if (integral && negative) {

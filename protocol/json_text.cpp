@@ -35,6 +35,33 @@ std::size_t plain_json_prefix(std::string_view text) {
   return i;
 }
 
+std::size_t json_number_prefix(std::string_view text) {
+  std::size_t at = 0;
+  const auto digits = [&] {
+    const std::size_t from = at;
+    while (at < text.size() && text[at] >= '0' && text[at] <= '9') ++at;
+    return at - from;
+  };
+  if (at < text.size() && text[at] == '-') ++at;
+  const std::size_t first = at;
+  const std::size_t whole = digits();
+  if (whole == 0) return 0;
+  if (whole > 1 && text[first] == '0') at = first + 1;  // "01": the number is "0"
+  if (at + 1 < text.size() && text[at] == '.' && text[at + 1] >= '0' && text[at + 1] <= '9') {
+    ++at;
+    digits();
+  }
+  if (at < text.size() && (text[at] == 'e' || text[at] == 'E')) {
+    std::size_t exponent = at + 1;
+    if (exponent < text.size() && (text[exponent] == '+' || text[exponent] == '-')) ++exponent;
+    if (exponent < text.size() && text[exponent] >= '0' && text[exponent] <= '9') {
+      at = exponent;
+      digits();
+    }
+  }
+  return at;
+}
+
 void append_json_string(std::string& out, std::string_view text) {
   // ASCII is escaped here as nlohmann escapes it (a run's output is mostly
   // text with newlines, pushed every window). Bytes past ASCII must be

@@ -18,6 +18,11 @@ namespace lpd::protocol {
 /// per-test record and journal line spend most of their time here.
 std::size_t plain_json_prefix(std::string_view text);
 
+/// How many bytes at the start of `text` form a JSON number (RFC 8259's
+/// grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?), the longest
+/// such prefix; 0 when it does not start with one.
+std::size_t json_number_prefix(std::string_view text);
+
 /// Appends `text` as a JSON string. Plain printable ASCII is copied as it
 /// is; anything else goes through nlohmann's serializer, which escapes it
 /// and replaces invalid UTF-8 with U+FFFD (error_handler_t::replace).

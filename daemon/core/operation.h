@@ -17,6 +17,7 @@
 #include "protocol/error.h"
 #include "protocol/fields.h"
 #include "protocol/message.h"
+#include "protocol/test_record.h"
 
 namespace lpd::daemon {
 
@@ -126,6 +127,10 @@ struct Call {
   json id;
   bool deferred_ = false;
   AccessPolicy access{};
+  /// Set instead of `fields` (which are then empty) for a test.start or a
+  /// passed test.finish in the shim's own text, on an op that takes them
+  /// (Operation::test_records).
+  const protocol::TestRecord* test_record = nullptr;
 };
 
 using Handler = std::function<json(Call&)>;
@@ -167,6 +172,10 @@ struct Operation {
   /// records of this op are decoded without a JSON tree (FlatMessage). For
   /// the per-test notifications, which come tens of thousands per run.
   bool flat_fields = false;
+  /// The handler reads Call::test_record when it is set: this op's records
+  /// in the shim's own text skip decoding (protocol/test_record.h). Only
+  /// test.start and test.finish.
+  bool test_records = false;
 };
 
 /// The whole table the dispatcher serves and the policy its gates apply.

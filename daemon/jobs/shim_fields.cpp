@@ -42,6 +42,19 @@ TestStart test_start_of(const protocol::Fields& f) {
   return start;
 }
 
+TestStart test_start_of_record(const protocol::TestRecord& record) {
+  return TestStart{protocol::shortened_nodeid(std::string(record.nodeid)), "setup"};
+}
+
+TestResult test_result_of_record(const protocol::TestRecord& record) {
+  TestResult r;
+  r.nodeid = protocol::shortened_nodeid(std::string(record.nodeid));
+  r.outcome = "passed";
+  r.phase = "call";
+  r.duration = protocol::seconds_in_range("duration", record.duration);
+  return r;
+}
+
 TestResult test_result_of(const protocol::Fields& f) {
   TestResult r;
   r.nodeid = protocol::shortened_nodeid(f.string("nodeid"));

@@ -17,6 +17,7 @@
 #include "daemon/reports/test_result.h"
 #include "protocol/fields.h"
 #include "protocol/nodeid.h"
+#include "protocol/test_record.h"
 
 namespace lpd::daemon {
 
@@ -46,6 +47,9 @@ struct TestStart {
   std::string phase;
 };
 TestStart test_start_of(const protocol::Fields& f);
+/// The same of a test.start in the shim's own text (protocol::TestRecord,
+/// kind kStart): what test_start_of() makes of that line's fields.
+TestStart test_start_of_record(const protocol::TestRecord& record);
 
 /// test.finish {nodeid, outcome?, phase?, duration?, message?, longrepr?,
 /// file?, line?, classname?, name?, reruns?, failure_reason?, system_out?,
@@ -57,6 +61,11 @@ TestStart test_start_of(const protocol::Fields& f);
 /// "reason: " dropped, as junitxml does) or a boolean (true: the reason is
 /// `message`). Texts are cut at their limits, names refused past theirs.
 TestResult test_result_of(const protocol::Fields& f);
+/// The same of a passed test.finish in the shim's own text
+/// (protocol::TestRecord, kind kPassed): what test_result_of() makes of
+/// that line's fields, the duration checked the same way (bad_request
+/// outside 0 s to one year).
+TestResult test_result_of_record(const protocol::TestRecord& record);
 
 /// crash.notice {signal}: the signal number (1..64) a native crash handler
 /// caught. Throws bad_request otherwise.

@@ -8,16 +8,17 @@
 namespace lpd::daemon {
 
 // test.start and test.finish come twice per test of every suite: their
-// fields come flat (Operation::flat_fields), and what they decode is moved
+// fields come flat (Operation::flat_fields), or, in the shim's own text, as
+// a TestRecord (Operation::test_records), and what they decode is moved
 // into the service, never copied.
 
 json handle_test_start(JobService& jobs, Call& call) {
-  jobs.test_started(call.peer, test_start_of(call.fields));
+  jobs.test_started(call.peer, call.test_record ? test_start_of_record(*call.test_record) : test_start_of(call.fields));
   return json();
 }
 
 json handle_test_finish(JobService& jobs, Call& call) {
-  jobs.test_finished(call.peer, test_result_of(call.fields));
+  jobs.test_finished(call.peer, call.test_record ? test_result_of_record(*call.test_record) : test_result_of(call.fields));
   return json();
 }
 

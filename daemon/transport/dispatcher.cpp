@@ -7,6 +7,7 @@
 
 #include "daemon/core/event_ring_mapping.h"
 #include "protocol/flat_message.h"
+#include "protocol/test_record.h"
 
 namespace lpd::daemon {
 
@@ -25,7 +26,11 @@ Dispatcher::Dispatcher(OperationTable table, BatchWatcher* batches)
     if (!one_object && op.owner_of)
       throw std::logic_error("operation " + name + " has an owner lookup its gate never uses");
     if (!by_name_.emplace(op.name, &op).second) throw std::logic_error("operation " + name + " is listed twice");
+    if (op.test_records && op.name != "test.start" && op.name != "test.finish")
+      throw std::logic_error("operation " + name + " says it takes test records, which are test.start's and test.finish's");
   }
+  test_start_ = find("test.start");
+  test_finish_ = find("test.finish");
 }
 
 void Dispatcher::check_gate(const Operation& op, const Call& call) const {
@@ -46,6 +51,19 @@ const Operation* Dispatcher::find(std::string_view name) const {
 
 void Dispatcher::dispatch_line(std::string_view line, Peer& peer, const std::shared_ptr<ReplySink>& sink,
                                bool one_way_only) {
+  // The two records of every passing test, in the shim's own text: read
+  // off the line, no decoding. (A request never starts that way.)
+  if (const auto record = protocol::parse_test_record(line)) {
+    const Operation* op = record->kind == protocol::TestRecord::Kind::kStart ? test_start_ : test_finish_;
+    if (op && op->test_records) {
+      static const json kNoBody = json::object();
+      static const protocol::FlatMessage kNoFields;
+      Call call{kNoBody, protocol::Fields(kNoFields), peer, sink, /*is_notification=*/true, json(nullptr)};
+      call.test_record = &*record;
+      run(op, op->name, call);
+      return;
+    }
+  }
   // The per-test notifications (from the ring, or on the socket from the
   // native shim and a shim without a ring): no JSON tree when the op allows
   // it. A request is never flat (it has an id): the scan costs it little.

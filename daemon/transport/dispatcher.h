@@ -62,6 +62,10 @@ class Dispatcher {
   std::vector<Operation> table_;
   /// table_ by name: two records a test look their op up.
   std::unordered_map<std::string_view, const Operation*> by_name_;
+  /// The ops of the shim's per-test records (protocol::TestRecord), found
+  /// once: null when the table has none.
+  const Operation* test_start_ = nullptr;
+  const Operation* test_finish_ = nullptr;
   AccessPolicy access_;
   BatchWatcher* batches_;
 };

@@ -198,3 +198,37 @@ TEST_CASE("a table row whose gate cannot be checked is refused at startup") {
                   std::logic_error);
   CHECK_NOTHROW(Dispatcher(std::vector<Operation>{{"peek", "", Gate::kRead, h, o}}));
 }
+
+// h13rec (issue 13): a test.start or passed test.finish in the shim's own
+// text skips decoding, but not the dispatcher's gates.
+TEST_CASE("the shim's per-test records pass the same gates, and reach only ops that take them") {
+  auto sink = std::make_shared<RecordingSink>();
+  Peer peer;
+  std::vector<std::string> seen;
+  const auto record_or_fields = [&seen](Call& c) {
+    seen.push_back(c.test_record ? "record " + std::string(c.test_record->nodeid)
+                                 : "fields " + c.fields.string("nodeid"));
+    return json();
+  };
+  Dispatcher dispatcher{{
+      {"hello", "", Gate::kOpen, [](Call& c) { c.peer.said_hello = true; return json(); }, nullptr, true},
+      {"test.start", "", Gate::kOwn, record_or_fields, nullptr, false, true, /*test_records=*/true},
+      {"test.finish", "", Gate::kOwn, record_or_fields, nullptr, false, true, /*test_records=*/false},
+  }};
+  const std::string start = R"({"op":"test.start","nodeid":"t.py::a"})";
+  const std::string passed =
+      R"({"op":"test.finish","nodeid":"t.py::a","outcome":"passed","phase":"call","duration":0.5,"message":""})";
+  dispatcher.dispatch_line(start, peer, sink);  // before hello: refused as any message
+  REQUIRE(sink->lines.size() == 1);
+  CHECK(sink->lines[0]["error"]["message"] == "the first message on a connection must be \"hello\"");
+  CHECK(seen.empty());
+  peer.said_hello = true;
+  dispatcher.dispatch_line(start, peer, sink);
+  dispatcher.dispatch_line(passed, peer, sink);  // its op does not take records: decoded as usual
+  dispatcher.dispatch_line(R"({"op":"test.start","nodeid":"t.py::b","phase":"call"})", peer, sink);
+  CHECK(seen == std::vector<std::string>{"record t.py::a", "fields t.py::a", "fields t.py::b"});
+  CHECK(sink->lines.size() == 1);  // notifications: no reply
+  Handler h = [](Call&) { return json(); };
+  CHECK_THROWS_AS(Dispatcher(std::vector<Operation>{{"echo", "", Gate::kOpen, h, nullptr, false, false, true}}),
+                  std::logic_error);
+}
