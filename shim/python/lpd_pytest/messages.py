@@ -189,10 +189,15 @@ _dumps_str = json.encoder.encode_basestring_ascii
 def worker_results_chunks(worker_id, results, most=500, most_bytes=60000):
     """worker.results lines (xdist controller, for a worker that died): the
     outcome of each test it reported, `results` {nodeid: [outcome, phase,
-    message, duration, longrepr]}, at most `most` and about `most_bytes` a line so each
-    fits one event ring record."""
+    message, duration, longrepr]}, or {nodeid: duration} for a test that
+    passed, at most `most` and about `most_bytes` a line so each fits one
+    event ring record."""
     chunk, size = [], 0
-    for nodeid, (outcome, phase, message, duration, longrepr) in results.items():
+    for nodeid, kept in results.items():
+        if kept.__class__ is float:
+            outcome, phase, message, duration, longrepr = "passed", "call", "", kept, ""
+        else:
+            outcome, phase, message, duration, longrepr = kept
         item = {"nodeid": wire_nodeid(nodeid), "outcome": outcome, "phase": phase, "message": message[:1000],
                 "duration": float(duration), "longrepr": longrepr}
         item_size = len(json.dumps(item))

@@ -99,7 +99,8 @@ class TestReporter:
         # xdist controller: what each worker reported, by worker id, so that
         # a worker dying while lpd was away (its unsent results die with it)
         # loses nothing: see worker_down.
-        self.worker_results = {}
+        self.worker_results = {}  # worker id -> {nodeid: duration (passed) or [outcome, phase, message, duration, text]}
+        self.worker_results_by_node = {}  # xdist's WorkerController -> its dict in worker_results
         self.down_workers = {}  # worker id -> (pid, returncode) of a worker that died
         # xdist: the controller sends the run's collected nodeids (see
         # worker_collected); a worker its controller said so of sends none.
@@ -311,19 +312,32 @@ class TestReporter:
     def track_worker_report(self, report):
         """xdist controller: the outcome of each test a worker reported, as
         the worker's own shim sent it (outcome, phase, message, duration,
-        and the last 4000 characters of the failure text)."""
+        and the last 4000 characters of the failure text). Runs for every
+        phase of every test: a passed phase costs a dict lookup and an add
+        (a test that only passed is kept as its duration, a float)."""
+        tests = self.worker_results_by_node.get(report.node)
+        if tests is None:
+            worker = getattr(getattr(report.node, "gateway", None), "id", None)
+            if worker is None:
+                return
+            tests = self.worker_results_by_node[report.node] = self.worker_results.setdefault(worker, {})
+        nodeid = report.nodeid
+        outcome = report.outcome
+        if outcome == "passed":
+            entry = tests.get(nodeid, 0.0)
+            if entry.__class__ is float:
+                tests[nodeid] = entry + (getattr(report, "duration", 0.0) or 0.0)
+            else:
+                entry[3] += getattr(report, "duration", 0.0) or 0.0
+            return
         if report.when not in ("setup", "call", "teardown"):
             return  # xdist's own "crashed while running" report: lpd records the crash
-        worker = getattr(getattr(report.node, "gateway", None), "id", None)
-        if worker is None:
+        if outcome == "rerun":
+            tests.pop(nodeid, None)
             return
-        tests = self.worker_results.setdefault(worker, {})
-        if report.outcome == "rerun":
-            tests.pop(report.nodeid, None)
-            return
-        entry = tests.get(report.nodeid)
-        if entry is None:
-            entry = tests[report.nodeid] = ["passed", "call", "", 0.0, ""]
+        entry = tests.get(nodeid, 0.0)
+        if entry.__class__ is float:
+            entry = tests[nodeid] = ["passed", "call", "", entry, ""]
         entry[3] += getattr(report, "duration", 0.0) or 0.0
         if report.failed or report.skipped:
             if entry[0] == "passed" or (report.failed and entry[0] == "skipped"):
@@ -344,7 +358,10 @@ class TestReporter:
         to lpd (which keeps only what it lacks): the worker died, or ended
         cleanly saying some of its results never reached lpd (refused, or
         lpd away to its end)."""
-        for line in messages.worker_results_chunks(worker_id, self.worker_results.pop(worker_id, {})):
+        results = self.worker_results.pop(worker_id, {})
+        self.worker_results_by_node = {node: tests for node, tests in self.worker_results_by_node.items()
+                                       if tests is not results}
+        for line in messages.worker_results_chunks(worker_id, results):
             self.channel.send(line)
 
     def worker_crashed(self, worker_id, nodeid):
