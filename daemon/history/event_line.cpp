@@ -144,12 +144,14 @@ std::optional<LineHead> head_of_event_line(std::string_view line) {
   rest.remove_prefix(std::min(rest.size(), rest.find(',')));  // past the seq
   constexpr std::string_view kTime = ",\"time\":";
   if (rest.substr(0, kTime.size()) != kTime) return std::nullopt;
-  rest.remove_prefix(std::min(rest.size(), rest.find(',', kTime.size())));  // past the time
+  const std::size_t time_end = std::min(rest.size(), rest.find(',', kTime.size()));
+  const std::string_view time = rest.substr(kTime.size(), time_end - kTime.size());
+  rest.remove_prefix(time_end);  // past the time
   const auto type = plain_string_after(rest, ",\"event\":\"");
   if (!type) return std::nullopt;
   const auto run_id = plain_string_after(rest, ",\"run_id\":\"");
   if (!run_id) return std::nullopt;
-  return LineHead{*type, *run_id};
+  return LineHead{*type, *run_id, time};
 }
 
 }  // namespace lpd::daemon

@@ -69,6 +69,7 @@ std::optional<std::uint64_t> seq_of_line(std::string_view line);
 struct LineHead {
   std::string_view type;
   std::string_view run_id;
+  std::string_view time;  // the time's JSON number as written (seconds)
 };
 std::optional<LineHead> head_of_event_line(std::string_view line);
 

@@ -300,7 +300,30 @@ EventLog::Page EventLog::read(std::uint64_t after, std::size_t max_events, std::
   return page;
 }
 
-bool EventLog::compact_one(std::size_t& cursor, const std::function<bool(const Event&)>& dead,
+namespace {
+/// The run id and time of a journal line, off its head when it can be
+/// read there, else from the whole line parsed; nullopt when the line is
+/// not a complete record.
+struct LineFacts {
+  std::string run_id;
+  double time = 0;
+};
+std::optional<LineFacts> facts_of_line(std::string_view line) {
+  if (const auto head = head_of_event_line(line)) {
+    double time = 0;
+    const char* end = head->time.data() + head->time.size();
+    const auto [ptr, ec] = std::from_chars(head->time.data(), end, time);
+    // The rest of the line is not checked: a line damaged past its head is
+    // kept or dropped by its run and time, and a reader skips it as before.
+    if (ec == std::errc() && ptr == end) return LineFacts{std::string(head->run_id), time};
+  }
+  auto e = decode_event_line(line);
+  if (!e) return std::nullopt;
+  return LineFacts{std::move(e->run_id), e->time};
+}
+}  // namespace
+
+bool EventLog::compact_one(std::size_t& cursor, const DeadEvent& dead,
                            const std::function<bool(const Summary&)>& may_hold_dead) {
   flush();
   const std::size_t sealed = current_ ? segments_.size() - 1 : segments_.size();
@@ -313,17 +336,18 @@ bool EventLog::compact_one(std::size_t& cursor, const std::function<bool(const E
   std::string alive;
   std::size_t dropped = 0;
   Summary summary;
+  alive.reserve(s.size);
   scan(s, 0, [&](std::string_view line, std::uint64_t) {
-    auto e = decode_event_line(line);
-    if (!e || dead(*e)) {
+    auto facts = facts_of_line(line);
+    if (!facts || dead(facts->run_id, facts->time)) {
       ++dropped;
     } else {
       alive.append(line);
       alive.push_back('\n');
-      if (e->run_id.empty())
-        summary.oldest_runless = std::min(summary.oldest_runless, e->time);
+      if (facts->run_id.empty())
+        summary.oldest_runless = std::min(summary.oldest_runless, facts->time);
       else
-        summary.run_ids.insert(e->run_id);
+        summary.run_ids.insert(std::move(facts->run_id));
     }
     return true;
   });

@@ -79,12 +79,18 @@ class EventLog {
     double oldest_runless = std::numeric_limits<double>::infinity();
   };
   /// Compacts one sealed segment (never the one being written), the
-  /// `cursor`-th: a segment whose every event `dead` rejects is removed,
-  /// one with some dead events rewritten without them (write `.new`, then
-  /// rename over it). A segment already read once is skipped without
-  /// reading when `may_hold_dead(its summary)` says false. Returns false
-  /// when there is no such segment (the pass is over). Advances `cursor`.
-  bool compact_one(std::size_t& cursor, const std::function<bool(const Event&)>& dead,
+  /// `cursor`-th: a segment whose every event `dead(run_id, time)` says is
+  /// dead is removed, one with some dead events rewritten without them
+  /// (write `.new`, then rename over it). Each line is judged by its run id
+  /// and time read off its head (head_of_event_line), parsed only when the
+  /// head cannot tell (an escape in it): retention at its limit compacts
+  /// after every run's end, and a JSON tree per line of an 8 MiB segment
+  /// held the event loop for 0.4 s. A line that is not a complete record is
+  /// dropped. A segment already read once is skipped without reading when
+  /// `may_hold_dead(its summary)` says false. Returns false when there is
+  /// no such segment (the pass is over). Advances `cursor`.
+  using DeadEvent = std::function<bool(std::string_view run_id, double time)>;
+  bool compact_one(std::size_t& cursor, const DeadEvent& dead,
                    const std::function<bool(const Summary&)>& may_hold_dead);
 
   const std::string& dir() const { return dir_; }

@@ -30,7 +30,8 @@ History::History(boost::asio::io_context& io, EventBus& events, const StateStore
       log_(store.path("events")),
       journal_(io, events, store, log_, [this](std::string_view run_id) { return forgotten(run_id); }),
       hourly_(io),
-      first_compaction_(io) {}
+      first_compaction_(io),
+      compaction_soon_(io) {}
 
 void History::open() {
   const std::uint64_t last_logged = log_.open();
@@ -82,6 +83,7 @@ void History::stop() {
   stopped_ = true;
   hourly_.cancel();
   first_compaction_.cancel();
+  compaction_soon_.cancel();
   journal_.flush();
 }
 
@@ -183,7 +185,7 @@ json History::remove_runs(const std::vector<std::string>& ids, bool dry_run) {
   }
   if (!dry_run && !removable.empty()) {
     spdlog::info("retention: removed {} run(s)", removable.size());
-    request_compaction();
+    request_compaction_soon();
   }
   return report;
 }
@@ -218,12 +220,23 @@ void History::request_compaction() {
   boost::asio::post(io_, [this] { compact_step(); });
 }
 
+void History::request_compaction_soon() {
+  if (compaction_soon_armed_ || stopped_) return;
+  compaction_soon_armed_ = true;
+  compaction_soon_.expires_after(kCompactionAfterRemoval);
+  compaction_soon_.async_wait([this](boost::system::error_code ec) {
+    compaction_soon_armed_ = false;
+    if (ec || stopped_) return;
+    request_compaction();
+  });
+}
+
 void History::compact_step() {
   if (stopped_) return;
   const double cutoff = limits_.keep_days > 0 ? wall_now() - limits_.keep_days * 86400.0 : 0;
-  auto dead = [this, cutoff](const Event& e) {
-    if (e.run_id.empty()) return cutoff > 0 && e.time < cutoff;
-    return forgotten(e.run_id) || runs_.find(e.run_id) == nullptr;
+  auto dead = [this, cutoff](std::string_view run_id, double time) {
+    if (run_id.empty()) return cutoff > 0 && time < cutoff;
+    return forgotten(run_id) || runs_.find(run_id) == nullptr;
   };
   auto may_hold_dead = [this, cutoff](const EventLog::Summary& summary) {
     if (summary.oldest_runless < cutoff) return true;

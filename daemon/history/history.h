@@ -109,12 +109,20 @@ class History {
   void apply_limits();
   void arm_hourly();
   void request_compaction();
+  /// request_compaction() kCompactionAfterRemoval from now, once for every
+  /// removal meanwhile: at the retention limit a run ends, and one is
+  /// removed, every few seconds on a busy host, and each pass rewrites the
+  /// segments that hold the removed runs' events.
+  void request_compaction_soon();
   void compact_step();
 
   /// How long after start the first compaction pass waits: reading every
   /// segment of a large journal (80 MB: about half a second of CPU) would
   /// otherwise come before the first client is answered after a restart.
   static constexpr std::chrono::seconds kFirstCompactionDelay{5};
+  /// How long a removal's compaction waits for more removals (readers
+  /// never see a removed run's events meanwhile: they are filtered out).
+  static constexpr std::chrono::seconds kCompactionAfterRemoval{30};
 
   boost::asio::io_context& io_;
   EventBus& events_;
@@ -130,6 +138,8 @@ class History {
   RunJournal journal_;
   boost::asio::steady_timer hourly_;
   boost::asio::steady_timer first_compaction_;
+  boost::asio::steady_timer compaction_soon_;
+  bool compaction_soon_armed_ = false;
   bool compaction_deferred_ = false;  // until first_compaction_ fires: requests wait for it
   bool prune_posted_ = false;
   bool compacting_ = false;
