@@ -74,6 +74,7 @@ Run& RunRegistry::join(const JoinRequest& request, const std::string& new_run_id
   worker.pid = request.pid;
   worker.session_id = request.session_id;
   worker.finished = false;
+  if (request.session_id != 0) runs_of_session_[request.session_id].insert(id);
   return run;
 }
 
@@ -90,26 +91,41 @@ void RunRegistry::restore(Run run) {
   runs_.insert_or_assign(id, std::move(run));
 }
 
+template <typename Visit>
+void RunRegistry::visit_workers_of(std::uint64_t session_id, Visit visit) {
+  if (session_id == 0) return;
+  const auto joined = runs_of_session_.find(session_id);
+  if (joined == runs_of_session_.end()) return;
+  for (const auto& run_id : joined->second) {
+    Run* run = find(run_id);
+    if (!run) continue;  // removed since
+    for (auto& [worker_id, worker] : run->workers)
+      if (worker.session_id == session_id) visit(*run, worker_id, worker);
+  }
+}
+
 void RunRegistry::finish(std::uint64_t session_id) {
-  for (auto& [_, run] : runs_)
-    for (auto& [__, worker] : run.workers)
-      if (worker.session_id == session_id) worker.finished = true;
+  visit_workers_of(session_id, [](Run&, const std::string&, Worker& worker) { worker.finished = true; });
+}
+
+bool RunRegistry::has_part(std::uint64_t session_id) const {
+  bool found = false;
+  const_cast<RunRegistry*>(this)->visit_workers_of(session_id,
+                                                    [&found](Run&, const std::string&, Worker&) { found = true; });
+  return found;
 }
 
 std::vector<Run*> RunRegistry::peer_gone(std::uint64_t session_id, double now) {
   std::vector<Run*> ended;
-  if (session_id == 0) return ended;
-  for (auto& [_, run] : runs_) {
-    for (auto& [worker_id, worker] : run.workers) {
-      if (worker.session_id != session_id) continue;
-      worker.session_id = 0;
-      if (worker_id == kController && run.active && !run.supervised) {
-        run.active = false;
-        run.ended_at = now;
-        ended.push_back(&run);
-      }
+  visit_workers_of(session_id, [&](Run& run, const std::string& worker_id, Worker& worker) {
+    worker.session_id = 0;
+    if (worker_id == kController && run.active && !run.supervised) {
+      run.active = false;
+      run.ended_at = now;
+      ended.push_back(&run);
     }
-  }
+  });
+  runs_of_session_.erase(session_id);
   return ended;
 }
 

@@ -56,13 +56,7 @@ bool RunService::end_part(const Peer& peer) {
   // "ended" says whether this connection had a part in a run that
   // it now ended; a connection in no run (another user naming someone's
   // run) changes nothing and is told so.
-  bool had_part = false;
-  if (peer.session_id != 0)
-    registry_.visit_after(/*include_ended=*/true, std::nullopt, [&](const Run& run) {
-      for (const auto& [_, worker] : run.workers)
-        if (worker.session_id == peer.session_id) had_part = true;
-      return !had_part;
-    });
+  const bool had_part = registry_.has_part(peer.session_id);
   registry_.finish(peer.session_id);
   watcher_.worker_ended_cleanly(peer);
   return had_part;

@@ -168,3 +168,45 @@ TEST_CASE("a supervised run keeps the command lpctl run started when its pytest 
   plain.argv = {"pytest", "-q"};
   CHECK(runs.join(plain, "20260101-000000-feed02", 12).argv == plain.argv);
 }
+
+// h13conn (issue 13, attack finding): a connection's end looked at every
+// worker of every run kept; it now looks at the runs that connection joined.
+TEST_CASE("a connection's end and run.end touch only the runs that connection joined") {
+  RunRegistry runs;
+  for (int i = 0; i < 50; ++i) {  // history: ended runs with workers of long-gone connections
+    const std::string id = "old-" + std::to_string(i);
+    runs.join(join_as(id, "", 1000 + i), "x", 1);
+    runs.join(join_as(id, "gw0", 2000 + i), "x", 1);
+    runs.end(id, 2);
+    runs.peer_gone(1000 + i, 2);
+  }
+  runs.join(join_as("a", "", 1), "x", 3);
+  runs.join(join_as("b", "", 2), "x", 3);
+  runs.join(join_as("a", "gw0", 5), "x", 3);
+  runs.join(join_as("b", "gw0", 5), "x", 3);  // one connection, a worker of two runs
+  CHECK(runs.has_part(5));
+  CHECK(runs.has_part(2000));  // old-0's worker never left
+  CHECK_FALSE(runs.has_part(1000));  // gone
+  CHECK_FALSE(runs.has_part(0));
+  runs.finish(5);
+  CHECK(runs.find("a")->workers.at("gw0").finished);
+  CHECK(runs.find("b")->workers.at("gw0").finished);
+  CHECK_FALSE(runs.find("a")->workers.at("controller").finished);
+  // gw0 of "a" rejoins from another connection: the old one's end leaves it alone.
+  runs.join(join_as("a", "gw0", 6), "x", 4);
+  CHECK(runs.peer_gone(5, 5).empty());
+  CHECK(runs.find("a")->workers.at("gw0").session_id == 6);
+  CHECK(runs.find("b")->workers.at("gw0").session_id == 0);
+  CHECK_FALSE(runs.has_part(5));
+  // A run removed by retention while its connection lives is skipped.
+  runs.join(join_as("c", "", 7), "x", 5);
+  runs.end("c", 6);
+  CHECK(runs.erase("c"));
+  CHECK(runs.peer_gone(7, 7).empty());
+  // The controllers' ends end their runs, each once.
+  auto ended = runs.peer_gone(1, 8);
+  REQUIRE(ended.size() == 1);
+  CHECK(ended[0]->run_id == "a");
+  CHECK(runs.peer_gone(1, 9).empty());
+  CHECK(runs.find("a")->workers.at("gw0").session_id == 6);  // its worker's connection still lives
+}

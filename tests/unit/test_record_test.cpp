@@ -63,13 +63,16 @@ void check_same_as_general(const std::string& line) {
 }  // namespace
 
 TEST_CASE("the shim's two per-test records are read off the line", "[protocol][testrecord]") {
-  const auto start = parse_test_record(start_line(R"("t.py::test_x[1-a b]")"));
+  // The record's nodeid is a view into the line: the lines outlive them.
+  const std::string start_text = start_line(R"("t.py::test_x[1-a b]")");
+  const auto start = parse_test_record(start_text);
   REQUIRE(start);
   CHECK(start->kind == TestRecord::Kind::kStart);
   CHECK(start->nodeid == "t.py::test_x[1-a b]");
   CHECK(start->op() == "test.start");
 
-  const auto passed = parse_test_record(passed_line(R"("t.py::test_y")", "1.2345e-05"));
+  const std::string passed_text = passed_line(R"("t.py::test_y")", "1.2345e-05");
+  const auto passed = parse_test_record(passed_text);
   REQUIRE(passed);
   CHECK(passed->kind == TestRecord::Kind::kPassed);
   CHECK(passed->nodeid == "t.py::test_y");
