@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -38,6 +39,10 @@ void redirect_stdio_to_dev_null() {
 }
 
 int run_daemon(const DaemonConfig& config, Readiness& readiness) {
+  // Before the first log line: `lpd start --foreground 2>&1 | tee` whose
+  // reader goes away (a log shipper restarted) must cost lpd its log on
+  // stderr, not its life. Children get the default back (Launcher).
+  std::signal(SIGPIPE, SIG_IGN);
   // Private from the first file on, whatever umask the shell that ran
   // `lpd start` had: lpd.log and the state tree hold every user's argv,
   // paths and output (files 0600, directories 0711; see Daemon::Daemon).

@@ -165,3 +165,31 @@ def test_lpd_start_in_the_background_keeps_none_of_the_callers_descriptors():
             step.kill()
         lpd_stop("--socket", sock)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# h13pipe (issue 13, attack finding): `lpd start --foreground 2>&1 | tee`
+# whose reader went away killed lpd with SIGPIPE at its next log line.
+def test_a_foreground_lpd_outlives_the_reader_of_its_stderr():
+    d = Lpd()
+    read_end, write_end = os.pipe()
+    ready_read, ready_write = os.pipe()
+    proc = subprocess.Popen(
+        [LPD_BIN, "start", "--foreground", "--socket", d.socket, "--state-dir", d.state_dir, "--log-level", "debug",
+         "--ready-fd", str(ready_write)],
+        pass_fds=[ready_write], stdout=write_end, stderr=write_end, stdin=subprocess.DEVNULL, env=d.env())
+    os.close(write_end)
+    os.close(ready_write)
+    os.close(read_end)  # the reader is gone before lpd's first line
+    try:
+        with os.fdopen(ready_read) as ready:
+            assert ready.readline().startswith("READY "), "lpd did not become ready"
+        for _ in range(3):  # each logs at debug: writes into the dead pipe
+            assert d.lpctl("ping", check=False).returncode == 0
+        stop = lpd_stop("--socket", d.socket)
+        assert stop.returncode == 0, stop.stderr
+        assert proc.wait(timeout=60) == 0  # a clean stop, not SIGPIPE (-13)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(d.root, ignore_errors=True)
