@@ -2,7 +2,13 @@
 
 #include "daemon/history/history.h"
 
+#include <cmath>
+
 namespace lpd::daemon {
+
+namespace {
+constexpr double kMaxKeepDays = 36500;  // a century
+}  // namespace
 
 json handle_prune(History& history, Call& call) {
   History::PruneRequest request;
@@ -10,7 +16,16 @@ json handle_prune(History& history, Call& call) {
     if (*n < 0) throw protocol::Error(protocol::ErrorCode::kBadRequest, "field \"keep_runs\" must be 0 or more");
     request.keep_runs = static_cast<std::size_t>(*n);
   }
-  request.keep_days = call.fields.optional_seconds("keep_days");
+  if (const json* days = call.fields.raw("keep_days")) {
+    // Days, not seconds: optional_seconds' words ("seconds between 0 and
+    // one year") named the wrong unit. Past a century it is no limit.
+    if (!days->is_number() || !std::isfinite(days->get<double>()) || days->get<double>() < 0 ||
+        days->get<double>() > kMaxKeepDays)
+      throw protocol::Error(protocol::ErrorCode::kBadRequest,
+                            "field \"keep_days\" must be a number of days between 0 and " +
+                                std::to_string(static_cast<int>(kMaxKeepDays)));
+    request.keep_days = days->get<double>();
+  }
   request.dry_run = call.fields.optional_boolean("dry_run").value_or(false);
   // Which runs the caller may remove is a filter over many runs, each with
   // its own owner: the operation table's gate (kOwn) cannot check it, so

@@ -346,3 +346,11 @@ def test_a_user_cannot_prune_another_users_runs():
         if tools:
             shutil.rmtree(tools, ignore_errors=True)
         user_admin(["userdel", "-r", user], capture_output=True)
+
+
+def test_prune_keep_days_out_of_range_is_refused_in_days(lpd):
+    # h13days (issue 13, attack finding): the refusal named seconds.
+    refused = lpd.lpctl("prune", "--dry-run", "--keep-days", "1e308", check=False)
+    assert refused.returncode == 1
+    assert 'field "keep_days" must be a number of days between 0 and 36500 [bad_request]' in refused.stderr
+    assert lpd.lpctl("prune", "--dry-run", "--keep-days", "36500").stdout.strip() == "nothing to prune"
