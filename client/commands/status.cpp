@@ -41,6 +41,13 @@ Command status_command() {
                   std::cout << name << ":" << std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') << count
                             << "\n";
               }
+              // Crash records lpd holds in memory for a full or failing disk:
+              // lost with a stop, so said where anyone looking will see it.
+              if (const auto unwritten = status.find("unwritten_crash_records");
+                  unwritten != status.end() && unwritten->is_object() && unwritten->value("count", 0) > 0)
+                std::cout << "unwritten:   " << unwritten->value("count", 0)
+                          << " crash record(s) held in memory, not yet on disk: " << unwritten->value("cause", "")
+                          << " (lpd writes them when it can; `lpd stop` now would lose them)\n";
               return kExitOk;
             };
           }};

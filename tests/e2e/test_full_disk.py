@@ -295,6 +295,9 @@ def test_crash_on_a_full_disk_is_served_at_once_and_written_once_when_space_retu
     # status says so too: `lpd stop` warns with it that a stop now loses it.
     unwritten = json.loads(lpd.lpctl("--json", "status").stdout)["unwritten_crash_records"]
     assert unwritten["count"] == 1 and "No space left on device" in unwritten["cause"], unwritten
+    plain = lpd.lpctl("status").stdout  # and without --json
+    assert "unwritten:   1 crash record(s) held in memory, not yet on disk: " in plain, plain
+    assert "`lpd stop` now would lose them" in plain, plain
 
     os.unlink(os.path.join(lpd.state_dir, "filler"))
     assert wait_until_in_directory(lpd.state_dir, lambda: journal_lines(lpd, nodeid)), lpd.log_text()
@@ -303,6 +306,7 @@ def test_crash_on_a_full_disk_is_served_at_once_and_written_once_when_space_retu
     assert f"wrote 1 crash record(s) kept in memory to {lpd.state_dir}/crashes.jsonl" in lpd.log_text()
     assert lpd.lpctl_json("crashes") == crashes  # the same record, once
     assert json.loads(lpd.lpctl("--json", "status").stdout)["unwritten_crash_records"]["count"] == 0
+    assert "unwritten:" not in lpd.lpctl("status").stdout
 
     lpd.stop()  # its last try has nothing left to write
     assert len(journal_lines(lpd, nodeid)) == 1
