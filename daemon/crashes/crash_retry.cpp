@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include "daemon/core/backoff.h"
@@ -12,7 +13,12 @@ std::chrono::milliseconds crash_retry_delay(unsigned failures) {
   return doubling_delay(failures, std::chrono::milliseconds(1000), std::chrono::milliseconds(30000));
 }
 
-CrashRetry::CrashRetry(boost::asio::io_context& io, CrashStore& crashes) : crashes_(crashes), timer_(io) {}
+CrashRetry::CrashRetry(boost::asio::io_context& io, CrashStore& crashes) : io_(io), crashes_(crashes), timer_(io) {}
+
+bool CrashRetry::sync_later(std::function<void()> sync) {
+  boost::asio::post(io_, std::move(sync));
+  return true;
+}
 
 void CrashRetry::flushed(bool written) {
   if (written) {
@@ -43,6 +49,7 @@ void CrashRetry::arm() {
 void CrashRetry::last_try() {
   if (armed_) timer_.cancel();
   armed_ = false;
+  crashes_.sync_now();  // the event loop that would have run it is stopping
   if (crashes_.unwritten() == 0 || crashes_.flush()) return;
   const auto lost = crashes_.unwritten_records();
   if (lost.empty()) {

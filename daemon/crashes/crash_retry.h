@@ -41,10 +41,14 @@ class CrashRetry : public CrashStore::FlushWatcher {
 
   /// CrashStore::FlushWatcher: arms the timer on false, stands down on true.
   void flushed(bool written) override;
+  /// CrashStore::FlushWatcher: posts `sync` to the event loop, to run after
+  /// the handlers already ready (a burst of exits is one epoll wake-up).
+  bool sync_later(std::function<void()> sync) override;
 
  private:
   void arm();
 
+  boost::asio::io_context& io_;
   CrashStore& crashes_;
   boost::asio::steady_timer timer_;
   unsigned failures_ = 0;

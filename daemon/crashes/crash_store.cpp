@@ -382,7 +382,10 @@ bool CrashStore::append_lines(const std::string& file, const std::string& lines,
   }
   int error = fail_write_for_test ? fail_write_for_test(lines) : 0;
   if (error == 0 && !write_all(fd.get(), lines)) error = errno;
-  if (error == 0 && ::fsync(fd.get()) != 0) error = errno;
+  // The lines are in the file (readers see them) once written; their fsync
+  // may wait for the end of a burst (FlushWatcher::sync_later).
+  if (error == 0 && !sync_owed_ && flushes_ && flushes_->sync_later([this] { sync_now(); })) sync_owed_ = true;
+  if (error == 0 && !sync_owed_ && ::fsync(fd.get()) != 0) error = errno;
   if (error != 0) {
     // Take back what part of the lines made it: a retry writes them whole.
     if (::ftruncate(fd.get(), st.st_size) != 0) torn = true;
@@ -390,6 +393,17 @@ bool CrashStore::append_lines(const std::string& file, const std::string& lines,
     return false;
   }
   return true;
+}
+
+void CrashStore::sync_appended() {
+  sync_owed_ = false;
+  for (const std::string& file : {path(), store_.path(kFlakyMarks)}) {
+    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (!fd) continue;  // never appended to, or gone (a rewrite renamed over it: that one was synced)
+    if (::fsync(fd.get()) != 0)
+      spdlog::error("cannot sync {}: {}; crash records written there may not survive a power loss", file,
+                    std::strerror(errno));
+  }
 }
 
 bool CrashStore::rewrite() {
