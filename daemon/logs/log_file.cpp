@@ -74,10 +74,19 @@ std::uint64_t next_data_offset(int fd, std::uint64_t offset) {
   const off_t data = ::lseek(fd, static_cast<off_t>(offset), SEEK_DATA);
   if (data >= 0) return static_cast<std::uint64_t>(data);
   if (errno != ENXIO) return offset;  // EINVAL...: no SEEK_DATA here, and then no hole of lpd's either
-  // Only a hole from `offset` on (or `offset` at the end): the end.
+  // Only a hole from `offset` on, or `offset` at the end. The size taken
+  // now may include bytes a writer appended since (a log being written is
+  // at its end most of the time): asked again, SEEK_DATA sees every byte
+  // the size counts. Still nothing: a hole up to that size (the cap
+  // emptied the log); else the data it finds. Skipping to the size at
+  // once lost such appended bytes (4 KiB of a helper's output under load).
   struct stat st {};
   if (::fstat(fd, &st) != 0) return offset;
-  return std::max(offset, static_cast<std::uint64_t>(st.st_size));
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (size <= offset) return offset;
+  const off_t again = ::lseek(fd, static_cast<off_t>(offset), SEEK_DATA);
+  if (again >= 0) return static_cast<std::uint64_t>(again);
+  return errno == ENXIO ? size : offset;
 }
 
 std::uint64_t first_kept_offset(const std::string& path) {

@@ -88,3 +88,31 @@ TEST_CASE("a link where a log should be is never freed through") {
   CHECK_FALSE(measure_log(link));
   ::unlink(link.c_str());
 }
+
+// h13tail (issue 13, found by a full run under load): at a log's end
+// SEEK_DATA says "nothing here" (ENXIO); taking the size after it skipped
+// whatever the writer appended in between. Only a hole the size still
+// covers when SEEK_DATA is asked again is skipped.
+TEST_CASE("next_data_offset skips a hole to the end, never the end of a log being written") {
+  TempLog log;
+  log.write_lines(0, 10);
+  const auto use = measure_log(log.path);
+  REQUIRE(use);
+  const int reader = ::open(log.path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(reader >= 0);
+  CHECK(next_data_offset(reader, use->size) == use->size);       // at the end: stays there
+  CHECK(next_data_offset(reader, use->size + 50) == use->size + 50);  // past it: stays too
+  log.write_lines(10, 5);  // the writer appends
+  CHECK(next_data_offset(reader, use->size) == use->size);       // the new bytes are data: read them
+  const auto grown = measure_log(log.path);
+  REQUIRE(grown);
+  // A hole to the end (a log emptied by the cap, or extended by truncate): skipped.
+  REQUIRE(::truncate(log.path.c_str(), static_cast<off_t>(grown->size + 1024 * 1024)) == 0);
+  const std::uint64_t end = grown->size + 1024 * 1024;
+  if (::lseek(reader, 0, SEEK_HOLE) == static_cast<off_t>(end)) {
+    WARN("this file system reports no holes: not checked");
+  } else {
+    CHECK(next_data_offset(reader, grown->size) == end);
+  }
+  ::close(reader);
+}
