@@ -395,7 +395,8 @@ bool CrashStore::append_lines(const std::string& file, const std::string& lines,
   return true;
 }
 
-void CrashStore::sync_appended() {
+void CrashStore::sync_now() {
+  if (!sync_owed_) return;
   sync_owed_ = false;
   for (const std::string& file : {path(), store_.path(kFlakyMarks)}) {
     UniqueFd fd(::open(file.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));

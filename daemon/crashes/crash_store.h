@@ -129,6 +129,11 @@ class CrashStore {
   /// are written in crash_id order, each once: a write that failed midway
   /// is cut back before the next try.
   bool flush();
+  /// The fsync append_lines left to FlushWatcher::sync_later, if one is
+  /// still owed, done now (its posted run, or lpd stopping): both files
+  /// appended to (the journal, the flaky marks). Logged when it fails: the
+  /// lines were written, only their durability is in doubt.
+  void sync_now();
   /// Whether some write failed and has not been made good yet.
   bool waiting() const { return waiting_; }
   /// The last write failure ("cannot write D/crashes.jsonl: No space left
@@ -156,18 +161,6 @@ class CrashStore {
   /// back what was written and sets cause_. `torn`: set when a cut back
   /// failed (the file's last line may lack its newline).
   bool append_lines(const std::string& file, const std::string& lines, bool& torn);
-  /// The fsync append_lines left to FlushWatcher::sync_later: both files
-  /// appended to (the journal, the flaky marks). Logged when it fails: the
-  /// lines were written, only their durability is in doubt.
-  void sync_appended();
-
- public:
-  /// An fsync still owed for appended lines, done now (lpd is stopping).
-  void sync_now() {
-    if (sync_owed_) sync_appended();
-  }
-
- private:
   /// Reads kFlakyMarks back (after the journal): flags the records named.
   void load_flaky_marks();
   bool rewrite();
@@ -186,7 +179,7 @@ class CrashStore {
   std::size_t marks_ = 0;                 // lines in kFlakyMarks since the last rewrite
   bool marks_torn_ = false;               // kFlakyMarks' last line lacks its newline
   bool rewrite_needed_ = false;           // a forget_runs rewrite (or one past kMaxFlakyMarks) not yet done
-  bool sync_owed_ = false;                // appended lines wait for sync_appended()
+  bool sync_owed_ = false;                // appended lines wait for sync_now()
   bool torn_tail_ = false;                // the journal's last line lacks its newline
   bool waiting_ = false;                  // a failed write not yet made good (logged once)
   std::string cause_;                     // why the last write failed
