@@ -45,6 +45,18 @@ def broken():
 def test_uses_fixture(broken):
     pass
 """, "test_fixture.py::test_uses_fixture", signal.SIGSEGV, None),
+    # Setup and call pass; the death comes in teardown. An xdist controller
+    # has seen two passed reports of it by then.
+    "teardown": ("""
+import os
+import pytest
+@pytest.fixture
+def dies_after():
+    yield
+    os.abort()
+def test_passes_then_dies(dies_after):
+    pass
+""", "test_teardown.py::test_passes_then_dies", signal.SIGABRT, None),
 }
 
 COLLECTION_CRASH = """
@@ -102,6 +114,11 @@ def test_crash_corpus_is_attributed(lpd, work_dir, case, xdist):
         assert "Fatal Python error" in crash["traceback"]
     # Nothing is pinned on a test that did not crash.
     assert all(c["nodeid"] in ("", nodeid) for c in crashes)
+    # A test that died never finished: no result of it says passed (an
+    # xdist controller's copy of the worker's results held its passed setup).
+    finished = [json.loads(line)["data"] for line in
+                lpd.lpctl("--json", "events", "--run-id", done["run_id"], "--type", "test.finish").stdout.splitlines()]
+    assert not [f for f in finished if f["nodeid"] == nodeid and f["outcome"] == "passed"], finished
     # The same record is in the state directory's journal.
     journal = [json.loads(l) for l in open(os.path.join(lpd.state_dir, "crashes.jsonl"))]
     assert any(j["run_id"] == done["run_id"] and j["nodeid"] == nodeid for j in journal)

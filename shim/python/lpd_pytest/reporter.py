@@ -74,6 +74,20 @@ def short_collection_error(report):
 CONTROLLER_COLLECTS = "lpd_controller_collects"
 
 
+class WorkerCopy:
+    """xdist controller: its copy of one worker's results (what lpd gets if
+    the worker dies while lpd is away). `tests`: {nodeid: duration} for a
+    test that only passed, else [outcome, phase, message, duration,
+    failure text]; `running`: the nodeid whose setup was reported and whose
+    teardown was not yet (None between tests)."""
+
+    __slots__ = ("tests", "running")
+
+    def __init__(self):
+        self.tests = {}
+        self.running = None
+
+
 class TestReporter:
     """Also the pytest plugin (registered as PLUGIN_NAME) whose hooks send
     the per-test and session messages through its channel. `link` is this
@@ -99,8 +113,8 @@ class TestReporter:
         # xdist controller: what each worker reported, by worker id, so that
         # a worker dying while lpd was away (its unsent results die with it)
         # loses nothing: see worker_down.
-        self.worker_results = {}  # worker id -> {nodeid: duration (passed) or [outcome, phase, message, duration, text]}
-        self.worker_results_by_node = {}  # xdist's WorkerController -> its dict in worker_results
+        self.worker_results = {}  # worker id -> WorkerCopy
+        self.worker_results_by_node = {}  # xdist's WorkerController -> its WorkerCopy in worker_results
         self.down_workers = {}  # worker id -> (pid, returncode) of a worker that died
         # xdist: the controller sends the run's collected nodeids (see
         # worker_collected); a worker its controller said so of sends none.
@@ -315,14 +329,23 @@ class TestReporter:
         and the last 4000 characters of the failure text). Runs for every
         phase of every test: a passed phase costs a dict lookup and an add
         (a test that only passed is kept as its duration, a float)."""
-        tests = self.worker_results_by_node.get(report.node)
-        if tests is None:
+        copy = self.worker_results_by_node.get(report.node)
+        if copy is None:
             worker = getattr(getattr(report.node, "gateway", None), "id", None)
             if worker is None:
                 return
-            tests = self.worker_results_by_node[report.node] = self.worker_results.setdefault(worker, {})
+            copy = self.worker_results_by_node[report.node] = self.worker_results.setdefault(worker, WorkerCopy())
+        tests = copy.tests
         nodeid = report.nodeid
         outcome = report.outcome
+        # A test is over at its teardown report (pytest reports one even
+        # after a failed setup); until then it is the worker's running test,
+        # whose passed setup must not read as a passed test if it dies.
+        when = report.when
+        if when == "setup":
+            copy.running = nodeid
+        elif when == "teardown":
+            copy.running = None
         if outcome == "passed":
             entry = tests.get(nodeid, 0.0)
             if entry.__class__ is float:
@@ -330,7 +353,7 @@ class TestReporter:
             else:
                 entry[3] += getattr(report, "duration", 0.0) or 0.0
             return
-        if report.when not in ("setup", "call", "teardown"):
+        if when not in ("setup", "call", "teardown"):
             return  # xdist's own "crashed while running" report: lpd records the crash
         if outcome == "rerun":
             tests.pop(nodeid, None)
@@ -358,10 +381,16 @@ class TestReporter:
         to lpd (which keeps only what it lacks): the worker died, or ended
         cleanly saying some of its results never reached lpd (refused, or
         lpd away to its end)."""
-        results = self.worker_results.pop(worker_id, {})
-        self.worker_results_by_node = {node: tests for node, tests in self.worker_results_by_node.items()
-                                       if tests is not results}
-        for line in messages.worker_results_chunks(worker_id, results):
+        copy = self.worker_results.pop(worker_id, None)
+        if copy is None:
+            return
+        self.worker_results_by_node = {node: kept for node, kept in self.worker_results_by_node.items()
+                                       if kept is not copy}
+        # The test it was running never finished: not a result (lpd pins
+        # the crash on it, or xdist names it in pytest_handlecrashitem).
+        if copy.running is not None:
+            copy.tests.pop(copy.running, None)
+        for line in messages.worker_results_chunks(worker_id, copy.tests):
             self.channel.send(line)
 
     def worker_crashed(self, worker_id, nodeid):
