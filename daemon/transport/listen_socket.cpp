@@ -4,6 +4,7 @@
 #include "daemon/core/unique_fd.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <system_error>
 
 #include <spdlog/spdlog.h>
@@ -33,10 +35,20 @@ sockaddr_un address_of(const std::string& path) {
   return addr;
 }
 
-bool something_answers(const sockaddr_un& addr) {
+/// Who serves the socket at `addr`: nullopt when nothing accepts a
+/// connection; else the pid of the process that called listen() on it
+/// (SO_PEERCRED of our end; 0 when not known).
+std::optional<pid_t> listener_of(const sockaddr_un& addr) {
   const UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  return fd && ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+  if (!fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) return std::nullopt;
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return pid_t{0};
+  return cred.pid;
 }
+
+/// Whether process `pid` exists (EPERM: it does, another user's).
+bool alive(pid_t pid) { return pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH; }
 
 }  // namespace
 
@@ -49,7 +61,13 @@ int bind_listening_socket(const std::string& path, mode_t dir_mode, mode_t socke
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
       throw std::runtime_error(path + " exists and is not a socket; refusing to replace it");
-    if (something_answers(addr)) throw AlreadyRunning("lpd is already running on socket " + path);
+    // A socket whose listener is dead can still answer: an lpd killed just
+    // after a fork leaves its listening descriptor, for a moment, in the
+    // child (until that child closes lpd's descriptors or execs). Nobody
+    // serves it: it is as stale as one nothing holds.
+    if (const auto listener = listener_of(addr); listener && alive(*listener))
+      throw AlreadyRunning("lpd is already running on socket " + path +
+                           (*listener > 0 ? " (pid " + std::to_string(*listener) + ")" : ""));
     spdlog::info("replacing stale socket {}", path);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) fail("cannot remove stale socket " + path);
   }

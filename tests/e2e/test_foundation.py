@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, LPD_BIN, Lpd, RawClient, short_tempdir
+from lpd_harness import LPCTL_BIN, LPD_BIN, PYTHON, Lpd, RawClient, short_tempdir
 
 
 def test_version_flags():
@@ -96,6 +96,56 @@ def test_stale_socket_is_replaced(lpd_unstarted):
     assert os.path.exists(d.socket)
     d.start()
     assert d.ping()
+
+
+# Listens on argv[1], leaves the listening socket to a child that holds it
+# until its stdin ends, and exits: a socket whose listener is gone but which
+# still answers, as an lpd killed right after a fork leaves it.
+ORPHANED_LISTENER = """
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen()
+if os.fork() == 0:
+    sys.stdin.read()
+    os._exit(0)
+"""
+
+
+def test_a_socket_that_answers_for_a_dead_listener_is_replaced(lpd_unstarted):
+    """A kill -9 of lpd just after it forked (a traceback's console echo, a
+    user's path check) left its listening socket open in the child for a
+    moment; the next lpd connected, was answered, and refused to start."""
+    d = lpd_unstarted
+    os.makedirs(os.path.dirname(d.socket), exist_ok=True)
+    orphan = subprocess.Popen([PYTHON, "-c", ORPHANED_LISTENER, d.socket], stdin=subprocess.PIPE)
+    try:
+        assert orphan.wait(timeout=60) == 0
+        probe = socket.socket(socket.AF_UNIX)
+        probe.connect(d.socket)  # it answers: the child still holds it
+        probe.close()
+        d.start()
+        assert d.ping()
+    finally:
+        orphan.stdin.close()
+
+
+def test_a_live_process_listening_on_the_socket_is_never_replaced(lpd_unstarted):
+    d = lpd_unstarted
+    os.makedirs(os.path.dirname(d.socket), exist_ok=True)
+    other = socket.socket(socket.AF_UNIX)
+    other.bind(d.socket)
+    other.listen()
+    try:
+        result = subprocess.run([LPD_BIN, "start", "--foreground", "--socket", d.socket, "--state-dir", d.state_dir],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0
+        assert "already running" in result.stderr and f"pid {os.getpid()}" in result.stderr, result.stderr
+        probe = socket.socket(socket.AF_UNIX)
+        probe.connect(d.socket)  # still ours
+        probe.close()
+    finally:
+        other.close()
 
 
 def test_non_socket_file_is_not_replaced(lpd_unstarted):
