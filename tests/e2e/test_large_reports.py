@@ -4,6 +4,7 @@ and next), and a client asking for it whole is told so (issue 13)."""
 
 import json
 import os
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -133,6 +134,23 @@ def test_deep(i):
 '''
 
 
+def crash_diagnosis(lpd, run_id, proc):
+    """What a failed count of crash records needs to be understood: each
+    record in short, lpd's warnings and errors, the end of lpctl's stderr
+    (long nodeids cut)."""
+    def short(text):
+        return re.sub(r"x{40,}", "x...x", text)
+    records = lpd.lpctl_json("crashes", "--run-id", run_id)
+    lines = [f"{len(records)} record(s):"]
+    lines += [short(f"  {r.get('crash_id')} attempt {r.get('attempt')} {r.get('worker_id')} pid {r.get('pid')} "
+                    f"{r.get('where')}/{r.get('phase')} flaky={r.get('flaky')} {r.get('nodeid')}") for r in records]
+    lines.append("lpd's warnings and errors:")
+    lines += [short(l) for l in lpd.log_text().splitlines() if " warning " in l or " error " in l][-80:]
+    lines.append("lpctl's stderr:")
+    lines.append(short(proc.stderr)[-4000:])
+    return "\n".join(lines)
+
+
 def test_a_run_whose_crash_records_pass_1_mib_still_ends_with_its_verdict_and_junit(lpd, work_dir):
     """h13fixA (issue 13): run.done is one line; with every crash record's
     traceback in it, 18 deep crashes took it past 1 MiB and lpctl lost the
@@ -150,14 +168,15 @@ def test_a_run_whose_crash_records_pass_1_mib_still_ends_with_its_verdict_and_ju
     run_id = done["run_id"]
     # The records themselves keep their tracebacks: together over 1 MiB.
     records = lpd.lpctl_json("crashes", "--run-id", run_id)
-    assert len(records) == DEEP_CRASHES, [r.get("nodeid") for r in records]
+    assert len(records) == DEEP_CRASHES, crash_diagnosis(lpd, run_id, proc)
     assert sum(len(r["traceback"]) for r in records) > 1024 * 1024
     assert all("traceback" not in c for c in done["crashes"])
     assert len(done["crashes"]) + done["crashes_omitted"] == DEEP_CRASHES
     assert len(json.dumps(done)) < 300 * 1024
     assert proc.stderr.count("lpctl: crash: test_deep.py::test_deep[") == len(done["crashes"])
     cases = list(ET.parse(junit).getroot().iter("testcase"))
-    assert len([c for c in cases if c.find("error") is not None or c.find("failure") is not None]) == DEEP_CRASHES
+    assert len([c for c in cases if c.find("error") is not None or c.find("failure") is not None]) == DEEP_CRASHES, \
+        crash_diagnosis(lpd, run_id, proc)
 
 
 LONG_ID_CRASHES = 70
@@ -192,6 +211,6 @@ def test_run_info_of_a_retry_that_left_out_over_1_mib_of_nodeids_fits_one_reply(
     reply = lpd.client().request("run.info", run_id=done["run_id"])
     assert reply["ok"], reply.get("error")
     plan = reply["result"]["plan"]
-    assert plan["excluded_total"] == LONG_ID_CRASHES
+    assert plan["excluded_total"] == LONG_ID_CRASHES, crash_diagnosis(lpd, done["run_id"], proc)
     assert len(plan["excluded"]) == 20
     assert len(json.dumps(reply)) < 1024 * 1024
