@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,9 +37,11 @@ struct AttemptSelection {
 /// The argv of an attempt: the command's own argv plus what `runner` needs
 /// to honour `selection` (the selection also reaches shims through the
 /// LPD_DESELECT_FILE / LPD_ONLY_NODEIDS_FILE files, see JobService):
-/// - pytest: `--deselect NODEID` per excluded test (a rerun alone is left to
-///   the shim, which reads LPD_ONLY_NODEIDS_FILE: pytest has no argv form
-///   that removes the command's own paths);
+/// - pytest: `--deselect NODEID` per excluded test while those arguments
+///   stay within kMaxDeselectArgvBytes (the rest is left to the shim, which
+///   reads LPD_DESELECT_FILE; a rerun alone is left to the shim too, which
+///   reads LPD_ONLY_NODEIDS_FILE: pytest has no argv form that removes the
+///   command's own paths);
 /// - gtest: `--gtest_filter` with the excluded tests added to its negative
 ///   patterns (the last --gtest_filter of argv, else $GTEST_FILTER, merged),
 ///   or `--gtest_filter=NAME` alone;
@@ -46,6 +49,10 @@ struct AttemptSelection {
 ///   OR-ed filters, or `"name"` alone;
 /// - native, none: argv unchanged.
 /// Pause-on-failure is never put in argv (LPD_PAUSE_ON_FAILURE does it).
+/// How many bytes of `--deselect NODEID` arguments attempt_argv adds at
+/// most: far below ARG_MAX (2 MiB with an 8 MiB stack).
+inline constexpr std::size_t kMaxDeselectArgvBytes = 256 * 1024;
+
 std::vector<std::string> attempt_argv(Runner runner, const std::vector<std::string>& argv,
                                       const std::vector<std::string>& env, const AttemptSelection& selection);
 

@@ -49,4 +49,20 @@ Run Run::from_json(const json& j) {
   return r;
 }
 
+std::vector<std::string> bounded_argv(std::vector<std::string> argv, std::size_t most_bytes) {
+  std::size_t bytes = 0, kept = 0;
+  for (; kept < argv.size(); ++kept) {
+    if (bytes + argv[kept].size() + 1 > most_bytes) break;
+    bytes += argv[kept].size() + 1;
+  }
+  if (kept == argv.size()) return argv;
+  std::size_t left_bytes = 0;
+  for (std::size_t i = kept; i < argv.size(); ++i) left_bytes += argv[i].size() + 1;
+  const std::size_t left = argv.size() - kept;
+  argv.resize(kept);
+  argv.push_back("... " + std::to_string(left) + " more argument(s), " + std::to_string(left_bytes) +
+                 " bytes, not kept");
+  return argv;
+}
+
 }  // namespace lpd::daemon

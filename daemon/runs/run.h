@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -48,5 +49,16 @@ struct Run {
   nlohmann::json to_json() const;
   static Run from_json(const nlohmann::json& j);
 };
+
+/// The most bytes of argv a run keeps (each argument's length plus one).
+inline constexpr std::size_t kMaxArgvBytes = 64 * 1024;
+
+/// `argv` as a run keeps it (run.register's, shown by run.list): its
+/// leading arguments while they fit `most_bytes` (each counted with one
+/// byte more, its separator), then, when any is left out, one argument
+/// saying how many and how large ("... 70 more argument(s), 1120140 bytes,
+/// not kept"). The shim cuts its argv by the same rule
+/// (messages.bounded_argv), so lpd's copy and the shim's agree.
+std::vector<std::string> bounded_argv(std::vector<std::string> argv, std::size_t most_bytes = kMaxArgvBytes);
 
 }  // namespace lpd::daemon

@@ -47,7 +47,7 @@ Run& RunRegistry::join(const JoinRequest& request, const std::string& new_run_id
     run.pid = request.pid;
     run.hostname = request.hostname;
     run.cwd = request.cwd;
-    run.argv = request.argv;
+    run.argv = bounded_argv(request.argv);
     run.created_at = now;
     order_.emplace(run.created_at, id);
     it = runs_.emplace(id, std::move(run)).first;
@@ -61,7 +61,7 @@ Run& RunRegistry::join(const JoinRequest& request, const std::string& new_run_id
     // A supervised run keeps the command lpctl run started (what run.started
     // said), not the argv of the pytest process inside it that joined.
     if (!request.cwd.empty() && !run.supervised) run.cwd = request.cwd;
-    if (!request.argv.empty() && !run.supervised) run.argv = request.argv;
+    if (!request.argv.empty() && !run.supervised) run.argv = bounded_argv(request.argv);
     if (!request.hostname.empty()) run.hostname = request.hostname;
   }
   // Ended workers stay on the run (run.list shows them) and each join

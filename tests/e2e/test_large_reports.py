@@ -214,3 +214,12 @@ def test_run_info_of_a_retry_that_left_out_over_1_mib_of_nodeids_fits_one_reply(
     assert plan["excluded_total"] == LONG_ID_CRASHES, crash_diagnosis(lpd, done["run_id"], proc)
     assert len(plan["excluded"]) == 20
     assert len(json.dumps(reply)) < 1024 * 1024
+    # The retry's pytest got a --deselect per crashed test (1.1 MB of argv):
+    # its shim still joined (it sends a bounded argv) and its results came.
+    assert "lpd_pytest: warning" not in proc.stderr, proc.stderr[-3000:]
+    finished = [json.loads(line)["data"] for line in
+                lpd.lpctl("--json", "events", "--run-id", done["run_id"], "--type", "test.finish").stdout.splitlines()]
+    assert [(f["nodeid"], f["outcome"]) for f in finished if f["attempt"] == 2] == \
+        [("test_long_crashes.py::test_passes", "passed")], proc.stderr[-3000:]
+    runs = [r for r in lpd.lpctl_json("runs", "-a") if r["run_id"] == done["run_id"]]
+    assert len(runs) == 1 and sum(len(a) + 1 for a in runs[0]["argv"]) < 64 * 1024

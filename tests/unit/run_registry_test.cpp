@@ -210,3 +210,33 @@ TEST_CASE("a connection's end and run.end touch only the runs that connection jo
   CHECK(runs.peer_gone(1, 9).empty());
   CHECK(runs.find("a")->workers.at("gw0").session_id == 6);  // its worker's connection still lives
 }
+
+TEST_CASE("a run keeps its argv within kMaxArgvBytes, saying what it left out") {
+  // Short: as given.
+  CHECK(bounded_argv({"pytest", "-q"}) == std::vector<std::string>{"pytest", "-q"});
+  CHECK(bounded_argv({}).empty());
+  // Exactly at the bound: whole (each argument counts one byte more).
+  CHECK(bounded_argv({"ab", "c"}, 5) == std::vector<std::string>{"ab", "c"});
+  CHECK(bounded_argv({"ab", "cd"}, 5) == std::vector<std::string>{"ab", "... 1 more argument(s), 3 bytes, not kept"});
+  // A first argument past the bound leaves only the marker.
+  CHECK(bounded_argv({std::string(10, 'x'), "y"}, 5) ==
+        std::vector<std::string>{"... 2 more argument(s), 13 bytes, not kept"});
+
+  // What a retry's pytest sends: a --deselect per crashed test.
+  std::vector<std::string> argv{"python3", "-m", "pytest"};
+  for (int i = 0; i < 70; ++i) {
+    argv.push_back("--deselect");
+    argv.push_back("t.py::test[" + std::string(16000, 'x') + "]");
+  }
+  RunRegistry registry;
+  JoinRequest request = join_as("", "", 1);
+  request.argv = argv;
+  const Run& run = registry.join(request, "20260101-000000-abcdef", 1.0);
+  std::size_t kept_bytes = 0;
+  for (const auto& arg : run.argv) kept_bytes += arg.size() + 1;
+  CHECK(kept_bytes <= kMaxArgvBytes + 64);  // the marker beyond the bound
+  REQUIRE(run.argv.size() > 3);
+  CHECK(std::vector<std::string>(run.argv.begin(), run.argv.begin() + 3) == std::vector<std::string>{"python3", "-m", "pytest"});
+  CHECK(run.argv.back().rfind("... ", 0) == 0);
+  CHECK(run.argv.back().find("not kept") != std::string::npos);
+}

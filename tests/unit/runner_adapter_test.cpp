@@ -42,6 +42,25 @@ TEST_CASE("pytest: --deselect per crashed test; argv otherwise as given") {
   CHECK(attempt_argv(Runner::kPytest, {"pytest", "tests"}, {}, {{}, "t.py::a"}) == V{"pytest", "tests"});
 }
 
+TEST_CASE("pytest: --deselect arguments stop at kMaxDeselectArgvBytes; the shim deselects the rest") {
+  // 70 crashed tests of 16 KB nodeids: 1.1 MB of arguments if all went in.
+  std::vector<std::string> crashed;
+  for (int i = 0; i < 70; ++i) crashed.push_back("t.py::test[" + std::to_string(100 + i) + std::string(16000, 'x') + "]");
+  const V argv = attempt_argv(Runner::kPytest, {"pytest", "-n", "2"}, {}, {crashed, ""});
+  std::size_t added = 0;
+  for (std::size_t i = 3; i < argv.size(); ++i) added += argv[i].size() + 1;
+  CHECK(added <= kMaxDeselectArgvBytes);
+  REQUIRE(argv.size() > 3);
+  // The first ones, in order, in pairs; none cut in the middle.
+  const std::size_t pairs = (argv.size() - 3) / 2;
+  CHECK(argv.size() == 3 + 2 * pairs);
+  CHECK(pairs == kMaxDeselectArgvBytes / (crashed[0].size() + sizeof("--deselect") + 1));
+  for (std::size_t i = 0; i < pairs; ++i) {
+    CHECK(argv[3 + 2 * i] == "--deselect");
+    CHECK(argv[4 + 2 * i] == crashed[i]);
+  }
+}
+
 TEST_CASE("GoogleTest: crashed tests join the filter's negative patterns") {
   CHECK(gtest_filter_without("", {"A.b"}) == "*-A.b");
   CHECK(gtest_filter_without("*", {"A.b", "C.d"}) == "*-A.b:C.d");

@@ -9,6 +9,7 @@ Requests get "id" and "op" added by client.Connection.request; the *_fields
 functions return what goes beside them. Notifications are complete."""
 
 import json
+import os
 
 PROTOCOL_VERSION = 1
 
@@ -57,9 +58,34 @@ def hello_fields(pid, client, role="shim"):
     return {"protocol": PROTOCOL_VERSION, "role": role, "client": client, "pid": pid}
 
 
+# The most bytes of argv run.register carries (each argument's length plus
+# one): lpd's kMaxArgvBytes (daemon/runs/run.h).
+MAX_ARGV_BYTES = 64 * 1024
+
+
+def bounded_argv(argv, most_bytes=MAX_ARGV_BYTES):
+    """`argv` as lpd keeps it (daemon/runs/run.h bounded_argv, the same
+    rule): its leading arguments while they fit `most_bytes`, then one
+    saying how many more and how large. A retry's pytest argv carries a
+    --deselect per crashed test: 70 of 16 KB made run.register a line over
+    lpd's 1 MiB, and lpd closed every connection of that process."""
+    argv = list(argv)
+    sizes = [len(os.fsencode(arg)) + 1 for arg in argv]  # bytes, as the kernel and lpd count them
+    size = kept = 0
+    for arg_size in sizes:
+        if size + arg_size > most_bytes:
+            break
+        size += arg_size
+        kept += 1
+    if kept == len(argv):
+        return argv
+    return argv[:kept] + [f"... {len(argv) - kept} more argument(s), {sum(sizes[kept:])} bytes, not kept"]
+
+
 def run_register_fields(argv, cwd, hostname, run_id=None, worker_id=None):
-    """run_id / worker_id are left out when empty (a new run; the controller)."""
-    fields = {"argv": list(argv), "cwd": cwd, "hostname": hostname}
+    """run_id / worker_id are left out when empty (a new run; the controller);
+    argv is cut to MAX_ARGV_BYTES (bounded_argv)."""
+    fields = {"argv": bounded_argv(argv), "cwd": cwd, "hostname": hostname}
     if run_id:
         fields["run_id"] = run_id
     if worker_id:
