@@ -135,9 +135,11 @@ void check_report_path(const std::string& path) {
     throw std::runtime_error("cannot write " + path + ": not a regular file");
 }
 
-void write_report(const GlobalOptions& global, const std::string& run_id, const std::string& path) {
+/// The JUnit XML of run `run_id`, whole: fetched in pieces (run.report
+/// with offset and next), as a report of many thousand tests is larger than
+/// one reply. Throws std::runtime_error when lpd sends them out of order.
+std::string fetch_report(const GlobalOptions& global, const std::string& run_id) {
   auto connection = global.connect();
-  // In pieces: a report of many thousand tests is larger than one reply.
   std::string xml;
   for (json next = 0; !next.is_null();) {
     json piece = connection.request("run.report", {{"run_id", run_id}, {"offset", next}});
@@ -146,6 +148,11 @@ void write_report(const GlobalOptions& global, const std::string& run_id, const 
     if (!next.is_null() && (!next.is_number_unsigned() || next.get<std::size_t>() != xml.size()))
       throw std::runtime_error("lpd sent the report of run " + run_id + " out of order");
   }
+  return xml;
+}
+
+void write_report(const GlobalOptions& global, const std::string& run_id, const std::string& path) {
+  const std::string xml = fetch_report(global, run_id);
   check_report_path(path);
   // The temp file is created, never opened: a link or FIFO planted at its
   // name (in /tmp, by anyone) makes the write fail instead of landing there.
@@ -398,7 +405,9 @@ Command run_command() {
                            "How to leave tests out of the command or run one alone: pytest, gtest, catch2 or "
                            "native (default: recognised from the command line; Catch2 and native must be named)")
                 ->check(CLI::IsMember({"pytest", "gtest", "catch2", "native"}));
-            app.add_option("--junit", o->junit, "Write a JUnit XML report here (crashed tests included)");
+            app.add_option("--junit", o->junit,
+                           "Write a JUnit XML report here (crashed tests included; a file: stdout carries the "
+                           "command's output, use lpctl report RUN --junit - for the XML on stdout)");
             app.add_option("--crash-log", o->crash_log, "Also append each crash record (JSON line) to this file (default: $PYTEST_ABORT_CRASHED_TESTS_LOG when set, as pytest-abort)");
             app.add_flag("--pause-on-failure", o->pause_on_failure,
                          "Pause failed tests before teardown (LPD_PAUSE_ON_FAILURE=1 for the shims; argv is left alone)");
@@ -418,6 +427,9 @@ Command run_command() {
                 const auto eq = kv.find('=');
                 if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
               }
+              if (o->junit == "-")
+                throw UsageError("--junit -: stdout carries the command's output; give a file, or write the XML to "
+                                 "stdout afterwards with lpctl report RUN_ID --junit -");
               for (const auto& kv : o->env) {
                 const auto eq = kv.find('=');
                 if (eq == std::string::npos || eq == 0)
@@ -557,7 +569,7 @@ Command report_command() {
           "tests into pytest-json-report, pytest-html and pytest-csv reports",
           [o](CLI::App& app) -> CommandRun {
             app.add_option("run", o->run_id, "Run id (not needed with --crash-log)");
-            app.add_option("--junit", o->junit, "Where to write the JUnit XML");
+            app.add_option("--junit", o->junit, "Where to write the JUnit XML (- for stdout)");
             add_report_patch_options(app, o->patches);
             return [o](const GlobalOptions& global) {
               // a run id, unless the crashes come from a crash log; something to write.
@@ -565,6 +577,13 @@ Command report_command() {
                 throw UsageError("give --junit, --json-report, --html-report or --csv-report");
               if (o->run_id.empty() && (!o->junit.empty() || o->patches.crash_log.empty()))
                 throw UsageError("a run id is needed (without one, --crash-log must name the crashes)");
+              if (o->junit == "-") {
+                // The XML alone on stdout, for a pipe: nothing else may go there.
+                if (o->patches.any())
+                  throw UsageError("--junit - writes the XML alone to stdout: patch the other reports in another call");
+                std::cout << fetch_report(global, o->run_id) << std::flush;
+                return std::cout ? kExitOk : kExitFailed;
+              }
               if (!o->junit.empty()) {
                 write_report(global, o->run_id, absolute(o->junit));
                 if (!global.json) std::cout << "wrote " << o->junit << "\n";

@@ -40,6 +40,17 @@ def test_a_junit_over_1_mib_comes_whole_through_run_and_report(lpd, work_dir):
     lpd.lpctl("report", run_id, "--junit", again)
     with open(junit, "rb") as a, open(again, "rb") as b:
         assert a.read() == b.read()  # a done run's report is the same every time
+    # "-": the XML alone on stdout, for a pipe (never a file named "-").
+    piped = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "report", run_id, "--junit", "-"], cwd=work_dir,
+                           env=lpd.env(), capture_output=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    with open(junit, "rb") as a:
+        assert piped.stdout == a.read()
+    assert not os.path.exists(os.path.join(work_dir, "-"))
+    # lpctl run's stdout carries the command's output: "-" is refused up front.
+    refused = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--junit", "-", "--", "true"], cwd=work_dir,
+                             env=lpd.env(), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 64 and "lpctl report RUN_ID --junit -" in refused.stderr, refused.stderr
 
     # Whole, it would not fit one reply: refused with a clear error, and no
     # piece's reply comes near the limit.
