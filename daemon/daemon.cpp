@@ -71,7 +71,8 @@ int Daemon::open_listener(Readiness& readiness) {
       if (auto path = socket_path_of(*systemd_fd_); !path.empty()) config_.socket_path = path;
       return *systemd_fd_;
     }
-    UniqueFd fd(bind_listening_socket(config_.socket_path, root ? 0755 : 0700, root ? 0660 : 0600));
+    UniqueFd fd(bind_listening_socket(config_.socket_path, root ? 0755 : 0700, root ? 0660 : 0600,
+                                      socket_lock_ ? socket_lock_->previous_holder() : 0));
     if (root && !config_.socket_group.empty()) {
       const group* g = ::getgrnam(config_.socket_group.c_str());
       if (!g || ::chown(config_.socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)

@@ -53,7 +53,13 @@ std::optional<FileLock> FileLock::try_acquire(const std::string& path, pid_t* ho
     if (err == EAGAIN || err == EACCES) return std::nullopt;
     throw std::system_error(err, std::generic_category(), "cannot lock " + path);
   }
+  // The pid the last holder wrote (it is gone: we hold the lock), before
+  // ours replaces it.
+  char buf[32] = {};
+  const ssize_t n = ::pread(fd.get(), buf, sizeof(buf) - 1, 0);
+  const auto previous = n > 0 ? static_cast<pid_t>(std::strtol(buf, nullptr, 10)) : 0;
   FileLock lock(std::move(fd));
+  lock.previous_holder_ = previous > 0 ? previous : 0;
   lock.record_pid(::getpid());
   return lock;
 }

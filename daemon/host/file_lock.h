@@ -29,9 +29,14 @@ class FileLock {
   /// Rewrites the pid inside (after a fork changed it).
   void record_pid(pid_t pid);
 
+  /// The pid the previous holder wrote inside (0: none): a process that is
+  /// gone, since this one holds the lock now.
+  pid_t previous_holder() const { return previous_holder_; }
+
  private:
   explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}
   UniqueFd fd_;
+  pid_t previous_holder_ = 0;
 };
 
 }  // namespace lpd::daemon

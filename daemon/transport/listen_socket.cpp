@@ -4,7 +4,6 @@
 #include "daemon/core/unique_fd.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -47,12 +46,10 @@ std::optional<pid_t> listener_of(const sockaddr_un& addr) {
   return cred.pid;
 }
 
-/// Whether process `pid` exists (EPERM: it does, another user's).
-bool alive(pid_t pid) { return pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH; }
 
 }  // namespace
 
-int bind_listening_socket(const std::string& path, mode_t dir_mode, mode_t socket_mode) {
+int bind_listening_socket(const std::string& path, mode_t dir_mode, mode_t socket_mode, pid_t dead_lpd) {
   const sockaddr_un addr = address_of(path);
   const auto slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) make_directories(path.substr(0, slash), dir_mode);
@@ -61,13 +58,16 @@ int bind_listening_socket(const std::string& path, mode_t dir_mode, mode_t socke
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
       throw std::runtime_error(path + " exists and is not a socket; refusing to replace it");
-    // A socket whose listener is dead can still answer: an lpd killed just
-    // after a fork leaves its listening descriptor, for a moment, in the
-    // child (until that child closes lpd's descriptors or execs). Nobody
-    // serves it: it is as stale as one nothing holds.
-    if (const auto listener = listener_of(addr); listener && alive(*listener))
-      throw AlreadyRunning("lpd is already running on socket " + path +
-                           (*listener > 0 ? " (pid " + std::to_string(*listener) + ")" : ""));
+    // An lpd killed just after a fork leaves its listening descriptor, for
+    // a moment, in the child (until that child closes lpd's descriptors or
+    // execs): the socket answers, but nobody serves it. It is told apart by
+    // who listened (SO_PEERCRED): that dead lpd itself. Not by whether the
+    // listener lives: a daemon whose parent listened and exited serves on
+    // (refused), and a dead lpd's pid may already be someone else's.
+    if (const auto listener = listener_of(addr); listener && !(dead_lpd > 0 && *listener == dead_lpd))
+      throw AlreadyRunning("socket " + path + " is in use: " +
+                           (*listener > 0 ? "pid " + std::to_string(*listener) : std::string("a process")) +
+                           " listens on it");
     spdlog::info("replacing stale socket {}", path);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) fail("cannot remove stale socket " + path);
   }

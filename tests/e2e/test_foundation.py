@@ -99,33 +99,50 @@ def test_stale_socket_is_replaced(lpd_unstarted):
 
 
 # Listens on argv[1], leaves the listening socket to a child that holds it
-# until its stdin ends, and exits: a socket whose listener is gone but which
-# still answers, as an lpd killed right after a fork leaves it.
+# until its stdin ends, and exits; prints its own pid first.
 ORPHANED_LISTENER = """
 import os, socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.bind(sys.argv[1])
 s.listen()
+print(os.getpid(), flush=True)
 if os.fork() == 0:
     sys.stdin.read()
     os._exit(0)
 """
 
 
-def test_a_socket_that_answers_for_a_dead_listener_is_replaced(lpd_unstarted):
+@pytest.mark.parametrize("was_lpd", [True, False], ids=["dead-lpd", "daemon"])
+def test_a_socket_answering_for_a_dead_listener_is_replaced_only_if_that_was_lpd(lpd_unstarted, was_lpd):
     """A kill -9 of lpd just after it forked (a traceback's console echo, a
     user's path check) left its listening socket open in the child for a
-    moment; the next lpd connected, was answered, and refused to start."""
+    moment; the next lpd was answered there and refused to start. Such a
+    socket is stale when the one that listened is the lpd that held the
+    socket's lock (its pid is in the lock file). A daemon whose parent
+    listened and exited serves on: never taken over."""
     d = lpd_unstarted
     os.makedirs(os.path.dirname(d.socket), exist_ok=True)
-    orphan = subprocess.Popen([PYTHON, "-c", ORPHANED_LISTENER, d.socket], stdin=subprocess.PIPE)
+    orphan = subprocess.Popen([PYTHON, "-c", ORPHANED_LISTENER, d.socket], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     try:
+        listener = int(orphan.stdout.readline())
         assert orphan.wait(timeout=60) == 0
         probe = socket.socket(socket.AF_UNIX)
         probe.connect(d.socket)  # it answers: the child still holds it
         probe.close()
-        d.start()
-        assert d.ping()
+        if was_lpd:
+            with open(d.socket + ".lock", "w") as f:  # what that lpd wrote there
+                f.write(f"{listener}\n")
+            d.start()
+            assert d.ping()
+        else:
+            result = subprocess.run([LPD_BIN, "start", "--foreground", "--socket", d.socket, "--state-dir",
+                                     d.state_dir], capture_output=True, text=True, timeout=60)
+            assert result.returncode != 0
+            assert f"pid {listener} listens on it" in result.stderr and d.socket in result.stderr, result.stderr
+            probe = socket.socket(socket.AF_UNIX)
+            probe.connect(d.socket)  # still the daemon's
+            probe.close()
     finally:
         orphan.stdin.close()
 
@@ -140,7 +157,7 @@ def test_a_live_process_listening_on_the_socket_is_never_replaced(lpd_unstarted)
         result = subprocess.run([LPD_BIN, "start", "--foreground", "--socket", d.socket, "--state-dir", d.state_dir],
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode != 0
-        assert "already running" in result.stderr and f"pid {os.getpid()}" in result.stderr, result.stderr
+        assert f"pid {os.getpid()} listens on it" in result.stderr, result.stderr
         probe = socket.socket(socket.AF_UNIX)
         probe.connect(d.socket)  # still ours
         probe.close()
