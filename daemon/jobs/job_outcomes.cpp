@@ -104,6 +104,22 @@ void JobService::settle_end(Supervised* s, const WorkerActivity& activity, const
   }
 }
 
+bool JobService::passed_then_crashed(const Supervised& s, const TestResult& r) {
+  // The last crash of r's test (s.crashes is in the order recorded) and how
+  // many results there were then: a crash of the same attempt recorded
+  // after r means the process died in that test after its passed reports
+  // (a __del__ or a hook after the teardown report, seen by an xdist
+  // controller before the death): r is no pass.
+  const Crash* last = nullptr;
+  for (const auto& c : s.crashes)
+    if (c.nodeid == r.nodeid) last = &c;
+  if (!last || last->attempt != r.attempt) return false;
+  const auto mark = s.results_at_crash.find(r.nodeid);
+  if (mark == s.results_at_crash.end() || s.results.empty()) return false;
+  const auto index = static_cast<std::size_t>(&r - s.results.data());
+  return index < s.results.size() && index < mark->second;
+}
+
 void JobService::mark_flaky_crashes(Supervised& s) {
   if (std::all_of(s.crashes.begin(), s.crashes.end(), [](const Crash& c) { return c.flaky || c.nodeid.empty(); }))
     return;  // the usual case: nothing to look up
@@ -116,6 +132,7 @@ void JobService::mark_flaky_crashes(Supervised& s) {
     // Passed when run again after the crash: a later attempt (an isolated
     // rerun, a retry), or a pytest-rerunfailures rerun in the same one.
     if (r.outcome != "passed") continue;
+    if (passed_then_crashed(s, r)) continue;
     bool rerun_after = r.attempt > c.attempt || (r.attempt == c.attempt && r.reruns > 0);
     if (!rerun_after && r.attempt == c.attempt) {
       // Passed in the same attempt, reported after the crash: something
@@ -209,7 +226,8 @@ void JobService::after_attempt(Supervised& s, const ExitStatus& end, std::size_t
   if (job.attempt_kind == AttemptKind::kIsolatedRerun) {
     report.only = job.attempt_only;
     for (const auto& r : s.results)
-      report.only_passed |= r.attempt == job.attempt && r.nodeid == job.attempt_only && r.outcome == "passed";
+      report.only_passed |= r.attempt == job.attempt && r.nodeid == job.attempt_only && r.outcome == "passed" &&
+                            !passed_then_crashed(s, r);
   }
   const AttemptVerdict verdict = job.plan.attempt_ended(report);
   // Every state an attempt can end in has a row for every verdict

@@ -364,6 +364,10 @@ class JobService : public RunWatcher {
   /// to the store (crashes.jsonl), the run's --crash-log, a `crash` event
   /// and `s`'s copy. `s` is null for a run lpd does not supervise.
   void record_crash(Supervised* s, Crash crash);
+  /// Whether passed result `r` (an element of s.results) was followed, in
+  /// its attempt, by a crash of its test: the process died in it after
+  /// reporting it passed, so it is no pass (not a flaky crash's proof).
+  static bool passed_then_crashed(const Supervised& s, const TestResult& r);
   void finalize(Pending& pending, const ExitStatus& end);
   void finalize_pending_of(const std::string& run_id, const std::optional<ExitStatus>& controller_end);
   void send_done(Supervised& s, Attached& a);

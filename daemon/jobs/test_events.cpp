@@ -138,13 +138,26 @@ void JobService::worker_down(const Peer& peer, const WorkerDown& down) {
 }
 
 void JobService::worker_results(const Peer& peer, WorkerResults told) {
-  auto* controller = registered(peer, "worker.results");
-  Supervised* s = find(controller->run_id());
-  if (!s) return;  // not a supervised run: lpd keeps no results for it
+  const std::string run_id = registered(peer, "worker.results")->run_id();
+  if (!find(run_id)) return;  // not a supervised run: lpd keeps no results for it
+  // What that worker's own ring still holds first (which test it was in).
+  drain_sessions_where([&](const WorkerActivity& a) { return a.run_id() == run_id && a.worker_id() == told.worker_id; });
+  Supervised* s = find(run_id);  // draining dispatched messages; look again
+  if (!s) return;
   const int attempt = std::max(1, s->job.attempt);
   std::set<std::string, std::less<>> known;
   for (const auto& r : s->results)
     if (r.attempt == attempt) known.insert(r.nodeid);
+  // The test that worker was still in, as its own shim said (a test.start
+  // and no test.finish): the controller may have seen it pass every phase,
+  // yet the worker died in it (a __del__ or a hook after the teardown
+  // report). Its crash is pinned there; the copy is no result.
+  auto still_in = [&](const WorkerActivity& a) {
+    if (a.run_id() == s->run_id && a.worker_id() == told.worker_id && a.current_test())
+      known.insert(*a.current_test());
+  };
+  for (const auto& [_, a] : activities_) still_in(a);
+  for (const auto& p : pending_) still_in(p->activity);
   std::size_t added = 0;
   for (auto& r : told.results) {
     if (!known.insert(r.nodeid).second) continue;  // lpd heard it from the worker itself

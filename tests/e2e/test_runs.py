@@ -57,6 +57,20 @@ def dies_after():
 def test_passes_then_dies(dies_after):
     pass
 """, "test_teardown.py::test_passes_then_dies", signal.SIGABRT, None),
+    # The death comes after the teardown report: pytest frees the fixture
+    # values then. An xdist controller has seen three passed reports.
+    "after_teardown": ("""
+import ctypes
+import pytest
+class NativeHandle:
+    def __del__(self):
+        ctypes.string_at(0)
+@pytest.fixture
+def handle():
+    return NativeHandle()
+def test_frees_a_bad_handle(handle):
+    pass
+""", "test_after_teardown.py::test_frees_a_bad_handle", signal.SIGSEGV, None),
 }
 
 COLLECTION_CRASH = """
@@ -179,6 +193,20 @@ def test_e_ok():
     again = os.path.join(work_dir, "again.xml")
     lpd.lpctl("report", done["run_id"], "--junit", again)
     assert {tc.get("name") for tc in ET.parse(again).getroot().iter("testcase")} == set(cases)
+
+
+def test_a_crash_after_the_teardown_report_is_never_flaky_and_each_rerun_runs(lpd, work_dir):
+    """Under xdist the controller saw every phase of the test pass before
+    its worker died freeing a fixture value: that copy is no pass, so the
+    crash is not called flaky and both reruns run (each crashes again)."""
+    name, nodeid = "test_after_teardown.py", CORPUS["after_teardown"][1]
+    write_tests(work_dir, name, CORPUS["after_teardown"][0])
+    code, output, done = lpctl_run(lpd, work_dir, "--rerun-crashed", "2", *pytest_args("-n", "2", name))
+    assert code != 0 and done is not None, output
+    crashes = crashes_of(lpd, done["run_id"])
+    assert [(c["nodeid"], c["attempt"], c["flaky"]) for c in crashes] == \
+        [(nodeid, 1, False), (nodeid, 2, False), (nodeid, 3, False)], (crashes, output)
+    assert "flaky crash" not in output, output
 
 
 def test_events_follow_sees_job_states_in_order(lpd, work_dir):
