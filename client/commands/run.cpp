@@ -140,15 +140,31 @@ void check_report_path(const std::string& path) {
 /// one reply. Throws std::runtime_error when lpd sends them out of order.
 std::string fetch_report(const GlobalOptions& global, const std::string& run_id) {
   auto connection = global.connect();
-  std::string xml;
-  for (json next = 0; !next.is_null();) {
-    json piece = connection.request("run.report", {{"run_id", run_id}, {"offset", next}});
-    xml += piece.value("junit", "");
-    next = piece.contains("next") ? piece["next"] : json(nullptr);
-    if (!next.is_null() && (!next.is_number_unsigned() || next.get<std::size_t>() != xml.size()))
-      throw std::runtime_error("lpd sent the report of run " + run_id + " out of order");
+  // A running run's report is rendered anew at offset 0 (its "snapshot"
+  // number changes): pieces of two renderings would not make one document,
+  // so a change mid-way starts over, a few times.
+  constexpr int kTries = 5;
+  for (int attempt = 0; attempt < kTries; ++attempt) {
+    std::string xml;
+    json snapshot;
+    bool changed = false;
+    for (json next = 0; !next.is_null();) {
+      json piece = connection.request("run.report", {{"run_id", run_id}, {"offset", next}});
+      const json this_snapshot = piece.contains("snapshot") ? piece["snapshot"] : json(0);
+      if (next == 0) snapshot = this_snapshot;
+      if (this_snapshot != snapshot) {
+        changed = true;
+        break;
+      }
+      xml += piece.value("junit", "");
+      next = piece.contains("next") ? piece["next"] : json(nullptr);
+      if (!next.is_null() && (!next.is_number_unsigned() || next.get<std::size_t>() != xml.size()))
+        throw std::runtime_error("lpd sent the report of run " + run_id + " out of order");
+    }
+    if (!changed) return xml;
   }
-  return xml;
+  throw std::runtime_error("the report of run " + run_id + " changed " + std::to_string(kTries) +
+                           " times while it was read (other readers of a running run); try again");
 }
 
 void write_report(const GlobalOptions& global, const std::string& run_id, const std::string& path) {

@@ -674,6 +674,7 @@ void JobService::finish_job(Supervised& s, const JobTransition& step, std::optio
   // run.report serves once the results leave memory, and after a restart:
   // the never-run tests are nowhere else), and written where --junit asks.
   s.junit_cache = render_junit(s, s.job.ended_at);
+  s.active_report.reset();
   write_done_report(s);
   if (!s.job.spec.junit_path.empty()) {
     // Before the run is done, so a failure is in the job and in run.done.
@@ -921,6 +922,7 @@ json JobService::report(const std::string& id, std::optional<std::int64_t> offse
   // The piece [from, end) of a report of `total` bytes, of which `window`
   // holds [from, from + window.size()): never cut inside a UTF-8 sequence,
   // so each piece is valid text.
+  std::uint64_t snapshot = 0;  // 0: a done run's report, the same every time
   auto piece = [&](std::string_view window, std::int64_t total, std::size_t tests, std::size_t crashes) {
     if (!offset && total > kChunk)
       throw Error(ErrorCode::kTooLarge, "the report of run " + s.run_id + " is " + std::to_string(total) +
@@ -940,7 +942,8 @@ json JobService::report(const std::string& id, std::optional<std::int64_t> offse
                 {"total", total},
                 {"next", end < total ? json(end) : json(nullptr)},
                 {"tests", tests},
-                {"crashes", crashes}};
+                {"crashes", crashes},
+                {"snapshot", snapshot}};
   };
   // A done run whose results left memory (this lpd's, or its
   // predecessor's): the report lpd wrote when they left, a piece at a time.
@@ -956,15 +959,21 @@ json JobService::report(const std::string& id, std::optional<std::int64_t> offse
     }
   }
   load_history(s);
-  std::string rendered;
   const std::string* xml = nullptr;
   if (s.job.state == JobState::kDone) {
     if (!s.junit_cache)
       s.junit_cache = render_junit(s, s.job.ended_at);
     xml = &*s.junit_cache;
   } else {
-    rendered = render_junit(s, wall_now());
-    xml = &rendered;
+    // A new text at offset 0 (or when there is none); the other pieces
+    // from it. A client seeing another snapshot number mid-way (another
+    // reader started over meanwhile) starts over too.
+    if (from == 0 || !s.active_report) {
+      s.active_report = render_junit(s, wall_now());
+      ++s.active_report_snapshot;
+    }
+    snapshot = s.active_report_snapshot;
+    xml = &*s.active_report;
   }
   const auto total = static_cast<std::int64_t>(xml->size());
   const std::string_view window =

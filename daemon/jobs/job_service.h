@@ -231,6 +231,12 @@ class JobService : public RunWatcher {
     /// The JUnit of a done run, rendered once: run.report hands a large one
     /// out in many pieces.
     std::optional<std::string> junit_cache;
+    /// A running run's report as rendered for the last run.report at offset
+    /// 0, and its number (`snapshot`): the later pieces come from the same
+    /// text, so a report read while tests still end is whole and valid XML
+    /// (each render differs: new results, durations up to now).
+    std::optional<std::string> active_report;
+    std::uint64_t active_report_snapshot = 0;
     /// False for a run that had ended before this lpd started, or whose
     /// results left memory after it ended (unload_history): `results` and
     /// `crashes` are empty until load_history() reads them.

@@ -8,7 +8,7 @@ import re
 import subprocess
 import xml.etree.ElementTree as ET
 
-from lpd_harness import LPCTL_BIN, PYTHON, wait_until_in_directory, write_tests
+from lpd_harness import EventWaiter, LPCTL_BIN, PYTHON, killed_if_left_running, wait_until_in_directory, write_tests
 
 COUNT = 4000
 SUITE = f'''
@@ -234,3 +234,45 @@ def test_run_info_of_a_retry_that_left_out_over_1_mib_of_nodeids_fits_one_reply(
         [("test_long_crashes.py::test_passes", "passed")], proc.stderr[-3000:]
     runs = [r for r in lpd.lpctl_json("runs", "-a") if r["run_id"] == done["run_id"]]
     assert len(runs) == 1 and sum(len(a) + 1 for a in runs[0]["argv"]) < 64 * 1024
+
+
+RUNNING_COUNT = 3000
+RUNNING_SUITE = f'''
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("i", range({RUNNING_COUNT}), ids=lambda i: f"{{i:04d}}-" + "y" * 300)
+def test_step(i):
+    time.sleep(0.002)
+'''
+
+
+def test_the_report_of_a_running_run_is_whole_valid_xml_while_tests_end(lpd, work_dir):
+    """The attack of this stop: `lpctl report` on a run still going wrote
+    broken XML and exited 0. Each piece was cut from a new rendering (new
+    results, durations up to now), so the pieces did not join. Now the
+    pieces of one read come from one rendering (its snapshot number)."""
+    write_tests(work_dir, "test_running.py", RUNNING_SUITE)
+    events = EventWaiter(lpd, types=["test.finish"])
+    proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--",
+                             PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_running.py"],
+                            cwd=work_dir, env=lpd.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with killed_if_left_running(proc):
+        # Past 1000 results the report is several 256 KiB pieces.
+        first = events.wait("test.finish", timeout=300, condition=lambda d: d["nodeid"].startswith(
+            "test_running.py::test_step[1000-"))
+        events.close()
+        run_id = first["run_id"]
+        sizes = []
+        for _ in range(3):
+            read = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "report", run_id, "--junit", "-"],
+                                  cwd=work_dir, env=lpd.env(), capture_output=True, timeout=120)
+            assert read.returncode == 0, read.stderr
+            names = [c.get("name") for c in ET.fromstring(read.stdout).iter("testcase")]  # valid XML
+            assert len(names) == len(set(names)) == RUNNING_COUNT, len(names)
+            sizes.append(len(read.stdout))
+        out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    assert max(sizes) > 2 * 256 * 1024  # read in several pieces
