@@ -55,6 +55,9 @@ int run_daemon(const DaemonConfig& config, Readiness& readiness) {
     try {
       lpd::daemon::require_trusted_directory(config.state_dir, /*allow_shared_sticky=*/false);
     } catch (const std::exception& e) {
+      // No log yet: in the foreground (systemd's unit) stderr is where the
+      // reason must go; in the background the waiting parent prints it.
+      if (config.foreground) std::cerr << "lpd: " << e.what() << std::endl;
       readiness.failed(e.what());
       return 1;
     }
@@ -63,6 +66,7 @@ int run_daemon(const DaemonConfig& config, Readiness& readiness) {
     lpd::daemon::setup_logging(config.foreground, config.state_dir, config.log_level);
   } catch (const std::exception& e) {
     // Most likely the state directory is not writable; the daemon cannot log.
+    if (config.foreground) std::cerr << "lpd: cannot open log: " << e.what() << std::endl;
     readiness.failed(std::string("cannot open log: ") + e.what());
     return 1;
   }

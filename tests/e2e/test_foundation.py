@@ -206,3 +206,16 @@ def test_ops_lists_the_operation_table(lpd):
     c = lpd.client()
     names = [op["op"] for op in c.request("ops")["result"]["operations"]]
     assert {"hello", "ping", "status", "ops"} <= set(names)
+
+
+def test_a_refused_state_directory_is_named_on_stderr_in_the_foreground(lpd_unstarted):
+    """systemd's unit runs `lpd start --foreground`: the reason lpd will not
+    start must reach its stderr (it went only to --ready-fd, and lpd exited
+    1 saying nothing)."""
+    d = lpd_unstarted
+    os.makedirs(d.state_dir, exist_ok=True)
+    os.chmod(d.state_dir, 0o1777)
+    result = subprocess.run([LPD_BIN, "start", "--foreground", "--socket", d.socket, "--state-dir", d.state_dir],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "refusing to use directory" in result.stderr and d.state_dir in result.stderr, result.stderr
