@@ -30,4 +30,15 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t at, char32_t
   return length;
 }
 
+std::size_t utf8_cut_suffix(std::string_view text) {
+  // The last lead byte within the last 3 bytes, and the length it announces.
+  for (std::size_t back = 1; back <= 3 && back <= text.size(); ++back) {
+    const auto byte = static_cast<unsigned char>(text[text.size() - back]);
+    if ((byte & 0xC0) == 0x80) continue;  // a continuation byte: look further back
+    const std::size_t announced = (byte & 0xE0) == 0xC0 ? 2 : (byte & 0xF0) == 0xE0 ? 3 : (byte & 0xF8) == 0xF0 ? 4 : 1;
+    return announced > back ? back : 0;
+  }
+  return 0;
+}
+
 }  // namespace lpd::protocol

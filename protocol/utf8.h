@@ -14,4 +14,12 @@ namespace lpd::protocol {
 /// native shim's crash line) judges it alike. `at` must be < text.size().
 std::size_t utf8_sequence_length(std::string_view text, std::size_t at, char32_t* code = nullptr);
 
+/// How many bytes at the end of `text` (0 to 3) are the start of a UTF-8
+/// sequence the text cuts off: a lead byte and fewer continuation bytes
+/// than it announces. A reader that hands text on in pieces (run output
+/// pushed as JSON strings) keeps those for the next piece, so a character
+/// split at a read's boundary is not replaced by U+FFFD in each half.
+/// Anything else at the end (complete, or not UTF-8 at all) is 0.
+std::size_t utf8_cut_suffix(std::string_view text);
+
 }  // namespace lpd::protocol

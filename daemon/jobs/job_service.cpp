@@ -857,6 +857,7 @@ json JobService::attach(const std::string& run_id, AttachFrom from, const std::s
     // 100 ms, still immediate to a person; every window costs lpd a
     // wake-up, a read and a push, and lpctl a wake-up, whatever it carries.
     tail->set_coalescing(std::chrono::milliseconds(100));
+    tail->set_whole_utf8(true);  // each push is a JSON string: no character cut in two
     // Output is read no faster than this peer takes it.
     tail->set_throttle([weak](std::function<void()> resume) { return may_send_now(weak, std::move(resume)); });
     streams.push_back({stream, std::move(tail), std::move(gaps)});

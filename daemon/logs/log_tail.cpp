@@ -1,5 +1,7 @@
 #include "daemon/logs/log_tail.h"
 
+#include "protocol/utf8.h"
+
 #include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -143,6 +145,12 @@ void LogTail::read_some() {
       }
       wait_for_change();
       return;
+    }
+    if (whole_utf8_) {
+      // Only a piece with more than the cut-off start is shortened, so a
+      // reader at the writer's end never waits on bytes that may not come.
+      const std::size_t held = protocol::utf8_cut_suffix(std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+      if (held < static_cast<std::size_t>(n)) n -= static_cast<ssize_t>(held);
     }
     offset_ += static_cast<std::uint64_t>(n);
     this_turn += static_cast<std::size_t>(n);

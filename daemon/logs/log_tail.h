@@ -55,6 +55,11 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   /// window, not two); a window that finds none goes back to waiting for
   /// a change.
   void set_coalescing(std::chrono::milliseconds window) { coalescing_ = window; }
+  /// Hands on no piece that ends inside a UTF-8 sequence while more may
+  /// follow: the cut-off start (1 to 3 bytes) is read again with the next
+  /// piece. For output pushed as JSON strings, where each half of a split
+  /// character became U+FFFD (a piece of only such bytes goes as it is).
+  void set_whole_utf8(bool whole) { whole_utf8_ = whole; }
 
   std::uint64_t offset() const { return offset_; }
 
@@ -83,6 +88,7 @@ class LogTail : public std::enable_shared_from_this<LogTail> {
   bool stopped_ = false;
   bool read_scheduled_ = false;
   bool waiting_ = false;
+  bool whole_utf8_ = false;
   std::chrono::milliseconds coalescing_{0};
   std::unique_ptr<boost::asio::steady_timer> coalesce_timer_;  // armed while a window runs
 };

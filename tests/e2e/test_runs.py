@@ -405,3 +405,36 @@ def test_bad_run_requests(lpd, work_dir):
     assert c.request("run.attach", run_id="nope")["error"]["code"] == "not_found"
     assert c.request("test.start", nodeid="x")["error"]["code"] == "bad_request"  # not registered
     assert lpd.ping()
+
+
+MULTIBYTE_WRITER = """
+import os, random
+random.seed(1)
+text = "".join(random.choice(["\\u00e9", "\\u20ac", "\\U0001d11e", "a", "\\n", "\\u4e2d"]) for _ in range(300000)).encode()
+with open("expected.bin", "wb") as f:
+    f.write(text)
+i = 0
+while i < len(text):  # odd-sized writes: read boundaries fall inside characters
+    n = random.randint(1, 9000)
+    os.write(1, text[i:i + n])
+    i += n
+"""
+
+
+def test_multibyte_output_reaches_lpctl_run_and_attach_unchanged(lpd, work_dir):
+    """Output is pushed in pieces, each a JSON string: a character cut at a
+    64 KiB read boundary became U+FFFD in each half (found by this stop's
+    attack; output.log itself was exact). 900 KB of valid UTF-8 must come
+    through byte for byte, live and replayed."""
+    write_tests(work_dir, "writer.py", MULTIBYTE_WRITER)
+    live = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", PYTHON, "writer.py"], cwd=work_dir,
+                          env=lpd.env(), capture_output=True, timeout=300)
+    assert live.returncode == 0, live.stderr
+    with open(os.path.join(work_dir, "expected.bin"), "rb") as f:
+        expected = f.read()
+    assert live.stdout == expected, live.stdout.count("\ufffd".encode())
+    run_id = [r for r in lpd.lpctl_json("runs", "-a")][-1]["run_id"]
+    replay = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "attach", run_id], cwd=work_dir, env=lpd.env(),
+                            capture_output=True, timeout=300)
+    assert replay.returncode == 0, replay.stderr
+    assert replay.stdout == expected, replay.stdout.count("\ufffd".encode())

@@ -6,6 +6,7 @@
 
 #include "protocol/utf8.h"
 
+using lpd::protocol::utf8_cut_suffix;
 using lpd::protocol::utf8_sequence_length;
 
 namespace {
@@ -45,4 +46,30 @@ TEST_CASE("what RFC 3629 refuses is 0: overlong, surrogates, past U+10FFFF, cut 
   CHECK(length_of("\xe2\x82") == 0);
   CHECK(length_of("\xc3(") == 0);           // not followed by a continuation byte
   CHECK(length_of("\xe2\x82(") == 0);
+}
+
+TEST_CASE("utf8_cut_suffix: the start of a sequence the text cuts off, never more") {
+  const std::string e_acute = "\xc3\xa9", euro = "\xe2\x82\xac", emoji = "\xf0\x9f\x98\x80";
+  CHECK(utf8_cut_suffix("") == 0);
+  CHECK(utf8_cut_suffix("abc") == 0);
+  CHECK(utf8_cut_suffix("a" + e_acute) == 0);
+  CHECK(utf8_cut_suffix("a" + euro) == 0);
+  CHECK(utf8_cut_suffix("a" + emoji) == 0);
+  CHECK(utf8_cut_suffix("a" + e_acute.substr(0, 1)) == 1);
+  CHECK(utf8_cut_suffix("a" + euro.substr(0, 1)) == 1);
+  CHECK(utf8_cut_suffix("a" + euro.substr(0, 2)) == 2);
+  CHECK(utf8_cut_suffix("a" + emoji.substr(0, 3)) == 3);
+  CHECK(utf8_cut_suffix(emoji.substr(0, 2)) == 2);
+  // Not UTF-8 at the end: nothing to wait for.
+  CHECK(utf8_cut_suffix("a\x80\x80\x80") == 0);
+  CHECK(utf8_cut_suffix("a\xff") == 0);
+  // Every cut of a mixed text: the kept piece plus the held bytes is the
+  // text, and the kept piece ends on a character boundary.
+  const std::string text = "x" + e_acute + euro + emoji + "y";
+  for (std::size_t cut = 0; cut <= text.size(); ++cut) {
+    const std::string piece = text.substr(0, cut);
+    const std::size_t held = utf8_cut_suffix(piece);
+    const std::size_t kept = cut - held;
+    CHECK((kept == text.size() || (static_cast<unsigned char>(text[kept]) & 0xC0) != 0x80));
+  }
 }
