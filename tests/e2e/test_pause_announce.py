@@ -18,8 +18,8 @@ import uuid
 
 import pytest
 
-from lpd_harness import (EventWaiter, LPCTL_BIN, PYTHON, Lpd, finish, killed_if_left_running, short_tempdir,
-                         start_pytest, write_tests)
+from lpd_harness import (EventWaiter, LPCTL_BIN, PYTHON, SOURCE_DIR, Lpd, finish, killed_if_left_running,
+                         short_tempdir, start_pytest, write_tests)
 
 WAIT = 120  # seconds: generous, for a loaded 2-core machine; waits end on the event
 
@@ -379,3 +379,35 @@ def test_a_socket_path_with_spaces_and_quotes_is_quoted_for_the_shell(test_dir):
     finally:
         daemon.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_lines_after_a_one_character_progress_mark_start_a_fresh_line():
+    """pytest's progress "F" after our last lines was taken for nothing new
+    (CPython shares one-character strings, and the rule told "pytest wrote
+    since" by the current line's identity): the next announcement was glued
+    to it, "Flpd: ... is stale". Driven on a pipe with pytest's terminal
+    writer as pytest leaves it."""
+    import sys
+    sys.path.insert(0, os.path.join(SOURCE_DIR, "shim", "python"))
+    from _pytest._io import TerminalWriter
+    from lpd_pytest.pause_announcer import PauseAnnouncer
+
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "w") as stream:
+        tw = TerminalWriter(stream)
+        tw.hasmarkup = False
+        reporter = type("Reporter", (), {"_tw": tw, "verbosity": 0})()
+        announcer = PauseAnnouncer("/nonexistent.sock", "run", reporter)
+        try:
+            tw.write("F", flush=True)
+            announcer._write_lines(["lpd: first"])   # after "F": a fresh line
+            tw.write("\n", flush=True)
+            tw.write("F", flush=True)                 # the same shared "F" object as before
+            announcer._write_lines(["lpd: second"])
+            # Nothing from pytest since, but a one-character line cannot
+            # tell: a blank line rather than a glued one.
+            announcer._write_lines(["lpd: third"])
+        finally:
+            os.close(announcer._fd)
+    with os.fdopen(read_end) as f:
+        assert f.read() == "F\nlpd: first\n\nF\nlpd: second\n\nlpd: third\n"

@@ -232,8 +232,13 @@ class PauseAnnouncer:
             # A fresh line unless pytest left its line empty, or wrote
             # nothing since our last lines (its count of the current line,
             # which we do not touch, still holds what it wrote before them).
+            # Told by the line's identity, which a one-character line does
+            # not keep: CPython shares those ("" + "F" is the one "F"), so
+            # a progress "F" after our lines looked like nothing new and the
+            # next lines were glued to it ("Flpd: ... is stale").
             current = getattr(tw, "_current_line", None)
-            if tw.width_of_current_line and (current is None or current is not self._line_after_us):
+            if tw.width_of_current_line and (current is None or len(current) <= 1
+                                             or current is not self._line_after_us):
                 text = "\n" + text
             data = text.encode("utf-8", "replace")
             while data:
