@@ -11,6 +11,17 @@
 #include <system_error>
 
 namespace lpd::daemon {
+namespace {
+
+/// The pid a holder wrote in the lock file (record_pid), 0 when none.
+pid_t recorded_pid(int fd) {
+  char buf[32] = {};
+  const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+  const auto pid = n > 0 ? static_cast<pid_t>(std::strtol(buf, nullptr, 10)) : 0;
+  return pid > 0 ? pid : 0;
+}
+
+}  // namespace
 
 std::optional<FileLock> FileLock::try_acquire(const std::string& path, pid_t* holder) {
   // Never through a link (planted in a shared directory, it would have us
@@ -44,22 +55,16 @@ std::optional<FileLock> FileLock::try_acquire(const std::string& path, pid_t* ho
       held.l_type = F_WRLCK;
       held.l_whence = SEEK_SET;
       *holder = ::fcntl(fd.get(), F_GETLK, &held) == 0 && held.l_type != F_UNLCK ? held.l_pid : 0;
-      if (*holder <= 0) {  // gone meanwhile, or another pid namespace: the pid it wrote
-        char buf[32] = {};
-        ssize_t n = ::pread(fd.get(), buf, sizeof(buf) - 1, 0);
-        *holder = n > 0 ? static_cast<pid_t>(std::strtol(buf, nullptr, 10)) : 0;
-      }
+      if (*holder <= 0) *holder = recorded_pid(fd.get());  // gone meanwhile, or another pid namespace
     }
     if (err == EAGAIN || err == EACCES) return std::nullopt;
     throw std::system_error(err, std::generic_category(), "cannot lock " + path);
   }
   // The pid the last holder wrote (it is gone: we hold the lock), before
   // ours replaces it.
-  char buf[32] = {};
-  const ssize_t n = ::pread(fd.get(), buf, sizeof(buf) - 1, 0);
-  const auto previous = n > 0 ? static_cast<pid_t>(std::strtol(buf, nullptr, 10)) : 0;
+  const pid_t previous = recorded_pid(fd.get());
   FileLock lock(std::move(fd));
-  lock.previous_holder_ = previous > 0 ? previous : 0;
+  lock.previous_holder_ = previous;
   lock.record_pid(::getpid());
   return lock;
 }

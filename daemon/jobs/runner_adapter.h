@@ -34,6 +34,10 @@ struct AttemptSelection {
   std::string only;                   // when set: run this test alone (an isolated rerun)
 };
 
+/// How many bytes of `--deselect NODEID` arguments attempt_argv adds at
+/// most: far below ARG_MAX (2 MiB with an 8 MiB stack).
+inline constexpr std::size_t kMaxDeselectArgvBytes = 256 * 1024;
+
 /// The argv of an attempt: the command's own argv plus what `runner` needs
 /// to honour `selection` (the selection also reaches shims through the
 /// LPD_DESELECT_FILE / LPD_ONLY_NODEIDS_FILE files, see JobService):
@@ -49,10 +53,6 @@ struct AttemptSelection {
 ///   OR-ed filters, or `"name"` alone;
 /// - native, none: argv unchanged.
 /// Pause-on-failure is never put in argv (LPD_PAUSE_ON_FAILURE does it).
-/// How many bytes of `--deselect NODEID` arguments attempt_argv adds at
-/// most: far below ARG_MAX (2 MiB with an 8 MiB stack).
-inline constexpr std::size_t kMaxDeselectArgvBytes = 256 * 1024;
-
 std::vector<std::string> attempt_argv(Runner runner, const std::vector<std::string>& argv,
                                       const std::vector<std::string>& env, const AttemptSelection& selection);
 
