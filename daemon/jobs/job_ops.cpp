@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "daemon/core/bounded_field.h"
 #include "daemon/jobs/job_service.h"
 #include "daemon/jobs/runner_adapter.h"
 #include "daemon/runs/run_registry.h"
@@ -19,6 +20,7 @@ JobSpec job_spec_of(const protocol::Fields& f, const json& body) {
   if (spec.argv.empty()) throw Error(ErrorCode::kBadRequest, "field \"argv\" must name a command");
   spec.cwd = f.optional_string("cwd").value_or("/");
   if (spec.cwd.empty() || spec.cwd.front() != '/') throw Error(ErrorCode::kBadRequest, "field \"cwd\" must be absolute");
+  check_cwd_length(spec.cwd);
   for (auto& [k, v] : f.string_map("env")) spec.env.push_back(k + "=" + v);
   spec.name = f.optional_string("name").value_or("");
   // The run id is NAME-YYYYMMDD-HHMMSS-xxxxxx, a directory name of at most

@@ -344,7 +344,7 @@ json JobService::start(JobSpec spec, const Peer& caller) {
   run.owner = caller.uid;
   run.pid = 0;
   run.cwd = spec.cwd;
-  run.argv = spec.argv;
+  run.argv = bounded_argv(spec.argv);  // the job keeps and runs the whole argv
   run.created_at = now;
   run.supervised = true;
   // On disk before anything knows of it: on a full disk the request fails

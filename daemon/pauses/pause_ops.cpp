@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 
+#include "daemon/core/bounded_field.h"
 #include "daemon/core/paging.h"
 #include "daemon/pauses/pause_service.h"
 #include "protocol/nodeid.h"
@@ -47,11 +48,11 @@ json handle_pause_request(PauseService& pauses, Call& call) {
   request.kind = f.optional_string("kind").value_or("failure");
   request.timeout = f.optional_seconds("timeout").value_or(request.timeout);
   request.nodeid = protocol::shortened_nodeid(f.optional_string("nodeid").value_or(""));  // as its test.start shortens it
-  request.task = f.optional_string("task").value_or("");
-  request.original_failure = f.optional_string("original_failure").value_or("");
-  request.worker_id = f.optional_string("worker_id").value_or("");
-  request.hostname = f.optional_string("hostname").value_or("");
-  request.cwd = f.optional_string("cwd").value_or("");
+  request.task = bounded_text(f.optional_string("task").value_or(""), kMaxPauseTextBytes);
+  request.original_failure = bounded_text(f.optional_string("original_failure").value_or(""), kMaxPauseTextBytes);
+  request.worker_id = bounded_text(f.optional_string("worker_id").value_or(""), kMaxHostnameBytes);
+  request.hostname = bounded_text(f.optional_string("hostname").value_or(""), kMaxHostnameBytes);
+  request.cwd = bounded_text(f.optional_string("cwd").value_or(""), kMaxCwdBytes);
   return pauses.request(request, call.peer, defer_of(call));
 }
 
@@ -67,6 +68,8 @@ json handle_pause_resume(PauseService& pauses, Call& call) {
   }
   request.reason = call.fields.optional_string("reason");
   request.failure_reason = call.fields.optional_string("failure_reason");
+  for (auto* text : {&request.reason, &request.failure_reason})
+    if (*text) **text = bounded_text(std::move(**text), kMaxPauseTextBytes);
   return {{"pause", pauses.resume(id, request)}};
 }
 

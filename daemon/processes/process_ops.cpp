@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "daemon/core/access.h"
+#include "daemon/core/bounded_field.h"
 #include "daemon/core/paging.h"
 #include "daemon/processes/process_list_view.h"
 #include "daemon/logs/pattern.h"
@@ -162,9 +163,11 @@ json handle_proc_ensure(ProcessService& processes, Call& call) {
   request.argv = f.string_list("argv");
   if (request.argv.empty() || request.argv.front().empty())
     throw Error(ErrorCode::kBadRequest, "field \"argv\" must name a command to run");
+  check_argv_size(request.argv, kMaxHelperArgvBytes, "a helper's");  // its record and events carry it
   request.cwd = f.optional_string("cwd").value_or("/");
   if (request.cwd.empty() || request.cwd.front() != '/')
     throw Error(ErrorCode::kBadRequest, "field \"cwd\" must be an absolute path");
+  check_cwd_length(request.cwd);
   for (auto& [key, value] : f.string_map("env")) {
     if (key.empty() || key.find('=') != std::string::npos)
       throw Error(ErrorCode::kBadRequest, "environment variable name \"" + key + "\" is not valid");

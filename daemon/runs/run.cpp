@@ -26,9 +26,10 @@ Run Run::from_json(const json& j) {
   Run r;
   r.run_id = field_or(j, "run_id", "");
   r.pid = field_or(j, "pid", 0);
-  r.hostname = field_or(j, "hostname", "");
-  r.cwd = field_or(j, "cwd", "");
-  r.argv = field_or(j, "argv", std::vector<std::string>{});
+  // Bounded again: a record written by an lpd that kept them whole.
+  r.hostname = bounded_text(field_or(j, "hostname", ""), kMaxHostnameBytes);
+  r.cwd = bounded_text(field_or(j, "cwd", ""), kMaxCwdBytes);
+  r.argv = bounded_argv(field_or(j, "argv", std::vector<std::string>{}));
   r.created_at = field_or(j, "created_at", 0.0);
   r.ended_at = field_or(j, "ended_at", 0.0);
   r.active = field_or(j, "status", "ended") == "active";

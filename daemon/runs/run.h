@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/core/bounded_field.h"
+
 namespace lpd::daemon {
 
 /// Worker is one process taking part in a run: the pytest controller

@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 
+#include "daemon/core/bounded_field.h"
 #include "daemon/core/paging.h"
 #include "daemon/runs/run_service.h"
 
@@ -27,8 +28,8 @@ json handle_run_register(RunService& runs, Call& call) {
   JoinRequest request;
   request.run_id = call.fields.optional_string("run_id").value_or("");
   request.worker_id = call.fields.optional_string("worker_id").value_or("");
-  request.hostname = call.fields.optional_string("hostname").value_or("");
-  request.cwd = call.fields.optional_string("cwd").value_or("");
+  request.hostname = bounded_text(call.fields.optional_string("hostname").value_or(""), kMaxHostnameBytes);
+  request.cwd = bounded_text(call.fields.optional_string("cwd").value_or(""), kMaxCwdBytes);
   request.argv = call.fields.string_list("argv");
   const RunJoined joined = runs.join(std::move(request), call.peer);
   return {{"run_id", joined.run_id}, {"worker_id", joined.worker_id}, {"new", joined.is_new}};
