@@ -102,7 +102,13 @@ History::Walk History::walk(std::uint64_t after, std::size_t max_scan_bytes,
   Walk w;
   w.last = after;
   const auto& memory = events_.history();
-  auto kept = [this](const Event& e) { return e.run_id.empty() || !forgotten(e.run_id); };
+  // A run no longer known is one removed (retention, prune) whose events
+  // the journal may still hold until compaction drops them: also after a
+  // restart, which forgets what was removed before it (a pruned run's
+  // events came back to `lpctl events` until the first compaction).
+  auto kept = [this](const Event& e) {
+    return e.run_id.empty() || (!forgotten(e.run_id) && runs_.find(e.run_id) != nullptr);
+  };
   // The journal first, for what memory no longer holds.
   std::size_t scanned = 0;
   std::function<bool(const LineHead&)> wanted;

@@ -279,6 +279,13 @@ def test_prune_dry_run_removes_nothing_and_prune_removes_links_not_their_targets
     _, events = events_json(lpd)
     assert {e["data"]["run_id"] for e in events if "run_id" in e["data"]} == {run_ids[2]}
     assert lpd.lpctl("prune", "--keep-runs", "1").stdout.strip() == "nothing to prune"
+    # And stay out after a restart, though the journal still holds them
+    # until its compaction (they came back, up to 30 s, before).
+    lpd.stop()
+    lpd.start()
+    _, events = events_json(lpd)
+    assert {e["data"]["run_id"] for e in events if "run_id" in e["data"]} == {run_ids[2]}
+    assert lpd.lpctl("--json", "events", "--run-id", run_ids[0]).stdout == ""
 
 
 def test_an_active_run_is_never_pruned(lpd):
