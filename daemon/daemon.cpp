@@ -172,6 +172,7 @@ int Daemon::run(Readiness& readiness) {
   io_.run();
 
   crash_retry_.last_try();  // crash records a full disk refused: one more try
+  history_.stop();          // the journals' last lines, and what a full disk refused of them said
   if (!socket_from_systemd_) ::unlink(config_.socket_path.c_str());
   spdlog::info("lpd stopped");
   return 0;

@@ -42,16 +42,26 @@ void History::open() {
   }
   reservation_.emplace(SeqReservation::first_seq(recorded, last_logged));
   const std::uint64_t first = reservation_->limit();
+  // Sized now, while there may be room: later records overwrite it in place.
+  if (auto error = seq_record_.open(store_.path("events/seq.json"), first); !error.empty())
+    spdlog::warn("cannot open the event seq record {}: {}", store_.path("events/seq.json"), error);
   events_.continue_seqs(first, [this](std::uint64_t seq) {
     const auto limit = reservation_->needs_record(seq);
     if (!limit) return reservation_->limit();
-    try {
-      // Not fsynced: it only has to outlive lpd (kill -9 included); after a
-      // power loss the journal's own last seq still keeps seqs increasing.
-      store_.write_json("events/seq.json", {{"next_block", *limit}}, /*durable=*/false);
-    } catch (const std::exception& e) {
-      spdlog::warn("cannot record the event seq reservation: {}", e.what());
+    // Not fsynced: it only has to outlive lpd (kill -9 included); after a
+    // power loss the journal's own last seq still keeps seqs increasing.
+    if (auto error = seq_record_.write(*limit); !error.empty()) {
+      // Not recorded: tried again at the next event. Until it is, a
+      // restart could hand out this block's seqs again.
+      if (!seq_record_failing_)
+        spdlog::error("cannot record the event seq reservation in {}: {}; a restart before it is written may "
+                      "repeat seqs past {}",
+                      store_.path("events/seq.json"), error, reservation_->limit());
+      seq_record_failing_ = true;
+      return reservation_->limit();
     }
+    if (seq_record_failing_) spdlog::info("the event seq reservation is recorded again");
+    seq_record_failing_ = false;
     reservation_->recorded(*limit);
     return *limit;
   });
@@ -85,6 +95,18 @@ void History::stop() {
   first_compaction_.cancel();
   compaction_soon_.cancel();
   journal_.flush();
+  // A full disk (or EIO) at the very end: what it refused is lost with this
+  // process. Said per run, so that whoever reads a report of these runs
+  // ("never ran" for tests whose results were here) can know why.
+  const auto left = journal_.unwritten();
+  for (const auto& [run_id, bytes] : left.runs)
+    spdlog::error("lpd stops with {} bytes of run {}'s journal unwritten (the state directory {} refuses writes): "
+                  "those events and results are lost; its report lacks them",
+                  bytes, run_id, store_.root());
+  if (left.events > 0)
+    spdlog::error("lpd stops with {} bytes of the events journal unwritten (the state directory {} refuses "
+                  "writes): those events are lost",
+                  left.events, store_.root());
 }
 
 void History::arm_hourly() {

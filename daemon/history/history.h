@@ -18,6 +18,7 @@
 #include "daemon/core/event_bus.h"
 #include "daemon/history/event_log.h"
 #include "daemon/history/retention.h"
+#include "daemon/history/seq_record.h"
 #include "daemon/history/seq_reservation.h"
 #include "daemon/history/run_journal.h"
 #include "daemon/runs/run_registry.h"
@@ -132,6 +133,8 @@ class History {
   PruneWatcher* pruned_;
   EventLog log_;
   std::optional<SeqReservation> reservation_;
+  SeqRecord seq_record_;
+  bool seq_record_failing_ = false;
   /// Removed runs whose events may still sit in the journal or the memory
   /// history, with the last seq published when they were removed.
   std::map<std::string, std::uint64_t, std::less<>> forgotten_;

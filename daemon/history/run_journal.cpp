@@ -75,7 +75,8 @@ RunJournal::Journal* RunJournal::open_journal(const std::string& run_id) {
     if (!journal.fd) spdlog::warn("cannot open the journal of run {}: {}", run_id, std::strerror(errno));
     if (journal.fd)
       if (const off_t cut = cut_torn_tail(journal.fd.get()); cut > 0)
-        spdlog::warn("run {}: its journal ended in a torn line ({} bytes, lpd was killed mid-write): cut off",
+        spdlog::warn("run {}: its journal ended in a torn line ({} bytes: lpd was killed mid-write, or stopped "
+                     "with lines the full disk refused): cut off",
                      run_id, cut);
   } catch (const std::exception& e) {
     spdlog::warn("cannot open the journal of run {}: {}", run_id, e.what());
@@ -134,6 +135,14 @@ void RunJournal::flush() {
   }
   for (const auto& run_id : written) forget(run_id);  // also leaves closing_
   if (failing_) arm(kRetry);  // tried again at a pace of its own, not at every batch
+}
+
+RunJournal::Unwritten RunJournal::unwritten() const {
+  Unwritten left;
+  for (const auto& [run_id, journal] : open_)
+    if (!journal.buffer.empty()) left.runs.emplace(run_id, journal.buffer.size());
+  left.events = log_.pending_bytes();
+  return left;
 }
 
 void RunJournal::arm(std::chrono::milliseconds after) {

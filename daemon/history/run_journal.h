@@ -52,6 +52,13 @@ class RunJournal {
   /// kMaxUnwrittenBytes a journal, and is tried again every kRetry until
   /// written; a run's journal is closed only once its lines are written.
   void flush();
+  /// Bytes still unwritten after the last flush(): each run journal's
+  /// (by run id, only those with some) and the global events journal's.
+  struct Unwritten {
+    std::map<std::string, std::size_t> runs;
+    std::size_t events = 0;
+  };
+  Unwritten unwritten() const;
   /// How often writes are tried again while they fail.
   static constexpr std::chrono::milliseconds kRetry{1000};
   /// Unwritten lines kept per run journal while writes fail (64 MiB).

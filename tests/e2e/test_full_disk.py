@@ -390,3 +390,37 @@ def test_results_journaled_on_a_full_disk_are_written_when_space_returns_and_sur
     # attacker found lpd-monitor's exit.json.new).
     leftovers = [os.path.join(d, f) for d, _, files in os.walk(lpd.state_dir) for f in files if f.endswith(".new")]
     assert leftovers == []
+
+
+def test_seqs_never_repeat_after_a_stop_on_a_full_disk(full_disk_lpd):
+    """The attack on issue 13: on a full disk lpd went on using seqs past a
+    block reservation (events/seq.json) it could not write, and after a
+    restart gave the same seqs again (65,537-80,005 twice). The record is
+    now overwritten in place, which needs no free space; 70,000 events cross
+    a 65,536-seq block while the disk is full."""
+    lpd = full_disk_lpd
+    client = lpd.client()
+    run_id = client.request("run.register", argv=["pytest"], cwd="/src", hostname="ci")["result"]["run_id"]
+    fill(lpd.state_dir)
+    lines = "".join(json.dumps({"op": "test.start", "nodeid": f"t.py::test_{i}"}) + "\n" for i in range(70_000))
+    client.send_raw(lines + json.dumps({"op": "test.start", "nodeid": "t.py::test_last"}) + "\n")
+    assert client.request("ping")["ok"]  # read in order: every test.start before it was taken
+    events = [json.loads(line) for line in lpd.lpctl("--json", "events", "--run-id", run_id, "--type",
+                                                      "test.start").stdout.splitlines()]
+    assert events[-1]["data"]["nodeid"] == "t.py::test_last"
+    last_seq = events[-1]["data"]["seq"]
+    assert last_seq > 70_000
+    client.close()
+    lpd.stop()
+    # What the full disk refused is lost with that lpd: it says so, per run.
+    assert re.search(r"lpd stops with [0-9]+ bytes of run " + re.escape(run_id) + r"'s journal unwritten \(the state "
+                     r"directory " + re.escape(lpd.state_dir) + r" refuses writes\): those events and results are "
+                     r"lost", lpd.log_text()), lpd.log_text()[-3000:]
+    os.unlink(os.path.join(lpd.state_dir, "filler"))
+    lpd.start()
+    after = lpd.client()
+    later_run = after.request("run.register", argv=["pytest"], cwd="/src", hostname="ci")["result"]["run_id"]
+    after.close()
+    started = [json.loads(line) for line in lpd.lpctl("--json", "events", "--run-id", later_run).stdout.splitlines()]
+    assert started and started[0]["data"]["seq"] > last_seq, (started[:1], last_seq)
+    assert "cannot record the event seq reservation" not in lpd.log_text()
