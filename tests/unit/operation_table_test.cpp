@@ -134,6 +134,10 @@ TEST_CASE_METHOD(DaemonFixture, "another user's run: listed as metadata, never j
 }
 
 TEST_CASE_METHOD(DaemonFixture, "events carry their owner's content to those who may read it, metadata to the rest") {
+  Run run;  // the run the event is of (an unknown run's events are a removed run's: never listed)
+  run.run_id = "r1";
+  run.owner = 1000;
+  daemon->runs().registry().restore(run);
   daemon->events().publish("test.finish",
                            {{"nodeid", "t.py::t"}, {"outcome", "failed"}, {"message", "assert s3cr3t"}}, "r1", 1000);
   const json others = call_as(*dispatcher, 1001, {{"id", 1}, {"op", "events.list"}})["result"]["events"];
