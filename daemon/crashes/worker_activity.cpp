@@ -30,10 +30,7 @@ std::string WorkerActivity::current_phase() const {
   return phase_;
 }
 
-void WorkerActivity::add_traceback(std::string_view text) {
-  const std::size_t room = kMaxTraceback - std::min(kMaxTraceback, traceback_.size());
-  traceback_.append(text.substr(0, room));
-}
+void WorkerActivity::add_traceback(std::string_view text) { traceback_.add(text); }
 
 std::string WorkerActivity::outside_phase() const {
   if (!session_phase_.empty()) return session_phase_;
@@ -44,7 +41,8 @@ std::string WorkerActivity::outside_phase() const {
 std::optional<Crash> WorkerActivity::crash_on(const ExitStatus& end, double now) const {
   std::optional<int> signal = end.signal;
   if (!signal) signal = notice_signal_;
-  if (!signal) signal = signal_from_traceback(traceback_);
+  const std::string traceback = traceback_.text();
+  if (!signal) signal = signal_from_traceback(traceback);
   if (!signal && clean_end_) return std::nullopt;  // an ordinary exit, whatever its code
 
   Crash crash;
@@ -55,7 +53,7 @@ std::optional<Crash> WorkerActivity::crash_on(const ExitStatus& end, double now)
   crash.attempt = attempt_;
   crash.signal = signal;
   crash.exit_code = signal ? std::nullopt : end.exit_code;
-  crash.traceback = traceback_;
+  crash.traceback = traceback;
   crash.crash_time = now;
   if (current_) {
     crash.nodeid = *current_;

@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include "daemon/crashes/bounded_traceback.h"
 #include "daemon/crashes/crash.h"
 #include "daemon/os/exit_status.h"
 #include "protocol/event_ring.h"
@@ -72,8 +73,6 @@ class WorkerActivity {
   /// sessionfinish after the last test.
   std::string outside_phase() const;
 
-  static constexpr std::size_t kMaxTraceback = 64 * 1024;
-
  private:
   std::string run_id_;
   std::string worker_id_;
@@ -88,7 +87,7 @@ class WorkerActivity {
   double started_at_ = 0;
   bool any_test_ = false;
   bool clean_end_ = false;
-  std::string traceback_;
+  BoundedTraceback traceback_;
   std::optional<int> notice_signal_;
 };
 

@@ -418,7 +418,7 @@ class JobService : public RunWatcher {
 
   std::map<std::string, std::unique_ptr<Supervised>> jobs_;
   std::map<std::uint64_t, WorkerActivity> activities_;  // by session id
-  std::map<pid_t, std::string> tracebacks_;              // by pid, from traceback connections
+  std::map<pid_t, BoundedTraceback> tracebacks_;         // by pid, from traceback connections
   std::vector<std::unique_ptr<Pending>> pending_;
   std::set<std::string> unpersisted_;  // runs whose job.json / run.json wait for room
   boost::asio::steady_timer persist_retry_;

@@ -39,7 +39,7 @@ void JobService::worker_joined(const Run& run, const std::string& worker_id, con
   activities_.erase(peer.session_id);
   activities_.emplace(peer.session_id, WorkerActivity(run.run_id, worker_id, peer.pid, peer.uid, attempt));
   auto tb = tracebacks_.find(peer.pid);
-  if (tb != tracebacks_.end()) activities_.at(peer.session_id).add_traceback(tb->second);
+  if (tb != tracebacks_.end()) activities_.at(peer.session_id).add_traceback(tb->second.text());
 }
 
 void JobService::worker_ended_cleanly(const Peer& peer) {
@@ -206,9 +206,7 @@ bool JobService::attach_traceback(const Peer& peer, ReplySink& sink) {
       io_, UniqueFd(sink.take_passed_fd()), Credentials{peer.uid, peer.gid, peer.groups});
   const bool switched = sink.switch_to_raw([this, pid, echo](std::string_view bytes) {
     if (echo) echo->write(bytes);
-    std::string& text = tracebacks_[pid];
-    if (text.size() < WorkerActivity::kMaxTraceback)
-      text.append(bytes.substr(0, WorkerActivity::kMaxTraceback - text.size()));
+    tracebacks_[pid].add(bytes);
     for (auto& [_, a] : activities_)
       if (a.pid() == pid) a.add_traceback(bytes);
     for (auto& p : pending_)

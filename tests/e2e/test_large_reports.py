@@ -196,6 +196,14 @@ def test_a_run_whose_crash_records_pass_1_mib_still_ends_with_its_verdict_and_ju
     records = lpd.lpctl_json("crashes", "--run-id", run_id)
     assert len(records) == DEEP_CRASHES, crash_diagnosis(lpd, run_id, proc)
     assert sum(len(r["traceback"]) for r in records) > 1024 * 1024
+    # Each dump (about 220 KB: faulthandler writes the crashing thread last,
+    # after the 60 others) keeps its head, a note of what was left out, and
+    # its end: the test's own frames (a cut at 64 KiB dropped them).
+    for r in records:
+        assert "Fatal Python error: Segmentation fault" in r["traceback"][:200], r["traceback"][:300]
+        assert re.search(r"\n\.\.\. lpd left out [0-9]+ bytes of this traceback here \.\.\.\n", r["traceback"])
+        assert "Current thread" in r["traceback"][-12000:], r["traceback"][-3000:]
+        assert re.search(r'File ".*test_deep\.py", line [0-9]+ in test_deep\n', r["traceback"][-12000:])
     assert all("traceback" not in c for c in done["crashes"])
     assert len(done["crashes"]) + done["crashes_omitted"] == DEEP_CRASHES
     assert len(json.dumps(done)) < 300 * 1024

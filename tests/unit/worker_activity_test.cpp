@@ -175,15 +175,19 @@ TEST_CASE("crash attribution keeps the traceback, bounded, from before the proce
   REQUIRE(crash);
   CHECK(crash->traceback == "Fatal Python error: Segmentation fault\n\n  File \"t.py\", line 3 in test_e\n");
 
-  // A process that floods its traceback connection is kept to kMaxTraceback.
+  // A process that floods its traceback connection is kept to about
+  // BoundedTraceback::kMaxBytes: its head and its end.
   WorkerActivity flood("run-1", "gw0", 11, 0, 1);
-  flood.add_traceback(std::string(WorkerActivity::kMaxTraceback - 3, 'x'));
-  flood.add_traceback("abcdef");
-  flood.add_traceback("more");
+  flood.add_traceback("Fatal Python error: Segmentation fault\n\n");
+  for (int i = 0; i < 10000; ++i) flood.add_traceback("Thread " + std::to_string(i) + ":\n  File \"t.py\", line 1\n");
+  flood.add_traceback("Current thread 0x1 (most recent call first):\n  File \"t.py\", line 3 in test_e\n");
   crash = flood.crash_on(ExitStatus{SIGSEGV, std::nullopt}, kEnd);
   REQUIRE(crash);
-  CHECK(crash->traceback.size() == WorkerActivity::kMaxTraceback);
-  CHECK(crash->traceback.substr(crash->traceback.size() - 3) == "abc");
+  CHECK(crash->traceback.size() <= BoundedTraceback::kMaxBytes + 100);
+  CHECK(crash->traceback.rfind("Fatal Python error: Segmentation fault\n", 0) == 0);
+  CHECK(crash->traceback.find("bytes of this traceback here ...\n") != std::string::npos);
+  const std::string last = "Current thread 0x1 (most recent call first):\n  File \"t.py\", line 3 in test_e\n";
+  CHECK(crash->traceback.substr(crash->traceback.size() - last.size()) == last);
 }
 
 TEST_CASE("what the activity says between messages: current test, phase, clean end, running time", "[crash]") {
