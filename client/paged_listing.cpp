@@ -14,7 +14,20 @@ int print_paged_listing(Connection& connection, json fields, const PagedListing&
   std::size_t printed = 0;
   int run_width = listing.run_width_at_least;  // never shrinks, so the columns of later pages stay put
   for (;;) {
-    const json page = connection.request(listing.op, fields);
+    json page;
+    try {
+      page = connection.request(listing.op, fields);
+    } catch (...) {
+      // A later page failed: what was printed is not the whole list. With
+      // --json the array is left unclosed on purpose, so that no reader
+      // takes it for a complete document; the error itself follows.
+      if (printed > 0) {
+        std::cout << std::endl;
+        std::fprintf(stderr, "lpctl: the list above stops after %zu item(s): its next page could not be read\n",
+                     printed);
+      }
+      throw;
+    }
     const json rows = page.value(listing.items, json::array());
     run_width = column_width(rows, "run_id", run_width);
     for (const auto& row : rows) {

@@ -28,7 +28,9 @@ struct PagedListing {
 /// none: its one reply was everything). Each page is printed as it arrives:
 /// with `as_json` the rows form one JSON array written piece by piece, else a
 /// table (header before the first row, `listing.none` for no row). Throws
-/// what Connection::request throws; returns kExitOk.
+/// what Connection::request throws (a later page's failure after a line on
+/// stderr saying the list is cut short; a JSON array is then left
+/// unclosed, never passed off as whole); returns kExitOk.
 int print_paged_listing(Connection& connection, nlohmann::json fields, const PagedListing& listing, bool as_json);
 
 }  // namespace lpd::client

@@ -7,10 +7,13 @@ caller's own helpers of this project and says what it did with leased ones."""
 import json
 import os
 import pwd
+import shutil
 import subprocess
+import threading
 import time
 
-from lpd_harness import LPCTL_BIN, EventWaiter, RawClient, wait_gone, wait_until_in_directory
+from lpd_harness import (LPCTL_BIN, EventWaiter, RawClient, fake_lpd_listener, wait_gone,
+                         wait_until_in_directory)
 
 HELPER = ["--", "sh", "-c", "echo ready; exec sleep 600"]
 
@@ -170,3 +173,52 @@ def test_kill_all_from_one_holder_among_several_only_lets_go(lpd, work_dir):
     finally:
         first.close()
         second.close()
+
+
+def test_a_later_page_that_fails_leaves_the_json_list_unclosed_and_says_so():
+    """The attack on issue 13: when a later page failed, `lpctl --json runs
+    -a` left the first page's items on stdout, a line without its end, and
+    said nothing of the list being cut. The array still stays unclosed (no
+    reader can take a part for the whole), the line is ended, and stderr
+    says where the list stops, before the error. A fake lpd answers the
+    first page with a cursor, the second with an error."""
+    directory, path, listener = fake_lpd_listener("lpd.sock", 1)
+    asked = []
+
+    def serve():
+        conn, _ = listener.accept()
+        buf = b""
+        with conn:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    msg = json.loads(line)
+                    asked.append(msg)
+                    if msg["op"] == "hello":
+                        reply = {"id": msg["id"], "ok": True, "result": {"protocol": 1}}
+                    elif "after" not in msg:
+                        reply = {"id": msg["id"], "ok": True,
+                                 "result": {"runs": [{"run_id": "r1", "status": "ended"}], "next": {"run_id": "r1"}}}
+                    else:
+                        reply = {"id": msg["id"], "ok": False,
+                                 "error": {"code": "unavailable", "message": "the disk is on fire"}}
+                    conn.sendall((json.dumps(reply) + "\n").encode())
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        r = subprocess.run([LPCTL_BIN, "--socket", path, "--json", "runs", "-a"], capture_output=True, text=True,
+                           timeout=60)
+    finally:
+        server.join(timeout=60)
+        listener.close()
+        shutil.rmtree(directory, ignore_errors=True)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert r.stdout == '[{"run_id":"r1","status":"ended"}\n'
+    assert "lpctl: the list above stops after 1 item(s): its next page could not be read\n" in r.stderr
+    assert "the disk is on fire" in r.stderr
+    assert [m["op"] for m in asked] == ["hello", "run.list", "run.list"]
