@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -651,6 +652,19 @@ void JobService::note_left_running(Supervised& s, const json& status) {
   }
 }
 
+namespace {
+
+/// Bytes a process may still write on the file system of `dir`: what
+/// statvfs says is free to a user (f_bavail), or to root (f_bfree: the
+/// reserve too). nullopt when statvfs fails.
+std::optional<std::uint64_t> free_bytes(const std::string& dir, bool root) {
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(root ? fs.f_bfree : fs.f_bavail) * fs.f_frsize;
+}
+
+}  // namespace
+
 void JobService::finish_job(Supervised& s, const JobTransition& step, std::optional<int> exit_code,
                             std::optional<int> signal) {
   if (!s.job.command_exit_code && !s.job.command_signal) {  // it never got to run (a failed start)
@@ -670,6 +684,14 @@ void JobService::finish_job(Supervised& s, const JobTransition& step, std::optio
     text += "; " + std::to_string(s.job.left_running.size()) + " process(es) left running when the command ended, killed:";
     for (const auto& line : s.job.left_running) text += " [" + line + "]";
   }
+  // -- a full state directory: the command writes its output straight into
+  // its log there, so its own writes failed too (ENOSPC), often why it
+  // failed; the verdict alone said nothing of it (the attack).
+  const bool as_root = !s.job.spec.run_as || s.job.spec.run_as->uid == 0;
+  if (free_bytes(store_.path("runs/" + s.run_id), as_root) == std::optional<std::uint64_t>{0})
+    text += "; lpd's state directory " + store_.root() +
+            " was full when the command ended (no space left on device): its writes to its output log failed" +
+            (*s.job.returncode != 0 ? ", which may be why it failed" : "");
   // The done run's report, rendered once: kept in lpd's run directory (what
   // run.report serves once the results leave memory, and after a restart:
   // the never-run tests are nowhere else), and written where --junit asks.
