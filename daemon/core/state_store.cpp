@@ -132,21 +132,25 @@ void append_line(const std::string& path, std::string_view line, bool durable) {
 
 std::vector<nlohmann::json> StateStore::read_lines(std::string_view relative) const {
   std::vector<nlohmann::json> out;
+  visit_lines(relative, [&out](std::string_view line) {
+    auto value = nlohmann::json::parse(line, nullptr, false);
+    if (!value.is_discarded()) out.push_back(std::move(value));
+  });
+  return out;
+}
+
+void StateStore::visit_lines(std::string_view relative, const std::function<void(std::string_view)>& visit) const {
   UniqueFd fd;
   try {
     fd = open_untrusted(path(relative));
   } catch (const std::system_error&) {
-    return out;  // missing (or not a plain file): nothing recorded
+    return;  // missing (or not a plain file): nothing recorded
   }
-  // Line by line, each at most one protocol line long: a journal someone
+  // Line by line, each at most kMaxRecordBytes long: a journal someone
   // filled with one endless line costs a bounded buffer, not lpd's memory.
   std::string pending;
   std::array<char, 64 * 1024> chunk;
   bool skipping = false;  // inside a line too long to keep
-  auto take = [&](std::string_view line) {
-    auto value = nlohmann::json::parse(line, nullptr, false);
-    if (!value.is_discarded()) out.push_back(std::move(value));
-  };
   for (;;) {
     const ssize_t n = ::read(fd.get(), chunk.data(), chunk.size());
     if (n < 0 && errno == EINTR) continue;
@@ -161,14 +165,13 @@ std::vector<nlohmann::json> StateStore::read_lines(std::string_view relative) co
         skipping = true;
       }
       if (newline == std::string_view::npos) break;
-      if (!skipping) take(pending);
+      if (!skipping) visit(pending);
       pending.clear();
       skipping = false;
       data.remove_prefix(newline + 1);
     }
   }
-  if (!skipping && !pending.empty()) take(pending);  // a last line without its newline
-  return out;
+  if (!skipping && !pending.empty()) visit(pending);  // a last line without its newline
 }
 
 void StateStore::remove(std::string_view relative) const { ::unlink(path(relative).c_str()); }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,6 +52,10 @@ class StateStore {
   std::optional<nlohmann::json> read_json(std::string_view relative) const;
   /// Reads a .jsonl journal, skipping lines that do not parse (a torn tail).
   std::vector<nlohmann::json> read_lines(std::string_view relative) const;
+  /// Hands each line of a journal to `visit` (without its newline), in
+  /// order, holding one line at a time (lines over kMaxRecordBytes are
+  /// skipped); a missing file, a link or a FIFO has none.
+  void visit_lines(std::string_view relative, const std::function<void(std::string_view)>& visit) const;
   void remove(std::string_view relative) const;
   /// Names of the regular files in a directory under the state dir (empty if absent).
   std::vector<std::string> list(std::string_view relative_dir) const;

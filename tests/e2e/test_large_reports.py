@@ -110,7 +110,14 @@ def test_a_done_runs_results_leave_memory_and_its_report_stays_the_same(lpd, wor
         (info_before["result"]["tests"], info_before["result"]["crashes"])
 
     lpd.stop()
+    before_restart = len(lpd.log_text())
     lpd.start()
+    assert report() == expected
+    # The next lpd read them back to count them (run.report): they leave its
+    # memory again (they stayed until it stopped).
+    left = f"run {run_id}: its results left memory (5 test(s), 0 crash(es)"
+    assert wait_until_in_directory(lpd.root, lambda: left in lpd.log_text()[before_restart:]), \
+        lpd.log_text()[before_restart:][-3000:]
     assert report() == expected
 
 
