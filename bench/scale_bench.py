@@ -31,7 +31,8 @@ target beside it. No pass/fail: run it on demand and read the numbers.
              under `pytest -n 2`, in three arms that alternate in one
              bench run, --overhead-repeat (9) rounds of: plain pytest,
              `lpctl run -- pytest`, pytest with pytest-abort (the real
-             plugin, from the checkout given by --pytest-abort). Per test:
+             plugin, from the checkout given by --pytest-abort), each arm
+             twice a round in mirrored order (A B C C B A). Per test:
              lpd's CPU (target <= 10 us) and the wall time over plain
              pytest, lpd's against pytest-abort's (target: under a fifth),
              and the CPU of all of an arm's processes over plain pytest
@@ -668,27 +669,33 @@ def figure_run_overhead(daemon, work, tests, rounds, workers, checkout):
     table = []
     names = list(arms)
     for r in range(rounds):
-        row = {}
+        sums = {}
         # The order turns each round (plain, lpd, abort; lpd, abort, plain;
-        # ...): a machine that slows down or speeds up during the bench
-        # then favours no arm.
-        for arm in names[r % len(names):] + names[:r % len(names)]:
+        # ...), and each arm runs twice in it, in mirrored order (A B C C B
+        # A): a machine that slows down or speeds up steadily during a
+        # round then favours no arm, and one that does so across rounds
+        # favours none either.
+        order = names[r % len(names):] + names[:r % len(names)]
+        own0, children0 = cpu_seconds(pid), children_cpu_seconds(pid)
+        for turn, arm in enumerate(order + order[::-1]):
             cmd, env = arms[arm]
-            if arm == "lpd":
-                own0, children0 = cpu_seconds(pid), children_cpu_seconds(pid)
-            wall, rc, output, waited_cpu = run_logged(cmd, work, env, os.path.join(work, f"overhead-{arm}-{r}.log"))
+            own_before = cpu_seconds(pid)
+            wall, rc, output, waited_cpu = run_logged(cmd, work, env,
+                                                      os.path.join(work, f"overhead-{arm}-{r}-{turn}.log"))
             check_passed(f"arm {arm}", rc, output, tests)
-            row[arm] = wall
+            sums[arm] = sums.get(arm, 0.0) + wall
             # What the arm ran, in CPU: pytest and its workers (waited for);
             # for the lpd arm lpctl (it has no children), plus below lpd
             # and what it waited for (lpd-monitor, pytest, its workers).
-            row[f"{arm}_cpu"] = waited_cpu
+            sums[f"{arm}_cpu"] = sums.get(f"{arm}_cpu", 0.0) + waited_cpu
             if arm == "lpd":
-                row["lpd_cpu_during"] = cpu_seconds(pid) - own0
-                row["lpctl_cpu"] = waited_cpu
-        # The end of the round: lpd has long reaped the run's monitor.
-        row["lpd_cpu_after"] = cpu_seconds(pid) - own0
-        row["lpd_cpu"] += row["lpd_cpu_after"] + children_cpu_seconds(pid) - children0
+                sums["lpd_cpu_during"] = sums.get("lpd_cpu_during", 0.0) + cpu_seconds(pid) - own_before
+        row = {key: value / 2 for key, value in sums.items()}  # each arm ran twice
+        row["lpctl_cpu"] = row["lpd_cpu"]
+        # The end of the round: lpd has long reaped the runs' monitors; what
+        # it did between the two lpd runs (nothing asked it) counts too.
+        row["lpd_cpu_after"] = (cpu_seconds(pid) - own0) / 2
+        row["lpd_cpu"] += row["lpd_cpu_after"] + (children_cpu_seconds(pid) - children0) / 2
         table.append(row)
         print(f"   round {r + 1}: wall plain {row['plain']:6.2f} s, lpctl run {row['lpd']:6.2f} s, "
               f"{abort_label} {row['abort']:6.2f} s; CPU of all their processes {row['plain_cpu']:6.2f} s, "
