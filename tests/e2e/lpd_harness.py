@@ -387,13 +387,14 @@ def fake_lpd_listener(name, backlog):
     return directory, path, listener
 
 
-def answer_as_lpd(conn, result_for, record, allow_blank_lines=False):
+def answer_as_lpd(conn, result_for, record, allow_blank_lines=False, reply_for=None):
     """Plays lpd on one accepted socket `conn` (a fake lpd in front of a
-    shim) until the peer closes it: each line is a JSON message, handed to
-    `record`; a request (a message with an id) is answered ok with
-    `result_for(message)` as its result. A blank line is an error unless
-    `allow_blank_lines` (lpd allows them; the crash line starts with one).
-    Closes `conn`."""
+    shim or lpctl) until the peer closes it: each line is a JSON message,
+    handed to `record`; a request (a message with an id) is answered ok with
+    `result_for(message)` as its result, or with `reply_for(message)`, the
+    whole reply, when given (an error reply). A blank line is an error
+    unless `allow_blank_lines` (lpd allows them; the crash line starts with
+    one). Closes `conn`."""
     buf = b""
     with conn:
         while True:
@@ -408,7 +409,7 @@ def answer_as_lpd(conn, result_for, record, allow_blank_lines=False):
                 msg = json.loads(line)
                 record(msg)
                 if "id" in msg:
-                    reply = {"id": msg["id"], "ok": True, "result": result_for(msg)}
+                    reply = reply_for(msg) if reply_for else {"id": msg["id"], "ok": True, "result": result_for(msg)}
                     conn.sendall((json.dumps(reply) + "\n").encode())
 
 

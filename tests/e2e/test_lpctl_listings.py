@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 
-from lpd_harness import (LPCTL_BIN, EventWaiter, RawClient, fake_lpd_listener, wait_gone,
+from lpd_harness import (LPCTL_BIN, EventWaiter, RawClient, answer_as_lpd, fake_lpd_listener, wait_gone,
                          wait_until_in_directory)
 
 HELPER = ["--", "sh", "-c", "echo ready; exec sleep 600"]
@@ -185,28 +185,17 @@ def test_a_later_page_that_fails_leaves_the_json_list_unclosed_and_says_so():
     directory, path, listener = fake_lpd_listener("lpd.sock", 1)
     asked = []
 
+    def reply_for(msg):
+        if msg["op"] == "hello":
+            return {"id": msg["id"], "ok": True, "result": {"protocol": 1}}
+        if "after" not in msg:
+            return {"id": msg["id"], "ok": True,
+                    "result": {"runs": [{"run_id": "r1", "status": "ended"}], "next": {"run_id": "r1"}}}
+        return {"id": msg["id"], "ok": False, "error": {"code": "unavailable", "message": "the disk is on fire"}}
+
     def serve():
         conn, _ = listener.accept()
-        buf = b""
-        with conn:
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    msg = json.loads(line)
-                    asked.append(msg)
-                    if msg["op"] == "hello":
-                        reply = {"id": msg["id"], "ok": True, "result": {"protocol": 1}}
-                    elif "after" not in msg:
-                        reply = {"id": msg["id"], "ok": True,
-                                 "result": {"runs": [{"run_id": "r1", "status": "ended"}], "next": {"run_id": "r1"}}}
-                    else:
-                        reply = {"id": msg["id"], "ok": False,
-                                 "error": {"code": "unavailable", "message": "the disk is on fire"}}
-                    conn.sendall((json.dumps(reply) + "\n").encode())
+        answer_as_lpd(conn, None, asked.append, reply_for=reply_for)
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
