@@ -61,4 +61,10 @@ Crash Crash::from_json(const json& j) {
   return c;
 }
 
+bool results_lost_with(const Crash& crash) {
+  const std::string_view reason = crash.reason;
+  return crash.where == "session" && crash.nodeid.empty() && reason.size() >= kWhileLpdAway.size() &&
+         reason.substr(reason.size() - kWhileLpdAway.size()) == kWhileLpdAway;
+}
+
 }  // namespace lpd::daemon

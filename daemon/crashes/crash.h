@@ -48,4 +48,13 @@ using protocol::signal_name;
 /// ("Fatal Python error: Segmentation fault"); returns it when present.
 std::optional<int> signal_from_traceback(std::string_view text);
 
+/// How the reason of a crash pinned on no test because lpd was away ends
+/// (unattributed_command_crash: "killed by SIGSEGV" and this).
+inline constexpr std::string_view kWhileLpdAway = " while lpd was restarting: which test it was running is not known";
+
+/// True for such a crash (also read back from the crash journal): the
+/// process died while lpd was away, and the results it had not sent by then
+/// died with it, so a test without a result may have run.
+bool results_lost_with(const Crash& crash);
+
 }  // namespace lpd::daemon

@@ -31,7 +31,7 @@ Crash unattributed_command_crash(const std::string& run_id, pid_t pid, int signa
   c.worker_id = "controller";
   c.pid = pid;
   c.signal = signal;
-  c.reason = "killed by " + signal_name(signal) + " while lpd was restarting: which test it was running is not known";
+  c.reason = "killed by " + signal_name(signal) + std::string(kWhileLpdAway);
   c.crash_time = now;
   c.attempt = attempt;
   c.owner = owner;

@@ -120,6 +120,7 @@ struct FinalFacts {
   int session_errors = 0;        // session.error from a shim
   int failed_tests = 0;          // final outcome failed or error
   int never_ran = 0;             // collected tests without any outcome
+  bool results_lost = false;     // a process died while lpd was away: some of never_ran may have run
   bool fail_on_flaky = false;
 };
 

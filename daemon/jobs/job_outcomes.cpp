@@ -268,6 +268,7 @@ FinalFacts JobService::final_facts(const Supervised& s) const {
       ++f.test_crashes;
     }
     crashed.insert(c.nodeid);
+    f.results_lost |= results_lost_with(c);
   }
   for (const auto& r : s.results)
     if (r.outcome == "error" && is_session_phase(r.phase)) ++f.session_errors;

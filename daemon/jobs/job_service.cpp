@@ -702,13 +702,14 @@ void JobService::finish_job(Supervised& s, const JobTransition& step, std::optio
     for (const auto& line : s.job.left_running) text += " [" + line + "]";
   }
   // -- a full state directory: the command writes its output straight into
-  // its log there, so its own writes failed too (ENOSPC), often why it
-  // failed; the verdict alone said nothing of it (the attack).
+  // its log there, and the verdict alone said nothing of a disk that could
+  // take no more of it (the attack). Only what lpd saw is said: whether a
+  // write of the command's failed, and whether that made it fail, lpd
+  // cannot see.
   const bool as_root = !s.job.spec.run_as || s.job.spec.run_as->uid == 0;
   if (free_bytes(store_.path("runs/" + s.run_id), as_root) == std::optional<std::uint64_t>{0})
-    text += "; lpd's state directory " + store_.root() +
-            " was full when the command ended (no space left on device): its writes to its output log failed" +
-            (*s.job.returncode != 0 ? ", which may be why it failed" : "");
+    text += "; note: lpd's state directory " + store_.root() +
+            " had no space left when the command ended: its output log there could take no more output";
   // The done run's report, rendered once: kept in lpd's run directory (what
   // run.report serves once the results leave memory, and after a restart:
   // the never-run tests are nowhere else), and written where --junit asks.

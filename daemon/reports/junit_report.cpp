@@ -311,7 +311,7 @@ std::string junit_report(const JunitInput& in) {
   for (const auto& nodeid : in.collected) {
     if (!tests.try_emplace(nodeid, order.size()).second) continue;  // ran, or listed already
     Testcase t(testcase_name_of(nodeid, in.runner, in.suite_name), 0);
-    t.outcome("skipped", {{"type", "lpd.notrun"}, {"message", "not run: " + in.not_run_reason}}, std::nullopt);
+    t.outcome("skipped", {{"type", "lpd.notrun"}, {"message", in.not_run_reason}}, std::nullopt);
     cases += t.xml(counts);
   }
   for (const TestResult* e : errors)
@@ -336,11 +336,18 @@ std::string junit_report(const JunitInput& in) {
 
 std::string never_run_reason(bool stopped, std::optional<int> exit_code, std::optional<int> signal,
                              const std::vector<Crash>& crashes) {
-  if (stopped) return "the run was stopped";
-  if (!crashes.empty()) return "a test process crashed (" + crashes.back().reason + ")";
-  if (signal) return "the command was killed by " + signal_name(*signal);
-  if (exit_code && *exit_code != 0) return "the command exited with code " + std::to_string(*exit_code) + " before running them";
-  return "the command ended before running them";
+  // A process that died while lpd was away took its unsent results with
+  // it: the tests it ran meanwhile have none, and "not run" would be false.
+  for (const auto& c : crashes)
+    if (results_lost_with(c))
+      return "result unknown: a test process crashed while lpd was restarting (" + c.reason +
+             "), and the results it had not sent yet were lost with it: this test may have run";
+  if (stopped) return "not run: the run was stopped";
+  if (!crashes.empty()) return "not run: a test process crashed (" + crashes.back().reason + ")";
+  if (signal) return "not run: the command was killed by " + signal_name(*signal);
+  if (exit_code && *exit_code != 0)
+    return "not run: the command exited with code " + std::to_string(*exit_code) + " before running them";
+  return "not run: the command ended before running them";
 }
 
 std::string iso_timestamp(double t) {

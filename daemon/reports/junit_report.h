@@ -56,10 +56,12 @@ struct JunitInput {
 ///    status or its crash.
 std::string junit_report(const JunitInput& input);
 
-/// Why tests collected by a run never ran, for JunitInput::not_run_reason:
-/// "the run was stopped", "a test process crashed (SIGSEGV in NODEID)",
-/// "the command was killed by SIGKILL", "the command exited with code 2
-/// before running them" or "the command ended before running them".
+/// The message of a collected test without a result, for
+/// JunitInput::not_run_reason: "not run: " and why ("the run was stopped",
+/// "a test process crashed (SIGSEGV in NODEID)", "the command was killed by
+/// SIGKILL", "the command exited with code 2 before running them", "the
+/// command ended before running them"); or, when a process died while lpd
+/// was away (results_lost_with), "result unknown: ..." saying it may have run.
 std::string never_run_reason(bool stopped, std::optional<int> exit_code, std::optional<int> signal,
                              const std::vector<Crash>& crashes);
 

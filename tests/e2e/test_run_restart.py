@@ -28,7 +28,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, read_line_with_timeout, start_pytest, write_tests
+from lpd_harness import (LPCTL_BIN, PYTHON, EventWaiter, read_line_with_timeout, start_pytest,
+                         wait_until_in_directory, write_tests)
 
 COUNT = 520
 GATES = (130, 260, 390)  # how many tests started before each gated part
@@ -343,3 +344,71 @@ def test_plain_xdist_worker_crash_after_a_restart_is_recorded(lpd, work_dir):
     with open(crash_log) as f:
         logged = [json.loads(line)["nodeid"] for line in f if line.strip()]
     assert logged == ["test_crash_late.py::test_crashes"], (logged, out[-3000:])
+
+
+ALONE_SUITE = '''
+import ctypes
+import os
+
+
+def test_1_passes():
+    pass
+
+
+def test_2_waits_for_lpd_to_die():
+    with open(os.environ["ALONE_GATE"]) as gate:  # blocks until the test opens it, lpd killed
+        gate.read()
+
+
+def test_3_passes_while_lpd_is_away():
+    pass
+
+
+def test_4_crashes_while_lpd_is_away():
+    ctypes.string_at(0)
+
+
+def test_5_never_runs():
+    pass
+'''
+
+
+def test_a_single_process_dying_while_lpd_is_away_leaves_its_lost_results_unknown_not_unrun(lpd, work_dir):
+    """The attack on issue 13: a pytest without xdist that ran tests and
+    crashed while lpd was away took those results with it (its ring and
+    queue died with it), and the restarted lpd listed them as "not run: a
+    test process crashed" and counted them as never run. What lpd cannot
+    know it now says it cannot know: "result unknown ... may have run"."""
+    write_tests(work_dir, "test_alone.py", ALONE_SUITE)
+    gate = os.path.join(work_dir, "gate")
+    os.mkfifo(gate)
+    events = EventWaiter(lpd, types=["test.start"])
+    proc = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--detach", "--", PYTHON, "-m",
+                           "pytest", "-p", "no:cacheprovider", "-q", "test_alone.py"], cwd=work_dir,
+                          env=lpd.env(ALONE_GATE=gate), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    run_id = json.loads(proc.stdout.splitlines()[-1])["run_id"]
+    events.wait("test.start", timeout=120, nodeid="test_alone.py::test_2_waits_for_lpd_to_die")
+    events.close()
+    lpd.kill9()
+    with open(gate, "w") as f:
+        f.write("go")
+    run_dir = os.path.join(lpd.state_dir, "runs", run_id)
+    # lpd-monitor writes how the command ended, lpd or not.
+    assert wait_until_in_directory(run_dir, lambda: os.path.exists(os.path.join(run_dir, "exit.json")))
+    lpd.start()
+    attach = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "attach", run_id], capture_output=True, text=True,
+                            timeout=120, env=lpd.env())
+    assert attach.returncode == -signal.SIGSEGV, attach.stderr  # lpctl ends by the run's signal
+    assert ("4 without a result (never ran, or ran while lpd was away and lost with the crash)"
+            in attach.stderr), attach.stderr
+    report = lpd.lpctl("report", run_id, "--junit", "-", check=False)
+    cases = {c.get("name"): c for c in ET.fromstring(report.stdout).iter("testcase")}
+    assert [child.tag for child in cases["test_1_passes"]] == []
+    for name in ("test_2_waits_for_lpd_to_die", "test_3_passes_while_lpd_is_away",
+                 "test_4_crashes_while_lpd_is_away", "test_5_never_runs"):
+        (skipped,) = list(cases[name])
+        assert skipped.tag == "skipped" and skipped.get("type") == "lpd.notrun", name
+        assert skipped.get("message").startswith("result unknown: a test process crashed while lpd was restarting"), \
+            skipped.get("message")
+        assert skipped.get("message").endswith("this test may have run")

@@ -27,7 +27,7 @@ TEST_CASE("a job's JUnit input: suite name, times, never-run reason", "[junit]")
   CHECK(in.hostname == "host1");
   CHECK(in.ended_at - in.started_at == 60);
   CHECK(in.collected.size() == 2);
-  CHECK(in.not_run_reason == "the run was stopped");
+  CHECK(in.not_run_reason == "not run: the run was stopped");
   CHECK(in.tests_reported);
 
   job.spec.name = "nightly";

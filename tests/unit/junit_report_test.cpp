@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "daemon/reports/junit_names.h"
+#include "daemon/crashes/crash_rules.h"
 #include "daemon/reports/junit_report.h"
 #include "daemon/reports/xml_text.h"
 #include "tests/unit/call_result.h"
@@ -296,9 +297,19 @@ TEST_CASE("collected tests that never ran are skipped with the reason", "[junit]
   CHECK(has(testcase(xml, "d[1]"), "not run: "));
   CHECK(has(xml, "errors=\"1\" failures=\"0\" skipped=\"2\" tests=\"4\""));
 
-  CHECK(never_run_reason(true, 1, std::nullopt, {}) == "the run was stopped");
-  CHECK(never_run_reason(false, std::nullopt, 9, {}) == "the command was killed by SIGKILL");
-  CHECK(never_run_reason(false, 2, std::nullopt, {}) == "the command exited with code 2 before running them");
+  CHECK(never_run_reason(true, 1, std::nullopt, {}) == "not run: the run was stopped");
+  CHECK(never_run_reason(false, std::nullopt, 9, {}) == "not run: the command was killed by SIGKILL");
+  CHECK(never_run_reason(false, 2, std::nullopt, {}) == "not run: the command exited with code 2 before running them");
+
+  // A process that died while lpd was away took its unsent results with it:
+  // a test without a result may have run, and is not said to have not.
+  const Crash away = unattributed_command_crash("r", 42, 11, 1, 0, 5.0);
+  CHECK(results_lost_with(away));
+  CHECK_FALSE(results_lost_with(c));
+  CHECK(never_run_reason(false, std::nullopt, 11, {c, away}) ==
+        "result unknown: a test process crashed while lpd was restarting (killed by SIGSEGV while lpd was "
+        "restarting: which test it was running is not known), and the results it had not sent yet were lost with "
+        "it: this test may have run");
 }
 
 TEST_CASE("failures outside tests are testcases named for the phase", "[junit]") {
