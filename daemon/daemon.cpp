@@ -140,6 +140,8 @@ int Daemon::run(Readiness& readiness) {
   UniqueFd listen_fd(open_listener(readiness));
   if (!listen_fd) return 1;
 
+  if (auto why = reserve_.hold(config_.state_dir); !why.empty())
+    spdlog::warn("cannot reserve space in {} for the records of a stop on a full disk: {}", config_.state_dir, why);
   try {
     restore_state();
   } catch (const std::exception& e) {
@@ -171,7 +173,13 @@ int Daemon::run(Readiness& readiness) {
 
   io_.run();
 
-  crash_retry_.last_try();  // crash records a full disk refused: one more try
+  // What a full disk refused is written now or lost with this process: the
+  // reserve's blocks are given back for it first (the next lpd holds them
+  // again), then one last try at each kind of record.
+  if (const auto freed = reserve_.release())
+    spdlog::debug("gave back the {} bytes reserved in {} for these last writes", freed, config_.state_dir);
+  jobs_.last_try();         // a run's end (job.json, run.json) and report
+  crash_retry_.last_try();  // crash records
   history_.stop();          // the journals' last lines, and what a full disk refused of them said
   if (!socket_from_systemd_) ::unlink(config_.socket_path.c_str());
   spdlog::info("lpd stopped");

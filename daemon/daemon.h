@@ -15,6 +15,7 @@
 #include "daemon/crashes/crash_store.h"
 #include "daemon/transport/dispatcher.h"
 #include "daemon/core/event_bus.h"
+#include "daemon/core/space_reserve.h"
 #include "daemon/host/file_lock.h"
 #include "daemon/pauses/pause_service.h"
 #include "daemon/os/launcher.h"
@@ -107,6 +108,7 @@ class Daemon final : private SessionDrain,
   EventBus events_;
   StateStore store_;
   CrashStore crashes_;
+  SpaceReserve reserve_;    // blocks of the state directory, given back for the last writes at a stop
   CrashRetry crash_retry_;  // writes crash records a full disk refused, once it takes them
   RunRegistry run_registry_;  // RunService is its I/O edge; other families read it
   PauseService pauses_;

@@ -270,20 +270,36 @@ void JobService::arm_persist_retry() {
   persist_retry_.expires_after(kPersistRetry);
   persist_retry_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
-    for (auto it = unpersisted_.begin(); it != unpersisted_.end();) {
-      const std::string& run_id = *it;
-      try {
-        if (const Supervised* s = find(run_id)) store_.write_json("runs/" + run_id + "/job.json", s->job.to_json());
-        if (const Run* run = runs_.find(run_id)) store_.write_json("runs/" + run_id + "/run.json", run->to_json());
-      } catch (const std::exception&) {
-        ++it;  // still refused: the next retry
-        continue;
-      }
-      spdlog::info("run {}: its job.json and run.json are written now", run_id);
-      it = unpersisted_.erase(it);
-    }
+    write_unpersisted();
     if (!unpersisted_.empty()) arm_persist_retry();
   });
+}
+
+void JobService::write_unpersisted() {
+  for (auto it = unpersisted_.begin(); it != unpersisted_.end();) {
+    const std::string& run_id = *it;
+    try {
+      if (const Supervised* s = find(run_id)) store_.write_json("runs/" + run_id + "/job.json", s->job.to_json());
+      if (const Run* run = runs_.find(run_id)) store_.write_json("runs/" + run_id + "/run.json", run->to_json());
+    } catch (const std::exception&) {
+      ++it;  // still refused: the next retry
+      continue;
+    }
+    spdlog::info("run {}: its job.json and run.json are written now", run_id);
+    it = unpersisted_.erase(it);
+  }
+}
+
+void JobService::last_try() {
+  persist_retry_.cancel();
+  write_unpersisted();
+  for (const auto& run_id : unpersisted_)
+    spdlog::error("lpd stops before it could write run {}'s job.json and run.json (its state directory {} refuses "
+                  "writes): the next lpd will find it as it was last written",
+                  run_id, store_.root());
+  // A done run whose report the disk refused: its results are still here.
+  for (auto& [run_id, s] : jobs_)
+    if (s->job.state == JobState::kDone && s->history_loaded && !s->report_written) write_done_report(*s);
 }
 
 void JobService::set_state(Supervised& s, JobState state, std::string text) {

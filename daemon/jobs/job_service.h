@@ -179,6 +179,10 @@ class JobService : public RunWatcher {
   /// CrashStore's index), then re-adopts its monitor. An ended run's
   /// results stay on disk until asked for (load_history).
   void restore();
+  /// lpd is stopping: one last try at every run's state a full disk
+  /// refused (job.json, run.json, a done run's junit.xml), what still fails
+  /// logged as lost with this lpd.
+  void last_try();
 
 
   /// runs removed (retention): their outputs no longer count
@@ -312,6 +316,8 @@ class JobService : public RunWatcher {
   /// logged the first time, then retried on persist_retry_.
   void unwritten(const std::string& run_id, const std::string& what, const std::string& why);
   void arm_persist_retry();
+  /// One try at every job.json / run.json waiting in unpersisted_.
+  void write_unpersisted();
   static constexpr std::chrono::milliseconds kPersistRetry{1000};
   void set_state(Supervised& s, JobState state, std::string text);
   /// The lifecycle row (job_step) for `event` in `s`'s job's state; none is

@@ -450,3 +450,70 @@ def test_a_command_whose_output_fills_the_disk_ends_with_the_disk_named(full_dis
     ok = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "run", "--", PYTHON, "-c", "print('fine')"],
                         cwd=str(tmp_path), env=lpd.env(), capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "state directory" not in ok.stderr, ok.stderr
+
+
+ENDS_ON_A_FULL_DISK = FILL_SOURCE + """
+import ctypes
+
+
+def test_a_fills_the_disk():
+    fill(os.environ["E2E_STATE_DIR"])
+
+
+def test_b_fails():
+    assert 1 == 2
+
+
+def test_c_passes():
+    pass
+
+
+def test_d_crashes():
+    ctypes.string_at(0)
+
+
+def test_e_never_runs():
+    pass
+"""
+
+
+def test_a_run_that_ended_on_a_full_disk_keeps_its_verdict_and_report_across_a_stop(full_disk_lpd, tmp_path):
+    """The attack on issue 13: a run that ended while the disk was full had
+    its end (job.json), crash record and last results only in lpd's memory;
+    `lpd stop` lost them, and the next lpd found the run "in progress",
+    settled it again from what was written (the crash pinned on no test,
+    "while lpd was restarting"; tests "not run") and rewrote the user's
+    --junit with that. lpd now holds a reserve of the state directory's
+    blocks and gives it back at a stop for those last writes."""
+    lpd = full_disk_lpd
+    write_tests(str(tmp_path), "test_ends.py", ENDS_ON_A_FULL_DISK)
+    junit = tmp_path / "junit.xml"
+    run = subprocess.run([LPCTL_BIN, "--socket", lpd.socket, "--json", "run", "--junit", str(junit), "--", PYTHON,
+                          "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_ends.py"], cwd=str(tmp_path),
+                         env=lpd.env(E2E_STATE_DIR=lpd.state_dir), capture_output=True, text=True, timeout=180)
+    done = json.loads([line for line in run.stdout.splitlines() if line.startswith("{")][-1])
+    run_id = done["run_id"]
+    assert run.returncode == -signal.SIGSEGV, run.stderr[-3000:]
+    with open(junit, "rb") as f:
+        written = f.read()
+
+    def cases(xml_bytes):
+        return sorted((tc.get("name"), [(c.tag, c.get("message", "")[:60]) for c in tc])
+                      for tc in ET.fromstring(xml_bytes).iter("testcase"))
+
+    before = cases(written)
+    assert [name for name, _ in before] == ["test_a_fills_the_disk", "test_b_fails", "test_c_passes",
+                                            "test_d_crashes", "test_e_never_runs"], before
+    assert os.path.exists(os.path.join(lpd.state_dir, "filler"))  # still full
+    lpd.stop()
+    os.unlink(os.path.join(lpd.state_dir, "filler"))
+    lpd.start()
+    again = lpd.lpctl("report", run_id, "--junit", "-", check=False)
+    assert again.returncode == 0, again.stderr
+    assert cases(again.stdout.encode()) == before, lpd.log_text()[-3000:]
+    with open(junit, "rb") as f:
+        assert f.read() == written  # the user's file is not rewritten
+    (crash,) = lpd.lpctl_json("crashes", "--run-id", run_id)
+    assert crash["nodeid"] == "test_ends.py::test_d_crashes", crash
+    (listed,) = [r for r in lpd.lpctl_json("runs", "-a") if r["run_id"] == run_id]
+    assert (listed["status"], listed["returncode"], listed["result"]) == ("ended", 139, "crashed"), listed

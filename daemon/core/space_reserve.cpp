@@ -1,0 +1,47 @@
+#include "daemon/core/space_reserve.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace lpd::daemon {
+
+std::uint64_t SpaceReserve::size_for(std::uint64_t total_bytes) {
+  return std::clamp<std::uint64_t>(total_bytes / 16, kMinBytes, kMaxBytes);
+}
+
+std::string SpaceReserve::hold(const std::string& dir) {
+  path_ = dir + "/reserve";
+  fd_.reset(::open(path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+  if (!fd_) return std::strerror(errno);
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    fd_.reset();
+    return "not a regular file";
+  }
+  struct statvfs fs {};
+  if (::fstatvfs(fd_.get(), &fs) != 0) return std::strerror(errno);
+  const std::uint64_t size = size_for(static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize);
+  // posix_fallocate returns the error; it does not set errno.
+  if (const int error = ::posix_fallocate(fd_.get(), 0, static_cast<off_t>(size)); error != 0)
+    return std::strerror(error);
+  bytes_ = size;
+  return "";
+}
+
+std::uint64_t SpaceReserve::release() {
+  if (!fd_) return 0;
+  const std::uint64_t freed = bytes_;
+  // Truncated first: the blocks come back even if the unlink fails.
+  if (::ftruncate(fd_.get(), 0) != 0) return 0;
+  ::unlink(path_.c_str());
+  fd_.reset();
+  bytes_ = 0;
+  return freed;
+}
+
+}  // namespace lpd::daemon
