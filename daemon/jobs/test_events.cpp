@@ -251,10 +251,21 @@ void JobService::peer_gone(const Peer& peer) {
   auto pending = std::make_unique<Pending>(Pending{std::move(activity), std::nullopt, nullptr});
   Pending* raw = pending.get();
   if (!find(raw->activity.run_id())) {
-    raw->watch = ExitWatch::start(io_, raw->activity.pid(), [this, raw](const ExitStatus&) {
-      finalize(*raw, ExitStatus{});
-      std::erase_if(pending_, [](const auto& p) { return p->activity.run_id().empty(); });
+    // One pidfd per process, however many of its connections closed: a
+    // live process opening and closing connections (a worker id each) took
+    // one descriptor per connection, and ran lpd out of them for everyone
+    // (the attack). The watch settles every pending connection of the pid.
+    const pid_t pid = raw->activity.pid();
+    const bool watched = std::any_of(pending_.begin(), pending_.end(), [pid](const auto& p) {
+      return p->watch && p->activity.pid() == pid;
     });
+    if (!watched)
+      raw->watch = ExitWatch::start(io_, pid, [this, pid](const ExitStatus&) {
+        for (auto& p : pending_)
+          if (p->activity.pid() == pid && !p->activity.run_id().empty() && !find(p->activity.run_id()))
+            finalize(*p, ExitStatus{});
+        std::erase_if(pending_, [](const auto& p) { return p->activity.run_id().empty(); });
+      });
   }
   // A supervised run's processes are settled by worker.down or the attempt's end.
   pending_.push_back(std::move(pending));

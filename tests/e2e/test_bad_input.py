@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from lpd_harness import Lpd, RawClient
+from lpd_harness import Lpd, RawClient, wait_until_in_directory
 
 
 def error_of(reply):
@@ -130,3 +130,28 @@ def test_binary_garbage(lpd):
     c.send_raw(os.urandom(4096).replace(b"\n", b"x") + b"\n")
     assert error_of(c.read_message()) == "bad_request"
     assert lpd.ping()
+
+
+def test_a_process_closing_many_connections_costs_one_descriptor(lpd):
+    """The attack on issue 13: each connection of a live process that
+    joined a run (a worker each) and closed without a clean end left lpd
+    watching that pid for its exit, one pidfd per connection: one user's
+    process ran lpd out of descriptors for everyone. Now one per process."""
+    def descriptors():
+        return len(os.listdir(f"/proc/{lpd.proc.pid}/fd"))
+
+    def closed_sessions():
+        return sum(1 for line in lpd.log_text().splitlines() if line.endswith(": closed"))
+
+    owner = lpd.client()
+    run_id = owner.request("run.register", argv=["pytest"], cwd="/src", hostname="ci")["result"]["run_id"]
+    before, closed_before = descriptors(), closed_sessions()
+    for n in range(300):
+        worker = lpd.client()
+        assert worker.request("run.register", run_id=run_id, worker_id=f"gw{n}")["ok"]
+        worker.close()
+    # lpd logs each session's close once it has taken it (and started any watch).
+    assert wait_until_in_directory(lpd.root, lambda: closed_sessions() >= closed_before + 300)
+    assert descriptors() < before + 20, (before, descriptors())
+    assert lpd.ping()
+    owner.close()
