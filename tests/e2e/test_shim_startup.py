@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from lpd_harness import LPCTL_BIN, PYTHON, write_tests
+from lpd_harness import LPCTL_BIN, PYTHON, EventWaiter, finish, start_pytest, write_tests
 from test_abort_compat import compat_env
 
 LOADERS = """
@@ -52,3 +52,25 @@ def test_the_plugin_modules_load_without_assert_rewriting(lpd, work_dir, xdist):
         rewritten = {name for name, loader in loaders.items()
                      if loader == "AssertionRewritingHook" and name != "lpd_pytest"}
         assert not rewritten, f"pytest rewrote the asserts of {sorted(rewritten)}"
+
+
+def test_a_run_lpd_refuses_is_said_to_be_refused_not_away(lpd, tmp_path):
+    """The attack on issue 13: pytest given the id of a run it may not join
+    (another user's, or one that ended: LPD_RUN_ID) warned that results
+    were "kept and sent when lpd is back", waited for lpd at the end and
+    said "no lpd answering ... start one", with lpd up all along. lpd's
+    refusal is final: the shim says so, once at the start and once at the
+    end, and waits for nothing."""
+    client = lpd.client()
+    run_id = client.request("run.register", argv=["pytest"], cwd="/src", hostname="ci")["result"]["run_id"]
+    events = EventWaiter(lpd, types=["run.ended"])
+    client.close()  # the run ends: joining it again is a conflict
+    events.wait("run.ended", run_id=run_id)
+    events.close()
+    write_tests(str(tmp_path), "test_ok.py", "def test_ok():\n    pass\n")
+    code, output = finish(start_pytest(lpd, str(tmp_path), "-p", "no:cacheprovider", run_id=run_id), timeout=120)
+    assert code == 0, output
+    assert f"lpd refused this process's run {run_id}: run {run_id} has already ended [conflict]; this process's " \
+           "results are not sent to lpd" in output, output
+    assert "none of this process's results reached lpd" in output, output
+    assert "no lpd answering" not in output and "when lpd is back" not in output, output

@@ -186,7 +186,7 @@ class Channel:
                 self.connected(conn)  # the pause path reconnected on its own
             return self.link.conn
         now = time.monotonic()
-        if now < self.next_reconnect:
+        if now < self.next_reconnect or getattr(self.link, "refused", None) is not None:
             return None
         self.next_reconnect = now + RECONNECT_INTERVAL
         self.link.try_connect()  # calls connected() as the link's listener
@@ -355,6 +355,8 @@ class Channel:
     def flush(self, timeout=FLUSH_TIMEOUT):
         """At the end: waits, at most `timeout` seconds, for lpd to be back
         if anything is undelivered, and replays it. True when lpd has all."""
+        if getattr(self.link, "refused", None) is not None:
+            return False  # lpd said no for good: nothing to wait for
         deadline = time.monotonic() + timeout
         backoff = Backoff()
         while True:

@@ -42,6 +42,21 @@ class Backoff:
         self.delay = min(self.delay * 2, BACKOFF_MAX)
 
 
+# run.register errors that asking again will not change (another user's run
+# id, an ended run, a bad id): the run is refused, lpd is not away.
+REFUSALS = ("permission_denied", "conflict", "bad_request")
+
+
+class RunRefused(LpdError):
+    """lpd refused to let this process join its run (REFUSALS): its results
+    never reach lpd, and the shim does not wait for lpd at the end."""
+
+    def __init__(self, text):
+        Exception.__init__(self, text)
+        self.code = "refused"
+        self.message = text
+
+
 class LpdLink:
     """One pytest process's link to lpd, as controller (or plain pytest) or
     as an xdist worker.
@@ -57,6 +72,9 @@ class LpdLink:
         self.worker_id = worker_id
         self.conn = None
         self.last_error = None  # why the last try_connect() failed
+        # lpd's refusal of this process's run (text): final, not a restart,
+        # so nothing waits for lpd to come back and nothing says it is away.
+        self.refused = None
         self.hostname = socket.gethostname()
         self._joined = []
         self._dropping = []
@@ -85,10 +103,18 @@ class LpdLink:
         """Connects, says hello and registers (or joins) the run; tells the
         listeners. Returns the run id. Raises LpdUnavailable (no lpd, or it
         went away while being set up) or LpdError (lpd refused the run)."""
+        if self.refused is not None:
+            raise RunRefused(self.refused)
         conn = Connection(self.socket_path, role="shim", client="lpd_pytest")
         try:
             fields = messages.run_register_fields(sys.argv, os.getcwd(), self.hostname, self.run_id, self.worker_id)
             result = conn.request("run.register", **fields)
+        except LpdError as e:
+            conn.close()
+            if e.code in REFUSALS:
+                self.refused = f"lpd refused this process's run{' ' + self.run_id if self.run_id else ''}: {e}"
+                raise RunRefused(self.refused) from None
+            raise
         except Exception:
             conn.close()
             raise

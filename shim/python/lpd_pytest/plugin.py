@@ -127,7 +127,9 @@ def _configure_link(config):
         except (LpdUnavailable, LpdError) as e:
             if pause_flag or pause_dir_given:
                 raise pytest.UsageError(f"{'--pause-on-failure' if pause_flag else '--pause-dir'} needs lpd: {e}") from None
-            if link.run_id:  # an lpd run: lpd is restarting, most likely
+            if link.refused is not None:  # lpd said no: not a restart, nothing is kept for it
+                e = f"{e}; this process's results are not sent to lpd"
+            elif link.run_id:  # an lpd run: lpd is restarting, most likely
                 e = f"{e}; results are kept and sent to run {link.run_id} when lpd is back"
             config.issue_config_time_warning(pytest.PytestConfigWarning(f"lpd_pytest: {e}"), stacklevel=2)
     elif os.path.exists(link.socket_path):

@@ -20,6 +20,7 @@ import pytest
 
 from . import junit_fields, messages
 from .client import LpdUnavailable
+from .link import RunRefused
 from .channel import Channel
 from .crash_traceback import CrashTraceback
 from .sigterm import SigtermGuard, TerminatedBySignal
@@ -407,8 +408,11 @@ class TestReporter:
         for an lpd that is away)."""
         self.channel.send(messages.encode(messages.test_phase("", "exit")))
         if not self.channel.flush():
-            shim_failed("the end", LpdUnavailable(self.link.socket_path, "lpd did not come back in time; "
-                                                  "its results of this process are incomplete"))
+            if getattr(self.link, "refused", None) is not None:
+                shim_failed("the end", RunRefused(self.link.refused + "; none of this process's results reached lpd"))
+            else:
+                shim_failed("the end", LpdUnavailable(self.link.socket_path, "lpd did not come back in time; "
+                                                      "its results of this process are incomplete"))
 
     def close(self):
         """After run.end: lets go of the ring; keeps the traceback connection
