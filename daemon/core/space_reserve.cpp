@@ -1,12 +1,13 @@
 #include "daemon/core/space_reserve.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+
+#include "daemon/core/untrusted_file.h"
 
 namespace lpd::daemon {
 
@@ -16,13 +17,9 @@ std::uint64_t SpaceReserve::size_for(std::uint64_t total_bytes) {
 
 std::string SpaceReserve::hold(const std::string& dir) {
   path_ = dir + "/reserve";
-  fd_.reset(::open(path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
-  if (!fd_) return std::strerror(errno);
-  struct stat st {};
-  if (::fstat(fd_.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fd_.reset();
-    return "not a regular file";
-  }
+  int error = 0;
+  fd_ = open_untrusted(path_, O_RDWR | O_CREAT, 0600, error);
+  if (error != 0) return why_not(error);
   struct statvfs fs {};
   if (::fstatvfs(fd_.get(), &fs) != 0) return std::strerror(errno);
   const std::uint64_t size = size_for(static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize);

@@ -5,22 +5,36 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <system_error>
 
 namespace lpd::daemon {
 
-UniqueFd open_untrusted(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-  if (!fd) {
-    const int err = errno;
-    throw std::system_error(err, std::generic_category(),
-                            err == ELOOP ? path + " is a symbolic link; lpd does not follow it" : "cannot open " + path);
-  }
+UniqueFd open_untrusted(const std::string& path, int access, mode_t mode, int& error) {
+  error = 0;
+  UniqueFd fd(::open(path.c_str(), access | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode));
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) throw std::system_error(errno, std::generic_category(), "cannot stat " + path);
-  if (!S_ISREG(st.st_mode))
-    throw std::system_error(EINVAL, std::generic_category(), path + " is not a regular file");
+  if (!fd || ::fstat(fd.get(), &st) != 0) {
+    error = errno;
+    return UniqueFd();
+  }
+  if (!S_ISREG(st.st_mode)) {
+    error = EINVAL;
+    return UniqueFd();
+  }
   return fd;
+}
+
+std::string why_not(int error) { return error == EINVAL ? "not a regular file" : std::strerror(error); }
+
+UniqueFd open_untrusted(const std::string& path) {
+  int error = 0;
+  UniqueFd fd = open_untrusted(path, O_RDONLY, 0, error);
+  if (error == 0) return fd;
+  throw std::system_error(error, std::generic_category(),
+                          error == ELOOP    ? path + " is a symbolic link; lpd does not follow it"
+                          : error == EINVAL ? path + " is not a regular file"
+                                            : "cannot open " + path);
 }
 
 BoundedRead read_bounded(int fd, std::size_t max_bytes) {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -16,6 +18,14 @@ namespace lpd::daemon {
 /// Throws std::system_error: ENOENT when missing, ELOOP for a link, EINVAL
 /// ("not a regular file") for a FIFO, socket, device or directory.
 UniqueFd open_untrusted(const std::string& path);
+
+/// open_untrusted's rules for a file lpd also writes (`access`: O_RDWR,
+/// with O_CREAT and `mode` to make it), without an exception: the
+/// descriptor, or none with `error` set (the errno; EINVAL for anything
+/// but a regular file). `why_not(error)` words it: strerror, or "not a
+/// regular file".
+UniqueFd open_untrusted(const std::string& path, int access, mode_t mode, int& error);
+std::string why_not(int error);
 
 /// What read_bounded found.
 struct BoundedRead {

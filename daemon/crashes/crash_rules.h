@@ -32,7 +32,6 @@ Crash command_crash(const std::string& run_id, const std::string& nodeid, pid_t 
 Crash unattributed_command_crash(const std::string& run_id, pid_t pid, int signal, int attempt, uid_t owner,
                                  double now);
 
-
 /// worker.crashed: an xdist controller says worker `worker_id` (pid, 0 when
 /// not known) died running `nodeid`, as pytest-xdist's returncode says
 /// (negative: killed by that signal; nullopt: not known). What lpd records

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "daemon/core/untrusted_file.h"
+
 namespace lpd::daemon {
 
 std::string SeqRecord::format(std::uint64_t next_block) {
@@ -23,19 +25,11 @@ std::string SeqRecord::open(const std::string& path, std::uint64_t next_block) {
 }
 
 std::string SeqRecord::open_file() {
-  fd_.reset(::open(path_.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
-  if (!fd_) return std::strerror(errno);
+  int error = 0;
+  fd_ = open_untrusted(path_, O_RDWR | O_CREAT, 0600, error);
+  if (error != 0) return why_not(error);
   struct stat st {};
-  std::string error;
-  if (::fstat(fd_.get(), &st) != 0)
-    error = std::strerror(errno);
-  else if (!S_ISREG(st.st_mode))
-    error = "not a regular file";
-  if (!error.empty()) {
-    fd_.reset();
-    return error;
-  }
-  sized_ = static_cast<std::size_t>(st.st_size) == kBytes;
+  sized_ = ::fstat(fd_.get(), &st) == 0 && static_cast<std::size_t>(st.st_size) == kBytes;
   return "";
 }
 
