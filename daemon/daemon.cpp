@@ -54,7 +54,17 @@ Daemon::Daemon(DaemonConfig config)
 
 void Daemon::batch_ended() {
   // Before the session commits its ring's records as read.
-  history_.journal().flush();
+  history_.journal().end_batch();
+}
+
+void Daemon::ring_read_begins() { history_.journal().ring_read_begins(); }
+
+void Daemon::ring_read_ended(std::uint64_t ring_id, std::uint64_t read_to) {
+  history_.journal().ring_read_ended(ring_id, read_to);
+}
+
+std::optional<std::uint64_t> Daemon::ring_journaled_to(std::uint64_t ring_id) {
+  return history_.journal().take_journaled_to(ring_id);
 }
 
 void Daemon::runs_pruned(const std::set<std::string>& run_ids) {
@@ -250,6 +260,12 @@ void Daemon::restore_state() {
   // (families restore their registries here, in dependency order)
   history_.open();  // first: event seqs go on past the previous lpd's
   runs_.restore();
+  {
+    // Before any shim hands its event ring back (see RingMark).
+    std::vector<std::string> active;
+    for (const Run* run : run_registry_.list(/*include_ended=*/false)) active.push_back(run->run_id);
+    history_.journal().recall_ring_marks(active);
+  }
   pauses_.restore();
   // One pass over crashes.jsonl; jobs then find a run's crashes in its index.
   const auto crashes = crashes_.load();

@@ -94,6 +94,9 @@ class Daemon final : private SessionDrain,
   void drain(std::uint64_t session_id) override;
   /// BatchWatcher: writes the journals (one write per batch, none lost with lpd).
   void batch_ended() override;
+  void ring_read_begins() override;
+  void ring_read_ended(std::uint64_t ring_id, std::uint64_t read_to) override;
+  std::optional<std::uint64_t> ring_journaled_to(std::uint64_t ring_id) override;
   /// PruneWatcher: the removed runs' crash records and kept outputs go too.
   void runs_pruned(const std::set<std::string>& run_ids) override;
   /// Loads what a previous lpd left in the state directory, before serving.

@@ -101,15 +101,28 @@ EventRingReader::Drained EventRingReader::read(const std::function<void(std::str
       result.error = "a ring record has an impossible length (" + std::to_string(length) + ")";
       break;
     }
-    record.resize(length);
-    copy_out(read_ + sizeof length, reinterpret_cast<std::byte*>(record.data()), length);
-    record_position_ = read_;
+    const std::uint64_t begins = read_;
     read_ += sizeof length + length;
+    if (begins < skip_to_) {
+      ++result.skipped;
+      continue;
+    }
+    record.resize(length);
+    copy_out(begins + sizeof length, reinterpret_cast<std::byte*>(record.data()), length);
+    record_position_ = begins;
     ++result.records;
     on_record(record);
     record_position_.reset();
   }
+  if (read_ >= skip_to_) skip_to_ = 0;
   return result;
+}
+
+bool EventRingReader::skip_to(std::uint64_t position) {
+  const std::uint64_t write = load_position(ring::kWriteOffset);
+  if (position <= read_ || position - read_ > write - read_) return false;
+  skip_to_ = position;
+  return true;
 }
 
 void EventRingReader::commit() { store_position(ring::kReadOffset, read_); }

@@ -23,6 +23,8 @@ namespace lpd::protocol {
 ///   16 u64 read position (bytes ever consumed; only lpd moves it)
 ///   24 u64 phase mark (only the shim writes it; see PhaseMark)
 ///   32 u64 read-by (only lpd writes it; see EventRingReader::promise_read_by)
+///   40 u64 ring id (only lpd writes it, at the first ring.attach; 0 before:
+///      see EventRingReader::ring_id)
 ///   64 data, `capacity` bytes, a power of two; position p is data[p % capacity]
 /// Each record is a u32 length, then that many bytes of one JSON message
 /// (no newline), wrapping byte-wise at the end of the data.
@@ -36,6 +38,7 @@ inline constexpr std::size_t kWriteOffset = 8;
 inline constexpr std::size_t kReadOffset = 16;
 inline constexpr std::size_t kPhaseMarkOffset = 24;
 inline constexpr std::size_t kReadByOffset = 32;
+inline constexpr std::size_t kRingIdOffset = 40;
 inline constexpr std::size_t kMinCapacity = 4 * 1024;
 inline constexpr std::size_t kMaxCapacity = 16 * 1024 * 1024;
 /// A bigger message goes over the socket.
@@ -76,7 +79,8 @@ class EventRingReader {
   explicit EventRingReader(std::span<std::byte> memory);
 
   struct Drained {
-    std::size_t records = 0;
+    std::size_t records = 0;  // handed to on_record
+    std::size_t skipped = 0;  // passed over (see skip_to)
     std::optional<std::string> error;  // set once the ring is corrupt: stop using it
   };
   /// Hands every complete record to `on_record`, in order, then calls
@@ -102,6 +106,19 @@ class EventRingReader {
   /// when it stops reading (a closed connection, a ring handed over).
   void promise_read_by(std::uint64_t monotonic_ns) { store_position(event_ring::kReadByOffset, monotonic_ns); }
 
+  /// lpd's name for this ring (0: none yet), which its journals write
+  /// beside how far they hold the ring's records, so that a restarted lpd
+  /// handed the same ring does not record them twice (lpd killed between
+  /// its journal write and commit()). The shim never writes it; a shim that
+  /// does can only make lpd skip records of its own ring.
+  std::uint64_t ring_id() const { return load_position(event_ring::kRingIdOffset); }
+  void set_ring_id(std::uint64_t id) { store_position(event_ring::kRingIdOffset, id); }
+  /// Passes over, without handing them to on_record, the records that begin
+  /// before `position`: the ones a previous reader's journal already holds.
+  /// False (nothing skipped) unless `position` is after the read position
+  /// and at most the write position: a mark that cannot be this ring's.
+  bool skip_to(std::uint64_t position);
+
   std::size_t capacity() const { return capacity_; }
   std::uint64_t read_position() const { return read_; }
   /// While drain() hands a record to `on_record`: the ring position where
@@ -118,6 +135,7 @@ class EventRingReader {
   std::span<std::byte> memory_;
   std::size_t capacity_;
   std::uint64_t read_;
+  std::uint64_t skip_to_ = 0;  // records beginning before it are passed over
   std::optional<std::uint64_t> record_position_;
 };
 

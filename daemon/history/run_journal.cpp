@@ -9,7 +9,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/core/untrusted_file.h"
 #include "daemon/history/event_line.h"
+#include "daemon/history/ring_mark.h"
 #include "daemon/runs/run_registry.h"
 
 namespace lpd::daemon {
@@ -185,6 +187,8 @@ void RunJournal::append(const Event& e) {
     const std::size_t before = journal->buffer.size();
     append_run_journal_line(journal->buffer, e, parts);
     buffered_ += journal->buffer.size() - before;
+    for (auto& runs : ring_reads_)
+      if (std::find(runs.begin(), runs.end(), e.run_id) == runs.end()) runs.push_back(e.run_id);
   }
   if (e.type == "run.ended") {
     // Whoever hears of the end next (run.done, a restarted lpd) finds every
@@ -194,6 +198,94 @@ void RunJournal::append(const Event& e) {
     return;
   }
   schedule();
+}
+
+void RunJournal::ring_read_begins() { ring_reads_.emplace_back(); }
+
+void RunJournal::ring_read_ended(std::uint64_t ring_id, std::uint64_t read_to) {
+  if (ring_reads_.empty()) return;
+  const auto runs = std::move(ring_reads_.back());
+  ring_reads_.pop_back();
+  for (const auto& run_id : runs) {
+    if (forgotten_ && forgotten_(run_id)) continue;
+    Journal* journal = open_journal(run_id);
+    const std::size_t before = journal->buffer.size();
+    append_ring_mark_line(journal->buffer, RingMark{ring_id, read_to, ring_batch_});
+    buffered_ += journal->buffer.size() - before;
+  }
+}
+
+void RunJournal::end_batch() {
+  flush();
+  ++ring_batch_;
+}
+
+namespace {
+
+/// Feeds `marks` the lines of the journal `fd` (`size` bytes) from the last
+/// backwards, reading at most `max_bytes`; false when it stopped at that bound.
+bool scan_backwards(int fd, off_t size, std::size_t max_bytes, LastBatchMarks& marks) {
+  std::string block;
+  std::string carry;  // the start of a line whose beginning is in an earlier block
+  off_t end = size;
+  std::size_t read_bytes = 0;
+  while (end > 0) {
+    if (read_bytes >= max_bytes) return false;
+    const off_t from = std::max<off_t>(0, end - 65536);
+    block.resize(static_cast<std::size_t>(end - from));
+    const ssize_t n = ::pread(fd, block.data(), block.size(), from);
+    if (n != static_cast<ssize_t>(block.size())) return true;  // shorter than its size said: stop here
+    read_bytes += block.size();
+    block += carry;
+    std::size_t line_end = block.size();
+    for (std::size_t i = block.size(); i > 0; --i) {
+      if (block[i - 1] != '\n') continue;
+      if (!marks.feed(std::string_view(block).substr(i, line_end - i))) return true;
+      line_end = i - 1;
+    }
+    carry.assign(block, 0, line_end);
+    end = from;
+  }
+  marks.feed(carry);
+  return true;
+}
+
+}  // namespace
+
+void RunJournal::recall_ring_marks(const std::vector<std::string>& run_ids) {
+  for (const auto& run_id : run_ids) {
+    if (!is_safe_id(run_id)) continue;
+    const std::string path = store_.path("runs/" + run_id + "/events.jsonl");
+    int error = 0;
+    UniqueFd fd = open_untrusted(path, O_RDONLY, 0, error);
+    if (!fd) {
+      if (error != ENOENT)
+        spdlog::warn("run {}: cannot read its journal's ring marks ({}): a ring handed back may have its last "
+                     "records recorded twice",
+                     run_id, why_not(error));
+      continue;
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) continue;
+    LastBatchMarks marks;
+    if (!scan_backwards(fd.get(), st.st_size, kMaxRingMarkScanBytes, marks))
+      spdlog::warn("run {}: its journal's last batch is over {} bytes: ring marks before them not read", run_id,
+                   kMaxRingMarkScanBytes);
+    for (const auto& [ring_id, to] : marks.marks()) {
+      auto& kept = recalled_marks_[ring_id];
+      kept = std::max(kept, to);
+    }
+  }
+  if (!recalled_marks_.empty())
+    spdlog::debug("recalled where {} event ring(s) were journaled to", recalled_marks_.size());
+}
+
+std::optional<std::uint64_t> RunJournal::take_journaled_to(std::uint64_t ring_id) {
+  auto it = recalled_marks_.find(ring_id);
+  if (it == recalled_marks_.end()) return std::nullopt;
+  const auto to = it->second;
+  recalled_marks_.erase(it);
+  return to;
 }
 
 }  // namespace lpd::daemon

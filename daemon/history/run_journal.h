@@ -2,10 +2,13 @@
 
 #include <chrono>
 #include <functional>
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -66,6 +69,27 @@ class RunJournal {
   /// Drops the buffer and closes the journal of runs that were removed.
   void forget(std::string_view run_id);
 
+  /// Ring marks (see RingMark): the events recorded from one read of a
+  /// shim's event ring follow, until ring_read_ended(). Reads may nest (a
+  /// record that ends a run drains its workers' rings).
+  void ring_read_begins();
+  /// Appends the mark "ring `ring_id` journaled up to `read_to`" to the
+  /// journal of every run that got an event since the matching
+  /// ring_read_begins(), after those events.
+  void ring_read_ended(std::uint64_t ring_id, std::uint64_t read_to);
+  /// The end of a batch, before its rings' read positions are published:
+  /// flush(), and the marks that follow belong to the next batch.
+  void end_batch();
+  /// At start-up, before any ring is attached: reads back, from the end of
+  /// the journal of each run in `run_ids` (the active ones: only their
+  /// shims hand a ring back), the marks of its last batch (LastBatchMarks),
+  /// at most kMaxRingMarkScanBytes a journal. Logs what it cannot read.
+  void recall_ring_marks(const std::vector<std::string>& run_ids);
+  static constexpr std::size_t kMaxRingMarkScanBytes = 64u << 20;
+  /// How far a previous lpd journaled ring `ring_id`'s records, when its
+  /// last marks say so; asked once per ring handed over (forgotten then).
+  std::optional<std::uint64_t> take_journaled_to(std::uint64_t ring_id);
+
  private:
   struct Journal {
     UniqueFd fd;
@@ -93,6 +117,10 @@ class RunJournal {
   bool armed_ = false;
   bool failing_ = false;              // the last flush could not write everything
   std::set<std::string> closing_;     // ended runs whose journal closes once written
+  /// Per open ring read (innermost last): the runs whose journal got an event meanwhile.
+  std::vector<std::vector<std::string>> ring_reads_;
+  std::uint64_t ring_batch_ = 1;  // the batch the next ring marks belong to
+  std::map<std::uint64_t, std::uint64_t> recalled_marks_;  // ring id -> journaled to, from the previous lpd
 };
 
 }  // namespace lpd::daemon

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -15,10 +17,24 @@ namespace lpd::daemon {
 /// drain of its event ring), before the ring's records are committed as
 /// read: lpd writes its buffered journals there, so nothing a shim was told
 /// lpd has, or stopped keeping, is only in lpd's memory.
+///
+/// Around each read of an event ring it is also told which ring was read
+/// and how far, so the journals can say it (RunJournal's ring marks): an
+/// lpd killed between the journal write and the commit leaves the next one
+/// the same ring at the old read position, and the marks tell it which of
+/// those records it must not record again.
 class BatchWatcher {
  public:
   virtual ~BatchWatcher() = default;
   virtual void batch_ended() = 0;
+  /// The records of one read of a ring follow (reads may nest).
+  virtual void ring_read_begins() {}
+  /// That read ended: ring `ring_id` (EventRingReader::ring_id) is read up
+  /// to ring position `read_to`.
+  virtual void ring_read_ended(std::uint64_t /*ring_id*/, std::uint64_t /*read_to*/) {}
+  /// For a ring handed to this lpd: how far a previous lpd's journals hold
+  /// its records (nullopt: no word of it). Asked once per ring.attach.
+  virtual std::optional<std::uint64_t> ring_journaled_to(std::uint64_t /*ring_id*/) { return std::nullopt; }
 };
 
 /// Dispatcher owns the operation table and runs every incoming line through
@@ -47,6 +63,8 @@ class Dispatcher {
   void end_of_batch() const {
     if (batches_) batches_->batch_ended();
   }
+  /// The BatchWatcher (null: nobody, in tests).
+  BatchWatcher* batches() const { return batches_; }
   const std::vector<Operation>& operations() const { return table_; }
   const Operation* find(std::string_view name) const;
   const AccessPolicy& access() const { return access_; }

@@ -4,6 +4,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <random>
 #include <span>
 #include <utility>
 
@@ -196,8 +197,23 @@ int Session::take_passed_fd() {
 
 bool Session::attach_ring(std::unique_ptr<MappedEventRing> ring) {
   if (raw_) return false;
+  auto& reader = ring->reader();
   // A ring handed over by a killed lpd may still promise that one's read.
-  ring->reader().promise_read_by(0);
+  reader.promise_read_by(0);
+  if (reader.ring_id() == 0) {
+    static std::mt19937_64 ring_ids{std::random_device{}()};
+    std::uint64_t id = 0;
+    while (id == 0) id = ring_ids();
+    reader.set_ring_id(id);
+  } else if (auto* watcher = dispatcher_.batches()) {
+    // Handed over: the previous lpd may have journaled records it had not
+    // yet committed as read when it was killed.
+    if (const auto journaled = watcher->ring_journaled_to(reader.ring_id());
+        journaled && reader.skip_to(*journaled))
+      spdlog::info("session {}: the event ring of pid {} is read on from position {}, not {}: a previous lpd's "
+                   "journal already holds the records between",
+                   peer_.session_id, peer_.pid, *journaled, reader.read_position());
+  }
   ring_ = std::move(ring);
   peer_.ring = ring_;
   return true;
@@ -208,9 +224,15 @@ void Session::drain_ring() {
   draining_ = true;
   auto self = shared_from_this();
   auto ring = ring_;
-  auto drained = ring->reader().drain(
-      [this, &self](std::string_view record) { dispatcher_.dispatch_line(record, peer_, self, /*one_way_only=*/true); },
-      [this] { dispatcher_.end_of_batch(); });
+  auto* watcher = dispatcher_.batches();
+  if (watcher) watcher->ring_read_begins();
+  auto& reader = ring->reader();
+  auto drained = reader.read(
+      [this, &self](std::string_view record) { dispatcher_.dispatch_line(record, peer_, self, /*one_way_only=*/true); });
+  if (watcher) watcher->ring_read_ended(reader.ring_id(), reader.read_position());
+  // Journaled, then committed: see BatchWatcher for a kill in between.
+  if (drained.records > 0) dispatcher_.end_of_batch();
+  reader.commit();
   draining_ = false;
   if (drained.error) detach_ring(ring, *drained.error);
 }
@@ -221,8 +243,11 @@ std::optional<std::size_t> Session::read_ring() {
   draining_ = true;
   auto self = shared_from_this();
   auto ring = ring_;
+  auto* watcher = dispatcher_.batches();
+  if (watcher) watcher->ring_read_begins();
   auto read = ring->reader().read(
       [this, &self](std::string_view record) { dispatcher_.dispatch_line(record, peer_, self, /*one_way_only=*/true); });
+  if (watcher) watcher->ring_read_ended(ring->reader().ring_id(), ring->reader().read_position());
   draining_ = false;
   uncommitted_ring_ = ring;  // committed by commit_ring(), even if the connection closes meanwhile
   if (read.error) detach_ring(ring, *read.error);

@@ -8,12 +8,15 @@ finished, lpd is SIGKILLed, then the gate opens and the tests in between
 write far more than the ring holds (long nodeids) while nobody reads it;
 the last test waits at the second gate until a new lpd is up."""
 
+import json
+import mmap
 import os
 import shutil
+import struct
 import sys
 import threading
 
-from lpd_harness import SHIM_PYTHONPATH, EventWaiter, Lpd, start_pytest, write_tests
+from lpd_harness import SHIM_PYTHONPATH, EventWaiter, Lpd, start_pytest, wait_until_in_directory, write_tests
 from test_shim_outcomes import journal_finishes
 
 sys.path[:0] = SHIM_PYTHONPATH.split(os.pathsep)
@@ -112,6 +115,100 @@ def test_a_ring_filled_while_lpd_is_away_is_delivered_with_the_queue_in_order(wo
         assert "INTERNALERROR" not in out and "lpd_pytest: warning" not in out, out
         assert f"{len(nodeids)} passed" in out, out
         assert journal_finishes(lpd.state_dir, run_id) == nodeids
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        lpd.stop()
+        shutil.rmtree(lpd.root, ignore_errors=True)
+
+
+HANDOVER_SUITE = '''
+import os
+
+import pytest
+
+GATES = os.environ["CHANNEL_GATES"]
+
+
+@pytest.mark.parametrize("i", range(40))
+def test_a_before(i):
+    pass
+
+
+def test_b_gate_after_the_kill():
+    with open(os.path.join(GATES, "restarted")) as gate:  # blocks until a new lpd is up
+        gate.read()
+
+
+@pytest.mark.parametrize("i", range(5))
+def test_c_after(i):
+    pass
+'''
+
+
+def ring_of(pid):
+    """The path (under /proc) of process `pid`'s event ring memfd."""
+    fd_dir = f"/proc/{pid}/fd"
+    for name in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, name))
+        except OSError:
+            continue
+        if target.startswith("/memfd:lpd-event-ring"):
+            return os.path.join(fd_dir, name)
+    raise AssertionError(f"pid {pid} holds no event ring")
+
+
+def test_a_ring_handed_to_a_restarted_lpd_is_not_recorded_twice(work_dir):
+    """lpd publishes a ring's read position only after its journal write;
+    an lpd killed between the two leaves the next one the same ring at the
+    old position, and it recorded those records again (a test.finish twice
+    in the run's journal and report: 2 runs in 6 of this file's first test
+    under ASan). Here the window is made as wide as it can be: once the
+    journal holds every test before the gate, lpd is SIGKILLed and the
+    ring's published read position set back to 0, as if no read had ever
+    been committed. The restarted lpd must read on from where its
+    predecessor's journal says, so each test is recorded once."""
+    before = [f"test_handover.py::test_a_before[{i}]" for i in range(40)]
+    nodeids = before + ["test_handover.py::test_b_gate_after_the_kill"] + [
+        f"test_handover.py::test_c_after[{i}]" for i in range(5)]
+    write_tests(work_dir, "test_handover.py", HANDOVER_SUITE)
+    gates = os.path.join(work_dir, "gates")
+    os.mkdir(gates)
+    os.mkfifo(os.path.join(gates, "restarted"))
+    lpd = Lpd().start()
+    proc = None
+    try:
+        events = EventWaiter(lpd, types=["test.finish"])
+        proc = start_pytest(lpd, work_dir, "test_handover.py", env_extra={"CHANNEL_GATES": gates})
+        run_id = events.wait("test.finish", nodeid=before[0])["run_id"]
+        events.close()
+        run_dir = os.path.join(lpd.state_dir, "runs", run_id)
+        assert wait_until_in_directory(run_dir, lambda: journal_finishes(lpd.state_dir, run_id) == before), (
+            journal_finishes(lpd.state_dir, run_id))
+        lpd.kill9()
+        ring_fd = os.open(ring_of(proc.pid), os.O_RDWR)
+        try:
+            with mmap.mmap(ring_fd, 64) as header:
+                write, read = struct.unpack_from("<QQ", header, 8)
+                assert 0 < read <= write < event_ring.DEFAULT_CAPACITY  # never wrapped: every record is still there
+                struct.pack_into("<Q", header, 16, 0)
+        finally:
+            os.close(ring_fd)
+        gate = open_when_read(os.path.join(gates, "restarted"))
+        try:
+            lpd.start()
+        finally:
+            os.close(gate)
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out
+        assert f"{len(nodeids)} passed" in out, out
+        assert journal_finishes(lpd.state_dir, run_id) == nodeids
+        assert "a previous lpd's journal already holds the records between" in lpd.log_text()
+        # ...and so does lpd's events journal, where the records were published.
+        listed = lpd.lpctl("--json", "events", "--run-id", run_id, "--type", "test.finish").stdout.splitlines()
+        assert [json.loads(line)["data"]["nodeid"] for line in listed] == nodeids
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

@@ -445,3 +445,53 @@ TEST_CASE("event ring: a record's bytes are copied out before the callback sees 
   CHECK(drained.records == 1);
   CHECK(seen == "stable");
 }
+
+TEST_CASE("event ring: skip_to passes over the records a previous reader's journal holds, and no more") {
+  TestRing r(4096);
+  r.append("a");  // 0..5
+  r.append("b");  // 5..10
+  r.append("c");  // 10..15
+  SECTION("records beginning before the mark are passed over; the read commits past them") {
+    EventRingReader reader(r.memory());
+    REQUIRE(reader.skip_to(10));
+    auto result = drain(reader);
+    CHECK(result.records == std::vector<std::string>{"c"});
+    CHECK(result.drained.skipped == 2);
+    CHECK(result.drained.records == 1);
+    CHECK(r.read_position() == 15);
+    r.append("d");  // the skip is over: later records are all read
+    CHECK(drain(reader).records == std::vector<std::string>{"d"});
+  }
+  SECTION("a mark at or before the read position, or past the write position, is not this ring's") {
+    r.set_u64(ring::kReadOffset, 5);
+    EventRingReader reader(r.memory());
+    CHECK_FALSE(reader.skip_to(5));
+    CHECK_FALSE(reader.skip_to(3));
+    CHECK_FALSE(reader.skip_to(16));
+    CHECK(drain(reader).records == std::vector<std::string>{"b", "c"});
+  }
+  SECTION("a mark inside a record passes over that record too") {
+    EventRingReader reader(r.memory());
+    REQUIRE(reader.skip_to(7));
+    CHECK(drain(reader).records == std::vector<std::string>{"c"});
+  }
+  SECTION("a mark at the write position skips everything written so far, and only that") {
+    EventRingReader reader(r.memory());
+    REQUIRE(reader.skip_to(15));
+    auto result = drain(reader);
+    CHECK(result.records.empty());
+    CHECK(result.drained.skipped == 3);
+    r.append("e");
+    CHECK(drain(reader).records == std::vector<std::string>{"e"});
+  }
+}
+
+TEST_CASE("event ring: the ring id is lpd's word in the header, 0 until lpd names the ring") {
+  TestRing r(4096);
+  EventRingReader reader(r.memory());
+  CHECK(reader.ring_id() == 0);
+  reader.set_ring_id(0x1234abcd5678ef90ull);
+  CHECK(r.u64(ring::kRingIdOffset) == 0x1234abcd5678ef90ull);
+  EventRingReader again(r.memory());  // a restarted lpd handed the same ring
+  CHECK(again.ring_id() == 0x1234abcd5678ef90ull);
+}

@@ -20,6 +20,7 @@
 #include "daemon/history/seq_reservation.h"
 #include "daemon/runs/run_registry.h"
 #include "protocol/error.h"
+#include "tests/unit/history_world.h"
 #include "tests/unit/temp_dir.h"
 
 using namespace lpd::daemon;
@@ -408,20 +409,6 @@ TEST_CASE("removing a run directory removes a planted link, never its target") {
   CHECK(remove_tree_at(runs_fd, "r3", 1).find("nested too deep") != std::string::npos);
   ::close(runs_fd);
 }
-
-namespace {
-
-/// What a History needs around it, on a fresh state directory.
-struct HistoryWorld {
-  explicit HistoryWorld(const char* name) : dir(name), store(dir.path) {}
-  TempDir dir;
-  boost::asio::io_context io;
-  EventBus events;
-  StateStore store;
-  RunRegistry runs;
-};
-
-}  // namespace
 
 // h13fix6 (issue 13): lpd killed with -9 in the middle of retention must not
 // leave crash records of runs that are gone: whoever forgets a run's
