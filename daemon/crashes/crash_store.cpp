@@ -85,6 +85,22 @@ std::string crash_line(Crash& crash, std::size_t max_bytes) {
   return line;
 }
 
+namespace {
+
+/// The end of `text`, at most `max_bytes`, from the start of a line when
+/// one starts in it (never half a line, nor half a UTF-8 character there).
+std::string last_lines(const std::string& text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  std::size_t from = text.size() - max_bytes;
+  if (const auto newline = text.find('\n', from); newline != std::string::npos && newline + 1 < text.size())
+    from = newline + 1;
+  else
+    while (from < text.size() && (static_cast<unsigned char>(text[from]) & 0xC0) == 0x80) ++from;
+  return text.substr(from);
+}
+
+}  // namespace
+
 CrashStore::CrashStore(const StateStore& store, FlushWatcher* flushes) : store_(store), flushes_(flushes) {}
 
 std::string CrashStore::path() const { return store_.path(kJournal); }
@@ -93,6 +109,7 @@ void CrashStore::index(Crash crash, std::size_t bytes) {
   const std::uint64_t id = crash.crash_id;
   by_run_[crash.run_id].push_back(id);  // ids only grow: each run's list stays sorted
   by_key_.emplace(key_of(crash), id);   // a duplicate an older lpd wrote keeps the first
+  owner_bytes_[crash.owner] += bytes;
   records_.emplace(id, Entry{std::move(crash), bytes});
 }
 
@@ -223,7 +240,17 @@ const Crash* CrashStore::find_same(const Crash& crash) const {
 const Crash& CrashStore::append(Crash crash) {
   if (const Crash* same = find_same(crash)) return *same;
   crash.crash_id = ++last_id_;
-  const std::size_t bytes = crash_line(crash, kMaxRecordBytes).size();
+  std::size_t bytes = crash_line(crash, kMaxRecordBytes).size();
+  if (auto used = owner_bytes_.find(crash.owner);
+      used != owner_bytes_.end() && used->second + bytes > kMaxBytesPerOwner &&
+      crash.traceback.size() > kBudgetTracebackBytes) {
+    crash.traceback = "[lpd: the start of this traceback was not kept: this user's crash records are past the " +
+                      std::to_string(kMaxBytesPerOwner >> 20) +
+                      " MiB lpd keeps per user (lpctl prune removes old runs); its last " +
+                      std::to_string(kBudgetTracebackBytes) + " bytes follow]\n" +
+                      last_lines(crash.traceback, kBudgetTracebackBytes);
+    bytes = crash_line(crash, kMaxRecordBytes).size();
+  }
   const std::uint64_t id = crash.crash_id;
   index(std::move(crash), bytes);
   unwritten_.push_back(id);
@@ -245,7 +272,10 @@ bool CrashStore::mark_flaky(std::uint64_t crash_id) {
   if (it == records_.end()) return false;
   if (it->second.crash.flaky) return true;
   it->second.crash.flaky = true;
+  const std::size_t before = it->second.bytes;
   it->second.bytes = encode(it->second.crash).size();
+  auto& used = owner_bytes_[it->second.crash.owner];
+  used = used - std::min(used, before) + it->second.bytes;
   // A line in the side file, not a rewrite of the journal on the event loop
   // (hundreds of milliseconds at tens of MB); a rewrite only once the marks
   // pile up.
@@ -267,6 +297,10 @@ void CrashStore::forget_runs(const std::set<std::string>& run_ids) {
       if (record == records_.end()) continue;
       auto key = by_key_.find(key_of(record->second.crash));
       if (key != by_key_.end() && key->second == id) by_key_.erase(key);
+      if (auto used = owner_bytes_.find(record->second.crash.owner); used != owner_bytes_.end()) {
+        used->second -= std::min(used->second, record->second.bytes);
+        if (used->second == 0) owner_bytes_.erase(used);
+      }
       records_.erase(record);
       std::erase(unwritten_, id);
       removed = true;

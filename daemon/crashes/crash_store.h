@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <unordered_map>
 #include <optional>
 #include <set>
 #include <string>
@@ -43,6 +44,15 @@ class CrashStore {
   /// disk is skipped at load; a new one is cut to fit (traceback first,
   /// marking the cut). Small enough that one record always fits a reply.
   static constexpr std::size_t kMaxRecordBytes = 256 * 1024;
+  /// What one user's crash records may hold in all (memory and disk) before
+  /// the tracebacks of their next ones are cut to kBudgetTracebackBytes:
+  /// a thousand self-killing workers a run with 60 KB tracebacks made
+  /// 464 MB of records, 720 MB of lpd's memory and a 15 s restart for
+  /// everyone. Another user's records are never cut for it.
+  static constexpr std::size_t kMaxBytesPerOwner = 64u << 20;
+  /// A traceback past the owner's budget keeps its last this many bytes
+  /// (faulthandler writes the crashing thread last).
+  static constexpr std::size_t kBudgetTracebackBytes = 4096;
   /// A crash.list page stops before its records' encoded size passes this
   /// (it always holds at least one record), far below the protocol's 1 MiB.
   static constexpr std::size_t kPageBytes = 512 * 1024;
@@ -91,7 +101,9 @@ class CrashStore {
   /// store. Throws nothing for bad content; call once, before append().
   LoadReport load();
 
-  /// Stores a new crash: gives it the next crash_id and writes it durably.
+  /// Stores a new crash: gives it the next crash_id and writes it durably;
+  /// its traceback is cut (to its end, the cut said in the text) when its
+  /// owner's records are past kMaxBytesPerOwner.
   /// Idempotent on (run_id, attempt, pid, nodeid): a crash already stored
   /// is returned as it is and nothing is written (a restarted lpd hearing
   /// about the same death again). The reference stays valid until the
@@ -171,6 +183,7 @@ class CrashStore {
   const StateStore& store_;
   FlushWatcher* flushes_;
   std::map<std::uint64_t, Entry> records_;  // by crash_id, oldest first
+  std::unordered_map<uid_t, std::size_t> owner_bytes_;  // Entry::bytes summed per crash owner
   std::map<std::string, std::vector<std::uint64_t>, std::less<>> by_run_;
   std::map<Key, std::uint64_t> by_key_;
   std::uint64_t last_id_ = 0;

@@ -7,7 +7,7 @@ namespace lpd::daemon {
 
 namespace {
 
-constexpr std::string_view kHead = "{\"ring_read\":\"";
+constexpr std::string_view kHead = "{\"event\":\"lpd.ring_read\",\"ring\":\"";
 
 /// The unsigned decimal at the start of `text` (advanced past it), or nullopt.
 std::optional<std::uint64_t> take_number(std::string_view& text) {

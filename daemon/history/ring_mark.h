@@ -17,8 +17,11 @@ namespace lpd::daemon {
 /// test.finish twice in the run's report). It reads the marks back and
 /// skips those records instead (protocol::EventRingReader::skip_to).
 ///
-/// Line: {"ring_read":"<16 hex digits>","to":N,"batch":B}. Not an event:
-/// no "event" key, no seq; readers of events only skip it.
+/// Line: {"event":"lpd.ring_read","ring":"<16 hex digits>","to":N,"batch":B}:
+/// shaped as an event, so readers that go by each line's "event" (tools
+/// written for pytest-live-pause's layout) pass over it, but it is lpd's
+/// own bookkeeping, with no seq, never published nor in the events journal.
+/// A run's journal gets none after its run.ended.
 struct RingMark {
   std::uint64_t ring_id = 0;  // protocol::EventRingReader::ring_id()
   std::uint64_t read_to = 0;  // the ring position after the last record journaled

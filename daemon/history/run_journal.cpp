@@ -191,6 +191,9 @@ void RunJournal::append(const Event& e) {
       if (std::find(runs.begin(), runs.end(), e.run_id) == runs.end()) runs.push_back(e.run_id);
   }
   if (e.type == "run.ended") {
+    // A run's journal ends with its run.ended: no ring mark after it (a
+    // restarted lpd does not take an ended run's records again anyway).
+    for (auto& runs : ring_reads_) std::erase(runs, e.run_id);
     // Whoever hears of the end next (run.done, a restarted lpd) finds every
     // line of the run written; on a full disk, once it can be.
     closing_.insert(e.run_id);

@@ -392,3 +392,40 @@ TEST_CASE_METHOD(StateDir, "a write that fails keeps the record in memory and wr
   CHECK(restarted.load().records == 0);
   CHECK(restarted.append(crash("r2", 9)).crash_id == 4);
 }
+
+TEST_CASE_METHOD(StateDir, "one user's crash records past their budget keep only their tracebacks' ends; another user's are whole") {
+  CrashStore store(this->store);
+  store.load();
+  // 64 KiB tracebacks, one line a frame: the budget is past after about 1,000 of them.
+  const std::size_t per_record = 64 * 1024;
+  const std::size_t fill = CrashStore::kMaxBytesPerOwner / per_record + 8;
+  auto with_frames = [](Crash c, std::size_t bytes, const std::string& last) {
+    std::string text;
+    while (text.size() + 40 < bytes) text += "  File \"t.py\", line 1 in frame_" + std::to_string(text.size()) + "\n";
+    c.traceback = text + last;
+    return c;
+  };
+  for (std::size_t i = 0; i < fill; ++i) {
+    Crash c = with_frames(crash("r-greedy", static_cast<pid_t>(1000 + i)), per_record, "  File \"t.py\", line 9 in test_own\n");
+    c.owner = 2001;
+    store.append(std::move(c));
+  }
+  const auto greedy = store.of_run("r-greedy");
+  REQUIRE(greedy.size() == fill);
+  CHECK(greedy.front()->traceback.size() >= per_record - 40);  // within budget: whole
+  const std::string& cut = greedy.back()->traceback;
+  CHECK(cut.size() < CrashStore::kBudgetTracebackBytes + 300);
+  CHECK(cut.find("this user's crash records are past the 64 MiB") != std::string::npos);
+  CHECK(cut.ends_with("in test_own\n"));  // the crashing frame, written last, is kept
+  CHECK(cut.find("\n  File") != std::string::npos);  // from the start of a line
+
+  Crash other = with_frames(crash("r-other", 77), per_record, "  File \"u.py\", line 3 in test_theirs\n");
+  other.owner = 2002;
+  CHECK(store.append(std::move(other)).traceback.size() >= per_record - 40);
+
+  // Retention gives the budget back.
+  store.forget_runs({"r-greedy"});
+  Crash again = with_frames(crash("r-greedy-2", 5), per_record, "x\n");
+  again.owner = 2001;
+  CHECK(store.append(std::move(again)).traceback.size() >= per_record - 40);
+}

@@ -42,7 +42,7 @@ std::vector<std::string> lines_of(const std::string& path) {
 
 TEST_CASE("a ring mark line reads back as written, and nothing else reads as one") {
   const std::string line = mark_line(0xfedcba9876543210ull, 123456789, 42);
-  CHECK(line == "{\"ring_read\":\"fedcba9876543210\",\"to\":123456789,\"batch\":42}\n");
+  CHECK(line == "{\"event\":\"lpd.ring_read\",\"ring\":\"fedcba9876543210\",\"to\":123456789,\"batch\":42}\n");
   const auto mark = parse_ring_mark(std::string_view(line).substr(0, line.size() - 1));
   REQUIRE(mark);
   CHECK(mark->ring_id == 0xfedcba9876543210ull);
@@ -51,11 +51,11 @@ TEST_CASE("a ring mark line reads back as written, and nothing else reads as one
   CHECK(parse_ring_mark(mark_text(1, 0, 1))->ring_id == 1);
 
   for (std::string_view other : {
-           std::string_view(R"({"ring_read":"fedcba9876543210","to":1,"batch":2)"),            // torn
-           std::string_view(R"({"ring_read":"fedcba987654321","to":1,"batch":2})"),             // 15 digits
-           std::string_view(R"({"ring_read":"fedcba987654321x","to":1,"batch":2})"),
-           std::string_view(R"({"ring_read":"fedcba9876543210","to":-1,"batch":2})"),
-           std::string_view(R"({"ring_read":"fedcba9876543210","to":1,"batch":2,"x":3})"),
+           std::string_view(R"({"event":"lpd.ring_read","ring":"fedcba9876543210","to":1,"batch":2)"),            // torn
+           std::string_view(R"({"event":"lpd.ring_read","ring":"fedcba987654321","to":1,"batch":2})"),             // 15 digits
+           std::string_view(R"({"event":"lpd.ring_read","ring":"fedcba987654321x","to":1,"batch":2})"),
+           std::string_view(R"({"event":"lpd.ring_read","ring":"fedcba9876543210","to":-1,"batch":2})"),
+           std::string_view(R"({"event":"lpd.ring_read","ring":"fedcba9876543210","to":1,"batch":2,"x":3})"),
            std::string_view(R"({"event":"test.finish","ring_read":"fedcba9876543210","to":1,"batch":2})"),
            std::string_view(R"({"nodeid":"t.py::a","event":"test.start","seq":1})"),
            std::string_view(""),
@@ -157,4 +157,24 @@ TEST_CASE("ring marks are found behind a last batch of lines longer than a read 
   history.journal().recall_ring_marks({run_id});
   CHECK(history.journal().take_journaled_to(3) == std::optional<std::uint64_t>(35));
   CHECK(history.journal().take_journaled_to(4) == std::optional<std::uint64_t>(40));
+}
+
+TEST_CASE("a run's journal ends with its run.ended: a ring read that ended the run marks nothing after it") {
+  HistoryWorld world("lpd-ring-marks-end");
+  auto& [dir, io, events, store, runs] = world;
+  const std::string run_id = "20261201-101553-000fff";
+  {
+    History history(io, events, store, runs, RetentionLimits{0, 0});
+    history.open();
+    auto& journal = history.journal();
+    journal.ring_read_begins();
+    events.publish_text("test.finish", R"({"nodeid":"t.py::a","outcome":"passed"})", run_id, 0);
+    events.publish_text("run.ended", R"({"status":"ended"})", run_id, 0);
+    journal.ring_read_ended(5, 100);
+    journal.end_batch();
+    history.stop();
+  }
+  const auto lines = lines_of(dir.path + "/runs/" + run_id + "/events.jsonl");
+  REQUIRE(lines.size() == 2);
+  CHECK(nlohmann::json::parse(lines.back())["event"] == "run.ended");
 }
