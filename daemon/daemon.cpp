@@ -69,7 +69,8 @@ std::optional<std::uint64_t> Daemon::ring_journaled_to(std::uint64_t ring_id) {
 
 void Daemon::runs_pruned(const std::set<std::string>& run_ids) {
   crashes_.forget_runs(run_ids);
-  jobs_.forget_outputs(run_ids);
+  jobs_.forget_runs(run_ids);
+  pauses_.forget_runs(run_ids);
 }
 
 Daemon::~Daemon() = default;

@@ -879,6 +879,23 @@ void JobService::send_done(Supervised& s, Attached& a) {
   s.attached.remove_if([&a](const Attached& other) { return &other == &a; });
 }
 
+void JobService::forget_runs(const std::set<std::string>& run_ids) {
+  output_cap_.forget(run_ids);
+  for (const auto& run_id : run_ids) {
+    auto it = jobs_.find(run_id);
+    if (it == jobs_.end()) continue;
+    Supervised& s = *it->second;
+    std::vector<Attached*> reading;
+    for (auto& a : s.attached) {
+      for (const auto& stream : a.streams) stream.tail->stop();  // no finish callback runs after this
+      reading.push_back(&a);
+    }
+    for (Attached* a : reading) send_done(s, *a);
+    unpersisted_.erase(run_id);
+    jobs_.erase(it);  // its timers go with it; their callbacks look the run up by id
+  }
+}
+
 void JobService::drop_attaches(std::uint64_t session) {
   for (auto& [_, s] : jobs_) {
     s->attached.remove_if([session](const Attached& a) {

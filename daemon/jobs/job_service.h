@@ -185,9 +185,14 @@ class JobService : public RunWatcher {
   void last_try();
 
 
-  /// runs removed (retention): their outputs no longer count
-  /// towards their owners' totals.
-  void forget_outputs(const std::set<std::string>& run_ids) { output_cap_.forget(run_ids); }
+  /// Retention removed these runs: everything lpd held of them leaves
+  /// memory (their job, spec and environment: about 70 KB a run with a
+  /// 60 KB environment, kept until lpd stopped), their outputs no longer
+  /// count towards their owners' totals, and from now on every operation
+  /// on them answers not_found, never a report rebuilt from files that are
+  /// gone (an empty, passing JUnit). A reader still attached gets run.done
+  /// at once.
+  void forget_runs(const std::set<std::string>& run_ids);
 
  private:
   /// Drains (SessionDrain) every connection whose activity `matches`:

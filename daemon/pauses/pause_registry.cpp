@@ -108,4 +108,10 @@ std::size_t PauseRegistry::pending_count() const {
   }));
 }
 
+std::size_t PauseRegistry::forget_runs(const std::set<std::string>& run_ids) {
+  return std::erase_if(pauses_, [&run_ids](const auto& entry) {
+    return entry.second.status != PauseStatus::kPending && run_ids.count(entry.second.run_id) != 0;
+  });
+}
+
 }  // namespace lpd::daemon

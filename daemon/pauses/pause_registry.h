@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,9 @@ class PauseRegistry {
   /// optionally of one run.
   std::vector<const Pause*> list(bool include_resolved, std::string_view run_id = {}) const;
   std::size_t pending_count() const;
+  /// Forgets the resolved pauses of these runs (retention removed them);
+  /// a pending one stays until it settles. Returns how many went.
+  std::size_t forget_runs(const std::set<std::string>& run_ids);
 
  private:
   Pause* resolve(std::string_view pause_id, PauseStatus status, double now);

@@ -106,6 +106,9 @@ class PauseService {
   void restore();
 
   const PauseRegistry& registry() const { return registry_; }
+  /// Retention removed these runs: their resolved pauses leave memory
+  /// (`lpctl ls -a` listed them, and they were kept until lpd stopped).
+  void forget_runs(const std::set<std::string>& run_ids) { registry_.forget_runs(run_ids); }
 
  private:
   /// A `lpctl watch` waiting for the next pause of a run.

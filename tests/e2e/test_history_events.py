@@ -303,6 +303,33 @@ def test_an_active_run_is_never_pruned(lpd):
         controller.close()
 
 
+def test_a_pruned_supervised_run_is_not_found_never_reported_green(lpd, tmp_path):
+    """Stop 33's attack: once retention removed a run that crashed, lpctl
+    report gave an empty JUnit (tests="0", no error) and exit 0, attach
+    failed `internal` on the log that was gone, and the run's job (its
+    whole environment) stayed in lpd's memory until it stopped. A removed
+    run is now gone from every operation: not_found, exit 1."""
+    crashed = lpd.lpctl("run", "--", "sh", "-c", "kill -SEGV $$", check=False)
+    assert crashed.returncode == -11, crashed.stderr  # lpctl ends by the signal the run did
+    (run,) = lpd.lpctl_json("runs", "-a")
+    run_id = run["run_id"]
+    junit = tmp_path / "before.xml"
+    lpd.lpctl("report", run_id, "--junit", str(junit))
+    assert 'errors="1"' in junit.read_text()
+    lpd.lpctl("run", "--", "true")
+    assert lpd.lpctl("prune", "--keep-runs", "1").stdout.splitlines() == [f"removed {run_id}"]
+
+    after = tmp_path / "after.xml"
+    for argv in (["report", run_id, "--junit", str(after)], ["report", run_id, "--junit", "-"],
+                 ["attach", run_id], ["stop", run_id]):
+        result = lpd.lpctl(*argv, check=False)
+        assert result.returncode == 1, (argv, result.stdout, result.stderr)
+        assert "not_found" in result.stderr, (argv, result.stderr)
+        assert "<testsuite" not in result.stdout, argv
+    assert not after.exists()
+    assert "internal" not in lpd.log_text() and "[error]" not in lpd.log_text(), lpd.log_text()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs a root lpd and a throwaway user")
 def test_a_user_cannot_prune_another_users_runs():
     import pwd

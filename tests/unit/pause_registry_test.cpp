@@ -143,3 +143,19 @@ TEST_CASE("a pause keeps pytest-live-pause's field names through JSON") {
   CHECK(back.worker_id == "gw1");
   CHECK(back.deadline() == 130);
 }
+
+TEST_CASE("retention forgets the resolved pauses of the runs it removed, never a pending one nor another run's") {
+  PauseRegistry registry;
+  registry.add(make_pause("aaaa0001", PauseKind::kFailure), nullptr);
+  Pause pending = make_pause("aaaa0002", PauseKind::kFailure);
+  registry.add(std::move(pending), nullptr);
+  Pause other = make_pause("aaaa0003", PauseKind::kFailure);
+  other.run_id = "run-2";
+  registry.add(std::move(other), nullptr);
+  registry.mark_stale("aaaa0001", 101);
+  registry.mark_stale("aaaa0003", 101);
+  CHECK(registry.forget_runs({"run-1"}) == 1);
+  std::vector<std::string> left;
+  for (const Pause* p : registry.list(/*include_resolved=*/true)) left.push_back(p->pause_id);
+  CHECK(left == std::vector<std::string>{"aaaa0002", "aaaa0003"});
+}
