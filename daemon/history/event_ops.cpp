@@ -130,6 +130,16 @@ json handle_events_subscribe(EventBus& bus, History& history, boost::asio::io_co
   EventFilter filter = filter_of(call);
   const bool replay = call.fields.optional_boolean("replay").value_or(false);
   const auto since = since_of(call);
+  // Seqs only grow, across restarts too: a `since` past the last one is
+  // not a seq of this history (another state directory's, a typo). Taken
+  // as asked, the stream would go live with seqs below it, breaking the
+  // promise of "only what came after"; waiting for the seqs to pass it
+  // would show nothing for as long.
+  if (since && *since > bus.last_seq())
+    throw protocol::Error(protocol::ErrorCode::kBadRequest,
+                          "since " + std::to_string(*since) + " is past the last event published (seq " +
+                              std::to_string(bus.last_seq()) +
+                              "): seqs only grow, so it is no seq of this lpd's history; give one it sent");
   auto stream =
       std::make_shared<SubscriptionStream>(bus, history, io, call.sink, call.peer, call.access);
   // Subscribing first: past the connection's limit it throws, and nothing was sent.

@@ -184,6 +184,30 @@ def test_follow_since_sends_history_then_live_without_gap_or_repeat(lpd):
         follow.wait()
 
 
+def test_follow_since_past_the_last_seq_is_refused_not_answered_with_lower_seqs(lpd):
+    """Stop 33's attack: `--follow --since` beyond the last seq went live
+    and pushed seqs below it, against "only events after SEQ"."""
+    first, _ = make_run(lpd)
+    wait_ended(lpd, [first])
+    last = max(seqs(events_json(lpd)[1]))
+    refused = lpd.lpctl("--json", "events", "--follow", "--since", str(last + 1000), check=False, timeout=60)
+    assert refused.returncode == 1 and refused.stdout == "", (refused.stdout, refused.stderr)
+    assert f"is past the last event published (seq {last})" in refused.stderr, refused.stderr
+    assert "bad_request" in refused.stderr
+    # The last seq itself is a cursor lpd gave out: follow from it, nothing before.
+    follow = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "--json", "events", "--follow", "--since", str(last)],
+                              stdout=subprocess.PIPE, env=lpd.env())
+    lines = LineReader(follow.stdout.fileno())
+    try:
+        second, _ = make_run(lpd)
+        got = [lines.line(), lines.line()]
+        assert [e["data"]["run_id"] for e in got] == [second, second]
+        assert min(seqs(got)) > last
+    finally:
+        follow.kill()
+        follow.wait()
+
+
 def test_follow_rides_out_restarts_without_gap_or_repeat(lpd):
     """`lpctl events --follow` keeps following when lpd restarts (gracefully,
     or killed with -9): it waits for lpd, says so on stderr, and goes on
