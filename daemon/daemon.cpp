@@ -63,8 +63,8 @@ void Daemon::ring_read_ended(std::uint64_t ring_id, std::uint64_t read_to) {
   history_.journal().ring_read_ended(ring_id, read_to);
 }
 
-std::optional<std::uint64_t> Daemon::ring_journaled_to(std::uint64_t ring_id) {
-  return history_.journal().take_journaled_to(ring_id);
+std::optional<std::uint64_t> Daemon::ring_journaled_to(std::uint64_t ring_id, uid_t uid) {
+  return history_.journal().take_journaled_to(ring_id, uid);
 }
 
 void Daemon::runs_pruned(const std::set<std::string>& run_ids) {
@@ -263,8 +263,8 @@ void Daemon::restore_state() {
   runs_.restore();
   {
     // Before any shim hands its event ring back (see RingMark).
-    std::vector<std::string> active;
-    for (const Run* run : run_registry_.list(/*include_ended=*/false)) active.push_back(run->run_id);
+    std::vector<std::pair<std::string, uid_t>> active;
+    for (const Run* run : run_registry_.list(/*include_ended=*/false)) active.emplace_back(run->run_id, run->owner);
     history_.journal().recall_ring_marks(active);
   }
   pauses_.restore();

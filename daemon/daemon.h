@@ -96,7 +96,7 @@ class Daemon final : private SessionDrain,
   void batch_ended() override;
   void ring_read_begins() override;
   void ring_read_ended(std::uint64_t ring_id, std::uint64_t read_to) override;
-  std::optional<std::uint64_t> ring_journaled_to(std::uint64_t ring_id) override;
+  std::optional<std::uint64_t> ring_journaled_to(std::uint64_t ring_id, uid_t uid) override;
   /// PruneWatcher: the removed runs' crash records and kept outputs go too.
   void runs_pruned(const std::set<std::string>& run_ids) override;
   /// Loads what a previous lpd left in the state directory, before serving.

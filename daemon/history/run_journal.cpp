@@ -255,8 +255,8 @@ bool scan_backwards(int fd, off_t size, std::size_t max_bytes, LastBatchMarks& m
 
 }  // namespace
 
-void RunJournal::recall_ring_marks(const std::vector<std::string>& run_ids) {
-  for (const auto& run_id : run_ids) {
+void RunJournal::recall_ring_marks(const std::vector<std::pair<std::string, uid_t>>& runs) {
+  for (const auto& [run_id, owner] : runs) {
     if (!is_safe_id(run_id)) continue;
     const std::string path = store_.path("runs/" + run_id + "/events.jsonl");
     int error = 0;
@@ -275,7 +275,7 @@ void RunJournal::recall_ring_marks(const std::vector<std::string>& run_ids) {
       spdlog::warn("run {}: its journal's last batch is over {} bytes: ring marks before them not read", run_id,
                    kMaxRingMarkScanBytes);
     for (const auto& [ring_id, to] : marks.marks()) {
-      auto& kept = recalled_marks_[ring_id];
+      auto& kept = recalled_marks_[{ring_id, owner}];
       kept = std::max(kept, to);
     }
   }
@@ -283,8 +283,8 @@ void RunJournal::recall_ring_marks(const std::vector<std::string>& run_ids) {
     spdlog::debug("recalled where {} event ring(s) were journaled to", recalled_marks_.size());
 }
 
-std::optional<std::uint64_t> RunJournal::take_journaled_to(std::uint64_t ring_id) {
-  auto it = recalled_marks_.find(ring_id);
+std::optional<std::uint64_t> RunJournal::take_journaled_to(std::uint64_t ring_id, uid_t uid) {
+  auto it = recalled_marks_.find({ring_id, uid});
   if (it == recalled_marks_.end()) return std::nullopt;
   const auto to = it->second;
   recalled_marks_.erase(it);

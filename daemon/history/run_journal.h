@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <functional>
 #include <cstdint>
@@ -8,6 +10,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -81,14 +84,17 @@ class RunJournal {
   /// flush(), and the marks that follow belong to the next batch.
   void end_batch();
   /// At start-up, before any ring is attached: reads back, from the end of
-  /// the journal of each run in `run_ids` (the active ones: only their
-  /// shims hand a ring back), the marks of its last batch (LastBatchMarks),
-  /// at most kMaxRingMarkScanBytes a journal. Logs what it cannot read.
-  void recall_ring_marks(const std::vector<std::string>& run_ids);
+  /// the journal of each run in `runs` (run id and owner: the active ones,
+  /// only their shims hand a ring back), the marks of its last batch
+  /// (LastBatchMarks), at most kMaxRingMarkScanBytes a journal. Logs what it
+  /// cannot read.
+  void recall_ring_marks(const std::vector<std::pair<std::string, uid_t>>& runs);
   static constexpr std::size_t kMaxRingMarkScanBytes = 64u << 20;
   /// How far a previous lpd journaled ring `ring_id`'s records, when its
-  /// last marks say so; asked once per ring handed over (forgotten then).
-  std::optional<std::uint64_t> take_journaled_to(std::uint64_t ring_id);
+  /// last marks say so and they are in a run of `uid` (a ring id is the
+  /// shim's to repeat: another user's, were it guessed, changes nothing);
+  /// asked once per ring handed over (forgotten then).
+  std::optional<std::uint64_t> take_journaled_to(std::uint64_t ring_id, uid_t uid);
 
  private:
   struct Journal {
@@ -120,7 +126,9 @@ class RunJournal {
   /// Per open ring read (innermost last): the runs whose journal got an event meanwhile.
   std::vector<std::vector<std::string>> ring_reads_;
   std::uint64_t ring_batch_ = 1;  // the batch the next ring marks belong to
-  std::map<std::uint64_t, std::uint64_t> recalled_marks_;  // ring id -> journaled to, from the previous lpd
+  /// Ring id and the owner of the run whose journal marked it -> journaled
+  /// to, from the previous lpd.
+  std::map<std::pair<std::uint64_t, uid_t>, std::uint64_t> recalled_marks_;
 };
 
 }  // namespace lpd::daemon

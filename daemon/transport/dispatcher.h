@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -32,9 +34,12 @@ class BatchWatcher {
   /// That read ended: ring `ring_id` (EventRingReader::ring_id) is read up
   /// to ring position `read_to`.
   virtual void ring_read_ended(std::uint64_t /*ring_id*/, std::uint64_t /*read_to*/) {}
-  /// For a ring handed to this lpd: how far a previous lpd's journals hold
-  /// its records (nullopt: no word of it). Asked once per ring.attach.
-  virtual std::optional<std::uint64_t> ring_journaled_to(std::uint64_t /*ring_id*/) { return std::nullopt; }
+  /// For a ring handed to this lpd by a process of `uid`: how far a
+  /// previous lpd's journals of that user's runs hold its records
+  /// (nullopt: no word of it). Asked once per ring.attach.
+  virtual std::optional<std::uint64_t> ring_journaled_to(std::uint64_t /*ring_id*/, uid_t /*uid*/) {
+    return std::nullopt;
+  }
 };
 
 /// Dispatcher owns the operation table and runs every incoming line through

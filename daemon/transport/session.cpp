@@ -208,7 +208,7 @@ bool Session::attach_ring(std::unique_ptr<MappedEventRing> ring) {
   } else if (auto* watcher = dispatcher_.batches()) {
     // Handed over: the previous lpd may have journaled records it had not
     // yet committed as read when it was killed.
-    if (const auto journaled = watcher->ring_journaled_to(reader.ring_id());
+    if (const auto journaled = watcher->ring_journaled_to(reader.ring_id(), peer_.uid);
         journaled && reader.skip_to(*journaled))
       spdlog::info("session {}: the event ring of pid {} is read on from position {}, not {}: a previous lpd's "
                    "journal already holds the records between",

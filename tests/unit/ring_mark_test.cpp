@@ -118,11 +118,12 @@ TEST_CASE("a run journal marks each ring read in the runs it recorded events of,
   // The next lpd: the last batch of each active run.
   History restarted(io, events, store, runs, RetentionLimits{0, 0});
   restarted.open();
-  restarted.journal().recall_ring_marks({run_a, run_b, "20261201-101553-000ccc" /* no journal */});
-  CHECK(restarted.journal().take_journaled_to(5) == std::optional<std::uint64_t>(200));
-  CHECK(restarted.journal().take_journaled_to(6) == std::optional<std::uint64_t>(60));
-  CHECK_FALSE(restarted.journal().take_journaled_to(7));  // read, but recorded nothing
-  CHECK_FALSE(restarted.journal().take_journaled_to(5));  // asked once
+  restarted.journal().recall_ring_marks({{run_a, 1000}, {run_b, 1000}, {"20261201-101553-000ccc", 1000} /* no journal */});
+  CHECK_FALSE(restarted.journal().take_journaled_to(5, 1001));  // another user's process naming the ring
+  CHECK(restarted.journal().take_journaled_to(5, 1000) == std::optional<std::uint64_t>(200));
+  CHECK(restarted.journal().take_journaled_to(6, 1000) == std::optional<std::uint64_t>(60));
+  CHECK_FALSE(restarted.journal().take_journaled_to(7, 1000));  // read, but recorded nothing
+  CHECK_FALSE(restarted.journal().take_journaled_to(5, 1000));  // asked once
 }
 
 TEST_CASE("ring marks are not read through a link planted for a run's journal") {
@@ -135,8 +136,8 @@ TEST_CASE("ring marks are not read through a link planted for a run's journal") 
   REQUIRE(::symlink(elsewhere.c_str(), (dir.path + "/runs/" + run_id + "/events.jsonl").c_str()) == 0);
   History history(io, events, store, runs, RetentionLimits{0, 0});
   history.open();
-  history.journal().recall_ring_marks({run_id});
-  CHECK_FALSE(history.journal().take_journaled_to(9));
+  history.journal().recall_ring_marks({{run_id, 1000}});
+  CHECK_FALSE(history.journal().take_journaled_to(9, 1000));
 }
 
 TEST_CASE("ring marks are found behind a last batch of lines longer than a read block") {
@@ -154,9 +155,9 @@ TEST_CASE("ring marks are found behind a last batch of lines longer than a read 
   }
   History history(io, events, store, runs, RetentionLimits{0, 0});
   history.open();
-  history.journal().recall_ring_marks({run_id});
-  CHECK(history.journal().take_journaled_to(3) == std::optional<std::uint64_t>(35));
-  CHECK(history.journal().take_journaled_to(4) == std::optional<std::uint64_t>(40));
+  history.journal().recall_ring_marks({{run_id, 1000}});
+  CHECK(history.journal().take_journaled_to(3, 1000) == std::optional<std::uint64_t>(35));
+  CHECK(history.journal().take_journaled_to(4, 1000) == std::optional<std::uint64_t>(40));
 }
 
 TEST_CASE("a run's journal ends with its run.ended: a ring read that ended the run marks nothing after it") {
