@@ -19,8 +19,12 @@ namespace {
 
 // The lists below are the access model's whole definition of metadata;
 // protocol/README.md ("Who sees what") repeats them for clients.
-const std::vector<std::string_view> kRunFields = {"run_id",     "owner_uid", "status",     "pid",    "hostname",
-                                                  "created_at", "ended_at",  "supervised", "workers"};
+// A supervised run's returncode and signal are its job's (kJobFields): the
+// same facts, shown alike in `lpctl runs -a` and in the job events. Its
+// `result` (the verdict, with test names) is content.
+const std::vector<std::string_view> kRunFields = {"run_id",     "owner_uid", "status",     "pid",
+                                                  "hostname",   "created_at", "ended_at",  "supervised",
+                                                  "workers",    "returncode", "signal"};
 // "payload" is reduced again as a job (it carries the job's `text`).
 const std::vector<std::string_view> kJobFields = {"type", "id", "state", "returncode", "payload"};
 const std::vector<std::string_view> kPauseFields = {

@@ -10,6 +10,7 @@
 #include <set>
 #include <unordered_set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -237,6 +238,12 @@ class JobService : public RunWatcher {
     /// attempt, is a rerun (pytest-rerunfailures re-running an xdist
     /// worker's crashed test in a new worker, whose shim counts no rerun).
     std::map<std::string, std::size_t> results_at_crash;
+    /// The results an xdist controller's worker.results gave for a worker
+    /// (attempt, worker id, nodeid) that the worker itself has not: a
+    /// worker that ended while lpd was away hands its own copies over
+    /// later, when lpd is back (its last flush), and they are the same
+    /// tests: recorded once. An entry goes when the worker's copy comes.
+    std::set<std::tuple<int, std::string, std::string>> told_by_controller;
     /// The JUnit of a done run, rendered once: run.report hands a large one
     /// out in many pieces.
     std::optional<std::string> junit_cache;

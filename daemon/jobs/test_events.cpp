@@ -83,6 +83,14 @@ void JobService::test_finished(const Peer& peer, TestResult r) {
   Supervised* s = find(a->run_id());
   if (s) {
     r.attempt = std::max(1, s->job.attempt);
+    if (!s->told_by_controller.empty() &&
+        s->told_by_controller.erase({r.attempt, r.worker_id, r.nodeid}) != 0) {
+      // Its controller gave this result while the worker could not: the
+      // same test, heard twice (this stop's attack: 137 of 1,500 tests
+      // twice after two quick restarts under -n 2).
+      a->test_finished(r.nodeid);
+      return;
+    }
     keep_within_budget(r, s->failure_text_bytes);
   }
   a->test_finished(r.nodeid);
@@ -161,6 +169,7 @@ void JobService::worker_results(const Peer& peer, WorkerResults told) {
   std::size_t added = 0;
   for (auto& r : told.results) {
     if (!known.insert(r.nodeid).second) continue;  // lpd heard it from the worker itself
+    s->told_by_controller.emplace(attempt, told.worker_id, r.nodeid);
     add_result(*s, std::move(r));
     ++added;
   }

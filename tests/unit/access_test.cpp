@@ -57,9 +57,13 @@ TEST_CASE("each kind keeps exactly its metadata fields") {
   SECTION("run") {
     json run = {{"run_id", "r"}, {"owner_uid", 1000}, {"status", "active"}, {"pid", 7}, {"hostname", "ci"},
                 {"created_at", 1.5}, {"supervised", true}, {"workers", json::array({{{"worker_id", "gw0"}, {"pid", 8}}})},
-                {"argv", {"pytest", secret}}, {"cwd", "/" + secret}};
+                {"argv", {"pytest", secret}}, {"cwd", "/" + secret}, {"returncode", 139}, {"signal", 11},
+                {"result", "crash in t.py::" + secret}};
     json m = metadata_only(RecordKind::kRun, run);
     CHECK_FALSE(contains_text(m, secret));
+    CHECK(m["returncode"] == 139);  // as the job events show it to everyone
+    CHECK(m["signal"] == 11);
+    CHECK_FALSE(m.contains("result"));
     CHECK(m["workers"][0]["worker_id"] == "gw0");
     CHECK(m["status"] == "active");
     CHECK(m["redacted"] == true);
