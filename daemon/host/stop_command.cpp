@@ -76,10 +76,15 @@ int stop_daemon(const std::string& socket_path, std::chrono::milliseconds timeou
       unwritten != status.end() && unwritten->is_object() && unwritten->value("count", 0) > 0) {
     // Said here, not only in lpd.log: the user stopping it can still free
     // space first (lpd writes them within a second of it returning).
+    // lpd tries them once more as it stops, from the blocks it holds in
+    // reserve (SpaceReserve), and often succeeds: "lost" would be false
+    // then; its log says which could not be written.
     std::cerr << "lpd: warning: " << unwritten->value("count", 0)
               << " crash record(s) are only in lpd's memory (" << unwritten->value("cause", std::string("not written"))
-              << ") and are lost with this stop; free space in " << status.value("state_dir", std::string("its state directory"))
-              << " and stop it after they are written to keep them\n";
+              << "); lpd tries them once more as it stops, and its log says any it could not write, which are lost "
+                 "with this stop; to be sure of them, free space in "
+              << status.value("state_dir", std::string("its state directory"))
+              << " and stop it after they are written\n";
   }
 
   // The pid came from the daemon; a pidfd pins that process. It is the
