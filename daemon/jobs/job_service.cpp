@@ -887,7 +887,20 @@ void JobService::forget_runs(const std::set<std::string>& run_ids) {
     Supervised& s = *it->second;
     std::vector<Attached*> reading;
     for (auto& a : s.attached) {
-      for (const auto& stream : a.streams) stream.tail->stop();  // no finish callback runs after this
+      // A replay still under way stops here, saying why where its reader
+      // looks (its output), then ends as the run did: never a silent cut.
+      auto sink = a.sink.lock();
+      for (const auto& stream : a.streams) {
+        stream.tail->stop();  // no finish callback runs after this
+        if (sink)
+          sink->send(protocol::encode_push(
+              "run.output", {{"data", "\n[lpd: run " + run_id +
+                                          " was removed by retention (lpd start --keep-runs/--keep-days, or lpctl "
+                                          "prune) while this replay was under way: the rest of its output is gone]\n"},
+                             {"stream", to_string(stream.stream)},
+                             {"offset", stream.tail->offset()}}));
+      }
+      a.streams.clear();  // no other note for the rest (send_done's is the output cap's)
       reading.push_back(&a);
     }
     for (Attached* a : reading) send_done(s, *a);

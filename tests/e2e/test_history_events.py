@@ -184,6 +184,30 @@ def test_follow_since_sends_history_then_live_without_gap_or_repeat(lpd):
         follow.wait()
 
 
+def test_an_attach_whose_run_retention_removes_says_its_output_was_cut(lpd):
+    """Stop 34's second attack: `lpctl attach` of a run that retention
+    removed mid-replay printed 0.9 of its 22.9 MB and ended as if that were
+    all. The replay now ends with a line saying why, then the run's end."""
+    big = lpd.lpctl("run", "--", "sh", "-c", "seq 1 3000000")
+    assert big.returncode == 0
+    (run,) = lpd.lpctl_json("runs", "-a")
+    lpd.lpctl("run", "--", "true")
+    attach = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "attach", run["run_id"]],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=lpd.env())
+    try:
+        assert attach.stdout.read(2) == b"1\n"  # replaying: the pipe, not lpd, holds it back now
+        assert lpd.lpctl("prune", "--keep-runs", "1").stdout.splitlines() == [f"removed {run['run_id']}"]
+        out, err = attach.communicate(timeout=120)
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.communicate()
+    assert len(out) < 22_888_896 - 2  # seq 1 3000000 is 22,888,896 bytes
+    assert out.rstrip().endswith(b"while this replay was under way: the rest of its output is gone]"), out[-300:]
+    assert b"size cap" not in out  # not blamed on the output cap
+    assert attach.returncode == 0, err  # the run's own end: it exited 0
+
+
 def test_follow_since_past_the_last_seq_is_refused_not_answered_with_lower_seqs(lpd):
     """Stop 33's attack: `--follow --since` beyond the last seq went live
     and pushed seqs below it, against "only events after SEQ"."""
