@@ -72,6 +72,16 @@ def open_when_read(fifo, timeout=120):
     return opened[0]
 
 
+def start_when_waited_for(lpd, fifo):
+    """Starts `lpd` once the suite's test waits at `fifo`, then lets it go
+    on: that test and the rest run under the new lpd."""
+    gate = open_when_read(fifo)
+    try:
+        lpd.start()
+    finally:
+        os.close(gate)
+
+
 def flood_nodeids():
     return [f"test_channel.py::test_c_flood[{i:04d}-{'x' * ID_LENGTH}]" for i in range(FLOOD)]
 
@@ -105,11 +115,7 @@ def test_a_ring_filled_while_lpd_is_away_is_delivered_with_the_queue_in_order(wo
         # Opening a FIFO for writing waits for its reader: test_b, then,
         # after the whole flood, test_d.
         os.close(open_when_read(os.path.join(gates, "killed")))
-        gate = open_when_read(os.path.join(gates, "restarted"))
-        try:
-            lpd.start()
-        finally:
-            os.close(gate)
+        start_when_waited_for(lpd, os.path.join(gates, "restarted"))
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, out
         assert "INTERNALERROR" not in out and "lpd_pytest: warning" not in out, out
@@ -196,11 +202,7 @@ def test_a_ring_handed_to_a_restarted_lpd_is_not_recorded_twice(work_dir):
                 struct.pack_into("<Q", header, 16, 0)
         finally:
             os.close(ring_fd)
-        gate = open_when_read(os.path.join(gates, "restarted"))
-        try:
-            lpd.start()
-        finally:
-            os.close(gate)
+        start_when_waited_for(lpd, os.path.join(gates, "restarted"))
         out, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, out
         assert f"{len(nodeids)} passed" in out, out
