@@ -74,9 +74,16 @@ Command events_command() {
                          "Keep streaming as events happen (with --run-id: until the run ends); if lpd restarts, "
                          "wait for it and go on after the last event shown, nothing missed or repeated");
             repeatable(app.add_option("--type", o->types, "Only events whose type starts with this (repeatable)"));
+            // CLI11 wraps "-1" into a huge unsigned, which reached lpd as -1
+            // and came back bad_request (exit 1): a usage error (64) here.
             app.add_option("--since", o->since,
                            "Only events after this seq (seqs keep increasing across lpd restarts); every kept "
-                           "event after it, then live with --follow");
+                           "event after it, then live with --follow")
+                ->check(CLI::Validator(
+                    [](const std::string& text) {
+                      return text.starts_with('-') ? "a seq is 0 or more, not " + text : std::string();
+                    },
+                    "SEQ"));
             return [o](const GlobalOptions& global) {
               auto connection = global.connect();
               json filter = json::object();

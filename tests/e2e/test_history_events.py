@@ -218,6 +218,8 @@ def test_follow_since_past_the_last_seq_is_refused_not_answered_with_lower_seqs(
     assert refused.returncode == 1 and refused.stdout == "", (refused.stdout, refused.stderr)
     assert f"is past the last event published (seq {last})" in refused.stderr, refused.stderr
     assert "bad_request" in refused.stderr
+    negative = lpd.lpctl("events", "--since", "-1", check=False)  # lpctl's own usage error, never sent
+    assert negative.returncode == 64 and "a seq is 0 or more, not -1" in negative.stderr, negative.stderr
     # The last seq itself is a cursor lpd gave out: follow from it, nothing before.
     follow = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "--json", "events", "--follow", "--since", str(last)],
                               stdout=subprocess.PIPE, env=lpd.env())
