@@ -189,9 +189,11 @@ int Daemon::run(Readiness& readiness) {
   // again), then one last try at each kind of record.
   if (const auto freed = reserve_.release())
     spdlog::debug("gave back the {} bytes reserved in {} for these last writes", freed, config_.state_dir);
-  jobs_.last_try();         // a run's end (job.json, run.json) and report
-  crash_retry_.last_try();  // crash records
-  history_.stop();          // the journals' last lines, and what a full disk refused of them said
+  // Most needed first: what nothing else can rebuild.
+  jobs_.last_try();           // a run's end (job.json, run.json)
+  crash_retry_.last_try();    // crash records
+  history_.stop();            // the journals' last lines, and what a full disk refused of them said
+  jobs_.last_try_reports();   // a done run's junit.xml: the next lpd renders it again from the above
   if (!socket_from_systemd_) ::unlink(config_.socket_path.c_str());
   spdlog::info("lpd stopped");
   return 0;

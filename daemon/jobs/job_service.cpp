@@ -297,6 +297,9 @@ void JobService::last_try() {
     spdlog::error("lpd stops before it could write run {}'s job.json and run.json (its state directory {} refuses "
                   "writes): the next lpd will find it as it was last written",
                   run_id, store_.root());
+}
+
+void JobService::last_try_reports() {
   // A done run whose report the disk refused: its results are still here.
   for (auto& [run_id, s] : jobs_)
     if (s->job.state == JobState::kDone && s->history_loaded && !s->report_written) write_done_report(*s);

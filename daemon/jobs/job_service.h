@@ -181,9 +181,15 @@ class JobService : public RunWatcher {
   /// results stay on disk until asked for (load_history).
   void restore();
   /// lpd is stopping: one last try at every run's state a full disk
-  /// refused (job.json, run.json, a done run's junit.xml), what still fails
-  /// logged as lost with this lpd.
+  /// refused (job.json, run.json), what still fails logged as lost with
+  /// this lpd.
   void last_try();
+  /// lpd is stopping, after last_try() and the journals: one last try at a
+  /// done run's junit.xml the disk refused. Last, because the next lpd
+  /// renders it again from the journal, job.json and the crash records,
+  /// while nothing renders those (a stop on a full disk spent the freed
+  /// reserve on two 64 KiB reports and lost the events journal's run.ended).
+  void last_try_reports();
 
 
   /// Retention removed these runs: everything lpd held of them leaves
