@@ -22,26 +22,23 @@ void BoundedTraceback::add(std::string_view text) {
   }
 }
 
+std::string_view traceback_end(std::string_view text, std::size_t max_bytes) {
+  if (text.size() > max_bytes) text.remove_prefix(text.size() - max_bytes);
+  // From the first whole line, when there is one.
+  if (const auto newline = text.find('\n'); newline != std::string_view::npos && newline + 1 < text.size()) {
+    text.remove_prefix(newline + 1);
+  } else {
+    while (!text.empty() && (static_cast<unsigned char>(text.front()) & 0xC0) == 0x80) text.remove_prefix(1);
+  }
+  return text;
+}
+
 std::string BoundedTraceback::text() const {
   if (dropped_ == 0 && tail_.size() <= kTailBytes) return head_ + tail_;
   std::string_view head = head_;
   head.remove_suffix(protocol::utf8_cut_suffix(head));
-  std::string_view tail = tail_;
-  std::size_t left_out = dropped_ + (head_.size() - head.size());
-  if (tail.size() > kTailBytes) {
-    left_out += tail.size() - kTailBytes;
-    tail.remove_prefix(tail.size() - kTailBytes);
-  }
-  // From the tail's first whole line, when there is one.
-  if (const auto newline = tail.find('\n'); newline != std::string_view::npos && newline + 1 < tail.size()) {
-    left_out += newline + 1;
-    tail.remove_prefix(newline + 1);
-  } else {
-    while (!tail.empty() && (static_cast<unsigned char>(tail.front()) & 0xC0) == 0x80) {
-      ++left_out;
-      tail.remove_prefix(1);
-    }
-  }
+  const std::string_view tail = traceback_end(tail_, kTailBytes);
+  const std::size_t left_out = dropped_ + (head_.size() - head.size()) + (tail_.size() - tail.size());
   std::string out(head);
   if (!out.empty() && out.back() != '\n') out += '\n';
   out += "... lpd left out " + std::to_string(left_out) + " bytes of this traceback here ...\n";

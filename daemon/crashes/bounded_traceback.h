@@ -33,4 +33,12 @@ class BoundedTraceback {
   std::size_t dropped_ = 0;  // bytes trimmed off the front of tail_
 };
 
+/// What to keep of `text`, which follows a cut (its start was left out):
+/// its last `max_bytes` or less, from its first whole line when one starts
+/// there, else past any UTF-8 continuation bytes: never half a line when
+/// it can help it, never half a character. A view into `text`. Where a
+/// traceback is cut to its end, which faulthandler writes last (the
+/// crashing thread).
+std::string_view traceback_end(std::string_view text, std::size_t max_bytes);
+
 }  // namespace lpd::daemon

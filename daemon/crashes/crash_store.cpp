@@ -1,5 +1,7 @@
 #include "daemon/crashes/crash_store.h"
 
+#include "daemon/crashes/bounded_traceback.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,31 +87,21 @@ std::string crash_line(Crash& crash, std::size_t max_bytes) {
   return line;
 }
 
-namespace {
-
-/// The end of `text`, at most `max_bytes`, from the start of a line when
-/// one starts in it (never half a line, nor half a UTF-8 character there).
-std::string last_lines(const std::string& text, std::size_t max_bytes) {
-  if (text.size() <= max_bytes) return text;
-  std::size_t from = text.size() - max_bytes;
-  if (const auto newline = text.find('\n', from); newline != std::string::npos && newline + 1 < text.size())
-    from = newline + 1;
-  else
-    while (from < text.size() && (static_cast<unsigned char>(text[from]) & 0xC0) == 0x80) ++from;
-  return text.substr(from);
-}
-
-}  // namespace
-
 CrashStore::CrashStore(const StateStore& store, FlushWatcher* flushes) : store_(store), flushes_(flushes) {}
 
 std::string CrashStore::path() const { return store_.path(kJournal); }
+
+void CrashStore::recount(uid_t owner, std::size_t was, std::size_t now) {
+  auto& used = owner_bytes_[owner];
+  used = used - std::min(used, was) + now;
+  if (used == 0) owner_bytes_.erase(owner);
+}
 
 void CrashStore::index(Crash crash, std::size_t bytes) {
   const std::uint64_t id = crash.crash_id;
   by_run_[crash.run_id].push_back(id);  // ids only grow: each run's list stays sorted
   by_key_.emplace(key_of(crash), id);   // a duplicate an older lpd wrote keeps the first
-  owner_bytes_[crash.owner] += bytes;
+  recount(crash.owner, 0, bytes);
   records_.emplace(id, Entry{std::move(crash), bytes});
 }
 
@@ -248,7 +240,7 @@ const Crash& CrashStore::append(Crash crash) {
                       std::to_string(kMaxBytesPerOwner >> 20) +
                       " MiB lpd keeps per user (lpctl prune removes old runs); its last " +
                       std::to_string(kBudgetTracebackBytes) + " bytes follow]\n" +
-                      last_lines(crash.traceback, kBudgetTracebackBytes);
+                      std::string(traceback_end(crash.traceback, kBudgetTracebackBytes));
     bytes = crash_line(crash, kMaxRecordBytes).size();
   }
   const std::uint64_t id = crash.crash_id;
@@ -274,8 +266,7 @@ bool CrashStore::mark_flaky(std::uint64_t crash_id) {
   it->second.crash.flaky = true;
   const std::size_t before = it->second.bytes;
   it->second.bytes = encode(it->second.crash).size();
-  auto& used = owner_bytes_[it->second.crash.owner];
-  used = used - std::min(used, before) + it->second.bytes;
+  recount(it->second.crash.owner, before, it->second.bytes);
   // A line in the side file, not a rewrite of the journal on the event loop
   // (hundreds of milliseconds at tens of MB); a rewrite only once the marks
   // pile up.
@@ -297,10 +288,7 @@ void CrashStore::forget_runs(const std::set<std::string>& run_ids) {
       if (record == records_.end()) continue;
       auto key = by_key_.find(key_of(record->second.crash));
       if (key != by_key_.end() && key->second == id) by_key_.erase(key);
-      if (auto used = owner_bytes_.find(record->second.crash.owner); used != owner_bytes_.end()) {
-        used->second -= std::min(used->second, record->second.bytes);
-        if (used->second == 0) owner_bytes_.erase(used);
-      }
+      recount(record->second.crash.owner, record->second.bytes, 0);
       records_.erase(record);
       std::erase(unwritten_, id);
       removed = true;

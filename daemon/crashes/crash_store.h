@@ -169,6 +169,8 @@ class CrashStore {
   };
 
   void index(Crash crash, std::size_t bytes);
+  /// owner_bytes_[owner]: a record of `was` bytes is now `now` bytes (0: new, or gone).
+  void recount(uid_t owner, std::size_t was, std::size_t now);
   /// Appends `lines` to `file` (created 0600), fsynced; on failure cuts
   /// back what was written and sets cause_. `torn`: set when a cut back
   /// failed (the file's last line may lack its newline).

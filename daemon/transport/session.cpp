@@ -224,15 +224,10 @@ void Session::drain_ring() {
   draining_ = true;
   auto self = shared_from_this();
   auto ring = ring_;
-  auto* watcher = dispatcher_.batches();
-  if (watcher) watcher->ring_read_begins();
-  auto& reader = ring->reader();
-  auto drained = reader.read(
-      [this, &self](std::string_view record) { dispatcher_.dispatch_line(record, peer_, self, /*one_way_only=*/true); });
-  if (watcher) watcher->ring_read_ended(reader.ring_id(), reader.read_position());
+  auto drained = read_marked(*ring, self);
   // Journaled, then committed: see BatchWatcher for a kill in between.
   if (drained.records > 0) dispatcher_.end_of_batch();
-  reader.commit();
+  ring->reader().commit();
   draining_ = false;
   if (drained.error) detach_ring(ring, *drained.error);
 }
@@ -243,15 +238,22 @@ std::optional<std::size_t> Session::read_ring() {
   draining_ = true;
   auto self = shared_from_this();
   auto ring = ring_;
-  auto* watcher = dispatcher_.batches();
-  if (watcher) watcher->ring_read_begins();
-  auto read = ring->reader().read(
-      [this, &self](std::string_view record) { dispatcher_.dispatch_line(record, peer_, self, /*one_way_only=*/true); });
-  if (watcher) watcher->ring_read_ended(ring->reader().ring_id(), ring->reader().read_position());
+  auto read = read_marked(*ring, self);
   draining_ = false;
   uncommitted_ring_ = ring;  // committed by commit_ring(), even if the connection closes meanwhile
   if (read.error) detach_ring(ring, *read.error);
   return read.records;
+}
+
+protocol::EventRingReader::Drained Session::read_marked(MappedEventRing& ring,
+                                                      const std::shared_ptr<Session>& self) {
+  auto* watcher = dispatcher_.batches();
+  if (watcher) watcher->ring_read_begins();
+  auto& reader = ring.reader();
+  auto read = reader.read(
+      [this, &self](std::string_view record) { dispatcher_.dispatch_line(record, peer_, self, /*one_way_only=*/true); });
+  if (watcher) watcher->ring_read_ended(reader.ring_id(), reader.read_position());
+  return read;
 }
 
 void Session::commit_ring() {

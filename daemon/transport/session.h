@@ -107,6 +107,10 @@ class Session : public ReplySink, public RingPoller::Source, public std::enable_
   std::optional<std::size_t> read_ring() override;
   void commit_ring() override;
   void promise_ring_read_by(std::uint64_t monotonic_ns) override;
+  /// Reads `ring`'s new records into the dispatcher (for `self`), without
+  /// committing, between the BatchWatcher's ring_read_begins/ended: the
+  /// journals then mark how far that ring is recorded.
+  protocol::EventRingReader::Drained read_marked(MappedEventRing& ring, const std::shared_ptr<Session>& self);
   RingPoller& ring_poller();
   /// Stops reading `ring` (when it is still this session's): a corrupt ring.
   void detach_ring(const std::shared_ptr<MappedEventRing>& ring, const std::string& why);

@@ -82,6 +82,15 @@ def start_when_waited_for(lpd, fifo):
         os.close(gate)
 
 
+def clean_up(proc, lpd):
+    """Ends what a test here started: its pytest (when still running), its lpd and its files."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+    lpd.stop()
+    shutil.rmtree(lpd.root, ignore_errors=True)
+
+
 def flood_nodeids():
     return [f"test_channel.py::test_c_flood[{i:04d}-{'x' * ID_LENGTH}]" for i in range(FLOOD)]
 
@@ -122,11 +131,7 @@ def test_a_ring_filled_while_lpd_is_away_is_delivered_with_the_queue_in_order(wo
         assert f"{len(nodeids)} passed" in out, out
         assert journal_finishes(lpd.state_dir, run_id) == nodeids
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        lpd.stop()
-        shutil.rmtree(lpd.root, ignore_errors=True)
+        clean_up(proc, lpd)
 
 
 HANDOVER_SUITE = '''
@@ -212,8 +217,4 @@ def test_a_ring_handed_to_a_restarted_lpd_is_not_recorded_twice(work_dir):
         listed = lpd.lpctl("--json", "events", "--run-id", run_id, "--type", "test.finish").stdout.splitlines()
         assert [json.loads(line)["data"]["nodeid"] for line in listed] == nodeids
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        lpd.stop()
-        shutil.rmtree(lpd.root, ignore_errors=True)
+        clean_up(proc, lpd)
