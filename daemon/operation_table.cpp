@@ -46,6 +46,30 @@ OwnerOf supervised_run(Daemon& d) {
   };
 }
 
+/// What of_a_kept_run() is in front of.
+enum class RunFilter {
+  kEvents,        // events.list
+  kCrashes,       // crash.list: a run only crash records name (an older lpd's journal, its directory gone) counts
+  kSubscription,  // events.subscribe: asking no history (no replay, no since), it may wait for a run not started yet
+};
+
+/// `handler`, once the call's run_id (when it has one) names a run lpd
+/// keeps: a list or stream of a removed or made-up run is not_found, never
+/// an empty answer that reads as a run without events or crashes.
+Handler of_a_kept_run(Daemon& d, RunFilter filter, Handler handler) {
+  return [&d, handler = std::move(handler), filter](Call& call) {
+    const auto run_id = call.fields.optional_string("run_id");
+    if (!run_id || run_id->empty() || d.runs().registry().find(*run_id)) return handler(call);
+    if (filter == RunFilter::kCrashes && !d.crashes().of_run(*run_id).empty()) return handler(call);
+    const bool subscription = filter == RunFilter::kSubscription;
+    if (subscription && !call.fields.optional_boolean("replay").value_or(false) && !call.fields.optional_integer("since"))
+      return handler(call);
+    throw Error(ErrorCode::kNotFound,
+                "no run " + *run_id + ": lpd keeps none by that id (never made, or removed by retention or prune)" +
+                    (subscription ? "; to wait for a run not started yet, subscribe without replay or since" : ""));
+  };
+}
+
 }  // namespace
 
 OperationTable operation_table(Daemon& d) {
@@ -61,10 +85,12 @@ OperationTable operation_table(Daemon& d) {
       {"ops", "List the operations this daemon serves", G::kOpen, bind<handle_operations>(d)},
       {"events.subscribe", "Push every matching event from now on (run_id, types, replay, since: every kept event "
                            "after that seq first)",
-       G::kList, [&d](Call& c) { return handle_events_subscribe(d.events(), d.history(), d.io(), c); }},
+       G::kList, of_a_kept_run(d, RunFilter::kSubscription, [&d](Call& c) {
+         return handle_events_subscribe(d.events(), d.history(), d.io(), c);
+       })},
       {"events.list", "One page of the kept events after since (run_id, types, limit); replies events, next (the "
                       "since of the next page, null at the end) and last_seq",
-       G::kList, [&d](Call& c) { return handle_events_list(d.events(), d.history(), c); }},
+       G::kList, of_a_kept_run(d, RunFilter::kEvents, [&d](Call& c) { return handle_events_list(d.events(), d.history(), c); })},
       // -- history and retention --
       {"prune", "Remove ended runs past keep_runs / keep_days (default: lpd's limits) among those the caller may "
                 "act on; dry_run lists them only",
@@ -103,7 +129,7 @@ OperationTable operation_table(Daemon& d) {
        on<&Daemon::jobs, handle_run_report>(d), supervised_run(d)},
       {"crash.list", "Crash records, oldest first, one page: run_id, after (a crash_id), limit (default 100, "
                      "at most 1000); replies crashes and next (the cursor, or null at the end)", G::kList,
-       on<&Daemon::crashes, handle_crash_list>(d)},
+       of_a_kept_run(d, RunFilter::kCrashes, on<&Daemon::crashes, handle_crash_list>(d))},
       {"test.start", "Notification: this process starts nodeid (before its setup)", G::kOwn,
        on<&Daemon::jobs, handle_test_start>(d), nullptr, false, /*flat_fields=*/true, /*test_records=*/true},
       {"test.finish", "Notification: nodeid finished (after teardown): outcome, phase, duration, message", G::kOwn,

@@ -229,21 +229,62 @@ const Crash* CrashStore::find_same(const Crash& crash) const {
   return it == by_key_.end() ? nullptr : find(it->second);
 }
 
+namespace {
+
+/// "64 MiB", or the bytes for a budget of less than a MiB (tests).
+std::string mib(std::size_t bytes) {
+  return bytes >= (1u << 20) ? std::to_string(bytes >> 20) + " MiB" : std::to_string(bytes) + " bytes";
+}
+
+/// The record a run gets in place of the crashes its owner's budget cannot
+/// hold (CrashStore::kRefuseBytesPerOwner): on no test (an error outside
+/// tests in the JUnit, and "not run: a test process crashed (...)" for
+/// tests without a result), one per run and attempt (pid 0).
+Crash crash_not_kept_marker(const Crash& refused, const std::string& refuse_budget) {
+  Crash marker;
+  marker.run_id = refused.run_id;
+  marker.attempt = refused.attempt;
+  marker.owner = refused.owner;
+  marker.crash_time = refused.crash_time;
+  marker.where = "session";
+  marker.reason = "lpd keeps no more crash records of uid " + std::to_string(refused.owner) + ": theirs hold " +
+                  refuse_budget +
+                  " (lpctl prune removes old runs); this run's crashes from here on are named in lpd's log "
+                  "only, the first of them pid " +
+                  std::to_string(refused.pid) + (refused.signal ? " (" + signal_name(*refused.signal) + ")" : "");
+  return marker;
+}
+
+}  // namespace
+
 const Crash& CrashStore::append(Crash crash) {
   if (const Crash* same = find_same(crash)) return *same;
-  crash.crash_id = ++last_id_;
+  crash.crash_id = last_id_ + 1;  // its digits count in its line's size
   std::size_t bytes = crash_line(crash, kMaxRecordBytes).size();
-  if (auto used = owner_bytes_.find(crash.owner);
-      used != owner_bytes_.end() && used->second + bytes > kMaxBytesPerOwner &&
-      crash.traceback.size() > kBudgetTracebackBytes) {
-    crash.traceback = "[lpd: the start of this traceback was not kept: this user's crash records are past the " +
-                      std::to_string(kMaxBytesPerOwner >> 20) +
-                      " MiB lpd keeps per user (lpctl prune removes old runs); its last " +
-                      std::to_string(kBudgetTracebackBytes) + " bytes follow]\n" +
-                      std::string(traceback_end(crash.traceback, kBudgetTracebackBytes));
+  const auto used_it = owner_bytes_.find(crash.owner);
+  const std::size_t used = used_it == owner_bytes_.end() ? 0 : used_it->second;
+  if (used + bytes > owner_budget.cut_from) {
+    const std::string budget = mib(owner_budget.cut_from);
+    if (crash.traceback.size() > kBudgetTracebackBytes)
+      crash.traceback = "[lpd: the start of this traceback was not kept: this user's crash records are past the " +
+                        budget + " lpd keeps per user (lpctl prune removes old runs); its last " +
+                        std::to_string(kBudgetTracebackBytes) + " bytes follow]\n" +
+                        std::string(traceback_end(crash.traceback, kBudgetTracebackBytes));
+    if (crash.reason.size() > kBudgetReasonBytes)
+      crash.reason = crash.reason.substr(0, kBudgetReasonBytes) + " [lpd: the rest was not kept: this user's crash "
+                                                                  "records are past the " + budget + " per user]";
     bytes = crash_line(crash, kMaxRecordBytes).size();
   }
-  const std::uint64_t id = crash.crash_id;
+  if (used + bytes > owner_budget.refuse_from) {
+    spdlog::warn("run {}: crash of pid {} not kept: uid {}'s crash records hold {} bytes, past {} (test {})",
+                 crash.run_id, crash.pid, crash.owner, used, mib(owner_budget.refuse_from),
+                 crash.nodeid.substr(0, 200));
+    crash = crash_not_kept_marker(crash, mib(owner_budget.refuse_from));
+    if (const Crash* same = find_same(crash)) return *same;
+    crash.crash_id = last_id_ + 1;
+    bytes = crash_line(crash, kMaxRecordBytes).size();
+  }
+  const std::uint64_t id = last_id_ = crash.crash_id;
   index(std::move(crash), bytes);
   unwritten_.push_back(id);
   flush();

@@ -53,6 +53,16 @@ class CrashStore {
   /// A traceback past the owner's budget keeps its last this many bytes
   /// (faulthandler writes the crashing thread last).
   static constexpr std::size_t kBudgetTracebackBytes = 4096;
+  /// ...and a reason its first this many (only a hostile controller makes
+  /// one longer: it repeats the nodeid, up to 16 KiB).
+  static constexpr std::size_t kBudgetReasonBytes = 1024;
+  /// Past this, lpd keeps no new record of the owner's: cut records are
+  /// still up to about 22 KB (a 16 KiB nodeid), and 3,000 `worker.crashed`
+  /// of made-up pids from one controller took lpd from 11 to 222 MB. A run
+  /// whose crash is not kept gets one record saying so instead (nodeid
+  /// empty, pid 0: crash_not_kept_marker), so its report is never green
+  /// for it: the crash shows as an error outside tests.
+  static constexpr std::size_t kRefuseBytesPerOwner = kMaxBytesPerOwner + (32u << 20);
   /// A crash.list page stops before its records' encoded size passes this
   /// (it always holds at least one record), far below the protocol's 1 MiB.
   static constexpr std::size_t kPageBytes = 512 * 1024;
@@ -102,8 +112,11 @@ class CrashStore {
   LoadReport load();
 
   /// Stores a new crash: gives it the next crash_id and writes it durably;
-  /// its traceback is cut (to its end, the cut said in the text) when its
-  /// owner's records are past kMaxBytesPerOwner.
+  /// its traceback is cut (to its end, the cut said in the text) and its
+  /// reason to its start when its owner's records are past
+  /// kMaxBytesPerOwner. Past kRefuseBytesPerOwner the crash is not kept:
+  /// its run's "not kept" record is stored instead, once per attempt, and
+  /// returned (size() tells whether anything was added).
   /// Idempotent on (run_id, attempt, pid, nodeid): a crash already stored
   /// is returned as it is and nothing is written (a restarted lpd hearing
   /// about the same death again). The reference stays valid until the
@@ -154,6 +167,15 @@ class CrashStore {
   /// Records kept in memory only, oldest first (for the log when lpd stops
   /// with some still unwritten).
   std::vector<const Crash*> unwritten_records() const;
+
+  /// The two per-owner budgets append() applies: cut from `cut_from`
+  /// bytes, nothing kept past `refuse_from`. lpd keeps the defaults; tests
+  /// set small ones to reach them in a few records.
+  struct OwnerBudget {
+    std::size_t cut_from = kMaxBytesPerOwner;
+    std::size_t refuse_from = kRefuseBytesPerOwner;
+  };
+  OwnerBudget owner_budget;
 
   /// Test seam: called with every block of bytes about to be written to
   /// the journal; returning an errno makes that write fail as if the file

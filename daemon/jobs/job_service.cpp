@@ -1119,15 +1119,23 @@ json JobService::info(const std::string& id) {
 void JobService::record_crash(Supervised* s, Crash crash) {
   // How many results the run had when the test crashed: a later pass of it
   // in the same attempt is a rerun (mark_flaky_crashes).
-  if (s && !crash.nodeid.empty()) s->results_at_crash[crash.nodeid] = s->results.size();
+  const auto note_results_at_crash = [s](const Crash& c) {
+    if (s && !c.nodeid.empty()) s->results_at_crash[c.nodeid] = s->results.size();
+  };
   // A restarted lpd may hear again of a death the previous one recorded (a
   // shim replaying worker.down, a re-adopted attempt ending): one record,
   // one crash-log line, one event per crash.
   if (const Crash* same = crashes_.find_same(crash)) {
+    note_results_at_crash(crash);
     spdlog::info("run {}: crash of pid {} already recorded (crash {})", crash.run_id, crash.pid, same->crash_id);
     return;
   }
+  const std::size_t records_before = crashes_.size();
   const Crash& stored = crashes_.append(std::move(crash));
+  // Past the owner's budget the store keeps one record saying so per run
+  // and attempt; a crash after it adds nothing to say (CrashStore's log has it).
+  if (crashes_.size() == records_before) return;
+  note_results_at_crash(stored);
   spdlog::warn("run {}: crash {}: {}", stored.run_id, stored.crash_id, stored.reason);
   const json line = stored.to_json();
   if (s && !s->job.spec.crash_log_path.empty()) {

@@ -208,7 +208,7 @@ void Server::start_session(int fd) {
                                              spdlog::debug("session {}: closed", closed.session_id);
                                              peers_.peer_gone(closed);
                                            },
-                                           &ring_poller_);
+                                           &ring_poller_, &unfinished_lines_);
   sessions_.emplace(session->peer().session_id, session);
   session->start();
 }

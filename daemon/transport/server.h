@@ -13,6 +13,7 @@
 
 #include "daemon/transport/dispatcher.h"
 #include "daemon/transport/session.h"
+#include "daemon/transport/unfinished_lines.h"
 
 namespace lpd::daemon {
 
@@ -86,6 +87,9 @@ class Server {
   Dispatcher& dispatcher_;
   std::chrono::milliseconds hello_timeout_;
   std::size_t connections_per_user_ = kMaxConnectionsPerUser;
+  // Every session's unfinished request lines, per uid; before sessions_,
+  // which outlive it otherwise.
+  UnfinishedLines unfinished_lines_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   boost::asio::steady_timer accept_retry_;
   RingPoller ring_poller_;  // every connection's event ring, on one tick

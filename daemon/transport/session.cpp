@@ -69,13 +69,15 @@ struct Session::OwedReply {
 };
 
 Session::Session(Socket socket, Peer peer, Dispatcher& dispatcher,
-                 std::chrono::milliseconds hello_timeout, ClosedCallback on_closed, RingPoller* ring_poller)
+                 std::chrono::milliseconds hello_timeout, ClosedCallback on_closed, RingPoller* ring_poller,
+                 UnfinishedLines* unfinished)
     : socket_(std::move(socket)),
       peer_(std::move(peer)),
       dispatcher_(dispatcher),
       hello_timer_(socket_.get_executor()),
       hello_timeout_(hello_timeout),
       on_closed_(std::move(on_closed)),
+      unfinished_(unfinished),
       ring_poller_(ring_poller) {}
 
 void Session::start() {
@@ -302,7 +304,7 @@ void Session::handle_bytes(std::string_view bytes) {
   }
   received_bytes_ += bytes.size();
   reader_.feed(bytes);  // copied: the read buffer is everyone's
-  process_lines();
+  if (process_lines()) count_unfinished();
   dispatcher_.end_of_batch();  // what these lines recorded is written before lpd reads on
 }
 
@@ -342,6 +344,29 @@ bool Session::process_lines() {
   return true;
 }
 
+bool Session::count_unfinished() {
+  if (!unfinished_ || !open_ || closing_) return open_ && !closing_;
+  const std::size_t now = raw_ ? 0 : reader_.buffered();
+  if (unfinished_->hold(peer_.uid, unfinished_held_, now)) {
+    unfinished_held_ = now;
+    return true;
+  }
+  const std::size_t mib = unfinished_->max_bytes_per_user() >> 20;
+  spdlog::warn("session {}: uid {} holds {} bytes of unfinished request lines over its connections, past {} MiB; "
+               "closing the connection of pid {} that went past it",
+               peer_.session_id, peer_.uid, unfinished_->held(peer_.uid) - unfinished_held_ + now, mib, peer_.pid);
+  send(protocol::encode_reply_error(
+      nullptr, ErrorCode::kLimitExceeded,
+      "uid " + std::to_string(peer_.uid) + "'s connections hold more than " + std::to_string(mib) +
+          " MiB of request lines not yet ended by a newline, the most lpd keeps for one user; closing this "
+          "connection (end every line with a newline)"));
+  // Let go of those bytes now: the peer may never read the reply.
+  unfinished_->release(peer_.uid, std::exchange(unfinished_held_, 0));
+  reader_ = protocol::LineReader();
+  close_after_flush();
+  return false;
+}
+
 void Session::pause_input() {
   if (input_paused_) return;
   input_paused_ = true;
@@ -353,7 +378,7 @@ void Session::pause_input() {
 void Session::resume_input() {
   input_paused_ = false;
   if (!open_ || closing_) return;
-  if (process_lines() && open_ && !closing_ && !input_paused_) read_more();
+  if (process_lines() && count_unfinished() && !input_paused_) read_more();
 }
 
 void Session::when_drained(std::function<void()> resume) {
@@ -467,6 +492,7 @@ void Session::close() {
     light_closes = 0;
     trim_heap_soon(socket_.get_executor());
   }
+  if (unfinished_) unfinished_->release(peer_.uid, std::exchange(unfinished_held_, 0));
   if (on_closed_) on_closed_(*this);
 }
 

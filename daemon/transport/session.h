@@ -15,6 +15,7 @@
 #include "daemon/core/peer.h"
 #include "daemon/core/event_ring_mapping.h"
 #include "daemon/transport/ring_poller.h"
+#include "daemon/transport/unfinished_lines.h"
 #include "daemon/core/unique_fd.h"
 #include "protocol/line_reader.h"
 
@@ -69,9 +70,13 @@ class Session : public ReplySink, public RingPoller::Source, public std::enable_
   static constexpr std::chrono::milliseconds kRingWindow{50};
 
   /// `ring_poller`: the daemon's, shared by every connection; none: the
-  /// session makes its own when a ring is attached.
+  /// session makes its own when a ring is attached. `unfinished`: the
+  /// server's count of its peers' unfinished lines per user (none: no
+  /// bound but the line limit); a session that takes its user past it is
+  /// told `limit_exceeded` and closed.
   Session(Socket socket, Peer peer, Dispatcher& dispatcher,
-          std::chrono::milliseconds hello_timeout, ClosedCallback on_closed, RingPoller* ring_poller = nullptr);
+          std::chrono::milliseconds hello_timeout, ClosedCallback on_closed, RingPoller* ring_poller = nullptr,
+          UnfinishedLines* unfinished = nullptr);
 
   void start();
   /// Stops reading and closes once everything queued has been written.
@@ -129,6 +134,9 @@ class Session : public ReplySink, public RingPoller::Source, public std::enable_
   /// Dispatches the complete lines read so far; false when it stopped
   /// because the connection is congested (it goes on once drained).
   bool process_lines();
+  /// Counts what the line reader still holds against the user's share
+  /// (UnfinishedLines); past it, says so and closes. False when closing.
+  bool count_unfinished();
   void pause_input();
   void resume_input();
   void keep_passed_fd(int fd);
@@ -143,6 +151,8 @@ class Session : public ReplySink, public RingPoller::Source, public std::enable_
   ClosedCallback on_closed_;
 
   protocol::LineReader reader_;
+  UnfinishedLines* unfinished_;
+  std::size_t unfinished_held_ = 0;  // what unfinished_ counts for this session
   std::function<void(std::string_view)> raw_;  // set once the peer switched to a raw stream
   UniqueFd passed_fd_;  // SCM_RIGHTS descriptor not yet claimed by an operation
   bool passed_fd_dropped_ = false;  // ...or one the kernel dropped on the way (MSG_CTRUNC)

@@ -335,7 +335,9 @@ def test_prune_dry_run_removes_nothing_and_prune_removes_links_not_their_targets
     lpd.start()
     _, events = events_json(lpd)
     assert {e["data"]["run_id"] for e in events if "run_id" in e["data"]} == {run_ids[2]}
-    assert lpd.lpctl("--json", "events", "--run-id", run_ids[0]).stdout == ""
+    # A removed run is not_found, not an empty list (stop 34's attack).
+    gone = lpd.lpctl("--json", "events", "--run-id", run_ids[0], check=False)
+    assert gone.returncode == 1 and gone.stdout == "" and "[not_found]" in gone.stderr, gone
 
 
 def test_an_active_run_is_never_pruned(lpd):
@@ -371,7 +373,8 @@ def test_a_pruned_supervised_run_is_not_found_never_reported_green(lpd, tmp_path
 
     after = tmp_path / "after.xml"
     for argv in (["report", run_id, "--junit", str(after)], ["report", run_id, "--junit", "-"],
-                 ["attach", run_id], ["stop", run_id]):
+                 ["attach", run_id], ["stop", run_id], ["events", "--run-id", run_id],
+                 ["events", "--run-id", run_id, "--follow"], ["crashes", "--run-id", run_id]):
         result = lpd.lpctl(*argv, check=False)
         assert result.returncode == 1, (argv, result.stdout, result.stderr)
         assert "not_found" in result.stderr, (argv, result.stderr)

@@ -1212,6 +1212,75 @@ def test_one_user_cannot_take_every_connection(root_lpd, users, tools):
         os.waitpid(pid, 0)
 
 
+def vm_hwm_bytes(pid):
+    """lpd's peak resident memory so far (VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_one_user_cannot_park_memory_in_lines_without_a_newline(root_lpd, users, tools):
+    """Stop 34's attack: 500 connections of one user, each holding 1,000,000
+    bytes of a line without its newline, took lpd to 502 MB. A user's
+    unended lines may hold 32 MiB over all their connections: 33 lines of
+    1,000,027 bytes fit, a 34th does not, so of 150 connections exactly 33
+    are kept (whatever order lpd read them in) and 117 are told
+    limit_exceeded and closed; lpd's peak stays near the 32 MiB."""
+    b, a = users["b"], users["a"]
+    head = b'{"id":9,"op":"ping","pad":"'
+    body = b"x" * 1_000_000
+    limit = 32 << 20
+    assert 33 * (len(head) + len(body)) < limit < 34 * (len(head) + len(body))
+    rss_before = vm_rss_bytes(root_lpd.pid)
+    clients = [user_client(b, root_lpd) for _ in range(150)]
+    try:
+        for client in clients:
+            try:
+                client.sock.sendall(head + body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused while its line went in: its reply is read below
+        # Each refused connection gets one line, then end of stream.
+        refused, said = set(), {}
+        deadline = time.monotonic() + 240  # a safety net only: each wait ends on an event
+        waiting = {client.sock: client for client in clients}
+        while len(refused) < 117:
+            left = deadline - time.monotonic()
+            assert left > 0, f"only {len(refused)} connections refused"
+            ready, _, _ = select.select(list(waiting), [], [], left)
+            for sock in ready:
+                client = waiting[sock]
+                try:
+                    chunk = sock.recv(65536)
+                except ConnectionResetError:
+                    chunk = b""
+                said[client] = said.get(client, b"") + chunk
+                if not chunk:
+                    refused.add(client)
+                    del waiting[sock]
+        for client in refused:
+            reply = json.loads(said[client].split(b"\n")[0])
+            assert reply["error"]["code"] == "limit_exceeded", reply
+            assert "32 MiB of request lines not yet ended by a newline" in reply["error"]["message"], reply
+        assert vm_hwm_bytes(root_lpd.pid) - rss_before < 80 << 20, (rss_before, vm_hwm_bytes(root_lpd.pid))
+        # Another user is served meanwhile, and so is b's next connection.
+        assert as_user(a, root_lpd, tools, "ping", "-c", "1").returncode == 0
+        assert user_client(b, root_lpd).request("ping")["ok"]
+        # The 33 kept end their lines and are answered as usual.
+        kept = [client for client in clients if client not in refused]
+        assert len(kept) == 33
+        for client in kept:
+            assert not said.get(client), said.get(client)
+            client.sock.sendall(b'"}\n')
+            reply = client.read_message(timeout=60)
+            assert reply["id"] == 9 and reply["ok"], reply
+        assert "unfinished request lines" in root_lpd.log_text()
+    finally:
+        for client in clients:
+            client.close()
+
+
 def test_paths_the_user_cannot_see_are_checked_as_the_user_not_as_root(root_lpd, users, tools):
     """The command and working directory are resolved as the caller: a root
     lpd neither enters a directory for them nor tells them whether a file

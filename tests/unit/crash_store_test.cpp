@@ -429,3 +429,73 @@ TEST_CASE_METHOD(StateDir, "one user's crash records past their budget keep only
   again.owner = 2001;
   CHECK(store.append(std::move(again)).traceback.size() >= per_record - 40);
 }
+
+TEST_CASE_METHOD(StateDir, "past the hard budget a user's crashes are not kept; their run gets one record saying so") {
+  // The budgets scaled down (64 and 96 MiB in lpd) so a few hundred
+  // records reach them.
+  const CrashStore::OwnerBudget small{2u << 20, 3u << 20};
+  static_assert(CrashStore::kRefuseBytesPerOwner > CrashStore::kMaxBytesPerOwner);
+  CrashStore store(this->store);
+  store.owner_budget = small;
+  store.load();
+  // A controller telling of workers that never were: 16 KiB nodeids, the
+  // reason repeating them; big tracebacks for the first few.
+  const std::string long_id = "t.py::test_" + std::string(16000, 'x');
+  auto forged = [&](const std::string& run_id, pid_t pid) {
+    Crash c = crash(run_id, pid, long_id + std::to_string(pid));
+    c.owner = 3001;
+    c.signal = 9;
+    c.reason = "killed by SIGKILL while running " + c.nodeid;
+    if (pid <= 12) c.traceback = std::string(200 * 1024, 't') + "\n";  // the first budget, sooner
+    return c;
+  };
+  pid_t pid = 1;
+  std::size_t before = 0;
+  for (; pid < 2'000; ++pid) {
+    before = store.size();
+    store.append(forged("r-forged", pid));
+    if (store.size() == before) break;  // not kept, and the marker was there already
+  }
+  REQUIRE(pid < 2'000);
+  const auto kept = store.of_run("r-forged");
+  REQUIRE(kept.size() == store.size());
+  REQUIRE(kept.size() > 14);
+  const Crash& marker = *kept.back();
+  CHECK(marker.nodeid.empty());
+  CHECK(marker.pid == 0);
+  CHECK(marker.where == "session");
+  CHECK(marker.reason.find("lpd keeps no more crash records of uid 3001: theirs hold 3 MiB") != std::string::npos);
+  // Within the first budget a record is whole; past it, cut.
+  CHECK(kept.front()->traceback.size() == 200 * 1024 + 1);
+  CHECK(kept.front()->reason.size() > 16000);
+  CHECK(kept[11]->pid == 12);  // the last with a 200 KiB traceback, past the first budget (about 9 fill it)
+  CHECK(kept[11]->traceback.size() < CrashStore::kBudgetTracebackBytes + 300);
+  CHECK(kept[11]->traceback.find("past the 2 MiB lpd keeps per user") != std::string::npos);
+  const Crash& last_kept = *kept[kept.size() - 2];
+  CHECK(last_kept.nodeid == long_id + std::to_string(pid - 2));
+  CHECK(last_kept.reason.size() < CrashStore::kBudgetReasonBytes + 200);
+  CHECK(last_kept.reason.find("the rest was not kept") != std::string::npos);
+  // What the journal holds is bounded by the hard budget, not by what was told.
+  CHECK(std::filesystem::file_size(dir.journal()) <= small.refuse_from);
+  // Told again and again: nothing more is kept, the marker is returned.
+  CHECK(store.append(forged("r-forged", pid + 1)).crash_id == marker.crash_id);
+  CHECK(store.size() == before);
+  // Another run of theirs gets its own marker; another user is untouched.
+  CHECK(store.append(forged("r-forged-2", 1)).nodeid.empty());
+  CHECK(store.size() == before + 1);
+  Crash other = crash("r-other", 7);
+  other.owner = 3002;
+  other.traceback = std::string(100 * 1024, 'o') + "\n";
+  CHECK(store.append(std::move(other)).traceback.size() == 100 * 1024 + 1);
+
+  // A restarted lpd counts the same budget from the journal.
+  CrashStore restarted(this->store);
+  restarted.owner_budget = small;
+  restarted.load();
+  CHECK(restarted.append(forged("r-forged-3", 1)).nodeid.empty());
+  // Retention gives the budget back.
+  restarted.forget_runs({"r-forged", "r-forged-2", "r-forged-3"});
+  const Crash& whole = restarted.append(forged("r-forged-4", 1));
+  CHECK(whole.nodeid == long_id + "1");
+  CHECK(whole.traceback.size() == 200 * 1024 + 1);
+}
