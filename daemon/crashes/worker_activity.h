@@ -63,6 +63,16 @@ class WorkerActivity {
   pid_t pid() const { return pid_; }
   const std::optional<std::string>& current_test() const { return current_; }
   bool ended_cleanly() const { return clean_end_; }
+  /// True when nothing says this process crashed beyond its missing clean
+  /// end: it ran tests, none was running, and no signal, crash notice or
+  /// faulthandler text came. For an xdist worker whose controller told lpd
+  /// nothing of its end (no worker.down), that is execnet ending it after
+  /// its tests (it interrupts a worker still in its session's end 5 s after
+  /// the controller said to exit, before pytest_unconfigure and run.end):
+  /// plain `pytest -n 2` reports no crash there, and neither may lpd.
+  bool left_after_its_tests_without_a_sign() const {
+    return any_test_ && !current_ && !notice_signal_ && traceback_.empty();
+  }
   /// The running test's phase ("" when no test runs): the ring's phase
   /// mark when it names this test's test.start, else what test.phase said.
   std::string current_phase() const;

@@ -374,7 +374,8 @@ json JobService::start(JobSpec spec, const Peer& caller) {
 
   runs_.check_room_for_run(caller.uid);  // before anything is made for it
   const double now = wall_now();
-  const std::string run_id = (spec.name.empty() ? "" : spec.name + "-") + make_run_id(now, random_());
+  const std::string run_id =
+      runs_.unused_run_id(spec.name.empty() ? "" : spec.name + "-", now, [this] { return random_(); });
 
   Run run;
   run.run_id = run_id;

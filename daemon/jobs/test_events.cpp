@@ -237,6 +237,18 @@ void JobService::finalize_pending_of(const std::string& run_id, const std::optio
   for (auto& p : pending_) {
     if (p->activity.run_id() != run_id) continue;
     const bool controller = p->activity.worker_id() == "controller";
+    // A worker is judged by what its controller saw (worker.down): one that
+    // died in a test, or of a signal, was told of. Told nothing, after its
+    // tests and without a sign, it was ended by xdist itself (the attack:
+    // 15,000 tests, 1,500 failing, two "crashes" plain pytest never had).
+    if (!controller && !p->end && p->activity.left_after_its_tests_without_a_sign()) {
+      spdlog::info("run {}: worker {} (pid {}) left after its tests without ending its session, and its controller "
+                   "saw nothing wrong: not a crash",
+                   run_id, p->activity.worker_id(), p->activity.pid());
+      if (p->watch) p->watch->cancel();
+      p->activity = WorkerActivity("", "", 0, 0, 0);  // spent; erased below
+      continue;
+    }
     finalize(*p, controller && controller_end ? *controller_end : p->end.value_or(ExitStatus{}));
   }
   std::erase_if(pending_, [](const auto& p) { return p->activity.run_id().empty(); });

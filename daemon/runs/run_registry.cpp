@@ -32,6 +32,14 @@ std::string make_run_id(double now, std::uint32_t random) {
   return buf;
 }
 
+std::string RunRegistry::unused_run_id(std::string_view prefix, double now,
+                                       const std::function<std::uint32_t()>& random) const {
+  for (;;) {
+    std::string id = std::string(prefix) + make_run_id(now, random());
+    if (!runs_.count(id)) return id;
+  }
+}
+
 Run& RunRegistry::join(const JoinRequest& request, const std::string& new_run_id, double now) {
   const std::string& id = request.run_id.empty() ? new_run_id : request.run_id;
   if (!is_safe_id(id))

@@ -30,7 +30,7 @@ RunJoined RunService::join(JoinRequest request, const Peer& peer) {
     throw protocol::Error(protocol::ErrorCode::kBadRequest, "worker_id \"" + request.worker_id + "\" is not valid");
   const double now = wall_now();
   const bool is_new = request.run_id.empty() || registry_.find(request.run_id) == nullptr;
-  Run& run = registry_.join(request, make_run_id(now, random_()), now);
+  Run& run = registry_.join(request, registry_.unused_run_id("", now, [this] { return random_(); }), now);
   controller_watches_.erase(run.run_id);  // it is connected again
   if (is_new) {
     // (full disk) A new run lpd cannot record would vanish at

@@ -73,3 +73,85 @@ def test_a_result_heard_from_the_controller_and_then_the_worker_is_recorded_once
             "t.py::test_a", "t.py::test_b", "t.py::test_c"]
     finally:
         lpd.stop()
+
+
+ENDED_WORKER_SHIM = r'''
+import json, os, socket, sys
+
+def connect():
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.environ["LPD_SOCKET"])
+    return s, s.makefile("rwb")
+
+def send(f, **message):
+    f.write((json.dumps(message) + "\n").encode())
+    f.flush()
+
+def request(f, **message):
+    send(f, **message)
+    reply = json.loads(f.readline())
+    assert reply.get("ok"), reply
+    return reply
+
+mode = sys.argv[1]
+run_id = os.environ["LPD_RUN_ID"]
+(_, controller), (worker_sock, worker) = connect(), connect()
+for f, worker_id in ((controller, None), (worker, "gw0")):
+    request(f, id=1, op="hello", role="shim")
+    fields = {"run_id": run_id, "argv": ["pytest", "-n", "1"], "cwd": "/", "hostname": "ci"}
+    if worker_id:
+        fields["worker_id"] = worker_id
+    request(f, id=2, op="run.register", **fields)
+for nodeid in ("t.py::test_a", "t.py::test_b"):
+    send(worker, op="test.start", nodeid=nodeid)
+    send(worker, op="test.finish", nodeid=nodeid, outcome="passed", phase="call", duration=0.01)
+if mode == "in-a-test":
+    send(worker, op="test.start", nodeid="t.py::test_c")
+request(worker, id=3, op="ping")  # what it sent is in
+# The worker goes without run.end, as execnet's SIGINT leaves one that was
+# still in its session's end (its terminal summary of 750 failures).
+worker_sock.shutdown(socket.SHUT_RDWR)
+worker_sock.close()
+if mode == "told-by-controller":
+    send(controller, op="worker.down", worker_id="gw0", pid=os.getpid(), returncode=-11)  # one process plays both
+request(controller, id=4, op="ping")
+request(controller, id=5, op="run.end")
+'''
+
+
+def run_ended_worker(lpd, work_dir, mode):
+    script = os.path.join(work_dir, "ended_worker_shim.py")
+    with open(script, "w") as f:
+        f.write(ENDED_WORKER_SHIM)
+    junit = os.path.join(work_dir, f"{mode}.xml")
+    done = lpd.lpctl("run", "--junit", junit, "--", "/usr/bin/python3", script, mode, check=False)
+    return done, ET.parse(junit).getroot().find("testsuite"), lpd.lpctl_json("crashes")
+
+
+def test_a_worker_gone_after_its_tests_with_no_word_from_its_controller_is_no_crash(work_dir):
+    """The attack: `lpctl run -- pytest -n 2` of 15,000 tests, 1,500 failing,
+    reported two crashes "outside any test (sessionfinish)" that plain
+    pytest never had: execnet interrupts a worker still summing up its
+    failures 5 s after its controller said to exit, before the worker's
+    run.end. A worker is judged by what its controller saw; with no
+    worker.down, no test running and no sign of a crash, it is no crash.
+    A worker gone in a test, or one its controller says died of a signal,
+    still is."""
+    lpd = Lpd().start()
+    try:
+        done, suite, crashes = run_ended_worker(lpd, work_dir, "after-its-tests")
+        assert done.returncode == 0, done.stderr
+        assert "crash" not in done.stderr, done.stderr
+        assert suite.get("tests") == "2" and suite.get("errors") == "0" and suite.get("failures") == "0"
+        assert crashes == []
+        assert "left after its tests without ending its session" in lpd.log_text()
+
+        done, suite, crashes = run_ended_worker(lpd, work_dir, "in-a-test")
+        assert [c["nodeid"] for c in crashes] == ["t.py::test_c"], crashes
+        assert suite.get("errors") == "1", ET.tostring(suite)
+
+        done, suite, crashes = run_ended_worker(lpd, work_dir, "told-by-controller")
+        assert len(crashes) == 2 and crashes[-1]["signal"] == 11, crashes
+        assert crashes[-1]["phase"] == "sessionfinish"
+    finally:
+        lpd.stop()

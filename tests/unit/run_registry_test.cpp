@@ -240,3 +240,26 @@ TEST_CASE("a run keeps its argv within kMaxArgvBytes, saying what it left out") 
   CHECK(run.argv.back().rfind("... ", 0) == 0);
   CHECK(run.argv.back().find("not kept") != std::string::npos);
 }
+
+TEST_CASE("a new run never gets the id of a run kept, even when the clock and the random bits repeat") {
+  RunRegistry runs;
+  const double now = 1'790'000'000.5;
+  // The random source says the same thing twice, as two registrations in
+  // one second do once in 16 million pairs.
+  std::vector<std::uint32_t> draws = {0xabcdef, 0xabcdef, 0x123456};
+  std::size_t next = 0;
+  const auto random = [&] { return draws.at(next++); };
+  const std::string first = runs.unused_run_id("", now, random);
+  runs.join(join_as("", "", 1), first, now);
+  const std::string second = runs.unused_run_id("", now, random);
+  CHECK(second != first);
+  CHECK(second.ends_with("-123456"));
+  CHECK(next == 3);  // the repeated draw was seen and drawn again
+  // A named run's prefix is part of what must not repeat.
+  next = 0;
+  CHECK(runs.unused_run_id("nightly-", now, random) == "nightly-" + first);
+  // Two runs of two unrelated sessions stay two runs.
+  runs.join(join_as("", "", 2), second, now);
+  CHECK(runs.find(first)->workers.size() == 1);
+  CHECK(runs.find(second)->workers.size() == 1);
+}
