@@ -587,12 +587,17 @@ def under_sanitizer(pid):
         return any(lib in f.read() for lib in ("libasan", "libtsan", "libmsan"))
 
 
-def vm_rss_bytes(pid):
+def proc_status_bytes(pid, field):
+    """A memory line of /proc/PID/status (VmRSS, VmHWM: lpd's peak), in bytes."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
+
+
+def vm_rss_bytes(pid):
+    return proc_status_bytes(pid, "VmRSS")
 
 
 SECRET_TESTS = """
@@ -1212,15 +1217,6 @@ def test_one_user_cannot_take_every_connection(root_lpd, users, tools):
         os.waitpid(pid, 0)
 
 
-def vm_hwm_bytes(pid):
-    """lpd's peak resident memory so far (VmHWM)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_one_user_cannot_park_memory_in_lines_without_a_newline(root_lpd, users, tools):
     """Stop 34's attack: 500 connections of one user, each holding 1,000,000
     bytes of a line without its newline, took lpd to 502 MB. A user's
@@ -1263,7 +1259,7 @@ def test_one_user_cannot_park_memory_in_lines_without_a_newline(root_lpd, users,
             reply = json.loads(said[client].split(b"\n")[0])
             assert reply["error"]["code"] == "limit_exceeded", reply
             assert "32 MiB of request lines not yet ended by a newline" in reply["error"]["message"], reply
-        assert vm_hwm_bytes(root_lpd.pid) - rss_before < 80 << 20, (rss_before, vm_hwm_bytes(root_lpd.pid))
+        assert proc_status_bytes(root_lpd.pid, "VmHWM") - rss_before < 80 << 20, (rss_before, proc_status_bytes(root_lpd.pid, "VmHWM"))
         # Another user is served meanwhile, and so is b's next connection.
         assert as_user(a, root_lpd, tools, "ping", "-c", "1").returncode == 0
         assert user_client(b, root_lpd).request("ping")["ok"]

@@ -15,13 +15,15 @@ import xml.etree.ElementTree as ET
 
 from lpd_harness import Lpd
 
-FAKE_SHIM = r'''
-import json, os, socket
+# What both stand-in shims begin with: a connection to lpd (its socket and
+# its file), a notification, a request.
+STAND_IN = r'''
+import json, os, socket, sys
 
 def connect():
     s = socket.socket(socket.AF_UNIX)
     s.connect(os.environ["LPD_SOCKET"])
-    return s.makefile("rwb")
+    return s, s.makefile("rwb")
 
 def send(f, **message):
     f.write((json.dumps(message) + "\n").encode())
@@ -32,9 +34,11 @@ def request(f, **message):
     reply = json.loads(f.readline())
     assert reply.get("ok"), reply
     return reply
+'''
 
+FAKE_SHIM = STAND_IN + r'''
 run_id = os.environ["LPD_RUN_ID"]
-controller, worker = connect(), connect()
+(_, controller), (_, worker) = connect(), connect()
 for n, (f, worker_id) in enumerate(((controller, None), (worker, "gw0"))):
     request(f, id=1, op="hello", role="shim")
     fields = {"run_id": run_id, "argv": ["pytest", "-n", "1"], "cwd": "/", "hostname": "ci"}
@@ -75,24 +79,7 @@ def test_a_result_heard_from_the_controller_and_then_the_worker_is_recorded_once
         lpd.stop()
 
 
-ENDED_WORKER_SHIM = r'''
-import json, os, socket, sys
-
-def connect():
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(os.environ["LPD_SOCKET"])
-    return s, s.makefile("rwb")
-
-def send(f, **message):
-    f.write((json.dumps(message) + "\n").encode())
-    f.flush()
-
-def request(f, **message):
-    send(f, **message)
-    reply = json.loads(f.readline())
-    assert reply.get("ok"), reply
-    return reply
-
+ENDED_WORKER_SHIM = STAND_IN + r'''
 mode = sys.argv[1]
 run_id = os.environ["LPD_RUN_ID"]
 (_, controller), (worker_sock, worker) = connect(), connect()
