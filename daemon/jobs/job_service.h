@@ -168,6 +168,10 @@ class JobService : public RunWatcher {
   // RunWatcher: a shim's connection joined a run (run.register) or said run.end.
   void worker_joined(const Run& run, const std::string& worker_id, const Peer& peer) override;
   void worker_ended_cleanly(const Peer& peer) override;
+  /// A run lpd does not supervise ended: its workers that left after their
+  /// tests without a sign of a crash, their controller silent, are let go
+  /// (let_go_untold_worker).
+  void run_ended(const Run& run) override;
   /// A connection closed: its run.attach streams end, and a shim's activity
   /// waits (Pending) until its process's end is known (settle_end); one
   /// that ended cleanly between tests of a run lpd does not supervise is
@@ -399,6 +403,13 @@ class JobService : public RunWatcher {
   /// reporting it passed, so it is no pass (not a flaky crash's proof).
   static bool passed_then_crashed(const Supervised& s, const TestResult& r);
   void finalize(Pending& pending, const ExitStatus& end);
+  /// Whether `pending` is an xdist worker gone after its tests with no sign
+  /// of a crash and no word from its controller (no worker.down): its
+  /// controller alone could say it crashed.
+  static bool untold_worker(const Pending& pending);
+  /// Lets such a worker go as no crash (logged), at its run's end: true
+  /// when `pending` was one (it is spent then).
+  bool let_go_untold_worker(Pending& pending);
   void finalize_pending_of(const std::string& run_id, const std::optional<ExitStatus>& controller_end);
   void send_done(Supervised& s, Attached& a);
   /// Reads the rest of each of `a`'s logs, then send_done once all are read.

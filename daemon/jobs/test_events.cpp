@@ -233,22 +233,37 @@ void JobService::finalize(Pending& pending, const ExitStatus& end) {
   pending.activity = WorkerActivity("", "", 0, 0, 0);  // spent; erased by the caller
 }
 
+bool JobService::untold_worker(const Pending& pending) {
+  return pending.activity.worker_id() != "controller" && !pending.end &&
+         pending.activity.left_after_its_tests_without_a_sign();
+}
+
+bool JobService::let_go_untold_worker(Pending& pending) {
+  // A worker is judged by what its controller saw (worker.down): one that
+  // died in a test, or of a signal, was told of. Told nothing, after its
+  // tests and without a sign, it was ended by xdist itself (the attack:
+  // 15,000 tests, 1,500 failing, two "crashes" plain pytest never had).
+  if (!untold_worker(pending)) return false;
+  spdlog::info("run {}: worker {} (pid {}) left after its tests without ending its session, and its controller "
+               "saw nothing wrong: not a crash",
+               pending.activity.run_id(), pending.activity.worker_id(), pending.activity.pid());
+  if (pending.watch) pending.watch->cancel();
+  pending.activity = WorkerActivity("", "", 0, 0, 0);  // spent; erased by the caller
+  return true;
+}
+
+void JobService::run_ended(const Run& run) {
+  if (find(run.run_id)) return;  // a supervised run's processes are settled at its attempt's end
+  for (auto& p : pending_)
+    if (p->activity.run_id() == run.run_id) let_go_untold_worker(*p);
+  std::erase_if(pending_, [](const auto& p) { return p->activity.run_id().empty(); });
+}
+
 void JobService::finalize_pending_of(const std::string& run_id, const std::optional<ExitStatus>& controller_end) {
   for (auto& p : pending_) {
     if (p->activity.run_id() != run_id) continue;
     const bool controller = p->activity.worker_id() == "controller";
-    // A worker is judged by what its controller saw (worker.down): one that
-    // died in a test, or of a signal, was told of. Told nothing, after its
-    // tests and without a sign, it was ended by xdist itself (the attack:
-    // 15,000 tests, 1,500 failing, two "crashes" plain pytest never had).
-    if (!controller && !p->end && p->activity.left_after_its_tests_without_a_sign()) {
-      spdlog::info("run {}: worker {} (pid {}) left after its tests without ending its session, and its controller "
-                   "saw nothing wrong: not a crash",
-                   run_id, p->activity.worker_id(), p->activity.pid());
-      if (p->watch) p->watch->cancel();
-      p->activity = WorkerActivity("", "", 0, 0, 0);  // spent; erased below
-      continue;
-    }
+    if (let_go_untold_worker(*p)) continue;
     finalize(*p, controller && controller_end ? *controller_end : p->end.value_or(ExitStatus{}));
   }
   std::erase_if(pending_, [](const auto& p) { return p->activity.run_id().empty(); });
@@ -282,9 +297,14 @@ void JobService::peer_gone(const Peer& peer) {
     });
     if (!watched)
       raw->watch = ExitWatch::start(io_, pid, [this, pid](const ExitStatus&) {
-        for (auto& p : pending_)
-          if (p->activity.pid() == pid && !p->activity.run_id().empty() && !find(p->activity.run_id()))
-            finalize(*p, ExitStatus{});
+        for (auto& p : pending_) {
+          if (p->activity.pid() != pid || p->activity.run_id().empty() || find(p->activity.run_id())) continue;
+          // A worker its controller may still tell of (worker.down) waits
+          // for that or for its run's end (run_ended).
+          const Run* run = runs_.find(p->activity.run_id());
+          if (untold_worker(*p) && run && run->active) continue;
+          if (!let_go_untold_worker(*p)) finalize(*p, ExitStatus{});
+        }
         std::erase_if(pending_, [](const auto& p) { return p->activity.run_id().empty(); });
       });
   }

@@ -107,6 +107,7 @@ void RunService::ended(Run& run) {
   controller_watches_.erase(run.run_id);
   spdlog::info("run {} ended", run.run_id);
   events_.publish("run.ended", {{"run_id", run.run_id}, {"ended_at", run.ended_at}}, run.run_id, run.owner);
+  watcher_.run_ended(run);
 }
 
 void RunService::peer_gone(const Peer& peer) {

@@ -21,6 +21,9 @@ class RunWatcher {
   /// `peer`'s process said run.end: its session ended cleanly (not yet the
   /// process's end: an atexit handler may still crash it).
   virtual void worker_ended_cleanly(const Peer& peer) = 0;
+  /// `run` ended (its controller's part is over): what waited for the run's
+  /// end, not a process's, is settled now. Default: nothing waits.
+  virtual void run_ended(const Run& run) { (void)run; }
 };
 
 }  // namespace lpd::daemon

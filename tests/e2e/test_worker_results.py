@@ -11,9 +11,10 @@ certain rather than a matter of timing."""
 
 import json
 import os
+import subprocess
 import xml.etree.ElementTree as ET
 
-from lpd_harness import Lpd
+from lpd_harness import Lpd, wait_until_in_directory
 
 # What both stand-in shims begin with: a connection to lpd (its socket and
 # its file), a notification, a request.
@@ -140,5 +141,30 @@ def test_a_worker_gone_after_its_tests_with_no_word_from_its_controller_is_no_cr
         done, suite, crashes = run_ended_worker(lpd, work_dir, "told-by-controller")
         assert len(crashes) == 2 and crashes[-1]["signal"] == 11, crashes
         assert crashes[-1]["phase"] == "sessionfinish"
+    finally:
+        lpd.stop()
+
+
+def test_a_run_lpd_does_not_supervise_judges_its_workers_the_same_way(work_dir):
+    """The same stand-in run as a plain `pytest -n` with the shim (no `lpctl
+    run`): lpd learns a worker's end from its pidfd, which can come before
+    its controller's worker.down, so an untold worker waits for that or for
+    its run's end before it is judged."""
+    script = os.path.join(work_dir, "ended_worker_shim.py")
+    with open(script, "w") as f:
+        f.write(ENDED_WORKER_SHIM)
+    lpd = Lpd().start()
+    try:
+        for n, mode in enumerate(("after-its-tests", "in-a-test")):
+            env = dict(lpd.env(), LPD_RUN_ID=f"plain-{n}")
+            done = subprocess.run(["/usr/bin/python3", script, mode], env=env, capture_output=True, text=True,
+                                  timeout=120)
+            assert done.returncode == 0, done.stderr
+        # The second run's crash is recorded once its process's pidfd fires;
+        # the first's worker is let go at its run's end, before that.
+        assert wait_until_in_directory(lpd.state_dir, lambda: len(lpd.lpctl_json("crashes")) == 1)
+        (crash,) = lpd.lpctl_json("crashes")
+        assert crash["run_id"] == "plain-1" and crash["nodeid"] == "t.py::test_c", crash
+        assert "run plain-0: worker gw0" in lpd.log_text() and "not a crash" in lpd.log_text()
     finally:
         lpd.stop()
