@@ -158,6 +158,23 @@ def test_c_after(i):
 '''
 
 
+def events_journal_finishes(events_dir, run_id):
+    """The nodeids of `run_id`'s test.finish events in lpd's events journal
+    (events/*.jsonl), in order; a last line still being written is skipped."""
+    found = []
+    for name in sorted(os.listdir(events_dir)):
+        if not name.endswith(".jsonl"):
+            continue
+        with open(os.path.join(events_dir, name)) as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break
+                event = json.loads(line)
+                if event.get("event") == "test.finish" and event.get("run_id") == run_id:
+                    found.append(event["data"]["nodeid"])
+    return found
+
+
 def ring_of(pid):
     """The path (under /proc) of process `pid`'s event ring memfd."""
     fd_dir = f"/proc/{pid}/fd"
@@ -198,6 +215,14 @@ def test_a_ring_handed_to_a_restarted_lpd_is_not_recorded_twice(work_dir):
         run_dir = os.path.join(lpd.state_dir, "runs", run_id)
         assert wait_until_in_directory(run_dir, lambda: journal_finishes(lpd.state_dir, run_id) == before), (
             journal_finishes(lpd.state_dir, run_id))
+        # ...and lpd's events journal, which lpd writes right after the
+        # runs' journals in the same batch: the kill falls after both,
+        # before the read position is published. (A kill between the two
+        # writes loses the batch from the events journal only: an open bug,
+        # stop 35's note.)
+        events_dir = os.path.join(lpd.state_dir, "events")
+        assert wait_until_in_directory(events_dir, lambda: events_journal_finishes(events_dir, run_id) == before), (
+            events_journal_finishes(events_dir, run_id))
         lpd.kill9()
         ring_fd = os.open(ring_of(proc.pid), os.O_RDWR)
         try:
