@@ -58,4 +58,19 @@ Crash crash_told_by_controller(const std::string& run_id, const std::string& wor
   return c;
 }
 
+Crash crash_not_kept_marker(const Crash& refused, const std::string& refuse_budget) {
+  Crash marker;
+  marker.run_id = refused.run_id;
+  marker.attempt = refused.attempt;
+  marker.owner = refused.owner;
+  marker.crash_time = refused.crash_time;
+  marker.where = "session";
+  marker.reason = "lpd keeps no more crash records of uid " + std::to_string(refused.owner) + ": theirs hold " +
+                  refuse_budget +
+                  " (lpctl prune removes old runs); this run's crashes from here on are named in lpd's log "
+                  "only, the first of them pid " +
+                  std::to_string(refused.pid) + (refused.signal ? " (" + signal_name(*refused.signal) + ")" : "");
+  return marker;
+}
+
 }  // namespace lpd::daemon

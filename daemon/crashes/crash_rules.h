@@ -32,6 +32,13 @@ Crash command_crash(const std::string& run_id, const std::string& nodeid, pid_t 
 Crash unattributed_command_crash(const std::string& run_id, pid_t pid, int signal, int attempt, uid_t owner,
                                  double now);
 
+/// The record a run gets in place of the crashes its owner's budget cannot
+/// hold (CrashStore::kRefuseBytesPerOwner, `refuse_budget` its text, "96
+/// MiB"): on no test (an error outside tests in the JUnit, and "not run: a
+/// test process crashed (...)" for tests without a result), one per run and
+/// attempt (pid 0), naming `refused`, the first crash not kept.
+Crash crash_not_kept_marker(const Crash& refused, const std::string& refuse_budget);
+
 /// worker.crashed: an xdist controller says worker `worker_id` (pid, 0 when
 /// not known) died running `nodeid`, as pytest-xdist's returncode says
 /// (negative: killed by that signal; nullopt: not known). What lpd records

@@ -1,6 +1,7 @@
 #include "daemon/crashes/crash_store.h"
 
 #include "daemon/crashes/bounded_traceback.h"
+#include "daemon/crashes/crash_rules.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -234,25 +235,6 @@ namespace {
 /// "64 MiB", or the bytes for a budget of less than a MiB (tests).
 std::string mib(std::size_t bytes) {
   return bytes >= (1u << 20) ? std::to_string(bytes >> 20) + " MiB" : std::to_string(bytes) + " bytes";
-}
-
-/// The record a run gets in place of the crashes its owner's budget cannot
-/// hold (CrashStore::kRefuseBytesPerOwner): on no test (an error outside
-/// tests in the JUnit, and "not run: a test process crashed (...)" for
-/// tests without a result), one per run and attempt (pid 0).
-Crash crash_not_kept_marker(const Crash& refused, const std::string& refuse_budget) {
-  Crash marker;
-  marker.run_id = refused.run_id;
-  marker.attempt = refused.attempt;
-  marker.owner = refused.owner;
-  marker.crash_time = refused.crash_time;
-  marker.where = "session";
-  marker.reason = "lpd keeps no more crash records of uid " + std::to_string(refused.owner) + ": theirs hold " +
-                  refuse_budget +
-                  " (lpctl prune removes old runs); this run's crashes from here on are named in lpd's log "
-                  "only, the first of them pid " +
-                  std::to_string(refused.pid) + (refused.signal ? " (" + signal_name(*refused.signal) + ")" : "");
-  return marker;
 }
 
 }  // namespace

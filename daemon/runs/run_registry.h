@@ -31,14 +31,14 @@ struct JoinRequest {
 /// worker. Plain data and rules; ids are made by the caller-supplied maker.
 class RunRegistry {
  public:
-  /// Joins or creates a run. Throws permission_denied when the run belongs
-  /// to another user, conflict when it already ended, limit_exceeded for a
-  /// new worker of a run that has kMaxWorkersPerRun (ended ones count).
   /// `prefix` + make_run_id(now, ...) with a `random()` that names no run
   /// kept here: two runs made in one second share 24 random bits only, and
   /// a new run given a kept run's id would join it (or overwrite its
   /// run.json) instead of being a run of its own.
   std::string unused_run_id(std::string_view prefix, double now, const std::function<std::uint32_t()>& random) const;
+  /// Joins or creates a run. Throws permission_denied when the run belongs
+  /// to another user, conflict when it already ended, limit_exceeded for a
+  /// new worker of a run that has kMaxWorkersPerRun (ended ones count).
   Run& join(const JoinRequest& request, const std::string& new_run_id, double now);
   /// Workers one run may have had: pytest -n 256 restarting each worker
   /// three times fits.
