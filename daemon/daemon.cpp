@@ -263,6 +263,7 @@ void Daemon::restore_state() {
   // (families restore their registries here, in dependency order)
   history_.open();  // first: event seqs go on past the previous lpd's
   runs_.restore();
+  history_.restore_lost_batch();  // before anything is published: those seqs come first
   {
     // Before any shim hands its event ring back (see RingMark).
     std::vector<std::pair<std::string, uid_t>> active;

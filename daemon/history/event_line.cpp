@@ -124,6 +124,29 @@ std::optional<Event> decode_event_line(std::string_view line) {
   return e;
 }
 
+std::optional<Event> decode_run_journal_line(std::string_view line, uid_t owner) {
+  auto parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_object()) return std::nullopt;
+  const auto type = parsed.find("event");
+  const auto seq = parsed.find("seq");
+  const auto time = parsed.find("time");
+  if (type == parsed.end() || !type->is_string() || seq == parsed.end() || !seq->is_number_unsigned() ||
+      time == parsed.end() || !time->is_number())
+    return std::nullopt;
+  Event e;
+  e.seq = seq->get<std::uint64_t>();
+  e.time = time->get<double>();
+  e.type = type->get<std::string>();
+  if (const auto run_id = parsed.find("run_id"); run_id != parsed.end()) {
+    if (!run_id->is_string()) return std::nullopt;
+    e.run_id = run_id->get<std::string>();
+  }
+  e.owner = owner;
+  for (const char* key : {"event", "seq", "time", "run_id"}) parsed.erase(key);
+  e.set_data(std::move(parsed));
+  return e;
+}
+
 namespace {
 /// The JSON string (no escapes) at the start of `rest` after `key`; moves `rest` past it.
 std::optional<std::string_view> plain_string_after(std::string_view& rest, std::string_view key) {

@@ -57,6 +57,13 @@ void append_run_journal_line(std::string& out, const Event& e);
 /// line is not a complete record lpd wrote (a torn tail, a damaged byte).
 std::optional<Event> decode_event_line(std::string_view line);
 
+/// The event of one line of a run's journal (append_run_journal_line's
+/// shape: the data's fields with "event", "seq", "time" and "run_id" among
+/// them), those four taken out of the data again. The journal does not say
+/// who the event was for: `owner` is given (the run's). nullopt for a line
+/// that is not an event lpd wrote (a ring mark, a torn or damaged line).
+std::optional<Event> decode_run_journal_line(std::string_view line, uid_t owner);
+
 /// The seq at the start of a journal line, read from its `{"seq":N` prefix
 /// only; nullopt when the line does not start that way.
 std::optional<std::uint64_t> seq_of_line(std::string_view line);

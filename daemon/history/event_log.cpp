@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <system_error>
 
@@ -85,12 +86,17 @@ std::uint64_t EventLog::open() {
 
   // The last seq: the last complete line of the last segment that has one.
   last_seq_ = 0;
+  last_time_ = 0;
   for (auto s = segments_.rbegin(); s != segments_.rend() && last_seq_ == 0; ++s) {
     if (s->size == 0) continue;
     const std::uint64_t window = std::min<std::uint64_t>(s->size, 2 * 1024 * 1024);
     std::uint64_t last_in_window = 0;
     scan(*s, s->size - window, [&](std::string_view line, std::uint64_t) {
-      if (auto seq = seq_of_line(line)) last_in_window = std::max(last_in_window, *seq);
+      const auto seq = seq_of_line(line);
+      if (!seq || *seq <= last_in_window) return true;
+      last_in_window = *seq;
+      const auto head = head_of_event_line(line);
+      last_time_ = head ? std::strtod(std::string(head->time).c_str(), nullptr) : 0;
       return true;
     });
     last_seq_ = last_in_window;

@@ -38,6 +38,11 @@ class EventLog {
   /// Returns the last seq the journal holds (0 when empty). Throws
   /// std::system_error when the directory cannot be made or read.
   std::uint64_t open();
+  /// The last seq appended, or found by open() (0 for none).
+  std::uint64_t last_seq() const { return last_seq_; }
+  /// The time of the event with the last seq open() found (seconds since
+  /// the epoch; 0 when the journal is empty or that line is not readable).
+  double last_time() const { return last_time_; }
 
   /// Buffers `e`; nothing is written before flush().
   void append(const Event& e);
@@ -121,6 +126,7 @@ class EventLog {
   Summary pending_summary_;
   const std::string* last_run_id_ = nullptr;  // in pending_summary_.run_ids: the last one append() saw
   std::uint64_t last_seq_ = 0;
+  double last_time_ = 0;  // of the last event open() found
   std::uint64_t next_index_at_ = 0;  // segment offset of the next index entry
   bool failing_ = false;  // flushes fail (since the last one that wrote): logged once
 };

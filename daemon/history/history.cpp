@@ -68,6 +68,16 @@ void History::open() {
   spdlog::info("events journal {}: last seq {}, going on from {}", log_.dir(), last_logged, first);
 }
 
+std::size_t History::restore_lost_batch() {
+  // A run that ended in the lost batch ended after the events journal's
+  // last event: its ended_at is at least that event's time.
+  const double since = log_.last_time() - 60;
+  std::vector<std::pair<std::string, uid_t>> candidates;
+  for (const Run* run : runs_.list(/*include_ended=*/true))
+    if (run->active || run->ended_at >= since) candidates.emplace_back(run->run_id, run->owner);
+  return journal_.restore_lost_batch(candidates);
+}
+
 void History::start() {
   compaction_deferred_ = true;  // retention's removals below are compacted with the first pass
   apply_limits();

@@ -54,6 +54,13 @@ class History {
   /// past the previous lpd's. Throws std::system_error when the journal
   /// directory cannot be made or read.
   void open();
+  /// Once the runs are restored, before anything is published: the events
+  /// a previous lpd killed mid-write left in runs' journals only go to the
+  /// events journal (RunJournal::restore_lost_batch), looked for in the
+  /// journals of the active runs and of the runs ended since the events
+  /// journal's last event (less a minute, for the wall clock being set
+  /// back). Returns how many.
+  std::size_t restore_lost_batch();
   /// After the registries are restored: applies retention once, then on each
   /// run's end and hourly; starts compacting the journal.
   void start();

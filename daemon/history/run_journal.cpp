@@ -225,9 +225,10 @@ void RunJournal::end_batch() {
 
 namespace {
 
-/// Feeds `marks` the lines of the journal `fd` (`size` bytes) from the last
-/// backwards, reading at most `max_bytes`; false when it stopped at that bound.
-bool scan_backwards(int fd, off_t size, std::size_t max_bytes, LastBatchMarks& marks) {
+/// Feeds `feed` the lines of the journal `fd` (`size` bytes) from the last
+/// backwards, until it returns false, reading at most `max_bytes`; false
+/// when it stopped at that bound.
+bool scan_backwards(int fd, off_t size, std::size_t max_bytes, const std::function<bool(std::string_view)>& feed) {
   std::string block;
   std::string carry;  // the start of a line whose beginning is in an earlier block
   off_t end = size;
@@ -243,35 +244,87 @@ bool scan_backwards(int fd, off_t size, std::size_t max_bytes, LastBatchMarks& m
     std::size_t line_end = block.size();
     for (std::size_t i = block.size(); i > 0; --i) {
       if (block[i - 1] != '\n') continue;
-      if (!marks.feed(std::string_view(block).substr(i, line_end - i))) return true;
+      if (!feed(std::string_view(block).substr(i, line_end - i))) return true;
       line_end = i - 1;
     }
     carry.assign(block, 0, line_end);
     end = from;
   }
-  marks.feed(carry);
+  feed(carry);
   return true;
+}
+
+/// The journal of run `run_id`, opened to read (never through a link, nor
+/// blocking on a FIFO planted there); logs why not, but for a journal
+/// that does not exist, with `what_then` (what is not done for it).
+UniqueFd open_journal_to_read(const StateStore& store, const std::string& run_id, std::string_view what_then,
+                              off_t& size) {
+  int error = 0;
+  UniqueFd fd = open_untrusted(store.path("runs/" + run_id + "/events.jsonl"), O_RDONLY, 0, error);
+  struct stat st {};
+  if (fd && ::fstat(fd.get(), &st) != 0) {
+    error = errno;
+    fd.reset();
+  }
+  if (!fd) {
+    if (error != ENOENT) spdlog::warn("run {}: cannot read its journal ({}): {}", run_id, why_not(error), what_then);
+    return fd;
+  }
+  size = st.st_size;
+  return fd;
 }
 
 }  // namespace
 
+std::size_t RunJournal::restore_lost_batch(const std::vector<std::pair<std::string, uid_t>>& runs) {
+  const std::uint64_t logged = log_.last_seq();
+  std::vector<Event> lost;
+  for (const auto& [run_id, owner] : runs) {
+    if (!is_safe_id(run_id)) continue;
+    off_t size = 0;
+    UniqueFd fd = open_journal_to_read(store_, run_id, "events of its last batch may be missing from lpd's "
+                                                       "events journal", size);
+    if (!fd) continue;
+    const std::size_t before = lost.size();
+    const bool whole = scan_backwards(fd.get(), size, kMaxRingMarkScanBytes, [&](std::string_view line) {
+      if (line.empty() || parse_ring_mark(line)) return true;
+      auto e = decode_run_journal_line(line, owner);
+      if (!e) return true;  // a torn last line (cut when the journal is next opened to write)
+      if (e->seq <= logged) return false;  // the events journal has this one, and every earlier one
+      lost.push_back(std::move(*e));
+      return true;
+    });
+    if (!whole)
+      spdlog::warn("run {}: over {} bytes of its journal are past lpd's events journal: not all restored to it",
+                   run_id, kMaxRingMarkScanBytes);
+    if (lost.size() > before)
+      spdlog::info("run {}: {} event(s) of the previous lpd's last batch were in its journal only (lpd was killed "
+                   "between the two writes): restored to the events journal",
+                   run_id, lost.size() - before);
+  }
+  if (lost.empty()) return 0;
+  std::sort(lost.begin(), lost.end(), [](const Event& a, const Event& b) { return a.seq < b.seq; });
+  std::size_t appended = 0;
+  for (const Event& e : lost) {
+    if (e.seq <= log_.last_seq()) continue;  // one seq in two runs' journals (a copied journal): taken once
+    log_.append(e);
+    ++appended;
+  }
+  if (!log_.flush())
+    spdlog::warn("the restored events are kept in memory until lpd's events journal can be written");
+  return appended;
+}
+
 void RunJournal::recall_ring_marks(const std::vector<std::pair<std::string, uid_t>>& runs) {
   for (const auto& [run_id, owner] : runs) {
     if (!is_safe_id(run_id)) continue;
-    const std::string path = store_.path("runs/" + run_id + "/events.jsonl");
-    int error = 0;
-    UniqueFd fd = open_untrusted(path, O_RDONLY, 0, error);
-    if (!fd) {
-      if (error != ENOENT)
-        spdlog::warn("run {}: cannot read its journal's ring marks ({}): a ring handed back may have its last "
-                     "records recorded twice",
-                     run_id, why_not(error));
-      continue;
-    }
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) continue;
+    off_t size = 0;
+    UniqueFd fd = open_journal_to_read(store_, run_id, "a ring handed back may have its last records recorded twice",
+                                       size);
+    if (!fd) continue;
     LastBatchMarks marks;
-    if (!scan_backwards(fd.get(), st.st_size, kMaxRingMarkScanBytes, marks))
+    if (!scan_backwards(fd.get(), size, kMaxRingMarkScanBytes,
+                        [&marks](std::string_view line) { return marks.feed(line); }))
       spdlog::warn("run {}: its journal's last batch is over {} bytes: ring marks before them not read", run_id,
                    kMaxRingMarkScanBytes);
     for (const auto& [ring_id, to] : marks.marks()) {

@@ -83,6 +83,20 @@ class RunJournal {
   /// The end of a batch, before its rings' read positions are published:
   /// flush(), and the marks that follow belong to the next batch.
   void end_batch();
+  /// At start-up, once the events journal is open and before anything is
+  /// published: flush() writes the runs' journals before lpd's events
+  /// journal, so a previous lpd killed between the two left its last batch
+  /// in the runs' journals only (and their ring marks say it is recorded,
+  /// so it is not read from the rings again). Those events, the ones with
+  /// a seq past the events journal's last, are appended to it now with
+  /// their own seqs, in seq order, and written. `runs` (run id and owner):
+  /// every run that may have had an event in that batch (the active ones,
+  /// and those ended since the events journal's last event); each journal
+  /// is read from its end, at most kMaxRingMarkScanBytes, down to its first
+  /// event the events journal has. The owner given to an event is its
+  /// run's (a run's journal does not record who an event was for). Returns
+  /// how many events were appended; logs what it cannot read.
+  std::size_t restore_lost_batch(const std::vector<std::pair<std::string, uid_t>>& runs);
   /// At start-up, before any ring is attached: reads back, from the end of
   /// the journal of each run in `runs` (run id and owner: the active ones,
   /// only their shims hand a ring back), the marks of its last batch

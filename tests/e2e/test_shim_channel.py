@@ -16,6 +16,8 @@ import struct
 import sys
 import threading
 
+import pytest
+
 from lpd_harness import SHIM_PYTHONPATH, EventWaiter, Lpd, start_pytest, wait_until_in_directory, write_tests
 from test_shim_outcomes import journal_finishes
 
@@ -188,7 +190,28 @@ def ring_of(pid):
     raise AssertionError(f"pid {pid} holds no event ring")
 
 
-def test_a_ring_handed_to_a_restarted_lpd_is_not_recorded_twice(work_dir):
+def cut_events_journal_after(events_dir, run_id, nodeid):
+    """Cuts lpd's events journal after `run_id`'s test.finish of `nodeid`:
+    what an lpd killed between its two writes of a batch leaves (the runs'
+    journals first, then the events journal). Returns the lines cut."""
+    for name in sorted(os.listdir(events_dir), reverse=True):
+        if not name.endswith(".jsonl"):
+            continue
+        path = os.path.join(events_dir, name)
+        with open(path, "rb") as f:
+            lines = f.readlines()
+        for i, line in enumerate(lines):
+            event = json.loads(line)
+            if event.get("event") == "test.finish" and event.get("run_id") == run_id \
+                    and event["data"]["nodeid"] == nodeid:
+                with open(path, "wb") as f:
+                    f.writelines(lines[:i + 1])
+                return len(lines) - i - 1
+    raise AssertionError(f"no test.finish of {nodeid} in {events_dir}")
+
+
+@pytest.mark.parametrize("batch_in", ["both journals", "the run's journal only"])
+def test_a_ring_handed_to_a_restarted_lpd_is_not_recorded_twice(work_dir, batch_in):
     """lpd publishes a ring's read position only after its journal write;
     an lpd killed between the two leaves the next one the same ring at the
     old position, and it recorded those records again (a test.finish twice
@@ -197,7 +220,14 @@ def test_a_ring_handed_to_a_restarted_lpd_is_not_recorded_twice(work_dir):
     journal holds every test before the gate, lpd is SIGKILLed and the
     ring's published read position set back to 0, as if no read had ever
     been committed. The restarted lpd must read on from where its
-    predecessor's journal says, so each test is recorded once."""
+    predecessor's journal says, so each test is recorded once.
+
+    lpd writes a batch to the runs' journals and then to its own events
+    journal. Killed between the two, the batch was in the run's journal,
+    with the ring marks saying it was recorded, and never in the events
+    journal (`lpctl events` lost it for good). The second case leaves that
+    state: the events journal is cut back after the 30th test. The next
+    lpd must put the rest back, in order, once."""
     before = [f"test_handover.py::test_a_before[{i}]" for i in range(40)]
     nodeids = before + ["test_handover.py::test_b_gate_after_the_kill"] + [
         f"test_handover.py::test_c_after[{i}]" for i in range(5)]
@@ -217,13 +247,14 @@ def test_a_ring_handed_to_a_restarted_lpd_is_not_recorded_twice(work_dir):
             journal_finishes(lpd.state_dir, run_id))
         # ...and lpd's events journal, which lpd writes right after the
         # runs' journals in the same batch: the kill falls after both,
-        # before the read position is published. (A kill between the two
-        # writes loses the batch from the events journal only: an open bug,
-        # stop 35's note.)
+        # before the read position is published.
         events_dir = os.path.join(lpd.state_dir, "events")
         assert wait_until_in_directory(events_dir, lambda: events_journal_finishes(events_dir, run_id) == before), (
             events_journal_finishes(events_dir, run_id))
         lpd.kill9()
+        if batch_in == "the run's journal only":
+            assert cut_events_journal_after(events_dir, run_id, before[29]) >= 10
+            assert events_journal_finishes(events_dir, run_id) == before[:30]
         ring_fd = os.open(ring_of(proc.pid), os.O_RDWR)
         try:
             with mmap.mmap(ring_fd, 64) as header:
@@ -245,5 +276,14 @@ def test_a_ring_handed_to_a_restarted_lpd_is_not_recorded_twice(work_dir):
         # ...and so does lpd's events journal, where the records were published.
         listed = lpd.lpctl("--json", "events", "--run-id", run_id, "--type", "test.finish").stdout.splitlines()
         assert [json.loads(line)["data"]["nodeid"] for line in listed] == nodeids
+        # Every event of the run, in both journals, the same seqs in the same order.
+        every = [json.loads(line) for line in lpd.lpctl("--json", "events", "--run-id", run_id).stdout.splitlines()]
+        seqs = [e["data"]["seq"] for e in every]
+        assert seqs == sorted(set(seqs))
+        with open(os.path.join(run_dir, "events.jsonl")) as f:
+            journaled = [json.loads(line) for line in f]
+        assert [e["seq"] for e in journaled if "seq" in e] == seqs
+        if batch_in == "the run's journal only":
+            assert "event(s) of the previous lpd's last batch were in its journal only" in lpd.log_text()
     finally:
         clean_up(proc, lpd)

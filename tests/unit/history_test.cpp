@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -474,4 +475,132 @@ TEST_CASE("a run journal's torn last line is cut off before the next lpd appends
   REQUIRE(lines.size() == 2);
   CHECK(lines[0] + "\n" == whole);
   CHECK(json::parse(lines[1])["event"] == "test.finish");
+}
+
+TEST_CASE("a run journal line reads back as its event, and any other line does not") {
+  for (const auto& data : {nlohmann::json::object(),
+                           nlohmann::json{{"nodeid", "t.py::test[é]"}, {"outcome", "failed"}, {"duration", 0.5}}}) {
+    Event e = event(41, "run-1", "test.finish");
+    e.time = 1764470000.123456;
+    e.set_data(data);
+    std::string line = encode_run_journal_line(e);
+    line.pop_back();  // its newline
+    const auto back = decode_run_journal_line(line, 1234);
+    REQUIRE(back);
+    CHECK(back->seq == 41);
+    CHECK(back->time == e.time);
+    CHECK(back->type == "test.finish");
+    CHECK(back->run_id == "run-1");
+    CHECK(back->owner == 1234);  // the caller's: a run's journal does not say
+    CHECK(back->data() == data);
+    CHECK_FALSE(decode_run_journal_line(line.substr(0, line.size() / 2), 1234));  // torn
+  }
+  CHECK_FALSE(decode_run_journal_line(R"({"event":"lpd.ring_read","ring":"00000000000000ab","to":9,"batch":2})", 0));
+  CHECK_FALSE(decode_run_journal_line(R"({"event":"test.start","seq":-1,"time":1.0})", 0));
+  CHECK_FALSE(decode_run_journal_line(R"({"event":"test.start","seq":3,"time":"soon"})", 0));
+  CHECK_FALSE(decode_run_journal_line(R"({"event":"test.start","seq":3,"time":1.0,"run_id":7})", 0));
+}
+
+// h13lostbatch (issue 13): lpd writes the runs' journals and then its
+// events journal; killed between the two, the next lpd finds the batch in
+// the runs' journals only, with ring marks saying it is recorded.
+TEST_CASE("events a killed lpd left in runs' journals only go back to the events journal, once, in seq order") {
+  HistoryWorld world("lpd-lost-batch");
+  auto& [dir, io, events, store, runs] = world;
+  const std::string a = "20261202-070000-aaaaaa";
+  const std::string b = "20261202-070001-bbbbbb";
+  const std::string old_run = "20261101-070000-cccccc";
+  {
+    History history(io, events, store, runs, RetentionLimits{0, 0});
+    history.open();
+    for (int i = 0; i < 5; ++i) {
+      events.publish_text("test.finish", R"({"nodeid":"t.py::a)" + std::to_string(i) + R"(","outcome":"passed"})", a,
+                          1001);
+      events.publish_text("test.finish", R"({"nodeid":"t.py::b)" + std::to_string(i) + R"(","outcome":"failed"})", b,
+                          1002);
+    }
+    history.stop();
+  }
+  // The kill: the events journal lost its last four lines (seqs 7..10); a
+  // ring mark follows them in a's journal, and a torn line ends b's.
+  const auto segments = [&] {
+    std::vector<std::filesystem::path> found;
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path + "/events"))
+      if (entry.path().extension() == ".jsonl") found.push_back(entry.path());
+    std::sort(found.begin(), found.end());
+    return found;
+  };
+  REQUIRE(segments().size() == 1);
+  const auto segment = segments().front();
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(segment);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+  }
+  REQUIRE(lines.size() == 10);
+  {
+    std::ofstream out(segment, std::ios::trunc);
+    for (std::size_t i = 0; i < 6; ++i) out << lines[i] << '\n';
+  }
+  {
+    std::ofstream out(dir.path + "/runs/" + a + "/events.jsonl", std::ios::app);
+    out << R"({"event":"lpd.ring_read","ring":"00000000000000ab","to":9,"batch":2})" << '\n';
+  }
+  {
+    std::ofstream out(dir.path + "/runs/" + b + "/events.jsonl", std::ios::app);
+    out << R"({"nodeid":"t.py::b9","outc)";
+  }
+  // A run ended long before the events journal's last event is not read:
+  // its journal cannot hold that batch (planted here, it would be taken).
+  std::filesystem::create_directories(dir.path + "/runs/" + old_run);
+  {
+    std::ofstream out(dir.path + "/runs/" + old_run + "/events.jsonl");
+    out << R"({"event":"test.start","seq":99,"time":1.0,"run_id":")" << old_run << "\"}\n";
+  }
+
+  // The next lpd: a fresh bus and registry on the same state directory.
+  const auto restarted = [&](std::size_t expect_restored) {
+    EventBus bus;
+    RunRegistry registry;
+    const double last = decode_event_line(lines[5])->time;
+    Run run_a;
+    run_a.run_id = a;
+    run_a.owner = 1001;  // still active
+    registry.restore(run_a);
+    Run run_b;
+    run_b.run_id = b;
+    run_b.owner = 1002;
+    run_b.active = false;
+    run_b.ended_at = last;  // ended in the lost batch
+    registry.restore(run_b);
+    Run run_old;
+    run_old.run_id = old_run;
+    run_old.owner = 1003;
+    run_old.active = false;
+    run_old.ended_at = last - 3600;
+    registry.restore(run_old);
+    History history(io, bus, store, registry, RetentionLimits{0, 0});
+    history.open();
+    CHECK(history.restore_lost_batch() == expect_restored);
+    std::vector<Event> seen;
+    history.walk(0, 1 << 20, [&](const Event& e) {
+      seen.push_back(e);
+      return true;
+    });
+    history.stop();
+    return seen;
+  };
+  for (const std::size_t expect_restored : {4, 0}) {  // the second restart finds nothing more to restore
+    const auto seen = restarted(expect_restored);
+    REQUIRE(seqs_of(seen) == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      const auto written = decode_event_line(lines[i]);
+      REQUIRE(written);
+      CHECK(seen[i].type == written->type);
+      CHECK(seen[i].run_id == written->run_id);
+      CHECK(seen[i].time == written->time);
+      CHECK(seen[i].owner == written->owner);
+      CHECK(seen[i].data() == written->data());
+    }
+  }
 }
