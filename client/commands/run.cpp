@@ -35,7 +35,7 @@ void on_stop_signal(int signo) {
   (void)!::write(g_signal_pipe[1], &byte, 1);
 }
 
-std::string current_dir() {
+std::string working_dir() {
   char cwd[4096];
   if (!::getcwd(cwd, sizeof(cwd))) throw std::runtime_error("cannot tell the current directory: getcwd failed");
   return cwd;
@@ -43,7 +43,7 @@ std::string current_dir() {
 
 std::string absolute(const std::string& path) {
   if (path.empty() || path.front() == '/') return path;
-  return current_dir() + "/" + path;
+  return working_dir() + "/" + path;
 }
 
 /// Ends lpctl the way the run ended: with its code, or by its very signal,
@@ -453,7 +453,7 @@ Command run_command() {
                 env[kv.substr(0, eq)] = kv.substr(eq + 1);
               }
               json fields = {{"argv", o->command},
-                             {"cwd", o->cwd.empty() ? current_dir() : absolute(o->cwd)},
+                             {"cwd", o->cwd.empty() ? working_dir() : absolute(o->cwd)},
                              {"env", env},
                              {"retry_crashed", o->retry_crashed},
                              {"rerun_crashed", o->rerun_crashed},

@@ -8,16 +8,10 @@
 #include <cstring>
 #include <system_error>
 
+#include "daemon/core/errno_error.h"
 #include "daemon/core/unique_fd.h"
 
 namespace lpd::daemon {
-namespace {
-
-[[noreturn]] void fail(const std::string& what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
-
-}  // namespace
 
 void make_directories(const std::string& path, mode_t mode) {
   if (path.empty()) return;
@@ -27,21 +21,21 @@ void make_directories(const std::string& path, mode_t mode) {
     pos = path.find('/', pos + 1);
     partial = path.substr(0, pos);
     if (partial.empty()) continue;
-    if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) fail("cannot create directory " + partial);
+    if (::mkdir(partial.c_str(), mode) != 0 && errno != EEXIST) throw_errno("cannot create directory " + partial);
   }
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) fail("cannot stat " + path);
+  if (::stat(path.c_str(), &st) != 0) throw_errno("cannot stat " + path);
   if (!S_ISDIR(st.st_mode)) throw std::runtime_error(path + " exists and is not a directory");
 }
 
 void make_private(const std::string& path, mode_t mode) {
   // A link is followed: require_trusted_directory judged it and its target.
   const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) fail("cannot open directory " + path);
+  if (!fd) throw_errno("cannot open directory " + path);
   struct stat st {};
   const bool ok = ::fstat(fd.get(), &st) == 0 &&
                   ((st.st_mode & 07777 & ~mode) == 0 || ::fchmod(fd.get(), st.st_mode & 07777 & mode) == 0);
-  if (!ok) fail("cannot make " + path + " private");
+  if (!ok) throw_errno("cannot make " + path + " private");
 }
 
 std::optional<std::string> directory_distrust(uid_t owner, mode_t mode, uid_t euid, bool allow_shared_sticky) {
@@ -65,12 +59,12 @@ void require_trusted_directory(const std::string& path, bool allow_shared_sticky
     }
   };
   struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) fail("cannot examine directory " + path);
+  if (::lstat(path.c_str(), &st) != 0) throw_errno("cannot examine directory " + path);
   // A link's owner could point it elsewhere later, so it must be trusted
   // too; its own mode bits mean nothing.
   if (S_ISLNK(st.st_mode)) {
     check(st, 0, "the link ");
-    if (::stat(path.c_str(), &st) != 0) fail("cannot examine directory " + path);
+    if (::stat(path.c_str(), &st) != 0) throw_errno("cannot examine directory " + path);
   }
   if (!S_ISDIR(st.st_mode)) throw std::runtime_error(path + " exists and is not a directory");
   check(st, st.st_mode, "directory ");

@@ -10,29 +10,21 @@
 #include <array>
 #include <system_error>
 
+#include "daemon/core/errno_error.h"
 #include "daemon/core/directory_trust.h"
 #include "daemon/core/storage_failure.h"
 #include "daemon/core/unique_fd.h"
 #include "daemon/core/untrusted_file.h"
+#include "daemon/core/write_all.h"
 
 namespace lpd::daemon {
 namespace {
 
-[[noreturn]] void fail(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
-
-void write_all(int fd, std::string_view data, const std::string& path) {
-  const char* p = data.data();
-  std::size_t left = data.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("cannot write " + path);
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
+void write_or_fail(int fd, std::string_view data, const std::string& path) {
+  if (write_all(fd, data) != 0) throw_errno("cannot write " + path);
 }
 
-std::string parent_of(const std::string& path) {
+std::string parent_dir_of(const std::string& path) {
   const auto slash = path.rfind('/');
   return slash == std::string::npos ? std::string(".") : path.substr(0, slash);
 }
@@ -90,15 +82,15 @@ std::optional<StateStore::Range> StateStore::read_range(std::string_view relativ
 
 void StateStore::write_text_unguarded(std::string_view relative, std::string_view text, bool durable) const {
   const std::string target = path(relative);
-  make_directories(parent_of(target), 0711);
+  make_directories(parent_dir_of(target), 0711);
   const std::string temp = target + ".new";
   // Mode 0600 (and lpd's umask 066): records hold other users' argv, paths
   // and environments; users read them through lpd, which checks who asks.
   UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) fail("cannot create " + temp);
+  if (!fd) throw_errno("cannot create " + temp);
   try {
-    write_all(fd.get(), text, temp);
-    if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync " + temp);
+    write_or_fail(fd.get(), text, temp);
+    if (durable && ::fsync(fd.get()) != 0) throw_errno("cannot fsync " + temp);
   } catch (...) {
     ::unlink(temp.c_str());  // a half-written record never replaces the whole one
     throw;
@@ -108,7 +100,7 @@ void StateStore::write_text_unguarded(std::string_view relative, std::string_vie
     const int error = errno;
     ::unlink(temp.c_str());
     errno = error;
-    fail("cannot rename " + temp + " to " + target);
+    throw_errno("cannot rename " + temp + " to " + target);
   }
 }
 
@@ -121,13 +113,13 @@ std::optional<nlohmann::json> StateStore::read_json(std::string_view relative) c
 }
 
 void append_line(const std::string& path, std::string_view line, bool durable) {
-  make_directories(parent_of(path), 0711);
+  make_directories(parent_dir_of(path), 0711);
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
-  if (!fd) fail("cannot open " + path);
+  if (!fd) throw_errno("cannot open " + path);
   std::string text(line);
   text.push_back('\n');
-  write_all(fd.get(), text, path);
-  if (durable && ::fsync(fd.get()) != 0) fail("cannot fsync " + path);
+  write_or_fail(fd.get(), text, path);
+  if (durable && ::fsync(fd.get()) != 0) throw_errno("cannot fsync " + path);
 }
 
 std::vector<nlohmann::json> StateStore::read_lines(std::string_view relative) const {

@@ -19,6 +19,7 @@
 #include "daemon/core/unique_fd.h"
 #include "daemon/core/untrusted_file.h"
 #include "protocol/line_reader.h"
+#include "daemon/core/write_all.h"
 
 namespace lpd::daemon {
 
@@ -46,32 +47,18 @@ bool same_shape(const json& stored, const json& rebuilt) {
 constexpr std::string_view kHighWaterFile = "crashes.json";
 constexpr std::uint64_t kMaxCrashId = std::uint64_t{1} << 53;
 
-std::string encode(const Crash& crash) {
+std::string crash_line_of(const Crash& crash) {
   std::string line = crash.to_json().dump(-1, ' ', false, json::error_handler_t::replace);
   line.push_back('\n');
   return line;
 }
 
-/// write() until done; false with errno set on failure.
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
-    if (n == 0) {
-      errno = EIO;
-      return false;
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
 
 }  // namespace
 
 std::string crash_line(Crash& crash, std::size_t max_bytes) {
   constexpr std::string_view kCut = "\n[lpd: cut here, the crash record was too large to keep whole]";
-  std::string line = encode(crash);
+  std::string line = crash_line_of(crash);
   // The traceback is the bulk of any record; a reason or nodeid this large
   // only comes from a hostile shim.
   for (std::string* field : {&crash.traceback, &crash.reason, &crash.nodeid, &crash.phase, &crash.worker_id,
@@ -82,7 +69,7 @@ std::string crash_line(Crash& crash, std::size_t max_bytes) {
       const std::size_t drop = line.size() - max_bytes + kCut.size() + 8;
       const std::size_t keep = field->size() > drop ? field->size() - drop : 0;
       *field = field->substr(0, keep) + std::string(kCut);
-      line = encode(crash);
+      line = crash_line_of(crash);
     }
   }
   return line;
@@ -214,7 +201,7 @@ void CrashStore::load_flaky_marks() {
     auto record = records_.find(id->get<std::uint64_t>());
     if (record == records_.end()) continue;  // removed since (a rewrite died before emptying this file)
     record->second.crash.flaky = true;
-    record->second.bytes = encode(record->second.crash).size();
+    record->second.bytes = crash_line_of(record->second.crash).size();
   }
   if (skipped || marks_torn_)
     spdlog::warn("{}: skipped {} unreadable line(s){}", file, skipped, marks_torn_ ? " and a torn last line" : "");
@@ -288,7 +275,7 @@ bool CrashStore::mark_flaky(std::uint64_t crash_id) {
   if (it->second.crash.flaky) return true;
   it->second.crash.flaky = true;
   const std::size_t before = it->second.bytes;
-  it->second.bytes = encode(it->second.crash).size();
+  it->second.bytes = crash_line_of(it->second.crash).size();
   recount(it->second.crash.owner, before, it->second.bytes);
   // A line in the side file, not a rewrite of the journal on the event loop
   // (hundreds of milliseconds at tens of MB); a rewrite only once the marks
@@ -426,7 +413,7 @@ bool CrashStore::append_lines(const std::string& file, const std::string& lines,
     return false;
   }
   int error = fail_write_for_test ? fail_write_for_test(lines) : 0;
-  if (error == 0 && !write_all(fd.get(), lines)) error = errno;
+  if (error == 0) error = write_all(fd.get(), lines);
   // The lines are in the file (readers see them) once written; their fsync
   // may wait for the end of a burst (FlushWatcher::sync_later).
   if (error == 0 && !sync_owed_ && flushes_ && flushes_->sync_later([this] { sync_now(); })) sync_owed_ = true;
@@ -462,7 +449,7 @@ bool CrashStore::rewrite() {
     std::string buffer;
     auto write_buffer = [&] {
       if (error == 0 && fail_write_for_test) error = fail_write_for_test(buffer);
-      if (error == 0 && !write_all(fd.get(), buffer)) error = errno;
+      if (error == 0) error = write_all(fd.get(), buffer);
       buffer.clear();
     };
     for (auto& [id, entry] : records_) {

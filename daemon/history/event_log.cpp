@@ -17,18 +17,19 @@
 
 #include "daemon/history/event_line.h"
 #include "daemon/core/state_store.h"
+#include "daemon/core/write_all.h"
 
 namespace lpd::daemon {
 namespace {
 
 constexpr std::size_t kNameDigits = 20;
-constexpr std::string_view kSuffix = ".jsonl";
+constexpr std::string_view kSegmentSuffix = ".jsonl";
 constexpr std::size_t kReadChunk = 256 * 1024;
 
 /// The first seq a segment's name gives ("00000000000000004097.jsonl"), or
 /// nullopt for any other name (lpd's own `.new` files, strangers).
 std::optional<std::uint64_t> segment_seq(std::string_view name) {
-  if (name.size() != kNameDigits + kSuffix.size() || name.substr(kNameDigits) != kSuffix) return std::nullopt;
+  if (name.size() != kNameDigits + kSegmentSuffix.size() || name.substr(kNameDigits) != kSegmentSuffix) return std::nullopt;
   std::uint64_t seq = 0;
   auto [ptr, ec] = std::from_chars(name.data(), name.data() + kNameDigits, seq);
   if (ec != std::errc() || ptr != name.data() + kNameDigits) return std::nullopt;
@@ -38,21 +39,9 @@ std::optional<std::uint64_t> segment_seq(std::string_view name) {
 std::string segment_name(std::uint64_t first_seq) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%020llu", static_cast<unsigned long long>(first_seq));
-  return std::string(buf) + std::string(kSuffix);
+  return std::string(buf) + std::string(kSegmentSuffix);
 }
 
-/// Writes all of `bytes`; false (errno set) on a failure.
-bool write_all(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -161,7 +150,7 @@ bool EventLog::flush() {
   Summary& summary = pending_summary_;
   if (!current_) return false;  // logged by start_segment; the batch is lost
   Segment& s = segments_.back();
-  if (!write_all(current_.get(), batch)) {
+  if (write_all(current_.get(), batch) != 0) {
     const int err = errno;
     // What part of the batch made it is cut off again: no torn line stays,
     // and the whole batch goes in at the next try.
@@ -374,7 +363,7 @@ bool EventLog::compact_one(std::size_t& cursor, const DeadEvent& dead,
   // restarted lpd sees the old segment or the new one, never half of one.
   const std::string fresh = path + ".new";
   UniqueFd fd(::open(fresh.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd || !write_all(fd.get(), alive) || ::rename(fresh.c_str(), path.c_str()) != 0) {
+  if (!fd || write_all(fd.get(), alive) != 0 || ::rename(fresh.c_str(), path.c_str()) != 0) {
     spdlog::warn("cannot compact events journal {}: {}", path, std::strerror(errno));
     ::unlink(fresh.c_str());
     return true;

@@ -16,7 +16,7 @@ namespace {
 /// /proc/net/tcp6 of a few thousand sockets is well under this.
 constexpr std::size_t kMaxProcNetBytes = 16 * 1024 * 1024;
 
-std::string_view next_field(std::string_view& line) {
+std::string_view next_proc_net_field(std::string_view& line) {
   const auto start = line.find_first_not_of(' ');
   if (start == std::string_view::npos) {
     line = {};
@@ -63,11 +63,11 @@ std::optional<uid_t> socket_owner_in(std::string_view text, const TcpEnd& peer, 
     const auto newline = text.find('\n');
     std::string_view line = text.substr(0, newline);
     text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
-    next_field(line);  // sl
-    if (next_field(line) != local || next_field(line) != remote) continue;
+    next_proc_net_field(line);  // sl
+    if (next_proc_net_field(line) != local || next_proc_net_field(line) != remote) continue;
     // st tx_queue:rx_queue tr:tm->when retrnsmt uid
-    for (int i = 0; i < 4; ++i) next_field(line);
-    const std::string_view uid_text = next_field(line);
+    for (int i = 0; i < 4; ++i) next_proc_net_field(line);
+    const std::string_view uid_text = next_proc_net_field(line);
     if (uid_text.empty() || uid_text.size() > 10) return std::nullopt;
     std::uint64_t uid = 0;
     for (char c : uid_text) {

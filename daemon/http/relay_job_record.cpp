@@ -11,11 +11,11 @@ namespace {
 
 using nlohmann::json;
 
-constexpr RelayState kStates[] = {RelayState::kCreated, RelayState::kCollected, RelayState::kInProgress,
+constexpr RelayState kRelayStates[] = {RelayState::kCreated, RelayState::kCollected, RelayState::kInProgress,
                                   RelayState::kTerminating, RelayState::kDone};
 
 std::optional<RelayState> state_named(std::string_view name) {
-  for (RelayState state : kStates)
+  for (RelayState state : kRelayStates)
     if (to_string(state) == name) return state;
   return std::nullopt;
 }

@@ -10,7 +10,7 @@ namespace lpd::daemon {
 using nlohmann::json;
 
 namespace {
-constexpr std::pair<JobState, const char*> kStates[] = {
+constexpr std::pair<JobState, const char*> kJobStateNames[] = {
     {JobState::kCreated, "created"},         {JobState::kCollected, "collected"},
     {JobState::kInProgress, "in-progress"},  {JobState::kTerminating, "terminating"},
     {JobState::kDone, "done"},
@@ -53,10 +53,10 @@ std::vector<LeftProcess> left_processes_from(const json& j) {
 }
 }  // namespace
 
-std::string_view to_string(JobState state) { return protocol::name_in(kStates, state, "created"); }
+std::string_view to_string(JobState state) { return protocol::name_in(kJobStateNames, state, "created"); }
 
 JobState job_state_from_string(std::string_view text) {
-  return protocol::value_named(kStates, text).value_or(JobState::kCreated);
+  return protocol::value_named(kJobStateNames, text).value_or(JobState::kCreated);
 }
 
 json JobSpec::to_json() const {

@@ -14,31 +14,31 @@
 namespace lpd::daemon {
 namespace {
 
-using S = JobState;
-using E = JobEvent;
-using V = AttemptVerdict;
-using A = JobAction;
+using JS = JobState;
+using JE = JobEvent;
+using JV = AttemptVerdict;
+using JA = JobAction;
 
 constexpr std::array<JobTransition, 18> kJobLifecycle{{
     // from            event               verdict          to               action
-    {S::kCreated,     E::kStarted,        V::kAny,         S::kInProgress,  A::kNone},
-    {S::kInProgress,  E::kStarted,        V::kAny,         S::kInProgress,  A::kNone},  // a retry or rerun
-    {S::kCollected,   E::kStarted,        V::kAny,         S::kInProgress,  A::kNone},
-    {S::kInProgress,  E::kCollected,      V::kAny,         S::kCollected,   A::kNone},
-    {S::kCreated,     E::kStopRequested,  V::kAny,         S::kTerminating, A::kSignalStop},
-    {S::kInProgress,  E::kStopRequested,  V::kAny,         S::kTerminating, A::kSignalStop},
-    {S::kCollected,   E::kStopRequested,  V::kAny,         S::kTerminating, A::kSignalStop},
-    {S::kTerminating, E::kStopRequested,  V::kAny,         S::kTerminating, A::kSignalStop},  // again: sooner
-    {S::kCreated,     E::kAttemptEnded,   V::kAny,         S::kDone,        A::kFinish},  // it never started
-    {S::kInProgress,  E::kAttemptEnded,   V::kRerunDue,    S::kInProgress,  A::kStartRerun},
-    {S::kInProgress,  E::kAttemptEnded,   V::kRetryDue,    S::kInProgress,  A::kStartRetry},
-    {S::kInProgress,  E::kAttemptEnded,   V::kNothingMore, S::kDone,        A::kFinish},
-    {S::kInProgress,  E::kAttemptEnded,   V::kStopped,     S::kDone,        A::kFinish},
-    {S::kCollected,   E::kAttemptEnded,   V::kAny,         S::kDone,        A::kFinish},  // --collect-only: no retry
-    {S::kTerminating, E::kAttemptEnded,   V::kAny,         S::kDone,        A::kFinish},
-    {S::kDone,        E::kAttemptEnded,   V::kAny,         S::kDone,        A::kNone},  // already settled
-    {S::kCreated,     E::kStartFailed,    V::kAny,         S::kDone,        A::kFinish},  // run.start's launch failed
-    {S::kInProgress,  E::kStartFailed,    V::kAny,         S::kDone,        A::kFinish},  // a retry or rerun's did
+    {JS::kCreated,     JE::kStarted,        JV::kAny,         JS::kInProgress,  JA::kNone},
+    {JS::kInProgress,  JE::kStarted,        JV::kAny,         JS::kInProgress,  JA::kNone},  // a retry or rerun
+    {JS::kCollected,   JE::kStarted,        JV::kAny,         JS::kInProgress,  JA::kNone},
+    {JS::kInProgress,  JE::kCollected,      JV::kAny,         JS::kCollected,   JA::kNone},
+    {JS::kCreated,     JE::kStopRequested,  JV::kAny,         JS::kTerminating, JA::kSignalStop},
+    {JS::kInProgress,  JE::kStopRequested,  JV::kAny,         JS::kTerminating, JA::kSignalStop},
+    {JS::kCollected,   JE::kStopRequested,  JV::kAny,         JS::kTerminating, JA::kSignalStop},
+    {JS::kTerminating, JE::kStopRequested,  JV::kAny,         JS::kTerminating, JA::kSignalStop},  // again: sooner
+    {JS::kCreated,     JE::kAttemptEnded,   JV::kAny,         JS::kDone,        JA::kFinish},  // it never started
+    {JS::kInProgress,  JE::kAttemptEnded,   JV::kRerunDue,    JS::kInProgress,  JA::kStartRerun},
+    {JS::kInProgress,  JE::kAttemptEnded,   JV::kRetryDue,    JS::kInProgress,  JA::kStartRetry},
+    {JS::kInProgress,  JE::kAttemptEnded,   JV::kNothingMore, JS::kDone,        JA::kFinish},
+    {JS::kInProgress,  JE::kAttemptEnded,   JV::kStopped,     JS::kDone,        JA::kFinish},
+    {JS::kCollected,   JE::kAttemptEnded,   JV::kAny,         JS::kDone,        JA::kFinish},  // --collect-only: no retry
+    {JS::kTerminating, JE::kAttemptEnded,   JV::kAny,         JS::kDone,        JA::kFinish},
+    {JS::kDone,        JE::kAttemptEnded,   JV::kAny,         JS::kDone,        JA::kNone},  // already settled
+    {JS::kCreated,     JE::kStartFailed,    JV::kAny,         JS::kDone,        JA::kFinish},  // run.start's launch failed
+    {JS::kInProgress,  JE::kStartFailed,    JV::kAny,         JS::kDone,        JA::kFinish},  // a retry or rerun's did
 }};
 
 constexpr std::pair<AttemptKind, std::string_view> kKindNames[] = {
@@ -58,11 +58,11 @@ AttemptKind attempt_kind_from_string(std::string_view text) {
 
 std::string_view to_string(JobEvent event) {
   switch (event) {
-    case E::kStarted: return "started";
-    case E::kCollected: return "collected";
-    case E::kStopRequested: return "stop_requested";
-    case E::kAttemptEnded: return "attempt_ended";
-    case E::kStartFailed: return "start_failed";
+    case JE::kStarted: return "started";
+    case JE::kCollected: return "collected";
+    case JE::kStopRequested: return "stop_requested";
+    case JE::kAttemptEnded: return "attempt_ended";
+    case JE::kStartFailed: return "start_failed";
   }
   return "unknown";
 }
@@ -72,9 +72,9 @@ std::span<const JobTransition> job_lifecycle() { return kJobLifecycle; }
 std::optional<JobTransition> job_step(JobState from, JobEvent event, AttemptVerdict verdict) {
   // A row for this exact verdict first, then one that takes any verdict.
   for (const auto& t : kJobLifecycle)
-    if (t.from == from && t.event == event && t.verdict == verdict && verdict != V::kAny) return t;
+    if (t.from == from && t.event == event && t.verdict == verdict && verdict != JV::kAny) return t;
   for (const auto& t : kJobLifecycle)
-    if (t.from == from && t.event == event && t.verdict == V::kAny) return t;
+    if (t.from == from && t.event == event && t.verdict == JV::kAny) return t;
   return std::nullopt;
 }
 
@@ -99,14 +99,14 @@ AttemptVerdict AttemptPlan::attempt_ended(const AttemptReport& report) {
     }
     if (any_new && retries_done < retry_crashed) retry_pending = true;
   }
-  if (report.stopping) return V::kStopped;
-  if (!rerun_queue.empty()) return V::kRerunDue;
+  if (report.stopping) return JV::kStopped;
+  if (!rerun_queue.empty()) return JV::kRerunDue;
   if (retry_pending) {
     retry_pending = false;
     ++retries_done;
-    return V::kRetryDue;
+    return JV::kRetryDue;
   }
-  return V::kNothingMore;
+  return JV::kNothingMore;
 }
 
 std::string AttemptPlan::next_rerun() const { return rerun_queue.empty() ? "" : rerun_queue.front(); }

@@ -14,21 +14,12 @@
 #include <cstring>
 
 #include "protocol/error.h"
+#include "daemon/core/write_all.h"
 
 namespace lpd::daemon {
 namespace {
 
 constexpr std::size_t kMaxMessage = 64 * 1024;
-
-void write_all(int fd, const std::string& text) {
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += static_cast<std::size_t>(n);
-  }
-}
 
 }  // namespace
 
@@ -61,7 +52,7 @@ std::optional<std::string> check_as(const std::optional<Credentials>& who,
       }
     }
     if (reply.empty()) reply = "ok";
-    write_all(write_end.get(), reply.substr(0, kMaxMessage));
+    write_all(write_end.get(), std::string_view(reply).substr(0, kMaxMessage));
     ::_exit(0);  // no atexit handlers, no sanitizer report of lpd's heap
   }
   write_end.reset();

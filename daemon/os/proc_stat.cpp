@@ -15,7 +15,7 @@ namespace lpd::daemon {
 namespace {
 
 /// Splits off the next space-separated field of `rest`.
-std::string_view next_field(std::string_view& rest) {
+std::string_view next_stat_field(std::string_view& rest) {
   while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
   const auto end = rest.find(' ');
   std::string_view field = rest.substr(0, end);
@@ -68,7 +68,7 @@ std::optional<ProcStat> parse_proc_stat_text(std::string_view text) {
   std::string_view rest = text.substr(close_paren + 1);
   // Fields 3.. follow the command name; field 22 is the start time.
   std::string_view fields[20];
-  for (auto& field : fields) field = next_field(rest);
+  for (auto& field : fields) field = next_stat_field(rest);
   if (fields[0].size() != 1) return std::nullopt;
   stat.state = fields[0].front();
   if (!parse_number(fields[1], stat.ppid) || !parse_number(fields[2], stat.pgrp) ||

@@ -10,6 +10,7 @@
 
 #include "daemon/core/unique_fd.h"
 #include "daemon/os/as_user.h"
+#include "daemon/core/write_all.h"
 
 namespace lpd::daemon {
 namespace {
@@ -23,19 +24,6 @@ struct Plan {
   UserWrite mode;
 };
 
-int write_all(int fd, std::string_view bytes) {
-  const char* p = bytes.data();
-  std::size_t left = bytes.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno;
-    if (n == 0) return EIO;
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-  return 0;
-}
 
 /// Opens for writing without blocking on a FIFO, then insists on a regular file.
 int open_regular(const char* path, int flags, UniqueFd* fd_out) {

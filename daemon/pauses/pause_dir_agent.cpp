@@ -21,6 +21,7 @@
 #include "daemon/pauses/pause_dir_command.h"
 #include "daemon/runs/run_registry.h"
 #include "daemon/core/untrusted_file.h"
+#include "daemon/core/write_all.h"
 
 namespace lpd::daemon {
 namespace {
@@ -104,13 +105,8 @@ Dirs open_dirs(const PauseDirSetup& setup) {
   return dirs;
 }
 
-void write_all(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw std::system_error(n < 0 ? errno : EIO, std::generic_category());
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
+void write_or_throw(int fd, std::string_view bytes) {
+  if (const int error = write_all(fd, bytes); error != 0) throw std::system_error(error, std::generic_category());
 }
 
 /// The agent itself, after the fork: never returns.
@@ -144,7 +140,7 @@ class Agent {
  private:
   void say(const json& message) {
     try {
-      write_all(sock_, message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+      write_or_throw(sock_, message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
     } catch (const std::system_error&) {
       ::_exit(0);  // lpd went away
     }
@@ -193,7 +189,7 @@ class Agent {
     UniqueFd fd(::openat(dir, temp.c_str(), kFlags, 0600));
     if (!fd) return errno;
     try {
-      write_all(fd.get(), text);
+      write_or_throw(fd.get(), text);
     } catch (const std::system_error& e) {
       (void)::unlinkat(dir, temp.c_str(), 0);
       return e.code().value();
@@ -215,7 +211,7 @@ class Agent {
     if (::fstat(fd.get(), &st) != 0) return errno;
     if (!S_ISREG(st.st_mode)) return EINVAL;
     try {
-      write_all(fd.get(), text);  // one write: a line lands whole
+      write_or_throw(fd.get(), text);  // one write: a line lands whole
     } catch (const std::system_error& e) {
       return e.code().value();
     }
@@ -309,7 +305,7 @@ class Agent {
     const std::string line = json{{"op", "failed"}, {"code", f.code}, {"message", f.message}}.dump(
                                  -1, ' ', false, json::error_handler_t::replace) + "\n";
     try {
-      write_all(sock, line);
+      write_or_throw(sock, line);
     } catch (...) {
     }
     ::_exit(1);

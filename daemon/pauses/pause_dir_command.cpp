@@ -9,13 +9,13 @@
 namespace lpd::daemon {
 
 namespace {
-constexpr std::string_view kSuffix = ".resume.json";
+constexpr std::string_view kResumeSuffix = ".resume.json";
 }
 
 std::optional<std::string> pause_id_of_command_file(std::string_view file_name) {
-  if (file_name.size() <= kSuffix.size() || file_name.substr(file_name.size() - kSuffix.size()) != kSuffix)
+  if (file_name.size() <= kResumeSuffix.size() || file_name.substr(file_name.size() - kResumeSuffix.size()) != kResumeSuffix)
     return std::nullopt;
-  std::string id(file_name.substr(0, file_name.size() - kSuffix.size()));
+  std::string id(file_name.substr(0, file_name.size() - kResumeSuffix.size()));
   if (!is_safe_id(id)) return std::nullopt;
   return id;
 }

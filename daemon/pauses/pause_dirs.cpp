@@ -36,7 +36,7 @@ bool mirrors_pause_file(std::string_view type) {
   return type == "pause.created" || type == "pause.resumed" || type == "pause.timed_out" || type == "pause.stale";
 }
 
-std::string encode(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump_line(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 }  // namespace
 
 struct PauseDirs::Mirror {
@@ -224,7 +224,7 @@ void PauseDirs::on_event(const Event& event) {
   Mirror& mirror = *it->second;
   json line = event.with_envelope(event.data());
   line["event"] = event.type;
-  send(mirror, {{"op", "append"}, {"name", "events.jsonl"}, {"text", encode(line) + "\n"}});
+  send(mirror, {{"op", "append"}, {"name", "events.jsonl"}, {"text", dump_line(line) + "\n"}});
   if (mirrors_pause_file(event.type)) {
     json record = event.data();
     record.erase("announcement");  // the terminal's lines for the event, not part of the pause
@@ -255,7 +255,7 @@ void PauseDirs::write_run(Mirror& mirror) {
 }
 
 void PauseDirs::send(Mirror& mirror, const json& request) {
-  std::string line = encode(request) + "\n";
+  std::string line = dump_line(request) + "\n";
   if (mirror.queued + line.size() > kMaxQueuedBytes) {
     if (!mirror.overflow_logged)
       spdlog::warn("run {}: the pause directory agent for {} is not keeping up; lines dropped", mirror.run_id,

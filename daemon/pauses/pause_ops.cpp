@@ -27,7 +27,7 @@ DeferReply defer_of(Call& call) {
 }
 
 /// pause.list's "after": a previous reply's "next", or absent / null.
-std::optional<PauseCursor> cursor_field(const Call& call) {
+std::optional<PauseCursor> pause_cursor_field(const Call& call) {
   auto it = call.body.find("after");
   if (it == call.body.end() || it->is_null()) return std::nullopt;
   const auto created = it->is_object() ? it->find("created_at") : it->end();
@@ -77,7 +77,7 @@ json handle_pause_list(PauseService& pauses, Call& call) {
   const bool all = call.fields.optional_boolean("all").value_or(false);
   const std::string run_id = call.fields.optional_string("run_id").value_or("");
   const std::size_t limit = PageLimits::items(call.fields.optional_integer("limit"));
-  const auto after = cursor_field(call);
+  const auto after = pause_cursor_field(call);
   PausePage page = pauses.list(all, run_id, limit, after, view_for(call));
   json next = nullptr;
   if (page.next) next = {{"created_at", page.next->created_at}, {"pause_id", page.next->pause_id}};

@@ -8,31 +8,31 @@
 namespace lpd::daemon {
 namespace {
 
-using S = ProcessState;
-using E = ProcessEvent;
-using A = ProcessAction;
+using PS = ProcessState;
+using PE = ProcessEvent;
+using PA = ProcessAction;
 
 constexpr std::array<Transition, 10> kLifecycle{{
     // from        event               to           action
-    {S::kStarting, E::kMatched,        S::kReady,    A::kAnswerReady},
-    {S::kStarting, E::kExited,         S::kExited,   A::kFailStart},  // reported at exit, not at the timeout
-    {S::kStarting, E::kTimedOut,       S::kStopping, A::kFailStartAndKill},
-    {S::kStarting, E::kTimedOutKept,   S::kStarting, A::kFailStart},  // keeps running, keeps watching
-    {S::kStarting, E::kLineLimit,      S::kStopping, A::kFailStartAndKill},
-    {S::kStarting, E::kKillRequested,  S::kStopping, A::kFailStartAndKill},
-    {S::kReady,    E::kExited,         S::kExited,   A::kRecordEnd},
-    {S::kReady,    E::kKillRequested,  S::kStopping, A::kKill},
-    {S::kStopping, E::kExited,         S::kKilled,   A::kRecordEnd},
-    {S::kStopping, E::kKillRequested,  S::kStopping, A::kNone},      // joins the kill in progress
+    {PS::kStarting, PE::kMatched,        PS::kReady,    PA::kAnswerReady},
+    {PS::kStarting, PE::kExited,         PS::kExited,   PA::kFailStart},  // reported at exit, not at the timeout
+    {PS::kStarting, PE::kTimedOut,       PS::kStopping, PA::kFailStartAndKill},
+    {PS::kStarting, PE::kTimedOutKept,   PS::kStarting, PA::kFailStart},  // keeps running, keeps watching
+    {PS::kStarting, PE::kLineLimit,      PS::kStopping, PA::kFailStartAndKill},
+    {PS::kStarting, PE::kKillRequested,  PS::kStopping, PA::kFailStartAndKill},
+    {PS::kReady,    PE::kExited,         PS::kExited,   PA::kRecordEnd},
+    {PS::kReady,    PE::kKillRequested,  PS::kStopping, PA::kKill},
+    {PS::kStopping, PE::kExited,         PS::kKilled,   PA::kRecordEnd},
+    {PS::kStopping, PE::kKillRequested,  PS::kStopping, PA::kNone},      // joins the kill in progress
 }};
 
 constexpr std::array<std::pair<ProcessState, std::string_view>, 6> kStateNames{{
-    {S::kStarting, "starting"},
-    {S::kReady, "ready"},
-    {S::kStopping, "stopping"},
-    {S::kExited, "exited"},
-    {S::kKilled, "killed"},
-    {S::kLost, "lost"},
+    {PS::kStarting, "starting"},
+    {PS::kReady, "ready"},
+    {PS::kStopping, "stopping"},
+    {PS::kExited, "exited"},
+    {PS::kKilled, "killed"},
+    {PS::kLost, "lost"},
 }};
 
 }  // namespace
@@ -44,17 +44,17 @@ std::optional<ProcessState> proc_state_from_string(std::string_view name) {
 }
 
 bool is_running(ProcessState state) {
-  return state == S::kStarting || state == S::kReady || state == S::kStopping;
+  return state == PS::kStarting || state == PS::kReady || state == PS::kStopping;
 }
 
 std::string_view to_string(ProcessEvent event) {
   switch (event) {
-    case E::kMatched: return "matched";
-    case E::kExited: return "exited";
-    case E::kTimedOut: return "timed_out";
-    case E::kTimedOutKept: return "timed_out_kept";
-    case E::kLineLimit: return "line_limit";
-    case E::kKillRequested: return "kill_requested";
+    case PE::kMatched: return "matched";
+    case PE::kExited: return "exited";
+    case PE::kTimedOut: return "timed_out";
+    case PE::kTimedOutKept: return "timed_out_kept";
+    case PE::kLineLimit: return "line_limit";
+    case PE::kKillRequested: return "kill_requested";
   }
   return "unknown";
 }
@@ -190,11 +190,11 @@ EnsurePlan ProcessRegistry::plan_ensure(const ProcessKey& key, bool restart) con
   const Entry* e = entry(key);
   if (!e) return EnsurePlan::kStart;
   switch (e->record.state) {
-    case S::kStarting:
+    case PS::kStarting:
       return EnsurePlan::kJoin;
-    case S::kStopping:
+    case PS::kStopping:
       return EnsurePlan::kStopThenStart;
-    case S::kReady:
+    case PS::kReady:
       // Constant time whatever the log size: one read of /proc/PID/stat.
       // Only a confirmed end starts another; kUnknown (lpd could not look)
       // leaves it to the exit watch, rather than run the server twice.
@@ -202,9 +202,9 @@ EnsurePlan ProcessRegistry::plan_ensure(const ProcessKey& key, bool restart) con
           liveness == Liveness::kGone || liveness == Liveness::kReused)
         return EnsurePlan::kStart;
       return restart ? EnsurePlan::kStopThenStart : EnsurePlan::kReuse;
-    case S::kExited:
-    case S::kKilled:
-    case S::kLost:
+    case PS::kExited:
+    case PS::kKilled:
+    case PS::kLost:
       return EnsurePlan::kStart;
   }
   return EnsurePlan::kStart;
@@ -212,7 +212,7 @@ EnsurePlan ProcessRegistry::plan_ensure(const ProcessKey& key, bool restart) con
 
 std::uint64_t ProcessRegistry::begin(SupervisedProcess record) {
   record.generation = next_generation_++;
-  record.state = S::kStarting;
+  record.state = PS::kStarting;
   const ProcessKey key = record.key();
   Entry* e = entry(key);
   if (!e) e = &entries_.emplace(key, Entry{}).first->second;
@@ -256,14 +256,14 @@ std::optional<Transition> ProcessRegistry::fire(const ProcessKey& key, std::uint
   const auto step = lifecycle_step(e->record.state, event);
   if (!step) return std::nullopt;
   e->record.state = step->to;
-  if (step->action == A::kAnswerReady || step->action == A::kFailStart || step->action == A::kFailStartAndKill) {
+  if (step->action == PA::kAnswerReady || step->action == PA::kFailStart || step->action == PA::kFailStartAndKill) {
     // Waiters may call back into the registry (a new ensure): hand them a
     // snapshot and an emptied list.
     auto waiters = std::move(e->waiters);
     e->waiters.clear();
     const SupervisedProcess snapshot = e->record;
     static const StartFailure kUnexplained{protocol::ErrorCode::kInternal, "the start failed"};
-    const StartFailure* why = step->action == A::kAnswerReady ? nullptr : (failure ? failure : &kUnexplained);
+    const StartFailure* why = step->action == PA::kAnswerReady ? nullptr : (failure ? failure : &kUnexplained);
     for (auto& waiter : waiters) waiter(snapshot, why);
   }
   return step;

@@ -5,7 +5,7 @@
 namespace lpd::daemon {
 namespace {
 
-std::string basename_of(std::string_view path) {
+std::string file_name_of(std::string_view path) {
   const auto slash = path.rfind('/');
   return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
 }
@@ -59,7 +59,7 @@ TestcaseName testcase_name_of(std::string_view nodeid, std::string_view runner, 
 
 std::string runner_of(const std::vector<std::string>& argv) {
   if (argv.empty()) return "";
-  const std::string base = basename_of(argv[0]);
+  const std::string base = file_name_of(argv[0]);
   if (base == "pytest" || base == "py.test" || base.rfind("pytest-", 0) == 0) return "pytest";
   if (starts_with_python(base)) {
     // python3 [-X opts...] -m pytest: the first -m names the module.
@@ -79,7 +79,7 @@ std::string suite_name_for(const std::vector<std::string>& argv, std::string_vie
   if (runner == "pytest") return "pytest";
   if (runner == "gtest") return "AllTests";
   if (argv.empty()) return "lpd";
-  return basename_of(argv[0]);
+  return file_name_of(argv[0]);
 }
 
 }  // namespace lpd::daemon

@@ -11,7 +11,7 @@ namespace lpd::daemon {
 namespace {
 
 /// run.list's "after": a previous reply's "next", or absent / null.
-std::optional<RunRegistry::Cursor> cursor_field(const Call& call) {
+std::optional<RunRegistry::Cursor> run_cursor_field(const Call& call) {
   auto it = call.body.find("after");
   if (it == call.body.end() || it->is_null()) return std::nullopt;
   const auto created = it->is_object() ? it->find("created_at") : it->end();
@@ -40,7 +40,7 @@ json handle_run_end(RunService& runs, Call& call) { return {{"ended", runs.end_p
 json handle_run_list(RunService& runs, Call& call) {
   const bool all = call.fields.optional_boolean("all").value_or(false);
   const std::size_t limit = PageLimits::items(call.fields.optional_integer("limit"));
-  const auto after = cursor_field(call);
+  const auto after = run_cursor_field(call);
   RunPage page = runs.list(all, limit, after, [&call](const Run& run, json record) {
     return call.view(RecordKind::kRun, run.owner, std::move(record));
   });

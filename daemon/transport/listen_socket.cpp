@@ -1,5 +1,6 @@
 #include "daemon/transport/listen_socket.h"
 
+#include "daemon/core/errno_error.h"
 #include "daemon/core/directory_trust.h"
 #include "daemon/core/unique_fd.h"
 
@@ -19,10 +20,6 @@
 
 namespace lpd::daemon {
 namespace {
-
-[[noreturn]] void fail(const std::string& what) {
-  throw std::system_error(errno, std::generic_category(), what);
-}
 
 sockaddr_un address_of(const std::string& path) {
   sockaddr_un addr{};
@@ -69,11 +66,11 @@ int bind_listening_socket(const std::string& path, mode_t dir_mode, mode_t socke
                            (*listener > 0 ? "pid " + std::to_string(*listener) : std::string("a process")) +
                            " listens on it");
     spdlog::info("replacing stale socket {}", path);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) fail("cannot remove stale socket " + path);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove stale socket " + path);
   }
 
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) fail("socket");
+  if (!fd) throw_errno("socket");
   // Bind under a restrictive umask so the socket is never briefly open to all.
   const mode_t old_umask = ::umask(0777 & ~socket_mode);
   const int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
@@ -81,10 +78,10 @@ int bind_listening_socket(const std::string& path, mode_t dir_mode, mode_t socke
   ::umask(old_umask);
   if (bound != 0) {
     errno = bind_errno;
-    fail("cannot bind " + path);
+    throw_errno("cannot bind " + path);
   }
   if (::chmod(path.c_str(), socket_mode) != 0) spdlog::warn("cannot chmod {}: {}", path, std::strerror(errno));
-  if (::listen(fd.get(), SOMAXCONN) != 0) fail("cannot listen on " + path);
+  if (::listen(fd.get(), SOMAXCONN) != 0) throw_errno("cannot listen on " + path);
   return fd.release();
 }
 

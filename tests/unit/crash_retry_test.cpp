@@ -48,7 +48,7 @@ struct RetryFixture {
   }
 };
 
-Crash crash(pid_t pid) {
+Crash crash_of_pid(pid_t pid) {
   Crash c;
   c.run_id = "r";
   c.pid = pid;
@@ -82,13 +82,13 @@ TEST_CASE_METHOD(RetryFixture, "a refused crash record arms one retry, a later w
     return full;
   };
 
-  CHECK(crashes.append(crash(1)).crash_id == 1);
+  CHECK(crashes.append(crash_of_pid(1)).crash_id == 1);
   CHECK(crashes.waiting());
   CHECK(crashes.cause() == "cannot write " + dir.path + "/crashes.jsonl: No space left on device");
   CHECK(retry.armed());
   CHECK(retry.failures() == 1);
   // A second crash on the full disk: both wait, still one retry planned.
-  CHECK(crashes.append(crash(2)).crash_id == 2);
+  CHECK(crashes.append(crash_of_pid(2)).crash_id == 2);
   CHECK(retry.armed());
   CHECK(retry.failures() == 2);
   CHECK(crashes.unwritten() == 2);
@@ -97,7 +97,7 @@ TEST_CASE_METHOD(RetryFixture, "a refused crash record arms one retry, a later w
 
   // Room again: the next crash writes what waits first, then itself.
   full = 0;
-  CHECK(crashes.append(crash(3)).crash_id == 3);
+  CHECK(crashes.append(crash_of_pid(3)).crash_id == 3);
   CHECK_FALSE(crashes.waiting());
   CHECK(crashes.cause().empty());
   CHECK_FALSE(retry.armed());
@@ -116,8 +116,8 @@ TEST_CASE_METHOD(RetryFixture, "a refused crash record arms one retry, a later w
 TEST_CASE_METHOD(RetryFixture, "the retry timer writes what waits once the disk takes it, then stops", "[fulldisk]") {
   int full = EIO;
   crashes.fail_write_for_test = [&](std::string_view) { return full; };
-  crashes.append(crash(1));
-  crashes.append(crash(2));
+  crashes.append(crash_of_pid(1));
+  crashes.append(crash_of_pid(2));
   CHECK(crashes.cause() == "cannot write " + dir.path + "/crashes.jsonl: Input/output error");
   REQUIRE(retry.armed());
   full = 0;
@@ -136,13 +136,13 @@ TEST_CASE_METHOD(RetryFixture, "the retry timer writes what waits once the disk 
 // h13burst (issue 13, attack finding): 10,000 processes of one run dying
 // together were an fsync each on the event loop (40 s).
 TEST_CASE_METHOD(RetryFixture, "a burst of crash records is written at once and synced once, after it", "[crash]") {
-  for (int i = 1; i <= 50; ++i) crashes.append(crash(i));
+  for (int i = 1; i <= 50; ++i) crashes.append(crash_of_pid(i));
   CHECK(ids().size() == 50);  // in the file at once: readers see them
   CHECK(io.poll() == 1);      // one fsync for the burst
   io.restart();               // poll() stopped the context when it ran out of work
   CHECK(io.poll() == 0);
   io.restart();
-  crashes.append(crash(51));  // a new burst: a new fsync owed
+  crashes.append(crash_of_pid(51));  // a new burst: a new fsync owed
   crashes.sync_now();         // lpd stopping: done now, and the posted one has nothing left to do
   CHECK(io.poll() == 1);
   CHECK(ids().size() == 51);
@@ -150,7 +150,7 @@ TEST_CASE_METHOD(RetryFixture, "a burst of crash records is written at once and 
 
 TEST_CASE_METHOD(RetryFixture, "a failing retry backs off: each failed try arms the next, longer one", "[fulldisk]") {
   crashes.fail_write_for_test = [](std::string_view) { return ENOSPC; };
-  crashes.append(crash(1));
+  crashes.append(crash_of_pid(1));
   CHECK(retry.failures() == 1);
   CHECK_FALSE(crashes.flush());  // a try that fails, as the timer's would
   CHECK(retry.failures() == 2);

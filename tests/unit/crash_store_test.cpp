@@ -48,7 +48,7 @@ struct StateDir {
   StateStore store{dir.root};
 };
 
-Crash crash(const std::string& run_id, pid_t pid, const std::string& nodeid = "t.py::test", int attempt = 1,
+Crash stored_crash(const std::string& run_id, pid_t pid, const std::string& nodeid = "t.py::test", int attempt = 1,
             std::size_t traceback_bytes = 100) {
   Crash c;
   c.run_id = run_id;
@@ -75,9 +75,9 @@ TEST_CASE_METHOD(StateDir, "crash ids increase and survive a restart, one line p
   {
     CrashStore crashes(store);
     crashes.load();
-    CHECK(crashes.append(crash("r1", 10)).crash_id == 1);
-    CHECK(crashes.append(crash("r1", 11)).crash_id == 2);
-    CHECK(crashes.append(crash("r2", 12)).crash_id == 3);
+    CHECK(crashes.append(stored_crash("r1", 10)).crash_id == 1);
+    CHECK(crashes.append(stored_crash("r1", 11)).crash_id == 2);
+    CHECK(crashes.append(stored_crash("r2", 12)).crash_id == 3);
   }
   CHECK(dir.lines() == 3);
   CrashStore again(store);
@@ -85,7 +85,7 @@ TEST_CASE_METHOD(StateDir, "crash ids increase and survive a restart, one line p
   CHECK(report.records == 3);
   CHECK(report.renumbered == 0);
   CHECK(ids(again.of_run("r1")) == std::vector<std::uint64_t>{1, 2});
-  CHECK(again.append(crash("r2", 13)).crash_id == 4);
+  CHECK(again.append(stored_crash("r2", 13)).crash_id == 4);
   REQUIRE(again.find(4) != nullptr);
   CHECK(again.find(4)->pid == 13);
 }
@@ -94,19 +94,19 @@ TEST_CASE_METHOD(StateDir, "the same crash heard twice is recorded once, also af
   {
     CrashStore crashes(store);
     crashes.load();
-    const Crash& first = crashes.append(crash("r1", 10, "t.py::a"));
-    Crash again = crash("r1", 10, "t.py::a");
+    const Crash& first = crashes.append(stored_crash("r1", 10, "t.py::a"));
+    Crash again = stored_crash("r1", 10, "t.py::a");
     again.crash_time = 99;  // heard later: still the same death
     CHECK(crashes.find_same(again) == &first);
     CHECK(crashes.append(again).crash_id == first.crash_id);
     // Another attempt, pid or test is another crash.
-    CHECK(crashes.append(crash("r1", 10, "t.py::a", 2)).crash_id == 2);
-    CHECK(crashes.append(crash("r1", 11, "t.py::a")).crash_id == 3);
-    CHECK(crashes.append(crash("r1", 10, "t.py::b")).crash_id == 4);
+    CHECK(crashes.append(stored_crash("r1", 10, "t.py::a", 2)).crash_id == 2);
+    CHECK(crashes.append(stored_crash("r1", 11, "t.py::a")).crash_id == 3);
+    CHECK(crashes.append(stored_crash("r1", 10, "t.py::b")).crash_id == 4);
   }
   CrashStore restarted(store);
   restarted.load();
-  CHECK(restarted.append(crash("r1", 10, "t.py::a")).crash_id == 1);
+  CHECK(restarted.append(stored_crash("r1", 10, "t.py::a")).crash_id == 1);
   CHECK(restarted.size() == 4);
   CHECK(dir.lines() == 4);
 }
@@ -114,7 +114,7 @@ TEST_CASE_METHOD(StateDir, "the same crash heard twice is recorded once, also af
 TEST_CASE_METHOD(StateDir, "pages go oldest first by count, by run, and never past the byte budget") {
   CrashStore crashes(store);
   crashes.load();
-  for (int i = 0; i < 25; ++i) crashes.append(crash(i % 2 ? "odd" : "even", 100 + i));
+  for (int i = 0; i < 25; ++i) crashes.append(stored_crash(i % 2 ? "odd" : "even", 100 + i));
 
   auto page = crashes.page(0, 10);
   CHECK(ids(page.crashes) == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
@@ -141,7 +141,7 @@ TEST_CASE_METHOD(StateDir, "pages go oldest first by count, by run, and never pa
   StateStore big_store(big_dir.root);
   CrashStore big(big_store);
   big.load();
-  for (int i = 0; i < 5; ++i) big.append(crash("r", 200 + i, "t.py::test", 1, 4096));
+  for (int i = 0; i < 5; ++i) big.append(stored_crash("r", 200 + i, "t.py::test", 1, 4096));
   page = big.page(0, 100, {}, 10 * 1024);
   CHECK(page.crashes.size() == 2);
   REQUIRE(page.next);
@@ -155,7 +155,7 @@ TEST_CASE_METHOD(StateDir, "pages go oldest first by count, by run, and never pa
 TEST_CASE_METHOD(StateDir, "a default page of records with 64 KiB tracebacks stays under the protocol limit") {
   CrashStore crashes(store);
   crashes.load();
-  for (int i = 0; i < 40; ++i) crashes.append(crash("r", 300 + i, "t.py::test", 1, 64 * 1024));
+  for (int i = 0; i < 40; ++i) crashes.append(stored_crash("r", 300 + i, "t.py::test", 1, 64 * 1024));
   std::size_t total = 0, pages = 0;
   std::uint64_t after = 0;
   for (;;) {
@@ -176,14 +176,14 @@ TEST_CASE_METHOD(StateDir, "forget_runs compacts the journal; ids are never give
   {
     CrashStore crashes(store);
     crashes.load();
-    crashes.append(crash("keep", 1));
-    crashes.append(crash("drop", 2));
-    crashes.append(crash("keep", 3));
-    crashes.append(crash("drop", 4));  // the newest: its id must not come back
+    crashes.append(stored_crash("keep", 1));
+    crashes.append(stored_crash("drop", 2));
+    crashes.append(stored_crash("keep", 3));
+    crashes.append(stored_crash("drop", 4));  // the newest: its id must not come back
     crashes.forget_runs({"drop", "never-seen"});
     CHECK(crashes.size() == 2);
     CHECK(crashes.of_run("drop").empty());
-    CHECK(crashes.find_same(crash("drop", 2)) == nullptr);
+    CHECK(crashes.find_same(stored_crash("drop", 2)) == nullptr);
     CHECK(dir.lines() == 2);
     CHECK(dir.text().find("\"drop\"") == std::string::npos);
     CHECK_FALSE(std::filesystem::exists(dir.journal() + ".new"));
@@ -191,17 +191,17 @@ TEST_CASE_METHOD(StateDir, "forget_runs compacts the journal; ids are never give
   CrashStore restarted(store);
   CHECK(restarted.load().records == 2);
   CHECK(ids(restarted.of_run("keep")) == std::vector<std::uint64_t>{1, 3});
-  CHECK(restarted.append(crash("new", 5)).crash_id == 5);
+  CHECK(restarted.append(stored_crash("new", 5)).crash_id == 5);
   // The same death as a forgotten one is a new record now (its run is gone).
-  CHECK(restarted.append(crash("drop", 2)).crash_id == 6);
+  CHECK(restarted.append(stored_crash("drop", 2)).crash_id == 6);
 }
 
 TEST_CASE_METHOD(StateDir, "mark_flaky persists") {
   {
     CrashStore crashes(store);
     crashes.load();
-    crashes.append(crash("r", 1));
-    crashes.append(crash("r", 2));
+    crashes.append(stored_crash("r", 1));
+    crashes.append(stored_crash("r", 2));
     CHECK(crashes.mark_flaky(2));
     CHECK_FALSE(crashes.mark_flaky(99));
     CHECK(crashes.find(2)->flaky);
@@ -226,9 +226,9 @@ TEST_CASE_METHOD(StateDir, "a flaky mark is a line in the side file, folded into
   {
     CrashStore crashes(store);
     crashes.load();
-    crashes.append(crash("r", 1));
-    crashes.append(crash("r", 2));
-    crashes.append(crash("gone", 3));
+    crashes.append(stored_crash("r", 1));
+    crashes.append(stored_crash("r", 2));
+    crashes.append(stored_crash("gone", 3));
     const std::string journal = dir.text();
     struct stat before {};
     REQUIRE(::stat(dir.journal().c_str(), &before) == 0);
@@ -264,8 +264,8 @@ TEST_CASE_METHOD(StateDir, "flaky marks that are damaged, torn, planted as a lin
   {
     CrashStore crashes(store);
     crashes.load();
-    crashes.append(crash("r", 1));
-    crashes.append(crash("r", 2));
+    crashes.append(stored_crash("r", 1));
+    crashes.append(stored_crash("r", 2));
   }
   const std::string marks = dir.root + "/crashes.flaky.jsonl";
   {
@@ -299,7 +299,7 @@ TEST_CASE_METHOD(StateDir, "a torn last line is ignored and the next record star
   {
     CrashStore crashes(store);
     crashes.load();
-    crashes.append(crash("r", 1));
+    crashes.append(stored_crash("r", 1));
   }
   dir.write(R"({"crash_id":2,"run_id":"r","pid":2,"nodeid":"t.py::torn","tra)");
   {
@@ -307,7 +307,7 @@ TEST_CASE_METHOD(StateDir, "a torn last line is ignored and the next record star
     const auto report = crashes.load();
     CHECK(report.records == 1);
     CHECK(report.torn_tail);
-    CHECK(crashes.append(crash("r", 3)).crash_id == 2);
+    CHECK(crashes.append(stored_crash("r", 3)).crash_id == 2);
   }
   CrashStore restarted(store);
   const auto report = restarted.load();
@@ -318,9 +318,9 @@ TEST_CASE_METHOD(StateDir, "a torn last line is ignored and the next record star
 }
 
 TEST_CASE_METHOD(StateDir, "lines over the record limit, not JSON or of the wrong types are skipped") {
-  Crash first = crash("r", 1);
+  Crash first = stored_crash("r", 1);
   first.crash_id = 1;
-  Crash last = crash("r", 3);
+  Crash last = stored_crash("r", 3);
   last.crash_id = 3;
   dir.write(first.to_json().dump() + "\n");
   dir.write(R"({"crash_id":2,"run_id":"r","traceback":")" + std::string(CrashStore::kMaxRecordBytes + 10, 'y') +
@@ -337,7 +337,7 @@ TEST_CASE_METHOD(StateDir, "lines over the record limit, not JSON or of the wron
 
 TEST_CASE_METHOD(StateDir, "records from before crash_id are numbered in file order, the same at every start") {
   for (pid_t pid : {1, 2, 3}) {
-    nlohmann::json legacy = crash("old", pid).to_json();
+    nlohmann::json legacy = stored_crash("old", pid).to_json();
     legacy.erase("crash_id");
     legacy.erase("flaky");
     dir.write(legacy.dump() + "\n");
@@ -351,11 +351,11 @@ TEST_CASE_METHOD(StateDir, "records from before crash_id are numbered in file or
   }
   CrashStore crashes(store);
   crashes.load();
-  CHECK(crashes.append(crash("new", 4)).crash_id == 4);
+  CHECK(crashes.append(stored_crash("new", 4)).crash_id == 4);
 }
 
 TEST_CASE("a new record too large for one line is cut, traceback first, saying so") {
-  Crash c = crash("r", 1, "t.py::test", 1, CrashStore::kMaxRecordBytes * 2);
+  Crash c = stored_crash("r", 1, "t.py::test", 1, CrashStore::kMaxRecordBytes * 2);
   const std::string line = lpd::daemon::crash_line(c, CrashStore::kMaxRecordBytes);
   CHECK(line.size() <= CrashStore::kMaxRecordBytes);
   CHECK(c.traceback.find("too large") != std::string::npos);
@@ -366,11 +366,11 @@ TEST_CASE_METHOD(StateDir, "a write that fails keeps the record in memory and wr
   {
     CrashStore crashes(store);
     crashes.load();
-    crashes.append(crash("r", 1));
+    crashes.append(stored_crash("r", 1));
     bool full = true;
     crashes.fail_write_for_test = [&full](std::string_view) { return full ? ENOSPC : 0; };
-    CHECK(crashes.append(crash("r", 2)).crash_id == 2);
-    CHECK(crashes.append(crash("r", 3)).crash_id == 3);
+    CHECK(crashes.append(stored_crash("r", 2)).crash_id == 2);
+    CHECK(crashes.append(stored_crash("r", 3)).crash_id == 3);
     CHECK(crashes.unwritten() == 2);
     CHECK(crashes.page(0, 10).crashes.size() == 3);  // still served
     CHECK(dir.lines() == 1);
@@ -390,7 +390,7 @@ TEST_CASE_METHOD(StateDir, "a write that fails keeps the record in memory and wr
   }
   CrashStore restarted(store);
   CHECK(restarted.load().records == 0);
-  CHECK(restarted.append(crash("r2", 9)).crash_id == 4);
+  CHECK(restarted.append(stored_crash("r2", 9)).crash_id == 4);
 }
 
 TEST_CASE_METHOD(StateDir, "one user's crash records past their budget keep only their tracebacks' ends; another user's are whole") {
@@ -406,7 +406,7 @@ TEST_CASE_METHOD(StateDir, "one user's crash records past their budget keep only
     return c;
   };
   for (std::size_t i = 0; i < fill; ++i) {
-    Crash c = with_frames(crash("r-greedy", static_cast<pid_t>(1000 + i)), per_record, "  File \"t.py\", line 9 in test_own\n");
+    Crash c = with_frames(stored_crash("r-greedy", static_cast<pid_t>(1000 + i)), per_record, "  File \"t.py\", line 9 in test_own\n");
     c.owner = 2001;
     store.append(std::move(c));
   }
@@ -419,13 +419,13 @@ TEST_CASE_METHOD(StateDir, "one user's crash records past their budget keep only
   CHECK(cut.ends_with("in test_own\n"));  // the crashing frame, written last, is kept
   CHECK(cut.find("\n  File") != std::string::npos);  // from the start of a line
 
-  Crash other = with_frames(crash("r-other", 77), per_record, "  File \"u.py\", line 3 in test_theirs\n");
+  Crash other = with_frames(stored_crash("r-other", 77), per_record, "  File \"u.py\", line 3 in test_theirs\n");
   other.owner = 2002;
   CHECK(store.append(std::move(other)).traceback.size() >= per_record - 40);
 
   // Retention gives the budget back.
   store.forget_runs({"r-greedy"});
-  Crash again = with_frames(crash("r-greedy-2", 5), per_record, "x\n");
+  Crash again = with_frames(stored_crash("r-greedy-2", 5), per_record, "x\n");
   again.owner = 2001;
   CHECK(store.append(std::move(again)).traceback.size() >= per_record - 40);
 }
@@ -442,7 +442,7 @@ TEST_CASE_METHOD(StateDir, "past the hard budget a user's crashes are not kept; 
   // reason repeating them; big tracebacks for the first few.
   const std::string long_id = "t.py::test_" + std::string(16000, 'x');
   auto forged = [&](const std::string& run_id, pid_t pid) {
-    Crash c = crash(run_id, pid, long_id + std::to_string(pid));
+    Crash c = stored_crash(run_id, pid, long_id + std::to_string(pid));
     c.owner = 3001;
     c.signal = 9;
     c.reason = "killed by SIGKILL while running " + c.nodeid;
@@ -483,7 +483,7 @@ TEST_CASE_METHOD(StateDir, "past the hard budget a user's crashes are not kept; 
   // Another run of theirs gets its own marker; another user is untouched.
   CHECK(store.append(forged("r-forged-2", 1)).nodeid.empty());
   CHECK(store.size() == before + 1);
-  Crash other = crash("r-other", 7);
+  Crash other = stored_crash("r-other", 7);
   other.owner = 3002;
   other.traceback = std::string(100 * 1024, 'o') + "\n";
   CHECK(store.append(std::move(other)).traceback.size() == 100 * 1024 + 1);

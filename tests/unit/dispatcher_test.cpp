@@ -11,15 +11,15 @@ using lpd::protocol::ErrorCode;
 namespace {
 
 /// Collects what the dispatcher writes, as a session would send it.
-struct RecordingSink : ReplySink {
+struct DispatchSink : ReplySink {
   std::vector<json> lines;
   bool is_open = true;
   void send(std::string line) override { lines.push_back(json::parse(line)); }
   bool open() const override { return is_open; }
 };
 
-struct Fixture {
-  std::shared_ptr<RecordingSink> sink = std::make_shared<RecordingSink>();
+struct DispatcherFixture {
+  std::shared_ptr<DispatchSink> sink = std::make_shared<DispatchSink>();
   Peer peer;
   std::optional<Responder> parked;
   Dispatcher dispatcher{{
@@ -37,7 +37,7 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE_METHOD(Fixture, "hello must come first") {
+TEST_CASE_METHOD(DispatcherFixture, "hello must come first") {
   send(R"({"id":1,"op":"echo","text":"x"})");
   CHECK(last_code() == "bad_request");
   CHECK(sink->lines.back()["id"] == 1);
@@ -48,7 +48,7 @@ TEST_CASE_METHOD(Fixture, "hello must come first") {
   CHECK(sink->lines.back()["result"]["text"] == "x");
 }
 
-TEST_CASE_METHOD(Fixture, "each bad input gets its own error code") {
+TEST_CASE_METHOD(DispatcherFixture, "each bad input gets its own error code") {
   peer.said_hello = true;
   send("garbage");
   CHECK(last_code() == "bad_request");
@@ -67,7 +67,7 @@ TEST_CASE_METHOD(Fixture, "each bad input gets its own error code") {
   CHECK(sink->lines.size() == 6);
 }
 
-TEST_CASE_METHOD(Fixture, "notifications run without a reply, but their errors are reported") {
+TEST_CASE_METHOD(DispatcherFixture, "notifications run without a reply, but their errors are reported") {
   peer.said_hello = true;
   send(R"({"op":"note","role":"shim"})");
   CHECK(peer.role == "shim");
@@ -78,7 +78,7 @@ TEST_CASE_METHOD(Fixture, "notifications run without a reply, but their errors a
   CHECK(last_code() == "bad_request");
 }
 
-TEST_CASE_METHOD(Fixture, "a deferred request is answered once, later") {
+TEST_CASE_METHOD(DispatcherFixture, "a deferred request is answered once, later") {
   peer.said_hello = true;
   send(R"({"id":"a","op":"later"})");
   CHECK(sink->lines.empty());
@@ -91,7 +91,7 @@ TEST_CASE_METHOD(Fixture, "a deferred request is answered once, later") {
   CHECK(sink->lines.back()["result"]["done"] == true);
 }
 
-TEST_CASE_METHOD(Fixture, "a deferred responder outlives its peer harmlessly") {
+TEST_CASE_METHOD(DispatcherFixture, "a deferred responder outlives its peer harmlessly") {
   peer.said_hello = true;
   send(R"({"id":9,"op":"later"})");
   sink->is_open = false;
@@ -111,7 +111,7 @@ constexpr gid_t kAdmins = 50;
 /// A table with one operation per gate kind over one object owned by
 /// kOwner, counting how often each handler actually ran.
 struct GateFixture {
-  std::shared_ptr<RecordingSink> sink = std::make_shared<RecordingSink>();
+  std::shared_ptr<DispatchSink> sink = std::make_shared<DispatchSink>();
   std::map<std::string, int> ran;
   OwnerOf thing = [](const Call& c) -> std::optional<Owned> {
     const std::string name = c.fields.string("name");
@@ -141,7 +141,7 @@ struct GateFixture {
   }
 };
 
-Peer peer_of(uid_t uid, std::vector<gid_t> groups = {}) {
+Peer peer_with_uid(uid_t uid, std::vector<gid_t> groups = {}) {
   Peer p;
   p.uid = uid;
   p.gid = uid;
@@ -152,7 +152,7 @@ Peer peer_of(uid_t uid, std::vector<gid_t> groups = {}) {
 }  // namespace
 
 TEST_CASE_METHOD(GateFixture, "content of one object goes to its owner, root and the admin group only") {
-  const Peer other = peer_of(1001, {1001});
+  const Peer other = peer_with_uid(1001, {1001});
   auto reply = call(other, R"({"id":1,"op":"peek","name":"x"})");
   CHECK(reply["error"]["code"] == "permission_denied");
   CHECK(reply["error"]["message"] == "thing x belongs to uid 1000; uid 1001 may not read its content");
@@ -161,7 +161,7 @@ TEST_CASE_METHOD(GateFixture, "content of one object goes to its owner, root and
   CHECK(reply["error"]["message"] == "thing x belongs to uid 1000; uid 1001 may not act on it");
   CHECK(ran.empty());  // refused before either handler ran
 
-  for (const Peer& allowed : {peer_of(kOwner), peer_of(0), peer_of(1002, {1002, kAdmins})}) {
+  for (const Peer& allowed : {peer_with_uid(kOwner), peer_with_uid(0), peer_with_uid(1002, {1002, kAdmins})}) {
     CHECK(call(allowed, R"({"id":3,"op":"peek","name":"x"})")["result"]["secret"] == "s3cr3t");
     CHECK(call(allowed, R"({"id":4,"op":"poke","name":"x"})")["ok"] == true);
   }
@@ -170,7 +170,7 @@ TEST_CASE_METHOD(GateFixture, "content of one object goes to its owner, root and
 }
 
 TEST_CASE_METHOD(GateFixture, "the resolver's own errors come before the handler, and a new object has no owner") {
-  const Peer other = peer_of(1001);
+  const Peer other = peer_with_uid(1001);
   CHECK(call(other, R"({"id":1,"op":"peek","name":"nope"})")["error"]["code"] == "not_found");
   CHECK(call(other, R"({"id":2,"op":"peek"})")["error"]["code"] == "bad_request");
   CHECK(ran.empty());
@@ -179,11 +179,11 @@ TEST_CASE_METHOD(GateFixture, "the resolver's own errors come before the handler
 }
 
 TEST_CASE_METHOD(GateFixture, "a list gate lets anyone call, and reduces what they may not read") {
-  auto items = call(peer_of(1001), R"({"id":1,"op":"list"})")["result"]["items"];
+  auto items = call(peer_with_uid(1001), R"({"id":1,"op":"list"})")["result"]["items"];
   CHECK(items[0] == json{{"run_id", "r1"}, {"redacted", true}});
-  items = call(peer_of(kOwner), R"({"id":2,"op":"list"})")["result"]["items"];
+  items = call(peer_with_uid(kOwner), R"({"id":2,"op":"list"})")["result"]["items"];
   CHECK(items[0]["argv"][0] == "s3cr3t");
-  items = call(peer_of(1002, {kAdmins}), R"({"id":3,"op":"list"})")["result"]["items"];
+  items = call(peer_with_uid(1002, {kAdmins}), R"({"id":3,"op":"list"})")["result"]["items"];
   CHECK(items[0]["argv"][0] == "s3cr3t");
 }
 
@@ -202,7 +202,7 @@ TEST_CASE("a table row whose gate cannot be checked is refused at startup") {
 // h13rec (issue 13): a test.start or passed test.finish in the shim's own
 // text skips decoding, but not the dispatcher's gates.
 TEST_CASE("the shim's per-test records pass the same gates, and reach only ops that take them") {
-  auto sink = std::make_shared<RecordingSink>();
+  auto sink = std::make_shared<DispatchSink>();
   Peer peer;
   std::vector<std::string> seen;
   const auto record_or_fields = [&seen](Call& c) {

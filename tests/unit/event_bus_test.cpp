@@ -10,7 +10,7 @@ using namespace lpd::daemon;
 namespace {
 
 /// The peer of connection `session`, gone.
-Peer peer_of(std::uint64_t session) {
+Peer peer_in_session(std::uint64_t session) {
   Peer peer;
   peer.session_id = session;
   return peer;
@@ -29,7 +29,7 @@ TEST_CASE("events reach subscribers in order with increasing sequence numbers") 
   CHECK(data["run_id"] == "run");
   CHECK(data["x"] == 1);
   CHECK(data["seq"] == 1);
-  bus.peer_gone(peer_of(7));
+  bus.peer_gone(peer_in_session(7));
   bus.publish("c", {});
   CHECK(seen.size() == 2);
 }
@@ -136,7 +136,7 @@ TEST_CASE("a connection holds at most kMaxSubscriptionsPerSession; dropping it f
   for (int i = 0; i < 100; ++i) bus.subscribe([](const Event&) {});    // lpd's own listeners: no limit
   bus.publish("t3", {});
   CHECK(calls == 1);
-  bus.peer_gone(peer_of(9));
+  bus.peer_gone(peer_in_session(9));
   CHECK(bus.subscriptions_of(9) == 0);
   bus.publish("t3", {});
   CHECK(calls == 1);

@@ -7,7 +7,7 @@ using namespace lpd::protocol;
 using nlohmann::json;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
+std::string bad_request_message(const std::function<void()>& f) {
   try {
     f();
   } catch (const Error& e) {
@@ -36,13 +36,13 @@ TEST_CASE("Fields returns typed values") {
 TEST_CASE("Fields names the field and the wanted type on bad input") {
   json body = {{"s", 1}, {"i", "x"}, {"t", -1}, {"l", {1}}, {"m", {{"K", 1}}}, {"b", "yes"}, {"f", 2.5}};
   Fields f(body);
-  CHECK(error_of([&] { f.string("missing"); }) == "missing field \"missing\"");
-  CHECK(error_of([&] { f.string("s"); }) == "field \"s\" must be a string");
-  CHECK(error_of([&] { f.integer("i"); }) == "field \"i\" must be an integer");
-  CHECK(error_of([&] { f.integer("f"); }) == "field \"f\" must be an integer");
-  CHECK(error_of([&] { f.optional_seconds("t"); }) ==
+  CHECK(bad_request_message([&] { f.string("missing"); }) == "missing field \"missing\"");
+  CHECK(bad_request_message([&] { f.string("s"); }) == "field \"s\" must be a string");
+  CHECK(bad_request_message([&] { f.integer("i"); }) == "field \"i\" must be an integer");
+  CHECK(bad_request_message([&] { f.integer("f"); }) == "field \"f\" must be an integer");
+  CHECK(bad_request_message([&] { f.optional_seconds("t"); }) ==
         "field \"t\" must be a number of seconds between 0 and one year");
-  CHECK(error_of([&] { f.string_list("l"); }) == "field \"l\" must be an array of strings");
-  CHECK(error_of([&] { f.string_map("m"); }) == "field \"m\" must be an object of string values");
-  CHECK(error_of([&] { f.optional_boolean("b"); }) == "field \"b\" must be true or false");
+  CHECK(bad_request_message([&] { f.string_list("l"); }) == "field \"l\" must be an array of strings");
+  CHECK(bad_request_message([&] { f.string_map("m"); }) == "field \"m\" must be an object of string values");
+  CHECK(bad_request_message([&] { f.optional_boolean("b"); }) == "field \"b\" must be true or false");
 }

@@ -17,7 +17,7 @@ using namespace lpd::daemon;
 
 namespace {
 
-struct Row {
+struct ReturncodeRow {
   const char* what;
   FinalFacts facts;
   std::size_t crashes;  // the run's crash records, as run.done counts them
@@ -28,7 +28,7 @@ struct Row {
 }  // namespace
 
 TEST_CASE("final exit code and verdict, rule by rule", "[job]") {
-  const std::vector<Row> rows = {
+  const std::vector<ReturncodeRow> rows = {
       // The command's own code.
       {"a green run", {.exit_code = 0}, 0, 0, "exited with code 0"},
       {"pytest's own failure code stands", {.exit_code = 2}, 0, 2, "exited with code 2"},

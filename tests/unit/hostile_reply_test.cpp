@@ -18,7 +18,7 @@ using nlohmann::json;
 namespace {
 
 /// The Error result_or_throw raises for `reply`; fails the test otherwise.
-Error error_of(const json& reply) {
+Error reply_error(const json& reply) {
   try {
     result_or_throw(reply);
   } catch (const Error& e) {
@@ -38,7 +38,7 @@ TEST_CASE("a good reply gives its result") {
 }
 
 TEST_CASE("a failed reply throws the error it carries") {
-  const Error e = error_of(json::parse(R"({"id":1,"ok":false,"error":{"code":"not_found","message":"no run"}})"));
+  const Error e = reply_error(json::parse(R"({"id":1,"ok":false,"error":{"code":"not_found","message":"no run"}})"));
   CHECK(e.code() == ErrorCode::kNotFound);
   CHECK(std::string(e.what()) == "no run");
 }
@@ -48,9 +48,9 @@ TEST_CASE("a failed reply with mistyped members is an internal Error, not a json
                            R"({"id":1,"ok":false,"error":{"code":"not_found","message":[1]}})",
                            R"({"id":1,"ok":"yes"})", R"([1,2])", R"("text")"}) {
     INFO(text);
-    const Error e = error_of(json::parse(text));
+    const Error e = reply_error(json::parse(text));
     CHECK((e.code() == ErrorCode::kInternal || e.code() == ErrorCode::kNotFound));
   }
-  CHECK(error_of(json::parse(R"({"id":1,"ok":false,"error":"x"})")).code() == ErrorCode::kInternal);
-  CHECK(std::string(error_of(json::parse(R"({"id":1,"ok":false,"error":{"code":5}})")).what()) == "request failed");
+  CHECK(reply_error(json::parse(R"({"id":1,"ok":false,"error":"x"})")).code() == ErrorCode::kInternal);
+  CHECK(std::string(reply_error(json::parse(R"({"id":1,"ok":false,"error":{"code":5}})")).what()) == "request failed");
 }

@@ -19,7 +19,7 @@ struct Announced : RelayJobs::Watcher {
   void changed(const RelayJob& job) override { seen.push_back(job.id + ":" + std::string(to_string(job.state))); }
 };
 
-int status_of(const std::function<void()>& f) {
+int relay_status_of(const std::function<void()>& f) {
   try {
     f();
   } catch (const RelayError& e) {
@@ -53,11 +53,11 @@ TEST_CASE("a collect-only job announces only collected, and can then be started 
   RelayJob& job = jobs.create("c", "unused", 1000, {}, "/src", true);
   jobs.launched(job, "run-c1", "/log1", /*collecting=*/true);
   CHECK(job.state == RelayState::kCreated);
-  CHECK(status_of([&] { jobs.check_start(job); }) == 409);  // still collecting
+  CHECK(relay_status_of([&] { jobs.check_start(job); }) == 409);  // still collecting
   jobs.run_changed("run-c1", "done", 0);
   CHECK(job.state == RelayState::kCollected);
   CHECK(job.returncode == 0);
-  CHECK(status_of([&] { jobs.check_start(job); }) == 0);
+  CHECK(relay_status_of([&] { jobs.check_start(job); }) == 0);
   jobs.launched(job, "run-c2", "/log2", false);
   jobs.run_changed("run-c1", "done", 0);  // the old run moves nothing now
   CHECK(job.state == RelayState::kInProgress);
@@ -70,24 +70,24 @@ TEST_CASE("starting a running or done job, deleting a running one, a duplicate i
   RelayJobs jobs;
   RelayJob& job = jobs.create("j", "unused", 1000, {}, "/", false);
   jobs.launched(job, "r", "/log", false);
-  CHECK(status_of([&] { jobs.check_start(job); }) == 409);
-  CHECK(status_of([&] { jobs.remove("j"); }) == 409);
-  CHECK(status_of([&] { jobs.remove_all(); }) == 409);
+  CHECK(relay_status_of([&] { jobs.check_start(job); }) == 409);
+  CHECK(relay_status_of([&] { jobs.remove("j"); }) == 409);
+  CHECK(relay_status_of([&] { jobs.remove_all(); }) == 409);
   CHECK(jobs.size() == 1);  // remove_all deleted nothing
-  CHECK(status_of([&] { jobs.create("j", "unused", 1000, {}, "/", false); }) == 409);
+  CHECK(relay_status_of([&] { jobs.create("j", "unused", 1000, {}, "/", false); }) == 409);
   jobs.run_changed("r", "done", 0);
-  CHECK(status_of([&] { jobs.check_start(job); }) == 409);  // done is final
-  CHECK(status_of([&] { jobs.remove("j"); }) == 0);
-  CHECK(status_of([&] { jobs.remove("j"); }) == 404);
-  CHECK(status_of([&] { jobs.get("nope"); }) == 404);
+  CHECK(relay_status_of([&] { jobs.check_start(job); }) == 409);  // done is final
+  CHECK(relay_status_of([&] { jobs.remove("j"); }) == 0);
+  CHECK(relay_status_of([&] { jobs.remove("j"); }) == 404);
+  CHECK(relay_status_of([&] { jobs.get("nope"); }) == 404);
 }
 
 TEST_CASE("job ids: the fresh one when none is given; path-safe characters only", "[http][jobs]") {
   RelayJobs jobs;
   CHECK(jobs.create("", "fresh-1", 0, {}, "/", false).id == "fresh-1");
-  CHECK(status_of([&] { jobs.create("a/b", "x", 0, {}, "/", false); }) == 400);
-  CHECK(status_of([&] { jobs.create("../x", "x", 0, {}, "/", false); }) == 400);
-  CHECK(status_of([&] { jobs.create(std::string(65, 'a'), "x", 0, {}, "/", false); }) == 400);
+  CHECK(relay_status_of([&] { jobs.create("a/b", "x", 0, {}, "/", false); }) == 400);
+  CHECK(relay_status_of([&] { jobs.create("../x", "x", 0, {}, "/", false); }) == 400);
+  CHECK(relay_status_of([&] { jobs.create(std::string(65, 'a'), "x", 0, {}, "/", false); }) == 400);
   CHECK(RelayJobs::valid_id("1c7c08d2-2fcc-4531-ab94-d556efca066c"));
 }
 
@@ -101,7 +101,7 @@ TEST_CASE("past kMaxJobs the oldest job that is not running goes; all running: 4
   CHECK(jobs.find("j1") == nullptr);
   CHECK(jobs.size() == RelayJobs::kMaxJobs);
   jobs.launched(*jobs.find("new1"), "rn", "/log", false);
-  CHECK(status_of([&] { jobs.create("new2", "x", 0, {}, "/", false); }) == 409);
+  CHECK(relay_status_of([&] { jobs.create("new2", "x", 0, {}, "/", false); }) == 409);
   jobs.run_changed("r5", "done", 0);
   jobs.create("new2", "x", 0, {}, "/", false);
   CHECK(jobs.find("j5") == nullptr);
@@ -124,8 +124,8 @@ TEST_CASE("args are split as relay-run splits them (shlex), --collect-only taken
   CHECK(shell_split(R"(a\ b "c\"d" 'e\f')") == std::vector<std::string>{"a b", "c\"d", "e\\f"});
   CHECK(shell_split("''") == std::vector<std::string>{""});
   CHECK(shell_split("  ").empty());
-  CHECK(status_of([] { shell_split("-k 'open"); }) == 400);
-  CHECK(status_of([] { shell_split("trailing\\"); }) == 400);
+  CHECK(relay_status_of([] { shell_split("-k 'open"); }) == 400);
+  CHECK(relay_status_of([] { shell_split("trailing\\"); }) == 400);
   auto parsed = parse_relay_args({"-q --collect-only", "test_a.py"}, "");
   CHECK(parsed.args == std::vector<std::string>{"-q", "test_a.py"});
   CHECK(parsed.id.empty());
@@ -140,6 +140,6 @@ TEST_CASE("a --session-id in args names the job, and may not contradict the id",
   CHECK(parse_relay_args({"-q --session-id s1 -x"}, "").args == std::vector<std::string>{"-q", "-x"});
   CHECK(parse_relay_args({"-q", "--session-id", "s1", "tests/"}, "s1").args ==
         std::vector<std::string>{"-q", "tests/"});
-  CHECK(status_of([] { parse_relay_args({"--session-id", "s3"}, "other"); }) == 400);
+  CHECK(relay_status_of([] { parse_relay_args({"--session-id", "s3"}, "other"); }) == 400);
   CHECK(parse_relay_args({"-q"}, "mine").id == "mine");
 }

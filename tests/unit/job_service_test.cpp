@@ -27,13 +27,14 @@
 #include "daemon/core/state_store.h"
 #include "protocol/error.h"
 #include "tests/unit/fake_launcher.h"
+#include "tests/unit/text_has.h"
 
 using namespace lpd::daemon;
 using nlohmann::json;
 
 namespace {
 
-std::string read_text(const std::string& path) {
+std::string read_state_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream s;
   s << in.rdbuf();
@@ -154,11 +155,10 @@ struct Jobs : SessionDrain {
   }
   /// The command's environment as written for lpd-monitor (NUL-separated).
   std::string command_env(const std::string& run_id) const {
-    return read_text(root + "/runs/" + run_id + "/command.env");
+    return read_state_file(root + "/runs/" + run_id + "/command.env");
   }
 };
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -204,7 +204,7 @@ TEST_CASE("a crash pinned on its test, rerun alone, passes: a flaky crash and ex
   CHECK(crashes[0].reason == "killed by SIGSEGV while running t.py::test_crash (setup)");
   // The rerun: the same command line, the crashed test alone through the shim's file.
   CHECK(j.command_of(1) == std::vector<std::string>{"python3", "-m", "pytest", "tests"});
-  CHECK(read_text(j.root + "/runs/" + run_id + "/only-nodeids.txt") == "t.py::test_crash\n");
+  CHECK(read_state_file(j.root + "/runs/" + run_id + "/only-nodeids.txt") == "t.py::test_crash\n");
   CHECK(has(j.command_env(run_id), std::string("LPD_ATTEMPT=2") + '\0'));
   CHECK(has(j.command_env(run_id), "LPD_ONLY_NODEIDS_FILE=" + j.root + "/runs/" + run_id + "/only-nodeids.txt"));
   json info = j.info(run_id);
@@ -256,7 +256,7 @@ TEST_CASE("an xdist worker's crash, told by worker.down, then a retry without it
   j.end_attempt(run_id, 0, {{"exit_code", 1}, {"pid", 6000}});
   REQUIRE(j.run_until([&] { return j.launcher.launched.size() == 2; }));
   CHECK(j.command_of(1) == std::vector<std::string>{"pytest", "-n", "2", "tests", "--deselect", "t.py::test_b"});
-  CHECK(read_text(j.root + "/runs/" + run_id + "/deselect.txt") == "t.py::test_b\n");
+  CHECK(read_state_file(j.root + "/runs/" + run_id + "/deselect.txt") == "t.py::test_b\n");
   CHECK(j.info(run_id).at("attempt_kind") == "retry");
 
   Peer again = j.join(run_id, "controller", 22, 6100);

@@ -3,14 +3,9 @@
 
 #include "daemon/jobs/junit_of_job.h"
 #include "tests/unit/call_result.h"
+#include "tests/unit/text_has.h"
 
 using namespace lpd::daemon;
-
-namespace {
-
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-}  // namespace
 
 TEST_CASE("a job's JUnit input: suite name, times, never-run reason", "[junit]") {
   Job job;

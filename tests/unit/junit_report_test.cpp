@@ -13,12 +13,13 @@
 #include "daemon/reports/junit_report.h"
 #include "daemon/reports/xml_text.h"
 #include "tests/unit/call_result.h"
+#include "tests/unit/text_has.h"
 
 using namespace lpd::daemon;
 
 namespace {
 
-Crash crash(std::string nodeid, int attempt, std::string reason = "killed by SIGSEGV") {
+Crash crash_in(std::string nodeid, int attempt, std::string reason = "killed by SIGSEGV") {
   Crash c;
   c.nodeid = std::move(nodeid);
   c.where = c.nodeid.empty() ? "session" : "test";
@@ -29,7 +30,7 @@ Crash crash(std::string nodeid, int attempt, std::string reason = "killed by SIG
   return c;
 }
 
-JunitInput pytest_input() {
+JunitInput pytest_report_input() {
   JunitInput in;
   in.suite_name = "pytest";
   in.runner = "pytest";
@@ -49,7 +50,6 @@ std::string testcase(const std::string& xml, const std::string& name) {
   return xml.substr(start, end - start);
 }
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -150,7 +150,7 @@ TEST_CASE("the suite is named for its runner", "[junit]") {
 }
 
 TEST_CASE("the suite carries host, ISO timestamp and wall-clock time", "[junit]") {
-  auto in = pytest_input();
+  auto in = pytest_report_input();
   in.results = {call_result("t.py::a", "passed"), call_result("t.py::b", "passed")};
   in.results[0].duration = 1;
   in.results[1].duration = 1;
@@ -163,7 +163,7 @@ TEST_CASE("the suite carries host, ISO timestamp and wall-clock time", "[junit]"
 }
 
 TEST_CASE("failure, error and skip text are pytest's", "[junit]") {
-  auto in = pytest_input();
+  auto in = pytest_report_input();
   auto failed = call_result("t.py::f", "failed", 1, "AssertionError: one\ntwo");
   failed.longrepr = "def test_f():\n>   assert False, 'one\\ntwo'\nE   AssertionError: one\n\nt.py:3: AssertionError";
   auto setup = call_result("t.py::s", "error", 1, "RuntimeError: boom");
@@ -192,7 +192,7 @@ TEST_CASE("failure, error and skip text are pytest's", "[junit]") {
 }
 
 TEST_CASE("the external failure reason is in the failure text once", "[junit]") {
-  auto in = pytest_input();
+  auto in = pytest_report_input();
   auto with_section = call_result("t.py::a", "failed", 1, "boom");
   with_section.longrepr = "E boom\n----- external failure reason (lpd) -----\nticket 44";
   with_section.failure_reason = "ticket 44";
@@ -212,7 +212,7 @@ TEST_CASE("shim-given names and runner file/line", "[junit]") {
   r.file = "sample_test.cpp";
   r.line = 42;
   in.results = {r};
-  auto py = pytest_input();
+  auto py = pytest_report_input();
   auto named = call_result("t.py::x", "passed");
   named.classname = "prefix.t";
   named.name = "x";
@@ -224,10 +224,10 @@ TEST_CASE("shim-given names and runner file/line", "[junit]") {
 }
 
 TEST_CASE("the latest attempt of each test wins", "[junit]") {
-  auto in = pytest_input();
+  auto in = pytest_report_input();
   in.results = {call_result("t.py::a", "failed", 1, "first"), call_result("t.py::b", "passed", 1),
                 call_result("t.py::a", "passed", 2)};
-  in.crashes = {crash("t.py::c", 1)};
+  in.crashes = {crash_in("t.py::c", 1)};
   in.results.push_back(call_result("t.py::c", "failed", 2, "after the crash"));
   const std::string xml = junit_report(in);
   CHECK(testcase(xml, "a") == "<testcase classname=\"t\" name=\"a\" time=\"0.000\" />");
@@ -238,9 +238,9 @@ TEST_CASE("the latest attempt of each test wins", "[junit]") {
 }
 
 TEST_CASE("a crash is an error with the signal and the traceback", "[junit]") {
-  auto in = pytest_input();
+  auto in = pytest_report_input();
   in.results = {call_result("t.py::a", "passed")};
-  in.crashes = {crash("t.py::boom", 1, "killed by SIGSEGV while running t.py::boom (call)")};
+  in.crashes = {crash_in("t.py::boom", 1, "killed by SIGSEGV while running t.py::boom (call)")};
   const std::string xml = junit_report(in);
   CHECK(has(testcase(xml, "boom"), "<error type=\"crash\" message=\"killed by SIGSEGV while running t.py::boom "
                                    "(call)\">Fatal Python error: Segmentation fault\n  File \"t.py\", line 3</error>"));
@@ -248,8 +248,8 @@ TEST_CASE("a crash is an error with the signal and the traceback", "[junit]") {
 }
 
 TEST_CASE("a crash that passed when run again is a flaky crash", "[junit]") {
-  auto in = pytest_input();
-  in.crashes = {crash("t.py::flaky", 1), crash("t.py::rerunfailures", 1)};
+  auto in = pytest_report_input();
+  in.crashes = {crash_in("t.py::flaky", 1), crash_in("t.py::rerunfailures", 1)};
   auto rerun = call_result("t.py::rerunfailures", "passed", 1);
   rerun.reruns = 1;  // pytest-rerunfailures ran it again in the same attempt
   in.results = {call_result("t.py::flaky", "passed", 2), rerun};
@@ -262,15 +262,15 @@ TEST_CASE("a crash that passed when run again is a flaky crash", "[junit]") {
   CHECK(has(xml, "errors=\"0\" failures=\"0\" skipped=\"0\" tests=\"2\""));
 
   // Marked flaky by lpd (CrashStore::mark_flaky) is enough.
-  auto marked = pytest_input();
-  marked.crashes = {crash("t.py::m", 1)};
+  auto marked = pytest_report_input();
+  marked.crashes = {crash_in("t.py::m", 1)};
   marked.crashes[0].flaky = true;
   marked.results = {call_result("t.py::m", "passed", 1)};
   CHECK(has(testcase(junit_report(marked), "m"), "<flakyError"));
 }
 
 TEST_CASE("an interrupted test is an error saying so, with its phase", "[junit]") {
-  auto in = pytest_input();
+  auto in = pytest_report_input();
   auto by_shim = call_result("t.py::a", "interrupted", 1, "KeyboardInterrupt");
   by_shim.longrepr = "t.py:4: KeyboardInterrupt";
   auto by_lpd = call_result("t.py::b", "interrupted", 1, "interrupted: the run was stopped");
@@ -284,11 +284,11 @@ TEST_CASE("an interrupted test is an error saying so, with its phase", "[junit]"
 }
 
 TEST_CASE("collected tests that never ran are skipped with the reason", "[junit]") {
-  auto in = pytest_input();
+  auto in = pytest_report_input();
   in.results = {call_result("t.py::a", "passed")};
-  in.crashes = {crash("t.py::b", 1)};
+  in.crashes = {crash_in("t.py::b", 1)};
   in.collected = {"t.py::a", "t.py::b", "t.py::c", "t.py::c", "t.py::d[1]"};
-  Crash c = crash("t.py::b", 1, "killed by SIGSEGV while running t.py::b (call)");
+  Crash c = crash_in("t.py::b", 1, "killed by SIGSEGV while running t.py::b (call)");
   in.not_run_reason = never_run_reason(false, 139, std::nullopt, {c});
   const std::string xml = junit_report(in);
   CHECK(testcase(xml, "c") == "<testcase classname=\"t\" name=\"c\" time=\"0.000\"><skipped type=\"lpd.notrun\" "
@@ -313,7 +313,7 @@ TEST_CASE("collected tests that never ran are skipped with the reason", "[junit]
 }
 
 TEST_CASE("failures outside tests are testcases named for the phase", "[junit]") {
-  auto in = pytest_input();
+  auto in = pytest_report_input();
   auto collection = call_result("tests/test_bad.py", "error", 1, "ImportError: no module x");
   collection.phase = "collection";
   collection.longrepr = "ImportError while importing test module";
@@ -323,7 +323,7 @@ TEST_CASE("failures outside tests are testcases named for the phase", "[junit]")
   finish.phase = "sessionfinish";
   finish.longrepr = "Traceback ...";
   in.results = {collection, call_result("t.py::a", "passed"), again, finish};
-  Crash at_exit = crash("", 1, "killed by SIGSEGV outside any test");
+  Crash at_exit = crash_in("", 1, "killed by SIGSEGV outside any test");
   at_exit.phase = "exit";
   in.crashes = {at_exit};
   const std::string xml = junit_report(in);
@@ -350,7 +350,7 @@ TEST_CASE("a command that reported no tests is one testcase with its exit", "[ju
 
   in.suite_name = "sh.x";
   in.results = {call_result("sh.x", "error", 1, "killed by SIGSEGV")};
-  Crash c = crash("sh.x", 1, "killed by SIGSEGV");
+  Crash c = crash_in("sh.x", 1, "killed by SIGSEGV");
   c.where = "command";
   in.crashes = {c};
   xml = junit_report(in);
@@ -372,7 +372,7 @@ TEST_CASE("truncated_text cuts at a character and says so", "[junit]") {
 
 TEST_CASE("testcase times are written as pytest's \"%.3f\" writes them, halfway cases included", "[junit]") {
   const std::vector<double> durations = {0, 0.0005, 0.0015, 0.0025, 1.0005, 2.675, 123.4565, 1e-9, 0.9995, 86400.123456};
-  auto in = pytest_input();
+  auto in = pytest_report_input();
   for (std::size_t i = 0; i < durations.size(); ++i) {
     auto r = call_result("t.py::test_" + std::to_string(i), "passed");
     r.duration = durations[i];

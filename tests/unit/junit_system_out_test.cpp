@@ -5,12 +5,13 @@
 
 #include "daemon/reports/junit_report.h"
 #include "daemon/reports/test_result.h"
+#include "tests/unit/text_has.h"
 
 using namespace lpd::daemon;
 
 namespace {
 
-JunitInput pytest_input() {
+JunitInput pytest_output_input() {
   JunitInput in;
   in.suite_name = "pytest";
   in.runner = "pytest";
@@ -18,12 +19,11 @@ JunitInput pytest_input() {
   return in;
 }
 
-bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 }  // namespace
 
 TEST_CASE("a failed test's helper lines are its system-out, after the failure", "[junit][issue14]") {
-  auto in = pytest_input();
+  auto in = pytest_output_input();
   TestResult failed;
   failed.nodeid = "t.py::f";
   failed.outcome = "failed";

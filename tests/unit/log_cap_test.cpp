@@ -20,14 +20,14 @@ using namespace lpd::daemon;
 namespace {
 
 /// TempAppendLog named h.1.log.
-struct TempLog : TempAppendLog {
-  TempLog() : TempAppendLog("h.1.log") {}
+struct CapLog : TempAppendLog {
+  CapLog() : TempAppendLog("h.1.log") {}
 };
 
 }  // namespace
 
 TEST_CASE("freeing a log's front keeps its size and newest lines, and the writer appends on") {
-  TempLog log;
+  CapLog log;
   log.write_lines(0, 20000);  // about 2 MiB
   ::fsync(log.writer);
   const auto before = measure_log(log.path);
@@ -66,7 +66,7 @@ TEST_CASE("freeing a log's front keeps its size and newest lines, and the writer
 }
 
 TEST_CASE("a log freed whole reads as empty from its end") {
-  TempLog log;
+  CapLog log;
   log.write_lines(0, 100);
   const auto use = measure_log(log.path);
   REQUIRE(use);
@@ -81,7 +81,7 @@ TEST_CASE("a log freed whole reads as empty from its end") {
 }
 
 TEST_CASE("a link where a log should be is never freed through") {
-  TempLog log;
+  CapLog log;
   const std::string link = log.dir + "/link.log";
   REQUIRE(::symlink(log.path.c_str(), link.c_str()) == 0);
   CHECK_THROWS(free_log_front(link, 4096));
@@ -94,7 +94,7 @@ TEST_CASE("a link where a log should be is never freed through") {
 // whatever the writer appended in between. Only a hole the size still
 // covers when SEEK_DATA is asked again is skipped.
 TEST_CASE("next_data_offset skips a hole to the end, never the end of a log being written") {
-  TempLog log;
+  CapLog log;
   log.write_lines(0, 10);
   const auto use = measure_log(log.path);
   REQUIRE(use);

@@ -17,16 +17,16 @@ using namespace lpd::daemon;
 
 namespace {
 
-struct TempLog {
+struct TailLog {
   std::string path;
-  TempLog() {
+  TailLog() {
     char name[] = "/tmp/lpd-log-tail-XXXXXX";
     const int fd = ::mkstemp(name);
     REQUIRE(fd >= 0);
     ::close(fd);
     path = name;
   }
-  ~TempLog() { ::unlink(path.c_str()); }
+  ~TailLog() { ::unlink(path.c_str()); }
   void append(const std::string& text) const {
     const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
     REQUIRE(fd >= 0);
@@ -39,7 +39,7 @@ struct TempLog {
 }  // namespace
 
 TEST_CASE("a tail from past the end of a log waits for the log to get there, not for the start") {
-  TempLog log;
+  TailLog log;
   log.append("abc");
   boost::asio::io_context io;
   std::string seen;
@@ -58,7 +58,7 @@ TEST_CASE("a tail from past the end of a log waits for the log to get there, not
 }
 
 TEST_CASE("a tail that read part of a log and sees it shrink reads it again from the start") {
-  TempLog log;
+  TailLog log;
   log.append("first line\n");
   boost::asio::io_context io;
   std::string seen;
@@ -78,7 +78,7 @@ TEST_CASE("a tail that read part of a log and sees it shrink reads it again from
 // and goes back to inotify once a window finds nothing: no byte is missed
 // on either way, nor at the switch between them.
 TEST_CASE("a coalescing tail sees every byte while output flows, after a pause, and again") {
-  TempLog log;
+  TailLog log;
   boost::asio::io_context io;
   std::string seen;
   int chunks = 0;

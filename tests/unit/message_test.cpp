@@ -9,7 +9,7 @@
 using namespace lpd::protocol;
 
 namespace {
-ErrorCode code_of(std::string_view line) {
+ErrorCode message_error_code(std::string_view line) {
   try {
     parse_message(line);
   } catch (const Error& e) {
@@ -74,10 +74,10 @@ TEST_CASE("invalid UTF-8 does not break encoding") {
 }
 
 TEST_CASE("every malformed message is a bad_request with a clear message") {
-  CHECK(code_of("not json") == ErrorCode::kBadRequest);
+  CHECK(message_error_code("not json") == ErrorCode::kBadRequest);
   CHECK(message_of("not json") == "message is not valid JSON");
-  CHECK(code_of("{\"op\":\"ping\"") == ErrorCode::kBadRequest);
-  CHECK(code_of("[1,2]") == ErrorCode::kBadRequest);
+  CHECK(message_error_code("{\"op\":\"ping\"") == ErrorCode::kBadRequest);
+  CHECK(message_error_code("[1,2]") == ErrorCode::kBadRequest);
   CHECK(message_of("[1,2]") == "message must be a JSON object, got array");
   CHECK(message_of("42") == "message must be a JSON object, got number");
   CHECK(message_of("{}") == "message has no \"op\"");

@@ -37,14 +37,14 @@ struct DaemonFixture {
   }
 };
 
-struct RecordingSink : ReplySink {
+struct TableSink : ReplySink {
   std::vector<json> lines;
   void send(std::string line) override { lines.push_back(json::parse(line)); }
   bool open() const override { return true; }
 };
 
 json call_as(Dispatcher& d, uid_t uid, const json& request) {
-  auto sink = std::make_shared<RecordingSink>();
+  auto sink = std::make_shared<TableSink>();
   Peer peer;
   peer.uid = uid;
   peer.gid = uid;

@@ -25,7 +25,7 @@ using nlohmann::json;
 
 namespace {
 
-struct RecordingSink : ReplySink {
+struct PauseSink : ReplySink {
   std::vector<json> lines;
   void send(std::string line) override { lines.push_back(json::parse(line)); }
   bool open() const override { return true; }
@@ -43,7 +43,7 @@ struct PauseFixture {
   AccessPolicy access;
   std::string socket_path = "/tmp/lpd-pause-service.sock";
   std::unique_ptr<PauseService> pauses;
-  std::shared_ptr<RecordingSink> sink = std::make_shared<RecordingSink>();
+  std::shared_ptr<PauseSink> sink = std::make_shared<PauseSink>();
   int next_id = 1;
 
   PauseFixture() {
@@ -180,7 +180,7 @@ TEST_CASE_METHOD(PauseFixture, "a pause watch answers the pending pause, or the 
   CHECK(code_of([&] { pauses->pending_pause_of("old", whole()); }) == ErrorCode::kConflict);
   CHECK_FALSE(pauses->pending_pause_of("r1", whole()));
 
-  auto watcher = std::make_shared<RecordingSink>();
+  auto watcher = std::make_shared<PauseSink>();
   pauses->wait_for_pause("r1", std::nullopt, 3, whole(), nullptr, Responder(json("w"), watcher));
   CHECK(watcher->lines.empty());
   pauses->request(request_in("r1", "next"), peer(1000), defer());
@@ -196,7 +196,7 @@ TEST_CASE_METHOD(PauseFixture, "a pause watch answers the pending pause, or the 
   quiet.run_id = "r3";
   quiet.owner = 1000;
   runs.restore(quiet);
-  auto ended = std::make_shared<RecordingSink>();
+  auto ended = std::make_shared<PauseSink>();
   pauses->wait_for_pause("r3", std::nullopt, 4, whole(), nullptr, Responder(json("e"), ended));
   events.publish("run.ended", {{"run_id", "r3"}}, "r3", 1000);
   REQUIRE(ended->lines.size() == 1);
@@ -204,7 +204,7 @@ TEST_CASE_METHOD(PauseFixture, "a pause watch answers the pending pause, or the 
   CHECK(ended->lines[0]["error"]["message"] == "run r3 is no longer active");
 
   // A watcher whose connection left is forgotten, never answered.
-  auto gone = std::make_shared<RecordingSink>();
+  auto gone = std::make_shared<PauseSink>();
   pauses->wait_for_pause("r1", std::nullopt, 5, whole(), nullptr, Responder(json("g"), gone));
   pauses->peer_gone(peer(1000, 5));
   pauses->request(request_in("r1", "later"), peer(1000), defer());

@@ -10,7 +10,7 @@ using namespace lpd::daemon;
 
 namespace {
 
-lpd::protocol::ErrorCode code_of(std::string_view scope) {
+lpd::protocol::ErrorCode scope_error_code(std::string_view scope) {
   try {
     normalize_scope(scope);
   } catch (const lpd::protocol::Error& e) {
@@ -53,7 +53,7 @@ TEST_CASE("the global scope stays empty") { CHECK(normalize_scope("").empty()); 
 
 TEST_CASE("relative scopes are refused with a clear error") {
   for (const char* scope : {".", "..", "proj", "./proj", "../proj", "w/proj/"}) {
-    CHECK(code_of(scope) == lpd::protocol::ErrorCode::kBadRequest);
+    CHECK(scope_error_code(scope) == lpd::protocol::ErrorCode::kBadRequest);
     try {
       normalize_scope(scope);
     } catch (const lpd::protocol::Error& e) {
@@ -63,8 +63,8 @@ TEST_CASE("relative scopes are refused with a clear error") {
 }
 
 TEST_CASE("hostile scopes are refused") {
-  CHECK(code_of("/w/a\nb") == lpd::protocol::ErrorCode::kBadRequest);
-  CHECK(code_of(std::string(kMaxScopeBytes + 1, '/')) == lpd::protocol::ErrorCode::kBadRequest);
+  CHECK(scope_error_code("/w/a\nb") == lpd::protocol::ErrorCode::kBadRequest);
+  CHECK(scope_error_code(std::string(kMaxScopeBytes + 1, '/')) == lpd::protocol::ErrorCode::kBadRequest);
   // The limit is on what was sent, before normalizing shrinks it.
   CHECK(normalize_scope(std::string(kMaxScopeBytes, '/')) == "/");
 }

@@ -18,7 +18,7 @@ namespace {
 ProcessKey K(const std::string& name) { return {0, "", name}; }
 
 /// A registry whose idea of "alive" the test decides.
-struct Fixture {
+struct RegistryFixture {
   Liveness liveness = Liveness::kAlive;
   ProcessRegistry registry{[this](pid_t, std::uint64_t) { return liveness; }};
 
@@ -63,7 +63,7 @@ TEST_CASE("state names round-trip") {
   CHECK_FALSE(proc_state_from_string("zombie"));
 }
 
-TEST_CASE_METHOD(Fixture, "all waiters of one start share its readiness") {
+TEST_CASE_METHOD(RegistryFixture, "all waiters of one start share its readiness") {
   Answers answers;
   const auto gen = start("db");
   for (int i = 0; i < 4; ++i) registry.add_waiter(K("db"), answers.waiter());
@@ -76,7 +76,7 @@ TEST_CASE_METHOD(Fixture, "all waiters of one start share its readiness") {
   CHECK(registry.waiters(K("db")) == 0);
 }
 
-TEST_CASE_METHOD(Fixture, "a ready process is reused only while alive") {
+TEST_CASE_METHOD(RegistryFixture, "a ready process is reused only while alive") {
   const auto gen = start("db");
   registry.fire(K("db"), gen, ProcessEvent::kMatched);
   CHECK(registry.plan_ensure(K("db"), false) == EnsurePlan::kReuse);
@@ -88,7 +88,7 @@ TEST_CASE_METHOD(Fixture, "a ready process is reused only while alive") {
   CHECK(registry.plan_ensure(K("other"), false) == EnsurePlan::kStart);
 }
 
-TEST_CASE_METHOD(Fixture, "a ready process lpd cannot look at (EMFILE) is reused, not started twice") {
+TEST_CASE_METHOD(RegistryFixture, "a ready process lpd cannot look at (EMFILE) is reused, not started twice") {
   const auto gen = start("db");
   registry.fire(K("db"), gen, ProcessEvent::kMatched);
   liveness = Liveness::kUnknown;
@@ -96,7 +96,7 @@ TEST_CASE_METHOD(Fixture, "a ready process lpd cannot look at (EMFILE) is reused
   CHECK(registry.plan_ensure(K("db"), true) == EnsurePlan::kStopThenStart);
 }
 
-TEST_CASE_METHOD(Fixture, "an exit before the pattern fails the waiters at once") {
+TEST_CASE_METHOD(RegistryFixture, "an exit before the pattern fails the waiters at once") {
   Answers answers;
   const auto gen = start("db");
   registry.add_waiter(K("db"), answers.waiter());
@@ -110,7 +110,7 @@ TEST_CASE_METHOD(Fixture, "an exit before the pattern fails the waiters at once"
   CHECK(registry.plan_ensure(K("db"), false) == EnsurePlan::kStart);
 }
 
-TEST_CASE_METHOD(Fixture, "a timeout kills unless kept, and a kill ends as killed") {
+TEST_CASE_METHOD(RegistryFixture, "a timeout kills unless kept, and a kill ends as killed") {
   Answers answers;
   auto gen = start("db");
   registry.add_waiter(K("db"), answers.waiter());
@@ -134,7 +134,7 @@ TEST_CASE_METHOD(Fixture, "a timeout kills unless kept, and a kill ends as kille
   CHECK(registry.find(K("db"))->state == ProcessState::kReady);
 }
 
-TEST_CASE_METHOD(Fixture, "events the table does not list, and stale generations, are ignored") {
+TEST_CASE_METHOD(RegistryFixture, "events the table does not list, and stale generations, are ignored") {
   const auto old_gen = start("db");
   registry.fire(K("db"), old_gen, ProcessEvent::kMatched);
   CHECK_FALSE(registry.fire(K("db"), old_gen, ProcessEvent::kMatched));   // a second match
@@ -146,7 +146,7 @@ TEST_CASE_METHOD(Fixture, "events the table does not list, and stale generations
   CHECK(registry.find(K("db"))->state == ProcessState::kStarting);
 }
 
-TEST_CASE_METHOD(Fixture, "waiters queued while stopping survive into the next start") {
+TEST_CASE_METHOD(RegistryFixture, "waiters queued while stopping survive into the next start") {
   Answers answers;
   auto gen = start("db");
   registry.fire(K("db"), gen, ProcessEvent::kMatched);
@@ -162,7 +162,7 @@ TEST_CASE_METHOD(Fixture, "waiters queued while stopping survive into the next s
   CHECK(answers.ready == 1);
 }
 
-TEST_CASE_METHOD(Fixture, "a kill while starting fails the waiters") {
+TEST_CASE_METHOD(RegistryFixture, "a kill while starting fails the waiters") {
   Answers answers;
   const auto gen = start("db");
   registry.add_waiter(K("db"), answers.waiter());

@@ -23,7 +23,7 @@ using namespace lpd::daemon;
 
 namespace {
 
-std::string read_text(const std::filesystem::path& path) {
+std::string read_doc(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   REQUIRE(in.good());
   std::ostringstream text;
@@ -31,7 +31,7 @@ std::string read_text(const std::filesystem::path& path) {
   return text.str();
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
+std::vector<std::string> text_lines(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) lines.push_back(line);
@@ -60,7 +60,7 @@ std::set<std::string> event_types_in_sources() {
   std::set<std::string> found;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(kSourceDir / "daemon")) {
     if (entry.path().extension() != ".cpp") continue;
-    for (const std::string& line : lines_of(read_text(entry.path()))) {
+    for (const std::string& line : text_lines(read_doc(entry.path()))) {
       std::smatch m;
       if (!std::regex_search(line, m, call)) continue;
       found.insert(m[2]);
@@ -74,8 +74,8 @@ std::set<std::string> event_types_in_sources() {
 }
 
 struct Docs {
-  std::string text = read_text(kSourceDir / "protocol" / "README.md");
-  std::vector<std::string> lines = lines_of(text);
+  std::string text = read_doc(kSourceDir / "protocol" / "README.md");
+  std::vector<std::string> lines = text_lines(text);
 
   /// A paragraph of its own: "**op**: ..." or "**op** (...)".
   bool describes(const std::string& name) const { return text.find("**" + name + "**") != std::string::npos; }

@@ -31,7 +31,7 @@ std::string mark_text(std::uint64_t ring_id, std::uint64_t to, std::uint64_t bat
   return line;
 }
 
-std::vector<std::string> lines_of(const std::string& path) {
+std::vector<std::string> file_lines(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
@@ -103,7 +103,7 @@ TEST_CASE("a run journal marks each ring read in the runs it recorded events of,
     events.publish_text("test.finish", R"({"nodeid":"t.py::c","outcome":"passed"})", run_a, 0);
     history.stop();
   }
-  const auto lines_a = lines_of(dir.path + "/runs/" + run_a + "/events.jsonl");
+  const auto lines_a = file_lines(dir.path + "/runs/" + run_a + "/events.jsonl");
   REQUIRE(lines_a.size() == 7);
   CHECK(parse_ring_mark(lines_a[1])->read_to == 100);
   CHECK(parse_ring_mark(lines_a[1])->batch == 1);
@@ -111,7 +111,7 @@ TEST_CASE("a run journal marks each ring read in the runs it recorded events of,
   CHECK(parse_ring_mark(lines_a[5])->ring_id == 6);
   CHECK(parse_ring_mark(lines_a[5])->batch == 2);
   CHECK_FALSE(parse_ring_mark(lines_a[6]));
-  const auto lines_b = lines_of(dir.path + "/runs/" + run_b + "/events.jsonl");
+  const auto lines_b = file_lines(dir.path + "/runs/" + run_b + "/events.jsonl");
   REQUIRE(lines_b.size() == 2);
   CHECK(parse_ring_mark(lines_b[1])->ring_id == 6);
 
@@ -175,7 +175,7 @@ TEST_CASE("a run's journal ends with its run.ended: a ring read that ended the r
     journal.end_batch();
     history.stop();
   }
-  const auto lines = lines_of(dir.path + "/runs/" + run_id + "/events.jsonl");
+  const auto lines = file_lines(dir.path + "/runs/" + run_id + "/events.jsonl");
   REQUIRE(lines.size() == 2);
   CHECK(nlohmann::json::parse(lines.back())["event"] == "run.ended");
 }

@@ -22,14 +22,14 @@ using namespace lpd::daemon;
 
 namespace {
 
-constexpr std::uint64_t kBlock = 4096;
-constexpr std::uint64_t kMiB = 1024 * 1024;
+constexpr std::uint64_t kOutputBlock = 4096;
+constexpr std::uint64_t kOutputMiB = 1024 * 1024;
 
 LogUse output(std::string path, std::uint64_t size, bool live, std::int64_t written_at = 0) {
   LogUse use;
   use.path = std::move(path);
   use.size = size;
-  use.disk_bytes = (size + kBlock - 1) / kBlock * kBlock;
+  use.disk_bytes = (size + kOutputBlock - 1) / kOutputBlock * kOutputBlock;
   use.live = live;
   use.current = true;
   use.written_at = written_at;
@@ -42,67 +42,67 @@ LogCaps caps(std::uint64_t per_log, std::uint64_t per_owner, std::uint64_t head)
 
 TEST_CASE("run output caps keep an eighth of the per-run cap as head, at most 1 MiB, in whole blocks") {
   RunOutputLimits limits;
-  CHECK(run_output_caps(limits, kBlock).keep_head == kMiB);  // 64 MiB default
-  CHECK(run_output_caps(limits, kBlock).per_log == 64 * kMiB);
-  CHECK(run_output_caps(limits, kBlock).per_owner == 1024 * kMiB);
-  limits.per_run = kMiB;
-  CHECK(run_output_caps(limits, kBlock).keep_head == kMiB / 8);
+  CHECK(run_output_caps(limits, kOutputBlock).keep_head == kOutputMiB);  // 64 MiB default
+  CHECK(run_output_caps(limits, kOutputBlock).per_log == 64 * kOutputMiB);
+  CHECK(run_output_caps(limits, kOutputBlock).per_owner == 1024 * kOutputMiB);
+  limits.per_run = kOutputMiB;
+  CHECK(run_output_caps(limits, kOutputBlock).keep_head == kOutputMiB / 8);
   limits.per_run = 100 * 1000;  // 12500 bytes: cut to whole blocks
-  CHECK(run_output_caps(limits, kBlock).keep_head == 12288);
+  CHECK(run_output_caps(limits, kOutputBlock).keep_head == 12288);
   limits.per_run = 0;  // no per-run cap: the head comes from the user's total
-  limits.per_owner = 4 * kMiB;
-  CHECK(run_output_caps(limits, kBlock).keep_head == kMiB / 2);
+  limits.per_owner = 4 * kOutputMiB;
+  CHECK(run_output_caps(limits, kOutputBlock).keep_head == kOutputMiB / 2);
 }
 
 TEST_CASE("a run output over its cap keeps its head and its newest half-cap; the middle is freed") {
-  const auto plan = plan_log_freeing({output("o", 10 * kMiB + 100, true)}, caps(kMiB, 0, kMiB / 8), kBlock);
+  const auto plan = plan_log_freeing({output("o", 10 * kOutputMiB + 100, true)}, caps(kOutputMiB, 0, kOutputMiB / 8), kOutputBlock);
   REQUIRE(plan.size() == 1);
   CHECK(plan[0].how == LogFreeing::How::kDropFront);
-  CHECK(plan[0].from == kMiB / 8);
-  CHECK(plan[0].keep_from % kBlock == 0);
-  CHECK(10 * kMiB + 100 - plan[0].keep_from <= kMiB / 2 + kBlock);
-  CHECK(10 * kMiB + 100 - plan[0].keep_from >= kMiB / 2);
+  CHECK(plan[0].from == kOutputMiB / 8);
+  CHECK(plan[0].keep_from % kOutputBlock == 0);
+  CHECK(10 * kOutputMiB + 100 - plan[0].keep_from <= kOutputMiB / 2 + kOutputBlock);
+  CHECK(10 * kOutputMiB + 100 - plan[0].keep_from >= kOutputMiB / 2);
   // Helper logs (no head) are cut from 0, as before.
-  const auto helper = plan_log_freeing({output("h", 10 * kMiB + 100, true)}, caps(kMiB, 0, 0), kBlock);
+  const auto helper = plan_log_freeing({output("h", 10 * kOutputMiB + 100, true)}, caps(kOutputMiB, 0, 0), kOutputBlock);
   REQUIRE(helper.size() == 1);
   CHECK(helper[0].from == 0);
   CHECK(helper[0].keep_from == plan[0].keep_from);
 }
 
 TEST_CASE("a cut run output is judged by its disk use, head included") {
-  LogUse cut = output("o", 10 * kMiB, true);
-  cut.kept_from = 10 * kMiB - kMiB / 2;
-  cut.disk_bytes = kMiB / 8 + kMiB / 2;  // head + newest half
-  CHECK(plan_log_freeing({cut}, caps(kMiB, 0, kMiB / 8), kBlock).empty());
-  cut.size += kMiB;  // grew on: head + 1.5 MiB on disk, over the cap
-  cut.disk_bytes += kMiB;
-  const auto plan = plan_log_freeing({cut}, caps(kMiB, 0, kMiB / 8), kBlock);
+  LogUse cut = output("o", 10 * kOutputMiB, true);
+  cut.kept_from = 10 * kOutputMiB - kOutputMiB / 2;
+  cut.disk_bytes = kOutputMiB / 8 + kOutputMiB / 2;  // head + newest half
+  CHECK(plan_log_freeing({cut}, caps(kOutputMiB, 0, kOutputMiB / 8), kOutputBlock).empty());
+  cut.size += kOutputMiB;  // grew on: head + 1.5 MiB on disk, over the cap
+  cut.disk_bytes += kOutputMiB;
+  const auto plan = plan_log_freeing({cut}, caps(kOutputMiB, 0, kOutputMiB / 8), kOutputBlock);
   REQUIRE(plan.size() == 1);
-  CHECK(plan[0].from == kMiB / 8);
+  CHECK(plan[0].from == kOutputMiB / 8);
   CHECK(plan[0].keep_from > cut.kept_from);
-  CHECK(cut.size - plan[0].keep_from <= kMiB / 2 + kBlock);
+  CHECK(cut.size - plan[0].keep_from <= kOutputMiB / 2 + kOutputBlock);
 }
 
 TEST_CASE("over the user's total, ended outputs are emptied whole, head too, oldest first") {
   // 3 ended outputs of 1 MiB and a live one of 1 MiB, a 3 MiB total.
-  std::vector<LogUse> logs{output("old", kMiB, false, 1), output("mid", kMiB, false, 2),
-                           output("new", kMiB, false, 3), output("live", kMiB, true, 4)};
-  const auto plan = plan_log_freeing(logs, caps(8 * kMiB, 3 * kMiB, kMiB / 8), kBlock);
+  std::vector<LogUse> logs{output("old", kOutputMiB, false, 1), output("mid", kOutputMiB, false, 2),
+                           output("new", kOutputMiB, false, 3), output("live", kOutputMiB, true, 4)};
+  const auto plan = plan_log_freeing(logs, caps(8 * kOutputMiB, 3 * kOutputMiB, kOutputMiB / 8), kOutputBlock);
   REQUIRE(plan.size() == 1);
   CHECK(plan[0].path == "old");
   CHECK(plan[0].how == LogFreeing::How::kDropFront);  // a run's output is named by run.info: never removed
   CHECK(plan[0].from == 0);
-  CHECK(plan[0].keep_from == kMiB);
+  CHECK(plan[0].keep_from == kOutputMiB);
 }
 
 TEST_CASE("live outputs alone over the user's total share half of it, each with a smaller head") {
-  std::vector<LogUse> logs{output("a", 4 * kMiB, true), output("b", 4 * kMiB, true)};
-  const auto plan = plan_log_freeing(logs, caps(0, 4 * kMiB, kMiB), kBlock);
+  std::vector<LogUse> logs{output("a", 4 * kOutputMiB, true), output("b", 4 * kOutputMiB, true)};
+  const auto plan = plan_log_freeing(logs, caps(0, 4 * kOutputMiB, kOutputMiB), kOutputBlock);
   REQUIRE(plan.size() == 2);
   for (const auto& f : plan) {
     // A share of 1 MiB each: a head of at most half of it, the rest newest output.
-    CHECK(f.from == kMiB / 2);
-    CHECK(f.from + (4 * kMiB - f.keep_from) <= kMiB + kBlock);
+    CHECK(f.from == kOutputMiB / 2);
+    CHECK(f.from + (4 * kOutputMiB - f.keep_from) <= kOutputMiB + kOutputBlock);
   }
 }
 

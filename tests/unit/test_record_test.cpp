@@ -28,7 +28,7 @@ std::string passed_line(const std::string& quoted, const std::string& duration) 
 
 /// The error `decode` throws, as (code, message); {kInternal, ""} when none.
 template <typename Decode>
-std::pair<ErrorCode, std::string> error_of(Decode decode) {
+std::pair<ErrorCode, std::string> decode_error(Decode decode) {
   try {
     decode();
   } catch (const Error& e) {
@@ -54,8 +54,8 @@ void check_same_as_general(const std::string& line) {
     CHECK(fast.phase == general.phase);
     return;
   }
-  const auto general_error = error_of([&] { test_result_of(fields); });
-  const auto fast_error = error_of([&] { test_result_of_record(*record); });
+  const auto general_error = decode_error([&] { test_result_of(fields); });
+  const auto fast_error = decode_error([&] { test_result_of_record(*record); });
   CHECK(fast_error == general_error);
   if (!general_error.second.empty()) return;
   CHECK(test_result_of_record(*record).to_json() == test_result_of(fields).to_json());
@@ -122,7 +122,7 @@ TEST_CASE("a record read off the line decodes as the general decoder decodes it"
   REQUIRE(parse_test_record(passed_line(long_id, "0.5")));
   CHECK(test_result_of_record(*parse_test_record(passed_line(long_id, "0.5"))).nodeid.size() <= kMaxNodeidBytes);
   // A duration outside 0 s .. one year: refused as any test.finish's.
-  CHECK(error_of([] { test_result_of_record(*parse_test_record(passed_line(R"("a")", "-1.5"))); }) ==
+  CHECK(decode_error([] { test_result_of_record(*parse_test_record(passed_line(R"("a")", "-1.5"))); }) ==
         std::pair{ErrorCode::kBadRequest, std::string("field \"duration\" must be a number of seconds between 0 and one year")});
 }
 
