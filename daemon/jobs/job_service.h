@@ -452,6 +452,13 @@ class JobService : public RunWatcher {
   std::mt19937 random_{std::random_device{}()};
 
   std::map<std::string, std::unique_ptr<Supervised>> jobs_;
+  /// Failure text (keep_within_budget) of each active run lpd does not
+  /// supervise, by run id: a supervised run counts its own in Supervised,
+  /// and without this a run started as plain `pytest` with the shim wrote
+  /// every result's 64 KiB texts to both journals without end (stop 35's
+  /// attack: 946 MB of state in 4.5 s). Forgotten at the run's end; a
+  /// restarted lpd counts an active one's from zero again.
+  std::map<std::string, std::size_t, std::less<>> unsupervised_failure_text_;
   std::map<std::uint64_t, WorkerActivity> activities_;  // by session id
   std::map<pid_t, BoundedTraceback> tracebacks_;         // by pid, from traceback connections
   std::vector<std::unique_ptr<Pending>> pending_;

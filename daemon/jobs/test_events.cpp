@@ -92,6 +92,8 @@ void JobService::test_finished(const Peer& peer, TestResult r) {
       return;
     }
     keep_within_budget(r, s->failure_text_bytes);
+  } else {
+    keep_within_budget(r, unsupervised_failure_text_[a->run_id()]);
   }
   a->test_finished(r.nodeid);
   std::string data = r.to_json_text();
@@ -254,6 +256,8 @@ bool JobService::let_go_untold_worker(Pending& pending) {
 
 void JobService::run_ended(const Run& run) {
   if (find(run.run_id)) return;  // a supervised run's processes are settled at its attempt's end
+  if (auto it = unsupervised_failure_text_.find(run.run_id); it != unsupervised_failure_text_.end())
+    unsupervised_failure_text_.erase(it);
   for (auto& p : pending_)
     if (p->activity.run_id() == run.run_id) let_go_untold_worker(*p);
   std::erase_if(pending_, [](const auto& p) { return p->activity.run_id().empty(); });
@@ -336,6 +340,8 @@ void JobService::session_error(const Peer& peer, TestResult r) {
   if (s) {
     r.attempt = std::max(1, s->job.attempt);
     keep_within_budget(r, s->failure_text_bytes);
+  } else {
+    keep_within_budget(r, unsupervised_failure_text_[a->run_id()]);
   }
   // Published as a test.finish (marked), so a restarted lpd reads it back
   // from the run's journal with the other results.

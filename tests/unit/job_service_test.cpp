@@ -9,6 +9,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -401,4 +402,39 @@ TEST_CASE("a --collect-only run steps to collected on its controller's collectio
   CHECK(info.at("attempt") == 1);
   CHECK(info.at("text") == "exited with code 0");
   CHECK(j.launcher.launched.size() == 1);
+}
+
+// h13quota (issue 13, stop 35's attack): a run lpd does not supervise (plain
+// pytest with the shim) had no failure-text budget, and one user's
+// test.finish messages with long texts filled the state disk.
+TEST_CASE("a run lpd does not supervise keeps its failure texts within a run's budget too", "[job][jobservice]") {
+  Jobs j;
+  const auto unsupervised = [&](const std::string& run_id, std::uint64_t session) {
+    Run run;
+    run.run_id = run_id;
+    run.owner = ::geteuid();
+    run.pid = ::getpid();
+    j.runs.restore(run);
+    return j.join(run_id, "controller", session, ::getpid());
+  };
+  std::map<std::string, std::vector<std::size_t>> longreprs;  // run id -> each test.finish's longrepr size
+  j.events.subscribe([&](const Event& e) {
+    if (e.type == "test.finish") longreprs[e.run_id].push_back(e.data().value("longrepr", "").size());
+  });
+  const std::string text(kMaxLongrepr, 'x');
+  const auto fail = [&](Peer& p, int i) {
+    j.call(handle_test_finish, p,
+           {{"nodeid", "t.py::test_" + std::to_string(i)}, {"outcome", "failed"}, {"longrepr", text}});
+  };
+  Peer greedy = unsupervised("20261202-080000-aaaaaa", 11);
+  const std::size_t whole = kMaxRunFailureText / kMaxLongrepr;  // results the budget holds whole
+  for (std::size_t i = 0; i < whole + 3; ++i) fail(greedy, static_cast<int>(i));
+  const auto& sizes = longreprs["20261202-080000-aaaaaa"];
+  REQUIRE(sizes.size() == whole + 3);
+  CHECK(sizes[whole - 1] == kMaxLongrepr);
+  for (std::size_t i = whole; i < whole + 3; ++i) CHECK(sizes[i] < 8 * 1024);  // cut, saying so
+  // Another run has a budget of its own.
+  Peer other = unsupervised("20261202-080001-bbbbbb", 12);
+  fail(other, 0);
+  CHECK(longreprs["20261202-080001-bbbbbb"] == std::vector<std::size_t>{kMaxLongrepr});
 }
