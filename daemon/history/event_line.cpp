@@ -6,6 +6,10 @@
 
 namespace lpd::daemon {
 
+// String literals appended with their length known: `+= "..."` went through
+// strlen, 6% of lpd's instructions per test.
+using namespace std::string_view_literals;
+
 namespace {
 constexpr std::string_view kSeqPrefix = "{\"seq\":";
 
@@ -35,17 +39,17 @@ EventLineParts::EventLineParts(const Event& e, std::string& buffer) {
 void append_event_line(std::string& out, const Event& e, const EventLineParts& parts) {
   out += kSeqPrefix;
   out += parts.seq;
-  out += ",\"time\":";
+  out += ",\"time\":"sv;
   out += parts.time;
-  out += ",\"event\":";
+  out += ",\"event\":"sv;
   out += parts.type;
-  out += ",\"run_id\":";
+  out += ",\"run_id\":"sv;
   out += parts.run_id;
-  out += ",\"owner\":";
+  out += ",\"owner\":"sv;
   protocol::append_json_unsigned(out, e.owner);
-  out += ",\"data\":";
+  out += ",\"data\":"sv;
   out += e.data_text();
-  out += "}\n";
+  out += "}\n"sv;
 }
 
 void append_event_line(std::string& out, const Event& e) { append_event_line(out, e, EventLineParts(e)); }
@@ -67,17 +71,17 @@ void append_run_journal_line(std::string& out, const Event& e, const EventLinePa
   const std::string& fields = e.data_text();  // "{...}"
   out.append(fields, 0, fields.size() - 1);
   if (fields.size() > 2) out += ',';  // not "{}"
-  out += "\"event\":";
+  out += "\"event\":"sv;
   out += parts.type;
-  out += ",\"seq\":";
+  out += ",\"seq\":"sv;
   out += parts.seq;
-  out += ",\"time\":";
+  out += ",\"time\":"sv;
   out += parts.time;
   if (!e.run_id.empty()) {
-    out += ",\"run_id\":";
+    out += ",\"run_id\":"sv;
     out += parts.run_id;
   }
-  out += "}\n";
+  out += "}\n"sv;
 }
 
 void append_run_journal_line(std::string& out, const Event& e) { append_run_journal_line(out, e, EventLineParts(e)); }
