@@ -5,26 +5,13 @@ Each case copies daemon/ to a temporary tree, plants one file and runs the
 real script on it, so the check is shown to fail where it must, not only to
 pass on today's tree.
 """
-import os
-import shutil
-import subprocess
-import sys
-
 import pytest
 
-SOURCE = os.environ.get("LPD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-SCRIPT = os.path.join(SOURCE, "scripts", "check-unity-names.py")
+from conftest import SOURCE, run_check
 
 
 def run(tree):
-    return subprocess.run([sys.executable, SCRIPT, str(tree)], capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture
-def tree(tmp_path):
-    shutil.copytree(os.path.join(SOURCE, "daemon"), tmp_path / "daemon",
-                    ignore=shutil.ignore_patterns("*.js", "*.css", "*.html", "*.png"))
-    return tmp_path
+    return run_check("check-unity-names.py", tree)
 
 
 def plant(tree, relative, text):
