@@ -69,6 +69,10 @@ void History::open() {
 }
 
 std::size_t History::restore_lost_batch() {
+  // An events journal with no event to go by (removed, or an lpd from
+  // before it) tells no lost batch from the whole history: copying every
+  // run's journal into it would hold the start for minutes.
+  if (log_.last_seq() == 0 || log_.last_time() <= 0) return 0;
   // A run that ended in the lost batch ended after the events journal's
   // last event: its ended_at is at least that event's time.
   const double since = log_.last_time() - 60;

@@ -59,7 +59,9 @@ class History {
   /// events journal (RunJournal::restore_lost_batch), looked for in the
   /// journals of the active runs and of the runs ended since the events
   /// journal's last event (less a minute, for the wall clock being set
-  /// back). Returns how many.
+  /// back). Nothing when the events journal holds no event (removed, or
+  /// written by an lpd from before it): then no batch can be told lost.
+  /// Returns how many.
   std::size_t restore_lost_batch();
   /// After the registries are restored: applies retention once, then on each
   /// run's end and hourly; starts compacting the journal.

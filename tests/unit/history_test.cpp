@@ -604,3 +604,29 @@ TEST_CASE("events a killed lpd left in runs' journals only go back to the events
     }
   }
 }
+
+TEST_CASE("an events journal with no event restores nothing from the runs' journals") {
+  HistoryWorld world("lpd-lost-batch-none");
+  auto& [dir, io, events, store, runs] = world;
+  const std::string run_id = "20261202-070000-dddddd";
+  std::filesystem::create_directories(dir.path + "/runs/" + run_id);
+  {
+    std::ofstream out(dir.path + "/runs/" + run_id + "/events.jsonl");
+    for (int seq = 1; seq <= 3; ++seq)
+      out << R"({"event":"test.start","seq":)" << seq << R"(,"time":1.0,"run_id":")" << run_id << "\"}\n";
+  }
+  Run run;
+  run.run_id = run_id;
+  run.owner = 1001;
+  runs.restore(run);
+  History history(io, events, store, runs, RetentionLimits{0, 0});
+  history.open();
+  CHECK(history.restore_lost_batch() == 0);  // the events journal was removed: no history is copied back
+  std::size_t seen = 0;
+  history.walk(0, 1 << 20, [&](const Event&) {
+    ++seen;
+    return true;
+  });
+  CHECK(seen == 0);
+  history.stop();
+}
