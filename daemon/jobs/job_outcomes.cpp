@@ -71,10 +71,12 @@ void JobService::write_selection_files(const Supervised& s) const {
     write_lines_for(store_.path(dir + "deselect.txt"), s.job.plan.excluded, s.job.spec.run_as);
 }
 
-void JobService::add_result(Supervised& s, TestResult result) {
+void JobService::add_result(Supervised& s, TestResult result, bool told_by_controller) {
   result.attempt = std::max(1, s.job.attempt);
   keep_within_budget(result, s.failure_text_bytes);
-  events_.publish("test.finish", result.to_json(), s.run_id, s.owner);
+  auto data = result.to_json();
+  if (told_by_controller) data["told_by_controller"] = true;
+  events_.publish("test.finish", std::move(data), s.run_id, s.owner);
   s.results.push_back(std::move(result));
 }
 

@@ -202,6 +202,7 @@ void JobService::load_history(Supervised& s) {
   // Whatever reached memory while the history was out (a late message) is
   // in the journal and the crash store too: read back once, not twice.
   s.results.clear();
+  s.told_by_controller.clear();  // rebuilt from the journal's marked copies
   s.failure_text_bytes = 0;
   s.crashes.clear();
   s.unloaded_counts.reset();
@@ -215,6 +216,12 @@ void JobService::load_history(Supervised& s) {
     try {
       s.results.push_back(TestResult::from_json(line));
       keep_within_budget(s.results.back(), s.failure_text_bytes);
+      // A copy its controller told: the worker's own may still come (a
+      // ring handed over after this restart), and is dropped then too.
+      if (const auto told = line.find("told_by_controller"); told != line.end() && told->is_boolean() && *told) {
+        const TestResult& r = s.results.back();
+        s.told_by_controller.emplace(r.attempt, r.worker_id, r.nodeid);
+      }
     } catch (const json::exception&) {
       // a field of the wrong type: not a line lpd wrote
     }

@@ -385,9 +385,12 @@ class JobService : public RunWatcher {
   /// Sets `flaky` on every crash of the run whose test passed when run
   /// again later (an isolated rerun, a retry, a pytest-rerunfailures rerun).
   void mark_flaky_crashes(Supervised& s);
-  /// A result lpd itself makes (an interrupted test): kept and published
-  /// as a test.finish event, so a restarted lpd reads it back.
-  void add_result(Supervised& s, TestResult result);
+  /// A result lpd itself makes (an interrupted test), or one an xdist
+  /// controller told (`told_by_controller`): kept and published as a
+  /// test.finish event, so a restarted lpd reads it back. A told one's
+  /// event carries "told_by_controller": true, so a restarted lpd also
+  /// knows to drop the worker's own copy should it come later.
+  void add_result(Supervised& s, TestResult result, bool told_by_controller = false);
   /// LPD_DESELECT_FILE and LPD_ONLY_NODEIDS_FILE of the current attempt,
   /// in the run's directory, readable by the run's user.
   void write_selection_files(const Supervised& s) const;

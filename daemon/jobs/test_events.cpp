@@ -176,7 +176,7 @@ void JobService::worker_results(const Peer& peer, WorkerResults told) {
   for (auto& r : told.results) {
     if (!known.insert(r.nodeid).second) continue;  // lpd heard it from the worker itself
     s->told_by_controller.emplace(attempt, told.worker_id, r.nodeid);
-    add_result(*s, std::move(r));
+    add_result(*s, std::move(r), /*told_by_controller=*/true);
     ++added;
   }
   if (added > 0) {

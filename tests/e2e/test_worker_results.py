@@ -14,7 +14,8 @@ import os
 import subprocess
 import xml.etree.ElementTree as ET
 
-from lpd_harness import Lpd, wait_until_in_directory
+from lpd_harness import LPCTL_BIN, Lpd, wait_until_in_directory
+from test_shim_outcomes import journal_finishes
 
 # What both stand-in shims begin with: a connection to lpd (its socket and
 # its file), a notification, a request.
@@ -167,4 +168,80 @@ def test_a_run_lpd_does_not_supervise_judges_its_workers_the_same_way(work_dir):
         assert crash["run_id"] == "plain-1" and crash["nodeid"] == "t.py::test_c", crash
         assert "run plain-0: worker gw0" in lpd.log_text() and "not a crash" in lpd.log_text()
     finally:
+        lpd.stop()
+
+
+RESTART_SHIM = STAND_IN + r'''
+run_id = os.environ["LPD_RUN_ID"]
+gate = sys.argv[1]
+
+def register_both():
+    (_, controller), (_, worker) = connect(), connect()
+    for f, worker_id in ((controller, None), (worker, "gw0")):
+        request(f, id=1, op="hello", role="shim")
+        fields = {"run_id": run_id, "argv": ["pytest", "-n", "1"], "cwd": "/", "hostname": "ci"}
+        if worker_id:
+            fields["worker_id"] = worker_id
+        request(f, id=2, op="run.register", **fields)
+    return controller, worker
+
+controller, worker = register_both()
+send(controller, op="worker.results", worker_id="gw0", results=[
+    {"nodeid": "t.py::test_a", "outcome": "passed", "phase": "call", "duration": 0.01},
+    {"nodeid": "t.py::test_b", "outcome": "failed", "phase": "call", "duration": 0.02, "message": "assert 0"}])
+request(controller, id=3, op="ping")
+with open(gate) as g:  # blocks until the test has restarted lpd
+    g.read()
+# The worker's own copies reach the new lpd (the real shim keeps them until one is back).
+controller, worker = register_both()
+for nodeid, outcome in (("t.py::test_a", "passed"), ("t.py::test_b", "failed"), ("t.py::test_c", "passed")):
+    send(worker, op="test.start", nodeid=nodeid)
+    send(worker, op="test.finish", nodeid=nodeid, outcome=outcome, phase="call", duration=0.01,
+         message="assert 0" if outcome == "failed" else "")
+request(worker, id=3, op="run.end")
+request(controller, id=4, op="run.end")
+'''
+
+
+def test_a_result_told_by_the_controller_before_a_restart_is_recorded_once_when_the_worker_sends_it_after(work_dir):
+    """The same two copies with lpd killed (SIGKILL) and started again
+    between them: the restarted lpd read the controller's copies back from
+    the run's journal, but not that they were the controller's, and took
+    the worker's own copies as new results (test_a and test_b twice)."""
+    script = os.path.join(work_dir, "restart_shim.py")
+    with open(script, "w") as f:
+        f.write(RESTART_SHIM)
+    gate = os.path.join(work_dir, "restarted")
+    os.mkfifo(gate)
+    junit = os.path.join(work_dir, "r.xml")
+    lpd = Lpd().start()
+    proc = subprocess.Popen([LPCTL_BIN, "--socket", lpd.socket, "run", "--junit", junit, "--",
+                             "/usr/bin/python3", script, gate],
+                            cwd=work_dir, env=lpd.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        runs_dir = os.path.join(lpd.state_dir, "runs")
+        # runs/ appears with the first run, and then the run's directory in it.
+        assert wait_until_in_directory(lpd.state_dir, lambda: os.path.isdir(runs_dir)), "no run started"
+        assert wait_until_in_directory(runs_dir, lambda: os.listdir(runs_dir)), "no run started"
+        (run_id,) = os.listdir(runs_dir)
+        run_dir = os.path.join(runs_dir, run_id)
+        copies = ["t.py::test_a", "t.py::test_b"]
+        assert wait_until_in_directory(run_dir, lambda: os.path.exists(os.path.join(run_dir, "events.jsonl"))
+                                       and journal_finishes(lpd.state_dir, run_id) == copies), (
+            journal_finishes(lpd.state_dir, run_id))
+        lpd.kill9()
+        lpd.start()
+        os.close(os.open(gate, os.O_WRONLY))  # the stand-in, waiting at the gate, reads its end and goes on
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err  # the command's own exit status: the stand-in exits 0
+        cases = ET.parse(junit).getroot().iter("testcase")
+        assert sorted(f"{c.get('classname')}.{c.get('name')}" for c in cases) == ["t.test_a", "t.test_b", "t.test_c"]
+        listed = lpd.lpctl("--json", "events", "--run-id", run_id, "--type", "test.finish").stdout.splitlines()
+        assert sorted(json.loads(line)["data"]["nodeid"] for line in listed) == [
+            "t.py::test_a", "t.py::test_b", "t.py::test_c"]
+        assert [json.loads(line)["data"].get("told_by_controller", False) for line in listed] == [True, True, False]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
         lpd.stop()
