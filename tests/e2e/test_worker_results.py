@@ -38,27 +38,41 @@ def request(f, **message):
     return reply
 '''
 
-FAKE_SHIM = STAND_IN + r'''
+# Both copies of a worker's results, as the tests below send them.
+TWO_COPIES = STAND_IN + r'''
 run_id = os.environ["LPD_RUN_ID"]
-(_, controller), (_, worker) = connect(), connect()
-for n, (f, worker_id) in enumerate(((controller, None), (worker, "gw0"))):
-    request(f, id=1, op="hello", role="shim")
-    fields = {"run_id": run_id, "argv": ["pytest", "-n", "1"], "cwd": "/", "hostname": "ci"}
-    if worker_id:
-        fields["worker_id"] = worker_id
-    request(f, id=2, op="run.register", **fields)
-# The controller's copy first: the worker could not report (lpd was away).
-send(controller, op="worker.results", worker_id="gw0", results=[
-    {"nodeid": "t.py::test_a", "outcome": "passed", "phase": "call", "duration": 0.01},
-    {"nodeid": "t.py::test_b", "outcome": "failed", "phase": "call", "duration": 0.02, "message": "assert 0"}])
-request(controller, id=3, op="ping")  # handled in order: the copy is in
-# Then the worker's own, from its last flush.
-for nodeid, outcome in (("t.py::test_a", "passed"), ("t.py::test_b", "failed"), ("t.py::test_c", "passed")):
-    send(worker, op="test.start", nodeid=nodeid)
-    send(worker, op="test.finish", nodeid=nodeid, outcome=outcome, phase="call", duration=0.01,
-         message="assert 0" if outcome == "failed" else "")
-request(worker, id=3, op="run.end")
-request(controller, id=4, op="run.end")
+
+def register_both():
+    (_, controller), (_, worker) = connect(), connect()
+    for f, worker_id in ((controller, None), (worker, "gw0")):
+        request(f, id=1, op="hello", role="shim")
+        fields = {"run_id": run_id, "argv": ["pytest", "-n", "1"], "cwd": "/", "hostname": "ci"}
+        if worker_id:
+            fields["worker_id"] = worker_id
+        request(f, id=2, op="run.register", **fields)
+    return controller, worker
+
+def controller_copy(controller):
+    """The controller's copy: the worker could not report (lpd was away)."""
+    send(controller, op="worker.results", worker_id="gw0", results=[
+        {"nodeid": "t.py::test_a", "outcome": "passed", "phase": "call", "duration": 0.01},
+        {"nodeid": "t.py::test_b", "outcome": "failed", "phase": "call", "duration": 0.02, "message": "assert 0"}])
+    request(controller, id=3, op="ping")  # handled in order: the copy is in
+
+def worker_copy_and_end(controller, worker):
+    """The worker's own copies, from its last flush; then both end."""
+    for nodeid, outcome in (("t.py::test_a", "passed"), ("t.py::test_b", "failed"), ("t.py::test_c", "passed")):
+        send(worker, op="test.start", nodeid=nodeid)
+        send(worker, op="test.finish", nodeid=nodeid, outcome=outcome, phase="call", duration=0.01,
+             message="assert 0" if outcome == "failed" else "")
+    request(worker, id=3, op="run.end")
+    request(controller, id=4, op="run.end")
+'''
+
+FAKE_SHIM = TWO_COPIES + r'''
+controller, worker = register_both()
+controller_copy(controller)
+worker_copy_and_end(controller, worker)
 '''
 
 
@@ -171,35 +185,13 @@ def test_a_run_lpd_does_not_supervise_judges_its_workers_the_same_way(work_dir):
         lpd.stop()
 
 
-RESTART_SHIM = STAND_IN + r'''
-run_id = os.environ["LPD_RUN_ID"]
-gate = sys.argv[1]
-
-def register_both():
-    (_, controller), (_, worker) = connect(), connect()
-    for f, worker_id in ((controller, None), (worker, "gw0")):
-        request(f, id=1, op="hello", role="shim")
-        fields = {"run_id": run_id, "argv": ["pytest", "-n", "1"], "cwd": "/", "hostname": "ci"}
-        if worker_id:
-            fields["worker_id"] = worker_id
-        request(f, id=2, op="run.register", **fields)
-    return controller, worker
-
+RESTART_SHIM = TWO_COPIES + r'''
 controller, worker = register_both()
-send(controller, op="worker.results", worker_id="gw0", results=[
-    {"nodeid": "t.py::test_a", "outcome": "passed", "phase": "call", "duration": 0.01},
-    {"nodeid": "t.py::test_b", "outcome": "failed", "phase": "call", "duration": 0.02, "message": "assert 0"}])
-request(controller, id=3, op="ping")
-with open(gate) as g:  # blocks until the test has restarted lpd
-    g.read()
+controller_copy(controller)
+with open(sys.argv[1]) as gate:  # blocks until the test has restarted lpd
+    gate.read()
 # The worker's own copies reach the new lpd (the real shim keeps them until one is back).
-controller, worker = register_both()
-for nodeid, outcome in (("t.py::test_a", "passed"), ("t.py::test_b", "failed"), ("t.py::test_c", "passed")):
-    send(worker, op="test.start", nodeid=nodeid)
-    send(worker, op="test.finish", nodeid=nodeid, outcome=outcome, phase="call", duration=0.01,
-         message="assert 0" if outcome == "failed" else "")
-request(worker, id=3, op="run.end")
-request(controller, id=4, op="run.end")
+worker_copy_and_end(*register_both())
 '''
 
 
