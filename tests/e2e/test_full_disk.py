@@ -304,7 +304,9 @@ def test_crash_on_a_full_disk_is_served_at_once_and_written_once_when_space_retu
     assert wait_until_in_directory(lpd.state_dir, lambda: journal_lines(lpd, nodeid)), lpd.log_text()
     written = journal_lines(lpd, nodeid)
     assert len(written) == 1 and written[0]["crash_id"] == crash["crash_id"], written
-    assert f"wrote 1 crash record(s) kept in memory to {lpd.state_dir}/crashes.jsonl" in lpd.log_text()
+    # lpd logs it just after the write: wait for the line (the log is in lpd.root), not assume it is there.
+    wrote = f"wrote 1 crash record(s) kept in memory to {lpd.state_dir}/crashes.jsonl"
+    assert wait_until_in_directory(lpd.root, lambda: wrote in lpd.log_text()), lpd.log_text()
     assert lpd.lpctl_json("crashes") == crashes  # the same record, once
     assert json.loads(lpd.lpctl("--json", "status").stdout)["unwritten_crash_records"]["count"] == 0
     assert "unwritten:" not in lpd.lpctl("status").stdout
