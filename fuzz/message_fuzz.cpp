@@ -11,6 +11,9 @@
 //   - parse_flat_message (the event ring's per-test records) never throws,
 //     and what it accepts parse_message reads as a notification with the
 //     same op and the same value for every member;
+//   - parse_flat_object (flat records lpd reads back from its journals)
+//     never throws, and what it accepts the JSON parser reads as an object
+//     with the same members (the last of a name given twice);
 //   - parse_test_record (the shim's two per-test records read off the line)
 //     takes only what parse_flat_message also takes, with the same op,
 //     nodeid, outcome "passed", phase "call" and duration.
@@ -97,6 +100,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const protocol::Fields flat_fields(*flat);
     for (const auto& [key, value] : flat->fields) read_every_way(flat_fields, key);
+  }
+  if (const auto members = protocol::parse_flat_object(line)) {
+    const auto tree = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (tree.is_discarded() || !tree.is_object()) violated("a flat object the JSON parser refuses");
+    nlohmann::json mine = nlohmann::json::object();
+    for (const auto& [key, value] : *members) mine[key] = value.to_json();
+    if (mine != tree) violated("a flat object's members differ from the tree's");
   }
   protocol::Message message;
   try {

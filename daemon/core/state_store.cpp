@@ -175,12 +175,20 @@ std::vector<std::string> entries_of(const std::string& dir_path, bool directorie
   DIR* dir = ::opendir(dir_path.c_str());
   if (!dir) return names;
   while (dirent* entry = ::readdir(dir)) {
-    std::string name = entry->d_name;
+    std::string_view name = entry->d_name;
     if (name == "." || name == "..") continue;
-    struct stat st {};
-    // lstat: a link planted in the tree is neither a file nor a directory of ours.
-    if (::lstat((dir_path + "/" + name).c_str(), &st) != 0) continue;
-    if (directories ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) names.push_back(std::move(name));
+    // The entry's own type, never a link's target: a link planted in the
+    // tree is neither a file nor a directory of ours. readdir's d_type says
+    // it without a stat (restoring 10,000 runs listed runs/ three times,
+    // each entry by its whole path: 10 % of lpd's start); a file system
+    // that leaves it DT_UNKNOWN gets fstatat beside the open directory.
+    unsigned char type = entry->d_type;
+    if (type == DT_UNKNOWN) {
+      struct stat st {};
+      if (::fstatat(::dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+    }
+    if (type == (directories ? DT_DIR : DT_REG)) names.emplace_back(name);
   }
   ::closedir(dir);
   return names;

@@ -57,9 +57,12 @@ class StateStore {
   /// skipped); a missing file, a link or a FIFO has none.
   void visit_lines(std::string_view relative, const std::function<void(std::string_view)>& visit) const;
   void remove(std::string_view relative) const;
-  /// Names of the regular files in a directory under the state dir (empty if absent).
+  /// Names of the regular files in a directory under the state dir, in
+  /// readdir order (empty if absent). A link is never one, whatever it
+  /// points at; nor a FIFO, socket or device.
   std::vector<std::string> list(std::string_view relative_dir) const;
-  /// Names of the subdirectories of a directory under the state dir.
+  /// Names of the subdirectories of a directory under the state dir, in
+  /// readdir order; a link to a directory is not one.
   std::vector<std::string> list_dirs(std::string_view relative_dir) const;
   void make_dir(std::string_view relative) const;
 

@@ -290,6 +290,63 @@ TEST_CASE("the fast path agrees with the JSON parser on mangled records") {
   }
 }
 
+// -- parse_flat_object: flat records lpd reads back (crashes.jsonl) --
+
+namespace {
+
+/// What the JSON parser makes of `line` as a flat object: an object whose
+/// values are scalars or arrays of strings, or nullopt.
+std::optional<nlohmann::json> flat_object_by_tree(std::string_view line) {
+  auto tree = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (tree.is_discarded() || !tree.is_object()) return std::nullopt;
+  for (const auto& [key, value] : tree.items()) {
+    if (value.is_object()) return std::nullopt;
+    if (value.is_array())
+      for (const auto& item : value)
+        if (!item.is_string()) return std::nullopt;
+  }
+  return tree;
+}
+
+void check_object_same_as_tree(const std::string& line) {
+  INFO(line);
+  const auto members = parse_flat_object(line);
+  const auto tree = flat_object_by_tree(line);
+  REQUIRE(members.has_value() == tree.has_value());
+  if (!members) return;
+  nlohmann::json mine = nlohmann::json::object();
+  for (const auto& [key, value] : *members) mine[key] = value.to_json();  // the last of a name twice, as JSON
+  CHECK(mine == *tree);
+  for (const auto& [key, value] : tree->items()) CHECK(mine[key].type() == value.type());
+}
+
+}  // namespace
+
+TEST_CASE("parse_flat_object reads a flat object as the JSON parser does, op, id and event like any member") {
+  for (const char* line : {
+           // A crash record as CrashStore writes it (dump with ensure_ascii off: raw UTF-8).
+           "{\"attempt\":1,\"crash_id\":7,\"crash_time\":1764662400.25,\"duration\":0.5,\"exit_code\":null,"
+           "\"flaky\":false,\"nodeid\":\"t.py::t[\xc3\xa9]\",\"owner_uid\":1000,\"phase\":\"call\",\"pid\":42,"
+           "\"reason\":\"killed by SIGSEGV\",\"run_id\":\"r\",\"signal\":11,\"signal_name\":\"SIGSEGV\","
+           "\"traceback\":\"Fatal Python error: Segmentation fault\\n\\nCurrent thread 0x1 (most recent call first):\\n"
+           "  File \\\"t.py\\\", line 3 in t\\n\\t\\u0001\",\"where\":\"test\",\"worker_id\":\"gw0\"}",
+           R"({"op":"x","id":1,"event":"e","ok":true})", R"({"op":5})", R"({"op":""})", R"({})", R"({"a":"b","a":2})",
+           R"({"a":["x","y"],"b":[]})", R"({"a":[1]})", R"({"a":{}})", R"({"a":[["b"]]})", R"([])", R"("x")", "7",
+           R"({"a":1,})", R"({"a":"\ud800"})", R"({"a":1e400})", R"({"a":-0,"b":18446744073709551616})", "", "{",
+       })
+    check_object_same_as_tree(line);
+}
+
+TEST_CASE("parse_flat_object agrees with the JSON parser on mangled records") {
+  const std::vector<std::string> seeds = {
+      R"({"crash_id":3,"nodeid":"t.py::t[\u00e9]","signal":null,"flaky":true,"traceback":"a\nb","duration":1.5e-05})",
+      R"({"op":"x","id":"1","nodeids":["a","b"],"n":-3})",
+  };
+  const std::string bytes = "{}[]:,\"\\/ \t-+.0123456789eEabfnrtuxdDcC\x80\xbf\xc3\xed\xf0\xf4\xff";
+  for (const auto& seed : seeds)
+    for_each_mangling(seed, bytes, [](const std::string& line) { check_object_same_as_tree(line); });
+}
+
 // h13fixA (issue 13): no line over the limit ever leaves lpd; the peer
 // hears what it lost instead.
 TEST_CASE("a line over the limit becomes a too_large error naming it") {
