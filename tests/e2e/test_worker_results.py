@@ -18,7 +18,8 @@ from lpd_harness import LPCTL_BIN, Lpd, wait_until_in_directory
 from test_shim_outcomes import journal_finishes
 
 # What both stand-in shims begin with: a connection to lpd (its socket and
-# its file), a notification, a request.
+# its file), a notification, a request, and an xdist controller's and its
+# worker's registration.
 STAND_IN = r'''
 import json, os, socket, sys
 
@@ -36,14 +37,10 @@ def request(f, **message):
     reply = json.loads(f.readline())
     assert reply.get("ok"), reply
     return reply
-'''
 
-# Both copies of a worker's results, as the tests below send them.
-TWO_COPIES = STAND_IN + r'''
-run_id = os.environ["LPD_RUN_ID"]
-
-def register_both():
-    (_, controller), (_, worker) = connect(), connect()
+def register_both(controller, worker):
+    """hello and run.register on both files: the controller's, then worker gw0's."""
+    run_id = os.environ["LPD_RUN_ID"]
     for f, worker_id in ((controller, None), (worker, "gw0")):
         request(f, id=1, op="hello", role="shim")
         fields = {"run_id": run_id, "argv": ["pytest", "-n", "1"], "cwd": "/", "hostname": "ci"}
@@ -51,6 +48,12 @@ def register_both():
             fields["worker_id"] = worker_id
         request(f, id=2, op="run.register", **fields)
     return controller, worker
+'''
+
+# Both copies of a worker's results, as the tests below send them.
+TWO_COPIES = STAND_IN + r'''
+def connect_both():
+    return register_both(connect()[1], connect()[1])
 
 def controller_copy(controller):
     """The controller's copy: the worker could not report (lpd was away)."""
@@ -70,7 +73,7 @@ def worker_copy_and_end(controller, worker):
 '''
 
 FAKE_SHIM = TWO_COPIES + r'''
-controller, worker = register_both()
+controller, worker = connect_both()
 controller_copy(controller)
 worker_copy_and_end(controller, worker)
 '''
@@ -97,14 +100,8 @@ def test_a_result_heard_from_the_controller_and_then_the_worker_is_recorded_once
 
 ENDED_WORKER_SHIM = STAND_IN + r'''
 mode = sys.argv[1]
-run_id = os.environ["LPD_RUN_ID"]
 (_, controller), (worker_sock, worker) = connect(), connect()
-for f, worker_id in ((controller, None), (worker, "gw0")):
-    request(f, id=1, op="hello", role="shim")
-    fields = {"run_id": run_id, "argv": ["pytest", "-n", "1"], "cwd": "/", "hostname": "ci"}
-    if worker_id:
-        fields["worker_id"] = worker_id
-    request(f, id=2, op="run.register", **fields)
+register_both(controller, worker)
 for nodeid in ("t.py::test_a", "t.py::test_b"):
     send(worker, op="test.start", nodeid=nodeid)
     send(worker, op="test.finish", nodeid=nodeid, outcome="passed", phase="call", duration=0.01)
@@ -186,12 +183,12 @@ def test_a_run_lpd_does_not_supervise_judges_its_workers_the_same_way(work_dir):
 
 
 RESTART_SHIM = TWO_COPIES + r'''
-controller, worker = register_both()
+controller, worker = connect_both()
 controller_copy(controller)
 with open(sys.argv[1]) as gate:  # blocks until the test has restarted lpd
     gate.read()
 # The worker's own copies reach the new lpd (the real shim keeps them until one is back).
-worker_copy_and_end(*register_both())
+worker_copy_and_end(*connect_both())
 '''
 
 

@@ -193,6 +193,18 @@ TEST_CASE("anything but a flat notification is left to parse_message") {
 
 namespace {
 
+/// Whether every member of `object` is a scalar or an array of strings
+/// (collection.items' nodeids): what the flat decoders take.
+bool flat_values(const nlohmann::json& object) {
+  for (const auto& [key, value] : object.items()) {
+    if (value.is_object()) return false;
+    if (value.is_array())
+      for (const auto& item : value)
+        if (!item.is_string()) return false;
+  }
+  return true;
+}
+
 /// What the tree parser makes of `line` as a flat message: the members of a
 /// notification whose values are all scalars, or nullopt.
 std::optional<nlohmann::json> flat_by_tree(std::string_view line) {
@@ -204,13 +216,7 @@ std::optional<nlohmann::json> flat_by_tree(std::string_view line) {
   }
   if (m.kind != Kind::kNotification || !m.body.is_object()) return std::nullopt;
   if (!m.body["op"].is_string() || m.body["op"].get<std::string>().empty()) return std::nullopt;
-  // Values are scalars or arrays of strings (collection.items' nodeids).
-  for (const auto& [key, value] : m.body.items()) {
-    if (value.is_object()) return std::nullopt;
-    if (value.is_array())
-      for (const auto& item : value)
-        if (!item.is_string()) return std::nullopt;
-  }
+  if (!flat_values(m.body)) return std::nullopt;
   return m.body;
 }
 
@@ -298,13 +304,7 @@ namespace {
 /// values are scalars or arrays of strings, or nullopt.
 std::optional<nlohmann::json> flat_object_by_tree(std::string_view line) {
   auto tree = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (tree.is_discarded() || !tree.is_object()) return std::nullopt;
-  for (const auto& [key, value] : tree.items()) {
-    if (value.is_object()) return std::nullopt;
-    if (value.is_array())
-      for (const auto& item : value)
-        if (!item.is_string()) return std::nullopt;
-  }
+  if (tree.is_discarded() || !tree.is_object() || !flat_values(tree)) return std::nullopt;
   return tree;
 }
 
