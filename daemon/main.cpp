@@ -21,6 +21,7 @@
 #include "daemon/host/readiness.h"
 #include "daemon/host/stop_command.h"
 #include "daemon/host/stop_rules.h"
+#include "daemon/os/heap_trim.h"
 #include "protocol/paths.h"
 #include "protocol/version.h"
 
@@ -70,6 +71,7 @@ int run_daemon(const DaemonConfig& config, Readiness& readiness) {
     readiness.failed(std::string("cannot open log: ") + e.what());
     return 1;
   }
+  lpd::daemon::keep_freed_heap_for_reuse();
   lpd::daemon::Daemon daemon(config);
   return daemon.run(readiness);
 }

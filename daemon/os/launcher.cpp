@@ -14,14 +14,12 @@
 #include <cstring>
 #include <optional>
 
-#include <boost/process/v2/environment.hpp>
-#include <boost/process/v2/posix/default_launcher.hpp>
-#include <boost/process/v2/process.hpp>
 #include <spdlog/spdlog.h>
 
 #include "daemon/os/cgroup.h"
 #include "daemon/os/pidfd_watch.h"
 #include "daemon/os/proc_stat.h"
+#include "daemon/os/shared_memory_spawn.h"
 #include "daemon/core/resource_shortage.h"
 #include "daemon/core/unique_fd.h"
 #include "protocol/error.h"
@@ -29,7 +27,6 @@
 namespace lpd::daemon {
 namespace {
 
-namespace bp2 = boost::process::v2;
 using protocol::Error;
 using protocol::ErrorCode;
 
@@ -47,100 +44,12 @@ Error launch_error(const std::string& what, int error) {
   return Error(code, what + ": " + std::strerror(error));
 }
 
-/// The shortage that just made a call fail, found out afresh because
-/// libraries report it as a consequence (EBADF for the -1 they got): the
-/// errno of opening one descriptor now, or 0 when that works.
-int shortage_now() {
-  const UniqueFd probe(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  return probe ? 0 : errno;
-}
-
 bool is_executable_file(const std::string& path) {
   struct stat st {};
   // AT_EACCESS: by the effective ids, which is who asks when a check runs as
   // a user (check_as) with lpd's real ids kept.
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::faccessat(AT_FDCWD, path.c_str(), X_OK, AT_EACCESS) == 0;
 }
-
-/// Runs in the child between fork and exec, so it sticks to
-/// async-signal-safe calls and reports failure through errno.
-struct ChildSetup {
-  const LaunchSpec& spec;
-  int null_fd;
-  rlim_t max_fds;  // RLIMIT_NOFILE's soft limit, read in the parent (lpd raises it to the hard one)
-  int cgroup_procs_fd;  // the new cgroup's cgroup.procs, -1: none (then a subreaper when contain_tree)
-
-  static boost::system::error_code last_error() { return {errno, boost::system::system_category()}; }
-
-  /// Sets FD_CLOEXEC on every descriptor from `first` on. close_range
-  /// (Linux 5.11) does it in one call; before that, or where a seccomp
-  /// filter refuses it, one fcntl per slot up to the descriptor limit
-  /// `max_fds` (read before fork: getrlimit is not on the
-  /// async-signal-safe list).
-  static bool mark_cloexec_from(int first, rlim_t max_fds) {
-    if (::close_range(static_cast<unsigned>(first), ~0U, CLOSE_RANGE_CLOEXEC) == 0) return true;
-    if (errno != ENOSYS && errno != EINVAL && errno != EPERM) return false;
-    for (rlim_t fd = static_cast<rlim_t>(first); fd < max_fds; ++fd) {
-      const int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
-      if (flags >= 0 && !(flags & FD_CLOEXEC) && ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC) != 0)
-        return false;
-    }
-    return true;
-  }
-
-  static bool move_fd(int from, int to) {
-    if (from == to) return ::fcntl(to, F_SETFD, 0) == 0;  // keep it across exec
-    return ::dup2(from, to) == to;
-  }
-
-  template <typename Launcher>
-  boost::system::error_code on_exec_setup(Launcher&, const bp2::filesystem::path&, const char* const*&) {
-    // First, with lpd's rights (the cgroup is lpd's, not the user's):
-    // "0" moves the writer. Failing that the command does not start, rather
-    // than run outside its cgroup with nobody the wiser.
-    if (cgroup_procs_fd >= 0 && ::write(cgroup_procs_fd, "0", 1) != 1) return last_error();
-    if (cgroup_procs_fd < 0 && spec.contain_tree && ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0)
-      return last_error();
-    if (spec.new_session && ::setsid() < 0) return last_error();
-    sigset_t blocked;
-    ::sigemptyset(&blocked);
-    for (int signo : spec.blocked_signals) ::sigaddset(&blocked, signo);
-    ::sigprocmask(SIG_SETMASK, &blocked, nullptr);
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    ::sigemptyset(&dfl.sa_mask);
-    for (int signo = 1; signo < NSIG; ++signo) ::sigaction(signo, &dfl, nullptr);  // KILL/STOP just fail
-    ::umask(022);  // lpd's own umask (066) keeps its state private; a command gets the usual one
-    if (!move_fd(null_fd, STDIN_FILENO)) return last_error();
-    if (!move_fd(spec.stdout_fd >= 0 ? spec.stdout_fd : null_fd, STDOUT_FILENO)) return last_error();
-    if (!move_fd(spec.stderr_fd >= 0 ? spec.stderr_fd : null_fd, STDERR_FILENO)) return last_error();
-    // The second wall behind close-on-exec everywhere in lpd: whatever lpd
-    // holds (other users' connections, its log, pidfds) ends at exec, so
-    // the command starts with exactly stdin, stdout and stderr. CLOEXEC
-    // rather than closing: bp2 reports a failed exec through a pipe that
-    // must stay open until then.
-    if (!mark_cloexec_from(3, max_fds)) return last_error();
-    if (spec.credentials) {
-      const auto& c = *spec.credentials;
-      // Groups first: after setuid we may no longer change them.
-      if (::setgroups(c.groups.size(), c.groups.data()) != 0) return last_error();
-      if (::setgid(c.gid) != 0) return last_error();
-      if (::setuid(c.uid) != 0) return last_error();
-    }
-    // After dropping privileges, so the directory is entered with the
-    // user's own rights.
-    if (::chdir(spec.cwd.c_str()) != 0) return last_error();
-    return {};
-  }
-
-  /// bp2 1.81 checks for a five-argument overload but calls four; accept
-  /// both. _exit skips atexit handlers and sanitizer reports of lpd's heap
-  /// in a child that never became the command.
-  template <typename... Args>
-  void on_exec_error(Args&&...) {
-    ::_exit(127);
-  }
-};
 
 }  // namespace
 
@@ -158,8 +67,8 @@ std::string resolve_executable(const std::string& command, const std::vector<std
   std::string search_path = kDefaultPath;
   for (const auto& entry : env)
     if (entry.rfind("PATH=", 0) == 0) search_path = entry.substr(5);
-  // Our own walk rather than bp2's find_executable: bp2 asks access(),
-  // which answers for the real uid, and a check as a user keeps lpd's.
+  // Our own walk rather than Boost.Process's find_executable: it asks
+  // access(), which answers for the real uid, and a check as a user keeps lpd's.
   std::string found;
   std::size_t start = 0;
   // At most kMaxPathEntries directories: a PATH of a million entries must
@@ -227,41 +136,40 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
     if (cgroup) ::rmdir(cgroup->dir.c_str());
   };
 
-  bp2::posix::default_launcher launcher;
-  launcher.env = envp.data();
-  boost::system::error_code ec;
-  std::optional<bp2::process> started;
+  ChildPlan plan;
+  plan.executable = executable.c_str();
+  plan.argv = const_cast<char* const*>(argv.data());
+  plan.envp = const_cast<char* const*>(envp.data());
+  plan.cwd = spec.cwd.c_str();
+  plan.stdin_fd = null_fd.get();
+  plan.stdout_fd = spec.stdout_fd >= 0 ? spec.stdout_fd : null_fd.get();
+  plan.stderr_fd = spec.stderr_fd >= 0 ? spec.stderr_fd : null_fd.get();
+  plan.cgroup_procs_fd = cgroup_fd.get();
+  plan.subreaper = !cgroup && spec.contain_tree;
+  plan.new_session = spec.new_session;
+  plan.umask = 022;  // lpd's own umask (066) keeps its state private; a command gets the usual one
+  plan.max_fds = max_fds;
+  if (spec.credentials) {
+    plan.drop_credentials = true;
+    plan.uid = spec.credentials->uid;
+    plan.gid = spec.credentials->gid;
+    plan.groups = spec.credentials->groups.data();
+    plan.group_count = spec.credentials->groups.size();
+  }
+  ::sigemptyset(&plan.exec_mask);
+  for (int signo : spec.blocked_signals) ::sigaddset(&plan.exec_mask, signo);
+  pid_t pid = -1;
   try {
-    started.emplace(launcher(io_.get_executor(), ec, bp2::filesystem::path(executable), argv.data(),
-                             ChildSetup{spec, null_fd.get(), max_fds, cgroup ? cgroup->procs_fd : -1}));
-  } catch (const std::exception& e) {
-    // bp2 throws after the exec when it cannot open its own pidfd of the
-    // child (EMFILE): the command runs and nobody would watch it.
+    pid = spawn_sharing_memory(plan);
+  } catch (const std::system_error& e) {
+    // The clone failed, or the child reported its errno and has been reaped.
     null_fd.reset();
-    const int error = shortage_now();
-    if (launcher.pid > 0) {
-      if (spec.new_session) ::kill(-launcher.pid, SIGKILL);
-      ::kill(launcher.pid, SIGKILL);
-      int ignored;
-      ::waitpid(launcher.pid, &ignored, 0);
-    }
     drop_cgroup();
-    if (error != 0) throw launch_error("started " + executable + " but cannot watch it; stopped it again", error);
-    throw Error(ErrorCode::kInternal, "cannot start " + executable + ": " + e.what());
+    throw launch_error("cannot start " + executable, e.code().value());
   }
-  auto& process = *started;
   null_fd.reset();
-  if (ec) {
-    // The child reported its errno through bp2's pipe and exited; reap it.
-    if (launcher.pid > 0) {
-      int ignored;
-      ::waitpid(launcher.pid, &ignored, 0);
-    }
-    drop_cgroup();
-    throw launch_error("cannot start " + executable, ec.value());
-  }
   Launched launched;
-  launched.pid = process.id();
+  launched.pid = pid;
   launched.executable = executable;
   if (cgroup) launched.cgroup_dir = cgroup->dir;
   // Our own pidfd: the child is not reaped yet, so the pid cannot have been reused.
@@ -275,13 +183,16 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
     // Started but impossible to watch or to tell from a later process with
     // its pid: lpd could never say when it ends. Stop it (still our
     // unreaped child, so its pid and group are its own) rather than leave
-    // it running unsupervised; bp2's destructor reaps it.
+    // it running unsupervised, and reap it.
     pidfd.reset();
     if (cgroup) kill_cgroup(cgroup->dir);
     if (spec.new_session) ::kill(-launched.pid, SIGKILL);
+    ::kill(launched.pid, SIGKILL);
+    int ignored;
+    while (::waitpid(launched.pid, &ignored, 0) < 0 && errno == EINTR) {
+    }
     throw launch_error("started " + executable + " but cannot watch it; stopped it again", watch_error);
   }
-  process.detach();  // bp2's destructor would SIGKILL a running child
   launched.pidfd = pidfd.release();
   return launched;
 }

@@ -69,10 +69,11 @@ class ProcessLauncher {
   virtual Launched launch(const LaunchSpec& spec) = 0;
 };
 
-/// The real launcher: Boost.Process v2's fork/exec with an exec-setup step
-/// that resets the signal mask and dispositions (lpd ignores SIGPIPE; a
-/// child must not inherit that), redirects stdio, calls setsid and drops
-/// credentials. The bp2 handle is detached so its destructor never kills.
+/// The real launcher: a child that shares lpd's memory until its exec
+/// (spawn_sharing_memory: no fork, whose copy-on-write cost lpd a page
+/// fault per heap page afterwards) resets the signal dispositions (lpd
+/// ignores SIGPIPE; a child must not inherit that) and mask, redirects
+/// stdio, joins the tree's cgroup, calls setsid and drops credentials.
 class SystemProcessLauncher : public ProcessLauncher {
  public:
   /// Logs once how trees are kept here: cgroups (and where) or subreapers (and why).

@@ -133,7 +133,7 @@ TEST_CASE("out of descriptors, a launch fails with unavailable and leaves nothin
   spec.cwd = "/tmp";
   spec.env = {"PATH=/usr/bin:/bin"};
   // Short by every number of descriptors a launch needs, one after another
-  // (/dev/null, bp2's pipe, its pidfd, ours, the /proc read).
+  // (/dev/null, the pidfd, the /proc read, and some to spare).
   for (std::size_t free_slots = 0; free_slots < 8; ++free_slots) {
     INFO(free_slots << " descriptor(s) free");
     lpd::test::DescriptorPressure pressure(free_slots);
