@@ -276,6 +276,18 @@ void Daemon::restore_state() {
   spdlog::info("loaded {} crash record(s){}", crashes.records,
                crashes.renumbered ? " (" + std::to_string(crashes.renumbered) + " numbered now)" : std::string());
   jobs_.restore();
+  {
+    // Records of runs no longer kept: their lines wait in crashes.jsonl for
+    // a compaction (CrashStore::forget_runs), or a crash came in after its
+    // run was removed (before lpd refused those).
+    std::set<std::string> removed;
+    for (auto& run_id : crashes_.run_ids())
+      if (!run_id.empty() && !run_registry_.find(run_id)) removed.insert(std::move(run_id));
+    if (!removed.empty()) {
+      crashes_.forget_runs(removed);
+      spdlog::info("forgot the crash records of {} run(s) that retention or a prune removed", removed.size());
+    }
+  }
   processes_.restore();
   history_.start();  // last: retention sees every restored run
 }

@@ -93,7 +93,7 @@ OperationTable operation_table(Daemon& d) {
        G::kList, of_a_kept_run(d, RunFilter::kEvents, [&d](Call& c) { return handle_events_list(d.events(), d.history(), c); })},
       // -- history and retention --
       {"prune", "Remove ended runs past keep_runs / keep_days (default: lpd's limits) among those the caller may "
-                "act on; dry_run lists them only",
+                "act on; dry_run lists them only (skip: the runs a dry run's earlier pages listed)",
        G::kOwn, on<&Daemon::history, handle_prune>(d)},
       // -- pauses and runs --
       {"run.register", "Join a run (or start one): run_id?, worker_id?, argv, cwd, hostname", G::kAct,

@@ -46,7 +46,9 @@ Command prune_command() {
                   if (r.contains("error")) ++failed;
                   ++listed;
                 }
-                if (o->dry_run || !reply.value("more", false)) break;
+                if (!reply.value("more", false)) break;
+                // A dry run removes nothing: its next page starts past what it listed.
+                if (o->dry_run) fields["skip"] = listed;
               }
               if (!global.json && listed == 0) std::cout << "nothing to prune" << std::endl;
               return failed ? kExitFailed : kExitOk;

@@ -303,6 +303,18 @@ bool CrashStore::mark_flaky(std::uint64_t crash_id) {
   return true;
 }
 
+bool crash_compaction_due(std::size_t dead_bytes, std::size_t live_bytes, std::chrono::seconds since_last) {
+  if (dead_bytes == 0) return false;
+  return dead_bytes * 2 >= live_bytes || live_bytes <= (std::size_t{1} << 20) || since_last >= std::chrono::hours(1);
+}
+
+std::vector<std::string> CrashStore::run_ids() const {
+  std::vector<std::string> out;
+  out.reserve(by_run_.size());
+  for (const auto& [run_id, _] : by_run_) out.push_back(run_id);
+  return out;
+}
+
 void CrashStore::forget_runs(const std::set<std::string>& run_ids) {
   bool removed = false;
   for (const auto& run_id : run_ids) {
@@ -314,14 +326,18 @@ void CrashStore::forget_runs(const std::set<std::string>& run_ids) {
       auto key = by_key_.find(key_of(record->second.crash));
       if (key != by_key_.end() && key->second == id) by_key_.erase(key);
       recount(record->second.crash.owner, record->second.bytes, 0);
+      // A record still queued never reached the file: nothing to compact.
+      if (std::erase(unwritten_, id) == 0) dead_bytes_ += record->second.bytes;
       records_.erase(record);
-      std::erase(unwritten_, id);
       removed = true;
     }
     by_run_.erase(run);
   }
   if (!removed) return;
-  rewrite_needed_ = true;
+  std::size_t live = 0;
+  for (const auto& [_, bytes] : owner_bytes_) live += bytes;
+  const auto since = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - compacted_at_);
+  if (crash_compaction_due(dead_bytes_, live, since)) rewrite_needed_ = true;
   flush();
 }
 
@@ -494,6 +510,8 @@ bool CrashStore::rewrite() {
   }
   unwritten_.clear();
   rewrite_needed_ = false;
+  dead_bytes_ = 0;
+  compacted_at_ = std::chrono::steady_clock::now();
   torn_tail_ = false;
   // The journal holds every flag now: the marks are folded in. Should this
   // fail, the marks left name records already flagged (or gone): harmless.

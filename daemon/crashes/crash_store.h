@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -28,8 +30,8 @@ namespace lpd::daemon {
 /// the same crash; mark_flaky() appends the record's id to a side file
 /// (crashes.flaky.jsonl, read back at load), since any user whose crashed
 /// test passes on a rerun causes one and a rewrite of a large journal
-/// blocks lpd for everyone; forget_runs() (retention) rewrites the journal
-/// by write-new-and-rename from memory, folding the flaky marks into the
+/// blocks lpd for everyone; a compaction (forget_runs(), retention, once
+/// crash_compaction_due()) rewrites the journal by write-new-and-rename from memory, folding the flaky marks into the
 /// records and emptying the side file. lpd is single-threaded, so no append
 /// can slip in between the snapshot and the rename; the cost of a rewrite
 /// is one pass over the records kept (about 40 MB for 10,000 crashes with
@@ -130,8 +132,18 @@ class CrashStore {
   /// Sets `flaky` on a record and persists it (a line in kFlakyMarks, or
   /// a rewrite past kMaxFlakyMarks). False when no such record.
   bool mark_flaky(std::uint64_t crash_id);
-  /// Drops every record of these runs and compacts the journal (a rewrite).
+  /// Drops every record of these runs from memory (no listing shows them
+  /// from then on). Their lines leave crashes.jsonl at the next compaction
+  /// (a rewrite), done now only when crash_compaction_due() says so: at
+  /// the retention limit every run end removes a run, and rewriting tens of
+  /// MB each time held lpd's loop 200-500 ms per run end (the attack). A
+  /// restarted lpd forgets the records of runs it no longer keeps again
+  /// (Daemon::restore_state), so a line left behind never comes back.
   void forget_runs(const std::set<std::string>& run_ids);
+  /// The runs that have crash records, in order.
+  std::vector<std::string> run_ids() const;
+  /// Bytes of forgotten records still in crashes.jsonl (0 after a compaction).
+  std::size_t dead_bytes() const { return dead_bytes_; }
 
   /// One page of crash.list, oldest first: records with crash_id > `after`
   /// (of `run_id` when not empty), at most `limit` of them and, past the
@@ -216,11 +228,21 @@ class CrashStore {
   std::size_t marks_ = 0;                 // lines in kFlakyMarks since the last rewrite
   bool marks_torn_ = false;               // kFlakyMarks' last line lacks its newline
   bool rewrite_needed_ = false;           // a forget_runs rewrite (or one past kMaxFlakyMarks) not yet done
+  std::size_t dead_bytes_ = 0;            // forgotten records' bytes still in the journal
+  std::chrono::steady_clock::time_point compacted_at_ = std::chrono::steady_clock::now();
   bool sync_owed_ = false;                // appended lines wait for sync_now()
   bool torn_tail_ = false;                // the journal's last line lacks its newline
   bool waiting_ = false;                  // a failed write not yet made good (logged once)
   std::string cause_;                     // why the last write failed
 };
+
+/// Whether crashes.jsonl should be rewritten now to drop forgotten records:
+/// `dead_bytes` of them among `live_bytes` of kept ones, `since_last` after
+/// the last compaction. Yes once they are a third of the file (the rewrite's
+/// cost then amortised over as many removals as it has records), whenever
+/// the file is small (1 MiB: cheap), and at most an hour after the last one,
+/// so a removed run's records do not stay on disk for long. Plain rule.
+bool crash_compaction_due(std::size_t dead_bytes, std::size_t live_bytes, std::chrono::seconds since_last);
 
 /// The line a crash is stored as (its JSON, newline included), made to fit
 /// `max_bytes`: the traceback is cut first, then the reason, then the

@@ -243,6 +243,7 @@ History::Pruned History::prune(const PruneRequest& request, const std::function<
   if (request.keep_runs) pruned.limits.keep_runs = *request.keep_runs;
   if (request.keep_days) pruned.limits.keep_days = *request.keep_days;
   auto ids = select(pruned.limits, wall_now(), may_prune);
+  ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(std::min(request.skip, ids.size())));
   pruned.more = ids.size() > kMaxPrunedPerCall;
   if (pruned.more) ids.resize(kMaxPrunedPerCall);
   for (auto& line : remove_runs(ids, request.dry_run)) pruned.runs.push_back(std::move(line));

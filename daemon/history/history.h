@@ -91,6 +91,10 @@ class History {
     std::optional<std::size_t> keep_runs;
     std::optional<double> keep_days;
     bool dry_run = false;  // list what would go, remove nothing
+    /// A dry run's page: the selected runs after the first `skip` (a dry
+    /// run removes nothing, so the next call's selection starts where the
+    /// last page ended). 0 for a real prune, whose removals are the paging.
+    std::size_t skip = 0;
   };
   /// What prune did: per run its report line (run_id, owner_uid,
   /// created_at, ended_at, error?), whether more runs are selected than

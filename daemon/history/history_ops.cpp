@@ -27,6 +27,13 @@ json handle_prune(History& history, Call& call) {
     request.keep_days = days->get<double>();
   }
   request.dry_run = call.fields.optional_boolean("dry_run").value_or(false);
+  if (auto skip = call.fields.optional_integer("skip")) {
+    if (!request.dry_run)
+      throw protocol::Error(protocol::ErrorCode::kBadRequest,
+                            "field \"skip\" pages a dry run; a prune that removes pages by removing");
+    if (*skip < 0) throw protocol::Error(protocol::ErrorCode::kBadRequest, "field \"skip\" must be 0 or more");
+    request.skip = static_cast<std::size_t>(*skip);
+  }
   // Which runs the caller may remove is a filter over many runs, each with
   // its own owner: the operation table's gate (kOwn) cannot check it, so
   // it stays here, per run.

@@ -1125,6 +1125,16 @@ json JobService::info(const std::string& id) {
 }
 
 void JobService::record_crash(Supervised* s, Crash crash) {
+  // The run may be gone: retention or a prune removes a run once it ended
+  // (its controller left), while a process of it lived on and died later.
+  // A removed run has no crash records; kept, this one would be listed
+  // forever with no run to prune it by (the attack: 1,000 of them).
+  if (!s && !crash.run_id.empty() && !runs_.find(crash.run_id)) {
+    spdlog::info("run {}: crash of pid {} not kept: the run was removed (retention or prune) before the process "
+                 "ended",
+                 crash.run_id, crash.pid);
+    return;
+  }
   // How many results the run had when the test crashed: a later pass of it
   // in the same attempt is a rerun (mark_flaky_crashes).
   const auto note_results_at_crash = [s](const Crash& c) {

@@ -602,6 +602,21 @@ def source_shim_env(lpd, **extra):
     return env
 
 
+def seed_run(state_dir, run_id, created_at, ended_at=None, owner=0, pid=0):
+    """A run as a previous lpd left it in the state directory (the format
+    RunService restores): the legitimate seam for history that is old."""
+    run_dir = os.path.join(state_dir, "runs", run_id)
+    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    record = {"run_id": run_id, "pid": pid, "hostname": "ci", "cwd": "/src", "argv": ["pytest"],
+              "created_at": created_at, "status": "ended" if ended_at else "active", "owner_uid": owner,
+              "workers": [{"worker_id": "controller", "pid": pid}], "supervised": False}
+    if ended_at:
+        record["ended_at"] = ended_at
+    with open(os.path.join(run_dir, "run.json"), "w") as f:
+        json.dump(record, f)
+    return run_dir
+
+
 def write_tests(directory, name, source):
     path = os.path.join(directory, name)
     with open(path, "w") as f:

@@ -5,12 +5,15 @@ one crash twice."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import time
 
 import pytest
 
-from lpd_harness import EventWaiter, LPCTL_BIN, PYTHON, restart_while_waiting, write_tests
+from lpd_harness import (EventWaiter, LPCTL_BIN, PYTHON, restart_while_waiting, seed_run, wait_until_in_directory,
+                         write_tests)
 
 LINE_LIMIT = 1024 * 1024
 
@@ -23,9 +26,14 @@ def pytest_args(*args):
 def seed_crashes(state_dir, count, with_ids=True, big_every=0):
     """Writes crash records straight into a state directory lpd has not
     started on yet (as an earlier lpd would have left them): ~4 KB
-    tracebacks, every `big_every`-th one 64 KiB (the most lpd keeps)."""
+    tracebacks, every `big_every`-th one 64 KiB (the most lpd keeps), of
+    seven ended runs seeded beside them (lpd forgets the records of runs
+    it does not keep)."""
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     os.chmod(state_dir, 0o700)
+    now = time.time()
+    for r in range(7):
+        seed_run(state_dir, f"20261101-000000-{r:06x}", now - 600 + r, ended_at=now - 500 + r, owner=os.getuid())
     nodeids = []
     with open(os.path.join(state_dir, "crashes.jsonl"), "a") as f:
         for i in range(count):
@@ -189,3 +197,69 @@ def test_wait():
     # The restarted lpd still knows the whole run: its report counts the crash.
     info = lpd.client().request("run.info", run_id=run_id)
     assert info["ok"] and info["result"]["crashes"] == 1, info
+
+
+# A process of a run that outlives its connection: it registers, starts a
+# test, closes its socket (its run ends: retention may remove it) and lives
+# on until its stdin closes; lpd then finds it gone in a test.
+LINGERING_WORKER = r'''
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+def request(**message):
+    f.write((json.dumps(message) + "\n").encode()); f.flush()
+    reply = json.loads(f.readline())
+    assert reply.get("ok"), reply
+    return reply["result"]
+request(id=1, op="hello", role="shim", protocol=1)
+run_id = request(id=2, op="run.register", argv=["pytest", "lingering"], cwd="/", hostname="ci")["run_id"]
+f.write(b'{"op":"test.start","nodeid":"t.py::test_in_flight"}\n'); f.flush()
+request(id=3, op="ping")
+f.close(); s.close()
+print(run_id, flush=True)
+sys.stdin.read()
+'''
+
+
+def test_a_crash_after_its_run_was_removed_is_not_kept_and_a_restart_forgets_records_of_removed_runs(lpd_unstarted):
+    """The attack: retention removed runs whose processes lived on; each
+    process's later death added a record of a run that no longer existed,
+    listed forever (1,000 of 2,000 records) with no run to prune it by."""
+    lpd = lpd_unstarted
+    seed_crashes(lpd.state_dir, 14)  # two records for each of seven runs
+    gone = ["20261101-000000-000002", "20261101-000000-000005"]
+    for run_id in gone:  # removed while lpd was down; their lines stay in crashes.jsonl
+        shutil.rmtree(os.path.join(lpd.state_dir, "runs", run_id))
+    lpd.start()
+    kept = lpd.lpctl_json("crashes")
+    assert len(kept) == 10
+    assert not {r["run_id"] for r in kept} & set(gone)
+    assert "forgot the crash records of 2 run(s) that retention or a prune removed" in lpd.log_text()
+
+    worker = subprocess.Popen([PYTHON, "-c", LINGERING_WORKER, lpd.socket], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        lingering = worker.stdout.readline().strip()
+        assert lingering, "the worker did not register"
+        # A newer run ends; a prune that keeps one run removes the lingering one.
+        newer = lpd.client()
+        newer_id = newer.request("run.register", argv=["pytest", "newer"], cwd="/")["result"]["run_id"]
+        assert newer.request("run.end")["ok"]
+        newer.close()
+        runs_dir = os.path.join(lpd.state_dir, "runs")
+        removed = lpd.lpctl("prune", "--keep-runs", "1", "--keep-days", "0").stdout
+        assert f"removed {lingering}" in removed, removed
+        assert not os.path.exists(os.path.join(runs_dir, lingering))
+        worker.stdin.close()  # the process ends; it was in a test
+        assert worker.wait(timeout=60) == 0
+        assert wait_until_in_directory(os.path.dirname(lpd.log_path),
+                                       lambda: f"run {lingering}: crash of pid {worker.pid} not kept: the run was "
+                                               f"removed" in lpd.log_text())
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert all(r["run_id"] != lingering for r in lpd.lpctl_json("crashes"))
+    assert lpd.lpctl("crashes", "--run-id", lingering, check=False).returncode == 1
+    assert newer_id in {r["run_id"] for r in lpd.lpctl_json("runs", "-a")}

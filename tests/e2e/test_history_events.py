@@ -13,7 +13,7 @@ import pytest
 
 import select
 
-from lpd_harness import LPCTL_BIN, Lpd, user_admin
+from lpd_harness import LPCTL_BIN, Lpd, seed_run, user_admin
 
 MIB = 1 << 20
 BIG_ARG = "x" * 3000  # a run's argv is in run.list and in its run.started event
@@ -46,21 +46,6 @@ def wait_ended(lpd, run_ids):
                 waiting.discard(msg["data"]["run_id"])
     finally:
         client.close()
-
-
-def seed_run(state_dir, run_id, created_at, ended_at=None, owner=0, pid=0):
-    """A run as a previous lpd left it in the state directory (the format
-    RunService restores): the legitimate seam for history that is old."""
-    run_dir = os.path.join(state_dir, "runs", run_id)
-    os.makedirs(run_dir, mode=0o700, exist_ok=True)
-    record = {"run_id": run_id, "pid": pid, "hostname": "ci", "cwd": "/src", "argv": ["pytest"],
-              "created_at": created_at, "status": "ended" if ended_at else "active", "owner_uid": owner,
-              "workers": [{"worker_id": "controller", "pid": pid}], "supervised": False}
-    if ended_at:
-        record["ended_at"] = ended_at
-    with open(os.path.join(run_dir, "run.json"), "w") as f:
-        json.dump(record, f)
-    return run_dir
 
 
 class LineReader:
@@ -338,6 +323,33 @@ def test_prune_dry_run_removes_nothing_and_prune_removes_links_not_their_targets
     # A removed run is not_found, not an empty list (stop 34's attack).
     gone = lpd.lpctl("--json", "events", "--run-id", run_ids[0], check=False)
     assert gone.returncode == 1 and gone.stdout == "" and "[not_found]" in gone.stderr, gone
+
+
+def test_a_dry_run_lists_every_run_the_prune_would_remove_past_one_page(lpd_unstarted):
+    """The attack: a dry run stopped at its first page of 1,000 runs while the
+    prune then removed 2,990; it lists every one, page after page."""
+    lpd = lpd_unstarted
+    now = time.time()
+    ids = [f"seeded-{n:05d}" for n in range(2_500)]
+    for n, run_id in enumerate(ids):
+        seed_run(lpd.state_dir, run_id, now - 9000 + n, ended_at=now - 8000 + n)
+    lpd.start("--keep-runs", "0", "--keep-days", "0")
+    dry = lpd.lpctl("prune", "--dry-run", "--keep-runs", "10").stdout.splitlines()
+    assert len(dry) == 2_490
+    assert sorted(dry) == sorted(f"would remove {r}" for r in ids[:2_490])
+    assert len(lpd.lpctl_json("runs", "-a")) == 2_500  # nothing removed
+    dry_json = [json.loads(line)["run_id"] for line in
+                lpd.lpctl("--json", "prune", "--dry-run", "--keep-runs", "10").stdout.splitlines()]
+    assert sorted(dry_json) == ids[:2_490]
+    removed = lpd.lpctl("prune", "--keep-runs", "10").stdout.splitlines()
+    assert sorted(removed) == sorted(f"removed {r}" for r in ids[:2_490])
+    assert sorted(r["run_id"] for r in lpd.lpctl_json("runs", "-a")) == ids[2_490:]
+    # skip pages a dry run only: a prune that removes pages by removing.
+    client = lpd.client()
+    reply = client.request("prune", keep_runs=1, skip=3)
+    assert reply["error"]["code"] == "bad_request", reply
+    assert "skip" in reply["error"]["message"]
+    client.close()
 
 
 def test_an_active_run_is_never_pruned(lpd):

@@ -196,6 +196,57 @@ TEST_CASE_METHOD(StateDir, "forget_runs compacts the journal; ids are never give
   CHECK(restarted.append(stored_crash("drop", 2)).crash_id == 6);
 }
 
+TEST_CASE("a compaction is due once forgotten records are a third of the file, the file is small, or an hour passed") {
+  using std::chrono::hours;
+  using std::chrono::seconds;
+  const std::size_t mib = 1u << 20;
+  CHECK_FALSE(crash_compaction_due(0, 40 * mib, hours(5)));  // nothing forgotten
+  CHECK(crash_compaction_due(10, mib, seconds(0)));          // small: cheap
+  CHECK_FALSE(crash_compaction_due(4400, 44 * mib, seconds(1)));  // one run's record of 10,000: later
+  CHECK(crash_compaction_due(22 * mib, 44 * mib, seconds(1)));    // a third of the file
+  CHECK_FALSE(crash_compaction_due(21 * mib, 44 * mib, seconds(3599)));
+  CHECK(crash_compaction_due(4400, 44 * mib, hours(1)));
+}
+
+// The attack: at the retention limit every run end removed a run, and each
+// removal rewrote all of a 44 MB crashes.jsonl on the event loop (200-500 ms).
+TEST_CASE_METHOD(StateDir, "forgetting one run among many leaves its line until a compaction; a restart forgets it again") {
+  const std::string traceback(4000, 't');
+  auto with_traceback = [&](Crash c) {
+    c.traceback = traceback + "\n";
+    return c;
+  };
+  {
+    CrashStore crashes(store);
+    crashes.load();
+    for (int i = 0; i < 400; ++i) crashes.append(with_traceback(stored_crash("keep", 100 + i)));  // 1.6 MB
+    crashes.append(with_traceback(stored_crash("drop", 1)));
+    struct stat before {};
+    REQUIRE(::stat(dir.journal().c_str(), &before) == 0);
+    crashes.forget_runs({"drop"});
+    CHECK(crashes.of_run("drop").empty());
+    CHECK(crashes.size() == 400);  // not kept, not listed
+    CHECK(crashes.dead_bytes() > 4000);
+    struct stat after {};
+    REQUIRE(::stat(dir.journal().c_str(), &after) == 0);
+    CHECK(after.st_ino == before.st_ino);  // not rewritten
+    CHECK(dir.lines() == 401);
+  }
+  {
+    CrashStore restarted(store);
+    CHECK(restarted.load().records == 401);  // the line is back...
+    CHECK(restarted.run_ids() == std::vector<std::string>{"drop", "keep"});
+    restarted.forget_runs({"drop"});  // ...and forgotten again (Daemon::restore_state: no such run)
+    CHECK(restarted.of_run("drop").empty());
+    // Forgetting most of the file is worth a rewrite: every forgotten line goes.
+    restarted.forget_runs({"keep"});
+    CHECK(restarted.dead_bytes() == 0);
+    CHECK(dir.lines() == 0);
+  }
+  CrashStore again(store);
+  CHECK(again.load().records == 0);
+}
+
 TEST_CASE_METHOD(StateDir, "mark_flaky persists") {
   {
     CrashStore crashes(store);
