@@ -121,7 +121,7 @@ Launched SystemProcessLauncher::launch(const LaunchSpec& spec) {
   rlimit fd_limit{};
   const rlim_t max_fds = ::getrlimit(RLIMIT_NOFILE, &fd_limit) == 0 ? fd_limit.rlim_cur : 1024;
 
-  // The tree's cgroup, made before the fork so the child joins it before
+  // The tree's cgroup, made before the spawn so the child joins it before
   // it execs: nothing it runs is ever outside.
   std::optional<NewCgroup> cgroup;
   const CgroupBase& cgroup_base = supervision_cgroup_base();

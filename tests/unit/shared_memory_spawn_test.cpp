@@ -30,7 +30,7 @@ struct Spawned {
   int status = -1;
 };
 
-std::string read_all(const std::string& path) {
+std::string whole_file(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
   s << in.rdbuf();
@@ -69,7 +69,7 @@ Spawned run_command(std::vector<std::string> args, Tune tune) {
   ::close(fd);
   ::close(null_fd);
   REQUIRE(::waitpid(pid, &result.status, 0) == pid);
-  result.output = read_all(path);
+  result.output = whole_file(path);
   ::unlink(path);
   return result;
 }
