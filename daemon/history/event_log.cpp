@@ -246,7 +246,8 @@ void EventLog::build_index(Segment& s) {
 
 EventLog::Page EventLog::read(std::uint64_t after, std::size_t max_events, std::size_t max_scan_bytes,
                               const std::function<bool(const Event&)>& keep,
-                              const std::function<bool(const LineHead&)>& wanted) {
+                              const std::function<bool(const LineHead&)>& wanted,
+                              const std::function<bool(const Summary&)>& dead_segment) {
   flush();
   Page page;
   page.last_scanned = after;
@@ -262,6 +263,11 @@ EventLog::Page EventLog::read(std::uint64_t after, std::size_t max_events, std::
   bool stopped = false;
   for (; i < segments_.size() && !stopped; ++i) {
     Segment& s = segments_[i];
+    if (dead_segment && i + 1 < segments_.size() && s.summary && dead_segment(*s.summary)) {
+      // Nothing in it is kept: the cursor moves past its last seq unread.
+      page.last_scanned = std::max(page.last_scanned, segments_[i + 1].first_seq - 1);
+      continue;
+    }
     if (!s.indexed) build_index(s);
     std::uint64_t offset = 0;
     for (const auto& [seq, at] : s.index) {

@@ -145,6 +145,13 @@ History::Walk History::walk(std::uint64_t after, std::size_t max_scan_bytes,
   auto kept = [this](const Event& e) {
     return e.run_id.empty() || (!forgotten(e.run_id) && runs_.find(e.run_id) != nullptr);
   };
+  // A segment of removed runs' events only, not compacted yet.
+  auto dead_segment = [this](const EventLog::Summary& summary) {
+    if (summary.oldest_runless != std::numeric_limits<double>::infinity()) return false;
+    for (const auto& run_id : summary.run_ids)
+      if (!forgotten(run_id) && runs_.find(run_id) != nullptr) return false;
+    return true;
+  };
   // The journal first, for what memory no longer holds.
   std::size_t scanned = 0;
   std::function<bool(const LineHead&)> wanted;
@@ -152,7 +159,7 @@ History::Walk History::walk(std::uint64_t after, std::size_t max_scan_bytes,
     wanted = [filter](const LineHead& head) { return filter->matches(head.run_id, head.type); };
   while (memory.empty() || w.last + 1 < memory.front().seq) {
     if (scanned >= max_scan_bytes) return w;
-    auto page = log_.read(w.last, kWalkPageEvents, max_scan_bytes - scanned, kept, wanted);
+    auto page = log_.read(w.last, kWalkPageEvents, max_scan_bytes - scanned, kept, wanted, dead_segment);
     scanned += page.bytes;
     for (const auto& e : page.events) {
       if (!memory.empty() && e.seq >= memory.front().seq) break;  // memory has it from here

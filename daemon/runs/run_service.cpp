@@ -1,5 +1,7 @@
 #include "daemon/runs/run_service.h"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "daemon/core/clock.h"
@@ -40,6 +42,9 @@ RunJoined RunService::join(JoinRequest request, const Peer& peer) {
       store_.write_json("runs/" + run.run_id + "/run.json", run.to_json(), /*durable=*/false);
     } catch (const StorageFailure&) {
       registry_.erase(run.run_id);
+      // Nothing half-created: the directory made for run.json goes too
+      // (rmdir: only when empty, and never through a link).
+      ::rmdir(store_.path("runs/" + run.run_id).c_str());
       throw;
     }
   } else {

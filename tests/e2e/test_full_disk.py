@@ -260,6 +260,9 @@ def test_pytest_run_on_a_full_disk_is_refused_and_leaves_no_run(full_disk_lpd, t
         lpd, re.escape(f"writing runs/{run_id}/run.json")) + re.escape(" [unavailable]")
     assert re.search("^" + expected + "$", output, re.MULTILINE), output
     assert lpd_runs(lpd) == {}
+    # Nothing half-created: not even the directory made for its run.json
+    # (the attack found one left per refused register).
+    assert not os.path.exists(os.path.join(lpd.state_dir, "runs", run_id))
     assert lpd.ping()
     os.unlink(filler)
     code, output = finish(start_pytest(lpd, str(tmp_path), "--pause-on-failure", run_id=run_id), timeout=120)

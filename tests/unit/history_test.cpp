@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "daemon/history/event_line.h"
@@ -261,6 +262,42 @@ TEST_CASE("the events journal pages across segments and restarts, and finds its 
   }
   EventLog log(dir);
   CHECK(log.open() == 4150);
+}
+
+// The attack (stop 38): after a prune, `lpctl events` read through hundreds
+// of MB of removed runs' events until compaction, 4 MiB per empty page.
+TEST_CASE("a read skips, unread, a sealed segment that holds only removed runs' events") {
+  TempDir tmp{"lpd-history"};
+  EventLog log(tmp.path + "/events");
+  log.open();
+  // This lpd writes past a segment's size: the first segment is sealed, its
+  // summary known (it wrote every line of it).
+  Event big = event(1, "gone");
+  big.set_data({{"nodeid", "t.py::test"}, {"longrepr", std::string(4000, 'x')}});
+  std::uint64_t seq = 0;
+  while (seq * 4000 < EventLog::kSegmentBytes + 8000) {
+    Event e = big;
+    e.seq = ++seq;
+    log.append(e);
+    log.flush();
+  }
+  const std::uint64_t last_gone = seq;
+  for (int n = 0; n < 4; ++n) log.append(event(++seq, n % 2 ? "gone" : "kept"));
+  auto keep = [](const Event& e) { return e.run_id != "gone"; };
+  auto all_gone = [](const EventLog::Summary& summary) {
+    return summary.oldest_runless == std::numeric_limits<double>::infinity() &&
+           std::all_of(summary.run_ids.begin(), summary.run_ids.end(), [](const auto& r) { return r == "gone"; });
+  };
+  const std::vector<std::uint64_t> kept{last_gone + 1, last_gone + 3};
+  auto unskipped = log.read(0, 100, 64 << 20, keep);
+  auto skipped = log.read(0, 100, 64 << 20, keep, {}, all_gone);
+  CHECK(seqs_of(unskipped.events) == kept);
+  CHECK(seqs_of(skipped.events) == kept);
+  CHECK(unskipped.bytes > EventLog::kSegmentBytes);
+  CHECK(skipped.bytes < EventLog::kSegmentBytes / 2);  // the sealed segment was not read
+  // A segment with a run still kept is read.
+  auto none_dead = [](const EventLog::Summary&) { return false; };
+  CHECK(log.read(0, 100, 64 << 20, keep, {}, none_dead).bytes == unskipped.bytes);
 }
 
 // h13prune (issue 13, attack finding): compaction judges each line by the
