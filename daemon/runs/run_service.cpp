@@ -41,10 +41,11 @@ RunJoined RunService::join(JoinRequest request, const Peer& peer) {
     try {
       store_.write_json("runs/" + run.run_id + "/run.json", run.to_json(), /*durable=*/false);
     } catch (const StorageFailure&) {
-      registry_.erase(run.run_id);
+      const std::string run_dir = store_.path("runs/" + run.run_id);
+      registry_.erase(run.run_id);  // `run` is gone from here on
       // Nothing half-created: the directory made for run.json goes too
       // (rmdir: only when empty, and never through a link).
-      ::rmdir(store_.path("runs/" + run.run_id).c_str());
+      ::rmdir(run_dir.c_str());
       throw;
     }
   } else {
