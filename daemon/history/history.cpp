@@ -142,15 +142,12 @@ History::Walk History::walk(std::uint64_t after, std::size_t max_scan_bytes,
   // the journal may still hold until compaction drops them: also after a
   // restart, which forgets what was removed before it (a pruned run's
   // events came back to `lpctl events` until the first compaction).
-  auto kept = [this](const Event& e) {
-    return e.run_id.empty() || (!forgotten(e.run_id) && runs_.find(e.run_id) != nullptr);
-  };
+  auto run_kept = [this](const std::string& run_id) { return !forgotten(run_id) && runs_.find(run_id) != nullptr; };
+  auto kept = [&run_kept](const Event& e) { return e.run_id.empty() || run_kept(e.run_id); };
   // A segment of removed runs' events only, not compacted yet.
-  auto dead_segment = [this](const EventLog::Summary& summary) {
-    if (summary.oldest_runless != std::numeric_limits<double>::infinity()) return false;
-    for (const auto& run_id : summary.run_ids)
-      if (!forgotten(run_id) && runs_.find(run_id) != nullptr) return false;
-    return true;
+  auto dead_segment = [&run_kept](const EventLog::Summary& summary) {
+    return summary.oldest_runless == std::numeric_limits<double>::infinity() &&
+           std::none_of(summary.run_ids.begin(), summary.run_ids.end(), run_kept);
   };
   // The journal first, for what memory no longer holds.
   std::size_t scanned = 0;

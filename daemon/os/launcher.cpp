@@ -1,9 +1,6 @@
 #include "daemon/os/launcher.h"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <linux/close_range.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -87,7 +84,7 @@ std::string resolve_executable(const std::string& command, const std::vector<std
   return found;
 }
 
-SystemProcessLauncher::SystemProcessLauncher(boost::asio::io_context& io) : io_(io) {
+SystemProcessLauncher::SystemProcessLauncher() {
   const CgroupBase& base = supervision_cgroup_base();
   if (base.usable())
     spdlog::info("process trees: cgroups under {} (one per helper and per run)", base.dir);

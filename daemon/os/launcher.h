@@ -7,7 +7,6 @@
 
 #include <sys/types.h>
 
-#include <boost/asio/io_context.hpp>
 
 namespace lpd::daemon {
 
@@ -77,11 +76,10 @@ class ProcessLauncher {
 class SystemProcessLauncher : public ProcessLauncher {
  public:
   /// Logs once how trees are kept here: cgroups (and where) or subreapers (and why).
-  explicit SystemProcessLauncher(boost::asio::io_context& io);
+  SystemProcessLauncher();
   Launched launch(const LaunchSpec& spec) override;
 
  private:
-  boost::asio::io_context& io_;
 };
 
 /// Resolves argv[0] the way a shell would: a name with a slash relative to

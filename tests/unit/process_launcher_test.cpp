@@ -37,7 +37,7 @@ std::pair<ExitStatus, std::string> run(const std::vector<std::string>& argv, std
   char path[] = "/tmp/lpd-launch-XXXXXX";
   const int fd = ::mkstemp(path);
   REQUIRE(fd >= 0);
-  SystemProcessLauncher launcher(io);
+  SystemProcessLauncher launcher;
   LaunchSpec spec;
   spec.argv = argv;
   spec.cwd = "/tmp";
@@ -127,7 +127,7 @@ TEST_CASE("a command starts with stdin, stdout and stderr only, whatever lpd lef
 TEST_CASE("out of descriptors, a launch fails with unavailable and leaves nothing running") {
   boost::asio::io_context io;
   boost::asio::steady_timer reactor_made_before_the_pressure(io);
-  SystemProcessLauncher launcher(io);
+  SystemProcessLauncher launcher;
   LaunchSpec spec;
   spec.argv = {"sleep", "60"};
   spec.cwd = "/tmp";
