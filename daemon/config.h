@@ -4,6 +4,7 @@
 #include <string>
 
 #include "daemon/core/access.h"
+#include "daemon/history/journal_quota.h"
 #include "daemon/history/retention.h"
 #include "daemon/logs/log_cap_rules.h"
 #include "daemon/jobs/run_output_rules.h"
@@ -32,6 +33,9 @@ struct DaemonConfig {
   /// how much disk run outputs may take (--run-output-max,
   /// --run-outputs-per-user-max).
   RunOutputLimits run_output;
+  /// how much disk runs' event journals may take (--run-events-max,
+  /// --run-events-per-user-max).
+  JournalLimits run_events;
   /// `--http ADDR:PORT` ("" = no HTTP server) and
   /// `--http-allow-remote` (a non-loopback address is refused without it).
   std::string http_listen;

@@ -40,7 +40,7 @@ Daemon::Daemon(DaemonConfig config)
       crashes_(store_, /*flushes=*/&crash_retry_),  // built next; only its address is kept
       crash_retry_(io_, crashes_),
       pauses_(io_, events_, store_, run_registry_, config_.access, config_.socket_path),
-      history_(io_, events_, store_, run_registry_, config_.retention, /*pruned=*/this),
+      history_(io_, events_, store_, run_registry_, config_.retention, /*pruned=*/this, config_.run_events),
       processes_(io_, store_, events_, process_launcher_, config_.helper_logs),
       jobs_(io_, events_, store_, crashes_, run_registry_, process_launcher_, config_.access,
             JobEnvironment{monitor_path(), python_shim_dir(), config_.socket_path, config_.run_output},

@@ -210,6 +210,20 @@ int main(int argc, char** argv) {
                     "0 = no limit")
       ->check(CLI::Validator(bytes_or_zero, "BYTES"))
       ->default_val(lpd::daemon::RunOutputLimits::kDefaultPerOwner);
+  // the event journal cap.
+  start->add_option("--run-events-max", config.run_events.per_run,
+                    "Disk space one run's events journal (runs/ID/events.jsonl, and its copy in lpd's events "
+                    "journal) may use, in bytes: past it, lpd keeps no more of that run's events on disk (they are "
+                    "still sent live, and its report stays complete unless lpd restarts before the run ends); "
+                    "0 = no limit")
+      ->check(CLI::Validator(bytes_or_zero, "BYTES"))
+      ->default_val(lpd::daemon::JournalLimits::kDefaultPerRun);
+  start->add_option("--run-events-per-user-max", config.run_events.per_owner,
+                    "Disk space the events journals of all of one user's kept runs may use together: past it, that "
+                    "user's oldest ended runs are removed (as --keep-runs would), and while the running ones alone "
+                    "are past it they keep no more events on disk; 0 = no limit")
+      ->check(CLI::Validator(bytes_or_zero, "BYTES"))
+      ->default_val(lpd::daemon::JournalLimits::kDefaultPerOwner);
   // -- the HTTP and WebSocket API --
   start->add_option("--http", config.http_listen,
                     "Also serve the HTTP and WebSocket API (pytest-relay-run's /jobs, /api/op/OP, /ws) and the "

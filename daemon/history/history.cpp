@@ -1,6 +1,7 @@
 #include "daemon/history/history.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -20,7 +21,7 @@ constexpr std::size_t kWalkPageEvents = 256;
 }  // namespace
 
 History::History(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
-                 RetentionLimits limits, PruneWatcher* pruned)
+                 RetentionLimits limits, PruneWatcher* pruned, JournalLimits journal)
     : io_(io),
       events_(events),
       store_(store),
@@ -28,10 +29,19 @@ History::History(boost::asio::io_context& io, EventBus& events, const StateStore
       limits_(limits),
       pruned_(pruned),
       log_(store.path("events")),
-      journal_(io, events, store, log_, [this](std::string_view run_id) { return forgotten(run_id); }),
+      journal_(
+          io, events, store, log_, [this](std::string_view run_id) { return forgotten(run_id); }, journal,
+          [this](const std::string& run_id) -> std::optional<RunJournal::RunOwner> {
+            const Run* run = runs_.find(run_id);
+            if (!run) return std::nullopt;
+            return RunJournal::RunOwner{run->owner, run->active};
+          },
+          [this] { apply_limits_soon(); }),
       hourly_(io),
       first_compaction_(io),
-      compaction_soon_(io) {}
+      compaction_soon_(io) {
+  limits_.keep_journal_bytes = journal.per_owner;
+}
 
 void History::open() {
   const std::uint64_t last_logged = log_.open();
@@ -84,15 +94,10 @@ std::size_t History::restore_lost_batch() {
 
 void History::start() {
   compaction_deferred_ = true;  // retention's removals below are compacted with the first pass
+  measure_journals();
   apply_limits();
   events_.subscribe([this](const Event& e) {
-    if (e.type != "run.ended" || prune_posted_ || stopped_) return;
-    // Not inside publish: whoever published holds the run.
-    prune_posted_ = true;
-    boost::asio::post(io_, [this] {
-      prune_posted_ = false;
-      if (!stopped_) apply_limits();
-    });
+    if (e.type == "run.ended") apply_limits_soon();
   });
   arm_hourly();
   first_compaction_.expires_after(kFirstCompactionDelay);
@@ -121,6 +126,30 @@ void History::stop() {
     spdlog::error("lpd stops with {} bytes of the events journal unwritten (the state directory {} refuses "
                   "writes): those events are lost",
                   left.events, store_.root());
+}
+
+void History::apply_limits_soon() {
+  if (prune_posted_ || stopped_) return;
+  // Not inside publish: whoever published holds the run.
+  prune_posted_ = true;
+  boost::asio::post(io_, [this] {
+    prune_posted_ = false;
+    if (!stopped_) apply_limits();
+  });
+}
+
+void History::measure_journals() {
+  if (limits_.keep_journal_bytes == 0 && journal_.quota().limits().per_run == 0) return;
+  UniqueFd runs_dir(::open(store_.path("runs").c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!runs_dir) return;
+  for (const Run* run : runs_.list(true)) {
+    if (!is_safe_id(run->run_id)) continue;
+    struct stat st {};
+    const std::string name = run->run_id + "/events.jsonl";
+    // A link or anything but a file counts as nothing (lpd never follows one).
+    if (::fstatat(runs_dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    journal_.measured(run->run_id, run->owner, static_cast<std::uint64_t>(st.st_size), run->active);
+  }
 }
 
 void History::arm_hourly() {
@@ -187,7 +216,8 @@ std::vector<std::string> History::select(const RetentionLimits& limits, double n
   std::vector<RunAge> ages;
   for (const Run* run : runs_.list(true)) {
     if (!may_prune(*run)) continue;
-    ages.push_back({run->run_id, run->created_at, run->ended_at, run->active, run->owner});
+    ages.push_back({run->run_id, run->created_at, run->ended_at, run->active, run->owner,
+                    journal_.quota().run_bytes(run->run_id)});
   }
   return runs_to_prune(std::move(ages), now, limits);
 }
@@ -217,7 +247,7 @@ json History::remove_runs(const std::vector<std::string>& ids, bool dry_run) {
     if (!dry_run) {
       runs_.erase(id);
       forgotten_[id] = events_.last_seq();
-      journal_.forget(id);
+      journal_.removed(id);
       if (!is_safe_id(id)) {
         line["error"] = "not a valid run id; directory left alone";
       } else if (!runs_dir) {

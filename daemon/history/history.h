@@ -45,8 +45,11 @@ class PruneWatcher {
 class History {
  public:
   /// `pruned`: told of every removal (null: nobody to tell, in tests).
+  /// `journal`: how many bytes of event journal a run and a user may have
+  /// (JournalQuota); past a user's, retention removes that user's oldest
+  /// ended runs.
   History(boost::asio::io_context& io, EventBus& events, const StateStore& store, RunRegistry& runs,
-          RetentionLimits limits, PruneWatcher* pruned = nullptr);
+          RetentionLimits limits, PruneWatcher* pruned = nullptr, JournalLimits journal = {});
   History(const History&) = delete;
   History& operator=(const History&) = delete;
 
@@ -121,6 +124,10 @@ class History {
   /// its report line (run_id, owner_uid, created_at, ended_at, error?).
   json remove_runs(const std::vector<std::string>& ids, bool dry_run);
   void apply_limits();
+  /// apply_limits() on the next turn of the loop, once however often asked.
+  void apply_limits_soon();
+  /// At start: counts every run's journal on disk (one lstat each).
+  void measure_journals();
   void arm_hourly();
   void request_compaction();
   /// request_compaction() kCompactionAfterRemoval from now, once for every

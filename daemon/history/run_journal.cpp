@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include "daemon/core/untrusted_file.h"
@@ -47,8 +48,17 @@ off_t cut_torn_tail(int fd) {
 }  // namespace
 
 RunJournal::RunJournal(boost::asio::io_context& io, EventBus& events, const StateStore& store, EventLog& log,
-                       std::function<bool(std::string_view)> forgotten)
-    : store_(store), log_(log), forgotten_(std::move(forgotten)), timer_(io) {
+                       std::function<bool(std::string_view)> forgotten, JournalLimits limits,
+                       std::function<std::optional<RunOwner>(const std::string&)> owner_of,
+                       std::function<void()> over_owner)
+    : events_(events),
+      store_(store),
+      log_(log),
+      forgotten_(std::move(forgotten)),
+      quota_(limits),
+      owner_of_(std::move(owner_of)),
+      over_owner_(std::move(over_owner)),
+      timer_(io) {
   events.subscribe([this](const Event& e) { append(e); });
 }
 
@@ -75,11 +85,21 @@ RunJournal::Journal* RunJournal::open_journal(const std::string& run_id) {
     const std::string path = store_.path("runs/" + run_id + "/events.jsonl");
     journal.fd.reset(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
     if (!journal.fd) spdlog::warn("cannot open the journal of run {}: {}", run_id, std::strerror(errno));
-    if (journal.fd)
+    if (journal.fd) {
       if (const off_t cut = cut_torn_tail(journal.fd.get()); cut > 0)
         spdlog::warn("run {}: its journal ended in a torn line ({} bytes: lpd was killed mid-write, or stopped "
                      "with lines the full disk refused): cut off",
                      run_id, cut);
+      // What the file holds is what counts, whatever was counted before.
+      struct stat st {};
+      if (::fstat(journal.fd.get(), &st) == 0) {
+        const auto run = owner_of_ ? owner_of_(run_id) : std::nullopt;
+        if (run) {
+          journal.owner = run->owner;
+          quota_.measured(run_id, run->owner, static_cast<std::uint64_t>(st.st_size), run->active);
+        }
+      }
+    }
   } catch (const std::exception& e) {
     spdlog::warn("cannot open the journal of run {}: {}", run_id, e.what());
   }
@@ -157,6 +177,12 @@ void RunJournal::arm(std::chrono::milliseconds after) {
   });
 }
 
+void RunJournal::removed(std::string_view run_id) {
+  forget(run_id);
+  quota_.forget(run_id);
+  if (auto it = refused_.find(run_id); it != refused_.end()) refused_.erase(it);
+}
+
 void RunJournal::forget(std::string_view run_id) {
   if (auto closing = closing_.find(std::string(run_id)); closing != closing_.end()) closing_.erase(closing);
   auto it = open_.find(run_id);
@@ -175,9 +201,44 @@ void RunJournal::schedule() {
   if (!armed_) arm(kCoalesce);
 }
 
+bool RunJournal::admitted(const Event& e, const Journal& journal, std::size_t bytes) {
+  const uid_t owner = journal.owner.value_or(e.owner);
+  // A run's end, and the note that its lines are refused, are written
+  // whatever the limits: readers of the journal must know both.
+  if (e.type == "run.ended" || e.type == kEventsNotKept) {
+    quota_.force(e.run_id, owner, bytes);
+    return true;
+  }
+  const auto verdict = quota_.admit(e.run_id, owner, bytes);
+  if (verdict == JournalQuota::Verdict::kWrite) {
+    if (over_owner_ && quota_.over_owner(owner)) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - over_owner_told_ >= std::chrono::seconds(1)) {
+        over_owner_told_ = now;
+        over_owner_();
+      }
+    }
+    return true;
+  }
+  if (refused_.insert(e.run_id).second) {
+    const bool run_full = verdict == JournalQuota::Verdict::kRunFull;
+    const std::uint64_t limit = run_full ? quota_.limits().per_run : quota_.limits().per_owner;
+    spdlog::warn("run {}: {} ({} bytes, {}): lpd keeps no more of its events on disk; they are still sent live, "
+                 "and its report is still complete unless lpd restarts before the run ends",
+                 e.run_id,
+                 run_full ? "its events journal is full" : "the events journals of its user's running runs are full",
+                 limit, run_full ? "--run-events-max" : "--run-events-per-user-max");
+    // Published after this one is delivered (append() publishes nothing).
+    std::string data = "{\"limit\":" + std::to_string(limit) + ",\"reason\":\"" + (run_full ? "run" : "owner") + "\"}";
+    boost::asio::post(timer_.get_executor(), [this, run_id = e.run_id, owner, data = std::move(data)]() mutable {
+      events_.publish_text(std::string(kEventsNotKept), std::move(data), run_id, owner);
+    });
+  }
+  return false;
+}
+
 void RunJournal::append(const Event& e) {
   const EventLineParts parts(e, parts_buffer_);  // both lines share them
-  log_.append(e, parts);
   // The run of the last event passed the checks when its journal opened,
   // and forget() lets go of it: most events skip them.
   Journal* journal = last_ && last_->first == e.run_id ? &last_->second : nullptr;
@@ -186,11 +247,19 @@ void RunJournal::append(const Event& e) {
   if (journal) {
     const std::size_t before = journal->buffer.size();
     append_run_journal_line(journal->buffer, e, parts);
+    if (!admitted(e, *journal, journal->buffer.size() - before)) {
+      // Refused: in neither journal (its copy in the events journal would
+      // take as much again).
+      journal->buffer.resize(before);
+      return;
+    }
     buffered_ += journal->buffer.size() - before;
     for (auto& runs : ring_reads_)
       if (std::find(runs.begin(), runs.end(), e.run_id) == runs.end()) runs.push_back(e.run_id);
   }
+  log_.append(e, parts);
   if (e.type == "run.ended") {
+    quota_.ended(e.run_id);
     // A run's journal ends with its run.ended: no ring mark after it (a
     // restarted lpd does not take an ended run's records again anyway).
     for (auto& runs : ring_reads_) std::erase(runs, e.run_id);

@@ -18,6 +18,7 @@
 
 #include "daemon/core/event_bus.h"
 #include "daemon/history/event_log.h"
+#include "daemon/history/journal_quota.h"
 #include "daemon/core/state_store.h"
 #include "daemon/core/unique_fd.h"
 
@@ -37,10 +38,22 @@ namespace lpd::daemon {
 /// while its run is active.
 class RunJournal {
  public:
+  /// What the journal asks of the run registry about a run: its owner and
+  /// whether it is active (nullopt: no such run).
+  struct RunOwner {
+    uid_t owner = 0;
+    bool active = false;
+  };
   /// `forgotten(run_id)`: true for a run retention removed, whose late
-  /// events must not recreate its directory.
+  /// events must not recreate its directory. `limits`: how many bytes of
+  /// journal a run and an owner may have (JournalQuota); `owner_of` tells a
+  /// run's owner; `over_owner()` is called (at most once a second) while an
+  /// owner's runs' journals are past limits.per_owner, so that retention
+  /// removes that owner's oldest ended runs.
   RunJournal(boost::asio::io_context& io, EventBus& events, const StateStore& store, EventLog& log,
-             std::function<bool(std::string_view run_id)> forgotten);
+             std::function<bool(std::string_view run_id)> forgotten, JournalLimits limits = {},
+             std::function<std::optional<RunOwner>(const std::string& run_id)> owner_of = {},
+             std::function<void()> over_owner = {});
   /// Writes what is still buffered.
   ~RunJournal();
   RunJournal(const RunJournal&) = delete;
@@ -71,6 +84,22 @@ class RunJournal {
   static constexpr std::size_t kMaxUnwrittenBytes = 64u << 20;
   /// Drops the buffer and closes the journal of runs that were removed.
   void forget(std::string_view run_id);
+  /// The run was removed: its journal no longer counts (forget() too).
+  void removed(std::string_view run_id);
+
+  /// The bytes each run's journal holds, and the limits (JournalQuota).
+  /// Runs are measured when their journal opens; History measures the
+  /// others at start (measure_ended).
+  const JournalQuota& quota() const { return quota_; }
+  /// At start: run `run_id`'s journal (not open) holds `bytes`.
+  void measured(const std::string& run_id, uid_t owner, std::uint64_t bytes, bool active) {
+    quota_.measured(run_id, owner, bytes, active);
+  }
+  /// The type of the event a run's journal gets, once, when its lines are
+  /// first refused; written whatever the limits, with {"limit": bytes,
+  /// "reason": "run" or "owner"}. A restarted lpd that finds it in a run's
+  /// journal knows the results that came after are not there.
+  static constexpr std::string_view kEventsNotKept = "run.events_not_kept";
 
   /// Ring marks (see RingMark): the events recorded from one read of a
   /// shim's event ring follow, until ring_read_ended(). Reads may nest (a
@@ -114,8 +143,12 @@ class RunJournal {
   struct Journal {
     UniqueFd fd;
     std::string buffer;
+    std::optional<uid_t> owner;  // the run's, as the registry said when it opened
   };
   void append(const Event& e);
+  /// Whether `e`'s line of `bytes` may go to its run's journal (and the
+  /// events journal): counts it, or refuses it and tells once.
+  bool admitted(const Event& e, const Journal& journal, std::size_t bytes);
   void schedule();
   /// Flushes `after` from now, on timer_.
   void arm(std::chrono::milliseconds after);
@@ -124,9 +157,15 @@ class RunJournal {
   /// the write failed.
   bool write_out(const std::string& run_id, Journal& journal);
 
+  EventBus& events_;
   const StateStore& store_;
   EventLog& log_;
   std::function<bool(std::string_view)> forgotten_;
+  JournalQuota quota_;
+  std::function<std::optional<RunOwner>(const std::string&)> owner_of_;
+  std::function<void()> over_owner_;
+  std::chrono::steady_clock::time_point over_owner_told_{};
+  std::set<std::string, std::less<>> refused_;  // runs whose lines were refused (told once)
   std::map<std::string, Journal, std::less<>> open_;  // run_id -> O_APPEND fd and its unwritten lines
   std::pair<const std::string, Journal>* last_ = nullptr;  // the one open_journal() found last
   // EventLineParts' text, reused by every event (append() is never

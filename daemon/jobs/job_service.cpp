@@ -209,8 +209,13 @@ void JobService::load_history(Supervised& s) {
   // Only its test.finish lines are parsed, one at a time: a run's journal
   // holds every event of the run (a big one, gigabytes), and a vector of all
   // of them parsed took lpd's memory for as long as the read.
+  s.results_cut = false;
   store_.visit_lines("runs/" + s.run_id + "/events.jsonl", [&s](std::string_view text) {
-    if (text.find("\"event\":\"test.finish\"") == std::string_view::npos) return;
+    if (text.find("\"event\":\"test.finish\"") == std::string_view::npos) {
+      // lpd's own line, written once: the results after it are not here.
+      if (text.find("\"event\":\"run.events_not_kept\"") != std::string_view::npos) s.results_cut = true;
+      return;
+    }
     const auto line = json::parse(text, nullptr, false);
     if (!line.is_object() || line.value("event", "") != "test.finish") return;
     try {
@@ -782,6 +787,10 @@ void JobService::unload_history_later(Supervised& s) {
 std::string JobService::render_junit(Supervised& s, double now) {
   JunitInput in =
       junit_input_of(s.job, std::move(s.results), std::move(s.crashes), std::move(s.collected), host_name(), now);
+  if (s.results_cut) {
+    in.results_missing = kResultsNotKept;
+    in.not_run_reason = "result unknown: " + std::string(kResultsNotKept) + "; this test may have run";
+  }
   struct GiveBack {
     JunitInput& in;
     Supervised& s;

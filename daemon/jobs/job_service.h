@@ -276,6 +276,9 @@ class JobService : public RunWatcher {
     std::optional<Counts> unloaded_counts;
     /// runs/<id>/junit.xml holds the done run's report (write_done_report).
     bool report_written = false;
+    /// load_history() found that the run's journal stopped keeping events
+    /// (RunJournal::kEventsNotKept): the results read back lack the later ones.
+    bool results_cut = false;
     /// Fires kKeepDoneResults after the end: the results then leave memory.
     std::unique_ptr<boost::asio::steady_timer> unload_timer;
     /// False while `job` is a stand-in (state done, nothing else) for a job
@@ -312,6 +315,11 @@ class JobService : public RunWatcher {
   /// a run's end (lpctl run --junit, a CI step's lpctl report) find them
   /// there; later ones read the report lpd wrote (runs/<id>/junit.xml).
   static constexpr std::chrono::seconds kKeepDoneResults{10};
+  /// Why a run's report lacks results lpd had (Supervised::results_cut).
+  static constexpr std::string_view kResultsNotKept =
+      "lpd kept no more of this run's events on disk past its limit (lpd start --run-events-max or "
+      "--run-events-per-user-max) and was restarted before the run's report was written: results that came after "
+      "the limit may be missing from this report";
   /// Arms s.unload_timer; when it fires, unload_history(s).
   void unload_history_later(Supervised& s);
   /// Writes the done run's JUnit to runs/<id>/junit.xml and drops its

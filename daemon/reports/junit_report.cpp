@@ -318,6 +318,11 @@ std::string junit_report(const JunitInput& in) {
     if (!early(e->phase)) cases += session_error_xml(*e, in, counts);
   for (const Crash* c : outside)
     if (c->where != "collection") cases += outside_crash_xml(*c, in, counts);
+  if (!in.results_missing.empty()) {
+    Testcase t({in.suite_name, "results not kept"}, 0);
+    t.outcome("error", {{"message", in.results_missing}}, in.results_missing);
+    cases += t.xml(counts);
+  }
 
   // The head, then the testcases appended once (not through a stream,
   // which copied the megabytes twice more).

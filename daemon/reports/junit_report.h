@@ -37,6 +37,11 @@ struct JunitInput {
   /// by nodeid, the <system-err> text of a test that left
   /// processes running when the command ended (its outcome is unchanged).
   std::map<std::string, std::string> system_err;
+  /// Not empty when lpd knows results of this run are missing from
+  /// `results`, and why (its events journal stopped keeping events, and the
+  /// results were read back from it): one <error> testcase "results not
+  /// kept" says so, after the others, so the report is never green then.
+  std::string results_missing;
 };
 
 /// Builds the JUnit XML of a run in the dialect of pytest's --junitxml
@@ -53,7 +58,8 @@ struct JunitInput {
 ///  - failures and crashes outside tests are testcases named for the phase;
 ///  - collected tests that never ran are <skipped message="not run: ...">;
 ///  - a command that reported no tests is one testcase carrying its exit
-///    status or its crash.
+///    status or its crash;
+///  - results lpd knows it lost (results_missing) are one <error> testcase.
 std::string junit_report(const JunitInput& input);
 
 /// The message of a collected test without a result, for
