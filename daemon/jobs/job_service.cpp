@@ -82,6 +82,7 @@ JobService::JobService(boost::asio::io_context& io, EventBus& events, const Stat
       environment_(std::move(environment)),
       drain_(drain),
       persist_retry_(io),
+      heap_trim_(io.get_executor()),
       // -- the run output cap says what it dropped as an event.
       output_cap_(io, environment_.run_output, store_.path("runs"), [this](const RunOutputCap::Dropped& d) {
         events_.publish("run.output_dropped",
@@ -836,7 +837,7 @@ void JobService::unload_history(Supervised& s) {
   s.history_loaded = false;
   spdlog::debug("run {}: its results left memory ({} test(s), {} crash(es); its report is in its junit.xml)",
                 s.run_id, s.unloaded_counts->tests, s.unloaded_counts->crashes);
-  trim_heap_soon(io_.get_executor());
+  heap_trim_.request();
 }
 
 void JobService::finish_attach(Supervised& s, Attached& a) {

@@ -36,6 +36,7 @@
 #include "daemon/core/unique_fd.h"
 #include "daemon/runs/run_watcher.h"
 #include "daemon/runs/session_drain.h"
+#include "daemon/os/heap_trim.h"
 
 namespace lpd::daemon {
 
@@ -475,6 +476,8 @@ class JobService : public RunWatcher {
   std::vector<std::unique_ptr<Pending>> pending_;
   std::set<std::string> unpersisted_;  // runs whose job.json / run.json wait for room
   boost::asio::steady_timer persist_retry_;
+  /// Hands the heap runs' results took back once runs stop ending.
+  QuietHeapTrim heap_trim_;
   RunOutputCap output_cap_;  // after what its callback uses
 };
 
