@@ -124,22 +124,29 @@ std::optional<std::uint64_t> since_of(const Call& call) {
   return static_cast<std::uint64_t>(*since);
 }
 
-}  // namespace
-
-json handle_events_subscribe(EventBus& bus, History& history, boost::asio::io_context& io, Call& call) {
-  EventFilter filter = filter_of(call);
-  const bool replay = call.fields.optional_boolean("replay").value_or(false);
+/// since_of(call), refused when it is past the last seq published. Seqs
+/// only grow, across restarts too: such a `since` is not a seq of this
+/// history (another state directory's, a typo). Taken as asked, a stream
+/// would go live with seqs below it, breaking the promise of "only what
+/// came after" (waiting for the seqs to pass it would show nothing for as
+/// long), and a listing would say "nothing after it", exit 0, to a
+/// cursor that names nothing: the same error for both.
+std::optional<std::uint64_t> known_since(const Call& call, const EventBus& bus) {
   const auto since = since_of(call);
-  // Seqs only grow, across restarts too: a `since` past the last one is
-  // not a seq of this history (another state directory's, a typo). Taken
-  // as asked, the stream would go live with seqs below it, breaking the
-  // promise of "only what came after"; waiting for the seqs to pass it
-  // would show nothing for as long.
   if (since && *since > bus.last_seq())
     throw protocol::Error(protocol::ErrorCode::kBadRequest,
                           "since " + std::to_string(*since) + " is past the last event published (seq " +
                               std::to_string(bus.last_seq()) +
                               "): seqs only grow, so it is no seq of this lpd's history; give one it sent");
+  return since;
+}
+
+}  // namespace
+
+json handle_events_subscribe(EventBus& bus, History& history, boost::asio::io_context& io, Call& call) {
+  EventFilter filter = filter_of(call);
+  const bool replay = call.fields.optional_boolean("replay").value_or(false);
+  const auto since = known_since(call, bus);
   auto stream =
       std::make_shared<SubscriptionStream>(bus, history, io, call.sink, call.peer, call.access);
   // Subscribing first: past the connection's limit it throws, and nothing was sent.
@@ -165,7 +172,7 @@ json handle_events_list(const EventBus& bus, History& history, Call& call) {
   const EventFilter filter = filter_of(call);
   const std::size_t limit = PageLimits::items(call.fields.optional_integer("limit"));
   // Without `since`: from the oldest event kept (journal included).
-  const std::uint64_t after = since_of(call).value_or(0);
+  const std::uint64_t after = known_since(call, bus).value_or(0);
   PageBudget page(limit, PageLimits::kMaxReplyBytes);
   json events = json::array();
   const auto walked = history.walk(after, PageLimits::kMaxScanBytes, [&](const Event& e) {

@@ -203,6 +203,10 @@ def test_follow_since_past_the_last_seq_is_refused_not_answered_with_lower_seqs(
     assert refused.returncode == 1 and refused.stdout == "", (refused.stdout, refused.stderr)
     assert f"is past the last event published (seq {last})" in refused.stderr, refused.stderr
     assert "bad_request" in refused.stderr
+    # A listing is refused the same way, not answered "nothing after it" (exit 0).
+    listed = lpd.lpctl("--json", "events", "--since", str(last + 1000), check=False, timeout=60)
+    assert listed.returncode == 1 and listed.stdout == "", (listed.stdout, listed.stderr)
+    assert f"is past the last event published (seq {last})" in listed.stderr, listed.stderr
     negative = lpd.lpctl("events", "--since", "-1", check=False)  # lpctl's own usage error, never sent
     assert negative.returncode == 64 and "a seq is 0 or more, not -1" in negative.stderr, negative.stderr
     # The last seq itself is a cursor lpd gave out: follow from it, nothing before.
