@@ -13,6 +13,7 @@ Command prune_command() {
     bool dry_run = false;
     std::optional<std::int64_t> keep_runs;
     std::optional<double> keep_days;
+    bool all = false;
   };
   auto o = std::make_shared<Options>();
   return {"prune",
@@ -20,16 +21,25 @@ Command prune_command() {
           "for root and the admin group",
           [o](CLI::App& app) -> CommandRun {
             app.add_flag("-n,--dry-run", o->dry_run, "Only list what would be removed");
-            app.add_option("--keep-runs", o->keep_runs, "Keep this many runs per user (default: lpd's --keep-runs; 0 = all)")
-                ->check(CLI::NonNegativeNumber);
-            app.add_option("--keep-days", o->keep_days,
-                           "Keep ended runs younger than this many days (default: lpd's --keep-days; 0 = all)")
-                ->check(CLI::NonNegativeNumber);
+            auto* keep_runs = app.add_option("--keep-runs", o->keep_runs,
+                                             "Keep this many runs per user (default: lpd's --keep-runs; 0 = no "
+                                             "limit: keep them all)")
+                                  ->check(CLI::NonNegativeNumber);
+            auto* keep_days = app.add_option("--keep-days", o->keep_days,
+                                             "Keep ended runs younger than this many days (default: lpd's "
+                                             "--keep-days; 0 = no limit: keep them all)")
+                                  ->check(CLI::NonNegativeNumber);
+            app.add_flag("--all", o->all,
+                         "Remove every ended run (yours; everyone's for root and the admin group), whatever the "
+                         "limits; active runs are never removed")
+                ->excludes(keep_runs)
+                ->excludes(keep_days);
             return [o](const GlobalOptions& global) {
               auto connection = global.connect();
               json fields = {{"dry_run", o->dry_run}};
               if (o->keep_runs) fields["keep_runs"] = *o->keep_runs;
               if (o->keep_days) fields["keep_days"] = *o->keep_days;
+              if (o->all) fields["all"] = true;
               std::size_t listed = 0;
               int failed = 0;
               for (;;) {

@@ -3,6 +3,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <tuple>
+
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
@@ -276,7 +279,18 @@ History::Pruned History::prune(const PruneRequest& request, const std::function<
   pruned.limits = limits_;
   if (request.keep_runs) pruned.limits.keep_runs = *request.keep_runs;
   if (request.keep_days) pruned.limits.keep_days = *request.keep_days;
-  auto ids = select(pruned.limits, wall_now(), may_prune);
+  std::vector<std::string> ids;
+  if (request.all) {
+    std::vector<const Run*> ended;
+    for (const Run* run : runs_.list(true))
+      if (!run->active && may_prune(*run)) ended.push_back(run);
+    std::sort(ended.begin(), ended.end(), [](const Run* a, const Run* b) {
+      return std::tie(a->created_at, a->run_id) < std::tie(b->created_at, b->run_id);
+    });
+    for (const Run* run : ended) ids.push_back(run->run_id);
+  } else {
+    ids = select(pruned.limits, wall_now(), may_prune);
+  }
   ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(std::min(request.skip, ids.size())));
   pruned.more = ids.size() > kMaxPrunedPerCall;
   if (pruned.more) ids.resize(kMaxPrunedPerCall);

@@ -94,6 +94,9 @@ class History {
     std::optional<std::size_t> keep_runs;
     std::optional<double> keep_days;
     bool dry_run = false;  // list what would go, remove nothing
+    /// Every ended run `may_prune` accepts, whatever the limits (0 means
+    /// "no limit" for both, so no limit could ask for this).
+    bool all = false;
     /// A dry run's page: the selected runs after the first `skip` (a dry
     /// run removes nothing, so the next call's selection starts where the
     /// last page ended). 0 for a real prune, whose removals are the paging.

@@ -26,6 +26,10 @@ json handle_prune(History& history, Call& call) {
                                 std::to_string(static_cast<int>(kMaxKeepDays)));
     request.keep_days = days->get<double>();
   }
+  request.all = call.fields.optional_boolean("all").value_or(false);
+  if (request.all && (request.keep_runs || request.keep_days))
+    throw protocol::Error(protocol::ErrorCode::kBadRequest,
+                          "field \"all\" removes every ended run: it takes no keep_runs or keep_days");
   request.dry_run = call.fields.optional_boolean("dry_run").value_or(false);
   if (auto skip = call.fields.optional_integer("skip")) {
     if (!request.dry_run)
@@ -45,7 +49,7 @@ json handle_prune(History& history, Call& call) {
     report.push_back(call.view(RecordKind::kRun, owner, std::move(line)));
   }
   return {{"runs", std::move(report)}, {"dry_run", request.dry_run}, {"more", pruned.more},
-          {"keep_runs", pruned.limits.keep_runs}, {"keep_days", pruned.limits.keep_days}};
+          {"keep_runs", pruned.limits.keep_runs}, {"keep_days", pruned.limits.keep_days}, {"all", request.all}};
 }
 
 }  // namespace lpd::daemon

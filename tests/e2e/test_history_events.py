@@ -371,6 +371,29 @@ def test_an_active_run_is_never_pruned(lpd):
         controller.close()
 
 
+def test_prune_all_removes_every_ended_run_whatever_the_limits_and_never_an_active_one(lpd):
+    # The attack's F8: 0 is "no limit" for both keep options, so removing
+    # every ended run took a tiny --keep-days.
+    ended = []
+    for _ in range(3):
+        run_id, _ = make_run(lpd)
+        ended.append(run_id)
+    wait_ended(lpd, ended)
+    active, controller = make_run(lpd, close=False)
+    try:
+        dry = lpd.lpctl("prune", "--all", "--dry-run").stdout
+        assert dry.splitlines() == [f"would remove {r}" for r in ended], dry
+        out = lpd.lpctl("prune", "--all").stdout
+        assert out.splitlines() == [f"removed {r}" for r in ended], out
+        assert [r["run_id"] for r in lpd.lpctl_json("runs", "-a")] == [active]
+        both = lpd.lpctl("prune", "--all", "--keep-runs", "5", check=False)
+        assert both.returncode == 64 and "excludes" in both.stderr, both.stderr
+        raw = lpd.client().request("prune", all=True, keep_days=1)
+        assert raw["error"]["code"] == "bad_request" and "takes no keep_runs or keep_days" in raw["error"]["message"]
+    finally:
+        controller.close()
+
+
 def test_a_pruned_supervised_run_is_not_found_never_reported_green(lpd, tmp_path):
     """Stop 33's attack: once retention removed a run that crashed, lpctl
     report gave an empty JUnit (tests="0", no error) and exit 0, attach
