@@ -221,7 +221,8 @@ int main(int argc, char** argv) {
   start->add_option("--run-events-per-user-max", config.run_events.per_owner,
                     "Disk space the events journals of all of one user's kept runs may use together: past it, that "
                     "user's oldest ended runs are removed (as --keep-runs would), and while the running ones alone "
-                    "are past it they keep no more events on disk; 0 = no limit")
+                    "are past it they keep no more events on disk; the user's events of no run (helpers' "
+                    "process.* events) within --keep-days may take as much again; 0 = no limit")
       ->check(CLI::Validator(bytes_or_zero, "BYTES"))
       ->default_val(lpd::daemon::JournalLimits::kDefaultPerOwner);
   // -- the HTTP and WebSocket API --

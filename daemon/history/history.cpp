@@ -33,7 +33,11 @@ History::History(boost::asio::io_context& io, EventBus& events, const StateStore
       pruned_(pruned),
       log_(store.path("events")),
       journal_(
-          io, events, store, log_, [this](std::string_view run_id) { return forgotten(run_id); }, journal,
+          io, events, store, log_, [this](std::string_view run_id) { return forgotten(run_id); },
+          [&] {
+            journal.runless_window_seconds = limits.keep_days * 86400.0;
+            return journal;
+          }(),
           [this](const std::string& run_id) -> std::optional<RunJournal::RunOwner> {
             const Run* run = runs_.find(run_id);
             if (!run) return std::nullopt;

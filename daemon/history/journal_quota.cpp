@@ -50,6 +50,25 @@ JournalQuota::Verdict JournalQuota::admit(const std::string& run_id, uid_t owner
   return Verdict::kWrite;
 }
 
+JournalQuota::Verdict JournalQuota::admit_runless(uid_t owner, std::uint64_t bytes, double now) {
+  if (limits_.per_owner == 0) return Verdict::kWrite;
+  Runless& mine = runless_[owner];
+  const auto hour = static_cast<std::int64_t>(now / 3600);
+  if (limits_.runless_window_seconds > 0) {
+    // Whole hours older than the window have left the journal by age.
+    const auto oldest = static_cast<std::int64_t>((now - limits_.runless_window_seconds) / 3600);
+    while (!mine.hours.empty() && mine.hours.front().first < oldest) {
+      mine.total -= std::min(mine.total, mine.hours.front().second);
+      mine.hours.pop_front();
+    }
+  }
+  if (mine.total + bytes > limits_.per_owner) return Verdict::kOwnerFull;
+  if (mine.hours.empty() || mine.hours.back().first < hour) mine.hours.emplace_back(hour, 0);
+  mine.hours.back().second += bytes;
+  mine.total += bytes;
+  return Verdict::kWrite;
+}
+
 void JournalQuota::force(const std::string& run_id, uid_t owner, std::uint64_t bytes) {
   add(known(run_id, owner), bytes);
 }

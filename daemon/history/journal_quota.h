@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <string_view>
@@ -23,6 +24,11 @@ struct JournalLimits {
 
   std::uint64_t per_run = kDefaultPerRun;      // one run's journal; 0 = no limit
   std::uint64_t per_owner = kDefaultPerOwner;  // all of a uid's kept runs' journals; 0 = no limit
+  /// Events of no run (process.*: a helper's record, its argv up to
+  /// 256 KiB) leave lpd's events journal only by age (--keep-days): an
+  /// owner's such events within this many seconds may take per_owner
+  /// bytes too (0: since lpd started). History sets it to keep_days.
+  double runless_window_seconds = 30 * 86400.0;
 };
 
 /// JournalQuota counts the bytes of each kept run's journal and says
@@ -58,6 +64,12 @@ class JournalQuota {
   /// must have been measured(); an unknown run is written, counted as an
   /// active run of `owner` from 0). Counts it when kWrite.
   Verdict admit(const std::string& run_id, uid_t owner, std::uint64_t bytes);
+  /// Whether an event of no run (a line of `bytes` in lpd's events
+  /// journal only) of `owner` at `now` (seconds since the epoch) may be
+  /// written: kOwnerFull when that owner's such lines within
+  /// runless_window_seconds would pass per_owner. Counts it when kWrite.
+  /// Counted from lpd's start: a restarted lpd does not know the earlier ones.
+  Verdict admit_runless(uid_t owner, std::uint64_t bytes, double now);
   /// Counts `bytes` written to `run_id`'s journal whatever the limits.
   void force(const std::string& run_id, uid_t owner, std::uint64_t bytes);
   /// The run was removed: its bytes no longer count.
@@ -87,7 +99,14 @@ class JournalQuota {
   void add(RunBytes& run, std::uint64_t bytes);
   void subtract(const RunBytes& run);
 
+  /// An owner's run-less bytes, per hour (hours since the epoch), oldest first.
+  struct Runless {
+    std::deque<std::pair<std::int64_t, std::uint64_t>> hours;
+    std::uint64_t total = 0;
+  };
+
   JournalLimits limits_;
+  std::map<uid_t, Runless> runless_;
   std::map<std::string, RunBytes, std::less<>> runs_;
   std::map<uid_t, OwnerBytes> owners_;
 };

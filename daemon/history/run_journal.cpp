@@ -237,6 +237,23 @@ bool RunJournal::admitted(const Event& e, const Journal& journal, std::size_t by
   return false;
 }
 
+bool RunJournal::admitted_runless(const Event& e, const EventLineParts& parts) {
+  // About the line's size: its envelope and its data.
+  const std::uint64_t bytes = 64 + parts.seq.size() + parts.time.size() + parts.type.size() + parts.run_id.size() +
+                              e.data_text().size();
+  if (quota_.admit_runless(e.owner, bytes, e.time) == JournalQuota::Verdict::kWrite) return true;
+  // Said once an hour per user, not per event.
+  const auto hour = static_cast<std::int64_t>(e.time / 3600);
+  if (auto [it, added] = runless_refused_.try_emplace(e.owner, hour); added || it->second != hour) {
+    it->second = hour;
+    spdlog::warn("uid {}: its events of no run (helpers' process.* events) in lpd's events journal reached {} "
+                 "bytes (--run-events-per-user-max) within --keep-days: lpd keeps no more of them on disk for "
+                 "now (they are still sent live)",
+                 e.owner, quota_.limits().per_owner);
+  }
+  return false;
+}
+
 void RunJournal::append(const Event& e) {
   const EventLineParts parts(e, parts_buffer_);  // both lines share them
   // The run of the last event passed the checks when its journal opened,
@@ -256,6 +273,8 @@ void RunJournal::append(const Event& e) {
     buffered_ += journal->buffer.size() - before;
     for (auto& runs : ring_reads_)
       if (std::find(runs.begin(), runs.end(), e.run_id) == runs.end()) runs.push_back(e.run_id);
+  } else if (!admitted_runless(e, parts)) {
+    return;
   }
   log_.append(e, parts);
   if (e.type == "run.ended") {

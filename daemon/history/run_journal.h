@@ -149,6 +149,9 @@ class RunJournal {
   /// Whether `e`'s line of `bytes` may go to its run's journal (and the
   /// events journal): counts it, or refuses it and tells once.
   bool admitted(const Event& e, const Journal& journal, std::size_t bytes);
+  /// Whether `e`, an event without a run journal (of no run, or of a run
+  /// lpd no longer keeps), may go to the events journal (JournalQuota::admit_runless).
+  bool admitted_runless(const Event& e, const EventLineParts& parts);
   void schedule();
   /// Flushes `after` from now, on timer_.
   void arm(std::chrono::milliseconds after);
@@ -166,6 +169,7 @@ class RunJournal {
   std::function<void()> over_owner_;
   std::chrono::steady_clock::time_point over_owner_told_{};
   std::set<std::string, std::less<>> refused_;  // runs whose lines were refused (told once)
+  std::map<uid_t, std::int64_t> runless_refused_;  // owner -> the hour its run-less events were last refused
   std::map<std::string, Journal, std::less<>> open_;  // run_id -> O_APPEND fd and its unwritten lines
   std::pair<const std::string, Journal>* last_ = nullptr;  // the one open_journal() found last
   // EventLineParts' text, reused by every event (append() is never

@@ -181,8 +181,10 @@ std::string run_verdict_text(const FinalFacts& f, int returncode, bool signal_is
   if (f.interrupted_tests > 0) text += ", " + std::to_string(f.interrupted_tests) + " interrupted";
   if (f.never_ran > 0)
     text += ", " + std::to_string(f.never_ran) +
-            (f.results_lost ? " without a result (never ran, or ran while lpd was away and lost with the crash)"
-                            : " never ran");
+            (f.results_cut    ? " without a known result (lpd kept no more of this run's events past its limit, "
+                                "--run-events-max, and was restarted: they may have run)"
+             : f.results_lost ? " without a result (never ran, or ran while lpd was away and lost with the crash)"
+                              : " never ran");
   const int own = f.signal ? 128 + *f.signal : f.exit_code.value_or(1);
   if ((returncode == own && !unknown_end) || signal_is_verdict) return text;
   // The reason, in final_returncode's order.

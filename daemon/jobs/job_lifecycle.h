@@ -121,6 +121,9 @@ struct FinalFacts {
   int failed_tests = 0;          // final outcome failed or error
   int never_ran = 0;             // collected tests without any outcome
   bool results_lost = false;     // a process died while lpd was away: some of never_ran may have run
+  /// lpd kept no more of the run's events past its journal limit and was
+  /// restarted: some of never_ran may have run (their results are not kept).
+  bool results_cut = false;
   bool fail_on_flaky = false;
 };
 

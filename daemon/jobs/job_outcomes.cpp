@@ -260,6 +260,7 @@ FinalFacts JobService::final_facts(const Supervised& s) const {
   f.signal = s.job.command_signal;
   f.stopped = s.job.stop_requested;
   f.fail_on_flaky = s.job.spec.fail_on_flaky;
+  f.results_cut = s.results_cut;
   std::unordered_set<std::string_view> crashed;  // views of s.crashes' nodeids (a few)
   for (const auto& c : s.crashes) {
     if (c.nodeid.empty()) {

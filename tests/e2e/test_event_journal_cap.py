@@ -175,3 +175,41 @@ def test_a_user_past_their_journal_bytes_loses_their_oldest_ended_runs_and_no_on
         assert "the events journals of its user's running runs are full" in lpd.log_text()
     finally:
         stop_and_clean(lpd)
+
+
+def test_a_users_helper_events_cannot_fill_the_events_journal(work_dir):
+    """The attack (stop 39): helpers' process.* events belong to no run, so
+    no run cap counted them, and each carries the helper's argv (up to
+    256 KiB): `lpctl ensure` in a loop grew events/ by 96 MB in 26 s, kept
+    for --keep-days. They count against --run-events-per-user-max now."""
+    lpd = Lpd().start("--run-events-per-user-max", str(LIMIT))
+    try:
+        events_dir = os.path.join(lpd.state_dir, "events")
+
+        def journal_bytes():
+            return sum(os.path.getsize(os.path.join(events_dir, n)) for n in os.listdir(events_dir)
+                       if n.endswith(".jsonl"))
+
+        before = journal_bytes()
+        big = "A" * 30_000
+        live = EventWaiter(lpd, types=["process."])
+        for i in range(12):
+            # A helper that exits at once, printing no ready line: ensure
+            # fails, and its events (started, exited) carry the 60 KB argv.
+            result = lpd.lpctl("ensure", f"fl{i}", "--pattern", "never", "--timeout", "5", "--",
+                               "/bin/sh", "-c", "exit 0", big, big, check=False)
+            assert result.returncode != 0
+        # Every one was still sent live.
+        names = set()
+        while len(names) < 12:
+            data = live.wait("process.exited")
+            names.add(data.get("name"))
+        live.close()
+        assert lpd.ping()
+        grown = journal_bytes() - before
+        # Two or three events of 60 KB each per helper would be 1.4-2.2 MB:
+        # at most the user's bytes reached the journal (and one line past them, at most).
+        assert grown < LIMIT + 70_000, grown
+        assert "its events of no run (helpers' process.* events) in lpd's events journal reached" in lpd.log_text()
+    finally:
+        stop_and_clean(lpd)

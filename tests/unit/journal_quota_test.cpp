@@ -199,3 +199,22 @@ TEST_CASE("at start, a user over the journal bytes loses their oldest ended runs
   CHECK(std::filesystem::exists(dir.path + "/runs/20261202-170003-aaaaa3/events.jsonl"));
   history.stop();
 }
+
+TEST_CASE("a user's events of no run may take the user's bytes within the keep window, then are refused") {
+  JournalLimits limits{0, 1000};
+  limits.runless_window_seconds = 2 * 3600.0;
+  JournalQuota quota(limits);
+  const double t0 = 1000 * 3600.0;
+  CHECK(quota.admit_runless(1001, 600, t0) == Verdict::kWrite);
+  CHECK(quota.admit_runless(1001, 400, t0 + 60) == Verdict::kWrite);  // exactly the limit
+  CHECK(quota.admit_runless(1001, 1, t0 + 120) == Verdict::kOwnerFull);
+  CHECK(quota.admit_runless(1002, 1000, t0) == Verdict::kWrite);  // another user's own budget
+  // Hours that left the window (journal compaction removes them by age) free the budget.
+  CHECK(quota.admit_runless(1001, 1, t0 + 2 * 3600.0) == Verdict::kOwnerFull);  // t0's hour still inside
+  CHECK(quota.admit_runless(1001, 1000, t0 + 3 * 3600.0 + 1) == Verdict::kWrite);
+  // Runs' journals are not this budget.
+  CHECK(quota.owner_bytes(1001) == 0);
+  // No per-owner limit: never refused.
+  JournalQuota unlimited(JournalLimits{0, 0});
+  CHECK(unlimited.admit_runless(1, std::uint64_t{1} << 40, t0) == Verdict::kWrite);
+}
