@@ -129,7 +129,7 @@ class History {
   void apply_limits();
   /// apply_limits() on the next turn of the loop, once however often asked.
   void apply_limits_soon();
-  /// At start: counts every run's journal on disk (one lstat each).
+  /// Counts every run's journal on disk (one lstat each): kFirstCompactionDelay after start.
   void measure_journals();
   void arm_hourly();
   void request_compaction();

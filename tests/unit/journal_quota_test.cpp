@@ -170,7 +170,7 @@ TEST_CASE("a run's events past its journal limit are in neither journal; the jou
   CHECK(logged == finishes);
 }
 
-TEST_CASE("at start, a user over the journal bytes loses their oldest ended runs; another user's stay") {
+TEST_CASE("soon after start, a user over the journal bytes loses their oldest ended runs; another user's stay") {
   HistoryWorld world("lpd-journal-quota-start");
   auto& [dir, io, events, store, runs] = world;
   auto seed = [&](const std::string& run_id, uid_t owner, double created, std::size_t bytes) {
@@ -191,6 +191,11 @@ TEST_CASE("at start, a user over the journal bytes loses their oldest ended runs
   History history(io, events, store, runs, RetentionLimits{0, 0}, nullptr, JournalLimits{0, 150'000});
   history.open();
   history.start();
+  // Measured with the first compaction, after the first clients are
+  // answered: until then only count and age apply.
+  CHECK(runs.find("20261202-170001-aaaaa1"));
+  while (runs.find("20261202-170001-aaaaa1") && io.run_one() > 0) {
+  }
   CHECK_FALSE(runs.find("20261202-170001-aaaaa1"));
   CHECK_FALSE(runs.find("20261202-170002-aaaaa2"));
   CHECK(runs.find("20261202-170003-aaaaa3"));
