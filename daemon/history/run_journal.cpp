@@ -13,6 +13,7 @@
 #include "daemon/core/untrusted_file.h"
 #include "daemon/history/event_line.h"
 #include "daemon/history/ring_mark.h"
+#include "protocol/json_text.h"
 #include "daemon/runs/run_registry.h"
 
 namespace lpd::daemon {
@@ -205,7 +206,7 @@ bool RunJournal::admitted(const Event& e, const Journal& journal, std::size_t by
   const uid_t owner = journal.owner.value_or(e.owner);
   // A run's end, and the note that its lines are refused, are written
   // whatever the limits: readers of the journal must know both.
-  if (e.type == "run.ended" || e.type == kEventsNotKept) {
+  if (e.type == "run.ended") {
     quota_.force(e.run_id, owner, bytes);
     return true;
   }
@@ -228,8 +229,17 @@ bool RunJournal::admitted(const Event& e, const Journal& journal, std::size_t by
                  e.run_id,
                  run_full ? "its events journal is full" : "the events journals of its user's running runs are full",
                  limit, run_full ? "--run-events-max" : "--run-events-per-user-max");
-    // Published after this one is delivered (append() publishes nothing).
     std::string data = "{\"limit\":" + std::to_string(limit) + ",\"reason\":\"" + (run_full ? "run" : "owner") + "\"}";
+    // The run's journal says so at once, in this batch, before the ring's
+    // read position moves past the refused record: an lpd killed any time
+    // after finds the note (the published event below could come too late).
+    pending_note_ = data.substr(0, data.size() - 1) + ",\"event\":\"" + std::string(kEventsNotKept) + "\",\"time\":";
+    protocol::append_json_number(pending_note_, e.time);
+    pending_note_ += ",\"run_id\":";
+    protocol::append_json_string(pending_note_, e.run_id);
+    pending_note_ += "}\n";
+    // Published after this one is delivered (append() publishes nothing);
+    // its line goes to lpd's events journal only.
     boost::asio::post(timer_.get_executor(), [this, run_id = e.run_id, owner, data = std::move(data)]() mutable {
       events_.publish_text(std::string(kEventsNotKept), std::move(data), run_id, owner);
     });
@@ -259,21 +269,32 @@ void RunJournal::append(const Event& e) {
   // The run of the last event passed the checks when its journal opened,
   // and forget() lets go of it: most events skip them.
   Journal* journal = last_ && last_->first == e.run_id ? &last_->second : nullptr;
-  if (!journal && !e.run_id.empty() && is_safe_id(e.run_id) && !(forgotten_ && forgotten_(e.run_id)))
+  // The note that a run's lines are refused is in its journal already
+  // (admitted()): this published copy goes to lpd's events journal only.
+  const bool note = e.type == kEventsNotKept;
+  if (!journal && !note && !e.run_id.empty() && is_safe_id(e.run_id) && !(forgotten_ && forgotten_(e.run_id)))
     journal = open_journal(e.run_id);
-  if (journal) {
+  if (note) {
+    journal = nullptr;
+  } else if (journal) {
     const std::size_t before = journal->buffer.size();
     append_run_journal_line(journal->buffer, e, parts);
     if (!admitted(e, *journal, journal->buffer.size() - before)) {
       // Refused: in neither journal (its copy in the events journal would
       // take as much again).
       journal->buffer.resize(before);
+      if (!pending_note_.empty()) {
+        journal->buffer += pending_note_;
+        buffered_ += pending_note_.size();
+        quota_.force(e.run_id, journal->owner.value_or(e.owner), pending_note_.size());
+        pending_note_.clear();
+      }
       return;
     }
     buffered_ += journal->buffer.size() - before;
     for (auto& runs : ring_reads_)
       if (std::find(runs.begin(), runs.end(), e.run_id) == runs.end()) runs.push_back(e.run_id);
-  } else if (!admitted_runless(e, parts)) {
+  } else if (!note && !admitted_runless(e, parts)) {
     return;
   }
   log_.append(e, parts);

@@ -95,10 +95,13 @@ class RunJournal {
   void measured(const std::string& run_id, uid_t owner, std::uint64_t bytes, bool active) {
     quota_.measured(run_id, owner, bytes, active);
   }
-  /// The type of the event a run's journal gets, once, when its lines are
-  /// first refused; written whatever the limits, with {"limit": bytes,
-  /// "reason": "run" or "owner"}. A restarted lpd that finds it in a run's
-  /// journal knows the results that came after are not there.
+  /// The note a run's journal gets, once, when its lines are first
+  /// refused: {"limit": bytes, "reason": "run" or "owner", "event": this,
+  /// "time", "run_id"}, written whatever the limits in the batch of the
+  /// refused line (no seq: it is no published event), so an lpd killed
+  /// any time after finds it. A restarted lpd that finds it knows the
+  /// results that came after are not there. The event of this type
+  /// published then (with its seq) goes to lpd's events journal only.
   static constexpr std::string_view kEventsNotKept = "run.events_not_kept";
 
   /// Ring marks (see RingMark): the events recorded from one read of a
@@ -169,6 +172,7 @@ class RunJournal {
   std::function<void()> over_owner_;
   std::chrono::steady_clock::time_point over_owner_told_{};
   std::set<std::string, std::less<>> refused_;  // runs whose lines were refused (told once)
+  std::string pending_note_;  // admitted()'s note line, appended once the refused line is cut off
   std::map<uid_t, std::int64_t> runless_refused_;  // owner -> the hour its run-less events were last refused
   std::map<std::string, Journal, std::less<>> open_;  // run_id -> O_APPEND fd and its unwritten lines
   std::pair<const std::string, Journal>* last_ = nullptr;  // the one open_journal() found last
